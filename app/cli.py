@@ -1,0 +1,61 @@
+"""The `llamadesk` command: one short module per subcommand under commands/.
+
+Exit codes are stable for scripts: 0 ok, 1 failure, 2 bad input, 130 interrupted. Whatever the
+user got wrong is printed as one line on stderr, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+from collections.abc import Sequence
+
+from .commands import bench, chat, info, models
+from .errors import LlamadeskError
+
+COMMANDS = (chat, models, info, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llamadesk",
+        description="Offline local LLMs: chat, translate, convert and quantize on your own machine.",
+        epilog="Run `llamadesk COMMAND --help` for examples. With no command, opens the app.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _os_error_line(err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"the disk is full ({err.filename or 'while writing'}); free some space and try again"
+    where = f": {err.filename}" if err.filename else ""
+    return f"{err.strerror or err}{where}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # Until the terminal UI lands, the app is an interactive chat with the starter model.
+        args = parser.parse_args(["chat", *([] if argv is None else argv)])
+    try:
+        return int(args.handler(args) or 0)
+    except LlamadeskError as err:
+        print(f"llamadesk: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("\nllamadesk: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0  # `llamadesk ... | head` closed our stdout: not an error
+    except OSError as err:
+        print(f"llamadesk: {_os_error_line(err)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""`llamadesk info`: a GGUF file's metadata and tensor types."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..gguf_file import inspect_gguf, tensor_types
+from ..library import resolve_model
+from ..machine import format_bytes
+from .options import add_json_option
+
+EXAMPLES = """examples:
+  llamadesk info SmolLM2-135M-Instruct.Q4_1.gguf
+  llamadesk info smollm2 --json | jq '.metadata["llama.context_length"]'
+"""
+LONG_VALUE = 120  # characters of a metadata value shown before eliding (chat templates are long)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "info", help="show a GGUF file's metadata",
+        description="Validate a GGUF file and show its summary, metadata and tensor types.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="FILE", help="a .gguf file, or a model name from `llamadesk models`")
+    add_json_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = resolve_model(args.model)
+    summary = inspect_gguf(path)
+    types = tensor_types(path)
+    metadata = summary.metadata
+    if args.json:
+        print(json.dumps({
+            "path": str(path),
+            "file_size": summary.file_size,
+            "architecture": summary.architecture,
+            "name": summary.name,
+            "parameters": summary.parameters,
+            "quantization": summary.quantization,
+            "context_length": summary.context_length,
+            "layers": summary.n_layers,
+            "has_chat_template": summary.has_chat_template,
+            "tensor_types": types,
+            "metadata": metadata,
+        }, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{path}")
+    print(f"  {summary.name}: {summary.architecture}, {summary.size_label} parameters, {summary.quantization}, "
+          f"{format_bytes(summary.file_size)}, context {summary.context_length}, {summary.n_layers} layers")
+    print("  tensors: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
+    for key, value in metadata.items():
+        text = str(value).replace("\n", "\\n")
+        if len(text) > LONG_VALUE:
+            text = text[:LONG_VALUE] + f"... ({len(text)} chars)"
+        print(f"  {key} = {text}")
+    return 0

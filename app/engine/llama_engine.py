@@ -1,0 +1,300 @@
+"""The engine: the only code in llamadesk that touches llama_cpp.
+
+One Engine holds one loaded model. It is used from one thread at a time (the thread that loaded
+it, or the UI's single worker); only `request_stop` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from ..errors import BadInputError, LlamadeskError
+from ..gguf_file import GGUFSummary, inspect_gguf
+from ..machine import machine_facts
+from ..runtime_settings import choose_settings
+from .build_info import build_info
+from .types import (
+    ActiveSettings,
+    BenchResult,
+    ChatMessage,
+    GenerationDone,
+    GenerationStats,
+    LoadSettings,
+    Sampling,
+    StopReason,
+    StreamEvent,
+    TextPiece,
+)
+from .utf8_stream import Utf8Stream
+
+DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
+
+
+class Engine:
+    """A loaded model that streams replies, stops on request and reports what it costs."""
+
+    def __init__(self, llama: llama_cpp.Llama, summary: GGUFSummary, settings: ActiveSettings):
+        self._llama = llama
+        self.summary = summary
+        self.settings = settings
+        self._stop = threading.Event()
+        self._closed = False
+        # The callback object must outlive the context, or llama.cpp calls freed memory.
+        self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
+        llama_cpp.llama_set_abort_callback(self._llama._ctx.ctx, self._abort_callback, None)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
+        self._formatter = self._make_chat_formatter()
+
+    # -- loading ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path | str, requested: LoadSettings = LoadSettings()) -> Engine:
+        """Validate the GGUF, choose settings for this machine and load it."""
+        summary = inspect_gguf(path)
+        settings = choose_settings(summary, machine_facts(), build_info().gpu_offload, requested)
+        try:
+            llama = llama_cpp.Llama(
+                model_path=str(summary.path),
+                n_ctx=settings.n_ctx,
+                n_batch=settings.n_batch,
+                n_ubatch=settings.n_batch,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers,
+                flash_attn=settings.flash_attn,
+                use_mlock=requested.use_mlock,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise LlamadeskError(
+                f"llama.cpp could not load {summary.path} ({err}); "
+                "check that it is a complete model for this llama.cpp version"
+            ) from err
+        return cls(llama, summary, settings)
+
+    def close(self) -> None:
+        """Free the model and its context now (memory comes back to the OS)."""
+        if not self._closed:
+            self._closed = True
+            self._llama.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop the reply in progress as soon as possible; safe from any thread."""
+        self._stop.set()
+
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        # Called by llama.cpp between graph nodes, so a long prompt stops mid-decode.
+        return self._stop.is_set()
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    @property
+    def n_ctx(self) -> int:
+        return self._llama.n_ctx()
+
+    def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
+        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def _make_chat_formatter(self) -> Jinja2ChatFormatter | None:
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        model = self._llama._model
+        eos, bos = model.token_eos(), model.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
+
+    @property
+    def has_chat_template(self) -> bool:
+        return self._formatter is not None
+
+    def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The tokens the model sees for a conversation, through the model's own chat template."""
+        if self._formatter is None:
+            raise BadInputError(
+                f"{self.summary.name} has no chat template (it is a base model); "
+                "use it for completion or translation, or pick a chat model"
+            )
+        prompt = self._formatter(messages=list(messages)).prompt
+        # The template writes BOS itself when the model wants one; never add a second.
+        bos = self._llama._model.token_bos()
+        tokens = self.tokenize(prompt, add_bos=False, special=True)
+        if self._llama._model.add_bos_token() and bos != -1 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return tokens
+
+    # -- generation -------------------------------------------------------------------------
+
+    def stream_chat(self, messages: Sequence[ChatMessage], sampling: Sampling = Sampling()) -> Iterator[StreamEvent]:
+        """Stream the assistant's reply to `messages`; ends with one GenerationDone."""
+        return self.stream_tokens(self.chat_prompt_tokens(messages), sampling)
+
+    def stream_completion(self, prompt: str, sampling: Sampling = Sampling()) -> Iterator[StreamEvent]:
+        """Stream the continuation of a plain text prompt (base models)."""
+        return self.stream_tokens(self.tokenize(prompt, add_bos=True, special=False), sampling)
+
+    def stream_tokens(self, prompt_tokens: list[int], sampling: Sampling = Sampling()) -> Iterator[StreamEvent]:
+        """Generate after `prompt_tokens`, reusing whatever prefix is already in the KV cache."""
+        n_ctx = self.n_ctx
+        if len(prompt_tokens) >= n_ctx:
+            raise BadInputError(
+                f"the prompt is {len(prompt_tokens)} tokens but the context holds {n_ctx}; "
+                "shorten it or load the model with a larger --ctx"
+            )
+        self._stop.clear()
+        llama = self._llama
+        llama.set_seed(sampling.seed if sampling.seed is not None else DEFAULT_SEED)
+        cached = _common_prefix(llama.eval_tokens, prompt_tokens)
+        decoder = Utf8Stream()
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        generated = 0
+        reason: StopReason = "end"
+        budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
+
+        tokens = llama.generate(
+            prompt_tokens,
+            temp=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
+            repeat_penalty=sampling.repeat_penalty,
+        )
+        try:
+            while True:
+                if self._stop.is_set():
+                    reason = "stopped"
+                    break
+                try:
+                    token = next(tokens)
+                except StopIteration:
+                    break
+                except RuntimeError:
+                    # llama_decode returned "aborted": the stop came mid-decode.
+                    if self._stop.is_set():
+                        reason = "stopped"
+                        break
+                    raise
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    break
+                generated += 1
+                text = decoder.feed(llama.detokenize([token]))
+                if text:
+                    yield TextPiece(text)
+                if generated >= budget:
+                    reason = "length"
+                    break
+                if llama.n_tokens >= n_ctx:
+                    reason = "context"
+                    break
+        finally:
+            tokens.close()
+        tail = decoder.flush()
+        if tail and reason != "stopped":
+            yield TextPiece(tail)
+        finished = time.perf_counter()
+        yield GenerationDone(
+            _stats(len(prompt_tokens), cached, generated, started, first_token_at, finished, llama.n_tokens, n_ctx, reason)
+        )
+
+    # -- benchmark --------------------------------------------------------------------------
+
+    def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 5) -> list[BenchResult]:
+        """Prompt processing and generation throughput, measured as llama-bench does.
+
+        Random tokens, KV cache cleared before each run, one warm-up run first; prompt
+        processing decodes n_prompt tokens in batches, generation decodes n_gen tokens one by one.
+        """
+        import random
+
+        rng = random.Random(42)
+        n_vocab = self._llama.n_vocab()
+        results = []
+        for test, n_tokens, batched in (("pp", n_prompt, True), ("tg", n_gen, False)):
+            if n_tokens <= 0:
+                continue
+            if n_tokens > self.n_ctx:
+                raise BadInputError(f"bench needs a context of at least {n_tokens} tokens; pass --ctx")
+            samples = []
+            for rep in range(repetitions + 1):
+                tokens = [rng.randrange(n_vocab) for _ in range(n_tokens)]
+                self._llama.reset()
+                start = time.perf_counter()
+                if batched:
+                    self._llama.eval(tokens)
+                else:
+                    for token in tokens:
+                        self._llama.eval([token])
+                elapsed = time.perf_counter() - start
+                if rep > 0:  # the first run warms caches, as llama-bench's warm-up does
+                    samples.append(n_tokens / elapsed)
+            self._llama.reset()
+            results.append(
+                BenchResult(
+                    test=f"{test}{n_tokens}",
+                    n_tokens=n_tokens,
+                    tokens_per_second_mean=statistics.fmean(samples),
+                    tokens_per_second_stdev=statistics.stdev(samples) if len(samples) > 1 else 0.0,
+                    samples=samples,
+                )
+            )
+        return results
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _stats(
+    prompt_tokens: int,
+    cached: int,
+    generated: int,
+    started: float,
+    first_token_at: float | None,
+    finished: float,
+    context_tokens: int,
+    n_ctx: int,
+    reason: StopReason,
+) -> GenerationStats:
+    first = first_token_at if first_token_at is not None else finished
+    prompt_time = max(first - started, 1e-9)
+    # The first token comes out of the prompt's decode; the rest are one decode each.
+    gen_time = finished - first
+    evaluated = max(prompt_tokens - cached, 0)
+    return GenerationStats(
+        prompt_tokens=prompt_tokens,
+        cached_prompt_tokens=cached,
+        generated_tokens=generated,
+        time_to_first_token=first - started,
+        prompt_tokens_per_second=evaluated / prompt_time,
+        generated_tokens_per_second=(generated - 1) / gen_time if generated > 1 and gen_time > 0 else 0.0,
+        context_tokens=context_tokens,
+        n_ctx=n_ctx,
+        stop_reason=reason,
+    )

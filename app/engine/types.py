@@ -1,0 +1,99 @@
+"""The typed values that cross the engine's boundary: settings in, events and stats out.
+
+The CLI and the UI see only these; nothing outside the engine imports llama_cpp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict, Union
+
+
+class ChatMessage(TypedDict):
+    """One turn of a conversation, as chat templates expect it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How a model is loaded. None means: choose what fits this machine (runtime_settings)."""
+
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    n_gpu_layers: int | None = None
+    flash_attn: bool | None = None
+    n_batch: int = 512
+    use_mlock: bool = False
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen. temperature 0 is greedy and fully reproducible."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    max_tokens: int | None = None
+
+
+StopReason = Literal["end", "length", "stopped", "context"]
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """What one reply cost. Times are seconds; rates are tokens per second."""
+
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    generated_tokens: int
+    time_to_first_token: float
+    prompt_tokens_per_second: float
+    generated_tokens_per_second: float
+    context_tokens: int
+    n_ctx: int
+    stop_reason: StopReason
+
+
+@dataclass(frozen=True)
+class TextPiece:
+    """A piece of the reply, always whole UTF-8 characters."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationDone:
+    """The reply ended; why and at what cost is in `stats`."""
+
+    stats: GenerationStats
+
+
+StreamEvent = Union[TextPiece, GenerationDone]
+
+
+@dataclass(frozen=True)
+class ActiveSettings:
+    """The settings a loaded model actually runs with, and why each was chosen."""
+
+    n_ctx: int
+    n_threads: int
+    n_gpu_layers: int
+    flash_attn: bool
+    n_batch: int
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Throughput the way llama-bench reports it: mean and spread over repetitions."""
+
+    test: str  # "pp512" or "tg128"
+    n_tokens: int
+    tokens_per_second_mean: float
+    tokens_per_second_stdev: float
+    samples: list[float]

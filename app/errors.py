@@ -1,0 +1,25 @@
+"""The errors llamadesk shows to its users.
+
+Anything the user can fix (a wrong path, a bad file, an unknown name) is raised as one of these,
+with a message written for them; the CLI prints the message alone and exits with `exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class LlamadeskError(Exception):
+    """Something went wrong that the user should read about; exit code 1."""
+
+    exit_code = 1
+
+
+class BadInputError(LlamadeskError):
+    """The user's input (a path, a name, an option) cannot be used; exit code 2."""
+
+    exit_code = 2
+
+
+class Interrupted(LlamadeskError):
+    """The user pressed Ctrl-C during long work; exit code 130 like a shell."""
+
+    exit_code = 130

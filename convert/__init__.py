@@ -1,0 +1,1 @@
+"""llamadesk.convert: PyTorch checkpoints to GGUF, without torch."""
