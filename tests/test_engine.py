@@ -168,3 +168,14 @@ def test_completion_with_the_base_gemma_model(gemma_path):
         text, done = collect(engine.stream_completion("English: Good morning.\nFrench:", Sampling(temperature=0.0, max_tokens=8)))
     assert "Bonjour" in text or "bonjour" in text
     assert done.stats.generated_tokens >= 1
+
+
+def test_a_second_reply_while_one_streams_is_refused(smollm2_engine):
+    from llamadesk.app.errors import LlamadeskError
+
+    first = smollm2_engine.stream_chat(ask("Count to ten."), Sampling(temperature=0.0, max_tokens=5))
+    next(first)
+    with pytest.raises(LlamadeskError, match="busy"):
+        next(smollm2_engine.stream_chat(ask("Hello"), GREEDY))
+    collect_rest = list(first)
+    assert isinstance(collect_rest[-1], GenerationDone)
