@@ -146,12 +146,14 @@ def _context_limit(summary: GGUFSummary, placement: _Placement, kv_type: str, ra
 
 
 def _weights_do_not_fit(summary: GGUFSummary, machine: MachineFacts, placement: _Placement) -> LlamadeskError:
-    needed = summary.tensor_bytes + ram_reserve(machine)
+    reserve = ram_reserve(machine)
+    in_ram = machine.available_ram - reserve - placement.ram_left
+    offloaded = f" ({placement.gpu_layers} layers on the GPU)" if placement.gpu_layers else ""
     return LlamadeskError(
-        f"{summary.name} needs {format_bytes(summary.tensor_bytes)} for its weights plus "
-        f"{format_bytes(ram_reserve(machine))} kept free, but only {format_bytes(machine.available_ram)} "
-        f"of memory is available (short by {format_bytes(needed - machine.available_ram)}); close other "
-        "programs or use a smaller quantization (llamadesk quantize)"
+        f"{summary.name} needs {format_bytes(in_ram)} of RAM for its weights{offloaded} plus "
+        f"{format_bytes(reserve)} kept free, but only {format_bytes(machine.available_ram)} is available "
+        f"(short by {format_bytes(-placement.ram_left)}); close other programs or use a smaller "
+        "quantization (llamadesk quantize)"
     )
 
 
