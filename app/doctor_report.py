@@ -55,6 +55,7 @@ class DoctorFacts:
     disk_free: int
     model: GGUFSummary | None
     requested: LoadSettings = field(default_factory=LoadSettings)
+    load_config: Path | None = None  # the user's load.json (flags > this file > chosen)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,9 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
             ],
         },
         "models_dir": {"path": str(facts.models_dir), "disk_free": facts.disk_free},
+        "load_config": None if facts.load_config is None else {
+            "path": str(facts.load_config), "exists": facts.load_config.exists(),
+        },
         "model": None if facts.model is None else {
             "name": facts.model.name, "path": str(facts.model.path), "quantization": facts.model.quantization,
             "weights": facts.model.tensor_bytes, "layers": facts.model.n_layers,
@@ -243,6 +247,9 @@ def format_report(doctor: DoctorReport) -> str:
                 f"{format_bytes(m['swap_total'])} swap"),
         ("models folder", f"{report['models_dir']['path']} ({format_bytes(report['models_dir']['disk_free'])} free)"),
     ]
+    if report["load_config"] is not None:
+        state = "in use" if report["load_config"]["exists"] else "none; settings below are chosen for this machine"
+        rows.append(("load.json", f"{report['load_config']['path']} ({state})"))
     lines = []
     width = max(len(k) for k, v in rows if v is not None) + 2
     for key, value in rows:
@@ -268,6 +275,7 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
     """Read this machine and this build."""
     from .engine.build_info import build_info
     from .engine.devices import backend_devices
+    from .load_config import load_config_path
     from .machine import machine_facts
     from .paths import models_dir
 
@@ -282,4 +290,5 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         disk_free=shutil.disk_usage(folder).free,
         model=model,
         requested=requested,
+        load_config=load_config_path(),
     )
