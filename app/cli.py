@@ -11,10 +11,10 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, chat, doctor, info, models
+from .commands import bench, chat, doctor, info, models, rpc_server
 from .errors import LlamadeskError
 
-COMMANDS = (chat, models, info, bench, doctor)
+COMMANDS = (chat, models, info, bench, doctor, rpc_server)
 
 
 def build_parser() -> argparse.ArgumentParser:

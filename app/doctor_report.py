@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.build_info import BuildInfo
+from .engine.build_info import GPU_BACKENDS, BuildInfo
 from .engine.devices import BackendDevice
 from .engine.types import ActiveSettings, LoadSettings
 from .errors import LlamadeskError
@@ -87,8 +87,9 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
     """What stands between this machine and its best speed, each with its fix."""
     warnings: list[Finding] = []
     build, machine = facts.build, facts.machine
-    build_gpus = [d for d in facts.devices if d.is_gpu]
-    if not build.gpu_offload:
+    build_gpus = [d for d in facts.devices if d.is_gpu and not d.name.startswith("RPC")]
+    gpu_backends = [b for b in build.backends if b in GPU_BACKENDS and b != "RPC"]
+    if not gpu_backends:
         for gpu in machine.gpus:
             backend, flags, needs = GPU_BUILDS[gpu.vendor]
             warnings.append(Finding(
@@ -100,7 +101,7 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
             break  # one rebuild serves every GPU
     elif not build_gpus:
         warnings.append(Finding(
-            f"llama-cpp-python was built with {build.backend} but found no GPU to use",
+            f"llama-cpp-python was built with {gpu_backends[0]} but found no GPU to use",
             "check the GPU driver (nvidia-smi / vulkaninfo), or rebuild for the CPU: "
             + reinstall_command(facts.python_executable, "-DGGML_NATIVE=on", build.llama_cpp_python_version),
         ))
@@ -277,8 +278,11 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
     from .engine.devices import backend_devices
     from .load_config import load_config_path
     from .machine import machine_facts
+    from .engine.rpc import add_servers, parse_endpoints
     from .paths import models_dir
 
+    if requested.rpc_servers:  # their devices show up in the build's device list
+        add_servers(parse_endpoints(requested.rpc_servers))
     folder = models_dir()
     return DoctorFacts(
         python_version=platform.python_version(),

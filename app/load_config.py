@@ -30,6 +30,7 @@ KEYS: dict[str, tuple[str, type]] = {
     "mmap": ("use_mmap", bool),
     "mlock": ("use_mlock", bool),
     "batch": ("n_batch", int),
+    "rpc": ("rpc_servers", str),
 }
 
 

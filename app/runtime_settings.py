@@ -74,9 +74,12 @@ def offload_target(
     gpus = [d for d in devices if getattr(d, "kind", "") in ("gpu", "igpu")]
     unified = any(g.unified_memory for g in (machine.gpus if machine else ()))
     if not gpus:
-        return OffloadTarget("GPU", None, unified)
+        # Devices listed but none a GPU: an RPC-capable CPU build with no server added.
+        return None if devices else OffloadTarget("GPU", None, unified)
     names = ", ".join(sorted({getattr(d, "description", "") or getattr(d, "name", "GPU") for d in gpus}))
-    unified = unified or any(getattr(d, "kind", "") == "igpu" or getattr(d, "name", "").startswith("Metal") for d in gpus)
+    local = [d for d in gpus if not getattr(d, "name", "").startswith("RPC")]
+    unified = (unified and bool(local)) or any(
+        getattr(d, "kind", "") == "igpu" or getattr(d, "name", "").startswith("Metal") for d in local)
     return OffloadTarget(names, sum(int(getattr(d, "free_memory", 0)) for d in gpus), unified)
 
 

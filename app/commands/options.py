@@ -34,6 +34,10 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         "--no-mmap", dest="mmap", action="store_false", default=None,
         help="read the whole model into memory instead of mapping the file",
     )
+    group.add_argument(
+        "--rpc", metavar="HOST:PORT[,HOST:PORT]",
+        help="offload layers to llama.cpp RPC servers (`llamadesk rpc-server` there); needs a -DGGML_RPC=on build",
+    )
 
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
@@ -42,7 +46,7 @@ def load_settings(args: argparse.Namespace) -> LoadSettings:
     return merged(configured_load_settings(), {
         "n_ctx": args.ctx, "n_threads": args.threads, "n_gpu_layers": args.gpu_layers, "flash_attn": flash,
         "kv_cache_type": getattr(args, "kv_type", None), "use_mlock": getattr(args, "mlock", None),
-        "use_mmap": getattr(args, "mmap", None),
+        "use_mmap": getattr(args, "mmap", None), "rpc_servers": getattr(args, "rpc", None),
     })
 
 

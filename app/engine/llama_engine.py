@@ -25,6 +25,7 @@ from ..machine import MachineFacts, machine_facts
 from ..runtime_settings import OffloadTarget, choose_settings, offload_target
 from .build_info import build_info
 from .devices import backend_devices
+from .rpc import add_servers, parse_endpoints
 from .types import (
     ActiveSettings,
     BenchResult,
@@ -76,6 +77,8 @@ class Engine:
     def load(cls, path: Path | str, requested: LoadSettings = LoadSettings()) -> Engine:
         """Validate the GGUF, choose settings for this machine and load it."""
         summary = inspect_gguf(path)
+        if requested.rpc_servers:
+            add_servers(parse_endpoints(requested.rpc_servers))
         machine = machine_facts()
         settings = choose_settings(summary, machine, current_offload_target(machine), requested)
         kv_type = ggml_type_id(settings.kv_cache_type)

@@ -28,6 +28,7 @@ class LoadSettings:
     use_mlock: bool = False
     kv_cache_type: str | None = None  # "f16", "q8_0", ...: see runtime_settings.KV_CACHE_TYPES
     use_mmap: bool = True
+    rpc_servers: str | None = None  # "host:port[,host:port]": llama.cpp RPC servers to offload to
 
 
 @dataclass(frozen=True)
