@@ -56,6 +56,7 @@ class DoctorFacts:
     model: GGUFSummary | None
     requested: LoadSettings = field(default_factory=LoadSettings)
     load_config: Path | None = None  # the user's load.json (flags > this file > chosen)
+    frozen: bool = False  # a single-file executable (PyInstaller): no pip to reinstall with
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,11 @@ class Finding:
     fix: str
 
 
-def reinstall_command(python: str, cmake_flags: str, version: str) -> str:
+def reinstall_command(python: str, cmake_flags: str, version: str, frozen: bool = False) -> str:
     """The pip command that rebuilds llama-cpp-python for a backend in this Python's environment."""
+    if frozen:
+        return (f'CMAKE_ARGS="{cmake_flags}" PIP_NO_CACHE_DIR=1 packaging/pyinstaller.sh '
+                "(this is a single-file build: make a new one with the backend)")
     return (
         f'CMAKE_ARGS="{cmake_flags}" {shlex.quote(python)} -m pip install --force-reinstall '
         f"--no-cache-dir --no-deps llama-cpp-python=={version}"
@@ -96,14 +100,14 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
                 f"this machine has {gpu.name} but llama-cpp-python was built for the CPU only, so it "
                 f"runs without the GPU",
                 f"rebuild it with {backend} ({needs}): "
-                + reinstall_command(facts.python_executable, flags, build.llama_cpp_python_version),
+                + reinstall_command(facts.python_executable, flags, build.llama_cpp_python_version, facts.frozen),
             ))
             break  # one rebuild serves every GPU
     elif not build_gpus:
         warnings.append(Finding(
             f"llama-cpp-python was built with {gpu_backends[0]} but found no GPU to use",
             "check the GPU driver (nvidia-smi / vulkaninfo), or rebuild for the CPU: "
-            + reinstall_command(facts.python_executable, "-DGGML_NATIVE=on", build.llama_cpp_python_version),
+            + reinstall_command(facts.python_executable, "-DGGML_NATIVE=on", build.llama_cpp_python_version, facts.frozen),
         ))
     elif settings is not None and settings.n_gpu_layers == 0:
         warnings.append(Finding(
@@ -115,7 +119,7 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
         warnings.append(Finding(
             f"the CPU has {', '.join(missing)} but the llama.cpp build does not use them (a generic build)",
             "rebuild for this CPU: " + reinstall_command(
-                facts.python_executable, _native_flags(machine), build.llama_cpp_python_version),
+                facts.python_executable, _native_flags(machine), build.llama_cpp_python_version, facts.frozen),
         ))
     if machine.is_raspberry_pi:
         if machine.total_ram <= 8 * 1024**3 and machine.swap_total < PI_MIN_SWAP:
@@ -295,4 +299,5 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         model=model,
         requested=requested,
         load_config=load_config_path(),
+        frozen=bool(getattr(sys, "frozen", False)),
     )

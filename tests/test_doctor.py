@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -189,3 +190,9 @@ def test_every_report_is_json_serialisable() -> None:
         facts(fm.PI5, fm.PI_GENERIC_BUILD, (fm.PI_DEVICE,), fm.LLAMA_70B),
     ):
         json.dumps(build_report(case).data)
+
+
+def test_a_single_file_build_is_told_to_rebuild_the_executable_not_to_pip_install() -> None:
+    frozen = dataclasses.replace(facts(fm.CUDA_LAPTOP, fm.LAPTOP_CPU_BUILD, (fm.CPU_DEVICE,), fm.LLAMA_8B), frozen=True)
+    fix = build_report(frozen).data["warnings"][0]["fix"]
+    assert 'CMAKE_ARGS="-DGGML_CUDA=on"' in fix and "pyinstaller.sh" in fix and "pip install" not in fix
