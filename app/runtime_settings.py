@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from .engine.devices import BackendDevice
 from .engine.types import ActiveSettings, LoadSettings
 from .errors import BadInputError, LlamadeskError
 from .gguf_file import GGUFSummary
@@ -62,25 +63,23 @@ class OffloadTarget:
 
 
 def offload_target(
-    gpu_offload: bool, devices: Sequence[object] = (), machine: MachineFacts | None = None
+    gpu_offload: bool, devices: Sequence[BackendDevice] = (), machine: MachineFacts | None = None
 ) -> OffloadTarget | None:
     """What the build can offload to: its GPU devices' free memory, summed; None for CPU builds.
 
-    `devices` are engine.devices.BackendDevice values (anything with name, description, kind,
-    free_memory); Apple GPUs are unified memory, as machine facts say.
+    RPC servers count as GPUs (llama.cpp treats them so); Apple GPUs are unified memory.
     """
     if not gpu_offload:
         return None
-    gpus = [d for d in devices if getattr(d, "kind", "") in ("gpu", "igpu")]
+    gpus = [d for d in devices if d.is_gpu]
     unified = any(g.unified_memory for g in (machine.gpus if machine else ()))
     if not gpus:
         # Devices listed but none a GPU: an RPC-capable CPU build with no server added.
         return None if devices else OffloadTarget("GPU", None, unified)
-    names = ", ".join(sorted({getattr(d, "description", "") or getattr(d, "name", "GPU") for d in gpus}))
-    local = [d for d in gpus if not getattr(d, "name", "").startswith("RPC")]
-    unified = (unified and bool(local)) or any(
-        getattr(d, "kind", "") == "igpu" or getattr(d, "name", "").startswith("Metal") for d in local)
-    return OffloadTarget(names, sum(int(getattr(d, "free_memory", 0)) for d in gpus), unified)
+    names = ", ".join(sorted({d.description or d.name for d in gpus}))
+    local = [d for d in gpus if not d.name.startswith("RPC")]
+    unified = (unified and bool(local)) or any(d.kind == "igpu" or d.name.startswith("Metal") for d in local)
+    return OffloadTarget(names, sum(d.free_memory for d in gpus), unified)
 
 
 def kv_bytes_per_token(summary: GGUFSummary, kv_type: str = DEFAULT_KV_TYPE) -> int:
