@@ -76,6 +76,9 @@ class MachineFacts:
     # The CPU's instruction-set flags as the kernel lists them (Linux: "avx2", "asimddp"); empty
     # where the OS does not list them.
     cpu_flags: frozenset[str] = field(default=frozenset())
+    # Runnable processes, averaged over the last minute: above the core count, other programs
+    # keep cores busy, and llama.cpp's threads (which wait for each other at every step) slow down.
+    load_average: float | None = None
 
     @property
     def is_raspberry_pi(self) -> bool:
@@ -93,6 +96,7 @@ class SystemProbe:
     cpu_count: Callable[[bool], int | None]  # psutil.cpu_count(logical=...)
     memory: Callable[[], tuple[int, int, int]]  # total RAM, available RAM, total swap
     usable_cpus: Callable[[], int | None]  # CPUs this process may run on (affinity), None: all
+    load_average: Callable[[], float | None] = lambda: None  # 1-minute load average, None: unknown
 
 
 def _read_text(path: str) -> str | None:
@@ -122,6 +126,13 @@ def _usable_cpus() -> int | None:
         return None
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return None
+
+
 def this_machine() -> SystemProbe:
     """The probe that reads the machine we run on."""
     return SystemProbe(
@@ -132,6 +143,7 @@ def this_machine() -> SystemProbe:
         cpu_count=lambda logical: psutil.cpu_count(logical=logical),
         memory=_memory,
         usable_cpus=_usable_cpus,
+        load_average=_load_average,
     )
 
 
@@ -160,6 +172,7 @@ def machine_facts(probe: SystemProbe | None = None) -> MachineFacts:
         swap_total=swap,
         gpus=gpus(probe, total),
         cpu_flags=cpu_flags(probe),
+        load_average=probe.load_average(),
     )
 
 
