@@ -109,7 +109,7 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
             "check the GPU driver (nvidia-smi / vulkaninfo), or rebuild for the CPU: "
             + reinstall_command(facts.python_executable, "-DGGML_NATIVE=on", build.llama_cpp_python_version, facts.frozen),
         ))
-    elif settings is not None and settings.n_gpu_layers == 0:
+    elif settings is not None and settings.n_gpu_layers == 0 and settings.reasons.get("n_gpu_layers") != "requested":
         warnings.append(Finding(
             "not one layer of the model fits in the GPU's free memory, so it runs on the CPU",
             "close programs that use the GPU, or use a smaller quantization (llamadesk quantize)",

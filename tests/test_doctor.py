@@ -208,3 +208,12 @@ def test_a_busy_machine_is_told_that_fewer_threads_may_be_faster() -> None:
     idle = dataclasses.replace(busy, load_average=0.2)
     assert "load average" not in problems(build_report(facts(None, fm.PI_NATIVE_BUILD, (fm.PI_DEVICE,),
                                                              fm.LLAMA_1B_Q4_0, machine=idle)))
+
+
+def test_a_gpu_too_full_for_one_layer_is_reported_unless_the_user_chose_zero() -> None:
+    full = dataclasses.replace(fm.CUDA_DEVICE, free_memory=300 * fm.MIB)
+    report = build_report(facts(fm.CUDA_LAPTOP, fm.LAPTOP_CUDA_BUILD, (fm.CPU_DEVICE, full), fm.LLAMA_13B))
+    assert report.data["settings"]["n_gpu_layers"] == 0 and "not one layer" in problems(report)
+    chosen = build_report(facts(fm.CUDA_LAPTOP, fm.LAPTOP_CUDA_BUILD, (fm.CPU_DEVICE, full), fm.LLAMA_13B,
+                                requested=LoadSettings(n_gpu_layers=0)))
+    assert chosen.data["warnings"] == []
