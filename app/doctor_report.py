@@ -57,6 +57,7 @@ class DoctorFacts:
     requested: LoadSettings = field(default_factory=LoadSettings)
     load_config: Path | None = None  # the user's load.json (flags > this file > chosen)
     frozen: bool = False  # a single-file executable (PyInstaller): no pip to reinstall with
+    rpc: bool = False  # the build has llama.cpp's RPC backend (--rpc, rpc-server)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
             "backend": build.backend,
             "backends": list(build.backends),
             "gpu_offload": build.gpu_offload,
+            "rpc": facts.rpc,
             "cpu_features": list(build.cpu_features),
             "devices": [
                 {"name": d.name, "description": d.description, "kind": d.kind,
@@ -259,6 +261,7 @@ def format_report(doctor: DoctorReport) -> str:
         ("llama-cpp-python", report["llama_cpp_python"]),
         ("compiled backend", f"{b['backend']} (build has: {', '.join(b['backends'])})"),
         ("build's GPUs", "; ".join(build_gpus) or "none"),
+        ("RPC backend", "yes (--rpc, llamadesk rpc-server)" if b["rpc"] else "no (-DGGML_RPC=on adds it)"),
         ("SIMD", " ".join(b["cpu_features"]) or "none reported"),
         ("machine", None),
         ("system", " ".join(x for x in (m["system"], m["arch"], m["board"]) if x)),
@@ -299,7 +302,7 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
     from .engine.devices import backend_devices
     from .load_config import load_config_path
     from .machine import machine_facts
-    from .engine.rpc import add_servers, parse_endpoints
+    from .engine.rpc import add_servers, parse_endpoints, rpc_supported
     from .paths import models_dir
 
     if requested.rpc_servers:  # their devices show up in the build's device list
@@ -317,4 +320,5 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         requested=requested,
         load_config=load_config_path(),
         frozen=bool(getattr(sys, "frozen", False)),
+        rpc=rpc_supported(),
     )

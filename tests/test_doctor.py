@@ -49,6 +49,7 @@ def test_doctor_json_on_this_machine_reads_the_real_build_and_machine() -> None:
         assert f"{feature} = 1" in system_info
     assert "AVX2" in report["build"]["cpu_features"]  # this machine's build uses it
     assert [d["name"] for d in report["build"]["devices"]] == ["CPU"]
+    assert report["build"]["rpc"] is False  # the plain build
     m = report["machine"]
     usable = len(os.sched_getaffinity(0))
     assert m["physical_cores"] == min(psutil.cpu_count(logical=False), usable)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from dataclasses import dataclass
 
 # enum ggml_backend_dev_type in ggml-backend.h
@@ -31,11 +32,32 @@ class BackendDevice:
         return self.kind in ("gpu", "igpu")
 
 
+def _ggml_used_by_llama() -> ctypes.CDLL:
+    """The libggml that libllama itself is linked with.
+
+    The Linux wheels ship libggml.so, libggml.so.0 and libggml.so.0.x as three *copies*, not
+    links: libllama loads libggml.so.0 (its soname) while llama_cpp._ggml opens libggml.so, so
+    the two hold separate device registries. A device registered through the wrong copy (an RPC
+    server) is invisible to llama_model_load. RTLD_NOLOAD returns the copy already loaded under
+    the soname, which is libllama's.
+    """
+    import llama_cpp  # noqa: F401  (loads libllama and, with it, its libggml)
+
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is not None:
+        for soname in ("libggml.so.0", "libggml.0.dylib"):
+            try:
+                return ctypes.CDLL(soname, mode=noload | os.RTLD_GLOBAL)
+            except OSError:
+                continue
+    from llama_cpp._ggml import libggml  # macOS/Windows wheels: one file, one registry
+
+    return libggml
+
+
 @functools.lru_cache(maxsize=1)
 def _libggml() -> ctypes.CDLL:
-    from llama_cpp._ggml import libggml
-
-    lib = libggml
+    lib = _ggml_used_by_llama()
     lib.ggml_backend_dev_count.restype = ctypes.c_size_t
     lib.ggml_backend_dev_count.argtypes = []
     lib.ggml_backend_dev_get.restype = ctypes.c_void_p
