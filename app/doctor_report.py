@@ -122,15 +122,6 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
             "rebuild for this CPU: " + reinstall_command(
                 facts.python_executable, _native_flags(machine), build.llama_cpp_python_version, facts.frozen),
         ))
-    busy = busy_cores(machine)
-    if settings is not None and busy and settings.n_threads > machine.physical_cores - busy:
-        fewer = max(1, machine.physical_cores - busy)
-        warnings.append(Finding(
-            f"the load average is {machine.load_average:.1f} on {machine.logical_cores} cores: other programs keep "
-            f"about {busy} busy, and llama.cpp's {settings.n_threads} threads wait for each other at every token "
-            "when one of them is descheduled",
-            f"while that lasts, --threads {fewer} is likely faster (check: llamadesk bench --threads {fewer})",
-        ))
     if machine.is_raspberry_pi:
         if machine.total_ram <= 8 * 1024**3 and machine.swap_total < PI_MIN_SWAP:
             warnings.append(Finding(
@@ -147,13 +138,6 @@ def find_warnings(facts: DoctorFacts, settings: ActiveSettings | None) -> list[F
                 "(packaging/profiles/pi5-load.json)",
             ))
     return warnings
-
-
-def busy_cores(machine: MachineFacts) -> int:
-    """Cores other programs keep busy, by the load average (0 when unknown or idle)."""
-    if machine.load_average is None:
-        return 0
-    return min(machine.physical_cores, int(machine.load_average + 0.25))
 
 
 def _native_flags(machine: MachineFacts) -> str:
@@ -219,6 +203,7 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
             "logical_cores": machine.logical_cores, "performance_cores": machine.performance_cores,
             "total_ram": machine.total_ram, "available_ram": machine.available_ram,
             "swap_total": machine.swap_total, "load_average": machine.load_average,
+            "busy_cores": machine.busy_cores,
             "gpus": [
                 {"name": g.name, "vendor": g.vendor, "total_vram": g.total_vram, "free_vram": g.free_vram,
                  "unified_memory": g.unified_memory}
@@ -267,7 +252,8 @@ def format_report(doctor: DoctorReport) -> str:
         ("system", " ".join(x for x in (m["system"], m["arch"], m["board"]) if x)),
         ("CPU", f"{m['cpu_model'] or 'unknown'}, {cores}"),
         ("GPU", "; ".join(gpus)),
-        ("load", "unknown" if m["load_average"] is None else f"{m['load_average']:.1f} (1-minute load average)"),
+        ("load", ("unknown" if m["load_average"] is None else f"{m['load_average']:.1f} (1-minute average)")
+                 + ("" if m["busy_cores"] is None else f", {m['busy_cores']:.1f} cores busy now")),
         ("RAM", f"{format_bytes(m['total_ram'])} total, {format_bytes(m['available_ram'])} available, "
                 f"{format_bytes(m['swap_total'])} swap"),
         ("models folder", f"{report['models_dir']['path']} ({format_bytes(report['models_dir']['disk_free'])} free)"),
@@ -313,7 +299,7 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         python_executable=sys.executable,
         build=build_info(),
         devices=backend_devices(),
-        machine=machine_facts(),
+        machine=machine_facts(measure_busy=True),
         models_dir=folder,
         disk_free=shutil.disk_usage(folder).free,
         model=model,

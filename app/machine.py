@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 COMMAND_TIMEOUT_S = 5  # nvidia-smi on a sleeping laptop GPU can take a second or two
+BUSY_SAMPLE_S = 0.2  # how long to watch the CPUs to see how many other programs keep busy
 
 # ARM cores by the "CPU part" number in /proc/cpuinfo (ARM's own part numbers; Linux on ARM has
 # no "model name" line). Only cores people run llamadesk on: Raspberry Pis, ARM laptops/servers.
@@ -79,6 +80,8 @@ class MachineFacts:
     # Runnable processes, averaged over the last minute: above the core count, other programs
     # keep cores busy, and llama.cpp's threads (which wait for each other at every step) slow down.
     load_average: float | None = None
+    # Cores other programs kept busy while we looked (measured only when asked: it takes 0.2 s).
+    busy_cores: float | None = None
 
     @property
     def is_raspberry_pi(self) -> bool:
@@ -97,6 +100,7 @@ class SystemProbe:
     memory: Callable[[], tuple[int, int, int]]  # total RAM, available RAM, total swap
     usable_cpus: Callable[[], int | None]  # CPUs this process may run on (affinity), None: all
     load_average: Callable[[], float | None] = lambda: None  # 1-minute load average, None: unknown
+    cpu_busy: Callable[[], float | None] = lambda: None  # share of all CPUs busy right now, 0..1
 
 
 def _read_text(path: str) -> str | None:
@@ -133,6 +137,10 @@ def _load_average() -> float | None:
         return None
 
 
+def _cpu_busy() -> float:
+    return psutil.cpu_percent(interval=BUSY_SAMPLE_S) / 100
+
+
 def this_machine() -> SystemProbe:
     """The probe that reads the machine we run on."""
     return SystemProbe(
@@ -144,11 +152,16 @@ def this_machine() -> SystemProbe:
         memory=_memory,
         usable_cpus=_usable_cpus,
         load_average=_load_average,
+        cpu_busy=_cpu_busy,
     )
 
 
-def machine_facts(probe: SystemProbe | None = None) -> MachineFacts:
-    """Read the machine's CPU, cores, memory and GPUs; cores honour the process's CPU affinity."""
+def machine_facts(probe: SystemProbe | None = None, measure_busy: bool = False) -> MachineFacts:
+    """Read the machine's CPU, cores, memory and GPUs; cores honour the process's CPU affinity.
+
+    `measure_busy` also watches the CPUs for 0.2 s to see how many cores other programs use
+    (what the thread count is chosen from when a model loads).
+    """
     probe = probe or this_machine()
     logical = probe.cpu_count(True) or os.cpu_count() or 1
     physical = probe.cpu_count(False) or logical
@@ -173,7 +186,13 @@ def machine_facts(probe: SystemProbe | None = None) -> MachineFacts:
         gpus=gpus(probe, total),
         cpu_flags=cpu_flags(probe),
         load_average=probe.load_average(),
+        busy_cores=_busy_cores(probe, logical) if measure_busy else None,
     )
+
+
+def _busy_cores(probe: SystemProbe, logical: int) -> float | None:
+    share = probe.cpu_busy()
+    return None if share is None else share * logical
 
 
 # -- CPU ------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ DEFAULT_KV_SHARE = 0.5
 # tokens is a long conversation. Ask for more with --ctx.
 DEFAULT_CONTEXT_CAP = 16384
 MIN_CONTEXT = 256
+# A core counts as busy once other programs use 3/4 of it.
+BUSY_ROUNDING = 0.25
 CONTEXT_STEP = 256
 ALL_LAYERS = 999  # llama.cpp clamps to the model's layer count (+ the output layer)
 
@@ -188,9 +190,18 @@ def choose_threads(machine: MachineFacts, requested: int | None) -> tuple[int, s
         return requested, "requested"
     if machine.performance_cores:
         # Generation waits for the slowest thread: efficiency cores hold the others back.
-        return machine.performance_cores, f"one per performance core (of {machine.physical_cores} cores)"
-    # Generation is memory-bound and hyper-threads share one core's units.
-    return machine.physical_cores, "one per physical core"
+        cores, why = machine.performance_cores, f"one per performance core (of {machine.physical_cores} cores)"
+    else:
+        # Generation is memory-bound and hyper-threads share one core's units.
+        cores, why = machine.physical_cores, "one per physical core"
+    busy = int((machine.busy_cores or 0) + BUSY_ROUNDING)
+    if busy and cores > 1:
+        # llama.cpp's threads meet at a barrier after every operation, so one thread waiting for a
+        # core that another program holds stalls them all: on a 2-core machine kept busy by other
+        # work, 2 threads generated 10x slower than 1 (bench/RESULTS.md, "threads").
+        free = max(1, cores - busy)
+        return free, f"{why}, less {cores - free} kept busy by other programs right now"
+    return cores, why
 
 
 def choose_settings(

@@ -58,6 +58,19 @@ def test_threads_are_physical_cores_otherwise() -> None:
     assert settings.n_threads == 4 and settings.reasons["n_threads"] == "one per physical core"
 
 
+def test_cores_other_programs_keep_busy_are_left_to_them() -> None:
+    # bench/RESULTS.md "threads": on a 2-core machine kept busy by other work, 2 threads
+    # generated ~10x slower than 1, because llama.cpp's threads wait for each other.
+    shared = dataclasses.replace(machine(20, physical=2), busy_cores=1.9)
+    settings = choose_settings(fm.LLAMA_8B, shared, None, LoadSettings())
+    assert settings.n_threads == 1 and "kept busy by other programs" in settings.reasons["n_threads"]
+    laptop = dataclasses.replace(machine_facts(fm.CUDA_LAPTOP), busy_cores=2.0)
+    assert choose_settings(fm.LLAMA_8B, laptop, None, LoadSettings()).n_threads == 4  # 6 P-cores less 2
+    quiet = dataclasses.replace(machine(20, physical=8), busy_cores=0.4)  # a browser tab: keep all 8
+    assert choose_settings(fm.LLAMA_8B, quiet, None, LoadSettings()).n_threads == 8
+    assert choose_settings(fm.LLAMA_8B, shared, None, LoadSettings(n_threads=2)).n_threads == 2
+
+
 def test_requested_threads_win_and_zero_is_refused() -> None:
     assert choose_settings(fm.LLAMA_8B, machine(20), None, LoadSettings(n_threads=3)).n_threads == 3
     with pytest.raises(BadInputError, match="--threads"):
@@ -219,7 +232,8 @@ def test_the_largest_proposed_context_loads_here(starter: str) -> None:
     expected = choose_settings(inspect_gguf(path), machine_facts(), None, LoadSettings())
     with Engine.load(path) as engine:
         assert engine.settings.n_ctx == expected.n_ctx == engine.n_ctx
-        assert engine.settings.n_threads == machine_facts().physical_cores
+        assert 1 <= engine.settings.n_threads <= machine_facts().physical_cores
+        assert engine.settings.reasons["n_threads"].startswith("one per physical core")
         events = list(engine.stream_completion("The capital of France is", Sampling(temperature=0, max_tokens=4)))
         assert events[-1].stats.generated_tokens >= 1
 

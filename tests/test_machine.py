@@ -67,3 +67,12 @@ def test_amd_gpu_from_sysfs_and_nvidia_without_memory_figures() -> None:
 def test_cpu_lists() -> None:
     assert parse_cpu_list("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
     assert parse_cpu_list("") == []
+
+
+def test_busy_cores_are_measured_only_when_asked() -> None:
+    busy = dataclasses.replace(fm.CUDA_LAPTOP, cpu_busy=lambda: 0.25, load_average=lambda: 5.0)
+    assert machine_facts(busy).busy_cores is None
+    facts = machine_facts(busy, measure_busy=True)
+    assert facts.busy_cores == 5.0 and facts.load_average == 5.0  # a quarter of 20 logical CPUs
+    real = machine_facts(measure_busy=True)
+    assert 0 <= real.busy_cores <= real.logical_cores and real.load_average is not None

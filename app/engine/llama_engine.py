@@ -79,7 +79,7 @@ class Engine:
         summary = inspect_gguf(path)
         if requested.rpc_servers:
             add_servers(parse_endpoints(requested.rpc_servers))
-        machine = machine_facts()
+        machine = machine_facts(measure_busy=True)
         settings = choose_settings(summary, machine, current_offload_target(machine), requested)
         kv_type = ggml_type_id(settings.kv_cache_type)
         try:
