@@ -56,7 +56,8 @@ def main() -> None:
     from llamadesk.app.machine import machine_facts
     from llamadesk.app.runtime_settings import choose_threads
 
-    machine = machine_facts()
+    # The default as Engine.load picks it: after watching how many cores other programs keep busy.
+    machine = machine_facts(measure_busy=True)
     load_before = os.getloadavg()[0]
     default, why = choose_threads(machine, None)
     counts = list(range(1, (args.max_threads or 2 * machine.logical_cores) + 1))
@@ -97,7 +98,7 @@ def main() -> None:
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"Default: {default} threads ({why}); fastest: {best} threads (llama-bench's fastest: {ref_best}). "
+        f"Default: {default} threads ({why}; {machine.busy_cores:.1f} cores busy when it was chosen); fastest: {best} threads (llama-bench's fastest: {ref_best}). "
         f"Default / fastest = {ratio:.3f}; goal >= {GOAL} {verdict}.",
         "",
         f"Command: `.venv/bin/python bench/threads.py --model {args.model} --rounds {args.rounds} --n-gen {args.n_gen}"

@@ -19,7 +19,7 @@ def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("loading (defaults fit this machine; see `llamadesk doctor`)")
     group.add_argument("--ctx", type=int, help="context length in tokens (default: the model's, capped by memory)")
-    group.add_argument("--threads", type=int, help="CPU threads (default: one per performance/physical core)")
+    group.add_argument("--threads", type=int, help="CPU threads (default: one per performance/physical core that other programs leave free)")
     group.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (default: as many as fit in free VRAM)")
     group.add_argument(
         "--flash-attn", choices=("on", "off"),
