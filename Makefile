@@ -35,6 +35,9 @@ run: install
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e '.[test]' $(TEST_PACKAGES)
+	@# tests/test_rpc.py needs llama-cpp-python built with -DGGML_RPC=on, in its own cached venv
+	@# (~10 min on 2 cores the first time on a machine, then instant).
+	bash packaging/rpc-build.sh $(PY) > /dev/null
 	touch $@
 
 test: $(VENV)/.test-installed
