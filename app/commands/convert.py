@@ -1,0 +1,117 @@
+"""`llamadesk convert`: a PyTorch/safetensors checkpoint (folder or Hub repo id) to a GGUF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ...convert import ConversionPlan, default_output, plan_conversion, write_gguf
+from ...convert.output_types import OUTTYPE_CHOICES
+from ...convert.source_location import resolve_source
+from ...convert.verify import token_mismatches
+from ..errors import LlamadeskError
+from ..machine import format_bytes
+from .options import add_json_option
+from .table import format_table
+
+EXAMPLES = """examples:
+  llamadesk convert ./SmolLM2-135M-Instruct                 # into the library, type auto
+  llamadesk convert ./Llama-2-7b-hf -o llama2.gguf --outtype q8_0
+  llamadesk convert HuggingFaceTB/SmolLM2-135M-Instruct --outtype f16 --verify
+  llamadesk convert ./checkpoint --dry-run                  # print the plan, write nothing
+
+SRC is a folder with config.json + model.safetensors / pytorch_model.bin (sharded or not), or
+Meta's consolidated.NN.pth + params.json, or a Hub repo id (only the files conversion needs are
+downloaded). Pickled .bin/.pth files are read without torch by an unpickler that accepts only
+tensors: a checkpoint that tries to run code is refused (exit 2).
+
+--outtype: f32, f16, bf16, q8_0, or auto (default: the checkpoint's 16-bit type; f16 for f32
+checkpoints). Norms and other 1-D tensors always stay f32.
+
+--verify tokenizes a multilingual sample with the GGUF (llama.cpp) and with the source tokenizer
+run by its own library (`tokenizers` for tokenizer.json, `sentencepiece` for tokenizer.model; it
+tells you to install the one it needs) and fails (exit 1) unless the token ids are identical.
+Logits are not compared by --verify (that needs torch); the test suite compares them against
+transformers.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "convert", help="convert a PyTorch/safetensors checkpoint to GGUF (no torch needed)",
+        description="Convert a LLaMA-family checkpoint (Llama 1/2/3.x, Mistral, SmolLM, TinyLlama) to GGUF.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", metavar="SRC", help="checkpoint folder or Hub repo id (owner/name)")
+    parser.add_argument("-o", "--output", type=Path, help="output .gguf (default: the library's models folder)")
+    parser.add_argument("--outtype", choices=OUTTYPE_CHOICES, default="auto", help="tensor type (default: auto)")
+    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (tensors, types, size); write nothing")
+    parser.add_argument("--verify", action="store_true", help="check the GGUF tokenizes like the source tokenizer")
+    parser.add_argument(
+        "--pre-tokenizer", metavar="NAME",
+        help="llama.cpp pre-tokenizer name for a tokenizer.json llamadesk does not recognise (check with --verify)",
+    )
+    add_json_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def _print_plan(plan: ConversionPlan, output: Path, as_json: bool) -> None:
+    rows = [(t.name, "x".join(str(d) for d in reversed(t.shape)), t.qtype.name, t.source) for t in plan.tensors]
+    if as_json:
+        print(json.dumps({
+            "output": str(output), "outtype": plan.bulk_type.name, "parameters": plan.n_params,
+            "estimated_size": plan.estimated_size, "tokenizer": plan.vocabulary.model, "pre_tokenizer": plan.vocabulary.pre,
+            "tensors": [dict(zip(("name", "shape", "type", "source"), r)) for r in rows],
+        }, indent=2))
+        return
+    print(format_table(("TENSOR", "SHAPE", "TYPE", "SOURCE"), rows))
+    config = plan.checkpoint.config
+    print(f"\n{config.architecture_name}: {plan.n_params:,} parameters, {config.n_layer} layers, "
+          f"tokenizer {plan.vocabulary.model}/{plan.vocabulary.pre} ({len(plan.vocabulary.tokens)} tokens)")
+    print(f"would write {output} ({plan.bulk_type.name}, about {format_bytes(plan.estimated_size)})")
+
+
+def _write_with_progress(plan: ConversionPlan, output: Path, force: bool) -> Path:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(f"writing {output.name}", total=plan.tensor_bytes)
+        return write_gguf(plan, output, force, lambda done, total: bar.update(task, completed=done))
+
+
+def _verify(plan: ConversionPlan, output: Path) -> None:
+    from ..engine.llama_engine import Engine
+    from ..engine.types import LoadSettings
+
+    with Engine.load(output, LoadSettings(n_ctx=512)) as engine:
+        mismatches = token_mismatches(plan.checkpoint.folder, plan.vocabulary.model, lambda t: engine.tokenize(t, add_bos=True))
+    if mismatches:
+        first = mismatches[0]
+        raise LlamadeskError(
+            f"verification failed: {output} tokenizes {len(mismatches)} sample text(s) differently from the source, "
+            f"e.g. {first.text[:40]!r}: expected {first.expected[:12]}..., got {first.got[:12]}...; "
+            "the pre-tokenizer is probably wrong (see --pre-tokenizer)"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = resolve_source(args.source)
+    plan = plan_conversion(folder, args.outtype, args.pre_tokenizer)
+    output = args.output or default_output(plan)
+    if args.dry_run:
+        _print_plan(plan, output, args.json)
+        return 0
+    path = _write_with_progress(plan, output, args.force)
+    if args.verify:
+        _verify(plan, path)
+    if args.json:
+        print(json.dumps({"path": str(path), "outtype": plan.bulk_type.name, "size": path.stat().st_size,
+                          "parameters": plan.n_params, "verified": bool(args.verify)}))
+    else:
+        verified = ", tokenizer verified" if args.verify else ""
+        print(f"wrote {path} ({plan.bulk_type.name}, {format_bytes(path.stat().st_size)}{verified})")
+    return 0
