@@ -15,7 +15,8 @@ from ..app.errors import BadInputError
 
 # sentencepiece_model.proto: ModelProto.pieces = 1, trainer_spec = 2, normalizer_spec = 3;
 # SentencePiece.piece = 1, score = 2, type = 3; TrainerSpec.model_type = 3, byte_fallback = 35,
-# unk_id = 40, bos_id = 41, eos_id = 42, pad_id = 43; NormalizerSpec.add_dummy_prefix = 3.
+# unk_id = 40, bos_id = 41, eos_id = 42, pad_id = 43; NormalizerSpec.name = 1,
+# add_dummy_prefix = 3, remove_extra_whitespaces = 4.
 MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
 
 
@@ -29,6 +30,8 @@ class SentencePieceModel:
     pad_id: int = -1
     add_dummy_prefix: bool = True
     byte_fallback: bool = False
+    normalization: str = "nmt_nfkc"
+    remove_extra_whitespaces: bool = True
 
 
 class _Malformed(Exception):
@@ -94,7 +97,11 @@ def read_sentencepiece_model(path: Path) -> SentencePieceModel:
                 model.eos_id = _int32(int(spec.get(42, 2)))
                 model.pad_id = _int32(int(spec.get(43, (1 << 64) - 1)))
             elif number == 3 and isinstance(value, bytes):
-                model.add_dummy_prefix = bool(dict(_fields(value)).get(3, 1))
+                spec = dict(_fields(value))
+                model.add_dummy_prefix = bool(spec.get(3, 1))
+                model.remove_extra_whitespaces = bool(spec.get(4, 1))
+                name = spec.get(1, b"nmt_nfkc")
+                model.normalization = name.decode("utf-8", "replace") if isinstance(name, bytes) else "?"
     except (_Malformed, struct.error):
         raise BadInputError(f"{path}: not a SentencePiece model (damaged, or a tiktoken file, which llamadesk does not read)") from None
     if not model.pieces:

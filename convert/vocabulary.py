@@ -9,6 +9,7 @@ from gguf's SpecialVocab, which reads the same files without transformers.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def _pad(tokens: list, types: list, scores: list | None, n_vocab: int | None, so
 
 
 def _special_vocab(folder: Path, n_vocab: int, merges: bool) -> gguf.SpecialVocab:
+    # gguf logs its guesses about unusual templates as warnings meant for its developers.
+    logging.getLogger("gguf").setLevel(logging.ERROR)
     try:
         return gguf.SpecialVocab(folder, load_merges=merges, n_vocab=n_vocab)
     except (ValueError, KeyError, TypeError) as err:
@@ -82,6 +85,14 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int | None) -> Vocabulary:
     if model.model_type != "bpe":
         raise BadInputError(
             f"{path}: a SentencePiece {model.model_type} model; llama.cpp's LLaMA tokenizer needs a BPE one"
+        )
+    if model.normalization != "identity" or model.remove_extra_whitespaces:
+        # llama.cpp's LLaMA tokenizer applies no normalization; converting anyway would give a
+        # GGUF that silently tokenizes some text (newlines, full-width characters) differently.
+        raise BadInputError(
+            f"{path}: the SentencePiece model normalizes text ({model.normalization}"
+            f"{', collapsing whitespace' if model.remove_extra_whitespaces else ''}), which llama.cpp does not do; "
+            "llamadesk converts LLaMA-style tokenizers (identity normalization)"
         )
     tokens: list[str | bytes] = [piece for piece, _, _ in model.pieces]
     scores = [score for _, score, _ in model.pieces]

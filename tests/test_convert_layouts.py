@@ -1,0 +1,131 @@
+"""Every supported layout, from small random checkpoints written by real torch/transformers.
+
+Each is converted to f32 and run by llama.cpp; its logits must match transformers' on the same
+token ids (greedy top-1 at every position, max |diff| < 1e-3), and its tokenizer must give the
+source tokenizer's ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from llamadesk.convert import convert_checkpoint, plan_conversion
+from tests.fixtures.logits_reference import llama_cpp_logits, llama_cpp_tokenize, transformers_logits
+from tests.fixtures.random_checkpoints import build
+
+PROMPTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Bonjour, je m'appelle Marie. 我们今天去北京。 def add(a, b): return a + b 🙂",
+]
+# checkpoint -> the HF folder transformers loads as the reference (Meta's twin for the Meta layout)
+LAYOUTS = {
+    "llama2_spm": "llama2_spm",
+    "llama2_bin": "llama2_bin",
+    "llama2_sharded": "llama2_sharded",
+    "llama3": "llama3",
+    "mistral": "mistral",
+    "meta_2shards": "meta_reference",
+}
+
+
+@pytest.fixture(scope="session")
+def checkpoints_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("random-checkpoints")
+
+
+def source_ids(folder: Path, text: str) -> list[int]:
+    """The source tokenizer's ids, run by its own library."""
+    if (folder / "tokenizer.json").exists():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(folder / "tokenizer.json")).encode(text).ids
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    return [processor.bos_id(), *processor.encode(text)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_layout_logits_and_tokens_match_the_source(layout, checkpoints_root, tmp_path):
+    folder = build(layout, checkpoints_root)
+    reference = build(LAYOUTS[layout], checkpoints_root)
+    output = convert_checkpoint(folder, tmp_path / f"{layout}.gguf", outtype="f32")
+    for text in PROMPTS:
+        ids = source_ids(folder, text)
+        assert llama_cpp_tokenize(output, text) == ids, text
+        expected, got = transformers_logits(reference, ids), llama_cpp_logits(output, ids)
+        assert got.shape == expected.shape
+        assert (got.argmax(-1) == expected.argmax(-1)).all()
+        assert np.abs(got - expected).max() < 1e-3
+
+
+def _metadata(path: Path) -> dict:
+    reader = gguf.GGUFReader(path)
+    return {f.name: f.contents() for f in reader.fields.values() if not f.name.startswith("tokenizer.ggml.")}, reader
+
+
+@pytest.mark.slow
+def test_llama3_layout_records_gqa_head_dim_rope_scaling_and_tied_embeddings(checkpoints_root, tmp_path):
+    folder = build("llama3", checkpoints_root)
+    metadata, reader = _metadata(convert_checkpoint(folder, tmp_path / "l3.gguf", outtype="f16"))
+    names = {t.name: t for t in reader.tensors}
+    assert metadata["llama.attention.head_count"] == 4 and metadata["llama.attention.head_count_kv"] == 2
+    assert metadata["llama.attention.key_length"] == 32 and metadata["llama.rope.dimension_count"] == 32
+    assert metadata["llama.rope.freq_base"] == 500000.0
+    assert "output.weight" not in names  # tied: llama.cpp reuses token_embd
+    factors = names["rope_freqs.weight"].data
+    assert factors.shape == (16,) and factors[0] == 1.0 and factors[-1] == 8.0
+    assert names["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F16
+    assert names["blk.0.attn_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
+    assert metadata["tokenizer.chat_template"].startswith("{% for m in messages %}")
+
+
+@pytest.mark.slow
+def test_llama3_tokenizer_metadata(checkpoints_root, tmp_path):
+    folder = build("llama3", checkpoints_root)
+    reader = gguf.GGUFReader(convert_checkpoint(folder, tmp_path / "l3.gguf", outtype="f32"))
+    fields = {f.name: f.contents() for f in reader.fields.values()}
+    assert fields["tokenizer.ggml.model"] == "gpt2" and fields["tokenizer.ggml.pre"] == "llama-bpe"
+    assert fields["tokenizer.ggml.add_bos_token"] is True
+    assert fields["tokenizer.ggml.bos_token_id"] == 0 and fields["tokenizer.ggml.eos_token_id"] == 2
+    assert len(fields["tokenizer.ggml.merges"]) > 100
+    assert "<|eot_id|>" in fields["tokenizer.chat_template"]
+
+
+@pytest.mark.slow
+def test_sentencepiece_tokenizer_metadata(checkpoints_root, tmp_path):
+    folder = build("llama2_spm", checkpoints_root)
+    reader = gguf.GGUFReader(convert_checkpoint(folder, tmp_path / "l2.gguf", outtype="f32"))
+    fields = {f.name: f.contents() for f in reader.fields.values()}
+    assert fields["tokenizer.ggml.model"] == "llama"
+    assert fields["tokenizer.ggml.tokens"][:3] == ["<unk>", "<s>", "</s>"]
+    assert fields["tokenizer.ggml.token_type"][:4] == [2, 3, 3, 6]  # unknown, control, control, byte
+    assert len(fields["tokenizer.ggml.scores"]) == len(fields["tokenizer.ggml.tokens"])
+    assert fields["tokenizer.ggml.add_bos_token"] is True and fields["tokenizer.ggml.add_eos_token"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outtype, tolerance", [("f16", 0.1), ("bf16", 0.3), ("q8_0", 0.3)])
+def test_reduced_precision_outtypes_stay_close(outtype, tolerance, checkpoints_root, tmp_path):
+    folder = build("llama2_spm", checkpoints_root)
+    output = convert_checkpoint(folder, tmp_path / f"{outtype}.gguf", outtype=outtype)
+    ids = source_ids(folder, PROMPTS[0])
+    diff = np.abs(llama_cpp_logits(output, ids) - transformers_logits(folder, ids)).max()
+    assert diff < tolerance
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(output).tensors}
+    assert types["blk.0.ffn_up.weight"] == outtype.upper() and types["output_norm.weight"] == "F32"
+
+
+@pytest.mark.slow
+def test_plan_describes_output_without_reading_weights(checkpoints_root, tmp_path):
+    plan = plan_conversion(build("meta_2shards", checkpoints_root), "f16")
+    assert plan.checkpoint.config.architecture.permute_qk is False
+    shapes = {t.name: t.shape for t in plan.tensors}
+    assert shapes["token_embd.weight"] == (420, 64) and shapes["blk.1.attn_k.weight"] == (32, 64)
+    output = convert_checkpoint(plan.checkpoint.folder, tmp_path / "m.gguf", outtype="f16")
+    assert abs(output.stat().st_size - plan.estimated_size) < 0.05 * plan.estimated_size
