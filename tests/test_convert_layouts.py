@@ -55,10 +55,10 @@ def test_layout_logits_and_tokens_match_the_source(layout, checkpoints_root, tmp
     folder = build(layout, checkpoints_root)
     reference = build(LAYOUTS[layout], checkpoints_root)
     output = convert_checkpoint(folder, tmp_path / f"{layout}.gguf", outtype="f32")
-    for text in PROMPTS:
-        ids = source_ids(folder, text)
+    sequences = [source_ids(folder, text) for text in PROMPTS]
+    for text, ids, got in zip(PROMPTS, sequences, llama_cpp_logits(output, sequences)):
         assert llama_cpp_tokenize(output, text) == ids, text
-        expected, got = transformers_logits(reference, ids), llama_cpp_logits(output, ids)
+        expected = transformers_logits(reference, ids)
         assert got.shape == expected.shape
         assert (got.argmax(-1) == expected.argmax(-1)).all()
         assert np.abs(got - expected).max() < 1e-3
@@ -115,7 +115,7 @@ def test_reduced_precision_outtypes_stay_close(outtype, tolerance, checkpoints_r
     folder = build("llama2_spm", checkpoints_root)
     output = convert_checkpoint(folder, tmp_path / f"{outtype}.gguf", outtype=outtype)
     ids = source_ids(folder, PROMPTS[0])
-    diff = np.abs(llama_cpp_logits(output, ids) - transformers_logits(folder, ids)).max()
+    diff = np.abs(llama_cpp_logits(output, [ids])[0] - transformers_logits(folder, ids)).max()
     assert diff < tolerance
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(output).tensors}
     assert types["blk.0.ffn_up.weight"] == outtype.upper() and types["output_norm.weight"] == "F32"
