@@ -71,8 +71,13 @@ def default_output(plan: ConversionPlan) -> Path:
     return models_dir() / plan.default_file_name
 
 
-def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress: Progress | None = None) -> Path:
-    """Write the planned GGUF atomically; peak memory is about one tensor (plus its encoded copy)."""
+def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress: Progress | None = None,
+               check: Callable[[Path], None] | None = None) -> Path:
+    """Write the planned GGUF atomically; peak memory is about one tensor (plus its encoded copy).
+
+    `check(path)` runs on the complete file before it gets its final name; if it raises, the file
+    is removed, so a GGUF that fails verification never appears under `output`.
+    """
     check_writable_target(output, force)
     writer = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[plan.checkpoint.config.architecture.gguf_arch])
     add_metadata(
@@ -99,6 +104,8 @@ def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress
                     progress(done, total)
         finally:
             writer.close()
+        if check:
+            check(tmp)
     return output
 
 

@@ -74,16 +74,16 @@ def _print_plan(plan: ConversionPlan, output: Path, as_json: bool) -> None:
     print(f"would write {output} ({plan.bulk_type.name}, about {format_bytes(plan.estimated_size)})")
 
 
-def _write_with_progress(plan: ConversionPlan, output: Path, force: bool) -> Path:
+def _write_with_progress(plan: ConversionPlan, output: Path, force: bool, check) -> Path:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"writing {output.name}", total=plan.tensor_bytes)
-        return write_gguf(plan, output, force, lambda done, total: bar.update(task, completed=done))
+        return write_gguf(plan, output, force, lambda done, total: bar.update(task, completed=done), check)
 
 
-def _verify(plan: ConversionPlan, output: Path) -> None:
+def _verify(plan: ConversionPlan, output: Path, final_name: Path) -> None:
     from ..engine.llama_engine import Engine
     from ..engine.types import LoadSettings
 
@@ -91,10 +91,11 @@ def _verify(plan: ConversionPlan, output: Path) -> None:
         mismatches = token_mismatches(plan.checkpoint.folder, plan.vocabulary.model, lambda t: engine.tokenize(t, add_bos=True))
     if mismatches:
         first = mismatches[0]
+        at = next((i for i, (a, b) in enumerate(zip(first.expected, first.got)) if a != b), min(len(first.expected), len(first.got)))
         raise LlamadeskError(
-            f"verification failed: {output} tokenizes {len(mismatches)} sample text(s) differently from the source, "
-            f"e.g. {first.text[:40]!r}: expected {first.expected[:12]}..., got {first.got[:12]}...; "
-            "do not use this file (for a tokenizer.json, a different --pre-tokenizer may fix it)"
+            f"verification failed: {final_name.name} tokenizes {len(mismatches)} sample text(s) differently from the source, "
+            f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at:at + 6]}, got {first.got[at:at + 6]}; "
+            "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
         )
 
 
@@ -105,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(plan, output, args.json)
         return 0
-    path = _write_with_progress(plan, output, args.force)
-    if args.verify:
-        _verify(plan, path)
+    check = (lambda written: _verify(plan, written, output)) if args.verify else None
+    path = _write_with_progress(plan, output, args.force, check)
     if args.json:
         print(json.dumps({"path": str(path), "outtype": plan.bulk_type.name, "size": path.stat().st_size,
                           "parameters": plan.n_params, "verified": bool(args.verify)}))
