@@ -53,10 +53,16 @@ class ConversionPlan:
         return f"{name}-{self.bulk_type.name}.gguf"
 
 
-def plan_conversion(folder: Path, outtype: str = "auto", pre_tokenizer: str | None = None) -> ConversionPlan:
-    """Open the checkpoint and tokenizer in `folder` and plan the GGUF; raises BadInputError on bad input."""
+def plan_conversion(folder: Path, outtype: str = "auto", pre_tokenizer: str | None = None,
+                    name: str | None = None) -> ConversionPlan:
+    """Open the checkpoint and tokenizer in `folder` and plan the GGUF; raises BadInputError on bad input.
+
+    `name` (e.g. the Hub repo id) overrides the model name otherwise taken from the config or folder.
+    """
     checkpoint = open_checkpoint(folder)
     config = checkpoint.config
+    if name:
+        config.name = name
     embedding = next((t for t in checkpoint.tensors if t.name.endswith(("embed_tokens.weight", "tok_embeddings.weight"))), None)
     n_vocab = config.n_vocab or (embedding.shape[0] if embedding is not None else 0)
     vocabulary = read_vocabulary(folder, n_vocab, pre_tokenizer)
@@ -110,12 +116,12 @@ def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress
 
 
 def convert_checkpoint(source: Path, output: Path | None = None, outtype: str = "auto", force: bool = False,
-                       progress: Progress | None = None, pre_tokenizer: str | None = None) -> Path:
+                       progress: Progress | None = None, pre_tokenizer: str | None = None, name: str | None = None) -> Path:
     """Convert the checkpoint folder `source` to a GGUF and return its path.
 
     Without `output` the file goes into the library's models folder (named after the model and
     type). Raises BadInputError for anything wrong with the checkpoint, and leaves no partial
     output behind on any error or Ctrl-C.
     """
-    plan = plan_conversion(source, outtype, pre_tokenizer)
+    plan = plan_conversion(source, outtype, pre_tokenizer, name)
     return write_gguf(plan, output or default_output(plan), force, progress)

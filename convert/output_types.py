@@ -53,8 +53,26 @@ def stored_shape(shape: tuple[int, ...], qtype: Q) -> tuple[tuple[int, ...], np.
     return tuple(gguf.quant_shape_to_byte_shape(shape, qtype)), np.dtype(np.uint8)
 
 
+# Rows converted per step: float32 copies and quantization temporaries stay ~16 MB however large
+# the tensor, so peak memory is the source view plus the encoded output.
+CHUNK_ELEMENTS = 1 << 22
+
+
 def encode(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray:
     """The tensor's values in the output type, as the array GGUFWriter writes."""
+    unchanged = (qtype == Q.F16 and source_dtype == "F16") or (qtype == Q.BF16 and source_dtype == "BF16") or (
+        qtype == Q.F32 and source_dtype == "F32")
+    if unchanged or values.ndim < 2 or values.size <= CHUNK_ELEMENTS:
+        return _encode_block(values, source_dtype, qtype)
+    shape, dtype = stored_shape(values.shape, qtype)
+    out = np.empty(shape, dtype)
+    rows = max(1, CHUNK_ELEMENTS // (values.size // values.shape[0]))
+    for start in range(0, values.shape[0], rows):
+        out[start: start + rows] = _encode_block(values[start: start + rows], source_dtype, qtype)
+    return out
+
+
+def _encode_block(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray:
     if qtype == Q.F16 and source_dtype == "F16":
         return np.ascontiguousarray(values)
     if qtype == Q.BF16:

@@ -151,3 +151,27 @@ def test_pre_tokenizer_table_recognises_smollm_and_refuses_the_unknown():
     assert llama_cpp_pre_tokenizer({"type": "ByteLevel", "add_prefix_space": False}) == "gpt-2"
     assert llama_cpp_pre_tokenizer({"type": "Whitespace"}) is None
     assert llama_cpp_pre_tokenizer({"type": "ByteLevel", "add_prefix_space": True}) is None
+
+
+@pytest.mark.parametrize("outtype", ["f32", "f16", "bf16", "q8_0"])
+def test_encoding_in_row_chunks_equals_encoding_at_once(outtype):
+    from llamadesk.convert.output_types import OUTTYPES, _encode_block, encode
+
+    values = np.random.default_rng(0).standard_normal((2100, 2048)).astype(np.float32)  # > one chunk
+    for source_dtype, source in (("F32", values), ("BF16", float32_to_bf16_bits(values))):
+        chunked, whole = encode(source, source_dtype, OUTTYPES[outtype]), _encode_block(source, source_dtype, OUTTYPES[outtype])
+        assert chunked.shape == whole.shape and np.array_equal(chunked.view(np.uint8), whole.view(np.uint8))
+
+
+def test_hub_download_takes_one_weight_format_and_the_tokenizer():
+    from llamadesk.convert.source_location import files_to_download, looks_like_repo_id
+
+    repo = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+            "model.safetensors.index.json", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json",
+            "original/consolidated.00.pth", "README.md", "onnx/model.onnx", "special_tokens_map.json"]
+    wanted = files_to_download(repo)
+    assert "pytorch_model.bin" not in wanted and "onnx/model.onnx" not in wanted
+    assert "original/consolidated.00.pth" not in wanted
+    assert {"model-00001-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "config.json"} <= set(wanted)
+    assert files_to_download(["config.json", "pytorch_model.bin", "tokenizer.model"]) == ["config.json", "tokenizer.model", "pytorch_model.bin"]
+    assert looks_like_repo_id("HuggingFaceTB/SmolLM2-135M-Instruct") and not looks_like_repo_id("./model")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...convert import ConversionPlan, default_output, plan_conversion, write_gguf
 from ...convert.output_types import OUTTYPE_CHOICES
-from ...convert.source_location import resolve_source
+from ...convert.source_location import looks_like_repo_id, resolve_source
 from ...convert.verify import token_mismatches
 from ..errors import LlamadeskError
 from ..machine import format_bytes
@@ -100,8 +100,9 @@ def _verify(plan: ConversionPlan, output: Path, final_name: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    name = args.source if looks_like_repo_id(args.source) else None  # a snapshot folder is named by its hash
     folder = resolve_source(args.source)
-    plan = plan_conversion(folder, args.outtype, args.pre_tokenizer)
+    plan = plan_conversion(folder, args.outtype, args.pre_tokenizer, name)
     output = args.output or default_output(plan)
     if args.dry_run:
         _print_plan(plan, output, args.json)
