@@ -1,17 +1,25 @@
-"""Check a converted GGUF against its source: llama.cpp must tokenize exactly as the source tokenizer.
+"""Check a converted GGUF against its source: same token ids, and logits close to the source's.
 
-The source tokenizer is run by its own library (`tokenizers` for tokenizer.json, `sentencepiece`
-for tokenizer.model): those are the definitions llama.cpp's tokenizer must match, so they are the
-reference. They are not llamadesk dependencies; --verify says how to install the one it needs.
+Tokens: the source tokenizer is run by its own library (`tokenizers` for tokenizer.json,
+`sentencepiece` for tokenizer.model): those are the definitions llama.cpp's tokenizer must match,
+so they are the reference. They are not llamadesk dependencies; --verify says how to install the
+one it needs. Logits: llama.cpp's on the GGUF against reference_forward's numpy forward pass over
+the source checkpoint's own tensors.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gguf
+import numpy as np
+
 from ..app.errors import BadInputError
+from .checkpoint import Checkpoint
+from .reference_forward import reference_logits
 
 # English, French, German, Chinese, Japanese, Russian, Arabic, code, numbers, emoji, odd spacing.
 SAMPLE_TEXTS = (
@@ -66,3 +74,40 @@ def token_mismatches(folder: Path, tokenizer_model: str, gguf_tokenize, texts=SA
         if expected != got:
             mismatches.append(TokenMismatch(text, expected, got))
     return mismatches
+
+
+# Largest |logit difference| accepted per output type. llama.cpp's f16 KV cache alone moves logits
+# by ~0.02 on SmolLM2; 16-bit and 8-bit weights add their own rounding.
+LOGIT_TOLERANCE: dict[gguf.GGMLQuantizationType, float] = {
+    gguf.GGMLQuantizationType.F32: 0.1,
+    gguf.GGMLQuantizationType.F16: 0.3,
+    gguf.GGMLQuantizationType.BF16: 1.0,
+    gguf.GGMLQuantizationType.Q8_0: 1.0,
+}
+LOGITS_SAMPLE = SAMPLE_TEXTS[0]
+
+
+@dataclass(frozen=True)
+class LogitsComparison:
+    max_abs_diff: float
+    tolerance: float
+    top1_disagreements: int  # positions where the GGUF's greedy token differs and the source was sure
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.top1_disagreements == 0
+
+
+def compare_logits(checkpoint: Checkpoint, tokens: list[int], gguf_logits: Callable[[list[int]], np.ndarray],
+                   outtype: gguf.GGMLQuantizationType) -> LogitsComparison:
+    """Source (numpy reference) against GGUF (llama.cpp) logits at every position of `tokens`.
+
+    A greedy choice only counts as a disagreement where the source's top two logits are further
+    apart than the tolerance (closer than that, rounding may legitimately swap them).
+    """
+    expected, got = reference_logits(checkpoint, tokens), np.asarray(gguf_logits(tokens), dtype=np.float32)
+    tolerance = LOGIT_TOLERANCE[outtype]
+    top2 = np.sort(expected, axis=-1)[:, -2:]
+    sure = (top2[:, 1] - top2[:, 0]) > tolerance
+    disagree = int(np.sum(sure & (expected.argmax(-1) != got.argmax(-1))))
+    return LogitsComparison(float(np.abs(expected - got).max()), tolerance, disagree)

@@ -142,7 +142,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(llama2, tmp_path):
 def test_verify_passes_and_the_result_joins_the_library(checkpoints_root, llamadesk_home):
     result = run_cli("convert", str(build("llama3", checkpoints_root)), "--verify", "--outtype", "f32")
     assert result.returncode == 0, result.stderr
-    assert "tokenizer verified" in result.stdout
+    assert "verified: tokenizer identical, logits within" in result.stdout
     models = json.loads(run_cli("models", "--json").stdout)
     entry = next(m for m in models if m["name"] == "llama3-F32")
     assert entry["architecture"] == "llama" and entry["source"] == "local"

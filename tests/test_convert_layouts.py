@@ -129,3 +129,41 @@ def test_plan_describes_output_without_reading_weights(checkpoints_root, tmp_pat
     assert shapes["token_embd.weight"] == (420, 64) and shapes["blk.1.attn_k.weight"] == (32, 64)
     output = convert_checkpoint(plan.checkpoint.folder, tmp_path / "m.gguf", outtype="f16")
     assert abs(output.stat().st_size - plan.estimated_size) < 0.05 * plan.estimated_size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_numpy_reference_forward_matches_transformers(layout, checkpoints_root):
+    """The reference --verify trusts is itself checked against transformers on every layout."""
+    from llamadesk.convert.checkpoint import open_checkpoint
+    from llamadesk.convert.reference_forward import reference_logits
+
+    ids = source_ids(build(layout, checkpoints_root), PROMPTS[1])
+    expected = transformers_logits(build(LAYOUTS[layout], checkpoints_root), ids)
+    assert np.abs(reference_logits(open_checkpoint(build(layout, checkpoints_root)), ids) - expected).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_logit_verification_catches_a_missing_qk_permutation(checkpoints_root, tmp_path):
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+    from llamadesk.convert import write_gguf
+    from llamadesk.convert.architectures import LLAMA_META
+    from llamadesk.convert.plan import plan_tensors
+    from llamadesk.convert.verify import compare_logits
+
+    folder = build("llama3", checkpoints_root)
+    ids = source_ids(folder, PROMPTS[0])
+    good = plan_conversion(folder, "f32")
+    bad = plan_conversion(folder, "f32")
+    right = bad.checkpoint.config.architecture
+    bad.checkpoint.config.architecture = LLAMA_META  # writes Q/K without undoing transformers' order
+    bad.tensors = plan_tensors(bad.checkpoint, bad.bulk_type, bad.n_vocab)
+    bad.checkpoint.config.architecture = right
+    results = {}
+    for name, plan in (("good", good), ("bad", bad)):
+        path = write_gguf(plan, tmp_path / f"{name}.gguf")
+        with Engine.load(path, LoadSettings(n_ctx=64)) as engine:
+            results[name] = compare_logits(plan.checkpoint, ids, engine.position_logits, plan.bulk_type)
+    assert results["good"].ok and results["good"].max_abs_diff < 0.05
+    assert not results["bad"].ok

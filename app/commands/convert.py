@@ -10,7 +10,7 @@ from pathlib import Path
 from ...convert import ConversionPlan, default_output, plan_conversion, write_gguf
 from ...convert.output_types import OUTTYPE_CHOICES
 from ...convert.source_location import looks_like_repo_id, resolve_source
-from ...convert.verify import token_mismatches
+from ...convert.verify import LOGITS_SAMPLE, compare_logits, token_mismatches
 from ..errors import LlamadeskError
 from ..machine import format_bytes
 from .options import add_json_option
@@ -30,11 +30,14 @@ tensors: a checkpoint that tries to run code is refused (exit 2).
 --outtype: f32, f16, bf16, q8_0, or auto (default: the checkpoint's 16-bit type; f16 for f32
 checkpoints). Norms and other 1-D tensors always stay f32.
 
---verify tokenizes a multilingual sample with the GGUF (llama.cpp) and with the source tokenizer
-run by its own library (`tokenizers` for tokenizer.json, `sentencepiece` for tokenizer.model; it
-tells you to install the one it needs) and fails (exit 1) unless the token ids are identical.
-Logits are not compared by --verify (that needs torch); the test suite compares them against
-transformers.
+--verify checks the new GGUF before it gets its final name (a failing file is not kept, exit 1):
+  1. a multilingual sample (English, French, German, Chinese, Japanese, Russian, Arabic, code,
+     emoji) tokenized by llama.cpp and by the source tokenizer run by its own library
+     (`tokenizers` for tokenizer.json, `sentencepiece` for tokenizer.model; not llamadesk
+     dependencies: it tells you to install the one it needs) must give identical ids;
+  2. llama.cpp's logits on a short prompt must match a plain numpy forward pass over the source
+     checkpoint's own tensors (no torch needed; it holds one layer at a time, and takes about as
+     long as the conversion on small models, minutes on 7B ones).
 """
 
 
@@ -83,20 +86,29 @@ def _write_with_progress(plan: ConversionPlan, output: Path, force: bool, check)
         return write_gguf(plan, output, force, lambda done, total: bar.update(task, completed=done), check)
 
 
-def _verify(plan: ConversionPlan, output: Path, final_name: Path) -> None:
+def _verify(plan: ConversionPlan, output: Path, final_name: Path) -> str:
     from ..engine.llama_engine import Engine
     from ..engine.types import LoadSettings
 
-    with Engine.load(output, LoadSettings(n_ctx=64)) as engine:
+    with Engine.load(output, LoadSettings(n_ctx=128)) as engine:
         mismatches = token_mismatches(plan.checkpoint.folder, plan.vocabulary.model, lambda t: engine.tokenize(t, add_bos=True))
-    if mismatches:
-        first = mismatches[0]
-        at = next((i for i, (a, b) in enumerate(zip(first.expected, first.got)) if a != b), min(len(first.expected), len(first.got)))
+        if mismatches:
+            first = mismatches[0]
+            at = next((i for i, (a, b) in enumerate(zip(first.expected, first.got)) if a != b), min(len(first.expected), len(first.got)))
+            raise LlamadeskError(
+                f"verification failed: {final_name.name} tokenizes {len(mismatches)} sample text(s) differently from the source, "
+                f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at:at + 6]}, got {first.got[at:at + 6]}; "
+                "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
+            )
+        tokens = engine.tokenize(LOGITS_SAMPLE, add_bos=True)[:48]
+        logits = compare_logits(plan.checkpoint, tokens, engine.position_logits, plan.bulk_type)
+    if not logits.ok:
         raise LlamadeskError(
-            f"verification failed: {final_name.name} tokenizes {len(mismatches)} sample text(s) differently from the source, "
-            f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at:at + 6]}, got {first.got[at:at + 6]}; "
-            "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
+            f"verification failed: {final_name.name}'s logits differ from the source checkpoint's by up to "
+            f"{logits.max_abs_diff:.3g} (accepted: {logits.tolerance}), greedy choice differs at "
+            f"{logits.top1_disagreements} position(s); the file was not kept"
         )
+    return f"tokenizer identical, logits within {logits.max_abs_diff:.2g} of the source's"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,12 +119,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(plan, output, args.json)
         return 0
-    check = (lambda written: _verify(plan, written, output)) if args.verify else None
+    verified: list[str] = []
+    check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
     path = _write_with_progress(plan, output, args.force, check)
     if args.json:
         print(json.dumps({"path": str(path), "outtype": plan.bulk_type.name, "size": path.stat().st_size,
-                          "parameters": plan.n_params, "verified": bool(args.verify)}))
+                          "parameters": plan.n_params, "verified": verified[0] if verified else None}))
     else:
-        verified = ", tokenizer verified" if args.verify else ""
-        print(f"wrote {path} ({plan.bulk_type.name}, {format_bytes(path.stat().st_size)}{verified})")
+        note = f"; verified: {verified[0]}" if verified else ""
+        print(f"wrote {path} ({plan.bulk_type.name}, {format_bytes(path.stat().st_size)}{note})")
     return 0
