@@ -65,5 +65,3 @@ def read_meta_shards(files: list[Path], n_embd: int) -> list[TensorSource]:
         axis = _merge_axis(name, parts[0].shape, n_embd) if len(parts) > 1 else None
         merged.append(_merged(name, parts, axis))
     return merged
-
-

@@ -46,7 +46,8 @@ class ModelConfig:
         return str(self.rope_scaling.get("rope_type") or self.rope_scaling.get("type") or "default")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object; anything else is the user's to fix."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -87,7 +88,7 @@ def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[st
 def read_hf_config(folder: Path) -> ModelConfig:
     """The hyperparameters in an HF folder's config.json; unknown architectures are refused."""
     path = folder / "config.json"
-    config = _read_json(path)
+    config = read_json_object(path)
     names = config.get("architectures") or []
     name = names[0] if names else str(config.get("model_type", "unknown"))
     if name not in HF_ARCHITECTURES:
@@ -105,7 +106,7 @@ def read_hf_config(folder: Path) -> ModelConfig:
 def read_meta_params(folder: Path) -> ModelConfig:
     """The hyperparameters in a Meta folder's params.json (FFN width and vocab come from weights)."""
     path = folder / "params.json"
-    params = _read_json(path)
+    params = read_json_object(path)
     values = _pick(params, META_PARAMS_KEYS, path)
     values["n_head_kv"] = values["n_head_kv"] or values["n_head"]
     if values["n_vocab"] is not None and values["n_vocab"] <= 0:

@@ -13,7 +13,7 @@ import gguf
 import numpy as np
 
 from ..app.errors import BadInputError
-from .architectures import SKIPPED_TENSOR_SUFFIXES, ROPE_SCALING_TYPES
+from .architectures import ROPE_SCALING_TYPES, SKIPPED_TENSOR_SUFFIXES
 from .checkpoint import Checkpoint
 from .model_config import ModelConfig
 from .output_types import encode, stored_shape, tensor_type
@@ -21,6 +21,11 @@ from .rotary import llama3_rope_factors, unpermute_rotary_halves
 from .tensor_source import TensorSource
 
 T = gguf.MODEL_TENSOR
+# Every LLaMA has these (per block where the name has {bid}); `output` may be tied to token_embd.
+REQUIRED_TENSORS = (
+    T.TOKEN_EMBD, T.OUTPUT_NORM, T.ATTN_NORM, T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_OUT,
+    T.FFN_NORM, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN,
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def _kind_of(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
     raise KeyError(gguf_name)
 
 
-def _transform(source: TensorSource, kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
+def _transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
     if config.architecture.permute_qk and kind == T.ATTN_Q:
         return lambda w: unpermute_rotary_halves(w, config.n_head)
     if config.architecture.permute_qk and kind == T.ATTN_K:
@@ -83,7 +88,7 @@ def _transform(source: TensorSource, kind: T, config: ModelConfig) -> Callable[[
 
 def _planned(source: TensorSource, name: str, kind: T, config: ModelConfig, bulk: gguf.GGMLQuantizationType) -> PlannedTensor:
     qtype = tensor_type(bulk, source.shape)
-    transform = _transform(source, kind, config)
+    transform = _transform(kind, config)
     return PlannedTensor(
         name, source.shape, qtype, source.name,
         lambda: encode(transform(source.read()), source.dtype, qtype), source.release,
@@ -115,16 +120,13 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
                 f"{list(shapes[kind])}; the config does not match the weights"
             )
     present = {name for _, name, _ in mapped}
-    required = [T.TOKEN_EMBD, T.OUTPUT_NORM] + [
-        kind for kind in (T.ATTN_NORM, T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_OUT, T.FFN_NORM, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN)
-    ]
-    for kind in required:
+    for kind in REQUIRED_TENSORS:
         blocks = range(config.n_layer) if "{bid}" in gguf.TENSOR_NAMES[kind] else [None]
         for bid in blocks:
             name = gguf.TENSOR_NAMES[kind].format(bid=bid) + ".weight"
             if name not in present:
                 raise BadInputError(f"{checkpoint.folder}: the weights have no {name}; the checkpoint is incomplete")
-    if "output.weight" not in present and not config.tie_embeddings and config.architecture.permute_qk:
+    if "output.weight" not in present and not config.tie_embeddings:
         raise BadInputError(f"{checkpoint.folder}: the weights have no lm_head and the config does not tie embeddings")
     planned = [_planned(s, name, kind, config, bulk) for s, name, kind in mapped]
     if ROPE_SCALING_TYPES[config.rope_type] == "rope_freqs":

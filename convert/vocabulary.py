@@ -8,7 +8,6 @@ from gguf's SpecialVocab, which reads the same files without transformers.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import gguf
 
 from ..app.errors import BadInputError
+from .model_config import read_json_object
 from .pretokenizers import describe, known_names, llama_cpp_pre_tokenizer
 from .sentencepiece_model import read_sentencepiece_model
 
@@ -48,13 +48,6 @@ class Vocabulary:
         if self.add_space_prefix is not None:
             writer.add_add_space_prefix(self.add_space_prefix)
         self.special.add_to_gguf(writer, quiet=True)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadInputError(f"{path}: cannot be read as JSON ({err})") from None
 
 
 def _pad(tokens: list, types: list, scores: list | None, n_vocab: int | None, source: Path) -> None:
@@ -99,7 +92,7 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int | None) -> Vocabulary:
     types = [kind for _, _, kind in model.pieces]
     if (folder / "tokenizer.json").is_file():
         # Tokens added on top of the SentencePiece model (fine-tunes add chat markers this way).
-        for added in sorted(_read_json(folder / "tokenizer.json").get("added_tokens", []), key=lambda a: a["id"]):
+        for added in sorted(read_json_object(folder / "tokenizer.json").get("added_tokens", []), key=lambda a: a["id"]):
             if added["id"] >= len(tokens):
                 if added["id"] != len(tokens):
                     raise BadInputError(f"{folder / 'tokenizer.json'}: added token ids are not contiguous")
@@ -157,7 +150,7 @@ def read_vocabulary(folder: Path, n_vocab: int | None, pre_override: str | None 
     """The tokenizer in `folder`: tokenizer.json if it is byte-level BPE, else tokenizer.model."""
     tokenizer_json = folder / "tokenizer.json"
     if tokenizer_json.is_file():
-        tokenizer = _read_json(tokenizer_json)
+        tokenizer = read_json_object(tokenizer_json)
         model = tokenizer.get("model") or {}
         if model.get("type") == "BPE" and (tokenizer.get("decoder") or {}).get("type") == "ByteLevel":
             return _bpe_vocabulary(folder, tokenizer, n_vocab, pre_override)

@@ -13,12 +13,7 @@ import torch
 from llamadesk.app.errors import BadInputError
 from llamadesk.convert import plan_conversion, write_gguf
 from tests.conftest import run_cli
-from tests.fixtures.random_checkpoints import build
-
-
-@pytest.fixture(scope="session")
-def checkpoints_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("random-checkpoints")
+from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -186,3 +181,27 @@ def test_refusal_is_a_bad_input_error():
     from llamadesk.convert.torch_zip_reader import UnsafePickleError
 
     assert issubclass(UnsafePickleError, BadInputError)
+
+
+@pytest.mark.slow
+def test_conversion_needs_neither_torch_nor_its_companions(checkpoints_root, tmp_path):
+    """With torch, transformers, safetensors and sentencepiece made unimportable, a pickled Meta
+    checkpoint and an HF safetensors folder still convert (and --dry-run still plans)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "for name in ('torch', 'transformers', 'safetensors', 'sentencepiece', 'tokenizers'):\n"
+        "    sys.modules[name] = None\n"
+        "from llamadesk.app.cli import main\n"
+        "assert main(['convert', sys.argv[1], '-o', sys.argv[3] + '/a.gguf']) == 0\n"
+        "assert main(['convert', sys.argv[2], '-o', sys.argv[3] + '/b.gguf', '--outtype', 'q8_0']) == 0\n"
+        "assert not any(m in sys.modules and sys.modules[m] for m in ('torch', 'transformers'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(build("meta_2shards", checkpoints_root)), str(build("llama3", checkpoints_root)), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.gguf").stat().st_size > 0 and (tmp_path / "b.gguf").stat().st_size > 0

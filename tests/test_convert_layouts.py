@@ -15,7 +15,7 @@ import pytest
 
 from llamadesk.convert import convert_checkpoint, plan_conversion
 from tests.fixtures.logits_reference import llama_cpp_logits, llama_cpp_tokenize, transformers_logits
-from tests.fixtures.random_checkpoints import build
+from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
 
 PROMPTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -30,11 +30,6 @@ LAYOUTS = {
     "mistral": "mistral",
     "meta_2shards": "meta_reference",
 }
-
-
-@pytest.fixture(scope="session")
-def checkpoints_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("random-checkpoints")
 
 
 def source_ids(folder: Path, text: str) -> list[int]:
