@@ -42,6 +42,7 @@ test: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) bench/engine.py
+	$(PY) bench/convert.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
