@@ -25,6 +25,10 @@ WEIGHT_PATTERNS = (
 )
 
 
+# Packages whose exceptions mean "the network failed" when they escape huggingface-hub.
+NETWORK_ERROR_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3", "ssl", "socket")
+
+
 def looks_like_repo_id(source: str) -> bool:
     return bool(REPO_ID.match(source)) and not Path(source).exists()
 
@@ -43,6 +47,9 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
     """Download what conversion needs from a Hub repo (cached by huggingface-hub) and return its folder."""
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry warnings would bury the one line llamadesk prints
 
     try:
         repo_files = HfApi().list_repo_files(repo_id, revision=revision)
@@ -55,9 +62,16 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise BadInputError(f"{repo_id}: no such repo (or revision) on the Hub; check the name") from None
     except HfHubHTTPError as err:
-        raise LlamadeskError(f"{repo_id}: the Hub answered with an error ({err}); try again later") from None
-    except OSError as err:
-        raise LlamadeskError(f"{repo_id}: could not download ({err}); check the network and try again") from None
+        raise LlamadeskError(f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later") from None
+    except Exception as err:
+        # huggingface-hub lets its HTTP client's connection errors through (httpx's, not OSError).
+        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in NETWORK_ERROR_MODULES:
+            raise LlamadeskError(f"{repo_id}: could not download ({_first_line(err)}); check the network and try again") from None
+        raise
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def resolve_source(source: str) -> Path:

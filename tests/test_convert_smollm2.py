@@ -86,3 +86,24 @@ def test_chat_template_and_special_tokens_carried_over(converted, smollm2_folder
     assert fields["tokenizer.ggml.bos_token_id"] == 1 and fields["tokenizer.ggml.eos_token_id"] == 2
     assert fields["general.architecture"] == "llama" and fields["general.size_label"] == "135M"
     assert fields["general.file_type"] == 1  # mostly f16
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_conversion_exits_130_and_leaves_no_file(smollm2_folder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import LLAMADESK
+
+    out = tmp_path / "smollm2.gguf"
+    process = subprocess.Popen([str(LLAMADESK), "convert", str(smollm2_folder), "-o", str(out), "--outtype", "f32"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".smollm2.gguf.*.part")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)  # wait until it is writing
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and err.strip().splitlines() == ["llamadesk: interrupted"]
+    assert list(tmp_path.iterdir()) == []
