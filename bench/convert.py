@@ -142,11 +142,15 @@ def main() -> None:
             large = work / "synthetic"
             large.mkdir()
             size = write_synthetic_checkpoint(large, source)
-            wall, rss = measure([str(LLAMADESK), "convert", str(large), "-o", str(work / "large.gguf"), "--force"])
-            line = (f"Synthetic bf16 checkpoint, {size / 1e9:.2f} GB in 2 shards (largest tensor "
-                    f"{49152 * 2048 * 2 / mib:.0f} MiB) to bf16 (--outtype auto): peak RSS **{rss / mib:.0f} MiB**, wall {wall:.1f} s.")
-            print(line)
-            body += ["", line]
+            body += ["", f"Synthetic bf16 checkpoint, {size / 1e9:.2f} GB in 2 shards (largest tensor "
+                     f"{49152 * 2048 * 2 / mib:.0f} MiB), llamadesk only:", "",
+                     "| --outtype | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
+            for outtype in ("auto", "q8_0"):  # auto = bf16 here
+                wall, rss = measure([str(LLAMADESK), "convert", str(large), "-o", str(work / "large.gguf"), "--force",
+                                     "--outtype", outtype])
+                (work / "large.gguf").unlink()
+                body.append(f"| {outtype} | {wall:.1f} | **{rss / mib:.0f}** |")
+                print(body[-1])
         body += ["", GOALS, "", "Command: `.venv/bin/python bench/convert.py" + (" --skip-large" if args.skip_large else "") + "`"]
         update_section("convert", "\n".join(body))
     finally:
