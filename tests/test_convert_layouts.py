@@ -2,7 +2,8 @@
 
 Each is converted to f32 and run by llama.cpp; its logits must match transformers' on the same
 token ids (greedy top-1 at every position, max |diff| < 1e-3), and its tokenizer must give the
-source tokenizer's ids.
+source tokenizer's ids. f16/bf16 checkpoints are compared with transformers upcasting the same
+16-bit weights to fp32, so reading them must be exact.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ PROMPTS = [
 # checkpoint -> the HF folder transformers loads as the reference (Meta's twin for the Meta layout)
 LAYOUTS = {
     "llama2_spm": "llama2_spm",
-    "llama2_bin": "llama2_bin",
+    "llama2_bin": "llama2_bin",  # f16 weights, pickled
+    "llama2_bf16": "llama2_bf16",
     "llama2_sharded": "llama2_sharded",
     "llama3": "llama3",
     "mistral": "mistral",
@@ -162,3 +164,17 @@ def test_logit_verification_catches_a_missing_qk_permutation(checkpoints_root, t
             results[name] = compare_logits(plan.checkpoint, ids, engine.position_logits, plan.bulk_type)
     assert results["good"].ok and results["good"].max_abs_diff < 0.05
     assert not results["bad"].ok
+
+
+@pytest.mark.slow
+def test_auto_outtype_keeps_the_checkpoints_16_bit_type_and_license_is_recorded(checkpoints_root, tmp_path):
+    import shutil
+
+    folder = Path(shutil.copytree(build("llama2_bf16", checkpoints_root), tmp_path / "bf16"))
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags: [test]\n---\n# A model\n")
+    reader = gguf.GGUFReader(convert_checkpoint(folder, tmp_path / "auto.gguf"))
+    types = {t.name: t.tensor_type for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.BF16
+    assert types["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32
+    fields = {f.name: f.contents() for f in reader.fields.values() if f.name.startswith("general.")}
+    assert fields["general.license"] == "apache-2.0" and fields["general.file_type"] == gguf.LlamaFileType.MOSTLY_BF16
