@@ -101,6 +101,7 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
     arch = config.architecture.gguf_arch
     name_map = gguf.get_tensor_name_map(arch, config.n_layer)
     mapped: list[tuple[TensorSource, str, T]] = []
+    seen: set[str] = set()
     for source in checkpoint.tensors:
         if source.name.removesuffix(".weight").endswith(SKIPPED_TENSOR_SUFFIXES):
             continue
@@ -110,6 +111,14 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
                 f"{checkpoint.folder}: tensor {source.name} is not part of a {config.architecture_name} model; "
                 "the checkpoint has layers llamadesk does not convert"
             )
+        if name.endswith(".bias"):
+            raise BadInputError(
+                f"{checkpoint.folder}: tensor {source.name} is a bias; llamadesk converts LLaMA models without "
+                "biases (attention_bias/mlp_bias false)"
+            )
+        if name in seen:
+            raise BadInputError(f"{checkpoint.folder}: two tensors map to {name} (one is {source.name}); the checkpoint is inconsistent")
+        seen.add(name)
         mapped.append((source, name, _kind_of(name, arch)))
     n_ff = config.n_ff or next((s.shape[0] for s, _, k in mapped if k == T.FFN_GATE), 0)
     shapes = expected_shapes(config, n_vocab, n_ff)
