@@ -15,6 +15,7 @@ from .checkpoint import Checkpoint, open_checkpoint
 from .gguf_metadata import add_metadata, model_name
 from .output_types import FILE_TYPES, resolve_outtype
 from .plan import PlannedTensor, plan_tensors
+from .source_location import looks_like_repo_id, resolve_source
 from .vocabulary import Vocabulary, read_vocabulary
 
 Progress = Callable[[int, int], None]  # (bytes written, bytes in total)
@@ -115,13 +116,15 @@ def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress
     return output
 
 
-def convert_checkpoint(source: Path, output: Path | None = None, outtype: str = "auto", force: bool = False,
-                       progress: Progress | None = None, pre_tokenizer: str | None = None, name: str | None = None) -> Path:
-    """Convert the checkpoint folder `source` to a GGUF and return its path.
+def convert_checkpoint(source: str | Path, output: Path | None = None, outtype: str = "auto", force: bool = False,
+                       progress: Progress | None = None, pre_tokenizer: str | None = None) -> Path:
+    """Convert `source` (a checkpoint folder, or a Hub repo id to download) to a GGUF; return its path.
 
     Without `output` the file goes into the library's models folder (named after the model and
-    type). Raises BadInputError for anything wrong with the checkpoint, and leaves no partial
-    output behind on any error or Ctrl-C.
+    type), where `-m NAME` finds it. `outtype` is f32, f16, bf16, q8_0 or auto. `progress(done,
+    total)` is called in bytes after each tensor. Raises BadInputError for anything wrong with the
+    checkpoint, and leaves no partial output behind on any error or Ctrl-C.
     """
-    plan = plan_conversion(source, outtype, pre_tokenizer, name)
+    name = str(source) if looks_like_repo_id(str(source)) else None
+    plan = plan_conversion(resolve_source(str(source)), outtype, pre_tokenizer, name)
     return write_gguf(plan, output or default_output(plan), force, progress)

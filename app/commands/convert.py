@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from ...convert import ConversionPlan, default_output, plan_conversion, write_gguf
+from ...convert import ConversionPlan, default_output, plan_conversion, resolve_source, write_gguf
 from ...convert.output_types import OUTTYPE_CHOICES
-from ...convert.source_location import looks_like_repo_id, resolve_source
+from ...convert.source_location import looks_like_repo_id
 from ...convert.verify import LOGITS_SAMPLE, compare_logits, token_mismatches
 from ..errors import LlamadeskError
 from ..machine import format_bytes
