@@ -260,3 +260,47 @@ def test_pulled_model_chats_by_its_library_name(hub, env, smollm2_path):
     by_repo = run_cli("chat", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--temperature", "0",
                       "--max-tokens", "24", "What is the capital of France?", env=env)
     assert by_repo.returncode == 0 and "Paris" in by_repo.stdout
+
+
+def test_rm_deletes_what_llamadesk_downloaded_and_only_forgets_what_was_cached_before(env, samples):
+    ours = pull_json(env, "tiny/Tiny-GGUF:Q2_K")
+    blob = Path(ours["path"]).resolve()
+    assert blob.is_file() and "blobs" in blob.parts
+    done = run_cli("models", "rm", ours["name"], "--yes", env=env)
+    assert done.returncode == 0 and "deleted" in done.stdout, done.stderr
+    assert not blob.exists() and not Path(ours["path"]).exists()
+    assert ours["name"] not in models(env)
+
+    # Another tool put this file in the Hugging Face cache first: llamadesk lists it, never deletes it.
+    fetch = "from huggingface_hub import hf_hub_download as d; print(d('tiny/Tiny-GGUF', 'Tiny-Q8_0.gguf'))"
+    theirs = subprocess.run([str(LLAMADESK.with_name("python")), "-c", fetch], env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=60)
+    assert theirs.returncode == 0, theirs.stderr
+    found = pull_json(env, "tiny/Tiny-GGUF:Q8_0")
+    assert found["downloaded"] is False and found["path"] == theirs.stdout.strip()
+    assert models(env)["Tiny-Q8_0"]["deletable"] is False
+    done = run_cli("models", "rm", "Tiny-Q8_0", "--yes", env=env)
+    assert done.returncode == 0 and "no files deleted" in done.stdout
+    assert Path(found["path"]).read_bytes() == samples["Tiny-Q8_0.gguf"]
+
+
+def test_search_lists_gguf_repos_most_downloaded_first(env):
+    done = run_cli("search", "gguf", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    repos = [m["repo"] for m in found]
+    assert repos[:2] == ["tiny/Tiny-GGUF", SPLIT_REPO]  # 500 downloads, then 20
+    assert "org/Checkpoint" not in repos  # no GGUF files
+    first = found[0]
+    assert (first["downloads"], first["likes"], first["updated"][:10]) == (500, 7, "2026-01-15")
+    assert [m["repo"] for m in json.loads(run_cli("search", "split", "--json", env=env).stdout)] == [SPLIT_REPO]
+    table = run_cli("search", "tiny", env=env)
+    assert table.returncode == 0 and "DOWNLOADS" in table.stdout and "tiny/Tiny-GGUF" in table.stdout
+
+
+def test_convert_downloads_the_checkpoint_into_the_cache(env, hub):
+    # Converting is convert/'s job (checkpoint_conversion.convert_checkpoint is where it plugs in);
+    # pull's part is fetching the checkpoint files, checked, into the Hugging Face cache.
+    pull(env, "org/Checkpoint", "--convert", "Q8_0")
+    snapshot_files = {p.name for p in Path(env["HF_HOME"]).rglob("*") if "snapshots" in p.parts and p.is_file()}
+    assert snapshot_files == {"config.json", "model.safetensors", "tokenizer.json"}
