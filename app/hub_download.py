@@ -17,10 +17,11 @@ import hashlib
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.file_download import http_get
-from huggingface_hub.utils import build_hf_headers
+from huggingface_hub.utils import build_hf_headers, tqdm
 
 from .errors import Interrupted, LlamadeskError
 from .gguf_naming import RepoFile
@@ -29,6 +30,7 @@ from .hub_errors import hub_errors
 from .machine import format_bytes
 
 PARTIAL_SUFFIX = ".llamadesk-partial"
+ProgressBar = type[tqdm]
 HASH_BLOCK = 8 * 1024 * 1024
 
 
@@ -61,7 +63,17 @@ def _disk_full(name: str, folder: Path) -> LlamadeskError:
     )
 
 
-def _fetch_bytes(url: str, partial: Path, size: int | None, name: str) -> None:
+def _headers_for(url: str, location: str) -> dict[str, str]:
+    """The Hub's headers with the user's token (HF_TOKEN or `hf auth login`), which must not
+    leave the Hub: a file served from a CDN (a signed URL) gets no Authorization header."""
+    headers = build_hf_headers()
+    if urlsplit(location).netloc != urlsplit(url).netloc:
+        headers.pop("authorization", None)
+    return headers
+
+
+def _fetch_bytes(url: str, headers: dict[str, str], partial: Path, size: int | None, name: str,
+                 progress: ProgressBar | None) -> None:
     """Append the rest of `url` to `partial` (Range from its current size)."""
     resume = partial.stat().st_size if partial.exists() else 0
     if size is not None and resume > size:  # not a prefix of this file: start over
@@ -69,16 +81,17 @@ def _fetch_bytes(url: str, partial: Path, size: int | None, name: str) -> None:
         resume = 0
     if size is not None:
         _check_free_space(partial.parent, size - resume, name)
-    headers = build_hf_headers()  # the token from HF_TOKEN or `hf auth login`, if any
     with partial.open("r+b" if resume else "wb") as out:
         out.seek(resume)
-        http_get(url, out, resume_size=resume, headers=headers, expected_size=size, displayed_filename=name)
+        http_get(url, out, resume_size=resume, headers=headers, expected_size=size, displayed_filename=name,
+                 tqdm_class=progress)
 
 
-def download_blob(repo: str, file: RepoFile, commit: str) -> bool:
+def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar | None = None) -> bool:
     """Make sure the blob of `file` at `commit` is in the cache, checked; True if bytes were fetched."""
+    url = hf_hub_url(repo, file.path, revision=commit)
     with hub_errors(repo):
-        meta = get_hf_file_metadata(hf_hub_url(repo, file.path, revision=commit))
+        meta = get_hf_file_metadata(url)
     if not meta.etag:
         raise LlamadeskError(f"the Hub gave no ETag for {file.path} in {repo}; try again later")
     blob = repo_storage(repo) / "blobs" / meta.etag
@@ -89,7 +102,7 @@ def download_blob(repo: str, file: RepoFile, commit: str) -> bool:
     size = meta.size if meta.size is not None else file.size
     try:
         with hub_errors(repo):
-            _fetch_bytes(meta.location, partial, size, file.path)
+            _fetch_bytes(meta.location, _headers_for(url, meta.location), partial, size, file.path, progress)
     except KeyboardInterrupt:
         raise Interrupted(
             f"download of {file.path} stopped; run the same `llamadesk pull` again to resume where it stopped"
@@ -120,16 +133,18 @@ def _verify(partial: Path, file: RepoFile, repo: str) -> None:
         )
 
 
-def fetch_file(repo: str, file: RepoFile, commit: str, revision: str) -> tuple[Path, bool]:
+def fetch_file(repo: str, file: RepoFile, commit: str, revision: str,
+               progress: ProgressBar | None = None) -> tuple[Path, bool]:
     """The snapshot path of `file` at `commit`, downloading and checking it first if needed.
 
-    Returns (path, whether llamadesk downloaded the bytes).
+    Returns (path, whether llamadesk downloaded the bytes). `progress` is a tqdm class for the
+    progress bar (the terminal UI passes one that posts messages); None: huggingface-hub's own.
     """
     cached = cached_file(repo, file.path, commit)
     if cached is not None:
         remember_ref(repo, revision, commit)
         return cached, False
-    fetched = download_blob(repo, file, commit)
+    fetched = download_blob(repo, file, commit, progress)
     with hub_errors(repo):
         # The blob is in place, so this only links it into the snapshot folder.
         path = Path(hf_hub_download(repo, file.path, revision=commit))

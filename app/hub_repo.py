@@ -9,10 +9,10 @@ import posixpath
 from dataclasses import dataclass
 from datetime import datetime
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 from huggingface_hub.utils import validate_repo_id
 
-from .errors import BadInputError
+from .errors import BadInputError, LlamadeskError
 from .gguf_naming import GGUFVariant, RepoFile, gguf_variants
 from .hub_errors import hub_errors
 
@@ -115,6 +115,9 @@ def search_gguf_models(query: str, limit: int = SEARCH_LIMIT) -> list[HubModel]:
         raise BadInputError("give something to search for, e.g. `llamadesk search smollm2`")
     if limit < 1:
         raise BadInputError("--limit must be at least 1")
+    if constants.is_offline_mode():
+        raise LlamadeskError("searching the Hub needs a connection and offline mode is on (HF_HUB_OFFLINE); "
+                             "`llamadesk models` lists what is downloaded")
     with hub_errors(query):
         found = HfApi().list_models(
             search=query.strip(), filter="gguf", sort="downloads", limit=limit,

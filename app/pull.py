@@ -15,7 +15,7 @@ from .checkpoint_conversion import check_convert_type, convert_checkpoint
 from .errors import BadInputError, LlamadeskError
 from .gguf_naming import GGUFVariant, best_fitting_variant, gguf_variants, model_stem, variant_for_request
 from .hub_cache import cached_commit, cached_file, cached_repo_files
-from .hub_download import fetch_file
+from .hub_download import ProgressBar, fetch_file
 from .hub_repo import RepoListing, is_safe_repo_path, list_repo, parse_pull_spec
 from .library import names_in_use
 from .machine import MachineFacts, format_bytes, machine_facts
@@ -133,8 +133,12 @@ def _pull_offline(repo: str, choice: str | None, revision: str, machine: Machine
     return PullResult(name, repo, commit, variant.quantization, paths, downloaded=False)
 
 
-def pull_model(spec: str, revision: str | None = None, machine: MachineFacts | None = None) -> PullResult:
-    """Pull `REPO[:QUANT|:FILE]` into the Hugging Face cache and the library; see the module docstring."""
+def pull_model(spec: str, revision: str | None = None, machine: MachineFacts | None = None,
+               progress: ProgressBar | None = None) -> PullResult:
+    """Pull `REPO[:QUANT|:FILE]` into the Hugging Face cache and the library; see the module docstring.
+
+    `progress`: a tqdm class to report download progress with (default: huggingface-hub's bar).
+    """
     request = parse_pull_spec(spec)
     revision = revision or DEFAULT_REVISION
     machine = machine if machine is not None else machine_facts()
@@ -144,7 +148,7 @@ def pull_model(spec: str, revision: str | None = None, machine: MachineFacts | N
     variant = choose_variant(listing, request.choice, machine)
     paths, fetched = [], []
     for file in variant.files:
-        path, got = fetch_file(request.repo, file, listing.commit, revision)
+        path, got = fetch_file(request.repo, file, listing.commit, revision, progress)
         paths.append(path)
         fetched.append(got)
     name = _library_name(variant, request.repo)

@@ -119,15 +119,6 @@ def test_add_and_rm_refuse_bad_input(home, tmp_path):
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_model_added_by_folder_runs_by_name(home, smollm2_path, tmp_path):
-    folder = tmp_path / "external"
-    folder.mkdir()
-    (folder / "my-smol.gguf").symlink_to(smollm2_path)
-    assert cli(home, "models", "add", str(folder)).returncode == 0
-    done = cli(home, "chat", "-m", "my-smol", "--temperature", "0", "--max-tokens", "16", "What is the capital of France?")
-    assert done.returncode == 0 and "Paris" in done.stdout, done.stderr
-
-
 def test_memory_fit_counts_weights_kv_cache_and_reserve(smollm2_path):
     from llamadesk.app.gguf_file import inspect_gguf
     from llamadesk.app.machine import MachineFacts

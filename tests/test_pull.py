@@ -257,9 +257,8 @@ def test_pulled_model_chats_by_its_library_name(hub, env, smollm2_path):
                    "What is the capital of France?", env=env)
     assert done.returncode == 0, done.stderr
     assert "Paris" in done.stdout
-    by_repo = run_cli("chat", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--temperature", "0",
-                      "--max-tokens", "24", "What is the capital of France?", env=env)
-    assert by_repo.returncode == 0 and "Paris" in by_repo.stdout
+    by_repo = run_cli("info", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--json", env=env)  # REPO:QUANT resolves too
+    assert by_repo.returncode == 0 and json.loads(by_repo.stdout)["path"] == result["path"], by_repo.stderr
 
 
 def test_rm_deletes_what_llamadesk_downloaded_and_only_forgets_what_was_cached_before(env, samples):

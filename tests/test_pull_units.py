@@ -1,4 +1,4 @@
-"""Reading quantizations and split parts from Hub file names, and choosing a variant (pure functions)."""
+"""Pull's pure parts: quantizations and split parts from Hub file names, choosing a variant, safe names, disk space, tokens."""
 
 from __future__ import annotations
 
@@ -91,3 +91,21 @@ def test_parse_pull_spec():
     for bad in ("owner/na me", "a/b/c", "owner/x--y", "owner/Name:", ""):
         with pytest.raises(BadInputError):
             parse_pull_spec(bad)
+
+
+def test_too_little_disk_space_is_refused_before_downloading(tmp_path):
+    from llamadesk.app.errors import LlamadeskError
+    from llamadesk.app.hub_download import _check_free_space
+
+    _check_free_space(tmp_path, 1024, "small.gguf")
+    with pytest.raises(LlamadeskError, match="not enough disk space for huge.gguf"):
+        _check_free_space(tmp_path, 10**18, "huge.gguf")
+
+
+def test_the_token_never_goes_to_a_cdn(monkeypatch):
+    from llamadesk.app.hub_download import _headers_for
+
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    hub = "https://huggingface.co/o/m/resolve/abc/m.gguf"
+    assert _headers_for(hub, hub)["authorization"] == "Bearer hf_secret"
+    assert "authorization" not in _headers_for(hub, "https://cas-bridge.xethub.hf.co/signed?x=1")
