@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LLAMADESK, run_cli
-from tests.gguf_samples import tiny_gguf_bytes
+from tests.gguf_samples import split_gguf, tiny_gguf_bytes
 from tests.hub_standin import STANDIN_TOKEN, HubStandin, StandinFile
 
 QUANTS = ("Q2_K", "Q4_K_M", "Q8_0", "F16")
@@ -249,14 +249,20 @@ def test_list_shows_variants_without_downloading(env, hub):
 
 
 @pytest.mark.slow
-def test_pulled_model_chats_by_its_library_name(hub, env, smollm2_path):
-    hub.add_repo("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", {"SmolLM2-135M-Instruct-Q4_1.gguf": smollm2_path.read_bytes()})
+def test_pulled_split_model_chats_by_its_library_name(hub, env, smollm2_path, tmp_path):
+    # The real SmolLM2, split in two parts like big Hub models: llama.cpp gets the first part's
+    # path in the snapshot folder and finds the second beside it.
+    parts = split_gguf(smollm2_path, tmp_path / "SmolLM2-135M-Instruct-Q4_1.gguf", max_tensors=150)
+    assert len(parts) == 2
+    hub.add_repo("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", {p.name: p.read_bytes() for p in parts})
     result = pull_json(env, "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1")
-    assert result["name"] == "SmolLM2-135M-Instruct-Q4_1"
+    assert result["name"] == "SmolLM2-135M-Instruct-Q4_1" and result["parts"] == 2
     done = run_cli("chat", "-m", result["name"], "--temperature", "0", "--max-tokens", "24",
                    "What is the capital of France?", env=env)
     assert done.returncode == 0, done.stderr
     assert "Paris" in done.stdout
+    entry = models(env)[result["name"]]
+    assert entry["parameters"] == 134515008 and entry["has_chat_template"] and entry["parts"] == 2
     by_repo = run_cli("info", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--json", env=env)  # REPO:QUANT resolves too
     assert by_repo.returncode == 0 and json.loads(by_repo.stdout)["path"] == result["path"], by_repo.stderr
 
