@@ -13,7 +13,6 @@ the cache layout stays huggingface-hub's own.
 from __future__ import annotations
 
 import errno
-import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -28,23 +27,15 @@ from .gguf_naming import RepoFile
 from .hub_cache import cached_file, remember_ref, repo_storage
 from .hub_errors import hub_errors
 from .machine import format_bytes
+from .starter_models import sha256_of
 
 PARTIAL_SUFFIX = ".llamadesk-partial"
 ProgressBar = type[tqdm]
-HASH_BLOCK = 8 * 1024 * 1024
 
 
 def partial_path(blob: Path) -> Path:
     """Where the bytes of `blob` collect until they are complete and checked."""
     return blob.with_name(blob.name + PARTIAL_SUFFIX)
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_free_space(folder: Path, needed: int, name: str) -> None:
@@ -123,7 +114,7 @@ def _verify(partial: Path, file: RepoFile, repo: str) -> None:
     if file.sha256 is None:
         return  # not an LFS file: the Hub publishes no sha256 to compare with (size was checked)
     print(f"checking the sha256 of {file.path}...", file=sys.stderr, flush=True)
-    actual = sha256_of_file(partial)
+    actual = sha256_of(partial)
     if actual != file.sha256.lower():
         partial.unlink(missing_ok=True)
         raise LlamadeskError(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx2
 from huggingface_hub import constants
+from huggingface_hub.utils import logging as hf_logging
 from huggingface_hub.errors import (
     DisabledRepoError,
     GatedRepoError,
@@ -56,6 +57,12 @@ def hub_error_line(err: BaseException, repo: str) -> LlamadeskError | None:
             return LlamadeskError(f"the Hub refused access to {repo} (403): your token lacks permission for it; {LOGIN_HINT}")
         return LlamadeskError(f"the Hub answered {status} for {repo}; try again later")
     return None
+
+
+def quiet_hub_logging() -> None:
+    """Keep huggingface-hub's retry warnings off the terminal: the CLI says what happened in one
+    line when it gives up (its progress bars are not logging and stay)."""
+    hf_logging.set_verbosity_error()
 
 
 @contextlib.contextmanager

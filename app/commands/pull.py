@@ -8,6 +8,7 @@ import sys
 
 from ..machine import format_bytes
 from ..pull import list_variants, pull_and_convert, pull_model
+from ..hub_errors import quiet_hub_logging
 from .options import add_json_option
 from .table import format_table
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_hub_logging()
     if args.list:
         variants = list_variants(args.spec, args.revision)
         if args.json:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..hub_repo import SEARCH_LIMIT, search_gguf_models
+from ..hub_errors import quiet_hub_logging
 from .options import add_json_option
 from .table import format_table
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_hub_logging()
     found = search_gguf_models(" ".join(args.query), limit=args.limit)
     if args.json:
         print(json.dumps([m.to_json() for m in found], indent=2))
