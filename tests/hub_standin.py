@@ -303,9 +303,13 @@ class _HubHandler(BaseHTTPRequestHandler):
             if prefix and not name.startswith(prefix + "/"):
                 continue
             rest = name[len(prefix) + 1 :] if prefix else name
-            if "/" in rest and not recursive:
-                folders.add((prefix + "/" if prefix else "") + rest.split("/", 1)[0])
-                continue
+            base = prefix + "/" if prefix else ""
+            if "/" in rest:
+                # Like the Hub: folders are listed as entries; recursive listings descend into them too.
+                steps = rest.split("/")[:-1] if recursive else rest.split("/")[:1]
+                folders.update(base + "/".join(steps[: i + 1]) for i in range(len(steps)))
+                if not recursive:
+                    continue
             entries.append(repo.tree_entry(name))
         entries += [{"type": "directory", "path": f, "oid": git_blob_sha1(f.encode())} for f in sorted(folders)]
         self._json(entries)
