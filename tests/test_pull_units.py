@@ -109,3 +109,23 @@ def test_the_token_never_goes_to_a_cdn(monkeypatch):
     hub = "https://huggingface.co/o/m/resolve/abc/m.gguf"
     assert _headers_for(hub, hub)["authorization"] == "Bearer hf_secret"
     assert "authorization" not in _headers_for(hub, "https://cas-bridge.xethub.hf.co/signed?x=1")
+
+
+def test_choose_variant_for_this_machine():
+    from llamadesk.app.hub_repo import RepoListing
+    from llamadesk.app.machine import MachineFacts
+    from llamadesk.app.pull import choose_variant
+
+    listing = RepoListing("o/m", "c" * 40, tuple(files(("m-Q4_K_M.gguf", 800 * MB), ("m-Q8_0.gguf", 1500 * MB))),
+                          ("../x-Q2_K.gguf",), gated=False)
+    roomy = MachineFacts(4, 8, total_ram=16 * 1024 * MB, available_ram=12 * 1024 * MB)
+    small = MachineFacts(1, 1, total_ram=2 * 1024 * MB, available_ram=1600 * MB)
+    tiny = MachineFacts(1, 1, total_ram=1024 * MB, available_ram=600 * MB)
+    assert choose_variant(listing, None, roomy).quantization == "Q8_0"
+    assert choose_variant(listing, None, small).quantization == "Q4_K_M"  # Q8_0 would leave no room for the KV cache
+    assert choose_variant(listing, None, None).quantization == "Q4_K_M"  # machine unknown
+    with pytest.raises(BadInputError, match="none of o/m's GGUF files fits"):
+        choose_variant(listing, None, tiny)
+    assert choose_variant(listing, "Q8_0", tiny).quantization == "Q8_0"  # asked for explicitly: allowed
+    with pytest.raises(BadInputError, match="not a safe file name"):
+        choose_variant(listing, "../x-Q2_K.gguf", roomy)

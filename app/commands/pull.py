@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from ..machine import format_bytes
+from ..library import inspect_model
+from ..machine import format_bytes, machine_facts
+from ..model_fit import memory_fit
 from ..pull import list_variants, pull_and_convert, pull_model
 from ..hub_errors import quiet_hub_logging
 from .options import add_json_option
@@ -60,5 +63,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     state = "downloaded" if result.downloaded else "already downloaded"
     print(f"{state} {result.repo} ({result.quantization or 'GGUF'}, {len(result.paths)} file(s)) as {result.name}", file=sys.stderr)
+    _warn_if_too_big(result.paths[0])
     print(f"chat with it: llamadesk chat -m {result.name}")
     return 0
+
+
+def _warn_if_too_big(path: Path) -> None:
+    """A file asked for by name may not fit; say so now rather than when chat starts swapping."""
+    fit = memory_fit(inspect_model(path), machine_facts())
+    if not fit.fits:
+        print(f"note: it needs about {format_bytes(fit.needed)} of memory with a {fit.context}-token context "
+              f"and {format_bytes(fit.available)} is free; it may run slowly or not load", file=sys.stderr)
