@@ -47,11 +47,18 @@ def _check_free_space(folder: Path, needed: int, name: str) -> None:
         )
 
 
-def _disk_full(name: str, folder: Path) -> LlamadeskError:
-    return LlamadeskError(
-        f"the disk filled up while downloading {name} into {folder}; the partial download was "
-        "removed; free some space and pull again"
-    )
+# Write errors that mean "this disk cannot take the file", and what to tell the user.
+DISK_ERRORS = {
+    errno.ENOSPC: "the disk filled up while downloading {name} into {folder}",
+    errno.EDQUOT: "your disk quota ran out while downloading {name} into {folder}",
+    errno.EFBIG: "the file system of {folder} cannot hold a file as large as {name} (FAT32 stops at 4 GiB)",
+}
+
+
+def _disk_error(err: OSError, name: str, folder: Path) -> LlamadeskError:
+    reason = DISK_ERRORS[err.errno].format(name=name, folder=folder)
+    return LlamadeskError(f"{reason}; the partial download was removed; free some space (or set HF_HOME "
+                          "to a folder on another disk) and pull again")
 
 
 def _headers_for(url: str, location: str) -> dict[str, str]:
@@ -99,9 +106,9 @@ def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar 
             f"download of {file.path} stopped; run the same `llamadesk pull` again to resume where it stopped"
         ) from None
     except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if err.errno in DISK_ERRORS:
             partial.unlink(missing_ok=True)
-            raise _disk_full(file.path, blob.parent) from err
+            raise _disk_error(err, file.path, blob.parent) from err
         # huggingface-hub's size check ("Consistency check failed"): the bytes cannot be trusted.
         partial.unlink(missing_ok=True)
         raise LlamadeskError(f"the download of {file.path} from {repo} came back incomplete ({err}); pull again") from err

@@ -1,7 +1,8 @@
 """`pull`: choose a GGUF in a Hub repo, download it (every part of a split one) and add it to the library.
 
-Plain functions, no printing beyond huggingface-hub's progress bar, so the terminal UI can run a
-pull in a worker the same way the CLI does.
+Plain functions that print nothing but the download's progress (huggingface-hub's bar, or the
+tqdm class the caller passes) and a line on stderr while a checksum is computed, so the terminal
+UI can run a pull in a worker the same way the CLI does.
 """
 
 from __future__ import annotations
