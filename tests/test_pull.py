@@ -180,6 +180,11 @@ def test_gated_repo_says_how_to_log_in_and_works_with_a_token(env):
     assert "gated" in line and "hf auth login" in line and "HF_TOKEN" in line
     result = pull_json({**env, "HF_TOKEN": STANDIN_TOKEN}, "corp/Gated-GGUF")
     assert result["quantization"] == "Q4_K_M"
+    # `hf auth login` stores the token in HF_HOME/token; huggingface-hub reads it from there.
+    logged_in = {**env, "HF_HOME": env["HF_HOME"] + "-logged-in"}
+    Path(logged_in["HF_HOME"]).mkdir()
+    (Path(logged_in["HF_HOME"]) / "token").write_text(STANDIN_TOKEN)
+    assert pull_json(logged_in, "corp/Gated-GGUF")["downloaded"] is True
 
 
 def test_unknown_repo(env):
