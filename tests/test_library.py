@@ -4,12 +4,15 @@ folders, `models rm` deleting only what llamadesk created, and the memory-fit es
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import LLAMADESK, run_cli
 from tests.gguf_samples import tiny_gguf_bytes
 
 FIELDS = {"name", "path", "source", "architecture", "parameters", "size_label", "quantization", "file_size",
@@ -78,10 +81,26 @@ def test_rm_deletes_a_made_model_after_asking(home, tmp_path):
     sidecar.write_text("{}")
     refused = cli(home, "models", "rm", "Tiny-Q4_K_M")  # stdin is not a terminal: never guess "yes"
     assert refused.returncode == 2 and "--yes" in refused.stderr and made.exists()
-    done = cli(home, "models", "rm", "Tiny-Q4_K_M", "--yes")
+    kept = rm_on_a_terminal(home, "Tiny-Q4_K_M", answer="n")
+    assert kept.returncode == 1 and "This will delete" in kept.stdout and made.exists()
+    done = rm_on_a_terminal(home, "Tiny-Q4_K_M", answer="y")
     assert done.returncode == 0, done.stderr
     assert not made.exists() and not sidecar.exists()
     assert "Tiny-Q4_K_M" not in listed(home)
+
+
+def rm_on_a_terminal(home: Path, name: str, answer: str) -> subprocess.CompletedProcess:
+    """`models rm NAME` with a terminal on stdin, answering its question."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen([str(LLAMADESK), "models", "rm", name], stdin=terminal, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env={**os.environ, "LLAMADESK_HOME": str(home)})
+        os.write(controller, f"{answer}\n".encode())
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_added_folder_is_listed_but_its_files_are_never_deleted(home, tmp_path):
