@@ -143,9 +143,11 @@ def _candidates(registry: Registry) -> list[Candidate]:
             return path
         origin = {"repo": pulled.repo, "revision": pulled.revision, "commit": pulled.commit, "files": pulled.files}
         out.append(Candidate(pulled.name, locate, "hub", origin, deletable=pulled.downloaded))
-    for path in _listable_ggufs(models_dir(), recursive=False):
-        if path.name == GEMMA_FILE:
-            continue  # the assembled starter belongs to its starter entry
+    made_here = [p for p in _listable_ggufs(models_dir(), recursive=False) if p.name != GEMMA_FILE]
+    # convert/ and quantize/ may also write where the user asked (-o); their record brings those in.
+    made_elsewhere = [Path(m.path) for m in registry.made
+                      if Path(m.path).parent != models_dir() and Path(m.path).is_file()]
+    for path in made_here + made_elsewhere:
         origin = registry.made_origin(path) or {}
         out.append(Candidate(model_stem(path.name), lambda p=path: p, "local", origin, deletable=True))
     for folder in registry.folders:

@@ -65,8 +65,14 @@ def test_made_model_shows_its_origin_and_eval_results(home, tmp_path):
     (models_dir / "Tiny-Q8_0.gguf.eval.json").write_text(json.dumps(evaluation))
     registry = {"schema_version": 1, "pulled": [], "folders": [],
                 "made": [{"path": str(made), "origin": {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}}]}
+    elsewhere = tmp_path / "out" / "Other-Q4_K_M.gguf"  # written with -o outside the models folder
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(tiny_gguf_bytes(tmp_path, "Other-Q4_K_M.gguf"))
+    registry["made"].append({"path": str(elsewhere), "origin": {"quantized_from": "Other-F16.gguf"}})
     (home / "data" / "library.json").write_text(json.dumps(registry))
-    entry = listed(home)["Tiny-Q8_0"]
+    models = listed(home)
+    assert models["Other-Q4_K_M"]["path"] == str(elsewhere) and models["Other-Q4_K_M"]["deletable"] is True
+    entry = models["Tiny-Q8_0"]
     assert entry["source"] == "local" and entry["deletable"] is True
     assert entry["eval_results"] == evaluation
     assert entry["origin"] == {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}
@@ -163,3 +169,18 @@ def test_resolve_model_keeps_working_for_existing_callers(smollm2_path):
     assert resolve_model(str(smollm2_path)) == smollm2_path
     with pytest.raises(BadInputError, match="unknown model 'nope'"):
         resolve_model("nope")
+
+
+def test_record_made_model_keeps_one_record_per_file(tmp_path, monkeypatch):
+    from llamadesk.app.model_registry import load_registry, record_made_model, registry_path
+
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
+    output = tmp_path / "m-Q4_K_M.gguf"
+    record_made_model(output, {"checkpoint": "/ckpt/a"})
+    record_made_model(output, {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})
+    assert [(m.path, m.origin) for m in load_registry().made] == [
+        (str(output), {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})]
+    assert json.loads(registry_path().read_text())["schema_version"] == 1
+    registry_path().write_text("{not json")
+    with pytest.raises(Exception, match="library record .* is damaged"):
+        load_registry()
