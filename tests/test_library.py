@@ -172,6 +172,7 @@ def test_resolve_model_keeps_working_for_existing_callers(smollm2_path):
 
 
 def test_record_made_model_keeps_one_record_per_file(tmp_path, monkeypatch):
+    from llamadesk.app.errors import LlamadeskError
     from llamadesk.app.model_registry import load_registry, record_made_model, registry_path
 
     monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
@@ -182,5 +183,5 @@ def test_record_made_model_keeps_one_record_per_file(tmp_path, monkeypatch):
         (str(output), {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})]
     assert json.loads(registry_path().read_text())["schema_version"] == 1
     registry_path().write_text("{not json")
-    with pytest.raises(Exception, match="library record .* is damaged"):
+    with pytest.raises(LlamadeskError, match="library record .* is damaged"):
         load_registry()
