@@ -128,36 +128,42 @@ def _listable_ggufs(folder: Path, recursive: bool) -> list[Path]:
     return keep
 
 
-def _candidates(registry: Registry) -> list[Candidate]:
-    out: list[Candidate] = []
-    for name, starter in STARTER_MODELS.items():
-        out.append(Candidate(name, lambda n=name: starter_path(n), "starter",
-                             {"package": starter.distribution}, deletable=False))
+def _starter_candidates() -> list[Candidate]:
+    return [Candidate(name, lambda n=name: starter_path(n), "starter", {"package": starter.distribution}, deletable=False)
+            for name, starter in STARTER_MODELS.items()]
+
+
+def _pulled_candidates(registry: Registry) -> list[Candidate]:
+    out = []
     for pulled in registry.pulled:
         def locate(p=pulled) -> Path:
             path = cached_file(p.repo, p.files[0], p.commit)
             if path is None:
-                raise LlamadeskError(
-                    f"{p.name} ({p.repo}) is no longer in the Hugging Face cache; pull it again"
-                )
+                raise LlamadeskError(f"{p.name} ({p.repo}) is no longer in the Hugging Face cache; pull it again")
             return path
         origin = {"repo": pulled.repo, "revision": pulled.revision, "commit": pulled.commit, "files": pulled.files}
         out.append(Candidate(pulled.name, locate, "hub", origin, deletable=pulled.downloaded))
-    made_here = [p for p in _listable_ggufs(models_dir(), recursive=False) if p.name != GEMMA_FILE]
+    return out
+
+
+def _made_candidates(registry: Registry) -> list[Candidate]:
+    here = [p for p in _listable_ggufs(models_dir(), recursive=False) if p.name != GEMMA_FILE]
     # convert/ and quantize/ may also write where the user asked (-o); their record brings those in.
-    made_elsewhere = [Path(m.path) for m in registry.made
-                      if Path(m.path).parent != models_dir() and Path(m.path).is_file()]
-    for path in made_here + made_elsewhere:
-        origin = registry.made_origin(path) or {}
-        out.append(Candidate(model_stem(path.name), lambda p=path: p, "local", origin, deletable=True))
-    for folder in registry.folders:
-        folder_path = Path(folder)
-        if not folder_path.is_dir():
-            continue
-        for path in _listable_ggufs(folder_path, recursive=True):
-            out.append(Candidate(model_stem(path.name), lambda p=path: p, "folder",
-                                 {"folder": folder}, deletable=False))
-    return _unique_names(out)
+    elsewhere = [Path(m.path) for m in registry.made if Path(m.path).parent != models_dir() and Path(m.path).is_file()]
+    return [Candidate(model_stem(path.name), lambda p=path: p, "local", registry.made_origin(path) or {}, deletable=True)
+            for path in here + elsewhere]
+
+
+def _folder_candidates(registry: Registry) -> list[Candidate]:
+    return [Candidate(model_stem(path.name), lambda p=path: p, "folder", {"folder": folder}, deletable=False)
+            for folder in registry.folders if Path(folder).is_dir()
+            for path in _listable_ggufs(Path(folder), recursive=True)]
+
+
+def _candidates(registry: Registry) -> list[Candidate]:
+    """Every model in the library, in order of precedence for names: starters, pulled, made, folders."""
+    return _unique_names(_starter_candidates() + _pulled_candidates(registry) + _made_candidates(registry)
+                         + _folder_candidates(registry))
 
 
 def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
