@@ -13,6 +13,7 @@ from ...convert.source_location import looks_like_repo_id
 from ...convert.verify import LOGITS_SAMPLE, compare_logits, token_mismatches
 from ..errors import LlamadeskError
 from ..machine import format_bytes
+from ..model_registry import record_made_model
 from .options import add_json_option
 from .table import format_table
 
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     verified: list[str] = []
     check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
     path = _write_with_progress(plan, output, args.force, check)
+    record_made_model(path, {"checkpoint": args.source, "outtype": plan.bulk_type.name})  # `models` lists it, even outside the models folder
     if args.json:
         print(json.dumps({"path": str(path), "outtype": plan.bulk_type.name, "size": path.stat().st_size,
                           "parameters": plan.n_params, "verified": verified[0] if verified else None}))
