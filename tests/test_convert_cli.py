@@ -120,6 +120,8 @@ def test_existing_output_needs_force(llama2, tmp_path):
     result = run_cli("convert", str(llama2), "-o", str(out), "--force", "--outtype", "q8_0", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["outtype"] == "Q8_0" and out.read_bytes()[:4] == b"GGUF"
+    listed = json.loads(run_cli("models", "--json").stdout)
+    assert any(Path(m["path"]) == out for m in listed)  # written outside the models folder, still in the library
 
 
 @pytest.mark.slow
@@ -205,3 +207,25 @@ def test_conversion_needs_neither_torch_nor_its_companions(checkpoints_root, tmp
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a.gguf").stat().st_size > 0 and (tmp_path / "b.gguf").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_hub_repo_id_downloads_only_what_conversion_needs(checkpoints_root, tmp_path):
+    from llamadesk.app.gguf_file import inspect_gguf
+    from tests.hub_standin import HubStandin
+
+    folder = build("llama3", checkpoints_root)
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    files["pytorch_model.bin"] = b"an older copy of the weights; never needed next to safetensors"
+    files["onnx/model.onnx"] = b"not for llama.cpp"
+    out = tmp_path / "o.gguf"
+    with HubStandin() as hub:
+        hub.add_repo("someone/tiny-llama3", files)
+        env = hub.env(tmp_path / "hf-home")
+        result = run_cli("convert", "someone/tiny-llama3", "-o", str(out), "--outtype", "f32", env=env)
+        assert result.returncode == 0, result.stderr
+        assert hub.file_requests("model.safetensors") and hub.file_requests("tokenizer.json")
+        assert not hub.file_requests("pytorch_model.bin") and not hub.file_requests("model.onnx")
+        missing = run_cli("convert", "someone/no-such-model", "-o", str(tmp_path / "x.gguf"), env=env)
+    assert inspect_gguf(out).metadata["general.name"] == "tiny-llama3"
+    assert_one_line_error(missing, 2, "no such repo")
