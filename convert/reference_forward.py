@@ -3,8 +3,8 @@
 It reads the checkpoint's own tensors (before any permutation or type change) and applies rotary
 embeddings the way the source layout defines them: rotate-half for HF checkpoints, interleaved
 pairs for Meta's. So it checks the converter's name mapping, Q/K permutation, rope factors and
-hyperparameters independently of the code that wrote the GGUF. Weights are read one tensor at a
-time, so memory stays around one layer.
+hyperparameters independently of the code that wrote the GGUF. Weights are widened to float32 a
+block of rows at a time, so memory stays small whatever the model's size.
 """
 
 from __future__ import annotations
@@ -30,11 +30,28 @@ def _gguf_names(checkpoint: Checkpoint) -> dict[str, TensorSource]:
     return found
 
 
+ROWS_ELEMENTS = 1 << 22  # weight elements widened to float32 at a time (16 MB)
+
+
 def _weight(tensors: dict[str, TensorSource], kind: T, block: int | None = None) -> np.ndarray:
+    """A 1-D weight (norm) as float32."""
     source = tensors[gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight"]
     values = to_float32(source.read(), source.dtype).copy()
     source.release()
     return values
+
+
+def _project(x: np.ndarray, tensors: dict[str, TensorSource], kind: T, block: int | None = None) -> np.ndarray:
+    """x @ W.T for a checkpoint matrix W, widening W to float32 a block of rows at a time (an 8B
+    model's output matrix alone is 2 GB in float32)."""
+    source = tensors[gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight"]
+    weight = source.read()
+    rows = max(1, ROWS_ELEMENTS // weight.shape[1])
+    out = np.empty((x.shape[0], weight.shape[0]), dtype=np.float32)
+    for start in range(0, weight.shape[0], rows):
+        out[:, start: start + rows] = x @ to_float32(weight[start: start + rows], source.dtype).T
+    source.release()
+    return out
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -87,14 +104,14 @@ def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
     interleaved = not c.architecture.permute_qk  # Meta's layout rotates interleaved pairs
     for i in range(c.n_layer):
         h = rms_norm(x, _weight(w, T.ATTN_NORM, i), c.rms_eps)
-        q = (h @ _weight(w, T.ATTN_Q, i).T).reshape(len(tokens), c.n_head, c.head_dim)
-        k = (h @ _weight(w, T.ATTN_K, i).T).reshape(len(tokens), c.n_head_kv, c.head_dim)
-        v = (h @ _weight(w, T.ATTN_V, i).T).reshape(len(tokens), c.n_head_kv, c.head_dim)
+        q = _project(h, w, T.ATTN_Q, i).reshape(len(tokens), c.n_head, c.head_dim)
+        k = _project(h, w, T.ATTN_K, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
+        v = _project(h, w, T.ATTN_V, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
         q, k = rotate(q, angles, interleaved), rotate(k, angles, interleaved)
-        x = x + attention(q, k, v) @ _weight(w, T.ATTN_OUT, i).T
+        x = x + _project(attention(q, k, v), w, T.ATTN_OUT, i)
         h = rms_norm(x, _weight(w, T.FFN_NORM, i), c.rms_eps)
-        gate = h @ _weight(w, T.FFN_GATE, i).T
-        x = x + (gate / (1.0 + np.exp(-gate)) * (h @ _weight(w, T.FFN_UP, i).T)) @ _weight(w, T.FFN_DOWN, i).T
+        gate = _project(h, w, T.FFN_GATE, i)
+        x = x + _project(gate / (1.0 + np.exp(-gate)) * _project(h, w, T.FFN_UP, i), w, T.FFN_DOWN, i)
     x = rms_norm(x, _weight(w, T.OUTPUT_NORM), c.rms_eps)
     output = T.OUTPUT if "output.weight" in w else T.TOKEN_EMBD  # tied embeddings
-    return (x @ _weight(w, output).T).astype(np.float32)
+    return _project(x, w, output)
