@@ -105,11 +105,12 @@ def _verify(plan: ConversionPlan, output: Path, final_name: Path) -> str:
         logits = compare_logits(plan.checkpoint, tokens, engine.position_logits, plan.bulk_type)
     if not logits.ok:
         raise LlamadeskError(
-            f"verification failed: {final_name.name}'s logits differ from the source checkpoint's by up to "
-            f"{logits.max_abs_diff:.3g} (accepted: {logits.tolerance}), greedy choice differs at "
-            f"{logits.top1_disagreements} position(s); the file was not kept"
+            f"verification failed: {final_name.name}'s logits differ from the source checkpoint's by "
+            f"{logits.relative_rms:.1%} of their spread (RMS; accepted {logits.tolerance:.0%}), greedy choice differs at "
+            f"{logits.top1_disagreements} clear-cut position(s); the file was not kept"
         )
-    return f"tokenizer identical, logits within {logits.max_abs_diff:.2g} of the source's"
+    return (f"tokenizer identical, logits within {logits.relative_rms:.2%} of the source's (RMS/spread; "
+            f"max |diff| {logits.max_abs_diff:.2g})")
 
 
 def run(args: argparse.Namespace) -> int:
