@@ -41,9 +41,9 @@ def _merged(name: str, parts: list[TensorSource], axis: int | None) -> TensorSou
     def read() -> np.ndarray:
         return np.concatenate([p.read() for p in parts], axis=axis)
 
-    def release() -> None:
+    def release(fraction: float = 1.0) -> None:
         for p in parts:
-            p.release()
+            p.release(1.0)  # read() copied every part into the merged array
 
     return TensorSource(name, tuple(shape), parts[0].dtype, read, release)
 

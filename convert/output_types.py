@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gguf
 import numpy as np
 
@@ -58,8 +60,12 @@ def stored_shape(shape: tuple[int, ...], qtype: Q) -> tuple[tuple[int, ...], np.
 CHUNK_ELEMENTS = 1 << 22
 
 
-def encode(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray:
-    """The tensor's values in the output type, as the array GGUFWriter writes."""
+def encode(values: np.ndarray, source_dtype: str, qtype: Q, done: Callable[[float], None] | None = None) -> np.ndarray:
+    """The tensor's values in the output type, as the array GGUFWriter writes.
+
+    `done(fraction)` is told how much of `values` has been consumed after each block of rows, so
+    a memory-mapped source can drop those pages while the rest is converted.
+    """
     unchanged = (qtype == Q.F16 and source_dtype == "F16") or (qtype == Q.BF16 and source_dtype == "BF16") or (
         qtype == Q.F32 and source_dtype == "F32")
     if unchanged or values.ndim < 2 or values.size <= CHUNK_ELEMENTS:
@@ -69,6 +75,8 @@ def encode(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray:
     rows = max(1, CHUNK_ELEMENTS // (values.size // values.shape[0]))
     for start in range(0, values.shape[0], rows):
         out[start: start + rows] = _encode_block(values[start: start + rows], source_dtype, qtype)
+        if done:
+            done(min(start + rows, values.shape[0]) / values.shape[0])
     return out
 
 

@@ -37,7 +37,7 @@ class PlannedTensor:
     qtype: gguf.GGMLQuantizationType
     source: str  # checkpoint name, or "computed"
     produce: Callable[[], np.ndarray]  # the bytes to write, in stored_shape(shape, qtype)
-    release: Callable[[], None]
+    release: Callable[[], None]  # called once the tensor is written
 
     @property
     def stored(self) -> tuple[tuple[int, ...], np.dtype]:
@@ -91,7 +91,7 @@ def _planned(source: TensorSource, name: str, kind: T, config: ModelConfig, bulk
     transform = _transform(kind, config)
     return PlannedTensor(
         name, source.shape, qtype, source.name,
-        lambda: encode(transform(source.read()), source.dtype, qtype), source.release,
+        lambda: encode(transform(source.read()), source.dtype, qtype, source.release), source.release,
     )
 
 
@@ -142,6 +142,6 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
         factors = llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling)
         planned.append(PlannedTensor(
             gguf.TENSOR_NAMES[T.ROPE_FREQS] + ".weight", factors.shape, gguf.GGMLQuantizationType.F32, "computed",
-            lambda: factors, lambda: None,
+            lambda: factors, lambda fraction=1.0: None,
         ))
     return planned

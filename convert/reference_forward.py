@@ -50,7 +50,7 @@ def _project(x: np.ndarray, tensors: dict[str, TensorSource], kind: T, block: in
     out = np.empty((x.shape[0], weight.shape[0]), dtype=np.float32)
     for start in range(0, weight.shape[0], rows):
         out[:, start: start + rows] = x @ to_float32(weight[start: start + rows], source.dtype).T
-    source.release()
+        source.release(min(start + rows, weight.shape[0]) / weight.shape[0])
     return out
 
 

@@ -66,10 +66,10 @@ def read_safetensors(path: Path) -> list[TensorSource]:
             return np.frombuffer(mapped[0], dtype=dtype, count=count, offset=offset).reshape(shape)
         return read
 
-    def releaser(offset: int, length: int) -> Callable[[], None]:
-        def release() -> None:
+    def releaser(offset: int, length: int) -> Callable[[float], None]:
+        def release(fraction: float = 1.0) -> None:
             if mapped:
-                release_pages(mapped[0], offset, length)
+                release_pages(mapped[0], offset, int(length * fraction))
         return release
 
     tensors = []

@@ -33,9 +33,10 @@ class TensorSource:
     shape: tuple[int, ...]
     dtype: str
     read: Callable[[], np.ndarray]
-    # Called once the tensor is written: a memory-mapped reader drops the pages it touched, since
-    # mapped file pages count towards the process's resident memory until unmapped or released.
-    release: Callable[[], None] = lambda: None
+    # release(fraction): the first `fraction` of the tensor's bytes will not be read again. A
+    # memory-mapped reader drops those pages, since mapped file pages count towards the process's
+    # resident memory until released (dropping too much is harmless: pages are re-read from disk).
+    release: Callable[[float], None] = lambda fraction=1.0: None
 
     @property
     def n_elements(self) -> int:

@@ -208,11 +208,11 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
             return np.ascontiguousarray(view)
         return read
 
-    def releaser(tensor: _PickledTensor) -> Callable[[], None]:
-        def release() -> None:
+    def releaser(tensor: _PickledTensor) -> Callable[[float], None]:
+        def release(fraction: float = 1.0) -> None:
             if mapped:
                 info, start = locate(tensor.storage)
-                release_pages(mapped[0], start, info.file_size)
+                release_pages(mapped[0], start, int(info.file_size * fraction))
         return release
 
     tensors = []
