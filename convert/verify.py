@@ -13,13 +13,17 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gguf
 import numpy as np
 
-from ..app.errors import BadInputError
+from ..app.errors import BadInputError, LlamadeskError
 from .checkpoint import Checkpoint
 from .reference_forward import reference_logits
+
+if TYPE_CHECKING:
+    from .converter import ConversionPlan
 
 # English, French, German, Chinese, Japanese, Russian, Arabic, code, numbers, emoji, odd spacing.
 SAMPLE_TEXTS = (
@@ -117,3 +121,30 @@ def compare_logits(checkpoint: Checkpoint, tokens: list[int], gguf_logits: Calla
     disagree = int(np.sum(sure & (expected.argmax(-1) != got.argmax(-1))))
     spread = float(expected.std()) or 1.0
     return LogitsComparison(rms / spread, float(np.abs(diff).max()), RELATIVE_RMS_TOLERANCE[outtype], disagree)
+
+
+def verify_against_source(plan: ConversionPlan, file_name: str, gguf_tokenize: Callable[[str], list[int]],
+                          gguf_logits: Callable[[list[int]], np.ndarray]) -> str:
+    """Check a written GGUF (through its tokenizer and logits functions) against the plan's source.
+
+    Returns a one-line summary; raises LlamadeskError naming the first difference otherwise.
+    """
+    mismatches = token_mismatches(plan.checkpoint.folder, plan.vocabulary.model, gguf_tokenize)
+    if mismatches:
+        first = mismatches[0]
+        at = next((i for i, (a, b) in enumerate(zip(first.expected, first.got)) if a != b),
+                  min(len(first.expected), len(first.got)))
+        raise LlamadeskError(
+            f"verification failed: {file_name} tokenizes {len(mismatches)} sample text(s) differently from the source, "
+            f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at:at + 6]}, got {first.got[at:at + 6]}; "
+            "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
+        )
+    logits = compare_logits(plan.checkpoint, gguf_tokenize(LOGITS_SAMPLE)[:48], gguf_logits, plan.bulk_type)
+    if not logits.ok:
+        raise LlamadeskError(
+            f"verification failed: {file_name}'s logits differ from the source checkpoint's by "
+            f"{logits.relative_rms:.1%} of their spread (RMS; accepted {logits.tolerance:.0%}), greedy choice differs at "
+            f"{logits.top1_disagreements} clear-cut position(s); the file was not kept"
+        )
+    return (f"tokenizer identical, logits within {logits.relative_rms:.2%} of the source's (RMS/spread; "
+            f"max |diff| {logits.max_abs_diff:.2g})")
