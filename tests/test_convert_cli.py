@@ -16,6 +16,14 @@ from tests.conftest import run_cli
 from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
 
 
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch) -> Path:
+    """Each test's conversions land in (and are recorded by) its own library, not the session's."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def llama2(checkpoints_root, tmp_path) -> Path:
     """A private copy of the Llama 2 checkpoint that a test may damage."""
@@ -136,14 +144,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(llama2, tmp_path):
 
 
 @pytest.mark.slow
-def test_verify_passes_and_the_result_joins_the_library(checkpoints_root, llamadesk_home):
+def test_verify_passes_and_the_result_joins_the_library(checkpoints_root, own_home):
     result = run_cli("convert", str(build("llama3", checkpoints_root)), "--verify", "--outtype", "f32")
     assert result.returncode == 0, result.stderr
     assert "verified: tokenizer identical, logits within" in result.stdout
     models = json.loads(run_cli("models", "--json").stdout)
     entry = next(m for m in models if m["name"] == "llama3-F32")
     assert entry["architecture"] == "llama" and entry["source"] == "local"
-    assert Path(entry["path"]).parent == llamadesk_home / "data" / "models"
+    assert Path(entry["path"]).parent == own_home / "data" / "models"
 
 
 @pytest.mark.slow
@@ -152,7 +160,7 @@ def test_failed_verification_keeps_no_file(checkpoints_root, tmp_path):
     result = run_cli("convert", str(build("llama3", checkpoints_root)), "-o", str(out), "--verify", "--pre-tokenizer", "gpt-2")
     assert result.returncode == 1
     assert "verification failed" in result.stderr and "not kept" in result.stderr
-    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name != "home"] == []
 
 
 @pytest.mark.slow
@@ -166,7 +174,7 @@ def test_interrupted_conversion_leaves_nothing(llama2, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         write_gguf(plan, out, progress=press_ctrl_c)
-    assert list(tmp_path.iterdir()) == [llama2]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "home"] == ["llama2"]
 
 
 def test_help_has_examples():
