@@ -35,8 +35,8 @@ LAYOUTS = {
 
 
 def source_ids(folder: Path, text: str) -> list[int]:
-    """The source tokenizer's ids, run by its own library."""
-    if (folder / "tokenizer.json").exists():
+    """The source tokenizer's ids, run by its own library (SentencePiece's when there is a tokenizer.model)."""
+    if not (folder / "tokenizer.model").exists():
         from tokenizers import Tokenizer
 
         return Tokenizer.from_file(str(folder / "tokenizer.json")).encode(text).ids
@@ -55,6 +55,10 @@ def test_layout_logits_and_tokens_match_the_source(layout, checkpoints_root, tmp
     sequences = [source_ids(folder, text) for text in PROMPTS]
     for text, ids, got in zip(PROMPTS, sequences, llama_cpp_logits(output, sequences)):
         assert llama_cpp_tokenize(output, text) == ids, text
+        if (folder / "tokenizer_config.json").exists():  # and as transformers tokenizes it
+            from transformers import AutoTokenizer
+
+            assert AutoTokenizer.from_pretrained(folder)(text)["input_ids"] == ids, text
         expected = transformers_logits(reference, ids)
         assert got.shape == expected.shape
         assert (got.argmax(-1) == expected.argmax(-1)).all()
