@@ -7,6 +7,7 @@ pytorch_model.bin and its sharded index. Meta folders: consolidated.NN.pth with 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _shards_from_index(index: Path) -> list[Path]:
     return files
 
 
-def _hf_weight_files(folder: Path) -> tuple[list[Path], object]:
+def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[TensorSource]]]:
     for index_name, single_name, reader in HF_WEIGHT_FORMATS:
         if (folder / index_name).is_file():
             return _shards_from_index(folder / index_name), reader
@@ -68,7 +69,7 @@ def open_checkpoint(folder: Path) -> Checkpoint:
     if (folder / "config.json").is_file():
         config = read_hf_config(folder)
         files, reader = _hf_weight_files(folder)
-        tensors = [t for f in files for t in reader(f)]  # type: ignore[operator]
+        tensors = [t for f in files for t in reader(f)]
         return Checkpoint(folder, config, tensors, files)
     if meta_shard_files(folder) and (folder / "params.json").is_file():
         config = read_meta_params(folder)
