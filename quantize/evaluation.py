@@ -13,6 +13,7 @@ adds KL(base || model) and whether both rank the same token first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -128,8 +129,9 @@ def evaluate(
     if base is None:
         return result
     all_kld = np.concatenate(kld)
-    return EvalResult(
-        **{**asdict(result), "base": str(base)},
+    return dataclasses.replace(
+        result,
+        base=str(base),
         base_perplexity=qm.perplexity(np.concatenate(base_nll)),
         kld_mean=float(np.mean(all_kld)),
         kld_p99=qm.percentile(all_kld, 0.99),
