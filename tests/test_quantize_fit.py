@@ -42,6 +42,7 @@ def test_auto_picks_the_best_type_that_loads_within_the_budget(smollm2_f16_path,
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["type"] == choice
     actual = measure_allocation(output, CTX)
+    assert actual.repacked_bytes <= actual.model_bytes  # copies of mapped weights, not extra weights
     assert actual.total_bytes <= budget
     assert actual.total_bytes == pytest.approx(rows[choice]["memory_bytes"], rel=0.05)
 

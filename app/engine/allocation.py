@@ -28,22 +28,30 @@ class Allocation:
     kv_bytes: int
     compute_bytes: int
     output_bytes: int
+    # On CPUs with fast interleaved kernels llama.cpp copies some weights (Q4_0, IQ4_NL, IQ4_XS,
+    # Q4_K, Q8_0...) into a "CPU_REPACK" buffer at load and computes from the copy. Those
+    # tensors are also counted in the memory-mapped model buffer, but their mapped file pages are
+    # not touched again, so the OS may drop them: the copy replaces them rather than adding to them.
+    repacked_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
+        """Memory the loaded model holds: weights once, KV cache, compute and output buffers."""
         return self.model_bytes + self.kv_bytes + self.compute_bytes + self.output_bytes
 
 
 def parse_allocation(log: str) -> Allocation:
     """Sum the buffer sizes a llama.cpp load log reports, by kind."""
-    totals = {"model": 0.0, "KV": 0.0, "compute": 0.0, "output": 0.0}
+    totals = {"model": 0.0, "KV": 0.0, "compute": 0.0, "output": 0.0, "repack": 0.0}
     for match in BUFFER_LINE.finditer(log):
-        totals[match["kind"]] += float(match["mib"])
+        repack = match["kind"] == "model" and match["device"].endswith("_REPACK")
+        totals["repack" if repack else match["kind"]] += float(match["mib"])
     return Allocation(
         model_bytes=round(totals["model"] * MIB),
         kv_bytes=round(totals["KV"] * MIB),
         compute_bytes=round(totals["compute"] * MIB),
         output_bytes=round(totals["output"] * MIB),
+        repacked_bytes=round(totals["repack"] * MIB),
     )
 
 
