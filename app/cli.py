@@ -11,10 +11,10 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, chat, eval, fit, info, models, quantize
+from .commands import bench, chat, eval, fit, imatrix, info, models, quantize
 from .errors import LlamadeskError
 
-COMMANDS = (chat, models, info, bench, quantize, fit, eval)
+COMMANDS = (chat, models, info, bench, quantize, imatrix, fit, eval)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,14 +71,14 @@ def _read_legacy(path: Path) -> ImportanceMatrix:
         size = struct.calcsize(fmt)
         if offset + size > len(data):
             raise BadInputError(f"{path} is not an importance matrix file (it ends too early); "
-                                "give a file written by llama-imatrix")
+                                "give a file written by `llamadesk imatrix` or llama-imatrix")
         values = struct.unpack_from(fmt, data, offset)
         offset += size
         return values
 
     (n_entries,) = take("<i")
     if n_entries < 1:
-        raise BadInputError(f"{path} is not an importance matrix file; give a file written by llama-imatrix")
+        raise BadInputError(f"{path} is not an importance matrix file; give a file written by `llamadesk imatrix` or llama-imatrix")
     matrix = ImportanceMatrix()
     for _ in range(n_entries):
         (name_len,) = take("<i")
@@ -102,7 +102,7 @@ def read_imatrix(path: Path | str) -> ImportanceMatrix:
     """Read and normalise an importance matrix; a missing or malformed file is a BadInputError."""
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(f"{path}: no such importance matrix file; compute one with llama-imatrix")
+        raise BadInputError(f"{path}: no such importance matrix file; compute one with `llamadesk imatrix`")
     with path.open("rb") as handle:
         magic = handle.read(4)
     matrix = _read_gguf(path) if magic == b"GGUF" else _read_legacy(path)

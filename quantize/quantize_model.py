@@ -64,7 +64,7 @@ def check_quantize_input(input_path: Path, qtype: QuantType, allow_requantize: b
     if qtype.needs_imatrix and imatrix is None:
         raise BadInputError(
             f"{qtype.name} needs an importance matrix (without one its few bits per weight ruin the model); "
-            "pass --imatrix FILE (from llama-imatrix), or choose a type such as Q2_K, Q3_K_M or Q4_K_M"
+            "pass --imatrix FILE (from `llamadesk imatrix`), or choose a type such as Q2_K, Q3_K_M or Q4_K_M"
         )
     if imatrix is not None:
         read_imatrix(imatrix)  # a bad file is reported now, not by the child mid-way

@@ -20,8 +20,8 @@ EXAMPLES = """examples:
 
 Quantize from the f16/bf16/f32 original: a file that is already quantized is refused unless
 --allow-requantize, because rounding rounded weights again adds both errors together.
-Types marked 'imatrix' need an importance matrix (llama-imatrix writes one; llamadesk cannot
-compute it yet, see quantize/README.md).
+Types marked 'imatrix' need an importance matrix: `llamadesk imatrix MODEL --text FILE` (or
+llama.cpp's llama-imatrix) writes one.
 """
 
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="threads for quantizing (default: all hardware threads)")
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     parser.add_argument("--allow-requantize", action="store_true", help="quantize a file that is already quantized")
-    parser.add_argument("--imatrix", type=Path, metavar="FILE", help="importance matrix from llama-imatrix")
+    parser.add_argument("--imatrix", type=Path, metavar="FILE", help="importance matrix from `llamadesk imatrix` or llama-imatrix")
     parser.add_argument("--memory", metavar="SIZE", help="with -t auto: memory to fit in, e.g. 4GB (default: this machine's)")
     parser.add_argument("--ctx", type=int, help="with -t auto: context length to fit (default: the model's)")
     parser.add_argument("--list-types", action="store_true", help="list every quantization type and exit")
