@@ -41,16 +41,20 @@ def _timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def time_quantize(f16: Path, qtype: str, threads: int, repetitions: int, work: Path) -> tuple[float, float]:
-    ours_cmd = [str(LLAMADESK), "quantize", str(f16), "-t", qtype, "--threads", str(threads), "--force",
-                "-o", str(work / "ours.gguf")]
+def time_quantize(f16: Path, qtype: str, threads: int, repetitions: int, work: Path) -> tuple[float, float, float]:
+    """Median seconds of: the llamadesk CLI, quantize_gguf() called in-process, llama-quantize."""
+    cli_cmd = [str(LLAMADESK), "quantize", str(f16), "-t", qtype, "--threads", str(threads), "--force",
+               "-o", str(work / "ours.gguf")]
     ref_cmd = [str(llama_tools_bin() / "llama-quantize"), str(f16), str(work / "ref.gguf"), qtype, str(threads)]
-    _timed(ref_cmd)  # warm the page cache for both
-    ours, ref = [], []
+    _timed(ref_cmd)  # warm the page cache for all
+    cli, function, ref = [], [], []
     for _ in range(repetitions):
-        ours.append(_timed(ours_cmd))
+        cli.append(_timed(cli_cmd))
+        start = time.perf_counter()
+        quantize_gguf(f16, work / "function.gguf", qtype, threads=threads, force=True)
+        function.append(time.perf_counter() - start)
         ref.append(_timed(ref_cmd))
-    return statistics.median(ours), statistics.median(ref)
+    return statistics.median(cli), statistics.median(function), statistics.median(ref)
 
 
 def quality_table(f16: Path, threads: int, work: Path) -> list[tuple[str, int, float, float | None, float | None]]:
@@ -85,7 +89,7 @@ def main() -> int:
     f16 = smollm2_f16_gguf(starter_path("smollm2"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        ours, ref = time_quantize(f16, args.type, args.threads, args.repetitions, work)
+        cli, function, ref = time_quantize(f16, args.type, args.threads, args.repetitions, work)
         rows = quality_table(f16, args.threads, work)
     lines = [
         "## quantize",
@@ -94,13 +98,14 @@ def main() -> int:
         f"--repetitions {args.repetitions}`",
         "",
         f"SmolLM2-135M-Instruct f16 GGUF -> {args.type}, {args.threads} threads, median of {args.repetitions} "
-        "alternating runs (wall time, whole command including start-up):",
+        "alternating runs (wall time). The CLI row includes Python's start-up and the CLI's imports; "
+        "quantize_gguf() is the library call (its quantizer child process included):",
         "",
-        "| tool | seconds |",
-        "|---|---|",
-        f"| llama-quantize | {ref:.2f} |",
-        f"| llamadesk quantize | {ours:.2f} |",
-        f"| ratio (llama-quantize / llamadesk) | {ref / ours:.3f} |",
+        "| tool | seconds | ratio (llama-quantize / this) |",
+        "|---|---|---|",
+        f"| llama-quantize | {ref:.2f} | 1.000 |",
+        f"| llamadesk quantize_gguf() | {function:.2f} | {ref / function:.3f} |",
+        f"| llamadesk quantize (CLI) | {cli:.2f} | {ref / cli:.3f} |",
         "",
         f"Quality per type: `llamadesk eval --ctx {EVAL_CTX} --base f16` on {EVAL_CHARS} characters of the Python "
         "Language Reference (pydoc_data/topics.py, PSF License):",

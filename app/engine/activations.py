@@ -201,25 +201,42 @@ def _collect(model_path: Path, text: str, n_ctx: int, n_threads: int, progress, 
         if n_chunks < 1:
             raise BadInputError(f"the text is {len(tokens)} tokens; it needs at least {n_ctx} (one chunk of --ctx)")
         add_bos = llama.llama_vocab_get_add_bos(vocab)
-        for chunk in range(n_chunks):
-            piece = tokens[chunk * n_ctx : (chunk + 1) * n_ctx]
-            if add_bos:
-                piece[0] = llama.llama_vocab_bos(vocab)
-            llama.llama_memory_clear(llama.llama_get_memory(context), True)
-            array = (llama.llama_token * n_ctx)(*piece)
-            status = llama.llama_decode(context, llama.llama_batch_get_one(array, n_ctx))
-            if collector.error is not None:
-                raise collector.error
-            if status != 0:
-                raise LlamadeskError(f"llama.cpp failed to evaluate chunk {chunk + 1} (status {status})")
-            stats.chunks += 1
-            if progress is not None:
-                progress(chunk + 1, n_chunks)
+        batch = llama.llama_batch_init(n_ctx, 0, 1)
+        try:
+            for chunk in range(n_chunks):
+                piece = tokens[chunk * n_ctx : (chunk + 1) * n_ctx]
+                if add_bos:
+                    piece[0] = llama.llama_vocab_bos(vocab)
+                llama.llama_memory_clear(llama.llama_get_memory(context), True)
+                status = llama.llama_decode(context, _batch_with_all_outputs(batch, piece))
+                if collector.error is not None:
+                    raise collector.error
+                if status != 0:
+                    raise LlamadeskError(f"llama.cpp failed to evaluate chunk {chunk + 1} (status {status})")
+                stats.chunks += 1
+                if progress is not None:
+                    progress(chunk + 1, n_chunks)
+        finally:
+            llama.llama_batch_free(batch)
     finally:
         if context:
             llama.llama_free(context)
         llama.llama_model_free(model)
     return stats
+
+
+def _batch_with_all_outputs(batch: llama.llama_batch, tokens: list[int]) -> llama.llama_batch:
+    """A batch asking for every position's output, as llama-imatrix does (it computes perplexity
+    too). With only the last output, llama.cpp skips the last layer's feed-forward for the other
+    tokens, and those weights would get no statistics."""
+    for i, token in enumerate(tokens):
+        batch.token[i] = token
+        batch.pos[i] = i
+        batch.n_seq_id[i] = 1
+        batch.seq_id[i][0] = 0
+        batch.logits[i] = True
+    batch.n_tokens = len(tokens)
+    return batch
 
 
 def _tokenize(vocab: llama.llama_vocab_p, text: str) -> list[int]:
