@@ -11,10 +11,10 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, chat, convert, info, models, pull, search
+from .commands import bench, chat, convert, eval, fit, imatrix, info, models, pull, quantize, search
 from .errors import LlamadeskError
 
-COMMANDS = (chat, models, pull, search, convert, info, bench)
+COMMANDS = (chat, models, pull, search, convert, quantize, imatrix, fit, eval, info, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
