@@ -39,10 +39,11 @@ def _os_error_line(err: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        # Until the terminal UI lands, the app is an interactive chat with the starter model.
-        args = parser.parse_args(["chat", *([] if argv is None else argv)])
     try:
+        if args.command is None:
+            from .tui.app import run_app  # Textual loads only when the app opens
+
+            return run_app()
         return int(args.handler(args) or 0)
     except LlamadeskError as err:
         print(f"llamadesk: {err}", file=sys.stderr)
