@@ -190,9 +190,9 @@ class ChatScreen(Screen):
     def _views(self) -> list[MessageView]:
         return list(self.query_one("#messages").query_children(MessageView))
 
-    def _mount_message(self, message: StoredMessage) -> MessageView:
+    def _mount_message(self, message: StoredMessage, streaming: bool = False) -> MessageView:
         self.messages.append(message)
-        view = MessageView(message.role, message.content, message.state == "interrupted", message.id)
+        view = MessageView(message.role, message.content, message.state == "interrupted" and not streaming, message.id)
         container = self.query_one("#messages", VerticalScroll)
         container.mount(view)
         views = self._views()
@@ -251,7 +251,7 @@ class ChatScreen(Screen):
         )
         # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
         message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
-        view = self._mount_message(message)
+        view = self._mount_message(message, streaming=True)
         view.set_class(True, "streaming")
         reply_id = self.host.reply(request, self)
         self.reply = _Reply(reply_id, message, view, Markdown.get_stream(view.markdown))
@@ -471,7 +471,7 @@ class ChatScreen(Screen):
         info = event.info
         self.show_status(
             activity="replying" if self.reply else "",
-            model=info.name,
+            model=Path(info.spec).stem,
             backend=info.backend,
             threads=info.n_threads,
             n_ctx=info.n_ctx,
