@@ -90,12 +90,16 @@ class LlamadeskApp(App[None]):
     # -- help and the command palette -------------------------------------------------------
 
     def key_rows(self) -> list[tuple[str, str]]:
-        """(key, description) for every binding active on the current screen, app's included."""
-        rows = []
-        for key, active in self.screen.active_bindings.items():
-            if active.binding.description:
-                rows.append((self.get_key_display(active.binding), active.binding.description))
-        return sorted(set(rows), key=lambda row: row[1])
+        """(key, description) for the current screen's actions, the app's, and the widgets' keys."""
+        bindings = [*self.screen.BINDINGS, *self.BINDINGS]
+        rows = [
+            (self.get_key_display(b), b.description)
+            for b in bindings
+            if isinstance(b, Binding) and b.description
+        ]
+        rows += list(getattr(self.screen, "WIDGET_KEYS", ()))
+        seen: set[str] = set()
+        return [row for row in rows if not (row[1] in seen or seen.add(row[1]))]
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -96,9 +96,19 @@ class ChatScreen(Screen):
         Binding("f3", "settings", "Conversation settings"),
         Binding("ctrl+g", "pick_model", "Pick model"),
         Binding("ctrl+s", "export", "Export to Markdown"),
-        Binding("ctrl+e", "export_json", "Export to JSON", show=False),
+        Binding("f9", "export_json", "Export to JSON", show=False),
         Binding("f4", "toggle_sidebar", "Conversation list", show=False),
     ]
+
+    # Keys that belong to widgets, for the help screen.
+    WIDGET_KEYS = (
+        ("enter", "Send the prompt"),
+        ("ctrl+j", "New line in the prompt"),
+        ("tab", "Move between the list, messages and prompt"),
+        ("c (message)", "Copy the focused message"),
+        ("b (message)", "Copy the focused message's code block"),
+        ("ctrl+p", "Command palette"),
+    )
 
     def __init__(self, store: Store, host: EngineHost, defaults: ConversationSettings) -> None:
         super().__init__()

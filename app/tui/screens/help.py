@@ -8,15 +8,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Label, Static
+
+KEY_COLUMN = 14
 
 
-def keys_markdown(rows: list[tuple[str, str]]) -> str:
-    """A Markdown table of (key, what it does)."""
-    lines = ["# Keys", "", "| Key | Action |", "|---|---|"]
-    lines += [f"| `{key}` | {description} |" for key, description in rows]
-    lines += ["", "Every action is also in the command palette (ctrl+p). Esc closes this."]
-    return "\n".join(lines)
+def keys_text(rows: list[tuple[str, str]]) -> str:
+    """Two aligned columns: key, what it does."""
+    return "\n".join(f"{key:<{KEY_COLUMN}} {description}" for key, description in rows)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -29,4 +28,6 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(keys_markdown(self.rows))
+            yield Label("Keys", classes="title")
+            yield Static(keys_text(self.rows), markup=False)
+            yield Label("Every action is also in the command palette (ctrl+p). Esc closes this.", classes="note")
