@@ -32,6 +32,7 @@ class Config:
     top_p: float = 0.95
     max_tokens: int | None = 1024
     context_length: int | None = None
+    threads: int | None = None  # None: one per physical core (runtime_settings)
 
     def conversation_settings(self, mode: str = "chat") -> ConversationSettings:
         """The settings a new conversation starts with."""

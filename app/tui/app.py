@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from ..config import Config, load_config, save_config
+from ..engine.types import LoadSettings
 from ..store import Store
 from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
@@ -24,7 +25,9 @@ from .screens.help import HelpScreen
 
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
-    "chat": lambda app: ChatScreen(app.store, app.host, app.config.conversation_settings("chat")),
+    "chat": lambda app: ChatScreen(
+        app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
+    ),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
 

@@ -110,8 +110,11 @@ class ChatScreen(Screen):
         ("ctrl+p", "Command palette"),
     )
 
-    def __init__(self, store: Store, host: EngineHost, defaults: ConversationSettings) -> None:
+    def __init__(
+        self, store: Store, host: EngineHost, defaults: ConversationSettings, load_defaults: LoadSettings = LoadSettings()
+    ) -> None:
         super().__init__()
+        self.load_defaults = load_defaults
         self.store = store
         self.host = host
         self.defaults = defaults
@@ -149,7 +152,7 @@ class ChatScreen(Screen):
 
     @property
     def load_settings(self) -> LoadSettings:
-        return LoadSettings(n_ctx=self.settings.context_length)
+        return replace(self.load_defaults, n_ctx=self.settings.context_length)
 
     def show_status(self, **changes) -> None:
         self.facts = replace(self.facts, **changes)
@@ -299,8 +302,6 @@ class ChatScreen(Screen):
         reply = self._current(event.reply_id)
         if reply is None:
             return
-        # The text the worker collected is complete even if a progress message was still unread.
-        await self._finish_reply(reply, event.text, interrupted=event.stopped)
         stats = event.stats
         self.show_status(
             activity="stopped" if event.stopped else "",
@@ -309,17 +310,21 @@ class ChatScreen(Screen):
             context_tokens=stats.context_tokens,
             n_ctx=stats.n_ctx,
         )
+        # The text the worker collected is complete even if a progress message was still unread.
+        await self._finish_reply(reply, event.text, interrupted=event.stopped)
 
     async def _finish_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
+        # The store and self.messages change before the first await, so nothing sees a reply
+        # that is over but not yet saved.
         self.reply = None
-        await reply.stream.stop()
-        # One full render when the stream ends: streaming appends leave fences half-styled.
-        reply.view.content = text
-        await reply.view.markdown.update(text)
-        reply.view.set_class(False, "streaming")
-        reply.view.set_interrupted(interrupted)
         stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
         self.messages = [stored if m.id == stored.id else m for m in self.messages]
+        reply.view.content = text
+        reply.view.set_class(False, "streaming")
+        reply.view.set_interrupted(interrupted)
+        await reply.stream.stop()
+        # One full render when the stream ends: streaming appends leave fences half-styled.
+        await reply.view.markdown.update(text)
 
     def _finish_reply_now(self) -> None:
         """Stop the reply and keep what is on screen (switching conversation, or Esc)."""
