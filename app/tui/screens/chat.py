@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from textual import on
@@ -21,7 +22,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from ...code_blocks import code_blocks
 from ...conversation_export import export_conversation
-from ...engine.types import ChatMessage, LoadSettings, Sampling
+from ...engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 from ...errors import LlamadeskError
 from ...paths import data_dir
 from ...store import Conversation, ConversationSettings, StoredMessage, Store
@@ -45,6 +46,9 @@ from .settings import SettingsScreen
 
 # A streaming reply is written to the store at least this often, so a killed app loses little.
 SAVE_INTERVAL_S = 1.0
+# Streamed text is drawn at most ten times a second: each draw re-lays out the conversation, and
+# on a small CPU every millisecond the UI spends is taken from the model (bench/tui.py measures it).
+STREAM_FRAME_S = 0.1
 # Only the newest messages are mounted: memory stays flat however long a conversation grows
 # (the store and the exports keep all of it).
 MAX_SHOWN_MESSAGES = 60
@@ -72,6 +76,8 @@ class _Reply:
         self.stream = stream
         self.parts: list[str] = []
         self.saved_at = time.monotonic()
+        self.written_at = 0.0
+        self.flush_pending = False
 
     @property
     def text(self) -> str:
@@ -123,6 +129,7 @@ class ChatScreen(Screen):
         self.reply: _Reply | None = None
         self.memory_start = 0
         self.facts = StatusFacts()
+        self.last_stats: GenerationStats | None = None
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -141,7 +148,8 @@ class ChatScreen(Screen):
         self.refresh_list()
         self.show_conversation(None)
         self.query_one(PromptBox).focus()
-        self.host.load(self.settings.model, self.load_settings, self)
+        # After the first frame: the engine's thread imports llama.cpp, which would delay it.
+        self.call_after_refresh(self.host.load, self.settings.model, self.load_settings, self)
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW_WIDTH, "narrow")
@@ -284,16 +292,30 @@ class ChatScreen(Screen):
         )
 
     @on(ReplyProgress)
-    async def _reply_progress(self, event: ReplyProgress) -> None:
+    def _reply_progress(self, event: ReplyProgress) -> None:
         reply = self._current(event.reply_id)
-        if reply is None:
+        if reply is None or reply.flush_pending:
+            return
+        # At most one Markdown update per frame: text that arrives meanwhile waits in the host's
+        # buffer (it posts nothing more until we take it), so a fast model costs the UI no more.
+        wait = reply.written_at + STREAM_FRAME_S - time.monotonic()
+        reply.flush_pending = True
+        if wait > 0:
+            self.set_timer(wait, partial(self._flush_reply, reply))
+        else:
+            self.call_next(self._flush_reply, reply)
+
+    async def _flush_reply(self, reply: _Reply) -> None:
+        reply.flush_pending = False
+        if self.reply is not reply:
             return
         text = self.host.take_text()
         if not text:
             return
         reply.parts.append(text)
+        reply.written_at = time.monotonic()
         await reply.stream.write(text)
-        if time.monotonic() - reply.saved_at >= SAVE_INTERVAL_S:
+        if reply.written_at - reply.saved_at >= SAVE_INTERVAL_S:
             reply.message = self.store.update_message(reply.message, reply.text, "interrupted")
             reply.saved_at = time.monotonic()
 
@@ -302,7 +324,7 @@ class ChatScreen(Screen):
         reply = self._current(event.reply_id)
         if reply is None:
             return
-        stats = event.stats
+        stats = self.last_stats = event.stats
         self.show_status(
             activity="stopped" if event.stopped else "",
             tokens_per_second=stats.generated_tokens_per_second,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,15 +12,18 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
-from ...library import LibraryEntry, list_models
 from ...machine import format_bytes, machine_facts
-from ...model_fit import fits_in_memory
+
+if TYPE_CHECKING:
+    from ...library import LibraryEntry
 
 COLUMNS = ("Model", "Params", "Quant", "File", "Fits", "Chat")
 
 
 def model_rows(entries: list[LibraryEntry]) -> list[tuple[str, ...]]:
     """One table row per model, in COLUMNS order."""
+    from ...model_fit import fits_in_memory  # via runtime_settings it loads gguf and numpy: not at start
+
     machine = machine_facts()
     return [
         (
@@ -56,6 +60,9 @@ class ModelPickerScreen(ModalScreen[str | None]):
 
     @work(thread=True, exclusive=True)
     def _read_library(self) -> None:
+        # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
+        from ...library import list_models
+
         rows = model_rows(list_models())
         self.app.call_from_thread(self._show, rows)
 
