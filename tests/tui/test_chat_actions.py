@@ -313,3 +313,15 @@ async def test_narrow_terminal_hides_the_list_until_asked(store):
         assert sidebar.display
         await pilot.press("escape")
         assert app.screen.query_one(PromptBox).has_focus
+
+
+async def test_export_writes_markdown_and_json_under_the_data_folder(store, llamadesk_home):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "hello")
+        await pilot.press("ctrl+s")
+        await pilot.press("f9")
+        folder = llamadesk_home / "data" / "exports"
+        name = f"conversation-{screen.conversation.id}"
+        assert "## Assistant\n\nEcho: hello" in (folder / f"{name}.md").read_text()
+        assert '"content": "Echo: hello"' in (folder / f"{name}.json").read_text()
