@@ -233,6 +233,10 @@ class EngineHost:
                         self._answer(job)
                 except LlamadeskError as err:
                     job.reply_to.post_message(EngineFailed(str(err)))  # type: ignore[attr-defined]
+                except Exception as err:  # noqa: BLE001 - one failed reply must not end the app
+                    job.reply_to.post_message(  # type: ignore[attr-defined]
+                        EngineFailed(f"the model failed ({type(err).__name__}: {err}); try again or pick another model")
+                    )
         finally:
             self._close()
 

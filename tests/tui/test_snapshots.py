@@ -44,33 +44,28 @@ def test_chat_screen(snap_compare, tmp_path, size):
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=with_a_conversation)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_settings_screen(snap_compare, tmp_path, size):
-    async def open_settings(pilot):
-        await with_a_conversation(pilot)
-        await pilot.press("f3")
-        await pilot.pause()
-
-    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=open_settings)
+async def library_listed(pilot) -> None:
+    table = pilot.app.screen.query_one("#models")
+    await wait_until(pilot, lambda: table.row_count >= 2, timeout=30, what="the library")
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_help_screen(snap_compare, tmp_path, size):
-    async def open_help(pilot):
-        await with_a_conversation(pilot)
-        await pilot.press("f1")
-        await pilot.pause()
+async def nothing_more(pilot) -> None:
+    pass
 
-    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=open_help)
+
+# Screen opened over the chat: the key that opens it, and what to wait for before the snapshot.
+DIALOGS = {"settings": ("f3", nothing_more), "help": ("f1", nothing_more), "model_picker": ("ctrl+g", library_listed)}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_model_picker(snap_compare, tmp_path, size):
-    async def open_picker(pilot):
+@pytest.mark.parametrize("dialog", DIALOGS)
+def test_dialog_over_the_chat(snap_compare, tmp_path, dialog, size):
+    key, ready = DIALOGS[dialog]
+
+    async def open_dialog(pilot):
         await with_a_conversation(pilot)
-        await pilot.press("ctrl+g")
-        table = pilot.app.screen.query_one("#models")
-        await wait_until(pilot, lambda: table.row_count >= 2, timeout=30, what="the library")
+        await pilot.press(key)
+        await ready(pilot)
         await pilot.pause()
 
-    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=open_picker)
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=open_dialog)

@@ -453,30 +453,26 @@ class ChatScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(f"Delete “{conversation.title}” and all its messages?"), confirmed)
 
+    def apply_settings(self, settings: ConversationSettings) -> None:
+        """Settings for this conversation (or the next new one); the model reloads if they need it."""
+        if self.conversation is None:
+            self.defaults = settings
+        else:
+            self.store.update_settings(self.conversation.id, settings)
+            self.conversation = replace(self.conversation, settings=settings)
+        self.host.load(settings.model, self.load_settings, self)
+
     def action_settings(self) -> None:
         def saved(settings: ConversationSettings | None) -> None:
-            if settings is None:
-                return
-            if self.conversation is None:
-                self.defaults = settings
-            else:
-                self.store.update_settings(self.conversation.id, settings)
-                self.conversation = replace(self.conversation, settings=settings)
-            self.host.load(settings.model, self.load_settings, self)
+            if settings is not None:
+                self.apply_settings(settings)
 
         self.app.push_screen(SettingsScreen(self.settings), saved)
 
     def action_pick_model(self) -> None:
         def picked(model: str | None) -> None:
-            if model is None or model == self.settings.model:
-                return
-            settings = replace(self.settings, model=model)
-            if self.conversation is None:
-                self.defaults = settings
-            else:
-                self.store.update_settings(self.conversation.id, settings)
-                self.conversation = replace(self.conversation, settings=settings)
-            self.host.load(model, self.load_settings, self)
+            if model is not None and model != self.settings.model:
+                self.apply_settings(replace(self.settings, model=model))
 
         self.app.push_screen(ModelPickerScreen(self.settings.model), picked)
 
