@@ -24,6 +24,8 @@ from tests.conftest import LLAMADESK
 from .waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# A tmux server of our own: other tmux users on the machine neither see nor disturb these sessions.
+TMUX = ("tmux", "-L", "llamadesk-tests")
 QUESTION = "What is the capital of France?"
 LONG_REQUEST = "Write a very long story about a dragon who learns to cook, with many chapters."
 
@@ -39,20 +41,20 @@ class Terminal:
     def start(self) -> None:
         command = f"exec env LLAMADESK_HOME={self.home} {LLAMADESK}"
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command],
+            [*TMUX, "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command],
             check=True,
         )
         self.wait_for("CPU", timeout=120)  # the status line shows the backend once the model is loaded
 
     def screen(self) -> str:
-        result = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        result = subprocess.run([*TMUX, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
         return result.stdout
 
     def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*TMUX, "send-keys", "-t", self.name, *keys], check=True)
 
     def type(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+        subprocess.run([*TMUX, "send-keys", "-t", self.name, "-l", text], check=True)
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
         try:
@@ -61,14 +63,14 @@ class Terminal:
             raise AssertionError(f"{err}; the screen shows:\n{self.screen()}") from None
 
     def pid(self) -> int:
-        out = subprocess.run(["tmux", "display", "-p", "-t", self.name, "#{pane_pid}"], capture_output=True, text=True)
+        out = subprocess.run([*TMUX, "display", "-p", "-t", self.name, "#{pane_pid}"], capture_output=True, text=True)
         return int(out.stdout.strip())
 
     def running(self) -> bool:
-        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
+        return subprocess.run([*TMUX, "has-session", "-t", self.name], capture_output=True).returncode == 0
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*TMUX, "kill-session", "-t", self.name], capture_output=True)
 
 
 @pytest.fixture
