@@ -240,9 +240,17 @@ async def test_model_picker_lists_the_library_and_switching_closes_the_old_model
 
 async def test_when_the_conversation_outgrows_the_context_the_ui_marks_where_memory_begins(store):
     loader = FakeLoader(n_ctx=96)
-    app = make_app(store, loader, Config(max_tokens=16))
+    config = Config(max_tokens=16)
+    # Replies stopped before their first word are stored empty and not sent: the marker must
+    # still land on the right message.
+    earlier = store.new_conversation("earlier", config.conversation_settings())
+    for i in range(3):
+        store.add_message(earlier.id, "user", f"old question {i}")
+        store.add_message(earlier.id, "assistant", "", "interrupted")
+    app = make_app(store, loader, config)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
+        screen.open_conversation(earlier.id)
         for i in range(8):
             await ask(pilot, f"question number {i} with some padding words")
         assert screen.memory_start > 0
@@ -325,3 +333,18 @@ async def test_export_writes_markdown_and_json_under_the_data_folder(store, llam
         name = f"conversation-{screen.conversation.id}"
         assert "## Assistant\n\nEcho: hello" in (folder / f"{name}.md").read_text()
         assert '"content": "Echo: hello"' in (folder / f"{name}.json").read_text()
+
+
+async def test_leaving_a_conversation_mid_reply_keeps_the_partial_reply(store):
+    app = make_app(store, FakeLoader(token_delay=0.002))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "a long one", wait=False)
+        await wait_until(pilot, lambda: screen.reply is not None and screen.reply.text)
+        conversation_id = screen.conversation.id
+        await pilot.press("ctrl+n")
+        assert screen.conversation is None and screen.reply is None
+        await pilot.pause(0.1)
+        kept = store.messages(conversation_id)[-1]
+        assert kept.state == "interrupted" and kept.content.startswith("word0")
+        await ask(pilot, "hi")  # the app carries on
+        assert screen.messages[-1].content == "Echo: hi"

@@ -22,7 +22,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from ...code_blocks import code_blocks
 from ...conversation_export import export_conversation
-from ...engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
+from ...engine.types import GenerationStats, LoadSettings, Sampling
 from ...errors import LlamadeskError
 from ...paths import data_dir
 from ...store import Conversation, ConversationSettings, StoredMessage, Store
@@ -78,6 +78,7 @@ class _Reply:
         self.saved_at = time.monotonic()
         self.written_at = 0.0
         self.flush_pending = False
+        self.spoken_ids: list[int] = []  # the ids of the messages the model was sent, in order
 
     @property
     def text(self) -> str:
@@ -256,19 +257,21 @@ class ChatScreen(Screen):
         self._mount_message(self.store.add_message(self.conversation.id, "user", text))
         self.start_reply()
 
-    def turns(self) -> tuple[ChatMessage, ...]:
-        """The conversation as the model should see it (empty interrupted replies left out)."""
-        return tuple({"role": m.role, "content": m.content} for m in self.messages if m.content)
+    def spoken(self) -> list[StoredMessage]:
+        """The messages the model should see (a reply stopped before its first word is left out)."""
+        return [m for m in self.messages if m.content]
 
     def start_reply(self) -> None:
         assert self.conversation is not None
+        spoken = self.spoken()
         request = ReplyRequest(
             model=self.settings.model,
             load=self.load_settings,
             system_prompt=self.settings.system_prompt,
-            turns=self.turns(),
+            turns=tuple({"role": m.role, "content": m.content} for m in spoken),
             sampling=sampling_for(self.settings),
-            keep_from=self.memory_start,
+            # fit_context counts in spoken messages; self.memory_start counts all of them.
+            keep_from=sum(1 for m in self.messages[: self.memory_start] if m.content),
         )
         # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
         message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
@@ -276,6 +279,7 @@ class ChatScreen(Screen):
         view.set_class(True, "streaming")
         reply_id = self.host.reply(request, self)
         self.reply = _Reply(reply_id, message, view, Markdown.get_stream(view.markdown))
+        self.reply.spoken_ids = [m.id for m in spoken]
         self.show_status(activity="replying")
 
     def _current(self, reply_id: int) -> _Reply | None:
@@ -285,7 +289,10 @@ class ChatScreen(Screen):
     def _reply_started(self, event: ReplyStarted) -> None:
         if self._current(event.reply_id) is None:
             return
-        self.memory_start = event.fitted.memory_start
+        reply = self.reply
+        start = event.fitted.memory_start
+        start_id = reply.spoken_ids[start] if start < len(reply.spoken_ids) else None
+        self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
         self._mark_memory()
         self.show_status(
             context_tokens=event.fitted.prompt_tokens, n_ctx=event.n_ctx, memory_start=self.memory_start
@@ -335,27 +342,33 @@ class ChatScreen(Screen):
         # The text the worker collected is complete even if a progress message was still unread.
         await self._finish_reply(reply, event.text, interrupted=event.stopped)
 
-    async def _finish_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
-        # The store and self.messages change before the first await, so nothing sees a reply
-        # that is over but not yet saved.
+    def _settle_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
+        """Save the reply as it ended and label it; at once, so nothing sees it half-finished."""
         self.reply = None
         stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
         self.messages = [stored if m.id == stored.id else m for m in self.messages]
         reply.view.content = text
         reply.view.set_class(False, "streaming")
         reply.view.set_interrupted(interrupted)
+
+    async def _render_final(self, reply: _Reply, text: str) -> None:
         await reply.stream.stop()
         # One full render when the stream ends: streaming appends leave fences half-styled.
-        await reply.view.markdown.update(text)
+        if reply.view.is_attached:
+            await reply.view.markdown.update(text)
+
+    async def _finish_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
+        self._settle_reply(reply, text, interrupted)
+        await self._render_final(reply, text)
 
     def _finish_reply_now(self) -> None:
-        """Stop the reply and keep what is on screen (switching conversation, or Esc)."""
+        """Stop the reply and keep what is on screen (Esc, or leaving the conversation)."""
         reply = self.reply
         if reply is None:
             return
         self.host.stop()
-        self.run_worker(self._finish_reply(reply, reply.text, interrupted=True), exclusive=False)
-        self.reply = None
+        self._settle_reply(reply, reply.text, interrupted=True)
+        self.run_worker(self._render_final(reply, reply.text))
         self.show_status(activity="stopped")
 
     # -- actions ----------------------------------------------------------------------------
