@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .atomic_file import atomic_output
-from .chat_defaults import DEFAULT_SYSTEM_PROMPT
+from .chat_defaults import DEFAULT_REPEAT_PENALTY, DEFAULT_SYSTEM_PROMPT, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from .errors import BadInputError
 from .paths import config_dir
 from .store import ConversationSettings
@@ -28,8 +28,9 @@ class Config:
     models: dict[str, str] = field(default_factory=lambda: {"chat": "smollm2", "translate": "gemma3-270m"})
     theme: str = "textual-dark"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    temperature: float = 0.7
-    top_p: float = 0.95
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    repeat_penalty: float = DEFAULT_REPEAT_PENALTY
     max_tokens: int | None = 1024
     context_length: int | None = None
     threads: int | None = None  # None: one per physical core (runtime_settings)
@@ -43,6 +44,7 @@ class Config:
             top_p=self.top_p,
             max_tokens=self.max_tokens,
             context_length=self.context_length,
+            repeat_penalty=self.repeat_penalty,
         )
 
 

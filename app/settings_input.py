@@ -56,6 +56,7 @@ SETTING_FIELDS = (
     SettingField("system_prompt", "System prompt", str),
     SettingField("temperature", "Temperature (0 = greedy)", _number_in(0, 5, "temperature")),
     SettingField("top_p", "Top-p", _number_in(0.01, 1, "top-p")),
+    SettingField("repeat_penalty", "Repeat penalty (1 = none)", _number_in(1, 2, "repeat penalty")),
     SettingField("max_tokens", "Max tokens per reply (empty = up to the context)", _optional_count("max tokens", 1)),
     SettingField("context_length", "Context length (empty = what fits)", _optional_count("context length", 256)),
 )

@@ -15,10 +15,11 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
+from .chat_defaults import DEFAULT_REPEAT_PENALTY
 from .errors import LlamadeskError
 from .paths import data_dir
 
@@ -58,6 +59,10 @@ UPGRADES: tuple[str, ...] = (
     """
     CREATE INDEX conversations_by_update ON conversations(updated DESC);
     """,
+    # 2 -> 3: a repetition penalty per conversation (small models loop without one).
+    """
+    ALTER TABLE conversations ADD COLUMN repeat_penalty REAL NOT NULL DEFAULT 1.1;
+    """,
 )
 SCHEMA_VERSION = len(UPGRADES)
 
@@ -72,6 +77,7 @@ class ConversationSettings:
     top_p: float = 0.95
     max_tokens: int | None = None
     context_length: int | None = None
+    repeat_penalty: float = DEFAULT_REPEAT_PENALTY
 
 
 @dataclass(frozen=True)
@@ -147,26 +153,32 @@ class Store:
         now = time.time()
         cur = self._db.execute(
             "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, max_tokens,"
-            " context_length, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " context_length, repeat_penalty, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (title, settings.model, settings.system_prompt, settings.temperature, settings.top_p,
-             settings.max_tokens, settings.context_length, now, now),
+             settings.max_tokens, settings.context_length, settings.repeat_penalty, now, now),
         )
         return Conversation(int(cur.lastrowid), title, settings, now, now)
 
     def conversations(self, title_contains: str = "") -> list[Conversation]:
         """Conversations, most recently active first; only those whose title contains the text."""
         pattern = "%" + title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._db.execute(
-            "SELECT * FROM conversations WHERE title LIKE ? ESCAPE '\\' ORDER BY updated DESC, id DESC",
-            (pattern,),
-        ).fetchall()
+        rows = self._rows(
+            "SELECT * FROM conversations WHERE title LIKE ? ESCAPE '\\' ORDER BY updated DESC, id DESC", (pattern,)
+        )
         return [_conversation(row) for row in rows]
 
     def conversation(self, conversation_id: int) -> Conversation:
-        row = self._db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        rows = self._rows("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        row = rows[0] if rows else None
         if row is None:
             raise LlamadeskError(f"conversation {conversation_id} does not exist")
         return _conversation(row)
+
+    def _rows(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
+        """Rows addressable by column name, so added columns never shift positions."""
+        cursor = self._db.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(sql, parameters).fetchall()
 
     def rename(self, conversation_id: int, title: str) -> None:
         self._db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
@@ -174,9 +186,9 @@ class Store:
     def update_settings(self, conversation_id: int, settings: ConversationSettings) -> None:
         self._db.execute(
             "UPDATE conversations SET model = ?, system_prompt = ?, temperature = ?, top_p = ?,"
-            " max_tokens = ?, context_length = ? WHERE id = ?",
+            " max_tokens = ?, context_length = ?, repeat_penalty = ? WHERE id = ?",
             (settings.model, settings.system_prompt, settings.temperature, settings.top_p,
-             settings.max_tokens, settings.context_length, conversation_id),
+             settings.max_tokens, settings.context_length, settings.repeat_penalty, conversation_id),
         )
 
     def delete(self, conversation_id: int) -> None:
@@ -224,7 +236,6 @@ class Store:
         self._db.execute("COMMIT")
 
 
-def _conversation(row: tuple) -> Conversation:
-    cid, title, model, system_prompt, temperature, top_p, max_tokens, context_length, created, updated = row
-    settings = ConversationSettings(model, system_prompt, temperature, top_p, max_tokens, context_length)
-    return Conversation(cid, title, settings, created, updated)
+def _conversation(row: sqlite3.Row) -> Conversation:
+    settings = ConversationSettings(**{f.name: row[f.name] for f in fields(ConversationSettings)})
+    return Conversation(row["id"], row["title"], settings, row["created"], row["updated"])

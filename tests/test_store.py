@@ -43,6 +43,7 @@ def test_an_old_store_is_upgraded_step_by_step_keeping_its_data(tmp_path):
     assert [c.title for c in store.conversations()] == ["kept"]
     index_names = [row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
     assert "conversations_by_update" in index_names
+    assert store.conversations()[0].settings.repeat_penalty == 1.1  # step 3's column, with its default
 
 
 def test_a_store_from_a_newer_llamadesk_is_refused_with_a_clear_message(tmp_path):

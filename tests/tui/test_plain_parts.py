@@ -6,8 +6,6 @@ import threading
 
 from llamadesk.app.code_blocks import code_blocks
 from llamadesk.app.engine.types import LoadSettings, Sampling
-from llamadesk.app.machine import MachineFacts
-from llamadesk.app.model_fit import fits_in_memory
 from llamadesk.app.tui.engine_host import (
     EngineHost,
     ModelLoaded,
@@ -21,9 +19,6 @@ from llamadesk.app.tui.widgets.status_bar import StatusFacts, context_gauge, sta
 
 from .fake_engine import FakeLoader
 from .waiting import wait_until_sync
-
-GiB = 1024**3
-
 
 def test_status_text_shows_speed_first_token_context_and_backend():
     facts = StatusFacts(model="smollm2", backend="CUDA", threads=8, tokens_per_second=42.25,
@@ -43,12 +38,6 @@ def test_code_blocks_are_found_fenced_indented_and_unclosed():
     text = "Intro\n\n```python\nprint(1)\n```\n\n    indented()\n\n```sh\necho still streaming"
     assert code_blocks(text) == ["print(1)\n", "indented()\n", "echo still streaming"]
     assert code_blocks("no code here") == []
-
-
-def test_fits_in_memory_keeps_the_reserve():
-    machine = MachineFacts(physical_cores=4, logical_cores=8, total_ram=8 * GiB, available_ram=4 * GiB)
-    assert fits_in_memory(1 * GiB, machine)
-    assert not fits_in_memory(3 * GiB, machine)  # 3.6 GiB with working memory + 1 GiB reserve > 4 GiB
 
 
 def test_title_from_prompt_is_the_first_line_shortened():

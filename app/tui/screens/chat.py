@@ -63,7 +63,12 @@ def title_from_prompt(prompt: str) -> str:
 
 
 def sampling_for(settings: ConversationSettings) -> Sampling:
-    return Sampling(temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_tokens)
+    return Sampling(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        repeat_penalty=settings.repeat_penalty,
+        max_tokens=settings.max_tokens,
+    )
 
 
 class _Reply:

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
-from ...machine import format_bytes, machine_facts
+from ...machine import format_bytes
 
 if TYPE_CHECKING:
     from ...library import LibraryEntry
@@ -22,16 +22,13 @@ COLUMNS = ("Model", "Params", "Quant", "File", "Fits", "Chat")
 
 def model_rows(entries: list[LibraryEntry]) -> list[tuple[str, ...]]:
     """One table row per model, in COLUMNS order."""
-    from ...model_fit import fits_in_memory  # via runtime_settings it loads gguf and numpy: not at start
-
-    machine = machine_facts()
     return [
         (
             e.name,
             e.size_label,
             e.quantization,
             format_bytes(e.file_size),
-            "yes" if fits_in_memory(e.file_size, machine) else "no",
+            "yes" if e.fits else "no",
             "yes" if e.has_chat_template else "no",
         )
         for e in entries
