@@ -53,6 +53,7 @@ STREAM_FRAME_S = 0.1
 # (the store and the exports keep all of it).
 MAX_SHOWN_MESSAGES = 60
 TITLE_LENGTH = 48
+MODEL_LOAD_DELAY_S = 0.2
 NARROW_WIDTH = 70
 
 
@@ -154,8 +155,9 @@ class ChatScreen(Screen):
         self.refresh_list()
         self.show_conversation(None)
         self.query_one(PromptBox).focus()
-        # After the first frame: the engine's thread imports llama.cpp, which would delay it.
-        self.call_after_refresh(self.host.load, self.settings.model, self.load_settings, self)
+        # Once the first frame is out: the engine's thread imports llama.cpp, holding the GIL for a
+        # few hundred milliseconds, which would otherwise hold back the first paint.
+        self.set_timer(MODEL_LOAD_DELAY_S, lambda: self.host.load(self.settings.model, self.load_settings, self))
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < NARROW_WIDTH, "narrow")
