@@ -11,10 +11,10 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, chat, info, models
+from .commands import bench, chat, info, models, translate
 from .errors import LlamadeskError
 
-COMMANDS = (chat, models, info, bench)
+COMMANDS = (chat, models, info, bench, translate)
 
 
 def build_parser() -> argparse.ArgumentParser:
