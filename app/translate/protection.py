@@ -24,7 +24,7 @@ MARKER_RE = re.compile(r"⟦(\d+)⟧")
 SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     # text that already looks like one of our markers must not be mistaken for one
     ("marker-lookalike", r"⟦[^⟧\n]*⟧"),
-    ("inline-code", r"``[^`\n]+``|`[^`\n]+`"),
+    ("inline-code", r"``(?:[^`\n]|`(?!`))+``|`[^`\n]+`"),
     # Markdown link and image targets: "[text](url)" keeps "(url)"; the text is translated
     ("link-target", r"(?<=\])\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)|(?<=\])\[[^\]\n]+\]"),
     ("autolink", r"<(?:https?|ftp|mailto):[^>\s]+>"),

@@ -72,10 +72,10 @@ def is_copy(source: str, output: str) -> bool:
     """Whether `output` merely repeats a source that has real words to translate.
 
     One word (a name, "OK", "Django") may rightly stay as it is; two or more words of three
-    letters or more that come back unchanged were not translated.
+    letters or more that come back unchanged (punctuation aside) were not translated.
     """
     def normal(text: str) -> str:
-        return re.sub(r"\W+", " ", text).strip().casefold()
+        return re.sub(r"\W+", " ", text).strip()
 
     words = re.findall(r"[^\W\d_]{3,}", re.sub(r"⟦\d+⟧", " ", source))
     return len(words) >= 2 and normal(source) == normal(output)

@@ -333,6 +333,6 @@ def assemble(pieces: list[Piece], chunks: list[Chunk], translations: list[str]) 
         if index not in by_piece:
             out.append(piece.text)
             continue
-        text = "".join(by_piece[index]).rstrip()
+        text = "".join(by_piece[index])
         out.append(rewrap(text, piece.n_lines, piece.indent) if piece.wrapped else text)
     return "".join(out)
