@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         resume = None
         if output is not None:
             settings = {"model": engine.summary.name, "strategy": strategy.name, "to": target.code, "mode": mode,
-                        "glossary": sorted((glossary or {}).items())}
+                        "from": source.code if source else "detected", "glossary": sorted((glossary or {}).items())}
             resume = job.resume = ResumeLog(sidecar_path(output), settings)
         finished: JobFinished | None = None
         started: JobStarted | None = None
@@ -118,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
             for event in job.run():
                 if isinstance(event, JobStarted):
                     started = event
-                    if resume is not None:
-                        resume.settings["from"] = event.source.code
                 elif isinstance(event, ChunkDone):
                     _progress(event.index + 1, event.total)
                 elif isinstance(event, JobCancelled):
