@@ -22,6 +22,8 @@ GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4
+MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8  # name length, n_dims, one dim, type, offset
+MIN_KV_BYTES = 8 + 4 + 1  # key length, value type, smallest value
 
 _SCALAR_FORMATS = {
     GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b",
@@ -91,7 +93,7 @@ class _Cursor:
 
     def need(self, n: int, what: str) -> None:
         if n < 0 or self.offs + n > self.size:
-            raise GGUFFormatError(f"the file ends inside {what} (byte {self.offs} of {self.size})")
+            raise GGUFFormatError(f"it is truncated: the file ends inside {what} (byte {self.offs} of {self.size})")
 
     def unpack(self, fmt: str, what: str) -> Any:
         n = struct.calcsize("<" + fmt)
@@ -153,6 +155,9 @@ def _read(buf: Any, size: int) -> GGUFHeader:
     if version not in SUPPORTED_VERSIONS:
         raise GGUFFormatError(f"GGUF version {version} is not supported (only 2 and 3)")
     n_tensors, n_kv = cur.unpack("QQ", "the counts")
+    # Each entry takes some bytes; counts the file cannot hold mean a damaged header.
+    if n_tensors * MIN_TENSOR_INFO_BYTES + n_kv * MIN_KV_BYTES > size:
+        raise GGUFFormatError(f"its header claims {n_tensors} tensors and {n_kv} keys, more than its {size} bytes can hold (truncated or damaged)")
     metadata: dict[str, Any] = {}
     for i in range(n_kv):
         key = cur.string(f"metadata key #{i}")

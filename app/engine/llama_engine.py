@@ -6,7 +6,9 @@ it, or the UI's single worker); only `request_stop` may be called from any threa
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import random
 import statistics
 import threading
 import time
@@ -46,6 +48,8 @@ class Engine:
         self.summary = summary
         self.settings = settings
         self._stop = threading.Event()
+        # llama.cpp contexts are not thread-safe: one reply (or benchmark) at a time.
+        self._busy = threading.Lock()
         self._closed = False
         # The callback object must outlive the context, or llama.cpp calls freed memory.
         self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
@@ -160,6 +164,19 @@ class Engine:
                 f"the prompt is {len(prompt_tokens)} tokens but the context holds {n_ctx}; "
                 "shorten it or load the model with a larger --ctx"
             )
+        with self._exclusive():
+            yield from self._generate(prompt_tokens, sampling, n_ctx)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise LlamadeskError("the model is busy with another reply; stop that one first")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def _generate(self, prompt_tokens: list[int], sampling: Sampling, n_ctx: int) -> Iterator[StreamEvent]:
         self._stop.clear()
         llama = self._llama
         llama.set_seed(sampling.seed if sampling.seed is not None else DEFAULT_SEED)
@@ -226,8 +243,10 @@ class Engine:
         Random tokens, KV cache cleared before each run, one warm-up run first; prompt
         processing decodes n_prompt tokens in batches, generation decodes n_gen tokens one by one.
         """
-        import random
+        with self._exclusive():
+            return self._bench(n_prompt, n_gen, repetitions)
 
+    def _bench(self, n_prompt: int, n_gen: int, repetitions: int) -> list[BenchResult]:
         rng = random.Random(42)
         n_vocab = self._llama.n_vocab()
         results = []

@@ -1,0 +1,124 @@
+"""The `llamadesk` console script as a user runs it: answers, listings and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def assert_one_clear_line(result, code: int = 2, contains: str = "") -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("llamadesk: ") and contains in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_chat_answers_paris_greedily():
+    result = run_cli("chat", "-m", "smollm2", "--temperature", "0", "What is the capital of France?")
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+
+
+def test_chat_reads_a_piped_prompt_and_prints_stats():
+    result = run_cli("chat", "--temperature", "0", "--max-tokens", "8", "--stats", input="Say hello.\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "tok/s" in result.stderr and "context" in result.stderr
+
+
+def test_models_lists_both_starters_as_json():
+    result = run_cli("models", "--json")
+    assert result.returncode == 0, result.stderr
+    entries = {e["name"]: e for e in json.loads(result.stdout)}
+    assert entries["smollm2"]["architecture"] == "llama"
+    assert entries["smollm2"]["quantization"] == "Q4_1"
+    assert entries["smollm2"]["has_chat_template"] is True
+    assert entries["gemma3-270m"]["architecture"] == "gemma3"
+    assert entries["gemma3-270m"]["quantization"] == "Q4_K_M"
+    assert entries["gemma3-270m"]["context_length"] == 32768
+    for entry in entries.values():
+        assert entry["file_size"] > 50_000_000 and entry["parameters"] > 100_000_000
+
+
+def test_models_table_is_human_readable():
+    result = run_cli("models")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0].split()[:4] == ["NAME", "ARCH", "PARAMS", "QUANT"]
+
+
+def test_info_shows_metadata(smollm2_path):
+    result = run_cli("info", str(smollm2_path), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["metadata"]["llama.block_count"] == 30
+    assert info["tensor_types"]["Q4_1"] > 100
+    assert info["metadata"]["tokenizer.ggml.tokens"] == "[49152 strings]"
+    human = run_cli("info", "smollm2")
+    assert "llama.context_length = 8192" in human.stdout
+
+
+def test_bench_json_reports_both_tests():
+    result = run_cli("bench", "-m", "smollm2", "-p", "32", "-n", "4", "-r", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["test"] for r in rows] == ["pp32", "tg4"]
+    assert all(r["avg_ts"] > 0 and r["backend"] == "CPU" for r in rows)
+
+
+def test_missing_path(tmp_path):
+    assert_one_clear_line(run_cli("chat", "-m", str(tmp_path / "nothing.gguf"), "hi"), contains="no such file")
+
+
+def test_unknown_model_name_lists_what_exists():
+    assert_one_clear_line(run_cli("chat", "-m", "no-such-model", "hi"), contains="smollm2")
+
+
+def test_file_that_is_not_gguf(tmp_path):
+    path = tmp_path / "notes.gguf"
+    path.write_text("hello, I am a text file\n" * 10)
+    assert_one_clear_line(run_cli("chat", "-m", str(path), "hi"), contains="not a GGUF file")
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.999])
+def test_truncated_gguf(tmp_path, smollm2_path, fraction):
+    path = tmp_path / "cut.gguf"
+    data = smollm2_path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    assert_one_clear_line(run_cli("chat", "-m", str(path), "hi"), contains="truncated")
+
+
+def test_corrupted_gguf_header(tmp_path, smollm2_path):
+    path = tmp_path / "corrupt.gguf"
+    shutil.copy(smollm2_path, path)
+    with path.open("r+b") as handle:
+        handle.seek(24)  # the first key's length: now absurdly long
+        handle.write(b"\xff" * 8)
+    assert_one_clear_line(run_cli("chat", "-m", str(path), "hi"), contains="damaged")
+
+
+def test_context_larger_than_memory():
+    assert_one_clear_line(run_cli("chat", "--ctx", "500000000", "hi"), contains="use --ctx")
+
+
+def test_bad_option_values():
+    assert_one_clear_line(run_cli("chat", "--temperature", "-1", "hi"), contains="temperature")
+    assert run_cli("chat", "--ctx", "lots").returncode == 2  # argparse's own usage error
+
+
+def test_empty_piped_prompt():
+    assert_one_clear_line(run_cli("chat", input=""), contains="nothing to answer")
+
+
+def test_package_installs_under_one_namespace():
+    import importlib.util
+
+    assert importlib.util.find_spec("llamadesk.app") is not None
+    assert importlib.util.find_spec("llamadesk.convert") is not None
+    assert importlib.util.find_spec("llamadesk.quantize") is not None
+    result = run_cli("--help")
+    assert result.returncode == 0 and "chat" in result.stdout

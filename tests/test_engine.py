@@ -1,0 +1,181 @@
+"""The engine with the real starter models through real llama.cpp."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from llamadesk.app.chat_defaults import DEFAULT_SYSTEM_PROMPT
+from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
+from llamadesk.app.engine.utf8_stream import Utf8Stream
+from llamadesk.app.errors import BadInputError
+
+GREEDY = Sampling(temperature=0.0)
+
+
+def ask(question: str) -> list[dict]:
+    return [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+
+
+def collect(events) -> tuple[str, GenerationDone]:
+    pieces, done = [], None
+    for event in events:
+        if isinstance(event, TextPiece):
+            pieces.append(event.text)
+        else:
+            done = event
+    assert isinstance(done, GenerationDone)
+    return "".join(pieces), done
+
+
+def test_greedy_answer_names_paris_and_is_reproducible(smollm2_engine):
+    first, _ = collect(smollm2_engine.stream_chat(ask("What is the capital of France?"), GREEDY))
+    second, _ = collect(smollm2_engine.stream_chat(ask("What is the capital of France?"), GREEDY))
+    assert "Paris" in first
+    assert first == second
+
+
+def test_stats_are_present_and_plausible(smollm2_engine):
+    messages = ask("Name three colours.")
+    prompt_tokens = len(smollm2_engine.chat_prompt_tokens(messages))
+    text, done = collect(smollm2_engine.stream_chat(messages, Sampling(temperature=0.0, max_tokens=20)))
+    stats = done.stats
+    assert stats.prompt_tokens == prompt_tokens
+    assert 1 <= stats.generated_tokens <= 20
+    assert stats.stop_reason in ("end", "length")
+    assert 0 < stats.time_to_first_token < 30
+    assert 1 < stats.generated_tokens_per_second < 5000
+    assert 1 < stats.prompt_tokens_per_second < 100000
+    # Every prompt token and every generated token but the last sits in the KV cache.
+    assert stats.context_tokens in (prompt_tokens + stats.generated_tokens - 1, prompt_tokens + stats.generated_tokens)
+    assert stats.n_ctx == smollm2_engine.n_ctx
+    assert text.strip()
+
+
+def test_max_tokens_ends_with_length(smollm2_engine):
+    _, done = collect(smollm2_engine.stream_chat(ask("Tell me a long story about a dragon."), Sampling(temperature=0.0, max_tokens=5)))
+    assert done.stats.generated_tokens == 5 and done.stats.stop_reason == "length"
+
+
+def test_second_turn_reuses_the_cached_prefix(smollm2_engine):
+    messages = ask("Say hello.")
+    reply, _ = collect(smollm2_engine.stream_chat(messages, Sampling(temperature=0.0, max_tokens=10)))
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "Again."}]
+    _, done = collect(smollm2_engine.stream_chat(messages, Sampling(temperature=0.0, max_tokens=5)))
+    assert done.stats.cached_prompt_tokens > 10
+
+
+def _stream_in_thread(engine, tokens, sampling):
+    state = {"pieces": 0, "done": None}
+    started = threading.Event()
+
+    def run():
+        started.set()
+        for event in engine.stream_tokens(tokens, sampling):
+            if isinstance(event, TextPiece):
+                state["pieces"] += 1
+            else:
+                state["done"] = event
+    thread = threading.Thread(target=run)
+    thread.start()
+    started.wait()
+    return thread, state
+
+
+def test_stop_mid_stream_ends_within_half_a_second(smollm2_engine):
+    tokens = smollm2_engine.chat_prompt_tokens(ask("Write a very long essay about the history of Europe."))
+    thread, state = _stream_in_thread(smollm2_engine, tokens, Sampling(temperature=0.0, max_tokens=2000))
+    deadline = time.monotonic() + 30
+    while state["pieces"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state["pieces"] >= 5
+    asked = time.monotonic()
+    smollm2_engine.request_stop()
+    thread.join(5)
+    assert time.monotonic() - asked < 0.5
+    assert state["done"].stats.stop_reason == "stopped"
+
+
+def test_stop_during_a_long_prompt_ends_within_half_a_second(smollm2_engine):
+    text = " ".join(f"Sentence number {i} talks about rivers, mountains and cities." for i in range(200))
+    tokens = smollm2_engine.chat_prompt_tokens(ask(text))
+    assert len(tokens) >= 2000
+    thread, state = _stream_in_thread(smollm2_engine, tokens, Sampling(temperature=0.0, max_tokens=50))
+    time.sleep(0.3)  # well inside the prompt's decode, which takes seconds on 2 cores
+    asked = time.monotonic()
+    smollm2_engine.request_stop()
+    thread.join(5)
+    assert time.monotonic() - asked < 0.5
+    assert state["pieces"] == 0 and state["done"].stats.stop_reason == "stopped"
+    # The engine is usable again right after an abort, with a consistent cache.
+    answer, _ = collect(smollm2_engine.stream_chat(ask("What is the capital of France?"), GREEDY))
+    assert "Paris" in answer
+
+
+TRICKY_TEXT = "東京は日本の首都です。🎉👍🏽 Ça va? Ελληνικά 한국어"
+
+
+def test_token_bytes_split_characters_and_the_stream_rejoins_them(smollm2_engine):
+    tokens = smollm2_engine.tokenize(TRICKY_TEXT, add_bos=False)
+    raw = [smollm2_engine._llama.detokenize([t]) for t in tokens]
+    # The test is only meaningful if some token really ends inside a character.
+    assert any(_is_partial_utf8(r) for r in raw)
+    stream = Utf8Stream()
+    pieces = [stream.feed(r) for r in raw] + [stream.flush()]
+    assert "".join(pieces) == TRICKY_TEXT
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_generated_cjk_and_emoji_stream_without_garbage(smollm2_engine):
+    prompt = smollm2_engine.tokenize("Emoji and Japanese: 🎉👍🏽 東京 🎉👍🏽 東京 🎉👍🏽", add_bos=False)
+    pieces = []
+    for event in smollm2_engine.stream_tokens(prompt, Sampling(temperature=0.0, max_tokens=40)):
+        if isinstance(event, TextPiece):
+            pieces.append(event.text)
+    text = "".join(pieces)
+    assert any(ord(c) > 0x2FFF for c in text), text  # it did produce wide characters
+    assert "\ufffd" not in text
+
+
+def test_prompt_longer_than_the_context_is_refused(smollm2_engine):
+    with pytest.raises(BadInputError, match="context holds"):
+        list(smollm2_engine.stream_tokens([1] * (smollm2_engine.n_ctx + 1)))
+
+
+def _is_partial_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
+def test_bench_measures_both_tests(smollm2_engine):
+    results = smollm2_engine.bench(n_prompt=64, n_gen=8, repetitions=2)
+    assert [r.test for r in results] == ["pp64", "tg8"]
+    for r in results:
+        assert len(r.samples) == 2 and r.tokens_per_second_mean > 1
+
+
+def test_completion_with_the_base_gemma_model(gemma_path):
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+
+    with Engine.load(gemma_path, LoadSettings(n_ctx=512)) as engine:
+        assert not engine.has_chat_template
+        text, done = collect(engine.stream_completion("English: Good morning.\nFrench:", Sampling(temperature=0.0, max_tokens=8)))
+    assert "Bonjour" in text or "bonjour" in text
+    assert done.stats.generated_tokens >= 1
+
+
+def test_a_second_reply_while_one_streams_is_refused(smollm2_engine):
+    from llamadesk.app.errors import LlamadeskError
+
+    first = smollm2_engine.stream_chat(ask("Count to ten."), Sampling(temperature=0.0, max_tokens=5))
+    next(first)
+    with pytest.raises(LlamadeskError, match="busy"):
+        next(smollm2_engine.stream_chat(ask("Hello"), GREEDY))
+    collect_rest = list(first)
+    assert isinstance(collect_rest[-1], GenerationDone)
