@@ -11,7 +11,7 @@ greedily, and are scored against Django's human translations with chrF (sacreble
   piecewise fallback), one segment at a time.
 
 Also reported: the share of segments that keep every placeholder of the source, empty outputs,
-seconds per segment. Writes the "## translate" section of bench/RESULTS.md.
+seconds per segment. Writes the "## translate" section of bench/RESULTS.md (bench/results_file.py).
 
     .venv/bin/python bench/translate.py [--limit N] [--langs fr,de,es]
 """
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import sacrebleu
+from results_file import update_section  # bench/ is on sys.path when run as a script
 
 from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
@@ -38,8 +39,6 @@ from llamadesk.app.translate.segment import OUTPUT_TOKENS_EXTRA, OUTPUT_TOKENS_P
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data" / "translate_eval.jsonl"
-RESULTS = BENCH / "RESULTS.md"
-SECTION = "## translate"
 
 
 def placeholders_kept(source: str, output: str) -> bool:
@@ -85,18 +84,6 @@ def score(outputs: list[str], rows: list[dict]) -> dict:
     }
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    lines = old.split("\n")
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "\n".join(lines[:start] + text.rstrip("\n").split("\n") + [""] + lines[end:])
-    RESULTS.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, help="segments per language (default: all)")
@@ -135,15 +122,13 @@ def main() -> int:
             for row, naive_out, ours_out in list(zip(subset, first_line, ours))[:3]:
                 print(f"   {row['source']!r}\n     naive: {naive_out!r}\n     ours:  {ours_out!r}\n     ref:   {row['reference']!r}")
     if not args.no_write:
-        write_section(render(table, details, args, machine))
+        update_section("translate", render(table, details, args, machine))
     return 0
 
 
 def render(table, details, args, machine) -> str:
     command = "make .venv/.test-installed && .venv/bin/python bench/translate.py" + (f" --limit {args.limit}" if args.limit else "") + (f" --langs {args.langs}" if args.langs != "fr,de,es" else "")
     lines = [
-        SECTION,
-        "",
         "English -> French/German/Spanish with the gemma3-270m starter (Q4_K_M), greedy, on the",
         "evaluation set bench/data/translate_eval.jsonl (40 English messages of Django 5.2 with their",
         "human translations from Django's own catalogs, BSD-3-Clause; 14 of them with placeholders).",

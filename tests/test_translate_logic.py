@@ -293,3 +293,10 @@ def test_cancel_during_generation_ends_with_cancelled():
 
 def test_segment_of_helper_reads_the_last_source_line():
     assert segment_of(Prompt("completion", text="English: a\nFrench: b\n\nEnglish: c d\nFrench:")) == "c d"
+
+
+def test_a_segment_copied_twice_is_translated_around_its_spans():
+    replies = [" Invalid value ⟦1⟧ given\n", " Invalid value ⟦1⟧ given\n", " Valeur invalide\n", " donnée\n"]
+    tr, _ = translator(replies)
+    result = tr.translate("Invalid value %(v)s given", EN, FR)
+    assert result.fallback == "piecewise" and result.translation == "Valeur invalide %(v)s donnée"

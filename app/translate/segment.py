@@ -4,7 +4,8 @@ One segment in, one segment out. The model's line is cleaned (echoed labels and 
 removed) and checked: empty, a mere copy of the source, a lost span or a missing glossary term
 each earn one retry with the strict prompt (with glossary terms then protected, so their required
 translation is put in by restoration). If spans are still lost, the words between the spans are
-translated piece by piece so every span survives; an output still empty keeps the source text.
+translated piece by piece so every span survives (so is a segment the model keeps copying:
+the shorter pieces often get through); an output still empty keeps the source text.
 Whatever happened is reported on the result, never hidden.
 """
 
@@ -173,8 +174,10 @@ class SegmentTranslator:
         problems: list[str],
         started: float,
     ) -> SegmentResult:
-        if output and not missing_markers(protected, output) and not stray_marks(protected, output):
-            # Spans intact: a copy or an unused glossary term is kept, and reported.
+        copied = is_copy(protected.text, output)
+        intact = output and not missing_markers(protected, output) and not stray_marks(protected, output)
+        if intact and not (copied and protected.spans):
+            # Spans intact: an unused glossary term (or a copy with nothing to split) is kept, and reported.
             return SegmentResult(text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems))
         if protected.spans:
             parts = []
