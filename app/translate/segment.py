@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .generation import ModelGenerator
 from .glossary import missing_terms, terms_in
 from .languages import Language
 from .prompts import Prompt, PromptStrategy, TranslationRequest
-from .protection import MARKER_RE, ProtectedText, marker, missing_markers, piecewise_parts, protect
+from .protection import MARKER_RE, ProtectedText, lost_spans, marker, missing_markers, piecewise_parts, protect
 
 # Quotes a model adds around its answer: (opening, closing).
 QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("«", "»"), ("„", "“"), ("‘", "’"), ("「", "」"))
@@ -132,8 +132,25 @@ class SegmentTranslator:
         """Translate `text` (one segment); the result keeps every protected span of the source.
 
         `context` holds preceding (source, translation) pairs for consistency; `on_text`
-        receives the model's raw output as it streams (markers not yet restored).
+        receives the model's raw output as it streams (markers not yet restored). The result is
+        verified independently of the markers: the source's spans are searched for again in the
+        restored text, and any that is missing is reported in `problems`.
         """
+        result = self._translate(text, source, target, glossary, context, on_text)
+        lost = lost_spans(result.source, result.translation)
+        if lost:
+            return replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
+        return result
+
+    def _translate(
+        self,
+        text: str,
+        source: Language,
+        target: Language,
+        glossary: dict[str, str] | None,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
+    ) -> SegmentResult:
         started = time.perf_counter()
         protected = protect(text)
         if not protected.has_words:  # only placeholders, numbers, code: nothing to translate
