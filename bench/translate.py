@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="segments per language (default: all)")
     parser.add_argument("--langs", default="fr,de,es")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--dump", type=Path, help="write every segment's outputs and problems to this JSONL file")
     # One thread: on a shared 2-core machine, llama.cpp with 2 threads runs ~10x slower than with one
     # as soon as anything else is busy (its threads wait for each other at every step).
     parser.add_argument("--threads", type=int, default=1)
@@ -106,6 +107,10 @@ def main() -> int:
             results, pipeline_seconds = run_pipeline(translator, subset, target)
             full, first_line, naive_seconds = run_naive(generator, subset, target.name)
             ours = [r.translation for r in results]
+            if args.dump:
+                with args.dump.open("a", encoding="utf-8") as dump:
+                    for row, result, naive_out in zip(subset, results, first_line):
+                        dump.write(json.dumps({**row, "naive_first_line": naive_out, **result.to_json()}, ensure_ascii=False) + "\n")
             scores = {"naive": score(full, subset), "naive-first-line": score(first_line, subset), "llamadesk": score(ours, subset)}
             details[code] = {
                 "retried": sum(1 for r in results if r.attempts > 1),
