@@ -23,7 +23,7 @@ from llamadesk.app.translate import (
 from llamadesk.app.translate.detection import detect_language
 from llamadesk.app.translate.glossary import load_glossary, missing_terms, terms_in
 from llamadesk.app.translate.prompts import Prompt, TranslationRequest
-from llamadesk.app.translate.segment import clean_output, is_copy
+from llamadesk.app.translate.segment import clean_output, is_copy, repair_markers
 from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
 
 EN, FR = resolve_language("en"), resolve_language("fr")
@@ -112,11 +112,27 @@ def test_a_lost_placeholder_is_retried_then_translated_around():
     assert any("lost '%d'" in p for p in result.problems)
 
 
-def test_made_up_marker_fragments_count_as_a_problem():
-    tr, _ = translator([" Lancez ⟦1⟧Installer⟧ maintenant.\n", " Lancez ⟦1⟧ maintenant.\n"])
+def test_marker_slips_are_mended_where_the_fix_is_certain():
+    assert repair_markers("Run ⟦1⟧ now.", "Lancez ⟦1⟧Installer⟧ maintenant ⟦7⟧.") == "Lancez ⟦1⟧Installer maintenant ."
+    assert repair_markers("Run ⟦1⟧ now.", "Lancez ⟦1⟧ ⟦1⟧ maintenant.") == "Lancez ⟦1⟧ maintenant."
+    assert repair_markers("⟦1⟧ is not valid.", "n'est pas valide.") == "⟦1⟧ n'est pas valide."
+    assert repair_markers("Invalid page (⟦1⟧): ⟦2⟧", "Page invalide (⟦1⟧) :") == "Page invalide (⟦1⟧) : ⟦2⟧"
+    assert repair_markers("Send ⟦1⟧ to ⟦2⟧ today.", "Envoyez à ⟦2⟧ aujourd'hui.") == "Envoyez à ⟦2⟧ aujourd'hui.", "the middle is left to the retry"
+    assert repair_markers("No spans here.", "Pas de ⟦1⟧ ici.") == "Pas de ici."
+
+
+def test_made_up_markers_do_not_cost_a_retry():
+    tr, _ = translator([" Lancez ⟦1⟧ maintenant ⟦3⟧.\n"])
     result = tr.translate("Run `pip install x` now.", EN, FR)
-    assert result.translation == "Lancez `pip install x` maintenant."
-    assert result.attempts == 2 and "made-up markers" in result.problems[0]
+    assert result.translation == "Lancez `pip install x` maintenant ." and result.attempts == 1
+
+
+def test_a_base_model_gets_one_sentence_per_call_with_the_previous_as_context():
+    tr, gen = translator(upper_translation)
+    result = tr.translate("Upload a file. It must be an image.", EN, FR)
+    assert result.translation == "UPLOAD A FILE. IT MUST BE AN IMAGE."
+    assert len(gen.prompts) == 2
+    assert gen.prompts[1].text.endswith("English: Upload a file.\nFrench: UPLOAD A FILE.\n\nEnglish: It must be an image.\nFrench:")
 
 
 def test_a_segment_with_nothing_to_translate_does_not_reach_the_model():

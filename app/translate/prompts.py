@@ -117,6 +117,11 @@ class PromptStrategy:
     reason: str
     dedicated: DedicatedFormat | None = field(default=None, compare=False)
 
+    @property
+    def sentence_at_a_time(self) -> bool:
+        """Base models lose the thread (copy, drop markers) on multi-sentence input; they get one sentence per call."""
+        return self.name == "few-shot"
+
     def build(self, request: TranslationRequest) -> Prompt:
         if self.dedicated is not None:
             return _dedicated_prompt(self.dedicated, request)

@@ -20,7 +20,8 @@ from .generation import ModelGenerator
 from .glossary import missing_terms, terms_in
 from .languages import Language
 from .prompts import Prompt, PromptStrategy, TranslationRequest
-from .protection import MARKER_RE, ProtectedText, lost_spans, marker, missing_markers, piecewise_parts, protect
+from .segmentation import split_sentences
+from .protection import MARKER_RE, ProtectedText, lost_spans, missing_markers, piecewise_parts, protect
 
 # Quotes a model adds around its answer: (opening, closing).
 QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("«", "»"), ("„", "“"), ("‘", "’"), ("「", "」"))
@@ -82,12 +83,39 @@ def is_copy(source: str, output: str) -> bool:
     return len(words) >= 2 and normal(source) == normal(output)
 
 
-def stray_marks(protected: ProtectedText, output: str) -> list[str]:
-    """Markers the source did not have, or broken halves of them, in the model's output."""
-    known = set(protected.markers)
-    invented = [m for m in MARKER_RE.findall(output) if marker(int(m)) not in known]
-    leftover = MARKER_RE.sub("", output)
-    return [marker(int(m)) for m in invented] + re.findall(r"[⟦⟧]", leftover)
+def repair_markers(source: str, output: str) -> str:
+    """The output with the marker slips a small model makes mended where the fix is certain.
+
+    Markers the source does not have (⟦7⟧ out of nowhere, a lone ⟦ or ⟧) and second copies of a
+    marker are removed; a marker the source has at its very start or end, and the output lost,
+    is put back at that edge. A marker lost from the middle is left for the retry.
+    """
+    known = {int(n) for n in MARKER_RE.findall(source)}
+    seen: set[int] = set()
+
+    def keep_first_known(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if n not in known or n in seen:
+            return ""
+        seen.add(n)
+        return match.group(0)
+
+    text = MARKER_RE.sub(keep_first_known, output)
+    # Lone brackets go; whole markers stay (the split keeps them at odd positions).
+    text = "".join(part if i % 2 else re.sub(r"[⟦⟧]", "", part) for i, part in enumerate(re.split(r"(⟦\d+⟧)", text)))
+    text = re.sub(r"(?<=\S) {2,}(?=\S)", " ", text).strip()
+    if not text:
+        return text
+    first, last = MARKER_RE.match(source), None
+    for last in MARKER_RE.finditer(source):
+        pass
+    if first and int(first.group(1)) not in seen:
+        gap = source[first.end(): first.end() + 1]
+        text = first.group(0) + (gap if gap.isspace() else "") + text
+    if last and last.end() == len(source) and int(last.group(1)) not in seen and last is not first:
+        gap = source[last.start() - 1: last.start()]
+        text = text + (gap if gap.isspace() else "") + last.group(0)
+    return text
 
 
 class SegmentTranslator:
@@ -101,7 +129,7 @@ class SegmentTranslator:
         prompt = self.strategy.build(request)
         budget = self.generator.count_tokens(request.text) * OUTPUT_TOKENS_PER_SOURCE_TOKEN + OUTPUT_TOKENS_EXTRA
         raw = self.generator.generate(prompt, budget, on_text)
-        return clean_output(raw, prompt, request.text)
+        return repair_markers(request.text, clean_output(raw, prompt, request.text))
 
     def _problems(self, protected: ProtectedText, output: str, required: dict[str, str]) -> list[str]:
         problems = []
@@ -112,8 +140,6 @@ class SegmentTranslator:
         lost = missing_markers(protected, output)
         if lost and output:
             problems.append("lost " + ", ".join(repr(span.original) for span in lost))
-        if output and stray_marks(protected, output):
-            problems.append("made-up markers: " + " ".join(stray_marks(protected, output)))
         restored = protected.restore(output)
         absent = missing_terms(restored, required)
         if absent and output:
@@ -136,11 +162,38 @@ class SegmentTranslator:
         verified independently of the markers: the source's spans are searched for again in the
         restored text, and any that is missing is reported in `problems`.
         """
-        result = self._translate(text, source, target, glossary, context, on_text)
+        sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
+        if len(sentences) > 1:
+            result = self._translate_sentences(sentences, source, target, glossary, context, on_text)
+        else:
+            result = self._translate(text, source, target, glossary, context, on_text)
         lost = lost_spans(result.source, result.translation)
         if lost:
             return replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
         return result
+
+    def _translate_sentences(
+        self,
+        sentences: list[str],
+        source: Language,
+        target: Language,
+        glossary: dict[str, str] | None,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
+    ) -> SegmentResult:
+        """A segment of several sentences, one sentence per model call, each seeing the one before."""
+        results: list[SegmentResult] = []
+        for sentence in sentences:
+            previous = ((results[-1].source.strip(), results[-1].translation.strip()),) if results else context
+            results.append(self._translate(sentence, source, target, glossary, previous, on_text))
+        return SegmentResult(
+            source="".join(r.source for r in results),
+            translation="".join(r.translation for r in results),
+            seconds=sum(r.seconds for r in results),
+            attempts=sum(r.attempts for r in results),
+            fallback=next((r.fallback for r in results if r.fallback), None),
+            problems=tuple(p for r in results for p in r.problems),
+        )
 
     def _translate(
         self,
@@ -192,7 +245,7 @@ class SegmentTranslator:
         started: float,
     ) -> SegmentResult:
         copied = is_copy(protected.text, output)
-        intact = output and not missing_markers(protected, output) and not stray_marks(protected, output)
+        intact = output and not missing_markers(protected, output)
         if intact and not (copied and protected.spans):
             # Spans intact: an unused glossary term (or a copy with nothing to split) is kept, and reported.
             return SegmentResult(text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems))
