@@ -5,8 +5,8 @@ Before a segment reaches the model, every span that must come out exactly as it 
 emphasis marks) is replaced by a marker ⟦1⟧, ⟦2⟧, ...; the segment's leading and trailing
 whitespace is set aside. Afterwards `restore` puts everything back and `missing_markers` says
 what the model lost. Markers look like ⟦1⟧ because the gemma3-270m starter copies them through a
-few-shot prompt more reliably than [1], {1}, <1>, #1 or X1 (measured while building this; the
-tiny model drops or duplicates the others now and then, see bench/RESULTS.md).
+few-shot prompt more reliably than [1], {1}, <1>, #1 or X1 (tried on a handful of UI sentences
+while building this: the tiny model dropped or mistranslated the others now and then).
 
 Glossary terms ride on the same machinery: a term can be protected so that its marker is
 restored as the required translation instead of the original text.

@@ -1,7 +1,8 @@
 """Translating one segment: protect, prompt, check, retry once strictly, fall back, restore.
 
-One segment in, one segment out. The model's line is cleaned (echoed labels and added quotes
-removed) and checked: empty, a mere copy of the source, a lost span or a missing glossary term
+One segment in, one segment out (a base model gets it one sentence per call). The model's line
+is cleaned (echoed labels and added quotes removed, marker slips mended where the fix is
+certain) and checked: empty, a mere copy of the source, a lost span or a missing glossary term
 each earn one retry with the strict prompt (with glossary terms then protected, so their required
 translation is put in by restoration). If spans are still lost, the words between the spans are
 translated piece by piece so every span survives (so is a segment the model keeps copying:
