@@ -15,6 +15,8 @@ CASES = [
     ("printf", "Hello %(name)s, welcome", "%(name)s"),
     ("printf", "Done: 50%% of it", "%%"),
     ("printf", "Count %lld now", "%lld"),
+    ("quoted-placeholder", "“%(pk)s” is not a valid value", "“%(pk)s”"),
+    ("quoted-placeholder", "Value \"{0}\" is wrong", "\"{0}\""),
     ("format", "Hello {name}, welcome", "{name}"),
     ("format", "Item {0} of {1}", "{0}"),
     ("format", "Total {0:.2f} euros", "{0:.2f}"),

@@ -19,6 +19,15 @@ from dataclasses import dataclass
 
 MARKER_RE = re.compile(r"⟦(\d+)⟧")
 
+# printf: Python's %(name)s, POSIX positional %1$d, plain %s / %-5.2f / %lld / %@ and %%
+PRINTF = (
+    r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0+]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]"
+    r"|%\d+\$[-#0+']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGcspn@]"
+    r"|%[-#0+']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGcspn@](?![A-Za-z])|%%"
+)
+# str.format / ICU / i18next: {0}, {name}, {0:.2f}, {user.name}, {}, ${name}
+FORMAT = r"\$?\{[A-Za-z0-9_.\[\]]*(?:[!:][^{}\s]*)?\}"
+
 # (kind, pattern), tried in this order at each position: the first kind that matches there wins,
 # so the longer, more specific shapes come first. Knowledge as data: a new kind of span is a row.
 SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -32,12 +41,11 @@ SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("html-tag", r"</?[A-Za-z][A-Za-z0-9-]*(?:\s+[^<>]*?)?/?>|<!--.*?-->|&(?:[a-z]+|#\d+|#x[0-9a-fA-F]+);"),
     ("url", r"\b(?:https?|ftp)://[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|\bwww\.[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]"),
     ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
-    # printf: Python's %(name)s, POSIX positional %1$d, plain %s / %-5.2f / %lld / %@ and %%
-    ("printf", r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0+]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]"),
-    ("printf", r"%\d+\$[-#0+']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGcspn@]"),
-    ("printf", r"%[-#0+']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGcspn@](?![A-Za-z])|%%"),
-    # str.format / ICU / i18next: {0}, {name}, {0:.2f}, {user.name}, {}, ${name}
-    ("format", r"\$?\{[A-Za-z0-9_.\[\]]*(?:[!:][^{}\s]*)?\}"),
+    # A placeholder in quotes (“%(value)s”) travels with its quotes: a small model given a marker
+    # between quotes tends to copy the whole sentence or drop the marker.
+    ("quoted-placeholder", rf"[“‘«„\"](?:{PRINTF}|{FORMAT})[”’»“\"]"),
+    ("printf", PRINTF),
+    ("format", FORMAT),
     # Markdown emphasis and strikethrough marks: the words inside are translated
     ("emphasis", r"\*\*|__|~~|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)|(?<=\S)_(?![\w_])"),
 )
