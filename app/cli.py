@@ -11,10 +11,10 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, chat, info, models, translate
+from .commands import bench, chat, info, models, pull, search, translate
 from .errors import LlamadeskError
 
-COMMANDS = (chat, models, info, bench, translate)
+COMMANDS = (chat, translate, models, pull, search, info, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
