@@ -106,12 +106,12 @@ def default_budget() -> tuple[int, str]:
     """Memory a model may use here, and where the figure comes from: free VRAM on a GPU build,
     otherwise available RAM less the reserve llamadesk keeps for the OS and itself."""
     from llamadesk.app.engine.build_info import build_info
-    from llamadesk.app.engine.devices import accelerator_memory
+    from llamadesk.app.engine.devices import backend_devices
 
-    gpus = accelerator_memory() if build_info().gpu_offload else []
+    gpus = [d for d in backend_devices() if d.is_gpu] if build_info().gpu_offload else []
     if gpus:
-        best = max(gpus, key=lambda d: d.free_bytes)
-        return best.free_bytes, f"free memory of {best.name}"
+        best = max(gpus, key=lambda d: d.free_memory)
+        return best.free_memory, f"free memory of {best.description or best.name}"
     machine = machine_facts()
     budget = int(machine.available_ram - RESERVED_RAM_BYTES - RESERVED_RAM_FRACTION * machine.total_ram)
     return max(0, budget), "available RAM less a reserve for the system"
