@@ -40,14 +40,21 @@ def test_greedy_answer_names_paris_and_is_reproducible(smollm2_engine):
 def test_stats_are_present_and_plausible(smollm2_engine):
     messages = ask("Name three colours.")
     prompt_tokens = len(smollm2_engine.chat_prompt_tokens(messages))
+    started = time.perf_counter()
     text, done = collect(smollm2_engine.stream_chat(messages, Sampling(temperature=0.0, max_tokens=20)))
+    wall = time.perf_counter() - started
     stats = done.stats
     assert stats.prompt_tokens == prompt_tokens
     assert 1 <= stats.generated_tokens <= 20
     assert stats.stop_reason in ("end", "length")
-    assert 0 < stats.time_to_first_token < 30
-    assert 1 < stats.generated_tokens_per_second < 5000
-    assert 1 < stats.prompt_tokens_per_second < 100000
+    # Rates are positive and add up to the time the reply really took (no speed thresholds:
+    # a busy machine is slow, not wrong).
+    assert 0 < stats.time_to_first_token <= wall
+    assert stats.generated_tokens_per_second > 0 and stats.prompt_tokens_per_second > 0
+    generation_time = (stats.generated_tokens - 1) / stats.generated_tokens_per_second
+    assert stats.time_to_first_token + generation_time == pytest.approx(wall, rel=0.2, abs=0.05)
+    evaluated = stats.prompt_tokens - stats.cached_prompt_tokens
+    assert evaluated / stats.prompt_tokens_per_second <= stats.time_to_first_token + 1e-6
     # Every prompt token and every generated token but the last sits in the KV cache.
     assert stats.context_tokens in (prompt_tokens + stats.generated_tokens - 1, prompt_tokens + stats.generated_tokens)
     assert stats.n_ctx == smollm2_engine.n_ctx
@@ -156,7 +163,8 @@ def test_bench_measures_both_tests(smollm2_engine):
     results = smollm2_engine.bench(n_prompt=64, n_gen=8, repetitions=2)
     assert [r.test for r in results] == ["pp64", "tg8"]
     for r in results:
-        assert len(r.samples) == 2 and r.tokens_per_second_mean > 1
+        assert len(r.samples) == 2 and r.tokens_per_second_mean > 0
+        assert r.tokens_per_second_mean == pytest.approx(sum(r.samples) / 2)
 
 
 def test_completion_with_the_base_gemma_model(gemma_path):

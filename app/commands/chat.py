@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from ..chat_defaults import DEFAULT_SYSTEM_PROMPT
+from ..chat_defaults import DEFAULT_REPEAT_PENALTY, DEFAULT_SYSTEM_PROMPT, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from ..engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
 from ..errors import BadInputError, Interrupted
 from .options import add_load_options, add_model_option, load_settings
@@ -32,8 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--system", default=DEFAULT_SYSTEM_PROMPT,
         help=f'system prompt (default: "{DEFAULT_SYSTEM_PROMPT}"; "" leaves it to the chat template)',
     )
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 is greedy and reproducible (default: 0.7)")
-    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling threshold (default: 0.95)")
+    parser.add_argument(
+        "--temperature", type=float, default=DEFAULT_TEMPERATURE,
+        help=f"0 is greedy and reproducible (default: {DEFAULT_TEMPERATURE})",
+    )
+    parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help=f"nucleus sampling threshold (default: {DEFAULT_TOP_P})")
+    parser.add_argument(
+        "--repeat-penalty", type=float, default=DEFAULT_REPEAT_PENALTY,
+        help=f"penalty for repeating recent tokens, 1 is none (default: {DEFAULT_REPEAT_PENALTY})",
+    )
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--max-tokens", type=int, help="stop the reply after this many tokens")
     parser.add_argument("--stats", action="store_true", help="print speed and context use to stderr after each reply")
@@ -101,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError("nothing to answer: give a PROMPT or pipe text on stdin")
 
     path = resolve_model(args.model)
-    sampling = Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed, max_tokens=args.max_tokens)
+    sampling = Sampling(
+        temperature=args.temperature, top_p=args.top_p, repeat_penalty=args.repeat_penalty,
+        seed=args.seed, max_tokens=args.max_tokens,
+    )
     with Engine.load(path, load_settings(args)) as engine:
         history: list[ChatMessage] = [{"role": "system", "content": args.system}] if args.system else []
         if not interactive:

@@ -1,40 +1,104 @@
-"""`llamadesk models`: what llamadesk can run on this machine."""
+"""`llamadesk models`: what llamadesk can run on this machine; `models rm` and `models add`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from ..library import list_models
+from ..errors import BadInputError
+from ..library import LibraryEntry, add_folder, list_models, plan_removal
+from ...quantize.evaluation import summary_line
 from ..machine import format_bytes
 from .options import add_json_option
 from .table import format_table
 
 EXAMPLES = """examples:
   llamadesk models
-  llamadesk models --json | jq '.[].name'
+  llamadesk models --json | jq '.[] | select(.fits) | .name'
+  llamadesk models add ~/Downloads/gguf        (list the GGUFs in a folder too)
+  llamadesk models rm SmolLM2-135M-Instruct-Q4_K_M --yes
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "models", help="list the models in the library",
-        description="List starter models and every GGUF in the library.",
+        "models", help="list, add or remove models in the library",
+        description="List starter models, pulled models, models llamadesk made and models in folders you added.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_json_option(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run_list)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    rm = actions.add_parser(
+        "rm", help="remove a model (deletes only files llamadesk created or downloaded)",
+        description="Remove a model from the library. Files llamadesk downloaded or made are deleted; "
+        "files it found elsewhere are only forgotten. Give an added folder to stop listing it.",
+        epilog="examples:\n  llamadesk models rm my-model\n  llamadesk models rm ~/Downloads/gguf --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rm.add_argument("name", metavar="NAME", help="a model name from `llamadesk models`, or a folder you added")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    rm.set_defaults(handler=run_rm)
+    add = actions.add_parser(
+        "add", help="list the GGUF files in a folder too (nothing is copied)",
+        description="Add a folder to the library: every .gguf in it (and below) shows up in `llamadesk models`.",
+        epilog="examples:\n  llamadesk models add ~/models",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add.add_argument("folder", metavar="DIR", help="a folder holding .gguf files")
+    add.set_defaults(handler=run_add)
 
 
-def run(args: argparse.Namespace) -> int:
+def _row(e: LibraryEntry) -> tuple:
+    return (e.name, e.architecture, e.size_label, e.quantization, format_bytes(e.file_size), e.context_length,
+            "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", _origin_text(e),
+            summary_line(e.eval_results[-1]) if e.eval_results else "")
+
+
+def _origin_text(e: LibraryEntry) -> str:
+    origin = e.origin
+    if "repo" in origin:
+        return f"hub: {origin['repo']}@{origin['commit'][:8]}"
+    if "checkpoint" in origin:
+        return f"made from {origin['checkpoint']}"
+    if "folder" in origin:
+        return f"folder: {origin['folder']}"
+    return e.source
+
+
+def run_list(args: argparse.Namespace) -> int:
     entries = list_models()
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2))
+        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
         return 0
-    rows = [
-        (e.name, e.architecture, e.size_label, e.quantization, format_bytes(e.file_size),
-         e.context_length, "yes" if e.has_chat_template else "no", e.source)
-        for e in entries
-    ]
-    print(format_table(("NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "CONTEXT", "CHAT", "SOURCE"), rows))
+    headers = ("NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "CONTEXT", "CHAT", "FITS", "SOURCE", "EVAL")
+    print(format_table(headers, [_row(e) for e in entries]))
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise BadInputError("not asking on a non-interactive input; pass --yes to remove without asking")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    removal = plan_removal(args.name)
+    if not args.yes and not _confirm(f"This will {removal.summary}. Continue?"):
+        print("nothing removed", file=sys.stderr)
+        return 1
+    removed = removal.apply()
+    print(f"removed {removal.name}" + (f" ({len(removed)} file(s) deleted)" if removed else " (no files deleted)"))
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    folder, count, new = add_folder(args.folder)
+    state = "added" if new else "already in the library:"
+    print(f"{state} {folder} ({count} GGUF model(s) in it)")
     return 0

