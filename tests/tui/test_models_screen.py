@@ -1,0 +1,166 @@
+"""The model manager screen through Pilot: the library, delete with confirmation, defaults, pull, convert.
+
+Each test gets its own llamadesk home (LLAMADESK_HOME) holding the starter models and, where a
+test needs something deletable, a small GGUF "made by llamadesk" in the models folder. The pull
+runs against the Hub stand-in in a child process (huggingface-hub reads HF_ENDPOINT and its
+cache folder when it is imported, so a fresh process is the honest way to point it elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llamadesk.app.config import Config, load_config
+from llamadesk.app.library import list_models
+from llamadesk.app.store import Store
+from llamadesk.app.tui.app import LlamadeskApp
+from llamadesk.app.tui.screens.chat import ChatScreen
+from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
+from llamadesk.app.tui.screens.models import ModelsScreen
+from tests.conftest import REPO
+from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
+from tests.gguf_samples import tiny_gguf_bytes
+
+from .fake_engine import FakeLoader
+from .waiting import wait_until
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, gemma_path, smollm2_path) -> Path:
+    """A fresh llamadesk home with the starters and one deletable model, Tiny-Q8_0."""
+    home = tmp_path / "home"
+    models = home / "data" / "models"
+    models.mkdir(parents=True)
+    (models / gemma_path.name).symlink_to(gemma_path)  # assembled once per machine, not per test
+    tiny_gguf_bytes(models, "Tiny-Q8_0.gguf", "Q8_0")
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+    return home
+
+
+def make_app(tmp_path, save_settings=False) -> LlamadeskApp:
+    store = Store(tmp_path / "conversations.sqlite3")
+    return LlamadeskApp(store=store, config=Config(), engine_loader=FakeLoader(), save_settings=save_settings)
+
+
+async def open_models(pilot) -> ModelsScreen:
+    await pilot.press("f7")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ModelsScreen), what="the models screen")
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: len(screen.entries) >= 3, timeout=30, what="the library")
+    await pilot.pause()
+    return screen
+
+
+async def choose(pilot, screen: ModelsScreen, name: str) -> None:
+    screen._select(name)
+    await pilot.pause()
+    assert screen.selected is not None and screen.selected.name == name
+
+
+def table_text(screen: ModelsScreen) -> list[list[str]]:
+    table = screen.query_one("#library")
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_the_library_is_listed_with_its_fields(home, tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_models(pilot)
+        rows = {row[0]: row for row in table_text(screen)}
+        assert set(rows) == {"smollm2", "gemma3-270m", "Tiny-Q8_0"}
+        assert rows["smollm2"][1:4] == ["llama", "135M", "Q4_1"]
+        assert rows["smollm2"][6] == "yes" and rows["smollm2"][8] == "starter"  # chat template, source
+        assert rows["Tiny-Q8_0"][8] == "local"
+        await choose(pilot, screen, "smollm2")
+        details = str(screen.query_one("#details").render())
+        assert "default for chat" in details and "package" in details and "eval: -" in details
+        await choose(pilot, screen, "Tiny-Q8_0")
+        details = str(screen.query_one("#details").render())
+        assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "can be deleted" in details
+
+
+async def test_delete_asks_first_and_removes_only_what_llamadesk_made(home, tmp_path):
+    made = home / "data" / "models" / "Tiny-Q8_0.gguf"
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_models(pilot)
+        await choose(pilot, screen, "Tiny-Q8_0")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        assert str(made) in app.screen.question
+        await pilot.press("n")  # no: nothing happens
+        await pilot.pause()
+        assert made.exists()
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not made.exists(), what="the file to go")
+        await wait_until(pilot, lambda: "Tiny-Q8_0" not in [e.name for e in screen.entries], what="the list to update")
+        assert "removed Tiny-Q8_0" in str(screen.query_one("#job-line").render())
+        # A starter model is not llamadesk's to delete: one line says so, no dialog.
+        await choose(pilot, screen, "smollm2")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: "starter model" in str(screen.query_one("#job-line").render()), what="the refusal")
+        assert isinstance(app.screen, ModelsScreen)
+        assert "smollm2" in [e.name for e in list_models()]
+
+
+async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_chat(home, tmp_path):
+    app = make_app(tmp_path, save_settings=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = app.screen
+        assert isinstance(chat, ChatScreen)
+        screen = await open_models(pilot)
+        await choose(pilot, screen, "Tiny-Q8_0")
+        await pilot.press("c")
+        await choose(pilot, screen, "smollm2")
+        await pilot.press("t")
+        await pilot.pause()
+        assert "smollm2 is now the default for translation" in str(screen.query_one("#job-line").render())
+        assert load_config().models == {"chat": "Tiny-Q8_0", "translate": "smollm2"}
+        assert chat.defaults.model == "Tiny-Q8_0"  # the next new conversation opens with it
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: app.screen is chat, what="the chat screen")
+
+
+async def test_convert_a_checkpoint_with_progress(home, tmp_path, checkpoints_root):  # noqa: F811
+    source = build("llama2_spm", checkpoints_root)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_models(pilot)
+        seen: list[tuple[str, int, int | None]] = []
+        original = screen._report
+
+        def record(progress) -> None:  # runs in the job's thread, as the screen's own reporter does
+            seen.append((progress.stage, progress.done, progress.total))
+            original(progress)
+
+        screen._report = record
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the folder question")
+        app.screen.query_one("#answer").value = str(source)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
+                         what="the type question")
+        app.screen.query_one("#answer").value = "Q4_0"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.job is None and "converted into" in str(screen.query_one("#job-line").render()),
+                         timeout=90, what="the conversion")
+        names = [e.name for e in screen.entries]
+        await wait_until(pilot, lambda: any(e.quantization == "Q4_0" for e in screen.entries), what="the new model listed")
+        converted = next(e for e in screen.entries if e.quantization == "Q4_0")
+        assert Path(converted.path).parent == home / "data" / "models", names
+        assert converted.origin["checkpoint"] == str(source.resolve())
+        stages = {stage for stage, _, _ in seen}
+        assert "converting" in stages and "quantizing to Q4_0" in stages
+        converting = [(d, t) for s, d, t in seen if s == "converting"]
+        assert converting[-1][0] == converting[-1][1] and converting[-1][1] > 0  # reached the total
+        assert not list(Path(converted.path).parent.glob(".*unquantized*"))  # the intermediate is gone
