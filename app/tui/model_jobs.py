@@ -3,7 +3,8 @@
 The screen runs them in a thread worker. They report progress through a callback and stop at
 the next progress report once their CancelToken is set, by raising Interrupted from inside the
 callback: the library's own clean-up then runs as it does on Ctrl-C in the CLI (a stopped
-download keeps its partial file so the next pull resumes; a stopped conversion or quantization
+download keeps its partial file so the next pull resumes, less the chunk in flight, which
+huggingface-hub reports before writing it; a stopped conversion or quantization
 leaves no file behind).
 
 What cannot be stopped midway, because the underlying call reports nothing while it runs:

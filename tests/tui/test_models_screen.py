@@ -30,7 +30,7 @@ from tests.gguf_samples import tiny_gguf_bytes
 from .fake_engine import FakeLoader
 from .waiting import wait_until
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
@@ -70,6 +70,7 @@ def table_text(screen: ModelsScreen) -> list[list[str]]:
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+@pytest.mark.asyncio
 async def test_the_library_is_listed_with_its_fields(home, tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -87,6 +88,7 @@ async def test_the_library_is_listed_with_its_fields(home, tmp_path):
         assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "can be deleted" in details
 
 
+@pytest.mark.asyncio
 async def test_delete_asks_first_and_removes_only_what_llamadesk_made(home, tmp_path):
     made = home / "data" / "models" / "Tiny-Q8_0.gguf"
     app = make_app(tmp_path)
@@ -113,6 +115,7 @@ async def test_delete_asks_first_and_removes_only_what_llamadesk_made(home, tmp_
         assert "smollm2" in [e.name for e in list_models()]
 
 
+@pytest.mark.asyncio
 async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_chat(home, tmp_path):
     app = make_app(tmp_path, save_settings=True)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -131,6 +134,7 @@ async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_c
         await wait_until(pilot, lambda: app.screen is chat, what="the chat screen")
 
 
+@pytest.mark.asyncio
 async def test_convert_a_checkpoint_with_progress(home, tmp_path, checkpoints_root):  # noqa: F811
     source = build("llama2_spm", checkpoints_root)
     app = make_app(tmp_path)
@@ -164,3 +168,45 @@ async def test_convert_a_checkpoint_with_progress(home, tmp_path, checkpoints_ro
         converting = [(d, t) for s, d, t in seen if s == "converting"]
         assert converting[-1][0] == converting[-1][1] and converting[-1][1] > 0  # reached the total
         assert not list(Path(converted.path).parent.glob(".*unquantized*"))  # the intermediate is gone
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    from tests.hub_standin import HubStandin
+
+    folder = tmp_path_factory.mktemp("hub-samples")
+    # Bigger than huggingface-hub's 10 MiB download chunk: the bar moves more than once.
+    big = tiny_gguf_bytes(folder, "Tiny-Q4_K_M.gguf", "Q4_K_M", floats=4 * 1024 * 1024)
+    small = tiny_gguf_bytes(folder, "Tiny-Q8_0.gguf", "Q8_0")
+    with HubStandin() as standin:
+        standin.add_repo("tiny/Tiny-GGUF", {"Tiny-Q4_K_M.gguf": big, "Tiny-Q8_0.gguf": small})
+        yield standin
+
+
+def drive_pulls(hub, home: Path, tmp_path, *specs: str) -> list[dict]:
+    env = {**os.environ, **hub.env(tmp_path / "hf"), "LLAMADESK_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "tests.tui.models_pull_driver", *specs], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.timeout(180)
+def test_pull_shows_progress_cancels_resumes_and_reports_errors_in_one_line(hub, home, tmp_path):
+    cancelled, resumed, missing, bad = drive_pulls(
+        hub, home, tmp_path, "cancel:tiny/Tiny-GGUF:Q4_K_M", "tiny/Tiny-GGUF:Q4_K_M", "tiny/No-Such-GGUF", "not a repo")
+    # Cancelled after the first chunk: one line says so; nothing enters the library.
+    assert "stopped" in cancelled["line"] and "pull again to resume" in cancelled["line"], cancelled
+    assert cancelled["failed"] and "Tiny-Q4_K_M" not in cancelled["library"]
+    # Pulled again: the bar reported bytes up to the file's size, starting where the first pull stopped.
+    downloads = [p for p in resumed["progress"] if p[0] == "downloading Tiny-Q4_K_M.gguf"]
+    size = downloads[-1][2]
+    assert size > 10 * 1024 * 1024 and downloads[-1][1] == size
+    assert downloads[0][1] > 0, "the second pull should resume the partial file, not start from zero"
+    assert resumed["line"].startswith("pulled Tiny-Q4_K_M (tiny/Tiny-GGUF, downloaded)"), resumed
+    assert resumed["library"]["Tiny-Q4_K_M"] == "hub" and resumed["selected"] == "Tiny-Q4_K_M"
+    assert not resumed["failed"] and not resumed["bar_shown"]
+    # Errors: one line each, the library untouched.
+    assert missing["failed"] and "no repo tiny/No-Such-GGUF" in missing["line"] and "\n" not in missing["line"], missing
+    assert bad["failed"] and "\n" not in bad["line"] and bad["line"], bad
+    assert bad["library"] == resumed["library"]
