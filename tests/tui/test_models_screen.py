@@ -85,7 +85,9 @@ async def test_the_library_is_listed_with_its_fields(home, tmp_path):
         assert "default for chat" in details and "package" in details and "eval: -" in details
         await choose(pilot, screen, "Tiny-Q8_0")
         details = str(screen.query_one("#details").render())
-        assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "can be deleted" in details
+        assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "(deletable)" in details
+        keys = dict((description, key) for key, description in app.key_rows())
+        assert keys["Pull from the Hub"] == "p" and keys["Cancel the job"] == "esc" and keys["Chat"] == "f6"
 
 
 @pytest.mark.asyncio
@@ -210,3 +212,60 @@ def test_pull_shows_progress_cancels_resumes_and_reports_errors_in_one_line(hub,
     assert missing["failed"] and "no repo tiny/No-Such-GGUF" in missing["line"] and "\n" not in missing["line"], missing
     assert bad["failed"] and "\n" not in bad["line"] and bad["line"], bad
     assert bad["library"] == resumed["library"]
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_conversion_leaves_no_file(home, tmp_path, checkpoints_root):  # noqa: F811
+    source = build("llama2_spm", checkpoints_root)
+    models = home / "data" / "models"
+    before = sorted(p.name for p in models.iterdir())
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_models(pilot)
+        original = screen._report
+
+        def cancel_midway(progress) -> None:
+            original(progress)
+            if progress.stage == "converting" and progress.done > 0:
+                app.call_from_thread(screen.action_cancel_job)
+
+        screen._report = cancel_midway
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the folder question")
+        app.screen.query_one("#answer").value = str(source)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
+                         what="the type question")
+        app.screen.query_one("#answer").value = "Q4_0"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.job is None, timeout=60, what="the conversion to stop")
+        line = screen.query_one("#job-line")
+        assert "conversion stopped" in str(line.render()) and line.has_class("failed")
+        assert sorted(p.name for p in models.iterdir()) == before  # no output, no intermediate, no temp file
+
+
+def steady_library(monkeypatch) -> None:
+    """The real library, with what changes between machines and runs (paths, free memory) fixed."""
+    import dataclasses
+
+    from llamadesk.app import library
+
+    real = library.list_models
+    free = 8 * 1024**3
+
+    def listed():
+        return [dataclasses.replace(e, path=f"/models/{Path(e.path).name}", memory_available=free,
+                                    fits=e.memory_needed <= free) for e in real()]
+
+    monkeypatch.setattr(library, "list_models", listed)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_models_screen_snapshot(snap_compare, home, tmp_path, monkeypatch, size):
+    steady_library(monkeypatch)
+
+    async def listed(pilot) -> None:
+        await open_models(pilot)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=listed)

@@ -70,9 +70,9 @@ def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
         f"{entry.name} · {entry.architecture} · {entry.parameters:,} parameters · {entry.quantization}"
         f"{' · default for ' + ' and '.join(default_for) if default_for else ''}",
         f"file: {entry.path}" + (f" ({entry.parts} parts)" if entry.parts > 1 else ""),
-        f"origin: {origin_text(entry)} · eval: {eval_text(entry)}",
-        f"memory: needs {format_bytes(entry.memory_needed)}, {format_bytes(entry.memory_available)} free ({fits})"
-        f" · {'can be deleted' if entry.deletable else 'llamadesk did not make it: not deleted'}",
+        f"origin: {origin_text(entry)} ({'deletable' if entry.deletable else 'not made by llamadesk: kept'})"
+        f" · eval: {eval_text(entry)}",
+        f"memory: needs {format_bytes(entry.memory_needed)}, {format_bytes(entry.memory_available)} free ({fits})",
     ]
     return "\n".join(lines)
 
@@ -112,8 +112,8 @@ class ModelsScreen(Screen):
         Binding("c", "set_default('chat')", "Default for chat"),
         Binding("t", "set_default('translate')", "Default for translation"),
         Binding("f8,delete", "delete", "Delete model"),
-        Binding("f5", "refresh", "Reread the library"),
-        Binding("escape,ctrl+c", "cancel_job", "Cancel the job", priority=True),
+        Binding("f5", "refresh", "Reread the library", show=False),
+        Binding("escape,ctrl+c", "cancel_job", "Cancel the job", show=False, priority=True),
     ]
     WIDGET_KEYS = (("up/down", "Choose a model"), ("ctrl+p", "Command palette"))
 
