@@ -87,7 +87,7 @@ async def test_the_library_is_listed_with_its_fields(home, tmp_path):
         details = str(screen.query_one("#details").render())
         assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "(deletable)" in details
         keys = dict((description, key) for key, description in app.key_rows())
-        assert keys["Pull from the Hub"] == "p" and keys["Cancel the job"] == "esc" and keys["Chat"] == "f6"
+        assert keys["Pull from the Hub"] == "p" and "escape" in keys["Cancel the job"] and keys["Chat"] == "f6"
 
 
 @pytest.mark.asyncio
@@ -269,3 +269,12 @@ def test_models_screen_snapshot(snap_compare, home, tmp_path, monkeypatch, size)
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=listed)
+
+
+def test_a_job_failure_is_one_line_whatever_went_wrong():
+    from llamadesk.app.errors import BadInputError
+    from llamadesk.app.tui.screens.models import job_failure
+
+    assert job_failure("pull", BadInputError("no repo x/y on the Hub")) == "no repo x/y on the Hub"
+    assert job_failure("conversion", OSError(28, "No space left on device")).startswith("the conversion failed: ")
+    assert "ValueError: boom" in job_failure("pull", ValueError("boom"))

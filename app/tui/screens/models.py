@@ -53,6 +53,16 @@ def eval_text(entry: LibraryEntry) -> str:
     return summary_line(entry.eval_results[-1]) if entry.eval_results else "-"
 
 
+def job_failure(job: str, err: Exception) -> str:
+    """The one line a failed job leaves. The library's errors are written for the user; anything
+    else is a bug, still shown as one line so the app (and the user's other work) keeps running."""
+    if isinstance(err, LlamadeskError):
+        return str(err)
+    if isinstance(err, OSError):
+        return f"the {job} failed: {err}"
+    return f"the {job} failed unexpectedly ({type(err).__name__}: {err}); please report it"
+
+
 def library_rows(entries: list[LibraryEntry]) -> list[tuple[str, ...]]:
     """One table row per model, in COLUMNS order."""
     return [
@@ -256,8 +266,8 @@ class ModelsScreen(Screen):
 
         try:
             result = pull(spec, self._report, token)
-        except LlamadeskError as err:
-            self.post_message(JobEnded(str(err), failed=True))
+        except Exception as err:  # noqa: BLE001 (any failure ends the job with one line; see job_failure)
+            self.post_message(JobEnded(job_failure("pull", err), failed=True))
         else:
             got = "downloaded" if result.downloaded else "found in the cache"
             self.post_message(JobEnded(f"pulled {result.name} ({result.repo}, {got})", select=result.name))
@@ -282,8 +292,8 @@ class ModelsScreen(Screen):
 
         try:
             path = convert(folder, qtype, self._report, token)
-        except LlamadeskError as err:
-            self.post_message(JobEnded(str(err), failed=True))
+        except Exception as err:  # noqa: BLE001 (any failure ends the job with one line; see job_failure)
+            self.post_message(JobEnded(job_failure("conversion", err), failed=True))
         else:
             self.post_message(JobEnded(f"converted into {path}", select=model_stem(path.name)))
 
@@ -320,5 +330,5 @@ class ModelsScreen(Screen):
 
     def _say(self, line: str, failed: bool = False) -> None:
         label = self.query_one("#job-line", Label)
-        label.update(Text(line))
+        label.update(Text(" ".join(line.split())))  # one line, whatever the error's text holds
         label.set_class(failed, "failed")
