@@ -7,8 +7,9 @@ finds comes back by message. One job (pull or convert) runs at a time; Esc or ct
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -25,7 +26,7 @@ from ..model_jobs import DEFAULT_CONVERT_TYPE, CancelToken, JobProgress
 from .dialogs import ConfirmScreen, TextInputScreen
 
 if TYPE_CHECKING:
-    from ...library import LibraryEntry
+    from ...library import LibraryEntry, Removal
 
 COLUMNS = ("Model", "Arch", "Params", "Quant", "Size", "Ctx", "Chat", "Fits", "Source")
 # The modes a model can be the default for: config key -> what the user reads.
@@ -90,9 +91,10 @@ def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
 class LibraryRead(Message):
     """The library, read in a thread."""
 
-    def __init__(self, entries: list[LibraryEntry]) -> None:
+    def __init__(self, entries: list[LibraryEntry], select: str | None = None) -> None:
         super().__init__()
         self.entries = entries
+        self.select = select  # the model to put the cursor on (a new one), else the one it was on
 
 
 class JobProgressed(Message):
@@ -127,7 +129,7 @@ class ModelsScreen(Screen):
     ]
     WIDGET_KEYS = (("up/down", "Choose a model"), ("ctrl+p", "Command palette"))
 
-    def __init__(self, defaults: dict[str, str], set_default: Any) -> None:
+    def __init__(self, defaults: dict[str, str], set_default: Callable[[str, str], None]) -> None:
         """`defaults`: mode -> model name now; `set_default(mode, name)` saves a new default."""
         super().__init__()
         self.defaults = dict(defaults)
@@ -150,6 +152,12 @@ class ModelsScreen(Screen):
         self.query_one("#job-progress").display = False
         self.action_refresh()
 
+    def on_unmount(self) -> None:
+        # The app is closing: a thread cannot be killed, so ask the job to stop at its next step
+        # (a download keeps its partial file, a conversion leaves nothing) rather than wait for it.
+        if self.job is not None:
+            self.job.cancel()
+
     # -- the library ------------------------------------------------------------------------
 
     def action_refresh(self, select: str | None = None) -> None:
@@ -160,14 +168,12 @@ class ModelsScreen(Screen):
         # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
         from ...library import list_models
 
-        self.post_message(LibraryRead(list_models()))
-        if select is not None:
-            self.app.call_from_thread(self._select, select)
+        self.post_message(LibraryRead(list_models(), select))
 
     @on(LibraryRead)
     def _show_library(self, message: LibraryRead) -> None:
         table = self.query_one(DataTable)
-        current = self.selected.name if self.selected else None
+        current = message.select or (self.selected.name if self.selected else None)
         self.entries = message.entries
         table.clear()
         for row in library_rows(self.entries):
@@ -215,7 +221,7 @@ class ModelsScreen(Screen):
         if entry is not None:
             self._plan_removal(entry.name)
 
-    @work(thread=True, group="library")
+    @work(thread=True, group="delete")
     def _plan_removal(self, name: str) -> None:
         from ...library import plan_removal
 
@@ -231,14 +237,18 @@ class ModelsScreen(Screen):
 
         self.app.call_from_thread(self.app.push_screen, ConfirmScreen(f"Remove {name}? This will {removal.summary}."), confirmed)
 
-    @work(thread=True, group="library")
-    def _remove(self, removal) -> None:
+    @work(thread=True, group="delete")
+    def _remove(self, removal: Removal) -> None:
         try:
             removed = removal.apply()
         except (LlamadeskError, OSError) as err:
             self.post_message(JobEnded(f"could not remove {removal.name}: {err}", failed=True, job=False))
             return
-        self.post_message(JobEnded(f"removed {removal.name} ({len(removed)} file(s) deleted)", job=False))
+        line = f"removed {removal.name} ({len(removed)} file(s) deleted)"
+        was_default = [label for mode, label in DEFAULT_MODES.items() if self.defaults.get(mode) == removal.name]
+        if was_default:
+            line += f"; it was the default for {' and '.join(was_default)}: choose another (c / t)"
+        self.post_message(JobEnded(line, job=False))
 
     # -- jobs: pull and convert -------------------------------------------------------------
 
