@@ -18,12 +18,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from ..errors import BadInputError, Interrupted
-from ..model_registry import record_made_model
-from ..pull import PullResult, pull_model
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from ..pull import PullResult
+
+# pull/ and convert/ (huggingface-hub, numpy, gguf) are imported when a job starts, not with the
+# app: they would add half a second to its start.
 
 DEFAULT_CONVERT_TYPE = "Q4_K_M"
 
@@ -66,6 +71,8 @@ def download_bar_class(report: Report, cancel: CancelToken) -> type[tqdm]:
     disabled so it never writes to the terminal, which Textual owns.
     """
 
+    from tqdm import tqdm
+
     class DownloadBar(tqdm):
         def __init__(self, *args, **kwargs) -> None:
             kwargs["disable"] = True
@@ -87,6 +94,8 @@ def download_bar_class(report: Report, cancel: CancelToken) -> type[tqdm]:
 
 def pull(spec: str, report: Report, cancel: CancelToken) -> PullResult:
     """Pull `REPO[:QUANT|:FILE]` into the library (see pull.pull_model), reporting each file's bytes."""
+    from ..pull import pull_model
+
     spec = spec.strip()
     report(JobProgress(f"asking the Hub about {spec}"))
     return pull_model(spec, progress=download_bar_class(report, cancel))
@@ -94,7 +103,8 @@ def pull(spec: str, report: Report, cancel: CancelToken) -> PullResult:
 
 def convert(source: str, quant_type: str, report: Report, cancel: CancelToken) -> Path:
     """Convert a local checkpoint folder to a `quant_type` GGUF in the library; returns its path."""
-    from ..checkpoint_conversion import check_convert_type, convert_checkpoint  # pulls in convert/ and numpy
+    from ..checkpoint_conversion import check_convert_type, convert_checkpoint
+    from ..model_registry import record_made_model
 
     folder = Path(source.strip()).expanduser()
     if not folder.is_dir():

@@ -278,3 +278,12 @@ def test_a_job_failure_is_one_line_whatever_went_wrong():
     assert job_failure("pull", BadInputError("no repo x/y on the Hub")) == "no repo x/y on the Hub"
     assert job_failure("conversion", OSError(28, "No space left on device")).startswith("the conversion failed: ")
     assert "ValueError: boom" in job_failure("pull", ValueError("boom"))
+
+
+def test_the_app_starts_without_importing_the_hub_or_the_converter():
+    # The model manager's jobs import them when they start: the app's cold start stays fast.
+    code = ("import sys, llamadesk.app.tui.app; "
+            "print(sorted(m for m in ('huggingface_hub', 'numpy', 'gguf', 'llamadesk.convert') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
