@@ -132,8 +132,12 @@ async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_c
         assert "smollm2 is now the default for translation" in str(screen.query_one("#job-line").render())
         assert load_config().models == {"chat": "Tiny-Q8_0", "translate": "smollm2"}
         assert chat.defaults.model == "Tiny-Q8_0"  # the next new conversation opens with it
-        await pilot.press("f6")
+        # Back to chat through the command palette's entry (every binding has one).
+        [back] = [c for c in app.get_system_commands(screen) if c.title == "Chat"]
+        await back.callback()
         await wait_until(pilot, lambda: app.screen is chat, what="the chat screen")
+        await pilot.press("f7")
+        await wait_until(pilot, lambda: app.screen is screen, what="the same models screen again")
 
 
 @pytest.mark.asyncio
