@@ -22,12 +22,14 @@ from ..store import Store
 from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
+from .screens.models import ModelsScreen
 
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "chat": lambda app: ChatScreen(
         app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
     ),
+    "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -39,6 +41,9 @@ class LlamadeskApp(App[None]):
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
         Binding("question_mark", "help", "Keys", show=False),
+        # Priority: the prompt box (a TextArea) would otherwise take f6/f7 for select line/all.
+        Binding("f6", "app.switch_mode('chat')", "Chat", show=False, priority=True),
+        Binding("f7", "app.switch_mode('models')", "Models", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
     ]
 
@@ -55,16 +60,31 @@ class LlamadeskApp(App[None]):
         self.host = EngineHost(engine_loader)
         self._save_settings = save_settings
         self._engine_thread_done = threading.Event()
+        self.mode_screens: dict[str, Screen] = {}  # the screens the modes have built so far
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
     def on_mount(self) -> None:
-        for mode, build in MODE_SCREENS.items():
-            self.add_mode(mode, partial(build, self))
+        for mode in MODE_SCREENS:
+            self.add_mode(mode, partial(self._build_mode, mode))
         # The one thread that owns the model (EngineHost.serve), as a Textual thread worker.
         self.run_worker(self._serve_engine, thread=True, name="engine", group="engine")
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.switch_mode("chat")
+
+    def _build_mode(self, mode: str) -> Screen:
+        screen = MODE_SCREENS[mode](self)
+        self.mode_screens[mode] = screen
+        return screen
+
+    def set_default_model(self, mode: str, name: str) -> None:
+        """Make `name` the model `mode` opens with (saved in the config); a new chat uses it at once."""
+        self.config = replace(self.config, models={**self.config.models, mode: name})
+        if self._save_settings:
+            save_config(self.config)
+        chat = self.mode_screens.get("chat")
+        if mode == "chat" and isinstance(chat, ChatScreen):
+            chat.defaults = replace(chat.defaults, model=name)
 
     def _serve_engine(self) -> None:
         try:
