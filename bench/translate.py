@@ -32,7 +32,7 @@ from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.machine import machine_facts
 from llamadesk.app.starter_models import starter_path
-from llamadesk.app.translate import EngineGenerator, SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate import EngineGenerator, SegmentTranslator, resolve_language, translator_for
 from llamadesk.app.translate.prompts import Prompt
 from llamadesk.app.translate.protection import find_spans
 from llamadesk.app.translate.segment import OUTPUT_TOKENS_EXTRA, OUTPUT_TOKENS_PER_SOURCE_TOKEN
@@ -101,7 +101,7 @@ def main() -> int:
     machine = machine_facts()
     with Engine.load(starter_path("gemma3-270m"), LoadSettings(n_ctx=2048, n_threads=args.threads)) as engine:
         generator = RawLines(engine)
-        translator = SegmentTranslator(EngineGenerator(engine), choose_strategy(engine.summary.metadata, engine.has_chat_template))
+        translator = translator_for(engine)
         table = []
         details = {}
         for code in args.langs.split(","):
