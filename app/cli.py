@@ -11,13 +11,19 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from .commands import bench, chat, info, models, pull, search, translate
 from .errors import LlamadeskError
-
-COMMANDS = (chat, translate, models, pull, search, info, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: `llamadesk` alone opens the app without building the parser,
+    # and the subcommands' imports (numpy, gguf, huggingface_hub) would slow its start by ~0.5 s.
+    from .commands import (
+        bench, chat, convert, doctor, eval, fit, imatrix, info, models, pull, quantize, rpc_server, search, translate,
+    )
+
+    COMMANDS = (  # noqa: N806 - the list of subcommands, in the order --help shows them
+        chat, translate, models, pull, search, convert, quantize, imatrix, fit, eval, info, bench, doctor, rpc_server,
+    )
     parser = argparse.ArgumentParser(
         prog="llamadesk",
         description="Offline local LLMs: chat, translate, convert and quantize on your own machine.",
@@ -37,12 +43,17 @@ def _os_error_line(err: OSError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        # Until the terminal UI lands, the app is an interactive chat with the starter model.
-        args = parser.parse_args(["chat", *([] if argv is None else argv)])
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if not argv:
+            from .tui.app import run_app  # Textual loads only when the app opens
+
+            return run_app()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # only `--`: nothing to run
+            parser.print_help(sys.stderr)
+            return 2
         return int(args.handler(args) or 0)
     except LlamadeskError as err:
         print(f"llamadesk: {err}", file=sys.stderr)

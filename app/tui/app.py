@@ -1,0 +1,128 @@
+"""The llamadesk app: modes (chat now; translation and the model manager later), the engine's
+thread, the store, the config, themes, help and the command palette.
+
+Adding a screen is one entry in MODE_SCREENS (issue 6 adds "translate", issue 7 "models"); every
+binding a screen declares becomes a command-palette entry and a line of the help screen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from functools import partial
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ..config import Config, load_config, save_config
+from ..engine.types import LoadSettings
+from ..store import Store
+from .engine_host import EngineHost, EngineLoader, load_llama_engine
+from .screens.chat import ChatScreen
+from .screens.help import HelpScreen
+
+# Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
+MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
+    "chat": lambda app: ChatScreen(
+        app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
+    ),
+}
+ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
+
+
+class LlamadeskApp(App[None]):
+    """Chat with local models; keyboard first."""
+
+    TITLE = "llamadesk"
+    BINDINGS = [
+        Binding("f1", "help", "Keys", show=True),
+        Binding("question_mark", "help", "Keys", show=False),
+        Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
+    ]
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        config: Config | None = None,
+        engine_loader: EngineLoader = load_llama_engine,
+        save_settings: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config if config is not None else load_config()
+        self.store = store if store is not None else Store()
+        self.host = EngineHost(engine_loader)
+        self._save_settings = save_settings
+        self._engine_thread_done = threading.Event()
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+
+    def on_mount(self) -> None:
+        for mode, build in MODE_SCREENS.items():
+            self.add_mode(mode, partial(build, self))
+        # The one thread that owns the model (EngineHost.serve), as a Textual thread worker.
+        self.run_worker(self._serve_engine, thread=True, name="engine", group="engine")
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.switch_mode("chat")
+
+    def _serve_engine(self) -> None:
+        try:
+            self.host.serve()
+        finally:
+            self._engine_thread_done.set()
+
+    def _remember_theme(self, theme) -> None:
+        self.config = replace(self.config, theme=theme.name)
+        if self._save_settings:
+            save_config(self.config)
+
+    async def action_quit(self) -> None:
+        self.shutdown_engine()
+        self.exit()
+
+    def shutdown_engine(self) -> None:
+        """Stop any reply and close the model (its memory goes back) before the app ends."""
+        self.host.shutdown()
+        self._engine_thread_done.wait(ENGINE_SHUTDOWN_TIMEOUT_S)
+
+    def on_unmount(self) -> None:
+        if not self._engine_thread_done.is_set():
+            self.shutdown_engine()
+
+    # -- help and the command palette -------------------------------------------------------
+
+    def key_rows(self) -> list[tuple[str, str]]:
+        """(key, description) for the current screen's actions, the app's, and the widgets' keys."""
+        bindings = [*self.screen.BINDINGS, *self.BINDINGS]
+        rows = [
+            (self.get_key_display(b), b.description)
+            for b in bindings
+            if isinstance(b, Binding) and b.description
+        ]
+        rows += list(getattr(self.screen, "WIDGET_KEYS", ()))
+        seen: set[str] = set()
+        return [row for row in rows if not (row[1] in seen or seen.add(row[1]))]
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.key_rows()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for binding in [*screen.BINDINGS, *self.BINDINGS]:
+            if not isinstance(binding, Binding) or not binding.description or binding.description in seen:
+                continue
+            seen.add(binding.description)
+            yield SystemCommand(
+                binding.description,
+                f"{binding.description} (key: {binding.key})",
+                partial(screen.run_action, binding.action),
+            )
+
+
+def run_app() -> int:
+    """Open the app; returns the exit code."""
+    LlamadeskApp().run()
+    return 0

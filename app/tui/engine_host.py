@@ -1,0 +1,304 @@
+"""The one thread that owns the model: loads it, fits prompts, streams replies, closes it.
+
+The UI never calls llama.cpp. It hands jobs to the EngineHost (a queue), and the host's thread
+answers with the messages below, posted to whoever asked. Tokens are not posted one by one: the
+thread appends them to a buffer and posts a single ReplyProgress while the previous one is still
+unread, so however fast the model is, the UI takes everything that arrived since its last frame
+in one go and never falls behind.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from ..conversation import FittedPrompt, fit_context
+from ..engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, StreamEvent
+from ..errors import LlamadeskError
+
+
+class ChatEngine(Protocol):
+    """What the UI needs of a loaded model (llama_engine.Engine, or a fake in fast tests)."""
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]: ...
+
+    def stream_chat(self, messages: Sequence[ChatMessage], sampling: Sampling) -> Iterator[StreamEvent]: ...
+
+    def request_stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+EngineLoader = Callable[[str, LoadSettings], ChatEngine]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the status bar shows about the loaded model."""
+
+    spec: str
+    name: str
+    backend: str
+    n_threads: int
+    n_ctx: int
+
+
+def load_llama_engine(spec: str, settings: LoadSettings) -> ChatEngine:
+    """The real loader: resolve a model name or path and load it with llama.cpp."""
+    from ..engine.llama_engine import Engine  # imports llama.cpp: only in the host's thread
+    from ..library import resolve_model
+
+    return Engine.load(resolve_model(spec), settings)
+
+
+def describe_engine(spec: str, engine: ChatEngine) -> ModelInfo:
+    summary = getattr(engine, "summary", None)
+    settings = getattr(engine, "settings", None)
+    backend = getattr(engine, "backend", None)
+    if backend is None:
+        from ..engine.build_info import build_info
+
+        backend = build_info().backend
+    return ModelInfo(
+        spec=spec,
+        name=summary.name if summary is not None else spec,
+        backend=backend,
+        n_threads=settings.n_threads if settings is not None else 0,
+        n_ctx=engine.n_ctx,
+    )
+
+
+# -- messages the host posts ----------------------------------------------------------------
+
+
+class ModelLoading(Message):
+    def __init__(self, spec: str) -> None:
+        super().__init__()
+        self.spec = spec
+
+
+class ModelLoaded(Message):
+    def __init__(self, info: ModelInfo) -> None:
+        super().__init__()
+        self.info = info
+
+
+class EngineFailed(Message):
+    """Loading or generating failed; `error` is written for the user."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class ReplyStarted(Message):
+    """The prompt was fitted into the context; tokens follow."""
+
+    def __init__(self, reply_id: int, fitted: FittedPrompt, n_ctx: int) -> None:
+        super().__init__()
+        self.reply_id = reply_id
+        self.fitted = fitted
+        self.n_ctx = n_ctx
+
+
+class ReplyProgress(Message):
+    """New text is waiting: call EngineHost.take_text()."""
+
+    def __init__(self, reply_id: int) -> None:
+        super().__init__()
+        self.reply_id = reply_id
+
+
+class ReplyDone(Message):
+    """The reply ended (normally, at a limit, or stopped); `text` is all of it."""
+
+    def __init__(self, reply_id: int, text: str, stats: GenerationStats) -> None:
+        super().__init__()
+        self.reply_id = reply_id
+        self.text = text
+        self.stats = stats
+
+    @property
+    def stopped(self) -> bool:
+        return self.stats.stop_reason == "stopped"
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """Everything the host needs to answer: which model, what conversation, how to sample."""
+
+    model: str
+    load: LoadSettings
+    system_prompt: str
+    turns: tuple[ChatMessage, ...]
+    sampling: Sampling
+    keep_from: int = 0
+
+
+@dataclass(frozen=True)
+class _Load:
+    spec: str
+    settings: LoadSettings
+    reply_to: MessagePump
+
+
+@dataclass(frozen=True)
+class _Reply:
+    reply_id: int
+    request: ReplyRequest
+    reply_to: MessagePump
+
+
+_SHUTDOWN = object()
+
+
+class EngineHost:
+    """Owns at most one loaded model, in one thread; everything else talks to it by job and message."""
+
+    def __init__(self, loader: EngineLoader = load_llama_engine):
+        self._loader = loader
+        self._jobs: queue.Queue[object] = queue.Queue()
+        self._engine: ChatEngine | None = None
+        self._loaded: tuple[str, LoadSettings] | None = None
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._progress_posted = False
+        self._reply_id = 0
+        self._active_reply: int | None = None
+        self.info: ModelInfo | None = None
+
+    # -- called from the UI thread ----------------------------------------------------------
+
+    def load(self, spec: str, settings: LoadSettings, reply_to: MessagePump) -> None:
+        """Load `spec` (closing the model loaded before) unless it is already loaded."""
+        self._jobs.put(_Load(spec, settings, reply_to))
+
+    def reply(self, request: ReplyRequest, reply_to: MessagePump) -> int:
+        """Queue a reply (any reply still streaming stops); returns the id its messages carry."""
+        with self._lock:
+            self._reply_id += 1
+            self._active_reply = self._reply_id
+            self._pending.clear()
+            self._progress_posted = False
+            engine = self._engine
+        if engine is not None:
+            engine.request_stop()  # a reply still streaming ends; the new one clears the flag
+        self._jobs.put(_Reply(self._reply_id, request, reply_to))
+        return self._reply_id
+
+    def take_text(self) -> str:
+        """Everything streamed since the last call (the UI calls it on ReplyProgress)."""
+        with self._lock:
+            text = "".join(self._pending)
+            self._pending.clear()
+            self._progress_posted = False
+        return text
+
+    def stop(self) -> None:
+        """Stop the reply in progress at once (llama.cpp aborts mid-decode)."""
+        with self._lock:
+            self._active_reply = None
+            self._pending.clear()
+            engine = self._engine
+        if engine is not None:
+            engine.request_stop()
+
+    def shutdown(self) -> None:
+        """Stop whatever runs and let the thread close the model and end."""
+        self.stop()
+        self._jobs.put(_SHUTDOWN)
+
+    # -- the host's thread ------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """The worker's body: run jobs until shutdown, then close the model."""
+        try:
+            while (job := self._jobs.get()) is not _SHUTDOWN:
+                try:
+                    if isinstance(job, _Load):
+                        self._ensure_loaded(job.spec, job.settings, job.reply_to)
+                    elif isinstance(job, _Reply):
+                        self._answer(job)
+                except LlamadeskError as err:
+                    job.reply_to.post_message(EngineFailed(str(err)))  # type: ignore[attr-defined]
+                except Exception as err:  # noqa: BLE001 - one failed reply must not end the app
+                    job.reply_to.post_message(  # type: ignore[attr-defined]
+                        EngineFailed(f"the model failed ({type(err).__name__}: {err}); try again or pick another model")
+                    )
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            engine, self._engine, self._loaded = self._engine, None, None
+        if engine is not None:
+            engine.close()
+
+    def _ensure_loaded(self, spec: str, settings: LoadSettings, reply_to: MessagePump) -> ChatEngine:
+        if self._engine is not None and self._loaded == (spec, settings):
+            return self._engine
+        reply_to.post_message(ModelLoading(spec))
+        # Close first: two models side by side may not fit, and the old one's memory must come back.
+        self._close()
+        engine = self._loader(spec, settings)
+        with self._lock:
+            self._engine, self._loaded = engine, (spec, settings)
+        self.info = describe_engine(spec, engine)
+        reply_to.post_message(ModelLoaded(self.info))
+        return engine
+
+    def _is_active(self, reply_id: int) -> bool:
+        with self._lock:
+            return self._active_reply == reply_id
+
+    def _answer(self, job: _Reply) -> None:
+        request = job.request
+        engine = self._ensure_loaded(request.model, request.load, job.reply_to)
+        if not self._is_active(job.reply_id):
+            # Stopped or replaced before it began: still say it is done, so the UI never waits.
+            job.reply_to.post_message(ReplyDone(job.reply_id, "", not_started_stats(engine.n_ctx)))
+            return
+        fitted = fit_context(
+            request.system_prompt,
+            request.turns,
+            lambda messages: len(engine.chat_prompt_tokens(messages)),
+            engine.n_ctx,
+            request.sampling.max_tokens,
+            request.keep_from,
+        )
+        job.reply_to.post_message(ReplyStarted(job.reply_id, fitted, engine.n_ctx))
+        parts: list[str] = []
+        for event in engine.stream_chat(fitted.messages, request.sampling):
+            if isinstance(event, GenerationDone):
+                job.reply_to.post_message(ReplyDone(job.reply_id, "".join(parts), event.stats))
+                break
+            parts.append(event.text)
+            with self._lock:
+                active = self._active_reply == job.reply_id
+                post = active and not self._progress_posted
+                if active:
+                    self._pending.append(event.text)
+                    self._progress_posted = True
+            if not active:
+                # The stop came before the stream began (the engine clears its stop flag when
+                # a stream starts): say it again, so this token is the last.
+                engine.request_stop()
+            if post:
+                job.reply_to.post_message(ReplyProgress(job.reply_id))
+
+
+def not_started_stats(n_ctx: int) -> GenerationStats:
+    """The stats of a reply stopped before its first token."""
+    return GenerationStats(0, 0, 0, 0.0, 0.0, 0.0, 0, n_ctx, "stopped")

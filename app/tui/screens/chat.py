@@ -1,0 +1,538 @@
+"""The chat screen: conversation list, the conversation, the prompt box and the status line.
+
+The screen turns keys into store calls and engine jobs and shows what comes back. Prompt
+building and context fitting are plain functions (conversation.py) run in the engine's thread;
+SQL stays in the store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Markdown
+from textual.widgets.markdown import MarkdownStream
+
+from ...code_blocks import code_blocks
+from ...conversation_export import export_conversation
+from ...engine.types import GenerationStats, LoadSettings, Sampling
+from ...errors import LlamadeskError
+from ...paths import data_dir
+from ...store import Conversation, ConversationSettings, StoredMessage, Store
+from ..engine_host import (
+    EngineFailed,
+    EngineHost,
+    ModelLoaded,
+    ModelLoading,
+    ReplyDone,
+    ReplyProgress,
+    ReplyRequest,
+    ReplyStarted,
+)
+from ..widgets.conversation_list import ConversationList
+from ..widgets.message_view import MessageView
+from ..widgets.prompt_box import PromptBox
+from ..widgets.status_bar import StatusBar, StatusFacts
+from .dialogs import ConfirmScreen, TextInputScreen
+from .model_picker import ModelPickerScreen
+from .settings import SettingsScreen
+
+# A streaming reply is written to the store at least this often, so a killed app loses little.
+SAVE_INTERVAL_S = 1.0
+# Streamed text is drawn at most ten times a second: each draw re-lays out the conversation, and
+# on a small CPU every millisecond the UI spends is taken from the model (bench/tui.py measures it).
+STREAM_FRAME_S = 0.1
+# Only the newest messages are mounted: memory stays flat however long a conversation grows
+# (the store and the exports keep all of it).
+MAX_SHOWN_MESSAGES = 60
+TITLE_LENGTH = 48
+MODEL_LOAD_DELAY_S = 0.2
+NARROW_WIDTH = 70
+
+
+def title_from_prompt(prompt: str) -> str:
+    """A conversation's first title: its first line, shortened."""
+    line = prompt.strip().splitlines()[0] if prompt.strip() else "New conversation"
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
+
+
+def sampling_for(settings: ConversationSettings) -> Sampling:
+    return Sampling(
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        repeat_penalty=settings.repeat_penalty,
+        max_tokens=settings.max_tokens,
+    )
+
+
+class _Reply:
+    """The reply being streamed: where it is stored and shown, and what came so far."""
+
+    def __init__(self, reply_id: int, message: StoredMessage, view: MessageView, stream: MarkdownStream):
+        self.reply_id = reply_id
+        self.message = message
+        self.view = view
+        self.stream = stream
+        self.parts: list[str] = []
+        self.saved_at = time.monotonic()
+        self.written_at = 0.0
+        self.flush_pending = False
+        self.spoken_ids: list[int] = []  # the ids of the messages the model was sent, in order
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class ChatScreen(Screen):
+    """Talk with a local model; every action has a key and a command-palette entry."""
+
+    CSS_PATH = Path(__file__).with_name("chat.tcss")
+    # Descriptions double as command-palette titles (see LlamadeskApp.get_system_commands).
+    BINDINGS = [
+        Binding("ctrl+n", "new_conversation", "New"),
+        Binding("escape", "stop", "Stop reply", priority=True),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+l", "edit_last", "Edit last prompt"),
+        Binding("ctrl+o", "copy_reply", "Copy reply"),
+        Binding("ctrl+b", "copy_code", "Copy code block"),
+        Binding("ctrl+f", "search", "Search conversations"),
+        Binding("f2", "rename", "Rename"),
+        Binding("f8", "delete", "Delete"),
+        Binding("f3", "settings", "Conversation settings"),
+        Binding("ctrl+g", "pick_model", "Pick model"),
+        Binding("ctrl+s", "export", "Export to Markdown"),
+        Binding("f9", "export_json", "Export to JSON", show=False),
+        Binding("f4", "toggle_sidebar", "Conversation list", show=False),
+    ]
+
+    # Keys that belong to widgets, for the help screen.
+    WIDGET_KEYS = (
+        ("enter", "Send the prompt"),
+        ("ctrl+j", "New line in the prompt"),
+        ("tab", "Move between the list, messages and prompt"),
+        ("c (message)", "Copy the focused message"),
+        ("b (message)", "Copy the focused message's code block"),
+        ("ctrl+p", "Command palette"),
+    )
+
+    def __init__(
+        self, store: Store, host: EngineHost, defaults: ConversationSettings, load_defaults: LoadSettings = LoadSettings()
+    ) -> None:
+        super().__init__()
+        self.load_defaults = load_defaults
+        self.store = store
+        self.host = host
+        self.defaults = defaults
+        self.conversation: Conversation | None = None
+        self.messages: list[StoredMessage] = []
+        self.reply: _Reply | None = None
+        self.memory_start = 0
+        self.facts = StatusFacts()
+        self.last_stats: GenerationStats | None = None
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield ConversationList(id="sidebar")
+            with Vertical(id="chat"):
+                yield Label("", id="earlier")
+                yield VerticalScroll(id="messages")
+                yield PromptBox(id="prompt", placeholder="Ask anything · Enter sends · ctrl+j new line")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#messages", VerticalScroll).anchor()
+        self.refresh_list()
+        self.show_conversation(None)
+        self.query_one(PromptBox).focus()
+        # Once the first frame is out: the engine's thread imports llama.cpp, holding the GIL for a
+        # few hundred milliseconds, which would otherwise hold back the first paint.
+        self.set_timer(MODEL_LOAD_DELAY_S, lambda: self.host.load(self.settings.model, self.load_settings, self))
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < NARROW_WIDTH, "narrow")
+
+    @property
+    def settings(self) -> ConversationSettings:
+        return self.conversation.settings if self.conversation else self.defaults
+
+    @property
+    def load_settings(self) -> LoadSettings:
+        return replace(self.load_defaults, n_ctx=self.settings.context_length)
+
+    def show_status(self, **changes) -> None:
+        self.facts = replace(self.facts, **changes)
+        self.query_one(StatusBar).show(self.facts)
+
+    # -- the conversation list --------------------------------------------------------------
+
+    def refresh_list(self, search: str | None = None) -> None:
+        if search is None:
+            search = self.query_one("#search").value
+        current = self.conversation.id if self.conversation else None
+        self.query_one(ConversationList).show(self.store.conversations(search), current)
+
+    @on(ConversationList.SearchChanged)
+    def _search(self, event: ConversationList.SearchChanged) -> None:
+        self.refresh_list(event.text)
+
+    @on(ConversationList.Chosen)
+    def _chosen(self, event: ConversationList.Chosen) -> None:
+        self.open_conversation(event.conversation_id)
+        self.query_one(PromptBox).focus()
+
+    def open_conversation(self, conversation_id: int | None) -> None:
+        """Show a stored conversation (None: a new, empty one) and load its model."""
+        self._finish_reply_now()
+        self.show_conversation(self.store.conversation(conversation_id) if conversation_id is not None else None)
+        self.host.load(self.settings.model, self.load_settings, self)
+
+    def show_conversation(self, conversation: Conversation | None) -> None:
+        self.conversation = conversation
+        self.messages = self.store.messages(conversation.id) if conversation else []
+        self.memory_start = 0
+        container = self.query_one("#messages", VerticalScroll)
+        container.remove_children()
+        container.mount_all(
+            MessageView(m.role, m.content, m.state == "interrupted", m.id) for m in self.messages[-MAX_SHOWN_MESSAGES:]
+        )
+        self._show_earlier_note()
+        self.show_status(memory_start=0, context_tokens=0)
+        self.sub_title = conversation.title if conversation else "New conversation"
+
+    def _show_earlier_note(self) -> None:
+        hidden = max(0, len(self.messages) - MAX_SHOWN_MESSAGES)
+        note = self.query_one("#earlier", Label)
+        note.update(f"{hidden} earlier messages are saved; export (ctrl+s) to read them all" if hidden else "")
+        note.display = hidden > 0
+
+    def _views(self) -> list[MessageView]:
+        return list(self.query_one("#messages").query_children(MessageView))
+
+    def _mount_message(self, message: StoredMessage, streaming: bool = False) -> MessageView:
+        self.messages.append(message)
+        view = MessageView(message.role, message.content, message.state == "interrupted" and not streaming, message.id)
+        container = self.query_one("#messages", VerticalScroll)
+        container.mount(view)
+        views = self._views()
+        for old in views[: max(0, len(views) - MAX_SHOWN_MESSAGES)]:
+            old.remove()
+        self._show_earlier_note()
+        return view
+
+    def _remove_last_message(self) -> StoredMessage:
+        message = self.messages.pop()
+        self.store.delete_message(message.id)
+        for view in self._views():
+            if view.message_id == message.id:
+                view.remove()
+        return message
+
+    def _mark_memory(self) -> None:
+        """Dim what the model no longer sees; mark where its memory begins."""
+        start_id = self.messages[self.memory_start].id if 0 < self.memory_start < len(self.messages) else None
+        forgotten = {m.id for m in self.messages[: self.memory_start]}
+        for view in self._views():
+            view.set_memory(view.message_id in forgotten, view.message_id == start_id)
+
+    # -- sending and streaming --------------------------------------------------------------
+
+    @on(PromptBox.Submitted)
+    def _submitted(self, event: PromptBox.Submitted) -> None:
+        if self.reply is not None:
+            self.notify("A reply is still streaming: Esc stops it", severity="warning")
+            return
+        event.prompt_box.clear()
+        self.send(event.text.strip())
+
+    def send(self, text: str) -> None:
+        """Store the prompt and ask for a reply."""
+        if self.conversation is None:
+            self.conversation = self.store.new_conversation(title_from_prompt(text), self.defaults)
+            self.sub_title = self.conversation.title
+            self.refresh_list()
+        self._mount_message(self.store.add_message(self.conversation.id, "user", text))
+        self.start_reply()
+
+    def spoken(self) -> list[StoredMessage]:
+        """The messages the model should see (a reply stopped before its first word is left out)."""
+        return [m for m in self.messages if m.content]
+
+    def start_reply(self) -> None:
+        assert self.conversation is not None
+        spoken = self.spoken()
+        request = ReplyRequest(
+            model=self.settings.model,
+            load=self.load_settings,
+            system_prompt=self.settings.system_prompt,
+            turns=tuple({"role": m.role, "content": m.content} for m in spoken),
+            sampling=sampling_for(self.settings),
+            # fit_context counts in spoken messages; self.memory_start counts all of them.
+            keep_from=sum(1 for m in self.messages[: self.memory_start] if m.content),
+        )
+        # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
+        message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
+        view = self._mount_message(message, streaming=True)
+        view.set_class(True, "streaming")
+        reply_id = self.host.reply(request, self)
+        self.reply = _Reply(reply_id, message, view, Markdown.get_stream(view.markdown))
+        self.reply.spoken_ids = [m.id for m in spoken]
+        self.show_status(activity="replying")
+
+    def _current(self, reply_id: int) -> _Reply | None:
+        return self.reply if self.reply is not None and self.reply.reply_id == reply_id else None
+
+    @on(ReplyStarted)
+    def _reply_started(self, event: ReplyStarted) -> None:
+        if self._current(event.reply_id) is None:
+            return
+        reply = self.reply
+        start = event.fitted.memory_start
+        start_id = reply.spoken_ids[start] if start < len(reply.spoken_ids) else None
+        self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
+        self._mark_memory()
+        self.show_status(
+            context_tokens=event.fitted.prompt_tokens, n_ctx=event.n_ctx, memory_start=self.memory_start
+        )
+
+    @on(ReplyProgress)
+    def _reply_progress(self, event: ReplyProgress) -> None:
+        reply = self._current(event.reply_id)
+        if reply is None or reply.flush_pending:
+            return
+        # At most one Markdown update per frame: text that arrives meanwhile waits in the host's
+        # buffer (it posts nothing more until we take it), so a fast model costs the UI no more.
+        wait = reply.written_at + STREAM_FRAME_S - time.monotonic()
+        reply.flush_pending = True
+        if wait > 0:
+            self.set_timer(wait, partial(self._flush_reply, reply))
+        else:
+            self.call_next(self._flush_reply, reply)
+
+    async def _flush_reply(self, reply: _Reply) -> None:
+        reply.flush_pending = False
+        if self.reply is not reply:
+            return
+        text = self.host.take_text()
+        if not text:
+            return
+        reply.parts.append(text)
+        reply.written_at = time.monotonic()
+        await reply.stream.write(text)
+        if reply.written_at - reply.saved_at >= SAVE_INTERVAL_S:
+            reply.message = self.store.update_message(reply.message, reply.text, "interrupted")
+            reply.saved_at = time.monotonic()
+
+    @on(ReplyDone)
+    async def _reply_done(self, event: ReplyDone) -> None:
+        reply = self._current(event.reply_id)
+        if reply is None:
+            return
+        stats = self.last_stats = event.stats
+        self.show_status(
+            activity="stopped" if event.stopped else "",
+            tokens_per_second=stats.generated_tokens_per_second,
+            time_to_first_token=stats.time_to_first_token,
+            context_tokens=stats.context_tokens,
+            n_ctx=stats.n_ctx,
+        )
+        # The text the worker collected is complete even if a progress message was still unread.
+        await self._finish_reply(reply, event.text, interrupted=event.stopped)
+
+    def _settle_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
+        """Save the reply as it ended and label it; at once, so nothing sees it half-finished."""
+        self.reply = None
+        stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
+        self.messages = [stored if m.id == stored.id else m for m in self.messages]
+        reply.view.content = text
+        reply.view.set_class(False, "streaming")
+        reply.view.set_interrupted(interrupted)
+
+    async def _render_final(self, reply: _Reply, text: str) -> None:
+        await reply.stream.stop()
+        # One full render when the stream ends: streaming appends leave fences half-styled.
+        if reply.view.is_attached:
+            await reply.view.markdown.update(text)
+
+    async def _finish_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
+        self._settle_reply(reply, text, interrupted)
+        await self._render_final(reply, text)
+
+    def _finish_reply_now(self) -> None:
+        """Stop the reply and keep what is on screen (Esc, or leaving the conversation)."""
+        reply = self.reply
+        if reply is None:
+            return
+        self.host.stop()
+        self._settle_reply(reply, reply.text, interrupted=True)
+        self.run_worker(self._render_final(reply, reply.text))
+        self.show_status(activity="stopped")
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        """Esc: stop the reply at once, keeping what came."""
+        if self.reply is not None:
+            self._finish_reply_now()
+        elif self.focused is not None and self.focused.id == "search":
+            self.query_one(PromptBox).focus()
+
+    def action_new_conversation(self) -> None:
+        self.open_conversation(None)
+        self.query_one(PromptBox).focus()
+
+    def action_regenerate(self) -> None:
+        """Replace the last reply with a new one."""
+        if self.reply is not None or not self.messages or self.conversation is None:
+            return
+        if self.messages[-1].role == "assistant":
+            self._remove_last_message()
+        if self.messages and self.messages[-1].role == "user":
+            self.start_reply()
+
+    def action_edit_last(self) -> None:
+        """Take the last prompt back into the prompt box (its reply goes), to edit and send again."""
+        if self.reply is not None or self.conversation is None:
+            return
+        while self.messages and self.messages[-1].role == "assistant":
+            self._remove_last_message()
+        if not self.messages:
+            return
+        prompt = self._remove_last_message()
+        box = self.query_one(PromptBox)
+        box.text = prompt.content
+        box.move_cursor(box.document.end)
+        box.focus()
+
+    def _last_reply(self) -> StoredMessage | None:
+        return next((m for m in reversed(self.messages) if m.role == "assistant" and m.content), None)
+
+    def action_copy_reply(self) -> None:
+        reply = self._last_reply()
+        if reply is None:
+            self.notify("No reply to copy yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(reply.content)
+        self.notify("Reply copied")
+
+    def action_copy_code(self) -> None:
+        blocks = [block for m in self.messages if m.role == "assistant" for block in code_blocks(m.content)]
+        if not blocks:
+            self.notify("No code block in this conversation", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.notify("Code block copied")
+
+    def action_search(self) -> None:
+        self.remove_class("sidebar-hidden")
+        self.add_class("sidebar-shown")
+        self.query_one(ConversationList).focus_search()
+
+    def action_toggle_sidebar(self) -> None:
+        shown = self.query_one("#sidebar").display
+        self.set_class(shown, "sidebar-hidden")
+        self.set_class(not shown, "sidebar-shown")
+
+    def action_rename(self) -> None:
+        conversation = self.conversation
+        if conversation is None:
+            self.notify("Send a prompt first: a new conversation has no title yet", severity="warning")
+            return
+
+        def renamed(title: str | None) -> None:
+            if title:
+                self.store.rename(conversation.id, title)
+                self.conversation = replace(conversation, title=title)
+                self.sub_title = title
+                self.refresh_list()
+
+        self.app.push_screen(TextInputScreen("New title", conversation.title), renamed)
+
+    def action_delete(self) -> None:
+        conversation = self.conversation
+        if conversation is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._finish_reply_now()
+                self.store.delete(conversation.id)
+                self.show_conversation(None)
+                self.refresh_list()
+                self.notify(f"Deleted “{conversation.title}”")
+
+        self.app.push_screen(ConfirmScreen(f"Delete “{conversation.title}” and all its messages?"), confirmed)
+
+    def apply_settings(self, settings: ConversationSettings) -> None:
+        """Settings for this conversation (or the next new one); the model reloads if they need it."""
+        if self.conversation is None:
+            self.defaults = settings
+        else:
+            self.store.update_settings(self.conversation.id, settings)
+            self.conversation = replace(self.conversation, settings=settings)
+        self.host.load(settings.model, self.load_settings, self)
+
+    def action_settings(self) -> None:
+        def saved(settings: ConversationSettings | None) -> None:
+            if settings is not None:
+                self.apply_settings(settings)
+
+        self.app.push_screen(SettingsScreen(self.settings), saved)
+
+    def action_pick_model(self) -> None:
+        def picked(model: str | None) -> None:
+            if model is not None and model != self.settings.model:
+                self.apply_settings(replace(self.settings, model=model))
+
+        self.app.push_screen(ModelPickerScreen(self.settings.model), picked)
+
+    def action_export(self, suffix: str = "md") -> None:
+        if self.conversation is None:
+            self.notify("Nothing to export yet", severity="warning")
+            return
+        folder = data_dir() / "exports"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"conversation-{self.conversation.id}.{suffix}"
+        try:
+            export_conversation(self.conversation, self.store.messages(self.conversation.id), path, force=True)
+        except (LlamadeskError, OSError) as err:
+            self.notify(f"Export failed: {err}", severity="error")
+            return
+        self.notify(f"Exported to {path}")
+
+    def action_export_json(self) -> None:
+        self.action_export("json")
+
+    # -- the engine's news ------------------------------------------------------------------
+
+    @on(ModelLoading)
+    def _loading(self, event: ModelLoading) -> None:
+        self.show_status(activity=f"loading {event.spec}…")
+
+    @on(ModelLoaded)
+    def _loaded(self, event: ModelLoaded) -> None:
+        info = event.info
+        self.show_status(
+            activity="replying" if self.reply else "",
+            model=Path(info.spec).stem,
+            backend=info.backend,
+            threads=info.n_threads,
+            n_ctx=info.n_ctx,
+        )
+
+    @on(EngineFailed)
+    async def _failed(self, event: EngineFailed) -> None:
+        self.notify(event.error, severity="error", timeout=10)
+        if self.reply is not None:
+            await self._finish_reply(self.reply, self.reply.text, interrupted=True)
+        self.show_status(activity="")

@@ -1,0 +1,64 @@
+"""Per-conversation settings: model, system prompt, sampling, reply and context length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label
+
+from ...errors import BadInputError
+from ...settings_input import SETTING_FIELDS, parse_settings, settings_fields
+from ...store import ConversationSettings
+
+
+class SettingsScreen(ModalScreen[ConversationSettings | None]):
+    """Edit one conversation's settings; ctrl+s or Save applies, Esc cancels."""
+
+    CSS_PATH = Path(__file__).with_name("settings.tcss")
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, settings: ConversationSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        values = settings_fields(self.settings)
+        with VerticalScroll(id="settings"):
+            yield Label("Conversation settings", classes="title")
+            for field in SETTING_FIELDS:
+                yield Label(field.label)
+                yield Input(values[field.name], id=field.name)
+            yield Label("", id="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Save (ctrl+s)", variant="primary", id="save")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def action_save(self) -> None:
+        fields = {f.name: self.query_one(f"#{f.name}", Input).value for f in SETTING_FIELDS}
+        try:
+            self.dismiss(parse_settings(fields))
+        except BadInputError as err:
+            self.query_one("#error", Label).update(str(err))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()

@@ -1,0 +1,1 @@
+"""Small widgets the screens are built from; no business logic lives here."""

@@ -1,0 +1,67 @@
+"""One message of the conversation: who said it, and what, as Markdown (code blocks included)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Label, Markdown
+
+from ...code_blocks import code_blocks
+
+ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
+MEMORY_START_TITLE = "the model remembers from here"
+
+
+class MessageView(Vertical, can_focus=True):
+    """A message; focus it (tab) to copy it or its last code block."""
+
+    BINDINGS = [
+        Binding("c", "copy_message", "Copy message"),
+        Binding("b", "copy_code", "Copy code block"),
+    ]
+
+    def __init__(self, role: str, content: str, interrupted: bool = False, message_id: int | None = None) -> None:
+        super().__init__(classes=role)
+        self.role = role
+        self.content = content
+        self.message_id = message_id
+        self._interrupted = interrupted
+        # Made here, not in compose, so a reply can start streaming into it before it is mounted.
+        self._label = Label(self._label_text(), classes="role")
+        self._markdown = Markdown(content)
+
+    def compose(self) -> ComposeResult:
+        yield self._label
+        yield self._markdown
+
+    def _label_text(self) -> str:
+        label = ROLE_LABELS.get(self.role, self.role)
+        return f"{label} · interrupted" if self._interrupted else label
+
+    @property
+    def markdown(self) -> Markdown:
+        return self._markdown
+
+    def set_interrupted(self, interrupted: bool) -> None:
+        self._interrupted = interrupted
+        self.set_class(interrupted, "interrupted")
+        self._label.update(self._label_text())
+
+    def set_memory(self, forgotten: bool, memory_start: bool) -> None:
+        """Dim messages the model no longer sees; mark the first one it still does."""
+        self.set_class(forgotten, "forgotten")
+        self.set_class(memory_start, "memory-start")
+        self.border_title = MEMORY_START_TITLE if memory_start else None
+
+    def action_copy_message(self) -> None:
+        self.app.copy_to_clipboard(self.content)
+        self.notify("Message copied")
+
+    def action_copy_code(self) -> None:
+        blocks = code_blocks(self.content)
+        if not blocks:
+            self.notify("This message has no code block", severity="warning")
+            return
+        self.app.copy_to_clipboard(blocks[-1])
+        self.notify("Code block copied")

@@ -1,0 +1,347 @@
+"""The terminal UI against the engine alone, and the UI's own costs.
+
+    .venv/bin/python bench/tui.py [--threads N] [--reps 3] [--turns 200]
+
+1. Throughput: tokens per second that reach the screen in the TUI (Enter pressed -> last token
+   rendered) against the engine alone streaming the same reply (same model, prompt, greedy
+   sampling, same number of tokens), as a ratio (goal >= 0.95).
+2. Input latency while a reply streams: a key event sent to the app -> the prompt box holds the
+   character (goal p99 < 50 ms).
+3. Cold start: `llamadesk` launched in a real terminal (tmux) -> the prompt box is on screen
+   (goal < 1 s; the model loads in the engine's thread after that).
+4. Memory after 200 turns of a conversation that overflows the context (a fake model with the
+   Engine's interface, so 200 turns take seconds): RSS after turn 20 vs after the last turn
+   (goal: flat, < 5% growth).
+
+Writes the figures and this command to bench/RESULTS.md under "## tui" (other sections kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-bench-tui-"))
+
+import psutil  # noqa: E402
+from textual import events  # noqa: E402
+
+from llamadesk.app.config import Config  # noqa: E402
+from llamadesk.app.engine.llama_engine import Engine  # noqa: E402
+from llamadesk.app.engine.types import GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece  # noqa: E402
+from llamadesk.app.starter_models import starter_path  # noqa: E402
+from llamadesk.app.store import Store  # noqa: E402
+from llamadesk.app.tui.app import LlamadeskApp  # noqa: E402
+from llamadesk.app.tui.widgets.prompt_box import PromptBox  # noqa: E402
+
+PROMPT = "Write a long story about a dragon who learns to cook."
+SYSTEM = "You are a helpful assistant."
+MAX_TOKENS = 256
+LLAMADESK = Path(sys.executable).with_name("llamadesk")
+TMUX = ("tmux", "-L", "llamadesk-bench")  # a server of our own, apart from other tmux users
+
+
+async def until(condition, timeout: float = 300.0, poll: float = 0.0005) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await asyncio.sleep(poll)
+
+
+# -- 1. throughput --------------------------------------------------------------------------
+
+
+def engine_alone(engine: Engine, sampling: Sampling) -> tuple[float, int]:
+    """Seconds from request to the last token, and tokens generated."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
+    start = time.perf_counter()
+    for event in engine.stream_chat(messages, sampling):
+        if isinstance(event, GenerationDone):
+            return time.perf_counter() - start, event.stats.generated_tokens
+    raise AssertionError("no GenerationDone")
+
+
+async def tui_reply(app: LlamadeskApp, pilot) -> tuple[float, int]:
+    """Seconds from Enter to the full reply rendered on screen, and tokens generated."""
+    screen = app.screen
+    await until(lambda: screen.facts.backend is not None)
+    screen.action_new_conversation()
+    await pilot.pause()
+    box = screen.query_one(PromptBox)
+    box.text = PROMPT
+    start = time.perf_counter()
+    box.post_message(PromptBox.Submitted(box, PROMPT))
+    # Polled every 5 ms: a tighter loop would itself steal the CPU the engine needs.
+    await until(lambda: len(screen.messages) == 2 and screen.reply is None, poll=0.005)
+    view = list(screen.query("MessageView"))[-1]
+    await until(lambda: view.markdown.source == screen.messages[-1].content, poll=0.005)
+    await pilot.pause()  # the frame that paints it
+    elapsed = time.perf_counter() - start
+    return elapsed, screen.last_stats.generated_tokens
+
+
+def measure_throughput(threads: int, reps: int) -> dict:
+    """Engine alone and TUI runs interleaved (A B A B ...), so a busy machine's drift hits both."""
+    sampling = Sampling(temperature=0.0, max_tokens=MAX_TOKENS, seed=1)
+    settings = LoadSettings(n_ctx=2048, n_threads=threads)
+    alone: list[tuple[float, int]] = []
+    shown: list[tuple[float, int]] = []
+    ui_cpu: list[float] = []
+
+    async def run() -> None:
+        config = Config(temperature=0.0, max_tokens=MAX_TOKENS, context_length=2048, threads=threads, system_prompt=SYSTEM)
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False)
+        with Engine.load(starter_path("smollm2"), settings) as engine:
+            async with app.run_test(size=(120, 40)) as pilot:
+                engine_alone(engine, sampling)  # warm-ups: caches, the prompt in each KV cache
+                await tui_reply(app, pilot)
+                for _ in range(reps):
+                    alone.append(engine_alone(engine, sampling))
+                    cpu = time.thread_time()  # the UI's own thread: what drawing the reply cost
+                    shown.append(await tui_reply(app, pilot))
+                    ui_cpu.append(time.thread_time() - cpu)
+
+    asyncio.run(run())
+    ratios = [(n_tui / t_tui) / (n_alone / t_alone) for (t_alone, n_alone), (t_tui, n_tui) in zip(alone, shown)]
+    return {
+        "tokens": alone[0][1],
+        "tui_tokens": [n for _, n in shown],
+        "engine_tok_s": statistics.median(n / t for t, n in alone),
+        "tui_tok_s": statistics.median(n / t for t, n in shown),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "ui_cpu_share": statistics.median(c / t for c, (t, _) in zip(ui_cpu, shown)),
+    }
+
+
+# -- 2. input latency while streaming -------------------------------------------------------
+
+
+def measure_input_latency(threads: int, keys: int = 200) -> dict:
+    latencies: list[float] = []
+    tokens_during: list[int] = []
+
+    async def run() -> None:
+        config = Config(temperature=0.7, max_tokens=2000, context_length=4096, threads=threads)
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            await until(lambda: screen.facts.backend is not None)
+            box = screen.query_one(PromptBox)
+            box.text = PROMPT + " Make it at least ten chapters long."
+            await pilot.press("enter")
+            await until(lambda: screen.reply is not None and len(screen.reply.text) > 0)
+            start_len = len(screen.reply.text)
+            for i in range(keys):
+                if screen.reply is None:  # the reply ended: start another so keys still land mid-stream
+                    box.text = PROMPT
+                    await pilot.press("enter")
+                    await until(lambda: screen.reply is not None and len(screen.reply.text) > 0)
+                box.focus()
+                before = box.text
+                sent = time.perf_counter()
+                key = events.Key("x", "x")
+                key.set_sender(app)
+                app._driver.send_message(key)
+                await until(lambda: box.text != before)
+                latencies.append(time.perf_counter() - sent)
+                await asyncio.sleep(0.02)  # a fast typist: 50 keys per second
+            tokens_during.append(len(screen.reply.text) - start_len if screen.reply else 0)
+            screen.action_stop()
+
+    asyncio.run(run())
+    latencies.sort()
+    return {
+        "keys": len(latencies),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "max_ms": 1000 * latencies[-1],
+    }
+
+
+# -- 3. cold start --------------------------------------------------------------------------
+
+
+def measure_cold_start(runs: int, threads: int) -> dict:
+    times: list[float] = []
+    cpu: list[float] = []
+    for _ in range(runs):
+        home = Path(tempfile.mkdtemp(prefix="llamadesk-cold-"))
+        (home / "config").mkdir()
+        (home / "config" / "config.json").write_text(json.dumps({"threads": threads}))
+        name = f"llamadesk-bench-{uuid.uuid4().hex[:8]}"
+        start = time.perf_counter()
+        subprocess.run(
+            [*TMUX, "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
+             f"exec env LLAMADESK_HOME={home} {LLAMADESK}"],
+            check=True,
+        )
+        try:
+            deadline = start + 30
+            while time.perf_counter() < deadline:
+                screen = subprocess.run([*TMUX, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+                if "Ask anything" in screen:
+                    times.append(time.perf_counter() - start)
+                    pid = int(subprocess.run([*TMUX, "display", "-p", "-t", name, "#{pane_pid}"],
+                                             capture_output=True, text=True).stdout)
+                    used = psutil.Process(pid).cpu_times()
+                    cpu.append(used.user + used.system)  # what the start cost, whatever the machine's load
+                    break
+                time.sleep(0.005)
+            else:
+                raise TimeoutError("the app never showed its prompt box")
+        finally:
+            subprocess.run([*TMUX, "kill-session", "-t", name], capture_output=True)
+    return {"runs": runs, "median_s": statistics.median(times), "max_s": max(times), "min_s": min(times),
+            "cpu_s": statistics.median(cpu)}
+
+
+# -- 4. memory over a long conversation ------------------------------------------------------
+
+
+class WordyEngine:
+    """The Engine's interface with an instant, 60-word reply: 200 turns take seconds, not hours."""
+
+    backend = "fake"
+    n_ctx = 512
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def chat_prompt_tokens(self, messages):
+        return [0] * sum(len(m["content"].split()) + 4 for m in messages)
+
+    def stream_chat(self, messages, sampling):
+        self._stop.clear()
+        for i in range(60):
+            if self._stop.is_set():
+                break
+            yield TextPiece(f"word{i} ")
+        yield GenerationDone(GenerationStats(0, 0, 60, 0.0, 0.0, 0.0, 0, self.n_ctx, "end"))
+
+    def request_stop(self):
+        self._stop.set()
+
+    def close(self):
+        pass
+
+
+def measure_memory(turns: int) -> dict:
+    process = psutil.Process()
+    samples: dict[int, int] = {}
+    # The screen mounts at most MAX_SHOWN_MESSAGES (60): from turn 30 on it is full, so growth is
+    # measured from turn 50; the points between show whether it is flat or creeping.
+    checkpoints = sorted({50, turns // 2, 3 * turns // 4, turns})
+    shown = 0
+    forgotten = 0
+
+    async def run() -> None:
+        nonlocal shown, forgotten
+        config = Config(max_tokens=64)
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config,
+                           engine_loader=lambda spec, settings: WordyEngine(), save_settings=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            await until(lambda: screen.facts.backend is not None)
+            for turn in range(1, turns + 1):
+                screen.send(f"question {turn}: tell me more about the dragon and its kitchen")
+                await until(lambda: screen.reply is None, poll=0.001)
+                await pilot.pause()
+                if turn in checkpoints:
+                    gc.collect()
+                    await pilot.pause(0.2)
+                    samples[turn] = process.memory_info().rss
+            shown = len(screen.query("MessageView"))
+            forgotten = screen.memory_start
+
+    asyncio.run(run())
+    return {
+        "turns": turns,
+        "rss_mib": {turn: round(rss / 2**20, 1) for turn, rss in samples.items()},
+        "growth_pct": 100 * (samples[turns] - samples[50]) / samples[50],
+        "messages_mounted": shown,
+        "memory_start": forgotten,
+    }
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def write_results(section: str) -> None:
+    path = REPO / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find("## tui\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1: shared CPUs)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--keys", type=int, default=200)
+    parser.add_argument("--only", choices=("throughput", "latency", "cold", "memory"), help="run one part (no report)")
+    args = parser.parse_args()
+    if args.only:
+        parts = {
+            "throughput": lambda: measure_throughput(args.threads, args.reps),
+            "latency": lambda: measure_input_latency(args.threads, args.keys),
+            "cold": lambda: measure_cold_start(5, args.threads),
+            "memory": lambda: measure_memory(args.turns),
+        }
+        print(args.only, parts[args.only]())
+        return
+
+    throughput = measure_throughput(args.threads, args.reps)
+    print("throughput", throughput, flush=True)
+    latency = measure_input_latency(args.threads, args.keys)
+    print("latency", latency, flush=True)
+    cold = measure_cold_start(5, args.threads)
+    print("cold start", cold, flush=True)
+    memory = measure_memory(args.turns)
+    print("memory", memory, flush=True)
+
+    machine = f"{psutil.cpu_count(logical=True)} logical CPUs, load average {os.getloadavg()[0]:.1f} at the end"
+    command = f".venv/bin/python bench/tui.py --threads {args.threads} --reps {args.reps} --turns {args.turns} --keys {args.keys}"
+    section = f"""## tui
+
+`{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine}; smollm2 Q4_1, {args.threads} thread(s))
+
+| What | TUI | Reference | Ratio / goal |
+|---|---|---|---|
+| Tokens/s reaching the screen (greedy, {throughput['tokens']} tokens, median of {args.reps} interleaved pairs) | {throughput['tui_tok_s']:.1f} | engine alone {throughput['engine_tok_s']:.1f} | **{throughput['ratio']:.3f}** (goal >= 0.95; pairs: {', '.join(f'{r:.2f}' for r in throughput['ratios'])}) |
+| UI thread CPU while a reply streams (share of the reply's wall time) | {100 * throughput['ui_cpu_share']:.1f}% | | |
+| Input latency while streaming ({latency['keys']} keys, key event -> prompt box) | p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms | | goal p99 < 50 ms |
+| Cold start in tmux to the prompt box (model loads after, in its thread; {cold['runs']} runs) | median {cold['median_s']:.2f} s (min {cold['min_s']:.2f}, max {cold['max_s']:.2f}); CPU time used by then {cold['cpu_s']:.2f} s | | goal < 1 s |
+| RSS over {memory['turns']} turns overflowing a {WordyEngine.n_ctx}-token context (fake engine), MiB at turn | {', '.join(f'{t}: {m}' for t, m in memory['rss_mib'].items())} | | **{memory['growth_pct']:+.1f}%** from turn 50 (goal < 5%) |
+
+The TUI figure runs the app headless (Textual's run_test: every frame is composed, nothing is
+written to a terminal) and times Enter -> the final full render of the reply; the engine figure
+times the same greedy reply through `Engine.stream_chat`. After {memory['turns']} turns the screen
+had {memory['messages_mounted']} messages mounted (older ones stay in the store) and the model's memory began at
+message {memory['memory_start']}.
+"""
+    write_results(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The config file: defaults, round trip, and clear errors for a broken file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llamadesk.app.config import Config, config_path, load_config, save_config
+from llamadesk.app.errors import BadInputError
+from llamadesk.app.settings_input import parse_settings, settings_fields
+
+
+def test_missing_file_gives_defaults_and_the_file_lives_under_llamadesk_home(tmp_path, llamadesk_home):
+    assert load_config(tmp_path / "none.json") == Config()
+    assert str(config_path()).startswith(str(llamadesk_home))
+    settings = Config().conversation_settings("chat")
+    assert settings.model == "smollm2" and settings.system_prompt == "You are a helpful assistant."
+
+
+def test_round_trip_and_partial_files(tmp_path):
+    path = tmp_path / "config.json"
+    save_config(Config(theme="nord", temperature=0.1), path)
+    assert load_config(path) == Config(theme="nord", temperature=0.1)
+    path.write_text(json.dumps({"models": {"chat": "my-model"}}))
+    loaded = load_config(path)
+    assert loaded.models == {"chat": "my-model", "translate": "gemma3-270m"}  # unspecified modes keep defaults
+    assert loaded.theme == Config().theme
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ('{"colour": "red"}', "unknown setting")],
+)
+def test_broken_files_name_the_problem(tmp_path, text, message):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(BadInputError, match=message):
+        load_config(path)
+
+
+def test_settings_form_round_trip_and_errors():
+    settings = Config().conversation_settings()
+    assert parse_settings(settings_fields(settings)) == settings
+    fields = settings_fields(settings)
+    with pytest.raises(BadInputError, match="temperature"):
+        parse_settings({**fields, "temperature": "hot"})
+    with pytest.raises(BadInputError, match="top-p"):
+        parse_settings({**fields, "top_p": "2"})
+    with pytest.raises(BadInputError, match="context length"):
+        parse_settings({**fields, "context_length": "10"})
+    assert parse_settings({**fields, "max_tokens": ""}).max_tokens is None

@@ -1,0 +1,123 @@
+"""The conversation store on real SQLite files: schema upgrades, messages, search, export."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from llamadesk.app.conversation_export import export_conversation
+from llamadesk.app.errors import BadInputError, LlamadeskError
+from llamadesk.app.store import SCHEMA_VERSION, UPGRADES, ConversationSettings, Store
+
+SETTINGS = ConversationSettings(model="smollm2", system_prompt="Be brief.", temperature=0.2, top_p=0.9, max_tokens=64)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with_store = Store(tmp_path / "c.sqlite3")
+    yield with_store
+    with_store.close()
+
+
+def test_new_store_is_wal_at_the_latest_schema(store, tmp_path):
+    assert store.schema_version == SCHEMA_VERSION == len(UPGRADES)
+    raw = sqlite3.connect(tmp_path / "c.sqlite3")
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.integrity_check() == "ok"
+
+
+def test_an_old_store_is_upgraded_step_by_step_keeping_its_data(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.executescript(UPGRADES[0] + "PRAGMA user_version = 1;")
+    raw.execute(
+        "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, created, updated)"
+        " VALUES ('kept', 'smollm2', '', 0.7, 0.95, 1, 1)"
+    )
+    raw.commit()
+    raw.close()
+    store = Store(path)
+    assert store.schema_version == SCHEMA_VERSION
+    assert [c.title for c in store.conversations()] == ["kept"]
+    index_names = [row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    assert "conversations_by_update" in index_names
+    assert store.conversations()[0].settings.repeat_penalty == 1.1  # step 3's column, with its default
+
+
+def test_a_store_from_a_newer_llamadesk_is_refused_with_a_clear_message(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(LlamadeskError, match="newer llamadesk"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+    path = tmp_path / "junk.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LlamadeskError, match="cannot be opened"):
+        Store(path)
+
+
+def test_conversations_keep_their_settings_and_messages_in_order(store):
+    conversation = store.new_conversation("Paris", SETTINGS)
+    store.add_message(conversation.id, "user", "What is the capital of France?")
+    reply = store.add_message(conversation.id, "assistant", "", "interrupted")
+    store.update_message(reply, "Paris.", "complete")
+    again = store.conversation(conversation.id)
+    assert again.settings == SETTINGS
+    assert [(m.role, m.content, m.state) for m in store.messages(conversation.id)] == [
+        ("user", "What is the capital of France?", "complete"),
+        ("assistant", "Paris.", "complete"),
+    ]
+
+
+def test_rename_update_settings_and_delete_cascades(store):
+    conversation = store.new_conversation("old", SETTINGS)
+    message = store.add_message(conversation.id, "user", "hi")
+    store.rename(conversation.id, "new")
+    store.update_settings(conversation.id, ConversationSettings(model="gemma3-270m", context_length=512))
+    again = store.conversation(conversation.id)
+    assert again.title == "new" and again.settings.model == "gemma3-270m" and again.settings.context_length == 512
+    store.delete_message(message.id)
+    assert store.messages(conversation.id) == []
+    store.add_message(conversation.id, "user", "again")
+    store.delete(conversation.id)
+    assert store.conversations() == []
+    assert store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+
+
+def test_search_by_title_treats_wildcards_as_text_and_lists_recent_first(store):
+    first = store.new_conversation("100% sure", SETTINGS)
+    second = store.new_conversation("a_b", SETTINGS)
+    store.new_conversation("something else", SETTINGS)
+    assert [c.title for c in store.conversations("%")] == ["100% sure"]
+    assert [c.title for c in store.conversations("_")] == ["a_b"]
+    store.add_message(first.id, "user", "bump")  # activity moves it to the top
+    assert [c.id for c in store.conversations()][0] == first.id
+    assert second.id in [c.id for c in store.conversations("A_B")]  # case-insensitive
+
+
+def test_missing_conversation_is_a_clear_error(store):
+    with pytest.raises(LlamadeskError, match="does not exist"):
+        store.conversation(42)
+
+
+def test_export_markdown_and_json(store, tmp_path):
+    conversation = store.new_conversation("Capitals", SETTINGS)
+    store.add_message(conversation.id, "user", "Capital of France?")
+    store.add_message(conversation.id, "assistant", "Par", "interrupted")
+    messages = store.messages(conversation.id)
+    md = export_conversation(conversation, messages, tmp_path / "c.md").read_text()
+    assert md.startswith("# Capitals")
+    assert "## You\n\nCapital of France?" in md
+    assert "## Assistant (interrupted)\n\nPar" in md
+    assert "Be brief." in md
+    data = json.loads(export_conversation(conversation, messages, tmp_path / "c.json").read_text())
+    assert data["title"] == "Capitals" and data["settings"]["temperature"] == 0.2
+    assert [m["state"] for m in data["messages"]] == ["complete", "interrupted"]
+    with pytest.raises(BadInputError, match="already exists"):
+        export_conversation(conversation, messages, tmp_path / "c.md")

@@ -1,0 +1,350 @@
+"""Every chat-screen action driven through Pilot, with a fake engine for speed and a real SQLite store."""
+
+from __future__ import annotations
+
+import pytest
+
+from llamadesk.app.config import Config, load_config
+from llamadesk.app.store import Store
+from llamadesk.app.tui.app import LlamadeskApp
+from llamadesk.app.tui.screens import chat as chat_module
+from llamadesk.app.tui.screens.chat import ChatScreen
+from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
+from llamadesk.app.tui.screens.help import HelpScreen
+from llamadesk.app.tui.screens.model_picker import ModelPickerScreen
+from llamadesk.app.tui.screens.settings import SettingsScreen
+from llamadesk.app.tui.widgets.message_view import MEMORY_START_TITLE, MessageView
+from llamadesk.app.tui.widgets.prompt_box import PromptBox
+from llamadesk.app.tui.widgets.status_bar import StatusBar
+
+from .fake_engine import CODE_REPLY, FakeLoader
+from .waiting import wait_until
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store(tmp_path / "conversations.sqlite3")
+    yield opened
+    opened.close()
+
+
+def make_app(store, loader=None, config=None, save_settings=False) -> LlamadeskApp:
+    return LlamadeskApp(store=store, config=config or Config(), engine_loader=loader or FakeLoader(), save_settings=save_settings)
+
+
+async def ask(pilot, text: str, wait: bool = True) -> ChatScreen:
+    screen = pilot.app.screen
+    box = screen.query_one(PromptBox)
+    box.focus()
+    box.text = text  # typing key by key is tested once (ctrl+j test); here it only costs time
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.reply is not None or (screen.messages and screen.messages[-1].role == "assistant"), what="the reply to start")
+    if wait:
+        await wait_until(pilot, lambda: screen.reply is None, what="the reply to end")
+    return screen
+
+
+def texts(screen: ChatScreen) -> list[tuple[str, str, str]]:
+    return [(m.role, m.content, m.state) for m in screen.messages]
+
+
+async def test_enter_sends_and_the_reply_streams_into_the_store_and_the_status(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "hello")
+        assert texts(screen) == [("user", "hello", "complete"), ("assistant", "Echo: hello", "complete")]
+        conversation = store.conversations()[0]
+        assert conversation.title == "hello"
+        assert [(m.role, m.content, m.state) for m in store.messages(conversation.id)] == texts(screen)
+        views = screen.query(MessageView)
+        assert [v.content for v in views] == ["hello", "Echo: hello"]
+        status = str(screen.query_one(StatusBar).render())
+        assert "100.0 tok/s" in status and "TTFT 50 ms" in status and "CPU ×2" in status
+        assert "▱" in status and "/512" in status  # the context gauge
+
+
+async def test_ctrl_j_adds_a_line_instead_of_sending(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        box = app.screen.query_one(PromptBox)
+        await pilot.press("a", "ctrl+j", "b")
+        assert box.text == "a\nb"
+        assert app.screen.messages == []
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(app.screen.messages) == 2 and app.screen.reply is None)
+        assert app.screen.messages[0].content == "a\nb"
+        assert box.text == ""
+
+
+async def test_escape_stops_at_once_and_keeps_what_came_marked_interrupted(store, monkeypatch):
+    monkeypatch.setattr(chat_module, "SAVE_INTERVAL_S", 0.05)
+    loader = FakeLoader(token_delay=0.002)
+    app = make_app(store, loader)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "tell a long story", wait=False)
+        reply_id = screen.reply.message.id
+        # While it streams, what came so far is already saved (marked interrupted) for a crash.
+        await wait_until(pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)), what="a partial save")
+        await pilot.press("escape")
+        assert screen.reply is None  # stopped at once, not after the model finished
+        await wait_until(pilot, lambda: screen.messages[-1].state == "interrupted" and screen.messages[-1].content)
+        kept = screen.messages[-1].content
+        assert kept.startswith("word0 word1")
+        await wait_until(pilot, lambda: loader.engines[0]._stop.is_set(), what="the engine to be told to stop")
+        stored = store.messages(1)[-1]
+        assert (stored.state, stored.content) == ("interrupted", kept)
+        view = list(screen.query(MessageView))[-1]
+        assert "interrupted" in str(view._label.render())
+        # A new prompt works after a stop.
+        await ask(pilot, "hi")
+        assert screen.messages[-1].content == "Echo: hi"
+
+
+async def test_regenerate_replaces_the_last_reply(store):
+    loader = FakeLoader()
+    app = make_app(store, loader)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "hello")
+        first_reply = screen.messages[-1].created
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.messages[-1].created != first_reply and screen.reply is None)
+        assert texts(screen) == [("user", "hello", "complete"), ("assistant", "Echo: hello", "complete")]
+        assert len(store.messages(1)) == 2
+        assert len(loader.engines[0].prompts) == 2
+        assert loader.engines[0].prompts[1][-1] == {"role": "user", "content": "hello"}
+
+
+async def test_edit_last_prompt_takes_it_back_into_the_box_to_resend(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "helo")
+        await pilot.press("ctrl+l")
+        box = screen.query_one(PromptBox)
+        assert box.text == "helo" and box.has_focus
+        assert screen.messages == [] and store.messages(1) == []
+        await pilot.press("left", "l")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(screen.messages) == 2 and screen.reply is None)
+        assert texts(screen)[-1] == ("assistant", "Echo: hello", "complete")
+
+
+async def test_copy_the_last_reply_and_its_code_block(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ask(pilot, "show me code")
+        await pilot.press("ctrl+o")
+        assert app.clipboard == CODE_REPLY
+        await pilot.press("ctrl+b")
+        assert app.clipboard == "print('hello')\n"
+        # A focused message copies itself: c for the message, b for its code block.
+        view = list(app.screen.query(MessageView))[0]
+        view.focus()
+        await pilot.press("c")
+        assert app.clipboard == "show me code"
+
+
+async def test_new_rename_search_open_and_delete_with_confirmation(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "first question")
+        await pilot.press("ctrl+n")
+        assert screen.conversation is None and not screen.query(MessageView)
+        await ask(pilot, "second question")
+        # Rename
+        await pilot.press("f2")
+        assert isinstance(app.screen, TextInputScreen)
+        await pilot.press("ctrl+u", *"Renamed chat", "enter")
+        assert [c.title for c in store.conversations()] == ["Renamed chat", "first question"]
+        # Search by title, Enter opens the best match
+        await pilot.press("ctrl+f", *"first")
+        await wait_until(pilot, lambda: screen.query_one("#conversations").option_count == 2)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.conversation is not None and screen.conversation.title == "first question")
+        assert [v.content for v in screen.query(MessageView)] == ["first question", "Echo: first question"]
+        # Delete: 'n' keeps it, 'y' deletes it
+        await pilot.press("f8")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert len(store.conversations()) == 2
+        await pilot.press("f8")
+        await pilot.press("y")
+        assert [c.title for c in store.conversations()] == ["Renamed chat"]
+        assert screen.conversation is None
+
+
+async def test_a_stored_conversation_reopens_with_interrupted_replies_marked(store):
+    conversation = store.new_conversation("old one", Config().conversation_settings())
+    store.add_message(conversation.id, "user", "question")
+    store.add_message(conversation.id, "assistant", "half an ans", "interrupted")
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        screen.open_conversation(conversation.id)
+        await pilot.pause()
+        views = list(screen.query(MessageView))
+        assert [v.content for v in views] == ["question", "half an ans"]
+        assert "interrupted" in str(views[1]._label.render())
+        # The model sees the interrupted reply as said; the next answer follows it.
+        await ask(pilot, "go on")
+        assert texts(screen)[-1] == ("assistant", "Echo: go on", "complete")
+
+
+async def test_settings_screen_saves_per_conversation_settings_and_reports_errors(store):
+    loader = FakeLoader()
+    app = make_app(store, loader)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await ask(pilot, "hello")
+        await pilot.press("f3")
+        assert isinstance(app.screen, SettingsScreen)
+        temperature = app.screen.query_one("#temperature")
+        temperature.value = "hot"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen)
+        assert "not a number" in str(app.screen.query_one("#error").render())
+        temperature.value = "0.1"
+        app.screen.query_one("#context_length").value = "1024"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, ChatScreen)
+        saved = store.conversation(screen.conversation.id).settings
+        assert saved.temperature == 0.1 and saved.context_length == 1024
+        # A new context length reloads the model with it; the old one is closed.
+        await wait_until(pilot, lambda: len(loader.engines) == 2 and loader.engines[1].n_ctx == 1024)
+        assert loader.engines[0].closed
+        await ask(pilot, "again")
+        assert "/1024" in str(screen.query_one(StatusBar).render())
+
+
+async def test_model_picker_lists_the_library_and_switching_closes_the_old_model(store):
+    loader = FakeLoader()
+    app = make_app(store, loader)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "hello")
+        await pilot.press("ctrl+g")
+        picker = app.screen
+        assert isinstance(picker, ModelPickerScreen)
+        table = picker.query_one("#models")
+        await wait_until(pilot, lambda: table.row_count >= 2, timeout=30, what="the library to be read")
+        names = [table.get_row_at(i)[0] for i in range(table.row_count)]
+        assert {"smollm2", "gemma3-270m"} <= set(names)
+        row = table.get_row(names[names.index("smollm2")]) if False else table.get_row_at(names.index("smollm2"))
+        assert row[2] == "Q4_1" and row[4] == "yes" and row[5] == "yes"
+        table.move_cursor(row=names.index("gemma3-270m"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: loader.specs[-1] == "gemma3-270m", what="the new model to load")
+        assert loader.engines[0].closed and not loader.engines[-1].closed
+        assert store.conversation(screen.conversation.id).settings.model == "gemma3-270m"
+        assert "gemma3-270m" in str(screen.query_one(StatusBar).render())
+
+
+async def test_when_the_conversation_outgrows_the_context_the_ui_marks_where_memory_begins(store):
+    loader = FakeLoader(n_ctx=96)
+    config = Config(max_tokens=16)
+    # Replies stopped before their first word are stored empty and not sent: the marker must
+    # still land on the right message.
+    earlier = store.new_conversation("earlier", config.conversation_settings())
+    for i in range(3):
+        store.add_message(earlier.id, "user", f"old question {i}")
+        store.add_message(earlier.id, "assistant", "", "interrupted")
+    app = make_app(store, loader, config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        screen.open_conversation(earlier.id)
+        for i in range(8):
+            await ask(pilot, f"question number {i} with some padding words")
+        assert screen.memory_start > 0
+        assert screen.messages[screen.memory_start].role == "user"
+        views = list(screen.query(MessageView))
+        assert views[0].has_class("forgotten")
+        marked = [v for v in views if v.has_class("memory-start")]
+        assert len(marked) == 1 and marked[0].border_title == MEMORY_START_TITLE
+        assert marked[0].message_id == screen.messages[screen.memory_start].id
+        assert f"forgot {screen.memory_start} msgs" in str(screen.query_one(StatusBar).render())
+        # The model saw only the kept turns, after the system prompt.
+        seen = loader.engines[0].prompts[-1]
+        assert seen[0]["role"] == "system"
+        assert seen[1]["content"] == screen.messages[screen.memory_start].content
+
+
+async def test_help_lists_every_key_and_the_palette_has_every_action(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        descriptions = {d for _, d in app.screen.rows}
+        chat_actions = {b.description for b in ChatScreen.BINDINGS}
+        assert chat_actions <= descriptions
+        assert {"Send the prompt", "New line in the prompt", "Quit"} <= descriptions
+        await pilot.press("escape")
+        assert isinstance(app.screen, ChatScreen)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert chat_actions <= titles
+        # Through the palette: Regenerate runs the action.
+        await ask(pilot, "hello")
+        first_reply = app.screen.messages[-1].created
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Regenerate")
+        await wait_until(pilot, lambda: app.screen.query("CommandList Option") or True)
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.messages[-1].created != first_reply and app.screen.reply is None)
+
+
+async def test_the_theme_is_remembered_in_the_config(store):
+    app = make_app(store, save_settings=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.theme = "nord"
+        await pilot.pause()
+    assert load_config().theme == "nord"
+    again = make_app(store, config=load_config())
+    async with again.run_test(size=(80, 24)):
+        assert again.theme == "nord"
+
+
+async def test_quitting_closes_the_model(store):
+    loader = FakeLoader()
+    app = make_app(store, loader)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ask(pilot, "hello")
+        await pilot.press("ctrl+q")
+    assert loader.engines and all(engine.closed for engine in loader.engines)
+
+
+async def test_narrow_terminal_hides_the_list_until_asked(store):
+    app = make_app(store)
+    async with app.run_test(size=(50, 20)) as pilot:
+        sidebar = app.screen.query_one("#sidebar")
+        await wait_until(pilot, lambda: not sidebar.display, what="the list to hide")
+        await ask(pilot, "hi")
+        await pilot.press("ctrl+f")
+        assert sidebar.display
+        await pilot.press("escape")
+        assert app.screen.query_one(PromptBox).has_focus
+
+
+async def test_export_writes_markdown_and_json_under_the_data_folder(store, llamadesk_home):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "hello")
+        await pilot.press("ctrl+s")
+        await pilot.press("f9")
+        folder = llamadesk_home / "data" / "exports"
+        name = f"conversation-{screen.conversation.id}"
+        assert "## Assistant\n\nEcho: hello" in (folder / f"{name}.md").read_text()
+        assert '"content": "Echo: hello"' in (folder / f"{name}.json").read_text()
+
+
+async def test_leaving_a_conversation_mid_reply_keeps_the_partial_reply(store):
+    app = make_app(store, FakeLoader(token_delay=0.002))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "a long one", wait=False)
+        await wait_until(pilot, lambda: screen.reply is not None and screen.reply.text)
+        conversation_id = screen.conversation.id
+        await pilot.press("ctrl+n")
+        assert screen.conversation is None and screen.reply is None
+        await pilot.pause(0.1)
+        kept = store.messages(conversation_id)[-1]
+        assert kept.state == "interrupted" and kept.content.startswith("word0")
+        await ask(pilot, "hi")  # the app carries on
+        assert screen.messages[-1].content == "Echo: hi"

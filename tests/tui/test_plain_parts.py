@@ -1,0 +1,131 @@
+"""The UI's plain parts, without a terminal: status text, code blocks, memory fit, the engine host."""
+
+from __future__ import annotations
+
+import threading
+
+from llamadesk.app.code_blocks import code_blocks
+from llamadesk.app.engine.types import LoadSettings, Sampling
+from llamadesk.app.tui.engine_host import (
+    EngineHost,
+    ModelLoaded,
+    ReplyDone,
+    ReplyProgress,
+    ReplyRequest,
+    ReplyStarted,
+)
+from llamadesk.app.tui.screens.chat import title_from_prompt
+from llamadesk.app.tui.widgets.status_bar import StatusFacts, context_gauge, status_text
+
+from .fake_engine import FakeLoader
+from .waiting import wait_until_sync
+
+def test_status_text_shows_speed_first_token_context_and_backend():
+    facts = StatusFacts(model="smollm2", backend="CUDA", threads=8, tokens_per_second=42.25,
+                        time_to_first_token=0.1234, context_tokens=512, n_ctx=2048, memory_start=6)
+    text = status_text(facts)
+    assert text.split(" │ ") == ["smollm2", "42.2 tok/s", "TTFT 123 ms", "ctx ▰▰▱▱▱▱▱▱ 512/2048", "forgot 6 msgs", "CUDA ×8"]
+    assert status_text(StatusFacts(activity="loading smollm2…")) == "loading smollm2…"
+
+
+def test_context_gauge_fills_in_proportion_and_never_overflows():
+    assert context_gauge(0, 100) == "▱" * 8 + " 0/100"
+    assert context_gauge(100, 100) == "▰" * 8 + " 100/100"
+    assert context_gauge(500, 100).startswith("▰" * 8 + " ")
+
+
+def test_code_blocks_are_found_fenced_indented_and_unclosed():
+    text = "Intro\n\n```python\nprint(1)\n```\n\n    indented()\n\n```sh\necho still streaming"
+    assert code_blocks(text) == ["print(1)\n", "indented()\n", "echo still streaming"]
+    assert code_blocks("no code here") == []
+
+
+def test_title_from_prompt_is_the_first_line_shortened():
+    assert title_from_prompt("Hello\nmore") == "Hello"
+    assert len(title_from_prompt("x" * 200)) == 48 and title_from_prompt("x" * 200).endswith("…")
+
+
+class Inbox:
+    """Collects what the host posts, as a Textual widget would receive it."""
+
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+        self.done = threading.Event()
+
+    def post_message(self, message: object) -> bool:
+        self.messages.append(message)
+        if isinstance(message, ReplyDone):
+            self.done.set()
+        return True
+
+
+def run_host(loader) -> tuple[EngineHost, threading.Thread]:
+    host = EngineHost(loader)
+    thread = threading.Thread(target=host.serve)
+    thread.start()
+    return host, thread
+
+
+def request(text: str, model: str = "fake", n_ctx: int | None = None) -> ReplyRequest:
+    return ReplyRequest(model, LoadSettings(n_ctx=n_ctx), "sys", ({"role": "user", "content": text},), Sampling())
+
+
+def test_host_batches_tokens_posting_one_progress_until_the_text_is_taken():
+    loader = FakeLoader()
+    host, thread = run_host(loader)
+    inbox = Inbox()
+    # 'long' replies never end on their own; stop once plenty has streamed without reading any.
+    reply_id = host.reply(request("a long one"), inbox)
+    wait_until_sync(lambda: len(host._pending) >= 500, 10, "500 tokens to stream", poll=0.001)
+    progress = [m for m in inbox.messages if isinstance(m, ReplyProgress)]
+    assert len(progress) == 1  # 500 tokens waiting, one message: the UI is never flooded
+    first = host.take_text()
+    assert first.startswith("word0 word1 ") and first.count("word") >= 500
+    host.stop()
+    assert inbox.done.wait(10)
+    done = inbox.messages[-1]
+    assert done.reply_id == reply_id and done.stopped and done.text.startswith(first)
+    host.shutdown()
+    thread.join(10)
+    assert loader.engines[0].closed
+
+
+def test_host_loads_once_reloads_on_change_and_closes_the_old_model():
+    loader = FakeLoader()
+    host, thread = run_host(loader)
+    inbox = Inbox()
+    host.load("fake", LoadSettings(), inbox)
+    host.reply(request("hi"), inbox)
+    assert inbox.done.wait(10)
+    assert loader.specs == ["fake"]
+    started = next(m for m in inbox.messages if isinstance(m, ReplyStarted))
+    assert started.fitted.messages[0] == {"role": "system", "content": "sys"}
+    assert next(m for m in inbox.messages if isinstance(m, ModelLoaded)).info.n_ctx == 512
+    inbox.done.clear()
+    host.reply(request("hi", model="other", n_ctx=256), inbox)
+    assert inbox.done.wait(10)
+    assert loader.specs == ["fake", "other"] and loader.engines[0].closed and not loader.engines[1].closed
+    assert inbox.messages[-1].text == "Echo: hi"
+    host.shutdown()
+    thread.join(10)
+    assert loader.engines[1].closed
+
+
+def test_a_reply_stopped_before_it_began_still_says_done():
+    loading = threading.Event()
+    fake = FakeLoader()
+
+    def slow_loader(spec, settings):
+        loading.wait(10)  # the model is still loading when Esc comes
+        return fake(spec, settings)
+
+    host, thread = run_host(slow_loader)
+    inbox = Inbox()
+    host.reply(request("hi"), inbox)
+    host.stop()
+    loading.set()
+    assert inbox.done.wait(10)
+    assert inbox.messages[-1].stopped and inbox.messages[-1].text == ""
+    assert fake.engines[0].prompts == []  # nothing was generated
+    host.shutdown()
+    thread.join(10)

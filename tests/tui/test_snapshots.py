@@ -1,0 +1,71 @@
+"""Snapshots of the main screens at 80x24 and 120x40 (pytest-textual-snapshot).
+
+Update after an intended change with `pytest tests/tui/test_snapshots.py --snapshot-update`,
+then look at the report before committing the new SVGs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llamadesk.app.config import Config
+from llamadesk.app.store import Store
+from llamadesk.app.tui.app import LlamadeskApp
+from llamadesk.app.tui.widgets.prompt_box import PromptBox
+
+from .fake_engine import FakeLoader
+from .waiting import wait_until
+
+SIZES = [(80, 24), (120, 40)]
+pytestmark = pytest.mark.timeout(120)
+
+
+def make_app(tmp_path) -> LlamadeskApp:
+    store = Store(tmp_path / "snap.sqlite3")
+    earlier = store.new_conversation("Tea and haiku", Config().conversation_settings())
+    store.add_message(earlier.id, "user", "Write a haiku about tea")
+    store.add_message(earlier.id, "assistant", "Steam over the cup", "interrupted")
+    return LlamadeskApp(store=store, config=Config(), engine_loader=FakeLoader(), save_settings=False)
+
+
+async def with_a_conversation(pilot) -> None:
+    screen = pilot.app.screen
+    box = screen.query_one(PromptBox)
+    box.cursor_blink = False
+    await wait_until(pilot, lambda: screen.facts.backend is not None, what="the model to load")
+    box.text = "show me code"
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(screen.messages) == 2 and screen.reply is None, what="the reply")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_chat_screen(snap_compare, tmp_path, size):
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=with_a_conversation)
+
+
+async def library_listed(pilot) -> None:
+    table = pilot.app.screen.query_one("#models")
+    await wait_until(pilot, lambda: table.row_count >= 2, timeout=30, what="the library")
+
+
+async def nothing_more(pilot) -> None:
+    pass
+
+
+# Screen opened over the chat: the key that opens it, and what to wait for before the snapshot.
+DIALOGS = {"settings": ("f3", nothing_more), "help": ("f1", nothing_more), "model_picker": ("ctrl+g", library_listed)}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dialog", DIALOGS)
+def test_dialog_over_the_chat(snap_compare, tmp_path, dialog, size):
+    key, ready = DIALOGS[dialog]
+
+    async def open_dialog(pilot):
+        await with_a_conversation(pilot)
+        await pilot.press(key)
+        await ready(pilot)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=open_dialog)
