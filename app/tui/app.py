@@ -22,12 +22,14 @@ from ..store import Store
 from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
+from .screens.translate import TranslateScreen
 
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "chat": lambda app: ChatScreen(
         app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
     ),
+    "translate": lambda app: TranslateScreen(app.host, LoadSettings(n_ctx=4096, n_threads=app.config.threads)),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -38,6 +40,7 @@ class LlamadeskApp(App[None]):
     TITLE = "llamadesk"
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
+        Binding("f6", "toggle_mode", "Chat / Translate", show=True, priority=True),
         Binding("question_mark", "help", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
     ]
@@ -65,6 +68,10 @@ class LlamadeskApp(App[None]):
         self.run_worker(self._serve_engine, thread=True, name="engine", group="engine")
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.switch_mode("chat")
+
+    def action_toggle_mode(self) -> None:
+        """Switch between chat and translation (one key, both ways)."""
+        self.switch_mode("translate" if self.current_mode == "chat" else "chat")
 
     def _serve_engine(self) -> None:
         try:
