@@ -40,7 +40,7 @@ class LlamadeskApp(App[None]):
     TITLE = "llamadesk"
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
-        Binding("f6", "toggle_mode", "Chat / Translate", show=True, priority=True),
+        Binding("f6", "toggle_mode", "Chat / Translate", show=False, priority=True),
         Binding("question_mark", "help", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
     ]
