@@ -1,4 +1,4 @@
-"""The llamadesk app: modes (chat now; translation and the model manager later), the engine's
+"""The llamadesk app: modes (chat and translation, F6 switches; the model manager later), the engine's
 thread, the store, the config, themes, help and the command palette.
 
 Adding a screen is one entry in MODE_SCREENS (issue 6 adds "translate", issue 7 "models"); every
