@@ -29,7 +29,7 @@ MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "chat": lambda app: ChatScreen(
         app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
     ),
-    "translate": lambda app: TranslateScreen(app.host, LoadSettings(n_ctx=4096, n_threads=app.config.threads)),
+    "translate": lambda app: TranslateScreen(app.store, app.host, LoadSettings(n_ctx=4096, n_threads=app.config.threads)),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
 

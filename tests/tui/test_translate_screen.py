@@ -21,6 +21,7 @@ from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translate import TranslateScreen
+from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
 from textual.widgets import Input, ProgressBar, Select, TextArea
 
 from .waiting import wait_until
@@ -131,3 +132,23 @@ async def test_escape_stops_a_translation(store):
         await pilot.press("escape")
         await wait_until(pilot, lambda: not screen.running, timeout=30, what="the stop")
         assert "stopped after" in str(screen.query_one("#status").render())
+
+
+async def test_past_translations_are_kept_in_the_store_and_brought_back(store):
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "Good morning to all of you."
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running and screen.translation, what="the translation")
+        [entry] = store.translations()
+        assert (entry.source_language, entry.target_language) == ("en", "fr")
+        assert (entry.source, entry.translation, entry.model) == ("Good morning to all of you.", "GOOD MORNING TO ALL OF YOU.", "fake-translator")
+        screen.query_one("#source", TextArea).text = ""
+        screen.query_one("#target", TextArea).text = ""
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TranslationHistoryScreen), what="the history")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pilot.app.screen is screen, what="back to the screen")
+        assert screen.query_one("#source", TextArea).text == "Good morning to all of you."
+        assert screen.query_one("#target", TextArea).text == "GOOD MORNING TO ALL OF YOU."
+        assert screen.query_one("#source-language", Select).value == "en"

@@ -1,5 +1,5 @@
 """The translation screen: language pickers with swap, source and translation panes, streaming
-output, open/save a file with a progress bar, copy the result.
+output, open/save a file with a progress bar, copy the result, history of past translations.
 
 All translation logic is the `llamadesk.app.translate` library; this screen only turns keys into
 a job for the engine's thread (EngineHost.run_with_model) and shows the events that come back.
@@ -36,7 +36,9 @@ from ...translate import (
 )
 from ...translate.languages import LANGUAGES
 from ..engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
+from ...store import Store, StoredTranslation
 from .dialogs import TextInputScreen
+from .translation_history import TranslationHistoryScreen
 
 DETECT = "auto"
 TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
@@ -63,11 +65,13 @@ class TranslateScreen(Screen):
         Binding("ctrl+o", "open_file", "Translate a file", priority=True),
         Binding("ctrl+s", "save", "Save translation", priority=True),
         Binding("f9", "copy", "Copy translation", priority=True),
+        Binding("f8", "history", "Past translations", priority=True),
     ]
 
-    def __init__(self, host: EngineHost, load_settings: LoadSettings, model: str = TRANSLATION_MODEL,
+    def __init__(self, store: Store, host: EngineHost, load_settings: LoadSettings, model: str = TRANSLATION_MODEL,
                  source: str = DETECT, target: str = "fr") -> None:
         super().__init__()
+        self.store = store
         self.host = host
         self.load_settings = load_settings
         self.model = model
@@ -81,6 +85,8 @@ class TranslateScreen(Screen):
         self.running = False
         self._route = ""
         self._detected: str | None = None
+        self._model_name = model
+        self._source_text = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="languages"):
@@ -140,6 +146,7 @@ class TranslateScreen(Screen):
         source = None if self.source_code == DETECT else find_language(self.source_code)
         settings = JobSettings(target=target, source=source)  # type: ignore[arg-type]
         self.running, self.output_path, self.job = True, output, None
+        self._source_text = text
         self._job_ready.clear()
         self._done, self._partial = [], ""
         self.query_one("#target", TextArea).text = ""
@@ -147,6 +154,7 @@ class TranslateScreen(Screen):
 
     def _run(self, engine, text: str, settings: JobSettings) -> None:
         """In the engine's thread: run the job, posting every event back to the screen."""
+        self._model_name = getattr(getattr(engine, "summary", None), "name", self.model)
         try:
             self.job = TranslationJob(translator_for(engine), text, settings)
         finally:
@@ -168,6 +176,7 @@ class TranslateScreen(Screen):
         progress = self.query_one("#progress", ProgressBar)
         status = self.query_one("#status", Label)
         if isinstance(event, JobStarted):
+            self._languages = (event.source.code, event.target.code)
             progress.update(total=max(event.total, 1), progress=event.resumed)
             if event.detected_confidence is not None:
                 self._detected = event.source.code
@@ -193,6 +202,8 @@ class TranslateScreen(Screen):
             status.update(f"{self._route}: done in {event.seconds:.1f} s" + (f"; {notes} segment(s) needed a fallback" if notes else ""))
             if self.output_path is not None:
                 self._write(self.output_path, event.text)
+            else:
+                self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
         elif isinstance(event, JobCancelled):
             self.running = False
             status.update(f"stopped after {event.done} of {event.total}")
@@ -249,6 +260,17 @@ class TranslateScreen(Screen):
                 self._write(Path(answer).expanduser(), self.translation)
 
         self.app.push_screen(TextInputScreen("Save the translation as"), chosen)
+
+    def action_history(self) -> None:
+        def chosen(entry: StoredTranslation | None) -> None:
+            if entry is None:
+                return
+            self.query_one("#source-language", Select).value = entry.source_language
+            self.query_one("#target-language", Select).value = entry.target_language
+            self.query_one("#source", TextArea).text = entry.source
+            self.query_one("#target", TextArea).text = self.translation = entry.translation
+
+        self.app.push_screen(TranslationHistoryScreen(self.store.translations()), chosen)
 
     def action_copy(self) -> None:
         text = self.query_one("#target", TextArea).text
