@@ -1,4 +1,4 @@
-"""The llamadesk app: modes (chat now; translation and the model manager later), the engine's
+"""The llamadesk app: modes (chat and translation, F6 switches; the model manager later), the engine's
 thread, the store, the config, themes, help and the command palette.
 
 Adding a screen is one entry in MODE_SCREENS (issue 6 adds "translate", issue 7 "models"); every
@@ -23,12 +23,14 @@ from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
 from .screens.models import ModelsScreen
+from .screens.translate import TranslateScreen
 
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "chat": lambda app: ChatScreen(
         app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
     ),
+    "translate": lambda app: TranslateScreen(app.store, app.host, LoadSettings(n_ctx=4096, n_threads=app.config.threads)),
     "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
@@ -40,10 +42,10 @@ class LlamadeskApp(App[None]):
     TITLE = "llamadesk"
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
+        # Priority: the text areas would otherwise take f5/f6 for themselves.
+        Binding("f6", "toggle_mode", "Chat / Translate", show=False, priority=True),
+        Binding("f5", "app.switch_mode('models')", "Models", show=False, priority=True),
         Binding("question_mark", "help", "Keys", show=False),
-        # Priority: the prompt box (a TextArea) would otherwise take f6/f7 for select line/all.
-        Binding("f6", "app.switch_mode('chat')", "Chat", show=False, priority=True),
-        Binding("f7", "app.switch_mode('models')", "Models", show=False, priority=True),
         Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
     ]
 
@@ -85,6 +87,10 @@ class LlamadeskApp(App[None]):
         chat = self.mode_screens.get("chat")
         if mode == "chat" and isinstance(chat, ChatScreen):
             chat.defaults = replace(chat.defaults, model=name)
+
+    def action_toggle_mode(self) -> None:
+        """Switch between chat and translation (one key, both ways)."""
+        self.switch_mode("translate" if self.current_mode == "chat" else "chat")
 
     def _serve_engine(self) -> None:
         try:

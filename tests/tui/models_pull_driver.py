@@ -28,7 +28,7 @@ async def pull_each(specs: list[str]) -> list[dict]:
     app = LlamadeskApp(store=store, config=Config(), engine_loader=FakeLoader(), save_settings=False)
     results = []
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("f7")
+        await pilot.press("f5")
         await wait_until(pilot, lambda: isinstance(app.screen, ModelsScreen), what="the models screen")
         screen = app.screen
         await wait_until(pilot, lambda: len(screen.entries) >= 2, timeout=30, what="the library")

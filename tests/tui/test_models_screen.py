@@ -51,7 +51,7 @@ def make_app(tmp_path, save_settings=False) -> LlamadeskApp:
 
 
 async def open_models(pilot) -> ModelsScreen:
-    await pilot.press("f7")
+    await pilot.press("f5")
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, ModelsScreen), what="the models screen")
     screen = pilot.app.screen
     await wait_until(pilot, lambda: len(screen.entries) >= 3, timeout=30, what="the library")
@@ -87,7 +87,7 @@ async def test_the_library_is_listed_with_its_fields(home, tmp_path):
         details = str(screen.query_one("#details").render())
         assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "(deletable)" in details
         keys = dict((description, key) for key, description in app.key_rows())
-        assert keys["Pull from the Hub"] == "p" and "escape" in keys["Cancel the job"] and keys["Chat"] == "f6"
+        assert keys["Pull from the Hub"] == "p" and "escape" in keys["Cancel the job"] and keys["Chat / Translate"] == "f6" and keys["Models"] == "f5"
 
 
 @pytest.mark.asyncio
@@ -136,7 +136,7 @@ async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_c
         [back] = [c for c in app.get_system_commands(screen) if c.title == "Chat"]
         await back.callback()
         await wait_until(pilot, lambda: app.screen is chat, what="the chat screen")
-        await pilot.press("f7")
+        await pilot.press("f5")
         await wait_until(pilot, lambda: app.screen is screen, what="the same models screen again")
 
 

@@ -124,7 +124,7 @@ class ModelsScreen(Screen):
         Binding("c", "set_default('chat')", "Default for chat"),
         Binding("t", "set_default('translate')", "Default for translation"),
         Binding("f8,delete", "delete", "Delete model"),
-        Binding("f5", "refresh", "Reread the library", show=False),
+        Binding("r", "refresh", "Reread the library", show=False),
         Binding("escape,ctrl+c", "cancel_job", "Cancel the job", show=False, priority=True),
     ]
     WIDGET_KEYS = (("up/down", "Choose a model"), ("ctrl+p", "Command palette"))
