@@ -43,7 +43,7 @@ class LlamadeskApp(App[None]):
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
         # Priority: the text areas would otherwise take f5/f6 for themselves.
-        Binding("f6", "toggle_mode", "Chat / Translate", show=False, priority=True),
+        Binding("f6", "app.toggle_mode", "Chat / Translate", show=False, priority=True),
         Binding("f5", "app.switch_mode('models')", "Models", show=False, priority=True),
         Binding("question_mark", "help", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", show=True, priority=True),

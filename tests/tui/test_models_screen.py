@@ -133,7 +133,7 @@ async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_c
         assert load_config().models == {"chat": "Tiny-Q8_0", "translate": "smollm2"}
         assert chat.defaults.model == "Tiny-Q8_0"  # the next new conversation opens with it
         # Back to chat through the command palette's entry (every binding has one).
-        [back] = [c for c in app.get_system_commands(screen) if c.title == "Chat"]
+        [back] = [c for c in app.get_system_commands(screen) if c.title == "Chat / Translate"]
         await back.callback()
         await wait_until(pilot, lambda: app.screen is chat, what="the chat screen")
         await pilot.press("f5")
