@@ -14,6 +14,7 @@ Usage: .venv/bin/python bench/quantize.py [--type Q4_K_M] [--threads 2] [--repet
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from llamadesk.app.starter_models import starter_path  # noqa: E402
 from llamadesk.quantize.evaluation import evaluate  # noqa: E402
-from llamadesk.quantize.quantize_model import quantize_gguf  # noqa: E402
+from llamadesk.quantize.quant_types import find_quant_type  # noqa: E402
+from llamadesk.quantize.quantize_model import quantize_gguf, run_quantizer  # noqa: E402
+from llamadesk.quantize.quantize_request import QuantizeRequest  # noqa: E402
 from tests.fixtures.smollm2_f16 import llama_tools_bin, smollm2_f16_gguf  # noqa: E402
 
 TABLE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
@@ -41,20 +44,43 @@ def _timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def time_quantize(f16: Path, qtype: str, threads: int, repetitions: int, work: Path) -> tuple[float, float, float]:
-    """Median seconds of: the llamadesk CLI, quantize_gguf() called in-process, llama-quantize."""
+QUANTIZE_TIME = re.compile(r"quantize time =\s*([\d.]+) ms")
+
+
+def _llama_quantize_call(command: list[str]) -> tuple[float, float]:
+    """Wall seconds of llama-quantize, and the seconds it reports for its llama_model_quantize call."""
+    start = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    return wall, float(QUANTIZE_TIME.search(done.stdout + done.stderr)[1]) / 1000
+
+
+def _our_call(f16: Path, qtype: str, threads: int, output: Path) -> float:
+    """Seconds llamadesk's quantizer child spends in its llama_model_quantize call."""
+    request = QuantizeRequest(input=str(f16), output=str(output), ftype=find_quant_type(qtype).ftype, threads=threads)
+    [(status, report)] = run_quantizer([request])
+    assert status == 0 and report.seconds is not None
+    return report.seconds
+
+
+def time_quantize(f16: Path, qtype: str, threads: int, repetitions: int, work: Path) -> dict[str, float]:
+    """Median seconds of the llamadesk CLI, quantize_gguf() in-process and llama-quantize (wall),
+    and of the llama_model_quantize call alone in each tool."""
     cli_cmd = [str(LLAMADESK), "quantize", str(f16), "-t", qtype, "--threads", str(threads), "--force",
                "-o", str(work / "ours.gguf")]
     ref_cmd = [str(llama_tools_bin() / "llama-quantize"), str(f16), str(work / "ref.gguf"), qtype, str(threads)]
     _timed(ref_cmd)  # warm the page cache for all
-    cli, function, ref = [], [], []
+    samples: dict[str, list[float]] = {"cli": [], "function": [], "ref": [], "ours_call": [], "ref_call": []}
     for _ in range(repetitions):
-        cli.append(_timed(cli_cmd))
+        samples["cli"].append(_timed(cli_cmd))
         start = time.perf_counter()
         quantize_gguf(f16, work / "function.gguf", qtype, threads=threads, force=True)
-        function.append(time.perf_counter() - start)
-        ref.append(_timed(ref_cmd))
-    return statistics.median(cli), statistics.median(function), statistics.median(ref)
+        samples["function"].append(time.perf_counter() - start)
+        wall, call = _llama_quantize_call(ref_cmd)
+        samples["ref"].append(wall)
+        samples["ref_call"].append(call)
+        samples["ours_call"].append(_our_call(f16, qtype, threads, work / "call.gguf"))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def quality_table(f16: Path, threads: int, work: Path) -> list[tuple[str, int, float, float | None, float | None]]:
@@ -89,7 +115,7 @@ def main() -> int:
     f16 = smollm2_f16_gguf(starter_path("smollm2"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cli, function, ref = time_quantize(f16, args.type, args.threads, args.repetitions, work)
+        t = time_quantize(f16, args.type, args.threads, args.repetitions, work)
         rows = quality_table(f16, args.threads, work)
     lines = [
         "## quantize",
@@ -98,14 +124,16 @@ def main() -> int:
         f"--repetitions {args.repetitions}`",
         "",
         f"SmolLM2-135M-Instruct f16 GGUF -> {args.type}, {args.threads} threads, median of {args.repetitions} "
-        "alternating runs (wall time). The CLI row includes Python's start-up and the CLI's imports; "
-        "quantize_gguf() is the library call (its quantizer child process included):",
+        "alternating runs. Wall time: the CLI row includes Python's start-up and the CLI's imports; "
+        "quantize_gguf() is the library call, its quantizer child process (Python + llama_cpp import) "
+        "included. Call time: the llama_model_quantize call alone, as llama-quantize reports its own "
+        "('quantize time') and as llamadesk's child measures it:",
         "",
-        "| tool | seconds | ratio (llama-quantize / this) |",
-        "|---|---|---|",
-        f"| llama-quantize | {ref:.2f} | 1.000 |",
-        f"| llamadesk quantize_gguf() | {function:.2f} | {ref / function:.3f} |",
-        f"| llamadesk quantize (CLI) | {cli:.2f} | {ref / cli:.3f} |",
+        "| measured | llama-quantize (s) | llamadesk (s) | ratio (llama-quantize / llamadesk) |",
+        "|---|---|---|---|",
+        f"| wall, CLI | {t['ref']:.2f} | {t['cli']:.2f} | {t['ref'] / t['cli']:.3f} |",
+        f"| wall, quantize_gguf() | {t['ref']:.2f} | {t['function']:.2f} | {t['ref'] / t['function']:.3f} |",
+        f"| llama_model_quantize call | {t['ref_call']:.2f} | {t['ours_call']:.2f} | {t['ref_call'] / t['ours_call']:.3f} |",
         "",
         f"Quality per type: `llamadesk eval --ctx {EVAL_CTX} --base f16` on {EVAL_CHARS} characters of the Python "
         "Language Reference (pydoc_data/topics.py, PSF License):",

@@ -10,8 +10,8 @@ only this process, never the app. The cost is ~0.3 s of Python start-up per quan
 
 Everything llama.cpp logs (one line per tensor, warnings, the final sizes, errors) is written to
 stdout line by line; the parent reads it for progress and for the error message. After each
-request a line `DONE_MARKER STATUS` gives llama_model_quantize's result (0 ok, 1 failed); the
-exit status is the last one's.
+request a line `DONE_MARKER STATUS SECONDS` gives llama_model_quantize's result (0 ok, 1 failed)
+and how long the call took; the exit status is the last one's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import ctypes
 import json
 import signal
 import sys
+import time
 
 import llama_cpp.llama_cpp as llama
 
@@ -120,8 +121,9 @@ def main(argv: list[str]) -> int:
     llama.llama_backend_init()
     status = 0
     for item in json.loads(argv[1]):
+        started = time.perf_counter()
         status = run_quantize(QuantizeRequest(**item))
-        print(f"{DONE_MARKER} {status}", flush=True)
+        print(f"{DONE_MARKER} {status} {time.perf_counter() - started:.6f}", flush=True)
     return status
 
 

@@ -42,6 +42,7 @@ class QuantizeReport:
     failure: str | None = None
     needs_imatrix: bool = False
     fallback_tensors: int = 0
+    seconds: float | None = None  # time spent in llama_model_quantize itself
     lines: list[str] = field(default_factory=list)
 
     @property

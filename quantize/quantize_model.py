@@ -91,7 +91,9 @@ def run_quantizer(
         for line in child.stdout:
             line = line.rstrip("\n")
             if line.startswith(DONE_MARKER):
-                results.append((int(line.split()[1]), report))
+                _, status_text, seconds = line.split()
+                report.seconds = float(seconds)
+                results.append((int(status_text), report))
                 report = QuantizeReport()
                 continue
             started = read_line(report, line)

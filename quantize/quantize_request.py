@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# The child prints this, then llama_model_quantize's status, after each request.
+# The child prints this, llama_model_quantize's status and its seconds, after each request.
 DONE_MARKER = "@@llamadesk-quantize-done"
 
 

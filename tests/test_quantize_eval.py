@@ -77,16 +77,27 @@ def test_kld_grows_as_bits_shrink(smollm2_f16_path, reference_text):
     assert all(r.kld_p99 >= r.kld_mean for r in results)
 
 
-def test_cli_eval_saves_json_beside_the_model(smollm2_f16_path, reference_text, tmp_path):
-    model = tmp_path / "smol-Q8_0.gguf"
-    model.symlink_to(smollm2_quantized(smollm2_f16_path, "Q8_0"))
-    done = run_cli("eval", str(model), "--text", str(reference_text), "--ctx", str(CTX),
-                   "--threads", "2", "--json", "--save")
-    assert done.returncode == 0, done.stderr
-    printed = json.loads(done.stdout)
-    assert printed["perplexity"] > 1 and printed["chunks"] == 4 and printed["scored_tokens"] == 4 * (CTX // 2 - 1)
-    assert saved_evaluations(model) == [printed]
-    assert (tmp_path / "smol-Q8_0.gguf.eval.json").exists()
+def test_cli_eval_saves_json_beside_the_model_and_models_shows_it(smollm2_f16_path, reference_text):
+    from llamadesk.app.paths import models_dir
+
+    model = models_dir() / "smol-eval-Q8_0.gguf"
+    try:
+        model.symlink_to(smollm2_quantized(smollm2_f16_path, "Q8_0"))
+        done = run_cli("eval", str(model), "--text", str(reference_text), "--ctx", str(CTX),
+                       "--threads", "2", "--json", "--save")
+        assert done.returncode == 0, done.stderr
+        printed = json.loads(done.stdout)
+        assert printed["perplexity"] > 1 and printed["chunks"] == 4 and printed["scored_tokens"] == 4 * (CTX // 2 - 1)
+        assert saved_evaluations(model) == [printed]
+        assert (models_dir() / "smol-eval-Q8_0.gguf.eval.json").exists()
+        listed = run_cli("models")
+        row = next(line for line in listed.stdout.splitlines() if line.startswith("smol-eval-Q8_0"))
+        assert f"PPL {printed['perplexity']:.2f} @{CTX}" in row
+        as_json = {m["name"]: m for m in json.loads(run_cli("models", "--json").stdout)}
+        assert as_json["smol-eval-Q8_0"]["evaluations"] == [printed]
+    finally:  # the library is shared by the whole test session
+        model.unlink(missing_ok=True)
+        (models_dir() / "smol-eval-Q8_0.gguf.eval.json").unlink(missing_ok=True)
     help_text = run_cli("eval", "--help").stdout
     assert "Cross-entropy is the loss the model was trained on" in help_text and "exponential" in help_text
 

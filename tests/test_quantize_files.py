@@ -13,28 +13,18 @@ import pytest
 
 from llamadesk.app.gguf_file import open_header
 from tests.conftest import LLAMADESK, run_cli
-from tests.fixtures.smollm2_f16 import smollm2_quantized, smollm2_reference_quantized
+from tests.fixtures.smollm2_f16 import smollm2_quantized, smollm2_reference_quantized, tensor_data
 
 pytestmark = pytest.mark.slow
 
 ISSUE_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
 
 
-def _tensor_data(path: Path) -> dict[str, tuple[str, tuple[int, ...], bytes]]:
-    header = open_header(path)
-    with path.open("rb") as handle:
-        data = {}
-        for t in header.tensors:
-            handle.seek(t.data_offset)
-            data[t.name] = (t.ggml_type.name, t.shape, handle.read(t.n_bytes))
-    return data
-
-
 @pytest.mark.parametrize("qtype", ISSUE_TYPES)
 def test_tensor_data_is_byte_identical_to_llama_quantize(smollm2_f16_path, qtype):
     ours = smollm2_quantized(smollm2_f16_path, qtype)
     reference = smollm2_reference_quantized(smollm2_f16_path, qtype)
-    assert _tensor_data(ours) == _tensor_data(reference)
+    assert tensor_data(ours) == tensor_data(reference)
     header = open_header(ours)
     assert header.metadata["general.file_type"] == open_header(reference).metadata["general.file_type"]
 
@@ -58,7 +48,7 @@ def test_cli_quantizes_with_default_name_and_refuses_to_overwrite(smollm2_f16_pa
     assert done.returncode == 0, done.stderr
     output = tmp_path / "smol-Q4_0.gguf"
     assert output.exists() and str(output) in done.stdout
-    assert _tensor_data(output) == _tensor_data(smollm2_reference_quantized(smollm2_f16_path, "Q4_0"))
+    assert tensor_data(output) == tensor_data(smollm2_reference_quantized(smollm2_f16_path, "Q4_0"))
     again = run_cli("quantize", str(source), "-t", "Q4_0")
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     assert run_cli("quantize", str(source), "-t", "Q4_0", "--force", "--threads", "2").returncode == 0
