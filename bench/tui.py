@@ -44,6 +44,7 @@ from llamadesk.app.engine.types import GenerationDone, GenerationStats, LoadSett
 from llamadesk.app.starter_models import starter_path  # noqa: E402
 from llamadesk.app.store import Store  # noqa: E402
 from llamadesk.app.tui.app import LlamadeskApp  # noqa: E402
+from llamadesk.app.tui.screens.chat import sampling_for  # noqa: E402
 from llamadesk.app.tui.widgets.prompt_box import PromptBox  # noqa: E402
 
 PROMPT = "Write a long story about a dragon who learns to cook."
@@ -95,14 +96,14 @@ async def tui_reply(app: LlamadeskApp, pilot) -> tuple[float, int]:
 
 def measure_throughput(threads: int, reps: int) -> dict:
     """Engine alone and TUI runs interleaved (A B A B ...), so a busy machine's drift hits both."""
-    sampling = Sampling(temperature=0.0, max_tokens=MAX_TOKENS, seed=1)
+    config = Config(temperature=0.0, max_tokens=MAX_TOKENS, context_length=2048, threads=threads, system_prompt=SYSTEM)
+    sampling = sampling_for(config.conversation_settings())  # exactly what the TUI will ask for
     settings = LoadSettings(n_ctx=2048, n_threads=threads)
     alone: list[tuple[float, int]] = []
     shown: list[tuple[float, int]] = []
     ui_cpu: list[float] = []
 
     async def run() -> None:
-        config = Config(temperature=0.0, max_tokens=MAX_TOKENS, context_length=2048, threads=threads, system_prompt=SYSTEM)
         app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False)
         with Engine.load(starter_path("smollm2"), settings) as engine:
             async with app.run_test(size=(120, 40)) as pilot:
