@@ -1,8 +1,12 @@
 """The llamadesk app: modes (chat now; translation and the model manager later), the engine's
 thread, the store, the config, themes, help and the command palette.
 
-Adding a screen is one entry in MODE_SCREENS (issue 6 adds "translate", issue 7 "models"); every
-binding a screen declares becomes a command-palette entry and a line of the help screen.
+Adding a screen (issue 6's "translate", issue 7's "models"): a module and a .tcss under screens/,
+one entry in MODE_SCREENS (its screen gets the app's store, engine host and config), and one
+app binding such as Binding(KEY, "switch_mode('translate')", "Translate") (Textual's own
+switch_mode action). Every binding a screen declares becomes a command-palette entry and a line
+of the help screen by itself. All screens share the one EngineHost, so the model in memory is
+the last one asked for, whichever screen asked.
 """
 
 from __future__ import annotations
