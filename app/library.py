@@ -26,7 +26,6 @@ from .model_registry import Registry, load_registry, save_registry
 from .paths import models_dir
 from .starter_models import GEMMA_FILE, STARTER_MODELS, starter_path
 
-EVAL_SIDECAR_SUFFIX = ".eval.json"
 # GGUF keys that say where a model came from, most specific first (convert writes them).
 ORIGIN_KEYS = ("general.source.huggingface.repository", "general.source.repo_url", "general.source.url",
                "general.base_model.0.repo_url", "general.base_model.0.name")
@@ -47,7 +46,7 @@ class LibraryEntry:
     context_length: int
     has_chat_template: bool
     origin: dict[str, Any] = field(default_factory=dict)  # repo + revision, checkpoint, package or folder
-    eval_results: dict[str, Any] | None = None  # from the `<file>.eval.json` sidecar, if any
+    eval_results: list[dict[str, Any]] = field(default_factory=list)  # from `llamadesk eval --save`
     fits: bool = True  # weights + KV cache of a default context fit in the free memory now
     memory_needed: int = 0
     memory_available: int = 0
@@ -94,15 +93,11 @@ def inspect_model(first: Path) -> GGUFSummary:
     )
 
 
-def read_eval_results(path: Path) -> dict[str, Any] | None:
-    """The evaluation quantize/ wrote beside a model (`model.gguf.eval.json`), if any."""
-    for sidecar in (path.with_name(path.name + EVAL_SIDECAR_SUFFIX), path.with_suffix(EVAL_SIDECAR_SUFFIX)):
-        if sidecar.is_file():
-            try:
-                return json.loads(sidecar.read_text(encoding="utf-8"))
-            except ValueError:
-                return {"error": f"{sidecar.name} is not valid JSON"}
-    return None
+def read_eval_results(path: Path) -> list[dict[str, Any]]:
+    """The evaluations `llamadesk eval --save` wrote beside a model; [] if none."""
+    from llamadesk.quantize.evaluation import saved_evaluations  # the sidecar's format is quantize's
+
+    return saved_evaluations(path)
 
 
 def _origin_from_metadata(summary: GGUFSummary) -> dict[str, Any]:
@@ -322,7 +317,9 @@ def _plan_pulled_removal(registry: Registry, name: str) -> Removal:
 
 def _plan_local_removal(first: Path) -> Removal:
     files = [p for p in split_parts(first) if p.exists()]
-    sidecar = first.with_name(first.name + EVAL_SIDECAR_SUFFIX)
+    from llamadesk.quantize.evaluation import eval_file
+
+    sidecar = eval_file(first)
     if sidecar.exists():
         files.append(sidecar)
 

@@ -169,7 +169,7 @@ def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, fo
     quant = check_convert_type(quant_type)
     request = parse_pull_spec(spec)
     revision = revision or DEFAULT_REVISION
-    output = models_dir() / f"{request.repo.rsplit('/', 1)[-1]}-{quant}.gguf"
+    output = models_dir() / f"{request.repo.rsplit('/', 1)[-1]}-{quant.name}.gguf"
     if output.exists() and not force:
         raise BadInputError(f"{output} already exists; pass --force to convert again")
     listing = list_repo(request.repo, revision)
@@ -178,7 +178,7 @@ def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, fo
     wanted = [f for f in listing.files if "/" not in f.path and f.path.endswith(CHECKPOINT_SUFFIXES)]
     paths = [fetch_file(request.repo, f, listing.commit, revision)[0] for f in wanted]
     checkpoint_dir = paths[0].parent
-    convert_checkpoint(checkpoint_dir, output, quant)
+    convert_checkpoint(checkpoint_dir, output, quant, force=force)
     record_made_model(output, {"checkpoint": request.repo, "revision": revision, "commit": listing.commit})
     return output
 

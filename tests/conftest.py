@@ -53,3 +53,11 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 300, env: dic
         [str(LLAMADESK), *args], input=input, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture(scope="session")
+def smollm2_f16_path(smollm2_path) -> Path:
+    """SmolLM2 as an unquantized f16 GGUF (the input quantization starts from)."""
+    from tests.fixtures.smollm2_f16 import smollm2_f16_gguf
+
+    return smollm2_f16_gguf(smollm2_path)

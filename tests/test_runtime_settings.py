@@ -41,7 +41,8 @@ def test_small_machine_caps_the_context_by_memory():
     kv = summary().kv_bytes_per_token_f16 * s.n_ctx
     assert 256 <= s.n_ctx < 131072 and s.n_ctx % 256 == 0
     assert kv <= 8 * GiB - 4 * GiB  # fits beside the weights
-    assert "capped by free memory" in s.reasons["n_ctx"]
+    # Capped by memory, or by the default cap once a q8_0 KV cache makes room (runtime_settings).
+    assert "capped" in s.reasons["n_ctx"]
 
 
 def test_requested_context_that_cannot_fit_is_refused_with_the_largest_that_does():

@@ -8,6 +8,7 @@ import sys
 
 from ..errors import BadInputError
 from ..library import LibraryEntry, add_folder, list_models, plan_removal
+from ...quantize.evaluation import summary_line
 from ..machine import format_bytes
 from .options import add_json_option
 from .table import format_table
@@ -51,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _row(e: LibraryEntry) -> tuple:
     return (e.name, e.architecture, e.size_label, e.quantization, format_bytes(e.file_size), e.context_length,
-            "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", _origin_text(e))
+            "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", _origin_text(e),
+            summary_line(e.eval_results[-1]) if e.eval_results else "")
 
 
 def _origin_text(e: LibraryEntry) -> str:
@@ -70,7 +72,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
         return 0
-    headers = ("NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "CONTEXT", "CHAT", "FITS", "SOURCE")
+    headers = ("NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "CONTEXT", "CHAT", "FITS", "SOURCE", "EVAL")
     print(format_table(headers, [_row(e) for e in entries]))
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..engine.types import LoadSettings
+from ..load_config import configured_load_settings, merged
+from ..runtime_settings import KV_CACHE_TYPES
 
 
 def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") -> None:
@@ -15,19 +17,37 @@ def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") 
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("loading")
+    group = parser.add_argument_group("loading (defaults fit this machine; see `llamadesk doctor`)")
     group.add_argument("--ctx", type=int, help="context length in tokens (default: the model's, capped by memory)")
-    group.add_argument("--threads", type=int, help="CPU threads (default: one per physical core)")
-    group.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (default: all when the build has a GPU)")
+    group.add_argument("--threads", type=int, help="CPU threads (default: one per performance/physical core that other programs leave free)")
+    group.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (default: as many as fit in free VRAM)")
     group.add_argument(
         "--flash-attn", choices=("on", "off"),
         help="llama.cpp's fused attention kernel (default: on)",
     )
+    group.add_argument(
+        "--kv-type", choices=tuple(KV_CACHE_TYPES),
+        help="KV cache type (default: f16, or q8_0 when f16 would cut the context short)",
+    )
+    group.add_argument("--mlock", action="store_true", default=None, help="pin the model in RAM (default: off)")
+    group.add_argument(
+        "--no-mmap", dest="mmap", action="store_false", default=None,
+        help="read the whole model into memory instead of mapping the file",
+    )
+    group.add_argument(
+        "--rpc", metavar="HOST:PORT[,HOST:PORT]",
+        help="offload layers to llama.cpp RPC servers (`llamadesk rpc-server` there); needs a -DGGML_RPC=on build",
+    )
 
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
+    """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
     flash = None if args.flash_attn is None else args.flash_attn == "on"
-    return LoadSettings(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers, flash_attn=flash)
+    return merged(configured_load_settings(), {
+        "n_ctx": args.ctx, "n_threads": args.threads, "n_gpu_layers": args.gpu_layers, "flash_attn": flash,
+        "kv_cache_type": getattr(args, "kv_type", None), "use_mlock": getattr(args, "mlock", None),
+        "use_mmap": getattr(args, "mmap", None), "rpc_servers": getattr(args, "rpc", None),
+    })
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

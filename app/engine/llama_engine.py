@@ -16,13 +16,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
+from gguf import GGMLQuantizationType
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from ..errors import BadInputError, LlamadeskError
 from ..gguf_file import GGUFSummary, inspect_gguf
-from ..machine import machine_facts
-from ..runtime_settings import choose_settings
+from ..machine import MachineFacts, machine_facts
+from ..runtime_settings import OffloadTarget, choose_settings, offload_target
 from .build_info import build_info
+from .devices import backend_devices
+from .rpc import add_servers, parse_endpoints
 from .types import (
     ActiveSettings,
     BenchResult,
@@ -38,6 +42,17 @@ from .types import (
 from .utf8_stream import Utf8Stream
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
+
+
+def ggml_type_id(name: str) -> int:
+    """A KV cache type name ("f16", "q8_0") as the ggml type id llama.cpp's type_k/type_v take."""
+    # gguf's enum mirrors ggml's type ids, and it covers bf16, which llama_cpp does not export.
+    return int(GGMLQuantizationType[name.upper()])
+
+
+def current_offload_target(machine: MachineFacts) -> OffloadTarget | None:
+    """The GPU memory this build can offload to now, or None for a CPU-only build."""
+    return offload_target(build_info().gpu_offload, backend_devices(), machine)
 
 
 class Engine:
@@ -63,7 +78,11 @@ class Engine:
     def load(cls, path: Path | str, requested: LoadSettings = LoadSettings()) -> Engine:
         """Validate the GGUF, choose settings for this machine and load it."""
         summary = inspect_gguf(path)
-        settings = choose_settings(summary, machine_facts(), build_info().gpu_offload, requested)
+        if requested.rpc_servers:
+            add_servers(parse_endpoints(requested.rpc_servers))
+        machine = machine_facts(measure_busy=True)
+        settings = choose_settings(summary, machine, current_offload_target(machine), requested)
+        kv_type = ggml_type_id(settings.kv_cache_type)
         try:
             llama = llama_cpp.Llama(
                 model_path=str(summary.path),
@@ -74,7 +93,10 @@ class Engine:
                 n_threads_batch=settings.n_threads,
                 n_gpu_layers=settings.n_gpu_layers,
                 flash_attn=settings.flash_attn,
-                use_mlock=requested.use_mlock,
+                type_k=kv_type,
+                type_v=kv_type,
+                use_mmap=settings.use_mmap,
+                use_mlock=settings.use_mlock,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as err:
@@ -130,6 +152,25 @@ class Engine:
     @property
     def has_chat_template(self) -> bool:
         return self._formatter is not None
+
+    def position_logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """The logits after each prefix of `tokens` (one row per position), from an empty context.
+
+        For checking a model against a reference (convert --verify); tokens are decoded one at a
+        time so every position's logits are kept without loading the model with logits_all.
+        """
+        with self._exclusive():
+            llama = self._llama
+            llama.reset()
+            rows = []
+            n_vocab = llama.n_vocab()
+            for token in tokens:
+                llama.eval([token])
+                # eval keeps no logits unless the model was loaded with logits_all: read the
+                # context's last-token logits before the next decode overwrites them.
+                rows.append(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(n_vocab,)).astype(np.float32))
+            llama.reset()
+            return np.stack(rows)
 
     def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The tokens the model sees for a conversation, through the model's own chat template."""

@@ -26,6 +26,9 @@ class LoadSettings:
     flash_attn: bool | None = None
     n_batch: int = 512
     use_mlock: bool = False
+    kv_cache_type: str | None = None  # "f16", "q8_0", ...: see runtime_settings.KV_CACHE_TYPES
+    use_mmap: bool = True
+    rpc_servers: str | None = None  # "host:port[,host:port]": llama.cpp RPC servers to offload to
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class ActiveSettings:
     flash_attn: bool
     n_batch: int
     reasons: dict[str, str] = field(default_factory=dict)
+    kv_cache_type: str = "f16"
+    use_mmap: bool = True
+    use_mlock: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""`llamadesk convert`: a PyTorch/safetensors checkpoint (folder or Hub repo id) to a GGUF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ...convert import ConversionPlan, default_output, plan_conversion, resolve_source, write_gguf
+from ...convert.output_types import OUTTYPE_CHOICES
+from ...convert.source_location import looks_like_repo_id
+from ...convert.verify import verify_against_source
+from ..errors import BadInputError
+from ..machine import format_bytes
+from ..model_registry import record_made_model
+from .options import add_json_option
+from .table import format_table
+
+EXAMPLES = """examples:
+  llamadesk convert ./SmolLM2-135M-Instruct                 # into the library, type auto
+  llamadesk convert ./Llama-2-7b-hf -o llama2.gguf --outtype q8_0
+  llamadesk convert HuggingFaceTB/SmolLM2-135M-Instruct --outtype f16 --verify
+  llamadesk convert ./checkpoint --dry-run                  # print the plan, write nothing
+  llamadesk convert ./SmolLM2-135M-Instruct --quantize Q4_K_M   # checkpoint to Q4_K_M in one step
+
+SRC is a folder with config.json + model.safetensors / pytorch_model.bin (sharded or not), or
+Meta's consolidated.NN.pth + params.json, or a Hub repo id (only the files conversion needs are
+downloaded). Pickled .bin/.pth files are read without torch by an unpickler that accepts only
+tensors: a checkpoint that tries to run code is refused (exit 2).
+
+--outtype: f32, f16, bf16, q8_0, or auto (default: the checkpoint's 16-bit type; f16 for f32
+checkpoints). Norms and other 1-D tensors always stay f32.
+
+--quantize TYPE goes on to any llama.cpp type (see `llamadesk quantize --list-types`) through an
+f16/bf16 intermediate that is deleted afterwards unless --keep is given.
+
+--verify checks the new GGUF before it gets its final name (a failing file is not kept, exit 1):
+  1. a multilingual sample (English, French, German, Chinese, Japanese, Russian, Arabic, code,
+     emoji) tokenized by llama.cpp and by the source tokenizer run by its own library
+     (`tokenizers` for tokenizer.json, `sentencepiece` for tokenizer.model; not llamadesk
+     dependencies: it tells you to install the one it needs) must give identical ids;
+  2. llama.cpp's logits on a short prompt must match a plain numpy forward pass over the source
+     checkpoint's own tensors (no torch needed; little memory; seconds on small models, minutes
+     on 7B ones).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "convert", help="convert a PyTorch/safetensors checkpoint to GGUF (no torch needed)",
+        description="Convert a LLaMA-family checkpoint (Llama 1/2/3.x, Mistral, SmolLM, TinyLlama) to GGUF.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", metavar="SRC", help="checkpoint folder or Hub repo id (owner/name)")
+    parser.add_argument("-o", "--output", type=Path, help="output .gguf (default: the library's models folder)")
+    parser.add_argument("--outtype", choices=OUTTYPE_CHOICES, default="auto", help="tensor type (default: auto)")
+    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (tensors, types, size); write nothing")
+    parser.add_argument("--verify", action="store_true", help="check tokens and logits against the source before keeping the file")
+    parser.add_argument(
+        "--pre-tokenizer", metavar="NAME",
+        help="llama.cpp pre-tokenizer name for a tokenizer.json llamadesk does not recognise (check with --verify)",
+    )
+    parser.add_argument("--quantize", metavar="TYPE", help="quantize the result to TYPE (e.g. Q4_K_M) in the same run")
+    parser.add_argument("--keep", action="store_true", help="with --quantize: keep the unquantized intermediate GGUF")
+    parser.add_argument("--threads", type=int, help="with --quantize: quantizer threads (default: all cores)")
+    add_json_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def _print_plan(plan: ConversionPlan, output: Path, as_json: bool) -> None:
+    rows = [(t.name, "x".join(str(d) for d in reversed(t.shape)), t.qtype.name, t.source) for t in plan.tensors]
+    if as_json:
+        print(json.dumps({
+            "output": str(output), "outtype": plan.bulk_type.name, "parameters": plan.n_params,
+            "estimated_size": plan.estimated_size, "tokenizer": plan.vocabulary.model, "pre_tokenizer": plan.vocabulary.pre,
+            "tensors": [dict(zip(("name", "shape", "type", "source"), r)) for r in rows],
+        }, indent=2))
+        return
+    print(format_table(("TENSOR", "SHAPE", "TYPE", "SOURCE"), rows))
+    config = plan.checkpoint.config
+    print(f"\n{config.architecture_name}: {plan.n_params:,} parameters, {config.n_layer} layers, "
+          f"tokenizer {plan.vocabulary.model}/{plan.vocabulary.pre} ({len(plan.vocabulary.tokens)} tokens)")
+    print(f"would write {output} ({plan.bulk_type.name}, about {format_bytes(plan.estimated_size)})")
+
+
+def _write_with_progress(plan: ConversionPlan, output: Path, force: bool, check) -> Path:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(f"writing {output.name}", total=plan.tensor_bytes)
+        return write_gguf(plan, output, force, lambda done, total: bar.update(task, completed=done), check)
+
+
+def _verify(plan: ConversionPlan, written: Path, final_name: Path) -> str:
+    from ..engine.llama_engine import Engine
+    from ..engine.types import LoadSettings
+
+    if sys.stderr.isatty():
+        print("verifying against the source checkpoint...", file=sys.stderr)
+    with Engine.load(written, LoadSettings(n_ctx=128)) as engine:
+        return verify_against_source(plan, final_name.name, lambda t: engine.tokenize(t, add_bos=True), engine.position_logits)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quantize and not args.dry_run:
+        return _run_with_quantize(args)
+    if args.keep or args.threads:
+        raise BadInputError("--keep and --threads only apply with --quantize")
+    name = args.source if looks_like_repo_id(args.source) else None  # a snapshot folder is named by its hash
+    folder = resolve_source(args.source)
+    plan = plan_conversion(folder, args.outtype, args.pre_tokenizer, name)
+    output = args.output or default_output(plan)
+    if args.dry_run:
+        _print_plan(plan, output, args.json)
+        return 0
+    verified: list[str] = []
+    check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
+    path = _write_with_progress(plan, output, args.force, check)
+    record_made_model(path, {"checkpoint": args.source, "outtype": plan.bulk_type.name})  # `models` lists it, even outside the models folder
+    _report(args, path, plan.bulk_type.name, plan.n_params, verified)
+    return 0
+
+
+def _report(args: argparse.Namespace, path: Path, qtype: str, n_params: int | None, verified: list[str]) -> None:
+    if args.json:
+        print(json.dumps({"path": str(path), "outtype": qtype, "size": path.stat().st_size,
+                          "parameters": n_params, "verified": verified[0] if verified else None}))
+    else:
+        note = f"; verified: {verified[0]}" if verified else ""
+        print(f"wrote {path} ({qtype}, {format_bytes(path.stat().st_size)}{note})")
+
+
+def _run_with_quantize(args: argparse.Namespace) -> int:
+    """Checkpoint to a quantized GGUF: convert/ then quantize/, one progress bar each."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..checkpoint_conversion import check_convert_type, convert_checkpoint
+
+    qtype = check_convert_type(args.quantize)
+    verified: list[str] = []
+    check = None
+    if args.verify:
+        def check(written: Path) -> None:
+            plan = plan_conversion(resolve_source(args.source), "auto", args.pre_tokenizer)
+            verified.append(_verify(plan, written, written))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True, disable=not sys.stderr.isatty()) as bar:
+        converting = bar.add_task("converting", total=None)
+        quantizing = bar.add_task("quantizing", total=None, visible=False)
+
+        def quantize_step(step) -> None:
+            bar.update(quantizing, completed=step.index - 1, total=step.total, visible=True)
+
+        path, kept = convert_checkpoint(
+            args.source, args.output, qtype, keep=args.keep, force=args.force, threads=args.threads,
+            pre_tokenizer=args.pre_tokenizer,
+            convert_progress=lambda done, total: bar.update(converting, completed=done, total=total),
+            quantize_progress=quantize_step, check=check,
+        )
+    origin = {"checkpoint": args.source, "outtype": qtype.name}
+    if kept is not None:
+        record_made_model(kept, {"checkpoint": args.source})
+        origin["quantized_from"] = kept.name
+    record_made_model(path, origin)
+    _report(args, path, qtype.name, None, verified)
+    return 0

@@ -1,0 +1,102 @@
+"""`llamadesk quantize`: a GGUF to a smaller type with llama.cpp's own quantizer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..machine import format_bytes
+from .options import add_json_option
+from .table import format_table
+
+EXAMPLES = """examples:
+  llamadesk quantize model-f16.gguf -t Q4_K_M            # writes model-Q4_K_M.gguf beside it
+  llamadesk quantize model-f16.gguf -t Q8_0 -o small.gguf --threads 4
+  llamadesk quantize model-f16.gguf -t auto --memory 4GB # the best type that fits 4 GB at --ctx
+  llamadesk quantize model-f16.gguf -t IQ2_XS --imatrix model.imatrix
+  llamadesk quantize --list-types
+
+Quantize from the f16/bf16/f32 original: a file that is already quantized is refused unless
+--allow-requantize, because rounding rounded weights again adds both errors together.
+Types marked 'imatrix' need an importance matrix: `llamadesk imatrix MODEL --text FILE` (or
+llama.cpp's llama-imatrix) writes one.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "quantize", help="quantize a GGUF model with llama.cpp",
+        description="Quantize a GGUF file to a smaller type with llama.cpp's quantizer (llama_model_quantize).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", metavar="IN.gguf", nargs="?", help="the model to quantize (f16, bf16 or f32)")
+    parser.add_argument("-t", "--type", dest="qtype", help="quantization type (see --list-types), or 'auto'")
+    parser.add_argument("-o", "--output", type=Path, help="output file (default: IN's name with the type)")
+    parser.add_argument("--threads", type=int, help="threads for quantizing (default: all hardware threads)")
+    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    parser.add_argument("--allow-requantize", action="store_true", help="quantize a file that is already quantized")
+    parser.add_argument("--imatrix", type=Path, metavar="FILE", help="importance matrix from `llamadesk imatrix` or llama-imatrix")
+    parser.add_argument("--memory", metavar="SIZE", help="with -t auto: memory to fit in, e.g. 4GB (default: this machine's)")
+    parser.add_argument("--ctx", type=int, help="with -t auto: context length to fit (default: the model's)")
+    parser.add_argument("--list-types", action="store_true", help="list every quantization type and exit")
+    add_json_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def _list_types(as_json: bool) -> int:
+    from ...quantize.quant_types import QUANT_TYPES
+
+    if as_json:
+        print(json.dumps([{"name": q.name, "ftype": q.ftype, "bits_per_weight": q.bits_per_weight,
+                           "needs_imatrix": q.needs_imatrix, "alias_of": q.alias_of,
+                           "description": q.description} for q in QUANT_TYPES], indent=2))
+        return 0
+    rows = [(q.name, f"{q.bits_per_weight:g}", "imatrix" if q.needs_imatrix else "", q.description) for q in QUANT_TYPES]
+    print(format_table(("TYPE", "BITS", "NEEDS", "DESCRIPTION"), rows))
+    return 0
+
+
+def _progress_bar():
+    """A per-tensor progress bar on stderr (nothing when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[tensor]}"), transient=True, disable=not sys.stderr.isatty())
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...quantize.memory_fit import choose_fitting_type, default_budget, parse_memory
+    from ...quantize.quant_types import find_quant_type
+    from ...quantize.quantize_model import quantize_gguf
+    from ..errors import BadInputError
+
+    if args.list_types:
+        return _list_types(args.json)
+    if args.input is None or args.qtype is None:
+        raise BadInputError("give the model and a type: llamadesk quantize IN.gguf -t Q4_K_M (or --list-types)")
+    input_path = Path(args.input)
+    if args.qtype.lower() == "auto":
+        budget = parse_memory(args.memory) if args.memory else default_budget()[0]
+        qtype = choose_fitting_type(input_path, args.ctx, budget)
+        print(f"llamadesk: -t auto chose {qtype.name} (fits {format_bytes(budget)})", file=sys.stderr)
+    else:
+        if args.memory or args.ctx:
+            raise BadInputError("--memory and --ctx only apply with -t auto")
+        qtype = find_quant_type(args.qtype)
+    with _progress_bar() as bar:
+        task = bar.add_task("quantizing", total=None, tensor="")
+
+        def advance(step) -> None:
+            bar.update(task, completed=step.index - 1, total=step.total, tensor=step.name)
+
+        output = quantize_gguf(input_path, args.output, qtype, threads=args.threads, force=args.force,
+                               allow_requantize=args.allow_requantize, imatrix=args.imatrix, progress=advance)
+    size = output.stat().st_size
+    if args.json:
+        print(json.dumps({"output": str(output), "type": qtype.name,
+                          "bytes": size, "input_bytes": input_path.stat().st_size}))
+    else:
+        print(f"{output}  ({format_bytes(size)}, from {format_bytes(input_path.stat().st_size)})")
+    return 0

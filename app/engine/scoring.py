@@ -1,0 +1,88 @@
+"""Scoring text with a model: the logits at every position, for perplexity and KL divergence.
+
+Generation needs logits only for the last token; evaluation needs them for all of them, so this
+loads its own llama.cpp context with logits for every position (`logits_all`). Settings follow
+llama-perplexity's defaults (f16 KV cache, micro-batches of 512, flash attention) so the numbers
+llamadesk reports are comparable with llama.cpp's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from ..errors import LlamadeskError
+from ..gguf_file import inspect_gguf
+from ..machine import machine_facts
+
+PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
+
+
+class TokenScorer:
+    """A model loaded to return the logits of every position of a token sequence."""
+
+    def __init__(self, llama: llama_cpp.Llama, path: Path):
+        self._llama = llama
+        self.path = path
+        self._closed = False
+
+    @classmethod
+    def load(cls, path: Path | str, n_ctx: int, n_threads: int | None = None) -> TokenScorer:
+        """Load `path` for scoring chunks of up to `n_ctx` tokens."""
+        summary = inspect_gguf(path)
+        threads = n_threads or machine_facts().physical_cores
+        try:
+            llama = llama_cpp.Llama(
+                model_path=str(summary.path),
+                n_ctx=n_ctx,
+                n_batch=n_ctx,
+                n_ubatch=min(PERPLEXITY_UBATCH, n_ctx),
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=0,
+                flash_attn=True,
+                logits_all=True,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as err:
+            raise LlamadeskError(f"llama.cpp could not load {summary.path} ({err})") from err
+        return cls(llama, summary.path)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._llama.close()
+
+    def __enter__(self) -> TokenScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def n_vocab(self) -> int:
+        return self._llama.n_vocab()
+
+    @property
+    def adds_bos(self) -> bool:
+        """Whether the model's tokenizer starts every text with BOS (llama_vocab_get_add_bos)."""
+        return bool(self._llama._model.add_bos_token())
+
+    @property
+    def bos_token(self) -> int:
+        return int(self._llama._model.token_bos())
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of `text` as llama-perplexity makes them: special tokens added, not parsed."""
+        return self._llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Logits (len(tokens) x n_vocab, float32) at every position, from an empty KV cache."""
+        if len(tokens) > self._llama.n_ctx():
+            raise ValueError(f"{len(tokens)} tokens do not fit the scorer's context of {self._llama.n_ctx()}")
+        self._llama.reset()
+        self._llama.eval(list(tokens))
+        return np.array(self._llama.scores[: len(tokens)], dtype=np.float32, copy=True)

@@ -1,0 +1,48 @@
+"""Translation mode as a library: plain functions and typed events, no UI.
+
+    generator = EngineGenerator(Engine.load(path))
+    translator = SegmentTranslator(generator, choose_strategy(summary.metadata, summary.has_chat_template))
+    job = TranslationJob(translator, text, JobSettings(target=resolve_language("fr")))
+    for event in job.run():          # JobStarted, ChunkStarted, ChunkDone..., JobFinished
+        ...                          # job.cancel() from any thread stops it (JobCancelled)
+
+Modules: languages (names and codes), protection (spans kept untouched), segmentation
+(pieces, sentences, packing), prompts (strategies per kind of model), segment (one segment with
+checks, retry and fallback), job (documents and lines, events, resume), glossary, detection,
+resume (the sidecar), generation (the engine as a translation model).
+"""
+
+from .events import ChunkDone, ChunkStarted, ChunkText, JobCancelled, JobFinished, JobStarted, TranslationEvent
+from .generation import EngineGenerator, GenerationStopped, ModelGenerator
+from .glossary import load_glossary, parse_glossary
+from .job import JobSettings, TranslationJob
+from .languages import Language, find_language, resolve_language
+from .prompts import PromptStrategy, choose_strategy
+from .resume import ResumeLog, sidecar_path
+from .segment import SegmentResult, SegmentTranslator
+
+__all__ = [
+    "ChunkDone",
+    "ChunkStarted",
+    "ChunkText",
+    "EngineGenerator",
+    "GenerationStopped",
+    "JobCancelled",
+    "JobFinished",
+    "JobSettings",
+    "JobStarted",
+    "Language",
+    "ModelGenerator",
+    "PromptStrategy",
+    "ResumeLog",
+    "SegmentResult",
+    "SegmentTranslator",
+    "TranslationEvent",
+    "TranslationJob",
+    "choose_strategy",
+    "find_language",
+    "load_glossary",
+    "parse_glossary",
+    "resolve_language",
+    "sidecar_path",
+]

@@ -1,0 +1,54 @@
+"""Which language a text is in, when the user did not say.
+
+py3langid (a maintained fork of langid.py) ships its trained model inside the wheel (about 4 MB)
+and needs only numpy, which llamadesk already has: it works offline, is deterministic, answers
+in milliseconds and covers 97 languages. The translation model itself could be asked instead,
+but a 270M base model names languages unreliably and would cost a generation per document.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from ..errors import BadInputError
+from .languages import LANGUAGES, Language
+from .protection import find_spans
+
+# Below this probability the guess is not trusted: the user is asked for --from.
+MIN_CONFIDENCE = 0.5
+SAMPLE_CHARS = 4000
+
+
+@functools.lru_cache(maxsize=1)
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    # Only languages llamadesk can name in a prompt compete.
+    identifier.set_languages(sorted({code.split("-")[0] for code in LANGUAGES} & set(identifier.labels)))
+    return identifier
+
+
+def prose_only(text: str) -> str:
+    """`text` without placeholders, URLs, code and markup, which would mislead a detector."""
+    kept, position = [], 0
+    for start, end, _kind in find_spans(text):
+        kept.append(text[position:start])
+        position = end
+    kept.append(text[position:])
+    return re.sub(r"\s+", " ", " ".join(kept)).strip()
+
+
+def detect_language(text: str) -> tuple[Language, float]:
+    """The most likely language of `text` and its probability; BadInputError if nobody could tell."""
+    sample = prose_only(text)[:SAMPLE_CHARS]
+    if not re.search(r"[^\W\d_]{2,}", sample):
+        raise BadInputError("could not tell the source language (there are no words to go by); pass --from")
+    code, confidence = _identifier().classify(sample)
+    language = LANGUAGES.get(code)
+    if language is None or confidence < MIN_CONFIDENCE:
+        raise BadInputError(
+            f"could not tell the source language with confidence (best guess {code}, {confidence:.0%}); pass --from"
+        )
+    return language, confidence

@@ -1,0 +1,95 @@
+"""The model side of translation: a prompt in, one line of text out, streamed and stoppable.
+
+`ModelGenerator` is what the translator needs from a model; `EngineGenerator` provides it with
+the llamadesk engine. Unit tests give the translator a scripted generator instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..engine.types import GenerationDone, Sampling, TextPiece
+from .prompts import Prompt
+
+# Greedy: the same input gives the same translation, and small models translate best greedily.
+GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=0)
+
+
+class GenerationStopped(Exception):
+    """The generation was stopped on request (Ctrl-C, the UI's cancel)."""
+
+
+class ModelGenerator(Protocol):
+    """What translation needs from a model."""
+
+    def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
+        """The model's output for `prompt` up to the end of its first line of content."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def request_stop(self) -> None: ...
+
+    @property
+    def context_size(self) -> int: ...
+
+
+class LineEnd:
+    """Decides when one line of output is complete: at a newline after some real content.
+
+    A line that only introduces the answer ("Here is the translation:") is not the answer, so
+    a newline right after a colon does not end the output.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def feed(self, piece: str) -> bool:
+        """Add a piece; True once the output holds a complete line of content."""
+        self.text += piece
+        lines = self.text.split("\n")
+        return any(line.strip() and not line.rstrip().endswith(":") for line in lines[:-1])
+
+
+class EngineGenerator:
+    """A loaded llamadesk Engine as a translation model, greedy by default."""
+
+    def __init__(self, engine, sampling: Sampling = GREEDY):
+        self.engine = engine
+        self.sampling = sampling
+        self.last_stats = None
+
+    @property
+    def context_size(self) -> int:
+        return self.engine.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.engine.tokenize(text, add_bos=False))
+
+    def request_stop(self) -> None:
+        self.engine.request_stop()
+
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        if prompt.kind == "chat":
+            return self.engine.chat_prompt_tokens(list(prompt.messages))
+        return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
+
+    def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
+        sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens})
+        line = LineEnd()
+        events = self.engine.stream_tokens(self.prompt_tokens(prompt), sampling)
+        try:
+            for event in events:
+                if isinstance(event, TextPiece):
+                    if on_text is not None:
+                        on_text(event.text)
+                    if line.feed(event.text):
+                        break  # the segment's line is complete: no need to let it ramble on
+                elif isinstance(event, GenerationDone):
+                    self.last_stats = event.stats
+                    if event.stats.stop_reason == "stopped":
+                        raise GenerationStopped()
+        finally:
+            events.close()
+        return line.text

@@ -1,0 +1,129 @@
+"""Translating a whole text (a document or piped lines) as a cancellable stream of events.
+
+`TranslationJob.run()` is a generator of typed events (events.py), so the CLI prints progress
+from it and a UI worker forwards them as messages; `cancel()` may be called from any thread and
+stops the model mid-chunk. Finished chunks go to the resume log as they complete.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from .detection import detect_language
+from .events import ChunkDone, ChunkStarted, ChunkText, JobCancelled, JobFinished, JobStarted, TranslationEvent
+from .generation import GenerationStopped
+from .languages import Language
+from .resume import ResumeLog
+from .segment import SegmentResult, SegmentTranslator
+from .segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
+
+# How many preceding chunks (of the same document) the model sees as examples for consistency.
+CONTEXT_CHUNKS = 1
+# Longest chunk, in source tokens, that the model is given at once. Small models translate
+# sentence-sized inputs far better than paragraphs, so this stays modest even when the context
+# would allow much more; it is lowered further when the context is small.
+MAX_CHUNK_TOKENS = 96
+PROMPT_RESERVE_TOKENS = 512  # room for the prompt's instructions and examples
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    target: Language
+    source: Language | None = None  # None: detect it
+    mode: Literal["document", "lines"] = "document"
+    glossary: dict[str, str] | None = None
+    max_chunk_tokens: int = MAX_CHUNK_TOKENS
+    context_chunks: int = CONTEXT_CHUNKS
+
+
+def chunk_budget(context_size: int, wanted: int = MAX_CHUNK_TOKENS) -> int:
+    """Source tokens per chunk so that prompt, chunk and its translation fit the context."""
+    fitting = (context_size - PROMPT_RESERVE_TOKENS) // 4  # source + ~3x for context pair and output
+    return max(16, min(wanted, fitting))
+
+
+class TranslationJob:
+    """One text to translate with one segment translator."""
+
+    def __init__(self, translator: SegmentTranslator, text: str, settings: JobSettings, resume: ResumeLog | None = None):
+        self.translator = translator
+        self.settings = settings
+        self.resume = resume
+        self.pieces: list[Piece] = split_lines(text) if settings.mode == "lines" else split_document(text)
+        generator = translator.generator
+        budget = chunk_budget(generator.context_size, settings.max_chunk_tokens)
+        self.chunks: list[Chunk] = pack_chunks(self.pieces, budget, generator.count_tokens)
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop as soon as possible (any thread); run() then yields JobCancelled and ends."""
+        self._cancel.set()
+        self.translator.generator.request_stop()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def source_language(self) -> tuple[Language, float | None]:
+        if self.settings.source is not None:
+            return self.settings.source, None
+        prose = " ".join(chunk.text for chunk in self.chunks)
+        return detect_language(prose)
+
+    def run(self, on_text: Callable[[ChunkText], None] | None = None) -> Iterator[TranslationEvent]:
+        """Translate chunk by chunk, yielding progress; `on_text` sees each chunk's output as it streams.
+
+        `on_text` is called from inside the model's generation (same thread as the iteration),
+        so a UI can show text before the chunk is done.
+        """
+        started = time.perf_counter()
+        source, confidence = self.source_language()
+        target = self.settings.target
+        total = len(self.chunks)
+        resumed = sum(1 for c in self.chunks if self.resume and self.resume.get(c.text) is not None)
+        yield JobStarted(total, resumed, source, target, confidence, self.translator.strategy.name)
+        results: list[SegmentResult] = []
+        for index, chunk in enumerate(self.chunks):
+            if self.cancelled:
+                yield JobCancelled(len(results), total)
+                return
+            previous = self.resume.get(chunk.text) if self.resume else None
+            if previous is not None:
+                result = SegmentResult(chunk.text, previous, resumed=True)
+            elif source == target:
+                result = SegmentResult(chunk.text, chunk.text)
+            else:
+                yield ChunkStarted(index, total, chunk.text)
+                stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
+                try:
+                    result = self.translator.translate(
+                        chunk.text, source, target, self.settings.glossary,
+                        context=self._context(index, results), on_text=stream,
+                    )
+                except GenerationStopped:
+                    yield JobCancelled(len(results), total)
+                    return
+                if self.cancelled:  # the stop came as the chunk ended: it may be cut short
+                    yield JobCancelled(len(results), total)
+                    return
+                if self.resume is not None:
+                    self.resume.record(chunk.text, result.translation)
+            results.append(result)
+            yield ChunkDone(index, total, result)
+        text = assemble(self.pieces, self.chunks, [r.translation for r in results])
+        yield JobFinished(text, tuple(results), time.perf_counter() - started)
+
+    def _context(self, index: int, results: list[SegmentResult]) -> tuple[tuple[str, str], ...]:
+        """The preceding chunks of the same paragraph-run, as (source, translation) pairs."""
+        if self.settings.mode == "lines" or self.settings.context_chunks <= 0:
+            return ()
+        pairs = []
+        for previous in range(index - 1, max(-1, index - 1 - self.settings.context_chunks), -1):
+            result = results[previous]
+            if result.fallback is None and result.translation.strip():
+                pairs.append((result.source, result.translation))
+        return tuple(reversed(pairs))

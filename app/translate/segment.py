@@ -1,0 +1,268 @@
+"""Translating one segment: protect, prompt, check, retry once strictly, fall back, restore.
+
+One segment in, one segment out (a base model gets it one sentence per call). The model's line
+is cleaned (echoed labels and added quotes removed, marker slips mended where the fix is
+certain) and checked: empty, a mere copy of the source, a lost span or a missing glossary term
+each earn one retry with the strict prompt (with glossary terms then protected, so their required
+translation is put in by restoration). If spans are still lost, the words between the spans are
+translated piece by piece so every span survives (so is a segment the model keeps copying:
+the shorter pieces often get through); an output still empty keeps the source text.
+Whatever happened is reported on the result, never hidden.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from .generation import ModelGenerator
+from .glossary import missing_terms, terms_in
+from .languages import Language
+from .prompts import Prompt, PromptStrategy, TranslationRequest
+from .segmentation import split_sentences
+from .protection import MARKER_RE, ProtectedText, lost_spans, missing_markers, piecewise_parts, protect
+
+# Quotes a model adds around its answer: (opening, closing).
+QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("«", "»"), ("„", "“"), ("‘", "’"), ("「", "」"))
+# A generous bound on output length: translations run up to ~2x the source in tokens.
+OUTPUT_TOKENS_PER_SOURCE_TOKEN = 3
+OUTPUT_TOKENS_EXTRA = 24
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """A translated segment and how it was obtained."""
+
+    source: str
+    translation: str
+    seconds: float = 0.0
+    attempts: int = 0  # model calls for the segment as a whole (piecewise parts not counted)
+    fallback: str | None = None  # None, "piecewise" (spans kept by translating between them) or "source-kept"
+    problems: tuple[str, ...] = field(default=())  # what went wrong on the way, for the user
+    resumed: bool = False  # taken from the resume sidecar, not translated now
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source,
+            "translation": self.translation,
+            "seconds": round(self.seconds, 3),
+            "attempts": self.attempts,
+            "fallback": self.fallback,
+            "problems": list(self.problems),
+            "resumed": self.resumed,
+        }
+
+
+def clean_output(raw: str, prompt: Prompt, source: str) -> str:
+    """The translation in a model's raw output: its first line of content, without echoes or added quotes."""
+    lines = [line.strip() for line in raw.split("\n")]
+    content = [line for line in lines if line and not line.endswith(":")]
+    text = content[0] if content else ""
+    for prefix in prompt.echo_prefixes:
+        if text.startswith(prefix):
+            text = text[len(prefix):].strip()
+    for opening, closing in QUOTE_PAIRS:
+        added = text.startswith(opening) and text.endswith(closing) and len(text) >= 2
+        if added and not (source.startswith(opening) and source.endswith(closing)):
+            text = text[len(opening): len(text) - len(closing)].strip()
+            break
+    return text
+
+
+def is_copy(source: str, output: str) -> bool:
+    """Whether `output` merely repeats a source that has real words to translate.
+
+    One word (a name, "OK", "Django") may rightly stay as it is; two or more words of three
+    letters or more that come back unchanged (punctuation aside) were not translated.
+    """
+    def normal(text: str) -> str:
+        return re.sub(r"\W+", " ", text).strip()
+
+    words = re.findall(r"[^\W\d_]{3,}", re.sub(r"⟦\d+⟧", " ", source))
+    return len(words) >= 2 and normal(source) == normal(output)
+
+
+def repair_markers(source: str, output: str) -> str:
+    """The output with the marker slips a small model makes mended where the fix is certain.
+
+    Markers the source does not have (⟦7⟧ out of nowhere, a lone ⟦ or ⟧) and second copies of a
+    marker are removed; a marker the source has at its very start or end, and the output lost,
+    is put back at that edge. A marker lost from the middle is left for the retry.
+    """
+    known = {int(n) for n in MARKER_RE.findall(source)}
+    seen: set[int] = set()
+
+    def keep_first_known(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        if n not in known or n in seen:
+            return ""
+        seen.add(n)
+        return match.group(0)
+
+    text = MARKER_RE.sub(keep_first_known, output)
+    # Lone brackets go; whole markers stay (the split keeps them at odd positions).
+    text = "".join(part if i % 2 else re.sub(r"[⟦⟧]", "", part) for i, part in enumerate(re.split(r"(⟦\d+⟧)", text)))
+    text = re.sub(r"(?<=\S) {2,}(?=\S)", " ", text).strip()
+    if not text:
+        return text
+    first, last = MARKER_RE.match(source), None
+    for last in MARKER_RE.finditer(source):
+        pass
+    if first and int(first.group(1)) not in seen:
+        gap = source[first.end(): first.end() + 1]
+        text = first.group(0) + (gap if gap.isspace() else "") + text
+    if last and last.end() == len(source) and int(last.group(1)) not in seen and last is not first:
+        gap = source[last.start() - 1: last.start()]
+        text = text + (gap if gap.isspace() else "") + last.group(0)
+    return text
+
+
+class SegmentTranslator:
+    """Translates single segments with one model and one prompt strategy."""
+
+    def __init__(self, generator: ModelGenerator, strategy: PromptStrategy):
+        self.generator = generator
+        self.strategy = strategy
+
+    def _ask(self, request: TranslationRequest, on_text: Callable[[str], None] | None) -> str:
+        prompt = self.strategy.build(request)
+        budget = self.generator.count_tokens(request.text) * OUTPUT_TOKENS_PER_SOURCE_TOKEN + OUTPUT_TOKENS_EXTRA
+        raw = self.generator.generate(prompt, budget, on_text)
+        return repair_markers(request.text, clean_output(raw, prompt, request.text))
+
+    def _problems(self, protected: ProtectedText, output: str, required: dict[str, str]) -> list[str]:
+        problems = []
+        if not output:
+            problems.append("empty output")
+        elif protected.has_words and is_copy(protected.text, output):
+            problems.append("output copied the source")
+        lost = missing_markers(protected, output)
+        if lost and output:
+            problems.append("lost " + ", ".join(repr(span.original) for span in lost))
+        restored = protected.restore(output)
+        absent = missing_terms(restored, required)
+        if absent and output:
+            problems.append("glossary term not used: " + ", ".join(absent))
+        return problems
+
+    def translate(
+        self,
+        text: str,
+        source: Language,
+        target: Language,
+        glossary: dict[str, str] | None = None,
+        context: tuple[tuple[str, str], ...] = (),
+        on_text: Callable[[str], None] | None = None,
+    ) -> SegmentResult:
+        """Translate `text` (one segment); the result keeps every protected span of the source.
+
+        `context` holds preceding (source, translation) pairs for consistency; `on_text`
+        receives the model's raw output as it streams (markers not yet restored). The result is
+        verified independently of the markers: the source's spans are searched for again in the
+        restored text, and any that is missing is reported in `problems`.
+        """
+        sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
+        if len(sentences) > 1:
+            result = self._translate_sentences(sentences, source, target, glossary, context, on_text)
+        else:
+            result = self._translate(text, source, target, glossary, context, on_text)
+        lost = lost_spans(result.source, result.translation)
+        if lost:
+            return replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
+        return result
+
+    def _translate_sentences(
+        self,
+        sentences: list[str],
+        source: Language,
+        target: Language,
+        glossary: dict[str, str] | None,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
+    ) -> SegmentResult:
+        """A segment of several sentences, one sentence per model call, each seeing the one before."""
+        results: list[SegmentResult] = []
+        for sentence in sentences:
+            previous = ((results[-1].source.strip(), results[-1].translation.strip()),) if results else context
+            results.append(self._translate(sentence, source, target, glossary, previous, on_text))
+        return SegmentResult(
+            source="".join(r.source for r in results),
+            translation="".join(r.translation for r in results),
+            seconds=sum(r.seconds for r in results),
+            attempts=sum(r.attempts for r in results),
+            fallback=next((r.fallback for r in results if r.fallback), None),
+            problems=tuple(p for r in results for p in r.problems),
+        )
+
+    def _translate(
+        self,
+        text: str,
+        source: Language,
+        target: Language,
+        glossary: dict[str, str] | None,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
+    ) -> SegmentResult:
+        started = time.perf_counter()
+        protected = protect(text)
+        if not protected.has_words:  # only placeholders, numbers, code: nothing to translate
+            return SegmentResult(text, text, time.perf_counter() - started)
+        required = terms_in(text, glossary or {})
+        protected_context = tuple((protect(a).text, protect(b).text) for a, b in context)
+        request = TranslationRequest(
+            protected.text, source, target, protected_context, tuple(required.items())
+        )
+        output = self._ask(request, on_text)
+        problems = self._problems(protected, output, required)
+        attempts = 1
+        if problems:
+            # The strict retry: rules spelled out, no context, glossary terms protected.
+            protected = protect(text, required) if required else protected
+            strict = TranslationRequest(protected.text, source, target, (), (), strict=True)
+            retry = self._ask(strict, on_text)
+            attempts = 2
+            retry_problems = self._problems(protected, retry, {})
+            if len(retry_problems) <= len(problems) or not output:
+                output, remaining = retry, retry_problems
+            else:  # the first answer was better; keep it (and its glossary check)
+                protected = protect(text)
+                remaining = problems
+            problems = [f"first try: {p}" for p in problems] + [f"retry: {p}" for p in remaining]
+            if remaining:
+                return self._fall_back(text, protected, output, source, target, attempts, problems, started)
+        return SegmentResult(text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems))
+
+    def _fall_back(
+        self,
+        text: str,
+        protected: ProtectedText,
+        output: str,
+        source: Language,
+        target: Language,
+        attempts: int,
+        problems: list[str],
+        started: float,
+    ) -> SegmentResult:
+        copied = is_copy(protected.text, output)
+        intact = output and not missing_markers(protected, output)
+        if intact and not (copied and protected.spans):
+            # Spans intact: an unused glossary term (or a copy with nothing to split) is kept, and reported.
+            return SegmentResult(text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems))
+        if protected.spans:
+            parts = []
+            for part, translatable in piecewise_parts(protected):
+                if translatable and re.search(r"[^\W\d_]", part):
+                    core = part.strip()
+                    request = TranslationRequest(core, source, target)
+                    translated = self._ask(request, None) or core
+                    if re.search(r"[⟦⟧]", translated):
+                        translated = core  # a part must not invent spans of its own
+                    parts.append(part[: len(part) - len(part.lstrip())] + translated + part[len(part.rstrip()):])
+                else:
+                    parts.append(part)
+            return SegmentResult(
+                text, protected.restore("".join(parts)), time.perf_counter() - started, attempts, "piecewise", tuple(problems)
+            )
+        return SegmentResult(text, text, time.perf_counter() - started, attempts, "source-kept", tuple(problems))

@@ -1,0 +1,338 @@
+"""Cutting text into what the model translates, and putting the translations back in place.
+
+A text becomes a list of `Piece`s: either kept verbatim (blank lines, code blocks, Markdown
+markup such as `## `, `- `, `> ` and table pipes, indentation) or translated. Concatenating the
+pieces gives back the text exactly, so translating the translatable ones and concatenating again
+keeps the document's structure. Translatable pieces are then split into sentences and packed
+into chunks that fit a token budget, one model call per chunk.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of the input: kept as it is, or translated."""
+
+    text: str  # exactly as in the input: joining every piece's text gives the input back
+    translatable: bool
+    # A hard-wrapped paragraph is translated as one text, then re-wrapped to as many lines.
+    wrapped: bool = False
+
+    @property
+    def source(self) -> str:
+        """What the model is given: a wrapped paragraph's lines joined into one line."""
+        return " ".join(line.strip() for line in self.text.splitlines()) if self.wrapped else self.text
+
+    @property
+    def n_lines(self) -> int:
+        return self.text.count("\n") + 1
+
+    @property
+    def indent(self) -> str:
+        """The indentation of the wrapped lines after the first."""
+        lines = self.text.splitlines()
+        return re.match(r"\s*", lines[1]).group(0) if len(lines) > 1 else ""  # type: ignore[union-attr]
+
+
+def split_lines(text: str) -> list[Piece]:
+    """Line mode (piped text): each non-blank line is one piece; line breaks and blanks are kept.
+
+    The N-th line of the output is the translation of the N-th line of the input.
+    """
+    pieces: list[Piece] = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        ending = line[len(body):]
+        if body.strip():
+            pieces.append(Piece(body, True))
+        elif body:
+            pieces.append(Piece(body, False))
+        if ending:
+            pieces.append(Piece(ending, False))
+    return _coalesce(pieces)
+
+
+# Line shapes of Markdown (and of plain text, where they mean the same): (name, pattern). A
+# pattern's group "markup" is kept verbatim, group "text" is translated.
+FENCE_RE = re.compile(r"^\s{0,3}(```+|~~~+)")
+BLOCK_LINE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("rule", re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")),
+    ("table-separator", re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")),
+    ("heading", re.compile(r"^(?P<markup>\s{0,3}#{1,6}\s+)(?P<text>.*?)(?P<tail>\s+#+)?\s*$")),
+    ("list-item", re.compile(r"^(?P<markup>\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?)(?P<text>.*\S)\s*$")),
+    ("quote", re.compile(r"^(?P<markup>\s*(?:>\s?)+)(?P<text>.*\S)\s*$")),
+    ("table-row", re.compile(r"^\s*\|.*\|\s*$")),
+    ("html-block", re.compile(r"^\s*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>\s*$", re.I)),
+    ("front-matter", re.compile(r"^---\s*$")),
+)
+# A paragraph whose lines (all but the last) are at least this long was wrapped for width, so it
+# is one text; shorter lines (addresses, verses, lists without markers) are kept line by line.
+WRAPPED_LINE_MIN = 40
+
+
+def split_document(text: str) -> list[Piece]:
+    """Document mode: Markdown-aware pieces; code blocks, markup and blank lines are kept verbatim."""
+    lines = text.splitlines(keepends=True)
+    pieces: list[Piece] = []
+    paragraph: list[str] = []
+    in_fence: str | None = None
+    previous_blank = True
+    index = 0
+
+    if lines and lines[0].rstrip() == "---":  # YAML front matter is metadata, not prose
+        end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+        if end is not None:
+            pieces.append(Piece("".join(lines[: end + 1]), False))
+            index = end + 1
+
+    def flush_paragraph() -> None:
+        if paragraph:
+            pieces.extend(_paragraph_pieces(paragraph))
+            paragraph.clear()
+
+    for line in lines[index:]:
+        body = line.rstrip("\r\n")
+        fence = FENCE_RE.match(body)
+        if in_fence is not None:
+            pieces.append(Piece(line, False))
+            if fence and fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence) and not body.strip()[len(fence.group(1)):].strip():
+                in_fence = None
+            continue
+        if fence:
+            flush_paragraph()
+            in_fence = fence.group(1)
+            pieces.append(Piece(line, False))
+            continue
+        if not body.strip():
+            flush_paragraph()
+            pieces.append(Piece(line, False))
+            previous_blank = True
+            continue
+        indented_code = previous_blank and not paragraph and (body.startswith("    ") or body.startswith("\t"))
+        if indented_code:
+            pieces.append(Piece(line, False))
+            continue
+        kind, match = _block_kind(body)
+        if kind is None:
+            paragraph.append(line)
+        else:
+            flush_paragraph()
+            pieces.extend(_block_pieces(kind, match, line, body))
+        previous_blank = False
+    flush_paragraph()
+    return _coalesce(pieces)
+
+
+def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
+    for kind, pattern in BLOCK_LINE_PATTERNS:
+        match = pattern.match(body)
+        if match:
+            return kind, match
+    return None, None
+
+
+def _block_pieces(kind: str, match: re.Match[str] | None, line: str, body: str) -> list[Piece]:
+    ending = line[len(body):]
+    if kind in ("heading", "list-item", "quote") and match is not None:
+        markup, text = match.group("markup"), match.group("text")
+        tail = body[match.end("text"):]
+        pieces = [Piece(markup, False)]
+        pieces += _translatable_with_edges(text)
+        return [*pieces, Piece(tail + ending, False)]
+    if kind == "table-row":
+        return [*_table_cells(body), Piece(ending, False)]
+    return [Piece(line, False)]
+
+
+def _table_cells(body: str) -> list[Piece]:
+    pieces: list[Piece] = []
+    # Split at pipes that are not escaped and not inside inline code.
+    for part in re.split(r"((?<!\\)\|)", body):
+        if part == "|" or not part.strip():
+            pieces.append(Piece(part, False))
+        else:
+            pieces.extend(_translatable_with_edges(part))
+    return pieces
+
+
+def _translatable_with_edges(text: str) -> list[Piece]:
+    """Whitespace around a translatable text is markup too (table cell padding, indentation)."""
+    core = text.strip()
+    if not core:
+        return [Piece(text, False)]
+    start = text.index(core)
+    pieces = [Piece(text[:start], False), Piece(core, True), Piece(text[start + len(core):], False)]
+    return [p for p in pieces if p.text]
+
+
+def _paragraph_pieces(lines: list[str]) -> list[Piece]:
+    bodies = [line.rstrip("\r\n") for line in lines]
+    endings = [line[len(body):] for line, body in zip(lines, bodies)]
+    indent = re.match(r"\s*", bodies[0]).group(0)  # type: ignore[union-attr]
+    wrapped = len(bodies) > 1 and all(len(b.strip()) >= WRAPPED_LINE_MIN for b in bodies[:-1]) and not any(
+        b.endswith("  ") or b.endswith("\\") for b in bodies[:-1]  # Markdown hard breaks are meant
+    )
+    if wrapped and all(b.startswith(indent) for b in bodies):
+        inner = "".join(lines)[len(indent):].rstrip("\r\n")
+        return [p for p in (Piece(indent, False), Piece(inner, True, wrapped=True), Piece(endings[-1], False)) if p.text]
+    pieces: list[Piece] = []
+    for body, ending in zip(bodies, endings):
+        pieces.extend(_translatable_with_edges(body))
+        pieces.append(Piece(ending, False))
+    return [p for p in pieces if p.text]
+
+
+def _coalesce(pieces: Iterable[Piece]) -> list[Piece]:
+    """Adjacent verbatim pieces merged into one (fewer, larger pieces; same text)."""
+    merged: list[Piece] = []
+    for piece in pieces:
+        if not piece.text:
+            continue
+        if merged and not piece.translatable and not merged[-1].translatable:
+            merged[-1] = Piece(merged[-1].text + piece.text, False)
+        else:
+            merged.append(piece)
+    return merged
+
+
+def rewrap(text: str, n_lines: int, indent: str = "") -> str:
+    """`text` on exactly `n_lines` lines of similar width (a wrapped paragraph stays wrapped)."""
+    words = text.split()
+    if n_lines <= 1 or len(words) <= 1:
+        return text
+    n_lines = min(n_lines, len(words))
+    width = max(1, -(-len(text) // n_lines))
+    while True:
+        lines = textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
+        if len(lines) <= n_lines:
+            break
+        width += 1
+    # textwrap may give fewer lines than asked; split the longest until the count is right.
+    while len(lines) < n_lines:
+        longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+        parts = lines[longest].split()
+        if len(parts) < 2:
+            break
+        half = len(parts) // 2
+        lines[longest: longest + 1] = [" ".join(parts[:half]), " ".join(parts[half:])]
+    return ("\n" + indent).join(lines)
+
+
+# -- sentences ------------------------------------------------------------------------------
+
+# Abbreviations after which a period does not end a sentence (lowercase, without the period).
+ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs mr mrs ms dr prof sr jr st no nos fig figs vol approx cf al inc ltd co corp dept "
+    "est min max jan feb mar apr jun jul aug sep sept oct nov dec ca resp incl excl"
+    .split()
+)
+# A sentence ends at . ! ? … (and CJK 。！？) followed by space and something that starts one.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[¿¡]*[A-ZÀ-ÖØ-Þ0-9⟦])|(?<=[。！？])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """`text` cut into sentences; joining them gives `text` back (spaces stay on the left piece)."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        before = text[start: match.start()].rstrip("\"'”’)]")
+        last_word = re.search(r"(\S+)\.$", before)
+        if last_word and (last_word.group(1).casefold().strip("(") in ABBREVIATIONS or re.fullmatch(r"[A-Z]", last_word.group(1))):
+            continue
+        sentences.append(text[start: match.end()])
+        start = match.end()
+    if start < len(text):
+        sentences.append(text[start:])
+    return [s for s in sentences if s]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One model call's worth of source text, and where its translation goes."""
+
+    piece: int  # index of the translatable Piece it belongs to
+    text: str  # source text, without the whitespace around it
+    separator: str  # whitespace that followed it in the source (kept between translations)
+
+
+def pack_chunks(pieces: list[Piece], max_tokens: int, count_tokens: Callable[[str], int]) -> list[Chunk]:
+    """Every translatable piece cut into chunks of at most `max_tokens` source tokens.
+
+    A piece that fits is one chunk (the model sees whole paragraphs when it can); a longer one is
+    cut at sentence ends and the sentences packed greedily; a single sentence that is still too
+    long is cut at clause boundaries, then at spaces.
+    """
+    chunks: list[Chunk] = []
+    for index, piece in enumerate(pieces):
+        if not piece.translatable:
+            continue
+        units = _fit_units([piece.source], max_tokens, count_tokens)
+        current = ""
+        for unit in units:
+            candidate = current + unit
+            if current and count_tokens(candidate.strip()) > max_tokens:
+                chunks.append(_chunk(index, current))
+                current = unit
+            else:
+                current = candidate
+        if current:
+            chunks.append(_chunk(index, current))
+    return chunks
+
+
+def _chunk(piece: int, text: str) -> Chunk:
+    core = text.rstrip()
+    return Chunk(piece, core, text[len(core):])
+
+
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
+
+
+def _fit_units(texts: list[str], max_tokens: int, count_tokens: Callable[[str], int]) -> list[str]:
+    """Texts cut (sentences, then clauses, then words) until each fits `max_tokens`."""
+    splitters: tuple[Callable[[str], list[str]], ...] = (
+        split_sentences,
+        lambda t: _split_keep(t, _CLAUSE_END),
+        lambda t: _split_keep(t, re.compile(r"(?<=\S)\s+")),
+    )
+    units = texts
+    for splitter in splitters:
+        if all(count_tokens(u.strip()) <= max_tokens for u in units):
+            break
+        units = [part for u in units for part in (splitter(u) if count_tokens(u.strip()) > max_tokens else [u])]
+    return units
+
+
+def _split_keep(text: str, separator: re.Pattern[str]) -> list[str]:
+    parts: list[str] = []
+    start = 0
+    for match in separator.finditer(text):
+        parts.append(text[start: match.end()])
+        start = match.end()
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+def assemble(pieces: list[Piece], chunks: list[Chunk], translations: list[str]) -> str:
+    """The document with each translatable piece replaced by its chunks' translations."""
+    by_piece: dict[int, list[str]] = {}
+    for chunk, translation in zip(chunks, translations, strict=True):
+        by_piece.setdefault(chunk.piece, []).append(translation + chunk.separator)
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        if not piece.translatable:
+            out.append(piece.text)
+            continue
+        if index not in by_piece:
+            out.append(piece.text)
+            continue
+        text = "".join(by_piece[index])
+        out.append(rewrap(text, piece.n_lines, piece.indent) if piece.wrapped else text)
+    return "".join(out)

@@ -1,0 +1,161 @@
+"""`llamadesk convert` against llama.cpp's convert_hf_to_gguf.py, plus peak memory on ~3 GB.
+
+1. The SmolLM2-135M-Instruct HF folder (tests/fixtures/smollm2_checkpoint.py) converted to f16 by
+   both tools, one after the other: wall time and peak RSS of each process, as ratios. The
+   reference needs torch; it runs with this venv's python and the sdist's own gguf-py.
+2. A synthetic ~3 GB bf16 checkpoint (Llama shapes, no tensor over 256 MB, written here with numpy
+   in the safetensors format, deleted afterwards) converted by llamadesk with --outtype auto
+   (bf16): peak RSS, which must stay under 1 GB since only one tensor is held at a time.
+
+Writes the "## convert" section of bench/RESULTS.md.
+
+    .venv/bin/python bench/convert.py [--skip-large] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import update_section  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+LLAMADESK = Path(sys.executable).with_name("llamadesk")
+GOALS = "Goals: wall time <= 0.5x and peak RSS <= 0.5x the reference; peak RSS < 1 GB on the 3 GB checkpoint."
+
+# Runs a command and prints its wall time and peak RSS (KiB): the wrapper has exactly one child,
+# so RUSAGE_CHILDREN's ru_maxrss is that child's peak.
+MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "wall = time.perf_counter() - t\n"
+    "sys.stderr.write(rc.stderr.decode()[-2000:] if rc.returncode else '')\n"
+    "print(rc.returncode, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def measure(command: list[str], env: dict | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of one run of `command`."""
+    import os
+
+    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
+    code, wall, rss_kib = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"{command[:3]} failed ({code}): {out.stderr}")
+    return float(wall), int(rss_kib) * 1024
+
+
+def reference_source() -> Path:
+    tools = subprocess.run(["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable],
+                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return Path(tools).parent.parent / "src"
+
+
+def smollm2_folder() -> Path:
+    from llamadesk.app.starter_models import starter_path
+    from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
+
+    return smollm2_hf_checkpoint(starter_path("smollm2"))
+
+
+def write_synthetic_checkpoint(folder: Path, tokenizer_from: Path, n_layer: int = 20) -> int:
+    """A bf16 Llama checkpoint of ~3 GB (hidden 2048, FFN 8192, vocab 49152), in two shards."""
+    n_embd, n_ff, n_vocab = 2048, 8192, 49152
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer_from / name, folder / name)
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "hidden_size": n_embd, "intermediate_size": n_ff,
+        "num_hidden_layers": n_layer, "num_attention_heads": 16, "num_key_value_heads": 16,
+        "vocab_size": n_vocab, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096, "tie_word_embeddings": False,
+    }))
+    shapes = {"model.embed_tokens.weight": (n_vocab, n_embd), "lm_head.weight": (n_vocab, n_embd), "model.norm.weight": (n_embd,)}
+    for i in range(n_layer):
+        p = f"model.layers.{i}."
+        shapes.update({p + f"self_attn.{x}_proj.weight": (n_embd, n_embd) for x in "qkvo"})
+        shapes.update({p + "mlp.gate_proj.weight": (n_ff, n_embd), p + "mlp.up_proj.weight": (n_ff, n_embd),
+                       p + "mlp.down_proj.weight": (n_embd, n_ff), p + "input_layernorm.weight": (n_embd,),
+                       p + "post_attention_layernorm.weight": (n_embd,)})
+    rng = np.random.default_rng(0)
+    # One block of plausible bf16 weights (upper halves of small normal floats), tiled into every tensor.
+    block = (rng.standard_normal(1 << 22, dtype=np.float32) * 0.02).view(np.uint32) >> 16
+    block = block.astype(np.uint16).tobytes()
+    names = list(shapes)
+    shards = [names[: len(names) // 2], names[len(names) // 2:]]
+    weight_map, total = {}, 0
+    for index, shard in enumerate(shards):
+        file_name = f"model-{index + 1:05d}-of-00002.safetensors"
+        header, offset = {}, 0
+        for name in shard:
+            nbytes = int(np.prod(shapes[name])) * 2
+            header[name] = {"dtype": "BF16", "shape": list(shapes[name]), "data_offsets": [offset, offset + nbytes]}
+            offset += nbytes
+            weight_map[name] = file_name
+        encoded = json.dumps(header).encode()
+        with open(folder / file_name, "wb") as f:
+            f.write(struct.pack("<Q", len(encoded)) + encoded)
+            for name in shard:
+                remaining = int(np.prod(shapes[name])) * 2
+                while remaining:
+                    piece = block[: min(remaining, len(block))]
+                    f.write(piece)
+                    remaining -= len(piece)
+        total += offset
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-large", action="store_true", help="skip the ~3 GB checkpoint")
+    parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args()
+    source, ref_src = smollm2_folder(), reference_source()
+    work = Path(tempfile.mkdtemp(prefix="llamadesk-bench-convert-", dir=args.workdir))
+    try:
+        ours = measure([str(LLAMADESK), "convert", str(source), "-o", str(work / "ours.gguf"), "--outtype", "f16", "--force"])
+        theirs = measure([sys.executable, str(ref_src / "convert_hf_to_gguf.py"), str(source), "--outfile",
+                          str(work / "theirs.gguf"), "--outtype", "f16"], env={"PYTHONPATH": str(ref_src / "gguf-py")})
+        mib = 1024 * 1024
+        rows = [
+            "| tool | wall (s) | peak RSS (MiB) |", "|---|---|---|",
+            f"| llamadesk convert | {ours[0]:.2f} | {ours[1] / mib:.0f} |",
+            f"| convert_hf_to_gguf.py | {theirs[0]:.2f} | {theirs[1] / mib:.0f} |",
+            f"| ratio | {ours[0] / theirs[0]:.2f}x | {ours[1] / theirs[1]:.2f}x |",
+        ]
+        body = [f"SmolLM2-135M-Instruct HF folder (f32 safetensors, {sum(f.stat().st_size for f in source.glob('*.safetensors')) / mib:.0f} MiB) "
+                "to f16, one run each, on this shared 2-core machine.", "", *rows]
+        print("\n".join(rows))
+        (work / "ours.gguf").unlink()
+        (work / "theirs.gguf").unlink()
+        if not args.skip_large:
+            large = work / "synthetic"
+            large.mkdir()
+            size = write_synthetic_checkpoint(large, source)
+            body += ["", f"Synthetic bf16 checkpoint, {size / 1e9:.2f} GB in 2 shards (largest tensor "
+                     f"{49152 * 2048 * 2 / mib:.0f} MiB), llamadesk only:", "",
+                     "| --outtype | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
+            for outtype in ("auto", "q8_0"):  # auto = bf16 here
+                wall, rss = measure([str(LLAMADESK), "convert", str(large), "-o", str(work / "large.gguf"), "--force",
+                                     "--outtype", outtype])
+                (work / "large.gguf").unlink()
+                body.append(f"| {outtype} | {wall:.1f} | **{rss / mib:.0f}** |")
+                print(body[-1])
+        body += ["", GOALS, "", "Command: `.venv/bin/python bench/convert.py" + (" --skip-large" if args.skip_large else "") + "`"]
+        update_section("convert", "\n".join(body))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

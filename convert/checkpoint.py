@@ -1,0 +1,80 @@
+"""Find a checkpoint's weight files in a folder and open them, whichever layout it uses.
+
+Hugging Face folders: model.safetensors, sharded safetensors with model.safetensors.index.json,
+pytorch_model.bin and its sharded index. Meta folders: consolidated.NN.pth with params.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..app.errors import BadInputError
+from .meta_checkpoint import meta_shard_files, read_meta_shards
+from .model_config import ModelConfig, read_hf_config, read_meta_params
+from .safetensors_reader import read_safetensors
+from .tensor_source import TensorSource
+from .torch_zip_reader import read_torch_zip
+
+# (index file, single file, reader), in order of preference: safetensors never run code.
+HF_WEIGHT_FORMATS = (
+    ("model.safetensors.index.json", "model.safetensors", read_safetensors),
+    ("pytorch_model.bin.index.json", "pytorch_model.bin", read_torch_zip),
+)
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint folder: its hyperparameters and its (lazily read) tensors."""
+
+    folder: Path
+    config: ModelConfig
+    tensors: list[TensorSource]
+    weight_files: list[Path]
+
+
+def _shards_from_index(index: Path) -> list[Path]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = list(dict.fromkeys(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise BadInputError(f"{index}: not a valid shard index (expected a JSON object with 'weight_map')") from None
+    files = [index.parent / name for name in names]
+    for f in files:
+        if not f.is_file():
+            raise BadInputError(f"{f.name}, listed in {index.name}, is missing from {index.parent}; download it too")
+    return files
+
+
+def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[TensorSource]]]:
+    for index_name, single_name, reader in HF_WEIGHT_FORMATS:
+        if (folder / index_name).is_file():
+            return _shards_from_index(folder / index_name), reader
+        if (folder / single_name).is_file():
+            return [folder / single_name], reader
+    loose = sorted(folder.glob("*.safetensors"))
+    if loose:
+        return loose, read_safetensors
+    raise BadInputError(
+        f"{folder}: no weights found (model.safetensors, pytorch_model.bin or their sharded index)"
+    )
+
+
+def open_checkpoint(folder: Path) -> Checkpoint:
+    """Open the checkpoint in `folder` (nothing large is read yet)."""
+    if not folder.is_dir():
+        raise BadInputError(f"{folder}: not a folder; give a checkpoint folder or a Hub repo id")
+    if (folder / "config.json").is_file():
+        config = read_hf_config(folder)
+        files, reader = _hf_weight_files(folder)
+        tensors = [t for f in files for t in reader(f)]
+        return Checkpoint(folder, config, tensors, files)
+    if meta_shard_files(folder) and (folder / "params.json").is_file():
+        config = read_meta_params(folder)
+        files = meta_shard_files(folder)
+        return Checkpoint(folder, config, read_meta_shards(files, config.n_embd), files)
+    raise BadInputError(
+        f"{folder}: not a checkpoint folder (expected config.json with weights, or consolidated.*.pth with params.json)"
+    )

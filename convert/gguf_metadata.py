@@ -1,0 +1,65 @@
+"""The GGUF key/values a converted model carries: general.*, the architecture's hyperparameters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import gguf
+
+from .model_config import ModelConfig
+
+# GGUFWriter method -> the hyperparameter it records. Each writes "<arch>.<key>".
+HPARAM_WRITERS: dict[str, Callable[[ModelConfig, int, int], object]] = {
+    "add_context_length": lambda c, v, f: c.context_length,
+    "add_embedding_length": lambda c, v, f: c.n_embd,
+    "add_block_count": lambda c, v, f: c.n_layer,
+    "add_feed_forward_length": lambda c, v, f: f,
+    "add_head_count": lambda c, v, f: c.n_head,
+    "add_head_count_kv": lambda c, v, f: c.n_head_kv,
+    "add_layer_norm_rms_eps": lambda c, v, f: float(c.rms_eps),
+    "add_rope_freq_base": lambda c, v, f: float(c.rope_theta),
+    "add_rope_dimension_count": lambda c, v, f: c.head_dim,
+    "add_key_length": lambda c, v, f: c.head_dim,
+    "add_value_length": lambda c, v, f: c.head_dim,
+    "add_vocab_size": lambda c, v, f: v,
+}
+
+LICENSE_LINE = re.compile(r"^license:\s*['\"]?([\w.\-+]+)", re.MULTILINE)
+
+
+def license_of(folder: Path) -> str | None:
+    """The license a model card declares in its front matter (`license: apache-2.0`), if any."""
+    card = folder / "README.md"
+    if not card.is_file():
+        return None
+    text = card.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---"):
+        return None
+    front = text.split("---", 2)[1] if text.count("---") >= 2 else ""
+    found = LICENSE_LINE.search(front)
+    return found.group(1) if found else None
+
+
+def model_name(config: ModelConfig, folder: Path) -> str:
+    name = config.name if config.name and not Path(config.name).is_absolute() else folder.name
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def add_metadata(writer: gguf.GGUFWriter, config: ModelConfig, folder: Path, n_vocab: int, n_ff: int,
+                 n_params: int, file_type: gguf.LlamaFileType, quantized: bool) -> None:
+    """Write general.* and the architecture's hyperparameters."""
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_name(model_name(config, folder))
+    writer.add_size_label(gguf.size_label(n_params, 0, 0, 0))
+    if license := license_of(folder):
+        writer.add_license(license)
+    writer.add_file_type(file_type)
+    if quantized:
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for method, value in HPARAM_WRITERS.items():
+        getattr(writer, method)(value(config, n_vocab, n_ff))
+    if config.rope_type == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(float(config.rope_scaling["factor"]))

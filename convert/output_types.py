@@ -1,0 +1,94 @@
+"""Output tensor types (--outtype) and turning a checkpoint tensor into bytes of that type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gguf
+import numpy as np
+
+from ..app.errors import BadInputError
+from .tensor_source import float32_to_bf16_bits, to_float32
+
+Q = gguf.GGMLQuantizationType
+OUTTYPES: dict[str, Q] = {"f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}
+OUTTYPE_CHOICES = (*OUTTYPES, "auto")
+# general.file_type: what the bulk of the file is.
+FILE_TYPES: dict[Q, gguf.LlamaFileType] = {
+    Q.F32: gguf.LlamaFileType.ALL_F32,
+    Q.F16: gguf.LlamaFileType.MOSTLY_F16,
+    Q.BF16: gguf.LlamaFileType.MOSTLY_BF16,
+    Q.Q8_0: gguf.LlamaFileType.MOSTLY_Q8_0,
+}
+# "auto" keeps everything the checkpoint has: a 16-bit checkpoint stays in its 16-bit type, and an
+# f32 one becomes f16 (the precision llama.cpp computes most matmuls in anyway).
+AUTO_BY_SOURCE: dict[str, Q] = {"BF16": Q.BF16, "F16": Q.F16, "F32": Q.F16}
+
+
+def resolve_outtype(outtype: str, source_dtypes: set[str]) -> Q:
+    """The bulk tensor type for `--outtype` given the checkpoint's dtypes."""
+    if outtype == "auto":
+        for dtype in ("BF16", "F16", "F32"):
+            if dtype in source_dtypes:
+                return AUTO_BY_SOURCE[dtype]
+        return Q.F16
+    if outtype not in OUTTYPES:
+        raise BadInputError(f"unknown output type '{outtype}'; choose one of {', '.join(OUTTYPE_CHOICES)}")
+    return OUTTYPES[outtype]
+
+
+def tensor_type(bulk: Q, shape: tuple[int, ...]) -> Q:
+    """1-D tensors (norms, rope factors) stay f32, as llama.cpp computes them in f32; q8_0 needs rows of 32."""
+    if len(shape) < 2:
+        return Q.F32
+    if bulk == Q.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[Q.Q8_0][0] != 0:
+        return Q.F16
+    return bulk
+
+
+def stored_shape(shape: tuple[int, ...], qtype: Q) -> tuple[tuple[int, ...], np.dtype]:
+    """The numpy shape and dtype of the bytes written for a tensor (what GGUFWriter is told)."""
+    if qtype == Q.F32:
+        return shape, np.dtype(np.float32)
+    if qtype == Q.F16:
+        return shape, np.dtype(np.float16)
+    return tuple(gguf.quant_shape_to_byte_shape(shape, qtype)), np.dtype(np.uint8)
+
+
+# Rows converted per step: float32 copies and quantization temporaries stay ~16 MB however large
+# the tensor, so peak memory is the source view plus the encoded output.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def encode(values: np.ndarray, source_dtype: str, qtype: Q, done: Callable[[float], None] | None = None) -> np.ndarray:
+    """The tensor's values in the output type, as the array GGUFWriter writes.
+
+    `done(fraction)` is told how much of `values` has been consumed after each block of rows, so
+    a memory-mapped source can drop those pages while the rest is converted.
+    """
+    unchanged = (qtype == Q.F16 and source_dtype == "F16") or (qtype == Q.BF16 and source_dtype == "BF16") or (
+        qtype == Q.F32 and source_dtype == "F32")
+    if unchanged or values.ndim < 2 or values.size <= CHUNK_ELEMENTS:
+        return _encode_block(values, source_dtype, qtype)
+    shape, dtype = stored_shape(values.shape, qtype)
+    out = np.empty(shape, dtype)
+    rows = max(1, CHUNK_ELEMENTS // (values.size // values.shape[0]))
+    for start in range(0, values.shape[0], rows):
+        out[start: start + rows] = _encode_block(values[start: start + rows], source_dtype, qtype)
+        if done:
+            done(min(start + rows, values.shape[0]) / values.shape[0])
+    return out
+
+
+def _encode_block(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray:
+    if qtype == Q.F16 and source_dtype == "F16":
+        return np.ascontiguousarray(values)
+    if qtype == Q.BF16:
+        bits = values if source_dtype == "BF16" else float32_to_bf16_bits(to_float32(values, source_dtype))
+        return np.ascontiguousarray(bits).view(np.uint8)
+    as_f32 = to_float32(values, source_dtype)
+    if qtype == Q.F32:
+        return np.ascontiguousarray(as_f32)
+    if qtype == Q.F16:
+        return as_f32.astype(np.float16)
+    return gguf.quants.quantize(as_f32, qtype)

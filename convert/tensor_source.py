@@ -1,0 +1,64 @@
+"""A checkpoint tensor that is described up front and read only when the writer asks for it.
+
+Every reader (safetensors, PyTorch zip, Meta shards) yields these, so the converter can plan the
+whole output (names, shapes, types, size) before touching the weights, and then hold one tensor in
+memory at a time while writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+# Checkpoint dtypes llamadesk reads, by the names safetensors uses. bfloat16 has no numpy type: it
+# is carried as its raw 16 bits (uint16) and widened to float32 with a shift (see to_float32).
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
+}
+
+
+@dataclass(frozen=True)
+class TensorSource:
+    """One named tensor of a checkpoint: its shape and dtype now, its values when `read()` runs.
+
+    `read()` returns a little-endian numpy array of NUMPY_DTYPES[dtype] (bf16 as raw uint16 bits);
+    it may be a read-only view of a memory map.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    read: Callable[[], np.ndarray]
+    # release(fraction): the first `fraction` of the tensor's bytes will not be read again. A
+    # memory-mapped reader drops those pages, since mapped file pages count towards the process's
+    # resident memory until released (dropping too much is harmless: pages are re-read from disk).
+    release: Callable[[float], None] = lambda fraction=1.0: None
+
+    @property
+    def n_elements(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.n_elements * NUMPY_DTYPES[self.dtype].itemsize
+
+
+def to_float32(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The tensor as float32; bf16 is the upper half of a float32, so widening is a 16-bit shift."""
+    if dtype == "BF16":
+        return (values.astype(np.uint32) << 16).view(np.float32)
+    return values.astype(np.float32, copy=False)
+
+
+def float32_to_bf16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 to bf16 bits, rounding to nearest even (as torch does); NaN stays a quiet NaN."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    nan = np.isnan(values)
+    rounded = ((bits + (0x7FFF + ((bits >> 16) & 1))) >> 16).astype(np.uint16)
+    if nan.any():
+        rounded[nan] = 0x7FC0
+    return rounded

@@ -1,0 +1,192 @@
+"""`llamadesk eval`: perplexity as llama-perplexity computes it, and KL divergence to a base model.
+
+The procedure is llama-perplexity's (tools/perplexity/perplexity.cpp), so the numbers compare:
+the text is tokenized once (BOS first when the model's tokenizer adds one), cut into
+non-overlapping chunks of `ctx` tokens (a remainder shorter than a chunk is dropped), each chunk
+is evaluated from an empty cache with its first token replaced by BOS when the model uses one,
+and only the second half of each chunk is scored, so every scored token has at least ctx/2 tokens
+of context. Position j's logits predict token j+1, so a chunk scores ctx - ctx/2 - 1 tokens.
+
+With a base model (the f16 original), both models see the same chunks and every scored position
+adds KL(base || model) and whether both rank the same token first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llamadesk.app.atomic_file import atomic_output
+from llamadesk.app.errors import BadInputError
+
+from . import quality_metrics as qm
+
+EVAL_SUFFIX = ".eval.json"
+ChunkProgress = Callable[[int, int], None]  # (chunks done, chunks in all)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Quality of one model on one text; the KL fields are None without a base model."""
+
+    model: str
+    text: str
+    text_sha256: str
+    ctx: int
+    chunks: int
+    scored_tokens: int
+    cross_entropy: float  # mean -log p(next token), in nats: the loss the model was trained on
+    perplexity: float  # exp(cross_entropy)
+    base: str | None = None
+    base_perplexity: float | None = None
+    kld_mean: float | None = None
+    kld_p99: float | None = None
+    kld_max: float | None = None
+    top1_agreement: float | None = None  # fraction of positions where both models rank the same token first
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def chunk_starts(n_tokens: int, ctx: int) -> list[int]:
+    """Where each non-overlapping chunk begins; refuses a text shorter than two chunks."""
+    if ctx < 4:
+        raise BadInputError(f"--ctx must be at least 4 tokens, not {ctx}")
+    if n_tokens < 2 * ctx:
+        raise BadInputError(
+            f"the text is {n_tokens} tokens but perplexity at --ctx {ctx} needs at least {2 * ctx} "
+            "(two chunks); use a longer text or a smaller --ctx"
+        )
+    return [i * ctx for i in range(n_tokens // ctx)]
+
+
+def chunk_tokens(tokens: list[int], start: int, ctx: int, bos: int | None) -> list[int]:
+    """The tokens one chunk is evaluated on: BOS replaces its first token when the model uses BOS."""
+    chunk = tokens[start : start + ctx]
+    if bos is not None:
+        chunk = [bos, *chunk[1:]]
+    return chunk
+
+
+def scored_span(ctx: int) -> slice:
+    """Positions whose logits are scored: the second half, minus the last (it predicts nothing)."""
+    return slice(ctx // 2, ctx - 1)
+
+
+def evaluate(
+    model: Path,
+    text_file: Path,
+    ctx: int = 512,
+    base: Path | None = None,
+    threads: int | None = None,
+    progress: ChunkProgress | None = None,
+) -> EvalResult:
+    """Perplexity of `model` on the text in `text_file`, and with `base` its KL divergence to it."""
+    from llamadesk.app.engine.scoring import TokenScorer
+
+    text = _read_text(text_file)
+    with TokenScorer.load(model, ctx, threads) as scorer:
+        tokens = scorer.tokenize(text)
+        starts = chunk_starts(len(tokens), ctx)
+        bos = scorer.bos_token if scorer.adds_bos else None
+        base_scorer = TokenScorer.load(base, ctx, threads) if base is not None else None
+        try:
+            if base_scorer is not None and base_scorer.tokenize(text) != tokens:
+                raise BadInputError(f"{base} tokenizes the text differently from {model}; "
+                                    "compare only quantizations of the same model")
+            nll, base_nll, kld, same_top = [], [], [], []
+            span = scored_span(ctx)
+            for done, start in enumerate(starts, 1):
+                chunk = chunk_tokens(tokens, start, ctx, bos)
+                targets = np.array(tokens[start + span.start + 1 : start + span.stop + 1])
+                log_probs = qm.log_softmax(scorer.logits(chunk)[span])
+                nll.append(qm.token_negative_log_likelihoods(log_probs, targets))
+                if base_scorer is not None:
+                    base_log_probs = qm.log_softmax(base_scorer.logits(chunk)[span])
+                    base_nll.append(qm.token_negative_log_likelihoods(base_log_probs, targets))
+                    kld.append(qm.kl_divergences(base_log_probs, log_probs))
+                    same_top.append(qm.top1_matches(base_log_probs, log_probs))
+                if progress is not None:
+                    progress(done, len(starts))
+        finally:
+            if base_scorer is not None:
+                base_scorer.close()
+    all_nll = np.concatenate(nll)
+    result = EvalResult(
+        model=str(model), text=str(text_file), text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        ctx=ctx, chunks=len(starts), scored_tokens=int(all_nll.size),
+        cross_entropy=float(np.mean(all_nll)), perplexity=qm.perplexity(all_nll),
+    )
+    if base is None:
+        return result
+    all_kld = np.concatenate(kld)
+    return dataclasses.replace(
+        result,
+        base=str(base),
+        base_perplexity=qm.perplexity(np.concatenate(base_nll)),
+        kld_mean=float(np.mean(all_kld)),
+        kld_p99=qm.percentile(all_kld, 0.99),
+        kld_max=float(np.max(all_kld)),
+        top1_agreement=float(np.mean(np.concatenate(same_top))),
+    )
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such text file; give a plain UTF-8 text to evaluate on")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise BadInputError(f"{path} is not UTF-8 text; give a plain text file") from err
+
+
+def eval_file(model: Path) -> Path:
+    """Where a model's saved evaluations live: beside it, MODEL.gguf.eval.json."""
+    return model.with_name(model.name + EVAL_SUFFIX)
+
+
+def saved_evaluations(model: Path) -> list[dict[str, Any]]:
+    """The evaluations saved for a model (newest text/ctx/base combination each); [] if none.
+
+    For `llamadesk models` and the UI: each entry is an EvalResult as JSON.
+    """
+    path = eval_file(Path(model))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    results = data.get("results") if isinstance(data, dict) else None
+    return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+
+
+def save_evaluation(result: EvalResult) -> Path:
+    """Add `result` to the model's eval file, replacing an earlier one on the same text, ctx and base."""
+    model = Path(result.model)
+    key = (result.text_sha256, result.ctx, _base_name(result.base))
+    kept = [r for r in saved_evaluations(model)
+            if (r.get("text_sha256"), r.get("ctx"), _base_name(r.get("base"))) != key]
+    target = eval_file(model)
+    with atomic_output(target, force=True) as tmp:
+        tmp.write_text(json.dumps({"results": [*kept, result.to_json()]}, indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def _base_name(base: str | None) -> str | None:
+    return os.path.basename(base) if base else None
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line for a saved evaluation: 'PPL 19.09 @512; KLD 0.064 vs model-f16.gguf'."""
+    line = f"PPL {result['perplexity']:.2f} @{result['ctx']}"
+    if result.get("kld_mean") is not None and not math.isnan(result["kld_mean"]):
+        line += f"; KLD {result['kld_mean']:.4f} vs {_base_name(result.get('base'))}"
+    return line

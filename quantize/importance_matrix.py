@@ -1,0 +1,61 @@
+"""`llamadesk imatrix`: an importance matrix from a text, in llama-imatrix's GGUF format.
+
+The low-bit types (IQ1/IQ2/IQ3_XXS, Q2_K_S) spend their few bits where the model's inputs are
+large: for each weight matrix, the mean squared input activation of each column, measured while
+the model reads representative text. The engine collects the activations
+(app/engine/activations.py); this module writes them as llama-imatrix does (tensors NAME.in_sum2
+and NAME.counts, metadata imatrix.datasets / chunk_count / chunk_size), so the file works with
+both `llamadesk quantize --imatrix` and llama.cpp's llama-quantize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from llamadesk.app.atomic_file import atomic_output
+from llamadesk.app.errors import BadInputError
+from llamadesk.app.gguf_file import inspect_gguf
+
+from .imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
+
+
+def compute_imatrix(
+    model: Path, text_file: Path, output: Path, ctx: int = 512, threads: int | None = None,
+    force: bool = False, progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Run `model` over the text and write its importance matrix to `output` (atomically)."""
+    from gguf import GGUFWriter
+
+    from llamadesk.app.engine.activations import collect_activations
+    from llamadesk.app.machine import machine_facts
+
+    inspect_gguf(model)  # a bad file is refused before llama.cpp sees it
+    if ctx < 16:
+        raise BadInputError(f"--ctx must be at least 16 tokens, not {ctx}")
+    if not text_file.is_file():
+        raise BadInputError(f"{text_file}: no such text file; give a plain UTF-8 text")
+    try:
+        text = text_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise BadInputError(f"{text_file} is not UTF-8 text") from err
+    with atomic_output(output, force) as tmp:
+        stats = collect_activations(model, text, ctx, threads or machine_facts().physical_cores, progress)
+        writer = GGUFWriter(tmp, arch="imatrix")
+        writer.add_type("imatrix")
+        writer.add_array("imatrix.datasets", [text_file.name])
+        writer.add_uint32("imatrix.chunk_count", stats.chunks)
+        writer.add_uint32("imatrix.chunk_size", stats.chunk_size)
+        for name in sorted(stats.sums):
+            sums = stats.sums[name].astype(np.float32)
+            n_mat = stats.matrices[name]
+            writer.add_tensor(name + SUMS_SUFFIX, sums.reshape(n_mat, -1))
+            writer.add_tensor(name + COUNTS_SUFFIX, np.full((n_mat, 1), stats.counts[name], dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    return output
+

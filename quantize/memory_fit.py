@@ -1,0 +1,154 @@
+"""Which quantization type fits: the memory each type needs for a model and a context length.
+
+memory = weights + KV cache + compute buffers + output buffer, where
+- weights: the type's exact tensor bytes, from llama.cpp's own dry run (quantize_model);
+- KV cache: f16 K and V for every layer, KV head and token of context (GGUFSummary);
+- compute: llama.cpp sizes its scratch buffer for the largest step of one micro-batch, which for
+  these models is the output layer's logits (n_ubatch x n_vocab floats) plus two n_embd-wide
+  activations per token and the f16 attention mask (n_ubatch x n_ctx) flash attention reads;
+- output: one row of logits (n_vocab floats).
+The estimate is checked against what llama.cpp reports when it loads (test_quantize_fit.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from llamadesk.app.errors import BadInputError
+from llamadesk.app.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.machine import machine_facts
+from llamadesk.app.runtime_settings import RESERVED_RAM_BYTES, RESERVED_RAM_FRACTION
+
+from .quant_types import QUANT_TYPES, QuantType, find_quant_type
+from .quantize_model import quantized_sizes
+
+DEFAULT_UBATCH = 512  # llamadesk loads with n_batch = n_ubatch = 512
+FLOAT_BYTES = 4
+F16_BYTES = 2
+
+# `-t auto` walks this list from best to smallest and takes the first type that fits. Types that
+# need an importance matrix are left out (auto has none), as are formats for special models
+# (ternary TQ*, MXFP4 for MoE) and the float types (not a quantization).
+AUTO_LADDER = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "IQ4_XS", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")
+
+_MEMORY_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024, "M": 1000**2, "MB": 1000**2, "MIB": 1024**2,
+                 "G": 1000**3, "GB": 1000**3, "GIB": 1024**3, "T": 1000**4, "TB": 1000**4, "TIB": 1024**4}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a model needs loaded on the CPU with a given context, by purpose."""
+
+    weights: int
+    kv_cache: int
+    compute: int
+    output: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.output
+
+
+@dataclass(frozen=True)
+class TypeFit:
+    """One row of `llamadesk fit`."""
+
+    qtype: str
+    bits_per_weight: float | None  # measured on this model (file's tensors), None if not possible
+    weights_bytes: int | None
+    memory_bytes: int | None
+    fits: bool
+    needs_imatrix: bool
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_memory(text: str) -> int:
+    """'4GB' -> 4e9, '4GiB' -> 4*2^30, '512M' -> 512e6, '1234' -> 1234 bytes."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", text)
+    unit = match[2].upper() if match else None
+    if not match or unit not in _MEMORY_UNITS:
+        raise BadInputError(f"cannot read '{text}' as an amount of memory; write it like 4GB, 4GiB or 512MB")
+    try:
+        amount = float(match[1]) * _MEMORY_UNITS[unit]
+    except ValueError as err:
+        raise BadInputError(f"cannot read '{text}' as an amount of memory; write it like 4GB") from err
+    if amount <= 0:
+        raise BadInputError(f"--memory must be more than zero, not '{text}'")
+    return int(amount)
+
+
+def vocabulary_size(path: Path) -> int:
+    """Tokens in the model's vocabulary (the width of its logits)."""
+    tokens = open_header(path).metadata.get("tokenizer.ggml.tokens")
+    return len(tokens) if tokens is not None else 0
+
+
+def estimate_memory(summary: GGUFSummary, n_vocab: int, weights_bytes: int, n_ctx: int,
+                    n_ubatch: int = DEFAULT_UBATCH) -> MemoryEstimate:
+    """The memory llama.cpp allocates to run this model with `n_ctx` tokens of context (see module doc)."""
+    ubatch = min(n_ubatch, n_ctx)
+    compute = FLOAT_BYTES * ubatch * (n_vocab + 2 * summary.n_embd) + F16_BYTES * ubatch * n_ctx
+    return MemoryEstimate(
+        weights=weights_bytes,
+        kv_cache=summary.kv_bytes_per_token_f16 * n_ctx,
+        compute=compute,
+        output=FLOAT_BYTES * n_vocab,
+    )
+
+
+def default_budget() -> tuple[int, str]:
+    """Memory a model may use here, and where the figure comes from: free VRAM on a GPU build,
+    otherwise available RAM less the reserve llamadesk keeps for the OS and itself."""
+    from llamadesk.app.engine.build_info import build_info
+    from llamadesk.app.engine.devices import backend_devices
+
+    gpus = [d for d in backend_devices() if d.is_gpu] if build_info().gpu_offload else []
+    if gpus:
+        best = max(gpus, key=lambda d: d.free_memory)
+        return best.free_memory, f"free memory of {best.description or best.name}"
+    machine = machine_facts()
+    budget = int(machine.available_ram - RESERVED_RAM_BYTES - RESERVED_RAM_FRACTION * machine.total_ram)
+    return max(0, budget), "available RAM less a reserve for the system"
+
+
+def fit_table(model: Path, n_ctx: int | None, budget: int, qtypes: tuple[QuantType, ...] | None = None) -> list[TypeFit]:
+    """Every type (or `qtypes`) with its size on this model, memory at `n_ctx` and whether it fits."""
+    summary = inspect_gguf(model)
+    ctx = n_ctx or summary.context_length or 4096
+    if ctx < 1:
+        raise BadInputError(f"--ctx must be a positive number of tokens, not {ctx}")
+    chosen = qtypes or tuple(q for q in QUANT_TYPES if q.alias_of is None)
+    sizes = quantized_sizes(model, list(chosen))
+    n_vocab = vocabulary_size(model)
+    rows = []
+    for quant in chosen:
+        weights = sizes.get(quant.name)
+        if weights is None:
+            rows.append(TypeFit(quant.name, None, None, None, False, quant.needs_imatrix,
+                                "llama.cpp cannot make this type for this model"))
+            continue
+        memory = estimate_memory(summary, n_vocab, weights, ctx).total
+        rows.append(TypeFit(quant.name, round(8 * weights / summary.parameters, 2), weights, memory,
+                            memory <= budget, quant.needs_imatrix))
+    return rows
+
+
+def choose_fitting_type(model: Path, n_ctx: int | None, budget: int) -> QuantType:
+    """The best type of AUTO_LADDER whose estimated memory fits `budget`; refuses if none does."""
+    ladder = tuple(find_quant_type(name) for name in AUTO_LADDER)
+    rows = fit_table(model, n_ctx, budget, ladder)
+    for row in rows:
+        if row.fits:
+            return find_quant_type(row.qtype)
+    smallest = min((r for r in rows if r.memory_bytes is not None), key=lambda r: r.memory_bytes, default=None)
+    need = f"; the smallest, {smallest.qtype}, needs {smallest.memory_bytes / 1e9:.2f} GB" if smallest else ""
+    raise BadInputError(
+        f"no quantization of {model.name} fits in {budget / 1e9:.2f} GB at this context{need}; "
+        "use a smaller --ctx, a larger --memory, or a smaller model"
+    )

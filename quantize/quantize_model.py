@@ -1,0 +1,199 @@
+"""Quantizing a GGUF with llama.cpp's own quantizer: checked input, progress, atomic output.
+
+The quantizer itself runs in a child process (llama_quantizer.py says why); this module checks
+what can be checked before minutes are spent, starts the child, turns its log into progress, and
+renames the output into place only when llama.cpp reports success. Ctrl-C kills the child and
+removes the partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from llamadesk.app.atomic_file import atomic_output
+from llamadesk.app.errors import BadInputError, LlamadeskError
+from llamadesk.app.gguf_file import open_header
+
+from .imatrix_file import read_imatrix
+from .quantize_request import DONE_MARKER, QuantizeRequest
+from .quant_types import FLOAT_TYPES, QuantType, find_quant_type
+from .quantize_log import QuantizeReport, TensorProgress, read_line
+
+ProgressCallback = Callable[[TensorProgress], None]
+WORKER_MODULE = "llamadesk.quantize.llama_quantizer"
+# Below this much free space after a failed write, the disk being full is the likely cause.
+FULL_DISK_SLACK = 64 * 1024 * 1024
+
+REQUANTIZE_WHY = (
+    "quantizing it again rounds already-rounded weights, so the errors of both quantizations add "
+    "up and quality drops more than quantizing the f16/bf16 original to the same type"
+)
+
+
+def quantized_types(path: Path) -> list[str]:
+    """The quantized ggml types among a GGUF's matrices (empty for an f32/f16/bf16 file)."""
+    header = open_header(path)
+    return sorted({t.ggml_type.name for t in header.tensors if t.ggml_type.name not in FLOAT_TYPES})
+
+
+def default_output(input_path: Path, qtype: QuantType) -> Path:
+    """model-f16.gguf -> model-Q4_K_M.gguf beside it (a trailing -F16/-BF16/-F32 is replaced)."""
+    stem = input_path.stem
+    for suffix in (*FLOAT_TYPES, "f16", "bf16", "f32"):
+        for sep in ("-", ".", "_"):
+            if stem.endswith(sep + suffix):
+                stem = stem[: -len(sep + suffix)]
+    return input_path.with_name(f"{stem}-{qtype.name}.gguf")
+
+
+def check_quantize_input(input_path: Path, qtype: QuantType, allow_requantize: bool, imatrix: Path | None) -> None:
+    """Refuse, with one clear line, what llama.cpp would refuse (or regret) after minutes of work."""
+    already = quantized_types(input_path)  # also validates the GGUF header
+    if already and not allow_requantize:
+        raise BadInputError(
+            f"{input_path} is already quantized ({', '.join(already)}); {REQUANTIZE_WHY}. "
+            "Quantize the original instead, or pass --allow-requantize"
+        )
+    if qtype.needs_imatrix and imatrix is None:
+        raise BadInputError(
+            f"{qtype.name} needs an importance matrix (without one its few bits per weight ruin the model); "
+            "pass --imatrix FILE (from `llamadesk imatrix`), or choose a type such as Q2_K, Q3_K_M or Q4_K_M"
+        )
+    if imatrix is not None:
+        read_imatrix(imatrix)  # a bad file is reported now, not by the child mid-way
+
+
+def run_quantizer(
+    requests: list[QuantizeRequest], progress: ProgressCallback | None = None
+) -> list[tuple[int, QuantizeReport]]:
+    """Run the requests in one quantizer child; returns each one's status and what it logged.
+
+    A request the child never finished (it crashed) gets the child's exit status, negative for a
+    signal. On KeyboardInterrupt (or any error here) the child is killed before the exception
+    goes on.
+    """
+    command = [sys.executable, "-m", WORKER_MODULE, json.dumps([r.to_dict() for r in requests])]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
+    )
+    results: list[tuple[int, QuantizeReport]] = []
+    report = QuantizeReport()
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(DONE_MARKER):
+                results.append((int(line.split()[1]), report))
+                report = QuantizeReport()
+                continue
+            started = read_line(report, line)
+            if started is not None and progress is not None:
+                progress(started)
+        status = child.wait()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    while len(results) < len(requests):
+        results.append((status or 1, report))
+        report = QuantizeReport()
+    return results
+
+
+def _file_size_limit() -> int | None:
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _write_failure_reason(target: Path, partial: Path) -> str | None:
+    """Why writing stopped, when the disk or a file-size limit explains it."""
+    written = partial.stat().st_size if partial.exists() else 0
+    soft_limit = _file_size_limit()
+    if soft_limit is not None and written >= soft_limit - FULL_DISK_SLACK:
+        return (f"writing {target} stopped at the file-size limit for this process ({soft_limit} bytes, "
+                "see `ulimit -f`); raise the limit or quantize to a smaller type")
+    free = shutil.disk_usage(target.parent if str(target.parent) else ".").free
+    if free < FULL_DISK_SLACK:
+        return f"the disk is full while writing {target}; free some space (or choose another -o) and try again"
+    return None
+
+
+def _failure(status: int, report: QuantizeReport, request: QuantizeRequest, target: Path, partial: Path) -> LlamadeskError:
+    if report.needs_imatrix:
+        return BadInputError("this type needs an importance matrix for this model; pass --imatrix FILE")
+    if (reason := _write_failure_reason(target, partial)) is not None:
+        return LlamadeskError(reason)
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        detail = report.lines[-1] if report.lines else "no output"
+        return LlamadeskError(f"llama.cpp's quantizer crashed ({name}) on {request.input}: {detail}")
+    why = report.failure or (report.lines[-1] if report.lines else f"exit status {status}")
+    return LlamadeskError(f"llama.cpp could not quantize {request.input}: {why}")
+
+
+def quantize_gguf(
+    input: Path | str,
+    output: Path | str | None,
+    qtype: str | QuantType,
+    threads: int | None = None,
+    force: bool = False,
+    allow_requantize: bool = False,
+    imatrix: Path | str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Quantize `input` to `qtype` with llama.cpp and return the finished file's path.
+
+    `output` defaults to the input's name with the type (model-Q4_K_M.gguf). The file appears
+    only when complete; on any error or Ctrl-C nothing is left behind. Raises BadInputError for
+    input it refuses (not GGUF, already quantized without `allow_requantize`, type needing an
+    imatrix without one, existing output without `force`) and LlamadeskError when llama.cpp fails.
+    """
+    input_path = Path(input)
+    quant = qtype if isinstance(qtype, QuantType) else find_quant_type(qtype)
+    target = Path(output) if output is not None else default_output(input_path, quant)
+    if threads is not None and threads < 1:
+        raise BadInputError(f"--threads must be at least 1, not {threads}")
+    imatrix_path = Path(imatrix) if imatrix is not None else None
+    check_quantize_input(input_path, quant, allow_requantize, imatrix_path)
+    if target.exists() and input_path.exists() and os.path.samefile(target, input_path):
+        raise BadInputError(f"the output {target} is the input; choose another -o")
+    with atomic_output(target, force) as partial:
+        request = QuantizeRequest(
+            input=str(input_path), output=str(partial), ftype=quant.ftype, threads=threads or 0,
+            allow_requantize=allow_requantize, imatrix=str(imatrix_path) if imatrix_path else None,
+        )
+        [(status, report)] = run_quantizer([request], progress)
+        if status != 0:
+            raise _failure(status, report, request, target, partial)
+    return target
+
+
+def quantized_sizes(input: Path | str, qtypes: list[QuantType]) -> dict[str, int]:
+    """Exact tensor-data bytes of `input` quantized to each type, from llama.cpp's dry run.
+
+    No file is written. Types llama.cpp cannot produce for this model are left out.
+    """
+    requests = [
+        QuantizeRequest(input=str(input), output=os.devnull, ftype=q.ftype, allow_requantize=True, dry_run=True)
+        for q in qtypes
+    ]
+    return {
+        quant.name: report.output_bytes
+        for quant, (status, report) in zip(qtypes, run_quantizer(requests))
+        if status == 0 and report.output_bytes is not None
+    }

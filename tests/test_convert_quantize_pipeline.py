@@ -1,0 +1,60 @@
+"""Checkpoint to quantized GGUF in one command, and the result in the library and in chat."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llamadesk.app.gguf_file import inspect_gguf
+from tests.conftest import run_cli
+from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
+
+LIBRARY_FIELDS = {
+    "name", "path", "architecture", "parameters", "quantization", "file_size", "context_length",
+    "has_chat_template", "origin", "eval_results", "fits",
+}
+
+
+@pytest.fixture(scope="module")
+def hf_folder(smollm2_path):
+    return smollm2_hf_checkpoint(smollm2_path)
+
+
+def test_convert_with_quantize_leaves_only_the_quantized_file(hf_folder, tmp_path):
+    out = tmp_path / "smol-q4km.gguf"
+    result = run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q4_K_M", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outtype"] == "Q4_K_M"
+    assert inspect_gguf(out).quantization == "Q4_K_M"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no intermediate f16 left behind
+
+
+def test_keep_leaves_the_intermediate_and_existing_output_needs_force(hf_folder, tmp_path):
+    out = tmp_path / "smol-q4_0.gguf"
+    assert run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q4_0", "--keep").returncode == 0
+    kept = [p for p in tmp_path.iterdir() if p != out]
+    assert len(kept) == 1 and inspect_gguf(kept[0]).quantization in ("F16", "BF16", "ALL_F32")
+    again = run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q4_0")
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_unknown_quantize_type_lists_the_valid_ones(hf_folder, tmp_path):
+    result = run_cli("convert", str(hf_folder), "-o", str(tmp_path / "x.gguf"), "--quantize", "Q5_Z")
+    assert result.returncode == 2 and "Q4_K_M" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_converted_and_quantized_model_is_in_the_library_and_chats(hf_folder, llamadesk_home):
+    made = run_cli("convert", str(hf_folder), "--quantize", "Q8_0", "--force", "--json")
+    assert made.returncode == 0, made.stderr
+    path = json.loads(made.stdout)["path"]
+    entries = {e["path"]: e for e in json.loads(run_cli("models", "--json").stdout)}
+    entry = entries[path]
+    assert LIBRARY_FIELDS <= entry.keys()
+    assert entry["quantization"] == "Q8_0" and entry["architecture"] == "llama"
+    assert entry["has_chat_template"] is True and entry["context_length"] == 8192
+    assert entry["origin"]["checkpoint"] == str(hf_folder) and entry["fits"] is True
+    answer = run_cli("chat", "-m", entry["name"], "--temperature", "0", "What is the capital of France?")
+    assert answer.returncode == 0, answer.stderr
+    assert "Paris" in answer.stdout

@@ -1,0 +1,99 @@
+"""`llamadesk eval` against llama-perplexity on a permissively licensed text.
+
+The text is a few sections of the Python Language Reference as shipped in the standard library
+(pydoc_data/topics.py), which the Python Software Foundation distributes under the PSF License
+(a permissive, BSD-style licence). Short chunks (--ctx 128) keep the test under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from llamadesk.quantize.evaluation import evaluate, saved_evaluations
+from tests.conftest import run_cli
+from tests.fixtures.smollm2_f16 import llama_tools_bin, smollm2_quantized
+
+pytestmark = pytest.mark.slow
+
+CTX = 128
+TEXT_CHARS = 2600  # ~600 SmolLM2 tokens: 4 chunks of 128
+
+
+@pytest.fixture(scope="module")
+def reference_text(tmp_path_factory) -> Path:
+    from pydoc_data.topics import topics
+
+    path = tmp_path_factory.mktemp("text") / "python-reference.txt"
+    path.write_text((topics["assignment"] + "\n\n" + topics["execmodel"])[:TEXT_CHARS], encoding="utf-8")
+    return path
+
+
+def _llama_perplexity(*args: str) -> str:
+    done = subprocess.run([str(llama_tools_bin() / "llama-perplexity"), "-c", str(CTX), "-t", "2", *args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout + done.stderr
+
+
+@cache
+def _reference(f16: Path, text: Path, quantized: tuple[Path, ...]) -> dict[str, float]:
+    """llama-perplexity's f16 perplexity, and --kl-divergence's mean KLD for each quantized model."""
+    logits = text.with_suffix(".f16-logits")
+    out = _llama_perplexity("-m", str(f16), "-f", str(text), "--kl-divergence-base", str(logits))
+    found = {"f16": float(re.search(r"Final estimate: PPL = ([\d.]+)", out)[1])}
+    for model in quantized:
+        out = _llama_perplexity("-m", str(model), "--kl-divergence-base", str(logits), "--kl-divergence")
+        found[model.name] = float(re.search(r"Mean\s+KLD:\s+([-\d.]+)", out)[1])
+    return found
+
+
+@cache
+def _evaluate(f16: Path, text: Path, qtype: str):
+    """One evaluation per type for the whole module (each costs seconds on 2 cores)."""
+    return evaluate(smollm2_quantized(f16, qtype), text, CTX, base=f16, threads=2)
+
+
+def test_perplexity_and_kld_match_llama_perplexity(smollm2_f16_path, reference_text):
+    q8, q4 = (smollm2_quantized(smollm2_f16_path, q) for q in ("Q8_0", "Q4_K_M"))
+    reference = _reference(smollm2_f16_path, reference_text, (q8, q4))
+    ours = {m.name: _evaluate(smollm2_f16_path, reference_text, q) for m, q in ((q8, "Q8_0"), (q4, "Q4_K_M"))}
+    assert ours[q8.name].base_perplexity == pytest.approx(reference["f16"], rel=0.01)
+    for model in (q8, q4):
+        assert ours[model.name].kld_mean == pytest.approx(reference[model.name], rel=0.05), model.name
+    assert ours[q8.name].kld_mean < 0.01
+
+
+def test_kld_grows_as_bits_shrink(smollm2_f16_path, reference_text):
+    results = [_evaluate(smollm2_f16_path, reference_text, q) for q in ("Q8_0", "Q4_K_M", "Q2_K")]
+    klds = [r.kld_mean for r in results]
+    assert klds == sorted(klds) and len(set(klds)) == 3
+    assert results[0].top1_agreement > results[2].top1_agreement
+    assert all(r.kld_p99 >= r.kld_mean for r in results)
+
+
+def test_cli_eval_saves_json_beside_the_model(smollm2_f16_path, reference_text, tmp_path):
+    model = tmp_path / "smol-Q8_0.gguf"
+    model.symlink_to(smollm2_quantized(smollm2_f16_path, "Q8_0"))
+    done = run_cli("eval", str(model), "--text", str(reference_text), "--ctx", str(CTX),
+                   "--threads", "2", "--json", "--save")
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert printed["perplexity"] > 1 and printed["chunks"] == 4 and printed["scored_tokens"] == 4 * (CTX // 2 - 1)
+    assert saved_evaluations(model) == [printed]
+    assert (tmp_path / "smol-Q8_0.gguf.eval.json").exists()
+    help_text = run_cli("eval", "--help").stdout
+    assert "Cross-entropy is the loss the model was trained on" in help_text and "exponential" in help_text
+
+
+def test_eval_refuses_a_text_too_short(smollm2_path, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("Only a few words.")
+    done = run_cli("eval", str(smollm2_path), "--text", str(short))
+    assert done.returncode == 2 and "needs at least 1024" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

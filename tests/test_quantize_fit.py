@@ -1,0 +1,53 @@
+"""`fit` and `quantize -t auto`: the memory estimate against what llama.cpp allocates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llamadesk.app.engine.allocation import measure_allocation
+from llamadesk.app.gguf_file import inspect_gguf
+from llamadesk.quantize.memory_fit import AUTO_LADDER, estimate_memory, vocabulary_size
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+CTX = 2048
+
+
+@pytest.mark.parametrize("ctx", [512, 4096])
+def test_estimate_matches_llama_cpps_allocation(gemma_path, ctx):
+    summary = inspect_gguf(gemma_path)
+    estimate = estimate_memory(summary, vocabulary_size(gemma_path), summary.tensor_bytes, ctx)
+    actual = measure_allocation(gemma_path, ctx)
+    assert estimate.kv_cache == actual.kv_bytes
+    assert estimate.compute == pytest.approx(actual.compute_bytes, rel=0.05)
+    assert estimate.total == pytest.approx(actual.total_bytes, rel=0.05)
+
+
+def test_auto_picks_the_best_type_that_loads_within_the_budget(smollm2_f16_path, tmp_path):
+    budget = 250_000_000  # bytes: between Q4_K_M (~256 MB at 2048) and Q5_K_S
+    table = run_cli("fit", str(smollm2_f16_path), "--memory", str(budget), "--ctx", str(CTX), "--json")
+    assert table.returncode == 0, table.stderr
+    rows = {r["qtype"]: r for r in json.loads(table.stdout)["types"]}
+    choice = json.loads(table.stdout)["auto_choice"]
+    assert rows[choice]["fits"] and rows[choice]["memory_bytes"] <= budget
+    better = AUTO_LADDER[: AUTO_LADDER.index(choice)]
+    assert better and not any(rows[q]["fits"] for q in better)
+
+    output = tmp_path / "auto.gguf"
+    done = run_cli("quantize", str(smollm2_f16_path), "-t", "auto", "--memory", str(budget), "--ctx", str(CTX),
+                   "--threads", "2", "-o", str(output), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["type"] == choice
+    actual = measure_allocation(output, CTX)
+    assert actual.repacked_bytes <= actual.model_bytes  # copies of mapped weights, not extra weights
+    assert actual.total_bytes <= budget
+    assert actual.total_bytes == pytest.approx(rows[choice]["memory_bytes"], rel=0.05)
+
+
+def test_nothing_fits_is_one_clear_line(smollm2_f16_path, tmp_path):
+    done = run_cli("quantize", str(smollm2_f16_path), "-t", "auto", "--memory", "50MB", "-o", str(tmp_path / "x.gguf"))
+    assert done.returncode == 2 and "no quantization" in done.stderr and "--memory" in done.stderr
+    assert list(tmp_path.iterdir()) == []

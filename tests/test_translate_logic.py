@@ -1,0 +1,318 @@
+"""The translator's checks, retries, fallbacks, glossary, line alignment, resume and cancel,
+with a scripted model (fast); the real model is in test_translate_model.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from llamadesk.app.errors import BadInputError
+from llamadesk.app.translate import (
+    ChunkDone,
+    JobCancelled,
+    JobFinished,
+    JobSettings,
+    JobStarted,
+    ResumeLog,
+    SegmentTranslator,
+    TranslationJob,
+    choose_strategy,
+    find_language,
+    parse_glossary,
+    resolve_language,
+)
+from llamadesk.app.translate.detection import detect_language
+from llamadesk.app.translate.glossary import load_glossary, missing_terms, terms_in
+from llamadesk.app.translate.prompts import Prompt, TranslationRequest
+from llamadesk.app.translate.segment import clean_output, is_copy, repair_markers
+from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+
+EN, FR = resolve_language("en"), resolve_language("fr")
+FEW_SHOT = choose_strategy({}, has_chat_template=False)
+
+
+def translator(reply) -> tuple[SegmentTranslator, ScriptedGenerator]:
+    generator = ScriptedGenerator(reply)
+    return SegmentTranslator(generator, FEW_SHOT), generator
+
+
+# -- languages ---------------------------------------------------------------------------------
+
+
+def test_languages_by_code_name_native_name_and_region():
+    for spec in ("fr", "FR", "fra", "French", "french", "français", "fr-CA", "fr_FR"):
+        assert find_language(spec).code == "fr", spec
+    assert find_language("Castilian").code == "es"
+    assert find_language("zh-TW").code == "zh-Hant"
+    with pytest.raises(BadInputError, match="unknown language"):
+        resolve_language("klingonese")
+
+
+def test_detection_with_the_real_detector():
+    assert detect_language("Ce champ est obligatoire. Veuillez saisir une adresse valide.")[0].code == "fr"
+    assert detect_language("Dieses Feld ist erforderlich. Bitte geben Sie eine gültige Adresse ein.")[0].code == "de"
+    assert detect_language("Este campo es obligatorio. Introduzca una dirección válida, %s.")[0].code == "es"
+    assert detect_language("This field is required. Please enter a valid address at https://x.org.")[0].code == "en"
+    with pytest.raises(BadInputError, match="--from"):
+        detect_language("%s {0} https://example.com 1234")
+
+
+# -- output cleaning -------------------------------------------------------------------------------
+
+
+def test_clean_output_removes_echo_quotes_and_commentary():
+    prompt = Prompt("completion", text="...", echo_prefixes=("French:",))
+    assert clean_output(" Bonjour.\nEnglish: next", prompt, "Hello.") == "Bonjour."
+    assert clean_output('"Bonjour."', prompt, "Hello.") == "Bonjour."
+    assert clean_output("« Bonjour. »", prompt, "Hello.") == "Bonjour."
+    assert clean_output('"Bonjour."', prompt, '"Hello."') == '"Bonjour."', "quotes the source had stay"
+    assert clean_output("Here is the translation:\n\nFrench: Bonjour.", prompt, "Hello.") == "Bonjour."
+    assert clean_output("\n\n", prompt, "Hello.") == ""
+
+
+def test_copy_detection_spares_single_words_and_names():
+    assert is_copy("Please enter a valid value.", "Please enter a valid value")
+    assert not is_copy("Django", "Django")
+    assert not is_copy("OK", "OK")
+    assert not is_copy("Enter a value.", "Entrez une valeur.")
+
+
+# -- checks, retry, fallback -------------------------------------------------------------------------
+
+
+def test_a_good_first_answer_is_used_as_is():
+    tr, gen = translator(upper_translation)
+    result = tr.translate("Hello %s, welcome to {site}.", EN, FR)
+    assert result.translation == "HELLO %s, WELCOME TO {site}."
+    assert (result.attempts, result.fallback, result.problems) == (1, None, ())
+    assert "%s" not in gen.prompts[0].text and "⟦1⟧" in gen.prompts[0].text
+
+
+def test_empty_output_is_retried_with_the_strict_prompt():
+    tr, gen = translator(["\n", " Bonjour le monde.\n"])
+    result = tr.translate("Hello world.", EN, FR)
+    assert result.translation == "Bonjour le monde." and result.attempts == 2
+    assert "Translate each English text into French" in gen.prompts[1].text
+    assert result.problems == ("first try: empty output",)
+
+
+def test_a_copy_of_the_source_is_retried():
+    tr, _ = translator([" Please enter a valid value.\n", " Veuillez saisir une valeur valide.\n"])
+    result = tr.translate("Please enter a valid value.", EN, FR)
+    assert result.translation == "Veuillez saisir une valeur valide."
+    assert result.problems == ("first try: output copied the source",)
+
+
+def test_a_lost_placeholder_is_retried_then_translated_around():
+    # Both whole-segment answers lose %d; the fallback translates the words between the spans.
+    replies = [" Bonjour ⟦1⟧, vous avez messages.\n", " Bonjour ⟦1⟧, messages.\n", " Bonjour\n", " , vous avez\n", " nouveaux messages\n"]
+    tr, _ = translator(replies)
+    result = tr.translate("Hello %s, you have %d new messages", EN, FR)
+    assert result.fallback == "piecewise"
+    assert result.translation == "Bonjour %s, vous avez %d nouveaux messages"
+    assert any("lost '%d'" in p for p in result.problems)
+
+
+def test_marker_slips_are_mended_where_the_fix_is_certain():
+    assert repair_markers("Run ⟦1⟧ now.", "Lancez ⟦1⟧Installer⟧ maintenant ⟦7⟧.") == "Lancez ⟦1⟧Installer maintenant ."
+    assert repair_markers("Run ⟦1⟧ now.", "Lancez ⟦1⟧ ⟦1⟧ maintenant.") == "Lancez ⟦1⟧ maintenant."
+    assert repair_markers("⟦1⟧ is not valid.", "n'est pas valide.") == "⟦1⟧ n'est pas valide."
+    assert repair_markers("Invalid page (⟦1⟧): ⟦2⟧", "Page invalide (⟦1⟧) :") == "Page invalide (⟦1⟧) : ⟦2⟧"
+    assert repair_markers("Send ⟦1⟧ to ⟦2⟧ today.", "Envoyez à ⟦2⟧ aujourd'hui.") == "Envoyez à ⟦2⟧ aujourd'hui.", "the middle is left to the retry"
+    assert repair_markers("No spans here.", "Pas de ⟦1⟧ ici.") == "Pas de ici."
+
+
+def test_made_up_markers_do_not_cost_a_retry():
+    tr, _ = translator([" Lancez ⟦1⟧ maintenant ⟦3⟧.\n"])
+    result = tr.translate("Run `pip install x` now.", EN, FR)
+    assert result.translation == "Lancez `pip install x` maintenant ." and result.attempts == 1
+
+
+def test_a_base_model_gets_one_sentence_per_call_with_the_previous_as_context():
+    tr, gen = translator(upper_translation)
+    result = tr.translate("Upload a file. It must be an image.", EN, FR)
+    assert result.translation == "UPLOAD A FILE. IT MUST BE AN IMAGE."
+    assert len(gen.prompts) == 2
+    assert gen.prompts[1].text.endswith("English: Upload a file.\nFrench: UPLOAD A FILE.\n\nEnglish: It must be an image.\nFrench:")
+
+
+def test_a_segment_with_nothing_to_translate_does_not_reach_the_model():
+    tr, gen = translator(upper_translation)
+    assert tr.translate("  %s {0} https://example.com  ", EN, FR).translation == "  %s {0} https://example.com  "
+    assert gen.prompts == []
+
+
+def test_an_empty_answer_after_the_retry_keeps_the_source_and_says_so():
+    tr, _ = translator(["", ""])
+    result = tr.translate("Hello world.", EN, FR)
+    assert (result.translation, result.fallback) == ("Hello world.", "source-kept")
+
+
+# -- glossary ------------------------------------------------------------------------------------------
+
+
+def test_glossary_file_format_and_errors(tmp_path):
+    glossary = parse_glossary("# terms\npull request = demande de fusion\nbranch\tbranche\ncommit -> commit\n\n")
+    assert glossary == {"pull request": "demande de fusion", "branch": "branche", "commit": "commit"}
+    with pytest.raises(BadInputError, match="line 2"):
+        parse_glossary("a = b\njust words\n")
+    with pytest.raises(BadInputError, match="no such file"):
+        load_glossary(tmp_path / "missing.txt")
+    assert terms_in("Open a Pull Request now", glossary) == {"pull request": "demande de fusion"}
+    assert terms_in("branches are", glossary) == {}, "whole words only"
+    assert missing_terms("Ouvrez une demande de fusion", {"pull request": "demande de fusion"}) == []
+
+
+def test_glossary_terms_are_suggested_then_enforced():
+    glossary = {"pull request": "demande de fusion"}
+    # The model ignores the suggestion, so the retry protects the term and restores it as required.
+    tr, gen = translator([" Ouvrez une requête de tirage.\n", " Ouvrez une ⟦1⟧.\n"])
+    result = tr.translate("Open a pull request.", EN, FR, glossary=glossary)
+    assert "English: pull request\nFrench: demande de fusion" in gen.prompts[0].text
+    assert "pull request" not in gen.prompts[1].text.rsplit("English:", 1)[1]
+    assert result.translation == "Ouvrez une demande de fusion."
+    assert result.problems == ("first try: glossary term not used: pull request",)
+
+
+def test_a_glossary_followed_at_once_needs_no_retry():
+    tr, _ = translator([" Ouvrez une demande de fusion.\n"])
+    result = tr.translate("Open a pull request.", EN, FR, glossary={"pull request": "demande de fusion"})
+    assert result.attempts == 1 and result.translation == "Ouvrez une demande de fusion."
+
+
+# -- prompts ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [("Hunyuan-MT-7B", "hunyuan-mt"), ("Seed-X-PPO-7B", "seed-x"), ("TowerInstruct 7B v0.2", "tower"), ("translategemma-4b-it", "translategemma")],
+)
+def test_dedicated_translation_models_are_recognised_from_metadata(name, expected):
+    assert choose_strategy({"general.name": name}, has_chat_template=True).name == expected
+
+
+def test_generic_strategies_and_overrides():
+    assert choose_strategy({"general.name": "SmolLM2"}, has_chat_template=True).name == "instruction"
+    assert choose_strategy({"general.name": "Gemma 3 270m"}, has_chat_template=False).name == "few-shot"
+    assert choose_strategy({"general.name": "Tower"}, True, override="few-shot").name == "few-shot"
+    with pytest.raises(BadInputError, match="chat template"):
+        choose_strategy({}, has_chat_template=False, override="instruction")
+    with pytest.raises(BadInputError, match="unknown"):
+        choose_strategy({}, True, override="nonsense")
+
+
+def test_prompt_formats_say_the_languages_and_the_text():
+    request = TranslationRequest("Hello ⟦1⟧.", EN, resolve_language("de"))
+    seed = choose_strategy({"general.name": "Seed-X"}, True).build(request)
+    assert seed.kind == "completion" and seed.text == "Translate the following English sentence into German:\nHello ⟦1⟧. <de>"
+    tower = choose_strategy({"general.name": "TowerInstruct"}, True).build(request)
+    assert tower.messages[0]["content"].endswith("English: Hello ⟦1⟧.\nGerman:")
+    hunyuan_zh = choose_strategy({"general.name": "Hunyuan-MT"}, True).build(TranslationRequest("Hi", EN, resolve_language("zh")))
+    assert hunyuan_zh.messages[0]["content"].startswith("把下面的文本翻译成中文")
+    gemma = choose_strategy({"general.name": "TranslateGemma"}, True).build(request)
+    assert gemma.special_tokens and gemma.text.endswith("Hello ⟦1⟧.<end_of_turn>\n<start_of_turn>model\n")
+    instruction = choose_strategy({}, True).build(request)
+    assert "⟦1⟧ into the translation exactly once" in instruction.messages[0]["content"]
+    few = FEW_SHOT.build(request)
+    assert few.text.startswith("English: Save changes\nGerman: Änderungen speichern\n\n")
+    assert few.text.endswith("English: Hello ⟦1⟧.\nGerman:")
+
+
+def test_few_shot_without_examples_for_a_language_pair_is_zero_shot():
+    request = TranslationRequest("Hello.", EN, resolve_language("fi"))
+    assert FEW_SHOT.build(request).text == "English: Hello.\nFinnish:"
+
+
+# -- jobs: lines, documents, events, resume, cancel ---------------------------------------------------
+
+
+def run_job(text, mode="lines", reply=upper_translation, resume=None, **settings):
+    gen = ScriptedGenerator(reply)
+    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), text, JobSettings(target=FR, source=EN, mode=mode, **settings), resume)
+    return job, list(job.run()), gen
+
+
+def test_piped_lines_come_out_aligned():
+    text = "Hello %s.\n\nThe file {name} is open.\n   \nBye now\n"
+    _, events, _ = run_job(text)
+    out = events[-1].text
+    assert out.split("\n") == ["HELLO %s.", "", "THE FILE {name} IS OPEN.", "   ", "BYE NOW", ""]
+    assert len(out.split("\n")) == len(text.split("\n"))
+
+
+def test_events_in_order_with_totals():
+    _, events, _ = run_job("one two\nthree four\n")
+    assert isinstance(events[0], JobStarted) and events[0].total == 2 and events[0].resumed == 0
+    done = [e for e in events if isinstance(e, ChunkDone)]
+    assert [(e.index, e.total) for e in done] == [(0, 2), (1, 2)]
+    assert isinstance(events[-1], JobFinished) and len(events[-1].results) == 2
+
+
+def test_streamed_text_reaches_the_callback_during_the_chunk():
+    gen = ScriptedGenerator(upper_translation)
+    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "one two\n", JobSettings(target=FR, source=EN, mode="lines"))
+    seen = []
+    list(job.run(on_text=seen.append))
+    assert [(e.index, e.text.strip()) for e in seen] == [(0, "ONE TWO")]
+
+
+def test_document_mode_carries_the_previous_chunk_as_context():
+    _, _, gen = run_job("First sentence here.\n\nSecond sentence here.\n", mode="document")
+    assert "English: First sentence here.\nFrench: FIRST SENTENCE HERE.\n\nEnglish: Second sentence here." in gen.prompts[1].text
+
+
+def test_same_language_is_copied_without_the_model():
+    gen = ScriptedGenerator(upper_translation)
+    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "Bonjour.\n", JobSettings(target=FR, source=FR, mode="lines"))
+    assert list(job.run())[-1].text == "Bonjour.\n" and gen.prompts == []
+
+
+def test_cancel_stops_and_resume_skips_what_was_done(tmp_path):
+    sidecar = tmp_path / ".out.md.translation.jsonl"
+    settings = {"model": "fake", "to": "fr"}
+    gen = ScriptedGenerator(upper_translation)
+    log = ResumeLog(sidecar, settings)
+    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "one a\ntwo b\nthree c\n", JobSettings(target=FR, source=EN, mode="lines"), log)
+    events = []
+    for event in job.run():
+        events.append(event)
+        if isinstance(event, ChunkDone) and event.index == 0:
+            job.cancel()  # as Ctrl-C or the UI's cancel button would, mid-document
+    log.close()
+    assert isinstance(events[-1], JobCancelled) and events[-1].done == 1
+    assert not any(isinstance(e, JobFinished) for e in events)
+
+    log = ResumeLog(sidecar, settings)
+    assert log.done == {"one a": "ONE A"}
+    job, events, gen = run_job("one a\ntwo b\nthree c\n", resume=log)
+    assert events[0].resumed == 1 and len(gen.prompts) == 2
+    assert events[-1].text == "ONE A\nTWO B\nTHREE C\n"
+    assert events[-1].results[0].resumed
+
+
+def test_a_sidecar_for_other_settings_is_not_used(tmp_path):
+    sidecar = tmp_path / "s.jsonl"
+    log = ResumeLog(sidecar, {"to": "de"})
+    log.record("one a", "EINS A")
+    log.close()
+    assert ResumeLog(sidecar, {"to": "fr"}).done == {}
+    sidecar.write_text(sidecar.read_text() + '{"source": "cut sho', encoding="utf-8")
+    assert ResumeLog(sidecar, {"to": "de"}).done == {"one a": "EINS A"}, "a torn last line is ignored"
+
+
+def test_cancel_during_generation_ends_with_cancelled():
+    gen = ScriptedGenerator(upper_translation)
+    gen.stop_after = 1  # the second model call is stopped mid-way
+    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "one a\ntwo b\n", JobSettings(target=FR, source=EN, mode="lines"))
+    events = list(job.run())
+    assert isinstance(events[-1], JobCancelled) and events[-1].done == 1
+
+
+def test_segment_of_helper_reads_the_last_source_line():
+    assert segment_of(Prompt("completion", text="English: a\nFrench: b\n\nEnglish: c d\nFrench:")) == "c d"
+
+
+def test_a_segment_copied_twice_is_translated_around_its_spans():
+    replies = [" Invalid value ⟦1⟧ given\n", " Invalid value ⟦1⟧ given\n", " Valeur invalide\n", " donnée\n"]
+    tr, _ = translator(replies)
+    result = tr.translate("Invalid value %(v)s given", EN, FR)
+    assert result.fallback == "piecewise" and result.translation == "Valeur invalide %(v)s donnée"

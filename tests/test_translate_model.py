@@ -1,0 +1,147 @@
+"""Translation with the real gemma3-270m starter through real llama.cpp, and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from llamadesk.app.translate import EngineGenerator, JobFinished, JobSettings, SegmentTranslator, TranslationJob, choose_strategy, resolve_language
+from llamadesk.app.translate.protection import find_spans
+from tests.conftest import LLAMADESK, run_cli
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = [
+    "Hello %s, you have %d new messages.",
+    "The file {name} could not be opened.",
+    "Please visit https://example.com/help or write to support@example.com.",
+    "Ensure this value has at most %(limit_value)d characters.",
+]
+# One thread: on a busy shared machine two llama.cpp threads wait on each other and crawl.
+THREADS = ["--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def gemma_translator(gemma_path):
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+
+    with Engine.load(gemma_path, LoadSettings(n_ctx=2048, n_threads=1)) as engine:
+        yield SegmentTranslator(EngineGenerator(engine), choose_strategy(engine.summary.metadata, engine.has_chat_template))
+
+
+def language_of(text: str, candidates=("en", "fr", "de", "es")) -> str:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(candidates))
+    return identifier.classify(text)[0]
+
+
+def test_the_starter_is_prompted_as_a_base_model(gemma_translator):
+    assert gemma_translator.strategy.name == "few-shot"
+
+
+@pytest.mark.parametrize("target", ["fr", "de", "es"])
+def test_english_to_target_keeps_every_placeholder(gemma_translator, target):
+    english, language = resolve_language("en"), resolve_language(target)
+    outputs = []
+    for sentence in SENTENCES:
+        result = gemma_translator.translate(sentence, english, language)
+        out = result.translation
+        assert out.strip(), f"empty translation of {sentence!r}"
+        assert out != sentence, f"{sentence!r} came back untranslated"
+        assert "⟦" not in out and "⟧" not in out
+        assert "\n" not in out, "one segment in, one line out"
+        for start, end, _ in find_spans(sentence):
+            assert sentence[start:end] in out, f"{sentence[start:end]!r} lost in {out!r} ({result.problems})"
+        outputs.append(out)
+    assert language_of(" ".join(outputs)) == target, outputs
+
+
+def test_a_markdown_document_keeps_its_structure(gemma_translator):
+    doc = "# Welcome\n\nThis is a short guide.\n\n```\npip install llamadesk\n```\n\n- Open the file.\n- Save your work.\n"
+    job = TranslationJob(gemma_translator, doc, JobSettings(target=resolve_language("fr"), source=resolve_language("en")))
+    events = list(job.run())
+    assert isinstance(events[-1], JobFinished)
+    out = events[-1].text
+    lines = out.split("\n")
+    assert len(lines) == len(doc.split("\n"))
+    assert lines[0].startswith("# ") and lines[0] != "# Welcome"
+    assert "```\npip install llamadesk\n```" in out
+    assert lines[8].startswith("- ") and lines[9].startswith("- ")
+
+
+def test_cli_translates_piped_lines_in_place():
+    text = "Good morning.\n\nThe file {name} could not be opened.\nHello %s!\n"
+    proc = run_cli("translate", "--to", "fr", "--from", "en", *THREADS, input=text)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")
+    assert len(lines) == len(text.split("\n"))
+    assert lines[1] == "" and lines[4] == ""
+    assert all(lines[i].strip() for i in (0, 2, 3))
+    assert "{name}" in lines[2] and "%s" in lines[3]
+    assert lines[0] != "Good morning."
+
+
+def test_cli_json_detects_the_source_and_times_segments():
+    proc = run_cli("translate", "--to", "es", "--json", *THREADS, input="This field is required.\n")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["source_language"] == "en" and report["source_detected"]
+    assert report["strategy"] == "few-shot" and report["target_language"] == "es"
+    [segment] = report["segments"]
+    assert segment["source"] == "This field is required." and segment["translation"].strip()
+    assert segment["seconds"] > 0 and segment["attempts"] >= 1
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+    proc = run_cli("translate", "--to", "klingonese", input="Hello\n")
+    assert proc.returncode == 2 and "unknown language" in proc.stderr and "Traceback" not in proc.stderr
+    existing = tmp_path / "out.txt"
+    existing.write_text("keep me")
+    proc = run_cli("translate", "--to", "fr", "-o", str(existing), input="Hello\n")
+    assert proc.returncode == 2 and "--force" in proc.stderr and existing.read_text() == "keep me"
+    proc = run_cli("translate", "--to", "fr", "--glossary", str(tmp_path / "none.txt"), input="Hello\n")
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_cli_glossary_is_enforced(tmp_path):
+    glossary = tmp_path / "terms.txt"
+    glossary.write_text("pull request = demande de fusion\n", encoding="utf-8")
+    proc = run_cli("translate", "--to", "fr", "--from", "en", "--glossary", str(glossary), *THREADS,
+                   input="Open a pull request on the project.\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "demande de fusion" in proc.stdout
+
+
+def test_cli_ctrl_c_keeps_finished_segments_and_the_next_run_resumes(tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_text("".join(f"This is sentence number {n} of the test file.\n\n" for n in range(1, 9)), encoding="utf-8")
+    out = tmp_path / "notes.fr.txt"
+    sidecar = tmp_path / ".notes.fr.txt.translation.jsonl"
+    command = [str(LLAMADESK), "translate", "--to", "fr", "--from", "en", str(source), "-o", str(out), *THREADS]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and (not sidecar.exists() or sidecar.read_text().count("\n") < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "resume" in stderr and "Traceback" not in stderr
+    assert not out.exists(), "no half-written output under the final name"
+    kept = sidecar.read_text().count("\n") - 1  # the first line holds the settings
+    assert 2 <= kept < 8
+
+    proc = run_cli("translate", "--to", "fr", "--from", "en", str(source), "-o", str(out), "--json", *THREADS)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert sum(s["resumed"] for s in report["segments"]) >= kept
+    assert len(report["segments"]) == 8
+    assert out.read_text(encoding="utf-8").count("\n") == source.read_text().count("\n")
+    assert not sidecar.exists(), "the sidecar goes once the output is complete"

@@ -1,0 +1,105 @@
+"""Protection and restoration of every kind of span that must survive translation (no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llamadesk.app.translate.protection import find_spans, lost_spans, missing_markers, piecewise_parts, protect
+
+CASES = [
+    # (kind, text, the span that must be protected)
+    ("printf", "Hello %s, welcome", "%s"),
+    ("printf", "You have %d items", "%d"),
+    ("printf", "Value %1$d of %2$s", "%1$d"),
+    ("printf", "Width %-5.2f here", "%-5.2f"),
+    ("printf", "Hello %(name)s, welcome", "%(name)s"),
+    ("printf", "Done: 50%% of it", "%%"),
+    ("printf", "Count %lld now", "%lld"),
+    ("quoted-placeholder", "“%(pk)s” is not a valid value", "“%(pk)s”"),
+    ("quoted-placeholder", "Value \"{0}\" is wrong", "\"{0}\""),
+    ("format", "Hello {name}, welcome", "{name}"),
+    ("format", "Item {0} of {1}", "{0}"),
+    ("format", "Total {0:.2f} euros", "{0:.2f}"),
+    ("format", "Path ${HOME} here", "${HOME}"),
+    ("format", "Empty {} slot", "{}"),
+    ("url", "See https://example.com/a?b=1&c=2 for more", "https://example.com/a?b=1&c=2"),
+    ("url", "Or www.example.org today", "www.example.org"),
+    ("email", "Write to help@example.com today", "help@example.com"),
+    ("inline-code", "Run `pip install llamadesk` first", "`pip install llamadesk`"),
+    ("inline-code", "Use ``a `tick` b`` here", "``a `tick` b``"),
+    ("link-target", "Read [the guide](https://example.com/guide) now", "(https://example.com/guide)"),
+    ("link-target", 'Read [the guide](guide.md "Title") now', '(guide.md "Title")'),
+    ("link-target", "Read [the guide][ref] now", "[ref]"),
+    ("autolink", "Go to <https://example.com> now", "<https://example.com>"),
+    ("html-tag", "This is <b>bold</b> text", "<b>"),
+    ("html-tag", "Fish &amp; chips", "&amp;"),
+    ("template-tag", "Hello {{ user.name }} there", "{{ user.name }}"),
+    ("emphasis", "This is **very** important", "**"),
+    ("emphasis", "This is _quite_ nice", "_"),
+]
+
+
+@pytest.mark.parametrize("kind,text,span", CASES, ids=[f"{k}:{s}" for k, _, s in CASES])
+def test_every_kind_of_span_is_hidden_and_restored(kind, text, span):
+    protected = protect(text)
+    assert span not in protected.text, "the model must not see the span"
+    assert any(s.original == span and s.kind == kind for s in protected.spans)
+    assert protected.restore(protected.text) == text
+    # A translation that moves the markers around still restores every span.
+    moved = " ".join(reversed(protected.text.split(" ")))
+    assert span in protected.restore(moved)
+
+
+def test_plain_words_and_percentages_are_not_spans():
+    for text in ("It is 100% sure", "snake_case_name stays", "2*3 * 4 = 24", "A 50 % discount"):
+        assert protect(text).spans == (), text
+
+
+def test_leading_and_trailing_whitespace_and_line_breaks_are_kept_outside():
+    protected = protect("  \tHello %s  \n")
+    assert protected.text == "Hello ⟦1⟧"
+    assert protected.leading == "  \t" and protected.trailing == "  \n"
+    assert protected.restore("Bonjour ⟦1⟧") == "  \tBonjour %s  \n"
+
+
+def test_missing_and_duplicated_markers_are_reported():
+    protected = protect("Hello %s, you have %d messages")
+    assert missing_markers(protected, "Bonjour ⟦1⟧, vous avez ⟦2⟧ messages") == []
+    assert [s.original for s in missing_markers(protected, "Bonjour, vous avez ⟦2⟧ messages")] == ["%s"]
+    assert [s.original for s in missing_markers(protected, "⟦1⟧ ⟦1⟧ ⟦2⟧")] == ["%s"]
+
+
+def test_made_up_markers_are_dropped_on_restore():
+    protected = protect("Hello %s")
+    assert protected.restore("Bonjour ⟦1⟧ ⟦7⟧") == "Bonjour %s "
+
+
+def test_lost_spans_checks_the_restored_text_independently():
+    source = "Send %(count)d files to me@example.com"
+    assert lost_spans(source, "Envoyer %(count)d fichiers à me@example.com") == []
+    assert lost_spans(source, "Envoyer (count)d fichiers à me@example.com") == ["%(count)d"]
+    assert lost_spans("  Hello", "Bonjour") == ["whitespace"]
+
+
+def test_text_that_looks_like_a_marker_is_itself_protected():
+    protected = protect("Keep ⟦9⟧ as is")
+    assert protected.restore(protected.text) == "Keep ⟦9⟧ as is"
+    assert protected.spans[0].original == "⟦9⟧"
+
+
+def test_glossary_terms_become_markers_restored_as_their_translation():
+    protected = protect("Open a Pull Request on GitHub", {"pull request": "demande de fusion"})
+    assert "Pull Request" not in protected.text
+    assert protected.restore(protected.text) == "Open a demande de fusion on GitHub"
+
+
+def test_piecewise_parts_split_at_markers():
+    protected = protect("Hello %s, you have %d new messages")
+    parts = piecewise_parts(protected)
+    assert parts == [("Hello ", True), ("⟦1⟧", False), (", you have ", True), ("⟦2⟧", False), (" new messages", True)]
+
+
+def test_find_spans_is_ordered_and_non_overlapping():
+    spans = find_spans("Mail a@b.co, see https://x.org/%s and `code {x}`")
+    assert [k for _, _, k in spans] == ["email", "url", "inline-code"]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))

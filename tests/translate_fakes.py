@@ -1,0 +1,47 @@
+"""A scripted stand-in for the model, for fast unit tests of the translation logic.
+
+It answers each prompt with the next scripted reply (or a function of the prompt), so tests can
+make a 'model' that drops a marker, copies the source or answers with nothing, and check what
+the translator does about it. The real model is exercised in test_translate_model.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llamadesk.app.translate.generation import GenerationStopped
+from llamadesk.app.translate.prompts import Prompt
+
+
+def segment_of(prompt: Prompt) -> str:
+    """The text a prompt asks to translate (its last 'Source: text' line)."""
+    text = prompt.text if prompt.kind == "completion" else prompt.messages[-1]["content"]
+    return text.rstrip().rsplit("\n", 2)[-2].split(": ", 1)[1]
+
+
+class ScriptedGenerator:
+    def __init__(self, reply: Callable[[Prompt], str] | list[str], context_size: int = 4096):
+        self.reply = reply
+        self.prompts: list[Prompt] = []
+        self.context_size = context_size
+        self.stop_after: int | None = None  # raise GenerationStopped on this call number
+
+    def generate(self, prompt: Prompt, max_tokens: int, on_text=None) -> str:
+        self.prompts.append(prompt)
+        if self.stop_after is not None and len(self.prompts) > self.stop_after:
+            raise GenerationStopped()
+        out = self.reply.pop(0) if isinstance(self.reply, list) else self.reply(prompt)
+        if on_text is not None:
+            on_text(out)
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def request_stop(self) -> None:
+        self.stop_after = len(self.prompts)
+
+
+def upper_translation(prompt: Prompt) -> str:
+    """A 'translation' that upper-cases the words and keeps markers: easy to check."""
+    return " " + segment_of(prompt).upper() + "\n"
