@@ -96,7 +96,7 @@ async def tui_reply(app: LlamadeskApp, pilot) -> tuple[float, int]:
 
 def measure_throughput(threads: int, reps: int) -> dict:
     """Engine alone and TUI runs interleaved (A B A B ...), so a busy machine's drift hits both."""
-    config = Config(temperature=0.0, max_tokens=MAX_TOKENS, context_length=2048, threads=threads, system_prompt=SYSTEM)
+    config = Config(temperature=0.0, max_tokens=MAX_TOKENS, context_length=2048, system_prompt=SYSTEM)
     sampling = sampling_for(config.conversation_settings())  # exactly what the TUI will ask for
     settings = LoadSettings(n_ctx=2048, n_threads=threads)
     alone: list[tuple[float, int]] = []
@@ -104,7 +104,8 @@ def measure_throughput(threads: int, reps: int) -> dict:
     ui_cpu: list[float] = []
 
     async def run() -> None:
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False)
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False,
+                           load_defaults=LoadSettings(n_threads=threads))
         with Engine.load(starter_path("smollm2"), settings) as engine:
             async with app.run_test(size=(120, 40)) as pilot:
                 engine_alone(engine, sampling)  # warm-ups: caches, the prompt in each KV cache
@@ -136,8 +137,9 @@ def measure_input_latency(threads: int, keys: int = 200) -> dict:
     tokens_during: list[int] = []
 
     async def run() -> None:
-        config = Config(temperature=0.7, max_tokens=2000, context_length=4096, threads=threads)
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False)
+        config = Config(temperature=0.7, max_tokens=2000, context_length=4096)
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False,
+                           load_defaults=LoadSettings(n_threads=threads))
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen
             await until(lambda: screen.facts.backend is not None)
@@ -182,7 +184,7 @@ def measure_cold_start(runs: int, threads: int) -> dict:
     for _ in range(runs):
         home = Path(tempfile.mkdtemp(prefix="llamadesk-cold-"))
         (home / "config").mkdir()
-        (home / "config" / "config.json").write_text(json.dumps({"threads": threads}))
+        (home / "config" / "load.json").write_text(json.dumps({"threads": threads}))
         name = f"llamadesk-bench-{uuid.uuid4().hex[:8]}"
         start = time.perf_counter()
         subprocess.run(

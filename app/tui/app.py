@@ -22,6 +22,7 @@ from textual.screen import Screen
 
 from ..config import Config, load_config, save_config
 from ..engine.types import LoadSettings
+from ..load_config import configured_load_settings
 from ..store import Store
 from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
@@ -29,9 +30,7 @@ from .screens.help import HelpScreen
 
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
-    "chat": lambda app: ChatScreen(
-        app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
-    ),
+    "chat": lambda app: ChatScreen(app.store, app.host, app.config.conversation_settings("chat"), app.load_defaults),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -52,9 +51,12 @@ class LlamadeskApp(App[None]):
         config: Config | None = None,
         engine_loader: EngineLoader = load_llama_engine,
         save_settings: bool = True,
+        load_defaults: LoadSettings | None = None,
     ) -> None:
         super().__init__()
         self.config = config if config is not None else load_config()
+        # How models load here (load.json, shared with the CLI); a conversation's own context wins.
+        self.load_defaults = load_defaults if load_defaults is not None else configured_load_settings()
         self.store = store if store is not None else Store()
         self.host = EngineHost(engine_loader)
         self._save_settings = save_settings

@@ -80,7 +80,8 @@ def home(tmp_path):
     config = tmp_path / "config"
     config.mkdir()
     # Greedy for a reproducible answer; one thread because the test machine's CPUs are shared.
-    (config / "config.json").write_text(json.dumps({"temperature": 0.0, "threads": 1, "max_tokens": 2000}))
+    (config / "config.json").write_text(json.dumps({"temperature": 0.0, "max_tokens": 2000}))
+    (config / "load.json").write_text(json.dumps({"threads": 1}))  # how models load: shared with the CLI
     return tmp_path
 
 

@@ -169,7 +169,7 @@ class ChatScreen(Screen):
 
     @property
     def load_settings(self) -> LoadSettings:
-        return replace(self.load_defaults, n_ctx=self.settings.context_length)
+        return replace(self.load_defaults, n_ctx=self.settings.context_length or self.load_defaults.n_ctx)
 
     def show_status(self, **changes) -> None:
         self.facts = replace(self.facts, **changes)
