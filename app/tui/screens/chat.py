@@ -135,6 +135,7 @@ class ChatScreen(Screen):
         self.memory_start = 0
         self.facts = StatusFacts()
         self.last_stats: GenerationStats | None = None
+        self.stopped_reply_id: int | None = None
         # Streamed text is drawn as often as the UI can afford (see FramePacer); text that comes
         # between draws waits in the host's buffer.
         self.pacer = FramePacer()
@@ -338,18 +339,19 @@ class ChatScreen(Screen):
     @on(ReplyDone)
     async def _reply_done(self, event: ReplyDone) -> None:
         reply = self._current(event.reply_id)
-        if reply is None:
+        if reply is None and event.reply_id != self.stopped_reply_id:
             return
         stats = self.last_stats = event.stats
         self.show_status(
-            activity="stopped" if event.stopped else "",
+            activity="replying" if self.reply is not None and reply is None else "stopped" if event.stopped else "",
             tokens_per_second=stats.generated_tokens_per_second,
             time_to_first_token=stats.time_to_first_token,
             context_tokens=stats.context_tokens,
             n_ctx=stats.n_ctx,
         )
-        # The text the worker collected is complete even if a progress message was still unread.
-        await self._finish_reply(reply, event.text, interrupted=event.stopped)
+        if reply is not None:
+            # The worker's text is complete even if a progress message was still unread.
+            await self._finish_reply(reply, event.text, interrupted=event.stopped)
 
     def _settle_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
         """Save the reply as it ended and label it; at once, so nothing sees it half-finished."""
@@ -377,6 +379,7 @@ class ChatScreen(Screen):
         if reply is None:
             return
         self.host.stop()
+        self.stopped_reply_id = reply.reply_id  # its stats still come, and still count
         self._settle_reply(reply, reply.text, interrupted=True)
         self.run_worker(self._render_final(reply, reply.text))
         self.show_status(activity="stopped")
