@@ -216,6 +216,18 @@ def measure_input_latency(threads: int, keys: int = 200) -> dict:
 # -- 3. cold start --------------------------------------------------------------------------
 
 
+def new_tmux_session(name: str, command: str) -> None:
+    """Start a session; tmux refuses while the server of the last killed session is still
+    exiting ("server exited unexpectedly"), so try a few times."""
+    for _ in range(5):
+        started = subprocess.run([*TMUX, "new-session", "-d", "-s", name, "-x", "100", "-y", "30", command],
+                                 capture_output=True, text=True)
+        if started.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"tmux would not start a session: {started.stderr.strip()}")
+
+
 def measure_cold_start(runs: int, threads: int) -> dict:
     times: list[float] = []
     cpu: list[float] = []
@@ -225,11 +237,7 @@ def measure_cold_start(runs: int, threads: int) -> dict:
         (home / "config" / "load.json").write_text(json.dumps({"threads": threads}))
         name = f"llamadesk-bench-{uuid.uuid4().hex[:8]}"
         start = time.perf_counter()
-        subprocess.run(
-            [*TMUX, "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
-             f"exec env LLAMADESK_HOME={home} {LLAMADESK}"],
-            check=True,
-        )
+        new_tmux_session(name, f"exec env LLAMADESK_HOME={home} {LLAMADESK}")
         try:
             deadline = start + 30
             while time.perf_counter() < deadline:

@@ -40,10 +40,9 @@ class Terminal:
 
     def start(self) -> None:
         command = f"exec env LLAMADESK_HOME={self.home} {LLAMADESK}"
-        subprocess.run(
-            [*TMUX, "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command],
-            check=True,
-        )
+        new_session = [*TMUX, "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command]
+        # tmux refuses while the server of the previous test's last session is still exiting.
+        wait_until_sync(lambda: subprocess.run(new_session, capture_output=True).returncode == 0, 5, "tmux to start", poll=0.2)
         self.wait_for("CPU", timeout=120)  # the status line shows the backend once the model is loaded
 
     def screen(self) -> str:
