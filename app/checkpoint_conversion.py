@@ -37,6 +37,7 @@ def convert_checkpoint(
     force: bool = False,
     threads: int | None = None,
     pre_tokenizer: str | None = None,
+    name: str | None = None,
     convert_progress: Callable[[int, int], None] | None = None,
     quantize_progress: ProgressCallback | None = None,
     check: Callable[[Path], None] | None = None,
@@ -44,11 +45,12 @@ def convert_checkpoint(
     """Convert `source` (folder or Hub repo id) to a GGUF of `quant_type`.
 
     Returns the output and, when `keep` is set and a second step ran, the kept intermediate.
+    `name` (a Hub repo id) names the model when `source` is a downloaded snapshot folder.
     Without `output` the file goes into the library's models folder. `check` runs on the
     converted (unquantized) file before it is used. Nothing half-written is left on any error.
     """
     qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
-    name = str(source) if looks_like_repo_id(str(source)) else None
+    name = name or (str(source) if looks_like_repo_id(str(source)) else None)
     folder = resolve_source(str(source))
     if qtype.name in DIRECT_TYPES:
         plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from huggingface_hub import constants
 
+from llamadesk.convert.source_location import files_to_download
+
 from .checkpoint_conversion import check_convert_type, convert_checkpoint
 from .errors import BadInputError, LlamadeskError
 from .gguf_naming import GGUFVariant, best_fitting_variant, gguf_variants, model_stem, variant_for_request
@@ -26,9 +28,6 @@ from .paths import models_dir
 
 DEFAULT_REVISION = "main"
 # Files of an HF checkpoint that a conversion reads (weights, config, tokenizer).
-CHECKPOINT_SUFFIXES = (".safetensors", ".json", ".model", ".txt", ".tiktoken")
-
-
 @dataclass(frozen=True)
 class PullResult:
     name: str
@@ -175,10 +174,11 @@ def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, fo
     listing = list_repo(request.repo, revision)
     if not listing.checkpoint_files:
         raise BadInputError(f"{request.repo} holds no checkpoint (config.json and weights) to convert")
-    wanted = [f for f in listing.files if "/" not in f.path and f.path.endswith(CHECKPOINT_SUFFIXES)]
+    needed = set(files_to_download([f.path for f in listing.files]))  # convert/ says what it reads
+    wanted = [f for f in listing.files if f.path in needed]
     paths = [fetch_file(request.repo, f, listing.commit, revision)[0] for f in wanted]
     checkpoint_dir = paths[0].parent
-    convert_checkpoint(checkpoint_dir, output, quant, force=force)
+    convert_checkpoint(checkpoint_dir, output, quant, force=force, name=request.repo)
     record_made_model(output, {"checkpoint": request.repo, "revision": revision, "commit": listing.commit})
     return output
 

@@ -63,6 +63,19 @@ UPGRADES: tuple[str, ...] = (
     """
     ALTER TABLE conversations ADD COLUMN repeat_penalty REAL NOT NULL DEFAULT 1.1;
     """,
+    # 3 -> 4: the translation screen's history.
+    """
+    CREATE TABLE translations (
+        id INTEGER PRIMARY KEY,
+        source_language TEXT NOT NULL,
+        target_language TEXT NOT NULL,
+        source TEXT NOT NULL,
+        translation TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX translations_by_time ON translations(created DESC);
+    """,
 )
 SCHEMA_VERSION = len(UPGRADES)
 
@@ -97,6 +110,17 @@ class StoredMessage:
     content: str
     state: MessageState
     created: float = field(default=0.0)
+
+
+@dataclass(frozen=True)
+class StoredTranslation:
+    id: int
+    source_language: str
+    target_language: str
+    source: str
+    translation: str
+    model: str
+    created: float
 
 
 def default_store_path() -> Path:
@@ -223,6 +247,27 @@ class Store:
 
     def delete_message(self, message_id: int) -> None:
         self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+
+    # -- translation history ----------------------------------------------------------------
+
+    def add_translation(self, source_language: str, target_language: str, source: str, translation: str, model: str) -> StoredTranslation:
+        """Remember one finished translation (language codes, both texts, the model's name)."""
+        now = time.time()
+        cursor = self._db.execute(
+            "INSERT INTO translations (source_language, target_language, source, translation, model, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (source_language, target_language, source, translation, model, now),
+        )
+        return StoredTranslation(int(cursor.lastrowid or 0), source_language, target_language, source, translation, model, now)
+
+    def translations(self, limit: int = 50) -> list[StoredTranslation]:
+        """The most recent translations, newest first."""
+        rows = self._db.execute(
+            "SELECT id, source_language, target_language, source, translation, model, created"
+            " FROM translations ORDER BY created DESC, id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [StoredTranslation(*row) for row in rows]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

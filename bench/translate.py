@@ -32,7 +32,7 @@ from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.machine import machine_facts
 from llamadesk.app.starter_models import starter_path
-from llamadesk.app.translate import EngineGenerator, SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate import EngineGenerator, SegmentTranslator, resolve_language, translator_for
 from llamadesk.app.translate.prompts import Prompt
 from llamadesk.app.translate.protection import find_spans
 from llamadesk.app.translate.segment import OUTPUT_TOKENS_EXTRA, OUTPUT_TOKENS_PER_SOURCE_TOKEN
@@ -96,11 +96,12 @@ def main() -> int:
     # as soon as anything else is busy (its threads wait for each other at every step).
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    begun = time.perf_counter()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     machine = machine_facts()
     with Engine.load(starter_path("gemma3-270m"), LoadSettings(n_ctx=2048, n_threads=args.threads)) as engine:
         generator = RawLines(engine)
-        translator = SegmentTranslator(EngineGenerator(engine), choose_strategy(engine.summary.metadata, engine.has_chat_template))
+        translator = translator_for(engine)
         table = []
         details = {}
         for code in args.langs.split(","):
@@ -129,11 +130,11 @@ def main() -> int:
             for row, naive_out, ours_out in list(zip(subset, first_line, ours))[:3]:
                 print(f"   {row['source']!r}\n     naive: {naive_out!r}\n     ours:  {ours_out!r}\n     ref:   {row['reference']!r}")
     if not args.no_write:
-        update_section("translate", render(table, details, args, machine))
+        update_section("translate", render(table, details, args, machine, time.perf_counter() - begun))
     return 0
 
 
-def render(table, details, args, machine) -> str:
+def render(table, details, args, machine, seconds: float) -> str:
     command = "make .venv/.test-installed && .venv/bin/python bench/translate.py" + (f" --limit {args.limit}" if args.limit else "") + (f" --langs {args.langs}" if args.langs != "fr,de,es" else "")
     lines = [
         "English -> French/German/Spanish with the gemma3-270m starter (Q4_K_M), greedy, on the",
@@ -143,7 +144,8 @@ def render(table, details, args, machine) -> str:
         "model generates; `naive-first-line` is the same with generation cut at the first line;",
         "`llamadesk` is the translate pipeline. \"kept\" = share of segments keeping every placeholder.",
         "",
-        f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs. Command: `{command}`",
+        f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs; llama.cpp on "
+        f"{args.threads} thread(s) (two threads crawl when the cores are busy). Command: `{command}`",
         "",
         "| lang | system | segments | chrF | placeholders kept | empty | s/segment |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -158,6 +160,14 @@ def render(table, details, args, machine) -> str:
             f"{by[(code, 'llamadesk')] - by[(code, 'naive-first-line')]:+.1f} over naive-first-line; "
             f"retried {details[code]['retried']}, piecewise fallback {details[code]['piecewise']}, source kept {details[code]['source_kept']}"
         )
+    met = all(
+        by[(code, "llamadesk")] >= by[(code, "naive")] + 10
+        and next(k for c, sy, _, _, k, *_ in table if (c, sy) == (code, "llamadesk")) == 1.0
+        and next(e for c, sy, _, _, _, e, _ in table if (c, sy) == (code, "llamadesk")) == 0
+        for code in details
+    )
+    lines += ["", f"Whole run (load, both systems, {len(details)} languages): {seconds / 60:.1f} min."]
+    lines += ["", f"Goals (chrF >= naive + 10, every placeholder kept, no empty output): {'met' if met else 'NOT met'} for {', '.join(details)}."]
     return "\n".join(lines) + "\n"
 
 

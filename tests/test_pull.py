@@ -241,7 +241,7 @@ def test_full_disk_leaves_nothing_behind(env, hub, samples):
 def test_checkpoint_repo_is_offered_for_conversion(env):
     line = one_line_error(pull(env, "org/Checkpoint"), 2)
     assert "no GGUF files, only a checkpoint" in line and "llamadesk pull org/Checkpoint --convert Q4_K_M" in line
-    assert "unknown type" in one_line_error(pull(env, "org/Checkpoint", "--convert", "Q9_Z"), 2)
+    assert "unknown quantization type" in one_line_error(pull(env, "org/Checkpoint", "--convert", "Q9_Z"), 2)
 
 
 def test_list_shows_variants_without_downloading(env, hub):
@@ -309,8 +309,30 @@ def test_search_lists_gguf_repos_most_downloaded_first(env):
 
 
 def test_convert_downloads_the_checkpoint_into_the_cache(env, hub):
-    # Converting is convert/'s job (checkpoint_conversion.convert_checkpoint is where it plugs in);
-    # pull's part is fetching the checkpoint files, checked, into the Hugging Face cache.
-    pull(env, "org/Checkpoint", "--convert", "Q8_0")
+    # pull's part is fetching the checkpoint files, checked, into the Hugging Face cache; this
+    # checkpoint's empty config is then refused by convert/ with one line.
+    refused = pull(env, "org/Checkpoint", "--convert", "Q8_0")
+    assert "config.json" in one_line_error(refused, 2)
     snapshot_files = {p.name for p in Path(env["HF_HOME"]).rglob("*") if "snapshots" in p.parts and p.is_file()}
     assert snapshot_files == {"config.json", "model.safetensors", "tokenizer.json"}
+    assert not list((Path(env["LLAMADESK_HOME"]) / "data" / "models").glob("Checkpoint*"))
+
+
+@pytest.mark.slow
+def test_pull_convert_turns_a_real_checkpoint_into_a_model_that_chats(hub, env, smollm2_path):
+    from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
+
+    folder = smollm2_hf_checkpoint(smollm2_path)
+    hub.add_repo("HuggingFaceTB/SmolLM2-135M-Instruct", {
+        p.name: StandinFile(p.read_bytes(), lfs=p.suffix == ".safetensors")
+        for p in folder.iterdir() if p.is_file() and p.name != "llamadesk_fixture.json"
+    })
+    done = pull(env, "HuggingFaceTB/SmolLM2-135M-Instruct", "--convert", "Q4_0")
+    assert done.returncode == 0, done.stderr
+    entries = models(env)
+    [name] = [n for n, e in entries.items() if e["origin"].get("checkpoint") == "HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert entries[name]["quantization"] == "Q4_0" and entries[name]["deletable"] is True
+    answer = run_cli("chat", "-m", name, "--temperature", "0", "--max-tokens", "24",
+                     "What is the capital of France?", env=env)
+    assert answer.returncode == 0, answer.stderr
+    assert "Paris" in answer.stdout

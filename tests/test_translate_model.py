@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from llamadesk.app.translate import EngineGenerator, JobFinished, JobSettings, SegmentTranslator, TranslationJob, choose_strategy, resolve_language
+from llamadesk.app.translate import JobFinished, JobSettings, TranslationJob, resolve_language, translator_for
 from llamadesk.app.translate.protection import find_spans
 from tests.conftest import LLAMADESK, run_cli
 
@@ -32,7 +32,7 @@ def gemma_translator(gemma_path):
     from llamadesk.app.engine.types import LoadSettings
 
     with Engine.load(gemma_path, LoadSettings(n_ctx=2048, n_threads=1)) as engine:
-        yield SegmentTranslator(EngineGenerator(engine), choose_strategy(engine.summary.metadata, engine.has_chat_template))
+        yield translator_for(engine)
 
 
 def language_of(text: str, candidates=("en", "fr", "de", "es")) -> str:

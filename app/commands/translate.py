@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
     from ..library import resolve_model
     from ..translate import (
-        ChunkDone, EngineGenerator, JobCancelled, JobFinished, JobSettings, JobStarted, ResumeLog,
-        SegmentTranslator, TranslationJob, choose_strategy, load_glossary, resolve_language, sidecar_path,
+        ChunkDone, JobCancelled, JobFinished, JobSettings, JobStarted, ResumeLog,
+        TranslationJob, load_glossary, resolve_language, sidecar_path, translator_for,
     )
 
     target = resolve_language(args.to, "--to")
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
 
     with Engine.load(path, load_settings(args)) as engine:
-        strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, args.prompt)
-        translator = SegmentTranslator(EngineGenerator(engine), strategy)
+        translator = translator_for(engine, args.prompt)
+        strategy = translator.strategy
         job = TranslationJob(translator, text, JobSettings(target=target, source=source, mode=mode, glossary=glossary))
         resume = None
         if output is not None:

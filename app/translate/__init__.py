@@ -1,7 +1,6 @@
 """Translation mode as a library: plain functions and typed events, no UI.
 
-    generator = EngineGenerator(Engine.load(path))
-    translator = SegmentTranslator(generator, choose_strategy(summary.metadata, summary.has_chat_template))
+    translator = translator_for(Engine.load(path))   # prompt strategy from the GGUF's metadata
     job = TranslationJob(translator, text, JobSettings(target=resolve_language("fr")))
     for event in job.run():          # JobStarted, ChunkStarted, ChunkDone..., JobFinished
         ...                          # job.cancel() from any thread stops it (JobCancelled)
@@ -19,7 +18,7 @@ from .job import JobSettings, TranslationJob
 from .languages import Language, find_language, resolve_language
 from .prompts import PromptStrategy, choose_strategy
 from .resume import ResumeLog, sidecar_path
-from .segment import SegmentResult, SegmentTranslator
+from .segment import SegmentResult, SegmentTranslator, translator_for
 
 __all__ = [
     "ChunkDone",
@@ -45,4 +44,5 @@ __all__ = [
     "parse_glossary",
     "resolve_language",
     "sidecar_path",
+    "translator_for",
 ]

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .generation import ModelGenerator
+from .generation import EngineGenerator, ModelGenerator
 from .glossary import missing_terms, terms_in
 from .languages import Language
-from .prompts import Prompt, PromptStrategy, TranslationRequest
+from .prompts import Prompt, PromptStrategy, TranslationRequest, choose_strategy
 from .segmentation import split_sentences
 from .protection import MARKER_RE, ProtectedText, lost_spans, missing_markers, piecewise_parts, protect
 
@@ -266,3 +266,9 @@ class SegmentTranslator:
                 text, protected.restore("".join(parts)), time.perf_counter() - started, attempts, "piecewise", tuple(problems)
             )
         return SegmentResult(text, text, time.perf_counter() - started, attempts, "source-kept", tuple(problems))
+
+
+def translator_for(engine, prompt: str = "auto") -> SegmentTranslator:
+    """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`)."""
+    strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
+    return SegmentTranslator(EngineGenerator(engine), strategy)

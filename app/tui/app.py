@@ -1,4 +1,4 @@
-"""The llamadesk app: modes (chat now; translation and the model manager later), the engine's
+"""The llamadesk app: modes (chat and translation, F6 switches; the model manager later), the engine's
 thread, the store, the config, themes, help and the command palette.
 
 Adding a screen (issue 6's "translate", issue 7's "models"): a module and a .tcss under screens/,
@@ -27,10 +27,18 @@ from ..store import Store
 from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
+from .screens.models import ModelsScreen
+from .screens.translate import TranslateScreen
+
+TRANSLATE_CONTEXT = 4096  # translation needs little; load.json's ctx wins when it sets one
 
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "chat": lambda app: ChatScreen(app.store, app.host, app.config.conversation_settings("chat"), app.load_defaults),
+    "translate": lambda app: TranslateScreen(
+        app.store, app.host, replace(app.load_defaults, n_ctx=app.load_defaults.n_ctx or TRANSLATE_CONTEXT)
+    ),
+    "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -41,6 +49,9 @@ class LlamadeskApp(App[None]):
     TITLE = "llamadesk"
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
+        # Priority: the text areas would otherwise take f5/f6 for themselves.
+        Binding("f6", "toggle_mode", "Chat / Translate", show=False, priority=True),
+        Binding("f5", "app.switch_mode('models')", "Models", show=False, priority=True),
         Binding("question_mark", "help", "Keys", show=False),
         Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
     ]
@@ -61,16 +72,35 @@ class LlamadeskApp(App[None]):
         self.host = EngineHost(engine_loader)
         self._save_settings = save_settings
         self._engine_thread_done = threading.Event()
+        self.mode_screens: dict[str, Screen] = {}  # the screens the modes have built so far
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
     def on_mount(self) -> None:
-        for mode, build in MODE_SCREENS.items():
-            self.add_mode(mode, partial(build, self))
+        for mode in MODE_SCREENS:
+            self.add_mode(mode, partial(self._build_mode, mode))
         # The one thread that owns the model (EngineHost.serve), as a Textual thread worker.
         self.run_worker(self._serve_engine, thread=True, name="engine", group="engine")
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.switch_mode("chat")
+
+    def _build_mode(self, mode: str) -> Screen:
+        screen = MODE_SCREENS[mode](self)
+        self.mode_screens[mode] = screen
+        return screen
+
+    def set_default_model(self, mode: str, name: str) -> None:
+        """Make `name` the model `mode` opens with (saved in the config); a new chat uses it at once."""
+        self.config = replace(self.config, models={**self.config.models, mode: name})
+        if self._save_settings:
+            save_config(self.config)
+        chat = self.mode_screens.get("chat")
+        if mode == "chat" and isinstance(chat, ChatScreen):
+            chat.defaults = replace(chat.defaults, model=name)
+
+    def action_toggle_mode(self) -> None:
+        """Switch between chat and translation (one key, both ways)."""
+        self.switch_mode("translate" if self.current_mode == "chat" else "chat")
 
     def _serve_engine(self) -> None:
         try:

@@ -161,6 +161,16 @@ class _Reply:
     reply_to: MessagePump
 
 
+@dataclass(frozen=True)
+class _Work:
+    """Any other use of the model (translation): `work(engine)` runs in the host's thread."""
+
+    spec: str
+    settings: LoadSettings
+    work: Callable[[ChatEngine], None]
+    reply_to: MessagePump
+
+
 _SHUTDOWN = object()
 
 
@@ -198,6 +208,10 @@ class EngineHost:
         self._jobs.put(_Reply(self._reply_id, request, reply_to))
         return self._reply_id
 
+    def run_with_model(self, spec: str, settings: LoadSettings, work: Callable[[ChatEngine], None], reply_to: MessagePump) -> None:
+        """Load `spec` if needed, then call `work(engine)` in the host's thread (it posts its own messages)."""
+        self._jobs.put(_Work(spec, settings, work, reply_to))
+
     def take_text(self) -> str:
         """Everything streamed since the last call (the UI calls it on ReplyProgress)."""
         with self._lock:
@@ -231,6 +245,8 @@ class EngineHost:
                         self._ensure_loaded(job.spec, job.settings, job.reply_to)
                     elif isinstance(job, _Reply):
                         self._answer(job)
+                    elif isinstance(job, _Work):
+                        job.work(self._ensure_loaded(job.spec, job.settings, job.reply_to))
                 except LlamadeskError as err:
                     job.reply_to.post_message(EngineFailed(str(err)))  # type: ignore[attr-defined]
                 except Exception as err:  # noqa: BLE001 - one failed reply must not end the app

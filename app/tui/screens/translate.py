@@ -1,0 +1,281 @@
+"""The translation screen: language pickers with swap, source and translation panes, streaming
+output, open/save a file with a progress bar, copy the result, history of past translations.
+
+All translation logic is the `llamadesk.app.translate` library; this screen only turns keys into
+a job for the engine's thread (EngineHost.run_with_model) and shows the events that come back.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Label, ProgressBar, Select, TextArea
+
+from ...atomic_file import atomic_output
+from ...engine.types import LoadSettings
+from ...errors import LlamadeskError
+from ...translate import (
+    ChunkDone,
+    ChunkStarted,
+    ChunkText,
+    JobCancelled,
+    JobFinished,
+    JobSettings,
+    JobStarted,
+    TranslationEvent,
+    TranslationJob,
+    find_language,
+    translator_for,
+)
+from ...translate.languages import LANGUAGES
+from ..engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
+from ...store import Store, StoredTranslation
+from .dialogs import TextInputScreen
+from .translation_history import TranslationHistoryScreen
+
+DETECT = "auto"
+TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
+LANGUAGE_OPTIONS = [(language.name, code) for code, language in sorted(LANGUAGES.items(), key=lambda kv: kv[1].name)]
+
+
+class TranslationUpdate(Message):
+    """One event of the running translation, posted from the engine's thread."""
+
+    def __init__(self, event: TranslationEvent | ChunkText) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TranslateScreen(Screen):
+    """Translate typed text or a file with the translation model."""
+
+    CSS_PATH = Path(__file__).with_name("translate.tcss")
+    # Priority bindings: the text panes would otherwise take these keys while they have focus.
+    BINDINGS = [
+        Binding("ctrl+r", "translate", "Translate", priority=True),
+        Binding("f7", "swap", "Swap languages", priority=True),
+        Binding("escape", "stop", "Stop", priority=True),
+        Binding("ctrl+o", "open_file", "Translate a file", priority=True),
+        Binding("ctrl+s", "save", "Save translation", priority=True),
+        Binding("f9", "copy", "Copy translation", priority=True),
+        Binding("f8", "history", "Past translations", priority=True),
+    ]
+
+    def __init__(self, store: Store, host: EngineHost, load_settings: LoadSettings, model: str = TRANSLATION_MODEL,
+                 source: str = DETECT, target: str = "fr") -> None:
+        super().__init__()
+        self.store = store
+        self.host = host
+        self.load_settings = load_settings
+        self.model = model
+        self.initial = (source, target)
+        self.job: TranslationJob | None = None
+        self._job_ready = threading.Event()
+        self._done: list[str] = []
+        self._partial = ""
+        self.translation = ""
+        self.output_path: Path | None = None
+        self.running = False
+        self._route = ""
+        self._detected: str | None = None
+        self._model_name = model
+        self._source_text = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="languages"):
+            yield Select([("Detect language", DETECT), *LANGUAGE_OPTIONS], value=self.initial[0], allow_blank=False, id="source-language")
+            yield Button("⇄", id="swap", tooltip="Swap languages (F7)")
+            yield Select(LANGUAGE_OPTIONS, value=self.initial[1], allow_blank=False, id="target-language")
+        with Horizontal(id="panes"):
+            yield TextArea(id="source", soft_wrap=True)
+            yield TextArea(id="target", soft_wrap=True, read_only=True)
+        yield ProgressBar(id="progress", show_eta=False)
+        yield Label("ctrl+r translates · F7 swaps · ctrl+o translates a file", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#source", TextArea).focus()
+
+    # -- languages --------------------------------------------------------------------------
+
+    @property
+    def source_code(self) -> str:
+        return str(self.query_one("#source-language", Select).value)
+
+    @property
+    def target_code(self) -> str:
+        return str(self.query_one("#target-language", Select).value)
+
+    @on(Button.Pressed, "#swap")
+    def _swap_pressed(self) -> None:
+        self.action_swap()
+
+    def action_swap(self) -> None:
+        """Swap the languages (a detected source becomes the detected language) and the texts."""
+        source, target = self.source_code, self.target_code
+        if source == DETECT:
+            source = self._detected or "en"
+        self.query_one("#source-language", Select).value = target
+        self.query_one("#target-language", Select).value = source
+        translated = self.query_one("#target", TextArea).text
+        if translated:
+            self.query_one("#source", TextArea).text = translated
+            self.query_one("#target", TextArea).text = ""
+
+    # -- translating ------------------------------------------------------------------------
+
+    def action_translate(self) -> None:
+        text = self.query_one("#source", TextArea).text
+        if not text.strip():
+            self.notify("Type or paste something to translate first", severity="warning")
+            return
+        self.start(text, output=None)
+
+    def start(self, text: str, output: Path | None) -> None:
+        if self.running:
+            self.notify("A translation is running; Esc stops it", severity="warning")
+            return
+        target = find_language(self.target_code)
+        source = None if self.source_code == DETECT else find_language(self.source_code)
+        settings = JobSettings(target=target, source=source)  # type: ignore[arg-type]
+        self.running, self.output_path, self.job = True, output, None
+        self._source_text = text
+        self._job_ready.clear()
+        self._done, self._partial = [], ""
+        self.query_one("#target", TextArea).text = ""
+        self.host.run_with_model(self.model, self.load_settings, lambda engine: self._run(engine, text, settings), self)
+
+    def _run(self, engine, text: str, settings: JobSettings) -> None:
+        """In the engine's thread: run the job, posting every event back to the screen."""
+        self._model_name = getattr(getattr(engine, "summary", None), "name", self.model)
+        try:
+            self.job = TranslationJob(translator_for(engine), text, settings)
+        finally:
+            self._job_ready.set()
+        try:
+            for event in self.job.run(on_text=lambda piece: self.post_message(TranslationUpdate(piece))):
+                self.post_message(TranslationUpdate(event))
+        except LlamadeskError as err:
+            self.post_message(EngineFailed(str(err)))
+
+    def action_stop(self) -> None:
+        if self.running and self._job_ready.wait(timeout=5) and self.job is not None:
+            self.job.cancel()
+
+    @on(TranslationUpdate)
+    def _update(self, message: TranslationUpdate) -> None:
+        event = message.event
+        output = self.query_one("#target", TextArea)
+        progress = self.query_one("#progress", ProgressBar)
+        status = self.query_one("#status", Label)
+        if isinstance(event, JobStarted):
+            self._languages = (event.source.code, event.target.code)
+            progress.update(total=max(event.total, 1), progress=event.resumed)
+            if event.detected_confidence is not None:
+                self._detected = event.source.code
+            detected = f" (detected, {event.detected_confidence:.0%})" if event.detected_confidence is not None else ""
+            self._route = f"{event.source.name}{detected} → {event.target.name}"
+            status.update(f"{self._route}: 0/{event.total}")
+        elif isinstance(event, ChunkStarted):
+            self._partial = ""
+        elif isinstance(event, ChunkText):
+            self._partial += event.text
+            output.text = "\n".join([*self._done, self._partial.strip()])
+        elif isinstance(event, ChunkDone):
+            self._done.append(event.result.translation.strip())
+            self._partial = ""
+            progress.update(progress=event.index + 1)
+            output.text = "\n".join(self._done)
+            status.update(f"{self._route}: {event.index + 1}/{event.total}")
+        elif isinstance(event, JobFinished):
+            self.running = False
+            self.translation = event.text
+            output.text = event.text
+            notes = sum(1 for r in event.results if r.fallback)
+            status.update(f"{self._route}: done in {event.seconds:.1f} s" + (f"; {notes} segment(s) needed a fallback" if notes else ""))
+            if self.output_path is not None:
+                self._write(self.output_path, event.text)
+            else:
+                self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
+        elif isinstance(event, JobCancelled):
+            self.running = False
+            status.update(f"stopped after {event.done} of {event.total}")
+
+    def _write(self, path: Path, text: str) -> None:
+        try:
+            with atomic_output(path, force=True) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except (LlamadeskError, OSError) as err:
+            self.notify(f"Could not save {path}: {err}", severity="error")
+            return
+        self.notify(f"Saved {path}")
+
+    @on(EngineFailed)
+    def _failed(self, message: EngineFailed) -> None:
+        self.running = False
+        self.query_one("#status", Label).update(message.error)
+        self.notify(message.error, severity="error")
+
+    @on(ModelLoading)
+    def _loading(self, message: ModelLoading) -> None:
+        self.query_one("#status", Label).update(f"loading {message.spec}…")
+
+    @on(ModelLoaded)
+    def _loaded(self, message: ModelLoaded) -> None:
+        self.query_one("#status", Label).update(f"{message.info.name} loaded; translating…")
+
+    # -- files and clipboard ----------------------------------------------------------------
+
+    def action_open_file(self) -> None:
+        def chosen(answer: str | None) -> None:
+            if not answer:
+                return
+            path = Path(answer).expanduser()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                self.notify(f"Cannot read {path}: {err}", severity="error")
+                return
+            self.query_one("#source", TextArea).text = text
+            out = path.with_name(f"{path.stem}.{self.target_code}{path.suffix}")
+            self.notify(f"Translating {path.name} into {out.name}")
+            self.start(text, output=out)
+
+        self.app.push_screen(TextInputScreen("File to translate (saved beside it as NAME.LANG.ext)"), chosen)
+
+    def action_save(self) -> None:
+        if not self.translation:
+            self.notify("Nothing translated yet", severity="warning")
+            return
+
+        def chosen(answer: str | None) -> None:
+            if answer:
+                self._write(Path(answer).expanduser(), self.translation)
+
+        self.app.push_screen(TextInputScreen("Save the translation as"), chosen)
+
+    def action_history(self) -> None:
+        def chosen(entry: StoredTranslation | None) -> None:
+            if entry is None:
+                return
+            self.query_one("#source-language", Select).value = entry.source_language
+            self.query_one("#target-language", Select).value = entry.target_language
+            self.query_one("#source", TextArea).text = entry.source
+            self.query_one("#target", TextArea).text = self.translation = entry.translation
+
+        self.app.push_screen(TranslationHistoryScreen(self.store.translations()), chosen)
+
+    def action_copy(self) -> None:
+        text = self.query_one("#target", TextArea).text
+        if not text:
+            self.notify("Nothing translated yet", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify("Translation copied")

@@ -1,0 +1,154 @@
+"""The translation screen through Pilot: switch to it, translate, swap, a file with progress, stop.
+
+A fake engine 'translates' by upper-casing the segment the few-shot prompt asks for, so the
+screen's wiring is tested fast; the library's logic and the real model are tested in
+tests/test_translate_*.py, and the real model in this screen by the last test.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from llamadesk.app.config import Config
+from llamadesk.app.engine.types import GenerationDone, GenerationStats, TextPiece
+from llamadesk.app.store import Store
+from llamadesk.app.tui.app import LlamadeskApp
+from llamadesk.app.tui.screens.chat import ChatScreen
+from llamadesk.app.tui.screens.dialogs import TextInputScreen
+from llamadesk.app.tui.screens.translate import TranslateScreen
+from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
+from textual.widgets import Input, ProgressBar, Select, TextArea
+
+from .waiting import wait_until
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
+
+
+class FakeTranslatingEngine:
+    """Answers a few-shot translation prompt with the asked segment in capitals, piece by piece."""
+
+    backend = "CPU"
+    has_chat_template = False
+
+    def __init__(self, delay: float = 0.0):
+        self.summary = SimpleNamespace(name="fake-translator", metadata={})
+        self.settings = SimpleNamespace(n_threads=1)
+        self.n_ctx = 4096
+        self.delay = delay
+        self._stop = threading.Event()
+
+    def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [ord(c) for c in text]
+
+    def stream_tokens(self, tokens, sampling):
+        self._stop.clear()
+        prompt = "".join(map(chr, tokens))
+        segment = re.findall(r"^\w+: (.*)\n\w+:$", prompt, re.M)[-1] if prompt.endswith(":") else prompt
+        reason = "end"
+        for word in (" " + segment.upper() + "\n").split(" "):
+            if self._stop.is_set():
+                reason = "stopped"
+                break
+            time.sleep(self.delay)
+            yield TextPiece(word + " ")
+        yield GenerationDone(GenerationStats(len(tokens), 0, 1, 0.0, 1.0, 1.0, len(tokens), self.n_ctx, reason))
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store(tmp_path / "conversations.sqlite3")
+    yield opened
+    opened.close()
+
+
+def make_app(store, delay: float = 0.0) -> LlamadeskApp:
+    return LlamadeskApp(store=store, config=Config(), engine_loader=lambda spec, settings: FakeTranslatingEngine(delay), save_settings=False)
+
+
+async def open_translation(pilot) -> TranslateScreen:
+    await pilot.press("f6")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, TranslateScreen), what="the translation screen")
+    return pilot.app.screen
+
+
+async def test_one_key_switches_between_chat_and_translation(store):
+    async with make_app(store).run_test() as pilot:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ChatScreen), what="the chat screen")
+        await open_translation(pilot)
+        await pilot.press("f6")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ChatScreen), what="chat again")
+
+
+async def test_translate_a_sentence_then_swap(store):
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "Hello %s, the weather is nice today."
+        await pilot.press("ctrl+r")
+        target = screen.query_one("#target", TextArea)
+        await wait_until(pilot, lambda: not screen.running and target.text, what="the translation")
+        assert target.text == "HELLO %s, THE WEATHER IS NICE TODAY."
+        assert "English (detected" in str(screen.query_one("#status").render())
+        await pilot.press("f7")
+        assert screen.query_one("#source-language", Select).value == "fr"
+        assert screen.query_one("#target-language", Select).value == "en"
+        assert screen.query_one("#source", TextArea).text == "HELLO %s, THE WEATHER IS NICE TODAY."
+        assert target.text == ""
+
+
+async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
+    source = tmp_path / "notes.md"
+    source.write_text("# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6)), encoding="utf-8")
+    async with make_app(store, delay=0.05).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+        pilot.app.screen.query_one(Input).value = str(source)
+        await pilot.press("enter")
+        bar = screen.query_one("#progress", ProgressBar)
+        await wait_until(pilot, lambda: bar.total == 6 and 0 < bar.progress < 6, timeout=30, what=f"progress mid-file ({bar.total}, {bar.progress})")
+        out = tmp_path / "notes.fr.md"
+        await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
+        assert bar.progress == 6
+        assert out.read_text(encoding="utf-8").startswith("# NOTES\n\nPARAGRAPH NUMBER 1 IS HERE.\n\n")
+
+
+async def test_escape_stops_a_translation(store):
+    async with make_app(store, delay=0.05).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "\n\n".join(f"Sentence number {n} is long enough." for n in range(30))
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: screen.query_one("#progress", ProgressBar).progress >= 1, timeout=30, what="a first chunk")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.running, timeout=30, what="the stop")
+        assert "stopped after" in str(screen.query_one("#status").render())
+
+
+async def test_past_translations_are_kept_in_the_store_and_brought_back(store):
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "Good morning to all of you."
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running and screen.translation, what="the translation")
+        [entry] = store.translations()
+        assert (entry.source_language, entry.target_language) == ("en", "fr")
+        assert (entry.source, entry.translation, entry.model) == ("Good morning to all of you.", "GOOD MORNING TO ALL OF YOU.", "fake-translator")
+        screen.query_one("#source", TextArea).text = ""
+        screen.query_one("#target", TextArea).text = ""
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TranslationHistoryScreen), what="the history")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pilot.app.screen is screen, what="back to the screen")
+        assert screen.query_one("#source", TextArea).text == "Good morning to all of you."
+        assert screen.query_one("#target", TextArea).text == "GOOD MORNING TO ALL OF YOU."
+        assert screen.query_one("#source-language", Select).value == "en"
