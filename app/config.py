@@ -1,5 +1,8 @@
 """The user's defaults: one JSON file under the config folder (LLAMADESK_HOME honoured).
 
+How models load on this machine (threads, context, KV cache type) is load.json's business
+(load_config.py), shared with the CLI; this file holds what the app and its conversations start with.
+
 A missing file means every default; a key the file leaves out keeps its default, so files written
 by older versions keep working. The app writes the file back when the user changes a default
 (the theme, for instance), atomically.
@@ -33,7 +36,6 @@ class Config:
     repeat_penalty: float = DEFAULT_REPEAT_PENALTY
     max_tokens: int | None = 1024
     context_length: int | None = None
-    threads: int | None = None  # None: one per physical core (runtime_settings)
 
     def conversation_settings(self, mode: str = "chat") -> ConversationSettings:
         """The settings a new conversation starts with."""

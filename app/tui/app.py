@@ -1,8 +1,12 @@
 """The llamadesk app: modes (chat and translation, F6 switches; the model manager later), the engine's
 thread, the store, the config, themes, help and the command palette.
 
-Adding a screen is one entry in MODE_SCREENS (issue 6 adds "translate", issue 7 "models"); every
-binding a screen declares becomes a command-palette entry and a line of the help screen.
+Adding a screen (issue 6's "translate", issue 7's "models"): a module and a .tcss under screens/,
+one entry in MODE_SCREENS (its screen gets the app's store, engine host and config), and one
+app binding such as Binding(KEY, "switch_mode('translate')", "Translate") (Textual's own
+switch_mode action). Every binding a screen declares becomes a command-palette entry and a line
+of the help screen by itself. All screens share the one EngineHost, so the model in memory is
+the last one asked for, whichever screen asked.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from textual.screen import Screen
 
 from ..config import Config, load_config, save_config
 from ..engine.types import LoadSettings
+from ..load_config import configured_load_settings
 from ..store import Store
 from .engine_host import EngineHost, EngineLoader, load_llama_engine
 from .screens.chat import ChatScreen
@@ -25,12 +30,14 @@ from .screens.help import HelpScreen
 from .screens.models import ModelsScreen
 from .screens.translate import TranslateScreen
 
+TRANSLATE_CONTEXT = 4096  # translation needs little; load.json's ctx wins when it sets one
+
 # Mode name -> how to build its screen. One key per mode switches to it (see BINDINGS).
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
-    "chat": lambda app: ChatScreen(
-        app.store, app.host, app.config.conversation_settings("chat"), LoadSettings(n_threads=app.config.threads)
+    "chat": lambda app: ChatScreen(app.store, app.host, app.config.conversation_settings("chat"), app.load_defaults),
+    "translate": lambda app: TranslateScreen(
+        app.store, app.host, replace(app.load_defaults, n_ctx=app.load_defaults.n_ctx or TRANSLATE_CONTEXT)
     ),
-    "translate": lambda app: TranslateScreen(app.store, app.host, LoadSettings(n_ctx=4096, n_threads=app.config.threads)),
     "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
@@ -55,9 +62,12 @@ class LlamadeskApp(App[None]):
         config: Config | None = None,
         engine_loader: EngineLoader = load_llama_engine,
         save_settings: bool = True,
+        load_defaults: LoadSettings | None = None,
     ) -> None:
         super().__init__()
         self.config = config if config is not None else load_config()
+        # How models load here (load.json, shared with the CLI); a conversation's own context wins.
+        self.load_defaults = load_defaults if load_defaults is not None else configured_load_settings()
         self.store = store if store is not None else Store()
         self.host = EngineHost(engine_loader)
         self._save_settings = save_settings

@@ -93,6 +93,9 @@ async def test_escape_stops_at_once_and_keeps_what_came_marked_interrupted(store
         kept = screen.messages[-1].content
         assert kept.startswith("word0 word1")
         await wait_until(pilot, lambda: loader.engines[0]._stop.is_set(), what="the engine to be told to stop")
+        # The stopped reply's speed still reaches the status line when the engine reports it.
+        await wait_until(pilot, lambda: screen.last_stats is not None and screen.last_stats.stop_reason == "stopped")
+        assert "stopped" in str(screen.query_one(StatusBar).render())
         stored = store.messages(1)[-1]
         assert (stored.state, stored.content) == ("interrupted", kept)
         view = list(screen.query(MessageView))[-1]

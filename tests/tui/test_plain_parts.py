@@ -129,3 +129,21 @@ def test_a_reply_stopped_before_it_began_still_says_done():
     assert fake.engines[0].prompts == []  # nothing was generated
     host.shutdown()
     thread.join(10)
+
+
+def test_frame_pacer_stretches_when_drawing_is_costly_and_shrinks_when_cheap():
+    from llamadesk.app.tui.frame_pacer import MAX_INTERVAL_S, MIN_INTERVAL_S, START_INTERVAL_S, TARGET_SHARE, FramePacer
+
+    pacer = FramePacer()
+    assert pacer.observe(cpu_time=0.0, wall_time=100.0) == START_INTERVAL_S
+    # The UI used twice its share over the last second: draws come half as often.
+    assert abs(pacer.observe(cpu_time=2 * TARGET_SHARE, wall_time=101.0) - 2 * START_INTERVAL_S) < 1e-9
+    assert pacer.observe(cpu_time=2 * TARGET_SHARE + 0.001, wall_time=101.1) == 2 * START_INTERVAL_S  # within a window
+    for second in range(102, 110):  # a very busy UI: never slower than MAX
+        pacer.observe(cpu_time=float(second), wall_time=float(second))
+    assert pacer.interval == MAX_INTERVAL_S
+    pacer.pause()
+    pacer.observe(cpu_time=200.0, wall_time=200.0)
+    for tick in range(1, 20):  # an idle UI: as fast as MIN allows
+        pacer.observe(cpu_time=200.0, wall_time=200.0 + tick)
+    assert pacer.interval == MIN_INTERVAL_S

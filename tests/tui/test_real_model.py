@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llamadesk.app.config import Config
+from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.store import Store
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
@@ -18,8 +19,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
 async def test_smollm2_answers_paris_streams_stops_and_closes(tmp_path):
     store = Store(tmp_path / "real.sqlite3")
     # One thread: on a shared, busy CPU llama.cpp's thread barriers make two threads slower than one.
-    config = Config(temperature=0.0, context_length=2048, max_tokens=200, threads=1)
-    app = LlamadeskApp(store=store, config=config, save_settings=False)
+    config = Config(temperature=0.0, context_length=2048, max_tokens=200)
+    app = LlamadeskApp(store=store, config=config, save_settings=False, load_defaults=LoadSettings(n_threads=1))
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.screen
         await wait_until(pilot, lambda: screen.facts.backend is not None, timeout=120, what="smollm2 to load")

@@ -40,10 +40,9 @@ class Terminal:
 
     def start(self) -> None:
         command = f"exec env LLAMADESK_HOME={self.home} {LLAMADESK}"
-        subprocess.run(
-            [*TMUX, "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command],
-            check=True,
-        )
+        new_session = [*TMUX, "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command]
+        # tmux refuses while the server of the previous test's last session is still exiting.
+        wait_until_sync(lambda: subprocess.run(new_session, capture_output=True).returncode == 0, 5, "tmux to start", poll=0.2)
         self.wait_for("CPU", timeout=120)  # the status line shows the backend once the model is loaded
 
     def screen(self) -> str:
@@ -80,7 +79,8 @@ def home(tmp_path):
     config = tmp_path / "config"
     config.mkdir()
     # Greedy for a reproducible answer; one thread because the test machine's CPUs are shared.
-    (config / "config.json").write_text(json.dumps({"temperature": 0.0, "threads": 1, "max_tokens": 2000}))
+    (config / "config.json").write_text(json.dumps({"temperature": 0.0, "max_tokens": 2000}))
+    (config / "load.json").write_text(json.dumps({"threads": 1}))  # how models load: shared with the CLI
     return tmp_path
 
 

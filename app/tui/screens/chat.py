@@ -26,6 +26,7 @@ from ...engine.types import GenerationStats, LoadSettings, Sampling
 from ...errors import LlamadeskError
 from ...paths import data_dir
 from ...store import Conversation, ConversationSettings, StoredMessage, Store
+from ..frame_pacer import FramePacer
 from ..engine_host import (
     EngineFailed,
     EngineHost,
@@ -46,9 +47,6 @@ from .settings import SettingsScreen
 
 # A streaming reply is written to the store at least this often, so a killed app loses little.
 SAVE_INTERVAL_S = 1.0
-# Streamed text is drawn at most ten times a second: each draw re-lays out the conversation, and
-# on a small CPU every millisecond the UI spends is taken from the model (bench/tui.py measures it).
-STREAM_FRAME_S = 0.1
 # Only the newest messages are mounted: memory stays flat however long a conversation grows
 # (the store and the exports keep all of it).
 MAX_SHOWN_MESSAGES = 60
@@ -137,6 +135,10 @@ class ChatScreen(Screen):
         self.memory_start = 0
         self.facts = StatusFacts()
         self.last_stats: GenerationStats | None = None
+        self.stopped_reply_id: int | None = None
+        # Streamed text is drawn as often as the UI can afford (see FramePacer); text that comes
+        # between draws waits in the host's buffer.
+        self.pacer = FramePacer()
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -168,7 +170,7 @@ class ChatScreen(Screen):
 
     @property
     def load_settings(self) -> LoadSettings:
-        return replace(self.load_defaults, n_ctx=self.settings.context_length)
+        return replace(self.load_defaults, n_ctx=self.settings.context_length or self.load_defaults.n_ctx)
 
     def show_status(self, **changes) -> None:
         self.facts = replace(self.facts, **changes)
@@ -310,9 +312,10 @@ class ChatScreen(Screen):
         reply = self._current(event.reply_id)
         if reply is None or reply.flush_pending:
             return
-        # At most one Markdown update per frame: text that arrives meanwhile waits in the host's
+        # One Markdown update per paced frame: text that arrives meanwhile waits in the host's
         # buffer (it posts nothing more until we take it), so a fast model costs the UI no more.
-        wait = reply.written_at + STREAM_FRAME_S - time.monotonic()
+        interval = self.pacer.observe(time.thread_time(), time.monotonic())
+        wait = reply.written_at + interval - time.monotonic()
         reply.flush_pending = True
         if wait > 0:
             self.set_timer(wait, partial(self._flush_reply, reply))
@@ -336,22 +339,24 @@ class ChatScreen(Screen):
     @on(ReplyDone)
     async def _reply_done(self, event: ReplyDone) -> None:
         reply = self._current(event.reply_id)
-        if reply is None:
+        if reply is None and event.reply_id != self.stopped_reply_id:
             return
         stats = self.last_stats = event.stats
         self.show_status(
-            activity="stopped" if event.stopped else "",
+            activity="replying" if self.reply is not None and reply is None else "stopped" if event.stopped else "",
             tokens_per_second=stats.generated_tokens_per_second,
             time_to_first_token=stats.time_to_first_token,
             context_tokens=stats.context_tokens,
             n_ctx=stats.n_ctx,
         )
-        # The text the worker collected is complete even if a progress message was still unread.
-        await self._finish_reply(reply, event.text, interrupted=event.stopped)
+        if reply is not None:
+            # The worker's text is complete even if a progress message was still unread.
+            await self._finish_reply(reply, event.text, interrupted=event.stopped)
 
     def _settle_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
         """Save the reply as it ended and label it; at once, so nothing sees it half-finished."""
         self.reply = None
+        self.pacer.pause()
         stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
         self.messages = [stored if m.id == stored.id else m for m in self.messages]
         reply.view.content = text
@@ -374,6 +379,7 @@ class ChatScreen(Screen):
         if reply is None:
             return
         self.host.stop()
+        self.stopped_reply_id = reply.reply_id  # its stats still come, and still count
         self._settle_reply(reply, reply.text, interrupted=True)
         self.run_worker(self._render_final(reply, reply.text))
         self.show_status(activity="stopped")
