@@ -121,6 +121,8 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
         await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
         assert bar.progress == 6
         assert out.read_text(encoding="utf-8").startswith("# NOTES\n\nPARAGRAPH NUMBER 1 IS HERE.\n\n")
+        [entry] = store.translations()  # the file's translation is in the history too
+        assert entry.source == source.read_text(encoding="utf-8") and entry.translation.startswith("# NOTES")
 
 
 async def test_escape_stops_a_translation(store):

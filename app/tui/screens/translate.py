@@ -218,8 +218,8 @@ class TranslateScreen(Screen):
             if self.output_path is not None:
                 if self._write(self.output_path, event.text) and self._resume is not None:
                     self._resume.finish()
-            else:
-                self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
+            # A file's translation is history too: its text comes back with F8 like a typed one.
+            self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
         elif isinstance(event, JobCancelled):
             self.running = False
             kept = "; translate the file again to resume" if self._resume is not None else ""
