@@ -121,6 +121,8 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
         await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
         assert bar.progress == 6
         assert out.read_text(encoding="utf-8").startswith("# NOTES\n\nPARAGRAPH NUMBER 1 IS HERE.\n\n")
+        [entry] = store.translations()  # the file's translation is in the history too
+        assert entry.source == source.read_text(encoding="utf-8") and entry.translation.startswith("# NOTES")
 
 
 async def test_escape_stops_a_translation(store):
@@ -152,3 +154,56 @@ async def test_past_translations_are_kept_in_the_store_and_brought_back(store):
         assert screen.query_one("#source", TextArea).text == "Good morning to all of you."
         assert screen.query_one("#target", TextArea).text == "GOOD MORNING TO ALL OF YOU."
         assert screen.query_one("#source-language", Select).value == "en"
+
+
+async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(store, tmp_path):
+    from llamadesk.app.translate import sidecar_path
+
+    source = tmp_path / "notes.md"
+    source.write_text("# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6)), encoding="utf-8")
+    out = tmp_path / "notes.fr.md"
+    asked: list[str] = []
+
+    class CountingEngine(FakeTranslatingEngine):
+        def stream_tokens(self, tokens, sampling):
+            asked.append("".join(map(chr, tokens)).rstrip().rsplit("\n", 1)[0].rsplit("\n", 1)[-1])
+            return super().stream_tokens(tokens, sampling)
+
+    app = LlamadeskApp(store=store, config=Config(), engine_loader=lambda spec, settings: CountingEngine(0.05), save_settings=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source-language", Select).value = "en"
+        screen.start(source.read_text(encoding="utf-8"), output=out)
+        bar = screen.query_one("#progress", ProgressBar)
+        await wait_until(pilot, lambda: bar.total == 6 and bar.progress >= 2, timeout=30, what="two segments")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not screen.running, timeout=30, what="the stop")
+        assert not out.exists() and sidecar_path(out).exists()
+        assert "resume" in str(screen.query_one("#status").render())
+        kept = bar.progress
+        asked.clear()
+        screen.start(source.read_text(encoding="utf-8"), output=out)
+        await wait_until(pilot, lambda: bar.total == 6 and bar.progress >= kept, timeout=30, what="the resumed start")
+        await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
+        assert out.read_text(encoding="utf-8").startswith("# NOTES\n\nPARAGRAPH NUMBER 1 IS HERE.\n\n")
+        assert not sidecar_path(out).exists()
+        assert len(asked) == 6 - kept and not any("# Notes" in line for line in asked)  # finished ones came from the sidecar
+
+
+async def test_an_existing_translation_is_never_overwritten(store, tmp_path):
+    source = tmp_path / "notes.md"
+    source.write_text("Paragraph number one is here.\n", encoding="utf-8")
+    (tmp_path / "notes.fr.md").write_text("mine", encoding="utf-8")
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+        pilot.app.screen.query_one(Input).value = str(source)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not screen.running
+        assert (tmp_path / "notes.fr.md").read_text(encoding="utf-8") == "mine"
+        # Saving a result over an existing file is refused too.
+        screen.translation = "NEW"
+        assert not screen._write(tmp_path / "notes.fr.md", "NEW")
+        assert (tmp_path / "notes.fr.md").read_text(encoding="utf-8") == "mine"

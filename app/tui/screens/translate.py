@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Label, ProgressBar, Select, TextArea
 
-from ...atomic_file import atomic_output
+from ...atomic_file import atomic_output, check_writable_target
 from ...engine.types import LoadSettings
 from ...errors import LlamadeskError
 from ...translate import (
@@ -29,9 +29,11 @@ from ...translate import (
     JobFinished,
     JobSettings,
     JobStarted,
+    ResumeLog,
     TranslationEvent,
     TranslationJob,
     find_language,
+    sidecar_path,
     translator_for,
 )
 from ...translate.languages import LANGUAGES
@@ -57,15 +59,17 @@ class TranslateScreen(Screen):
     """Translate typed text or a file with the translation model."""
 
     CSS_PATH = Path(__file__).with_name("translate.tcss")
-    # Priority bindings: the text panes would otherwise take these keys while they have focus.
+    # Only keys the text panes use themselves (f7 selects all, Esc) are priority bindings. The
+    # others reach the screen after the focused pane has taken the keys typed before them, so
+    # ctrl+r right after typing translates all of the text (a priority ctrl+r overtook them).
     BINDINGS = [
-        Binding("ctrl+r", "translate", "Translate", priority=True),
+        Binding("ctrl+r", "translate", "Translate"),
         Binding("f7", "swap", "Swap languages", priority=True),
         Binding("escape", "stop", "Stop", priority=True),
-        Binding("ctrl+o", "open_file", "Translate a file", priority=True),
-        Binding("ctrl+s", "save", "Save translation", priority=True),
-        Binding("f9", "copy", "Copy translation", priority=True),
-        Binding("f8", "history", "Past translations", priority=True),
+        Binding("ctrl+o", "open_file", "Translate a file"),
+        Binding("ctrl+s", "save", "Save translation"),
+        Binding("f9", "copy", "Copy translation"),
+        Binding("f8", "history", "Past translations"),
     ]
 
     def __init__(self, store: Store, host: EngineHost, load_settings: LoadSettings, model: str = TRANSLATION_MODEL,
@@ -77,7 +81,8 @@ class TranslateScreen(Screen):
         self.model = model
         self.initial = (source, target)
         self.job: TranslationJob | None = None
-        self._job_ready = threading.Event()
+        self._stop_requested = threading.Event()  # Esc before the job exists (the model still loading)
+        self._resume: ResumeLog | None = None
         self._done: list[str] = []
         self._partial = ""
         self.translation = ""
@@ -145,9 +150,9 @@ class TranslateScreen(Screen):
         target = find_language(self.target_code)
         source = None if self.source_code == DETECT else find_language(self.source_code)
         settings = JobSettings(target=target, source=source)  # type: ignore[arg-type]
-        self.running, self.output_path, self.job = True, output, None
+        self.running, self.output_path, self.job, self._resume = True, output, None, None
         self._source_text = text
-        self._job_ready.clear()
+        self._stop_requested.clear()
         self._done, self._partial = [], ""
         self.query_one("#target", TextArea).text = ""
         self.host.run_with_model(self.model, self.load_settings, lambda engine: self._run(engine, text, settings), self)
@@ -155,10 +160,17 @@ class TranslateScreen(Screen):
     def _run(self, engine, text: str, settings: JobSettings) -> None:
         """In the engine's thread: run the job, posting every event back to the screen."""
         self._model_name = getattr(getattr(engine, "summary", None), "name", self.model)
-        try:
-            self.job = TranslationJob(translator_for(engine), text, settings)
-        finally:
-            self._job_ready.set()
+        job = TranslationJob(translator_for(engine), text, settings)
+        if self.output_path is not None:
+            # A file's finished chunks go to a sidecar beside its output, so a stopped (or killed)
+            # translation of the same file resumes where it was, as the CLI's -o does.
+            source = settings.source.code if settings.source else "detected"
+            resume = {"model": self._model_name, "strategy": job.translator.strategy.name, "to": settings.target.code,
+                      "mode": settings.mode, "from": source, "glossary": []}
+            job.resume = self._resume = ResumeLog(sidecar_path(self.output_path), resume)
+        self.job = job
+        if self._stop_requested.is_set():
+            job.cancel()
         try:
             for event in self.job.run(on_text=lambda piece: self.post_message(TranslationUpdate(piece))):
                 self.post_message(TranslationUpdate(event))
@@ -166,7 +178,10 @@ class TranslateScreen(Screen):
             self.post_message(EngineFailed(str(err)))
 
     def action_stop(self) -> None:
-        if self.running and self._job_ready.wait(timeout=5) and self.job is not None:
+        if not self.running:
+            return
+        self._stop_requested.set()  # seen by _run if the job is not made yet: never wait here
+        if self.job is not None:
             self.job.cancel()
 
     @on(TranslationUpdate)
@@ -201,21 +216,27 @@ class TranslateScreen(Screen):
             notes = sum(1 for r in event.results if r.fallback)
             status.update(f"{self._route}: done in {event.seconds:.1f} s" + (f"; {notes} segment(s) needed a fallback" if notes else ""))
             if self.output_path is not None:
-                self._write(self.output_path, event.text)
-            else:
-                self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
+                if self._write(self.output_path, event.text) and self._resume is not None:
+                    self._resume.finish()
+            # A file's translation is history too: its text comes back with F8 like a typed one.
+            self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
         elif isinstance(event, JobCancelled):
             self.running = False
-            status.update(f"stopped after {event.done} of {event.total}")
+            kept = "; translate the file again to resume" if self._resume is not None else ""
+            if self._resume is not None:
+                self._resume.close()
+            status.update(f"stopped after {event.done} of {event.total}{kept}")
 
-    def _write(self, path: Path, text: str) -> None:
+    def _write(self, path: Path, text: str) -> bool:
+        """Write `text` to `path` whole or not at all; an existing file is never overwritten."""
         try:
-            with atomic_output(path, force=True) as tmp:
+            with atomic_output(path, force=False) as tmp:
                 tmp.write_text(text, encoding="utf-8")
         except (LlamadeskError, OSError) as err:
             self.notify(f"Could not save {path}: {err}", severity="error")
-            return
+            return False
         self.notify(f"Saved {path}")
+        return True
 
     @on(EngineFailed)
     def _failed(self, message: EngineFailed) -> None:
@@ -245,6 +266,11 @@ class TranslateScreen(Screen):
                 return
             self.query_one("#source", TextArea).text = text
             out = path.with_name(f"{path.stem}.{self.target_code}{path.suffix}")
+            try:
+                check_writable_target(out, False)
+            except LlamadeskError as err:
+                self.notify(f"{err}; move it aside to translate {path.name} again", severity="error")
+                return
             self.notify(f"Translating {path.name} into {out.name}")
             self.start(text, output=out)
 

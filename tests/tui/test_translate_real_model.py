@@ -1,0 +1,39 @@
+"""The translation screen end to end with the real gemma3-270m starter through llama.cpp (no fakes)."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Select, TextArea
+
+from llamadesk.app.config import Config
+from llamadesk.app.store import Store
+from llamadesk.app.tui.app import LlamadeskApp
+from llamadesk.app.tui.screens.translate import TranslateScreen
+from tests.test_translate_model import language_of
+
+from .waiting import wait_until
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
+SENTENCE = "The weather is very nice today, so we are going to the beach."
+
+
+async def test_gemma_translates_an_english_sentence_to_french_in_the_screen(tmp_path):
+    store = Store(tmp_path / "real.sqlite3")
+    app = LlamadeskApp(store=store, config=Config(), save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f6")
+        screen = app.screen
+        assert isinstance(screen, TranslateScreen)
+        screen.query_one("#source-language", Select).value = "en"
+        screen.query_one("#target-language", Select).value = "fr"
+        screen.query_one("#source", TextArea).text = SENTENCE
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running and screen.translation, timeout=180, what="the translation")
+        out = screen.translation
+        assert out.strip() and out != SENTENCE and "⟦" not in out
+        assert language_of(out) == "fr", out
+        [entry] = store.translations()
+        assert entry.translation == out and (entry.source_language, entry.target_language) == ("en", "fr")
+        assert app.host.info is not None and app.host.info.spec == "gemma3-270m"  # this mode's model, not chat's
+        await pilot.press("ctrl+q")
+    store.close()
