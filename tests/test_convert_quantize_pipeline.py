@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,7 @@ def test_converted_and_quantized_model_is_in_the_library_and_chats(hf_folder, ll
     answer = run_cli("chat", "-m", entry["name"], "--temperature", "0", "What is the capital of France?")
     assert answer.returncode == 0, answer.stderr
     assert "Paris" in answer.stdout
+    # The session's library is shared with other tests (the UI's snapshots list it): leave it as found.
+    removed = run_cli("models", "rm", entry["name"], "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert not Path(path).exists()

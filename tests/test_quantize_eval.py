@@ -94,7 +94,7 @@ def test_cli_eval_saves_json_beside_the_model_and_models_shows_it(smollm2_f16_pa
         row = next(line for line in listed.stdout.splitlines() if line.startswith("smol-eval-Q8_0"))
         assert f"PPL {printed['perplexity']:.2f} @{CTX}" in row
         as_json = {m["name"]: m for m in json.loads(run_cli("models", "--json").stdout)}
-        assert as_json["smol-eval-Q8_0"]["evaluations"] == [printed]
+        assert as_json["smol-eval-Q8_0"]["eval_results"] == [printed]
     finally:  # the library is shared by the whole test session
         model.unlink(missing_ok=True)
         (models_dir() / "smol-eval-Q8_0.gguf.eval.json").unlink(missing_ok=True)

@@ -20,6 +20,16 @@ SIZES = [(80, 24), (120, 40)]
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.fixture(autouse=True)
+def starters_only_library(tmp_path, monkeypatch, gemma_path):
+    """A home whose library holds just the starter models, whatever other tests added to theirs."""
+    home = tmp_path / "home"
+    (home / "data" / "models").mkdir(parents=True)
+    # The assembled starter Gemma is shared, not rebuilt (it takes a second and 250 MB).
+    (home / "data" / "models" / gemma_path.name).symlink_to(gemma_path)
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+
+
 def make_app(tmp_path) -> LlamadeskApp:
     store = Store(tmp_path / "snap.sqlite3")
     earlier = store.new_conversation("Tea and haiku", Config().conversation_settings())
