@@ -93,6 +93,20 @@ def inspect_model(first: Path) -> GGUFSummary:
     )
 
 
+def describe_origin(entry: LibraryEntry) -> str:
+    """Where a model came from, in one short phrase (the CLI's table and the UI show the same)."""
+    origin = entry.origin
+    if "repo" in origin:
+        return f"{origin['repo']}@{str(origin.get('commit') or '')[:8]}"
+    if "checkpoint" in origin:
+        return f"made from {origin['checkpoint']}"
+    if "folder" in origin:
+        return f"folder {origin['folder']}"
+    if "package" in origin:
+        return f"package {origin['package']}"
+    return "-"
+
+
 def read_eval_results(path: Path) -> list[dict[str, Any]]:
     """The evaluations `llamadesk eval --save` wrote beside a model; [] if none."""
     from llamadesk.quantize.evaluation import saved_evaluations  # the sidecar's format is quantize's

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import BadInputError
-from ..library import LibraryEntry, add_folder, list_models, plan_removal
+from ..library import LibraryEntry, add_folder, describe_origin, list_models, plan_removal
 from ...quantize.evaluation import summary_line
 from ..machine import format_bytes
 from .options import add_json_option
@@ -52,19 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _row(e: LibraryEntry) -> tuple:
     return (e.name, e.architecture, e.size_label, e.quantization, format_bytes(e.file_size), e.context_length,
-            "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", _origin_text(e),
+            "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", describe_origin(e),
             summary_line(e.eval_results[-1]) if e.eval_results else "")
-
-
-def _origin_text(e: LibraryEntry) -> str:
-    origin = e.origin
-    if "repo" in origin:
-        return f"hub: {origin['repo']}@{origin['commit'][:8]}"
-    if "checkpoint" in origin:
-        return f"made from {origin['checkpoint']}"
-    if "folder" in origin:
-        return f"folder: {origin['folder']}"
-    return e.source
 
 
 def run_list(args: argparse.Namespace) -> int:

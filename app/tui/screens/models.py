@@ -33,20 +33,6 @@ COLUMNS = ("Model", "Arch", "Params", "Quant", "Size", "Ctx", "Chat", "Fits", "S
 DEFAULT_MODES = {"chat": "chat", "translate": "translation"}
 
 
-def origin_text(entry: LibraryEntry) -> str:
-    """Where a model came from, in one short phrase."""
-    origin = entry.origin
-    if "repo" in origin:
-        return f"{origin['repo']}@{str(origin.get('commit') or '')[:8]}"
-    if "checkpoint" in origin:
-        return f"made from {origin['checkpoint']}"
-    if "folder" in origin:
-        return f"folder {origin['folder']}"
-    if "package" in origin:
-        return f"package {origin['package']}"
-    return "-"
-
-
 def eval_text(entry: LibraryEntry) -> str:
     """The latest saved evaluation (`llamadesk eval --save`), or a dash."""
     from llamadesk.quantize.evaluation import summary_line  # the sidecar's format is quantize's
@@ -75,13 +61,15 @@ def library_rows(entries: list[LibraryEntry]) -> list[tuple[str, ...]]:
 
 def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
     """Everything about one model, for the panel under the table."""
+    from ...library import describe_origin  # the library loads with the first listing, not at start-up
+
     default_for = [label for mode, label in DEFAULT_MODES.items() if defaults.get(mode) == entry.name]
     fits = "fits" if entry.fits else "does not fit"
     lines = [
         f"{entry.name} · {entry.architecture} · {entry.parameters:,} parameters · {entry.quantization}"
         f"{' · default for ' + ' and '.join(default_for) if default_for else ''}",
         f"file: {entry.path}" + (f" ({entry.parts} parts)" if entry.parts > 1 else ""),
-        f"origin: {origin_text(entry)} ({'deletable' if entry.deletable else 'not made by llamadesk: kept'})"
+        f"origin: {describe_origin(entry)} ({'deletable' if entry.deletable else 'not made by llamadesk: kept'})"
         f" · eval: {eval_text(entry)}",
         f"memory: needs {format_bytes(entry.memory_needed)}, {format_bytes(entry.memory_available)} free ({fits})",
     ]
