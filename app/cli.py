@@ -8,30 +8,37 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import sys
 from collections.abc import Sequence
 
 from .errors import LlamadeskError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # Imported here, not at the top: `llamadesk` alone opens the app without building the parser,
-    # and the subcommands' imports (numpy, gguf, huggingface_hub) would slow its start by ~0.5 s.
-    from .commands import (
-        bench, chat, convert, doctor, eval, fit, imatrix, info, models, pull, quantize, rpc_server, search, translate,
-    )
+# Every subcommand and the module under commands/ that defines it, in the order --help lists them.
+COMMAND_MODULES = {
+    "chat": "chat", "translate": "translate", "models": "models", "pull": "pull", "search": "search",
+    "convert": "convert", "quantize": "quantize", "imatrix": "imatrix", "fit": "fit", "eval": "eval",
+    "info": "info", "bench": "bench", "doctor": "doctor", "rpc-server": "rpc_server",
+}
 
-    COMMANDS = (  # noqa: N806 - the list of subcommands, in the order --help shows them
-        chat, translate, models, pull, search, convert, quantize, imatrix, fit, eval, info, bench, doctor, rpc_server,
-    )
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` alone when it names a subcommand, else for all of them.
+
+    Why not always all: each subcommand's module imports what it needs (numpy, gguf,
+    huggingface_hub, ...), ~0.5 s in all, which a script running `llamadesk quantize` in a loop
+    would pay every time for commands it never runs.
+    """
     parser = argparse.ArgumentParser(
         prog="llamadesk",
         description="Offline local LLMs: chat, translate, convert and quantize on your own machine.",
         epilog="Run `llamadesk COMMAND --help` for examples. With no command, opens the app.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    names = [command] if command in COMMAND_MODULES else list(COMMAND_MODULES)
+    for name in names:
+        importlib.import_module(f"{__package__}.commands.{COMMAND_MODULES[name]}").register(sub)
     return parser
 
 
@@ -49,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .tui.app import run_app  # Textual loads only when the app opens
 
             return run_app()
-        parser = build_parser()
+        parser = build_parser(argv[0])
         args = parser.parse_args(argv)
         if args.command is None:  # only `--`: nothing to run
             parser.print_help(sys.stderr)

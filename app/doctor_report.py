@@ -19,7 +19,8 @@ from .engine.devices import BackendDevice
 from .engine.types import ActiveSettings, LoadSettings
 from .errors import LlamadeskError
 from .gguf_file import GGUFSummary
-from .machine import GpuFacts, MachineFacts, format_bytes
+from .machine import GpuFacts, MachineFacts
+from .byte_sizes import format_bytes
 from .runtime_settings import choose_settings, offload_target
 
 # GPU vendor -> (llama.cpp backend that drives it, CMake flags, what the build needs first).

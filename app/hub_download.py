@@ -26,7 +26,7 @@ from .errors import Interrupted, LlamadeskError
 from .gguf_naming import RepoFile
 from .hub_cache import cached_file, remember_ref, repo_storage
 from .hub_errors import hub_errors
-from .machine import format_bytes
+from .byte_sizes import format_bytes
 from .starter_models import sha256_of
 
 PARTIAL_SUFFIX = ".llamadesk-partial"

@@ -313,12 +313,3 @@ def gpus(probe: SystemProbe, total_ram: int) -> tuple[GpuFacts, ...]:
     if probe.system == "Darwin":
         return tuple(apple_gpu(probe, total_ram))
     return tuple(nvidia_gpus(probe) + (amd_gpus(probe) if probe.system == "Linux" else []))
-
-
-def format_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB', as sizes are shown everywhere in llamadesk."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"

@@ -21,7 +21,8 @@ from .hub_cache import cached_commit, cached_file, cached_repo_files
 from .hub_download import ProgressBar, fetch_file
 from .hub_repo import RepoListing, is_safe_repo_path, list_repo, parse_pull_spec
 from .library import names_in_use
-from .machine import MachineFacts, format_bytes, machine_facts
+from .machine import MachineFacts, machine_facts
+from .byte_sizes import format_bytes
 from .model_fit import memory_for_weights
 from .model_registry import PulledModel, load_registry, record_made_model, save_registry
 from .paths import models_dir

@@ -16,7 +16,8 @@ from .engine.devices import BackendDevice
 from .engine.types import ActiveSettings, LoadSettings
 from .errors import BadInputError, LlamadeskError
 from .gguf_file import GGUFSummary
-from .machine import MachineFacts, format_bytes
+from .machine import MachineFacts
+from .byte_sizes import format_bytes
 
 # Memory kept free for the OS, llama.cpp's compute buffers and the app itself.
 RESERVED_RAM_FRACTION = 0.10

@@ -1,9 +1,9 @@
 """Quantizing a GGUF with llama.cpp's own quantizer: checked input, progress, atomic output.
 
-The quantizer itself runs in a child process (llama_quantizer.py says why); this module checks
-what can be checked before minutes are spent, starts the child, turns its log into progress, and
-renames the output into place only when llama.cpp reports success. Ctrl-C kills the child and
-removes the partial file.
+The quantizer itself runs in a child process (llama_quantizer.py says why); this module starts
+the child, checks what can be checked before minutes are spent while the child starts, turns its
+log into progress, and renames the output into place only when llama.cpp reports success. Ctrl-C
+kills the child and removes the partial file.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from pathlib import Path
 
 from llamadesk.app.atomic_file import atomic_output
 from llamadesk.app.errors import BadInputError, LlamadeskError
-from llamadesk.app.gguf_file import open_header
 
-from .imatrix_file import read_imatrix
 from .quantize_request import DONE_MARKER, QuantizeRequest
 from .quant_types import FLOAT_TYPES, QuantType, find_quant_type
 from .quantize_log import QuantizeReport, TensorProgress, read_line
@@ -39,6 +37,10 @@ REQUANTIZE_WHY = (
 
 def quantized_types(path: Path) -> list[str]:
     """The quantized ggml types among a GGUF's matrices (empty for an f32/f16/bf16 file)."""
+    # Imported here: the header reader needs numpy and gguf (~0.1 s), which quantize_gguf()
+    # imports while the quantizer child starts rather than before.
+    from llamadesk.app.gguf_file import open_header
+
     header = open_header(path)
     return sorted({t.ggml_type.name for t in header.tensors if t.ggml_type.name not in FLOAT_TYPES})
 
@@ -53,41 +55,75 @@ def default_output(input_path: Path, qtype: QuantType) -> Path:
     return input_path.with_name(f"{stem}-{qtype.name}.gguf")
 
 
-def check_quantize_input(input_path: Path, qtype: QuantType, allow_requantize: bool, imatrix: Path | None) -> None:
-    """Refuse, with one clear line, what llama.cpp would refuse (or regret) after minutes of work."""
+def check_input_gguf(input_path: Path, allow_requantize: bool) -> None:
+    """Refuse, with one clear line, input llama.cpp would refuse (or the user regret)."""
     already = quantized_types(input_path)  # also validates the GGUF header
     if already and not allow_requantize:
         raise BadInputError(
             f"{input_path} is already quantized ({', '.join(already)}); {REQUANTIZE_WHY}. "
             "Quantize the original instead, or pass --allow-requantize"
         )
+
+
+def check_imatrix(qtype: QuantType, imatrix: Path | None) -> None:
+    """A type that needs an importance matrix has one, and the file given is one."""
     if qtype.needs_imatrix and imatrix is None:
         raise BadInputError(
             f"{qtype.name} needs an importance matrix (without one its few bits per weight ruin the model); "
             "pass --imatrix FILE (from `llamadesk imatrix`), or choose a type such as Q2_K, Q3_K_M or Q4_K_M"
         )
     if imatrix is not None:
+        from .imatrix_file import read_imatrix  # numpy: only when a matrix is given
+
         read_imatrix(imatrix)  # a bad file is reported now, not by the child mid-way
 
 
-def run_quantizer(
-    requests: list[QuantizeRequest], progress: ProgressCallback | None = None
-) -> list[tuple[int, QuantizeReport]]:
-    """Run the requests in one quantizer child; returns each one's status and what it logged.
+class QuantizerProcess:
+    """llama.cpp's quantizer in a child process that runs the requests it is given.
 
-    A request the child never finished (it crashed) gets the child's exit status, negative for a
-    signal. On KeyboardInterrupt (or any error here) the child is killed before the exception
-    goes on.
+    The child starts when this object is made, before its requests are known, so its start-up
+    (Python and llama.cpp's library, ~0.06 s) overlaps whatever the caller does meanwhile.
+    Leaving the `with` block kills a child still running (Ctrl-C, a failed check, any error).
     """
-    command = [sys.executable, "-m", WORKER_MODULE, json.dumps([r.to_dict() for r in requests])]
-    child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True, errors="replace", bufsize=1,
-    )
-    results: list[tuple[int, QuantizeReport]] = []
-    report = QuantizeReport()
-    try:
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+        )
+
+    def __enter__(self) -> QuantizerProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+        for stream in (self._child.stdin, self._child.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+    def send(self, requests: list[QuantizeRequest]) -> None:
+        """Give the child its requests; it starts on them at once. Call it once."""
+        assert self._child.stdin is not None
+        self._count = len(requests)
+        try:
+            self._child.stdin.write(json.dumps([r.to_dict() for r in requests]) + "\n")
+            self._child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died while starting; its exit status says so in results()
+
+    def results(self, progress: ProgressCallback | None = None) -> list[tuple[int, QuantizeReport]]:
+        """Wait for the requests sent; each one's status and what it logged, in order.
+
+        A request the child never finished (it crashed) gets the child's exit status, negative
+        for a signal.
+        """
+        child = self._child
         assert child.stdout is not None
+        results: list[tuple[int, QuantizeReport]] = []
+        report = QuantizeReport()
         for line in child.stdout:
             line = line.rstrip("\n")
             if line.startswith(DONE_MARKER):
@@ -100,14 +136,19 @@ def run_quantizer(
             if started is not None and progress is not None:
                 progress(started)
         status = child.wait()
-    except BaseException:
-        child.kill()
-        child.wait()
-        raise
-    while len(results) < len(requests):
-        results.append((status or 1, report))
-        report = QuantizeReport()
-    return results
+        while len(results) < self._count:
+            results.append((status or 1, report))
+            report = QuantizeReport()
+        return results
+
+
+def run_quantizer(
+    requests: list[QuantizeRequest], progress: ProgressCallback | None = None
+) -> list[tuple[int, QuantizeReport]]:
+    """Run the requests in one quantizer child; the child never outlives the call."""
+    with QuantizerProcess() as quantizer:
+        quantizer.send(requests)
+        return quantizer.results(progress)
 
 
 def _file_size_limit() -> int | None:
@@ -171,15 +212,21 @@ def quantize_gguf(
     if threads is not None and threads < 1:
         raise BadInputError(f"--threads must be at least 1, not {threads}")
     imatrix_path = Path(imatrix) if imatrix is not None else None
-    check_quantize_input(input_path, quant, allow_requantize, imatrix_path)
+    if imatrix_path is not None or quant.needs_imatrix:
+        check_imatrix(quant, imatrix_path)
     if target.exists() and input_path.exists() and os.path.samefile(target, input_path):
         raise BadInputError(f"the output {target} is the input; choose another -o")
-    with atomic_output(target, force) as partial:
+    with QuantizerProcess() as quantizer, atomic_output(target, force) as partial:
         request = QuantizeRequest(
             input=str(input_path), output=str(partial), ftype=quant.ftype, threads=threads or 0,
             allow_requantize=allow_requantize, imatrix=str(imatrix_path) if imatrix_path else None,
         )
-        [(status, report)] = run_quantizer([request], progress)
+        quantizer.send([request])
+        # While llama.cpp starts on it: reading the header (~0.2 s with numpy's and gguf's imports)
+        # would otherwise come first and add a sixth to quantizing a small model. A refusal here
+        # still stops everything: the child is killed and the partial file removed.
+        check_input_gguf(input_path, allow_requantize)
+        [(status, report)] = quantizer.results(progress)
         if status != 0:
             raise _failure(status, report, request, target, partial)
     return target

@@ -122,3 +122,39 @@ def test_package_installs_under_one_namespace():
     assert importlib.util.find_spec("llamadesk.quantize") is not None
     result = run_cli("--help")
     assert result.returncode == 0 and "chat" in result.stdout
+
+
+def test_every_command_module_is_listed_and_shown_in_help():
+    from pathlib import Path
+
+    from llamadesk.app.cli import COMMAND_MODULES
+
+    folder = Path(__file__).resolve().parents[1] / "app" / "commands"
+    with_register = {p.stem for p in folder.glob("*.py") if "\ndef register(" in p.read_text()}
+    assert set(COMMAND_MODULES.values()) == with_register
+    result = run_cli("--help")
+    assert result.returncode == 0
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ") and line[4] != " "]
+    assert listed == list(COMMAND_MODULES)
+
+
+@pytest.mark.parametrize("name", ["quantize", "fit", "chat", "models", "rpc-server"])
+def test_each_command_parses_alone(name):
+    from llamadesk.app.cli import build_parser
+
+    parser = build_parser(name)
+    assert set(parser._subparsers._group_actions[0].choices) == {name}
+    result = run_cli(name, "--help")
+    assert result.returncode == 0 and f"usage: llamadesk {name}" in result.stdout
+
+
+def test_a_light_command_imports_only_what_it_uses():
+    """`llamadesk quantize` in a script loop should not pay for the Hub client, Textual or numpy."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from llamadesk.app.cli import main; main(['quantize', '--list-types']); "
+             "print(sorted(m for m in ('numpy', 'gguf', 'huggingface_hub', 'textual', 'llama_cpp') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

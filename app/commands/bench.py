@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from ..machine import format_bytes
+from ..byte_sizes import format_bytes
 from .options import add_json_option, add_load_options, add_model_option, load_settings
 from .table import format_table
 

@@ -12,7 +12,7 @@ from ...convert.output_types import OUTTYPE_CHOICES
 from ...convert.source_location import looks_like_repo_id
 from ...convert.verify import verify_against_source
 from ..errors import BadInputError
-from ..machine import format_bytes
+from ..byte_sizes import format_bytes
 from ..model_registry import record_made_model
 from .options import add_json_option
 from .table import format_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..machine import format_bytes
+from ..byte_sizes import format_bytes
 from .options import add_json_option
 from .table import format_table
 

@@ -7,7 +7,7 @@ import json
 
 from ..gguf_file import inspect_gguf, tensor_types
 from ..library import resolve_model
-from ..machine import format_bytes
+from ..byte_sizes import format_bytes
 from .options import add_json_option
 
 EXAMPLES = """examples:

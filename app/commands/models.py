@@ -9,7 +9,7 @@ import sys
 from ..errors import BadInputError
 from ..library import LibraryEntry, add_folder, describe_origin, list_models, plan_removal
 from ...quantize.evaluation import summary_line
-from ..machine import format_bytes
+from ..byte_sizes import format_bytes
 from .options import add_json_option
 from .table import format_table
 

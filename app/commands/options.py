@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.types import LoadSettings
-from ..load_config import configured_load_settings, merged
-from ..runtime_settings import KV_CACHE_TYPES
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine.types import LoadSettings
 
 
 def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") -> None:
@@ -17,6 +18,10 @@ def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") 
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
+    # Here, not at the top: commands that load no model (quantize, fit, ...) use this module for
+    # --json alone and should not pay for runtime_settings' imports (gguf, numpy).
+    from ..runtime_settings import KV_CACHE_TYPES
+
     group = parser.add_argument_group("loading (defaults fit this machine; see `llamadesk doctor`)")
     group.add_argument("--ctx", type=int, help="context length in tokens (default: the model's, capped by memory)")
     group.add_argument("--threads", type=int, help="CPU threads (default: one per performance/physical core that other programs leave free)")
@@ -42,6 +47,8 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
     """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
+    from ..load_config import configured_load_settings, merged
+
     flash = None if args.flash_attn is None else args.flash_attn == "on"
     return merged(configured_load_settings(), {
         "n_ctx": args.ctx, "n_threads": args.threads, "n_gpu_layers": args.gpu_layers, "flash_attn": flash,

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from ..library import inspect_model
-from ..machine import format_bytes, machine_facts
+from ..machine import machine_facts
+from ..byte_sizes import format_bytes
 from ..model_fit import memory_fit
 from ..pull import list_variants, pull_and_convert, pull_model
 from ..hub_errors import quiet_hub_logging

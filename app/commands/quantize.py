@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
-from ..machine import format_bytes
+from ..byte_sizes import format_bytes
 from .options import add_json_option
 from .table import format_table
 
@@ -60,14 +61,15 @@ def _list_types(as_json: bool) -> int:
 
 def _progress_bar():
     """A per-tensor progress bar on stderr (nothing when stderr is not a terminal)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)  # and no rich import (~25 ms) for scripts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[tensor]}"), transient=True, disable=not sys.stderr.isatty())
+                    TextColumn("{task.fields[tensor]}"), transient=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...quantize.memory_fit import choose_fitting_type, default_budget, parse_memory
     from ...quantize.quant_types import find_quant_type
     from ...quantize.quantize_model import quantize_gguf
     from ..errors import BadInputError
@@ -78,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("give the model and a type: llamadesk quantize IN.gguf -t Q4_K_M (or --list-types)")
     input_path = Path(args.input)
     if args.qtype.lower() == "auto":
+        # Only here: fitting reads the model's header (numpy, gguf), which quantizing itself does
+        # while its child process starts.
+        from ...quantize.memory_fit import choose_fitting_type, default_budget, parse_memory
+
         budget = parse_memory(args.memory) if args.memory else default_budget()[0]
         qtype = choose_fitting_type(input_path, args.ctx, budget)
         print(f"llamadesk: -t auto chose {qtype.name} (fits {format_bytes(budget)})", file=sys.stderr)
@@ -86,10 +92,12 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError("--memory and --ctx only apply with -t auto")
         qtype = find_quant_type(args.qtype)
     with _progress_bar() as bar:
-        task = bar.add_task("quantizing", total=None, tensor="")
+        advance = None
+        if bar is not None:
+            task = bar.add_task("quantizing", total=None, tensor="")
 
-        def advance(step) -> None:
-            bar.update(task, completed=step.index - 1, total=step.total, tensor=step.name)
+            def advance(step) -> None:
+                bar.update(task, completed=step.index - 1, total=step.total, tensor=step.name)
 
         output = quantize_gguf(input_path, args.output, qtype, threads=args.threads, force=args.force,
                                allow_requantize=args.allow_requantize, imatrix=args.imatrix, progress=advance)

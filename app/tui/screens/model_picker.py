@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
-from ...machine import format_bytes
+from ...byte_sizes import format_bytes
 
 if TYPE_CHECKING:
     from ...library import LibraryEntry

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
 from ...errors import LlamadeskError
-from ...machine import format_bytes
+from ...byte_sizes import format_bytes
 from ..model_jobs import DEFAULT_CONVERT_TYPE, CancelToken, JobProgress
 from .dialogs import ConfirmScreen, TextInputScreen
 
