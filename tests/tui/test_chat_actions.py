@@ -351,3 +351,26 @@ async def test_leaving_a_conversation_mid_reply_keeps_the_partial_reply(store):
         assert kept.state == "interrupted" and kept.content.startswith("word0")
         await ask(pilot, "hi")  # the app carries on
         assert screen.messages[-1].content == "Echo: hi"
+
+
+async def test_streaming_reuses_one_markdown_parser(store, monkeypatch):
+    """Textual would build a MarkdownIt per streamed append (~3 ms of the UI thread each)."""
+    import markdown_it
+
+    from llamadesk.app.tui.widgets.message_view import shared_markdown_parser
+
+    shared_markdown_parser()  # made once, before counting
+    built = []
+    original_init = markdown_it.MarkdownIt.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(args)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(markdown_it.MarkdownIt, "__init__", counting_init)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "show me code please")
+        views = list(screen.query(MessageView))
+        assert len(views) == 2 and views[-1].markdown.source == screen.messages[-1].content
+    assert built == []

@@ -285,7 +285,6 @@ class ChatScreen(Screen):
         # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
         message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
         view = self._mount_message(message, streaming=True)
-        view.set_class(True, "streaming")
         reply_id = self.host.reply(request, self)
         self.reply = _Reply(reply_id, message, view, Markdown.get_stream(view.markdown))
         self.reply.spoken_ids = [m.id for m in spoken]
@@ -360,7 +359,6 @@ class ChatScreen(Screen):
         stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
         self.messages = [stored if m.id == stored.id else m for m in self.messages]
         reply.view.content = text
-        reply.view.set_class(False, "streaming")
         reply.view.set_interrupted(interrupted)
 
     async def _render_final(self, reply: _Reply, text: str) -> None:
