@@ -76,8 +76,9 @@ def engine_alone(engine: Engine, sampling: Sampling) -> tuple[float, int]:
     raise AssertionError("no GenerationDone")
 
 
-async def tui_reply(app: LlamadeskApp, pilot) -> tuple[float, int]:
-    """Seconds from Enter to the full reply rendered on screen, and tokens generated."""
+async def tui_reply(app: LlamadeskApp, pilot) -> tuple[float, int, float, int]:
+    """Seconds from Enter to the full reply rendered on screen, tokens generated, the UI thread's
+    CPU seconds meanwhile, and how many times the streaming reply was redrawn."""
     screen = app.screen
     await until(lambda: screen.facts.backend is not None)
     screen.action_new_conversation()
@@ -88,21 +89,29 @@ async def tui_reply(app: LlamadeskApp, pilot) -> tuple[float, int]:
     await pilot.pause()
     await asyncio.sleep(0.2)
     finished: list[float] = []
-    finish_reply = screen._finish_reply
+    frames: list[None] = []
+    finish_reply, flush_reply = screen._finish_reply, screen._flush_reply
 
     async def noting_the_end(reply, text, interrupted) -> None:
         # The reply's final full render is mounted: the last token is on screen.
         await finish_reply(reply, text, interrupted)
         finished.append(time.perf_counter())
+        finished.append(time.thread_time())  # this runs on the UI's thread
 
-    screen._finish_reply = noting_the_end  # an instance attribute, gone with the screen
+    async def counting_frames(reply) -> None:
+        frames.append(None)
+        await flush_reply(reply)
+
+    # Instance attributes, gone with `del` below.
+    screen._finish_reply, screen._flush_reply = noting_the_end, counting_frames
+    cpu_start = time.thread_time()
     start = time.perf_counter()
     box.post_message(PromptBox.Submitted(box, PROMPT))
     # Polled slowly: the end time comes from the app itself, and a tight loop on the app's own
     # event loop would take CPU from the engine and count against the UI.
     await until(lambda: bool(finished), poll=0.05)
-    del screen._finish_reply
-    return finished[0] - start, screen.last_stats.generated_tokens
+    del screen._finish_reply, screen._flush_reply
+    return finished[0] - start, screen.last_stats.generated_tokens, finished[1] - cpu_start, len(frames)
 
 
 class _DoneSink:
@@ -142,6 +151,7 @@ def measure_throughput(threads: int, reps: int) -> dict:
     host_thread = threading.Thread(target=host.serve)
     host_thread.start()
     ui_cpu: list[float] = []
+    frame_counts: list[int] = []
 
     async def run() -> None:
         app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False,
@@ -151,12 +161,15 @@ def measure_throughput(threads: int, reps: int) -> dict:
                 engine_alone(engine, sampling)  # warm-ups: caches, the prompt in each KV cache
                 engine_in_host_thread(host, settings, sampling)
                 await tui_reply(app, pilot)
+                frames: list[int] = []
                 for _ in range(reps):
                     alone.append(engine_alone(engine, sampling))
                     hosted.append(engine_in_host_thread(host, settings, sampling))
-                    cpu = time.thread_time()  # the UI's own thread: what drawing the reply cost
-                    shown.append(await tui_reply(app, pilot))
-                    ui_cpu.append(time.thread_time() - cpu)
+                    elapsed, tokens, cpu, drawn = await tui_reply(app, pilot)
+                    shown.append((elapsed, tokens))
+                    ui_cpu.append(cpu)
+                    frames.append(drawn)
+                frame_counts.extend(frames)
 
     asyncio.run(run())
     host.shutdown()
@@ -174,6 +187,7 @@ def measure_throughput(threads: int, reps: int) -> dict:
         "host_ratio": statistics.median(host_ratios),
         "host_ratios": host_ratios,
         "ui_cpu_share": statistics.median(c / t for c, (t, _) in zip(ui_cpu, shown)),
+        "frames_per_s": statistics.median(f / t for f, (t, _) in zip(frame_counts, shown)),
     }
 
 
@@ -388,7 +402,7 @@ def main() -> None:
 |---|---|---|---|
 | Tokens/s reaching the screen (greedy, {throughput['tokens']} tokens, median of {args.reps} interleaved pairs) | {throughput['tui_tok_s']:.1f} | engine alone {throughput['engine_tok_s']:.1f} | **{throughput['ratio']:.3f}** (goal >= 0.95; pairs: {', '.join(f'{r:.2f}' for r in throughput['ratios'])}) |
 | Control: the engine in EngineHost's thread, no UI (same pairs) | {throughput['host_tok_s']:.1f} | engine alone | {throughput['host_ratio']:.3f} (pairs: {', '.join(f'{r:.2f}' for r in throughput['host_ratios'])}) |
-| UI thread CPU while a reply streams (share of the reply's wall time) | {100 * throughput['ui_cpu_share']:.1f}% | | |
+| UI thread CPU while a reply streams (share of the reply's wall time; the reply redrawn {throughput['frames_per_s']:.1f} times a second) | {100 * throughput['ui_cpu_share']:.1f}% | | |
 | Input latency while streaming ({latency['keys']} keys, key event -> prompt box) | p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms | | goal p99 < 50 ms |
 | Cold start in tmux to the prompt box (model loads after, in its thread; {cold['runs']} runs) | median {cold['median_s']:.2f} s (min {cold['min_s']:.2f}, max {cold['max_s']:.2f}); CPU time used by then {cold['cpu_s']:.2f} s | | goal < 1 s |
 | RSS over {memory['turns']} turns overflowing a {WordyEngine.n_ctx}-token context (fake engine), MiB at turn | {', '.join(f'{t}: {m}' for t, m in memory['rss_mib'].items())} | | **{memory['growth_pct']:+.1f}%** from turn 50 (goal < 5%) |
@@ -403,9 +417,15 @@ How to read the throughput: the control row runs the very same engine in EngineH
 with nothing drawing it, so the distance between the control and the engine alone is this
 machine's noise (a shared 2-core box, other work running), and the distance between the TUI and
 the control is what the UI costs. The app's thread takes about {100 * throughput['ui_cpu_share']:.0f}% of a core while a reply
-streams (the frame pacer aims at 4%); on 2 busy cores that thread and Python's GIL still compete
-with the engine's thread for every token. Cold start's wall time follows the machine's load; its
-CPU time is the part that does not.
+streams (the frame pacer aims at 4% for drawing). What that costs the engine is Python's GIL more
+than the CPU: between llama.cpp calls the engine's thread needs the GIL, and while a frame is
+being composed (pure Python, ~8 ms here) it waits. Measured apart (2026-11-28): a thread that
+holds the GIL 12 ms every 300 ms (4%) slowed generation by 3-4%; a thread burning the same CPU
+in hashlib, without the GIL, by under 1%. Things tried that did not move the ratio beyond this
+machine's noise: a shorter GIL switch interval (0.5 ms), no cursor blink in the prompt box,
+drawing each frame right as a token arrives (engine inside llama_decode). What did: one shared
+Markdown parser instead of one per streamed append, and not restyling the reply's view.
+Cold start's wall time follows the machine's load; its CPU time is the part that does not.
 """
     write_results(section)
     print(section)
