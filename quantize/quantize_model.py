@@ -212,8 +212,7 @@ def quantize_gguf(
     if threads is not None and threads < 1:
         raise BadInputError(f"--threads must be at least 1, not {threads}")
     imatrix_path = Path(imatrix) if imatrix is not None else None
-    if imatrix_path is not None or quant.needs_imatrix:
-        check_imatrix(quant, imatrix_path)
+    check_imatrix(quant, imatrix_path)
     if target.exists() and input_path.exists() and os.path.samefile(target, input_path):
         raise BadInputError(f"the output {target} is the input; choose another -o")
     with QuantizerProcess() as quantizer, atomic_output(target, force) as partial:

@@ -140,6 +140,19 @@ async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_c
         await wait_until(pilot, lambda: app.screen is screen, what="the same models screen again")
 
 
+async def ask_to_convert(pilot, source: Path, qtype: str) -> None:
+    """Press k on the models screen and answer its two questions: the folder, then the type."""
+    app = pilot.app
+    await pilot.press("k")
+    await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the folder question")
+    app.screen.query_one("#answer").value = str(source)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
+                     what="the type question")
+    app.screen.query_one("#answer").value = qtype
+    await pilot.press("enter")
+
+
 @pytest.mark.asyncio
 async def test_convert_a_checkpoint_with_progress(home, tmp_path, checkpoints_root):  # noqa: F811
     source = build("llama2_spm", checkpoints_root)
@@ -154,14 +167,7 @@ async def test_convert_a_checkpoint_with_progress(home, tmp_path, checkpoints_ro
             original(progress)
 
         screen._report = record
-        await pilot.press("k")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the folder question")
-        app.screen.query_one("#answer").value = str(source)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
-                         what="the type question")
-        app.screen.query_one("#answer").value = "Q4_0"
-        await pilot.press("enter")
+        await ask_to_convert(pilot, source, "Q4_0")
         await wait_until(pilot, lambda: screen.job is None and "converted into" in str(screen.query_one("#job-line").render()),
                          timeout=90, what="the conversion")
         names = [e.name for e in screen.entries]
@@ -234,14 +240,7 @@ async def test_cancelling_a_conversion_leaves_no_file(home, tmp_path, checkpoint
                 app.call_from_thread(screen.action_cancel_job)
 
         screen._report = cancel_midway
-        await pilot.press("k")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the folder question")
-        app.screen.query_one("#answer").value = str(source)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
-                         what="the type question")
-        app.screen.query_one("#answer").value = "Q4_0"
-        await pilot.press("enter")
+        await ask_to_convert(pilot, source, "Q4_0")
         await wait_until(pilot, lambda: screen.job is None, timeout=60, what="the conversion to stop")
         line = screen.query_one("#job-line")
         assert "conversion stopped" in str(line.render()) and line.has_class("failed")
