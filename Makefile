@@ -55,6 +55,7 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/quantize.py
 	$(PY) bench/threads.py
 	$(PY) bench/tui.py
+	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
 
 clean:

@@ -418,13 +418,14 @@ with nothing drawing it, so the distance between the control and the engine alon
 machine's noise (a shared 2-core box, other work running), and the distance between the TUI and
 the control is what the UI costs. The app's thread takes about {100 * throughput['ui_cpu_share']:.0f}% of a core while a reply
 streams (the frame pacer aims at 4% for drawing). What that costs the engine is Python's GIL more
-than the CPU: between llama.cpp calls the engine's thread needs the GIL, and while a frame is
-being composed (pure Python, ~8 ms here) it waits. Measured apart (2026-11-28): a thread that
-holds the GIL 12 ms every 300 ms (4%) slowed generation by 3-4%; a thread burning the same CPU
-in hashlib, without the GIL, by under 1%. Things tried that did not move the ratio beyond this
-machine's noise: a shorter GIL switch interval (0.5 ms), no cursor blink in the prompt box,
-drawing each frame right as a token arrives (engine inside llama_decode). What did: one shared
-Markdown parser instead of one per streamed append, and not restyling the reply's view.
+than the CPU: each frame is ~8 ms of pure Python in Textual, and any engine code that needs the
+GIL meanwhile waits. The biggest such wait was llama.cpp's abort callback (Esc stops a decode
+mid-prompt): it is asked after every graph node, ~500 times per token, and was a Python function,
+so the decode stalled for the whole of every frame; it is now C code (app/engine/stop_flag.py;
+see "gil contention" below), which moved this ratio from 0.946 to the figure above. Also
+measured: one shared Markdown parser instead of one per streamed append, and no restyle of the
+reply's view. Tried without effect beyond noise: a shorter GIL switch interval, no cursor blink
+in the prompt box, drawing each frame right as a token arrives.
 Cold start's wall time follows the machine's load; its CPU time is the part that does not.
 """
     write_results(section)

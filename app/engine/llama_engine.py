@@ -7,7 +7,6 @@ it, or the UI's single worker); only `request_stop` may be called from any threa
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import random
 import statistics
 import threading
@@ -27,6 +26,7 @@ from ..runtime_settings import OffloadTarget, choose_settings, offload_target
 from .build_info import build_info
 from .devices import backend_devices
 from .rpc import add_servers, parse_endpoints
+from .stop_flag import StopFlag
 from .types import (
     ActiveSettings,
     BenchResult,
@@ -62,13 +62,11 @@ class Engine:
         self._llama = llama
         self.summary = summary
         self.settings = settings
-        self._stop = threading.Event()
+        self._stop = StopFlag()
         # llama.cpp contexts are not thread-safe: one reply (or benchmark) at a time.
         self._busy = threading.Lock()
         self._closed = False
-        # The callback object must outlive the context, or llama.cpp calls freed memory.
-        self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
-        llama_cpp.llama_set_abort_callback(self._llama._ctx.ctx, self._abort_callback, None)
+        self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
         self._formatter = self._make_chat_formatter()
 
@@ -123,10 +121,6 @@ class Engine:
     def request_stop(self) -> None:
         """Stop the reply in progress as soon as possible; safe from any thread."""
         self._stop.set()
-
-    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
-        # Called by llama.cpp between graph nodes, so a long prompt stops mid-decode.
-        return self._stop.is_set()
 
     # -- tokens -----------------------------------------------------------------------------
 
