@@ -105,7 +105,7 @@ def test_stop_mid_stream_ends_within_half_a_second(smollm2_engine):
     assert state["done"].stats.stop_reason == "stopped"
 
 
-def test_stop_during_a_long_prompt_ends_within_half_a_second(smollm2_engine):
+def test_stop_during_a_long_prompt_ends_within_half_a_second(smollm2_engine, capfd):
     text = " ".join(f"Sentence number {i} talks about rivers, mountains and cities." for i in range(200))
     tokens = smollm2_engine.chat_prompt_tokens(ask(text))
     assert len(tokens) >= 2000
@@ -116,6 +116,8 @@ def test_stop_during_a_long_prompt_ends_within_half_a_second(smollm2_engine):
     thread.join(5)
     assert time.monotonic() - asked < 0.5
     assert state["pieces"] == 0 and state["done"].stats.stop_reason == "stopped"
+    # llama.cpp warns as it drops the half-decoded batch; that is not for the user to read.
+    assert capfd.readouterr().err == ""
     # The engine is usable again right after an abort, with a consistent cache.
     answer, _ = collect(smollm2_engine.stream_chat(ask("What is the capital of France?"), GREEDY))
     assert "Paris" in answer

@@ -14,18 +14,17 @@ number. A llama.cpp whose tensor layout changed is refused with a clear error in
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import llama_cpp._logger as llama_logger
 import llama_cpp.llama_cpp as llama
 import numpy as np
 
 from ..errors import BadInputError, LlamadeskError
+from .llama_log import log_sent_to
 
 GGML_MAX_DIMS = 4
 GGML_MAX_OP_PARAMS = 64
@@ -162,19 +161,8 @@ def collect_activations(
     stats = ActivationStats(chunk_size=n_ctx)
     collector = _Collector(stats)
     callback = llama.ggml_backend_sched_eval_callback(collector)
-    with _quiet_llama_log():
+    with log_sent_to(lambda _text: None):  # its load report (the high-level Llama class hides it; we bypass that)
         return _collect(Path(model_path), text, n_ctx, n_threads, progress, stats, collector, callback)
-
-
-@contextlib.contextmanager
-def _quiet_llama_log() -> Iterator[None]:
-    """Silence llama.cpp's load log (the high-level Llama class does this itself; we bypass it)."""
-    silent = llama.llama_log_callback(lambda _level, _text, _data: None)
-    llama.llama_log_set(silent, ctypes.c_void_p(0))
-    try:
-        yield
-    finally:
-        llama.llama_log_set(llama_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 def _collect(model_path: Path, text: str, n_ctx: int, n_threads: int, progress, stats: ActivationStats,

@@ -8,13 +8,13 @@ estimates against reality.
 
 from __future__ import annotations
 
-import ctypes
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
-import llama_cpp._logger as llama_logger
+
+from .llama_log import log_sent_to
 
 BUFFER_LINE = re.compile(r"(?P<device>\S+)\s+(?P<kind>model|KV|compute|output) buffer size =\s*(?P<mib>[\d.]+) MiB")
 MIB = 1024 * 1024
@@ -58,19 +58,10 @@ def parse_allocation(log: str) -> Allocation:
 def measure_allocation(path: Path | str, n_ctx: int, n_batch: int = 512, flash_attn: bool = True) -> Allocation:
     """Load `path` on the CPU with this context, read what llama.cpp allocated, and free it again."""
     pieces: list[str] = []
-
-    def collect(_level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-        pieces.append(text.decode("utf-8", errors="replace"))
-
-    callback = llama_cpp.llama_log_callback(collect)
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-    try:
+    with log_sent_to(pieces.append):
         llama = llama_cpp.Llama(
             model_path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
             n_gpu_layers=0, flash_attn=flash_attn, verbose=False,
         )
         llama.close()
-    finally:
-        # Give llama-cpp-python its own logger back (it filters by its verbose flag).
-        llama_cpp.llama_log_set(llama_logger.llama_log_callback, ctypes.c_void_p(0))
     return parse_allocation("".join(pieces))

@@ -25,6 +25,7 @@ from ..machine import MachineFacts, machine_facts
 from ..runtime_settings import OffloadTarget, choose_settings, offload_target
 from .build_info import build_info
 from .devices import backend_devices
+from .llama_log import use_default_log
 from .rpc import add_servers, parse_endpoints
 from .stop_flag import StopFlag
 from .types import (
@@ -81,6 +82,7 @@ class Engine:
         machine = machine_facts(measure_busy=True)
         settings = choose_settings(summary, machine, current_offload_target(machine), requested)
         kv_type = ggml_type_id(settings.kv_cache_type)
+        use_default_log()
         try:
             llama = llama_cpp.Llama(
                 model_path=str(summary.path),

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import LlamadeskError
 from ..gguf_file import inspect_gguf
 from ..machine import machine_facts
+from .llama_log import use_default_log
 
 PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
 
@@ -34,6 +35,7 @@ class TokenScorer:
         """Load `path` for scoring chunks of up to `n_ctx` tokens."""
         summary = inspect_gguf(path)
         threads = n_threads or machine_facts().physical_cores
+        use_default_log()
         try:
             llama = llama_cpp.Llama(
                 model_path=str(summary.path),
