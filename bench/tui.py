@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,7 +35,10 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-bench-tui-"))
+# Everything this script writes (homes, stores) lives here and goes when it ends.
+SCRATCH = Path(tempfile.mkdtemp(prefix="llamadesk-bench-tui-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+os.environ.setdefault("LLAMADESK_HOME", str(SCRATCH / "home"))
 
 import psutil  # noqa: E402
 from textual import events  # noqa: E402
@@ -154,7 +159,7 @@ def measure_throughput(threads: int, reps: int) -> dict:
     frame_counts: list[int] = []
 
     async def run() -> None:
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False,
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"), config=config, save_settings=False,
                            load_defaults=LoadSettings(n_threads=threads))
         with Engine.load(starter_path("smollm2"), settings) as engine:
             async with app.run_test(size=(120, 40)) as pilot:
@@ -200,7 +205,7 @@ def measure_input_latency(threads: int, keys: int = 200) -> dict:
 
     async def run() -> None:
         config = Config(temperature=0.7, max_tokens=2000, context_length=4096)
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config, save_settings=False,
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"), config=config, save_settings=False,
                            load_defaults=LoadSettings(n_threads=threads))
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen
@@ -256,7 +261,7 @@ def measure_cold_start(runs: int, threads: int) -> dict:
     times: list[float] = []
     cpu: list[float] = []
     for _ in range(runs):
-        home = Path(tempfile.mkdtemp(prefix="llamadesk-cold-"))
+        home = Path(tempfile.mkdtemp(prefix="cold-", dir=SCRATCH))
         (home / "config").mkdir()
         (home / "config" / "load.json").write_text(json.dumps({"threads": threads}))
         name = f"llamadesk-bench-{uuid.uuid4().hex[:8]}"
@@ -324,7 +329,7 @@ def measure_memory(turns: int) -> dict:
     async def run() -> None:
         nonlocal shown, forgotten
         config = Config(max_tokens=64)
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp()) / "bench.sqlite3"), config=config,
+        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"), config=config,
                            engine_loader=lambda spec, settings: WordyEngine(), save_settings=False)
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen

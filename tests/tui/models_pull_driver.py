@@ -24,7 +24,11 @@ from .waiting import wait_until
 
 
 async def pull_each(specs: list[str]) -> list[dict]:
-    store = Store(Path(tempfile.mkdtemp()) / "conversations.sqlite3")
+    with tempfile.TemporaryDirectory() as scratch:
+        return await _pull_each(Store(Path(scratch) / "conversations.sqlite3"), specs)
+
+
+async def _pull_each(store: Store, specs: list[str]) -> list[dict]:
     app = LlamadeskApp(store=store, config=Config(), engine_loader=FakeLoader(), save_settings=False)
     results = []
     async with app.run_test(size=(80, 24)) as pilot:
