@@ -189,3 +189,25 @@ def test_a_second_reply_while_one_streams_is_refused(smollm2_engine):
         next(smollm2_engine.stream_chat(ask("Hello"), GREEDY))
     collect_rest = list(first)
     assert isinstance(collect_rest[-1], GenerationDone)
+
+
+def test_the_conversation_just_counted_is_not_templated_again(smollm2_engine, monkeypatch):
+    # The UI counts a conversation's tokens to fit it into the context, then streams it.
+    renders = []
+    formatter = smollm2_engine._formatter
+
+    def counting_formatter(**kwargs):
+        renders.append(kwargs["messages"])
+        return formatter(**kwargs)
+
+    monkeypatch.setattr(smollm2_engine, "_formatter", counting_formatter)
+    messages = ask("Name a river in France.")
+    first = smollm2_engine.chat_prompt_tokens(messages)
+    first.append(0)  # callers own what they get back
+    again = smollm2_engine.chat_prompt_tokens(messages)
+    assert len(renders) == 1 and again == first[:-1]
+    messages[-1]["content"] = "Name a river in Spain."  # the same list, changed: templated again
+    changed = smollm2_engine.chat_prompt_tokens(messages)
+    assert len(renders) == 2 and changed != again
+    _, done = collect(smollm2_engine.stream_chat(messages, Sampling(temperature=0.0, max_tokens=3)))
+    assert len(renders) == 2 and done.stats.prompt_tokens == len(changed)
