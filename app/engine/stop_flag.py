@@ -25,14 +25,12 @@ import llama_cpp
 
 def _c_library_strlen() -> int | None:
     """The address of the C library's strlen, or None where it cannot be found."""
-    names: list[str | None] = ["msvcrt"] if sys.platform == "win32" else [None]  # None: the process's own symbols
-    for name in names:
-        try:
-            function = ctypes.CDLL(name).strlen
-        except (OSError, AttributeError):
-            continue
-        return ctypes.cast(function, ctypes.c_void_p).value
-    return None
+    library = "msvcrt" if sys.platform == "win32" else None  # None: the symbols already in this process
+    try:
+        function = ctypes.CDLL(library).strlen
+    except (OSError, AttributeError):
+        return None
+    return ctypes.cast(function, ctypes.c_void_p).value
 
 
 class StopFlag:
