@@ -5,8 +5,8 @@ meant to keep quiet unless `verbose`, but its level table predates ggml's curren
 DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5), so warnings pass as errors: Ctrl-C during a long prompt
 printed "decode: removing memory module entries for seq_id = 0, ..." above llamadesk's own
 one-line "stopped". llamadesk reports every failure itself, in words meant for the user, so the
-log is dropped; LLAMADESK_LLAMA_LOG=1 passes it to stderr for debugging a model (except while a model loads:
-llama-cpp-python silences stderr itself then).
+log is dropped; LLAMADESK_LLAMA_LOG=1 passes it to stderr for debugging a model (except while a
+model loads: llama-cpp-python silences stderr itself then).
 """
 
 from __future__ import annotations
