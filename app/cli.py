@@ -12,14 +12,24 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .errors import LlamadeskError
-
+from llamadesk.app.core.errors import LlamadeskError
 
 # Every subcommand and the module under commands/ that defines it, in the order --help lists them.
 COMMAND_MODULES = {
-    "chat": "chat", "translate": "translate", "models": "models", "pull": "pull", "search": "search",
-    "convert": "convert", "quantize": "quantize", "imatrix": "imatrix", "fit": "fit", "eval": "eval",
-    "info": "info", "bench": "bench", "doctor": "doctor", "rpc-server": "rpc_server",
+    "chat": "chat",
+    "translate": "translate",
+    "models": "models",
+    "pull": "pull",
+    "search": "search",
+    "convert": "convert",
+    "quantize": "quantize",
+    "imatrix": "imatrix",
+    "fit": "fit",
+    "eval": "eval",
+    "info": "info",
+    "bench": "bench",
+    "doctor": "doctor",
+    "rpc-server": "rpc_server",
 }
 
 
@@ -53,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if not argv:
-            from .tui.app import run_app  # Textual loads only when the app opens
+            from llamadesk.app.tui.app import run_app  # Textual loads only when the app opens
 
             return run_app()
         parser = build_parser(argv[0])

@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import update_section  # noqa: E402
 from synthetic_checkpoint import write_synthetic_checkpoint  # noqa: E402
@@ -46,8 +45,9 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of one run of `command`."""
     import os
 
-    out = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True,
-                         env={**os.environ, **(env or {})})
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     code, wall, rss_kib = out.stdout.split()
     if code != "0":
         raise SystemExit(f"{command[:3]} failed ({code}): {out.stderr}")
@@ -55,13 +55,21 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, int]:
 
 
 def reference_source() -> Path:
-    tools = subprocess.run(["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable],
-                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    tools = (
+        subprocess.run(
+            ["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return Path(tools).parent.parent / "src"
 
 
 def smollm2_folder() -> Path:
-    from llamadesk.app.starter_models import starter_path
+    from llamadesk.app.library.starters import starter_path
     from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
     return smollm2_hf_checkpoint(starter_path("smollm2"))
@@ -75,18 +83,35 @@ def main() -> None:
     source, ref_src = smollm2_folder(), reference_source()
     work = Path(tempfile.mkdtemp(prefix="llamadesk-bench-convert-", dir=args.workdir))
     try:
-        ours = measure([str(LLAMADESK), "convert", str(source), "-o", str(work / "ours.gguf"), "--outtype", "f16", "--force"])
-        theirs = measure([sys.executable, str(ref_src / "convert_hf_to_gguf.py"), str(source), "--outfile",
-                          str(work / "theirs.gguf"), "--outtype", "f16"], env={"PYTHONPATH": str(ref_src / "gguf-py")})
+        ours = measure(
+            [str(LLAMADESK), "convert", str(source), "-o", str(work / "ours.gguf"), "--outtype", "f16", "--force"]
+        )
+        theirs = measure(
+            [
+                sys.executable,
+                str(ref_src / "convert_hf_to_gguf.py"),
+                str(source),
+                "--outfile",
+                str(work / "theirs.gguf"),
+                "--outtype",
+                "f16",
+            ],
+            env={"PYTHONPATH": str(ref_src / "gguf-py")},
+        )
         mib = 1024 * 1024
         rows = [
-            "| tool | wall (s) | peak RSS (MiB) |", "|---|---|---|",
+            "| tool | wall (s) | peak RSS (MiB) |",
+            "|---|---|---|",
             f"| llamadesk convert | {ours[0]:.2f} | {ours[1] / mib:.0f} |",
             f"| convert_hf_to_gguf.py | {theirs[0]:.2f} | {theirs[1] / mib:.0f} |",
             f"| ratio | {ours[0] / theirs[0]:.2f}x | {ours[1] / theirs[1]:.2f}x |",
         ]
-        body = [f"SmolLM2-135M-Instruct HF folder (f32 safetensors, {sum(f.stat().st_size for f in source.glob('*.safetensors')) / mib:.0f} MiB) "
-                "to f16, one run each, on this shared 2-core machine.", "", *rows]
+        body = [
+            f"SmolLM2-135M-Instruct HF folder (f32 safetensors, {sum(f.stat().st_size for f in source.glob('*.safetensors')) / mib:.0f} MiB) "
+            "to f16, one run each, on this shared 2-core machine.",
+            "",
+            *rows,
+        ]
         print("\n".join(rows))
         (work / "ours.gguf").unlink()
         (work / "theirs.gguf").unlink()
@@ -94,16 +119,36 @@ def main() -> None:
             large = work / "synthetic"
             large.mkdir()
             size = write_synthetic_checkpoint(large, source)
-            body += ["", f"Synthetic bf16 checkpoint, {size / 1e9:.2f} GB in 2 shards (largest tensor "
-                     f"{49152 * 2048 * 2 / mib:.0f} MiB), llamadesk only:", "",
-                     "| --outtype | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
+            body += [
+                "",
+                f"Synthetic bf16 checkpoint, {size / 1e9:.2f} GB in 2 shards (largest tensor "
+                f"{49152 * 2048 * 2 / mib:.0f} MiB), llamadesk only:",
+                "",
+                "| --outtype | wall (s) | peak RSS (MiB) |",
+                "|---|---|---|",
+            ]
             for outtype in ("auto", "q8_0"):  # auto = bf16 here
-                wall, rss = measure([str(LLAMADESK), "convert", str(large), "-o", str(work / "large.gguf"), "--force",
-                                     "--outtype", outtype])
+                wall, rss = measure(
+                    [
+                        str(LLAMADESK),
+                        "convert",
+                        str(large),
+                        "-o",
+                        str(work / "large.gguf"),
+                        "--force",
+                        "--outtype",
+                        outtype,
+                    ]
+                )
                 (work / "large.gguf").unlink()
                 body.append(f"| {outtype} | {wall:.1f} | **{rss / mib:.0f}** |")
                 print(body[-1])
-        body += ["", GOALS, "", "Command: `.venv/bin/python bench/convert.py" + (" --skip-large" if args.skip_large else "") + "`"]
+        body += [
+            "",
+            GOALS,
+            "",
+            "Command: `.venv/bin/python bench/convert.py" + (" --skip-large" if args.skip_large else "") + "`",
+        ]
         update_section("convert", "\n".join(body))
     finally:
         shutil.rmtree(work, ignore_errors=True)

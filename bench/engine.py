@@ -24,20 +24,29 @@ LLAMADESK = Path(sys.executable).with_name("llamadesk")
 
 
 def llama_tools_bin() -> Path:
-    out = subprocess.run(["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable], check=True, capture_output=True, text=True
+    )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
 def run_ours(model: str, threads: int, reps: int) -> dict[str, list[float]]:
-    out = subprocess.run([str(LLAMADESK), "bench", "-m", model, "--threads", str(threads),
-                          "-r", str(reps), "--json"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return {row["test"]: row["samples_ts"] for row in json.loads(out.stdout)}
 
 
 def run_reference(bench_bin: Path, model_path: str, threads: int, reps: int) -> dict[str, list[float]]:
-    out = subprocess.run([str(bench_bin), "-m", model_path, "-t", str(threads), "-r", str(reps), "-o", "json"],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(bench_bin), "-m", model_path, "-t", str(threads), "-r", str(reps), "-o", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     rows = json.loads(out.stdout)
     return {(f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"): r["samples_ts"] for r in rows}
 
@@ -51,8 +60,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
-    from llamadesk.app.library import resolve_model
-    from llamadesk.app.machine import machine_facts
+    from llamadesk.app.core.machine import machine_facts
+    from llamadesk.app.library.catalog import resolve_model
 
     threads = args.threads or machine_facts().physical_cores
     model_path = str(resolve_model(args.model))
@@ -60,8 +69,10 @@ def main() -> None:
     ours: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
     for round_no in range(args.rounds):
-        for target, runner in ((ours, lambda: run_ours(args.model, threads, args.reps)),
-                               (theirs, lambda: run_reference(bench_bin, model_path, threads, args.reps))):
+        for target, runner in (
+            (ours, lambda: run_ours(args.model, threads, args.reps)),
+            (theirs, lambda: run_reference(bench_bin, model_path, threads, args.reps)),
+        ):
             for test, samples in runner().items():
                 target.setdefault(test, []).extend(samples)
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
@@ -76,10 +87,16 @@ def main() -> None:
     for test in ("pp512", "tg128"):
         a, b = ours[test], theirs[test]
         ratio = statistics.fmean(a) / statistics.fmean(b)
-        lines.append(f"| {test} | {statistics.fmean(a):.1f} ± {statistics.stdev(a):.1f} | "
-                     f"{statistics.fmean(b):.1f} ± {statistics.stdev(b):.1f} | {ratio:.3f} |")
-    lines += ["", "Goal: ratio >= 0.98 for both tests.", "",
-              f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}`"]
+        lines.append(
+            f"| {test} | {statistics.fmean(a):.1f} ± {statistics.stdev(a):.1f} | "
+            f"{statistics.fmean(b):.1f} ± {statistics.stdev(b):.1f} | {ratio:.3f} |"
+        )
+    lines += [
+        "",
+        "Goal: ratio >= 0.98 for both tests.",
+        "",
+        f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}`",
+    ]
     update_section("engine", "\n".join(lines))
     print("\n".join(lines))
 

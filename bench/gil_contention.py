@@ -26,7 +26,7 @@ from results_file import update_section  # noqa: E402
 from llamadesk.app.engine.llama_engine import Engine  # noqa: E402
 from llamadesk.app.engine.stop_flag import StopFlag  # noqa: E402
 from llamadesk.app.engine.types import GenerationDone, LoadSettings, Sampling  # noqa: E402
-from llamadesk.app.starter_models import starter_path  # noqa: E402
+from llamadesk.app.library.starters import starter_path  # noqa: E402
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},

@@ -65,8 +65,18 @@ def main() -> None:
     with OUT.open("w", encoding="utf-8") as out:
         for lang in LANGS:
             for message in chosen:
-                out.write(json.dumps({"source_lang": "en", "target_lang": lang, "source": message,
-                                      "reference": catalogs[lang][message]}, ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "source_lang": "en",
+                            "target_lang": lang,
+                            "source": message,
+                            "reference": catalogs[lang][message],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
     print(f"{len(chosen)} messages x {len(LANGS)} languages -> {OUT} (Django {django.__version__})")
 
 

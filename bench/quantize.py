@@ -29,15 +29,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from llamadesk.app.starter_models import starter_path  # noqa: E402
+from results_file import update_section  # noqa: E402
+from synthetic_checkpoint import write_synthetic_checkpoint  # noqa: E402  (bench/ is on sys.path)
+
+from llamadesk.app.engine.quantize_request import QuantizeRequest  # noqa: E402
+from llamadesk.app.library.starters import starter_path  # noqa: E402
 from llamadesk.quantize.evaluation import evaluate  # noqa: E402
 from llamadesk.quantize.quant_types import find_quant_type  # noqa: E402
 from llamadesk.quantize.quantize_model import quantize_gguf, run_quantizer  # noqa: E402
-from llamadesk.quantize.quantize_request import QuantizeRequest  # noqa: E402
-from tests.fixtures.smollm2_f16 import llama_tools_bin, smollm2_f16_gguf  # noqa: E402
-from synthetic_checkpoint import write_synthetic_checkpoint  # noqa: E402  (bench/ is on sys.path)
 from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint  # noqa: E402
-from results_file import update_section  # noqa: E402
+from tests.fixtures.smollm2_f16 import llama_tools_bin, smollm2_f16_gguf  # noqa: E402
 
 TABLE_TYPES = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
 EVAL_CTX = 256
@@ -73,8 +74,18 @@ def _our_call(f16: Path, qtype: str, threads: int, output: Path) -> float:
 def time_quantize(f16: Path, qtype: str, threads: int, repetitions: int, work: Path) -> dict[str, float]:
     """Median seconds of the llamadesk CLI, quantize_gguf() in-process and llama-quantize (wall),
     and of the llama_model_quantize call alone in each tool."""
-    cli_cmd = [str(LLAMADESK), "quantize", str(f16), "-t", qtype, "--threads", str(threads), "--force",
-               "-o", str(work / "ours.gguf")]
+    cli_cmd = [
+        str(LLAMADESK),
+        "quantize",
+        str(f16),
+        "-t",
+        qtype,
+        "--threads",
+        str(threads),
+        "--force",
+        "-o",
+        str(work / "ours.gguf"),
+    ]
     ref_cmd = [str(llama_tools_bin() / "llama-quantize"), str(f16), str(work / "ref.gguf"), qtype, str(threads)]
     _timed(ref_cmd)  # warm the page cache for all
     samples: dict[str, list[float]] = {"cli": [], "function": [], "ref": [], "ours_call": [], "ref_call": []}
@@ -97,7 +108,9 @@ def quality_table(f16: Path, threads: int, work: Path) -> list[tuple[str, int, f
     text.write_text((topics["assignment"] + "\n\n" + topics["execmodel"])[:EVAL_CHARS], encoding="utf-8")
     rows = []
     for qtype in TABLE_TYPES:
-        model = f16 if qtype == "F16" else quantize_gguf(f16, work / f"{qtype}.gguf", qtype, threads=threads, force=True)
+        model = (
+            f16 if qtype == "F16" else quantize_gguf(f16, work / f"{qtype}.gguf", qtype, threads=threads, force=True)
+        )
         result = evaluate(model, text, EVAL_CTX, base=None if qtype == "F16" else f16, threads=threads)
         rows.append((qtype, model.stat().st_size, result.perplexity, result.kld_mean, result.top1_agreement))
     return rows
@@ -137,12 +150,20 @@ def main() -> int:
     timings: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        timings.append((f"SmolLM2-135M f16 ({f16.stat().st_size / 2**20:.0f} MiB)",
-                        time_quantize(f16, args.type, args.threads, args.repetitions, work)))
+        timings.append(
+            (
+                f"SmolLM2-135M f16 ({f16.stat().st_size / 2**20:.0f} MiB)",
+                time_quantize(f16, args.type, args.threads, args.repetitions, work),
+            )
+        )
         if args.large_layers > 0:
             large = large_f16(work, args.large_layers)
-            timings.append((f"synthetic {args.large_layers}-layer f16 ({large.stat().st_size / 2**30:.2f} GiB)",
-                            time_quantize(large, args.type, args.threads, args.repetitions, work)))
+            timings.append(
+                (
+                    f"synthetic {args.large_layers}-layer f16 ({large.stat().st_size / 2**30:.2f} GiB)",
+                    time_quantize(large, args.type, args.threads, args.repetitions, work),
+                )
+            )
             large.unlink()
         rows = [] if args.timing_only else quality_table(f16, args.threads, work)
     lines = [

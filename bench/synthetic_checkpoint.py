@@ -15,24 +15,45 @@ def write_synthetic_checkpoint(folder: Path, tokenizer_from: Path, n_layer: int 
     n_embd, n_ff, n_vocab = 2048, 8192, 49152
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_from / name, folder / name)
-    (folder / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "hidden_size": n_embd, "intermediate_size": n_ff,
-        "num_hidden_layers": n_layer, "num_attention_heads": 16, "num_key_value_heads": 16,
-        "vocab_size": n_vocab, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096, "tie_word_embeddings": False,
-    }))
-    shapes = {"model.embed_tokens.weight": (n_vocab, n_embd), "lm_head.weight": (n_vocab, n_embd), "model.norm.weight": (n_embd,)}
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "hidden_size": n_embd,
+                "intermediate_size": n_ff,
+                "num_hidden_layers": n_layer,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 16,
+                "vocab_size": n_vocab,
+                "rms_norm_eps": 1e-5,
+                "max_position_embeddings": 4096,
+                "tie_word_embeddings": False,
+            }
+        )
+    )
+    shapes = {
+        "model.embed_tokens.weight": (n_vocab, n_embd),
+        "lm_head.weight": (n_vocab, n_embd),
+        "model.norm.weight": (n_embd,),
+    }
     for i in range(n_layer):
         p = f"model.layers.{i}."
         shapes.update({p + f"self_attn.{x}_proj.weight": (n_embd, n_embd) for x in "qkvo"})
-        shapes.update({p + "mlp.gate_proj.weight": (n_ff, n_embd), p + "mlp.up_proj.weight": (n_ff, n_embd),
-                       p + "mlp.down_proj.weight": (n_embd, n_ff), p + "input_layernorm.weight": (n_embd,),
-                       p + "post_attention_layernorm.weight": (n_embd,)})
+        shapes.update(
+            {
+                p + "mlp.gate_proj.weight": (n_ff, n_embd),
+                p + "mlp.up_proj.weight": (n_ff, n_embd),
+                p + "mlp.down_proj.weight": (n_embd, n_ff),
+                p + "input_layernorm.weight": (n_embd,),
+                p + "post_attention_layernorm.weight": (n_embd,),
+            }
+        )
     rng = np.random.default_rng(0)
     # One block of plausible bf16 weights (upper halves of small normal floats), tiled into every tensor.
     block = (rng.standard_normal(1 << 22, dtype=np.float32) * 0.02).view(np.uint32) >> 16
     block = block.astype(np.uint16).tobytes()
     names = list(shapes)
-    shards = [names[: len(names) // 2], names[len(names) // 2:]]
+    shards = [names[: len(names) // 2], names[len(names) // 2 :]]
     weight_map, total = {}, 0
     for index, shard in enumerate(shards):
         file_name = f"model-{index + 1:05d}-of-00002.safetensors"

@@ -27,16 +27,32 @@ GOAL = 0.95  # the default must reach 95% of the fastest thread count
 
 
 def llama_bench() -> Path:
-    out = subprocess.run(["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["bash", str(REPO / "bench/build_llama_tools.sh"), sys.executable], check=True, capture_output=True, text=True
+    )
     return Path(out.stdout.strip().splitlines()[-1]) / "llama-bench"
 
 
 def reference(model_path: str, counts: list[int], n_gen: int, reps: int) -> dict[int, list[float]]:
     out = subprocess.run(
-        [str(llama_bench()), "-m", model_path, "-t", ",".join(map(str, counts)), "-p", "0", "-n", str(n_gen),
-         "-r", str(reps), "-o", "json"],
-        check=True, capture_output=True, text=True,
+        [
+            str(llama_bench()),
+            "-m",
+            model_path,
+            "-t",
+            ",".join(map(str, counts)),
+            "-p",
+            "0",
+            "-n",
+            str(n_gen),
+            "-r",
+            str(reps),
+            "-o",
+            "json",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return {row["n_threads"]: row["samples_ts"] for row in json.loads(out.stdout)}
 
@@ -50,11 +66,11 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
 
+    from llamadesk.app.core.machine import machine_facts
+    from llamadesk.app.engine.fitted_settings import choose_threads
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings
-    from llamadesk.app.library import resolve_model
-    from llamadesk.app.machine import machine_facts
-    from llamadesk.app.runtime_settings import choose_threads
+    from llamadesk.app.library.catalog import resolve_model
 
     # The default as Engine.load picks it: after watching how many cores other programs keep busy.
     machine = machine_facts(measure_busy=True)
@@ -87,23 +103,26 @@ def main() -> None:
         )
     ratio = means[default] / means[best]
     verdict = "met" if ratio >= GOAL else "NOT met"
-    body = "\n".join([
-        f"Model `{args.model}` ({path.name}), tg{args.n_gen}, {args.rounds} interleaved rounds x 2 repetitions "
-        f"per thread count. Machine: {machine.cpu_model or 'unknown CPU'}, {machine.physical_cores} physical / "
-        f"{machine.logical_cores} logical cores, shared with other work (load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after). Tokens per second (mean ± stdev); "
-        "ratio = speed / the fastest count's speed.",
-        "",
-        "| threads | llamadesk tg t/s | ratio to fastest | llama-bench tg t/s | ratio to llama-bench's fastest |",
-        "|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Default: {default} threads ({why}; {machine.busy_cores:.1f} cores busy when it was chosen); fastest: {best} threads (llama-bench's fastest: {ref_best}). "
-        f"Default / fastest = {ratio:.3f}; goal >= {GOAL} {verdict}.",
-        "",
-        f"Command: `.venv/bin/python bench/threads.py --model {args.model} --rounds {args.rounds} --n-gen {args.n_gen}"
-        + (f" --max-threads {args.max_threads}" if args.max_threads else "") + "`",
-    ])
+    body = "\n".join(
+        [
+            f"Model `{args.model}` ({path.name}), tg{args.n_gen}, {args.rounds} interleaved rounds x 2 repetitions "
+            f"per thread count. Machine: {machine.cpu_model or 'unknown CPU'}, {machine.physical_cores} physical / "
+            f"{machine.logical_cores} logical cores, shared with other work (load average {load_before:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after). Tokens per second (mean ± stdev); "
+            "ratio = speed / the fastest count's speed.",
+            "",
+            "| threads | llamadesk tg t/s | ratio to fastest | llama-bench tg t/s | ratio to llama-bench's fastest |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Default: {default} threads ({why}; {machine.busy_cores:.1f} cores busy when it was chosen); fastest: {best} threads (llama-bench's fastest: {ref_best}). "
+            f"Default / fastest = {ratio:.3f}; goal >= {GOAL} {verdict}.",
+            "",
+            f"Command: `.venv/bin/python bench/threads.py --model {args.model} --rounds {args.rounds} --n-gen {args.n_gen}"
+            + (f" --max-threads {args.max_threads}" if args.max_threads else "")
+            + "`",
+        ]
+    )
     print(body)
     if not args.no_write:
         update_section("threads", body)

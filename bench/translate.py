@@ -28,10 +28,10 @@ from pathlib import Path
 import sacrebleu
 from results_file import update_section  # bench/ is on sys.path when run as a script
 
+from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
-from llamadesk.app.machine import machine_facts
-from llamadesk.app.starter_models import starter_path
+from llamadesk.app.library.starters import starter_path
 from llamadesk.app.translate import EngineGenerator, SegmentTranslator, resolve_language, translator_for
 from llamadesk.app.translate.prompts import Prompt
 from llamadesk.app.translate.protection import find_spans
@@ -44,7 +44,9 @@ DATA = BENCH / "data" / "translate_eval.jsonl"
 def placeholders_kept(source: str, output: str) -> bool:
     """Every span of the source is in the output (a quoted placeholder counts without its quotes,
     which a translation may rightly change to « » or „ “)."""
-    spans = [source[s + 1:e - 1] if kind == "quoted-placeholder" else source[s:e] for s, e, kind in find_spans(source)]
+    spans = [
+        source[s + 1 : e - 1] if kind == "quoted-placeholder" else source[s:e] for s, e, kind in find_spans(source)
+    ]
     return all(output.count(span) >= spans.count(span) for span in set(spans))
 
 
@@ -55,7 +57,9 @@ class RawLines(EngineGenerator):
         from llamadesk.app.engine.types import Sampling, TextPiece
 
         sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens})
-        return "".join(e.text for e in self.engine.stream_tokens(self.prompt_tokens(prompt), sampling) if isinstance(e, TextPiece))
+        return "".join(
+            e.text for e in self.engine.stream_tokens(self.prompt_tokens(prompt), sampling) if isinstance(e, TextPiece)
+        )
 
 
 def run_naive(generator: RawLines, rows: list[dict], target_name: str) -> tuple[list[str], list[str], float]:
@@ -81,7 +85,7 @@ def score(outputs: list[str], rows: list[dict]) -> dict:
     refs = [row["reference"] for row in rows]
     return {
         "chrf": sacrebleu.corpus_chrf(outputs, [refs]).score,
-        "kept": sum(placeholders_kept(r["source"], o) for r, o in zip(rows, outputs)) / len(rows),
+        "kept": sum(placeholders_kept(r["source"], o) for r, o in zip(rows, outputs, strict=False)) / len(rows),
         "empty": sum(1 for o in outputs if not o.strip()),
     }
 
@@ -112,9 +116,16 @@ def main() -> int:
             ours = [r.translation for r in results]
             if args.dump:
                 with args.dump.open("a", encoding="utf-8") as dump:
-                    for row, result, naive_out in zip(subset, results, first_line):
-                        dump.write(json.dumps({**row, "naive_first_line": naive_out, **result.to_json()}, ensure_ascii=False) + "\n")
-            scores = {"naive": score(full, subset), "naive-first-line": score(first_line, subset), "llamadesk": score(ours, subset)}
+                    for row, result, naive_out in zip(subset, results, first_line, strict=False):
+                        dump.write(
+                            json.dumps({**row, "naive_first_line": naive_out, **result.to_json()}, ensure_ascii=False)
+                            + "\n"
+                        )
+            scores = {
+                "naive": score(full, subset),
+                "naive-first-line": score(first_line, subset),
+                "llamadesk": score(ours, subset),
+            }
             details[code] = {
                 "retried": sum(1 for r in results if r.attempts > 1),
                 "piecewise": sum(1 for r in results if r.fallback == "piecewise"),
@@ -123,26 +134,38 @@ def main() -> int:
             for system, s in scores.items():
                 seconds = (pipeline_seconds if system == "llamadesk" else naive_seconds) / len(subset)
                 table.append((code, system, len(subset), s["chrf"], s["kept"], s["empty"], seconds))
-                print(f"{code} {system:17s} chrF {s['chrf']:5.1f}  placeholders kept {s['kept']:6.1%}  empty {s['empty']}  {seconds:.2f} s/segment", flush=True)
+                print(
+                    f"{code} {system:17s} chrF {s['chrf']:5.1f}  placeholders kept {s['kept']:6.1%}  empty {s['empty']}  {seconds:.2f} s/segment",
+                    flush=True,
+                )
             gain = scores["llamadesk"]["chrf"] - scores["naive"]["chrf"]
             gain_line = scores["llamadesk"]["chrf"] - scores["naive-first-line"]["chrf"]
-            print(f"{code} gain: +{gain:.1f} chrF over naive, +{gain_line:.1f} over naive-first-line; {details[code]}", flush=True)
-            for row, naive_out, ours_out in list(zip(subset, first_line, ours))[:3]:
-                print(f"   {row['source']!r}\n     naive: {naive_out!r}\n     ours:  {ours_out!r}\n     ref:   {row['reference']!r}")
+            print(
+                f"{code} gain: +{gain:.1f} chrF over naive, +{gain_line:.1f} over naive-first-line; {details[code]}",
+                flush=True,
+            )
+            for row, naive_out, ours_out in list(zip(subset, first_line, ours, strict=False))[:3]:
+                print(
+                    f"   {row['source']!r}\n     naive: {naive_out!r}\n     ours:  {ours_out!r}\n     ref:   {row['reference']!r}"
+                )
     if not args.no_write:
         update_section("translate", render(table, details, args, machine, time.perf_counter() - begun))
     return 0
 
 
 def render(table, details, args, machine, seconds: float) -> str:
-    command = "make .venv/.test-installed && .venv/bin/python bench/translate.py" + (f" --limit {args.limit}" if args.limit else "") + (f" --langs {args.langs}" if args.langs != "fr,de,es" else "")
+    command = (
+        "make .venv/.test-installed && .venv/bin/python bench/translate.py"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --langs {args.langs}" if args.langs != "fr,de,es" else "")
+    )
     lines = [
         "English -> French/German/Spanish with the gemma3-270m starter (Q4_K_M), greedy, on the",
         "evaluation set bench/data/translate_eval.jsonl (40 English messages of Django 5.2 with their",
         "human translations from Django's own catalogs, BSD-3-Clause; 14 of them with placeholders).",
         "chrF by sacrebleu (corpus level). `naive` is the prompt `English: {text}\\nFrench:` and all the",
         "model generates; `naive-first-line` is the same with generation cut at the first line;",
-        "`llamadesk` is the translate pipeline. \"kept\" = share of segments keeping every placeholder.",
+        '`llamadesk` is the translate pipeline. "kept" = share of segments keeping every placeholder.',
         "",
         f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs; llama.cpp on "
         f"{args.threads} thread(s) (two threads crawl when the cores are busy). Command: `{command}`",
@@ -167,7 +190,10 @@ def render(table, details, args, machine, seconds: float) -> str:
         for code in details
     )
     lines += ["", f"Whole run (load, both systems, {len(details)} languages): {seconds / 60:.1f} min."]
-    lines += ["", f"Goals (chrF >= naive + 10, every placeholder kept, no empty output): {'met' if met else 'NOT met'} for {', '.join(details)}."]
+    lines += [
+        "",
+        f"Goals (chrF >= naive + 10, every placeholder kept, no empty output): {'met' if met else 'NOT met'} for {', '.join(details)}.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -43,11 +43,11 @@ os.environ.setdefault("LLAMADESK_HOME", str(SCRATCH / "home"))
 import psutil  # noqa: E402
 from textual import events  # noqa: E402
 
-from llamadesk.app.config import Config  # noqa: E402
+from llamadesk.app.chat.store import Store  # noqa: E402
 from llamadesk.app.engine.llama_engine import Engine  # noqa: E402
 from llamadesk.app.engine.types import GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece  # noqa: E402
-from llamadesk.app.starter_models import starter_path  # noqa: E402
-from llamadesk.app.store import Store  # noqa: E402
+from llamadesk.app.library.starters import starter_path  # noqa: E402
+from llamadesk.app.settings.user_config import Config  # noqa: E402
 from llamadesk.app.tui.app import LlamadeskApp  # noqa: E402
 from llamadesk.app.tui.engine_host import EngineHost, ReplyDone, ReplyRequest  # noqa: E402
 from llamadesk.app.tui.screens.chat import sampling_for  # noqa: E402
@@ -159,8 +159,12 @@ def measure_throughput(threads: int, reps: int) -> dict:
     frame_counts: list[int] = []
 
     async def run() -> None:
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"), config=config, save_settings=False,
-                           load_defaults=LoadSettings(n_threads=threads))
+        app = LlamadeskApp(
+            store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"),
+            config=config,
+            save_settings=False,
+            load_defaults=LoadSettings(n_threads=threads),
+        )
         with Engine.load(starter_path("smollm2"), settings) as engine:
             async with app.run_test(size=(120, 40)) as pilot:
                 engine_alone(engine, sampling)  # warm-ups: caches, the prompt in each KV cache
@@ -179,8 +183,8 @@ def measure_throughput(threads: int, reps: int) -> dict:
     asyncio.run(run())
     host.shutdown()
     host_thread.join()
-    ratios = [(n_tui / t_tui) / (n_alone / t_alone) for (t_alone, n_alone), (t_tui, n_tui) in zip(alone, shown)]
-    host_ratios = [(n_h / t_h) / (n_a / t_a) for (t_a, n_a), (t_h, n_h) in zip(alone, hosted)]
+    ratios = [(n_tui / t_tui) / (n_alone / t_alone) for (t_alone, n_alone), (t_tui, n_tui) in zip(alone, shown, strict=False)]
+    host_ratios = [(n_h / t_h) / (n_a / t_a) for (t_a, n_a), (t_h, n_h) in zip(alone, hosted, strict=False)]
     return {
         "tokens": alone[0][1],
         "tui_tokens": [n for _, n in shown],
@@ -191,8 +195,8 @@ def measure_throughput(threads: int, reps: int) -> dict:
         "host_tok_s": statistics.median(n / t for t, n in hosted),
         "host_ratio": statistics.median(host_ratios),
         "host_ratios": host_ratios,
-        "ui_cpu_share": statistics.median(c / t for c, (t, _) in zip(ui_cpu, shown)),
-        "frames_per_s": statistics.median(f / t for f, (t, _) in zip(frame_counts, shown)),
+        "ui_cpu_share": statistics.median(c / t for c, (t, _) in zip(ui_cpu, shown, strict=False)),
+        "frames_per_s": statistics.median(f / t for f, (t, _) in zip(frame_counts, shown, strict=False)),
     }
 
 
@@ -205,8 +209,12 @@ def measure_input_latency(threads: int, keys: int = 200) -> dict:
 
     async def run() -> None:
         config = Config(temperature=0.7, max_tokens=2000, context_length=4096)
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"), config=config, save_settings=False,
-                           load_defaults=LoadSettings(n_threads=threads))
+        app = LlamadeskApp(
+            store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"),
+            config=config,
+            save_settings=False,
+            load_defaults=LoadSettings(n_threads=threads),
+        )
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen
             await until(lambda: screen.facts.backend is not None)
@@ -249,8 +257,9 @@ def new_tmux_session(name: str, command: str) -> None:
     """Start a session; tmux refuses while the server of the last killed session is still
     exiting ("server exited unexpectedly"), so try a few times."""
     for _ in range(5):
-        started = subprocess.run([*TMUX, "new-session", "-d", "-s", name, "-x", "100", "-y", "30", command],
-                                 capture_output=True, text=True)
+        started = subprocess.run(
+            [*TMUX, "new-session", "-d", "-s", name, "-x", "100", "-y", "30", command], capture_output=True, text=True
+        )
         if started.returncode == 0:
             return
         time.sleep(0.2)
@@ -270,11 +279,16 @@ def measure_cold_start(runs: int, threads: int) -> dict:
         try:
             deadline = start + 30
             while time.perf_counter() < deadline:
-                screen = subprocess.run([*TMUX, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
+                screen = subprocess.run(
+                    [*TMUX, "capture-pane", "-p", "-t", name], capture_output=True, text=True
+                ).stdout
                 if "Ask anything" in screen:
                     times.append(time.perf_counter() - start)
-                    pid = int(subprocess.run([*TMUX, "display", "-p", "-t", name, "#{pane_pid}"],
-                                             capture_output=True, text=True).stdout)
+                    pid = int(
+                        subprocess.run(
+                            [*TMUX, "display", "-p", "-t", name, "#{pane_pid}"], capture_output=True, text=True
+                        ).stdout
+                    )
                     used = psutil.Process(pid).cpu_times()
                     cpu.append(used.user + used.system)  # what the start cost, whatever the machine's load
                     break
@@ -283,8 +297,13 @@ def measure_cold_start(runs: int, threads: int) -> dict:
                 raise TimeoutError("the app never showed its prompt box")
         finally:
             subprocess.run([*TMUX, "kill-session", "-t", name], capture_output=True)
-    return {"runs": runs, "median_s": statistics.median(times), "max_s": max(times), "min_s": min(times),
-            "cpu_s": statistics.median(cpu)}
+    return {
+        "runs": runs,
+        "median_s": statistics.median(times),
+        "max_s": max(times),
+        "min_s": min(times),
+        "cpu_s": statistics.median(cpu),
+    }
 
 
 # -- 4. memory over a long conversation ------------------------------------------------------
@@ -329,8 +348,12 @@ def measure_memory(turns: int) -> dict:
     async def run() -> None:
         nonlocal shown, forgotten
         config = Config(max_tokens=64)
-        app = LlamadeskApp(store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"), config=config,
-                           engine_loader=lambda spec, settings: WordyEngine(), save_settings=False)
+        app = LlamadeskApp(
+            store=Store(Path(tempfile.mkdtemp(dir=SCRATCH)) / "bench.sqlite3"),
+            config=config,
+            engine_loader=lambda spec, settings: WordyEngine(),
+            save_settings=False,
+        )
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen
             await until(lambda: screen.facts.backend is not None)
@@ -366,7 +389,7 @@ def write_results(section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     else:
         end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
     path.write_text(text)
 
 
@@ -401,27 +424,27 @@ def main() -> None:
     command = f".venv/bin/python bench/tui.py --threads {args.threads} --reps {args.reps} --turns {args.turns} --keys {args.keys}"
     section = f"""## tui
 
-`{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine}; smollm2 Q4_1, {args.threads} thread(s))
+`{command}` ({time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; {machine}; smollm2 Q4_1, {args.threads} thread(s))
 
 | What | TUI | Reference | Ratio / goal |
 |---|---|---|---|
-| Tokens/s reaching the screen (greedy, {throughput['tokens']} tokens, median of {args.reps} interleaved pairs) | {throughput['tui_tok_s']:.1f} | engine alone {throughput['engine_tok_s']:.1f} | **{throughput['ratio']:.3f}** (goal >= 0.95; pairs: {', '.join(f'{r:.2f}' for r in throughput['ratios'])}) |
-| Control: the engine in EngineHost's thread, no UI (same pairs) | {throughput['host_tok_s']:.1f} | engine alone | {throughput['host_ratio']:.3f} (pairs: {', '.join(f'{r:.2f}' for r in throughput['host_ratios'])}) |
-| UI thread CPU while a reply streams (share of the reply's wall time; the reply redrawn {throughput['frames_per_s']:.1f} times a second) | {100 * throughput['ui_cpu_share']:.1f}% | | |
-| Input latency while streaming ({latency['keys']} keys, key event -> prompt box) | p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, max {latency['max_ms']:.1f} ms | | goal p99 < 50 ms |
-| Cold start in tmux to the prompt box (model loads after, in its thread; {cold['runs']} runs) | median {cold['median_s']:.2f} s (min {cold['min_s']:.2f}, max {cold['max_s']:.2f}); CPU time used by then {cold['cpu_s']:.2f} s | | goal < 1 s |
-| RSS over {memory['turns']} turns overflowing a {WordyEngine.n_ctx}-token context (fake engine), MiB at turn | {', '.join(f'{t}: {m}' for t, m in memory['rss_mib'].items())} | | **{memory['growth_pct']:+.1f}%** from turn 50 (goal < 5%) |
+| Tokens/s reaching the screen (greedy, {throughput["tokens"]} tokens, median of {args.reps} interleaved pairs) | {throughput["tui_tok_s"]:.1f} | engine alone {throughput["engine_tok_s"]:.1f} | **{throughput["ratio"]:.3f}** (goal >= 0.95; pairs: {", ".join(f"{r:.2f}" for r in throughput["ratios"])}) |
+| Control: the engine in EngineHost's thread, no UI (same pairs) | {throughput["host_tok_s"]:.1f} | engine alone | {throughput["host_ratio"]:.3f} (pairs: {", ".join(f"{r:.2f}" for r in throughput["host_ratios"])}) |
+| UI thread CPU while a reply streams (share of the reply's wall time; the reply redrawn {throughput["frames_per_s"]:.1f} times a second) | {100 * throughput["ui_cpu_share"]:.1f}% | | |
+| Input latency while streaming ({latency["keys"]} keys, key event -> prompt box) | p50 {latency["p50_ms"]:.1f} ms, p99 {latency["p99_ms"]:.1f} ms, max {latency["max_ms"]:.1f} ms | | goal p99 < 50 ms |
+| Cold start in tmux to the prompt box (model loads after, in its thread; {cold["runs"]} runs) | median {cold["median_s"]:.2f} s (min {cold["min_s"]:.2f}, max {cold["max_s"]:.2f}); CPU time used by then {cold["cpu_s"]:.2f} s | | goal < 1 s |
+| RSS over {memory["turns"]} turns overflowing a {WordyEngine.n_ctx}-token context (fake engine), MiB at turn | {", ".join(f"{t}: {m}" for t, m in memory["rss_mib"].items())} | | **{memory["growth_pct"]:+.1f}%** from turn 50 (goal < 5%) |
 
 The TUI figure runs the app headless (Textual's run_test: every frame is composed, nothing is
 written to a terminal) and times Enter -> the final full render of the reply; the engine figure
-times the same greedy reply through `Engine.stream_chat`. After {memory['turns']} turns the screen
-had {memory['messages_mounted']} messages mounted (older ones stay in the store) and the model's memory began at
-message {memory['memory_start']}.
+times the same greedy reply through `Engine.stream_chat`. After {memory["turns"]} turns the screen
+had {memory["messages_mounted"]} messages mounted (older ones stay in the store) and the model's memory began at
+message {memory["memory_start"]}.
 
 How to read the throughput: the control row runs the very same engine in EngineHost's thread
 with nothing drawing it, so the distance between the control and the engine alone is this
 machine's noise (a shared 2-core box, other work running), and the distance between the TUI and
-the control is what the UI costs. The app's thread takes about {100 * throughput['ui_cpu_share']:.0f}% of a core while a reply
+the control is what the UI costs. The app's thread takes about {100 * throughput["ui_cpu_share"]:.0f}% of a core while a reply
 streams (the frame pacer aims at 4% for drawing). What that costs the engine is Python's GIL more
 than the CPU: each frame is ~8 ms of pure Python in Textual, and any engine code that needs the
 GIL meanwhile waits. The biggest such wait was llama.cpp's abort callback (Esc stops a decode

@@ -7,7 +7,7 @@ Public entry points:
 - `resolve_source(text)`: a folder, or a Hub repo id downloaded to one.
 """
 
-from .converter import ConversionPlan, convert_checkpoint, default_output, plan_conversion, write_gguf
-from .source_location import resolve_source
+from llamadesk.convert.converter import ConversionPlan, convert_checkpoint, default_output, plan_conversion, write_gguf
+from llamadesk.convert.source_location import resolve_source
 
 __all__ = ["ConversionPlan", "convert_checkpoint", "default_output", "plan_conversion", "resolve_source", "write_gguf"]

@@ -66,7 +66,7 @@ META_PARAMS_KEYS: dict[str, tuple[str, object]] = {
 # Rotary scaling kinds (`rope_type` in config) and what llama.cpp needs for each.
 ROPE_SCALING_TYPES: dict[str, str] = {
     "default": "none",
-    "linear": "linear",      # llama.rope.scaling.{type,factor}
+    "linear": "linear",  # llama.rope.scaling.{type,factor}
     "llama3": "rope_freqs",  # a rope_freqs tensor of per-frequency factors (Llama 3.1/3.2)
 }
 

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..app.errors import BadInputError
-from .meta_checkpoint import meta_shard_files, read_meta_shards
-from .model_config import ModelConfig, read_hf_config, read_meta_params
-from .safetensors_reader import read_safetensors
-from .tensor_source import TensorSource
-from .torch_zip_reader import read_torch_zip
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.meta_checkpoint import meta_shard_files, read_meta_shards
+from llamadesk.convert.model_config import ModelConfig, read_hf_config, read_meta_params
+from llamadesk.convert.safetensors_reader import read_safetensors
+from llamadesk.convert.tensor_source import TensorSource
+from llamadesk.convert.torch_zip_reader import read_torch_zip
 
 # (index file, single file, reader), in order of preference: safetensors never run code.
 HF_WEIGHT_FORMATS = (
@@ -57,9 +57,7 @@ def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[Te
     loose = sorted(folder.glob("*.safetensors"))
     if loose:
         return loose, read_safetensors
-    raise BadInputError(
-        f"{folder}: no weights found (model.safetensors, pytorch_model.bin or their sharded index)"
-    )
+    raise BadInputError(f"{folder}: no weights found (model.safetensors, pytorch_model.bin or their sharded index)")
 
 
 def open_checkpoint(folder: Path) -> Checkpoint:

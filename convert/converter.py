@@ -9,14 +9,14 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from ..app.atomic_file import atomic_output, check_writable_target
-from ..app.paths import models_dir
-from .checkpoint import Checkpoint, open_checkpoint
-from .gguf_metadata import add_metadata, model_name
-from .output_types import FILE_TYPES, resolve_outtype
-from .plan import PlannedTensor, plan_tensors
-from .source_location import looks_like_repo_id, resolve_source
-from .vocabulary import Vocabulary, read_vocabulary
+from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
+from llamadesk.app.core.paths import models_dir
+from llamadesk.convert.checkpoint import Checkpoint, open_checkpoint
+from llamadesk.convert.gguf_metadata import add_metadata, model_name
+from llamadesk.convert.output_types import FILE_TYPES, resolve_outtype
+from llamadesk.convert.plan import PlannedTensor, plan_tensors
+from llamadesk.convert.source_location import looks_like_repo_id, resolve_source
+from llamadesk.convert.vocabulary import Vocabulary, read_vocabulary
 
 Progress = Callable[[int, int], None]  # (bytes written, bytes in total)
 
@@ -45,7 +45,11 @@ class ConversionPlan:
         """Tensor data plus the header (token strings dominate it)."""
         token_bytes = sum(len(t) + 16 for t in self.vocabulary.tokens)
         merge_bytes = sum(len(m) + 8 for m in self.vocabulary.special.merges)
-        template = len(self.vocabulary.special.chat_template or "") if isinstance(self.vocabulary.special.chat_template, str) else 0
+        template = (
+            len(self.vocabulary.special.chat_template or "")
+            if isinstance(self.vocabulary.special.chat_template, str)
+            else 0
+        )
         return self.tensor_bytes + token_bytes + merge_bytes + template + 64 * len(self.tensors) + 4096
 
     @property
@@ -54,8 +58,9 @@ class ConversionPlan:
         return f"{name}-{self.bulk_type.name}.gguf"
 
 
-def plan_conversion(folder: Path, outtype: str = "auto", pre_tokenizer: str | None = None,
-                    name: str | None = None) -> ConversionPlan:
+def plan_conversion(
+    folder: Path, outtype: str = "auto", pre_tokenizer: str | None = None, name: str | None = None
+) -> ConversionPlan:
     """Open the checkpoint and tokenizer in `folder` and plan the GGUF; raises BadInputError on bad input.
 
     `name` (e.g. the Hub repo id) overrides the model name otherwise taken from the config or folder.
@@ -64,7 +69,9 @@ def plan_conversion(folder: Path, outtype: str = "auto", pre_tokenizer: str | No
     config = checkpoint.config
     if name:
         config.name = name
-    embedding = next((t for t in checkpoint.tensors if t.name.endswith(("embed_tokens.weight", "tok_embeddings.weight"))), None)
+    embedding = next(
+        (t for t in checkpoint.tensors if t.name.endswith(("embed_tokens.weight", "tok_embeddings.weight"))), None
+    )
     n_vocab = config.n_vocab or (embedding.shape[0] if embedding is not None else 0)
     vocabulary = read_vocabulary(folder, n_vocab, pre_tokenizer)
     bulk = resolve_outtype(outtype, {t.dtype for t in checkpoint.tensors})
@@ -78,8 +85,13 @@ def default_output(plan: ConversionPlan) -> Path:
     return models_dir() / plan.default_file_name
 
 
-def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress: Progress | None = None,
-               check: Callable[[Path], None] | None = None) -> Path:
+def write_gguf(
+    plan: ConversionPlan,
+    output: Path,
+    force: bool = False,
+    progress: Progress | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
     """Write the planned GGUF atomically; peak memory is about one tensor (plus its encoded copy).
 
     `check(path)` runs on the complete file before it gets its final name; if it raises, the file
@@ -88,8 +100,14 @@ def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress
     check_writable_target(output, force)
     writer = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[plan.checkpoint.config.architecture.gguf_arch])
     add_metadata(
-        writer, plan.checkpoint.config, plan.checkpoint.folder, plan.n_vocab, plan.n_ff, plan.n_params,
-        FILE_TYPES[plan.bulk_type], quantized=plan.bulk_type == gguf.GGMLQuantizationType.Q8_0,
+        writer,
+        plan.checkpoint.config,
+        plan.checkpoint.folder,
+        plan.n_vocab,
+        plan.n_ff,
+        plan.n_params,
+        FILE_TYPES[plan.bulk_type],
+        quantized=plan.bulk_type == gguf.GGMLQuantizationType.Q8_0,
     )
     plan.vocabulary.add_to(writer)
     for tensor in plan.tensors:
@@ -116,8 +134,14 @@ def write_gguf(plan: ConversionPlan, output: Path, force: bool = False, progress
     return output
 
 
-def convert_checkpoint(source: str | Path, output: Path | None = None, outtype: str = "auto", force: bool = False,
-                       progress: Progress | None = None, pre_tokenizer: str | None = None) -> Path:
+def convert_checkpoint(
+    source: str | Path,
+    output: Path | None = None,
+    outtype: str = "auto",
+    force: bool = False,
+    progress: Progress | None = None,
+    pre_tokenizer: str | None = None,
+) -> Path:
     """Convert `source` (a checkpoint folder, or a Hub repo id to download) to a GGUF; return its path.
 
     Without `output` the file goes into the library's models folder (named after the model and

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gguf
 
-from .model_config import ModelConfig
+from llamadesk.convert.model_config import ModelConfig
 
 # GGUFWriter method -> the hyperparameter it records. Each writes "<arch>.<key>".
 HPARAM_WRITERS: dict[str, Callable[[ModelConfig, int, int], object]] = {
@@ -47,8 +47,16 @@ def model_name(config: ModelConfig, folder: Path) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def add_metadata(writer: gguf.GGUFWriter, config: ModelConfig, folder: Path, n_vocab: int, n_ff: int,
-                 n_params: int, file_type: gguf.LlamaFileType, quantized: bool) -> None:
+def add_metadata(
+    writer: gguf.GGUFWriter,
+    config: ModelConfig,
+    folder: Path,
+    n_vocab: int,
+    n_ff: int,
+    n_params: int,
+    file_type: gguf.LlamaFileType,
+    quantized: bool,
+) -> None:
     """Write general.* and the architecture's hyperparameters."""
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(model_name(config, folder))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..app.errors import BadInputError
-from .tensor_source import TensorSource
-from .torch_zip_reader import read_torch_zip
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.tensor_source import TensorSource
+from llamadesk.convert.torch_zip_reader import read_torch_zip
 
 # Merge axis by the last component of the tensor name ("layers.0.attention.wq.weight" -> "wq").
 MERGE_AXIS: dict[str, int] = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "wo": 1, "w2": 1}
@@ -28,7 +28,9 @@ def _merge_axis(name: str, shard_shape: tuple[int, ...], n_embd: int) -> int | N
     if role == "tok_embeddings":
         return 0 if shard_shape[1] == n_embd else 1
     if role not in MERGE_AXIS:
-        raise BadInputError(f"consolidated shards: do not know how {name} was split; llamadesk converts Meta LLaMA checkpoints")
+        raise BadInputError(
+            f"consolidated shards: do not know how {name} was split; llamadesk converts Meta LLaMA checkpoints"
+        )
     return MERGE_AXIS[role]
 
 
@@ -56,7 +58,7 @@ def read_meta_shards(files: list[Path], n_embd: int) -> list[TensorSource]:
     """The full tensors of a Meta checkpoint, each merged from its shards when it is read."""
     shards: list[dict[str, TensorSource]] = [{t.name: t for t in read_torch_zip(f)} for f in files]
     names = list(shards[0])
-    for f, shard in zip(files[1:], shards[1:]):
+    for f, shard in zip(files[1:], shards[1:], strict=False):
         if set(shard) != set(names):
             raise BadInputError(f"{f}: holds different tensors from {files[0].name}; the shards do not belong together")
     merged: list[TensorSource] = []

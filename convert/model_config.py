@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..app.errors import BadInputError
-from .architectures import (
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.architectures import (
     HF_ARCHITECTURES,
     HF_CONFIG_KEYS,
     LLAMA_META,
@@ -92,14 +92,20 @@ def read_hf_config(folder: Path) -> ModelConfig:
     names = config.get("architectures") or []
     name = names[0] if names else str(config.get("model_type", "unknown"))
     if name not in HF_ARCHITECTURES:
-        raise BadInputError(f"{path}: architecture {name} is not supported; llamadesk converts {supported_architectures()}")
+        raise BadInputError(
+            f"{path}: architecture {name} is not supported; llamadesk converts {supported_architectures()}"
+        )
     values = _pick(config, HF_CONFIG_KEYS, path)
     values["n_head_kv"] = values["n_head_kv"] or values["n_head"]
     values["head_dim"] = values["head_dim"] or values["n_embd"] // values["n_head"]
     theta, scaling = _rope_settings(config, path)
     return ModelConfig(
-        architecture_name=name, architecture=HF_ARCHITECTURES[name], rope_theta=theta, rope_scaling=scaling,
-        name=config.get("_name_or_path") or None, **values,
+        architecture_name=name,
+        architecture=HF_ARCHITECTURES[name],
+        rope_theta=theta,
+        rope_scaling=scaling,
+        name=config.get("_name_or_path") or None,
+        **values,
     )
 
 
@@ -114,9 +120,19 @@ def read_meta_params(folder: Path) -> ModelConfig:
     scaling: dict[str, Any] = {}
     if params.get("use_scaled_rope"):
         # Meta's reference code hard-codes Llama 3.1's scaling; params.json only says it is on.
-        scaling = {"rope_type": "llama3", "factor": params.get("rope_scaling_factor", 8.0), "low_freq_factor": 1.0,
-                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+        scaling = {
+            "rope_type": "llama3",
+            "factor": params.get("rope_scaling_factor", 8.0),
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        }
     return ModelConfig(
-        architecture_name=META_ARCHITECTURE, architecture=LLAMA_META, head_dim=values["n_embd"] // values["n_head"],
-        n_ff=None, tie_embeddings=False, rope_scaling=scaling, **values,
+        architecture_name=META_ARCHITECTURE,
+        architecture=LLAMA_META,
+        head_dim=values["n_embd"] // values["n_head"],
+        n_ff=None,
+        tie_embeddings=False,
+        rope_scaling=scaling,
+        **values,
     )

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import gguf
 import numpy as np
 
-from ..app.errors import BadInputError
-from .tensor_source import float32_to_bf16_bits, to_float32
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.tensor_source import float32_to_bf16_bits, to_float32
 
 Q = gguf.GGMLQuantizationType
 OUTTYPES: dict[str, Q] = {"f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}
@@ -66,15 +66,18 @@ def encode(values: np.ndarray, source_dtype: str, qtype: Q, done: Callable[[floa
     `done(fraction)` is told how much of `values` has been consumed after each block of rows, so
     a memory-mapped source can drop those pages while the rest is converted.
     """
-    unchanged = (qtype == Q.F16 and source_dtype == "F16") or (qtype == Q.BF16 and source_dtype == "BF16") or (
-        qtype == Q.F32 and source_dtype == "F32")
+    unchanged = (
+        (qtype == Q.F16 and source_dtype == "F16")
+        or (qtype == Q.BF16 and source_dtype == "BF16")
+        or (qtype == Q.F32 and source_dtype == "F32")
+    )
     if unchanged or values.ndim < 2 or values.size <= CHUNK_ELEMENTS:
         return _encode_block(values, source_dtype, qtype)
     shape, dtype = stored_shape(values.shape, qtype)
     out = np.empty(shape, dtype)
     rows = max(1, CHUNK_ELEMENTS // (values.size // values.shape[0]))
     for start in range(0, values.shape[0], rows):
-        out[start: start + rows] = _encode_block(values[start: start + rows], source_dtype, qtype)
+        out[start : start + rows] = _encode_block(values[start : start + rows], source_dtype, qtype)
         if done:
             done(min(start + rows, values.shape[0]) / values.shape[0])
     return out

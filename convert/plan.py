@@ -12,19 +12,28 @@ from dataclasses import dataclass
 import gguf
 import numpy as np
 
-from ..app.errors import BadInputError
-from .architectures import ROPE_SCALING_TYPES, SKIPPED_TENSOR_SUFFIXES
-from .checkpoint import Checkpoint
-from .model_config import ModelConfig
-from .output_types import encode, stored_shape, tensor_type
-from .rotary import llama3_rope_factors, unpermute_rotary_halves
-from .tensor_source import TensorSource
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.architectures import ROPE_SCALING_TYPES, SKIPPED_TENSOR_SUFFIXES
+from llamadesk.convert.checkpoint import Checkpoint
+from llamadesk.convert.model_config import ModelConfig
+from llamadesk.convert.output_types import encode, stored_shape, tensor_type
+from llamadesk.convert.rotary import llama3_rope_factors, unpermute_rotary_halves
+from llamadesk.convert.tensor_source import TensorSource
 
 T = gguf.MODEL_TENSOR
 # Every LLaMA has these (per block where the name has {bid}); `output` may be tied to token_embd.
 REQUIRED_TENSORS = (
-    T.TOKEN_EMBD, T.OUTPUT_NORM, T.ATTN_NORM, T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_OUT,
-    T.FFN_NORM, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN,
+    T.TOKEN_EMBD,
+    T.OUTPUT_NORM,
+    T.ATTN_NORM,
+    T.ATTN_Q,
+    T.ATTN_K,
+    T.ATTN_V,
+    T.ATTN_OUT,
+    T.FFN_NORM,
+    T.FFN_GATE,
+    T.FFN_UP,
+    T.FFN_DOWN,
 )
 
 
@@ -86,12 +95,18 @@ def _transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarra
     return lambda w: w
 
 
-def _planned(source: TensorSource, name: str, kind: T, config: ModelConfig, bulk: gguf.GGMLQuantizationType) -> PlannedTensor:
+def _planned(
+    source: TensorSource, name: str, kind: T, config: ModelConfig, bulk: gguf.GGMLQuantizationType
+) -> PlannedTensor:
     qtype = tensor_type(bulk, source.shape)
     transform = _transform(kind, config)
     return PlannedTensor(
-        name, source.shape, qtype, source.name,
-        lambda: encode(transform(source.read()), source.dtype, qtype, source.release), source.release,
+        name,
+        source.shape,
+        qtype,
+        source.name,
+        lambda: encode(transform(source.read()), source.dtype, qtype, source.release),
+        source.release,
     )
 
 
@@ -117,7 +132,9 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
                 "biases (attention_bias/mlp_bias false)"
             )
         if name in seen:
-            raise BadInputError(f"{checkpoint.folder}: two tensors map to {name} (one is {source.name}); the checkpoint is inconsistent")
+            raise BadInputError(
+                f"{checkpoint.folder}: two tensors map to {name} (one is {source.name}); the checkpoint is inconsistent"
+            )
         seen.add(name)
         mapped.append((source, name, _kind_of(name, arch)))
     n_ff = config.n_ff or next((s.shape[0] for s, _, k in mapped if k == T.FFN_GATE), 0)
@@ -140,8 +157,14 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
     planned = [_planned(s, name, kind, config, bulk) for s, name, kind in mapped]
     if ROPE_SCALING_TYPES[config.rope_type] == "rope_freqs":
         factors = llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling)
-        planned.append(PlannedTensor(
-            gguf.TENSOR_NAMES[T.ROPE_FREQS] + ".weight", factors.shape, gguf.GGMLQuantizationType.F32, "computed",
-            lambda: factors, lambda fraction=1.0: None,
-        ))
+        planned.append(
+            PlannedTensor(
+                gguf.TENSOR_NAMES[T.ROPE_FREQS] + ".weight",
+                factors.shape,
+                gguf.GGMLQuantizationType.F32,
+                "computed",
+                lambda: factors,
+                lambda fraction=1.0: None,
+            )
+        )
     return planned

@@ -38,12 +38,21 @@ def signature(pre_tokenizer: dict[str, Any] | None) -> tuple:
     if kind == "Sequence":
         return ("Sequence", *(signature(p) for p in pre_tokenizer.get("pretokenizers", [])))
     if kind == "ByteLevel":
-        return ("ByteLevel", bool(pre_tokenizer.get("use_regex", True)), bool(pre_tokenizer.get("add_prefix_space", False)))
+        return (
+            "ByteLevel",
+            bool(pre_tokenizer.get("use_regex", True)),
+            bool(pre_tokenizer.get("add_prefix_space", False)),
+        )
     if kind == "Digits":
         return ("Digits", bool(pre_tokenizer.get("individual_digits", False)))
     if kind == "Split":
         pattern = pre_tokenizer.get("pattern", {})
-        return ("Split", pattern.get("Regex", pattern.get("String")), pre_tokenizer.get("behavior"), bool(pre_tokenizer.get("invert")))
+        return (
+            "Split",
+            pattern.get("Regex", pattern.get("String")),
+            pre_tokenizer.get("behavior"),
+            bool(pre_tokenizer.get("invert")),
+        )
     return (str(kind), json.dumps(pre_tokenizer, sort_keys=True))
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import gguf
 import numpy as np
 
-from .checkpoint import Checkpoint
-from .model_config import ModelConfig
-from .rotary import llama3_rope_factors
-from .tensor_source import TensorSource, to_float32
+from llamadesk.convert.checkpoint import Checkpoint
+from llamadesk.convert.model_config import ModelConfig
+from llamadesk.convert.rotary import llama3_rope_factors
+from llamadesk.convert.tensor_source import TensorSource, to_float32
 
 T = gguf.MODEL_TENSOR
 
@@ -49,7 +49,7 @@ def _project(x: np.ndarray, tensors: dict[str, TensorSource], kind: T, block: in
     rows = max(1, ROWS_ELEMENTS // weight.shape[1])
     out = np.empty((x.shape[0], weight.shape[0]), dtype=np.float32)
     for start in range(0, weight.shape[0], rows):
-        out[:, start: start + rows] = x @ to_float32(weight[start: start + rows], source.dtype).T
+        out[:, start : start + rows] = x @ to_float32(weight[start : start + rows], source.dtype).T
         source.release(min(start + rows, weight.shape[0]) / weight.shape[0])
     return out
 

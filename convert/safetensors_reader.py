@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..app.errors import BadInputError
-from .tensor_source import NUMPY_DTYPES, TensorSource
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.tensor_source import NUMPY_DTYPES, TensorSource
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit; anything bigger is not a header
 
@@ -64,12 +64,14 @@ def read_safetensors(path: Path) -> list[TensorSource]:
             if not mapped:
                 mapped.append(_map(path))
             return np.frombuffer(mapped[0], dtype=dtype, count=count, offset=offset).reshape(shape)
+
         return read
 
     def releaser(offset: int, length: int) -> Callable[[float], None]:
         def release(fraction: float = 1.0) -> None:
             if mapped:
                 release_pages(mapped[0], offset, int(length * fraction))
+
         return release
 
     tensors = []
@@ -90,6 +92,13 @@ def read_safetensors(path: Path) -> list[TensorSource]:
             raise _damaged(path, f"tensor {name} has shape {list(shape)} but {end - begin} bytes")
         if data_start + end > size:
             raise _damaged(path, f"tensor {name} ends at byte {data_start + end} but the file has {size}")
-        tensors.append(TensorSource(name, shape, dtype_name, reader(data_start + begin, count, dtype, shape),
-                                    releaser(data_start + begin, end - begin)))
+        tensors.append(
+            TensorSource(
+                name,
+                shape,
+                dtype_name,
+                reader(data_start + begin, count, dtype, shape),
+                releaser(data_start + begin, end - begin),
+            )
+        )
     return tensors

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..app.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 
 # sentencepiece_model.proto: ModelProto.pieces = 1, trainer_spec = 2, normalizer_spec = 3;
 # SentencePiece.piece = 1, score = 2, type = 3; TrainerSpec.model_type = 3, byte_fallback = 35,
@@ -66,7 +66,7 @@ def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
             value, pos = struct.unpack_from("<I", data, pos)[0], pos + 4
         elif wire == 2:
             length, pos = _varint(data, pos)
-            value, pos = data[pos: pos + length], pos + length
+            value, pos = data[pos : pos + length], pos + length
             if pos > len(data):
                 raise _Malformed
         else:
@@ -103,7 +103,9 @@ def read_sentencepiece_model(path: Path) -> SentencePieceModel:
                 name = spec.get(1, b"nmt_nfkc")
                 model.normalization = name.decode("utf-8", "replace") if isinstance(name, bytes) else "?"
     except (_Malformed, struct.error):
-        raise BadInputError(f"{path}: not a SentencePiece model (damaged, or a tiktoken file, which llamadesk does not read)") from None
+        raise BadInputError(
+            f"{path}: not a SentencePiece model (damaged, or a tiktoken file, which llamadesk does not read)"
+        ) from None
     if not model.pieces:
         raise BadInputError(f"{path}: a SentencePiece model with no pieces; the file is damaged")
     return model

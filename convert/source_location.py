@@ -6,15 +6,23 @@ import re
 from fnmatch import fnmatch
 from pathlib import Path
 
-from ..app.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 # Files conversion reads besides the weights.
 TOKENIZER_AND_CONFIG = (
-    "config.json", "params.json", "generation_config.json", "README.md",
-    "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-    "added_tokens.json", "chat_template.jinja", "chat_template.json",
+    "config.json",
+    "params.json",
+    "generation_config.json",
+    "README.md",
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
 )
 # Weight formats by preference (safetensors cannot run code and are memory-mapped); only the
 # first one the repo has is downloaded.
@@ -58,15 +66,21 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
             raise BadInputError(f"{repo_id}: the repo has no PyTorch or safetensors weights to convert")
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=needed))
     except GatedRepoError:
-        raise BadInputError(f"{repo_id}: a gated repo; accept its license on the Hub and log in with `hf auth login`") from None
+        raise BadInputError(
+            f"{repo_id}: a gated repo; accept its license on the Hub and log in with `hf auth login`"
+        ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise BadInputError(f"{repo_id}: no such repo (or revision) on the Hub; check the name") from None
     except HfHubHTTPError as err:
-        raise LlamadeskError(f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later") from None
+        raise LlamadeskError(
+            f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later"
+        ) from None
     except Exception as err:
         # huggingface-hub lets its HTTP client's connection errors through (httpx's, not OSError).
         if isinstance(err, OSError) or type(err).__module__.split(".")[0] in NETWORK_ERROR_MODULES:
-            raise LlamadeskError(f"{repo_id}: could not download ({_first_line(err)}); check the network and try again") from None
+            raise LlamadeskError(
+                f"{repo_id}: could not download ({_first_line(err)}); check the network and try again"
+            ) from None
         raise
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..app.errors import BadInputError
-from .safetensors_reader import release_pages
-from .tensor_source import NUMPY_DTYPES, TensorSource
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.safetensors_reader import release_pages
+from llamadesk.convert.tensor_source import NUMPY_DTYPES, TensorSource
 
 # The storage classes torch names in a state dict, by the dtype they hold. Only float types are
 # weights; integer buffers are named so the refusal can say what they are.
@@ -119,7 +119,7 @@ class _StateDictUnpickler(pickle.Unpickler):
 
 def _data_offset(mapped: mmap.mmap, info: zipfile.ZipInfo) -> int:
     """Where an entry's bytes start: after its local header, whose extra field pads to alignment."""
-    header = mapped[info.header_offset: info.header_offset + 30]
+    header = mapped[info.header_offset : info.header_offset + 30]
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"bad local header for {info.filename}")
     name_len, extra_len = struct.unpack("<HH", header[26:30])
@@ -157,7 +157,9 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
             raise BadInputError(
                 f"{path}: an old-style (pre-1.6) PyTorch file; re-save it with a recent torch or as safetensors"
             ) from None
-        raise BadInputError(f"{path}: not a complete PyTorch zip file; the file is damaged or incomplete (download it again)") from None
+        raise BadInputError(
+            f"{path}: not a complete PyTorch zip file; the file is damaged or incomplete (download it again)"
+        ) from None
     with archive:
         infos = {info.filename: info for info in archive.infolist()}
         pickles = [name for name in infos if name.endswith("/data.pkl") or name == "data.pkl"]
@@ -171,8 +173,16 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
                 state = _StateDictUnpickler(f, path).load()
         except BadInputError:
             raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-                KeyError, zipfile.BadZipFile) as err:
+        except (
+            pickle.UnpicklingError,
+            EOFError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            KeyError,
+            zipfile.BadZipFile,
+        ) as err:
             raise BadInputError(f"{path}: its pickle is not a state dict of tensors ({err})") from None
     size = path.stat().st_size
     mapped: list[mmap.mmap] = []
@@ -191,7 +201,9 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
             raise BadInputError(f"{path}: tensor data is compressed, which torch never writes; re-save the checkpoint")
         start = _data_offset(zip_map(), info)
         if start + info.file_size > size or info.file_size < storage.numel * NUMPY_DTYPES[storage.dtype].itemsize:
-            raise BadInputError(f"{path}: storage {storage.key} is cut short; the file is damaged or incomplete (download it again)")
+            raise BadInputError(
+                f"{path}: storage {storage.key} is cut short; the file is damaged or incomplete (download it again)"
+            )
         return info, start
 
     def reader(tensor: _PickledTensor) -> Callable[[], np.ndarray]:
@@ -201,11 +213,12 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
             flat = np.frombuffer(zip_map(), dtype=dtype, count=tensor.storage.numel, offset=start)
             if tensor.stride == _contiguous_strides(tensor.shape):
                 count = int(np.prod(tensor.shape, dtype=np.int64))
-                return flat[tensor.offset: tensor.offset + count].reshape(tensor.shape)
+                return flat[tensor.offset : tensor.offset + count].reshape(tensor.shape)
             view = np.lib.stride_tricks.as_strided(
-                flat[tensor.offset:], tensor.shape, [s * dtype.itemsize for s in tensor.stride], writeable=False
+                flat[tensor.offset :], tensor.shape, [s * dtype.itemsize for s in tensor.stride], writeable=False
             )
             return np.ascontiguousarray(view)
+
         return read
 
     def releaser(tensor: _PickledTensor) -> Callable[[float], None]:
@@ -213,6 +226,7 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
             if mapped:
                 info, start = locate(tensor.storage)
                 release_pages(mapped[0], start, int(info.file_size * fraction))
+
         return release
 
     tensors = []

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import gguf
 import numpy as np
 
-from ..app.errors import BadInputError, LlamadeskError
-from .checkpoint import Checkpoint
-from .reference_forward import reference_logits
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.convert.checkpoint import Checkpoint
+from llamadesk.convert.reference_forward import reference_logits
 
 if TYPE_CHECKING:
-    from .converter import ConversionPlan
+    from llamadesk.convert.converter import ConversionPlan
 
 # English, French, German, Chinese, Japanese, Russian, Arabic, code, numbers, emoji, odd spacing.
 SAMPLE_TEXTS = (
@@ -106,8 +106,12 @@ class LogitsComparison:
         return self.relative_rms <= self.tolerance and self.top1_disagreements == 0
 
 
-def compare_logits(checkpoint: Checkpoint, tokens: list[int], gguf_logits: Callable[[list[int]], np.ndarray],
-                   outtype: gguf.GGMLQuantizationType) -> LogitsComparison:
+def compare_logits(
+    checkpoint: Checkpoint,
+    tokens: list[int],
+    gguf_logits: Callable[[list[int]], np.ndarray],
+    outtype: gguf.GGMLQuantizationType,
+) -> LogitsComparison:
     """Source (numpy reference) against GGUF (llama.cpp) logits at every position of `tokens`.
 
     A greedy choice only counts as a disagreement where the source's top two logits are further
@@ -123,8 +127,12 @@ def compare_logits(checkpoint: Checkpoint, tokens: list[int], gguf_logits: Calla
     return LogitsComparison(rms / spread, float(np.abs(diff).max()), RELATIVE_RMS_TOLERANCE[outtype], disagree)
 
 
-def verify_against_source(plan: ConversionPlan, file_name: str, gguf_tokenize: Callable[[str], list[int]],
-                          gguf_logits: Callable[[list[int]], np.ndarray]) -> str:
+def verify_against_source(
+    plan: ConversionPlan,
+    file_name: str,
+    gguf_tokenize: Callable[[str], list[int]],
+    gguf_logits: Callable[[list[int]], np.ndarray],
+) -> str:
     """Check a written GGUF (through its tokenizer and logits functions) against the plan's source.
 
     Returns a one-line summary; raises LlamadeskError naming the first difference otherwise.
@@ -132,11 +140,13 @@ def verify_against_source(plan: ConversionPlan, file_name: str, gguf_tokenize: C
     mismatches = token_mismatches(plan.checkpoint.folder, plan.vocabulary.model, gguf_tokenize)
     if mismatches:
         first = mismatches[0]
-        at = next((i for i, (a, b) in enumerate(zip(first.expected, first.got)) if a != b),
-                  min(len(first.expected), len(first.got)))
+        at = next(
+            (i for i, (a, b) in enumerate(zip(first.expected, first.got, strict=False)) if a != b),
+            min(len(first.expected), len(first.got)),
+        )
         raise LlamadeskError(
             f"verification failed: {file_name} tokenizes {len(mismatches)} sample text(s) differently from the source, "
-            f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at:at + 6]}, got {first.got[at:at + 6]}; "
+            f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at : at + 6]}, got {first.got[at : at + 6]}; "
             "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
         )
     logits = compare_logits(plan.checkpoint, gguf_tokenize(LOGITS_SAMPLE)[:48], gguf_logits, plan.bulk_type)
@@ -146,5 +156,7 @@ def verify_against_source(plan: ConversionPlan, file_name: str, gguf_tokenize: C
             f"{logits.relative_rms:.1%} of their spread (RMS; accepted {logits.tolerance:.0%}), greedy choice differs at "
             f"{logits.top1_disagreements} clear-cut position(s); the file was not kept"
         )
-    return (f"tokenizer identical, logits within {logits.relative_rms:.2%} of the source's (RMS/spread; "
-            f"max |diff| {logits.max_abs_diff:.2g})")
+    return (
+        f"tokenizer identical, logits within {logits.relative_rms:.2%} of the source's (RMS/spread; "
+        f"max |diff| {logits.max_abs_diff:.2g})"
+    )

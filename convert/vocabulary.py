@@ -15,13 +15,16 @@ from typing import Any
 
 import gguf
 
-from ..app.errors import BadInputError
-from .model_config import read_json_object
-from .pretokenizers import describe, known_names, llama_cpp_pre_tokenizer
-from .sentencepiece_model import read_sentencepiece_model
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.model_config import read_json_object
+from llamadesk.convert.pretokenizers import describe, known_names, llama_cpp_pre_tokenizer
+from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
 
 NORMAL, CONTROL, USER_DEFINED, UNUSED = (
-    gguf.TokenType.NORMAL, gguf.TokenType.CONTROL, gguf.TokenType.USER_DEFINED, gguf.TokenType.UNUSED,
+    gguf.TokenType.NORMAL,
+    gguf.TokenType.CONTROL,
+    gguf.TokenType.USER_DEFINED,
+    gguf.TokenType.UNUSED,
 )
 
 
@@ -55,7 +58,9 @@ def _pad(tokens: list, types: list, scores: list | None, n_vocab: int | None, so
     if n_vocab is None:
         return
     if len(tokens) > n_vocab:
-        raise BadInputError(f"{source}: the tokenizer has {len(tokens)} tokens but the model only {n_vocab}; they do not belong together")
+        raise BadInputError(
+            f"{source}: the tokenizer has {len(tokens)} tokens but the model only {n_vocab}; they do not belong together"
+        )
     for i in range(len(tokens), n_vocab):
         tokens.append(f"[PAD{i}]")
         types.append(UNUSED)
@@ -109,7 +114,9 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int | None) -> Vocabulary:
     return Vocabulary("llama", "default", tokens, types, scores, special, model.add_dummy_prefix, [path])
 
 
-def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int | None, pre_override: str | None) -> Vocabulary:
+def _bpe_vocabulary(
+    folder: Path, tokenizer: dict[str, Any], n_vocab: int | None, pre_override: str | None
+) -> Vocabulary:
     path = folder / "tokenizer.json"
     if tokenizer.get("normalizer"):
         raise BadInputError(f"{path}: a byte-level BPE tokenizer with a normalizer, which llama.cpp does not apply")
@@ -161,4 +168,6 @@ def read_vocabulary(folder: Path, n_vocab: int | None, pre_override: str | None 
             f"{tokenizer_json}: a {model.get('type', 'unknown')} tokenizer without tokenizer.model; llamadesk converts "
             "byte-level BPE tokenizer.json files and SentencePiece tokenizer.model files"
         )
-    raise BadInputError(f"{folder}: no tokenizer found (tokenizer.json or tokenizer.model); copy it next to the weights")
+    raise BadInputError(
+        f"{folder}: no tokenizer found (tokenizer.json or tokenizer.model); copy it next to the weights"
+    )

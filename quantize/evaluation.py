@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from llamadesk.app.atomic_file import atomic_output
-from llamadesk.app.errors import BadInputError
-
-from . import quality_metrics as qm
+from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.quantize import quality_metrics as qm
 
 EVAL_SUFFIX = ".eval.json"
 ChunkProgress = Callable[[int, int], None]  # (chunks done, chunks in all)
@@ -101,8 +100,9 @@ def evaluate(
         base_scorer = TokenScorer.load(base, ctx, threads) if base is not None else None
         try:
             if base_scorer is not None and base_scorer.tokenize(text) != tokens:
-                raise BadInputError(f"{base} tokenizes the text differently from {model}; "
-                                    "compare only quantizations of the same model")
+                raise BadInputError(
+                    f"{base} tokenizes the text differently from {model}; compare only quantizations of the same model"
+                )
             nll, base_nll, kld, same_top = [], [], [], []
             span = scored_span(ctx)
             for done, start in enumerate(starts, 1):
@@ -122,9 +122,14 @@ def evaluate(
                 base_scorer.close()
     all_nll = np.concatenate(nll)
     result = EvalResult(
-        model=str(model), text=str(text_file), text_sha256=hashlib.sha256(text.encode()).hexdigest(),
-        ctx=ctx, chunks=len(starts), scored_tokens=int(all_nll.size),
-        cross_entropy=float(np.mean(all_nll)), perplexity=qm.perplexity(all_nll),
+        model=str(model),
+        text=str(text_file),
+        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        ctx=ctx,
+        chunks=len(starts),
+        scored_tokens=int(all_nll.size),
+        cross_entropy=float(np.mean(all_nll)),
+        perplexity=qm.perplexity(all_nll),
     )
     if base is None:
         return result
@@ -172,8 +177,9 @@ def save_evaluation(result: EvalResult) -> Path:
     """Add `result` to the model's eval file, replacing an earlier one on the same text, ctx and base."""
     model = Path(result.model)
     key = (result.text_sha256, result.ctx, _base_name(result.base))
-    kept = [r for r in saved_evaluations(model)
-            if (r.get("text_sha256"), r.get("ctx"), _base_name(r.get("base"))) != key]
+    kept = [
+        r for r in saved_evaluations(model) if (r.get("text_sha256"), r.get("ctx"), _base_name(r.get("base"))) != key
+    ]
     target = eval_file(model)
     with atomic_output(target, force=True) as tmp:
         tmp.write_text(json.dumps({"results": [*kept, result.to_json()]}, indent=2) + "\n", encoding="utf-8")

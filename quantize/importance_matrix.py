@@ -15,22 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from llamadesk.app.atomic_file import atomic_output
-from llamadesk.app.errors import BadInputError
-from llamadesk.app.gguf_file import inspect_gguf
-
-from .imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
+from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_file import inspect_gguf
+from llamadesk.app.core.imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
 
 
 def compute_imatrix(
-    model: Path, text_file: Path, output: Path, ctx: int = 512, threads: int | None = None,
-    force: bool = False, progress: Callable[[int, int], None] | None = None,
+    model: Path,
+    text_file: Path,
+    output: Path,
+    ctx: int = 512,
+    threads: int | None = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run `model` over the text and write its importance matrix to `output` (atomically)."""
     from gguf import GGUFWriter
 
+    from llamadesk.app.core.machine import machine_facts
     from llamadesk.app.engine.activations import collect_activations
-    from llamadesk.app.machine import machine_facts
 
     inspect_gguf(model)  # a bad file is refused before llama.cpp sees it
     if ctx < 16:
@@ -58,4 +62,3 @@ def compute_imatrix(
         writer.write_tensors_to_file()
         writer.close()
     return output
-

@@ -2,7 +2,7 @@
 
 memory = weights + KV cache + compute buffers + output buffer, where
 - weights: the type's exact tensor bytes, from llama.cpp's own dry run (quantize_model);
-- KV cache: f16 K and V for every layer, KV head and token of context (GGUFSummary);
+- KV cache: f16 K and V for every layer, KV head and token of context (core.memory_budget);
 - compute: llama.cpp sizes its scratch buffer for the largest step of one micro-batch, which for
   these models is the output layer's logits (n_ubatch x n_vocab floats) plus two n_embd-wide
   activations per token and the f16 attention mask (n_ubatch x n_ctx) flash attention reads;
@@ -17,13 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llamadesk.app.errors import BadInputError
-from llamadesk.app.gguf_file import GGUFSummary, inspect_gguf, open_header
-from llamadesk.app.machine import machine_facts
-from llamadesk.app.runtime_settings import RESERVED_RAM_BYTES, RESERVED_RAM_FRACTION
-
-from .quant_types import QUANT_TYPES, QuantType, find_quant_type
-from .quantize_model import quantized_sizes
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.core.machine import machine_facts
+from llamadesk.app.core.memory_budget import kv_cache_bytes, ram_budget
+from llamadesk.quantize.quant_types import QUANT_TYPES, QuantType, find_quant_type
+from llamadesk.quantize.quantize_model import quantized_sizes
 
 DEFAULT_UBATCH = 512  # llamadesk loads with n_batch = n_ubatch = 512
 FLOAT_BYTES = 4
@@ -34,8 +33,22 @@ F16_BYTES = 2
 # (ternary TQ*, MXFP4 for MoE) and the float types (not a quantization).
 AUTO_LADDER = ("Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "IQ4_XS", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K")
 
-_MEMORY_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024, "M": 1000**2, "MB": 1000**2, "MIB": 1024**2,
-                 "G": 1000**3, "GB": 1000**3, "GIB": 1024**3, "T": 1000**4, "TB": 1000**4, "TIB": 1024**4}
+_MEMORY_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "KIB": 1024,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "MIB": 1024**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "GIB": 1024**3,
+    "T": 1000**4,
+    "TB": 1000**4,
+    "TIB": 1024**4,
+}
 
 
 @dataclass(frozen=True)
@@ -89,14 +102,15 @@ def vocabulary_size(path: Path) -> int:
     return len(tokens) if tokens is not None else 0
 
 
-def estimate_memory(summary: GGUFSummary, n_vocab: int, weights_bytes: int, n_ctx: int,
-                    n_ubatch: int = DEFAULT_UBATCH) -> MemoryEstimate:
+def estimate_memory(
+    summary: GGUFSummary, n_vocab: int, weights_bytes: int, n_ctx: int, n_ubatch: int = DEFAULT_UBATCH
+) -> MemoryEstimate:
     """The memory llama.cpp allocates to run this model with `n_ctx` tokens of context (see module doc)."""
     ubatch = min(n_ubatch, n_ctx)
     compute = FLOAT_BYTES * ubatch * (n_vocab + 2 * summary.n_embd) + F16_BYTES * ubatch * n_ctx
     return MemoryEstimate(
         weights=weights_bytes,
-        kv_cache=summary.kv_bytes_per_token_f16 * n_ctx,
+        kv_cache=kv_cache_bytes(summary, n_ctx, "f16"),
         compute=compute,
         output=FLOAT_BYTES * n_vocab,
     )
@@ -113,11 +127,12 @@ def default_budget() -> tuple[int, str]:
         best = max(gpus, key=lambda d: d.free_memory)
         return best.free_memory, f"free memory of {best.description or best.name}"
     machine = machine_facts()
-    budget = int(machine.available_ram - RESERVED_RAM_BYTES - RESERVED_RAM_FRACTION * machine.total_ram)
-    return max(0, budget), "available RAM less a reserve for the system"
+    return ram_budget(machine), "available RAM less a reserve for the system"
 
 
-def fit_table(model: Path, n_ctx: int | None, budget: int, qtypes: tuple[QuantType, ...] | None = None) -> list[TypeFit]:
+def fit_table(
+    model: Path, n_ctx: int | None, budget: int, qtypes: tuple[QuantType, ...] | None = None
+) -> list[TypeFit]:
     """Every type (or `qtypes`) with its size on this model, memory at `n_ctx` and whether it fits."""
     summary = inspect_gguf(model)
     ctx = n_ctx or summary.context_length or 4096
@@ -130,12 +145,29 @@ def fit_table(model: Path, n_ctx: int | None, budget: int, qtypes: tuple[QuantTy
     for quant in chosen:
         weights = sizes.get(quant.name)
         if weights is None:
-            rows.append(TypeFit(quant.name, None, None, None, False, quant.needs_imatrix,
-                                "llama.cpp cannot make this type for this model"))
+            rows.append(
+                TypeFit(
+                    quant.name,
+                    None,
+                    None,
+                    None,
+                    False,
+                    quant.needs_imatrix,
+                    "llama.cpp cannot make this type for this model",
+                )
+            )
             continue
         memory = estimate_memory(summary, n_vocab, weights, ctx).total
-        rows.append(TypeFit(quant.name, round(8 * weights / summary.parameters, 2), weights, memory,
-                            memory <= budget, quant.needs_imatrix))
+        rows.append(
+            TypeFit(
+                quant.name,
+                round(8 * weights / summary.parameters, 2),
+                weights,
+                memory,
+                memory <= budget,
+                quant.needs_imatrix,
+            )
+        )
     return rows
 
 

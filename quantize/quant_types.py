@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llamadesk.app.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,12 @@ TENSOR_LINE = re.compile(r"^\[\s*(?P<index>\d+)/\s*(?P<total>\d+)\]\s+(?P<name>\
 MODEL_SIZE_LINE = re.compile(r"model size\s*=\s*(?P<mib>[\d.]+) MiB")
 QUANT_SIZE_LINE = re.compile(r"quant size\s*=\s*(?P<mib>[\d.]+) MiB \((?P<bpw>[\d.]+) BPW\)")
 FAILURE_LINE = re.compile(r"failed to quantize: (?P<reason>.*)")
-NEEDS_IMATRIX_MARKERS = ("requires an imatrix", "requires an importance matrix", "will require an imatrix", "Missing importance matrix")
+NEEDS_IMATRIX_MARKERS = (
+    "requires an imatrix",
+    "requires an importance matrix",
+    "will require an imatrix",
+    "Missing importance matrix",
+)
 FALLBACK_LINE = re.compile(r"(?P<count>\d+) of (?P<total>\d+) tensor\(s\) required fallback")
 
 

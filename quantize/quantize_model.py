@@ -17,15 +17,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from llamadesk.app.atomic_file import atomic_output
-from llamadesk.app.errors import BadInputError, LlamadeskError
-
-from .quantize_request import DONE_MARKER, QuantizeRequest
-from .quant_types import FLOAT_TYPES, QuantType, find_quant_type
-from .quantize_log import QuantizeReport, TensorProgress, read_line
+from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.quantize_request import DONE_MARKER, QuantizeRequest
+from llamadesk.quantize.quant_types import FLOAT_TYPES, QuantType, find_quant_type
+from llamadesk.quantize.quantize_log import QuantizeReport, TensorProgress, read_line
 
 ProgressCallback = Callable[[TensorProgress], None]
-WORKER_MODULE = "llamadesk.quantize.llama_quantizer"
+WORKER_MODULE = "llamadesk.app.engine.llama_quantizer"
 # Below this much free space after a failed write, the disk being full is the likely cause.
 FULL_DISK_SLACK = 64 * 1024 * 1024
 
@@ -39,7 +38,7 @@ def quantized_types(path: Path) -> list[str]:
     """The quantized ggml types among a GGUF's matrices (empty for an f32/f16/bf16 file)."""
     # Imported here: the header reader needs numpy and gguf (~0.1 s), which quantize_gguf()
     # imports while the quantizer child starts rather than before.
-    from llamadesk.app.gguf_file import open_header
+    from llamadesk.app.core.gguf_file import open_header
 
     header = open_header(path)
     return sorted({t.ggml_type.name for t in header.tensors if t.ggml_type.name not in FLOAT_TYPES})
@@ -73,7 +72,7 @@ def check_imatrix(qtype: QuantType, imatrix: Path | None) -> None:
             "pass --imatrix FILE (from `llamadesk imatrix`), or choose a type such as Q2_K, Q3_K_M or Q4_K_M"
         )
     if imatrix is not None:
-        from .imatrix_file import read_imatrix  # numpy: only when a matrix is given
+        from llamadesk.app.core.imatrix_file import read_imatrix  # numpy: only when a matrix is given
 
         read_imatrix(imatrix)  # a bad file is reported now, not by the child mid-way
 
@@ -89,8 +88,13 @@ class QuantizerProcess:
     def __init__(self) -> None:
         self._count = 0
         self._child = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+            [sys.executable, "-m", WORKER_MODULE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
         )
 
     def __enter__(self) -> QuantizerProcess:
@@ -165,15 +169,19 @@ def _write_failure_reason(target: Path, partial: Path) -> str | None:
     written = partial.stat().st_size if partial.exists() else 0
     soft_limit = _file_size_limit()
     if soft_limit is not None and written >= soft_limit - FULL_DISK_SLACK:
-        return (f"writing {target} stopped at the file-size limit for this process ({soft_limit} bytes, "
-                "see `ulimit -f`); raise the limit or quantize to a smaller type")
+        return (
+            f"writing {target} stopped at the file-size limit for this process ({soft_limit} bytes, "
+            "see `ulimit -f`); raise the limit or quantize to a smaller type"
+        )
     free = shutil.disk_usage(target.parent if str(target.parent) else ".").free
     if free < FULL_DISK_SLACK:
         return f"the disk is full while writing {target}; free some space (or choose another -o) and try again"
     return None
 
 
-def _failure(status: int, report: QuantizeReport, request: QuantizeRequest, target: Path, partial: Path) -> LlamadeskError:
+def _failure(
+    status: int, report: QuantizeReport, request: QuantizeRequest, target: Path, partial: Path
+) -> LlamadeskError:
     if report.needs_imatrix:
         return BadInputError("this type needs an importance matrix for this model; pass --imatrix FILE")
     if (reason := _write_failure_reason(target, partial)) is not None:
@@ -217,8 +225,12 @@ def quantize_gguf(
         raise BadInputError(f"the output {target} is the input; choose another -o")
     with QuantizerProcess() as quantizer, atomic_output(target, force) as partial:
         request = QuantizeRequest(
-            input=str(input_path), output=str(partial), ftype=quant.ftype, threads=threads or 0,
-            allow_requantize=allow_requantize, imatrix=str(imatrix_path) if imatrix_path else None,
+            input=str(input_path),
+            output=str(partial),
+            ftype=quant.ftype,
+            threads=threads or 0,
+            allow_requantize=allow_requantize,
+            imatrix=str(imatrix_path) if imatrix_path else None,
         )
         quantizer.send([request])
         # While llama.cpp starts on it: reading the header (~0.2 s with numpy's and gguf's imports)
@@ -242,6 +254,6 @@ def quantized_sizes(input: Path | str, qtypes: list[QuantType]) -> dict[str, int
     ]
     return {
         quant.name: report.output_bytes
-        for quant, (status, report) in zip(qtypes, run_quantizer(requests))
+        for quant, (status, report) in zip(qtypes, run_quantizer(requests), strict=False)
         if status == 0 and report.output_bytes is not None
     }

@@ -29,14 +29,14 @@ def llamadesk_home() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
-    from llamadesk.app.starter_models import starter_path
+    from llamadesk.app.library.starters import starter_path
 
     return starter_path("smollm2")
 
 
 @pytest.fixture(scope="session")
 def gemma_path() -> Path:
-    from llamadesk.app.starter_models import starter_path
+    from llamadesk.app.library.starters import starter_path
 
     return starter_path("gemma3-270m")
 
@@ -51,12 +51,24 @@ def smollm2_engine(smollm2_path):
         yield engine
 
 
-def run_cli(*args: str, input: str | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, input: str | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed `llamadesk` console script as a user would."""
     return subprocess.run(
-        [str(LLAMADESK), *args], input=input, capture_output=True, text=True, timeout=timeout,
+        [str(LLAMADESK), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture(scope="session")
+def checkpoints_root(tmp_path_factory) -> Path:
+    """Where this session's random checkpoints are built (tests.fixtures.random_checkpoints.build)."""
+    return tmp_path_factory.mktemp("random-checkpoints")
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llamadesk.app.core.gguf_file import GGUFSummary
+from llamadesk.app.core.machine import SystemProbe
 from llamadesk.app.engine.build_info import BuildInfo, parse_system_info
 from llamadesk.app.engine.devices import BackendDevice
-from llamadesk.app.gguf_file import GGUFSummary
-from llamadesk.app.machine import SystemProbe
 
 GIB = 1024**3
 MIB = 1024**2
 
 
-def probe(system: str, arch: str, files: dict[str, str], commands: dict[tuple[str, ...], str],
-          physical: int, logical: int, total: int, available: int, swap: int = 0) -> SystemProbe:
+def probe(
+    system: str,
+    arch: str,
+    files: dict[str, str],
+    commands: dict[tuple[str, ...], str],
+    physical: int,
+    logical: int,
+    total: int,
+    available: int,
+    swap: int = 0,
+) -> SystemProbe:
     return SystemProbe(
         system=system,
         arch=arch,
@@ -35,17 +44,30 @@ def probe(system: str, arch: str, files: dict[str, str], commands: dict[tuple[st
 
 _LAPTOP_FILES = {
     "/proc/cpuinfo": "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: 12th Gen Intel(R) Core(TM) i7-12700H\n"
-                     "flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 avx_vnni bmi2\n",
+    "flags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 avx_vnni bmi2\n",
     "/sys/devices/cpu_core/cpus": "0-11\n",
     "/sys/devices/cpu_atom/cpus": "12-19\n",
-    **{f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list": f"{c - c % 2}-{c - c % 2 + 1}\n"
-       for c in range(12)},
+    **{
+        f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list": f"{c - c % 2}-{c - c % 2 + 1}\n"
+        for c in range(12)
+    },
 }
 CUDA_LAPTOP = probe(
-    "Linux", "x86_64", _LAPTOP_FILES,
-    {("nvidia-smi", "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"):
-     "NVIDIA GeForce RTX 4070 Laptop GPU, 8188, 7710\n"},
-    physical=14, logical=20, total=32 * GIB, available=26 * GIB, swap=8 * GIB,
+    "Linux",
+    "x86_64",
+    _LAPTOP_FILES,
+    {
+        (
+            "nvidia-smi",
+            "--query-gpu=name,memory.total,memory.free",
+            "--format=csv,noheader,nounits",
+        ): "NVIDIA GeForce RTX 4070 Laptop GPU, 8188, 7710\n"
+    },
+    physical=14,
+    logical=20,
+    total=32 * GIB,
+    available=26 * GIB,
+    swap=8 * GIB,
 )
 
 
@@ -56,49 +78,72 @@ def build(system_info: str, gpu_offload: bool) -> BuildInfo:
 
 LAPTOP_CPU_BUILD = build(
     "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | "
-    "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ", gpu_offload=False)
+    "LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ",
+    gpu_offload=False,
+)
 LAPTOP_CUDA_BUILD = build(
     "CUDA : ARCHS = 890 | USE_GRAPHS = 1 | PEER_MAX_BATCH_SIZE = 128 | CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | "
     "AVX_VNNI = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ",
-    gpu_offload=True)
+    gpu_offload=True,
+)
 CPU_DEVICE = BackendDevice("CPU", "12th Gen Intel(R) Core(TM) i7-12700H", "cpu", 26 * GIB, 32 * GIB)
 CUDA_DEVICE = BackendDevice("CUDA0", "NVIDIA GeForce RTX 4070 Laptop GPU", "gpu", 7710 * MIB, 8188 * MIB)
 
 # -- an M2 Pro Mac: 8 performance + 4 efficiency cores, 32 GB unified memory --------------------
 
 M2_MAC = probe(
-    "Darwin", "arm64", {},
-    {("sysctl", "-n", "machdep.cpu.brand_string"): "Apple M2 Pro\n",
-     ("sysctl", "-n", "hw.perflevel0.physicalcpu"): "8\n",
-     ("sysctl", "-n", "hw.nperflevels"): "2\n"},
-    physical=12, logical=12, total=32 * GIB, available=20 * GIB, swap=0,
+    "Darwin",
+    "arm64",
+    {},
+    {
+        ("sysctl", "-n", "machdep.cpu.brand_string"): "Apple M2 Pro\n",
+        ("sysctl", "-n", "hw.perflevel0.physicalcpu"): "8\n",
+        ("sysctl", "-n", "hw.nperflevels"): "2\n",
+    },
+    physical=12,
+    logical=12,
+    total=32 * GIB,
+    available=20 * GIB,
+    swap=0,
 )
 MAC_METAL_BUILD = build(
     "Metal : EMBED_LIBRARY = 1 | CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | MATMUL_INT8 = 1 | "
-    "ACCELERATE = 1 | REPACK = 1 | ", gpu_offload=True)
+    "ACCELERATE = 1 | REPACK = 1 | ",
+    gpu_offload=True,
+)
 MAC_CPU_BUILD = build(
     "CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | MATMUL_INT8 = 1 | ACCELERATE = 1 | REPACK = 1 | ",
-    gpu_offload=False)
+    gpu_offload=False,
+)
 # Metal reports the GPU's recommended working set (about 2/3 of 32 GB) as its memory.
 METAL_DEVICE = BackendDevice("Metal", "Apple M2 Pro", "gpu", int(21.3 * GIB), int(21.3 * GIB))
 
 # -- a Raspberry Pi 5, 8 GB, Raspberry Pi OS 64-bit (Bookworm's default 100 MB swap) -------------
 
-_PI_CPUINFO = "".join(
-    f"processor\t: {n}\nBogoMIPS\t: 108.00\n"
-    "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
-    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n"
-    for n in range(4)
-) + "Revision\t: d04170\nSerial\t\t: 0123456789abcdef\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
+_PI_CPUINFO = (
+    "".join(
+        f"processor\t: {n}\nBogoMIPS\t: 108.00\n"
+        "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n"
+        for n in range(4)
+    )
+    + "Revision\t: d04170\nSerial\t\t: 0123456789abcdef\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
+)
 PI5 = probe(
-    "Linux", "aarch64",
+    "Linux",
+    "aarch64",
     {"/proc/cpuinfo": _PI_CPUINFO, "/proc/device-tree/model": "Raspberry Pi 5 Model B Rev 1.0\x00"},
     {},
-    physical=4, logical=4, total=8 * GIB, available=7 * GIB, swap=100 * MIB,
+    physical=4,
+    logical=4,
+    total=8 * GIB,
+    available=7 * GIB,
+    swap=100 * MIB,
 )
 PI_NATIVE_BUILD = build(
     "CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ",
-    gpu_offload=False)
+    gpu_offload=False,
+)
 PI_GENERIC_BUILD = build("CPU : NEON = 1 | ARM_FMA = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ", gpu_offload=False)
 PI_DEVICE = BackendDevice("CPU", "Cortex-A76", "cpu", 7 * GIB, 8 * GIB)
 

@@ -8,8 +8,9 @@ import numpy as np
 from gguf import GGUFWriter, LlamaFileType
 
 
-def tiny_gguf_bytes(tmp_dir: Path, name: str, file_type: str = "Q4_K_M", floats: int = 4096,
-                    split: tuple[int, int] | None = None) -> bytes:
+def tiny_gguf_bytes(
+    tmp_dir: Path, name: str, file_type: str = "Q4_K_M", floats: int = 4096, split: tuple[int, int] | None = None
+) -> bytes:
     """A llama-architecture GGUF header with one f32 tensor of `floats` values (not runnable,
     but every reader llamadesk uses accepts it). `split=(index, count)` writes a split part:
     only part 1 carries the model metadata, as llama.cpp's gguf-split does."""

@@ -99,11 +99,21 @@ class StandinRepo:
         siblings = [self.sibling(n) if with_blobs else {"rfilename": n} for n in self.listed_names()]
         tags = list(self.tags) + (["gguf"] if any(n.endswith(".gguf") for n in self.files) else [])
         return {
-            "_id": self.commit[:24], "id": self.repo_id, "modelId": self.repo_id,
-            "author": self.repo_id.split("/")[0], "sha": self.commit, "lastModified": self.last_modified,
-            "createdAt": "2025-06-01T00:00:00.000Z", "private": False, "disabled": False,
-            "gated": "manual" if self.gated else False, "downloads": self.downloads, "likes": self.likes,
-            "tags": tags, "library_name": "gguf" if "gguf" in tags else "transformers", "siblings": siblings,
+            "_id": self.commit[:24],
+            "id": self.repo_id,
+            "modelId": self.repo_id,
+            "author": self.repo_id.split("/")[0],
+            "sha": self.commit,
+            "lastModified": self.last_modified,
+            "createdAt": "2025-06-01T00:00:00.000Z",
+            "private": False,
+            "disabled": False,
+            "gated": "manual" if self.gated else False,
+            "downloads": self.downloads,
+            "likes": self.likes,
+            "tags": tags,
+            "library_name": "gguf" if "gguf" in tags else "transformers",
+            "siblings": siblings,
         }
 
 
@@ -156,9 +166,14 @@ class HubStandin:
     def env(self, hf_home: Path, token: str | None = None, offline: bool = False) -> dict[str, str]:
         """Environment for a huggingface-hub client that talks to this stand-in only."""
         env = {
-            "HF_ENDPOINT": self.url, "HF_HOME": str(hf_home), "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": token or "",
-            "HF_HUB_OFFLINE": "1" if offline else "0", "HF_HUB_ETAG_TIMEOUT": "10",
+            "HF_ENDPOINT": self.url,
+            "HF_HOME": str(hf_home),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_TOKEN": token or "",
+            "HF_HUB_OFFLINE": "1" if offline else "0",
+            "HF_HUB_ETAG_TIMEOUT": "10",
             "HF_HUB_DOWNLOAD_TIMEOUT": "10",
         }
         return env
@@ -192,7 +207,9 @@ class HubStandin:
     # --- queries for tests --------------------------------------------------------------------
 
     def file_requests(self, filename: str, method: str = "GET") -> list[RecordedRequest]:
-        return [r for r in self.requests if r.method == method and "/resolve/" in r.path and r.path.endswith("/" + filename)]
+        return [
+            r for r in self.requests if r.method == method and "/resolve/" in r.path and r.path.endswith("/" + filename)
+        ]
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -255,7 +272,9 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         parts = urlsplit(self.path)
-        self.hub.record(RecordedRequest(self.command, unquote(parts.path), {k.lower(): v for k, v in self.headers.items()}))
+        self.hub.record(
+            RecordedRequest(self.command, unquote(parts.path), {k.lower(): v for k, v in self.headers.items()})
+        )
         query = parse_qs(parts.query)
         path = parts.path
         if self.command == "GET" and path == "/api/models":
@@ -279,7 +298,8 @@ class _HubHandler(BaseHTTPRequestHandler):
         words = query.get("search", [""])[0].lower().split()
         wanted_tags = query.get("filter", [])
         found = [
-            r for r in self.hub.repos.values()
+            r
+            for r in self.hub.repos.values()
             if all(w in r.repo_id.lower() for w in words) and all(t in r.info(False)["tags"] for t in wanted_tags)
         ]
         found.sort(key=lambda r: r.downloads, reverse=True)
@@ -333,16 +353,23 @@ class _HubHandler(BaseHTTPRequestHandler):
         if repo is None:
             return
         if repo.gated and not self._authorized():
-            self._error(401, "GatedRepo", f"Access to model {repo.repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in.", repo)
+            self._error(
+                401,
+                "GatedRepo",
+                f"Access to model {repo.repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in.",
+                repo,
+            )
             return
         name = unquote(match["path"])
         file = repo.files.get(name)
         if file is None:
-            self._error(404, "EntryNotFound", f"{name} does not exist on \"main\"", repo)
+            self._error(404, "EntryNotFound", f'{name} does not exist on "main"', repo)
             return
         data = file.served_bytes()
         headers = {
-            "ETag": f'"{file.etag}"', "X-Repo-Commit": repo.commit, "Accept-Ranges": "bytes",
+            "ETag": f'"{file.etag}"',
+            "X-Repo-Commit": repo.commit,
+            "Accept-Ranges": "bytes",
             "Content-Type": "application/octet-stream",
         }
         if file.lfs:

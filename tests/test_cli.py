@@ -153,8 +153,10 @@ def test_a_light_command_imports_only_what_it_uses():
     import subprocess
     import sys
 
-    probe = ("import sys; from llamadesk.app.cli import main; main(['quantize', '--list-types']); "
-             "print(sorted(m for m in ('numpy', 'gguf', 'huggingface_hub', 'textual', 'llama_cpp') if m in sys.modules))")
+    probe = (
+        "import sys; from llamadesk.app.cli import main; main(['quantize', '--list-types']); "
+        "print(sorted(m for m in ('numpy', 'gguf', 'huggingface_hub', 'textual', 'llama_cpp') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"

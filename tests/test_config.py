@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from llamadesk.app.config import Config, config_path, load_config, save_config
-from llamadesk.app.errors import BadInputError
-from llamadesk.app.settings_input import parse_settings, settings_fields
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.settings.input_fields import parse_settings, settings_fields
+from llamadesk.app.settings.user_config import Config, config_path, load_config, save_config
 
 
 def test_missing_file_gives_defaults_and_the_file_lives_under_llamadesk_home(tmp_path, llamadesk_home):

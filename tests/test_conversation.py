@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llamadesk.app.conversation import (
+from llamadesk.app.chat.context_fit import (
     DROP_SLACK_SHARE,
     TRUNCATION_MARK,
     build_messages,
@@ -39,7 +39,7 @@ def test_a_long_conversation_drops_the_oldest_turns_and_keeps_the_system_prompt(
     fitted = fit_context("Be nice.", turns, count_words, n_ctx=n_ctx, max_tokens=max_tokens)
     assert fitted.messages[0] == {"role": "system", "content": "Be nice."}
     assert fitted.messages[-1] == {"role": "user", "content": "last question"}
-    assert fitted.messages[1:] == turns[fitted.memory_start:]
+    assert fitted.messages[1:] == turns[fitted.memory_start :]
     assert turns[fitted.memory_start]["role"] == "user"  # memory never begins with a reply
     assert fitted.prompt_tokens <= n_ctx - max_tokens - int(n_ctx * DROP_SLACK_SHARE)
     # ...and it dropped no more than it had to: one more turn would not leave the slack.
@@ -79,5 +79,9 @@ def test_reply_reserve_is_the_limit_capped_at_half_the_context():
 
 
 def test_turn_starts_are_user_messages():
-    turns = [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    turns = [
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a"},
+    ]
     assert turn_starts(turns) == [1]

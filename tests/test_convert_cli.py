@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from llamadesk.app.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import plan_conversion, write_gguf
 from tests.conftest import run_cli
-from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
+from tests.fixtures.random_checkpoints import build
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,9 @@ class RunsCode:
 def test_pickle_calling_os_system_is_refused_with_exit_2_and_nothing_runs(llama2, tmp_path):
     marker = tmp_path / "pwned"
     (llama2 / "model.safetensors").unlink()
-    torch.save({"model.embed_tokens.weight": torch.ones(2, 2), "x": RunsCode(f"touch {marker}")}, llama2 / "pytorch_model.bin")
+    torch.save(
+        {"model.embed_tokens.weight": torch.ones(2, 2), "x": RunsCode(f"touch {marker}")}, llama2 / "pytorch_model.bin"
+    )
     result = run_cli("convert", str(llama2), "-o", str(tmp_path / "out.gguf"))
     assert_one_line_error(result, 2, "refused", "system")
     assert not marker.exists() and not (tmp_path / "out.gguf").exists()
@@ -85,7 +87,9 @@ def test_truncated_zip(checkpoints_root, tmp_path):
 @pytest.mark.slow
 def test_config_with_a_missing_key(llama2, tmp_path):
     _edit_config(llama2, num_hidden_layers=None)
-    assert_one_line_error(run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf")), 2, "missing 'num_hidden_layers'")
+    assert_one_line_error(
+        run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf")), 2, "missing 'num_hidden_layers'"
+    )
 
 
 @pytest.mark.slow
@@ -157,7 +161,9 @@ def test_verify_passes_and_the_result_joins_the_library(checkpoints_root, own_ho
 @pytest.mark.slow
 def test_failed_verification_keeps_no_file(checkpoints_root, tmp_path):
     out = tmp_path / "o.gguf"
-    result = run_cli("convert", str(build("llama3", checkpoints_root)), "-o", str(out), "--verify", "--pre-tokenizer", "gpt-2")
+    result = run_cli(
+        "convert", str(build("llama3", checkpoints_root)), "-o", str(out), "--verify", "--pre-tokenizer", "gpt-2"
+    )
     assert result.returncode == 1
     assert "verification failed" in result.stderr and "not kept" in result.stderr
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name != "home"] == []
@@ -210,8 +216,17 @@ def test_conversion_needs_neither_torch_nor_its_companions(checkpoints_root, tmp
         "assert not any(m in sys.modules and sys.modules[m] for m in ('torch', 'transformers'))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, str(build("meta_2shards", checkpoints_root)), str(build("llama3", checkpoints_root)), str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(build("meta_2shards", checkpoints_root)),
+            str(build("llama3", checkpoints_root)),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "a.gguf").stat().st_size > 0 and (tmp_path / "b.gguf").stat().st_size > 0
@@ -219,7 +234,7 @@ def test_conversion_needs_neither_torch_nor_its_companions(checkpoints_root, tmp
 
 @pytest.mark.slow
 def test_hub_repo_id_downloads_only_what_conversion_needs(checkpoints_root, tmp_path):
-    from llamadesk.app.gguf_file import inspect_gguf
+    from llamadesk.app.core.gguf_file import inspect_gguf
     from tests.hub_standin import HubStandin
 
     folder = build("llama3", checkpoints_root)

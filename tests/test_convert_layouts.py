@@ -16,7 +16,7 @@ import pytest
 
 from llamadesk.convert import convert_checkpoint, plan_conversion
 from tests.fixtures.logits_reference import llama_cpp_logits, llama_cpp_tokenize, transformers_logits
-from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
+from tests.fixtures.random_checkpoints import build
 
 PROMPTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -53,7 +53,7 @@ def test_layout_logits_and_tokens_match_the_source(layout, checkpoints_root, tmp
     reference = build(LAYOUTS[layout], checkpoints_root)
     output = convert_checkpoint(folder, tmp_path / f"{layout}.gguf", outtype="f32")
     sequences = [source_ids(folder, text) for text in PROMPTS]
-    for text, ids, got in zip(PROMPTS, sequences, llama_cpp_logits(output, sequences)):
+    for text, ids, got in zip(PROMPTS, sequences, llama_cpp_logits(output, sequences), strict=False):
         assert llama_cpp_tokenize(output, text) == ids, text
         if (folder / "tokenizer_config.json").exists():  # and as transformers tokenizes it
             from transformers import AutoTokenizer

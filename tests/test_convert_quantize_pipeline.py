@@ -7,13 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.gguf_file import inspect_gguf
+from llamadesk.app.core.gguf_file import inspect_gguf
 from tests.conftest import run_cli
 from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 LIBRARY_FIELDS = {
-    "name", "path", "architecture", "parameters", "quantization", "file_size", "context_length",
-    "has_chat_template", "origin", "eval_results", "fits",
+    "name",
+    "path",
+    "architecture",
+    "parameters",
+    "quantization",
+    "file_size",
+    "context_length",
+    "has_chat_template",
+    "origin",
+    "eval_results",
+    "fits",
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from llamadesk.app.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert.pretokenizers import llama_cpp_pre_tokenizer
 from llamadesk.convert.rotary import llama3_rope_factors
 from llamadesk.convert.safetensors_reader import read_safetensors
@@ -45,10 +45,12 @@ def test_safetensors_values_match_torch(tensors, tmp_path):
 
 
 def test_bf16_rounding_matches_torch():
-    values = np.concatenate([
-        np.random.default_rng(0).standard_normal(10000).astype(np.float32) * 100,
-        np.array([0.0, -0.0, np.inf, -np.inf, 1e-40, 3.0e38, 1.00390625, 1.01171875], dtype=np.float32),
-    ])
+    values = np.concatenate(
+        [
+            np.random.default_rng(0).standard_normal(10000).astype(np.float32) * 100,
+            np.array([0.0, -0.0, np.inf, -np.inf, 1e-40, 3.0e38, 1.00390625, 1.01171875], dtype=np.float32),
+        ]
+    )
     expected = torch.from_numpy(values).bfloat16().view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(float32_to_bf16_bits(values), expected)
     assert np.isnan(to_float32(float32_to_bf16_bits(np.array([np.nan], dtype=np.float32)), "BF16")).all()
@@ -57,8 +59,16 @@ def test_bf16_rounding_matches_torch():
 def test_torch_zip_reads_views_strides_and_nested_dicts(tmp_path):
     torch.manual_seed(1)
     base = torch.randn(5, 7)
-    state = {"model": {"a": base, "b": base.t(), "c": base[2:], "d": torch.randn(4).bfloat16(), "step": 3,
-                       "ids": torch.arange(5)}}
+    state = {
+        "model": {
+            "a": base,
+            "b": base.t(),
+            "c": base[2:],
+            "d": torch.randn(4).bfloat16(),
+            "step": 3,
+            "ids": torch.arange(5),
+        }
+    }
     torch.save(state, tmp_path / "c.pth")
     read = {t.name: t for t in read_torch_zip(tmp_path / "c.pth")}
     assert set(read) == {"model.a", "model.b", "model.c", "model.d"}  # integer buffers are not weights
@@ -79,8 +89,10 @@ class RunsCode:
 def test_pickle_that_names_any_other_global_is_refused_and_nothing_runs(call, tmp_path):
     marker = tmp_path / "ran"
     payload = {
-        os.system: f"touch {marker}", eval: f"open({str(marker)!r}, 'w')",
-        exec: f"open({str(marker)!r}, 'w')", __import__: "antigravity",
+        os.system: f"touch {marker}",
+        eval: f"open({str(marker)!r}, 'w')",
+        exec: f"open({str(marker)!r}, 'w')",
+        __import__: "antigravity",
     }[call]
     torch.save({"weight": torch.ones(2), "evil": RunsCode(call, payload)}, tmp_path / "pytorch_model.bin")
     with pytest.raises(UnsafePickleError, match="refused") as err:
@@ -132,20 +144,32 @@ def test_llama3_rope_factors_match_transformers():
     from transformers import LlamaConfig
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 8192}
+    scaling = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
     config = LlamaConfig(hidden_size=4096, num_attention_heads=32, rope_theta=500000.0, rope_scaling=scaling)
     scaled, _ = ROPE_INIT_FUNCTIONS["llama3"](config, "cpu")
-    default, _ = ROPE_INIT_FUNCTIONS["default"](config, "cpu") if "default" in ROPE_INIT_FUNCTIONS else (
-        1.0 / 500000.0 ** (torch.arange(0, 128, 2).float() / 128), None)
+    default, _ = (
+        ROPE_INIT_FUNCTIONS["default"](config, "cpu")
+        if "default" in ROPE_INIT_FUNCTIONS
+        else (1.0 / 500000.0 ** (torch.arange(0, 128, 2).float() / 128), None)
+    )
     expected = (default / scaled).numpy()
     assert np.allclose(llama3_rope_factors(128, 500000.0, scaling), expected, rtol=1e-5)
 
 
 def test_pre_tokenizer_table_recognises_smollm_and_refuses_the_unknown():
-    smollm = {"type": "Sequence", "pretokenizers": [
-        {"type": "Digits", "individual_digits": True},
-        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    smollm = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        ],
+    }
     assert llama_cpp_pre_tokenizer(smollm) == "smollm"
     assert llama_cpp_pre_tokenizer({"type": "ByteLevel", "add_prefix_space": False}) == "gpt-2"
     assert llama_cpp_pre_tokenizer({"type": "Whitespace"}) is None
@@ -158,19 +182,38 @@ def test_encoding_in_row_chunks_equals_encoding_at_once(outtype):
 
     values = np.random.default_rng(0).standard_normal((2100, 2048)).astype(np.float32)  # > one chunk
     for source_dtype, source in (("F32", values), ("BF16", float32_to_bf16_bits(values))):
-        chunked, whole = encode(source, source_dtype, OUTTYPES[outtype]), _encode_block(source, source_dtype, OUTTYPES[outtype])
+        chunked, whole = (
+            encode(source, source_dtype, OUTTYPES[outtype]),
+            _encode_block(source, source_dtype, OUTTYPES[outtype]),
+        )
         assert chunked.shape == whole.shape and np.array_equal(chunked.view(np.uint8), whole.view(np.uint8))
 
 
 def test_hub_download_takes_one_weight_format_and_the_tokenizer():
     from llamadesk.convert.source_location import files_to_download, looks_like_repo_id
 
-    repo = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
-            "model.safetensors.index.json", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json",
-            "original/consolidated.00.pth", "README.md", "onnx/model.onnx", "special_tokens_map.json"]
+    repo = [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "original/consolidated.00.pth",
+        "README.md",
+        "onnx/model.onnx",
+        "special_tokens_map.json",
+    ]
     wanted = files_to_download(repo)
     assert "pytorch_model.bin" not in wanted and "onnx/model.onnx" not in wanted
     assert "original/consolidated.00.pth" not in wanted
-    assert {"model-00001-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "config.json"} <= set(wanted)
-    assert files_to_download(["config.json", "pytorch_model.bin", "tokenizer.model"]) == ["config.json", "tokenizer.model", "pytorch_model.bin"]
+    assert {"model-00001-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "config.json"} <= set(
+        wanted
+    )
+    assert files_to_download(["config.json", "pytorch_model.bin", "tokenizer.model"]) == [
+        "config.json",
+        "tokenizer.model",
+        "pytorch_model.bin",
+    ]
     assert looks_like_repo_id("HuggingFaceTB/SmolLM2-135M-Instruct") and not looks_like_repo_id("./model")

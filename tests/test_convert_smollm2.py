@@ -63,7 +63,7 @@ def converted(smollm2_folder, tmp_path_factory):
 def test_logits_match_transformers(outtype, tolerance, converted, reference):
     logits, tokenizer = reference
     sequences = [tokenizer(prompt)["input_ids"] for prompt in PROMPTS]
-    for prompt, ids, got in zip(PROMPTS, sequences, llama_cpp_logits(converted[outtype], sequences)):
+    for prompt, ids, got in zip(PROMPTS, sequences, llama_cpp_logits(converted[outtype], sequences), strict=False):
         expected = logits(ids)
         assert (got.argmax(-1) == expected.argmax(-1)).all(), prompt
         assert np.abs(got - expected).max() < tolerance, prompt
@@ -79,7 +79,7 @@ def test_token_ids_match_the_hf_tokenizer(language, converted, reference):
 
 @pytest.mark.slow
 def test_chat_template_and_special_tokens_carried_over(converted, smollm2_folder):
-    from llamadesk.app.gguf_file import inspect_gguf
+    from llamadesk.app.core.gguf_file import inspect_gguf
 
     fields = inspect_gguf(converted["f16"]).metadata
     assert fields["tokenizer.chat_template"] == (smollm2_folder / "chat_template.jinja").read_text()
@@ -98,8 +98,13 @@ def test_ctrl_c_during_conversion_exits_130_and_leaves_no_file(smollm2_folder, t
     from tests.conftest import LLAMADESK
 
     out = tmp_path / "smollm2.gguf"
-    process = subprocess.Popen([str(LLAMADESK), "convert", str(smollm2_folder), "-o", str(out), "--outtype", "f32"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    process = subprocess.Popen(
+        [str(LLAMADESK), "convert", str(smollm2_folder), "-o", str(out), "--outtype", "f32"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".smollm2.gguf.*.part")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)  # wait until it is writing

@@ -10,10 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from llamadesk.app.doctor_report import DoctorFacts, build_report, format_report
+from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.engine.fitted_settings import ALL_LAYERS
 from llamadesk.app.engine.types import LoadSettings
-from llamadesk.app.machine import MachineFacts, machine_facts
-from llamadesk.app.runtime_settings import ALL_LAYERS
+from llamadesk.app.settings.doctor_report import DoctorFacts, build_report, format_report
 from tests import fake_machines as fm
 from tests.conftest import run_cli
 
@@ -22,9 +22,15 @@ PYTHON = "/home/me/.venv/bin/python"
 
 def facts(probe, build, devices, model, requested=LoadSettings(), machine: MachineFacts | None = None) -> DoctorFacts:
     return DoctorFacts(
-        python_version="3.11.9", python_executable=PYTHON, build=build, devices=devices,
-        machine=machine or machine_facts(probe), models_dir=Path("/home/me/.local/share/llamadesk/models"),
-        disk_free=100 * fm.GIB, model=model, requested=requested,
+        python_version="3.11.9",
+        python_executable=PYTHON,
+        build=build,
+        devices=devices,
+        machine=machine or machine_facts(probe),
+        models_dir=Path("/home/me/.local/share/llamadesk/models"),
+        disk_free=100 * fm.GIB,
+        model=model,
+        requested=requested,
     )
 
 
@@ -126,7 +132,10 @@ def test_cuda_laptop_with_a_cuda_build_offloads_what_fits() -> None:
     assert small.data["warnings"] == []
     assert small.data["build"]["backend"] == "CUDA"
     assert small.data["settings"]["n_gpu_layers"] == ALL_LAYERS
-    assert "all 32 layers fit in 7.5 GiB free on NVIDIA GeForce RTX 4070" in small.data["settings"]["reasons"]["n_gpu_layers"]
+    assert (
+        "all 32 layers fit in 7.5 GiB free on NVIDIA GeForce RTX 4070"
+        in small.data["settings"]["reasons"]["n_gpu_layers"]
+    )
     big = build_report(facts(fm.CUDA_LAPTOP, fm.LAPTOP_CUDA_BUILD, devices, fm.LLAMA_13B))
     assert 0 < big.data["settings"]["n_gpu_layers"] < 40
     assert "of 40 layers" in big.data["settings"]["reasons"]["n_gpu_layers"]
@@ -169,8 +178,9 @@ def test_m2_mac_with_a_cpu_only_build_gets_the_metal_command() -> None:
 
 
 def test_pi5_profile_settings_and_advice() -> None:
-    report = build_report(facts(fm.PI5, fm.PI_NATIVE_BUILD, (fm.PI_DEVICE,), fm.LLAMA_1B_Q4_0,
-                                requested=LoadSettings(n_ctx=2048)))
+    report = build_report(
+        facts(fm.PI5, fm.PI_NATIVE_BUILD, (fm.PI_DEVICE,), fm.LLAMA_1B_Q4_0, requested=LoadSettings(n_ctx=2048))
+    )
     m = report.data["machine"]
     assert m["board"] == "Raspberry Pi 5 Model B Rev 1.0" and m["cpu_model"] == "Cortex-A76"
     s = report.data["settings"]
@@ -215,6 +225,13 @@ def test_a_gpu_too_full_for_one_layer_is_reported_unless_the_user_chose_zero() -
     full = dataclasses.replace(fm.CUDA_DEVICE, free_memory=300 * fm.MIB)
     report = build_report(facts(fm.CUDA_LAPTOP, fm.LAPTOP_CUDA_BUILD, (fm.CPU_DEVICE, full), fm.LLAMA_13B))
     assert report.data["settings"]["n_gpu_layers"] == 0 and "not one layer" in problems(report)
-    chosen = build_report(facts(fm.CUDA_LAPTOP, fm.LAPTOP_CUDA_BUILD, (fm.CPU_DEVICE, full), fm.LLAMA_13B,
-                                requested=LoadSettings(n_gpu_layers=0)))
+    chosen = build_report(
+        facts(
+            fm.CUDA_LAPTOP,
+            fm.LAPTOP_CUDA_BUILD,
+            (fm.CPU_DEVICE, full),
+            fm.LLAMA_13B,
+            requested=LoadSettings(n_gpu_layers=0),
+        )
+    )
     assert chosen.data["warnings"] == []

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from llamadesk.app.chat_defaults import DEFAULT_SYSTEM_PROMPT
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
 from llamadesk.app.engine.utf8_stream import Utf8Stream
-from llamadesk.app.errors import BadInputError
+from llamadesk.app.settings.chat_defaults import DEFAULT_SYSTEM_PROMPT
 
 GREEDY = Sampling(temperature=0.0)
 
@@ -62,7 +62,9 @@ def test_stats_are_present_and_plausible(smollm2_engine):
 
 
 def test_max_tokens_ends_with_length(smollm2_engine):
-    _, done = collect(smollm2_engine.stream_chat(ask("Tell me a long story about a dragon."), Sampling(temperature=0.0, max_tokens=5)))
+    _, done = collect(
+        smollm2_engine.stream_chat(ask("Tell me a long story about a dragon."), Sampling(temperature=0.0, max_tokens=5))
+    )
     assert done.stats.generated_tokens == 5 and done.stats.stop_reason == "length"
 
 
@@ -85,6 +87,7 @@ def _stream_in_thread(engine, tokens, sampling):
                 state["pieces"] += 1
             else:
                 state["done"] = event
+
     thread = threading.Thread(target=run)
     thread.start()
     started.wait()
@@ -175,13 +178,15 @@ def test_completion_with_the_base_gemma_model(gemma_path):
 
     with Engine.load(gemma_path, LoadSettings(n_ctx=512)) as engine:
         assert not engine.has_chat_template
-        text, done = collect(engine.stream_completion("English: Good morning.\nFrench:", Sampling(temperature=0.0, max_tokens=8)))
+        text, done = collect(
+            engine.stream_completion("English: Good morning.\nFrench:", Sampling(temperature=0.0, max_tokens=8))
+        )
     assert "Bonjour" in text or "bonjour" in text
     assert done.stats.generated_tokens >= 1
 
 
 def test_a_second_reply_while_one_streams_is_refused(smollm2_engine):
-    from llamadesk.app.errors import LlamadeskError
+    from llamadesk.app.core.errors import LlamadeskError
 
     first = smollm2_engine.stream_chat(ask("Count to ten."), Sampling(temperature=0.0, max_tokens=5))
     next(first)

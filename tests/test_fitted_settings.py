@@ -11,31 +11,33 @@ import itertools
 
 import pytest
 
-from llamadesk.app.engine.types import LoadSettings
-from llamadesk.app.errors import BadInputError, LlamadeskError
-from llamadesk.app.machine import MachineFacts, machine_facts
-from llamadesk.app.runtime_settings import (
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.core.memory_budget import kv_bytes_per_token, kv_cache_bytes, ram_reserve, vram_reserve
+from llamadesk.app.engine.fitted_settings import (
     ALL_LAYERS,
     DEFAULT_CONTEXT_CAP,
     MIN_CONTEXT,
     OffloadTarget,
     choose_settings,
-    kv_bytes_per_token,
-    kv_cache_bytes,
     offload_target,
-    ram_reserve,
-    vram_reserve,
 )
+from llamadesk.app.engine.types import LoadSettings
 from tests import fake_machines as fm
 
 GIB = fm.GIB
 
 
-def machine(available_gib: float, total_gib: float | None = None, physical: int = 8, performance: int | None = None) -> MachineFacts:
+def machine(
+    available_gib: float, total_gib: float | None = None, physical: int = 8, performance: int | None = None
+) -> MachineFacts:
     total = total_gib if total_gib is not None else available_gib * 1.25
     return MachineFacts(
-        physical_cores=physical, logical_cores=physical * 2, total_ram=int(total * GIB),
-        available_ram=int(available_gib * GIB), performance_cores=performance,
+        physical_cores=physical,
+        logical_cores=physical * 2,
+        total_ram=int(total * GIB),
+        available_ram=int(available_gib * GIB),
+        performance_cores=performance,
     )
 
 
@@ -148,8 +150,9 @@ MODELS = [fm.LLAMA_1B_Q4_0, fm.LLAMA_8B, fm.LLAMA_13B, fm.LLAMA_70B]
 BUDGETS_GIB = [2, 4, 7, 12, 24, 48, 96]
 
 
-@pytest.mark.parametrize("model,available", list(itertools.product(MODELS, BUDGETS_GIB)),
-                         ids=lambda v: getattr(v, "name", str(v)))
+@pytest.mark.parametrize(
+    "model,available", list(itertools.product(MODELS, BUDGETS_GIB)), ids=lambda v: getattr(v, "name", str(v))
+)
 def test_chosen_context_always_fits_or_loading_is_refused(model, available) -> None:
     facts = machine(available)
     try:
@@ -157,7 +160,9 @@ def test_chosen_context_always_fits_or_loading_is_refused(model, available) -> N
     except LlamadeskError as err:
         # Refused only when the weights (or the smallest context) really do not fit.
         assert "close other programs" in str(err)
-        assert model.tensor_bytes + ram_reserve(facts) + kv_cache_bytes(model, MIN_CONTEXT, "q8_0") > facts.available_ram
+        assert (
+            model.tensor_bytes + ram_reserve(facts) + kv_cache_bytes(model, MIN_CONTEXT, "q8_0") > facts.available_ram
+        )
         return
     kv = kv_cache_bytes(model, settings.n_ctx, settings.kv_cache_type)
     assert model.tensor_bytes + kv + ram_reserve(facts) <= facts.available_ram
@@ -223,10 +228,10 @@ def test_mmap_on_and_mlock_only_when_asked() -> None:
 @pytest.mark.parametrize("starter", ["smollm2", "gemma3-270m"])
 def test_the_largest_proposed_context_loads_here(starter: str) -> None:
     """The settings chosen for this machine load in llama.cpp and generate, at full context."""
+    from llamadesk.app.core.gguf_file import inspect_gguf
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import Sampling
-    from llamadesk.app.gguf_file import inspect_gguf
-    from llamadesk.app.starter_models import starter_path
+    from llamadesk.app.library.starters import starter_path
 
     path = starter_path(starter)
     expected = choose_settings(inspect_gguf(path), machine_facts(), None, LoadSettings())
@@ -241,9 +246,9 @@ def test_the_largest_proposed_context_loads_here(starter: str) -> None:
 @pytest.mark.slow
 def test_a_tight_budget_choice_with_q8_0_cache_loads_and_answers(smollm2_path) -> None:
     """What a small machine would be given (q8_0 KV, capped context) loads and answers here."""
+    from llamadesk.app.core.gguf_file import inspect_gguf
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import Sampling, TextPiece
-    from llamadesk.app.gguf_file import inspect_gguf
 
     summary = inspect_gguf(smollm2_path)
     # Room for the weights plus about 3000 tokens of f16 KV: less than the trained 8192.
@@ -254,8 +259,13 @@ def test_a_tight_budget_choice_with_q8_0_cache_loads_and_answers(smollm2_path) -
     assert chosen.kv_cache_type == "q8_0" and MIN_CONTEXT <= chosen.n_ctx < 8192
     with Engine.load(smollm2_path, LoadSettings(n_ctx=chosen.n_ctx, kv_cache_type=chosen.kv_cache_type)) as engine:
         assert engine.n_ctx == chosen.n_ctx and engine.settings.kv_cache_type == "q8_0"
-        messages = [{"role": "system", "content": "You are a helpful assistant."},
-                    {"role": "user", "content": "What is the capital of France?"}]
-        text = "".join(e.text for e in engine.stream_chat(messages, Sampling(temperature=0, max_tokens=24))
-                       if isinstance(e, TextPiece))
+        messages = [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ]
+        text = "".join(
+            e.text
+            for e in engine.stream_chat(messages, Sampling(temperature=0, max_tokens=24))
+            if isinstance(e, TextPiece)
+        )
     assert "Paris" in text

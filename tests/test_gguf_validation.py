@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from gguf import GGUFReader, GGUFWriter
 
-from llamadesk.app.errors import BadInputError
-from llamadesk.app.gguf_file import inspect_gguf
-from llamadesk.app.gguf_header import read_gguf_header
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_file import inspect_gguf
+from llamadesk.app.core.gguf_header import read_gguf_header
 
 
 def write_tiny_gguf(path: Path) -> Path:
@@ -53,7 +53,9 @@ def test_summary_of_the_starter_model(smollm2_path):
     assert 130e6 < summary.parameters < 140e6 and summary.size_label == "135M"
     assert summary.has_chat_template
     # 30 layers x 3 KV heads x (64 + 64) x 2 bytes
-    assert summary.kv_bytes_per_token_f16 == 30 * 3 * 128 * 2
+    from llamadesk.app.core.memory_budget import kv_bytes_per_token
+
+    assert kv_bytes_per_token(summary, "f16") == 30 * 3 * 128 * 2
 
 
 @pytest.mark.parametrize(

@@ -30,13 +30,21 @@ CLIENT = textwrap.dedent("""
 def test_huggingface_hub_client_calls_work_against_the_standin(tmp_path):
     weights = bytes(range(256)) * 4
     with HubStandin() as hub:
-        repo = hub.add_repo("org/Checkpoint", {
-            "config.json": StandinFile(b'{"model_type": "llama"}', lfs=False),
-            "model.safetensors": weights,
-            "tokenizer/tokenizer.json": StandinFile(b"{}", lfs=False),
-        })
-        done = subprocess.run([sys.executable, "-c", CLIENT], env={**os.environ, **hub.env(tmp_path / "hf")},
-                              capture_output=True, text=True, timeout=120)
+        repo = hub.add_repo(
+            "org/Checkpoint",
+            {
+                "config.json": StandinFile(b'{"model_type": "llama"}', lfs=False),
+                "model.safetensors": weights,
+                "tokenizer/tokenizer.json": StandinFile(b"{}", lfs=False),
+            },
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", CLIENT],
+            env={**os.environ, **hub.env(tmp_path / "hf")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         out = json.loads(done.stdout)
         sha256 = StandinFile(weights).sha256
@@ -54,9 +62,19 @@ def test_gated_files_need_the_standin_token(tmp_path):
     fetch = "from huggingface_hub import hf_hub_download as d; print(open(d('corp/Gated', 'a.gguf'), 'rb').read())"
     with HubStandin() as hub:
         hub.add_repo("corp/Gated", {"a.gguf": b"GGUF"}, gated=True)
-        refused = subprocess.run([sys.executable, "-c", fetch], env={**os.environ, **hub.env(tmp_path / "a")},
-                                 capture_output=True, text=True, timeout=60)
+        refused = subprocess.run(
+            [sys.executable, "-c", fetch],
+            env={**os.environ, **hub.env(tmp_path / "a")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.returncode != 0 and "GatedRepoError" in refused.stderr
-        allowed = subprocess.run([sys.executable, "-c", fetch], env={**os.environ, **hub.env(tmp_path / "b", token=STANDIN_TOKEN)},
-                                 capture_output=True, text=True, timeout=60)
+        allowed = subprocess.run(
+            [sys.executable, "-c", fetch],
+            env={**os.environ, **hub.env(tmp_path / "b", token=STANDIN_TOKEN)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert allowed.returncode == 0 and "b'GGUF'" in allowed.stdout, allowed.stderr

@@ -15,9 +15,25 @@ import pytest
 from tests.conftest import LLAMADESK, run_cli
 from tests.gguf_samples import tiny_gguf_bytes
 
-FIELDS = {"name", "path", "source", "architecture", "parameters", "size_label", "quantization", "file_size",
-          "context_length", "has_chat_template", "origin", "eval_results", "fits", "memory_needed",
-          "memory_available", "parts", "deletable"}
+FIELDS = {
+    "name",
+    "path",
+    "source",
+    "architecture",
+    "parameters",
+    "size_label",
+    "quantization",
+    "file_size",
+    "context_length",
+    "has_chat_template",
+    "origin",
+    "eval_results",
+    "fits",
+    "memory_needed",
+    "memory_available",
+    "parts",
+    "deletable",
+}
 
 
 @pytest.fixture
@@ -42,8 +58,18 @@ def test_models_json_shows_every_field_for_the_starter_models(home, smollm2_path
     models = listed(home)
     smol, gemma = models["smollm2"], models["gemma3-270m"]
     assert set(smol) == FIELDS and set(gemma) == FIELDS
-    assert (smol["architecture"], smol["quantization"], smol["context_length"], smol["has_chat_template"]) == ("llama", "Q4_1", 8192, True)
-    assert (gemma["architecture"], gemma["quantization"], gemma["context_length"], gemma["has_chat_template"]) == ("gemma3", "Q4_K_M", 32768, False)
+    assert (smol["architecture"], smol["quantization"], smol["context_length"], smol["has_chat_template"]) == (
+        "llama",
+        "Q4_1",
+        8192,
+        True,
+    )
+    assert (gemma["architecture"], gemma["quantization"], gemma["context_length"], gemma["has_chat_template"]) == (
+        "gemma3",
+        "Q4_K_M",
+        32768,
+        False,
+    )
     assert 130e6 < smol["parameters"] < 140e6 and smol["size_label"] == "135M"
     assert 260e6 < gemma["parameters"] < 280e6
     assert smol["file_size"] == smollm2_path.stat().st_size and gemma["file_size"] == gemma_path.stat().st_size
@@ -63,8 +89,12 @@ def test_made_model_shows_its_origin_and_eval_results(home, tmp_path):
     made.write_bytes(tiny_gguf_bytes(tmp_path, "Tiny-Q8_0.gguf", "Q8_0"))
     evaluation = {"perplexity": 12.5, "ctx": 512, "base": "Tiny-F16.gguf", "kld_mean": 0.01}
     (models_dir / "Tiny-Q8_0.gguf.eval.json").write_text(json.dumps({"results": [evaluation]}))
-    registry = {"schema_version": 1, "pulled": [], "folders": [],
-                "made": [{"path": str(made), "origin": {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}}]}
+    registry = {
+        "schema_version": 1,
+        "pulled": [],
+        "folders": [],
+        "made": [{"path": str(made), "origin": {"checkpoint": "/ckpt/SmolLM2", "quantized_from": "Tiny-F16.gguf"}}],
+    }
     elsewhere = tmp_path / "out" / "Other-Q4_K_M.gguf"  # written with -o outside the models folder
     elsewhere.parent.mkdir()
     elsewhere.write_bytes(tiny_gguf_bytes(tmp_path, "Other-Q4_K_M.gguf"))
@@ -99,8 +129,14 @@ def rm_on_a_terminal(home: Path, name: str, answer: str) -> subprocess.Completed
     """`models rm NAME` with a terminal on stdin, answering its question."""
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen([str(LLAMADESK), "models", "rm", name], stdin=terminal, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env={**os.environ, "LLAMADESK_HOME": str(home)})
+        process = subprocess.Popen(
+            [str(LLAMADESK), "models", "rm", name],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LLAMADESK_HOME": str(home)},
+        )
         os.write(controller, f"{answer}\n".encode())
         stdout, stderr = process.communicate(timeout=60)
     finally:
@@ -121,7 +157,9 @@ def test_added_folder_is_listed_but_its_files_are_never_deleted(home, tmp_path):
     added = cli(home, "models", "add", str(folder))
     assert added.returncode == 0 and "2 GGUF model(s)" in added.stdout, added.stderr
     models = listed(home)
-    assert models["Mine-Q4_K_M"]["source"] == "folder" and models["Mine-Q4_K_M"]["origin"] == {"folder": str(folder.resolve())}
+    assert models["Mine-Q4_K_M"]["source"] == "folder" and models["Mine-Q4_K_M"]["origin"] == {
+        "folder": str(folder.resolve())
+    }
     assert models["Parted-Q8_0"]["parts"] == 2 and models["Parted-Q8_0"]["parameters"] == 2 * 4096
     assert not any(name.startswith("mmproj") for name in models)
 
@@ -144,26 +182,29 @@ def test_add_and_rm_refuse_bad_input(home, tmp_path):
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
 
 
-def test_memory_fit_counts_weights_kv_cache_and_reserve(smollm2_path):
-    from llamadesk.app.gguf_file import inspect_gguf
-    from llamadesk.app.machine import MachineFacts
-    from llamadesk.app.model_fit import DEFAULT_FIT_CONTEXT, memory_fit, reserved_memory
-    from llamadesk.app.runtime_settings import kv_cache_bytes
+def test_memory_fit_counts_weights_kv_cache_and_reserve_apart(smollm2_path):
+    from llamadesk.app.core.gguf_file import inspect_gguf
+    from llamadesk.app.core.machine import MachineFacts
+    from llamadesk.app.core.memory_budget import kv_cache_bytes, ram_reserve
+    from llamadesk.app.library.fit import DEFAULT_FIT_CONTEXT, memory_fit
 
     summary = inspect_gguf(smollm2_path)
     roomy = MachineFacts(4, 8, total_ram=16 * 2**30, available_ram=12 * 2**30)
     fit = memory_fit(summary, roomy)
-    expected = summary.tensor_bytes + kv_cache_bytes(summary, DEFAULT_FIT_CONTEXT) + reserved_memory(roomy)
-    assert fit.fits and fit.needed == expected and fit.context == DEFAULT_FIT_CONTEXT
+    own = summary.tensor_bytes + kv_cache_bytes(summary, DEFAULT_FIT_CONTEXT)
+    assert fit.fits and fit.needed == own and fit.reserve == ram_reserve(roomy)
+    assert fit.context == DEFAULT_FIT_CONTEXT
+    # The model's own need is far below the reserve for a 135M model: they are shown apart.
+    assert fit.needed < fit.reserve
     small = MachineFacts(1, 1, total_ram=2**30, available_ram=0)
-    needed = summary.tensor_bytes + kv_cache_bytes(summary, DEFAULT_FIT_CONTEXT) + reserved_memory(small)
+    needed = own + ram_reserve(small)
     assert memory_fit(summary, MachineFacts(1, 1, 2**30, available_ram=needed)).fits
     assert not memory_fit(summary, MachineFacts(1, 1, 2**30, available_ram=needed - 1)).fits
 
 
 def test_resolve_model_keeps_working_for_existing_callers(smollm2_path):
-    from llamadesk.app.errors import BadInputError
-    from llamadesk.app.library import resolve_model
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.library.catalog import resolve_model
 
     assert resolve_model("smollm2") == smollm2_path
     assert resolve_model(str(smollm2_path)) == smollm2_path
@@ -172,15 +213,16 @@ def test_resolve_model_keeps_working_for_existing_callers(smollm2_path):
 
 
 def test_record_made_model_keeps_one_record_per_file(tmp_path, monkeypatch):
-    from llamadesk.app.errors import LlamadeskError
-    from llamadesk.app.model_registry import load_registry, record_made_model, registry_path
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.library.registry import load_registry, record_made_model, registry_path
 
     monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
     output = tmp_path / "m-Q4_K_M.gguf"
     record_made_model(output, {"checkpoint": "/ckpt/a"})
     record_made_model(output, {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})
     assert [(m.path, m.origin) for m in load_registry().made] == [
-        (str(output), {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})]
+        (str(output), {"checkpoint": "/ckpt/b", "quantized_from": "m-F16.gguf"})
+    ]
     assert json.loads(registry_path().read_text())["schema_version"] == 1
     registry_path().write_text("{not json")
     with pytest.raises(LlamadeskError, match="library record .* is damaged"):

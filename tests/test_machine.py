@@ -6,7 +6,7 @@ import dataclasses
 
 import psutil
 
-from llamadesk.app.machine import GpuFacts, machine_facts, parse_cpu_list
+from llamadesk.app.core.machine import GpuFacts, machine_facts, parse_cpu_list
 from tests import fake_machines as fm
 
 
@@ -37,8 +37,16 @@ def test_mac_performance_cores_and_unified_gpu() -> None:
     assert facts.performance_cores == 8 and facts.cpu_model == "Apple M2 Pro"
     (gpu,) = facts.gpus
     assert gpu.unified_memory and gpu.vendor == "apple" and gpu.total_vram == int(32 * fm.GIB * 2 / 3)
-    intel_mac = fm.probe("Darwin", "x86_64", {}, {("sysctl", "-n", "machdep.cpu.brand_string"): "Intel(R) Core(TM) i9\n"},
-                         8, 16, 16 * fm.GIB, 8 * fm.GIB)
+    intel_mac = fm.probe(
+        "Darwin",
+        "x86_64",
+        {},
+        {("sysctl", "-n", "machdep.cpu.brand_string"): "Intel(R) Core(TM) i9\n"},
+        8,
+        16,
+        16 * fm.GIB,
+        8 * fm.GIB,
+    )
     facts = machine_facts(intel_mac)
     assert facts.performance_cores is None and facts.gpus == ()
 
@@ -52,15 +60,38 @@ def test_pi5_board_and_cores() -> None:
 
 def test_amd_gpu_from_sysfs_and_nvidia_without_memory_figures() -> None:
     base = "/sys/class/drm/card1/device"
-    amd = fm.probe("Linux", "x86_64", {
-        f"{base}/vendor": "0x1002\n", f"{base}/mem_info_vram_total": str(16 * fm.GIB),
-        f"{base}/mem_info_vram_used": str(1 * fm.GIB),
-        "/sys/class/drm/card0/device/vendor": "0x8086\n",
-    }, {}, 8, 16, 32 * fm.GIB, 24 * fm.GIB)
+    amd = fm.probe(
+        "Linux",
+        "x86_64",
+        {
+            f"{base}/vendor": "0x1002\n",
+            f"{base}/mem_info_vram_total": str(16 * fm.GIB),
+            f"{base}/mem_info_vram_used": str(1 * fm.GIB),
+            "/sys/class/drm/card0/device/vendor": "0x8086\n",
+        },
+        {},
+        8,
+        16,
+        32 * fm.GIB,
+        24 * fm.GIB,
+    )
     assert machine_facts(amd).gpus == (GpuFacts("AMD GPU (card1)", "amd", 16 * fm.GIB, 15 * fm.GIB),)
-    vgpu = fm.probe("Linux", "x86_64", {}, {
-        ("nvidia-smi", "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"):
-        "GRID A100-4C, [N/A], [N/A]\n"}, 4, 8, 16 * fm.GIB, 8 * fm.GIB)
+    vgpu = fm.probe(
+        "Linux",
+        "x86_64",
+        {},
+        {
+            (
+                "nvidia-smi",
+                "--query-gpu=name,memory.total,memory.free",
+                "--format=csv,noheader,nounits",
+            ): "GRID A100-4C, [N/A], [N/A]\n"
+        },
+        4,
+        8,
+        16 * fm.GIB,
+        8 * fm.GIB,
+    )
     assert machine_facts(vgpu).gpus == (GpuFacts("GRID A100-4C", "nvidia"),)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.load_config import configured_load_settings
+from llamadesk.app.settings.load_config import configured_load_settings
 from tests.conftest import REPO
 
 PACKAGING = REPO / "packaging"
@@ -30,14 +30,17 @@ def dry_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(PACKAGING / "install.sh"), *args, "--dry-run"], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("target,flags", [
-    ("cpu", "-DGGML_NATIVE=on"),
-    ("openblas", "-DGGML_BLAS=on -DGGML_BLAS_VENDOR=OpenBLAS"),
-    ("cuda", "-DGGML_CUDA=on"),
-    ("metal", "-DGGML_METAL=on"),
-    ("vulkan", "-DGGML_VULKAN=on"),
-    ("pi5", "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16"),
-])
+@pytest.mark.parametrize(
+    "target,flags",
+    [
+        ("cpu", "-DGGML_NATIVE=on"),
+        ("openblas", "-DGGML_BLAS=on -DGGML_BLAS_VENDOR=OpenBLAS"),
+        ("cuda", "-DGGML_CUDA=on"),
+        ("metal", "-DGGML_METAL=on"),
+        ("vulkan", "-DGGML_VULKAN=on"),
+        ("pi5", "-DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16"),
+    ],
+)
 def test_each_target_builds_llama_cpp_python_with_its_flags_and_no_cache(tmp_path, target: str, flags: str) -> None:
     done = dry_run(target, "--venv", str(tmp_path / "venv"))
     assert done.returncode == 0, done.stderr
@@ -73,14 +76,21 @@ def test_the_wheel_installs_in_a_fresh_venv_and_chats(tmp_path) -> None:
     """python -m build, then a fresh venv with only the wheel (+ the starter) runs chat -m smollm2."""
     done = subprocess.run(
         ["bash", str(PACKAGING / "build-wheel.sh"), sys.executable, str(tmp_path / "dist")],
-        capture_output=True, text=True, timeout=380,
+        capture_output=True,
+        text=True,
+        timeout=380,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Paris" in done.stdout
     (wheel,) = (tmp_path / "dist").glob("llamadesk-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("llamadesk/app/cli.py", "llamadesk/app/engine/llama_engine.py", "llamadesk/app/commands/doctor.py",
-                   "llamadesk/convert/__init__.py", "llamadesk/quantize/__init__.py"):
+    for module in (
+        "llamadesk/app/cli.py",
+        "llamadesk/app/engine/llama_engine.py",
+        "llamadesk/app/commands/doctor.py",
+        "llamadesk/convert/__init__.py",
+        "llamadesk/quantize/__init__.py",
+    ):
         assert module in names
     assert not any(name.startswith(("tests/", "app/")) for name in names)
     assert list((tmp_path / "dist").glob("llamadesk-*.tar.gz"))

@@ -34,18 +34,34 @@ def samples(tmp_path_factory) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def hub(samples):
     with HubStandin() as standin:
-        standin.add_repo("tiny/Tiny-GGUF", {f"Tiny-{q}.gguf": samples[f"Tiny-{q}.gguf"] for q in QUANTS},
-                         downloads=500, likes=7)
+        standin.add_repo(
+            "tiny/Tiny-GGUF", {f"Tiny-{q}.gguf": samples[f"Tiny-{q}.gguf"] for q in QUANTS}, downloads=500, likes=7
+        )
         standin.add_repo("tiny/Big-GGUF", {"Tiny-Q4_K_M.gguf": samples["Tiny-Q4_K_M-big.gguf"]})
-        standin.add_repo(SPLIT_REPO, {n: samples[n] for n in samples if n.startswith("Split-")}
-                         | {"README.md": StandinFile(b"# split\n", lfs=False)}, downloads=20)
-        standin.add_repo("tiny/Damaged-GGUF", {"Tiny-Q4_K_M.gguf": StandinFile(samples["Tiny-Q4_K_M.gguf"], damaged_in_transit=True)})
+        standin.add_repo(
+            SPLIT_REPO,
+            {n: samples[n] for n in samples if n.startswith("Split-")}
+            | {"README.md": StandinFile(b"# split\n", lfs=False)},
+            downloads=20,
+        )
+        standin.add_repo(
+            "tiny/Damaged-GGUF", {"Tiny-Q4_K_M.gguf": StandinFile(samples["Tiny-Q4_K_M.gguf"], damaged_in_transit=True)}
+        )
         standin.add_repo("corp/Gated-GGUF", {"Tiny-Q4_K_M.gguf": samples["Tiny-Q4_K_M.gguf"]}, gated=True)
-        standin.add_repo("evil/Traversal-GGUF", {"good-Q4_K_M.gguf": samples["Tiny-Q4_K_M.gguf"]},
-                         listed_only=["../../evil-Q8_0.gguf", "/etc/evil-Q8_0.gguf"])
+        standin.add_repo(
+            "evil/Traversal-GGUF",
+            {"good-Q4_K_M.gguf": samples["Tiny-Q4_K_M.gguf"]},
+            listed_only=["../../evil-Q8_0.gguf", "/etc/evil-Q8_0.gguf"],
+        )
         standin.add_repo("evil/Only-Traversal-GGUF", {}, listed_only=["../../../evil-Q4_K_M.gguf"])
-        standin.add_repo("org/Checkpoint", {"config.json": StandinFile(b"{}", lfs=False),
-                                            "model.safetensors": b"\0" * 64, "tokenizer.json": StandinFile(b"{}", lfs=False)})
+        standin.add_repo(
+            "org/Checkpoint",
+            {
+                "config.json": StandinFile(b"{}", lfs=False),
+                "model.safetensors": b"\0" * 64,
+                "tokenizer.json": StandinFile(b"{}", lfs=False),
+            },
+        )
         yield standin
 
 
@@ -139,8 +155,13 @@ def test_interrupted_pull_resumes_where_it_stopped(env, hub, samples):
     data = samples["Tiny-Q4_K_M-big.gguf"]
     reached, release = hub.stall_after("tiny/Big-GGUF", name, len(data) * 3 // 4)
     kept = 10 * 1024 * 1024  # huggingface-hub writes whole 10 MiB chunks
-    process = subprocess.Popen([str(LLAMADESK), "pull", "tiny/Big-GGUF"], env={**os.environ, **env},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(LLAMADESK), "pull", "tiny/Big-GGUF"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert reached.wait(60)
         partials = []
@@ -171,7 +192,9 @@ def test_interrupted_pull_resumes_where_it_stopped(env, hub, samples):
 def test_damaged_download_is_rejected_and_removed(env):
     line = one_line_error(pull(env, "tiny/Damaged-GGUF"), 1)
     assert "failed its checksum" in line and "removed" in line
-    assert cache_files(env) == [] or all("blobs" not in p.parts and "snapshots" not in p.parts for p in cache_files(env))
+    assert cache_files(env) == [] or all(
+        "blobs" not in p.parts and "snapshots" not in p.parts for p in cache_files(env)
+    )
     assert "Tiny-Q4_K_M" not in models(env)
 
 
@@ -216,8 +239,10 @@ def test_unsafe_file_names_from_the_server_are_never_used(env, hub, tmp_path):
     assert not list(tmp_path.rglob("evil-*")) and not list(tmp_path.parent.rglob("evil-Q*.gguf"))
 
 
-@pytest.mark.parametrize("spec", ["", "no spaces/allowed here", "a/b/c", "owner/name--x", "../../etc/passwd",
-                                  "owner/name:", "owner/name.git"])
+@pytest.mark.parametrize(
+    "spec",
+    ["", "no spaces/allowed here", "a/b/c", "owner/name--x", "../../etc/passwd", "owner/name:", "owner/name.git"],
+)
 def test_malformed_repo_ids(env, hub, spec):
     before = len(hub.requests)
     one_line_error(pull(env, spec), 2)
@@ -262,13 +287,24 @@ def test_pulled_split_model_chats_by_its_library_name(hub, env, smollm2_path, tm
     hub.add_repo("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", {p.name: p.read_bytes() for p in parts})
     result = pull_json(env, "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1")
     assert result["name"] == "SmolLM2-135M-Instruct-Q4_1" and result["parts"] == 2
-    done = run_cli("chat", "-m", result["name"], "--temperature", "0", "--max-tokens", "24",
-                   "What is the capital of France?", env=env)
+    done = run_cli(
+        "chat",
+        "-m",
+        result["name"],
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "24",
+        "What is the capital of France?",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "Paris" in done.stdout
     entry = models(env)[result["name"]]
     assert entry["parameters"] == 134515008 and entry["has_chat_template"] and entry["parts"] == 2
-    by_repo = run_cli("info", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--json", env=env)  # REPO:QUANT resolves too
+    by_repo = run_cli(
+        "info", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--json", env=env
+    )  # REPO:QUANT resolves too
     assert by_repo.returncode == 0 and json.loads(by_repo.stdout)["path"] == result["path"], by_repo.stderr
 
 
@@ -283,8 +319,13 @@ def test_rm_deletes_what_llamadesk_downloaded_and_only_forgets_what_was_cached_b
 
     # Another tool put this file in the Hugging Face cache first: llamadesk lists it, never deletes it.
     fetch = "from huggingface_hub import hf_hub_download as d; print(d('tiny/Tiny-GGUF', 'Tiny-Q8_0.gguf'))"
-    theirs = subprocess.run([str(LLAMADESK.with_name("python")), "-c", fetch], env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60)
+    theirs = subprocess.run(
+        [str(LLAMADESK.with_name("python")), "-c", fetch],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert theirs.returncode == 0, theirs.stderr
     found = pull_json(env, "tiny/Tiny-GGUF:Q8_0")
     assert found["downloaded"] is False and found["path"] == theirs.stdout.strip()
@@ -323,16 +364,21 @@ def test_pull_convert_turns_a_real_checkpoint_into_a_model_that_chats(hub, env, 
     from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
     folder = smollm2_hf_checkpoint(smollm2_path)
-    hub.add_repo("HuggingFaceTB/SmolLM2-135M-Instruct", {
-        p.name: StandinFile(p.read_bytes(), lfs=p.suffix == ".safetensors")
-        for p in folder.iterdir() if p.is_file() and p.name != "llamadesk_fixture.json"
-    })
+    hub.add_repo(
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        {
+            p.name: StandinFile(p.read_bytes(), lfs=p.suffix == ".safetensors")
+            for p in folder.iterdir()
+            if p.is_file() and p.name != "llamadesk_fixture.json"
+        },
+    )
     done = pull(env, "HuggingFaceTB/SmolLM2-135M-Instruct", "--convert", "Q4_0")
     assert done.returncode == 0, done.stderr
     entries = models(env)
     [name] = [n for n, e in entries.items() if e["origin"].get("checkpoint") == "HuggingFaceTB/SmolLM2-135M-Instruct"]
     assert entries[name]["quantization"] == "Q4_0" and entries[name]["deletable"] is True
-    answer = run_cli("chat", "-m", name, "--temperature", "0", "--max-tokens", "24",
-                     "What is the capital of France?", env=env)
+    answer = run_cli(
+        "chat", "-m", name, "--temperature", "0", "--max-tokens", "24", "What is the capital of France?", env=env
+    )
     assert answer.returncode == 0, answer.stderr
     assert "Paris" in answer.stdout

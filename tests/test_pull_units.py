@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.errors import BadInputError
-from llamadesk.app.gguf_naming import (
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_naming import (
     FALLBACK_QUANT,
     RepoFile,
     best_fitting_variant,
@@ -14,23 +14,26 @@ from llamadesk.app.gguf_naming import (
     quantization_in_name,
     variant_for_request,
 )
-from llamadesk.app.hub_repo import is_safe_repo_path, parse_pull_spec
+from llamadesk.app.hub.repo import is_safe_repo_path, parse_pull_spec
 
 MB = 1024**2
 
 
-@pytest.mark.parametrize("name, quant", [
-    ("SmolLM2-135M-Instruct-Q4_K_M.gguf", "Q4_K_M"),
-    ("smollm2-135m-instruct-q4_k_m.gguf", "Q4_K_M"),
-    ("Llama-3.2-1B-Instruct.Q8_0.gguf", "Q8_0"),
-    ("Qwen3-8B-UD-Q4_K_XL.gguf", "Q4_K_XL"),
-    ("Q4_K_S/Model-Q4_K_S-00001-of-00002.gguf", "Q4_K_S"),
-    ("model-IQ4_XS.gguf", "IQ4_XS"),
-    ("model-bf16.gguf", "BF16"),
-    ("Q4_K_M-model.gguf", "Q4_K_M"),
-    ("model.gguf", None),
-    ("model-Q4_K_MX.gguf", None),  # not a quantization llama.cpp knows
-])
+@pytest.mark.parametrize(
+    "name, quant",
+    [
+        ("SmolLM2-135M-Instruct-Q4_K_M.gguf", "Q4_K_M"),
+        ("smollm2-135m-instruct-q4_k_m.gguf", "Q4_K_M"),
+        ("Llama-3.2-1B-Instruct.Q8_0.gguf", "Q8_0"),
+        ("Qwen3-8B-UD-Q4_K_XL.gguf", "Q4_K_XL"),
+        ("Q4_K_S/Model-Q4_K_S-00001-of-00002.gguf", "Q4_K_S"),
+        ("model-IQ4_XS.gguf", "IQ4_XS"),
+        ("model-bf16.gguf", "BF16"),
+        ("Q4_K_M-model.gguf", "Q4_K_M"),
+        ("model.gguf", None),
+        ("model-Q4_K_MX.gguf", None),  # not a quantization llama.cpp knows
+    ],
+)
 def test_quantization_in_name(name, quant):
     assert quantization_in_name(name) == quant
 
@@ -40,11 +43,16 @@ def files(*specs: tuple[str, int]) -> list[RepoFile]:
 
 
 def test_split_parts_group_into_one_variant_and_incomplete_splits_are_left_out():
-    variants = gguf_variants(files(
-        ("M-Q8_0-00002-of-00002.gguf", 5 * MB), ("M-Q8_0-00001-of-00002.gguf", 5 * MB),
-        ("M-Q4_K_M.gguf", 4 * MB), ("M-Q6_K-00001-of-00003.gguf", 1), ("mmproj-M-F16.gguf", 1),
-        ("README.md", 1),
-    ))
+    variants = gguf_variants(
+        files(
+            ("M-Q8_0-00002-of-00002.gguf", 5 * MB),
+            ("M-Q8_0-00001-of-00002.gguf", 5 * MB),
+            ("M-Q4_K_M.gguf", 4 * MB),
+            ("M-Q6_K-00001-of-00003.gguf", 1),
+            ("mmproj-M-F16.gguf", 1),
+            ("README.md", 1),
+        )
+    )
     assert [(v.quantization, [f.path for f in v.files]) for v in variants] == [
         ("Q4_K_M", ["M-Q4_K_M.gguf"]),
         ("Q8_0", ["M-Q8_0-00001-of-00002.gguf", "M-Q8_0-00002-of-00002.gguf"]),
@@ -54,8 +62,15 @@ def test_split_parts_group_into_one_variant_and_incomplete_splits_are_left_out()
 
 
 def test_best_fitting_variant_prefers_quality_within_the_budget():
-    variants = gguf_variants(files(("m-Q2_K.gguf", 2 * MB), ("m-Q4_K_M.gguf", 4 * MB), ("m-Q6_K.gguf", 6 * MB),
-                                   ("m-Q8_0.gguf", 8 * MB), ("m-F16.gguf", 16 * MB)))
+    variants = gguf_variants(
+        files(
+            ("m-Q2_K.gguf", 2 * MB),
+            ("m-Q4_K_M.gguf", 4 * MB),
+            ("m-Q6_K.gguf", 6 * MB),
+            ("m-Q8_0.gguf", 8 * MB),
+            ("m-F16.gguf", 16 * MB),
+        )
+    )
     pick = lambda budget: best_fitting_variant(variants, budget)  # noqa: E731
     assert pick(100 * MB).quantization == "Q8_0"  # F16 is never the automatic choice while a quant fits
     assert pick(7 * MB).quantization == "Q6_K"
@@ -68,18 +83,30 @@ def test_best_fitting_variant_prefers_quality_within_the_budget():
 
 
 def test_variant_for_request_by_quant_or_file():
-    variants = gguf_variants(files(("a/m-Q4_K_M.gguf", 1), ("m-Q8_0-00001-of-00002.gguf", 1), ("m-Q8_0-00002-of-00002.gguf", 1)))
+    variants = gguf_variants(
+        files(("a/m-Q4_K_M.gguf", 1), ("m-Q8_0-00001-of-00002.gguf", 1), ("m-Q8_0-00002-of-00002.gguf", 1))
+    )
     assert variant_for_request(variants, "q8_0").quantization == "Q8_0"
     assert variant_for_request(variants, "m-Q4_K_M.gguf").quantization == "Q4_K_M"
     assert variant_for_request(variants, "m-Q8_0-00002-of-00002.gguf").first.path == "m-Q8_0-00001-of-00002.gguf"
     assert variant_for_request(variants, "Q5_K_M") is None
 
 
-@pytest.mark.parametrize("path, safe", [
-    ("model-Q4_K_M.gguf", True), ("Q4_K_M/model.gguf", True), ("../../x.gguf", False), ("a/../../x.gguf", False),
-    ("/etc/passwd", False), ("C:/x.gguf", False), ("a\\..\\x.gguf", False), ("./x.gguf", False), ("", False),
-    ("a//b.gguf", False),
-])
+@pytest.mark.parametrize(
+    "path, safe",
+    [
+        ("model-Q4_K_M.gguf", True),
+        ("Q4_K_M/model.gguf", True),
+        ("../../x.gguf", False),
+        ("a/../../x.gguf", False),
+        ("/etc/passwd", False),
+        ("C:/x.gguf", False),
+        ("a\\..\\x.gguf", False),
+        ("./x.gguf", False),
+        ("", False),
+        ("a//b.gguf", False),
+    ],
+)
 def test_is_safe_repo_path(path, safe):
     assert is_safe_repo_path(path) is safe
 
@@ -94,8 +121,8 @@ def test_parse_pull_spec():
 
 
 def test_too_little_disk_space_is_refused_before_downloading(tmp_path):
-    from llamadesk.app.errors import LlamadeskError
-    from llamadesk.app.hub_download import _check_free_space
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.hub.download import _check_free_space
 
     _check_free_space(tmp_path, 1024, "small.gguf")
     with pytest.raises(LlamadeskError, match="not enough disk space for huge.gguf"):
@@ -103,7 +130,7 @@ def test_too_little_disk_space_is_refused_before_downloading(tmp_path):
 
 
 def test_the_token_never_goes_to_a_cdn(monkeypatch):
-    from llamadesk.app.hub_download import _headers_for
+    from llamadesk.app.hub.download import _headers_for
 
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     hub = "https://huggingface.co/o/m/resolve/abc/m.gguf"
@@ -112,12 +139,17 @@ def test_the_token_never_goes_to_a_cdn(monkeypatch):
 
 
 def test_choose_variant_for_this_machine():
-    from llamadesk.app.hub_repo import RepoListing
-    from llamadesk.app.machine import MachineFacts
-    from llamadesk.app.pull import choose_variant
+    from llamadesk.app.core.machine import MachineFacts
+    from llamadesk.app.hub.pull import choose_variant
+    from llamadesk.app.hub.repo import RepoListing
 
-    listing = RepoListing("o/m", "c" * 40, tuple(files(("m-Q4_K_M.gguf", 800 * MB), ("m-Q8_0.gguf", 1500 * MB))),
-                          ("../x-Q2_K.gguf",), gated=False)
+    listing = RepoListing(
+        "o/m",
+        "c" * 40,
+        tuple(files(("m-Q4_K_M.gguf", 800 * MB), ("m-Q8_0.gguf", 1500 * MB))),
+        ("../x-Q2_K.gguf",),
+        gated=False,
+    )
     roomy = MachineFacts(4, 8, total_ram=16 * 1024 * MB, available_ram=12 * 1024 * MB)
     small = MachineFacts(1, 1, total_ram=2 * 1024 * MB, available_ram=1600 * MB)
     tiny = MachineFacts(1, 1, total_ram=1024 * MB, available_ram=600 * MB)

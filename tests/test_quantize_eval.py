@@ -35,8 +35,12 @@ def reference_text(tmp_path_factory) -> Path:
 
 
 def _llama_perplexity(*args: str) -> str:
-    done = subprocess.run([str(llama_tools_bin() / "llama-perplexity"), "-c", str(CTX), "-t", "2", *args],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(llama_tools_bin() / "llama-perplexity"), "-c", str(CTX), "-t", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout + done.stderr
 
@@ -78,13 +82,14 @@ def test_kld_grows_as_bits_shrink(smollm2_f16_path, reference_text):
 
 
 def test_cli_eval_saves_json_beside_the_model_and_models_shows_it(smollm2_f16_path, reference_text):
-    from llamadesk.app.paths import models_dir
+    from llamadesk.app.core.paths import models_dir
 
     model = models_dir() / "smol-eval-Q8_0.gguf"
     try:
         model.symlink_to(smollm2_quantized(smollm2_f16_path, "Q8_0"))
-        done = run_cli("eval", str(model), "--text", str(reference_text), "--ctx", str(CTX),
-                       "--threads", "2", "--json", "--save")
+        done = run_cli(
+            "eval", str(model), "--text", str(reference_text), "--ctx", str(CTX), "--threads", "2", "--json", "--save"
+        )
         assert done.returncode == 0, done.stderr
         printed = json.loads(done.stdout)
         assert printed["perplexity"] > 1 and printed["chunks"] == 4 and printed["scored_tokens"] == 4 * (CTX // 2 - 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.gguf_file import open_header
+from llamadesk.app.core.gguf_file import open_header
 from tests.conftest import LLAMADESK, run_cli
 from tests.fixtures.smollm2_f16 import smollm2_quantized, smollm2_reference_quantized, tensor_data
 
@@ -66,7 +66,9 @@ def test_requantizing_is_refused_with_the_reason(smollm2_path, tmp_path):
     same = run_cli("quantize", str(smollm2_path), "-t", "Q4_1", "-o", str(out), "--threads", "2")
     assert same.returncode == 2 and "already quantized" in same.stderr
     assert list(tmp_path.iterdir()) == []
-    allowed = run_cli("quantize", str(smollm2_path), "-t", "Q4_0", "-o", str(out), "--allow-requantize", "--threads", "2")
+    allowed = run_cli(
+        "quantize", str(smollm2_path), "-t", "Q4_0", "-o", str(out), "--allow-requantize", "--threads", "2"
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert open_header(out).metadata["general.file_type"] == 2
 
@@ -106,7 +108,9 @@ def _unwritable_folder(path: Path):
 
 def test_unwritable_output_folder(smollm2_path, tmp_path):
     with _unwritable_folder(tmp_path / "locked") as locked:
-        result = run_cli("quantize", str(smollm2_path), "-t", "Q4_0", "--allow-requantize", "-o", str(locked / "m.gguf"))
+        result = run_cli(
+            "quantize", str(smollm2_path), "-t", "Q4_0", "--allow-requantize", "-o", str(locked / "m.gguf")
+        )
         assert result.returncode == 2, result.stderr
         assert "not writable" in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert list(locked.iterdir()) == []
@@ -121,8 +125,21 @@ def test_full_disk_reports_one_line_and_removes_the_partial_file(smollm2_f16_pat
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     result = subprocess.run(
-        [str(LLAMADESK), "quantize", str(smollm2_f16_path), "-t", "Q8_0", "--threads", "2", "-o", str(tmp_path / "m.gguf")],
-        capture_output=True, text=True, timeout=300, preexec_fn=small_disk,
+        [
+            str(LLAMADESK),
+            "quantize",
+            str(smollm2_f16_path),
+            "-t",
+            "Q8_0",
+            "--threads",
+            "2",
+            "-o",
+            str(tmp_path / "m.gguf"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_disk,
     )
     assert result.returncode == 1, result.stderr
     assert "file-size limit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -132,9 +149,13 @@ def test_full_disk_reports_one_line_and_removes_the_partial_file(smollm2_f16_pat
 def test_ctrl_c_stops_quantizing_and_leaves_nothing(smollm2_f16_path, tmp_path):
     output = tmp_path / "m.gguf"
     # F32 writes ~540 MB, long enough to interrupt in the middle.
-    cli = subprocess.Popen([str(LLAMADESK), "quantize", str(smollm2_f16_path), "-t", "F32", "--threads", "1",
-                            "-o", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
+    cli = subprocess.Popen(
+        [str(LLAMADESK), "quantize", str(smollm2_f16_path), "-t", "F32", "--threads", "1", "-o", str(output)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob(".m.gguf.*.part")) and time.monotonic() < deadline:
         time.sleep(0.05)

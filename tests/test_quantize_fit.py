@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.engine.allocation import measure_allocation
-from llamadesk.app.gguf_file import inspect_gguf
 from llamadesk.quantize.memory_fit import AUTO_LADDER, estimate_memory, vocabulary_size
 from tests.conftest import run_cli
 
@@ -37,8 +37,21 @@ def test_auto_picks_the_best_type_that_loads_within_the_budget(smollm2_f16_path,
     assert better and not any(rows[q]["fits"] for q in better)
 
     output = tmp_path / "auto.gguf"
-    done = run_cli("quantize", str(smollm2_f16_path), "-t", "auto", "--memory", str(budget), "--ctx", str(CTX),
-                   "--threads", "2", "-o", str(output), "--json")
+    done = run_cli(
+        "quantize",
+        str(smollm2_f16_path),
+        "-t",
+        "auto",
+        "--memory",
+        str(budget),
+        "--ctx",
+        str(CTX),
+        "--threads",
+        "2",
+        "-o",
+        str(output),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["type"] == choice
     actual = measure_allocation(output, CTX)

@@ -8,10 +8,10 @@ import struct
 import numpy as np
 import pytest
 
-from llamadesk.app.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.imatrix_file import read_imatrix
 from llamadesk.quantize import quality_metrics as qm
 from llamadesk.quantize.evaluation import chunk_starts, chunk_tokens, scored_span
-from llamadesk.quantize.imatrix_file import read_imatrix
 from llamadesk.quantize.memory_fit import parse_memory
 from llamadesk.quantize.quant_types import QUANT_TYPES, find_quant_type, quant_type_names
 from llamadesk.quantize.quantize_log import QuantizeReport, read_line
@@ -26,14 +26,22 @@ def test_type_table_is_llama_quantizes_list():
     offered = re.findall(r'\{\s*"(\w+)",\s*LLAMA_FTYPE_(\w+),', source)
     offered = [(name, ftype) for name, ftype in offered if name != "COPY"]
     assert [q.name for q in QUANT_TYPES] == [name for name, _ in offered]
-    for quant, (_, ftype_name) in zip(QUANT_TYPES, offered):
+    for quant, (_, ftype_name) in zip(QUANT_TYPES, offered, strict=False):
         assert quant.ftype == getattr(llama, f"LLAMA_FTYPE_{ftype_name}"), quant.name
 
 
 def test_types_needing_an_imatrix_match_llama_cpp():
     """The ftypes whose main tensor type llama-quant.cpp refuses without an imatrix."""
     assert {q.name for q in QUANT_TYPES if q.needs_imatrix} == {
-        "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M", "Q2_K_S", "IQ3_XXS"}
+        "IQ2_XXS",
+        "IQ2_XS",
+        "IQ2_S",
+        "IQ2_M",
+        "IQ1_S",
+        "IQ1_M",
+        "Q2_K_S",
+        "IQ3_XXS",
+    }
 
 
 def test_unknown_type_lists_the_valid_ones():
@@ -48,8 +56,11 @@ def test_unknown_type_lists_the_valid_ones():
 
 def test_quantize_log_lines():
     report = QuantizeReport()
-    step = read_line(report, "[  12/ 272] blk.0.attn_q.weight             - [   576,    576,      1,      1], "
-                             "type =    f16, converting to q5_0 .. size =     0.63 MiB ->     0.22 MiB")
+    step = read_line(
+        report,
+        "[  12/ 272] blk.0.attn_q.weight             - [   576,    576,      1,      1], "
+        "type =    f16, converting to q5_0 .. size =     0.63 MiB ->     0.22 MiB",
+    )
     assert (step.index, step.total, step.name) == (12, 272, "blk.0.attn_q.weight")
     assert read_line(report, "llama_model_quantize_impl: quant size  =    98.87 MiB (6.17 BPW)") is None
     assert report.output_mib == 98.87 and report.output_bits_per_weight == 6.17

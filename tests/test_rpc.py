@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -43,8 +42,9 @@ print(json.dumps({"before": before, "loaded": loaded, "text": text, "devices": d
 
 @pytest.fixture(scope="module")
 def rpc_python() -> str:
-    done = subprocess.run(["bash", str(REPO / "packaging" / "rpc-build.sh"), sys.executable],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        ["bash", str(REPO / "packaging" / "rpc-build.sh"), sys.executable], capture_output=True, text=True, timeout=1800
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -81,12 +81,17 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> 
 def two_servers(rpc_python, rpc_env):
     ports = [free_port(), free_port()]
     servers = [
-        subprocess.Popen([rpc_python, "-c", CLI, "rpc-server", "--port", str(p), "--threads", "1"], env=rpc_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [rpc_python, "-c", CLI, "rpc-server", "--port", str(p), "--threads", "1"],
+            env=rpc_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for p in ports
     ]
     try:
-        for port, server in zip(ports, servers):
+        for port, server in zip(ports, servers, strict=False):
             wait_for_port(port, server)
         yield ports, servers
     finally:
@@ -100,15 +105,20 @@ def two_servers(rpc_python, rpc_env):
 def test_a_model_split_across_two_rpc_servers_answers(rpc_python, rpc_env, two_servers, smollm2_path) -> None:
     ports, servers = two_servers
     endpoints = ",".join(f"127.0.0.1:{p}" for p in ports)
-    done = subprocess.run([rpc_python, "-c", DRIVER, str(smollm2_path), endpoints, ",".join(str(s.pid) for s in servers)],
-                          env=rpc_env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [rpc_python, "-c", DRIVER, str(smollm2_path), endpoints, ",".join(str(s.pid) for s in servers)],
+        env=rpc_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "Paris" in result["text"]
     assert result["devices"][:1] == ["CPU"] and sorted(result["devices"][1:]) == ["RPC0", "RPC1"]
     assert result["n_gpu_layers"] == 999 and f"127.0.0.1:{ports[0]}" in result["reason"]
     # Both servers took a share of the weights: SmolLM2's 30 layers are ~66 MB, split in two.
-    grown = [after - before for before, after in zip(result["before"], result["loaded"])]
+    grown = [after - before for before, after in zip(result["before"], result["loaded"], strict=False)]
     assert all(g > 15 * 1024**2 for g in grown), grown
 
 
@@ -116,12 +126,37 @@ def test_a_model_split_across_two_rpc_servers_answers(rpc_python, rpc_env, two_s
 def test_chat_and_doctor_take_rpc_servers_from_the_command_line(rpc_python, rpc_env, two_servers, smollm2_path) -> None:
     ports, _ = two_servers
     endpoints = ",".join(f"127.0.0.1:{p}" for p in ports)
-    chat = subprocess.run([rpc_python, "-c", CLI, "chat", "-m", str(smollm2_path), "--rpc", endpoints, "--ctx", "512",
-                           "--temperature", "0", "--max-tokens", "24", "What is the capital of France?"],
-                          env=rpc_env, capture_output=True, text=True, timeout=300)
+    chat = subprocess.run(
+        [
+            rpc_python,
+            "-c",
+            CLI,
+            "chat",
+            "-m",
+            str(smollm2_path),
+            "--rpc",
+            endpoints,
+            "--ctx",
+            "512",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24",
+            "What is the capital of France?",
+        ],
+        env=rpc_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert chat.returncode == 0 and "Paris" in chat.stdout, chat.stderr
-    doctor = subprocess.run([rpc_python, "-c", CLI, "doctor", "--json", "-m", str(smollm2_path), "--rpc", endpoints],
-                            env=rpc_env, capture_output=True, text=True, timeout=300)
+    doctor = subprocess.run(
+        [rpc_python, "-c", CLI, "doctor", "--json", "-m", str(smollm2_path), "--rpc", endpoints],
+        env=rpc_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert doctor.returncode == 0, doctor.stderr
     report = json.loads(doctor.stdout)
     assert report["build"]["rpc"] is True
@@ -134,8 +169,13 @@ def test_chat_and_doctor_take_rpc_servers_from_the_command_line(rpc_python, rpc_
 def test_an_unreachable_or_foreign_server_is_a_clear_error_not_an_abort(rpc_python, rpc_env, smollm2_path) -> None:
     # Nothing listens: ggml itself would abort the process; llamadesk checks first.
     port = free_port()
-    done = subprocess.run([rpc_python, "-c", CLI, "chat", "-m", str(smollm2_path), "--rpc", f"127.0.0.1:{port}", "hi"],
-                          env=rpc_env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [rpc_python, "-c", CLI, "chat", "-m", str(smollm2_path), "--rpc", f"127.0.0.1:{port}", "hi"],
+        env=rpc_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and f"cannot reach the RPC server at 127.0.0.1:{port}" in done.stderr
     assert "llamadesk rpc-server" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -150,8 +190,13 @@ def test_an_unreachable_or_foreign_server_is_a_clear_error_not_an_abort(rpc_pyth
 
     threading.Thread(target=hang_up, daemon=True).start()
     try:
-        done = subprocess.run([rpc_python, "-c", CLI, "chat", "-m", str(smollm2_path), "--rpc", f"127.0.0.1:{port}", "hi"],
-                              env=rpc_env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [rpc_python, "-c", CLI, "chat", "-m", str(smollm2_path), "--rpc", f"127.0.0.1:{port}", "hi"],
+            env=rpc_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         listener.close()
     assert done.returncode == 1 and "another llama.cpp version" in done.stderr, done.stderr

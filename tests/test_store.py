@@ -7,9 +7,10 @@ import sqlite3
 
 import pytest
 
-from llamadesk.app.conversation_export import export_conversation
-from llamadesk.app.errors import BadInputError, LlamadeskError
-from llamadesk.app.store import SCHEMA_VERSION, UPGRADES, ConversationSettings, Store
+from llamadesk.app.chat.export import export_conversation
+from llamadesk.app.chat.store import ConversationSettings, Store
+from llamadesk.app.chat.store_migrations import MIGRATIONS, SCHEMA_VERSION, upgrade
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 
 SETTINGS = ConversationSettings(model="smollm2", system_prompt="Be brief.", temperature=0.2, top_p=0.9, max_tokens=64)
 
@@ -22,28 +23,63 @@ def store(tmp_path):
 
 
 def test_new_store_is_wal_at_the_latest_schema(store, tmp_path):
-    assert store.schema_version == SCHEMA_VERSION == len(UPGRADES)
+    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
     raw = sqlite3.connect(tmp_path / "c.sqlite3")
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.integrity_check() == "ok"
 
 
-def test_an_old_store_is_upgraded_step_by_step_keeping_its_data(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    raw = sqlite3.connect(path)
-    raw.executescript(UPGRADES[0] + "PRAGMA user_version = 1;")
-    raw.execute(
-        "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, created, updated)"
-        " VALUES ('kept', 'smollm2', '', 0.7, 0.95, 1, 1)"
-    )
-    raw.commit()
+# Rows a database of each version can hold, added right after that version's step.
+ROWS_AT_VERSION = {
+    1: "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, created, updated)"
+    " VALUES ('from v1', 'smollm2', '', 0.7, 0.95, 1, 1)",
+    3: "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, created, updated, repeat_penalty)"
+    " VALUES ('from v3', 'smollm2', 'Be brief.', 0.2, 0.9, 2, 2, 1.3)",
+    4: "INSERT INTO translations (source_language, target_language, source, translation, model, created)"
+    " VALUES ('en', 'fr', 'Hello', 'Bonjour', 'gemma3-270m', 3)",
+}
+
+
+def test_migrations_are_named_in_order():
+    assert [m.__name__[:5] for m in MIGRATIONS] == [f"m{n:03d}_" for n in range(1, SCHEMA_VERSION + 1)]
+
+
+@pytest.mark.parametrize("version", range(SCHEMA_VERSION))
+def test_a_store_made_by_every_earlier_version_upgrades_keeping_its_data(tmp_path, version):
+    path = tmp_path / f"v{version}.sqlite3"
+    raw = sqlite3.connect(path, isolation_level=None)
+    titles = []
+    for step in range(1, version + 1):
+        MIGRATIONS[step - 1](raw)
+        raw.execute(f"PRAGMA user_version = {step}")
+        if step in ROWS_AT_VERSION:
+            raw.execute(ROWS_AT_VERSION[step])
+            if "from v" in ROWS_AT_VERSION[step]:
+                titles.append(f"from v{step}")
     raw.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION
-    assert [c.title for c in store.conversations()] == ["kept"]
-    index_names = [row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
-    assert "conversations_by_update" in index_names
-    assert store.conversations()[0].settings.repeat_penalty == 1.1  # step 3's column, with its default
+    assert store.schema_version == SCHEMA_VERSION and store.integrity_check() == "ok"
+    assert sorted(c.title for c in store.conversations()) == sorted(titles)
+    index_names = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"messages_by_conversation", "conversations_by_update", "translations_by_time"} <= index_names
+    for conversation in store.conversations():  # step 3's column, with its default where it was added
+        assert conversation.settings.repeat_penalty == (1.3 if conversation.title == "from v3" else 1.1)
+    # The upgraded store works like a new one.
+    made = store.new_conversation("after upgrade", SETTINGS)
+    store.add_message(made.id, "user", "hi")
+    assert [m.content for m in store.messages(made.id)] == ["hi"]
+    store.close()
+
+
+def test_a_failing_step_leaves_the_database_at_the_previous_version(tmp_path):
+    raw = sqlite3.connect(tmp_path / "half.sqlite3", isolation_level=None)
+    MIGRATIONS[0](raw)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("CREATE INDEX conversations_by_update ON conversations(title)")  # step 2 will collide
+    with pytest.raises(sqlite3.OperationalError):
+        upgrade(raw, 1)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "repeat_penalty" not in {row[1] for row in raw.execute("PRAGMA table_info(conversations)")}
 
 
 def test_a_store_from_a_newer_llamadesk_is_refused_with_a_clear_message(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate import (
     ChunkDone,
     JobCancelled,
@@ -104,7 +104,13 @@ def test_a_copy_of_the_source_is_retried():
 
 def test_a_lost_placeholder_is_retried_then_translated_around():
     # Both whole-segment answers lose %d; the fallback translates the words between the spans.
-    replies = [" Bonjour ⟦1⟧, vous avez messages.\n", " Bonjour ⟦1⟧, messages.\n", " Bonjour\n", " , vous avez\n", " nouveaux messages\n"]
+    replies = [
+        " Bonjour ⟦1⟧, vous avez messages.\n",
+        " Bonjour ⟦1⟧, messages.\n",
+        " Bonjour\n",
+        " , vous avez\n",
+        " nouveaux messages\n",
+    ]
     tr, _ = translator(replies)
     result = tr.translate("Hello %s, you have %d new messages", EN, FR)
     assert result.fallback == "piecewise"
@@ -117,7 +123,9 @@ def test_marker_slips_are_mended_where_the_fix_is_certain():
     assert repair_markers("Run ⟦1⟧ now.", "Lancez ⟦1⟧ ⟦1⟧ maintenant.") == "Lancez ⟦1⟧ maintenant."
     assert repair_markers("⟦1⟧ is not valid.", "n'est pas valide.") == "⟦1⟧ n'est pas valide."
     assert repair_markers("Invalid page (⟦1⟧): ⟦2⟧", "Page invalide (⟦1⟧) :") == "Page invalide (⟦1⟧) : ⟦2⟧"
-    assert repair_markers("Send ⟦1⟧ to ⟦2⟧ today.", "Envoyez à ⟦2⟧ aujourd'hui.") == "Envoyez à ⟦2⟧ aujourd'hui.", "the middle is left to the retry"
+    assert repair_markers("Send ⟦1⟧ to ⟦2⟧ today.", "Envoyez à ⟦2⟧ aujourd'hui.") == "Envoyez à ⟦2⟧ aujourd'hui.", (
+        "the middle is left to the retry"
+    )
     assert repair_markers("No spans here.", "Pas de ⟦1⟧ ici.") == "Pas de ici."
 
 
@@ -132,7 +140,9 @@ def test_a_base_model_gets_one_sentence_per_call_with_the_previous_as_context():
     result = tr.translate("Upload a file. It must be an image.", EN, FR)
     assert result.translation == "UPLOAD A FILE. IT MUST BE AN IMAGE."
     assert len(gen.prompts) == 2
-    assert gen.prompts[1].text.endswith("English: Upload a file.\nFrench: UPLOAD A FILE.\n\nEnglish: It must be an image.\nFrench:")
+    assert gen.prompts[1].text.endswith(
+        "English: Upload a file.\nFrench: UPLOAD A FILE.\n\nEnglish: It must be an image.\nFrench:"
+    )
 
 
 def test_a_segment_with_nothing_to_translate_does_not_reach_the_model():
@@ -184,7 +194,12 @@ def test_a_glossary_followed_at_once_needs_no_retry():
 
 @pytest.mark.parametrize(
     "name,expected",
-    [("Hunyuan-MT-7B", "hunyuan-mt"), ("Seed-X-PPO-7B", "seed-x"), ("TowerInstruct 7B v0.2", "tower"), ("translategemma-4b-it", "translategemma")],
+    [
+        ("Hunyuan-MT-7B", "hunyuan-mt"),
+        ("Seed-X-PPO-7B", "seed-x"),
+        ("TowerInstruct 7B v0.2", "tower"),
+        ("translategemma-4b-it", "translategemma"),
+    ],
 )
 def test_dedicated_translation_models_are_recognised_from_metadata(name, expected):
     assert choose_strategy({"general.name": name}, has_chat_template=True).name == expected
@@ -203,10 +218,15 @@ def test_generic_strategies_and_overrides():
 def test_prompt_formats_say_the_languages_and_the_text():
     request = TranslationRequest("Hello ⟦1⟧.", EN, resolve_language("de"))
     seed = choose_strategy({"general.name": "Seed-X"}, True).build(request)
-    assert seed.kind == "completion" and seed.text == "Translate the following English sentence into German:\nHello ⟦1⟧. <de>"
+    assert (
+        seed.kind == "completion"
+        and seed.text == "Translate the following English sentence into German:\nHello ⟦1⟧. <de>"
+    )
     tower = choose_strategy({"general.name": "TowerInstruct"}, True).build(request)
     assert tower.messages[0]["content"].endswith("English: Hello ⟦1⟧.\nGerman:")
-    hunyuan_zh = choose_strategy({"general.name": "Hunyuan-MT"}, True).build(TranslationRequest("Hi", EN, resolve_language("zh")))
+    hunyuan_zh = choose_strategy({"general.name": "Hunyuan-MT"}, True).build(
+        TranslationRequest("Hi", EN, resolve_language("zh"))
+    )
     assert hunyuan_zh.messages[0]["content"].startswith("把下面的文本翻译成中文")
     gemma = choose_strategy({"general.name": "TranslateGemma"}, True).build(request)
     assert gemma.special_tokens and gemma.text.endswith("Hello ⟦1⟧.<end_of_turn>\n<start_of_turn>model\n")
@@ -227,7 +247,9 @@ def test_few_shot_without_examples_for_a_language_pair_is_zero_shot():
 
 def run_job(text, mode="lines", reply=upper_translation, resume=None, **settings):
     gen = ScriptedGenerator(reply)
-    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), text, JobSettings(target=FR, source=EN, mode=mode, **settings), resume)
+    job = TranslationJob(
+        SegmentTranslator(gen, FEW_SHOT), text, JobSettings(target=FR, source=EN, mode=mode, **settings), resume
+    )
     return job, list(job.run()), gen
 
 
@@ -257,12 +279,17 @@ def test_streamed_text_reaches_the_callback_during_the_chunk():
 
 def test_document_mode_carries_the_previous_chunk_as_context():
     _, _, gen = run_job("First sentence here.\n\nSecond sentence here.\n", mode="document")
-    assert "English: First sentence here.\nFrench: FIRST SENTENCE HERE.\n\nEnglish: Second sentence here." in gen.prompts[1].text
+    assert (
+        "English: First sentence here.\nFrench: FIRST SENTENCE HERE.\n\nEnglish: Second sentence here."
+        in gen.prompts[1].text
+    )
 
 
 def test_same_language_is_copied_without_the_model():
     gen = ScriptedGenerator(upper_translation)
-    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "Bonjour.\n", JobSettings(target=FR, source=FR, mode="lines"))
+    job = TranslationJob(
+        SegmentTranslator(gen, FEW_SHOT), "Bonjour.\n", JobSettings(target=FR, source=FR, mode="lines")
+    )
     assert list(job.run())[-1].text == "Bonjour.\n" and gen.prompts == []
 
 
@@ -271,7 +298,12 @@ def test_cancel_stops_and_resume_skips_what_was_done(tmp_path):
     settings = {"model": "fake", "to": "fr"}
     gen = ScriptedGenerator(upper_translation)
     log = ResumeLog(sidecar, settings)
-    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "one a\ntwo b\nthree c\n", JobSettings(target=FR, source=EN, mode="lines"), log)
+    job = TranslationJob(
+        SegmentTranslator(gen, FEW_SHOT),
+        "one a\ntwo b\nthree c\n",
+        JobSettings(target=FR, source=EN, mode="lines"),
+        log,
+    )
     events = []
     for event in job.run():
         events.append(event)
@@ -302,7 +334,9 @@ def test_a_sidecar_for_other_settings_is_not_used(tmp_path):
 def test_cancel_during_generation_ends_with_cancelled():
     gen = ScriptedGenerator(upper_translation)
     gen.stop_after = 1  # the second model call is stopped mid-way
-    job = TranslationJob(SegmentTranslator(gen, FEW_SHOT), "one a\ntwo b\n", JobSettings(target=FR, source=EN, mode="lines"))
+    job = TranslationJob(
+        SegmentTranslator(gen, FEW_SHOT), "one a\ntwo b\n", JobSettings(target=FR, source=EN, mode="lines")
+    )
     events = list(job.run())
     assert isinstance(events[-1], JobCancelled) and events[-1].done == 1
 

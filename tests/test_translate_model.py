@@ -66,7 +66,9 @@ def test_english_to_target_keeps_every_placeholder(gemma_translator, target):
 
 def test_a_markdown_document_keeps_its_structure(gemma_translator):
     doc = "# Welcome\n\nThis is a short guide.\n\n```\npip install llamadesk\n```\n\n- Open the file.\n- Save your work.\n"
-    job = TranslationJob(gemma_translator, doc, JobSettings(target=resolve_language("fr"), source=resolve_language("en")))
+    job = TranslationJob(
+        gemma_translator, doc, JobSettings(target=resolve_language("fr"), source=resolve_language("en"))
+    )
     events = list(job.run())
     assert isinstance(events[-1], JobFinished)
     out = events[-1].text
@@ -114,15 +116,26 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
 def test_cli_glossary_is_enforced(tmp_path):
     glossary = tmp_path / "terms.txt"
     glossary.write_text("pull request = demande de fusion\n", encoding="utf-8")
-    proc = run_cli("translate", "--to", "fr", "--from", "en", "--glossary", str(glossary), *THREADS,
-                   input="Open a pull request on the project.\n")
+    proc = run_cli(
+        "translate",
+        "--to",
+        "fr",
+        "--from",
+        "en",
+        "--glossary",
+        str(glossary),
+        *THREADS,
+        input="Open a pull request on the project.\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "demande de fusion" in proc.stdout
 
 
 def test_cli_ctrl_c_keeps_finished_segments_and_the_next_run_resumes(tmp_path):
     source = tmp_path / "notes.txt"
-    source.write_text("".join(f"This is sentence number {n} of the test file.\n\n" for n in range(1, 9)), encoding="utf-8")
+    source.write_text(
+        "".join(f"This is sentence number {n} of the test file.\n\n" for n in range(1, 9)), encoding="utf-8"
+    )
     out = tmp_path / "notes.fr.txt"
     sidecar = tmp_path / ".notes.fr.txt.translation.jsonl"
     command = [str(LLAMADESK), "translate", "--to", "fr", "--from", "en", str(source), "-o", str(out), *THREADS]

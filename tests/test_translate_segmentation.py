@@ -62,7 +62,17 @@ def test_markdown_markup_and_code_are_kept_out_of_the_model():
     assert "A quoted sentence." in texts
     assert "Name" in texts and "The foo thing" in texts and "foo" in texts
     joined = "\n".join(texts)
-    for kept in ("pip install", "Do not translate me", "indented code", "title: Guide", "|", "---", "##", "- [ ]", "1."):
+    for kept in (
+        "pip install",
+        "Do not translate me",
+        "indented code",
+        "title: Guide",
+        "|",
+        "---",
+        "##",
+        "- [ ]",
+        "1.",
+    ):
         assert kept not in joined, kept
 
 

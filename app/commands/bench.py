@@ -6,9 +6,9 @@ import argparse
 import dataclasses
 import json
 
-from ..byte_sizes import format_bytes
-from .options import add_json_option, add_load_options, add_model_option, load_settings
-from .table import format_table
+from llamadesk.app.commands.options import add_json_option, add_load_options, add_model_option, load_settings
+from llamadesk.app.commands.table import format_table
+from llamadesk.app.core.byte_sizes import format_bytes
 
 EXAMPLES = """examples:
   llamadesk bench -m smollm2
@@ -18,9 +18,11 @@ EXAMPLES = """examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "bench", help="measure a model's speed on this machine",
+        "bench",
+        help="measure a model's speed on this machine",
         description="Prompt processing (pp) and generation (tg) tokens per second, like llama-bench.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_option(parser)
     parser.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens per pp run (default: 512)")
@@ -32,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.build_info import build_info
-    from ..engine.llama_engine import Engine
-    from ..errors import BadInputError
-    from ..library import resolve_model
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.engine.build_info import build_info
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.library.catalog import resolve_model
 
     if args.repetitions < 1 or args.n_prompt < 0 or args.n_gen < 0:
         raise BadInputError("-r must be at least 1, and -p and -n 0 or more")
@@ -47,16 +49,39 @@ def run(args: argparse.Namespace) -> int:
         summary, active = engine.summary, engine.settings
     backend = build_info().backend
     if args.json:
-        print(json.dumps([{
-            "model": summary.name, "model_size": summary.file_size, "model_n_params": summary.parameters,
-            "backend": backend, "n_threads": active.n_threads, "n_gpu_layers": active.n_gpu_layers,
-            "flash_attn": active.flash_attn, "test": r.test, "avg_ts": r.tokens_per_second_mean,
-            "stddev_ts": r.tokens_per_second_stdev, "samples_ts": r.samples,
-        } for r in results], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "model": summary.name,
+                        "model_size": summary.file_size,
+                        "model_n_params": summary.parameters,
+                        "backend": backend,
+                        "n_threads": active.n_threads,
+                        "n_gpu_layers": active.n_gpu_layers,
+                        "flash_attn": active.flash_attn,
+                        "test": r.test,
+                        "avg_ts": r.tokens_per_second_mean,
+                        "stddev_ts": r.tokens_per_second_stdev,
+                        "samples_ts": r.samples,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
         return 0
     rows = [
-        (summary.name, format_bytes(summary.file_size), summary.size_label, backend, active.n_threads,
-         "on" if active.flash_attn else "off", r.test, f"{r.tokens_per_second_mean:.2f} ± {r.tokens_per_second_stdev:.2f}")
+        (
+            summary.name,
+            format_bytes(summary.file_size),
+            summary.size_label,
+            backend,
+            active.n_threads,
+            "on" if active.flash_attn else "off",
+            r.test,
+            f"{r.tokens_per_second_mean:.2f} ± {r.tokens_per_second_stdev:.2f}",
+        )
         for r in results
     ]
     print(format_table(("MODEL", "SIZE", "PARAMS", "BACKEND", "THREADS", "FA", "TEST", "T/S"), rows))

@@ -8,10 +8,15 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from ..chat_defaults import DEFAULT_REPEAT_PENALTY, DEFAULT_SYSTEM_PROMPT, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from ..engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
-from ..errors import BadInputError, Interrupted
-from .options import add_load_options, add_model_option, load_settings
+from llamadesk.app.commands.options import add_load_options, add_model_option, load_settings
+from llamadesk.app.core.errors import BadInputError, Interrupted
+from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
+from llamadesk.app.settings.chat_defaults import (
+    DEFAULT_REPEAT_PENALTY,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+)
 
 EXAMPLES = """examples:
   llamadesk chat -m smollm2 --temperature 0 "What is the capital of France?"
@@ -22,23 +27,34 @@ EXAMPLES = """examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "chat", help="chat with a model (one prompt, piped text, or interactive)",
-        description="Stream a model's reply to PROMPT. Without PROMPT, reads piped stdin; on a terminal, starts a chat.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "chat",
+        help="chat with a model (one prompt, piped text, or interactive)",
+        description=(
+            "Stream a model's reply to PROMPT. Without PROMPT, reads piped stdin; on a terminal, starts a chat."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("prompt", nargs="*", help="what to ask (joined with spaces)")
     add_model_option(parser)
     parser.add_argument(
-        "--system", default=DEFAULT_SYSTEM_PROMPT,
+        "--system",
+        default=DEFAULT_SYSTEM_PROMPT,
         help=f'system prompt (default: "{DEFAULT_SYSTEM_PROMPT}"; "" leaves it to the chat template)',
     )
     parser.add_argument(
-        "--temperature", type=float, default=DEFAULT_TEMPERATURE,
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
         help=f"0 is greedy and reproducible (default: {DEFAULT_TEMPERATURE})",
     )
-    parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help=f"nucleus sampling threshold (default: {DEFAULT_TOP_P})")
     parser.add_argument(
-        "--repeat-penalty", type=float, default=DEFAULT_REPEAT_PENALTY,
+        "--top-p", type=float, default=DEFAULT_TOP_P, help=f"nucleus sampling threshold (default: {DEFAULT_TOP_P})"
+    )
+    parser.add_argument(
+        "--repeat-penalty",
+        type=float,
+        default=DEFAULT_REPEAT_PENALTY,
         help=f"penalty for repeating recent tokens, 1 is none (default: {DEFAULT_REPEAT_PENALTY})",
     )
     parser.add_argument("--seed", type=int, help="random seed for sampling")
@@ -91,8 +107,8 @@ def stream_reply(engine, messages: list[ChatMessage], sampling: Sampling, show_s
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
-    from ..library import resolve_model
+    from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
+    from llamadesk.app.library.catalog import resolve_model
 
     if args.temperature < 0:
         raise BadInputError("--temperature must be 0 or more")
@@ -109,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
 
     path = resolve_model(args.model)
     sampling = Sampling(
-        temperature=args.temperature, top_p=args.top_p, repeat_penalty=args.repeat_penalty,
-        seed=args.seed, max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        repeat_penalty=args.repeat_penalty,
+        seed=args.seed,
+        max_tokens=args.max_tokens,
     )
     with Engine.load(path, load_settings(args)) as engine:
         history: list[ChatMessage] = [{"role": "system", "content": args.system}] if args.system else []

@@ -7,15 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from ...convert import ConversionPlan, default_output, plan_conversion, resolve_source, write_gguf
-from ...convert.output_types import OUTTYPE_CHOICES
-from ...convert.source_location import looks_like_repo_id
-from ...convert.verify import verify_against_source
-from ..errors import BadInputError
-from ..byte_sizes import format_bytes
-from ..model_registry import record_made_model
-from .options import add_json_option
-from .table import format_table
+from llamadesk.app.commands.options import add_json_option
+from llamadesk.app.commands.table import format_table
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.library.registry import record_made_model
+from llamadesk.convert import ConversionPlan, default_output, plan_conversion, resolve_source, write_gguf
+from llamadesk.convert.output_types import OUTTYPE_CHOICES
+from llamadesk.convert.source_location import looks_like_repo_id
+from llamadesk.convert.verify import verify_against_source
 
 EXAMPLES = """examples:
   llamadesk convert ./SmolLM2-135M-Instruct                 # into the library, type auto
@@ -48,18 +48,23 @@ f16/bf16 intermediate that is deleted afterwards unless --keep is given.
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "convert", help="convert a PyTorch/safetensors checkpoint to GGUF (no torch needed)",
+        "convert",
+        help="convert a PyTorch/safetensors checkpoint to GGUF (no torch needed)",
         description="Convert a LLaMA-family checkpoint (Llama 1/2/3.x, Mistral, SmolLM, TinyLlama) to GGUF.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("source", metavar="SRC", help="checkpoint folder or Hub repo id (owner/name)")
     parser.add_argument("-o", "--output", type=Path, help="output .gguf (default: the library's models folder)")
     parser.add_argument("--outtype", choices=OUTTYPE_CHOICES, default="auto", help="tensor type (default: auto)")
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (tensors, types, size); write nothing")
-    parser.add_argument("--verify", action="store_true", help="check tokens and logits against the source before keeping the file")
     parser.add_argument(
-        "--pre-tokenizer", metavar="NAME",
+        "--verify", action="store_true", help="check tokens and logits against the source before keeping the file"
+    )
+    parser.add_argument(
+        "--pre-tokenizer",
+        metavar="NAME",
         help="llama.cpp pre-tokenizer name for a tokenizer.json llamadesk does not recognise (check with --verify)",
     )
     parser.add_argument("--quantize", metavar="TYPE", help="quantize the result to TYPE (e.g. Q4_K_M) in the same run")
@@ -72,36 +77,55 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _print_plan(plan: ConversionPlan, output: Path, as_json: bool) -> None:
     rows = [(t.name, "x".join(str(d) for d in reversed(t.shape)), t.qtype.name, t.source) for t in plan.tensors]
     if as_json:
-        print(json.dumps({
-            "output": str(output), "outtype": plan.bulk_type.name, "parameters": plan.n_params,
-            "estimated_size": plan.estimated_size, "tokenizer": plan.vocabulary.model, "pre_tokenizer": plan.vocabulary.pre,
-            "tensors": [dict(zip(("name", "shape", "type", "source"), r)) for r in rows],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "output": str(output),
+                    "outtype": plan.bulk_type.name,
+                    "parameters": plan.n_params,
+                    "estimated_size": plan.estimated_size,
+                    "tokenizer": plan.vocabulary.model,
+                    "pre_tokenizer": plan.vocabulary.pre,
+                    "tensors": [dict(zip(("name", "shape", "type", "source"), r, strict=False)) for r in rows],
+                },
+                indent=2,
+            )
+        )
         return
     print(format_table(("TENSOR", "SHAPE", "TYPE", "SOURCE"), rows))
     config = plan.checkpoint.config
-    print(f"\n{config.architecture_name}: {plan.n_params:,} parameters, {config.n_layer} layers, "
-          f"tokenizer {plan.vocabulary.model}/{plan.vocabulary.pre} ({len(plan.vocabulary.tokens)} tokens)")
+    print(
+        f"\n{config.architecture_name}: {plan.n_params:,} parameters, {config.n_layer} layers, "
+        f"tokenizer {plan.vocabulary.model}/{plan.vocabulary.pre} ({len(plan.vocabulary.tokens)} tokens)"
+    )
     print(f"would write {output} ({plan.bulk_type.name}, about {format_bytes(plan.estimated_size)})")
 
 
 def _write_with_progress(plan: ConversionPlan, output: Path, force: bool, check) -> Path:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"writing {output.name}", total=plan.tensor_bytes)
         return write_gguf(plan, output, force, lambda done, total: bar.update(task, completed=done), check)
 
 
 def _verify(plan: ConversionPlan, written: Path, final_name: Path) -> str:
-    from ..engine.llama_engine import Engine
-    from ..engine.types import LoadSettings
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
 
     if sys.stderr.isatty():
         print("verifying against the source checkpoint...", file=sys.stderr)
     with Engine.load(written, LoadSettings(n_ctx=128)) as engine:
-        return verify_against_source(plan, final_name.name, lambda t: engine.tokenize(t, add_bos=True), engine.position_logits)
+        return verify_against_source(
+            plan, final_name.name, lambda t: engine.tokenize(t, add_bos=True), engine.position_logits
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,15 +143,26 @@ def run(args: argparse.Namespace) -> int:
     verified: list[str] = []
     check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
     path = _write_with_progress(plan, output, args.force, check)
-    record_made_model(path, {"checkpoint": args.source, "outtype": plan.bulk_type.name})  # `models` lists it, even outside the models folder
+    record_made_model(
+        path, {"checkpoint": args.source, "outtype": plan.bulk_type.name}
+    )  # `models` lists it, even outside the models folder
     _report(args, path, plan.bulk_type.name, plan.n_params, verified)
     return 0
 
 
 def _report(args: argparse.Namespace, path: Path, qtype: str, n_params: int | None, verified: list[str]) -> None:
     if args.json:
-        print(json.dumps({"path": str(path), "outtype": qtype, "size": path.stat().st_size,
-                          "parameters": n_params, "verified": verified[0] if verified else None}))
+        print(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "outtype": qtype,
+                    "size": path.stat().st_size,
+                    "parameters": n_params,
+                    "verified": verified[0] if verified else None,
+                }
+            )
+        )
     else:
         note = f"; verified: {verified[0]}" if verified else ""
         print(f"wrote {path} ({qtype}, {format_bytes(path.stat().st_size)}{note})")
@@ -137,17 +172,25 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
     """Checkpoint to a quantized GGUF: convert/ then quantize/, one progress bar each."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..checkpoint_conversion import check_convert_type, convert_checkpoint
+    from llamadesk.app.library.checkpoint_conversion import check_convert_type, convert_checkpoint
 
     qtype = check_convert_type(args.quantize)
     verified: list[str] = []
     check = None
     if args.verify:
+
         def check(written: Path) -> None:
             plan = plan_conversion(resolve_source(args.source), "auto", args.pre_tokenizer)
             verified.append(_verify(plan, written, written))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True, disable=not sys.stderr.isatty()) as bar:
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
         converting = bar.add_task("converting", total=None)
         quantizing = bar.add_task("quantizing", total=None, visible=False)
 
@@ -155,10 +198,16 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
             bar.update(quantizing, completed=step.index - 1, total=step.total, visible=True)
 
         path, kept = convert_checkpoint(
-            args.source, args.output, qtype, keep=args.keep, force=args.force, threads=args.threads,
+            args.source,
+            args.output,
+            qtype,
+            keep=args.keep,
+            force=args.force,
+            threads=args.threads,
             pre_tokenizer=args.pre_tokenizer,
             convert_progress=lambda done, total: bar.update(converting, completed=done, total=total),
-            quantize_progress=quantize_step, check=check,
+            quantize_progress=quantize_step,
+            check=check,
         )
     origin = {"checkpoint": args.source, "outtype": qtype.name}
     if kept is not None:

@@ -26,8 +26,11 @@ EXAMPLES = """examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "eval", help="perplexity of a model, and KL divergence to its original",
-        description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "eval",
+        help="perplexity of a model, and KL divergence to its original",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="a .gguf file, or a model name from `llamadesk models`")
     parser.add_argument("--text", type=Path, required=True, metavar="FILE", help="plain UTF-8 text to score")
@@ -57,8 +60,8 @@ def _report(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...quantize.evaluation import evaluate, save_evaluation
-    from ..library import resolve_model
+    from llamadesk.app.library.catalog import resolve_model
+    from llamadesk.quantize.evaluation import evaluate, save_evaluation
 
     model = resolve_model(args.model)
     base = resolve_model(args.base) if args.base else None

@@ -17,11 +17,13 @@ tokens already help. The file is in llama-imatrix's GGUF format, so llama.cpp's 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "imatrix", help="compute an importance matrix from a text (for IQ1/IQ2/IQ3_XXS/Q2_K_S)",
+        "imatrix",
+        help="compute an importance matrix from a text (for IQ1/IQ2/IQ3_XXS/Q2_K_S)",
         description="Run the model over a text and record, for every weight matrix, how large each input "
-                    "column's activations are (as llama-imatrix does). Low-bit types use it to spend "
-                    "their bits on the columns that matter.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "column's activations are (as llama-imatrix does). Low-bit types use it to spend "
+        "their bits on the columns that matter.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="the unquantized model (f16/bf16/f32 GGUF) or a model name")
     parser.add_argument("--text", type=Path, required=True, metavar="FILE", help="plain UTF-8 text to run")
@@ -33,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...quantize.importance_matrix import compute_imatrix
-    from ..library import resolve_model
+    from llamadesk.app.library.catalog import resolve_model
+    from llamadesk.quantize.importance_matrix import compute_imatrix
 
     model = resolve_model(args.model)
     output = args.output or model.with_suffix(".imatrix")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..gguf_file import inspect_gguf, tensor_types
-from ..library import resolve_model
-from ..byte_sizes import format_bytes
-from .options import add_json_option
+from llamadesk.app.commands.options import add_json_option
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.gguf_file import inspect_gguf, tensor_types
+from llamadesk.app.library.catalog import resolve_model
 
 EXAMPLES = """examples:
   llamadesk info SmolLM2-135M-Instruct.Q4_1.gguf
@@ -19,9 +19,11 @@ LONG_VALUE = 120  # characters of a metadata value shown before eliding (chat te
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "info", help="show a GGUF file's metadata",
+        "info",
+        help="show a GGUF file's metadata",
         description="Validate a GGUF file and show its summary, metadata and tensor types.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="FILE", help="a .gguf file, or a model name from `llamadesk models`")
     add_json_option(parser)
@@ -34,23 +36,31 @@ def run(args: argparse.Namespace) -> int:
     types = tensor_types(path)
     metadata = summary.metadata
     if args.json:
-        print(json.dumps({
-            "path": str(path),
-            "file_size": summary.file_size,
-            "architecture": summary.architecture,
-            "name": summary.name,
-            "parameters": summary.parameters,
-            "quantization": summary.quantization,
-            "context_length": summary.context_length,
-            "layers": summary.n_layers,
-            "has_chat_template": summary.has_chat_template,
-            "tensor_types": types,
-            "metadata": metadata,
-        }, indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "file_size": summary.file_size,
+                    "architecture": summary.architecture,
+                    "name": summary.name,
+                    "parameters": summary.parameters,
+                    "quantization": summary.quantization,
+                    "context_length": summary.context_length,
+                    "layers": summary.n_layers,
+                    "has_chat_template": summary.has_chat_template,
+                    "tensor_types": types,
+                    "metadata": metadata,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return 0
     print(f"{path}")
-    print(f"  {summary.name}: {summary.architecture}, {summary.size_label} parameters, {summary.quantization}, "
-          f"{format_bytes(summary.file_size)}, context {summary.context_length}, {summary.n_layers} layers")
+    print(
+        f"  {summary.name}: {summary.architecture}, {summary.size_label} parameters, {summary.quantization}, "
+        f"{format_bytes(summary.file_size)}, context {summary.context_length}, {summary.n_layers} layers"
+    )
     print("  tensors: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
     for key, value in metadata.items():
         text = str(value).replace("\n", "\\n")

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from ..errors import BadInputError
-from ..library import LibraryEntry, add_folder, describe_origin, list_models, plan_removal
-from ...quantize.evaluation import summary_line
-from ..byte_sizes import format_bytes
-from .options import add_json_option
-from .table import format_table
+from llamadesk.app.commands.options import add_json_option
+from llamadesk.app.commands.table import format_table
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.library.catalog import LibraryEntry, add_folder, describe_origin, list_models, plan_removal
+from llamadesk.quantize.evaluation import summary_line
 
 EXAMPLES = """examples:
   llamadesk models
@@ -23,15 +23,18 @@ EXAMPLES = """examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "models", help="list, add or remove models in the library",
+        "models",
+        help="list, add or remove models in the library",
         description="List starter models, pulled models, models llamadesk made and models in folders you added.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_json_option(parser)
     parser.set_defaults(handler=run_list)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     rm = actions.add_parser(
-        "rm", help="remove a model (deletes only files llamadesk created or downloaded)",
+        "rm",
+        help="remove a model (deletes only files llamadesk created or downloaded)",
         description="Remove a model from the library. Files llamadesk downloaded or made are deleted; "
         "files it found elsewhere are only forgotten. Give an added folder to stop listing it.",
         epilog="examples:\n  llamadesk models rm my-model\n  llamadesk models rm ~/Downloads/gguf --yes",
@@ -41,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(handler=run_rm)
     add = actions.add_parser(
-        "add", help="list the GGUF files in a folder too (nothing is copied)",
+        "add",
+        help="list the GGUF files in a folder too (nothing is copied)",
         description="Add a folder to the library: every .gguf in it (and below) shows up in `llamadesk models`.",
         epilog="examples:\n  llamadesk models add ~/models",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -51,9 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _row(e: LibraryEntry) -> tuple:
-    return (e.name, e.architecture, e.size_label, e.quantization, format_bytes(e.file_size), e.context_length,
-            "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", describe_origin(e),
-            summary_line(e.eval_results[-1]) if e.eval_results else "")
+    return (
+        e.name,
+        e.architecture,
+        e.size_label,
+        e.quantization,
+        format_bytes(e.file_size),
+        e.context_length,
+        "yes" if e.has_chat_template else "no",
+        "yes" if e.fits else "no",
+        describe_origin(e),
+        summary_line(e.eval_results[-1]) if e.eval_results else "",
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:

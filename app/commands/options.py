@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..engine.types import LoadSettings
+    from llamadesk.app.engine.types import LoadSettings
 
 
 def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") -> None:
     parser.add_argument(
-        "-m", "--model", default=default,
+        "-m",
+        "--model",
+        default=default,
         help=f"a .gguf path, a starter model (smollm2, gemma3-270m) or a library name (default: {default})",
     )
 
@@ -20,41 +21,61 @@ def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     # Here, not at the top: commands that load no model (quantize, fit, ...) use this module for
     # --json alone and should not pay for runtime_settings' imports (gguf, numpy).
-    from ..runtime_settings import KV_CACHE_TYPES
+    from llamadesk.app.core.memory_budget import KV_CACHE_TYPES
 
     group = parser.add_argument_group("loading (defaults fit this machine; see `llamadesk doctor`)")
     group.add_argument("--ctx", type=int, help="context length in tokens (default: the model's, capped by memory)")
-    group.add_argument("--threads", type=int, help="CPU threads (default: one per performance/physical core that other programs leave free)")
-    group.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (default: as many as fit in free VRAM)")
     group.add_argument(
-        "--flash-attn", choices=("on", "off"),
+        "--threads",
+        type=int,
+        help="CPU threads (default: one per performance/physical core that other programs leave free)",
+    )
+    group.add_argument(
+        "--gpu-layers", type=int, help="layers to offload to the GPU (default: as many as fit in free VRAM)"
+    )
+    group.add_argument(
+        "--flash-attn",
+        choices=("on", "off"),
         help="llama.cpp's fused attention kernel (default: on)",
     )
     group.add_argument(
-        "--kv-type", choices=tuple(KV_CACHE_TYPES),
+        "--kv-type",
+        choices=tuple(KV_CACHE_TYPES),
         help="KV cache type (default: f16, or q8_0 when f16 would cut the context short)",
     )
     group.add_argument("--mlock", action="store_true", default=None, help="pin the model in RAM (default: off)")
     group.add_argument(
-        "--no-mmap", dest="mmap", action="store_false", default=None,
+        "--no-mmap",
+        dest="mmap",
+        action="store_false",
+        default=None,
         help="read the whole model into memory instead of mapping the file",
     )
     group.add_argument(
-        "--rpc", metavar="HOST:PORT[,HOST:PORT]",
+        "--rpc",
+        metavar="HOST:PORT[,HOST:PORT]",
         help="offload layers to llama.cpp RPC servers (`llamadesk rpc-server` there); needs a -DGGML_RPC=on build",
     )
 
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
     """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
-    from ..load_config import configured_load_settings, merged
+    from llamadesk.app.settings.load_config import configured_load_settings, merged
 
     flash = None if args.flash_attn is None else args.flash_attn == "on"
-    return merged(configured_load_settings(), {
-        "n_ctx": args.ctx, "n_threads": args.threads, "n_gpu_layers": args.gpu_layers, "flash_attn": flash,
-        "kv_cache_type": getattr(args, "kv_type", None), "use_mlock": getattr(args, "mlock", None),
-        "use_mmap": getattr(args, "mmap", None), "rpc_servers": getattr(args, "rpc", None),
-    })
+    return merged(
+        configured_load_settings(),
+        {
+            "n_ctx": args.ctx,
+            "n_threads": args.threads,
+            "n_gpu_layers": args.gpu_layers,
+            "flash_attn": flash,
+            "kv_cache_type": getattr(args, "kv_type", None),
+            "use_mlock": getattr(args, "mlock", None),
+            "use_mmap": getattr(args, "mmap", None),
+            "rpc_servers": getattr(args, "rpc", None),
+        },
+    )
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

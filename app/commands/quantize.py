@@ -8,9 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..byte_sizes import format_bytes
-from .options import add_json_option
-from .table import format_table
+from llamadesk.app.commands.options import add_json_option
+from llamadesk.app.commands.table import format_table
+from llamadesk.app.core.byte_sizes import format_bytes
 
 EXAMPLES = """examples:
   llamadesk quantize model-f16.gguf -t Q4_K_M            # writes model-Q4_K_M.gguf beside it
@@ -28,9 +28,11 @@ llama.cpp's llama-imatrix) writes one.
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "quantize", help="quantize a GGUF model with llama.cpp",
+        "quantize",
+        help="quantize a GGUF model with llama.cpp",
         description="Quantize a GGUF file to a smaller type with llama.cpp's quantizer (llama_model_quantize).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", metavar="IN.gguf", nargs="?", help="the model to quantize (f16, bf16 or f32)")
     parser.add_argument("-t", "--type", dest="qtype", help="quantization type (see --list-types), or 'auto'")
@@ -38,8 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="threads for quantizing (default: all hardware threads)")
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     parser.add_argument("--allow-requantize", action="store_true", help="quantize a file that is already quantized")
-    parser.add_argument("--imatrix", type=Path, metavar="FILE", help="importance matrix from `llamadesk imatrix` or llama-imatrix")
-    parser.add_argument("--memory", metavar="SIZE", help="with -t auto: memory to fit in, e.g. 4GB (default: this machine's)")
+    parser.add_argument(
+        "--imatrix", type=Path, metavar="FILE", help="importance matrix from `llamadesk imatrix` or llama-imatrix"
+    )
+    parser.add_argument(
+        "--memory", metavar="SIZE", help="with -t auto: memory to fit in, e.g. 4GB (default: this machine's)"
+    )
     parser.add_argument("--ctx", type=int, help="with -t auto: context length to fit (default: the model's)")
     parser.add_argument("--list-types", action="store_true", help="list every quantization type and exit")
     add_json_option(parser)
@@ -47,14 +53,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list_types(as_json: bool) -> int:
-    from ...quantize.quant_types import QUANT_TYPES
+    from llamadesk.quantize.quant_types import QUANT_TYPES
 
     if as_json:
-        print(json.dumps([{"name": q.name, "ftype": q.ftype, "bits_per_weight": q.bits_per_weight,
-                           "needs_imatrix": q.needs_imatrix, "alias_of": q.alias_of,
-                           "description": q.description} for q in QUANT_TYPES], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": q.name,
+                        "ftype": q.ftype,
+                        "bits_per_weight": q.bits_per_weight,
+                        "needs_imatrix": q.needs_imatrix,
+                        "alias_of": q.alias_of,
+                        "description": q.description,
+                    }
+                    for q in QUANT_TYPES
+                ],
+                indent=2,
+            )
+        )
         return 0
-    rows = [(q.name, f"{q.bits_per_weight:g}", "imatrix" if q.needs_imatrix else "", q.description) for q in QUANT_TYPES]
+    rows = [
+        (q.name, f"{q.bits_per_weight:g}", "imatrix" if q.needs_imatrix else "", q.description) for q in QUANT_TYPES
+    ]
     print(format_table(("TYPE", "BITS", "NEEDS", "DESCRIPTION"), rows))
     return 0
 
@@ -65,14 +86,20 @@ def _progress_bar():
         return contextlib.nullcontext(None)  # and no rich import (~25 ms) for scripts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[tensor]}"), transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[tensor]}"),
+        transient=True,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...quantize.quant_types import find_quant_type
-    from ...quantize.quantize_model import quantize_gguf
-    from ..errors import BadInputError
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.quantize.quant_types import find_quant_type
+    from llamadesk.quantize.quantize_model import quantize_gguf
 
     if args.list_types:
         return _list_types(args.json)
@@ -82,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.qtype.lower() == "auto":
         # Only here: fitting reads the model's header (numpy, gguf), which quantizing itself does
         # while its child process starts.
-        from ...quantize.memory_fit import choose_fitting_type, default_budget, parse_memory
+        from llamadesk.quantize.memory_fit import choose_fitting_type, default_budget, parse_memory
 
         budget = parse_memory(args.memory) if args.memory else default_budget()[0]
         qtype = choose_fitting_type(input_path, args.ctx, budget)
@@ -99,12 +126,23 @@ def run(args: argparse.Namespace) -> int:
             def advance(step) -> None:
                 bar.update(task, completed=step.index - 1, total=step.total, tensor=step.name)
 
-        output = quantize_gguf(input_path, args.output, qtype, threads=args.threads, force=args.force,
-                               allow_requantize=args.allow_requantize, imatrix=args.imatrix, progress=advance)
+        output = quantize_gguf(
+            input_path,
+            args.output,
+            qtype,
+            threads=args.threads,
+            force=args.force,
+            allow_requantize=args.allow_requantize,
+            imatrix=args.imatrix,
+            progress=advance,
+        )
     size = output.stat().st_size
     if args.json:
-        print(json.dumps({"output": str(output), "type": qtype.name,
-                          "bytes": size, "input_bytes": input_path.stat().st_size}))
+        print(
+            json.dumps(
+                {"output": str(output), "type": qtype.name, "bytes": size, "input_bytes": input_path.stat().st_size}
+            )
+        )
     else:
         print(f"{output}  ({format_bytes(size)}, from {format_bytes(input_path.stat().st_size)})")
     return 0

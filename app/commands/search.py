@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..hub_repo import SEARCH_LIMIT, search_gguf_models
-from ..hub_errors import quiet_hub_logging
-from .options import add_json_option
-from .table import format_table
+from llamadesk.app.commands.options import add_json_option
+from llamadesk.app.commands.table import format_table
+from llamadesk.app.hub.errors import quiet_hub_logging
+from llamadesk.app.hub.repo import SEARCH_LIMIT, search_gguf_models
 
 EXAMPLES = """examples:
   llamadesk search smollm2
@@ -19,12 +19,16 @@ EXAMPLES = """examples:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "search", help="find GGUF models on the Hugging Face Hub",
+        "search",
+        help="find GGUF models on the Hugging Face Hub",
         description="Search the Hub for repos with GGUF files, most downloaded first.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("query", nargs="+", help="words to search for in repo names")
-    parser.add_argument("--limit", type=int, default=SEARCH_LIMIT, help=f"at most this many results (default: {SEARCH_LIMIT})")
+    parser.add_argument(
+        "--limit", type=int, default=SEARCH_LIMIT, help=f"at most this many results (default: {SEARCH_LIMIT})"
+    )
     add_json_option(parser)
     parser.set_defaults(handler=run)
 

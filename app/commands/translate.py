@@ -10,8 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import BadInputError, Interrupted, LlamadeskError
-from .options import add_load_options, add_model_option, load_settings
+from llamadesk.app.commands.options import add_load_options, add_model_option, load_settings
+from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 
 EXAMPLES = """examples:
   echo "Where is the station?" | llamadesk translate --to fr
@@ -30,22 +30,32 @@ DEFAULT_CONTEXT = 4096  # chunks are sentence-sized: a large context only costs 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..translate.prompts import strategy_names
+    from llamadesk.app.translate.prompts import strategy_names
 
     parser = sub.add_parser(
-        "translate", help="translate text or a file between languages (offline)",
+        "translate",
+        help="translate text or a file between languages (offline)",
         description="Translate FILE (or stdin, line by line) into the --to language with a local model.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", nargs="?", default="-", metavar="FILE", help="text or Markdown file; - or nothing reads stdin")
+    parser.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="text or Markdown file; - or nothing reads stdin"
+    )
     parser.add_argument("--to", required=True, metavar="LANG", help="target language: a code (fr) or a name (French)")
-    parser.add_argument("--from", dest="source", metavar="LANG", help="source language (default: detected from the text)")
+    parser.add_argument(
+        "--from", dest="source", metavar="LANG", help="source language (default: detected from the text)"
+    )
     add_model_option(parser, default="gemma3-270m")
     parser.add_argument("-o", "--output", metavar="OUT", help="write the translation to OUT (default: stdout)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    parser.add_argument("--glossary", metavar="G", help="file of 'term = translation' lines the translation must follow")
+    parser.add_argument(
+        "--glossary", metavar="G", help="file of 'term = translation' lines the translation must follow"
+    )
     parser.add_argument("--lines", action="store_true", help="translate FILE line by line, like piped text")
-    parser.add_argument("--prompt", default="auto", choices=strategy_names(), help="prompt strategy (default: chosen from the model)")
+    parser.add_argument(
+        "--prompt", default="auto", choices=strategy_names(), help="prompt strategy (default: chosen from the model)"
+    )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
     add_load_options(parser)
     parser.set_defaults(handler=run, ctx=DEFAULT_CONTEXT)
@@ -83,12 +93,21 @@ def _progress(done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic_file import atomic_output, check_writable_target
-    from ..engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
-    from ..library import resolve_model
-    from ..translate import (
-        ChunkDone, JobCancelled, JobFinished, JobSettings, JobStarted, ResumeLog,
-        TranslationJob, load_glossary, resolve_language, sidecar_path, translator_for,
+    from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
+    from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
+    from llamadesk.app.library.catalog import resolve_model
+    from llamadesk.app.translate import (
+        ChunkDone,
+        JobCancelled,
+        JobFinished,
+        JobSettings,
+        JobStarted,
+        ResumeLog,
+        TranslationJob,
+        load_glossary,
+        resolve_language,
+        sidecar_path,
+        translator_for,
     )
 
     target = resolve_language(args.to, "--to")
@@ -109,8 +128,14 @@ def run(args: argparse.Namespace) -> int:
         job = TranslationJob(translator, text, JobSettings(target=target, source=source, mode=mode, glossary=glossary))
         resume = None
         if output is not None:
-            settings = {"model": engine.summary.name, "strategy": strategy.name, "to": target.code, "mode": mode,
-                        "from": source.code if source else "detected", "glossary": sorted((glossary or {}).items())}
+            settings = {
+                "model": engine.summary.name,
+                "strategy": strategy.name,
+                "to": target.code,
+                "mode": mode,
+                "from": source.code if source else "detected",
+                "glossary": sorted((glossary or {}).items()),
+            }
             resume = job.resume = ResumeLog(sidecar_path(output), settings)
         finished: JobFinished | None = None
         started: JobStarted | None = None
@@ -121,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
                 elif isinstance(event, ChunkDone):
                     _progress(event.index + 1, event.total)
                 elif isinstance(event, JobCancelled):
-                    kept = f"; {event.done} of {event.total} segments are kept, run the same command to resume" if resume else ""
+                    kept = (
+                        f"; {event.done} of {event.total} segments are kept, run the same command to resume"
+                        if resume
+                        else ""
+                    )
                     if resume is not None:
                         resume.close()
                     raise Interrupted(f"translation stopped{kept}")

@@ -4,7 +4,7 @@ Import the value types from `.types` freely (they are plain dataclasses); import
 `build_info` loads llama.cpp, so do it where a model is actually needed.
 """
 
-from .types import (
+from llamadesk.app.engine.types import (
     ActiveSettings,
     BenchResult,
     ChatMessage,

@@ -23,8 +23,8 @@ from pathlib import Path
 import llama_cpp.llama_cpp as llama
 import numpy as np
 
-from ..errors import BadInputError, LlamadeskError
-from .llama_log import log_sent_to
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.llama_log import log_sent_to
 
 GGML_MAX_DIMS = 4
 GGML_MAX_OP_PARAMS = 64
@@ -68,8 +68,9 @@ _get_name = _ggml_function("ggml_get_name", ctypes.c_char_p, [ctypes.c_void_p])
 _op_desc = _ggml_function("ggml_op_desc", ctypes.c_char_p, [ctypes.c_void_p])
 _nelements = _ggml_function("ggml_nelements", ctypes.c_int64, [ctypes.c_void_p])
 _nbytes = _ggml_function("ggml_nbytes", ctypes.c_size_t, [ctypes.c_void_p])
-_tensor_get = _ggml_function("ggml_backend_tensor_get", None,
-                             [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t])
+_tensor_get = _ggml_function(
+    "ggml_backend_tensor_get", None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+)
 
 
 @dataclass
@@ -100,8 +101,10 @@ class _Collector:
         if not self.layout_checked:
             expected = (_get_name(pointer), _nelements(pointer))
             if (tensor.name, math.prod(tensor.ne)) != expected:
-                raise LlamadeskError("this llama.cpp's ggml_tensor layout differs from the one llamadesk knows; "
-                                     "use llama-imatrix to compute the importance matrix")
+                raise LlamadeskError(
+                    "this llama.cpp's ggml_tensor layout differs from the one llamadesk knows; "
+                    "use llama-imatrix to compute the importance matrix"
+                )
             self.layout_checked = True
         return tensor
 
@@ -135,8 +138,9 @@ class _Collector:
         raw = np.empty(_nbytes(src1), dtype=np.uint8)
         _tensor_get(src1, raw.ctypes.data, 0, raw.nbytes)
         ne, nb = list(activations.ne), list(activations.nb)
-        x = np.lib.stride_tricks.as_strided(raw.view(np.float32), shape=(ne[3], ne[2], ne[1], ne[0]),
-                                            strides=(nb[3], nb[2], nb[1], nb[0]))
+        x = np.lib.stride_tricks.as_strided(
+            raw.view(np.float32), shape=(ne[3], ne[2], ne[1], ne[0]), strides=(nb[3], nb[2], nb[1], nb[0])
+        )
         n_mat = weight.ne[2] * weight.ne[3]
         squares = np.einsum("abij,abij->abj", x, x, dtype=np.float64)  # (ne3, ne2, ne0)
         per_matrix = np.zeros((n_mat, ne[0]), dtype=np.float64)
@@ -153,7 +157,10 @@ class _Collector:
 
 
 def collect_activations(
-    model_path: Path | str, text: str, n_ctx: int = 512, n_threads: int = 1,
+    model_path: Path | str,
+    text: str,
+    n_ctx: int = 512,
+    n_threads: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStats:
     """Read `text` in chunks of `n_ctx` tokens (as llama-imatrix: BOS first where the model uses
@@ -165,8 +172,16 @@ def collect_activations(
         return _collect(Path(model_path), text, n_ctx, n_threads, progress, stats, collector, callback)
 
 
-def _collect(model_path: Path, text: str, n_ctx: int, n_threads: int, progress, stats: ActivationStats,
-             collector: _Collector, callback: object) -> ActivationStats:
+def _collect(
+    model_path: Path,
+    text: str,
+    n_ctx: int,
+    n_threads: int,
+    progress,
+    stats: ActivationStats,
+    collector: _Collector,
+    callback: object,
+) -> ActivationStats:
     model_params = llama.llama_model_default_params()
     model_params.n_gpu_layers = 0
     model = llama.llama_model_load_from_file(str(model_path).encode(), model_params)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import llama_cpp
 
-from .llama_log import log_sent_to
+from llamadesk.app.engine.llama_log import log_sent_to
 
 BUFFER_LINE = re.compile(r"(?P<device>\S+)\s+(?P<kind>model|KV|compute|output) buffer size =\s*(?P<mib>[\d.]+) MiB")
 MIB = 1024 * 1024
@@ -60,8 +60,13 @@ def measure_allocation(path: Path | str, n_ctx: int, n_batch: int = 512, flash_a
     pieces: list[str] = []
     with log_sent_to(pieces.append):
         llama = llama_cpp.Llama(
-            model_path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
-            n_gpu_layers=0, flash_attn=flash_attn, verbose=False,
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_ubatch=n_batch,
+            n_gpu_layers=0,
+            flash_attn=flash_attn,
+            verbose=False,
         )
         llama.close()
     return parse_allocation("".join(pieces))

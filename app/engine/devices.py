@@ -69,7 +69,9 @@ def _libggml() -> ctypes.CDLL:
     lib.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
     lib.ggml_backend_dev_memory.restype = None
     lib.ggml_backend_dev_memory.argtypes = [
-        ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_size_t),
+        ctypes.POINTER(ctypes.c_size_t),
     ]
     return lib
 
@@ -82,11 +84,13 @@ def backend_devices() -> tuple[BackendDevice, ...]:
         device = lib.ggml_backend_dev_get(index)
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
         lib.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
-        found.append(BackendDevice(
-            name=(lib.ggml_backend_dev_name(device) or b"").decode("utf-8", "replace"),
-            description=(lib.ggml_backend_dev_description(device) or b"").decode("utf-8", "replace"),
-            kind=DEVICE_TYPES.get(lib.ggml_backend_dev_type(device), "other"),
-            free_memory=free.value,
-            total_memory=total.value,
-        ))
+        found.append(
+            BackendDevice(
+                name=(lib.ggml_backend_dev_name(device) or b"").decode("utf-8", "replace"),
+                description=(lib.ggml_backend_dev_description(device) or b"").decode("utf-8", "replace"),
+                kind=DEVICE_TYPES.get(lib.ggml_backend_dev_type(device), "other"),
+                free_memory=free.value,
+                total_memory=total.value,
+            )
+        )
     return tuple(found)

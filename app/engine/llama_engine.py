@@ -19,16 +19,16 @@ import numpy as np
 from gguf import GGMLQuantizationType
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from ..errors import BadInputError, LlamadeskError
-from ..gguf_file import GGUFSummary, inspect_gguf
-from ..machine import MachineFacts, machine_facts
-from ..runtime_settings import OffloadTarget, choose_settings, offload_target
-from .build_info import build_info
-from .devices import backend_devices
-from .llama_log import use_default_log
-from .rpc import add_servers, parse_endpoints
-from .stop_flag import StopFlag
-from .types import (
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
+from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.engine.build_info import build_info
+from llamadesk.app.engine.devices import backend_devices
+from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
+from llamadesk.app.engine.llama_log import use_default_log
+from llamadesk.app.engine.rpc import add_servers, parse_endpoints
+from llamadesk.app.engine.stop_flag import StopFlag
+from llamadesk.app.engine.types import (
     ActiveSettings,
     BenchResult,
     ChatMessage,
@@ -40,7 +40,7 @@ from .types import (
     StreamEvent,
     TextPiece,
 )
-from .utf8_stream import Utf8Stream
+from llamadesk.app.engine.utf8_stream import Utf8Stream
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
 
@@ -276,7 +276,9 @@ class Engine:
             yield TextPiece(tail)
         finished = time.perf_counter()
         yield GenerationDone(
-            _stats(len(prompt_tokens), cached, generated, started, first_token_at, finished, llama.n_tokens, n_ctx, reason)
+            _stats(
+                len(prompt_tokens), cached, generated, started, first_token_at, finished, llama.n_tokens, n_ctx, reason
+            )
         )
 
     # -- benchmark --------------------------------------------------------------------------
@@ -327,7 +329,7 @@ class Engine:
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

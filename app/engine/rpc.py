@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import llama_cpp
 
-from ..errors import BadInputError, LlamadeskError
-from .devices import _libggml
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.devices import _libggml
 
 # The wire format of the RPC protocol in the bundled llama.cpp (ggml-rpc.cpp, protocol 7.x):
 # request  = cmd (u8) | size (u64) | payload; HELLO's payload is the client's 24 capability bytes
@@ -35,7 +35,6 @@ RPC_CMD_HELLO = 14
 RPC_PROTO_MAJOR = 7
 RPC_CONN_CAPS_SIZE = 24
 PROBE_TIMEOUT_S = 5.0
-DEFAULT_PORT = 50052
 REBUILD_HINT = (
     f'rebuild llama-cpp-python with the RPC backend: CMAKE_ARGS="-DGGML_RPC=on" {shlex.quote(sys.executable)} '
     f"-m pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python=={llama_cpp.__version__}"
@@ -125,7 +124,9 @@ def add_servers(endpoints: Sequence[Endpoint]) -> None:
     if not endpoints:
         return
     if not rpc_supported():
-        raise LlamadeskError(f"--rpc needs a llama.cpp build with the RPC backend, and this one has none; {REBUILD_HINT}")
+        raise LlamadeskError(
+            f"--rpc needs a llama.cpp build with the RPC backend, and this one has none; {REBUILD_HINT}"
+        )
     add_server = _rpc_function("ggml_backend_rpc_add_server", ctypes.c_void_p, [ctypes.c_char_p])
     lib = _libggml()
     lib.ggml_backend_register.restype = None
@@ -150,7 +151,8 @@ def serve(host: str, port: int, threads: int, cache_dir: str | None = None) -> N
     if not rpc_supported():
         raise LlamadeskError(f"rpc-server needs a llama.cpp build with the RPC backend; {REBUILD_HINT}")
     start = _rpc_function(
-        "ggml_backend_rpc_start_server", None,
+        "ggml_backend_rpc_start_server",
+        None,
         [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)],
     )
     lib = _libggml()
@@ -162,7 +164,8 @@ def serve(host: str, port: int, threads: int, cache_dir: str | None = None) -> N
     endpoint = str(Endpoint(host, port))
     # The server loop never returns; running it on a daemon thread keeps Ctrl-C working.
     thread = threading.Thread(
-        target=start, args=(endpoint.encode(), cache_dir.encode() if cache_dir else None, threads, 1, devices),
+        target=start,
+        args=(endpoint.encode(), cache_dir.encode() if cache_dir else None, threads, 1, devices),
         daemon=True,
     )
     thread.start()

@@ -14,10 +14,10 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-from ..errors import LlamadeskError
-from ..gguf_file import inspect_gguf
-from ..machine import machine_facts
-from .llama_log import use_default_log
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.gguf_file import inspect_gguf
+from llamadesk.app.core.machine import machine_facts
+from llamadesk.app.engine.llama_log import use_default_log
 
 PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
 

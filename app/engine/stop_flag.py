@@ -61,4 +61,3 @@ class StopFlag:
 
     def _python_check(self, _data: ctypes.c_void_p) -> bool:
         return self.is_set()
-

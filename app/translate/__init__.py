@@ -11,14 +11,22 @@ checks, retry and fallback), job (documents and lines, events, resume), glossary
 resume (the sidecar), generation (the engine as a translation model).
 """
 
-from .events import ChunkDone, ChunkStarted, ChunkText, JobCancelled, JobFinished, JobStarted, TranslationEvent
-from .generation import EngineGenerator, GenerationStopped, ModelGenerator
-from .glossary import load_glossary, parse_glossary
-from .job import JobSettings, TranslationJob
-from .languages import Language, find_language, resolve_language
-from .prompts import PromptStrategy, choose_strategy
-from .resume import ResumeLog, sidecar_path
-from .segment import SegmentResult, SegmentTranslator, translator_for
+from llamadesk.app.translate.events import (
+    ChunkDone,
+    ChunkStarted,
+    ChunkText,
+    JobCancelled,
+    JobFinished,
+    JobStarted,
+    TranslationEvent,
+)
+from llamadesk.app.translate.generation import EngineGenerator, GenerationStopped, ModelGenerator
+from llamadesk.app.translate.glossary import load_glossary, parse_glossary
+from llamadesk.app.translate.job import JobSettings, TranslationJob
+from llamadesk.app.translate.languages import Language, find_language, resolve_language
+from llamadesk.app.translate.prompts import PromptStrategy, choose_strategy
+from llamadesk.app.translate.resume import ResumeLog, sidecar_path
+from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator, translator_for
 
 __all__ = [
     "ChunkDone",

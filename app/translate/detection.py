@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import re
 
-from ..errors import BadInputError
-from .languages import LANGUAGES, Language
-from .protection import find_spans
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate.languages import LANGUAGES, Language
+from llamadesk.app.translate.protection import find_spans
 
 # Below this probability the guess is not trusted: the user is asked for --from.
 MIN_CONFIDENCE = 0.5

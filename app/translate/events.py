@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .languages import Language
-from .segment import SegmentResult
+from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.segment import SegmentResult
 
 
 @dataclass(frozen=True)

@@ -82,4 +82,4 @@ def example_pairs(source: str, target: str) -> list[tuple[str, str]]:
     """(source sentence, target sentence) pairs for two language codes; empty if either is missing."""
     if source not in EXAMPLE_SENTENCES or target not in EXAMPLE_SENTENCES:
         return []
-    return list(zip(EXAMPLE_SENTENCES[source], EXAMPLE_SENTENCES[target]))
+    return list(zip(EXAMPLE_SENTENCES[source], EXAMPLE_SENTENCES[target], strict=False))

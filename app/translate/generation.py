@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..engine.types import GenerationDone, Sampling, TextPiece
-from .prompts import Prompt
+from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
+from llamadesk.app.translate.prompts import Prompt
 
 # Greedy: the same input gives the same translation, and small models translate best greedily.
 GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 
 SEPARATORS = re.compile(r"\t| = | -> | → |=")
 

@@ -13,13 +13,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from .detection import detect_language
-from .events import ChunkDone, ChunkStarted, ChunkText, JobCancelled, JobFinished, JobStarted, TranslationEvent
-from .generation import GenerationStopped
-from .languages import Language
-from .resume import ResumeLog
-from .segment import SegmentResult, SegmentTranslator
-from .segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
+from llamadesk.app.translate.detection import detect_language
+from llamadesk.app.translate.events import (
+    ChunkDone,
+    ChunkStarted,
+    ChunkText,
+    JobCancelled,
+    JobFinished,
+    JobStarted,
+    TranslationEvent,
+)
+from llamadesk.app.translate.generation import GenerationStopped
+from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.resume import ResumeLog
+from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
+from llamadesk.app.translate.segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
 
 # How many preceding chunks (of the same document) the model sees as examples for consistency.
 CONTEXT_CHUNKS = 1
@@ -49,7 +57,9 @@ def chunk_budget(context_size: int, wanted: int = MAX_CHUNK_TOKENS) -> int:
 class TranslationJob:
     """One text to translate with one segment translator."""
 
-    def __init__(self, translator: SegmentTranslator, text: str, settings: JobSettings, resume: ResumeLog | None = None):
+    def __init__(
+        self, translator: SegmentTranslator, text: str, settings: JobSettings, resume: ResumeLog | None = None
+    ):
         self.translator = translator
         self.settings = settings
         self.resume = resume
@@ -101,8 +111,12 @@ class TranslationJob:
                 stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
                 try:
                     result = self.translator.translate(
-                        chunk.text, source, target, self.settings.glossary,
-                        context=self._context(index, results), on_text=stream,
+                        chunk.text,
+                        source,
+                        target,
+                        self.settings.glossary,
+                        context=self._context(index, results),
+                        on_text=stream,
                     )
                 except GenerationStopped:
                     yield JobCancelled(len(results), total)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import BadInputError
+from llamadesk.app.core.errors import BadInputError
 
 
 @dataclass(frozen=True)

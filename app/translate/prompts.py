@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..engine.types import ChatMessage
-from ..errors import BadInputError
-from .examples import example_pairs
-from .languages import Language
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.engine.types import ChatMessage
+from llamadesk.app.translate.examples import example_pairs
+from llamadesk.app.translate.languages import Language
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,13 @@ DEDICATED_FORMATS: tuple[DedicatedFormat, ...] = (
 )
 
 GENERIC_STRATEGIES = ("few-shot", "instruction")
-NAME_FIELDS = ("general.name", "general.basename", "general.finetune", "general.base_model.0.name", "general.base_model.0.repo_url")
+NAME_FIELDS = (
+    "general.name",
+    "general.basename",
+    "general.finetune",
+    "general.base_model.0.name",
+    "general.base_model.0.repo_url",
+)
 
 
 @dataclass(frozen=True)
@@ -142,13 +148,17 @@ def choose_strategy(metadata: Mapping[str, Any], has_chat_template: bool, overri
             return PromptStrategy(override, "chosen with --prompt", by_name[override])
         if override in GENERIC_STRATEGIES:
             if override == "instruction" and not has_chat_template:
-                raise BadInputError("--prompt instruction needs a model with a chat template; this one has none (use few-shot)")
+                raise BadInputError(
+                    "--prompt instruction needs a model with a chat template; this one has none (use few-shot)"
+                )
             return PromptStrategy(override, "chosen with --prompt")
         raise BadInputError(f"--prompt {override!r}: unknown; choose one of {', '.join(strategy_names())}")
     names = " ".join(str(metadata.get(key, "")) for key in NAME_FIELDS)
     for dedicated in DEDICATED_FORMATS:
         if re.search(dedicated.matches, names, re.IGNORECASE):
-            return PromptStrategy(dedicated.name, f"the model's name matches {dedicated.name} ({dedicated.source})", dedicated)
+            return PromptStrategy(
+                dedicated.name, f"the model's name matches {dedicated.name} ({dedicated.source})", dedicated
+            )
     if has_chat_template:
         return PromptStrategy("instruction", "the model has a chat template: an instruction through it")
     return PromptStrategy("few-shot", "the model has no chat template (a base model): a few-shot completion prompt")

@@ -62,10 +62,6 @@ class Span:
     original: str
     restored: str
 
-    @property
-    def is_term(self) -> bool:
-        return self.kind == "glossary"
-
 
 @dataclass(frozen=True)
 class ProtectedText:
@@ -75,10 +71,6 @@ class ProtectedText:
     spans: tuple[Span, ...]  # spans[n - 1] is what ⟦n⟧ stands for
     leading: str = ""
     trailing: str = ""
-
-    @property
-    def markers(self) -> list[str]:
-        return [marker(n) for n in range(1, len(self.spans) + 1)]
 
     @property
     def has_words(self) -> bool:
@@ -111,7 +103,7 @@ def protect(text: str, terms: dict[str, str] | None = None) -> ProtectedText:
     """
     core = text.strip()
     leading = text[: len(text) - len(text.lstrip())]
-    trailing = text[len(text.rstrip()):] if core else ""
+    trailing = text[len(text.rstrip()) :] if core else ""
     found = find_spans(core)
     if terms:
         found = _merge(found, _term_spans(core, terms))
@@ -183,7 +175,9 @@ def lost_spans(source: str, translation: str, terms: dict[str, str] | None = Non
     for original in dict.fromkeys(source_spans):
         if translation.count(original) < source_spans.count(original):
             lost.append(original)
-    if source.strip() and (_edge(source, "lead") != _edge(translation, "lead") or _edge(source, "trail") != _edge(translation, "trail")):
+    if source.strip() and (
+        _edge(source, "lead") != _edge(translation, "lead") or _edge(source, "trail") != _edge(translation, "trail")
+    ):
         lost.append("whitespace")
     return lost
 
@@ -191,7 +185,7 @@ def lost_spans(source: str, translation: str, terms: dict[str, str] | None = Non
 def _edge(text: str, side: str) -> str:
     if side == "lead":
         return text[: len(text) - len(text.lstrip())]
-    return text[len(text.rstrip()):]
+    return text[len(text.rstrip()) :]
 
 
 def piecewise_parts(protected: ProtectedText) -> list[tuple[str, bool]]:
@@ -204,7 +198,7 @@ def piecewise_parts(protected: ProtectedText) -> list[tuple[str, bool]]:
     position = 0
     for match in MARKER_RE.finditer(protected.text):
         if match.start() > position:
-            parts.append((protected.text[position:match.start()], True))
+            parts.append((protected.text[position : match.start()], True))
         parts.append((match.group(0), False))
         position = match.end()
     if position < len(protected.text):

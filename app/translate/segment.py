@@ -17,12 +17,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .generation import EngineGenerator, ModelGenerator
-from .glossary import missing_terms, terms_in
-from .languages import Language
-from .prompts import Prompt, PromptStrategy, TranslationRequest, choose_strategy
-from .segmentation import split_sentences
-from .protection import MARKER_RE, ProtectedText, lost_spans, missing_markers, piecewise_parts, protect
+from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
+from llamadesk.app.translate.glossary import missing_terms, terms_in
+from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.prompts import Prompt, PromptStrategy, TranslationRequest, choose_strategy
+from llamadesk.app.translate.protection import (
+    MARKER_RE,
+    ProtectedText,
+    lost_spans,
+    missing_markers,
+    piecewise_parts,
+    protect,
+)
+from llamadesk.app.translate.segmentation import split_sentences
 
 # Quotes a model adds around its answer: (opening, closing).
 QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("«", "»"), ("„", "“"), ("‘", "’"), ("「", "」"))
@@ -62,11 +69,11 @@ def clean_output(raw: str, prompt: Prompt, source: str) -> str:
     text = content[0] if content else ""
     for prefix in prompt.echo_prefixes:
         if text.startswith(prefix):
-            text = text[len(prefix):].strip()
+            text = text[len(prefix) :].strip()
     for opening, closing in QUOTE_PAIRS:
         added = text.startswith(opening) and text.endswith(closing) and len(text) >= 2
         if added and not (source.startswith(opening) and source.endswith(closing)):
-            text = text[len(opening): len(text) - len(closing)].strip()
+            text = text[len(opening) : len(text) - len(closing)].strip()
             break
     return text
 
@@ -77,6 +84,7 @@ def is_copy(source: str, output: str) -> bool:
     One word (a name, "OK", "Django") may rightly stay as it is; two or more words of three
     letters or more that come back unchanged (punctuation aside) were not translated.
     """
+
     def normal(text: str) -> str:
         return re.sub(r"\W+", " ", text).strip()
 
@@ -111,10 +119,10 @@ def repair_markers(source: str, output: str) -> str:
     for last in MARKER_RE.finditer(source):
         pass
     if first and int(first.group(1)) not in seen:
-        gap = source[first.end(): first.end() + 1]
+        gap = source[first.end() : first.end() + 1]
         text = first.group(0) + (gap if gap.isspace() else "") + text
     if last and last.end() == len(source) and int(last.group(1)) not in seen and last is not first:
-        gap = source[last.start() - 1: last.start()]
+        gap = source[last.start() - 1 : last.start()]
         text = text + (gap if gap.isspace() else "") + last.group(0)
     return text
 
@@ -211,9 +219,7 @@ class SegmentTranslator:
             return SegmentResult(text, text, time.perf_counter() - started)
         required = terms_in(text, glossary or {})
         protected_context = tuple((protect(a).text, protect(b).text) for a, b in context)
-        request = TranslationRequest(
-            protected.text, source, target, protected_context, tuple(required.items())
-        )
+        request = TranslationRequest(protected.text, source, target, protected_context, tuple(required.items()))
         output = self._ask(request, on_text)
         problems = self._problems(protected, output, required)
         attempts = 1
@@ -232,7 +238,9 @@ class SegmentTranslator:
             problems = [f"first try: {p}" for p in problems] + [f"retry: {p}" for p in remaining]
             if remaining:
                 return self._fall_back(text, protected, output, source, target, attempts, problems, started)
-        return SegmentResult(text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems))
+        return SegmentResult(
+            text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems)
+        )
 
     def _fall_back(
         self,
@@ -249,7 +257,9 @@ class SegmentTranslator:
         intact = output and not missing_markers(protected, output)
         if intact and not (copied and protected.spans):
             # Spans intact: an unused glossary term (or a copy with nothing to split) is kept, and reported.
-            return SegmentResult(text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems))
+            return SegmentResult(
+                text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems)
+            )
         if protected.spans:
             parts = []
             for part, translatable in piecewise_parts(protected):
@@ -259,11 +269,16 @@ class SegmentTranslator:
                     translated = self._ask(request, None) or core
                     if re.search(r"[⟦⟧]", translated):
                         translated = core  # a part must not invent spans of its own
-                    parts.append(part[: len(part) - len(part.lstrip())] + translated + part[len(part.rstrip()):])
+                    parts.append(part[: len(part) - len(part.lstrip())] + translated + part[len(part.rstrip()) :])
                 else:
                     parts.append(part)
             return SegmentResult(
-                text, protected.restore("".join(parts)), time.perf_counter() - started, attempts, "piecewise", tuple(problems)
+                text,
+                protected.restore("".join(parts)),
+                time.perf_counter() - started,
+                attempts,
+                "piecewise",
+                tuple(problems),
             )
         return SegmentResult(text, text, time.perf_counter() - started, attempts, "source-kept", tuple(problems))
 

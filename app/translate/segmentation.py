@@ -48,7 +48,7 @@ def split_lines(text: str) -> list[Piece]:
     pieces: list[Piece] = []
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
-        ending = line[len(body):]
+        ending = line[len(body) :]
         if body.strip():
             pieces.append(Piece(body, True))
         elif body:
@@ -101,7 +101,12 @@ def split_document(text: str) -> list[Piece]:
         fence = FENCE_RE.match(body)
         if in_fence is not None:
             pieces.append(Piece(line, False))
-            if fence and fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence) and not body.strip()[len(fence.group(1)):].strip():
+            if (
+                fence
+                and fence.group(1)[0] == in_fence[0]
+                and len(fence.group(1)) >= len(in_fence)
+                and not body.strip()[len(fence.group(1)) :].strip()
+            ):
                 in_fence = None
             continue
         if fence:
@@ -138,10 +143,10 @@ def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
 
 
 def _block_pieces(kind: str, match: re.Match[str] | None, line: str, body: str) -> list[Piece]:
-    ending = line[len(body):]
+    ending = line[len(body) :]
     if kind in ("heading", "list-item", "quote") and match is not None:
         markup, text = match.group("markup"), match.group("text")
-        tail = body[match.end("text"):]
+        tail = body[match.end("text") :]
         pieces = [Piece(markup, False)]
         pieces += _translatable_with_edges(text)
         return [*pieces, Piece(tail + ending, False)]
@@ -167,22 +172,29 @@ def _translatable_with_edges(text: str) -> list[Piece]:
     if not core:
         return [Piece(text, False)]
     start = text.index(core)
-    pieces = [Piece(text[:start], False), Piece(core, True), Piece(text[start + len(core):], False)]
+    pieces = [Piece(text[:start], False), Piece(core, True), Piece(text[start + len(core) :], False)]
     return [p for p in pieces if p.text]
 
 
 def _paragraph_pieces(lines: list[str]) -> list[Piece]:
     bodies = [line.rstrip("\r\n") for line in lines]
-    endings = [line[len(body):] for line, body in zip(lines, bodies)]
+    endings = [line[len(body) :] for line, body in zip(lines, bodies, strict=False)]
     indent = re.match(r"\s*", bodies[0]).group(0)  # type: ignore[union-attr]
-    wrapped = len(bodies) > 1 and all(len(b.strip()) >= WRAPPED_LINE_MIN for b in bodies[:-1]) and not any(
-        b.endswith("  ") or b.endswith("\\") for b in bodies[:-1]  # Markdown hard breaks are meant
+    wrapped = (
+        len(bodies) > 1
+        and all(len(b.strip()) >= WRAPPED_LINE_MIN for b in bodies[:-1])
+        and not any(
+            b.endswith("  ") or b.endswith("\\")
+            for b in bodies[:-1]  # Markdown hard breaks are meant
+        )
     )
     if wrapped and all(b.startswith(indent) for b in bodies):
-        inner = "".join(lines)[len(indent):].rstrip("\r\n")
-        return [p for p in (Piece(indent, False), Piece(inner, True, wrapped=True), Piece(endings[-1], False)) if p.text]
+        inner = "".join(lines)[len(indent) :].rstrip("\r\n")
+        return [
+            p for p in (Piece(indent, False), Piece(inner, True, wrapped=True), Piece(endings[-1], False)) if p.text
+        ]
     pieces: list[Piece] = []
-    for body, ending in zip(bodies, endings):
+    for body, ending in zip(bodies, endings, strict=False):
         pieces.extend(_translatable_with_edges(body))
         pieces.append(Piece(ending, False))
     return [p for p in pieces if p.text]
@@ -220,7 +232,7 @@ def rewrap(text: str, n_lines: int, indent: str = "") -> str:
         if len(parts) < 2:
             break
         half = len(parts) // 2
-        lines[longest: longest + 1] = [" ".join(parts[:half]), " ".join(parts[half:])]
+        lines[longest : longest + 1] = [" ".join(parts[:half]), " ".join(parts[half:])]
     return ("\n" + indent).join(lines)
 
 
@@ -229,8 +241,7 @@ def rewrap(text: str, n_lines: int, indent: str = "") -> str:
 # Abbreviations after which a period does not end a sentence (lowercase, without the period).
 ABBREVIATIONS = frozenset(
     "e.g i.e etc vs mr mrs ms dr prof sr jr st no nos fig figs vol approx cf al inc ltd co corp dept "
-    "est min max jan feb mar apr jun jul aug sep sept oct nov dec ca resp incl excl"
-    .split()
+    "est min max jan feb mar apr jun jul aug sep sept oct nov dec ca resp incl excl".split()
 )
 # A sentence ends at . ! ? … (and CJK 。！？) followed by space and something that starts one.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[¿¡]*[A-ZÀ-ÖØ-Þ0-9⟦])|(?<=[。！？])")
@@ -241,11 +252,13 @@ def split_sentences(text: str) -> list[str]:
     sentences: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        before = text[start: match.start()].rstrip("\"'”’)]")
+        before = text[start : match.start()].rstrip("\"'”’)]")
         last_word = re.search(r"(\S+)\.$", before)
-        if last_word and (last_word.group(1).casefold().strip("(") in ABBREVIATIONS or re.fullmatch(r"[A-Z]", last_word.group(1))):
+        if last_word and (
+            last_word.group(1).casefold().strip("(") in ABBREVIATIONS or re.fullmatch(r"[A-Z]", last_word.group(1))
+        ):
             continue
-        sentences.append(text[start: match.end()])
+        sentences.append(text[start : match.end()])
         start = match.end()
     if start < len(text):
         sentences.append(text[start:])
@@ -288,7 +301,7 @@ def pack_chunks(pieces: list[Piece], max_tokens: int, count_tokens: Callable[[st
 
 def _chunk(piece: int, text: str) -> Chunk:
     core = text.rstrip()
-    return Chunk(piece, core, text[len(core):])
+    return Chunk(piece, core, text[len(core) :])
 
 
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
@@ -313,7 +326,7 @@ def _split_keep(text: str, separator: re.Pattern[str]) -> list[str]:
     parts: list[str] = []
     start = 0
     for match in separator.finditer(text):
-        parts.append(text[start: match.end()])
+        parts.append(text[start : match.end()])
         start = match.end()
     if start < len(text):
         parts.append(text[start:])

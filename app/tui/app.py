@@ -20,15 +20,15 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ..config import Config, load_config, save_config
-from ..engine.types import LoadSettings
-from ..load_config import configured_load_settings
-from ..store import Store
-from .engine_host import EngineHost, EngineLoader, load_llama_engine
-from .screens.chat import ChatScreen
-from .screens.help import HelpScreen
-from .screens.models import ModelsScreen
-from .screens.translate import TranslateScreen
+from llamadesk.app.chat.store import Store
+from llamadesk.app.engine.types import LoadSettings
+from llamadesk.app.settings.load_config import configured_load_settings
+from llamadesk.app.settings.user_config import Config, load_config, save_config
+from llamadesk.app.tui.engine_host import EngineHost, EngineLoader, load_llama_engine
+from llamadesk.app.tui.screens.chat import ChatScreen
+from llamadesk.app.tui.screens.help import HelpScreen
+from llamadesk.app.tui.screens.models import ModelsScreen
+from llamadesk.app.tui.screens.translate import TranslateScreen
 
 TRANSLATE_CONTEXT = 4096  # translation needs little; load.json's ctx wins when it sets one
 
@@ -131,11 +131,7 @@ class LlamadeskApp(App[None]):
     def key_rows(self) -> list[tuple[str, str]]:
         """(key, description) for the current screen's actions, the app's, and the widgets' keys."""
         bindings = [*self.screen.BINDINGS, *self.BINDINGS]
-        rows = [
-            (self.get_key_display(b), b.description)
-            for b in bindings
-            if isinstance(b, Binding) and b.description
-        ]
+        rows = [(self.get_key_display(b), b.description) for b in bindings if isinstance(b, Binding) and b.description]
         rows += list(getattr(self.screen, "WIDGET_KEYS", ()))
         seen: set[str] = set()
         return [row for row in rows if not (row[1] in seen or seen.add(row[1]))]

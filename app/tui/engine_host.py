@@ -18,9 +18,9 @@ from typing import Protocol
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from ..conversation import FittedPrompt, fit_context
-from ..engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, StreamEvent
-from ..errors import LlamadeskError
+from llamadesk.app.chat.context_fit import FittedPrompt, fit_context
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, StreamEvent
 
 
 class ChatEngine(Protocol):
@@ -54,8 +54,8 @@ class ModelInfo:
 
 def load_llama_engine(spec: str, settings: LoadSettings) -> ChatEngine:
     """The real loader: resolve a model name or path and load it with llama.cpp."""
-    from ..engine.llama_engine import Engine  # imports llama.cpp: only in the host's thread
-    from ..library import resolve_model
+    from llamadesk.app.engine.llama_engine import Engine  # imports llama.cpp: only in the host's thread
+    from llamadesk.app.library.catalog import resolve_model
 
     return Engine.load(resolve_model(spec), settings)
 
@@ -65,7 +65,7 @@ def describe_engine(spec: str, engine: ChatEngine) -> ModelInfo:
     settings = getattr(engine, "settings", None)
     backend = getattr(engine, "backend", None)
     if backend is None:
-        from ..engine.build_info import build_info
+        from llamadesk.app.engine.build_info import build_info
 
         backend = build_info().backend
     return ModelInfo(
@@ -208,7 +208,9 @@ class EngineHost:
         self._jobs.put(_Reply(self._reply_id, request, reply_to))
         return self._reply_id
 
-    def run_with_model(self, spec: str, settings: LoadSettings, work: Callable[[ChatEngine], None], reply_to: MessagePump) -> None:
+    def run_with_model(
+        self, spec: str, settings: LoadSettings, work: Callable[[ChatEngine], None], reply_to: MessagePump
+    ) -> None:
         """Load `spec` if needed, then call `work(engine)` in the host's thread (it posts its own messages)."""
         self._jobs.put(_Work(spec, settings, work, reply_to))
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BadInputError, Interrupted
+from llamadesk.app.core.errors import BadInputError, Interrupted
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from ..pull import PullResult
+    from llamadesk.app.hub.pull import PullResult
 
 # pull/ and convert/ (huggingface-hub, numpy, gguf) are imported when a job starts, not with the
 # app: they would add half a second to its start.
@@ -94,7 +94,7 @@ def download_bar_class(report: Report, cancel: CancelToken) -> type[tqdm]:
 
 def pull(spec: str, report: Report, cancel: CancelToken) -> PullResult:
     """Pull `REPO[:QUANT|:FILE]` into the library (see pull.pull_model), reporting each file's bytes."""
-    from ..pull import pull_model
+    from llamadesk.app.hub.pull import pull_model
 
     spec = spec.strip()
     report(JobProgress(f"asking the Hub about {spec}"))
@@ -103,8 +103,8 @@ def pull(spec: str, report: Report, cancel: CancelToken) -> PullResult:
 
 def convert(source: str, quant_type: str, report: Report, cancel: CancelToken) -> Path:
     """Convert a local checkpoint folder to a `quant_type` GGUF in the library; returns its path."""
-    from ..checkpoint_conversion import check_convert_type, convert_checkpoint
-    from ..model_registry import record_made_model
+    from llamadesk.app.library.checkpoint_conversion import check_convert_type, convert_checkpoint
+    from llamadesk.app.library.registry import record_made_model
 
     folder = Path(source.strip()).expanduser()
     if not folder.is_dir():

@@ -61,7 +61,9 @@ class FakeEngine:
             generated += 1
             yield TextPiece(piece)
         yield GenerationDone(
-            GenerationStats(prompt_tokens, 0, generated, 0.05, 1000.0, 100.0, prompt_tokens + generated, self._n_ctx, reason)
+            GenerationStats(
+                prompt_tokens, 0, generated, 0.05, 1000.0, 100.0, prompt_tokens + generated, self._n_ctx, reason
+            )
         )
 
     def request_stop(self) -> None:

@@ -13,14 +13,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llamadesk.app.config import Config
-from llamadesk.app.store import Store
+from llamadesk.app.chat.store import Store
+from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.models import ModelsScreen
-
-from .fake_engine import FakeLoader
-from .waiting import wait_until
+from tests.tui.fake_engine import FakeLoader
+from tests.tui.waiting import wait_until
 
 
 async def pull_each(specs: list[str]) -> list[dict]:
@@ -55,17 +54,22 @@ async def _pull_each(store: Store, specs: list[str]) -> list[dict]:
             app.screen.query_one("#answer").value = spec
             await pilot.press("enter")
             await wait_until(pilot, lambda: screen.job is None, timeout=60, what="the pull")
-            await wait_until(pilot, lambda: not any(w.group == "library" and w.is_running for w in app.workers),
-                             what="the library to be reread")
+            await wait_until(
+                pilot,
+                lambda: not any(w.group == "library" and w.is_running for w in app.workers),
+                what="the library to be reread",
+            )
             await pilot.pause()
-            results.append({
-                "progress": seen,
-                "line": str(screen.query_one("#job-line").render()),
-                "failed": screen.query_one("#job-line").has_class("failed"),
-                "bar_shown": screen.query_one("#job-progress").display,
-                "library": {e.name: e.source for e in screen.entries},
-                "selected": screen.selected.name if screen.selected else None,
-            })
+            results.append(
+                {
+                    "progress": seen,
+                    "line": str(screen.query_one("#job-line").render()),
+                    "failed": screen.query_one("#job-line").has_class("failed"),
+                    "bar_shown": screen.query_one("#job-progress").display,
+                    "library": {e.name: e.source for e in screen.entries},
+                    "selected": screen.selected.name if screen.selected else None,
+                }
+            )
     return results
 
 

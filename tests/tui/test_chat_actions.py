@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.config import Config, load_config
-from llamadesk.app.store import Store
+from llamadesk.app.chat.store import Store
+from llamadesk.app.settings.user_config import Config, load_config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens import chat as chat_module
 from llamadesk.app.tui.screens.chat import ChatScreen
@@ -16,9 +16,8 @@ from llamadesk.app.tui.screens.settings import SettingsScreen
 from llamadesk.app.tui.widgets.message_view import MEMORY_START_TITLE, MessageView
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
 from llamadesk.app.tui.widgets.status_bar import StatusBar
-
-from .fake_engine import CODE_REPLY, FakeLoader
-from .waiting import wait_until
+from tests.tui.fake_engine import CODE_REPLY, FakeLoader
+from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -31,7 +30,9 @@ def store(tmp_path):
 
 
 def make_app(store, loader=None, config=None, save_settings=False) -> LlamadeskApp:
-    return LlamadeskApp(store=store, config=config or Config(), engine_loader=loader or FakeLoader(), save_settings=save_settings)
+    return LlamadeskApp(
+        store=store, config=config or Config(), engine_loader=loader or FakeLoader(), save_settings=save_settings
+    )
 
 
 async def ask(pilot, text: str, wait: bool = True) -> ChatScreen:
@@ -40,7 +41,11 @@ async def ask(pilot, text: str, wait: bool = True) -> ChatScreen:
     box.focus()
     box.text = text  # typing key by key is tested once (ctrl+j test); here it only costs time
     await pilot.press("enter")
-    await wait_until(pilot, lambda: screen.reply is not None or (screen.messages and screen.messages[-1].role == "assistant"), what="the reply to start")
+    await wait_until(
+        pilot,
+        lambda: screen.reply is not None or (screen.messages and screen.messages[-1].role == "assistant"),
+        what="the reply to start",
+    )
     if wait:
         await wait_until(pilot, lambda: screen.reply is None, what="the reply to end")
     return screen
@@ -86,7 +91,9 @@ async def test_escape_stops_at_once_and_keeps_what_came_marked_interrupted(store
         screen = await ask(pilot, "tell a long story", wait=False)
         reply_id = screen.reply.message.id
         # While it streams, what came so far is already saved (marked interrupted) for a crash.
-        await wait_until(pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)), what="a partial save")
+        await wait_until(
+            pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)), what="a partial save"
+        )
         await pilot.press("escape")
         assert screen.reply is None  # stopped at once, not after the model finished
         await wait_until(pilot, lambda: screen.messages[-1].state == "interrupted" and screen.messages[-1].content)
@@ -164,7 +171,9 @@ async def test_new_rename_search_open_and_delete_with_confirmation(store):
         await pilot.press("ctrl+f", *"first")
         await wait_until(pilot, lambda: screen.query_one("#conversations").option_count == 2)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.conversation is not None and screen.conversation.title == "first question")
+        await wait_until(
+            pilot, lambda: screen.conversation is not None and screen.conversation.title == "first question"
+        )
         assert [v.content for v in screen.query(MessageView)] == ["first question", "Echo: first question"]
         # Delete: 'n' keeps it, 'y' deletes it
         await pilot.press("f8")
@@ -291,7 +300,14 @@ async def test_help_lists_every_key_and_the_palette_has_every_action(store):
         await wait_until(pilot, lambda: app.screen.query("CommandList Option") or True)
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen) and app.screen.messages[-1].created != first_reply and app.screen.reply is None)
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ChatScreen)
+                and app.screen.messages[-1].created != first_reply
+                and app.screen.reply is None
+            ),
+        )
 
 
 async def test_the_theme_is_remembered_in_the_config(store):

@@ -16,19 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.config import Config, load_config
-from llamadesk.app.library import list_models
-from llamadesk.app.store import Store
+from llamadesk.app.chat.store import Store
+from llamadesk.app.library.catalog import list_models
+from llamadesk.app.settings.user_config import Config, load_config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.models import ModelsScreen
 from tests.conftest import REPO
-from tests.fixtures.random_checkpoints import build, checkpoints_root  # noqa: F401 (fixture)
+from tests.fixtures.random_checkpoints import build
 from tests.gguf_samples import tiny_gguf_bytes
-
-from .fake_engine import FakeLoader
-from .waiting import wait_until
+from tests.tui.fake_engine import FakeLoader
+from tests.tui.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,7 +86,12 @@ async def test_the_library_is_listed_with_its_fields(home, tmp_path):
         details = str(screen.query_one("#details").render())
         assert str(home / "data" / "models" / "Tiny-Q8_0.gguf") in details and "(deletable)" in details
         keys = dict((description, key) for key, description in app.key_rows())
-        assert keys["Pull from the Hub"] == "p" and "escape" in keys["Cancel the job"] and keys["Chat / Translate"] == "f6" and keys["Models"] == "f5"
+        assert (
+            keys["Pull from the Hub"] == "p"
+            and "escape" in keys["Cancel the job"]
+            and keys["Chat / Translate"] == "f6"
+            and keys["Models"] == "f5"
+        )
 
 
 @pytest.mark.asyncio
@@ -112,7 +116,9 @@ async def test_delete_asks_first_and_removes_only_what_llamadesk_made(home, tmp_
         # A starter model is not llamadesk's to delete: one line says so, no dialog.
         await choose(pilot, screen, "smollm2")
         await pilot.press("f8")
-        await wait_until(pilot, lambda: "starter model" in str(screen.query_one("#job-line").render()), what="the refusal")
+        await wait_until(
+            pilot, lambda: "starter model" in str(screen.query_one("#job-line").render()), what="the refusal"
+        )
         assert isinstance(app.screen, ModelsScreen)
         assert "smollm2" in [e.name for e in list_models()]
 
@@ -147,8 +153,11 @@ async def ask_to_convert(pilot, source: Path, qtype: str) -> None:
     await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the folder question")
     app.screen.query_one("#answer").value = str(source)
     await pilot.press("enter")
-    await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
-                     what="the type question")
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, TextInputScreen) and "type" in app.screen.question,
+        what="the type question",
+    )
     app.screen.query_one("#answer").value = qtype
     await pilot.press("enter")
 
@@ -168,10 +177,16 @@ async def test_convert_a_checkpoint_with_progress(home, tmp_path, checkpoints_ro
 
         screen._report = record
         await ask_to_convert(pilot, source, "Q4_0")
-        await wait_until(pilot, lambda: screen.job is None and "converted into" in str(screen.query_one("#job-line").render()),
-                         timeout=90, what="the conversion")
+        await wait_until(
+            pilot,
+            lambda: screen.job is None and "converted into" in str(screen.query_one("#job-line").render()),
+            timeout=90,
+            what="the conversion",
+        )
         names = [e.name for e in screen.entries]
-        await wait_until(pilot, lambda: any(e.quantization == "Q4_0" for e in screen.entries), what="the new model listed")
+        await wait_until(
+            pilot, lambda: any(e.quantization == "Q4_0" for e in screen.entries), what="the new model listed"
+        )
         converted = next(e for e in screen.entries if e.quantization == "Q4_0")
         assert Path(converted.path).parent == home / "data" / "models", names
         assert converted.origin["checkpoint"] == str(source.resolve())
@@ -197,8 +212,14 @@ def hub(tmp_path_factory):
 
 def drive_pulls(hub, home: Path, tmp_path, *specs: str) -> list[dict]:
     env = {**os.environ, **hub.env(tmp_path / "hf"), "LLAMADESK_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "tests.tui.models_pull_driver", *specs], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=150)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.tui.models_pull_driver", *specs],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
@@ -206,7 +227,8 @@ def drive_pulls(hub, home: Path, tmp_path, *specs: str) -> list[dict]:
 @pytest.mark.timeout(180)
 def test_pull_shows_progress_cancels_resumes_and_reports_errors_in_one_line(hub, home, tmp_path):
     cancelled, resumed, missing, bad = drive_pulls(
-        hub, home, tmp_path, "cancel:tiny/Tiny-GGUF:Q4_K_M", "tiny/Tiny-GGUF:Q4_K_M", "tiny/No-Such-GGUF", "not a repo")
+        hub, home, tmp_path, "cancel:tiny/Tiny-GGUF:Q4_K_M", "tiny/Tiny-GGUF:Q4_K_M", "tiny/No-Such-GGUF", "not a repo"
+    )
     # Cancelled after the first chunk: one line says so; nothing enters the library.
     assert "stopped" in cancelled["line"] and "pull again to resume" in cancelled["line"], cancelled
     assert cancelled["failed"] and "Tiny-Q4_K_M" not in cancelled["library"]
@@ -251,14 +273,18 @@ def steady_library(monkeypatch) -> None:
     """The real library, with what changes between machines and runs (paths, free memory) fixed."""
     import dataclasses
 
-    from llamadesk.app import library
+    from llamadesk.app.library import catalog as library
 
     real = library.list_models
     free = 8 * 1024**3
 
     def listed():
-        return [dataclasses.replace(e, path=f"/models/{Path(e.path).name}", memory_available=free,
-                                    fits=e.memory_needed <= free) for e in real()]
+        return [
+            dataclasses.replace(
+                e, path=f"/models/{Path(e.path).name}", memory_available=free, fits=e.memory_needed <= free
+            )
+            for e in real()
+        ]
 
     monkeypatch.setattr(library, "list_models", listed)
 
@@ -275,7 +301,7 @@ def test_models_screen_snapshot(snap_compare, home, tmp_path, monkeypatch, size)
 
 
 def test_a_job_failure_is_one_line_whatever_went_wrong():
-    from llamadesk.app.errors import BadInputError
+    from llamadesk.app.core.errors import BadInputError
     from llamadesk.app.tui.screens.models import job_failure
 
     assert job_failure("pull", BadInputError("no repo x/y on the Hub")) == "no repo x/y on the Hub"
@@ -285,8 +311,10 @@ def test_a_job_failure_is_one_line_whatever_went_wrong():
 
 def test_the_app_starts_without_importing_the_hub_or_the_converter():
     # The model manager's jobs import them when they start: the app's cold start stays fast.
-    code = ("import sys, llamadesk.app.tui.app; "
-            "print(sorted(m for m in ('huggingface_hub', 'numpy', 'gguf', 'llamadesk.convert') if m in sys.modules))")
+    code = (
+        "import sys, llamadesk.app.tui.app; "
+        "print(sorted(m for m in ('huggingface_hub', 'numpy', 'gguf', 'llamadesk.convert') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from llamadesk.app.code_blocks import code_blocks
+from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.engine.types import LoadSettings, Sampling
 from llamadesk.app.tui.engine_host import (
     EngineHost,
@@ -16,15 +16,30 @@ from llamadesk.app.tui.engine_host import (
 )
 from llamadesk.app.tui.screens.chat import title_from_prompt
 from llamadesk.app.tui.widgets.status_bar import StatusFacts, context_gauge, status_text
+from tests.tui.fake_engine import FakeLoader
+from tests.tui.waiting import wait_until_sync
 
-from .fake_engine import FakeLoader
-from .waiting import wait_until_sync
 
 def test_status_text_shows_speed_first_token_context_and_backend():
-    facts = StatusFacts(model="smollm2", backend="CUDA", threads=8, tokens_per_second=42.25,
-                        time_to_first_token=0.1234, context_tokens=512, n_ctx=2048, memory_start=6)
+    facts = StatusFacts(
+        model="smollm2",
+        backend="CUDA",
+        threads=8,
+        tokens_per_second=42.25,
+        time_to_first_token=0.1234,
+        context_tokens=512,
+        n_ctx=2048,
+        memory_start=6,
+    )
     text = status_text(facts)
-    assert text.split(" │ ") == ["smollm2", "42.2 tok/s", "TTFT 123 ms", "ctx ▰▰▱▱▱▱▱▱ 512/2048", "forgot 6 msgs", "CUDA ×8"]
+    assert text.split(" │ ") == [
+        "smollm2",
+        "42.2 tok/s",
+        "TTFT 123 ms",
+        "ctx ▰▰▱▱▱▱▱▱ 512/2048",
+        "forgot 6 msgs",
+        "CUDA ×8",
+    ]
     assert status_text(StatusFacts(activity="loading smollm2…")) == "loading smollm2…"
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.config import Config
+from llamadesk.app.chat.store import Store
 from llamadesk.app.engine.types import LoadSettings
-from llamadesk.app.store import Store
+from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
 from llamadesk.app.tui.widgets.status_bar import StatusBar
-
-from .waiting import wait_until
+from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -27,7 +26,9 @@ async def test_smollm2_answers_paris_streams_stops_and_closes(tmp_path):
         box = screen.query_one(PromptBox)
         box.text = "What is the capital of France?"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: len(screen.messages) == 2 and screen.reply is None, timeout=120, what="the answer")
+        await wait_until(
+            pilot, lambda: len(screen.messages) == 2 and screen.reply is None, timeout=120, what="the answer"
+        )
         answer = screen.messages[-1]
         assert "Paris" in answer.content and answer.state == "complete"
         assert store.messages(screen.conversation.id)[-1].content == answer.content
@@ -36,7 +37,9 @@ async def test_smollm2_answers_paris_streams_stops_and_closes(tmp_path):
         # A long reply, stopped with Esc mid-stream, keeps what came.
         box.text = "Write a very long story about a dragon who learns to cook."
         await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.reply is not None and len(screen.reply.text) > 20, timeout=120, what="streaming")
+        await wait_until(
+            pilot, lambda: screen.reply is not None and len(screen.reply.text) > 20, timeout=120, what="streaming"
+        )
         await pilot.press("escape")
         await wait_until(pilot, lambda: screen.messages[-1].state == "interrupted", what="the stop")
         assert len(screen.messages[-1].content) > 20

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.config import Config
-from llamadesk.app.store import Store
+from llamadesk.app.chat.store import Store
+from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
-
-from .fake_engine import FakeLoader
-from .waiting import wait_until
+from tests.tui.fake_engine import FakeLoader
+from tests.tui.waiting import wait_until
 
 SIZES = [(80, 24), (120, 40)]
 pytestmark = pytest.mark.timeout(120)

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.store import STORE_FILE, Store
+from llamadesk.app.chat.store import STORE_FILE, Store
 from tests.conftest import LLAMADESK
-
-from .waiting import wait_until_sync
+from tests.tui.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 # A tmux server of our own: other tmux users on the machine neither see nor disturb these sessions.
@@ -40,9 +39,22 @@ class Terminal:
 
     def start(self) -> None:
         command = f"exec env LLAMADESK_HOME={self.home} {LLAMADESK}"
-        new_session = [*TMUX, "new-session", "-d", "-s", self.name, "-x", str(self.width), "-y", str(self.height), command]
+        new_session = [
+            *TMUX,
+            "new-session",
+            "-d",
+            "-s",
+            self.name,
+            "-x",
+            str(self.width),
+            "-y",
+            str(self.height),
+            command,
+        ]
         # tmux refuses while the server of the previous test's last session is still exiting.
-        wait_until_sync(lambda: subprocess.run(new_session, capture_output=True).returncode == 0, 5, "tmux to start", poll=0.2)
+        wait_until_sync(
+            lambda: subprocess.run(new_session, capture_output=True).returncode == 0, 5, "tmux to start", poll=0.2
+        )
         self.wait_for("CPU", timeout=120)  # the status line shows the backend once the model is loaded
 
     def screen(self) -> str:
@@ -134,8 +146,11 @@ def test_ask_stop_quit_and_find_the_conversation_again(home, terminals):
     terminal.wait_for("Paris", timeout=120)
     terminal.wait_for("tok/s")  # the reply finished: its speed is in the status line
     ask(terminal, LONG_REQUEST)
-    wait_until_sync(lambda: len(stored_messages(home)) == 4 and len(stored_messages(home)[-1][1]) > 40,
-                    120, "the long reply to stream")
+    wait_until_sync(
+        lambda: len(stored_messages(home)) == 4 and len(stored_messages(home)[-1][1]) > 40,
+        120,
+        "the long reply to stream",
+    )
     terminal.send("Escape")
     terminal.wait_for("stopped")  # the status line
     # The reply's label says so too; a long reply may have scrolled it up out of view.
@@ -159,8 +174,11 @@ def test_kill_9_mid_reply_keeps_every_message_and_marks_the_partial_reply(home, 
     terminal.wait_for("tok/s", timeout=120)
     ask(terminal, LONG_REQUEST)
     # The partial reply reaches the file while it streams (at least every couple of seconds).
-    wait_until_sync(lambda: len(stored_messages(home)) == 4 and len(stored_messages(home)[-1][1]) > 20,
-                    120, "a partial save of the reply")
+    wait_until_sync(
+        lambda: len(stored_messages(home)) == 4 and len(stored_messages(home)[-1][1]) > 20,
+        120,
+        "a partial save of the reply",
+    )
     os.kill(terminal.pid(), signal.SIGKILL)
     wait_until_sync(lambda: not terminal.running(), 30, "the app to die")
 
@@ -170,7 +188,10 @@ def test_kill_9_mid_reply_keeps_every_message_and_marks_the_partial_reply(home, 
         conversation = store.conversations()[0]
         messages = store.messages(conversation.id)
         assert [(m.role, m.state) for m in messages] == [
-            ("user", "complete"), ("assistant", "complete"), ("user", "complete"), ("assistant", "interrupted"),
+            ("user", "complete"),
+            ("assistant", "complete"),
+            ("user", "complete"),
+            ("assistant", "interrupted"),
         ]
         assert messages[0].content == QUESTION and "Paris" in messages[1].content
         assert messages[2].content == LONG_REQUEST and len(messages[3].content) > 20

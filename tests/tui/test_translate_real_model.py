@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Select, TextArea
 
-from llamadesk.app.config import Config
-from llamadesk.app.store import Store
+from llamadesk.app.chat.store import Store
+from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.translate import TranslateScreen
 from tests.test_translate_model import language_of
-
-from .waiting import wait_until
+from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
 SENTENCE = "The weather is very nice today, so we are going to the beach."

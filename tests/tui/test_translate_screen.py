@@ -13,18 +13,17 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from textual.widgets import Input, ProgressBar, Select, TextArea
 
-from llamadesk.app.config import Config
+from llamadesk.app.chat.store import Store
 from llamadesk.app.engine.types import GenerationDone, GenerationStats, TextPiece
-from llamadesk.app.store import Store
+from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translate import TranslateScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
-from textual.widgets import Input, ProgressBar, Select, TextArea
-
-from .waiting import wait_until
+from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
@@ -73,7 +72,12 @@ def store(tmp_path):
 
 
 def make_app(store, delay: float = 0.0) -> LlamadeskApp:
-    return LlamadeskApp(store=store, config=Config(), engine_loader=lambda spec, settings: FakeTranslatingEngine(delay), save_settings=False)
+    return LlamadeskApp(
+        store=store,
+        config=Config(),
+        engine_loader=lambda spec, settings: FakeTranslatingEngine(delay),
+        save_settings=False,
+    )
 
 
 async def open_translation(pilot) -> TranslateScreen:
@@ -108,7 +112,9 @@ async def test_translate_a_sentence_then_swap(store):
 
 async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
     source = tmp_path / "notes.md"
-    source.write_text("# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6)), encoding="utf-8")
+    source.write_text(
+        "# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6)), encoding="utf-8"
+    )
     async with make_app(store, delay=0.05).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
         await pilot.press("ctrl+o")
@@ -116,7 +122,12 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
         pilot.app.screen.query_one(Input).value = str(source)
         await pilot.press("enter")
         bar = screen.query_one("#progress", ProgressBar)
-        await wait_until(pilot, lambda: bar.total == 6 and 0 < bar.progress < 6, timeout=30, what=f"progress mid-file ({bar.total}, {bar.progress})")
+        await wait_until(
+            pilot,
+            lambda: bar.total == 6 and 0 < bar.progress < 6,
+            timeout=30,
+            what=f"progress mid-file ({bar.total}, {bar.progress})",
+        )
         out = tmp_path / "notes.fr.md"
         await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
         assert bar.progress == 6
@@ -128,9 +139,13 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
 async def test_escape_stops_a_translation(store):
     async with make_app(store, delay=0.05).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
-        screen.query_one("#source", TextArea).text = "\n\n".join(f"Sentence number {n} is long enough." for n in range(30))
+        screen.query_one("#source", TextArea).text = "\n\n".join(
+            f"Sentence number {n} is long enough." for n in range(30)
+        )
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: screen.query_one("#progress", ProgressBar).progress >= 1, timeout=30, what="a first chunk")
+        await wait_until(
+            pilot, lambda: screen.query_one("#progress", ProgressBar).progress >= 1, timeout=30, what="a first chunk"
+        )
         await pilot.press("escape")
         await wait_until(pilot, lambda: not screen.running, timeout=30, what="the stop")
         assert "stopped after" in str(screen.query_one("#status").render())
@@ -144,7 +159,11 @@ async def test_past_translations_are_kept_in_the_store_and_brought_back(store):
         await wait_until(pilot, lambda: not screen.running and screen.translation, what="the translation")
         [entry] = store.translations()
         assert (entry.source_language, entry.target_language) == ("en", "fr")
-        assert (entry.source, entry.translation, entry.model) == ("Good morning to all of you.", "GOOD MORNING TO ALL OF YOU.", "fake-translator")
+        assert (entry.source, entry.translation, entry.model) == (
+            "Good morning to all of you.",
+            "GOOD MORNING TO ALL OF YOU.",
+            "fake-translator",
+        )
         screen.query_one("#source", TextArea).text = ""
         screen.query_one("#target", TextArea).text = ""
         await pilot.press("f8")
@@ -160,7 +179,9 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
     from llamadesk.app.translate import sidecar_path
 
     source = tmp_path / "notes.md"
-    source.write_text("# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6)), encoding="utf-8")
+    source.write_text(
+        "# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6)), encoding="utf-8"
+    )
     out = tmp_path / "notes.fr.md"
     asked: list[str] = []
 
@@ -169,7 +190,9 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
             asked.append("".join(map(chr, tokens)).rstrip().rsplit("\n", 1)[0].rsplit("\n", 1)[-1])
             return super().stream_tokens(tokens, sampling)
 
-    app = LlamadeskApp(store=store, config=Config(), engine_loader=lambda spec, settings: CountingEngine(0.05), save_settings=False)
+    app = LlamadeskApp(
+        store=store, config=Config(), engine_loader=lambda spec, settings: CountingEngine(0.05), save_settings=False
+    )
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
         screen.query_one("#source-language", Select).value = "en"
@@ -187,7 +210,9 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
         await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
         assert out.read_text(encoding="utf-8").startswith("# NOTES\n\nPARAGRAPH NUMBER 1 IS HERE.\n\n")
         assert not sidecar_path(out).exists()
-        assert len(asked) == 6 - kept and not any("# Notes" in line for line in asked)  # finished ones came from the sidecar
+        assert len(asked) == 6 - kept and not any(
+            "# Notes" in line for line in asked
+        )  # finished ones came from the sidecar
 
 
 async def test_an_existing_translation_is_never_overwritten(store, tmp_path):

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Select, TextArea
 
-from llamadesk.app.store import Store
-
-from .test_translate_screen import make_app
-from .waiting import wait_until
+from llamadesk.app.chat.store import Store
+from tests.tui.test_translate_screen import make_app
+from tests.tui.waiting import wait_until
 
 SIZES = [(80, 24), (120, 40)]
 pytestmark = pytest.mark.timeout(120)

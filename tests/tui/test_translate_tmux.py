@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from .test_tmux_end_to_end import home, new_terminal, terminals  # noqa: F401 - shared fixtures
-from .waiting import wait_until_sync
+from tests.tui.test_tmux_end_to_end import home, new_terminal, terminals  # noqa: F401 - shared fixtures
+from tests.tui.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -20,18 +20,23 @@ def test_translate_swap_and_a_file_in_a_real_terminal(home, terminals, tmp_path)
     terminal.send("C-r")
     done = terminal.wait_for("done in", timeout=180)
     assert "English (detected" in done and "French" in done
-    right_pane = [line[len(line) // 2:] for line in done.splitlines()]
+    right_pane = [line[len(line) // 2 :] for line in done.splitlines()]
     assert any(line.strip(" │▏▕┃|").strip() for line in right_pane[3:8]), done
 
     terminal.send("F7")
+
     def pickers() -> str:
         return next((line for line in terminal.screen().splitlines() if "⇄" in line), "")
 
-    swapped = wait_until_sync(lambda: 0 <= pickers().find("French") < pickers().find("English") and pickers(), 10, "the swap")
+    swapped = wait_until_sync(
+        lambda: 0 <= pickers().find("French") < pickers().find("English") and pickers(), 10, "the swap"
+    )
     assert "Detect" not in swapped
 
     source = tmp_path / "notes.md"
-    source.write_text("# Notes\n\n" + "".join(f"This is sentence number {n}.\n\n" for n in range(1, 5)), encoding="utf-8")
+    source.write_text(
+        "# Notes\n\n" + "".join(f"This is sentence number {n}.\n\n" for n in range(1, 5)), encoding="utf-8"
+    )
     terminal.send("F7")  # back to English -> French
     terminal.send("C-o")
     terminal.wait_for("File to translate")

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 
 
-async def wait_until(pilot, condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> None:
+async def wait_until(
+    pilot, condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition"
+) -> None:
     """Let the app run until `condition()` is true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -15,7 +17,9 @@ async def wait_until(pilot, condition: Callable[[], object], timeout: float = 10
         await pilot.pause(0.01)
 
 
-def wait_until_sync(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition", poll: float = 0.05):
+def wait_until_sync(
+    condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition", poll: float = 0.05
+):
     """The same for tests that drive a real terminal (tmux): returns the condition's value."""
     deadline = time.monotonic() + timeout
     while not (value := condition()):

@@ -20,14 +20,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Markdown
 from textual.widgets.markdown import MarkdownStream
 
-from ...code_blocks import code_blocks
-from ...conversation_export import export_conversation
-from ...engine.types import GenerationStats, LoadSettings, Sampling
-from ...errors import LlamadeskError
-from ...paths import data_dir
-from ...store import Conversation, ConversationSettings, StoredMessage, Store
-from ..frame_pacer import FramePacer
-from ..engine_host import (
+from llamadesk.app.chat.code_blocks import code_blocks
+from llamadesk.app.chat.export import export_conversation
+from llamadesk.app.chat.store import Conversation, ConversationSettings, Store, StoredMessage
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.paths import data_dir
+from llamadesk.app.engine.types import GenerationStats, LoadSettings, Sampling
+from llamadesk.app.tui.engine_host import (
     EngineFailed,
     EngineHost,
     ModelLoaded,
@@ -37,13 +36,14 @@ from ..engine_host import (
     ReplyRequest,
     ReplyStarted,
 )
-from ..widgets.conversation_list import ConversationList
-from ..widgets.message_view import MessageView
-from ..widgets.prompt_box import PromptBox
-from ..widgets.status_bar import StatusBar, StatusFacts
-from .dialogs import ConfirmScreen, TextInputScreen
-from .model_picker import ModelPickerScreen
-from .settings import SettingsScreen
+from llamadesk.app.tui.frame_pacer import FramePacer
+from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
+from llamadesk.app.tui.screens.model_picker import ModelPickerScreen
+from llamadesk.app.tui.screens.settings import SettingsScreen
+from llamadesk.app.tui.widgets.conversation_list import ConversationList
+from llamadesk.app.tui.widgets.message_view import MessageView
+from llamadesk.app.tui.widgets.prompt_box import PromptBox
+from llamadesk.app.tui.widgets.status_bar import StatusBar, StatusFacts
 
 # A streaming reply is written to the store at least this often, so a killed app loses little.
 SAVE_INTERVAL_S = 1.0
@@ -122,7 +122,11 @@ class ChatScreen(Screen):
     )
 
     def __init__(
-        self, store: Store, host: EngineHost, defaults: ConversationSettings, load_defaults: LoadSettings = LoadSettings()
+        self,
+        store: Store,
+        host: EngineHost,
+        defaults: ConversationSettings,
+        load_defaults: LoadSettings = LoadSettings(),
     ) -> None:
         super().__init__()
         self.load_defaults = load_defaults
@@ -302,9 +306,7 @@ class ChatScreen(Screen):
         start_id = reply.spoken_ids[start] if start < len(reply.spoken_ids) else None
         self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
         self._mark_memory()
-        self.show_status(
-            context_tokens=event.fitted.prompt_tokens, n_ctx=event.n_ctx, memory_start=self.memory_start
-        )
+        self.show_status(context_tokens=event.fitted.prompt_tokens, n_ctx=event.n_ctx, memory_start=self.memory_start)
 
     @on(ReplyProgress)
     def _reply_progress(self, event: ReplyProgress) -> None:

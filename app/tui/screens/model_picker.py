@@ -12,10 +12,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
-from ...byte_sizes import format_bytes
+from llamadesk.app.core.byte_sizes import format_bytes
 
 if TYPE_CHECKING:
-    from ...library import LibraryEntry
+    from llamadesk.app.library.catalog import LibraryEntry
 
 COLUMNS = ("Model", "Params", "Quant", "File", "Fits", "Chat")
 
@@ -58,7 +58,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
     @work(thread=True, exclusive=True)
     def _read_library(self) -> None:
         # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
-        from ...library import list_models
+        from llamadesk.app.library.catalog import list_models
 
         rows = model_rows(list_models())
         self.app.call_from_thread(self._show, rows)

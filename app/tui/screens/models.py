@@ -20,13 +20,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
-from ...errors import LlamadeskError
-from ...byte_sizes import format_bytes
-from ..model_jobs import DEFAULT_CONVERT_TYPE, CancelToken, JobProgress
-from .dialogs import ConfirmScreen, TextInputScreen
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.tui.model_jobs import DEFAULT_CONVERT_TYPE, CancelToken, JobProgress
+from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 
 if TYPE_CHECKING:
-    from ...library import LibraryEntry, Removal
+    from llamadesk.app.library.catalog import LibraryEntry, Removal
 
 COLUMNS = ("Model", "Arch", "Params", "Quant", "Size", "Ctx", "Chat", "Fits", "Source")
 # The modes a model can be the default for: config key -> what the user reads.
@@ -53,15 +53,26 @@ def job_failure(job: str, err: Exception) -> str:
 def library_rows(entries: list[LibraryEntry]) -> list[tuple[str, ...]]:
     """One table row per model, in COLUMNS order."""
     return [
-        (e.name, e.architecture, e.size_label, e.quantization, format_bytes(e.file_size), str(e.context_length),
-         "yes" if e.has_chat_template else "no", "yes" if e.fits else "no", e.source)
+        (
+            e.name,
+            e.architecture,
+            e.size_label,
+            e.quantization,
+            format_bytes(e.file_size),
+            str(e.context_length),
+            "yes" if e.has_chat_template else "no",
+            "yes" if e.fits else "no",
+            e.source,
+        )
         for e in entries
     ]
 
 
 def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
     """Everything about one model, for the panel under the table."""
-    from ...library import describe_origin  # the library loads with the first listing, not at start-up
+    from llamadesk.app.library.catalog import (
+        describe_origin,  # the library loads with the first listing, not at start-up
+    )
 
     default_for = [label for mode, label in DEFAULT_MODES.items() if defaults.get(mode) == entry.name]
     fits = "fits" if entry.fits else "does not fit"
@@ -71,7 +82,8 @@ def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
         f"file: {entry.path}" + (f" ({entry.parts} parts)" if entry.parts > 1 else ""),
         f"origin: {describe_origin(entry)} ({'deletable' if entry.deletable else 'not made by llamadesk: kept'})"
         f" · eval: {eval_text(entry)}",
-        f"memory: needs {format_bytes(entry.memory_needed)}, {format_bytes(entry.memory_available)} free ({fits})",
+        f"memory: needs {format_bytes(entry.memory_needed)} (+{format_bytes(entry.memory_reserved)} kept free for the system), "
+        f"{format_bytes(entry.memory_available)} free ({fits})",
     ]
     return "\n".join(lines)
 
@@ -154,7 +166,7 @@ class ModelsScreen(Screen):
     @work(thread=True, exclusive=True, group="library")
     def _read_library(self, select: str | None = None) -> None:
         # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
-        from ...library import list_models
+        from llamadesk.app.library.catalog import list_models
 
         self.post_message(LibraryRead(list_models(), select))
 
@@ -211,7 +223,7 @@ class ModelsScreen(Screen):
 
     @work(thread=True, group="delete")
     def _plan_removal(self, name: str) -> None:
-        from ...library import plan_removal
+        from llamadesk.app.library.catalog import plan_removal
 
         try:
             removal = plan_removal(name)
@@ -223,7 +235,9 @@ class ModelsScreen(Screen):
             if yes:
                 self._remove(removal)
 
-        self.app.call_from_thread(self.app.push_screen, ConfirmScreen(f"Remove {name}? This will {removal.summary}."), confirmed)
+        self.app.call_from_thread(
+            self.app.push_screen, ConfirmScreen(f"Remove {name}? This will {removal.summary}."), confirmed
+        )
 
     @work(thread=True, group="delete")
     def _remove(self, removal: Removal) -> None:
@@ -260,7 +274,7 @@ class ModelsScreen(Screen):
 
     @work(thread=True, group="job")
     def _pull(self, spec: str, token: CancelToken) -> None:
-        from ..model_jobs import pull
+        from llamadesk.app.tui.model_jobs import pull
 
         try:
             result = pull(spec, self._report, token)
@@ -275,18 +289,21 @@ class ModelsScreen(Screen):
             if folder:
                 self.app.push_screen(
                     TextInputScreen(f"Quantization type for {folder} (Q8_0, F16, Q4_K_M…)", DEFAULT_CONVERT_TYPE),
-                    lambda qtype: asked_type(folder, qtype))
+                    lambda qtype: asked_type(folder, qtype),
+                )
 
         def asked_type(folder: str, qtype: str | None) -> None:
             if qtype and (token := self._start(f"converting {folder}")):
                 self._convert(folder, qtype, token)
 
-        self.app.push_screen(TextInputScreen("Convert a checkpoint folder (config.json and weights):", ""), asked_folder)
+        self.app.push_screen(
+            TextInputScreen("Convert a checkpoint folder (config.json and weights):", ""), asked_folder
+        )
 
     @work(thread=True, group="job")
     def _convert(self, folder: str, qtype: str, token: CancelToken) -> None:
-        from ...gguf_naming import model_stem
-        from ..model_jobs import convert
+        from llamadesk.app.core.gguf_naming import model_stem
+        from llamadesk.app.tui.model_jobs import convert
 
         try:
             path = convert(folder, qtype, self._report, token)

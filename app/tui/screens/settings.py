@@ -11,9 +11,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from ...errors import BadInputError
-from ...settings_input import SETTING_FIELDS, parse_settings, settings_fields
-from ...store import ConversationSettings
+from llamadesk.app.chat.store import ConversationSettings
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.settings.input_fields import SETTING_FIELDS, parse_settings, settings_fields
 
 
 class SettingsScreen(ModalScreen[ConversationSettings | None]):

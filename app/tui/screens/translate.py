@@ -18,10 +18,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Label, ProgressBar, Select, TextArea
 
-from ...atomic_file import atomic_output, check_writable_target
-from ...engine.types import LoadSettings
-from ...errors import LlamadeskError
-from ...translate import (
+from llamadesk.app.chat.store import Store, StoredTranslation
+from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.engine.types import LoadSettings
+from llamadesk.app.translate import (
     ChunkDone,
     ChunkStarted,
     ChunkText,
@@ -36,11 +37,10 @@ from ...translate import (
     sidecar_path,
     translator_for,
 )
-from ...translate.languages import LANGUAGES
-from ..engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
-from ...store import Store, StoredTranslation
-from .dialogs import TextInputScreen
-from .translation_history import TranslationHistoryScreen
+from llamadesk.app.translate.languages import LANGUAGES
+from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
+from llamadesk.app.tui.screens.dialogs import TextInputScreen
+from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
 
 DETECT = "auto"
 TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
@@ -72,8 +72,15 @@ class TranslateScreen(Screen):
         Binding("f8", "history", "Past translations"),
     ]
 
-    def __init__(self, store: Store, host: EngineHost, load_settings: LoadSettings, model: str = TRANSLATION_MODEL,
-                 source: str = DETECT, target: str = "fr") -> None:
+    def __init__(
+        self,
+        store: Store,
+        host: EngineHost,
+        load_settings: LoadSettings,
+        model: str = TRANSLATION_MODEL,
+        source: str = DETECT,
+        target: str = "fr",
+    ) -> None:
         super().__init__()
         self.store = store
         self.host = host
@@ -95,7 +102,12 @@ class TranslateScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="languages"):
-            yield Select([("Detect language", DETECT), *LANGUAGE_OPTIONS], value=self.initial[0], allow_blank=False, id="source-language")
+            yield Select(
+                [("Detect language", DETECT), *LANGUAGE_OPTIONS],
+                value=self.initial[0],
+                allow_blank=False,
+                id="source-language",
+            )
             yield Button("⇄", id="swap", tooltip="Swap languages (F7)")
             yield Select(LANGUAGE_OPTIONS, value=self.initial[1], allow_blank=False, id="target-language")
         with Horizontal(id="panes"):
@@ -165,8 +177,14 @@ class TranslateScreen(Screen):
             # A file's finished chunks go to a sidecar beside its output, so a stopped (or killed)
             # translation of the same file resumes where it was, as the CLI's -o does.
             source = settings.source.code if settings.source else "detected"
-            resume = {"model": self._model_name, "strategy": job.translator.strategy.name, "to": settings.target.code,
-                      "mode": settings.mode, "from": source, "glossary": []}
+            resume = {
+                "model": self._model_name,
+                "strategy": job.translator.strategy.name,
+                "to": settings.target.code,
+                "mode": settings.mode,
+                "from": source,
+                "glossary": [],
+            }
             job.resume = self._resume = ResumeLog(sidecar_path(self.output_path), resume)
         self.job = job
         if self._stop_requested.is_set():
@@ -214,7 +232,10 @@ class TranslateScreen(Screen):
             self.translation = event.text
             output.text = event.text
             notes = sum(1 for r in event.results if r.fallback)
-            status.update(f"{self._route}: done in {event.seconds:.1f} s" + (f"; {notes} segment(s) needed a fallback" if notes else ""))
+            status.update(
+                f"{self._route}: done in {event.seconds:.1f} s"
+                + (f"; {notes} segment(s) needed a fallback" if notes else "")
+            )
             if self.output_path is not None:
                 if self._write(self.output_path, event.text) and self._resume is not None:
                     self._resume.finish()

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ...store import StoredTranslation
+from llamadesk.app.chat.store import StoredTranslation
 
 PREVIEW = 40
 
@@ -34,8 +34,13 @@ class TranslationHistoryScreen(ModalScreen[StoredTranslation | None]):
         with Vertical(classes="dialog"):
             yield Label("Past translations" if self.entries else "No translations yet")
             yield OptionList(
-                *(Option(f"{e.source_language}→{e.target_language}  {_preview(e.source)}  ⇒  {_preview(e.translation)}", id=str(e.id))
-                  for e in self.entries),
+                *(
+                    Option(
+                        f"{e.source_language}→{e.target_language}  {_preview(e.source)}  ⇒  {_preview(e.translation)}",
+                        id=str(e.id),
+                    )
+                    for e in self.entries
+                ),
                 id="history",
             )
 

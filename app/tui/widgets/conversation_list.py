@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-from ...store import Conversation
+from llamadesk.app.chat.store import Conversation
 
 NEW_CONVERSATION_LABEL = "+ New conversation"
 
@@ -64,10 +64,3 @@ class ConversationList(Vertical):
         event.stop()
         option_id = event.option.id
         self.post_message(self.Chosen(None if option_id == "new" else int(option_id)))
-
-    def highlighted_id(self) -> int | None:
-        options = self.query_one(OptionList)
-        if options.highlighted is None:
-            return None
-        option_id = options.get_option_at_index(options.highlighted).id
-        return None if option_id == "new" else int(option_id)

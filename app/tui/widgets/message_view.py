@@ -10,7 +10,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Label, Markdown
 
-from ...code_blocks import code_blocks
+from llamadesk.app.chat.code_blocks import code_blocks
+
 
 @cache
 def shared_markdown_parser() -> MarkdownIt:

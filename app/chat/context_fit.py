@@ -1,0 +1,115 @@
+"""What the model sees of a conversation: prompt building and fitting it into the context.
+
+Plain functions, tested without a terminal or a model. A conversation may grow past the model's
+context (n_ctx); then the oldest turns are dropped from what the model sees, the system prompt
+stays, and the caller learns the index of the first message the model still remembers, so the
+UI can mark it. Nothing here ever fails because a conversation is too long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from llamadesk.app.engine.types import ChatMessage
+
+# Tokens kept free for the reply when the conversation does not say how long replies may be.
+DEFAULT_REPLY_RESERVE_SHARE = 0.25
+# Once turns must be dropped, drop enough to leave this share of the context free, so the next
+# few turns fit without dropping again (each drop changes the prompt's start and costs a full
+# re-evaluation instead of reusing the KV cache).
+DROP_SLACK_SHARE = 0.25
+TRUNCATION_MARK = "…"
+
+TokenCounter = Callable[[Sequence[ChatMessage]], int]
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    """The messages to send, and where the model's memory begins in the conversation."""
+
+    messages: list[ChatMessage]
+    memory_start: int  # index into the conversation (system prompt excluded) of the first kept message
+    prompt_tokens: int
+    truncated_last: bool = False  # the newest message alone was too long and was cut from the front
+
+
+def build_messages(system_prompt: str, turns: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """The system prompt (when there is one) followed by the turns."""
+    head: list[ChatMessage] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return head + list(turns)
+
+
+def reply_reserve(n_ctx: int, max_tokens: int | None) -> int:
+    """Tokens to keep free for the reply: the reply limit, capped at half the context."""
+    wanted = max_tokens if max_tokens is not None else int(n_ctx * DEFAULT_REPLY_RESERVE_SHARE)
+    return max(1, min(wanted, n_ctx // 2))
+
+
+def turn_starts(turns: Sequence[ChatMessage]) -> list[int]:
+    """Indices where the model may start reading: user messages (never a reply without its question)."""
+    starts = [i for i, turn in enumerate(turns) if turn["role"] == "user"]
+    return starts or [0]
+
+
+def fit_context(
+    system_prompt: str,
+    turns: Sequence[ChatMessage],
+    count_tokens: TokenCounter,
+    n_ctx: int,
+    max_tokens: int | None = None,
+    keep_from: int = 0,
+) -> FittedPrompt:
+    """Drop the oldest turns until the prompt leaves room for the reply.
+
+    `keep_from` is the memory start of the previous reply; it is kept while it still fits (the
+    model's memory only moves forward, and in jumps, so the KV cache is reused between turns).
+    """
+    budget = n_ctx - reply_reserve(n_ctx, max_tokens)
+
+    def tokens_from(start: int) -> int:
+        return count_tokens(build_messages(system_prompt, turns[start:]))
+
+    starts = [s for s in turn_starts(turns) if s >= keep_from] or [turn_starts(turns)[-1]]
+    first = starts[0]
+    used = tokens_from(first)
+    if used <= budget:
+        return FittedPrompt(build_messages(system_prompt, turns[first:]), first, used)
+    # Token counts only fall as the start moves forward: binary search the earliest start that
+    # leaves the slack free.
+    target = budget - int(n_ctx * DROP_SLACK_SHARE)
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if tokens_from(starts[mid]) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    start = starts[lo]
+    used = tokens_from(start)
+    if used <= budget:
+        return FittedPrompt(build_messages(system_prompt, turns[start:]), start, used)
+    return _truncate_newest(system_prompt, turns[start:], start, count_tokens, budget)
+
+
+def _truncate_newest(
+    system_prompt: str, turns: Sequence[ChatMessage], start: int, count_tokens: TokenCounter, budget: int
+) -> FittedPrompt:
+    """The newest turn alone is too long: keep only it, cut from its front (its end is the question)."""
+    last = turns[-1]
+    index = start + len(turns) - 1
+    text = last["content"]
+
+    def messages_keeping(n_chars: int) -> list[ChatMessage]:
+        kept = TRUNCATION_MARK + text[len(text) - n_chars :] if n_chars < len(text) else text
+        return build_messages(system_prompt, [{"role": last["role"], "content": kept}])
+
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(messages_keeping(mid)) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    messages = messages_keeping(lo)
+    return FittedPrompt(messages, index, count_tokens(messages), truncated_last=True)

@@ -1,0 +1,7 @@
+"""The core every other layer stands on; it imports nothing else of llamadesk.
+
+errors (what users are shown), atomic_file (outputs never half-written), paths (data and config
+folders), byte_sizes, json_file (a JSON object from disk, checked), gguf_header / gguf_file /
+gguf_naming (GGUF files read and validated without llama.cpp), imatrix_file, machine (CPU, memory,
+GPUs), memory_budget (the reserve and KV cache formulas).
+"""

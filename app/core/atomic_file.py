@@ -1,0 +1,47 @@
+"""Write a file under a temporary name and rename it into place only when it is complete.
+
+Every llamadesk output goes through here, so an interrupted download, conversion or translation
+never leaves a half-written file under the final name, and an existing file is never replaced
+unless the caller says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from llamadesk.app.core.errors import BadInputError
+
+
+def check_writable_target(path: Path, force: bool) -> None:
+    """Refuse an output path that exists (unless forced) or whose folder cannot be written."""
+    if path.exists() and not force:
+        raise BadInputError(f"{path} already exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise BadInputError(f"{path} is a folder; give a file name for the output")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInputError(f"folder {parent} does not exist; create it or choose another output")
+    if not os.access(parent, os.W_OK):
+        raise BadInputError(f"folder {parent} is not writable; choose another output")
+
+
+def temporary_name(path: Path) -> Path:
+    """The name a file is written under before it is complete: hidden, beside the target."""
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write; on success rename it to `path`, on any error remove it."""
+    check_writable_target(path, force)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise

@@ -1,0 +1,211 @@
+"""`pull`: choose a GGUF in a Hub repo, download it (every part of a split one) and add it to the library.
+
+Plain functions that print nothing but the download's progress (huggingface-hub's bar, or the
+tqdm class the caller passes) and a line on stderr while a checksum is computed, so the terminal
+UI can run a pull in a worker the same way the CLI does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import constants
+
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.gguf_naming import (
+    GGUFVariant,
+    best_fitting_variant,
+    gguf_variants,
+    model_stem,
+    variant_for_request,
+)
+from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.core.paths import models_dir
+from llamadesk.app.hub.cache import cached_commit, cached_file, cached_repo_files
+from llamadesk.app.hub.download import ProgressBar, fetch_file
+from llamadesk.app.hub.repo import RepoListing, is_safe_repo_path, list_repo, parse_pull_spec
+from llamadesk.app.library.catalog import names_in_use
+from llamadesk.app.library.checkpoint_conversion import check_convert_type, convert_checkpoint
+from llamadesk.app.library.fit import memory_for_weights
+from llamadesk.app.library.registry import PulledModel, load_registry, record_made_model, save_registry
+from llamadesk.convert.source_location import files_to_download
+
+DEFAULT_REVISION = "main"
+
+
+# Files of an HF checkpoint that a conversion reads (weights, config, tokenizer).
+@dataclass(frozen=True)
+class PullResult:
+    name: str
+    repo: str
+    commit: str
+    quantization: str | None
+    paths: tuple[Path, ...]
+    downloaded: bool  # False: everything was in the cache already
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "repo": self.repo,
+            "commit": self.commit,
+            "quantization": self.quantization,
+            "path": str(self.paths[0]),
+            "parts": len(self.paths),
+            "downloaded": self.downloaded,
+        }
+
+
+def offline_mode() -> bool:
+    return constants.is_offline_mode()
+
+
+def _labels(variants: list[GGUFVariant]) -> str:
+    return ", ".join(v.label for v in variants)
+
+
+def choose_variant(listing: RepoListing, choice: str | None, machine: MachineFacts | None) -> GGUFVariant:
+    """The variant `choice` names, or the best one that fits `machine` when choice is None."""
+    repo, variants = listing.repo, listing.variants
+    if choice is not None and (not is_safe_repo_path(choice) or choice in listing.unsafe_names):
+        raise BadInputError(
+            f"'{choice}' is not a safe file name (it leaves the repo's folder); llamadesk will not download it"
+        )
+    if not variants:
+        skipped = f" (skipped unsafe file names: {', '.join(listing.unsafe_names)})" if listing.unsafe_names else ""
+        if listing.checkpoint_files:
+            raise BadInputError(
+                f"{repo} has no GGUF files, only a checkpoint ({', '.join(listing.checkpoint_files)}); "
+                f"convert it with `llamadesk pull {repo} --convert Q4_K_M`{skipped}"
+            )
+        raise BadInputError(f"{repo} has no GGUF files and no checkpoint llamadesk can convert{skipped}")
+    if choice is not None:
+        found = variant_for_request(variants, choice)
+        if found is None:
+            raise BadInputError(f"{repo} has no {choice}; it has {_labels(variants)}")
+        return found
+    budget = memory_for_weights(machine) if machine is not None else None
+    best = best_fitting_variant(variants, budget)
+    if best is None:
+        smallest = min(variants, key=lambda v: v.size or 0)
+        raise BadInputError(
+            f"none of {repo}'s GGUF files fits in this machine's free memory ({format_bytes(budget or 0)} for "
+            f"weights; the smallest, {smallest.label}, is {format_bytes(smallest.size or 0)}); "
+            f"pick one with {repo}:QUANT to download it anyway"
+        )
+    return best
+
+
+def _library_name(variant: GGUFVariant, repo: str) -> str:
+    """The variant's file stem, or OWNER-stem when another model already has that name."""
+    registry = load_registry()
+    stem = model_stem(variant.first.path)
+    for pulled in registry.pulled:
+        if pulled.repo == repo and pulled.files == [f.path for f in variant.files]:
+            return pulled.name
+    taken = names_in_use()
+    if stem not in taken:
+        return stem
+    owner = repo.split("/", 1)[0] if "/" in repo else repo
+    name, n = f"{owner}-{stem}", 2
+    while name in taken:
+        name, n = f"{owner}-{stem}-{n}", n + 1
+    return name
+
+
+def _register(name: str, repo: str, revision: str, commit: str, variant: GGUFVariant, fetched: bool) -> None:
+    registry = load_registry()
+    earlier = registry.pulled_named(name)
+    registry.pulled = [p for p in registry.pulled if p.name != name]
+    registry.pulled.append(
+        PulledModel(
+            name=name,
+            repo=repo,
+            revision=revision,
+            commit=commit,
+            files=[f.path for f in variant.files],
+            quantization=variant.quantization,
+            downloaded=fetched or bool(earlier and earlier.downloaded),
+        )
+    )
+    save_registry(registry)
+
+
+def _pull_offline(repo: str, choice: str | None, revision: str, machine: MachineFacts | None) -> PullResult:
+    """Offline mode: the files must be in the cache already; say exactly what is missing."""
+    commit = cached_commit(repo, revision)
+    if commit is None:
+        raise LlamadeskError(
+            f"offline mode is on (HF_HUB_OFFLINE) and nothing of {repo} is in the cache; "
+            "unset HF_HUB_OFFLINE and pull again to download it"
+        )
+    cached = cached_repo_files(repo, commit)
+    listing = RepoListing(repo, commit, tuple(cached), (), gated=False)
+    try:
+        variant = choose_variant(listing, choice, machine)
+    except BadInputError as err:
+        wanted = choice or "a GGUF file that fits this machine"
+        have = _labels(listing.variants) or "no GGUF files"
+        raise LlamadeskError(
+            f"offline mode is on (HF_HUB_OFFLINE) and the cache has no {wanted} from {repo} (cached: {have}); "
+            "unset HF_HUB_OFFLINE to download it"
+        ) from err
+    paths = tuple(p for f in variant.files if (p := cached_file(repo, f.path, commit)) is not None)
+    name = _library_name(variant, repo)
+    _register(name, repo, revision, commit, variant, fetched=False)
+    return PullResult(name, repo, commit, variant.quantization, paths, downloaded=False)
+
+
+def pull_model(
+    spec: str, revision: str | None = None, machine: MachineFacts | None = None, progress: ProgressBar | None = None
+) -> PullResult:
+    """Pull `REPO[:QUANT|:FILE]` into the Hugging Face cache and the library; see the module docstring.
+
+    `progress`: a tqdm class to report download progress with (default: huggingface-hub's bar).
+    """
+    request = parse_pull_spec(spec)
+    revision = revision or DEFAULT_REVISION
+    machine = machine if machine is not None else machine_facts()
+    if offline_mode():
+        return _pull_offline(request.repo, request.choice, revision, machine)
+    listing = list_repo(request.repo, revision)
+    variant = choose_variant(listing, request.choice, machine)
+    paths, fetched = [], []
+    for file in variant.files:
+        path, got = fetch_file(request.repo, file, listing.commit, revision, progress)
+        paths.append(path)
+        fetched.append(got)
+    name = _library_name(variant, request.repo)
+    # Only a model whose every part llamadesk downloaded is llamadesk's to delete later.
+    _register(name, request.repo, revision, listing.commit, variant, fetched=all(fetched))
+    return PullResult(name, request.repo, listing.commit, variant.quantization, tuple(paths), downloaded=any(fetched))
+
+
+def list_variants(spec: str, revision: str | None = None) -> list[GGUFVariant]:
+    """The GGUF variants a repo offers (for `pull --list` and the UI's picker)."""
+    request = parse_pull_spec(spec)
+    return list_repo(request.repo, revision).variants
+
+
+def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, force: bool = False) -> Path:
+    """Download a repo's checkpoint (checked like any pull) and convert it to a GGUF in the library."""
+    quant = check_convert_type(quant_type)
+    request = parse_pull_spec(spec)
+    revision = revision or DEFAULT_REVISION
+    output = models_dir() / f"{request.repo.rsplit('/', 1)[-1]}-{quant.name}.gguf"
+    if output.exists() and not force:
+        raise BadInputError(f"{output} already exists; pass --force to convert again")
+    listing = list_repo(request.repo, revision)
+    if not listing.checkpoint_files:
+        raise BadInputError(f"{request.repo} holds no checkpoint (config.json and weights) to convert")
+    needed = set(files_to_download([f.path for f in listing.files]))  # convert/ says what it reads
+    wanted = [f for f in listing.files if f.path in needed]
+    paths = [fetch_file(request.repo, f, listing.commit, revision)[0] for f in wanted]
+    checkpoint_dir = paths[0].parent
+    convert_checkpoint(checkpoint_dir, output, quant, force=force, name=request.repo)
+    record_made_model(output, {"checkpoint": request.repo, "revision": revision, "commit": listing.commit})
+    return output
+
+
+__all__ = ["PullResult", "pull_model", "pull_and_convert", "list_variants", "choose_variant", "gguf_variants"]

@@ -1,0 +1,400 @@
+"""The local model library: everything llamadesk can run, and how `-m NAME` finds a file.
+
+Four places hold models: the starter models (installed packages), GGUFs pulled from the Hub
+(they stay in huggingface-hub's cache), files llamadesk made (convert, quantize: the data
+folder's models/), and folders the user added. The registry (model_registry) records what the
+files cannot say: which Hub repo and commit a pull came from, the added folders, and what a made
+file was made from. A `-m` argument is a library name, `REPO:QUANT` of a pulled model, or a path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.core.gguf_naming import SPLIT_PART, model_stem
+from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.core.paths import models_dir
+from llamadesk.app.hub.cache import cached_file, remove_cached_files
+from llamadesk.app.library.fit import memory_fit
+from llamadesk.app.library.registry import Registry, load_registry, save_registry
+from llamadesk.app.library.starters import GEMMA_FILE, STARTER_MODELS, starter_path
+
+# GGUF keys that say where a model came from, most specific first (convert writes them).
+ORIGIN_KEYS = (
+    "general.source.huggingface.repository",
+    "general.source.repo_url",
+    "general.source.url",
+    "general.base_model.0.repo_url",
+    "general.base_model.0.name",
+)
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """One runnable model with what a user needs to choose it."""
+
+    name: str
+    path: str
+    source: str  # "starter", "hub", "local" (made by llamadesk) or "folder" (a folder the user added)
+    architecture: str
+    parameters: int
+    size_label: str
+    quantization: str
+    file_size: int  # all parts of a split model together
+    context_length: int
+    has_chat_template: bool
+    origin: dict[str, Any] = field(default_factory=dict)  # repo + revision, checkpoint, package or folder
+    eval_results: list[dict[str, Any]] = field(default_factory=list)  # from `llamadesk eval --save`
+    fits: bool = True  # weights + KV cache of a default context fit in the free memory now
+    memory_needed: int = 0  # weights + KV cache of a 4096-token context
+    memory_reserved: int = 0  # kept free for the system whatever the model
+    memory_available: int = 0
+    parts: int = 1
+    deletable: bool = False  # `models rm` deletes files only llamadesk created or downloaded
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model before its file is read: where it is and where it came from."""
+
+    name: str
+    locate: Callable[[], Path]  # lazy: locating Gemma assembles it the first time
+    source: str
+    origin: dict[str, Any]
+    deletable: bool
+
+
+def split_parts(first: Path) -> list[Path]:
+    """Every part of a split GGUF, given its first part (or [first] for a single file)."""
+    match = SPLIT_PART.match(first.name)
+    if not match:
+        return [first]
+    count = int(match["count"])
+    width = len(match["index"])
+    return [first.with_name(f"{match['base']}-{i:0{width}d}-of-{match['count']}.gguf") for i in range(1, count + 1)]
+
+
+def inspect_model(first: Path) -> GGUFSummary:
+    """inspect_gguf, with the parameters and sizes of a split model's other parts added in."""
+    summary = inspect_gguf(first)
+    parts = split_parts(first)
+    if len(parts) == 1:
+        return summary
+    tensors = [t for part in parts[1:] for t in open_header(part).tensors]
+    return dataclasses.replace(
+        summary,
+        parameters=summary.parameters + sum(t.n_elements for t in tensors),
+        tensor_bytes=summary.tensor_bytes + sum(t.n_bytes for t in tensors),
+        file_size=sum(p.stat().st_size for p in parts),
+    )
+
+
+def describe_origin(entry: LibraryEntry) -> str:
+    """Where a model came from, in one short phrase (the CLI's table and the UI show the same)."""
+    origin = entry.origin
+    if "repo" in origin:
+        return f"{origin['repo']}@{str(origin.get('commit') or '')[:8]}"
+    if "checkpoint" in origin:
+        return f"made from {origin['checkpoint']}"
+    if "folder" in origin:
+        return f"folder {origin['folder']}"
+    if "package" in origin:
+        return f"package {origin['package']}"
+    return "-"
+
+
+def read_eval_results(path: Path) -> list[dict[str, Any]]:
+    """The evaluations `llamadesk eval --save` wrote beside a model; [] if none."""
+    from llamadesk.quantize.evaluation import saved_evaluations  # the sidecar's format is quantize's
+
+    return saved_evaluations(path)
+
+
+def _origin_from_metadata(summary: GGUFSummary) -> dict[str, Any]:
+    for key in ORIGIN_KEYS:
+        value = summary.metadata.get(key)
+        if isinstance(value, str) and value:
+            return {"checkpoint": value}
+    return {}
+
+
+def _listable_ggufs(folder: Path, recursive: bool) -> list[Path]:
+    """GGUFs a folder holds: no hidden or partial files, one entry per split model, no projectors."""
+    found = folder.rglob("*.gguf") if recursive else folder.glob("*.gguf")
+    keep = []
+    for path in sorted(found):
+        name = path.name
+        if name.startswith(".") or name.lower().startswith("mmproj") or not path.is_file():
+            continue
+        match = SPLIT_PART.match(name)
+        if match and int(match["index"]) != 1:
+            continue
+        keep.append(path)
+    return keep
+
+
+def _starter_candidates() -> list[Candidate]:
+    return [
+        Candidate(name, lambda n=name: starter_path(n), "starter", {"package": starter.distribution}, deletable=False)
+        for name, starter in STARTER_MODELS.items()
+    ]
+
+
+def _pulled_candidates(registry: Registry) -> list[Candidate]:
+    out = []
+    for pulled in registry.pulled:
+
+        def locate(p=pulled) -> Path:
+            path = cached_file(p.repo, p.files[0], p.commit)
+            if path is None:
+                raise LlamadeskError(f"{p.name} ({p.repo}) is no longer in the Hugging Face cache; pull it again")
+            return path
+
+        origin = {"repo": pulled.repo, "revision": pulled.revision, "commit": pulled.commit, "files": pulled.files}
+        out.append(Candidate(pulled.name, locate, "hub", origin, deletable=pulled.downloaded))
+    return out
+
+
+def _made_candidates(registry: Registry) -> list[Candidate]:
+    here = [p for p in _listable_ggufs(models_dir(), recursive=False) if p.name != GEMMA_FILE]
+    # convert/ and quantize/ may also write where the user asked (-o); their record brings those in.
+    elsewhere = [Path(m.path) for m in registry.made if Path(m.path).parent != models_dir() and Path(m.path).is_file()]
+    return [
+        Candidate(model_stem(path.name), lambda p=path: p, "local", registry.made_origin(path) or {}, deletable=True)
+        for path in here + elsewhere
+    ]
+
+
+def _folder_candidates(registry: Registry) -> list[Candidate]:
+    return [
+        Candidate(model_stem(path.name), lambda p=path: p, "folder", {"folder": folder}, deletable=False)
+        for folder in registry.folders
+        if Path(folder).is_dir()
+        for path in _listable_ggufs(Path(folder), recursive=True)
+    ]
+
+
+def _candidates(registry: Registry) -> list[Candidate]:
+    """Every model in the library, in order of precedence for names: starters, pulled, made, folders."""
+    return _unique_names(
+        _starter_candidates() + _pulled_candidates(registry) + _made_candidates(registry) + _folder_candidates(registry)
+    )
+
+
+def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
+    """Earlier places win a name; a later model with the same name gets its origin as a prefix."""
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        name = c.name
+        if name in seen:
+            prefix = Path(c.origin["folder"]).name if c.source == "folder" else c.source
+            name = f"{prefix}-{c.name}"
+            n = 2
+            while name in seen:
+                name, n = f"{prefix}-{c.name}-{n}", n + 1
+        seen.add(name)
+        out.append(dataclasses.replace(c, name=name))
+    return out
+
+
+def _entry(candidate: Candidate, machine: MachineFacts) -> LibraryEntry:
+    path = candidate.locate()
+    summary = inspect_model(path)
+    fit = memory_fit(summary, machine)
+    origin = candidate.origin or _origin_from_metadata(summary)
+    return LibraryEntry(
+        name=candidate.name,
+        path=str(path),
+        source=candidate.source,
+        architecture=summary.architecture,
+        parameters=summary.parameters,
+        size_label=summary.size_label,
+        quantization=summary.quantization,
+        file_size=summary.file_size,
+        context_length=summary.context_length,
+        has_chat_template=summary.has_chat_template,
+        origin=origin,
+        eval_results=read_eval_results(path),
+        fits=fit.fits,
+        memory_needed=fit.needed,
+        memory_reserved=fit.reserve,
+        memory_available=fit.available,
+        parts=len(split_parts(path)),
+        deletable=candidate.deletable,
+    )
+
+
+def names_in_use() -> set[str]:
+    """Every name the library answers to now (without reading any model file)."""
+    return {c.name for c in _candidates(load_registry())}
+
+
+def list_models() -> list[LibraryEntry]:
+    """Every model in the library; one that cannot be read is skipped rather than hiding the rest."""
+    machine = machine_facts()
+    entries = []
+    for candidate in _candidates(load_registry()):
+        try:
+            entries.append(_entry(candidate, machine))
+        except (LlamadeskError, OSError):
+            continue
+    return entries
+
+
+def looks_like_path(spec: str) -> bool:
+    return spec.endswith(".gguf") or "/" in spec or "\\" in spec or spec.startswith(".")
+
+
+def _pulled_by_repo(registry: Registry, spec: str) -> str | None:
+    """The name of a pulled model given as `REPO:QUANT` (or `REPO` when only one was pulled)."""
+    repo, _, quant = spec.partition(":")
+    matches = [
+        p
+        for p in registry.pulled
+        if p.repo.lower() == repo.lower() and (not quant or (p.quantization or "").lower() == quant.lower())
+    ]
+    return matches[0].name if len(matches) == 1 else None
+
+
+def resolve_model(spec: str) -> Path:
+    """The GGUF file `-m spec` means; raises BadInputError naming what is available otherwise."""
+    registry = load_registry()
+    candidates = {c.name: c for c in _candidates(registry)}
+    name = spec if spec in candidates else _pulled_by_repo(registry, spec)
+    if name is not None:
+        return candidates[name].locate()
+    path = Path(spec).expanduser()
+    if looks_like_path(spec) or path.exists():
+        if not path.exists():
+            raise BadInputError(f"{spec}: no such file; give a path to a .gguf file or a model name")
+        return path
+    known = ", ".join(candidates)
+    raise BadInputError(f"unknown model '{spec}'; available: {known} (or give a path to a .gguf file)")
+
+
+# --- changing the library -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What `models rm NAME` will do: the files it deletes and what it only forgets."""
+
+    name: str
+    deletes: tuple[Path, ...]
+    summary: str  # one line for the confirmation prompt
+    apply: Callable[[], list[Path]]
+
+
+def _forget_folder(folder: str) -> Removal:
+    def apply() -> list[Path]:
+        registry = load_registry()
+        registry.folders = [f for f in registry.folders if f != folder]
+        save_registry(registry)
+        return []
+
+    return Removal(folder, (), f"stop listing the models in {folder} (no files are deleted)", apply)
+
+
+def plan_removal(name: str) -> Removal:
+    """How removing `name` would go; raises BadInputError for what llamadesk must not delete."""
+    registry = load_registry()
+    as_folder = str(Path(name).expanduser().resolve()) if name not in STARTER_MODELS else None
+    if as_folder in registry.folders:
+        return _forget_folder(as_folder)
+    candidates = {c.name: c for c in _candidates(registry)}
+    if name not in candidates:
+        known = ", ".join(candidates)
+        raise BadInputError(f"no model named '{name}' in the library; models: {known}")
+    candidate = candidates[name]
+    if candidate.source == "starter":
+        raise BadInputError(f"{name} is a starter model that ships with llamadesk; it cannot be removed")
+    if candidate.source == "folder":
+        folder = candidate.origin["folder"]
+        raise BadInputError(
+            f"{name} is in {folder}, a folder you added; llamadesk deletes only files it created or "
+            f"downloaded: delete the file yourself, or stop listing the folder with `llamadesk models rm {folder}`"
+        )
+    if candidate.source == "hub":
+        return _plan_pulled_removal(registry, name)
+    return _plan_local_removal(candidate.locate())
+
+
+def _plan_pulled_removal(registry: Registry, name: str) -> Removal:
+    pulled = registry.pulled_named(name)
+    assert pulled is not None
+    paths = [p for f in pulled.files if (p := cached_file(pulled.repo, f, pulled.commit)) is not None]
+
+    def apply() -> list[Path]:
+        removed = remove_cached_files(pulled.repo, pulled.commit, pulled.files) if pulled.downloaded else []
+        current = load_registry()
+        current.pulled = [p for p in current.pulled if p.name != name]
+        save_registry(current)
+        return removed
+
+    if pulled.downloaded:
+        text = f"delete {name} ({pulled.repo}, {len(paths)} file(s)) from the Hugging Face cache"
+        return Removal(name, tuple(paths), text, apply)
+    text = f"forget {name}; its files were in the Hugging Face cache before llamadesk pulled them, so they stay"
+    return Removal(name, (), text, apply)
+
+
+def _plan_local_removal(first: Path) -> Removal:
+    files = [p for p in split_parts(first) if p.exists()]
+    from llamadesk.quantize.evaluation import eval_file
+
+    sidecar = eval_file(first)
+    if sidecar.exists():
+        files.append(sidecar)
+
+    def apply() -> list[Path]:
+        for path in files:
+            path.unlink(missing_ok=True)
+        registry = load_registry()
+        registry.made = [m for m in registry.made if Path(m.path) != first]
+        save_registry(registry)
+        return files
+
+    return Removal(model_stem(first.name), tuple(files), f"delete {', '.join(str(f) for f in files)}", apply)
+
+
+def add_folder(folder: str) -> tuple[Path, int, bool]:
+    """Add a folder of GGUFs to the library; returns (folder, models in it, whether it was new)."""
+    path = Path(folder).expanduser()
+    if not path.exists():
+        raise BadInputError(f"{folder}: no such folder")
+    if not path.is_dir():
+        raise BadInputError(f"{folder} is a file; give the folder that holds your .gguf files")
+    resolved = path.resolve()
+    if resolved == models_dir().resolve():
+        raise BadInputError(f"{folder} is llamadesk's own models folder; its models are listed already")
+    count = len(_listable_ggufs(resolved, recursive=True))
+    registry = load_registry()
+    if str(resolved) in registry.folders:
+        return resolved, count, False
+    registry.folders.append(str(resolved))
+    save_registry(registry)
+    return resolved, count, True
+
+
+__all__ = [
+    "LibraryEntry",
+    "list_models",
+    "names_in_use",
+    "resolve_model",
+    "looks_like_path",
+    "plan_removal",
+    "add_folder",
+    "inspect_model",
+    "split_parts",
+    "read_eval_results",
+]

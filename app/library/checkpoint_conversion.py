@@ -1,0 +1,73 @@
+"""Checkpoint to (quantized) GGUF in one step: convert/ writes the GGUF, quantize/ shrinks it.
+
+`llamadesk convert SRC --quantize TYPE` and `llamadesk pull REPO --convert TYPE` both come here.
+Types convert/ writes itself (F32, F16, BF16, Q8_0) need no second step; every other type goes
+through an f16/bf16 intermediate, which is deleted afterwards unless the caller keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from llamadesk.app.core.atomic_file import check_writable_target
+from llamadesk.convert import default_output as default_conversion_output
+from llamadesk.convert import plan_conversion, resolve_source, write_gguf
+from llamadesk.convert.source_location import looks_like_repo_id
+from llamadesk.quantize.quant_types import QuantType, find_quant_type
+from llamadesk.quantize.quantize_model import ProgressCallback, quantize_gguf
+from llamadesk.quantize.quantize_model import default_output as default_quantized_output
+
+# What convert/ writes directly (its --outtype values), by quantize/'s type names.
+DIRECT_TYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}
+
+
+def check_convert_type(quant_type: str) -> QuantType:
+    """The quantization type for a conversion; BadInputError (listing the valid ones) otherwise."""
+    return find_quant_type(quant_type)
+
+
+def convert_checkpoint(
+    source: str | Path,
+    output: Path | None,
+    quant_type: str | QuantType,
+    *,
+    keep: bool = False,
+    force: bool = False,
+    threads: int | None = None,
+    pre_tokenizer: str | None = None,
+    name: str | None = None,
+    convert_progress: Callable[[int, int], None] | None = None,
+    quantize_progress: ProgressCallback | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> tuple[Path, Path | None]:
+    """Convert `source` (folder or Hub repo id) to a GGUF of `quant_type`.
+
+    Returns the output and, when `keep` is set and a second step ran, the kept intermediate.
+    `name` (a Hub repo id) names the model when `source` is a downloaded snapshot folder.
+    Without `output` the file goes into the library's models folder. `check` runs on the
+    converted (unquantized) file before it is used. Nothing half-written is left on any error.
+    """
+    qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
+    name = name or (str(source) if looks_like_repo_id(str(source)) else None)
+    folder = resolve_source(str(source))
+    if qtype.name in DIRECT_TYPES:
+        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name)
+        target = output or default_conversion_output(plan)
+        return write_gguf(plan, target, force, convert_progress, check), None
+
+    plan = plan_conversion(folder, "auto", pre_tokenizer, name)
+    converted_name = default_conversion_output(plan)
+    target = output or default_quantized_output(converted_name, qtype)
+    check_writable_target(target, force)  # before minutes of conversion, not after
+    if keep:
+        intermediate = target.parent / converted_name.name
+    else:
+        intermediate = target.with_name(f".{target.stem}.unquantized.gguf")
+    try:
+        write_gguf(plan, intermediate, force or not keep, convert_progress, check)
+        quantize_gguf(intermediate, target, qtype, threads=threads, force=force, progress=quantize_progress)
+    finally:
+        if not keep:
+            intermediate.unlink(missing_ok=True)
+    return target, intermediate if keep else None

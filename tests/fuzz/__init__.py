@@ -1,0 +1,1 @@
+"""Hostile and broken inputs, fed to llamadesk's entry points in isolated children (harness.py)."""
