@@ -107,7 +107,8 @@ def main() -> None:
             f"| ratio | {ours[0] / theirs[0]:.2f}x | {ours[1] / theirs[1]:.2f}x |",
         ]
         body = [
-            f"SmolLM2-135M-Instruct HF folder (f32 safetensors, {sum(f.stat().st_size for f in source.glob('*.safetensors')) / mib:.0f} MiB) "
+            "SmolLM2-135M-Instruct HF folder (f32 safetensors, "
+            f"{sum(f.stat().st_size for f in source.glob('*.safetensors')) / mib:.0f} MiB) "
             "to f16, one run each, on this shared 2-core machine.",
             "",
             *rows,

@@ -97,7 +97,8 @@ def main() -> None:
 
     share = args.hold / args.period
     lines = [
-        f"Command: `.venv/bin/python bench/gil_contention.py --reps {args.reps} --hold {args.hold:g} --period {args.period:g}`",
+        f"Command: `.venv/bin/python bench/gil_contention.py --reps {args.reps} "
+        f"--hold {args.hold:g} --period {args.period:g}`",
         "",
         f"smollm2 Q4_1, 1 thread, greedy, {SAMPLING.max_tokens} tokens. Another Python thread holds the GIL "
         f"{args.hold:g} ms every {args.period:g} ms ({share:.0%} of the time), as a UI drawing frames would.",

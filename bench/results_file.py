@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-TITLE = "# Benchmark results\n\nLatest figures from the scripts in bench/; each section names the command that produced it.\n"
+TITLE = (
+    "# Benchmark results\n\n"
+    "Latest figures from the scripts in bench/; each section names the command that produced it.\n"
+)
 
 
 def update_section(name: str, body: str) -> None:

@@ -115,10 +115,12 @@ def main() -> None:
             "|---|---|---|---|---|",
             *rows,
             "",
-            f"Default: {default} threads ({why}; {machine.busy_cores:.1f} cores busy when it was chosen); fastest: {best} threads (llama-bench's fastest: {ref_best}). "
+            f"Default: {default} threads ({why}; {machine.busy_cores:.1f} cores busy when it was chosen); "
+            f"fastest: {best} threads (llama-bench's fastest: {ref_best}). "
             f"Default / fastest = {ratio:.3f}; goal >= {GOAL} {verdict}.",
             "",
-            f"Command: `.venv/bin/python bench/threads.py --model {args.model} --rounds {args.rounds} --n-gen {args.n_gen}"
+            f"Command: `.venv/bin/python bench/threads.py --model {args.model} "
+            f"--rounds {args.rounds} --n-gen {args.n_gen}"
             + (f" --max-threads {args.max_threads}" if args.max_threads else "")
             + "`",
         ]

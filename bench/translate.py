@@ -135,7 +135,8 @@ def main() -> int:
                 seconds = (pipeline_seconds if system == "llamadesk" else naive_seconds) / len(subset)
                 table.append((code, system, len(subset), s["chrf"], s["kept"], s["empty"], seconds))
                 print(
-                    f"{code} {system:17s} chrF {s['chrf']:5.1f}  placeholders kept {s['kept']:6.1%}  empty {s['empty']}  {seconds:.2f} s/segment",
+                    f"{code} {system:17s} chrF {s['chrf']:5.1f}  placeholders kept {s['kept']:6.1%}  "
+                    f"empty {s['empty']}  {seconds:.2f} s/segment",
                     flush=True,
                 )
             gain = scores["llamadesk"]["chrf"] - scores["naive"]["chrf"]
@@ -146,7 +147,8 @@ def main() -> int:
             )
             for row, naive_out, ours_out in list(zip(subset, first_line, ours, strict=False))[:3]:
                 print(
-                    f"   {row['source']!r}\n     naive: {naive_out!r}\n     ours:  {ours_out!r}\n     ref:   {row['reference']!r}"
+                    f"   {row['source']!r}\n     naive: {naive_out!r}\n     ours:  {ours_out!r}\n"
+                    f"     ref:   {row['reference']!r}"
                 )
     if not args.no_write:
         update_section("translate", render(table, details, args, machine, time.perf_counter() - begun))
@@ -181,7 +183,8 @@ def render(table, details, args, machine, seconds: float) -> str:
         lines.append(
             f"- {code}: llamadesk {by[(code, 'llamadesk')] - by[(code, 'naive')]:+.1f} chrF over naive, "
             f"{by[(code, 'llamadesk')] - by[(code, 'naive-first-line')]:+.1f} over naive-first-line; "
-            f"retried {details[code]['retried']}, piecewise fallback {details[code]['piecewise']}, source kept {details[code]['source_kept']}"
+            f"retried {details[code]['retried']}, piecewise fallback {details[code]['piecewise']}, "
+            f"source kept {details[code]['source_kept']}"
         )
     met = all(
         by[(code, "llamadesk")] >= by[(code, "naive")] + 10
@@ -192,7 +195,8 @@ def render(table, details, args, machine, seconds: float) -> str:
     lines += ["", f"Whole run (load, both systems, {len(details)} languages): {seconds / 60:.1f} min."]
     lines += [
         "",
-        f"Goals (chrF >= naive + 10, every placeholder kept, no empty output): {'met' if met else 'NOT met'} for {', '.join(details)}.",
+        "Goals (chrF >= naive + 10, every placeholder kept, no empty output): "
+        f"{'met' if met else 'NOT met'} for {', '.join(details)}.",
     ]
     return "\n".join(lines) + "\n"
 

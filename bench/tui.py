@@ -183,7 +183,9 @@ def measure_throughput(threads: int, reps: int) -> dict:
     asyncio.run(run())
     host.shutdown()
     host_thread.join()
-    ratios = [(n_tui / t_tui) / (n_alone / t_alone) for (t_alone, n_alone), (t_tui, n_tui) in zip(alone, shown, strict=False)]
+    ratios = [
+        (n_tui / t_tui) / (n_alone / t_alone) for (t_alone, n_alone), (t_tui, n_tui) in zip(alone, shown, strict=False)
+    ]
     host_ratios = [(n_h / t_h) / (n_a / t_a) for (t_a, n_a), (t_h, n_h) in zip(alone, hosted, strict=False)]
     return {
         "tokens": alone[0][1],
@@ -223,7 +225,7 @@ def measure_input_latency(threads: int, keys: int = 200) -> dict:
             await pilot.press("enter")
             await until(lambda: screen.reply is not None and len(screen.reply.text) > 0)
             start_len = len(screen.reply.text)
-            for i in range(keys):
+            for _ in range(keys):
                 if screen.reply is None:  # the reply ended: start another so keys still land mid-stream
                     box.text = PROMPT
                     await pilot.press("enter")
@@ -234,7 +236,7 @@ def measure_input_latency(threads: int, keys: int = 200) -> dict:
                 key = events.Key("x", "x")
                 key.set_sender(app)
                 app._driver.send_message(key)
-                await until(lambda: box.text != before)
+                await until(lambda before=before: box.text != before)
                 latencies.append(time.perf_counter() - sent)
                 await asyncio.sleep(0.02)  # a fast typist: 50 keys per second
             tokens_during.append(len(screen.reply.text) - start_len if screen.reply else 0)
@@ -421,19 +423,31 @@ def main() -> None:
     print("memory", memory, flush=True)
 
     machine = f"{psutil.cpu_count(logical=True)} logical CPUs, load average {os.getloadavg()[0]:.1f} at the end"
-    command = f".venv/bin/python bench/tui.py --threads {args.threads} --reps {args.reps} --turns {args.turns} --keys {args.keys}"
+    command = (
+        f".venv/bin/python bench/tui.py --threads {args.threads} --reps {args.reps} "
+        f"--turns {args.turns} --keys {args.keys}"
+    )
     section = f"""## tui
 
 `{command}` ({time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; {machine}; smollm2 Q4_1, {args.threads} thread(s))
 
 | What | TUI | Reference | Ratio / goal |
 |---|---|---|---|
-| Tokens/s reaching the screen (greedy, {throughput["tokens"]} tokens, median of {args.reps} interleaved pairs) | {throughput["tui_tok_s"]:.1f} | engine alone {throughput["engine_tok_s"]:.1f} | **{throughput["ratio"]:.3f}** (goal >= 0.95; pairs: {", ".join(f"{r:.2f}" for r in throughput["ratios"])}) |
-| Control: the engine in EngineHost's thread, no UI (same pairs) | {throughput["host_tok_s"]:.1f} | engine alone | {throughput["host_ratio"]:.3f} (pairs: {", ".join(f"{r:.2f}" for r in throughput["host_ratios"])}) |
-| UI thread CPU while a reply streams (share of the reply's wall time; the reply redrawn {throughput["frames_per_s"]:.1f} times a second) | {100 * throughput["ui_cpu_share"]:.1f}% | | |
-| Input latency while streaming ({latency["keys"]} keys, key event -> prompt box) | p50 {latency["p50_ms"]:.1f} ms, p99 {latency["p99_ms"]:.1f} ms, max {latency["max_ms"]:.1f} ms | | goal p99 < 50 ms |
-| Cold start in tmux to the prompt box (model loads after, in its thread; {cold["runs"]} runs) | median {cold["median_s"]:.2f} s (min {cold["min_s"]:.2f}, max {cold["max_s"]:.2f}); CPU time used by then {cold["cpu_s"]:.2f} s | | goal < 1 s |
-| RSS over {memory["turns"]} turns overflowing a {WordyEngine.n_ctx}-token context (fake engine), MiB at turn | {", ".join(f"{t}: {m}" for t, m in memory["rss_mib"].items())} | | **{memory["growth_pct"]:+.1f}%** from turn 50 (goal < 5%) |
+| Tokens/s reaching the screen (greedy, {throughput["tokens"]} tokens, median of {args.reps} interleaved pairs) \
+| {throughput["tui_tok_s"]:.1f} | engine alone {throughput["engine_tok_s"]:.1f} \
+| **{throughput["ratio"]:.3f}** (goal >= 0.95; pairs: {", ".join(f"{r:.2f}" for r in throughput["ratios"])}) |
+| Control: the engine in EngineHost's thread, no UI (same pairs) | {throughput["host_tok_s"]:.1f} | engine alone \
+| {throughput["host_ratio"]:.3f} (pairs: {", ".join(f"{r:.2f}" for r in throughput["host_ratios"])}) |
+| UI thread CPU while a reply streams (share of the reply's wall time; \
+the reply redrawn {throughput["frames_per_s"]:.1f} times a second) | {100 * throughput["ui_cpu_share"]:.1f}% | | |
+| Input latency while streaming ({latency["keys"]} keys, key event -> prompt box) \
+| p50 {latency["p50_ms"]:.1f} ms, p99 {latency["p99_ms"]:.1f} ms, max {latency["max_ms"]:.1f} ms | | goal p99 < 50 ms |
+| Cold start in tmux to the prompt box (model loads after, in its thread; {cold["runs"]} runs) \
+| median {cold["median_s"]:.2f} s (min {cold["min_s"]:.2f}, max {cold["max_s"]:.2f}); \
+CPU time used by then {cold["cpu_s"]:.2f} s | | goal < 1 s |
+| RSS over {memory["turns"]} turns overflowing a {WordyEngine.n_ctx}-token context (fake engine), MiB at turn \
+| {", ".join(f"{t}: {m}" for t, m in memory["rss_mib"].items())} | \
+| **{memory["growth_pct"]:+.1f}%** from turn 50 (goal < 5%) |
 
 The TUI figure runs the app headless (Textual's run_test: every frame is composed, nothing is
 written to a terminal) and times Enter -> the final full render of the reply; the engine figure
@@ -444,7 +458,8 @@ message {memory["memory_start"]}.
 How to read the throughput: the control row runs the very same engine in EngineHost's thread
 with nothing drawing it, so the distance between the control and the engine alone is this
 machine's noise (a shared 2-core box, other work running), and the distance between the TUI and
-the control is what the UI costs. The app's thread takes about {100 * throughput["ui_cpu_share"]:.0f}% of a core while a reply
+the control is what the UI costs. The app's thread takes about \
+{100 * throughput["ui_cpu_share"]:.0f}% of a core while a reply
 streams (the frame pacer aims at 4% for drawing). What that costs the engine is Python's GIL more
 than the CPU: each frame is ~8 ms of pure Python in Textual, and any engine code that needs the
 GIL meanwhile waits. The biggest such wait was llama.cpp's abort callback (Esc stops a decode

@@ -137,9 +137,11 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
             )
         seen.add(name)
         mapped.append((source, name, _kind_of(name, arch)))
-    n_ff = config.n_ff or next((s.shape[0] for s, _, k in mapped if k == T.FFN_GATE), 0)
+    n_ff = config.n_ff or next((s.shape[0] for s, _, k in mapped if k == T.FFN_GATE and s.shape), 0)
+    if n_ff < 1 and T.FFN_GATE in {k for _, _, k in mapped}:
+        raise BadInputError(f"{checkpoint.folder}: the feed-forward weights have no rows; the checkpoint is damaged")
     shapes = expected_shapes(config, n_vocab, n_ff)
-    for source, name, kind in mapped:
+    for source, _name, kind in mapped:
         if source.shape != shapes[kind]:
             raise BadInputError(
                 f"{checkpoint.folder}: tensor {source.name} has shape {list(source.shape)} but the config says "

@@ -145,15 +145,17 @@ def verify_against_source(
             min(len(first.expected), len(first.got)),
         )
         raise LlamadeskError(
-            f"verification failed: {file_name} tokenizes {len(mismatches)} sample text(s) differently from the source, "
-            f"e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at : at + 6]}, got {first.got[at : at + 6]}; "
+            f"verification failed: {file_name} tokenizes {len(mismatches)} sample text(s) differently from the "
+            f"source, e.g. {first.text[:40]!r} from token {at}: expected {first.expected[at : at + 6]}, "
+            f"got {first.got[at : at + 6]}; "
             "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
         )
     logits = compare_logits(plan.checkpoint, gguf_tokenize(LOGITS_SAMPLE)[:48], gguf_logits, plan.bulk_type)
     if not logits.ok:
         raise LlamadeskError(
             f"verification failed: {file_name}'s logits differ from the source checkpoint's by "
-            f"{logits.relative_rms:.1%} of their spread (RMS; accepted {logits.tolerance:.0%}), greedy choice differs at "
+            f"{logits.relative_rms:.1%} of their spread (RMS; accepted {logits.tolerance:.0%}), "
+            "greedy choice differs at "
             f"{logits.top1_disagreements} clear-cut position(s); the file was not kept"
         )
     return (

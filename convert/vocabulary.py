@@ -59,7 +59,8 @@ def _pad(tokens: list, types: list, scores: list | None, n_vocab: int | None, so
         return
     if len(tokens) > n_vocab:
         raise BadInputError(
-            f"{source}: the tokenizer has {len(tokens)} tokens but the model only {n_vocab}; they do not belong together"
+            f"{source}: the tokenizer has {len(tokens)} tokens but the model only {n_vocab}; "
+            "they do not belong together"
         )
     for i in range(len(tokens), n_vocab):
         tokens.append(f"[PAD{i}]")

@@ -123,7 +123,8 @@ METAL_DEVICE = BackendDevice("Metal", "Apple M2 Pro", "gpu", int(21.3 * GIB), in
 _PI_CPUINFO = (
     "".join(
         f"processor\t: {n}\nBogoMIPS\t: 108.00\n"
-        "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
+        "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+        "asimdrdm lrcpc dcpop asimddp\n"
         "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n"
         for n in range(4)
     )

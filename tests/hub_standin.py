@@ -356,7 +356,8 @@ class _HubHandler(BaseHTTPRequestHandler):
             self._error(
                 401,
                 "GatedRepo",
-                f"Access to model {repo.repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in.",
+                f"Access to model {repo.repo_id} is restricted. "
+                "You must have access to it and be authenticated to access it. Please log in.",
                 repo,
             )
             return

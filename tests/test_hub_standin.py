@@ -18,12 +18,20 @@ CLIENT = textwrap.dedent("""
     info = api.model_info("org/Checkpoint", files_metadata=True)
     tree = sorted(f.path for f in api.list_repo_tree("org/Checkpoint", recursive=True))
     top = sorted(f.path for f in api.list_repo_tree("org/Checkpoint"))
-    paths = {f.path: f.lfs.sha256 if f.lfs else None for f in api.get_paths_info("org/Checkpoint", ["model.safetensors", "config.json"])}
+    paths = {
+        f.path: f.lfs.sha256 if f.lfs else None
+        for f in api.get_paths_info("org/Checkpoint", ["model.safetensors", "config.json"])
+    }
     folder = Path(snapshot_download("org/Checkpoint"))
-    files = {p.relative_to(folder).as_posix(): p.read_bytes().decode("latin-1") for p in folder.rglob("*") if p.is_file()}
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes().decode("latin-1") for p in folder.rglob("*") if p.is_file()
+    }
     one = hf_hub_download("org/Checkpoint", "config.json", revision=info.sha)
-    print(json.dumps({"sha": info.sha, "siblings": [(s.rfilename, s.size, s.lfs.sha256 if s.lfs else None) for s in info.siblings],
-                      "tree": tree, "top": top, "paths": paths, "files": files, "one": Path(one).read_text()}))
+    print(json.dumps({
+        "sha": info.sha,
+        "siblings": [(s.rfilename, s.size, s.lfs.sha256 if s.lfs else None) for s in info.siblings],
+        "tree": tree, "top": top, "paths": paths, "files": files, "one": Path(one).read_text(),
+    }))
 """)
 
 

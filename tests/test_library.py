@@ -30,6 +30,7 @@ FIELDS = {
     "eval_results",
     "fits",
     "memory_needed",
+    "memory_reserved",
     "memory_available",
     "parts",
     "deletable",

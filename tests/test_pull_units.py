@@ -1,4 +1,5 @@
-"""Pull's pure parts: quantizations and split parts from Hub file names, choosing a variant, safe names, disk space, tokens."""
+"""Pull's pure parts: quantizations and split parts from Hub file names, choosing a variant, safe names,
+disk space, tokens."""
 
 from __future__ import annotations
 

@@ -65,7 +65,10 @@ def test_english_to_target_keeps_every_placeholder(gemma_translator, target):
 
 
 def test_a_markdown_document_keeps_its_structure(gemma_translator):
-    doc = "# Welcome\n\nThis is a short guide.\n\n```\npip install llamadesk\n```\n\n- Open the file.\n- Save your work.\n"
+    doc = (
+        "# Welcome\n\nThis is a short guide.\n\n```\npip install llamadesk\n```\n\n"
+        "- Open the file.\n- Save your work.\n"
+    )
     job = TranslationJob(
         gemma_translator, doc, JobSettings(target=resolve_language("fr"), source=resolve_language("en"))
     )

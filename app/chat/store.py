@@ -7,20 +7,28 @@ the writer and a killed app leaves a consistent file. The schema carries a versi
 A message is committed as soon as it is complete. A reply that is still streaming is stored with
 state "interrupted" and its text is rewritten as it grows; only when it ends normally does it
 become "complete". So if the app dies mid-reply, what was saved is already marked interrupted.
+
+The store never takes the app down with it. A damaged file (not a database, corrupt pages, a
+schema that is not ours) is kept aside under a dated name, never deleted, and a fresh store is
+started. A store that cannot be written (a read-only file or folder, a full disk, a folder in its
+place) is copied into memory: the conversation goes on and is kept until the app quits. Either
+way one line says so, through `on_notice` (the app shows it; by default it goes to stderr).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
-from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.chat.store_migrations import SCHEMA_VERSION, upgrade
+from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
 from llamadesk.app.settings.chat_defaults import DEFAULT_REPEAT_PENALTY
 
@@ -29,6 +37,25 @@ STORE_FILE = "conversations.sqlite3"
 Role = Literal["system", "user", "assistant"]
 MessageState = Literal["complete", "interrupted"]
 
+# SQLite's primary result codes (an extended code keeps its primary one in the low byte).
+DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+UNWRITABLE_CODES = {
+    sqlite3.SQLITE_PERM,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+}
+# The columns this code reads and writes, per table: a file that lacks one is not our store.
+SCHEMA_COLUMNS = {
+    "conversations": "id, title, model, system_prompt, temperature, top_p, max_tokens, context_length,"
+    " repeat_penalty, created, updated",
+    "messages": "id, conversation_id, role, content, state, created",
+    "translations": "id, source_language, target_language, source, translation, model, created",
+}
+NOT_SAVED = "conversations are not being saved; what you write now is kept until you quit"
 
 
 @dataclass(frozen=True)
@@ -78,39 +105,179 @@ def default_store_path() -> Path:
     return data_dir() / STORE_FILE
 
 
+class _Damaged(Exception):
+    """The file opened, but it is not a sound store of ours."""
+
+
+def _primary_code(err: sqlite3.Error) -> int | None:
+    code = getattr(err, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _print_notice(line: str) -> None:
+    print(f"llamadesk: {line}", file=sys.stderr, flush=True)
+
+
 class Store:
-    """Conversations and their messages in one SQLite file."""
+    """Conversations and their messages in one SQLite file (or in memory when it cannot be used).
 
-    def __init__(self, path: Path | str | None = None):
+    `on_notice` receives each line that says the store is not what it was (damaged and replaced,
+    or not saving); every such line is also kept in `notices`. `not_saved` says why nothing is
+    being saved, or is None while everything is.
+    """
+
+    def __init__(self, path: Path | str | None = None, on_notice: Callable[[str], None] | None = None):
         self.path = Path(path) if path is not None else default_store_path()
+        self.on_notice = on_notice or _print_notice
+        self.notices: list[str] = []
+        self.not_saved: str | None = None
+        self._in_memory = False
+        self._fresh_memory = False  # in memory and started empty: nothing further to fall back to
+        self._db = self._open()
+
+    # -- opening and falling back -----------------------------------------------------------
+
+    def _notice(self, line: str) -> None:
+        self.notices.append(line)
+        self.on_notice(line)
+
+    def _open(self) -> sqlite3.Connection:
+        db = None
         try:
-            # isolation_level=None: we commit explicitly, one statement or one `with` block each.
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL never corrupts the file; a commit survives the app being killed
-            # (only an OS crash can lose the last one), and commits stay sub-millisecond.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._upgrade()
-        except sqlite3.DatabaseError as err:
-            raise LlamadeskError(
-                f"the conversation store {self.path} cannot be opened ({err}); move it aside to start a fresh one"
-            ) from err
+            db = sqlite3.connect(self.path, isolation_level=None)
+            self._prepare(db)
+            return db
+        except sqlite3.Error as err:
+            if _primary_code(err) in UNWRITABLE_CODES:
+                return self._unwritable_at_start(db, err)
+            damage = str(err)
+        except _Damaged as err:
+            damage = str(err)
+        except BaseException:
+            if db is not None:
+                db.close()
+            raise
+        # Damaged: keep it aside (the user may want to recover it) and start afresh.
+        if db is not None:
+            db.close()
+        try:
+            aside = self._set_aside()
+            db = sqlite3.connect(self.path, isolation_level=None)
+            self._prepare(db)
+        except (OSError, sqlite3.Error, _Damaged) as err:
+            self.not_saved = f"the conversation store {self.path} is damaged ({damage}) and cannot be replaced ({err})"
+            self._notice(f"{self.not_saved}; {NOT_SAVED}")
+            return self._memory(None)
+        self._notice(
+            f"the conversation store {self.path} was damaged ({damage}); it is kept as {aside.name} "
+            "and a fresh one was started"
+        )
+        return db
 
-    # -- schema -----------------------------------------------------------------------------
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _upgrade(self) -> None:
-        version = self.schema_version
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Settings, a soundness check, the schema upgrade and a write probe, on a new connection."""
+        db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts the file; a commit survives the app being killed
+        # (only an OS crash can lose the last one), and commits stay sub-millisecond.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        # Pages damaged on disk would otherwise surface later, in the middle of a conversation.
+        check = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+            # One line: SQLite's report starts with a header line and may run over several.
+            found = " ".join(line for line in check.splitlines() if not line.startswith("***"))
+            raise _Damaged(f"SQLite's check found: {' '.join(found.split())[:200]}")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise LlamadeskError(
                 f"the conversation store {self.path} was written by a newer llamadesk "
                 f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade llamadesk"
             )
-        upgrade(self._db, version)
+        try:
+            upgrade(db, version)
+            for table, columns in SCHEMA_COLUMNS.items():
+                db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
+        except sqlite3.Error as err:
+            if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
+                raise
+            raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+        # Reading works on a read-only file; say so now rather than at the first message.
+        db.execute("BEGIN")
+        try:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            db.execute("ROLLBACK")
+
+    def _unwritable_at_start(self, db: sqlite3.Connection | None, err: sqlite3.Error) -> sqlite3.Connection:
+        reason = "a folder is in its place" if self.path.is_dir() else str(err)
+        self.not_saved = f"the conversation store {self.path} cannot be written ({reason})"
+        self._notice(f"{self.not_saved}; {NOT_SAVED}")
+        memory = self._memory(db)
+        if db is not None:
+            db.close()
+        return memory
+
+    def _memory(self, source: sqlite3.Connection | None) -> sqlite3.Connection:
+        """An in-memory store holding what `source` holds (when it can be read), at the latest schema."""
+        self._in_memory = True
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        if source is not None:
+            try:
+                source.backup(memory)
+                upgrade(memory, int(memory.execute("PRAGMA user_version").fetchone()[0]))
+                memory.execute("PRAGMA foreign_keys=ON")
+                return memory
+            except sqlite3.Error:
+                memory.close()
+                memory = sqlite3.connect(":memory:", isolation_level=None)
+        upgrade(memory, 0)
+        # Started empty while the screen may still show conversations from the file: messages
+        # must be accepted for conversations this copy never saw.
+        self._fresh_memory = True
+        return memory
+
+    def _set_aside(self) -> Path:
+        """Rename the damaged file (and its WAL files, which belong to it) to a dated name."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside, n = self.path.with_name(f"{self.path.stem}.damaged-{stamp}{self.path.suffix}"), 2
+        while any(Path(f"{aside}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+            aside, n = self.path.with_name(f"{self.path.stem}.damaged-{stamp}-{n}{self.path.suffix}"), n + 1
+        # The WAL files first: a WAL left beside a fresh file would be replayed into it.
+        for suffix in ("-wal", "-shm", ""):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists() or source.is_symlink():
+                os.rename(source, f"{aside}{suffix}")
+        return aside
+
+    def _run(self, action: Callable[[sqlite3.Connection], object]):
+        """`action` on the database; when the file fails under it, on an in-memory copy instead."""
+        while True:
+            try:
+                return action(self._db)
+            except sqlite3.Error as err:
+                code = _primary_code(err)
+                if self._fresh_memory or code not in UNWRITABLE_CODES | DAMAGED_CODES:
+                    raise
+                self._fall_back(err)
+
+    def _fall_back(self, err: sqlite3.Error) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        if self.not_saved is None:
+            self.not_saved = f"the conversation store {self.path} failed ({err})"
+            self._notice(f"{self.not_saved}; {NOT_SAVED}")
+        previous = self._db
+        # A file that fails is copied into memory; a copy that fails too is replaced by an empty one.
+        self._db = self._memory(None if self._in_memory else previous)
+        with contextlib.suppress(sqlite3.Error):
+            previous.close()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._run(lambda db: db.execute("PRAGMA user_version").fetchone()[0]))
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: 'ok' when it is sound."""
@@ -123,23 +290,26 @@ class Store:
 
     def new_conversation(self, title: str, settings: ConversationSettings) -> Conversation:
         now = time.time()
-        cur = self._db.execute(
-            "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, max_tokens,"
-            " context_length, repeat_penalty, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                title,
-                settings.model,
-                settings.system_prompt,
-                settings.temperature,
-                settings.top_p,
-                settings.max_tokens,
-                settings.context_length,
-                settings.repeat_penalty,
-                now,
-                now,
-            ),
+        values = (
+            title,
+            settings.model,
+            settings.system_prompt,
+            settings.temperature,
+            settings.top_p,
+            settings.max_tokens,
+            settings.context_length,
+            settings.repeat_penalty,
+            now,
+            now,
         )
-        return Conversation(int(cur.lastrowid), title, settings, now, now)
+        cursor = self._run(
+            lambda db: db.execute(
+                "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, max_tokens,"
+                " context_length, repeat_penalty, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        )
+        return Conversation(int(cursor.lastrowid), title, settings, now, now)
 
     def conversations(self, title_contains: str = "") -> list[Conversation]:
         """Conversations, most recently active first; only those whose title contains the text."""
@@ -158,15 +328,22 @@ class Store:
 
     def _rows(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
         """Rows addressable by column name, so added columns never shift positions."""
-        cursor = self._db.cursor()
-        cursor.row_factory = sqlite3.Row
-        return cursor.execute(sql, parameters).fetchall()
+
+        def read(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            cursor = db.cursor()
+            cursor.row_factory = sqlite3.Row
+            return cursor.execute(sql, parameters).fetchall()
+
+        return self._run(read)
+
+    def _execute(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        return self._run(lambda db: db.execute(sql, parameters))
 
     def rename(self, conversation_id: int, title: str) -> None:
-        self._db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
+        self._execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conversation_id))
 
     def update_settings(self, conversation_id: int, settings: ConversationSettings) -> None:
-        self._db.execute(
+        self._execute(
             "UPDATE conversations SET model = ?, system_prompt = ?, temperature = ?, top_p = ?,"
             " max_tokens = ?, context_length = ?, repeat_penalty = ? WHERE id = ?",
             (
@@ -182,16 +359,18 @@ class Store:
         )
 
     def delete(self, conversation_id: int) -> None:
-        self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        self._execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     # -- messages ---------------------------------------------------------------------------
 
     def messages(self, conversation_id: int) -> list[StoredMessage]:
-        rows = self._db.execute(
-            "SELECT id, conversation_id, role, content, state, created FROM messages"
-            " WHERE conversation_id = ? ORDER BY id",
-            (conversation_id,),
-        ).fetchall()
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT id, conversation_id, role, content, state, created FROM messages"
+                " WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        )
         return [StoredMessage(*row) for row in rows]
 
     def add_message(
@@ -199,20 +378,32 @@ class Store:
     ) -> StoredMessage:
         """Append a message and commit it (a reply that starts streaming is added 'interrupted')."""
         now = time.time()
-        with self._transaction():
-            cur = self._db.execute(
-                "INSERT INTO messages (conversation_id, role, content, state, created) VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, role, content, state, now),
-            )
-            self._db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
-        return StoredMessage(int(cur.lastrowid), conversation_id, role, content, state, now)
+
+        def add(db: sqlite3.Connection) -> sqlite3.Cursor:
+            # One transaction: the message and the conversation's last activity, or neither.
+            db.execute("BEGIN")
+            try:
+                cursor = db.execute(
+                    "INSERT INTO messages (conversation_id, role, content, state, created) VALUES (?, ?, ?, ?, ?)",
+                    (conversation_id, role, content, state, now),
+                )
+                db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+            return cursor
+
+        cursor = self._run(add)
+        return StoredMessage(int(cursor.lastrowid), conversation_id, role, content, state, now)
 
     def update_message(self, message: StoredMessage, content: str, state: MessageState) -> StoredMessage:
-        self._db.execute("UPDATE messages SET content = ?, state = ? WHERE id = ?", (content, state, message.id))
+        self._execute("UPDATE messages SET content = ?, state = ? WHERE id = ?", (content, state, message.id))
         return replace(message, content=content, state=state)
 
     def delete_message(self, message_id: int) -> None:
-        self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+        self._execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
     # -- translation history ----------------------------------------------------------------
 
@@ -221,7 +412,7 @@ class Store:
     ) -> StoredTranslation:
         """Remember one finished translation (language codes, both texts, the model's name)."""
         now = time.time()
-        cursor = self._db.execute(
+        cursor = self._execute(
             "INSERT INTO translations (source_language, target_language, source, translation, model, created)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (source_language, target_language, source, translation, model, now),
@@ -232,23 +423,14 @@ class Store:
 
     def translations(self, limit: int = 50) -> list[StoredTranslation]:
         """The most recent translations, newest first."""
-        rows = self._db.execute(
-            "SELECT id, source_language, target_language, source, translation, model, created"
-            " FROM translations ORDER BY created DESC, id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT id, source_language, target_language, source, translation, model, created"
+                " FROM translations ORDER BY created DESC, id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
         return [StoredTranslation(*row) for row in rows]
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Commit on success, roll back on error (sqlite3's own `with` needs legacy isolation)."""
-        self._db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:

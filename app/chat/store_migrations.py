@@ -31,7 +31,9 @@ def migration(step: Migration) -> Migration:
 
 @migration
 def m001_conversations_and_messages(db: sqlite3.Connection) -> None:
-    _statements(db, """
+    _statements(
+        db,
+        """
         CREATE TABLE conversations (
             id INTEGER PRIMARY KEY,
             title TEXT NOT NULL,
@@ -53,7 +55,8 @@ def m001_conversations_and_messages(db: sqlite3.Connection) -> None:
             created REAL NOT NULL
         );
         CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
-    """)
+    """,
+    )
 
 
 @migration
@@ -70,7 +73,9 @@ def m003_repeat_penalty(db: sqlite3.Connection) -> None:
 
 @migration
 def m004_translation_history(db: sqlite3.Connection) -> None:
-    _statements(db, """
+    _statements(
+        db,
+        """
         CREATE TABLE translations (
             id INTEGER PRIMARY KEY,
             source_language TEXT NOT NULL,
@@ -81,7 +86,8 @@ def m004_translation_history(db: sqlite3.Connection) -> None:
             created REAL NOT NULL
         );
         CREATE INDEX translations_by_time ON translations(created DESC);
-    """)
+    """,
+    )
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -107,15 +107,16 @@ def stream_reply(engine, messages: list[ChatMessage], sampling: Sampling, show_s
 
 
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.core.value_ranges import MAX_TOKENS, REPEAT_PENALTY, TEMPERATURE, TOP_P
     from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
     from llamadesk.app.library.catalog import resolve_model
 
-    if args.temperature < 0:
-        raise BadInputError("--temperature must be 0 or more")
-    if not 0 < args.top_p <= 1:
-        raise BadInputError("--top-p must be in (0, 1]")
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise BadInputError("--max-tokens must be at least 1")
+    # The same ranges as config.json and the app's settings form.
+    TEMPERATURE.check(args.temperature, "--temperature")
+    TOP_P.check(args.top_p, "--top-p")
+    REPEAT_PENALTY.check(args.repeat_penalty, "--repeat-penalty")
+    if args.max_tokens is not None:
+        MAX_TOKENS.check(args.max_tokens, "--max-tokens")
     prompt = " ".join(args.prompt)
     interactive = not prompt and sys.stdin.isatty()
     if not prompt and not interactive:

@@ -2,8 +2,9 @@
 
 It runs as its own process (`python -m llamadesk.app.engine.llama_quantizer`), started by
 quantize_model.py, and reads one line from stdin: a JSON list of requests to run one after another.
-Why a process and not a thread: llama_model_quantize is one blocking C call with no way to cancel it. In a thread, Ctrl-C could only abandon it while it keeps burning CPU and
-writing for minutes, and exiting Python under a running C thread can crash in llama.cpp's static
+Why a process and not a thread: llama_model_quantize is one blocking C call with no way to cancel
+it. In a thread, Ctrl-C could only abandon it while it keeps burning CPU and writing for minutes,
+and exiting Python under a running C thread can crash in llama.cpp's static
 destructors. A process can be killed at once, so Ctrl-C stops the work, frees its memory and lets
 the caller delete the partial file; a crash inside llama.cpp (abort on a bad tensor) also ends
 only this process, never the app. The cost is ~0.06 s of start-up, spent while the parent checks the input.

@@ -6,7 +6,7 @@ The CLI and the UI see only these; nothing outside the engine imports llama_cpp.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict, Union
+from typing import Literal, TypedDict
 
 
 class ChatMessage(TypedDict):
@@ -76,7 +76,7 @@ class GenerationDone:
     stats: GenerationStats
 
 
-StreamEvent = Union[TextPiece, GenerationDone]
+StreamEvent = TextPiece | GenerationDone
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.segment import SegmentResult
@@ -60,4 +59,4 @@ class JobCancelled:
     total: int
 
 
-TranslationEvent = Union[JobStarted, ChunkStarted, ChunkText, ChunkDone, JobFinished, JobCancelled]
+TranslationEvent = JobStarted | ChunkStarted | ChunkText | ChunkDone | JobFinished | JobCancelled

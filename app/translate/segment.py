@@ -115,9 +115,8 @@ def repair_markers(source: str, output: str) -> str:
     text = re.sub(r"(?<=\S) {2,}(?=\S)", " ", text).strip()
     if not text:
         return text
-    first, last = MARKER_RE.match(source), None
-    for last in MARKER_RE.finditer(source):
-        pass
+    markers = list(MARKER_RE.finditer(source))
+    first, last = MARKER_RE.match(source), (markers[-1] if markers else None)
     if first and int(first.group(1)) not in seen:
         gap = source[first.end() : first.end() + 1]
         text = first.group(0) + (gap if gap.isspace() else "") + text

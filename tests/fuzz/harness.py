@@ -26,13 +26,20 @@ def call_case(case_id: str, target: str, *args, **extra) -> dict:
     return {"id": case_id, "call": target, "args": [str(a) if isinstance(a, Path) else a for a in args], **extra}
 
 
-def run_cases(cases: list[dict], tmp_path: Path, preload: tuple[str, ...] = ("llamadesk.app.cli",),
-              overall_timeout: float = 900) -> dict[str, dict]:
+def run_cases(
+    cases: list[dict], tmp_path: Path, preload: tuple[str, ...] = ("llamadesk.app.cli",), overall_timeout: float = 900
+) -> dict[str, dict]:
     """Each case in its own forked child of one driver process; results by case id."""
     spec = tmp_path / "fuzz-cases.json"
     spec.write_text(json.dumps({"cases": cases, "preload": list(preload)}))
-    done = subprocess.run([sys.executable, "-m", "tests.fuzz.fork_driver", str(spec)], cwd=REPO,
-                          capture_output=True, text=True, timeout=overall_timeout, env={**os.environ})
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz.fork_driver", str(spec)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=overall_timeout,
+        env={**os.environ},
+    )
     results = {}
     for line in done.stdout.splitlines():
         if line.startswith("{"):
@@ -60,4 +67,5 @@ def problems(result: dict, codes: tuple[int, ...] = (2,)) -> str | None:
 def assert_all_refused(results: dict[str, dict], codes: tuple[int, ...] = (2,)) -> None:
     bad = {case_id: why for case_id, r in results.items() if (why := problems(r, codes))}
     assert not bad, f"{len(bad)} of {len(results)} cases not refused cleanly:\n" + "\n".join(
-        f"  {case_id}: {why}" for case_id, why in list(bad.items())[:15])
+        f"  {case_id}: {why}" for case_id, why in list(bad.items())[:15]
+    )

@@ -2,7 +2,8 @@
 
 Run as `python -m tests.tui.models_pull_driver SPEC [SPEC...]` with HF_ENDPOINT and friends set;
 each SPEC is pulled in turn (a SPEC starting with "cancel:" is cancelled at its second downloaded
-chunk: huggingface-hub reports a chunk before writing it, so the first one is then on disk). Prints one JSON object per SPEC: the progress reports seen, the job line, the library.
+chunk: huggingface-hub reports a chunk before writing it, so the first one is then on disk).
+Prints one JSON object per SPEC: the progress reports seen, the job line, the library.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
         f"file: {entry.path}" + (f" ({entry.parts} parts)" if entry.parts > 1 else ""),
         f"origin: {describe_origin(entry)} ({'deletable' if entry.deletable else 'not made by llamadesk: kept'})"
         f" · eval: {eval_text(entry)}",
-        f"memory: needs {format_bytes(entry.memory_needed)} (+{format_bytes(entry.memory_reserved)} kept free for the system), "
+        f"memory: needs {format_bytes(entry.memory_needed)} "
+        f"(+{format_bytes(entry.memory_reserved)} kept free for the system), "
         f"{format_bytes(entry.memory_available)} free ({fits})",
     ]
     return "\n".join(lines)
