@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import io
 import os
 import shutil
 import subprocess
@@ -51,10 +52,11 @@ def smollm2_engine(smollm2_path):
         yield engine
 
 
-def run_cli(
+def run_cli_process(
     *args: str, input: str | None = None, timeout: float = 300, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the installed `llamadesk` console script as a user would."""
+    """Run the installed `llamadesk` console script as a user would: for exit codes, signals,
+    packaging, and anything that needs a fresh process (huggingface-hub reads HF_* at import)."""
     return subprocess.run(
         [str(LLAMADESK), *args],
         input=input,
@@ -63,6 +65,49 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+class _Output(io.TextIOWrapper):
+    """A captured stdout/stderr that, like a pipe, is not a terminal and has a byte buffer."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8", errors="replace", write_through=True)
+
+    def text(self) -> str:
+        self.flush()
+        return self.buffer.getvalue().decode("utf-8", errors="replace")
+
+
+def run_cli(
+    *args: str, input: str | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`llamadesk ARGS` in this process: the same entry point, argv in, exit code and output out.
+
+    ~0.5-1 s faster per call than a subprocess (no interpreter start, imports already done), and a
+    failure shows the Python frame. `timeout` is accepted for run_cli_process's callers and left to
+    pytest-timeout here. Environment variables in `env` are set for the call and restored after.
+    """
+    from llamadesk.app.cli import main
+
+    saved_env = {name: os.environ.get(name) for name in (env or {})}
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    stdout, stderr = _Output(), _Output()
+    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode()), encoding="utf-8")
+    os.environ.update(env or {})
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+    try:
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse: --help (0) and usage errors (2)
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(["llamadesk", *args], code, stdout.text(), stderr.text())
 
 
 @pytest.fixture(scope="session")

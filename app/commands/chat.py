@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
+from llamadesk.app.chat.context_fit import fit_context
 from llamadesk.app.commands.options import add_load_options, add_model_option, load_settings
 from llamadesk.app.core.errors import BadInputError, Interrupted
 from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
@@ -140,11 +141,15 @@ def run(args: argparse.Namespace) -> int:
             if stopped:
                 raise Interrupted("stopped")
             return 0
-        return repl(engine, history, sampling, args.stats)
+        return repl(engine, args.system, sampling, args.stats)
 
 
-def repl(engine, history: list[ChatMessage], sampling: Sampling, show_stats: bool) -> int:
+def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool) -> int:
+    """An interactive chat. When it outgrows the context, the oldest turns are dropped from what the
+    model sees (chat.context_fit, as in the app), so a long chat keeps answering instead of failing."""
     print(f"Chatting with {engine.summary.name}. Ctrl-C stops a reply; Ctrl-D or /bye leaves.", file=sys.stderr)
+    turns: list[ChatMessage] = []
+    memory_start = 0
     while True:
         try:
             line = input(">>> ")
@@ -158,6 +163,17 @@ def repl(engine, history: list[ChatMessage], sampling: Sampling, show_stats: boo
             return 0
         if not line.strip():
             continue
-        history.append({"role": "user", "content": line})
-        reply, _ = stream_reply(engine, history, sampling, show_stats)
-        history.append({"role": "assistant", "content": reply})
+        turns.append({"role": "user", "content": line})
+        fitted = fit_context(
+            system_prompt,
+            turns,
+            lambda messages: len(engine.chat_prompt_tokens(messages)),
+            engine.n_ctx,
+            sampling.max_tokens,
+            memory_start,
+        )
+        if fitted.memory_start > memory_start:
+            print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+        memory_start = fitted.memory_start
+        reply, _ = stream_reply(engine, fitted.messages, sampling, show_stats)
+        turns.append({"role": "assistant", "content": reply})

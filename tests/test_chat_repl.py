@@ -1,0 +1,60 @@
+"""`llamadesk chat` without a prompt, on a terminal: a long chat keeps answering as in the app."""
+
+from __future__ import annotations
+
+import builtins
+
+import pytest
+
+from llamadesk.app.commands.chat import repl
+from llamadesk.app.engine.types import LoadSettings, Sampling
+
+# What changes greedy output is pinned, so the test does not depend on the machine's load.
+PINNED = LoadSettings(n_ctx=512, n_threads=2, n_batch=512, kv_cache_type="f16", flash_attn=False)
+
+
+@pytest.fixture(scope="module")
+def small_context_engine(smollm2_path):
+    from llamadesk.app.engine.llama_engine import Engine
+
+    with Engine.load(smollm2_path, PINNED) as engine:
+        yield engine
+
+
+def test_a_chat_longer_than_the_context_drops_old_turns_and_keeps_answering(small_context_engine, monkeypatch, capsys):
+    long_line = "Tell me about the history of tea in China, India and Britain. " * 6  # ~80 tokens
+    lines = iter([long_line] * 8 + ["/bye"])
+    monkeypatch.setattr(builtins, "input", lambda _prompt="": next(lines))
+    prompts: list[int] = []
+    real_stream = small_context_engine.stream_chat
+
+    def counting_stream(messages, sampling):
+        prompts.append(len(small_context_engine.chat_prompt_tokens(messages)))
+        return real_stream(messages, sampling)
+
+    monkeypatch.setattr(small_context_engine, "stream_chat", counting_stream)
+    code = repl(small_context_engine, "Be brief.", Sampling(temperature=0.0, max_tokens=32), show_stats=False)
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert len(prompts) == 8
+    # Eight ~80-token questions and their replies are far more than 512 tokens, yet every prompt left
+    # room for its reply, and the user was told the model forgot the oldest turns.
+    assert sum(prompts) > 2 * PINNED.n_ctx
+    assert all(p + 32 <= PINNED.n_ctx for p in prompts)
+    assert "no longer sees" in err
+    assert "context" not in err.replace("the model no longer sees", "")  # no error about the context
+
+
+def test_a_short_chat_keeps_every_turn(small_context_engine, monkeypatch, capsys):
+    lines = iter(["Hi!", "What is 2 + 2?", "/bye"])
+    monkeypatch.setattr(builtins, "input", lambda _prompt="": next(lines))
+    seen: list[int] = []
+    real_stream = small_context_engine.stream_chat
+    monkeypatch.setattr(
+        small_context_engine,
+        "stream_chat",
+        lambda messages, sampling: seen.append(len(messages)) or real_stream(messages, sampling),
+    )
+    assert repl(small_context_engine, "Be brief.", Sampling(temperature=0.0, max_tokens=8), show_stats=False) == 0
+    assert seen == [2, 4]  # system + question, then system + question, reply, question
+    assert "no longer sees" not in capsys.readouterr().err
