@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -82,6 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # `llamadesk ... | head` closed our stdout: not an error
     except OSError as err:
         print(f"llamadesk: {_os_error_line(err)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("llamadesk: ran out of memory; close other programs or use a smaller model", file=sys.stderr)
+        return 1
+    except Exception as err:
+        # Every reader checks its input first; this is the net under what none of them foresaw, so
+        # a user still gets one line and exit 1, not a traceback. LLAMADESK_DEBUG=1 shows it.
+        if os.environ.get("LLAMADESK_DEBUG"):
+            raise
+        print(
+            f"llamadesk: internal error ({type(err).__name__}: {str(err)[:200]}); "
+            "set LLAMADESK_DEBUG=1 to see where, and please report it",
+            file=sys.stderr,
+        )
         return 1
 
 

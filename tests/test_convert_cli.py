@@ -12,7 +12,7 @@ import torch
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import plan_conversion, write_gguf
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_process
 from tests.fixtures.random_checkpoints import build
 
 
@@ -245,10 +245,10 @@ def test_hub_repo_id_downloads_only_what_conversion_needs(checkpoints_root, tmp_
     with HubStandin() as hub:
         hub.add_repo("someone/tiny-llama3", files)
         env = hub.env(tmp_path / "hf-home")
-        result = run_cli("convert", "someone/tiny-llama3", "-o", str(out), "--outtype", "f32", env=env)
+        result = run_cli_process("convert", "someone/tiny-llama3", "-o", str(out), "--outtype", "f32", env=env)
         assert result.returncode == 0, result.stderr
         assert hub.file_requests("model.safetensors") and hub.file_requests("tokenizer.json")
         assert not hub.file_requests("pytorch_model.bin") and not hub.file_requests("model.onnx")
-        missing = run_cli("convert", "someone/no-such-model", "-o", str(tmp_path / "x.gguf"), env=env)
+        missing = run_cli_process("convert", "someone/no-such-model", "-o", str(tmp_path / "x.gguf"), env=env)
     assert inspect_gguf(out).metadata["general.name"] == "tiny-llama3"
     assert_one_line_error(missing, 2, "no such repo")

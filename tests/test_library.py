@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLAMADESK, run_cli
+from tests.conftest import LLAMADESK, run_cli_process
 from tests.gguf_samples import tiny_gguf_bytes
 
 FIELDS = {
@@ -46,7 +46,7 @@ def home(tmp_path, gemma_path) -> Path:
 
 
 def cli(home: Path, *args: str, input: str | None = None):
-    return run_cli(*args, input=input, env={"LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")})
+    return run_cli_process(*args, input=input, env={"LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")})
 
 
 def listed(home: Path) -> dict[str, dict]:

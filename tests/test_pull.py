@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLAMADESK, run_cli
+from tests.conftest import LLAMADESK, run_cli_process
 from tests.gguf_samples import split_gguf, tiny_gguf_bytes
 from tests.hub_standin import STANDIN_TOKEN, HubStandin, StandinFile
 
@@ -76,7 +76,7 @@ def env(hub, tmp_path, gemma_path) -> dict[str, str]:
 
 
 def pull(env: dict, *args: str, **extra) -> subprocess.CompletedProcess:
-    return run_cli("pull", *args, env={**env, **extra}, timeout=120)
+    return run_cli_process("pull", *args, env={**env, **extra}, timeout=120)
 
 
 def pull_json(env: dict, *args: str) -> dict:
@@ -98,7 +98,7 @@ def cache_files(env: dict) -> list[Path]:
 
 
 def models(env: dict) -> dict[str, dict]:
-    done = run_cli("models", "--json", env=env)
+    done = run_cli_process("models", "--json", env=env)
     assert done.returncode == 0, done.stderr
     return {m["name"]: m for m in json.loads(done.stdout)}
 
@@ -287,7 +287,7 @@ def test_pulled_split_model_chats_by_its_library_name(hub, env, smollm2_path, tm
     hub.add_repo("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", {p.name: p.read_bytes() for p in parts})
     result = pull_json(env, "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1")
     assert result["name"] == "SmolLM2-135M-Instruct-Q4_1" and result["parts"] == 2
-    done = run_cli(
+    done = run_cli_process(
         "chat",
         "-m",
         result["name"],
@@ -302,7 +302,7 @@ def test_pulled_split_model_chats_by_its_library_name(hub, env, smollm2_path, tm
     assert "Paris" in done.stdout
     entry = models(env)[result["name"]]
     assert entry["parameters"] == 134515008 and entry["has_chat_template"] and entry["parts"] == 2
-    by_repo = run_cli(
+    by_repo = run_cli_process(
         "info", "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_1", "--json", env=env
     )  # REPO:QUANT resolves too
     assert by_repo.returncode == 0 and json.loads(by_repo.stdout)["path"] == result["path"], by_repo.stderr
@@ -312,7 +312,7 @@ def test_rm_deletes_what_llamadesk_downloaded_and_only_forgets_what_was_cached_b
     ours = pull_json(env, "tiny/Tiny-GGUF:Q2_K")
     blob = Path(ours["path"]).resolve()
     assert blob.is_file() and "blobs" in blob.parts
-    done = run_cli("models", "rm", ours["name"], "--yes", env=env)
+    done = run_cli_process("models", "rm", ours["name"], "--yes", env=env)
     assert done.returncode == 0 and "deleted" in done.stdout, done.stderr
     assert not blob.exists() and not Path(ours["path"]).exists()
     assert ours["name"] not in models(env)
@@ -330,13 +330,13 @@ def test_rm_deletes_what_llamadesk_downloaded_and_only_forgets_what_was_cached_b
     found = pull_json(env, "tiny/Tiny-GGUF:Q8_0")
     assert found["downloaded"] is False and found["path"] == theirs.stdout.strip()
     assert models(env)["Tiny-Q8_0"]["deletable"] is False
-    done = run_cli("models", "rm", "Tiny-Q8_0", "--yes", env=env)
+    done = run_cli_process("models", "rm", "Tiny-Q8_0", "--yes", env=env)
     assert done.returncode == 0 and "no files deleted" in done.stdout
     assert Path(found["path"]).read_bytes() == samples["Tiny-Q8_0.gguf"]
 
 
 def test_search_lists_gguf_repos_most_downloaded_first(env):
-    done = run_cli("search", "gguf", "--json", env=env)
+    done = run_cli_process("search", "gguf", "--json", env=env)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     repos = [m["repo"] for m in found]
@@ -344,8 +344,8 @@ def test_search_lists_gguf_repos_most_downloaded_first(env):
     assert "org/Checkpoint" not in repos  # no GGUF files
     first = found[0]
     assert (first["downloads"], first["likes"], first["updated"][:10]) == (500, 7, "2026-01-15")
-    assert [m["repo"] for m in json.loads(run_cli("search", "split", "--json", env=env).stdout)] == [SPLIT_REPO]
-    table = run_cli("search", "tiny", env=env)
+    assert [m["repo"] for m in json.loads(run_cli_process("search", "split", "--json", env=env).stdout)] == [SPLIT_REPO]
+    table = run_cli_process("search", "tiny", env=env)
     assert table.returncode == 0 and "DOWNLOADS" in table.stdout and "tiny/Tiny-GGUF" in table.stdout
 
 
@@ -377,7 +377,7 @@ def test_pull_convert_turns_a_real_checkpoint_into_a_model_that_chats(hub, env, 
     entries = models(env)
     [name] = [n for n, e in entries.items() if e["origin"].get("checkpoint") == "HuggingFaceTB/SmolLM2-135M-Instruct"]
     assert entries[name]["quantization"] == "Q4_0" and entries[name]["deletable"] is True
-    answer = run_cli(
+    answer = run_cli_process(
         "chat", "-m", name, "--temperature", "0", "--max-tokens", "24", "What is the capital of France?", env=env
     )
     assert answer.returncode == 0, answer.stderr

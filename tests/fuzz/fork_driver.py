@@ -8,7 +8,8 @@ child starts from a clean state. Children run under an address-space limit and a
 Input (a JSON file named on the command line): {"cases": [case, ...], "preload": [module, ...]}
 where a case is {"id", "argv"} (runs llamadesk's CLI main) or {"id", "call": "module:function",
 "args": [...]} (calls a function; LlamadeskError becomes its exit code and message), plus
-optional "env" (set before the call), "stdin" (text), "timeout" (s) and "memory" (bytes).
+optional "env" (set before the call), "stdin" (text), "timeout" (s), "memory" (bytes) and
+"enforce_permissions" (true: file modes bind the child even when it runs as root).
 Output: one JSON line per case on stdout: {"id", "status": exit|signal|timeout, "code", "stdout",
 "stderr", "seconds"}.
 """
@@ -51,10 +52,17 @@ def _child(case: dict, out_path: str, err_path: str) -> None:
     os.dup2(err, 2)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the child exits with os._exit
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    # As the interpreter's own stderr: text it cannot encode (argv's surrogate escapes) is escaped.
+    sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")  # noqa: SIM115
+    # The CLI turns what it did not foresee into "internal error" (exit 1); here the traceback helps.
+    os.environ["LLAMADESK_DEBUG"] = "1"
     os.environ.update(case.get("env", {}))
     code = UNCAUGHT
     try:
+        if case.get("enforce_permissions"):
+            from tests.permissions import drop_permission_overrides
+
+            drop_permission_overrides()
         if "argv" in case:
             from llamadesk.app.cli import main
 
