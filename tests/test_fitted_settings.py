@@ -1,4 +1,4 @@
-"""Settings that fit the machine (issue 8): threads, GPU layers, context and KV cache, never one that cannot load.
+"""Settings that fit the machine: threads, GPU layers, context and KV cache, never one that cannot load.
 
 Fast unit tests on faked machines and model shapes, then real loads of the starter models with
 the settings chosen for this machine (and for a tight memory budget) through llama.cpp.

@@ -17,10 +17,10 @@ from tests.fixtures.smollm2_f16 import smollm2_quantized, smollm2_reference_quan
 
 pytestmark = pytest.mark.slow
 
-ISSUE_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
+COMMON_TYPES = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
 
 
-@pytest.mark.parametrize("qtype", ISSUE_TYPES)
+@pytest.mark.parametrize("qtype", COMMON_TYPES)
 def test_tensor_data_is_byte_identical_to_llama_quantize(smollm2_f16_path, qtype):
     ours = smollm2_quantized(smollm2_f16_path, qtype)
     reference = smollm2_reference_quantized(smollm2_f16_path, qtype)
@@ -30,7 +30,7 @@ def test_tensor_data_is_byte_identical_to_llama_quantize(smollm2_f16_path, qtype
 
 
 def test_sizes_shrink_with_bits(smollm2_f16_path):
-    size = {q: smollm2_quantized(smollm2_f16_path, q).stat().st_size for q in ISSUE_TYPES}
+    size = {q: smollm2_quantized(smollm2_f16_path, q).stat().st_size for q in COMMON_TYPES}
     k_ladder = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
     assert [size[q] for q in k_ladder] == sorted((size[q] for q in k_ladder), reverse=True)
     assert len(set(size[q] for q in k_ladder)) == len(k_ladder)
