@@ -1,13 +1,7 @@
 """Which quantization type fits: the memory each type needs for a model and a context length.
 
-memory = weights + KV cache + compute buffers + output buffer, where
-- weights: the type's exact tensor bytes, from llama.cpp's own dry run (quantize_model);
-- KV cache: f16 K and V for every layer, KV head and token of context (core.memory_budget);
-- compute: llama.cpp sizes its scratch buffer for the largest step of one micro-batch, which for
-  these models is the output layer's logits (n_ubatch x n_vocab floats) plus two n_embd-wide
-  activations per token and the f16 attention mask (n_ubatch x n_ctx) flash attention reads;
-- output: one row of logits (n_vocab floats).
-The estimate is checked against what llama.cpp reports when it loads (test_quantize_fit.py).
+The formula is core.memory_budget's (weights + KV cache + compute + output); the weights of each
+type come from llama.cpp's own dry run (quantize_model), so no type has to be made to be judged.
 """
 
 from __future__ import annotations
@@ -18,15 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.core.gguf_file import inspect_gguf, open_header
 from llamadesk.app.core.machine import machine_facts
-from llamadesk.app.core.memory_budget import kv_cache_bytes, ram_budget
+from llamadesk.app.core.memory_budget import estimate_memory, ram_budget
 from llamadesk.quantize.quant_types import QUANT_TYPES, QuantType, find_quant_type
 from llamadesk.quantize.quantize_model import quantized_sizes
-
-DEFAULT_UBATCH = 512  # llamadesk loads with n_batch = n_ubatch = 512
-FLOAT_BYTES = 4
-F16_BYTES = 2
 
 # `-t auto` walks this list from best to smallest and takes the first type that fits. Types that
 # need an importance matrix are left out (auto has none), as are formats for special models
@@ -49,20 +39,6 @@ _MEMORY_UNITS = {
     "TB": 1000**4,
     "TIB": 1024**4,
 }
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    """Bytes a model needs loaded on the CPU with a given context, by purpose."""
-
-    weights: int
-    kv_cache: int
-    compute: int
-    output: int
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.kv_cache + self.compute + self.output
 
 
 @dataclass(frozen=True)
@@ -100,20 +76,6 @@ def vocabulary_size(path: Path) -> int:
     """Tokens in the model's vocabulary (the width of its logits)."""
     tokens = open_header(path).metadata.get("tokenizer.ggml.tokens")
     return len(tokens) if tokens is not None else 0
-
-
-def estimate_memory(
-    summary: GGUFSummary, n_vocab: int, weights_bytes: int, n_ctx: int, n_ubatch: int = DEFAULT_UBATCH
-) -> MemoryEstimate:
-    """The memory llama.cpp allocates to run this model with `n_ctx` tokens of context (see module doc)."""
-    ubatch = min(n_ubatch, n_ctx)
-    compute = FLOAT_BYTES * ubatch * (n_vocab + 2 * summary.n_embd) + F16_BYTES * ubatch * n_ctx
-    return MemoryEstimate(
-        weights=weights_bytes,
-        kv_cache=kv_cache_bytes(summary, n_ctx, "f16"),
-        compute=compute,
-        output=FLOAT_BYTES * n_vocab,
-    )
 
 
 def default_budget() -> tuple[int, str]:

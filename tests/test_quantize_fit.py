@@ -7,8 +7,9 @@ import json
 import pytest
 
 from llamadesk.app.core.gguf_file import inspect_gguf
+from llamadesk.app.core.memory_budget import estimate_memory
 from llamadesk.app.engine.allocation import measure_allocation
-from llamadesk.quantize.memory_fit import AUTO_LADDER, estimate_memory, vocabulary_size
+from llamadesk.quantize.memory_fit import AUTO_LADDER, vocabulary_size
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -1,11 +1,22 @@
-"""The memory formulas every part of llamadesk agrees on: the reserve kept free and the KV cache.
+"""The memory formulas every part of llamadesk agrees on: the reserve kept free, the KV cache,
+and what a loaded model needs in all.
 
 One place for them, so the settings the engine fits, the library's "fits" column and
-`quantize -t auto` never disagree about whether a model fits.
+`quantize -t auto` / `llamadesk fit` never disagree about whether a model fits.
+
+A model's memory = weights + KV cache + compute buffers + output buffer, where
+- weights: its tensor bytes (for a type not made yet, llama.cpp's own dry run says);
+- KV cache: K and V for every layer, KV head and token of context, at the cache's type;
+- compute: llama.cpp sizes its scratch buffer for the largest step of one micro-batch, which for
+  these models is the output layer's logits (n_ubatch x n_vocab floats) plus two n_embd-wide
+  activations per token and the f16 attention mask (n_ubatch x n_ctx) flash attention reads;
+- output: one row of logits (n_vocab floats).
+The estimate is checked against what llama.cpp reports when it loads (tests/test_quantize_fit.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from llamadesk.app.core.machine import MachineFacts
@@ -32,11 +43,16 @@ KV_CACHE_TYPES = {
 }
 DEFAULT_KV_TYPE = "f16"
 
+DEFAULT_UBATCH = 512  # llamadesk loads with n_batch = n_ubatch = 512
+FLOAT_BYTES = 4
+F16_BYTES = 2
+
 
 class AttentionShape(Protocol):
     """What the KV cache's size depends on (GGUFSummary has it)."""
 
     n_layers: int
+    n_embd: int
     n_head_kv: int
     head_dim_k: int
     head_dim_v: int
@@ -66,3 +82,36 @@ def vram_reserve(free: int) -> int:
 def ram_budget(machine: MachineFacts) -> int:
     """RAM a model may use now: what is available less the reserve."""
     return max(0, int(machine.available_ram - ram_reserve(machine)))
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a model needs loaded on the CPU with a given context, by purpose."""
+
+    weights: int
+    kv_cache: int
+    compute: int
+    output: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.output
+
+
+def estimate_memory(
+    shape: AttentionShape,
+    n_vocab: int,
+    weights_bytes: int,
+    n_ctx: int,
+    n_ubatch: int = DEFAULT_UBATCH,
+    kv_type: str = DEFAULT_KV_TYPE,
+) -> MemoryEstimate:
+    """The memory llama.cpp allocates to run a model with `n_ctx` tokens of context (module doc)."""
+    ubatch = min(n_ubatch, n_ctx)
+    compute = FLOAT_BYTES * ubatch * (n_vocab + 2 * shape.n_embd) + F16_BYTES * ubatch * n_ctx
+    return MemoryEstimate(
+        weights=weights_bytes,
+        kv_cache=kv_cache_bytes(shape, n_ctx, kv_type),
+        compute=compute,
+        output=FLOAT_BYTES * n_vocab,
+    )
