@@ -105,6 +105,7 @@ def run_case(case: dict) -> dict:
     else:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        status = None  # not the (0, 0) of the last poll, which would read as "exit 0"
     seconds = time.monotonic() - started
     with open(out_path, errors="replace") as f:
         stdout = f.read(20000)
