@@ -160,9 +160,9 @@ def _rebuild_from_type(args: tuple) -> PickledTensor:
     if len(args) != 4 or type(args[2]) is not tuple:
         raise _Malformed("_rebuild_from_type_v2 with unexpected arguments")
     func = args[0]
-    if func == ALLOWED_GLOBALS[("torch._utils", "_rebuild_tensor_v2")]:
+    if func is ALLOWED_GLOBALS[("torch._utils", "_rebuild_tensor_v2")]:
         return _rebuild_tensor(args[2])
-    if func == ALLOWED_GLOBALS[("torch._utils", "_rebuild_parameter")]:
+    if func is ALLOWED_GLOBALS[("torch._utils", "_rebuild_parameter")]:
         return _rebuild_parameter(args[2])
     raise _Malformed("_rebuild_from_type_v2 with an unexpected function")
 
