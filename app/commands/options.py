@@ -43,6 +43,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         choices=tuple(KV_CACHE_TYPES),
         help="KV cache type (default: f16, or q8_0 when f16 would cut the context short)",
     )
+    group.add_argument("--batch", type=int, help="prompt tokens llama.cpp decodes per step (default: 512)")
     group.add_argument("--mlock", action="store_true", default=None, help="pin the model in RAM (default: off)")
     group.add_argument(
         "--no-mmap",
@@ -71,6 +72,7 @@ def load_settings(args: argparse.Namespace) -> LoadSettings:
             "n_gpu_layers": args.gpu_layers,
             "flash_attn": flash,
             "kv_cache_type": getattr(args, "kv_type", None),
+            "n_batch": getattr(args, "batch", None),
             "use_mlock": getattr(args, "mlock", None),
             "use_mmap": getattr(args, "mmap", None),
             "rpc_servers": getattr(args, "rpc", None),
