@@ -20,13 +20,14 @@ import numpy as np
 from gguf import GGMLQuantizationType
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
-from llamadesk.app.core.gguf_file import GGUFSummary, open_header, summarize
+from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.build_info import build_info
 from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
 from llamadesk.app.engine.devices import backend_devices
 from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
 from llamadesk.app.engine.llama_log import use_default_log
+from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.types import (
@@ -134,6 +135,7 @@ class Engine:
         path = Path(path)
         header = open_header(path)
         summary = summarize(path, header)
+        check_model(path, header, summary.architecture)  # what llama.cpp would abort on, refused first
         # Checked (and compiled) before llama.cpp spends seconds loading the weights.
         source = header.metadata.get(TEMPLATE_KEY)
         chat_template = ChatTemplate(source, model=summary.name) if source not in (None, "") else None
@@ -161,6 +163,9 @@ class Engine:
                     verbose=False,
                 )
         except (ValueError, RuntimeError) as err:
+            refusal = llama_cpp_refusal(summary.path)  # the model, not the context: llama.cpp says why
+            if refusal is not None:
+                raise BadInputError(f"{summary.path}: llama.cpp cannot load it: {refusal}; {ADVICE}") from err
             raise LlamadeskError(
                 f"llama.cpp could not load {summary.path} ({err}); "
                 "check that it is a complete model for this llama.cpp version"
