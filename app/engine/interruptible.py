@@ -8,7 +8,7 @@ thread, for any thread). A watchdog thread uses it at the deadline; `interrupt()
 in the TUI or Ctrl-C in the CLI.
 
 Why this and not the alternatives (bench/template_guard.py measures them, bench/RESULTS.md): a
-trace function (`sys.settrace`) checking a deadline per line makes every render ~6x slower, and
+trace function (`sys.settrace`) checking a deadline per line makes every render 5-9x slower, and
 templates render on every message and every context fit; a counting `range()` misses loops over
 strings and recursive macros; a child process per render costs ~40 ms with a model loaded (and
 forking the TUI's threaded process is unsafe). Here a call that ends normally costs 2-15 us (idle
