@@ -61,8 +61,18 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
     """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
+    from llamadesk.app.core.value_ranges import BATCH, CONTEXT, GPU_LAYERS, THREADS
     from llamadesk.app.settings.load_config import configured_load_settings, merged
 
+    # Checked here, in one line each, with the same ranges as load.json's keys.
+    for flag, value, value_range in (
+        ("--ctx", args.ctx, CONTEXT),
+        ("--threads", args.threads, THREADS),
+        ("--gpu-layers", args.gpu_layers, GPU_LAYERS),
+        ("--batch", getattr(args, "batch", None), BATCH),
+    ):
+        if value is not None:
+            value_range.check(value, flag)
     flash = None if args.flash_attn is None else args.flash_attn == "on"
     return merged(
         configured_load_settings(),

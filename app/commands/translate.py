@@ -62,19 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_input(spec: str) -> str:
+    from llamadesk.app.translate.source_text import read_source_file, read_source_stream
+
     if spec == "-":
         if sys.stdin.isatty():
             raise BadInputError("nothing to translate: give a FILE or pipe text on stdin")
-        return sys.stdin.read()
-    path = Path(spec)
-    if path.is_dir():
-        raise BadInputError(f"{spec} is a folder; give a text file")
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(f"{spec}: no such file") from None
-    except UnicodeDecodeError:
-        raise BadInputError(f"{spec} is not UTF-8 text; llamadesk translates text and Markdown files") from None
+        return read_source_stream(sys.stdin.buffer, "the piped text")
+    return read_source_file(Path(spec))
 
 
 @contextlib.contextmanager
@@ -137,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
                 "glossary": sorted((glossary or {}).items()),
             }
             resume = job.resume = ResumeLog(sidecar_path(output), settings)
+            if resume.note:
+                print(f"llamadesk: note: {resume.note}", file=sys.stderr)
         finished: JobFinished | None = None
         started: JobStarted | None = None
         with ctrl_c_cancels(job):
