@@ -355,6 +355,8 @@ def test_bad_load_json_stops_the_cli_with_one_line_before_llama_cpp_sees_it(tmp_
         cases.append(cli_case(f"flag{flag}={value}", "chat", flag, value, "hi", env={"LLAMADESK_HOME": str(tmp_path)}))
     for flag, value in (("--temperature", "2.5"), ("--top-p", "1.5"), ("--top-p", "nan"), ("--repeat-penalty", "9")):
         cases.append(cli_case(f"flag{flag}={value}", "chat", flag, value, "hi", env={"LLAMADESK_HOME": str(tmp_path)}))
+    for value in ("100000", "0"):  # the engine's own check, for commands that bypass load.json
+        cases.append(cli_case(f"rpc-server-threads={value}", "rpc-server", "--threads", value, timeout=10))
     # The children start with what `chat` imports before it reads load.json (~0.5 s each otherwise).
     preload = ("llamadesk.app.cli", "llamadesk.app.commands.chat", "llamadesk.app.engine.llama_engine", CATALOG)
     results = run_cases(cases, tmp_path, preload=preload)
