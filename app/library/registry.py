@@ -10,6 +10,7 @@ whole on every listing, and a user can read or fix it by hand.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from llamadesk.app.core.value_ranges import shown
 REGISTRY_FILE = "library.json"
 SCHEMA_VERSION = 1
 REGISTRY_MAX_BYTES = 16 * 1024**2  # a record is a few hundred bytes: tens of thousands of models
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")  # as the Hub writes them; a pulled model's files are found by it
 REGISTRY_MAX_DEPTH = 8  # {"made": [{"origin": {...}}]}, and an origin may hold a list or two
 
 
@@ -115,6 +117,8 @@ def _fields(record: Any, types: dict[str, tuple[type, ...]], where: str) -> dict
     files = record.get("files", ["-"])
     if not files or not all(isinstance(f, str) for f in files):
         raise BadInputError(f"{registry_path()}: {where}.files of {shown(record['name'])} must list file names")
+    if "commit" in record and not COMMIT_ID.fullmatch(record["commit"]):
+        raise BadInputError(f"{registry_path()}: {where}.commit of {shown(record['name'])} is not a commit id")
     return record
 
 

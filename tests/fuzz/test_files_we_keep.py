@@ -442,6 +442,40 @@ def test_input_without_end_or_too_large_is_refused_before_it_is_read(tmp_path):
     print(f"translation input: {len(results)} cases, all refused in one line (exit 2)")
 
 
+def test_a_damaged_library_record_is_one_line_and_never_deletes_outside_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # the driver imports huggingface-hub with it
+    victim = tmp_path / "victim.gguf"
+    victim.write_bytes(b"the user's own file")
+    pulled = {"name": "m", "repo": "o/n", "revision": "main", "commit": "a" * 40, "files": ["m.gguf"]}
+    pulled |= {"quantization": None, "downloaded": True}
+    records = {
+        "deep": b'{"pulled": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "huge": b" " * (17 * 1024**2) + b"{}",
+        "not-an-object": b"[]",
+        "pulled-not-a-list": json.dumps({"pulled": {"name": "m"}}).encode(),
+        "record-not-an-object": json.dumps({"pulled": ["m"]}).encode(),
+        "record-missing-a-field": json.dumps({"pulled": [{k: v for k, v in pulled.items() if k != "commit"}]}).encode(),
+        "record-wrong-types": json.dumps({"pulled": [{**pulled, "files": "m.gguf", "downloaded": "yes"}]}).encode(),
+        "commit-traversal": json.dumps({"pulled": [{**pulled, "commit": "../../../../.."}]}).encode(),
+        "folders-not-text": json.dumps({"folders": [5]}).encode(),
+        "made-wrong-types": json.dumps({"made": [{"path": 5, "origin": []}]}).encode(),
+    }
+    traversal = json.dumps({"pulled": [{**pulled, "files": ["../../../../../../victim.gguf"]}]}).encode()
+    cases = []
+    for name, data in {**records, "files-traversal": traversal}.items():
+        home = tmp_path / name
+        (home / "data").mkdir(parents=True)
+        (home / "data" / "library.json").write_bytes(data)
+        argv = ("models", "rm", "m", "--yes") if name == "files-traversal" else ("models", "--json")
+        cases.append(cli_case(f"library-{name}", *argv, env={"LLAMADESK_HOME": str(home)}))
+    results = run_cases(cases, tmp_path, preload=(*PRELOAD, CATALOG, "llamadesk.app.commands.models"))
+    assert_all_refused({"library-files-traversal": results.pop("library-files-traversal")})
+    assert victim.read_bytes() == b"the user's own file"
+    assert_all_refused(results, codes=(1,))  # the record is llamadesk's own: a failure, not the user's input
+    assert all("library.json" in r["stderr"] for r in results.values())
+    print(f"library.json: {len(results)} damaged (exit 1) and 1 traversal refused (exit 2), nothing deleted")
+
+
 @pytest.mark.slow
 def test_a_rerun_with_a_damaged_sidecar_translates_the_damaged_segment_again(tmp_path, gemma_path):
     """End to end with the real model: the crash came after every other segment was translated."""
