@@ -13,6 +13,7 @@ import pytest
 from llamadesk.app.translate import JobFinished, JobSettings, TranslationJob, resolve_language, translator_for
 from llamadesk.app.translate.protection import find_spans
 from tests.conftest import LLAMADESK, PINNED_FLAGS, PINNED_LOAD, run_cli
+from tests.language_check import language_of
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +35,6 @@ def gemma_translator(gemma_path):
 
     with Engine.load(gemma_path, LoadSettings(n_ctx=2048, **PINNED_LOAD)) as engine:
         yield translator_for(engine)
-
-
-def language_of(text: str, candidates=("en", "fr", "de", "es")) -> str:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    identifier.set_languages(list(candidates))
-    return identifier.classify(text)[0]
 
 
 def test_the_starter_is_prompted_as_a_base_model(gemma_translator):
