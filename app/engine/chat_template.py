@@ -24,6 +24,7 @@ import functools
 import json
 import operator
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,9 @@ MAX_COUNT = 100_000
 MAX_INT_BITS = 4096
 # A width of 7 digits or more in a format string ("%1000000s", "{:>9999999}").
 _HUGE_WIDTH = re.compile(r"\d{7,}")
+_NESTED_FIELD = re.compile(r"\{[^{}]*\{")  # "{0:>{1}}": a width taken from the arguments
+# tojson's indent and separators are written once per line or item: real templates use "  " or ", ".
+MAX_SEPARATOR = 100
 
 
 class TemplateLimit(Exception):
@@ -171,9 +175,18 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
                 raise TemplateLimit(f"{what} was given {value:,} (counts and widths stop at {MAX_COUNT:,})")
 
-    def _check_format(self, fmt: Any, what: str) -> None:
-        if isinstance(fmt, str) and _HUGE_WIDTH.search(fmt):
+    def _plan_format(self, fmt: Any, values: Any, marker: str, what: str) -> None:
+        """A format string (`%` or `{}` style) may name one big value many times: size it first."""
+        if not isinstance(fmt, str):
+            return
+        if _HUGE_WIDTH.search(fmt):
             raise TemplateLimit(f"{what} asks for a width of millions of characters")
+        if (marker == "%" and "*" in fmt) or (marker == "{" and _NESTED_FIELD.search(fmt)):
+            # the width comes from the values ("%*d", "{:>{}}"): no count in them may be huge
+            self._check_counts(what, [v for v in values if isinstance(v, int)], {})
+        # Any value may fill any placeholder; a list or a dict prints ~16 characters per item.
+        widest = max((_size(v) * (1 if isinstance(v, str) else 16) + 32 for v in values), default=0)
+        self.check_planned(len(fmt) + fmt.count(marker) * widest, what)
 
     def _plan_growth(self, name: str, subject: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Refuse before it runs an operation whose result would be far larger than its inputs."""
@@ -197,8 +210,19 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             wrap = args[2] if len(args) > 2 else kwargs.get("wrapstring", "\n")
             if isinstance(width, int) and width > 0 and isinstance(wrap, str):
                 self.check_planned(len(subject) + len(subject) // width * len(wrap), "wordwrap")
-        elif name in ("format", "format_map") and isinstance(subject, str):
-            self._check_format(subject, name)
+        elif name == "format" and isinstance(subject, str) and "%" in subject:  # the format filter (printf)
+            self._plan_format(subject, [*args, *kwargs.values()], "%", "the format filter")
+        elif name in ("format", "format_map") and isinstance(subject, str):  # str.format(...)
+            mapping = args[0] if name == "format_map" and args and isinstance(args[0], dict) else {}
+            self._plan_format(subject, [*args, *kwargs.values(), *mapping.values()], "{", f"str.{name}")
+        elif name == "expandtabs" and isinstance(subject, str):
+            size = args[0] if args and isinstance(args[0], int) else kwargs.get("tabsize", 8)
+            if isinstance(size, int):
+                self.check_planned(len(subject) + subject.count("\t") * size, "expandtabs")
+        elif name == "tojson":
+            for option in (args[0] if args else kwargs.get("indent"), *(kwargs.get("separators") or ())):
+                if isinstance(option, str) and len(option) > MAX_SEPARATOR:
+                    raise TemplateLimit(f"tojson was given a separator of {len(option):,} characters")
 
     # -- what the compiled template calls ------------------------------------------------------
 
@@ -224,9 +248,8 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             return operator.pow(left, right)
         if op == "%":
             if isinstance(left, str):
-                self._check_format(left, "a % format")
-                values = right if isinstance(right, tuple) else (right,)
-                self._check_counts("a % format", [v for v in values if isinstance(v, int)], {})
+                values = right.values() if isinstance(right, dict) else right if isinstance(right, tuple) else (right,)
+                self._plan_format(left, list(values), "%", "a % format")
                 return self.check_size(operator.mod(left, right), "a % format")
             return operator.mod(left, right)
         return super().call_binop(context, op, left, right)
@@ -266,14 +289,17 @@ class ChatTemplate:
         self.model = _one_line(model, 80)  # general.name, from the same stranger as the template
         self._bos, self._eos = bos_token, eos_token
         self._guard = Interruptible()
+        # One render at a time: the limits of a render live on the environment, and interrupt()
+        # stops the one in progress.
+        self._rendering = threading.Lock()
         if not isinstance(source, str):
             raise BadInputError(
-                f"{model}: {TEMPLATE_KEY} is {_kind(source)}, not text; the file is damaged, "
+                f"{self.model}: {TEMPLATE_KEY} is {_kind(source)}, not text; the file is damaged, "
                 "download or convert it again"
             )
         if len(source) > MAX_TEMPLATE_CHARS:
             raise BadInputError(
-                f"{model}: its chat template is {len(source):,} characters (real ones are under "
+                f"{self.model}: its chat template is {len(source):,} characters (real ones are under "
                 f"{MAX_TEMPLATE_CHARS:,}); the file is damaged or hostile, pick another model"
             )
         self._env = _BudgetedSandbox()
@@ -288,7 +314,14 @@ class ChatTemplate:
         self._guard.interrupt()
 
     def render(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True) -> str:
-        """The prompt text for `messages`; BadInputError when the template fails or refuses them."""
+        """The prompt text for `messages`; BadInputError when the template fails or refuses them.
+
+        Interrupted when interrupt() comes while it renders.
+        """
+        with self._rendering:
+            return self._render(messages, add_generation_prompt)
+
+    def _render(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool) -> str:
         conversation = [dict(m) for m in messages]
         chars = sum(_size(m.get("content")) for m in conversation)
         self._env.start(max(MIN_SIZE_LIMIT, SIZE_PER_INPUT_CHAR * chars))

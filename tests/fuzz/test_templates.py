@@ -75,6 +75,8 @@ HOSTILE: dict[str, list[tuple[dict, str]]] = {
         ({"text": "{{ 'x' | center(1000000000) }}"}, "the center filter was given"),
         ({"text": "{{ '{:>1000000000}'.format(1) }}"}, "a width of millions"),
         ({"text": "{% set s = 'ab' * 50000 %}{{ s.replace('', s) }}"}, "replace would make"),
+        ({"text": "{% set s = 'x' * 8000000 %}{{ ('{0}' * 200).format(s) }}"}, "str.format would make"),
+        ({"text": "{{ messages | tojson(indent='x' * 8000000) }}"}, "tojson was given a separator"),
         (
             {"text": "{% set n = namespace(s='x') %}{% for i in range(64) %}{% set n.s = n.s ~ n.s %}{% endfor %}"},
             "joining text would make",
