@@ -76,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         text = str(value).replace("\n", "\\n")
         if len(text) > LONG_VALUE:
             text = text[:LONG_VALUE] + f"... ({len(text)} chars)"
-        print(f"  {key} = {text}")
+        name = key.replace("\n", "\\n")  # a key from a damaged file may hold a newline
+        print(f"  {name} = {text}")
     return 0

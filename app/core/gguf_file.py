@@ -8,6 +8,7 @@ info` and the memory estimates.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,9 +84,13 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, StringArray):
         return value.decode() if len(value) <= SHOWN_ARRAY_ITEMS else f"[{len(value)} strings]"
     if isinstance(value, np.ndarray):
-        return value.tolist() if len(value) <= SHOWN_ARRAY_ITEMS else f"[{len(value)} numbers]"
+        return (
+            [plain_value(v) for v in value.tolist()] if len(value) <= SHOWN_ARRAY_ITEMS else f"[{len(value)} numbers]"
+        )
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity; `info --json` must stay valid JSON
     return value
 
 

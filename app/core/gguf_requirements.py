@@ -28,8 +28,7 @@ from gguf.constants import GGMLQuantizationType, GGUFValueType
 
 from llamadesk.app.core.gguf_header import GGUFFormatError, GGUFHeader, StringArray, TensorInfo, ValueType, shown
 
-U8, U16, U32, I32, F32, BOOL, STR = (
-    GGUFValueType.UINT8,
+U16, U32, I32, F32, BOOL, STR = (
     GGUFValueType.UINT16,
     GGUFValueType.UINT32,
     GGUFValueType.INT32,
@@ -197,14 +196,11 @@ NOT_WEIGHT_TYPES = frozenset(
         GGMLQuantizationType.F64,
     }
 )
+OUTSIDE_LAYERS = frozenset({"token_embd.weight", "output.weight", "output_norm.weight"})  # no "blk.N." prefix
 SHAPED_ARCHITECTURES = frozenset({"llama", "mistral3", "smollm3", "granite", "gemma3"})
 LAYER_TENSOR = re.compile(r"^blk\.(?P<layer>\d+)\.(?P<kind>.+)$")
 
 ADVICE = "the file is damaged or not a model llamadesk can run"
-
-
-def _fail(message: str) -> ModelRequirementError:
-    return ModelRequirementError(message)
 
 
 def _check_type(key: str, rule: KeyRule, vtype: ValueType) -> None:
@@ -215,28 +211,28 @@ def _check_type(key: str, rule: KeyRule, vtype: ValueType) -> None:
     wanted = " or ".join(t.name.lower() for t in rule.types)
     if rule.per_layer:
         wanted += " (or an array of one per layer)"
-    raise _fail(f"{key} is {vtype.with_article}, not a {wanted}")
+    raise ModelRequirementError(f"{key} is {vtype.with_article}, not a {wanted}")
 
 
 def _check_value(key: str, rule: KeyRule, value: Any, n_layers: int | None) -> None:
     if isinstance(value, np.ndarray):
         if n_layers is not None and len(value) != n_layers:
-            raise _fail(f"{key} has {len(value)} per-layer values for {n_layers} layers")
+            raise ModelRequirementError(f"{key} has {len(value)} per-layer values for {n_layers} layers")
         values = [int(v) for v in value]  # int32 arrays: llama.cpp reads them as uint32
         values = [v + 2**32 if v < 0 else v for v in values]
     elif isinstance(value, str):
         if rule.choices and value not in rule.choices:
-            raise _fail(f"{key} is {shown(value)}, not one of {', '.join(rule.choices)}")
+            raise ModelRequirementError(f"{key} is {shown(value)}, not one of {', '.join(rule.choices)}")
         return
     elif isinstance(value, float):
         if not np.isfinite(value):
-            raise _fail(f"{key} is {value}, not a finite number")
+            raise ModelRequirementError(f"{key} is {value}, not a finite number")
         return
     else:
         values = [value]
     for v in values:
         if (rule.low is not None and v < rule.low) or (rule.high is not None and v > rule.high):
-            raise _fail(f"{key} is {v}; it must be {describe_range(rule)}")
+            raise ModelRequirementError(f"{key} is {v}; it must be {describe_range(rule)}")
 
 
 def describe_range(rule: KeyRule) -> str:
@@ -250,7 +246,7 @@ def check_keys(header: GGUFHeader, architecture: str) -> None:
     meta, types = header.metadata, header.value_types
     for suffix in REQUIRED_ARCH_KEYS:
         if f"{architecture}.{suffix}" not in meta:
-            raise _fail(f"{architecture}.{suffix} is missing")
+            raise ModelRequirementError(f"{architecture}.{suffix} is missing")
     n_layers = int(meta[f"{architecture}.block_count"]) if types[f"{architecture}.block_count"].kind == U32 else None
     rules = {**GENERAL_KEYS, **{f"{architecture}.{suffix}": rule for suffix, rule in ARCH_KEYS.items()}}
     for key, rule in rules.items():
@@ -284,19 +280,25 @@ def check_hyperparameters(header: GGUFHeader, architecture: str) -> dict[str, in
 
     n_layers = int(meta[key("block_count")])
     if layer_value(meta, key("nextn_predict_layers"), 0) > n_layers:
-        raise _fail(f"{key('nextn_predict_layers')} is more than the {n_layers} layers")
+        raise ModelRequirementError(f"{key('nextn_predict_layers')} is more than the {n_layers} layers")
     n_expert = layer_value(meta, key("expert_count"), 0)
     used = max(layer_value(meta, key("expert_used_count"), 0, il) for il in range(n_layers))
     groups = layer_value(meta, key("expert_group_count"), 0)
     groups_used = layer_value(meta, key("expert_group_used_count"), 0)
     if n_expert == 0 and (used or groups):
-        raise _fail(f"{key('expert_used_count')} or {key('expert_group_count')} is set for a model without experts")
+        raise ModelRequirementError(
+            f"{key('expert_used_count')} or {key('expert_group_count')} is set for a model without experts"
+        )
     if n_expert and not 0 < used <= n_expert:
-        raise _fail(f"{key('expert_used_count')} is {used}; it must be 1 to {key('expert_count')} ({n_expert})")
+        raise ModelRequirementError(
+            f"{key('expert_used_count')} is {used}; it must be 1 to {key('expert_count')} ({n_expert})"
+        )
     if n_expert and groups >= n_expert:
-        raise _fail(f"{key('expert_group_count')} ({groups}) must be less than {key('expert_count')} ({n_expert})")
+        raise ModelRequirementError(
+            f"{key('expert_group_count')} ({groups}) must be less than {key('expert_count')} ({n_expert})"
+        )
     if groups > 1 and (n_expert % groups or not 0 < groups_used < groups):
-        raise _fail(f"{key('expert_group_count')} ({groups}) does not fit the experts and groups used")
+        raise ModelRequirementError(f"{key('expert_group_count')} ({groups}) does not fit the experts and groups used")
 
     n_embd = int(meta[key("embedding_length")])
     sizes = {"E": n_embd, "X": n_expert}
@@ -304,13 +306,17 @@ def check_hyperparameters(header: GGUFHeader, architecture: str) -> dict[str, in
         n_head = layer_value(meta, key("attention.head_count"), 0, il)
         n_head_kv = layer_value(meta, key("attention.head_count_kv"), n_head, il)
         if n_head and key("attention.key_length") not in meta and n_embd % n_head:
-            raise _fail(
+            raise ModelRequirementError(
                 f"{key('attention.head_count')} ({n_head}) does not divide {key('embedding_length')} ({n_embd})"
             )
         if n_head and n_head_kv and n_head % n_head_kv:
-            raise _fail(f"{key('attention.head_count_kv')} ({n_head_kv}) does not divide the {n_head} heads")
+            raise ModelRequirementError(
+                f"{key('attention.head_count_kv')} ({n_head_kv}) does not divide the {n_head} heads"
+            )
         if n_head_kv and not n_head:
-            raise _fail(f"{key('attention.head_count_kv')} is {n_head_kv} but there are no attention heads")
+            raise ModelRequirementError(
+                f"{key('attention.head_count_kv')} is {n_head_kv} but there are no attention heads"
+            )
         if il == 0:
             head_k = layer_value(meta, key("attention.key_length"), n_embd // n_head if n_head else 0)
             head_v = layer_value(meta, key("attention.value_length"), n_embd // n_head if n_head else 0)
@@ -318,7 +324,7 @@ def check_hyperparameters(header: GGUFHeader, architecture: str) -> dict[str, in
                 H=n_head, Hkv=n_head_kv, Dk=head_k, Dv=head_v, F=layer_value(meta, key("feed_forward_length"), 0)
             )
     if sizes["H"] and layer_value(meta, key("rope.dimension_count"), 0) > sizes["Dk"]:
-        raise _fail(f"{key('rope.dimension_count')} is larger than the head size ({sizes['Dk']})")
+        raise ModelRequirementError(f"{key('rope.dimension_count')} is larger than the head size ({sizes['Dk']})")
     return sizes
 
 
@@ -330,46 +336,48 @@ def check_vocabulary(header: GGUFHeader) -> int:
     meta, types = header.metadata, header.value_types
     model = meta.get("tokenizer.ggml.model")
     if model is None:
-        raise _fail("tokenizer.ggml.model is missing (the file has no tokenizer)")
+        raise ModelRequirementError("tokenizer.ggml.model is missing (the file has no tokenizer)")
     if model in NO_VOCABULARY:
         return 0
     tokens = meta.get("tokenizer.ggml.tokens")
     if tokens is None:
-        raise _fail("tokenizer.ggml.tokens is missing (the file has no vocabulary)")
+        raise ModelRequirementError("tokenizer.ggml.tokens is missing (the file has no vocabulary)")
     if not isinstance(tokens, StringArray):
-        raise _fail(f"tokenizer.ggml.tokens is {types['tokenizer.ggml.tokens'].with_article}, not an array of strings")
+        raise ModelRequirementError(
+            f"tokenizer.ggml.tokens is {types['tokenizer.ggml.tokens'].with_article}, not an array of strings"
+        )
     n_tokens = len(tokens)
     if not 1 <= n_tokens <= MAX_VOCAB:
-        raise _fail(f"tokenizer.ggml.tokens has {n_tokens} tokens")
+        raise ModelRequirementError(f"tokenizer.ggml.tokens has {n_tokens} tokens")
     for key, item_types in (("tokenizer.ggml.scores", (F32, I32)), ("tokenizer.ggml.token_type", (I32,))):
         if key in meta:
             vtype = types[key]
             if vtype.kind != ARRAY or vtype.item not in item_types:
                 wanted = " or ".join(t.name.lower() for t in item_types)
-                raise _fail(f"{key} is {vtype.with_article}, not an array of {wanted}")
+                raise ModelRequirementError(f"{key} is {vtype.with_article}, not an array of {wanted}")
             if len(meta[key]) < n_tokens:
-                raise _fail(f"{key} has {len(meta[key])} entries for {n_tokens} tokens")
+                raise ModelRequirementError(f"{key} has {len(meta[key])} entries for {n_tokens} tokens")
     if model in BPE_TOKENIZERS and "tokenizer.ggml.merges" in meta:
         vtype = types["tokenizer.ggml.merges"]
         if vtype != ValueType(ARRAY, STR):
-            raise _fail(f"tokenizer.ggml.merges is {vtype.with_article}, not an array of strings")
+            raise ModelRequirementError(f"tokenizer.ggml.merges is {vtype.with_article}, not an array of strings")
     # llama.cpp takes each token as a C string (up to its first zero byte) and renames an empty one.
     texts = [text.partition(b"\0")[0] or f"[EMPTY_{i}]".encode() for i, text in enumerate(tokens.raw())]
-    if len(set(texts)) != n_tokens:
+    vocabulary = set(texts)
+    if len(vocabulary) != n_tokens:
         seen: set[bytes] = set()
         twice = next(text for text in texts if text in seen or seen.add(text))
-        raise _fail(f"tokenizer.ggml.tokens holds the token {shown(twice)} twice")
+        raise ModelRequirementError(f"tokenizer.ggml.tokens holds the token {shown(twice)} twice")
     if model in BYTE_FALLBACK_TOKENIZERS:
-        vocabulary = set(texts)
         for byte in range(256):
             if f"<0x{byte:02X}>".encode() not in vocabulary and bytes([byte]) not in vocabulary:
-                raise _fail(
+                raise ModelRequirementError(
                     f"tokenizer.ggml.tokens has no token for the byte 0x{byte:02X}; llama.cpp stops the program "
                     "on text that needs it"
                 )
     for key in SPECIAL_TOKEN_KEYS:
         if key in meta and int(meta[key]) >= n_tokens:
-            raise _fail(f"{key} is {int(meta[key])}, not one of the {n_tokens} tokens")
+            raise ModelRequirementError(f"{key} is {int(meta[key])}, not one of the {n_tokens} tokens")
     return n_tokens
 
 
@@ -380,26 +388,28 @@ def check_tensor_shapes(architecture: str, sizes: dict[str, int], n_layers: int,
     needed = (("H", "attention.head_count"), ("Hkv", "attention.head_count_kv"), ("F", "feed_forward_length"))
     for letter, suffix in needed:
         if sizes[letter] < 1:
-            raise _fail(f"{architecture}.{suffix} is missing or 0; a {architecture} model needs at least 1")
+            raise ModelRequirementError(
+                f"{architecture}.{suffix} is missing or 0; a {architecture} model needs at least 1"
+            )
     if sizes["V"] < 1:
-        raise _fail(f"the file has no vocabulary (tokenizer.ggml.tokens); a {architecture} model needs one")
+        raise ModelRequirementError(
+            f"the file has no vocabulary (tokenizer.ggml.tokens); a {architecture} model needs one"
+        )
     names = {t.name for t in tensors}
     if "token_embd.weight" not in names:
-        raise _fail(f"tensor token_embd.weight is missing; a {architecture} model needs it")
+        raise ModelRequirementError(f"tensor token_embd.weight is missing; a {architecture} model needs it")
     for tensor in tensors:
         layer = LAYER_TENSOR.match(tensor.name)
         kind = layer["kind"] if layer else tensor.name
         if layer and int(layer["layer"]) >= n_layers:
-            raise _fail(
+            raise ModelRequirementError(
                 f"tensor {shown(tensor.name)} is beyond the model's {n_layers} layers ({architecture}.block_count)"
             )
         expected = SHAPES.get(kind)
-        if expected is None or (layer is None) != (
-            kind in ("token_embd.weight", "output.weight", "output_norm.weight")
-        ):
-            continue
+        if expected is None or (kind in OUTSIDE_LAYERS) == (layer is not None):
+            continue  # not a tensor llama.cpp creates under this name
         if tuple(tensor.shape) != expected(sizes):
-            raise _fail(
+            raise ModelRequirementError(
                 f"tensor {shown(tensor.name)} has shape {list(tensor.shape)} but the hyperparameters say "
                 f"{list(expected(sizes))}"
             )
@@ -412,9 +422,13 @@ def check_tensor_types(tensors: list[TensorInfo]) -> None:
     Every GGUF writer keeps one-dimensional tensors in f32 for this reason."""
     for tensor in tensors:
         if len(tensor.shape) == 1 and tensor.ggml_type not in VECTOR_TYPES:
-            raise _fail(f"tensor {shown(tensor.name)} is {tensor.ggml_type.name}; a one-dimensional tensor must be F32")
+            raise ModelRequirementError(
+                f"tensor {shown(tensor.name)} is {tensor.ggml_type.name}; a one-dimensional tensor must be F32"
+            )
         if len(tensor.shape) > 1 and tensor.ggml_type in NOT_WEIGHT_TYPES:
-            raise _fail(f"tensor {shown(tensor.name)} is {tensor.ggml_type.name}, which is not a weight type")
+            raise ModelRequirementError(
+                f"tensor {shown(tensor.name)} is {tensor.ggml_type.name}, which is not a weight type"
+            )
 
 
 def check_split(header: GGUFHeader) -> int:
@@ -422,7 +436,7 @@ def check_split(header: GGUFHeader) -> int:
     count = int(header.metadata.get("split.count", 1))
     index = int(header.metadata.get("split.no", 0))
     if count > 1 and index != 0:
-        raise _fail(f"it is part {index + 1} of a split model (split.no); give the first part")
+        raise ModelRequirementError(f"it is part {index + 1} of a split model (split.no); give the first part")
     return count
 
 

@@ -14,6 +14,9 @@ the rule is that `info` and Engine.load agree.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import math
 import random
 import struct
@@ -430,6 +433,8 @@ def _range_mutants() -> list[Mutant]:
         ("file_type-unknown", ACCEPT, lambda lay: lay.set("general.file_type", U32, 9999)),
         ("unknown-key-strings", ACCEPT, lambda lay: lay.set("fuzz.extra", ARR, (STR, ["a"] * 1000))),
         ("unknown-key-bool-array", ACCEPT, lambda lay: lay.set("fuzz.flags", ARR, (BOOL, [True, False]))),
+        ("unknown-key-nan", ACCEPT, lambda lay: lay.set("fuzz.nan", F32, float("nan"))),
+        ("unknown-key-newline", ACCEPT, lambda lay: lay.set("fuzz\nkey", STR, "line one\nline two")),
         ("empty-key", REFUSE, lambda lay: lay.set("", U32, 1)),
         ("duplicate-key", REFUSE, lambda lay: lay.kvs.append(deepcopy(lay.kv("llama.block_count")))),
         ("split-count-2", REFUSE, lambda lay: lay.set("split.count", U16, 2)),
@@ -572,6 +577,22 @@ def info(index: str, folder: str) -> None:
     """`llamadesk info` on a mutant; exits with its code."""
     path = write_mutant(index, folder)
     _cli(["info", str(path)], path)
+
+
+def info_json(index: str, folder: str) -> None:
+    """`llamadesk info --json` on a mutant; what it prints must parse as JSON (else a traceback)."""
+    from llamadesk.app.cli import main
+
+    path = write_mutant(index, folder)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(["info", str(path), "--json"])
+    finally:
+        path.unlink(missing_ok=True)
+    if code == 0:
+        print(json.loads(printed.getvalue())["architecture"])
+    sys.exit(code)
 
 
 # Settings that change what a model says are pinned, and the context kept small: a mutant's

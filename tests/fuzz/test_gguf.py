@@ -75,6 +75,15 @@ def test_info_refuses_what_would_not_load_and_accepts_harmless_changes(info_resu
         print(f"info  {kind}: {dict(counts)}")
 
 
+def test_info_json_stays_json_on_every_accepted_mutant(info_results, mutant_folder, tmp_path):
+    """Odd but harmless values (NaN, a key with a newline) must not break `info --json` for jq."""
+    accepted = [m for m in MUTANTS if info_results[m.id]["code"] == 0]
+    cases = [call_case(m.id, "tests.fuzz.gguf_mutants:info_json", INDEX[m.id], str(mutant_folder)) for m in accepted]
+    results = run_cases(cases, tmp_path, preload=PRELOAD)
+    assert_all_refused(results, codes=(0,))
+    assert all(results[m.id]["stdout"].strip() == "llama" for m in accepted)
+
+
 def test_engine_load_agrees_with_info(info_results, mutant_folder, tmp_path):
     """Engine.load refuses what `info` refused (before llama.cpp sees it, or with llama.cpp's
     reason) and loads what `info` accepted: every mutant llama.cpp itself refused, a sixth of
