@@ -19,6 +19,7 @@ from pathlib import Path
 
 from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.value_ranges import THREADS
 from llamadesk.app.engine.quantize_request import DONE_MARKER, QuantizeRequest
 from llamadesk.quantize.quant_types import FLOAT_TYPES, QuantType, find_quant_type
 from llamadesk.quantize.quantize_log import QuantizeReport, TensorProgress, read_line
@@ -217,8 +218,8 @@ def quantize_gguf(
     input_path = Path(input)
     quant = qtype if isinstance(qtype, QuantType) else find_quant_type(qtype)
     target = Path(output) if output is not None else default_output(input_path, quant)
-    if threads is not None and threads < 1:
-        raise BadInputError(f"--threads must be at least 1, not {threads}")
+    if threads is not None:
+        THREADS.check(threads, "--threads")  # past ggml's thread table llama.cpp crashes
     imatrix_path = Path(imatrix) if imatrix is not None else None
     check_imatrix(quant, imatrix_path)
     if target.exists() and input_path.exists() and os.path.samefile(target, input_path):

@@ -78,6 +78,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(smollm2_f16_path, tmp_path):
         "unknown type": (["-t", "Q7_K"], "valid types: Q1_0"),
         "needs imatrix": (["-t", "IQ2_XS"], "needs an importance matrix"),
         "bad imatrix": (["-t", "IQ2_XS", "--imatrix", str(smollm2_f16_path)], "importance matrix"),
+        "too many threads": (["-t", "Q4_0", "--threads", "100000"], "--threads must be"),
+        "no threads": (["-t", "Q4_0", "--threads", "0"], "--threads must be"),
     }
     for what, (args, expected) in cases.items():
         result = run_cli("quantize", str(smollm2_f16_path), *args, "-o", str(tmp_path / "x.gguf"))

@@ -7,6 +7,7 @@ grep finds every schema change by name, as in llm's migrations.py.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 
@@ -102,5 +103,7 @@ def upgrade(db: sqlite3.Connection, from_version: int) -> None:
             db.execute(f"PRAGMA user_version = {number}")
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # A failed ROLLBACK (the disk filled up, say) must not hide why the step failed.
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
