@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_file import inspect_gguf, open_header
+from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.core.memory_budget import estimate_memory, ram_budget
 from llamadesk.quantize.quant_types import QUANT_TYPES, QuantType, find_quant_type
@@ -72,12 +72,6 @@ def parse_memory(text: str) -> int:
     return int(amount)
 
 
-def vocabulary_size(path: Path) -> int:
-    """Tokens in the model's vocabulary (the width of its logits)."""
-    tokens = open_header(path).metadata.get("tokenizer.ggml.tokens")
-    return len(tokens) if tokens is not None else 0
-
-
 def default_budget() -> tuple[int, str]:
     """Memory a model may use here, and where the figure comes from: free VRAM on a GPU build,
     otherwise available RAM less the reserve llamadesk keeps for the OS and itself."""
@@ -102,7 +96,6 @@ def fit_table(
         raise BadInputError(f"--ctx must be a positive number of tokens, not {ctx}")
     chosen = qtypes or tuple(q for q in QUANT_TYPES if q.alias_of is None)
     sizes = quantized_sizes(model, list(chosen))
-    n_vocab = vocabulary_size(model)
     rows = []
     for quant in chosen:
         weights = sizes.get(quant.name)
@@ -119,7 +112,7 @@ def fit_table(
                 )
             )
             continue
-        memory = estimate_memory(summary, n_vocab, weights, ctx).total
+        memory = estimate_memory(summary, summary.n_vocab, weights, ctx).total
         rows.append(
             TypeFit(
                 quant.name,

@@ -186,14 +186,18 @@ def test_add_and_rm_refuse_bad_input(home, tmp_path):
 def test_memory_fit_counts_weights_kv_cache_and_reserve_apart(smollm2_path):
     from llamadesk.app.core.gguf_file import inspect_gguf
     from llamadesk.app.core.machine import MachineFacts
-    from llamadesk.app.core.memory_budget import kv_cache_bytes, ram_reserve
+    from llamadesk.app.core.memory_budget import estimate_memory, kv_cache_bytes, ram_reserve
     from llamadesk.app.library.fit import DEFAULT_FIT_CONTEXT, memory_fit
 
     summary = inspect_gguf(smollm2_path)
     roomy = MachineFacts(4, 8, total_ram=16 * 2**30, available_ram=12 * 2**30)
     fit = memory_fit(summary, roomy)
     own = summary.tensor_bytes + kv_cache_bytes(summary, DEFAULT_FIT_CONTEXT)
-    assert fit.fits and fit.needed == own and fit.reserve == ram_reserve(roomy)
+    assert summary.n_vocab == 49152
+    # Weights and KV cache, plus llama.cpp's compute and output buffers: the same estimate as `fit`.
+    assert fit.needed == estimate_memory(summary, 49152, summary.tensor_bytes, DEFAULT_FIT_CONTEXT).total > own
+    own = fit.needed
+    assert fit.fits and fit.reserve == ram_reserve(roomy)
     assert fit.context == DEFAULT_FIT_CONTEXT
     # The model's own need is far below the reserve for a 135M model: they are shown apart.
     assert fit.needed < fit.reserve

@@ -9,7 +9,7 @@ import pytest
 from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.core.memory_budget import estimate_memory
 from llamadesk.app.engine.allocation import measure_allocation
-from llamadesk.quantize.memory_fit import AUTO_LADDER, vocabulary_size
+from llamadesk.quantize.memory_fit import AUTO_LADDER
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ CTX = 2048
 @pytest.mark.parametrize("ctx", [512, 4096])
 def test_estimate_matches_llama_cpps_allocation(gemma_path, ctx):
     summary = inspect_gguf(gemma_path)
-    estimate = estimate_memory(summary, vocabulary_size(gemma_path), summary.tensor_bytes, ctx)
+    estimate = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, ctx)
     actual = measure_allocation(gemma_path, ctx)
     assert estimate.kv_cache == actual.kv_bytes
     assert estimate.compute == pytest.approx(actual.compute_bytes, rel=0.05)

@@ -57,6 +57,8 @@ class GGUFSummary:
     metadata: dict[str, Any] = field(repr=False, compare=False)
     # Bytes of the per-layer ("blk.N.") tensors: what offloading one layer moves to a GPU.
     repeating_tensor_bytes: int = 0
+    # Tokens in the vocabulary (the width of the logits llama.cpp allocates); 0 when not listed.
+    n_vocab: int = 0
 
     @property
     def layer_bytes(self) -> int:
@@ -196,7 +198,15 @@ def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
         tensor_bytes=sum(t.n_bytes for t in header.tensors),
         metadata={k: plain_value(v) for k, v in meta.items()},
         repeating_tensor_bytes=sum(t.n_bytes for t in header.tensors if t.name.startswith("blk.")),
+        n_vocab=_vocabulary_size(meta.get("tokenizer.ggml.tokens")),
     )
+
+
+def _vocabulary_size(tokens: Any) -> int:
+    """The vocabulary's length, whether the header kept it as a lazy StringArray or a list."""
+    if isinstance(tokens, StringArray):
+        return tokens.count
+    return len(tokens) if isinstance(tokens, list) else 0
 
 
 def check_model(path: Path, header: GGUFHeader, architecture: str) -> None:

@@ -1,8 +1,9 @@
 """Whether a model fits this machine's memory: weights plus the KV cache of a default context.
 
-The reserve (memory kept for the OS, compute buffers and the app) is core.memory_budget's, the
-same the engine fits its settings with, so a model listed as fitting also loads with the settings
-llamadesk would choose. What the model needs and what is kept free are reported apart: a 94 MiB
+What the model needs is core.memory_budget's estimate (weights, KV cache, compute and output
+buffers), the same `llamadesk fit` and `quantize -t auto` use; the reserve (memory kept for the OS
+and the app) is the one the engine fits its settings with, so a model listed as fitting also
+loads with the settings llamadesk would choose. What the model needs and what is kept free are reported apart: a 94 MiB
 model does not "need" the 2.7 GiB every model leaves free.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from llamadesk.app.core.gguf_file import GGUFSummary
 from llamadesk.app.core.machine import MachineFacts
-from llamadesk.app.core.memory_budget import kv_cache_bytes, ram_budget, ram_reserve
+from llamadesk.app.core.memory_budget import estimate_memory, ram_budget, ram_reserve
 
 # The context a model is judged by: what a chat needs, not the 128k some models are trained for.
 DEFAULT_FIT_CONTEXT = 4096
@@ -23,7 +24,7 @@ WEIGHTS_SHARE_BEFORE_DOWNLOAD = 0.8
 
 @dataclass(frozen=True)
 class MemoryFit:
-    """The model's own need (weights + KV cache at `context`) and the reserve, against what is free."""
+    """The model's own need (weights, KV cache at `context`, buffers) and the reserve, against what is free."""
 
     fits: bool
     needed: int
@@ -35,7 +36,7 @@ class MemoryFit:
 def memory_fit(summary: GGUFSummary, machine: MachineFacts) -> MemoryFit:
     """Whether the model runs here with a default context without swapping."""
     context = min(summary.context_length or DEFAULT_FIT_CONTEXT, DEFAULT_FIT_CONTEXT)
-    needed = summary.tensor_bytes + kv_cache_bytes(summary, context)
+    needed = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, context).total
     reserve = ram_reserve(machine)
     return MemoryFit(
         fits=needed + reserve <= machine.available_ram,
