@@ -95,6 +95,17 @@ async def test_the_library_is_listed_with_its_fields(home, tmp_path):
 
 
 @pytest.mark.asyncio
+async def test_a_damaged_file_is_skipped_with_a_note_and_the_rest_is_listed(home, tmp_path):
+    (home / "data" / "models" / "Broken-Q4_0.gguf").write_bytes(b"GGUF" + b"\xff" * 60)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_models(pilot)
+        assert {row[0] for row in table_text(screen)} == {"smollm2", "gemma3-270m", "Tiny-Q8_0"}
+        notes = [n.message for n in app._notifications]
+        assert any(n.startswith("skipped Broken-Q4_0:") for n in notes), notes
+
+
+@pytest.mark.asyncio
 async def test_delete_asks_first_and_removes_only_what_llamadesk_made(home, tmp_path):
     made = home / "data" / "models" / "Tiny-Q8_0.gguf"
     app = make_app(tmp_path)
@@ -275,18 +286,24 @@ def steady_library(monkeypatch) -> None:
 
     from llamadesk.app.library import catalog as library
 
-    real = library.list_models
+    real = library.read_library
     free = 8 * 1024**3
 
     def listed():
-        return [
+        entries, skipped = real()
+        steady = [
             dataclasses.replace(
-                e, path=f"/models/{Path(e.path).name}", memory_available=free, fits=e.memory_needed <= free
+                e,
+                path=f"/models/{Path(e.path).name}",
+                memory_available=free,
+                memory_reserved=2**30,
+                fits=e.memory_needed + 2**30 <= free,
             )
-            for e in real()
+            for e in entries
         ]
+        return steady, skipped
 
-    monkeypatch.setattr(library, "list_models", listed)
+    monkeypatch.setattr(library, "read_library", listed)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")

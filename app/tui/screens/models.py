@@ -92,10 +92,11 @@ def entry_details(entry: LibraryEntry, defaults: dict[str, str]) -> str:
 class LibraryRead(Message):
     """The library, read in a thread."""
 
-    def __init__(self, entries: list[LibraryEntry], select: str | None = None) -> None:
+    def __init__(self, entries: list[LibraryEntry], select: str | None = None, skipped: list | None = None) -> None:
         super().__init__()
         self.entries = entries
         self.select = select  # the model to put the cursor on (a new one), else the one it was on
+        self.skipped = skipped or []  # catalog.SkippedModel: files that could not be read, and why
 
 
 class JobProgressed(Message):
@@ -167,9 +168,10 @@ class ModelsScreen(Screen):
     @work(thread=True, exclusive=True, group="library")
     def _read_library(self, select: str | None = None) -> None:
         # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
-        from llamadesk.app.library.catalog import list_models
+        from llamadesk.app.library.catalog import read_library
 
-        self.post_message(LibraryRead(list_models(), select))
+        entries, skipped = read_library()
+        self.post_message(LibraryRead(entries, select, skipped))
 
     @on(LibraryRead)
     def _show_library(self, message: LibraryRead) -> None:
@@ -183,6 +185,11 @@ class ModelsScreen(Screen):
             self._select(current)
         self._show_details()
         table.focus()
+        if message.skipped:
+            # A damaged file in an added folder never hides the rest; the user learns which and why.
+            first = message.skipped[0]
+            more = f" (and {len(message.skipped) - 1} more)" if len(message.skipped) > 1 else ""
+            self.notify(f"skipped {first.name}: {first.reason}{more}", severity="warning", markup=False)
 
     def _select(self, name: str) -> None:
         names = [e.name for e in self.entries]
