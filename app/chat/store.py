@@ -101,6 +101,19 @@ class StoredTranslation:
     created: float
 
 
+def _settings_columns(settings: ConversationSettings) -> tuple:
+    """A conversation's settings in the column order INSERT and UPDATE name them."""
+    return (
+        settings.model,
+        settings.system_prompt,
+        settings.temperature,
+        settings.top_p,
+        settings.max_tokens,
+        settings.context_length,
+        settings.repeat_penalty,
+    )
+
+
 def default_store_path() -> Path:
     return data_dir() / STORE_FILE
 
@@ -310,18 +323,7 @@ class Store:
 
     def new_conversation(self, title: str, settings: ConversationSettings) -> Conversation:
         now = time.time()
-        values = (
-            title,
-            settings.model,
-            settings.system_prompt,
-            settings.temperature,
-            settings.top_p,
-            settings.max_tokens,
-            settings.context_length,
-            settings.repeat_penalty,
-            now,
-            now,
-        )
+        values = (title, *_settings_columns(settings), now, now)
         cursor = self._run(
             lambda db: db.execute(
                 "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, max_tokens,"
@@ -366,16 +368,7 @@ class Store:
         self._execute(
             "UPDATE conversations SET model = ?, system_prompt = ?, temperature = ?, top_p = ?,"
             " max_tokens = ?, context_length = ?, repeat_penalty = ? WHERE id = ?",
-            (
-                settings.model,
-                settings.system_prompt,
-                settings.temperature,
-                settings.top_p,
-                settings.max_tokens,
-                settings.context_length,
-                settings.repeat_penalty,
-                conversation_id,
-            ),
+            (*_settings_columns(settings), conversation_id),
         )
 
     def delete(self, conversation_id: int) -> None:
