@@ -35,6 +35,9 @@ class TranslationRequest:
     context: tuple[tuple[str, str], ...] = ()  # preceding (source, translation) pairs, protected
     glossary: tuple[tuple[str, str], ...] = ()  # (term, required translation) that occur in text
     strict: bool = False
+    # What the text is, from the file it came from (a gettext msgctxt such as "month name"): short
+    # words that disambiguate "May" or "Open" for the model.
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,10 @@ def _few_shot_prompt(request: TranslationRequest) -> Prompt:
             "keep every ⟦n⟧ marker exactly once.\n\n"
         )
     shots = "".join(f"{src}: {a}\n{tgt}: {b}\n\n" for a, b in pairs)
-    text = f"{header}{shots}{src}: {request.text}\n{tgt}:"
+    # The note rides on the source label ("English (month name): May"), the one place a base
+    # model reads as being about this line; a line of its own would be taken for text to continue.
+    label = f"{src} ({request.note})" if request.note else src
+    text = f"{header}{shots}{label}: {request.text}\n{tgt}:"
     return Prompt("completion", text=text, echo_prefixes=(f"{tgt}:",))
 
 
@@ -195,6 +201,8 @@ def _instruction_prompt(request: TranslationRequest) -> Prompt:
     ]
     if "⟦" in request.text:
         rules.append("Copy every marker like ⟦1⟧ into the translation exactly once, unchanged.")
+    if request.note:
+        rules.append(f"Context of the text: {request.note}.")
     if request.glossary:
         rules.append("Use these translations: " + "; ".join(f"{a} = {b}" for a, b in request.glossary) + ".")
     if request.context and not request.strict:
