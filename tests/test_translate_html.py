@@ -113,6 +113,7 @@ PAGE = """<!DOCTYPE html>
   <pre>Keep   this
   text</pre>
   <p>Fish &amp; chips</p>
+  <p><code>ls()</code> lists the files.</p>
 </body>
 </html>
 """
@@ -134,6 +135,7 @@ def test_inline_markup_stays_inside_one_sentence_and_code_is_one_span():
     assert '<script>var greeting = "Hello world";</script>' in out and "/* Do not translate */" in out
     assert "<pre>Keep   this\n  text</pre>" in out and "<!-- a comment -->" in out
     assert "<p>FISH &amp; CHIPS</p>" in out
+    assert "<p><code>ls()</code> LISTS THE FILES.</p>" in out, "code first in a sentence is still part of it"
     assert out.startswith('<!DOCTYPE html>\n<html lang="en">\n<head>')
     assert structure(out) == structure(PAGE)
 

@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         sidecar_path,
         translator_for,
     )
+    from llamadesk.app.translate.confidence import is_low
     from llamadesk.app.translate.file_job import FileJob
     from llamadesk.app.translate.formats import format_of, read_translatable
 
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     source = resolve_language(args.source, "--from") if args.source else None
     glossary = load_glossary(args.glossary) if args.glossary else None
     kind = format_of(args.file) if args.file != "-" and not args.lines else None
-    if args.update and kind != "gettext":
+    if args.update and (kind != "gettext" or not args.file.lower().endswith(".po")):
         raise BadInputError("--update writes a .po file in place; give a .po FILE (or use -o OUT)")
     if args.update and args.output:
         raise BadInputError("--update writes FILE in place; leave out -o")
@@ -211,6 +212,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(finished.text)
         sys.stdout.flush()
     _warn_about_fallbacks(finished)
+    low = sum(1 for result in finished.results if is_low(result))
+    if low:
+        where = " (marked fuzzy)" if kind == "gettext" else ""
+        print(f"llamadesk: note: {low} of {len(finished.results)} segments are low-confidence{where}", file=sys.stderr)
     for msgid in getattr(document, "rejected", ()):
         print(f"llamadesk: note: {msgid[:60]!r} left untranslated: its placeholders did not survive", file=sys.stderr)
     return 0

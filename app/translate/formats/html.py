@@ -220,7 +220,9 @@ class _Builder:
                 elif kind == "end" and tag == untouched[-1]:
                     untouched.pop()
                 continue
-            if kind == "start" and tag in INLINE_UNTOUCHED and self._run_has_words():
+            if kind == "start" and tag in INLINE_UNTOUCHED:
+                # Part of the sentence around it, as one protected span (a run with no words
+                # around it is written back as it was).
                 opaque_from, opaque_tag = start, tag
                 continue
             if kind == "start" and tag in UNTOUCHED:
@@ -238,9 +240,6 @@ class _Builder:
             self.run.append(("kept", self.text[opaque_from:]))
         self._flush()
         return self.document
-
-    def _run_has_words(self) -> bool:
-        return any(kind == "text" and _WORDS.search(str(value)) for kind, value in self.run)
 
     def _tag(self, raw: str) -> str | _Tag:
         """A start tag, as a _Tag if it has attribute values to translate."""
