@@ -49,7 +49,7 @@ def test_a_following_unit_sees_the_previous_one_as_context():
 
 def test_the_note_reaches_both_kinds_of_prompt():
     request = TranslationRequest("May", EN, FR, note="month name")
-    assert "English (month name): May\nFrench:" in choose_strategy({}, False).build(request).text
+    assert "# month name\nEnglish: May\nFrench:" in choose_strategy({}, False).build(request).text
     chat = choose_strategy({}, True).build(request)
     assert "Context of the text: month name." in chat.messages[0]["content"]
 

@@ -183,10 +183,13 @@ def _few_shot_prompt(request: TranslationRequest) -> Prompt:
             "keep every ⟦n⟧ marker exactly once.\n\n"
         )
     shots = "".join(f"{src}: {a}\n{tgt}: {b}\n\n" for a, b in pairs)
-    # The note rides on the source label ("English (month name): May"), the one place a base
-    # model reads as being about this line; a line of its own would be taken for text to continue.
-    label = f"{src} ({request.note})" if request.note else src
-    text = f"{header}{shots}{label}: {request.text}\n{tgt}:"
+    # The note as a comment line just above the segment: with gemma3-270m, "# alt. month" there
+    # turned "May" into "Mai" and "Order" (sort order) into "Ordre", where no note gave "May" and
+    # "Pré-order", the note on the label ("English (alt. month): May") was translated into the
+    # output, and a "Context:" header line gave "En attendant" (5 msgctxt cases, tried while
+    # building this).
+    comment = f"# {request.note}\n" if request.note else ""
+    text = f"{header}{shots}{comment}{src}: {request.text}\n{tgt}:"
     return Prompt("completion", text=text, echo_prefixes=(f"{tgt}:",))
 
 
