@@ -6,12 +6,13 @@ pytorch_model.bin and its sharded index. Meta folders: consolidated.NN.pth with 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.json_file import read_json_object
+from llamadesk.app.core.value_ranges import shown
 from llamadesk.convert.meta_checkpoint import meta_shard_files, read_meta_shards
 from llamadesk.convert.model_config import ModelConfig, read_hf_config, read_meta_params
 from llamadesk.convert.safetensors_reader import read_safetensors
@@ -36,15 +37,22 @@ class Checkpoint:
 
 
 def _shards_from_index(index: Path) -> list[Path]:
-    try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        names = list(dict.fromkeys(weight_map.values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise BadInputError(f"{index}: not a valid shard index (expected a JSON object with 'weight_map')") from None
+    weight_map = read_json_object(index, "shard index").get("weight_map")
+    if not (isinstance(weight_map, dict) and weight_map and all(isinstance(v, str) for v in weight_map.values())):
+        raise BadInputError(f"{index}: not a valid shard index (expected 'weight_map' of tensor names to file names)")
+    names = list(dict.fromkeys(weight_map.values()))
+    for name in names:
+        # Shards sit beside their index; a path would make the index point at any file on the disk.
+        if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise BadInputError(
+                f"{index}: lists {shown(name)}, which is not a file name beside it; the index is damaged"
+            )
     files = [index.parent / name for name in names]
     for f in files:
         if not f.is_file():
-            raise BadInputError(f"{f.name}, listed in {index.name}, is missing from {index.parent}; download it too")
+            raise BadInputError(
+                f"{shown(f.name)}, listed in {index.name}, is missing from {index.parent}; download it too"
+            )
     return files
 
 

@@ -72,10 +72,12 @@ def plan_conversion(
     embedding = next(
         (t for t in checkpoint.tensors if t.name.endswith(("embed_tokens.weight", "tok_embeddings.weight"))), None
     )
-    n_vocab = config.n_vocab or (embedding.shape[0] if embedding is not None else 0)
-    vocabulary = read_vocabulary(folder, n_vocab, pre_tokenizer)
+    n_vocab = config.n_vocab or (embedding.shape[0] if embedding is not None and embedding.shape else 0)
     bulk = resolve_outtype(outtype, {t.dtype for t in checkpoint.tensors})
+    # Shapes first: the tokenizer is padded to n_vocab, so a config's vocab_size must be checked
+    # against the embedding's rows (bounded by the file's size) before anything that large is built.
     tensors = plan_tensors(checkpoint, bulk, n_vocab)
+    vocabulary = read_vocabulary(folder, n_vocab, pre_tokenizer)
     n_ff = config.n_ff or next(t.shape[0] for t in tensors if t.name == "blk.0.ffn_gate.weight")
     return ConversionPlan(checkpoint, vocabulary, tensors, bulk, n_vocab, n_ff)
 

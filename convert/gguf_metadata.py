@@ -27,6 +27,8 @@ HPARAM_WRITERS: dict[str, Callable[[ModelConfig, int, int], object]] = {
 }
 
 LICENSE_LINE = re.compile(r"^license:\s*['\"]?([\w.\-+]+)", re.MULTILINE)
+CARD_HEAD_BYTES = 64 * 1024
+MAX_NAME = 100
 
 
 def license_of(folder: Path) -> str | None:
@@ -34,7 +36,8 @@ def license_of(folder: Path) -> str | None:
     card = folder / "README.md"
     if not card.is_file():
         return None
-    text = card.read_text(encoding="utf-8", errors="replace")
+    with open(card, "rb") as f:  # the front matter is at the top; a card can be megabytes long
+        text = f.read(CARD_HEAD_BYTES).decode("utf-8", errors="replace")
     if not text.startswith("---"):
         return None
     front = text.split("---", 2)[1] if text.count("---") >= 2 else ""
@@ -43,8 +46,18 @@ def license_of(folder: Path) -> str | None:
 
 
 def model_name(config: ModelConfig, folder: Path) -> str:
-    name = config.name if config.name and not Path(config.name).is_absolute() else folder.name
-    return name.rstrip("/").rsplit("/", 1)[-1]
+    """The model's name (general.name, and the output file's stem): the config's, else the folder's.
+
+    The config's `_name_or_path` is text from the checkpoint: only its last path part is used, and
+    only if it is a plausible file name (printable, not "." or "..", not over-long); the same goes
+    for the folder's name.
+    """
+    given = config.name if config.name and not Path(config.name).is_absolute() else ""  # a path on the trainer's disk
+    for name in (given, folder.name):
+        name = name.rstrip("/").rsplit("/", 1)[-1]
+        if name not in ("", ".", "..") and name.isprintable() and "\\" not in name and len(name) <= MAX_NAME:
+            return name
+    return "model"  # a folder named with bytes that are not text
 
 
 def add_metadata(

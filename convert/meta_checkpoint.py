@@ -22,7 +22,7 @@ MERGE_AXIS: dict[str, int] = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "outp
 
 def _merge_axis(name: str, shard_shape: tuple[int, ...], n_embd: int) -> int | None:
     """The axis shards of `name` are concatenated along; None when every shard holds all of it."""
-    if len(shard_shape) == 1:
+    if len(shard_shape) < 2:
         return None
     role = name.removesuffix(".weight").rsplit(".", 1)[-1]
     if role == "tok_embeddings":
@@ -54,6 +54,20 @@ def meta_shard_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("consolidated.*.pth"))
 
 
+def _check_parts(name: str, parts: list[TensorSource], axis: int | None, files: list[Path]) -> None:
+    """Every shard's slice of `name` must have the same type, and the same shape except along `axis`."""
+    first = parts[0]
+    for f, part in zip(files[1:], parts[1:], strict=True):
+        same_rest = len(part.shape) == len(first.shape) and all(
+            a == b for k, (a, b) in enumerate(zip(part.shape, first.shape, strict=True)) if k != axis
+        )
+        if part.dtype != first.dtype or not same_rest:
+            raise BadInputError(
+                f"{f}: {name} is {part.dtype} {list(part.shape)} but {first.dtype} {list(first.shape)} in "
+                f"{files[0].name}; the shards do not belong together"
+            )
+
+
 def read_meta_shards(files: list[Path], n_embd: int) -> list[TensorSource]:
     """The full tensors of a Meta checkpoint, each merged from its shards when it is read."""
     shards: list[dict[str, TensorSource]] = [{t.name: t for t in read_torch_zip(f)} for f in files]
@@ -65,5 +79,6 @@ def read_meta_shards(files: list[Path], n_embd: int) -> list[TensorSource]:
     for name in names:
         parts = [shard[name] for shard in shards]
         axis = _merge_axis(name, parts[0].shape, n_embd) if len(parts) > 1 else None
+        _check_parts(name, parts, axis, files)
         merged.append(_merged(name, parts, axis))
     return merged

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.json_file import read_json_object
+from llamadesk.app.core.value_ranges import INT32_MAX, ValueRange, shown
 from llamadesk.convert.architectures import (
     HF_ARCHITECTURES,
     HF_CONFIG_KEYS,
@@ -46,22 +47,55 @@ class ModelConfig:
         return str(self.rope_scaling.get("rope_type") or self.rope_scaling.get("type") or "default")
 
 
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON file that must hold an object; anything else is the user's to fix."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadInputError(f"{path}: cannot be read as JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path}: expected a JSON object")
-    return data
+# What each hyperparameter must be. Counts are written to the GGUF as u32 and read by llama.cpp
+# into int32; its LLAMA_MAX_LAYERS is 512 (and a layer count also sizes tables built per layer
+# before any tensor is looked at). Float values are written as f32.
+COUNT = ValueRange(1, INT32_MAX, whole=True)
+FIELD_RANGES: dict[str, ValueRange] = {
+    "n_vocab": COUNT,
+    "n_embd": COUNT,
+    "n_layer": ValueRange(1, 512, whole=True),
+    "n_head": COUNT,
+    "n_head_kv": COUNT,
+    "n_ff": COUNT,
+    "head_dim": COUNT,
+    "context_length": COUNT,
+    "rms_eps": ValueRange(1e-30, 1.0),
+    "rope_theta": ValueRange(1e-30, 3.0e38),
+}
+POSITIVE_FACTOR = ValueRange(1e-30, 3.0e38)
+# Rotary scaling values and their defaults (those of Llama 3.1, as rotary.llama3_rope_factors uses).
+ROPE_SCALING_NUMBERS: dict[str, dict[str, float | None]] = {
+    "default": {},
+    "linear": {"factor": None},
+    "llama3": {
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    },
+}
+
+
+def _label(value: Any) -> str:
+    """A name from the config as the user wrote it, when it is one short line of text; else quoted."""
+    return value if isinstance(value, str) and value.isprintable() and len(value) <= 80 else shown(value)
+
+
+def _checked(field_name: str, key: str, value: Any, source: Path) -> Any:
+    """A config value of the type and range its field needs; BadInputError naming the key otherwise."""
+    if field_name == "tie_embeddings":
+        if type(value) is not bool:
+            raise BadInputError(f"{source}: '{key}' must be true or false, not {shown(value)}")
+        return value
+    return FIELD_RANGES[field_name].check(value, f"{source}: '{key}'")
 
 
 def _pick(config: dict[str, Any], keys: dict[str, tuple[str, object]], source: Path) -> dict[str, Any]:
     values = {}
     for field_name, (key, default) in keys.items():
         if config.get(key) is not None:
-            values[field_name] = config[key]
+            values[field_name] = _checked(field_name, key, config[key], source)
         elif default is REQUIRED:
             raise BadInputError(
                 f"{source}: missing '{key}'; the checkpoint's config is incomplete (restore it from the original model)"
@@ -71,40 +105,94 @@ def _pick(config: dict[str, Any], keys: dict[str, tuple[str, object]], source: P
     return values
 
 
-def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[str, Any]]:
-    """rope theta and scaling from either transformers 4.x keys or 5.x's `rope_parameters`."""
-    parameters = config.get("rope_parameters") or {}
-    scaling = dict(config.get("rope_scaling") or parameters)
-    theta = config.get("rope_theta") or parameters.get("rope_theta") or 10000.0
-    scaling.pop("rope_theta", None)
-    kind = scaling.get("rope_type") or scaling.get("type") or "default"
-    if kind not in ROPE_SCALING_TYPES:
+def _heads(values: dict[str, Any], keys: dict[str, tuple[str, object]], source: Path) -> None:
+    """Fill in the KV head count and head size, and check the attention shapes are whole numbers.
+
+    llama.cpp splits the embedding into n_head heads and shares each KV head among n_head/n_head_kv
+    query heads; rotary embeddings turn pairs of dimensions, so a head has an even size.
+    """
+    name = {field_name: key for field_name, (key, _) in keys.items()}
+    values["n_head_kv"] = values["n_head_kv"] or values["n_head"]
+    if values["n_head"] % values["n_head_kv"]:
         raise BadInputError(
-            f"{source}: rope scaling '{kind}' is not supported; llamadesk converts {', '.join(ROPE_SCALING_TYPES)}"
+            f"{source}: {name['n_head']} ({values['n_head']}) is not a multiple of {name['n_head_kv']} "
+            f"({values['n_head_kv']}); the config is damaged"
         )
+    if not values.get("head_dim"):
+        if values["n_embd"] % values["n_head"]:
+            raise BadInputError(
+                f"{source}: {name['n_embd']} ({values['n_embd']}) is not divisible by {name['n_head']} "
+                f"({values['n_head']}); the config is damaged"
+            )
+        values["head_dim"] = values["n_embd"] // values["n_head"]
+    if values["head_dim"] % 2:
+        raise BadInputError(
+            f"{source}: the attention head size {values['head_dim']} is odd; rotary embeddings need it even"
+        )
+
+
+def _object(value: Any, key: str, source: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadInputError(f"{source}: '{key}' must be an object, not {shown(value)}")
+    return value
+
+
+def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[str, Any]]:
+    """rope theta and scaling from either transformers 4.x keys or 5.x's `rope_parameters`.
+
+    The scaling comes back as {"rope_type": kind, number: value, ...} with every number the kind
+    uses present and checked, so later code reads it without defaults or type checks.
+    """
+    parameters = _object(config.get("rope_parameters"), "rope_parameters", source)
+    given = _object(config.get("rope_scaling"), "rope_scaling", source) or parameters
+    theta = config.get("rope_theta") or parameters.get("rope_theta") or 10000.0
+    theta = FIELD_RANGES["rope_theta"].check(theta, f"{source}: 'rope_theta'")
+    kind = given.get("rope_type") or given.get("type") or "default"
+    if not isinstance(kind, str) or kind not in ROPE_SCALING_TYPES:
+        raise BadInputError(
+            f"{source}: rope scaling '{_label(kind)}' is not supported; "
+            f"llamadesk converts {', '.join(ROPE_SCALING_TYPES)}"
+        )
+    scaling: dict[str, Any] = {"rope_type": kind} if given else {}
+    for number, default in ROPE_SCALING_NUMBERS[kind].items():
+        value = given.get(number, default)
+        if value is None:
+            raise BadInputError(f"{source}: {kind} rope scaling without its '{number}'; the config is incomplete")
+        scaling[number] = float(POSITIVE_FACTOR.check(value, f"{source}: rope scaling '{number}'"))
+    if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
+        raise BadInputError(f"{source}: llama3 rope scaling needs high_freq_factor above low_freq_factor")
     return float(theta), scaling
+
+
+def _architecture_name(config: dict[str, Any], source: Path) -> str:
+    names = config.get("architectures") or []
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise BadInputError(f"{source}: 'architectures' must be a list of names, not {shown(names)}")
+    name = names[0] if names else config.get("model_type", "unknown")
+    if not isinstance(name, str) or name not in HF_ARCHITECTURES:
+        raise BadInputError(
+            f"{source}: architecture {_label(name)} is not supported; llamadesk converts {supported_architectures()}"
+        )
+    return name
 
 
 def read_hf_config(folder: Path) -> ModelConfig:
     """The hyperparameters in an HF folder's config.json; unknown architectures are refused."""
     path = folder / "config.json"
-    config = read_json_object(path)
-    names = config.get("architectures") or []
-    name = names[0] if names else str(config.get("model_type", "unknown"))
-    if name not in HF_ARCHITECTURES:
-        raise BadInputError(
-            f"{path}: architecture {name} is not supported; llamadesk converts {supported_architectures()}"
-        )
+    config = read_json_object(path, "model config")
+    name = _architecture_name(config, path)
     values = _pick(config, HF_CONFIG_KEYS, path)
-    values["n_head_kv"] = values["n_head_kv"] or values["n_head"]
-    values["head_dim"] = values["head_dim"] or values["n_embd"] // values["n_head"]
+    _heads(values, HF_CONFIG_KEYS, path)
     theta, scaling = _rope_settings(config, path)
+    model_name = config.get("_name_or_path")
     return ModelConfig(
         architecture_name=name,
         architecture=HF_ARCHITECTURES[name],
         rope_theta=theta,
         rope_scaling=scaling,
-        name=config.get("_name_or_path") or None,
+        name=model_name if isinstance(model_name, str) and model_name else None,
         **values,
     )
 
@@ -112,25 +200,26 @@ def read_hf_config(folder: Path) -> ModelConfig:
 def read_meta_params(folder: Path) -> ModelConfig:
     """The hyperparameters in a Meta folder's params.json (FFN width and vocab come from weights)."""
     path = folder / "params.json"
-    params = read_json_object(path)
+    params = read_json_object(path, "model parameters (params.json)")
+    if type(params.get("vocab_size")) is int and params["vocab_size"] <= 0:
+        params = {**params, "vocab_size": None}  # Llama 1/2 write -1: "whatever the tokenizer has"
     values = _pick(params, META_PARAMS_KEYS, path)
-    values["n_head_kv"] = values["n_head_kv"] or values["n_head"]
-    if values["n_vocab"] is not None and values["n_vocab"] <= 0:
-        values["n_vocab"] = None  # Llama 1/2 write -1: "whatever the tokenizer has"
+    _heads(values, META_PARAMS_KEYS, path)
     scaling: dict[str, Any] = {}
-    if params.get("use_scaled_rope"):
+    scaled = params.get("use_scaled_rope", False)
+    if type(scaled) is not bool:
+        raise BadInputError(f"{path}: 'use_scaled_rope' must be true or false, not {shown(scaled)}")
+    if scaled:
         # Meta's reference code hard-codes Llama 3.1's scaling; params.json only says it is on.
+        factor = POSITIVE_FACTOR.check(params.get("rope_scaling_factor", 8.0), f"{path}: 'rope_scaling_factor'")
         scaling = {
+            **ROPE_SCALING_NUMBERS["llama3"],
             "rope_type": "llama3",
-            "factor": params.get("rope_scaling_factor", 8.0),
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192,
+            "factor": float(factor),
         }
     return ModelConfig(
         architecture_name=META_ARCHITECTURE,
         architecture=LLAMA_META,
-        head_dim=values["n_embd"] // values["n_head"],
         n_ff=None,
         tie_embeddings=False,
         rope_scaling=scaling,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llamadesk.app.core.value_ranges import shown
+
 LLAMA3_SPLIT = (
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
@@ -30,13 +32,19 @@ KNOWN_PRE_TOKENIZERS: dict[tuple, str] = {
 }
 
 
-def signature(pre_tokenizer: dict[str, Any] | None) -> tuple:
-    """The parts of a pre-tokenizer definition that change which pieces text is split into."""
+def signature(pre_tokenizer: Any) -> tuple:
+    """The parts of a pre-tokenizer definition that change which pieces text is split into.
+
+    Any JSON value is accepted (a damaged file's too): what is not a known definition gets a
+    signature no table entry has, so it is reported as unrecognised.
+    """
     if not pre_tokenizer:
         return ("None",)
+    if not isinstance(pre_tokenizer, dict):
+        return ("?", json.dumps(pre_tokenizer)[:200])
     kind = pre_tokenizer.get("type")
-    if kind == "Sequence":
-        return ("Sequence", *(signature(p) for p in pre_tokenizer.get("pretokenizers", [])))
+    if kind == "Sequence" and isinstance(parts := pre_tokenizer.get("pretokenizers", []), list):
+        return ("Sequence", *(signature(p) for p in parts))
     if kind == "ByteLevel":
         return (
             "ByteLevel",
@@ -45,8 +53,7 @@ def signature(pre_tokenizer: dict[str, Any] | None) -> tuple:
         )
     if kind == "Digits":
         return ("Digits", bool(pre_tokenizer.get("individual_digits", False)))
-    if kind == "Split":
-        pattern = pre_tokenizer.get("pattern", {})
+    if kind == "Split" and isinstance(pattern := pre_tokenizer.get("pattern", {}), dict):
         return (
             "Split",
             pattern.get("Regex", pattern.get("String")),
@@ -56,18 +63,24 @@ def signature(pre_tokenizer: dict[str, Any] | None) -> tuple:
     return (str(kind), json.dumps(pre_tokenizer, sort_keys=True))
 
 
-def llama_cpp_pre_tokenizer(pre_tokenizer: dict[str, Any] | None) -> str | None:
+def llama_cpp_pre_tokenizer(pre_tokenizer: Any) -> str | None:
     """llama.cpp's name for this pre-tokenizer, or None when it is not one llamadesk knows."""
-    return KNOWN_PRE_TOKENIZERS.get(signature(pre_tokenizer))
+    try:
+        return KNOWN_PRE_TOKENIZERS.get(signature(pre_tokenizer))
+    except TypeError:  # a signature holding an unhashable value (a list where a regex belongs)
+        return None
 
 
-def describe(pre_tokenizer: dict[str, Any] | None) -> str:
+def describe(pre_tokenizer: Any) -> str:
     """A short human description, e.g. 'Sequence[Digits, ByteLevel]'."""
     if not pre_tokenizer:
         return "none"
-    if pre_tokenizer.get("type") == "Sequence":
-        return "Sequence[" + ", ".join(describe(p) for p in pre_tokenizer.get("pretokenizers", [])) + "]"
-    return str(pre_tokenizer.get("type"))
+    if not isinstance(pre_tokenizer, dict):
+        return type(pre_tokenizer).__name__
+    if pre_tokenizer.get("type") == "Sequence" and isinstance(parts := pre_tokenizer.get("pretokenizers"), list):
+        return "Sequence[" + ", ".join(describe(p) for p in parts[:10]) + "]"
+    kind = pre_tokenizer.get("type")
+    return kind if isinstance(kind, str) and kind.isprintable() and len(kind) <= 40 else shown(kind)
 
 
 def known_names() -> str:

@@ -7,8 +7,12 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.value_ranges import shown
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# The Hub's rules for "owner/name" (huggingface_hub's validate_repo_id): each part 1-96 of
+# letters, digits, "_", "-", "."; starting and ending with a letter, digit or "_"; no "--" or "..".
+_REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,94}[A-Za-z0-9_])?"
+REPO_ID = re.compile(rf"^{_REPO_PART}/{_REPO_PART}$")
 
 # Files conversion reads besides the weights.
 TOKENIZER_AND_CONFIG = (
@@ -38,14 +42,20 @@ NETWORK_ERROR_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "requests",
 
 
 def looks_like_repo_id(source: str) -> bool:
-    return bool(REPO_ID.match(source)) and not Path(source).exists()
+    if not REPO_ID.match(source) or "--" in source or ".." in source or source.endswith(".git"):
+        return False
+    try:
+        return not Path(source).exists()
+    except OSError:  # cannot be checked, so it is not taken for a repo id either
+        return False
 
 
 def files_to_download(repo_files: list[str]) -> list[str]:
     """The repo's files conversion needs: config, tokenizer, and one weight format."""
     wanted = [f for f in repo_files if f in TOKENIZER_AND_CONFIG]
     for patterns in WEIGHT_PATTERNS:
-        weights = [f for f in repo_files if any(fnmatch(f, p) for p in patterns)]
+        # fnmatch's "*" matches "/" too: a listed "model-x/../../y.safetensors" is not a shard.
+        weights = [f for f in repo_files if "/" not in f and any(fnmatch(f, p) for p in patterns)]
         if weights:
             return wanted + weights
     return wanted
@@ -54,7 +64,13 @@ def files_to_download(repo_files: list[str]) -> list[str]:
 def download_repo(repo_id: str, revision: str | None = None) -> Path:
     """Download what conversion needs from a Hub repo (cached by huggingface-hub) and return its folder."""
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     from huggingface_hub.utils import logging as hub_logging
 
     hub_logging.set_verbosity_error()  # its retry warnings would bury the one line llamadesk prints
@@ -71,6 +87,8 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
         ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise BadInputError(f"{repo_id}: no such repo (or revision) on the Hub; check the name") from None
+    except HFValidationError as err:  # a revision, or a name the Hub's rules refuse
+        raise BadInputError(f"{repo_id}: {_first_line(err)}") from None
     except HfHubHTTPError as err:
         raise LlamadeskError(
             f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later"
@@ -90,11 +108,17 @@ def _first_line(err: Exception) -> str:
 
 def resolve_source(source: str) -> Path:
     """A local checkpoint folder for SRC: the folder itself, or a fresh download of a Hub repo id."""
-    path = Path(source).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(source).expanduser()
+        is_dir, exists = path.is_dir(), path.exists()
+    except RuntimeError:  # "~name/..." where no user is called name
+        raise BadInputError(f"{shown(source)}: no such user's home folder") from None
+    except OSError as err:  # a name longer than the file system allows
+        raise BadInputError(f"{shown(source)}: not a usable path ({err.strerror})") from None
+    if is_dir:
         return path
-    if path.exists():
+    if exists:
         raise BadInputError(f"{source}: a file; give the checkpoint's folder (with config.json or params.json)")
     if looks_like_repo_id(source):
         return download_repo(source)
-    raise BadInputError(f"{source}: no such folder, and not a Hub repo id (owner/name)")
+    raise BadInputError(f"{shown(source)}: no such folder, and not a Hub repo id (owner/name)")

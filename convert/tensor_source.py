@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from llamadesk.app.core.errors import BadInputError
 
 # Checkpoint dtypes llamadesk reads, by the names safetensors uses. bfloat16 has no numpy type: it
 # is carried as its raw 16 bits (uint16) and widened to float32 with a shift (see to_float32).
@@ -19,6 +22,19 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "F16": np.dtype("<f2"),
     "BF16": np.dtype("<u2"),
 }
+
+
+# Real names are dotted paths of a few dozen characters ("model.layers.0.self_attn.q_proj.weight").
+MAX_TENSOR_NAME = 512
+
+
+def check_tensor_name(name: str, source: str | Path) -> None:
+    """Refuse a tensor name no checkpoint has: over-long, or with control characters.
+
+    Names appear in error lines and in the GGUF; one with a newline would split a message in two.
+    """
+    if len(name) > MAX_TENSOR_NAME or not name.isprintable():
+        raise BadInputError(f"{source}: a tensor name that is not a weight's name ({name[:60]!r}); the file is damaged")
 
 
 @dataclass(frozen=True)

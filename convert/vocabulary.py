@@ -15,10 +15,16 @@ from typing import Any
 
 import gguf
 
+from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.convert.model_config import read_json_object
+from llamadesk.app.core.json_file import read_json_object
+from llamadesk.app.core.value_ranges import shown
 from llamadesk.convert.pretokenizers import describe, known_names, llama_cpp_pre_tokenizer
 from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
+
+# The largest tokenizer.json files (Gemma's, 256k tokens) are ~35 MB.
+MAX_TOKENIZER_BYTES = 64 * 1024**2
+MAX_EXTRA_TEMPLATES = 64
 
 NORMAL, CONTROL, USER_DEFINED, UNUSED = (
     gguf.TokenType.NORMAL,
@@ -53,10 +59,8 @@ class Vocabulary:
         self.special.add_to_gguf(writer, quiet=True)
 
 
-def _pad(tokens: list, types: list, scores: list | None, n_vocab: int | None, source: Path) -> None:
+def _pad(tokens: list, types: list, scores: list | None, n_vocab: int, source: Path) -> None:
     """Fill the model's unused embedding rows with placeholder tokens, as llama.cpp expects."""
-    if n_vocab is None:
-        return
     if len(tokens) > n_vocab:
         raise BadInputError(
             f"{source}: the tokenizer has {len(tokens)} tokens but the model only {n_vocab}; "
@@ -69,18 +73,100 @@ def _pad(tokens: list, types: list, scores: list | None, n_vocab: int | None, so
             scores.append(-1000.0)
 
 
+def _is_text(value: Any) -> bool:
+    """A str the GGUF can hold: JSON's "\\ud800" escapes make strings UTF-8 cannot encode."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _section(tokenizer: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """A part of tokenizer.json that must be an object when present ("model", "decoder")."""
+    value = tokenizer.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadInputError(f"{path}: '{key}' must be an object, not {shown(value)}; the tokenizer is damaged")
+    return value
+
+
+def _added_tokens(tokenizer: dict[str, Any], path: Path, n_vocab: int) -> list[dict[str, Any]]:
+    """tokenizer.json's added tokens, each checked: an id below n_vocab, text content, a boolean `special`."""
+    added = tokenizer.get("added_tokens") or []
+    if not isinstance(added, list):
+        raise BadInputError(f"{path}: 'added_tokens' must be a list, not {shown(added)}; the tokenizer is damaged")
+    for token in added:
+        if not (
+            isinstance(token, dict)
+            and type(token.get("id")) is int
+            and 0 <= token["id"] < n_vocab
+            and _is_text(token.get("content"))
+            and isinstance(token.get("special", False), bool)
+        ):
+            raise BadInputError(
+                f"{path}: added token {shown(token)} is not {{id below {n_vocab}, content, special}}; "
+                "the tokenizer is damaged or not for this model"
+            )
+    return added
+
+
+def _checked_files(folder: Path) -> None:
+    """Check the files gguf.SpecialVocab reads that llamadesk has not read itself, before it does.
+
+    SpecialVocab parses them with json.load and open().read() without limits; config.json and
+    tokenizer.json were already read through read_json_object.
+    """
+    for name, what in (("tokenizer_config.json", "tokenizer config"), ("chat_template.json", "chat template")):
+        if (folder / name).is_file():
+            read_json_object(folder / name, what, max_bytes=MAX_TOKENIZER_BYTES)
+    texts = [folder / "chat_template.jinja", folder / "merges.txt"]
+    extra = folder / "additional_chat_templates"
+    if extra.is_dir():
+        texts += sorted(extra.glob("*.jinja"))[: MAX_EXTRA_TEMPLATES + 1]
+        if len(texts) > 2 + MAX_EXTRA_TEMPLATES:
+            raise BadInputError(f"{extra}: more than {MAX_EXTRA_TEMPLATES} chat templates; the folder is damaged")
+    for text in texts:
+        if text.is_file() and text.stat().st_size > MAX_TOKENIZER_BYTES:
+            raise BadInputError(f"{text}: larger than {format_bytes(MAX_TOKENIZER_BYTES)}; the file is damaged")
+
+
+def _checked_special(special: gguf.SpecialVocab, folder: Path, n_tokens: int) -> gguf.SpecialVocab:
+    """What SpecialVocab found, checked for what the GGUF writer needs (it trusts whatever it is given)."""
+    if not all(_is_text(m) for m in special.merges):
+        raise BadInputError(f"{folder}: the tokenizer's merges are not all text; tokenizer.json is damaged")
+    for kind, token_id in special.special_token_ids.items():
+        if type(token_id) is not int or not 0 <= token_id < n_tokens:
+            raise BadInputError(f"{folder}: the {kind} token id {shown(token_id)} is not among the {n_tokens} tokens")
+    template = special.chat_template
+    named = isinstance(template, list) and all(
+        isinstance(t, dict) and _is_text(t.get("name", "")) and (t.get("template") is None or _is_text(t["template"]))
+        for t in template
+    )
+    if not (template is None or _is_text(template) or named):
+        raise BadInputError(f"{folder}: the chat template is neither text nor a list of named templates")
+    return special
+
+
 def _special_vocab(folder: Path, n_vocab: int, merges: bool) -> gguf.SpecialVocab:
+    _checked_files(folder)
     # gguf logs its guesses about unusual templates as warnings meant for its developers.
     logging.getLogger("gguf").setLevel(logging.ERROR)
     try:
-        return gguf.SpecialVocab(folder, load_merges=merges, n_vocab=n_vocab)
-    except (ValueError, KeyError, TypeError) as err:
+        special = gguf.SpecialVocab(folder, load_merges=merges, n_vocab=n_vocab)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        # SpecialVocab indexes and .get()s whatever structure the files hold; on a damaged file
+        # these are what it raises (ValueError includes JSON and UTF-8 decoding errors).
         raise BadInputError(f"{folder}: tokenizer_config.json or tokenizer.json is malformed ({err})") from None
+    return _checked_special(special, folder, n_vocab)
 
 
-def _sentencepiece_vocabulary(folder: Path, n_vocab: int | None) -> Vocabulary:
+def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
     path = folder / "tokenizer.model"
-    model = read_sentencepiece_model(path)
+    model = read_sentencepiece_model(path, max_pieces=n_vocab)
     if model.model_type != "bpe":
         raise BadInputError(
             f"{path}: a SentencePiece {model.model_type} model; llama.cpp's LLaMA tokenizer needs a BPE one"
@@ -89,19 +175,26 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int | None) -> Vocabulary:
         # llama.cpp's LLaMA tokenizer applies no normalization; converting anyway would give a
         # GGUF that silently tokenizes some text (newlines, full-width characters) differently.
         raise BadInputError(
-            f"{path}: the SentencePiece model normalizes text ({model.normalization}"
+            f"{path}: the SentencePiece model normalizes text ({shown(model.normalization)}"
             f"{', collapsing whitespace' if model.remove_extra_whitespaces else ''}), which llama.cpp does not do; "
             "llamadesk converts LLaMA-style tokenizers (identity normalization)"
         )
     tokens: list[str | bytes] = [piece for piece, _, _ in model.pieces]
     scores = [score for _, score, _ in model.pieces]
     types = [kind for _, _, kind in model.pieces]
+    for kind, token_id in (("unk", model.unk_id), ("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id)):
+        if token_id >= len(tokens):
+            raise BadInputError(
+                f"{path}: its {kind} id {token_id} is not among its {len(tokens)} pieces; it is damaged"
+            )
     if (folder / "tokenizer.json").is_file():
         # Tokens added on top of the SentencePiece model (fine-tunes add chat markers this way).
-        for added in sorted(read_json_object(folder / "tokenizer.json").get("added_tokens", []), key=lambda a: a["id"]):
+        tokenizer_json = folder / "tokenizer.json"
+        tokenizer = read_json_object(tokenizer_json, "tokenizer", max_bytes=MAX_TOKENIZER_BYTES)
+        for added in sorted(_added_tokens(tokenizer, tokenizer_json, n_vocab), key=lambda a: a["id"]):
             if added["id"] >= len(tokens):
                 if added["id"] != len(tokens):
-                    raise BadInputError(f"{folder / 'tokenizer.json'}: added token ids are not contiguous")
+                    raise BadInputError(f"{tokenizer_json}: added token ids are not contiguous")
                 tokens.append(added["content"].encode("utf-8"))
                 scores.append(-1000.0)
                 types.append(CONTROL if added.get("special") else USER_DEFINED)
@@ -115,9 +208,7 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int | None) -> Vocabulary:
     return Vocabulary("llama", "default", tokens, types, scores, special, model.add_dummy_prefix, [path])
 
 
-def _bpe_vocabulary(
-    folder: Path, tokenizer: dict[str, Any], n_vocab: int | None, pre_override: str | None
-) -> Vocabulary:
+def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_override: str | None) -> Vocabulary:
     path = folder / "tokenizer.json"
     if tokenizer.get("normalizer"):
         raise BadInputError(f"{path}: a byte-level BPE tokenizer with a normalizer, which llama.cpp does not apply")
@@ -128,8 +219,19 @@ def _bpe_vocabulary(
             f"({known_names()}); if you know which llama.cpp pre-tokenizer it is, pass --pre-tokenizer NAME, "
             "and check the result with --verify"
         )
-    by_id: dict[int, str] = {token_id: text for text, token_id in tokenizer["model"]["vocab"].items()}
-    added = {a["id"]: a for a in tokenizer.get("added_tokens", [])}
+    vocab = _section(tokenizer, "model", path).get("vocab")
+    if not isinstance(vocab, dict) or not vocab:
+        raise BadInputError(f"{path}: the BPE model has no 'vocab' object; the tokenizer is damaged")
+    by_id: dict[int, str] = {}
+    for text, token_id in vocab.items():
+        # Every id is checked against the model's rows before any list that long is built.
+        if type(token_id) is not int or not 0 <= token_id < n_vocab or not _is_text(text):
+            raise BadInputError(
+                f"{path}: token {shown(text)} has id {shown(token_id)}, not one of the model's {n_vocab} rows; "
+                "the tokenizer is damaged or not for this model"
+            )
+        by_id[token_id] = text
+    added = {a["id"]: a for a in _added_tokens(tokenizer, path, n_vocab)}
     for token_id, a in added.items():
         by_id.setdefault(token_id, a["content"])
     size = max(by_id) + 1
@@ -154,20 +256,26 @@ def _bpe_vocabulary(
     return Vocabulary("gpt2", pre, tokens, types, None, special, None, [path])
 
 
-def read_vocabulary(folder: Path, n_vocab: int | None, pre_override: str | None = None) -> Vocabulary:
-    """The tokenizer in `folder`: tokenizer.json if it is byte-level BPE, else tokenizer.model."""
+def read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None = None) -> Vocabulary:
+    """The tokenizer in `folder`: tokenizer.json if it is byte-level BPE, else tokenizer.model.
+
+    `n_vocab` is the model's vocabulary size, already checked against its embedding: every token id
+    must be below it, and the token list is padded up to it.
+    """
     tokenizer_json = folder / "tokenizer.json"
+    model: dict[str, Any] = {}
     if tokenizer_json.is_file():
-        tokenizer = read_json_object(tokenizer_json)
-        model = tokenizer.get("model") or {}
-        if model.get("type") == "BPE" and (tokenizer.get("decoder") or {}).get("type") == "ByteLevel":
+        tokenizer = read_json_object(tokenizer_json, "tokenizer", max_bytes=MAX_TOKENIZER_BYTES)
+        model = _section(tokenizer, "model", tokenizer_json)
+        decoder = _section(tokenizer, "decoder", tokenizer_json)
+        if model.get("type") == "BPE" and decoder.get("type") == "ByteLevel":
             return _bpe_vocabulary(folder, tokenizer, n_vocab, pre_override)
     if (folder / "tokenizer.model").is_file():
         return _sentencepiece_vocabulary(folder, n_vocab)
     if tokenizer_json.is_file():
         raise BadInputError(
-            f"{tokenizer_json}: a {model.get('type', 'unknown')} tokenizer without tokenizer.model; llamadesk converts "
-            "byte-level BPE tokenizer.json files and SentencePiece tokenizer.model files"
+            f"{tokenizer_json}: a {shown(model.get('type', 'unknown'))} tokenizer without tokenizer.model; llamadesk "
+            "converts byte-level BPE tokenizer.json files and SentencePiece tokenizer.model files"
         )
     raise BadInputError(
         f"{folder}: no tokenizer found (tokenizer.json or tokenizer.model); copy it next to the weights"

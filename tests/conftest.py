@@ -22,6 +22,14 @@ atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 REPO = Path(__file__).resolve().parent.parent
 LLAMADESK = Path(sys.executable).with_name("llamadesk")
 
+# What a model says depends on how it runs: left automatic, a busy machine gets fewer threads, a
+# tight memory budget a q8_0 KV cache (SmolLM2 then answers "What is the capital of France?" in
+# French), a GPU build offloads. Tests that assert what a model says load it with all of these
+# fixed, so the answer is the same on every machine and under any load.
+PINNED_LOAD = {"n_threads": 1, "n_batch": 512, "kv_cache_type": "f16", "n_gpu_layers": 0, "flash_attn": True}
+PINNED_FLAGS = ("--threads", "1", "--batch", "512", "--kv-type", "f16", "--gpu-layers", "0", "--flash-attn", "on")
+PINNED_SAMPLING_FLAGS = ("--temperature", "0", "--seed", "0")  # greedy; the seed for completeness
+
 
 @pytest.fixture(scope="session")
 def llamadesk_home() -> Path:
@@ -44,11 +52,11 @@ def gemma_path() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_engine(smollm2_path):
-    """One loaded SmolLM2 for the whole session (loading costs ~0.3 s and 100 MB)."""
+    """One loaded SmolLM2 for the whole session (loading costs ~0.3 s and 100 MB), pinned (PINNED_LOAD)."""
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings
 
-    with Engine.load(smollm2_path, LoadSettings(n_ctx=4096)) as engine:
+    with Engine.load(smollm2_path, LoadSettings(n_ctx=4096, **PINNED_LOAD)) as engine:
         yield engine
 
 

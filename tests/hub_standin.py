@@ -12,6 +12,9 @@ so huggingface-hub raises its real exception types.
 
 Faults to inject: drop the connection after N bytes of a file (once), stall after N bytes until
 released, serve damaged bytes under the right checksum, list extra (e.g. unsafe) file names.
+Hostile answers, as a malicious mirror would give them: a file's ETag or X-Linked-Size
+(`StandinFile(etag=..., linked_size=...)`), a repo's commit id (`commit_id=`), any field of its
+info answer (`info_patch={"siblings": [...]}`), or the raw bytes of that answer (`raw_info=`).
 Every request is recorded for assertions. Use it as a context manager; `env()` gives the
 environment (HF_ENDPOINT, an isolated HF_HOME, no stored token) for a subprocess.
 
@@ -47,14 +50,16 @@ class StandinFile:
     data: bytes
     lfs: bool = True
     damaged_in_transit: bool = False  # serve one flipped byte; the metadata keeps the true sha256
+    etag: str | None = None  # the ETag to send instead of the hash (a hostile one, e.g. "../../x")
+    linked_size: str | None = None  # X-Linked-Size to send instead of the true size (LFS files)
+
+    def __post_init__(self) -> None:
+        if self.etag is None:
+            self.etag = self.sha256 if self.lfs else git_blob_sha1(self.data)
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
-
-    @property
-    def etag(self) -> str:
-        return self.sha256 if self.lfs else git_blob_sha1(self.data)
 
     def served_bytes(self) -> bytes:
         if not self.damaged_in_transit or not self.data:
@@ -73,10 +78,13 @@ class StandinRepo:
     last_modified: str = "2026-01-15T10:00:00.000Z"
     tags: list[str] = field(default_factory=list)
     listed_only: list[str] = field(default_factory=list)  # names in listings that are never served
+    commit_id: str | None = None  # the commit to announce instead of one derived from the id
+    info_patch: dict = field(default_factory=dict)  # fields of the info answer replaced as they are
+    raw_info: bytes | None = None  # the info answer's body, sent as it is
 
     @property
     def commit(self) -> str:
-        return hashlib.sha1(self.repo_id.encode()).hexdigest()
+        return self.commit_id if self.commit_id is not None else hashlib.sha1(self.repo_id.encode()).hexdigest()
 
     def sibling(self, name: str) -> dict:
         file = self.files.get(name) or StandinFile(b"")
@@ -99,7 +107,7 @@ class StandinRepo:
         siblings = [self.sibling(n) if with_blobs else {"rfilename": n} for n in self.listed_names()]
         tags = list(self.tags) + (["gguf"] if any(n.endswith(".gguf") for n in self.files) else [])
         return {
-            "_id": self.commit[:24],
+            "_id": hashlib.sha1(self.repo_id.encode()).hexdigest()[:24],
             "id": self.repo_id,
             "modelId": self.repo_id,
             "author": self.repo_id.split("/")[0],
@@ -114,7 +122,7 @@ class StandinRepo:
             "tags": tags,
             "library_name": "gguf" if "gguf" in tags else "transformers",
             "siblings": siblings,
-        }
+        } | self.info_patch
 
 
 @dataclass
@@ -309,7 +317,9 @@ class _HubHandler(BaseHTTPRequestHandler):
 
     def _info(self, match: re.Match, query: dict) -> None:
         repo = self._repo(match["repo"], match["rev"])
-        if repo is not None:
+        if repo is not None and repo.raw_info is not None:
+            self._send(200, repo.raw_info, {"Content-Type": "application/json"})
+        elif repo is not None:
             self._json(repo.info(with_blobs="blobs" in query), headers={"X-Repo-Commit": repo.commit})
 
     def _tree(self, match: re.Match, query: dict) -> None:
@@ -374,7 +384,8 @@ class _HubHandler(BaseHTTPRequestHandler):
             "Content-Type": "application/octet-stream",
         }
         if file.lfs:
-            headers |= {"X-Linked-Etag": f'"{file.etag}"', "X-Linked-Size": str(len(file.data))}
+            size = file.linked_size if file.linked_size is not None else str(len(file.data))
+            headers |= {"X-Linked-Etag": f'"{file.etag}"', "X-Linked-Size": size}
         start, status = self._range_start(len(data)), 200
         if start:
             status = 206

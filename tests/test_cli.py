@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
 
 
 def assert_one_clear_line(result, code: int = 2, contains: str = "") -> None:
@@ -19,13 +19,15 @@ def assert_one_clear_line(result, code: int = 2, contains: str = "") -> None:
 
 
 def test_chat_answers_paris_greedily():
-    result = run_cli("chat", "-m", "smollm2", "--temperature", "0", "What is the capital of France?")
+    result = run_cli("chat", "-m", "smollm2", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "What is the capital of France?")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
 
 
 def test_chat_reads_a_piped_prompt_and_prints_stats():
-    result = run_cli("chat", "--temperature", "0", "--max-tokens", "8", "--stats", input="Say hello.\n")
+    result = run_cli(
+        "chat", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "8", "--stats", input="Say hello.\n"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "tok/s" in result.stderr and "context" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llamadesk.app.core.gguf_file import inspect_gguf
-from tests.conftest import run_cli
+from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
 from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 LIBRARY_FIELDS = {
@@ -65,7 +65,9 @@ def test_converted_and_quantized_model_is_in_the_library_and_chats(hf_folder, ll
     assert entry["quantization"] == "Q8_0" and entry["architecture"] == "llama"
     assert entry["has_chat_template"] is True and entry["context_length"] == 8192
     assert entry["origin"]["checkpoint"] == str(hf_folder) and entry["fits"] is True
-    answer = run_cli("chat", "-m", entry["name"], "--temperature", "0", "What is the capital of France?")
+    answer = run_cli(
+        "chat", "-m", entry["name"], *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "What is the capital of France?"
+    )
     assert answer.returncode == 0, answer.stderr
     assert "Paris" in answer.stdout
     # The session's library is shared with other tests (the UI's snapshots list it): leave it as found.

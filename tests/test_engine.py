@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import threading
 import time
 
@@ -11,6 +12,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 from llamadesk.app.settings.chat_defaults import DEFAULT_SYSTEM_PROMPT
+from tests.conftest import PINNED_LOAD
 
 GREEDY = Sampling(temperature=0.0)
 
@@ -141,14 +143,38 @@ def test_token_bytes_split_characters_and_the_stream_rejoins_them(smollm2_engine
 
 
 def test_generated_cjk_and_emoji_stream_without_garbage(smollm2_engine):
+    """A reply cut by max_tokens inside a character ends before it, never with U+FFFD.
+
+    Tested at every length that cuts the greedy reply inside a character (found from the reply's
+    own tokens), not at one length that may or may not cut one.
+    """
+    llama = smollm2_engine._llama
     prompt = smollm2_engine.tokenize("Emoji and Japanese: 🎉👍🏽 東京 🎉👍🏽 東京 🎉👍🏽", add_bos=False)
-    pieces = []
-    for event in smollm2_engine.stream_tokens(prompt, Sampling(temperature=0.0, max_tokens=40)):
-        if isinstance(event, TextPiece):
-            pieces.append(event.text)
-    text = "".join(pieces)
+
+    def reply(max_tokens: int):
+        llama.reset()  # from an empty cache each time, so every run computes the same tokens
+        return collect(smollm2_engine.stream_tokens(prompt, Sampling(temperature=0.0, max_tokens=max_tokens)))
+
+    text, _ = reply(41)
     assert any(ord(c) > 0x2FFF for c in text), text  # it did produce wide characters
     assert "\ufffd" not in text
+    generated = list(llama.eval_tokens)[len(prompt) :]  # the first 40 of the reply's tokens
+    pieces = [llama.detokenize([t]) for t in generated]
+    cuts = [n for n in range(1, len(pieces) + 1) if _is_partial_utf8(b"".join(pieces[:n]))]
+    assert cuts, "no length of this reply ends inside a character"
+    for n in cuts[:3]:
+        text, done = reply(n)
+        whole_characters = codecs.getincrementaldecoder("utf-8")().decode(b"".join(pieces[:n]))  # the tail held
+        assert done.stats.stop_reason == "length" and text == whole_characters and "\ufffd" not in text
+
+
+def test_the_stream_drops_a_character_the_reply_never_finished():
+    stream = Utf8Stream()
+    emoji = "🎉".encode()
+    assert stream.feed(b"ok " + emoji[:2]) == "ok "
+    assert stream.flush() == ""  # the half emoji is gone, not U+FFFD
+    assert stream.feed(emoji) == "🎉"  # and the stream starts clean
+    assert Utf8Stream().feed(b"\x80x") == "\ufffdx"  # a byte that starts no character is still shown as such
 
 
 def test_prompt_longer_than_the_context_is_refused(smollm2_engine):
@@ -176,7 +202,7 @@ def test_completion_with_the_base_gemma_model(gemma_path):
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings
 
-    with Engine.load(gemma_path, LoadSettings(n_ctx=512)) as engine:
+    with Engine.load(gemma_path, LoadSettings(n_ctx=512, **PINNED_LOAD)) as engine:
         assert not engine.has_chat_template
         text, done = collect(
             engine.stream_completion("English: Good morning.\nFrench:", Sampling(temperature=0.0, max_tokens=8))
@@ -199,13 +225,14 @@ def test_a_second_reply_while_one_streams_is_refused(smollm2_engine):
 def test_the_conversation_just_counted_is_not_templated_again(smollm2_engine, monkeypatch):
     # The UI counts a conversation's tokens to fit it into the context, then streams it.
     renders = []
-    formatter = smollm2_engine._formatter
+    template = smollm2_engine._chat_template
+    render = template.render
 
-    def counting_formatter(**kwargs):
-        renders.append(kwargs["messages"])
-        return formatter(**kwargs)
+    def counting_render(messages, *args, **kwargs):
+        renders.append(messages)
+        return render(messages, *args, **kwargs)
 
-    monkeypatch.setattr(smollm2_engine, "_formatter", counting_formatter)
+    monkeypatch.setattr(template, "render", counting_render)
     messages = ask("Name a river in France.")
     first = smollm2_engine.chat_prompt_tokens(messages)
     first.append(0)  # callers own what they get back

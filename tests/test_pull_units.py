@@ -106,6 +106,10 @@ def test_variant_for_request_by_quant_or_file():
         ("./x.gguf", False),
         ("", False),
         ("a//b.gguf", False),
+        ("model\nQ4_K_M.gguf", False),
+        ("x\x00.gguf", False),
+        ("a" * 256 + ".gguf", False),
+        ("a" * 200 + "/" + "b" * 200 + ".gguf", True),
     ],
 )
 def test_is_safe_repo_path(path, safe):

@@ -16,7 +16,10 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import PINNED_FLAGS, REPO, run_cli
+
+# Everything conftest pins but the GPU layers, which go to the RPC servers.
+PINNED_RPC_FLAGS = PINNED_FLAGS[:6] + PINNED_FLAGS[8:]
 
 CLI = "import sys; from llamadesk.app.cli import main; sys.exit(main())"
 DRIVER = """
@@ -27,7 +30,8 @@ from llamadesk.app.engine.types import LoadSettings, Sampling, TextPiece
 path, servers, pids = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3].split(",")]
 rss = lambda: [psutil.Process(p).memory_info().rss for p in pids]
 before = rss()
-with Engine.load(path, LoadSettings(n_ctx=512, rpc_servers=servers)) as engine:
+pinned = dict(n_threads=1, n_batch=512, kv_cache_type="f16", flash_attn=True)  # all but the GPU layers
+with Engine.load(path, LoadSettings(n_ctx=512, rpc_servers=servers, **pinned)) as engine:
     loaded = rss()
     messages = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "What is the capital of France?"}]
@@ -138,7 +142,10 @@ def test_chat_and_doctor_take_rpc_servers_from_the_command_line(rpc_python, rpc_
             endpoints,
             "--ctx",
             "512",
+            *PINNED_RPC_FLAGS,
             "--temperature",
+            "0",
+            "--seed",
             "0",
             "--max-tokens",
             "24",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import pytest
@@ -11,6 +12,7 @@ from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import ConversationSettings, Store
 from llamadesk.app.chat.store_migrations import MIGRATIONS, SCHEMA_VERSION, upgrade
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from tests.permissions import permissions_enforced
 
 SETTINGS = ConversationSettings(model="smollm2", system_prompt="Be brief.", temperature=0.2, top_p=0.9, max_tokens=64)
 
@@ -91,11 +93,39 @@ def test_a_store_from_a_newer_llamadesk_is_refused_with_a_clear_message(tmp_path
         Store(path)
 
 
-def test_a_file_that_is_not_a_database_is_refused(tmp_path):
+def test_a_file_that_is_not_a_database_is_kept_aside_and_a_fresh_store_started(tmp_path):
     path = tmp_path / "junk.sqlite3"
-    path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(LlamadeskError, match="cannot be opened"):
-        Store(path)
+    junk = b"this is not sqlite" * 100
+    path.write_bytes(junk)
+    lines: list[str] = []
+    store = Store(path, on_notice=lines.append)
+    (aside,) = tmp_path.glob("junk.damaged-*.sqlite3")
+    assert aside.read_bytes() == junk  # kept as it was, never deleted
+    assert lines == store.notices and len(lines) == 1 and aside.name in lines[0] and "\n" not in lines[0]
+    assert store.not_saved is None and store.integrity_check() == "ok"
+    conversation = store.new_conversation("fresh", SETTINGS)
+    store.close()
+    assert Store(path).conversation(conversation.id).title == "fresh"
+
+
+def test_a_read_only_store_keeps_what_it_had_and_what_is_added_in_memory(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    store = Store(path)
+    old = store.new_conversation("old", SETTINGS)
+    store.add_message(old.id, "user", "from before")
+    store.close()
+    before = path.read_bytes()
+    os.chmod(path, 0o444)
+    try:
+        with permissions_enforced():
+            store = Store(path, on_notice=lambda _line: None)
+            assert store.not_saved is not None and "readonly" in store.not_saved
+            store.add_message(old.id, "assistant", "new")  # the old conversation goes on, in memory
+            assert [m.content for m in store.messages(old.id)] == ["from before", "new"]
+            store.close()
+    finally:
+        os.chmod(path, 0o644)
+    assert path.read_bytes() == before
 
 
 def test_conversations_keep_their_settings_and_messages_in_order(store):

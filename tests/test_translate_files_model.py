@@ -1,7 +1,8 @@
 """Structured files translated by the real gemma3-270m starter through real llama.cpp and the CLI:
-a .pot cut from Django's English catalog, the sample .srt, a small page. Settings are pinned
-(2 threads, greedy, seed 0: the translator's GREEDY sampling) so a run is repeatable; the
-assertions are about structure, which must hold whatever the small model writes.
+a .pot cut from Django's English catalog, the sample .srt, a small page. Loading is pinned
+(conftest's PINNED_LOAD / PINNED_FLAGS) and translation is greedy with seed 0 (the translator's
+GREEDY sampling), so a run is repeatable; the assertions are about structure, which must hold
+whatever the small model writes.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from llamadesk.app.translate import JobFinished, JobSettings, resolve_language, 
 from llamadesk.app.translate.file_job import FileJob
 from llamadesk.app.translate.formats import read_translatable
 from llamadesk.app.translate.protection import find_spans
-from tests.conftest import run_cli
+from tests.conftest import PINNED_FLAGS, PINNED_LOAD, run_cli
 from tests.test_translate_gettext import django_catalog
 from tests.test_translate_html import PAGE, structure
 
 pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).parent / "data" / "translate"
-PINNED = ["--threads", "2", "--from", "en"]
+PINNED = [*PINNED_FLAGS, "--from", "en"]
 EN, FR = resolve_language("en"), resolve_language("fr")
 # Django messages with what a catalog must carry: a msgctxt, a plural with python-format
 # placeholders, a placeholder in a sentence, a plain sentence.
@@ -55,7 +56,7 @@ def gemma_translator(gemma_path):
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings
 
-    with Engine.load(gemma_path, LoadSettings(n_ctx=2048, n_threads=2)) as engine:
+    with Engine.load(gemma_path, LoadSettings(n_ctx=2048, **PINNED_LOAD)) as engine:
         yield translator_for(engine)
 
 

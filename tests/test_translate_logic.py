@@ -350,3 +350,20 @@ def test_a_segment_copied_twice_is_translated_around_its_spans():
     tr, _ = translator(replies)
     result = tr.translate("Invalid value %(v)s given", EN, FR)
     assert result.fallback == "piecewise" and result.translation == "Valeur invalide %(v)s donnée"
+
+
+def test_a_stop_during_the_chat_template_render_is_a_generation_stop():
+    from llamadesk.app.core.errors import Interrupted
+    from llamadesk.app.translate.generation import EngineGenerator, GenerationStopped
+    from llamadesk.app.translate.prompts import Prompt
+
+    class StoppedWhileRendering:
+        def chat_prompt_tokens(self, messages):
+            raise Interrupted("stopped")
+
+        def stream_tokens(self, tokens, sampling):
+            raise AssertionError("nothing is decoded once the render was stopped")
+
+    generator = EngineGenerator(StoppedWhileRendering())
+    with pytest.raises(GenerationStopped):
+        generator.generate(Prompt("chat", messages=({"role": "user", "content": "Hello"},)), max_tokens=8)

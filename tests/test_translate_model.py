@@ -12,7 +12,8 @@ import pytest
 
 from llamadesk.app.translate import JobFinished, JobSettings, TranslationJob, resolve_language, translator_for
 from llamadesk.app.translate.protection import find_spans
-from tests.conftest import LLAMADESK, run_cli
+from tests.conftest import LLAMADESK, PINNED_FLAGS, PINNED_LOAD, run_cli
+from tests.language_check import language_of
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +23,9 @@ SENTENCES = [
     "Please visit https://example.com/help or write to support@example.com.",
     "Ensure this value has at most %(limit_value)d characters.",
 ]
-# One thread: on a busy shared machine two llama.cpp threads wait on each other and crawl.
-THREADS = ["--threads", "1"]
+# Pinned (one thread among them: on a busy shared machine two llama.cpp threads wait on each other
+# and crawl), so the translations are the same on every machine.
+THREADS = list(PINNED_FLAGS)
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +33,8 @@ def gemma_translator(gemma_path):
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings
 
-    with Engine.load(gemma_path, LoadSettings(n_ctx=2048, n_threads=1)) as engine:
+    with Engine.load(gemma_path, LoadSettings(n_ctx=2048, **PINNED_LOAD)) as engine:
         yield translator_for(engine)
-
-
-def language_of(text: str, candidates=("en", "fr", "de", "es")) -> str:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    identifier.set_languages(list(candidates))
-    return identifier.classify(text)[0]
 
 
 def test_the_starter_is_prompted_as_a_base_model(gemma_translator):

@@ -142,6 +142,11 @@ class Store:
         self.on_notice(line)
 
     def _open(self) -> sqlite3.Connection:
+        if self.path.exists() and not self.path.is_file():
+            # SQLite would take a folder for an unopenable file, and wait forever on a FIFO.
+            return self._unwritable_at_start(
+                None, "a folder is in its place" if self.path.is_dir() else "it is not a file"
+            )
         db = None
         try:
             db = sqlite3.connect(self.path, isolation_level=None)
@@ -149,7 +154,7 @@ class Store:
             return db
         except sqlite3.Error as err:
             if _primary_code(err) in UNWRITABLE_CODES:
-                return self._unwritable_at_start(db, err)
+                return self._unwritable_at_start(db, str(err))
             damage = str(err)
         except _Damaged as err:
             damage = str(err)
@@ -175,12 +180,10 @@ class Store:
         return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
-        """Settings, a soundness check, the schema upgrade and a write probe, on a new connection."""
-        db.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL never corrupts the file; a commit survives the app being killed
-        # (only an OS crash can lose the last one), and commits stay sub-millisecond.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
+        """Check the file, then set it up: WAL, the schema upgrade, and a write probe.
+
+        The checks only read, so a file found damaged is kept aside exactly as it was.
+        """
         # Pages damaged on disk would otherwise surface later, in the middle of a conversation.
         check = db.execute("PRAGMA quick_check(1)").fetchone()[0]
         if check != "ok":
@@ -193,23 +196,40 @@ class Store:
                 f"the conversation store {self.path} was written by a newer llamadesk "
                 f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade llamadesk"
             )
-        try:
-            upgrade(db, version)
-            for table, columns in SCHEMA_COLUMNS.items():
-                db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
-        except sqlite3.Error as err:
-            if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
-                raise
-            raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+        if version == SCHEMA_VERSION:
+            self._check_schema(db)
+        db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts the file; a commit survives the app being killed
+        # (only an OS crash can lose the last one), and commits stay sub-millisecond.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        if version < SCHEMA_VERSION:
+            try:
+                upgrade(db, version)
+            except sqlite3.Error as err:
+                if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
+                    raise
+                raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+            self._check_schema(db)
         # Reading works on a read-only file; say so now rather than at the first message.
         db.execute("BEGIN")
         try:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         finally:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
+                db.execute("ROLLBACK")
 
-    def _unwritable_at_start(self, db: sqlite3.Connection | None, err: sqlite3.Error) -> sqlite3.Connection:
-        reason = "a folder is in its place" if self.path.is_dir() else str(err)
+    @staticmethod
+    def _check_schema(db: sqlite3.Connection) -> None:
+        for table, columns in SCHEMA_COLUMNS.items():
+            try:
+                db.execute(f"SELECT {columns} FROM {table} LIMIT 0")
+            except sqlite3.Error as err:
+                if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
+                    raise
+                raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+
+    def _unwritable_at_start(self, db: sqlite3.Connection | None, reason: str) -> sqlite3.Connection:
         self.not_saved = f"the conversation store {self.path} cannot be written ({reason})"
         self._notice(f"{self.not_saved}; {NOT_SAVED}")
         memory = self._memory(db)
@@ -265,7 +285,7 @@ class Store:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
         if self.not_saved is None:
-            self.not_saved = f"the conversation store {self.path} failed ({err})"
+            self.not_saved = f"the conversation store {self.path} cannot be written any more ({err})"
             self._notice(f"{self.not_saved}; {NOT_SAVED}")
         previous = self._db
         # A file that fails is copied into memory; a copy that fails too is replaced by an empty one.

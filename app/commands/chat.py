@@ -164,16 +164,24 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool) -> in
         if not line.strip():
             continue
         turns.append({"role": "user", "content": line})
-        fitted = fit_context(
-            system_prompt,
-            turns,
-            lambda messages: len(engine.chat_prompt_tokens(messages)),
-            engine.n_ctx,
-            sampling.max_tokens,
-            memory_start,
-        )
-        if fitted.memory_start > memory_start:
-            print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
-        memory_start = fitted.memory_start
-        reply, _ = stream_reply(engine, fitted.messages, sampling, show_stats)
+        try:
+            with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
+                fitted = fit_context(
+                    system_prompt,
+                    turns,
+                    lambda messages: len(engine.chat_prompt_tokens(messages)),
+                    engine.n_ctx,
+                    sampling.max_tokens,
+                    memory_start,
+                )
+            if fitted.memory_start > memory_start:
+                print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+            memory_start = fitted.memory_start
+            reply, _ = stream_reply(engine, fitted.messages, sampling, show_stats)
+        except (BadInputError, Interrupted) as err:
+            # The model's chat template refused or failed on this turn (or Ctrl-C stopped it while
+            # it rendered): nothing was said, so the turn is taken back and the chat goes on.
+            turns.pop()
+            print(f"llamadesk: {err}", file=sys.stderr)
+            continue
         turns.append({"role": "assistant", "content": reply})

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 
 from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.core.byte_sizes import format_bytes
-from llamadesk.app.core.gguf_file import inspect_gguf, tensor_types
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_file import ADVICE, check_model, open_header, summarize
 from llamadesk.app.library.catalog import resolve_model
 
 EXAMPLES = """examples:
@@ -21,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "info",
         help="show a GGUF file's metadata",
-        description="Validate a GGUF file and show its summary, metadata and tensor types.",
+        description="Validate a GGUF file and show its summary, metadata and tensor types. A file llama.cpp "
+        "could not load (checked by llama.cpp's own loader, without reading the weights) exits with 2.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -32,8 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
-    summary = inspect_gguf(path)
-    types = tensor_types(path)
+    header = open_header(path)
+    summary = summarize(path, header)
+    check_model(path, header, summary.architecture)  # what llama.cpp would crash on, first
+    from llamadesk.app.engine.load_check import llama_cpp_refusal  # llama.cpp loads only for this
+
+    refusal = llama_cpp_refusal(path)
+    if refusal is not None:
+        raise BadInputError(f"{path}: llama.cpp cannot load it: {refusal}; {ADVICE}")
+    types = dict(Counter(t.ggml_type.name for t in header.tensors))
     metadata = summary.metadata
     if args.json:
         print(
@@ -66,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         text = str(value).replace("\n", "\\n")
         if len(text) > LONG_VALUE:
             text = text[:LONG_VALUE] + f"... ({len(text)} chars)"
-        print(f"  {key} = {text}")
+        name = key.replace("\n", "\\n")  # a key from a damaged file may hold a newline
+        print(f"  {name} = {text}")
     return 0

@@ -10,7 +10,7 @@ from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.commands.table import format_table
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.library.catalog import LibraryEntry, add_folder, describe_origin, list_models, plan_removal
+from llamadesk.app.library.catalog import LibraryEntry, add_folder, describe_origin, plan_removal, read_library
 from llamadesk.quantize.evaluation import summary_line
 
 EXAMPLES = """examples:
@@ -70,7 +70,9 @@ def _row(e: LibraryEntry) -> tuple:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    entries = list_models()
+    entries, skipped = read_library()
+    for model in skipped:  # a note each, on stderr: the list itself stays parseable
+        print(f"llamadesk: skipped {model.name}: {model.reason}", file=sys.stderr)
     if args.json:
         print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
         return 0

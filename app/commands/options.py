@@ -43,6 +43,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         choices=tuple(KV_CACHE_TYPES),
         help="KV cache type (default: f16, or q8_0 when f16 would cut the context short)",
     )
+    group.add_argument("--batch", type=int, help="prompt tokens llama.cpp decodes per step (default: 512)")
     group.add_argument("--mlock", action="store_true", default=None, help="pin the model in RAM (default: off)")
     group.add_argument(
         "--no-mmap",
@@ -60,8 +61,18 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
     """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
+    from llamadesk.app.core.value_ranges import BATCH, CONTEXT, GPU_LAYERS, THREADS
     from llamadesk.app.settings.load_config import configured_load_settings, merged
 
+    # Checked here, in one line each, with the same ranges as load.json's keys.
+    for flag, value, value_range in (
+        ("--ctx", args.ctx, CONTEXT),
+        ("--threads", args.threads, THREADS),
+        ("--gpu-layers", args.gpu_layers, GPU_LAYERS),
+        ("--batch", getattr(args, "batch", None), BATCH),
+    ):
+        if value is not None:
+            value_range.check(value, flag)
     flash = None if args.flash_attn is None else args.flash_attn == "on"
     return merged(
         configured_load_settings(),
@@ -71,6 +82,7 @@ def load_settings(args: argparse.Namespace) -> LoadSettings:
             "n_gpu_layers": args.gpu_layers,
             "flash_attn": flash,
             "kv_cache_type": getattr(args, "kv_type", None),
+            "n_batch": getattr(args, "batch", None),
             "use_mlock": getattr(args, "mlock", None),
             "use_mmap": getattr(args, "mmap", None),
             "rpc_servers": getattr(args, "rpc", None),

@@ -77,25 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_input(spec: str) -> str:
+    from llamadesk.app.translate.source_text import read_source_file, read_source_stream
+
     if spec == "-":
         if sys.stdin.isatty():
             raise BadInputError("nothing to translate: give a FILE or pipe text on stdin")
-        return sys.stdin.read()
-    _read_bytes(spec)  # the same one-line errors for a folder or a missing file
-    try:
-        return Path(spec).read_text(encoding="utf-8")  # universal newlines, as text files always were
-    except UnicodeDecodeError:
-        raise BadInputError(f"{spec} is not UTF-8 text; llamadesk translates text and Markdown files") from None
-
-
-def _read_bytes(spec: str) -> bytes:
-    path = Path(spec)
-    if path.is_dir():
-        raise BadInputError(f"{spec} is a folder; give a text file")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(f"{spec}: no such file") from None
+        return read_source_stream(sys.stdin.buffer, "the piped text")
+    return read_source_file(Path(spec))
 
 
 @contextlib.contextmanager
@@ -133,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.translate.confidence import is_low
     from llamadesk.app.translate.file_job import FileJob
     from llamadesk.app.translate.formats import format_of, read_translatable
+    from llamadesk.app.translate.source_text import read_source_bytes
 
     target = resolve_language(args.to, "--to")
     source = resolve_language(args.source, "--from") if args.source else None
@@ -152,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     # writes nothing.
     document = None
     if kind is not None:
-        document = read_translatable(args.file, _read_bytes(args.file), target, args.retranslate)
+        document = read_translatable(args.file, read_source_bytes(Path(args.file)), target, args.retranslate)
     else:
         text = _read_input(args.file)
         if not text.strip():
@@ -179,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
                 "glossary": sorted((glossary or {}).items()),
             }
             resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
+            if resume.note:
+                print(f"llamadesk: note: {resume.note}", file=sys.stderr)
         finished: JobFinished | None = None
         started: JobStarted | None = None
         with ctrl_c_cancels(job):

@@ -8,6 +8,7 @@ info` and the memory estimates.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,17 @@ from gguf import LlamaFileType
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_header import GGUF_MAGIC, GGUFFormatError, GGUFHeader, StringArray, read_gguf_header
+from llamadesk.app.core.gguf_naming import split_parts
+from llamadesk.app.core.gguf_requirements import (
+    ADVICE,
+    ARCH_KEYS,
+    INTEGER_TYPES,
+    KeyRule,
+    ModelRequirementError,
+    check_loadable,
+    check_split,
+    describe_range,
+)
 
 # Arrays longer than this are summarised instead of kept (the vocabulary has 50k+ entries).
 SHOWN_ARRAY_ITEMS = 8
@@ -72,11 +84,13 @@ def plain_value(value: Any) -> Any:
     if isinstance(value, StringArray):
         return value.decode() if len(value) <= SHOWN_ARRAY_ITEMS else f"[{len(value)} strings]"
     if isinstance(value, np.ndarray):
-        return value.tolist() if len(value) <= SHOWN_ARRAY_ITEMS else f"[{len(value)} numbers]"
-    if isinstance(value, list):
-        return [plain_value(v) for v in value]
+        return (
+            [plain_value(v) for v in value.tolist()] if len(value) <= SHOWN_ARRAY_ITEMS else f"[{len(value)} numbers]"
+        )
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity; `info --json` must stay valid JSON
     return value
 
 
@@ -102,13 +116,34 @@ def open_header(path: Path | str) -> GGUFHeader:
         raise BadInputError(f"{path} is a damaged GGUF file: {err}; download or convert it again") from err
 
 
+def _model_problem(path: Path, err: ModelRequirementError) -> BadInputError:
+    return BadInputError(f"{path}: {err}; {ADVICE}")
+
+
+def _count(header: GGUFHeader, key: str, rule: KeyRule, default: int) -> int:
+    """An integer hyperparameter (the largest, when the file gives one per layer), type and range checked."""
+    if key not in header.metadata:
+        return default
+    value, vtype = header.metadata[key], header.value_types[key]
+    if vtype.kind in INTEGER_TYPES:
+        values = [int(value)]
+    elif vtype.item in INTEGER_TYPES and isinstance(value, np.ndarray) and rule.per_layer:
+        values = [int(v) for v in value] or [default]
+    else:
+        raise ModelRequirementError(f"{key} is {vtype.with_article}, not a whole number")
+    for v in values:
+        if not (rule.low or 0) <= v <= (rule.high or v):
+            raise ModelRequirementError(f"{key} is {v}; it must be {describe_range(rule)}")
+    return max(values)
+
+
 def _dominant_quantization(header: GGUFHeader) -> str:
     """The file type when the file says it, else the most common type among 2-D weights."""
     file_type = header.metadata.get("general.file_type")
-    if file_type is not None:
+    if header.value_types.get("general.file_type") is not None and header.value_types["general.file_type"].item is None:
         try:
             return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
-        except ValueError:
+        except (ValueError, TypeError):
             pass
     counts: Counter[str] = Counter()
     for tensor in header.tensors:
@@ -118,29 +153,36 @@ def _dominant_quantization(header: GGUFHeader) -> str:
 
 
 def summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
-    """The summary of an already-read header."""
+    """The summary of an already-read header; every value it uses is type and range checked."""
+    try:
+        return _summarize(path, header)
+    except ModelRequirementError as err:
+        raise _model_problem(path, err) from err
+
+
+def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
     meta = header.metadata
     if not header.tensors:
         raise BadInputError(f"{path} holds no tensors; it is not a model")
     arch = meta.get("general.architecture")
     if not isinstance(arch, str):
-        raise BadInputError(f"{path} has no general.architecture; it is not a model llamadesk can run")
+        vtype = header.value_types.get("general.architecture")
+        what = f"is {vtype.with_article}, not a string" if vtype else "is missing"
+        raise BadInputError(f"{path}: general.architecture {what}; it is not a model llamadesk can run")
 
-    def arch_int(key: str, default: int = 0) -> int:
-        value = meta.get(f"{arch}.{key}")
-        if isinstance(value, np.ndarray):  # per-layer values (some archs): the largest bounds memory
-            value = int(value.max()) if value.size else default
-        return int(value) if value is not None else default
+    def arch_int(suffix: str, default: int = 0) -> int:
+        return _count(header, f"{arch}.{suffix}", ARCH_KEYS[suffix], default)
 
     n_embd = arch_int("embedding_length")
     n_head = arch_int("attention.head_count", 1) or 1
     n_head_kv = arch_int("attention.head_count_kv", n_head) or n_head
     head_dim_k = arch_int("attention.key_length", n_embd // n_head)
+    name, template = meta.get("general.name"), meta.get("tokenizer.chat_template")
     return GGUFSummary(
         path=path,
         file_size=header.file_size,
         architecture=arch,
-        name=str(meta.get("general.name") or path.stem),
+        name=name if isinstance(name, str) and name else path.stem,
         parameters=sum(t.n_elements for t in header.tensors),
         quantization=_dominant_quantization(header),
         context_length=arch_int("context_length"),
@@ -150,20 +192,40 @@ def summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
         n_head_kv=n_head_kv,
         head_dim_k=head_dim_k,
         head_dim_v=arch_int("attention.value_length", head_dim_k),
-        has_chat_template="tokenizer.chat_template" in meta,
+        has_chat_template=isinstance(template, str),
         tensor_bytes=sum(t.n_bytes for t in header.tensors),
         metadata={k: plain_value(v) for k, v in meta.items()},
         repeating_tensor_bytes=sum(t.n_bytes for t in header.tensors if t.name.startswith("blk.")),
     )
 
 
-def inspect_gguf(path: Path | str) -> GGUFSummary:
-    """Validate a GGUF file and summarise it; raises BadInputError with a clear line otherwise."""
+def check_model(path: Path, header: GGUFHeader, architecture: str) -> None:
+    """Refuse, with one line naming the key, a model llama.cpp would abort on or cannot load.
+
+    A split model's other parts are read too (their tensors are part of the model).
+    """
+    try:
+        count = check_split(header)
+        parts = split_parts(path) if count > 1 else [path]
+        if len(parts) != count:
+            raise ModelRequirementError(
+                f"split.count says {count} parts but the file is not named as the first of them "
+                f"(NAME-00001-of-{count:05d}.gguf)"
+            )
+        check_loadable(header, architecture, [open_header(part) for part in parts[1:]])
+    except ModelRequirementError as err:
+        raise _model_problem(path, err) from err
+
+
+def inspect_gguf(path: Path | str, loadable: bool = True) -> GGUFSummary:
+    """Validate a GGUF file and summarise it; raises BadInputError with a clear line otherwise.
+
+    `loadable`: also check everything llama.cpp needs to load it as a model (done before every
+    load); without it, only what the summary needs (listing a folder of files).
+    """
     path = Path(path)
-    return summarize(path, open_header(path))
-
-
-def tensor_types(path: Path | str) -> dict[str, int]:
-    """How many tensors of each ggml type a GGUF holds (for `info`)."""
-    counts: Counter[str] = Counter(t.ggml_type.name for t in open_header(path).tensors)
-    return dict(counts)
+    header = open_header(path)
+    summary = summarize(path, header)
+    if loadable:
+        check_model(path, header, summary.architecture)
+    return summary

@@ -69,6 +69,19 @@ class GGUFFormatError(ValueError):
     """The bytes do not form a valid GGUF header; the message says where."""
 
 
+SHOWN_CHARS = 60
+
+
+def shown(text: str | bytes) -> str:
+    """A name or value from the file, fit for a one-line message: quoted, control characters
+    escaped (a damaged key may hold newlines), and cut short (it may be megabytes long)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    cut = text[:SHOWN_CHARS]
+    cut = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+    return f"'{cut}'" + ("..." if len(text) > SHOWN_CHARS else "")
+
+
 @dataclass(frozen=True)
 class StringArray:
     """A metadata array of strings, decoded only on request (vocabularies are large)."""
@@ -85,7 +98,7 @@ class StringArray:
             starts.append(offs)
             offs += _U64.unpack_from(buf, offs - 8)[0]
             ends.append(offs)
-        data = bytes(buf[: offs])
+        data = bytes(buf[:offs])
         # Slicing in C (map) rather than in a Python loop: a 262k-token vocabulary in ~0.1 s.
         return list(map(data.__getitem__, map(slice, starts, ends)))
 
@@ -107,6 +120,12 @@ class ValueType:
         if self.item is None:
             return self.kind.name.lower()
         return f"array of {self.item.name.lower()}"
+
+    @property
+    def with_article(self) -> str:
+        """'a uint32', 'an array of string': for messages."""
+        text = str(self)
+        return f"{'an' if text[0] in 'aeiou' else 'a'} {text}"
 
 
 @dataclass(frozen=True)
@@ -207,13 +226,13 @@ def _read_metadata(cur: _Cursor, n_kv: int) -> tuple[dict[str, Any], dict[str, V
     seen: set[bytes] = set()
     for i in range(n_kv):
         raw_key = cur.raw_string(f"metadata key #{i}")
-        key = raw_key.decode("utf-8", errors="replace")
+        key, label = raw_key.decode("utf-8", errors="replace"), f"metadata {shown(raw_key)}"
         if not raw_key:
             raise GGUFFormatError(f"metadata key #{i} is empty")
         if raw_key in seen:
-            raise GGUFFormatError(f"metadata key {key} appears twice")
+            raise GGUFFormatError(f"{label} appears twice")
         seen.add(raw_key)
-        metadata[key], types[key] = cur.value(cur.value_type(f"metadata {key}"), f"metadata {key}")
+        metadata[key], types[key] = cur.value(cur.value_type(label), label)
     return metadata, types
 
 
@@ -221,19 +240,19 @@ def _alignment(metadata: dict[str, Any], types: dict[str, ValueType]) -> int:
     if "general.alignment" not in metadata:
         return DEFAULT_ALIGNMENT
     if types["general.alignment"] != ValueType(GGUFValueType.UINT32):
-        raise GGUFFormatError(f"general.alignment is a {types['general.alignment']}, not a uint32")
+        raise GGUFFormatError(f"general.alignment is {types['general.alignment'].with_article}, not a uint32")
     alignment = int(metadata["general.alignment"])
     if alignment <= 0 or alignment & (alignment - 1):
         raise GGUFFormatError(f"general.alignment {alignment} is not a power of two")
     return alignment
 
 
-def _tensor_type(name: str, raw_type: int) -> tuple[GGMLQuantizationType, int, int]:
+def _tensor_type(label: str, raw_type: int) -> tuple[GGMLQuantizationType, int, int]:
     try:
         ggml_type = GGMLQuantizationType(raw_type)
         block, type_size = GGML_QUANT_SIZES[ggml_type]
     except (ValueError, KeyError) as err:
-        raise GGUFFormatError(f"tensor {name} has unknown type {raw_type}") from err
+        raise GGUFFormatError(f"{label} has unknown type {raw_type}") from err
     return ggml_type, block, type_size
 
 
@@ -259,41 +278,39 @@ def _read(buf: Any, size: int) -> GGUFHeader:
     seen = set()
     for i in range(n_tensors):
         raw_name = cur.raw_string(f"tensor #{i}'s name")
-        name = raw_name.decode("utf-8", errors="replace")
+        name, label = raw_name.decode("utf-8", errors="replace"), f"tensor {shown(raw_name)}"
         if len(raw_name) > MAX_TENSOR_NAME_BYTES:
             raise GGUFFormatError(f"tensor #{i}'s name is {len(raw_name)} bytes long (at most {MAX_TENSOR_NAME_BYTES})")
         if raw_name in seen:
-            raise GGUFFormatError(f"tensor {name} appears twice")
+            raise GGUFFormatError(f"{label} appears twice")
         seen.add(raw_name)
-        n_dims = cur.unpack("I", f"tensor {name}")
+        n_dims = cur.unpack("I", label)
         if not 1 <= n_dims <= MAX_DIMS:
-            raise GGUFFormatError(f"tensor {name} has {n_dims} dimensions")
-        shape = tuple(cur.unpack("Q", f"tensor {name}") for _ in range(n_dims))
-        raw_type, rel_offset = cur.unpack("IQ", f"tensor {name}")
-        infos.append((name, shape, raw_type, rel_offset))
+            raise GGUFFormatError(f"{label} has {n_dims} dimensions")
+        shape = tuple(cur.unpack("Q", label) for _ in range(n_dims))
+        raw_type, rel_offset = cur.unpack("IQ", label)
+        infos.append((name, label, shape, raw_type, rel_offset))
     data_offset = -(-cur.offs // alignment) * alignment
     tensors = []
     expected_offset = 0  # ggml's reader wants each tensor right after the one before, padded
-    for name, shape, raw_type, rel_offset in infos:
+    for name, label, shape, raw_type, rel_offset in infos:
         if any(d > INT64_MAX for d in shape):
-            raise GGUFFormatError(f"tensor {name} has a negative dimension {shape}")
+            raise GGUFFormatError(f"{label} has a negative dimension {shape}")
         n_elements = int(np.prod(shape, dtype=object))
         if n_elements > INT64_MAX:
-            raise GGUFFormatError(f"tensor {name}'s shape {shape} has more elements than ggml can count")
-        ggml_type, block, type_size = _tensor_type(name, raw_type)
+            raise GGUFFormatError(f"the shape {shape} of {label} has more elements than ggml can count")
+        ggml_type, block, type_size = _tensor_type(label, raw_type)
         if shape[0] % block:
-            raise GGUFFormatError(f"tensor {name}'s rows ({shape[0]}) are not whole {ggml_type.name} blocks")
+            raise GGUFFormatError(f"the rows of {label} ({shape[0]} values) are not whole {ggml_type.name} blocks")
         n_bytes = n_elements // block * type_size
         start = data_offset + rel_offset
         if rel_offset % alignment:
-            raise GGUFFormatError(f"tensor {name} is not aligned to {alignment} bytes")
+            raise GGUFFormatError(f"{label} is not aligned to {alignment} bytes")
         if start + n_bytes > size:
-            raise GGUFFormatError(
-                f"tensor {name} ends at byte {start + n_bytes} but the file has only {size} (truncated?)"
-            )
+            raise GGUFFormatError(f"{label} ends at byte {start + n_bytes} but the file has only {size} (truncated?)")
         if rel_offset != expected_offset:
             raise GGUFFormatError(
-                f"tensor {name} starts at data offset {rel_offset}, not {expected_offset} where the tensor "
+                f"{label} starts at data offset {rel_offset}, not {expected_offset} where the tensor "
                 "before it ends (tensors overlap or leave gaps)"
             )
         expected_offset += -(-n_bytes // alignment) * alignment

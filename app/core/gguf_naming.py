@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gguf import LlamaFileType
 
@@ -77,6 +78,16 @@ def quantization_in_name(path: str) -> str | None:
     """The quantization named in a file path ('models/x-q4_k_m.gguf' -> 'Q4_K_M'), if any."""
     matches = _QUANT_PATTERN.findall(path)
     return matches[-1].upper() if matches else None
+
+
+def split_parts(first: Path) -> list[Path]:
+    """Every part of a split GGUF, given its first part (or [first] for a single file)."""
+    match = SPLIT_PART.match(first.name)
+    if not match:
+        return [first]
+    count = int(match["count"])
+    width = len(match["index"])
+    return [first.with_name(f"{match['base']}-{i:0{width}d}-of-{match['count']}.gguf") for i in range(1, count + 1)]
 
 
 def model_stem(path: str) -> str:

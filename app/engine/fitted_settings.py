@@ -24,6 +24,7 @@ from llamadesk.app.core.memory_budget import (
     ram_reserve,
     vram_reserve,
 )
+from llamadesk.app.core.value_ranges import THREADS
 from llamadesk.app.engine.devices import BackendDevice
 from llamadesk.app.engine.types import ActiveSettings, LoadSettings
 
@@ -149,9 +150,9 @@ def choose_gpu_layers(
 def choose_threads(machine: MachineFacts, requested: int | None) -> tuple[int, str]:
     """One thread per performance core (or physical core): what llama.cpp runs fastest with."""
     if requested is not None:
-        if requested < 1:
-            raise BadInputError(f"--threads must be at least 1, not {requested}")
-        return requested, "requested"
+        # Every path to llama.cpp passes here (flags, load.json, eval, imatrix, rpc-server): ggml
+        # crashes past its thread table, so the range is checked where the number is used too.
+        return int(THREADS.check(requested, "--threads")), "requested"
     if machine.performance_cores:
         # Generation waits for the slowest thread: efficiency cores hold the others back.
         cores, why = machine.performance_cores, f"one per performance core (of {machine.physical_cores} cores)"

@@ -15,17 +15,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import llama_cpp
+import llama_cpp.llama_chat_format
 import numpy as np
 from gguf import GGMLQuantizationType
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
-from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
+from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.build_info import build_info
+from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
 from llamadesk.app.engine.devices import backend_devices
 from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
 from llamadesk.app.engine.llama_log import use_default_log
+from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.types import (
@@ -56,10 +58,53 @@ def current_offload_target(machine: MachineFacts) -> OffloadTarget | None:
     return offload_target(build_info().gpu_offload, backend_devices(), machine)
 
 
+class _UnusedChatFormatter:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads (see below)."""
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def to_chat_handler(self):
+        def refuse(*_: object, **__: object) -> None:
+            raise LlamadeskError("llamadesk renders chat templates itself (app/engine/chat_template.py)")
+
+        return refuse
+
+
+_LOADING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _chat_templates_left_to_llamadesk() -> Iterator[None]:
+    """While llama_cpp.Llama() runs, it does not compile the GGUF's chat templates.
+
+    llama-cpp-python compiles every chat template in the file as it loads a model, with Jinja's
+    constant folding and none of chat_template.py's limits: `{{ 9**9**9 }}` there is a CPU bomb no
+    one can stop, `{{ 'x' * 10**10 }}` a MemoryError, a syntax error a traceback from the load.
+    llamadesk never uses those compiled handlers (it renders with chat_template.py), so the class
+    that would compile them is swapped for a stand-in for the duration; the lock keeps two loads
+    from interleaving the swap.
+    """
+    module = llama_cpp.llama_chat_format
+    with _LOADING:
+        original = module.Jinja2ChatFormatter
+        module.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[assignment,misc]
+        try:
+            yield
+        finally:
+            module.Jinja2ChatFormatter = original
+
+
 class Engine:
     """A loaded model that streams replies, stops on request and reports what it costs."""
 
-    def __init__(self, llama: llama_cpp.Llama, summary: GGUFSummary, settings: ActiveSettings):
+    def __init__(
+        self,
+        llama: llama_cpp.Llama,
+        summary: GGUFSummary,
+        settings: ActiveSettings,
+        chat_template: ChatTemplate | None = None,
+    ):
         self._llama = llama
         self.summary = summary
         self.settings = settings
@@ -69,7 +114,14 @@ class Engine:
         self._closed = False
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
-        self._formatter = self._make_chat_formatter()
+        self._chat_template = chat_template
+        if chat_template is not None:
+            model = llama._model
+            eos, bos = model.token_eos(), model.token_bos()
+            chat_template.set_special_tokens(
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+            )
         # The last conversation tokenized and its tokens: the UI counts a conversation's tokens to
         # fit it into the context, then streams that same conversation; templating and tokenizing
         # it twice would cost ~5 ms per 3,000 tokens of time to first token (more on a Pi).
@@ -79,8 +131,14 @@ class Engine:
 
     @classmethod
     def load(cls, path: Path | str, requested: LoadSettings = LoadSettings()) -> Engine:
-        """Validate the GGUF, choose settings for this machine and load it."""
-        summary = inspect_gguf(path)
+        """Validate the GGUF (its chat template too), choose settings for this machine and load it."""
+        path = Path(path)
+        header = open_header(path)
+        summary = summarize(path, header)
+        check_model(path, header, summary.architecture)  # what llama.cpp would abort on, refused first
+        # Checked (and compiled) before llama.cpp spends seconds loading the weights.
+        source = header.metadata.get(TEMPLATE_KEY)
+        chat_template = ChatTemplate(source, model=summary.name) if source not in (None, "") else None
         if requested.rpc_servers:
             add_servers(parse_endpoints(requested.rpc_servers))
         machine = machine_facts(measure_busy=True)
@@ -88,27 +146,31 @@ class Engine:
         kv_type = ggml_type_id(settings.kv_cache_type)
         use_default_log()
         try:
-            llama = llama_cpp.Llama(
-                model_path=str(summary.path),
-                n_ctx=settings.n_ctx,
-                n_batch=settings.n_batch,
-                n_ubatch=settings.n_batch,
-                n_threads=settings.n_threads,
-                n_threads_batch=settings.n_threads,
-                n_gpu_layers=settings.n_gpu_layers,
-                flash_attn=settings.flash_attn,
-                type_k=kv_type,
-                type_v=kv_type,
-                use_mmap=settings.use_mmap,
-                use_mlock=settings.use_mlock,
-                verbose=False,
-            )
+            with _chat_templates_left_to_llamadesk():
+                llama = llama_cpp.Llama(
+                    model_path=str(summary.path),
+                    n_ctx=settings.n_ctx,
+                    n_batch=settings.n_batch,
+                    n_ubatch=settings.n_batch,
+                    n_threads=settings.n_threads,
+                    n_threads_batch=settings.n_threads,
+                    n_gpu_layers=settings.n_gpu_layers,
+                    flash_attn=settings.flash_attn,
+                    type_k=kv_type,
+                    type_v=kv_type,
+                    use_mmap=settings.use_mmap,
+                    use_mlock=settings.use_mlock,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as err:
+            refusal = llama_cpp_refusal(summary.path)  # the model, not the context: llama.cpp says why
+            if refusal is not None:
+                raise BadInputError(f"{summary.path}: llama.cpp cannot load it: {refusal}; {ADVICE}") from err
             raise LlamadeskError(
                 f"llama.cpp could not load {summary.path} ({err}); "
                 "check that it is a complete model for this llama.cpp version"
             ) from err
-        return cls(llama, summary, settings)
+        return cls(llama, summary, settings, chat_template)
 
     def close(self) -> None:
         """Free the model and its context now (memory comes back to the OS)."""
@@ -125,8 +187,13 @@ class Engine:
     # -- stopping ---------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Stop the reply in progress as soon as possible; safe from any thread."""
+        """Stop the reply in progress as soon as possible; safe from any thread and from a signal handler.
+
+        A chat template still rendering stops too: the call that rendered it raises Interrupted.
+        """
         self._stop.set()
+        if self._chat_template is not None:
+            self._chat_template.interrupt()
 
     # -- tokens -----------------------------------------------------------------------------
 
@@ -137,21 +204,9 @@ class Engine:
     def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
         return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
-    def _make_chat_formatter(self) -> Jinja2ChatFormatter | None:
-        template = self._llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            return None
-        model = self._llama._model
-        eos, bos = model.token_eos(), model.token_bos()
-        return Jinja2ChatFormatter(
-            template=template,
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
-        )
-
     @property
     def has_chat_template(self) -> bool:
-        return self._formatter is not None
+        return self._chat_template is not None
 
     def position_logits(self, tokens: Sequence[int]) -> np.ndarray:
         """The logits after each prefix of `tokens` (one row per position), from an empty context.
@@ -173,15 +228,19 @@ class Engine:
             return np.stack(rows)
 
     def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The tokens the model sees for a conversation, through the model's own chat template."""
-        if self._formatter is None:
+        """The tokens the model sees for a conversation, through the model's own chat template.
+
+        Raises BadInputError when the template fails or refuses the conversation (see
+        chat_template.py), and Interrupted when request_stop() comes while it renders.
+        """
+        if self._chat_template is None:
             raise BadInputError(
                 f"{self.summary.name} has no chat template (it is a base model); "
                 "use it for completion or translation, or pick a chat model"
             )
         if self._last_tokenized is not None and self._last_tokenized[0] == list(messages):
             return list(self._last_tokenized[1])
-        prompt = self._formatter(messages=list(messages)).prompt
+        prompt = self._chat_template.render(messages)
         # The template writes BOS itself when the model wants one; never add a second.
         bos = self._llama._model.token_bos()
         tokens = self.tokenize(prompt, add_bos=False, special=True)
@@ -203,6 +262,9 @@ class Engine:
     def stream_tokens(self, prompt_tokens: list[int], sampling: Sampling = Sampling()) -> Iterator[StreamEvent]:
         """Generate after `prompt_tokens`, reusing whatever prefix is already in the KV cache."""
         n_ctx = self.n_ctx
+        if not prompt_tokens:
+            # llama.cpp has nothing to decode (llama-cpp-python asserts on it): nothing to answer.
+            raise BadInputError("the prompt is empty (no tokens); give the model some text to continue")
         if len(prompt_tokens) >= n_ctx:
             raise BadInputError(
                 f"the prompt is {len(prompt_tokens)} tokens but the context holds {n_ctx}; "
@@ -271,9 +333,7 @@ class Engine:
                     break
         finally:
             tokens.close()
-        tail = decoder.flush()
-        if tail and reason != "stopped":
-            yield TextPiece(tail)
+        decoder.flush()  # a character the reply was cut inside of is dropped, never shown as U+FFFD
         finished = time.perf_counter()
         yield GenerationDone(
             _stats(

@@ -2,7 +2,9 @@
 
 A token can end in the middle of a multi-byte UTF-8 character (CJK, emoji); printing it as is
 shows garbage. An incremental decoder holds the incomplete tail back until the next token
-completes it.
+completes it. When the reply ends first (--max-tokens, a full context, a stop), the held-back
+bytes are the start of a character the model never finished: they are dropped, not shown as
+U+FFFD.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ class Utf8Stream:
     """Feed token bytes, get back only complete characters."""
 
     def __init__(self) -> None:
+        # "replace" only for bytes that can never become a character (a stray continuation byte,
+        # an invalid lead byte): the decoder holds a valid but incomplete tail back, never replaces it.
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, data: bytes) -> str:
@@ -21,5 +25,6 @@ class Utf8Stream:
         return self._decoder.decode(data)
 
     def flush(self) -> str:
-        """Whatever is left at the end; an incomplete character becomes U+FFFD."""
-        return self._decoder.decode(b"", final=True)
+        """The end of the stream: a character left incomplete is dropped (returns "")."""
+        self._decoder.reset()
+        return ""

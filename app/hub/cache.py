@@ -2,17 +2,30 @@
 
 The layout is huggingface-hub's: `models--OWNER--NAME/{blobs,snapshots/COMMIT,refs/REVISION}`;
 each snapshot file is a link to a blob named by its ETag (the sha256 for LFS files).
+
+Every name in those paths comes from a server or a file (an ETag, a commit, a file name, a
+revision), so every path is built through `inside`, which refuses one that would leave the repo's
+folder: huggingface-hub itself writes `blobs/<ETag>` wherever a hostile ETag with `../` points.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 from pathlib import Path
 
 from huggingface_hub import constants, try_to_load_from_cache
 from huggingface_hub.file_download import repo_folder_name
 
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_naming import RepoFile
+from llamadesk.app.core.value_ranges import shown
+
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+# What the Hub sends as an ETag: a git blob's sha1 (plain files) or the sha256 (LFS files).
+HASH_ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def cache_root() -> Path:
@@ -24,19 +37,60 @@ def repo_storage(repo: str) -> Path:
     return cache_root() / repo_folder_name(repo_id=repo, repo_type="model")
 
 
+def inside(folder: Path, *parts: str) -> Path:
+    """`folder / parts...`, refused unless it stays inside `folder` (no `..`, absolute part or link out)."""
+    path = folder.joinpath(*parts)
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise BadInputError(
+            f"{shown('/'.join(parts), 80)} would lead outside {folder}; llamadesk does not write or read there"
+        )
+    return path
+
+
+def check_commit(commit: object, repo: str) -> str:
+    """A commit id as the Hub writes them (40 hex digits); anything else is refused in one line."""
+    if not isinstance(commit, str) or not COMMIT_ID.fullmatch(commit):
+        raise BadInputError(
+            f"the Hub gave {shown(commit)} as the commit of {repo}, which is not a commit id; "
+            "llamadesk uses nothing from that answer (is HF_ENDPOINT a Hub?)"
+        )
+    return commit
+
+
+def check_revision(revision: str) -> str:
+    """A branch, tag or commit name that can name a file under refs/ (branches may hold '/')."""
+    parts = revision.split("/")
+    if not revision or "\\" in revision or "\x00" in revision or any(p in ("", ".", "..") for p in parts):
+        raise BadInputError(f"{shown(revision)} is not a branch, tag or commit name")
+    return revision
+
+
+def blob_name(etag: str) -> str:
+    """The blob's file name for an ETag: the ETag itself when it is a hash, as huggingface-hub names
+    it; else the sha256 of the ETag, so that what a server sends never becomes a path."""
+    if HASH_ETAG.fullmatch(etag):
+        return etag
+    return hashlib.sha256(etag.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def cached_file(repo: str, path: str, commit: str) -> Path | None:
     """The snapshot path of a cached repo file at a commit, if it is there."""
+    inside(repo_storage(repo), "snapshots", check_commit(commit, repo), path)
     found = try_to_load_from_cache(repo, path, revision=commit)
     return Path(found) if isinstance(found, str) else None
 
 
 def cached_commit(repo: str, revision: str) -> str | None:
     """The commit a branch or tag pointed to when last seen online (refs/), or None."""
-    ref = repo_storage(repo) / "refs" / revision
+    storage = repo_storage(repo)
+    ref = inside(storage, "refs", check_revision(revision))
     if ref.is_file():
-        return ref.read_text().strip() or None
-    snapshot = repo_storage(repo) / "snapshots" / revision
-    return revision if snapshot.is_dir() else None
+        # Written by us or by huggingface-hub, but a file all the same: a commit id or nothing.
+        commit = ref.read_bytes()[:100].decode("ascii", "replace").strip()
+        return commit if COMMIT_ID.fullmatch(commit) else None
+    if COMMIT_ID.fullmatch(revision) and inside(storage, "snapshots", revision).is_dir():
+        return revision
+    return None
 
 
 def remember_ref(repo: str, revision: str, commit: str) -> None:
@@ -47,14 +101,33 @@ def remember_ref(repo: str, revision: str, commit: str) -> None:
     """
     if revision == commit:
         return
-    ref = repo_storage(repo) / "refs" / revision
+    ref = inside(repo_storage(repo), "refs", check_revision(revision))
     ref.parent.mkdir(parents=True, exist_ok=True)
-    ref.write_text(commit)
+    ref.write_text(check_commit(commit, repo))
+
+
+def link_snapshot(repo: str, commit: str, path: str, blob: Path) -> Path:
+    """Make `snapshots/COMMIT/PATH` point at `blob`, as huggingface-hub lays its cache out.
+
+    Done here rather than by hf_hub_download, which would ask the server for the ETag again and
+    build the blob's path from whatever it answers the second time.
+    """
+    storage = repo_storage(repo)
+    pointer = inside(storage, "snapshots", check_commit(commit, repo), path)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    link = pointer.with_name(pointer.name + ".llamadesk-link")
+    link.unlink(missing_ok=True)
+    try:
+        os.symlink(os.path.relpath(blob, pointer.parent), link)
+    except OSError:  # no symlinks here (Windows without developer mode): a copy, as huggingface-hub does
+        shutil.copyfile(blob, link)
+    os.replace(link, pointer)
+    return pointer
 
 
 def cached_repo_files(repo: str, commit: str) -> list[RepoFile]:
     """The files of a commit that are in the cache (sizes from the blobs; no hashes)."""
-    snapshot = repo_storage(repo) / "snapshots" / commit
+    snapshot = inside(repo_storage(repo), "snapshots", check_commit(commit, repo))
     if not snapshot.is_dir():
         return []
     files = []
@@ -81,7 +154,7 @@ def remove_cached_files(repo: str, commit: str, paths: list[str]) -> list[Path]:
     storage = repo_storage(repo)
     removed: list[Path] = []
     for path in paths:
-        pointer = storage / "snapshots" / commit / path
+        pointer = inside(storage, "snapshots", check_commit(commit, repo), path)
         if not pointer.is_symlink() and not pointer.exists():
             continue
         blob = pointer.resolve()

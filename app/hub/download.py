@@ -6,8 +6,9 @@ Ctrl-C, a closed laptop or a crash starts again from zero; and it does not compa
 download with the sha256 the Hub publishes. For multi-gigabyte models both matter, so the bytes
 are fetched here, with huggingface-hub's own http_get (Range requests, retries, progress bar), to
 a partial file with a stable name beside the blob. Only a file whose sha256 matches the Hub's is
-renamed to the blob name; hf_hub_download then finds the blob and links it into the snapshot, so
-the cache layout stays huggingface-hub's own.
+renamed to the blob name and linked into the snapshot, so the cache layout stays huggingface-hub's
+own. What the server says is never a path: the blob's name comes from its ETag only when that is
+a hash (cache.blob_name), and its size must be one a file can have.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers, tqdm
 
 from llamadesk.app.core.byte_sizes import format_bytes
-from llamadesk.app.core.errors import Interrupted, LlamadeskError
+from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.gguf_naming import RepoFile
-from llamadesk.app.hub.cache import cached_file, remember_ref, repo_storage
+from llamadesk.app.hub.cache import blob_name, cached_file, inside, link_snapshot, remember_ref, repo_storage
 from llamadesk.app.hub.errors import hub_errors
+from llamadesk.app.hub.repo import MAX_FILE_BYTES
 from llamadesk.app.library.starters import sha256_of
 
 PARTIAL_SUFFIX = ".llamadesk-partial"
@@ -95,16 +97,21 @@ def _fetch_bytes(
         )
 
 
-def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar | None = None) -> bool:
-    """Make sure the blob of `file` at `commit` is in the cache, checked; True if bytes were fetched."""
+def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar | None = None) -> tuple[Path, bool]:
+    """Make sure the blob of `file` at `commit` is in the cache, checked; returns (the blob, whether
+    bytes were fetched)."""
     url = hf_hub_url(repo, file.path, revision=commit)
     with hub_errors(repo):
         meta = get_hf_file_metadata(url)
     if not meta.etag:
         raise LlamadeskError(f"the Hub gave no ETag for {file.path} in {repo}; try again later")
-    blob = repo_storage(repo) / "blobs" / meta.etag
+    if meta.size is not None and not 0 <= meta.size <= MAX_FILE_BYTES:
+        raise BadInputError(
+            f"the Hub gave {meta.size} bytes as the size of {file.path} in {repo}, which no model file has"
+        )
+    blob = inside(repo_storage(repo), "blobs", blob_name(meta.etag))
     if blob.is_file():
-        return False
+        return blob, False
     blob.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(blob)
     size = meta.size if meta.size is not None else file.size
@@ -126,7 +133,7 @@ def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar 
         ) from err
     _verify(partial, file, repo)
     partial.replace(blob)
-    return True
+    return blob, True
 
 
 def _verify(partial: Path, file: RepoFile, repo: str) -> None:
@@ -155,9 +162,7 @@ def fetch_file(
     if cached is not None:
         remember_ref(repo, revision, commit)
         return cached, False
-    fetched = download_blob(repo, file, commit, progress)
-    with hub_errors(repo):
-        # The blob is in place, so this only links it into the snapshot folder.
-        path = Path(hf_hub_download(repo, file.path, revision=commit))
+    blob, fetched = download_blob(repo, file, commit, progress)
+    path = link_snapshot(repo, commit, file.path, blob)
     remember_ref(repo, revision, commit)
     return path, fetched

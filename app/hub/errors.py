@@ -72,6 +72,12 @@ HUB_ERROR_MESSAGES: tuple[tuple[type[BaseException], type[LlamadeskError], str],
 )
 
 
+# What huggingface-hub raises when it parses an answer no Hub would give (a field missing or of
+# the wrong type, JSON that is not JSON or nested without end). Checked after the table, whose
+# HFValidationError is a ValueError too.
+MALFORMED_ANSWER = (KeyError, TypeError, AttributeError, ValueError, RecursionError)
+
+
 def hub_error_line(err: BaseException, repo: str) -> LlamadeskError | None:
     """The user-facing error for a huggingface-hub exception, or None if it is not one."""
     for kind, raised, message in HUB_ERROR_MESSAGES:
@@ -86,6 +92,11 @@ def hub_error_line(err: BaseException, repo: str) -> LlamadeskError | None:
                 f"the Hub refused access to {repo} (403): your token lacks permission for it; {LOGIN_HINT}"
             )
         return LlamadeskError(f"the Hub answered {status} for {repo}; try again later")
+    if isinstance(err, MALFORMED_ANSWER):
+        return BadInputError(
+            f"the Hub at {constants.ENDPOINT} sent an answer about {repo} that is not what a Hub sends "
+            f"({type(err).__name__}); check HF_ENDPOINT, or try again later"
+        )
     return None
 
 

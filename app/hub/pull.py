@@ -23,7 +23,8 @@ from llamadesk.app.core.gguf_naming import (
 )
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
-from llamadesk.app.hub.cache import cached_commit, cached_file, cached_repo_files
+from llamadesk.app.core.value_ranges import shown
+from llamadesk.app.hub.cache import cached_commit, cached_file, cached_repo_files, check_revision
 from llamadesk.app.hub.download import ProgressBar, fetch_file
 from llamadesk.app.hub.repo import RepoListing, is_safe_repo_path, list_repo, parse_pull_spec
 from llamadesk.app.library.catalog import names_in_use
@@ -73,7 +74,9 @@ def choose_variant(listing: RepoListing, choice: str | None, machine: MachineFac
             f"'{choice}' is not a safe file name (it leaves the repo's folder); llamadesk will not download it"
         )
     if not variants:
-        skipped = f" (skipped unsafe file names: {', '.join(listing.unsafe_names)})" if listing.unsafe_names else ""
+        more = ["..."] if len(listing.unsafe_names) > 5 else []
+        names = [shown(name, 60) for name in listing.unsafe_names[:5]] + more
+        skipped = f" (skipped unsafe file names: {', '.join(names)})" if listing.unsafe_names else ""
         if listing.checkpoint_files:
             raise BadInputError(
                 f"{repo} has no GGUF files, only a checkpoint ({', '.join(listing.checkpoint_files)}); "
@@ -165,7 +168,7 @@ def pull_model(
     `progress`: a tqdm class to report download progress with (default: huggingface-hub's bar).
     """
     request = parse_pull_spec(spec)
-    revision = revision or DEFAULT_REVISION
+    revision = check_revision(revision or DEFAULT_REVISION)
     machine = machine if machine is not None else machine_facts()
     if offline_mode():
         return _pull_offline(request.repo, request.choice, revision, machine)
@@ -185,14 +188,14 @@ def pull_model(
 def list_variants(spec: str, revision: str | None = None) -> list[GGUFVariant]:
     """The GGUF variants a repo offers (for `pull --list` and the UI's picker)."""
     request = parse_pull_spec(spec)
-    return list_repo(request.repo, revision).variants
+    return list_repo(request.repo, check_revision(revision) if revision else None).variants
 
 
 def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, force: bool = False) -> Path:
     """Download a repo's checkpoint (checked like any pull) and convert it to a GGUF in the library."""
     quant = check_convert_type(quant_type)
     request = parse_pull_spec(spec)
-    revision = revision or DEFAULT_REVISION
+    revision = check_revision(revision or DEFAULT_REVISION)
     output = models_dir() / f"{request.repo.rsplit('/', 1)[-1]}-{quant.name}.gguf"
     if output.exists() and not force:
         raise BadInputError(f"{output} already exists; pass --force to convert again")

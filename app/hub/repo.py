@@ -6,6 +6,7 @@ Plain functions (no printing) so the CLI and the terminal UI share them.
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,12 +15,19 @@ from huggingface_hub.utils import validate_repo_id
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_naming import GGUFVariant, RepoFile, gguf_variants
+from llamadesk.app.core.value_ranges import shown
+from llamadesk.app.hub.cache import check_commit
 from llamadesk.app.hub.errors import hub_errors
 
 # Files that make a repo a checkpoint llamadesk.convert can turn into a GGUF.
 CHECKPOINT_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
 CHECKPOINT_CONFIG = "config.json"
 SEARCH_LIMIT = 20
+# The largest model repos list a few thousand files; a listing far beyond that is not a repo.
+MAX_LISTED_FILES = 100_000
+# No model file is a petabyte; a size beyond this is a server that should not be trusted.
+MAX_FILE_BYTES = 2**50
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,11 @@ def is_safe_repo_path(path: str) -> bool:
     huggingface-hub refuses unsafe names too when downloading; checking here as well means an
     unsafe name is never offered, chosen or shown as a model.
     """
-    if not path or "\\" in path or "\x00" in path or path.startswith("/") or ":" in path.split("/", 1)[0]:
+    if not path or "\\" in path or path.startswith("/") or ":" in path.split("/", 1)[0]:
+        return False
+    # Control characters (a newline would split the one line an error is) and names no file
+    # system takes (255 bytes a name on most) are refused too.
+    if any(ord(c) < 32 or ord(c) == 127 for c in path) or any(len(p.encode()) > 255 for p in path.split("/")):
         return False
     return ".." not in path.split("/") and posixpath.normpath(path) == path
 
@@ -74,22 +86,38 @@ class RepoListing:
 
 
 def list_repo(repo: str, revision: str | None = None) -> RepoListing:
-    """The files of `repo` at `revision` (default branch if None), with sizes and LFS sha256."""
+    """The files of `repo` at `revision` (default branch if None), with sizes and LFS sha256.
+
+    The listing comes from a server: its commit must be a commit id, each size one a file can
+    have and each sha256 a sha256, or nothing of it is used. File names that would leave the
+    repo's folder are kept apart, never offered.
+    """
     with hub_errors(repo):
         info = HfApi().model_info(repo, revision=revision, files_metadata=True)
+    if not info.sha:
+        raise BadInputError(f"the Hub gave no commit for {repo}; try again later")
+    commit = check_commit(info.sha, repo)
+    siblings = info.siblings or []
+    if len(siblings) > MAX_LISTED_FILES:
+        raise BadInputError(f"the Hub lists {len(siblings)} files in {repo}, more than any model repo holds")
     safe, unsafe = [], []
-    for sibling in info.siblings or []:
-        if not is_safe_repo_path(sibling.rfilename):
-            unsafe.append(sibling.rfilename)
+    for sibling in siblings:
+        name = sibling.rfilename
+        if not isinstance(name, str) or not is_safe_repo_path(name):
+            unsafe.append(name if isinstance(name, str) else f"(not a name: {shown(name)})")
             continue
         sha256 = sibling.lfs.sha256 if sibling.lfs is not None else None
         size = sibling.lfs.size if sibling.lfs is not None else sibling.size
-        safe.append(RepoFile(path=sibling.rfilename, size=size, sha256=sha256))
-    if not info.sha:
-        raise BadInputError(f"the Hub gave no commit for {repo}; try again later")
-    return RepoListing(
-        repo=repo, commit=info.sha, files=tuple(safe), unsafe_names=tuple(unsafe), gated=bool(info.gated)
-    )
+        _check_listed(repo, name, size, sha256)
+        safe.append(RepoFile(path=name, size=size, sha256=sha256))
+    return RepoListing(repo=repo, commit=commit, files=tuple(safe), unsafe_names=tuple(unsafe), gated=bool(info.gated))
+
+
+def _check_listed(repo: str, name: str, size: object, sha256: object) -> None:
+    if size is not None and (type(size) is not int or not 0 <= size <= MAX_FILE_BYTES):
+        raise BadInputError(f"the Hub lists {shown(name)} in {repo} with a size of {shown(size)}, which no file has")
+    if sha256 is not None and not (isinstance(sha256, str) and SHA256.fullmatch(sha256.lower())):
+        raise BadInputError(f"the Hub lists {shown(name)} in {repo} with {shown(sha256)} as its sha256, not a sha256")
 
 
 @dataclass(frozen=True)
@@ -138,10 +166,16 @@ def search_gguf_models(query: str, limit: int = SEARCH_LIMIT) -> list[HubModel]:
         return [
             HubModel(
                 repo=m.id,
-                downloads=m.downloads or 0,
-                likes=m.likes or 0,
-                updated=_iso(m.last_modified),
+                downloads=_count(m.downloads),
+                likes=_count(m.likes),
+                updated=_iso(m.last_modified) if isinstance(m.last_modified, datetime) else None,
                 gated=bool(m.gated),
             )
             for m in found
-        ]
+            if isinstance(m.id, str)  # a result without a repo id is no result
+        ][:limit]
+
+
+def _count(value: object) -> int:
+    """A count from the server as a number to show: anything else shows as 0."""
+    return value if type(value) is int and value >= 0 else 0

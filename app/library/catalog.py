@@ -17,7 +17,7 @@ from typing import Any
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
-from llamadesk.app.core.gguf_naming import SPLIT_PART, model_stem
+from llamadesk.app.core.gguf_naming import SPLIT_PART, model_stem, split_parts
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
 from llamadesk.app.hub.cache import cached_file, remove_cached_files
@@ -73,19 +73,12 @@ class Candidate:
     deletable: bool
 
 
-def split_parts(first: Path) -> list[Path]:
-    """Every part of a split GGUF, given its first part (or [first] for a single file)."""
-    match = SPLIT_PART.match(first.name)
-    if not match:
-        return [first]
-    count = int(match["count"])
-    width = len(match["index"])
-    return [first.with_name(f"{match['base']}-{i:0{width}d}-of-{match['count']}.gguf") for i in range(1, count + 1)]
-
-
 def inspect_model(first: Path) -> GGUFSummary:
-    """inspect_gguf, with the parameters and sizes of a split model's other parts added in."""
-    summary = inspect_gguf(first)
+    """inspect_gguf, with the parameters and sizes of a split model's other parts added in.
+
+    Only what the listing shows is checked here (a file that cannot run is refused when it loads).
+    """
+    summary = inspect_gguf(first, loadable=False)
     parts = split_parts(first)
     if len(parts) == 1:
         return summary
@@ -239,16 +232,35 @@ def names_in_use() -> set[str]:
     return {c.name for c in _candidates(load_registry())}
 
 
-def list_models() -> list[LibraryEntry]:
-    """Every model in the library; one that cannot be read is skipped rather than hiding the rest."""
+@dataclass(frozen=True)
+class SkippedModel:
+    """A library entry whose file could not be read, and why (one line, for a note)."""
+
+    name: str
+    reason: str
+
+
+def read_library() -> tuple[list[LibraryEntry], list[SkippedModel]]:
+    """Every model in the library, and the ones skipped because their file cannot be read.
+
+    A damaged or hostile file in an added folder must not hide the rest of the library: every way
+    a file can be wrong ends as a LlamadeskError (the GGUF readers make sure of it) or an OSError.
+    """
     machine = machine_facts()
-    entries = []
+    entries, skipped = [], []
     for candidate in _candidates(load_registry()):
         try:
             entries.append(_entry(candidate, machine))
-        except (LlamadeskError, OSError):
-            continue
-    return entries
+        except LlamadeskError as err:
+            skipped.append(SkippedModel(candidate.name, str(err)))
+        except OSError as err:
+            skipped.append(SkippedModel(candidate.name, f"cannot read it ({err.strerror or err})"))
+    return entries, skipped
+
+
+def list_models() -> list[LibraryEntry]:
+    """Every model in the library; one that cannot be read is skipped rather than hiding the rest."""
+    return read_library()[0]
 
 
 def looks_like_path(spec: str) -> bool:
@@ -389,6 +401,8 @@ def add_folder(folder: str) -> tuple[Path, int, bool]:
 __all__ = [
     "LibraryEntry",
     "list_models",
+    "read_library",
+    "SkippedModel",
     "names_in_use",
     "resolve_model",
     "looks_like_path",

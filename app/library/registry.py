@@ -10,16 +10,22 @@ whole on every listing, and a user can read or fix it by hand.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.atomic_file import atomic_output
-from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.paths import data_dir
+from llamadesk.app.core.value_ranges import shown
 
 REGISTRY_FILE = "library.json"
 SCHEMA_VERSION = 1
+REGISTRY_MAX_BYTES = 16 * 1024**2  # a record is a few hundred bytes: tens of thousands of models
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")  # as the Hub writes them; a pulled model's files are found by it
+REGISTRY_MAX_DEPTH = 8  # {"made": [{"origin": {...}}]}, and an origin may hold a list or two
 
 
 @dataclass
@@ -61,21 +67,59 @@ def registry_path() -> Path:
 
 
 def load_registry() -> Registry:
-    """The registry as saved; an empty one if there is none yet."""
+    """The registry as saved; an empty one if there is none yet. A damaged file is a LlamadeskError
+    naming it and the record that is wrong (the models themselves stay on disk)."""
     path = registry_path()
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return Registry()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json_object(path, "library record", max_bytes=REGISTRY_MAX_BYTES, max_depth=REGISTRY_MAX_DEPTH)
         return Registry(
-            pulled=[PulledModel(**p) for p in raw.get("pulled", [])],
-            folders=[str(f) for f in raw.get("folders", [])],
-            made=[MadeModel(**m) for m in raw.get("made", [])],
+            pulled=[PulledModel(**_fields(p, PULLED_TYPES, "pulled")) for p in _list(raw, "pulled")],
+            folders=[_typed(f, str, "folders") for f in _list(raw, "folders")],
+            made=[MadeModel(**_fields(m, MADE_TYPES, "made")) for m in _list(raw, "made")],
         )
-    except (ValueError, TypeError, AttributeError) as err:
-        raise LlamadeskError(
-            f"the library record {path} is damaged ({err}); fix or delete it (models stay on disk)"
-        ) from err
+    except BadInputError as err:
+        raise LlamadeskError(f"{err}; fix or delete it (models stay on disk)") from None
+
+
+# Each record's fields and the JSON types they may hold (checked before anything uses them).
+PULLED_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "repo": (str,),
+    "revision": (str,),
+    "commit": (str,),
+    "files": (list,),
+    "quantization": (str, type(None)),
+    "downloaded": (bool,),
+}
+MADE_TYPES: dict[str, tuple[type, ...]] = {"path": (str,), "origin": (dict,)}
+
+
+def _list(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise BadInputError(f"{registry_path()}: {key} must be a list, not {shown(value)}")
+    return value
+
+
+def _typed(value: Any, kinds: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kinds):
+        raise BadInputError(f"{registry_path()}: {where} holds {shown(value)}, which llamadesk never writes there")
+    return value
+
+
+def _fields(record: Any, types: dict[str, tuple[type, ...]], where: str) -> dict[str, Any]:
+    if not isinstance(record, dict) or set(record) != set(types):
+        raise BadInputError(f"{registry_path()}: {where} holds {shown(record)}, which is not a record llamadesk wrote")
+    for key, kinds in types.items():
+        _typed(record[key], kinds, f"{where}.{key}")
+    files = record.get("files", ["-"])
+    if not files or not all(isinstance(f, str) for f in files):
+        raise BadInputError(f"{registry_path()}: {where}.files of {shown(record['name'])} must list file names")
+    if "commit" in record and not COMMIT_ID.fullmatch(record["commit"]):
+        raise BadInputError(f"{registry_path()}: {where}.commit of {shown(record['name'])} is not a commit id")
+    return record
 
 
 def save_registry(registry: Registry) -> None:

@@ -1,4 +1,7 @@
-"""Conversation settings typed by the user, checked: each field's text to a value or a clear error."""
+"""Conversation settings typed by the user, checked: each field's text to a value or a clear error.
+
+The ranges are core/value_ranges', the same as the flags' and config.json's.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,14 @@ from dataclasses import dataclass
 
 from llamadesk.app.chat.store import ConversationSettings
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.value_ranges import (
+    CHAT_CONTEXT,
+    MAX_TOKENS,
+    REPEAT_PENALTY,
+    TEMPERATURE,
+    TOP_P,
+    ValueRange,
+)
 
 
 @dataclass(frozen=True)
@@ -22,30 +33,18 @@ def _model(text: str) -> str:
     return text.strip()
 
 
-def _number_in(low: float, high: float, name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise BadInputError(f"{name}: '{text}' is not a number") from None
-        if not low <= value <= high:
-            raise BadInputError(f"{name}: must be between {low:g} and {high:g}")
-        return value
-
-    return parse
+def _number(value_range: ValueRange, name: str) -> Callable[[str], int | float]:
+    return lambda text: value_range.parse(text.strip(), name)
 
 
-def _optional_count(name: str, minimum: int) -> Callable[[str], int | None]:
-    def parse(text: str) -> int | None:
+def _optional_count(value_range: ValueRange, name: str) -> Callable[[str], int | float | None]:
+    def parse(text: str) -> int | float | None:
         if not text.strip():
             return None
         try:
-            value = int(text)
-        except ValueError:
-            raise BadInputError(f"{name}: '{text}' is not a whole number (leave it empty for automatic)") from None
-        if value < minimum:
-            raise BadInputError(f"{name}: must be at least {minimum} (leave it empty for automatic)")
-        return value
+            return value_range.parse(text.strip(), name)
+        except BadInputError as err:
+            raise BadInputError(f"{err} (leave it empty for automatic)") from None
 
     return parse
 
@@ -54,11 +53,15 @@ def _optional_count(name: str, minimum: int) -> Callable[[str], int | None]:
 SETTING_FIELDS = (
     SettingField("model", "Model", _model),
     SettingField("system_prompt", "System prompt", str),
-    SettingField("temperature", "Temperature (0 = greedy)", _number_in(0, 5, "temperature")),
-    SettingField("top_p", "Top-p", _number_in(0.01, 1, "top-p")),
-    SettingField("repeat_penalty", "Repeat penalty (1 = none)", _number_in(1, 2, "repeat penalty")),
-    SettingField("max_tokens", "Max tokens per reply (empty = up to the context)", _optional_count("max tokens", 1)),
-    SettingField("context_length", "Context length (empty = what fits)", _optional_count("context length", 256)),
+    SettingField("temperature", "Temperature (0 = greedy)", _number(TEMPERATURE, "temperature")),
+    SettingField("top_p", "Top-p", _number(TOP_P, "top-p")),
+    SettingField("repeat_penalty", "Repeat penalty (1 = none)", _number(REPEAT_PENALTY, "repeat penalty")),
+    SettingField(
+        "max_tokens", "Max tokens per reply (empty = up to the context)", _optional_count(MAX_TOKENS, "max tokens")
+    ),
+    SettingField(
+        "context_length", "Context length (empty = what fits)", _optional_count(CHAT_CONTEXT, "context length")
+    ),
 )
 
 

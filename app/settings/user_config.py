@@ -4,20 +4,25 @@ How models load on this machine (threads, context, KV cache type) is load.json's
 (load_config.py), shared with the CLI; this file holds what the app and its conversations start with.
 
 A missing file means every default; a key the file leaves out keeps its default, so files written
-by older versions keep working. The app writes the file back when the user changes a default
-(the theme, for instance), atomically.
+by older versions keep working. Every value is checked for its type and range (core/value_ranges,
+as the flags and the settings form are) before anything uses it. The app writes the file back when
+the user changes a default (the theme, for instance), atomically.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from llamadesk.app.chat.store import ConversationSettings
 from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.paths import config_dir
+from llamadesk.app.core.value_ranges import CHAT_CONTEXT, MAX_TOKENS, REPEAT_PENALTY, TEMPERATURE, TOP_P, shown
 from llamadesk.app.settings.chat_defaults import (
     DEFAULT_REPEAT_PENALTY,
     DEFAULT_SYSTEM_PROMPT,
@@ -26,6 +31,9 @@ from llamadesk.app.settings.chat_defaults import (
 )
 
 CONFIG_FILE = "config.json"
+CONFIG_MAX_BYTES = 1024**2  # a few hundred bytes in practice; a long system prompt fits easily
+CONFIG_MAX_DEPTH = 4  # {"models": {"chat": "..."}} is the deepest it goes
+MODES = ("chat", "translate")
 
 
 @dataclass(frozen=True)
@@ -59,25 +67,62 @@ def config_path() -> Path:
     return config_dir() / CONFIG_FILE
 
 
+def _text(max_length: int) -> Callable[[object, str], str]:
+    def check(value: object, name: str) -> str:
+        if not isinstance(value, str) or len(value) > max_length:
+            raise BadInputError(f"{name} must be text of at most {max_length} characters, not {shown(value)}")
+        return value
+
+    return check
+
+
+def _optional(check: Callable[[object, str], Any]) -> Callable[[object, str], Any]:
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def _models(value: object, name: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise BadInputError(f'{name} must be an object like {{"chat": "smollm2"}}, not {shown(value)}')
+    for mode, model in value.items():
+        if mode not in MODES:
+            raise BadInputError(f"{name}: unknown mode {shown(mode)}; the modes are {', '.join(MODES)}")
+        if not isinstance(model, str) or not model.strip() or len(model) > 4096:
+            raise BadInputError(f"{name}.{mode} must be a model name or a path, not {shown(model)}")
+    return {**Config().models, **value}
+
+
+# Each setting's check: the value itself when it is usable, else BadInputError naming the setting.
+CHECKS: dict[str, Callable[[object, str], Any]] = {
+    "models": _models,
+    "theme": _text(100),
+    "system_prompt": _text(100_000),
+    "temperature": TEMPERATURE.check,
+    "top_p": TOP_P.check,
+    "repeat_penalty": REPEAT_PENALTY.check,
+    "max_tokens": _optional(MAX_TOKENS.check),
+    "context_length": _optional(CHAT_CONTEXT.check),
+}
+assert set(CHECKS) == {f.name for f in fields(Config)}, "every setting needs a check"
+
+
 def load_config(path: Path | None = None) -> Config:
-    """The config file's values over the defaults; a broken file is a BadInputError naming it."""
+    """The config file's values over the defaults; a broken file is a BadInputError naming it and the setting."""
     path = path or config_path()
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return Config()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadInputError(f"{path} is not valid JSON ({err}); fix it or delete it to get the defaults") from err
-    if not isinstance(data, dict):
-        raise BadInputError(f"{path} must hold a JSON object; fix it or delete it to get the defaults")
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(data) - known)
+    data = read_json_object(path, "config", max_bytes=CONFIG_MAX_BYTES, max_depth=CONFIG_MAX_DEPTH)
+    unknown = sorted(set(data) - set(CHECKS))
     if unknown:
-        raise BadInputError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    defaults = Config()
-    if "models" in data:
-        data["models"] = {**defaults.models, **data["models"]}
-    return replace(defaults, **data)
+        named = ", ".join(repr(key[:40]) for key in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise BadInputError(f"{path}: unknown setting(s) {named}; known: {', '.join(sorted(CHECKS))}")
+    fix = "; fix it or delete the line to get the default"
+    values = {}
+    for key, value in data.items():
+        try:
+            values[key] = CHECKS[key](value, key)
+        except BadInputError as err:
+            raise BadInputError(f"{path}: {err}{fix}") from None
+    return replace(Config(), **values)
 
 
 def save_config(config: Config, path: Path | None = None) -> None:

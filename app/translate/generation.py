@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from llamadesk.app.core.errors import Interrupted
 from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
 from llamadesk.app.translate.prompts import Prompt
 
@@ -72,7 +73,12 @@ class EngineGenerator:
 
     def prompt_tokens(self, prompt: Prompt) -> list[int]:
         if prompt.kind == "chat":
-            return self.engine.chat_prompt_tokens(list(prompt.messages))
+            try:
+                return self.engine.chat_prompt_tokens(list(prompt.messages))
+            except Interrupted as stop:
+                # A stop that lands while the chat template renders is the same stop as one
+                # during decoding: the job keeps what it finished and says so.
+                raise GenerationStopped() from stop
         return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:

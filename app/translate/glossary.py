@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate.source_text import read_source_file
 
 SEPARATORS = re.compile(r"\t| = | -> | → |=")
+GLOSSARY_MAX_BYTES = 1024**2  # thousands of terms; each one is searched for in every segment
 
 
 def parse_glossary(text: str, origin: str = "glossary") -> dict[str, str]:
@@ -31,17 +33,9 @@ def parse_glossary(text: str, origin: str = "glossary") -> dict[str, str]:
 
 
 def load_glossary(path: Path | str) -> dict[str, str]:
-    """Read a glossary file (UTF-8)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInputError(f"--glossary {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise BadInputError(f"--glossary {path}: not UTF-8 text; save it as UTF-8") from None
-    except IsADirectoryError:
-        raise BadInputError(f"--glossary {path} is a folder; give a text file") from None
-    return parse_glossary(text, f"--glossary {path}")
+    """Read a glossary file (UTF-8, at most GLOSSARY_MAX_BYTES)."""
+    name = f"--glossary {path}"
+    return parse_glossary(read_source_file(Path(path), name, GLOSSARY_MAX_BYTES), name)
 
 
 def _term_pattern(term: str) -> re.Pattern[str]:

@@ -4,14 +4,31 @@ Beside the output file, `.NAME.translation.jsonl` records every finished chunk a
 done (one JSON line, flushed). A later run with the same languages, model and prompt skips the
 chunks it finds there; the sidecar is removed once the output is complete. A sidecar written
 for other settings is ignored and replaced, never mixed in.
+
+Every line is checked when the sidecar is read, not when its text is used: a line that is not a
+small JSON object with a text `source` and a text `translation` (cut short by a crash, or edited)
+is skipped and its chunk translated again, and `note` says how many were. A sidecar too large to
+be one, or something other than a file in its place, is refused before any work starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any, TextIO
+
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.json_file import parse_json_object
+
+# A sidecar holds the source and translation of an input that is at most MAX_INPUT_BYTES
+# (commands/translate.py): a few times that covers the JSON escaping of any script.
+SIDECAR_MAX_BYTES = 64 * 1024**2
+# {"settings": {"glossary": [["term", "translation"]]}} is as deep as a line goes.
+LINE_MAX_DEPTH = 4
 
 
 def sidecar_path(output: Path) -> Path:
@@ -23,30 +40,50 @@ class ResumeLog:
 
     def __init__(self, path: Path, settings: dict[str, Any]):
         self.path = path
-        self.settings = settings
+        # As it comes back from JSON (tuples become lists), so a rerun's settings compare equal.
+        self.settings = json.loads(json.dumps(settings, ensure_ascii=False))
+        self.note: str | None = None  # what was skipped while reading, for the user
         self.done: dict[str, str] = self._read()
         self._handle: TextIO | None = None
 
     def _read(self) -> dict[str, str]:
         done: dict[str, str] = {}
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except (FileNotFoundError, UnicodeDecodeError):
+            info = os.stat(self.path)
+        except FileNotFoundError:
             return done
-        if not lines:
-            return done
-        try:
-            if json.loads(lines[0]).get("settings") != self.settings:
-                return done
-        except (json.JSONDecodeError, AttributeError):
-            return done
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInputError(f"{self.path} is in the way of the resume sidecar (it is not a file); remove it")
+        if info.st_size > SIDECAR_MAX_BYTES:
+            raise BadInputError(
+                f"the resume sidecar {self.path} is {format_bytes(info.st_size)}, larger than any this "
+                "translation could write; delete it to start over"
+            )
+        with self.path.open("rb") as handle:
+            lines = handle.read(SIDECAR_MAX_BYTES).splitlines()
+        if not lines or self._line(lines[0]).get("settings") != self.settings:
+            return done  # another translation's, or damaged from the first line: replaced, not mixed in
+        skipped = 0
         for line in lines[1:]:
-            try:  # a line cut short by a crash is simply not done
-                entry = json.loads(line)
-                done[entry["source"]] = entry["translation"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
+            entry = self._line(line)
+            source, translation = entry.get("source"), entry.get("translation")
+            if isinstance(source, str) and isinstance(translation, str):
+                done[source] = translation
+            else:  # a line cut short by a crash, or edited: its chunk is simply not done
+                skipped += 1
+        if skipped:
+            self.note = (
+                f"{skipped} damaged line(s) in the resume sidecar {self.path} were skipped; "
+                "their segments are translated again"
+            )
         return done
+
+    def _line(self, line: bytes) -> dict[str, Any]:
+        """One line as a JSON object, or {} when it is not one (UTF-8, checked for depth before parsing)."""
+        try:
+            return parse_json_object(line.decode("utf-8"), str(self.path), "resume sidecar line", LINE_MAX_DEPTH)
+        except (BadInputError, UnicodeDecodeError):
+            return {}
 
     def get(self, source: str) -> str | None:
         return self.done.get(source)

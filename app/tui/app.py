@@ -1,26 +1,37 @@
-"""The llamadesk app: modes (chat and translation, F6 switches; the model manager later), the engine's
+"""The llamadesk app: modes (chat and translation, F6 switches; F5 the model manager), the engine's
 thread, the store, the config, themes, help and the command palette.
 
-Adding a screen (issue 6's "translate", issue 7's "models"): a module and a .tcss under screens/,
+Adding a screen (as "translate" and "models" were): a module and a .tcss under screens/,
 one entry in MODE_SCREENS (its screen gets the app's store, engine host and config), and one
 app binding such as Binding(KEY, "switch_mode('translate')", "Translate") (Textual's own
 switch_mode action). Every binding a screen declares becomes a command-palette entry and a line
 of the help screen by itself. All screens share the one EngineHost, so the model in memory is
 the last one asked for, whichever screen asked.
+
+What goes wrong with the files the app keeps never stops it from opening: a broken config.json or
+load.json gives a notification and the defaults, and the store says itself when it had to start
+afresh or cannot save (chat/store.py). When the app itself dies, `llamadesk` exits 1 with one line
+on stderr; the traceback goes to crash.log in the data folder.
 """
 
 from __future__ import annotations
 
+import io
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
+from rich.console import Console
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from llamadesk.app.chat.store import Store
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.paths import data_dir
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.settings.load_config import configured_load_settings
 from llamadesk.app.settings.user_config import Config, load_config, save_config
@@ -41,6 +52,8 @@ MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }
 ENGINE_SHUTDOWN_TIMEOUT_S = 5.0
+NOTICE_TIMEOUT_S = 20.0  # a line about the user's files stays long enough to be read
+CRASH_LOG = "crash.log"
 
 
 class LlamadeskApp(App[None]):
@@ -65,18 +78,45 @@ class LlamadeskApp(App[None]):
         load_defaults: LoadSettings | None = None,
     ) -> None:
         super().__init__()
-        self.config = config if config is not None else load_config()
-        # How models load here (load.json, shared with the CLI); a conversation's own context wins.
-        self.load_defaults = load_defaults if load_defaults is not None else configured_load_settings()
-        self.store = store if store is not None else Store()
-        self.host = EngineHost(engine_loader)
+        # Lines about the user's files, shown once the app is on screen.
+        self.startup_notices: list[str] = []
         self._save_settings = save_settings
+        self.config = config if config is not None else self._read_config()
+        # How models load here (load.json, shared with the CLI); a conversation's own context wins.
+        self.load_defaults = load_defaults if load_defaults is not None else self._read_load_settings()
+        # The store's own lines are shown from store.notices at mount, not printed under the app.
+        self.store = store if store is not None else Store(on_notice=lambda _line: None)
+        self.host = EngineHost(engine_loader)
+        self.crash: BaseException | None = None
         self._engine_thread_done = threading.Event()
         self.mode_screens: dict[str, Screen] = {}  # the screens the modes have built so far
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
+    def _read_config(self) -> Config:
+        try:
+            return load_config()
+        except LlamadeskError as err:
+            # Saving the theme would overwrite the user's file with the defaults: not until it is fixed.
+            self._save_settings = False
+            self.startup_notices.append(f"{err} (until then the app uses the defaults and saves no settings)")
+            return Config()
+
+    def _read_load_settings(self) -> LoadSettings:
+        try:
+            return configured_load_settings()
+        except LlamadeskError as err:
+            self.startup_notices.append(f"{err} (until then models load with the settings that fit this machine)")
+            return LoadSettings()
+
+    def show_notice(self, line: str) -> None:
+        """A line about the user's files (any thread: Textual's notify is thread-safe)."""
+        self.notify(line, severity="warning", timeout=NOTICE_TIMEOUT_S, markup=False)
+
     def on_mount(self) -> None:
+        for line in [*self.startup_notices, *self.store.notices]:
+            self.show_notice(line)
+        self.store.on_notice = self.show_notice
         for mode in MODE_SCREENS:
             self.add_mode(mode, partial(self._build_mode, mode))
         # The one thread that owns the model (EngineHost.serve), as a Textual thread worker.
@@ -153,8 +193,41 @@ class LlamadeskApp(App[None]):
                 partial(screen.run_action, binding.action),
             )
 
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's hook for an exception no handler caught (it then ends the app): remembered so
+        # that run_app can say what happened in one line.
+        if self.crash is None:
+            self.crash = error
+        super()._handle_exception(error)
 
-def run_app() -> int:
-    """Open the app; returns the exit code."""
-    LlamadeskApp().run()
-    return 0
+
+def run_app(app: LlamadeskApp | None = None, headless: bool = False) -> int:
+    """Open the app and return the exit code: 0, or 1 with one line on stderr when it died.
+
+    Textual prints the traceback of an error that ended the app on stderr, a screenful; it goes
+    to crash.log in the data folder instead, and the line says where.
+    """
+    app = app if app is not None else LlamadeskApp()
+    report = io.StringIO()
+    app.error_console = Console(file=report, width=120, color_system=None, markup=False, highlight=False)
+    app.run(headless=headless)
+    if app.crash is None and not app.return_code:
+        return 0
+    if isinstance(app.crash, LlamadeskError):
+        print(f"llamadesk: {app.crash}", file=sys.stderr)
+        return app.crash.exit_code
+    log = _write_crash_log(report.getvalue())
+    what = f"{type(app.crash).__name__}: {app.crash}" if app.crash is not None else "an unexpected error"
+    what = " ".join(what.split())[:300]
+    where = f"; the details are in {log}" if log is not None else ""
+    print(f"llamadesk: the app stopped on an unexpected error ({what}){where}", file=sys.stderr)
+    return app.return_code or 1
+
+
+def _write_crash_log(text: str) -> Path | None:
+    try:
+        log = data_dir() / CRASH_LOG
+        log.write_text(text, encoding="utf-8")
+        return log
+    except OSError:
+        return None

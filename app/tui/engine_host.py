@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from llamadesk.app.chat.context_fit import FittedPrompt, fit_context
-from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.errors import Interrupted, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, StreamEvent
 
 
@@ -288,14 +288,20 @@ class EngineHost:
             # Stopped or replaced before it began: still say it is done, so the UI never waits.
             job.reply_to.post_message(ReplyDone(job.reply_id, "", not_started_stats(engine.n_ctx)))
             return
-        fitted = fit_context(
-            request.system_prompt,
-            request.turns,
-            lambda messages: len(engine.chat_prompt_tokens(messages)),
-            engine.n_ctx,
-            request.sampling.max_tokens,
-            request.keep_from,
-        )
+        try:
+            fitted = fit_context(
+                request.system_prompt,
+                request.turns,
+                lambda messages: len(engine.chat_prompt_tokens(messages)),
+                engine.n_ctx,
+                request.sampling.max_tokens,
+                request.keep_from,
+            )
+        except Interrupted:
+            # Esc (or quit) while the chat template was still rendering: the engine stopped the
+            # render itself, so this thread is free again; the reply ends with nothing in it.
+            job.reply_to.post_message(ReplyDone(job.reply_id, "", not_started_stats(engine.n_ctx)))
+            return
         job.reply_to.post_message(ReplyStarted(job.reply_id, fitted, engine.n_ctx))
         parts: list[str] = []
         for event in engine.stream_chat(fitted.messages, request.sampling):

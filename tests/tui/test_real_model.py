@@ -10,6 +10,7 @@ from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
 from llamadesk.app.tui.widgets.status_bar import StatusBar
+from tests.conftest import PINNED_LOAD
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -17,9 +18,10 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
 
 async def test_smollm2_answers_paris_streams_stops_and_closes(tmp_path):
     store = Store(tmp_path / "real.sqlite3")
-    # One thread: on a shared, busy CPU llama.cpp's thread barriers make two threads slower than one.
+    # Pinned (PINNED_LOAD): one thread, as on a shared, busy CPU llama.cpp's thread barriers make two
+    # threads slower than one, and the rest fixed so the answer is the same on every machine.
     config = Config(temperature=0.0, context_length=2048, max_tokens=200)
-    app = LlamadeskApp(store=store, config=config, save_settings=False, load_defaults=LoadSettings(n_threads=1))
+    app = LlamadeskApp(store=store, config=config, save_settings=False, load_defaults=LoadSettings(**PINNED_LOAD))
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.screen
         await wait_until(pilot, lambda: screen.facts.backend is not None, timeout=120, what="smollm2 to load")

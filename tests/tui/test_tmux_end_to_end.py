@@ -92,7 +92,9 @@ def home(tmp_path):
     config.mkdir()
     # Greedy for a reproducible answer; one thread because the test machine's CPUs are shared.
     (config / "config.json").write_text(json.dumps({"temperature": 0.0, "max_tokens": 2000}))
-    (config / "load.json").write_text(json.dumps({"threads": 1}))  # how models load: shared with the CLI
+    # How models load (shared with the CLI): pinned like conftest.PINNED_LOAD.
+    pinned = {"threads": 1, "batch": 512, "kv_type": "f16", "gpu_layers": 0, "flash_attn": True}
+    (config / "load.json").write_text(json.dumps(pinned))
     return tmp_path
 
 

@@ -9,7 +9,7 @@ from llamadesk.app.chat.store import Store
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.translate import TranslateScreen
-from tests.test_translate_model import language_of
+from tests.language_check import language_of
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]

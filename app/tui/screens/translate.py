@@ -38,6 +38,7 @@ from llamadesk.app.translate import (
     translator_for,
 )
 from llamadesk.app.translate.languages import LANGUAGES
+from llamadesk.app.translate.source_text import read_source_file
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
@@ -186,6 +187,8 @@ class TranslateScreen(Screen):
                 "glossary": [],
             }
             job.resume = self._resume = ResumeLog(sidecar_path(self.output_path), resume)
+            if self._resume.note:
+                self.notify(self._resume.note, severity="warning", markup=False)  # thread-safe
         self.job = job
         if self._stop_requested.is_set():
             job.cancel()
@@ -281,8 +284,11 @@ class TranslateScreen(Screen):
                 return
             path = Path(answer).expanduser()
             try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
+                text = read_source_file(path)
+            except LlamadeskError as err:
+                self.notify(str(err), severity="error", markup=False)
+                return
+            except OSError as err:
                 self.notify(f"Cannot read {path}: {err}", severity="error")
                 return
             self.query_one("#source", TextArea).text = text

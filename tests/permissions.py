@@ -1,0 +1,80 @@
+"""File permissions that hold even for root, so tests of read-only files mean something everywhere.
+
+Tests often run as root (containers, CI), and root writes to a read-only file as if it were not:
+the capability CAP_DAC_OVERRIDE overrides the file's mode. `permissions_enforced()` takes that
+capability (and CAP_DAC_READ_SEARCH) out of the calling thread's effective set and puts it back
+afterwards; for any other user the file modes apply already and it changes nothing. Files opened
+inside the block keep the access they were opened with, so open what is under test inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+_CAPABILITY_VERSION_3 = 0x20080522
+_OVERRIDES = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+class _Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _capabilities() -> tuple[ctypes.CDLL, _Header, ctypes.Array]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _Header(_CAPABILITY_VERSION_3, 0), (_Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    return libc, header, data
+
+
+def _set_effective(effective: int) -> None:
+    libc, header, data = _capabilities()
+    data[0].effective = effective
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def drop_permission_overrides() -> None:
+    """For the rest of this thread (a forked child's): file modes apply to root too."""
+    if os.geteuid() == 0 and sys.platform == "linux":
+        _set_effective(_capabilities()[2][0].effective & ~_OVERRIDES)
+    _check_enforced()
+
+
+@contextlib.contextmanager
+def permissions_enforced() -> Iterator[None]:
+    """Within the block, in this thread, file modes apply to root too."""
+    if os.geteuid() != 0 or sys.platform != "linux":
+        yield
+        return
+    before = _capabilities()[2][0].effective
+    _set_effective(before & ~_OVERRIDES)
+    try:
+        _check_enforced()
+        yield
+    finally:
+        _set_effective(before)
+
+
+def _check_enforced() -> None:
+    """A read-only file must refuse a write now, or a test of read-only files would test nothing."""
+    with tempfile.TemporaryDirectory() as folder:
+        probe = os.path.join(folder, "read-only")
+        with open(probe, "w"):
+            pass
+        os.chmod(probe, 0o444)
+        try:
+            with open(probe, "a"):
+                pass
+        except PermissionError:
+            return
+        raise AssertionError("a read-only file accepted a write: file permissions are not enforced here")
