@@ -198,6 +198,9 @@ msgstr "Ouvrir le fichier"
 
 msgid "Close the window"
 msgstr ""
+
+#~ msgid "Old message"
+#~ msgstr "Vieux message"
 """
 
 
@@ -208,6 +211,7 @@ def test_translated_and_fuzzy_entries_are_left_alone_unless_asked():
     assert catalog.get("Save").string == "Enregistrer"
     assert catalog.get("Open the file").string == "Ouvrir le fichier" and catalog.get("Open the file").fuzzy
     assert catalog.get("Close the window").string == "CLOSE THE WINDOW"
+    assert '#~ msgid "Old message"\n#~ msgstr "Vieux message"' in finished.text, "obsolete entries kept"
     assert len(generator.prompts) == 1
     finished, _, _ = translate(PO.encode(), "fr", name="fr.po", retranslate=True)
     catalog = parse(finished.text)

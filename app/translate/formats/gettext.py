@@ -122,7 +122,10 @@ def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = F
     try:
         catalog = read_po(io.BytesIO(data), abort_invalid=True)
     except (PoFileError, UnicodeDecodeError, LookupError, ValueError) as error:
-        raise BadInputError(f"{name} is not a valid gettext catalog: {error}") from None
+        # Babel's message may quote a msgid with newlines in it: one line, and not too long.
+        reason = " ".join(str(error).split())
+        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        raise BadInputError(f"{name} is not a valid gettext catalog: {reason}") from None
     messages = [m for m in catalog if m.id]
     if not messages:
         raise BadInputError(f"{name} has no messages to translate")
