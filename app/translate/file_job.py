@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from llamadesk.app.translate.detection import detect_language
 from llamadesk.app.translate.events import (
     ChunkDone,
     ChunkStarted,
+    ChunkText,
     JobCancelled,
     JobFinished,
     JobStarted,
@@ -83,7 +84,8 @@ class FileJob:
             return self.settings.source, None
         return detect_language(" ".join(unit.text for unit in self.units))
 
-    def run(self) -> Iterator[TranslationEvent]:
+    def run(self, on_text: Callable[[ChunkText], None] | None = None) -> Iterator[TranslationEvent]:
+        """Translate unit by unit, yielding progress; `on_text` sees each unit's output as it streams."""
         started = time.perf_counter()
         target = self.settings.target
         total = len(self.units)
@@ -108,8 +110,9 @@ class FileJob:
             else:
                 yield ChunkStarted(index, total, unit.text)
                 context = self._context(unit, results)
+                stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
                 try:
-                    result = self._translate(unit, source, target, context)
+                    result = self._translate(unit, source, target, context, stream)
                 except GenerationStopped:
                     yield JobCancelled(len(results), total)
                     return
@@ -132,7 +135,12 @@ class FileJob:
         return ((last.source.strip(), last.translation.strip()),)
 
     def _translate(
-        self, unit: Unit, source: Language, target: Language, context: tuple[tuple[str, str], ...]
+        self,
+        unit: Unit,
+        source: Language,
+        target: Language,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
     ) -> SegmentResult:
         """The unit's translation; a text of several lines is translated line by line.
 
@@ -143,7 +151,7 @@ class FileJob:
         glossary = self.settings.glossary
         lines = unit.text.split("\n")
         if len(lines) == 1:
-            return self.translator.translate(unit.text, source, target, glossary, context, note=unit.note)
+            return self.translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
         parts: list[SegmentResult] = []
         for line in lines:
             if not line.strip():
@@ -151,7 +159,7 @@ class FileJob:
                 continue
             before = next((p for p in reversed(parts) if p.source.strip() and p.fallback is None), None)
             pairs = ((before.source.strip(), before.translation.strip()),) if before else context
-            parts.append(self.translator.translate(line, source, target, glossary, pairs, note=unit.note))
+            parts.append(self.translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
         return SegmentResult(
             source=unit.text,
             translation="\n".join(p.translation for p in parts),
