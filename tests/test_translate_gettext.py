@@ -258,3 +258,14 @@ def test_update_and_retranslate_are_for_po_files(tmp_path):
     text.write_text("Hello.\n")
     assert run_cli("translate", "--to", "fr", str(text), "--update").returncode == 2
     assert run_cli("translate", "--to", "fr", str(text), "--retranslate").returncode == 2
+
+
+def test_an_xgettext_template_with_its_header_placeholders_is_read(tmp_path):
+    data = (Path(__file__).parent / "data" / "translate" / "xgettext.pot").read_bytes()
+    assert b"nplurals=INTEGER" in data and b"charset=CHARSET" in data
+    finished, _, _ = translate(data, "fr")
+    catalog = parse(finished.text)
+    assert catalog.num_plurals == 3 and catalog.charset == "utf-8"
+    assert catalog.get(("%d file", "%d files")).string == ("%d FILE", "%d FILES", "%d FILES")
+    assert catalog.get("May", "month name").string == "MAY"
+    msgfmt_check(finished.text, tmp_path)

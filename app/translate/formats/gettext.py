@@ -117,8 +117,19 @@ class GettextFile:
             message.previous_id = []  # a fuzzy entry's old msgid no longer applies
 
 
+# What xgettext writes into a template's header for the translator to fill in, which Babel's
+# strict reading takes for errors (int("INTEGER"), an unknown charset "CHARSET"). The header is
+# filled in for the target language anyway, so these become what a fresh catalog has.
+TEMPLATE_HEADER_PLACEHOLDERS = (
+    (b'"Plural-Forms: nplurals=INTEGER; plural=EXPRESSION;\\n"\n', b""),
+    (b"charset=CHARSET", b"charset=UTF-8"),
+)
+
+
 def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = False) -> GettextFile:
     """The untranslated messages of a .po/.pot as units; BadInputError for a file that is not one."""
+    for placeholder, filled in TEMPLATE_HEADER_PLACEHOLDERS:
+        data = data.replace(placeholder, filled, 1)
     try:
         catalog = read_po(io.BytesIO(data), abort_invalid=True)
     except (PoFileError, UnicodeDecodeError, LookupError, ValueError) as error:
