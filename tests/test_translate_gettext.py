@@ -225,6 +225,16 @@ def test_a_catalog_in_another_language_is_refused():
         read_translatable("fr.po", PO.encode(), resolve_language("de"))
 
 
+def test_a_translated_catalog_without_a_language_header_keeps_its_plurals():
+    po = PO.replace('"Language: fr\\n"\n', "") + (
+        '\nmsgid "%d file"\nmsgid_plural "%d files"\nmsgstr[0] "%d fichier"\nmsgstr[1] "%d fichiers"\n'
+    )
+    assert "Language:" not in po
+    finished, _, _ = translate(po.encode(), "fr", name="fr.po")
+    catalog = parse(finished.text)
+    assert catalog.num_plurals == 2 and catalog.get(("%d file", "%d files")).string == ("%d fichier", "%d fichiers")
+
+
 def test_resume_skips_the_entries_already_done(tmp_path):
     log = ResumeLog(tmp_path / ".fr.po.translation.jsonl", {"to": "fr"})
     first, _, generator = translate(POT, "fr", resume=log)

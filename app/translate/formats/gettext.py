@@ -171,14 +171,18 @@ def _retarget(catalog: Catalog, name: str, target: Language, messages: list[Mess
     """Make the catalog one for `target`: its Language and Plural-Forms headers.
 
     A catalog already in the target language keeps its headers (its translators may have
-    chosen other plural rules); a template, or an untranslated catalog of the source language,
-    is given the target's. A catalog translated into another language is refused.
+    chosen other plural rules), and so does a translated one that does not say its language; a
+    template, or an untranslated catalog of the source language, is given the target's. A
+    catalog translated into another language is refused.
     """
     locale = babel_locale(target)
     current = catalog.locale
     if current is not None and (current.language, current.script) == (locale.language, locale.script):
         return
-    if current is not None and any(_translated(m) for m in messages):
+    translated = any(_translated(m) for m in messages)
+    if current is None and translated:
+        return  # translated, with no Language header: taken to be in the language asked for, as it is
+    if current is not None and translated:
         raise BadInputError(
             f"{name} is a catalog for {current.english_name} (Language: {current}); "
             f"translate its template (.pot) into {target.name} instead"
