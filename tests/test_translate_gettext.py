@@ -134,6 +134,11 @@ msgid ""
 "\\n"
 "Third line."
 msgstr ""
+
+#: cli.py:3
+#, c-format
+msgid "Copied %zu files to %s.\\n"
+msgstr ""
 """
 
 
@@ -143,6 +148,8 @@ def test_msgctxt_reaches_the_model_and_lines_keep_their_breaks():
     assert any("# abbrev. month\nEnglish: May\n" in t for t in texts)
     lines = next(m for m in parse(finished.text) if m.id and m.id.startswith("First"))
     assert lines.string == "FIRST LINE.\n\nTHIRD LINE."
+    copied = next(m for m in parse(finished.text) if m.id and m.id.startswith("Copied"))
+    assert copied.string == "COPIED %zu FILES TO %s.\n", "a final newline stays, as msgfmt --check wants"
     assert all(m.string for m in parse(finished.text) if m.id)
 
 
