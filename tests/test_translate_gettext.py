@@ -286,3 +286,12 @@ def test_an_xgettext_template_with_its_header_placeholders_is_read(tmp_path):
     assert catalog.get(("%d file", "%d files")).string == ("%d FILE", "%d FILES", "%d FILES")
     assert catalog.get("May", "month name").string == "MAY"
     msgfmt_check(finished.text, tmp_path)
+
+
+def test_a_complete_catalog_is_left_as_it_is_without_loading_a_model(tmp_path):
+    po = tmp_path / "fr.po"
+    po.write_text(PO.replace('msgid "Close the window"\nmsgstr ""', 'msgid "Close the window"\nmsgstr "Fermer"'))
+    before = po.read_bytes()
+    proc = run_cli("translate", "--to", "fr", str(po), "--update", "-m", str(tmp_path / "no-such-model.gguf"))
+    assert proc.returncode == 0 and "nothing to translate" in proc.stderr, proc.stderr
+    assert po.read_bytes() == before

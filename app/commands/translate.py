@@ -142,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
     document = None
     if kind is not None:
         document = read_translatable(args.file, read_source_bytes(Path(args.file)), target, args.retranslate)
+        if not document.units:  # a catalog with every entry translated: no model, no rewrite
+            print(
+                f"llamadesk: note: nothing to translate in {args.file} (--retranslate redoes done entries)",
+                file=sys.stderr,
+            )
+            return 0
     else:
         text = _read_input(args.file)
         if not text.strip():
