@@ -8,8 +8,9 @@ entries included. It goes through `read_translatable` + `FileJob` with gemma3-27
 `llamadesk translate --to fr django.pot -o fr.po` would, and the written .po is read back with
 Babel. chrF (sacrebleu, corpus level) against Django's French msgstr, per form for plurals.
 
-Confidence: the segments sorted by their score (ties kept in file order), chrF of the higher half
-against the lower half; the issue's goal is 10 points apart. Writes the "## translate-files"
+Confidence (confidence.py: the model's mean token probability and the cheap checks): the
+segments sorted by their score (ties kept in file order), chrF of the higher half against the
+lower half; the issue's goal is 10 points apart. Writes the "## translate-files"
 section of bench/RESULTS.md.
 
     .venv/bin/python bench/translate_files.py [--limit N] [--no-write]
@@ -153,8 +154,8 @@ def render(row: dict, args, machine, seconds: float) -> str:
             f"| flagged (< {LOW_CONFIDENCE}) | {row['flagged']} | {row['chrf_flagged']:.1f} |",
             f"| not flagged | {row['segments'] - row['flagged']} | {row['chrf_unflagged']:.1f} |",
             "",
-            f"{row['ties']} of {row['segments']} segments pass every check (score 1.0), so the halves split ties in",
-            f"file order. Goal (halves >= 10 chrF apart): {'met' if row['high'] - row['low'] >= 10 else 'NOT met'} "
+            f"{row['ties']} of {row['segments']} segments score 1.0 (the halves split ties in file order).",
+            f"Goal (halves >= 10 chrF apart): {'met' if row['high'] - row['low'] >= 10 else 'NOT met'} "
             f"({row['high'] - row['low']:+.1f}). Whole run: {seconds / 60:.1f} min.",
         ]
     )

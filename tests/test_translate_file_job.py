@@ -91,6 +91,15 @@ def test_confidence_finds_copies_lost_spans_wrong_language_and_odd_lengths():
     assert kept.confidence == 0.0
 
 
+def test_the_models_own_token_probability_lowers_the_score():
+    source = "Where is the station, please?"
+    sure = assess(SegmentResult(source, "Où est la gare, s'il vous plaît ?", mean_logprob=-0.1), EN, FR)
+    assert sure.confidence == 1.0, "a geometric-mean token probability of 0.90 is sure"
+    unsure = assess(SegmentResult(source, "Où est la gare, s'il vous plaît ?", mean_logprob=-1.6), EN, FR)
+    assert unsure.confidence < LOW_CONFIDENCE and "unsure (mean token probability 0.20)" in unsure.confidence_reasons[0]
+    assert unsure.to_json()["mean_logprob"] == -1.6
+
+
 def test_json_carries_the_confidence():
     events, _, _ = run([Unit("Where is the station?")], lambda p: " Où est la gare ?\n")
     report = events[-1].results[0].to_json()

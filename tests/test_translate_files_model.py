@@ -91,6 +91,9 @@ def test_a_pot_becomes_a_french_po_that_msgfmt_accepts(gemma_translator, tmp_pat
         proc = subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(po)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     assert all(r.confidence is not None for r in finished.results)
+    # The engine reports the model's token probabilities: every model-made segment has its mean.
+    made = [r for r in finished.results if r.fallback is None and r.translation != r.source]
+    assert made and all(r.mean_logprob is not None and r.mean_logprob <= 0 for r in made)
 
 
 def test_cli_pot_to_po_then_update_in_place(tmp_path):

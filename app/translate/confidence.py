@@ -1,16 +1,18 @@
-"""How far a translated segment can be trusted: a score from cheap checks, and the reasons.
+"""How far a translated segment can be trusted: a score from 0 to 1, and the reasons.
 
-The engine does not expose the model's token probabilities to translation, so the score is
-built from what can be checked after the fact: a fallback was needed, problems remained after
-the retry, the output copies the source, a protected span was lost, the output reads as the
-source language (py3langid, choosing between the two languages), or its length is far off the
-source's. It says "look at this one", not how good a translation is: a fluent mistranslation
-passes every check. `.po` files get `#, fuzzy` on low-confidence entries; `--json` shows the
-score and its reasons.
+Two kinds of evidence. The model's own: the geometric mean of the probabilities of the tokens
+it wrote (its mean token log-probability, reported by the engine), which falls when the model
+is unsure of its words. And cheap checks after the fact: a fallback was needed, problems
+remained after the retry, the output copies the source, a protected span was lost, the output
+reads as the source language (py3langid, choosing between the two languages), or its length is
+far off the source's. It says "look at this one", not how good a translation is: a model can be
+sure of a mistranslation. `.po` files get `#, fuzzy` on low-confidence entries; `--json` shows
+the score and its reasons.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from llamadesk.app.translate.detection import reads_as_source
@@ -23,6 +25,10 @@ LOW_CONFIDENCE = 0.5
 # Translations run from about half to about twice the source's length; far outside is suspect.
 LENGTH_RATIO_RANGE = (1 / 3, 3.0)
 LENGTH_CHECK_MIN_CHARS = 20  # "OK" -> "D'accord" says nothing
+
+# A geometric-mean token probability at or above which the model counts as sure of its words;
+# below it the score falls in proportion (0.35 and under is low confidence).
+SURE_TOKEN_PROBABILITY = 0.7
 
 # What each finding multiplies the score by: data, so the weights are in one place.
 FACTORS = {
@@ -69,4 +75,10 @@ def assess(result: SegmentResult, source: Language, target: Language) -> Segment
     score = 1.0
     for key, _ in findings:
         score *= FACTORS[key]
-    return replace(result, confidence=score, confidence_reasons=tuple(reason for _, reason in findings))
+    reasons = [reason for _, reason in findings]
+    if result.mean_logprob is not None:
+        probability = math.exp(result.mean_logprob)
+        if probability < SURE_TOKEN_PROBABILITY:
+            score *= probability / SURE_TOKEN_PROBABILITY
+            reasons.append(f"the model was unsure (mean token probability {probability:.2f})")
+    return replace(result, confidence=score, confidence_reasons=tuple(reasons))

@@ -52,6 +52,8 @@ class SegmentResult:
     # Set for files (confidence.py): 0..1 and why it is below 1; None where it was not assessed.
     confidence: float | None = None
     confidence_reasons: tuple[str, ...] = field(default=())
+    # The mean log-probability of the model's tokens for this translation, where the model reports it.
+    mean_logprob: float | None = None
 
     def to_json(self) -> dict:
         report = {
@@ -63,6 +65,8 @@ class SegmentResult:
             "problems": list(self.problems),
             "resumed": self.resumed,
         }
+        if self.mean_logprob is not None:
+            report["mean_logprob"] = round(self.mean_logprob, 4)
         if self.confidence is not None:
             report["confidence"] = round(self.confidence, 3)
             report["confidence_reasons"] = list(self.confidence_reasons)
@@ -139,11 +143,13 @@ class SegmentTranslator:
     def __init__(self, generator: ModelGenerator, strategy: PromptStrategy):
         self.generator = generator
         self.strategy = strategy
+        self.last_mean_logprob: float | None = None  # of the last model answer, where the model reports it
 
     def _ask(self, request: TranslationRequest, on_text: Callable[[str], None] | None) -> str:
         prompt = self.strategy.build(request)
         budget = self.generator.count_tokens(request.text) * OUTPUT_TOKENS_PER_SOURCE_TOKEN + OUTPUT_TOKENS_EXTRA
         raw = self.generator.generate(prompt, budget, on_text)
+        self.last_mean_logprob = getattr(self.generator, "last_mean_logprob", None)
         return repair_markers(request.text, clean_output(raw, prompt, request.text))
 
     def _problems(self, protected: ProtectedText, output: str, required: dict[str, str]) -> list[str]:
@@ -211,6 +217,7 @@ class SegmentTranslator:
             attempts=sum(r.attempts for r in results),
             fallback=next((r.fallback for r in results if r.fallback), None),
             problems=tuple(p for r in results for p in r.problems),
+            mean_logprob=_mean([r.mean_logprob for r in results]),
         )
 
     def _translate(
@@ -233,6 +240,7 @@ class SegmentTranslator:
             protected.text, source, target, protected_context, tuple(required.items()), note=note
         )
         output = self._ask(request, on_text)
+        logprob = self.last_mean_logprob
         problems = self._problems(protected, output, required)
         attempts = 1
         if problems:
@@ -243,7 +251,7 @@ class SegmentTranslator:
             attempts = 2
             retry_problems = self._problems(protected, retry, {})
             if len(retry_problems) <= len(problems) or not output:
-                output, remaining = retry, retry_problems
+                output, remaining, logprob = retry, retry_problems, self.last_mean_logprob
             else:  # the first answer was better; keep it (and its glossary check)
                 protected = protect(text)
                 remaining = problems
@@ -251,7 +259,13 @@ class SegmentTranslator:
             if remaining:
                 return self._fall_back(text, protected, output, source, target, attempts, problems, started)
         return SegmentResult(
-            text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems)
+            text,
+            protected.restore(output),
+            time.perf_counter() - started,
+            attempts,
+            None,
+            tuple(problems),
+            mean_logprob=logprob,
         )
 
     def _fall_back(
@@ -293,6 +307,11 @@ class SegmentTranslator:
                 tuple(problems),
             )
         return SegmentResult(text, text, time.perf_counter() - started, attempts, "source-kept", tuple(problems))
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def translator_for(engine, prompt: str = "auto") -> SegmentTranslator:
