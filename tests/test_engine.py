@@ -243,3 +243,19 @@ def test_the_conversation_just_counted_is_not_templated_again(smollm2_engine, mo
     assert len(renders) == 2 and changed != again
     _, done = collect(smollm2_engine.stream_chat(messages, Sampling(temperature=0.0, max_tokens=3)))
     assert len(renders) == 2 and done.stats.prompt_tokens == len(changed)
+
+
+def test_token_logprobs_are_reported_only_when_asked(smollm2_engine):
+    from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
+
+    prompt = smollm2_engine.tokenize("The capital of France is", add_bos=True)
+    greedy = Sampling(temperature=0.0, top_k=1, seed=0, max_tokens=8)
+    plain = [e for e in smollm2_engine.stream_tokens(prompt, greedy) if isinstance(e, TextPiece)]
+    assert plain and all(p.logprob is None for p in plain)
+    events = list(smollm2_engine.stream_tokens(prompt, Sampling(**{**greedy.__dict__, "logprobs": True})))
+    pieces = [e for e in events if isinstance(e, TextPiece)]
+    [done] = [e for e in events if isinstance(e, GenerationDone)]
+    assert "".join(p.text for p in pieces) == "".join(p.text for p in plain), "asking changes nothing else"
+    assert all(p.logprob is not None and p.logprob <= 0 for p in pieces)
+    assert sum(p.tokens for p in pieces) <= done.stats.generated_tokens
+    assert any(p.logprob > -0.7 for p in pieces), "a greedy continuation has some likely tokens"

@@ -16,13 +16,20 @@ from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 EXAMPLES = """examples:
   echo "Where is the station?" | llamadesk translate --to fr
   llamadesk translate --to de --from en README.md -o README.de.md
+  llamadesk translate --to fr messages.pot -o fr.po            (gettext: plural forms, msgctxt, fuzzy)
+  llamadesk translate --to fr fr.po --update                   (fills the untranslated entries in place)
+  llamadesk translate --to es movie.srt -o movie.es.srt        (subtitles: .srt, .vtt; timing kept)
+  llamadesk translate --to de index.html -o index.de.html      (text and alt/title/placeholder only)
   llamadesk translate --to Spanish messages.txt --glossary terms.txt --json
   llamadesk translate --to fr -m ./Tower-7B.Q4_K_M.gguf notes.md     (prompt chosen from the model)
 
 Piped text is translated line by line: the N-th output line is the translation of the N-th input
 line, blank lines kept. A FILE keeps its structure (Markdown headings, lists, tables, code
-blocks). Placeholders (%s, {name}), URLs, e-mails and code come out unchanged. With -o, Ctrl-C
-keeps the finished part in a sidecar beside OUT: run the same command again to resume.
+blocks; a catalog's comments, references and flags; subtitle numbering and timing; a page's
+markup byte for byte). In a .po, entries already translated are kept (--retranslate redoes
+them) and low-confidence ones are marked fuzzy for review. Placeholders (%s, {name}), URLs,
+e-mails and code come out unchanged. With -o (or --update), Ctrl-C keeps the finished part in a
+sidecar beside OUT: run the same command again to resume.
 A glossary file has one 'term = translation' per line.
 """
 
@@ -40,7 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "file", nargs="?", default="-", metavar="FILE", help="text or Markdown file; - or nothing reads stdin"
+        "file",
+        nargs="?",
+        default="-",
+        metavar="FILE",
+        help="text, Markdown, .po/.pot, .srt/.vtt or .html file; - or nothing reads stdin",
     )
     parser.add_argument("--to", required=True, metavar="LANG", help="target language: a code (fr) or a name (French)")
     parser.add_argument(
@@ -53,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--glossary", metavar="G", help="file of 'term = translation' lines the translation must follow"
     )
     parser.add_argument("--lines", action="store_true", help="translate FILE line by line, like piped text")
+    parser.add_argument("--update", action="store_true", help="write the translation back into FILE (a .po)")
+    parser.add_argument(
+        "--retranslate", action="store_true", help="in a .po, translate again the entries already translated"
+    )
     parser.add_argument(
         "--prompt", default="auto", choices=strategy_names(), help="prompt strategy (default: chosen from the model)"
     )
@@ -103,34 +118,62 @@ def run(args: argparse.Namespace) -> int:
         sidecar_path,
         translator_for,
     )
+    from llamadesk.app.translate.confidence import is_low
+    from llamadesk.app.translate.file_job import FileJob
+    from llamadesk.app.translate.formats import format_of, read_translatable
+    from llamadesk.app.translate.source_text import read_source_bytes
 
     target = resolve_language(args.to, "--to")
     source = resolve_language(args.source, "--from") if args.source else None
     glossary = load_glossary(args.glossary) if args.glossary else None
-    output = Path(args.output) if args.output else None
+    kind = format_of(args.file) if args.file != "-" and not args.lines else None
+    if args.update and (kind != "gettext" or not args.file.lower().endswith(".po")):
+        raise BadInputError("--update writes a .po file in place; give a .po FILE (or use -o OUT)")
+    if args.update and args.output:
+        raise BadInputError("--update writes FILE in place; leave out -o")
+    if args.retranslate and kind != "gettext":
+        raise BadInputError("--retranslate is for .po files")
+    output = Path(args.file) if args.update else Path(args.output) if args.output else None
+    force = args.force or args.update
     if output is not None:
-        check_writable_target(output, args.force)
-    text = _read_input(args.file)
-    if not text.strip():
-        raise BadInputError("nothing to translate: the input is empty")
+        check_writable_target(output, force)
+    # The whole input is read and checked before the model loads: bad input costs nothing and
+    # writes nothing.
+    document = None
+    if kind is not None:
+        document = read_translatable(args.file, read_source_bytes(Path(args.file)), target, args.retranslate)
+        if not document.units:  # a catalog with every entry translated: no model, no rewrite
+            print(
+                f"llamadesk: note: nothing to translate in {args.file} (--retranslate redoes done entries)",
+                file=sys.stderr,
+            )
+            return 0
+    else:
+        text = _read_input(args.file)
+        if not text.strip():
+            raise BadInputError("nothing to translate: the input is empty")
     mode = "lines" if args.file == "-" or args.lines else "document"
     path = resolve_model(args.model)
 
     with Engine.load(path, load_settings(args)) as engine:
         translator = translator_for(engine, args.prompt)
         strategy = translator.strategy
-        job = TranslationJob(translator, text, JobSettings(target=target, source=source, mode=mode, glossary=glossary))
+        settings = JobSettings(target=target, source=source, mode=mode, glossary=glossary)
+        if document is not None:
+            job: FileJob | TranslationJob = FileJob(translator, document, settings)
+        else:
+            job = TranslationJob(translator, text, settings)
         resume = None
         if output is not None:
-            settings = {
+            resume_settings = {
                 "model": engine.summary.name,
                 "strategy": strategy.name,
                 "to": target.code,
-                "mode": mode,
+                "mode": kind or mode,
                 "from": source.code if source else "detected",
                 "glossary": sorted((glossary or {}).items()),
             }
-            resume = job.resume = ResumeLog(sidecar_path(output), settings)
+            resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
             if resume.note:
                 print(f"llamadesk: note: {resume.note}", file=sys.stderr)
         finished: JobFinished | None = None
@@ -155,8 +198,9 @@ def run(args: argparse.Namespace) -> int:
     if finished is None or started is None:
         raise LlamadeskError("the translation ended without a result")
     if output is not None:
-        with atomic_output(output, args.force) as tmp:
-            tmp.write_text(finished.text, encoding="utf-8")
+        with atomic_output(output, force) as tmp:
+            # bytes, so a file's own line endings (CRLF subtitles, a page's) come out as they went in
+            tmp.write_bytes(finished.text.encode("utf-8"))
         if resume is not None:
             resume.finish()
     if args.json:
@@ -165,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(finished.text)
         sys.stdout.flush()
     _warn_about_fallbacks(finished)
+    low = sum(1 for result in finished.results if is_low(result))
+    if low:
+        where = " (marked fuzzy)" if kind == "gettext" else ""
+        print(f"llamadesk: note: {low} of {len(finished.results)} segments are low-confidence{where}", file=sys.stderr)
+    for msgid in getattr(document, "rejected", ()):
+        print(f"llamadesk: note: {msgid[:60]!r} left untranslated: its placeholders did not survive", file=sys.stderr)
     return 0
 
 

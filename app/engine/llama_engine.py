@@ -293,6 +293,7 @@ class Engine:
         generated = 0
         reason: StopReason = "end"
         budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
+        pending_logprob, pending_tokens = 0.0, 0  # for tokens not yet shown as text (a split character)
 
         tokens = llama.generate(
             prompt_tokens,
@@ -322,9 +323,16 @@ class Engine:
                 if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                     break
                 generated += 1
+                if sampling.logprobs:
+                    pending_logprob += _token_logprob(llama, token)
+                    pending_tokens += 1
                 text = decoder.feed(llama.detokenize([token]))
                 if text:
-                    yield TextPiece(text)
+                    if sampling.logprobs:
+                        yield TextPiece(text, pending_logprob, pending_tokens)
+                        pending_logprob, pending_tokens = 0.0, 0
+                    else:
+                        yield TextPiece(text)
                 if generated >= budget:
                     reason = "length"
                     break
@@ -385,6 +393,18 @@ class Engine:
                 )
             )
         return results
+
+
+def _token_logprob(llama: llama_cpp.Llama, token: int) -> float:
+    """log p(token) under the distribution it was just sampled from: a log-softmax of the raw logits.
+
+    Read from llama.cpp's output row for the last position (the one the sampler read), so it is the
+    model's own probability, before temperature or top-k reshape it.
+    """
+    row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+    logits = np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).astype(np.float64)
+    peak = logits.max()
+    return float(logits[token] - peak - np.log(np.exp(logits - peak).sum()))
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -8,7 +8,12 @@
 Modules: languages (names and codes), protection (spans kept untouched), segmentation
 (pieces, sentences, packing), prompts (strategies per kind of model), segment (one segment with
 checks, retry and fallback), job (documents and lines, events, resume), glossary, detection,
-resume (the sidecar), generation (the engine as a translation model).
+resume (the sidecar), generation (the engine as a translation model), source_text (bounded
+reading), file_job (structured files unit by unit), confidence (a score per segment), and
+formats/ (gettext, subtitles, html: a file into units and back).
+
+    document = read_translatable("fr.po", data, resolve_language("fr"))   # formats/
+    for event in FileJob(translator, document, JobSettings(...)).run(): ...  # same events
 """
 
 from llamadesk.app.translate.events import (

@@ -52,3 +52,19 @@ def detect_language(text: str) -> tuple[Language, float]:
             f"could not tell the source language with confidence (best guess {code}, {confidence:.0%}); pass --from"
         )
     return language, confidence
+
+
+def reads_as_source(text: str, source: Language, target: Language) -> bool:
+    """Whether a translation reads more like the source language than the target one.
+
+    Only said for text with enough words to judge (a short label like "OK" or "Django" proves
+    nothing); the detector chooses between the two languages alone.
+    """
+    sample = prose_only(text)
+    if len(re.findall(r"[^\W\d_]{2,}", sample)) < 4:
+        return False
+    codes = {source.code.split("-")[0], target.code.split("-")[0]}
+    if len(codes) < 2 or not codes <= set(_identifier().nb_classes):
+        return False
+    scores = dict(_identifier().rank(sample))
+    return scores.get(source.code.split("-")[0], 0.0) > scores.get(target.code.split("-")[0], 0.0)

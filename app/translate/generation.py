@@ -35,6 +35,9 @@ class ModelGenerator(Protocol):
     @property
     def context_size(self) -> int: ...
 
+    # A generator may also set `last_mean_logprob` (float | None) after each generate(): the mean
+    # natural-log probability of the tokens of its answer, which the confidence score reads.
+
 
 class LineEnd:
     """Decides when one line of output is complete: at a newline after some real content.
@@ -60,6 +63,7 @@ class EngineGenerator:
         self.engine = engine
         self.sampling = sampling
         self.last_stats = None
+        self.last_mean_logprob: float | None = None
 
     @property
     def context_size(self) -> int:
@@ -82,14 +86,19 @@ class EngineGenerator:
         return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
-        sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens})
+        sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})
         line = LineEnd()
+        logprob, tokens = 0.0, 0
+        self.last_mean_logprob = None
         events = self.engine.stream_tokens(self.prompt_tokens(prompt), sampling)
         try:
             for event in events:
                 if isinstance(event, TextPiece):
                     if on_text is not None:
                         on_text(event.text)
+                    if event.logprob is not None:
+                        logprob, tokens = logprob + event.logprob, tokens + event.tokens
+                        self.last_mean_logprob = logprob / tokens
                     if line.feed(event.text):
                         break  # the segment's line is complete: no need to let it ramble on
                 elif isinstance(event, GenerationDone):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from llamadesk.app.translate.confidence import assess
 from llamadesk.app.translate.detection import detect_language
 from llamadesk.app.translate.events import (
     ChunkDone,
@@ -126,6 +127,7 @@ class TranslationJob:
                     return
                 if self.resume is not None:
                     self.resume.record(chunk.text, result.translation)
+            result = assess(result, source, target)
             results.append(result)
             yield ChunkDone(index, total, result)
         text = assemble(self.pieces, self.chunks, [r.translation for r in results])

@@ -35,6 +35,9 @@ class TranslationRequest:
     context: tuple[tuple[str, str], ...] = ()  # preceding (source, translation) pairs, protected
     glossary: tuple[tuple[str, str], ...] = ()  # (term, required translation) that occur in text
     strict: bool = False
+    # What the text is, from the file it came from (a gettext msgctxt such as "month name"): short
+    # words that disambiguate "May" or "Open" for the model.
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,13 @@ def _few_shot_prompt(request: TranslationRequest) -> Prompt:
             "keep every ⟦n⟧ marker exactly once.\n\n"
         )
     shots = "".join(f"{src}: {a}\n{tgt}: {b}\n\n" for a, b in pairs)
-    text = f"{header}{shots}{src}: {request.text}\n{tgt}:"
+    # The note as a comment line just above the segment: with gemma3-270m, "# alt. month" there
+    # turned "May" into "Mai" and "Order" (sort order) into "Ordre", where no note gave "May" and
+    # "Pré-order", the note on the label ("English (alt. month): May") was translated into the
+    # output, and a "Context:" header line gave "En attendant" (5 msgctxt cases, tried while
+    # building this).
+    comment = f"# {request.note}\n" if request.note else ""
+    text = f"{header}{shots}{comment}{src}: {request.text}\n{tgt}:"
     return Prompt("completion", text=text, echo_prefixes=(f"{tgt}:",))
 
 
@@ -195,6 +204,8 @@ def _instruction_prompt(request: TranslationRequest) -> Prompt:
     ]
     if "⟦" in request.text:
         rules.append("Copy every marker like ⟦1⟧ into the translation exactly once, unchanged.")
+    if request.note:
+        rules.append(f"Context of the text: {request.note}.")
     if request.glossary:
         rules.append("Use these translations: " + "; ".join(f"{a} = {b}" for a, b in request.glossary) + ".")
     if request.context and not request.strict:

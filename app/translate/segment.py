@@ -49,9 +49,14 @@ class SegmentResult:
     fallback: str | None = None  # None, "piecewise" (spans kept by translating between them) or "source-kept"
     problems: tuple[str, ...] = field(default=())  # what went wrong on the way, for the user
     resumed: bool = False  # taken from the resume sidecar, not translated now
+    # Set for files (confidence.py): 0..1 and why it is below 1; None where it was not assessed.
+    confidence: float | None = None
+    confidence_reasons: tuple[str, ...] = field(default=())
+    # The mean log-probability of the model's tokens for this translation, where the model reports it.
+    mean_logprob: float | None = None
 
     def to_json(self) -> dict:
-        return {
+        report = {
             "source": self.source,
             "translation": self.translation,
             "seconds": round(self.seconds, 3),
@@ -60,6 +65,12 @@ class SegmentResult:
             "problems": list(self.problems),
             "resumed": self.resumed,
         }
+        if self.mean_logprob is not None:
+            report["mean_logprob"] = round(self.mean_logprob, 4)
+        if self.confidence is not None:
+            report["confidence"] = round(self.confidence, 3)
+            report["confidence_reasons"] = list(self.confidence_reasons)
+        return report
 
 
 def clean_output(raw: str, prompt: Prompt, source: str) -> str:
@@ -132,11 +143,13 @@ class SegmentTranslator:
     def __init__(self, generator: ModelGenerator, strategy: PromptStrategy):
         self.generator = generator
         self.strategy = strategy
+        self.last_mean_logprob: float | None = None  # of the last model answer, where the model reports it
 
     def _ask(self, request: TranslationRequest, on_text: Callable[[str], None] | None) -> str:
         prompt = self.strategy.build(request)
         budget = self.generator.count_tokens(request.text) * OUTPUT_TOKENS_PER_SOURCE_TOKEN + OUTPUT_TOKENS_EXTRA
         raw = self.generator.generate(prompt, budget, on_text)
+        self.last_mean_logprob = getattr(self.generator, "last_mean_logprob", None)
         return repair_markers(request.text, clean_output(raw, prompt, request.text))
 
     def _problems(self, protected: ProtectedText, output: str, required: dict[str, str]) -> list[str]:
@@ -162,19 +175,21 @@ class SegmentTranslator:
         glossary: dict[str, str] | None = None,
         context: tuple[tuple[str, str], ...] = (),
         on_text: Callable[[str], None] | None = None,
+        note: str = "",
     ) -> SegmentResult:
         """Translate `text` (one segment); the result keeps every protected span of the source.
 
-        `context` holds preceding (source, translation) pairs for consistency; `on_text`
+        `context` holds preceding (source, translation) pairs for consistency; `note` says what
+        the text is (a gettext msgctxt) and goes into the prompt; `on_text`
         receives the model's raw output as it streams (markers not yet restored). The result is
         verified independently of the markers: the source's spans are searched for again in the
         restored text, and any that is missing is reported in `problems`.
         """
         sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
         if len(sentences) > 1:
-            result = self._translate_sentences(sentences, source, target, glossary, context, on_text)
+            result = self._translate_sentences(sentences, source, target, glossary, context, on_text, note)
         else:
-            result = self._translate(text, source, target, glossary, context, on_text)
+            result = self._translate(text, source, target, glossary, context, on_text, note)
         lost = lost_spans(result.source, result.translation)
         if lost:
             return replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
@@ -188,12 +203,13 @@ class SegmentTranslator:
         glossary: dict[str, str] | None,
         context: tuple[tuple[str, str], ...],
         on_text: Callable[[str], None] | None,
+        note: str = "",
     ) -> SegmentResult:
         """A segment of several sentences, one sentence per model call, each seeing the one before."""
         results: list[SegmentResult] = []
         for sentence in sentences:
             previous = ((results[-1].source.strip(), results[-1].translation.strip()),) if results else context
-            results.append(self._translate(sentence, source, target, glossary, previous, on_text))
+            results.append(self._translate(sentence, source, target, glossary, previous, on_text, note))
         return SegmentResult(
             source="".join(r.source for r in results),
             translation="".join(r.translation for r in results),
@@ -201,6 +217,7 @@ class SegmentTranslator:
             attempts=sum(r.attempts for r in results),
             fallback=next((r.fallback for r in results if r.fallback), None),
             problems=tuple(p for r in results for p in r.problems),
+            mean_logprob=_mean([r.mean_logprob for r in results]),
         )
 
     def _translate(
@@ -211,6 +228,7 @@ class SegmentTranslator:
         glossary: dict[str, str] | None,
         context: tuple[tuple[str, str], ...],
         on_text: Callable[[str], None] | None,
+        note: str = "",
     ) -> SegmentResult:
         started = time.perf_counter()
         protected = protect(text)
@@ -218,19 +236,22 @@ class SegmentTranslator:
             return SegmentResult(text, text, time.perf_counter() - started)
         required = terms_in(text, glossary or {})
         protected_context = tuple((protect(a).text, protect(b).text) for a, b in context)
-        request = TranslationRequest(protected.text, source, target, protected_context, tuple(required.items()))
+        request = TranslationRequest(
+            protected.text, source, target, protected_context, tuple(required.items()), note=note
+        )
         output = self._ask(request, on_text)
+        logprob = self.last_mean_logprob
         problems = self._problems(protected, output, required)
         attempts = 1
         if problems:
             # The strict retry: rules spelled out, no context, glossary terms protected.
             protected = protect(text, required) if required else protected
-            strict = TranslationRequest(protected.text, source, target, (), (), strict=True)
+            strict = TranslationRequest(protected.text, source, target, (), (), strict=True, note=note)
             retry = self._ask(strict, on_text)
             attempts = 2
             retry_problems = self._problems(protected, retry, {})
             if len(retry_problems) <= len(problems) or not output:
-                output, remaining = retry, retry_problems
+                output, remaining, logprob = retry, retry_problems, self.last_mean_logprob
             else:  # the first answer was better; keep it (and its glossary check)
                 protected = protect(text)
                 remaining = problems
@@ -238,7 +259,13 @@ class SegmentTranslator:
             if remaining:
                 return self._fall_back(text, protected, output, source, target, attempts, problems, started)
         return SegmentResult(
-            text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems)
+            text,
+            protected.restore(output),
+            time.perf_counter() - started,
+            attempts,
+            None,
+            tuple(problems),
+            mean_logprob=logprob,
         )
 
     def _fall_back(
@@ -280,6 +307,11 @@ class SegmentTranslator:
                 tuple(problems),
             )
         return SegmentResult(text, text, time.perf_counter() - started, attempts, "source-kept", tuple(problems))
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def translator_for(engine, prompt: str = "auto") -> SegmentTranslator:

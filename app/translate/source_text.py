@@ -21,6 +21,13 @@ def read_source_file(path: Path, name: str | None = None, max_bytes: int = MAX_I
     """The UTF-8 text of `path`; BadInputError (naming it as `name`) for a folder, a missing file,
     a file over `max_bytes` or bytes that are not UTF-8."""
     name = name or str(path)
+    return _decoded(read_source_bytes(path, name, max_bytes), name, max_bytes)
+
+
+def read_source_bytes(path: Path, name: str | None = None, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of `path` as they are (a structured file's format reads them, line endings and
+    all); BadInputError for a folder, a missing file or a file over `max_bytes`."""
+    name = name or str(path)
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -31,7 +38,9 @@ def read_source_file(path: Path, name: str | None = None, max_bytes: int = MAX_I
             raw = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise BadInputError(f"{name}: no such file") from None
-    return _decoded(raw, name, max_bytes)
+    if len(raw) > max_bytes:
+        raise _too_large(name, max_bytes)
+    return raw
 
 
 def read_source_stream(stream: BinaryIO, name: str, max_bytes: int = MAX_INPUT_BYTES) -> str:

@@ -232,3 +232,45 @@ async def test_an_existing_translation_is_never_overwritten(store, tmp_path):
         screen.translation = "NEW"
         assert not screen._write(tmp_path / "notes.fr.md", "NEW")
         assert (tmp_path / "notes.fr.md").read_text(encoding="utf-8") == "mine"
+
+
+async def test_a_subtitle_file_is_translated_as_subtitles(store, tmp_path):
+    source = tmp_path / "scene.srt"
+    source.write_text(
+        "1\n00:00:01,000 --> 00:00:03,500\nThe train to the coast\nleaves in ten minutes.\n\n"
+        "2\n00:00:04,000 --> 00:00:06,200\nIf we run now, we can still\n\n"
+        "3\n00:00:06,300 --> 00:00:08,900\ncatch it before the doors close.\n",
+        encoding="utf-8",
+    )
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+        pilot.app.screen.query_one(Input).value = str(source)
+        await pilot.press("enter")
+        out = tmp_path / "scene.fr.srt"
+        await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated subtitles")
+        assert screen.query_one("#progress", ProgressBar).total == 2, "two sentences: the second spans two cues"
+        text = out.read_text(encoding="utf-8")
+        assert [line for line in text.splitlines() if "-->" in line] == [
+            "00:00:01,000 --> 00:00:03,500",
+            "00:00:04,000 --> 00:00:06,200",
+            "00:00:06,300 --> 00:00:08,900",
+        ]
+        assert "THE TRAIN TO THE COAST\nLEAVES IN TEN MINUTES." in text and "CATCH IT" in text
+
+
+async def test_a_broken_subtitle_file_is_refused_with_its_line(store, tmp_path):
+    source = tmp_path / "broken.srt"
+    source.write_text("1\n00:00:01,000 --> soon\nHello.\n", encoding="utf-8")
+    async with make_app(store).run_test(size=(120, 30), notifications=True) as pilot:
+        screen = await open_translation(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+        pilot.app.screen.query_one(Input).value = str(source)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pilot.app.screen is screen, what="the dialog closed")
+        await pilot.pause()
+        assert not screen.running and not (tmp_path / "broken.fr.srt").exists()
+        messages = [notification.message for notification in pilot.app._notifications]
+        assert any("line 2: bad timestamp" in m for m in messages), messages

@@ -37,8 +37,11 @@ from llamadesk.app.translate import (
     sidecar_path,
     translator_for,
 )
+from llamadesk.app.translate.confidence import is_low
+from llamadesk.app.translate.file_job import FileJob, TranslatableFile
+from llamadesk.app.translate.formats import format_of, read_translatable
 from llamadesk.app.translate.languages import LANGUAGES
-from llamadesk.app.translate.source_text import read_source_file
+from llamadesk.app.translate.source_text import read_source_bytes, read_source_file
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
@@ -156,7 +159,8 @@ class TranslateScreen(Screen):
             return
         self.start(text, output=None)
 
-    def start(self, text: str, output: Path | None) -> None:
+    def start(self, text: str, output: Path | None, document: TranslatableFile | None = None) -> None:
+        """Translate `text`, or `document` (a catalog, subtitles, a page read from `text`'s file) if given."""
         if self.running:
             self.notify("A translation is running; Esc stops it", severity="warning")
             return
@@ -168,12 +172,17 @@ class TranslateScreen(Screen):
         self._stop_requested.clear()
         self._done, self._partial = [], ""
         self.query_one("#target", TextArea).text = ""
-        self.host.run_with_model(self.model, self.load_settings, lambda engine: self._run(engine, text, settings), self)
+        self.host.run_with_model(
+            self.model, self.load_settings, lambda engine: self._run(engine, text, settings, document), self
+        )
 
-    def _run(self, engine, text: str, settings: JobSettings) -> None:
+    def _run(self, engine, text: str, settings: JobSettings, document: TranslatableFile | None = None) -> None:
         """In the engine's thread: run the job, posting every event back to the screen."""
         self._model_name = getattr(getattr(engine, "summary", None), "name", self.model)
-        job = TranslationJob(translator_for(engine), text, settings)
+        if document is not None:
+            job: TranslationJob | FileJob = FileJob(translator_for(engine), document, settings)
+        else:
+            job = TranslationJob(translator_for(engine), text, settings)
         if self.output_path is not None:
             # A file's finished chunks go to a sidecar beside its output, so a stopped (or killed)
             # translation of the same file resumes where it was, as the CLI's -o does.
@@ -182,7 +191,7 @@ class TranslateScreen(Screen):
                 "model": self._model_name,
                 "strategy": job.translator.strategy.name,
                 "to": settings.target.code,
-                "mode": settings.mode,
+                "mode": (format_of(self.output_path) or settings.mode) if document is not None else settings.mode,
                 "from": source,
                 "glossary": [],
             }
@@ -235,9 +244,11 @@ class TranslateScreen(Screen):
             self.translation = event.text
             output.text = event.text
             notes = sum(1 for r in event.results if r.fallback)
+            low = sum(1 for r in event.results if is_low(r))
             status.update(
                 f"{self._route}: done in {event.seconds:.1f} s"
                 + (f"; {notes} segment(s) needed a fallback" if notes else "")
+                + (f"; {low} low-confidence segment(s) to review" if low else "")
             )
             if self.output_path is not None:
                 if self._write(self.output_path, event.text) and self._resume is not None:
@@ -283,8 +294,14 @@ class TranslateScreen(Screen):
             if not answer:
                 return
             path = Path(answer).expanduser()
+            document = None
             try:
-                text = read_source_file(path)
+                if format_of(path) is not None:  # a catalog, subtitles, a page: translated as that format
+                    data = read_source_bytes(path)
+                    document = read_translatable(path, data, find_language(self.target_code))  # type: ignore[arg-type]
+                    text = data.decode("utf-8")  # the reader has checked it is UTF-8
+                else:
+                    text = read_source_file(path)
             except LlamadeskError as err:
                 self.notify(str(err), severity="error", markup=False)
                 return
@@ -299,7 +316,7 @@ class TranslateScreen(Screen):
                 self.notify(f"{err}; move it aside to translate {path.name} again", severity="error")
                 return
             self.notify(f"Translating {path.name} into {out.name}")
-            self.start(text, output=out)
+            self.start(text, output=out, document=document)
 
         self.app.push_screen(TextInputScreen("File to translate (saved beside it as NAME.LANG.ext)"), chosen)
 

@@ -1,0 +1,170 @@
+"""Translating a structured file (a gettext catalog, subtitles, a web page) unit by unit.
+
+A format module (formats/) reads the file into `Unit`s, the pieces of text a person reads, each
+with what the model should know about it, and renders the file back from their translations;
+everything else in the file (placeholders, tags, timing, comments) is the format's to keep.
+`FileJob.run()` yields the same events as a text job, so the CLI's progress, Ctrl-C and resume
+sidecar work the same way, and each result carries its confidence (confidence.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from llamadesk.app.translate.confidence import assess
+from llamadesk.app.translate.detection import detect_language
+from llamadesk.app.translate.events import (
+    ChunkDone,
+    ChunkStarted,
+    ChunkText,
+    JobCancelled,
+    JobFinished,
+    JobStarted,
+    TranslationEvent,
+)
+from llamadesk.app.translate.generation import GenerationStopped
+from llamadesk.app.translate.job import JobSettings
+from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.resume import ResumeLog
+from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of a file to translate."""
+
+    text: str
+    note: str = ""  # what the text is, for the model (a msgctxt)
+    follows: bool = False  # continues the previous unit (the next cue, the next paragraph): it is context
+
+    @property
+    def key(self) -> str:
+        """Its identity in the resume sidecar: the same text under another note is another unit."""
+        return f"{self.note}\x04{self.text}" if self.note else self.text
+
+
+class TranslatableFile(Protocol):
+    """What a format module reads a file into."""
+
+    @property
+    def units(self) -> Sequence[Unit]: ...
+
+    def render(self, results: Sequence[SegmentResult]) -> str:
+        """The whole file with results[i] in place of units[i]."""
+        ...
+
+
+class FileJob:
+    """One file to translate with one segment translator."""
+
+    def __init__(
+        self,
+        translator: SegmentTranslator,
+        document: TranslatableFile,
+        settings: JobSettings,
+        resume: ResumeLog | None = None,
+    ):
+        self.translator = translator
+        self.document = document
+        self.units = list(document.units)
+        self.settings = settings
+        self.resume = resume
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self.translator.generator.request_stop()
+
+    def source_language(self) -> tuple[Language, float | None]:
+        if self.settings.source is not None:
+            return self.settings.source, None
+        return detect_language(" ".join(unit.text for unit in self.units))
+
+    def run(self, on_text: Callable[[ChunkText], None] | None = None) -> Iterator[TranslationEvent]:
+        """Translate unit by unit, yielding progress; `on_text` sees each unit's output as it streams."""
+        started = time.perf_counter()
+        target = self.settings.target
+        total = len(self.units)
+        if not self.units:  # nothing to translate (a catalog already complete): the file as it is
+            source = self.settings.source or target
+            yield JobStarted(0, 0, source, target, None, self.translator.strategy.name)
+            yield JobFinished(self.document.render([]), (), time.perf_counter() - started)
+            return
+        source, confidence = self.source_language()
+        resumed = sum(1 for u in self.units if self.resume and self.resume.get(u.key) is not None)
+        yield JobStarted(total, resumed, source, target, confidence, self.translator.strategy.name)
+        results: list[SegmentResult] = []
+        for index, unit in enumerate(self.units):
+            if self._cancel.is_set():
+                yield JobCancelled(len(results), total)
+                return
+            previous = self.resume.get(unit.key) if self.resume else None
+            if previous is not None:
+                result = SegmentResult(unit.text, previous, resumed=True)
+            elif source == target:
+                result = SegmentResult(unit.text, unit.text)
+            else:
+                yield ChunkStarted(index, total, unit.text)
+                context = self._context(unit, results)
+                stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
+                try:
+                    result = self._translate(unit, source, target, context, stream)
+                except GenerationStopped:
+                    yield JobCancelled(len(results), total)
+                    return
+                if self._cancel.is_set():
+                    yield JobCancelled(len(results), total)
+                    return
+                if self.resume is not None:
+                    self.resume.record(unit.key, result.translation)
+            result = assess(result, source, target)
+            results.append(result)
+            yield ChunkDone(index, total, result)
+        yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)
+
+    def _context(self, unit: Unit, results: list[SegmentResult]) -> tuple[tuple[str, str], ...]:
+        if not unit.follows or not results or self.settings.context_chunks <= 0:
+            return ()
+        last = results[-1]
+        if last.fallback is not None or not last.translation.strip() or "\n" in last.source:
+            return ()
+        return ((last.source.strip(), last.translation.strip()),)
+
+    def _translate(
+        self,
+        unit: Unit,
+        source: Language,
+        target: Language,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
+    ) -> SegmentResult:
+        """The unit's translation; a text of several lines is translated line by line.
+
+        The translator answers with one line (that is how it knows the model is done), so a
+        msgid with newlines is put to it a line at a time and put back together with the same
+        line breaks; blank lines stay blank.
+        """
+        glossary = self.settings.glossary
+        lines = unit.text.split("\n")
+        if len(lines) == 1:
+            return self.translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
+        parts: list[SegmentResult] = []
+        for line in lines:
+            if not line.strip():
+                parts.append(SegmentResult(line, line))
+                continue
+            before = next((p for p in reversed(parts) if p.source.strip() and p.fallback is None), None)
+            pairs = ((before.source.strip(), before.translation.strip()),) if before else context
+            parts.append(self.translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
+        return SegmentResult(
+            source=unit.text,
+            translation="\n".join(p.translation for p in parts),
+            seconds=sum(p.seconds for p in parts),
+            attempts=sum(p.attempts for p in parts),
+            fallback=next((p.fallback for p in parts if p.fallback), None),
+            problems=tuple(problem for p in parts for problem in p.problems),
+        )

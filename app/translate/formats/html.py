@@ -1,0 +1,296 @@
+"""HTML pages as units to translate, with the document byte-identical outside the translated text.
+
+The standard library's tokenizer (html.parser, the same rules as browsers for where a tag, a
+comment or a script ends) tells where each token starts; each token runs to the next one's
+start, so the page is cut into exact slices and rebuilt from them. A library that builds a tree
+(lxml, BeautifulSoup) serializes the page its own way, re-quoting attributes and re-encoding
+entities, which would change bytes nobody asked to change.
+
+What is translated: runs of text with the inline markup inside them (<b>, <a>, <em>, <span>...)
+as one unit, so a sentence with a link in it is translated as one sentence; the markup, entities
+and inline <code>/<kbd> elements become protected spans (stand-ins the translator keeps, put
+back byte for byte). Block tags, <br> and comments end a run. Attribute values meant for people
+(alt, title, placeholder, aria-label) are units of their own. Scripts, styles, <pre>, <code>,
+<textarea>, <svg> and <math> are not touched.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate.file_job import Unit
+from llamadesk.app.translate.segment import SegmentResult
+
+# Elements whose content is never translated; the tag names are lower-cased by the tokenizer.
+UNTOUCHED = frozenset({"script", "style", "pre", "code", "kbd", "samp", "var", "textarea", "svg", "math", "template"})
+# Inline elements that may sit inside a sentence: they do not end a run of text.
+INLINE = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "cite",
+        "data",
+        "del",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "ins",
+        "mark",
+        "q",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "u",
+    }
+)
+# Untouched elements that may still sit inside a sentence: the whole element is one protected span.
+INLINE_UNTOUCHED = frozenset({"code", "kbd", "samp", "var"})
+VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+TRANSLATED_ATTRIBUTES = frozenset({"alt", "title", "placeholder", "aria-label"})
+
+# One attribute in a start tag, consumed left to right so a value is never mistaken for a name.
+_ATTRIBUTE = re.compile(r"""\s*([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
+_STAND_IN = re.compile(r"\{\{§(\d+)\}\}")  # protected as a template tag; "§" keeps it apart from real templates
+_WORDS = re.compile(r"[^\W\d_]")
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.-]+)""", re.IGNORECASE)
+
+
+@dataclass
+class _Attribute:
+    start: int  # the value's slice in the tag's raw text, quotes included
+    end: int
+    quote: str  # '"', "'" or "" (unquoted)
+    unit: int
+
+
+@dataclass
+class _Tag:
+    """A start tag whose translatable attribute values are units."""
+
+    raw: str
+    attributes: list[_Attribute]
+
+    def render(self, results: Sequence[SegmentResult]) -> str:
+        out, position = [], 0
+        for attribute in self.attributes:
+            result = results[attribute.unit]
+            if result.translation == result.source:  # unchanged: the value keeps its bytes
+                continue
+            value = result.translation
+            quote = attribute.quote or '"'  # a translated value may have spaces: it needs quotes
+            escaped = html.escape(value, quote=False).replace(quote, "&quot;" if quote == '"' else "&#x27;")
+            out += [self.raw[position : attribute.start], quote, escaped, quote]
+            position = attribute.end
+        out.append(self.raw[position:])
+        return "".join(out)
+
+
+@dataclass
+class _Run:
+    """A run of text and inline markup translated as one unit."""
+
+    kept: list[str | _Tag]  # what stand-in n stands for: raw markup, entities, inline code
+    unit: int
+    original: list[str | _Tag]  # the run as it is in the page (tags may still get translated attributes)
+
+    def render(self, results: Sequence[SegmentResult]) -> str:
+        translation = results[self.unit].translation
+        if translation == results[self.unit].source:  # unchanged (a name, the same language): as it was
+            return "".join(part.render(results) if isinstance(part, _Tag) else part for part in self.original)
+        pieces = _STAND_IN.split(translation)
+        out = []
+        for i, piece in enumerate(pieces):
+            if i % 2 == 0:
+                # Text the model wrote: escaped, so a "<" or "&" it used cannot become markup.
+                out.append(html.escape(piece, quote=False))
+            else:
+                n = int(piece)
+                kept = self.kept[n - 1] if 1 <= n <= len(self.kept) else ""
+                out.append(kept.render(results) if isinstance(kept, _Tag) else kept)
+        return "".join(out)
+
+
+@dataclass
+class HtmlFile:
+    pieces: list[str | _Tag | _Run]  # the whole document, in order
+    units: list[Unit] = field(default_factory=list)
+
+    def render(self, results: Sequence[SegmentResult]) -> str:
+        return "".join(p if isinstance(p, str) else p.render(results) for p in self.pieces)
+
+
+class _Tokens(HTMLParser):
+    """(kind, start offset, tag) of every token; each runs to where the next one starts."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=False)
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.tokens: list[tuple[str, int, str]] = []
+
+    def _add(self, kind: str, tag: str = "") -> None:
+        line, column = self.getpos()
+        self.tokens.append((kind, self.line_starts[line - 1] + column, tag))
+
+    def handle_starttag(self, tag, attrs):
+        self._add("start", tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self._add("startend", tag)
+
+    def handle_endtag(self, tag):
+        self._add("end", tag)
+
+    def handle_data(self, data):
+        self._add("data")
+
+    def handle_entityref(self, name):
+        self._add("entity")
+
+    def handle_charref(self, name):
+        self._add("entity")
+
+    def handle_comment(self, data):
+        self._add("other")
+
+    def handle_decl(self, decl):
+        self._add("other")
+
+    def handle_pi(self, data):
+        self._add("other")
+
+    def unknown_decl(self, data):
+        self._add("other")
+
+
+def read_html(data: bytes, name: str) -> HtmlFile:
+    """The page's text for people as units; BadInputError for a page that is not UTF-8."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError(f"{name} is not UTF-8; convert it to UTF-8 first (e.g. with iconv)") from None
+    declared = _CHARSET.search(data[:4096])
+    if declared and declared.group(1).decode("ascii", "replace").lower() not in ("utf-8", "utf8"):
+        charset = declared.group(1).decode("ascii", "replace")
+        raise BadInputError(f"{name} declares charset {charset}; convert it to UTF-8 first (and its <meta charset>)")
+    tokens = _Tokens(text)
+    tokens.feed(text)
+    tokens.close()
+    return _Builder(text, tokens.tokens).build()
+
+
+class _Builder:
+    def __init__(self, text: str, tokens: list[tuple[str, int, str]]):
+        self.text = text
+        self.tokens = tokens
+        self.document = HtmlFile([])
+        self.run: list[tuple[str, str | _Tag]] = []  # ("text", raw) or ("kept", raw/tag)
+
+    def build(self) -> HtmlFile:
+        untouched: list[str] = []  # open untouched elements, innermost last
+        opaque_from: int | None = None  # where an inline <code> inside a run began
+        opaque_tag = ""
+        bounds = [start for _, start, _ in self.tokens] + [len(self.text)]
+        if bounds[0] > 0:  # text before the first token cannot happen, but keep it if it does
+            self.document.pieces.append(self.text[: bounds[0]])
+        for i, (kind, start, tag) in enumerate(self.tokens):
+            raw = self.text[start : bounds[i + 1]]
+            if opaque_from is not None:  # inside an inline <code> that sits in a sentence
+                if kind == "end" and tag == opaque_tag:
+                    self.run.append(("kept", self.text[opaque_from : bounds[i + 1]]))
+                    opaque_from = None
+                continue
+            if untouched:
+                self._flush()
+                self.document.pieces.append(raw)
+                if kind == "start" and tag == untouched[-1]:
+                    untouched.append(tag)
+                elif kind == "end" and tag == untouched[-1]:
+                    untouched.pop()
+                continue
+            if kind == "start" and tag in INLINE_UNTOUCHED:
+                # Part of the sentence around it, as one protected span (a run with no words
+                # around it is written back as it was).
+                opaque_from, opaque_tag = start, tag
+                continue
+            if kind == "start" and tag in UNTOUCHED:
+                self._flush()
+                self.document.pieces.append(self._tag(raw))
+                untouched.append(tag)
+            elif kind in ("data", "entity"):
+                self.run.append(("text" if kind == "data" else "kept", raw))
+            elif kind in ("start", "startend", "end") and tag in INLINE:
+                self.run.append(("kept", self._tag(raw) if kind != "end" else raw))
+            else:  # block tags, <br>, comments, declarations: the run ends here
+                self._flush()
+                self.document.pieces.append(self._tag(raw) if kind in ("start", "startend") else raw)
+        if opaque_from is not None:  # an inline <code> never closed: kept as it is
+            self.run.append(("kept", self.text[opaque_from:]))
+        self._flush()
+        return self.document
+
+    def _tag(self, raw: str) -> str | _Tag:
+        """A start tag, as a _Tag if it has attribute values to translate."""
+        name = re.match(r"<[^\s/>]+", raw)
+        if name is None:
+            return raw
+        attributes, position = [], name.end()
+        while True:
+            match = _ATTRIBUTE.match(raw, position)
+            if not match or match.end() == position:
+                slash = re.match(r"\s*/", raw[position:])
+                if slash:  # a stray "/" between attributes
+                    position += slash.end()
+                    continue
+                break
+            position = match.end()
+            value = match.group(2)
+            if match.group(1).lower() in TRANSLATED_ATTRIBUTES and value:
+                quote = value[0] if value[0] in "\"'" else ""
+                inner = value[1:-1] if quote else value
+                plain = html.unescape(inner)
+                if _WORDS.search(plain):
+                    self.document.units.append(Unit(" ".join(plain.split())))
+                    attributes.append(_Attribute(match.start(2), match.end(2), quote, len(self.document.units) - 1))
+        return _Tag(raw, attributes) if attributes else raw
+
+    def _flush(self) -> None:
+        """The run so far becomes a unit (its whitespace at both ends kept outside it), or stays as it was."""
+        run, self.run = self.run, []
+        if not run:
+            return
+        if not any(kind == "text" and _WORDS.search(str(value)) for kind, value in run):
+            self.document.pieces += [value for _, value in run]
+            return
+        # Leading and trailing whitespace stays outside the unit, byte for byte.
+        lead = trail = ""
+        if run[0][0] == "text":
+            value = str(run[0][1])
+            lead, run[0] = value[: len(value) - len(value.lstrip())], ("text", value.lstrip())
+        if run[-1][0] == "text":
+            value = str(run[-1][1])
+            trail, run[-1] = value[len(value.rstrip()) :], ("text", value.rstrip())
+        kept: list[str | _Tag] = []
+        text = []
+        for kind, value in run:
+            if kind == "text":
+                # One line for the model: how the page's source wraps its text carries no meaning.
+                text.append(re.sub(r"\s+", " ", str(value)))
+            else:
+                kept.append(value)
+                text.append(f"{{{{§{len(kept)}}}}}")
+        self.document.units.append(Unit("".join(text), follows=True))
+        run_piece = _Run(kept, len(self.document.units) - 1, [value for _, value in run])
+        self.document.pieces += [p for p in (lead, run_piece, trail) if p != ""]

@@ -1,0 +1,72 @@
+"""Broken copies of the structured files `translate` reads (.po, .srt, .vtt, .html): each is read
+into units or refused with BadInputError (one line, exit 2 at the CLI), never another exception,
+and whatever is read renders back. The readers are pure Python with no native code, so the cases
+run in this process; seeds are fixed, so every run feeds the same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate.formats import read_translatable
+from llamadesk.app.translate.languages import resolve_language
+from llamadesk.app.translate.segment import SegmentResult
+from tests.test_translate_gettext import POT
+from tests.test_translate_html import PAGE
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "translate"
+CASES_PER_FILE = 1000
+# Pieces that matter to the formats' grammars, spliced in at random places.
+PALETTE = (b"-->", b"\n\n", b'"', b"\\", b"<", b">", b"&", b"msgid ", b"msgstr[1] ", b"#, fuzzy\n", b"\xff", b"\r\n")
+
+
+def mutants(data: bytes, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(CASES_PER_FILE):
+        mutant = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(mutant) + 1)
+            how = rng.choice(("flip", "cut", "splice", "repeat"))
+            if how == "flip" and mutant:
+                mutant[min(at, len(mutant) - 1)] = rng.randrange(256)
+            elif how == "cut":
+                del mutant[at : at + rng.randint(1, 40)]
+            elif how == "splice":
+                mutant[at:at] = rng.choice(PALETTE)
+            else:
+                mutant[at:at] = mutant[at : at + rng.randint(1, 60)]
+        out.append(bytes(mutant))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("messages.pot", POT),
+        ("sample.srt", (DATA / "sample.srt").read_bytes()),
+        ("sample.vtt", (DATA / "sample.vtt").read_bytes()),
+        ("page.html", PAGE.encode()),
+    ],
+)
+def test_broken_files_are_read_or_refused_never_a_crash(name, data):
+    french = resolve_language("fr")
+    read = refused = 0
+    for case, mutant in enumerate(mutants(data, seed=len(name))):
+        try:
+            document = read_translatable(name, mutant, french)
+        except BadInputError as error:
+            assert "\n" not in str(error), (case, str(error))
+            refused += 1
+            continue
+        read += 1
+        results = [SegmentResult(unit.text, unit.text.upper()) for unit in document.units]
+        assert isinstance(document.render(results), str), case
+        if name.endswith(".html"):  # left as it is, a page comes back byte for byte
+            same = [SegmentResult(unit.text, unit.text) for unit in document.units]
+            assert document.render(same).encode("utf-8") == mutant, case
+    assert read and (refused or name.endswith(".html")), (read, refused)

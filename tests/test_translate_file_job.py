@@ -1,0 +1,106 @@
+"""The file job and the confidence score, with a scripted model (fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llamadesk.app.translate import (
+    ChunkDone,
+    JobCancelled,
+    JobFinished,
+    JobSettings,
+    SegmentTranslator,
+    choose_strategy,
+    resolve_language,
+)
+from llamadesk.app.translate.confidence import LOW_CONFIDENCE, assess
+from llamadesk.app.translate.file_job import FileJob, Unit
+from llamadesk.app.translate.prompts import TranslationRequest
+from llamadesk.app.translate.segment import SegmentResult
+from tests.translate_fakes import ScriptedGenerator, upper_translation
+
+EN, FR = resolve_language("en"), resolve_language("fr")
+
+
+@dataclass
+class Units:
+    """The smallest TranslatableFile: its units, rendered one per line."""
+
+    units: list[Unit]
+
+    def render(self, results):
+        return "\n".join(r.translation for r in results)
+
+
+def run(units: list[Unit], reply=upper_translation):
+    generator = ScriptedGenerator(reply)
+    job = FileJob(SegmentTranslator(generator, choose_strategy({}, False)), Units(units), JobSettings(FR, EN))
+    return list(job.run()), generator, job
+
+
+def test_a_following_unit_sees_the_previous_one_as_context():
+    events, generator, _ = run([Unit("The train leaves soon.", follows=True), Unit("We must run.", follows=True)])
+    assert (
+        "The train leaves soon." in generator.prompts[1].text and "THE TRAIN LEAVES SOON." in generator.prompts[1].text
+    )
+    events, generator, _ = run([Unit("The train leaves soon."), Unit("We must run.")])
+    assert "The train leaves soon." not in generator.prompts[1].text, "catalog entries stand alone"
+
+
+def test_the_note_reaches_both_kinds_of_prompt():
+    request = TranslationRequest("May", EN, FR, note="month name")
+    assert "# month name\nEnglish: May\nFrench:" in choose_strategy({}, False).build(request).text
+    chat = choose_strategy({}, True).build(request)
+    assert "Context of the text: month name." in chat.messages[0]["content"]
+
+
+def test_cancel_stops_between_units():
+    units = [Unit(f"This is sentence number {n}.") for n in range(5)]
+    generator = ScriptedGenerator(upper_translation)
+    job = FileJob(SegmentTranslator(generator, choose_strategy({}, False)), Units(units), JobSettings(FR, EN))
+    events = []
+    for event in job.run():
+        events.append(event)
+        if isinstance(event, ChunkDone) and event.index == 1:
+            job.cancel()
+    assert isinstance(events[-1], JobCancelled) and events[-1].done == 2
+
+
+def test_the_same_language_or_an_empty_file_costs_no_model_call():
+    generator = ScriptedGenerator(upper_translation)
+    job = FileJob(
+        SegmentTranslator(generator, choose_strategy({}, False)), Units([Unit("Hello there.")]), JobSettings(EN, EN)
+    )
+    assert list(job.run())[-1].text == "Hello there." and generator.prompts == []
+    events, generator, _ = run([])
+    assert isinstance(events[-1], JobFinished) and events[-1].results == () and generator.prompts == []
+
+
+def test_confidence_finds_copies_lost_spans_wrong_language_and_odd_lengths():
+    good = assess(SegmentResult("Where is the station, please?", "Où est la gare, s'il vous plaît ?"), EN, FR)
+    assert good.confidence == 1.0 and good.confidence_reasons == ()
+    copy = assess(SegmentResult("Where is the station, please?", "Where is the station, please?"), EN, FR)
+    assert copy.confidence < LOW_CONFIDENCE and "repeats the source" in copy.confidence_reasons[0]
+    lost = assess(SegmentResult("Hello %s, welcome back.", "Bonjour, bon retour."), EN, FR)
+    assert lost.confidence < LOW_CONFIDENCE and any("'%s'" in r for r in lost.confidence_reasons)
+    english = assess(SegmentResult("The station is closed today.", "The station is closed on Sunday today."), EN, FR)
+    assert english.confidence < LOW_CONFIDENCE and "reads as English" in english.confidence_reasons[0]
+    short = assess(SegmentResult("Please enter a valid e-mail address here.", "Oui."), EN, FR)
+    assert 0 < short.confidence < 1 and "length" in short.confidence_reasons[0]
+    kept = assess(SegmentResult("Hello there friend.", "Hello there friend.", fallback="source-kept"), EN, FR)
+    assert kept.confidence == 0.0
+
+
+def test_the_models_own_token_probability_lowers_the_score():
+    source = "Where is the station, please?"
+    sure = assess(SegmentResult(source, "Où est la gare, s'il vous plaît ?", mean_logprob=-0.1), EN, FR)
+    assert sure.confidence == 1.0, "a geometric-mean token probability of 0.90 is sure"
+    unsure = assess(SegmentResult(source, "Où est la gare, s'il vous plaît ?", mean_logprob=-1.6), EN, FR)
+    assert unsure.confidence < LOW_CONFIDENCE and "unsure (mean token probability 0.20)" in unsure.confidence_reasons[0]
+    assert unsure.to_json()["mean_logprob"] == -1.6
+
+
+def test_json_carries_the_confidence():
+    events, _, _ = run([Unit("Where is the station?")], lambda p: " Où est la gare ?\n")
+    report = events[-1].results[0].to_json()
+    assert report["confidence"] == 1.0 and report["confidence_reasons"] == []

@@ -1,0 +1,297 @@
+"""gettext catalogs with a scripted model (fast): .pot -> .po, plural forms, msgctxt, comments,
+format checks as msgfmt does them, fuzzy, --update, resume and bad input.
+
+The catalog is Django's English one (django/conf/locale/en/LC_MESSAGES/django.po in the Django
+wheel, a test package; BSD-3-Clause): untranslated, with 15 plural and 25 msgctxt entries and
+python-format placeholders. Output is parsed back with Babel, the library that wrote it, and
+checked with GNU gettext's own `msgfmt --check` where installed (Debian's `gettext` package).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate import JobFinished, JobSettings, ResumeLog, SegmentTranslator, choose_strategy
+from llamadesk.app.translate.file_job import FileJob
+from llamadesk.app.translate.formats import read_translatable
+from llamadesk.app.translate.formats.gettext import format_directives
+from llamadesk.app.translate.languages import resolve_language
+from llamadesk.app.translate.protection import find_spans
+from tests.conftest import run_cli
+from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+
+EN = resolve_language("en")
+FEW_SHOT = choose_strategy({}, has_chat_template=False)
+
+
+def django_catalog() -> Path:
+    import django
+
+    return Path(django.__file__).parent / "conf" / "locale" / "en" / "LC_MESSAGES" / "django.po"
+
+
+def translate(data: bytes, to: str, reply=upper_translation, name="messages.pot", retranslate=False, resume=None):
+    generator = ScriptedGenerator(reply)
+    document = read_translatable(name, data, resolve_language(to), retranslate)
+    job = FileJob(SegmentTranslator(generator, FEW_SHOT), document, JobSettings(resolve_language(to), EN), resume)
+    finished = list(job.run())[-1]
+    assert isinstance(finished, JobFinished)
+    return finished, document, generator
+
+
+def parse(text: str):
+    return read_po(io.BytesIO(text.encode("utf-8")), abort_invalid=True)
+
+
+def msgfmt_check(text: str, tmp_path: Path) -> None:
+    if shutil.which("msgfmt") is None:
+        pytest.skip("GNU gettext's msgfmt is not installed (apt-get install gettext)")
+    po = tmp_path / "check.po"
+    po.write_text(text, encoding="utf-8")
+    proc = subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(po)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_django_catalog_to_french_keeps_everything_but_the_translations(tmp_path):
+    source = django_catalog().read_bytes()
+    finished, document, _ = translate(source, "fr")
+    before, after = parse(source.decode()), parse(finished.text)
+    assert after.locale.language == "fr" and after.num_plurals == 3
+    assert "nplurals=3" in finished.text and "Language: fr" in finished.text
+    old = {(m.id, m.context): m for m in before if m.id}
+    new = {(m.id, m.context): m for m in after if m.id}
+    assert old.keys() == new.keys(), "every message, with its msgctxt, is still there"
+    for key, message in new.items():
+        assert message.locations == old[key].locations and message.auto_comments == old[key].auto_comments
+        assert message.user_comments == old[key].user_comments
+        assert message.flags - {"fuzzy"} == old[key].flags - {"fuzzy"}
+        strings = message.string if message.pluralizable else (message.string,)
+        assert all(strings), f"{key} left untranslated"
+        ids = message.id if message.pluralizable else (message.id,)
+        for form, string in enumerate(strings):
+            msgid = ids[0] if form == 0 else ids[-1]
+            for start, end, _ in find_spans(msgid):
+                assert msgid[start:end] in string, (msgid, string)
+            assert string == msgid.upper() or find_spans(msgid), "the scripted model upper-cases words"
+    assert sum(m.pluralizable for m in new.values()) == 15
+    msgfmt_check(finished.text, tmp_path)
+
+
+def test_plural_forms_follow_the_target_language():
+    source = django_catalog().read_bytes()
+    ru, document, _ = translate(source, "ru", french)
+    plural = next(m for m in parse(ru.text) if m.id and m.pluralizable)
+    assert len(plural.string) == 3 and plural.string[1] == plural.string[2]
+    assert document.inflected_plurals and "fuzzy" in plural.flags, "Russian's few and many need a person"
+    ja, document, _ = translate(source, "ja")
+    plural = next(m for m in parse(ja.text) if m.id and m.pluralizable)
+    assert len(plural.string) == 1 and "CHARACTERS" in plural.string[0], "one form: the plural's translation"
+    fr, document, _ = translate(source, "fr", french)
+    plurals = [m for m in parse(fr.text) if m.id and m.pluralizable]
+    assert not document.inflected_plurals, "French's third form is for millions"
+    assert all(len(m.string) == 3 and "fuzzy" not in m.flags for m in plurals)
+
+
+def french(prompt) -> str:
+    """A 'translation' that reads as French (so the language check passes) and keeps the markers."""
+    markers = re.findall(r"⟦\d+⟧", segment_of(prompt))
+    return " Voici la traduction française de cette phrase importante " + " ".join(markers) + ".\n"
+
+
+POT = b"""# Translations template for Demo.
+msgid ""
+msgstr ""
+"Project-Id-Version: Demo 1.0\\n"
+"Content-Type: text/plain; charset=UTF-8\\n"
+
+#. Translators: the month, abbreviated
+#: dates.py:4
+msgctxt "abbrev. month"
+msgid "May"
+msgstr ""
+
+#: views.py:10
+#, python-format
+msgid "Hello %(name)s, you have %(count)d new messages."
+msgstr ""
+
+#: views.py:12
+#, python-brace-format
+msgid "The file {name} could not be opened."
+msgstr ""
+
+#: views.py:14
+msgid ""
+"First line.\\n"
+"\\n"
+"Third line."
+msgstr ""
+
+#: cli.py:3
+#, c-format
+msgid "Copied %zu files to %s.\\n"
+msgstr ""
+"""
+
+
+def test_msgctxt_reaches_the_model_and_lines_keep_their_breaks():
+    finished, _, generator = translate(POT, "fr")
+    texts = [p.text for p in generator.prompts]
+    assert any("# abbrev. month\nEnglish: May\n" in t for t in texts)
+    lines = next(m for m in parse(finished.text) if m.id and m.id.startswith("First"))
+    assert lines.string == "FIRST LINE.\n\nTHIRD LINE."
+    copied = next(m for m in parse(finished.text) if m.id and m.id.startswith("Copied"))
+    assert copied.string == "COPIED %zu FILES TO %s.\n", "a final newline stays, as msgfmt --check wants"
+    assert all(m.string for m in parse(finished.text) if m.id)
+
+
+def test_a_translation_that_breaks_placeholders_is_not_written(tmp_path):
+    def invents_a_placeholder(prompt):
+        return " " + segment_of(prompt).upper() + " %s\n"
+
+    finished, document, _ = translate(POT, "fr", invents_a_placeholder)
+    catalog = parse(finished.text)
+    hello = next(m for m in catalog if m.id.startswith("Hello"))
+    assert hello.string == "", "an extra %s would crash the program's formatting: better untranslated"
+    assert "Hello %(name)s" in document.rejected[0]
+    may = next(m for m in catalog if m.id == "May")
+    assert may.string, "entries without format flags are not subject to the check"
+    msgfmt_check(finished.text, tmp_path)
+
+
+def test_format_directives_compare_as_msgfmt_does():
+    assert format_directives("%s of %d", {"c-format"}) == ["%s", "%d"]
+    assert format_directives("%d sur %s", {"c-format"}) != format_directives("%s of %d", {"c-format"})
+    named = format_directives("%(a)s %(b)d", {"python-format"})
+    assert named == format_directives("%(b)d puis %(a)s", {"python-format"})
+    brace = {"python-brace-format"}
+    assert format_directives("{b} {a}", brace) == format_directives("{a} {b}", brace)
+    assert format_directives("100%% %s", {"python-format"}) == ["%s"]
+    assert format_directives("%s", set()) == []
+
+
+def test_copies_of_the_source_are_marked_fuzzy():
+    def copies(prompt):
+        return " " + segment_of(prompt) + "\n"
+
+    finished, _, _ = translate(POT, "fr", copies)
+    hello = next(m for m in parse(finished.text) if m.id.startswith("Hello"))
+    assert "fuzzy" in hello.flags
+    segment = next(r for r in finished.results if r.source.startswith("Hello"))
+    assert segment.confidence is not None and segment.confidence < 0.5 and segment.confidence_reasons
+
+
+PO = """msgid ""
+msgstr ""
+"Language: fr\\n"
+"Plural-Forms: nplurals=2; plural=(n > 1);\\n"
+"Content-Type: text/plain; charset=UTF-8\\n"
+
+msgid "Save"
+msgstr "Enregistrer"
+
+#, fuzzy
+#| msgid "Open file"
+msgid "Open the file"
+msgstr "Ouvrir le fichier"
+
+msgid "Close the window"
+msgstr ""
+
+#~ msgid "Old message"
+#~ msgstr "Vieux message"
+"""
+
+
+def test_translated_and_fuzzy_entries_are_left_alone_unless_asked():
+    finished, _, generator = translate(PO.encode(), "fr", name="fr.po")
+    catalog = parse(finished.text)
+    assert catalog.num_plurals == 2, "a catalog's own plural rules are kept"
+    assert catalog.get("Save").string == "Enregistrer"
+    assert catalog.get("Open the file").string == "Ouvrir le fichier" and catalog.get("Open the file").fuzzy
+    assert catalog.get("Close the window").string == "CLOSE THE WINDOW"
+    assert '#~ msgid "Old message"\n#~ msgstr "Vieux message"' in finished.text, "obsolete entries kept"
+    assert len(generator.prompts) == 1
+    finished, _, _ = translate(PO.encode(), "fr", name="fr.po", retranslate=True)
+    catalog = parse(finished.text)
+    assert catalog.get("Save").string == "SAVE"
+    redone = catalog.get("Open the file")
+    assert redone.string == "OPEN THE FILE" and not redone.fuzzy and not redone.previous_id
+
+
+def test_a_catalog_in_another_language_is_refused():
+    with pytest.raises(BadInputError, match="catalog for French"):
+        read_translatable("fr.po", PO.encode(), resolve_language("de"))
+
+
+def test_a_translated_catalog_without_a_language_header_keeps_its_plurals():
+    po = PO.replace('"Language: fr\\n"\n', "") + (
+        '\nmsgid "%d file"\nmsgid_plural "%d files"\nmsgstr[0] "%d fichier"\nmsgstr[1] "%d fichiers"\n'
+    )
+    assert "Language:" not in po
+    finished, _, _ = translate(po.encode(), "fr", name="fr.po")
+    catalog = parse(finished.text)
+    assert catalog.num_plurals == 2 and catalog.get(("%d file", "%d files")).string == ("%d fichier", "%d fichiers")
+
+
+def test_resume_skips_the_entries_already_done(tmp_path):
+    log = ResumeLog(tmp_path / ".fr.po.translation.jsonl", {"to": "fr"})
+    first, _, generator = translate(POT, "fr", resume=log)
+    log.close()
+    assert len(generator.prompts) >= 4
+    again = ResumeLog(tmp_path / ".fr.po.translation.jsonl", {"to": "fr"})
+    second, _, generator = translate(POT, "fr", resume=again)
+    assert generator.prompts == [] and all(r.resumed for r in second.results)
+    assert re.sub(r"PO-Revision-Date.*", "", second.text) == re.sub(r"PO-Revision-Date.*", "", first.text)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'msgid "a"\nmsgstr "b\nfoo bar\n', b"\xff\xfe garbage \x00\x01", b'msgid ""\nmsgstr ""\n'],
+    ids=["unterminated", "binary", "no-messages"],
+)
+def test_broken_catalogs_are_one_line_exit_2_and_nothing_written(tmp_path, content):
+    po = tmp_path / "broken.po"
+    po.write_bytes(content)
+    out = tmp_path / "out.po"
+    proc = run_cli("translate", "--to", "fr", str(po), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [po]
+    proc = run_cli("translate", "--to", "fr", str(po), "--update")
+    assert proc.returncode == 2 and po.read_bytes() == content
+
+
+def test_update_and_retranslate_are_for_po_files(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("Hello.\n")
+    assert run_cli("translate", "--to", "fr", str(text), "--update").returncode == 2
+    assert run_cli("translate", "--to", "fr", str(text), "--retranslate").returncode == 2
+
+
+def test_an_xgettext_template_with_its_header_placeholders_is_read(tmp_path):
+    data = (Path(__file__).parent / "data" / "translate" / "xgettext.pot").read_bytes()
+    assert b"nplurals=INTEGER" in data and b"charset=CHARSET" in data
+    finished, _, _ = translate(data, "fr")
+    catalog = parse(finished.text)
+    assert catalog.num_plurals == 3 and catalog.charset == "utf-8"
+    assert catalog.get(("%d file", "%d files")).string == ("%d FILE", "%d FILES", "%d FILES")
+    assert catalog.get("May", "month name").string == "MAY"
+    msgfmt_check(finished.text, tmp_path)
+
+
+def test_a_complete_catalog_is_left_as_it_is_without_loading_a_model(tmp_path):
+    po = tmp_path / "fr.po"
+    po.write_text(PO.replace('msgid "Close the window"\nmsgstr ""', 'msgid "Close the window"\nmsgstr "Fermer"'))
+    before = po.read_bytes()
+    proc = run_cli("translate", "--to", "fr", str(po), "--update", "-m", str(tmp_path / "no-such-model.gguf"))
+    assert proc.returncode == 0 and "nothing to translate" in proc.stderr, proc.stderr
+    assert po.read_bytes() == before

