@@ -36,9 +36,8 @@ run: install
 
 $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e '.[test]' $(TEST_PACKAGES)
-	@# GNU gettext's msgfmt checks translated .po files as translators' tools do (Debian's gettext;
-	@# the tests that need it skip without it, e.g. when not run as root).
-	command -v msgfmt > /dev/null || apt-get install -y -q gettext > /dev/null || echo "note: msgfmt unavailable"
+	@# GNU gettext's msgfmt checks translated .po files as translators' tools do (Debian's gettext).
+	command -v msgfmt > /dev/null || (apt-get update -q > /dev/null && apt-get install -y -q gettext > /dev/null)
 	@# tests/test_rpc.py needs llama-cpp-python built with -DGGML_RPC=on, in its own cached venv
 	@# (~10 min on 2 cores the first time on a machine, then instant).
 	bash packaging/rpc-build.sh $(PY) > /dev/null

@@ -52,8 +52,8 @@ def parse(text: str):
 
 
 def msgfmt_check(text: str, tmp_path: Path) -> None:
-    if shutil.which("msgfmt") is None:
-        pytest.skip("GNU gettext's msgfmt is not installed (apt-get install gettext)")
+    # make test installs Debian's gettext; without it this check must fail, not pass silently.
+    assert shutil.which("msgfmt"), "GNU gettext's msgfmt is not installed (apt-get install gettext)"
     po = tmp_path / "check.po"
     po.write_text(text, encoding="utf-8")
     proc = subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(po)], capture_output=True, text=True)
