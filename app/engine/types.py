@@ -42,6 +42,8 @@ class Sampling:
     repeat_penalty: float = 1.0
     seed: int | None = None
     max_tokens: int | None = None
+    # A GBNF grammar the reply must follow (json_grammar.py writes them for JSON output); None is free text.
+    grammar: str | None = None
 
 
 StopReason = Literal["end", "length", "stopped", "context"]
