@@ -85,7 +85,7 @@ class StringArray:
             starts.append(offs)
             offs += _U64.unpack_from(buf, offs - 8)[0]
             ends.append(offs)
-        data = bytes(buf[: offs])
+        data = bytes(buf[:offs])
         # Slicing in C (map) rather than in a Python loop: a 262k-token vocabulary in ~0.1 s.
         return list(map(data.__getitem__, map(slice, starts, ends)))
 
