@@ -127,7 +127,7 @@ def _durations(done: ReplyDone) -> dict[str, Any]:
 async def chat(request: Request) -> Response:
     state = request.app.state
     fields = Fields(await read_json_object(request, state.config.max_body_bytes))
-    if fields.present("tools"):
+    if fields.raw("tools"):  # the ollama package always sends "tools": []
         raise ApiError(400, "'tools': tool calls are not served by llamadesk", param="tools")
     model = _ollama_model(fields)
     messages = chat_messages(fields.raw("messages")) if fields.raw("messages") != [] else []
@@ -141,7 +141,7 @@ async def chat(request: Request) -> Response:
 async def generate(request: Request) -> Response:
     state = request.app.state
     fields = Fields(await read_json_object(request, state.config.max_body_bytes))
-    if fields.present("template") or fields.present("suffix") or fields.present("images"):
+    if fields.raw("template") or fields.raw("suffix") or fields.raw("images"):
         raise ApiError(400, "'template', 'suffix' and 'images' are not served by llamadesk")
     model = _ollama_model(fields)
     prompt = fields.string("prompt") or ""
