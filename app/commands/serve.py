@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -102,6 +103,23 @@ def _served_models(specs: list[str]) -> dict[str, Path]:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    class _GracefulServer(uvicorn.Server):
+        """On SIGTERM or Ctrl-C, replies stop at once (each client gets what was generated and a
+        proper end of stream) instead of running to max_tokens while uvicorn waits for them."""
+
+        def __init__(self, pool, config: uvicorn.Config):
+            super().__init__(config)
+            self._pool = pool
+
+        def handle_exit(self, sig, frame) -> None:
+            self._pool.stop_all()
+            super().handle_exit(sig, frame)
+            # uvicorn raises a caught signal again once it has shut down, so SIGTERM would end the
+            # process as killed (-15); a service manager should see a clean stop, exit 0.
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and captured and captured[-1] == sig:
+                captured.pop()
+
     from llamadesk.app.server.app import build_app
     from llamadesk.app.server.model_pool import ModelPool
     from llamadesk.app.server.server_config import ServerConfig, check_exposure
@@ -131,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     pool = ModelPool(served, load_settings(args), config.queue_size)
     preload = next(iter(served), "smollm2") if args.preload else None
     app = build_app(config, pool, preload=preload)
-    server = uvicorn.Server(
+    server = _GracefulServer(
+        pool,
         uvicorn.Config(
             app,
             host=config.host,
@@ -139,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             log_level="warning",
             access_log=False,  # request_log writes one line per request, at its end
             timeout_graceful_shutdown=10,
-        )
+        ),
     )
     names = ", ".join(served) or "the library"
     print(f"llamadesk: serving {names} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)

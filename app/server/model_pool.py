@@ -173,8 +173,9 @@ class ModelPool:
         with self._lock:
             return {"model": self._resident, "busy": self._current is not None, "queued": self._queue.qsize()}
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop the reply in progress, fail the waiting ones, and free the model."""
+    def stop_all(self) -> None:
+        """Shutting down: stop the reply in progress (its client gets what came, then the end of the
+        stream), fail the waiting ones with 503 and accept no more. Does not wait."""
         self._closing = True
         with self._lock:
             current = self._current
@@ -188,8 +189,13 @@ class ModelPool:
             if job is not None:
                 job.cancelled.set()
                 job.post(ReplyFailed(ApiError(503, "the server is shutting down")))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop everything (stop_all), wait for the worker, and free the model."""
+        self.stop_all()
         self._queue.put(None)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     # -- on the worker thread -----------------------------------------------------------------
 
