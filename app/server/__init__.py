@@ -6,5 +6,6 @@
 - `stop_strings`: cutting a streamed reply at the client's stop sequences.
 - `model_pool`: the resident model, its one worker thread and the fair, bounded queue in front of it.
 - `auth`, `request_log`: the bearer key check and one log line per request (ASGI middleware).
-- `openai_routes`, `ollama_routes`: the two APIs over the same pool; `app`: the Starlette app.
+- `openai_routes`, `ollama_routes`: the two APIs over the same pool; `translation_route`: our own
+  translation endpoint over `llamadesk.app.translate`; `app`: the Starlette app.
 """

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from llamadesk.app.server import ollama_routes, openai_routes
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.server import ollama_routes, openai_routes, translation_route
 from llamadesk.app.server.api_errors import ApiError, is_ollama_path
 from llamadesk.app.server.auth import ApiKeyMiddleware
 from llamadesk.app.server.client_reply import ClientReply
@@ -40,6 +41,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # unknown path (404), wrong method (405)
     return error_response(request, ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}"))
+
+
+async def _llamadesk_error(request: Request, exc: Exception) -> Response:
+    # A library call in a route said the input cannot be used: the client's error, not the server's.
+    status = 400 if isinstance(exc, BadInputError) else 422
+    return error_response(request, ApiError(status, str(exc)))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -79,6 +86,7 @@ def build_app(config: ServerConfig, pool: ModelPool, preload: str | None = None)
         Route("/v1/models", openai_routes.list_models, methods=["GET"]),
         Route("/v1/chat/completions", openai_routes.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai_routes.completions, methods=["POST"]),
+        Route("/v1/translations", translation_route.translations, methods=["POST"]),
         Route("/api/version", ollama_routes.version, methods=["GET"]),
         Route("/api/tags", ollama_routes.tags, methods=["GET"]),
         Route("/api/chat", ollama_routes.chat, methods=["POST"]),
@@ -88,7 +96,12 @@ def build_app(config: ServerConfig, pool: ModelPool, preload: str | None = None)
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            LlamadeskError: _llamadesk_error,
+            Exception: _unexpected_error,
+        },
     )
     app.state.config = config
     app.state.pool = pool

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
@@ -34,13 +34,16 @@ RETRY_AFTER_SECONDS = 2
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One reply to generate. With neither messages nor prompt, the job only loads the model."""
+    """One reply to generate. With neither messages nor prompt (nor work), the job only loads the model."""
 
     model: str
     messages: list[ChatMessage] | None = None
     prompt: str | None = None  # plain completion, no chat template
     sampling: Sampling = field(default_factory=Sampling)
     stop: tuple[str, ...] = ()
+    # Other work with the loaded engine (translation): called on the worker thread, it posts the
+    # job's events itself. Cancelling the job stops the engine as for a reply.
+    work: Callable[[Any, Job], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class ReplyDone:
     stats: GenerationStats | None  # None for a load-only job
     load_seconds: float
     total_seconds: float
+    result: dict[str, Any] | None = None  # what other work (a translation) produced, for the response
 
     @property
     def prompt_tokens(self) -> int:
@@ -248,6 +252,9 @@ class ModelPool:
         request = job.request
         engine = self._engine_for(request.model)
         load_seconds = time.perf_counter() - started
+        if request.work is not None:
+            request.work(engine, job)
+            return
         if request.messages is None and request.prompt is None:
             job.post(ReplyDone("stop", None, load_seconds, time.perf_counter() - started))
             return
