@@ -206,3 +206,21 @@ def test_a_failing_request_is_reported_and_the_worker_survives():
         pool.close()
 
     asyncio.run(main())
+
+
+# -- service files ----------------------------------------------------------------------------------
+
+SERVICE = Path(__file__).resolve().parent.parent / "packaging" / "service"
+
+
+def test_service_files_run_serve_and_expose_only_with_a_key():
+    import plistlib
+
+    system = (SERVICE / "llamadesk-serve.service").read_text()
+    assert "serve --host 0.0.0.0" in system and "EnvironmentFile=/etc/llamadesk/serve.env" in system
+    assert "--api-key" not in system  # the key stays out of the command line (and `ps`)
+    user = (SERVICE / "llamadesk-serve.user.service").read_text()
+    assert "llamadesk serve" in user and "--host" not in user
+    with (SERVICE / "com.llamadesk.serve.plist").open("rb") as f:
+        agent = plistlib.load(f)
+    assert agent["ProgramArguments"][1] == "serve" and "--host" not in agent["ProgramArguments"]
