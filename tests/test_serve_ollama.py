@@ -87,3 +87,11 @@ def test_an_unknown_model_is_a_404_response_error(client):
     with pytest.raises(ollama.ResponseError) as raised:
         client.chat(model="no-such-model", messages=ask("hi"))
     assert raised.value.status_code == 404 and "does not exist" in raised.value.error
+
+
+def test_generate_on_a_base_model_continues_the_prompt_and_switching_back_works(client):
+    options = {**GREEDY, "num_predict": 6}
+    reply = client.generate(model="gemma3-270m", prompt="The capital of France is", options=options)
+    assert reply.response.strip() and reply.done
+    again = client.chat(model=MODEL, messages=ask("What is the capital of France?"), options=GREEDY)
+    assert "Paris" in again.message.content

@@ -34,7 +34,11 @@ RETRY_AFTER_SECONDS = 2
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One reply to generate. With neither messages nor prompt (nor work), the job only loads the model."""
+    """One reply to generate. With neither messages nor prompt (nor work), the job only loads the model.
+
+    With both messages and prompt, the messages go through the model's chat template, or the prompt
+    is continued as plain text when the model has none (a base model; Ollama's /api/generate).
+    """
 
     model: str
     messages: list[ChatMessage] | None = None
@@ -258,9 +262,10 @@ class ModelPool:
         if request.messages is None and request.prompt is None:
             job.post(ReplyDone("stop", None, load_seconds, time.perf_counter() - started))
             return
+        use_chat = request.messages is not None and (request.prompt is None or engine.has_chat_template)
         events = (
             engine.stream_chat(request.messages, request.sampling)
-            if request.messages is not None
+            if use_chat
             else engine.stream_completion(request.prompt or "", request.sampling)
         )
         finish, stats = self._forward(job, engine, events, StopScanner(request.stop))

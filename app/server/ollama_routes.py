@@ -155,7 +155,7 @@ async def generate(request: Request) -> Response:
         # Through the model's chat template, as Ollama does; a base model without one gets the plain prompt.
         messages: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
-        generation = GenerationRequest(model=model, messages=messages, sampling=sampling, stop=stop)
+        generation = GenerationRequest(model=model, messages=messages, prompt=prompt, sampling=sampling, stop=stop)
     return await _respond(request, fields, generation, _generate_line)
 
 

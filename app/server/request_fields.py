@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from llamadesk.app.server.api_errors import ApiError
 
@@ -23,11 +23,14 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         raise ApiError(413, f"the request body is larger than the server's limit of {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:  # a chunked body without Content-Length
-            raise ApiError(413, f"the request body is larger than the server's limit of {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:  # a chunked body without Content-Length
+                raise ApiError(413, f"the request body is larger than the server's limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody will read the answer, but it must not count as a server error
+        raise ApiError(400, "the client went away while sending the request") from None
     try:
         value = json.loads(b"".join(chunks))
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
