@@ -224,3 +224,19 @@ def test_service_files_run_serve_and_expose_only_with_a_key():
     with (SERVICE / "com.llamadesk.serve.plist").open("rb") as f:
         agent = plistlib.load(f)
     assert agent["ProgramArguments"][1] == "serve" and "--host" not in agent["ProgramArguments"]
+
+
+def test_a_job_cancelled_while_waiting_still_ends_its_waiting_coroutine():
+    async def main():
+        pool = make_pool()
+        pool.start()
+        loop = asyncio.get_running_loop()
+        ask = [{"role": "user", "content": "hi"}]
+        running = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=20)), loop)
+        waiting = pool.submit(GenerationRequest("a", ask), loop)
+        pool.cancel(waiting)
+        assert isinstance((await drain(waiting))[-1], ReplyFailed)
+        assert isinstance((await drain(running))[-1], ReplyDone)
+        pool.close()
+
+    asyncio.run(main())

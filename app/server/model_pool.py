@@ -213,6 +213,8 @@ class ModelPool:
             if job is None:
                 break
             if job.cancelled.is_set():
+                # Its coroutine may still be waiting (a request that was not streaming): end it.
+                job.post(ReplyFailed(ApiError(499, "the client went away before its turn")))
                 continue
             with self._lock:
                 self._current = job
