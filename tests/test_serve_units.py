@@ -133,12 +133,13 @@ class SlowEngine:
         return events()
 
 
-def make_pool(queue_size: int = 2, loads: list | None = None) -> ModelPool:
+def make_pool(queue_size: int = 2, loads: list | None = None, max_models: int = 1) -> ModelPool:
     def loader(path, settings):
         (loads if loads is not None else []).append(path)
         return SlowEngine()
 
-    return ModelPool({"a": Path("a.gguf"), "b": Path("b.gguf")}, LoadSettings(), queue_size, loader, lambda n: None)
+    served = {"a": Path("a.gguf"), "b": Path("b.gguf"), "c": Path("c.gguf")}
+    return ModelPool(served, LoadSettings(), queue_size, loader, lambda n: None, max_models=max_models)
 
 
 async def drain(job) -> list:
@@ -237,6 +238,24 @@ def test_a_job_cancelled_while_waiting_still_ends_its_waiting_coroutine():
         pool.cancel(waiting)
         assert isinstance((await drain(waiting))[-1], ReplyFailed)
         assert isinstance((await drain(running))[-1], ReplyDone)
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_max_models_keeps_the_recently_used_in_memory():
+    async def main():
+        loads: list = []
+        pool = make_pool(queue_size=8, loads=loads, max_models=2)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        for name in ("a", "b", "a", "c", "a", "b"):
+            await drain(
+                pool.submit(GenerationRequest(name, [{"role": "user", "content": "x"}], Sampling(max_tokens=1)), loop)
+            )
+        # a, b loaded; a reused; c replaces b (least recent); a reused; b replaces c.
+        assert [p.stem for p in loads] == ["a", "b", "c", "b"]
+        assert pool.status()["loaded"] == ["a", "b"]
         pool.close()
 
     asyncio.run(main())

@@ -79,6 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"the largest request body accepted (default: {DEFAULT_MAX_BODY_BYTES})",
     )
     parser.add_argument(
+        "--max-models",
+        type=int,
+        default=1,
+        help="models kept in memory at once; the least recently used is closed for another (default: 1)",
+    )
+    parser.add_argument(
         "--queue-size",
         type=int,
         default=DEFAULT_QUEUE_SIZE,
@@ -130,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--max-tokens must be between 1 and 1000000")
     if not 1024 <= args.max_body_bytes <= 1 << 30:
         raise BadInputError("--max-body-bytes must be between 1024 and 1073741824")
+    if not 1 <= args.max_models <= 64:
+        raise BadInputError("--max-models must be between 1 and 64")
     if not 1 <= args.queue_size <= 10_000:
         raise BadInputError("--queue-size must be between 1 and 10000")
     config = ServerConfig(
@@ -146,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"llamadesk: {warning}", file=sys.stderr)
     served = _served_models(args.models)
-    pool = ModelPool(served, load_settings(args), config.queue_size)
+    pool = ModelPool(served, load_settings(args), config.queue_size, max_models=args.max_models)
     preload = next(iter(served), "smollm2") if args.preload else None
     app = build_app(config, pool, preload=preload)
     server = _GracefulServer(

@@ -3,9 +3,10 @@
 llama.cpp contexts are not thread-safe and a small machine has cores for one reply at a time, so
 every generation runs on one worker thread, in arrival order (a FIFO queue is fair: no client can
 overtake another). The queue is bounded: past `queue_size` waiting requests the server answers 503
-with Retry-After at once rather than letting latency grow without limit. One model is resident;
-a request for another waits its turn, then the worker closes the old model and loads the new one,
-so switching never interrupts a reply.
+with Retry-After at once rather than letting latency grow without limit. One model is resident
+by default; a request for another waits its turn, then the worker closes the old model and loads
+the new one, so switching never interrupts a reply. `max_models` keeps more in memory (the least
+recently used is closed first) on a machine with room for them.
 
 A job is cancelled when its client goes away: the worker sets the engine's stop flag (read by
 llama.cpp between graph nodes), so the model is free again within a token or so.
@@ -18,6 +19,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,16 +122,19 @@ class ModelPool:
         queue_size: int,
         loader: EngineLoader = _load_engine,
         library_path: Callable[[str], Path | None] = _library_path,
+        max_models: int = 1,
     ):
         self._served = dict(served)  # names the operator gave with -m, with their files
         self._load_settings = load_settings
         self._loader = loader
         self._library_path = library_path
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
-        self._lock = threading.Lock()  # guards _current, _engine and _resident across threads
+        self._lock = threading.Lock()  # guards _current, _engine, _resident and _loaded across threads
         self._current: Job | None = None
-        self._engine = None
+        self._engine = None  # the engine of the model in use (or last used)
         self._resident: str | None = None
+        self._loaded: OrderedDict[str, Any] = OrderedDict()  # every model in memory, least recently used first
+        self._max_models = max_models
         self._closing = False
         self._thread = threading.Thread(target=self._work, name="llamadesk-model", daemon=True)
 
@@ -179,7 +184,12 @@ class ModelPool:
 
     def status(self) -> dict[str, object]:
         with self._lock:
-            return {"model": self._resident, "busy": self._current is not None, "queued": self._queue.qsize()}
+            return {
+                "model": self._resident,
+                "loaded": list(self._loaded),
+                "busy": self._current is not None,
+                "queued": self._queue.qsize(),
+            }
 
     def stop_all(self) -> None:
         """Shutting down: stop the reply in progress (its client gets what came, then the end of the
@@ -235,21 +245,32 @@ class ModelPool:
                 with self._lock:
                     self._current = None
         with self._lock:
-            engine, self._engine, self._resident = self._engine, None, None
-        if engine is not None:
+            engines = list(self._loaded.values())
+            self._loaded.clear()
+            self._engine, self._resident = None, None
+        for engine in engines:
             engine.close()
 
     def _engine_for(self, name: str):
-        """The engine for `name`, loading it (and closing the resident one) when needed."""
-        if self._resident == name and self._engine is not None:
-            return self._engine
-        path = self.model_path(name)
+        """The engine for `name`: kept in memory, or loaded after closing the least recently used
+        one when `max_models` are already in memory (the worker runs one job at a time, so no reply
+        is running on the one it closes)."""
         with self._lock:
-            old, self._engine, self._resident = self._engine, None, None
-        if old is not None:
+            engine = self._loaded.get(name)
+            if engine is not None:
+                self._loaded.move_to_end(name)
+                self._engine, self._resident = engine, name
+                return engine
+        path = self.model_path(name)
+        while len(self._loaded) >= self._max_models:
+            with self._lock:
+                _, old = self._loaded.popitem(last=False)
+                if old is self._engine:
+                    self._engine, self._resident = None, None
             old.close()
         engine = self._loader(path, self._load_settings)
         with self._lock:
+            self._loaded[name] = engine
             self._engine, self._resident = engine, name
         return engine
 
