@@ -133,7 +133,7 @@ def test_concurrent_clients_of_both_apis_get_complete_replies(server):
         futures += [pool.submit(ollama_client, 2), pool.submit(ollama_client, 3)]
         results = [f.result(timeout=600) for f in futures]
     assert all(len(r) == 5 and set(r) <= {"stop", "length"} for r in results)
-    assert health(server) == {"status": "ok", "model": MODEL, "busy": False, "queued": 0}
+    assert health(server) == {"status": "ok", "model": MODEL, "loaded": [MODEL], "busy": False, "queued": 0}
 
 
 def test_sigterm_during_a_stream_ends_the_stream_and_exits_0():

@@ -250,9 +250,8 @@ def test_max_models_keeps_the_recently_used_in_memory():
         pool.start()
         loop = asyncio.get_running_loop()
         for name in ("a", "b", "a", "c", "a", "b"):
-            await drain(
-                pool.submit(GenerationRequest(name, [{"role": "user", "content": "x"}], Sampling(max_tokens=1)), loop)
-            )
+            request = GenerationRequest(name, [{"role": "user", "content": "x"}], sampling=Sampling(max_tokens=1))
+            assert isinstance((await drain(pool.submit(request, loop)))[-1], ReplyDone)
         # a, b loaded; a reused; c replaces b (least recent); a reused; b replaces c.
         assert [p.stem for p in loads] == ["a", "b", "c", "b"]
         assert pool.status()["loaded"] == ["a", "b"]
