@@ -19,6 +19,7 @@ from llamadesk.app.core.errors import LlamadeskError
 COMMAND_MODULES = {
     "chat": "chat",
     "translate": "translate",
+    "serve": "serve",
     "models": "models",
     "pull": "pull",
     "search": "search",

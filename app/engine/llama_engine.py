@@ -297,6 +297,7 @@ class Engine:
 
         tokens = llama.generate(
             prompt_tokens,
+            grammar=self._grammar(sampling.grammar),
             temp=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k,
@@ -348,6 +349,20 @@ class Engine:
                 len(prompt_tokens), cached, generated, started, first_token_at, finished, llama.n_tokens, n_ctx, reason
             )
         )
+
+    def _grammar(self, text: str | None) -> llama_cpp.LlamaGrammar | None:
+        """`text` as a grammar llama.cpp accepts; a grammar it refuses is the caller's input error.
+
+        LlamaGrammar.from_string does not parse, and llama-cpp-python hands llama.cpp's NULL for a
+        bad grammar straight to the sampler chain (a segfault), so parse it here once and free it.
+        """
+        if text is None:
+            return None
+        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
+        if not sampler:
+            raise BadInputError("the output grammar is not valid GBNF (llama.cpp could not parse it)")
+        llama_cpp.llama_sampler_free(sampler)
+        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
 
     # -- benchmark --------------------------------------------------------------------------
 

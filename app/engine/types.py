@@ -45,6 +45,8 @@ class Sampling:
     # Report each token's log-probability (TextPiece.logprob): a log-softmax over the vocabulary
     # per token (~1 ms for a 262k vocabulary), so only when asked, as translation's confidence does.
     logprobs: bool = False
+    # A GBNF grammar the reply must follow (json_grammar.py writes them for JSON output); None is free text.
+    grammar: str | None = None
 
 
 StopReason = Literal["end", "length", "stopped", "context"]

@@ -278,19 +278,29 @@ def _pulled_by_repo(registry: Registry, spec: str) -> str | None:
     return matches[0].name if len(matches) == 1 else None
 
 
-def resolve_model(spec: str) -> Path:
-    """The GGUF file `-m spec` means; raises BadInputError naming what is available otherwise."""
+def resolve_library_name(spec: str) -> Path | None:
+    """The GGUF file of the library model named `spec` (a name or `REPO:QUANT`), or None.
+
+    Never a path: the server resolves names from requests with this, so a request cannot name a
+    file on the machine.
+    """
     registry = load_registry()
     candidates = {c.name: c for c in _candidates(registry)}
     name = spec if spec in candidates else _pulled_by_repo(registry, spec)
-    if name is not None:
-        return candidates[name].locate()
+    return candidates[name].locate() if name is not None else None
+
+
+def resolve_model(spec: str) -> Path:
+    """The GGUF file `-m spec` means; raises BadInputError naming what is available otherwise."""
+    found = resolve_library_name(spec)
+    if found is not None:
+        return found
     path = Path(spec).expanduser()
     if looks_like_path(spec) or path.exists():
         if not path.exists():
             raise BadInputError(f"{spec}: no such file; give a path to a .gguf file or a model name")
         return path
-    known = ", ".join(candidates)
+    known = ", ".join(c.name for c in _candidates(load_registry()))
     raise BadInputError(f"unknown model '{spec}'; available: {known} (or give a path to a .gguf file)")
 
 

@@ -1,0 +1,174 @@
+"""`llamadesk serve`: the library over HTTP for other programs (OpenAI and Ollama APIs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from llamadesk.app.commands.options import add_load_options, load_settings
+from llamadesk.app.core.errors import BadInputError
+
+EXAMPLES = """examples:
+  llamadesk serve                                   # smollm2 and the library on http://127.0.0.1:11435
+  llamadesk serve -m smollm2 -m gemma3-270m --preload
+  LLAMADESK_API_KEY=$(openssl rand -hex 24) llamadesk serve --host 0.0.0.0   # on the LAN, with a key
+
+  curl http://127.0.0.1:11435/v1/chat/completions -H 'Content-Type: application/json' \\
+       -d '{"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}]}'
+  OpenAI clients: base_url http://127.0.0.1:11435/v1; Ollama clients: host http://127.0.0.1:11435
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from llamadesk.app.server.server_config import (
+        DEFAULT_HOST,
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_PORT,
+        DEFAULT_QUEUE_SIZE,
+    )
+
+    parser = sub.add_parser(
+        "serve",
+        help="serve models over HTTP (OpenAI- and Ollama-compatible APIs)",
+        description=(
+            "Serve the library's models to other programs over HTTP: OpenAI's /v1 API and Ollama's /api. "
+            "Requests name a model of the library (or one given with -m); it loads on first use, one at a time."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        dest="models",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model to serve besides the library (a name or a .gguf path; repeat for more); "
+        "the first is the one --preload loads",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    parser.add_argument(
+        "--api-key",
+        help="require 'Authorization: Bearer KEY' (default: $LLAMADESK_API_KEY; prefer it, a flag shows in `ps`)",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="allow a non-loopback --host without a key (anyone who reaches the port can use it)",
+    )
+    parser.add_argument(
+        "--cors", action="append", default=[], metavar="ORIGIN", help="allow browser pages from ORIGIN (repeatable)"
+    )
+    parser.add_argument("--preload", action="store_true", help="load the first -m model before accepting requests")
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"the most tokens one reply may generate (default: {DEFAULT_MAX_TOKENS})",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"the largest request body accepted (default: {DEFAULT_MAX_BODY_BYTES})",
+    )
+    parser.add_argument(
+        "--max-models",
+        type=int,
+        default=1,
+        help="models kept in memory at once; the least recently used is closed for another (default: 1)",
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=DEFAULT_QUEUE_SIZE,
+        help=f"requests that may wait for the model; more get 503 (default: {DEFAULT_QUEUE_SIZE})",
+    )
+    add_load_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def _served_models(specs: list[str]) -> dict[str, Path]:
+    """The operator's -m models by the name requests use: a library name as given, a file by its stem."""
+    from llamadesk.app.library.catalog import looks_like_path, resolve_model
+
+    served: dict[str, Path] = {}
+    for spec in specs:
+        path = resolve_model(spec)  # the operator may name files; requests never can
+        name = Path(spec).name.removesuffix(".gguf") if looks_like_path(spec) else spec
+        served[name] = path
+    return served
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    class _GracefulServer(uvicorn.Server):
+        """On SIGTERM or Ctrl-C, replies stop at once (each client gets what was generated and a
+        proper end of stream) instead of running to max_tokens while uvicorn waits for them."""
+
+        def __init__(self, pool, config: uvicorn.Config):
+            super().__init__(config)
+            self._pool = pool
+
+        def handle_exit(self, sig, frame) -> None:
+            self._pool.stop_all()
+            super().handle_exit(sig, frame)
+            # uvicorn raises a caught signal again once it has shut down, so SIGTERM would end the
+            # process as killed (-15); a service manager should see a clean stop, exit 0.
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and captured and captured[-1] == sig:
+                captured.pop()
+
+    from llamadesk.app.server.app import build_app
+    from llamadesk.app.server.model_pool import ModelPool
+    from llamadesk.app.server.server_config import ServerConfig, check_exposure
+
+    if not 0 < args.port < 65536:
+        raise BadInputError(f"--port {args.port}: must be between 1 and 65535")
+    if not 1 <= args.max_tokens <= 1_000_000:
+        raise BadInputError("--max-tokens must be between 1 and 1000000")
+    if not 1024 <= args.max_body_bytes <= 1 << 30:
+        raise BadInputError("--max-body-bytes must be between 1024 and 1073741824")
+    if not 1 <= args.max_models <= 64:
+        raise BadInputError("--max-models must be between 1 and 64")
+    if not 1 <= args.queue_size <= 10_000:
+        raise BadInputError("--queue-size must be between 1 and 10000")
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("LLAMADESK_API_KEY") or None,
+        insecure_no_auth=args.insecure_no_auth,
+        cors_origins=tuple(args.cors),
+        max_body_bytes=args.max_body_bytes,
+        max_tokens=args.max_tokens,
+        queue_size=args.queue_size,
+    )
+    warning = check_exposure(config)
+    if warning:
+        print(f"llamadesk: {warning}", file=sys.stderr)
+    served = _served_models(args.models)
+    pool = ModelPool(served, load_settings(args), config.queue_size, max_models=args.max_models)
+    preload = next(iter(served), "smollm2") if args.preload else None
+    app = build_app(config, pool, preload=preload)
+    server = _GracefulServer(
+        pool,
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,  # request_log writes one line per request, at its end
+            timeout_graceful_shutdown=10,
+        ),
+    )
+    names = ", ".join(served) or "the library"
+    print(f"llamadesk: serving {names} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
+    server.run()
+    return 0

@@ -1,0 +1,331 @@
+"""The resident model, the one thread that runs it, and the fair, bounded queue in front of it.
+
+llama.cpp contexts are not thread-safe and a small machine has cores for one reply at a time, so
+every generation runs on one worker thread, in arrival order (a FIFO queue is fair: no client can
+overtake another). The queue is bounded: past `queue_size` waiting requests the server answers 503
+with Retry-After at once rather than letting latency grow without limit. One model is resident
+by default; a request for another waits its turn, then the worker closes the old model and loads
+the new one, so switching never interrupts a reply. `max_models` keeps more in memory (the least
+recently used is closed first) on a machine with room for them.
+
+A job is cancelled when its client goes away: the worker sets the engine's stop flag (read by
+llama.cpp between graph nodes), so the model is free again within a token or so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
+from llamadesk.app.server.api_errors import ApiError
+from llamadesk.app.server.stop_strings import StopScanner
+
+FinishReason = Literal["stop", "length"]
+RETRY_AFTER_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One reply to generate. With neither messages nor prompt (nor work), the job only loads the model.
+
+    With both messages and prompt, the messages go through the model's chat template, or the prompt
+    is continued as plain text when the model has none (a base model; Ollama's /api/generate).
+    """
+
+    model: str
+    messages: list[ChatMessage] | None = None
+    prompt: str | None = None  # plain completion, no chat template
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()
+    # Other work with the loaded engine (translation): called on the worker thread, it posts the
+    # job's events itself. Cancelling the job stops the engine as for a reply.
+    work: Callable[[Any, Job], None] | None = None
+
+
+@dataclass(frozen=True)
+class ReplyDone:
+    finish_reason: FinishReason
+    stats: GenerationStats | None  # None for a load-only job
+    load_seconds: float
+    total_seconds: float
+    result: dict[str, Any] | None = None  # what other work (a translation) produced, for the response
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.stats.prompt_tokens if self.stats else 0
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.stats.generated_tokens if self.stats else 0
+
+
+@dataclass(frozen=True)
+class ReplyFailed:
+    error: ApiError
+
+
+ReplyEvent = TextPiece | ReplyDone | ReplyFailed
+
+
+class Job:
+    """A request in the queue or on the worker; its events arrive on the event loop's queue."""
+
+    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
+        self.request = request
+        self.events: asyncio.Queue[ReplyEvent] = asyncio.Queue()
+        self.cancelled = threading.Event()
+        self.finished = False  # set on the loop when the last event was read
+        self._loop = loop
+
+    def post(self, event: ReplyEvent) -> None:
+        """From the worker thread: hand an event to the request's coroutine."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is shutting down
+            self._loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+    async def next_event(self) -> ReplyEvent:
+        event = await self.events.get()
+        if not isinstance(event, TextPiece):
+            self.finished = True
+        return event
+
+
+EngineLoader = Callable[[Path, LoadSettings], object]
+
+
+def _load_engine(path: Path, settings: LoadSettings):
+    from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only in the server process
+
+    return Engine.load(path, settings)
+
+
+def _library_path(name: str) -> Path | None:
+    from llamadesk.app.library.catalog import resolve_library_name
+
+    return resolve_library_name(name)
+
+
+class ModelPool:
+    def __init__(
+        self,
+        served: dict[str, Path],
+        load_settings: LoadSettings,
+        queue_size: int,
+        loader: EngineLoader = _load_engine,
+        library_path: Callable[[str], Path | None] = _library_path,
+        max_models: int = 1,
+    ):
+        self._served = dict(served)  # names the operator gave with -m, with their files
+        self._load_settings = load_settings
+        self._loader = loader
+        self._library_path = library_path
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()  # guards _current, _engine, _resident and _loaded across threads
+        self._current: Job | None = None
+        self._engine = None  # the engine of the model in use (or last used)
+        self._resident: str | None = None
+        self._loaded: OrderedDict[str, Any] = OrderedDict()  # every model in memory, least recently used first
+        self._max_models = max_models
+        self._closing = False
+        self._thread = threading.Thread(target=self._work, name="llamadesk-model", daemon=True)
+
+    # -- on the event loop --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def served_names(self) -> list[str]:
+        return list(self._served)
+
+    def model_path(self, name: str) -> Path:
+        """The file a request's model name means: a served name or a library name, never a path.
+
+        Blocking (the library may assemble a starter's parts the first time): call it off the loop.
+        """
+        if name in self._served:
+            return self._served[name]
+        path = self._library_path(name)
+        if path is None:
+            raise ApiError(
+                404, f"the model '{name}' does not exist here; GET /v1/models lists them", code="model_not_found"
+            )
+        self._served.setdefault(name, path)  # the library's answer stays valid while we run
+        return path
+
+    def submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> Job:
+        if self._closing:
+            raise ApiError(503, "the server is shutting down", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        job = Job(request, loop)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise ApiError(
+                503,
+                f"the server is busy: {self._queue.maxsize} requests are already waiting for the model; retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """The client is gone: drop the job if it waits, stop the engine if it runs."""
+        job.cancelled.set()
+        with self._lock:
+            if self._current is job and self._engine is not None:
+                self._engine.request_stop()
+
+    def status(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "model": self._resident,
+                "loaded": list(self._loaded),
+                "busy": self._current is not None,
+                "queued": self._queue.qsize(),
+            }
+
+    def stop_all(self) -> None:
+        """Shutting down: stop the reply in progress (its client gets what came, then the end of the
+        stream), fail the waiting ones with 503 and accept no more. Does not wait."""
+        self._closing = True
+        with self._lock:
+            current = self._current
+        if current is not None:
+            self.cancel(current)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.cancelled.set()
+                job.post(ReplyFailed(ApiError(503, "the server is shutting down")))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop everything (stop_all), wait for the worker, and free the model."""
+        self.stop_all()
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- on the worker thread -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                break
+            if job.cancelled.is_set():
+                # Its coroutine may still be waiting (a request that was not streaming): end it.
+                job.post(ReplyFailed(ApiError(499, "the client went away before its turn")))
+                continue
+            with self._lock:
+                self._current = job
+            try:
+                self._run(job)
+            except ApiError as err:
+                job.post(ReplyFailed(err))
+            except BadInputError as err:
+                job.post(ReplyFailed(ApiError(400, str(err))))
+            except LlamadeskError as err:
+                job.post(ReplyFailed(ApiError(422, str(err))))
+            except MemoryError:
+                job.post(ReplyFailed(ApiError(507, "the server ran out of memory for this request")))
+            except Exception as err:  # the worker must survive anything one request does
+                job.post(ReplyFailed(ApiError(500, f"internal error ({type(err).__name__}); see the server's log")))
+                print(f"llamadesk serve: internal error in a reply: {type(err).__name__}: {err}", flush=True)
+            finally:
+                with self._lock:
+                    self._current = None
+        with self._lock:
+            engines = list(self._loaded.values())
+            self._loaded.clear()
+            self._engine, self._resident = None, None
+        for engine in engines:
+            engine.close()
+
+    def _engine_for(self, name: str):
+        """The engine for `name`: kept in memory, or loaded after closing the least recently used
+        one when `max_models` are already in memory (the worker runs one job at a time, so no reply
+        is running on the one it closes)."""
+        with self._lock:
+            engine = self._loaded.get(name)
+            if engine is not None:
+                self._loaded.move_to_end(name)
+                self._engine, self._resident = engine, name
+                return engine
+        path = self.model_path(name)
+        while len(self._loaded) >= self._max_models:
+            with self._lock:
+                _, old = self._loaded.popitem(last=False)
+                if old is self._engine:
+                    self._engine, self._resident = None, None
+            old.close()
+        engine = self._loader(path, self._load_settings)
+        with self._lock:
+            self._loaded[name] = engine
+            self._engine, self._resident = engine, name
+        return engine
+
+    def _run(self, job: Job) -> None:
+        started = time.perf_counter()
+        request = job.request
+        engine = self._engine_for(request.model)
+        load_seconds = time.perf_counter() - started
+        if request.work is not None:
+            request.work(engine, job)
+            return
+        if request.messages is None and request.prompt is None:
+            job.post(ReplyDone("stop", None, load_seconds, time.perf_counter() - started))
+            return
+        use_chat = request.messages is not None and (request.prompt is None or engine.has_chat_template)
+        events = (
+            engine.stream_chat(request.messages, request.sampling)
+            if use_chat
+            else engine.stream_completion(request.prompt or "", request.sampling)
+        )
+        finish, stats = self._forward(job, engine, events, StopScanner(request.stop))
+        job.post(ReplyDone(finish, stats, load_seconds, time.perf_counter() - started))
+
+    def _forward(
+        self, job: Job, engine, events: Iterator, scanner: StopScanner
+    ) -> tuple[FinishReason, GenerationStats]:
+        """Pass the engine's text to the job until it ends, hits a stop sequence or is cancelled.
+
+        On a stop sequence or a cancel the engine is stopped and read to its end, so its stats (the
+        usage counts) still arrive and the KV cache is left consistent for the next reply.
+        """
+        stopping = False
+        hit_stop = False
+        stats: GenerationStats | None = None
+        try:
+            for event in events:
+                if job.cancelled.is_set() and not stopping:
+                    engine.request_stop()
+                    stopping = True
+                if isinstance(event, GenerationDone):
+                    stats = event.stats
+                elif isinstance(event, TextPiece) and not stopping:
+                    text, hit_stop = scanner.feed(event.text)
+                    if text:
+                        job.post(TextPiece(text))
+                    if hit_stop:
+                        engine.request_stop()
+                        stopping = True
+        finally:
+            events.close()
+        if not stopping:
+            tail = scanner.flush()
+            if tail:
+                job.post(TextPiece(tail))
+        if stats is None:
+            raise LlamadeskError("the engine ended a reply without its stats")
+        finish: FinishReason = "length" if stats.stop_reason in ("length", "context") and not hit_stop else "stop"
+        return finish, stats

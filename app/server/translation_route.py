@@ -1,0 +1,105 @@
+"""POST /v1/translations: llamadesk's own endpoint over `llamadesk.app.translate`, as the CLI translates.
+
+    {"text": "Where is the station?", "target": "fr", "source": "en", "model": "gemma3-270m",
+     "mode": "document" | "lines", "glossary": {"station": "gare"}}
+    -> {"model", "source", "target", "text", "segments": [{"source", "translation", ...}], "seconds"}
+
+The same job as `llamadesk translate`: Markdown structure kept, placeholders, URLs, code and tags
+hidden from the model and checked afterwards (a segment that loses one is retried, then translated
+around its spans). Whole replies only: a translation is checked segment by segment before it is final.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.server.api_errors import ApiError
+from llamadesk.app.server.client_reply import ClientReply
+from llamadesk.app.server.model_pool import GenerationRequest, Job, ReplyDone, ReplyFailed
+from llamadesk.app.server.request_fields import Fields, read_json_object
+from llamadesk.app.server.sampling_fields import MAX_MODEL_NAME
+
+DEFAULT_MODEL = "gemma3-270m"  # the translation starter, as for the CLI
+MAX_GLOSSARY_TERMS = 500
+
+
+def _language(fields: Fields, name: str, required: bool):
+    from llamadesk.app.translate import resolve_language
+
+    spec = fields.string(name, required=required, max_length=64)
+    if spec is None:
+        return None
+    try:
+        return resolve_language(spec, name)
+    except BadInputError as err:
+        raise ApiError(400, str(err), param=name) from None
+
+
+def _glossary(fields: Fields) -> dict[str, str] | None:
+    value = fields.raw("glossary")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or len(value) > MAX_GLOSSARY_TERMS
+        or not all(isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip() for k, v in value.items())
+    ):
+        raise ApiError(400, f"'glossary' must map at most {MAX_GLOSSARY_TERMS} terms to their translations")
+    return dict(value)
+
+
+async def translations(request: Request) -> Response:
+    from llamadesk.app.translate import JobSettings
+
+    fields = Fields(await read_json_object(request, request.app.state.config.max_body_bytes))
+    text = fields.string("text", required=True)
+    if not text or not text.strip():
+        raise ApiError(400, "'text' must not be empty", param="text")
+    mode = fields.string("mode") or "document"
+    if mode not in ("document", "lines"):
+        raise ApiError(400, "'mode' must be document or lines", param="mode")
+    settings = JobSettings(
+        target=_language(fields, "target", required=True),
+        source=_language(fields, "source", required=False),
+        mode=mode,
+        glossary=_glossary(fields),
+    )
+    model = fields.string("model", max_length=MAX_MODEL_NAME) or DEFAULT_MODEL
+
+    def work(engine, job: Job) -> None:
+        _translate(engine, job, text, settings)
+
+    reply = await ClientReply.start(request, request.app.state.pool, GenerationRequest(model=model, work=work))
+    _, done = await reply.collect()
+    return JSONResponse({"model": model, **(done.result or {})})
+
+
+def _translate(engine, job: Job, text: str, settings) -> None:
+    """On the worker thread: run the translation job, cancelled with the HTTP job."""
+    from llamadesk.app.translate import JobCancelled, JobFinished, JobStarted, TranslationJob, translator_for
+
+    translation = TranslationJob(translator_for(engine), text, settings)
+    source = None
+    for event in translation.run():
+        if job.cancelled.is_set():
+            translation.cancel()
+        if isinstance(event, JobStarted):
+            source = event.source
+        elif isinstance(event, JobCancelled):
+            job.post(ReplyFailed(ApiError(499, "the translation was cancelled")))
+            return
+        elif isinstance(event, JobFinished):
+            job.post(ReplyDone("stop", None, 0.0, event.seconds, result=_result(event, source, settings.target)))
+            return
+
+
+def _result(event, source, target) -> dict:
+    return {
+        "source": source.code if source is not None else None,
+        "target": target.code,
+        "text": event.text,
+        "segments": [r.to_json() for r in event.results],
+        "seconds": round(event.seconds, 3),
+    }

@@ -1,0 +1,201 @@
+"""`llamadesk serve` against the engine it serves: what HTTP, JSON and the queue cost.
+
+- one client, streaming: generation tokens/s through the server vs `llamadesk bench`'s tg on the
+  same model and threads (goal: ratio >= 0.95), and vs the engine streaming the same reply in
+  this process (the same sampling, no HTTP: what the server itself costs); time to first content byte;
+- 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time, so about the
+  single-client rate: the queue must not cost throughput);
+- load: C clients sending R requests in total (short replies, streamed and not): errors, malformed
+  streams, and the server's RSS growth after warm-up (goal: zero, zero, < 5%).
+
+Runs are interleaved (bench, server, bench, ...) so the noise of a shared machine hits both alike.
+Writes the "## serve" section of bench/RESULTS.md.
+
+    .venv/bin/python bench/serve.py [--model smollm2] [--threads 2] [--rounds 3] [--requests 200] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from results_file import update_section  # noqa: E402
+
+from tests.serve_process import serving  # noqa: E402
+
+LLAMADESK = Path(sys.executable).with_name("llamadesk")
+N_GEN = 128
+PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
+
+
+def bench_tg(model: str, threads: int) -> float:
+    out = subprocess.run(
+        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-p", "0", "-n", str(N_GEN), "-r", "3"]
+        + ["--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return next(row["avg_ts"] for row in json.loads(out.stdout) if row["test"].startswith("tg"))
+
+
+def engine_rate(model: str, threads: int) -> float:
+    """The same reply straight from the engine (sampling included, no HTTP), in a child process so that
+    its model is not in memory while the server runs."""
+    code = (
+        "import sys, json\n"
+        "from llamadesk.app.engine.llama_engine import Engine\n"
+        "from llamadesk.app.engine.types import GenerationDone, LoadSettings, Sampling\n"
+        "from llamadesk.app.library.catalog import resolve_model\n"
+        f"engine = Engine.load(resolve_model({model!r}), LoadSettings(n_ctx=2048, n_threads={threads}))\n"
+        f"events = engine.stream_chat({PROMPT!r}, Sampling(temperature=0, top_p=1.0, max_tokens={N_GEN}))\n"
+        "print([e.stats.generated_tokens_per_second for e in events if isinstance(e, GenerationDone)][0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
+    """One streamed chat reply: time to first content, generation rate after it, and its tokens."""
+    body = {
+        "model": model,
+        "messages": PROMPT,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    started = time.perf_counter()
+    first = last = None
+    tokens = 0
+    done = False
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line.removeprefix("data:").strip()
+            if data == "[DONE]":
+                done = True
+                break
+            chunk = json.loads(data)
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            elif chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                now = time.perf_counter()
+                first = first or now
+                last = now
+    if not done or first is None:
+        raise RuntimeError("a stream ended without [DONE] or without content")
+    rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
+    return {"ttfb": first - started, "rate": rate, "tokens": tokens}
+
+
+def load_test(url: str, model: str, clients: int, requests: int, pid: int) -> dict:
+    """`requests` short replies from `clients` threads; RSS after the first tenth vs at the end."""
+    errors: list[str] = []
+    process = psutil.Process(pid)
+
+    def one(i: int) -> None:
+        body = {"model": model, "messages": [{"role": "user", "content": f"Say {i}."}], "max_tokens": 8}
+        try:
+            if i % 2:
+                reply = streamed_reply(url, model, max_tokens=8)
+                assert reply["tokens"] > 0
+            else:
+                r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600)
+                r.raise_for_status()
+                assert r.json()["choices"][0]["message"]["role"] == "assistant"
+        except Exception as err:  # counted, not raised: the point is how many
+            errors.append(f"{type(err).__name__}: {err}")
+
+    warm = max(requests // 10, clients)
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(warm)))
+    rss_warm = process.memory_info().rss
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(warm, requests)))
+    seconds = time.perf_counter() - started
+    rss_end = process.memory_info().rss
+    return {
+        "errors": errors,
+        "seconds": seconds,
+        "rss_warm": rss_warm,
+        "rss_end": rss_end,
+        "growth": rss_end / rss_warm - 1,
+        "n": requests - warm,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+
+    bench_rates: list[float] = []
+    engine_rates: list[float] = []
+    server_runs: list[dict] = []
+    with serving("--threads", str(args.threads), "--queue-size", str(max(16, args.clients))) as served:
+        streamed_reply(served.url, args.model)  # warm-up: load the model
+        for round_no in range(args.rounds):
+            bench_rates.append(bench_tg(args.model, args.threads))
+            engine_rates.append(engine_rate(args.model, args.threads))
+            server_runs.append(streamed_reply(served.url, args.model))
+            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            concurrent = list(pool.map(lambda _: streamed_reply(served.url, args.model), range(4)))
+        aggregate = sum(r["tokens"] for r in concurrent) / (time.perf_counter() - started)
+        load = load_test(served.url, args.model, args.clients, args.requests, served.process.pid)
+
+    tg = statistics.fmean(bench_rates)
+    through = statistics.fmean(r["rate"] for r in server_runs)
+    direct = statistics.fmean(engine_rates)
+    ttfb = statistics.median(r["ttfb"] for r in server_runs)
+    lines = [
+        f"Model `{args.model}`, {args.threads} threads, {args.rounds} interleaved rounds; chat replies of up to "
+        f"{N_GEN} tokens, streamed (SSE), temperature 0.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| `llamadesk bench` tg{N_GEN} | {tg:.1f} tok/s |",
+        f"| the engine streaming the same reply, no HTTP | {direct:.1f} tok/s |",
+        f"| through the server, one client | {through:.1f} tok/s (ratio to tg {through / tg:.3f}, goal >= 0.95; "
+        f"to the engine's stream {through / direct:.3f}) |",
+        f"| time to first content byte (median; includes the prompt) | {ttfb * 1000:.0f} ms |",
+        f"| 4 concurrent streaming clients, aggregate | {aggregate:.1f} tok/s |",
+        f"| load: {args.clients} clients, {args.requests} requests (short, streamed and not) | "
+        f"{len(load['errors'])} errors, {load['n'] / load['seconds']:.1f} requests/s after warm-up |",
+        f"| server RSS after warm-up → end | {load['rss_warm'] / 2**20:.0f} → {load['rss_end'] / 2**20:.0f} MiB "
+        f"({load['growth'] * 100:+.1f}%; goal < 5%) |",
+        "",
+        f"Load average during the run: {' / '.join(f'{x:.1f}' for x in psutil.getloadavg())} "
+        f"on {psutil.cpu_count()} CPUs (a shared machine: compare ratios, not absolute rates).",
+        "",
+        f"Command: `.venv/bin/python bench/serve.py --model {args.model} --threads {args.threads} "
+        f"--rounds {args.rounds} --requests {args.requests} --clients {args.clients}`",
+    ]
+    if load["errors"]:
+        lines += ["", "First errors: " + "; ".join(load["errors"][:3])]
+    update_section("serve", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Faults and load through `llamadesk serve`: clients that leave, a full queue, concurrent clients, SIGTERM.
+
+Loopback only, every loop bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.serve_process import MODEL, SYSTEM, serving, wait_until
+
+pytestmark = pytest.mark.slow
+
+QUEUE_SIZE = 3
+LONG = {
+    "model": MODEL,
+    "messages": [SYSTEM, {"role": "user", "content": "Write a very long essay about the history of Europe."}],
+    "max_tokens": 2000,
+    "temperature": 0,
+    "stream": True,
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving("--queue-size", str(QUEUE_SIZE)) as served:
+        yield served
+
+
+def health(server) -> dict:
+    return httpx.get(f"{server.url}/health", timeout=10).json()
+
+
+def read_some_events(response: httpx.Response, n: int, then=lambda: None) -> None:
+    """Read `n` SSE events, then call `then` while the stream is still open (leaving the loop over
+    iter_lines closes httpx's connection: the client is gone from there on)."""
+    seen = 0
+    for line in response.iter_lines():
+        seen += line.startswith("data:")
+        if seen >= n:
+            then()
+            return
+
+
+def short_reply(server) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_model_within_half_a_second(server):
+    with httpx.Client(timeout=120) as http, http.stream("POST", f"{server.url}/v1/chat/completions", json=LONG) as r:
+        busy = []
+        read_some_events(r, 3, then=lambda: busy.append(health(server)["busy"]))
+        assert busy == [True]
+    # Leaving the blocks closed the connection with the reply far from done.
+    assert wait_until(lambda: not health(server)["busy"], timeout=5) < 0.5
+    started = time.monotonic()
+    assert short_reply(server).status_code == 200
+    assert time.monotonic() - started < 10  # served at once, not after a 2000-token essay
+
+
+def test_an_ollama_client_that_leaves_mid_stream_frees_the_model_too(server):
+    body = {"model": MODEL, "messages": LONG["messages"], "options": {"num_predict": 2000}}
+    with httpx.Client(timeout=120) as http, http.stream("POST", f"{server.url}/api/chat", json=body) as r:
+        for n, _ in enumerate(r.iter_lines()):
+            if n >= 2:
+                assert health(server)["busy"]
+                break  # closes the connection
+    assert wait_until(lambda: not health(server)["busy"], timeout=5) < 0.5
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_the_waiting_are_served(server):
+    with httpx.Client(timeout=120) as http, http.stream("POST", f"{server.url}/v1/chat/completions", json=LONG) as r:
+        with ThreadPoolExecutor(QUEUE_SIZE) as pool:
+            waiting = []
+            refused: list[httpx.Response] = []
+
+            def fill_the_queue() -> None:
+                waiting.extend(pool.submit(short_reply, server) for _ in range(QUEUE_SIZE))
+                wait_until(lambda: health(server)["queued"] == QUEUE_SIZE, timeout=30)
+                refused.append(short_reply(server))
+
+            read_some_events(r, 2, then=fill_the_queue)
+            # Out of the loop: the long reply's client has left, and the queue drains.
+            assert refused[0].status_code == 503
+            assert int(refused[0].headers["retry-after"]) > 0
+            assert "busy" in refused[0].json()["error"]["message"]
+            assert [f.result(timeout=120).status_code for f in waiting] == [200] * QUEUE_SIZE
+
+
+def test_concurrent_clients_of_both_apis_get_complete_replies(server):
+    """4 clients x 5 requests, streamed and not, OpenAI and Ollama: no errors, every stream ends well."""
+
+    def openai_client(n: int) -> list[str]:
+        done = []
+        with openai.OpenAI(base_url=server.openai_url, api_key="x", max_retries=0, timeout=300) as client:
+            for i in range(5):
+                messages = [{"role": "user", "content": f"Say the number {n * 10 + i}."}]
+                if i % 2:
+                    chunks = list(
+                        client.chat.completions.create(model=MODEL, messages=messages, max_tokens=4, stream=True)
+                    )
+                    done.append(chunks[-1].choices[0].finish_reason)
+                else:
+                    reply = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=4)
+                    done.append(reply.choices[0].finish_reason)
+        return done
+
+    def ollama_client(n: int) -> list[str]:
+        client = ollama.Client(host=server.url, timeout=300)
+        done = []
+        for i in range(5):
+            messages = [{"role": "user", "content": f"Say the number {n * 10 + i}."}]
+            if i % 2:
+                parts = list(client.chat(model=MODEL, messages=messages, options={"num_predict": 4}, stream=True))
+                assert [p.done for p in parts].count(True) == 1 and parts[-1].done
+                done.append(parts[-1].done_reason)
+            else:
+                done.append(client.chat(model=MODEL, messages=messages, options={"num_predict": 4}).done_reason)
+        return done
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(openai_client, 0), pool.submit(openai_client, 1)]
+        futures += [pool.submit(ollama_client, 2), pool.submit(ollama_client, 3)]
+        results = [f.result(timeout=600) for f in futures]
+    assert all(len(r) == 5 and set(r) <= {"stop", "length"} for r in results)
+    assert health(server) == {"status": "ok", "model": MODEL, "loaded": [MODEL], "busy": False, "queued": 0}
+
+
+def test_sigterm_during_a_stream_ends_the_stream_and_exits_0():
+    with serving() as served:
+        events: list[str] = []
+        reading = threading.Event()
+
+        def stream() -> None:
+            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=LONG, timeout=120) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(line.removeprefix("data:").strip())
+                        reading.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert reading.wait(60)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=30) == 0
+        reader.join(30)
+        assert events[-1] == "[DONE]"  # the client got a well-formed end, not a cut connection
+        assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"

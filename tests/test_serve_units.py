@@ -1,0 +1,260 @@
+"""The server's pure parts, without a model: stop sequences, field checks, exposure, keys, the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.engine.types import GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
+from llamadesk.app.server.api_errors import ApiError
+from llamadesk.app.server.auth import bearer_token
+from llamadesk.app.server.model_pool import GenerationRequest, ModelPool, ReplyDone, ReplyFailed
+from llamadesk.app.server.request_fields import Fields
+from llamadesk.app.server.sampling_fields import chat_messages, llama_seed
+from llamadesk.app.server.server_config import ServerConfig, check_exposure, is_loopback
+from llamadesk.app.server.stop_strings import StopScanner
+from tests.conftest import run_cli
+
+
+def scan(pieces: list[str], stops: list[str]) -> tuple[str, bool]:
+    scanner = StopScanner(stops)
+    out = []
+    for piece in pieces:
+        text, hit = scanner.feed(piece)
+        out.append(text)
+        if hit:
+            return "".join(out), True
+    return "".join(out) + scanner.flush(), False
+
+
+@pytest.mark.parametrize(
+    ("pieces", "stops", "expected"),
+    [
+        (["Hello ", "world"], [], ("Hello world", False)),
+        (["Hello ", "wor", "ld"], ["world"], ("Hello ", True)),
+        (["a\n", "\nUser: x"], ["\n\nUser"], ("a", True)),
+        (["ab", "c"], ["bd"], ("abc", False)),  # held back "b", then released
+        (["one, two, three"], ["two", "one"], ("", True)),  # the earliest stop wins
+        (["x", "y"], ["yz"], ("xy", False)),  # held "y" is flushed at the end
+    ],
+)
+def test_stop_sequences_cut_across_pieces(pieces, stops, expected):
+    assert scan(pieces, stops) == expected
+
+
+def test_fields_check_types_and_ranges():
+    fields = Fields({"t": 0.5, "b": True, "i": 3.0, "s": "x", "stop": "END", "o": {"k": 1}})
+    assert fields.number("t", 0, 1) == 0.5 and fields.integer("i", 0, 5) == 3
+    assert fields.stop_list("stop") == ("END",) and fields.object("o").integer("k", 0, 1) == 1
+    for call in (
+        lambda: fields.number("b", 0, 1),  # JSON true is not a number
+        lambda: fields.integer("t", 0, 1),
+        lambda: fields.number("t", 0.6, 1),
+        lambda: fields.string("t"),
+        lambda: fields.boolean("s", False),
+        lambda: fields.object("s"),
+        lambda: Fields({}).string("model", required=True),
+        lambda: Fields({"n": float("nan")}).number("n", 0, 1),
+        lambda: Fields({"stop": [""]}).stop_list("stop"),
+    ):
+        with pytest.raises(ApiError) as raised:
+            call()
+        assert raised.value.status == 400
+
+
+def test_messages_accept_text_parts_and_map_developer_to_system():
+    messages = chat_messages(
+        [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+    )
+    assert messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+
+
+def test_seeds_fit_llama_cpp_and_never_mean_random():
+    assert llama_seed(None) is None and llama_seed(7) == 7 and llama_seed(-1) == 0 and llama_seed(2**32 - 1) == 0
+    assert 0 <= llama_seed(2**63) < 2**32 - 1
+
+
+def test_exposure_needs_a_key_off_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("myhost")
+    assert check_exposure(ServerConfig()) is None
+    assert check_exposure(ServerConfig(host="0.0.0.0", api_key="k" * 20)) is None
+    with pytest.raises(BadInputError, match="--api-key"):
+        check_exposure(ServerConfig(host="0.0.0.0"))
+    assert "warning" in check_exposure(ServerConfig(host="0.0.0.0", insecure_no_auth=True))
+    with pytest.raises(BadInputError, match="shorter"):
+        check_exposure(ServerConfig(api_key="short"))
+
+
+def test_bearer_token_parsing():
+    assert bearer_token("Bearer abc") == "abc" and bearer_token("bearer  abc ") == "abc"
+    assert bearer_token(None) is None and bearer_token("Basic abc") is None and bearer_token("Bearer ") is None
+
+
+def test_serve_help_shows_examples():
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0 and "LLAMADESK_API_KEY" in result.stdout and "--insecure-no-auth" in result.stdout
+
+
+# -- the pool, with a stand-in engine --------------------------------------------------------------
+
+
+class SlowEngine:
+    """Streams a token every 10 ms until stopped or `n` tokens, like Engine.stream_chat."""
+
+    def __init__(self, n: int = 1000):
+        self.n = n
+        self.stop = threading.Event()
+        self.closed = False
+
+    def request_stop(self):
+        self.stop.set()
+
+    def close(self):
+        self.closed = True
+
+    def stream_chat(self, messages, sampling):
+        self.stop.clear()
+
+        def events():
+            count = 0
+            while count < min(self.n, sampling.max_tokens or self.n) and not self.stop.is_set():
+                time.sleep(0.01)
+                count += 1
+                yield TextPiece("x")
+            reason = "stopped" if self.stop.is_set() else "length"
+            yield GenerationDone(GenerationStats(3, 0, count, 0.0, 0.0, 0.0, 3 + count, 100, reason))
+
+        return events()
+
+
+def make_pool(queue_size: int = 2, loads: list | None = None, max_models: int = 1) -> ModelPool:
+    def loader(path, settings):
+        (loads if loads is not None else []).append(path)
+        return SlowEngine()
+
+    served = {"a": Path("a.gguf"), "b": Path("b.gguf"), "c": Path("c.gguf")}
+    return ModelPool(served, LoadSettings(), queue_size, loader, lambda n: None, max_models=max_models)
+
+
+async def drain(job) -> list:
+    events = []
+    while True:
+        event = await asyncio.wait_for(job.next_event(), 10)
+        events.append(event)
+        if not isinstance(event, TextPiece):
+            return events
+
+
+def test_pool_serves_in_order_switches_models_and_refuses_a_full_queue():
+    async def main():
+        loads: list = []
+        pool = make_pool(queue_size=2, loads=loads)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        ask = [{"role": "user", "content": "hi"}]
+        jobs = [pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=5)), loop)]
+        await asyncio.sleep(0.05)  # the first is running; two may wait
+        jobs.append(pool.submit(GenerationRequest("b", ask, sampling=Sampling(max_tokens=3)), loop))
+        jobs.append(pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=2)), loop))
+        with pytest.raises(ApiError) as raised:
+            pool.submit(GenerationRequest("a", ask), loop)
+        assert raised.value.status == 503 and raised.value.headers["Retry-After"]
+        results = [await drain(job) for job in jobs]
+        assert [r[-1].completion_tokens for r in results] == [5, 3, 2]
+        assert loads == [Path("a.gguf"), Path("b.gguf"), Path("a.gguf")]
+        with pytest.raises(ApiError) as raised:
+            pool.model_path("../etc/passwd")
+        assert raised.value.status == 404
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_pool_cancel_stops_the_engine_and_the_next_job_runs():
+    async def main():
+        pool = make_pool()
+        pool.start()
+        loop = asyncio.get_running_loop()
+        ask = [{"role": "user", "content": "hi"}]
+        long = pool.submit(GenerationRequest("a", ask), loop)
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        pool.cancel(long)
+        next_job = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=1)), loop)
+        done = (await drain(next_job))[-1]
+        assert isinstance(done, ReplyDone) and time.monotonic() - started < 0.5
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_failing_request_is_reported_and_the_worker_survives():
+    async def main():
+        pool = make_pool()
+        pool.start()
+        loop = asyncio.get_running_loop()
+        bad = await drain(pool.submit(GenerationRequest("missing", [{"role": "user", "content": "x"}]), loop))
+        assert isinstance(bad[-1], ReplyFailed) and bad[-1].error.status == 404
+        short = GenerationRequest("a", [{"role": "user", "content": "x"}], sampling=Sampling(max_tokens=2))
+        good = await drain(pool.submit(short, loop))
+        assert isinstance(good[-1], ReplyDone)
+        pool.close()
+
+    asyncio.run(main())
+
+
+# -- service files ----------------------------------------------------------------------------------
+
+SERVICE = Path(__file__).resolve().parent.parent / "packaging" / "service"
+
+
+def test_service_files_run_serve_and_expose_only_with_a_key():
+    import plistlib
+
+    system = (SERVICE / "llamadesk-serve.service").read_text()
+    assert "serve --host 0.0.0.0" in system and "EnvironmentFile=/etc/llamadesk/serve.env" in system
+    assert "--api-key" not in system  # the key stays out of the command line (and `ps`)
+    user = (SERVICE / "llamadesk-serve.user.service").read_text()
+    assert "llamadesk serve" in user and "--host" not in user
+    with (SERVICE / "com.llamadesk.serve.plist").open("rb") as f:
+        agent = plistlib.load(f)
+    assert agent["ProgramArguments"][1] == "serve" and "--host" not in agent["ProgramArguments"]
+
+
+def test_a_job_cancelled_while_waiting_still_ends_its_waiting_coroutine():
+    async def main():
+        pool = make_pool()
+        pool.start()
+        loop = asyncio.get_running_loop()
+        ask = [{"role": "user", "content": "hi"}]
+        running = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=20)), loop)
+        waiting = pool.submit(GenerationRequest("a", ask), loop)
+        pool.cancel(waiting)
+        assert isinstance((await drain(waiting))[-1], ReplyFailed)
+        assert isinstance((await drain(running))[-1], ReplyDone)
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_max_models_keeps_the_recently_used_in_memory():
+    async def main():
+        loads: list = []
+        pool = make_pool(queue_size=8, loads=loads, max_models=2)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        for name in ("a", "b", "a", "c", "a", "b"):
+            request = GenerationRequest(name, [{"role": "user", "content": "x"}], sampling=Sampling(max_tokens=1))
+            assert isinstance((await drain(pool.submit(request, loop)))[-1], ReplyDone)
+        # a, b loaded; a reused; c replaces b (least recent); a reused; b replaces c.
+        assert [p.stem for p in loads] == ["a", "b", "c", "b"]
+        assert pool.status()["loaded"] == ["a", "b"]
+        pool.close()
+
+    asyncio.run(main())
