@@ -27,6 +27,7 @@ import numpy as np
 
 from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.json_file import read_json_object
 from llamadesk.quantize import quality_metrics as qm
 
 EVAL_SUFFIX = ".eval.json"
@@ -165,11 +166,14 @@ def saved_evaluations(model: Path) -> list[dict[str, Any]]:
     For `llamadesk models` and the UI: each entry is an EvalResult as JSON.
     """
     path = eval_file(Path(model))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if not path.exists():
         return []
-    results = data.get("results") if isinstance(data, dict) else None
+    try:
+        # Beside a model in an added folder this file may come from anyone: read with limits.
+        data = read_json_object(path, "saved evaluations", max_bytes=4 * 1024**2, max_depth=8)
+    except BadInputError:
+        return []  # a damaged sidecar hides its results, never the model
+    results = data.get("results")
     return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
 
 

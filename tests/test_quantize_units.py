@@ -135,3 +135,31 @@ def test_legacy_imatrix_is_normalised_like_llama_quantize(tmp_path):
     (tmp_path / "bad.dat").write_bytes(b"\x05\x00\x00\x00abc")
     with pytest.raises(BadInputError, match="not an importance matrix"):
         read_imatrix(tmp_path / "bad.dat")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[" * 100_000,  # nested past any parser's recursion
+        b"\xff\xfe not utf-8",
+        b'{"results": "not a list"}',
+        b'{"results": [1, "two", {"kept": true}]}',
+        b"[]",
+    ],
+)
+def test_a_damaged_eval_sidecar_hides_its_results_never_the_model(tmp_path, content):
+    from llamadesk.quantize.evaluation import eval_file, saved_evaluations
+
+    model = tmp_path / "m.gguf"
+    eval_file(model).write_bytes(content)
+    expected = [{"kept": True}] if b"kept" in content else []
+    assert saved_evaluations(model) == expected
+
+
+def test_a_huge_eval_sidecar_is_not_read(tmp_path):
+    from llamadesk.quantize.evaluation import eval_file, saved_evaluations
+
+    model = tmp_path / "m.gguf"
+    with eval_file(model).open("wb") as f:
+        f.truncate(64 * 1024**2)  # sparse: 64 MiB of zeros
+    assert saved_evaluations(model) == []
