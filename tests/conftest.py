@@ -6,6 +6,7 @@ import atexit
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,12 @@ os.environ["LLAMADESK_HOME"] = _HOME
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A non-interactive shell starts background jobs with SIGINT ignored, and children inherit that:
+# the Ctrl-C tests would see a llamadesk that cannot be interrupted. The tests act as a user at a
+# terminal, so Ctrl-C works for them and for what they start.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 LLAMADESK = Path(sys.executable).with_name("llamadesk")
 
 # What a model says depends on how it runs: left automatic, a busy machine gets fewer threads, a
