@@ -10,7 +10,7 @@ from llamadesk.app.commands.chat import repl
 from llamadesk.app.engine.types import LoadSettings, Sampling
 
 # What changes greedy output is pinned, so the test does not depend on the machine's load.
-PINNED = LoadSettings(n_ctx=512, n_threads=2, n_batch=512, kv_cache_type="f16", flash_attn=False)
+PINNED = LoadSettings(n_ctx=256, n_threads=2, n_batch=512, kv_cache_type="f16", flash_attn=False)
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,8 @@ def small_context_engine(smollm2_path):
 
 
 def test_a_chat_longer_than_the_context_drops_old_turns_and_keeps_answering(small_context_engine, monkeypatch, capsys):
-    long_line = "Tell me about the history of tea in China, India and Britain. " * 6  # ~80 tokens
-    lines = iter([long_line] * 8 + ["/bye"])
+    long_line = "Tell me about the history of tea in China, India and Britain. " * 3  # ~40 tokens
+    lines = iter([long_line] * 6 + ["/bye"])
     monkeypatch.setattr(builtins, "input", lambda _prompt="": next(lines))
     prompts: list[int] = []
     real_stream = small_context_engine.stream_chat
@@ -33,14 +33,14 @@ def test_a_chat_longer_than_the_context_drops_old_turns_and_keeps_answering(smal
         return real_stream(messages, sampling)
 
     monkeypatch.setattr(small_context_engine, "stream_chat", counting_stream)
-    code = repl(small_context_engine, "Be brief.", Sampling(temperature=0.0, max_tokens=32), show_stats=False)
+    code = repl(small_context_engine, "Be brief.", Sampling(temperature=0.0, max_tokens=16), show_stats=False)
     out, err = capsys.readouterr()
     assert code == 0
-    assert len(prompts) == 8
-    # Eight ~80-token questions and their replies are far more than 512 tokens, yet every prompt left
+    assert len(prompts) == 6
+    # Six ~40-token questions and their replies are far more than 256 tokens, yet every prompt left
     # room for its reply, and the user was told the model forgot the oldest turns.
     assert sum(prompts) > 2 * PINNED.n_ctx
-    assert all(p + 32 <= PINNED.n_ctx for p in prompts)
+    assert all(p + 16 <= PINNED.n_ctx for p in prompts)
     assert "no longer sees" in err
     assert "context" not in err.replace("the model no longer sees", "")  # no error about the context
 
