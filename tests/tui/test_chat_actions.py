@@ -16,6 +16,7 @@ from llamadesk.app.tui.screens.settings import SettingsScreen
 from llamadesk.app.tui.widgets.message_view import MEMORY_START_TITLE, MessageView
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
 from llamadesk.app.tui.widgets.status_bar import StatusBar
+from tests.tui.chat_pilot import ask, texts
 from tests.tui.fake_engine import CODE_REPLY, FakeLoader
 from tests.tui.waiting import wait_until
 
@@ -33,26 +34,6 @@ def make_app(store, loader=None, config=None, save_settings=False) -> LlamadeskA
     return LlamadeskApp(
         store=store, config=config or Config(), engine_loader=loader or FakeLoader(), save_settings=save_settings
     )
-
-
-async def ask(pilot, text: str, wait: bool = True) -> ChatScreen:
-    screen = pilot.app.screen
-    box = screen.query_one(PromptBox)
-    box.focus()
-    box.text = text  # typing key by key is tested once (ctrl+j test); here it only costs time
-    await pilot.press("enter")
-    await wait_until(
-        pilot,
-        lambda: screen.reply is not None or (screen.messages and screen.messages[-1].role == "assistant"),
-        what="the reply to start",
-    )
-    if wait:
-        await wait_until(pilot, lambda: screen.reply is None, what="the reply to end")
-    return screen
-
-
-def texts(screen: ChatScreen) -> list[tuple[str, str, str]]:
-    return [(m.role, m.content, m.state) for m in screen.messages]
 
 
 async def test_enter_sends_and_the_reply_streams_into_the_store_and_the_status(store):

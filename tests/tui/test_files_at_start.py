@@ -17,8 +17,8 @@ from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp, run_app
 from tests.permissions import permissions_enforced
+from tests.tui.chat_pilot import ask, texts
 from tests.tui.fake_engine import FakeLoader
-from tests.tui.test_chat_actions import ask, texts
 from tests.tui.waiting import wait_until
 
 PAGE = 4096

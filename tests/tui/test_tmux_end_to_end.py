@@ -7,110 +7,20 @@ marked interrupted, and SQLite's integrity check passes.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
 from llamadesk.app.chat.store import STORE_FILE, Store
-from tests.conftest import LLAMADESK
+from tests.tui.tmux_terminal import Terminal, new_terminal
 from tests.tui.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-# A tmux server of our own: other tmux users on the machine neither see nor disturb these sessions.
-TMUX = ("tmux", "-L", "llamadesk-tests")
 QUESTION = "What is the capital of France?"
 LONG_REQUEST = "Write a very long story about a dragon who learns to cook, with many chapters."
-
-
-class Terminal:
-    """One tmux session running llamadesk with its own home folder."""
-
-    def __init__(self, home: Path, width: int = 100, height: int = 30):
-        self.home = home
-        self.name = f"llamadesk-test-{uuid.uuid4().hex[:8]}"
-        self.width, self.height = width, height
-
-    def start(self) -> None:
-        command = f"exec env LLAMADESK_HOME={self.home} {LLAMADESK}"
-        new_session = [
-            *TMUX,
-            "new-session",
-            "-d",
-            "-s",
-            self.name,
-            "-x",
-            str(self.width),
-            "-y",
-            str(self.height),
-            command,
-        ]
-        # tmux refuses while the server of the previous test's last session is still exiting.
-        wait_until_sync(
-            lambda: subprocess.run(new_session, capture_output=True).returncode == 0, 5, "tmux to start", poll=0.2
-        )
-        self.wait_for("CPU", timeout=120)  # the status line shows the backend once the model is loaded
-
-    def screen(self) -> str:
-        result = subprocess.run([*TMUX, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
-        return result.stdout
-
-    def send(self, *keys: str) -> None:
-        subprocess.run([*TMUX, "send-keys", "-t", self.name, *keys], check=True)
-
-    def type(self, text: str) -> None:
-        subprocess.run([*TMUX, "send-keys", "-t", self.name, "-l", text], check=True)
-
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        try:
-            return wait_until_sync(lambda: text in (screen := self.screen()) and screen, timeout, f"{text!r} on screen")
-        except AssertionError as err:
-            raise AssertionError(f"{err}; the screen shows:\n{self.screen()}") from None
-
-    def pid(self) -> int:
-        out = subprocess.run([*TMUX, "display", "-p", "-t", self.name, "#{pane_pid}"], capture_output=True, text=True)
-        return int(out.stdout.strip())
-
-    def running(self) -> bool:
-        return subprocess.run([*TMUX, "has-session", "-t", self.name], capture_output=True).returncode == 0
-
-    def close(self) -> None:
-        subprocess.run([*TMUX, "kill-session", "-t", self.name], capture_output=True)
-
-
-@pytest.fixture
-def home(tmp_path):
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed for the end-to-end test; install it (apt-get install tmux)")
-    config = tmp_path / "config"
-    config.mkdir()
-    # Greedy for a reproducible answer; one thread because the test machine's CPUs are shared.
-    (config / "config.json").write_text(json.dumps({"temperature": 0.0, "max_tokens": 2000}))
-    # How models load (shared with the CLI): pinned like conftest.PINNED_LOAD.
-    pinned = {"threads": 1, "batch": 512, "kv_type": "f16", "gpu_layers": 0, "flash_attn": True}
-    (config / "load.json").write_text(json.dumps(pinned))
-    return tmp_path
-
-
-@pytest.fixture
-def terminals():
-    opened: list[Terminal] = []
-    yield opened
-    for terminal in opened:
-        terminal.close()
-
-
-def new_terminal(home: Path, terminals: list[Terminal]) -> Terminal:
-    terminal = Terminal(home)
-    terminals.append(terminal)
-    terminal.start()
-    return terminal
 
 
 def ask(terminal: Terminal, text: str) -> None:
@@ -142,14 +52,14 @@ def tab_until_shown(terminal: Terminal, *texts: str) -> None:
     wait_until_sync(shown, 30, f"{texts!r} on screen, tabbing through the conversation", poll=0.3)
 
 
-def test_ask_stop_quit_and_find_the_conversation_again(home, terminals):
-    terminal = new_terminal(home, terminals)
+def test_ask_stop_quit_and_find_the_conversation_again(tmux_home, terminals):
+    terminal = new_terminal(tmux_home, terminals)
     ask(terminal, QUESTION)
     terminal.wait_for("Paris", timeout=120)
     terminal.wait_for("tok/s")  # the reply finished: its speed is in the status line
     ask(terminal, LONG_REQUEST)
     wait_until_sync(
-        lambda: len(stored_messages(home)) == 4 and len(stored_messages(home)[-1][1]) > 40,
+        lambda: len(stored_messages(tmux_home)) == 4 and len(stored_messages(tmux_home)[-1][1]) > 40,
         120,
         "the long reply to stream",
     )
@@ -157,34 +67,34 @@ def test_ask_stop_quit_and_find_the_conversation_again(home, terminals):
     terminal.wait_for("stopped")  # the status line
     # The reply's label says so too; a long reply may have scrolled it up out of view.
     tab_until_shown(terminal, "Assistant · interrupted")
-    kept = stored_messages(home)[-1]
+    kept = stored_messages(tmux_home)[-1]
     assert kept[2] == "interrupted" and len(kept[1]) > 40
     terminal.send("C-q")
     wait_until_sync(lambda: not terminal.running(), 30, "the app to quit")
 
-    again = new_terminal(home, terminals)
+    again = new_terminal(tmux_home, terminals)
     again.send("C-f")
     again.type("capital")
     again.send("Enter")
     tab_until_shown(again, QUESTION, "Paris")  # the stopped reply below them may fill the screen
-    assert [row[:1] for row in stored_messages(home)] == [("user",), ("assistant",), ("user",), ("assistant",)]
+    assert [row[:1] for row in stored_messages(tmux_home)] == [("user",), ("assistant",), ("user",), ("assistant",)]
 
 
-def test_kill_9_mid_reply_keeps_every_message_and_marks_the_partial_reply(home, terminals):
-    terminal = new_terminal(home, terminals)
+def test_kill_9_mid_reply_keeps_every_message_and_marks_the_partial_reply(tmux_home, terminals):
+    terminal = new_terminal(tmux_home, terminals)
     ask(terminal, QUESTION)
     terminal.wait_for("tok/s", timeout=120)
     ask(terminal, LONG_REQUEST)
     # The partial reply reaches the file while it streams (at least every couple of seconds).
     wait_until_sync(
-        lambda: len(stored_messages(home)) == 4 and len(stored_messages(home)[-1][1]) > 20,
+        lambda: len(stored_messages(tmux_home)) == 4 and len(stored_messages(tmux_home)[-1][1]) > 20,
         120,
         "a partial save of the reply",
     )
     os.kill(terminal.pid(), signal.SIGKILL)
     wait_until_sync(lambda: not terminal.running(), 30, "the app to die")
 
-    store = Store(home / "data" / STORE_FILE)
+    store = Store(tmux_home / "data" / STORE_FILE)
     try:
         assert store.integrity_check() == "ok"
         conversation = store.conversations()[0]
@@ -200,7 +110,7 @@ def test_kill_9_mid_reply_keeps_every_message_and_marks_the_partial_reply(home, 
     finally:
         store.close()
 
-    again = new_terminal(home, terminals)
+    again = new_terminal(tmux_home, terminals)
     again.send("C-f")
     again.type("capital")
     again.send("Enter")

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.test_tmux_end_to_end import home, new_terminal, terminals  # noqa: F401 - shared fixtures
+from tests.tui.tmux_terminal import new_terminal
 from tests.tui.waiting import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def test_translate_swap_and_a_file_in_a_real_terminal(home, terminals, tmp_path):  # noqa: F811
-    terminal = new_terminal(home, terminals)
+def test_translate_swap_and_a_file_in_a_real_terminal(tmux_home, terminals, tmp_path):
+    terminal = new_terminal(tmux_home, terminals)
     terminal.send("F6")
     terminal.wait_for("Detect language")
     terminal.type("The weather is nice today.")
