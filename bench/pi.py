@@ -3,10 +3,11 @@
 packaging/pi-check.sh cross-compiles llama.cpp with `install.sh pi5`'s flags and a small probe
 (packaging/pi-probe.c) for both builds. This script runs them on both starters:
 
-- the same fixed prompt on x86 and under `qemu-aarch64 -cpu cortex-a76` (the Pi 5's core): the
-  32-token greedy completions, compared token by token (where they part, each build's lead of its
-  pick over the runner-up shows whether it was a near tie), and the largest |logit difference|
-  after the prompt (small but not zero: NEON/dot-product/fp16 kernels against AVX2 ones);
+- the same fixed prompt on x86 and under `qemu-aarch64 -cpu cortex-a76` (the Pi 5's core): x86's
+  32-token greedy completion, with the aarch64 build's own pick at each of its steps (where they
+  differ, each build's lead of its pick over the runner-up shows whether it was a near tie), and
+  the largest |logit difference| after the prompt (small but not zero: NEON/dot-product/fp16
+  kernels against AVX2 ones);
 - the SIMD features the emulated build reports, and what `llamadesk doctor` says of that build on
   a Pi 5;
 - the settings llamadesk fits for a 4 GB and an 8 GB Pi 5 (faked machine facts, with and without
@@ -80,7 +81,8 @@ class ProbeRun:
     """What one build made of a model: see packaging/pi-probe.c."""
 
     system_info: str
-    tokens: list[int]
+    tokens: list[int]  # what was decoded: the build's picks, or the forced tokens
+    picks: list[int]  # the build's own greedy choice at each step
     margins: list[float]  # each greedy token's logit lead over the runner-up
     text: str
     logits: array
@@ -121,11 +123,14 @@ def run_probe(
     n_batch: int,
     kv_type: str,
     timeout: float = 600,
+    forced: list[int] | None = None,
 ) -> ProbeRun:
     """Runs the probe once and reads its JSON, its logits file and its peak resident memory."""
     with tempfile.TemporaryDirectory() as tmp:
         logits_path, out_path, err_path = (Path(tmp) / name for name in ("logits.f32", "stdout", "stderr"))
         args = [str(model), prompt, str(n_predict), str(threads), str(n_ctx), str(n_batch), kv_type, str(logits_path)]
+        if forced is not None:
+            args.append(",".join(map(str, forced)))
         with open(out_path, "w") as stdout, open(err_path, "w") as stderr:
             process = subprocess.Popen([*command, *args], stdout=stdout, stderr=stderr)
         status, peak_rss = _wait_with_rusage(process, timeout)
@@ -137,6 +142,7 @@ def run_probe(
     return ProbeRun(
         system_info=result["system_info"],
         tokens=result["tokens"],
+        picks=result["picks"],
         margins=result["margins"],
         text=result["text"],
         logits=logits,
@@ -169,31 +175,30 @@ class Comparison:
     arm: ProbeRun
 
     @property
+    def disagreements(self) -> list[int]:
+        """The steps where the aarch64 build, fed x86's tokens, would have picked another token."""
+        return [
+            i for i, (ours, theirs) in enumerate(zip(self.x86.tokens, self.arm.picks, strict=True)) if ours != theirs
+        ]
+
+    @property
     def same_text(self) -> bool:
-        return self.x86.tokens == self.arm.tokens
+        return not self.disagreements
 
     @property
-    def first_difference(self) -> int | None:
-        """The index of the first generated token the builds disagree on; None when they agree."""
-        pairs = zip(self.x86.tokens, self.arm.tokens, strict=False)
-        index = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
-        if index is None and len(self.x86.tokens) != len(self.arm.tokens):
-            index = min(len(self.x86.tokens), len(self.arm.tokens))
-        return index
+    def first_free_difference(self) -> int | None:
+        """Where free-running greedy texts would part: the first disagreement (None: they do not)."""
+        return self.disagreements[0] if self.disagreements else None
 
-    @property
-    def near_tie(self) -> bool:
-        """Whether the builds part at a token whose lead, in either build, is within the kernels' noise.
+    def near_tie(self, step: int) -> bool:
+        """Whether the builds' picks at `step` differ within the kernels' noise.
 
-        Up to the first difference both builds decoded the same tokens, so there they differ only
-        by their kernels' rounding; each logit moves by up to the largest difference measured on
+        Both builds decoded the same tokens up to `step`, so their logits there differ only by the
+        kernels' rounding; each logit moves by up to about the largest difference measured after
         the prompt, so a lead of less than twice that can flip.
         """
-        index = self.first_difference
-        if index is None:
-            return False
         noise = 2 * self.max_logit_difference
-        return any(index < len(run.margins) and run.margins[index] <= noise for run in (self.x86, self.arm))
+        return min(self.x86.margins[step], self.arm.margins[step]) <= noise
 
     @property
     def max_logit_difference(self) -> float:
@@ -209,13 +214,18 @@ class Comparison:
 
 
 def compare(builds: Path, model: str, n_predict: int = N_COMPARE) -> Comparison:
-    """The same prompt, greedy, on the x86 build and the emulated Pi 5 build."""
+    """The same prompt, greedy, on the x86 build and the emulated Pi 5 build.
+
+    The aarch64 build is fed x86's tokens (teacher forcing), so each of the steps compares the two
+    builds' picks on the same context: one near tie early on would otherwise send the free-running
+    texts apart and leave the rest of the steps comparing different sentences.
+    """
     path = starter_path(model)
-    runs = {
-        arch: run_probe(probe_command(builds, arch), path, COMPARE_PROMPT, n_predict, **COMPARE_SETTINGS)
-        for arch in ("x86_64", "aarch64")
-    }
-    return Comparison(model, runs["x86_64"], runs["aarch64"])
+    x86 = run_probe(probe_command(builds, "x86_64"), path, COMPARE_PROMPT, n_predict, **COMPARE_SETTINGS)
+    arm = run_probe(
+        probe_command(builds, "aarch64"), path, COMPARE_PROMPT, n_predict, **COMPARE_SETTINGS, forced=x86.tokens
+    )
+    return Comparison(model, x86, arm)
 
 
 def pi5(board: str) -> MachineFacts:
@@ -351,15 +361,14 @@ def doctor_warnings(arm: ProbeRun, board: str, model: str) -> list[str]:
 
 
 def agreement(c: Comparison) -> str:
-    index = c.first_difference
-    if index is None:
-        return "yes"
-    leads = " and ".join(
-        f"{name} {run.margins[index]:.3f}"
-        for name, run in (("x86", c.x86), ("aarch64", c.arm))
-        if index < len(run.margins)
+    if c.same_text:
+        return f"{len(c.x86.tokens)} of {len(c.x86.tokens)}"
+    steps = ", ".join(
+        f"{i} ({'near tie' if c.near_tie(i) else 'NOT a tie'}: leads x86 {c.x86.margins[i]:.3f}, "
+        f"aarch64 {c.arm.margins[i]:.3f})"
+        for i in c.disagreements
     )
-    return f"first {index} (then a near tie: leads {leads})" if c.near_tie else f"NO: first {index}, leads {leads}"
+    return f"{len(c.x86.tokens) - len(c.disagreements)} of {len(c.x86.tokens)}; differs at step {steps}"
 
 
 def report(
@@ -383,7 +392,7 @@ def report(
         "",
         f'Greedy, {N_COMPARE} tokens after "{COMPARE_PROMPT}", 1 thread, f16 KV cache, flash attention:',
         "",
-        "| model | same 32 tokens | max / mean abs logit difference | logit range | x86 s | qemu s |",
+        "| model | aarch64 picks x86's token | max / mean abs logit difference | logit range | x86 s | qemu s |",
         "|---|---|---|---|---|---|",
     ]
     for c in comparisons:
@@ -393,11 +402,14 @@ def report(
             f"| {c.model} | {agreement(c)} | {c.max_logit_difference:.3f} / {c.mean_logit_difference:.3f} "
             f"| {c.logit_range:.1f} | {x86_s:.2f} | {arm_s:.1f} |"
         )
-    lines += ["", "The completions (x86, then aarch64 where it differs):", ""]
-    for c in comparisons:
-        lines.append(f"- {c.model}: {json.dumps(c.x86.text)}")
-        if not c.same_text:
-            lines.append(f"- {c.model} (aarch64): {json.dumps(c.arm.text)}")
+    lines += [
+        "",
+        "The aarch64 build is fed x86's tokens, so every step compares the two on the same context; a lead is a "
+        "build's top logit minus its runner-up, and a difference within twice the largest logit difference is a "
+        "near tie. Free-running, the greedy texts are identical up to the first difference. x86's completions:",
+        "",
+    ]
+    lines += [f"- {c.model}: {json.dumps(c.x86.text)}" for c in comparisons]
     lines += [
         "",
         "Settings llamadesk fits on a Raspberry Pi 5 (faked machine facts; `pi5-load.json` is the profile "
@@ -444,9 +456,10 @@ def failures(
     comparisons: list[Comparison], fitted: list[FittedRun], warnings: list[str], python_run: PythonRun | None
 ) -> list[str]:
     problems = [
-        f"{c.model}: the aarch64 build's greedy text differs from x86 at token {c.first_difference}, not a near tie"
+        f"{c.model}: at step {i} the aarch64 build picks {c.arm.picks[i]}, x86 {c.x86.tokens[i]}, and it is no near tie"
         for c in comparisons
-        if not c.same_text and not c.near_tie
+        for i in c.disagreements
+        if not c.near_tie(i)
     ]
     problems += [
         f"{r.model} on a {r.board} Pi ({r.profile}): no answer ({r.arm.text!r})" for r in fitted if not r.answered

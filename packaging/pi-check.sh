@@ -3,7 +3,9 @@
 # exactly the flags `install.sh pi5` gives (both read packaging/cmake-targets.sh), from the same
 # source as the x86 reference tools (the llama-cpp-python sdist's, via bench/build_llama_tools.sh),
 # then runs it under `qemu-aarch64 -cpu cortex-a76` (the Pi 5's core) beside the x86 build:
-# greedy text, logits and SIMD features on both starters (bench/pi.py does the comparing).
+# greedy text, logits and SIMD features on both starters, and the settings fitted for 4 and 8 GB
+# Pis (bench/pi.py --no-record --no-python does the comparing; bench/pi.py adds llamadesk on an
+# arm64 Python and records the figures).
 #
 # Usage: packaging/pi-check.sh [--build-only] [PYTHON]
 #   --build-only  build (or find cached) and print the folder holding the builds, nothing else
@@ -90,4 +92,4 @@ if [ "$build_only" = 1 ]; then
   echo "$cache"
   exit 0
 fi
-exec "$python" "$repo/bench/pi.py" --builds "$cache" --no-record
+exec "$python" "$repo/bench/pi.py" --builds "$cache" --no-record --no-python

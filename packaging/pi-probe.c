@@ -7,9 +7,12 @@
  * decoding is an argmax over the logits, so the tokens depend on nothing but the kernels; each
  * token's margin over the runner-up is printed too, to tell a near tie from a real difference.
  *
- * usage: pi-probe MODEL PROMPT N_PREDICT THREADS N_CTX N_BATCH KV_TYPE LOGITS_OUT
+ * usage: pi-probe MODEL PROMPT N_PREDICT THREADS N_CTX N_BATCH KV_TYPE LOGITS_OUT [FORCED]
  *   KV_TYPE is f16, q8_0 or f32 (flash attention is on, as llamadesk loads models);
- *   LOGITS_OUT receives the prompt's last-token logits as little-endian float32.
+ *   LOGITS_OUT receives the prompt's last-token logits as little-endian float32;
+ *   FORCED, comma-separated token ids (another build's greedy output), are decoded instead of
+ *   this build's own picks, so every step compares the two builds on the same context; the
+ *   picks are still reported ("picks"; "tokens" holds what was decoded).
  * Prints one JSON object on stdout; exit 1 with a message on stderr when anything fails.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
@@ -85,8 +88,8 @@ static int argmax(const float *values, int n, float *margin) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 9) {
-        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT THREADS N_CTX N_BATCH KV_TYPE LOGITS_OUT\n", argv[0]);
+    if (argc != 9 && argc != 10) {
+        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT THREADS N_CTX N_BATCH KV_TYPE LOGITS_OUT [FORCED]\n", argv[0]);
         return 2;
     }
     const char *model_path = argv[1], *prompt = argv[2], *logits_path = argv[8];
@@ -138,14 +141,32 @@ int main(int argc, char **argv) {
         return fail("cannot write the logits file");
     }
 
+    /* The forced tokens, if any: at most N_PREDICT of them. */
+    llama_token *forced = malloc(sizeof(llama_token) * (size_t)(n_predict + 1));
+    int n_forced = -1;
+    if (argc == 10) {
+        n_forced = 0;
+        for (char *item = strtok(argv[9], ","); item != NULL && n_forced < n_predict; item = strtok(NULL, ",")) {
+            forced[n_forced] = atoi(item);
+            if (forced[n_forced] < 0 || forced[n_forced] >= n_vocab) {
+                return fail("a forced token id is outside the vocabulary");
+            }
+            n_forced++;
+        }
+        n_predict = n_forced;
+    }
+
     /* Greedy completion: one token at a time, each the argmax of the last logits. */
     char *text = malloc(64 * (size_t)n_predict + 1);
     float *margins = malloc(sizeof(float) * (size_t)(n_predict + 1));
+    llama_token *picks = malloc(sizeof(llama_token) * (size_t)(n_predict + 1));
     size_t text_length = 0;
     int n_generated = 0;
     for (; n_generated < n_predict; n_generated++) {
-        llama_token next = argmax(llama_get_logits_ith(context, -1), n_vocab, &margins[n_generated]);
-        if (llama_vocab_is_eog(vocab, next)) {
+        llama_token pick = argmax(llama_get_logits_ith(context, -1), n_vocab, &margins[n_generated]);
+        picks[n_generated] = pick;
+        llama_token next = n_forced >= 0 ? forced[n_generated] : pick;
+        if (n_forced < 0 && llama_vocab_is_eog(vocab, next)) {
             break;
         }
         tokens[n_prompt + n_generated] = next;
@@ -164,6 +185,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_generated; i++) {
         printf(i ? ", %d" : "%d", tokens[n_prompt + i]);
     }
+    printf("], \"picks\": [");
+    for (int i = 0; i < n_generated; i++) {
+        printf(i ? ", %d" : "%d", picks[i]);
+    }
     printf("], \"margins\": [");
     for (int i = 0; i < n_generated; i++) {
         printf(i ? ", %.5f" : "%.5f", margins[i]);
@@ -174,6 +199,8 @@ int main(int argc, char **argv) {
            prompted - loaded, generated - prompted);
 
     free(margins);
+    free(picks);
+    free(forced);
     free(text);
     free(tokens);
     llama_free(context);
