@@ -70,8 +70,9 @@ QUESTION = {
     "gemma3-270m": "Question: What is the capital of France?\nAnswer:",
 }
 N_ANSWER = 10
-# Pi 5 boards as `free` reports them on Raspberry Pi OS 64-bit Lite after boot (total less the
-# firmware's share; available less the OS).
+# Pi 5 boards' total and available RAM: the firmware keeps some (a 4 GB Pi 5 reports 3.95 GB,
+# aidatatools/ollama-benchmark#9), and the available figures assume a freshly booted Raspberry Pi
+# OS Lite.
 PI_BOARDS = {"4 GB": (3.95 * GIB, 3.4 * GIB), "8 GB": (7.9 * GIB, 7.2 * GIB)}
 PI_PROFILE = REPO / "packaging" / "profiles" / "pi5-load.json"
 

@@ -9,6 +9,7 @@ is bench/pi.py; this is the quick check that the build is sound.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,18 @@ def test_a_pi4_cortex_a72_cannot_run_the_pi5_build_so_the_emulated_a76_really_ra
     command = pi.probe_command(builds, "aarch64", cpu="cortex-a72")
     with pytest.raises(RuntimeError, match=r"failed \(-4\)"):  # SIGILL
         pi.run_probe(command, starter_path("smollm2"), "Hi", 1, 1, 64, 64, "f16")
+
+
+def test_without_the_cross_tools_or_apt_get_pi_check_says_why_in_one_line_and_exits_3(tmp_path) -> None:
+    bin_dir = tmp_path / "bin"  # the basic tools only: no cross compiler, no qemu, no apt-get
+    bin_dir.mkdir()
+    for tool in ("dirname", "id", "cat"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    done = subprocess.run(
+        ["/bin/bash", str(REPO / "packaging" / "pi-check.sh"), "--build-only"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr.startswith("pi-check.sh: skipped: no apt-get") and done.stderr.count("\n") == 1
