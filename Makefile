@@ -45,6 +45,11 @@ $(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
 	@# llama.cpp's own tools (llama-quantize, llama-perplexity, ...) are the references some tests
 	@# compare against; built from the same llama.cpp source (~6 min the first time, then cached).
 	bash bench/build_llama_tools.sh $(PY) > /dev/null
+	@# The Raspberry Pi 5 build (install.sh pi5's flags) cross-compiled for aarch64, which
+	@# tests/test_pi_emulation.py runs under qemu (apt-gets the cross compiler and qemu-user; ~5 min
+	@# on 2 idle cores the first time, then cached). A machine that cannot get them says why here,
+	@# and those tests fail with the same line.
+	-bash packaging/pi-check.sh --build-only $(PY) > /dev/null
 	touch $@
 
 # ruff first: a lint error fails the run before the (longer) tests start.
@@ -65,6 +70,7 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/tui.py
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
+	$(PY) bench/pi.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
