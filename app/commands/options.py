@@ -59,6 +59,24 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lora_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lora",
+        action="append",
+        metavar="FILE[:SCALE]",
+        help="apply a GGUF LoRA adapter (from `llamadesk convert ADAPTER_DIR`) at SCALE (default 1); repeatable",
+    )
+
+
+def lora_settings(texts: list[str] | None) -> tuple[tuple[str, float], ...] | None:
+    """--lora FILE[:SCALE] flags as LoadSettings.lora; None when there are none."""
+    if not texts:
+        return None
+    from llamadesk.convert.lora import parse_adapter_choice
+
+    return tuple((str(c.path), c.scale) for c in map(parse_adapter_choice, texts))
+
+
 def load_settings(args: argparse.Namespace) -> LoadSettings:
     """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
     from llamadesk.app.core.value_ranges import BATCH, CONTEXT, GPU_LAYERS, THREADS
@@ -86,6 +104,7 @@ def load_settings(args: argparse.Namespace) -> LoadSettings:
             "use_mlock": getattr(args, "mlock", None),
             "use_mmap": getattr(args, "mmap", None),
             "rpc_servers": getattr(args, "rpc", None),
+            "lora": lora_settings(getattr(args, "lora", None)),
         },
     )
 

@@ -21,7 +21,7 @@ import numpy as np
 from gguf import GGMLQuantizationType
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
-from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits
+from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits, is_adapter
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.build_info import build_info
@@ -156,6 +156,8 @@ class Engine:
         """Validate the GGUF (its chat template too), choose settings for this machine and load it."""
         path = Path(path)
         header = open_header(path)
+        if is_adapter(header):
+            raise BadInputError(f"{path} is a LoRA adapter, not a model; apply it to its base with --lora")
         summary = summarize(path, header)
         check_model(path, header, summary.architecture)  # what llama.cpp would abort on, refused first
         adapters = [(check_adapter_fits(Path(p), path, header), float(scale)) for p, scale in requested.lora]
