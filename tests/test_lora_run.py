@@ -79,3 +79,24 @@ def test_models_lists_adapters_with_their_base(adapters, tmp_path):
     assert entries["smollm2"]["kind"] == "model"
     table = run_cli("models")
     assert "LoRA adapters" in table.stdout and "tiny_llama" in table.stdout
+
+
+def test_store_keeps_a_conversations_adapters_and_reads_a_damaged_column_as_none(tmp_path):
+    import sqlite3
+
+    from llamadesk.app.chat.store import ConversationSettings, Store
+
+    store = Store(tmp_path / "c.sqlite3")
+    try:
+        chosen = (("/models/a.gguf", 1.0), ("/models/b.gguf", 0.5))
+        conversation = store.new_conversation("t", ConversationSettings(adapters=chosen))
+        assert store.conversation(conversation.id).settings.adapters == chosen
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        db.execute("UPDATE conversations SET adapters = ?", ('[["x", "not a number"]]',))
+    store = Store(tmp_path / "c.sqlite3")
+    try:
+        assert store.conversation(conversation.id).settings.adapters == ()
+    finally:
+        store.close()
