@@ -194,3 +194,19 @@ def test_rank_patterns_match_as_peft_matches():
     assert config.module_rank("model.layers.2.self_attn.q_proj") == 8
     assert config.module_rank("model.layers.1.mlp.xdown_proj") == 8  # a whole name part, not a suffix
     assert math.isclose(LoraConfig(rank=4, alpha=8, use_rslora=True).module_scale("x"), 4.0)
+
+
+def test_verify_checks_the_adapter_against_a_numpy_forward_pass(adapter, tmp_path, monkeypatch):
+    folder, _ = adapter("patterns")
+    out = tmp_path / "a.gguf"
+    good = run_cli("convert", str(folder), "--verify", "-o", str(out), "--json")
+    assert good.returncode == 0, good.stderr
+    assert "with the adapter applied" in json.loads(good.stdout)["verified"]
+    # An adapter whose B misses the base's Q/K reordering: llama.cpp applies it, the reference disagrees.
+    from llamadesk.convert.lora import adapter_plan
+
+    monkeypatch.setattr(adapter_plan, "weight_transform", lambda kind, config: lambda w: w)
+    broken = tmp_path / "broken.gguf"
+    bad = run_cli("convert", str(adapter("plain")[0]), "--verify", "-o", str(broken))
+    assert bad.returncode == 1 and "verification failed" in bad.stderr and "not kept" in bad.stderr
+    assert not broken.exists()

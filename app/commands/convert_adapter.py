@@ -48,8 +48,22 @@ def _print_plan(plan: AdapterPlan, output: Path, as_json: bool) -> None:
     print(f"would write {output} ({plan.bulk_type.name}, about {format_bytes(plan.tensor_bytes + 4096)})")
 
 
+def _verify(plan: AdapterPlan, written: Path) -> str:
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+    from llamadesk.convert.lora.verify_adapter import verify_adapter
+
+    def run_with_adapter(base: Path, adapter: Path, check) -> str:
+        if sys.stderr.isatty():
+            print("verifying against a numpy forward pass with the adapter applied...", file=sys.stderr)
+        with Engine.load(base, LoadSettings(n_ctx=128, lora=((str(adapter), 1.0),))) as engine:
+            return check(lambda t: engine.tokenize(t, add_bos=True), engine.position_logits)
+
+    return verify_adapter(plan, written, run_with_adapter)
+
+
 def run_adapter(args: argparse.Namespace) -> int:
-    for flag, given in (("--quantize", args.quantize), ("--verify", args.verify), ("--lora", args.lora)):
+    for flag, given in (("--quantize", args.quantize), ("--lora", args.lora)):
         if given:
             raise BadInputError(f"{flag} does not apply to a LoRA adapter; it applies to a checkpoint")
     plan = plan_adapter(Path(args.source).expanduser(), args.base, args.outtype)
@@ -67,17 +81,17 @@ def run_adapter(args: argparse.Namespace) -> int:
         disable=not sys.stderr.isatty(),
     ) as bar:
         task = bar.add_task(f"writing {output.name}", total=plan.tensor_bytes)
-        path = write_adapter(plan, output, args.force, lambda done, total: bar.update(task, completed=done))
+        verified: list[str] = []
+        check = (lambda written: verified.append(_verify(plan, written))) if args.verify else None
+        path = write_adapter(plan, output, args.force, lambda done, total: bar.update(task, completed=done), check)
     record_made_model(path, {"adapter": args.source, "base": plan.base.name, "outtype": plan.bulk_type.name})
+    note = verified[0] if verified else None
+    size = path.stat().st_size
     if args.json:
-        print(
-            json.dumps(
-                {"path": str(path), "outtype": plan.bulk_type.name, "base": plan.base.name, "size": path.stat().st_size}
-            )
-        )
+        summary = {"path": str(path), "outtype": plan.bulk_type.name, "base": plan.base.name, "size": size}
+        print(json.dumps({**summary, "verified": note}))
     else:
-        print(
-            f"wrote {path} (LoRA adapter for {plan.base.name}, {plan.bulk_type.name}, "
-            f"{format_bytes(path.stat().st_size)})"
-        )
+        verified_note = f"; verified: {note}" if note else ""
+        kind = f"LoRA adapter for {plan.base.name}, {plan.bulk_type.name}"
+        print(f"wrote {path} ({kind}, {format_bytes(size)}{verified_note})")
     return 0

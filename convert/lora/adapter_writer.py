@@ -38,8 +38,17 @@ def add_adapter_metadata(writer: gguf.GGUFWriter, plan: AdapterPlan) -> None:
     writer.add_vocab_size(base.n_vocab)
 
 
-def write_adapter(plan: AdapterPlan, output: Path, force: bool = False, progress: Progress | None = None) -> Path:
-    """Write the planned adapter atomically, one tensor at a time; nothing is left behind on error."""
+def write_adapter(
+    plan: AdapterPlan,
+    output: Path,
+    force: bool = False,
+    progress: Progress | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write the planned adapter atomically, one tensor at a time; nothing is left behind on error.
+
+    `check(path)` runs on the complete file before it gets its final name (--verify).
+    """
     check_writable_target(output, force)
     writer = gguf.GGUFWriter(None, plan.base.arch_name)
     add_adapter_metadata(writer, plan)
@@ -60,4 +69,6 @@ def write_adapter(plan: AdapterPlan, output: Path, force: bool = False, progress
                     progress(done, total)
         finally:
             writer.close()
+        if check:
+            check(tmp)
     return output

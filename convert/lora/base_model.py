@@ -32,6 +32,7 @@ class AdapterBase:
     n_ff: int
     shapes: dict[str, tuple[int, ...]]  # GGUF weight name -> numpy shape (rows, columns)
     repo_id: str | None = None
+    folder: Path | None = None  # the checkpoint folder, when the base was given as one
 
     @property
     def arch_name(self) -> str:
@@ -54,9 +55,8 @@ def base_from_folder(folder: Path, repo_id: str | None = None) -> AdapterBase:
     if not config.n_vocab or not config.n_ff:
         raise BadInputError(f"{folder}/config.json: no vocab_size or intermediate_size; the base config is incomplete")
     name = repo_id or model_name(config, folder)
-    return AdapterBase(
-        config, name, config.n_vocab, config.n_ff, _hf_shapes(config, config.n_vocab, config.n_ff), repo_id
-    )
+    shapes = _hf_shapes(config, config.n_vocab, config.n_ff)
+    return AdapterBase(config, name, config.n_vocab, config.n_ff, shapes, repo_id, folder)
 
 
 def base_from_gguf(path: Path) -> AdapterBase:
