@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import struct
 import sys
@@ -171,7 +172,10 @@ def main() -> None:
                 "",
                 *merge_rows,
             ]
+        load = f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times vary with it)."
         body += [
+            "",
+            load,
             "",
             GOALS,
             "",
