@@ -210,3 +210,23 @@ def test_verify_checks_the_adapter_against_a_numpy_forward_pass(adapter, tmp_pat
     bad = run_cli("convert", str(adapter("plain")[0]), "--verify", "-o", str(broken))
     assert bad.returncode == 1 and "verification failed" in bad.stderr and "not kept" in bad.stderr
     assert not broken.exists()
+
+
+@pytest.mark.slow
+def test_base_named_by_hub_repo_id_fetches_only_its_config(adapter, tmp_path):
+    from tests.conftest import run_cli_process
+    from tests.hub_standin import HubStandin
+
+    folder, base = adapter("plain")
+    files = {p.name: p.read_bytes() for p in base.iterdir()}
+    named = _edited_copy(folder, tmp_path, base_model_name_or_path="someone/tiny-llama")
+    out = tmp_path / "a.gguf"
+    with HubStandin() as hub:
+        hub.add_repo("someone/tiny-llama", files)
+        env = hub.env(tmp_path / "hf-home")
+        result = run_cli_process("convert", str(named), "-o", str(out), "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        assert hub.file_requests("config.json") and not hub.file_requests("model.safetensors")
+        missing = run_cli_process("convert", str(named), "--base", "someone/no-such-model", "--dry-run", env=env)
+    assert json.loads(result.stdout)["base"] == "someone/tiny-llama"
+    _one_line(missing, "no such repo")

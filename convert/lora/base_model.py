@@ -96,16 +96,28 @@ def base_from_gguf(path: Path) -> AdapterBase:
 def _hub_config(repo_id: str) -> Path:
     """The folder holding the repo's config.json: from huggingface-hub's cache, else fetched alone."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, RepositoryNotFoundError
+    from huggingface_hub.utils import logging as hub_logging
 
+    hub_logging.set_verbosity_error()  # its retry warnings would bury the one line llamadesk prints
     cached = try_to_load_from_cache(repo_id, "config.json")
     if isinstance(cached, str):
         return Path(cached).parent
     try:
         return Path(hf_hub_download(repo_id, "config.json")).parent
-    except Exception as err:  # the Hub's own errors, or the network's: either way the base is unknown
+    except GatedRepoError:
+        raise BadInputError(
+            f"{repo_id}: a gated repo; accept its license on the Hub and log in, or give the base with --base"
+        ) from None
+    except RepositoryNotFoundError:
+        raise BadInputError(f"{repo_id}: no such repo on the Hub; give the adapter's base with --base") from None
+    except EntryNotFoundError:
+        raise BadInputError(f"{repo_id}: the repo has no config.json; give the adapter's base with --base") from None
+    except Exception as err:  # the network's errors, or the Hub's: either way the base is unknown now
         why = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise LlamadeskError(
-            f"{repo_id}: could not fetch the base model's config.json ({why}); give the base with --base FOLDER or GGUF"
+            f"{repo_id}: could not fetch the base model's config.json ({why[:200]}); "
+            "give the base with --base FOLDER or GGUF"
         ) from None
 
 
