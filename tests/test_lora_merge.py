@@ -63,3 +63,16 @@ def test_merge_into_another_base_is_refused(patterns, tmp_path):
     result = run_cli("convert", str(other), "--lora", str(folder), "-o", str(tmp_path / "m.gguf"))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "m.gguf").exists()
+
+
+@pytest.mark.slow
+def test_smollm2_merged_equals_peft(smollm2_path, tmp_path):
+    from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
+
+    base = smollm2_hf_checkpoint(smollm2_path)
+    folder = lora_adapters.make_adapter("smollm2", base)
+    merged = tmp_path / "merged.gguf"
+    result = run_cli("convert", str(base), "--lora", str(folder), "--outtype", "f32", "-o", str(merged))
+    assert result.returncode == 0, result.stderr
+    ids = [1, 504, 3458, 282, 4649, 314, 2113, 30, 2, 216, 1326, 17, 1007]
+    assert np.abs(logits_with_adapters(merged, [], ids) - lora_adapters.peft_logits(base, folder, ids)).max() < 1e-3
