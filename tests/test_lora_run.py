@@ -79,6 +79,8 @@ def test_models_lists_adapters_with_their_base(adapters, tmp_path):
     assert entries["smollm2"]["kind"] == "model"
     table = run_cli("models")
     assert "LoRA adapters" in table.stdout and "tiny_llama" in table.stdout
+    # By its library name, for a model it does not fit: refused before loading, naming its base.
+    _refused(_chat("--lora", "mine:0.5"), "tiny_llama")
 
 
 def test_store_keeps_a_conversations_adapters_and_reads_a_damaged_column_as_none(tmp_path):

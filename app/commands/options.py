@@ -64,7 +64,7 @@ def add_lora_option(parser: argparse.ArgumentParser) -> None:
         "--lora",
         action="append",
         metavar="FILE[:SCALE]",
-        help="apply a GGUF LoRA adapter (from `llamadesk convert ADAPTER_DIR`) at SCALE (default 1); repeatable",
+        help="apply a GGUF LoRA adapter (a file, or its name in `llamadesk models`) at SCALE (default 1); repeatable",
     )
 
 
@@ -72,9 +72,15 @@ def lora_settings(texts: list[str] | None) -> tuple[tuple[str, float], ...] | No
     """--lora FILE[:SCALE] flags as LoadSettings.lora; None when there are none."""
     if not texts:
         return None
+    from llamadesk.app.library.catalog import resolve_library_name
     from llamadesk.convert.lora import parse_adapter_choice
 
-    return tuple((str(c.path), c.scale) for c in map(parse_adapter_choice, texts))
+    adapters = []
+    for choice in map(parse_adapter_choice, texts):
+        # A name from `llamadesk models` works as well as a path (a path that exists wins).
+        found = None if choice.path.exists() else resolve_library_name(str(choice.path))
+        adapters.append((str(found or choice.path), choice.scale))
+    return tuple(adapters)
 
 
 def load_settings(args: argparse.Namespace) -> LoadSettings:
