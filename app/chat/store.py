@@ -18,6 +18,7 @@ way one line says so, through `on_notice` (the app shows it; by default it goes 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import sys
@@ -51,7 +52,7 @@ UNWRITABLE_CODES = {
 # The columns this code reads and writes, per table: a file that lacks one is not our store.
 SCHEMA_COLUMNS = {
     "conversations": "id, title, model, system_prompt, temperature, top_p, max_tokens, context_length,"
-    " repeat_penalty, created, updated",
+    " repeat_penalty, adapters, created, updated",
     "messages": "id, conversation_id, role, content, state, created",
     "translations": "id, source_language, target_language, source, translation, model, created",
 }
@@ -69,6 +70,8 @@ class ConversationSettings:
     max_tokens: int | None = None
     context_length: int | None = None
     repeat_penalty: float = DEFAULT_REPEAT_PENALTY
+    # LoRA adapters (GGUF paths) applied to the model, each with its scale, as LoadSettings.lora.
+    adapters: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,25 @@ def _settings_columns(settings: ConversationSettings) -> tuple:
         settings.max_tokens,
         settings.context_length,
         settings.repeat_penalty,
+        json.dumps([[path, scale] for path, scale in settings.adapters]),
     )
+
+
+MAX_ADAPTERS = 16
+
+
+def _adapters(text: object) -> tuple[tuple[str, float], ...]:
+    """The adapters column back as pairs; a value this code did not write reads as none."""
+    try:
+        pairs = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return ()
+    if not isinstance(pairs, list) or len(pairs) > MAX_ADAPTERS:
+        return ()
+    valid = all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and type(p[1]) in (int, float) for p in pairs
+    )
+    return tuple((p[0], float(p[1])) for p in pairs) if valid else ()
 
 
 def default_store_path() -> Path:
@@ -327,7 +348,7 @@ class Store:
         cursor = self._run(
             lambda db: db.execute(
                 "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, max_tokens,"
-                " context_length, repeat_penalty, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " context_length, repeat_penalty, adapters, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
         )
@@ -367,7 +388,7 @@ class Store:
     def update_settings(self, conversation_id: int, settings: ConversationSettings) -> None:
         self._execute(
             "UPDATE conversations SET model = ?, system_prompt = ?, temperature = ?, top_p = ?,"
-            " max_tokens = ?, context_length = ?, repeat_penalty = ? WHERE id = ?",
+            " max_tokens = ?, context_length = ?, repeat_penalty = ?, adapters = ? WHERE id = ?",
             (*_settings_columns(settings), conversation_id),
         )
 
@@ -447,5 +468,6 @@ class Store:
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
-    settings = ConversationSettings(**{f.name: row[f.name] for f in fields(ConversationSettings)})
+    values = {f.name: row[f.name] for f in fields(ConversationSettings)}
+    settings = ConversationSettings(**{**values, "adapters": _adapters(values["adapters"])})
     return Conversation(row["id"], row["title"], settings, row["created"], row["updated"])

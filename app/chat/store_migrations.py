@@ -91,6 +91,12 @@ def m004_translation_history(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m005_conversation_adapters(db: sqlite3.Connection) -> None:
+    # The LoRA adapters a conversation applies to its model: a JSON list of [path, scale].
+    _statements(db, "ALTER TABLE conversations ADD COLUMN adapters TEXT NOT NULL DEFAULT '[]';")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

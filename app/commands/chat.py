@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 
 from llamadesk.app.chat.context_fit import fit_context
-from llamadesk.app.commands.options import add_load_options, add_model_option, load_settings
+from llamadesk.app.commands.options import add_load_options, add_lora_option, add_model_option, load_settings
 from llamadesk.app.core.errors import BadInputError, Interrupted
 from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
 from llamadesk.app.settings.chat_defaults import (
@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   llamadesk chat -m smollm2 --temperature 0 "What is the capital of France?"
   echo "Write a haiku about tea" | llamadesk chat --stats
   llamadesk chat -m ./my-model.Q4_K_M.gguf --system "You answer in French."   (interactive)
+  llamadesk chat -m smollm2 --lora ./my-lora.gguf:0.8 "Summarize: ..."   (a fine-tune's LoRA adapter)
 """
 
 
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--max-tokens", type=int, help="stop the reply after this many tokens")
     parser.add_argument("--stats", action="store_true", help="print speed and context use to stderr after each reply")
+    add_lora_option(parser)
     add_load_options(parser)
     parser.set_defaults(handler=run)
 

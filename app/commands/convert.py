@@ -23,11 +23,14 @@ EXAMPLES = """examples:
   llamadesk convert HuggingFaceTB/SmolLM2-135M-Instruct --outtype f16 --verify
   llamadesk convert ./checkpoint --dry-run                  # print the plan, write nothing
   llamadesk convert ./SmolLM2-135M-Instruct --quantize Q4_K_M   # checkpoint to Q4_K_M in one step
+  llamadesk convert ./my-lora --base ./SmolLM2-135M-Instruct -o my-lora.gguf   # a PEFT LoRA adapter
+  llamadesk convert ./SmolLM2-135M-Instruct --lora ./my-lora:0.8 --quantize Q4_K_M   # merged into the base
 
 SRC is a folder with config.json + model.safetensors / pytorch_model.bin (sharded or not), or
-Meta's consolidated.NN.pth + params.json, or a Hub repo id (only the files conversion needs are
-downloaded). Pickled .bin/.pth files are read without torch by an unpickler that accepts only
-tensors: a checkpoint that tries to run code is refused (exit 2).
+Meta's consolidated.NN.pth + params.json, or a PEFT LoRA adapter folder (adapter_config.json +
+adapter_model.safetensors: it becomes a GGUF adapter for `chat --lora`), or a Hub repo id (only
+the files conversion needs are downloaded). Pickled .bin/.pth files are read without torch by an
+unpickler that accepts only tensors: a checkpoint that tries to run code is refused (exit 2).
 
 --outtype: f32, f16, bf16, q8_0, or auto (default: the checkpoint's 16-bit type; f16 for f32
 checkpoints). Norms and other 1-D tensors always stay f32.
@@ -68,6 +71,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="llama.cpp pre-tokenizer name for a tokenizer.json llamadesk does not recognise (check with --verify)",
     )
     parser.add_argument("--quantize", metavar="TYPE", help="quantize the result to TYPE (e.g. Q4_K_M) in the same run")
+    parser.add_argument(
+        "--base",
+        metavar="BASE",
+        help="SRC is a LoRA adapter: the model it was trained on (folder, GGUF or repo id; default: the one it names)",
+    )
+    parser.add_argument(
+        "--lora",
+        action="append",
+        metavar="ADAPTER_DIR[:SCALE]",
+        help="merge a PEFT LoRA adapter into the checkpoint's weights (repeatable; SCALE defaults to 1)",
+    )
     parser.add_argument("--keep", action="store_true", help="with --quantize: keep the unquantized intermediate GGUF")
     parser.add_argument("--threads", type=int, help="with --quantize: quantizer threads (default: all cores)")
     add_json_option(parser)
@@ -128,14 +142,30 @@ def _verify(plan: ConversionPlan, written: Path, final_name: Path) -> str:
         )
 
 
+def _overlay(args: argparse.Namespace):
+    """The adapters to merge (--lora), as plan_conversion's tensor overlay; None without any."""
+    if not args.lora:
+        return None
+    from llamadesk.convert.lora import parse_adapter_choice
+    from llamadesk.convert.lora.merge import adapter_overlay
+
+    return adapter_overlay([parse_adapter_choice(text) for text in args.lora])
+
+
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.commands.convert_adapter import is_adapter_folder, run_adapter
+
+    if is_adapter_folder(args.source):
+        return run_adapter(args)
+    if args.base:
+        raise BadInputError("--base applies when SRC is a LoRA adapter folder (with adapter_config.json)")
     if args.quantize and not args.dry_run:
         return _run_with_quantize(args)
     if args.keep or args.threads:
         raise BadInputError("--keep and --threads only apply with --quantize")
     name = args.source if looks_like_repo_id(args.source) else None  # a snapshot folder is named by its hash
     folder = resolve_source(args.source)
-    plan = plan_conversion(folder, args.outtype, args.pre_tokenizer, name)
+    plan = plan_conversion(folder, args.outtype, args.pre_tokenizer, name, _overlay(args))
     output = args.output or default_output(plan)
     if args.dry_run:
         _print_plan(plan, output, args.json)
@@ -144,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
     path = _write_with_progress(plan, output, args.force, check)
     record_made_model(
-        path, {"checkpoint": args.source, "outtype": plan.bulk_type.name}
+        path,
+        {"checkpoint": args.source, "outtype": plan.bulk_type.name, **({"merged": args.lora} if args.lora else {})},
     )  # `models` lists it, even outside the models folder
     _report(args, path, plan.bulk_type.name, plan.n_params, verified)
     return 0
@@ -208,6 +239,7 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
             convert_progress=lambda done, total: bar.update(converting, completed=done, total=total),
             quantize_progress=quantize_step,
             check=check,
+            tensor_overlay=_overlay(args),
         )
     origin = {"checkpoint": args.source, "outtype": qtype.name}
     if kept is not None:

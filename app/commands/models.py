@@ -70,14 +70,21 @@ def _row(e: LibraryEntry) -> tuple:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    entries, skipped = read_library()
+    entries, skipped = read_library(adapters=True)
     for model in skipped:  # a note each, on stderr: the list itself stays parseable
         print(f"llamadesk: skipped {model.name}: {model.reason}", file=sys.stderr)
     if args.json:
         print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
         return 0
     headers = ("NAME", "ARCH", "PARAMS", "QUANT", "SIZE", "CONTEXT", "CHAT", "FITS", "SOURCE", "EVAL")
-    print(format_table(headers, [_row(e) for e in entries]))
+    print(format_table(headers, [_row(e) for e in entries if e.kind == "model"]))
+    adapters = [e for e in entries if e.kind == "adapter"]
+    if adapters:
+        rows = [
+            (e.name, e.base or "-", e.architecture, format_bytes(e.file_size), describe_origin(e)) for e in adapters
+        ]
+        print("\nLoRA adapters (use with chat/translate --lora FILE):")
+        print(format_table(("ADAPTER", "BASE", "ARCH", "SIZE", "SOURCE"), rows))
     return 0
 
 

@@ -59,6 +59,30 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lora_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lora",
+        action="append",
+        metavar="FILE[:SCALE]",
+        help="apply a GGUF LoRA adapter (a file, or its name in `llamadesk models`) at SCALE (default 1); repeatable",
+    )
+
+
+def lora_settings(texts: list[str] | None) -> tuple[tuple[str, float], ...] | None:
+    """--lora FILE[:SCALE] flags as LoadSettings.lora; None when there are none."""
+    if not texts:
+        return None
+    from llamadesk.app.library.catalog import resolve_library_name
+    from llamadesk.convert.lora import parse_adapter_choice
+
+    adapters = []
+    for choice in map(parse_adapter_choice, texts):
+        # A name from `llamadesk models` works as well as a path (a path that exists wins).
+        found = None if choice.path.exists() else resolve_library_name(str(choice.path))
+        adapters.append((str(found or choice.path), choice.scale))
+    return tuple(adapters)
+
+
 def load_settings(args: argparse.Namespace) -> LoadSettings:
     """The flags over load.json (the user's per-machine file); what neither sets stays automatic."""
     from llamadesk.app.core.value_ranges import BATCH, CONTEXT, GPU_LAYERS, THREADS
@@ -86,6 +110,7 @@ def load_settings(args: argparse.Namespace) -> LoadSettings:
             "use_mlock": getattr(args, "mlock", None),
             "use_mmap": getattr(args, "mmap", None),
             "rpc_servers": getattr(args, "rpc", None),
+            "lora": lora_settings(getattr(args, "lora", None)),
         },
     )
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from llamadesk.app.commands.options import add_load_options, add_model_option, load_settings
+from llamadesk.app.commands.options import add_load_options, add_lora_option, add_model_option, load_settings
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 
 EXAMPLES = """examples:
@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--prompt", default="auto", choices=strategy_names(), help="prompt strategy (default: chosen from the model)"
     )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
+    add_lora_option(parser)
     add_load_options(parser)
     parser.set_defaults(handler=run, ctx=DEFAULT_CONTEXT)
 

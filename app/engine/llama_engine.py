@@ -7,6 +7,7 @@ it, or the UI's single worker); only `request_stop` may be called from any threa
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import random
 import statistics
 import threading
@@ -20,6 +21,7 @@ import numpy as np
 from gguf import GGMLQuantizationType
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits, is_adapter
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.build_info import build_info
@@ -95,6 +97,25 @@ def _chat_templates_left_to_llamadesk() -> Iterator[None]:
             module.Jinja2ChatFormatter = original
 
 
+def _apply_adapters(llama: llama_cpp.Llama, adapters: list[tuple[AdapterSummary, float]]) -> None:
+    """Load LoRA adapters onto the model and set them, with their scales, on its context.
+
+    llama.cpp owns them from then on: they are freed with the model.
+    """
+    handles = []
+    for adapter, _ in adapters:
+        handle = llama_cpp.llama_adapter_lora_init(llama._model.model, str(adapter.path).encode("utf-8"))
+        if not handle:
+            llama.close()
+            raise LlamadeskError(f"llama.cpp could not load the adapter {adapter.path}; convert it again")
+        handles.append(handle)
+    array = (llama_cpp.llama_adapter_lora_p_ctypes * len(handles))(*handles)
+    scales = (ctypes.c_float * len(handles))(*(scale for _, scale in adapters))
+    if llama_cpp.llama_set_adapters_lora(llama._ctx.ctx, array, len(handles), scales) != 0:
+        llama.close()
+        raise LlamadeskError("llama.cpp could not apply the adapters to the model's context")
+
+
 class Engine:
     """A loaded model that streams replies, stops on request and reports what it costs."""
 
@@ -112,6 +133,7 @@ class Engine:
         # llama.cpp contexts are not thread-safe: one reply (or benchmark) at a time.
         self._busy = threading.Lock()
         self._closed = False
+        self.adapters: list[tuple[AdapterSummary, float]] = []  # applied LoRA adapters and their scales
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
         self._chat_template = chat_template
@@ -134,8 +156,11 @@ class Engine:
         """Validate the GGUF (its chat template too), choose settings for this machine and load it."""
         path = Path(path)
         header = open_header(path)
+        if is_adapter(header):
+            raise BadInputError(f"{path} is a LoRA adapter, not a model; apply it to its base with --lora")
         summary = summarize(path, header)
         check_model(path, header, summary.architecture)  # what llama.cpp would abort on, refused first
+        adapters = [(check_adapter_fits(Path(p), path, header), float(scale)) for p, scale in requested.lora]
         # Checked (and compiled) before llama.cpp spends seconds loading the weights.
         source = header.metadata.get(TEMPLATE_KEY)
         chat_template = ChatTemplate(source, model=summary.name) if source not in (None, "") else None
@@ -170,7 +195,11 @@ class Engine:
                 f"llama.cpp could not load {summary.path} ({err}); "
                 "check that it is a complete model for this llama.cpp version"
             ) from err
-        return cls(llama, summary, settings, chat_template)
+        if adapters:
+            _apply_adapters(llama, adapters)
+        engine = cls(llama, summary, settings, chat_template)
+        engine.adapters = [(a, scale) for a, scale in adapters]
+        return engine
 
     def close(self) -> None:
         """Free the model and its context now (memory comes back to the OS)."""

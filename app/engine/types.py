@@ -29,6 +29,8 @@ class LoadSettings:
     kv_cache_type: str | None = None  # "f16", "q8_0", ...: see runtime_settings.KV_CACHE_TYPES
     use_mmap: bool = True
     rpc_servers: str | None = None  # "host:port[,host:port]": llama.cpp RPC servers to offload to
+    # LoRA adapters (GGUF) applied at run time, each with its scale (1 as trained, 0 off).
+    lora: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.gguf_adapter import summarize_adapter
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
 from llamadesk.app.core.gguf_naming import SPLIT_PART, model_stem, split_parts
 from llamadesk.app.core.machine import MachineFacts, machine_facts
@@ -57,6 +58,8 @@ class LibraryEntry:
     memory_available: int = 0
     parts: int = 1
     deletable: bool = False  # `models rm` deletes files only llamadesk created or downloaded
+    kind: str = "model"  # or "adapter": a LoRA adapter, applied to its base with --lora
+    base: str | None = None  # an adapter's base model, as the adapter records it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +101,8 @@ def describe_origin(entry: LibraryEntry) -> str:
         return f"{origin['repo']}@{str(origin.get('commit') or '')[:8]}"
     if "checkpoint" in origin:
         return f"made from {origin['checkpoint']}"
+    if "adapter" in origin:
+        return f"made from {origin['adapter']}"
     if "folder" in origin:
         return f"folder {origin['folder']}"
     if "package" in origin:
@@ -200,9 +205,31 @@ def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
+def _adapter_entry(candidate: Candidate, path: Path, summary: GGUFSummary) -> LibraryEntry:
+    adapter = summarize_adapter(path)
+    return LibraryEntry(
+        name=candidate.name,
+        path=str(path),
+        source=candidate.source,
+        architecture=summary.architecture,
+        parameters=summary.parameters,
+        size_label=summary.size_label,
+        quantization=summary.quantization,
+        file_size=summary.file_size,
+        context_length=0,
+        has_chat_template=False,
+        origin=candidate.origin,
+        deletable=candidate.deletable,
+        kind="adapter",
+        base=adapter.base_name,
+    )
+
+
 def _entry(candidate: Candidate, machine: MachineFacts) -> LibraryEntry:
     path = candidate.locate()
     summary = inspect_model(path)
+    if summary.metadata.get("general.type") == "adapter":
+        return _adapter_entry(candidate, path, summary)
     fit = memory_fit(summary, machine)
     origin = candidate.origin or _origin_from_metadata(summary)
     return LibraryEntry(
@@ -240,8 +267,10 @@ class SkippedModel:
     reason: str
 
 
-def read_library() -> tuple[list[LibraryEntry], list[SkippedModel]]:
+def read_library(adapters: bool = False) -> tuple[list[LibraryEntry], list[SkippedModel]]:
     """Every model in the library, and the ones skipped because their file cannot be read.
+
+    With `adapters`, LoRA adapters are listed too (kind "adapter"); they are not models to load.
 
     A damaged or hostile file in an added folder must not hide the rest of the library: every way
     a file can be wrong ends as a LlamadeskError (the GGUF readers make sure of it) or an OSError.
@@ -250,12 +279,19 @@ def read_library() -> tuple[list[LibraryEntry], list[SkippedModel]]:
     entries, skipped = [], []
     for candidate in _candidates(load_registry()):
         try:
-            entries.append(_entry(candidate, machine))
+            entry = _entry(candidate, machine)
+            if adapters or entry.kind == "model":
+                entries.append(entry)
         except LlamadeskError as err:
             skipped.append(SkippedModel(candidate.name, str(err)))
         except OSError as err:
             skipped.append(SkippedModel(candidate.name, f"cannot read it ({err.strerror or err})"))
     return entries, skipped
+
+
+def list_adapters() -> list[LibraryEntry]:
+    """The LoRA adapters in the library (each with the base it records)."""
+    return [e for e in read_library(adapters=True)[0] if e.kind == "adapter"]
 
 
 def list_models() -> list[LibraryEntry]:

@@ -40,23 +40,25 @@ def convert_checkpoint(
     convert_progress: Callable[[int, int], None] | None = None,
     quantize_progress: ProgressCallback | None = None,
     check: Callable[[Path], None] | None = None,
+    tensor_overlay: Callable | None = None,
 ) -> tuple[Path, Path | None]:
     """Convert `source` (folder or Hub repo id) to a GGUF of `quant_type`.
 
     Returns the output and, when `keep` is set and a second step ran, the kept intermediate.
     `name` (a Hub repo id) names the model when `source` is a downloaded snapshot folder.
     Without `output` the file goes into the library's models folder. `check` runs on the
-    converted (unquantized) file before it is used. Nothing half-written is left on any error.
+    converted (unquantized) file before it is used. `tensor_overlay` replaces the checkpoint's tensors
+    (merging LoRA adapters, see convert.lora.merge). Nothing half-written is left on any error.
     """
     qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
     name = name or (str(source) if looks_like_repo_id(str(source)) else None)
     folder = resolve_source(str(source))
     if qtype.name in DIRECT_TYPES:
-        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name)
+        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name, tensor_overlay)
         target = output or default_conversion_output(plan)
         return write_gguf(plan, target, force, convert_progress, check), None
 
-    plan = plan_conversion(folder, "auto", pre_tokenizer, name)
+    plan = plan_conversion(folder, "auto", pre_tokenizer, name, tensor_overlay)
     converted_name = default_conversion_output(plan)
     target = output or default_quantized_output(converted_name, qtype)
     check_writable_target(target, force)  # before minutes of conversion, not after

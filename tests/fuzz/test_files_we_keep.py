@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from llamadesk.app.chat.store import ConversationSettings, Store
+from llamadesk.app.chat.store_migrations import SCHEMA_VERSION
 from llamadesk.app.translate.resume import SIDECAR_MAX_BYTES, ResumeLog
 from llamadesk.app.translate.source_text import MAX_INPUT_BYTES
 from tests.fuzz.harness import assert_all_refused, call_case, cli_case, problems, run_cases
@@ -189,7 +190,7 @@ def odd_stores(folder: Path) -> dict[str, tuple[Path, str, dict]]:
         path = place(case_id)
         raw = sqlite3.connect(path)
         raw.execute(sql)
-        raw.execute("PRAGMA user_version = 4")
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # the current schema, yet not our tables
         raw.commit()
         raw.close()
         built[case_id] = (path, "aside", {})

@@ -81,9 +81,11 @@ class FakeLoader:
     token_delay: float = 0.0
     engines: list[FakeEngine] = field(default_factory=list)
     specs: list[str] = field(default_factory=list)
+    settings: list[LoadSettings] = field(default_factory=list)
 
     def __call__(self, spec: str, settings: LoadSettings) -> FakeEngine:
         engine = FakeEngine(spec, settings.n_ctx or self.n_ctx, self.token_delay)
         self.engines.append(engine)
         self.specs.append(spec)
+        self.settings.append(settings)
         return engine

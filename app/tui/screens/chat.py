@@ -37,6 +37,7 @@ from llamadesk.app.tui.engine_host import (
     ReplyStarted,
 )
 from llamadesk.app.tui.frame_pacer import FramePacer
+from llamadesk.app.tui.screens.adapter_picker import AdapterPickerScreen
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.model_picker import ModelPickerScreen
 from llamadesk.app.tui.screens.settings import SettingsScreen
@@ -106,6 +107,7 @@ class ChatScreen(Screen):
         Binding("f8", "delete", "Delete"),
         Binding("f3", "settings", "Conversation settings"),
         Binding("ctrl+g", "pick_model", "Pick model"),
+        Binding("f10", "pick_adapters", "LoRA adapters", show=False),
         Binding("ctrl+s", "export", "Export to Markdown"),
         Binding("f9", "export_json", "Export to JSON", show=False),
         Binding("f4", "toggle_sidebar", "Conversation list", show=False),
@@ -174,7 +176,11 @@ class ChatScreen(Screen):
 
     @property
     def load_settings(self) -> LoadSettings:
-        return replace(self.load_defaults, n_ctx=self.settings.context_length or self.load_defaults.n_ctx)
+        return replace(
+            self.load_defaults,
+            n_ctx=self.settings.context_length or self.load_defaults.n_ctx,
+            lora=self.settings.adapters,
+        )
 
     def show_status(self, **changes) -> None:
         self.facts = replace(self.facts, **changes)
@@ -490,8 +496,8 @@ class ChatScreen(Screen):
 
     def action_settings(self) -> None:
         def saved(settings: ConversationSettings | None) -> None:
-            if settings is not None:
-                self.apply_settings(settings)
+            if settings is not None:  # the form does not show adapters: they stay as they were
+                self.apply_settings(replace(settings, adapters=self.settings.adapters))
 
         self.app.push_screen(SettingsScreen(self.settings), saved)
 
@@ -501,6 +507,13 @@ class ChatScreen(Screen):
                 self.apply_settings(replace(self.settings, model=model))
 
         self.app.push_screen(ModelPickerScreen(self.settings.model), picked)
+
+    def action_pick_adapters(self) -> None:
+        def picked(adapters: tuple[tuple[str, float], ...] | None) -> None:
+            if adapters is not None and adapters != self.settings.adapters:
+                self.apply_settings(replace(self.settings, adapters=adapters))
+
+        self.app.push_screen(AdapterPickerScreen(self.settings.adapters), picked)
 
     def action_export(self, suffix: str = "md") -> None:
         if self.conversation is None:
@@ -531,6 +544,7 @@ class ChatScreen(Screen):
         self.show_status(
             activity="replying" if self.reply else "",
             model=Path(info.spec).stem,
+            adapters=tuple(Path(path).stem for path, _ in self.settings.adapters),
             backend=info.backend,
             threads=info.n_threads,
             n_ctx=info.n_ctx,

@@ -14,6 +14,7 @@ class StatusFacts:
     """Everything the status line shows; None where it is not known yet."""
 
     model: str | None = None
+    adapters: tuple[str, ...] = ()  # LoRA adapters applied to the model
     backend: str | None = None
     threads: int | None = None
     tokens_per_second: float | None = None
@@ -36,7 +37,7 @@ def status_text(facts: StatusFacts) -> str:
     if facts.activity:
         parts.append(facts.activity)
     if facts.model:
-        parts.append(facts.model)
+        parts.append(facts.model + "".join(f" + {name}" for name in facts.adapters))
     if facts.tokens_per_second is not None:
         parts.append(f"{facts.tokens_per_second:.1f} tok/s")
     if facts.time_to_first_token is not None:

@@ -1,0 +1,132 @@
+"""A GGUF LoRA adapter checked against the model it is about to be applied to, from headers alone.
+
+llama.cpp checks an adapter only as it loads it, after the model, and some mismatches it does not
+catch at all (an adapter for another fine-tune of the same shapes, another vocabulary). Here the
+adapter's architecture, the base widths it records, and every lora_a/lora_b shape are compared
+with the model's header first, so `chat --lora` refuses a wrong adapter in one line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_file import open_header
+from llamadesk.app.core.gguf_header import GGUFHeader
+from llamadesk.app.core.value_ranges import shown
+
+HALVES = (".lora_a", ".lora_b")
+# Base widths a llamadesk adapter records (under the architecture's prefix), and what they mean.
+RECORDED_WIDTHS = {
+    "embedding_length": "embedding width",
+    "block_count": "layer count",
+    "feed_forward_length": "feed-forward width",
+    "vocab_size": "vocabulary size",
+}
+
+
+@dataclass(frozen=True)
+class AdapterSummary:
+    """What the library and the status line show about an adapter."""
+
+    path: Path
+    name: str
+    architecture: str
+    base_name: str | None
+    alpha: float
+    n_weights: int  # adapted weights (lora_a/lora_b pairs)
+    widths: dict[str, int]
+
+
+def is_adapter(header: GGUFHeader) -> bool:
+    return header.metadata.get("general.type") == "adapter"
+
+
+def summarize_adapter(path: Path, header: GGUFHeader | None = None) -> AdapterSummary:
+    """Read and check an adapter's own header: type, architecture, alpha, complete A/B pairs of matrices."""
+    header = header or open_header(path)
+    meta = header.metadata
+    if not is_adapter(header):
+        raise BadInputError(f"{path} is a model, not an adapter; give a LoRA adapter (llamadesk convert ADAPTER_DIR)")
+    if meta.get("adapter.type") != "lora":
+        raise BadInputError(f"{path}: a {shown(meta.get('adapter.type'))} adapter; llamadesk applies LoRA adapters")
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str) or not arch.isprintable():
+        raise BadInputError(f"{path}: the adapter names no architecture; convert it again")
+    alpha = meta.get("adapter.lora.alpha", 0.0)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
+        raise BadInputError(f"{path}: adapter.lora.alpha is {shown(alpha)}, not a number; convert it again")
+    pairs: dict[str, set[str]] = {}
+    for tensor in header.tensors:
+        half = next((h for h in HALVES if tensor.name.endswith(h)), None)
+        if half is None:
+            continue  # llama.cpp skips norms an adapter may carry; anything else it refuses itself
+        if len(tensor.shape) != 2:
+            raise BadInputError(f"{path}: {tensor.name} is not a matrix; the adapter is damaged")
+        pairs.setdefault(tensor.name[: -len(half)], set()).add(half)
+    for weight, halves in pairs.items():
+        if len(halves) != 2:
+            raise BadInputError(f"{path}: {weight} has only {halves.pop()[1:]}; the adapter is incomplete")
+    if not pairs:
+        raise BadInputError(f"{path}: the adapter holds no lora_a/lora_b weights")
+    widths = {}
+    for key in RECORDED_WIDTHS:
+        value = meta.get(f"{arch}.{key}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            widths[key] = value
+    name, base = meta.get("general.name"), meta.get("general.base_model.0.name")
+    return AdapterSummary(
+        path=path,
+        name=name if isinstance(name, str) and name.isprintable() else path.stem,
+        architecture=arch,
+        base_name=base if isinstance(base, str) and base.isprintable() else None,
+        alpha=float(alpha),
+        n_weights=len(pairs),
+        widths=widths,
+    )
+
+
+def check_adapter_fits(adapter_path: Path, model_path: Path, model: GGUFHeader) -> AdapterSummary:
+    """The adapter's summary, once it is known to fit `model`; BadInputError naming the mismatch otherwise."""
+    header = open_header(adapter_path)
+    adapter = summarize_adapter(adapter_path, header)
+    model_arch = model.metadata.get("general.architecture")
+    made_for = f" (it was made for {adapter.base_name})" if adapter.base_name else ""
+    if adapter.architecture != model_arch:
+        raise BadInputError(
+            f"{adapter_path}: an adapter for a {adapter.architecture} model, but {model_path.name} is "
+            f"{shown(model_arch)}{made_for}; give the model it was trained on"
+        )
+    for key, what in RECORDED_WIDTHS.items():
+        theirs = model.metadata.get(f"{model_arch}.{key}")
+        if key == "vocab_size" and theirs is None:
+            tokens = model.metadata.get("tokenizer.ggml.tokens")
+            theirs = len(tokens) if tokens is not None else None
+        if key in adapter.widths and isinstance(theirs, int) and theirs != adapter.widths[key]:
+            raise BadInputError(
+                f"{adapter_path}: made for a model with {what} {adapter.widths[key]}, but {model_path.name} has "
+                f"{theirs}{made_for}; give the model it was trained on"
+            )
+    if int(model.metadata.get("split.count", 1) or 1) > 1:
+        return adapter  # the model's tensors are spread over files; llama.cpp checks the shapes as it loads
+    shapes = {t.name: t.shape for t in model.tensors}  # ggml order: (in, out)
+    tensors = {t.name: t.shape for t in header.tensors}
+    for name, a_shape in tensors.items():
+        if not name.endswith(".lora_a"):
+            continue
+        weight = name[: -len(".lora_a")]
+        b_shape = tensors[weight + ".lora_b"]
+        if weight not in shapes:
+            raise BadInputError(
+                f"{adapter_path}: adapts {weight}, which {model_path.name} does not have{made_for}; "
+                "give the model it was trained on"
+            )
+        n_in, n_out = shapes[weight][0], shapes[weight][1]
+        if a_shape[0] != n_in or b_shape[1] != n_out or a_shape[1] != b_shape[0]:
+            raise BadInputError(
+                f"{adapter_path}: {weight} is {b_shape[1]}x{a_shape[0]} in the adapter but {n_out}x{n_in} in "
+                f"{model_path.name}{made_for}; give the model it was trained on"
+            )
+    return adapter

@@ -1,0 +1,104 @@
+"""Adapters at run time: `chat`/`translate --lora FILE[:SCALE]`, refused before loading when they do not fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llamadesk.convert.lora import plan_adapter, write_adapter
+from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
+from tests.fixtures import lora_adapters
+from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
+
+PROMPT = "What is the capital of France?"
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def adapters(smollm2_path, tmp_path_factory) -> dict[str, Path]:
+    """GGUF adapters: one for SmolLM2 (the starter's base) and one for another model."""
+    root = tmp_path_factory.mktemp("adapters")
+    smollm2 = lora_adapters.make_adapter("smollm2", smollm2_hf_checkpoint(smollm2_path))
+    return {
+        "smollm2": write_adapter(plan_adapter(smollm2, None, "f16"), root / "smollm2-lora.gguf"),
+        "tiny": write_adapter(plan_adapter(lora_adapters.make_adapter("plain"), None, "f16"), root / "tiny-lora.gguf"),
+    }
+
+
+def _chat(*extra: str):
+    return run_cli("chat", "-m", "smollm2", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "8", *extra, PROMPT)
+
+
+def test_chat_with_adapter_answers_differently_and_scale_zero_is_the_base(adapters):
+    plain = _chat()
+    tuned = _chat("--lora", f"{adapters['smollm2']}:1.5")
+    off = _chat("--lora", f"{adapters['smollm2']}:0")
+    assert plain.returncode == tuned.returncode == off.returncode == 0, tuned.stderr
+    assert tuned.stdout != plain.stdout
+    assert off.stdout == plain.stdout
+
+
+def _refused(result, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llamadesk: ") and "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_adapter_for_another_base_is_refused_before_loading(adapters, gemma_path, tmp_path):
+    text = tmp_path / "hello.txt"
+    text.write_text("Hello.\n")
+    _refused(_chat("--lora", str(adapters["tiny"])), "tiny_llama", "give the model it was trained on")
+    _refused(
+        run_cli("chat", "-m", str(gemma_path), "--lora", str(adapters["smollm2"]), "hi"),
+        "gemma3",
+        "adapter for a llama model",
+    )
+    _refused(run_cli("translate", "--to", "fr", "--lora", str(adapters["tiny"]), str(text)), "tiny_llama")
+    _refused(run_cli("chat", "-m", str(adapters["smollm2"]), "hi"), "LoRA adapter, not a model")
+    _refused(_chat("--lora", "/nowhere/adapter.gguf"), "no such file")
+    _refused(_chat("--lora", f"{adapters['smollm2']}:1e9"), "scale")
+
+
+def test_models_lists_adapters_with_their_base(adapters, tmp_path):
+    out = tmp_path / "mine.gguf"
+    made = run_cli("convert", str(lora_adapters.make_adapter("plain")), "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    listed = run_cli("models", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = {e["name"]: e for e in json.loads(listed.stdout)}
+    assert entries["mine"]["kind"] == "adapter" and entries["mine"]["base"] == "tiny_llama"
+    assert entries["smollm2"]["kind"] == "model"
+    table = run_cli("models")
+    assert "LoRA adapters" in table.stdout and "tiny_llama" in table.stdout
+    # By its library name, for a model it does not fit: refused before loading, naming its base.
+    _refused(_chat("--lora", "mine:0.5"), "tiny_llama")
+
+
+def test_store_keeps_a_conversations_adapters_and_reads_a_damaged_column_as_none(tmp_path):
+    import sqlite3
+
+    from llamadesk.app.chat.store import ConversationSettings, Store
+
+    store = Store(tmp_path / "c.sqlite3")
+    try:
+        chosen = (("/models/a.gguf", 1.0), ("/models/b.gguf", 0.5))
+        conversation = store.new_conversation("t", ConversationSettings(adapters=chosen))
+        assert store.conversation(conversation.id).settings.adapters == chosen
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "c.sqlite3") as db:
+        db.execute("UPDATE conversations SET adapters = ?", ('[["x", "not a number"]]',))
+    store = Store(tmp_path / "c.sqlite3")
+    try:
+        assert store.conversation(conversation.id).settings.adapters == ()
+    finally:
+        store.close()
