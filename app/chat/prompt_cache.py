@@ -28,6 +28,7 @@ import json
 import os
 import queue
 import shutil
+import stat
 import struct
 import sys
 import threading
@@ -190,11 +191,16 @@ class PromptCache:
     ) -> tuple[array, bytearray, int] | None:
         """The file's tokens and state when they hold more of `prompt` than memory does, checked; else None."""
         try:
-            file = open(path, "rb")  # noqa: SIM115 - closed below, on every path
+            # Non-blocking: a FIFO put in the file's place must not hang the reply.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None  # no cache for this conversation yet: the usual case
-        with file:
-            size = os.fstat(file.fileno()).st_size
+        with open(fd, "rb") as file:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                self._discard(path, "not a regular file")
+                return None
+            size = status.st_size
             header = read_header(file.read(HEADER.size), size)
             if header is None or header.identity != identity or header.conversation != conversation_id:
                 self._discard(path, "not a prompt cache file for this conversation and model")
@@ -306,14 +312,14 @@ class PromptCache:
         now = time.time()
         for entry in entries:
             try:
-                stat = entry.stat(follow_symlinks=False)
+                status = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if entry.name.endswith(".part") and now - stat.st_mtime > STALE_PART_AGE_S:
+            if entry.name.endswith(".part") and now - status.st_mtime > STALE_PART_AGE_S:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
             elif entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
-                found.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+                found.append((status.st_mtime, status.st_size, Path(entry.path)))
         return sorted(found)
 
     def _evict(self, keep_free: int, writing: Path) -> None:

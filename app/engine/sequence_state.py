@@ -7,8 +7,10 @@ tracks those beside the context), puts them back, and names what a saved state d
 
 A restore is checked twice before anything trusts it: llama.cpp refuses a state whose layer count,
 types, row sizes or V layout differ from this context's (and returns 0), and the restored cells
-must then hold exactly positions 0..n-1, one per token. Whatever fails leaves sequence 0 empty, so
-the caller simply decodes the prompt as if there had been no cache.
+must then span positions 0..n-1. Whatever fails leaves the KV cache empty, so the caller simply
+decodes the prompt as if there had been no cache. A model with sliding-window attention saves only
+its window, so once a conversation is longer than the window its state does not start at 0 and
+is refused too (decoded afresh: correct, not faster).
 """
 
 from __future__ import annotations
@@ -114,7 +116,9 @@ def restore(llama: llama_cpp.Llama, tokens: tuple[int, ...] | list[int], state: 
     llama.n_tokens = 0
     read = llama_cpp.llama_state_seq_set_data(llama._ctx.ctx, buffer, len(state), SEQUENCE)
     if read != len(state) or not _holds_positions(llama, n_tokens):
-        llama_cpp.llama_memory_seq_rm(_memory(llama), SEQUENCE, -1, -1)
+        # All of it, not seq_rm: a cell at position INT32_MAX lies outside every range seq_rm takes,
+        # and would make the next decode fail. The engine decodes one sequence, so nothing else is lost.
+        llama_cpp.llama_memory_clear(_memory(llama), True)
         return False
     llama.input_ids[:n_tokens] = tokens
     llama.n_tokens = n_tokens
