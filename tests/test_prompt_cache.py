@@ -86,6 +86,11 @@ def test_budget_zero_writes_nothing(tmp_path):
     cache.save(BytesEngine(), 1)
     assert cache.flush(10)
     assert not folder.exists()
+    # What an earlier, larger budget left is not used either: 0 means off.
+    earlier, engine = PromptCache(folder, budget=10**6), BytesEngine()
+    earlier.save(engine, 1)
+    assert earlier.flush(10) and len(list(folder.glob("*.kvc"))) == 1
+    assert cache.restore(engine, 1, list(engine.tokens)) == 0 and engine.restored is None
 
 
 def test_the_least_recently_used_file_goes_first_and_one_larger_than_the_budget_is_not_kept(tmp_path):

@@ -166,8 +166,8 @@ class PromptCache:
         """Load the conversation's saved KV cache into `engine` when it holds more of the prompt than
         the engine's memory does; returns how many prompt tokens it gave (0: nothing loaded)."""
         self.restored_tokens = 0
-        if not isinstance(engine, CachingEngine) or not prompt_tokens:
-            return 0
+        if not self.enabled or not isinstance(engine, CachingEngine) or not prompt_tokens:
+            return 0  # budget 0 turns the cache off: what an earlier budget left is not used either
         try:
             identity = identity_digest(engine.state_identity())
             path = self.path_for(conversation_id, identity)
