@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 
-from llamadesk.app.chat.context_fit import build_messages, fit_context
+from llamadesk.app.chat.context_fit import FittedPrompt, build_messages, fit_context
 from llamadesk.app.chat.store import ConversationSettings
 from llamadesk.app.chat.stored_chat import StoredChat
 from llamadesk.app.commands.options import add_load_options, add_model_option, load_settings
@@ -262,6 +262,24 @@ def describe(chat: StoredChat) -> str:
     return f"{chat.conversation.id}: {chat.conversation.title}"
 
 
+def fit_turns(
+    engine, system_prompt: str, turns: list[ChatMessage], sampling: Sampling, memory_start: int
+) -> FittedPrompt:
+    """What the model sees of the chat (chat.context_fit, as in the app); says when old turns were dropped."""
+    with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
+        fitted = fit_context(
+            system_prompt,
+            turns,
+            lambda messages: len(engine.chat_prompt_tokens(messages)),
+            engine.n_ctx,
+            sampling.max_tokens,
+            memory_start,
+        )
+    if fitted.memory_start > memory_start:
+        print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+    return fitted
+
+
 def take_turn(
     engine,
     system_prompt: str,
@@ -278,20 +296,10 @@ def take_turn(
     message = chat.add_question(question)
     turns.append({"role": "user", "content": question})
     try:
-        with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
-            fitted = fit_context(
-                system_prompt,
-                turns,
-                lambda messages: len(engine.chat_prompt_tokens(messages)),
-                engine.n_ctx,
-                sampling.max_tokens,
-                memory_start,
-            )
+        fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
     except (BadInputError, Interrupted):
         chat.take_back(message)
         raise
-    if fitted.memory_start > memory_start:
-        print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
     restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
     reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored)
     chat.add_reply(engine, reply, stopped)
@@ -323,17 +331,7 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat:
                 _, _, memory_start = take_turn(engine, system_prompt, chat, line, sampling, show_stats, memory_start)
                 continue
             turns.append({"role": "user", "content": line})
-            with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
-                fitted = fit_context(
-                    system_prompt,
-                    turns,
-                    lambda messages: len(engine.chat_prompt_tokens(messages)),
-                    engine.n_ctx,
-                    sampling.max_tokens,
-                    memory_start,
-                )
-            if fitted.memory_start > memory_start:
-                print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+            fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
             memory_start = fitted.memory_start
             reply, _ = stream_reply(engine, fitted.messages, sampling, show_stats)
         except (BadInputError, Interrupted) as err:
