@@ -208,7 +208,8 @@ def main() -> None:
     command = "bench/prompt_cache.py" + (f" --threads {args.threads}" if args.threads else "")
     command += f" --tokens {args.tokens} --rounds {args.rounds}"
     body = f"""
-Model `{Path(args.model).name}`, {threads} threads, f16 KV cache, a stored conversation of {prompt} prompt tokens
+Model `{Path(args.model).name}`, threads: {threads} (one: on a busy shared machine llama.cpp's thread barriers make two
+slower), f16 KV cache, a stored conversation of {prompt} prompt tokens
 ({file_tokens} in the cache file, {n_cached} of them shared with the next prompt), {args.rounds} interleaved rounds,
 each measurement a fresh process (model load not timed). Time from sending the next message to its first token,
 median; ratio = without / with. Wall time is what a user waits; on this shared 2-core machine (load average

@@ -37,10 +37,13 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.paths import data_dir
+
+if TYPE_CHECKING:  # the engine's value type only: importing sequence_state would load llama.cpp
+    from llamadesk.app.engine.sequence_state import SequenceSnapshot
 
 CACHE_FOLDER = "prompt-cache"
 SUFFIX = ".kvc"
@@ -63,7 +66,7 @@ class CachingEngine(Protocol):
 
     def cached_prefix(self, tokens: Sequence[int]) -> int: ...
 
-    def save_sequence(self): ...
+    def save_sequence(self) -> SequenceSnapshot | None: ...
 
     def restore_sequence(self, tokens: Sequence[int], state: bytearray) -> bool: ...
 
@@ -149,7 +152,7 @@ class PromptCache:
         self.budget = default_budget(self.folder) if budget is None else max(0, budget)
         self.problem: str | None = None  # the last thing that went wrong, for doctor and tests
         self.restored_tokens = 0  # what the last restore gave (0: nothing was loaded from disk)
-        self._jobs: queue.Queue[tuple[Path, bytes, int, object] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Path, bytes, int, SequenceSnapshot] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -278,7 +281,7 @@ class PromptCache:
             finally:
                 self._jobs.task_done()
 
-    def _write(self, path: Path, identity: bytes, conversation_id: int, snapshot) -> None:
+    def _write(self, path: Path, identity: bytes, conversation_id: int, snapshot: SequenceSnapshot) -> None:
         tokens = array("i", snapshot.tokens)
         if sys.byteorder != "little":
             tokens.byteswap()
