@@ -107,6 +107,26 @@ def test_doctor_with_a_missing_model_is_bad_input() -> None:
     assert done.returncode == 2 and "no such file" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_doctor_shows_the_prompt_cache_its_budget_and_use(tmp_path) -> None:
+    from llamadesk.app.chat.prompt_cache import CacheUsage
+
+    base = facts(fm.CUDA_LAPTOP, fm.LAPTOP_CPU_BUILD, (fm.CPU_DEVICE,), fm.LLAMA_8B)
+    folder = tmp_path / "prompt-cache"
+    used = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(folder, 4 * 1024**3, 300 * 1024**2, 3)))
+    assert used.data["prompt_cache"] == {"path": str(folder), "budget": 4 * 1024**3, "used": 300 * 1024**2, "files": 3}
+    assert f"prompt cache      {folder} (300.0 MiB of 4.0 GiB in 3 files" in format_report(used)
+    off = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(folder, 0, 0, 0)))
+    assert "prompt cache      off (config.json's prompt_cache_mb is 0)" in format_report(off)
+    # On this machine: sized from the free disk unless config.json says otherwise.
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.json").write_text('{"prompt_cache_mb": 5}')
+    done = run_cli("doctor", "--json", env={"LLAMADESK_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    cache = json.loads(done.stdout)["prompt_cache"]
+    assert (cache["budget"], cache["used"], cache["files"]) == (5 * 1024**2, 0, 0)
+
+
 # -- a CUDA gaming laptop -------------------------------------------------------------------
 
 

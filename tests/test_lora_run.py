@@ -102,3 +102,29 @@ def test_store_keeps_a_conversations_adapters_and_reads_a_damaged_column_as_none
         assert store.conversation(conversation.id).settings.adapters == ()
     finally:
         store.close()
+
+
+def test_a_conversation_saved_with_an_adapter_continues_with_it(adapters, monkeypatch):
+    """`chat --save --lora A` stores A with the conversation, and `chat --continue` loads the model with A again."""
+    from llamadesk.app.chat.store import Store
+    from llamadesk.app.engine.llama_engine import Engine
+
+    adapter = f"{adapters['smollm2']}:1.5"
+    saved = _chat("--lora", adapter, "--save")
+    assert saved.returncode == 0, saved.stderr
+    store = Store()
+    try:
+        (conversation,) = store.conversations()
+        assert conversation.settings.adapters == ((str(adapters["smollm2"]), 1.5),)
+    finally:
+        store.close()
+    loaded = []
+    real_load = Engine.load.__func__
+    monkeypatch.setattr(
+        Engine,
+        "load",
+        classmethod(lambda cls, path, settings: loaded.append(settings) or real_load(cls, path, settings)),
+    )
+    continued = run_cli("chat", "--continue", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "8", PROMPT)
+    assert continued.returncode == 0, continued.stderr
+    assert loaded[-1].lora == ((str(adapters["smollm2"]), 1.5),)

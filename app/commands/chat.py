@@ -1,4 +1,9 @@
-"""`llamadesk chat`: stream a reply to stdout, or talk in a simple REPL."""
+"""`llamadesk chat`: stream a reply to stdout, or talk in a simple REPL; go on with a stored conversation.
+
+With --continue or --conversation ID the chat goes on where the app (or an earlier `chat --save`)
+left it: the store is shared, and so is the prompt cache on disk, so a long conversation's next
+reply starts after decoding only its new tokens.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,20 @@ import argparse
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 
-from llamadesk.app.chat.context_fit import fit_context
-from llamadesk.app.commands.options import add_load_options, add_lora_option, add_model_option, load_settings
+from llamadesk.app.chat.context_fit import FittedPrompt, build_messages, fit_context
+from llamadesk.app.chat.store import ConversationSettings
+from llamadesk.app.chat.stored_chat import StoredChat
+from llamadesk.app.commands.options import (
+    add_load_options,
+    add_lora_option,
+    add_model_option,
+    load_settings,
+    lora_settings,
+)
 from llamadesk.app.core.errors import BadInputError, Interrupted
 from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
 from llamadesk.app.settings.chat_defaults import (
@@ -24,6 +39,9 @@ EXAMPLES = """examples:
   echo "Write a haiku about tea" | llamadesk chat --stats
   llamadesk chat -m ./my-model.Q4_K_M.gguf --system "You answer in French."   (interactive)
   llamadesk chat -m smollm2 --lora ./my-lora.gguf:0.8 "Summarize: ..."   (a fine-tune's LoRA adapter)
+  llamadesk chat --save "Plan a week in Lisbon"      (stored: the app lists it, --continue goes on)
+  llamadesk chat --continue "And the week after?"    (the most recent conversation, app's or CLI's)
+  llamadesk chat --list; llamadesk chat --conversation 12   (interactive, in conversation 12)
 """
 
 
@@ -39,30 +57,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("prompt", nargs="*", help="what to ask (joined with spaces)")
     add_model_option(parser)
+    # None: the stored conversation's own setting when one is continued, else the default shown.
+    parser.set_defaults(model=None)
     parser.add_argument(
         "--system",
-        default=DEFAULT_SYSTEM_PROMPT,
         help=f'system prompt (default: "{DEFAULT_SYSTEM_PROMPT}"; "" leaves it to the chat template)',
     )
     parser.add_argument(
         "--temperature",
         type=float,
-        default=DEFAULT_TEMPERATURE,
         help=f"0 is greedy and reproducible (default: {DEFAULT_TEMPERATURE})",
     )
-    parser.add_argument(
-        "--top-p", type=float, default=DEFAULT_TOP_P, help=f"nucleus sampling threshold (default: {DEFAULT_TOP_P})"
-    )
+    parser.add_argument("--top-p", type=float, help=f"nucleus sampling threshold (default: {DEFAULT_TOP_P})")
     parser.add_argument(
         "--repeat-penalty",
         type=float,
-        default=DEFAULT_REPEAT_PENALTY,
         help=f"penalty for repeating recent tokens, 1 is none (default: {DEFAULT_REPEAT_PENALTY})",
     )
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--max-tokens", type=int, help="stop the reply after this many tokens")
     parser.add_argument("--stats", action="store_true", help="print speed and context use to stderr after each reply")
     add_lora_option(parser)
+    stored = parser.add_argument_group("stored conversations (shared with the app)")
+    which = stored.add_mutually_exclusive_group()
+    which.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_last",
+        action="store_true",
+        help="go on with the most recently active conversation; its settings apply unless a flag says otherwise",
+    )
+    which.add_argument("--conversation", type=int, metavar="ID", help="go on with conversation ID (see --list)")
+    which.add_argument("--save", action="store_true", help="store this chat as a new conversation")
+    which.add_argument("--list", action="store_true", help="list the stored conversations (ID, last active, title)")
+    stored.add_argument(
+        "--no-prompt-cache",
+        action="store_true",
+        help="neither read nor write the conversation's KV cache on disk (config.json: prompt_cache_mb)",
+    )
     add_load_options(parser)
     parser.set_defaults(handler=run)
 
@@ -83,16 +115,19 @@ def ctrl_c_stops(engine) -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def format_stats(stats: GenerationStats) -> str:
+def format_stats(stats: GenerationStats, restored: int = 0) -> str:
+    from_disk = f", {restored} from the prompt cache" if restored else ""
     return (
         f"[{stats.generated_tokens} tokens, {stats.generated_tokens_per_second:.1f} tok/s; "
-        f"prompt {stats.prompt_tokens} tokens ({stats.cached_prompt_tokens} cached), "
+        f"prompt {stats.prompt_tokens} tokens ({stats.cached_prompt_tokens} cached{from_disk}), "
         f"{stats.prompt_tokens_per_second:.1f} tok/s; first token {stats.time_to_first_token * 1000:.0f} ms; "
         f"context {stats.context_tokens}/{stats.n_ctx}; {stats.stop_reason}]"
     )
 
 
-def stream_reply(engine, messages: list[ChatMessage], sampling: Sampling, show_stats: bool) -> tuple[str, bool]:
+def stream_reply(
+    engine, messages: list[ChatMessage], sampling: Sampling, show_stats: bool, restored: int = 0
+) -> tuple[str, bool]:
     """Print the reply as it streams; return its text and whether Ctrl-C stopped it."""
     parts: list[str] = []
     with ctrl_c_stops(engine) as pressed:
@@ -105,8 +140,72 @@ def stream_reply(engine, messages: list[ChatMessage], sampling: Sampling, show_s
                 sys.stdout.write("\n")
                 sys.stdout.flush()
                 if show_stats:
-                    print(format_stats(event.stats), file=sys.stderr)
+                    print(format_stats(event.stats, restored), file=sys.stderr)
     return "".join(parts), bool(pressed)
+
+
+def conversation_settings(args: argparse.Namespace, stored: ConversationSettings | None) -> ConversationSettings:
+    """The flags over a continued conversation's own settings (or over the CLI's defaults)."""
+    base = stored or ConversationSettings(
+        model="smollm2",
+        system_prompt=DEFAULT_SYSTEM_PROMPT,
+        temperature=DEFAULT_TEMPERATURE,
+        top_p=DEFAULT_TOP_P,
+        repeat_penalty=DEFAULT_REPEAT_PENALTY,
+        max_tokens=None,
+        context_length=None,
+    )
+    flags = {
+        "model": args.model,
+        "system_prompt": args.system,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "repeat_penalty": args.repeat_penalty,
+        "max_tokens": args.max_tokens,
+        "context_length": args.ctx,
+        "adapters": lora_settings(args.lora),
+    }
+    return replace(base, **{name: value for name, value in flags.items() if value is not None})
+
+
+def list_conversations() -> int:
+    from llamadesk.app.chat.store import Store
+
+    store = Store()
+    try:
+        for conversation in store.conversations():
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conversation.updated))
+            print(f"{conversation.id:>6}  {when}  {conversation.title}")
+    finally:
+        store.close()
+    return 0
+
+
+def open_stored_chat(args: argparse.Namespace) -> StoredChat:
+    """The conversation --continue/--conversation names (or a new one for --save), with its prompt cache."""
+    from llamadesk.app.chat.prompt_cache import PromptCache, budget_from_megabytes, default_cache_folder
+    from llamadesk.app.chat.store import Store
+    from llamadesk.app.chat.stored_chat import find_conversation
+    from llamadesk.app.settings.user_config import load_config
+
+    store = Store()
+    cache = None
+    if not args.no_prompt_cache:
+        try:
+            megabytes = load_config().prompt_cache_mb
+        except BadInputError as err:
+            print(f"llamadesk: {err} (the prompt cache keeps its default size)", file=sys.stderr)
+            megabytes = None
+        folder = default_cache_folder()
+        cache = PromptCache(folder, budget_from_megabytes(megabytes, folder))
+    try:
+        if args.save:
+            return StoredChat(store, None, conversation_settings(args, None), cache)
+        conversation = find_conversation(store, None if args.continue_last else args.conversation)
+    except BaseException:
+        store.close()
+        raise
+    return StoredChat(store, conversation, conversation_settings(args, conversation.settings), cache)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,12 +213,17 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
     from llamadesk.app.library.catalog import resolve_model
 
+    if args.list:
+        return list_conversations()
     # The same ranges as config.json and the app's settings form.
-    TEMPERATURE.check(args.temperature, "--temperature")
-    TOP_P.check(args.top_p, "--top-p")
-    REPEAT_PENALTY.check(args.repeat_penalty, "--repeat-penalty")
-    if args.max_tokens is not None:
-        MAX_TOKENS.check(args.max_tokens, "--max-tokens")
+    for flag, value, value_range in (
+        ("--temperature", args.temperature, TEMPERATURE),
+        ("--top-p", args.top_p, TOP_P),
+        ("--repeat-penalty", args.repeat_penalty, REPEAT_PENALTY),
+        ("--max-tokens", args.max_tokens, MAX_TOKENS),
+    ):
+        if value is not None:
+            value_range.check(value, flag)
     prompt = " ".join(args.prompt)
     interactive = not prompt and sys.stdin.isatty()
     if not prompt and not interactive:
@@ -127,28 +231,96 @@ def run(args: argparse.Namespace) -> int:
         if not prompt:
             raise BadInputError("nothing to answer: give a PROMPT or pipe text on stdin")
 
-    path = resolve_model(args.model)
-    sampling = Sampling(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repeat_penalty=args.repeat_penalty,
-        seed=args.seed,
-        max_tokens=args.max_tokens,
-    )
-    with Engine.load(path, load_settings(args)) as engine:
-        history: list[ChatMessage] = [{"role": "system", "content": args.system}] if args.system else []
-        if not interactive:
-            history.append({"role": "user", "content": prompt})
-            _, stopped = stream_reply(engine, history, sampling, args.stats)
+    stored = args.continue_last or args.conversation is not None or args.save
+    chat = open_stored_chat(args) if stored else None
+    try:
+        settings = chat.settings if chat is not None else conversation_settings(args, None)
+        path = resolve_model(settings.model)
+        sampling = Sampling(
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            repeat_penalty=settings.repeat_penalty,
+            seed=args.seed,
+            max_tokens=settings.max_tokens,
+        )
+        load = load_settings(args)
+        if settings.context_length:  # --ctx, or the continued conversation's own context
+            load = replace(load, n_ctx=settings.context_length)
+        if settings.adapters:  # --lora, or the adapters the continued conversation was using
+            load = replace(load, lora=settings.adapters)
+        with Engine.load(path, load) as engine:
+            if interactive:
+                if chat is not None:
+                    print(f"Conversation {describe(chat)}.", file=sys.stderr)
+                return repl(engine, settings.system_prompt, sampling, args.stats, chat)
+            if chat is None:
+                question: list[ChatMessage] = [{"role": "user", "content": prompt}]
+                history = build_messages(settings.system_prompt, question)
+                _, stopped = stream_reply(engine, history, sampling, args.stats)
+            else:
+                _, stopped, _ = take_turn(engine, settings.system_prompt, chat, prompt, sampling, args.stats, 0)
             if stopped:
                 raise Interrupted("stopped")
             return 0
-        return repl(engine, args.system, sampling, args.stats)
+    finally:
+        if chat is not None:
+            chat.close()
 
 
-def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool) -> int:
+def describe(chat: StoredChat) -> str:
+    if chat.conversation is None:
+        return "new (stored when you send the first message)"
+    return f"{chat.conversation.id}: {chat.conversation.title}"
+
+
+def fit_turns(
+    engine, system_prompt: str, turns: list[ChatMessage], sampling: Sampling, memory_start: int
+) -> FittedPrompt:
+    """What the model sees of the chat (chat.context_fit, as in the app); says when old turns were dropped."""
+    with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
+        fitted = fit_context(
+            system_prompt,
+            turns,
+            lambda messages: len(engine.chat_prompt_tokens(messages)),
+            engine.n_ctx,
+            sampling.max_tokens,
+            memory_start,
+        )
+    if fitted.memory_start > memory_start:
+        print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+    return fitted
+
+
+def take_turn(
+    engine,
+    system_prompt: str,
+    chat: StoredChat,
+    question: str,
+    sampling: Sampling,
+    show_stats: bool,
+    memory_start: int,
+) -> tuple[str, bool, int]:
+    """One question and its reply in a stored conversation: fitted into the context, answered after
+    restoring what the prompt cache holds, both stored. Returns the reply, whether Ctrl-C stopped it,
+    and where the model's memory now starts."""
+    turns = chat.turns()
+    message = chat.add_question(question)
+    turns.append({"role": "user", "content": question})
+    try:
+        fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
+    except (BadInputError, Interrupted):
+        chat.take_back(message)
+        raise
+    restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
+    reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored)
+    chat.add_reply(engine, reply, stopped)
+    return reply, stopped, fitted.memory_start
+
+
+def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat: StoredChat | None = None) -> int:
     """An interactive chat. When it outgrows the context, the oldest turns are dropped from what the
-    model sees (chat.context_fit, as in the app), so a long chat keeps answering instead of failing."""
+    model sees (chat.context_fit, as in the app), so a long chat keeps answering instead of failing.
+    With `chat`, every turn is stored in that conversation and its KV cache kept on disk."""
     print(f"Chatting with {engine.summary.name}. Ctrl-C stops a reply; Ctrl-D or /bye leaves.", file=sys.stderr)
     turns: list[ChatMessage] = []
     memory_start = 0
@@ -165,25 +337,19 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool) -> in
             return 0
         if not line.strip():
             continue
-        turns.append({"role": "user", "content": line})
         try:
-            with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
-                fitted = fit_context(
-                    system_prompt,
-                    turns,
-                    lambda messages: len(engine.chat_prompt_tokens(messages)),
-                    engine.n_ctx,
-                    sampling.max_tokens,
-                    memory_start,
-                )
-            if fitted.memory_start > memory_start:
-                print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+            if chat is not None:
+                _, _, memory_start = take_turn(engine, system_prompt, chat, line, sampling, show_stats, memory_start)
+                continue
+            turns.append({"role": "user", "content": line})
+            fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
             memory_start = fitted.memory_start
             reply, _ = stream_reply(engine, fitted.messages, sampling, show_stats)
         except (BadInputError, Interrupted) as err:
             # The model's chat template refused or failed on this turn (or Ctrl-C stopped it while
             # it rendered): nothing was said, so the turn is taken back and the chat goes on.
-            turns.pop()
+            if chat is None:
+                turns.pop()
             print(f"llamadesk: {err}", file=sys.stderr)
             continue
         turns.append({"role": "assistant", "content": reply})

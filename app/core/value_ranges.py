@@ -78,3 +78,7 @@ REPEAT_PENALTY = ValueRange(1, 2)
 MAX_TOKENS = ValueRange(1, INT32_MAX, whole=True)
 # A conversation needs room for its chat template, a question and a reply.
 CHAT_CONTEXT = ValueRange(256, UINT32_MAX, whole=True)
+
+# -- the prompt cache on disk (config.json, --prompt-cache-mb) ------------------------------------
+# MiB; 0 turns it off. The upper bound only keeps the byte count within 64 bits.
+PROMPT_CACHE_MB = ValueRange(0, 2**40, whole=True)

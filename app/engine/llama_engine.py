@@ -31,6 +31,7 @@ from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings,
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
+from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.types import (
     ActiveSettings,
@@ -277,6 +278,26 @@ class Engine:
             tokens.insert(0, bos)
         self._last_tokenized = ([dict(message) for message in messages], list(tokens))  # copies: callers may mutate
         return tokens
+
+    # -- the KV cache between runs (engine/sequence_state.py, chat/prompt_cache.py) ---------
+
+    def state_identity(self) -> dict[str, object]:
+        """What a saved KV state of this engine is valid for (model file, KV-shaping settings)."""
+        return state_identity(self.summary, self.settings, [(a.path, scale) for a, scale in self.adapters])
+
+    def cached_prefix(self, tokens: Sequence[int]) -> int:
+        """How many of `tokens`, from the first, the KV cache holds now (reused, not decoded)."""
+        return _common_prefix(self._llama.input_ids[: self._llama.n_tokens].tolist(), tokens)
+
+    def save_sequence(self) -> SequenceSnapshot | None:
+        """A copy of the conversation's KV cache and its tokens (None when it holds nothing)."""
+        with self._exclusive():
+            return capture(self._llama)
+
+    def restore_sequence(self, tokens: Sequence[int], state: bytearray) -> bool:
+        """Load a saved KV cache; True when it holds `tokens` now, else the cache is empty."""
+        with self._exclusive():
+            return restore(self._llama, list(tokens), state)
 
     # -- generation -------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamadesk.app.chat.prompt_cache import CacheUsage
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.gguf_file import GGUFSummary
@@ -69,6 +70,7 @@ class DoctorFacts:
     load_config: Path | None = None  # the user's load.json (flags > this file > chosen)
     frozen: bool = False  # a single-file executable (PyInstaller): no pip to reinstall with
     rpc: bool = False  # the build has llama.cpp's RPC backend (--rpc, rpc-server)
+    prompt_cache: CacheUsage | None = None  # conversations' KV caches on disk (chat/prompt_cache.py)
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,14 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
                 ],
             },
             "models_dir": {"path": str(facts.models_dir), "disk_free": facts.disk_free},
+            "prompt_cache": None
+            if facts.prompt_cache is None
+            else {
+                "path": str(facts.prompt_cache.folder),
+                "budget": facts.prompt_cache.budget,
+                "used": facts.prompt_cache.used,
+                "files": facts.prompt_cache.files,
+            },
             "load_config": None
             if facts.load_config is None
             else {
@@ -327,6 +337,17 @@ def format_report(doctor: DoctorReport) -> str:
         ),
         ("models folder", f"{report['models_dir']['path']} ({format_bytes(report['models_dir']['disk_free'])} free)"),
     ]
+    cache = report["prompt_cache"]
+    if cache is not None:
+        rows.append(
+            (
+                "prompt cache",
+                f"{cache['path']} ({format_bytes(cache['used'])} of {format_bytes(cache['budget'])} in "
+                f"{cache['files']} files; config.json's prompt_cache_mb sets it)"
+                if cache["budget"]
+                else "off (config.json's prompt_cache_mb is 0)",
+            )
+        )
     if report["load_config"] is not None:
         state = "in use" if report["load_config"]["exists"] else "none; settings below are chosen for this machine"
         rows.append(("load.json", f"{report['load_config']['path']} ({state})"))
@@ -378,4 +399,18 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         load_config=load_config_path(),
         frozen=bool(getattr(sys, "frozen", False)),
         rpc=rpc_supported(),
+        prompt_cache=prompt_cache_usage(),
     )
+
+
+def prompt_cache_usage() -> CacheUsage:
+    """The prompt cache's folder, budget (config.json's, else sized from the free disk) and use."""
+    from llamadesk.app.chat.prompt_cache import PromptCache, budget_from_megabytes, default_cache_folder
+    from llamadesk.app.settings.user_config import load_config
+
+    try:
+        megabytes = load_config().prompt_cache_mb
+    except LlamadeskError:
+        megabytes = None  # the app and the CLI say what is wrong with the file; the default applies meanwhile
+    folder = default_cache_folder()
+    return PromptCache(folder, budget_from_megabytes(megabytes, folder)).usage()

@@ -22,7 +22,15 @@ from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.paths import config_dir
-from llamadesk.app.core.value_ranges import CHAT_CONTEXT, MAX_TOKENS, REPEAT_PENALTY, TEMPERATURE, TOP_P, shown
+from llamadesk.app.core.value_ranges import (
+    CHAT_CONTEXT,
+    MAX_TOKENS,
+    PROMPT_CACHE_MB,
+    REPEAT_PENALTY,
+    TEMPERATURE,
+    TOP_P,
+    shown,
+)
 from llamadesk.app.settings.chat_defaults import (
     DEFAULT_REPEAT_PENALTY,
     DEFAULT_SYSTEM_PROMPT,
@@ -49,6 +57,9 @@ class Config:
     repeat_penalty: float = DEFAULT_REPEAT_PENALTY
     max_tokens: int | None = 1024
     context_length: int | None = None
+    # Disk for conversations' KV caches (chat/prompt_cache.py), in MiB: None sizes it from the free
+    # disk, 0 keeps nothing.
+    prompt_cache_mb: int | None = None
 
     def conversation_settings(self, mode: str = "chat") -> ConversationSettings:
         """The settings a new conversation starts with."""
@@ -101,6 +112,7 @@ CHECKS: dict[str, Callable[[object, str], Any]] = {
     "repeat_penalty": REPEAT_PENALTY.check,
     "max_tokens": _optional(MAX_TOKENS.check),
     "context_length": _optional(CHAT_CONTEXT.check),
+    "prompt_cache_mb": _optional(PROMPT_CACHE_MB.check),
 }
 assert set(CHECKS) == {f.name for f in fields(Config)}, "every setting needs a check"
 

@@ -29,6 +29,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from llamadesk.app.chat.prompt_cache import PromptCache, budget_from_megabytes, default_cache_folder
 from llamadesk.app.chat.store import Store
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
@@ -76,6 +77,7 @@ class LlamadeskApp(App[None]):
         engine_loader: EngineLoader = load_llama_engine,
         save_settings: bool = True,
         load_defaults: LoadSettings | None = None,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         super().__init__()
         # Lines about the user's files, shown once the app is on screen.
@@ -86,7 +88,10 @@ class LlamadeskApp(App[None]):
         self.load_defaults = load_defaults if load_defaults is not None else self._read_load_settings()
         # The store's own lines are shown from store.notices at mount, not printed under the app.
         self.store = store if store is not None else Store(on_notice=lambda _line: None)
-        self.host = EngineHost(engine_loader)
+        if prompt_cache is None:  # config.json's prompt_cache_mb (0: off); by default sized from the free disk
+            folder = default_cache_folder()
+            prompt_cache = PromptCache(folder, budget_from_megabytes(self.config.prompt_cache_mb, folder))
+        self.host = EngineHost(engine_loader, prompt_cache)
         self.crash: BaseException | None = None
         self._engine_thread_done = threading.Event()
         self.mode_screens: dict[str, Screen] = {}  # the screens the modes have built so far

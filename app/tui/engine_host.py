@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from llamadesk.app.chat.context_fit import FittedPrompt, fit_context
+from llamadesk.app.chat.prompt_cache import PromptCache
 from llamadesk.app.core.errors import Interrupted, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, StreamEvent
 
@@ -101,13 +102,15 @@ class EngineFailed(Message):
 
 
 class ReplyStarted(Message):
-    """The prompt was fitted into the context; tokens follow."""
+    """The prompt was fitted into the context (and `restored_tokens` of it loaded from the prompt
+    cache on disk); tokens follow."""
 
-    def __init__(self, reply_id: int, fitted: FittedPrompt, n_ctx: int) -> None:
+    def __init__(self, reply_id: int, fitted: FittedPrompt, n_ctx: int, restored_tokens: int = 0) -> None:
         super().__init__()
         self.reply_id = reply_id
         self.fitted = fitted
         self.n_ctx = n_ctx
+        self.restored_tokens = restored_tokens
 
 
 class ReplyProgress(Message):
@@ -145,6 +148,7 @@ class ReplyRequest:
     turns: tuple[ChatMessage, ...]
     sampling: Sampling
     keep_from: int = 0
+    conversation_id: int | None = None  # a stored conversation: its KV cache is kept on disk (prompt_cache.py)
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,15 @@ class _Work:
 
 
 _SHUTDOWN = object()
+PROMPT_CACHE_CLOSE_TIMEOUT_S = 3.0
 
 
 class EngineHost:
     """Owns at most one loaded model, in one thread; everything else talks to it by job and message."""
 
-    def __init__(self, loader: EngineLoader = load_llama_engine):
+    def __init__(self, loader: EngineLoader = load_llama_engine, prompt_cache: PromptCache | None = None):
         self._loader = loader
+        self.prompt_cache = prompt_cache
         self._jobs: queue.Queue[object] = queue.Queue()
         self._engine: ChatEngine | None = None
         self._loaded: tuple[str, LoadSettings] | None = None
@@ -257,6 +263,9 @@ class EngineHost:
                     )
         finally:
             self._close()
+            if self.prompt_cache is not None:
+                # The last reply's cache file is being written: a moment more, then it is left.
+                self.prompt_cache.close(timeout=PROMPT_CACHE_CLOSE_TIMEOUT_S)
 
     def _close(self) -> None:
         with self._lock:
@@ -302,11 +311,19 @@ class EngineHost:
             # render itself, so this thread is free again; the reply ends with nothing in it.
             job.reply_to.post_message(ReplyDone(job.reply_id, "", not_started_stats(engine.n_ctx)))
             return
-        job.reply_to.post_message(ReplyStarted(job.reply_id, fitted, engine.n_ctx))
+        cache = self.prompt_cache if request.conversation_id is not None else None
+        restored = 0
+        if cache is not None:
+            # Tokenized already (fit_context counted them): the engine hands back its memo.
+            restored = cache.restore(engine, request.conversation_id, engine.chat_prompt_tokens(fitted.messages))
+        job.reply_to.post_message(ReplyStarted(job.reply_id, fitted, engine.n_ctx, restored))
         parts: list[str] = []
         for event in engine.stream_chat(fitted.messages, request.sampling):
             if isinstance(event, GenerationDone):
                 job.reply_to.post_message(ReplyDone(job.reply_id, "".join(parts), event.stats))
+                if cache is not None:
+                    # After the reply is out: the copy takes milliseconds, the writing its own thread.
+                    cache.save(engine, request.conversation_id)
                 break
             parts.append(event.text)
             with self._lock:

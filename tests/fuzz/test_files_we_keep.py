@@ -240,6 +240,7 @@ CONFIG_FIELDS = {
     "repeat_penalty": [*WRONG, 0.9, 2.5],
     "max_tokens": ["hot", [], {}, True, 0, -5, 1.5, 2**40, "64"],
     "context_length": ["hot", [], {}, True, 0, 10, 255, 2**40, 4096.0],
+    "prompt_cache_mb": ["hot", [], {}, True, -1, 1.5, 2**41, "64"],
 }
 LOAD_FIELDS = {
     "ctx": ["hot", [], {}, True, 0, -5, 2**40, 2048.0, "2048"],

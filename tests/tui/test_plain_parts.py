@@ -41,6 +41,10 @@ def test_status_text_shows_speed_first_token_context_and_backend():
         "CUDA ×8",
     ]
     assert status_text(StatusFacts(activity="loading smollm2…")) == "loading smollm2…"
+    # The prompt tokens the last reply did not decode again, and whether they came from the disk.
+    cached = StatusFacts(model="smollm2", time_to_first_token=0.2, cached_tokens=2950, cache_from_disk=True)
+    assert status_text(cached).split(" │ ") == ["smollm2", "TTFT 200 ms", "2950 cached from disk"]
+    assert status_text(StatusFacts(cached_tokens=120, n_ctx=512)).startswith("120 cached │ ctx")
 
 
 def test_context_gauge_fills_in_proportion_and_never_overflows():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llamadesk.app.chat.prompt_cache import HEADER
 from llamadesk.app.chat.store import Store
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.settings.user_config import Config
@@ -49,4 +50,48 @@ async def test_smollm2_answers_paris_streams_stops_and_closes(tmp_path):
         assert engine is not None
         await pilot.press("ctrl+q")
     assert engine._closed  # quitting closed the model: its memory went back
+    store.close()
+
+
+async def test_a_reopened_conversation_answers_from_the_prompt_cache_on_disk(tmp_path, smollm2_path):
+    """Started on the command line, reopened in a freshly started app: the status line shows the
+    prompt tokens that came from the cache file instead of being decoded again."""
+    from llamadesk.app.chat.prompt_cache import PromptCache
+    from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
+
+    home = tmp_path / "home"
+    started = run_cli(
+        "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "24", "--save",
+        "Describe the history of Paris in two sentences.",
+        env={"LLAMADESK_HOME": str(home)},
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    cache_folder = home / "data" / "prompt-cache"
+    assert len(list(cache_folder.glob("*.kvc"))) == 1
+    store = Store(home / "data" / "conversations.sqlite3")
+    cache = PromptCache(cache_folder, budget=10**9)
+    app = LlamadeskApp(
+        store=store, config=Config(), save_settings=False, load_defaults=LoadSettings(**PINNED_LOAD), prompt_cache=cache
+    )
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        (conversation,) = store.conversations()
+        screen.open_conversation(conversation.id)
+        await wait_until(pilot, lambda: screen.facts.backend is not None, timeout=120, what="smollm2 to load")
+        assert len(screen.messages) == 2
+        box = screen.query_one(PromptBox)
+        box.text = "Now describe Lyon in one sentence."
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: len(screen.messages) == 4 and screen.reply is None, timeout=120, what="the answer"
+        )
+        assert screen.messages[-1].state == "complete" and screen.messages[-1].content
+        status = str(screen.query_one(StatusBar).render())
+        restored = cache.restored_tokens
+        assert restored > 40  # the system prompt, the question and the first reply
+        assert f"{screen.facts.cached_tokens} cached from disk" in status and screen.facts.cached_tokens >= restored
+        await pilot.press("ctrl+q")
+    # Quitting waited for the new file: the conversation's cache now holds this reply too.
+    (path,) = cache_folder.glob("*.kvc")
+    assert path.stat().st_size > HEADER.size + 4 * restored
     store.close()

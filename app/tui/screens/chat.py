@@ -23,6 +23,7 @@ from textual.widgets.markdown import MarkdownStream
 from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import Conversation, ConversationSettings, Store, StoredMessage
+from llamadesk.app.chat.stored_chat import title_from_prompt
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
 from llamadesk.app.engine.types import GenerationStats, LoadSettings, Sampling
@@ -51,15 +52,8 @@ SAVE_INTERVAL_S = 1.0
 # Only the newest messages are mounted: memory stays flat however long a conversation grows
 # (the store and the exports keep all of it).
 MAX_SHOWN_MESSAGES = 60
-TITLE_LENGTH = 48
 MODEL_LOAD_DELAY_S = 0.2
 NARROW_WIDTH = 70
-
-
-def title_from_prompt(prompt: str) -> str:
-    """A conversation's first title: its first line, shortened."""
-    line = prompt.strip().splitlines()[0] if prompt.strip() else "New conversation"
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
 
 
 def sampling_for(settings: ConversationSettings) -> Sampling:
@@ -219,7 +213,7 @@ class ChatScreen(Screen):
             MessageView(m.role, m.content, m.state == "interrupted", m.id) for m in self.messages[-MAX_SHOWN_MESSAGES:]
         )
         self._show_earlier_note()
-        self.show_status(memory_start=0, context_tokens=0)
+        self.show_status(memory_start=0, context_tokens=0, cached_tokens=0, cache_from_disk=False)
         self.sub_title = conversation.title if conversation else "New conversation"
 
     def _show_earlier_note(self) -> None:
@@ -291,6 +285,7 @@ class ChatScreen(Screen):
             sampling=sampling_for(self.settings),
             # fit_context counts in spoken messages; self.memory_start counts all of them.
             keep_from=sum(1 for m in self.messages[: self.memory_start] if m.content),
+            conversation_id=self.conversation.id,
         )
         # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
         message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
@@ -312,7 +307,13 @@ class ChatScreen(Screen):
         start_id = reply.spoken_ids[start] if start < len(reply.spoken_ids) else None
         self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
         self._mark_memory()
-        self.show_status(context_tokens=event.fitted.prompt_tokens, n_ctx=event.n_ctx, memory_start=self.memory_start)
+        self.show_status(
+            context_tokens=event.fitted.prompt_tokens,
+            n_ctx=event.n_ctx,
+            memory_start=self.memory_start,
+            cached_tokens=event.restored_tokens,
+            cache_from_disk=event.restored_tokens > 0,
+        )
 
     @on(ReplyProgress)
     def _reply_progress(self, event: ReplyProgress) -> None:
@@ -355,6 +356,7 @@ class ChatScreen(Screen):
             time_to_first_token=stats.time_to_first_token,
             context_tokens=stats.context_tokens,
             n_ctx=stats.n_ctx,
+            cached_tokens=stats.cached_prompt_tokens,
         )
         if reply is not None:
             # The worker's text is complete even if a progress message was still unread.
@@ -479,6 +481,8 @@ class ChatScreen(Screen):
             if yes:
                 self._finish_reply_now()
                 self.store.delete(conversation.id)
+                if self.host.prompt_cache is not None:
+                    self.host.prompt_cache.forget(conversation.id)
                 self.show_conversation(None)
                 self.refresh_list()
                 self.notify(f"Deleted “{conversation.title}”")

@@ -1,4 +1,5 @@
-"""The status line: backend, threads, speed and first-token time of the last reply, context use."""
+"""The status line: backend, threads, speed and first-token time of the last reply, the prompt tokens
+it reused (from memory or the prompt cache on disk), context use."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class StatusFacts:
     context_tokens: int = 0
     n_ctx: int | None = None
     memory_start: int = 0  # messages before this index are no longer seen by the model
+    cached_tokens: int = 0  # prompt tokens of the last reply that were not decoded again
+    cache_from_disk: bool = False  # ...because they were loaded from the prompt cache on disk
     activity: str = ""  # "loading smollm2", "replying", "stopped"...
 
 
@@ -42,6 +45,8 @@ def status_text(facts: StatusFacts) -> str:
         parts.append(f"{facts.tokens_per_second:.1f} tok/s")
     if facts.time_to_first_token is not None:
         parts.append(f"TTFT {facts.time_to_first_token * 1000:.0f} ms")
+    if facts.cached_tokens:
+        parts.append(f"{facts.cached_tokens} cached" + (" from disk" if facts.cache_from_disk else ""))
     if facts.n_ctx:
         parts.append("ctx " + context_gauge(facts.context_tokens, facts.n_ctx))
     if facts.memory_start:

@@ -1,0 +1,100 @@
+"""A stored conversation continued outside the app (`llamadesk chat --continue` / `--conversation ID`).
+
+The CLI and the app share the store and the prompt cache: a conversation started in one goes on in
+the other, and its KV cache, written after each reply, spares the next one reading it all again.
+Messages are stored as the app stores them: the question at once, the reply marked "interrupted"
+until it ends normally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llamadesk.app.chat.prompt_cache import PromptCache
+from llamadesk.app.chat.store import Conversation, ConversationSettings, Store, StoredMessage
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.types import ChatMessage
+
+TITLE_LENGTH = 48
+
+
+def title_from_prompt(prompt: str) -> str:
+    """A conversation's first title: its first line, shortened (as the app names them)."""
+    line = prompt.strip().splitlines()[0] if prompt.strip() else "New conversation"
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
+
+
+def find_conversation(store: Store, conversation_id: int | None) -> Conversation:
+    """Conversation `conversation_id`, or the most recently active one when it is None."""
+    if conversation_id is None:
+        latest = store.conversations()
+        if not latest:
+            raise BadInputError(
+                "there is no stored conversation to continue; start one in the app or with `llamadesk chat --save`"
+            )
+        return latest[0]
+    try:
+        return store.conversation(conversation_id)
+    except LlamadeskError:
+        raise BadInputError(
+            f"conversation {conversation_id} does not exist; `llamadesk chat --list` shows the stored ones"
+        ) from None
+
+
+class StoredChat:
+    """One stored conversation as the CLI talks in it: its turns, its messages, its prompt cache.
+
+    `conversation` None: a new one, stored (and titled) with its first question.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        conversation: Conversation | None,
+        settings: ConversationSettings,
+        cache: PromptCache | None,
+    ):
+        self.store = store
+        self.conversation = conversation
+        self.settings = settings
+        self.cache = cache
+        self.restored_tokens = 0
+
+    def turns(self) -> list[ChatMessage]:
+        """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
+        if self.conversation is None:
+            return []
+        return [
+            {"role": m.role, "content": m.content}
+            for m in self.store.messages(self.conversation.id)
+            if m.content and m.role in ("user", "assistant")
+        ]
+
+    def add_question(self, text: str) -> StoredMessage:
+        if self.conversation is None:
+            self.conversation = self.store.new_conversation(title_from_prompt(text), self.settings)
+        return self.store.add_message(self.conversation.id, "user", text)
+
+    def take_back(self, message: StoredMessage) -> None:
+        """A question the model could not take (its template refused it): as if it was never asked."""
+        self.store.delete_message(message.id)
+
+    def before_reply(self, engine: object, prompt_tokens: Sequence[int]) -> int:
+        """Load what the prompt cache holds of this prompt into the engine; the tokens it gave."""
+        self.restored_tokens = 0
+        if self.cache is not None and self.conversation is not None:
+            self.restored_tokens = self.cache.restore(engine, self.conversation.id, prompt_tokens)
+        return self.restored_tokens
+
+    def add_reply(self, engine: object, text: str, stopped: bool) -> None:
+        """Store the reply as it ended, then queue the KV cache for writing (the reply is already shown)."""
+        assert self.conversation is not None, "a reply follows a question"
+        self.store.add_message(self.conversation.id, "assistant", text, "interrupted" if stopped else "complete")
+        if self.cache is not None:
+            self.cache.save(engine, self.conversation.id)
+
+    def close(self) -> None:
+        """Wait for the cache file being written, then close the store."""
+        if self.cache is not None:
+            self.cache.close()
+        self.store.close()

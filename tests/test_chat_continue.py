@@ -1,0 +1,109 @@
+"""`llamadesk chat --save / --continue / --conversation ID / --list / --no-prompt-cache`, in process.
+
+Each test has a home of its own (its store, its cache, its config.json); the model is the starter
+by path, pinned and greedy, so what it says is the same with the prompt cache and without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llamadesk.app.chat.store import Store
+from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
+from tests.test_cli import assert_one_clear_line
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path
+
+
+def chat(home: Path, model: Path, *args: str, tokens: int = 12):
+    result = run_cli(
+        "chat",
+        "-m",
+        str(model),
+        *PINNED_FLAGS,
+        *PINNED_SAMPLING_FLAGS,
+        "--max-tokens",
+        str(tokens),
+        "--stats",
+        *args,
+        env={"LLAMADESK_HOME": str(home)},
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def cache_files(home: Path) -> list[Path]:
+    return sorted((home / "data" / "prompt-cache").glob("*.kvc"))
+
+
+def stored(home: Path) -> Store:
+    return Store(home / "data" / "conversations.sqlite3")
+
+
+def test_continue_goes_on_from_the_cache_and_says_what_it_says_without_it(home, smollm2_path):
+    first = [chat(home, smollm2_path, "--save", "Tell me three facts about Paris.") for _ in range(2)]
+    assert first[0].stdout == first[1].stdout  # two identical conversations, 1 and 2
+    assert len(cache_files(home)) == 2
+    with_cache = chat(home, smollm2_path, "--conversation", "1", "And about Lyon?")
+    without = chat(home, smollm2_path, "--conversation", "2", "--no-prompt-cache", "And about Lyon?")
+    assert with_cache.stdout == without.stdout
+    assert "from the prompt cache" in with_cache.stderr and "from the prompt cache" not in without.stderr
+    store = stored(home)
+    for conversation in (1, 2):
+        messages = store.messages(conversation)
+        assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+        assert messages[-1].content.strip() == with_cache.stdout.strip() and messages[-1].state == "complete"
+    # --continue takes the most recently active conversation: 2.
+    chat(home, smollm2_path, "--continue", "Thanks!", tokens=4)
+    assert [len(store.messages(c)) for c in (1, 2)] == [4, 6]
+    listing = run_cli("chat", "--list", env={"LLAMADESK_HOME": str(home)})
+    assert listing.returncode == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == ["2", "1"]
+    assert "Tell me three facts about Paris." in listing.stdout
+    store.close()
+
+
+def test_a_long_conversation_that_drops_old_turns_answers_the_same_with_the_cache(home, smollm2_path):
+    """A 256-token context: old turns are dropped, the prompt's start changes, what still matches is reused."""
+    question = "Tell me about the history of tea in China, India and Britain. " * 3
+    small = ("--ctx", "256")
+    chat(home, smollm2_path, *small, "--save", question)
+    chat(home, smollm2_path, *small, "--save", "--no-prompt-cache", question)
+    dropped = False
+    for turn in range(3):
+        ask = f"{question} (part {turn + 2})"
+        cached = chat(home, smollm2_path, *small, "--conversation", "1", ask)
+        fresh = chat(home, smollm2_path, *small, "--conversation", "2", "--no-prompt-cache", ask)
+        assert cached.stdout == fresh.stdout, turn
+        assert "from the prompt cache" in cached.stderr  # after a drop, at least the system prompt
+        dropped = dropped or "no longer sees" in cached.stderr
+    assert dropped
+
+
+def test_budget_zero_and_no_prompt_cache_write_nothing(home, smollm2_path):
+    chat(home, smollm2_path, "--save", "--no-prompt-cache", "Hello!", tokens=4)
+    assert cache_files(home) == []
+    (home / "config").mkdir(exist_ok=True)
+    (home / "config" / "config.json").write_text(json.dumps({"prompt_cache_mb": 0}))
+    chat(home, smollm2_path, "--continue", "Hello again!", tokens=4)
+    assert cache_files(home) == []
+    (home / "config" / "config.json").write_text(json.dumps({"prompt_cache_mb": 64}))
+    chat(home, smollm2_path, "--continue", "Hello once more!", tokens=4)
+    assert len(cache_files(home)) == 1
+
+
+def test_continuing_what_does_not_exist_is_one_clear_line(home):
+    env = {"LLAMADESK_HOME": str(home)}
+    assert_one_clear_line(run_cli("chat", "--continue", "Hi", env=env), 2, "no stored conversation")
+    assert_one_clear_line(run_cli("chat", "--conversation", "42", "Hi", env=env), 2, "conversation 42 does not exist")
+    (home / "config").mkdir(exist_ok=True)
+    (home / "config" / "config.json").write_text(json.dumps({"prompt_cache_mb": -1}))
+    result = run_cli("chat", "--continue", "Hi", env=env)
+    assert result.returncode == 2 and "no stored conversation" in result.stderr
+    assert "prompt_cache_mb" in result.stderr  # the broken setting is named, and the chat does not depend on it
