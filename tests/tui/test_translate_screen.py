@@ -184,10 +184,14 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
     )
     out = tmp_path / "notes.fr.md"
     asked: list[str] = []
+    # Segments after the second stream slowly until the test has pressed Escape, so a busy machine
+    # cannot finish the whole file before the key arrives.
+    slow_after_two = [True]
 
     class CountingEngine(FakeTranslatingEngine):
         def stream_tokens(self, tokens, sampling):
             asked.append("".join(map(chr, tokens)).rstrip().rsplit("\n", 1)[0].rsplit("\n", 1)[-1])
+            self.delay = 0.5 if slow_after_two[0] and len(asked) > 2 else 0.05
             return super().stream_tokens(tokens, sampling)
 
     app = LlamadeskApp(
@@ -205,6 +209,7 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
         assert "resume" in str(screen.query_one("#status").render())
         kept = bar.progress
         asked.clear()
+        slow_after_two[0] = False
         screen.start(source.read_text(encoding="utf-8"), output=out)
         await wait_until(pilot, lambda: bar.total == 6 and bar.progress >= kept, timeout=30, what="the resumed start")
         await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated file")
