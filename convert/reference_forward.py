@@ -1,10 +1,13 @@
-"""A LLaMA forward pass in numpy over the *source* checkpoint: the reference --verify compares to.
+"""The forward pass of every family llamadesk converts, in numpy over the *source* checkpoint.
 
-It reads the checkpoint's own tensors (before any permutation or type change) and applies rotary
-embeddings the way the source layout defines them: rotate-half for HF checkpoints, interleaved
-pairs for Meta's. So it checks the converter's name mapping, Q/K permutation, rope factors and
-hyperparameters independently of the code that wrote the GGUF. Weights are widened to float32 a
-block of rows at a time, so memory stays small whatever the model's size.
+It is the reference --verify compares llama.cpp's logits to. It reads the checkpoint's own tensors
+(before any permutation, offset or type change) and applies rotary embeddings the way the source
+layout defines them (the family's `rotary_pairs`: rotate-half for HF checkpoints, interleaved pairs
+for Meta's). What differs between families is read from the checkpoint and the family's table, not
+branched on by name: a bias is added where the checkpoint has one, Q/K heads are normalised where it
+has their norms. So it checks the converter's name mapping, transforms and hyperparameters
+independently of the code that wrote the GGUF. Weights are widened to float32 a block of rows at a
+time, so memory stays small whatever the model's size.
 """
 
 from __future__ import annotations
@@ -42,16 +45,23 @@ def _weight(tensors: dict[str, TensorSource], kind: T, block: int | None = None)
 
 
 def _project(x: np.ndarray, tensors: dict[str, TensorSource], kind: T, block: int | None = None) -> np.ndarray:
-    """x @ W.T for a checkpoint matrix W, widening W to float32 a block of rows at a time (an 8B
-    model's output matrix alone is 2 GB in float32)."""
-    source = tensors[gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight"]
+    """x @ W.T (+ b where the checkpoint has a bias) for a checkpoint matrix W, widening W to float32 a
+    block of rows at a time (an 8B model's output matrix alone is 2 GB in float32)."""
+    name = gguf.TENSOR_NAMES[kind].format(bid=block)
+    source = tensors[name + ".weight"]
     weight = source.read()
     rows = max(1, ROWS_ELEMENTS // weight.shape[1])
     out = np.empty((x.shape[0], weight.shape[0]), dtype=np.float32)
     for start in range(0, weight.shape[0], rows):
         out[:, start : start + rows] = x @ to_float32(weight[start : start + rows], source.dtype).T
         source.release(min(start + rows, weight.shape[0]) / weight.shape[0])
+    if (bias := tensors.get(name + ".bias")) is not None:
+        out += to_float32(bias.read(), bias.dtype)
     return out
+
+
+def _has(tensors: dict[str, TensorSource], kind: T, block: int | None = None) -> bool:
+    return gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight" in tensors
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -101,12 +111,15 @@ def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
     embedding = w["token_embd.weight"]
     x = to_float32(embedding.read()[tokens], embedding.dtype)
     angles = rotary_angles(c, len(tokens))
-    interleaved = not c.architecture.permute_qk  # Meta's layout rotates interleaved pairs
+    interleaved = c.architecture.rotary_pairs == "interleaved"
     for i in range(c.n_layer):
         h = rms_norm(x, _weight(w, T.ATTN_NORM, i), c.rms_eps)
         q = _project(h, w, T.ATTN_Q, i).reshape(len(tokens), c.n_head, c.head_dim)
         k = _project(h, w, T.ATTN_K, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
         v = _project(h, w, T.ATTN_V, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
+        if _has(w, T.ATTN_Q_NORM, i):  # Qwen3: each head RMS-normalised before the rotation
+            q = rms_norm(q, _weight(w, T.ATTN_Q_NORM, i), c.rms_eps)
+            k = rms_norm(k, _weight(w, T.ATTN_K_NORM, i), c.rms_eps)
         q, k = rotate(q, angles, interleaved), rotate(k, angles, interleaved)
         x = x + _project(attention(q, k, v), w, T.ATTN_OUT, i)
         h = rms_norm(x, _weight(w, T.FFN_NORM, i), c.rms_eps)

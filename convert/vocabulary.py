@@ -25,6 +25,10 @@ from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
 # The largest tokenizer.json files (Gemma's, 256k tokens) are ~35 MB.
 MAX_TOKENIZER_BYTES = 64 * 1024**2
 MAX_EXTRA_TEMPLATES = 64
+# Qwen's tokenizer.json asks for Unicode NFC first. llama.cpp applies no normalizer, so the two
+# differ only on text that is not already NFC (decomposed accents, rare in practice); llama.cpp's
+# own converter accepts it the same way. Any other normalizer changes common text and is refused.
+ACCEPTED_BPE_NORMALIZERS = ({"type": "NFC"},)
 
 NORMAL, CONTROL, USER_DEFINED, UNUSED = (
     gguf.TokenType.NORMAL,
@@ -210,7 +214,8 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
 
 def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_override: str | None) -> Vocabulary:
     path = folder / "tokenizer.json"
-    if tokenizer.get("normalizer"):
+    normalizer = tokenizer.get("normalizer")
+    if normalizer and normalizer not in ACCEPTED_BPE_NORMALIZERS:
         raise BadInputError(f"{path}: a byte-level BPE tokenizer with a normalizer, which llama.cpp does not apply")
     pre = pre_override or llama_cpp_pre_tokenizer(tokenizer.get("pre_tokenizer"))
     if pre is None:
