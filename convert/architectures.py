@@ -49,6 +49,19 @@ class Architecture:
     # every HF checkpoint) or "interleaved" (Meta's consolidated .pth). The numpy reference forward
     # pass rotates the source's tensors this way; llama.cpp's own choice follows from gguf_arch.
     rotary_pairs: str = "halves"
+    # The feed-forward activation llama.cpp's graph for this architecture applies; a config naming
+    # another (`hidden_act`/`hidden_activation`) is refused rather than converted into a wrong model.
+    activation: str = "silu"
+    # Family hyperparameters beyond HF_CONFIG_KEYS: field -> (config.json key, default or REQUIRED).
+    extra_config: dict[str, tuple[str, object]] = field(default_factory=dict)
+    # GGUFWriter method -> the field (of extra_config, or "rope_theta_swa") it records; None values are skipped.
+    extra_gguf: dict[str, str] = field(default_factory=dict)
+    # Gemma scales the token embeddings by sqrt(n_embd) before the first block (llama.cpp does too).
+    scale_embedding: bool = False
+    # Sliding-window layers: every `global_every`-th layer attends to everything, the others to the
+    # last `sliding_window` positions. llama.cpp fixes this pattern per architecture, so a config's
+    # `layer_types` must follow it.
+    global_every: int | None = None
 
     @property
     def permute_qk(self) -> bool:
@@ -69,6 +82,44 @@ QWEN2 = Architecture(gguf.MODEL_ARCH.QWEN2, biases=frozenset({T.ATTN_Q, T.ATTN_K
 # Qwen3: no biases, an RMS norm over each Q and K head before the rotation.
 QWEN3 = Architecture(gguf.MODEL_ARCH.QWEN3, required=(*LLAMA_TENSORS, T.ATTN_Q_NORM, T.ATTN_K_NORM))
 
+# Gemma 3 (text): sandwich norms (after attention and after the feed-forward too), Q/K norms, every
+# RMS norm stored as (w - 1), GELU(tanh), the embedding scaled by sqrt(n_embd), five sliding-window
+# layers to one global one, each kind with its own rope base, tied embeddings.
+# gguf calls Gemma's norm before the feed-forward FFN_PRE_NORM (the same "ffn_norm" name as LLaMA's).
+GEMMA_NORMS = (
+    T.OUTPUT_NORM,
+    T.ATTN_NORM,
+    T.ATTN_Q_NORM,
+    T.ATTN_K_NORM,
+    T.ATTN_POST_NORM,
+    T.FFN_PRE_NORM,
+    T.FFN_POST_NORM,
+)
+GEMMA3 = Architecture(
+    gguf.MODEL_ARCH.GEMMA3,
+    required=(
+        *(T.FFN_PRE_NORM if kind == T.FFN_NORM else kind for kind in LLAMA_TENSORS),
+        T.ATTN_Q_NORM,
+        T.ATTN_K_NORM,
+        T.ATTN_POST_NORM,
+        T.FFN_POST_NORM,
+    ),
+    transforms=dict.fromkeys(GEMMA_NORMS, "fold_norm_offset"),
+    activation="gelu_pytorch_tanh",
+    extra_config={
+        "sliding_window": ("sliding_window", REQUIRED),
+        "final_logit_softcapping": ("final_logit_softcapping", None),
+        "query_pre_attn_scalar": ("query_pre_attn_scalar", None),
+    },
+    extra_gguf={
+        "add_sliding_window": "sliding_window",
+        "add_final_logit_softcapping": "final_logit_softcapping",
+        "add_rope_freq_base_swa": "rope_theta_swa",
+    },
+    scale_embedding=True,
+    global_every=6,
+)
+
 # HF `architectures[0]` -> how to convert it. SmolLM, TinyLlama and Llama 1/2/3.x all say
 # LlamaForCausalLM; Mistral 7B is the same network under another name.
 HF_ARCHITECTURES: dict[str, Architecture] = {
@@ -76,6 +127,7 @@ HF_ARCHITECTURES: dict[str, Architecture] = {
     "MistralForCausalLM": LLAMA_HF,
     "Qwen2ForCausalLM": QWEN2,
     "Qwen3ForCausalLM": QWEN3,
+    "Gemma3ForCausalLM": GEMMA3,
 }
 META_ARCHITECTURE = "consolidated.*.pth (Meta LLaMA)"
 

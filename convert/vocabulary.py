@@ -118,6 +118,37 @@ def _added_tokens(tokenizer: dict[str, Any], path: Path, n_vocab: int) -> list[d
     return added
 
 
+def _config_added_tokens(folder: Path, n_tokens: int) -> dict[int, dict[str, Any]]:
+    """tokenizer_config.json's `added_tokens_decoder` (id -> {content, special}), each entry checked.
+
+    SentencePiece models such as Gemma's mark their chat markers (<start_of_turn>) as special here
+    only; the model file itself calls them ordinary pieces.
+    """
+    path = folder / "tokenizer_config.json"
+    if not path.is_file():
+        return {}
+    decoder = read_json_object(path, "tokenizer config", max_bytes=MAX_TOKENIZER_BYTES).get("added_tokens_decoder")
+    if decoder is None:
+        return {}
+    if not isinstance(decoder, dict):
+        raise BadInputError(f"{path}: 'added_tokens_decoder' must be an object, not {shown(decoder)}")
+    added = {}
+    for key, token in decoder.items():
+        token_id = int(key) if key.isdecimal() and len(key) <= 10 else -1
+        if not (
+            0 <= token_id < n_tokens
+            and isinstance(token, dict)
+            and _is_text(token.get("content"))
+            and isinstance(token.get("special", False), bool)
+        ):
+            raise BadInputError(
+                f"{path}: added token {shown(key)}: {shown(token)} is not {{id below {n_tokens}: content, special}}; "
+                "the tokenizer config is damaged or not for this model"
+            )
+        added[token_id] = token
+    return added
+
+
 def _checked_files(folder: Path) -> None:
     """Check the files gguf.SpecialVocab reads that llamadesk has not read itself, before it does.
 
@@ -202,6 +233,10 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
                 tokens.append(added["content"].encode("utf-8"))
                 scores.append(-1000.0)
                 types.append(CONTROL if added.get("special") else USER_DEFINED)
+    for token_id, added in _config_added_tokens(folder, len(tokens)).items():
+        tokens[token_id] = added["content"].encode("utf-8")
+        scores[token_id] = -1000.0
+        types[token_id] = CONTROL if added.get("special") else USER_DEFINED
     _pad(tokens, types, scores, n_vocab, path)
     special = _special_vocab(folder, len(tokens), merges=False)
     for kind, token_id in (("unk", model.unk_id), ("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id)):

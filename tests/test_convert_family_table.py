@@ -71,6 +71,8 @@ def test_llama_permutes_and_the_others_do_not():
         ("Qwen2ForCausalLM", "model.layers.0.mlp.down_proj.weight", "blk.0.ffn_down.weight"),
         ("Qwen3ForCausalLM", "model.layers.2.self_attn.q_norm.weight", "blk.2.attn_q_norm.weight"),
         ("Qwen3ForCausalLM", "model.layers.2.self_attn.o_proj", "blk.2.attn_output"),  # a LoRA target module
+        ("Gemma3ForCausalLM", "model.layers.1.pre_feedforward_layernorm.weight", "blk.1.ffn_norm.weight"),
+        ("Gemma3ForCausalLM", "model.layers.1.post_feedforward_layernorm.weight", "blk.1.post_ffw_norm.weight"),
         ("Qwen2ForCausalLM", "model.layers.0.self_attn.q_norm.weight", None),  # Qwen2 has no Q norm
         ("Qwen2ForCausalLM", "model.layers.9.self_attn.q_proj.weight", None),  # past the last block
         ("GPT2LMHeadModel", "transformer.h.0.attn.c_attn.weight", None),  # not a family llamadesk converts
@@ -78,6 +80,16 @@ def test_llama_permutes_and_the_others_do_not():
 )
 def test_gguf_tensor_name(architecture, hf_name, expected):
     assert gguf_tensor_name(architecture, 3, hf_name) == expected
+
+
+def test_gemma3_folds_every_norm_and_slides_five_layers_in_six():
+    from llamadesk.convert.architectures import GEMMA3
+
+    norms = {kind for kind in GEMMA3.required if gguf.TENSOR_NAMES[kind].endswith("norm")}
+    assert norms == {kind for kind, name in GEMMA3.transforms.items() if name == "fold_norm_offset"}
+    config = _config(architecture_name="Gemma3ForCausalLM", architecture=GEMMA3, n_layer=12)
+    assert [config.is_sliding(i) for i in range(12)] == [True] * 5 + [False] + [True] * 5 + [False]
+    assert not _config().is_sliding(0)
 
 
 def test_tensor_kind_reads_weights_and_biases():
