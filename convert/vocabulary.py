@@ -216,7 +216,10 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
         )
     tokens: list[str | bytes] = [piece for piece, _, _ in model.pieces]
     scores = [score for _, score, _ in model.pieces]
-    types = [kind for _, _, kind in model.pieces]
+    # A piece the model file calls user-defined is written as an ordinary one, as llama.cpp's own
+    # converter does: llama.cpp matches user-defined tokens in the raw text, where a piece's "▁"
+    # never appears. Tokens the tokenizer config lists (below) get their own types.
+    types = [NORMAL if kind == USER_DEFINED else kind for _, _, kind in model.pieces]
     for kind, token_id in (("unk", model.unk_id), ("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id)):
         if token_id >= len(tokens):
             raise BadInputError(
