@@ -34,9 +34,9 @@ PROBES = {
     # SentencePiece can never match, so the rebuilt file is not Gemma's there. The tiny Gemma 3
     # checkpoint (test_convert_families) checks whitespace runs with a trained tokenizer.model.
 }
-# Bounds on max |diff| against transformers; f32 is above a SiLU model's 1e-3 because of llama.cpp's
-# f16 GELU table.
-TOLERANCE = {"f32": 0.25, "f16": 0.5}
+# Bounds on max |diff| against transformers (logits spread ~4.7): measured f32 0.023 (above a SiLU
+# model's 1e-3 because of llama.cpp's f16 GELU table), f16 0.043. Greedy tokens agreed everywhere.
+TOLERANCE = {"f32": 0.05, "f16": 0.1}
 
 
 @pytest.fixture(scope="module")
