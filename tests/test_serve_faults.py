@@ -156,3 +156,20 @@ def test_sigterm_during_a_stream_ends_the_stream_and_exits_0():
         reader.join(30)
         assert events[-1] == "[DONE]"  # the client got a well-formed end, not a cut connection
         assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_memory_budget_serves_what_fits_and_refuses_what_does_not_with_a_clear_error():
+    # With the pinned 2048-token context smollm2 takes ~240 MiB and gemma3-270m ~790 MiB (its 262k
+    # vocabulary's logits buffer): a 300 MiB budget holds the first and can never hold the second.
+    with serving("--memory-budget", "300M") as served:
+        with openai.OpenAI(base_url=served.openai_url, api_key="x", max_retries=0, timeout=120) as client:
+            ask = [{"role": "user", "content": "Hi"}]
+            assert client.chat.completions.create(model=MODEL, messages=ask, max_tokens=2).choices
+            with pytest.raises(openai.APIStatusError) as refused:
+                client.chat.completions.create(model="gemma3-270m", messages=ask, max_tokens=2)
+            assert refused.value.status_code == 507
+            message = refused.value.body["message"]
+            assert "gemma3-270m" in message and "memory budget of 300.0 MiB" in message, message
+            status = health(served)
+            assert status["loaded"] == [MODEL] and 0 < status["memory_in_use"] <= status["memory_budget"]
+            assert client.chat.completions.create(model=MODEL, messages=ask, max_tokens=2).choices
