@@ -15,8 +15,9 @@ if [ -x "$server" ]; then
   echo "$server"
   exit 0
 fi
+# The tools' options plus the server: the same compile flags, so objects the tools' build already
+# compiled (llama, common) could be reused by hand on a slow machine.
 cmake -S "$cache/src" -B "$cache/build-server" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-  -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-  -DGGML_NATIVE=ON >&2
+  -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON >&2
 cmake --build "$cache/build-server" --config Release -j "$(nproc)" --target llama-server >&2
 echo "$server"
