@@ -182,24 +182,19 @@ def test_a_damaged_store_lists_the_good_models_and_says_why_it_skips_the_rest(ll
     assert len(skipped) == len(bad), done.stderr
 
 
-def test_ollama_models_resolve_by_name_and_by_ollama_s_latest_alias(llamadesk_home, tmp_path, smollm2_path):
+def test_ollama_models_resolve_by_name_and_by_ollama_s_latest_alias(llamadesk_home, tmp_path, monkeypatch):
     from llamadesk.app.library.catalog import resolve_library_name
 
     user = tmp_path / "user"
     store = user / ".ollama" / "models"
     layer = write_blob(store, tiny_gguf_bytes(tmp_path, "t.gguf"))
     write_manifest(store, "registry.ollama.ai/library/tiny/latest", ollama_manifest(store, layer))
-    env = {"LLAMADESK_HOME": str(llamadesk_home), "HOME": str(user), "OLLAMA_MODELS": ""}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        blob = store.resolve() / "blobs" / f"sha256-{layer['digest'][7:]}"
-        assert resolve_library_name("tiny:latest") == blob
-        assert resolve_library_name("tiny") == blob  # Ollama's clients leave out :latest
-        assert resolve_library_name(str(blob)) is None  # a path is never a library name
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    for name, value in {"LLAMADESK_HOME": str(llamadesk_home), "HOME": str(user), "OLLAMA_MODELS": ""}.items():
+        monkeypatch.setenv(name, value)
+    blob = store.resolve() / "blobs" / f"sha256-{layer['digest'][7:]}"
+    assert resolve_library_name("tiny:latest") == blob
+    assert resolve_library_name("tiny") == blob  # Ollama's clients leave out :latest
+    assert resolve_library_name(str(blob)) is None  # a path is never a library name
 
 
 @pytest.mark.slow
