@@ -65,6 +65,8 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/tui.py
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
+	@# serve.py builds llama.cpp's llama-server the first time (bench/build_llama_server.sh, ~30 min on 2 cores).
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
