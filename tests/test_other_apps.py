@@ -208,3 +208,5 @@ def test_serve_answers_ollama_clients_with_the_user_s_ollama_models(user_home):
             options={"num_predict": 8, "temperature": 0},
         )
         assert reply.message.content and reply.done_reason in ("stop", "length")
+        started = served.log_text()  # the operator is told which other apps' models are exposed
+        assert "also serving the models of Ollama (" in started and "LM Studio (" in started, started

@@ -130,6 +130,22 @@ def _memory_budget(text: str | None) -> int | None:
         raise BadInputError(f"--memory-budget: {err}") from None
 
 
+def _say_other_apps_stores() -> None:
+    """Name the other apps' stores whose models requests may use, so an operator knows what is exposed."""
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.library.catalog import other_app_stores
+    from llamadesk.app.library.other_apps import APP_NAMES
+    from llamadesk.app.library.registry import load_registry
+
+    try:
+        stores = other_app_stores(load_registry())
+    except LlamadeskError:  # a damaged library record: the listing says so when a request needs it
+        return
+    if stores:
+        where = ", ".join(f"{APP_NAMES[s.app]} ({s.path})" for s in stores)
+        print(f"llamadesk: also serving the models of {where}; see `llamadesk models`", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -200,5 +216,6 @@ def run(args: argparse.Namespace) -> int:
 
         names += f" (memory budget {format_bytes(memory_budget)}, up to {max_models} models)"
     print(f"llamadesk: serving {names} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
+    _say_other_apps_stores()
     server.run()
     return 0
