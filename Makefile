@@ -75,6 +75,8 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
 	$(PY) bench/pi.py
+	@# serve.py builds llama.cpp's llama-server the first time (bench/build_llama_server.sh, ~30 min on 2 cores).
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

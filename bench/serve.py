@@ -1,27 +1,33 @@
-"""`llamadesk serve` against the engine it serves: what HTTP, JSON and the queue cost.
+"""`llamadesk serve` against llama.cpp's own llama-server and the engine it serves.
 
-- one client, streaming: generation tokens/s through the server vs `llamadesk bench`'s tg on the
-  same model and threads (goal: ratio >= 0.95), and vs the engine streaming the same reply in
-  this process (the same sampling, no HTTP: what the server itself costs); time to first content byte;
+- one client, streaming: generation tokens/s through `llamadesk serve` vs llama.cpp's llama-server
+  (built from the same llama.cpp source, bench/build_llama_server.sh) on the same model file,
+  threads, context, one slot, the same chat request: the ratio per round and its median over the
+  rounds (goal: >= 0.95). Also vs `llamadesk bench`'s tg on the same model and threads, and vs the
+  engine streaming the same reply in this process (no HTTP: what the server itself costs); time to
+  first content byte for both servers;
 - 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time, so about the
   single-client rate: the queue must not cost throughput);
 - load: C clients sending R requests in total (short replies, streamed and not): errors, malformed
   streams, and the server's RSS growth after warm-up (goal: zero, zero, < 5%).
 
-Runs are interleaved (bench, server, bench, ...) so the noise of a shared machine hits both alike.
-Writes the "## serve" section of bench/RESULTS.md.
+Runs are interleaved, and their order reversed every other round, so the noise and drift of a
+shared machine hit every contender alike. Writes the "## serve" section of bench/RESULTS.md.
 
-    .venv/bin/python bench/serve.py [--model smollm2] [--threads 2] [--rounds 3] [--requests 200] [--clients 8]
+    .venv/bin/python bench/serve.py [--model smollm2] [--threads 2] [--rounds 5] [--requests 200] [--clients 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,10 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from results_file import update_section  # noqa: E402
 
-from tests.serve_process import serving  # noqa: E402
+from tests.serve_process import free_port, serving  # noqa: E402
 
 LLAMADESK = Path(sys.executable).with_name("llamadesk")
+ROOT = Path(__file__).resolve().parent.parent
 N_GEN = 128
+CONTEXT = 2048  # as tests/serve_process.py pins it for llamadesk serve
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
@@ -78,7 +86,7 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
     }
     started = time.perf_counter()
     first = last = None
-    tokens = 0
+    tokens = pieces = 0
     done = False
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as response:
         response.raise_for_status()
@@ -96,10 +104,49 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
                 now = time.perf_counter()
                 first = first or now
                 last = now
+                pieces += 1
     if not done or first is None:
         raise RuntimeError("a stream ended without [DONE] or without content")
+    tokens = tokens or pieces  # a server that sends no usage sends a token per chunk
     rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
     return {"ttfb": first - started, "rate": rate, "tokens": tokens}
+
+
+def llama_server_binary() -> Path:
+    out = subprocess.run(
+        ["bench/build_llama_server.sh", sys.executable], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def llama_server(binary: Path, model: Path, threads: int) -> Iterator[str]:
+    """llama.cpp's server on the same model, threads and context, one slot (one reply at a time, as
+    llamadesk serve runs them), its chat template through --jinja as llamadesk renders templates."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
+    argv = [str(binary), "-m", str(model), "-t", str(threads), "-tb", str(threads), "-c", str(CONTEXT)]
+    argv += ["-np", "1", "--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"llama-server exited with {process.returncode}: {Path(log.name).read_text()[-2000:]}"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("llama-server did not start in 120 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+        Path(log.name).unlink(missing_ok=True)
 
 
 def load_test(url: str, model: str, clients: int, requests: int, pid: int) -> dict:
@@ -143,21 +190,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 
+    from llamadesk.app.library.catalog import resolve_model
+
+    binary = llama_server_binary()
     bench_rates: list[float] = []
     engine_rates: list[float] = []
     server_runs: list[dict] = []
-    with serving("--threads", str(args.threads), "--queue-size", str(max(16, args.clients))) as served:
+    reference_runs: list[dict] = []
+    with (
+        serving("--threads", str(args.threads), "--queue-size", str(max(16, args.clients))) as served,
+        llama_server(binary, resolve_model(args.model), args.threads) as reference_url,
+    ):
         streamed_reply(served.url, args.model)  # warm-up: load the model
+        streamed_reply(reference_url, args.model)
+        steps = [
+            lambda: bench_rates.append(bench_tg(args.model, args.threads)),
+            lambda: engine_rates.append(engine_rate(args.model, args.threads)),
+            lambda: server_runs.append(streamed_reply(served.url, args.model)),
+            lambda: reference_runs.append(streamed_reply(reference_url, args.model)),
+        ]
         for round_no in range(args.rounds):
-            bench_rates.append(bench_tg(args.model, args.threads))
-            engine_rates.append(engine_rate(args.model, args.threads))
-            server_runs.append(streamed_reply(served.url, args.model))
-            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+            for step in steps if round_no % 2 == 0 else reversed(steps):
+                step()
+            ratio = server_runs[-1]["rate"] / reference_runs[-1]["rate"]
+            print(f"round {round_no + 1}/{args.rounds}: ratio to llama-server {ratio:.3f}", file=sys.stderr)
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
             concurrent = list(pool.map(lambda _: streamed_reply(served.url, args.model), range(4)))
@@ -166,14 +227,22 @@ def main() -> None:
 
     tg = statistics.fmean(bench_rates)
     through = statistics.fmean(r["rate"] for r in server_runs)
+    reference = statistics.fmean(r["rate"] for r in reference_runs)
+    ratios = [ours["rate"] / theirs["rate"] for ours, theirs in zip(server_runs, reference_runs, strict=True)]
     direct = statistics.fmean(engine_rates)
     ttfb = statistics.median(r["ttfb"] for r in server_runs)
+    reference_ttfb = statistics.median(r["ttfb"] for r in reference_runs)
     lines = [
         f"Model `{args.model}`, {args.threads} threads, {args.rounds} interleaved rounds; chat replies of up to "
         f"{N_GEN} tokens, streamed (SSE), temperature 0.",
         "",
         "| measure | value |",
         "|---|---|",
+        f"| **through `llamadesk serve` / through llama.cpp's `llama-server`, one streaming client, median of "
+        f"{args.rounds} per-round ratios** | **{statistics.median(ratios):.3f}** (goal >= 0.95; rounds: "
+        f"{', '.join(f'{r:.3f}' for r in ratios)}) |",
+        f"| llama-server, one client (-np 1, same model, threads, context) | {reference:.1f} tok/s |",
+        f"| llama-server time to first content byte (median) | {reference_ttfb * 1000:.0f} ms |",
         f"| `llamadesk bench` tg{N_GEN} | {tg:.1f} tok/s |",
         f"| the engine streaming the same reply, no HTTP | {direct:.1f} tok/s |",
         f"| through the server, one client | {through:.1f} tok/s (ratio to tg {through / tg:.3f}, goal >= 0.95; "

@@ -258,3 +258,63 @@ def test_max_models_keeps_the_recently_used_in_memory():
         pool.close()
 
     asyncio.run(main())
+
+
+def test_a_memory_budget_closes_the_least_recently_used_and_refuses_what_cannot_fit():
+    sizes = {"a": 60, "b": 50, "c": 30, "big": 150}
+
+    async def main():
+        loads: list = []
+
+        def loader(path, settings):
+            loads.append(path.stem)
+            return SlowEngine()
+
+        served = {name: Path(f"{name}.gguf") for name in sizes}
+        pool = ModelPool(
+            served,
+            LoadSettings(),
+            8,
+            loader,
+            lambda n: None,
+            max_models=64,
+            memory_budget=100,
+            memory_needed=lambda path, settings: sizes[path.stem],
+        )
+        pool.start()
+        loop = asyncio.get_running_loop()
+
+        async def ask(name: str):
+            request = GenerationRequest(name, [{"role": "user", "content": "x"}], sampling=Sampling(max_tokens=1))
+            return (await drain(pool.submit(request, loop)))[-1]
+
+        for name in ("a", "c", "a"):  # 60 + 30 fit together: c joins a, a is reused
+            assert isinstance(await ask(name), ReplyDone)
+        assert pool.status()["loaded"] == ["c", "a"] and pool.status()["memory_in_use"] == 90
+        assert isinstance(await ask("b"), ReplyDone)  # 90 + 50 > 100: c (least recent) goes; 60 + 50 too: a goes
+        assert pool.status()["loaded"] == ["b"] and pool.status()["memory_in_use"] == 50
+        refused = await ask("big")
+        assert isinstance(refused, ReplyFailed) and refused.error.status == 507
+        assert "needs about 150 B" in refused.error.message and "--memory-budget" in refused.error.message
+        assert pool.status()["loaded"] == ["b"]  # nothing was closed for a model that cannot fit
+        assert isinstance(await ask("c"), ReplyDone)
+        assert loads == ["a", "c", "b", "c"] and pool.status()["loaded"] == ["b", "c"]
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_memory_sizes_parse_like_the_flags_of_other_tools():
+    from llamadesk.app.server.memory_plan import models_to_close, parse_memory_size
+
+    assert parse_memory_size("3G") == 3 * 1024**3 and parse_memory_size("1.5GiB") == 1536 * 1024**2
+    assert parse_memory_size("800m") == 800 * 1024**2 and parse_memory_size("512MB") == 512 * 1024**2
+    assert parse_memory_size("4096") == 4096
+    for bad in ("", "G", "-1G", "nan", "inf", "1e30T", "three"):
+        with pytest.raises(ValueError):
+            parse_memory_size(bad)
+    assert models_to_close([("a", 10), ("b", 10)], 5, None, 2) == ["a"]
+    assert models_to_close([("a", 10), ("b", 10)], 5, 30, 64) == []
+    assert models_to_close([("a", 10), ("b", 10)], 15, 30, 64) == ["a"]
+    done = run_cli("serve", "--memory-budget", "lots")
+    assert done.returncode == 2 and "--memory-budget: 'lots' is not a size" in done.stderr

@@ -1,4 +1,4 @@
-"""`llamadesk models`: what llamadesk can run on this machine; `models rm` and `models add`."""
+"""`llamadesk models`: what llamadesk can run on this machine; `models rm`, `models add`, `models discover`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,22 @@ from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.commands.table import format_table
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.library.catalog import LibraryEntry, add_folder, describe_origin, plan_removal, read_library
+from llamadesk.app.library.catalog import (
+    LibraryEntry,
+    add_folder,
+    describe_origin,
+    plan_removal,
+    read_library,
+    set_discovery,
+)
 from llamadesk.quantize.evaluation import summary_line
 
 EXAMPLES = """examples:
   llamadesk models
   llamadesk models --json | jq '.[] | select(.fits) | .name'
   llamadesk models add ~/Downloads/gguf        (list the GGUFs in a folder too)
+  llamadesk models add ~/.ollama/models        (Ollama's models, by their Ollama names)
+  llamadesk models discover off                (stop listing Ollama's and LM Studio's models by themselves)
   llamadesk models rm SmolLM2-135M-Instruct-Q4_K_M --yes
 """
 
@@ -45,13 +54,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm.set_defaults(handler=run_rm)
     add = actions.add_parser(
         "add",
-        help="list the GGUF files in a folder too (nothing is copied)",
-        description="Add a folder to the library: every .gguf in it (and below) shows up in `llamadesk models`.",
-        epilog="examples:\n  llamadesk models add ~/models",
+        help="list the GGUF files in a folder, or another app's models, too (nothing is copied)",
+        description="Add a folder to the library: every .gguf in it (and below) shows up in `llamadesk models`. "
+        "Ollama's store (a folder with manifests/ and blobs/) and LM Studio's models folder are read the way "
+        "those apps write them, and their models keep the names those apps give them.",
+        epilog="examples:\n  llamadesk models add ~/models\n  llamadesk models add /usr/share/ollama/.ollama/models\n"
+        "  llamadesk models add ~/.lmstudio/models",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add.add_argument("folder", metavar="DIR", help="a folder holding .gguf files")
+    add.add_argument("folder", metavar="DIR", help="a folder holding .gguf files, or Ollama's or LM Studio's models")
     add.set_defaults(handler=run_add)
+    discover = actions.add_parser(
+        "discover",
+        help="list Ollama's and LM Studio's models found where those apps keep them (on by default)",
+        description="Whether the library lists, by itself, the models Ollama ($OLLAMA_MODELS, ~/.ollama/models, "
+        "/usr/share/ollama/.ollama/models) and LM Studio (~/.lmstudio/models) downloaded. Nothing is copied; "
+        "stores added with `models add` are listed either way.",
+        epilog="examples:\n  llamadesk models discover off\n  llamadesk models discover on",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    discover.add_argument("state", choices=("on", "off"), help="on (the default) or off")
+    discover.set_defaults(handler=run_discover)
 
 
 def _row(e: LibraryEntry) -> tuple:
@@ -109,7 +132,22 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    folder, count, new = add_folder(args.folder)
+    from llamadesk.app.library.other_apps import APP_NAMES
+
+    folder, count, new, app = add_folder(args.folder)
     state = "added" if new else "already in the library:"
-    print(f"{state} {folder} ({count} GGUF model(s) in it)")
+    what = f"{APP_NAMES[app]}'s store" if app else "folder"
+    print(f"{state} {what} {folder} ({count} GGUF model(s) in it)")
+    return 0
+
+
+def run_discover(args: argparse.Namespace) -> int:
+    from llamadesk.app.library.other_apps import APP_NAMES
+
+    found = set_discovery(args.state == "on")
+    if args.state == "off":
+        print("llamadesk lists other apps' models only from stores you add (`llamadesk models add DIR`)")
+        return 0
+    where = ", ".join(f"{APP_NAMES[s.app]} ({s.path})" for s in found) or "none on this machine now"
+    print(f"llamadesk lists the models of other apps it finds by itself: {where}")
     return 0

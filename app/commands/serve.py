@@ -14,6 +14,7 @@ from llamadesk.app.core.errors import BadInputError
 EXAMPLES = """examples:
   llamadesk serve                                   # smollm2 and the library on http://127.0.0.1:11435
   llamadesk serve -m smollm2 -m gemma3-270m --preload
+  llamadesk serve --memory-budget 3G                # keep models loaded while together they fit 3 GiB
   LLAMADESK_API_KEY=$(openssl rand -hex 24) llamadesk serve --host 0.0.0.0   # on the LAN, with a key
 
   curl http://127.0.0.1:11435/v1/chat/completions -H 'Content-Type: application/json' \\
@@ -81,8 +82,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-models",
         type=int,
-        default=1,
-        help="models kept in memory at once; the least recently used is closed for another (default: 1)",
+        default=None,
+        help="models kept in memory at once; the least recently used is closed for another "
+        "(default: 1, or as many as --memory-budget holds)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="keep models in memory while together they fit SIZE (3G, 800M; 'auto': what is free now less the "
+        "reserve); the least recently used is closed to make room, a model larger than SIZE is refused",
     )
     parser.add_argument(
         "--queue-size",
@@ -104,6 +112,38 @@ def _served_models(specs: list[str]) -> dict[str, Path]:
         name = Path(spec).name.removesuffix(".gguf") if looks_like_path(spec) else spec
         served[name] = path
     return served
+
+
+def _memory_budget(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text == "auto":
+        from llamadesk.app.core.machine import machine_facts
+        from llamadesk.app.core.memory_budget import ram_budget
+
+        return max(1, ram_budget(machine_facts()))
+    from llamadesk.app.server.memory_plan import parse_memory_size
+
+    try:
+        return parse_memory_size(text)
+    except ValueError as err:
+        raise BadInputError(f"--memory-budget: {err}") from None
+
+
+def _say_other_apps_stores() -> None:
+    """Name the other apps' stores whose models requests may use, so an operator knows what is exposed."""
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.library.catalog import other_app_stores
+    from llamadesk.app.library.other_apps import APP_NAMES
+    from llamadesk.app.library.registry import load_registry
+
+    try:
+        stores = other_app_stores(load_registry())
+    except LlamadeskError:  # a damaged library record: the listing says so when a request needs it
+        return
+    if stores:
+        where = ", ".join(f"{APP_NAMES[s.app]} ({s.path})" for s in stores)
+        print(f"llamadesk: also serving the models of {where}; see `llamadesk models`", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--max-tokens must be between 1 and 1000000")
     if not 1024 <= args.max_body_bytes <= 1 << 30:
         raise BadInputError("--max-body-bytes must be between 1024 and 1073741824")
-    if not 1 <= args.max_models <= 64:
+    memory_budget = _memory_budget(args.memory_budget)
+    max_models = args.max_models if args.max_models is not None else (1 if memory_budget is None else 64)
+    if not 1 <= max_models <= 64:
         raise BadInputError("--max-models must be between 1 and 64")
     if not 1 <= args.queue_size <= 10_000:
         raise BadInputError("--queue-size must be between 1 and 10000")
@@ -154,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"llamadesk: {warning}", file=sys.stderr)
     served = _served_models(args.models)
-    pool = ModelPool(served, load_settings(args), config.queue_size, max_models=args.max_models)
+    pool = ModelPool(served, load_settings(args), config.queue_size, max_models=max_models, memory_budget=memory_budget)
     preload = next(iter(served), "smollm2") if args.preload else None
     app = build_app(config, pool, preload=preload)
     server = _GracefulServer(
@@ -169,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     names = ", ".join(served) or "the library"
+    if memory_budget is not None:
+        from llamadesk.app.core.byte_sizes import format_bytes
+
+        names += f" (memory budget {format_bytes(memory_budget)}, up to {max_models} models)"
     print(f"llamadesk: serving {names} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
+    _say_other_apps_stores()
     server.run()
     return 0

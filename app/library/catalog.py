@@ -1,10 +1,12 @@
 """The local model library: everything llamadesk can run, and how `-m NAME` finds a file.
 
-Four places hold models: the starter models (installed packages), GGUFs pulled from the Hub
+Five places hold models: the starter models (installed packages), GGUFs pulled from the Hub
 (they stay in huggingface-hub's cache), files llamadesk made (convert, quantize: the data
-folder's models/), and folders the user added. The registry (model_registry) records what the
-files cannot say: which Hub repo and commit a pull came from, the added folders, and what a made
-file was made from. A `-m` argument is a library name, `REPO:QUANT` of a pulled model, or a path.
+folder's models/), folders the user added, and the stores of other apps (Ollama, LM Studio:
+added, or found where those apps keep them unless `models discover off`; see other_apps). The
+registry records what the files cannot say: which Hub repo and commit a pull came from, the added
+folders and stores, and what a made file was made from. A `-m` argument is a library name,
+`REPO:QUANT` of a pulled model, or a path.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Any
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_adapter import summarize_adapter
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
-from llamadesk.app.core.gguf_naming import SPLIT_PART, model_stem, split_parts
+from llamadesk.app.core.gguf_naming import model_stem, split_parts
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
 from llamadesk.app.hub.cache import cached_file, remove_cached_files
 from llamadesk.app.library.fit import memory_fit
-from llamadesk.app.library.registry import Registry, load_registry, save_registry
+from llamadesk.app.library.gguf_listing import listable_ggufs
+from llamadesk.app.library.other_apps import APP_NAMES, OtherAppStore, default_stores, detect_app, models_in
+from llamadesk.app.library.registry import AddedStore, Registry, load_registry, save_registry
 from llamadesk.app.library.starters import GEMMA_FILE, STARTER_MODELS, starter_path
 
 # GGUF keys that say where a model came from, most specific first (convert writes them).
@@ -42,7 +46,8 @@ class LibraryEntry:
 
     name: str
     path: str
-    source: str  # "starter", "hub", "local" (made by llamadesk) or "folder" (a folder the user added)
+    # "starter", "hub", "local" (made by llamadesk), "folder" (a folder the user added), "ollama", "lmstudio"
+    source: str
     architecture: str
     parameters: int
     size_label: str
@@ -97,6 +102,8 @@ def inspect_model(first: Path) -> GGUFSummary:
 def describe_origin(entry: LibraryEntry) -> str:
     """Where a model came from, in one short phrase (the CLI's table and the UI show the same)."""
     origin = entry.origin
+    if "app" in origin:
+        return f"{origin['app']} {origin.get('model', '')}".strip()
     if "repo" in origin:
         return f"{origin['repo']}@{str(origin.get('commit') or '')[:8]}"
     if "checkpoint" in origin:
@@ -125,21 +132,6 @@ def _origin_from_metadata(summary: GGUFSummary) -> dict[str, Any]:
     return {}
 
 
-def _listable_ggufs(folder: Path, recursive: bool) -> list[Path]:
-    """GGUFs a folder holds: no hidden or partial files, one entry per split model, no projectors."""
-    found = folder.rglob("*.gguf") if recursive else folder.glob("*.gguf")
-    keep = []
-    for path in sorted(found):
-        name = path.name
-        if name.startswith(".") or name.lower().startswith("mmproj") or not path.is_file():
-            continue
-        match = SPLIT_PART.match(name)
-        if match and int(match["index"]) != 1:
-            continue
-        keep.append(path)
-    return keep
-
-
 def _starter_candidates() -> list[Candidate]:
     return [
         Candidate(name, lambda n=name: starter_path(n), "starter", {"package": starter.distribution}, deletable=False)
@@ -163,7 +155,7 @@ def _pulled_candidates(registry: Registry) -> list[Candidate]:
 
 
 def _made_candidates(registry: Registry) -> list[Candidate]:
-    here = [p for p in _listable_ggufs(models_dir(), recursive=False) if p.name != GEMMA_FILE]
+    here = [p for p in listable_ggufs(models_dir(), recursive=False) if p.name != GEMMA_FILE]
     # convert/ and quantize/ may also write where the user asked (-o); their record brings those in.
     elsewhere = [Path(m.path) for m in registry.made if Path(m.path).parent != models_dir() and Path(m.path).is_file()]
     return [
@@ -177,14 +169,46 @@ def _folder_candidates(registry: Registry) -> list[Candidate]:
         Candidate(model_stem(path.name), lambda p=path: p, "folder", {"folder": folder}, deletable=False)
         for folder in registry.folders
         if Path(folder).is_dir()
-        for path in _listable_ggufs(Path(folder), recursive=True)
+        for path in listable_ggufs(Path(folder), recursive=True)
     ]
 
 
+def other_app_stores(registry: Registry) -> list[OtherAppStore]:
+    """The other apps' stores the library lists: those the user added, then those found by themselves."""
+    added = [OtherAppStore(s.app, Path(s.path)) for s in registry.stores if Path(s.path).is_dir()]
+    found = default_stores() if registry.discover_other_apps else []
+    seen: set[Path] = set()
+    out = []
+    for store in added + found:
+        if store.path.resolve() not in seen:
+            seen.add(store.path.resolve())
+            out.append(store)
+    return out
+
+
+def _other_app_candidates(registry: Registry) -> list[Candidate]:
+    out = []
+    for store in other_app_stores(registry):
+        for model in models_in(store):
+
+            def locate(m=model) -> Path:
+                if m.path is None:  # the store's file is wrong: skipped with this reason
+                    raise LlamadeskError(m.problem or "cannot be used")
+                return m.path
+
+            out.append(Candidate(model.name, locate, store.app, model.origin, deletable=False))
+    return out
+
+
 def _candidates(registry: Registry) -> list[Candidate]:
-    """Every model in the library, in order of precedence for names: starters, pulled, made, folders."""
+    """Every model in the library, in order of precedence for names: starters, pulled, made, folders,
+    other apps' stores."""
     return _unique_names(
-        _starter_candidates() + _pulled_candidates(registry) + _made_candidates(registry) + _folder_candidates(registry)
+        _starter_candidates()
+        + _pulled_candidates(registry)
+        + _made_candidates(registry)
+        + _folder_candidates(registry)
+        + _other_app_candidates(registry)
     )
 
 
@@ -195,7 +219,7 @@ def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
     for c in candidates:
         name = c.name
         if name in seen:
-            prefix = Path(c.origin["folder"]).name if c.source == "folder" else c.source
+            prefix = Path(c.origin["folder"]).name if c.source == "folder" else c.source  # "ollama-", "lmstudio-"
             name = f"{prefix}-{c.name}"
             n = 2
             while name in seen:
@@ -322,7 +346,12 @@ def resolve_library_name(spec: str) -> Path | None:
     """
     registry = load_registry()
     candidates = {c.name: c for c in _candidates(registry)}
-    name = spec if spec in candidates else _pulled_by_repo(registry, spec)
+    if spec in candidates:
+        name: str | None = spec
+    elif f"{spec}:latest" in candidates:  # Ollama's clients say `llama3.2` for `llama3.2:latest`
+        name = f"{spec}:latest"
+    else:
+        name = _pulled_by_repo(registry, spec)
     return candidates[name].locate() if name is not None else None
 
 
@@ -357,6 +386,7 @@ def _forget_folder(folder: str) -> Removal:
     def apply() -> list[Path]:
         registry = load_registry()
         registry.folders = [f for f in registry.folders if f != folder]
+        registry.stores = [s for s in registry.stores if s.path != folder]
         save_registry(registry)
         return []
 
@@ -367,7 +397,7 @@ def plan_removal(name: str) -> Removal:
     """How removing `name` would go; raises BadInputError for what llamadesk must not delete."""
     registry = load_registry()
     as_folder = str(Path(name).expanduser().resolve()) if name not in STARTER_MODELS else None
-    if as_folder in registry.folders:
+    if as_folder in registry.folders or as_folder in [s.path for s in registry.stores]:
         return _forget_folder(as_folder)
     candidates = {c.name: c for c in _candidates(registry)}
     if name not in candidates:
@@ -381,6 +411,14 @@ def plan_removal(name: str) -> Removal:
         raise BadInputError(
             f"{name} is in {folder}, a folder you added; llamadesk deletes only files it created or "
             f"downloaded: delete the file yourself, or stop listing the folder with `llamadesk models rm {folder}`"
+        )
+    if candidate.source in APP_NAMES:
+        app, store = APP_NAMES[candidate.source], candidate.origin["store"]
+        remove = f"`ollama rm {name}`" if app == "Ollama" else "LM Studio"
+        raise BadInputError(
+            f"{name} belongs to {app} ({store}); llamadesk deletes only files it created or downloaded: "
+            f"remove it with {remove}, or stop listing the store with `llamadesk models rm {store}` "
+            "(found by itself: `llamadesk models discover off`)"
         )
     if candidate.source == "hub":
         return _plan_pulled_removal(registry, name)
@@ -425,8 +463,11 @@ def _plan_local_removal(first: Path) -> Removal:
     return Removal(model_stem(first.name), tuple(files), f"delete {', '.join(str(f) for f in files)}", apply)
 
 
-def add_folder(folder: str) -> tuple[Path, int, bool]:
-    """Add a folder of GGUFs to the library; returns (folder, models in it, whether it was new)."""
+def add_folder(folder: str) -> tuple[Path, int, bool, str | None]:
+    """Add a folder of GGUFs, or another app's store, to the library.
+
+    Returns (folder, models in it, whether it was new, the app whose store it is or None).
+    """
     path = Path(folder).expanduser()
     if not path.exists():
         raise BadInputError(f"{folder}: no such folder")
@@ -435,13 +476,28 @@ def add_folder(folder: str) -> tuple[Path, int, bool]:
     resolved = path.resolve()
     if resolved == models_dir().resolve():
         raise BadInputError(f"{folder} is llamadesk's own models folder; its models are listed already")
-    count = len(_listable_ggufs(resolved, recursive=True))
     registry = load_registry()
-    if str(resolved) in registry.folders:
-        return resolved, count, False
-    registry.folders.append(str(resolved))
+    app = detect_app(resolved)
+    if app is not None:
+        count = sum(m.path is not None for m in models_in(OtherAppStore(app, resolved)))
+        if str(resolved) in [s.path for s in registry.stores]:
+            return resolved, count, False, app
+        registry.stores.append(AddedStore(app, str(resolved)))
+    else:
+        count = len(listable_ggufs(resolved, recursive=True))
+        if str(resolved) in registry.folders:
+            return resolved, count, False, None
+        registry.folders.append(str(resolved))
     save_registry(registry)
-    return resolved, count, True
+    return resolved, count, True, app
+
+
+def set_discovery(enabled: bool) -> list[OtherAppStore]:
+    """Turn the listing of other apps' stores found by themselves on or off; returns those found now."""
+    registry = load_registry()
+    registry.discover_other_apps = enabled
+    save_registry(registry)
+    return default_stores()
 
 
 __all__ = [
@@ -454,6 +510,8 @@ __all__ = [
     "looks_like_path",
     "plan_removal",
     "add_folder",
+    "set_discovery",
+    "other_app_stores",
     "inspect_model",
     "split_parts",
     "read_eval_results",

@@ -2,7 +2,8 @@
 
 A JSON file in the data folder: which Hub files llamadesk pulled (repo, revision, commit, and
 whether llamadesk downloaded the bytes or found them already in the Hugging Face cache), which
-folders the user added, and where files llamadesk made came from (the checkpoint a conversion
+folders and other apps' stores (Ollama, LM Studio) the user added, whether to look for those apps'
+stores by themselves, and where files llamadesk made came from (the checkpoint a conversion
 read, the file a quantization started from). JSON rather than SQLite: a few dozen records read
 whole on every listing, and a user can read or fix it by hand.
 """
@@ -50,10 +51,21 @@ class MadeModel:
 
 
 @dataclass
+class AddedStore:
+    """Another app's model store the user added (`models add ~/.ollama/models`)."""
+
+    app: str  # "ollama" or "lmstudio"
+    path: str
+
+
+@dataclass
 class Registry:
     pulled: list[PulledModel] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     made: list[MadeModel] = field(default_factory=list)
+    stores: list[AddedStore] = field(default_factory=list)
+    # List Ollama's and LM Studio's models found in their default places (`models discover off`).
+    discover_other_apps: bool = True
 
     def pulled_named(self, name: str) -> PulledModel | None:
         return next((p for p in self.pulled if p.name == name), None)
@@ -78,6 +90,8 @@ def load_registry() -> Registry:
             pulled=[PulledModel(**_fields(p, PULLED_TYPES, "pulled")) for p in _list(raw, "pulled")],
             folders=[_typed(f, str, "folders") for f in _list(raw, "folders")],
             made=[MadeModel(**_fields(m, MADE_TYPES, "made")) for m in _list(raw, "made")],
+            stores=[AddedStore(**_store(s)) for s in _list(raw, "stores")],
+            discover_other_apps=_typed(raw.get("discover_other_apps", True), bool, "discover_other_apps"),
         )
     except BadInputError as err:
         raise LlamadeskError(f"{err}; fix or delete it (models stay on disk)") from None
@@ -94,6 +108,8 @@ PULLED_TYPES: dict[str, tuple[type, ...]] = {
     "downloaded": (bool,),
 }
 MADE_TYPES: dict[str, tuple[type, ...]] = {"path": (str,), "origin": (dict,)}
+STORE_TYPES: dict[str, tuple[type, ...]] = {"app": (str,), "path": (str,)}
+STORE_APPS = ("ollama", "lmstudio")
 
 
 def _list(raw: dict[str, Any], key: str) -> list[Any]:
@@ -119,6 +135,13 @@ def _fields(record: Any, types: dict[str, tuple[type, ...]], where: str) -> dict
         raise BadInputError(f"{registry_path()}: {where}.files of {shown(record['name'])} must list file names")
     if "commit" in record and not COMMIT_ID.fullmatch(record["commit"]):
         raise BadInputError(f"{registry_path()}: {where}.commit of {shown(record['name'])} is not a commit id")
+    return record
+
+
+def _store(record: Any) -> dict[str, Any]:
+    _fields(record, STORE_TYPES, "stores")
+    if record["app"] not in STORE_APPS:
+        raise BadInputError(f"{registry_path()}: stores holds the app {shown(record['app'])}, not one of {STORE_APPS}")
     return record
 
 

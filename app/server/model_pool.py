@@ -5,8 +5,9 @@ every generation runs on one worker thread, in arrival order (a FIFO queue is fa
 overtake another). The queue is bounded: past `queue_size` waiting requests the server answers 503
 with Retry-After at once rather than letting latency grow without limit. One model is resident
 by default; a request for another waits its turn, then the worker closes the old model and loads
-the new one, so switching never interrupts a reply. `max_models` keeps more in memory (the least
-recently used is closed first) on a machine with room for them.
+the new one, so switching never interrupts a reply. `max_models` and a memory budget keep more in
+memory (the least recently used is closed first to make room; see memory_plan) on a machine with
+room for them.
 
 A job is cancelled when its client goes away: the worker sets the engine's stop flag (read by
 llama.cpp between graph nodes), so the model is free again within a token or so.
@@ -28,6 +29,7 @@ from typing import Any, Literal
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
 from llamadesk.app.server.api_errors import ApiError
+from llamadesk.app.server.memory_plan import memory_before_load, memory_when_loaded, models_to_close, too_large_message
 from llamadesk.app.server.stop_strings import StopScanner
 
 FinishReason = Literal["stop", "length"]
@@ -123,6 +125,8 @@ class ModelPool:
         loader: EngineLoader = _load_engine,
         library_path: Callable[[str], Path | None] = _library_path,
         max_models: int = 1,
+        memory_budget: int | None = None,
+        memory_needed: Callable[[Path, LoadSettings], int] = memory_before_load,
     ):
         self._served = dict(served)  # names the operator gave with -m, with their files
         self._load_settings = load_settings
@@ -135,6 +139,9 @@ class ModelPool:
         self._resident: str | None = None
         self._loaded: OrderedDict[str, Any] = OrderedDict()  # every model in memory, least recently used first
         self._max_models = max_models
+        self._memory_budget = memory_budget
+        self._memory_needed = memory_needed
+        self._memory: dict[str, int] = {}  # bytes each loaded model takes (counted only with a budget)
         self._closing = False
         self._thread = threading.Thread(target=self._work, name="llamadesk-model", daemon=True)
 
@@ -184,12 +191,16 @@ class ModelPool:
 
     def status(self) -> dict[str, object]:
         with self._lock:
-            return {
+            status: dict[str, object] = {
                 "model": self._resident,
                 "loaded": list(self._loaded),
                 "busy": self._current is not None,
                 "queued": self._queue.qsize(),
             }
+            if self._memory_budget is not None:
+                status["memory_budget"] = self._memory_budget
+                status["memory_in_use"] = sum(self._memory.get(name, 0) for name in self._loaded)
+            return status
 
     def stop_all(self) -> None:
         """Shutting down: stop the reply in progress (its client gets what came, then the end of the
@@ -253,8 +264,9 @@ class ModelPool:
 
     def _engine_for(self, name: str):
         """The engine for `name`: kept in memory, or loaded after closing the least recently used
-        one when `max_models` are already in memory (the worker runs one job at a time, so no reply
-        is running on the one it closes)."""
+        ones until it fits `max_models` and the memory budget (the worker runs one job at a time,
+        so no reply is running on a model it closes). A model larger than the whole budget is
+        refused before anything is closed."""
         with self._lock:
             engine = self._loaded.get(name)
             if engine is not None:
@@ -262,15 +274,24 @@ class ModelPool:
                 self._engine, self._resident = engine, name
                 return engine
         path = self.model_path(name)
-        while len(self._loaded) >= self._max_models:
+        need = 0
+        if self._memory_budget is not None:
+            need = self._memory_needed(path, self._load_settings)
+            if need > self._memory_budget:
+                raise ApiError(507, too_large_message(name, need, self._memory_budget), code="model_too_large")
+        loaded = [(n, self._memory.get(n, 0)) for n in self._loaded]
+        for old_name in models_to_close(loaded, need, self._memory_budget, self._max_models):
             with self._lock:
-                _, old = self._loaded.popitem(last=False)
+                old = self._loaded.pop(old_name)
+                self._memory.pop(old_name, None)
                 if old is self._engine:
                     self._engine, self._resident = None, None
             old.close()
         engine = self._loader(path, self._load_settings)
         with self._lock:
             self._loaded[name] = engine
+            if self._memory_budget is not None:
+                self._memory[name] = memory_when_loaded(engine, need)
             self._engine, self._resident = engine, name
         return engine
 
