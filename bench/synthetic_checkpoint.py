@@ -75,3 +75,65 @@ def write_synthetic_checkpoint(folder: Path, tokenizer_from: Path, n_layer: int 
         total += offset
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     return total
+
+
+# Real small models' shapes, on the tiny test checkpoints' tokenizers (the vocabulary is padded up).
+FAMILY_SHAPES: dict[str, dict] = {
+    "qwen2": {  # Qwen2.5-0.5B
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+    },
+    "qwen3": {  # Qwen3-0.6B
+        "hidden_size": 1024,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "vocab_size": 151936,
+    },
+}
+
+
+def write_family_checkpoint(folder: Path, tiny: Path, family: str) -> int:
+    """A bf16 checkpoint of `family` at a real small model's shapes, with `tiny`'s tokenizer and config.
+
+    Tensor names and shapes come from transformers' own model class built on the meta device (no
+    memory), so every family's layout is its own; the values are tiled plausible bf16 weights.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    for path in tiny.iterdir():
+        if path.name.startswith(("tokenizer", "generation_config")):
+            shutil.copy(path, folder / path.name)
+    config = json.loads((tiny / "config.json").read_text())
+    config.update(FAMILY_SHAPES[family])
+    config.pop("layer_types", None)  # rebuilt for the new layer count
+    (folder / "config.json").write_text(json.dumps(config))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if config.get("tie_word_embeddings"):
+        shapes.pop("lm_head.weight", None)
+    block = (np.random.default_rng(0).standard_normal(1 << 22, dtype=np.float32) * 0.02).view(np.uint32) >> 16
+    block = block.astype(np.uint16).tobytes()
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        nbytes = int(np.prod(shape)) * 2
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    encoded = json.dumps(header).encode()
+    with open(folder / "model.safetensors", "wb") as f:
+        f.write(struct.pack("<Q", len(encoded)) + encoded)
+        for shape in shapes.values():
+            remaining = int(np.prod(shape)) * 2
+            while remaining:
+                piece = block[: min(remaining, len(block))]
+                f.write(piece)
+                remaining -= len(piece)
+    return offset

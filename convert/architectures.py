@@ -1,17 +1,37 @@
 """The model families llamadesk converts, described as data.
 
-Each entry says which GGUF architecture a checkpoint becomes and how its config names the
-hyperparameters. Adding a LLaMA variant is a new row here (and a test), not a new code path:
-the converter reads these tables and gguf's TensorNameMap, nothing else.
+Each family says which GGUF architecture a checkpoint becomes, which tensors it must and may have
+(by gguf's MODEL_TENSOR kinds; gguf's TensorNameMap knows every checkpoint's name for them), which
+of them carry biases, and which named transform (tensor_transforms.py) each kind needs. Adding a
+family is a new row here and a test, not a new code path: plan.py, gguf_metadata.py and
+reference_forward.py read these tables and nothing else.
+
+`gguf_tensor_name` is the one public HF name -> GGUF name mapping (LoRA adapters use it too).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gguf
 
+T = gguf.MODEL_TENSOR
 REQUIRED = object()  # marks a config key with no default: its absence is an error
+
+# Every LLaMA-shaped block has these (per block where the name has {bid}).
+LLAMA_TENSORS = (
+    T.TOKEN_EMBD,
+    T.OUTPUT_NORM,
+    T.ATTN_NORM,
+    T.ATTN_Q,
+    T.ATTN_K,
+    T.ATTN_V,
+    T.ATTN_OUT,
+    T.FFN_NORM,
+    T.FFN_GATE,
+    T.FFN_UP,
+    T.FFN_DOWN,
+)
 
 
 @dataclass(frozen=True)
@@ -19,19 +39,95 @@ class Architecture:
     """How one checkpoint family maps onto a GGUF architecture."""
 
     gguf_arch: gguf.MODEL_ARCH
-    # HF checkpoints store Q and K with the rotary halves de-interleaved (transformers permuted
-    # Meta's weights when porting them); llama.cpp expects Meta's order, so they are permuted back.
-    permute_qk: bool
+    # Tensor kinds every checkpoint of the family has; `output` is always optional (tied embeddings).
+    required: tuple[T, ...] = LLAMA_TENSORS
+    # Kinds whose `.bias` the checkpoint may carry (Qwen2's Q/K/V); any other bias is refused.
+    biases: frozenset[T] = frozenset()
+    # Kind -> name of the tensor_transforms.TRANSFORMS entry applied to its weight (never to a bias).
+    transforms: dict[T, str] = field(default_factory=dict)
+    # How the *source* checkpoint pairs rotary dimensions: "halves" (transformers' rotate_half,
+    # every HF checkpoint) or "interleaved" (Meta's consolidated .pth). The numpy reference forward
+    # pass rotates the source's tensors this way; llama.cpp's own choice follows from gguf_arch.
+    rotary_pairs: str = "halves"
+    # The feed-forward activation llama.cpp's graph for this architecture applies; a config naming
+    # another (`hidden_act`/`hidden_activation`) is refused rather than converted into a wrong model.
+    activation: str = "silu"
+    # Family hyperparameters beyond HF_CONFIG_KEYS: field -> (config.json key, default or REQUIRED).
+    extra_config: dict[str, tuple[str, object]] = field(default_factory=dict)
+    # GGUFWriter method -> the field (of extra_config, or "rope_theta_swa") it records; None values are skipped.
+    extra_gguf: dict[str, str] = field(default_factory=dict)
+    # Gemma scales the token embeddings by sqrt(n_embd) before the first block (llama.cpp does too).
+    scale_embedding: bool = False
+    # Sliding-window layers: every `global_every`-th layer attends to everything, the others to the
+    # last `sliding_window` positions. llama.cpp fixes this pattern per architecture, so a config's
+    # `layer_types` must follow it.
+    global_every: int | None = None
+
+    @property
+    def permute_qk(self) -> bool:
+        """Whether Q/K rows are reordered on the way (HF LLaMA's rotary halves back to Meta's pairs)."""
+        return T.ATTN_Q in self.transforms
 
 
-LLAMA_HF = Architecture(gguf.MODEL_ARCH.LLAMA, permute_qk=True)
-LLAMA_META = Architecture(gguf.MODEL_ARCH.LLAMA, permute_qk=False)
+# HF checkpoints of LLaMA store Q and K with the rotary halves de-interleaved (transformers permuted
+# Meta's weights when porting them); llama.cpp's LLaMA expects Meta's order, so they are permuted back.
+LLAMA_HF = Architecture(
+    gguf.MODEL_ARCH.LLAMA,
+    transforms={T.ATTN_Q: "unpermute_query_rotary", T.ATTN_K: "unpermute_key_rotary"},
+)
+LLAMA_META = Architecture(gguf.MODEL_ARCH.LLAMA, rotary_pairs="interleaved")
+# Qwen2/2.5: LLaMA blocks with Q/K/V biases; llama.cpp's QWEN2 rotates halves (NEOX), as HF does,
+# so nothing is permuted.
+QWEN2 = Architecture(gguf.MODEL_ARCH.QWEN2, biases=frozenset({T.ATTN_Q, T.ATTN_K, T.ATTN_V}))
+# Qwen3: no biases, an RMS norm over each Q and K head before the rotation.
+QWEN3 = Architecture(gguf.MODEL_ARCH.QWEN3, required=(*LLAMA_TENSORS, T.ATTN_Q_NORM, T.ATTN_K_NORM))
+
+# Gemma 3 (text): sandwich norms (after attention and after the feed-forward too), Q/K norms, every
+# RMS norm stored as (w - 1), GELU(tanh), the embedding scaled by sqrt(n_embd), five sliding-window
+# layers to one global one, each kind with its own rope base, tied embeddings.
+# gguf calls Gemma's norm before the feed-forward FFN_PRE_NORM (the same "ffn_norm" name as LLaMA's).
+GEMMA_NORMS = (
+    T.OUTPUT_NORM,
+    T.ATTN_NORM,
+    T.ATTN_Q_NORM,
+    T.ATTN_K_NORM,
+    T.ATTN_POST_NORM,
+    T.FFN_PRE_NORM,
+    T.FFN_POST_NORM,
+)
+GEMMA3 = Architecture(
+    gguf.MODEL_ARCH.GEMMA3,
+    required=(
+        *(T.FFN_PRE_NORM if kind == T.FFN_NORM else kind for kind in LLAMA_TENSORS),
+        T.ATTN_Q_NORM,
+        T.ATTN_K_NORM,
+        T.ATTN_POST_NORM,
+        T.FFN_POST_NORM,
+    ),
+    transforms=dict.fromkeys(GEMMA_NORMS, "fold_norm_offset"),
+    activation="gelu_pytorch_tanh",
+    extra_config={
+        "sliding_window": ("sliding_window", REQUIRED),
+        "final_logit_softcapping": ("final_logit_softcapping", None),
+        "query_pre_attn_scalar": ("query_pre_attn_scalar", None),
+    },
+    extra_gguf={
+        "add_sliding_window": "sliding_window",
+        "add_final_logit_softcapping": "final_logit_softcapping",
+        "add_rope_freq_base_swa": "rope_theta_swa",
+    },
+    scale_embedding=True,
+    global_every=6,
+)
 
 # HF `architectures[0]` -> how to convert it. SmolLM, TinyLlama and Llama 1/2/3.x all say
 # LlamaForCausalLM; Mistral 7B is the same network under another name.
 HF_ARCHITECTURES: dict[str, Architecture] = {
     "LlamaForCausalLM": LLAMA_HF,
     "MistralForCausalLM": LLAMA_HF,
+    "Qwen2ForCausalLM": QWEN2,
+    "Qwen3ForCausalLM": QWEN3,
+    "Gemma3ForCausalLM": GEMMA3,
 }
 META_ARCHITECTURE = "consolidated.*.pth (Meta LLaMA)"
 
@@ -76,3 +172,21 @@ SKIPPED_TENSOR_SUFFIXES = ("rotary_emb.inv_freq", "rope.freqs")
 
 def supported_architectures() -> str:
     return ", ".join([*HF_ARCHITECTURES, META_ARCHITECTURE])
+
+
+def gguf_tensor_name(architecture: str, n_layer: int, hf_name: str) -> str | None:
+    """The GGUF name llama.cpp uses for checkpoint tensor `hf_name`, or None when it has none.
+
+    `architecture` is the config's `architectures[0]` ("Qwen2ForCausalLM"), `n_layer` its
+    num_hidden_layers, `hf_name` the name in the safetensors ("model.layers.3.self_attn.q_proj.weight",
+    a `.bias` too): the answer keeps the suffix ("blk.3.attn_q.weight"). None for an architecture
+    llamadesk does not convert, and for a name that family has no GGUF tensor for. A name may also
+    be given without suffix (as a LoRA adapter's base module, "model.layers.3.self_attn.q_proj" ->
+    "blk.3.attn_q"). The values may still need the family's transform for that kind
+    (`HF_ARCHITECTURES[architecture].transforms`), e.g. LLaMA's Q/K rows are reordered.
+    """
+    family = HF_ARCHITECTURES.get(architecture)
+    if family is None:
+        return None
+    name_map = gguf.get_tensor_name_map(family.gguf_arch, n_layer)
+    return name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))

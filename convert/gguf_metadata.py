@@ -81,6 +81,9 @@ def add_metadata(
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     for method, value in HPARAM_WRITERS.items():
         getattr(writer, method)(value(config, n_vocab, n_ff))
+    for method, field_name in config.architecture.extra_gguf.items():
+        if (value := config.hyperparameter(field_name)) is not None:
+            getattr(writer, method)(value)
     if config.rope_type == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(float(config.rope_scaling["factor"]))

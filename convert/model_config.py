@@ -41,6 +41,19 @@ class ModelConfig:
     tie_embeddings: bool = False
     rope_scaling: dict[str, Any] = field(default_factory=dict)  # {"rope_type": ..., "factor": ...}
     name: str | None = None
+    # The family's own hyperparameters (its `extra_config`, checked), e.g. Gemma's sliding_window.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # The rope base of sliding-window layers, where the family has them (Gemma 3's local layers).
+    rope_theta_swa: float | None = None
+
+    def is_sliding(self, layer: int) -> bool:
+        """Whether `layer` attends to the last `sliding_window` positions only (its family's pattern)."""
+        every = self.architecture.global_every
+        return every is not None and (layer + 1) % every != 0
+
+    def hyperparameter(self, name: str) -> Any:
+        """A family hyperparameter by field name (an `extra` one, or rope_theta_swa)."""
+        return self.rope_theta_swa if name == "rope_theta_swa" else self.extra.get(name)
 
     @property
     def rope_type(self) -> str:
@@ -62,6 +75,9 @@ FIELD_RANGES: dict[str, ValueRange] = {
     "context_length": COUNT,
     "rms_eps": ValueRange(1e-30, 1.0),
     "rope_theta": ValueRange(1e-30, 3.0e38),
+    "sliding_window": COUNT,
+    "final_logit_softcapping": ValueRange(1e-30, 3.0e38),
+    "query_pre_attn_scalar": ValueRange(1e-30, 3.0e38),
 }
 POSITIVE_FACTOR = ValueRange(1e-30, 3.0e38)
 # Rotary scaling values and their defaults (those of Llama 3.1, as rotary.llama3_rope_factors uses).
@@ -139,13 +155,24 @@ def _object(value: Any, key: str, source: Path) -> dict[str, Any]:
     return value
 
 
+def _local_rope_theta(config: dict[str, Any], source: Path) -> float | None:
+    """The rope base of sliding-window layers: 5.x's rope_parameters.sliding_attention, or 4.x's key."""
+    parameters = _object(config.get("rope_parameters"), "rope_parameters", source)
+    sliding = _object(parameters.get("sliding_attention"), "rope_parameters.sliding_attention", source)
+    theta = sliding.get("rope_theta") or config.get("rope_local_base_freq")
+    return None if theta is None else float(FIELD_RANGES["rope_theta"].check(theta, f"{source}: local 'rope_theta'"))
+
+
 def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[str, Any]]:
     """rope theta and scaling from either transformers 4.x keys or 5.x's `rope_parameters`.
 
     The scaling comes back as {"rope_type": kind, number: value, ...} with every number the kind
-    uses present and checked, so later code reads it without defaults or type checks.
+    uses present and checked, so later code reads it without defaults or type checks. Where the
+    parameters are given per attention kind (Gemma 3), these are the full-attention layers'.
     """
     parameters = _object(config.get("rope_parameters"), "rope_parameters", source)
+    if "full_attention" in parameters:
+        parameters = _object(parameters["full_attention"], "rope_parameters.full_attention", source)
     given = _object(config.get("rope_scaling"), "rope_scaling", source) or parameters
     theta = config.get("rope_theta") or parameters.get("rope_theta") or 10000.0
     theta = FIELD_RANGES["rope_theta"].check(theta, f"{source}: 'rope_theta'")
@@ -178,6 +205,38 @@ def _architecture_name(config: dict[str, Any], source: Path) -> str:
     return name
 
 
+def _family_values(
+    config: dict[str, Any], family: Architecture, values: dict[str, Any], source: Path
+) -> dict[str, Any]:
+    """The family's own hyperparameters, checked; and what its llama.cpp graph fixes, checked against the config."""
+    extra = _pick(config, family.extra_config, source)
+    n_layer = values["n_layer"]
+    scalar = extra.get("query_pre_attn_scalar")
+    if scalar is not None and scalar != values["head_dim"]:
+        # llama.cpp scales attention scores by 1/sqrt(head size) for every Gemma 3 but the 27B.
+        raise BadInputError(
+            f"{source}: 'query_pre_attn_scalar' {shown(scalar)} is not the head size {values['head_dim']}; "
+            "llama.cpp scales attention by the head size for this architecture"
+        )
+    activation = config.get("hidden_activation") or config.get("hidden_act") or family.activation
+    if activation != family.activation:
+        raise BadInputError(
+            f"{source}: the feed-forward activation {_label(activation)} is not {family.activation}, which "
+            f"llama.cpp uses for {family.gguf_arch.name.lower()} models; the config is not of this architecture"
+        )
+    layer_types = config.get("layer_types")
+    if family.global_every is not None and layer_types is not None:
+        expected = [
+            "full_attention" if (i + 1) % family.global_every == 0 else "sliding_attention" for i in range(n_layer)
+        ]
+        if layer_types != expected:
+            raise BadInputError(
+                f"{source}: 'layer_types' is not one global-attention layer after every {family.global_every - 1} "
+                "sliding-window ones, the only pattern llama.cpp runs for this architecture"
+            )
+    return extra
+
+
 def read_hf_config(folder: Path) -> ModelConfig:
     """The hyperparameters in an HF folder's config.json; unknown architectures are refused."""
     path = folder / "config.json"
@@ -186,13 +245,17 @@ def read_hf_config(folder: Path) -> ModelConfig:
     values = _pick(config, HF_CONFIG_KEYS, path)
     _heads(values, HF_CONFIG_KEYS, path)
     theta, scaling = _rope_settings(config, path)
+    family = HF_ARCHITECTURES[name]
+    extra = _family_values(config, family, values, path)
     model_name = config.get("_name_or_path")
     return ModelConfig(
         architecture_name=name,
-        architecture=HF_ARCHITECTURES[name],
+        architecture=family,
         rope_theta=theta,
         rope_scaling=scaling,
         name=model_name if isinstance(model_name, str) and model_name else None,
+        extra=extra,
+        rope_theta_swa=_local_rope_theta(config, path) if family.global_every else None,
         **values,
     )
 

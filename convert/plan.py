@@ -17,24 +17,11 @@ from llamadesk.convert.architectures import ROPE_SCALING_TYPES, SKIPPED_TENSOR_S
 from llamadesk.convert.checkpoint import Checkpoint
 from llamadesk.convert.model_config import ModelConfig
 from llamadesk.convert.output_types import encode, stored_shape, tensor_type
-from llamadesk.convert.rotary import llama3_rope_factors, unpermute_rotary_halves
-from llamadesk.convert.tensor_source import TensorSource
+from llamadesk.convert.rotary import llama3_rope_factors
+from llamadesk.convert.tensor_source import TensorSource, to_float32
+from llamadesk.convert.tensor_transforms import ARITHMETIC, TRANSFORMS
 
 T = gguf.MODEL_TENSOR
-# Every LLaMA has these (per block where the name has {bid}); `output` may be tied to token_embd.
-REQUIRED_TENSORS = (
-    T.TOKEN_EMBD,
-    T.OUTPUT_NORM,
-    T.ATTN_NORM,
-    T.ATTN_Q,
-    T.ATTN_K,
-    T.ATTN_V,
-    T.ATTN_OUT,
-    T.FFN_NORM,
-    T.FFN_GATE,
-    T.FFN_UP,
-    T.FFN_DOWN,
-)
 
 
 @dataclass(frozen=True)
@@ -59,7 +46,7 @@ class PlannedTensor:
 
 
 def expected_shapes(config: ModelConfig, n_vocab: int, n_ff: int) -> dict[T, tuple[int, ...]]:
-    """The shape each LLaMA tensor kind must have, from the hyperparameters (numpy order)."""
+    """The shape each tensor kind's weight must have, from the hyperparameters (numpy order)."""
     q_rows, kv_rows = config.n_head * config.head_dim, config.n_head_kv * config.head_dim
     return {
         T.TOKEN_EMBD: (n_vocab, config.n_embd),
@@ -67,18 +54,29 @@ def expected_shapes(config: ModelConfig, n_vocab: int, n_ff: int) -> dict[T, tup
         T.OUTPUT_NORM: (config.n_embd,),
         T.ATTN_NORM: (config.n_embd,),
         T.FFN_NORM: (config.n_embd,),
+        T.FFN_PRE_NORM: (config.n_embd,),
+        T.ATTN_POST_NORM: (config.n_embd,),
+        T.FFN_POST_NORM: (config.n_embd,),
         T.ATTN_Q: (q_rows, config.n_embd),
         T.ATTN_K: (kv_rows, config.n_embd),
         T.ATTN_V: (kv_rows, config.n_embd),
         T.ATTN_OUT: (config.n_embd, q_rows),
+        T.ATTN_Q_NORM: (config.head_dim,),
+        T.ATTN_K_NORM: (config.head_dim,),
         T.FFN_GATE: (n_ff, config.n_embd),
         T.FFN_UP: (n_ff, config.n_embd),
         T.FFN_DOWN: (config.n_embd, n_ff),
     }
 
 
-def _kind_of(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
-    base = gguf_name.removesuffix(".weight")
+def expected_shape(shapes: dict[T, tuple[int, ...]], kind: T, is_bias: bool) -> tuple[int, ...]:
+    """A weight's shape from the table; a bias has one value per output row of its weight."""
+    return shapes[kind][:1] if is_bias else shapes[kind]
+
+
+def tensor_kind(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
+    """The MODEL_TENSOR kind of a GGUF tensor name ("blk.3.attn_q.bias" -> ATTN_Q) in `arch`."""
+    base = gguf_name.removesuffix(".weight").removesuffix(".bias")
     parts = base.split(".")
     template = "blk.{bid}." + ".".join(parts[2:]) if parts[0] == "blk" else base
     for kind in gguf.MODEL_TENSORS[arch]:
@@ -87,26 +85,23 @@ def _kind_of(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
     raise KeyError(gguf_name)
 
 
-def _transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
-    if config.architecture.permute_qk and kind == T.ATTN_Q:
-        return lambda w: unpermute_rotary_halves(w, config.n_head)
-    if config.architecture.permute_qk and kind == T.ATTN_K:
-        return lambda w: unpermute_rotary_halves(w, config.n_head_kv)
-    return lambda w: w
+def _producer(source: TensorSource, transform: str | None, config: ModelConfig, qtype) -> Callable[[], np.ndarray]:
+    """The function that reads, transforms and encodes one tensor when the writer reaches it."""
+    if transform is None:
+        return lambda: encode(source.read(), source.dtype, qtype, source.release)
+    change = TRANSFORMS[transform]
+    if transform in ARITHMETIC:  # widened first: arithmetic on raw bf16 bits would be wrong
+        return lambda: encode(change(to_float32(source.read(), source.dtype), config), "F32", qtype, source.release)
+    return lambda: encode(change(source.read(), config), source.dtype, qtype, source.release)
 
 
 def _planned(
     source: TensorSource, name: str, kind: T, config: ModelConfig, bulk: gguf.GGMLQuantizationType
 ) -> PlannedTensor:
     qtype = tensor_type(bulk, source.shape)
-    transform = _transform(kind, config)
+    transform = None if name.endswith(".bias") else config.architecture.transforms.get(kind)
     return PlannedTensor(
-        name,
-        source.shape,
-        qtype,
-        source.name,
-        lambda: encode(transform(source.read()), source.dtype, qtype, source.release),
-        source.release,
+        name, source.shape, qtype, source.name, _producer(source, transform, config, qtype), source.release
     )
 
 
@@ -115,40 +110,45 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
     config = checkpoint.config
     arch = config.architecture.gguf_arch
     name_map = gguf.get_tensor_name_map(arch, config.n_layer)
+    allowed = {*config.architecture.required, T.OUTPUT}
     mapped: list[tuple[TensorSource, str, T]] = []
     seen: set[str] = set()
     for source in checkpoint.tensors:
         if source.name.removesuffix(".weight").endswith(SKIPPED_TENSOR_SUFFIXES):
             continue
         name = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        if name is not None and tensor_kind(name, arch) not in allowed:
+            name = None  # a tensor llama.cpp knows for this architecture, but not one this family has
         if name is None:
             raise BadInputError(
                 f"{checkpoint.folder}: tensor {source.name} is not part of a {config.architecture_name} model; "
                 "the checkpoint has layers llamadesk does not convert"
             )
-        if name.endswith(".bias"):
+        kind = tensor_kind(name, arch)
+        if name.endswith(".bias") and kind not in config.architecture.biases:
             raise BadInputError(
-                f"{checkpoint.folder}: tensor {source.name} is a bias; llamadesk converts LLaMA models without "
-                "biases (attention_bias/mlp_bias false)"
+                f"{checkpoint.folder}: tensor {source.name} is a bias, which {config.architecture_name} models do "
+                "not have (attention_bias/mlp_bias must be false); the checkpoint is not of this architecture"
             )
         if name in seen:
             raise BadInputError(
                 f"{checkpoint.folder}: two tensors map to {name} (one is {source.name}); the checkpoint is inconsistent"
             )
         seen.add(name)
-        mapped.append((source, name, _kind_of(name, arch)))
+        mapped.append((source, name, kind))
     n_ff = config.n_ff or next((s.shape[0] for s, _, k in mapped if k == T.FFN_GATE and s.shape), 0)
     if n_ff < 1 and T.FFN_GATE in {k for _, _, k in mapped}:
         raise BadInputError(f"{checkpoint.folder}: the feed-forward weights have no rows; the checkpoint is damaged")
     shapes = expected_shapes(config, n_vocab, n_ff)
-    for source, _name, kind in mapped:
-        if source.shape != shapes[kind]:
+    for source, name, kind in mapped:
+        expected = expected_shape(shapes, kind, name.endswith(".bias"))
+        if source.shape != expected:
             raise BadInputError(
                 f"{checkpoint.folder}: tensor {source.name} has shape {list(source.shape)} but the config says "
-                f"{list(shapes[kind])}; the config does not match the weights"
+                f"{list(expected)}; the config does not match the weights"
             )
     present = {name for _, name, _ in mapped}
-    for kind in REQUIRED_TENSORS:
+    for kind in config.architecture.required:
         blocks = range(config.n_layer) if "{bid}" in gguf.TENSOR_NAMES[kind] else [None]
         for bid in blocks:
             name = gguf.TENSOR_NAMES[kind].format(bid=bid) + ".weight"

@@ -19,6 +19,12 @@ LLAMA3_SPLIT = (
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 )
 
+# Qwen2/2.5/3: Llama 3's split, but digits one at a time.
+QWEN2_SPLIT = (
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+)
+
 
 def _byte_level(use_regex: bool) -> tuple:
     return ("ByteLevel", use_regex, False)
@@ -29,6 +35,7 @@ KNOWN_PRE_TOKENIZERS: dict[tuple, str] = {
     _byte_level(True): "gpt-2",
     ("Sequence", ("Digits", True), _byte_level(True)): "smollm",
     ("Sequence", ("Split", LLAMA3_SPLIT, "Isolated", False), _byte_level(False)): "llama-bpe",
+    ("Sequence", ("Split", QWEN2_SPLIT, "Isolated", False), _byte_level(False)): "qwen2",
 }
 
 

@@ -1,10 +1,13 @@
-"""A LLaMA forward pass in numpy over the *source* checkpoint: the reference --verify compares to.
+"""The forward pass of every family llamadesk converts, in numpy over the *source* checkpoint.
 
-It reads the checkpoint's own tensors (before any permutation or type change) and applies rotary
-embeddings the way the source layout defines them: rotate-half for HF checkpoints, interleaved
-pairs for Meta's. So it checks the converter's name mapping, Q/K permutation, rope factors and
-hyperparameters independently of the code that wrote the GGUF. Weights are widened to float32 a
-block of rows at a time, so memory stays small whatever the model's size.
+It is the reference --verify compares llama.cpp's logits to. It reads the checkpoint's own tensors
+(before any permutation, offset or type change) and applies rotary embeddings the way the source
+layout defines them (the family's `rotary_pairs`: rotate-half for HF checkpoints, interleaved pairs
+for Meta's). What differs between families is read from the checkpoint and the family's table, not
+branched on by name: a bias is added where the checkpoint has one, Q/K heads are normalised where it
+has their norms. So it checks the converter's name mapping, transforms and hyperparameters
+independently of the code that wrote the GGUF. Weights are widened to float32 a block of rows at a
+time, so memory stays small whatever the model's size.
 """
 
 from __future__ import annotations
@@ -42,16 +45,23 @@ def _weight(tensors: dict[str, TensorSource], kind: T, block: int | None = None)
 
 
 def _project(x: np.ndarray, tensors: dict[str, TensorSource], kind: T, block: int | None = None) -> np.ndarray:
-    """x @ W.T for a checkpoint matrix W, widening W to float32 a block of rows at a time (an 8B
-    model's output matrix alone is 2 GB in float32)."""
-    source = tensors[gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight"]
+    """x @ W.T (+ b where the checkpoint has a bias) for a checkpoint matrix W, widening W to float32 a
+    block of rows at a time (an 8B model's output matrix alone is 2 GB in float32)."""
+    name = gguf.TENSOR_NAMES[kind].format(bid=block)
+    source = tensors[name + ".weight"]
     weight = source.read()
     rows = max(1, ROWS_ELEMENTS // weight.shape[1])
     out = np.empty((x.shape[0], weight.shape[0]), dtype=np.float32)
     for start in range(0, weight.shape[0], rows):
         out[:, start : start + rows] = x @ to_float32(weight[start : start + rows], source.dtype).T
         source.release(min(start + rows, weight.shape[0]) / weight.shape[0])
+    if (bias := tensors.get(name + ".bias")) is not None:
+        out += to_float32(bias.read(), bias.dtype)
     return out
+
+
+def _has(tensors: dict[str, TensorSource], kind: T, block: int | None = None) -> bool:
+    return gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight" in tensors
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -59,12 +69,16 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
 
 
-def rotary_angles(config: ModelConfig, n_positions: int) -> np.ndarray:
-    """position * frequency for each of the head_dim/2 frequencies, with the config's scaling."""
-    inv_freq = 1.0 / config.rope_theta ** (np.arange(0, config.head_dim, 2, dtype=np.float64) / config.head_dim)
-    if config.rope_type == "linear":
+def rotary_angles(config: ModelConfig, n_positions: int, sliding: bool = False) -> np.ndarray:
+    """position * frequency for each of the head_dim/2 frequencies, with the config's scaling.
+
+    Sliding-window layers (Gemma 3's local ones) use their own base and no scaling.
+    """
+    theta = (config.rope_theta_swa or 10000.0) if sliding else config.rope_theta
+    inv_freq = 1.0 / theta ** (np.arange(0, config.head_dim, 2, dtype=np.float64) / config.head_dim)
+    if not sliding and config.rope_type == "linear":
         inv_freq = inv_freq / float(config.rope_scaling["factor"])
-    elif config.rope_type == "llama3":
+    elif not sliding and config.rope_type == "llama3":
         inv_freq = inv_freq / llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling)
     return np.arange(n_positions, dtype=np.float64)[:, None] * inv_freq[None, :]
 
@@ -82,36 +96,80 @@ def rotate(x: np.ndarray, angles: np.ndarray, interleaved: bool) -> np.ndarray:
     return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1).astype(np.float32)
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Causal softmax(q k^T / sqrt(d)) v, with KV heads shared by groups of query heads (GQA)."""
+def attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale_dim: float | None = None, window: int | None = None
+) -> np.ndarray:
+    """Causal softmax(q k^T / sqrt(d)) v, with KV heads shared by groups of query heads (GQA).
+
+    `scale_dim` replaces d in the scale where the config says so (Gemma's query_pre_attn_scalar);
+    with a `window`, position i sees only positions i-window+1 .. i (sliding-window layers).
+    """
     group = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
-    scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(q.shape[-1])
+    scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(scale_dim or q.shape[-1])
     n = q.shape[0]
     scores = scores + np.triu(np.full((n, n), -np.inf, dtype=np.float32), k=1)
+    if window is not None:
+        scores = scores + np.tril(np.full((n, n), -np.inf, dtype=np.float32), k=-window)
     scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
     scores /= scores.sum(axis=-1, keepdims=True)
     return np.einsum("hqk,khd->qhd", scores, v).reshape(n, -1)
 
 
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GELU by its tanh approximation: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """x sigmoid(x)."""
+    return x / (1.0 + np.exp(-x))
+
+
+ACTIVATIONS = {"silu": silu, "gelu_pytorch_tanh": gelu_tanh}
+
+
 def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
     """Logits (n_tokens x n_vocab) of the source checkpoint for `tokens`, in float32."""
     c = checkpoint.config
+    family = c.architecture
     w = _gguf_names(checkpoint)
+    # Norms whose stored scale is (w - 1) (Gemma) multiply by (1 + w).
+    offset = {gguf.TENSOR_NAMES[kind] for kind, name in family.transforms.items() if name == "fold_norm_offset"}
+
+    def norm(x: np.ndarray, kind: T, block: int | None = None) -> np.ndarray:
+        shift = 1.0 if gguf.TENSOR_NAMES[kind] in offset else 0.0  # by name: Gemma's FFN_PRE_NORM is "ffn_norm"
+        return rms_norm(x, _weight(w, kind, block) + shift, c.rms_eps)
+
     embedding = w["token_embd.weight"]
     x = to_float32(embedding.read()[tokens], embedding.dtype)
-    angles = rotary_angles(c, len(tokens))
-    interleaved = not c.architecture.permute_qk  # Meta's layout rotates interleaved pairs
+    if family.scale_embedding:
+        x = x * np.float32(np.sqrt(c.n_embd))
+    angles = {sliding: rotary_angles(c, len(tokens), sliding) for sliding in (False, True)}
+    interleaved = family.rotary_pairs == "interleaved"
+    activation = ACTIVATIONS[family.activation]
     for i in range(c.n_layer):
-        h = rms_norm(x, _weight(w, T.ATTN_NORM, i), c.rms_eps)
+        sliding = c.is_sliding(i)
+        h = norm(x, T.ATTN_NORM, i)
         q = _project(h, w, T.ATTN_Q, i).reshape(len(tokens), c.n_head, c.head_dim)
         k = _project(h, w, T.ATTN_K, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
         v = _project(h, w, T.ATTN_V, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
-        q, k = rotate(q, angles, interleaved), rotate(k, angles, interleaved)
-        x = x + _project(attention(q, k, v), w, T.ATTN_OUT, i)
-        h = rms_norm(x, _weight(w, T.FFN_NORM, i), c.rms_eps)
-        gate = _project(h, w, T.FFN_GATE, i)
-        x = x + _project(gate / (1.0 + np.exp(-gate)) * _project(h, w, T.FFN_UP, i), w, T.FFN_DOWN, i)
-    x = rms_norm(x, _weight(w, T.OUTPUT_NORM), c.rms_eps)
+        if _has(w, T.ATTN_Q_NORM, i):  # Qwen3, Gemma 3: each head RMS-normalised before the rotation
+            q, k = norm(q, T.ATTN_Q_NORM, i), norm(k, T.ATTN_K_NORM, i)
+        q, k = rotate(q, angles[sliding], interleaved), rotate(k, angles[sliding], interleaved)
+        window = c.extra["sliding_window"] if sliding else None
+        out = _project(attention(q, k, v, c.extra.get("query_pre_attn_scalar"), window), w, T.ATTN_OUT, i)
+        if _has(w, T.ATTN_POST_NORM, i):  # Gemma's sandwich norms
+            out = norm(out, T.ATTN_POST_NORM, i)
+        x = x + out
+        h = norm(x, T.FFN_NORM, i)
+        out = _project(activation(_project(h, w, T.FFN_GATE, i)) * _project(h, w, T.FFN_UP, i), w, T.FFN_DOWN, i)
+        if _has(w, T.FFN_POST_NORM, i):
+            out = norm(out, T.FFN_POST_NORM, i)
+        x = x + out
+    x = norm(x, T.OUTPUT_NORM)
     output = T.OUTPUT if "output.weight" in w else T.TOKEN_EMBD  # tied embeddings
-    return _project(x, w, output)
+    logits = _project(x, w, output)
+    if cap := c.extra.get("final_logit_softcapping"):
+        logits = np.tanh(logits / cap) * cap
+    return logits

@@ -25,6 +25,10 @@ from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
 # The largest tokenizer.json files (Gemma's, 256k tokens) are ~35 MB.
 MAX_TOKENIZER_BYTES = 64 * 1024**2
 MAX_EXTRA_TEMPLATES = 64
+# Qwen's tokenizer.json asks for Unicode NFC first. llama.cpp applies no normalizer, so the two
+# differ only on text that is not already NFC (decomposed accents, rare in practice); llama.cpp's
+# own converter accepts it the same way. Any other normalizer changes common text and is refused.
+ACCEPTED_BPE_NORMALIZERS = ({"type": "NFC"},)
 
 NORMAL, CONTROL, USER_DEFINED, UNUSED = (
     gguf.TokenType.NORMAL,
@@ -114,6 +118,37 @@ def _added_tokens(tokenizer: dict[str, Any], path: Path, n_vocab: int) -> list[d
     return added
 
 
+def _config_added_tokens(folder: Path, n_tokens: int) -> dict[int, dict[str, Any]]:
+    """tokenizer_config.json's `added_tokens_decoder` (id -> {content, special}), each entry checked.
+
+    SentencePiece models such as Gemma's mark their chat markers (<start_of_turn>) as special here
+    only; the model file itself calls them ordinary pieces.
+    """
+    path = folder / "tokenizer_config.json"
+    if not path.is_file():
+        return {}
+    decoder = read_json_object(path, "tokenizer config", max_bytes=MAX_TOKENIZER_BYTES).get("added_tokens_decoder")
+    if decoder is None:
+        return {}
+    if not isinstance(decoder, dict):
+        raise BadInputError(f"{path}: 'added_tokens_decoder' must be an object, not {shown(decoder)}")
+    added = {}
+    for key, token in decoder.items():
+        token_id = int(key) if key.isdecimal() and len(key) <= 10 else -1
+        if not (
+            0 <= token_id < n_tokens
+            and isinstance(token, dict)
+            and _is_text(token.get("content"))
+            and isinstance(token.get("special", False), bool)
+        ):
+            raise BadInputError(
+                f"{path}: added token {shown(key)}: {shown(token)} is not {{id below {n_tokens}: content, special}}; "
+                "the tokenizer config is damaged or not for this model"
+            )
+        added[token_id] = token
+    return added
+
+
 def _checked_files(folder: Path) -> None:
     """Check the files gguf.SpecialVocab reads that llamadesk has not read itself, before it does.
 
@@ -181,7 +216,10 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
         )
     tokens: list[str | bytes] = [piece for piece, _, _ in model.pieces]
     scores = [score for _, score, _ in model.pieces]
-    types = [kind for _, _, kind in model.pieces]
+    # A piece the model file calls user-defined is written as an ordinary one, as llama.cpp's own
+    # converter does: llama.cpp matches user-defined tokens in the raw text, where a piece's "▁"
+    # never appears. Tokens the tokenizer config lists (below) get their own types.
+    types = [NORMAL if kind == USER_DEFINED else kind for _, _, kind in model.pieces]
     for kind, token_id in (("unk", model.unk_id), ("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id)):
         if token_id >= len(tokens):
             raise BadInputError(
@@ -198,6 +236,10 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
                 tokens.append(added["content"].encode("utf-8"))
                 scores.append(-1000.0)
                 types.append(CONTROL if added.get("special") else USER_DEFINED)
+    for token_id, added in _config_added_tokens(folder, len(tokens)).items():
+        tokens[token_id] = added["content"].encode("utf-8")
+        scores[token_id] = -1000.0
+        types[token_id] = CONTROL if added.get("special") else USER_DEFINED
     _pad(tokens, types, scores, n_vocab, path)
     special = _special_vocab(folder, len(tokens), merges=False)
     for kind, token_id in (("unk", model.unk_id), ("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id)):
@@ -210,7 +252,8 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
 
 def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_override: str | None) -> Vocabulary:
     path = folder / "tokenizer.json"
-    if tokenizer.get("normalizer"):
+    normalizer = tokenizer.get("normalizer")
+    if normalizer and normalizer not in ACCEPTED_BPE_NORMALIZERS:
         raise BadInputError(f"{path}: a byte-level BPE tokenizer with a normalizer, which llama.cpp does not apply")
     pre = pre_override or llama_cpp_pre_tokenizer(tokenizer.get("pre_tokenizer"))
     if pre is None:

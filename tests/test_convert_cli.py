@@ -101,9 +101,9 @@ def test_tensor_shape_disagreeing_with_config(llama2, tmp_path):
 
 @pytest.mark.slow
 def test_unknown_architecture_names_what_is_supported(llama2, tmp_path):
-    _edit_config(llama2, architectures=["Qwen2ForCausalLM"])
+    _edit_config(llama2, architectures=["GPT2LMHeadModel"])
     result = run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf"))
-    assert_one_line_error(result, 2, "Qwen2ForCausalLM is not supported", "LlamaForCausalLM", "MistralForCausalLM")
+    assert_one_line_error(result, 2, "GPT2LMHeadModel is not supported", "LlamaForCausalLM", "Qwen3ForCausalLM")
 
 
 @pytest.mark.slow

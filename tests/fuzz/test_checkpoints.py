@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.family_checkpoints import family_checkpoint
 from tests.fixtures.random_checkpoints import build
 from tests.fuzz.checkpoint_files import (
     PROTO2,
@@ -754,6 +755,29 @@ def _mutated_folders(checkpoints_root: Path, root: Path) -> dict[str, Path]:
     config = (st_base / "config.json").read_bytes()
     for i, data in enumerate(mutants(config, range(len(config)), 40, seed=5)):
         folders[f"mutant-config/{i}"] = variant(st_base, root, f"mutant-config/{i}", {"config.json": data})
+    # The other families' paths: Qwen2's biases and tokenizer (NFC, qwen2 split), Qwen3's Q/K norms.
+    qwen2, qwen3 = family_checkpoint("qwen2"), family_checkpoint("qwen3")
+    config = (qwen2 / "config.json").read_bytes()
+    for i, data in enumerate(mutants(config, range(len(config)), 30, seed=6)):
+        folders[f"mutant-qwen2-config/{i}"] = variant(qwen2, root, f"mutant-qwen2-config/{i}", {"config.json": data})
+    weights = (qwen3 / "model.safetensors").read_bytes()
+    (header_len,) = struct.unpack("<Q", weights[:8])
+    for i, data in enumerate(mutants(weights, range(0, 8 + header_len), 30, seed=7)):
+        folders[f"mutant-qwen3-safetensors/{i}"] = variant(
+            qwen3, root, f"mutant-qwen3-safetensors/{i}", {"model.safetensors": data}
+        )
+    gemma3 = family_checkpoint("gemma3")  # (w - 1) norms, layer_types, added_tokens_decoder
+    for name, seed in (("config.json", 9), ("tokenizer_config.json", 10)):
+        data = (gemma3 / name).read_bytes()
+        for i, mutant in enumerate(mutants(data, range(len(data)), 20, seed=seed)):
+            case_id = f"mutant-gemma3-{name.split('.')[0].replace('_', '-')}/{i}"
+            folders[case_id] = variant(gemma3, root, case_id, {name: mutant})
+    tokenizer = (qwen2 / "tokenizer.json").read_bytes()
+    head = tokenizer.find(b'"model"')  # the normalizer, pre-tokenizer and decoder come before the vocabulary
+    for i, data in enumerate(mutants(tokenizer, range(head), 30, seed=8)):
+        folders[f"mutant-qwen2-tokenizer/{i}"] = variant(
+            qwen2, root, f"mutant-qwen2-tokenizer/{i}", {"tokenizer.json": data}
+        )
     return folders
 
 
