@@ -170,13 +170,3 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
             )
         )
     return planned
-
-
-def tensor_kind(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
-    """Which kind of tensor a GGUF name is (blk.3.attn_q.weight -> ATTN_Q); KeyError when none."""
-    return _kind_of(gguf_name, arch)
-
-
-def weight_transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """How conversion reorders a weight of `kind` (rows only), which LoRA's B matrices follow too."""
-    return _transform(kind, config)

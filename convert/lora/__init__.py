@@ -6,7 +6,7 @@ Public entry points:
 - `merged_tensors(checkpoint, adapters)`: a checkpoint's tensors with adapters folded in (W + s*B@A).
 
 A family plugs in through convert/'s own tables: the base's config names its GGUF architecture,
-gguf's TensorNameMap names the adapter's target modules, and plan.weight_transform says how the
+architectures.gguf_tensor_name names the adapter's target modules, and adapter_plan.weight_transform says how the
 base's weights are reordered (which the adapter's B matrices follow).
 """
 

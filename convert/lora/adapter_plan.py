@@ -19,16 +19,39 @@ import gguf
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.architectures import gguf_tensor_name
 from llamadesk.convert.lora.adapter_config import LoraConfig, read_adapter_config
 from llamadesk.convert.lora.adapter_weights import LoraPair, read_adapter_pairs
 from llamadesk.convert.lora.base_model import AdapterBase, resolve_base
+from llamadesk.convert.model_config import ModelConfig
 from llamadesk.convert.output_types import encode, resolve_outtype, tensor_type
-from llamadesk.convert.plan import PlannedTensor, tensor_kind, weight_transform
+from llamadesk.convert.plan import PlannedTensor, tensor_kind
 from llamadesk.convert.tensor_source import TensorSource, to_float32
+from llamadesk.convert.tensor_transforms import ARITHMETIC, TRANSFORMS
 
 T = gguf.MODEL_TENSOR
-# The weights llama.cpp applies LoRA to in a LLaMA-family graph (llm_build_lora_mm): the linear layers.
+# The weights llama.cpp applies LoRA to in the graphs of the families convert/ supports
+# (build_lora_mm in LLaMA, Qwen2, Qwen3 and Gemma 3): the linear layers.
 ADAPTABLE = (T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_OUT, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN, T.OUTPUT)
+
+
+def weight_transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
+    """How conversion reorders the rows of a `kind` weight in this family, which its adapter's B follows.
+
+    B·A's rows are the weight's rows, so a row reordering (LLaMA's Q/K rotary unpermute) applied to B
+    gives the reordered delta. A transform that changes values (Gemma's norm offset) has no such
+    counterpart; the family table puts those on norms only, which are never adapted.
+    """
+    name = config.architecture.transforms.get(kind)
+    if name is None:
+        return lambda w: w
+    if name in ARITHMETIC:
+        raise BadInputError(
+            f"a {config.architecture_name} model's {kind.name.lower()} weights are changed on conversion ({name}); "
+            "llamadesk cannot carry a LoRA adapter of them over"
+        )
+    change = TRANSFORMS[name]
+    return lambda w: change(w, config)
 
 
 @dataclass(frozen=True)
@@ -77,17 +100,16 @@ class AdapterPlan:
 
 def _targets(folder: Path, config: LoraConfig, base: AdapterBase, pairs: list[LoraPair]) -> list[AdapterTarget]:
     arch = base.config.architecture.gguf_arch
-    name_map = gguf.get_tensor_name_map(arch, base.config.n_layer)
     targets, seen = [], set()
     for pair in pairs:
-        weight = name_map.get_name(pair.module + ".weight", try_suffixes=(".weight",))
+        weight = gguf_tensor_name(base.hf_architecture, base.config.n_layer, pair.module + ".weight")
         kind = None
         if weight is not None:
             try:
                 kind = tensor_kind(weight, arch)
             except KeyError:
                 kind = None
-        if weight is None or kind not in ADAPTABLE:
+        if weight is None or not weight.endswith(".weight") or kind not in ADAPTABLE:
             raise BadInputError(
                 f"{folder}: the adapter targets {pair.module}, which is not a linear layer of a "
                 f"{base.config.architecture_name} model; it was trained for another architecture"

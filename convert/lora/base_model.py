@@ -38,10 +38,24 @@ class AdapterBase:
     def arch_name(self) -> str:
         return gguf.MODEL_ARCH_NAMES[self.config.architecture.gguf_arch]
 
+    @property
+    def hf_architecture(self) -> str:
+        """The transformers class name of the base's family (what gguf_tensor_name is keyed by)."""
+        return hf_architecture_of(self.config)
+
+
+def hf_architecture_of(config: ModelConfig) -> str:
+    if config.architecture_name in HF_ARCHITECTURES:
+        return config.architecture_name
+    return next(name for name, family in HF_ARCHITECTURES.items() if family == config.architecture)
+
 
 def _hf_shapes(config: ModelConfig, n_vocab: int, n_ff: int) -> dict[str, tuple[int, ...]]:
     shapes = {}
+    family_kinds = {*config.architecture.required, gguf.MODEL_TENSOR.OUTPUT}
     for kind, shape in expected_shapes(config, n_vocab, n_ff).items():
+        if kind not in family_kinds:
+            continue
         template = gguf.TENSOR_NAMES[kind]
         if kind == gguf.MODEL_TENSOR.OUTPUT and config.tie_embeddings:
             continue  # llama.cpp reuses token_embd: there is no output weight to adapt
@@ -65,10 +79,10 @@ def base_from_gguf(path: Path) -> AdapterBase:
     if header.metadata.get("general.type") == "adapter":
         raise BadInputError(f"{path} is an adapter, not a base model; give the model the adapter was trained on")
     # Adapters are trained on transformers' layout: the base's HF family says how its weights were reordered.
-    family = next(
-        (a for a in HF_ARCHITECTURES.values() if gguf.MODEL_ARCH_NAMES[a.gguf_arch] == summary.architecture), None
+    hf_name = next(
+        (n for n, a in HF_ARCHITECTURES.items() if gguf.MODEL_ARCH_NAMES[a.gguf_arch] == summary.architecture), None
     )
-    if family is None:
+    if hf_name is None:
         raise BadInputError(
             f"{path}: a {shown(summary.architecture)} model; "
             f"llamadesk converts adapters for {supported_architectures()}"
@@ -76,8 +90,8 @@ def base_from_gguf(path: Path) -> AdapterBase:
     shapes = {t.name: tuple(reversed(t.shape)) for t in header.tensors}
     n_ff = int(summary.metadata.get(f"{summary.architecture}.feed_forward_length") or 0)
     config = ModelConfig(
-        architecture_name=summary.architecture,
-        architecture=family,
+        architecture_name=hf_name,
+        architecture=HF_ARCHITECTURES[hf_name],
         n_vocab=summary.n_vocab,
         n_embd=summary.n_embd,
         n_layer=summary.n_layers,
@@ -121,6 +135,41 @@ def _hub_config(repo_id: str) -> Path:
         ) from None
 
 
+def _base_here(given: str) -> AdapterBase | None:
+    """The base `given` names when it is on this machine (a folder, a GGUF, huggingface-hub's cache)."""
+    path = Path(given).expanduser()
+    if path.is_dir():
+        return base_from_folder(path)
+    if path.is_file():
+        return base_from_gguf(path)
+    if looks_like_repo_id(given):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(given, "config.json")
+        if isinstance(cached, str):
+            return base_from_folder(Path(cached).parent, repo_id=given)
+    return None
+
+
+def _recorded_family(recorded: str) -> gguf.MODEL_ARCH | None:
+    """The GGUF architecture of the base the adapter records, when that is here and readable."""
+    try:
+        found = _base_here(recorded)
+    except LlamadeskError:  # the trainer's path may hold anything now; the given base decides then
+        return None
+    return found.config.architecture.gguf_arch if found else None
+
+
+def _check_same_family(base: AdapterBase, recorded: str | None, adapter_folder: Path) -> None:
+    """An adapter recorded as trained on one family is refused for a base of another (same widths or not)."""
+    family = _recorded_family(recorded) if recorded else None
+    if family is not None and family != base.config.architecture.gguf_arch:
+        raise BadInputError(
+            f"{adapter_folder}: the adapter was trained on a {gguf.MODEL_ARCH_NAMES[family]} model ({shown(recorded)}) "
+            f"but {base.name} is a {base.arch_name} model; give the base it was trained on"
+        )
+
+
 def resolve_base(base: str | None, recorded: str | None, adapter_folder: Path) -> AdapterBase:
     """The base from --base, else from the adapter's base_model_name_or_path when that resolves."""
     given = base or recorded
@@ -128,13 +177,16 @@ def resolve_base(base: str | None, recorded: str | None, adapter_folder: Path) -
         raise BadInputError(
             f"{adapter_folder}: the adapter does not name its base model; give it with --base FOLDER, GGUF or repo id"
         )
-    path = Path(given).expanduser()
-    if path.is_dir():
-        return base_from_folder(path)
-    if path.is_file():
-        return base_from_gguf(path)
+    found = _base_here(given)
+    if found is not None:
+        if base:
+            _check_same_family(found, recorded, adapter_folder)
+        return found
     if looks_like_repo_id(given):
-        return base_from_folder(_hub_config(given), repo_id=given)
+        found = base_from_folder(_hub_config(given), repo_id=given)
+        if base:
+            _check_same_family(found, recorded, adapter_folder)
+        return found
     if base:
         raise BadInputError(f"{shown(base)}: no such folder or GGUF, and not a Hub repo id (owner/name)")
     raise BadInputError(

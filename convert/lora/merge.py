@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import gguf
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.value_ranges import shown
+from llamadesk.convert.architectures import gguf_tensor_name
 from llamadesk.convert.checkpoint import Checkpoint
 from llamadesk.convert.lora.adapter_plan import AdapterPlan, AdapterTarget, plan_adapter
+from llamadesk.convert.lora.base_model import hf_architecture_of
 from llamadesk.convert.tensor_source import TensorSource, to_float32
 
 MAX_SCALE = 1000.0
@@ -64,14 +65,14 @@ def _merged(source: TensorSource, parts: list[tuple[AdapterTarget, float]]) -> T
 def merged_tensors(checkpoint: Checkpoint, adapters: list[tuple[AdapterPlan, float]]) -> list[TensorSource]:
     """The checkpoint's tensors with each adapter's deltas added to the weights it targets."""
     config = checkpoint.config
-    name_map = gguf.get_tensor_name_map(config.architecture.gguf_arch, config.n_layer)
+    hf_architecture = hf_architecture_of(config)
     by_weight: dict[str, list[tuple[AdapterTarget, float]]] = {}
     for plan, scale in adapters:
         for target in plan.targets:
             by_weight.setdefault(target.weight, []).append((target, scale))
     merged, used = [], set()
     for source in checkpoint.tensors:
-        weight = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        weight = gguf_tensor_name(hf_architecture, config.n_layer, source.name)
         parts = by_weight.get(weight or "")
         if parts:
             used.add(weight)
