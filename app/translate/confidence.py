@@ -3,11 +3,11 @@
 Two kinds of evidence. The model's own: the geometric mean of the probabilities of the tokens
 it wrote (its mean token log-probability, reported by the engine), which falls when the model
 is unsure of its words. And cheap checks after the fact: a fallback was needed, problems
-remained after the retry, the output copies the source, a protected span was lost, the output
-reads as the source language (py3langid, choosing between the two languages), or its length is
-far off the source's. It says "look at this one", not how good a translation is: a model can be
-sure of a mistranslation. `.po` files get `#, fuzzy` on low-confidence entries; `--json` shows
-the score and its reasons.
+remained after the retry, the output copies the source, a protected span was lost, a Markdown
+link no longer works (markdown_links.py), the output reads as the source language (py3langid,
+choosing between the two languages), or its length is far off the source's. It says "look at
+this one", not how good a translation is: a model can be sure of a mistranslation. `.po` files
+get `#, fuzzy` on low-confidence entries; `--json` shows the score and its reasons.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.markdown_links import broken_links
 from llamadesk.app.translate.protection import lost_spans
 from llamadesk.app.translate.segment import SegmentResult, is_copy
 
@@ -35,6 +36,7 @@ FACTORS = {
     "source kept": 0.0,
     "copy of the source": 0.0,
     "lost": 0.0,
+    "link broken": 0.2,
     "reads as the source language": 0.2,
     "translated piecewise": 0.5,
     "problems after retry": 0.5,
@@ -62,6 +64,9 @@ def assess(result: SegmentResult, source: Language, target: Language) -> Segment
     lost = lost_spans(text, out)
     if lost:
         findings.append(("lost", "lost " + ", ".join(map(repr, lost))))
+    broken = broken_links(text, out)
+    if broken:
+        findings.append(("link broken", "; ".join(broken)))
     remaining = [p for p in result.problems if not p.startswith("first try:")]
     if remaining and result.fallback is None:
         findings.append(("problems after retry", "; ".join(remaining)))

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
 from llamadesk.app.translate.glossary import missing_terms, terms_in
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
+from llamadesk.app.translate.nearest_examples import ExampleCorpus, shipped_corpus
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy, TranslationRequest, choose_strategy
 from llamadesk.app.translate.protection import (
     MARKER_RE,
@@ -138,11 +140,25 @@ def repair_markers(source: str, output: str) -> str:
 
 
 class SegmentTranslator:
-    """Translates single segments with one model and one prompt strategy."""
+    """Translates single segments with one model and one prompt strategy.
 
-    def __init__(self, generator: ModelGenerator, strategy: PromptStrategy):
+    With `examples`, each segment's prompt also shows the corpus sentences nearest to it
+    (nearest_examples.py). With `candidates` too (and a generator that can `score`), the answer
+    of today's fixed-example prompt is a second candidate, and the model's own probabilities
+    choose between the two (`_choose`).
+    """
+
+    def __init__(
+        self,
+        generator: ModelGenerator,
+        strategy: PromptStrategy,
+        examples: ExampleCorpus | None = None,
+        candidates: bool = False,
+    ):
         self.generator = generator
         self.strategy = strategy
+        self.examples = examples
+        self.candidates = candidates
         self.last_mean_logprob: float | None = None  # of the last model answer, where the model reports it
 
     def _ask(self, request: TranslationRequest, on_text: Callable[[str], None] | None) -> str:
@@ -165,6 +181,12 @@ class SegmentTranslator:
         absent = missing_terms(restored, required)
         if absent and output:
             problems.append("glossary term not used: " + ", ".join(absent))
+        if output and "⟦" in protected.text:  # links are markers: only then can one break
+            original = protected.restore(protected.text)
+            problems += broken_links(original, restored)
+            kept = untranslated_link_texts(original, restored)
+            if kept:
+                problems.append("link text not translated: " + ", ".join(map(repr, kept)))
         return problems
 
     def translate(
@@ -236,12 +258,15 @@ class SegmentTranslator:
             return SegmentResult(text, text, time.perf_counter() - started)
         required = terms_in(text, glossary or {})
         protected_context = tuple((protect(a).text, protect(b).text) for a, b in context)
+        nearest = tuple(self.examples.nearest(protected.text, source.code, target.code)) if self.examples else ()
         request = TranslationRequest(
-            protected.text, source, target, protected_context, tuple(required.items()), note=note
+            protected.text, source, target, protected_context, tuple(required.items()), note=note, examples=nearest
         )
         output = self._ask(request, on_text)
         logprob = self.last_mean_logprob
         problems = self._problems(protected, output, required)
+        if self.candidates and request.examples and hasattr(self.generator, "score"):
+            output, logprob, problems = self._choose(request, protected, required, (output, logprob, problems))
         attempts = 1
         if problems:
             # The strict retry: rules spelled out, no context, glossary terms protected.
@@ -268,6 +293,41 @@ class SegmentTranslator:
             mean_logprob=logprob,
         )
 
+    def _choose(
+        self,
+        request: TranslationRequest,
+        protected: ProtectedText,
+        required: dict[str, str],
+        first: tuple[str, float | None, list[str]],
+    ) -> tuple[str, float | None, list[str]]:
+        """The better of `output` and the answer to the same request without the nearest examples.
+
+        Fewer problems (empty, copy, lost span) wins; between equals, the higher sum of the mean
+        token log-probability of the translation given the source (under the request's prompt)
+        and of the source given the translation (a back-translation prompt): a translation the
+        model finds likely and from which it can get the source back. Returns the chosen text,
+        its forward log-probability (for the confidence score) and its problems.
+        """
+        output, _, problems = first
+        alternative = self._ask(replace(request, examples=()), None)
+        if alternative == output or not alternative:
+            return first
+        candidates = [(output, problems), (alternative, self._problems(protected, alternative, required))]
+        fewest = min(len(found) for _, found in candidates)
+        back_examples = tuple((b, a) for a, b in request.examples)
+        forward_prompt = self.strategy.build(request)
+        best: tuple[float, float, str, list[str]] | None = None
+        for text, found in candidates:
+            if len(found) != fewest:
+                continue
+            forward = self.generator.score(forward_prompt, text)  # type: ignore[attr-defined]
+            back_request = TranslationRequest(text, request.target, request.source, examples=back_examples)
+            back = self.generator.score(self.strategy.build(back_request), request.text)  # type: ignore[attr-defined]
+            if best is None or forward + back > best[0]:
+                best = (forward + back, forward, text, found)
+        assert best is not None  # at least one candidate has the fewest problems
+        return best[2], best[1], best[3]
+
     def _fall_back(
         self,
         text: str,
@@ -280,7 +340,12 @@ class SegmentTranslator:
         started: float,
     ) -> SegmentResult:
         copied = is_copy(protected.text, output)
-        intact = output and not missing_markers(protected, output)
+        # Markers all there, and (where they make links) in an order that keeps every link working.
+        intact = (
+            output
+            and not missing_markers(protected, output)
+            and not broken_links(protected.restore(protected.text), protected.restore(output))
+        )
         if intact and not (copied and protected.spans):
             # Spans intact: an unused glossary term (or a copy with nothing to split) is kept, and reported.
             return SegmentResult(
@@ -314,7 +379,12 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def translator_for(engine, prompt: str = "auto") -> SegmentTranslator:
-    """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`)."""
+def translator_for(engine, prompt: str = "auto", examples: bool = True, candidates: bool = True) -> SegmentTranslator:
+    """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`).
+
+    `examples`: nearest examples from the shipped corpus in each prompt; `candidates`: two
+    candidates per segment, chosen by the model's probabilities (SegmentTranslator).
+    """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
-    return SegmentTranslator(EngineGenerator(engine), strategy)
+    corpus = shipped_corpus() if examples else None
+    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates and examples)
