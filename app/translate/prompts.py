@@ -38,6 +38,9 @@ class TranslationRequest:
     # What the text is, from the file it came from (a gettext msgctxt such as "month name"): short
     # words that disambiguate "May" or "Open" for the model.
     note: str = ""
+    # (source, translation) pairs chosen for this text (nearest_examples.py), protected; shown
+    # after the fixed examples, closest to the text.
+    examples: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ def choose_strategy(metadata: Mapping[str, Any], has_chat_template: bool, overri
 def _few_shot_prompt(request: TranslationRequest) -> Prompt:
     src, tgt = request.source.name, request.target.name
     pairs = example_pairs(request.source.code, request.target.code)
+    pairs += list(request.examples)
     pairs += list(request.glossary)
     if not request.strict:
         pairs += list(request.context)
@@ -202,6 +206,8 @@ def _instruction_prompt(request: TranslationRequest) -> Prompt:
         f"Translate the following text from {src} into {tgt}.",
         f"Reply with the {tgt} translation only: no explanation, no notes, no quotation marks.",
     ]
+    if request.examples:
+        rules.append("Similar texts were translated like this: " + "; ".join(f"{a} = {b}" for a, b in request.examples))
     if "⟦" in request.text:
         rules.append("Copy every marker like ⟦1⟧ into the translation exactly once, unchanged.")
     if request.note:
