@@ -13,6 +13,7 @@ get `#, fuzzy` on low-confidence entries; `--json` shows the score and its reaso
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 from llamadesk.app.translate.detection import reads_as_source
@@ -47,6 +48,25 @@ FACTORS = {
 def is_low(result: SegmentResult) -> bool:
     """Whether an assessed segment should be reviewed by a person."""
     return result.confidence is not None and result.confidence < LOW_CONFIDENCE
+
+
+def low_confidence_spans(text: str, results: Sequence[SegmentResult]) -> list[tuple[int, int]]:
+    """(start, end) in `text` of each low-confidence result's translation, for a UI to highlight.
+
+    The translations are looked for in order, each after the one before, so a phrase that
+    occurs twice is found where its segment put it; one the output does not hold as it is (a
+    page's escaped text) is skipped.
+    """
+    spans, position = [], 0
+    for result in results:
+        piece = result.translation.strip()
+        found = text.find(piece, position) if piece else -1
+        if found < 0:
+            continue
+        if is_low(result):
+            spans.append((found, found + len(piece)))
+        position = found + len(piece)
+    return spans
 
 
 def assess(result: SegmentResult, source: Language, target: Language) -> SegmentResult:
