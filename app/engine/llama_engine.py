@@ -19,7 +19,7 @@ import llama_cpp.llama_chat_format
 import numpy as np
 from gguf import GGMLQuantizationType
 
-from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.build_info import build_info
@@ -227,46 +227,6 @@ class Engine:
             llama.reset()
             return np.stack(rows)
 
-    def continuation_logprobs(self, prompt_tokens: Sequence[int], continuation: Sequence[int]) -> list[float]:
-        """log p(token) of each token of `continuation` written after `prompt_tokens` (teacher-forced).
-
-        How likely the model finds a given text, without generating it: translation uses it to
-        score candidate translations and back-translations. The prompt reuses the KV cache's
-        prefix as generation does; the continuation is decoded in one batch with an output row per
-        position. Interrupted if request_stop() lands meanwhile.
-        """
-        if not prompt_tokens or not continuation:
-            return []
-        if len(prompt_tokens) + len(continuation) >= self.n_ctx:
-            raise BadInputError(
-                f"the text to score is {len(prompt_tokens) + len(continuation)} tokens but the context holds "
-                f"{self.n_ctx}; load the model with a larger --ctx"
-            )
-        with self._exclusive():
-            self._stop.clear()
-            llama = self._llama
-            # The prompt's last token is decoded again even when cached: its output row is the
-            # distribution of the continuation's first token.
-            llama.n_tokens = min(_common_prefix(llama.eval_tokens, prompt_tokens), len(prompt_tokens) - 1)
-            try:
-                llama.eval(list(prompt_tokens[llama.n_tokens :]))
-                logprobs = [_token_logprob(llama, continuation[0])]
-                rest = list(continuation[:-1])
-                for start in range(0, len(rest), llama.n_batch):
-                    batch = rest[start : start + llama.n_batch]
-                    n_past = llama.n_tokens
-                    llama._batch.set_batch(batch=batch, n_past=n_past, logits_all=True)
-                    llama._ctx.decode(llama._batch)
-                    llama.input_ids[n_past : n_past + len(batch)] = batch
-                    llama.n_tokens += len(batch)
-                    for i in range(len(batch)):
-                        logprobs.append(_token_logprob(llama, continuation[start + i + 1], i))
-            except RuntimeError:
-                if self._stop.is_set():  # llama_decode "aborted": the stop came mid-decode
-                    raise Interrupted("stopped while scoring") from None
-                raise
-            return logprobs
-
     def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The tokens the model sees for a conversation, through the model's own chat template.
 
@@ -450,14 +410,13 @@ class Engine:
         return results
 
 
-def _token_logprob(llama: llama_cpp.Llama, token: int, position: int = -1) -> float:
+def _token_logprob(llama: llama_cpp.Llama, token: int) -> float:
     """log p(token) under the distribution it was just sampled from: a log-softmax of the raw logits.
 
     Read from llama.cpp's output row for the last position (the one the sampler read), so it is the
-    model's own probability, before temperature or top-k reshape it; `position` picks another row
-    of the last batch (one decoded with an output row per token).
+    model's own probability, before temperature or top-k reshape it.
     """
-    row = llama_cpp.llama_get_logits_ith(llama.ctx, position)
+    row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
     logits = np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).astype(np.float64)
     peak = logits.max()
     return float(logits[token] - peak - np.log(np.exp(logits - peak).sum()))

@@ -36,9 +36,7 @@ class ModelGenerator(Protocol):
     def context_size(self) -> int: ...
 
     # A generator may also set `last_mean_logprob` (float | None) after each generate(): the mean
-    # natural-log probability of the tokens of its answer, which the confidence score reads. And it
-    # may offer `score(prompt, text) -> float`: the mean log-probability of `text` as the answer to
-    # `prompt` (teacher-forced), with which the translator chooses among candidates.
+    # natural-log probability of the tokens of its answer, which the confidence score reads.
 
 
 class LineEnd:
@@ -86,17 +84,6 @@ class EngineGenerator:
                 # during decoding: the job keeps what it finished and says so.
                 raise GenerationStopped() from stop
         return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
-
-    def score(self, prompt: Prompt, text: str) -> float:
-        """The mean log-probability per token of `text` as the model's answer to `prompt`."""
-        # A completion prompt ends with a label ("French:"): the answer starts after a space.
-        lead = " " if prompt.kind == "completion" and prompt.text.endswith(":") else ""
-        tokens = self.engine.tokenize(lead + text, add_bos=False)
-        try:
-            logprobs = self.engine.continuation_logprobs(self.prompt_tokens(prompt), tokens)
-        except Interrupted as stop:
-            raise GenerationStopped() from stop
-        return sum(logprobs) / len(logprobs) if logprobs else 0.0
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
         sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})

@@ -41,6 +41,7 @@ class TranslationRequest:
     # (source, translation) pairs chosen for this text (nearest_examples.py), protected; shown
     # after the fixed examples, closest to the text.
     examples: tuple[tuple[str, str], ...] = ()
+    fixed_examples: bool = True  # the fixed examples (examples.py) too; off for one of the candidates
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def choose_strategy(metadata: Mapping[str, Any], has_chat_template: bool, overri
 
 def _few_shot_prompt(request: TranslationRequest) -> Prompt:
     src, tgt = request.source.name, request.target.name
-    pairs = example_pairs(request.source.code, request.target.code)
+    pairs = example_pairs(request.source.code, request.target.code) if request.fixed_examples else []
     pairs += list(request.examples)
     pairs += list(request.glossary)
     if not request.strict:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from llamadesk.app.translate.candidates import Candidate, choose
+from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
 from llamadesk.app.translate.glossary import missing_terms, terms_in
 from llamadesk.app.translate.languages import Language
@@ -143,9 +145,8 @@ class SegmentTranslator:
     """Translates single segments with one model and one prompt strategy.
 
     With `examples`, each segment's prompt also shows the corpus sentences nearest to it
-    (nearest_examples.py). With `candidates` too (and a generator that can `score`), the answer
-    of today's fixed-example prompt is a second candidate, and the model's own probabilities
-    choose between the two (`_choose`).
+    (nearest_examples.py). With `candidates` too, two variants of that prompt give two more
+    answers, and candidates.choose keeps one (`_choose`).
     """
 
     def __init__(
@@ -265,7 +266,7 @@ class SegmentTranslator:
         output = self._ask(request, on_text)
         logprob = self.last_mean_logprob
         problems = self._problems(protected, output, required)
-        if self.candidates and request.examples and hasattr(self.generator, "score"):
+        if self.candidates and request.examples:
             output, logprob, problems = self._choose(request, protected, required, (output, logprob, problems))
         attempts = 1
         if problems:
@@ -300,33 +301,26 @@ class SegmentTranslator:
         required: dict[str, str],
         first: tuple[str, float | None, list[str]],
     ) -> tuple[str, float | None, list[str]]:
-        """The better of `output` and the answer to the same request without the nearest examples.
+        """The best of `first` (the answer to `request`) and the answers to two variants of its prompt.
 
-        Fewer problems (empty, copy, lost span) wins; between equals, the higher sum of the mean
-        token log-probability of the translation given the source (under the request's prompt)
-        and of the source given the translation (a back-translation prompt): a translation the
-        model finds likely and from which it can get the source back. Returns the chosen text,
-        its forward log-probability (for the confidence score) and its problems.
+        The variants show the fixed examples alone (the prompt as it was before nearest examples)
+        and the nearest examples alone; candidates.choose picks one. Returns the chosen text, its
+        mean token log-probability (for the confidence score) and its problems.
         """
-        output, _, problems = first
-        alternative = self._ask(replace(request, examples=()), None)
-        if alternative == output or not alternative:
-            return first
-        candidates = [(output, problems), (alternative, self._problems(protected, alternative, required))]
-        fewest = min(len(found) for _, found in candidates)
-        back_examples = tuple((b, a) for a, b in request.examples)
-        forward_prompt = self.strategy.build(request)
-        best: tuple[float, float, str, list[str]] | None = None
-        for text, found in candidates:
-            if len(found) != fewest:
-                continue
-            forward = self.generator.score(forward_prompt, text)  # type: ignore[attr-defined]
-            back_request = TranslationRequest(text, request.target, request.source, examples=back_examples)
-            back = self.generator.score(self.strategy.build(back_request), request.text)  # type: ignore[attr-defined]
-            if best is None or forward + back > best[0]:
-                best = (forward + back, forward, text, found)
-        assert best is not None  # at least one candidate has the fewest problems
-        return best[2], best[1], best[3]
+        answers = [first]
+        for variant in (replace(request, examples=()), replace(request, fixed_examples=False)):
+            text = self._ask(variant, None)
+            answers.append((text, self.last_mean_logprob, self._problems(protected, text, required)))
+        candidates = [
+            Candidate(
+                text,
+                tuple(problems),
+                bool(text) and reads_as_source(protected.restore(text), request.source, request.target),
+                logprob,
+            )
+            for text, logprob, problems in answers
+        ]
+        return answers[choose(candidates)]
 
     def _fall_back(
         self,
@@ -382,8 +376,8 @@ def _mean(values: list[float | None]) -> float | None:
 def translator_for(engine, prompt: str = "auto", examples: bool = True, candidates: bool = True) -> SegmentTranslator:
     """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`).
 
-    `examples`: nearest examples from the shipped corpus in each prompt; `candidates`: two
-    candidates per segment, chosen by the model's probabilities (SegmentTranslator).
+    `examples`: nearest examples from the shipped corpus in each prompt; `candidates`: three
+    candidates per segment from variants of the prompt, one kept (SegmentTranslator).
     """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
     corpus = shipped_corpus() if examples else None

@@ -62,10 +62,6 @@ class FakeTranslatingEngine:
             yield TextPiece(word + " ", logprob)
         yield GenerationDone(GenerationStats(len(tokens), 0, 1, 0.0, 1.0, 1.0, len(tokens), self.n_ctx, reason))
 
-    def continuation_logprobs(self, prompt_tokens, continuation) -> list[float]:
-        """What the translator's choice between candidates asks: every token equally likely."""
-        return [-0.05] * len(continuation)
-
     def request_stop(self) -> None:
         self._stop.set()
 
