@@ -373,11 +373,13 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def translator_for(engine, prompt: str = "auto", examples: bool = True, candidates: bool = True) -> SegmentTranslator:
+def translator_for(engine, prompt: str = "auto", examples: bool = False, candidates: bool = False) -> SegmentTranslator:
     """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`).
 
     `examples`: nearest examples from the shipped corpus in each prompt; `candidates`: three
-    candidates per segment from variants of the prompt, one kept (SegmentTranslator).
+    candidates per segment from variants of the prompt, one kept (SegmentTranslator). Both are
+    off by default: on bench/translate.py neither gained chrF with gemma3-270m (bench/RESULTS.md
+    "translate-candidates"), and candidates cost three model calls per segment.
     """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
     corpus = shipped_corpus() if examples else None
