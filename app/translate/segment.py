@@ -2,11 +2,12 @@
 
 One segment in, one segment out (a base model gets it one sentence per call). The model's line
 is cleaned (echoed labels and added quotes removed, marker slips mended where the fix is
-certain) and checked: empty, a mere copy of the source, a lost span or a missing glossary term
-each earn one retry with the strict prompt (with glossary terms then protected, so their required
-translation is put in by restoration). If spans are still lost, the words between the spans are
-translated piece by piece so every span survives (so is a segment the model keeps copying:
-the shorter pieces often get through); an output still empty keeps the source text.
+certain) and checked: empty, a mere copy of the source, a lost span, a missing glossary term, a
+broken Markdown link or a link text left untranslated (markdown_links.py) each earn one retry
+with the strict prompt (with glossary terms then protected, so their required translation is put
+in by restoration). If spans are still lost (or a link still broken), the words between the
+spans are translated piece by piece so every span survives (so is a segment the model keeps
+copying: the shorter pieces often get through); an output still empty keeps the source text.
 Whatever happened is reported on the result, never hidden.
 """
 
