@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import html
 import io
+import os
 import platform
 import re
 import sys
@@ -281,8 +282,8 @@ def render(row: dict, formats: list[dict], args, machine, seconds: float) -> str
             "translates; plurals and msgctxt included) translated to French as a file with gemma3-270m, greedy,",
             "read back with Babel and scored with chrF (sacrebleu) against Django's French msgstr.",
             "",
-            f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs; "
-            f"llama.cpp on {args.threads} thread(s). Command: `{command}`",
+            f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs (load "
+            f"average {os.getloadavg()[0]:.1f} at the end); llama.cpp on {args.threads} thread(s). Command: `{command}`",
             "",
             "| format | messages | segments | chrF | fuzzy | left untranslated (format check) | s/segment |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -308,6 +309,7 @@ def render(row: dict, formats: list[dict], args, machine, seconds: float) -> str
             "| format | sentences | segments | chrF | structure | low-confidence | s/segment |",
             "|---|---:|---:|---:|---|---:|---:|",
             *format_lines,
+            "",
             f"Goal (halves >= 10 chrF apart): {'met' if row['high'] - row['low'] >= 10 else 'NOT met'} "
             f"({row['high'] - row['low']:+.1f}). Whole run: {seconds / 60:.1f} min.",
         ]
