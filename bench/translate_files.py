@@ -283,7 +283,8 @@ def render(row: dict, formats: list[dict], args, machine, seconds: float) -> str
             "read back with Babel and scored with chrF (sacrebleu) against Django's French msgstr.",
             "",
             f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs (load "
-            f"average {os.getloadavg()[0]:.1f} at the end); llama.cpp on {args.threads} thread(s). Command: `{command}`",
+            f"average {os.getloadavg()[0]:.1f} at the end); llama.cpp on {args.threads} thread(s). "
+            f"Command: `{command}`",
             "",
             "| format | messages | segments | chrF | fuzzy | left untranslated (format check) | s/segment |",
             "|---|---:|---:|---:|---:|---:|---:|",
