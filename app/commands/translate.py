@@ -71,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompt", default="auto", choices=strategy_names(), help="prompt strategy (default: chosen from the model)"
     )
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="ask three prompts per segment (with the nearest example sentences of the shipped corpus, the "
+        "fixed examples, both) and keep the answer the others agree with: about 3x slower (bench/RESULTS.md)",
+    )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
     add_load_options(parser)
     parser.set_defaults(handler=run, ctx=DEFAULT_CONTEXT)
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
 
     with Engine.load(path, load_settings(args)) as engine:
-        translator = translator_for(engine, args.prompt)
+        translator = translator_for(engine, args.prompt, examples=args.candidates, candidates=args.candidates)
         strategy = translator.strategy
         settings = JobSettings(target=target, source=source, mode=mode, glossary=glossary)
         if document is not None:
@@ -173,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
                 "from": source.code if source else "detected",
                 "glossary": sorted((glossary or {}).items()),
             }
+            if args.candidates:  # other answers than a plain run's: a sidecar of one is not the other's
+                resume_settings["candidates"] = True
             resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
             if resume.note:
                 print(f"llamadesk: note: {resume.note}", file=sys.stderr)
