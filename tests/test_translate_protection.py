@@ -116,3 +116,15 @@ def test_a_link_is_two_markers_around_its_text():
     assert protected.restore("Voir ⟦1⟧la documentation⟦2⟧ et ⟦3⟧⟦4⟧⟦5⟧.") == (
         "Voir [la documentation](https://example.com) et [`make`](Makefile)."
     )
+
+
+@pytest.mark.parametrize("text", ["[a" * 20000, "[" + "a" * 40000, "[a](" * 10000, "[[a]" * 10000, "[a](b" * 10000 + ")"])
+def test_link_patterns_stay_linear_on_hostile_text(text):
+    import time
+
+    from llamadesk.app.translate.markdown_links import broken_links
+
+    started = time.perf_counter()
+    protect(text)
+    broken_links(text, text)
+    assert time.perf_counter() - started < 5  # ~0.3 s here; a backtracking pattern would take minutes
