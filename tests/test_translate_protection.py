@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from llamadesk.app.translate.markdown_links import broken_links
 from llamadesk.app.translate.protection import find_spans, lost_spans, missing_markers, piecewise_parts, protect
 
 CASES = [
@@ -118,12 +121,11 @@ def test_a_link_is_two_markers_around_its_text():
     )
 
 
-@pytest.mark.parametrize("text", ["[a" * 20000, "[" + "a" * 40000, "[a](" * 10000, "[[a]" * 10000, "[a](b" * 10000 + ")"])
+HOSTILE_LINKS = ["[a" * 20000, "[" + "a" * 40000, "[a](" * 10000, "[[a]" * 10000, "[a](b" * 10000 + ")"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_LINKS, ids=range(len(HOSTILE_LINKS)))
 def test_link_patterns_stay_linear_on_hostile_text(text):
-    import time
-
-    from llamadesk.app.translate.markdown_links import broken_links
-
     started = time.perf_counter()
     protect(text)
     broken_links(text, text)
