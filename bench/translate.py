@@ -181,8 +181,13 @@ def render(table, details, args, machine, seconds: float) -> str:
         "messages of Django 5.2 with their human translations from Django's own catalogs, BSD-3-Clause; 14",
         "with placeholders) and `sphinx` (bench/data/translate_eval_sphinx.jsonl, messages of Sphinx 9.0 with",
         "the translations its wheel ships, BSD-2-Clause: 40 French, 27 German, 40 Spanish).",
-        "chrF by sacrebleu (corpus level). `naive` is the prompt `English: {text}\\nFrench:` and all the",
-        "model generates; `naive-first-line` is the same with generation cut at the first line.",
+        "chrF by sacrebleu (corpus level)."
+        + (
+            ""
+            if args.no_naive
+            else " `naive` is the prompt `English: {text}\\nFrench:` and all the model generates;"
+            " `naive-first-line` is the same with generation cut at the first line."
+        ),
         "`llamadesk` is the translate pipeline (four fixed example sentences, one answer: the default);",
         "`llamadesk-nearest-examples` adds the three sentences of the shipped example corpus nearest to",
         "each segment (Django's contrib catalogs without the core catalog's messages);",

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   llamadesk translate --to de index.html -o index.de.html      (text and alt/title/placeholder only)
   llamadesk translate --to Spanish messages.txt --glossary terms.txt --json
   llamadesk translate --to fr -m ./Tower-7B.Q4_K_M.gguf notes.md     (prompt chosen from the model)
+  llamadesk translate --to es --candidates notes.md               (3 answers per segment: slower, often better)
 
 Piped text is translated line by line: the N-th output line is the translation of the N-th input
 line, blank lines kept. A FILE keeps its structure (Markdown headings, lists, tables, code
