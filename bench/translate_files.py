@@ -1,5 +1,6 @@
 """A gettext catalog translated as a file, scored against the human translation that ships with it,
-and whether the confidence score separates good translations from bad ones.
+and whether the confidence score separates good translations from bad ones; then the same human
+translations as subtitles, an HTML page and a Markdown file, one row per format.
 
 The template is Django's English catalog (django/conf/locale/en/LC_MESSAGES/django.po, in the
 Django wheel, BSD-3-Clause), cut to the messages that Django's French catalog translates (not
@@ -20,14 +21,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import io
+import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
 
 import django
 import sacrebleu
+import srt
+import webvtt
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po, write_po
 from results_file import update_section  # bench/ is on sys.path when run as a script
@@ -36,7 +42,7 @@ from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.library.starters import starter_path
-from llamadesk.app.translate import JobFinished, JobSettings, resolve_language, translator_for
+from llamadesk.app.translate import JobFinished, JobSettings, TranslationJob, resolve_language, translator_for
 from llamadesk.app.translate.confidence import LOW_CONFIDENCE
 from llamadesk.app.translate.file_job import FileJob
 from llamadesk.app.translate.formats import read_translatable
@@ -71,10 +77,138 @@ def chrf(hypotheses: list[str], references: list[str]) -> float:
     return sacrebleu.corpus_chrf(hypotheses, [references]).score if hypotheses else 0.0
 
 
+# -- the other formats: the same human translations, in subtitles, a page and a Markdown file ------
+
+
+def sentences(references: dict, limit: int) -> list[tuple[str, str]]:
+    """(English, French) messages of one line, sentence-like, in the stable order of the template."""
+    pairs = []
+    for (english, context), french in sorted(
+        references.items(), key=lambda kv: hashlib.sha256(repr(kv[0]).encode()).hexdigest()
+    ):
+        if isinstance(english, str) and not context and "\n" not in english and len(english.split()) >= 3:
+            if not re.search(r"%|\{|<", english):  # placeholders are the gettext row's business
+                pairs.append((english, french[0]))
+    return pairs[:limit]
+
+
+def clock(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def srt_file(pairs: list[tuple[str, str]]) -> str:
+    cues = []
+    for n, (english, _) in enumerate(pairs, start=1):
+        start = n * 4
+        words = english.split()
+        # Longer messages on two lines, as subtitles are.
+        text = (
+            english
+            if len(words) < 8
+            else " ".join(words[: len(words) // 2]) + "\n" + " ".join(words[len(words) // 2 :])
+        )
+        cues.append(f"{n}\n{clock(start)},000 --> {clock(start + 3)},500\n{text}\n")
+    return "\n".join(cues)
+
+
+def vtt_file(pairs: list[tuple[str, str]]) -> str:
+    body = srt_file(pairs).replace(",000 -->", ".000 -->").replace(",500\n", ".500\n")
+    return "WEBVTT\n\n" + body
+
+
+def html_file(pairs: list[tuple[str, str]]) -> str:
+    paragraphs = []
+    for n, (english, _) in enumerate(pairs):
+        words = english.split()
+        if n % 3 == 1:  # inline markup inside the sentence: one unit, tags kept
+            words[1] = f"<em>{html.escape(words[1])}</em>"
+            text = " ".join(w if w.startswith("<em>") else html.escape(w) for w in words)
+        else:
+            text = html.escape(english)
+        paragraphs.append(f"  <p>{text}</p>")
+    return '<!DOCTYPE html>\n<html lang="en">\n<body>\n' + "\n".join(paragraphs) + "\n</body>\n</html>\n"
+
+
+def markdown_file(pairs: list[tuple[str, str]]) -> str:
+    blocks = []
+    for n, (english, _) in enumerate(pairs):
+        words = english.split()
+        if n % 3 == 1:  # a link inside the sentence
+            words[0] = "[" + words[0]
+            words[1] = words[1] + f"](https://example.com/{n})"
+        text = " ".join(words)
+        blocks.append(f"- {text}" if n % 3 == 2 else text)
+    return "# Messages\n\n" + "\n\n".join(blocks) + "\n"
+
+
+def texts_back(kind: str, text: str) -> list[str]:
+    """The translated sentences, in order, read back from the translated file."""
+    if kind == "srt":
+        return [" ".join(cue.content.split()) for cue in srt.parse(text)]
+    if kind == "vtt":
+        return [" ".join(cue.text.split()) for cue in webvtt.from_string(text)]
+    if kind == "html":
+        return [" ".join(html.unescape(re.sub(r"<[^>]+>", "", p)).split()) for p in re.findall(r"<p>(.*?)</p>", text)]
+    blocks = [b.strip() for b in text.split("\n\n")[1:] if b.strip()]
+    return [re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", b).removeprefix("- ").strip() for b in blocks]
+
+
+def same_structure(kind: str, source: str, translated: str) -> bool:
+    """Cue numbers and timing, every tag, or every link target, as in the source."""
+    from llamadesk.app.translate.markdown_links import links
+
+    if kind == "srt":
+        return [(c.index, c.start, c.end) for c in srt.parse(translated)] == [
+            (c.index, c.start, c.end) for c in srt.parse(source)
+        ]
+    if kind == "vtt":
+        return [(c.start, c.end) for c in webvtt.from_string(translated)] == [
+            (c.start, c.end) for c in webvtt.from_string(source)
+        ]
+    if kind == "html":
+        return re.findall(r"<[^>]+>", translated) == re.findall(r"<[^>]+>", source)
+    return [target for _, _, target in links(translated)] == [target for _, _, target in links(source)]
+
+
+def format_rows(engine, references: dict, limit: int) -> list[dict]:
+    """One row per format: the same sentences as a file of that kind, translated and scored."""
+    pairs = sentences(references, limit)
+    english, french = resolve_language("en"), resolve_language("fr")
+    settings = JobSettings(french, english)
+    builders = {"srt": srt_file, "vtt": vtt_file, "html": html_file, "md": markdown_file}
+    rows = []
+    for kind, build in builders.items():
+        source = build(pairs)
+        translator = translator_for(engine)
+        if kind == "md":
+            job = TranslationJob(translator, source, settings)
+        else:
+            job = FileJob(translator, read_translatable(f"messages.{kind}", source.encode(), french), settings)
+        finished = next(e for e in job.run() if isinstance(e, JobFinished))
+        hypotheses = texts_back(kind, finished.text)
+        if len(hypotheses) != len(pairs):
+            raise SystemExit(f"{kind}: {len(hypotheses)} sentences came back for {len(pairs)}")
+        structure = same_structure(kind, source, finished.text)
+        rows.append(
+            {
+                "format": kind,
+                "segments": len(finished.results),
+                "sentences": len(pairs),
+                "chrf": chrf(hypotheses, [f for _, f in pairs]),
+                "structure": structure,
+                "low": sum(1 for r in finished.results if r.confidence is not None and r.confidence < LOW_CONFIDENCE),
+                "seconds": finished.seconds / max(1, len(finished.results)),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=60, help="messages in the template (default 60)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sentences", type=int, default=24, help="sentences in each of the other formats")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     begun = time.perf_counter()
@@ -84,6 +218,7 @@ def main() -> int:
     with Engine.load(starter_path("gemma3-270m"), LoadSettings(n_ctx=2048, n_threads=args.threads)) as engine:
         job = FileJob(translator_for(engine), document, JobSettings(french, resolve_language("en")))
         finished = next(e for e in job.run() if isinstance(e, JobFinished))
+        formats = format_rows(engine, references, args.sentences)
     catalog = read_po(io.BytesIO(finished.text.encode("utf-8")), abort_invalid=True)
     pairs = []  # (hypothesis, reference) per msgstr form
     for message in catalog:
@@ -125,22 +260,31 @@ def main() -> int:
     }
     print(row, flush=True)
     if not args.no_write:
-        update_section("translate-files", render(row, args, machine_facts(), time.perf_counter() - begun))
+        update_section("translate-files", render(row, formats, args, machine_facts(), time.perf_counter() - begun))
     return 0
 
 
-def render(row: dict, args, machine, seconds: float) -> str:
-    command = "make .venv/.test-installed && .venv/bin/python bench/translate_files.py" + (
-        f" --limit {args.limit}" if args.limit != 60 else ""
+def render(row: dict, formats: list[dict], args, machine, seconds: float) -> str:
+    command = (
+        "make .venv/.test-installed && .venv/bin/python bench/translate_files.py"
+        + (f" --limit {args.limit}" if args.limit != 60 else "")
+        + (f" --sentences {args.sentences}" if args.sentences != 24 else "")
     )
+    names = {"srt": "subtitles .srt", "vtt": "subtitles .vtt", "html": "HTML page", "md": "Markdown"}
+    format_lines = [
+        f"| {names[f['format']]} | {f['sentences']} | {f['segments']} | {f['chrf']:.1f} | "
+        f"{'identical' if f['structure'] else 'CHANGED'} | {f['low']} | {f['seconds']:.2f} |"
+        for f in formats
+    ]
     return "\n".join(
         [
             f"A .pot of {row['messages']} messages cut from Django's English catalog (those Django's French catalog",
             "translates; plurals and msgctxt included) translated to French as a file with gemma3-270m, greedy,",
             "read back with Babel and scored with chrF (sacrebleu) against Django's French msgstr.",
             "",
-            f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs; "
-            f"llama.cpp on {args.threads} thread(s). Command: `{command}`",
+            f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs (load "
+            f"average {os.getloadavg()[0]:.1f} at the end); llama.cpp on {args.threads} thread(s). "
+            f"Command: `{command}`",
             "",
             "| format | messages | segments | chrF | fuzzy | left untranslated (format check) | s/segment |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -155,6 +299,18 @@ def render(row: dict, args, machine, seconds: float) -> str:
             f"| not flagged | {row['segments'] - row['flagged']} | {row['chrf_unflagged']:.1f} |",
             "",
             f"{row['ties']} of {row['segments']} segments score 1.0 (the halves split ties in file order).",
+            "",
+            f"The other formats: {formats[0]['sentences'] if formats else 0} one-line sentences of the same catalog "
+            "(no placeholders) written as subtitles (one cue each, the",
+            "longer ones on two lines), as an HTML page (a <p> each, every third with an <em> inside the sentence)",
+            "and as Markdown (paragraphs, list items, every third with a link over its first two words); the",
+            "translation is read back (srt, webvtt-py, the page's <p> text, the Markdown blocks) and scored against",
+            "Django's French msgstr. Structure: cue numbers and timing, every tag, every link target as in the source.",
+            "",
+            "| format | sentences | segments | chrF | structure | low-confidence | s/segment |",
+            "|---|---:|---:|---:|---|---:|---:|",
+            *format_lines,
+            "",
             f"Goal (halves >= 10 chrF apart): {'met' if row['high'] - row['low'] >= 10 else 'NOT met'} "
             f"({row['high'] - row['low']:+.1f}). Whole run: {seconds / 60:.1f} min.",
         ]

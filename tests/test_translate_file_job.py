@@ -6,9 +6,13 @@ from dataclasses import dataclass
 
 from llamadesk.app.translate import (
     ChunkDone,
+    ChunkStarted,
+    ChunkText,
     JobCancelled,
     JobFinished,
     JobSettings,
+    JobStarted,
+    ResumeLog,
     SegmentTranslator,
     choose_strategy,
     resolve_language,
@@ -17,6 +21,7 @@ from llamadesk.app.translate.confidence import LOW_CONFIDENCE, assess
 from llamadesk.app.translate.file_job import FileJob, Unit
 from llamadesk.app.translate.prompts import TranslationRequest
 from llamadesk.app.translate.segment import SegmentResult
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_units
 from tests.translate_fakes import ScriptedGenerator, upper_translation
 
 EN, FR = resolve_language("en"), resolve_language("fr")
@@ -104,3 +109,48 @@ def test_json_carries_the_confidence():
     events, _, _ = run([Unit("Where is the station?")], lambda p: " Où est la gare ?\n")
     report = events[-1].results[0].to_json()
     assert report["confidence"] == 1.0 and report["confidence_reasons"] == []
+
+
+# -- the loop both jobs share --------------------------------------------------------------------
+
+
+def test_the_shared_loop_resumes_copies_streams_records_and_cancels(tmp_path):
+    english, french = EN, FR
+    resume = ResumeLog(tmp_path / "sidecar.jsonl", {"test": 1})
+    resume.record("k1", "déjà fait")
+    units = [LoopUnit("k1", "done before"), LoopUnit("k2", "to translate"), LoopUnit("k3", "never reached")]
+    seen, streamed = [], []
+
+    def translate_one(index, results, stream):
+        seen.append((index, [r.translation for r in results]))
+        stream("TRAD")
+        return SegmentResult(units[index].text, "traduit")
+
+    loop = translate_units(
+        units,
+        translate_one,
+        source=english,
+        target=french,
+        strategy="few-shot",
+        resume=resume,
+        cancelled=lambda: len(seen) >= 1 and len(streamed) >= 1,
+        on_text=streamed.append,
+    )
+    events = []
+    try:
+        while True:
+            events.append(next(loop))
+    except StopIteration as end:
+        returned = end.value
+    assert isinstance(events[0], JobStarted) and (events[0].total, events[0].resumed) == (3, 1)
+    assert isinstance(events[1], ChunkDone) and events[1].result.resumed  # k1 from the sidecar
+    assert isinstance(events[2], ChunkStarted) and events[2].index == 1
+    assert streamed == [ChunkText(1, "TRAD")] and seen == [(1, ["déjà fait"])]
+    # The stop came as unit 2 ended: it may be cut short, so it is neither kept nor recorded.
+    assert isinstance(events[3], JobCancelled) and events[3].done == 1 and returned is None
+    assert resume.get("k2") is None
+    resume.close()
+    # Same language: every unit kept as it is, nothing asked, everything assessed.
+    copied = list(translate_units(units, translate_one, source=french, target=french, strategy="few-shot"))
+    assert [e.result.translation for e in copied if isinstance(e, ChunkDone)] == [u.text for u in units]
+    assert all(e.result.confidence == 1.0 for e in copied if isinstance(e, ChunkDone))

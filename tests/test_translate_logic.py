@@ -20,8 +20,10 @@ from llamadesk.app.translate import (
     parse_glossary,
     resolve_language,
 )
+from llamadesk.app.translate.confidence import assess
 from llamadesk.app.translate.detection import detect_language
 from llamadesk.app.translate.glossary import load_glossary, missing_terms, terms_in
+from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
 from llamadesk.app.translate.prompts import Prompt, TranslationRequest
 from llamadesk.app.translate.segment import clean_output, is_copy, repair_markers
 from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
@@ -367,3 +369,58 @@ def test_a_stop_during_the_chat_template_render_is_a_generation_stop():
     generator = EngineGenerator(StoppedWhileRendering())
     with pytest.raises(GenerationStopped):
         generator.generate(Prompt("chat", messages=({"role": "user", "content": "Hello"},)), max_tokens=8)
+
+
+# -- Markdown links ------------------------------------------------------------------------------
+
+
+def test_markdown_link_checks_after_restoration():
+    source = "See [the docs](https://example.com) and [the FAQ](faq.md)."
+    assert broken_links(source, "Voir [la doc](https://example.com) et [la FAQ](faq.md).") == []
+    assert broken_links(source, "Voir [la doc] (https://example.com) et [la FAQ](faq.md).") == [
+        "link broken: […](https://example.com)"
+    ]
+    assert broken_links(source, "Voir [](https://example.com) et [la FAQ](faq.md).") == ["a link's text is empty"]
+    source = "Read [the user guide](guide.md) and [the release notes](notes.md)."
+    assert untranslated_link_texts(source, "Lisez [le guide](guide.md) et [the release notes](notes.md).") == [
+        "the release notes"
+    ]
+    assert untranslated_link_texts(source, source) == []  # a copy: the copy check's business
+
+
+def test_a_link_the_model_breaks_is_repaired_by_translating_around_it():
+    # Both whole-sentence answers put the closing marker first (the link would be "](url)text[");
+    # the fallback translates the words between the markers, which keeps the link by construction.
+    replies = [" Voir ⟦2⟧la documentation⟦1⟧.\n", " Voir ⟦2⟧la doc⟦1⟧.\n", " Voir\n", " la documentation\n"]
+    tr, _ = translator(replies)
+    result = tr.translate("See [the docs](https://example.com).", EN, FR)
+    assert result.translation == "Voir [la documentation](https://example.com)."
+    assert result.fallback == "piecewise"
+    assert any("link broken" in p for p in result.problems)
+
+
+def test_a_link_text_left_in_english_is_retried_then_flagged():
+    source = "Read [the user guide](guide.md) and [the release notes](notes.md)."
+    kept = " Lisez ⟦1⟧le guide⟦2⟧ et ⟦3⟧the release notes⟦4⟧.\n"
+    tr, gen = translator([kept, " Lisez ⟦1⟧le guide⟦2⟧ et ⟦3⟧les notes de version⟦4⟧.\n"])
+    result = tr.translate(source, EN, FR)
+    assert result.translation == "Lisez [le guide](guide.md) et [les notes de version](notes.md)."
+    assert result.problems == ("first try: link text not translated: 'the release notes'",)
+    tr, gen = translator([kept, kept])
+    result = tr.translate(source, EN, FR)
+    assert "[the release notes](notes.md)" in result.translation
+    assert result.problems[-1] == "retry: link text not translated: 'the release notes'"
+    assessed = assess(result, EN, FR)
+    assert assessed.confidence is not None and assessed.confidence <= 0.5
+    assert any("link text not translated" in reason for reason in assessed.confidence_reasons)
+
+
+def test_reference_definitions_and_shortcut_links_stay_byte_identical():
+    text = 'Read [the guide][guide] and [CONTRIBUTING].\n\n[guide]: https://example.com/guide "The guide"\n'
+    tr, gen = translator(upper_translation)
+    job = TranslationJob(tr, text, JobSettings(target=FR, source=EN))
+    finished = next(e for e in job.run() if isinstance(e, JobFinished))
+    assert finished.text == (
+        'READ [THE GUIDE][guide] AND [CONTRIBUTING].\n\n[guide]: https://example.com/guide "The guide"\n'
+    )
+    assert len(gen.prompts) == 1  # the definition line never reached the model

@@ -155,3 +155,11 @@ def test_cli_ctrl_c_keeps_finished_segments_and_the_next_run_resumes(tmp_path):
     assert len(report["segments"]) == 8
     assert out.read_text(encoding="utf-8").count("\n") == source.read_text().count("\n")
     assert not sidecar.exists(), "the sidecar goes once the output is complete"
+
+
+def test_cli_candidates_translate_with_the_nearest_examples():
+    proc = run_cli("translate", "--to", "es", "--from", "en", "--candidates", *THREADS, input="Change my password.\n")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.strip()
+    assert out and out != "Change my password." and "\n" not in out
+    assert language_of(out) == "es", out

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from llamadesk.app.translate.markdown_links import broken_links
 from llamadesk.app.translate.protection import find_spans, lost_spans, missing_markers, piecewise_parts, protect
 
 CASES = [
@@ -27,9 +30,12 @@ CASES = [
     ("email", "Write to help@example.com today", "help@example.com"),
     ("inline-code", "Run `pip install llamadesk` first", "`pip install llamadesk`"),
     ("inline-code", "Use ``a `tick` b`` here", "``a `tick` b``"),
-    ("link-target", "Read [the guide](https://example.com/guide) now", "(https://example.com/guide)"),
-    ("link-target", 'Read [the guide](guide.md "Title") now', '(guide.md "Title")'),
-    ("link-target", "Read [the guide][ref] now", "[ref]"),
+    ("link-open", "Read [the guide](https://example.com/guide) now", "["),
+    ("link-open", "An ![old logo](logo.png) here", "!["),
+    ("link-target", "Read [the guide](https://example.com/guide) now", "](https://example.com/guide)"),
+    ("link-target", 'Read [the guide](guide.md "Title") now', '](guide.md "Title")'),
+    ("link-target", "Read [the guide][ref] now", "][ref]"),
+    ("link-reference", "See [CONTRIBUTING] first", "[CONTRIBUTING]"),
     ("autolink", "Go to <https://example.com> now", "<https://example.com>"),
     ("html-tag", "This is <b>bold</b> text", "<b>"),
     ("html-tag", "Fish &amp; chips", "&amp;"),
@@ -103,3 +109,24 @@ def test_find_spans_is_ordered_and_non_overlapping():
     spans = find_spans("Mail a@b.co, see https://x.org/%s and `code {x}`")
     assert [k for _, _, k in spans] == ["email", "url", "inline-code"]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_a_link_is_two_markers_around_its_text():
+    # The model sees the shape of the fixed examples ("Read the ⟦1⟧user guide⟦2⟧"): it can move
+    # or translate the text, but not put a space between "]" and "(" any more.
+    protected = protect("See [the docs](https://example.com) and [`make`](Makefile).")
+    assert protected.text == "See ⟦1⟧the docs⟦2⟧ and ⟦3⟧⟦4⟧⟦5⟧."
+    assert protected.restore("Voir ⟦1⟧la documentation⟦2⟧ et ⟦3⟧⟦4⟧⟦5⟧.") == (
+        "Voir [la documentation](https://example.com) et [`make`](Makefile)."
+    )
+
+
+HOSTILE_LINKS = ["[a" * 20000, "[" + "a" * 40000, "[a](" * 10000, "[[a]" * 10000, "[a](b" * 10000 + ")"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_LINKS, ids=range(len(HOSTILE_LINKS)))
+def test_link_patterns_stay_linear_on_hostile_text(text):
+    started = time.perf_counter()
+    protect(text)
+    broken_links(text, text)
+    assert time.perf_counter() - started < 5  # ~0.3 s here; a backtracking pattern would take minutes

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   llamadesk translate --to de index.html -o index.de.html      (text and alt/title/placeholder only)
   llamadesk translate --to Spanish messages.txt --glossary terms.txt --json
   llamadesk translate --to fr -m ./Tower-7B.Q4_K_M.gguf notes.md     (prompt chosen from the model)
+  llamadesk translate --to es --candidates notes.md               (3 answers per segment: slower, often better)
 
 Piped text is translated line by line: the N-th output line is the translation of the N-th input
 line, blank lines kept. A FILE keeps its structure (Markdown headings, lists, tables, code
@@ -70,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--prompt", default="auto", choices=strategy_names(), help="prompt strategy (default: chosen from the model)"
+    )
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="ask three prompts per segment (with the nearest example sentences of the shipped corpus, the "
+        "fixed examples, both) and keep the answer the others agree with: about 3x slower (bench/RESULTS.md)",
     )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
     add_lora_option(parser)
@@ -157,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
 
     with Engine.load(path, load_settings(args)) as engine:
-        translator = translator_for(engine, args.prompt)
+        translator = translator_for(engine, args.prompt, examples=args.candidates, candidates=args.candidates)
         strategy = translator.strategy
         settings = JobSettings(target=target, source=source, mode=mode, glossary=glossary)
         if document is not None:
@@ -174,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
                 "from": source.code if source else "detected",
                 "glossary": sorted((glossary or {}).items()),
             }
+            if args.candidates:  # other answers than a plain run's: a sidecar of one is not the other's
+                resume_settings["candidates"] = True
             resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
             if resume.note:
                 print(f"llamadesk: note: {resume.note}", file=sys.stderr)

@@ -5,12 +5,15 @@
     for event in job.run():          # JobStarted, ChunkStarted, ChunkDone..., JobFinished
         ...                          # job.cancel() from any thread stops it (JobCancelled)
 
-Modules: languages (names and codes), protection (spans kept untouched), segmentation
-(pieces, sentences, packing), prompts (strategies per kind of model), segment (one segment with
-checks, retry and fallback), job (documents and lines, events, resume), glossary, detection,
-resume (the sidecar), generation (the engine as a translation model), source_text (bounded
-reading), file_job (structured files unit by unit), confidence (a score per segment), and
-formats/ (gettext, subtitles, html: a file into units and back).
+Modules: languages (names and codes), protection (spans kept untouched), markdown_links (links
+checked after restoration), segmentation (pieces, sentences, packing), prompts (strategies per
+kind of model), examples and nearest_examples (fixed few-shot pairs, and the corpus sentences
+nearest a segment), candidates (choosing among a segment's candidate translations), segment (one
+segment with checks, retry and fallback), unit_loop (the loop every job runs: resume, stream,
+cancel, confidence), job (documents and lines), glossary, detection, resume (the sidecar),
+generation (the engine as a translation model), source_text (bounded reading), file_job
+(structured files unit by unit), confidence (a score per segment), and formats/ (gettext,
+subtitles, html: a file into units and back).
 
     document = read_translatable("fr.po", data, resolve_language("fr"))   # formats/
     for event in FileJob(translator, document, JobSettings(...)).run(): ...  # same events

@@ -3,20 +3,22 @@
 Two kinds of evidence. The model's own: the geometric mean of the probabilities of the tokens
 it wrote (its mean token log-probability, reported by the engine), which falls when the model
 is unsure of its words. And cheap checks after the fact: a fallback was needed, problems
-remained after the retry, the output copies the source, a protected span was lost, the output
-reads as the source language (py3langid, choosing between the two languages), or its length is
-far off the source's. It says "look at this one", not how good a translation is: a model can be
-sure of a mistranslation. `.po` files get `#, fuzzy` on low-confidence entries; `--json` shows
-the score and its reasons.
+remained after the retry, the output copies the source, a protected span was lost, a Markdown
+link no longer works (markdown_links.py), the output reads as the source language (py3langid,
+choosing between the two languages), or its length is far off the source's. It says "look at
+this one", not how good a translation is: a model can be sure of a mistranslation. `.po` files
+get `#, fuzzy` on low-confidence entries; `--json` shows the score and its reasons.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.markdown_links import broken_links
 from llamadesk.app.translate.protection import lost_spans
 from llamadesk.app.translate.segment import SegmentResult, is_copy
 
@@ -35,6 +37,7 @@ FACTORS = {
     "source kept": 0.0,
     "copy of the source": 0.0,
     "lost": 0.0,
+    "link broken": 0.2,
     "reads as the source language": 0.2,
     "translated piecewise": 0.5,
     "problems after retry": 0.5,
@@ -45,6 +48,25 @@ FACTORS = {
 def is_low(result: SegmentResult) -> bool:
     """Whether an assessed segment should be reviewed by a person."""
     return result.confidence is not None and result.confidence < LOW_CONFIDENCE
+
+
+def low_confidence_spans(text: str, results: Sequence[SegmentResult]) -> list[tuple[int, int]]:
+    """(start, end) in `text` of each low-confidence result's translation, for a UI to highlight.
+
+    The translations are looked for in order, each after the one before, so a phrase that
+    occurs twice is found where its segment put it; one the output does not hold as it is (a
+    page's escaped text) is skipped.
+    """
+    spans, position = [], 0
+    for result in results:
+        piece = result.translation.strip()
+        found = text.find(piece, position) if piece else -1
+        if found < 0:
+            continue
+        if is_low(result):
+            spans.append((found, found + len(piece)))
+        position = found + len(piece)
+    return spans
 
 
 def assess(result: SegmentResult, source: Language, target: Language) -> SegmentResult:
@@ -62,6 +84,9 @@ def assess(result: SegmentResult, source: Language, target: Language) -> Segment
     lost = lost_spans(text, out)
     if lost:
         findings.append(("lost", "lost " + ", ".join(map(repr, lost))))
+    broken = broken_links(text, out)
+    if broken:
+        findings.append(("link broken", "; ".join(broken)))
     remaining = [p for p in result.problems if not p.startswith("first try:")]
     if remaining and result.fallback is None:
         findings.append(("problems after retry", "; ".join(remaining)))

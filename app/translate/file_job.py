@@ -3,8 +3,9 @@
 A format module (formats/) reads the file into `Unit`s, the pieces of text a person reads, each
 with what the model should know about it, and renders the file back from their translations;
 everything else in the file (placeholders, tags, timing, comments) is the format's to keep.
-`FileJob.run()` yields the same events as a text job, so the CLI's progress, Ctrl-C and resume
-sidecar work the same way, and each result carries its confidence (confidence.py).
+`FileJob.run()` runs the same loop as a text job (unit_loop.translate_units) and yields the same
+events, so the CLI's progress, Ctrl-C and resume sidecar work the same way, and each result
+carries its confidence (confidence.py).
 """
 
 from __future__ import annotations
@@ -15,22 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from llamadesk.app.translate.confidence import assess
 from llamadesk.app.translate.detection import detect_language
-from llamadesk.app.translate.events import (
-    ChunkDone,
-    ChunkStarted,
-    ChunkText,
-    JobCancelled,
-    JobFinished,
-    JobStarted,
-    TranslationEvent,
-)
-from llamadesk.app.translate.generation import GenerationStopped
+from llamadesk.app.translate.events import ChunkText, JobFinished, JobStarted, TranslationEvent
 from llamadesk.app.translate.job import JobSettings
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_units
 
 
 @dataclass(frozen=True)
@@ -88,45 +80,33 @@ class FileJob:
         """Translate unit by unit, yielding progress; `on_text` sees each unit's output as it streams."""
         started = time.perf_counter()
         target = self.settings.target
-        total = len(self.units)
         if not self.units:  # nothing to translate (a catalog already complete): the file as it is
             source = self.settings.source or target
             yield JobStarted(0, 0, source, target, None, self.translator.strategy.name)
             yield JobFinished(self.document.render([]), (), time.perf_counter() - started)
             return
         source, confidence = self.source_language()
-        resumed = sum(1 for u in self.units if self.resume and self.resume.get(u.key) is not None)
-        yield JobStarted(total, resumed, source, target, confidence, self.translator.strategy.name)
-        results: list[SegmentResult] = []
-        for index, unit in enumerate(self.units):
-            if self._cancel.is_set():
-                yield JobCancelled(len(results), total)
-                return
-            previous = self.resume.get(unit.key) if self.resume else None
-            if previous is not None:
-                result = SegmentResult(unit.text, previous, resumed=True)
-            elif source == target:
-                result = SegmentResult(unit.text, unit.text)
-            else:
-                yield ChunkStarted(index, total, unit.text)
-                context = self._context(unit, results)
-                stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
-                try:
-                    result = self._translate(unit, source, target, context, stream)
-                except GenerationStopped:
-                    yield JobCancelled(len(results), total)
-                    return
-                if self._cancel.is_set():
-                    yield JobCancelled(len(results), total)
-                    return
-                if self.resume is not None:
-                    self.resume.record(unit.key, result.translation)
-            result = assess(result, source, target)
-            results.append(result)
-            yield ChunkDone(index, total, result)
+
+        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
+            unit = self.units[index]
+            return self._translate(unit, source, target, self._context(unit, results), stream)
+
+        results = yield from translate_units(
+            [LoopUnit(unit.key, unit.text) for unit in self.units],
+            translate_one,
+            source=source,
+            target=target,
+            strategy=self.translator.strategy.name,
+            detected_confidence=confidence,
+            resume=self.resume,
+            cancelled=self._cancel.is_set,
+            on_text=on_text,
+        )
+        if results is None:
+            return
         yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)
 
-    def _context(self, unit: Unit, results: list[SegmentResult]) -> tuple[tuple[str, str], ...]:
+    def _context(self, unit: Unit, results: Sequence[SegmentResult]) -> tuple[tuple[str, str], ...]:
         if not unit.follows or not results or self.settings.context_chunks <= 0:
             return ()
         last = results[-1]

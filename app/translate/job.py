@@ -2,33 +2,26 @@
 
 `TranslationJob.run()` is a generator of typed events (events.py), so the CLI prints progress
 from it and a UI worker forwards them as messages; `cancel()` may be called from any thread and
-stops the model mid-chunk. Finished chunks go to the resume log as they complete.
+stops the model mid-chunk. Finished chunks go to the resume log as they complete. The loop over
+chunks is unit_loop.translate_units, shared with file jobs; this module cuts the text into chunks,
+gives each its context and assembles the translations.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from llamadesk.app.translate.confidence import assess
 from llamadesk.app.translate.detection import detect_language
-from llamadesk.app.translate.events import (
-    ChunkDone,
-    ChunkStarted,
-    ChunkText,
-    JobCancelled,
-    JobFinished,
-    JobStarted,
-    TranslationEvent,
-)
-from llamadesk.app.translate.generation import GenerationStopped
+from llamadesk.app.translate.events import ChunkText, JobFinished, TranslationEvent
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 from llamadesk.app.translate.segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_units
 
 # How many preceding chunks (of the same document) the model sees as examples for consistency.
 CONTEXT_CHUNKS = 1
@@ -94,46 +87,29 @@ class TranslationJob:
         started = time.perf_counter()
         source, confidence = self.source_language()
         target = self.settings.target
-        total = len(self.chunks)
-        resumed = sum(1 for c in self.chunks if self.resume and self.resume.get(c.text) is not None)
-        yield JobStarted(total, resumed, source, target, confidence, self.translator.strategy.name)
-        results: list[SegmentResult] = []
-        for index, chunk in enumerate(self.chunks):
-            if self.cancelled:
-                yield JobCancelled(len(results), total)
-                return
-            previous = self.resume.get(chunk.text) if self.resume else None
-            if previous is not None:
-                result = SegmentResult(chunk.text, previous, resumed=True)
-            elif source == target:
-                result = SegmentResult(chunk.text, chunk.text)
-            else:
-                yield ChunkStarted(index, total, chunk.text)
-                stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
-                try:
-                    result = self.translator.translate(
-                        chunk.text,
-                        source,
-                        target,
-                        self.settings.glossary,
-                        context=self._context(index, results),
-                        on_text=stream,
-                    )
-                except GenerationStopped:
-                    yield JobCancelled(len(results), total)
-                    return
-                if self.cancelled:  # the stop came as the chunk ended: it may be cut short
-                    yield JobCancelled(len(results), total)
-                    return
-                if self.resume is not None:
-                    self.resume.record(chunk.text, result.translation)
-            result = assess(result, source, target)
-            results.append(result)
-            yield ChunkDone(index, total, result)
+
+        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
+            context = self._context(index, results)
+            text = self.chunks[index].text
+            return self.translator.translate(text, source, target, self.settings.glossary, context, stream)
+
+        results = yield from translate_units(
+            [LoopUnit(chunk.text, chunk.text) for chunk in self.chunks],
+            translate_one,
+            source=source,
+            target=target,
+            strategy=self.translator.strategy.name,
+            detected_confidence=confidence,
+            resume=self.resume,
+            cancelled=self._cancel.is_set,
+            on_text=on_text,
+        )
+        if results is None:
+            return
         text = assemble(self.pieces, self.chunks, [r.translation for r in results])
         yield JobFinished(text, tuple(results), time.perf_counter() - started)
 
-    def _context(self, index: int, results: list[SegmentResult]) -> tuple[tuple[str, str], ...]:
+    def _context(self, index: int, results: Sequence[SegmentResult]) -> tuple[tuple[str, str], ...]:
         """The preceding chunks of the same paragraph-run, as (source, translation) pairs."""
         if self.settings.mode == "lines" or self.settings.context_chunks <= 0:
             return ()

@@ -38,6 +38,10 @@ class TranslationRequest:
     # What the text is, from the file it came from (a gettext msgctxt such as "month name"): short
     # words that disambiguate "May" or "Open" for the model.
     note: str = ""
+    # (source, translation) pairs chosen for this text (nearest_examples.py), protected; shown
+    # after the fixed examples, closest to the text.
+    examples: tuple[tuple[str, str], ...] = ()
+    fixed_examples: bool = True  # the fixed examples (examples.py) too; off for one of the candidates
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,8 @@ def choose_strategy(metadata: Mapping[str, Any], has_chat_template: bool, overri
 
 def _few_shot_prompt(request: TranslationRequest) -> Prompt:
     src, tgt = request.source.name, request.target.name
-    pairs = example_pairs(request.source.code, request.target.code)
+    pairs = example_pairs(request.source.code, request.target.code) if request.fixed_examples else []
+    pairs += list(request.examples)
     pairs += list(request.glossary)
     if not request.strict:
         pairs += list(request.context)
@@ -202,6 +207,8 @@ def _instruction_prompt(request: TranslationRequest) -> Prompt:
         f"Translate the following text from {src} into {tgt}.",
         f"Reply with the {tgt} translation only: no explanation, no notes, no quotation marks.",
     ]
+    if request.examples:
+        rules.append("Similar texts were translated like this: " + "; ".join(f"{a} = {b}" for a, b in request.examples))
     if "⟦" in request.text:
         rules.append("Copy every marker like ⟦1⟧ into the translation exactly once, unchanged.")
     if request.note:

@@ -28,14 +28,22 @@ PRINTF = (
 # str.format / ICU / i18next: {0}, {name}, {0:.2f}, {user.name}, {}, ${name}
 FORMAT = r"\$?\{[A-Za-z0-9_.\[\]]*(?:[!:][^{}\s]*)?\}"
 
+# The end of a Markdown link's text and its target: "](url)", "](url "title")", "][ref]".
+LINK_CLOSE = r"\]\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)|\]\[[^\]\n]+\]"
+
 # (kind, pattern), tried in this order at each position: the first kind that matches there wins,
 # so the longer, more specific shapes come first. Knowledge as data: a new kind of span is a row.
 SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     # text that already looks like one of our markers must not be mistaken for one
     ("marker-lookalike", r"⟦[^⟧\n]*⟧"),
     ("inline-code", r"``(?:[^`\n]|`(?!`))+``|`[^`\n]+`"),
-    # Markdown link and image targets: "[text](url)" keeps "(url)"; the text is translated
-    ("link-target", r"(?<=\])\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)|(?<=\])\[[^\]\n]+\]"),
+    # A Markdown link or image is cut into what opens its text ("[", "![") and what closes it with
+    # its target ("](url)", "][ref]"): the text between is translated, and the link's syntax is
+    # two markers the model cannot put a space into ("[the docs] (url)" is no longer a link).
+    ("link-open", rf"!?\[(?=(?:[^\[\]\n]|\[[^\[\]\n]*\])+(?:{LINK_CLOSE}))"),
+    ("link-target", LINK_CLOSE),
+    # A shortcut reference "[label]" (or "[label][]") is the label its definition is found by: kept.
+    ("link-reference", r"\[[^\[\]\n]+\](?:\[\])?(?![(\[])"),
     ("autolink", r"<(?:https?|ftp|mailto):[^>\s]+>"),
     ("template-tag", r"\{\{.*?\}\}|\{%.*?%\}"),
     ("html-tag", r"</?[A-Za-z][A-Za-z0-9-]*(?:\s+[^<>]*?)?/?>|<!--.*?-->|&(?:[a-z]+|#\d+|#x[0-9a-fA-F]+);"),

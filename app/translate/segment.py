@@ -2,11 +2,12 @@
 
 One segment in, one segment out (a base model gets it one sentence per call). The model's line
 is cleaned (echoed labels and added quotes removed, marker slips mended where the fix is
-certain) and checked: empty, a mere copy of the source, a lost span or a missing glossary term
-each earn one retry with the strict prompt (with glossary terms then protected, so their required
-translation is put in by restoration). If spans are still lost, the words between the spans are
-translated piece by piece so every span survives (so is a segment the model keeps copying:
-the shorter pieces often get through); an output still empty keeps the source text.
+certain) and checked: empty, a mere copy of the source, a lost span, a missing glossary term, a
+broken Markdown link or a link text left untranslated (markdown_links.py) each earn one retry
+with the strict prompt (with glossary terms then protected, so their required translation is put
+in by restoration). If spans are still lost (or a link still broken), the words between the
+spans are translated piece by piece so every span survives (so is a segment the model keeps
+copying: the shorter pieces often get through); an output still empty keeps the source text.
 Whatever happened is reported on the result, never hidden.
 """
 
@@ -17,9 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from llamadesk.app.translate.candidates import Candidate, choose
+from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
 from llamadesk.app.translate.glossary import missing_terms, terms_in
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
+from llamadesk.app.translate.nearest_examples import ExampleCorpus, shipped_corpus
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy, TranslationRequest, choose_strategy
 from llamadesk.app.translate.protection import (
     MARKER_RE,
@@ -138,11 +143,24 @@ def repair_markers(source: str, output: str) -> str:
 
 
 class SegmentTranslator:
-    """Translates single segments with one model and one prompt strategy."""
+    """Translates single segments with one model and one prompt strategy.
 
-    def __init__(self, generator: ModelGenerator, strategy: PromptStrategy):
+    With `examples`, each segment's prompt also shows the corpus sentences nearest to it
+    (nearest_examples.py). With `candidates` too, two variants of that prompt give two more
+    answers, and candidates.choose keeps one (`_choose`).
+    """
+
+    def __init__(
+        self,
+        generator: ModelGenerator,
+        strategy: PromptStrategy,
+        examples: ExampleCorpus | None = None,
+        candidates: bool = False,
+    ):
         self.generator = generator
         self.strategy = strategy
+        self.examples = examples
+        self.candidates = candidates
         self.last_mean_logprob: float | None = None  # of the last model answer, where the model reports it
 
     def _ask(self, request: TranslationRequest, on_text: Callable[[str], None] | None) -> str:
@@ -165,6 +183,12 @@ class SegmentTranslator:
         absent = missing_terms(restored, required)
         if absent and output:
             problems.append("glossary term not used: " + ", ".join(absent))
+        if output and "⟦" in protected.text:  # links are markers: only then can one break
+            original = protected.restore(protected.text)
+            problems += broken_links(original, restored)
+            kept = untranslated_link_texts(original, restored)
+            if kept:
+                problems.append("link text not translated: " + ", ".join(map(repr, kept)))
         return problems
 
     def translate(
@@ -236,12 +260,15 @@ class SegmentTranslator:
             return SegmentResult(text, text, time.perf_counter() - started)
         required = terms_in(text, glossary or {})
         protected_context = tuple((protect(a).text, protect(b).text) for a, b in context)
+        nearest = tuple(self.examples.nearest(protected.text, source.code, target.code)) if self.examples else ()
         request = TranslationRequest(
-            protected.text, source, target, protected_context, tuple(required.items()), note=note
+            protected.text, source, target, protected_context, tuple(required.items()), note=note, examples=nearest
         )
         output = self._ask(request, on_text)
         logprob = self.last_mean_logprob
         problems = self._problems(protected, output, required)
+        if self.candidates and request.examples:
+            output, logprob, problems = self._choose(request, protected, required, (output, logprob, problems))
         attempts = 1
         if problems:
             # The strict retry: rules spelled out, no context, glossary terms protected.
@@ -268,6 +295,34 @@ class SegmentTranslator:
             mean_logprob=logprob,
         )
 
+    def _choose(
+        self,
+        request: TranslationRequest,
+        protected: ProtectedText,
+        required: dict[str, str],
+        first: tuple[str, float | None, list[str]],
+    ) -> tuple[str, float | None, list[str]]:
+        """The best of `first` (the answer to `request`) and the answers to two variants of its prompt.
+
+        The variants show the fixed examples alone (the prompt as it was before nearest examples)
+        and the nearest examples alone; candidates.choose picks one. Returns the chosen text, its
+        mean token log-probability (for the confidence score) and its problems.
+        """
+        answers = [first]
+        for variant in (replace(request, examples=()), replace(request, fixed_examples=False)):
+            text = self._ask(variant, None)
+            answers.append((text, self.last_mean_logprob, self._problems(protected, text, required)))
+        candidates = [
+            Candidate(
+                text,
+                tuple(problems),
+                bool(text) and reads_as_source(protected.restore(text), request.source, request.target),
+                logprob,
+            )
+            for text, logprob, problems in answers
+        ]
+        return answers[choose(candidates)]
+
     def _fall_back(
         self,
         text: str,
@@ -280,7 +335,12 @@ class SegmentTranslator:
         started: float,
     ) -> SegmentResult:
         copied = is_copy(protected.text, output)
-        intact = output and not missing_markers(protected, output)
+        # Markers all there, and (where they make links) in an order that keeps every link working.
+        intact = (
+            output
+            and not missing_markers(protected, output)
+            and not broken_links(protected.restore(protected.text), protected.restore(output))
+        )
         if intact and not (copied and protected.spans):
             # Spans intact: an unused glossary term (or a copy with nothing to split) is kept, and reported.
             return SegmentResult(
@@ -314,7 +374,16 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def translator_for(engine, prompt: str = "auto") -> SegmentTranslator:
-    """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`)."""
+def translator_for(engine, prompt: str = "auto", examples: bool = False, candidates: bool = False) -> SegmentTranslator:
+    """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`).
+
+    `examples`: nearest examples from the shipped corpus in each prompt; `candidates`: three
+    candidates per segment from variants of the prompt, one kept (SegmentTranslator). Both are
+    off by default (`translate --candidates` turns both on): with gemma3-270m on bench/translate.py
+    (bench/RESULTS.md "translate-candidates", 12 segments per language and set) the nearest
+    examples alone lost chrF on three of four, and the candidates gained +3.5 on average (-0.4 to
+    +6.2) at about three times the time.
+    """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
-    return SegmentTranslator(EngineGenerator(engine), strategy)
+    corpus = shipped_corpus() if examples else None
+    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates and examples)

@@ -70,6 +70,8 @@ BLOCK_LINE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("table-row", re.compile(r"^\s*\|.*\|\s*$")),
     ("html-block", re.compile(r"^\s*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>\s*$", re.I)),
     ("front-matter", re.compile(r"^---\s*$")),
+    # "[label]: https://... "title"": what reference links point to, kept byte for byte
+    ("link-definition", re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*\S")),
 )
 # A paragraph whose lines (all but the last) are at least this long was wrapped for width, so it
 # is one text; shorter lines (addresses, verses, lists without markers) are kept line by line.

@@ -23,6 +23,7 @@ from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translate import TranslateScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
+from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
@@ -34,7 +35,8 @@ class FakeTranslatingEngine:
     backend = "CPU"
     has_chat_template = False
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, replies: dict[str, str] | None = None):
+        self.replies = replies or {}  # segment -> its 'translation', where upper case will not do
         self.summary = SimpleNamespace(name="fake-translator", metadata={})
         self.settings = SimpleNamespace(n_threads=1)
         self.n_ctx = 4096
@@ -49,12 +51,15 @@ class FakeTranslatingEngine:
         prompt = "".join(map(chr, tokens))
         segment = re.findall(r"^\w+: (.*)\n\w+:$", prompt, re.M)[-1] if prompt.endswith(":") else prompt
         reason = "end"
-        for word in (" " + segment.upper() + "\n").split(" "):
+        # The model's probability of its words, where asked for: low for a sentence with "perhaps",
+        # so the screen has a low-confidence segment to show.
+        logprob = (-2.0 if "PERHAPS" in segment.upper() else -0.05) if sampling.logprobs else None
+        for word in (" " + self.replies.get(segment, segment.upper()) + "\n").split(" "):
             if self._stop.is_set():
                 reason = "stopped"
                 break
             time.sleep(self.delay)
-            yield TextPiece(word + " ")
+            yield TextPiece(word + " ", logprob)
         yield GenerationDone(GenerationStats(len(tokens), 0, 1, 0.0, 1.0, 1.0, len(tokens), self.n_ctx, reason))
 
     def request_stop(self) -> None:
@@ -71,11 +76,11 @@ def store(tmp_path):
     opened.close()
 
 
-def make_app(store, delay: float = 0.0) -> LlamadeskApp:
+def make_app(store, delay: float = 0.0, replies: dict[str, str] | None = None) -> LlamadeskApp:
     return LlamadeskApp(
         store=store,
         config=Config(),
-        engine_loader=lambda spec, settings: FakeTranslatingEngine(delay),
+        engine_loader=lambda spec, settings: FakeTranslatingEngine(delay, replies),
         save_settings=False,
     )
 
@@ -108,6 +113,39 @@ async def test_translate_a_sentence_then_swap(store):
         assert screen.query_one("#target-language", Select).value == "en"
         assert screen.query_one("#source", TextArea).text == "HELLO %s, THE WEATHER IS NICE TODAY."
         assert target.text == ""
+
+
+# French 'translations' for the fake model: upper-cased English reads as English, which the
+# confidence score rightly flags; these read as French, so only the model's doubt marks one.
+FRENCH = {
+    "The station is near.": "La gare est proche.",
+    "Perhaps the train is late today.": "Le train est peut-être en retard aujourd'hui.",
+    "Where is the station?": "Où est la gare ?",
+    "Perhaps the train leaves at noon.": "Le train part peut-être à midi.",
+}
+
+
+async def test_low_confidence_segments_are_highlighted_for_review(store):
+    async with make_app(store, replies=FRENCH).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source-language", Select).value = "en"
+        screen.query_one("#source", TextArea).text = "The station is near.\n\nPerhaps the train is late today."
+        await pilot.press("ctrl+r")
+        target = screen.query_one("#target", ReviewTextArea)
+        status = screen.query_one("#status")
+        await wait_until(
+            pilot, lambda: not screen.running and target.text, timeout=30, what=f"the translation ({status.render()})"
+        )
+        assert target.text == "La gare est proche.\n\nLe train est peut-être en retard aujourd'hui."
+        assert target.marked_text == ["Le train est peut-être en retard aujourd'hui."]
+        assert "1 low-confidence segment(s) to review" in str(screen.query_one("#status").render())
+        # The marked line is drawn in the review style; the sure one is not.
+        style = target.get_component_rich_style("review-text-area--low")
+        assert style.bgcolor is not None
+        assert [span.style for span in target.get_line(2).spans] == [style]
+        assert target.get_line(0).spans == []
+        target.text = "something else"  # new text: the marks were for the old one
+        assert target.marked_text == [] and target.get_line(0).spans == []
 
 
 async def test_translate_a_file_with_a_progress_bar(store, tmp_path):

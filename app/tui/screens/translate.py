@@ -37,14 +37,16 @@ from llamadesk.app.translate import (
     sidecar_path,
     translator_for,
 )
-from llamadesk.app.translate.confidence import is_low
+from llamadesk.app.translate.confidence import is_low, low_confidence_spans
 from llamadesk.app.translate.file_job import FileJob, TranslatableFile
 from llamadesk.app.translate.formats import format_of, read_translatable
 from llamadesk.app.translate.languages import LANGUAGES
+from llamadesk.app.translate.segment import SegmentResult
 from llamadesk.app.translate.source_text import read_source_bytes, read_source_file
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
+from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 
 DETECT = "auto"
 TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
@@ -94,7 +96,7 @@ class TranslateScreen(Screen):
         self.job: TranslationJob | None = None
         self._stop_requested = threading.Event()  # Esc before the job exists (the model still loading)
         self._resume: ResumeLog | None = None
-        self._done: list[str] = []
+        self._done: list[SegmentResult] = []
         self._partial = ""
         self.translation = ""
         self.output_path: Path | None = None
@@ -116,7 +118,7 @@ class TranslateScreen(Screen):
             yield Select(LANGUAGE_OPTIONS, value=self.initial[1], allow_blank=False, id="target-language")
         with Horizontal(id="panes"):
             yield TextArea(id="source", soft_wrap=True)
-            yield TextArea(id="target", soft_wrap=True, read_only=True)
+            yield ReviewTextArea(id="target", soft_wrap=True, read_only=True)
         yield ProgressBar(id="progress", show_eta=False)
         yield Label("ctrl+r translates · F7 swaps · ctrl+o translates a file", id="status")
         yield Footer()
@@ -217,7 +219,7 @@ class TranslateScreen(Screen):
     @on(TranslationUpdate)
     def _update(self, message: TranslationUpdate) -> None:
         event = message.event
-        output = self.query_one("#target", TextArea)
+        output = self.query_one("#target", ReviewTextArea)
         progress = self.query_one("#progress", ProgressBar)
         status = self.query_one("#status", Label)
         if isinstance(event, JobStarted):
@@ -232,17 +234,18 @@ class TranslateScreen(Screen):
             self._partial = ""
         elif isinstance(event, ChunkText):
             self._partial += event.text
-            output.text = "\n".join([*self._done, self._partial.strip()])
+            self._show_done(output, self._partial.strip())
         elif isinstance(event, ChunkDone):
-            self._done.append(event.result.translation.strip())
+            self._done.append(event.result)
             self._partial = ""
             progress.update(progress=event.index + 1)
-            output.text = "\n".join(self._done)
+            self._show_done(output)
             status.update(f"{self._route}: {event.index + 1}/{event.total}")
         elif isinstance(event, JobFinished):
             self.running = False
             self.translation = event.text
-            output.text = event.text
+            # Low-confidence segments stay highlighted in the result, for a person to review.
+            output.show(event.text, low_confidence_spans(event.text, event.results))
             notes = sum(1 for r in event.results if r.fallback)
             low = sum(1 for r in event.results if is_low(r))
             status.update(
@@ -261,6 +264,12 @@ class TranslateScreen(Screen):
             if self._resume is not None:
                 self._resume.close()
             status.update(f"stopped after {event.done} of {event.total}{kept}")
+
+    def _show_done(self, output: ReviewTextArea, partial: str | None = None) -> None:
+        """The finished segments a line each (low-confidence ones highlighted), then the one streaming."""
+        lines = [result.translation.strip() for result in self._done]
+        text = "\n".join(lines if partial is None else [*lines, partial])
+        output.show(text, low_confidence_spans(text, self._done))
 
     def _write(self, path: Path, text: str) -> bool:
         """Write `text` to `path` whole or not at all; an existing file is never overwritten."""

@@ -1,0 +1,95 @@
+"""Nearest few-shot examples and the choice among candidate translations (no model: fast)."""
+
+from __future__ import annotations
+
+import json
+
+from llamadesk.app.translate import SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate.candidates import Candidate, char_f_score, choose
+from llamadesk.app.translate.nearest_examples import CORPUS_PATH, ExampleCorpus, shipped_corpus, words
+from tests.translate_fakes import ScriptedGenerator, segment_of
+
+EN, FR = resolve_language("en"), resolve_language("fr")
+FEW_SHOT = choose_strategy({}, has_chat_template=False)
+ROWS = [
+    {"en": "Save the file", "fr": "Enregistrer le fichier"},
+    {"en": "Delete the selected users", "fr": "Supprimer les utilisateurs sélectionnés"},
+    {"en": "The password is too short", "fr": "Le mot de passe est trop court"},
+    {"en": "Change password", "fr": "Modifier le mot de passe"},
+    {"en": "Welcome, %(name)s", "fr": "Bienvenue, %(name)s"},
+    {"en": "Logged in as %s", "fr": "Connecté en tant que"},  # the target lost its placeholder
+    {"en": "Only English here"},
+]
+
+
+def test_words_fold_case_plurals_and_ignore_markers():
+    assert words("Delete ⟦1⟧ Users and FILES") == ["delete", "user", "and", "file"]
+
+
+def test_the_nearest_sentences_share_the_rare_words_and_come_closest_last():
+    corpus = ExampleCorpus(ROWS)
+    nearest = corpus.nearest("Your password was changed", "en", "fr", k=2)
+    assert nearest == [("The password is too short", "Le mot de passe est trop court"), ROWS_PAIR_CHANGE]
+    assert corpus.nearest("Good morning", "en", "fr") == []  # nothing shared: no examples at all
+    assert corpus.nearest("Save it", "en", "xx") == []  # no sentence in that language
+
+
+ROWS_PAIR_CHANGE = ("Change password", "Modifier le mot de passe")
+
+
+def test_examples_carry_markers_like_the_segment_and_bad_pairs_are_left_out():
+    corpus = ExampleCorpus(ROWS)
+    assert corpus.nearest("Welcome back, ⟦1⟧", "en", "fr") == [("Welcome, ⟦1⟧", "Bienvenue, ⟦1⟧")]
+    assert corpus.nearest("Logged in as ⟦1⟧", "en", "fr") == []  # its target lost %s
+
+
+def test_the_shipped_corpus_has_the_languages_and_leaves_the_benchmark_messages_out():
+    data = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))
+    assert "BSD-3-Clause" in data["licence"] and "core catalog" in data["left_out"]
+    english = {row["en"] for row in data["rows"]}
+    assert sum(1 for row in data["rows"] if "fr" in row) > 300
+    bench = [json.loads(line) for line in open("bench/data/translate_eval.jsonl", encoding="utf-8")]
+    assert not english & {row["source"] for row in bench}
+    assert shipped_corpus().nearest("Change my password", "en", "de")
+
+
+def test_char_f_score_is_chrf_of_one_pair():
+    assert char_f_score("le chat", "le chat") == 1.0
+    assert char_f_score("abc", "xyz") == 0.0
+    assert 0 < char_f_score("le chat noir", "le chat") < 1
+
+
+def test_choice_prefers_fewer_problems_then_the_target_language_then_consensus():
+    a = Candidate("Enregistrer le fichier", (), False, -0.5)
+    b = Candidate("Enregistrer le document", (), False, -0.5)
+    c = Candidate("Sauver fichier", (), False, -0.5)
+    assert choose([a, b, c]) == 0  # the one the other two nearly agree with
+    assert choose([Candidate("", ("empty output",), False, None), b, c]) in (1, 2)
+    english = Candidate("Save the file now", (), True, -0.1)
+    assert choose([english, Candidate("Enregistrer", (), False, -2.0), english]) == 1
+
+
+def test_the_translator_asks_three_prompts_and_keeps_the_consensus():
+    replies = {
+        "both": " Passe mot changer\n",  # the odd one out
+        "fixed": " Modifier votre mot de passe\n",
+        "nearest": " Modifier le mot de passe\n",
+    }
+
+    def reply(prompt) -> str:
+        text = prompt.text
+        has_fixed, has_nearest = "Save changes" in text, "Change password" in text
+        assert segment_of(prompt) == "Change my password"
+        return replies["both" if has_fixed and has_nearest else "fixed" if has_fixed else "nearest"]
+
+    generator = ScriptedGenerator(reply)
+    translator = SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS), candidates=True)
+    result = translator.translate("Change my password", EN, FR)
+    assert len(generator.prompts) == 3
+    assert result.translation in ("Modifier le mot de passe", "Modifier votre mot de passe")
+    # Without candidates: one prompt, with the nearest examples after the fixed ones.
+    generator = ScriptedGenerator(reply)
+    result = SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS)).translate("Change my password", EN, FR)
+    assert len(generator.prompts) == 1 and result.translation == "Passe mot changer"
+    text = generator.prompts[0].text
+    assert text.index("Save changes") < text.index("Change password") < text.index("Change my password")
