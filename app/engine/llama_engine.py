@@ -22,6 +22,7 @@ from gguf import GGMLQuantizationType
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.engine.batched_decoder import BatchedDecoder
 from llamadesk.app.engine.build_info import build_info
 from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
 from llamadesk.app.engine.devices import backend_devices
@@ -363,6 +364,25 @@ class Engine:
             raise BadInputError("the output grammar is not valid GBNF (llama.cpp could not parse it)")
         llama_cpp.llama_sampler_free(sampler)
         return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+
+    # -- several sequences at once ------------------------------------------------------------
+
+    def batched_decoder(self, n_sequences: int, n_ctx: int | None = None) -> BatchedDecoder:
+        """A decoder advancing up to `n_sequences` sequences per llama_decode on this model (batched_decoder.py).
+
+        It has its own context (`n_ctx` cells shared by all sequences; default: this engine's), so
+        it runs beside this engine's single stream; close() it to free that memory.
+        """
+        settings = self.settings
+        return BatchedDecoder(
+            self._llama._model.model,
+            n_sequences=n_sequences,
+            n_ctx=n_ctx if n_ctx is not None else settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_threads=settings.n_threads,
+            kv_type=ggml_type_id(settings.kv_cache_type),
+            flash_attn=settings.flash_attn,
+        )
 
     # -- benchmark --------------------------------------------------------------------------
 

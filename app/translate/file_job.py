@@ -29,6 +29,7 @@ from llamadesk.app.translate.events import (
 from llamadesk.app.translate.generation import GenerationStopped
 from llamadesk.app.translate.job import JobSettings
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.parallel import ParallelTranslators, Started, Stopped, run_chains
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 
@@ -67,8 +68,11 @@ class FileJob:
         document: TranslatableFile,
         settings: JobSettings,
         resume: ResumeLog | None = None,
+        parallel: ParallelTranslators | None = None,
     ):
+        """`parallel`: translators on a batched decoder, to have several units in flight at once."""
         self.translator = translator
+        self.parallel = parallel
         self.document = document
         self.units = list(document.units)
         self.settings = settings
@@ -78,6 +82,8 @@ class FileJob:
     def cancel(self) -> None:
         self._cancel.set()
         self.translator.generator.request_stop()
+        if self.parallel is not None:
+            self.parallel.request_stop()
 
     def source_language(self) -> tuple[Language, float | None]:
         if self.settings.source is not None:
@@ -98,33 +104,90 @@ class FileJob:
         resumed = sum(1 for u in self.units if self.resume and self.resume.get(u.key) is not None)
         yield JobStarted(total, resumed, source, target, confidence, self.translator.strategy.name)
         results: list[SegmentResult] = []
+        steps = self._run_parallel if self.parallel is not None else self._run_in_order
+        for event in steps(source, target, results, on_text):
+            yield event
+            if isinstance(event, JobCancelled):
+                return
+        yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)
+
+    def _run_in_order(
+        self, source: Language, target: Language, results: list[SegmentResult], on_text
+    ) -> Iterator[TranslationEvent]:
+        total = len(self.units)
         for index, unit in enumerate(self.units):
             if self._cancel.is_set():
                 yield JobCancelled(len(results), total)
                 return
-            previous = self.resume.get(unit.key) if self.resume else None
-            if previous is not None:
-                result = SegmentResult(unit.text, previous, resumed=True)
-            elif source == target:
-                result = SegmentResult(unit.text, unit.text)
-            else:
+            if self._needs_model(unit, source, target):
                 yield ChunkStarted(index, total, unit.text)
-                context = self._context(unit, results)
-                stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
-                try:
-                    result = self._translate(unit, source, target, context, stream)
-                except GenerationStopped:
-                    yield JobCancelled(len(results), total)
-                    return
-                if self._cancel.is_set():
-                    yield JobCancelled(len(results), total)
-                    return
-                if self.resume is not None:
-                    self.resume.record(unit.key, result.translation)
-            result = assess(result, source, target)
-            results.append(result)
-            yield ChunkDone(index, total, result)
-        yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)
+            try:
+                result = self._translate_one(self.translator, index, source, target, results, on_text)
+            except GenerationStopped:
+                yield JobCancelled(len(results), total)
+                return
+            if self._cancel.is_set():
+                yield JobCancelled(len(results), total)
+                return
+            results.append(assess(result, source, target))
+            yield ChunkDone(index, total, results[-1])
+
+    def _run_parallel(
+        self, source: Language, target: Language, results: list[SegmentResult], on_text
+    ) -> Iterator[TranslationEvent]:
+        """Units side by side on the batched decoder; a unit that follows another waits for it (its context)."""
+        assert self.parallel is not None
+        total = len(self.units)
+        chains: list[list[int]] = []
+        for index, unit in enumerate(self.units):
+            if chains and unit.follows and self.settings.context_chunks > 0:
+                chains[-1].append(index)
+            else:
+                chains.append([index])
+
+        def translate_one(translator: SegmentTranslator, index: int, before) -> SegmentResult:
+            return self._translate_one(translator, index, source, target, list(before), on_text)
+
+        finished: dict[int, SegmentResult] = {}
+        for event in run_chains(chains, self.parallel.translators, translate_one, self._cancel):
+            if isinstance(event, Stopped) or self._cancel.is_set():
+                yield JobCancelled(len(results), total)
+                return
+            if isinstance(event, Started):
+                if self._needs_model(self.units[event.index], source, target):
+                    yield ChunkStarted(event.index, total, self.units[event.index].text)
+                continue
+            finished[event.index] = event.result
+            while len(results) in finished:
+                results.append(assess(finished.pop(len(results)), source, target))
+                yield ChunkDone(len(results) - 1, total, results[-1])
+        if len(results) < total:
+            yield JobCancelled(len(results), total)
+
+    def _needs_model(self, unit: Unit, source: Language, target: Language) -> bool:
+        return source != target and not (self.resume and self.resume.get(unit.key) is not None)
+
+    def _translate_one(
+        self,
+        translator: SegmentTranslator,
+        index: int,
+        source: Language,
+        target: Language,
+        before: list[SegmentResult],
+        on_text: Callable[[ChunkText], None] | None,
+    ) -> SegmentResult:
+        """Unit `index` translated (or from the resume log, or copied); `before`: the results before it."""
+        unit = self.units[index]
+        previous = self.resume.get(unit.key) if self.resume else None
+        if previous is not None:
+            return SegmentResult(unit.text, previous, resumed=True)
+        if source == target:
+            return SegmentResult(unit.text, unit.text)
+        stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text else None
+        result = self._translate(translator, unit, source, target, self._context(unit, before), stream)
+        if self.resume is not None and not self._cancel.is_set():
+            self.resume.record(unit.key, result.translation)
+        return result
 
     def _context(self, unit: Unit, results: list[SegmentResult]) -> tuple[tuple[str, str], ...]:
         if not unit.follows or not results or self.settings.context_chunks <= 0:
@@ -136,6 +199,7 @@ class FileJob:
 
     def _translate(
         self,
+        translator: SegmentTranslator,
         unit: Unit,
         source: Language,
         target: Language,
@@ -151,7 +215,7 @@ class FileJob:
         glossary = self.settings.glossary
         lines = unit.text.split("\n")
         if len(lines) == 1:
-            return self.translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
+            return translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
         parts: list[SegmentResult] = []
         for line in lines:
             if not line.strip():
@@ -159,7 +223,7 @@ class FileJob:
                 continue
             before = next((p for p in reversed(parts) if p.source.strip() and p.fallback is None), None)
             pairs = ((before.source.strip(), before.translation.strip()),) if before else context
-            parts.append(self.translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
+            parts.append(translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
         return SegmentResult(
             source=unit.text,
             translation="\n".join(p.translation for p in parts),
