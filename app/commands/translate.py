@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.translate.parallel import ParallelTranslators
     from llamadesk.app.translate.source_text import read_source_bytes
 
+    if args.parallel is not None and not 1 <= args.parallel <= 64:
+        raise BadInputError(f"--parallel {args.parallel}: give 1 to 64 segments in flight")
     target = resolve_language(args.to, "--to")
     source = resolve_language(args.source, "--from") if args.source else None
     glossary = load_glossary(args.glossary) if args.glossary else None
@@ -162,8 +164,6 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError("nothing to translate: the input is empty")
     mode = "lines" if args.file == "-" or args.lines else "document"
     path = resolve_model(args.model)
-    if args.parallel is not None and not 1 <= args.parallel <= 64:
-        raise BadInputError(f"--parallel {args.parallel}: give 1 to 64 segments in flight")
 
     with contextlib.ExitStack() as stack:
         engine = stack.enter_context(Engine.load(path, load_settings(args)))

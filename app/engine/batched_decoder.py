@@ -129,6 +129,7 @@ class BatchedDecoder:
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         params.kv_unified = True  # slots share prefixes by reference, and any slot may use the whole context
+        params.swa_full = False  # as llama.cpp's own tools: a sliding-window layer keeps only its window
         params.no_perf = True
         context = llama_cpp.llama_init_from_model(model, params)
         if not context:
@@ -139,7 +140,7 @@ class BatchedDecoder:
         self._context = context
         self._memory = llama_cpp.llama_get_memory(context)
         self._vocab = llama_cpp.llama_model_get_vocab(model)
-        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._n_swa = llama_cpp.llama_model_n_swa(model)
         self.n_sequences = n_sequences
         self.n_ctx = llama_cpp.llama_n_ctx(context)
@@ -292,7 +293,7 @@ class BatchedDecoder:
             self._active[slot] = _Sequence(
                 request,
                 slot,
-                TokenSampler(self._vocab, self._n_vocab, sampling),
+                TokenSampler(self._vocab, self.n_vocab, sampling),
                 pending=request.tokens[common:],
                 position=common,
                 cached=common,
@@ -389,7 +390,7 @@ class BatchedDecoder:
             return
         sequence.generated += 1
         if request.sampling.logprobs:
-            sequence.pending_logprob += token_logprob(self._context, row, self._n_vocab, token)
+            sequence.pending_logprob += token_logprob(self._context, row, self.n_vocab, token)
             sequence.pending_tokens += 1
         text = sequence.utf8.feed(self._text_of(token))
         if text:

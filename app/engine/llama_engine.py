@@ -31,6 +31,7 @@ from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.stop_flag import StopFlag
+from llamadesk.app.engine.token_loop import TokenLoop
 from llamadesk.app.engine.types import (
     ActiveSettings,
     BenchResult,
@@ -114,6 +115,7 @@ class Engine:
         self._busy = threading.Lock()
         self._closed = False
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
+        self._token_loop = TokenLoop(llama)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
         self._chat_template = chat_template
         if chat_template is not None:
@@ -177,6 +179,7 @@ class Engine:
         """Free the model and its context now (memory comes back to the OS)."""
         if not self._closed:
             self._closed = True
+            self._token_loop.close()
             self._llama.close()
 
     def __enter__(self) -> Engine:
@@ -296,15 +299,7 @@ class Engine:
         budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
         pending_logprob, pending_tokens = 0.0, 0  # for tokens not yet shown as text (a split character)
 
-        tokens = llama.generate(
-            prompt_tokens,
-            grammar=self._grammar(sampling.grammar),
-            temp=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            min_p=sampling.min_p,
-            repeat_penalty=sampling.repeat_penalty,
-        )
+        tokens = self._token_loop.generate(prompt_tokens, sampling)  # token_loop.py: llama.generate, leaner
         try:
             while True:
                 if self._stop.is_set():
@@ -350,20 +345,6 @@ class Engine:
                 len(prompt_tokens), cached, generated, started, first_token_at, finished, llama.n_tokens, n_ctx, reason
             )
         )
-
-    def _grammar(self, text: str | None) -> llama_cpp.LlamaGrammar | None:
-        """`text` as a grammar llama.cpp accepts; a grammar it refuses is the caller's input error.
-
-        LlamaGrammar.from_string does not parse, and llama-cpp-python hands llama.cpp's NULL for a
-        bad grammar straight to the sampler chain (a segfault), so parse it here once and free it.
-        """
-        if text is None:
-            return None
-        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
-        if not sampler:
-            raise BadInputError("the output grammar is not valid GBNF (llama.cpp could not parse it)")
-        llama_cpp.llama_sampler_free(sampler)
-        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
 
     # -- several sequences at once ------------------------------------------------------------
 
