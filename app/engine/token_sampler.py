@@ -26,6 +26,17 @@ def is_plain_greedy(sampling: Sampling) -> bool:
     return sampling.temperature == 0.0 and sampling.grammar is None and sampling.repeat_penalty == 1.0
 
 
+def _can_cut_before_penalties(sampling: Sampling) -> bool:
+    """Whether a top-k cut before the penalties leaves the chain's outcome unchanged.
+
+    Only a penalty that lowers logits (>= 1) and a top-k that follows it: a grammar between them
+    may reject every token of the cut, and a temperature <= 0 skips top-k altogether.
+    """
+    return (
+        sampling.repeat_penalty >= 1.0 and sampling.top_k > 0 and sampling.grammar is None and sampling.temperature > 0
+    )
+
+
 class TokenSampler:
     """The sampling state of one sequence; free() it (or use `with`) when the sequence ends."""
 
@@ -42,6 +53,12 @@ class TokenSampler:
         def add(sampler: llama_cpp.llama_sampler_p) -> None:
             llama_cpp.llama_sampler_chain_add(chain, sampler)  # the chain owns and frees it
 
+        if _can_cut_before_penalties(sampling):
+            # The penalties sampler looks every candidate up in its table of recent tokens: 262k
+            # lookups per token for Gemma 3, ~5% of a chat reply's time. It only lowers logits of
+            # at most PENALTY_LAST_N tokens, so the top_k after it are among the top
+            # (top_k + PENALTY_LAST_N) before it: cutting there first changes no outcome.
+            add(llama_cpp.llama_sampler_init_top_k(sampling.top_k + PENALTY_LAST_N))
         add(llama_cpp.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
         if sampling.grammar is not None:
             grammar = llama_cpp.llama_sampler_init_grammar(vocab, sampling.grammar.encode("utf-8"), b"root")
