@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import subprocess
 import sys
@@ -42,31 +41,18 @@ N_CTX = max(PARALLEL) * (PROMPT_TOKENS + GEN_TOKENS)  # what llama-batched-bench
 
 def run_ours(model_path: Path, threads: int) -> dict[int, float]:
     """Generation tokens/s per sequence count, measured as llama-batched-bench measures S_TG."""
+    from llamadesk.app.engine.batched_bench import measure_batched
     from llamadesk.app.engine.llama_engine import Engine
-    from llamadesk.app.engine.types import LoadSettings, Sampling
+    from llamadesk.app.engine.types import LoadSettings
 
-    greedy = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, seed=0, max_tokens=GEN_TOKENS)
-    rng = random.Random(0)
-    speeds = {}
     settings = LoadSettings(
         n_ctx=512, n_threads=threads, n_batch=N_BATCH, flash_attn=True, kv_cache_type="f16", n_gpu_layers=0
     )
+    speeds = {}
     with Engine.load(model_path, settings) as engine:
         for n in PARALLEL:
             with engine.batched_decoder(n, n_ctx=N_CTX) as decoder:
-                n_vocab = decoder.n_vocab
-                # warm-up, as llama-batched-bench decodes 16 tokens first
-                decoder.generate([rng.randrange(n_vocab) for _ in range(16)], Sampling(temperature=0.0, max_tokens=1))
-                prompts = [[rng.randrange(n_vocab) for _ in range(PROMPT_TOKENS)] for _ in range(n)]
-                with decoder.starting_together():
-                    started = time.perf_counter()
-                    handles = [decoder.submit(p, greedy, ignore_end=True) for p in prompts]
-                results = [h.result() for h in handles]
-                ended = time.perf_counter()
-                # S_TG: the steps after the prompts' decode, each one token for every sequence.
-                first = started + max(r.stats.time_to_first_token for r in results)
-                assert all(r.stats.generated_tokens == GEN_TOKENS for r in results)
-                speeds[n] = n * (GEN_TOKENS - 1) / (ended - first)
+                speeds[n] = measure_batched(decoder, PROMPT_TOKENS, GEN_TOKENS).generated_tokens_per_second
     return speeds
 
 
