@@ -33,7 +33,7 @@ def llama_tools_bin() -> Path:
 
 def run_ours(model: str, threads: int, reps: int) -> dict[str, list[float]]:
     out = subprocess.run(
-        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--json"],
+        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--batched", "0", "--json"],
         check=True,
         capture_output=True,
         text=True,
