@@ -110,3 +110,20 @@ def test_prompts_it_cannot_take_are_refused(smollm2_decoder):
         smollm2_decoder.submit([], GREEDY)
     with pytest.raises(BadInputError, match="holds 1024"):
         smollm2_decoder.submit([1] * 2000, GREEDY)
+
+
+def test_one_callers_mistake_ends_only_its_own_sequence(smollm2_engine, smollm2_decoder):
+    bad_grammar = Sampling(**{**GREEDY.__dict__, "grammar": "root ::= ("})
+
+    def broken_callback(_piece: TextPiece) -> bool:
+        raise ValueError("the caller's bug")
+
+    with smollm2_decoder.starting_together():
+        refused = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[0]), bad_grammar)
+        failed = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[1]), GREEDY, broken_callback)
+        fine = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[2]), GREEDY)
+    with pytest.raises(BadInputError, match="GBNF"):
+        refused.result(timeout=60)
+    with pytest.raises(ValueError, match="caller's bug"):
+        failed.result(timeout=60)
+    assert fine.result(timeout=60).text == sequential(smollm2_engine, PROMPTS[2], GREEDY)

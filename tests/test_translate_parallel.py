@@ -89,9 +89,8 @@ def test_a_paragraph_sees_only_its_own_earlier_chunks_as_context():
 def test_a_following_unit_waits_for_the_one_before_it():
     units = [Unit("The train leaves soon."), Unit("We must run.", follows=True), Unit("A separate entry.")]
     parallel = ScriptedParallel(3)
-    job = FileJob(
-        SegmentTranslator(ScriptedGenerator(upper_translation), FEW_SHOT), Units(units), JobSettings(FR, EN), None, parallel
-    )
+    main = SegmentTranslator(ScriptedGenerator(upper_translation), FEW_SHOT)
+    job = FileJob(main, Units(units), JobSettings(FR, EN), None, parallel)
     events = list(job.run())
     prompts = {segment_of(p): p.text for p in parallel.prompts}
     assert "THE TRAIN LEAVES SOON." in prompts["We must run."]

@@ -276,6 +276,11 @@ class BatchedDecoder:
         """(Lock held.) Queued requests into free slots, each starting from the longest cached prefix."""
         while self._queue and len(self._active) < self.n_sequences:
             request = self._queue.pop(0)
+            try:  # a grammar llama.cpp refuses is that caller's error, not the decoder's
+                sampler = TokenSampler(self._vocab, self.n_vocab, request.sampling)
+            except LlamadeskError as error:
+                request.handle._finish(None, error)
+                continue
             free = [slot for slot in range(self.n_sequences) if slot not in self._active]
             source, common = self._longest_prefix(request.tokens)
             if source in free:
@@ -293,7 +298,7 @@ class BatchedDecoder:
             self._active[slot] = _Sequence(
                 request,
                 slot,
-                TokenSampler(self._vocab, self.n_vocab, sampling),
+                sampler,
                 pending=request.tokens[common:],
                 position=common,
                 cached=common,
@@ -367,7 +372,10 @@ class BatchedDecoder:
             del sequence.pending[:take]
         now = time.perf_counter()
         for sequence, row in rows:
-            self._advance(sequence, row, now)
+            try:
+                self._advance(sequence, row, now)
+            except Exception as error:  # the caller's on_piece failed: that sequence ends, the others go on
+                self._finish(sequence, "stopped", error)
 
     def _drop_idle_caches(self) -> bool:
         """Give up the prefixes kept in free slots (cells shared with an active slot stay); True if any."""
@@ -411,7 +419,7 @@ class BatchedDecoder:
         else:
             sequence.pending = [token]
 
-    def _finish(self, sequence: _Sequence, reason: StopReason) -> None:
+    def _finish(self, sequence: _Sequence, reason: StopReason, error: BaseException | None = None) -> None:
         sequence.sampler.free()
         sequence.utf8.flush()
         with self._lock:
@@ -426,7 +434,7 @@ class BatchedDecoder:
             sequence.position,
             self.n_ctx,
         )
-        sequence.request.handle._finish(SequenceResult(sequence.pieces, stats))
+        sequence.request.handle._finish(SequenceResult(sequence.pieces, stats), error)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
