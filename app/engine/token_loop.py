@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 import llama_cpp
 import numpy as np
 
-from llamadesk.app.engine.token_sampler import TokenSampler
+from llamadesk.app.engine.prompt_lookup import LookupDecoder
+from llamadesk.app.engine.token_sampler import TokenSampler, is_plain_greedy
 from llamadesk.app.engine.types import Sampling
 
 
@@ -44,8 +45,10 @@ class TokenLoop:
         self._batch.n_seq_id[0] = 1
         self._batch.seq_id[0][0] = 0
         self._batch.logits[0] = 1
+        self.lookup = LookupDecoder(llama)
 
     def close(self) -> None:
+        self.lookup.close()
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
@@ -65,6 +68,9 @@ class TokenLoop:
             cached = 0
         llama.n_tokens = cached
         llama.eval(prompt[cached:])
+        if sampling.prompt_lookup and is_plain_greedy(sampling) and not sampling.logprobs:
+            yield from self.lookup.generate()
+            return
         context = llama.ctx
         batch = self._batch
         with TokenSampler(self._vocab, self._n_vocab, sampling) as sampler:
