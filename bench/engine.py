@@ -128,7 +128,8 @@ def main() -> None:
         "(--temperature 0) and the chat command's defaults (temperature 0.2, top-k 40, top-p 0.9, min-p 0.05, "
         "repeat penalty 1.1); llama-bench samples nothing.",
         "",
-        f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}`",
+        f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}"
+        + (f" --threads {args.threads}`" if args.threads else "`"),
     ]
     update_section("engine", "\n".join(lines))
     print("\n".join(lines))
