@@ -120,15 +120,23 @@ def test_the_default_keeps_one_segment_in_flight_where_memory_is_short():
     assert default_parallel(available_memory=6 * gib, model_size=4 * gib) == 1
 
 
-def test_cli_parallel_lines_say_what_one_at_a_time_says():
-    """The real chat starter, lines (no context between them): 4 in flight match 1 at a time."""
-    lines = "Where is the station?\nThe museum opens at nine.\nI would like a coffee, please.\nIt is raining today.\n"
+def test_cli_parallel_lines_come_back_translated_and_in_order():
+    """The real chat starter, 4 lines in flight: each output line is its own input's translation.
+
+    Not compared byte for byte with --parallel 1: which lines share a decode depends on timing, and
+    llama.cpp rounds a token decoded beside others a little differently (test_batched_decoder.py
+    checks identity where the batches are fixed; bench/RESULTS.md "batched" measures the rest).
+    """
+    # Placeholders are protected spans: the translator keeps each in its own line, whatever the model does.
+    lines = ["{room} is on the left.", "The train leaves at {time}.", "I paid for {count} tickets.", "Call {name}."]
     common = ("translate", "--to", "fr", "--from", "en", "-m", "smollm2", *PINNED_FLAGS)
-    one = run_cli(*common, "--parallel", "1", input=lines)
-    four = run_cli(*common, "--parallel", "4", input=lines)
-    assert one.returncode == 0 and four.returncode == 0, one.stderr + four.stderr
-    assert len(one.stdout.splitlines()) == 4
-    assert four.stdout == one.stdout
+    proc = run_cli(*common, "--parallel", "4", input="\n".join(lines) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert len(out) == 4
+    for span, line in zip(("{room}", "{time}", "{count}", "{name}"), out, strict=True):
+        assert span in line  # its own line's placeholder: the order is kept
+    assert out != lines  # translated, not copied
 
 
 def test_cli_refuses_a_parallel_out_of_range():
