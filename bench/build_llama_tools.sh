@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's own reference tools (llama-bench, llama-quantize, llama-perplexity,
-# llama-imatrix) from the
+# llama-imatrix, llama-batched-bench) from the
 # llama.cpp source that the installed llama-cpp-python's sdist carries, so benchmarks and
 # reference tests compare against exactly the llama.cpp that llamadesk runs.
 #
@@ -12,7 +12,7 @@ version=$("$python" -c 'import importlib.metadata as m; print(m.version("llama-c
 cache=${LLAMADESK_TOOLS_CACHE:-$HOME/.cache/llamadesk-dev}/llama.cpp-$version
 bin="$cache/build/bin"
 if [ -x "$bin/llama-bench" ] && [ -x "$bin/llama-quantize" ] && [ -x "$bin/llama-perplexity" ] \
-  && [ -x "$bin/llama-imatrix" ]; then
+  && [ -x "$bin/llama-imatrix" ] && [ -x "$bin/llama-batched-bench" ]; then
   echo "$bin"
   exit 0
 fi
@@ -29,5 +29,5 @@ fi
 cmake -S "$cache/src" -B "$cache/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF -DGGML_NATIVE=ON >&2
 cmake --build "$cache/build" --config Release -j "$(nproc)" \
-  --target llama-bench llama-quantize llama-perplexity llama-imatrix >&2
+  --target llama-bench llama-quantize llama-perplexity llama-imatrix llama-batched-bench >&2
 echo "$bin"

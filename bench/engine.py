@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -32,12 +33,32 @@ def llama_tools_bin() -> Path:
 
 def run_ours(model: str, threads: int, reps: int) -> dict[str, list[float]]:
     out = subprocess.run(
-        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--json"],
+        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--batched", "0", "--json"],
         check=True,
         capture_output=True,
         text=True,
     )
     return {row["test"]: row["samples_ts"] for row in json.loads(out.stdout)}
+
+
+CHAT_PROMPT = "Count from 1 to 300, separated by commas, and nothing else."
+CHAT_SAMPLING = {"greedy": ("--temperature", "0"), "default": ()}  # default: the chat command's own
+
+
+def run_chat(model: str, threads: int, sampling: str) -> float:
+    """Generation tokens/s of one `llamadesk chat --stats` reply of up to 128 tokens (the UI's path)."""
+    out = subprocess.run(
+        [str(LLAMADESK), "chat", "-m", model, "--threads", str(threads), "--max-tokens", "128", "--stats"]
+        + ["--seed", "1", *CHAT_SAMPLING[sampling]],
+        input=CHAT_PROMPT + "\n",
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    match = re.search(r"\[(\d+) tokens, ([\d.]+) tok/s", out.stderr)
+    if match is None:
+        raise RuntimeError(f"no --stats line in: {out.stderr[-500:]}")
+    return float(match.group(2))
 
 
 def run_reference(bench_bin: Path, model_path: str, threads: int, reps: int) -> dict[str, list[float]]:
@@ -68,6 +89,7 @@ def main() -> None:
     bench_bin = llama_tools_bin() / "llama-bench"
     ours: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
+    chat: dict[str, list[float]] = {name: [] for name in CHAT_SAMPLING}
     for round_no in range(args.rounds):
         for target, runner in (
             (ours, lambda: run_ours(args.model, threads, args.reps)),
@@ -75,6 +97,8 @@ def main() -> None:
         ):
             for test, samples in runner().items():
                 target.setdefault(test, []).extend(samples)
+        for name in CHAT_SAMPLING:
+            chat[name] += [run_chat(args.model, threads, name) for _ in range(args.reps)]
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
     lines = [
@@ -91,11 +115,21 @@ def main() -> None:
             f"| {test} | {statistics.fmean(a):.1f} ± {statistics.stdev(a):.1f} | "
             f"{statistics.fmean(b):.1f} ± {statistics.stdev(b):.1f} | {ratio:.3f} |"
         )
+    tg = statistics.fmean(theirs["tg128"])
+    for name, samples in chat.items():
+        lines.append(
+            f"| chat --stats, {name} sampling | {statistics.fmean(samples):.1f} ± {statistics.stdev(samples):.1f} | "
+            f"tg128 {tg:.1f} | {statistics.fmean(samples) / tg:.3f} |"
+        )
     lines += [
         "",
-        "Goal: ratio >= 0.98 for both tests.",
+        "Goal: ratio >= 0.98 for every row. The chat rows are the generation speed `llamadesk chat --stats` "
+        f"prints for a reply of up to 128 tokens (prompt: {CHAT_PROMPT!r}), sampling included: greedy "
+        "(--temperature 0) and the chat command's defaults (temperature 0.2, top-k 40, top-p 0.9, min-p 0.05, "
+        "repeat penalty 1.1); llama-bench samples nothing.",
         "",
-        f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}`",
+        f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}"
+        + (f" --threads {args.threads}`" if args.threads else "`"),
     ]
     update_section("engine", "\n".join(lines))
     print("\n".join(lines))

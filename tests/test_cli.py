@@ -65,11 +65,35 @@ def test_info_shows_metadata(smollm2_path):
 
 
 def test_bench_json_reports_both_tests():
-    result = run_cli("bench", "-m", "smollm2", "-p", "32", "-n", "4", "-r", "1", "--json")
+    result = run_cli("bench", "-m", "smollm2", "-p", "32", "-n", "4", "-r", "1", "--batched", "2", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["test"] for r in rows] == ["pp32", "tg4"]
+    assert [r["test"] for r in rows] == ["pp32", "tg4", "pp64+tg64x2"]
     assert all(r["avg_ts"] > 0 and r["backend"] == "CPU" for r in rows)
+    generation = rows[1]
+    # SmolLM2 ties its output to the embedding: every tensor is read per token.
+    assert 0.95 * generation["model_size"] < generation["weight_bytes_per_token"] < generation["model_size"]
+    assert (
+        generation["bandwidth_limit_ts"]
+        == generation["read_bandwidth_bytes_per_s"] / generation["weight_bytes_per_token"]
+    )
+    assert 0 < generation["bandwidth_share"] < 2  # a share of a limit (a little over 1 only from cache effects)
+    assert rows[2]["n_sequences"] == 2 and rows[2]["speed_pp"] > 0 and rows[2]["speed_tg"] > 0
+
+
+def test_an_untied_model_reads_one_embedding_row_per_token():
+    from llamadesk.app.core.gguf_header import GGUFHeader, TensorInfo
+    from llamadesk.app.core.memory_bandwidth import weight_bytes_per_token
+
+    def tensor(name, n_bytes, shape):
+        return TensorInfo(name, shape, None, 0, 0, n_bytes)
+
+    embedding = tensor("token_embd.weight", 1000 * 64, (64, 1000))
+    layers = [tensor("blk.0.ffn_up.weight", 5000, (64, 80)), tensor("output_norm.weight", 256, (64,))]
+    tied = GGUFHeader(3, {}, [embedding, *layers], 32, 0, 0, {})
+    untied = GGUFHeader(3, {}, [embedding, *layers, tensor("output.weight", 64000, (64, 1000))], 32, 0, 0, {})
+    assert weight_bytes_per_token(tied) == 64000 + 5256
+    assert weight_bytes_per_token(untied) == 64 + 5256 + 64000
 
 
 def test_missing_path(tmp_path):

@@ -13,7 +13,12 @@ from llamadesk.app.core.byte_sizes import format_bytes
 EXAMPLES = """examples:
   llamadesk bench -m smollm2
   llamadesk bench -m ./model.gguf -p 512 -n 128 -r 5 --threads 4 --json
+  llamadesk bench -m gemma3-270m --batched 4      (the batched line with 4 sequences; 0 leaves it out)
+
+Generation is also shown as a share of this machine's memory-bandwidth limit: the bytes of weights
+one token reads against the read bandwidth measured here with the same number of threads.
 """
+BATCHED_PROMPT, BATCHED_GEN = 64, 64  # per sequence, as the llama-batched-bench runs in bench/batched.py
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens per pp run (default: 512)")
     parser.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens per tg run (default: 128)")
     parser.add_argument("-r", "--repetitions", type=int, default=5, help="runs per test (default: 5)")
+    parser.add_argument(
+        "--batched",
+        type=int,
+        default=8,
+        metavar="B",
+        help=f"also decode B sequences together ({BATCHED_PROMPT} prompt + {BATCHED_GEN} generated tokens each), "
+        "like llama-batched-bench (default: 8; 0 leaves it out)",
+    )
     add_load_options(parser)
     add_json_option(parser)
     parser.set_defaults(handler=run)
@@ -35,41 +48,66 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.core.gguf_file import open_header
+    from llamadesk.app.core.memory_bandwidth import measure_read_bandwidth, weight_bytes_per_token
+    from llamadesk.app.engine.batched_bench import measure_batched
     from llamadesk.app.engine.build_info import build_info
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.library.catalog import resolve_model
 
     if args.repetitions < 1 or args.n_prompt < 0 or args.n_gen < 0:
         raise BadInputError("-r must be at least 1, and -p and -n 0 or more")
+    if not 0 <= args.batched <= 64:
+        raise BadInputError(f"--batched {args.batched}: give 0 (none) to 64 sequences")
     settings = load_settings(args)
     if settings.n_ctx is None:  # llama-bench sizes the context to the test, and so do we
         settings = dataclasses.replace(settings, n_ctx=max(args.n_prompt + args.n_gen, 1))
-    with Engine.load(resolve_model(args.model), settings) as engine:
+    path = resolve_model(args.model)
+    with Engine.load(path, settings) as engine:
         results = engine.bench(args.n_prompt, args.n_gen, args.repetitions)
         summary, active = engine.summary, engine.settings
+        batched = None
+        if args.batched:
+            with engine.batched_decoder(args.batched, args.batched * (BATCHED_PROMPT + BATCHED_GEN)) as decoder:
+                batched = measure_batched(decoder, BATCHED_PROMPT, BATCHED_GEN)
+    weights = weight_bytes_per_token(open_header(path))
+    bandwidth = measure_read_bandwidth(active.n_threads)
+    limit = bandwidth / weights  # tokens/s if every weight were read at full speed and nothing else took time
     backend = build_info().backend
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "model": summary.name,
-                        "model_size": summary.file_size,
-                        "model_n_params": summary.parameters,
-                        "backend": backend,
-                        "n_threads": active.n_threads,
-                        "n_gpu_layers": active.n_gpu_layers,
-                        "flash_attn": active.flash_attn,
-                        "test": r.test,
-                        "avg_ts": r.tokens_per_second_mean,
-                        "stddev_ts": r.tokens_per_second_stdev,
-                        "samples_ts": r.samples,
-                    }
-                    for r in results
-                ],
-                indent=2,
-            )
+    common = {
+        "model": summary.name,
+        "model_size": summary.file_size,
+        "model_n_params": summary.parameters,
+        "backend": backend,
+        "n_threads": active.n_threads,
+        "n_gpu_layers": active.n_gpu_layers,
+        "flash_attn": active.flash_attn,
+    }
+    report = [
+        {
+            **common,
+            "test": r.test,
+            "avg_ts": r.tokens_per_second_mean,
+            "stddev_ts": r.tokens_per_second_stdev,
+            "samples_ts": r.samples,
+            **(_bandwidth_fields(r.tokens_per_second_mean, weights, bandwidth) if r.test.startswith("tg") else {}),
+        }
+        for r in results
+    ]
+    if batched is not None:
+        report.append(
+            {
+                **common,
+                "test": f"pp{batched.n_prompt}+tg{batched.n_gen}x{batched.n_sequences}",
+                "n_sequences": batched.n_sequences,
+                "speed_pp": batched.prompt_tokens_per_second,
+                "speed_tg": batched.generated_tokens_per_second,
+                "avg_ts": batched.generated_tokens_per_second,
+                "samples_ts": [batched.generated_tokens_per_second],
+            }
         )
+    if args.json:
+        print(json.dumps(report, indent=2))
         return 0
     rows = [
         (
@@ -85,4 +123,28 @@ def run(args: argparse.Namespace) -> int:
         for r in results
     ]
     print(format_table(("MODEL", "SIZE", "PARAMS", "BACKEND", "THREADS", "FA", "TEST", "T/S"), rows))
+    for r in results:
+        if r.test.startswith("tg"):
+            print(
+                f"{r.test}: {r.tokens_per_second_mean / limit:.0%} of the memory-bandwidth limit "
+                f"({limit:.1f} t/s: {format_bytes(weights)} of weights per token, read at "
+                f"{bandwidth / 1e9:.1f} GB/s by {active.n_threads} thread(s) here)"
+            )
+    if batched is not None:
+        single = next((r.tokens_per_second_mean for r in results if r.test.startswith("tg")), None)
+        gain = f", {batched.generated_tokens_per_second / single:.2f}x one sequence's tg" if single else ""
+        print(
+            f"batched (like llama-batched-bench): PP {batched.n_prompt}, TG {batched.n_gen}, B {batched.n_sequences}: "
+            f"S_PP {batched.prompt_tokens_per_second:.2f} t/s, S_TG {batched.generated_tokens_per_second:.2f} t/s{gain}"
+        )
     return 0
+
+
+def _bandwidth_fields(tokens_per_second: float, weights: int, bandwidth: float) -> dict:
+    limit = bandwidth / weights
+    return {
+        "weight_bytes_per_token": weights,
+        "read_bandwidth_bytes_per_s": bandwidth,
+        "bandwidth_limit_ts": limit,
+        "bandwidth_share": tokens_per_second / limit,
+    }

@@ -80,6 +80,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
     add_lora_option(parser)
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        metavar="N",
+        help="segments in flight at once, decoded together in one batch (default: 8 where memory allows, "
+        "else 1); paragraphs then translate side by side, each seeing only its own earlier sentences",
+    )
     add_load_options(parser)
     parser.set_defaults(handler=run, ctx=DEFAULT_CONTEXT)
 
@@ -129,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.translate.confidence import is_low
     from llamadesk.app.translate.file_job import FileJob
     from llamadesk.app.translate.formats import format_of, read_translatable
+    from llamadesk.app.translate.parallel import ParallelTranslators
     from llamadesk.app.translate.source_text import read_source_bytes
 
+    if args.parallel is not None and not 1 <= args.parallel <= 64:
+        raise BadInputError(f"--parallel {args.parallel}: give 1 to 64 segments in flight")
     target = resolve_language(args.to, "--to")
     source = resolve_language(args.source, "--from") if args.source else None
     glossary = load_glossary(args.glossary) if args.glossary else None
@@ -163,14 +173,23 @@ def run(args: argparse.Namespace) -> int:
     mode = "lines" if args.file == "-" or args.lines else "document"
     path = resolve_model(args.model)
 
-    with Engine.load(path, load_settings(args)) as engine:
+    with contextlib.ExitStack() as stack:
+        engine = stack.enter_context(Engine.load(path, load_settings(args)))
         translator = translator_for(engine, args.prompt, examples=args.candidates, candidates=args.candidates)
         strategy = translator.strategy
         settings = JobSettings(target=target, source=source, mode=mode, glossary=glossary)
+        n_parallel = args.parallel if args.parallel is not None else _default_parallel(path)
+        parallel = None
+        if n_parallel > 1:  # the workers' translators prompt as the main one does (examples, candidates)
+            parallel = stack.enter_context(
+                ParallelTranslators(
+                    engine, strategy, n_parallel, examples=translator.examples, candidates=translator.candidates
+                )
+            )
         if document is not None:
-            job: FileJob | TranslationJob = FileJob(translator, document, settings)
+            job: FileJob | TranslationJob = FileJob(translator, document, settings, parallel=parallel)
         else:
-            job = TranslationJob(translator, text, settings)
+            job = TranslationJob(translator, text, settings, parallel=parallel)
         resume = None
         if output is not None:
             resume_settings = {
@@ -226,6 +245,13 @@ def run(args: argparse.Namespace) -> int:
     for msgid in getattr(document, "rejected", ()):
         print(f"llamadesk: note: {msgid[:60]!r} left untranslated: its placeholders did not survive", file=sys.stderr)
     return 0
+
+
+def _default_parallel(model: Path) -> int:
+    from llamadesk.app.core.machine import machine_facts
+    from llamadesk.app.translate.parallel import default_parallel
+
+    return default_parallel(machine_facts().available_ram, model.stat().st_size)
 
 
 def _report(finished, started, model: str, output: Path | None) -> dict:

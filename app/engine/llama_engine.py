@@ -24,6 +24,7 @@ from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits, is_adapter
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.engine.batched_decoder import BatchedDecoder
 from llamadesk.app.engine.build_info import build_info
 from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
 from llamadesk.app.engine.devices import backend_devices
@@ -33,6 +34,7 @@ from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.stop_flag import StopFlag
+from llamadesk.app.engine.token_loop import TokenLoop
 from llamadesk.app.engine.types import (
     ActiveSettings,
     BenchResult,
@@ -136,6 +138,7 @@ class Engine:
         self._closed = False
         self.adapters: list[tuple[AdapterSummary, float]] = []  # applied LoRA adapters and their scales
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
+        self._token_loop = TokenLoop(llama)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
         self._chat_template = chat_template
         if chat_template is not None:
@@ -206,6 +209,7 @@ class Engine:
         """Free the model and its context now (memory comes back to the OS)."""
         if not self._closed:
             self._closed = True
+            self._token_loop.close()
             self._llama.close()
 
     def __enter__(self) -> Engine:
@@ -345,15 +349,7 @@ class Engine:
         budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
         pending_logprob, pending_tokens = 0.0, 0  # for tokens not yet shown as text (a split character)
 
-        tokens = llama.generate(
-            prompt_tokens,
-            grammar=self._grammar(sampling.grammar),
-            temp=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            min_p=sampling.min_p,
-            repeat_penalty=sampling.repeat_penalty,
-        )
+        tokens = self._token_loop.generate(prompt_tokens, sampling)  # token_loop.py: llama.generate, leaner
         try:
             while True:
                 if self._stop.is_set():
@@ -400,19 +396,24 @@ class Engine:
             )
         )
 
-    def _grammar(self, text: str | None) -> llama_cpp.LlamaGrammar | None:
-        """`text` as a grammar llama.cpp accepts; a grammar it refuses is the caller's input error.
+    # -- several sequences at once ------------------------------------------------------------
 
-        LlamaGrammar.from_string does not parse, and llama-cpp-python hands llama.cpp's NULL for a
-        bad grammar straight to the sampler chain (a segfault), so parse it here once and free it.
+    def batched_decoder(self, n_sequences: int, n_ctx: int | None = None) -> BatchedDecoder:
+        """A decoder advancing up to `n_sequences` sequences per llama_decode on this model (batched_decoder.py).
+
+        It has its own context (`n_ctx` cells shared by all sequences; default: this engine's), so
+        it runs beside this engine's single stream; close() it to free that memory.
         """
-        if text is None:
-            return None
-        sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
-        if not sampler:
-            raise BadInputError("the output grammar is not valid GBNF (llama.cpp could not parse it)")
-        llama_cpp.llama_sampler_free(sampler)
-        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+        settings = self.settings
+        return BatchedDecoder(
+            self._llama._model.model,
+            n_sequences=n_sequences,
+            n_ctx=n_ctx if n_ctx is not None else settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_threads=settings.n_threads,
+            kv_type=ggml_type_id(settings.kv_cache_type),
+            flash_attn=settings.flash_attn,
+        )
 
     # -- benchmark --------------------------------------------------------------------------
 

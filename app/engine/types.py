@@ -49,6 +49,9 @@ class Sampling:
     logprobs: bool = False
     # A GBNF grammar the reply must follow (json_grammar.py writes them for JSON output); None is free text.
     grammar: str | None = None
+    # Greedy replies without logprobs: guess runs of tokens from the context and check them in one
+    # decode (engine/prompt_lookup.py); the same tokens, faster where the reply quotes its input.
+    prompt_lookup: bool = False
 
 
 StopReason = Literal["end", "length", "stopped", "context"]

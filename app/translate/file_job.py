@@ -20,9 +20,10 @@ from llamadesk.app.translate.detection import detect_language
 from llamadesk.app.translate.events import ChunkText, JobFinished, JobStarted, TranslationEvent
 from llamadesk.app.translate.job import JobSettings
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.parallel import ParallelTranslators
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
-from llamadesk.app.translate.unit_loop import LoopUnit, translate_units
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_units, translate_units_in_parallel
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,11 @@ class FileJob:
         document: TranslatableFile,
         settings: JobSettings,
         resume: ResumeLog | None = None,
+        parallel: ParallelTranslators | None = None,
     ):
+        """`parallel`: translators on a batched decoder, to have several units in flight at once."""
         self.translator = translator
+        self.parallel = parallel
         self.document = document
         self.units = list(document.units)
         self.settings = settings
@@ -70,6 +74,8 @@ class FileJob:
     def cancel(self) -> None:
         self._cancel.set()
         self.translator.generator.request_stop()
+        if self.parallel is not None:
+            self.parallel.request_stop()
 
     def source_language(self) -> tuple[Language, float | None]:
         if self.settings.source is not None:
@@ -87,24 +93,47 @@ class FileJob:
             return
         source, confidence = self.source_language()
 
-        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
+        def translate_one_with(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
             unit = self.units[index]
-            return self._translate(unit, source, target, self._context(unit, results), stream)
+            return self._translate(translator, unit, source, target, self._context(unit, before), stream)
 
-        results = yield from translate_units(
-            [LoopUnit(unit.key, unit.text) for unit in self.units],
-            translate_one,
+        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
+            return translate_one_with(self.translator, index, results, stream)
+
+        units = [LoopUnit(unit.key, unit.text) for unit in self.units]
+        common = dict(
             source=source,
             target=target,
             strategy=self.translator.strategy.name,
             detected_confidence=confidence,
             resume=self.resume,
-            cancelled=self._cancel.is_set,
             on_text=on_text,
         )
+        if self.parallel is None:
+            results = yield from translate_units(units, translate_one, cancelled=self._cancel.is_set, **common)
+        else:
+            results = yield from translate_units_in_parallel(
+                units,
+                self._chains(),
+                translate_one_with,
+                translators=self.parallel.translators,
+                cancel=self._cancel,
+                **common,
+            )
         if results is None:
             return
         yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)
+
+    def _chains(self) -> list[list[int]]:
+        """Units that run one after the other with --parallel: a unit that follows another waits for
+        it (its context); the rest run side by side."""
+        chains: list[list[int]] = []
+        for index, unit in enumerate(self.units):
+            if chains and unit.follows and self.settings.context_chunks > 0:
+                chains[-1].append(index)
+            else:
+                chains.append([index])
+        return chains
 
     def _context(self, unit: Unit, results: Sequence[SegmentResult]) -> tuple[tuple[str, str], ...]:
         if not unit.follows or not results or self.settings.context_chunks <= 0:
@@ -116,6 +145,7 @@ class FileJob:
 
     def _translate(
         self,
+        translator: SegmentTranslator,
         unit: Unit,
         source: Language,
         target: Language,
@@ -131,7 +161,7 @@ class FileJob:
         glossary = self.settings.glossary
         lines = unit.text.split("\n")
         if len(lines) == 1:
-            return self.translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
+            return translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
         parts: list[SegmentResult] = []
         for line in lines:
             if not line.strip():
@@ -139,7 +169,7 @@ class FileJob:
                 continue
             before = next((p for p in reversed(parts) if p.source.strip() and p.fallback is None), None)
             pairs = ((before.source.strip(), before.translation.strip()),) if before else context
-            parts.append(self.translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
+            parts.append(translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
         return SegmentResult(
             source=unit.text,
             translation="\n".join(p.translation for p in parts),

@@ -18,10 +18,11 @@ from typing import Literal
 from llamadesk.app.translate.detection import detect_language
 from llamadesk.app.translate.events import ChunkText, JobFinished, TranslationEvent
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.parallel import ParallelTranslators
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 from llamadesk.app.translate.segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
-from llamadesk.app.translate.unit_loop import LoopUnit, translate_units
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_units, translate_units_in_parallel
 
 # How many preceding chunks (of the same document) the model sees as examples for consistency.
 CONTEXT_CHUNKS = 1
@@ -52,9 +53,16 @@ class TranslationJob:
     """One text to translate with one segment translator."""
 
     def __init__(
-        self, translator: SegmentTranslator, text: str, settings: JobSettings, resume: ResumeLog | None = None
+        self,
+        translator: SegmentTranslator,
+        text: str,
+        settings: JobSettings,
+        resume: ResumeLog | None = None,
+        parallel: ParallelTranslators | None = None,
     ):
+        """`parallel`: translators on a batched decoder, to have several chunks in flight at once."""
         self.translator = translator
+        self.parallel = parallel
         self.settings = settings
         self.resume = resume
         self.pieces: list[Piece] = split_lines(text) if settings.mode == "lines" else split_document(text)
@@ -67,6 +75,8 @@ class TranslationJob:
         """Stop as soon as possible (any thread); run() then yields JobCancelled and ends."""
         self._cancel.set()
         self.translator.generator.request_stop()
+        if self.parallel is not None:
+            self.parallel.request_stop()
 
     @property
     def cancelled(self) -> bool:
@@ -81,41 +91,71 @@ class TranslationJob:
     def run(self, on_text: Callable[[ChunkText], None] | None = None) -> Iterator[TranslationEvent]:
         """Translate chunk by chunk, yielding progress; `on_text` sees each chunk's output as it streams.
 
-        `on_text` is called from inside the model's generation (same thread as the iteration),
-        so a UI can show text before the chunk is done.
+        `on_text` is called from inside the model's generation (the iterating thread, or with
+        `parallel` the batched decoder's workers), so a UI can show text before the chunk is done.
         """
         started = time.perf_counter()
         source, confidence = self.source_language()
         target = self.settings.target
 
-        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
-            context = self._context(index, results)
-            text = self.chunks[index].text
-            return self.translator.translate(text, source, target, self.settings.glossary, context, stream)
+        def translate_one_with(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
+            """Chunk `index` by `translator`, with the chunks `before` it as context."""
+            text, glossary = self.chunks[index].text, self.settings.glossary
+            return translator.translate(text, source, target, glossary, self._context_from(before), stream)
 
-        results = yield from translate_units(
-            [LoopUnit(chunk.text, chunk.text) for chunk in self.chunks],
-            translate_one,
+        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
+            return translate_one_with(self.translator, index, self._before(index, results), stream)
+
+        units = [LoopUnit(chunk.text, chunk.text) for chunk in self.chunks]
+        common = dict(
             source=source,
             target=target,
             strategy=self.translator.strategy.name,
             detected_confidence=confidence,
             resume=self.resume,
-            cancelled=self._cancel.is_set,
             on_text=on_text,
         )
+        if self.parallel is None:
+            results = yield from translate_units(units, translate_one, cancelled=self._cancel.is_set, **common)
+        else:
+            results = yield from translate_units_in_parallel(
+                units,
+                self._chains(),
+                translate_one_with,
+                translators=self.parallel.translators,
+                cancel=self._cancel,
+                **common,
+            )
         if results is None:
             return
         text = assemble(self.pieces, self.chunks, [r.translation for r in results])
         yield JobFinished(text, tuple(results), time.perf_counter() - started)
 
-    def _context(self, index: int, results: Sequence[SegmentResult]) -> tuple[tuple[str, str], ...]:
-        """The preceding chunks of the same paragraph-run, as (source, translation) pairs."""
-        if self.settings.mode == "lines" or self.settings.context_chunks <= 0:
+    def _chains(self) -> list[list[int]]:
+        """Chunks that run one after the other with --parallel: those of one paragraph (each sees the
+        ones before it as context); paragraphs run side by side. Chaining across paragraphs, as the
+        sequential run's context does, would make the whole document one chain."""
+        chains: list[list[int]] = []
+        for index, chunk in enumerate(self.chunks):
+            same_piece = chains and self.chunks[chains[-1][-1]].piece == chunk.piece
+            if same_piece and self.settings.mode != "lines" and self.settings.context_chunks > 0:
+                chains[-1].append(index)
+            else:
+                chains.append([index])
+        return chains
+
+    def _before(self, index: int, results: Sequence[SegmentResult]) -> Sequence[SegmentResult]:
+        """The chunks a sequential run shows as context: the ones just before, across paragraphs."""
+        if self.settings.mode == "lines":
+            return ()
+        return results[max(0, index - self.settings.context_chunks) : index]
+
+    def _context_from(self, before: Sequence[SegmentResult]) -> tuple[tuple[str, str], ...]:
+        """The last context_chunks of `before` that were translated, as (source, translation) pairs."""
+        if self.settings.context_chunks <= 0:
             return ()
         pairs = []
-        for previous in range(index - 1, max(-1, index - 1 - self.settings.context_chunks), -1):
-            result = results[previous]
+        for result in list(before)[-self.settings.context_chunks :]:
             if result.fallback is None and result.translation.strip():
                 pairs.append((result.source, result.translation))
-        return tuple(reversed(pairs))
+        return tuple(pairs)

@@ -6,10 +6,14 @@ how one unit is put to the model. What they share is here, once: skip what the r
 already has, keep the text as it is when source and target are the same language, stream the
 model's output, record each finished unit in the sidecar, judge its confidence, and stop cleanly
 when cancelled. Each job passes a `TranslateOne` callback for the part that is its own.
+
+With --parallel, translate_units_in_parallel does the same with several units in flight on the
+batched decoder (parallel.py), still reporting them in document order.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
@@ -24,8 +28,9 @@ from llamadesk.app.translate.events import (
 )
 from llamadesk.app.translate.generation import GenerationStopped
 from llamadesk.app.translate.languages import Language
+from llamadesk.app.translate.parallel import Started, Stopped, run_chains
 from llamadesk.app.translate.resume import ResumeLog
-from llamadesk.app.translate.segment import SegmentResult
+from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 
 # translate_one(index, results so far, stream) -> the unit's result. `stream` (or None) takes the
 # model's output as it comes; the results so far are the finished units before `index`, for context.
@@ -86,4 +91,71 @@ def translate_units(
         result = assess(result, source, target)
         results.append(result)
         yield ChunkDone(index, total, result)
+    return results
+
+
+# translate_one(translator, index, results before it in its chain, stream) -> the unit's result:
+# as TranslateOne, with the translator of the worker that runs it.
+TranslateOneWith = Callable[
+    [SegmentTranslator, int, Sequence[SegmentResult], Callable[[str], None] | None], SegmentResult
+]
+
+
+def translate_units_in_parallel(
+    units: Sequence[LoopUnit],
+    chains: Sequence[Sequence[int]],
+    translate_one: TranslateOneWith,
+    *,
+    translators: Sequence[SegmentTranslator],
+    source: Language,
+    target: Language,
+    strategy: str,
+    detected_confidence: float | None = None,
+    resume: ResumeLog | None = None,
+    cancel: threading.Event,
+    on_text: Callable[[ChunkText], None] | None = None,
+) -> Generator[TranslationEvent, None, list[SegmentResult] | None]:
+    """translate_units with several units in flight (parallel.run_chains on a batched decoder).
+
+    `chains` lists unit indices that depend on each other (a unit sees the ones before it in its
+    chain as context); chains run side by side. Events are those of translate_units, with
+    ChunkDone still in document order; `on_text` is called from the workers' threads.
+    """
+    total = len(units)
+    resumed = sum(1 for unit in units if resume is not None and resume.get(unit.key) is not None)
+    yield JobStarted(total, resumed, source, target, detected_confidence, strategy)
+
+    def needs_model(unit: LoopUnit) -> bool:
+        return source != target and not (resume is not None and resume.get(unit.key) is not None)
+
+    def one(translator: SegmentTranslator, index: int, before: Sequence[SegmentResult]) -> SegmentResult:
+        unit = units[index]
+        previous = resume.get(unit.key) if resume is not None else None
+        if previous is not None:
+            return SegmentResult(unit.text, previous, resumed=True)
+        if source == target:
+            return SegmentResult(unit.text, unit.text)
+        stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text is not None else None
+        result = translate_one(translator, index, list(before), stream)
+        if resume is not None and not cancel.is_set():  # a unit cut short by a stop is not recorded
+            resume.record(unit.key, result.translation)
+        return result
+
+    results: list[SegmentResult] = []
+    finished: dict[int, SegmentResult] = {}
+    for event in run_chains(chains, translators, one, cancel):
+        if isinstance(event, Stopped) or cancel.is_set():
+            yield JobCancelled(len(results), total)
+            return None
+        if isinstance(event, Started):
+            if needs_model(units[event.index]):
+                yield ChunkStarted(event.index, total, units[event.index].text)
+            continue
+        finished[event.index] = event.result
+        while len(results) in finished:
+            results.append(assess(finished.pop(len(results)), source, target))
+            yield ChunkDone(len(results) - 1, total, results[-1])
+    if len(results) < total:  # cancelled as the last units ended
+        yield JobCancelled(len(results), total)
+        return None
     return results

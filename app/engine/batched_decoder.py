@@ -1,0 +1,472 @@
+"""Several sequences advanced by one llama_decode per step (continuous batching).
+
+Generating one token reads every weight of the model once; on a CPU that read, not the
+arithmetic, sets the speed. A batch that carries the next token of several sequences reads the
+weights once for all of them, so eight sequences decode in much less than eight times the time of
+one (llama-batched-bench shows it). A BatchedDecoder owns its own llama.cpp context with one
+sequence id per slot and a thread that runs the steps: each step decodes the last token of every
+sequence that is generating plus as much of waiting prompts as the batch holds, then samples each
+sequence from its own logits row with its own sampler (token_sampler.py) and checks its own stops.
+
+Callers submit from any thread and wait for their sequence only (`generate`), so a caller with
+sequential logic (a translator that retries) runs in its own thread while the decoder batches
+whatever all callers have in flight. The KV cache is unified across slots: a new prompt that
+starts like a sequence already in the cache (the same few-shot examples, the same conversation)
+gets that prefix by reference (llama_memory_seq_cp) and decodes only the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import llama_cpp
+import numpy as np
+
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.stop_flag import StopFlag
+from llamadesk.app.engine.token_sampler import TokenSampler, TokenText, token_logprob
+from llamadesk.app.engine.types import GenerationStats, Sampling, StopReason, TextPiece
+from llamadesk.app.engine.utf8_stream import Utf8Stream
+
+# Called with each piece of a sequence's text, in the decoder's thread; True ends the sequence.
+PieceCallback = Callable[[TextPiece], bool]
+
+
+@dataclass
+class SequenceResult:
+    """What one sequence produced: its text pieces in order and what it cost."""
+
+    pieces: list[TextPiece]
+    stats: GenerationStats
+
+    @property
+    def text(self) -> str:
+        return "".join(piece.text for piece in self.pieces)
+
+
+class SequenceHandle:
+    """A submitted sequence; `result()` waits for it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: SequenceResult | None = None
+        self._error: BaseException | None = None
+
+    def result(self, timeout: float | None = None) -> SequenceResult:
+        if not self._done.wait(timeout):
+            raise TimeoutError("the sequence is still decoding")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def _finish(self, result: SequenceResult | None, error: BaseException | None = None) -> None:
+        self._result, self._error = result, error
+        self._done.set()
+
+
+@dataclass
+class _Request:
+    tokens: list[int]
+    sampling: Sampling
+    on_piece: PieceCallback | None
+    handle: SequenceHandle
+    ignore_end: bool  # benchmarks: generate exactly max_tokens, as llama-batched-bench does
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Sequence:
+    """A request while it occupies a slot (touched only by the decoder thread)."""
+
+    request: _Request
+    slot: int
+    sampler: TokenSampler
+    pending: list[int]  # tokens to decode next: the prompt's unread tail, then each sampled token
+    position: int  # the position of pending[0]
+    cached: int  # prompt tokens that came from the cache
+    budget: int
+    pieces: list[TextPiece] = field(default_factory=list)
+    utf8: Utf8Stream = field(default_factory=Utf8Stream)
+    generated: int = 0
+    first_token_at: float | None = None
+    pending_logprob: float = 0.0
+    pending_tokens: int = 0
+
+    @property
+    def prefilling(self) -> bool:
+        return self.first_token_at is None
+
+
+class BatchedDecoder:
+    """Decodes up to `n_sequences` sequences at once on a model already loaded by an Engine."""
+
+    def __init__(
+        self,
+        model: llama_cpp.llama_model_p,
+        *,
+        n_sequences: int,
+        n_ctx: int,
+        n_batch: int,
+        n_threads: int,
+        kv_type: int,
+        flash_attn: bool,
+    ):
+        if n_sequences < 1:
+            raise BadInputError("a batched decoder needs at least one sequence")
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_sequences
+        params.n_threads = params.n_threads_batch = n_threads
+        params.type_k = params.type_v = kv_type
+        params.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        params.kv_unified = True  # slots share prefixes by reference, and any slot may use the whole context
+        params.swa_full = False  # as llama.cpp's own tools: a sliding-window layer keeps only its window
+        params.no_perf = True
+        context = llama_cpp.llama_init_from_model(model, params)
+        if not context:
+            raise LlamadeskError(
+                f"llama.cpp could not create a context for {n_sequences} sequences of {n_ctx} tokens; "
+                "try fewer sequences"
+            )
+        self._context = context
+        self._memory = llama_cpp.llama_get_memory(context)
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self._n_swa = llama_cpp.llama_model_n_swa(model)
+        self.n_sequences = n_sequences
+        self.n_ctx = llama_cpp.llama_n_ctx(context)
+        self.n_batch = n_batch
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._tokens_view = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))
+        self._positions_view = np.ctypeslib.as_array(self._batch.pos, shape=(n_batch,))
+        self._logits_view = np.ctypeslib.as_array(self._batch.logits, shape=(n_batch,))
+        np.ctypeslib.as_array(self._batch.n_seq_id, shape=(n_batch,))[:] = 1
+        self._seq_ids = [self._batch.seq_id[i] for i in range(n_batch)]
+        self._text_of = TokenText(self._vocab)
+        self._stop = StopFlag()
+        self._stop.install(context)
+        # What each slot's cells hold (positions 0..len-1), so a new prompt can start from it.
+        self._slot_tokens: list[list[int]] = [[] for _ in range(n_sequences)]
+        self._active: dict[int, _Sequence] = {}
+        self._queue: list[_Request] = []
+        self._lock = threading.Condition()
+        self._closing = False
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="batched-decoder", daemon=True)
+        self._thread.start()
+
+    # -- the callers' side (any thread) ------------------------------------------------------
+
+    def submit(
+        self,
+        tokens: Sequence[int],
+        sampling: Sampling = Sampling(),
+        on_piece: PieceCallback | None = None,
+        *,
+        ignore_end: bool = False,
+    ) -> SequenceHandle:
+        """Queue a sequence: decode `tokens`, then generate after them as `sampling` says."""
+        if not tokens:
+            raise BadInputError("the prompt is empty (no tokens); give the model some text to continue")
+        if len(tokens) >= self.n_ctx:
+            raise BadInputError(
+                f"the prompt is {len(tokens)} tokens but the batched context holds {self.n_ctx}; shorten it"
+            )
+        handle = SequenceHandle()
+        request = _Request(list(tokens), sampling, on_piece, handle, ignore_end)
+        with self._lock:
+            if self._closing:
+                raise LlamadeskError("the batched decoder is closed")
+            if self._failed is not None:
+                raise LlamadeskError(f"the batched decoder failed: {self._failed}")
+            self._queue.append(request)
+            self._lock.notify_all()
+        return handle
+
+    def generate(
+        self, tokens: Sequence[int], sampling: Sampling = Sampling(), on_piece: PieceCallback | None = None
+    ) -> SequenceResult:
+        """submit() and wait for the result (the caller's thread blocks; others keep decoding)."""
+        return self.submit(tokens, sampling, on_piece).result()
+
+    @contextlib.contextmanager
+    def starting_together(self) -> Iterator[None]:
+        """Sequences submitted inside the block are admitted in the same step.
+
+        The decoder otherwise starts whatever has arrived when it looks, so which sequences share
+        a batch depends on timing; and llama.cpp's CPU kernels round a little differently for a
+        token decoded beside others, enough to flip a near-tie in greedy decoding. Starting a
+        known set together makes a run repeatable (tests, benchmarks).
+        """
+        with self._lock:
+            yield
+
+    def request_stop(self) -> None:
+        """End every sequence in flight or queued now, with stop reason "stopped"; safe from any thread."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    def close(self) -> None:
+        """Stop the decoder thread and free the context (sequences still in flight end "stopped")."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._lock.notify_all()
+        self._stop.set()
+        self._thread.join()
+        llama_cpp.llama_batch_free(self._batch)
+        llama_cpp.llama_free(self._context)
+
+    def __enter__(self) -> BatchedDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the decoder thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    while not self._closing and not self._queue and not self._active and not self._stop.is_set():
+                        self._lock.wait()
+                    if self._closing:
+                        break
+                    if self._stop.is_set():
+                        self._stop_everything()
+                        continue
+                    self._admit()
+                self._step()
+        except BaseException as error:  # a decoder failure must reach every waiting caller, not vanish
+            with self._lock:
+                self._failed = error
+                waiting = [s.request for s in self._active.values()] + self._queue
+                self._active.clear()
+                self._queue.clear()
+            for request in waiting:
+                request.handle._finish(None, LlamadeskError(f"batched decoding failed: {error}"))
+            return
+        with self._lock:
+            self._stop_everything()
+
+    def _stop_everything(self) -> None:
+        """(Lock held.) Every sequence ends "stopped"; the cache is cleared (an abort leaves it partial)."""
+        for sequence in list(self._active.values()):
+            self._finish(sequence, "stopped")
+        for request in self._queue:
+            request.handle._finish(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+        self._queue.clear()
+        llama_cpp.llama_memory_clear(self._memory, True)
+        self._slot_tokens = [[] for _ in range(self.n_sequences)]
+        self._stop.clear()
+
+    def _admit(self) -> None:
+        """(Lock held.) Queued requests into free slots, each starting from the longest cached prefix."""
+        while self._queue and len(self._active) < self.n_sequences:
+            request = self._queue.pop(0)
+            try:  # a grammar llama.cpp refuses is that caller's error, not the decoder's
+                sampler = TokenSampler(self._vocab, self.n_vocab, request.sampling)
+            except LlamadeskError as error:
+                request.handle._finish(None, error)
+                continue
+            free = [slot for slot in range(self.n_sequences) if slot not in self._active]
+            source, common = self._longest_prefix(request.tokens)
+            if source in free:
+                slot = source
+                llama_cpp.llama_memory_seq_rm(self._memory, slot, common, -1)
+            else:
+                # The free slot whose cache is least like this prompt is given up.
+                slot = min(free, key=lambda s: _common_prefix(self._slot_tokens[s], request.tokens))
+                llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+                if common > 0:
+                    llama_cpp.llama_memory_seq_cp(self._memory, source, slot, 0, common)
+            self._slot_tokens[slot] = request.tokens[:common]
+            sampling = request.sampling
+            budget = sampling.max_tokens if sampling.max_tokens is not None else self.n_ctx
+            self._active[slot] = _Sequence(
+                request,
+                slot,
+                sampler,
+                pending=request.tokens[common:],
+                position=common,
+                cached=common,
+                budget=budget,
+            )
+
+    def _longest_prefix(self, tokens: list[int]) -> tuple[int, int]:
+        """The slot whose cache shares the longest usable prefix with `tokens`, and its length."""
+        best, best_length = -1, 0
+        for slot, held in enumerate(self._slot_tokens):
+            # At least one token is decoded anew: its logits are where generation starts.
+            length = min(_common_prefix(held, tokens), len(tokens) - 1)
+            if length > best_length and self._prefix_intact(slot, length):
+                best, best_length = slot, length
+        return best, best_length
+
+    def _prefix_intact(self, slot: int, length: int) -> bool:
+        """Whether the cells a continuation at `length` attends to are still there.
+
+        A sliding-window layer keeps only the last n_swa positions of a sequence; a prefix
+        whose window was already dropped (the sequence ran on far past it) cannot be continued.
+        """
+        if self._n_swa <= 0:
+            return True
+        lowest = llama_cpp.llama_memory_seq_pos_min(self._memory, slot)
+        return 0 <= lowest <= max(0, length - self._n_swa)
+
+    def _step(self) -> None:
+        """One llama_decode for every active sequence, then a token for each that is due one."""
+        rows: list[tuple[_Sequence, int]] = []  # (sequence, its logits row in the batch)
+        n = 0
+        generating = [s for s in self._active.values() if not s.prefilling]
+        prefilling = [s for s in self._active.values() if s.prefilling]
+        consumed: list[tuple[_Sequence, int]] = []
+        for sequence in generating + prefilling:
+            room = self.n_batch - n
+            if room <= 0:
+                break
+            take = min(room, len(sequence.pending))
+            chunk = sequence.pending[:take]
+            self._tokens_view[n : n + take] = chunk
+            self._positions_view[n : n + take] = np.arange(sequence.position, sequence.position + take)
+            self._logits_view[n : n + take] = 0
+            for i in range(n, n + take):
+                self._seq_ids[i][0] = sequence.slot
+            if take == len(sequence.pending):
+                self._logits_view[n + take - 1] = 1
+                rows.append((sequence, n + take - 1))
+            consumed.append((sequence, take))
+            n += take
+        if n == 0:
+            return
+        self._batch.n_tokens = n
+        status = llama_cpp.llama_decode(self._context, self._batch)
+        if status == 1 and self._drop_idle_caches():
+            status = llama_cpp.llama_decode(self._context, self._batch)
+        if status == 2 or self._stop.is_set():
+            with self._lock:
+                self._stop_everything()
+            return
+        if status == 1:
+            raise LlamadeskError(
+                f"the batched context ({self.n_ctx} tokens) is full with {len(self._active)} sequences; "
+                "use fewer sequences or shorter prompts"
+            )
+        if status != 0:
+            raise LlamadeskError(f"llama_decode failed ({status})")
+        for sequence, take in consumed:
+            self._slot_tokens[sequence.slot] += sequence.pending[:take]
+            sequence.position += take
+            del sequence.pending[:take]
+        now = time.perf_counter()
+        for sequence, row in rows:
+            try:
+                self._advance(sequence, row, now)
+            except Exception as error:  # the caller's on_piece failed: that sequence ends, the others go on
+                self._finish(sequence, "stopped", error)
+
+    def _drop_idle_caches(self) -> bool:
+        """Give up the prefixes kept in free slots (cells shared with an active slot stay); True if any."""
+        dropped = False
+        for slot, held in enumerate(self._slot_tokens):
+            if slot not in self._active and held:
+                llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
+                self._slot_tokens[slot] = []
+                dropped = True
+        return dropped
+
+    def _advance(self, sequence: _Sequence, row: int, now: float) -> None:
+        """Sample `sequence`'s next token from batch row `row` and decide whether it goes on."""
+        request = sequence.request
+        if sequence.first_token_at is None:
+            sequence.first_token_at = now
+        token = sequence.sampler.sample(self._context, row)
+        if not request.ignore_end and llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            self._finish(sequence, "end")
+            return
+        sequence.generated += 1
+        if request.sampling.logprobs:
+            sequence.pending_logprob += token_logprob(self._context, row, self.n_vocab, token)
+            sequence.pending_tokens += 1
+        text = sequence.utf8.feed(self._text_of(token))
+        if text:
+            piece = (
+                TextPiece(text, sequence.pending_logprob, sequence.pending_tokens)
+                if request.sampling.logprobs
+                else TextPiece(text)
+            )
+            sequence.pending_logprob, sequence.pending_tokens = 0.0, 0
+            sequence.pieces.append(piece)
+            if request.on_piece is not None and request.on_piece(piece):
+                self._finish(sequence, "end")
+                return
+        if sequence.generated >= sequence.budget:
+            self._finish(sequence, "length")
+        elif sequence.position + 1 >= self.n_ctx:
+            self._finish(sequence, "context")
+        else:
+            sequence.pending = [token]
+
+    def _finish(self, sequence: _Sequence, reason: StopReason, error: BaseException | None = None) -> None:
+        sequence.sampler.free()
+        sequence.utf8.flush()
+        with self._lock:
+            self._active.pop(sequence.slot, None)
+            self._lock.notify_all()
+        stats = _stats(
+            sequence.request,
+            sequence.cached,
+            sequence.generated,
+            sequence.first_token_at,
+            reason,
+            sequence.position,
+            self.n_ctx,
+        )
+        sequence.request.handle._finish(SequenceResult(sequence.pieces, stats), error)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _stats(
+    request: _Request,
+    cached: int,
+    generated: int,
+    first_token_at: float | None,
+    reason: StopReason,
+    context_tokens: int,
+    n_ctx: int,
+) -> GenerationStats:
+    finished = time.perf_counter()
+    first = first_token_at if first_token_at is not None else finished
+    prompt_time = max(first - request.submitted, 1e-9)
+    gen_time = finished - first
+    return GenerationStats(
+        prompt_tokens=len(request.tokens),
+        cached_prompt_tokens=cached,
+        generated_tokens=generated,
+        time_to_first_token=first - request.submitted,
+        prompt_tokens_per_second=(len(request.tokens) - cached) / prompt_time,
+        generated_tokens_per_second=(generated - 1) / gen_time if generated > 1 and gen_time > 0 else 0.0,
+        context_tokens=context_tokens,
+        n_ctx=n_ctx,
+        stop_reason=reason,
+    )

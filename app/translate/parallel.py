@@ -1,0 +1,214 @@
+"""Several segments in flight at once, on one batched decoder, with results in document order.
+
+A segment's translation is sequential logic (sentence after sentence, a strict retry, a
+piecewise fallback), so each segment in flight gets a worker thread with its own
+SegmentTranslator; their model calls all go to one BatchedDecoder (engine/batched_decoder.py),
+which decodes the next token of every call in flight in one llama_decode. Segments that depend
+on each other (a following subtitle cue sees the one before as context) form a chain that one
+worker translates in order; chains run side by side.
+
+`run_chains` yields what happens as it happens; the jobs (job.py, file_job.py) turn that into
+their usual events, ChunkDone in document order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from llamadesk.app.core.errors import Interrupted
+from llamadesk.app.engine.types import Sampling, TextPiece
+from llamadesk.app.translate.generation import GREEDY, GenerationStopped, LineEnd
+from llamadesk.app.translate.nearest_examples import ExampleCorpus
+from llamadesk.app.translate.prompts import Prompt, PromptStrategy
+from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
+
+# More segments in flight read the weights once for more tokens; past ~8 llama-batched-bench
+# shows little more to gain on small machines, while each adds a worker and KV cells.
+MAX_PARALLEL = 8
+
+
+def default_parallel(available_memory: int, model_size: int) -> int:
+    """Segments in flight when --parallel is not given: as many as pay off, where memory allows.
+
+    The batched decoder's context is a second KV cache beside the engine's; a model that already
+    takes most of the free memory translates one segment at a time.
+    """
+    return MAX_PARALLEL if available_memory >= 3 * model_size + (1 << 30) else 1
+
+
+class BatchedGenerator:
+    """A ModelGenerator whose calls go to a shared BatchedDecoder (one per worker thread)."""
+
+    def __init__(
+        self, engine, decoder, tokenizing: threading.Lock, stopped: threading.Event, sampling: Sampling = GREEDY
+    ):
+        self.engine = engine
+        self.decoder = decoder
+        self.sampling = sampling
+        self._tokenizing = tokenizing  # the chat template renderer is not made for threads
+        self._stopped = stopped  # shared: a stop ends every worker's next call too, not only this one
+        self.last_mean_logprob: float | None = None
+        self.last_stats = None
+
+    @property
+    def context_size(self) -> int:
+        return self.decoder.n_ctx
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.engine.tokenize(text, add_bos=False))
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+        self.decoder.request_stop()
+
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        if prompt.kind == "chat":
+            try:
+                with self._tokenizing:
+                    return self.engine.chat_prompt_tokens(list(prompt.messages))
+            except Interrupted as stop:
+                raise GenerationStopped() from stop
+        return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
+
+    def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
+        """As EngineGenerator.generate: the output up to its first line of content, greedy."""
+        sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})
+        line = LineEnd()
+        totals = [0.0, 0]
+
+        def on_piece(piece: TextPiece) -> bool:  # runs in the decoder's thread
+            if on_text is not None:
+                on_text(piece.text)
+            if piece.logprob is not None:
+                totals[0] += piece.logprob
+                totals[1] += piece.tokens
+            return line.feed(piece.text)
+
+        tokens = self.prompt_tokens(prompt)
+        if self._stopped.is_set():
+            raise GenerationStopped()
+        result = self.decoder.generate(tokens, sampling, on_piece)
+        self.last_stats = result.stats
+        self.last_mean_logprob = totals[0] / totals[1] if totals[1] else None
+        if result.stats.stop_reason == "stopped":
+            raise GenerationStopped()
+        return line.text
+
+
+class ParallelTranslators:
+    """`n` translators for one engine and strategy, sharing one batched decoder; close() frees it."""
+
+    def __init__(
+        self,
+        engine,
+        strategy: PromptStrategy,
+        n: int,
+        n_ctx: int | None = None,
+        examples: ExampleCorpus | None = None,
+        candidates: bool = False,
+    ):
+        """`examples` and `candidates` as SegmentTranslator takes them (translate --candidates)."""
+        self.decoder = engine.batched_decoder(n, n_ctx)
+        self.stopped = threading.Event()
+        lock = threading.Lock()
+        self.translators = [
+            SegmentTranslator(
+                BatchedGenerator(engine, self.decoder, lock, self.stopped), strategy, examples, candidates
+            )
+            for _ in range(n)
+        ]
+
+    def request_stop(self) -> None:
+        self.stopped.set()
+        self.decoder.request_stop()
+
+    def close(self) -> None:
+        self.decoder.close()
+
+    def __enter__(self) -> ParallelTranslators:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Started:
+    index: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    index: int
+    result: SegmentResult
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A worker's model call was stopped (the job was cancelled)."""
+
+
+# Translates item `index` with `translator`, given the results of the earlier items of its chain.
+TranslateOne = Callable[[SegmentTranslator, int, Sequence[SegmentResult]], SegmentResult]
+
+
+def run_chains(
+    chains: Sequence[Sequence[int]],
+    translators: Sequence[SegmentTranslator],
+    translate_one: TranslateOne,
+    cancelled: threading.Event,
+) -> Iterator[Started | Finished | Stopped]:
+    """Translate every chain (its items in order), one chain per worker at a time; events as they come.
+
+    Ends after every item is Finished, or after the first Stopped (the other workers are
+    stopped too and their remaining events dropped). A worker's error is raised here.
+    """
+    work: queue.SimpleQueue[Sequence[int]] = queue.SimpleQueue()
+    for chain in chains:
+        work.put(chain)
+    events: queue.SimpleQueue[Started | Finished | Stopped | BaseException] = queue.SimpleQueue()
+
+    def worker(translator: SegmentTranslator) -> None:
+        try:
+            while not cancelled.is_set():
+                try:
+                    chain = work.get_nowait()
+                except queue.Empty:
+                    return
+                done: list[SegmentResult] = []
+                for index in chain:
+                    if cancelled.is_set():
+                        return
+                    events.put(Started(index))
+                    done.append(translate_one(translator, index, done))
+                    events.put(Finished(index, done[-1]))
+        except GenerationStopped:
+            events.put(Stopped())
+        except BaseException as error:  # surfaced in the job's thread
+            events.put(error)
+
+    n_workers = min(len(translators), len(chains))
+    threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in translators[:n_workers]]
+    for thread in threads:
+        thread.start()
+    remaining = sum(len(chain) for chain in chains)
+    try:
+        while remaining:
+            event = events.get()
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+            if isinstance(event, Stopped):
+                return
+            if isinstance(event, Finished):
+                remaining -= 1
+    finally:
+        if remaining:  # stopped, failed or abandoned: no worker may go on using the model
+            cancelled.set()
+            for translator in translators:
+                translator.generator.request_stop()
+        for thread in threads:
+            thread.join()

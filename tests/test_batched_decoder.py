@@ -1,0 +1,129 @@
+"""The batched decoder with the real starters: several sequences per llama_decode, each as if alone.
+
+One sequence at a time runs the engine's kernels on the same shapes, so it must say exactly what
+the engine says. Several at once change the shapes llama.cpp's CPU kernels see, which can move a
+near-tie (bench/RESULTS.md "batched" measures how often); with SmolLM2 and these prompts started
+together, each still says what it says alone, which catches a wrong position, sequence id or
+reused prefix at its first token.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.engine.types import LoadSettings, Sampling, TextPiece
+from tests.conftest import PINNED_LOAD
+
+GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, seed=0, max_tokens=16)
+PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, there was a",
+    "def fibonacci(n):",
+    "The three primary colors are",
+    "The capital of France is a city",  # shares a prefix with the first: it comes from the cache
+    "Water boils at",
+]
+
+
+def sequential(engine, prompt: str, sampling: Sampling) -> str:
+    return "".join(e.text for e in engine.stream_completion(prompt, sampling) if isinstance(e, TextPiece))
+
+
+@pytest.fixture(scope="module")
+def smollm2_decoder(smollm2_engine):
+    with smollm2_engine.batched_decoder(4, n_ctx=1024) as decoder:
+        yield decoder
+
+
+@pytest.fixture(scope="module")
+def gemma_engine(gemma_path):
+    from llamadesk.app.engine.llama_engine import Engine
+
+    with Engine.load(gemma_path, LoadSettings(n_ctx=1024, **PINNED_LOAD)) as engine:
+        yield engine
+
+
+def test_sequences_decoded_together_say_what_each_says_alone(smollm2_engine, smollm2_decoder):
+    alone = [sequential(smollm2_engine, p, GREEDY) for p in PROMPTS]
+    with smollm2_decoder.starting_together():
+        handles = [smollm2_decoder.submit(smollm2_engine.tokenize(p), GREEDY) for p in PROMPTS]
+    results = [h.result(timeout=120) for h in handles]
+    assert [r.text for r in results] == alone
+    assert all(r.stats.generated_tokens >= 1 for r in results)
+    assert results[4].stats.cached_prompt_tokens >= 5  # "The capital of France is" was in a slot already
+
+
+def test_seeded_sampling_matches_the_engine_through_the_same_sampler_chain(smollm2_engine, smollm2_decoder):
+    warm = Sampling(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, seed=7, max_tokens=16)
+    prompts = PROMPTS[:3]
+    alone = [sequential(smollm2_engine, p, warm) for p in prompts]
+    with smollm2_decoder.starting_together():
+        handles = [smollm2_decoder.submit(smollm2_engine.tokenize(p), warm) for p in prompts]
+    assert [h.result(timeout=120).text for h in handles] == alone
+
+
+def test_one_gemma_sequence_matches_the_engine(gemma_engine):
+    prompts = PROMPTS[:2]
+    alone = [sequential(gemma_engine, p, GREEDY) for p in prompts]
+    with gemma_engine.batched_decoder(1, n_ctx=512) as decoder:
+        assert [decoder.generate(gemma_engine.tokenize(p), GREEDY).text for p in prompts] == alone
+
+
+def test_each_sequence_has_its_own_stops(smollm2_engine, smollm2_decoder):
+    seen: list[str] = []
+
+    def stop_at_first_piece(piece: TextPiece) -> bool:
+        seen.append(piece.text)
+        return True
+
+    short = Sampling(**{**GREEDY.__dict__, "max_tokens": 3})
+    stopped = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[0]), GREEDY, stop_at_first_piece)
+    limited = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[1]), short)
+    long = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[2]), GREEDY)
+    assert stopped.result(timeout=60).text == seen[0] and stopped.result().stats.stop_reason == "end"
+    assert limited.result(timeout=60).stats.generated_tokens == 3
+    assert limited.result().stats.stop_reason == "length"
+    assert long.result(timeout=60).stats.generated_tokens == 16
+
+
+def test_request_stop_ends_every_sequence_and_the_decoder_goes_on(smollm2_engine, smollm2_decoder):
+    endless = Sampling(**{**GREEDY.__dict__, "max_tokens": 400})
+    first_piece = threading.Event()
+    handles = [
+        smollm2_decoder.submit(smollm2_engine.tokenize(p), endless, lambda _piece: first_piece.set() and False)
+        for p in PROMPTS[:3]
+    ]
+    assert first_piece.wait(60)
+    smollm2_decoder.request_stop()
+    results = [h.result(timeout=60) for h in handles]
+    assert {r.stats.stop_reason for r in results} == {"stopped"}
+    assert all(r.stats.generated_tokens < 400 for r in results)
+    after = smollm2_decoder.generate(smollm2_engine.tokenize(PROMPTS[0]), GREEDY)
+    assert after.text == sequential(smollm2_engine, PROMPTS[0], GREEDY)
+
+
+def test_prompts_it_cannot_take_are_refused(smollm2_decoder):
+    with pytest.raises(BadInputError, match="empty"):
+        smollm2_decoder.submit([], GREEDY)
+    with pytest.raises(BadInputError, match="holds 1024"):
+        smollm2_decoder.submit([1] * 2000, GREEDY)
+
+
+def test_one_callers_mistake_ends_only_its_own_sequence(smollm2_engine, smollm2_decoder):
+    bad_grammar = Sampling(**{**GREEDY.__dict__, "grammar": "root ::= ("})
+
+    def broken_callback(_piece: TextPiece) -> bool:
+        raise ValueError("the caller's bug")
+
+    with smollm2_decoder.starting_together():
+        refused = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[0]), bad_grammar)
+        failed = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[1]), GREEDY, broken_callback)
+        fine = smollm2_decoder.submit(smollm2_engine.tokenize(PROMPTS[2]), GREEDY)
+    with pytest.raises(BadInputError, match="GBNF"):
+        refused.result(timeout=60)
+    with pytest.raises(ValueError, match="caller's bug"):
+        failed.result(timeout=60)
+    assert fine.result(timeout=60).text == sequential(smollm2_engine, PROMPTS[2], GREEDY)
