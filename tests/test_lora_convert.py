@@ -204,6 +204,23 @@ def test_adapter_for_another_family_is_refused(name, base_name, adapter, tmp_pat
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_verify_passes_on_each_family(name, adapter, tmp_path):
+    folder, _ = adapter(name)
+    result = run_cli("convert", str(folder), "--verify", "-o", str(tmp_path / "a.gguf"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "with the adapter applied" in json.loads(result.stdout)["verified"]
+
+
+def test_trained_qwen2_biases_are_refused(adapter, tmp_path):
+    """Qwen2's Q/K/V biases are the base's; an adapter that trained them would be applied without them."""
+    folder, _ = adapter("qwen2")
+    for bias in ("all", "lora_only"):
+        edited = _edited_copy(folder, tmp_path / bias, bias=bias)
+        _one_line(run_cli("convert", str(edited), "-o", str(tmp_path / "out.gguf")), "bias")
+    assert not (tmp_path / "out.gguf").exists()
+
+
 def test_rank_patterns_match_as_peft_matches():
     from llamadesk.convert.lora.adapter_config import LoraConfig
 
