@@ -23,7 +23,7 @@ from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.parallel import ParallelTranslators
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
-from llamadesk.app.translate.unit_loop import LoopUnit, translate_units, translate_units_in_parallel
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_all
 
 
 @dataclass(frozen=True)
@@ -93,33 +93,23 @@ class FileJob:
             return
         source, confidence = self.source_language()
 
-        def translate_one_with(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
+        def translate_one(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
             unit = self.units[index]
             return self._translate(translator, unit, source, target, self._context(unit, before), stream)
 
-        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
-            return translate_one_with(self.translator, index, results, stream)
-
-        units = [LoopUnit(unit.key, unit.text) for unit in self.units]
-        common = dict(
+        results = yield from translate_all(
+            [LoopUnit(unit.key, unit.text) for unit in self.units],
+            translate_one,
+            translator=self.translator,
+            parallel=self.parallel,
+            chains=self._chains,
+            cancel=self._cancel,
             source=source,
             target=target,
-            strategy=self.translator.strategy.name,
             detected_confidence=confidence,
             resume=self.resume,
             on_text=on_text,
         )
-        if self.parallel is None:
-            results = yield from translate_units(units, translate_one, cancelled=self._cancel.is_set, **common)
-        else:
-            results = yield from translate_units_in_parallel(
-                units,
-                self._chains(),
-                translate_one_with,
-                translators=self.parallel.translators,
-                cancel=self._cancel,
-                **common,
-            )
         if results is None:
             return
         yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)

@@ -22,7 +22,7 @@ from llamadesk.app.translate.parallel import ParallelTranslators
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 from llamadesk.app.translate.segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
-from llamadesk.app.translate.unit_loop import LoopUnit, translate_units, translate_units_in_parallel
+from llamadesk.app.translate.unit_loop import LoopUnit, translate_all
 
 # How many preceding chunks (of the same document) the model sees as examples for consistency.
 CONTEXT_CHUNKS = 1
@@ -98,34 +98,25 @@ class TranslationJob:
         source, confidence = self.source_language()
         target = self.settings.target
 
-        def translate_one_with(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
-            """Chunk `index` by `translator`, with the chunks `before` it as context."""
+        def translate_one(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
+            """Chunk `index` by `translator`, the last chunks `before` it as context (none for lines)."""
             text, glossary = self.chunks[index].text, self.settings.glossary
-            return translator.translate(text, source, target, glossary, self._context_from(before), stream)
+            context = () if self.settings.mode == "lines" else self._context_from(before)
+            return translator.translate(text, source, target, glossary, context, stream)
 
-        def translate_one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
-            return translate_one_with(self.translator, index, self._before(index, results), stream)
-
-        units = [LoopUnit(chunk.text, chunk.text) for chunk in self.chunks]
-        common = dict(
+        results = yield from translate_all(
+            [LoopUnit(chunk.text, chunk.text) for chunk in self.chunks],
+            translate_one,
+            translator=self.translator,
+            parallel=self.parallel,
+            chains=self._chains,
+            cancel=self._cancel,
             source=source,
             target=target,
-            strategy=self.translator.strategy.name,
             detected_confidence=confidence,
             resume=self.resume,
             on_text=on_text,
         )
-        if self.parallel is None:
-            results = yield from translate_units(units, translate_one, cancelled=self._cancel.is_set, **common)
-        else:
-            results = yield from translate_units_in_parallel(
-                units,
-                self._chains(),
-                translate_one_with,
-                translators=self.parallel.translators,
-                cancel=self._cancel,
-                **common,
-            )
         if results is None:
             return
         text = assemble(self.pieces, self.chunks, [r.translation for r in results])
@@ -143,12 +134,6 @@ class TranslationJob:
             else:
                 chains.append([index])
         return chains
-
-    def _before(self, index: int, results: Sequence[SegmentResult]) -> Sequence[SegmentResult]:
-        """The chunks a sequential run shows as context: the ones just before, across paragraphs."""
-        if self.settings.mode == "lines":
-            return ()
-        return results[max(0, index - self.settings.context_chunks) : index]
 
     def _context_from(self, before: Sequence[SegmentResult]) -> tuple[tuple[str, str], ...]:
         """The last context_chunks of `before` that were translated, as (source, translation) pairs."""

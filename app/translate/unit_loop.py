@@ -28,7 +28,7 @@ from llamadesk.app.translate.events import (
 )
 from llamadesk.app.translate.generation import GenerationStopped
 from llamadesk.app.translate.languages import Language
-from llamadesk.app.translate.parallel import Started, Stopped, run_chains
+from llamadesk.app.translate.parallel import ParallelTranslators, Started, Stopped, run_chains
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 
@@ -159,3 +159,43 @@ def translate_units_in_parallel(
         yield JobCancelled(len(results), total)
         return None
     return results
+
+
+def translate_all(
+    units: Sequence[LoopUnit],
+    translate_one: TranslateOneWith,
+    *,
+    translator: SegmentTranslator,
+    parallel: ParallelTranslators | None,
+    chains: Callable[[], Sequence[Sequence[int]]],
+    cancel: threading.Event,
+    source: Language,
+    target: Language,
+    detected_confidence: float | None = None,
+    resume: ResumeLog | None = None,
+    on_text: Callable[[ChunkText], None] | None = None,
+) -> Generator[TranslationEvent, None, list[SegmentResult] | None]:
+    """A job's units one after the other with `translator`, or with `parallel` several in flight.
+
+    `translate_one(translator, index, before, stream)` gets the finished units before `index`: all
+    of them in order when sequential, those of its own chain (`chains()`) when parallel.
+    """
+    common = dict(
+        source=source,
+        target=target,
+        strategy=translator.strategy.name,
+        detected_confidence=detected_confidence,
+        resume=resume,
+        on_text=on_text,
+    )
+    if parallel is None:
+
+        def one(index: int, results: Sequence[SegmentResult], stream) -> SegmentResult:
+            return translate_one(translator, index, results, stream)
+
+        return (yield from translate_units(units, one, cancelled=cancel.is_set, **common))
+    return (
+        yield from translate_units_in_parallel(
+            units, chains(), translate_one, translators=parallel.translators, cancel=cancel, **common
+        )
+    )
