@@ -9,17 +9,16 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
+from llamadesk.app.core.atomic_file import check_writable_target
 from llamadesk.app.core.paths import models_dir
 from llamadesk.convert.checkpoint import Checkpoint, open_checkpoint
 from llamadesk.convert.gguf_metadata import add_metadata, model_name
+from llamadesk.convert.gguf_streaming import Progress, padded_bytes, stream_gguf
 from llamadesk.convert.output_types import FILE_TYPES, resolve_outtype
 from llamadesk.convert.plan import PlannedTensor, plan_tensors
 from llamadesk.convert.source_location import looks_like_repo_id, resolve_source
 from llamadesk.convert.tensor_source import TensorSource
 from llamadesk.convert.vocabulary import Vocabulary, read_vocabulary
-
-Progress = Callable[[int, int], None]  # (bytes written, bytes in total)
 
 
 @dataclass
@@ -39,7 +38,7 @@ class ConversionPlan:
 
     @property
     def tensor_bytes(self) -> int:
-        return sum(gguf.GGUFWriter.ggml_pad(t.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT) for t in self.tensors)
+        return padded_bytes(self.tensors)
 
     @property
     def estimated_size(self) -> int:
@@ -120,28 +119,7 @@ def write_gguf(
         quantized=plan.bulk_type == gguf.GGMLQuantizationType.Q8_0,
     )
     plan.vocabulary.add_to(writer)
-    for tensor in plan.tensors:
-        shape, dtype = tensor.stored
-        writer.add_tensor_info(tensor.name, shape, dtype, tensor.nbytes, raw_dtype=tensor.qtype)
-    total, done = plan.tensor_bytes, 0
-    with atomic_output(output, force) as tmp:
-        try:
-            writer.write_header_to_file(tmp)
-            writer.write_kv_data_to_file()
-            writer.write_ti_data_to_file()
-            for tensor in plan.tensors:
-                data = tensor.produce()
-                writer.write_tensor_data(data)
-                del data
-                tensor.release()
-                done += gguf.GGUFWriter.ggml_pad(tensor.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT)
-                if progress:
-                    progress(done, total)
-        finally:
-            writer.close()
-        if check:
-            check(tmp)
-    return output
+    return stream_gguf(writer, plan.tensors, output, force, progress, check)
 
 
 def convert_checkpoint(

@@ -20,6 +20,7 @@ import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert.architectures import gguf_tensor_name
+from llamadesk.convert.gguf_streaming import padded_bytes
 from llamadesk.convert.lora.adapter_config import LoraConfig, read_adapter_config
 from llamadesk.convert.lora.adapter_weights import LoraPair, read_adapter_pairs
 from llamadesk.convert.lora.base_model import AdapterBase, resolve_base
@@ -87,7 +88,7 @@ class AdapterPlan:
 
     @property
     def tensor_bytes(self) -> int:
-        return sum(gguf.GGUFWriter.ggml_pad(t.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT) for t in self.tensors)
+        return padded_bytes(self.tensors)
 
     @property
     def n_params(self) -> int:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import gguf
 
-from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
+from llamadesk.app.core.atomic_file import check_writable_target
+from llamadesk.convert.gguf_streaming import Progress, stream_gguf
 from llamadesk.convert.lora.adapter_plan import AdapterPlan
 from llamadesk.convert.output_types import FILE_TYPES
-
-Progress = Callable[[int, int], None]
 
 
 def add_adapter_metadata(writer: gguf.GGUFWriter, plan: AdapterPlan) -> None:
@@ -52,23 +51,4 @@ def write_adapter(
     check_writable_target(output, force)
     writer = gguf.GGUFWriter(None, plan.base.arch_name)
     add_adapter_metadata(writer, plan)
-    for tensor in plan.tensors:
-        shape, dtype = tensor.stored
-        writer.add_tensor_info(tensor.name, shape, dtype, tensor.nbytes, raw_dtype=tensor.qtype)
-    total, done = plan.tensor_bytes, 0
-    with atomic_output(output, force) as tmp:
-        try:
-            writer.write_header_to_file(tmp)
-            writer.write_kv_data_to_file()
-            writer.write_ti_data_to_file()
-            for tensor in plan.tensors:
-                writer.write_tensor_data(tensor.produce())
-                tensor.release()
-                done += gguf.GGUFWriter.ggml_pad(tensor.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT)
-                if progress:
-                    progress(done, total)
-        finally:
-            writer.close()
-        if check:
-            check(tmp)
-    return output
+    return stream_gguf(writer, plan.tensors, output, force, progress, check)

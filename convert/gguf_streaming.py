@@ -1,0 +1,75 @@
+"""Writing a GGUF one tensor at a time, atomically: the part a model and a LoRA adapter share.
+
+What differs between them is the metadata (the caller fills the writer) and where each tensor's
+bytes come from; what is the same is the order gguf-py needs (header, key-values, tensor infos,
+then the data), releasing each tensor as soon as it is written so peak memory stays about one
+tensor, progress in bytes, and the atomic rename after an optional check of the finished file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import gguf
+import numpy as np
+
+from llamadesk.app.core.atomic_file import atomic_output
+
+Progress = Callable[[int, int], None]
+
+
+class StreamedTensor(Protocol):
+    name: str
+    nbytes: int
+    qtype: gguf.GGMLQuantizationType
+
+    @property
+    def stored(self) -> tuple[Sequence[int], np.dtype]: ...
+
+    def produce(self) -> np.ndarray: ...
+
+    def release(self) -> None: ...
+
+
+def padded_bytes(tensors: Sequence[StreamedTensor]) -> int:
+    """The tensor data's size in the file: each tensor padded to GGUF's alignment."""
+    return sum(gguf.GGUFWriter.ggml_pad(t.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT) for t in tensors)
+
+
+def stream_gguf(
+    writer: gguf.GGUFWriter,
+    tensors: Sequence[StreamedTensor],
+    output: Path,
+    force: bool,
+    progress: Progress | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write `writer`'s metadata and `tensors` to `output` (under a temporary name until complete).
+
+    `check(path)` runs on the complete file before it gets its final name; if it raises, the file
+    is removed, so a GGUF that fails verification never appears under `output`.
+    """
+    for tensor in tensors:
+        shape, dtype = tensor.stored
+        writer.add_tensor_info(tensor.name, shape, dtype, tensor.nbytes, raw_dtype=tensor.qtype)
+    total, done = padded_bytes(tensors), 0
+    with atomic_output(output, force) as tmp:
+        try:
+            writer.write_header_to_file(tmp)
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            for tensor in tensors:
+                data = tensor.produce()
+                writer.write_tensor_data(data)
+                del data
+                tensor.release()
+                done += gguf.GGUFWriter.ggml_pad(tensor.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT)
+                if progress:
+                    progress(done, total)
+        finally:
+            writer.close()
+        if check:
+            check(tmp)
+    return output
