@@ -11,7 +11,7 @@ reference_forward.py read these tables and nothing else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gguf
 
@@ -62,6 +62,18 @@ class Architecture:
     # last `sliding_window` positions. llama.cpp fixes this pattern per architecture, so a config's
     # `layer_types` must follow it.
     global_every: int | None = None
+    # A multimodal checkpoint converted for its language model alone, as llama.cpp does: the config
+    # key holding the text model's hyperparameters (laid over the top level's), the prefix the
+    # language model's tensor names carry, and the prefixes of the other towers' tensors, left out.
+    text_config: str | None = None
+    text_prefix: str = ""
+    other_towers: tuple[str, ...] = ()
+
+    def language_model_name(self, name: str) -> str | None:
+        """A checkpoint tensor's name as the language model alone would have it; None for another tower's."""
+        if self.other_towers and name.startswith(self.other_towers):
+            return None
+        return name.removeprefix(self.text_prefix) if self.text_prefix else name
 
     @property
     def permute_qk(self) -> bool:
@@ -120,6 +132,16 @@ GEMMA3 = Architecture(
     global_every=6,
 )
 
+# Gemma 3 4B-27B: the Gemma 3 language model beside a SigLIP vision tower and its projector
+# ("language_model.model.layers.0...", "vision_tower...", "multi_modal_projector..."). The GGUF is
+# the text model; llama.cpp writes the vision part to a separate mmproj file, which llamadesk does not.
+GEMMA3_MULTIMODAL = replace(
+    GEMMA3,
+    text_config="text_config",
+    text_prefix="language_model.",
+    other_towers=("vision_tower.", "multi_modal_projector."),
+)
+
 # HF `architectures[0]` -> how to convert it. SmolLM, TinyLlama and Llama 1/2/3.x all say
 # LlamaForCausalLM; Mistral 7B is the same network under another name.
 HF_ARCHITECTURES: dict[str, Architecture] = {
@@ -128,6 +150,7 @@ HF_ARCHITECTURES: dict[str, Architecture] = {
     "Qwen2ForCausalLM": QWEN2,
     "Qwen3ForCausalLM": QWEN3,
     "Gemma3ForCausalLM": GEMMA3,
+    "Gemma3ForConditionalGeneration": GEMMA3_MULTIMODAL,
 }
 META_ARCHITECTURE = "consolidated.*.pth (Meta LLaMA)"
 
@@ -186,7 +209,8 @@ def gguf_tensor_name(architecture: str, n_layer: int, hf_name: str) -> str | Non
     (`HF_ARCHITECTURES[architecture].transforms`), e.g. LLaMA's Q/K rows are reordered.
     """
     family = HF_ARCHITECTURES.get(architecture)
-    if family is None:
+    own_name = None if family is None else family.language_model_name(hf_name)
+    if own_name is None:
         return None
     name_map = gguf.get_tensor_name_map(family.gguf_arch, n_layer)
-    return name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+    return name_map.get_name(own_name, try_suffixes=(".weight", ".bias"))

@@ -242,10 +242,19 @@ def read_hf_config(folder: Path) -> ModelConfig:
     path = folder / "config.json"
     config = read_json_object(path, "model config")
     name = _architecture_name(config, path)
+    family = HF_ARCHITECTURES[name]
+    if family.text_config is not None:
+        # A multimodal checkpoint: the language model's hyperparameters, over the top level's (as llama.cpp reads them).
+        text = config.get(family.text_config)
+        if not isinstance(text, dict):
+            raise BadInputError(
+                f"{path}: '{family.text_config}' must be an object with the language model's settings, "
+                f"not {shown(text)}; the config is incomplete"
+            )
+        config = {**config, **text}
     values = _pick(config, HF_CONFIG_KEYS, path)
     _heads(values, HF_CONFIG_KEYS, path)
     theta, scaling = _rope_settings(config, path)
-    family = HF_ARCHITECTURES[name]
     extra = _family_values(config, family, values, path)
     model_name = config.get("_name_or_path")
     return ModelConfig(

@@ -114,9 +114,10 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
     mapped: list[tuple[TensorSource, str, T]] = []
     seen: set[str] = set()
     for source in checkpoint.tensors:
-        if source.name.removesuffix(".weight").endswith(SKIPPED_TENSOR_SUFFIXES):
+        own_name = config.architecture.language_model_name(source.name)
+        if own_name is None or own_name.removesuffix(".weight").endswith(SKIPPED_TENSOR_SUFFIXES):
             continue
-        name = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        name = name_map.get_name(own_name, try_suffixes=(".weight", ".bias"))
         if name is not None and tensor_kind(name, arch) not in allowed:
             name = None  # a tensor llama.cpp knows for this architecture, but not one this family has
         if name is None:
@@ -172,11 +173,14 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
     return planned
 
 
-def tensor_kind(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
-    """Which kind of tensor a GGUF name is (blk.3.attn_q.weight -> ATTN_Q); KeyError when none."""
-    return _kind_of(gguf_name, arch)
-
-
 def weight_transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """How conversion reorders a weight of `kind` (rows only), which LoRA's B matrices follow too."""
-    return _transform(kind, config)
+    """How conversion reorders a weight of `kind` (rows only), which LoRA's B matrices follow too.
+
+    Only the family's row reorderings apply: an arithmetic transform (Gemma's norm offset) changes a
+    weight's values, not its layout, so an adapter's delta on that weight stays as it is.
+    """
+    name = config.architecture.transforms.get(kind)
+    if name is None or name in ARITHMETIC:
+        return lambda weight: weight
+    change = TRANSFORMS[name]
+    return lambda weight: change(weight, config)

@@ -27,7 +27,8 @@ def _gguf_names(checkpoint: Checkpoint) -> dict[str, TensorSource]:
     name_map = gguf.get_tensor_name_map(checkpoint.config.architecture.gguf_arch, checkpoint.config.n_layer)
     found = {}
     for source in checkpoint.tensors:
-        name = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        own_name = checkpoint.config.architecture.language_model_name(source.name)
+        name = own_name and name_map.get_name(own_name, try_suffixes=(".weight", ".bias"))
         if name:
             found[name] = source
     return found

@@ -29,11 +29,13 @@ from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 # family -> llama.cpp's pre-tokenizer name for its (test-trained) tokenizer, for the reference
 # converter, which can only recognise released tokenizers by hash ("" = it recognises it).
-FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "gemma3": ""}
+FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "gemma3": "", "gemma3-multimodal": ""}
+# family -> the GGUF architecture it becomes (Gemma 3's multimodal checkpoint: its text model).
+GGUF_ARCH = {"gemma3-multimodal": "gemma3"}
 # llama.cpp's CPU GELU looks its values up in an f16 table (ggml-cpu/vec.h, GGML_GELU_FP16), so an
 # f32 GELU model differs from transformers by more than rounding; the test below shows that with
 # the table emulated the difference is back under 1e-3.
-F32_TOLERANCE = {"gemma3": 0.05}
+F32_TOLERANCE = {"gemma3": 0.05, "gemma3-multimodal": 0.05}
 PROBES = {
     "english": "Hello world! It's 3:45 pm and we've got 1,234 llamas.",
     "cjk": "我们今天去北京天安门广场参观。日本語のテキスト。",
@@ -131,7 +133,7 @@ def test_tensors_and_metadata_equal_llama_cpp_converters(family, converted):
     theirs = reference_gguf(family_checkpoint(family), "f16", FAMILIES[family])
     # Gemma: ours names the SentencePiece model's own <unk> (id 3); the reference writes no unknown
     # id, and llama.cpp then takes id 0, which is Gemma's <pad>.
-    explained = frozenset({"tokenizer.ggml.unknown_token_id"} if family == "gemma3" else ())
+    explained = frozenset({"tokenizer.ggml.unknown_token_id"} if family.startswith("gemma3") else ())
     _assert_same_as_reference(ours, theirs, _fields(theirs)["general.architecture"], explained)
 
 
@@ -307,6 +309,16 @@ def test_family_hyperparameters_recorded(converted):
     assert np.array_equal(written, stored + np.float32(1.0))  # fold_norm_offset
 
 
+@pytest.mark.slow
+def test_gemma3_multimodal_becomes_its_language_model(converted):
+    """The vision tower and projector are left out; what is left is laid out as Gemma 3 text."""
+    text_only = _tensors(converted["gemma3"]["f16"])
+    multimodal = _tensors(converted["gemma3-multimodal"]["f16"])
+    assert {name: t[:2] for name, t in multimodal.items()} == {name: t[:2] for name, t in text_only.items()}
+    fields = _fields(converted["gemma3-multimodal"]["f16"])
+    assert fields["gemma3.attention.sliding_window"] == 4 and fields["gemma3.block_count"] == 6  # from text_config
+
+
 # -- bad input, per family: one line, exit 2, naming the tensor or key, nothing written -----------
 
 
@@ -397,6 +409,9 @@ def test_gemma_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
 
     folder = _damaged_copy("gemma3", tmp_path / "e", drop_post_norm)
     _refused(folder, tmp_path / "e", "no blk.5.post_ffw_norm.weight")
+    no_text = {"text_config": None}
+    folder = _damaged_copy("gemma3-multimodal", tmp_path / "f", config=no_text)
+    _refused(folder, tmp_path / "f", "'text_config' must be an object")
 
 
 @pytest.mark.slow
@@ -416,7 +431,7 @@ def test_converted_files_work_in_info_and_chat(converted, own_home):
         path = converted[family]["f16"]
         result = run_cli("info", str(path), "--json")
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["metadata"]["general.architecture"] == family
+        assert json.loads(result.stdout)["metadata"]["general.architecture"] == GGUF_ARCH.get(family, family)
         # The chat template came along: chat renders it and the (random) model answers something.
         result = run_cli("chat", "-m", str(path), *PINNED_FLAGS, "--max-tokens", "4", "--temperature", "0", "Hi")
         assert result.returncode == 0, result.stderr
