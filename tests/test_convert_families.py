@@ -319,6 +319,43 @@ def test_gemma3_multimodal_becomes_its_language_model(converted):
     assert fields["gemma3.attention.sliding_window"] == 4 and fields["gemma3.block_count"] == 6  # from text_config
 
 
+def _end_of_generation(gguf_path: Path, ids: list[int]) -> list[bool]:
+    """Whether llama.cpp, having loaded the file's vocabulary, stops generating at each of `ids`."""
+    import llama_cpp
+    from llama_cpp import Llama
+
+    llm = Llama(str(gguf_path), vocab_only=True, verbose=False)
+    try:
+        return [bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token)) for token in ids]
+    finally:
+        llm.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_generation_config_stop_tokens_end_generation(family, converted):
+    """The fixtures' generation_config.json lists two stop tokens, as the released instruction
+    models do. The GGUF's eos is the reference converter's (the metadata test above), one of them;
+    llama.cpp stops at every one, so a converted model stops where transformers' generate() does."""
+    stops = json.loads((family_checkpoint(family) / "generation_config.json").read_text())["eos_token_id"]
+    assert isinstance(stops, list) and len(stops) == 2
+    assert _fields(converted[family]["f16"])["tokenizer.ggml.eos_token_id"] in stops
+    assert _end_of_generation(converted[family]["f16"], stops) == [True, True]
+
+
+@pytest.mark.slow
+def test_special_ids_the_tokenizer_files_leave_unset_come_from_generation_config(tmp_path):
+    """Where neither tokenizer_config.json nor config.json names eos, generation_config.json's first
+    stop token is written (llama.cpp's converter would write none, and llama.cpp would guess)."""
+    folder = _damaged_copy("qwen2", tmp_path, config={"eos_token_id": None})
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "eos_token": None}))
+    generation = json.loads((folder / "generation_config.json").read_text())
+    (folder / "generation_config.json").write_text(json.dumps({**generation, "eos_token_id": [0, 2]}))
+    fields = _fields(convert_checkpoint(folder, tmp_path / "out.gguf", "f16"))
+    assert fields["tokenizer.ggml.eos_token_id"] == 0
+
+
 # -- bad input, per family: one line, exit 2, naming the tensor or key, nothing written -----------
 
 
@@ -409,6 +446,13 @@ def test_gemma_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
 
     folder = _damaged_copy("gemma3", tmp_path / "e", drop_post_norm)
     _refused(folder, tmp_path / "e", "no blk.5.post_ffw_norm.weight")
+    generation = family_checkpoint("gemma3") / "generation_config.json"
+    for case, stops in (("g", [1, 4000]), ("h", "<eos>")):
+        folder = _damaged_copy("gemma3", tmp_path / case)
+        (folder / "generation_config.json").write_text(
+            json.dumps({**json.loads(generation.read_text()), "eos_token_id": stops})
+        )
+        _refused(folder, tmp_path / case, "generation_config.json: 'eos_token_id'", "not a token id below 400")
     no_text = {"text_config": None}
     folder = _damaged_copy("gemma3-multimodal", tmp_path / "f", config=no_text)
     _refused(folder, tmp_path / "f", "'text_config' must be an object")
