@@ -132,6 +132,30 @@ GEMMA3 = Architecture(
     global_every=6,
 )
 
+# Gemma 2: Gemma 3's sandwich norms, (w - 1) norms, GELU(tanh) and embedding scale, without Q/K
+# norms; attention scores soft-capped (tanh(s / cap) * cap) as well as the final logits; one global
+# layer after each sliding-window one; one rope base. Its norms are the Gemma 3 ones but the Q/K norms.
+GEMMA2_NORMS = tuple(kind for kind in GEMMA_NORMS if kind not in (T.ATTN_Q_NORM, T.ATTN_K_NORM))
+GEMMA2 = Architecture(
+    gguf.MODEL_ARCH.GEMMA2,
+    required=tuple(kind for kind in GEMMA3.required if kind not in (T.ATTN_Q_NORM, T.ATTN_K_NORM)),
+    transforms=dict.fromkeys(GEMMA2_NORMS, "fold_norm_offset"),
+    activation="gelu_pytorch_tanh",
+    extra_config={
+        "sliding_window": ("sliding_window", REQUIRED),
+        "attn_logit_softcapping": ("attn_logit_softcapping", None),
+        "final_logit_softcapping": ("final_logit_softcapping", None),
+        "query_pre_attn_scalar": ("query_pre_attn_scalar", None),
+    },
+    extra_gguf={
+        "add_sliding_window": "sliding_window",
+        "add_attn_logit_softcapping": "attn_logit_softcapping",
+        "add_final_logit_softcapping": "final_logit_softcapping",
+    },
+    scale_embedding=True,
+    global_every=2,
+)
+
 # Gemma 3 4B-27B: the Gemma 3 language model beside a SigLIP vision tower and its projector
 # ("language_model.model.layers.0...", "vision_tower...", "multi_modal_projector..."). The GGUF is
 # the text model; llama.cpp writes the vision part to a separate mmproj file, which llamadesk does not.
@@ -149,6 +173,7 @@ HF_ARCHITECTURES: dict[str, Architecture] = {
     "MistralForCausalLM": LLAMA_HF,
     "Qwen2ForCausalLM": QWEN2,
     "Qwen3ForCausalLM": QWEN3,
+    "Gemma2ForCausalLM": GEMMA2,
     "Gemma3ForCausalLM": GEMMA3,
     "Gemma3ForConditionalGeneration": GEMMA3_MULTIMODAL,
 }

@@ -77,6 +77,7 @@ FIELD_RANGES: dict[str, ValueRange] = {
     "rope_theta": ValueRange(1e-30, 3.0e38),
     "sliding_window": COUNT,
     "final_logit_softcapping": ValueRange(1e-30, 3.0e38),
+    "attn_logit_softcapping": ValueRange(1e-30, 3.0e38),
     "query_pre_attn_scalar": ValueRange(1e-30, 3.0e38),
 }
 POSITIVE_FACTOR = ValueRange(1e-30, 3.0e38)
@@ -213,7 +214,7 @@ def _family_values(
     n_layer = values["n_layer"]
     scalar = extra.get("query_pre_attn_scalar")
     if scalar is not None and scalar != values["head_dim"]:
-        # llama.cpp scales attention scores by 1/sqrt(head size) for every Gemma 3 but the 27B.
+        # llama.cpp scales attention scores by 1/sqrt(head size) for every Gemma 2 and 3 but the 27B.
         raise BadInputError(
             f"{source}: 'query_pre_attn_scalar' {shown(scalar)} is not the head size {values['head_dim']}; "
             "llama.cpp scales attention by the head size for this architecture"

@@ -75,7 +75,9 @@ def rotary_angles(config: ModelConfig, n_positions: int, sliding: bool = False) 
 
     Sliding-window layers (Gemma 3's local ones) use their own base and no scaling.
     """
-    theta = (config.rope_theta_swa or 10000.0) if sliding else config.rope_theta
+    # Gemma 3's local layers have their own base (transformers' default 10000); Gemma 2's share the global one.
+    own_base = "rope_theta_swa" in config.architecture.extra_gguf.values()
+    theta = (config.rope_theta_swa or 10000.0) if sliding and own_base else config.rope_theta
     inv_freq = 1.0 / theta ** (np.arange(0, config.head_dim, 2, dtype=np.float64) / config.head_dim)
     if not sliding and config.rope_type == "linear":
         inv_freq = inv_freq / float(config.rope_scaling["factor"])
@@ -98,16 +100,24 @@ def rotate(x: np.ndarray, angles: np.ndarray, interleaved: bool) -> np.ndarray:
 
 
 def attention(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale_dim: float | None = None, window: int | None = None
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    scale_dim: float | None = None,
+    window: int | None = None,
+    softcap: float | None = None,
 ) -> np.ndarray:
     """Causal softmax(q k^T / sqrt(d)) v, with KV heads shared by groups of query heads (GQA).
 
     `scale_dim` replaces d in the scale where the config says so (Gemma's query_pre_attn_scalar);
-    with a `window`, position i sees only positions i-window+1 .. i (sliding-window layers).
+    with a `window`, position i sees only positions i-window+1 .. i (sliding-window layers); with a
+    `softcap`, scores become tanh(s / cap) * cap before the mask (Gemma 2).
     """
     group = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
     scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(scale_dim or q.shape[-1])
+    if softcap:
+        scores = np.tanh(scores / softcap) * softcap
     n = q.shape[0]
     scores = scores + np.triu(np.full((n, n), -np.inf, dtype=np.float32), k=1)
     if window is not None:
@@ -159,7 +169,8 @@ def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
             q, k = norm(q, T.ATTN_Q_NORM, i), norm(k, T.ATTN_K_NORM, i)
         q, k = rotate(q, angles[sliding], interleaved), rotate(k, angles[sliding], interleaved)
         window = c.extra["sliding_window"] if sliding else None
-        out = _project(attention(q, k, v, c.extra.get("query_pre_attn_scalar"), window), w, T.ATTN_OUT, i)
+        heads = attention(q, k, v, c.extra.get("query_pre_attn_scalar"), window, c.extra.get("attn_logit_softcapping"))
+        out = _project(heads, w, T.ATTN_OUT, i)
         if _has(w, T.ATTN_POST_NORM, i):  # Gemma's sandwich norms
             out = norm(out, T.ATTN_POST_NORM, i)
         x = x + out

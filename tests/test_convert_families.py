@@ -29,13 +29,13 @@ from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 # family -> llama.cpp's pre-tokenizer name for its (test-trained) tokenizer, for the reference
 # converter, which can only recognise released tokenizers by hash ("" = it recognises it).
-FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "gemma3": "", "gemma3-multimodal": ""}
+FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "gemma2": "", "gemma3": "", "gemma3-multimodal": ""}
 # family -> the GGUF architecture it becomes (Gemma 3's multimodal checkpoint: its text model).
 GGUF_ARCH = {"gemma3-multimodal": "gemma3"}
 # llama.cpp's CPU GELU looks its values up in an f16 table (ggml-cpu/vec.h, GGML_GELU_FP16), so an
 # f32 GELU model differs from transformers by more than rounding; the test below shows that with
 # the table emulated the difference is back under 1e-3.
-F32_TOLERANCE = {"gemma3": 0.05, "gemma3-multimodal": 0.05}
+F32_TOLERANCE = {"gemma2": 0.05, "gemma3": 0.05, "gemma3-multimodal": 0.05}
 PROBES = {
     "english": "Hello world! It's 3:45 pm and we've got 1,234 llamas.",
     "cjk": "我们今天去北京天安门广场参观。日本語のテキスト。",
@@ -133,7 +133,11 @@ def test_tensors_and_metadata_equal_llama_cpp_converters(family, converted):
     theirs = reference_gguf(family_checkpoint(family), "f16", FAMILIES[family])
     # Gemma: ours names the SentencePiece model's own <unk> (id 3); the reference writes no unknown
     # id, and llama.cpp then takes id 0, which is Gemma's <pad>.
-    explained = frozenset({"tokenizer.ggml.unknown_token_id"} if family.startswith("gemma3") else ())
+    explained = frozenset({"tokenizer.ggml.unknown_token_id"} if family.startswith("gemma") else ())
+    if family == "gemma2":
+        # The reference writes no rope base for Gemma 2; llama.cpp then uses 10000, which ours writes.
+        explained |= {"gemma2.rope.freq_base"}
+        assert _fields(ours)["gemma2.rope.freq_base"] == 10000.0
     _assert_same_as_reference(ours, theirs, _fields(theirs)["general.architecture"], explained)
 
 
@@ -296,6 +300,9 @@ def test_family_hyperparameters_recorded(converted):
     assert "output.weight" not in names and "blk.1.attn_v.bias" in names  # tied; biases kept
     assert "output.weight" in {t.name for t in gguf.GGUFReader(converted["qwen3"]["f16"]).tensors}
     assert qwen2["tokenizer.ggml.eos_token_id"] == 2 and qwen2["tokenizer.chat_template"].startswith("{% for")
+    gemma2 = _fields(converted["gemma2"]["f16"])
+    assert gemma2["general.architecture"] == "gemma2" and gemma2["gemma2.attention.sliding_window"] == 4
+    assert gemma2["gemma2.attn_logit_softcapping"] == 10.0 and gemma2["gemma2.final_logit_softcapping"] == 15.0
     gemma = _fields(converted["gemma3"]["f32"])
     assert gemma["gemma3.attention.sliding_window"] == 4 and gemma["gemma3.rope.freq_base_swa"] == 10000.0
     assert gemma["gemma3.rope.freq_base"] == 1000000.0 and gemma["gemma3.attention.key_length"] == 32
@@ -446,6 +453,15 @@ def test_gemma_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
 
     folder = _damaged_copy("gemma3", tmp_path / "e", drop_post_norm)
     _refused(folder, tmp_path / "e", "no blk.5.post_ffw_norm.weight")
+    global_first = {"layer_types": ["full_attention", "sliding_attention"] * 2}
+    _refused(_damaged_copy("gemma2", tmp_path / "i", config=global_first), tmp_path / "i", "'layer_types'")
+    capped = {"attn_logit_softcapping": "high"}
+    _refused(_damaged_copy("gemma2", tmp_path / "j", config=capped), tmp_path / "j", "'attn_logit_softcapping'")
+
+    def drop_pre_norm(weights):
+        weights.pop("model.layers.3.pre_feedforward_layernorm.weight")
+
+    _refused(_damaged_copy("gemma2", tmp_path / "k", drop_pre_norm), tmp_path / "k", "no blk.3.ffn_norm.weight")
     generation = family_checkpoint("gemma3") / "generation_config.json"
     for case, stops in (("g", [1, 4000]), ("h", "<eos>")):
         folder = _damaged_copy("gemma3", tmp_path / case)
