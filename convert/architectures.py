@@ -65,6 +65,9 @@ class Architecture:
     # A multimodal checkpoint converted for its language model alone, as llama.cpp does: the config
     # key holding the text model's hyperparameters (laid over the top level's), the prefix the
     # language model's tensor names carry, and the prefixes of the other towers' tensors, left out.
+    # Gate and up projections stored as one matrix (gate rows first), as llama.cpp's phi3 keeps them:
+    # its FFN_UP then has 2 * n_ff rows and there is no FFN_GATE.
+    fused_gate_up: bool = False
     text_config: str | None = None
     text_prefix: str = ""
     other_towers: tuple[str, ...] = ()
@@ -156,6 +159,19 @@ GEMMA2 = Architecture(
     global_every=2,
 )
 
+# Phi-3 / Phi-3.5 mini: LLaMA blocks with Q, K and V in one matrix (rows Q, then K, then V) and
+# gate/up in one; llama.cpp's phi3 keeps both fused (ATTN_QKV, FFN_UP) and splits them in its graph,
+# so they are written as stored. It rotates halves (NEOX) as HF does: nothing is permuted. LongRoPE
+# comes as two computed factor tensors (plan.py). llama.cpp runs Phi-3 without its sliding window
+# (it only records the config's value, 0 where there is none); so does the reference forward pass.
+PHI3 = Architecture(
+    gguf.MODEL_ARCH.PHI3,
+    required=(T.TOKEN_EMBD, T.OUTPUT_NORM, T.ATTN_NORM, T.ATTN_QKV, T.ATTN_OUT, T.FFN_NORM, T.FFN_UP, T.FFN_DOWN),
+    fused_gate_up=True,
+    extra_config={"sliding_window": ("sliding_window", 0)},
+    extra_gguf={"add_sliding_window": "sliding_window"},
+)
+
 # Gemma 3 4B-27B: the Gemma 3 language model beside a SigLIP vision tower and its projector
 # ("language_model.model.layers.0...", "vision_tower...", "multi_modal_projector..."). The GGUF is
 # the text model; llama.cpp writes the vision part to a separate mmproj file, which llamadesk does not.
@@ -173,6 +189,7 @@ HF_ARCHITECTURES: dict[str, Architecture] = {
     "MistralForCausalLM": LLAMA_HF,
     "Qwen2ForCausalLM": QWEN2,
     "Qwen3ForCausalLM": QWEN3,
+    "Phi3ForCausalLM": PHI3,
     "Gemma2ForCausalLM": GEMMA2,
     "Gemma3ForCausalLM": GEMMA3,
     "Gemma3ForConditionalGeneration": GEMMA3_MULTIMODAL,
@@ -212,6 +229,7 @@ ROPE_SCALING_TYPES: dict[str, str] = {
     "default": "none",
     "linear": "linear",  # llama.rope.scaling.{type,factor}
     "llama3": "rope_freqs",  # a rope_freqs tensor of per-frequency factors (Llama 3.1/3.2)
+    "longrope": "rope_factors",  # rope_factors_long/short tensors given by the config (Phi-3)
 }
 
 # Checkpoint tensors that are not weights llama.cpp wants (recomputed from hyperparameters).

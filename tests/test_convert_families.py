@@ -29,7 +29,7 @@ from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 # family -> llama.cpp's pre-tokenizer name for its (test-trained) tokenizer, for the reference
 # converter, which can only recognise released tokenizers by hash ("" = it recognises it).
-FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "gemma2": "", "gemma3": "", "gemma3-multimodal": ""}
+FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "phi3": "qwen2", "gemma2": "", "gemma3": "", "gemma3-multimodal": ""}
 # family -> the GGUF architecture it becomes (Gemma 3's multimodal checkpoint: its text model).
 GGUF_ARCH = {"gemma3-multimodal": "gemma3"}
 # llama.cpp's CPU GELU looks its values up in an f16 table (ggml-cpu/vec.h, GGML_GELU_FP16), so an
@@ -300,6 +300,13 @@ def test_family_hyperparameters_recorded(converted):
     assert "output.weight" not in names and "blk.1.attn_v.bias" in names  # tied; biases kept
     assert "output.weight" in {t.name for t in gguf.GGUFReader(converted["qwen3"]["f16"]).tensors}
     assert qwen2["tokenizer.ggml.eos_token_id"] == 2 and qwen2["tokenizer.chat_template"].startswith("{% for")
+    phi3 = _fields(converted["phi3"]["f16"])
+    assert phi3["general.architecture"] == "phi3" and phi3["phi3.rope.scaling.original_context_length"] == 4096
+    assert abs(phi3["phi3.rope.scaling.attn_factor"] - (1 + np.log(4) / np.log(4096)) ** 0.5) < 1e-6
+    tensors = {t.name: t for t in gguf.GGUFReader(converted["phi3"]["f16"]).tensors}
+    assert list(tensors["blk.0.attn_qkv.weight"].shape) == [128, 128 + 2 * 64]  # kept fused, as llama.cpp's phi3 wants
+    assert list(tensors["blk.0.ffn_up.weight"].shape) == [128, 2 * 96] and "blk.0.ffn_gate.weight" not in tensors
+    assert tensors["rope_factors_short.weight"].data.tolist() == [1.0 + 0.25 * i for i in range(16)]
     gemma2 = _fields(converted["gemma2"]["f16"])
     assert gemma2["general.architecture"] == "gemma2" and gemma2["gemma2.attention.sliding_window"] == 4
     assert gemma2["gemma2.attn_logit_softcapping"] == 10.0 and gemma2["gemma2.final_logit_softcapping"] == 15.0
@@ -472,6 +479,28 @@ def test_gemma_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
     no_text = {"text_config": None}
     folder = _damaged_copy("gemma3-multimodal", tmp_path / "f", config=no_text)
     _refused(folder, tmp_path / "f", "'text_config' must be an object")
+
+
+@pytest.mark.slow
+def test_phi3_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
+    rope = json.loads((family_checkpoint("phi3") / "config.json").read_text())["rope_parameters"]
+    short = {"rope_parameters": {**rope, "short_factor": rope["short_factor"][:-1]}}
+    _refused(_damaged_copy("phi3", tmp_path / "a", config=short), tmp_path / "a", "long_factor and short_factor")
+    both_short = {"rope_parameters": {**rope, "short_factor": [1.0] * 8, "long_factor": [1.0] * 8}}
+    folder = _damaged_copy("phi3", tmp_path / "b", config=both_short)
+    _refused(folder, tmp_path / "b", "'long_factor' has 8 factors", "(16)")
+    partial = {"rope_parameters": {**rope, "partial_rotary_factor": 0.75}}
+    _refused(_damaged_copy("phi3", tmp_path / "c", config=partial), tmp_path / "c", "'partial_rotary_factor' 0.75")
+    no_list = {"rope_parameters": {**rope, "long_factor": None}}
+    _refused(_damaged_copy("phi3", tmp_path / "d", config=no_list), tmp_path / "d", "needs 'long_factor'")
+
+    def widen_qkv(weights):
+        import torch
+
+        weights["model.layers.1.self_attn.qkv_proj.weight"] = torch.zeros(128, 128)
+
+    folder = _damaged_copy("phi3", tmp_path / "e", widen_qkv)
+    _refused(folder, tmp_path / "e", "qkv_proj.weight has shape [128, 128]", "config says [256, 128]")
 
 
 @pytest.mark.slow
