@@ -766,10 +766,11 @@ def _mutated_folders(checkpoints_root: Path, root: Path) -> dict[str, Path]:
         folders[f"mutant-qwen3-safetensors/{i}"] = variant(
             qwen3, root, f"mutant-qwen3-safetensors/{i}", {"model.safetensors": data}
         )
-    # Gemma 3: (w - 1) norms, layer_types, added_tokens_decoder, generation_config's stop tokens; and the
-    # multimodal checkpoint's config with its text_config.
+    # Gemma 3: (w - 1) norms, layer_types, added_tokens_decoder, generation_config's stop tokens; the
+    # multimodal checkpoint's config with its text_config; Gemma 2's soft-caps; Phi-3's LongRoPE lists.
     parts = [("gemma3", "config.json", 9), ("gemma3", "tokenizer_config.json", 10)]
     parts += [("gemma3", "generation_config.json", 11), ("gemma3-multimodal", "config.json", 12)]
+    parts += [("gemma2", "config.json", 13), ("phi3", "config.json", 14)]
     for family, name, seed in parts:
         base = family_checkpoint(family)
         data = (base / name).read_bytes()
