@@ -11,7 +11,7 @@ reference_forward.py read these tables and nothing else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gguf
 
@@ -62,6 +62,21 @@ class Architecture:
     # last `sliding_window` positions. llama.cpp fixes this pattern per architecture, so a config's
     # `layer_types` must follow it.
     global_every: int | None = None
+    # A multimodal checkpoint converted for its language model alone, as llama.cpp does: the config
+    # key holding the text model's hyperparameters (laid over the top level's), the prefix the
+    # language model's tensor names carry, and the prefixes of the other towers' tensors, left out.
+    # Gate and up projections stored as one matrix (gate rows first), as llama.cpp's phi3 keeps them:
+    # its FFN_UP then has 2 * n_ff rows and there is no FFN_GATE.
+    fused_gate_up: bool = False
+    text_config: str | None = None
+    text_prefix: str = ""
+    other_towers: tuple[str, ...] = ()
+
+    def language_model_name(self, name: str) -> str | None:
+        """A checkpoint tensor's name as the language model alone would have it; None for another tower's."""
+        if self.other_towers and name.startswith(self.other_towers):
+            return None
+        return name.removeprefix(self.text_prefix) if self.text_prefix else name
 
     @property
     def permute_qk(self) -> bool:
@@ -120,6 +135,53 @@ GEMMA3 = Architecture(
     global_every=6,
 )
 
+# Gemma 2: Gemma 3's sandwich norms, (w - 1) norms, GELU(tanh) and embedding scale, without Q/K
+# norms; attention scores soft-capped (tanh(s / cap) * cap) as well as the final logits; one global
+# layer after each sliding-window one; one rope base. Its norms are the Gemma 3 ones but the Q/K norms.
+GEMMA2_NORMS = tuple(kind for kind in GEMMA_NORMS if kind not in (T.ATTN_Q_NORM, T.ATTN_K_NORM))
+GEMMA2 = Architecture(
+    gguf.MODEL_ARCH.GEMMA2,
+    required=tuple(kind for kind in GEMMA3.required if kind not in (T.ATTN_Q_NORM, T.ATTN_K_NORM)),
+    transforms=dict.fromkeys(GEMMA2_NORMS, "fold_norm_offset"),
+    activation="gelu_pytorch_tanh",
+    extra_config={
+        "sliding_window": ("sliding_window", REQUIRED),
+        "attn_logit_softcapping": ("attn_logit_softcapping", None),
+        "final_logit_softcapping": ("final_logit_softcapping", None),
+        "query_pre_attn_scalar": ("query_pre_attn_scalar", None),
+    },
+    extra_gguf={
+        "add_sliding_window": "sliding_window",
+        "add_attn_logit_softcapping": "attn_logit_softcapping",
+        "add_final_logit_softcapping": "final_logit_softcapping",
+    },
+    scale_embedding=True,
+    global_every=2,
+)
+
+# Phi-3 / Phi-3.5 mini: LLaMA blocks with Q, K and V in one matrix (rows Q, then K, then V) and
+# gate/up in one; llama.cpp's phi3 keeps both fused (ATTN_QKV, FFN_UP) and splits them in its graph,
+# so they are written as stored. It rotates halves (NEOX) as HF does: nothing is permuted. LongRoPE
+# comes as two computed factor tensors (plan.py). llama.cpp runs Phi-3 without its sliding window
+# (it only records the config's value, 0 where there is none); so does the reference forward pass.
+PHI3 = Architecture(
+    gguf.MODEL_ARCH.PHI3,
+    required=(T.TOKEN_EMBD, T.OUTPUT_NORM, T.ATTN_NORM, T.ATTN_QKV, T.ATTN_OUT, T.FFN_NORM, T.FFN_UP, T.FFN_DOWN),
+    fused_gate_up=True,
+    extra_config={"sliding_window": ("sliding_window", 0)},
+    extra_gguf={"add_sliding_window": "sliding_window"},
+)
+
+# Gemma 3 4B-27B: the Gemma 3 language model beside a SigLIP vision tower and its projector
+# ("language_model.model.layers.0...", "vision_tower...", "multi_modal_projector..."). The GGUF is
+# the text model; llama.cpp writes the vision part to a separate mmproj file, which llamadesk does not.
+GEMMA3_MULTIMODAL = replace(
+    GEMMA3,
+    text_config="text_config",
+    text_prefix="language_model.",
+    other_towers=("vision_tower.", "multi_modal_projector."),
+)
+
 # HF `architectures[0]` -> how to convert it. SmolLM, TinyLlama and Llama 1/2/3.x all say
 # LlamaForCausalLM; Mistral 7B is the same network under another name.
 HF_ARCHITECTURES: dict[str, Architecture] = {
@@ -127,7 +189,10 @@ HF_ARCHITECTURES: dict[str, Architecture] = {
     "MistralForCausalLM": LLAMA_HF,
     "Qwen2ForCausalLM": QWEN2,
     "Qwen3ForCausalLM": QWEN3,
+    "Phi3ForCausalLM": PHI3,
+    "Gemma2ForCausalLM": GEMMA2,
     "Gemma3ForCausalLM": GEMMA3,
+    "Gemma3ForConditionalGeneration": GEMMA3_MULTIMODAL,
 }
 META_ARCHITECTURE = "consolidated.*.pth (Meta LLaMA)"
 
@@ -164,6 +229,7 @@ ROPE_SCALING_TYPES: dict[str, str] = {
     "default": "none",
     "linear": "linear",  # llama.rope.scaling.{type,factor}
     "llama3": "rope_freqs",  # a rope_freqs tensor of per-frequency factors (Llama 3.1/3.2)
+    "longrope": "rope_factors",  # rope_factors_long/short tensors given by the config (Phi-3)
 }
 
 # Checkpoint tensors that are not weights llama.cpp wants (recomputed from hyperparameters).
@@ -186,7 +252,8 @@ def gguf_tensor_name(architecture: str, n_layer: int, hf_name: str) -> str | Non
     (`HF_ARCHITECTURES[architecture].transforms`), e.g. LLaMA's Q/K rows are reordered.
     """
     family = HF_ARCHITECTURES.get(architecture)
-    if family is None:
+    own_name = None if family is None else family.language_model_name(hf_name)
+    if own_name is None:
         return None
     name_map = gguf.get_tensor_name_map(family.gguf_arch, n_layer)
-    return name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+    return name_map.get_name(own_name, try_suffixes=(".weight", ".bias"))

@@ -80,7 +80,9 @@ def plan_conversion(
         (t for t in checkpoint.tensors if t.name.endswith(("embed_tokens.weight", "tok_embeddings.weight"))), None
     )
     n_vocab = config.n_vocab or (embedding.shape[0] if embedding is not None and embedding.shape else 0)
-    bulk = resolve_outtype(outtype, {t.dtype for t in checkpoint.tensors})
+    # "auto" follows the language model's weights (a multimodal checkpoint's vision tower is left out).
+    family = config.architecture
+    bulk = resolve_outtype(outtype, {t.dtype for t in checkpoint.tensors if family.language_model_name(t.name)})
     # Shapes first: the tokenizer is padded to n_vocab, so a config's vocab_size must be checked
     # against the embedding's rows (bounded by the file's size) before anything that large is built.
     tensors = plan_tensors(checkpoint, bulk, n_vocab)

@@ -9,6 +9,7 @@ from pathlib import Path
 import gguf
 
 from llamadesk.convert.model_config import ModelConfig
+from llamadesk.convert.rotary import longrope_attention_factor
 
 # GGUFWriter method -> the hyperparameter it records. Each writes "<arch>.<key>".
 HPARAM_WRITERS: dict[str, Callable[[ModelConfig, int, int], object]] = {
@@ -84,6 +85,10 @@ def add_metadata(
     for method, field_name in config.architecture.extra_gguf.items():
         if (value := config.hyperparameter(field_name)) is not None:
             getattr(writer, method)(value)
+    if config.rope_type == "longrope":  # as convert_hf_to_gguf.py writes Phi-3's
+        original = int(config.rope_scaling["original_max_position_embeddings"])
+        writer.add_rope_scaling_orig_ctx_len(original)
+        writer.add_rope_scaling_attn_factors(longrope_attention_factor(config.context_length, original))
     if config.rope_type == "linear":
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
         writer.add_rope_scaling_factor(float(config.rope_scaling["factor"]))

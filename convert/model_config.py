@@ -77,6 +77,7 @@ FIELD_RANGES: dict[str, ValueRange] = {
     "rope_theta": ValueRange(1e-30, 3.0e38),
     "sliding_window": COUNT,
     "final_logit_softcapping": ValueRange(1e-30, 3.0e38),
+    "attn_logit_softcapping": ValueRange(1e-30, 3.0e38),
     "query_pre_attn_scalar": ValueRange(1e-30, 3.0e38),
 }
 POSITIVE_FACTOR = ValueRange(1e-30, 3.0e38)
@@ -90,7 +91,10 @@ ROPE_SCALING_NUMBERS: dict[str, dict[str, float | None]] = {
         "high_freq_factor": 4.0,
         "original_max_position_embeddings": 8192,
     },
+    "longrope": {"original_max_position_embeddings": None},  # and the factor lists, see _longrope_factors
 }
+LONGROPE_FACTOR_LISTS = ("long_factor", "short_factor")
+MAX_ROPE_FACTORS = 1 << 16  # one per frequency: head_dim / 2 (checked against it once that is known)
 
 
 def _label(value: Any) -> str:
@@ -183,6 +187,15 @@ def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[st
             f"llamadesk converts {', '.join(ROPE_SCALING_TYPES)}"
         )
     scaling: dict[str, Any] = {"rope_type": kind} if given else {}
+    partial = given.get("partial_rotary_factor") or config.get("partial_rotary_factor") or 1.0
+    if partial != 1.0:
+        raise BadInputError(
+            f"{source}: 'partial_rotary_factor' {shown(partial)} (rotary embeddings over part of each head) is not "
+            "supported; llamadesk converts models that rotate whole heads"
+        )
+    if kind == "longrope":  # Phi-3 in transformers 4.x keeps the original context length at the top level
+        given = {"original_max_position_embeddings": config.get("original_max_position_embeddings"), **given}
+        scaling.update(_longrope_factors(given, source))
     for number, default in ROPE_SCALING_NUMBERS[kind].items():
         value = given.get(number, default)
         if value is None:
@@ -191,6 +204,22 @@ def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[st
     if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
         raise BadInputError(f"{source}: llama3 rope scaling needs high_freq_factor above low_freq_factor")
     return float(theta), scaling
+
+
+def _longrope_factors(given: dict[str, Any], source: Path) -> dict[str, list[float]]:
+    """LongRoPE's per-frequency factor lists (Phi-3): non-empty lists of positive numbers, equally long."""
+    lists = {}
+    for key in LONGROPE_FACTOR_LISTS:
+        values = given.get(key)
+        if not isinstance(values, list) or not 0 < len(values) <= MAX_ROPE_FACTORS:
+            raise BadInputError(
+                f"{source}: longrope rope scaling needs '{key}', a list of numbers, not {shown(values)}; "
+                "the config is incomplete"
+            )
+        lists[key] = [float(POSITIVE_FACTOR.check(v, f"{source}: rope scaling '{key}'")) for v in values]
+    if len(lists["long_factor"]) != len(lists["short_factor"]):
+        raise BadInputError(f"{source}: rope scaling's long_factor and short_factor differ in length")
+    return lists
 
 
 def _architecture_name(config: dict[str, Any], source: Path) -> str:
@@ -213,7 +242,7 @@ def _family_values(
     n_layer = values["n_layer"]
     scalar = extra.get("query_pre_attn_scalar")
     if scalar is not None and scalar != values["head_dim"]:
-        # llama.cpp scales attention scores by 1/sqrt(head size) for every Gemma 3 but the 27B.
+        # llama.cpp scales attention scores by 1/sqrt(head size) for every Gemma 2 and 3 but the 27B.
         raise BadInputError(
             f"{source}: 'query_pre_attn_scalar' {shown(scalar)} is not the head size {values['head_dim']}; "
             "llama.cpp scales attention by the head size for this architecture"
@@ -242,11 +271,26 @@ def read_hf_config(folder: Path) -> ModelConfig:
     path = folder / "config.json"
     config = read_json_object(path, "model config")
     name = _architecture_name(config, path)
+    family = HF_ARCHITECTURES[name]
+    if family.text_config is not None:
+        # A multimodal checkpoint: the language model's hyperparameters, over the top level's (as llama.cpp reads them).
+        text = config.get(family.text_config)
+        if not isinstance(text, dict):
+            raise BadInputError(
+                f"{path}: '{family.text_config}' must be an object with the language model's settings, "
+                f"not {shown(text)}; the config is incomplete"
+            )
+        config = {**config, **text}
     values = _pick(config, HF_CONFIG_KEYS, path)
     _heads(values, HF_CONFIG_KEYS, path)
     theta, scaling = _rope_settings(config, path)
-    family = HF_ARCHITECTURES[name]
     extra = _family_values(config, family, values, path)
+    for key in LONGROPE_FACTOR_LISTS if scaling.get("rope_type") == "longrope" else ():
+        if len(scaling[key]) != values["head_dim"] // 2:
+            raise BadInputError(
+                f"{path}: rope scaling's '{key}' has {len(scaling[key])} factors, not one per rotary frequency "
+                f"({values['head_dim'] // 2}); the config does not match the model"
+            )
     model_name = config.get("_name_or_path")
     return ModelConfig(
         architecture_name=name,

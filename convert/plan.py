@@ -64,7 +64,8 @@ def expected_shapes(config: ModelConfig, n_vocab: int, n_ff: int) -> dict[T, tup
         T.ATTN_Q_NORM: (config.head_dim,),
         T.ATTN_K_NORM: (config.head_dim,),
         T.FFN_GATE: (n_ff, config.n_embd),
-        T.FFN_UP: (n_ff, config.n_embd),
+        T.FFN_UP: (2 * n_ff if config.architecture.fused_gate_up else n_ff, config.n_embd),
+        T.ATTN_QKV: (q_rows + 2 * kv_rows, config.n_embd),
         T.FFN_DOWN: (config.n_embd, n_ff),
     }
 
@@ -114,9 +115,10 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
     mapped: list[tuple[TensorSource, str, T]] = []
     seen: set[str] = set()
     for source in checkpoint.tensors:
-        if source.name.removesuffix(".weight").endswith(SKIPPED_TENSOR_SUFFIXES):
+        own_name = config.architecture.language_model_name(source.name)
+        if own_name is None or own_name.removesuffix(".weight").endswith(SKIPPED_TENSOR_SUFFIXES):
             continue
-        name = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        name = name_map.get_name(own_name, try_suffixes=(".weight", ".bias"))
         if name is not None and tensor_kind(name, arch) not in allowed:
             name = None  # a tensor llama.cpp knows for this architecture, but not one this family has
         if name is None:
@@ -158,15 +160,22 @@ def plan_tensors(checkpoint: Checkpoint, bulk: gguf.GGMLQuantizationType, n_voca
         raise BadInputError(f"{checkpoint.folder}: the weights have no lm_head and the config does not tie embeddings")
     planned = [_planned(s, name, kind, config, bulk) for s, name, kind in mapped]
     if ROPE_SCALING_TYPES[config.rope_type] == "rope_freqs":
-        factors = llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling)
         planned.append(
-            PlannedTensor(
-                gguf.TENSOR_NAMES[T.ROPE_FREQS] + ".weight",
-                factors.shape,
-                gguf.GGMLQuantizationType.F32,
-                "computed",
-                lambda: factors,
-                lambda fraction=1.0: None,
-            )
+            _computed(T.ROPE_FREQS, llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling))
         )
+    if ROPE_SCALING_TYPES[config.rope_type] == "rope_factors":  # LongRoPE's, as the config lists them
+        for kind, key in ((T.ROPE_FACTORS_LONG, "long_factor"), (T.ROPE_FACTORS_SHORT, "short_factor")):
+            planned.append(_computed(kind, np.asarray(config.rope_scaling[key], dtype=np.float32)))
     return planned
+
+
+def _computed(kind: T, values: np.ndarray) -> PlannedTensor:
+    """A float32 tensor conversion makes from the hyperparameters (rope factors), not read from the checkpoint."""
+    return PlannedTensor(
+        gguf.TENSOR_NAMES[kind] + ".weight",
+        values.shape,
+        gguf.GGMLQuantizationType.F32,
+        "computed",
+        lambda: values,
+        lambda fraction=1.0: None,
+    )

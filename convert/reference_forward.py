@@ -17,7 +17,7 @@ import numpy as np
 
 from llamadesk.convert.checkpoint import Checkpoint
 from llamadesk.convert.model_config import ModelConfig
-from llamadesk.convert.rotary import llama3_rope_factors
+from llamadesk.convert.rotary import llama3_rope_factors, longrope_attention_factor
 from llamadesk.convert.tensor_source import TensorSource, to_float32
 
 T = gguf.MODEL_TENSOR
@@ -27,7 +27,8 @@ def _gguf_names(checkpoint: Checkpoint) -> dict[str, TensorSource]:
     name_map = gguf.get_tensor_name_map(checkpoint.config.architecture.gguf_arch, checkpoint.config.n_layer)
     found = {}
     for source in checkpoint.tensors:
-        name = name_map.get_name(source.name, try_suffixes=(".weight", ".bias"))
+        own_name = checkpoint.config.architecture.language_model_name(source.name)
+        name = own_name and name_map.get_name(own_name, try_suffixes=(".weight", ".bias"))
         if name:
             found[name] = source
     return found
@@ -74,12 +75,17 @@ def rotary_angles(config: ModelConfig, n_positions: int, sliding: bool = False) 
 
     Sliding-window layers (Gemma 3's local ones) use their own base and no scaling.
     """
-    theta = (config.rope_theta_swa or 10000.0) if sliding else config.rope_theta
+    # Gemma 3's local layers have their own base (transformers' default 10000); Gemma 2's share the global one.
+    own_base = "rope_theta_swa" in config.architecture.extra_gguf.values()
+    theta = (config.rope_theta_swa or 10000.0) if sliding and own_base else config.rope_theta
     inv_freq = 1.0 / theta ** (np.arange(0, config.head_dim, 2, dtype=np.float64) / config.head_dim)
     if not sliding and config.rope_type == "linear":
         inv_freq = inv_freq / float(config.rope_scaling["factor"])
     elif not sliding and config.rope_type == "llama3":
         inv_freq = inv_freq / llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling)
+    elif not sliding and config.rope_type == "longrope":  # the long factors once past the original context
+        long = n_positions > config.rope_scaling["original_max_position_embeddings"]
+        inv_freq = inv_freq / np.asarray(config.rope_scaling["long_factor" if long else "short_factor"])
     return np.arange(n_positions, dtype=np.float64)[:, None] * inv_freq[None, :]
 
 
@@ -97,16 +103,24 @@ def rotate(x: np.ndarray, angles: np.ndarray, interleaved: bool) -> np.ndarray:
 
 
 def attention(
-    q: np.ndarray, k: np.ndarray, v: np.ndarray, scale_dim: float | None = None, window: int | None = None
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    scale_dim: float | None = None,
+    window: int | None = None,
+    softcap: float | None = None,
 ) -> np.ndarray:
     """Causal softmax(q k^T / sqrt(d)) v, with KV heads shared by groups of query heads (GQA).
 
     `scale_dim` replaces d in the scale where the config says so (Gemma's query_pre_attn_scalar);
-    with a `window`, position i sees only positions i-window+1 .. i (sliding-window layers).
+    with a `window`, position i sees only positions i-window+1 .. i (sliding-window layers); with a
+    `softcap`, scores become tanh(s / cap) * cap before the mask (Gemma 2).
     """
     group = q.shape[1] // k.shape[1]
     k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
     scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(scale_dim or q.shape[-1])
+    if softcap:
+        scores = np.tanh(scores / softcap) * softcap
     n = q.shape[0]
     scores = scores + np.triu(np.full((n, n), -np.inf, dtype=np.float32), k=1)
     if window is not None:
@@ -147,23 +161,39 @@ def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
         x = x * np.float32(np.sqrt(c.n_embd))
     angles = {sliding: rotary_angles(c, len(tokens), sliding) for sliding in (False, True)}
     interleaved = family.rotary_pairs == "interleaved"
+    q_rows, kv_rows = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
+    rotary_scale = 1.0
+    if c.rope_type == "longrope":
+        rotary_scale = longrope_attention_factor(
+            c.context_length, int(c.rope_scaling["original_max_position_embeddings"])
+        )
     activation = ACTIVATIONS[family.activation]
     for i in range(c.n_layer):
         sliding = c.is_sliding(i)
         h = norm(x, T.ATTN_NORM, i)
-        q = _project(h, w, T.ATTN_Q, i).reshape(len(tokens), c.n_head, c.head_dim)
-        k = _project(h, w, T.ATTN_K, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
-        v = _project(h, w, T.ATTN_V, i).reshape(len(tokens), c.n_head_kv, c.head_dim)
+        if _has(w, T.ATTN_QKV, i):  # Phi-3: one matrix, rows Q then K then V
+            q, k, v = np.split(_project(h, w, T.ATTN_QKV, i), [q_rows, q_rows + kv_rows], axis=-1)
+        else:
+            q, k, v = (_project(h, w, kind, i) for kind in (T.ATTN_Q, T.ATTN_K, T.ATTN_V))
+        q = q.reshape(len(tokens), c.n_head, c.head_dim)
+        k, v = (t.reshape(len(tokens), c.n_head_kv, c.head_dim) for t in (k, v))
         if _has(w, T.ATTN_Q_NORM, i):  # Qwen3, Gemma 3: each head RMS-normalised before the rotation
             q, k = norm(q, T.ATTN_Q_NORM, i), norm(k, T.ATTN_K_NORM, i)
         q, k = rotate(q, angles[sliding], interleaved), rotate(k, angles[sliding], interleaved)
+        if rotary_scale != 1.0:  # LongRoPE scales cos and sin
+            q, k = q * rotary_scale, k * rotary_scale
         window = c.extra["sliding_window"] if sliding else None
-        out = _project(attention(q, k, v, c.extra.get("query_pre_attn_scalar"), window), w, T.ATTN_OUT, i)
+        heads = attention(q, k, v, c.extra.get("query_pre_attn_scalar"), window, c.extra.get("attn_logit_softcapping"))
+        out = _project(heads, w, T.ATTN_OUT, i)
         if _has(w, T.ATTN_POST_NORM, i):  # Gemma's sandwich norms
             out = norm(out, T.ATTN_POST_NORM, i)
         x = x + out
         h = norm(x, T.FFN_NORM, i)
-        out = _project(activation(_project(h, w, T.FFN_GATE, i)) * _project(h, w, T.FFN_UP, i), w, T.FFN_DOWN, i)
+        if family.fused_gate_up:  # Phi-3: one matrix, gate rows first
+            gate, up = np.split(_project(h, w, T.FFN_UP, i), 2, axis=-1)
+        else:
+            gate, up = _project(h, w, T.FFN_GATE, i), _project(h, w, T.FFN_UP, i)
+        out = _project(activation(gate) * up, w, T.FFN_DOWN, i)
         if _has(w, T.FFN_POST_NORM, i):
             out = norm(out, T.FFN_POST_NORM, i)
         x = x + out

@@ -1,4 +1,4 @@
-"""The two rotary-embedding computations conversion needs, each named after what it computes."""
+"""The rotary-embedding computations conversion needs, each named after what it computes."""
 
 from __future__ import annotations
 
@@ -40,3 +40,9 @@ def llama3_rope_factors(head_dim: int, theta: float, scaling: dict[str, Any]) ->
             smooth = (original / wavelength - low) / (high - low)
             factors.append(1.0 / ((1 - smooth) / factor + smooth))
     return np.asarray(factors, dtype=np.float32)
+
+
+def longrope_attention_factor(context_length: int, original_context: int) -> float:
+    """LongRoPE's (Phi-3's) scale on cos/sin: sqrt(1 + ln(s) / ln(original)) for s = context/original > 1."""
+    scale = context_length / original_context
+    return math.sqrt(1 + math.log(scale) / math.log(original_context)) if scale > 1.0 else 1.0

@@ -3,7 +3,8 @@
 Two kinds: SentencePiece (`tokenizer.model`, Llama 1/2, Mistral, TinyLlama) becomes llama.cpp's
 "llama" tokenizer; byte-level BPE (`tokenizer.json`, Llama 3, SmolLM) becomes its "gpt2"
 tokenizer with a named pre-tokenizer. Special ids, add-bos/eos, merges and the chat template come
-from gguf's SpecialVocab, which reads the same files without transformers.
+from gguf's SpecialVocab, which reads the same files without transformers (ids it finds none for
+from generation_config.json, see generation_config.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.value_ranges import shown
+from llamadesk.convert.generation_config import fill_unset_special_ids
 from llamadesk.convert.pretokenizers import describe, known_names, llama_cpp_pre_tokenizer
 from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
 
@@ -196,7 +198,9 @@ def _special_vocab(folder: Path, n_vocab: int, merges: bool) -> gguf.SpecialVoca
         # SpecialVocab indexes and .get()s whatever structure the files hold; on a damaged file
         # these are what it raises (ValueError includes JSON and UTF-8 decoding errors).
         raise BadInputError(f"{folder}: tokenizer_config.json or tokenizer.json is malformed ({err})") from None
-    return _checked_special(special, folder, n_vocab)
+    special = _checked_special(special, folder, n_vocab)
+    fill_unset_special_ids(special.special_token_ids, folder, n_vocab)
+    return special
 
 
 def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:

@@ -29,11 +29,13 @@ from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 # family -> llama.cpp's pre-tokenizer name for its (test-trained) tokenizer, for the reference
 # converter, which can only recognise released tokenizers by hash ("" = it recognises it).
-FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "gemma3": ""}
+FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "phi3": "qwen2", "gemma2": "", "gemma3": "", "gemma3-multimodal": ""}
+# family -> the GGUF architecture it becomes (Gemma 3's multimodal checkpoint: its text model).
+GGUF_ARCH = {"gemma3-multimodal": "gemma3"}
 # llama.cpp's CPU GELU looks its values up in an f16 table (ggml-cpu/vec.h, GGML_GELU_FP16), so an
 # f32 GELU model differs from transformers by more than rounding; the test below shows that with
 # the table emulated the difference is back under 1e-3.
-F32_TOLERANCE = {"gemma3": 0.05}
+F32_TOLERANCE = {"gemma2": 0.05, "gemma3": 0.05, "gemma3-multimodal": 0.05}
 PROBES = {
     "english": "Hello world! It's 3:45 pm and we've got 1,234 llamas.",
     "cjk": "我们今天去北京天安门广场参观。日本語のテキスト。",
@@ -131,7 +133,11 @@ def test_tensors_and_metadata_equal_llama_cpp_converters(family, converted):
     theirs = reference_gguf(family_checkpoint(family), "f16", FAMILIES[family])
     # Gemma: ours names the SentencePiece model's own <unk> (id 3); the reference writes no unknown
     # id, and llama.cpp then takes id 0, which is Gemma's <pad>.
-    explained = frozenset({"tokenizer.ggml.unknown_token_id"} if family == "gemma3" else ())
+    explained = frozenset({"tokenizer.ggml.unknown_token_id"} if family.startswith("gemma") else ())
+    if family == "gemma2":
+        # The reference writes no rope base for Gemma 2; llama.cpp then uses 10000, which ours writes.
+        explained |= {"gemma2.rope.freq_base"}
+        assert _fields(ours)["gemma2.rope.freq_base"] == 10000.0
     _assert_same_as_reference(ours, theirs, _fields(theirs)["general.architecture"], explained)
 
 
@@ -294,6 +300,16 @@ def test_family_hyperparameters_recorded(converted):
     assert "output.weight" not in names and "blk.1.attn_v.bias" in names  # tied; biases kept
     assert "output.weight" in {t.name for t in gguf.GGUFReader(converted["qwen3"]["f16"]).tensors}
     assert qwen2["tokenizer.ggml.eos_token_id"] == 2 and qwen2["tokenizer.chat_template"].startswith("{% for")
+    phi3 = _fields(converted["phi3"]["f16"])
+    assert phi3["general.architecture"] == "phi3" and phi3["phi3.rope.scaling.original_context_length"] == 4096
+    assert abs(phi3["phi3.rope.scaling.attn_factor"] - (1 + np.log(4) / np.log(4096)) ** 0.5) < 1e-6
+    tensors = {t.name: t for t in gguf.GGUFReader(converted["phi3"]["f16"]).tensors}
+    assert list(tensors["blk.0.attn_qkv.weight"].shape) == [128, 128 + 2 * 64]  # kept fused, as llama.cpp's phi3 wants
+    assert list(tensors["blk.0.ffn_up.weight"].shape) == [128, 2 * 96] and "blk.0.ffn_gate.weight" not in tensors
+    assert tensors["rope_factors_short.weight"].data.tolist() == [1.0 + 0.25 * i for i in range(16)]
+    gemma2 = _fields(converted["gemma2"]["f16"])
+    assert gemma2["general.architecture"] == "gemma2" and gemma2["gemma2.attention.sliding_window"] == 4
+    assert gemma2["gemma2.attn_logit_softcapping"] == 10.0 and gemma2["gemma2.final_logit_softcapping"] == 15.0
     gemma = _fields(converted["gemma3"]["f32"])
     assert gemma["gemma3.attention.sliding_window"] == 4 and gemma["gemma3.rope.freq_base_swa"] == 10000.0
     assert gemma["gemma3.rope.freq_base"] == 1000000.0 and gemma["gemma3.attention.key_length"] == 32
@@ -305,6 +321,53 @@ def test_family_hyperparameters_recorded(converted):
     stored = load_file(str(family_checkpoint("gemma3") / "model.safetensors"))["model.layers.0.input_layernorm.weight"]
     written = {t.name: t.data for t in gguf.GGUFReader(converted["gemma3"]["f32"]).tensors}["blk.0.attn_norm.weight"]
     assert np.array_equal(written, stored + np.float32(1.0))  # fold_norm_offset
+
+
+@pytest.mark.slow
+def test_gemma3_multimodal_becomes_its_language_model(converted):
+    """The vision tower and projector are left out; what is left is laid out as Gemma 3 text."""
+    text_only = _tensors(converted["gemma3"]["f16"])
+    multimodal = _tensors(converted["gemma3-multimodal"]["f16"])
+    assert {name: t[:2] for name, t in multimodal.items()} == {name: t[:2] for name, t in text_only.items()}
+    fields = _fields(converted["gemma3-multimodal"]["f16"])
+    assert fields["gemma3.attention.sliding_window"] == 4 and fields["gemma3.block_count"] == 6  # from text_config
+
+
+def _end_of_generation(gguf_path: Path, ids: list[int]) -> list[bool]:
+    """Whether llama.cpp, having loaded the file's vocabulary, stops generating at each of `ids`."""
+    import llama_cpp
+    from llama_cpp import Llama
+
+    llm = Llama(str(gguf_path), vocab_only=True, verbose=False)
+    try:
+        return [bool(llama_cpp.llama_vocab_is_eog(llm._model.vocab, token)) for token in ids]
+    finally:
+        llm.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_generation_config_stop_tokens_end_generation(family, converted):
+    """The fixtures' generation_config.json lists two stop tokens, as the released instruction
+    models do. The GGUF's eos is the reference converter's (the metadata test above), one of them;
+    llama.cpp stops at every one, so a converted model stops where transformers' generate() does."""
+    stops = json.loads((family_checkpoint(family) / "generation_config.json").read_text())["eos_token_id"]
+    assert isinstance(stops, list) and len(stops) == 2
+    assert _fields(converted[family]["f16"])["tokenizer.ggml.eos_token_id"] in stops
+    assert _end_of_generation(converted[family]["f16"], stops) == [True, True]
+
+
+@pytest.mark.slow
+def test_special_ids_the_tokenizer_files_leave_unset_come_from_generation_config(tmp_path):
+    """Where neither tokenizer_config.json nor config.json names eos, generation_config.json's first
+    stop token is written (llama.cpp's converter would write none, and llama.cpp would guess)."""
+    folder = _damaged_copy("qwen2", tmp_path, config={"eos_token_id": None})
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "eos_token": None}))
+    generation = json.loads((folder / "generation_config.json").read_text())
+    (folder / "generation_config.json").write_text(json.dumps({**generation, "eos_token_id": [0, 2]}))
+    fields = _fields(convert_checkpoint(folder, tmp_path / "out.gguf", "f16"))
+    assert fields["tokenizer.ggml.eos_token_id"] == 0
 
 
 # -- bad input, per family: one line, exit 2, naming the tensor or key, nothing written -----------
@@ -397,6 +460,47 @@ def test_gemma_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
 
     folder = _damaged_copy("gemma3", tmp_path / "e", drop_post_norm)
     _refused(folder, tmp_path / "e", "no blk.5.post_ffw_norm.weight")
+    global_first = {"layer_types": ["full_attention", "sliding_attention"] * 2}
+    _refused(_damaged_copy("gemma2", tmp_path / "i", config=global_first), tmp_path / "i", "'layer_types'")
+    capped = {"attn_logit_softcapping": "high"}
+    _refused(_damaged_copy("gemma2", tmp_path / "j", config=capped), tmp_path / "j", "'attn_logit_softcapping'")
+
+    def drop_pre_norm(weights):
+        weights.pop("model.layers.3.pre_feedforward_layernorm.weight")
+
+    _refused(_damaged_copy("gemma2", tmp_path / "k", drop_pre_norm), tmp_path / "k", "no blk.3.ffn_norm.weight")
+    generation = family_checkpoint("gemma3") / "generation_config.json"
+    for case, stops in (("g", [1, 4000]), ("h", "<eos>")):
+        folder = _damaged_copy("gemma3", tmp_path / case)
+        (folder / "generation_config.json").write_text(
+            json.dumps({**json.loads(generation.read_text()), "eos_token_id": stops})
+        )
+        _refused(folder, tmp_path / case, "generation_config.json: 'eos_token_id'", "not a token id below 400")
+    no_text = {"text_config": None}
+    folder = _damaged_copy("gemma3-multimodal", tmp_path / "f", config=no_text)
+    _refused(folder, tmp_path / "f", "'text_config' must be an object")
+
+
+@pytest.mark.slow
+def test_phi3_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
+    rope = json.loads((family_checkpoint("phi3") / "config.json").read_text())["rope_parameters"]
+    short = {"rope_parameters": {**rope, "short_factor": rope["short_factor"][:-1]}}
+    _refused(_damaged_copy("phi3", tmp_path / "a", config=short), tmp_path / "a", "long_factor and short_factor")
+    both_short = {"rope_parameters": {**rope, "short_factor": [1.0] * 8, "long_factor": [1.0] * 8}}
+    folder = _damaged_copy("phi3", tmp_path / "b", config=both_short)
+    _refused(folder, tmp_path / "b", "'long_factor' has 8 factors", "(16)")
+    partial = {"rope_parameters": {**rope, "partial_rotary_factor": 0.75}}
+    _refused(_damaged_copy("phi3", tmp_path / "c", config=partial), tmp_path / "c", "'partial_rotary_factor' 0.75")
+    no_list = {"rope_parameters": {**rope, "long_factor": None}}
+    _refused(_damaged_copy("phi3", tmp_path / "d", config=no_list), tmp_path / "d", "needs 'long_factor'")
+
+    def widen_qkv(weights):
+        import torch
+
+        weights["model.layers.1.self_attn.qkv_proj.weight"] = torch.zeros(128, 128)
+
+    folder = _damaged_copy("phi3", tmp_path / "e", widen_qkv)
+    _refused(folder, tmp_path / "e", "qkv_proj.weight has shape [128, 128]", "config says [256, 128]")
 
 
 @pytest.mark.slow
@@ -416,7 +520,7 @@ def test_converted_files_work_in_info_and_chat(converted, own_home):
         path = converted[family]["f16"]
         result = run_cli("info", str(path), "--json")
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["metadata"]["general.architecture"] == family
+        assert json.loads(result.stdout)["metadata"]["general.architecture"] == GGUF_ARCH.get(family, family)
         # The chat template came along: chat renders it and the (random) model answers something.
         result = run_cli("chat", "-m", str(path), *PINNED_FLAGS, "--max-tokens", "4", "--temperature", "0", "Hi")
         assert result.returncode == 0, result.stderr

@@ -96,3 +96,19 @@ def test_tensor_kind_reads_weights_and_biases():
     assert tensor_kind("blk.3.attn_q.bias", gguf.MODEL_ARCH.QWEN2) == T.ATTN_Q
     assert tensor_kind("blk.0.attn_k_norm.weight", gguf.MODEL_ARCH.QWEN3) == T.ATTN_K_NORM
     assert tensor_kind("output_norm.weight", gguf.MODEL_ARCH.LLAMA) == T.OUTPUT_NORM
+
+
+def test_longrope_uses_the_long_factors_past_the_original_context():
+    """As transformers does: short factors up to original_max_position_embeddings, long ones past it."""
+    from llamadesk.convert.reference_forward import rotary_angles
+
+    scaling = {
+        "rope_type": "longrope",
+        "original_max_position_embeddings": 4.0,
+        "long_factor": [2.0, 4.0],
+        "short_factor": [1.0, 3.0],
+    }
+    config = _config(rope_scaling=scaling)
+    plain = rotary_angles(_config(), 8)
+    assert np.allclose(rotary_angles(config, 4), plain[:4] / [1.0, 3.0])
+    assert np.allclose(rotary_angles(config, 8), plain / [2.0, 4.0])

@@ -766,12 +766,17 @@ def _mutated_folders(checkpoints_root: Path, root: Path) -> dict[str, Path]:
         folders[f"mutant-qwen3-safetensors/{i}"] = variant(
             qwen3, root, f"mutant-qwen3-safetensors/{i}", {"model.safetensors": data}
         )
-    gemma3 = family_checkpoint("gemma3")  # (w - 1) norms, layer_types, added_tokens_decoder
-    for name, seed in (("config.json", 9), ("tokenizer_config.json", 10)):
-        data = (gemma3 / name).read_bytes()
+    # Gemma 3: (w - 1) norms, layer_types, added_tokens_decoder, generation_config's stop tokens; the
+    # multimodal checkpoint's config with its text_config; Gemma 2's soft-caps; Phi-3's LongRoPE lists.
+    parts = [("gemma3", "config.json", 9), ("gemma3", "tokenizer_config.json", 10)]
+    parts += [("gemma3", "generation_config.json", 11), ("gemma3-multimodal", "config.json", 12)]
+    parts += [("gemma2", "config.json", 13), ("phi3", "config.json", 14)]
+    for family, name, seed in parts:
+        base = family_checkpoint(family)
+        data = (base / name).read_bytes()
         for i, mutant in enumerate(mutants(data, range(len(data)), 20, seed=seed)):
-            case_id = f"mutant-gemma3-{name.split('.')[0].replace('_', '-')}/{i}"
-            folders[case_id] = variant(gemma3, root, case_id, {name: mutant})
+            case_id = f"mutant-{family}-{name.split('.')[0].replace('_', '-')}/{i}"
+            folders[case_id] = variant(base, root, case_id, {name: mutant})
     tokenizer = (qwen2 / "tokenizer.json").read_bytes()
     head = tokenizer.find(b'"model"')  # the normalizer, pre-tokenizer and decoder come before the vocabulary
     for i, data in enumerate(mutants(tokenizer, range(head), 30, seed=8)):
