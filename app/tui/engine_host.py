@@ -9,6 +9,7 @@ in one go and never falls behind.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -318,26 +319,32 @@ class EngineHost:
             restored = cache.restore(engine, request.conversation_id, engine.chat_prompt_tokens(fitted.messages))
         job.reply_to.post_message(ReplyStarted(job.reply_id, fitted, engine.n_ctx, restored))
         parts: list[str] = []
-        for event in engine.stream_chat(fitted.messages, request.sampling):
-            if isinstance(event, GenerationDone):
-                job.reply_to.post_message(ReplyDone(job.reply_id, "".join(parts), event.stats))
-                if cache is not None:
-                    # After the reply is out: the copy takes milliseconds, the writing its own thread.
-                    cache.save(engine, request.conversation_id)
-                break
-            parts.append(event.text)
-            with self._lock:
-                active = self._active_reply == job.reply_id
-                post = active and not self._progress_posted
-                if active:
-                    self._pending.append(event.text)
-                    self._progress_posted = True
-            if not active:
-                # The stop came before the stream began (the engine clears its stop flag when
-                # a stream starts): say it again, so this token is the last.
-                engine.request_stop()
-            if post:
-                job.reply_to.post_message(ReplyProgress(job.reply_id))
+        finished = False
+        # Closed before the cache copies the KV state: an open stream still holds the model, and
+        # the copy would find it busy.
+        with contextlib.closing(engine.stream_chat(fitted.messages, request.sampling)) as stream:
+            for event in stream:
+                if isinstance(event, GenerationDone):
+                    job.reply_to.post_message(ReplyDone(job.reply_id, "".join(parts), event.stats))
+                    finished = True
+                    break
+                parts.append(event.text)
+                with self._lock:
+                    active = self._active_reply == job.reply_id
+                    post = active and not self._progress_posted
+                    if active:
+                        self._pending.append(event.text)
+                        self._progress_posted = True
+                if not active:
+                    # The stop came before the stream began (the engine clears its stop flag when
+                    # a stream starts): say it again, so this token is the last.
+                    engine.request_stop()
+                if post:
+                    job.reply_to.post_message(ReplyProgress(job.reply_id))
+
+        if finished and cache is not None:
+            # After the reply is out: the copy takes milliseconds, the writing its own thread.
+            cache.save(engine, request.conversation_id)
 
 
 def not_started_stats(n_ctx: int) -> GenerationStats:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from llamadesk.app.chat.prompt_cache import CACHE_FOLDER
 from llamadesk.app.chat.store import STORE_FILE, Store
 from tests.tui.tmux_terminal import Terminal, new_terminal
 from tests.tui.waiting import wait_until_sync
@@ -57,6 +58,8 @@ def test_ask_stop_quit_and_find_the_conversation_again(tmux_home, terminals):
     ask(terminal, QUESTION)
     terminal.wait_for("Paris", timeout=120)
     terminal.wait_for("tok/s")  # the reply finished: its speed is in the status line
+    # The finished reply's KV cache is kept on disk for the next time the conversation opens.
+    wait_until_sync(lambda: any((tmux_home / "data" / CACHE_FOLDER).glob("*")), 30, "the prompt cache file")
     ask(terminal, LONG_REQUEST)
     wait_until_sync(
         lambda: len(stored_messages(tmux_home)) == 4 and len(stored_messages(tmux_home)[-1][1]) > 40,
