@@ -135,7 +135,10 @@ def test_cli_ctrl_c_keeps_finished_segments_and_the_next_run_resumes(tmp_path):
     )
     out = tmp_path / "notes.fr.txt"
     sidecar = tmp_path / ".notes.fr.txt.translation.jsonl"
+    # One segment at a time, so Ctrl-C lands between segments (a parallel run's cancel is
+    # tests/test_translate_parallel.py's): with 8 in flight, all 8 can finish together.
     command = [str(LLAMADESK), "translate", "--to", "fr", "--from", "en", str(source), "-o", str(out), *THREADS]
+    command += ["--parallel", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and (not sidecar.exists() or sidecar.read_text().count("\n") < 3):
