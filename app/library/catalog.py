@@ -229,9 +229,9 @@ def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def _adapter_entry(candidate: Candidate, path: Path, summary: GGUFSummary) -> LibraryEntry:
-    adapter = summarize_adapter(path)
-    return LibraryEntry(
+def _file_fields(candidate: Candidate, path: Path, summary: GGUFSummary) -> dict[str, object]:
+    """What every entry, model or adapter, shows of its file."""
+    return dict(
         name=candidate.name,
         path=str(path),
         source=candidate.source,
@@ -240,12 +240,18 @@ def _adapter_entry(candidate: Candidate, path: Path, summary: GGUFSummary) -> Li
         size_label=summary.size_label,
         quantization=summary.quantization,
         file_size=summary.file_size,
+        deletable=candidate.deletable,
+    )
+
+
+def _adapter_entry(candidate: Candidate, path: Path, summary: GGUFSummary) -> LibraryEntry:
+    return LibraryEntry(
+        **_file_fields(candidate, path, summary),
         context_length=0,
         has_chat_template=False,
         origin=candidate.origin,
-        deletable=candidate.deletable,
         kind="adapter",
-        base=adapter.base_name,
+        base=summarize_adapter(path).base_name,
     )
 
 
@@ -257,14 +263,7 @@ def _entry(candidate: Candidate, machine: MachineFacts) -> LibraryEntry:
     fit = memory_fit(summary, machine)
     origin = candidate.origin or _origin_from_metadata(summary)
     return LibraryEntry(
-        name=candidate.name,
-        path=str(path),
-        source=candidate.source,
-        architecture=summary.architecture,
-        parameters=summary.parameters,
-        size_label=summary.size_label,
-        quantization=summary.quantization,
-        file_size=summary.file_size,
+        **_file_fields(candidate, path, summary),
         context_length=summary.context_length,
         has_chat_template=summary.has_chat_template,
         origin=origin,
@@ -274,7 +273,6 @@ def _entry(candidate: Candidate, machine: MachineFacts) -> LibraryEntry:
         memory_reserved=fit.reserve,
         memory_available=fit.available,
         parts=len(split_parts(path)),
-        deletable=candidate.deletable,
     )
 
 
