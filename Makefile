@@ -35,7 +35,8 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/llamadesk
 
-$(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
+# The Makefile too: a package added to TEST_PACKAGES reaches an existing venv.
+$(VENV)/.test-installed: pyproject.toml Makefile $(VENV)/.installed
 	$(PIP) install -e '.[test]' $(TEST_PACKAGES)
 	@# GNU gettext's msgfmt checks translated .po files as translators' tools do (Debian's gettext).
 	command -v msgfmt > /dev/null || (apt-get update -q > /dev/null && apt-get install -y -q gettext > /dev/null)
