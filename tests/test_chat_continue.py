@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from llamadesk.app.chat.store import Store
-from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
-from tests.test_cli import assert_one_clear_line
+from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, assert_one_clear_line, run_cli
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import torch
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import plan_conversion, write_gguf
-from tests.conftest import run_cli, run_cli_process
+from tests.conftest import assert_one_clear_line, run_cli, run_cli_process
 from tests.fixtures.random_checkpoints import build
 
 
@@ -28,15 +28,6 @@ def own_home(tmp_path, monkeypatch) -> Path:
 def llama2(checkpoints_root, tmp_path) -> Path:
     """A private copy of the Llama 2 checkpoint that a test may damage."""
     return Path(shutil.copytree(build("llama2_spm", checkpoints_root), tmp_path / "llama2"))
-
-
-def assert_one_line_error(result, code: int, *needles: str) -> None:
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("llamadesk: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def _edit_config(folder: Path, **changes) -> None:
@@ -65,7 +56,7 @@ def test_pickle_calling_os_system_is_refused_with_exit_2_and_nothing_runs(llama2
         {"model.embed_tokens.weight": torch.ones(2, 2), "x": RunsCode(f"touch {marker}")}, llama2 / "pytorch_model.bin"
     )
     result = run_cli("convert", str(llama2), "-o", str(tmp_path / "out.gguf"))
-    assert_one_line_error(result, 2, "refused", "system")
+    assert_one_clear_line(result, 2, "refused", "system")
     assert not marker.exists() and not (tmp_path / "out.gguf").exists()
 
 
@@ -73,7 +64,7 @@ def test_pickle_calling_os_system_is_refused_with_exit_2_and_nothing_runs(llama2
 def test_truncated_safetensors(llama2, tmp_path):
     weights = llama2 / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    assert_one_line_error(run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf")), 2, "damaged or incomplete")
+    assert_one_clear_line(run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf")), 2, "damaged or incomplete")
 
 
 @pytest.mark.slow
@@ -81,13 +72,13 @@ def test_truncated_zip(checkpoints_root, tmp_path):
     folder = Path(shutil.copytree(build("llama2_bin", checkpoints_root), tmp_path / "bin"))
     weights = folder / "pytorch_model.bin"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size * 2 // 3])
-    assert_one_line_error(run_cli("convert", str(folder), "-o", str(tmp_path / "o.gguf")), 2, "damaged or incomplete")
+    assert_one_clear_line(run_cli("convert", str(folder), "-o", str(tmp_path / "o.gguf")), 2, "damaged or incomplete")
 
 
 @pytest.mark.slow
 def test_config_with_a_missing_key(llama2, tmp_path):
     _edit_config(llama2, num_hidden_layers=None)
-    assert_one_line_error(
+    assert_one_clear_line(
         run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf")), 2, "missing 'num_hidden_layers'"
     )
 
@@ -96,14 +87,14 @@ def test_config_with_a_missing_key(llama2, tmp_path):
 def test_tensor_shape_disagreeing_with_config(llama2, tmp_path):
     _edit_config(llama2, intermediate_size=128)
     result = run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf"))
-    assert_one_line_error(result, 2, "mlp.down_proj.weight has shape [64, 96]", "config says [64, 128]")
+    assert_one_clear_line(result, 2, "mlp.down_proj.weight has shape [64, 96]", "config says [64, 128]")
 
 
 @pytest.mark.slow
 def test_unknown_architecture_names_what_is_supported(llama2, tmp_path):
     _edit_config(llama2, architectures=["GPT2LMHeadModel"])
     result = run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf"))
-    assert_one_line_error(result, 2, "GPT2LMHeadModel is not supported", "LlamaForCausalLM", "Qwen3ForCausalLM")
+    assert_one_clear_line(result, 2, "GPT2LMHeadModel is not supported", "LlamaForCausalLM", "Qwen3ForCausalLM")
 
 
 @pytest.mark.slow
@@ -113,21 +104,21 @@ def test_unknown_pre_tokenizer_says_how_to_proceed(checkpoints_root, tmp_path):
     tokenizer["pre_tokenizer"] = {"type": "Whitespace"}
     (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
     result = run_cli("convert", str(folder), "-o", str(tmp_path / "o.gguf"))
-    assert_one_line_error(result, 2, "pre-tokenizer (Whitespace)", "--pre-tokenizer NAME", "--verify")
+    assert_one_clear_line(result, 2, "pre-tokenizer (Whitespace)", "--pre-tokenizer NAME", "--verify")
 
 
 @pytest.mark.slow
 def test_missing_folder_and_missing_weights(tmp_path):
-    assert_one_line_error(run_cli("convert", str(tmp_path / "nope")), 2, "no such folder")
+    assert_one_clear_line(run_cli("convert", str(tmp_path / "nope")), 2, "no such folder")
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
-    assert_one_line_error(run_cli("convert", str(tmp_path)), 2, "missing 'vocab_size'")
+    assert_one_clear_line(run_cli("convert", str(tmp_path)), 2, "missing 'vocab_size'")
 
 
 @pytest.mark.slow
 def test_existing_output_needs_force(llama2, tmp_path):
     out = tmp_path / "o.gguf"
     out.write_bytes(b"keep me")
-    assert_one_line_error(run_cli("convert", str(llama2), "-o", str(out)), 2, "--force")
+    assert_one_clear_line(run_cli("convert", str(llama2), "-o", str(out)), 2, "--force")
     assert out.read_bytes() == b"keep me"
     result = run_cli("convert", str(llama2), "-o", str(out), "--force", "--outtype", "q8_0", "--json")
     assert result.returncode == 0, result.stderr
@@ -251,4 +242,4 @@ def test_hub_repo_id_downloads_only_what_conversion_needs(checkpoints_root, tmp_
         assert not hub.file_requests("pytorch_model.bin") and not hub.file_requests("model.onnx")
         missing = run_cli_process("convert", "someone/no-such-model", "-o", str(tmp_path / "x.gguf"), env=env)
     assert inspect_gguf(out).metadata["general.name"] == "tiny-llama3"
-    assert_one_line_error(missing, 2, "no such repo")
+    assert_one_clear_line(missing, 2, "no such repo")

@@ -393,10 +393,10 @@ def _damaged_copy(family: str, tmp_path: Path, change_weights=None, config=None,
 
 
 def _refused(folder: Path, tmp_path: Path, *needles: str) -> None:
-    from tests.test_convert_cli import assert_one_line_error
+    from tests.conftest import assert_one_clear_line
 
     out = tmp_path / "out.gguf"
-    assert_one_line_error(run_cli("convert", str(folder), "-o", str(out)), 2, *needles)
+    assert_one_clear_line(run_cli("convert", str(folder), "-o", str(out)), 2, *needles)
     assert not out.exists() and not list(tmp_path.glob(".out.gguf*"))
 
 

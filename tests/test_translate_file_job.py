@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llamadesk.app.translate import (
     ChunkDone,
     ChunkStarted,
@@ -22,19 +20,9 @@ from llamadesk.app.translate.file_job import FileJob, Unit
 from llamadesk.app.translate.prompts import TranslationRequest
 from llamadesk.app.translate.segment import SegmentResult
 from llamadesk.app.translate.unit_loop import LoopUnit, translate_units
-from tests.translate_fakes import ScriptedGenerator, upper_translation
+from tests.translate_fakes import ScriptedGenerator, Units, upper_translation
 
 EN, FR = resolve_language("en"), resolve_language("fr")
-
-
-@dataclass
-class Units:
-    """The smallest TranslatableFile: its units, rendered one per line."""
-
-    units: list[Unit]
-
-    def render(self, results):
-        return "\n".join(r.translation for r in results)
 
 
 def run(units: list[Unit], reply=upper_translation):

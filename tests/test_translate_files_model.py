@@ -22,8 +22,7 @@ from llamadesk.app.translate.file_job import FileJob
 from llamadesk.app.translate.formats import read_translatable
 from llamadesk.app.translate.protection import find_spans
 from tests.conftest import PINNED_FLAGS, PINNED_LOAD, run_cli
-from tests.test_translate_gettext import django_catalog
-from tests.test_translate_html import PAGE, structure
+from tests.translate_samples import PAGE, django_catalog, structure
 
 pytestmark = pytest.mark.slow
 

@@ -27,15 +27,10 @@ from llamadesk.app.translate.languages import resolve_language
 from llamadesk.app.translate.protection import find_spans
 from tests.conftest import run_cli
 from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+from tests.translate_samples import POT, django_catalog
 
 EN = resolve_language("en")
 FEW_SHOT = choose_strategy({}, has_chat_template=False)
-
-
-def django_catalog() -> Path:
-    import django
-
-    return Path(django.__file__).parent / "conf" / "locale" / "en" / "LC_MESSAGES" / "django.po"
 
 
 def translate(data: bytes, to: str, reply=upper_translation, name="messages.pot", retranslate=False, resume=None):
@@ -104,42 +99,6 @@ def french(prompt) -> str:
     """A 'translation' that reads as French (so the language check passes) and keeps the markers."""
     markers = re.findall(r"⟦\d+⟧", segment_of(prompt))
     return " Voici la traduction française de cette phrase importante " + " ".join(markers) + ".\n"
-
-
-POT = b"""# Translations template for Demo.
-msgid ""
-msgstr ""
-"Project-Id-Version: Demo 1.0\\n"
-"Content-Type: text/plain; charset=UTF-8\\n"
-
-#. Translators: the month, abbreviated
-#: dates.py:4
-msgctxt "abbrev. month"
-msgid "May"
-msgstr ""
-
-#: views.py:10
-#, python-format
-msgid "Hello %(name)s, you have %(count)d new messages."
-msgstr ""
-
-#: views.py:12
-#, python-brace-format
-msgid "The file {name} could not be opened."
-msgstr ""
-
-#: views.py:14
-msgid ""
-"First line.\\n"
-"\\n"
-"Third line."
-msgstr ""
-
-#: cli.py:3
-#, c-format
-msgid "Copied %zu files to %s.\\n"
-msgstr ""
-"""
 
 
 def test_msgctxt_reaches_the_model_and_lines_keep_their_breaks():

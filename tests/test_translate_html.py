@@ -6,7 +6,6 @@ The real page is GEMMA_TERMS.html from the gemma3-270m starter package (see test
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,11 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
 from llamadesk.app.translate.file_job import FileJob
 from llamadesk.app.translate.formats import read_translatable
-from llamadesk.app.translate.formats.html import TRANSLATED_ATTRIBUTES, read_html
+from llamadesk.app.translate.formats.html import read_html
 from llamadesk.app.translate.segment import SegmentResult
 from tests.conftest import run_cli
 from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+from tests.translate_samples import PAGE, structure
 
 EN, FR = resolve_language("en"), resolve_language("fr")
 FEW_SHOT = choose_strategy({}, has_chat_template=False)
@@ -39,48 +39,6 @@ def translate(data: bytes, reply=upper_translation):
     return finished, generator
 
 
-class Structure(HTMLParser):
-    """The page as the standard parser sees it, with the text for people left out."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=False)
-        self.items: list[tuple] = []
-        self.raw_text_in: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        kept = [(k, v) for k, v in attrs if k not in TRANSLATED_ATTRIBUTES]
-        self.items.append(("start", tag, kept))
-        self.raw_text_in.append(tag)
-
-    def handle_endtag(self, tag):
-        self.items.append(("end", tag))
-        if self.raw_text_in and self.raw_text_in[-1] == tag:
-            self.raw_text_in.pop()
-
-    def handle_data(self, data):
-        if any(t in ("script", "style", "code", "pre") for t in self.raw_text_in):
-            self.items.append(("data", data))
-
-    def handle_entityref(self, name):
-        self.items.append(("entity", name))
-
-    def handle_charref(self, name):
-        self.items.append(("charref", name))
-
-    def handle_comment(self, data):
-        self.items.append(("comment", data))
-
-    def handle_decl(self, decl):
-        self.items.append(("decl", decl))
-
-
-def structure(text: str) -> list[tuple]:
-    parser = Structure()
-    parser.feed(text)
-    parser.close()
-    return parser.items
-
-
 def test_a_page_left_as_it_is_comes_back_byte_for_byte():
     data = gemma_terms()
     document = read_html(data, "GEMMA_TERMS.html")
@@ -97,26 +55,6 @@ def test_the_real_page_keeps_every_tag_entity_script_and_style():
     assert "GEMMA TERMS OF USE" in out and "MEANS GOOGLE LLC." in out
     scripts = [s for s in data.decode("utf-8").split("<script")[1:]]
     assert all(("<script" + s.split("</script>")[0]) in out for s in scripts), "scripts untouched"
-
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head><title>Settings</title>
-<style>p { color: red; } /* Do not translate */</style>
-<script>var greeting = "Hello world";</script></head>
-<body>
-  <!-- a comment -->
-  <p>Click <a href="/docs" title="Open the documentation">the <b>big</b> button</a>
-     to run <code>make test</code> now.</p>
-  <img src="cat.png" alt='A cat &amp; a dog'>
-  <input placeholder=Search>
-  <pre>Keep   this
-  text</pre>
-  <p>Fish &amp; chips</p>
-  <p><code>ls()</code> lists the files.</p>
-</body>
-</html>
-"""
 
 
 def test_inline_markup_stays_inside_one_sentence_and_code_is_one_span():

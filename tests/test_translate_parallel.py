@@ -22,8 +22,7 @@ from llamadesk.app.translate import (
 from llamadesk.app.translate.file_job import FileJob, Unit
 from llamadesk.app.translate.parallel import default_parallel
 from tests.conftest import PINNED_FLAGS, run_cli
-from tests.test_translate_file_job import Units
-from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+from tests.translate_fakes import ScriptedGenerator, Units, segment_of, upper_translation
 
 EN, FR = resolve_language("en"), resolve_language("fr")
 FEW_SHOT = choose_strategy({}, has_chat_template=False)

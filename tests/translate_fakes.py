@@ -8,7 +8,9 @@ the translator does about it. The real model is exercised in test_translate_mode
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from llamadesk.app.translate.file_job import Unit
 from llamadesk.app.translate.generation import GenerationStopped
 from llamadesk.app.translate.prompts import Prompt
 
@@ -45,3 +47,13 @@ class ScriptedGenerator:
 def upper_translation(prompt: Prompt) -> str:
     """A 'translation' that upper-cases the words and keeps markers: easy to check."""
     return " " + segment_of(prompt).upper() + "\n"
+
+
+@dataclass
+class Units:
+    """The smallest TranslatableFile: its units, rendered one per line."""
+
+    units: list[Unit]
+
+    def render(self, results):
+        return "\n".join(r.translation for r in results)

@@ -56,6 +56,34 @@ class LineEnd:
         return any(line.strip() and not line.rstrip().endswith(":") for line in lines[:-1])
 
 
+class AnswerLine:
+    """Collects one answer's pieces: its first line of content and the mean log-probability of its
+    tokens (what the confidence score reads). Both generators below feed it, streamed or batched."""
+
+    def __init__(self, on_text: Callable[[str], None] | None = None) -> None:
+        self.on_text = on_text
+        self.line = LineEnd()
+        self.logprob = 0.0
+        self.tokens = 0
+
+    def feed(self, piece: TextPiece) -> bool:
+        """Take a piece; True once the line is complete (no need to let the model ramble on)."""
+        if self.on_text is not None:
+            self.on_text(piece.text)
+        if piece.logprob is not None:
+            self.logprob += piece.logprob
+            self.tokens += piece.tokens
+        return self.line.feed(piece.text)
+
+    @property
+    def text(self) -> str:
+        return self.line.text
+
+    @property
+    def mean_logprob(self) -> float | None:
+        return self.logprob / self.tokens if self.tokens else None
+
+
 class EngineGenerator:
     """A loaded llamadesk Engine as a translation model, greedy by default."""
 
@@ -85,26 +113,25 @@ class EngineGenerator:
                 raise GenerationStopped() from stop
         return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
 
+    def answer_sampling(self, max_tokens: int) -> Sampling:
+        """This generator's sampling for one answer: at most `max_tokens`, with log-probabilities."""
+        return Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})
+
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
-        sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})
-        line = LineEnd()
-        logprob, tokens = 0.0, 0
+        answer = AnswerLine(on_text)
         self.last_mean_logprob = None
-        events = self.engine.stream_tokens(self.prompt_tokens(prompt), sampling)
+        events = self.engine.stream_tokens(self.prompt_tokens(prompt), self.answer_sampling(max_tokens))
         try:
             for event in events:
                 if isinstance(event, TextPiece):
-                    if on_text is not None:
-                        on_text(event.text)
-                    if event.logprob is not None:
-                        logprob, tokens = logprob + event.logprob, tokens + event.tokens
-                        self.last_mean_logprob = logprob / tokens
-                    if line.feed(event.text):
-                        break  # the segment's line is complete: no need to let it ramble on
+                    complete = answer.feed(event)
+                    self.last_mean_logprob = answer.mean_logprob
+                    if complete:
+                        break
                 elif isinstance(event, GenerationDone):
                     self.last_stats = event.stats
                     if event.stats.stop_reason == "stopped":
                         raise GenerationStopped()
         finally:
             events.close()
-        return line.text
+        return answer.text

@@ -18,9 +18,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from llamadesk.app.core.errors import Interrupted
-from llamadesk.app.engine.types import Sampling, TextPiece
-from llamadesk.app.translate.generation import GREEDY, GenerationStopped, LineEnd
+from llamadesk.app.engine.types import Sampling
+from llamadesk.app.translate.generation import GREEDY, AnswerLine, EngineGenerator, GenerationStopped
 from llamadesk.app.translate.nearest_examples import ExampleCorpus
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
@@ -39,63 +38,42 @@ def default_parallel(available_memory: int, model_size: int) -> int:
     return MAX_PARALLEL if available_memory >= 3 * model_size + (1 << 30) else 1
 
 
-class BatchedGenerator:
-    """A ModelGenerator whose calls go to a shared BatchedDecoder (one per worker thread)."""
+class BatchedGenerator(EngineGenerator):
+    """An EngineGenerator whose model calls go to a shared BatchedDecoder (one per worker thread)."""
 
     def __init__(
         self, engine, decoder, tokenizing: threading.Lock, stopped: threading.Event, sampling: Sampling = GREEDY
     ):
-        self.engine = engine
+        super().__init__(engine, sampling)
         self.decoder = decoder
-        self.sampling = sampling
         self._tokenizing = tokenizing  # the chat template renderer is not made for threads
         self._stopped = stopped  # shared: a stop ends every worker's next call too, not only this one
-        self.last_mean_logprob: float | None = None
-        self.last_stats = None
 
     @property
     def context_size(self) -> int:
         return self.decoder.n_ctx
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.engine.tokenize(text, add_bos=False))
 
     def request_stop(self) -> None:
         self._stopped.set()
         self.decoder.request_stop()
 
     def prompt_tokens(self, prompt: Prompt) -> list[int]:
-        if prompt.kind == "chat":
-            try:
-                with self._tokenizing:
-                    return self.engine.chat_prompt_tokens(list(prompt.messages))
-            except Interrupted as stop:
-                raise GenerationStopped() from stop
-        return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
+        if prompt.kind != "chat":
+            return super().prompt_tokens(prompt)
+        with self._tokenizing:
+            return super().prompt_tokens(prompt)
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
-        """As EngineGenerator.generate: the output up to its first line of content, greedy."""
-        sampling = Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})
-        line = LineEnd()
-        totals = [0.0, 0]
-
-        def on_piece(piece: TextPiece) -> bool:  # runs in the decoder's thread
-            if on_text is not None:
-                on_text(piece.text)
-            if piece.logprob is not None:
-                totals[0] += piece.logprob
-                totals[1] += piece.tokens
-            return line.feed(piece.text)
-
+        answer = AnswerLine(on_text)  # fed in the decoder's thread
         tokens = self.prompt_tokens(prompt)
         if self._stopped.is_set():
             raise GenerationStopped()
-        result = self.decoder.generate(tokens, sampling, on_piece)
+        result = self.decoder.generate(tokens, self.answer_sampling(max_tokens), answer.feed)
         self.last_stats = result.stats
-        self.last_mean_logprob = totals[0] / totals[1] if totals[1] else None
+        self.last_mean_logprob = answer.mean_logprob
         if result.stats.stop_reason == "stopped":
             raise GenerationStopped()
-        return line.text
+        return answer.text
 
 
 class ParallelTranslators:

@@ -11,7 +11,6 @@ that reads a valid checkpoint after each malicious one and must get the same ten
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import pickle
@@ -26,6 +25,8 @@ import pytest
 from tests.fixtures.family_checkpoints import family_checkpoint
 from tests.fixtures.random_checkpoints import build
 from tests.fuzz.checkpoint_files import (
+    EMBEDDING,
+    ENV,
     PROTO2,
     Member,
     Storage,
@@ -37,6 +38,7 @@ from tests.fuzz.checkpoint_files import (
     deep_tuple_key,
     deflated,
     dict_state,
+    hostile_safetensors_files,
     mutants,
     nested_dicts,
     op_global,
@@ -45,7 +47,7 @@ from tests.fuzz.checkpoint_files import (
     pb_field,
     pickled,
     raw_tensor_dict,
-    safetensors_bytes,
+    report_outcomes,
     shared_dicts,
     shared_tuple_key,
     torch_zip,
@@ -65,8 +67,6 @@ PRELOAD = (
     "llamadesk.app.library.registry",
     "rich.progress",
 )
-ENV = {"HF_HUB_OFFLINE": "1"}  # nothing here may reach the network
-EMBEDDING = "model.embed_tokens.weight"
 MiB = 1024**2
 
 
@@ -115,16 +115,7 @@ def assert_refused_leaving_nothing(folders: dict[str, Path], tmp_path: Path) -> 
     assert_all_refused(results)
     left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert not left, f"refused conversions left files behind: {left[:5]}"
-    _report(results)
-
-
-def _report(results: dict[str, dict]) -> None:
-    """Outcome counts per class (the part of a case id before '/'), for the README's Robustness table."""
-    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    for case_id, r in results.items():
-        counts[case_id.split("/")[0]][f"exit {r['code']}" if r["status"] == "exit" else r["status"]] += 1
-    for kind, outcome in sorted(counts.items()):
-        print(f"{kind}: {sum(outcome.values())} runs, {dict(outcome)}")
+    report_outcomes(results)
 
 
 # -- pickles and their zips ---------------------------------------------------------------------
@@ -390,63 +381,6 @@ def test_a_valid_checkpoint_reads_the_same_after_each_malicious_one(pickle_folde
 
 
 # -- safetensors --------------------------------------------------------------------------------
-
-
-def hostile_safetensors_files() -> dict[str, bytes]:
-    entry = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
-
-    def with_entry(**changes) -> bytes:
-        return safetensors_bytes({EMBEDDING: {**entry, **changes}}, bytes(32))
-
-    return {
-        "safetensors-json/10000-deep-arrays": safetensors_bytes('{"a":' + "[" * 10_000 + "]" * 10_000 + "}"),
-        "safetensors-json/100000-deep-objects": safetensors_bytes('{"a":' * 100_000 + "1" + "}" * 100_000),
-        "safetensors-json/an-array": safetensors_bytes("[1, 2]"),
-        "safetensors-json/not-utf8": safetensors_bytes(b'{"\xff": 1}'),
-        "safetensors-json/syntax-error": safetensors_bytes('{"a": }'),
-        "safetensors-json/5000-digit-number": safetensors_bytes(
-            '{"a": {"dtype": "F32", "shape": [1' + "0" * 5000 + '], "data_offsets": [0, 4]}}'
-        ),
-        "safetensors-header/length-past-end": safetensors_bytes({}, header_len=10**6),
-        "safetensors-header/length-2^63": safetensors_bytes({}, header_len=2**63),
-        "safetensors-header/length-zero": safetensors_bytes("", bytes(16)),
-        "safetensors-header/seven-bytes": bytes(7),
-        "safetensors-header/empty-file": b"",
-        "safetensors-dtype/a-list": with_entry(dtype=["F32"]),
-        "safetensors-dtype/null": with_entry(dtype=None),
-        "safetensors-dtype/a-number": with_entry(dtype=5),
-        "safetensors-dtype/an-object": with_entry(dtype={"F32": 1}),
-        "safetensors-dtype/int64": with_entry(dtype="I64", shape=[2], data_offsets=[0, 16]),
-        "safetensors-dtype/newline": with_entry(dtype="F\n32"),
-        "safetensors-offsets/text": with_entry(data_offsets=["0", "16"]),
-        "safetensors-offsets/null": with_entry(data_offsets=None),
-        "safetensors-offsets/floats": with_entry(data_offsets=[0.0, 16.0]),
-        "safetensors-offsets/negative": with_entry(data_offsets=[-16, 0]),
-        "safetensors-offsets/reversed": with_entry(data_offsets=[16, 0]),
-        "safetensors-offsets/three": with_entry(data_offsets=[0, 8, 16]),
-        "safetensors-offsets/booleans": with_entry(shape=[1], data_offsets=[False, True]),
-        "safetensors-offsets/an-object": with_entry(data_offsets={"0": 16}),
-        "safetensors-offsets/missing": safetensors_bytes({EMBEDDING: {"dtype": "F32", "shape": [2, 2]}}, bytes(32)),
-        "safetensors-offsets/past-end": with_entry(shape=[4, 2**20], data_offsets=[0, 2**24]),
-        "safetensors-shape/beyond-uint64": with_entry(shape=[2**70, 2**70]),
-        "safetensors-shape/product-wrapping-int64": with_entry(shape=[2**32, 2**32, 4], data_offsets=[0, 0]),
-        "safetensors-shape/negative": with_entry(shape=[-2, -2]),
-        "safetensors-shape/text": with_entry(shape=["2", "2"]),
-        "safetensors-shape/floats": with_entry(shape=[2.0, 2.0]),
-        "safetensors-shape/an-int": with_entry(shape=4),
-        "safetensors-shape/null": with_entry(shape=None),
-        "safetensors-shape/twenty-dims": with_entry(shape=[1] * 19 + [4]),
-        "safetensors-ranges/overlapping-fully": safetensors_bytes(
-            {EMBEDDING: entry, "model.norm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(32)
-        ),
-        "safetensors-ranges/overlapping-partly": safetensors_bytes(
-            {EMBEDDING: entry, "model.norm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}, bytes(32)
-        ),
-        "safetensors-ranges/not-shape-times-dtype": with_entry(data_offsets=[0, 12]),
-        "safetensors-ranges/entry-not-an-object": safetensors_bytes({EMBEDDING: "F32"}, bytes(32)),
-        "safetensors-names/newline": safetensors_bytes({"model.embed\ntokens.weight": entry}, bytes(32)),
-        "safetensors-names/10000-chars": safetensors_bytes({"a" * 10_000: entry}, bytes(32)),
-    }
 
 
 def test_crafted_safetensors_are_refused(checkpoints_root, tmp_path):
@@ -799,5 +733,5 @@ def test_mutated_checkpoints_convert_or_are_refused(checkpoints_root, tmp_path):
         written = list((tmp_path / "out" / case_id.replace("/", "--")).iterdir())
         expected = ["model.gguf"] if result["code"] == 0 else []
         assert [p.name for p in written] == expected, (case_id, result["code"], written)
-    _report(results)
+    report_outcomes(results)
     assert any(r["code"] == 0 for r in results.values()) and any(r["code"] == 2 for r in results.values())

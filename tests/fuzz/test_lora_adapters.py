@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 
 from tests.fixtures import lora_adapters
-from tests.fuzz.checkpoint_files import mutants, safetensors_bytes
+from tests.fuzz.checkpoint_files import ENV, hostile_safetensors_files, mutants, report_outcomes, safetensors_bytes
 from tests.fuzz.harness import assert_all_refused, cli_case, run_cases
-from tests.fuzz.test_checkpoints import ENV, _report, hostile_safetensors_files
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +63,7 @@ def refused_leaving_nothing(folders: dict[str, Path], tmp_path: Path, codes=(2,)
     if codes == (2,):
         left = sorted(str(p) for p in (tmp_path / "out").rglob("*") if p.is_file())
         assert not left, f"refused conversions left files behind: {left[:5]}"
-    _report(results)
+    report_outcomes(results)
     return results
 
 
@@ -230,4 +229,4 @@ def test_mutated_gguf_adapters_are_refused_by_chat(plain, tmp_path):
         preload=("llamadesk.app.cli", "llamadesk.app.commands.chat", "llamadesk.app.engine.llama_engine"),
     )
     assert_all_refused(results, codes=(0, 2))
-    _report(results)
+    report_outcomes(results)

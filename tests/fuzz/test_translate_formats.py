@@ -15,8 +15,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.formats import read_translatable
 from llamadesk.app.translate.languages import resolve_language
 from llamadesk.app.translate.segment import SegmentResult
-from tests.test_translate_gettext import POT
-from tests.test_translate_html import PAGE
+from tests.translate_samples import PAGE, POT
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "translate"
 CASES_PER_FILE = 1000

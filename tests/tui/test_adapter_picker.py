@@ -12,8 +12,8 @@ from llamadesk.app.tui.screens.adapter_picker import AdapterPickerScreen
 from llamadesk.app.tui.widgets.status_bar import StatusBar
 from llamadesk.convert.lora import plan_adapter, write_adapter
 from tests.fixtures import lora_adapters
+from tests.tui.chat_pilot import ask
 from tests.tui.fake_engine import FakeLoader
-from tests.tui.test_chat_actions import ask
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]

@@ -20,7 +20,7 @@ from tests.tui.chat_pilot import ask, texts
 from tests.tui.fake_engine import CODE_REPLY, FakeLoader
 from tests.tui.waiting import wait_until
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
 @pytest.fixture

@@ -7,16 +7,10 @@ tests/test_translate_*.py, and the real model in this screen by the last test.
 
 from __future__ import annotations
 
-import re
-import threading
-import time
-from types import SimpleNamespace
-
 import pytest
 from textual.widgets import Input, ProgressBar, Select, TextArea
 
 from llamadesk.app.chat.store import Store
-from llamadesk.app.engine.types import GenerationDone, GenerationStats, TextPiece
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.chat import ChatScreen
@@ -24,49 +18,10 @@ from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.translate import TranslateScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
 from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
+from tests.tui.fake_translator import FRENCH, FakeTranslatingEngine, make_app
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
-
-
-class FakeTranslatingEngine:
-    """Answers a few-shot translation prompt with the asked segment in capitals, piece by piece."""
-
-    backend = "CPU"
-    has_chat_template = False
-
-    def __init__(self, delay: float = 0.0, replies: dict[str, str] | None = None):
-        self.replies = replies or {}  # segment -> its 'translation', where upper case will not do
-        self.summary = SimpleNamespace(name="fake-translator", metadata={})
-        self.settings = SimpleNamespace(n_threads=1)
-        self.n_ctx = 4096
-        self.delay = delay
-        self._stop = threading.Event()
-
-    def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
-        return [ord(c) for c in text]
-
-    def stream_tokens(self, tokens, sampling):
-        self._stop.clear()
-        prompt = "".join(map(chr, tokens))
-        segment = re.findall(r"^\w+: (.*)\n\w+:$", prompt, re.M)[-1] if prompt.endswith(":") else prompt
-        reason = "end"
-        # The model's probability of its words, where asked for: low for a sentence with "perhaps",
-        # so the screen has a low-confidence segment to show.
-        logprob = (-2.0 if "PERHAPS" in segment.upper() else -0.05) if sampling.logprobs else None
-        for word in (" " + self.replies.get(segment, segment.upper()) + "\n").split(" "):
-            if self._stop.is_set():
-                reason = "stopped"
-                break
-            time.sleep(self.delay)
-            yield TextPiece(word + " ", logprob)
-        yield GenerationDone(GenerationStats(len(tokens), 0, 1, 0.0, 1.0, 1.0, len(tokens), self.n_ctx, reason))
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -74,15 +29,6 @@ def store(tmp_path):
     opened = Store(tmp_path / "conversations.sqlite3")
     yield opened
     opened.close()
-
-
-def make_app(store, delay: float = 0.0, replies: dict[str, str] | None = None) -> LlamadeskApp:
-    return LlamadeskApp(
-        store=store,
-        config=Config(),
-        engine_loader=lambda spec, settings: FakeTranslatingEngine(delay, replies),
-        save_settings=False,
-    )
 
 
 async def open_translation(pilot) -> TranslateScreen:
@@ -117,12 +63,6 @@ async def test_translate_a_sentence_then_swap(store):
 
 # French 'translations' for the fake model: upper-cased English reads as English, which the
 # confidence score rightly flags; these read as French, so only the model's doubt marks one.
-FRENCH = {
-    "The station is near.": "La gare est proche.",
-    "Perhaps the train is late today.": "Le train est peut-être en retard aujourd'hui.",
-    "Where is the station?": "Où est la gare ?",
-    "Perhaps the train leaves at noon.": "Le train part peut-être à midi.",
-}
 
 
 async def test_low_confidence_segments_are_highlighted_for_review(store):

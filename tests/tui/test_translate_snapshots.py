@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Select, TextArea
 
 from llamadesk.app.chat.store import Store
-from tests.tui.test_translate_screen import FRENCH, make_app
+from tests.tui.fake_translator import FRENCH, make_app
 from tests.tui.waiting import wait_until
 
 SIZES = [(80, 24), (120, 40)]

@@ -7,9 +7,14 @@ from collections.abc import Callable
 
 
 async def wait_until(
-    pilot, condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition"
+    pilot, condition: Callable[[], object], timeout: float = 45.0, what: str = "the condition"
 ) -> None:
-    """Let the app run until `condition()` is true; fail after `timeout` seconds."""
+    """Let the app run until `condition()` is true; fail after `timeout` seconds.
+
+    The default is generous on purpose: on a loaded 2-core machine (CI beside other work, or
+    pytest-xdist's two workers) a Textual app with a fake engine took 27 s for what takes 1 s on a
+    quiet one. A real hang still fails, here or at the test's own pytest timeout.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -1,0 +1,49 @@
+#!/bin/bash
+# The test suite before and after issue #14's restructuring, side by side in one run: wall and CPU
+# time, and line coverage of app/, convert/ and quantize/ measured with coverage.py.
+#
+#   bench/test_suite.sh [BEFORE_COMMIT] [time|coverage]
+#
+# BEFORE_COMMIT (default 5c2b6d4, the last commit before #14) is checked out in a temporary
+# worktree whose venv borrows this checkout's packages. "time" runs the test files the old suite
+# had, old code serially as `make test` ran them then, today's code as `make test` runs them now
+# (pytest-xdist, one worker per core). "coverage" runs each whole suite under coverage.py,
+# subprocesses and xdist workers included (coverage's patch = subprocess), and prints both totals.
+# Timing and coverage are separate runs: coverage slows the code it measures.
+set -euo pipefail
+BEFORE=${1:-5c2b6d4}
+MODE=${2:-time}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/llamadesk-suite-XXXX)
+OLD=$WORK/before
+trap 'git -C "$HERE" worktree remove --force "$OLD" 2> /dev/null || true; rm -rf "$WORK"' EXIT
+
+git -C "$HERE" worktree add --detach "$OLD" "$BEFORE" > /dev/null
+python3 -m venv "$OLD/.venv"
+SITE=$("$HERE/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+OLD_SITE=$("$OLD/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$SITE" > "$OLD_SITE/borrowed.pth"
+"$OLD/.venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$OLD"
+for tool in llamadesk ruff; do ln -sf "$HERE/.venv/bin/$tool" "$OLD/.venv/bin/$tool" 2> /dev/null || true; done
+OLD_FILES=$(cd "$OLD" && ls tests/test_*.py tests/*/test_*.py)
+
+coverage_rc() {  # $1: checkout, $2: data file
+    printf '[run]\nsource =\n    %s/app\n    %s/convert\n    %s/quantize\nparallel = true\npatch = subprocess\ndata_file = %s\n[report]\nskip_empty = true\n' \
+        "$1" "$1" "$1" "$2"
+}
+
+if [ "$MODE" = time ]; then
+    # shellcheck disable=SC2086  # the file lists are meant to split
+    (cd "$OLD" && /usr/bin/time -f "before: wall %e s, CPU %U+%S s" .venv/bin/python -m pytest -q -p no:cacheprovider $OLD_FILES | tail -n 1)
+    # shellcheck disable=SC2086
+    (cd "$HERE" && /usr/bin/time -f "after:  wall %e s, CPU %U+%S s" .venv/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile $OLD_FILES | tail -n 1)
+else
+    for side in before after; do
+        dir=$OLD; [ "$side" = after ] && dir=$HERE
+        coverage_rc "$dir" "$WORK/$side.coverage" > "$WORK/$side.rc"
+        workers=(); [ "$side" = after ] && workers=(-n auto --dist loadfile)
+        (cd "$dir" && .venv/bin/python -m pytest -q -p no:cacheprovider "${workers[@]}" --cov --cov-config="$WORK/$side.rc" --cov-report= | tail -n 1) || true
+        "$HERE/.venv/bin/python" -m coverage combine --append --rcfile="$WORK/$side.rc" > /dev/null 2>&1 || true
+        echo "$side: $("$HERE/.venv/bin/python" -m coverage report --rcfile="$WORK/$side.rc" | tail -n 1)"
+    done
+fi
