@@ -41,6 +41,11 @@ FAMILIES = list(lora_adapters.FAMILY_BASES)
 GELU_TABLE_FAMILIES = ("gemma2", "gemma3")
 GELU_TABLE_BOUND = 0.02
 SAME_ENGINE_TOLERANCE = {"gemma3": 5e-3}
+# The multimodal Gemma 3's text model is the Gemma 3 above under other names (checked here: its
+# tensors, --verify). Its tiny checkpoint's base alone, whose conversion equals convert_hf_to_gguf.py's
+# byte for byte, is 0.116 (f16) and 0.014 (f32) from transformers on IDS (measured), more than the
+# bounds leave for an adapter, so its logits are compared against the same engine in test_lora_merge.py.
+LOGIT_FAMILIES = [family for family in FAMILIES if family != "gemma3-multimodal"]
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +120,7 @@ def test_per_module_rank_and_alpha_go_into_b(name, adapter, tmp_path):
         assert "output.weight.lora_a" in ours  # lm_head is adapted too
 
 
-@pytest.mark.parametrize("name", ["plain", "patterns", "mistral", *FAMILIES])
+@pytest.mark.parametrize("name", ["plain", "patterns", "mistral", *LOGIT_FAMILIES])
 @pytest.mark.parametrize("outtype, tolerance", [("f32", 1e-3), ("f16", 0.1)])
 def test_base_plus_adapter_matches_peft(name, outtype, tolerance, adapter, base_gguf, tmp_path):
     folder, base = adapter(name)

@@ -18,9 +18,10 @@ IDS = [1, 5, 9, 30, 44, 100, 7, 12, 3, 250, 17, 60]
 # weights, and Gemma 3's logits move by up to 1.9e-3 between two equal computations (measured and
 # explained in test_lora_convert.py). So the merged weights are compared with peft's merge directly,
 # and the logits with llama.cpp running peft's merge through the same conversion and engine.
-GELU_TABLE_FAMILIES = ("gemma2", "gemma3")
-GELU_TABLE_BOUND = 0.02  # measured up to 0.011 (Gemma 3, scale 0.5)
-SAME_ENGINE_TOLERANCE = {"gemma3": 5e-3}
+# Against transformers + peft: measured up to 0.011 (Gemma 3, scale 0.5); the multimodal Gemma 3's
+# base alone is 0.014 from transformers (0.022 with the adapter), its bound test_convert_families.py's.
+PEFT_BOUND = {"gemma2": 0.02, "gemma3": 0.02, "gemma3-multimodal": 0.05}
+SAME_ENGINE_TOLERANCE = {"gemma3": 5e-3, "gemma3-multimodal": 5e-3}  # the same text model, the same floor
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +50,7 @@ def patterns():
         ("phi3", 1.0),
         ("gemma2", 0.5),
         ("gemma3", 1.0),
+        ("gemma3-multimodal", 1.0),
     ],
 )
 def test_merged_equals_peft_and_base_plus_adapter(name, scale, tmp_path):
@@ -66,8 +68,8 @@ def test_merged_equals_peft_and_base_plus_adapter(name, scale, tmp_path):
         np.testing.assert_allclose(ours[tensor][2], values, rtol=0, atol=1e-5, err_msg=tensor)
     expected = lora_adapters.peft_logits(base, folder, IDS, scale=scale)
     got = logits_with_adapters(merged, [], IDS)
-    if name in GELU_TABLE_FAMILIES:
-        assert np.abs(got - expected).max() < GELU_TABLE_BOUND
+    if name in PEFT_BOUND:
+        assert np.abs(got - expected).max() < PEFT_BOUND[name]
         expected = logits_with_adapters(peft_merged, [], IDS)
     same_engine = SAME_ENGINE_TOLERANCE.get(name, 1e-3)
     assert np.abs(got - expected).max() < same_engine
