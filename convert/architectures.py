@@ -62,21 +62,25 @@ class Architecture:
     # last `sliding_window` positions. llama.cpp fixes this pattern per architecture, so a config's
     # `layer_types` must follow it.
     global_every: int | None = None
-    # A multimodal checkpoint converted for its language model alone, as llama.cpp does: the config
-    # key holding the text model's hyperparameters (laid over the top level's), the prefix the
-    # language model's tensor names carry, and the prefixes of the other towers' tensors, left out.
     # Gate and up projections stored as one matrix (gate rows first), as llama.cpp's phi3 keeps them:
     # its FFN_UP then has 2 * n_ff rows and there is no FFN_GATE.
     fused_gate_up: bool = False
+    # A multimodal checkpoint converted for its language model alone, as llama.cpp does: the config
+    # key holding the text model's hyperparameters (laid over the top level's), how the language
+    # model's names are prefixed (prefix -> what the text model alone calls it), and the prefixes of
+    # the other towers' tensors, left out.
     text_config: str | None = None
-    text_prefix: str = ""
+    text_prefixes: tuple[tuple[str, str], ...] = ()
     other_towers: tuple[str, ...] = ()
 
     def language_model_name(self, name: str) -> str | None:
         """A checkpoint tensor's name as the language model alone would have it; None for another tower's."""
         if self.other_towers and name.startswith(self.other_towers):
             return None
-        return name.removeprefix(self.text_prefix) if self.text_prefix else name
+        for prefix, replacement in self.text_prefixes:
+            if name.startswith(prefix):
+                return replacement + name.removeprefix(prefix)
+        return name
 
     @property
     def permute_qk(self) -> bool:
@@ -178,8 +182,11 @@ PHI3 = Architecture(
 GEMMA3_MULTIMODAL = replace(
     GEMMA3,
     text_config="text_config",
-    text_prefix="language_model.",
-    other_towers=("vision_tower.", "multi_modal_projector."),
+    # Checkpoints name the text model "language_model.model.layers.0..." (as released); the modules
+    # of transformers' Gemma3ForConditionalGeneration, which a PEFT adapter's names follow (and a
+    # checkpoint saved from them), are "model.language_model.layers.0...".
+    text_prefixes=(("language_model.", ""), ("model.language_model.", "model.")),
+    other_towers=("vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector."),
 )
 
 # HF `architectures[0]` -> how to convert it. SmolLM, TinyLlama and Llama 1/2/3.x all say

@@ -73,6 +73,17 @@ def test_llama_permutes_and_the_others_do_not():
         ("Qwen3ForCausalLM", "model.layers.2.self_attn.o_proj", "blk.2.attn_output"),  # a LoRA target module
         ("Gemma3ForCausalLM", "model.layers.1.pre_feedforward_layernorm.weight", "blk.1.ffn_norm.weight"),
         ("Gemma3ForCausalLM", "model.layers.1.post_feedforward_layernorm.weight", "blk.1.post_ffw_norm.weight"),
+        ("Phi3ForCausalLM", "model.layers.1.self_attn.qkv_proj", "blk.1.attn_qkv"),  # fused, a LoRA target
+        ("Phi3ForCausalLM", "model.layers.1.mlp.gate_up_proj", "blk.1.ffn_up"),
+        # The multimodal Gemma 3's text model as released, and as transformers' modules (PEFT) name it
+        (
+            "Gemma3ForConditionalGeneration",
+            "language_model.model.layers.0.mlp.down_proj.weight",
+            "blk.0.ffn_down.weight",
+        ),
+        ("Gemma3ForConditionalGeneration", "model.language_model.layers.0.mlp.down_proj", "blk.0.ffn_down"),
+        ("Gemma3ForConditionalGeneration", "model.vision_tower.encoder.layers.0.self_attn.q_proj", None),
+        ("Gemma3ForConditionalGeneration", "vision_tower.encoder.layers.0.self_attn.q_proj.weight", None),
         ("Qwen2ForCausalLM", "model.layers.0.self_attn.q_norm.weight", None),  # Qwen2 has no Q norm
         ("Qwen2ForCausalLM", "model.layers.9.self_attn.q_proj.weight", None),  # past the last block
         ("GPT2LMHeadModel", "transformer.h.0.attn.c_attn.weight", None),  # not a family llamadesk converts

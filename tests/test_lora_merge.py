@@ -11,11 +11,17 @@ from llamadesk.convert import convert_checkpoint
 from llamadesk.convert.lora import plan_adapter, write_adapter
 from tests.conftest import run_cli
 from tests.fixtures import lora_adapters
-from tests.fixtures.lora_reference import logits_with_adapters
+from tests.fixtures.lora_reference import gguf_tensors, logits_with_adapters
 
 IDS = [1, 5, 9, 30, 44, 100, 7, 12, 3, 250, 17, 60]
-# Gemma's f32 bound is llama.cpp's f16 GELU table's (see test_convert_families.py), not rounding's.
-F32_TOLERANCE = {"gemma3": 0.05}
+# Gemma at f32: llama.cpp's f16 GELU table keeps it ~0.005 from transformers + peft whatever the
+# weights, and Gemma 3's logits move by up to 1.9e-3 between two equal computations (measured and
+# explained in test_lora_convert.py). So the merged weights are compared with peft's merge directly,
+# and the logits with llama.cpp running peft's merge through the same conversion and engine.
+# Against transformers + peft: measured up to 0.011 (Gemma 3, scale 0.5); the multimodal Gemma 3's
+# base alone is 0.014 from transformers (0.022 with the adapter), its bound test_convert_families.py's.
+PEFT_BOUND = {"gemma2": 0.02, "gemma3": 0.02, "gemma3-multimodal": 0.05}
+SAME_ENGINE_TOLERANCE = {"gemma3": 5e-3, "gemma3-multimodal": 5e-3}  # the same text model, the same floor
 
 
 @pytest.fixture(autouse=True)
@@ -35,22 +41,43 @@ def patterns():
 
 
 @pytest.mark.parametrize(
-    "name, scale", [("patterns", 1.0), ("patterns", 0.5), ("qwen2", 1.0), ("qwen3", 0.5), ("gemma3", 1.0)]
+    "name, scale",
+    [
+        ("patterns", 1.0),
+        ("patterns", 0.5),
+        ("qwen2", 1.0),
+        ("qwen3", 0.5),
+        ("phi3", 1.0),
+        ("gemma2", 0.5),
+        ("gemma3", 1.0),
+        ("gemma3-multimodal", 1.0),
+    ],
 )
 def test_merged_equals_peft_and_base_plus_adapter(name, scale, tmp_path):
     folder, base = _adapter(name)
-    tolerance = F32_TOLERANCE.get(name, 1e-3)
     merged = tmp_path / "merged.gguf"
     result = run_cli("convert", str(base), "--lora", f"{folder}:{scale}", "--outtype", "f32", "-o", str(merged))
     assert result.returncode == 0, result.stderr
+    peft_merged = convert_checkpoint(
+        lora_adapters.peft_merged_checkpoint(name, scale), tmp_path / "peft-merged.gguf", "f32"
+    )
+    ours, peft_weights = gguf_tensors(merged), gguf_tensors(peft_merged)
+    assert ours.keys() == peft_weights.keys()
+    for tensor, (_, shape, values) in peft_weights.items():
+        assert ours[tensor][1] == shape, tensor
+        np.testing.assert_allclose(ours[tensor][2], values, rtol=0, atol=1e-5, err_msg=tensor)
     expected = lora_adapters.peft_logits(base, folder, IDS, scale=scale)
     got = logits_with_adapters(merged, [], IDS)
-    assert np.abs(got - expected).max() < tolerance
+    if name in PEFT_BOUND:
+        assert np.abs(got - expected).max() < PEFT_BOUND[name]
+        expected = logits_with_adapters(peft_merged, [], IDS)
+    same_engine = SAME_ENGINE_TOLERANCE.get(name, 1e-3)
+    assert np.abs(got - expected).max() < same_engine
     base_gguf = convert_checkpoint(base, tmp_path / "base.gguf", "f32")
     adapter = write_adapter(plan_adapter(folder, None, "f32"), tmp_path / "adapter.gguf")
     at_run_time = logits_with_adapters(base_gguf, [(str(adapter), scale)], IDS)
-    assert np.abs(got - at_run_time).max() < 1e-3
-    assert np.abs(got - logits_with_adapters(base_gguf, [], IDS)).max() > max(1.0, 20 * tolerance)
+    assert np.abs(got - at_run_time).max() < same_engine
+    assert np.abs(got - logits_with_adapters(base_gguf, [], IDS)).max() > 1.0
 
 
 def test_merge_then_quantize_and_scale_zero_is_the_base(patterns, tmp_path):

@@ -128,3 +128,35 @@ def test_a_conversation_saved_with_an_adapter_continues_with_it(adapters, monkey
     continued = run_cli("chat", "--continue", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "8", PROMPT)
     assert continued.returncode == 0, continued.stderr
     assert loaded[-1].lora == ((str(adapters["smollm2"]), 1.5),)
+
+
+def _served_reply(served, model: str) -> str:
+    import httpx
+
+    ask = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "temperature": 0, "max_tokens": 8}
+    reply = httpx.post(f"{served.openai_url}/chat/completions", json=ask, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["choices"][0]["message"]["content"]
+
+
+def test_serve_applies_adapters_to_its_m_models_only(adapters):
+    """`serve -m smollm2 --lora A`: smollm2 answers with A applied; a library model of another family
+    (which A would not fit) still loads and answers without it; a wrong base is refused at start."""
+    import httpx
+
+    from tests.conftest import run_cli_process
+    from tests.serve_process import serving
+
+    with serving("--lora", f"{adapters['smollm2']}:1.5") as served:
+        tuned = _served_reply(served, "smollm2")
+        ask = {"model": "gemma3-270m", "prompt": "The capital of France is", "temperature": 0, "max_tokens": 4}
+        completion = httpx.post(f"{served.openai_url}/completions", json=ask, timeout=120)
+        assert completion.status_code == 200 and completion.json()["choices"][0]["text"], completion.text
+        assert "smollm2-lora.gguf (scale 1.5)" in served.log_text()
+    with serving() as served:
+        plain = _served_reply(served, "smollm2")
+    assert tuned != plain
+    wrong = run_cli_process("serve", "-m", "smollm2", "--port", "1", "--lora", str(adapters["tiny"]), timeout=60)
+    _refused(wrong, "tiny_llama", "give the model it was trained on")
+    alone = run_cli_process("serve", "--port", "1", "--lora", str(adapters["smollm2"]), timeout=60)
+    _refused(alone, "-m")

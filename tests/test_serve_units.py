@@ -318,3 +318,27 @@ def test_memory_sizes_parse_like_the_flags_of_other_tools():
     assert models_to_close([("a", 10), ("b", 10)], 15, 30, 64) == ["a"]
     done = run_cli("serve", "--memory-budget", "lots")
     assert done.returncode == 2 and "--memory-budget: 'lots' is not a size" in done.stderr
+
+
+def test_pool_applies_serve_lora_to_the_operators_models_only():
+    """serve --lora: the -m models load with the adapters, a library model without them."""
+
+    async def main():
+        loads: list = []
+
+        def loader(path, settings):
+            loads.append((path.name, settings.lora))
+            return SlowEngine()
+
+        adapters = (("/adapters/a-lora.gguf", 0.5),)
+        library = {"lib": Path("lib.gguf")}
+        pool = ModelPool({"a": Path("a.gguf")}, LoadSettings(), 2, loader, library.get, adapters=adapters)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        ask = [{"role": "user", "content": "hi"}]
+        for name in ("a", "lib"):
+            await drain(pool.submit(GenerationRequest(name, ask, sampling=Sampling(max_tokens=1)), loop))
+        pool.close()
+        assert loads == [("a.gguf", adapters), ("lib.gguf", ())]
+
+    asyncio.run(main())

@@ -6,15 +6,17 @@ import argparse
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from llamadesk.app.commands.options import add_load_options, load_settings
+from llamadesk.app.commands.options import add_load_options, add_lora_option, load_settings
 from llamadesk.app.core.errors import BadInputError
 
 EXAMPLES = """examples:
   llamadesk serve                                   # smollm2 and the library on http://127.0.0.1:11435
   llamadesk serve -m smollm2 -m gemma3-270m --preload
   llamadesk serve --memory-budget 3G                # keep models loaded while together they fit 3 GiB
+  llamadesk serve -m smollm2 --lora my-lora.gguf:0.8   # a fine-tune: the adapter on the -m model
   LLAMADESK_API_KEY=$(openssl rand -hex 24) llamadesk serve --host 0.0.0.0   # on the LAN, with a key
 
   curl http://127.0.0.1:11435/v1/chat/completions -H 'Content-Type: application/json' \\
@@ -99,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"requests that may wait for the model; more get 503 (default: {DEFAULT_QUEUE_SIZE})",
     )
     add_load_options(parser)
+    add_lora_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -112,6 +115,28 @@ def _served_models(specs: list[str]) -> dict[str, Path]:
         name = Path(spec).name.removesuffix(".gguf") if looks_like_path(spec) else spec
         served[name] = path
     return served
+
+
+Adapters = tuple[tuple[str, float], ...]  # (file, scale), as LoadSettings.lora
+
+
+def _checked_adapters(served: dict[str, Path], adapters: Adapters) -> Adapters:
+    """--lora: the adapters for the -m models, each checked against every one of them before the
+    server listens, so a wrong base is one line and exit 2 rather than an error on the first request."""
+    if not adapters:
+        return ()
+    if not served:
+        raise BadInputError(
+            "--lora applies to the models given with -m; add -m with the model the adapter was trained on"
+        )
+    from llamadesk.app.core.gguf_adapter import check_adapter_fits
+    from llamadesk.app.core.gguf_file import open_header
+
+    for path in served.values():
+        header = open_header(path)
+        for adapter, _ in adapters:
+            check_adapter_fits(Path(adapter), path, header)
+    return adapters
 
 
 def _memory_budget(text: str | None) -> int | None:
@@ -196,7 +221,16 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f"llamadesk: {warning}", file=sys.stderr)
     served = _served_models(args.models)
-    pool = ModelPool(served, load_settings(args), config.queue_size, max_models=max_models, memory_budget=memory_budget)
+    settings = load_settings(args)
+    adapters = _checked_adapters(served, settings.lora)
+    pool = ModelPool(
+        served,
+        replace(settings, lora=()),
+        config.queue_size,
+        max_models=max_models,
+        memory_budget=memory_budget,
+        adapters=adapters,
+    )
     preload = next(iter(served), "smollm2") if args.preload else None
     app = build_app(config, pool, preload=preload)
     server = _GracefulServer(
@@ -211,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     names = ", ".join(served) or "the library"
+    if adapters:
+        names += " with " + ", ".join(f"{Path(path).name} (scale {scale:g})" for path, scale in adapters)
     if memory_budget is not None:
         from llamadesk.app.core.byte_sizes import format_bytes
 

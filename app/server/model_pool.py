@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,9 +127,14 @@ class ModelPool:
         max_models: int = 1,
         memory_budget: int | None = None,
         memory_needed: Callable[[Path, LoadSettings], int] = memory_before_load,
+        adapters: tuple[tuple[str, float], ...] = (),
     ):
         self._served = dict(served)  # names the operator gave with -m, with their files
         self._load_settings = load_settings
+        # serve --lora: LoRA adapters (file, scale) applied to the operator's -m models, not to
+        # the library's others (an adapter fits the one base it was trained on).
+        self._adapted = frozenset(served) if adapters else frozenset()
+        self._adapters = adapters
         self._loader = loader
         self._library_path = library_path
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
@@ -274,9 +279,10 @@ class ModelPool:
                 self._engine, self._resident = engine, name
                 return engine
         path = self.model_path(name)
+        settings = self._settings_for(name)
         need = 0
         if self._memory_budget is not None:
-            need = self._memory_needed(path, self._load_settings)
+            need = self._memory_needed(path, settings)
             if need > self._memory_budget:
                 raise ApiError(507, too_large_message(name, need, self._memory_budget), code="model_too_large")
         loaded = [(n, self._memory.get(n, 0)) for n in self._loaded]
@@ -287,13 +293,18 @@ class ModelPool:
                 if old is self._engine:
                     self._engine, self._resident = None, None
             old.close()
-        engine = self._loader(path, self._load_settings)
+        engine = self._loader(path, settings)
         with self._lock:
             self._loaded[name] = engine
             if self._memory_budget is not None:
                 self._memory[name] = memory_when_loaded(engine, need)
             self._engine, self._resident = engine, name
         return engine
+
+    def _settings_for(self, name: str) -> LoadSettings:
+        if name in self._adapted:
+            return replace(self._load_settings, lora=self._adapters)
+        return self._load_settings
 
     def _run(self, job: Job) -> None:
         started = time.perf_counter()

@@ -32,8 +32,9 @@ from llamadesk.convert.tensor_transforms import ARITHMETIC, TRANSFORMS
 
 T = gguf.MODEL_TENSOR
 # The weights llama.cpp applies LoRA to in the graphs of the families convert/ supports
-# (build_lora_mm in LLaMA, Qwen2, Qwen3 and Gemma 3): the linear layers.
-ADAPTABLE = (T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_OUT, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN, T.OUTPUT)
+# (build_lora_mm in LLaMA, Qwen2, Qwen3, Phi-3, Gemma 2 and Gemma 3): the linear layers, Phi-3's
+# fused Q/K/V (ATTN_QKV) among them; its fused gate/up is an FFN_UP.
+ADAPTABLE = (T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_QKV, T.ATTN_OUT, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN, T.OUTPUT)
 
 
 def weight_transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
