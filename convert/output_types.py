@@ -8,7 +8,7 @@ import gguf
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.convert.tensor_source import float32_to_bf16_bits, to_float32
+from llamadesk.convert.tensor_source import bf16_bits_to_float16, float32_to_bf16_bits, to_float32
 
 Q = gguf.GGMLQuantizationType
 OUTTYPES: dict[str, Q] = {"f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}
@@ -89,6 +89,8 @@ def _encode_block(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray
     if qtype == Q.BF16:
         bits = values if source_dtype == "BF16" else float32_to_bf16_bits(to_float32(values, source_dtype))
         return np.ascontiguousarray(bits).view(np.uint8)
+    if qtype == Q.F16 and source_dtype == "BF16":
+        return bf16_bits_to_float16(values)
     as_f32 = to_float32(values, source_dtype)
     if qtype == Q.F32:
         return np.ascontiguousarray(as_f32)
