@@ -3,7 +3,7 @@
 gguf-py packs an array value by calling its general packer once per element, through a
 recursion and a type check each: for a 150k-token vocabulary (tokens, scores, types, merges,
 over 300k values) that is over a second, a fixed cost of every conversion that is larger than
-the tensor work of a small model. The bytes written are the same (tests/test_convert_units
+the tensor work of a small model. The bytes written are the same (tests/test_convert_readers.py
 compares both on every kind of array the converter writes); anything this writer does not
 recognise, or would pack differently (a value out of range, big-endian files, nested arrays),
 goes to gguf-py's own packer, which also raises its own errors for malformed arrays.
