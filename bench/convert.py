@@ -195,7 +195,7 @@ def main() -> None:
         rows = [llama_row(work, ref_src) if f == "llama" else family_row(f, work, ref_src) for f in families]
         load_after = os.getloadavg()[0]
         body = [
-            f"Measured {started}; 1-minute load average {load_before:.1f} at the start, {load_after:.1f} at the end, "
+            f"Started {started}; 1-minute load average {load_before:.1f} at the start, {load_after:.1f} at the end, "
             f"on {os.cpu_count()} cores shared with other work: the wall times are noisy, the RSS figures are not.",
             "",
             "Per family, one checkpoint each to f16, one run of each tool after the other (the reference with "
