@@ -77,7 +77,22 @@ def write_synthetic_checkpoint(folder: Path, tokenizer_from: Path, n_layer: int 
     return total
 
 
+def _longrope(head_dim: int, rotated: float = 1.0) -> dict:
+    """Phi's LongRoPE parameters for a head size: one long and one short factor per rotated frequency."""
+    n_freq = int(head_dim * rotated) // 2
+    return {
+        "rope_type": "longrope",
+        "rope_theta": 10000.0,
+        "partial_rotary_factor": rotated,
+        "long_factor": [1.0 + 0.05 * i for i in range(n_freq)],
+        "short_factor": [1.0 + 0.01 * i for i in range(n_freq)],
+        "original_max_position_embeddings": 4096,
+    }
+
+
 # Real small models' shapes, on the tiny test checkpoints' tokenizers (the vocabulary is padded up).
+# Where the real model is several GB, its widths with fewer layers: the embedding and one block
+# are what the converter's speed depends on, and the file stays quick to write.
 FAMILY_SHAPES: dict[str, dict] = {
     "qwen2": {  # Qwen2.5-0.5B
         "hidden_size": 896,
@@ -96,6 +111,57 @@ FAMILY_SHAPES: dict[str, dict] = {
         "head_dim": 128,
         "vocab_size": 151936,
     },
+    "gemma3": {  # Gemma 3 270M
+        "hidden_size": 640,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 18,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "query_pre_attn_scalar": 256,
+        "sliding_window": 512,
+        "vocab_size": 262144,
+    },
+    "gemma2": {  # Gemma 2 2B's widths, 2 of its 26 layers
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "query_pre_attn_scalar": 256,
+        "sliding_window": 4096,
+        "vocab_size": 256000,
+    },
+    "phi3": {  # Phi-3.5-mini's widths, 3 of its 32 layers
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 32064,
+        "max_position_embeddings": 131072,
+        "rope_parameters": _longrope(96),
+    },
+    "phi4-mini": {  # Phi-4-mini's widths, 2 of its 32 layers
+        "hidden_size": 3072,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 24,
+        "num_key_value_heads": 8,
+        "vocab_size": 200064,
+        "max_position_embeddings": 131072,
+        "rope_parameters": _longrope(128, 0.75),
+    },
+}
+# What the shapes above stand for, as the bench names them.
+FAMILY_SHAPE_NAMES = {
+    "qwen2": "Qwen2.5-0.5B",
+    "qwen3": "Qwen3-0.6B",
+    "gemma3": "Gemma 3 270M",
+    "gemma2": "Gemma 2 2B widths, 2 layers",
+    "phi3": "Phi-3.5-mini widths, 3 layers",
+    "phi4-mini": "Phi-4-mini widths, 2 layers",
 }
 
 

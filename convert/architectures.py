@@ -65,6 +65,9 @@ class Architecture:
     # Gate and up projections stored as one matrix (gate rows first), as llama.cpp's phi3 keeps them:
     # its FFN_UP then has 2 * n_ff rows and there is no FFN_GATE.
     fused_gate_up: bool = False
+    # Whether the family may rotate only the first `partial_rotary_factor` of each head (Phi-4-mini:
+    # 0.75), the rest passed through; llama.cpp's graph rotates rope.dimension_count dimensions.
+    partial_rotary: bool = False
     # A multimodal checkpoint converted for its language model alone, as llama.cpp does: the config
     # key holding the text model's hyperparameters (laid over the top level's), how the language
     # model's names are prefixed (prefix -> what the text model alone calls it), and the prefixes of
@@ -163,15 +166,18 @@ GEMMA2 = Architecture(
     global_every=2,
 )
 
-# Phi-3 / Phi-3.5 mini: LLaMA blocks with Q, K and V in one matrix (rows Q, then K, then V) and
+# Phi-3 / Phi-3.5 mini / Phi-4-mini: LLaMA blocks with Q, K and V in one matrix (rows Q, then K, then V) and
 # gate/up in one; llama.cpp's phi3 keeps both fused (ATTN_QKV, FFN_UP) and splits them in its graph,
 # so they are written as stored. It rotates halves (NEOX) as HF does: nothing is permuted. LongRoPE
 # comes as two computed factor tensors (plan.py). llama.cpp runs Phi-3 without its sliding window
 # (it only records the config's value, 0 where there is none); so does the reference forward pass.
+# Phi-4-mini is the same row: it rotates 3/4 of each head (partial_rotary_factor 0.75; LongRoPE's
+# factors are one per rotated frequency) and ties its output to the embedding (no lm_head).
 PHI3 = Architecture(
     gguf.MODEL_ARCH.PHI3,
     required=(T.TOKEN_EMBD, T.OUTPUT_NORM, T.ATTN_NORM, T.ATTN_QKV, T.ATTN_OUT, T.FFN_NORM, T.FFN_UP, T.FFN_DOWN),
     fused_gate_up=True,
+    partial_rotary=True,
     extra_config={"sliding_window": ("sliding_window", 0)},
     extra_gguf={"add_sliding_window": "sliding_window"},
 )

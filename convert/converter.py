@@ -12,6 +12,7 @@ import numpy as np
 from llamadesk.app.core.atomic_file import check_writable_target
 from llamadesk.app.core.paths import models_dir
 from llamadesk.convert.checkpoint import Checkpoint, open_checkpoint
+from llamadesk.convert.gguf_array_packing import ArrayPackingWriter
 from llamadesk.convert.gguf_metadata import add_metadata, model_name
 from llamadesk.convert.gguf_streaming import Progress, padded_bytes, stream_gguf
 from llamadesk.convert.output_types import FILE_TYPES, resolve_outtype
@@ -109,7 +110,7 @@ def write_gguf(
     is removed, so a GGUF that fails verification never appears under `output`.
     """
     check_writable_target(output, force)
-    writer = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[plan.checkpoint.config.architecture.gguf_arch])
+    writer = ArrayPackingWriter(None, gguf.MODEL_ARCH_NAMES[plan.checkpoint.config.architecture.gguf_arch])
     add_metadata(
         writer,
         plan.checkpoint.config,

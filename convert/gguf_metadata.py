@@ -21,7 +21,7 @@ HPARAM_WRITERS: dict[str, Callable[[ModelConfig, int, int], object]] = {
     "add_head_count_kv": lambda c, v, f: c.n_head_kv,
     "add_layer_norm_rms_eps": lambda c, v, f: float(c.rms_eps),
     "add_rope_freq_base": lambda c, v, f: float(c.rope_theta),
-    "add_rope_dimension_count": lambda c, v, f: c.head_dim,
+    "add_rope_dimension_count": lambda c, v, f: c.rotary_dim,
     "add_key_length": lambda c, v, f: c.head_dim,
     "add_value_length": lambda c, v, f: c.head_dim,
     "add_vocab_size": lambda c, v, f: v,

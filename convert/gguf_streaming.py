@@ -8,7 +8,7 @@ tensor, progress in bytes, and the atomic rename after an optional check of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -28,7 +28,7 @@ class StreamedTensor(Protocol):
     @property
     def stored(self) -> tuple[Sequence[int], np.dtype]: ...
 
-    def produce(self) -> np.ndarray: ...
+    def produce(self) -> np.ndarray | Iterable[np.ndarray]: ...  # the whole tensor, or its row blocks in order
 
     def release(self) -> None: ...
 
@@ -36,6 +36,28 @@ class StreamedTensor(Protocol):
 def padded_bytes(tensors: Sequence[StreamedTensor]) -> int:
     """The tensor data's size in the file: each tensor padded to GGUF's alignment."""
     return sum(gguf.GGUFWriter.ggml_pad(t.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT) for t in tensors)
+
+
+def _write_tensor_data(writer: gguf.GGUFWriter, tensor: StreamedTensor) -> None:
+    """A tensor's bytes at the next aligned offset, a block at a time, then the padding after it.
+
+    GGUF's data section is each tensor at an offset aligned to the file's alignment (the tensor
+    infos written before say where), so this is what gguf-py's write_tensor_data does for a whole
+    array, without needing the whole array in memory.
+    """
+    assert writer.fout is not None and len(writer.fout) == 1  # one file: no split output
+    out = writer.fout[0]
+    writer.write_padding(out, out.tell())
+    written = 0
+    data = tensor.produce()
+    for block in [data] if isinstance(data, np.ndarray) else data:
+        block = np.ascontiguousarray(block)
+        block.tofile(out)
+        written += block.nbytes
+        del block
+    if written != tensor.nbytes:
+        raise RuntimeError(f"{tensor.name}: {written} bytes produced, {tensor.nbytes} planned")
+    writer.write_padding(out, written)
 
 
 def stream_gguf(
@@ -61,9 +83,7 @@ def stream_gguf(
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
             for tensor in tensors:
-                data = tensor.produce()
-                writer.write_tensor_data(data)
-                del data
+                _write_tensor_data(writer, tensor)
                 tensor.release()
                 done += gguf.GGUFWriter.ggml_pad(tensor.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT)
                 if progress:

@@ -45,6 +45,13 @@ class ModelConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # The rope base of sliding-window layers, where the family has them (Gemma 3's local layers).
     rope_theta_swa: float | None = None
+    # The share of each head rotary embeddings turn (the rest passes through): 1.0 but for Phi-4-mini's 0.75.
+    partial_rotary_factor: float = 1.0
+
+    @property
+    def rotary_dim(self) -> int:
+        """How many leading dimensions of each head are rotated (llama.cpp's rope.dimension_count)."""
+        return int(self.head_dim * self.partial_rotary_factor)
 
     def is_sliding(self, layer: int) -> bool:
         """Whether `layer` attends to the last `sliding_window` positions only (its family's pattern)."""
@@ -187,12 +194,6 @@ def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[st
             f"llamadesk converts {', '.join(ROPE_SCALING_TYPES)}"
         )
     scaling: dict[str, Any] = {"rope_type": kind} if given else {}
-    partial = given.get("partial_rotary_factor") or config.get("partial_rotary_factor") or 1.0
-    if partial != 1.0:
-        raise BadInputError(
-            f"{source}: 'partial_rotary_factor' {shown(partial)} (rotary embeddings over part of each head) is not "
-            "supported; llamadesk converts models that rotate whole heads"
-        )
     if kind == "longrope":  # Phi-3 in transformers 4.x keeps the original context length at the top level
         given = {"original_max_position_embeddings": config.get("original_max_position_embeddings"), **given}
         scaling.update(_longrope_factors(given, source))
@@ -204,6 +205,43 @@ def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[st
     if kind == "llama3" and scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
         raise BadInputError(f"{source}: llama3 rope scaling needs high_freq_factor above low_freq_factor")
     return float(theta), scaling
+
+
+PARTIAL_ROTARY = ValueRange(1e-30, 1.0)
+
+
+def _partial_rotary_factor(
+    config: dict[str, Any], family: Architecture, head_dim: int, name: str, source: Path
+) -> float:
+    """The share of each head that is rotated (transformers: rope_parameters' or the top level's key).
+
+    Only families whose llama.cpp graph rotates part of a head (Phi-3's, for Phi-4-mini) accept one
+    below 1; the rotated part must be a whole, even number of dimensions, as transformers and
+    llama.cpp both take int(head_dim * factor) of them in pairs.
+    """
+    parameters = _object(config.get("rope_parameters"), "rope_parameters", source)
+    scaling = _object(config.get("rope_scaling"), "rope_scaling", source)
+    given = next(
+        (
+            p["partial_rotary_factor"]
+            for p in (scaling, parameters, config)
+            if p.get("partial_rotary_factor") is not None
+        ),
+        1.0,
+    )
+    factor = float(PARTIAL_ROTARY.check(given, f"{source}: 'partial_rotary_factor'"))
+    if factor != 1.0 and not family.partial_rotary:
+        raise BadInputError(
+            f"{source}: 'partial_rotary_factor' {shown(given)} (rotary embeddings over part of each head) is not "
+            f"supported for {name}; llamadesk converts its models rotating whole heads"
+        )
+    rotated = int(head_dim * factor)
+    if rotated < 2 or rotated % 2:
+        raise BadInputError(
+            f"{source}: 'partial_rotary_factor' {shown(given)} rotates {rotated} of the head's {head_dim} "
+            "dimensions; rotary embeddings need an even number of them, at least 2"
+        )
+    return factor
 
 
 def _longrope_factors(given: dict[str, Any], source: Path) -> dict[str, list[float]]:
@@ -285,11 +323,13 @@ def read_hf_config(folder: Path) -> ModelConfig:
     _heads(values, HF_CONFIG_KEYS, path)
     theta, scaling = _rope_settings(config, path)
     extra = _family_values(config, family, values, path)
+    partial = _partial_rotary_factor(config, family, values["head_dim"], name, path)
+    frequencies = int(values["head_dim"] * partial) // 2
     for key in LONGROPE_FACTOR_LISTS if scaling.get("rope_type") == "longrope" else ():
-        if len(scaling[key]) != values["head_dim"] // 2:
+        if len(scaling[key]) != frequencies:
             raise BadInputError(
                 f"{path}: rope scaling's '{key}' has {len(scaling[key])} factors, not one per rotary frequency "
-                f"({values['head_dim'] // 2}); the config does not match the model"
+                f"({frequencies}); the config does not match the model"
             )
     model_name = config.get("_name_or_path")
     return ModelConfig(
@@ -300,6 +340,7 @@ def read_hf_config(folder: Path) -> ModelConfig:
         name=model_name if isinstance(model_name, str) and model_name else None,
         extra=extra,
         rope_theta_swa=_local_rope_theta(config, path) if family.global_every else None,
+        partial_rotary_factor=partial,
         **values,
     )
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gguf
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.convert.tensor_source import float32_to_bf16_bits, to_float32
+from llamadesk.convert.tensor_source import bf16_bits_to_float16, float32_to_bf16_bits, to_float32
 
 Q = gguf.GGMLQuantizationType
 OUTTYPES: dict[str, Q] = {"f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}
@@ -60,27 +60,31 @@ def stored_shape(shape: tuple[int, ...], qtype: Q) -> tuple[tuple[int, ...], np.
 CHUNK_ELEMENTS = 1 << 22
 
 
-def encode(values: np.ndarray, source_dtype: str, qtype: Q, done: Callable[[float], None] | None = None) -> np.ndarray:
-    """The tensor's values in the output type, as the array GGUFWriter writes.
+def encode_blocks(
+    values: np.ndarray, source_dtype: str, qtype: Q, done: Callable[[float], None] | None = None
+) -> Iterator[np.ndarray]:
+    """The tensor's values in the output type, a block of rows at a time, in order.
 
-    `done(fraction)` is told how much of `values` has been consumed after each block of rows, so
-    a memory-mapped source can drop those pages while the rest is converted.
+    The writer writes each block as it comes, so neither the whole encoded tensor nor the whole
+    source is ever in memory (a 200k-token embedding is 1.2 GB at f16). `done(fraction)` is told
+    how much of `values` has been consumed after each block, so a memory-mapped source can drop
+    those pages while the rest is converted.
     """
-    unchanged = (
-        (qtype == Q.F16 and source_dtype == "F16")
-        or (qtype == Q.BF16 and source_dtype == "BF16")
-        or (qtype == Q.F32 and source_dtype == "F32")
-    )
-    if unchanged or values.ndim < 2 or values.size <= CHUNK_ELEMENTS:
-        return _encode_block(values, source_dtype, qtype)
-    shape, dtype = stored_shape(values.shape, qtype)
-    out = np.empty(shape, dtype)
+    if values.ndim < 2 or values.size <= CHUNK_ELEMENTS:
+        yield _encode_block(values, source_dtype, qtype)
+        return
     rows = max(1, CHUNK_ELEMENTS // (values.size // values.shape[0]))
     for start in range(0, values.shape[0], rows):
-        out[start : start + rows] = _encode_block(values[start : start + rows], source_dtype, qtype)
+        yield _encode_block(values[start : start + rows], source_dtype, qtype)
         if done:
             done(min(start + rows, values.shape[0]) / values.shape[0])
-    return out
+
+
+def encode(values: np.ndarray, source_dtype: str, qtype: Q, done: Callable[[float], None] | None = None) -> np.ndarray:
+    """The whole tensor in the output type, as the array GGUFWriter writes (see encode_blocks)."""
+    shape, _ = stored_shape(values.shape, qtype)
+    blocks = list(encode_blocks(values, source_dtype, qtype, done))
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks).reshape(shape)
 
 
 def _encode_block(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray:
@@ -89,6 +93,8 @@ def _encode_block(values: np.ndarray, source_dtype: str, qtype: Q) -> np.ndarray
     if qtype == Q.BF16:
         bits = values if source_dtype == "BF16" else float32_to_bf16_bits(to_float32(values, source_dtype))
         return np.ascontiguousarray(bits).view(np.uint8)
+    if qtype == Q.F16 and source_dtype == "BF16":
+        return bf16_bits_to_float16(values)
     as_f32 = to_float32(values, source_dtype)
     if qtype == Q.F32:
         return np.ascontiguousarray(as_f32)

@@ -6,7 +6,7 @@ the writer can lay out the GGUF header before streaming the data one tensor at a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import gguf
@@ -16,12 +16,13 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert.architectures import ROPE_SCALING_TYPES, SKIPPED_TENSOR_SUFFIXES
 from llamadesk.convert.checkpoint import Checkpoint
 from llamadesk.convert.model_config import ModelConfig
-from llamadesk.convert.output_types import encode, stored_shape, tensor_type
+from llamadesk.convert.output_types import encode_blocks, stored_shape, tensor_type
 from llamadesk.convert.rotary import llama3_rope_factors
 from llamadesk.convert.tensor_source import TensorSource, to_float32
 from llamadesk.convert.tensor_transforms import ARITHMETIC, TRANSFORMS
 
 T = gguf.MODEL_TENSOR
+Blocks = np.ndarray | Iterable[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class PlannedTensor:
     shape: tuple[int, ...]  # numpy order (rows, columns)
     qtype: gguf.GGMLQuantizationType
     source: str  # checkpoint name, or "computed"
-    produce: Callable[[], np.ndarray]  # the bytes to write, in stored_shape(shape, qtype)
+    produce: Callable[[], Blocks]  # the bytes to write, in stored_shape(shape, qtype), whole or in row blocks
     release: Callable[[], None]  # called once the tensor is written
 
     @property
@@ -86,14 +87,18 @@ def tensor_kind(gguf_name: str, arch: gguf.MODEL_ARCH) -> T:
     raise KeyError(gguf_name)
 
 
-def _producer(source: TensorSource, transform: str | None, config: ModelConfig, qtype) -> Callable[[], np.ndarray]:
-    """The function that reads, transforms and encodes one tensor when the writer reaches it."""
+def _producer(source: TensorSource, transform: str | None, config: ModelConfig, qtype) -> Callable[[], Blocks]:
+    """The function that reads, transforms and encodes one tensor (block by block) when the writer reaches it."""
     if transform is None:
-        return lambda: encode(source.read(), source.dtype, qtype, source.release)
+        return lambda: encode_blocks(source.read(), source.dtype, qtype, source.release)
     change = TRANSFORMS[transform]
     if transform in ARITHMETIC:  # widened first: arithmetic on raw bf16 bits would be wrong
-        return lambda: encode(change(to_float32(source.read(), source.dtype), config), "F32", qtype, source.release)
-    return lambda: encode(change(source.read(), config), source.dtype, qtype, source.release)
+
+        def widened_blocks() -> Blocks:
+            return encode_blocks(change(to_float32(source.read(), source.dtype), config), "F32", qtype, source.release)
+
+        return widened_blocks
+    return lambda: encode_blocks(change(source.read(), config), source.dtype, qtype, source.release)
 
 
 def _planned(

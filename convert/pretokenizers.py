@@ -25,6 +25,15 @@ QWEN2_SPLIT = (
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 )
 
+# GPT-4o's o200k split (Phi-4-mini ships it): cased words with their contraction, digits in threes,
+# "/" kept with a line end.
+GPT4O_SPLIT = (
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*"
+    "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+)
+
 
 def _byte_level(use_regex: bool) -> tuple:
     return ("ByteLevel", use_regex, False)
@@ -36,6 +45,7 @@ KNOWN_PRE_TOKENIZERS: dict[tuple, str] = {
     ("Sequence", ("Digits", True), _byte_level(True)): "smollm",
     ("Sequence", ("Split", LLAMA3_SPLIT, "Isolated", False), _byte_level(False)): "llama-bpe",
     ("Sequence", ("Split", QWEN2_SPLIT, "Isolated", False), _byte_level(False)): "qwen2",
+    ("Sequence", ("Split", GPT4O_SPLIT, "Isolated", False), _byte_level(False)): "gpt-4o",
 }
 
 

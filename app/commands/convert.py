@@ -15,7 +15,7 @@ from llamadesk.app.library.registry import record_made_model
 from llamadesk.convert import ConversionPlan, default_output, plan_conversion, resolve_source, write_gguf
 from llamadesk.convert.output_types import OUTTYPE_CHOICES
 from llamadesk.convert.source_location import looks_like_repo_id
-from llamadesk.convert.verify import verify_against_source
+from llamadesk.convert.verify import VERIFY_CONTEXT, verify_against_source
 
 EXAMPLES = """examples:
   llamadesk convert ./SmolLM2-135M-Instruct                 # into the library, type auto
@@ -136,7 +136,7 @@ def _verify(plan: ConversionPlan, written: Path, final_name: Path) -> str:
 
     if sys.stderr.isatty():
         print("verifying against the source checkpoint...", file=sys.stderr)
-    with Engine.load(written, LoadSettings(n_ctx=128)) as engine:
+    with Engine.load(written, LoadSettings(n_ctx=VERIFY_CONTEXT)) as engine:
         return verify_against_source(
             plan, final_name.name, lambda t: engine.tokenize(t, add_bos=True), engine.position_logits
         )

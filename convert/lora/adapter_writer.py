@@ -14,6 +14,7 @@ from pathlib import Path
 import gguf
 
 from llamadesk.app.core.atomic_file import check_writable_target
+from llamadesk.convert.gguf_array_packing import ArrayPackingWriter
 from llamadesk.convert.gguf_streaming import Progress, stream_gguf
 from llamadesk.convert.lora.adapter_plan import AdapterPlan
 from llamadesk.convert.output_types import FILE_TYPES
@@ -49,6 +50,6 @@ def write_adapter(
     `check(path)` runs on the complete file before it gets its final name (--verify).
     """
     check_writable_target(output, force)
-    writer = gguf.GGUFWriter(None, plan.base.arch_name)
+    writer = ArrayPackingWriter(None, plan.base.arch_name)
     add_adapter_metadata(writer, plan)
     return stream_gguf(writer, plan.tensors, output, force, progress, check)

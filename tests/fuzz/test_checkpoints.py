@@ -701,10 +701,12 @@ def _mutated_folders(checkpoints_root: Path, root: Path) -> dict[str, Path]:
             qwen3, root, f"mutant-qwen3-safetensors/{i}", {"model.safetensors": data}
         )
     # Gemma 3: (w - 1) norms, layer_types, added_tokens_decoder, generation_config's stop tokens; the
-    # multimodal checkpoint's config with its text_config; Gemma 2's soft-caps; Phi-3's LongRoPE lists.
+    # multimodal checkpoint's config with its text_config; Gemma 2's soft-caps; Phi-3's LongRoPE lists;
+    # Phi-4-mini's partial rotary and its GPT-4o split.
     parts = [("gemma3", "config.json", 9), ("gemma3", "tokenizer_config.json", 10)]
     parts += [("gemma3", "generation_config.json", 11), ("gemma3-multimodal", "config.json", 12)]
     parts += [("gemma2", "config.json", 13), ("phi3", "config.json", 14)]
+    parts += [("phi4-mini", "config.json", 15)]  # partial_rotary_factor, tied, 12 LongRoPE factors
     for family, name, seed in parts:
         base = family_checkpoint(family)
         data = (base / name).read_bytes()
@@ -717,6 +719,12 @@ def _mutated_folders(checkpoints_root: Path, root: Path) -> dict[str, Path]:
         folders[f"mutant-qwen2-tokenizer/{i}"] = variant(
             qwen2, root, f"mutant-qwen2-tokenizer/{i}", {"tokenizer.json": data}
         )
+    phi4 = family_checkpoint("phi4-mini")
+    tokenizer = (phi4 / "tokenizer.json").read_bytes()
+    head = tokenizer.find(b'"model"')
+    for i, data in enumerate(mutants(tokenizer, range(head), 20, seed=16)):
+        case_id = f"mutant-phi4-mini-tokenizer/{i}"
+        folders[case_id] = variant(phi4, root, case_id, {"tokenizer.json": data})
     return folders
 
 
