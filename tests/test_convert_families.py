@@ -22,6 +22,7 @@ import pytest
 from llamadesk.convert import convert_checkpoint
 from tests.conftest import run_cli
 from tests.fixtures.family_checkpoints import family_checkpoint
+from tests.fixtures.gguf_comparison import assert_same_as_reference, gguf_fields, gguf_tensors
 from tests.fixtures.logits_reference import llama_cpp_logits, llama_cpp_tokenize
 from tests.fixtures.random_checkpoints import build
 from tests.fixtures.reference_converter import reference_gguf
@@ -55,35 +56,6 @@ PROBES = {
 }
 PROMPTS = [PROBES["english"], PROBES["code"], PROBES["chat"] + "The capital"]
 
-# Keys where our file differs from the reference converter's, and why ours is right:
-# - general.name/basename/finetune/version: the reference derives them from the folder name; ours is the
-#   folder's (or config's) name as it is. Not read by llama.cpp's model. So is general.size_label where the
-#   folder's name has a size word ("tiny-phi4-mini" gives "mini"); ours counts the parameters ("225K").
-# - general.quantization_version: the reference writes it on f16/f32 files too; it only describes
-#   quantized tensors, and ours writes it for q8_0 (the only quantized outtype).
-# - <arch>.attention.key_length/value_length, rope.dimension_count, vocab_size: ours writes them
-#   always; where the reference leaves them out llama.cpp derives the same values (checked below).
-# - tokenizer.ggml.add_bos_token/add_eos_token/add_space_prefix: ours writes them where the
-#   reference leaves them to llama.cpp's default for the tokenizer kind; ours equal that default.
-NAMING_KEYS = {
-    "general.name",
-    "general.basename",
-    "general.finetune",
-    "general.version",
-    "general.size_label",
-    "general.quantization_version",
-    "GGUF.kv_count",
-}
-DERIVED_KEYS = ("attention.key_length", "attention.value_length", "rope.dimension_count", "vocab_size")
-# (tokenizer.ggml.model, key) -> what llama.cpp (llama-vocab.cpp) assumes when the key is absent.
-LLAMA_CPP_TOKENIZER_DEFAULTS = {
-    ("llama", "tokenizer.ggml.add_space_prefix"): True,
-    ("llama", "tokenizer.ggml.add_bos_token"): True,
-    ("llama", "tokenizer.ggml.add_eos_token"): False,
-    ("gpt2", "tokenizer.ggml.add_bos_token"): False,  # for the qwen2 pre-tokenizer (llama-bpe's is true)
-    ("gpt2", "tokenizer.ggml.add_eos_token"): False,
-}
-
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
@@ -97,45 +69,6 @@ def converted(tmp_path_factory):
     }
 
 
-def _tensors(path: Path) -> dict[str, tuple[str, tuple[int, ...], bytes]]:
-    return {t.name: (t.tensor_type.name, tuple(t.shape), bytes(t.data)) for t in gguf.GGUFReader(path).tensors}
-
-
-def _fields(path: Path) -> dict:
-    return {f.name: f.contents() for f in gguf.GGUFReader(path).fields.values()}
-
-
-def _assert_same_as_reference(ours: Path, theirs: Path, arch: str, explained: frozenset[str] = frozenset()) -> None:
-    """Tensors byte-identical; metadata equal but for the keys listed above and `explained` ones."""
-    mine_tensors, reference_tensors = _tensors(ours), _tensors(theirs)
-    # Llama 3.1's rope factors are computed, not read: ours in float64, the reference's in float32
-    # steps (torch), so a factor may differ in its last bit (1 ULP); llama.cpp reads them as f32.
-    for computed in ("rope_freqs.weight",):
-        if computed in mine_tensors:
-            a, b = (np.frombuffer(t.pop(computed)[2], dtype=np.float32) for t in (mine_tensors, reference_tensors))
-            assert np.allclose(a, b, rtol=1e-6, atol=0)
-    assert mine_tensors == reference_tensors
-    mine, reference = _fields(ours), _fields(theirs)
-    for key in sorted(set(mine) | set(reference)):
-        if key in NAMING_KEYS or key in explained or mine.get(key) == reference.get(key):
-            continue
-        default = (reference["tokenizer.ggml.model"], key)
-        if default in LLAMA_CPP_TOKENIZER_DEFAULTS and key not in reference:
-            assert mine[key] is LLAMA_CPP_TOKENIZER_DEFAULTS[default], key
-            continue
-        suffix = key.removeprefix(f"{arch}.")
-        assert suffix in DERIVED_KEYS and key not in reference, (
-            f"{key}: ours {mine.get(key)!r}, reference {reference.get(key)!r}"
-        )
-        # llama.cpp's defaults: head size n_embd/n_head unless key_length says; rotary over the whole head.
-        head_dim = reference.get(
-            f"{arch}.attention.key_length",
-            reference[f"{arch}.embedding_length"] // reference[f"{arch}.attention.head_count"],
-        )
-        derived = {"vocab_size": len(reference["tokenizer.ggml.tokens"])}.get(suffix, head_dim)
-        assert mine[key] == derived, key
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_tensors_and_metadata_equal_llama_cpp_converters(family, converted):
@@ -147,8 +80,8 @@ def test_tensors_and_metadata_equal_llama_cpp_converters(family, converted):
     if family == "gemma2":
         # The reference writes no rope base for Gemma 2; llama.cpp then uses 10000, which ours writes.
         explained |= {"gemma2.rope.freq_base"}
-        assert _fields(ours)["gemma2.rope.freq_base"] == 10000.0
-    _assert_same_as_reference(ours, theirs, _fields(theirs)["general.architecture"], explained)
+        assert gguf_fields(ours)["gemma2.rope.freq_base"] == 10000.0
+    assert_same_as_reference(ours, theirs, gguf_fields(theirs)["general.architecture"], explained)
 
 
 @pytest.mark.slow
@@ -156,7 +89,7 @@ def test_tensors_and_metadata_equal_llama_cpp_converters(family, converted):
 def test_llama_layouts_still_equal_llama_cpp_converters(layout, pre, checkpoints_root, tmp_path):
     folder = build(layout, checkpoints_root)
     ours = convert_checkpoint(folder, tmp_path / f"{layout}.gguf", "f16")
-    _assert_same_as_reference(ours, reference_gguf(folder, "f16", pre), "llama")
+    assert_same_as_reference(ours, reference_gguf(folder, "f16", pre), "llama")
 
 
 @pytest.mark.slow
@@ -168,7 +101,7 @@ def test_smollm2_still_equals_llama_cpp_converters(smollm2_path, tmp_path):
     # SmolLM's digit-splitting one ("smollm") because this vocabulary has no multi-digit tokens.
     # test_convert_smollm2's probes show llama.cpp's ids equal the HF tokenizer's.
     explained = frozenset({"tokenizer.ggml.pre"})
-    _assert_same_as_reference(ours, reference_gguf(folder, "f16"), "llama", explained)
+    assert_same_as_reference(ours, reference_gguf(folder, "f16"), "llama", explained)
 
 
 @cache
@@ -334,7 +267,7 @@ def test_gemma3_f32_difference_is_llama_cpps_gelu_table(converted, hf_tokenizers
 
 @pytest.mark.slow
 def test_family_hyperparameters_recorded(converted):
-    qwen2, qwen3 = _fields(converted["qwen2"]["f16"]), _fields(converted["qwen3"]["f16"])
+    qwen2, qwen3 = gguf_fields(converted["qwen2"]["f16"]), gguf_fields(converted["qwen3"]["f16"])
     assert qwen2["general.architecture"] == "qwen2" and qwen3["general.architecture"] == "qwen3"
     assert qwen2["tokenizer.ggml.pre"] == "qwen2" and qwen2["tokenizer.ggml.model"] == "gpt2"
     assert qwen2["qwen2.rope.freq_base"] == 1000000.0 and qwen2["qwen2.attention.head_count_kv"] == 2
@@ -343,23 +276,23 @@ def test_family_hyperparameters_recorded(converted):
     assert "output.weight" not in names and "blk.1.attn_v.bias" in names  # tied; biases kept
     assert "output.weight" in {t.name for t in gguf.GGUFReader(converted["qwen3"]["f16"]).tensors}
     assert qwen2["tokenizer.ggml.eos_token_id"] == 2 and qwen2["tokenizer.chat_template"].startswith("{% for")
-    phi3 = _fields(converted["phi3"]["f16"])
+    phi3 = gguf_fields(converted["phi3"]["f16"])
     assert phi3["general.architecture"] == "phi3" and phi3["phi3.rope.scaling.original_context_length"] == 4096
     assert abs(phi3["phi3.rope.scaling.attn_factor"] - (1 + np.log(4) / np.log(4096)) ** 0.5) < 1e-6
     tensors = {t.name: t for t in gguf.GGUFReader(converted["phi3"]["f16"]).tensors}
     assert list(tensors["blk.0.attn_qkv.weight"].shape) == [128, 128 + 2 * 64]  # kept fused, as llama.cpp's phi3 wants
     assert list(tensors["blk.0.ffn_up.weight"].shape) == [128, 2 * 96] and "blk.0.ffn_gate.weight" not in tensors
     assert tensors["rope_factors_short.weight"].data.tolist() == [1.0 + 0.25 * i for i in range(16)]
-    phi4 = _fields(converted["phi4-mini"]["f16"])
+    phi4 = gguf_fields(converted["phi4-mini"]["f16"])
     assert phi4["phi3.rope.dimension_count"] == 24 and phi4["phi3.attention.head_count_kv"] == 2  # 3/4 of 32
     assert phi4["phi3.attention.sliding_window"] == 262144 and phi4["tokenizer.ggml.pre"] == "gpt-4o"
     tensors = {t.name: t for t in gguf.GGUFReader(converted["phi4-mini"]["f16"]).tensors}
     assert "output.weight" not in tensors  # tied: llama.cpp's phi3 reuses token_embd
     assert tensors["rope_factors_long.weight"].data.tolist() == [1.0 + 0.5 * i for i in range(12)]
-    gemma2 = _fields(converted["gemma2"]["f16"])
+    gemma2 = gguf_fields(converted["gemma2"]["f16"])
     assert gemma2["general.architecture"] == "gemma2" and gemma2["gemma2.attention.sliding_window"] == 4
     assert gemma2["gemma2.attn_logit_softcapping"] == 10.0 and gemma2["gemma2.final_logit_softcapping"] == 15.0
-    gemma = _fields(converted["gemma3"]["f32"])
+    gemma = gguf_fields(converted["gemma3"]["f32"])
     assert gemma["gemma3.attention.sliding_window"] == 4 and gemma["gemma3.rope.freq_base_swa"] == 10000.0
     assert gemma["gemma3.rope.freq_base"] == 1000000.0 and gemma["gemma3.attention.key_length"] == 32
     assert gemma["tokenizer.ggml.model"] == "llama" and gemma["tokenizer.ggml.add_space_prefix"] is False
@@ -375,10 +308,10 @@ def test_family_hyperparameters_recorded(converted):
 @pytest.mark.slow
 def test_gemma3_multimodal_becomes_its_language_model(converted):
     """The vision tower and projector are left out; what is left is laid out as Gemma 3 text."""
-    text_only = _tensors(converted["gemma3"]["f16"])
-    multimodal = _tensors(converted["gemma3-multimodal"]["f16"])
+    text_only = gguf_tensors(converted["gemma3"]["f16"])
+    multimodal = gguf_tensors(converted["gemma3-multimodal"]["f16"])
     assert {name: t[:2] for name, t in multimodal.items()} == {name: t[:2] for name, t in text_only.items()}
-    fields = _fields(converted["gemma3-multimodal"]["f16"])
+    fields = gguf_fields(converted["gemma3-multimodal"]["f16"])
     assert fields["gemma3.attention.sliding_window"] == 4 and fields["gemma3.block_count"] == 6  # from text_config
 
 
@@ -402,7 +335,7 @@ def test_generation_config_stop_tokens_end_generation(family, converted):
     llama.cpp stops at every one, so a converted model stops where transformers' generate() does."""
     stops = json.loads((family_checkpoint(family) / "generation_config.json").read_text())["eos_token_id"]
     assert isinstance(stops, list) and len(stops) == 2
-    assert _fields(converted[family]["f16"])["tokenizer.ggml.eos_token_id"] in stops
+    assert gguf_fields(converted[family]["f16"])["tokenizer.ggml.eos_token_id"] in stops
     assert _end_of_generation(converted[family]["f16"], stops) == [True, True]
 
 
@@ -415,7 +348,7 @@ def test_special_ids_the_tokenizer_files_leave_unset_come_from_generation_config
     (folder / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "eos_token": None}))
     generation = json.loads((folder / "generation_config.json").read_text())
     (folder / "generation_config.json").write_text(json.dumps({**generation, "eos_token_id": [0, 2]}))
-    fields = _fields(convert_checkpoint(folder, tmp_path / "out.gguf", "f16"))
+    fields = gguf_fields(convert_checkpoint(folder, tmp_path / "out.gguf", "f16"))
     assert fields["tokenizer.ggml.eos_token_id"] == 0
 
 

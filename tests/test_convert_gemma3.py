@@ -15,9 +15,9 @@ import pytest
 
 from llamadesk.convert import convert_checkpoint
 from tests.fixtures.gemma3_checkpoint import gemma3_hf_checkpoint
+from tests.fixtures.gguf_comparison import assert_same_as_reference
 from tests.fixtures.logits_reference import llama_cpp_logits, llama_cpp_tokenize
 from tests.fixtures.reference_converter import reference_gguf
-from tests.test_convert_families import _assert_same_as_reference
 
 PROMPTS = [
     "The capital of France is",
@@ -64,7 +64,7 @@ def test_tensors_and_metadata_equal_llama_cpp_converters(folder, converted):
     # size_label: a description, not read by llama.cpp's model; ours counts the tensors it writes
     # (268M), the reference rounds its own count to the model's marketed size (270M).
     explained = frozenset({"tokenizer.ggml.unknown_token_id", "general.size_label"})
-    _assert_same_as_reference(converted["f16"], reference_gguf(folder, "f16"), "gemma3", explained)
+    assert_same_as_reference(converted["f16"], reference_gguf(folder, "f16"), "gemma3", explained)
 
 
 @pytest.mark.slow

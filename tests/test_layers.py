@@ -118,3 +118,28 @@ def test_allowed_imports_pass(tmp_path):
     probe.write_text("from llamadesk.app.core.errors import BadInputError\nfrom llamadesk.app.engine import types\n")
     assert violations(probe, "llamadesk.quantize.probe") == []
     assert violations(probe, "llamadesk.app.tui.probe") == []
+
+
+def imported_test_modules(path: Path, root: Path = REPO) -> list[str]:
+    """The test modules (tests/**/test_*.py) that a file imports: shared helpers and fixtures belong in
+    conftest.py or a helper module, so that one test file runs alone and files spread over workers."""
+    return [
+        f"{path.relative_to(root)}:{line}: imports {name}"
+        for line, name in imports_of(path)
+        if name.split(".")[0] == "tests" and any(part.startswith("test_") for part in name.split(".")[1:])
+    ]
+
+
+def test_no_test_file_imports_another():
+    found = [v for p in sorted((REPO / "tests").rglob("*.py")) for v in imported_test_modules(p)]
+    assert found == []
+
+
+def test_a_test_file_importing_another_is_caught(tmp_path):
+    probe = tmp_path / "tests" / "test_probe.py"
+    probe.parent.mkdir()
+    probe.write_text("from tests.tui.test_chat_actions import store\nfrom tests.tui.chat_pilot import ask\n")
+    assert imported_test_modules(probe, tmp_path) == [
+        "tests/test_probe.py:1: imports tests.tui.test_chat_actions",
+        "tests/test_probe.py:1: imports tests.tui.test_chat_actions.store",
+    ]
