@@ -48,6 +48,7 @@ def patterns():
         ("qwen2", 1.0),
         ("qwen3", 0.5),
         ("phi3", 1.0),
+        ("phi4-mini", 0.5),
         ("gemma2", 0.5),
         ("gemma3", 1.0),
         ("gemma3-multimodal", 1.0),
