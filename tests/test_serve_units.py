@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.engine.types import GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.auth import bearer_token
-from llamadesk.app.server.model_pool import GenerationRequest, ModelPool, ReplyDone, ReplyFailed
+from llamadesk.app.server.model_pool import GenerationRequest, Job, ModelPool, ReplyDone, ReplyFailed
+from llamadesk.app.server.reply_stream import SSE_DONE, TextEvents, sse_event
 from llamadesk.app.server.request_fields import Fields
 from llamadesk.app.server.sampling_fields import chat_messages, llama_seed
 from llamadesk.app.server.server_config import ServerConfig, check_exposure, is_loopback
@@ -342,3 +344,64 @@ def test_pool_applies_serve_lora_to_the_operators_models_only():
         assert loads == [("a.gguf", adapters), ("lib.gguf", ())]
 
     asyncio.run(main())
+
+
+# -- handing events from the worker to the loop, and writing them --------------------------------
+
+
+def test_a_job_hands_over_every_ready_event_with_one_wakeup():
+    """The worker wakes the loop only while the coroutine waits, once; the coroutine takes all that came."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        job = Job(GenerationRequest("a"), loop)
+        wakeups = []
+        real = loop.call_soon_threadsafe
+
+        class CountingLoop:
+            def __getattr__(self, name):
+                return getattr(loop, name)
+
+            def call_soon_threadsafe(self, *args):
+                wakeups.append(args)
+                return real(*args)
+
+        job._loop = CountingLoop()
+
+        def worker():
+            for text in ("a", "b", "c"):
+                job.post(TextPiece(text))
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert wakeups == []  # nobody was waiting: no wake-up at all
+        assert [e.text for e in await job.next_events()] == ["a", "b", "c"] and not job.finished
+
+        waiting = asyncio.ensure_future(job.next_events())
+        await asyncio.sleep(0.01)  # the coroutine now waits
+        thread = threading.Thread(target=lambda: [job.post(TextPiece("d")), job.post(TextPiece("e"))])
+        thread.start()
+        thread.join()
+        events = await asyncio.wait_for(waiting, 5)
+        assert len(wakeups) == 1  # the second post found the coroutine already woken
+        assert [e.text for e in events] == ["d", "e"]
+
+        assert await job.next_events(timeout=0.05) == []  # nothing for a while: the stream pings
+        job.post(TextPiece("f"))
+        job.post(ReplyDone("stop", None, 0.0, 0.0))
+        assert (await job.next_event()).text == "f" and not job.finished  # one at a time still works
+        assert isinstance(await job.next_event(), ReplyDone) and job.finished
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("text", ["Hello", ' "quoted" \\ \n\t', "héllo 日本 🐉", "\x00\x1f", ""])
+def test_a_text_event_is_byte_for_byte_the_json_of_its_whole_chunk(text):
+    meta = {"id": "chatcmpl-1", "created": 1, "model": 'm "x" 日'}
+
+    def chunk(text: str) -> dict:
+        return {**meta, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
+
+    assert TextEvents(chunk)(text) == b"data: " + json.dumps(chunk(text)).encode() + b"\r\n\r\n"
+    assert sse_event({"a": 1}) == b'data: {"a": 1}\r\n\r\n' and sse_event("[DONE]") == SSE_DONE

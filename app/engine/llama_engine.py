@@ -35,6 +35,7 @@ from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_loop import TokenLoop
+from llamadesk.app.engine.token_sampler import TokenText
 from llamadesk.app.engine.types import (
     ActiveSettings,
     BenchResult,
@@ -140,6 +141,7 @@ class Engine:
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._token_loop = TokenLoop(llama)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
+        self._token_text = TokenText(self._vocab)  # llama.detokenize([token]), without its per-call setup
         self._chat_template = chat_template
         if chat_template is not None:
             model = llama._model
@@ -348,11 +350,12 @@ class Engine:
         reason: StopReason = "end"
         budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
         pending_logprob, pending_tokens = 0.0, 0  # for tokens not yet shown as text (a split character)
+        token_text, vocab, stop = self._token_text, self._vocab, self._stop
 
         tokens = self._token_loop.generate(prompt_tokens, sampling)  # token_loop.py: llama.generate, leaner
         try:
             while True:
-                if self._stop.is_set():
+                if stop.is_set():
                     reason = "stopped"
                     break
                 try:
@@ -361,19 +364,19 @@ class Engine:
                     break
                 except RuntimeError:
                     # llama_decode returned "aborted": the stop came mid-decode.
-                    if self._stop.is_set():
+                    if stop.is_set():
                         reason = "stopped"
                         break
                     raise
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
                 generated += 1
                 if sampling.logprobs:
                     pending_logprob += _token_logprob(llama, token)
                     pending_tokens += 1
-                text = decoder.feed(llama.detokenize([token]))
+                text = decoder.feed(token_text(token))
                 if text:
                     if sampling.logprobs:
                         yield TextPiece(text, pending_logprob, pending_tokens)

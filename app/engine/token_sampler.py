@@ -107,13 +107,25 @@ def token_logprob(context: llama_cpp.llama_context_p, index: int, n_vocab: int, 
 
 
 class TokenText:
-    """A token's bytes, as llama.cpp writes its piece (special tokens as empty, like detokenize)."""
+    """A token's bytes, as llama.cpp writes its piece (special tokens as empty, like detokenize).
+
+    Each token's piece is asked of llama.cpp once and remembered (at most one entry per token of
+    the vocabulary): a reply asks for the same few thousand tokens again and again, once per token
+    generated, and a dictionary look-up costs a fraction of the ctypes call and the copy.
+    """
 
     def __init__(self, vocab: llama_cpp.llama_vocab_p):
         self._vocab = vocab
         self._buffer = ctypes.create_string_buffer(256)
+        self._pieces: dict[int, bytes] = {}
 
     def __call__(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self._piece(token)
+        return piece
+
+    def _piece(self, token: int) -> bytes:
         n = llama_cpp.llama_token_to_piece(self._vocab, token, self._buffer, len(self._buffer), 0, False)
         if n < 0:  # a piece longer than the buffer: llama.cpp says how long
             self._buffer = ctypes.create_string_buffer(-n)

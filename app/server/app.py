@@ -7,6 +7,7 @@ server keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -111,5 +112,6 @@ def build_app(config: ServerConfig, pool: ModelPool, preload: str | None = None)
 class _NoClient:
     """The preload job has no HTTP client; it is never disconnected."""
 
-    async def is_disconnected(self) -> bool:
-        return False
+    async def receive(self) -> dict:
+        await asyncio.get_running_loop().create_future()  # never done: no message ever comes
+        raise AssertionError("unreachable")

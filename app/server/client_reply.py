@@ -1,8 +1,10 @@
 """One client's reply on the event loop: submit the job, watch the client, read the events.
 
-The watcher polls the connection every 0.1 s while the job lives, so a client that goes away is
-noticed even while no bytes are being sent (waiting in the queue, or a long prompt being read),
-and its generation is stopped well within half a second.
+The watcher waits on the connection's next ASGI message while the job lives: the server answers
+`http.disconnect` the moment the client goes away, so that is noticed even while no bytes are being
+sent (waiting in the queue, or a long prompt being read), and its generation is stopped at once.
+Waiting, not polling: a poll every 0.1 s would wake the event loop ten times a second for nothing,
+and on a small machine every wake-up is taken from the model.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import anyio
 from starlette.requests import Request
 
 from llamadesk.app.engine.types import TextPiece
-from llamadesk.app.server.model_pool import GenerationRequest, Job, ModelPool, ReplyDone, ReplyFailed
-
-WATCH_INTERVAL_SECONDS = 0.1
+from llamadesk.app.server.model_pool import GenerationRequest, Job, ModelPool, ReplyDone, ReplyEvent, ReplyFailed
 
 
 class ClientReply:
@@ -33,11 +33,14 @@ class ClientReply:
         return cls(request, pool, pool.submit(generation, asyncio.get_running_loop()))
 
     async def _watch(self) -> None:
+        # The request's body has been read: the next message can only be the disconnect (uvicorn
+        # also answers it once the response is complete, by which time the job is finished).
         while not self.job.finished:
-            if await self._request.is_disconnected():
-                self._pool.cancel(self.job)
+            message = await self._request.receive()
+            if message["type"] == "http.disconnect":
+                if not self.job.finished:
+                    self._pool.cancel(self.job)
                 return
-            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
 
     async def next(self) -> TextPiece | ReplyDone:
         """The next piece of text or the end; a failure is raised as its ApiError."""
@@ -46,15 +49,22 @@ class ClientReply:
             raise event.error
         return event
 
+    async def next_events(self, timeout: float | None = None) -> list[ReplyEvent]:
+        """Every event ready now, waiting for at least one ([] after `timeout` seconds); a failure is
+        returned in the list, after the text that came before it, for the stream to report in-band."""
+        return await self.job.next_events(timeout)
+
     async def collect(self) -> tuple[str, ReplyDone]:
         """The whole reply (for a request that did not ask to stream)."""
         parts: list[str] = []
         try:
             while True:
-                event = await self.next()
-                if isinstance(event, ReplyDone):
-                    return "".join(parts), event
-                parts.append(event.text)
+                for event in await self.job.next_events():
+                    if isinstance(event, ReplyFailed):
+                        raise event.error
+                    if isinstance(event, ReplyDone):
+                        return "".join(parts), event
+                    parts.append(event.text)
         finally:
             self.close()
 

@@ -20,7 +20,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,25 +80,79 @@ ReplyEvent = TextPiece | ReplyDone | ReplyFailed
 
 
 class Job:
-    """A request in the queue or on the worker; its events arrive on the event loop's queue."""
+    """A request in the queue or on the worker; its events cross from the worker to the event loop.
+
+    One wake-up of the event loop per batch, not per event: the worker appends to a deque and only
+    wakes the loop when the request's coroutine is waiting for events, and the coroutine then takes
+    everything posted so far in one go. A reply streams a token every few tens of milliseconds; on
+    a small machine each wake-up (a write to the loop's self-pipe, a thread switch, the GIL handed
+    over and back) is time the model does not run, so a coroutine that is behind catches up with
+    one wake-up and one write to its client instead of one per token.
+    """
 
     def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
         self.request = request
-        self.events: asyncio.Queue[ReplyEvent] = asyncio.Queue()
         self.cancelled = threading.Event()
         self.finished = False  # set on the loop when the last event was read
         self._loop = loop
+        self._lock = threading.Lock()  # guards _posted and _waiter between the worker and the loop
+        self._posted: deque[ReplyEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None  # set while the coroutine waits for events
+        self._taken: deque[ReplyEvent] = deque()  # taken from _posted, not yet returned by next_event
 
     def post(self, event: ReplyEvent) -> None:
         """From the worker thread: hand an event to the request's coroutine."""
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the server is shutting down
-            self._loop.call_soon_threadsafe(self.events.put_nowait, event)
+        with self._lock:
+            self._posted.append(event)
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server is shutting down
+                self._loop.call_soon_threadsafe(_wake, waiter)
+
+    async def next_events(self, timeout: float | None = None) -> list[ReplyEvent]:
+        """Every event posted and not yet read, waiting for at least one; [] after `timeout` seconds."""
+        if self._taken:
+            events = list(self._taken)
+            self._taken.clear()
+        else:
+            events = await self._take(timeout)
+        if events and not isinstance(events[-1], TextPiece):
+            self.finished = True
+        return events
 
     async def next_event(self) -> ReplyEvent:
-        event = await self.events.get()
+        """The next event, one at a time."""
+        if not self._taken:
+            self._taken.extend(await self._take(None))
+        event = self._taken.popleft()
         if not isinstance(event, TextPiece):
             self.finished = True
         return event
+
+    async def _take(self, timeout: float | None) -> list[ReplyEvent]:
+        while True:
+            with self._lock:
+                if self._posted:
+                    events = list(self._posted)
+                    self._posted.clear()
+                    return events
+                waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _wake, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                with self._lock:
+                    if self._waiter is waiter:  # not woken by post(): by the timer, or cancelled
+                        self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if timer is not None and not self._posted:
+                return []
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # a waiter whose coroutine was cancelled, or already woken by the timer
+        waiter.set_result(None)
 
 
 EngineLoader = Callable[[Path, LoadSettings], object]

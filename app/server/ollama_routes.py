@@ -8,19 +8,20 @@ with the status code.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from llamadesk.app.engine.types import ChatMessage, Sampling
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply, first_event_or_error
 from llamadesk.app.server.model_list import listed_models
-from llamadesk.app.server.model_pool import GenerationRequest, ReplyDone
+from llamadesk.app.server.model_pool import GenerationRequest, ReplyDone, ReplyFailed
+from llamadesk.app.server.reply_stream import ndjson_lines, ndjson_response
 from llamadesk.app.server.request_fields import Fields, read_json_object
 from llamadesk.app.server.sampling_fields import (
     SEED_RANGE,
@@ -33,7 +34,6 @@ from llamadesk.app.server.sampling_fields import (
 
 # The Ollama release whose API this subset follows; clients compare it to enable features.
 OLLAMA_API_VERSION = "0.9.0"
-NDJSON = "application/x-ndjson"
 
 
 def _now() -> str:
@@ -189,19 +189,8 @@ async def _respond(
         text, done = await reply.collect()
         return JSONResponse(line(generation.model, text, done))
     first = await first_event_or_error(reply)
-    return StreamingResponse(_ndjson(reply, first, generation.model, line), media_type=NDJSON)
 
+    def failure(failed: ReplyFailed) -> dict[str, Any]:
+        return failed.error.ollama_body()
 
-async def _ndjson(reply: ClientReply, first, model: str, line: Callable) -> AsyncIterator[bytes]:
-    try:
-        event = first
-        while not isinstance(event, ReplyDone):
-            yield (json.dumps(line(model, event.text, None)) + "\n").encode()
-            try:
-                event = await reply.next()
-            except ApiError as err:  # after the stream began: in-band, as Ollama does
-                yield (json.dumps(err.ollama_body()) + "\n").encode()
-                return
-        yield (json.dumps(line(model, "", event)) + "\n").encode()
-    finally:
-        reply.close()
+    return ndjson_response(ndjson_lines(reply, first, partial(line, generation.model), failure))

@@ -8,13 +8,11 @@ are refused with a 400 naming them, rather than silently ignored.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -22,7 +20,8 @@ from llamadesk.app.engine.types import Sampling
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply, first_event_or_error
 from llamadesk.app.server.model_list import listed_models
-from llamadesk.app.server.model_pool import GenerationRequest, ReplyDone
+from llamadesk.app.server.model_pool import GenerationRequest, ReplyDone, ReplyFailed
+from llamadesk.app.server.reply_stream import TextEvents, event_stream_response, openai_events
 from llamadesk.app.server.request_fields import Fields, read_json_object
 from llamadesk.app.server.sampling_fields import (
     SEED_RANGE,
@@ -152,26 +151,18 @@ async def _respond(
         text, done = await reply.collect()
         return JSONResponse(whole(meta, text, done))
     first = await first_event_or_error(reply)
-    return EventSourceResponse(_sse(reply, first, meta, chunk, include_usage), ping=15)
 
-
-async def _sse(reply: ClientReply, first, meta: dict, chunk: Callable, include_usage: bool) -> AsyncIterator[dict]:
-    try:
-        yield {"data": json.dumps(chunk(meta, role=True))}
-        event = first
-        while not isinstance(event, ReplyDone):
-            yield {"data": json.dumps(chunk(meta, text=event.text))}
-            try:
-                event = await reply.next()
-            except ApiError as err:  # a failure after the stream began: tell the client in-band
-                yield {"data": json.dumps(err.openai_body())}
-                return
-        yield {"data": json.dumps(chunk(meta, finish=event.finish_reason))}
+    def ending(done: ReplyDone) -> list[dict[str, Any]]:
+        last = [chunk(meta, finish=done.finish_reason)]
         if include_usage:
-            yield {"data": json.dumps({**chunk(meta), "choices": [], "usage": _usage(event)})}
-        yield {"data": "[DONE]"}
-    finally:
-        reply.close()
+            last.append({**chunk(meta), "choices": [], "usage": _usage(done)})
+        return last
+
+    def failure(failed: ReplyFailed) -> dict[str, Any]:
+        return failed.error.openai_body()
+
+    text_events = TextEvents(lambda text: chunk(meta, text=text))
+    return event_stream_response(openai_events(reply, first, chunk(meta, role=True), text_events, ending, failure))
 
 
 def _chat_object(meta: dict, text: str, done: ReplyDone) -> dict[str, Any]:
