@@ -23,6 +23,9 @@ python3 -m venv "$OLD/.venv"
 SITE=$("$HERE/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 OLD_SITE=$("$OLD/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$SITE" > "$OLD_SITE/borrowed.pth"
+# coverage measures child processes through a .pth of its own, which a borrowed folder does not
+# run: copy it, named to run after borrowed.pth has made coverage importable.
+cp "$SITE"/a1_coverage.pth "$OLD_SITE/zz_coverage.pth" 2> /dev/null || true
 "$OLD/.venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$OLD"
 for tool in llamadesk ruff; do ln -sf "$HERE/.venv/bin/$tool" "$OLD/.venv/bin/$tool" 2> /dev/null || true; done
 OLD_FILES=$(cd "$OLD" && ls tests/test_*.py tests/*/test_*.py)
