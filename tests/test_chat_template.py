@@ -223,3 +223,37 @@ def test_interruptible_deadlines_of_different_lengths_in_two_threads():
     short.join(5)
     long.join(10)
     assert 0.3 <= results["short"] < 1.5 and 3.0 <= results["long"] < 5
+
+
+def test_interrupts_racing_the_end_of_calls_never_leave_a_call_hanging():
+    """Deadlines and interrupt() from another thread land at every point of a call, also while it
+    ends or starts the next one: each call still returns or raises Stopped, and none hangs (a lock
+    taken by the guarded thread and leaked by an interrupt once made the next end() wait forever)."""
+    import random
+    import threading
+
+    guard = Interruptible()
+    finished: list[int] = []
+    rng = random.Random(7)
+
+    def busy_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    def worker() -> None:
+        for _ in range(300):
+            try:
+                guard.call(rng.uniform(0.0002, 0.002), lambda: busy_for(rng.uniform(0, 0.002)))
+            except Stopped:
+                pass
+        finished.append(1)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while thread.is_alive() and time.monotonic() < deadline:
+        guard.interrupt()
+        time.sleep(rng.uniform(0, 0.001))
+    thread.join(1)
+    assert finished == [1], "a guarded call hung"

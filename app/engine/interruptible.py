@@ -48,15 +48,22 @@ class Stopped(Exception):
 
 
 class _Run:
-    """One guarded call in one thread."""
+    """One guarded call in one thread.
+
+    The guarded thread itself never takes a lock: an asynchronous exception can land at any
+    bytecode, also between a lock's acquire and the `with` block that would release it, and a lock
+    leaked that way would hang the thread's next end() for good (seen under coverage's tracer, which
+    widens that window). Interrupters from other threads take `lock` among themselves and mark
+    themselves in flight; end() marks the run done, waits for an interrupter already past its check,
+    then cancels what it may have sent.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.thread = threading.get_ident()
         self.deadline = time.monotonic() + seconds
-        # Taken by interrupters from other threads and by the running thread when it ends, never
-        # by a signal handler (that runs in the running thread, which may hold it already).
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # other threads only, never the guarded one, never a signal handler
         self.done = False
+        self._in_flight = False  # an interrupter from another thread is between its check and its send
         self._claims: list[tuple[object, str]] = []
 
     def claim(self, reason: str) -> bool:
@@ -77,15 +84,23 @@ class _Run:
                 raise _Interrupt
             return
         with self.lock:
-            if not self.done and self.claim(reason):
-                _set_async_exc(self.thread, ctypes.py_object(_Interrupt))
+            # In flight before reading `done`: an end() that has set `done` and then sees no
+            # interrupter in flight knows none will send after it (the GIL orders these steps).
+            self._in_flight = True
+            try:
+                if not self.done and self.claim(reason):
+                    _set_async_exc(self.thread, ctypes.py_object(_Interrupt))
+            finally:
+                self._in_flight = False
 
     def end(self) -> None:
-        """No interrupt can reach the thread after this (a pending one is cancelled). Idempotent."""
-        with self.lock:
-            self.done = True
-            if self._claims:
-                _set_async_exc(self.thread, ctypes.py_object())  # NULL: drop an exception not yet raised
+        """No interrupt can reach the thread after this (a pending one is cancelled). Idempotent,
+        and safe to re-run when an interrupt lands inside it."""
+        self.done = True
+        while self._in_flight:
+            time.sleep(0)  # an interrupter is sending: let it finish (a few bytecodes)
+        if self._claims:
+            _set_async_exc(self.thread, ctypes.py_object())  # NULL: drop an exception not yet raised
 
 
 class Interruptible:
@@ -104,8 +119,11 @@ class Interruptible:
         run = _Run(seconds)
         try:
             try:
-                self._run = run
+                # Watched before interrupt() can reach the run: no interrupt may land while watch()
+                # holds the watchdog's lock (it would leak it, and every later call would hang).
+                # The watchdog itself sees the run only after watch() has let go of that lock.
                 _WATCHDOG.watch(run)
+                self._run = run
                 return function()
             finally:
                 self._run = None
