@@ -38,6 +38,11 @@ def padded_bytes(tensors: Sequence[StreamedTensor]) -> int:
     return sum(gguf.GGUFWriter.ggml_pad(t.nbytes, gguf.GGUF_DEFAULT_ALIGNMENT) for t in tensors)
 
 
+def blocks_of(data: np.ndarray | Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    """A tensor producer's output as blocks of rows, whether it gave the whole array or blocks."""
+    return [data] if isinstance(data, np.ndarray) else data
+
+
 def _write_tensor_data(writer: gguf.GGUFWriter, tensor: StreamedTensor) -> None:
     """A tensor's bytes at the next aligned offset, a block at a time, then the padding after it.
 
@@ -49,8 +54,7 @@ def _write_tensor_data(writer: gguf.GGUFWriter, tensor: StreamedTensor) -> None:
     out = writer.fout[0]
     writer.write_padding(out, out.tell())
     written = 0
-    data = tensor.produce()
-    for block in [data] if isinstance(data, np.ndarray) else data:
+    for block in blocks_of(tensor.produce()):
         block = np.ascontiguousarray(block)
         block.tofile(out)
         written += block.nbytes

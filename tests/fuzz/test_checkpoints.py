@@ -338,16 +338,21 @@ def read_valid_after_each_malicious(valid: str, malicious: str) -> None:
     """
     from llamadesk.app.core.errors import BadInputError
     from llamadesk.convert import plan_conversion
+    from llamadesk.convert.gguf_streaming import blocks_of
+
+    def all_values(tensor) -> np.ndarray:
+        """All of a tensor's bytes, read to the end (a producer may give them in blocks)."""
+        return np.concatenate([np.ravel(block) for block in blocks_of(tensor.produce())])
 
     def tensors() -> dict[str, np.ndarray]:
-        return {t.name: np.array(t.produce()) for t in plan_conversion(Path(valid)).tensors}
+        return {t.name: all_values(t) for t in plan_conversion(Path(valid)).tensors}
 
     before = tensors()
     assert before, "the valid checkpoint has no tensors"
     for folder in json.loads(Path(malicious).read_text()):
         try:
             for tensor in plan_conversion(Path(folder)).tensors:
-                tensor.produce()
+                all_values(tensor)
         except BadInputError:
             pass
         else:
