@@ -20,11 +20,11 @@ from llamadesk.app.chat.prompt_cache import (
     HEADER,
     MAGIC,
     PromptCache,
-    common_prefix,
     identity_digest,
     read_header,
 )
 from llamadesk.app.engine.sequence_state import SequenceSnapshot
+from llamadesk.app.engine.token_prefix import common_prefix
 from llamadesk.app.engine.types import GenerationDone, LoadSettings, Sampling, TextPiece
 from tests.conftest import PINNED_LOAD
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.paths import data_dir
+from llamadesk.app.engine.token_prefix import common_prefix
 
 if TYPE_CHECKING:  # the engine's value type only: importing sequence_state would load llama.cpp
     from llamadesk.app.engine.sequence_state import SequenceSnapshot
@@ -128,15 +129,6 @@ def read_header(data: bytes, file_size: int) -> CacheHeader | None:
     if file_size != HEADER.size + n_tokens * TOKEN.size + n_state:  # cut short, or something appended
         return None
     return CacheHeader(identity, conversation, n_tokens, n_state, digest)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 class PromptCache:

@@ -28,6 +28,7 @@ import numpy as np
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.engine.stop_flag import StopFlag
+from llamadesk.app.engine.token_prefix import common_prefix
 from llamadesk.app.engine.token_sampler import TokenSampler, TokenText, token_logprob
 from llamadesk.app.engine.types import GenerationStats, Sampling, StopReason, TextPiece
 from llamadesk.app.engine.utf8_stream import Utf8Stream
@@ -288,7 +289,7 @@ class BatchedDecoder:
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, common, -1)
             else:
                 # The free slot whose cache is least like this prompt is given up.
-                slot = min(free, key=lambda s: _common_prefix(self._slot_tokens[s], request.tokens))
+                slot = min(free, key=lambda s: common_prefix(self._slot_tokens[s], request.tokens))
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                 if common > 0:
                     llama_cpp.llama_memory_seq_cp(self._memory, source, slot, 0, common)
@@ -310,7 +311,7 @@ class BatchedDecoder:
         best, best_length = -1, 0
         for slot, held in enumerate(self._slot_tokens):
             # At least one token is decoded anew: its logits are where generation starts.
-            length = min(_common_prefix(held, tokens), len(tokens) - 1)
+            length = min(common_prefix(held, tokens), len(tokens) - 1)
             if length > best_length and self._prefix_intact(slot, length):
                 best, best_length = slot, length
         return best, best_length
@@ -435,15 +436,6 @@ class BatchedDecoder:
             self.n_ctx,
         )
         sequence.request.handle._finish(SequenceResult(sequence.pieces, stats), error)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _stats(

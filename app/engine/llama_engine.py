@@ -35,6 +35,7 @@ from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_loop import TokenLoop
+from llamadesk.app.engine.token_prefix import common_prefix
 from llamadesk.app.engine.token_sampler import TokenText
 from llamadesk.app.engine.types import (
     ActiveSettings,
@@ -293,7 +294,7 @@ class Engine:
 
     def cached_prefix(self, tokens: Sequence[int]) -> int:
         """How many of `tokens`, from the first, the KV cache holds now (reused, not decoded)."""
-        return _common_prefix(self._llama.input_ids[: self._llama.n_tokens].tolist(), tokens)
+        return common_prefix(self._llama.input_ids[: self._llama.n_tokens].tolist(), tokens)
 
     def save_sequence(self) -> SequenceSnapshot | None:
         """A copy of the conversation's KV cache and its tokens (None when it holds nothing)."""
@@ -342,7 +343,7 @@ class Engine:
         self._stop.clear()
         llama = self._llama
         llama.set_seed(sampling.seed if sampling.seed is not None else DEFAULT_SEED)
-        cached = _common_prefix(llama.eval_tokens, prompt_tokens)
+        cached = common_prefix(llama.eval_tokens, prompt_tokens)
         decoder = Utf8Stream()
         started = time.perf_counter()
         first_token_at: float | None = None
@@ -474,15 +475,6 @@ def _token_logprob(llama: llama_cpp.Llama, token: int) -> float:
     logits = np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).astype(np.float64)
     peak = logits.max()
     return float(logits[token] - peak - np.log(np.exp(logits - peak).sum()))
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _stats(
