@@ -14,6 +14,13 @@ strings and recursive macros; a child process per render costs ~40 ms with a mod
 forking the TUI's threaded process is unsafe). Here a call that ends normally costs 2-15 us (idle
 to busy machine), whatever the template does.
 
+A sent exception is always received, never cancelled: on CPython 3.11, clearing a pending one
+(`PyThreadState_SetAsyncExc(id, NULL)`) still raises the interpreter-wide "asynchronous exception
+pending" flag, and only a thread that raises its exception lowers it again. Left up, the flag
+costs nothing until a trace function is installed (coverage.py, a debugger, a profiler); then
+every thread loops forever at its next function entry. So end() lets an exception that was sent
+but has not surfaced yet arrive in a loop of its own and catches it there.
+
 What it cannot stop: a single long C call (`'x' * 10**10` computes in C without a bytecode
 boundary); chat_template.py caps sizes so that no single operation is long.
 """
@@ -52,10 +59,9 @@ class _Run:
 
     The guarded thread itself never takes a lock: an asynchronous exception can land at any
     bytecode, also between a lock's acquire and the `with` block that would release it, and a lock
-    leaked that way would hang the thread's next end() for good (seen under coverage's tracer, which
-    widens that window). Interrupters from other threads take `lock` among themselves and mark
-    themselves in flight; end() marks the run done, waits for an interrupter already past its check,
-    then cancels what it may have sent.
+    leaked that way would hang the thread's next end() for good. Interrupters from other threads
+    take `lock` among themselves and mark themselves in flight; end() marks the run done, waits for
+    an interrupter already past its check, then receives what it may have sent.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -63,6 +69,8 @@ class _Run:
         self.deadline = time.monotonic() + seconds
         self.lock = threading.Lock()  # other threads only, never the guarded one, never a signal handler
         self.done = False
+        self.sent = False  # an exception was handed to the guarded thread from another thread
+        self.received = False  # ... and the guarded thread has raised it
         self._in_flight = False  # an interrupter from another thread is between its check and its send
         self._claims: list[tuple[object, str]] = []
 
@@ -89,18 +97,40 @@ class _Run:
             self._in_flight = True
             try:
                 if not self.done and self.claim(reason):
-                    _set_async_exc(self.thread, ctypes.py_object(_Interrupt))
+                    self.send()
             finally:
                 self._in_flight = False
 
+    def send(self) -> None:
+        """Hand the exception to the guarded thread (again: the newest replaces one still pending)."""
+        self.sent = True
+        _set_async_exc(self.thread, ctypes.py_object(_Interrupt))
+
     def end(self) -> None:
-        """No interrupt can reach the thread after this (a pending one is cancelled). Idempotent,
-        and safe to re-run when an interrupt lands inside it."""
+        """No interrupt can reach the thread after this returns. Idempotent, and safe to re-run when
+        the interrupt lands inside it (the caller marks it received and calls end() again)."""
         self.done = True
         while self._in_flight:
             time.sleep(0)  # an interrupter is sending: let it finish (a few bytecodes)
-        if self._claims:
-            _set_async_exc(self.thread, ctypes.py_object())  # NULL: drop an exception not yet raised
+        if self.sent and not self.received:
+            self._receive()
+
+    def _receive(self) -> None:
+        """Raise the pending exception here and catch it, which lowers the interpreter's flag.
+
+        It surfaces at this thread's next check for pending work, within a few loop turns; sending
+        it again first makes sure the flag is up for it (another thread that raised its own
+        exception in between may have lowered it). The time limit is a fuse that never blows in
+        practice; past it the pending exception is dropped the old way."""
+        give_up = time.monotonic() + 1.0
+        try:
+            while time.monotonic() < give_up:
+                _set_async_exc(self.thread, ctypes.py_object(_Interrupt))
+                time.sleep(0)
+        except _Interrupt:
+            self.received = True
+            return
+        _set_async_exc(self.thread, ctypes.py_object())  # never seen: drop it, whatever the flag does
 
 
 class Interruptible:
@@ -129,8 +159,9 @@ class Interruptible:
                 self._run = None
                 run.end()
         except _Interrupt:
-            # It may have landed inside the first end(); ending again completes it, and no second
-            # interrupt can come (each run is claimed once).
+            # It may have landed inside the first end(); ending again completes it. Nothing else is
+            # pending: each run is claimed once, and end() sends only to receive it itself.
+            run.received = True
             run.end()
             raise Stopped(run.reason or "stopped") from None
 
