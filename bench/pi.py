@@ -214,7 +214,7 @@ class Comparison:
         return max(self.x86.logits) - min(self.x86.logits)
 
 
-def compare(builds: Path, model: str, n_predict: int = N_COMPARE) -> Comparison:
+def compare(builds: Path, model: str, n_predict: int = N_COMPARE, kv_type: str = "f16") -> Comparison:
     """The same prompt, greedy, on the x86 build and the emulated Pi 5 build.
 
     The aarch64 build is fed x86's tokens (teacher forcing), so each of the steps compares the two
@@ -222,10 +222,9 @@ def compare(builds: Path, model: str, n_predict: int = N_COMPARE) -> Comparison:
     texts apart and leave the rest of the steps comparing different sentences.
     """
     path = starter_path(model)
-    x86 = run_probe(probe_command(builds, "x86_64"), path, COMPARE_PROMPT, n_predict, **COMPARE_SETTINGS)
-    arm = run_probe(
-        probe_command(builds, "aarch64"), path, COMPARE_PROMPT, n_predict, **COMPARE_SETTINGS, forced=x86.tokens
-    )
+    settings = {**COMPARE_SETTINGS, "kv_type": kv_type}
+    x86 = run_probe(probe_command(builds, "x86_64"), path, COMPARE_PROMPT, n_predict, **settings)
+    arm = run_probe(probe_command(builds, "aarch64"), path, COMPARE_PROMPT, n_predict, **settings, forced=x86.tokens)
     return Comparison(model, x86, arm)
 
 
@@ -481,8 +480,22 @@ def main() -> None:
     parser.add_argument("--builds", type=Path, help="pi-check.sh's build folder (default: build or find it)")
     parser.add_argument("--no-record", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--no-python", action="store_true", help="skip llamadesk on the arm64 Python (~3 min)")
+    parser.add_argument(
+        "--compare-kv",
+        choices=("f16", "q8_0", "f32"),
+        help="only compare the two builds' greedy picks and logits with this KV cache type; print, record nothing",
+    )
     args = parser.parse_args()
     builds = args.builds or pi_builds()
+    if args.compare_kv:
+        for model in STARTERS:
+            c = compare(builds, model, kv_type=args.compare_kv)
+            print(
+                f"{model}, {args.compare_kv} KV cache: aarch64 picks x86's token at {N_COMPARE - len(c.disagreements)}"
+                f" of {N_COMPARE} steps (differs at {c.disagreements}); max / mean abs logit difference"
+                f" {c.max_logit_difference:.3f} / {c.mean_logit_difference:.3f}"
+            )
+        return
     comparisons = [compare(builds, model) for model in STARTERS]
     fitted = fitted_runs(builds)
     warnings = doctor_warnings(comparisons[0].arm, "4 GB", "smollm2")

@@ -2,17 +2,19 @@
 # The test suite before and after issue #14's restructuring, side by side in one run: wall and CPU
 # time, and line coverage of app/, convert/ and quantize/ measured with coverage.py.
 #
-#   bench/test_suite.sh [BEFORE_COMMIT] [time|coverage]
+#   bench/test_suite.sh [BEFORE_COMMIT] [time|coverage] [SIDES]
 #
 # BEFORE_COMMIT (default 5c2b6d4, the last commit before #14) is checked out in a temporary
 # worktree whose venv borrows this checkout's packages. "time" runs the test files the old suite
 # had, old code serially as `make test` ran them then, today's code as `make test` runs them now
 # (pytest-xdist, one worker per core). "coverage" runs each whole suite under coverage.py,
 # subprocesses and xdist workers included (coverage's patch = subprocess), and prints both totals.
-# Timing and coverage are separate runs: coverage slows the code it measures.
+# Timing and coverage are separate runs: coverage slows the code it measures. SIDES (default
+# "before after") picks which suites the coverage mode runs, e.g. "after" alone.
 set -euo pipefail
 BEFORE=${1:-5c2b6d4}
 MODE=${2:-time}
+SIDES=${3:-before after}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/llamadesk-suite-XXXX)
 OLD=$WORK/before
@@ -41,12 +43,17 @@ if [ "$MODE" = time ]; then
     # shellcheck disable=SC2086
     (cd "$HERE" && /usr/bin/time -f "after:  wall %e s, CPU %U+%S s" .venv/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile $OLD_FILES | tail -n 1)
 else
-    for side in before after; do
+    # shellcheck disable=SC2086  # SIDES is a list of words
+    for side in $SIDES; do
         dir=$OLD; [ "$side" = after ] && dir=$HERE
         coverage_rc "$dir" "$WORK/$side.coverage" > "$WORK/$side.rc"
         workers=(); [ "$side" = after ] && workers=(-n auto --dist loadfile)
-        (cd "$dir" && .venv/bin/python -m pytest -q -p no:cacheprovider "${workers[@]}" --cov --cov-config="$WORK/$side.rc" --cov-report= | tail -n 1) || true
+        # The failures are listed (-rf): a test that times something can fail under coverage's tracer.
+        (cd "$dir" && .venv/bin/python -m pytest -q -rf -p no:cacheprovider "${workers[@]}" --cov --cov-config="$WORK/$side.rc" --cov-report= | grep -E '^(FAILED|ERROR)|[0-9]+ (passed|failed)') || true
         "$HERE/.venv/bin/python" -m coverage combine --append --rcfile="$WORK/$side.rc" > /dev/null 2>&1 || true
-        echo "$side: $("$HERE/.venv/bin/python" -m coverage report --rcfile="$WORK/$side.rc" | tail -n 1)"
+        # Per file, least covered first, kept after the run (the work folder is removed at exit).
+        report=${TMPDIR:-/tmp}/llamadesk-coverage-$side.txt
+        "$HERE/.venv/bin/python" -m coverage report --rcfile="$WORK/$side.rc" --precision=1 --sort=cover > "$report"
+        echo "$side: $(grep -E '^(Name|TOTAL)' "$report" | tr -s ' ' | paste -sd ';') (per file: $report)"
     done
 fi

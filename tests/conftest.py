@@ -19,6 +19,18 @@ _HOME = tempfile.mkdtemp(prefix="llamadesk-test-home-")
 os.environ["LLAMADESK_HOME"] = _HOME
 # It holds the assembled gemma starter (~240 MB): gone with the session, or every run leaves one.
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+# ... and a throwaway user home: models that Ollama or LM Studio keep in the real one are found by
+# themselves (library/other_apps.py) and would show up in every library listing a test looks at.
+# What the suite builds once and reuses (reference tools, checkpoints) stays in the real home.
+_REAL_CACHE = Path.home() / ".cache" / "llamadesk-dev"
+os.environ.setdefault("LLAMADESK_TOOLS_CACHE", str(_REAL_CACHE))
+os.environ.setdefault("LLAMADESK_FIXTURE_CACHE", str(_REAL_CACHE / "fixtures"))
+# pip's cache holds the llama-cpp-python wheel it compiled (~5 min): the packaging test installs from it.
+os.environ.setdefault("PIP_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pip"))
+_USER_HOME = tempfile.mkdtemp(prefix="llamadesk-test-user-")
+os.environ["HOME"] = _USER_HOME
+os.environ["OLLAMA_MODELS"] = ""  # Ollama's own override, honoured like Ollama does
+atexit.register(shutil.rmtree, _USER_HOME, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -160,15 +160,17 @@ def test_pool_serves_in_order_switches_models_and_refuses_a_full_queue():
         pool.start()
         loop = asyncio.get_running_loop()
         ask = [{"role": "user", "content": "hi"}]
-        jobs = [pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=5)), loop)]
-        await asyncio.sleep(0.05)  # the first is running; two may wait
+        # The first runs for ~0.5 s (10 ms a token): its first token shows it has left the queue,
+        # and a busy machine still leaves time to queue two more behind it before it ends.
+        jobs = [pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=50)), loop)]
+        await asyncio.wait_for(jobs[0].next_event(), 10)
         jobs.append(pool.submit(GenerationRequest("b", ask, sampling=Sampling(max_tokens=3)), loop))
         jobs.append(pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=2)), loop))
         with pytest.raises(ApiError) as raised:
             pool.submit(GenerationRequest("a", ask), loop)
         assert raised.value.status == 503 and raised.value.headers["Retry-After"]
         results = [await drain(job) for job in jobs]
-        assert [r[-1].completion_tokens for r in results] == [5, 3, 2]
+        assert [r[-1].completion_tokens for r in results] == [50, 3, 2]
         assert loads == [Path("a.gguf"), Path("b.gguf"), Path("a.gguf")]
         with pytest.raises(ApiError) as raised:
             pool.model_path("../etc/passwd")
