@@ -263,13 +263,17 @@ TRACED_AFTER_STOPS = """
 import sys, threading, time
 from llamadesk.app.engine.interruptible import Interruptible, Stopped
 
+def spin() -> None:  # Python bytecode forever, allocating nothing
+    while True:
+        pass
+
 guard = Interruptible()
 stopped = 0
 for seconds in (0.05, 5.0):  # one call ends at its deadline, one by interrupt() from a thread
     if seconds > 1:
         threading.Timer(0.05, guard.interrupt).start()
     try:
-        guard.call(seconds, lambda: [None for _ in iter(int, 1)])
+        guard.call(seconds, spin)
     except Stopped:
         stopped += 1
 for _ in range(200):  # calls that end while interrupt() races them
