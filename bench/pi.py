@@ -125,15 +125,17 @@ def run_probe(
     kv_type: str,
     timeout: float = 600,
     forced: list[int] | None = None,
+    flash_attn: bool = True,
 ) -> ProbeRun:
     """Runs the probe once and reads its JSON, its logits file and its peak resident memory."""
+    env = {**os.environ, "PI_PROBE_FLASH_ATTN": "on" if flash_attn else "off"}
     with tempfile.TemporaryDirectory() as tmp:
         logits_path, out_path, err_path = (Path(tmp) / name for name in ("logits.f32", "stdout", "stderr"))
         args = [str(model), prompt, str(n_predict), str(threads), str(n_ctx), str(n_batch), kv_type, str(logits_path)]
         if forced is not None:
             args.append(",".join(map(str, forced)))
         with open(out_path, "w") as stdout, open(err_path, "w") as stderr:
-            process = subprocess.Popen([*command, *args], stdout=stdout, stderr=stderr)
+            process = subprocess.Popen([*command, *args], stdout=stdout, stderr=stderr, env=env)
         status, peak_rss = _wait_with_rusage(process, timeout)
         if status != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({status}): {err_path.read_text().strip()[-500:]}")
@@ -214,7 +216,9 @@ class Comparison:
         return max(self.x86.logits) - min(self.x86.logits)
 
 
-def compare(builds: Path, model: str, n_predict: int = N_COMPARE, kv_type: str = "f16") -> Comparison:
+def compare(
+    builds: Path, model: str, n_predict: int = N_COMPARE, kv_type: str = "f16", flash_attn: bool = True
+) -> Comparison:
     """The same prompt, greedy, on the x86 build and the emulated Pi 5 build.
 
     The aarch64 build is fed x86's tokens (teacher forcing), so each of the steps compares the two
@@ -222,7 +226,7 @@ def compare(builds: Path, model: str, n_predict: int = N_COMPARE, kv_type: str =
     texts apart and leave the rest of the steps comparing different sentences.
     """
     path = starter_path(model)
-    settings = {**COMPARE_SETTINGS, "kv_type": kv_type}
+    settings = {**COMPARE_SETTINGS, "kv_type": kv_type, "flash_attn": flash_attn}
     x86 = run_probe(probe_command(builds, "x86_64"), path, COMPARE_PROMPT, n_predict, **settings)
     arm = run_probe(probe_command(builds, "aarch64"), path, COMPARE_PROMPT, n_predict, **settings, forced=x86.tokens)
     return Comparison(model, x86, arm)
@@ -485,16 +489,29 @@ def main() -> None:
         choices=("f16", "q8_0", "f32"),
         help="only compare the two builds' greedy picks and logits with this KV cache type; print, record nothing",
     )
+    parser.add_argument(
+        "--flash-attn",
+        choices=("on", "off"),
+        default="on",
+        help="with --compare-kv: flash attention on (as llamadesk loads models) or off; off also prints how far"
+        " the x86 build alone moves when flash attention is switched, a yardstick for the builds' difference",
+    )
     args = parser.parse_args()
     builds = args.builds or pi_builds()
     if args.compare_kv:
+        flash_attn = args.flash_attn == "on"
         for model in STARTERS:
-            c = compare(builds, model, kv_type=args.compare_kv)
+            c = compare(builds, model, kv_type=args.compare_kv, flash_attn=flash_attn)
             print(
-                f"{model}, {args.compare_kv} KV cache: aarch64 picks x86's token at {N_COMPARE - len(c.disagreements)}"
-                f" of {N_COMPARE} steps (differs at {c.disagreements}); max / mean abs logit difference"
-                f" {c.max_logit_difference:.3f} / {c.mean_logit_difference:.3f}"
+                f"{model}, {args.compare_kv} KV cache, flash attention {args.flash_attn}: aarch64 picks x86's token"
+                f" at {N_COMPARE - len(c.disagreements)} of {N_COMPARE} steps (differs at {c.disagreements});"
+                f" max / mean abs logit difference {c.max_logit_difference:.3f} / {c.mean_logit_difference:.3f}"
             )
+            if not flash_attn:
+                settings = {**COMPARE_SETTINGS, "kv_type": args.compare_kv}
+                with_fa = run_probe(probe_command(builds, "x86_64"), starter_path(model), COMPARE_PROMPT, 0, **settings)
+                moved = max(abs(a - b) for a, b in zip(c.x86.logits, with_fa.logits, strict=True))
+                print(f"{model}: the x86 build alone, flash attention on vs off: max abs logit difference {moved:.3f}")
         return
     comparisons = [compare(builds, model) for model in STARTERS]
     fitted = fitted_runs(builds)

@@ -18,7 +18,7 @@ SIDES=${3:-before after}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/llamadesk-suite-XXXX)
 OLD=$WORK/before
-trap 'git -C "$HERE" worktree remove --force "$OLD" 2> /dev/null || true; rm -rf "$WORK"' EXIT
+trap 'git -C "$HERE" worktree remove --force "$OLD" 2> /dev/null || true; rm -rf "$WORK"; [ -z "${RPC_PTH:-}" ] || rm -f "$RPC_PTH"' EXIT
 
 git -C "$HERE" worktree add --detach "$OLD" "$BEFORE" > /dev/null
 python3 -m venv "$OLD/.venv"
@@ -33,8 +33,24 @@ for tool in llamadesk ruff; do ln -sf "$HERE/.venv/bin/$tool" "$OLD/.venv/bin/$t
 OLD_FILES=$(cd "$OLD" && ls tests/test_*.py tests/*/test_*.py)
 
 coverage_rc() {  # $1: checkout, $2: data file
-    printf '[run]\nsource =\n    %s/app\n    %s/convert\n    %s/quantize\nparallel = true\npatch = subprocess\ndata_file = %s\n[report]\nskip_empty = true\n' \
+    # sigterm: servers the tests stop with SIGTERM (serve, rpc-server) still write their data.
+    printf '[run]\nsource =\n    %s/app\n    %s/convert\n    %s/quantize\nparallel = true\npatch = subprocess\nsigterm = true\ndata_file = %s\n[report]\nskip_empty = true\n' \
         "$1" "$1" "$1" "$2"
+}
+
+# tests/test_rpc.py runs llamadesk with the RPC build's own cached venv (packaging/rpc-build.sh),
+# for both suites. Give that venv coverage.py and its startup .pth too, or the code those tests
+# run (app/engine/rpc.py, the rpc-server command) counts as never run. The .pth is removed at exit;
+# it does nothing without coverage's environment variables anyway.
+RPC_PTH=
+measure_rpc_venv() {
+    local rpc_python rpc_site version
+    rpc_python=$(bash "$HERE/packaging/rpc-build.sh" "$HERE/.venv/bin/python" | tail -n 1)
+    rpc_site=$("$rpc_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    version=$("$HERE/.venv/bin/python" -c 'import coverage; print(coverage.__version__)')
+    "$rpc_python" -m pip install -q --disable-pip-version-check "coverage==$version"
+    RPC_PTH=$rpc_site/zz_coverage.pth
+    cp "$SITE/a1_coverage.pth" "$RPC_PTH"
 }
 
 if [ "$MODE" = time ]; then
@@ -43,6 +59,7 @@ if [ "$MODE" = time ]; then
     # shellcheck disable=SC2086
     (cd "$HERE" && /usr/bin/time -f "after:  wall %e s, CPU %U+%S s" .venv/bin/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile $OLD_FILES | tail -n 1)
 else
+    measure_rpc_venv
     # shellcheck disable=SC2086  # SIDES is a list of words
     for side in $SIDES; do
         dir=$OLD; [ "$side" = after ] && dir=$HERE

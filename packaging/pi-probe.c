@@ -8,7 +8,8 @@
  * token's margin over the runner-up is printed too, to tell a near tie from a real difference.
  *
  * usage: pi-probe MODEL PROMPT N_PREDICT THREADS N_CTX N_BATCH KV_TYPE LOGITS_OUT [FORCED]
- *   KV_TYPE is f16, q8_0 or f32 (flash attention is on, as llamadesk loads models);
+ *   KV_TYPE is f16, q8_0 or f32; flash attention is on, as llamadesk loads models, unless the
+ *   environment has PI_PROBE_FLASH_ATTN=off (to tell the attention kernel's share of a difference);
  *   LOGITS_OUT receives the prompt's last-token logits as little-endian float32;
  *   FORCED, comma-separated token ids (another build's greedy output), are decoded instead of
  *   this build's own picks, so every step compares the two builds on the same context; the
@@ -116,7 +117,10 @@ int main(int argc, char **argv) {
     context_params.n_threads_batch = n_threads;
     context_params.type_k = kv_type;
     context_params.type_v = kv_type;
-    context_params.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    const char *flash_attn = getenv("PI_PROBE_FLASH_ATTN");
+    context_params.flash_attn_type = flash_attn != NULL && strcmp(flash_attn, "off") == 0
+                                         ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                         : LLAMA_FLASH_ATTN_TYPE_ENABLED;
     struct llama_context *context = llama_init_from_model(model, context_params);
     if (context == NULL) {
         return fail("cannot create a context with these settings");
