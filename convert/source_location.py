@@ -61,9 +61,38 @@ def files_to_download(repo_files: list[str]) -> list[str]:
     return wanted
 
 
+# What huggingface-hub raises when it parses an answer no Hub would give: JSON that is not JSON, a
+# field missing or of the wrong type, nesting without end (app/hub/errors.py maps the same for pulls;
+# convert/ cannot import it). Only the Hub calls are guarded with it, so a bug of llamadesk's own
+# still surfaces as one.
+MALFORMED_ANSWER = (KeyError, TypeError, AttributeError, ValueError, RecursionError)
+
+
 def download_repo(repo_id: str, revision: str | None = None) -> Path:
     """Download what conversion needs from a Hub repo (cached by huggingface-hub) and return its folder."""
     from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry warnings would bury the one line llamadesk prints
+
+    try:
+        repo_files = HfApi().list_repo_files(repo_id, revision=revision)
+    except Exception as err:
+        raise _hub_failure(repo_id, err) from None
+    if not (isinstance(repo_files, list) and all(type(f) is str for f in repo_files)):
+        raise _hub_failure(repo_id, TypeError("a file list that is not a list of names"))
+    needed = files_to_download(repo_files)
+    if not any(f.endswith((".safetensors", ".bin", ".pth")) for f in needed):
+        raise BadInputError(f"{repo_id}: the repo has no PyTorch or safetensors weights to convert")
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=needed))
+    except Exception as err:
+        raise _hub_failure(repo_id, err) from None
+
+
+def _hub_failure(repo_id: str, err: Exception) -> Exception:
+    """The one-line error for what a huggingface-hub call raised (`err` itself when it is none of them)."""
+    from huggingface_hub import constants
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -71,35 +100,24 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-    from huggingface_hub.utils import logging as hub_logging
 
-    hub_logging.set_verbosity_error()  # its retry warnings would bury the one line llamadesk prints
-
-    try:
-        repo_files = HfApi().list_repo_files(repo_id, revision=revision)
-        needed = files_to_download(repo_files)
-        if not any(f.endswith((".safetensors", ".bin", ".pth")) for f in needed):
-            raise BadInputError(f"{repo_id}: the repo has no PyTorch or safetensors weights to convert")
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=needed))
-    except GatedRepoError:
-        raise BadInputError(
-            f"{repo_id}: a gated repo; accept its license on the Hub and log in with `hf auth login`"
-        ) from None
-    except (RepositoryNotFoundError, RevisionNotFoundError):
-        raise BadInputError(f"{repo_id}: no such repo (or revision) on the Hub; check the name") from None
-    except HFValidationError as err:  # a revision, or a name the Hub's rules refuse
-        raise BadInputError(f"{repo_id}: {_first_line(err)}") from None
-    except HfHubHTTPError as err:
-        raise LlamadeskError(
-            f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later"
-        ) from None
-    except Exception as err:
-        # huggingface-hub lets its HTTP client's connection errors through (httpx's, not OSError).
-        if isinstance(err, OSError) or type(err).__module__.split(".")[0] in NETWORK_ERROR_MODULES:
-            raise LlamadeskError(
-                f"{repo_id}: could not download ({_first_line(err)}); check the network and try again"
-            ) from None
-        raise
+    if isinstance(err, GatedRepoError):
+        return BadInputError(f"{repo_id}: a gated repo; accept its license on the Hub and log in with `hf auth login`")
+    if isinstance(err, RepositoryNotFoundError | RevisionNotFoundError):
+        return BadInputError(f"{repo_id}: no such repo (or revision) on the Hub; check the name")
+    if isinstance(err, HFValidationError):  # a revision, or a name the Hub's rules refuse
+        return BadInputError(f"{repo_id}: {_first_line(err)}")
+    if isinstance(err, HfHubHTTPError):
+        return LlamadeskError(f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later")
+    # huggingface-hub lets its HTTP client's connection errors through (httpx's, not OSError).
+    if isinstance(err, OSError) or type(err).__module__.split(".")[0] in NETWORK_ERROR_MODULES:
+        return LlamadeskError(f"{repo_id}: could not download ({_first_line(err)}); check the network and try again")
+    if isinstance(err, MALFORMED_ANSWER):
+        return BadInputError(
+            f"{repo_id}: the Hub at {constants.ENDPOINT} sent an answer that is not what a Hub sends "
+            f"({type(err).__name__}); check HF_ENDPOINT, or try again later"
+        )
+    return err
 
 
 def _first_line(err: Exception) -> str:

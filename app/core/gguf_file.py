@@ -122,8 +122,9 @@ def _model_problem(path: Path, err: ModelRequirementError) -> BadInputError:
     return BadInputError(f"{path}: {err}; {ADVICE}")
 
 
-def _count(header: GGUFHeader, key: str, rule: KeyRule, default: int) -> int:
-    """An integer hyperparameter (the largest, when the file gives one per layer), type and range checked."""
+def _count(header: GGUFHeader, key: str, rule: KeyRule, default: int, layer0: bool = False) -> int:
+    """An integer hyperparameter, type and range checked: when the file gives one per layer, the
+    largest (what memory is sized by), or layer 0's with `layer0` (what llama.cpp derives sizes from)."""
     if key not in header.metadata:
         return default
     value, vtype = header.metadata[key], header.value_types[key]
@@ -136,7 +137,7 @@ def _count(header: GGUFHeader, key: str, rule: KeyRule, default: int) -> int:
     for v in values:
         if not (rule.low or 0) <= v <= (rule.high or v):
             raise ModelRequirementError(f"{key} is {v}; it must be {describe_range(rule)}")
-    return max(values)
+    return values[0] if layer0 else max(values)
 
 
 def _dominant_quantization(header: GGUFHeader) -> str:
@@ -172,13 +173,14 @@ def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
         what = f"is {vtype.with_article}, not a string" if vtype else "is missing"
         raise BadInputError(f"{path}: general.architecture {what}; it is not a model llamadesk can run")
 
-    def arch_int(suffix: str, default: int = 0) -> int:
-        return _count(header, f"{arch}.{suffix}", ARCH_KEYS[suffix], default)
+    def arch_int(suffix: str, default: int = 0, layer0: bool = False) -> int:
+        return _count(header, f"{arch}.{suffix}", ARCH_KEYS[suffix], default, layer0)
 
     n_embd = arch_int("embedding_length")
     n_head = arch_int("attention.head_count", 1) or 1
     n_head_kv = arch_int("attention.head_count_kv", n_head) or n_head
-    head_dim_k = arch_int("attention.key_length", n_embd // n_head)
+    # Without key_length, llama.cpp takes the head size from layer 0's head count (n_embd / n_head()).
+    head_dim_k = arch_int("attention.key_length", n_embd // (arch_int("attention.head_count", 1, layer0=True) or 1))
     name, template = meta.get("general.name"), meta.get("tokenizer.chat_template")
     return GGUFSummary(
         path=path,

@@ -125,7 +125,7 @@ class ValueType:
     def with_article(self) -> str:
         """'a uint32', 'an array of string': for messages."""
         text = str(self)
-        return f"{'an' if text[0] in 'aeiou' else 'a'} {text}"
+        return f"{'an' if text[0] in 'aeio' else 'a'} {text}"  # a uint32 ("you-int"), an int32
 
 
 @dataclass(frozen=True)

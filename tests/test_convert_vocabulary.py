@@ -1,0 +1,380 @@
+"""Reading a checkpoint's tokenizer for the GGUF: small tokenizer files written here (tokenizer.json
+by hand, tokenizer.model with sentencepiece's own protobuf classes), each changed in one way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gguf import GGUFReader, GGUFWriter, TokenType
+from sentencepiece import sentencepiece_model_pb2
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert.vocabulary import MAX_EXTRA_TEMPLATES, MAX_TOKENIZER_BYTES, Vocabulary, read_vocabulary
+
+NORMAL, CONTROL, USER_DEFINED, UNUSED = TokenType.NORMAL, TokenType.CONTROL, TokenType.USER_DEFINED, TokenType.UNUSED
+N_VOCAB = 8
+
+
+def write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value), encoding="utf-8")
+
+
+def bpe_tokenizer(**changes: Any) -> dict[str, Any]:
+    """A byte-level BPE tokenizer.json (GPT-2's pre-tokenizer): three tokens, one merge, two added."""
+    tokenizer = {
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
+        "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]},
+        "added_tokens": [
+            {"id": 3, "content": "<|end|>", "special": True},
+            {"id": 5, "content": "<tool>", "special": False},
+        ],
+    }
+    return {**tokenizer, **changes}
+
+
+def bpe_folder(folder: Path, **changes: Any) -> Path:
+    write_json(folder / "tokenizer.json", bpe_tokenizer(**changes))
+    return folder
+
+
+def sentencepiece_folder(
+    folder: Path,
+    model_type: int = sentencepiece_model_pb2.TrainerSpec.BPE,
+    normalization: str = "identity",
+    remove_extra_whitespaces: bool = False,
+    bos_id: int = 1,
+) -> Path:
+    """A LLaMA-style tokenizer.model: <unk> <s> </s>, three pieces (one user-defined), no normalization."""
+    proto = sentencepiece_model_pb2.ModelProto()
+    piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece
+    for text, score, kind in [
+        ("<unk>", 0.0, piece_type.UNKNOWN),
+        ("<s>", 0.0, piece_type.CONTROL),
+        ("</s>", 0.0, piece_type.CONTROL),
+        ("▁a", -1.0, piece_type.NORMAL),
+        ("b", -2.0, piece_type.NORMAL),
+        ("<x>", 0.0, piece_type.USER_DEFINED),
+    ]:
+        proto.pieces.add(piece=text, score=score, type=kind)
+    proto.trainer_spec.model_type = model_type
+    proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 0, bos_id, 2
+    proto.normalizer_spec.name = normalization
+    proto.normalizer_spec.add_dummy_prefix = True
+    proto.normalizer_spec.remove_extra_whitespaces = remove_extra_whitespaces
+    (folder / "tokenizer.model").write_bytes(proto.SerializeToString())
+    return folder
+
+
+def written_fields(vocabulary: Vocabulary, path: Path) -> dict[str, Any]:
+    """The tokenizer.* keys `vocabulary` writes to a GGUF, read back by gguf's own reader."""
+    writer = GGUFWriter(path, "llama")
+    vocabulary.add_to(writer)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    return GGUFReader(path).fields
+
+
+def refused(folder: Path, n_vocab: int = N_VOCAB, pre_override: str | None = None) -> str:
+    with pytest.raises(BadInputError) as err:
+        read_vocabulary(folder, n_vocab, pre_override)
+    return str(err.value)
+
+
+# --- byte-level BPE (tokenizer.json) ------------------------------------------------------------
+
+
+def test_a_bpe_tokenizer_padded_to_the_model_and_written_to_a_gguf(tmp_path):
+    folder = bpe_folder(tmp_path)
+    write_json(folder / "tokenizer_config.json", {"eos_token": "<|end|>", "chat_template": "{{ messages }}"})
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert (vocabulary.model, vocabulary.pre, vocabulary.scores) == ("gpt2", "gpt-2", None)
+    # id 4 is in neither the vocabulary nor the added tokens; 6 and 7 are rows the tokenizer does not use.
+    assert vocabulary.tokens == ["a", "b", "ab", "<|end|>", "[PAD4]", "<tool>", "[PAD6]", "[PAD7]"]
+    assert vocabulary.types == [NORMAL, NORMAL, NORMAL, CONTROL, UNUSED, USER_DEFINED, UNUSED, UNUSED]
+    assert vocabulary.special.special_token_ids == {"eos": 3}
+    assert vocabulary.special.add_special_token == {"bos": False, "eos": False}
+    assert vocabulary.source_files == [folder / "tokenizer.json"]
+
+    fields = written_fields(vocabulary, tmp_path / "vocab.gguf")
+    assert fields["tokenizer.ggml.model"].contents() == "gpt2"
+    assert fields["tokenizer.ggml.pre"].contents() == "gpt-2"
+    assert fields["tokenizer.ggml.tokens"].contents() == vocabulary.tokens
+    assert fields["tokenizer.ggml.merges"].contents() == ["a b"]
+    assert fields["tokenizer.ggml.eos_token_id"].contents() == 3
+    assert fields["tokenizer.chat_template"].contents() == "{{ messages }}"
+    assert "tokenizer.ggml.scores" not in fields and "tokenizer.ggml.add_space_prefix" not in fields
+
+
+def test_nfc_is_the_one_normalizer_accepted(tmp_path):
+    assert read_vocabulary(bpe_folder(tmp_path, normalizer={"type": "NFC"}), N_VOCAB).model == "gpt2"
+    message = refused(bpe_folder(tmp_path, normalizer={"type": "Lowercase"}))
+    assert message.endswith("a byte-level BPE tokenizer with a normalizer, which llama.cpp does not apply")
+
+
+def test_an_unknown_pre_tokenizer_needs_a_name_given(tmp_path):
+    folder = bpe_folder(tmp_path, pre_tokenizer={"type": "Whitespace"})
+    message = refused(folder)
+    assert "its pre-tokenizer (Whitespace) is not one llamadesk recognises (" in message
+    assert "pass --pre-tokenizer NAME" in message
+    assert read_vocabulary(folder, N_VOCAB, pre_override="llama3").pre == "llama3"
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model": "BPE"}, "'model' must be an object, not \"BPE\"; the tokenizer is damaged"),
+        ({"decoder": ["ByteLevel"]}, "'decoder' must be an object, not [\"ByteLevel\"]; the tokenizer is damaged"),
+        (
+            {"model": {"type": "BPE", "vocab": {}, "merges": ["a b"]}},
+            "the BPE model has no 'vocab' object; the tokenizer is damaged",
+        ),
+        (
+            {"model": {"type": "BPE", "vocab": {"a": 0, "b": 8}, "merges": ["a b"]}},
+            'token "b" has id 8, not one of the model\'s 8 rows; the tokenizer is damaged or not for this model',
+        ),
+        (
+            {"model": {"type": "BPE", "vocab": {"a": 0, "b": "1"}, "merges": ["a b"]}},
+            'token "b" has id "1", not one of the model\'s 8 rows',
+        ),
+        (  # JSON can escape a lone surrogate, which UTF-8 (and so a GGUF) cannot hold
+            {"model": {"type": "BPE", "vocab": {"a": 0, "\ud800": 1}, "merges": ["a b"]}},
+            "has id 1, not one of the model's 8 rows",
+        ),
+        ({"added_tokens": {"id": 3}}, "'added_tokens' must be a list, not {\"id\": 3}; the tokenizer is damaged"),
+        (
+            {"added_tokens": [{"id": 8, "content": "<|end|>"}]},
+            'added token {"id": 8, "content": "<|end|>"} is not'
+            " {id below 8, content, special}; "
+            "the tokenizer is damaged or not for this model",
+        ),
+        (
+            {"added_tokens": [{"id": 3, "content": "<|end|>", "special": "yes"}]},
+            "is not {id below 8, content, special}",
+        ),
+        (
+            {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}},
+            "a BPE tokenizer without merges; the file is incomplete",
+        ),
+    ],
+    ids=[
+        "model-not-object",
+        "decoder-not-object",
+        "no-vocab",
+        "id-beyond-model",
+        "id-not-number",
+        "token-not-text",
+        "added-not-list",
+        "added-id-beyond-model",
+        "added-special-not-bool",
+        "no-merges",
+    ],
+)
+def test_a_damaged_bpe_tokenizer_is_refused(tmp_path, changes, message):
+    text = refused(bpe_folder(tmp_path, **changes))
+    assert text.startswith(f"{tmp_path}") and message in text and "\n" not in text
+
+
+def test_merges_found_in_merges_txt(tmp_path):
+    folder = bpe_folder(tmp_path, model={"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}})
+    (folder / "merges.txt").write_text("#version: 0.2\na b\n", encoding="utf-8")
+    assert read_vocabulary(folder, N_VOCAB).special.merges == ["a b"]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"type": "WordPiece", "vocab": {"a": 0}}, 'a "WordPiece" tokenizer without tokenizer.model'),
+        ({"vocab": {"a": 0}}, 'a "unknown" tokenizer without tokenizer.model'),
+    ],
+)
+def test_a_tokenizer_json_that_is_not_byte_level_bpe(tmp_path, model, message):
+    text = refused(bpe_folder(tmp_path, model=model))
+    assert text.startswith(f"{tmp_path / 'tokenizer.json'}: {message}; llamadesk converts byte-level BPE")
+
+
+def test_a_folder_without_a_tokenizer(tmp_path):
+    assert refused(tmp_path) == (
+        f"{tmp_path}: no tokenizer found (tokenizer.json or tokenizer.model); copy it next to the weights"
+    )
+
+
+# --- what gguf's SpecialVocab reads, checked before and after ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"config.json": {"bos_token_id": -1}}, "malformed (invalid value for special token type bos: -1)"),
+        ({"config.json": {"bos_token_id": True}}, "the bos token id true is not among the 8 tokens"),
+        (
+            {"tokenizer.json": bpe_tokenizer(model={"type": "BPE", "vocab": {"a": 0}, "merges": [1]})},
+            "tokenizer_config.json or tokenizer.json is malformed (Unknown tokenizer merges format)",
+        ),
+        (
+            {"tokenizer.json": bpe_tokenizer(model={"type": "BPE", "vocab": {"a": 0}, "merges": ["a \ud800"]})},
+            "the tokenizer's merges are not all text; tokenizer.json is damaged",
+        ),
+        (
+            {"tokenizer_config.json": {"chat_template": ["{{ messages }}"]}},
+            "the chat template is neither text nor a list of named templates",
+        ),
+    ],
+    ids=["negative-id", "bool-id", "merges-numbers", "merges-not-text", "template-list-of-text"],
+)
+def test_special_tokens_and_templates_are_checked(tmp_path, files, message):
+    bpe_folder(tmp_path)
+    for name, value in files.items():
+        write_json(tmp_path / name, value)
+    assert refused(tmp_path).endswith(message)
+
+
+def test_named_chat_templates_and_generation_config_ids(tmp_path):
+    folder = bpe_folder(tmp_path)
+    (folder / "chat_template.jinja").write_text("{{ default }}", encoding="utf-8")
+    (folder / "additional_chat_templates").mkdir()
+    (folder / "additional_chat_templates" / "tool_use.jinja").write_text("{{ tools }}", encoding="utf-8")
+    write_json(folder / "tokenizer_config.json", {"eos_token": "<|end|>"})
+    write_json(folder / "generation_config.json", {"eos_token_id": [5, 3], "pad_token_id": 5})
+    special = read_vocabulary(folder, N_VOCAB).special
+    assert special.chat_template == [
+        {"name": "default", "template": "{{ default }}"},
+        {"name": "tool_use", "template": "{{ tools }}"},
+    ]
+    # eos comes from the tokenizer config; only pad, which it leaves unset, from generation_config.json.
+    assert special.special_token_ids == {"eos": 3, "pad": 5}
+
+
+def test_files_gguf_reads_without_limits_are_checked_first(tmp_path):
+    folder = bpe_folder(tmp_path)
+    (folder / "tokenizer_config.json").write_text("{not json", encoding="utf-8")
+    assert refused(folder).startswith(f"{folder / 'tokenizer_config.json'}: ")
+    (folder / "tokenizer_config.json").unlink()
+
+    with (folder / "merges.txt").open("wb") as merges:  # sparse: no disk space
+        merges.truncate(MAX_TOKENIZER_BYTES + 1)
+    assert refused(folder) == f"{folder / 'merges.txt'}: larger than 64.0 MiB; the file is damaged"
+    (folder / "merges.txt").unlink()
+
+    extra = folder / "additional_chat_templates"
+    extra.mkdir()
+    for i in range(MAX_EXTRA_TEMPLATES + 1):
+        (extra / f"t{i}.jinja").write_text("x", encoding="utf-8")
+    assert refused(folder) == f"{extra}: more than {MAX_EXTRA_TEMPLATES} chat templates; the folder is damaged"
+
+
+# --- SentencePiece (tokenizer.model) -------------------------------------------------------------
+
+
+def test_a_sentencepiece_tokenizer_padded_to_the_model(tmp_path):
+    folder = sentencepiece_folder(tmp_path)
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert (vocabulary.model, vocabulary.pre, vocabulary.add_space_prefix) == ("llama", "default", True)
+    assert vocabulary.tokens == [b"<unk>", b"<s>", b"</s>", "▁a".encode(), b"b", b"<x>", "[PAD6]", "[PAD7]"]
+    # A user-defined piece is written as an ordinary one (llama.cpp would match it in raw text).
+    assert vocabulary.types == [TokenType.UNKNOWN, CONTROL, CONTROL, NORMAL, NORMAL, NORMAL, UNUSED, UNUSED]
+    assert vocabulary.scores == [0.0, 0.0, 0.0, -1.0, -2.0, 0.0, -1000.0, -1000.0]
+    assert vocabulary.special.special_token_ids == {"unk": 0, "bos": 1, "eos": 2}
+    assert vocabulary.special.add_special_token == {"bos": True, "eos": False}
+    assert vocabulary.source_files == [folder / "tokenizer.model"]
+
+    fields = written_fields(vocabulary, tmp_path / "vocab.gguf")
+    assert fields["tokenizer.ggml.model"].contents() == "llama"
+    assert fields["tokenizer.ggml.scores"].contents() == vocabulary.scores
+    assert fields["tokenizer.ggml.token_type"].contents() == vocabulary.types
+    assert fields["tokenizer.ggml.add_space_prefix"].contents() is True
+    assert fields["tokenizer.ggml.add_bos_token"].contents() is True
+    assert "tokenizer.ggml.merges" not in fields
+
+
+def test_tokens_added_on_top_of_a_sentencepiece_model(tmp_path):
+    folder = sentencepiece_folder(tmp_path)
+    added = [
+        {"id": 7, "content": "<|tool|>", "special": False},
+        {"id": 6, "content": "<|im_end|>", "special": True},
+        {"id": 1, "content": "<s>", "special": True},  # already a piece
+    ]
+    write_json(folder / "tokenizer.json", {"model": {"type": "Unigram"}, "added_tokens": added})
+    # Gemma marks its chat markers special in the tokenizer config only.
+    config = {"added_tokens_decoder": {"5": {"content": "<start_of_turn>", "special": True}}}
+    write_json(folder / "tokenizer_config.json", config)
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert vocabulary.tokens[5:] == [b"<start_of_turn>", b"<|im_end|>", b"<|tool|>"]
+    assert vocabulary.types[5:] == [CONTROL, CONTROL, USER_DEFINED]
+    assert vocabulary.scores[5:] == [-1000.0, -1000.0, -1000.0]
+
+
+@pytest.mark.parametrize(
+    "folder, message",
+    [
+        (
+            lambda tmp: sentencepiece_folder(tmp, model_type=sentencepiece_model_pb2.TrainerSpec.UNIGRAM),
+            "tokenizer.model: a SentencePiece unigram model; llama.cpp's LLaMA tokenizer needs a BPE one",
+        ),
+        (
+            lambda tmp: sentencepiece_folder(tmp, normalization="nmt_nfkc"),
+            'tokenizer.model: the SentencePiece model normalizes text ("nmt_nfkc"), which llama.cpp does not do',
+        ),
+        (
+            lambda tmp: sentencepiece_folder(tmp, remove_extra_whitespaces=True),
+            'tokenizer.model: the SentencePiece model normalizes text ("identity", collapsing whitespace)',
+        ),
+        (
+            lambda tmp: sentencepiece_folder(tmp, bos_id=9),
+            "tokenizer.model: its bos id 9 is not among its 6 pieces; it is damaged",
+        ),
+        (
+            lambda tmp: write_json(
+                sentencepiece_folder(tmp) / "tokenizer.json", {"added_tokens": [{"id": 7, "content": "<t>"}]}
+            ),
+            "tokenizer.json: added token ids are not contiguous",
+        ),
+        (
+            lambda tmp: write_json(
+                sentencepiece_folder(tmp) / "tokenizer_config.json", {"added_tokens_decoder": ["<t>"]}
+            ),
+            "tokenizer_config.json: 'added_tokens_decoder' must be an object, not [\"<t>\"]",
+        ),
+        (
+            lambda tmp: write_json(
+                sentencepiece_folder(tmp) / "tokenizer_config.json",
+                {"added_tokens_decoder": {"6": {"content": "<t>"}}},
+            ),
+            'tokenizer_config.json: added token "6": {"content": "<t>"} is not {id below 6: content, special}',
+        ),
+        (
+            lambda tmp: write_json(
+                sentencepiece_folder(tmp) / "tokenizer_config.json",
+                {"added_tokens_decoder": {"0x1": {"content": "<t>"}}},
+            ),
+            'added token "0x1": {"content": "<t>"} is not {id below 6: content, special}',
+        ),
+    ],
+    ids=[
+        "unigram",
+        "normalizes",
+        "collapses-whitespace",
+        "bos-beyond-pieces",
+        "added-gap",
+        "decoder-not-object",
+        "decoder-id-beyond-pieces",
+        "decoder-id-not-decimal",
+    ],
+)
+def test_a_sentencepiece_model_llama_cpp_would_tokenize_differently_is_refused(tmp_path, folder, message):
+    folder(tmp_path)
+    text = refused(tmp_path)
+    assert text.startswith(f"{tmp_path}/") and message in text
+
+
+def test_a_tokenizer_model_config_without_added_tokens_changes_nothing(tmp_path):
+    folder = sentencepiece_folder(tmp_path)
+    write_json(folder / "tokenizer_config.json", {"add_bos_token": False})
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert vocabulary.types[:6] == [TokenType.UNKNOWN, CONTROL, CONTROL, NORMAL, NORMAL, NORMAL]
+    assert vocabulary.special.add_special_token["bos"] is False  # the config's word over the default
