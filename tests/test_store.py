@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from llamadesk.app.chat.export import export_conversation
-from llamadesk.app.chat.store import ConversationSettings, Store
+from llamadesk.app.chat.store import NOT_SAVED, ConversationSettings, Store
 from llamadesk.app.chat.store_migrations import MIGRATIONS, SCHEMA_VERSION, upgrade
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from tests.permissions import permissions_enforced
@@ -187,3 +190,276 @@ def test_export_markdown_and_json(store, tmp_path):
     assert [m["state"] for m in data["messages"]] == ["complete", "interrupted"]
     with pytest.raises(BadInputError, match="already exists"):
         export_conversation(conversation, messages, tmp_path / "c.md")
+
+
+# -- what the store reads back, and where it lives --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "not json",
+        '{"a.gguf": 1.0}',  # JSON, but not a list
+        json.dumps([["a.gguf", 1.0]] * 17),  # more adapters than anyone applies
+        '[["a.gguf", "1.0"]]',  # a scale that is text
+        '[["a.gguf"]]',
+        "[[1, 1.0]]",
+    ],
+)
+def test_an_adapters_column_this_code_did_not_write_reads_as_no_adapters(store, tmp_path, column):
+    conversation = store.new_conversation("lora", SETTINGS)
+    raw = sqlite3.connect(tmp_path / "c.sqlite3", isolation_level=None)
+    raw.execute("UPDATE conversations SET adapters = ? WHERE id = ?", (column, conversation.id))
+    raw.close()
+    assert store.conversation(conversation.id).settings.adapters == ()
+
+
+def test_adapters_come_back_as_paths_with_float_scales(store):
+    settings = ConversationSettings(adapters=(("style.gguf", 1), ("tone.gguf", 0.25)))
+    conversation = store.new_conversation("lora", settings)
+    adapters = store.conversation(conversation.id).settings.adapters
+    assert adapters == (("style.gguf", 1.0), ("tone.gguf", 0.25))
+    assert type(adapters[0][1]) is float
+
+
+def test_without_a_path_the_store_lives_in_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
+    store = Store()
+    store.new_conversation("at home", SETTINGS)
+    store.close()
+    assert store.path == tmp_path / "data" / "conversations.sqlite3"
+    assert [c.title for c in Store(tmp_path / "data" / "conversations.sqlite3").conversations()] == ["at home"]
+
+
+# -- files that are not a sound store ---------------------------------------------------------
+
+
+def test_a_folder_in_place_of_the_store_is_said_on_stderr_and_the_store_runs_in_memory(tmp_path, capsys):
+    path = tmp_path / "c.sqlite3"
+    path.mkdir()
+    store = Store(path)
+    err = capsys.readouterr().err
+    assert (
+        err == f"llamadesk: the conversation store {path} cannot be written (a folder is in its place); {NOT_SAVED}\n"
+    )
+    assert store.not_saved == f"the conversation store {path} cannot be written (a folder is in its place)"
+    conversation = store.new_conversation("in memory", SETTINGS)
+    store.add_message(conversation.id, "user", "hi")
+    assert [m.content for m in store.messages(conversation.id)] == ["hi"]
+    assert path.is_dir() and list(path.iterdir()) == []
+
+
+def test_a_fifo_in_place_of_the_store_is_not_opened(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    os.mkfifo(path)
+    lines: list[str] = []
+    store = Store(path, on_notice=lines.append)  # SQLite would wait forever for a writer
+    assert lines == [f"the conversation store {path} cannot be written (it is not a file); {NOT_SAVED}"]
+    assert store.conversations() == [] and store.schema_version == SCHEMA_VERSION
+
+
+def _damaged_store(path, lines):
+    """The only notice of a store opened on a damaged file, after checking it was set aside."""
+    before = path.read_bytes()
+    store = Store(path, on_notice=lines.append)
+    (aside,) = path.parent.glob(f"{path.stem}.damaged-*{path.suffix}")
+    assert aside.read_bytes() == before
+    assert store.not_saved is None and store.conversations() == [] and store.schema_version == SCHEMA_VERSION
+    store.close()
+    (line,) = lines
+    assert f"it is kept as {aside.name} and a fresh one was started" in line
+    return line
+
+
+def test_pages_that_sqlites_check_finds_damaged_are_named_on_one_line(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    store = Store(path)
+    store.new_conversation("x", SETTINGS)
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[36:40] = (999).to_bytes(4, "big")  # the header's count of free pages
+    path.write_bytes(bytes(data))
+    line = _damaged_store(path, [])
+    assert "was damaged (SQLite's check found: Main freelist: size is 0 but should be 999)" in line
+    assert "***" not in line and "\n" not in line
+
+
+def test_a_database_at_our_version_with_other_tables_is_not_taken_for_ours(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE conversations (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    raw.commit()
+    raw.close()
+    line = _damaged_store(path, [])
+    assert "was damaged (its tables are not llamadesk's (no such column: title))" in line
+
+
+def test_an_old_database_whose_upgrade_fails_is_kept_aside(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    raw = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](raw)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("CREATE INDEX conversations_by_update ON conversations(title)")  # step 2 will collide
+    raw.execute(ROWS_AT_VERSION[1])
+    raw.execute("PRAGMA journal_mode=WAL")  # as every store is: setting it up again changes nothing
+    raw.close()
+    line = _damaged_store(path, [])
+    assert "(its tables are not llamadesk's (index conversations_by_update already exists))" in line
+
+
+def test_a_damaged_file_that_cannot_be_moved_aside_leaves_an_empty_store_in_memory(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    path = folder / "c.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    lines: list[str] = []
+    os.chmod(folder, 0o555)
+    try:
+        with permissions_enforced():
+            store = Store(path, on_notice=lines.append)
+    finally:
+        os.chmod(folder, 0o755)
+    assert sorted(p.name for p in folder.iterdir()) == ["c.sqlite3"]
+    assert store.not_saved.startswith(
+        f"the conversation store {path} is damaged (file is not a database) and cannot be replaced ("
+    )
+    assert "Permission denied" in store.not_saved and lines == [f"{store.not_saved}; {NOT_SAVED}"]
+    # The screen may still show conversations from the file: their messages are accepted.
+    store.add_message(7, "user", "still here")
+    assert [m.content for m in store.messages(7)] == ["still here"]
+
+
+def test_every_name_already_taken_is_skipped_when_setting_a_file_aside(tmp_path, monkeypatch):
+    path = tmp_path / "c.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    taken = [tmp_path / "c.damaged-20250101-120000.sqlite3", tmp_path / "c.damaged-20250101-120000-2.sqlite3-wal"]
+    for other in taken:
+        other.write_bytes(b"earlier")
+    monkeypatch.setattr(time, "strftime", lambda _format: "20250101-120000")
+    lines: list[str] = []
+    Store(path, on_notice=lines.append).close()
+    assert "it is kept as c.damaged-20250101-120000-3.sqlite3" in lines[0]
+    assert (tmp_path / "c.damaged-20250101-120000-3.sqlite3").read_bytes() == b"this is not sqlite" * 100
+    assert [other.read_bytes() for other in taken] == [b"earlier", b"earlier"]
+
+
+def _read_only_v1_store(path, extra_sql=""):
+    raw = sqlite3.connect(path, isolation_level=None)
+    MIGRATIONS[0](raw)
+    raw.execute("PRAGMA user_version = 1")
+    if extra_sql:
+        raw.execute(extra_sql)
+    raw.execute(ROWS_AT_VERSION[1])
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.close()
+    os.chmod(path, 0o444)
+
+
+def test_a_read_only_store_from_an_old_version_is_upgraded_in_memory(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    _read_only_v1_store(path)
+    before = path.read_bytes()
+    with permissions_enforced():
+        store = Store(path, on_notice=lambda _line: None)
+    assert store.not_saved == f"the conversation store {path} cannot be written (attempt to write a readonly database)"
+    (old,) = store.conversations()
+    assert old.title == "from v1" and old.settings.repeat_penalty == 1.1 and old.settings.adapters == ()
+    store.add_message(old.id, "user", "in memory")
+    assert [m.content for m in store.messages(old.id)] == ["in memory"]
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        store.add_message(old.id + 1, "user", "to nowhere")  # the copy keeps its foreign keys
+    assert path.read_bytes() == before
+
+
+def test_a_read_only_store_whose_copy_cannot_be_upgraded_starts_empty(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    # Step 3 adds this column again: the upgrade of the copy in memory fails.
+    _read_only_v1_store(path, "ALTER TABLE conversations ADD COLUMN repeat_penalty REAL NOT NULL DEFAULT 1.1")
+    with permissions_enforced():
+        store = Store(path, on_notice=lambda _line: None)
+    assert store.not_saved is not None and "readonly" in store.not_saved
+    assert store.conversations() == [] and store.schema_version == SCHEMA_VERSION
+    store.add_message(1, "user", "kept")
+    assert [m.content for m in store.messages(1)] == ["kept"]
+
+
+# -- writes that fail -------------------------------------------------------------------------
+
+
+def test_a_message_for_a_missing_conversation_is_refused_and_leaves_no_transaction(store):
+    conversation = store.new_conversation("here", SETTINGS)
+    updated = store.conversation(conversation.id).updated
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY constraint failed"):
+        store.add_message(conversation.id + 1, "user", "to nowhere")
+    assert not store._db.in_transaction and store.not_saved is None
+    assert store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    assert store.conversation(conversation.id).updated == updated
+    store.add_message(conversation.id, "user", "here")  # the store goes on
+    assert [m.content for m in store.messages(conversation.id)] == ["here"]
+
+
+@pytest.fixture
+def short_lock_wait(monkeypatch):
+    """Stores opened in the test wait 50 ms for a lock instead of SQLite's 5 s."""
+    monkeypatch.setattr(sqlite3, "connect", functools.partial(sqlite3.connect, timeout=0.05))
+
+
+def test_a_store_locked_by_another_writer_goes_on_in_memory_with_what_it_had(tmp_path, short_lock_wait):
+    path = tmp_path / "c.sqlite3"
+    lines: list[str] = []
+    store = Store(path, on_notice=lines.append)
+    conversation = store.new_conversation("before", SETTINGS)
+    store.add_message(conversation.id, "user", "saved")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        store.add_message(conversation.id, "assistant", "kept in memory")
+        store.add_message(conversation.id, "user", "and this")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert lines == [f"the conversation store {path} cannot be written any more (database is locked); {NOT_SAVED}"]
+    assert [m.content for m in store.messages(conversation.id)] == ["saved", "kept in memory", "and this"]
+    store.close()
+    assert [m.content for m in Store(path).messages(conversation.id)] == ["saved"]
+
+
+def test_a_store_another_program_holds_exclusively_starts_empty_instead_of_waiting(tmp_path, short_lock_wait):
+    path = tmp_path / "c.sqlite3"
+    store = Store(path)
+    store.new_conversation("unreachable", SETTINGS)
+    store.close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    seen: list[object] = []
+    lines: list[str] = []
+
+    def open_and_use() -> None:
+        store = Store(path, on_notice=lines.append)
+        seen.append(store.conversations())
+        store.add_message(1, "user", "in memory")
+        seen.append([m.content for m in store.messages(1)])
+
+    # Python's backup retries a locked source forever: open it where a hang cannot stop the suite.
+    opening = threading.Thread(target=open_and_use, daemon=True)
+    opening.start()
+    opening.join(timeout=30)
+    other.execute("ROLLBACK")
+    other.close()
+    assert not opening.is_alive(), "opening a store another program holds locked did not return"
+    assert lines == [f"the conversation store {path} cannot be written (database is locked); {NOT_SAVED}"]
+    assert seen == [[], ["in memory"]]
+
+
+# -- translation history ----------------------------------------------------------------------
+
+
+def test_translations_come_back_newest_first_up_to_the_limit(store):
+    first = store.add_translation("en", "fr", "Hello", "Bonjour", "gemma3-270m")
+    second = store.add_translation("en", "de", "Hello", "Hallo", "gemma3-270m")
+    third = store.add_translation("fr", "en", "Merci", "Thank you", "smollm2")
+    assert first.id < second.id < third.id and first.created <= third.created
+    assert store.translations(limit=2) == [third, second]
+    assert [t.translation for t in store.translations()] == ["Thank you", "Hallo", "Bonjour"]

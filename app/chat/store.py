@@ -152,6 +152,12 @@ def _print_notice(line: str) -> None:
     print(f"llamadesk: {line}", file=sys.stderr, flush=True)
 
 
+def _give_up_when_locked(status: int, _remaining: int, _total: int) -> None:
+    """Stop a copy whose source another program holds locked: Python's backup would retry forever."""
+    if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        raise sqlite3.OperationalError("the conversation store is locked by another program")
+
+
 class Store:
     """Conversations and their messages in one SQLite file (or in memory when it cannot be used).
 
@@ -277,7 +283,7 @@ class Store:
         memory = sqlite3.connect(":memory:", isolation_level=None)
         if source is not None:
             try:
-                source.backup(memory)
+                source.backup(memory, progress=_give_up_when_locked)
                 upgrade(memory, int(memory.execute("PRAGMA user_version").fetchone()[0]))
                 memory.execute("PRAGMA foreign_keys=ON")
                 return memory
