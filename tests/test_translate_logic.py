@@ -279,12 +279,16 @@ def test_streamed_text_reaches_the_callback_during_the_chunk():
     assert [(e.index, e.text.strip()) for e in seen] == [(0, "ONE TWO")]
 
 
-def test_document_mode_carries_the_previous_chunk_as_context():
-    _, _, gen = run_job("First sentence here.\n\nSecond sentence here.\n", mode="document")
-    assert (
-        "English: First sentence here.\nFrench: FIRST SENTENCE HERE.\n\nEnglish: Second sentence here."
-        in gen.prompts[1].text
-    )
+def test_document_mode_carries_the_previous_chunk_of_the_paragraph_as_context():
+    paragraph = " ".join(f"Sentence {n} has five words." for n in range(6))  # 30 words: two chunks of <= 16
+    job, _, gen = run_job(f"{paragraph}\n\nAnother paragraph stands alone.\n", mode="document", max_chunk_tokens=16)
+    assert len(job.chunks) == 3 and job.chunks[0].piece == job.chunks[1].piece != job.chunks[2].piece
+    # Sentence by sentence (a base model's prompt): each prompt ends with the sentence it asks for.
+    asked = {p.text.rsplit("English: ", 1)[1].removesuffix("\nFrench:"): p.text for p in gen.prompts}
+    first_chunk, first_of_second_chunk = job.chunks[0].text, job.chunks[1].text.split(". ")[0] + "."
+    assert f"English: {first_chunk}\nFrench: {first_chunk.upper()}\n\n" in asked[first_of_second_chunk]
+    # A new paragraph starts afresh, as it does with --parallel (where paragraphs are in flight together).
+    assert "Sentence" not in asked["Another paragraph stands alone."]
 
 
 def test_same_language_is_copied_without_the_model():

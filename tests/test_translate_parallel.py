@@ -85,6 +85,21 @@ def test_a_paragraph_sees_only_its_own_earlier_chunks_as_context():
     assert isinstance(events[-1], JobFinished)
 
 
+def test_a_document_is_put_to_the_model_the_same_way_with_or_without_parallel():
+    # The same prompts, so greedy output differs only by the kernels' rounding: a document's
+    # translation does not depend on the --parallel a machine picks.
+    paragraphs = [" ".join(f"Paragraph {p} sentence {n} is here." for n in range(5)) for p in range(4)]
+    text = "\n\n".join(paragraphs) + "\n"
+    parallel = ScriptedParallel(3)
+    events, job = run_text(text, parallel, max_chunk_tokens=24)
+    assert len(job.chunks) > len(paragraphs)  # paragraphs of several chunks, so some chunks have context
+    main = SegmentTranslator(ScriptedGenerator(upper_translation), FEW_SHOT)
+    alone = TranslationJob(main, text, JobSettings(target=FR, source=EN, mode="document", max_chunk_tokens=24))
+    sequential = list(alone.run())
+    assert sorted(p.text for p in parallel.prompts) == sorted(p.text for p in main.generator.prompts)
+    assert events[-1].text == sequential[-1].text
+
+
 def test_a_following_unit_waits_for_the_one_before_it():
     units = [Unit("The train leaves soon."), Unit("We must run.", follows=True), Unit("A separate entry.")]
     parallel = ScriptedParallel(3)
