@@ -172,11 +172,17 @@ def main() -> None:
         f"{statistics.fmean(theirs[8]) / statistics.fmean(theirs[1]):.2f}x here); chrF difference "
         f"{chrf[8] - chrf[1]:+.2f} (goal: within 0.5); {same} of {len(references)} paragraphs identical.",
         "",
-        "Why paragraphs can differ: with --parallel 1 a paragraph sees the paragraph before it as context; "
-        "in flight together it cannot (it sees its own earlier sentences only). And llama.cpp's CPU kernels "
-        "round a little differently for a token decoded beside others than alone (matrix-matrix against "
-        "matrix-vector paths), which can flip a near-tie in greedy decoding; tests/test_batched_decoder.py "
-        "shows one sequence at a time matching the engine exactly.",
+        "Both runs put the same prompts to the model (a segment's context is the segment before it in its "
+        "own paragraph, whatever --parallel; tests/test_translate_parallel.py checks it). Paragraphs differ "
+        "where llama.cpp's CPU kernels round a token decoded beside others differently from one decoded "
+        "alone (matrix-matrix against matrix-vector paths), which flips near-ties in greedy decoding; "
+        "tests/test_batched_decoder.py shows one sequence at a time matching the engine exactly.",
+        "",
+        "Why the document gains less than llama-batched-bench's sequences: its segments are a sentence each, "
+        "with a prompt of fixed examples that the sequential run keeps in the cache from one segment to the "
+        "next (and the batched one shares between slots), so each costs a few dozen new prompt tokens and a "
+        "short reply. Batching multiplies the reply's tokens/s, not the prompt's (already a batch), where "
+        "llama-batched-bench's sequences are 64 prompt and 64 generated tokens with nothing shared.",
         "",
         f"Command: `.venv/bin/python bench/batched.py --model {args.model} --threads {args.threads} "
         f"--rounds {args.rounds} --segments {args.segments} --translate-rounds {args.translate_rounds}`",
