@@ -29,7 +29,13 @@ echo "$SITE" > "$OLD_SITE/borrowed.pth"
 # run: copy it, named to run after borrowed.pth has made coverage importable.
 cp "$SITE"/a1_coverage.pth "$OLD_SITE/zz_coverage.pth" 2> /dev/null || true
 "$OLD/.venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$OLD"
-for tool in llamadesk ruff; do ln -sf "$HERE/.venv/bin/$tool" "$OLD/.venv/bin/$tool" 2> /dev/null || true; done
+# ruff is borrowed; llamadesk must stay the console script pip just wrote, which runs the old code
+# (a link to this checkout's would run today's code in every CLI test of the old suite).
+ln -sf "$HERE/.venv/bin/ruff" "$OLD/.venv/bin/ruff"
+[ "$(head -n 1 "$OLD/.venv/bin/llamadesk")" = "#!$OLD/.venv/bin/python" ] || {
+    echo "test_suite.sh: $OLD/.venv/bin/llamadesk is not the old checkout's console script" >&2
+    exit 1
+}
 OLD_FILES=$(cd "$OLD" && ls tests/test_*.py tests/*/test_*.py)
 
 coverage_rc() {  # $1: checkout, $2: data file

@@ -56,6 +56,10 @@ def test_chat_screen(snap_compare, tmp_path, size):
 async def library_listed(pilot) -> None:
     table = pilot.app.screen.query_one("#models")
     await wait_until(pilot, lambda: table.row_count >= 2, timeout=30, what="the library")
+    # DataTable sizes its columns to new rows on idle, a frame or more later; on a slow run the
+    # snapshot caught the header at its old widths. Textual has no public signal for it.
+    await wait_until(pilot, lambda: not table._require_update_dimensions, timeout=30, what="the column widths")
+    await pilot.pause()
 
 
 async def nothing_more(pilot) -> None:
