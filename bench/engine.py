@@ -4,6 +4,11 @@ Both tools measure prompt processing (pp512) and generation (tg128) the same way
 interleaved (ours, theirs, ours, ...) so that the noise of a shared machine hits both alike, and
 the result is reported as a ratio. Writes the "## engine" section of bench/RESULTS.md.
 
+The chat rows time `llamadesk chat --stats` replies. A reply's tokens come after its chat prompt,
+so each one attends over that many more cache cells than tg128's, which start at position 0; the
+chat rows are therefore also compared with llama-bench's tg128 at the prompt's depth (`-d`), the
+same work with nothing of llamadesk's per-token path in it.
+
     .venv/bin/python bench/engine.py [--model smollm2] [--rounds 3] [--threads N]
 """
 
@@ -45,8 +50,9 @@ CHAT_PROMPT = "Count from 1 to 300, separated by commas, and nothing else."
 CHAT_SAMPLING = {"greedy": ("--temperature", "0"), "default": ()}  # default: the chat command's own
 
 
-def run_chat(model: str, threads: int, sampling: str) -> float:
-    """Generation tokens/s of one `llamadesk chat --stats` reply of up to 128 tokens (the UI's path)."""
+def run_chat(model: str, threads: int, sampling: str) -> tuple[float, int]:
+    """Generation tokens/s of one `llamadesk chat --stats` reply of up to 128 tokens (the UI's path),
+    and the prompt's length in tokens."""
     out = subprocess.run(
         [str(LLAMADESK), "chat", "-m", model, "--threads", str(threads), "--max-tokens", "128", "--stats"]
         + ["--seed", "1", *CHAT_SAMPLING[sampling]],
@@ -55,20 +61,26 @@ def run_chat(model: str, threads: int, sampling: str) -> float:
         capture_output=True,
         text=True,
     )
-    match = re.search(r"\[(\d+) tokens, ([\d.]+) tok/s", out.stderr)
+    match = re.search(r"\[(\d+) tokens, ([\d.]+) tok/s; prompt (\d+) tokens", out.stderr)
     if match is None:
         raise RuntimeError(f"no --stats line in: {out.stderr[-500:]}")
-    return float(match.group(2))
+    return float(match.group(2)), int(match.group(3))
 
 
-def run_reference(bench_bin: Path, model_path: str, threads: int, reps: int) -> dict[str, list[float]]:
+def run_reference(
+    bench_bin: Path, model_path: str, threads: int, reps: int, depth: int | None = None
+) -> dict[str, list[float]]:
+    """llama-bench's pp512 and tg128; with `depth`, tg128 alone after `depth` tokens (keyed "tg128@d")."""
+    tests = ["-p", "0", "-n", "128", "-d", str(depth)] if depth is not None else []
     out = subprocess.run(
-        [str(bench_bin), "-m", model_path, "-t", str(threads), "-r", str(reps), "-o", "json"],
+        [str(bench_bin), "-m", model_path, "-t", str(threads), "-r", str(reps), "-o", "json", *tests],
         check=True,
         capture_output=True,
         text=True,
     )
     rows = json.loads(out.stdout)
+    if depth is not None:
+        return {"tg128@d": rows[0]["samples_ts"]}
     return {(f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"): r["samples_ts"] for r in rows}
 
 
@@ -90,15 +102,17 @@ def main() -> None:
     ours: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
     chat: dict[str, list[float]] = {name: [] for name in CHAT_SAMPLING}
+    _, depth = run_chat(args.model, threads, "greedy")  # the chat prompt's length, for tg128 at its depth
     for round_no in range(args.rounds):
         for target, runner in (
             (ours, lambda: run_ours(args.model, threads, args.reps)),
             (theirs, lambda: run_reference(bench_bin, model_path, threads, args.reps)),
+            (theirs, lambda: run_reference(bench_bin, model_path, threads, args.reps, depth)),
         ):
             for test, samples in runner().items():
                 target.setdefault(test, []).extend(samples)
         for name in CHAT_SAMPLING:
-            chat[name] += [run_chat(args.model, threads, name) for _ in range(args.reps)]
+            chat[name] += [run_chat(args.model, threads, name)[0] for _ in range(args.reps)]
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
     lines = [
@@ -115,18 +129,22 @@ def main() -> None:
             f"| {test} | {statistics.fmean(a):.1f} ± {statistics.stdev(a):.1f} | "
             f"{statistics.fmean(b):.1f} ± {statistics.stdev(b):.1f} | {ratio:.3f} |"
         )
-    tg = statistics.fmean(theirs["tg128"])
+    tg, tg_deep = statistics.fmean(theirs["tg128"]), statistics.fmean(theirs["tg128@d"])
     for name, samples in chat.items():
-        lines.append(
-            f"| chat --stats, {name} sampling | {statistics.fmean(samples):.1f} ± {statistics.stdev(samples):.1f} | "
-            f"tg128 {tg:.1f} | {statistics.fmean(samples) / tg:.3f} |"
-        )
+        mean = statistics.fmean(samples)
+        for label, reference in ((f"tg128 {tg:.1f}", tg), (f"tg128 -d {depth}: {tg_deep:.1f}", tg_deep)):
+            lines.append(
+                f"| chat --stats, {name} sampling | {mean:.1f} ± {statistics.stdev(samples):.1f} | "
+                f"{label} | {mean / reference:.3f} |"
+            )
     lines += [
         "",
         "Goal: ratio >= 0.98 for every row. The chat rows are the generation speed `llamadesk chat --stats` "
         f"prints for a reply of up to 128 tokens (prompt: {CHAT_PROMPT!r}), sampling included: greedy "
         "(--temperature 0) and the chat command's defaults (temperature 0.2, top-k 40, top-p 0.9, min-p 0.05, "
-        "repeat penalty 1.1); llama-bench samples nothing.",
+        "repeat penalty 1.1); llama-bench samples nothing. Each chat row is given twice: against tg128, and "
+        f"against tg128 after the chat prompt's {depth} tokens (`llama-bench -p 0 -n 128 -d {depth}`, "
+        f"{statistics.stdev(theirs['tg128@d']):.1f} stdev), where a reply's tokens sit.",
         "",
         f"Command: `.venv/bin/python bench/engine.py --model {args.model} --rounds {args.rounds} --reps {args.reps}"
         + (f" --threads {args.threads}`" if args.threads else "`"),

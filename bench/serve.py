@@ -5,7 +5,9 @@
   goal: >= 0.95); the same against llama.cpp's llama-server (built from the same llama.cpp source,
   bench/build_llama_server.sh) on the same model file, threads, context, one slot, the same chat
   request, and against the engine streaming the same reply in a child process (no HTTP: what the
-  server itself costs); time to first content byte for both servers;
+  server itself costs); time to first content byte for both servers; and against llama.cpp's
+  llama-bench tg at the chat prompt's depth (`-d`): a reply's tokens come after its prompt, where
+  they attend over more cache cells than tg's tokens from position 0;
 - 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time, so about the
   single-client rate: the queue must not cost throughput);
 - load: C clients sending R requests in total (short replies, streamed and not): errors, malformed
@@ -86,7 +88,7 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
     }
     started = time.perf_counter()
     first = last = None
-    tokens = pieces = 0
+    tokens = pieces = prompt_tokens = 0
     done = False
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as response:
         response.raise_for_status()
@@ -100,6 +102,7 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
             chunk = json.loads(data)
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
+                prompt_tokens = chunk["usage"]["prompt_tokens"]
             elif chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 now = time.perf_counter()
                 first = first or now
@@ -109,7 +112,18 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
         raise RuntimeError("a stream ended without [DONE] or without content")
     tokens = tokens or pieces  # a server that sends no usage sends a token per chunk
     rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
-    return {"ttfb": first - started, "rate": rate, "tokens": tokens}
+    return {"ttfb": first - started, "rate": rate, "tokens": tokens, "prompt_tokens": prompt_tokens}
+
+
+def llama_bench_tg_at_depth(model_path: Path, threads: int, depth: int) -> float:
+    """llama.cpp's llama-bench: tg after `depth` tokens in the cache (built by bench/build_llama_tools.sh)."""
+    tools = subprocess.run(
+        ["bash", "bench/build_llama_tools.sh", sys.executable], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    binary = Path(tools.stdout.strip().splitlines()[-1]) / "llama-bench"
+    argv = [str(binary), "-m", str(model_path), "-t", str(threads), "-p", "0", "-n", str(N_GEN), "-d", str(depth)]
+    out = subprocess.run([*argv, "-r", "3", "-o", "json"], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)[0]["avg_ts"]
 
 
 def llama_server_binary() -> Path:
@@ -199,6 +213,7 @@ def main() -> None:
 
     binary = llama_server_binary()
     bench_rates: list[float] = []
+    deep_rates: list[float] = []
     engine_rates: list[float] = []
     server_runs: list[dict] = []
     reference_runs: list[dict] = []
@@ -206,10 +221,12 @@ def main() -> None:
         serving("--threads", str(args.threads), "--queue-size", str(max(16, args.clients))) as served,
         llama_server(binary, resolve_model(args.model), args.threads) as reference_url,
     ):
-        streamed_reply(served.url, args.model)  # warm-up: load the model
+        depth = streamed_reply(served.url, args.model)["prompt_tokens"]  # warm-up: load the model
         streamed_reply(reference_url, args.model)
+        model_path = resolve_model(args.model)
         steps = [
             lambda: bench_rates.append(bench_tg(args.model, args.threads)),
+            lambda: deep_rates.append(llama_bench_tg_at_depth(model_path, args.threads, depth)),
             lambda: engine_rates.append(engine_rate(args.model, args.threads)),
             lambda: server_runs.append(streamed_reply(served.url, args.model)),
             lambda: reference_runs.append(streamed_reply(reference_url, args.model)),
@@ -235,6 +252,7 @@ def main() -> None:
     ratios = [ours["rate"] / theirs["rate"] for ours, theirs in zip(server_runs, reference_runs, strict=True)]
     tg_ratios = [ours["rate"] / theirs for ours, theirs in zip(server_runs, bench_rates, strict=True)]
     direct_ratios = [ours["rate"] / theirs for ours, theirs in zip(server_runs, engine_rates, strict=True)]
+    deep_ratios = [ours["rate"] / theirs for ours, theirs in zip(server_runs, deep_rates, strict=True)]
     direct = statistics.fmean(engine_rates)
     ttfb = statistics.median(r["ttfb"] for r in server_runs)
     reference_ttfb = statistics.median(r["ttfb"] for r in reference_runs)
@@ -249,9 +267,13 @@ def main() -> None:
         f"{', '.join(f'{r:.3f}' for r in tg_ratios)}) |",
         f"| through `llamadesk serve` / through llama.cpp's `llama-server`, median of per-round ratios | "
         f"{statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)}) |",
+        f"| through `llamadesk serve` / llama.cpp's `llama-bench` tg{N_GEN} after the chat prompt's {depth} tokens "
+        f"(`-d {depth}`), median of per-round ratios | {statistics.median(deep_ratios):.3f} (rounds: "
+        f"{', '.join(f'{r:.3f}' for r in deep_ratios)}) |",
         f"| through `llamadesk serve` / the engine streaming the same reply without HTTP, median of per-round "
         f"ratios | {statistics.median(direct_ratios):.3f} |",
         f"| `llamadesk bench` tg{N_GEN} | {tg:.1f} tok/s |",
+        f"| `llama-bench` tg{N_GEN} -d {depth} | {statistics.fmean(deep_rates):.1f} tok/s |",
         f"| llama-server, one client (-np 1, same model, threads, context) | {reference:.1f} tok/s |",
         f"| llama-server time to first content byte (median) | {reference_ttfb * 1000:.0f} ms |",
         f"| the engine streaming the same reply, no HTTP | {direct:.1f} tok/s |",
