@@ -6,7 +6,7 @@ import re
 from fnmatch import fnmatch
 from pathlib import Path
 
-from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import MALFORMED_ANSWER, BadInputError, LlamadeskError
 from llamadesk.app.core.value_ranges import shown
 
 # The Hub's rules for "owner/name" (huggingface_hub's validate_repo_id): each part 1-96 of
@@ -61,13 +61,6 @@ def files_to_download(repo_files: list[str]) -> list[str]:
     return wanted
 
 
-# What huggingface-hub raises when it parses an answer no Hub would give: JSON that is not JSON, a
-# field missing or of the wrong type, nesting without end (app/hub/errors.py maps the same for pulls;
-# convert/ cannot import it). Only the Hub calls are guarded with it, so a bug of llamadesk's own
-# still surfaces as one.
-MALFORMED_ANSWER = (KeyError, TypeError, AttributeError, ValueError, RecursionError)
-
-
 def download_repo(repo_id: str, revision: str | None = None) -> Path:
     """Download what conversion needs from a Hub repo (cached by huggingface-hub) and return its folder."""
     from huggingface_hub import HfApi, snapshot_download
@@ -91,7 +84,10 @@ def download_repo(repo_id: str, revision: str | None = None) -> Path:
 
 
 def _hub_failure(repo_id: str, err: Exception) -> Exception:
-    """The one-line error for what a huggingface-hub call raised (`err` itself when it is none of them)."""
+    """The one-line error for what a huggingface-hub call raised (`err` itself when it is none of them).
+
+    Only the Hub calls are mapped with it, so a bug of llamadesk's own still surfaces as one.
+    """
     from huggingface_hub import constants
     from huggingface_hub.errors import (
         GatedRepoError,

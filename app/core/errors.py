@@ -23,3 +23,10 @@ class Interrupted(LlamadeskError):
     """The user pressed Ctrl-C during long work; exit code 130 like a shell."""
 
     exit_code = 130
+
+
+# What a parser of a server's answer raises when the answer is not what such a server sends (a
+# field missing or of the wrong type, JSON that is not JSON or nested without end): huggingface-hub
+# lets these through. Shared by the Hub code (pulls) and convert/'s downloads, which map them to
+# one line of bad input.
+MALFORMED_ANSWER = (KeyError, TypeError, AttributeError, ValueError, RecursionError)

@@ -180,7 +180,8 @@ def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
     n_head = arch_int("attention.head_count", 1) or 1
     n_head_kv = arch_int("attention.head_count_kv", n_head) or n_head
     # Without key_length, llama.cpp takes the head size from layer 0's head count (n_embd / n_head()).
-    head_dim_k = arch_int("attention.key_length", n_embd // (arch_int("attention.head_count", 1, layer0=True) or 1))
+    n_head_layer0 = arch_int("attention.head_count", 1, layer0=True) or 1
+    head_dim_k = arch_int("attention.key_length", n_embd // n_head_layer0)
     name, template = meta.get("general.name"), meta.get("tokenizer.chat_template")
     return GGUFSummary(
         path=path,

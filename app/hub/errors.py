@@ -25,7 +25,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import logging as hf_logging
 
-from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import MALFORMED_ANSWER, BadInputError, LlamadeskError
 
 LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN to a token from https://huggingface.co/settings/tokens"
 
@@ -72,12 +72,6 @@ HUB_ERROR_MESSAGES: tuple[tuple[type[BaseException], type[LlamadeskError], str],
 )
 
 
-# What huggingface-hub raises when it parses an answer no Hub would give (a field missing or of
-# the wrong type, JSON that is not JSON or nested without end). Checked after the table, whose
-# HFValidationError is a ValueError too.
-MALFORMED_ANSWER = (KeyError, TypeError, AttributeError, ValueError, RecursionError)
-
-
 def hub_error_line(err: BaseException, repo: str) -> LlamadeskError | None:
     """The user-facing error for a huggingface-hub exception, or None if it is not one."""
     for kind, raised, message in HUB_ERROR_MESSAGES:
@@ -92,7 +86,7 @@ def hub_error_line(err: BaseException, repo: str) -> LlamadeskError | None:
                 f"the Hub refused access to {repo} (403): your token lacks permission for it; {LOGIN_HINT}"
             )
         return LlamadeskError(f"the Hub answered {status} for {repo}; try again later")
-    if isinstance(err, MALFORMED_ANSWER):
+    if isinstance(err, MALFORMED_ANSWER):  # after the table, whose HFValidationError is a ValueError too
         return BadInputError(
             f"the Hub at {constants.ENDPOINT} sent an answer about {repo} that is not what a Hub sends "
             f"({type(err).__name__}); check HF_ENDPOINT, or try again later"
