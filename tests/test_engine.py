@@ -259,3 +259,22 @@ def test_token_logprobs_are_reported_only_when_asked(smollm2_engine):
     assert all(p.logprob is not None and p.logprob <= 0 for p in pieces)
     assert sum(p.tokens for p in pieces) <= done.stats.generated_tokens
     assert any(p.logprob > -0.7 for p in pieces), "a greedy continuation has some likely tokens"
+
+
+def test_token_logprob_matches_a_float64_log_softmax(smollm2_engine):
+    """The float32 log-softmax of the confidence path agrees with float64 to well within 1e-4."""
+    import llama_cpp
+    import numpy as np
+
+    from llamadesk.app.engine.token_sampler import token_logprob
+    from llamadesk.app.engine.types import Sampling
+
+    prompt = smollm2_engine.tokenize("The capital of France is", add_bos=True)
+    list(smollm2_engine.stream_tokens(prompt, Sampling(temperature=0.0, seed=0, max_tokens=1)))
+    llama = smollm2_engine._llama
+    n_vocab = llama.n_vocab()
+    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(n_vocab,)).astype(np.float64)
+    reference = row - row.max() - np.log(np.exp(row - row.max()).sum())
+    for token in (int(row.argmax()), int(row.argmin()), 0, n_vocab - 1, n_vocab // 2):
+        assert abs(token_logprob(llama.ctx, -1, n_vocab, token) - reference[token]) < 1e-4
+    assert np.exp(reference).sum() == pytest.approx(1.0)

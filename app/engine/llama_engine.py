@@ -36,7 +36,7 @@ from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, resto
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_loop import TokenLoop
 from llamadesk.app.engine.token_prefix import common_prefix
-from llamadesk.app.engine.token_sampler import TokenText
+from llamadesk.app.engine.token_sampler import TokenText, token_logprob
 from llamadesk.app.engine.types import (
     ActiveSettings,
     BenchResult,
@@ -352,6 +352,7 @@ class Engine:
         budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
         pending_logprob, pending_tokens = 0.0, 0  # for tokens not yet shown as text (a split character)
         token_text, vocab, stop = self._token_text, self._vocab, self._stop
+        n_vocab = llama.n_vocab()
 
         tokens = self._token_loop.generate(prompt_tokens, sampling)  # token_loop.py: llama.generate, leaner
         try:
@@ -375,7 +376,7 @@ class Engine:
                     break
                 generated += 1
                 if sampling.logprobs:
-                    pending_logprob += _token_logprob(llama, token)
+                    pending_logprob += token_logprob(llama.ctx, -1, n_vocab, token)
                     pending_tokens += 1
                 text = decoder.feed(token_text(token))
                 if text:
@@ -463,18 +464,6 @@ class Engine:
                 )
             )
         return results
-
-
-def _token_logprob(llama: llama_cpp.Llama, token: int) -> float:
-    """log p(token) under the distribution it was just sampled from: a log-softmax of the raw logits.
-
-    Read from llama.cpp's output row for the last position (the one the sampler read), so it is the
-    model's own probability, before temperature or top-k reshape it.
-    """
-    row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
-    logits = np.ctypeslib.as_array(row, shape=(llama.n_vocab(),)).astype(np.float64)
-    peak = logits.max()
-    return float(logits[token] - peak - np.log(np.exp(logits - peak).sum()))
 
 
 def _stats(

@@ -10,6 +10,7 @@ token (262k entries for Gemma 3), where an argmax over the logits row reads it o
 from __future__ import annotations
 
 import ctypes
+import math
 
 import llama_cpp
 import numpy as np
@@ -99,11 +100,19 @@ class TokenSampler:
 
 
 def token_logprob(context: llama_cpp.llama_context_p, index: int, n_vocab: int, token: int) -> float:
-    """log p(token) under the model's raw distribution at batch position `index` (a log-softmax)."""
+    """log p(token) under the model's raw distribution at batch position `index` (a log-softmax).
+
+    In float32, where llama.cpp's logits already are: a float64 copy made this 6 ms a token for
+    Gemma 3's 262k vocabulary (~10% of a translation's time, which asks it of every token for
+    its confidence), float32 0.8 ms. numpy sums pairwise, so the float32 total is good to ~1e-6,
+    far below what a confidence threshold can tell apart.
+    """
     row = llama_cpp.llama_get_logits_ith(context, index)
-    logits = np.ctypeslib.as_array(row, shape=(n_vocab,)).astype(np.float64)
+    logits = np.ctypeslib.as_array(row, shape=(n_vocab,))
     peak = logits.max()
-    return float(logits[token] - peak - np.log(np.exp(logits - peak).sum()))
+    shifted = logits - peak
+    np.exp(shifted, out=shifted)
+    return float(logits[token] - peak) - math.log(float(shifted.sum()))
 
 
 class TokenText:
