@@ -134,12 +134,13 @@ def test_the_default_keeps_one_segment_in_flight_where_memory_is_short():
     assert default_parallel(available_memory=6 * gib, model_size=4 * gib) == 1
 
 
-def test_cli_parallel_lines_come_back_translated_and_in_order():
+def test_cli_parallel_lines_come_back_translated_in_order_and_the_same_every_run():
     """The real chat starter, 4 lines in flight: each output line is its own input's translation.
 
-    Not compared byte for byte with --parallel 1: which lines share a decode depends on timing, and
-    llama.cpp rounds a token decoded beside others a little differently (test_batched_decoder.py
-    checks identity where the batches are fixed; bench/RESULTS.md "batched" measures the rest).
+    The workers decode in lockstep, so a second run gives the same bytes whatever the threads'
+    timing. It is not compared with --parallel 1: llama.cpp rounds a token decoded beside others
+    a little differently (test_batched_decoder.py checks identity where the batches are the
+    same; bench/RESULTS.md "batched" measures the rest).
     """
     # Placeholders are protected spans: the translator keeps each in its own line, whatever the model does.
     lines = ["{room} is on the left.", "The train leaves at {time}.", "I paid for {count} tickets.", "Call {name}."]
@@ -151,6 +152,8 @@ def test_cli_parallel_lines_come_back_translated_and_in_order():
     for span, line in zip(("{room}", "{time}", "{count}", "{name}"), out, strict=True):
         assert span in line  # its own line's placeholder: the order is kept
     assert out != lines  # translated, not copied
+    again = run_cli(*common, "--parallel", "4", input="\n".join(lines) + "\n")
+    assert again.returncode == 0 and again.stdout == proc.stdout
 
 
 def test_cli_refuses_a_parallel_out_of_range():

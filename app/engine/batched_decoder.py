@@ -13,6 +13,13 @@ sequential logic (a translator that retries) runs in its own thread while the de
 whatever all callers have in flight. The KV cache is unified across slots: a new prompt that
 starts like a sequence already in the cache (the same few-shot examples, the same conversation)
 gets that prefix by reference (llama_memory_seq_cp) and decodes only the rest.
+
+Which tokens share a batch changes what llama.cpp computes for each of them (its CPU kernels
+take other paths, and round differently, for a token decoded beside others), so a run whose
+batches follow the callers' timing is not repeatable. Callers that want the same output from
+the same input every time join in lockstep (`join_lockstep`): the decoder then steps only while
+each of them has a sequence in flight, and admits waiting sequences in the order the callers
+give, so every batch is a function of the work, not of the threads' timing.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from llamadesk.app.engine.token_sampler import TokenSampler, TokenText, token_lo
 from llamadesk.app.engine.types import GenerationStats, Sampling, StopReason, TextPiece
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 
+# Shared prompt tokens that make a new sequence wait a step for another to read them: decoding 32
+# tokens in a batch costs about what one step of waiting does.
+WORTH_WAITING_FOR = 32
+
 # Called with each piece of a sequence's text, in the decoder's thread; True ends the sequence.
 PieceCallback = Callable[[TextPiece], bool]
 
@@ -47,6 +58,24 @@ class SequenceResult:
     @property
     def text(self) -> str:
         return "".join(piece.text for piece in self.pieces)
+
+
+class LockstepMember:
+    """One caller thread of a lockstep group (BatchedDecoder.join_lockstep); leave() when it is done.
+
+    `order` places this member's next sequence among others admitted in the same step (the
+    lower first): the caller sets it from its work (a translation chain's first segment), so
+    the placement does not depend on which thread happened to submit first.
+    """
+
+    def __init__(self, decoder: BatchedDecoder):
+        self.order = 0
+        self._decoder = decoder
+        self._left = False
+
+    def leave(self) -> None:
+        """The decoder no longer waits for this caller (idempotent)."""
+        self._decoder._leave(self)
 
 
 class SequenceHandle:
@@ -77,6 +106,8 @@ class _Request:
     on_piece: PieceCallback | None
     handle: SequenceHandle
     ignore_end: bool  # benchmarks: generate exactly max_tokens, as llama-batched-bench does
+    member: LockstepMember | None = None
+    order: tuple[int, int] = (0, 0)  # admission order among requests waiting together
     submitted: float = field(default_factory=time.perf_counter)
 
 
@@ -159,6 +190,8 @@ class BatchedDecoder:
         self._slot_tokens: list[list[int]] = [[] for _ in range(n_sequences)]
         self._active: dict[int, _Sequence] = {}
         self._queue: list[_Request] = []
+        self._members = 0  # lockstep callers not yet left (join_lockstep)
+        self._submitted = 0  # requests so far: the admission order of those without a member
         self._lock = threading.Condition()
         self._closing = False
         self._failed: BaseException | None = None
@@ -174,8 +207,12 @@ class BatchedDecoder:
         on_piece: PieceCallback | None = None,
         *,
         ignore_end: bool = False,
+        member: LockstepMember | None = None,
     ) -> SequenceHandle:
-        """Queue a sequence: decode `tokens`, then generate after them as `sampling` says."""
+        """Queue a sequence: decode `tokens`, then generate after them as `sampling` says.
+
+        A lockstep `member` has at most one sequence in flight at a time (its thread waits for it).
+        """
         if not tokens:
             raise BadInputError("the prompt is empty (no tokens); give the model some text to continue")
         if len(tokens) >= self.n_ctx:
@@ -183,21 +220,49 @@ class BatchedDecoder:
                 f"the prompt is {len(tokens)} tokens but the batched context holds {self.n_ctx}; shorten it"
             )
         handle = SequenceHandle()
-        request = _Request(list(tokens), sampling, on_piece, handle, ignore_end)
+        request = _Request(list(tokens), sampling, on_piece, handle, ignore_end, member)
         with self._lock:
             if self._closing:
                 raise LlamadeskError("the batched decoder is closed")
             if self._failed is not None:
                 raise LlamadeskError(f"the batched decoder failed: {self._failed}")
+            if member is not None and member._left:
+                raise LlamadeskError("this caller already left the lockstep group")
+            self._submitted += 1
+            # Members first, by the order they give; everyone else after them, first come first served.
+            request.order = (0, member.order) if member is not None else (1, self._submitted)
             self._queue.append(request)
             self._lock.notify_all()
         return handle
 
     def generate(
-        self, tokens: Sequence[int], sampling: Sampling = Sampling(), on_piece: PieceCallback | None = None
+        self,
+        tokens: Sequence[int],
+        sampling: Sampling = Sampling(),
+        on_piece: PieceCallback | None = None,
+        *,
+        member: LockstepMember | None = None,
     ) -> SequenceResult:
         """submit() and wait for the result (the caller's thread blocks; others keep decoding)."""
-        return self.submit(tokens, sampling, on_piece).result()
+        return self.submit(tokens, sampling, on_piece, member=member).result()
+
+    def join_lockstep(self) -> LockstepMember:
+        """A new caller the decoder waits for before each step, until it leaves.
+
+        Join every member before any of them submits (from the thread that starts them), so the
+        first step already waits for all; each member submits through `generate(member=...)`
+        and must leave() when it has no more work, or the decoder waits for it forever.
+        """
+        with self._lock:
+            self._members += 1
+        return LockstepMember(self)
+
+    def _leave(self, member: LockstepMember) -> None:
+        with self._lock:
+            if not member._left:
+                member._left = True
+                self._members -= 1
+                self._lock.notify_all()
 
     @contextlib.contextmanager
     def starting_together(self) -> Iterator[None]:
@@ -241,7 +306,7 @@ class BatchedDecoder:
         try:
             while True:
                 with self._lock:
-                    while not self._closing and not self._queue and not self._active and not self._stop.is_set():
+                    while not self._closing and not self._stop.is_set() and not self._ready():
                         self._lock.wait()
                     if self._closing:
                         break
@@ -262,6 +327,14 @@ class BatchedDecoder:
         with self._lock:
             self._stop_everything()
 
+    def _ready(self) -> bool:
+        """(Lock held.) Whether there is work and no lockstep member is still to submit its part."""
+        if not self._queue and not self._active:
+            return False
+        in_flight = sum(r.member is not None for r in self._queue)
+        in_flight += sum(s.request.member is not None for s in self._active.values())
+        return in_flight >= self._members
+
     def _stop_everything(self) -> None:
         """(Lock held.) Every sequence ends "stopped"; the cache is cleared (an abort leaves it partial)."""
         for sequence in list(self._active.values()):
@@ -275,15 +348,20 @@ class BatchedDecoder:
 
     def _admit(self) -> None:
         """(Lock held.) Queued requests into free slots, each starting from the longest cached prefix."""
+        self._queue.sort(key=lambda r: r.order)
+        deferred: list[_Request] = []
         while self._queue and len(self._active) < self.n_sequences:
             request = self._queue.pop(0)
+            source, common = self._longest_prefix(request.tokens)
+            if self._prefix_coming(request.tokens, common):
+                deferred.append(request)
+                continue
             try:  # a grammar llama.cpp refuses is that caller's error, not the decoder's
                 sampler = TokenSampler(self._vocab, self.n_vocab, request.sampling)
             except LlamadeskError as error:
                 request.handle._finish(None, error)
                 continue
             free = [slot for slot in range(self.n_sequences) if slot not in self._active]
-            source, common = self._longest_prefix(request.tokens)
             if source in free:
                 slot = source
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, common, -1)
@@ -305,6 +383,21 @@ class BatchedDecoder:
                 cached=common,
                 budget=budget,
             )
+        self._queue[:0] = deferred
+
+    def _prefix_coming(self, tokens: list[int], cached: int) -> bool:
+        """Whether a sequence still reading its prompt will soon hold much more of `tokens` than the cache.
+
+        Prompts that arrive together (translation workers starting, clients with one system
+        prompt) would each decode the prefix they share; waiting the one step it takes the first
+        to read it lets the others take it by reference instead.
+        """
+        for sequence in self._active.values():
+            if sequence.prefilling:
+                shared = min(common_prefix(sequence.request.tokens, tokens), len(tokens) - 1)
+                if shared >= cached + WORTH_WAITING_FOR:
+                    return True
+        return False
 
     def _longest_prefix(self, tokens: list[int]) -> tuple[int, int]:
         """The slot whose cache shares the longest usable prefix with `tokens`, and its length."""

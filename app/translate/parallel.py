@@ -7,6 +7,10 @@ which decodes the next token of every call in flight in one llama_decode. Segmen
 on each other (a following subtitle cue sees the one before as context) form a chain that one
 worker translates in order; chains run side by side.
 
+The workers decode in lockstep (BatchedDecoder.join_lockstep): each batch holds what every
+worker asks at that point of the work, so the same document gives the same translation on
+every run, whatever the threads' timing.
+
 `run_chains` yields what happens as it happens; the jobs (job.py, file_job.py) turn that into
 their usual events, ChunkDone in document order.
 """
@@ -18,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from llamadesk.app.engine.batched_decoder import LockstepMember
 from llamadesk.app.engine.types import Sampling
 from llamadesk.app.translate.generation import GREEDY, AnswerLine, EngineGenerator, GenerationStopped
 from llamadesk.app.translate.nearest_examples import ExampleCorpus
@@ -48,6 +53,7 @@ class BatchedGenerator(EngineGenerator):
         self.decoder = decoder
         self._tokenizing = tokenizing  # the chat template renderer is not made for threads
         self._stopped = stopped  # shared: a stop ends every worker's next call too, not only this one
+        self.member: LockstepMember | None = None  # set by run_chains while a worker uses this generator
 
     @property
     def context_size(self) -> int:
@@ -68,7 +74,7 @@ class BatchedGenerator(EngineGenerator):
         tokens = self.prompt_tokens(prompt)
         if self._stopped.is_set():
             raise GenerationStopped()
-        result = self.decoder.generate(tokens, self.answer_sampling(max_tokens), answer.feed)
+        result = self.decoder.generate(tokens, self.answer_sampling(max_tokens), answer.feed, member=self.member)
         self.last_stats = result.stats
         self.last_mean_logprob = answer.mean_logprob
         if result.stats.stop_reason == "stopped":
@@ -150,12 +156,16 @@ def run_chains(
     events: queue.SimpleQueue[Started | Finished | Stopped | BaseException] = queue.SimpleQueue()
 
     def worker(translator: SegmentTranslator) -> None:
+        generator = translator.generator
+        member = generator.member if isinstance(generator, BatchedGenerator) else None
         try:
             while not cancelled.is_set():
                 try:
                     chain = work.get_nowait()
                 except queue.Empty:
                     return
+                if member is not None:
+                    member.order = chain[0] if chain else 0  # the document's order, not the thread's
                 done: list[SegmentResult] = []
                 for index in chain:
                     if cancelled.is_set():
@@ -167,8 +177,16 @@ def run_chains(
             events.put(Stopped())
         except BaseException as error:  # surfaced in the job's thread
             events.put(error)
+        finally:
+            if member is not None:
+                member.leave()
 
     n_workers = min(len(translators), len(chains))
+    for translator in translators[:n_workers]:
+        # Every worker joins before any starts, so the first batch already waits for all of them.
+        generator = translator.generator
+        if isinstance(generator, BatchedGenerator):
+            generator.member = generator.decoder.join_lockstep()
     threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in translators[:n_workers]]
     for thread in threads:
         thread.start()
