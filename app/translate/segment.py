@@ -2,12 +2,14 @@
 
 One segment in, one segment out (a base model gets it one sentence per call). The model's line
 is cleaned (echoed labels and added quotes removed, marker slips mended where the fix is
-certain) and checked: empty, a mere copy of the source, a lost span, a missing glossary term, a
-broken Markdown link or a link text left untranslated (markdown_links.py) each earn one retry
+certain) and checked: empty, a mere copy of the source, an answer stuck in a loop
+(repetition.py), a lost span, a missing glossary term, a broken Markdown link or a link text
+left untranslated (markdown_links.py) each earn one retry
 with the strict prompt (with glossary terms then protected, so their required translation is put
 in by restoration). If spans are still lost (or a link still broken), the words between the
 spans are translated piece by piece so every span survives (so is a segment the model keeps
-copying: the shorter pieces often get through); an output still empty keeps the source text.
+copying: the shorter pieces often get through); an answer that loops again is cut before its
+loop; an output still empty keeps the source text.
 Whatever happened is reported on the result, never hidden.
 """
 
@@ -34,6 +36,7 @@ from llamadesk.app.translate.protection import (
     piecewise_parts,
     protect,
 )
+from llamadesk.app.translate.repetition import runaway_repetition, without_repetition
 from llamadesk.app.translate.segmentation import split_sentences
 
 # Quotes a model adds around its answer: (opening, closing).
@@ -176,6 +179,9 @@ class SegmentTranslator:
             problems.append("empty output")
         elif protected.has_words and is_copy(protected.text, output):
             problems.append("output copied the source")
+        repetition = runaway_repetition(protected.text, output)
+        if repetition is not None:
+            problems.append(repetition.describe())
         lost = missing_markers(protected, output)
         if lost and output:
             problems.append("lost " + ", ".join(repr(span.original) for span in lost))
@@ -334,6 +340,9 @@ class SegmentTranslator:
         problems: list[str],
         started: float,
     ) -> SegmentResult:
+        repetition = runaway_repetition(protected.text, output)
+        if repetition is not None:  # both answers looped: keep what came before the loop, once
+            output = without_repetition(output, repetition)
         copied = is_copy(protected.text, output)
         # Markers all there, and (where they make links) in an order that keeps every link working.
         intact = (

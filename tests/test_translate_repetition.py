@@ -1,0 +1,70 @@
+"""Translations stuck in a loop: found, retried, and cut back when the retry loops too."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from llamadesk.app.translate import SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate.repetition import REPEATS, runaway_repetition, without_repetition
+from tests.translate_fakes import ScriptedGenerator
+
+EN, FR = resolve_language("en"), resolve_language("fr")
+FEW_SHOT = choose_strategy({}, has_chat_template=False)
+SOURCE = "Please either submit a file or check the clear checkbox, not both."
+LOOP = "Veuillez soit" + " soit" * 40
+
+
+def test_a_loop_is_found_with_its_unit_and_count():
+    found = runaway_repetition(SOURCE, LOOP)
+    assert found is not None and found.unit.strip() == "soit" and found.count == 41
+    assert found.describe() == "repeats 'soit' 41 times"
+    assert without_repetition(LOOP, found) == "Veuillez soit"
+    cjk = runaway_repetition("Hello", "你好" + "的" * 30 + "。")
+    assert cjk is not None and without_repetition("你好" + "的" * 30 + "。", cjk) == "你好的。"
+
+
+def test_ordinary_text_and_the_sources_own_repetition_are_not_loops():
+    assert runaway_repetition(SOURCE, "Envoyez un fichier ou cochez la case, mais pas les deux.") is None
+    assert runaway_repetition("x", "ha ha ha ha ha") is None  # REPEATS - 1 times is still prose
+    assert runaway_repetition("x", "ha " * REPEATS) is not None
+    table = "|---|---|---|---|---|---|---|"
+    assert runaway_repetition(table, table) is None  # no letter in the unit
+    assert runaway_repetition("very " * 8, "très " * 8) is not None  # another unit than the source's
+    assert runaway_repetition("no no no no no no no", "no no no no no no no") is None  # the source's own
+    assert runaway_repetition("1000000", "1 000 000 000 000 000 000") is None  # digits, not words
+
+
+def test_the_search_is_quick_on_long_and_hostile_outputs():
+    """Model output is untrusted text: no input may make the backtracking search crawl."""
+    rng = random.Random(7)
+    alphabet = "ab a\n⟦1⟧.é的"
+    samples = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 5000))) for _ in range(50)] + [
+        "ab" * 5000 + "abc" * 3000,
+        "a" * 20000,
+        "abcdefghijklmnopqrstu" * 500 + "x",
+    ]
+    started = time.perf_counter()
+    for sample in samples:
+        found = runaway_repetition("", sample)
+        if found is not None:
+            assert sample[found.start :].startswith(found.unit * found.count)
+            assert len(without_repetition(sample, found)) < len(sample)
+    assert time.perf_counter() - started < 5.0
+
+
+def test_a_looping_answer_gets_the_strict_retry():
+    generator = ScriptedGenerator([" " + LOOP + "\n", " Envoyez un fichier ou cochez la case, pas les deux.\n"])
+    result = SegmentTranslator(generator, FEW_SHOT).translate(SOURCE, EN, FR)
+    assert result.translation == "Envoyez un fichier ou cochez la case, pas les deux."
+    assert result.attempts == 2 and any("repeats 'soit'" in p for p in result.problems)
+
+
+def test_when_both_answers_loop_the_loop_is_cut_and_reported():
+    generator = ScriptedGenerator([" " + LOOP + "\n", " " + LOOP + "\n"])
+    result = SegmentTranslator(generator, FEW_SHOT).translate(SOURCE, EN, FR)
+    assert result.translation == "Veuillez soit"
+    assert [p for p in result.problems if "repeats" in p] == [
+        "first try: repeats 'soit' 41 times",
+        "retry: repeats 'soit' 41 times",
+    ]
