@@ -21,13 +21,16 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from llamadesk.app.engine.batched_decoder import LockstepMember
 from llamadesk.app.engine.types import Sampling
 from llamadesk.app.translate.generation import GREEDY, AnswerLine, EngineGenerator, GenerationStopped
 from llamadesk.app.translate.nearest_examples import ExampleCorpus
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
+
+if TYPE_CHECKING:  # the engine (llama.cpp, numpy) loads only when a model does, not with the app
+    from llamadesk.app.engine.batched_decoder import LockstepMember
 
 # More segments in flight read the weights once for more tokens; past ~8 llama-batched-bench
 # shows little more to gain on small machines, while each adds a worker and KV cells.
