@@ -367,7 +367,7 @@ def test_a_stop_during_the_chat_template_render_is_a_generation_stop():
         def chat_prompt_tokens(self, messages):
             raise Interrupted("stopped")
 
-        def stream_tokens(self, tokens, sampling):
+        def stream_tokens(self, tokens, sampling, *, shelve=False):
             raise AssertionError("nothing is decoded once the render was stopped")
 
     generator = EngineGenerator(StoppedWhileRendering())

@@ -31,6 +31,7 @@ from llamadesk.app.engine.devices import backend_devices
 from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
+from llamadesk.app.engine.prefix_shelf import PrefixShelf
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.stop_flag import StopFlag
@@ -141,6 +142,7 @@ class Engine:
         self.adapters: list[tuple[AdapterSummary, float]] = []  # applied LoRA adapters and their scales
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._token_loop = TokenLoop(llama)
+        self._shelf = PrefixShelf(llama)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llama._model.model)
         self._token_text = TokenText(self._vocab)  # llama.detokenize([token]), without its per-call setup
         self._chat_template = chat_template
@@ -213,6 +215,7 @@ class Engine:
         if not self._closed:
             self._closed = True
             self._token_loop.close()
+            self._shelf.clear()
             self._llama.close()
 
     def __enter__(self) -> Engine:
@@ -316,8 +319,14 @@ class Engine:
         """Stream the continuation of a plain text prompt (base models)."""
         return self.stream_tokens(self.tokenize(prompt, add_bos=True, special=False), sampling)
 
-    def stream_tokens(self, prompt_tokens: list[int], sampling: Sampling = Sampling()) -> Iterator[StreamEvent]:
-        """Generate after `prompt_tokens`, reusing whatever prefix is already in the KV cache."""
+    def stream_tokens(
+        self, prompt_tokens: list[int], sampling: Sampling = Sampling(), *, shelve: bool = False
+    ) -> Iterator[StreamEvent]:
+        """Generate after `prompt_tokens`, reusing whatever prefix is already in the KV cache.
+
+        `shelve`: a caller that alternates between two long prompts (translation's few-shot
+        prompt and its strict retry) keeps the other prompt's cache aside (prefix_shelf.py).
+        """
         n_ctx = self.n_ctx
         if not prompt_tokens:
             # llama.cpp has nothing to decode (llama-cpp-python asserts on it): nothing to answer.
@@ -328,6 +337,8 @@ class Engine:
                 "shorten it or load the model with a larger --ctx"
             )
         with self._exclusive():
+            if shelve:
+                self._shelf.prepare(prompt_tokens)
             yield from self._generate(prompt_tokens, sampling, n_ctx)
 
     @contextlib.contextmanager

@@ -120,7 +120,7 @@ class EngineGenerator:
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
         answer = AnswerLine(on_text)
         self.last_mean_logprob = None
-        events = self.engine.stream_tokens(self.prompt_tokens(prompt), self.answer_sampling(max_tokens))
+        events = self.engine.stream_tokens(self.prompt_tokens(prompt), self.answer_sampling(max_tokens), shelve=True)
         try:
             for event in events:
                 if isinstance(event, TextPiece):

@@ -32,7 +32,7 @@ class FakeTranslatingEngine:
     def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
         return [ord(c) for c in text]
 
-    def stream_tokens(self, tokens, sampling):
+    def stream_tokens(self, tokens, sampling, *, shelve=False):
         self._stop.clear()
         prompt = "".join(map(chr, tokens))
         segment = re.findall(r"^\w+: (.*)\n\w+:$", prompt, re.M)[-1] if prompt.endswith(":") else prompt

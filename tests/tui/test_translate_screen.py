@@ -167,7 +167,7 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
     slow_after_two = [True]
 
     class CountingEngine(FakeTranslatingEngine):
-        def stream_tokens(self, tokens, sampling):
+        def stream_tokens(self, tokens, sampling, *, shelve=False):
             asked.append("".join(map(chr, tokens)).rstrip().rsplit("\n", 1)[0].rsplit("\n", 1)[-1])
             self.delay = 0.5 if slow_after_two[0] and len(asked) > 2 else 0.05
             return super().stream_tokens(tokens, sampling)
