@@ -123,7 +123,9 @@ class QuantizerProcess:
         """Wait for the requests sent; each one's status and what it logged, in order.
 
         A request the child never finished (it crashed) gets the child's exit status, negative
-        for a signal.
+        for a signal. A child stopped by SIGINT was stopped by Ctrl-C, which a terminal sends to
+        the whole foreground group: that is KeyboardInterrupt here too, even when the child's pipe
+        closes before this process's own SIGINT has raised it.
         """
         child = self._child
         assert child.stdout is not None
@@ -141,6 +143,8 @@ class QuantizerProcess:
             if started is not None and progress is not None:
                 progress(started)
         status = child.wait()
+        if status == -signal.SIGINT and len(results) < self._count:
+            raise KeyboardInterrupt
         while len(results) < self._count:
             results.append((status or 1, report))
             report = QuantizeReport()

@@ -177,6 +177,15 @@ def test_a_failed_run_is_one_line_and_leaves_nothing(tmp_path, child, step, mess
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf", "stand-in"]
 
 
+def test_a_child_stopped_by_ctrl_c_is_an_interruption_and_leaves_nothing(tmp_path, child):
+    # Ctrl-C reaches the child and this process together; the child's pipe may close first.
+    source = float_gguf(tmp_path / "m.gguf")
+    child(steps=[{"lines": ["[ 1/ 2] output.weight"], "write": "half a file", "signal": signal.SIGINT}])
+    with pytest.raises(KeyboardInterrupt):
+        quantize_gguf(source, tmp_path / "out.gguf", "Q8_0")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf", "stand-in"]
+
+
 def test_a_model_that_needs_an_importance_matrix_for_the_type_is_bad_input(tmp_path, child):
     child(steps=[{"lines": ["quantizing blk.0.ffn_down.weight requires an importance matrix"], "status": 1}])
     with pytest.raises(
