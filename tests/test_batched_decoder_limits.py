@@ -66,19 +66,31 @@ def test_a_stop_asked_while_idle_ends_what_was_queued_with_it_and_nothing_after(
         assert after.stats.stop_reason == "length" and after.stats.generated_tokens == 8
 
 
-def test_a_full_context_fails_every_sequence_and_later_submissions_say_why(engine):
+def test_a_prompt_that_overfills_the_shared_cache_waits_and_every_sequence_completes(engine):
     with engine.batched_decoder(2, n_ctx=256) as decoder:
         assert decoder.n_ctx == 256
-        with decoder.starting_together():  # 2 x 150 prompt tokens in 256 cells, 64 a step
+        alone = [decoder.generate(tokens(start, 150), GREEDY).text for start in (1000, 3000)]
+        with decoder.starting_together():  # 2 x 158 cells do not fit in 256, 64 tokens a step
             handles = [decoder.submit(tokens(start, 150), GREEDY) for start in (1000, 3000)]
-        why = "the batched context (256 tokens) is full with 2 sequences; use fewer sequences or shorter prompts"
-        for handle in handles:
-            with pytest.raises(LlamadeskError) as err:
-                handle.result(timeout=60)
-            assert str(err.value) == f"batched decoding failed: {why}"
-        with pytest.raises(LlamadeskError) as err:
-            decoder.submit(tokens(5000, 4), GREEDY)
-        assert str(err.value) == f"the batched decoder failed: {why}"
+        results = [handle.result(timeout=60) for handle in handles]
+        # The second gave way while reading its prompt and started again once the first had ended.
+        assert [r.stats.stop_reason for r in results] == ["length", "length"]
+        assert [r.text for r in results] == alone
+        assert results[1].stats.generated_tokens == 8
+        assert decoder.generate(tokens(5000, 4), GREEDY).stats.stop_reason == "length"  # it goes on
+
+
+def test_generating_sequences_that_outgrow_the_cache_cut_one_short_and_the_other_goes_on(engine):
+    long = Sampling(**{**GREEDY.__dict__, "max_tokens": 100})
+    with engine.batched_decoder(2, n_ctx=256) as decoder:
+        with decoder.starting_together():  # 2 x (100 + 100) cells: full after ~28 tokens each
+            handles = [decoder.submit(tokens(start, 100), long) for start in (1000, 3000)]
+        results = [handle.result(timeout=120) for handle in handles]
+        reasons = sorted(r.stats.stop_reason for r in results)
+        assert reasons == ["context", "length"], reasons
+        cut = next(r for r in results if r.stats.stop_reason == "context")
+        assert 0 < cut.stats.generated_tokens < 100
+        assert max(r.stats.generated_tokens for r in results) == 100
 
 
 def test_caches_kept_in_free_slots_are_given_up_when_a_sequence_needs_the_room(engine):

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   llamadesk serve                                   # smollm2 and the library on http://127.0.0.1:11435
   llamadesk serve -m smollm2 -m gemma3-270m --preload
   llamadesk serve --memory-budget 3G                # keep models loaded while together they fit 3 GiB
+  llamadesk serve --parallel 4                      # up to 4 replies decoded together, for several clients
   llamadesk serve -m smollm2 --lora my-lora.gguf:0.8   # a fine-tune: the adapter on the -m model
   LLAMADESK_API_KEY=$(openssl rand -hex 24) llamadesk serve --host 0.0.0.0   # on the LAN, with a key
 
@@ -99,6 +100,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=DEFAULT_QUEUE_SIZE,
         help=f"requests that may wait for the model; more get 503 (default: {DEFAULT_QUEUE_SIZE})",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="replies decoded together, for several clients at once: more tokens/s in all, each reply a "
+        "little slower, and a reply's exact words may depend on what else is decoded beside it "
+        "(default: 1, one reply at a time)",
     )
     add_load_options(parser)
     add_lora_option(parser)
@@ -207,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--max-models must be between 1 and 64")
     if not 1 <= args.queue_size <= 10_000:
         raise BadInputError("--queue-size must be between 1 and 10000")
+    if not 1 <= args.parallel <= 64:
+        raise BadInputError("--parallel must be between 1 and 64")
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -230,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
         max_models=max_models,
         memory_budget=memory_budget,
         adapters=adapters,
+        parallel=args.parallel,
     )
     preload = next(iter(served), "smollm2") if args.preload else None
     app = build_app(config, pool, preload=preload)
@@ -251,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         from llamadesk.app.core.byte_sizes import format_bytes
 
         names += f" (memory budget {format_bytes(memory_budget)}, up to {max_models} models)"
+    if args.parallel > 1:
+        names += f", {args.parallel} replies at once"
     print(f"llamadesk: serving {names} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
     _say_other_apps_stores()
     server.run()

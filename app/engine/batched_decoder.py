@@ -85,6 +85,9 @@ class SequenceHandle:
         self._done = threading.Event()
         self._result: SequenceResult | None = None
         self._error: BaseException | None = None
+        self._cancelled = False  # set by BatchedDecoder.cancel; read by the decoder thread
+        self._callbacks: list[Callable[[SequenceHandle], None]] = []
+        self._callbacks_lock = threading.Lock()
 
     def result(self, timeout: float | None = None) -> SequenceResult:
         if not self._done.wait(timeout):
@@ -94,9 +97,26 @@ class SequenceHandle:
         assert self._result is not None
         return self._result
 
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def add_done_callback(self, callback: Callable[[SequenceHandle], None]) -> None:
+        """Call `callback(handle)` when the sequence ends (at once if it has): for callers that
+        must not block a thread per sequence (a server). It runs on the decoder thread, so it must
+        be quick and must not call the decoder."""
+        with self._callbacks_lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
     def _finish(self, result: SequenceResult | None, error: BaseException | None = None) -> None:
         self._result, self._error = result, error
-        self._done.set()
+        with self._callbacks_lock:
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
 
 
 @dataclass
@@ -125,6 +145,7 @@ class _Sequence:
     pieces: list[TextPiece] = field(default_factory=list)
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
     generated: int = 0
+    admitted: int = 0  # the how-manieth admission this was (the newest gives way when the cache is full)
     first_token_at: float | None = None
     pending_logprob: float = 0.0
     pending_tokens: int = 0
@@ -192,6 +213,9 @@ class BatchedDecoder:
         self._queue: list[_Request] = []
         self._members = 0  # lockstep callers not yet left (join_lockstep)
         self._submitted = 0  # requests so far: the admission order of those without a member
+        self._admissions = 0
+        # Set when the cache could not hold every sequence in flight: no new one starts until one ends.
+        self._cache_full = False
         self._lock = threading.Condition()
         self._closing = False
         self._failed: BaseException | None = None
@@ -246,6 +270,11 @@ class BatchedDecoder:
         """submit() and wait for the result (the caller's thread blocks; others keep decoding)."""
         return self.submit(tokens, sampling, on_piece, member=member).result()
 
+    @property
+    def failed(self) -> bool:
+        """Whether llama.cpp failed under the decoder: it takes no more sequences (make a new one)."""
+        return self._failed is not None
+
     def join_lockstep(self) -> LockstepMember:
         """A new caller the decoder waits for before each step, until it leaves.
 
@@ -275,6 +304,13 @@ class BatchedDecoder:
         """
         with self._lock:
             yield
+
+    def cancel(self, handle: SequenceHandle) -> None:
+        """End one sequence, queued or in flight, with stop reason "stopped" before the next step
+        (its client went away); the others go on. Safe from any thread."""
+        with self._lock:
+            handle._cancelled = True
+            self._lock.notify_all()
 
     def request_stop(self) -> None:
         """End every sequence in flight or queued now, with stop reason "stopped"; safe from any thread."""
@@ -313,6 +349,7 @@ class BatchedDecoder:
                     if self._stop.is_set():
                         self._stop_everything()
                         continue
+                    self._end_cancelled()
                     self._admit()
                 self._step()
         except BaseException as error:  # a decoder failure must reach every waiting caller, not vanish
@@ -331,6 +368,10 @@ class BatchedDecoder:
         """(Lock held.) Whether there is work and no lockstep member is still to submit its part."""
         if not self._queue and not self._active:
             return False
+        if any(r.handle._cancelled for r in self._queue) or any(
+            s.request.handle._cancelled for s in self._active.values()
+        ):
+            return True  # ending a cancelled sequence waits for no one
         in_flight = sum(r.member is not None for r in self._queue)
         in_flight += sum(s.request.member is not None for s in self._active.values())
         return in_flight >= self._members
@@ -346,8 +387,19 @@ class BatchedDecoder:
         self._slot_tokens = [[] for _ in range(self.n_sequences)]
         self._stop.clear()
 
+    def _end_cancelled(self) -> None:
+        """(Lock held.) Sequences whose caller cancelled them end "stopped"; their cached tokens stay."""
+        for request in [r for r in self._queue if r.handle._cancelled]:
+            self._queue.remove(request)
+            request.handle._finish(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+        for sequence in [s for s in self._active.values() if s.request.handle._cancelled]:
+            self._finish(sequence, "stopped")
+
     def _admit(self) -> None:
         """(Lock held.) Queued requests into free slots, each starting from the longest cached prefix."""
+        if self._cache_full and self._active:
+            return
+        self._cache_full = False
         self._queue.sort(key=lambda r: r.order)
         deferred: list[_Request] = []
         while self._queue and len(self._active) < self.n_sequences:
@@ -374,6 +426,7 @@ class BatchedDecoder:
             self._slot_tokens[slot] = request.tokens[:common]
             sampling = request.sampling
             budget = sampling.max_tokens if sampling.max_tokens is not None else self.n_ctx
+            self._admissions += 1
             self._active[slot] = _Sequence(
                 request,
                 slot,
@@ -382,6 +435,7 @@ class BatchedDecoder:
                 position=common,
                 cached=common,
                 budget=budget,
+                admitted=self._admissions,
             )
         self._queue[:0] = deferred
 
@@ -453,6 +507,9 @@ class BatchedDecoder:
             with self._lock:
                 self._stop_everything()
             return
+        if status == 1 and len(self._active) > 1:
+            self._give_way()
+            return
         if status == 1:
             raise LlamadeskError(
                 f"the batched context ({self.n_ctx} tokens) is full with {len(self._active)} sequences; "
@@ -470,6 +527,32 @@ class BatchedDecoder:
                 self._advance(sequence, row, now)
             except Exception as error:  # the caller's on_piece failed: that sequence ends, the others go on
                 self._finish(sequence, "stopped", error)
+
+    def _give_way(self) -> None:
+        """The sequences in flight together outgrew the shared cache (llama.cpp placed none of the
+        batch): one gives way so that the others go on at the next step, and no new sequence starts
+        until one has ended.
+
+        The newest still reading its prompt goes back to the queue (it has shown nothing yet, so
+        it starts again later, from whatever prefix is cached then). When every sequence is already
+        generating, the one holding the most cells ends with reason "context", as if its own
+        context were full: one reply cut short, not every reply failed.
+        """
+        prefilling = [s for s in self._active.values() if s.prefilling]
+        if prefilling:
+            victim = max(prefilling, key=lambda s: s.admitted)
+        else:
+            victim = max(self._active.values(), key=lambda s: s.position)
+        llama_cpp.llama_memory_seq_rm(self._memory, victim.slot, -1, -1)
+        self._slot_tokens[victim.slot] = []
+        with self._lock:
+            self._cache_full = True
+            if victim.prefilling:
+                victim.sampler.free()
+                self._active.pop(victim.slot)
+                self._queue.insert(0, victim.request)
+                return
+        self._finish(victim, "context")
 
     def _drop_idle_caches(self) -> bool:
         """Give up the prefixes kept in free slots (cells shared with an active slot stay); True if any."""
@@ -518,6 +601,7 @@ class BatchedDecoder:
         sequence.utf8.flush()
         with self._lock:
             self._active.pop(sequence.slot, None)
+            self._cache_full = False  # its cells are free for a sequence that gave way
             self._lock.notify_all()
         stats = _stats(
             sequence.request,

@@ -11,6 +11,11 @@ room for them.
 
 A job is cancelled when its client goes away: the worker sets the engine's stop flag (read by
 llama.cpp between graph nodes), so the model is free again within a token or so.
+
+With `parallel` > 1 (`serve --parallel N`), replies are decoded together instead: the worker
+prepares each job's prompt and hands it to the model's batched decoder (batched_replies.py), then
+takes the next job while up to N replies stream at once. Switching models and other work with the
+engine (a translation) still wait for every reply in flight, as a single reply is waited for.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.memory_plan import memory_before_load, memory_when_loaded, models_to_close, too_large_message
 from llamadesk.app.server.stop_strings import StopScanner
+
+if TYPE_CHECKING:
+    from llamadesk.app.server.batched_replies import BatchedReplies
 
 FinishReason = Literal["stop", "length"]
 RETRY_AFTER_SECONDS = 2
@@ -182,6 +190,7 @@ class ModelPool:
         memory_budget: int | None = None,
         memory_needed: Callable[[Path, LoadSettings], int] = memory_before_load,
         adapters: tuple[tuple[str, float], ...] = (),
+        parallel: int = 1,
     ):
         self._served = dict(served)  # names the operator gave with -m, with their files
         self._load_settings = load_settings
@@ -201,6 +210,8 @@ class ModelPool:
         self._memory_budget = memory_budget
         self._memory_needed = memory_needed
         self._memory: dict[str, int] = {}  # bytes each loaded model takes (counted only with a budget)
+        self._parallel = parallel  # replies decoded together per model (1: one reply at a time)
+        self._batches: dict[str, BatchedReplies] = {}  # each loaded model's batched decoder, made on first use
         self._closing = False
         self._thread = threading.Thread(target=self._work, name="llamadesk-model", daemon=True)
 
@@ -242,20 +253,27 @@ class ModelPool:
         return job
 
     def cancel(self, job: Job) -> None:
-        """The client is gone: drop the job if it waits, stop the engine if it runs."""
+        """The client is gone: drop the job if it waits, stop the engine if it runs (or its
+        sequence, when it is decoded with others)."""
         job.cancelled.set()
         with self._lock:
             if self._current is job and self._engine is not None:
                 self._engine.request_stop()
+            batches = list(self._batches.values())
+        for batch in batches:  # outside the lock: a batch's decoder has locks of its own
+            batch.cancel(job)
 
     def status(self) -> dict[str, object]:
         with self._lock:
             status: dict[str, object] = {
                 "model": self._resident,
                 "loaded": list(self._loaded),
-                "busy": self._current is not None,
+                "busy": self._current is not None or any(b.in_flight() for b in self._batches.values()),
                 "queued": self._queue.qsize(),
             }
+            if self._parallel > 1:
+                status["parallel"] = self._parallel
+                status["in_flight"] = sum(b.in_flight() for b in self._batches.values())
             if self._memory_budget is not None:
                 status["memory_budget"] = self._memory_budget
                 status["memory_in_use"] = sum(self._memory.get(name, 0) for name in self._loaded)
@@ -269,6 +287,11 @@ class ModelPool:
             current = self._current
         if current is not None:
             self.cancel(current)
+        with self._lock:
+            batches = list(self._batches.values())
+        for batch in batches:
+            for job in batch.in_flight_jobs():
+                self.cancel(job)
         while True:
             try:
                 job = self._queue.get_nowait()
@@ -316,8 +339,12 @@ class ModelPool:
                     self._current = None
         with self._lock:
             engines = list(self._loaded.values())
+            batches = list(self._batches.values())
             self._loaded.clear()
+            self._batches.clear()
             self._engine, self._resident = None, None
+        for batch in batches:  # replies still in flight end "stopped" (stop_all cancelled them)
+            batch.close()
         for engine in engines:
             engine.close()
 
@@ -343,9 +370,13 @@ class ModelPool:
         for old_name in models_to_close(loaded, need, self._memory_budget, self._max_models):
             with self._lock:
                 old = self._loaded.pop(old_name)
+                old_batch = self._batches.pop(old_name, None)
                 self._memory.pop(old_name, None)
                 if old is self._engine:
                     self._engine, self._resident = None, None
+            if old_batch is not None:
+                old_batch.wait_until_idle()  # _run already waited; a model is never closed under a reply
+                old_batch.close()
             old.close()
         engine = self._loader(path, settings)
         with self._lock:
@@ -363,15 +394,21 @@ class ModelPool:
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
         request = job.request
+        is_reply = request.work is None and (request.messages is not None or request.prompt is not None)
+        batched = self._parallel > 1 and is_reply
+        self._wait_for_batches(except_model=request.model if batched else None)
         engine = self._engine_for(request.model)
         load_seconds = time.perf_counter() - started
         if request.work is not None:
             request.work(engine, job)
             return
-        if request.messages is None and request.prompt is None:
+        if not is_reply:
             job.post(ReplyDone("stop", None, load_seconds, time.perf_counter() - started))
             return
         use_chat = request.messages is not None and (request.prompt is None or engine.has_chat_template)
+        if batched:
+            self._start_batched(job, engine, use_chat, started, load_seconds)
+            return
         events = (
             engine.stream_chat(request.messages, request.sampling)
             if use_chat
@@ -379,6 +416,42 @@ class ModelPool:
         )
         finish, stats = self._forward(job, engine, events, StopScanner(request.stop))
         job.post(ReplyDone(finish, stats, load_seconds, time.perf_counter() - started))
+
+    def _wait_for_batches(self, except_model: str | None) -> None:
+        """Wait until no reply is in flight in a batched decoder, except `except_model`'s own."""
+        with self._lock:
+            waiting = [batch for name, batch in self._batches.items() if name != except_model]
+        for batch in waiting:
+            batch.wait_until_idle()
+
+    def _batch_for(self, name: str, engine) -> BatchedReplies:
+        with self._lock:
+            batch = self._batches.get(name)
+        if batch is not None and batch.broken:  # llama.cpp failed under it: the next reply gets a new one
+            batch.close()
+            batch = None
+        if batch is None:
+            from llamadesk.app.server.batched_replies import BatchedReplies
+
+            # The decoder's own context, as large as the engine's: its replies share its cells.
+            batch = BatchedReplies(engine.batched_decoder(self._parallel))
+            with self._lock:
+                self._batches[name] = batch
+        return batch
+
+    def _start_batched(self, job: Job, engine, use_chat: bool, started: float, load_seconds: float) -> None:
+        request = job.request
+        batch = self._batch_for(request.model, engine)
+        batch.wait_for_room()
+        if job.cancelled.is_set():
+            job.post(ReplyFailed(ApiError(499, "the client went away before its turn")))
+            return
+        tokens = (
+            engine.chat_prompt_tokens(request.messages)
+            if use_chat
+            else engine.tokenize(request.prompt or "", add_bos=True, special=False)
+        )
+        batch.start(job, tokens, request.sampling, request.stop, started, load_seconds)
 
     def _forward(
         self, job: Job, engine, events: Iterator, scanner: StopScanner

@@ -1,0 +1,129 @@
+"""Replies to concurrent requests decoded together (`serve --parallel N`).
+
+A reply's tokens come one llama_decode each, and on a CPU that decode's time is reading the
+weights; the engine's BatchedDecoder reads them once for every reply in flight (up to N), so
+four clients get their replies in much less than four times the time of one. The model pool's
+worker prepares each job (its prompt's tokens, through the chat template) and hands it here; the
+decoder's thread streams the text back to the job through the same stop-string scanner as a
+single reply, and ends it when its client goes away. The worker does not wait for the reply: it
+takes the next job, and waits only when N replies are in flight, when another model is wanted,
+or when other work (a translation) needs the engine to itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from llamadesk.app.engine.types import GenerationStats, Sampling, TextPiece
+from llamadesk.app.server.api_errors import ApiError
+from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyFailed
+from llamadesk.app.server.stop_strings import StopScanner
+
+if TYPE_CHECKING:  # the decoder (llama.cpp, numpy) loads with the engine, in the server process only
+    from llamadesk.app.engine.batched_decoder import BatchedDecoder, SequenceHandle
+
+
+class BatchedReplies:
+    """Up to `n_sequences` replies of one loaded model in flight at once; close() frees the decoder."""
+
+    def __init__(self, decoder: BatchedDecoder):
+        self._decoder = decoder
+        self.n_sequences = decoder.n_sequences
+        self._changed = threading.Condition()  # guards _in_flight; never held while calling the decoder
+        self._in_flight: dict[Job, SequenceHandle] = {}
+
+    def start(
+        self,
+        job: Job,
+        tokens: list[int],
+        sampling: Sampling,
+        stop: tuple[str, ...],
+        began: float,
+        load_seconds: float,
+    ) -> None:
+        """Queue `job`'s reply after `tokens`; its events reach the job from the decoder's thread.
+
+        `began` is when the worker took the job (perf_counter) and `load_seconds` what loading
+        the model took of it, for the reply's timings.
+
+        Raises BadInputError (a prompt longer than the context) before anything is queued.
+        """
+        scanner = StopScanner(stop)
+        hit_stop = False
+
+        def on_piece(piece: TextPiece) -> bool:
+            nonlocal hit_stop
+            if job.cancelled.is_set():
+                return True
+            text, hit_stop = scanner.feed(piece.text)
+            if text:
+                job.post(TextPiece(text))
+            return hit_stop
+
+        def on_done(handle: SequenceHandle) -> None:
+            try:
+                stats = handle.result(0).stats
+            except Exception as error:  # the decoder failed: the job fails, the server goes on
+                job.post(ReplyFailed(ApiError(500, f"batched decoding failed ({type(error).__name__})")))
+            else:
+                if not hit_stop and not job.cancelled.is_set():
+                    tail = scanner.flush()
+                    if tail:
+                        job.post(TextPiece(tail))
+                job.post(ReplyDone(_finish_reason(stats, hit_stop), stats, load_seconds, time.perf_counter() - began))
+            with self._changed:
+                self._in_flight.pop(job, None)
+                self._changed.notify_all()
+
+        # Not under _changed: the decoder may call on_done with its own lock held, which then
+        # takes _changed; holding _changed while taking the decoder's lock could deadlock.
+        handle = self._decoder.submit(tokens, sampling, on_piece)
+        with self._changed:
+            self._in_flight[job] = handle
+        handle.add_done_callback(on_done)  # registered after the entry exists: on_done always removes it
+        if job.cancelled.is_set():  # the client left while the prompt was being prepared
+            self._decoder.cancel(handle)
+
+    @property
+    def broken(self) -> bool:
+        """Whether the decoder failed and must be replaced (its replies in flight have failed)."""
+        return self._decoder.failed
+
+    def cancel(self, job: Job) -> bool:
+        """End `job`'s reply if it is in flight here (its client went away); True if it was."""
+        with self._changed:
+            handle = self._in_flight.get(job)
+        if handle is None:
+            return False
+        self._decoder.cancel(handle)
+        return True
+
+    def in_flight(self) -> int:
+        with self._changed:
+            return len(self._in_flight)
+
+    def in_flight_jobs(self) -> list[Job]:
+        with self._changed:
+            return list(self._in_flight)
+
+    def wait_for_room(self) -> None:
+        """Block until fewer than n_sequences replies are in flight."""
+        with self._changed:
+            while len(self._in_flight) >= self.n_sequences:
+                self._changed.wait()
+
+    def wait_until_idle(self) -> None:
+        """Block until every reply in flight has ended (before the model is closed or used alone)."""
+        with self._changed:
+            while self._in_flight:
+                self._changed.wait()
+
+    def close(self) -> None:
+        """Stop what is still in flight and free the decoder's context."""
+        self._decoder.close()
+
+
+def _finish_reason(stats: GenerationStats, hit_stop: bool) -> FinishReason:
+    return "length" if stats.stop_reason in ("length", "context") and not hit_stop else "stop"

@@ -1,0 +1,231 @@
+"""`llamadesk serve --parallel N`: replies to concurrent clients decoded together, with real clients.
+
+Which replies share a llama_decode changes llama.cpp's arithmetic a little (bench/RESULTS.md
+"batch numerics"), so these tests assert what must hold whatever the company: the replies really
+overlapped (the server's in_flight count), each is whole and well-formed, each keeps its own
+grammar, stop strings and token budget, a client that leaves frees only its own sequence, another
+model waits for the replies in flight, and SIGTERM ends every stream cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.serve_process import MODEL, SYSTEM, serving, wait_until
+from tests.test_serve_load import run_clients, start_streaming_client
+
+pytestmark = pytest.mark.slow
+
+PARALLEL = ("--parallel", "4", "--threads", "1")
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def health(server) -> dict:
+    return httpx.get(f"{server.url}/health", timeout=10).json()
+
+
+class InFlightPeak:
+    """Polls /health while a block runs: the most replies the server had in flight at once."""
+
+    def __init__(self, server):
+        self._server = server
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll)
+
+    def _poll(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, health(self._server).get("in_flight", 0))
+            time.sleep(0.02)
+
+    def __enter__(self) -> InFlightPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving(*PARALLEL) as served:
+        yield served
+
+
+def openai_client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.openai_url, api_key="x", max_retries=0, timeout=300)
+
+
+def test_four_clients_are_decoded_together_and_each_keeps_its_own_settings(server):
+    def streamed() -> None:
+        with openai_client(server) as client:
+            chunks = list(
+                client.chat.completions.create(
+                    model=MODEL,
+                    messages=[SYSTEM, {"role": "user", "content": "Write a short poem about rivers."}],
+                    max_tokens=40,
+                    temperature=0,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert finishes in (["stop"], ["length"]), finishes
+        assert 0 < chunks[-1].usage.completion_tokens <= 40
+
+    def json_schema() -> None:
+        with openai_client(server) as client:
+            reply = client.chat.completions.create(
+                model=MODEL,
+                messages=[SYSTEM, {"role": "user", "content": "Invent a person. Answer in JSON."}],
+                max_tokens=60,
+                temperature=0,
+                response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}},
+            )
+        person = json.loads(reply.choices[0].message.content)
+        assert set(person) == {"name", "age"} and isinstance(person["name"], str) and isinstance(person["age"], int)
+
+    def stopped() -> None:
+        with openai_client(server) as client:
+            reply = client.completions.create(
+                model=MODEL, prompt="1, 2, 3, 4, 5,", max_tokens=40, temperature=0, stop=["8"]
+            )
+        assert "8" not in reply.choices[0].text and reply.choices[0].finish_reason == "stop"
+
+    def ollama_stream() -> None:
+        parts = list(
+            ollama.Client(host=server.url, timeout=300).chat(
+                model=MODEL,
+                messages=[{"role": "user", "content": "Name three colours."}],
+                options={"num_predict": 30, "temperature": 0},
+                stream=True,
+            )
+        )
+        assert [p.done for p in parts].count(True) == 1 and parts[-1].done and 0 < parts[-1].eval_count <= 30
+
+    with InFlightPeak(server) as watch, ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(task) for task in (streamed, json_schema, stopped, ollama_stream)]
+        for future in futures:
+            future.result(timeout=300)  # re-raises a client's failed assertion
+    assert watch.peak >= 2, "the replies never overlapped"
+    assert health(server) == {
+        "status": "ok",
+        "model": MODEL,
+        "loaded": [MODEL],
+        "busy": False,
+        "queued": 0,
+        "parallel": 4,
+        "in_flight": 0,
+    }
+
+
+def test_eight_clients_send_a_hundred_requests_without_an_error(server):
+    # OpenAI and Ollama, streamed and whole (test_serve_load's mix), four decoded at a time.
+    with InFlightPeak(server) as watch:
+        errors = run_clients(server, range(96))
+    assert errors == [], f"{len(errors)} errors: {errors[:5]}"
+    assert watch.peak >= 2 and health(server)["in_flight"] == 0
+
+
+def test_a_client_that_leaves_frees_only_its_own_sequence(server):
+    leaving = start_streaming_client(server)
+    staying = start_streaming_client(server)
+    wait_until(lambda: health(server)["in_flight"] == 2, timeout=30)
+    os.kill(leaving.pid, signal.SIGKILL)
+    leaving.wait(10)
+    assert wait_until(lambda: health(server)["in_flight"] == 1, timeout=5) < 0.5
+    for _ in range(5):  # the other reply goes on streaming
+        assert staying.stdout.readline() == "chunk\n"
+    os.kill(staying.pid, signal.SIGKILL)
+    staying.wait(10)
+    wait_until(lambda: not health(server)["busy"], timeout=5)
+
+
+def test_another_model_waits_for_the_replies_in_flight(smollm2_path, tmp_path):
+    other = tmp_path / "other.gguf"
+    other.symlink_to(smollm2_path)
+    with serving(*PARALLEL, "-m", str(other)) as served:
+        long = {
+            "model": MODEL,
+            "messages": [SYSTEM, {"role": "user", "content": "Write a long story about a dragon."}],
+            "max_tokens": 64,
+            "temperature": 0,
+            "stream": True,
+        }
+        ended: list[float] = []
+        events: list[str] = []
+
+        def stream() -> None:
+            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=long, timeout=120) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(line.removeprefix("data:").strip())
+            ended.append(time.monotonic())
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        wait_until(lambda: len(events) >= 3, timeout=60)
+        with openai_client(served) as client:
+            reply = client.chat.completions.create(
+                model="other", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
+            )
+        answered = time.monotonic()
+        reader.join(60)
+        assert ended and ended[0] <= answered  # the first reply ran to its end before the switch
+        assert events[-1] == "[DONE]"
+        usage_free = [json.loads(e) for e in events[:-1]]
+        finish = [c["choices"][0]["finish_reason"] for c in usage_free if c["choices"][0]["finish_reason"]]
+        assert finish in (["stop"], ["length"])
+        assert reply.usage.completion_tokens <= 4 and health(served)["model"] == "other"
+
+
+def test_sigterm_during_parallel_streams_ends_every_stream_and_exits_0():
+    with serving(*PARALLEL) as served:
+        long = {
+            "model": MODEL,
+            "messages": [SYSTEM, {"role": "user", "content": "Write a very long essay about the sea."}],
+            "max_tokens": 2000,
+            "stream": True,
+        }
+        streams: list[list[str]] = [[], []]
+
+        def stream(events: list[str]) -> None:
+            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=long, timeout=120) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(line.removeprefix("data:").strip())
+
+        readers = [threading.Thread(target=stream, args=(events,)) for events in streams]
+        for reader in readers:
+            reader.start()
+        wait_until(lambda: all(len(events) >= 2 for events in streams), timeout=60)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=30) == 0
+        for reader in readers:
+            reader.join(30)
+        for events in streams:
+            assert events[-1] == "[DONE]"  # each client got a well-formed end, not a cut connection
+            assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+
+
+def test_parallel_must_be_a_sensible_count():
+    from tests.conftest import run_cli
+
+    result = run_cli("serve", "--parallel", "0")
+    assert result.returncode == 2 and result.stderr.strip() == "llamadesk: --parallel must be between 1 and 64"
