@@ -76,11 +76,11 @@ def engine_rate(model: str, threads: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
+def streamed_reply(url: str, model: str, max_tokens: int = N_GEN, messages: list[dict] | None = None) -> dict:
     """One streamed chat reply: time to first content, generation rate after it, and its tokens."""
     body = {
         "model": model,
-        "messages": PROMPT,
+        "messages": messages or PROMPT,
         "temperature": 0,
         "max_tokens": max_tokens,
         "stream": True,
@@ -112,7 +112,13 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN) -> dict:
         raise RuntimeError("a stream ended without [DONE] or without content")
     tokens = tokens or pieces  # a server that sends no usage sends a token per chunk
     rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
-    return {"ttfb": first - started, "rate": rate, "tokens": tokens, "prompt_tokens": prompt_tokens}
+    return {
+        "ttfb": first - started,
+        "rate": rate,
+        "tokens": tokens,
+        "prompt_tokens": prompt_tokens,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def llama_bench_tg_at_depth(model_path: Path, threads: int, depth: int) -> float:
@@ -134,13 +140,14 @@ def llama_server_binary() -> Path:
 
 
 @contextlib.contextmanager
-def llama_server(binary: Path, model: Path, threads: int) -> Iterator[str]:
-    """llama.cpp's server on the same model, threads and context, one slot (one reply at a time, as
-    llamadesk serve runs them), its chat template through --jinja as llamadesk renders templates."""
+def llama_server(binary: Path, model: Path, threads: int, slots: int = 1, context: int = CONTEXT) -> Iterator[str]:
+    """llama.cpp's server on the same model, threads and context, one slot by default (one reply at a
+    time, as llamadesk serve runs them), its chat template through --jinja as llamadesk renders templates."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
-    argv = [str(binary), "-m", str(model), "-t", str(threads), "-tb", str(threads), "-c", str(CONTEXT)]
-    argv += ["-np", "1", "--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(binary), "-m", str(model), "-t", str(threads), "-tb", str(threads), "-c", str(context)]
+    argv += ["-np", str(slots), "--kv-unified"] if slots > 1 else ["-np", "1"]  # slots share one cache, as ours do
+    argv += ["--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -407,3 +407,15 @@ def test_a_text_event_is_byte_for_byte_the_json_of_its_whole_chunk(text):
 
     assert TextEvents(chunk)(text) == b"data: " + json.dumps(chunk(text)).encode() + b"\r\n\r\n"
     assert sse_event({"a": 1}) == b'data: {"a": 1}\r\n\r\n' and sse_event("[DONE]") == SSE_DONE
+
+
+def test_a_parallel_server_counts_the_batched_decoders_context_in_a_models_need(smollm2_path):
+    from llamadesk.app.library.catalog import inspect_model
+    from llamadesk.app.server.memory_plan import memory_before_load
+
+    settings = LoadSettings(n_ctx=2048, kv_cache_type="f16")
+    one = memory_before_load(smollm2_path, settings)
+    two = memory_before_load(smollm2_path, settings, contexts=2)
+    weights = inspect_model(smollm2_path).tensor_bytes
+    # The second context repeats the KV cache and buffers, never the weights.
+    assert two - one == one - weights and one - weights > 2048 * 1024

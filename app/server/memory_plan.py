@@ -6,6 +6,9 @@ buffers) for the context it will get; once loaded, the estimate is redone with t
 type the engine actually chose (which may be smaller). To make room, the least recently used
 models are closed first; a model that alone needs more than the budget is refused with a message
 saying by how much, and nothing is closed for it.
+
+With `serve --parallel N` a model also has the batched decoder's context (as large as its own):
+`contexts=2` counts its KV cache and buffers twice and its weights once.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from llamadesk.app.core.memory_budget import DEFAULT_KV_TYPE, estimate_memory
 from llamadesk.app.engine.types import LoadSettings
 
 
-def _need(summary: GGUFSummary, n_ctx: int, n_batch: int, kv_type: str) -> int:
-    return estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, n_ctx, n_batch, kv_type).total
+def _need(summary: GGUFSummary, n_ctx: int, n_batch: int, kv_type: str, contexts: int = 1) -> int:
+    estimate = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, n_ctx, n_batch, kv_type)
+    return estimate.weights + contexts * (estimate.total - estimate.weights)
 
 
-def memory_before_load(path: Path, settings: LoadSettings) -> int:
+def memory_before_load(path: Path, settings: LoadSettings, contexts: int = 1) -> int:
     """What the model will take with `settings`: an unset context is the largest the engine would
     choose (the trained context, capped), an unset KV type full precision, so this is an upper bound."""
     from llamadesk.app.engine.fitted_settings import DEFAULT_CONTEXT_CAP
@@ -30,15 +34,15 @@ def memory_before_load(path: Path, settings: LoadSettings) -> int:
 
     summary = inspect_model(path)
     n_ctx = settings.n_ctx or min(summary.context_length or 4096, DEFAULT_CONTEXT_CAP)
-    return _need(summary, n_ctx, settings.n_batch, settings.kv_cache_type or DEFAULT_KV_TYPE)
+    return _need(summary, n_ctx, settings.n_batch, settings.kv_cache_type or DEFAULT_KV_TYPE, contexts)
 
 
-def memory_when_loaded(engine: object, estimate: int) -> int:
+def memory_when_loaded(engine: object, estimate: int, contexts: int = 1) -> int:
     """What a loaded engine takes, from the settings it chose; `estimate` for an engine that does not say."""
     summary, settings = getattr(engine, "summary", None), getattr(engine, "settings", None)
     if not isinstance(summary, GGUFSummary) or settings is None:
         return estimate
-    return _need(summary, settings.n_ctx, settings.n_batch, settings.kv_cache_type)
+    return _need(summary, settings.n_ctx, settings.n_batch, settings.kv_cache_type, contexts)
 
 
 def models_to_close(loaded: list[tuple[str, int]], need: int, budget: int | None, max_models: int) -> list[str]:

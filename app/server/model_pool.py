@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -208,7 +209,13 @@ class ModelPool:
         self._loaded: OrderedDict[str, Any] = OrderedDict()  # every model in memory, least recently used first
         self._max_models = max_models
         self._memory_budget = memory_budget
-        self._memory_needed = memory_needed
+        # With --parallel, each model also gets the batched decoder's context: counted in its need.
+        self._contexts = 2 if parallel > 1 else 1
+        self._memory_needed = (
+            functools.partial(memory_before_load, contexts=2)
+            if parallel > 1 and memory_needed is memory_before_load
+            else memory_needed
+        )
         self._memory: dict[str, int] = {}  # bytes each loaded model takes (counted only with a budget)
         self._parallel = parallel  # replies decoded together per model (1: one reply at a time)
         self._batches: dict[str, BatchedReplies] = {}  # each loaded model's batched decoder, made on first use
@@ -382,7 +389,7 @@ class ModelPool:
         with self._lock:
             self._loaded[name] = engine
             if self._memory_budget is not None:
-                self._memory[name] = memory_when_loaded(engine, need)
+                self._memory[name] = memory_when_loaded(engine, need, self._contexts)
             self._engine, self._resident = engine, name
         return engine
 
