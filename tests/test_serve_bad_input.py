@@ -22,9 +22,10 @@ CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serving("--max-tokens", str(MAX_TOKENS), "--max-body-bytes", "65536") as served:
+@pytest.fixture(scope="module", params=[(), ("--parallel", "2")], ids=["one-at-a-time", "parallel"])
+def server(request):
+    # Every test runs against both ways of serving: one reply at a time, and decoded together.
+    with serving("--max-tokens", str(MAX_TOKENS), "--max-body-bytes", "65536", *request.param) as served:
         yield served
 
 

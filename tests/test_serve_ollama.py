@@ -15,9 +15,10 @@ pytestmark = pytest.mark.slow
 GREEDY = {"temperature": 0, "num_predict": 30}
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serving() as served:
+@pytest.fixture(scope="module", params=[(), ("--parallel", "2")], ids=["one-at-a-time", "parallel"])
+def server(request):
+    # Every test runs against both ways of serving: one reply at a time, and decoded together.
+    with serving(*request.param) as served:
         yield served
 
 
