@@ -17,8 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from llamadesk.app.engine.types import GenerationStats, Sampling, TextPiece
-from llamadesk.app.server.api_errors import ApiError
-from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyFailed
+from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyFailed, api_error_for
 from llamadesk.app.server.stop_strings import StopScanner
 
 if TYPE_CHECKING:  # the decoder (llama.cpp, numpy) loads with the engine, in the server process only
@@ -63,19 +62,21 @@ class BatchedReplies:
             return hit_stop
 
         def on_done(handle: SequenceHandle) -> None:
-            try:
-                stats = handle.result(0).stats
-            except Exception as error:  # the decoder failed: the job fails, the server goes on
-                job.post(ReplyFailed(ApiError(500, f"batched decoding failed ({type(error).__name__})")))
-            else:
-                if not hit_stop and not job.cancelled.is_set():
-                    tail = scanner.flush()
-                    if tail:
-                        job.post(TextPiece(tail))
-                job.post(ReplyDone(_finish_reason(stats, hit_stop), stats, load_seconds, time.perf_counter() - began))
+            # Out of the count first, then the last event: whoever reads the end of the reply
+            # (a client, then /health) finds the decoder's place already free.
             with self._changed:
                 self._in_flight.pop(job, None)
                 self._changed.notify_all()
+            try:
+                stats = handle.result(0).stats
+            except Exception as error:  # this reply failed (a grammar llama.cpp refused, the decoder): the others go on
+                job.post(ReplyFailed(api_error_for(error)))
+                return
+            if not hit_stop and not job.cancelled.is_set():
+                tail = scanner.flush()
+                if tail:
+                    job.post(TextPiece(tail))
+            job.post(ReplyDone(_finish_reason(stats, hit_stop), stats, load_seconds, time.perf_counter() - began))
 
         # Not under _changed: the decoder may call on_done with its own lock held, which then
         # takes _changed; holding _changed while taking the decoder's lock could deadlock.

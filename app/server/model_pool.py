@@ -164,6 +164,20 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def api_error_for(err: Exception) -> ApiError:
+    """What a client is told when its reply failed with `err` (logged when it is our fault)."""
+    if isinstance(err, ApiError):
+        return err
+    if isinstance(err, BadInputError):
+        return ApiError(400, str(err))
+    if isinstance(err, LlamadeskError):
+        return ApiError(422, str(err))
+    if isinstance(err, MemoryError):
+        return ApiError(507, "the server ran out of memory for this request")
+    print(f"llamadesk serve: internal error in a reply: {type(err).__name__}: {err}", flush=True)
+    return ApiError(500, f"internal error ({type(err).__name__}); see the server's log")
+
+
 EngineLoader = Callable[[Path, LoadSettings], object]
 
 
@@ -330,17 +344,8 @@ class ModelPool:
                 self._current = job
             try:
                 self._run(job)
-            except ApiError as err:
-                job.post(ReplyFailed(err))
-            except BadInputError as err:
-                job.post(ReplyFailed(ApiError(400, str(err))))
-            except LlamadeskError as err:
-                job.post(ReplyFailed(ApiError(422, str(err))))
-            except MemoryError:
-                job.post(ReplyFailed(ApiError(507, "the server ran out of memory for this request")))
             except Exception as err:  # the worker must survive anything one request does
-                job.post(ReplyFailed(ApiError(500, f"internal error ({type(err).__name__}); see the server's log")))
-                print(f"llamadesk serve: internal error in a reply: {type(err).__name__}: {err}", flush=True)
+                job.post(ReplyFailed(api_error_for(err)))
             finally:
                 with self._lock:
                     self._current = None
