@@ -21,8 +21,8 @@ import ollama
 import openai
 import pytest
 
+from tests.serve_clients import run_clients, start_streaming_client
 from tests.serve_process import MODEL, SYSTEM, serving, wait_until
-from tests.test_serve_load import run_clients, start_streaming_client
 
 pytestmark = pytest.mark.slow
 
