@@ -27,13 +27,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import llama_cpp
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.sequence_handle import LockstepMember, PieceCallback, SequenceHandle, SequenceResult
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_prefix import common_prefix
 from llamadesk.app.engine.token_sampler import TokenSampler, TokenText, token_logprob
@@ -43,80 +44,6 @@ from llamadesk.app.engine.utf8_stream import Utf8Stream
 # Shared prompt tokens that make a new sequence wait a step for another to read them: decoding 32
 # tokens in a batch costs about what one step of waiting does.
 WORTH_WAITING_FOR = 32
-
-# Called with each piece of a sequence's text, in the decoder's thread; True ends the sequence.
-PieceCallback = Callable[[TextPiece], bool]
-
-
-@dataclass
-class SequenceResult:
-    """What one sequence produced: its text pieces in order and what it cost."""
-
-    pieces: list[TextPiece]
-    stats: GenerationStats
-
-    @property
-    def text(self) -> str:
-        return "".join(piece.text for piece in self.pieces)
-
-
-class LockstepMember:
-    """One caller thread of a lockstep group (BatchedDecoder.join_lockstep); leave() when it is done.
-
-    `order` places this member's next sequence among others admitted in the same step (the
-    lower first): the caller sets it from its work (a translation chain's first segment), so
-    the placement does not depend on which thread happened to submit first.
-    """
-
-    def __init__(self, decoder: BatchedDecoder):
-        self.order = 0
-        self._decoder = decoder
-        self._left = False
-
-    def leave(self) -> None:
-        """The decoder no longer waits for this caller (idempotent)."""
-        self._decoder._leave(self)
-
-
-class SequenceHandle:
-    """A submitted sequence; `result()` waits for it."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._result: SequenceResult | None = None
-        self._error: BaseException | None = None
-        self._cancelled = False  # set by BatchedDecoder.cancel; read by the decoder thread
-        self._callbacks: list[Callable[[SequenceHandle], None]] = []
-        self._callbacks_lock = threading.Lock()
-
-    def result(self, timeout: float | None = None) -> SequenceResult:
-        if not self._done.wait(timeout):
-            raise TimeoutError("the sequence is still decoding")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
-
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def add_done_callback(self, callback: Callable[[SequenceHandle], None]) -> None:
-        """Call `callback(handle)` when the sequence ends (at once if it has): for callers that
-        must not block a thread per sequence (a server). It runs on the decoder thread, so it must
-        be quick and must not call the decoder."""
-        with self._callbacks_lock:
-            if not self._done.is_set():
-                self._callbacks.append(callback)
-                return
-        callback(self)
-
-    def _finish(self, result: SequenceResult | None, error: BaseException | None = None) -> None:
-        self._result, self._error = result, error
-        with self._callbacks_lock:
-            self._done.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback(self)
 
 
 @dataclass
@@ -250,7 +177,7 @@ class BatchedDecoder:
                 raise LlamadeskError("the batched decoder is closed")
             if self._failed is not None:
                 raise LlamadeskError(f"the batched decoder failed: {self._failed}")
-            if member is not None and member._left:
+            if member is not None and member.left:
                 raise LlamadeskError("this caller already left the lockstep group")
             self._submitted += 1
             # Members first, by the order they give; everyone else after them, first come first served.
@@ -284,12 +211,12 @@ class BatchedDecoder:
         """
         with self._lock:
             self._members += 1
-        return LockstepMember(self)
+        return LockstepMember(self._leave)
 
     def _leave(self, member: LockstepMember) -> None:
         with self._lock:
-            if not member._left:
-                member._left = True
+            if not member.left:
+                member.left = True
                 self._members -= 1
                 self._lock.notify_all()
 
@@ -309,7 +236,7 @@ class BatchedDecoder:
         """End one sequence, queued or in flight, with stop reason "stopped" before the next step
         (its client went away); the others go on. Safe from any thread."""
         with self._lock:
-            handle._cancelled = True
+            handle.cancel_requested = True
             self._lock.notify_all()
 
     def request_stop(self) -> None:
@@ -359,7 +286,7 @@ class BatchedDecoder:
                 self._active.clear()
                 self._queue.clear()
             for request in waiting:
-                request.handle._finish(None, LlamadeskError(f"batched decoding failed: {error}"))
+                request.handle.set_outcome(None, LlamadeskError(f"batched decoding failed: {error}"))
             return
         with self._lock:
             self._stop_everything()
@@ -368,8 +295,8 @@ class BatchedDecoder:
         """(Lock held.) Whether there is work and no lockstep member is still to submit its part."""
         if not self._queue and not self._active:
             return False
-        if any(r.handle._cancelled for r in self._queue) or any(
-            s.request.handle._cancelled for s in self._active.values()
+        if any(r.handle.cancel_requested for r in self._queue) or any(
+            s.request.handle.cancel_requested for s in self._active.values()
         ):
             return True  # ending a cancelled sequence waits for no one
         in_flight = sum(r.member is not None for r in self._queue)
@@ -381,7 +308,7 @@ class BatchedDecoder:
         for sequence in list(self._active.values()):
             self._finish(sequence, "stopped")
         for request in self._queue:
-            request.handle._finish(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+            request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
         self._queue.clear()
         llama_cpp.llama_memory_clear(self._memory, True)
         self._slot_tokens = [[] for _ in range(self.n_sequences)]
@@ -389,10 +316,10 @@ class BatchedDecoder:
 
     def _end_cancelled(self) -> None:
         """(Lock held.) Sequences whose caller cancelled them end "stopped"; their cached tokens stay."""
-        for request in [r for r in self._queue if r.handle._cancelled]:
+        for request in [r for r in self._queue if r.handle.cancel_requested]:
             self._queue.remove(request)
-            request.handle._finish(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
-        for sequence in [s for s in self._active.values() if s.request.handle._cancelled]:
+            request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+        for sequence in [s for s in self._active.values() if s.request.handle.cancel_requested]:
             self._finish(sequence, "stopped")
 
     def _admit(self) -> None:
@@ -411,7 +338,7 @@ class BatchedDecoder:
             try:  # a grammar llama.cpp refuses is that caller's error, not the decoder's
                 sampler = TokenSampler(self._vocab, self.n_vocab, request.sampling)
             except LlamadeskError as error:
-                request.handle._finish(None, error)
+                request.handle.set_outcome(None, error)
                 continue
             free = [slot for slot in range(self.n_sequences) if slot not in self._active]
             if source in free:
@@ -612,7 +539,7 @@ class BatchedDecoder:
             sequence.position,
             self.n_ctx,
         )
-        sequence.request.handle._finish(SequenceResult(sequence.pieces, stats), error)
+        sequence.request.handle.set_outcome(SequenceResult(sequence.pieces, stats), error)
 
 
 def _stats(

@@ -21,7 +21,8 @@ from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyF
 from llamadesk.app.server.stop_strings import StopScanner
 
 if TYPE_CHECKING:  # the decoder (llama.cpp, numpy) loads with the engine, in the server process only
-    from llamadesk.app.engine.batched_decoder import BatchedDecoder, SequenceHandle
+    from llamadesk.app.engine.batched_decoder import BatchedDecoder
+    from llamadesk.app.engine.sequence_handle import SequenceHandle
 
 
 class BatchedReplies:

@@ -30,7 +30,7 @@ from llamadesk.app.translate.prompts import Prompt, PromptStrategy
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 
 if TYPE_CHECKING:  # the engine (llama.cpp, numpy) loads only when a model does, not with the app
-    from llamadesk.app.engine.batched_decoder import LockstepMember
+    from llamadesk.app.engine.sequence_handle import LockstepMember
 
 # More segments in flight read the weights once for more tokens; past ~8 llama-batched-bench
 # shows little more to gain on small machines, while each adds a worker and KV cells.
