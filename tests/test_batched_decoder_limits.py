@@ -67,9 +67,12 @@ def test_a_stop_asked_while_idle_ends_what_was_queued_with_it_and_nothing_after(
 
 
 def test_a_prompt_that_overfills_the_shared_cache_waits_and_every_sequence_completes(engine):
+    alone = []
+    for start in (1000, 3000):
+        with engine.batched_decoder(1, n_ctx=256) as solo:  # a fresh cache each: nothing shelved
+            alone.append(solo.generate(tokens(start, 150), GREEDY).text)
     with engine.batched_decoder(2, n_ctx=256) as decoder:
         assert decoder.n_ctx == 256
-        alone = [decoder.generate(tokens(start, 150), GREEDY).text for start in (1000, 3000)]
         with decoder.starting_together():  # 2 x 158 cells do not fit in 256, 64 tokens a step
             handles = [decoder.submit(tokens(start, 150), GREEDY) for start in (1000, 3000)]
         results = [handle.result(timeout=60) for handle in handles]
@@ -133,6 +136,45 @@ def test_a_prompt_starting_like_a_busy_sequence_copies_its_prefix(engine):
     assert first.stats.generated_tokens == 24 and not first.text.startswith(" wise")
     assert result.stats.cached_prompt_tokens == len(a_tokens)
     assert result.text == alone
+
+
+def test_a_prefix_given_up_by_a_slot_is_shelved_and_taken_back(engine):
+    first, other = tokens(1000, 100), tokens(3000, 100)
+    returning = first + tokens(5000, 20)  # starts as the first prompt, after another took its slot
+    with engine.batched_decoder(1, n_ctx=512) as fresh:
+        fresh.generate(first, GREEDY)
+        expected = fresh.generate(returning, GREEDY)  # the first prompt still in the slot
+    assert expected.stats.cached_prompt_tokens == 100
+    with engine.batched_decoder(1, n_ctx=512) as decoder:
+        decoder.generate(first, GREEDY)
+        assert decoder.generate(other, GREEDY).stats.cached_prompt_tokens == 0
+        back = decoder.generate(returning, GREEDY)
+    assert back.stats.cached_prompt_tokens == 100  # from the shelf, not read again
+    assert back.text == expected.text
+
+
+def test_shelves_give_their_cells_back_when_a_prompt_needs_the_room(engine):
+    with engine.batched_decoder(1, n_ctx=256) as decoder:
+        decoder.generate(tokens(1000, 100), GREEDY)
+        decoder.generate(tokens(3000, 100), GREEDY)  # the first's 108 cells go on a shelf
+        large = decoder.generate(tokens(5000, 200), GREEDY)  # needs 208 of the 256 cells
+    assert large.stats.stop_reason == "length" and large.stats.generated_tokens == 8
+
+
+def test_a_failure_while_a_sequence_is_admitted_reaches_its_caller(engine, monkeypatch):
+    decoder = engine.batched_decoder(1, n_ctx=256)
+
+    def broken(*_args):
+        raise RuntimeError("llama.cpp went wrong")
+
+    monkeypatch.setattr(decoder, "_longest_prefix", broken)
+    try:
+        handle = decoder.submit(tokens(1000, 4), GREEDY)
+        with pytest.raises(LlamadeskError, match="^batched decoding failed: llama.cpp went wrong$"):
+            handle.result(timeout=60)  # not a caller left waiting forever
+        assert decoder.failed
+    finally:
+        decoder.close()
 
 
 def test_logprobs_of_a_sequence_match_the_engines(engine):

@@ -34,6 +34,8 @@ import llama_cpp
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.engine.prefix_shelf import MAX_SHELVED_TOKENS
+from llamadesk.app.engine.prefix_shelf import WORTH_KEEPING as WORTH_SHELVING
 from llamadesk.app.engine.sequence_handle import LockstepMember, PieceCallback, SequenceHandle, SequenceResult
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_prefix import common_prefix
@@ -44,6 +46,10 @@ from llamadesk.app.engine.utf8_stream import Utf8Stream
 # Shared prompt tokens that make a new sequence wait a step for another to read them: decoding 32
 # tokens in a batch costs about what one step of waiting does.
 WORTH_WAITING_FOR = 32
+
+# Sequence ids beyond the slots that keep prefixes a slot gave up (see _shelve): two, for callers
+# that alternate between two long prompts (translation's few-shot prompt and its strict retry).
+SHELVES = 2
 
 
 @dataclass
@@ -102,7 +108,7 @@ class BatchedDecoder:
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = n_sequences
+        params.n_seq_max = n_sequences + SHELVES
         params.n_threads = params.n_threads_batch = n_threads
         params.type_k = params.type_v = kv_type
         params.flash_attn_type = (
@@ -135,7 +141,9 @@ class BatchedDecoder:
         self._stop = StopFlag()
         self._stop.install(context)
         # What each slot's cells hold (positions 0..len-1), so a new prompt can start from it.
-        self._slot_tokens: list[list[int]] = [[] for _ in range(n_sequences)]
+        # Slots 0..n_sequences-1 decode; the ids after them are shelves that only hold a prefix.
+        self._slot_tokens: list[list[int]] = [[] for _ in range(n_sequences + SHELVES)]
+        self._shelf_used = dict.fromkeys(range(n_sequences, n_sequences + SHELVES), 0)  # last use, for LRU
         self._active: dict[int, _Sequence] = {}
         self._queue: list[_Request] = []
         self._members = 0  # lockstep callers not yet left (join_lockstep)
@@ -311,7 +319,7 @@ class BatchedDecoder:
             request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
         self._queue.clear()
         llama_cpp.llama_memory_clear(self._memory, True)
-        self._slot_tokens = [[] for _ in range(self.n_sequences)]
+        self._slot_tokens = [[] for _ in self._slot_tokens]
         self._stop.clear()
 
     def _end_cancelled(self) -> None:
@@ -329,31 +337,45 @@ class BatchedDecoder:
         self._cache_full = False
         self._queue.sort(key=lambda r: r.order)
         deferred: list[_Request] = []
+        try:
+            self._admit_queued(deferred)
+        finally:  # also when llama.cpp fails midway: whatever is queued is ended by _run's handler
+            self._queue[:0] = deferred
+
+    def _admit_queued(self, deferred: list[_Request]) -> None:
+        # A request leaves the queue only once admitted, deferred or refused, so that a failure
+        # while admitting it still reaches its caller (who would otherwise wait forever).
         while self._queue and len(self._active) < self.n_sequences:
-            request = self._queue.pop(0)
+            request = self._queue[0]
             source, common = self._longest_prefix(request.tokens)
             if self._prefix_coming(request.tokens, common):
-                deferred.append(request)
+                deferred.append(self._queue.pop(0))
                 continue
             try:  # a grammar llama.cpp refuses is that caller's error, not the decoder's
                 sampler = TokenSampler(self._vocab, self.n_vocab, request.sampling)
             except LlamadeskError as error:
+                self._queue.pop(0)
                 request.handle.set_outcome(None, error)
                 continue
             free = [slot for slot in range(self.n_sequences) if slot not in self._active]
+            self._admissions += 1
+            if source in self._shelf_used:
+                self._shelf_used[source] = self._admissions
             if source in free:
                 slot = source
+                self._shelve(slot, keep=common)
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, common, -1)
             else:
                 # The free slot whose cache is least like this prompt is given up.
                 slot = min(free, key=lambda s: common_prefix(self._slot_tokens[s], request.tokens))
+                self._shelve(slot, keep=0)
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                 if common > 0:
                     llama_cpp.llama_memory_seq_cp(self._memory, source, slot, 0, common)
             self._slot_tokens[slot] = request.tokens[:common]
             sampling = request.sampling
             budget = sampling.max_tokens if sampling.max_tokens is not None else self.n_ctx
-            self._admissions += 1
+            self._queue.pop(0)
             self._active[slot] = _Sequence(
                 request,
                 slot,
@@ -364,7 +386,31 @@ class BatchedDecoder:
                 budget=budget,
                 admitted=self._admissions,
             )
-        self._queue[:0] = deferred
+
+    def _shelve(self, slot: int, keep: int) -> None:
+        """(Lock held.) Before a free slot's cells past `keep` are given up, keep them on a shelf
+        when they hold a long prefix that no other slot or shelf holds.
+
+        A slot's cells are taken by whichever prompt comes next, so a prompt that returns after a
+        while (translation's strict retry, whose few-shot prefix differs from the usual one)
+        would read its whole prefix again each time: measured, three strict retries of one
+        40-paragraph document decoded ~160 prefix tokens each. The shelf is another sequence id on
+        the same cells (llama_memory_seq_cp shares them, nothing is copied); the cells stay
+        occupied until the shelf is reused or the cache needs the room (_drop_idle_caches).
+        """
+        held = self._slot_tokens[slot]
+        if not self._shelf_used or len(held) > MAX_SHELVED_TOKENS:
+            return
+        others = (common_prefix(tokens, held) for other, tokens in enumerate(self._slot_tokens) if other != slot)
+        if len(held) - max([keep, *others]) < WORTH_SHELVING:
+            return
+        if self._n_swa > 0 and llama_cpp.llama_memory_seq_pos_min(self._memory, slot) != 0:
+            return  # a sliding window already dropped the start: no prefix of it can be continued
+        shelf = min(self._shelf_used, key=self._shelf_used.__getitem__)  # the least recently used
+        llama_cpp.llama_memory_seq_rm(self._memory, shelf, -1, -1)
+        llama_cpp.llama_memory_seq_cp(self._memory, slot, shelf, 0, len(held))
+        self._slot_tokens[shelf] = list(held)
+        self._shelf_used[shelf] = self._admissions
 
     def _prefix_coming(self, tokens: list[int], cached: int) -> bool:
         """Whether a sequence still reading its prompt will soon hold much more of `tokens` than the cache.
