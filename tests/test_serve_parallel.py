@@ -229,3 +229,25 @@ def test_parallel_must_be_a_sensible_count():
 
     result = run_cli("serve", "--parallel", "0")
     assert result.returncode == 2 and result.stderr.strip() == "llamadesk: --parallel must be between 1 and 64"
+
+
+def test_replies_that_together_outgrow_the_cache_all_complete():
+    # Two prompts of ~300 tokens in a 512-token cache shared by two slots: one waits for the other.
+    with serving(*PARALLEL, "--ctx", "512") as served:
+        words = " ".join(f"item{n}" for n in range(90))
+
+        def ask(topic: str) -> openai.types.chat.ChatCompletion:
+            with openai_client(served) as client:
+                return client.chat.completions.create(
+                    model=MODEL,
+                    messages=[{"role": "user", "content": f"{topic}: {words}. Summarise the list."}],
+                    max_tokens=16,
+                    temperature=0,
+                )
+
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(ask, ["Fruits", "Tools"]))
+        for reply in replies:
+            assert reply.usage.prompt_tokens > 256 and reply.usage.completion_tokens == 16
+            assert reply.choices[0].finish_reason == "length"
+        assert health(served)["in_flight"] == 0
