@@ -9,7 +9,8 @@
   llama-bench tg at the chat prompt's depth (`-d`): a reply's tokens come after its prompt, where
   they attend over more cache cells than tg's tokens from position 0;
 - 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time, so about the
-  single-client rate: the queue must not cost throughput);
+  single-client rate: the queue must not cost throughput; bench/serve_parallel.py measures
+  `serve --parallel 4`, which decodes them together);
 - load: C clients sending R requests in total (short replies, streamed and not): errors, malformed
   streams, and the server's RSS growth after warm-up (goal: zero, zero, < 5%).
 
