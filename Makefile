@@ -75,9 +75,17 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/tui.py
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
+	$(PY) bench/translate_files.py
+	$(PY) bench/template_guard.py
+	$(PY) bench/lora.py
+	$(PY) bench/prompt_cache.py
+	$(PY) bench/prompt_lookup.py
+	$(PY) bench/batched.py
+	$(PY) bench/batch_numerics.py
 	$(PY) bench/pi.py
 	@# serve.py builds llama.cpp's llama-server the first time (bench/build_llama_server.sh, ~30 min on 2 cores).
 	$(PY) bench/serve.py
+	$(PY) bench/serve_parallel.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
