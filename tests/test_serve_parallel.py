@@ -21,6 +21,7 @@ import ollama
 import openai
 import pytest
 
+from tests.conftest import run_cli
 from tests.serve_clients import run_clients, start_streaming_client
 from tests.serve_process import MODEL, SYSTEM, serving, wait_until
 
@@ -94,7 +95,7 @@ def test_four_clients_are_decoded_together_and_each_keeps_its_own_settings(serve
             reply = client.chat.completions.create(
                 model=MODEL,
                 messages=[SYSTEM, {"role": "user", "content": "Invent a person. Answer in JSON."}],
-                max_tokens=60,
+                max_tokens=100,  # as test_serve_openai's: room for the whole object
                 temperature=0,
                 response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}},
             )
@@ -189,8 +190,8 @@ def test_another_model_waits_for_the_replies_in_flight(smollm2_path, tmp_path):
         reader.join(60)
         assert ended and ended[0] <= answered  # the first reply ran to its end before the switch
         assert events[-1] == "[DONE]"
-        usage_free = [json.loads(e) for e in events[:-1]]
-        finish = [c["choices"][0]["finish_reason"] for c in usage_free if c["choices"][0]["finish_reason"]]
+        chunks = [json.loads(e) for e in events[:-1]]
+        finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]]
         assert finish in (["stop"], ["length"])
         assert reply.usage.completion_tokens <= 4 and health(served)["model"] == "other"
 
@@ -225,8 +226,6 @@ def test_sigterm_during_parallel_streams_ends_every_stream_and_exits_0():
 
 
 def test_parallel_must_be_a_sensible_count():
-    from tests.conftest import run_cli
-
     result = run_cli("serve", "--parallel", "0")
     assert result.returncode == 2 and result.stderr.strip() == "llamadesk: --parallel must be between 1 and 64"
 

@@ -316,7 +316,7 @@ class BatchedDecoder:
         for sequence in list(self._active.values()):
             self._finish(sequence, "stopped")
         for request in self._queue:
-            request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+            self._end_unstarted(request)
         self._queue.clear()
         llama_cpp.llama_memory_clear(self._memory, True)
         self._slot_tokens = [[] for _ in self._slot_tokens]
@@ -326,9 +326,13 @@ class BatchedDecoder:
         """(Lock held.) Sequences whose caller cancelled them end "stopped"; their cached tokens stay."""
         for request in [r for r in self._queue if r.handle.cancel_requested]:
             self._queue.remove(request)
-            request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+            self._end_unstarted(request)
         for sequence in [s for s in self._active.values() if s.request.handle.cancel_requested]:
             self._finish(sequence, "stopped")
+
+    def _end_unstarted(self, request: _Request) -> None:
+        """A queued request ends "stopped" with nothing decoded."""
+        request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
 
     def _admit(self) -> None:
         """(Lock held.) Queued requests into free slots, each starting from the longest cached prefix."""

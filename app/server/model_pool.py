@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 FinishReason = Literal["stop", "length"]
 RETRY_AFTER_SECONDS = 2
+GONE_BEFORE_ITS_TURN = "the client went away before its turn"
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,8 @@ class ModelPool:
         # With --parallel, each model also gets the batched decoder's context: counted in its need.
         self._contexts = 2 if parallel > 1 else 1
         self._memory_needed = (
-            functools.partial(memory_before_load, contexts=2)
-            if parallel > 1 and memory_needed is memory_before_load
+            functools.partial(memory_before_load, contexts=self._contexts)
+            if memory_needed is memory_before_load
             else memory_needed
         )
         self._memory: dict[str, int] = {}  # bytes each loaded model takes (counted only with a budget)
@@ -286,15 +287,16 @@ class ModelPool:
 
     def status(self) -> dict[str, object]:
         with self._lock:
+            in_flight = sum(b.in_flight() for b in self._batches.values())
             status: dict[str, object] = {
                 "model": self._resident,
                 "loaded": list(self._loaded),
-                "busy": self._current is not None or any(b.in_flight() for b in self._batches.values()),
+                "busy": self._current is not None or in_flight > 0,
                 "queued": self._queue.qsize(),
             }
             if self._parallel > 1:
                 status["parallel"] = self._parallel
-                status["in_flight"] = sum(b.in_flight() for b in self._batches.values())
+                status["in_flight"] = in_flight
             if self._memory_budget is not None:
                 status["memory_budget"] = self._memory_budget
                 status["memory_in_use"] = sum(self._memory.get(name, 0) for name in self._loaded)
@@ -338,7 +340,7 @@ class ModelPool:
                 break
             if job.cancelled.is_set():
                 # Its coroutine may still be waiting (a request that was not streaming): end it.
-                job.post(ReplyFailed(ApiError(499, "the client went away before its turn")))
+                job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
                 continue
             with self._lock:
                 self._current = job
@@ -456,7 +458,7 @@ class ModelPool:
         batch = self._batch_for(request.model, engine)
         batch.wait_for_room()
         if job.cancelled.is_set():
-            job.post(ReplyFailed(ApiError(499, "the client went away before its turn")))
+            job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
             return
         tokens = (
             engine.chat_prompt_tokens(request.messages)
