@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -156,6 +158,73 @@ def test_a_client_that_leaves_frees_only_its_own_sequence(server):
     os.kill(staying.pid, signal.SIGKILL)
     staying.wait(10)
     wait_until(lambda: not health(server)["busy"], timeout=5)
+
+
+# Ten one-sentence paragraphs: ten segments, a few seconds of work for the starter.
+DOCUMENT = "\n\n".join(
+    [
+        "The server keeps running while you read this.",
+        "Please save your work before closing the window.",
+        "Your order has been shipped and will arrive on Monday.",
+        "Click the button below to reset your password.",
+        "The file could not be opened because it is damaged.",
+        "Thank you for using our application.",
+        "The meeting has been moved to Thursday afternoon.",
+        "Your account will be deleted in seven days.",
+        "Check your spelling and try again.",
+        "A new version is ready to install.",
+    ]
+)
+TRANSLATION = {"text": DOCUMENT, "source": "en", "target": "fr", "model": MODEL}  # the chat model: no switch
+
+TRANSLATING_CLIENT = f"""
+import sys, httpx
+httpx.post(sys.argv[1] + "/v1/translations", json={TRANSLATION!r}, timeout=300)
+"""
+
+
+def test_a_translation_runs_beside_the_replies_instead_of_holding_them_up(server):
+    translated: dict = {}
+
+    def translate() -> None:
+        response = httpx.post(f"{server.url}/v1/translations", json=TRANSLATION, timeout=300)
+        translated.update(status=response.status_code, body=response.json(), ended=time.monotonic())
+
+    with InFlightPeak(server) as watch:
+        translator = threading.Thread(target=translate)
+        translator.start()
+        wait_until(lambda: health(server)["in_flight"] >= 1, timeout=60)
+        with openai_client(server) as client:
+            reply = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=8, temperature=0
+            )
+        answered = time.monotonic()
+        translator.join(300)
+    assert reply.choices[0].message.content and reply.usage.completion_tokens <= 8
+    assert translated["status"] == 200, translated["body"]
+    # The reply did not wait for the document: it came back while the translation was still going.
+    assert answered < translated["ended"] and watch.peak >= 2
+    segments = translated["body"]["segments"]
+    assert [s["source"] for s in segments] == DOCUMENT.split("\n\n")
+    assert all(s["translation"].strip() for s in segments)
+    assert translated["body"]["text"].count("\n\n") == 9  # the paragraphs, in their order
+    assert health(server)["in_flight"] == 0
+
+
+def test_a_client_that_leaves_stops_its_translation_and_no_one_elses_reply(server):
+    staying = start_streaming_client(server)
+    leaving = subprocess.Popen([sys.executable, "-c", TRANSLATING_CLIENT, server.url])
+    wait_until(lambda: health(server)["in_flight"] == 2, timeout=60)
+    time.sleep(0.5)  # its segments are being decoded beside the reply
+    os.kill(leaving.pid, signal.SIGKILL)
+    leaving.wait(10)
+    assert wait_until(lambda: health(server)["in_flight"] == 1, timeout=5) < 0.5
+    for _ in range(5):  # the reply goes on streaming
+        assert staying.stdout.readline() == "chunk\n"
+    os.kill(staying.pid, signal.SIGKILL)
+    staying.wait(10)
+    wait_until(lambda: not health(server)["busy"], timeout=5)
+    assert "POST /v1/translations 499" in server.log_text()
 
 
 def test_another_model_waits_for_the_replies_in_flight(smollm2_path, tmp_path):

@@ -10,9 +10,10 @@ from tests.serve_process import serving
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def http():
-    with serving() as served, httpx.Client(base_url=served.url, timeout=300) as client:
+@pytest.fixture(scope="module", params=[(), ("--parallel", "2")], ids=["one-at-a-time", "parallel"])
+def http(request):
+    # With --parallel the translation's segments go to the batched decoder, beside other replies.
+    with serving(*request.param) as served, httpx.Client(base_url=served.url, timeout=300) as client:
         yield client
 
 

@@ -213,6 +213,103 @@ def test_a_failing_request_is_reported_and_the_worker_survives():
     asyncio.run(main())
 
 
+class StandInDecoder:
+    """What the pool needs of a BatchedDecoder, for work run beside replies (none are sent here)."""
+
+    n_sequences = 2
+    failed = False
+
+    def __init__(self):
+        self.closed = False
+
+    def request_stop(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+class BatchingEngine(SlowEngine):
+    def __init__(self):
+        super().__init__()
+        self.decoder = StandInDecoder()
+
+    def batched_decoder(self, n_sequences):
+        assert n_sequences == 2
+        return self.decoder
+
+
+def test_work_runs_beside_the_replies_with_the_decoder_and_stops_when_its_job_is_cancelled():
+    engines: list[BatchingEngine] = []
+
+    def loader(path, settings):
+        engines.append(BatchingEngine())
+        return engines[-1]
+
+    given: list = []
+    release = threading.Event()
+
+    def blocked_work(engine, job, decoder):
+        given.append(decoder)
+        job.when_cancelled(release.set)
+        release.wait(10)
+        return ReplyFailed(ApiError(499, "cancelled")) if job.cancelled.is_set() else ReplyDone("stop", None, 0, 0)
+
+    def quick_work(engine, job, decoder):
+        given.append(decoder)
+        return ReplyDone("stop", None, 0, 0, result={"done": True})
+
+    async def main():
+        pool = ModelPool({"a": Path("a.gguf")}, LoadSettings(), 4, loader, lambda n: None, parallel=2)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        long = pool.submit(GenerationRequest("a", work=blocked_work), loop)
+        quick = pool.submit(GenerationRequest("a", work=quick_work), loop)
+        # The worker handed the long work to a thread of its own and went on to the next job.
+        done = (await drain(quick))[-1]
+        assert isinstance(done, ReplyDone) and done.result == {"done": True} and not release.is_set()
+        assert pool.status()["in_flight"] == 1 and pool.status()["busy"]
+        pool.cancel(long)  # what the work registered runs: it returns, and its failure is the job's end
+        ended = (await drain(long))[-1]
+        assert isinstance(ended, ReplyFailed) and ended.error.status == 499
+        assert given == [engines[0].decoder, engines[0].decoder] and not engines[0].stop.is_set()
+        pool.close()
+        assert engines[0].decoder.closed and engines[0].closed
+
+    asyncio.run(main())
+
+
+def test_one_reply_at_a_time_work_runs_on_the_worker_without_a_decoder():
+    given: list = []
+
+    def work(engine, job, decoder):
+        given.append(decoder)
+        job.post(TextPiece("progress"))
+        return ReplyDone("stop", None, 0, 0)
+
+    async def main():
+        pool = make_pool()
+        pool.start()
+        events = await drain(pool.submit(GenerationRequest("a", work=work), asyncio.get_running_loop()))
+        assert [type(e) for e in events] == [TextPiece, ReplyDone] and given == [None]
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_cancel_callback_runs_once_and_at_once_when_the_job_is_already_cancelled():
+    async def main():
+        job = Job(GenerationRequest("a"), asyncio.get_running_loop())
+        calls: list[str] = []
+        job.when_cancelled(lambda: calls.append("first"))
+        job.cancel()
+        job.cancel()
+        job.when_cancelled(lambda: calls.append("late"))
+        assert calls == ["first", "late"] and job.cancelled.is_set()
+
+    asyncio.run(main())
+
+
 # -- service files ----------------------------------------------------------------------------------
 
 SERVICE = Path(__file__).resolve().parent.parent / "packaging" / "service"

@@ -173,3 +173,29 @@ def test_the_workers_prompt_as_the_main_translator_does(smollm2_engine):
         assert all(t.examples is corpus and t.candidates for t in parallel.translators)
     with ParallelTranslators(smollm2_engine, FEW_SHOT, 2, n_ctx=512) as plain:
         assert all(t.examples is None and not t.candidates for t in plain.translators)
+
+
+def test_translators_on_a_shared_decoder_stop_only_their_own_sequences(smollm2_engine):
+    """serve --parallel: a translation's workers share the decoder with other clients' replies. A
+    cancelled translation ends its own sequences; the reply beside it runs on to its length, and
+    the decoder is left open for its owner."""
+    from llamadesk.app.engine.types import Sampling
+    from llamadesk.app.translate.parallel import ParallelTranslators
+
+    long_text = "\n\n".join(f"Paragraph {i} tells a long story about the sea and its ships." for i in range(12))
+    with smollm2_engine.batched_decoder(4, 2048) as decoder:
+        other = decoder.submit(smollm2_engine.tokenize("Once upon a time"), Sampling(temperature=0, max_tokens=200))
+        parallel = ParallelTranslators(smollm2_engine, FEW_SHOT, 2, shared_decoder=decoder)
+        job = TranslationJob(parallel.translators[0], long_text, JobSettings(target=FR, source=EN), parallel=parallel)
+        events = []
+        for event in job.run():
+            events.append(event)
+            if isinstance(event, ChunkDone):
+                job.cancel()  # as the server does when the client leaves
+        assert isinstance(events[-1], JobCancelled) and events[-1].done < 12
+        parallel.close()
+        result = other.result(timeout=120)
+        assert result.stats.stop_reason == "length" and result.stats.generated_tokens == 200
+        # Still open: the next caller is served.
+        again = decoder.generate(smollm2_engine.tokenize("Hello"), Sampling(temperature=0, max_tokens=3))
+        assert again.stats.generated_tokens == 3

@@ -278,8 +278,9 @@ class Engine:
                 f"{self.summary.name} has no chat template (it is a base model); "
                 "use it for completion or translation, or pick a chat model"
             )
-        if self._last_tokenized is not None and self._last_tokenized[0] == list(messages):
-            return list(self._last_tokenized[1])
+        last = self._last_tokenized  # read once: callers on other threads (serve --parallel) replace it
+        if last is not None and last[0] == list(messages):
+            return list(last[1])
         prompt = self._chat_template.render(messages)
         # The template writes BOS itself when the model wants one; never add a second.
         bos = self._llama._model.token_bos()

@@ -6,18 +6,20 @@ four clients get their replies in much less than four times the time of one. The
 worker prepares each job (its prompt's tokens, through the chat template) and hands it here; the
 decoder's thread streams the text back to the job through the same stop-string scanner as a
 single reply, and ends it when its client goes away. The worker does not wait for the reply: it
-takes the next job, and waits only when N replies are in flight, when another model is wanted,
-or when other work (a translation) needs the engine to itself.
+takes the next job, and waits only when N replies are in flight or when another model is wanted.
+Other work (a translation) runs beside the replies on a thread of its own, its segments decoded
+in the same batches, so a long document does not hold up everyone else's replies.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llamadesk.app.engine.types import GenerationStats, Sampling, TextPiece
-from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyFailed, api_error_for
+from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyEvent, ReplyFailed, api_error_for
 from llamadesk.app.server.stop_strings import StopScanner
 
 if TYPE_CHECKING:  # the decoder (llama.cpp, numpy) loads with the engine, in the server process only
@@ -32,7 +34,10 @@ class BatchedReplies:
         self._decoder = decoder
         self.n_sequences = decoder.n_sequences
         self._changed = threading.Condition()  # guards _in_flight; never held while calling the decoder
-        self._in_flight: dict[Job, SequenceHandle] = {}
+        # A reply's sequence, or None for other work (a translation) that stops its own sequences
+        # when its job is cancelled (Job.when_cancelled).
+        self._in_flight: dict[Job, SequenceHandle | None] = {}
+        self._beside: list[threading.Thread] = []  # run_beside's threads (they use the engine too)
 
     def start(
         self,
@@ -88,6 +93,27 @@ class BatchedReplies:
         if job.cancelled.is_set():  # the client left while the prompt was being prepared
             self._decoder.cancel(handle)
 
+    def run_beside(self, job: Job, work: Callable[[BatchedDecoder], ReplyEvent]) -> None:
+        """Run `work` on a thread of its own with this decoder, so that its model calls (a
+        translation's segments) are decoded beside the replies in flight; it counts as one job in
+        flight until it returns its last event, which is then posted (an exception as a failure)."""
+
+        def run() -> None:
+            try:
+                last = work(self._decoder)
+            except Exception as error:  # the work failed, not the server: its client is told
+                last = ReplyFailed(api_error_for(error))
+            with self._changed:  # out of the count first, then the last event, as for a reply
+                self._in_flight.pop(job, None)
+                self._changed.notify_all()
+            job.post(last)
+
+        thread = threading.Thread(target=run, name="llamadesk-beside", daemon=True)
+        with self._changed:
+            self._in_flight[job] = None
+            self._beside = [t for t in self._beside if t.is_alive()] + [thread]
+        thread.start()
+
     @property
     def broken(self) -> bool:
         """Whether the decoder failed and must be replaced (its replies in flight have failed)."""
@@ -96,10 +122,11 @@ class BatchedReplies:
     def cancel(self, job: Job) -> bool:
         """End `job`'s reply if it is in flight here (its client went away); True if it was."""
         with self._changed:
-            handle = self._in_flight.get(job)
-        if handle is None:
-            return False
-        self._decoder.cancel(handle)
+            if job not in self._in_flight:
+                return False
+            handle = self._in_flight[job]
+        if handle is not None:  # other work stops its own sequences (Job.when_cancelled)
+            self._decoder.cancel(handle)
         return True
 
     def in_flight(self) -> int:
@@ -122,8 +149,17 @@ class BatchedReplies:
             while self._in_flight:
                 self._changed.wait()
 
-    def close(self) -> None:
-        """Stop what is still in flight and free the decoder's context."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop what is still in flight and free the decoder's context.
+
+        Work run beside the replies ends first (its sequences are stopped, so it returns at once):
+        it tokenizes with the engine, which its owner closes next.
+        """
+        self._decoder.request_stop()
+        with self._changed:
+            beside = list(self._beside)
+        for thread in beside:
+            thread.join(timeout)
         self._decoder.close()
 
 

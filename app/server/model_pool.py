@@ -59,9 +59,13 @@ class GenerationRequest:
     prompt: str | None = None  # plain completion, no chat template
     sampling: Sampling = field(default_factory=Sampling)
     stop: tuple[str, ...] = ()
-    # Other work with the loaded engine (translation): called on the worker thread, it posts the
-    # job's events itself. Cancelling the job stops the engine as for a reply.
-    work: Callable[[Any, Job], None] | None = None
+    # Other work with the loaded engine (a translation): work(engine, job, decoder) may post
+    # progress and returns the job's last event (ReplyDone or ReplyFailed), which the pool posts.
+    # One reply at a time, it runs on the worker thread with the engine to itself and decoder None;
+    # with --parallel it gets the model's batched decoder and runs on its own thread, its model
+    # calls decoded beside the replies in flight. Cancelling the job stops the engine as for a
+    # reply, and calls what the work registered with Job.when_cancelled.
+    work: Callable[[Any, Job, Any], ReplyEvent] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,27 @@ class Job:
         self._posted: deque[ReplyEvent] = deque()
         self._waiter: asyncio.Future[None] | None = None  # set while the coroutine waits for events
         self._taken: deque[ReplyEvent] = deque()  # taken from _posted, not yet returned by next_event
+        self._on_cancel: list[Callable[[], None]] = []  # guarded by _lock
+
+    def cancel(self) -> None:
+        """The client is gone or the server stops: mark the job, and run what was asked to run then."""
+        with self._lock:
+            self.cancelled.set()
+            callbacks, self._on_cancel = self._on_cancel, []
+        for callback in callbacks:
+            callback()
+
+    def when_cancelled(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from any thread) when the job is cancelled; at once if it already is.
+
+        For work that does not poll `cancelled` often enough to stop within the server's half a
+        second: a translation stops its own sequences this way, and only those.
+        """
+        with self._lock:
+            if not self.cancelled.is_set():
+                self._on_cancel.append(callback)
+                return
+        callback()
 
     def post(self, event: ReplyEvent) -> None:
         """From the worker thread: hand an event to the request's coroutine."""
@@ -277,7 +302,7 @@ class ModelPool:
     def cancel(self, job: Job) -> None:
         """The client is gone: drop the job if it waits, stop the engine if it runs (or its
         sequence, when it is decoded with others)."""
-        job.cancelled.set()
+        job.cancel()
         with self._lock:
             if self._current is job and self._engine is not None:
                 self._engine.request_stop()
@@ -321,7 +346,7 @@ class ModelPool:
             except queue.Empty:
                 break
             if job is not None:
-                job.cancelled.set()
+                job.cancel()
                 job.post(ReplyFailed(ApiError(503, "the server is shutting down")))
 
     def close(self, timeout: float = 10.0) -> None:
@@ -409,12 +434,15 @@ class ModelPool:
         started = time.perf_counter()
         request = job.request
         is_reply = request.work is None and (request.messages is not None or request.prompt is not None)
-        batched = self._parallel > 1 and is_reply
+        batched = self._parallel > 1 and (is_reply or request.work is not None)
         self._wait_for_batches(except_model=request.model if batched else None)
         engine = self._engine_for(request.model)
         load_seconds = time.perf_counter() - started
+        if request.work is not None and batched:
+            self._start_beside(job, engine)
+            return
         if request.work is not None:
-            request.work(engine, job)
+            job.post(request.work(engine, job, None))
             return
         if not is_reply:
             job.post(ReplyDone("stop", None, load_seconds, time.perf_counter() - started))
@@ -466,6 +494,17 @@ class ModelPool:
             else engine.tokenize(request.prompt or "", add_bos=True, special=False)
         )
         batch.start(job, tokens, request.sampling, request.stop, started, load_seconds)
+
+    def _start_beside(self, job: Job, engine) -> None:
+        """Other work (a translation) on its own thread, its sequences in the model's batched decoder."""
+        batch = self._batch_for(job.request.model, engine)
+        batch.wait_for_room()
+        if job.cancelled.is_set():
+            job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
+            return
+        work = job.request.work
+        assert work is not None
+        batch.run_beside(job, lambda decoder: work(engine, job, decoder))
 
     def _forward(
         self, job: Job, engine, events: Iterator, scanner: StopScanner

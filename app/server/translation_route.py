@@ -7,6 +7,10 @@
 The same job as `llamadesk translate`: Markdown structure kept, placeholders, URLs, code and tags
 hidden from the model and checked afterwards (a segment that loses one is retried, then translated
 around its spans). Whole replies only: a translation is checked segment by segment before it is final.
+
+With `serve --parallel N` its segments are decoded beside the other clients' replies (up to N/2 at
+once, in the model's batched decoder) rather than with the model to themselves, so a long document
+does not hold everyone else up; one reply at a time, it waits its turn like a reply.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply
-from llamadesk.app.server.model_pool import GenerationRequest, Job, ReplyDone, ReplyFailed
+from llamadesk.app.server.model_pool import GenerationRequest, Job, ReplyDone, ReplyEvent, ReplyFailed
 from llamadesk.app.server.request_fields import Fields, read_json_object
 from llamadesk.app.server.sampling_fields import MAX_MODEL_NAME
 
@@ -68,31 +72,43 @@ async def translations(request: Request) -> Response:
     )
     model = fields.string("model", max_length=MAX_MODEL_NAME) or DEFAULT_MODEL
 
-    def work(engine, job: Job) -> None:
-        _translate(engine, job, text, settings)
+    def work(engine, job: Job, decoder) -> ReplyEvent:
+        return _translate(engine, job, text, settings, decoder)
 
     reply = await ClientReply.start(request, request.app.state.pool, GenerationRequest(model=model, work=work))
     _, done = await reply.collect()
     return JSONResponse({"model": model, **(done.result or {})})
 
 
-def _translate(engine, job: Job, text: str, settings) -> None:
-    """On the worker thread: run the translation job, cancelled with the HTTP job."""
-    from llamadesk.app.translate import JobCancelled, JobFinished, JobStarted, TranslationJob, translator_for
+def _translate(engine, job: Job, text: str, settings, decoder) -> ReplyEvent:
+    """The translation job, cancelled with the HTTP job; its result as the job's last event.
 
-    translation = TranslationJob(translator_for(engine), text, settings)
+    With `decoder` (serve --parallel), its segments go to the model's batched decoder, several at
+    once, beside other clients' replies: half the decoder's sequences, so that replies still find
+    room. Its translators stop only their own sequences when the job is cancelled.
+    """
+    from llamadesk.app.translate import JobCancelled, JobFinished, JobStarted, TranslationJob, translator_for
+    from llamadesk.app.translate.parallel import ParallelTranslators
+
+    translator = translator_for(engine)
+    parallel = None
+    if decoder is not None:
+        workers = max(1, decoder.n_sequences // 2)
+        parallel = ParallelTranslators(engine, translator.strategy, workers, shared_decoder=decoder)
+        # The job's own translator only chunks the text and names the strategy here: one of the
+        # shared ones, so that cancelling it never stops the engine under another client's reply.
+        translator = parallel.translators[0]
+    translation = TranslationJob(translator, text, settings, parallel=parallel)
+    job.when_cancelled(translation.cancel)
     source = None
     for event in translation.run():
-        if job.cancelled.is_set():
-            translation.cancel()
         if isinstance(event, JobStarted):
             source = event.source
         elif isinstance(event, JobCancelled):
-            job.post(ReplyFailed(ApiError(499, "the translation was cancelled")))
-            return
+            return ReplyFailed(ApiError(499, "the translation was cancelled"))
         elif isinstance(event, JobFinished):
-            job.post(ReplyDone("stop", None, 0.0, event.seconds, result=_result(event, source, settings.target)))
-            return
+            return ReplyDone("stop", None, 0.0, event.seconds, result=_result(event, source, settings.target))
+    return ReplyFailed(ApiError(500, "the translation ended without a result"))
 
 
 def _result(event, source, target) -> dict:

@@ -30,7 +30,7 @@ from llamadesk.app.translate.prompts import Prompt, PromptStrategy
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 
 if TYPE_CHECKING:  # the engine (llama.cpp, numpy) loads only when a model does, not with the app
-    from llamadesk.app.engine.sequence_handle import LockstepMember
+    from llamadesk.app.engine.sequence_handle import LockstepMember, SequenceHandle
 
 # More segments in flight read the weights once for more tokens; past ~8 llama-batched-bench
 # shows little more to gain on small machines, while each adds a worker and KV cells.
@@ -47,15 +47,21 @@ def default_parallel(available_memory: int, model_size: int) -> int:
 
 
 class BatchedGenerator(EngineGenerator):
-    """An EngineGenerator whose model calls go to a shared BatchedDecoder (one per worker thread)."""
+    """An EngineGenerator whose model calls go to a BatchedDecoder (one generator per worker thread).
 
-    def __init__(
-        self, engine, decoder, tokenizing: threading.Lock, stopped: threading.Event, sampling: Sampling = GREEDY
-    ):
+    On a decoder of its own (`translate --parallel`), a stop ends everything in the decoder at
+    once, and the workers decode in lockstep (repeatable output). On a decoder shared with other
+    callers (`serve --parallel`, beside other clients' replies), a stop ends only this generator's
+    own sequence, and there is no lockstep: the batches follow whatever the server has in flight.
+    """
+
+    def __init__(self, engine, decoder, stopped: threading.Event, sampling: Sampling = GREEDY, *, shared: bool = False):
         super().__init__(engine, sampling)
         self.decoder = decoder
-        self._tokenizing = tokenizing  # the chat template renderer is not made for threads
-        self._stopped = stopped  # shared: a stop ends every worker's next call too, not only this one
+        self.shared = shared
+        self._stopped = stopped  # shared by the workers: a stop ends every worker's next call too
+        self._calling = threading.Lock()  # guards _handle between the worker and a stopping thread
+        self._handle: SequenceHandle | None = None  # this worker's sequence in flight
         self.member: LockstepMember | None = None  # set by run_chains while a worker uses this generator
 
     @property
@@ -63,21 +69,40 @@ class BatchedGenerator(EngineGenerator):
         return self.decoder.n_ctx
 
     def request_stop(self) -> None:
-        self._stopped.set()
-        self.decoder.request_stop()
+        with self._calling:
+            self._stopped.set()
+            handle = self._handle
+        if handle is not None:
+            self.decoder.cancel(handle)
+        if not self.shared:
+            self.decoder.request_stop()  # also aborts a llama_decode in progress: Ctrl-C at once
 
     def prompt_tokens(self, prompt: Prompt) -> list[int]:
-        if prompt.kind != "chat":
-            return super().prompt_tokens(prompt)
-        with self._tokenizing:
-            return super().prompt_tokens(prompt)
+        for _ in range(3):
+            try:
+                return super().prompt_tokens(prompt)
+            except GenerationStopped:
+                # The engine's chat template is shared, and a stop meant for another of its users
+                # (a server's client that left) interrupts whichever render is in progress. Only
+                # a stop of this job's own is this generator's to obey; otherwise render again.
+                if self._stopped.is_set() or not self.shared:
+                    raise
+        raise GenerationStopped()
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
         answer = AnswerLine(on_text)  # fed in the decoder's thread
         tokens = self.prompt_tokens(prompt)
-        if self._stopped.is_set():
-            raise GenerationStopped()
-        result = self.decoder.generate(tokens, self.answer_sampling(max_tokens), answer.feed, member=self.member)
+        with self._calling:
+            if self._stopped.is_set():
+                raise GenerationStopped()
+            handle = self._handle = self.decoder.submit(
+                tokens, self.answer_sampling(max_tokens), answer.feed, member=self.member
+            )
+        try:
+            result = handle.result()
+        finally:
+            with self._calling:
+                self._handle = None
         self.last_stats = result.stats
         self.last_mean_logprob = answer.mean_logprob
         if result.stats.stop_reason == "stopped":
@@ -86,7 +111,11 @@ class BatchedGenerator(EngineGenerator):
 
 
 class ParallelTranslators:
-    """`n` translators for one engine and strategy, sharing one batched decoder; close() frees it."""
+    """`n` translators for one engine and strategy, sharing one batched decoder; close() frees it.
+
+    With `shared_decoder`, they use that decoder (another owner's, busy with other callers) and
+    close() leaves it open.
+    """
 
     def __init__(
         self,
@@ -96,24 +125,27 @@ class ParallelTranslators:
         n_ctx: int | None = None,
         examples: ExampleCorpus | None = None,
         candidates: bool = False,
+        *,
+        shared_decoder=None,
     ):
         """`examples` and `candidates` as SegmentTranslator takes them (translate --candidates)."""
-        self.decoder = engine.batched_decoder(n, n_ctx)
+        self.shared = shared_decoder is not None
+        self.decoder = shared_decoder if self.shared else engine.batched_decoder(n, n_ctx)
         self.stopped = threading.Event()
-        lock = threading.Lock()
         self.translators = [
             SegmentTranslator(
-                BatchedGenerator(engine, self.decoder, lock, self.stopped), strategy, examples, candidates
+                BatchedGenerator(engine, self.decoder, self.stopped, shared=self.shared), strategy, examples, candidates
             )
             for _ in range(n)
         ]
 
     def request_stop(self) -> None:
-        self.stopped.set()
-        self.decoder.request_stop()
+        for translator in self.translators:
+            translator.generator.request_stop()
 
     def close(self) -> None:
-        self.decoder.close()
+        if not self.shared:
+            self.decoder.close()
 
     def __enter__(self) -> ParallelTranslators:
         return self
@@ -188,7 +220,7 @@ def run_chains(
     for translator in translators[:n_workers]:
         # Every worker joins before any starts, so the first batch already waits for all of them.
         generator = translator.generator
-        if isinstance(generator, BatchedGenerator):
+        if isinstance(generator, BatchedGenerator) and not generator.shared:
             generator.member = generator.decoder.join_lockstep()
     threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in translators[:n_workers]]
     for thread in threads:
