@@ -82,3 +82,6 @@ CHAT_CONTEXT = ValueRange(256, UINT32_MAX, whole=True)
 # -- the prompt cache on disk (config.json, --prompt-cache-mb) ------------------------------------
 # MiB; 0 turns it off. The upper bound only keeps the byte count within 64 bits.
 PROMPT_CACHE_MB = ValueRange(0, 2**40, whole=True)
+
+# -- segments in flight when translating (translate --parallel, serve --parallel, config.json) ----
+PARALLEL = ValueRange(1, 64, whole=True)

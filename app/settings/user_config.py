@@ -25,6 +25,7 @@ from llamadesk.app.core.paths import config_dir
 from llamadesk.app.core.value_ranges import (
     CHAT_CONTEXT,
     MAX_TOKENS,
+    PARALLEL,
     PROMPT_CACHE_MB,
     REPEAT_PENALTY,
     TEMPERATURE,
@@ -60,6 +61,9 @@ class Config:
     # Disk for conversations' KV caches (chat/prompt_cache.py), in MiB: None sizes it from the free
     # disk, 0 keeps nothing.
     prompt_cache_mb: int | None = None
+    # Segments the translation screen keeps in flight at once (translate --parallel): None chooses
+    # from the machine's memory, 1 translates one at a time.
+    translate_parallel: int | None = None
 
     def conversation_settings(self, mode: str = "chat") -> ConversationSettings:
         """The settings a new conversation starts with."""
@@ -113,6 +117,7 @@ CHECKS: dict[str, Callable[[object, str], Any]] = {
     "max_tokens": _optional(MAX_TOKENS.check),
     "context_length": _optional(CHAT_CONTEXT.check),
     "prompt_cache_mb": _optional(PROMPT_CACHE_MB.check),
+    "translate_parallel": _optional(PARALLEL.check),
 }
 assert set(CHECKS) == {f.name for f in fields(Config)}, "every setting needs a check"
 

@@ -46,6 +46,13 @@ def default_parallel(available_memory: int, model_size: int) -> int:
     return MAX_PARALLEL if available_memory >= 3 * model_size + (1 << 30) else 1
 
 
+def default_parallel_for(engine) -> int:
+    """default_parallel for a loaded engine's model on this machine, now."""
+    from llamadesk.app.core.machine import machine_facts
+
+    return default_parallel(machine_facts().available_ram, engine.summary.file_size)
+
+
 class BatchedGenerator(EngineGenerator):
     """An EngineGenerator whose model calls go to a BatchedDecoder (one generator per worker thread).
 

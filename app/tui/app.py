@@ -48,7 +48,10 @@ TRANSLATE_CONTEXT = 4096  # translation needs little; load.json's ctx wins when 
 MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
     "chat": lambda app: ChatScreen(app.store, app.host, app.config.conversation_settings("chat"), app.load_defaults),
     "translate": lambda app: TranslateScreen(
-        app.store, app.host, replace(app.load_defaults, n_ctx=app.load_defaults.n_ctx or TRANSLATE_CONTEXT)
+        app.store,
+        app.host,
+        replace(app.load_defaults, n_ctx=app.load_defaults.n_ctx or TRANSLATE_CONTEXT),
+        parallel=app.config.translate_parallel,
     ),
     "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }

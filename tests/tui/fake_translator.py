@@ -58,7 +58,7 @@ class FakeTranslatingEngine:
 def make_app(store, delay: float = 0.0, replies: dict[str, str] | None = None) -> LlamadeskApp:
     return LlamadeskApp(
         store=store,
-        config=Config(),
+        config=Config(translate_parallel=1),  # one segment at a time: a scripted engine has no batched decoder
         engine_loader=lambda spec, settings: FakeTranslatingEngine(delay, replies),
         save_settings=False,
     )

@@ -173,7 +173,10 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
             return super().stream_tokens(tokens, sampling)
 
     app = LlamadeskApp(
-        store=store, config=Config(), engine_loader=lambda spec, settings: CountingEngine(0.05), save_settings=False
+        store=store,
+        config=Config(translate_parallel=1),
+        engine_loader=lambda spec, settings: CountingEngine(0.05),
+        save_settings=False,
     )
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)

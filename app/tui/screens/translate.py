@@ -1,5 +1,7 @@
 """The translation screen: language pickers with swap, source and translation panes, streaming
 output, open/save a file with a progress bar, copy the result, history of past translations.
+Several segments are translated at once on the batched decoder where the machine has the memory
+(as `translate --parallel`; config.json's `translate_parallel`), shown in document order.
 
 All translation logic is the `llamadesk.app.translate` library; this screen only turns keys into
 a job for the engine's thread (EngineHost.run_with_model) and shows the events that come back.
@@ -41,6 +43,7 @@ from llamadesk.app.translate.confidence import is_low, low_confidence_spans
 from llamadesk.app.translate.file_job import FileJob, TranslatableFile
 from llamadesk.app.translate.formats import format_of, read_translatable
 from llamadesk.app.translate.languages import LANGUAGES
+from llamadesk.app.translate.parallel import ParallelTranslators, default_parallel_for
 from llamadesk.app.translate.segment import SegmentResult
 from llamadesk.app.translate.source_text import read_source_bytes, read_source_file
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
@@ -86,8 +89,11 @@ class TranslateScreen(Screen):
         model: str = TRANSLATION_MODEL,
         source: str = DETECT,
         target: str = "fr",
+        parallel: int | None = None,
     ) -> None:
+        """`parallel`: segments in flight at once (None: as `translate --parallel` chooses)."""
         super().__init__()
+        self.parallel = parallel
         self.store = store
         self.host = host
         self.load_settings = load_settings
@@ -97,7 +103,7 @@ class TranslateScreen(Screen):
         self._stop_requested = threading.Event()  # Esc before the job exists (the model still loading)
         self._resume: ResumeLog | None = None
         self._done: list[SegmentResult] = []
-        self._partial = ""
+        self._partials: dict[int, str] = {}  # the output of each segment in flight, as it streams
         self.translation = ""
         self.output_path: Path | None = None
         self.running = False
@@ -172,7 +178,7 @@ class TranslateScreen(Screen):
         self.running, self.output_path, self.job, self._resume = True, output, None, None
         self._source_text = text
         self._stop_requested.clear()
-        self._done, self._partial = [], ""
+        self._done, self._partials = [], {}
         self.query_one("#target", TextArea).text = ""
         self.host.run_with_model(
             self.model, self.load_settings, lambda engine: self._run(engine, text, settings, document), self
@@ -181,10 +187,17 @@ class TranslateScreen(Screen):
     def _run(self, engine, text: str, settings: JobSettings, document: TranslatableFile | None = None) -> None:
         """In the engine's thread: run the job, posting every event back to the screen."""
         self._model_name = getattr(getattr(engine, "summary", None), "name", self.model)
+        translator = translator_for(engine)
         if document is not None:
-            job: TranslationJob | FileJob = FileJob(translator_for(engine), document, settings)
+            job: TranslationJob | FileJob = FileJob(translator, document, settings)
+            units = len(job.units)
         else:
-            job = TranslationJob(translator_for(engine), text, settings)
+            job = TranslationJob(translator, text, settings)
+            units = len(job.chunks)
+        # Several segments in flight on the batched decoder, as `translate --parallel` does; not
+        # for a single segment, which would only pay for the decoder's context.
+        n_parallel = min(units, self.parallel if self.parallel is not None else default_parallel_for(engine))
+        job.parallel = ParallelTranslators(engine, translator.strategy, n_parallel) if n_parallel > 1 else None
         if self.output_path is not None:
             # A file's finished chunks go to a sidecar beside its output, so a stopped (or killed)
             # translation of the same file resumes where it was, as the CLI's -o does.
@@ -208,6 +221,9 @@ class TranslateScreen(Screen):
                 self.post_message(TranslationUpdate(event))
         except LlamadeskError as err:
             self.post_message(EngineFailed(str(err)))
+        finally:
+            if job.parallel is not None:
+                job.parallel.close()
 
     def action_stop(self) -> None:
         if not self.running:
@@ -231,13 +247,13 @@ class TranslateScreen(Screen):
             self._route = f"{event.source.name}{detected} → {event.target.name}"
             status.update(f"{self._route}: 0/{event.total}")
         elif isinstance(event, ChunkStarted):
-            self._partial = ""
+            self._partials[event.index] = ""
         elif isinstance(event, ChunkText):
-            self._partial += event.text
-            self._show_done(output, self._partial.strip())
+            self._partials[event.index] = self._partials.get(event.index, "") + event.text
+            self._show_done(output)
         elif isinstance(event, ChunkDone):
             self._done.append(event.result)
-            self._partial = ""
+            self._partials.pop(event.index, None)
             progress.update(progress=event.index + 1)
             self._show_done(output)
             status.update(f"{self._route}: {event.index + 1}/{event.total}")
@@ -265,10 +281,12 @@ class TranslateScreen(Screen):
                 self._resume.close()
             status.update(f"stopped after {event.done} of {event.total}{kept}")
 
-    def _show_done(self, output: ReviewTextArea, partial: str | None = None) -> None:
-        """The finished segments a line each (low-confidence ones highlighted), then the one streaming."""
+    def _show_done(self, output: ReviewTextArea) -> None:
+        """The finished segments a line each (low-confidence ones highlighted), then the next one as it
+        streams. With several in flight, the ones after it show when their turn comes, in order."""
         lines = [result.translation.strip() for result in self._done]
-        text = "\n".join(lines if partial is None else [*lines, partial])
+        partial = self._partials.get(len(self._done))
+        text = "\n".join(lines if partial is None else [*lines, partial.strip()])
         output.show(text, low_confidence_spans(text, self._done))
 
     def _write(self, path: Path, text: str) -> bool:
