@@ -265,7 +265,7 @@ def test_another_model_waits_for_the_replies_in_flight(smollm2_path, tmp_path):
         assert reply.usage.completion_tokens <= 4 and health(served)["model"] == "other"
 
 
-def test_sigterm_during_parallel_streams_ends_every_stream_and_exits_0():
+def test_sigterm_during_parallel_streams_and_a_translation_ends_each_and_exits_0():
     with serving(*PARALLEL) as served:
         long = {
             "model": MODEL,
@@ -281,10 +281,17 @@ def test_sigterm_during_parallel_streams_ends_every_stream_and_exits_0():
                     if line.startswith("data:"):
                         events.append(line.removeprefix("data:").strip())
 
+        translated: list[httpx.Response] = []
+
+        def translate() -> None:
+            translated.append(httpx.post(f"{served.url}/v1/translations", json=TRANSLATION, timeout=120))
+
         readers = [threading.Thread(target=stream, args=(events,)) for events in streams]
+        readers.append(threading.Thread(target=translate))
         for reader in readers:
             reader.start()
         wait_until(lambda: all(len(events) >= 2 for events in streams), timeout=60)
+        wait_until(lambda: health(served)["in_flight"] == 3, timeout=60)  # the translation too
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=30) == 0
         for reader in readers:
@@ -292,6 +299,9 @@ def test_sigterm_during_parallel_streams_ends_every_stream_and_exits_0():
         for events in streams:
             assert events[-1] == "[DONE]"  # each client got a well-formed end, not a cut connection
             assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+        # Its segments were stopped with the replies: an answer saying so, not a cut connection.
+        [response] = translated
+        assert response.status_code == 499 and "cancelled" in response.json()["error"]["message"]
 
 
 def test_parallel_must_be_a_sensible_count():
