@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import httpx
 import pytest
 
@@ -42,3 +44,33 @@ def test_a_translation_keeps_its_placeholders(http):
 def test_bad_translation_requests_are_4xx(http, body, needle):
     response = http.post("/v1/translations", json=body)
     assert 400 <= response.status_code < 500 and needle in response.json()["error"]["message"]
+
+
+def test_fuzzed_translation_bodies_never_get_a_500(http):
+    """Random mutations of a valid body (seeded, bounded): every answer is a 2xx or a 4xx, and the
+    server keeps serving."""
+    rng = random.Random(4321)
+    values = {
+        "text": [None, "", " ", 5, [], {"a": 1}, "Hi", "Hello %s {0} <b>x</b> `code`", "Ok.\n\nYes.", "\u0000\ufffd"],
+        "target": [None, "", "fr", "de", "xx", 5, [], "../fr", "French"],
+        "source": [None, "", "en", "fr", "zz", 1.5, {}],
+        "mode": [None, "document", "lines", "pages", 1, []],
+        "glossary": [None, {}, {"Hi": "Salut"}, {"": "x"}, {"a": 5}, ["x"], "x", {str(i): "y" for i in range(600)}],
+        "model": [None, "", "gemma3-270m", "smollm2", "../x", "/etc/passwd", 5],
+    }
+    statuses = []
+    for _ in range(60):
+        body: dict = {"text": "Good morning.", "target": "fr", "source": "en"}
+        for _ in range(rng.randint(1, 3)):
+            key = rng.choice(sorted(values))
+            if rng.random() < 0.2:
+                body.pop(key, None)
+            else:
+                body[key] = rng.choice(values[key])
+        response = http.post("/v1/translations", json=body)
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (body, response.text)
+        if response.status_code != 200:
+            assert response.json()["error"]["message"], response.text  # one line saying what is wrong
+    assert any(s == 200 for s in statuses) and any(400 <= s < 500 for s in statuses)
+    assert http.get("/health").json()["status"] == "ok"
