@@ -61,6 +61,29 @@ async def test_translate_a_sentence_then_swap(store):
         assert target.text == ""
 
 
+async def test_without_memory_for_the_batched_decoder_a_document_translates_one_segment_at_a_time(store):
+    from llamadesk.app.core.errors import LlamadeskError
+
+    class NoRoomForBatches(FakeTranslatingEngine):
+        def batched_decoder(self, n_sequences, n_ctx=None):
+            raise LlamadeskError(f"llama.cpp could not create a context for {n_sequences} sequences")
+
+    app = LlamadeskApp(
+        store=store,
+        config=Config(translate_parallel=4),
+        engine_loader=lambda spec, settings: NoRoomForBatches(),
+        save_settings=False,
+    )
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source-language", Select).value = "en"
+        screen.query_one("#source", TextArea).text = "One.\n\nTwo.\n\nThree."
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running and screen.translation, what="the translation")
+        assert screen.translation == "ONE.\n\nTWO.\n\nTHREE." and screen.job.parallel is None
+        assert any("one segment at a time" in str(n.message) for n in app._notifications)
+
+
 # French 'translations' for the fake model: upper-cased English reads as English, which the
 # confidence score rightly flags; these read as French, so only the model's doubt marks one.
 

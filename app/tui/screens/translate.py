@@ -197,7 +197,11 @@ class TranslateScreen(Screen):
         # Several segments in flight on the batched decoder, as `translate --parallel` does; not
         # for a single segment, which would only pay for the decoder's context.
         n_parallel = min(units, self.parallel if self.parallel is not None else default_parallel_for(engine))
-        job.parallel = ParallelTranslators(engine, translator.strategy, n_parallel) if n_parallel > 1 else None
+        if n_parallel > 1:
+            try:
+                job.parallel = ParallelTranslators(engine, translator.strategy, n_parallel)
+            except LlamadeskError as err:  # no memory for the decoder's context: one at a time still works
+                self.notify(f"translating one segment at a time: {err}", severity="warning", markup=False)
         if self.output_path is not None:
             # A file's finished chunks go to a sidecar beside its output, so a stopped (or killed)
             # translation of the same file resumes where it was, as the CLI's -o does.
