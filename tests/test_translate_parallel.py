@@ -156,6 +156,25 @@ def test_cli_parallel_lines_come_back_translated_in_order_and_the_same_every_run
     assert again.returncode == 0 and again.stdout == proc.stdout
 
 
+def test_cli_without_memory_for_the_decoder_translates_one_at_a_time_unless_parallel_was_asked(monkeypatch):
+    from llamadesk.app.commands import translate as command
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.translate import parallel
+
+    def no_context(self, engine, strategy, n, *args, **kwargs):
+        raise LlamadeskError(f"llama.cpp could not create a context for {n} sequences of 2048 tokens")
+
+    monkeypatch.setattr(parallel.ParallelTranslators, "__init__", no_context)
+    monkeypatch.setattr(command, "_default_parallel", lambda path: 4)
+    common = ("translate", "--to", "fr", "--from", "en", "-m", "smollm2", *PINNED_FLAGS)
+    proc = run_cli(*common, input="Good morning.\nThank you.\n")
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2
+    assert "translating one segment at a time (llama.cpp could not create a context for 4" in proc.stderr
+    asked = run_cli(*common, "--parallel", "4", input="Good morning.\nThank you.\n")
+    assert asked.returncode != 0 and asked.stdout == "" and len(asked.stderr.strip().splitlines()) == 1
+    assert "could not create a context for 4 sequences" in asked.stderr
+
+
 def test_cli_refuses_a_parallel_out_of_range():
     proc = run_cli("translate", "--to", "fr", "--parallel", "0", input="Hello\n")
     assert proc.returncode == 2 and proc.stderr.startswith("llamadesk: --parallel 0")

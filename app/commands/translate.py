@@ -181,11 +181,17 @@ def run(args: argparse.Namespace) -> int:
         n_parallel = args.parallel if args.parallel is not None else _default_parallel(path)
         parallel = None
         if n_parallel > 1:  # the workers' translators prompt as the main one does (examples, candidates)
-            parallel = stack.enter_context(
-                ParallelTranslators(
-                    engine, strategy, n_parallel, examples=translator.examples, candidates=translator.candidates
+            try:
+                parallel = stack.enter_context(
+                    ParallelTranslators(
+                        engine, strategy, n_parallel, examples=translator.examples, candidates=translator.candidates
+                    )
                 )
-            )
+            except LlamadeskError as err:
+                if args.parallel is not None:  # asked for: say why it cannot be had
+                    raise
+                # The machine's default: no memory for the decoder's context, one at a time still works.
+                print(f"llamadesk: note: translating one segment at a time ({err})", file=sys.stderr)
         if document is not None:
             job: FileJob | TranslationJob = FileJob(translator, document, settings, parallel=parallel)
         else:
