@@ -81,6 +81,7 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/prompt_cache.py
 	$(PY) bench/prompt_lookup.py
 	$(PY) bench/batched.py
+	$(PY) bench/translate_split.py
 	$(PY) bench/batch_numerics.py
 	$(PY) bench/pi.py
 	@# serve.py builds llama.cpp's llama-server the first time (bench/build_llama_server.sh, ~30 min on 2 cores).
