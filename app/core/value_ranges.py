@@ -83,5 +83,6 @@ CHAT_CONTEXT = ValueRange(256, UINT32_MAX, whole=True)
 # MiB; 0 turns it off. The upper bound only keeps the byte count within 64 bits.
 PROMPT_CACHE_MB = ValueRange(0, 2**40, whole=True)
 
-# -- segments in flight when translating (translate --parallel, serve --parallel, config.json) ----
+# -- segments the app translates at once (config.json's translate_parallel) -----------------------
+# The range translate --parallel and serve --parallel accept too.
 PARALLEL = ValueRange(1, 64, whole=True)
