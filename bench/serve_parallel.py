@@ -10,7 +10,15 @@ Contenders, all on the same model file, threads and 2048-token context:
 - llama.cpp's `llama-server -np 4 --kv-unified` (four slots sharing one cache, as ours do).
 
 Runs are interleaved and their order reversed every other round, so a shared machine's drift hits
-all alike; the ratios are per round, then their median. Writes "## serve --parallel" of RESULTS.md.
+all alike; the ratios are per round, then their median.
+
+Then a chat client asks while another client's document is being translated (POST /v1/translations,
+the same model): one reply at a time, the reply waits for the whole document; with --parallel the
+translation's segments are decoded beside it. Measured: the reply's time to first content and to
+its end, and the translation's own time, on both llamadesk servers (llama-server has no
+translation endpoint).
+
+Writes "## serve --parallel" of RESULTS.md.
 
     .venv/bin/python bench/serve_parallel.py [--model smollm2] [--threads 2] [--rounds 5]
 """
@@ -20,10 +28,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,6 +66,36 @@ def concurrent_run(url: str, model: str) -> dict:
     return {"aggregate": tokens / wall, "tokens": tokens, "wall": wall, "slowest": max(r["seconds"] for r in replies)}
 
 
+# Sixteen one-sentence paragraphs for the translation that runs while a chat client asks.
+DOCUMENT = "\n\n".join(
+    f"Paragraph {n}: the {thing} in the {place} is ready for you."
+    for n, (thing, place) in enumerate(
+        [(t, p) for t in ("report", "parcel", "ticket", "invoice") for p in ("office", "station", "shop", "garden")],
+        start=1,
+    )
+)
+
+
+def reply_during_translation(url: str, model: str) -> dict:
+    """A streamed chat reply (32 tokens) asked once another client's translation is under way."""
+    translated: dict[str, float] = {}
+
+    def translate() -> None:
+        started = time.perf_counter()
+        body = {"text": DOCUMENT, "source": "en", "target": "fr", "model": model}
+        httpx.post(f"{url}/v1/translations", json=body, timeout=600).raise_for_status()
+        translated["seconds"] = time.perf_counter() - started
+
+    translator = threading.Thread(target=translate)
+    translator.start()
+    while not httpx.get(f"{url}/health", timeout=10).json()["busy"]:
+        time.sleep(0.02)
+    time.sleep(0.5)  # its first segments are being decoded
+    reply = streamed_reply(url, model, max_tokens=32, messages=[{"role": "user", "content": QUESTIONS[0]}])
+    translator.join()
+    return {"ttfb": reply["ttfb"], "reply": reply["seconds"], "translation": translated["seconds"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
@@ -86,9 +126,16 @@ def main() -> None:
                 + ", ".join(f"{name} {runs[name][-1]['aggregate']:.1f} tok/s" for name in urls),
                 file=sys.stderr,
             )
+        beside: dict[str, list[dict]] = {"one": [], "parallel": []}
+        for round_no in range(2):
+            for name in ("one", "parallel") if round_no % 2 == 0 else ("parallel", "one"):
+                beside[name].append(reply_during_translation(urls[name], args.model))
 
     def mean(name: str, key: str) -> float:
         return statistics.fmean(r[key] for r in runs[name])
+
+    def beside_mean(name: str, key: str) -> float:
+        return statistics.fmean(r[key] for r in beside[name])
 
     speedup = [p["aggregate"] / o["aggregate"] for p, o in zip(runs["parallel"], runs["one"], strict=True)]
     to_reference = [p["aggregate"] / r["aggregate"] for p, r in zip(runs["parallel"], runs["reference"], strict=True)]
@@ -115,6 +162,17 @@ def main() -> None:
         f"tok/s; {mean('reference', 'slowest'):.1f} s |",
         f"| tokens per run (mean; replies may end before {N_GEN}) | one {mean('one', 'tokens'):.0f}, parallel "
         f"{mean('parallel', 'tokens'):.0f}, llama-server {mean('reference', 'tokens'):.0f} |",
+        "",
+        "A chat client asks (a streamed reply of 32 tokens) while another client's 16-paragraph document is "
+        "being translated on the same model (mean of 2 runs each):",
+        "",
+        "| | reply's first content | reply's end | the translation |",
+        "|---|---|---|---|",
+        f"| `serve`, one at a time | {beside_mean('one', 'ttfb'):.1f} s | {beside_mean('one', 'reply'):.1f} s | "
+        f"{beside_mean('one', 'translation'):.1f} s |",
+        f"| `serve --parallel {CLIENTS}` (the translation's segments beside the reply) | "
+        f"{beside_mean('parallel', 'ttfb'):.1f} s | {beside_mean('parallel', 'reply'):.1f} s | "
+        f"{beside_mean('parallel', 'translation'):.1f} s |",
         "",
         f"Load average during the run: {' / '.join(f'{x:.1f}' for x in psutil.getloadavg())} "
         f"on {psutil.cpu_count()} CPUs (a shared machine: compare ratios, not absolute rates).",
