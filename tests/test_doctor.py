@@ -209,6 +209,17 @@ def test_pi5_profile_settings_and_advice() -> None:
     assert "swap" in swap["problem"] and "CONF_SWAPSIZE=2048" in swap["fix"].replace(" to ", "=")
 
 
+def test_doctor_says_how_many_segments_translate_at_once_and_why() -> None:
+    pi = build_report(facts(fm.PI5, fm.PI_NATIVE_BUILD, (fm.PI_DEVICE,), fm.LLAMA_1B_Q4_0))
+    assert pi.data["settings"]["translate_parallel"] == 8  # 7 GiB free: room for the decoder's own KV cache
+    assert "translating       8       segments translated at once" in format_report(pi)
+    # A 2 GB board with 1.5 GiB free and a 0.72 GiB model: one at a time.
+    short = dataclasses.replace(machine_facts(fm.PI5), total_ram=2 * fm.GIB, available_ram=int(1.5 * fm.GIB))
+    tight = build_report(facts(fm.PI5, fm.PI_NATIVE_BUILD, (fm.PI_DEVICE,), fm.LLAMA_1B_Q4_0, machine=short))
+    assert tight.data["settings"]["translate_parallel"] == 1
+    assert "translating       1       segment at a time: too little memory" in format_report(tight)
+
+
 def test_pi5_with_a_k_quant_and_a_generic_build_is_told_about_q4_0_and_dotprod() -> None:
     report = build_report(facts(fm.PI5, fm.PI_GENERIC_BUILD, (fm.PI_DEVICE,), fm.LLAMA_1B_Q4_K))
     text = problems(report)

@@ -23,6 +23,7 @@ from llamadesk.app.engine.build_info import GPU_BACKENDS, BuildInfo
 from llamadesk.app.engine.devices import BackendDevice
 from llamadesk.app.engine.fitted_settings import choose_settings, offload_target
 from llamadesk.app.engine.types import ActiveSettings, LoadSettings
+from llamadesk.app.translate.parallel import default_parallel
 
 # GPU vendor -> (llama.cpp backend that drives it, CMake flags, what the build needs first).
 GPU_BUILDS: dict[str, tuple[str, str, str]] = {
@@ -293,6 +294,8 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
                 "use_mmap": settings.use_mmap,
                 "use_mlock": settings.use_mlock,
                 "reasons": settings.reasons,
+                # What `translate --parallel` (and the app's translation screen) choose unless told.
+                "translate_parallel": default_parallel(machine.available_ram, facts.model.file_size),
             },
             "warnings": [{"problem": w.problem, "fix": w.fix} for w in warnings],
         },
@@ -364,6 +367,13 @@ def format_report(doctor: DoctorReport) -> str:
         )
         for key, value, why in _settings_rows(settings):
             lines.append(f"  {key.ljust(width)}{value.ljust(8)}{why}")
+        segments = report["settings"]["translate_parallel"]
+        why = (
+            "segments translated at once: memory for a second KV cache"
+            if segments > 1
+            else "segment at a time: too little memory for a second KV cache"
+        )
+        lines.append(f"  {'translating'.ljust(width)}{str(segments).ljust(8)}{why} (translate --parallel)")
     if report["warnings"]:
         lines.append("warnings")
         for w in report["warnings"]:
