@@ -1,5 +1,5 @@
-"""Real clients of `llamadesk serve` shared by the server's tests: the OpenAI and Ollama mix that
-load tests send, and a client in its own process that streams until it is killed."""
+"""Real clients of `llamadesk serve` shared by the server's tests: the OpenAI, Ollama and translation
+mix that load tests send, and a client in its own process that streams until it is killed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import ollama
 import openai
 
@@ -17,8 +18,16 @@ CLIENTS = 8
 
 
 def one_request(server, n: int) -> None:
-    """Request number n: OpenAI or Ollama, streamed or whole (n % 4); raises on anything ill-formed."""
+    """Request number n: every tenth a translation (llamadesk's own endpoint), the others OpenAI or
+    Ollama, streamed or whole (n % 4); raises on anything ill-formed."""
     messages = [{"role": "user", "content": f"Say the number {n}."}]
+    if n % 10 == 9:
+        body = {"text": f"Good morning, number {n}.", "source": "en", "target": "fr", "model": MODEL}
+        response = httpx.post(f"{server.url}/v1/translations", json=body, timeout=300)
+        assert response.status_code == 200, response.text
+        [segment] = response.json()["segments"]
+        assert segment["source"] == body["text"] and segment["translation"].strip()
+        return
     kind = n % 4
     if kind < 2:
         with openai.OpenAI(base_url=server.openai_url, api_key="x", max_retries=0, timeout=300) as client:

@@ -1,7 +1,7 @@
 """`llamadesk serve` under load and under clients that die: loopback only, every loop bounded.
 
 - 8 clients send 200 requests in total through the real `openai` and `ollama` packages, streamed
-  and not: zero errors, every stream complete and well-formed, and the server's memory flat (< 5%
+  and not, and every tenth a translation (POST /v1/translations): zero errors, every stream complete and well-formed, and the server's memory flat (< 5%
   growth after warm-up). Replies are 2 tokens, and consecutive prompts share their template's
   prefix (the engine reuses it), so the run measures the server, not the model. The server runs
   one thread: the clients need the other core, and llama.cpp's threads wait for each other by
@@ -56,7 +56,7 @@ def test_eight_clients_send_two_hundred_requests_without_an_error_and_memory_sta
     growth = rss_end / rss_warm - 1
     assert growth < GROWTH_LIMIT, f"RSS {rss_warm >> 20} -> {rss_end >> 20} MiB ({growth:+.1%})"
     assert health(server) == {"status": "ok", "model": MODEL, "loaded": [MODEL], "busy": False, "queued": 0}
-    routes = (" /v1/chat/completions ", " /api/chat ")
+    routes = (" /v1/chat/completions ", " /api/chat ", " /v1/translations ")
     logged = [line for line in server.log_text().splitlines() if any(route in line for route in routes)]
     assert len(logged) == REQUESTS, logged[-3:]  # one line per request
     print(f"{REQUESTS - WARM_UP} requests from {CLIENTS} clients in {seconds:.1f} s; RSS {growth:+.1%}")

@@ -139,7 +139,7 @@ def test_four_clients_are_decoded_together_and_each_keeps_its_own_settings(serve
 
 
 def test_eight_clients_send_a_hundred_requests_without_an_error(server):
-    # OpenAI and Ollama, streamed and whole (test_serve_load's mix), four decoded at a time.
+    # OpenAI, Ollama and translations, streamed and whole (test_serve_load's mix), four decoded at a time.
     with InFlightPeak(server) as watch:
         errors = run_clients(server, range(96))
     assert errors == [], f"{len(errors)} errors: {errors[:5]}"
