@@ -6,7 +6,7 @@ import dataclasses
 
 import psutil
 
-from llamadesk.app.core.machine import GpuFacts, machine_facts, parse_cpu_list
+from llamadesk.app.core.machine import GpuFacts, available_memory, machine_facts, parse_cpu_list
 from tests import fake_machines as fm
 
 
@@ -107,3 +107,10 @@ def test_busy_cores_are_measured_only_when_asked() -> None:
     assert facts.busy_cores == 5.0 and facts.load_average == 5.0  # a quarter of 20 logical CPUs
     real = machine_facts(measure_busy=True)
     assert 0 <= real.busy_cores <= real.logical_cores and real.load_average is not None
+
+
+def test_available_memory_reads_the_memory_alone_without_asking_the_gpus():
+    asked: list = []
+    probe = dataclasses.replace(fm.CUDA_LAPTOP, run=lambda command: asked.append(command))
+    assert available_memory(probe) == machine_facts(fm.CUDA_LAPTOP).available_ram > 0
+    assert asked == []  # no nvidia-smi (a second or two on a sleeping laptop GPU) for a memory reading

@@ -1,13 +1,14 @@
 """`llamadesk serve` under load and under clients that die: loopback only, every loop bounded.
 
 - 8 clients send 200 requests in total through the real `openai` and `ollama` packages, streamed
-  and not, and every tenth a translation (POST /v1/translations): zero errors, every stream complete and well-formed, and the server's memory flat (< 5%
-  growth after warm-up). Replies are 2 tokens, and consecutive prompts share their template's
-  prefix (the engine reuses it), so the run measures the server, not the model. The server runs
-  one thread: the clients need the other core, and llama.cpp's threads wait for each other by
-  spinning, so two threads on a 2-core machine shared with 8 clients (or other work) run a reply
-  ~20x slower than one (measured: 12 s vs 0.6 s a request at load 15). About 0.15 s a request on a
-  quiet 2-core machine: 200 requests take well under a minute, so the issue's full count is kept.
+  and not, and every tenth a translation (POST /v1/translations): zero errors, every stream
+  complete and well-formed, and the server's memory flat (< 5% growth after warm-up). Replies are
+  2 tokens, and consecutive prompts share their template's prefix (the engine reuses it), so the
+  run measures the server, not the model. The server runs one thread: the clients need the other
+  core, and llama.cpp's threads wait for each other by spinning, so two threads on a 2-core machine
+  shared with 8 clients (or other work) run a reply ~20x slower than one (measured: 12 s vs 0.6 s a
+  request at load 15). About 0.15 s a request on a quiet 2-core machine: 200 requests take well
+  under a minute, so the issue's full count is kept.
 - A client process killed with SIGKILL mid-stream: the server stops generating for it within
   0.5 s, and a client waiting behind it is served at once.
 """

@@ -254,10 +254,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _default_parallel(model: Path) -> int:
-    from llamadesk.app.core.machine import machine_facts
-    from llamadesk.app.translate.parallel import default_parallel
+    from llamadesk.app.translate.parallel import default_parallel_for
 
-    return default_parallel(machine_facts().available_ram, model.stat().st_size)
+    return default_parallel_for(model.stat().st_size)
 
 
 def _report(finished, started, model: str, output: Path | None) -> dict:

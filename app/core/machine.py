@@ -156,6 +156,12 @@ def this_machine() -> SystemProbe:
     )
 
 
+def available_memory(probe: SystemProbe | None = None) -> int:
+    """Bytes of memory free for new work now: machine_facts' available_ram without its GPU queries
+    (nvidia-smi can take a second or two), for choices made at every request."""
+    return (probe or this_machine()).memory()[1]
+
+
 def machine_facts(probe: SystemProbe | None = None, measure_busy: bool = False) -> MachineFacts:
     """Read the machine's CPU, cores, memory and GPUs; cores honour the process's CPU affinity.
 

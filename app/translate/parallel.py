@@ -46,11 +46,11 @@ def default_parallel(available_memory: int, model_size: int) -> int:
     return MAX_PARALLEL if available_memory >= 3 * model_size + (1 << 30) else 1
 
 
-def default_parallel_for(engine) -> int:
-    """default_parallel for a loaded engine's model on this machine, now."""
-    from llamadesk.app.core.machine import machine_facts
+def default_parallel_for(model_size: int) -> int:
+    """default_parallel for a model of `model_size` bytes on this machine, now."""
+    from llamadesk.app.core.machine import available_memory
 
-    return default_parallel(machine_facts().available_ram, engine.summary.file_size)
+    return default_parallel(available_memory(), model_size)
 
 
 class BatchedGenerator(EngineGenerator):

@@ -196,7 +196,8 @@ class TranslateScreen(Screen):
             units = len(job.chunks)
         # Several segments in flight on the batched decoder, as `translate --parallel` does; not
         # for a single segment, which would only pay for the decoder's context.
-        n_parallel = min(units, self.parallel if self.parallel is not None else default_parallel_for(engine))
+        wanted = self.parallel if self.parallel is not None else default_parallel_for(engine.summary.file_size)
+        n_parallel = min(units, wanted)
         if n_parallel > 1:
             try:
                 job.parallel = ParallelTranslators(engine, translator.strategy, n_parallel)
