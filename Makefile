@@ -73,6 +73,7 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/quantize.py
 	$(PY) bench/threads.py
 	$(PY) bench/tui.py
+	$(PY) bench/tui_translate.py
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
 	$(PY) bench/translate_files.py

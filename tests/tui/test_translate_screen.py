@@ -61,6 +61,20 @@ async def test_translate_a_sentence_then_swap(store):
         assert target.text == ""
 
 
+async def test_a_segment_shows_word_by_word_as_it_streams(store):
+    async with make_app(store, delay=0.2).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source-language", Select).value = "en"
+        screen.query_one("#source", TextArea).text = "One two three four five six."
+        await pilot.press("ctrl+r")
+        target = screen.query_one("#target", TextArea)
+        # Part of the segment is on screen while the model is still writing the rest.
+        await wait_until(pilot, lambda: "TWO" in target.text, what="the first words")
+        assert screen.running and "SIX." not in target.text
+        await wait_until(pilot, lambda: not screen.running, what="the end")
+        assert screen.translation == "ONE TWO THREE FOUR FIVE SIX."
+
+
 async def test_without_memory_for_the_batched_decoder_a_document_translates_one_segment_at_a_time(store):
     from llamadesk.app.core.errors import LlamadeskError
 

@@ -103,7 +103,8 @@ class TranslateScreen(Screen):
         self._stop_requested = threading.Event()  # Esc before the job exists (the model still loading)
         self._resume: ResumeLog | None = None
         self._done: list[SegmentResult] = []
-        self._partials: dict[int, str] = {}  # the output of each segment in flight, as it streams
+        # The output of each segment in flight as it streams, written by the worker translating it.
+        self._partials: dict[int, str] = {}
         self.translation = ""
         self.output_path: Path | None = None
         self.running = False
@@ -222,13 +223,22 @@ class TranslateScreen(Screen):
         if self._stop_requested.is_set():
             job.cancel()
         try:
-            for event in self.job.run(on_text=lambda piece: self.post_message(TranslationUpdate(piece))):
+            for event in self.job.run(on_text=self._streamed):
                 self.post_message(TranslationUpdate(event))
         except LlamadeskError as err:
             self.post_message(EngineFailed(str(err)))
         finally:
             if job.parallel is not None:
                 job.parallel.close()
+
+    def _streamed(self, piece: ChunkText) -> None:
+        """From the thread translating segment `piece.index`: keep its text, and wake the screen only
+        when that segment is the one on show (the next in the document). With several in flight,
+        a message and a redraw per token of every segment would take the CPU and the GIL from the
+        model for text no one sees yet; the others show when their turn comes (ChunkDone)."""
+        self._partials[piece.index] = self._partials.get(piece.index, "") + piece.text
+        if piece.index == len(self._done):  # read across threads: at worst one redraw late or spare
+            self.post_message(TranslationUpdate(piece))
 
     def action_stop(self) -> None:
         if not self.running:
@@ -252,9 +262,8 @@ class TranslateScreen(Screen):
             self._route = f"{event.source.name}{detected} → {event.target.name}"
             status.update(f"{self._route}: 0/{event.total}")
         elif isinstance(event, ChunkStarted):
-            self._partials[event.index] = ""
+            pass  # its text shows as it streams (_streamed), if it is the next in the document
         elif isinstance(event, ChunkText):
-            self._partials[event.index] = self._partials.get(event.index, "") + event.text
             self._show_done(output)
         elif isinstance(event, ChunkDone):
             self._done.append(event.result)
