@@ -439,7 +439,7 @@ class ModelPool:
         engine = self._engine_for(request.model)
         load_seconds = time.perf_counter() - started
         if request.work is not None and batched:
-            self._start_beside(job, engine)
+            self._start_beside(job, engine, request.work)
             return
         if request.work is not None:
             job.post(request.work(engine, job, None))
@@ -495,15 +495,13 @@ class ModelPool:
         )
         batch.start(job, tokens, request.sampling, request.stop, started, load_seconds)
 
-    def _start_beside(self, job: Job, engine) -> None:
+    def _start_beside(self, job: Job, engine, work: Callable[[Any, Job, Any], ReplyEvent]) -> None:
         """Other work (a translation) on its own thread, its sequences in the model's batched decoder."""
         batch = self._batch_for(job.request.model, engine)
         batch.wait_for_room()
         if job.cancelled.is_set():
             job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
             return
-        work = job.request.work
-        assert work is not None
         batch.run_beside(job, lambda decoder: work(engine, job, decoder))
 
     def _forward(

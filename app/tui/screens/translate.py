@@ -26,7 +26,6 @@ from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.translate import (
     ChunkDone,
-    ChunkStarted,
     ChunkText,
     JobCancelled,
     JobFinished,
@@ -261,9 +260,7 @@ class TranslateScreen(Screen):
             detected = f" (detected, {event.detected_confidence:.0%})" if event.detected_confidence is not None else ""
             self._route = f"{event.source.name}{detected} → {event.target.name}"
             status.update(f"{self._route}: 0/{event.total}")
-        elif isinstance(event, ChunkStarted):
-            pass  # its text shows as it streams (_streamed), if it is the next in the document
-        elif isinstance(event, ChunkText):
+        elif isinstance(event, ChunkText):  # a segment's text as it streams, posted by _streamed
             self._show_done(output)
         elif isinstance(event, ChunkDone):
             self._done.append(event.result)
