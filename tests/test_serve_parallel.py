@@ -4,7 +4,8 @@ Which replies share a llama_decode changes llama.cpp's arithmetic a little (benc
 "batch numerics"), so these tests assert what must hold whatever the company: the replies really
 overlapped (the server's in_flight count), each is whole and well-formed, each keeps its own
 grammar, stop strings and token budget, a client that leaves frees only its own sequence, another
-model waits for the replies in flight, and SIGTERM ends every stream cleanly.
+model waits for the replies in flight unless both are kept in memory, and SIGTERM ends every
+stream cleanly.
 """
 
 from __future__ import annotations
@@ -263,6 +264,43 @@ def test_another_model_waits_for_the_replies_in_flight(smollm2_path, tmp_path):
         finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]]
         assert finish in (["stop"], ["length"])
         assert reply.usage.completion_tokens <= 4 and health(served)["model"] == "other"
+
+
+def test_a_model_kept_beside_the_first_answers_while_the_first_still_streams(smollm2_path, tmp_path):
+    other = tmp_path / "other.gguf"
+    other.symlink_to(smollm2_path)
+    with serving(*PARALLEL, "--max-models", "2", "-m", str(other)) as served:
+        long = {
+            "model": MODEL,
+            "messages": [SYSTEM, {"role": "user", "content": "Write a long story about a dragon."}],
+            "max_tokens": 400,
+            "temperature": 0,
+            "stream": True,
+        }
+        ended: list[float] = []
+        events: list[str] = []
+
+        def stream() -> None:
+            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=long, timeout=300) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(line.removeprefix("data:").strip())
+            ended.append(time.monotonic())
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        wait_until(lambda: len(events) >= 3, timeout=60)
+        with openai_client(served) as client:
+            reply = client.chat.completions.create(
+                model="other", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
+            )
+        # Both models are in memory, so the second did not wait for the first reply to end.
+        streamed_meanwhile = not ended
+        status = health(served)
+        reader.join(300)
+        assert streamed_meanwhile and reply.usage.completion_tokens <= 4
+        assert sorted(status["loaded"]) == sorted([MODEL, "other"]) and status["in_flight"] >= 1
+        assert events[-1] == "[DONE]"
 
 
 def test_sigterm_during_parallel_streams_and_a_translation_ends_each_and_exits_0():

@@ -279,6 +279,56 @@ def test_work_runs_beside_the_replies_with_the_decoder_and_stops_when_its_job_is
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("max_models", [1, 2])
+def test_work_on_another_model_waits_only_when_that_model_must_make_room(max_models):
+    engines: dict[str, BatchingEngine] = {}
+
+    def loader(path, settings):
+        engines[path.stem] = BatchingEngine()
+        return engines[path.stem]
+
+    release = threading.Event()
+
+    a_ended = threading.Event()
+
+    def blocked_work(engine, job, decoder):
+        release.wait(10)
+        a_ended.set()
+        return ReplyDone("stop", None, 0, 0, result={"model": "a"})
+
+    ran: list[str] = []
+
+    def quick_work(engine, job, decoder):
+        ran.append("b")
+        result = {"model": "b", "a closed": engines["a"].closed, "a ended": a_ended.is_set()}
+        return ReplyDone("stop", None, 0, 0, result=result)
+
+    async def main():
+        served = {"a": Path("a.gguf"), "b": Path("b.gguf")}
+        pool = ModelPool(served, LoadSettings(), 4, loader, lambda n: None, parallel=2, max_models=max_models)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        on_a = pool.submit(GenerationRequest("a", work=blocked_work), loop)
+        on_b = pool.submit(GenerationRequest("b", work=quick_work), loop)
+        if max_models == 2:
+            # Both models stay in memory: b's work runs while a's is still in flight on a's decoder.
+            done = (await drain(on_b))[-1]
+            assert isinstance(done, ReplyDone) and done.result == {"model": "b", "a closed": False, "a ended": False}
+            assert not release.is_set() and pool.status()["loaded"] == ["a", "b"]
+            release.set()
+        else:
+            # b replaces a: it waits for a's work to end, and a is closed before b loads.
+            await asyncio.sleep(0.3)
+            assert ran == [] and "b" not in engines
+            release.set()
+            done = (await drain(on_b))[-1]
+            assert isinstance(done, ReplyDone) and done.result == {"model": "b", "a closed": True, "a ended": True}
+        assert (await drain(on_a))[-1].result == {"model": "a"}
+        pool.close()
+
+    asyncio.run(main())
+
+
 def test_one_reply_at_a_time_work_runs_on_the_worker_without_a_decoder():
     given: list = []
 

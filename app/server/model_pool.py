@@ -389,9 +389,10 @@ class ModelPool:
 
     def _engine_for(self, name: str):
         """The engine for `name`: kept in memory, or loaded after closing the least recently used
-        ones until it fits `max_models` and the memory budget (the worker runs one job at a time,
-        so no reply is running on a model it closes). A model larger than the whole budget is
-        refused before anything is closed."""
+        ones until it fits `max_models` and the memory budget. A model to close first finishes
+        the replies in flight on its batched decoder (the worker waits for them, and starts no
+        other job meanwhile); models kept beside it go on decoding. A model larger than the whole
+        budget is refused before anything is closed."""
         with self._lock:
             engine = self._loaded.get(name)
             if engine is not None:
@@ -414,7 +415,7 @@ class ModelPool:
                 if old is self._engine:
                     self._engine, self._resident = None, None
             if old_batch is not None:
-                old_batch.wait_until_idle()  # _run already waited; a model is never closed under a reply
+                old_batch.wait_until_idle()  # a model is never closed under a reply
                 old_batch.close()
             old.close()
         engine = self._loader(path, settings)
@@ -435,7 +436,9 @@ class ModelPool:
         request = job.request
         is_reply = request.work is None and (request.messages is not None or request.prompt is not None)
         batched = self._parallel > 1 and (is_reply or request.work is not None)
-        self._wait_for_batches(except_model=request.model if batched else None)
+        # No wait for other models' replies here: a model kept in memory beside this one (--max-models,
+        # --memory-budget) goes on decoding, and one that must be closed to make room is waited
+        # for by _engine_for.
         engine = self._engine_for(request.model)
         load_seconds = time.perf_counter() - started
         if request.work is not None and batched:
@@ -458,13 +461,6 @@ class ModelPool:
         )
         finish, stats = self._forward(job, engine, events, StopScanner(request.stop))
         job.post(ReplyDone(finish, stats, load_seconds, time.perf_counter() - started))
-
-    def _wait_for_batches(self, except_model: str | None) -> None:
-        """Wait until no reply is in flight in a batched decoder, except `except_model`'s own."""
-        with self._lock:
-            waiting = [batch for name, batch in self._batches.items() if name != except_model]
-        for batch in waiting:
-            batch.wait_until_idle()
 
     def _batch_for(self, name: str, engine) -> BatchedReplies:
         with self._lock:
