@@ -27,6 +27,7 @@ from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.batched_decoder import BatchedDecoder
 from llamadesk.app.engine.build_info import build_info
 from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
+from llamadesk.app.engine.continuation_score import continuation_logprobs
 from llamadesk.app.engine.devices import backend_devices
 from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
 from llamadesk.app.engine.llama_log import use_default_log
@@ -266,6 +267,19 @@ class Engine:
                 rows.append(np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(n_vocab,)).astype(np.float32))
             llama.reset()
             return np.stack(rows)
+
+    def continuation_logprobs(self, prompt: Sequence[int], continuation: Sequence[int]) -> list[float]:
+        """log p(each token of `continuation` | `prompt` and the tokens before it) (continuation_score.py)."""
+        if not prompt or not continuation:
+            raise BadInputError("both the prompt and the text to score need at least one token")
+        if len(prompt) + len(continuation) > self.n_ctx:
+            raise BadInputError(
+                f"the prompt and the text to score are {len(prompt) + len(continuation)} tokens but the "
+                f"context holds {self.n_ctx}; shorten them or load the model with a larger --ctx"
+            )
+        with self._exclusive():
+            self._stop.clear()
+            return continuation_logprobs(self._llama, prompt, continuation)
 
     def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The tokens the model sees for a conversation, through the model's own chat template.
