@@ -77,6 +77,7 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
 	$(PY) bench/translate_files.py
+	$(PY) bench/translate_rerank.py
 	$(PY) bench/template_guard.py
 	$(PY) bench/lora.py
 	$(PY) bench/prompt_cache.py
