@@ -50,7 +50,9 @@ def tab_until_shown(terminal: Terminal, *texts: str) -> None:
         terminal.send("Tab")
         return False
 
-    wait_until_sync(shown, 30, f"{texts!r} on screen, tabbing through the conversation", poll=0.3)
+    # A second between Tabs: on a busy machine the app may take that long to move the focus and
+    # redraw, and Tabs sent faster than it draws skip past the message before a capture sees it.
+    wait_until_sync(shown, 90, f"{texts!r} on screen, tabbing through the conversation", poll=1.0)
 
 
 def test_ask_stop_quit_and_find_the_conversation_again(tmux_home, terminals):
