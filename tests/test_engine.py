@@ -278,3 +278,23 @@ def test_token_logprob_matches_a_float64_log_softmax(smollm2_engine):
     for token in (int(row.argmax()), int(row.argmin()), 0, n_vocab - 1, n_vocab // 2):
         assert abs(token_logprob(llama.ctx, -1, n_vocab, token) - reference[token]) < 1e-4
     assert np.exp(reference).sum() == pytest.approx(1.0)
+
+
+def test_cpu_load_is_watched_only_when_the_thread_count_is_left_to_the_machine(smollm2_path, monkeypatch):
+    from llamadesk.app.engine import llama_engine
+    from llamadesk.app.engine.types import LoadSettings
+
+    asked: list[bool] = []
+    real = llama_engine.machine_facts
+
+    def recording(probe=None, measure_busy=False):
+        asked.append(measure_busy)
+        return real(probe, measure_busy)
+
+    monkeypatch.setattr(llama_engine, "machine_facts", recording)
+    # The 0.2 s sample of the CPUs only chooses the thread count, so a given count skips it.
+    with llama_engine.Engine.load(smollm2_path, LoadSettings(n_ctx=256, n_threads=1)) as pinned:
+        assert pinned.settings.n_threads == 1
+    with llama_engine.Engine.load(smollm2_path, LoadSettings(n_ctx=256)) as fitted:
+        assert fitted.settings.n_threads >= 1
+    assert asked == [False, True]

@@ -176,7 +176,8 @@ class Engine:
         chat_template = ChatTemplate(source, model=summary.name) if source not in (None, "") else None
         if requested.rpc_servers:
             add_servers(parse_endpoints(requested.rpc_servers))
-        machine = machine_facts(measure_busy=True)
+        # Watching the CPUs takes 0.2 s and only chooses the thread count: skipped when it is given.
+        machine = machine_facts(measure_busy=requested.n_threads is None)
         settings = choose_settings(summary, machine, current_offload_target(machine), requested)
         kv_type = ggml_type_id(settings.kv_cache_type)
         use_default_log()
