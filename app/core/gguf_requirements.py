@@ -362,7 +362,9 @@ def check_vocabulary(header: GGUFHeader) -> int:
         if vtype != ValueType(ARRAY, STR):
             raise ModelRequirementError(f"tokenizer.ggml.merges is {vtype.with_article}, not an array of strings")
     # llama.cpp takes each token as a C string (up to its first zero byte) and renames an empty one.
-    texts = [text.partition(b"\0")[0] or f"[EMPTY_{i}]".encode() for i, text in enumerate(tokens.raw())]
+    texts = tokens.raw()
+    if not all(texts) or b"\0" in b"".join(texts):  # rare: checked in C first, a Python loop only if needed
+        texts = [text.partition(b"\0")[0] or f"[EMPTY_{i}]".encode() for i, text in enumerate(texts)]
     vocabulary = set(texts)
     if len(vocabulary) != n_tokens:
         seen: set[bytes] = set()
