@@ -52,6 +52,7 @@ MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
         app.host,
         replace(app.load_defaults, n_ctx=app.load_defaults.n_ctx or TRANSLATE_CONTEXT),
         parallel=app.config.translate_parallel,
+        remember_parallel=app.set_translate_parallel,
     ),
     "models": lambda app: ModelsScreen(app.config.models, app.set_default_model),
 }
@@ -145,6 +146,12 @@ class LlamadeskApp(App[None]):
         chat = self.mode_screens.get("chat")
         if mode == "chat" and isinstance(chat, ChatScreen):
             chat.defaults = replace(chat.defaults, model=name)
+
+    def set_translate_parallel(self, segments: int | None) -> None:
+        """Remember how many segments the translation screen keeps in flight (None: the machine's choice)."""
+        self.config = replace(self.config, translate_parallel=segments)
+        if self._save_settings:
+            save_config(self.config)
 
     def action_toggle_mode(self) -> None:
         """Switch between chat and translation (one key, both ways)."""

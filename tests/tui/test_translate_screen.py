@@ -297,3 +297,72 @@ async def test_a_broken_subtitle_file_is_refused_with_its_line(store, tmp_path):
         assert not screen.running and not (tmp_path / "broken.fr.srt").exists()
         messages = [notification.message for notification in pilot.app._notifications]
         assert any("line 2: bad timestamp" in m for m in messages), messages
+
+
+async def test_f4_sets_the_segments_at_once_and_the_app_remembers_them(store):
+    app = make_app(store)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        assert screen.parallel == 1  # make_app's config
+
+        async def answer(text: str) -> None:
+            await pilot.press("f4")
+            await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the question")
+            field = app.screen.query_one("#answer", Input)
+            field.value = text
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen is screen, what="the translation screen again")
+
+        await answer("4")
+        assert screen.parallel == 4 and app.config.translate_parallel == 4
+        await answer("auto")
+        assert screen.parallel is None and app.config.translate_parallel is None
+        for wrong in ("0", "65", "four", "2.5"):  # refused with a line; the choice stays
+            await answer(wrong)
+            assert screen.parallel is None and app.config.translate_parallel is None
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the question")
+        assert app.screen.query_one("#answer", Input).value == "auto"
+        await pilot.press("escape")  # Esc changes nothing
+        await wait_until(pilot, lambda: app.screen is screen, what="the translation screen again")
+        assert screen.parallel is None
+        # The new choice is what the next translation uses: one at a time with this fake engine.
+        await answer("1")
+        screen.query_one("#source", TextArea).text = "The station is near.\n\nWhere is the station?"
+        await pilot.press("ctrl+r")
+        target = screen.query_one("#target", TextArea)
+        await wait_until(pilot, lambda: not screen.running and target.text, what="the translation")
+        assert target.text.count("\n\n") == 1
+
+
+@pytest.fixture
+def config_file_restored():
+    """The session's config.json as it was before the test (other tests start the app with it)."""
+    from llamadesk.app.settings.user_config import config_path
+
+    path = config_path()
+    before = path.read_bytes() if path.exists() else None
+    yield
+    if before is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(before)
+
+
+async def test_the_segments_at_once_are_saved_in_the_config(store, config_file_restored):
+    from llamadesk.app.settings.user_config import load_config
+
+    app = LlamadeskApp(
+        store=store,
+        config=Config(translate_parallel=1),
+        engine_loader=lambda spec, settings: FakeTranslatingEngine(),
+        save_settings=True,
+    )
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the question")
+        app.screen.query_one("#answer", Input).value = "3"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.parallel == 3, what="the new choice")
+    assert load_config().translate_parallel == 3

@@ -10,6 +10,7 @@ a job for the engine's thread (EngineHost.run_with_model) and shows the events t
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import on
@@ -22,7 +23,8 @@ from textual.widgets import Button, Footer, Label, ProgressBar, Select, TextArea
 
 from llamadesk.app.chat.store import Store, StoredTranslation
 from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
-from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.value_ranges import PARALLEL
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.translate import (
     ChunkDone,
@@ -51,6 +53,7 @@ from llamadesk.app.tui.screens.translation_history import TranslationHistoryScre
 from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 
 DETECT = "auto"
+AUTOMATIC = "auto"  # segments at once chosen from the machine's memory
 TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
 LANGUAGE_OPTIONS = [(language.name, code) for code, language in sorted(LANGUAGES.items(), key=lambda kv: kv[1].name)]
 
@@ -78,6 +81,7 @@ class TranslateScreen(Screen):
         Binding("ctrl+s", "save", "Save translation"),
         Binding("f9", "copy", "Copy translation"),
         Binding("f8", "history", "Past translations"),
+        Binding("f4", "segments", "Segments at once"),
     ]
 
     def __init__(
@@ -89,10 +93,13 @@ class TranslateScreen(Screen):
         source: str = DETECT,
         target: str = "fr",
         parallel: int | None = None,
+        remember_parallel: Callable[[int | None], None] | None = None,
     ) -> None:
-        """`parallel`: segments in flight at once (None: as `translate --parallel` chooses)."""
+        """`parallel`: segments in flight at once (None: as `translate --parallel` chooses);
+        `remember_parallel` keeps a new choice made on this screen (the app's config)."""
         super().__init__()
         self.parallel = parallel
+        self._remember_parallel = remember_parallel
         self.store = store
         self.host = host
         self.load_settings = load_settings
@@ -157,6 +164,31 @@ class TranslateScreen(Screen):
         if translated:
             self.query_one("#source", TextArea).text = translated
             self.query_one("#target", TextArea).text = ""
+
+    # -- segments at once -------------------------------------------------------------------
+
+    def action_segments(self) -> None:
+        """Ask how many segments to translate at once (the next translation uses it)."""
+        current = "auto" if self.parallel is None else str(self.parallel)
+        question = (
+            f"Segments translated at once: {PARALLEL.describe()}, or auto (as many as this machine's "
+            "memory allows). More is faster on long documents and takes more memory."
+        )
+        self.app.push_screen(TextInputScreen(question, current), self._segments_chosen)
+
+    def _segments_chosen(self, answer: str | None) -> None:
+        if answer is None:  # Esc (or an empty line): nothing changes
+            return
+        try:
+            chosen = None if answer.lower() == AUTOMATIC else int(PARALLEL.parse(answer, "segments at once"))
+        except BadInputError as err:
+            self.notify(str(err), severity="error", markup=False)
+            return
+        self.parallel = chosen
+        if self._remember_parallel is not None:
+            self._remember_parallel(chosen)
+        shown = "as many as memory allows" if chosen is None else str(chosen)
+        self.notify(f"Segments at once: {shown}" + (" (from the next translation)" if self.running else ""))
 
     # -- translating ------------------------------------------------------------------------
 
