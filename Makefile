@@ -89,6 +89,7 @@ bench: $(VENV)/.test-installed
 	@# serve.py builds llama.cpp's llama-server the first time (bench/build_llama_server.sh, ~30 min on 2 cores).
 	$(PY) bench/serve.py
 	$(PY) bench/serve_parallel.py
+	$(PY) bench/serve_two_models.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -76,13 +76,14 @@ DOCUMENT = "\n\n".join(
 )
 
 
-def reply_during_translation(url: str, model: str) -> dict:
-    """A streamed chat reply (32 tokens) asked once another client's translation is under way."""
+def reply_during_translation(url: str, model: str, translation_model: str | None = None) -> dict:
+    """A streamed chat reply (32 tokens) asked once another client's translation (on `model`, or
+    on `translation_model`) is under way."""
     translated: dict[str, float] = {}
 
     def translate() -> None:
         started = time.perf_counter()
-        body = {"text": DOCUMENT, "source": "en", "target": "fr", "model": model}
+        body = {"text": DOCUMENT, "source": "en", "target": "fr", "model": translation_model or model}
         httpx.post(f"{url}/v1/translations", json=body, timeout=600).raise_for_status()
         translated["seconds"] = time.perf_counter() - started
 
