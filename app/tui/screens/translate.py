@@ -169,7 +169,7 @@ class TranslateScreen(Screen):
 
     def action_segments(self) -> None:
         """Ask how many segments to translate at once (the next translation uses it)."""
-        current = "auto" if self.parallel is None else str(self.parallel)
+        current = AUTOMATIC if self.parallel is None else str(self.parallel)
         question = (
             f"Segments translated at once: {PARALLEL.describe()}, or auto (as many as this machine's "
             "memory allows). More is faster on long documents and takes more memory."
