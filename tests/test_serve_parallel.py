@@ -228,39 +228,50 @@ def test_a_client_that_leaves_stops_its_translation_and_no_one_elses_reply(serve
     assert "POST /v1/translations 499" in server.log_text()
 
 
+class LongStream:
+    """A streamed story on the chat model, read on a thread of its own: its SSE data lines, and when it ended."""
+
+    def __init__(self, served, max_tokens: int):
+        self.events: list[str] = []
+        self.ended: list[float] = []
+        body = {
+            "model": MODEL,
+            "messages": [SYSTEM, {"role": "user", "content": "Write a long story about a dragon."}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": True,
+        }
+
+        def read() -> None:
+            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=body, timeout=300) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        self.events.append(line.removeprefix("data:").strip())
+            self.ended.append(time.monotonic())
+
+        self.reader = threading.Thread(target=read)
+        self.reader.start()
+        wait_until(lambda: len(self.events) >= 3, timeout=60)
+
+
+def ask_the_other_model(served) -> openai.types.chat.ChatCompletion:
+    with openai_client(served) as client:
+        return client.chat.completions.create(
+            model="other", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
+        )
+
+
 def test_another_model_waits_for_the_replies_in_flight(smollm2_path, tmp_path):
     other = tmp_path / "other.gguf"
     other.symlink_to(smollm2_path)
     with serving(*PARALLEL, "-m", str(other)) as served:
-        long = {
-            "model": MODEL,
-            "messages": [SYSTEM, {"role": "user", "content": "Write a long story about a dragon."}],
-            "max_tokens": 64,
-            "temperature": 0,
-            "stream": True,
-        }
-        ended: list[float] = []
-        events: list[str] = []
-
-        def stream() -> None:
-            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=long, timeout=120) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data:"):
-                        events.append(line.removeprefix("data:").strip())
-            ended.append(time.monotonic())
-
-        reader = threading.Thread(target=stream)
-        reader.start()
-        wait_until(lambda: len(events) >= 3, timeout=60)
-        with openai_client(served) as client:
-            reply = client.chat.completions.create(
-                model="other", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
-            )
+        long = LongStream(served, max_tokens=64)
+        reply = ask_the_other_model(served)
         answered = time.monotonic()
-        reader.join(60)
-        assert ended and ended[0] <= answered  # the first reply ran to its end before the switch
-        assert events[-1] == "[DONE]"
-        chunks = [json.loads(e) for e in events[:-1]]
+        long.reader.join(60)
+        assert long.ended and long.ended[0] <= answered  # the first reply ran to its end before the switch
+        assert long.events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in long.events[:-1]]
         finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]]
         assert finish in (["stop"], ["length"])
         assert reply.usage.completion_tokens <= 4 and health(served)["model"] == "other"
@@ -270,37 +281,15 @@ def test_a_model_kept_beside_the_first_answers_while_the_first_still_streams(smo
     other = tmp_path / "other.gguf"
     other.symlink_to(smollm2_path)
     with serving(*PARALLEL, "--max-models", "2", "-m", str(other)) as served:
-        long = {
-            "model": MODEL,
-            "messages": [SYSTEM, {"role": "user", "content": "Write a long story about a dragon."}],
-            "max_tokens": 400,
-            "temperature": 0,
-            "stream": True,
-        }
-        ended: list[float] = []
-        events: list[str] = []
-
-        def stream() -> None:
-            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=long, timeout=300) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data:"):
-                        events.append(line.removeprefix("data:").strip())
-            ended.append(time.monotonic())
-
-        reader = threading.Thread(target=stream)
-        reader.start()
-        wait_until(lambda: len(events) >= 3, timeout=60)
-        with openai_client(served) as client:
-            reply = client.chat.completions.create(
-                model="other", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
-            )
+        long = LongStream(served, max_tokens=400)
+        reply = ask_the_other_model(served)
         # Both models are in memory, so the second did not wait for the first reply to end.
-        streamed_meanwhile = not ended
+        streamed_meanwhile = not long.ended
         status = health(served)
-        reader.join(300)
+        long.reader.join(300)
         assert streamed_meanwhile and reply.usage.completion_tokens <= 4
         assert sorted(status["loaded"]) == sorted([MODEL, "other"]) and status["in_flight"] >= 1
-        assert events[-1] == "[DONE]"
+        assert long.events[-1] == "[DONE]"
 
 
 def test_sigterm_during_parallel_streams_and_a_translation_ends_each_and_exits_0():

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import llama_cpp
 
-from llamadesk.app.engine.token_loop import reusable_prefix
+from llamadesk.app.engine.token_loop import decode_prompt
 from llamadesk.app.engine.token_sampler import token_logprob
 
 
@@ -27,14 +27,8 @@ def continuation_logprobs(llama: llama_cpp.Llama, prompt: Sequence[int], continu
     so a next call that starts the same way reuses it. The caller checks that both are non-empty
     and that together they fit the context.
     """
-    prompt, continuation = list(prompt), list(continuation)
-    cached = reusable_prefix(llama, prompt)
-    if cached == 0 or not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
-        llama.reset()
-        llama._ctx.kv_cache_clear()
-        cached = 0
-    llama.n_tokens = cached
-    llama.eval(prompt[cached:])
+    continuation = list(continuation)
+    decode_prompt(llama, prompt)
     context, n_vocab = llama.ctx, llama.n_vocab()
     scores = [token_logprob(context, -1, n_vocab, continuation[0])]
     rest = continuation[:-1]  # each of these predicts the token after it

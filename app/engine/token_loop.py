@@ -33,6 +33,18 @@ def reusable_prefix(llama: llama_cpp.Llama, prompt: Sequence[int]) -> int:
     return int(different[0]) if different.size else n
 
 
+def decode_prompt(llama: llama_cpp.Llama, prompt: Sequence[int]) -> None:
+    """Decode `prompt` after the prefix of it the context already holds; its last token's logits are then ready."""
+    cached = reusable_prefix(llama, prompt)
+    if cached == 0 or not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
+        # Nothing to keep, or a cache that cannot drop a tail (a sliding window already moved on).
+        llama.reset()
+        llama._ctx.kv_cache_clear()
+        cached = 0
+    llama.n_tokens = cached
+    llama.eval(list(prompt[cached:]))
+
+
 class TokenLoop:
     """One model's single-stream decoding; create once per Llama and reuse for every reply."""
 
@@ -60,14 +72,7 @@ class TokenLoop:
         llama-cpp-python does.
         """
         llama = self._llama
-        cached = reusable_prefix(llama, prompt)
-        if cached == 0 or not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
-            # Nothing to keep, or a cache that cannot drop a tail (a sliding window already moved on).
-            llama.reset()
-            llama._ctx.kv_cache_clear()
-            cached = 0
-        llama.n_tokens = cached
-        llama.eval(prompt[cached:])
+        decode_prompt(llama, prompt)
         if sampling.prompt_lookup and is_plain_greedy(sampling) and not sampling.logprobs:
             yield from self.lookup.generate()
             return

@@ -299,6 +299,16 @@ async def test_a_broken_subtitle_file_is_refused_with_its_line(store, tmp_path):
         assert any("line 2: bad timestamp" in m for m in messages), messages
 
 
+async def answer_segments_at_once(pilot, screen: TranslateScreen, text: str) -> None:
+    """F4, type `text` into the question and Enter; back on the translation screen."""
+    app = pilot.app
+    await pilot.press("f4")
+    await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the question")
+    app.screen.query_one("#answer", Input).value = text
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: app.screen is screen, what="the translation screen again")
+
+
 async def test_f4_sets_the_segments_at_once_and_the_app_remembers_them(store):
     app = make_app(store)
     async with app.run_test(size=(120, 30)) as pilot:
@@ -306,12 +316,7 @@ async def test_f4_sets_the_segments_at_once_and_the_app_remembers_them(store):
         assert screen.parallel == 1  # make_app's config
 
         async def answer(text: str) -> None:
-            await pilot.press("f4")
-            await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the question")
-            field = app.screen.query_one("#answer", Input)
-            field.value = text
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: app.screen is screen, what="the translation screen again")
+            await answer_segments_at_once(pilot, screen, text)
 
         await answer("4")
         assert screen.parallel == 4 and app.config.translate_parallel == 4
@@ -360,9 +365,6 @@ async def test_the_segments_at_once_are_saved_in_the_config(store, config_file_r
     )
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
-        await pilot.press("f4")
-        await wait_until(pilot, lambda: isinstance(app.screen, TextInputScreen), what="the question")
-        app.screen.query_one("#answer", Input).value = "3"
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: screen.parallel == 3, what="the new choice")
+        await answer_segments_at_once(pilot, screen, "3")
+        assert screen.parallel == 3
     assert load_config().translate_parallel == 3
