@@ -58,6 +58,43 @@ def test_detection_with_the_real_detector():
         detect_language("%s {0} https://example.com 1234")
 
 
+def test_detector_loaded_in_background_is_loaded_once_for_every_thread(monkeypatch):
+    """load_in_background and the segment checks of parallel workers may all ask for the detector
+    before it is ready: each waits for the one load, and every answer is the real detector's."""
+    import threading
+    import time
+
+    from py3langid.langid import LanguageIdentifier
+
+    from llamadesk.app.translate import detection
+
+    loads = []
+    real_load = LanguageIdentifier.from_model_file
+
+    def slow_load(*args, **kwargs):
+        loads.append(threading.current_thread().name)
+        time.sleep(0.3)  # a wide window for a second thread to start a second load
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(LanguageIdentifier, "from_model_file", staticmethod(slow_load))
+    monkeypatch.setattr(detection, "_loaded_identifier", None)
+    detection.load_in_background()
+    answers = []
+    workers = [
+        threading.Thread(
+            target=lambda: answers.append(detection.reads_as_source("This field is required here.", EN, FR))
+        )
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert loads == ["language-detector-load"]
+    assert answers == [True] * 4
+    assert detect_language("Ce champ est obligatoire. Veuillez saisir une adresse valide.")[0].code == "fr"
+
+
 # -- output cleaning -------------------------------------------------------------------------------
 
 

@@ -117,6 +117,9 @@ def _progress(done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.translate.detection import load_in_background
+
+    load_in_background()  # ready by the time the first segment is checked, at no cost in wall time
     from llamadesk.app.core.atomic_file import atomic_output, check_writable_target
     from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
     from llamadesk.app.library.catalog import resolve_model

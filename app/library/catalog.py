@@ -23,7 +23,6 @@ from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
 from llamadesk.app.core.gguf_naming import model_stem, split_parts
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
-from llamadesk.app.hub.cache import cached_file, remove_cached_files
 from llamadesk.app.library.fit import memory_fit
 from llamadesk.app.library.gguf_listing import listable_ggufs
 from llamadesk.app.library.other_apps import APP_NAMES, OtherAppStore, default_stores, detect_app, models_in
@@ -144,6 +143,8 @@ def _pulled_candidates(registry: Registry) -> list[Candidate]:
     for pulled in registry.pulled:
 
         def locate(p=pulled) -> Path:
+            from llamadesk.app.hub.cache import cached_file  # huggingface_hub: imported only for pulled models
+
             path = cached_file(p.repo, p.files[0], p.commit)
             if path is None:
                 raise LlamadeskError(f"{p.name} ({p.repo}) is no longer in the Hugging Face cache; pull it again")
@@ -424,6 +425,8 @@ def plan_removal(name: str) -> Removal:
 
 
 def _plan_pulled_removal(registry: Registry, name: str) -> Removal:
+    from llamadesk.app.hub.cache import cached_file, remove_cached_files  # see _pulled_candidates
+
     pulled = registry.pulled_named(name)
     assert pulled is not None
     paths = [p for f in pulled.files if (p := cached_file(pulled.repo, f, pulled.commit)) is not None]

@@ -8,8 +8,8 @@ but a 270M base model names languages unreliably and would cost a generation per
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.languages import LANGUAGES, Language
@@ -20,14 +20,36 @@ MIN_CONFIDENCE = 0.5
 SAMPLE_CHARS = 4000
 
 
-@functools.lru_cache(maxsize=1)
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+_identifier_lock = threading.Lock()
+_loaded_identifier = None
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    # Only languages llamadesk can name in a prompt compete.
-    identifier.set_languages(sorted({code.split("-")[0] for code in LANGUAGES} & set(identifier.labels)))
-    return identifier
+
+def _identifier():
+    """The detector, loaded once per process (by whichever thread asks first; the others wait)."""
+    global _loaded_identifier
+    if _loaded_identifier is not None:
+        return _loaded_identifier
+    with _identifier_lock:
+        if _loaded_identifier is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            # Only languages llamadesk can name in a prompt compete.
+            identifier.set_languages(sorted({code.split("-")[0] for code in LANGUAGES} & set(identifier.labels)))
+            _loaded_identifier = identifier
+    return _loaded_identifier
+
+
+def load_in_background() -> None:
+    """Start loading the detector on another thread, so that its first use does not wait for it.
+
+    Its model ships xz-compressed: loading it costs about 0.8 s of decompression, which every
+    translation pays (the confidence check asks the detector about each segment). Started before
+    the model loads, it runs on another core while llama.cpp reads the weights (lzma and llama.cpp
+    both release the GIL); a caller that needs it sooner waits only for what is left.
+    """
+    if _loaded_identifier is None:
+        threading.Thread(target=_identifier, name="language-detector-load", daemon=True).start()
 
 
 def prose_only(text: str) -> str:

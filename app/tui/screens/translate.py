@@ -41,6 +41,7 @@ from llamadesk.app.translate import (
     translator_for,
 )
 from llamadesk.app.translate.confidence import is_low, low_confidence_spans
+from llamadesk.app.translate.detection import load_in_background
 from llamadesk.app.translate.file_job import FileJob, TranslatableFile
 from llamadesk.app.translate.formats import format_of, read_translatable
 from llamadesk.app.translate.languages import LANGUAGES
@@ -138,6 +139,7 @@ class TranslateScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#source", TextArea).focus()
+        load_in_background()  # the first translation's confidence check would otherwise wait for it
 
     # -- languages --------------------------------------------------------------------------
 
