@@ -20,7 +20,7 @@ a short prompt on its own.
 
 Writes the "## translate split" section of bench/RESULTS.md.
 
-    .venv/bin/python bench/translate_split.py [--model gemma3-270m] [--threads 1] [--segments 40]
+    .venv/bin/python bench/translate_split.py [--model gemma3-270m] [--threads 1,2] [--segments 40]
 """
 
 from __future__ import annotations
@@ -82,23 +82,14 @@ def timed_translate(document: Path, model: str, threads: int, parallel: int) -> 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma3-270m")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--segments", type=int, default=40)
-    args = parser.parse_args()
-
+def split_at(model: str, threads: int, document: Path, segments: int) -> list[str]:
+    """The section's lines for one thread count: both runs timed, and llama-batched-bench's gain."""
     from llamadesk.app.library.catalog import resolve_model
 
-    gains = run_reference(llama_tools_bin() / "llama-batched-bench", resolve_model(args.model), args.threads)
+    gains = run_reference(llama_tools_bin() / "llama-batched-bench", resolve_model(model), threads)
     gain = gains[8] / gains[1]
-    text, _ = translation_document(args.segments)
-    with tempfile.TemporaryDirectory() as tmp:
-        document = Path(tmp) / "document.md"
-        document.write_text(text)
-        one = timed_translate(document, args.model, args.threads, 1)
-        eight = timed_translate(document, args.model, args.threads, 8)
+    one = timed_translate(document, model, threads, 1)
+    eight = timed_translate(document, model, threads, 8)
 
     generation = one["single_seconds"]
     prompt = one["decode"] - generation
@@ -115,10 +106,8 @@ def main() -> None:
             f"{eight['single_steps']} ({eight['single_seconds']:.1f} s)",
         ),
     ]
-    lines = [
-        f"Model `{args.model}`, {args.threads} thread(s), flash attention, f16 KV cache, batch 512; "
-        f"`llamadesk translate --to fr` of bench/batched.py's {args.segments}-paragraph document, "
-        "every llama_decode call timed (one child process per run).",
+    return [
+        f"### {threads} thread(s)",
         "",
         "| | --parallel 1 | --parallel 8 |",
         "|---|---|---|",
@@ -139,9 +128,35 @@ def main() -> None:
             else "The prompts and the work outside llama_decode did not gain."
         ),
         "",
-        f"Command: `.venv/bin/python bench/translate_split.py --model {args.model} --threads {args.threads} "
-        f"--segments {args.segments}`",
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="gemma3-270m")
+    parser.add_argument(
+        "--threads", default="1,2", help="comma-separated thread counts, each measured on its own (default 1,2)"
+    )
+    parser.add_argument("--segments", type=int, default=40)
+    args = parser.parse_args()
+    thread_counts = [int(n) for n in args.threads.split(",")]
+
+    text, _ = translation_document(args.segments)
+    lines = [
+        f"Model `{args.model}`, flash attention, f16 KV cache, batch 512; "
+        f"`llamadesk translate --to fr` of bench/batched.py's {args.segments}-paragraph document, "
+        "every llama_decode call timed (one child process per run), at each thread count.",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        document = Path(tmp) / "document.md"
+        document.write_text(text)
+        for threads in thread_counts:
+            lines += split_at(args.model, threads, document, args.segments)
+    lines.append(
+        f"Command: `.venv/bin/python bench/translate_split.py --model {args.model} --threads {args.threads} "
+        f"--segments {args.segments}`"
+    )
     print("\n".join(lines))
     update_section("translate split", "\n".join(lines))
 
