@@ -74,6 +74,7 @@ bench: $(VENV)/.test-installed
 	$(PY) bench/threads.py
 	$(PY) bench/tui.py
 	$(PY) bench/tui_translate.py
+	$(PY) bench/translation_pane.py
 	$(PY) bench/gil_contention.py
 	$(PY) bench/translate.py
 	$(PY) bench/translate_files.py

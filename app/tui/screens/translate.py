@@ -112,6 +112,10 @@ class TranslateScreen(Screen):
         self._done: list[SegmentResult] = []
         # The output of each segment in flight as it streams, written by the worker translating it.
         self._partials: dict[int, str] = {}
+        # What the output pane shows of the running translation: so many finished segments on so
+        # many lines, then the segment on show as far as it has streamed (None: no line for it).
+        self._shown_done = self._shown_rows = 0
+        self._shown_partial: str | None = None
         self.translation = ""
         self.output_path: Path | None = None
         self.running = False
@@ -213,6 +217,8 @@ class TranslateScreen(Screen):
         self._source_text = text
         self._stop_requested.clear()
         self._done, self._partials = [], {}
+        self._shown_done = self._shown_rows = 0
+        self._shown_partial = None
         self.query_one("#target", TextArea).text = ""
         self.host.run_with_model(
             self.model, self.load_settings, lambda engine: self._run(engine, text, settings, document), self
@@ -328,11 +334,31 @@ class TranslateScreen(Screen):
 
     def _show_done(self, output: ReviewTextArea) -> None:
         """The finished segments a line each (low-confidence ones highlighted), then the next one as it
-        streams. With several in flight, the ones after it show when their turn comes, in order."""
-        lines = [result.translation.strip() for result in self._done]
-        partial = self._partials.get(len(self._done))
-        text = "\n".join(lines if partial is None else [*lines, partial.strip()])
-        output.show(text, low_confidence_spans(text, self._done))
+        streams. With several in flight, the ones after it show when their turn comes, in order.
+
+        Only what changed is written, at the end of the pane: a token of the segment on show is
+        appended, and a segment that finishes replaces its streamed line (its final text can differ:
+        a retry, restored placeholders). Rewriting the whole pane would cost in proportion to the
+        document on every token."""
+        partial = self._partials.get(len(self._done), "").strip() or None  # no line until it has text
+        new = self._done[self._shown_done :]
+        if not new and partial == self._shown_partial:
+            return
+        if (
+            not new
+            and partial is not None
+            and self._shown_partial is not None
+            and partial.startswith(self._shown_partial)
+        ):
+            output.append(partial[len(self._shown_partial) :])
+        else:
+            lines = [result.translation.strip() for result in new]
+            finished = "\n".join(lines)
+            tail = finished if partial is None else "\n".join([*lines, partial])
+            output.replace_from_line(self._shown_rows, tail, low_confidence_spans(finished, new))
+            self._shown_rows += sum(line.count("\n") + 1 for line in lines)
+            self._shown_done = len(self._done)
+        self._shown_partial = partial
 
     def _write(self, path: Path, text: str) -> bool:
         """Write `text` to `path` whole or not at all; an existing file is never overwritten."""
