@@ -119,3 +119,19 @@ async def test_streaming_a_translation_shows_the_same_text_and_rewraps_only_the_
             assert len(target.marked_text) == 30  # the two 'perhaps' sentences, fifteen times each
     finally:
         store.close()
+
+
+async def test_the_view_stays_where_the_reader_scrolled_while_text_is_added():
+    async with PaneApp().run_test(size=(60, 12)) as pilot:
+        pane = pilot.app.query_one("#edited", ReviewTextArea)
+        pane.show("\n".join(f"ligne {i}" for i in range(100)))
+        await pilot.pause()
+        pane.scroll_to(y=40, animate=False)
+        await pilot.pause()
+        for _ in range(5):
+            pane.append(" mot")
+            await pilot.pause()
+        pane.replace_from_line(99, "fin\nsuite")
+        await pilot.pause()
+        assert pane.scroll_y == 40
+        assert pane.text.endswith("ligne 98\nfin\nsuite")

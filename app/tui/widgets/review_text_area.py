@@ -69,9 +69,12 @@ class ReviewTextArea(TextArea):
 
     def _edit(self, insert: str, start: Location) -> None:
         # Through the TextArea's own edit, which re-wraps only the lines it touches. The pane is
-        # read-only: nothing to undo, and a history of every token would only grow.
+        # read-only: nothing to undo, and a history of every token would only grow. An edit
+        # scrolls to the cursor; the view stays where the reader put it instead.
+        x, y = self.scroll_x, self.scroll_y
         self.replace(insert, start, self.document.end, maintain_selection_offset=True)
         self.history.clear()
+        self.scroll_to(x, y, animate=False, immediate=True)
         self.refresh()
 
     def _mark(self, text: str, first_row: int, marked: Sequence[tuple[int, int]]) -> None:
