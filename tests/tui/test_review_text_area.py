@@ -121,7 +121,7 @@ async def test_streaming_a_translation_shows_the_same_text_and_rewraps_only_the_
         store.close()
 
 
-async def test_the_view_stays_where_the_reader_scrolled_while_text_is_added():
+async def test_the_view_stays_where_the_reader_scrolled_while_text_is_added_and_when_it_ends():
     async with PaneApp().run_test(size=(60, 12)) as pilot:
         pane = pilot.app.query_one("#edited", ReviewTextArea)
         pane.show("\n".join(f"ligne {i}" for i in range(100)))
@@ -135,3 +135,7 @@ async def test_the_view_stays_where_the_reader_scrolled_while_text_is_added():
         await pilot.pause()
         assert pane.scroll_y == 40
         assert pane.text.endswith("ligne 98\nfin\nsuite")
+        pane.show(pane.text + " (fin)")  # the finished translation, whole
+        await pilot.pause()
+        await pilot.pause()
+        assert pane.scroll_y == 40

@@ -43,8 +43,12 @@ class ReviewTextArea(TextArea):
         super().load_text(text)
 
     def show(self, text: str, marked: Sequence[tuple[int, int]] = ()) -> None:
-        """Replace the text, highlighting `marked` (start, end) character offsets into it."""
+        """Replace the text, highlighting `marked` (start, end) character offsets into it; the view
+        stays where it was (a finished translation replaces the one the reader was scrolling)."""
+        x, y = self.scroll_x, self.scroll_y
         super().load_text(text)  # also drops the cached lines, so the marks are drawn
+        # load_text scrolls to the cursor after the next refresh; this runs after that.
+        self.call_after_refresh(self.scroll_to, x, y, animate=False)
         self._marks, self._marked_lines = [], {}
         self._mark(text, 0, marked)
 
