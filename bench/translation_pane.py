@@ -6,7 +6,7 @@ Textual re-splits and re-wraps every line), so a token's cost grew with the docu
 appends the token at the end (ReviewTextArea.append), and a finished segment replaces only its
 own line (replace_from_line). This runs both ways on the real widget, in one process, for panes
 of 40, 200 and 1,000 finished lines: milliseconds per token of the update itself (rendering is
-left out: Textual draws at most once a frame, whatever the number of updates), and the ratio.
+left out: the screen redraws at most 60 times a second, whatever the number of updates), and the ratio.
 
 Writes the "## translation pane" section of bench/RESULTS.md.
 
@@ -75,7 +75,7 @@ def main() -> None:
     lines = [
         f"ReviewTextArea (the translation screen's output pane), 120x40, soft wrap; {args.tokens} tokens "
         f"streamed onto a pane of N finished lines; median of {args.rounds} rounds; milliseconds per token of the "
-        "update (drawing excluded: Textual draws at most once a frame).",
+        "update (drawing excluded: Textual's screen redraws at most 60 times a second, however many updates come).",
         "",
         "| finished lines | whole text replaced (before), ms | token appended (now), ms | ratio |",
         "|---|---|---|---|",
