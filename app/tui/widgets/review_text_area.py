@@ -14,6 +14,7 @@ translation grows, so a token costs the same at the end of a long document as at
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -91,18 +92,20 @@ class ReviewTextArea(TextArea):
             line_starts.append(position + 1)
             position = text.find("\n", position + 1)
 
-        def location(offset: int) -> Location:
-            row = max(r for r, line_start in enumerate(line_starts) if line_start <= offset)
-            return (first_row + row, offset - line_starts[row])
+        def row_of(offset: int) -> int:
+            return bisect.bisect_right(line_starts, offset) - 1
 
         for start, end in marked:
-            self._marks.append((location(start), location(end)))
-            for row, line_start in enumerate(line_starts):
+            first, last = row_of(start), row_of(end)
+            self._marks.append(
+                ((first_row + first, start - line_starts[first]), (first_row + last, end - line_starts[last]))
+            )
+            for row in range(first, last + 1):  # the lines the stretch touches
+                line_start = line_starts[row]
                 line_end = line_starts[row + 1] - 1 if row + 1 < len(line_starts) else len(text)
-                if start <= line_end and end > line_start:
-                    span = (max(start, line_start) - line_start, min(end, line_end) - line_start)
-                    if span[1] > span[0]:
-                        self._marked_lines.setdefault(first_row + row, []).append(span)
+                span = (max(start, line_start) - line_start, min(end, line_end) - line_start)
+                if span[1] > span[0]:
+                    self._marked_lines.setdefault(first_row + row, []).append(span)
         self._line_cache.clear()  # lines already drawn may now be marked
 
     @property
