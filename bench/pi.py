@@ -8,6 +8,8 @@ packaging/pi-check.sh cross-compiles llama.cpp with `install.sh pi5`'s flags and
   differ, each build's lead of its pick over the runner-up shows whether it was a near tie), and
   the largest |logit difference| after the prompt (small but not zero: NEON/dot-product/fp16
   kernels against AVX2 ones);
+- a prompt per starter whose answer is decided (no step is a near tie), free-running on both
+  builds: the 32 greedy tokens must be identical;
 - the SIMD features the emulated build reports, and what `llamadesk doctor` says of that build on
   a Pi 5;
 - the settings llamadesk fits for a 4 GB and an 8 GB Pi 5 (faked machine facts, with and without
@@ -18,7 +20,8 @@ packaging/pi-check.sh cross-compiles llama.cpp with `install.sh pi5`'s flags and
 - llamadesk itself (doctor, chat) on an arm64 Python under the same emulation (pi-python.sh).
 
 Writes the "## pi5 emulation" section of bench/RESULTS.md; exits 1 when the builds part other than
-at a near tie, a fitted run does not answer or exceeds the budget, or doctor calls the build generic.
+at a near tie, the decided prompts' texts differ, a fitted run does not answer or exceeds the
+budget, or doctor calls the build generic.
 
     .venv/bin/python bench/pi.py [--builds DIR] [--no-record] [--no-python]
 """
@@ -59,8 +62,19 @@ GIB = 1024**3
 SYSROOT = "/usr/aarch64-linux-gnu"
 PI5_CPU = "cortex-a76"
 STARTERS = ("smollm2", "gemma3-270m")
+# An open-ended continuation: many next words fit, so some steps are near ties that the two
+# builds' rounding can settle either way (the texts then part, both correct).
 COMPARE_PROMPT = "The Raspberry Pi is a small single-board computer that"
 N_COMPARE = 32
+# Prompts whose answers are decided: at every one of the 32 greedy steps, x86's pick leads its
+# runner-up by more than twice the builds' largest logit difference, so rounding cannot flip a step
+# and two correct builds must give the same 32 tokens, free-running. They were chosen on the x86
+# build alone, by that margin, before the emulated build ran them; `decided` checks it on every run.
+ANSWER_PROMPTS = {
+    # SmolLM2 is a chat model: its ChatML template, with the answer begun as a client may prefill it.
+    "smollm2": "<|im_start|>user\nCount from 1 to 40, separated by commas.<|im_end|>\n<|im_start|>assistant\n1, 2, 3,",
+    "gemma3-270m": "1, 2, 3, 4, 5, 6, 7, 8,",
+}
 # The comparison is pinned like the tests' PINNED_LOAD: one thread, f16 KV cache, flash attention.
 COMPARE_SETTINGS = {"threads": 1, "n_ctx": 512, "n_batch": 512, "kv_type": "f16"}
 # The question asked with the fitted settings: SmolLM2 is a chat model (its ChatML template,
@@ -174,15 +188,22 @@ def _wait_with_rusage(process: subprocess.Popen, timeout: float) -> tuple[int, i
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     model: str
+    prompt: str
     x86: ProbeRun
     arm: ProbeRun
 
     @property
     def disagreements(self) -> list[int]:
-        """The steps where the aarch64 build, fed x86's tokens, would have picked another token."""
-        return [
-            i for i, (ours, theirs) in enumerate(zip(self.x86.tokens, self.arm.picks, strict=True)) if ours != theirs
-        ]
+        """The steps where the aarch64 build, fed x86's tokens, would have picked another token.
+
+        Free-running, only the first of them is meaningful: where the two texts part.
+        """
+        pairs = zip(self.x86.tokens, self.arm.picks, strict=False)  # free-running replies may end apart
+        found = [i for i, (ours, theirs) in enumerate(pairs) if ours != theirs]
+        if not found and len(self.x86.tokens) != len(self.arm.picks):
+            # Free-running, one build ended its reply (an end-of-generation token) before the other.
+            found = [min(len(self.x86.tokens), len(self.arm.picks))]
+        return found
 
     @property
     def same_text(self) -> bool:
@@ -204,6 +225,11 @@ class Comparison:
         return min(self.x86.margins[step], self.arm.margins[step]) <= noise
 
     @property
+    def decided(self) -> bool:
+        """Whether x86's pick leads by more than the kernels' noise at every step: no step is a near tie."""
+        return min(self.x86.margins) > 2 * self.max_logit_difference
+
+    @property
     def max_logit_difference(self) -> float:
         return max(abs(a - b) for a, b in zip(self.x86.logits, self.arm.logits, strict=True))
 
@@ -217,19 +243,32 @@ class Comparison:
 
 
 def compare(
-    builds: Path, model: str, n_predict: int = N_COMPARE, kv_type: str = "f16", flash_attn: bool = True
+    builds: Path,
+    model: str,
+    n_predict: int = N_COMPARE,
+    kv_type: str = "f16",
+    flash_attn: bool = True,
+    prompt: str = COMPARE_PROMPT,
+    free_running: bool = False,
 ) -> Comparison:
     """The same prompt, greedy, on the x86 build and the emulated Pi 5 build.
 
-    The aarch64 build is fed x86's tokens (teacher forcing), so each of the steps compares the two
-    builds' picks on the same context: one near tie early on would otherwise send the free-running
-    texts apart and leave the rest of the steps comparing different sentences.
+    By default the aarch64 build is fed x86's tokens (teacher forcing), so each of the steps
+    compares the two builds' picks on the same context: one near tie early on would otherwise send
+    the free-running texts apart and leave the rest of the steps comparing different sentences.
+    `free_running`: each build decodes its own picks, as a user's greedy reply would.
     """
     path = starter_path(model)
     settings = {**COMPARE_SETTINGS, "kv_type": kv_type, "flash_attn": flash_attn}
-    x86 = run_probe(probe_command(builds, "x86_64"), path, COMPARE_PROMPT, n_predict, **settings)
-    arm = run_probe(probe_command(builds, "aarch64"), path, COMPARE_PROMPT, n_predict, **settings, forced=x86.tokens)
-    return Comparison(model, x86, arm)
+    x86 = run_probe(probe_command(builds, "x86_64"), path, prompt, n_predict, **settings)
+    forced = None if free_running else x86.tokens
+    arm = run_probe(probe_command(builds, "aarch64"), path, prompt, n_predict, **settings, forced=forced)
+    return Comparison(model, prompt, x86, arm)
+
+
+def compare_answer(builds: Path, model: str, n_predict: int = N_COMPARE) -> Comparison:
+    """The model's decided prompt (ANSWER_PROMPTS), free-running on both builds."""
+    return compare(builds, model, n_predict, prompt=ANSWER_PROMPTS[model], free_running=True)
 
 
 def pi5(board: str) -> MachineFacts:
@@ -378,6 +417,7 @@ def agreement(c: Comparison) -> str:
 def report(
     builds: Path,
     comparisons: list[Comparison],
+    answers: list[Comparison],
     fitted: list[FittedRun],
     warnings: list[str],
     python_run: PythonRun | None,
@@ -414,6 +454,25 @@ def report(
         "",
     ]
     lines += [f"- {c.model}: {json.dumps(c.x86.text)}" for c in comparisons]
+    lines += [
+        "",
+        f"Greedy, {N_COMPARE} tokens, free-running on both builds (each decodes its own picks), after prompts whose "
+        "answers are decided: every step's lead on x86 is more than twice the largest logit difference between the "
+        "builds, so rounding cannot flip a step and two correct builds must agree on every token (same settings):",
+        "",
+        "| model | prompt | identical tokens | smallest lead (x86) | twice the max logit difference | x86 s | qemu s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in answers:
+        x86_s = c.x86.prompt_seconds + c.x86.generate_seconds
+        arm_s = c.arm.prompt_seconds + c.arm.generate_seconds
+        identical = f"{len(c.x86.tokens)} of {len(c.x86.tokens)}" if c.same_text else agreement(c)
+        lines.append(
+            f"| {c.model} | {json.dumps(c.prompt)} | {identical} | {min(c.x86.margins):.2f} "
+            f"| {2 * c.max_logit_difference:.2f} | {x86_s:.2f} | {arm_s:.1f} |"
+        )
+    lines += ["", "Their completions, the same on both builds where the row says so (aarch64's):", ""]
+    lines += [f"- {c.model}: {json.dumps(c.arm.text)}" for c in answers]
     lines += [
         "",
         "Settings llamadesk fits on a Raspberry Pi 5 (faked machine facts; `pi5-load.json` is the profile "
@@ -457,13 +516,31 @@ def report(
 
 
 def failures(
-    comparisons: list[Comparison], fitted: list[FittedRun], warnings: list[str], python_run: PythonRun | None
+    comparisons: list[Comparison],
+    answers: list[Comparison],
+    fitted: list[FittedRun],
+    warnings: list[str],
+    python_run: PythonRun | None,
 ) -> list[str]:
     problems = [
         f"{c.model}: at step {i} the aarch64 build picks {c.arm.picks[i]}, x86 {c.x86.tokens[i]}, and it is no near tie"
         for c in comparisons
         for i in c.disagreements
         if not c.near_tie(i)
+    ]
+    problems += [
+        f"{c.model}: the decided prompt's greedy texts differ ({agreement(c)})" for c in answers if not c.same_text
+    ]
+    problems += [
+        f"{c.model}: the answer prompt is no longer decided (smallest lead {min(c.x86.margins):.2f}, noise "
+        f"{2 * c.max_logit_difference:.2f}); choose another in ANSWER_PROMPTS"
+        for c in answers
+        if not c.decided
+    ]
+    problems += [
+        f"{c.model}: the answer is {len(c.x86.tokens)} tokens, not {N_COMPARE}"
+        for c in answers
+        if len(c.x86.tokens) != N_COMPARE
     ]
     problems += [
         f"{r.model} on a {r.board} Pi ({r.profile}): no answer ({r.arm.text!r})" for r in fitted if not r.answered
@@ -514,14 +591,15 @@ def main() -> None:
                 print(f"{model}: the x86 build alone, flash attention on vs off: max abs logit difference {moved:.3f}")
         return
     comparisons = [compare(builds, model) for model in STARTERS]
+    answers = [compare_answer(builds, model) for model in STARTERS]
     fitted = fitted_runs(builds)
     warnings = doctor_warnings(comparisons[0].arm, "4 GB", "smollm2")
     python_run = None if args.no_python else arm64_python_run()
-    text = report(builds, comparisons, fitted, warnings, python_run)
+    text = report(builds, comparisons, answers, fitted, warnings, python_run)
     print(text)
     if not args.no_record:
         update_section("pi5 emulation", text)
-    problems = failures(comparisons, fitted, warnings, python_run)
+    problems = failures(comparisons, answers, fitted, warnings, python_run)
     for problem in problems:
         print(f"pi: {problem}", file=sys.stderr)
     sys.exit(1 if problems else 0)
