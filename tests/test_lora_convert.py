@@ -147,7 +147,7 @@ def _peft_merged_gguf(name: str, scale: float, tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("outtype, tolerance", [("f32", 1e-3), ("f16", 0.1)])
+@pytest.mark.parametrize("outtype, tolerance", [("f32", 1e-3), ("f16", 0.15)])
 def test_smollm2_adapter_matches_peft(outtype, tolerance, adapter, base_gguf, tmp_path):
     """The real SmolLM2 checkpoint. At f16 the reference is peft with the weights rounded to f16 as the
     files store them: that rounding alone moves peft's own logits by 0.11 here (this adapter moves
@@ -156,7 +156,9 @@ def test_smollm2_adapter_matches_peft(outtype, tolerance, adapter, base_gguf, tm
     base alone is 0.05 from transformers, the f16 adapter on the f32 base 0.08 from peft) and 0.08
     from peft with the f16 weights. That 0.08 is llama.cpp's f16 matmuls rounding their inputs to
     f16: with that rounding emulated too, a 1e-7 relative jitter of the inputs moves the reference
-    itself by 0.06-0.12 (an input on a rounding boundary goes the other way), so it is the floor."""
+    itself by 0.06-0.12 (an input on a rounding boundary goes the other way), so it is the floor.
+    The floor moves with the host's kernels: 0.08 on an AVX2 host, 0.106 on an AVX-512 one
+    (2026-12-02), hence 0.15, still far below the adapter's own effect."""
     folder, base = adapter("smollm2")
     path = _ours(folder, outtype, tmp_path / "adapter.gguf")
     model = base_gguf("smollm2", outtype)
