@@ -107,6 +107,11 @@ class ProbeRun:
     peak_rss: int
 
     @property
+    def seconds(self) -> float:
+        """Prompt and generation, without the load."""
+        return self.prompt_seconds + self.generate_seconds
+
+    @property
     def cpu_features(self) -> tuple[str, ...]:
         return parse_system_info(self.system_info)[1]
 
@@ -440,11 +445,9 @@ def report(
         "|---|---|---|---|---|---|",
     ]
     for c in comparisons:
-        x86_s = c.x86.prompt_seconds + c.x86.generate_seconds
-        arm_s = c.arm.prompt_seconds + c.arm.generate_seconds
         lines.append(
             f"| {c.model} | {agreement(c)} | {c.max_logit_difference:.3f} / {c.mean_logit_difference:.3f} "
-            f"| {c.logit_range:.1f} | {x86_s:.2f} | {arm_s:.1f} |"
+            f"| {c.logit_range:.1f} | {c.x86.seconds:.2f} | {c.arm.seconds:.1f} |"
         )
     lines += [
         "",
@@ -464,12 +467,10 @@ def report(
         "|---|---|---|---|---|---|---|",
     ]
     for c in answers:
-        x86_s = c.x86.prompt_seconds + c.x86.generate_seconds
-        arm_s = c.arm.prompt_seconds + c.arm.generate_seconds
         identical = f"{len(c.x86.tokens)} of {len(c.x86.tokens)}" if c.same_text else agreement(c)
         lines.append(
             f"| {c.model} | {json.dumps(c.prompt)} | {identical} | {min(c.x86.margins):.2f} "
-            f"| {2 * c.max_logit_difference:.2f} | {x86_s:.2f} | {arm_s:.1f} |"
+            f"| {2 * c.max_logit_difference:.2f} | {c.x86.seconds:.2f} | {c.arm.seconds:.1f} |"
         )
     lines += ["", "Their completions, the same on both builds where the row says so (aarch64's):", ""]
     lines += [f"- {c.model}: {json.dumps(c.arm.text)}" for c in answers]
