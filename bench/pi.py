@@ -226,13 +226,19 @@ class Comparison:
         kernels' rounding; each logit moves by up to about the largest difference measured after
         the prompt, so a lead of less than twice that can flip.
         """
+        if self.reply_ended(step):
+            return False  # a reply that ended is not a tie between two tokens
         noise = 2 * self.max_logit_difference
         return min(self.x86.margins[step], self.arm.margins[step]) <= noise
+
+    def reply_ended(self, step: int) -> bool:
+        """Whether a free-running build had ended its reply (an end-of-generation token) by `step`."""
+        return step >= min(len(self.x86.margins), len(self.arm.margins))
 
     @property
     def decided(self) -> bool:
         """Whether x86's pick leads by more than the kernels' noise at every step: no step is a near tie."""
-        return min(self.x86.margins) > 2 * self.max_logit_difference
+        return bool(self.x86.margins) and min(self.x86.margins) > 2 * self.max_logit_difference
 
     @property
     def max_logit_difference(self) -> float:
@@ -412,7 +418,9 @@ def agreement(c: Comparison) -> str:
     if c.same_text:
         return f"{len(c.x86.tokens)} of {len(c.x86.tokens)}"
     steps = ", ".join(
-        f"{i} ({'near tie' if c.near_tie(i) else 'NOT a tie'}: leads x86 {c.x86.margins[i]:.3f}, "
+        f"{i} (one build's reply ended)"
+        if c.reply_ended(i)
+        else f"{i} ({'near tie' if c.near_tie(i) else 'NOT a tie'}: leads x86 {c.x86.margins[i]:.3f}, "
         f"aarch64 {c.arm.margins[i]:.3f})"
         for i in c.disagreements
     )
@@ -469,7 +477,7 @@ def report(
     for c in answers:
         identical = f"{len(c.x86.tokens)} of {len(c.x86.tokens)}" if c.same_text else agreement(c)
         lines.append(
-            f"| {c.model} | {json.dumps(c.prompt)} | {identical} | {min(c.x86.margins):.2f} "
+            f"| {c.model} | {json.dumps(c.prompt)} | {identical} | {min(c.x86.margins, default=0):.2f} "
             f"| {2 * c.max_logit_difference:.2f} | {c.x86.seconds:.2f} | {c.arm.seconds:.1f} |"
         )
     lines += ["", "Their completions, the same on both builds where the row says so (aarch64's):", ""]
@@ -533,7 +541,7 @@ def failures(
         f"{c.model}: the decided prompt's greedy texts differ ({agreement(c)})" for c in answers if not c.same_text
     ]
     problems += [
-        f"{c.model}: the answer prompt is no longer decided (smallest lead {min(c.x86.margins):.2f}, noise "
+        f"{c.model}: the answer prompt is no longer decided (smallest lead {min(c.x86.margins, default=0):.2f}, noise "
         f"{2 * c.max_logit_difference:.2f}); choose another in ANSWER_PROMPTS"
         for c in answers
         if not c.decided
