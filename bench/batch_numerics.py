@@ -1,7 +1,8 @@
 """How far one sequence's logits move with its batch company, the attention kernel and the cache type.
 
 For each starter, a fixed English prompt and 8 following tokens are decoded by llama.cpp alone
-and beside 3 other sequences, with flash attention off or on and an f32 or f16 KV cache
+and beside 3 other sequences, with flash attention off or on, an f32 or f16 KV cache, and the
+weights repacked at load for the CPU's batched kernels (llama.cpp's default) or not
 (app/engine/batch_numerics.py). Every run is compared with the most exact one (f32 cache, no
 flash attention, alone): the largest logit difference, the mean KL divergence, and how often the
 top token agrees. It explains why translate --parallel and aarch64 builds part from the
@@ -28,7 +29,8 @@ PROMPT = (
     "The quick brown fox jumps over the lazy dog. Translate the following sentence into French: "
     "the weather is nice today and we will go to the beach"
 )
-CONFIGS = (("off", "f32"), ("off", "f16"), ("on", "f16"))  # (flash attention, KV cache type)
+# (flash attention, KV cache type, weights repacked at load as llama.cpp does by default)
+CONFIGS = (("off", "f32", True), ("off", "f16", True), ("on", "f16", True), ("off", "f32", False), ("on", "f16", False))
 
 
 def compare(reference: np.ndarray, logits: np.ndarray) -> str:
@@ -56,24 +58,24 @@ def main() -> None:
         "run alone. KL is the mean over rows of KL(reference || run); top-1 counts rows whose most likely "
         "token is the reference's.",
         "",
-        "| model | flash attention | KV cache | alone: max abs diff / KL / top-1 | beside 3 others: "
+        "| model | flash attention | KV cache | weights repacked | alone: max abs diff / KL / top-1 | beside 3 others: "
         "max abs diff / KL / top-1 | beside vs alone: max abs diff |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in ("smollm2", "gemma3-270m"):
         path = resolve_model(name)
         runs = {
-            (fa, kv): logits_alone_and_beside(
-                path, PROMPT, flash_attn=fa == "on", kv_type=ggml_type_id(kv), n_threads=args.threads
+            (fa, kv, repack): logits_alone_and_beside(
+                path, PROMPT, flash_attn=fa == "on", kv_type=ggml_type_id(kv), n_threads=args.threads, repack=repack
             )
-            for fa, kv in CONFIGS
+            for fa, kv, repack in CONFIGS
         }
-        reference = runs[("off", "f32")].alone
-        for (fa, kv), run in runs.items():
+        reference = runs[("off", "f32", True)].alone
+        for (fa, kv, repack), run in runs.items():
             between = float(np.abs(run.beside - run.alone).max())
             lines.append(
-                f"| {name} | {fa} | {kv} | {compare(reference, run.alone)} | {compare(reference, run.beside)} "
-                f"| {between:.3f} |"
+                f"| {name} | {fa} | {kv} | {'yes' if repack else 'no'} | {compare(reference, run.alone)} | "
+                f"{compare(reference, run.beside)} | {between:.3f} |"
             )
         print(f"{name} done", file=sys.stderr)
     lines += [

@@ -67,7 +67,8 @@ def test_doctor_json_on_this_machine_reads_the_real_build_and_machine() -> None:
     assert settings["reasons"]["n_threads"].startswith("one per physical core")
     busy = int(m["busy_cores"] + 0.25)
     assert settings["n_threads"] == max(1, m["physical_cores"] - busy) and settings["n_gpu_layers"] == 0
-    assert settings["n_ctx"] == 8192 and settings["flash_attn"] is True  # smollm2's trained context
+    # smollm2's trained context; flash attention off on a CPU with the memory to spare
+    assert settings["n_ctx"] == 8192 and settings["flash_attn"] is False
     assert set(settings["reasons"]) >= {"n_threads", "n_gpu_layers", "n_ctx", "flash_attn"}
     # No GPU, SIMD or memory problem here; only the shared machine's load may be reported.
     assert report["warnings"] == []

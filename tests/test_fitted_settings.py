@@ -13,13 +13,21 @@ import pytest
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.machine import MachineFacts, machine_facts
-from llamadesk.app.core.memory_budget import kv_bytes_per_token, kv_cache_bytes, ram_reserve, vram_reserve
+from llamadesk.app.core.memory_budget import (
+    attention_scratch_per_token,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    ram_reserve,
+    vram_reserve,
+)
 from llamadesk.app.engine.fitted_settings import (
     ALL_LAYERS,
+    CPU_FLASH_ATTN_REASON,
     DEFAULT_CONTEXT_CAP,
     MIN_CONTEXT,
     OffloadTarget,
     choose_settings,
+    has_sliding_window,
     offload_target,
 )
 from llamadesk.app.engine.types import LoadSettings
@@ -166,7 +174,8 @@ def test_chosen_context_always_fits_or_loading_is_refused(model, available) -> N
         )
         return
     kv = kv_cache_bytes(model, settings.n_ctx, settings.kv_cache_type)
-    assert model.tensor_bytes + kv + ram_reserve(facts) <= facts.available_ram
+    scratch = 0 if settings.flash_attn else attention_scratch_per_token(model) * settings.n_ctx
+    assert model.tensor_bytes + kv + scratch + ram_reserve(facts) <= facts.available_ram
     assert MIN_CONTEXT <= settings.n_ctx <= min(model.context_length, DEFAULT_CONTEXT_CAP)
     assert settings.n_ctx == min(model.context_length, DEFAULT_CONTEXT_CAP) or settings.n_ctx % 256 == 0
 
@@ -189,6 +198,72 @@ def test_tight_memory_switches_the_kv_cache_to_q8_0_for_more_context() -> None:
     assert choose_settings(fm.LLAMA_8B, facts, None, LoadSettings(flash_attn=False)).kv_cache_type == "f16"
     with pytest.raises(BadInputError, match="flash attention"):
         choose_settings(fm.LLAMA_8B, facts, None, LoadSettings(flash_attn=False, kv_cache_type="q8_0"))
+
+
+# -- flash attention --------------------------------------------------------------------------
+
+
+def test_on_the_cpu_flash_attention_is_off_where_memory_allows() -> None:
+    """llama.cpp's fused CPU kernel generates 2-3x slower deep into a conversation (bench "flash attention")."""
+    settings = choose_settings(fm.LLAMA_8B, machine(32), None, LoadSettings())
+    assert (settings.flash_attn, settings.kv_cache_type) == (False, "f16")
+    assert settings.reasons["flash_attn"] == CPU_FLASH_ATTN_REASON
+    assert settings.n_ctx == DEFAULT_CONTEXT_CAP
+
+
+def test_a_gpu_keeps_flash_attention_on_and_gpu_layers_0_turns_it_off() -> None:
+    gpu = OffloadTarget("NVIDIA RTX 4090", 24 * GIB)
+    settings = choose_settings(fm.LLAMA_8B, machine(32), gpu, LoadSettings())
+    assert settings.flash_attn and settings.n_gpu_layers == ALL_LAYERS
+    assert "GPU" in settings.reasons["flash_attn"]
+    on_cpu = choose_settings(fm.LLAMA_8B, machine(32), gpu, LoadSettings(n_gpu_layers=0))
+    assert not on_cpu.flash_attn and on_cpu.n_gpu_layers == 0
+
+
+def test_less_memory_turns_flash_attention_back_on_before_quantizing_the_cache() -> None:
+    """Without the fused kernel the attention scratch grows with the context: when that would cut
+    the context short, the kernel goes back on (f16 first, then the q8_0 cache it allows)."""
+    chosen = []
+    for tenth_gib in range(60, 400, 5):
+        settings = choose_settings(fm.LLAMA_8B, machine(tenth_gib / 10), None, LoadSettings())
+        choice = (settings.flash_attn, settings.kv_cache_type)
+        if not chosen or chosen[-1] != choice:
+            chosen.append(choice)
+    assert chosen == [(True, "q8_0"), (True, "f16"), (False, "f16")]
+    tight = next(
+        choose_settings(fm.LLAMA_8B, machine(t / 10), None, LoadSettings())
+        for t in range(60, 400, 5)
+        if choose_settings(fm.LLAMA_8B, machine(t / 10), None, LoadSettings()).kv_cache_type == "f16"
+    )
+    assert tight.flash_attn and "scratch" in tight.reasons["flash_attn"] and tight.n_ctx == DEFAULT_CONTEXT_CAP
+
+
+def test_a_model_with_sliding_window_layers_keeps_flash_attention_on_the_cpu() -> None:
+    """Gemma 3 attends over a 512-token window in most layers; there the fused kernel is faster."""
+    gemma_like = dataclasses.replace(fm.LLAMA_8B, metadata={"llama.attention.sliding_window": 512})
+    settings = choose_settings(gemma_like, machine(32), None, LoadSettings())
+    assert settings.flash_attn and has_sliding_window(gemma_like) and not has_sliding_window(fm.LLAMA_8B)
+    assert "window" in settings.reasons["flash_attn"]
+    for bad in (0, -1, True, "512", None):
+        odd = dataclasses.replace(fm.LLAMA_8B, metadata={"llama.attention.sliding_window": bad})
+        assert not has_sliding_window(odd)
+
+
+def test_the_starters_get_flash_attention_by_their_attention(smollm2_path, gemma_path) -> None:
+    from llamadesk.app.core.gguf_file import inspect_gguf
+
+    roomy = machine(32)
+    assert not choose_settings(inspect_gguf(smollm2_path), roomy, None, LoadSettings()).flash_attn
+    assert choose_settings(inspect_gguf(gemma_path), roomy, None, LoadSettings()).flash_attn
+
+
+def test_requested_flash_attention_and_quantized_caches_are_kept() -> None:
+    roomy = machine(32)
+    assert choose_settings(fm.LLAMA_8B, roomy, None, LoadSettings(flash_attn=True)).flash_attn
+    assert choose_settings(fm.LLAMA_8B, roomy, None, LoadSettings(flash_attn=True)).reasons["flash_attn"] == "requested"
+    quantized = choose_settings(fm.LLAMA_8B, roomy, None, LoadSettings(kv_cache_type="q8_0"))
+    assert quantized.flash_attn and quantized.kv_cache_type == "q8_0"
+    assert quantized.reasons["flash_attn"] == "a quantized KV cache needs it"
 
 
 def test_plenty_of_memory_keeps_f16_and_the_trained_context() -> None:

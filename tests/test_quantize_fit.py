@@ -27,6 +27,19 @@ def test_estimate_matches_llama_cpps_allocation(gemma_path, ctx):
     assert estimate.total == pytest.approx(actual.total_bytes, rel=0.05)
 
 
+@pytest.mark.parametrize("ctx", [2048, 16384])
+def test_estimate_without_flash_attention_matches_llama_cpps_allocation(smollm2_path, ctx):
+    """Without flash attention a layer's attention scores (batch x context x heads) outgrow the
+    logits at long contexts (SmolLM2: 9 heads x 16k > its 49k vocabulary); the estimate follows."""
+    summary = inspect_gguf(smollm2_path)
+    estimate = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, ctx, flash_attn=False)
+    actual = measure_allocation(smollm2_path, ctx, flash_attn=False)
+    assert estimate.compute == pytest.approx(actual.compute_bytes, rel=0.05)
+    assert estimate.total == pytest.approx(actual.total_bytes, rel=0.05)
+    with_flash = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, ctx)
+    assert (estimate.compute > 2 * with_flash.compute) == (ctx == 16384)
+
+
 def test_auto_picks_the_best_type_that_loads_within_the_budget(smollm2_f16_path, tmp_path):
     budget = 250_000_000  # bytes: between Q4_K_M (~256 MB at 2048) and Q5_K_S
     table = run_cli("fit", str(smollm2_f16_path), "--memory", str(budget), "--ctx", str(CTX), "--json")

@@ -44,7 +44,7 @@ def machine(cores=4, ram=16 * GiB, available=None) -> MachineFacts:
 
 def test_roomy_machine_gets_the_trained_context_and_one_thread_per_core():
     s = choose_settings(summary(), machine(cores=6), gpu_offload=False, requested=LoadSettings())
-    assert s.n_ctx == 8192 and s.n_threads == 6 and s.n_gpu_layers == 0 and s.flash_attn
+    assert s.n_ctx == 8192 and s.n_threads == 6 and s.n_gpu_layers == 0 and not s.flash_attn  # CPU: off
     assert s.reasons["n_threads"] == "one per physical core"
 
 

@@ -10,6 +10,8 @@ A model's memory = weights + KV cache + compute buffers + output buffer, where
 - compute: llama.cpp sizes its scratch buffer for the largest step of one micro-batch, which for
   these models is the output layer's logits (n_ubatch x n_vocab floats) plus two n_embd-wide
   activations per token and the f16 attention mask (n_ubatch x n_ctx) flash attention reads;
+  without flash attention, a layer's attention scores (n_ubatch x n_ctx x query heads, f32)
+  share that room with the logits, and outgrow them at long contexts;
 - output: one row of logits (n_vocab floats).
 The estimate is checked against what llama.cpp reports when it loads (tests/test_quantize_fit.py).
 """
@@ -53,6 +55,7 @@ class AttentionShape(Protocol):
 
     n_layers: int
     n_embd: int
+    n_head: int
     n_head_kv: int
     head_dim_k: int
     head_dim_v: int
@@ -62,6 +65,13 @@ def kv_bytes_per_token(shape: AttentionShape, kv_type: str = DEFAULT_KV_TYPE) ->
     """KV cache bytes per token of context, every layer: K and V, every KV head, at `kv_type`."""
     elements = shape.n_layers * shape.n_head_kv * (shape.head_dim_k + shape.head_dim_v)
     return max(1, int(elements * KV_CACHE_TYPES[kv_type] + 0.5))
+
+
+def attention_scratch_per_token(shape: AttentionShape, n_ubatch: int = DEFAULT_UBATCH) -> int:
+    """Without flash attention: compute-buffer bytes per token of context for one micro-batch's
+    attention scores (n_ubatch x context x query heads, f32). llama.cpp reuses the logits' room for
+    them, so this is an upper bound on what the context adds (module doc)."""
+    return FLOAT_BYTES * n_ubatch * shape.n_head
 
 
 def kv_cache_bytes(shape: AttentionShape, n_ctx: int, kv_type: str = DEFAULT_KV_TYPE) -> int:
@@ -105,10 +115,16 @@ def estimate_memory(
     n_ctx: int,
     n_ubatch: int = DEFAULT_UBATCH,
     kv_type: str = DEFAULT_KV_TYPE,
+    flash_attn: bool = True,
 ) -> MemoryEstimate:
     """The memory llama.cpp allocates to run a model with `n_ctx` tokens of context (module doc)."""
     ubatch = min(n_ubatch, n_ctx)
-    compute = FLOAT_BYTES * ubatch * (n_vocab + 2 * shape.n_embd) + F16_BYTES * ubatch * n_ctx
+    # Without flash attention a layer's attention scores (ubatch x context x heads) take the room
+    # the logits use at the end of the graph, whichever is larger.
+    # The attention mask is f16 for flash attention and f32 without it.
+    widest = n_vocab if flash_attn else max(n_vocab, shape.n_head * n_ctx)
+    mask_bytes = F16_BYTES if flash_attn else FLOAT_BYTES
+    compute = FLOAT_BYTES * ubatch * (widest + 2 * shape.n_embd) + mask_bytes * ubatch * n_ctx
     return MemoryEstimate(
         weights=weights_bytes,
         kv_cache=kv_cache_bytes(shape, n_ctx, kv_type),

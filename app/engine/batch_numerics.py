@@ -40,10 +40,16 @@ def logits_alone_and_beside(
     n_follow: int = 8,
     n_threads: int = 1,
     seed: int = 0,
+    repack: bool = True,
 ) -> LogitRuns:
-    """Decode `prompt_text` then `n_follow` fixed tokens, alone and then with `n_others` random sequences."""
+    """Decode `prompt_text` then `n_follow` fixed tokens, alone and then with `n_others` random sequences.
+
+    `repack=False` keeps llama.cpp from repacking the weights at load for its CPU's batched
+    kernels (its "extra buffer types"); a product then takes the same path for one row as for a few.
+    """
     use_default_log()
     model_params = llama_cpp.llama_model_default_params()
+    model_params.use_extra_bufts = repack
     model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), model_params)
     if not model:
         raise LlamadeskError(f"llama.cpp could not load {model_path}")

@@ -19,6 +19,7 @@ from llamadesk.app.core.machine import MachineFacts
 from llamadesk.app.core.memory_budget import (
     DEFAULT_KV_TYPE,
     KV_CACHE_TYPES,
+    attention_scratch_per_token,
     kv_bytes_per_token,
     kv_cache_bytes,
     ram_reserve,
@@ -39,6 +40,8 @@ MIN_CONTEXT = 256
 BUSY_ROUNDING = 0.25
 CONTEXT_STEP = 256
 ALL_LAYERS = 999  # llama.cpp clamps to the model's layer count (+ the output layer)
+
+CPU_FLASH_ATTN_REASON = "off on the CPU: llama.cpp's fused kernel generates slower as the conversation grows"
 
 # Tried, in order, when the default type would cut the context short: q8_0 halves the cache at a
 # quality cost that llama.cpp's own perplexity runs show to be negligible.
@@ -103,12 +106,15 @@ def _place(summary: GGUFSummary, machine: MachineFacts, target: OffloadTarget | 
     return _Placement(gpu_layers, int(ram_left), None if vram_left is None else int(vram_left), kv_in_ram, gpu_layers)
 
 
-def _context_limit(summary: GGUFSummary, placement: _Placement, kv_type: str, ram_share: float) -> int:
-    """The largest context whose KV cache fits both sides of `placement`."""
+def _context_limit(
+    summary: GGUFSummary, placement: _Placement, kv_type: str, ram_share: float, scratch_per_token: int = 0
+) -> int:
+    """The largest context whose KV cache (and, without flash attention, attention scratch) fits `placement`."""
     per_layer = kv_bytes_per_token(summary, kv_type) / max(1, summary.n_layers)
     limits = []
     if placement.kv_layers_in_ram:
-        limits.append(max(0, placement.ram_left) * ram_share / (per_layer * placement.kv_layers_in_ram))
+        per_token = per_layer * placement.kv_layers_in_ram + scratch_per_token
+        limits.append(max(0, placement.ram_left) * ram_share / per_token)
     if placement.kv_layers_in_vram and placement.vram_left is not None:
         limits.append(max(0, placement.vram_left) / (per_layer * placement.kv_layers_in_vram))
     return int(min(limits)) if limits else 1 << 30
@@ -169,6 +175,43 @@ def choose_threads(machine: MachineFacts, requested: int | None) -> tuple[int, s
     return cores, why
 
 
+def has_sliding_window(summary: GGUFSummary) -> bool:
+    """Whether some of the model's layers attend only to a window of recent tokens (Gemma 2 and 3)."""
+    window = summary.metadata.get(f"{summary.architecture}.attention.sliding_window")
+    return isinstance(window, int) and not isinstance(window, bool) and window > 0
+
+
+def _attention_candidates(
+    requested: LoadSettings, cpu_only: bool, quantized_kv: bool, sliding_window: bool
+) -> list[tuple[bool, str]]:
+    """(flash attention, KV cache type) pairs to try in order; the first whose context fits wins, else the last.
+
+    On the CPU, flash attention off comes first for a model whose every layer attends over the
+    whole context: llama.cpp's fused kernel walks the cache cell by cell for every generated
+    token, and generation slows with the conversation's length (SmolLM2 2.2x slower after 1,024
+    tokens, 2.9x after 3,000; bench/RESULTS.md "flash attention"), where the plain path multiplies
+    the cache as matrices. Without it, prompt steps need an n_batch x context scratch per attention
+    head, so when that would cut the context short the kernel goes back on (and with it the q8_0
+    cache fallback, which needs it). A model with sliding-window layers keeps it: most of its
+    layers attend to a short window, and there the fused kernel measured faster (Gemma 3 270M,
+    4-7% at every depth). On a GPU the fused kernel is the fast path.
+    """
+    if requested.flash_attn is not None:
+        attention = [requested.flash_attn]
+    elif quantized_kv or not cpu_only or sliding_window:
+        attention = [True]
+    else:
+        attention = [False, True]
+    candidates = []
+    for flash_attn in attention:
+        if requested.kv_cache_type:
+            candidates.append((flash_attn, requested.kv_cache_type))
+        else:
+            kv_types = [DEFAULT_KV_TYPE, FALLBACK_KV_TYPE] if flash_attn else [DEFAULT_KV_TYPE]
+            candidates += [(flash_attn, kv_type) for kv_type in kv_types]
+    return candidates
+
+
 def choose_settings(
     summary: GGUFSummary,
     machine: MachineFacts,
@@ -185,31 +228,23 @@ def choose_settings(
     reasons: dict[str, str] = {}
     n_threads, reasons["n_threads"] = choose_threads(machine, requested.n_threads)
 
-    if requested.flash_attn is not None:
-        flash_attn, reasons["flash_attn"] = requested.flash_attn, "requested"
-    else:
-        # llama.cpp's fused attention kernel is faster on CPU, CUDA and Metal and needs less
-        # scratch memory; llama-bench turns it on by default too.
-        flash_attn, reasons["flash_attn"] = True, "faster and smaller on every llama.cpp backend"
-
     if requested.kv_cache_type is not None and requested.kv_cache_type not in KV_CACHE_TYPES:
         raise BadInputError(
             f"unknown KV cache type {requested.kv_cache_type!r}; use one of {', '.join(KV_CACHE_TYPES)}"
         )
-    if requested.kv_cache_type not in (None, "f32", "f16", "bf16") and not flash_attn:
+    quantized_kv = requested.kv_cache_type not in (None, "f32", "f16", "bf16")
+    if quantized_kv and requested.flash_attn is False:
         raise BadInputError("a quantized KV cache needs flash attention; drop --flash-attn off or use --kv-type f16")
 
     trained = summary.context_length or 4096
     wanted = requested.n_ctx if requested.n_ctx is not None else min(trained, DEFAULT_CONTEXT_CAP)
     if requested.n_ctx is not None and requested.n_ctx < 1:
         raise BadInputError(f"--ctx must be a positive number of tokens, not {requested.n_ctx}")
-    kv_candidates = (
-        [requested.kv_cache_type]
-        if requested.kv_cache_type
-        else ([DEFAULT_KV_TYPE, FALLBACK_KV_TYPE] if flash_attn else [DEFAULT_KV_TYPE])
-    )
+    cpu_only = target is None or requested.n_gpu_layers == 0
+    sliding_window = has_sliding_window(summary)
+    candidates = _attention_candidates(requested, cpu_only, quantized_kv, sliding_window)
 
-    for kv_type in kv_candidates:
+    for flash_attn, kv_type in candidates:
         if requested.n_gpu_layers is not None:
             gpu_layers, gpu_reason = requested.n_gpu_layers, "requested"
         else:
@@ -218,9 +253,22 @@ def choose_settings(
         if placement.ram_left <= 0:
             raise _weights_do_not_fit(summary, machine, placement)
         share = 1.0 if requested.n_ctx is not None else DEFAULT_KV_SHARE
-        limit = _context_limit(summary, placement, kv_type, share)
-        if limit >= wanted or kv_type == kv_candidates[-1]:
+        scratch = 0 if flash_attn else attention_scratch_per_token(summary, requested.n_batch)
+        limit = _context_limit(summary, placement, kv_type, share, scratch)
+        if limit >= wanted or (flash_attn, kv_type) == candidates[-1]:
             break
+    if requested.flash_attn is not None:
+        reasons["flash_attn"] = "requested"
+    elif flash_attn and cpu_only and quantized_kv:
+        reasons["flash_attn"] = "a quantized KV cache needs it"
+    elif flash_attn and cpu_only and sliding_window:
+        reasons["flash_attn"] = "most of this model's layers attend to a short window, where the fused kernel is faster"
+    elif flash_attn and cpu_only:
+        reasons["flash_attn"] = "on: without it the attention scratch would cut the context short"
+    elif flash_attn:
+        reasons["flash_attn"] = "the GPU's fused attention kernel is faster and needs less scratch memory"
+    else:
+        reasons["flash_attn"] = CPU_FLASH_ATTN_REASON
     reasons["n_gpu_layers"] = gpu_reason
     reasons["kv_cache_type"] = (
         "requested"

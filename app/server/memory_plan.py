@@ -21,8 +21,8 @@ from llamadesk.app.core.memory_budget import DEFAULT_KV_TYPE, estimate_memory
 from llamadesk.app.engine.types import LoadSettings
 
 
-def _need(summary: GGUFSummary, n_ctx: int, n_batch: int, kv_type: str, contexts: int = 1) -> int:
-    estimate = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, n_ctx, n_batch, kv_type)
+def _need(summary: GGUFSummary, n_ctx: int, n_batch: int, kv_type: str, flash_attn: bool, contexts: int = 1) -> int:
+    estimate = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, n_ctx, n_batch, kv_type, flash_attn)
     return estimate.weights + contexts * (estimate.total - estimate.weights)
 
 
@@ -34,7 +34,8 @@ def memory_before_load(path: Path, settings: LoadSettings, contexts: int = 1) ->
 
     summary = inspect_model(path)
     n_ctx = settings.n_ctx or min(summary.context_length or 4096, DEFAULT_CONTEXT_CAP)
-    return _need(summary, n_ctx, settings.n_batch, settings.kv_cache_type or DEFAULT_KV_TYPE, contexts)
+    kv_type = settings.kv_cache_type or DEFAULT_KV_TYPE
+    return _need(summary, n_ctx, settings.n_batch, kv_type, bool(settings.flash_attn), contexts)
 
 
 def memory_when_loaded(engine: object, estimate: int, contexts: int = 1) -> int:
@@ -42,7 +43,7 @@ def memory_when_loaded(engine: object, estimate: int, contexts: int = 1) -> int:
     summary, settings = getattr(engine, "summary", None), getattr(engine, "settings", None)
     if not isinstance(summary, GGUFSummary) or settings is None:
         return estimate
-    return _need(summary, settings.n_ctx, settings.n_batch, settings.kv_cache_type, contexts)
+    return _need(summary, settings.n_ctx, settings.n_batch, settings.kv_cache_type, settings.flash_attn, contexts)
 
 
 def models_to_close(loaded: list[tuple[str, int]], need: int, budget: int | None, max_models: int) -> list[str]:
