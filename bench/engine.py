@@ -37,8 +37,11 @@ def llama_tools_bin() -> Path:
 
 
 def run_ours(model: str, threads: int, reps: int) -> dict[str, list[float]]:
+    # Flash attention on, as llama-bench's default (`-fa auto`) has it on the CPU: the engine rows
+    # compare the same kernels. llamadesk's own CPU default (off) is measured in bench/flash_attn.py.
     out = subprocess.run(
-        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--batched", "0", "--json"],
+        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-r", str(reps), "--batched", "0"]
+        + ["--flash-attn", "on", "--json"],
         check=True,
         capture_output=True,
         text=True,
@@ -50,12 +53,12 @@ CHAT_PROMPT = "Count from 1 to 300, separated by commas, and nothing else."
 CHAT_SAMPLING = {"greedy": ("--temperature", "0"), "default": ()}  # default: the chat command's own
 
 
-def run_chat(model: str, threads: int, sampling: str) -> tuple[float, int]:
+def run_chat(model: str, threads: int, sampling: str, extra: tuple[str, ...] = ()) -> tuple[float, int]:
     """Generation tokens/s of one `llamadesk chat --stats` reply of up to 128 tokens (the UI's path),
-    and the prompt's length in tokens."""
+    and the prompt's length in tokens. `extra`: more flags for the chat command."""
     out = subprocess.run(
         [str(LLAMADESK), "chat", "-m", model, "--threads", str(threads), "--max-tokens", "128", "--stats"]
-        + ["--seed", "1", *CHAT_SAMPLING[sampling]],
+        + ["--seed", "1", *CHAT_SAMPLING[sampling], *extra],
         input=CHAT_PROMPT + "\n",
         check=True,
         capture_output=True,
@@ -68,10 +71,14 @@ def run_chat(model: str, threads: int, sampling: str) -> tuple[float, int]:
 
 
 def run_reference(
-    bench_bin: Path, model_path: str, threads: int, reps: int, depth: int | None = None
+    bench_bin: Path, model_path: str, threads: int, reps: int, depth: int | None = None, flash_attn: bool | None = None
 ) -> dict[str, list[float]]:
-    """llama-bench's pp512 and tg128; with `depth`, tg128 alone after `depth` tokens (keyed "tg128@d")."""
+    """llama-bench's pp512 and tg128; with `depth`, tg128 alone after `depth` tokens (keyed "tg128@d").
+
+    `flash_attn` None leaves llama-bench's default (auto: on for the CPU)."""
     tests = ["-p", "0", "-n", "128", "-d", str(depth)] if depth is not None else []
+    if flash_attn is not None:
+        tests += ["-fa", "1" if flash_attn else "0"]
     out = subprocess.run(
         [str(bench_bin), "-m", model_path, "-t", str(threads), "-r", str(reps), "-o", "json", *tests],
         check=True,
