@@ -127,3 +127,15 @@ def test_one_callers_mistake_ends_only_its_own_sequence(smollm2_engine, smollm2_
     with pytest.raises(ValueError, match="caller's bug"):
         failed.result(timeout=60)
     assert fine.result(timeout=60).text == sequential(smollm2_engine, PROMPTS[2], GREEDY)
+
+
+def test_the_same_seeded_request_twice_gets_the_same_reply(smollm2_engine, smollm2_decoder):
+    """The second request takes its prompt from the cache and decodes only the last token again;
+    the decoder reads a prompt's last token in a step of its own the first time too, so the two
+    replies start from the same logits (tests/test_engine.py checks the single stream)."""
+    prompt = smollm2_engine.tokenize(" ".join(f"Rule {i}: write about the sea and the wind." for i in range(8)))
+    assert len(prompt) > 64  # flash attention takes its batched path for 64 tokens or more
+    sampling = Sampling(temperature=1.0, top_p=1.0, seed=1234, max_tokens=40)
+    first, second = smollm2_decoder.generate(prompt, sampling), smollm2_decoder.generate(prompt, sampling)
+    assert first.stats.cached_prompt_tokens < second.stats.cached_prompt_tokens == len(prompt) - 1
+    assert first.text == second.text and len(first.text) > 20

@@ -298,3 +298,31 @@ def test_cpu_load_is_watched_only_when_the_thread_count_is_left_to_the_machine(s
     with llama_engine.Engine.load(smollm2_path, LoadSettings(n_ctx=256)) as fitted:
         assert fitted.settings.n_threads >= 1
     assert asked == [False, True]
+
+
+@pytest.mark.parametrize("flash_attn", [False, True], ids=["flash-attention-off", "flash-attention-on"])
+def test_the_same_seeded_request_twice_gets_the_same_reply(smollm2_path, flash_attn):
+    """The second request finds its prompt in the cache and decodes only the last token again.
+
+    llama.cpp rounds a token decoded in a batch differently from one decoded alone, so the first
+    request decodes its last prompt token alone too (token_loop.decode_prompt); otherwise a sampled
+    reply can part at the first near tie. The prompt is long enough (over 64 tokens) for llama.cpp
+    to take its batched attention paths with flash attention on as well as off.
+    """
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+
+    load = LoadSettings(n_ctx=1024, **{**PINNED_LOAD, "flash_attn": flash_attn})
+    system = "You are a poet. " + " ".join(f"Rule {i}: write about the sea, the wind and the light." for i in range(8))
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Write a short poem."}]
+    sampling = Sampling(temperature=1.0, top_p=1.0, seed=1234, max_tokens=40)
+    with Engine.load(smollm2_path, load) as engine:
+        assert len(engine.chat_prompt_tokens(messages)) > 64
+
+        def reply() -> tuple[str, int]:
+            events = list(engine.stream_chat(messages, sampling))
+            return "".join(e.text for e in events if isinstance(e, TextPiece)), events[-1].stats.cached_prompt_tokens
+
+        (first, cached_first), (second, cached_second) = reply(), reply()
+    assert cached_first == 0 and cached_second > 64  # the second really came from the cache
+    assert first == second and len(first) > 20

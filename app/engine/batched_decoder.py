@@ -463,6 +463,10 @@ class BatchedDecoder:
             if room <= 0:
                 break
             take = min(room, len(sequence.pending))
+            if sequence.prefilling and take == len(sequence.pending) > 1:
+                # The prompt's last token goes alone to a later step, as in token_loop.decode_prompt:
+                # a repeated request, whose prompt the cache holds, decodes only that token again.
+                take -= 1
             chunk = sequence.pending[:take]
             self._tokens_view[n : n + take] = chunk
             self._positions_view[n : n + take] = np.arange(sequence.position, sequence.position + take)

@@ -34,7 +34,14 @@ def reusable_prefix(llama: llama_cpp.Llama, prompt: Sequence[int]) -> int:
 
 
 def decode_prompt(llama: llama_cpp.Llama, prompt: Sequence[int]) -> None:
-    """Decode `prompt` after the prefix of it the context already holds; its last token's logits are then ready."""
+    """Decode `prompt` after the prefix of it the context already holds; its last token's logits are then ready.
+
+    The last token is always decoded on its own. llama.cpp's kernels round a token decoded in a
+    batch differently from one decoded alone (other matrix and attention paths), and a request
+    whose prompt the cache already holds decodes only that last token again: decoding it alone
+    the first time too gives the first reply token the same logits both times, so the same
+    request with the same seed gets the same reply whatever the cache held.
+    """
     cached = reusable_prefix(llama, prompt)
     if cached == 0 or not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
         # Nothing to keep, or a cache that cannot drop a tail (a sliding window already moved on).
@@ -42,7 +49,10 @@ def decode_prompt(llama: llama_cpp.Llama, prompt: Sequence[int]) -> None:
         llama._ctx.kv_cache_clear()
         cached = 0
     llama.n_tokens = cached
-    llama.eval(list(prompt[cached:]))
+    rest = list(prompt[cached:])
+    if len(rest) > 1:
+        llama.eval(rest[:-1])
+    llama.eval(rest[-1:])
 
 
 class TokenLoop:
