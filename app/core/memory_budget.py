@@ -120,8 +120,8 @@ def estimate_memory(
     """The memory llama.cpp allocates to run a model with `n_ctx` tokens of context (module doc)."""
     ubatch = min(n_ubatch, n_ctx)
     # Without flash attention a layer's attention scores (ubatch x context x heads) take the room
-    # the logits use at the end of the graph, whichever is larger.
-    # The attention mask is f16 for flash attention and f32 without it.
+    # the logits use at the end of the graph, whichever is larger, and the mask stays f32 (flash
+    # attention reads an f16 copy).
     widest = n_vocab if flash_attn else max(n_vocab, shape.n_head * n_ctx)
     mask_bytes = F16_BYTES if flash_attn else FLOAT_BYTES
     compute = FLOAT_BYTES * ubatch * (widest + 2 * shape.n_embd) + mask_bytes * ubatch * n_ctx
