@@ -1,23 +1,27 @@
 """`llamadesk serve` against llama.cpp's own llama-server and the engine it serves.
 
 - one client, streaming: generation tokens/s through `llamadesk serve` vs `llamadesk bench`'s tg on
-  the same model and threads, as a ratio per round and its median over the rounds (the issue's
-  goal: >= 0.95); the same against llama.cpp's llama-server (built from the same llama.cpp source,
-  bench/build_llama_server.sh) on the same model file, threads, context, one slot, the same chat
-  request, and against the engine streaming the same reply in a child process (no HTTP: what the
-  server itself costs); time to first content byte for both servers; and against llama.cpp's
+  the same model, threads and kernels (the issue's goal: >= 0.95), from position 0 and after the
+  chat prompt's tokens (`-d`, the same decoding work as the reply's); the same against llama.cpp's
+  llama-server (built from the same llama.cpp source, bench/build_llama_server.sh) on the same model
+  file, threads, context, one slot, the same chat request; against the engine streaming the same
+  reply in a child process (no HTTP: what the server itself costs); and against llama.cpp's
   llama-bench tg at the chat prompt's depth (`-d`): a reply's tokens come after its prompt, where
-  they attend over more cache cells than tg's tokens from position 0;
+  they attend over more cache cells than tg's tokens from position 0. Time to first content byte
+  for both servers.
 - 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time, so about the
   single-client rate: the queue must not cost throughput; bench/serve_parallel.py measures
   `serve --parallel 4`, which decodes them together);
 - load: C clients sending R requests in total (short replies, streamed and not): errors, malformed
   streams, and the server's RSS growth after warm-up (goal: zero, zero, < 5%).
 
-Runs are interleaved, and their order reversed every other round, so the noise and drift of a
-shared machine hit every contender alike. Writes the "## serve" section of bench/RESULTS.md.
+On this shared 2-core machine one 128-token run moves by about 10% from the next, and the drift is
+fast, so the single-client figures come in tight sets: one run of each contender, back to back (a
+few seconds apart), in a rotating order (every contender in every position equally often). Each
+ratio is the median over the sets of the ratio within a set, with a bootstrap 95% interval of that
+median (as bench/chat_path.py does). Writes the "## serve" section of bench/RESULTS.md.
 
-    .venv/bin/python bench/serve.py [--model smollm2] [--threads 2] [--rounds 5] [--requests 200] [--clients 8]
+    .venv/bin/python bench/serve.py [--model smollm2] [--threads 1] [--sets 30] [--requests 200] [--clients 8]
 """
 
 from __future__ import annotations
@@ -39,21 +43,34 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chat_path import bootstrap_median_interval  # noqa: E402
 from results_file import update_section  # noqa: E402
 
-from tests.serve_process import free_port, serving  # noqa: E402
+from tests.serve_process import PINNED_FLAGS, free_port, serving  # noqa: E402
 
 LLAMADESK = Path(sys.executable).with_name("llamadesk")
 ROOT = Path(__file__).resolve().parent.parent
 N_GEN = 128
-CONTEXT = 2048  # as tests/serve_process.py pins it for llamadesk serve
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to bake bread."}]
 
 
-def bench_tg(model: str, threads: int) -> float:
+def pinned(flag: str) -> str:
+    """The value tests/serve_process.py pins the server's `flag` to."""
+    return PINNED_FLAGS[PINNED_FLAGS.index(flag) + 1]
+
+
+# The server's kernels and cache, pinned the same way for `llamadesk bench` and the engine.
+CONTEXT = int(pinned("--ctx"))
+FLASH_ATTN = pinned("--flash-attn")
+KV_TYPE = pinned("--kv-type")
+
+
+def bench_tg(model: str, threads: int, depth: int = 0) -> float:
+    """One `llamadesk bench` tg run (after its own warm-up), with the server's kernels and cache type,
+    from position 0 or after `depth` tokens."""
     out = subprocess.run(
-        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-p", "0", "-n", str(N_GEN), "-r", "3"]
-        + ["--json"],
+        [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-p", "0", "-n", str(N_GEN), "-r", "1"]
+        + ["-d", str(depth), "--batched", "0", "--flash-attn", FLASH_ATTN, "--kv-type", KV_TYPE, "--json"],
         check=True,
         capture_output=True,
         text=True,
@@ -69,7 +86,8 @@ def engine_rate(model: str, threads: int) -> float:
         "from llamadesk.app.engine.llama_engine import Engine\n"
         "from llamadesk.app.engine.types import GenerationDone, LoadSettings, Sampling\n"
         "from llamadesk.app.library.catalog import resolve_model\n"
-        f"engine = Engine.load(resolve_model({model!r}), LoadSettings(n_ctx=2048, n_threads={threads}))\n"
+        f"engine = Engine.load(resolve_model({model!r}), LoadSettings(n_ctx={CONTEXT}, n_threads={threads}, "
+        f"flash_attn={FLASH_ATTN == 'on'}, kv_cache_type={KV_TYPE!r}))\n"
         f"events = engine.stream_chat({PROMPT!r}, Sampling(temperature=0, top_p=1.0, max_tokens={N_GEN}))\n"
         "print([e.stats.generated_tokens_per_second for e in events if isinstance(e, GenerationDone)][0])\n"
     )
@@ -129,7 +147,8 @@ def llama_bench_tg_at_depth(model_path: Path, threads: int, depth: int) -> float
     )
     binary = Path(tools.stdout.strip().splitlines()[-1]) / "llama-bench"
     argv = [str(binary), "-m", str(model_path), "-t", str(threads), "-p", "0", "-n", str(N_GEN), "-d", str(depth)]
-    out = subprocess.run([*argv, "-r", "3", "-o", "json"], check=True, capture_output=True, text=True)
+    argv += ["-fa", "1" if FLASH_ATTN == "on" else "0"]
+    out = subprocess.run([*argv, "-r", "1", "-o", "json"], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)[0]["avg_ts"]
 
 
@@ -148,7 +167,7 @@ def llama_server(binary: Path, model: Path, threads: int, slots: int = 1, contex
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
     argv = [str(binary), "-m", str(model), "-t", str(threads), "-tb", str(threads), "-c", str(context)]
     argv += ["-np", str(slots), "--kv-unified"] if slots > 1 else ["-np", "1"]  # slots share one cache, as ours do
-    argv += ["--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["-fa", FLASH_ATTN, "--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -208,96 +227,135 @@ def load_test(url: str, model: str, clients: int, requests: int, pid: int) -> di
     }
 
 
+# Each set runs its five contenders in one of these orders, in turn: every rotation of the list
+# and of its reverse, so each contender takes each position equally often.
+CONTENDERS = ("serve", "bench", "bench-deep", "deep", "engine", "llama-server")
+ORDERS = [CONTENDERS[i:] + CONTENDERS[:i] for i in range(len(CONTENDERS))]
+ORDERS += [tuple(reversed(order)) for order in ORDERS]
+
+
+def ratio_row(label: str, ratios: list[float]) -> str:
+    low, high = bootstrap_median_interval(ratios)
+    spread = f"{min(ratios):.2f} - {max(ratios):.2f}"
+    return f"| {label} | {statistics.median(ratios):.3f} | {low:.3f} - {high:.3f} | {spread} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sets", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
+    if args.sets < 2:
+        parser.error("--sets must be at least 2")
 
     from llamadesk.app.library.catalog import resolve_model
 
     binary = llama_server_binary()
-    bench_rates: list[float] = []
-    deep_rates: list[float] = []
-    engine_rates: list[float] = []
+    model_path = resolve_model(args.model)
+    started = time.time()
+    rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     server_runs: list[dict] = []
     reference_runs: list[dict] = []
     with (
         serving("--threads", str(args.threads), "--queue-size", str(max(16, args.clients))) as served,
-        llama_server(binary, resolve_model(args.model), args.threads) as reference_url,
+        llama_server(binary, model_path, args.threads) as reference_url,
     ):
         depth = streamed_reply(served.url, args.model)["prompt_tokens"]  # warm-up: load the model
         streamed_reply(reference_url, args.model)
-        model_path = resolve_model(args.model)
-        steps = [
-            lambda: bench_rates.append(bench_tg(args.model, args.threads)),
-            lambda: deep_rates.append(llama_bench_tg_at_depth(model_path, args.threads, depth)),
-            lambda: engine_rates.append(engine_rate(args.model, args.threads)),
-            lambda: server_runs.append(streamed_reply(served.url, args.model)),
-            lambda: reference_runs.append(streamed_reply(reference_url, args.model)),
-        ]
-        for round_no in range(args.rounds):
-            for step in steps if round_no % 2 == 0 else reversed(steps):
-                step()
-            to_tg = server_runs[-1]["rate"] / bench_rates[-1]
-            ratio = server_runs[-1]["rate"] / reference_runs[-1]["rate"]
+
+        def serve() -> float:
+            server_runs.append(streamed_reply(served.url, args.model))
+            return server_runs[-1]["rate"]
+
+        def reference() -> float:
+            reference_runs.append(streamed_reply(reference_url, args.model))
+            return reference_runs[-1]["rate"]
+
+        run = {
+            "serve": serve,
+            "bench": lambda: bench_tg(args.model, args.threads),
+            "bench-deep": lambda: bench_tg(args.model, args.threads, depth),
+            "deep": lambda: llama_bench_tg_at_depth(model_path, args.threads, depth),
+            "engine": lambda: engine_rate(args.model, args.threads),
+            "llama-server": reference,
+        }
+        for set_no in range(args.sets):
+            for name in ORDERS[set_no % len(ORDERS)]:
+                rates[name].append(run[name]())
             print(
-                f"round {round_no + 1}/{args.rounds}: ratio to tg {to_tg:.3f}, to llama-server {ratio:.3f}",
+                f"set {set_no + 1}/{args.sets}: "
+                + ", ".join(f"{name} {values[-1]:.1f}" for name, values in rates.items())
+                + f"; serve / bench {rates['serve'][-1] / rates['bench'][-1]:.3f}",
                 file=sys.stderr,
             )
-        started = time.perf_counter()
+        concurrent_started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
             concurrent = list(pool.map(lambda _: streamed_reply(served.url, args.model), range(4)))
-        aggregate = sum(r["tokens"] for r in concurrent) / (time.perf_counter() - started)
+        aggregate = sum(r["tokens"] for r in concurrent) / (time.perf_counter() - concurrent_started)
         load = load_test(served.url, args.model, args.clients, args.requests, served.process.pid)
 
-    tg = statistics.fmean(bench_rates)
-    through = statistics.fmean(r["rate"] for r in server_runs)
-    reference = statistics.fmean(r["rate"] for r in reference_runs)
-    ratios = [ours["rate"] / theirs["rate"] for ours, theirs in zip(server_runs, reference_runs, strict=True)]
-    tg_ratios = [ours["rate"] / theirs for ours, theirs in zip(server_runs, bench_rates, strict=True)]
-    direct_ratios = [ours["rate"] / theirs for ours, theirs in zip(server_runs, engine_rates, strict=True)]
-    deep_ratios = [ours["rate"] / theirs for ours, theirs in zip(server_runs, deep_rates, strict=True)]
-    direct = statistics.fmean(engine_rates)
+    def to(other: str, of: str = "serve") -> list[float]:
+        return [a / b for a, b in zip(rates[of], rates[other], strict=True)]
+
+    minutes = (time.time() - started) / 60
+    median = {name: statistics.median(values) for name, values in rates.items()}
     ttfb = statistics.median(r["ttfb"] for r in server_runs)
     reference_ttfb = statistics.median(r["ttfb"] for r in reference_runs)
     lines = [
-        f"Model `{args.model}`, {args.threads} threads, {args.rounds} interleaved rounds; chat replies of up to "
-        f"{N_GEN} tokens, streamed (SSE), temperature 0.",
+        f"Model `{args.model}` ({model_path.name}), {args.threads} thread(s), {args.sets} sets; chat replies of up to "
+        f"{N_GEN} tokens to a {depth}-token chat prompt, streamed (SSE), temperature 0. Every contender with "
+        f"flash attention {FLASH_ATTN}, an {KV_TYPE} KV cache and batch 512 (as tests/serve_process.py pins the "
+        "server). A set is one run of each, back to back, in a rotating order; a ratio is the median over the "
+        "sets of the ratio within a set, with a bootstrap 95% interval of that median.",
+        "",
+        "| ratio (one streaming client) | median of sets | 95% interval | single sets |",
+        "|---|---|---|---|",
+        ratio_row(f"**through `llamadesk serve` / `llamadesk bench` tg{N_GEN}** (goal >= 0.95)", to("bench")),
+        ratio_row(
+            f"**through `llamadesk serve` / `llamadesk bench -d {depth}` tg{N_GEN}** (after the chat prompt: "
+            "the same decoding work)",
+            to("bench-deep"),
+        ),
+        ratio_row(
+            f"through `llamadesk serve` / llama.cpp's `llama-bench` tg{N_GEN} after the chat prompt (`-d {depth}`): "
+            "the same decoding work",
+            to("deep"),
+        ),
+        ratio_row("through `llamadesk serve` / the engine streaming the same reply, no HTTP", to("engine")),
+        ratio_row("through `llamadesk serve` / through llama.cpp's `llama-server` (-np 1)", to("llama-server")),
+        ratio_row(
+            f"`llama-bench` tg{N_GEN} -d {depth} / `llamadesk bench` tg{N_GEN} (the reply's depth alone)",
+            to("bench", of="deep"),
+        ),
+        ratio_row(
+            f"`llamadesk bench -d {depth}` / `llamadesk bench` tg{N_GEN} (the same, measured by llamadesk)",
+            to("bench", of="bench-deep"),
+        ),
         "",
         "| measure | value |",
         "|---|---|",
-        f"| **through `llamadesk serve` / `llamadesk bench` tg{N_GEN}, one streaming client, median of "
-        f"{args.rounds} per-round ratios** | **{statistics.median(tg_ratios):.3f}** (goal >= 0.95; rounds: "
-        f"{', '.join(f'{r:.3f}' for r in tg_ratios)}) |",
-        f"| through `llamadesk serve` / through llama.cpp's `llama-server`, median of per-round ratios | "
-        f"{statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)}) |",
-        f"| through `llamadesk serve` / llama.cpp's `llama-bench` tg{N_GEN} after the chat prompt's {depth} tokens "
-        f"(`-d {depth}`), median of per-round ratios | {statistics.median(deep_ratios):.3f} (rounds: "
-        f"{', '.join(f'{r:.3f}' for r in deep_ratios)}) |",
-        f"| through `llamadesk serve` / the engine streaming the same reply without HTTP, median of per-round "
-        f"ratios | {statistics.median(direct_ratios):.3f} |",
-        f"| `llamadesk bench` tg{N_GEN} | {tg:.1f} tok/s |",
-        f"| `llama-bench` tg{N_GEN} -d {depth} | {statistics.fmean(deep_rates):.1f} tok/s |",
-        f"| llama-server, one client (-np 1, same model, threads, context) | {reference:.1f} tok/s |",
-        f"| llama-server time to first content byte (median) | {reference_ttfb * 1000:.0f} ms |",
-        f"| the engine streaming the same reply, no HTTP | {direct:.1f} tok/s |",
-        f"| through the server, one client | {through:.1f} tok/s |",
+        f"| through the server, one client (median) | {median['serve']:.1f} tok/s |",
+        f"| `llamadesk bench` tg{N_GEN} (median) | {median['bench']:.1f} tok/s |",
+        f"| `llamadesk bench -d {depth}` tg{N_GEN} (median) | {median['bench-deep']:.1f} tok/s |",
+        f"| `llama-bench` tg{N_GEN} -d {depth} (median) | {median['deep']:.1f} tok/s |",
+        f"| the engine streaming the same reply, no HTTP (median) | {median['engine']:.1f} tok/s |",
+        f"| llama-server, one client (median) | {median['llama-server']:.1f} tok/s |",
         f"| time to first content byte (median; includes the prompt) | {ttfb * 1000:.0f} ms |",
+        f"| llama-server time to first content byte (median) | {reference_ttfb * 1000:.0f} ms |",
         f"| 4 concurrent streaming clients, aggregate | {aggregate:.1f} tok/s |",
         f"| load: {args.clients} clients, {args.requests} requests (short, streamed and not) | "
         f"{len(load['errors'])} errors, {load['n'] / load['seconds']:.1f} requests/s after warm-up |",
         f"| server RSS after warm-up → end | {load['rss_warm'] / 2**20:.0f} → {load['rss_end'] / 2**20:.0f} MiB "
         f"({load['growth'] * 100:+.1f}%; goal < 5%) |",
         "",
-        f"Load average during the run: {' / '.join(f'{x:.1f}' for x in psutil.getloadavg())} "
-        f"on {psutil.cpu_count()} CPUs (a shared machine: compare ratios, not absolute rates).",
+        f"Load average at the end: {' / '.join(f'{x:.1f}' for x in psutil.getloadavg())} "
+        f"on {psutil.cpu_count()} CPUs (a shared machine: compare ratios, not absolute rates). {minutes:.0f} minutes.",
         "",
         f"Command: `.venv/bin/python bench/serve.py --model {args.model} --threads {args.threads} "
-        f"--rounds {args.rounds} --requests {args.requests} --clients {args.clients}`",
+        f"--sets {args.sets} --requests {args.requests} --clients {args.clients}`",
     ]
     if load["errors"]:
         lines += ["", "First errors: " + "; ".join(load["errors"][:3])]

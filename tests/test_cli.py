@@ -73,6 +73,14 @@ def test_bench_json_reports_both_tests():
     assert rows[2]["n_sequences"] == 2 and rows[2]["speed_pp"] > 0 and rows[2]["speed_tg"] > 0
 
 
+def test_bench_depth_sizes_the_context_and_names_the_test():
+    result = run_cli("bench", "-m", "smollm2", "-p", "0", "-n", "4", "-d", "300", "-r", "1", "--batched", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["test"] == "tg4 @ d300" and row["n_depth"] == 300 and row["avg_ts"] > 0
+    assert_one_clear_line(run_cli("bench", "-m", "smollm2", "-d", "-1"), 2, "-d")
+
+
 def test_an_untied_model_reads_one_embedding_row_per_token():
     from llamadesk.app.core.gguf_header import GGUFHeader, TensorInfo
     from llamadesk.app.core.memory_bandwidth import weight_bytes_per_token

@@ -198,6 +198,19 @@ def test_bench_measures_both_tests(smollm2_engine):
         assert r.tokens_per_second_mean == pytest.approx(sum(r.samples) / 2)
 
 
+def test_bench_at_a_depth_starts_after_that_many_tokens(smollm2_engine):
+    results = smollm2_engine.bench(n_prompt=16, n_gen=4, repetitions=1, depth=40)
+    assert [r.test for r in results] == ["pp16 @ d40", "tg4 @ d40"]
+    assert all(r.tokens_per_second_mean > 0 for r in results)
+
+
+def test_bench_refuses_a_depth_beyond_the_context(smollm2_engine):
+    from llamadesk.app.core.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="context of at least"):
+        smollm2_engine.bench(n_prompt=0, n_gen=8, repetitions=1, depth=smollm2_engine.n_ctx)
+
+
 def test_completion_with_the_base_gemma_model(gemma_path):
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings

@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   llamadesk bench -m smollm2
   llamadesk bench -m ./model.gguf -p 512 -n 128 -r 5 --threads 4 --json
   llamadesk bench -m gemma3-270m --batched 4      (the batched line with 4 sequences; 0 leaves it out)
+  llamadesk bench -m smollm2 -p 0 -d 4096         (generation 4,096 tokens into a conversation)
 
 Generation is also shown as a share of this machine's memory-bandwidth limit: the bytes of weights
 one token reads against the read bandwidth measured here with the same number of threads.
@@ -33,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens per pp run (default: 512)")
     parser.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens per tg run (default: 128)")
     parser.add_argument("-r", "--repetitions", type=int, default=5, help="runs per test (default: 5)")
+    parser.add_argument(
+        "-d",
+        "--depth",
+        type=int,
+        default=0,
+        help="tokens already in the cache before each run, as deep into a conversation (default: 0)",
+    )
     parser.add_argument(
         "--batched",
         type=int,
@@ -55,16 +63,16 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.library.catalog import resolve_model
 
-    if args.repetitions < 1 or args.n_prompt < 0 or args.n_gen < 0:
-        raise BadInputError("-r must be at least 1, and -p and -n 0 or more")
+    if args.repetitions < 1 or args.n_prompt < 0 or args.n_gen < 0 or args.depth < 0:
+        raise BadInputError("-r must be at least 1, and -p, -n and -d 0 or more")
     if not 0 <= args.batched <= 64:
         raise BadInputError(f"--batched {args.batched}: give 0 (none) to 64 sequences")
     settings = load_settings(args)
     if settings.n_ctx is None:  # llama-bench sizes the context to the test, and so do we
-        settings = dataclasses.replace(settings, n_ctx=max(args.n_prompt + args.n_gen, 1))
+        settings = dataclasses.replace(settings, n_ctx=max(args.depth + args.n_prompt + args.n_gen, 1))
     path = resolve_model(args.model)
     with Engine.load(path, settings) as engine:
-        results = engine.bench(args.n_prompt, args.n_gen, args.repetitions)
+        results = engine.bench(args.n_prompt, args.n_gen, args.repetitions, args.depth)
         summary, active = engine.summary, engine.settings
         batched = None
         if args.batched:
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "n_threads": active.n_threads,
         "n_gpu_layers": active.n_gpu_layers,
         "flash_attn": active.flash_attn,
+        "n_depth": args.depth,
     }
     report = [
         {

@@ -36,7 +36,10 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--flash-attn",
         choices=("on", "off"),
-        help="llama.cpp's fused attention kernel (default: on)",
+        help=(
+            "llama.cpp's fused attention kernel (default: on for GPUs, sliding-window models and a quantized "
+            "KV cache; off for other models on the CPU, where it slows long contexts)"
+        ),
     )
     group.add_argument(
         "--kv-type",

@@ -449,28 +449,33 @@ class Engine:
 
     # -- benchmark --------------------------------------------------------------------------
 
-    def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 5) -> list[BenchResult]:
+    def bench(self, n_prompt: int = 512, n_gen: int = 128, repetitions: int = 5, depth: int = 0) -> list[BenchResult]:
         """Prompt processing and generation throughput, measured as llama-bench does.
 
         Random tokens, KV cache cleared before each run, one warm-up run first; prompt
         processing decodes n_prompt tokens in batches, generation decodes n_gen tokens one by one.
+        With `depth`, each run starts after that many random tokens already in the cache (decoded
+        before the clock starts), as llama-bench's `-d`: a chat reply's tokens come after its
+        prompt and attend over it, which costs time the runs from position 0 do not show.
         """
         with self._exclusive():
-            return self._bench(n_prompt, n_gen, repetitions)
+            return self._bench(n_prompt, n_gen, repetitions, depth)
 
-    def _bench(self, n_prompt: int, n_gen: int, repetitions: int) -> list[BenchResult]:
+    def _bench(self, n_prompt: int, n_gen: int, repetitions: int, depth: int) -> list[BenchResult]:
         rng = random.Random(42)
         n_vocab = self._llama.n_vocab()
         results = []
         for test, n_tokens, batched in (("pp", n_prompt, True), ("tg", n_gen, False)):
             if n_tokens <= 0:
                 continue
-            if n_tokens > self.n_ctx:
-                raise BadInputError(f"bench needs a context of at least {n_tokens} tokens; pass --ctx")
+            if depth + n_tokens > self.n_ctx:
+                raise BadInputError(f"bench needs a context of at least {depth + n_tokens} tokens; pass --ctx")
             samples = []
             for rep in range(repetitions + 1):
                 tokens = [rng.randrange(n_vocab) for _ in range(n_tokens)]
                 self._llama.reset()
+                if depth:
+                    self._llama.eval([rng.randrange(n_vocab) for _ in range(depth)])
                 start = time.perf_counter()
                 if batched:
                     self._llama.eval(tokens)
@@ -483,7 +488,7 @@ class Engine:
             self._llama.reset()
             results.append(
                 BenchResult(
-                    test=f"{test}{n_tokens}",
+                    test=f"{test}{n_tokens}" + (f" @ d{depth}" if depth else ""),  # llama-bench's names
                     n_tokens=n_tokens,
                     tokens_per_second_mean=statistics.fmean(samples),
                     tokens_per_second_stdev=statistics.stdev(samples) if len(samples) > 1 else 0.0,

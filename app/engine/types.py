@@ -112,7 +112,7 @@ class ActiveSettings:
 class BenchResult:
     """Throughput the way llama-bench reports it: mean and spread over repetitions."""
 
-    test: str  # "pp512" or "tg128"
+    test: str  # "pp512", "tg128", or "tg128 @ d4096" after 4,096 tokens (llama-bench's names)
     n_tokens: int
     tokens_per_second_mean: float
     tokens_per_second_stdev: float
