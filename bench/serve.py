@@ -9,8 +9,9 @@
   llama-bench tg at the chat prompt's depth (`-d`): a reply's tokens come after its prompt, where
   they attend over more cache cells than tg's tokens from position 0. Time to first content byte
   for both servers.
-- 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time, so about the
-  single-client rate: the queue must not cost throughput; bench/serve_parallel.py measures
+- 4 concurrent streaming clients: aggregate tokens/s (one model, one reply at a time), against the
+  same four replies asked one after another, in alternating rounds: the queue must not cost
+  throughput; bench/serve_parallel.py measures
   `serve --parallel 4`, which decodes them together);
 - load: C clients sending R requests in total (short replies, streamed and not): errors, malformed
   streams, and the server's RSS growth after warm-up (goal: zero, zero, < 5%).
@@ -227,7 +228,21 @@ def load_test(url: str, model: str, clients: int, requests: int, pid: int) -> di
     }
 
 
-# Each set runs its five contenders in one of these orders, in turn: every rotation of the list
+QUEUE_ROUNDS = 6
+
+
+def four_replies(url: str, model: str, at_once: bool) -> float:
+    """Aggregate tokens/s of four streamed replies: from four clients at once, or one after another."""
+    started = time.perf_counter()
+    if at_once:
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: streamed_reply(url, model), range(4)))
+    else:
+        replies = [streamed_reply(url, model) for _ in range(4)]
+    return sum(r["tokens"] for r in replies) / (time.perf_counter() - started)
+
+
+# Each set runs its six contenders in one of these orders, in turn: every rotation of the list
 # and of its reverse, so each contender takes each position equally often.
 CONTENDERS = ("serve", "bench", "bench-deep", "deep", "engine", "llama-server")
 ORDERS = [CONTENDERS[i:] + CONTENDERS[:i] for i in range(len(CONTENDERS))]
@@ -291,10 +306,14 @@ def main() -> None:
                 + f"; serve / bench {rates['serve'][-1] / rates['bench'][-1]:.3f}",
                 file=sys.stderr,
             )
-        concurrent_started = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            concurrent = list(pool.map(lambda _: streamed_reply(served.url, args.model), range(4)))
-        aggregate = sum(r["tokens"] for r in concurrent) / (time.perf_counter() - concurrent_started)
+        concurrent_rates, one_by_one_rates = [], []
+        for round_no in range(QUEUE_ROUNDS):
+            for at_once in (True, False) if round_no % 2 == 0 else (False, True):
+                (concurrent_rates if at_once else one_by_one_rates).append(
+                    four_replies(served.url, args.model, at_once)
+                )
+        aggregate = statistics.median(concurrent_rates)
+        queue_ratios = [a / b for a, b in zip(concurrent_rates, one_by_one_rates, strict=True)]
         load = load_test(served.url, args.model, args.clients, args.requests, served.process.pid)
 
     def to(other: str, of: str = "serve") -> list[float]:
@@ -345,7 +364,10 @@ def main() -> None:
         f"| llama-server, one client (median) | {median['llama-server']:.1f} tok/s |",
         f"| time to first content byte (median; includes the prompt) | {ttfb * 1000:.0f} ms |",
         f"| llama-server time to first content byte (median) | {reference_ttfb * 1000:.0f} ms |",
-        f"| 4 concurrent streaming clients, aggregate | {aggregate:.1f} tok/s |",
+        f"| 4 concurrent streaming clients, aggregate (median of {QUEUE_ROUNDS} rounds; the prompts' time "
+        f"included) | {aggregate:.1f} tok/s |",
+        f"| the same, against the four replies asked one after another (median of per-round ratios) | "
+        f"{statistics.median(queue_ratios):.3f} (rounds: {', '.join(f'{r:.2f}' for r in queue_ratios)}) |",
         f"| load: {args.clients} clients, {args.requests} requests (short, streamed and not) | "
         f"{len(load['errors'])} errors, {load['n'] / load['seconds']:.1f} requests/s after warm-up |",
         f"| server RSS after warm-up → end | {load['rss_warm'] / 2**20:.0f} → {load['rss_end'] / 2**20:.0f} MiB "
