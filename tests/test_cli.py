@@ -79,6 +79,10 @@ def test_bench_depth_sizes_the_context_and_names_the_test():
     (row,) = json.loads(result.stdout)
     assert row["test"] == "tg4 @ d300" and row["n_depth"] == 300 and row["avg_ts"] > 0
     assert_one_clear_line(run_cli("bench", "-m", "smollm2", "-d", "-1"), 2, "-d")
+    # A context smaller than llama.cpp's 256-cell padding is the size that holds, for -d and -p alike.
+    for test in (("-p", "0", "-n", "4", "-d", "100"), ("-p", "100", "-n", "0")):
+        too_small = run_cli("bench", "-m", "smollm2", *test, "--ctx", "64", "-r", "1", "--batched", "0")
+        assert_one_clear_line(too_small, 2, "context of at least")
 
 
 def test_an_untied_model_reads_one_embedding_row_per_token():

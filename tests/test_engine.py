@@ -211,6 +211,26 @@ def test_bench_refuses_a_depth_beyond_the_context(smollm2_engine):
         smollm2_engine.bench(n_prompt=0, n_gen=8, repetitions=1, depth=smollm2_engine.n_ctx)
 
 
+@pytest.mark.parametrize("n_ctx", [64, 300])
+def test_a_context_that_is_not_a_multiple_of_256_fills_to_its_end(smollm2_path, n_ctx):
+    """llama.cpp pads a context to 256 cells; llama-cpp-python's token record holds what was asked.
+    A reply that runs to the end of the context stops there (it used to raise IndexError at the
+    asked size, below llama.cpp's padded one)."""
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+
+    with Engine.load(smollm2_path, LoadSettings(n_ctx=n_ctx, **PINNED_LOAD)) as engine:
+        assert engine.n_ctx == n_ctx
+        prompt = "1, 2, 3, 4, 5, 6, 7, 8,"  # counting on, with no end of its own before the context's
+        text, done = collect(engine.stream_completion(prompt, Sampling(temperature=0.0, repeat_penalty=1.0)))
+        assert done.stats.stop_reason == "context" and done.stats.context_tokens == n_ctx
+        assert text
+        # Prompt lookup writes drafts ahead of the last token: it must stop at the same end.
+        lookup = Sampling(temperature=0.0, repeat_penalty=1.0, prompt_lookup=True)
+        _, done = collect(engine.stream_completion(prompt, lookup))
+        assert done.stats.stop_reason == "context" and done.stats.context_tokens <= n_ctx
+
+
 def test_completion_with_the_base_gemma_model(gemma_path):
     from llamadesk.app.engine.llama_engine import Engine
     from llamadesk.app.engine.types import LoadSettings

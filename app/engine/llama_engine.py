@@ -27,6 +27,7 @@ from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.engine.batched_decoder import BatchedDecoder
 from llamadesk.app.engine.build_info import build_info
 from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
+from llamadesk.app.engine.context_cells import usable_context
 from llamadesk.app.engine.continuation_score import continuation_logprobs
 from llamadesk.app.engine.devices import backend_devices
 from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
@@ -241,7 +242,7 @@ class Engine:
 
     @property
     def n_ctx(self) -> int:
-        return self._llama.n_ctx()
+        return usable_context(self._llama)
 
     def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
         return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 import llama_cpp
 import numpy as np
 
+from llamadesk.app.engine.context_cells import usable_context
+
 NGRAM_SIZES = (3, 2)  # the longest match first: a 3-token match guesses better than a 2-token one
 MAX_DRAFT = 8
 
@@ -68,7 +70,7 @@ class LookupDecoder:
         """Greedy tokens after what the context holds (its last token's logits must be current)."""
         llama = self._llama
         batch = self._batch
-        n_ctx = llama.n_ctx()
+        n_ctx = usable_context(llama)
         memory = llama_cpp.llama_get_memory(llama.ctx)
         token = self._argmax(-1)
         while True:

@@ -17,6 +17,7 @@ import numpy as np
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.core.machine import machine_facts
+from llamadesk.app.engine.context_cells import usable_context
 from llamadesk.app.engine.llama_log import use_default_log
 
 PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
@@ -83,8 +84,8 @@ class TokenScorer:
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits (len(tokens) x n_vocab, float32) at every position, from an empty KV cache."""
-        if len(tokens) > self._llama.n_ctx():
-            raise ValueError(f"{len(tokens)} tokens do not fit the scorer's context of {self._llama.n_ctx()}")
+        if len(tokens) > usable_context(self._llama):
+            raise ValueError(f"{len(tokens)} tokens do not fit the scorer's context of {usable_context(self._llama)}")
         self._llama.reset()
         self._llama.eval(list(tokens))
         return np.array(self._llama.scores[: len(tokens)], dtype=np.float32, copy=True)

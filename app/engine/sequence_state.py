@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import llama_cpp
 
 from llamadesk.app.engine.build_info import build_info
+from llamadesk.app.engine.context_cells import usable_context
 
 if TYPE_CHECKING:
     from llamadesk.app.core.gguf_file import GGUFSummary
@@ -118,7 +119,7 @@ def restore(llama: llama_cpp.Llama, tokens: tuple[int, ...] | list[int], state: 
     `state` must be writable (a bytearray): llama.cpp reads it in place, without a copy.
     """
     n_tokens = len(tokens)
-    if n_tokens == 0 or n_tokens >= llama.n_ctx() or not state:
+    if n_tokens == 0 or n_tokens >= usable_context(llama) or not state:
         return False
     buffer = (ctypes.c_uint8 * len(state)).from_buffer(state)
     # The old cells go first: from here on llama-cpp-python's token list must say "nothing".
