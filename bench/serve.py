@@ -45,6 +45,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chat_path import bootstrap_median_interval  # noqa: E402
+from engine import llama_tools_bin, run_reference  # noqa: E402
 from results_file import update_section  # noqa: E402
 
 from tests.serve_process import PINNED_FLAGS, free_port, serving  # noqa: E402
@@ -139,18 +140,6 @@ def streamed_reply(url: str, model: str, max_tokens: int = N_GEN, messages: list
         "prompt_tokens": prompt_tokens,
         "seconds": time.perf_counter() - started,
     }
-
-
-def llama_bench_tg_at_depth(model_path: Path, threads: int, depth: int) -> float:
-    """llama.cpp's llama-bench: tg after `depth` tokens in the cache (built by bench/build_llama_tools.sh)."""
-    tools = subprocess.run(
-        ["bash", "bench/build_llama_tools.sh", sys.executable], check=True, capture_output=True, text=True, cwd=ROOT
-    )
-    binary = Path(tools.stdout.strip().splitlines()[-1]) / "llama-bench"
-    argv = [str(binary), "-m", str(model_path), "-t", str(threads), "-p", "0", "-n", str(N_GEN), "-d", str(depth)]
-    argv += ["-fa", "1" if FLASH_ATTN == "on" else "0"]
-    out = subprocess.run([*argv, "-r", "1", "-o", "json"], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)[0]["avg_ts"]
 
 
 def llama_server_binary() -> Path:
@@ -269,6 +258,7 @@ def main() -> None:
     from llamadesk.app.library.catalog import resolve_model
 
     binary = llama_server_binary()
+    llama_bench = llama_tools_bin() / "llama-bench"
     model_path = resolve_model(args.model)
     started = time.time()
     rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
@@ -289,11 +279,14 @@ def main() -> None:
             reference_runs.append(streamed_reply(reference_url, args.model))
             return reference_runs[-1]["rate"]
 
+        def deep() -> float:  # llama-bench's tg128 (N_GEN) after `depth` tokens, one repetition
+            return run_reference(llama_bench, str(model_path), args.threads, 1, depth, FLASH_ATTN == "on")["tg128@d"][0]
+
         run = {
             "serve": serve,
             "bench": lambda: bench_tg(args.model, args.threads),
             "bench-deep": lambda: bench_tg(args.model, args.threads, depth),
-            "deep": lambda: llama_bench_tg_at_depth(model_path, args.threads, depth),
+            "deep": deep,
             "engine": lambda: engine_rate(args.model, args.threads),
             "llama-server": reference,
         }
