@@ -61,18 +61,19 @@ def pinned(flag: str) -> str:
     return PINNED_FLAGS[PINNED_FLAGS.index(flag) + 1]
 
 
-# The server's kernels and cache, pinned the same way for `llamadesk bench` and the engine.
+# The server's context and cache, pinned the same way for `llamadesk bench` and the engine. Flash
+# attention is an option (--flash-attn): on the CPU it changes how a token's cost grows with its position.
 CONTEXT = int(pinned("--ctx"))
-FLASH_ATTN = pinned("--flash-attn")
 KV_TYPE = pinned("--kv-type")
 
 
-def bench_tg(model: str, threads: int, depth: int = 0) -> float:
-    """One `llamadesk bench` tg run (after its own warm-up), with the server's kernels and cache type,
-    from position 0 or after `depth` tokens."""
+def bench_tg(model: str, threads: int, flash_attn: str, depth: int = 0) -> float:
+    """One `llamadesk bench` tg run (after its own warm-up), with the server's context, kernels and cache
+    type, from position 0 or after `depth` tokens."""
     out = subprocess.run(
         [str(LLAMADESK), "bench", "-m", model, "--threads", str(threads), "-p", "0", "-n", str(N_GEN), "-r", "1"]
-        + ["-d", str(depth), "--batched", "0", "--flash-attn", FLASH_ATTN, "--kv-type", KV_TYPE, "--json"],
+        + ["-d", str(depth), "--batched", "0", "--ctx", str(CONTEXT), "--flash-attn", flash_attn]
+        + ["--kv-type", KV_TYPE, "--json"],
         check=True,
         capture_output=True,
         text=True,
@@ -80,7 +81,7 @@ def bench_tg(model: str, threads: int, depth: int = 0) -> float:
     return next(row["avg_ts"] for row in json.loads(out.stdout) if row["test"].startswith("tg"))
 
 
-def engine_rate(model: str, threads: int) -> float:
+def engine_rate(model: str, threads: int, flash_attn: str) -> float:
     """The same reply straight from the engine (sampling included, no HTTP), in a child process so that
     its model is not in memory while the server runs."""
     code = (
@@ -89,7 +90,7 @@ def engine_rate(model: str, threads: int) -> float:
         "from llamadesk.app.engine.types import GenerationDone, LoadSettings, Sampling\n"
         "from llamadesk.app.library.catalog import resolve_model\n"
         f"engine = Engine.load(resolve_model({model!r}), LoadSettings(n_ctx={CONTEXT}, n_threads={threads}, "
-        f"flash_attn={FLASH_ATTN == 'on'}, kv_cache_type={KV_TYPE!r}))\n"
+        f"flash_attn={flash_attn == 'on'}, kv_cache_type={KV_TYPE!r}))\n"
         f"events = engine.stream_chat({PROMPT!r}, Sampling(temperature=0, top_p=1.0, max_tokens={N_GEN}))\n"
         "print([e.stats.generated_tokens_per_second for e in events if isinstance(e, GenerationDone)][0])\n"
     )
@@ -150,14 +151,17 @@ def llama_server_binary() -> Path:
 
 
 @contextlib.contextmanager
-def llama_server(binary: Path, model: Path, threads: int, slots: int = 1, context: int = CONTEXT) -> Iterator[str]:
-    """llama.cpp's server on the same model, threads and context, one slot by default (one reply at a
-    time, as llamadesk serve runs them), its chat template through --jinja as llamadesk renders templates."""
+def llama_server(
+    binary: Path, model: Path, threads: int, slots: int = 1, context: int = CONTEXT, flash_attn: str = "on"
+) -> Iterator[str]:
+    """llama.cpp's server on the same model, threads, context and kernels, one slot by default (one reply
+    at a time, as llamadesk serve runs them), its chat template through --jinja as llamadesk renders
+    templates."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
     argv = [str(binary), "-m", str(model), "-t", str(threads), "-tb", str(threads), "-c", str(context)]
     argv += ["-np", str(slots), "--kv-unified"] if slots > 1 else ["-np", "1"]  # slots share one cache, as ours do
-    argv += ["-fa", FLASH_ATTN, "--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["-fa", flash_attn, "--jinja", "--no-webui", "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -251,7 +255,15 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--flash-attn",
+        choices=("on", "off"),
+        default="off",
+        help="the attention kernel of every contender (default: off, llamadesk's own choice on the CPU for a "
+        "model whose every layer attends over the whole context, as smollm2's do; tests/serve_process.py pins on)",
+    )
     args = parser.parse_args()
+    flash_attn = args.flash_attn
     if args.sets < 2:
         parser.error("--sets must be at least 2")
 
@@ -265,8 +277,10 @@ def main() -> None:
     server_runs: list[dict] = []
     reference_runs: list[dict] = []
     with (
-        serving("--threads", str(args.threads), "--queue-size", str(max(16, args.clients))) as served,
-        llama_server(binary, model_path, args.threads) as reference_url,
+        serving(
+            "--threads", str(args.threads), "--queue-size", str(max(16, args.clients)), "--flash-attn", flash_attn
+        ) as served,
+        llama_server(binary, model_path, args.threads, flash_attn=flash_attn) as reference_url,
     ):
         depth = streamed_reply(served.url, args.model)["prompt_tokens"]  # warm-up: load the model
         streamed_reply(reference_url, args.model)
@@ -280,14 +294,14 @@ def main() -> None:
             return reference_runs[-1]["rate"]
 
         def deep() -> float:  # llama-bench's tg128 (N_GEN) after `depth` tokens, one repetition
-            return run_reference(llama_bench, str(model_path), args.threads, 1, depth, FLASH_ATTN == "on")["tg128@d"][0]
+            return run_reference(llama_bench, str(model_path), args.threads, 1, depth, flash_attn == "on")["tg128@d"][0]
 
         run = {
             "serve": serve,
-            "bench": lambda: bench_tg(args.model, args.threads),
-            "bench-deep": lambda: bench_tg(args.model, args.threads, depth),
+            "bench": lambda: bench_tg(args.model, args.threads, flash_attn),
+            "bench-deep": lambda: bench_tg(args.model, args.threads, flash_attn, depth),
             "deep": deep,
-            "engine": lambda: engine_rate(args.model, args.threads),
+            "engine": lambda: engine_rate(args.model, args.threads, flash_attn),
             "llama-server": reference,
         }
         for set_no in range(args.sets):
@@ -319,9 +333,9 @@ def main() -> None:
     lines = [
         f"Model `{args.model}` ({model_path.name}), {args.threads} thread(s), {args.sets} sets; chat replies of up to "
         f"{N_GEN} tokens to a {depth}-token chat prompt, streamed (SSE), temperature 0. Every contender with "
-        f"flash attention {FLASH_ATTN}, an {KV_TYPE} KV cache and batch 512 (as tests/serve_process.py pins the "
-        "server). A set is one run of each, back to back, in a rotating order; a ratio is the median over the "
-        "sets of the ratio within a set, with a bootstrap 95% interval of that median.",
+        f"flash attention {flash_attn}, an {KV_TYPE} KV cache and batch 512, and a {CONTEXT}-token context but "
+        "llama-bench (which sizes its own). A set is one run of each, back to back, in a rotating order; a "
+        "ratio is the median over the sets of the ratio within a set, with a bootstrap 95% interval of that median.",
         "",
         "| ratio (one streaming client) | median of sets | 95% interval | single sets |",
         "|---|---|---|---|",
@@ -370,7 +384,7 @@ def main() -> None:
         f"on {psutil.cpu_count()} CPUs (a shared machine: compare ratios, not absolute rates). {minutes:.0f} minutes.",
         "",
         f"Command: `.venv/bin/python bench/serve.py --model {args.model} --threads {args.threads} "
-        f"--sets {args.sets} --requests {args.requests} --clients {args.clients}`",
+        f"--sets {args.sets} --requests {args.requests} --clients {args.clients} --flash-attn {flash_attn}`",
     ]
     if load["errors"]:
         lines += ["", "First errors: " + "; ".join(load["errors"][:3])]
