@@ -81,19 +81,27 @@ def run_reference(bench_bin: Path, model_path: Path, threads: int) -> dict[int, 
     return {row["pl"]: row["speed_tg"] for row in rows}
 
 
-def translation_document(segments: int) -> tuple[str, list[str]]:
+def translation_document(segments: int, language: str = "fr") -> tuple[str, list[str]]:
+    """The evaluation set's first `segments` English messages as one document, and their references in
+    `language` (every language of the set has the same English messages)."""
     rows = [json.loads(line) for line in (REPO / "bench/data/translate_eval.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["target_lang"] == "fr"][:segments]
+    rows = [r for r in rows if r["target_lang"] == language][:segments]
     return "\n\n".join(r["source"] for r in rows) + "\n", [r["reference"] for r in rows]
 
 
 def run_translate(
-    document: Path, model: str, threads: int, parallel: int, kv_type: str = "f16", flash_attn: str = "on"
+    document: Path,
+    model: str,
+    threads: int,
+    parallel: int,
+    kv_type: str = "f16",
+    flash_attn: str = "on",
+    language: str = "fr",
 ) -> tuple[float, list[str]]:
     started = time.perf_counter()
     out = subprocess.run(
         [
-            str(LLAMADESK), "translate", "--to", "fr", "--from", "en", str(document), "--json", "-m", model,
+            str(LLAMADESK), "translate", "--to", language, "--from", "en", str(document), "--json", "-m", model,
             "--threads", str(threads), "--batch", "512", "--kv-type", kv_type, "--gpu-layers", "0",
             "--flash-attn", flash_attn, "--parallel", str(parallel),
         ],
@@ -116,6 +124,12 @@ def main() -> None:
         "--spread",
         default="2,4",
         help="other --parallel values translated once each, to show how far chrF moves with the batches alone",
+    )
+    parser.add_argument(
+        "--other-languages",
+        default="de,es",
+        help="the same document into these languages too, --parallel 1 and 8 once each: whether the chrF "
+        "difference leans one way or wanders around zero",
     )
     args = parser.parse_args()
 
@@ -156,6 +170,12 @@ def main() -> None:
             setting: run_translate(document, args.model, args.threads, 1, *setting)[1]
             for setting in (("f16", "off"), ("f32", "off"))
         }
+        others: dict[str, dict[int, tuple[float, list[str]]]] = {}
+        for language in [v.strip() for v in args.other_languages.split(",") if v.strip()]:
+            others[language] = {
+                parallel: run_translate(document, args.model, args.threads, parallel, language=language)
+                for parallel in (1, 8)
+            }
     chrf = {p: sacrebleu.corpus_chrf(outputs[p], [references]).score for p in outputs}
     same = sum(a == b for a, b in zip(outputs[1], outputs[8], strict=True))
     repeated = sum(a == b for a, b in zip(repeat, outputs[8], strict=True))
@@ -206,6 +226,34 @@ def main() -> None:
         )
         + ". A chrF difference within 0.5 on this document is below what equally exact settings give.",
         "",
+    ]
+    if others:
+        lines += [
+            "The same document into other languages (one run each of --parallel 1 and 8, wall time including "
+            "the model load; their references are Django's own catalogs for those languages):",
+            "",
+            "| language | --parallel 1: s / chrF | --parallel 8: s / chrF | speed-up | chrF difference | "
+            "paragraphs identical |",
+            "|---|---|---|---|---|---|",
+        ]
+        differences = [chrf[8] - chrf[1]]
+        for language, runs in others.items():
+            language_references = translation_document(args.segments, language)[1]
+            (s1, out1), (s8, out8) = runs[1], runs[8]
+            c1, c8 = (sacrebleu.corpus_chrf(out, [language_references]).score for out in (out1, out8))
+            differences.append(c8 - c1)
+            same_here = sum(a == b for a, b in zip(out1, out8, strict=True))
+            lines.append(
+                f"| {language} | {s1:.1f} / {c1:.2f} | {s8:.1f} / {c8:.2f} | {s1 / s8:.2f}x | {c8 - c1:+.2f} | "
+                f"{same_here} of {len(out1)} |"
+            )
+        lines += [
+            "",
+            f"Mean chrF difference over fr and these: {statistics.fmean(differences):+.2f} "
+            f"({', '.join(f'{d:+.2f}' for d in differences)}).",
+            "",
+        ]
+    lines += [
         "Both runs put the same prompts to the model (a segment's context is the segment before it in its "
         "own paragraph, whatever --parallel; tests/test_translate_parallel.py checks it). Paragraphs differ "
         "where llama.cpp's CPU kernels round a token decoded beside others differently from one decoded "
@@ -220,7 +268,7 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python bench/batched.py --model {args.model} --threads {args.threads} "
         f"--rounds {args.rounds} --segments {args.segments} --translate-rounds {args.translate_rounds} "
-        f"--spread {args.spread}`",
+        f"--spread {args.spread} --other-languages {args.other_languages}`",
     ]
     update_section("batched", "\n".join(lines))
     print("\n".join(lines))
