@@ -67,6 +67,12 @@ def main() -> None:
     parser.add_argument(
         "--flash-attn", choices=("on", "off"), help="pin the chat command's flash attention (default: its own choice)"
     )
+    parser.add_argument(
+        "--ctx",
+        type=int,
+        help="pin the chat command's context (default: its own choice, the model's 8,192 tokens for smollm2); "
+        "llama-bench sizes its context to the test (prompt + depth + generated tokens)",
+    )
     args = parser.parse_args()
     if args.pairs < 2:
         parser.error("--pairs must be at least 2")
@@ -78,6 +84,7 @@ def main() -> None:
     bench_bin = llama_tools_bin() / "llama-bench"
     started = time.time()
     chat_flags = ("--flash-attn", args.flash_attn) if args.flash_attn else ()
+    chat_flags += ("--ctx", str(args.ctx)) if args.ctx else ()
     _, depth = run_chat(args.model, args.threads, args.sampling, chat_flags)  # warm-up, and the prompt's length
     chat: list[float] = []
     deep: list[float] = []  # llama-bench tg128 after `depth` tokens, its defaults (flash attention on)
@@ -128,7 +135,8 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python bench/chat_path.py --model {args.model} --pairs {args.pairs} "
         f"--threads {args.threads} --sampling {args.sampling}"
-        + (f" --flash-attn {args.flash_attn}`" if args.flash_attn else "`"),
+        + (f" --flash-attn {args.flash_attn}" if args.flash_attn else "")
+        + (f" --ctx {args.ctx}`" if args.ctx else "`"),
     ]
     update_section("chat path", "\n".join(lines))
     print("\n".join(lines))
