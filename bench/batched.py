@@ -8,10 +8,14 @@
 2. `llamadesk translate` of a 40-paragraph document (Django messages with French human
    translations, bench/data/translate_eval.jsonl) with --parallel 8 against --parallel 1: wall
    time, chrF of each against the references, and how many paragraphs come out identical.
+3. The same document into other languages (--other-languages, German and Spanish by default, with
+   Django's own translations as references), --parallel 1 and 8 once each: whether batching's chrF
+   difference leans one way or lands either side of zero.
 
 Writes the "## batched" section of bench/RESULTS.md.
 
     .venv/bin/python bench/batched.py [--model gemma3-270m] [--threads 1] [--rounds 2] [--segments 40]
+        [--other-languages de,es]
 """
 
 from __future__ import annotations

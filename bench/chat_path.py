@@ -21,6 +21,7 @@ pair too and reported beside it.
 Writes the "## chat path" section of bench/RESULTS.md.
 
     .venv/bin/python bench/chat_path.py [--model smollm2] [--pairs 40] [--threads 1] [--sampling greedy]
+        [--flash-attn on|off] [--ctx N]
 """
 
 from __future__ import annotations

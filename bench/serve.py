@@ -23,6 +23,7 @@ ratio is the median over the sets of the ratio within a set, with a bootstrap 95
 median (as bench/chat_path.py does). Writes the "## serve" section of bench/RESULTS.md.
 
     .venv/bin/python bench/serve.py [--model smollm2] [--threads 1] [--sets 30] [--requests 200] [--clients 8]
+        [--flash-attn off]
 """
 
 from __future__ import annotations

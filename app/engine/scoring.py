@@ -84,8 +84,9 @@ class TokenScorer:
 
     def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits (len(tokens) x n_vocab, float32) at every position, from an empty KV cache."""
-        if len(tokens) > usable_context(self._llama):
-            raise ValueError(f"{len(tokens)} tokens do not fit the scorer's context of {usable_context(self._llama)}")
+        n_ctx = usable_context(self._llama)
+        if len(tokens) > n_ctx:
+            raise ValueError(f"{len(tokens)} tokens do not fit the scorer's context of {n_ctx}")
         self._llama.reset()
         self._llama.eval(list(tokens))
         return np.array(self._llama.scores[: len(tokens)], dtype=np.float32, copy=True)
