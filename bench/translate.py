@@ -10,8 +10,8 @@ and are scored against the human translations with chrF (sacrebleu):
   without a stop sequence returns) and only its first line (with a newline stop added).
 - llamadesk: the translate pipeline (few-shot prompt, protected spans, checks, strict retry,
   piecewise fallback), one segment at a time, in three forms side by side: the default (fixed
-  examples), with the nearest examples of the shipped corpus, and with three candidates from
-  variants of the prompt, one kept (neither measured better, so neither is the default).
+  examples), with the nearest examples of the shipped corpus, and `--candidates` (the greedy
+  answer and sampled ones, one kept; on the engine's single stream here, one after another).
 
 Also reported: the share of segments that keep every placeholder of the source, empty outputs,
 seconds per segment. Writes the "## translate" section of bench/RESULTS.md (bench/results_file.py).
@@ -36,6 +36,7 @@ from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.library.starters import starter_path
 from llamadesk.app.translate import EngineGenerator, SegmentTranslator, resolve_language, translator_for
+from llamadesk.app.translate.candidates import DEFAULT_CANDIDATES
 from llamadesk.app.translate.nearest_examples import shipped_corpus
 from llamadesk.app.translate.prompts import Prompt
 from llamadesk.app.translate.protection import find_spans
@@ -82,13 +83,13 @@ def run_naive(generator: RawLines, rows: list[dict], target_name: str) -> tuple[
 
 
 def pipelines(engine) -> dict[str, SegmentTranslator]:
-    """The default pipeline (fixed examples, one answer), with nearest examples, and with candidates too."""
+    """The default pipeline (fixed examples, one answer), with nearest examples, and with --candidates."""
     default = translator_for(engine)
     corpus = shipped_corpus()
     return {
         "llamadesk": default,
         "llamadesk-nearest-examples": SegmentTranslator(default.generator, default.strategy, corpus),
-        "llamadesk-candidates": SegmentTranslator(default.generator, default.strategy, corpus, candidates=True),
+        "llamadesk-candidates": SegmentTranslator(default.generator, default.strategy, candidates=DEFAULT_CANDIDATES),
     }
 
 
@@ -191,8 +192,8 @@ def render(table, details, args, machine, seconds: float) -> str:
         "`llamadesk` is the translate pipeline (four fixed example sentences, one answer: the default);",
         "`llamadesk-nearest-examples` adds the three sentences of the shipped example corpus nearest to",
         "each segment (Django's contrib catalogs without the core catalog's messages);",
-        "`llamadesk-candidates` also asks with the fixed examples alone and the nearest alone, and keeps",
-        "one of the three answers (fewer problems, then the target language, then chrF consensus).",
+        f"`llamadesk-candidates` is `--candidates`: the default's answer and {DEFAULT_CANDIDATES - 1} sampled from",
+        "the same prompt, one kept (fewer problems, then the target language, then chrF consensus).",
         '"kept" = share of segments keeping every placeholder.',
         "",
         f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs; llama.cpp on "

@@ -157,3 +157,60 @@ def test_prompts_arriving_together_read_their_shared_prefix_once(smollm2_engine,
             e.text for e in smollm2_engine.stream_tokens(prompt, GREEDY) if getattr(e, "text", None) is not None
         )
         assert result.text == alone
+
+
+def run_with_a_member_of_many(engine, decoder, jitter_seed: int) -> tuple[list[str], list[str]]:
+    """Lockstep member 0 asks for three answers at once (a translator's sampled candidates) at the
+    start; member 1 asks two questions in turn, each after a random pause."""
+    many, one = decoder.join_lockstep(), decoder.join_lockstep()
+    out: dict[str, list[str]] = {"many": [], "one": []}
+    errors: list[BaseException] = []
+    samplings = [Sampling(temperature=0.8, top_k=0, top_p=1.0, min_p=0.05, seed=s, max_tokens=6) for s in (1, 2, 3)]
+
+    def ask_many() -> None:
+        try:
+            tokens = engine.tokenize(SHARED + QUESTIONS[0], add_bos=True)
+            with decoder.starting_together():
+                handles = [decoder.submit(tokens, sampling, member=many) for sampling in samplings]
+            out["many"] = [handle.result().text for handle in handles]
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            many.leave()
+
+    def ask_one() -> None:
+        pause = random.Random(jitter_seed)
+        try:
+            one.order = 1
+            for question in QUESTIONS[1:3]:
+                time.sleep(pause.uniform(0.0, 0.6))  # long enough for the other's answers to finish alone
+                out["one"].append(
+                    decoder.generate(engine.tokenize(SHARED + question, add_bos=True), GREEDY, member=one).text
+                )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            one.leave()
+
+    threads = [threading.Thread(target=ask_many), threading.Thread(target=ask_one)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    return out["many"], out["one"]
+
+
+def test_a_member_with_several_sequences_in_flight_still_waits_for_the_others(smollm2_engine, decode_sizes):
+    """The decoder steps once every member has something in flight, counting members, not sequences:
+    three sequences of one member must not let it step while the other is between calls."""
+    with smollm2_engine.batched_decoder(4, n_ctx=1024) as decoder:
+        first = run_with_a_member_of_many(smollm2_engine, decoder, jitter_seed=1)
+        batches_first = list(decode_sizes)
+    decode_sizes.clear()
+    with smollm2_engine.batched_decoder(4, n_ctx=1024) as decoder:
+        second = run_with_a_member_of_many(smollm2_engine, decoder, jitter_seed=2)
+        batches_second = list(decode_sizes)
+    assert batches_first == batches_second
+    assert first == second
+    assert len(first[0]) == 3 and any(first[0]) and len(first[1]) == 2 and all(first[1])

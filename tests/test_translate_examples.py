@@ -7,7 +7,7 @@ import json
 from llamadesk.app.translate import SegmentTranslator, choose_strategy, resolve_language
 from llamadesk.app.translate.candidates import Candidate, char_f_score, choose
 from llamadesk.app.translate.nearest_examples import CORPUS_PATH, ExampleCorpus, shipped_corpus, words
-from tests.translate_fakes import ScriptedGenerator, segment_of
+from tests.translate_fakes import ScriptedGenerator
 
 EN, FR = resolve_language("en"), resolve_language("fr")
 FEW_SHOT = choose_strategy({}, has_chat_template=False)
@@ -69,27 +69,26 @@ def test_choice_prefers_fewer_problems_then_the_target_language_then_consensus()
     assert choose([english, Candidate("Enregistrer", (), False, -2.0), english]) == 1
 
 
-def test_the_translator_asks_three_prompts_and_keeps_the_consensus():
-    replies = {
-        "both": " Passe mot changer\n",  # the odd one out
-        "fixed": " Modifier votre mot de passe\n",
-        "nearest": " Modifier le mot de passe\n",
-    }
-
-    def reply(prompt) -> str:
-        text = prompt.text
-        has_fixed, has_nearest = "Save changes" in text, "Change password" in text
-        assert segment_of(prompt) == "Change my password"
-        return replies["both" if has_fixed and has_nearest else "fixed" if has_fixed else "nearest"]
-
-    generator = ScriptedGenerator(reply)
-    translator = SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS), candidates=True)
+def test_the_translator_samples_more_answers_of_the_same_prompt_and_keeps_the_consensus():
+    sampled = {1: " Modifier le mot de passe\n", 2: " Modifier votre mot de passe\n", 3: " Change my password\n"}
+    generator = ScriptedGenerator(lambda prompt: " Passe mot changer\n")  # the greedy answer: the odd one out
+    generator.samples = lambda prompt, sampling: sampled[sampling.seed]
+    translator = SegmentTranslator(generator, FEW_SHOT, candidates=4)
     result = translator.translate("Change my password", EN, FR)
-    assert len(generator.prompts) == 3
+    assert len(generator.prompts) == 1 and len(generator.sampled) == 1
+    prompt, samplings = generator.sampled[0]
+    assert prompt == generator.prompts[0], "the samples answer the greedy answer's own prompt"
+    assert [s.seed for s in samplings] == [1, 2, 3] and all(s.temperature > 0 for s in samplings)
+    # The English copy is a problem; of the rest, the two that nearly agree beat the odd one out.
     assert result.translation in ("Modifier le mot de passe", "Modifier votre mot de passe")
-    # Without candidates: one prompt, with the nearest examples after the fixed ones.
-    generator = ScriptedGenerator(reply)
-    result = SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS)).translate("Change my password", EN, FR)
-    assert len(generator.prompts) == 1 and result.translation == "Passe mot changer"
+    # Without candidates: one greedy answer, no samples.
+    generator = ScriptedGenerator(lambda prompt: " Passe mot changer\n")
+    result = SegmentTranslator(generator, FEW_SHOT).translate("Change my password", EN, FR)
+    assert not generator.sampled and result.translation == "Passe mot changer"
+
+
+def test_nearest_examples_come_after_the_fixed_ones():
+    generator = ScriptedGenerator(lambda prompt: " Modifier mon mot de passe\n")
+    SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS)).translate("Change my password", EN, FR)
     text = generator.prompts[0].text
     assert text.index("Save changes") < text.index("Change password") < text.index("Change my password")

@@ -160,9 +160,25 @@ def test_cli_ctrl_c_keeps_finished_segments_and_the_next_run_resumes(tmp_path):
     assert not sidecar.exists(), "the sidecar goes once the output is complete"
 
 
-def test_cli_candidates_translate_with_the_nearest_examples():
-    proc = run_cli("translate", "--to", "es", "--from", "en", "--candidates", *THREADS, input="Change my password.\n")
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.strip()
+def test_cli_candidates_keep_one_answer_per_line_and_repeat():
+    """--candidates 4 (greedy plus three sampled answers, one kept) on the real model: one Spanish
+    line per input line, and the same answer on a second run (the samples' seeds are fixed)."""
+    command = ("translate", "--to", "es", "--from", "en", "--candidates", "4", *THREADS)
+    args = (*command, "--parallel", "2")
+    first = run_cli(*args, input="Change my password.\n")
+    assert first.returncode == 0, first.stderr
+    out = first.stdout.strip()
     assert out and out != "Change my password." and "\n" not in out
     assert language_of(out) == "es", out
+    assert run_cli(*args, input="Change my password.\n").stdout == first.stdout
+    # One segment at a time, the candidates decode one after another on the engine's own stream.
+    single = run_cli(*command, "--parallel", "1", input="Change my password.\n")
+    assert single.returncode == 0, single.stderr
+    assert language_of(single.stdout.strip()) == "es", single.stdout
+
+
+def test_cli_refuses_a_candidate_count_out_of_range():
+    for count in ("1", "33"):
+        proc = run_cli("translate", "--to", "es", "--candidates", count, input="Hello\n")
+        assert proc.returncode == 2 and proc.stderr.startswith(f"llamadesk: --candidates {count}: give 2 to 32")
+        assert proc.stderr.count("\n") == 1 and not proc.stdout

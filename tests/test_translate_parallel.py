@@ -21,6 +21,7 @@ from llamadesk.app.translate import (
 )
 from llamadesk.app.translate.file_job import FileJob, Unit
 from llamadesk.app.translate.parallel import default_parallel
+from llamadesk.app.translate.prompts import TranslationRequest
 from tests.conftest import PINNED_FLAGS, run_cli
 from tests.translate_fakes import ScriptedGenerator, Units, segment_of, upper_translation
 
@@ -181,17 +182,46 @@ def test_cli_refuses_a_parallel_out_of_range():
 
 
 def test_the_workers_prompt_as_the_main_translator_does(smollm2_engine):
-    """translate --candidates --parallel N: every worker asks with the nearest examples and keeps
-    one of several candidates, as a sequential run does (not the plain prompt)."""
+    """translate --candidates N --parallel M: every worker keeps one of N candidates, as a
+    sequential run does (not the plain greedy answer)."""
     from llamadesk.app.translate.nearest_examples import shipped_corpus
     from llamadesk.app.translate.parallel import ParallelTranslators
 
     corpus = shipped_corpus()
-    with ParallelTranslators(smollm2_engine, FEW_SHOT, 2, n_ctx=512, examples=corpus, candidates=True) as parallel:
+    with ParallelTranslators(smollm2_engine, FEW_SHOT, 2, n_ctx=512, examples=corpus, candidates=5) as parallel:
         assert len(parallel.translators) == 2
-        assert all(t.examples is corpus and t.candidates for t in parallel.translators)
+        assert all(t.examples is corpus and t.candidates == 5 for t in parallel.translators)
     with ParallelTranslators(smollm2_engine, FEW_SHOT, 2, n_ctx=512) as plain:
         assert all(t.examples is None and not t.candidates for t in plain.translators)
+
+
+def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, monkeypatch):
+    """A worker's sampled candidates go to the batched decoder together (one llama_decode carries
+    the next token of each), and fixed seeds give the same answers on every run."""
+    import llama_cpp
+
+    from llamadesk.app.translate.candidates import candidate_samplings
+    from llamadesk.app.translate.parallel import BatchedGenerator
+
+    sizes: list[int] = []
+    real = llama_cpp.llama_decode
+
+    def recording(context, batch):
+        sizes.append(batch.n_tokens)
+        return real(context, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recording)
+    prompt = FEW_SHOT.build(TranslationRequest("Where is the train station?", EN, FR))
+    runs = []
+    for _ in range(2):
+        with smollm2_engine.batched_decoder(4, n_ctx=1024) as decoder:
+            generator = BatchedGenerator(smollm2_engine, decoder, threading.Event())
+            runs.append(generator.generate_samples(prompt, 24, candidate_samplings(5)))
+    assert runs[0] == runs[1]
+    texts = [text for text, _ in runs[0]]
+    assert len(texts) == 4 and all(texts) and len(set(texts)) > 1, texts
+    assert all(logprob is not None and logprob < 0 for _, logprob in runs[0])
+    assert max(sizes) >= 4 and sizes.count(4) >= 3, "the four answers' tokens shared llama_decode calls"
 
 
 def test_translators_on_a_shared_decoder_stop_only_their_own_sequences(smollm2_engine):

@@ -27,6 +27,8 @@ class ScriptedGenerator:
         self.prompts: list[Prompt] = []
         self.context_size = context_size
         self.stop_after: int | None = None  # raise GenerationStopped on this call number
+        self.samples: Callable[[Prompt, object], str] | None = None  # sampled answers (generate_samples)
+        self.sampled: list[tuple[Prompt, list]] = []  # each generate_samples call: its prompt and samplings
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text=None) -> str:
         self.prompts.append(prompt)
@@ -36,6 +38,17 @@ class ScriptedGenerator:
         if on_text is not None:
             on_text(out)
         return out
+
+    def generate_samples(self, prompt: Prompt, max_tokens: int, samplings) -> list[tuple[str, float | None]]:
+        """Sampled answers: `samples(prompt, sampling)` when the test gives it, else the scripted reply."""
+        self.sampled.append((prompt, list(samplings)))
+        answers = []
+        for sampling in samplings:
+            if self.samples is not None:
+                answers.append((self.samples(prompt, sampling), None))
+            else:
+                answers.append((self.generate(prompt, max_tokens), None))
+        return answers
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

@@ -22,7 +22,7 @@ EXAMPLES = """examples:
   llamadesk translate --to de index.html -o index.de.html      (text and alt/title/placeholder only)
   llamadesk translate --to Spanish messages.txt --glossary terms.txt --json
   llamadesk translate --to fr -m ./Tower-7B.Q4_K_M.gguf notes.md     (prompt chosen from the model)
-  llamadesk translate --to es --candidates notes.md               (3 answers per segment: slower, often better)
+  llamadesk translate --to es --candidates notes.md               (12 answers per segment, one kept: slower, better)
 
 Piped text is translated line by line: the N-th output line is the translation of the N-th input
 line, blank lines kept. A FILE keeps its structure (Markdown headings, lists, tables, code
@@ -38,6 +38,7 @@ DEFAULT_CONTEXT = 4096  # chunks are sentence-sized: a large context only costs 
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from llamadesk.app.translate.candidates import DEFAULT_CANDIDATES
     from llamadesk.app.translate.prompts import strategy_names
 
     parser = sub.add_parser(
@@ -74,9 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--candidates",
-        action="store_true",
-        help="ask three prompts per segment (with the nearest example sentences of the shipped corpus, the "
-        "fixed examples, both) and keep the answer the others agree with: about 3x slower (bench/RESULTS.md)",
+        nargs="?",
+        type=int,
+        const=DEFAULT_CANDIDATES,
+        default=0,
+        metavar="N",
+        help=f"N answers per segment (default {DEFAULT_CANDIDATES}): the greedy one and N-1 sampled ones; keep the "
+        "one the others agree with most. Better translations from a small model, at several times the time "
+        "(bench/RESULTS.md 'translate vs filing day')",
     )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
     add_lora_option(parser)
@@ -136,12 +142,15 @@ def run(args: argparse.Namespace) -> int:
         sidecar_path,
         translator_for,
     )
+    from llamadesk.app.translate.candidates import MAX_CANDIDATES
     from llamadesk.app.translate.confidence import is_low
     from llamadesk.app.translate.file_job import FileJob
     from llamadesk.app.translate.formats import format_of, read_translatable
     from llamadesk.app.translate.parallel import ParallelTranslators
     from llamadesk.app.translate.source_text import read_source_bytes
 
+    if args.candidates and not 2 <= args.candidates <= MAX_CANDIDATES:
+        raise BadInputError(f"--candidates {args.candidates}: give 2 to {MAX_CANDIDATES} answers per segment")
     if args.parallel is not None and not 1 <= args.parallel <= 64:
         raise BadInputError(f"--parallel {args.parallel}: give 1 to 64 segments in flight")
     target = resolve_language(args.to, "--to")
@@ -178,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         engine = stack.enter_context(Engine.load(path, load_settings(args)))
-        translator = translator_for(engine, args.prompt, examples=args.candidates, candidates=args.candidates)
+        translator = translator_for(engine, args.prompt, candidates=args.candidates)
         strategy = translator.strategy
         settings = JobSettings(target=target, source=source, mode=mode, glossary=glossary)
         n_parallel = args.parallel if args.parallel is not None else _default_parallel(path)
@@ -209,8 +218,8 @@ def run(args: argparse.Namespace) -> int:
                 "from": source.code if source else "detected",
                 "glossary": sorted((glossary or {}).items()),
             }
-            if args.candidates:  # other answers than a plain run's: a sidecar of one is not the other's
-                resume_settings["candidates"] = True
+            if args.candidates > 1:  # other answers than a plain run's: a sidecar of one is not the other's
+                resume_settings["candidates"] = args.candidates
             resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
             if resume.note:
                 print(f"llamadesk: note: {resume.note}", file=sys.stderr)

@@ -170,7 +170,7 @@ class BatchedDecoder:
     ) -> SequenceHandle:
         """Queue a sequence: decode `tokens`, then generate after them as `sampling` says.
 
-        A lockstep `member` has at most one sequence in flight at a time (its thread waits for it).
+        A lockstep `member` submits all it has in flight at once (within `starting_together`), then waits.
         """
         if not tokens:
             raise BadInputError("the prompt is empty (no tokens); give the model some text to continue")
@@ -307,9 +307,10 @@ class BatchedDecoder:
             s.request.handle.cancel_requested for s in self._active.values()
         ):
             return True  # ending a cancelled sequence waits for no one
-        in_flight = sum(r.member is not None for r in self._queue)
-        in_flight += sum(s.request.member is not None for s in self._active.values())
-        return in_flight >= self._members
+        # Members with something in flight (one may have several: a translator's sampled candidates).
+        in_flight = {id(r.member) for r in self._queue if r.member is not None}
+        in_flight |= {id(s.request.member) for s in self._active.values() if s.request.member is not None}
+        return len(in_flight) >= self._members
 
     def _stop_everything(self) -> None:
         """(Lock held.) Every sequence ends "stopped"; the cache is cleared (an abort leaves it partial)."""

@@ -1,13 +1,19 @@
 """Choosing one translation among several candidates of the same segment.
 
-Each candidate comes from the same model with a differently built prompt (the nearest examples,
-the fixed examples alone, the nearest examples alone), so they err in different places. The
-choice, in order: fewer problems (empty, a copy, a lost span, a broken link); not reading as the
-source language (the small model's most common failure is leaving half a sentence in English);
-then consensus, the candidate closest on average to the others by character n-gram F-score (the
-chrF formula: a translation that the other prompts nearly agree with is rarely the odd one out,
-"minimum Bayes risk" selection), with the model's own mean token probability of it breaking
-near-ties.
+The candidates are the greedy answer and answers sampled from the same prompt at temperature
+(`candidate_samplings`): a small model's greedy answer is often not its best one, and sampled
+answers err in different places. The choice, in order: fewer problems (empty, a copy, a lost
+span, a broken link); not reading as the source language (the small model's most common failure
+is leaving half a sentence in English); then consensus, the candidate closest on average to the
+others by character n-gram F-score (the chrF formula: a translation that the other samples
+nearly agree with is rarely the odd one out, "minimum Bayes risk" selection), with the model's
+own mean token probability of it breaking near-ties.
+
+Why sampling and not prompt variants (the first version asked three prompts: with the nearest
+examples of the shipped corpus, with the fixed examples, with both): on all 40 messages of both
+evaluation sets, English to French and Spanish with gemma3-270m, twelve candidates gained +2.7 to
++7.3 chrF over the pipeline of the day issue #19 was filed, where the three prompts went from -1.4
+to +4.3 (bench/RESULTS.md "translate vs filing day").
 """
 
 from __future__ import annotations
@@ -16,9 +22,22 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from llamadesk.app.engine.types import Sampling
+
 CHAR_ORDER = 6  # n-gram lengths 1..6, as chrF
 BETA = 2.0  # recall weighs twice precision, as chrF
 PROBABILITY_WEIGHT = 0.1  # how much the model's own mean token probability counts beside consensus
+
+# translate --candidates without a count: where the gain stopped growing on the evaluation sets
+# (bench/RESULTS.md "translate sample count"); each candidate costs about one more answer's
+# generation (the prompt is read once).
+DEFAULT_CANDIDATES = 12
+MAX_CANDIDATES = 32
+# Sampling for the candidates after the greedy one: min-p keeps only tokens within 1/20 of the
+# likeliest (no nonsense tails), the temperature spreads the rest; top-k and top-p off, as
+# minimum-Bayes-risk decoding wants an unbiased sample of what the model would say.
+SAMPLE_TEMPERATURE = 0.8
+SAMPLE_MIN_P = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,3 +82,11 @@ def choose(candidates: list[Candidate]) -> int:
         return consensus + (PROBABILITY_WEIGHT * math.exp(logprob) if logprob is not None else 0.0)
 
     return max(pool, key=merit)
+
+
+def candidate_samplings(n: int) -> list[Sampling]:
+    """How to sample the `n - 1` candidates after the greedy one: fixed seeds, so a run repeats."""
+    return [
+        Sampling(temperature=SAMPLE_TEMPERATURE, top_k=0, top_p=1.0, min_p=SAMPLE_MIN_P, seed=seed, logprobs=True)
+        for seed in range(1, n)
+    ]

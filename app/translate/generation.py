@@ -6,7 +6,7 @@ the llamadesk engine. Unit tests give the translator a scripted generator instea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from llamadesk.app.core.errors import Interrupted
@@ -26,6 +26,12 @@ class ModelGenerator(Protocol):
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
         """The model's output for `prompt` up to the end of its first line of content."""
+        ...
+
+    def generate_samples(
+        self, prompt: Prompt, max_tokens: int, samplings: Sequence[Sampling]
+    ) -> list[tuple[str, float | None]]:
+        """One answer to `prompt` per sampling (its first line of content, its mean token log-probability)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
@@ -113,14 +119,29 @@ class EngineGenerator:
                 raise GenerationStopped() from stop
         return self.engine.tokenize(prompt.text, add_bos=True, special=prompt.special_tokens)
 
-    def answer_sampling(self, max_tokens: int) -> Sampling:
-        """This generator's sampling for one answer: at most `max_tokens`, with log-probabilities."""
-        return Sampling(**{**self.sampling.__dict__, "max_tokens": max_tokens, "logprobs": True})
+    def answer_sampling(self, max_tokens: int, sampling: Sampling | None = None) -> Sampling:
+        """One answer's sampling (this generator's or `sampling`): at most `max_tokens`, with log-probabilities."""
+        chosen = sampling if sampling is not None else self.sampling
+        return Sampling(**{**chosen.__dict__, "max_tokens": max_tokens, "logprobs": True})
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
+        return self._generate(self.prompt_tokens(prompt), self.answer_sampling(max_tokens), on_text)
+
+    def generate_samples(
+        self, prompt: Prompt, max_tokens: int, samplings: Sequence[Sampling]
+    ) -> list[tuple[str, float | None]]:
+        """One after another on the engine's single stream; the prompt is read once and kept in the cache."""
+        tokens = self.prompt_tokens(prompt)
+        answers = []
+        for sampling in samplings:
+            text = self._generate(tokens, self.answer_sampling(max_tokens, sampling), None)
+            answers.append((text, self.last_mean_logprob))
+        return answers
+
+    def _generate(self, tokens: list[int], sampling: Sampling, on_text: Callable[[str], None] | None) -> str:
         answer = AnswerLine(on_text)
         self.last_mean_logprob = None
-        events = self.engine.stream_tokens(self.prompt_tokens(prompt), self.answer_sampling(max_tokens), shelve=True)
+        events = self.engine.stream_tokens(tokens, sampling, shelve=True)
         try:
             for event in events:
                 if isinstance(event, TextPiece):

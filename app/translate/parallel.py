@@ -67,8 +67,8 @@ class BatchedGenerator(EngineGenerator):
         self.decoder = decoder
         self.shared = shared
         self._stopped = stopped  # shared by the workers: a stop ends every worker's next call too
-        self._calling = threading.Lock()  # guards _handle between the worker and a stopping thread
-        self._handle: SequenceHandle | None = None  # this worker's sequence in flight
+        self._calling = threading.Lock()  # guards _handles between the worker and a stopping thread
+        self._handles: list[SequenceHandle] = []  # this worker's sequences in flight
         self.member: LockstepMember | None = None  # set by run_chains while a worker uses this generator
 
     @property
@@ -78,8 +78,8 @@ class BatchedGenerator(EngineGenerator):
     def request_stop(self) -> None:
         with self._calling:
             self._stopped.set()
-            handle = self._handle
-        if handle is not None:
+            handles = list(self._handles)
+        for handle in handles:
             self.decoder.cancel(handle)
         if not self.shared:
             self.decoder.request_stop()  # also aborts a llama_decode in progress: Ctrl-C at once
@@ -98,23 +98,39 @@ class BatchedGenerator(EngineGenerator):
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
         answer = AnswerLine(on_text)  # fed in the decoder's thread
-        tokens = self.prompt_tokens(prompt)
+        self._decode(self.prompt_tokens(prompt), [(self.answer_sampling(max_tokens), answer)])
+        self.last_mean_logprob = answer.mean_logprob
+        return answer.text
+
+    def generate_samples(
+        self, prompt: Prompt, max_tokens: int, samplings: Sequence[Sampling]
+    ) -> list[tuple[str, float | None]]:
+        """All in flight at once: the decoder reads the prompt once and decodes the answers side by side."""
+        answers = [(self.answer_sampling(max_tokens, sampling), AnswerLine()) for sampling in samplings]
+        self._decode(self.prompt_tokens(prompt), answers)
+        return [(answer.text, answer.mean_logprob) for _, answer in answers]
+
+    def _decode(self, tokens: list[int], answers: list[tuple[Sampling, AnswerLine]]) -> None:
+        """Submit one sequence per (sampling, answer) after `tokens`, together, and wait for all of them."""
         with self._calling:
             if self._stopped.is_set():
                 raise GenerationStopped()
-            handle = self._handle = self.decoder.submit(
-                tokens, self.answer_sampling(max_tokens), answer.feed, member=self.member
-            )
+            with self.decoder.starting_together():  # admitted in one step, whatever the threads do
+                self._handles = [
+                    self.decoder.submit(tokens, sampling, answer.feed, member=self.member)
+                    for sampling, answer in answers
+                ]
         try:
-            result = handle.result()
+            results = [handle.result() for handle in self._handles]
         finally:
             with self._calling:
-                self._handle = None
-        self.last_stats = result.stats
-        self.last_mean_logprob = answer.mean_logprob
-        if result.stats.stop_reason == "stopped":
+                handles, self._handles = self._handles, []
+            for handle in handles:  # one failed: the others are no longer wanted
+                if not handle.done():
+                    self.decoder.cancel(handle)
+        self.last_stats = results[-1].stats
+        if any(result.stats.stop_reason == "stopped" for result in results):
             raise GenerationStopped()
-        return answer.text
 
 
 class ParallelTranslators:
@@ -131,7 +147,7 @@ class ParallelTranslators:
         n: int,
         n_ctx: int | None = None,
         examples: ExampleCorpus | None = None,
-        candidates: bool = False,
+        candidates: int = 0,
         *,
         shared_decoder=None,
     ):

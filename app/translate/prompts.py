@@ -41,7 +41,8 @@ class TranslationRequest:
     # (source, translation) pairs chosen for this text (nearest_examples.py), protected; shown
     # after the fixed examples, closest to the text.
     examples: tuple[tuple[str, str], ...] = ()
-    fixed_examples: bool = True  # the fixed examples (examples.py) too; off for one of the candidates
+    # The fixed examples (examples.py) too; off in bench/translate_rerank.py's nearest-only prompt.
+    fixed_examples: bool = True
 
 
 @dataclass(frozen=True)

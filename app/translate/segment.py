@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from llamadesk.app.translate.candidates import Candidate, choose
+from llamadesk.app.translate.candidates import Candidate, candidate_samplings, choose
 from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
 from llamadesk.app.translate.glossary import missing_terms, terms_in
@@ -149,8 +149,8 @@ class SegmentTranslator:
     """Translates single segments with one model and one prompt strategy.
 
     With `examples`, each segment's prompt also shows the corpus sentences nearest to it
-    (nearest_examples.py). With `candidates` too, two variants of that prompt give two more
-    answers, and candidates.choose keeps one (`_choose`).
+    (nearest_examples.py). With `candidates` (a count above 1), the greedy answer is joined by
+    `candidates - 1` answers sampled from the same prompt, and candidates.choose keeps one (`_choose`).
     """
 
     def __init__(
@@ -158,7 +158,7 @@ class SegmentTranslator:
         generator: ModelGenerator,
         strategy: PromptStrategy,
         examples: ExampleCorpus | None = None,
-        candidates: bool = False,
+        candidates: int = 0,
     ):
         self.generator = generator
         self.strategy = strategy
@@ -166,10 +166,12 @@ class SegmentTranslator:
         self.candidates = candidates
         self.last_mean_logprob: float | None = None  # of the last model answer, where the model reports it
 
+    def _budget(self, request: TranslationRequest) -> int:
+        return self.generator.count_tokens(request.text) * OUTPUT_TOKENS_PER_SOURCE_TOKEN + OUTPUT_TOKENS_EXTRA
+
     def _ask(self, request: TranslationRequest, on_text: Callable[[str], None] | None) -> str:
         prompt = self.strategy.build(request)
-        budget = self.generator.count_tokens(request.text) * OUTPUT_TOKENS_PER_SOURCE_TOKEN + OUTPUT_TOKENS_EXTRA
-        raw = self.generator.generate(prompt, budget, on_text)
+        raw = self.generator.generate(prompt, self._budget(request), on_text)
         self.last_mean_logprob = getattr(self.generator, "last_mean_logprob", None)
         return repair_markers(request.text, clean_output(raw, prompt, request.text))
 
@@ -273,7 +275,7 @@ class SegmentTranslator:
         output = self._ask(request, on_text)
         logprob = self.last_mean_logprob
         problems = self._problems(protected, output, required)
-        if self.candidates and request.examples:
+        if self.candidates > 1:
             output, logprob, problems = self._choose(request, protected, required, (output, logprob, problems))
         attempts = 1
         if problems:
@@ -308,16 +310,18 @@ class SegmentTranslator:
         required: dict[str, str],
         first: tuple[str, float | None, list[str]],
     ) -> tuple[str, float | None, list[str]]:
-        """The best of `first` (the answer to `request`) and the answers to two variants of its prompt.
+        """The best of `first` (the greedy answer to `request`) and answers sampled from the same prompt.
 
-        The variants show the fixed examples alone (the prompt as it was before nearest examples)
-        and the nearest examples alone; candidates.choose picks one. Returns the chosen text, its
-        mean token log-probability (for the confidence score) and its problems.
+        candidates.choose picks one. Returns the chosen text, its mean token log-probability (for
+        the confidence score) and its problems.
         """
+        prompt = self.strategy.build(request)
         answers = [first]
-        for variant in (replace(request, examples=()), replace(request, fixed_examples=False)):
-            text = self._ask(variant, None)
-            answers.append((text, self.last_mean_logprob, self._problems(protected, text, required)))
+        for raw, logprob in self.generator.generate_samples(
+            prompt, self._budget(request), candidate_samplings(self.candidates)
+        ):
+            text = repair_markers(request.text, clean_output(raw, prompt, request.text))
+            answers.append((text, logprob, self._problems(protected, text, required)))
         candidates = [
             Candidate(
                 text,
@@ -383,16 +387,14 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def translator_for(engine, prompt: str = "auto", examples: bool = False, candidates: bool = False) -> SegmentTranslator:
+def translator_for(engine, prompt: str = "auto", examples: bool = False, candidates: int = 0) -> SegmentTranslator:
     """A greedy translator for a loaded Engine, prompted as its GGUF metadata says (or `prompt`).
 
-    `examples`: nearest examples from the shipped corpus in each prompt; `candidates`: three
-    candidates per segment from variants of the prompt, one kept (SegmentTranslator). Both are
-    off by default (`translate --candidates` turns both on): with gemma3-270m on bench/translate.py
-    (bench/RESULTS.md "translate-candidates", 12 segments per language and set) the nearest
-    examples alone lost chrF on three of four, and the candidates gained +3.5 on average (-0.4 to
-    +6.2) at about three times the time.
+    `examples`: nearest examples from the shipped corpus in each prompt (off: with gemma3-270m on
+    bench/translate.py, bench/RESULTS.md "translate-candidates", they lost chrF on three of four
+    sets and languages); `candidates`: that many answers per segment, the greedy one and sampled
+    ones, one kept (SegmentTranslator; `translate --candidates`).
     """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
     corpus = shipped_corpus() if examples else None
-    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates and examples)
+    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates)
