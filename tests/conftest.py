@@ -151,6 +151,22 @@ def smollm2_f16_path(smollm2_path) -> Path:
     return smollm2_f16_gguf(smollm2_path)
 
 
+@pytest.fixture
+def decode_sizes(monkeypatch) -> list[int]:
+    """The number of tokens in each llama_decode call made while the test runs (the batches)."""
+    import llama_cpp
+
+    sizes: list[int] = []
+    real = llama_cpp.llama_decode
+
+    def recording(context, batch):
+        sizes.append(batch.n_tokens)
+        return real(context, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recording)
+    return sizes
+
+
 def assert_one_clear_line(result, code: int, *needles: str) -> None:
     """The project's rule for bad input: exit `code`, one `llamadesk: ...` line on stderr holding every
     needle, no traceback."""

@@ -11,7 +11,6 @@ import random
 import threading
 import time
 
-import llama_cpp
 import pytest
 
 from llamadesk.app.core.errors import LlamadeskError
@@ -32,20 +31,6 @@ QUESTIONS = [
     "How many legs has a spider?",
     "What do cows drink?",
 ]
-
-
-@pytest.fixture
-def decode_sizes(monkeypatch):
-    """The number of tokens in each llama_decode call made while the test runs."""
-    sizes: list[int] = []
-    real = llama_cpp.llama_decode
-
-    def recording(context, batch):
-        sizes.append(batch.n_tokens)
-        return real(context, batch)
-
-    monkeypatch.setattr(llama_cpp, "llama_decode", recording)
-    return sizes
 
 
 def run_members(engine, decoder, jitter_seed: int, calls_per_member: int = 2) -> dict[int, list[str]]:

@@ -195,22 +195,12 @@ def test_the_workers_prompt_as_the_main_translator_does(smollm2_engine):
         assert all(t.examples is None and not t.candidates for t in plain.translators)
 
 
-def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, monkeypatch):
+def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, decode_sizes):
     """A worker's sampled candidates go to the batched decoder together (one llama_decode carries
     the next token of each), and fixed seeds give the same answers on every run."""
-    import llama_cpp
-
     from llamadesk.app.translate.candidates import candidate_samplings
     from llamadesk.app.translate.parallel import BatchedGenerator
 
-    sizes: list[int] = []
-    real = llama_cpp.llama_decode
-
-    def recording(context, batch):
-        sizes.append(batch.n_tokens)
-        return real(context, batch)
-
-    monkeypatch.setattr(llama_cpp, "llama_decode", recording)
     prompt = FEW_SHOT.build(TranslationRequest("Where is the train station?", EN, FR))
     runs = []
     for _ in range(2):
@@ -221,7 +211,7 @@ def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, monke
     texts = [text for text, _ in runs[0]]
     assert len(texts) == 4 and all(texts) and len(set(texts)) > 1, texts
     assert all(logprob is not None and logprob < 0 for _, logprob in runs[0])
-    assert max(sizes) >= 4 and sizes.count(4) >= 3, "the four answers' tokens shared llama_decode calls"
+    assert max(decode_sizes) >= 4 and decode_sizes.count(4) >= 3, "the four answers' tokens shared llama_decode calls"
 
 
 def test_translators_on_a_shared_decoder_stop_only_their_own_sequences(smollm2_engine):
