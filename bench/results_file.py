@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import re
 from pathlib import Path
@@ -24,3 +25,14 @@ def update_section(name: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def command_line(script: str, parser: argparse.ArgumentParser, args: argparse.Namespace, skip=("no_write",)) -> str:
+    """The `Command:` line of a section: the script with every option given a value other than its default."""
+    words = [".venv/bin/python", f"bench/{script}"]
+    for dest, value in vars(args).items():
+        if dest in skip or value == parser.get_default(dest):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        words.append(flag if value is True else f"{flag} {value}")
+    return "Command: `" + " ".join(words) + "`"

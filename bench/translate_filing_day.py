@@ -130,7 +130,7 @@ def main() -> int:
     import sacrebleu
 
     sys.path.insert(0, str(BENCH))
-    from results_file import update_section
+    from results_file import command_line, update_section
 
     begun = time.perf_counter()
     table = []
@@ -167,10 +167,7 @@ def main() -> int:
         f"Goal (#19: +5 chrF over the filing-day pipeline on both sets): {'met' if met else 'NOT met'} by "
         f"`--candidates`. Whole run: {(time.perf_counter() - begun) / 60:.1f} min.",
         "",
-        "Command: `.venv/bin/python bench/translate_filing_day.py"
-        + (f" --langs {args.langs}" if args.langs != "fr,es" else "")
-        + (f" --limit {args.limit}" if args.limit else "")
-        + "`",
+        command_line("translate_filing_day.py", parser, args),
     ]
     text = "\n".join(lines)
     print(text)

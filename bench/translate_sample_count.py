@@ -25,7 +25,7 @@ from pathlib import Path
 import sacrebleu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import update_section  # noqa: E402
+from results_file import command_line, update_section  # noqa: E402
 from translate import EVAL_SETS  # noqa: E402
 
 from llamadesk.app.engine.llama_engine import Engine  # noqa: E402
@@ -95,10 +95,7 @@ def main() -> int:
         + "; ".join(f"N = {c}: {sum(scores[(s, lang, c)][1] for s, lang in pairs) / len(pairs):.2f}" for c in counts)
         + f". Whole run: {(time.perf_counter() - begun) / 60:.1f} min.",
         "",
-        "Command: `.venv/bin/python bench/translate_sample_count.py"
-        + (f" --counts {args.counts}" if args.counts != "1,8,12,16" else "")
-        + (f" --limit {args.limit}" if args.limit else "")
-        + "`",
+        command_line("translate_sample_count.py", parser, args),
     ]
     report = "\n".join(lines)
     print(report)
