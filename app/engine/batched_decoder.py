@@ -308,8 +308,8 @@ class BatchedDecoder:
         ):
             return True  # ending a cancelled sequence waits for no one
         # Members with something in flight (one may have several: a translator's sampled candidates).
-        in_flight = {id(r.member) for r in self._queue if r.member is not None}
-        in_flight |= {id(s.request.member) for s in self._active.values() if s.request.member is not None}
+        in_flight = {r.member for r in self._queue} | {s.request.member for s in self._active.values()}
+        in_flight.discard(None)
         return len(in_flight) >= self._members
 
     def _stop_everything(self) -> None:
