@@ -84,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one the others agree with most. Better translations from a small model, at several times the time "
         "(bench/RESULTS.md 'translate vs filing day')",
     )
+    parser.add_argument(
+        "--keep-quotes",
+        action="store_true",
+        help="keep the quotes and apostrophes the model writes (default: where the source uses typographic "
+        "ones, the target language's: « » and ’ in French, „ “ in German)",
+    )
     parser.add_argument("--json", action="store_true", help="print the segments with timing as JSON")
     add_lora_option(parser)
     parser.add_argument(
@@ -189,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
         engine = stack.enter_context(Engine.load(path, load_settings(args)))
         translator = translator_for(engine, args.prompt, candidates=args.candidates)
         strategy = translator.strategy
-        settings = JobSettings(target=target, source=source, mode=mode, glossary=glossary)
+        settings = JobSettings(
+            target=target, source=source, mode=mode, glossary=glossary, typography=not args.keep_quotes
+        )
         n_parallel = args.parallel if args.parallel is not None else _default_parallel(path)
         parallel = None
         if n_parallel > 1:  # the workers' translators prompt as the main one does (examples, candidates)
@@ -220,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
             }
             if args.candidates > 1:  # other answers than a plain run's: a sidecar of one is not the other's
                 resume_settings["candidates"] = args.candidates
+            if args.keep_quotes:
+                resume_settings["keep_quotes"] = True
             resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
             if resume.note:
                 print(f"llamadesk: note: {resume.note}", file=sys.stderr)

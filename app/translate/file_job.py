@@ -92,10 +92,12 @@ class FileJob:
             yield JobFinished(self.document.render([]), (), time.perf_counter() - started)
             return
         source, confidence = self.source_language()
+        typography = self.settings.typeset_document(unit.text for unit in self.units)
 
         def translate_one(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
             unit = self.units[index]
-            return self._translate(translator, unit, source, target, self._context(unit, before), stream)
+            context = self._context(unit, before)
+            return self._translate(translator, unit, source, target, context, stream, typography)
 
         results = yield from translate_all(
             [LoopUnit(unit.key, unit.text) for unit in self.units],
@@ -141,6 +143,7 @@ class FileJob:
         target: Language,
         context: tuple[tuple[str, str], ...],
         on_text: Callable[[str], None] | None,
+        typography: bool,
     ) -> SegmentResult:
         """The unit's translation; a text of several lines is translated line by line.
 
@@ -151,7 +154,7 @@ class FileJob:
         glossary = self.settings.glossary
         lines = unit.text.split("\n")
         if len(lines) == 1:
-            return translator.translate(unit.text, source, target, glossary, context, on_text, unit.note)
+            return translator.translate(unit.text, source, target, glossary, context, on_text, unit.note, typography)
         parts: list[SegmentResult] = []
         for line in lines:
             if not line.strip():
@@ -159,7 +162,7 @@ class FileJob:
                 continue
             before = next((p for p in reversed(parts) if p.source.strip() and p.fallback is None), None)
             pairs = ((before.source.strip(), before.translation.strip()),) if before else context
-            parts.append(translator.translate(line, source, target, glossary, pairs, on_text, unit.note))
+            parts.append(translator.translate(line, source, target, glossary, pairs, on_text, unit.note, typography))
         return SegmentResult(
             source=unit.text,
             translation="\n".join(p.translation for p in parts),

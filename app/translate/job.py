@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +22,7 @@ from llamadesk.app.translate.parallel import ParallelTranslators
 from llamadesk.app.translate.resume import ResumeLog
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 from llamadesk.app.translate.segmentation import Chunk, Piece, assemble, pack_chunks, split_document, split_lines
+from llamadesk.app.translate.typography import is_typeset
 from llamadesk.app.translate.unit_loop import LoopUnit, translate_all
 
 # How many preceding chunks of the same paragraph the model sees as examples for consistency. The
@@ -45,6 +46,13 @@ class JobSettings:
     glossary: dict[str, str] | None = None
     max_chunk_tokens: int = MAX_CHUNK_TOKENS
     context_chunks: int = CONTEXT_CHUNKS
+    # The target language's quotes and apostrophes where the source document is typeset
+    # (typography.py); False keeps the marks the model writes (`translate --keep-quotes`).
+    typography: bool = True
+
+    def typeset_document(self, texts: Iterable[str]) -> bool:
+        """Whether a document of these texts gets the target's typography: decided once, for all of it."""
+        return self.typography and any(is_typeset(text) for text in texts)
 
 
 def chunk_budget(context_size: int, wanted: int = MAX_CHUNK_TOKENS) -> int:
@@ -101,12 +109,13 @@ class TranslationJob:
         started = time.perf_counter()
         source, confidence = self.source_language()
         target = self.settings.target
+        typography = self.settings.typeset_document(chunk.text for chunk in self.chunks)
 
         def translate_one(translator: SegmentTranslator, index: int, before, stream) -> SegmentResult:
             """Chunk `index` by `translator`, the last chunks `before` it as context (none for lines)."""
             text, glossary = self.chunks[index].text, self.settings.glossary
             context = () if self.settings.mode == "lines" else self._context_from(self._same_paragraph(index, before))
-            return translator.translate(text, source, target, glossary, context, stream)
+            return translator.translate(text, source, target, glossary, context, stream, typography=typography)
 
         results = yield from translate_all(
             [LoopUnit(chunk.text, chunk.text) for chunk in self.chunks],

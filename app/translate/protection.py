@@ -177,9 +177,15 @@ def lost_spans(source: str, translation: str, terms: dict[str, str] | None = Non
     """Spans of `source` that do not appear in the restored `translation` as often as in the source.
 
     The independent check after restoration: it re-scans both texts instead of trusting markers.
+    A quoted placeholder counts as its placeholder: its quotes are typography, which the target
+    language may set otherwise (typography.py: “%(value)s” -> « %(value)s »).
     """
     lost = []
-    source_spans = [source[s:e] for s, e, kind in find_spans(source) if kind != "marker-lookalike"]
+    source_spans = [
+        source[s + 1 : e - 1] if kind == "quoted-placeholder" else source[s:e]
+        for s, e, kind in find_spans(source)
+        if kind != "marker-lookalike"
+    ]
     for original in dict.fromkeys(source_spans):
         if translation.count(original) < source_spans.count(original):
             lost.append(original)

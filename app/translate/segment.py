@@ -38,6 +38,7 @@ from llamadesk.app.translate.protection import (
 )
 from llamadesk.app.translate.repetition import runaway_repetition, without_repetition
 from llamadesk.app.translate.segmentation import split_sentences
+from llamadesk.app.translate.typography import is_typeset, typeset
 
 # Quotes a model adds around its answer: (opening, closing).
 QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("«", "»"), ("„", "“"), ("‘", "’"), ("「", "」"))
@@ -208,6 +209,7 @@ class SegmentTranslator:
         context: tuple[tuple[str, str], ...] = (),
         on_text: Callable[[str], None] | None = None,
         note: str = "",
+        typography: bool | None = None,
     ) -> SegmentResult:
         """Translate `text` (one segment); the result keeps every protected span of the source.
 
@@ -215,7 +217,9 @@ class SegmentTranslator:
         the text is (a gettext msgctxt) and goes into the prompt; `on_text`
         receives the model's raw output as it streams (markers not yet restored). The result is
         verified independently of the markers: the source's spans are searched for again in the
-        restored text, and any that is missing is reported in `problems`.
+        restored text, and any that is missing is reported in `problems`. With `typography` (by
+        default: when `text` itself is typeset), the translation gets the target language's
+        quotes and apostrophes (typography.py); a job decides it once for its whole document.
         """
         sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
         if len(sentences) > 1:
@@ -224,7 +228,9 @@ class SegmentTranslator:
             result = self._translate(text, source, target, glossary, context, on_text, note)
         lost = lost_spans(result.source, result.translation)
         if lost:
-            return replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
+            result = replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
+        if (is_typeset(text) if typography is None else typography) and result.fallback != "source-kept":
+            result = replace(result, translation=typeset(result.translation, target.code))
         return result
 
     def _translate_sentences(
