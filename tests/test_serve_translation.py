@@ -30,6 +30,17 @@ def test_a_translation_keeps_its_placeholders(http):
     assert [s["source"] for s in body["segments"]] == ["Hello %s, your order {0} is ready."]
 
 
+def test_a_typeset_source_gets_french_quotes_unless_kept(http):
+    text = "The value “%(value)s” is not valid."
+    body = {"text": text, "source": "en", "target": "fr"}
+    response = http.post("/v1/translations", json=body)
+    assert response.status_code == 200, response.text
+    assert "«\u00a0%(value)s\u00a0»" in response.json()["text"]
+    response = http.post("/v1/translations", json={**body, "keep_quotes": True})
+    assert response.status_code == 200, response.text
+    assert "“%(value)s”" in response.json()["text"]
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
@@ -38,6 +49,7 @@ def test_a_translation_keeps_its_placeholders(http):
         ({"text": "Hi"}, "target"),
         ({"text": "Hi", "target": "fr", "mode": "pages"}, "mode"),
         ({"text": "Hi", "target": "fr", "glossary": ["x"]}, "glossary"),
+        ({"text": "Hi", "target": "fr", "keep_quotes": "yes"}, "keep_quotes"),
         ({"text": "Hi", "target": "fr", "model": "../gemma.gguf"}, "does not exist"),
     ],
 )
@@ -57,6 +69,7 @@ def test_fuzzed_translation_bodies_never_get_a_500(http):
         "mode": [None, "document", "lines", "pages", 1, []],
         "glossary": [None, {}, {"Hi": "Salut"}, {"": "x"}, {"a": 5}, ["x"], "x", {str(i): "y" for i in range(600)}],
         "model": [None, "", "gemma3-270m", "smollm2", "../x", "/etc/passwd", 5],
+        "keep_quotes": [None, True, False, "yes", 1, []],
     }
     statuses = []
     for _ in range(60):

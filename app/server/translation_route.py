@@ -1,12 +1,14 @@
 """POST /v1/translations: llamadesk's own endpoint over `llamadesk.app.translate`, as the CLI translates.
 
     {"text": "Where is the station?", "target": "fr", "source": "en", "model": "gemma3-270m",
-     "mode": "document" | "lines", "glossary": {"station": "gare"}}
+     "mode": "document" | "lines", "glossary": {"station": "gare"}, "keep_quotes": false}
     -> {"model", "source", "target", "text", "segments": [{"source", "translation", ...}], "seconds"}
 
 The same job as `llamadesk translate`: Markdown structure kept, placeholders, URLs, code and tags
 hidden from the model and checked afterwards (a segment that loses one is retried, then translated
 around its spans). Whole replies only: a translation is checked segment by segment before it is final.
+A typeset source (“…”, ’) gets the target language's quotes and apostrophes unless "keep_quotes"
+is true (app/translate/typography.py).
 
 With `serve --parallel N` its segments are decoded beside the other clients' replies (up to N/2 at
 once, in the model's batched decoder) rather than with the model to themselves, so a long document
@@ -69,6 +71,7 @@ async def translations(request: Request) -> Response:
         source=_language(fields, "source", required=False),
         mode=mode,
         glossary=_glossary(fields),
+        typography=not fields.boolean("keep_quotes", False),
     )
     model = fields.string("model", max_length=MAX_MODEL_NAME) or DEFAULT_MODEL
 
