@@ -27,6 +27,7 @@ from llamadesk.app.translate.glossary import missing_terms, terms_in
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
 from llamadesk.app.translate.nearest_examples import ExampleCorpus, shipped_corpus
+from llamadesk.app.translate.placeholder_spacing import space_glued_placeholders
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy, TranslationRequest, choose_strategy
 from llamadesk.app.translate.protection import (
     MARKER_RE,
@@ -229,8 +230,11 @@ class SegmentTranslator:
         lost = lost_spans(result.source, result.translation)
         if lost:
             result = replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
-        if (is_typeset(text) if typography is None else typography) and result.fallback != "source-kept":
-            result = replace(result, translation=typeset(result.translation, target.code))
+        if result.fallback != "source-kept":
+            translation = space_glued_placeholders(text, result.translation, target.code)
+            if is_typeset(text) if typography is None else typography:
+                translation = typeset(translation, target.code)
+            result = replace(result, translation=translation)
         return result
 
     def _translate_sentences(
