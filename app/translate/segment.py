@@ -175,7 +175,7 @@ class SegmentTranslator:
         prompt = self.strategy.build(request)
         raw = self.generator.generate(prompt, self._budget(request), on_text)
         self.last_mean_logprob = getattr(self.generator, "last_mean_logprob", None)
-        return repair_markers(request.text, clean_output(raw, prompt, request.text))
+        return _answer_text(raw, prompt, request)
 
     def _problems(self, protected: ProtectedText, output: str, required: dict[str, str]) -> list[str]:
         problems = []
@@ -330,7 +330,7 @@ class SegmentTranslator:
         for raw, logprob in self.generator.generate_samples(
             prompt, self._budget(request), candidate_samplings(self.candidates)
         ):
-            text = repair_markers(request.text, clean_output(raw, prompt, request.text))
+            text = _answer_text(raw, prompt, request)
             answers.append((text, logprob, self._problems(protected, text, required)))
         candidates = [
             Candidate(
@@ -390,6 +390,11 @@ class SegmentTranslator:
                 tuple(problems),
             )
         return SegmentResult(text, text, time.perf_counter() - started, attempts, "source-kept", tuple(problems))
+
+
+def _answer_text(raw: str, prompt: Prompt, request: TranslationRequest) -> str:
+    """A model's raw answer to `prompt` as a translation of `request`: cleaned, its markers repaired."""
+    return repair_markers(request.text, clean_output(raw, prompt, request.text))
 
 
 def _mean(values: list[float | None]) -> float | None:

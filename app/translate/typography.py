@@ -74,9 +74,10 @@ def typeset(translation: str, target_code: str) -> str:
 def _set_marks(text: str, style: TypographyStyle) -> str:
     if style.quote_open is not None and style.quote_close is not None:
         text = DOUBLE_QUOTED.sub(lambda m: f"{style.quote_open}{m.group(1)}{style.quote_close}", text)
-        if style.quote_open == f"«{NO_BREAK_SPACE}":  # guillemets the model wrote itself get the same spaces
-            text = re.sub(r"«[ \u00a0]*(?=\S)", style.quote_open, text)
-            text = re.sub(r"(?<=\S)[ \u00a0]*»", style.quote_close, text)
+        if style.quote_open.endswith(NO_BREAK_SPACE):  # spaced quotes: those the model wrote get the same spaces
+            opening, closing = re.escape(style.quote_open.strip()), re.escape(style.quote_close.strip())
+            text = re.sub(rf"{opening}[ \u00a0]*(?=\S)", style.quote_open, text)
+            text = re.sub(rf"(?<=\S)[ \u00a0]*{closing}", style.quote_close, text)
     if style.apostrophe is not None:
         text = APOSTROPHE.sub(style.apostrophe, text)
     if style.spaced_marks:
