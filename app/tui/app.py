@@ -196,17 +196,23 @@ class LlamadeskApp(App[None]):
             self.push_screen(HelpScreen(self.key_rows()))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        seen = set()
+        """Every action of the screen and the app, by its key's description, then Textual's own commands.
+
+        An entry's help line names its key as the footer shows it. Textual's commands whose title
+        one of ours has (its "Keys" panel, where F1 opens llamadesk's help screen) are left out, so
+        that no title stands twice in the palette for two different things.
+        """
+        ours: dict[str, SystemCommand] = {}
         for binding in [*screen.BINDINGS, *self.BINDINGS]:
-            if not isinstance(binding, Binding) or not binding.description or binding.description in seen:
+            if not isinstance(binding, Binding) or not binding.description or binding.description in ours:
                 continue
-            seen.add(binding.description)
-            yield SystemCommand(
+            ours[binding.description] = SystemCommand(
                 binding.description,
-                f"{binding.description} (key: {binding.key})",
+                f"key: {self.get_key_display(binding)}",
                 partial(screen.run_action, binding.action),
             )
+        yield from ours.values()
+        yield from (command for command in super().get_system_commands(screen) if command.title not in ours)
 
     def _handle_exception(self, error: Exception) -> None:
         # Textual's hook for an exception no handler caught (it then ends the app): remembered so

@@ -271,8 +271,14 @@ async def test_help_lists_every_key_and_the_palette_has_every_action(store):
         assert {"Send the prompt", "New line in the prompt", "Quit"} <= descriptions
         await pilot.press("escape")
         assert isinstance(app.screen, ChatScreen)
-        titles = {command.title for command in app.get_system_commands(app.screen)}
-        assert chat_actions <= titles
+        commands = list(app.get_system_commands(app.screen))
+        titles = [command.title for command in commands]
+        assert chat_actions <= set(titles)
+        assert len(titles) == len(set(titles)), "a title stands twice in the palette"
+        [keys] = [command for command in commands if command.title == "Keys"]
+        assert keys.help == "key: f1"  # llamadesk's help screen, not Textual's keys panel
+        [regenerate] = [command for command in commands if command.title == "Regenerate"]
+        assert regenerate.help == "key: ^r"
         # Through the palette: Regenerate runs the action.
         await ask(pilot, "hello")
         first_reply = app.screen.messages[-1].created
