@@ -48,11 +48,14 @@ async def test_one_key_switches_between_chat_and_translation(store):
 async def test_translate_a_sentence_then_swap(store):
     async with make_app(store).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
+        progress = screen.query_one("#progress", ProgressBar)
+        assert not progress.visible  # nothing running yet: no bar sweeping under "--%"
         screen.query_one("#source", TextArea).text = "Hello %s, the weather is nice today."
         await pilot.press("ctrl+r")
         target = screen.query_one("#target", TextArea)
         await wait_until(pilot, lambda: not screen.running and target.text, what="the translation")
         assert target.text == "HELLO %s, THE WEATHER IS NICE TODAY."
+        assert progress.visible and progress.percentage == 1.0
         assert "English (detected" in str(screen.query_one("#status").render())
         await pilot.press("f7")
         assert screen.query_one("#source-language", Select).value == "fr"

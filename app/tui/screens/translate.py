@@ -143,6 +143,9 @@ class TranslateScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#source", TextArea).focus()
+        # Hidden (its line kept, so the panes do not jump) until a translation starts: with no
+        # total yet it would sweep back and forth under "--%", as if something were running.
+        self.query_one("#progress", ProgressBar).visible = False
         load_in_background()  # the first translation's confidence check would otherwise wait for it
 
     # -- languages --------------------------------------------------------------------------
@@ -295,6 +298,7 @@ class TranslateScreen(Screen):
         if isinstance(event, JobStarted):
             self._languages = (event.source.code, event.target.code)
             progress.update(total=max(event.total, 1), progress=event.resumed)
+            progress.visible = True
             if event.detected_confidence is not None:
                 self._detected = event.source.code
             detected = f" (detected, {event.detected_confidence:.0%})" if event.detected_confidence is not None else ""
