@@ -11,7 +11,7 @@ first N-1 samples are the same draws at every count (up to llama.cpp's rounding 
 Writes the "## translate sample count" section of bench/RESULTS.md.
 
     .venv/bin/python bench/translate_sample_count.py [--counts 1,8,12,16] [--langs fr,es] [--sets django,sphinx]
-        [--limit N]
+        [--limit N] [--temperature 0.8] [--min-p 0.05]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from translate import EVAL_SETS  # noqa: E402
 from llamadesk.app.engine.llama_engine import Engine  # noqa: E402
 from llamadesk.app.engine.types import LoadSettings  # noqa: E402
 from llamadesk.app.library.starters import starter_path  # noqa: E402
-from llamadesk.app.translate import resolve_language, translator_for  # noqa: E402
+from llamadesk.app.translate import candidates, resolve_language, translator_for  # noqa: E402
 from llamadesk.app.translate.candidates import DEFAULT_CANDIDATES  # noqa: E402
 from llamadesk.app.translate.parallel import ParallelTranslators  # noqa: E402
 
@@ -44,9 +44,15 @@ def main() -> int:
     parser.add_argument("--langs", default="fr,es")
     parser.add_argument("--sets", default="django,sphinx")
     parser.add_argument("--limit", type=int, help="segments per set and language (default: all)")
+    parser.add_argument(
+        "--temperature", type=float, default=candidates.SAMPLE_TEMPERATURE, help="the sampled candidates' temperature"
+    )
+    parser.add_argument("--min-p", type=float, default=candidates.SAMPLE_MIN_P, help="the sampled candidates' min-p")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
+    # The study's knobs: candidate_samplings reads these module settings each time it is called.
+    candidates.SAMPLE_TEMPERATURE, candidates.SAMPLE_MIN_P = args.temperature, args.min_p
     english = resolve_language("en")
     begun = time.perf_counter()
     scores: dict[tuple[str, str, int], tuple[float, float]] = {}  # (set, lang, count) -> (chrF, s/segment)
@@ -75,7 +81,8 @@ def main() -> int:
         f"gemma3-270m (Q4_K_M), 1 thread, context 2048, every message of bench/translate.py's sets "
         f"{args.sets.replace(',', ', ')} into {args.langs.replace(',', ', ')}; `translate --candidates N` "
         f"(N = 1: the default pipeline) with its candidates decoded side by side on a batched decoder of "
-        f"{SLOTS} slots, one segment at a time. chrF by sacrebleu (corpus); in brackets the change against "
+        f"{SLOTS} slots, one segment at a time, sampled at temperature {args.temperature} with min-p "
+        f"{args.min_p}. chrF by sacrebleu (corpus); in brackets the change against "
         f"N = {base}. The default count of `--candidates` is {DEFAULT_CANDIDATES}.",
         "",
         "| set | lang | " + " | ".join(f"N = {c}" for c in counts) + " |",
