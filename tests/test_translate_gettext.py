@@ -216,8 +216,13 @@ def test_resume_skips_the_entries_already_done(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b'msgid "a"\nmsgstr "b\nfoo bar\n', b"\xff\xfe garbage \x00\x01", b'msgid ""\nmsgstr ""\n'],
-    ids=["unterminated", "binary", "no-messages"],
+    [
+        b'msgid "a"\nmsgstr "b\nfoo bar\n',
+        b"\xff\xfe garbage \x00\x01",
+        b'msgid ""\nmsgstr ""\n',
+        b'msgid ""\nmsgstr ""\n"Language: fr\\n"\n"Plural-Forms: nplurals=0; plural=0;\\n"\n\nmsgid "a"\nmsgstr "b"\n',
+    ],
+    ids=["unterminated", "binary", "no-messages", "no-plural-forms"],
 )
 def test_broken_catalogs_are_one_line_exit_2_and_nothing_written(tmp_path, content):
     po = tmp_path / "broken.po"
@@ -229,6 +234,54 @@ def test_broken_catalogs_are_one_line_exit_2_and_nothing_written(tmp_path, conte
     assert not out.exists() and list(tmp_path.iterdir()) == [po]
     proc = run_cli("translate", "--to", "fr", str(po), "--update")
     assert proc.returncode == 2 and po.read_bytes() == content
+
+
+BAD_PLURAL_HEADERS = {
+    "a billion forms": ("nplurals=1000000000; plural=(n > 1);", "declares nplurals=1000000000"),
+    "a form past nplurals": ("nplurals=2; plural=5;", "gives form 5 for n=0"),
+    "a form past nplurals for some n": ("nplurals=2; plural=(n > 5 ? 2 : n > 1);", "gives form 2 for n=6"),
+    "not C": ("nplurals=2; plural=n >>> 1;", "cannot be used"),
+    "a division by zero": ("nplurals=2; plural=n % 0;", "cannot be used (integer modulo by zero)"),
+    "too deep": ("nplurals=2; plural=" + "(" * 30 + "n" + ")" * 30 + ";", "cannot be used"),
+    "unbalanced": ("nplurals=2; plural=(n;", "cannot be used"),
+    "a Python name": ("nplurals=2; plural=__import__;", "cannot be used"),
+}
+
+
+def with_plural_header(header: str) -> str:
+    """A French catalog, partly translated (so it keeps its own header), with a plural message to do."""
+    plural_message = '\nmsgid "%d file"\nmsgid_plural "%d files"\nmsgstr[0] ""\nmsgstr[1] ""\n'
+    return PO.replace("nplurals=2; plural=(n > 1);", header) + plural_message
+
+
+@pytest.mark.parametrize("case", BAD_PLURAL_HEADERS, ids=list(BAD_PLURAL_HEADERS))
+def test_a_kept_plural_forms_header_that_cannot_be_used_is_refused_before_translating(case):
+    # A catalog in the target language keeps its own Plural-Forms header, which comes from the file:
+    # these once gave an internal error (exit 1), an IndexError after every entry was translated
+    # (the work lost), or a billion-slot tuple that never finished.
+    header, says = BAD_PLURAL_HEADERS[case]
+    with pytest.raises(BadInputError, match=re.escape(says)) as refused:
+        read_translatable("fr.po", with_plural_header(header).encode(), resolve_language("fr"))
+    assert "\n" not in str(refused.value) and "Plural-Forms header" in str(refused.value)
+
+
+def test_a_usable_kept_plural_header_is_followed():
+    # Three forms for French is the translators' choice (not CLDR's two): kept, and every form filled.
+    header = "nplurals=3; plural=(n == 0 ? 0 : n == 1 ? 1 : 2);"
+    finished, _, _ = translate(with_plural_header(header).encode(), "fr", name="fr.po")
+    catalog = parse(finished.text)
+    assert catalog.num_plurals == 3
+    assert catalog.get(("%d file", "%d files")).string == ("%d FILES", "%d FILE", "%d FILES")
+
+
+def test_a_bad_plural_header_at_the_cli_is_one_line_exit_2_and_nothing_written(tmp_path):
+    po = tmp_path / "fr.po"
+    po.write_text(with_plural_header("nplurals=2; plural=5;"), encoding="utf-8")
+    out = tmp_path / "out.po"
+    proc = run_cli("translate", "--from", "en", "--to", "fr", str(po), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert not out.exists() and sorted(tmp_path.iterdir()) == [po]
 
 
 def test_update_and_retranslate_are_for_po_files(tmp_path):

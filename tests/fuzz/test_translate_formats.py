@@ -69,3 +69,44 @@ def test_broken_files_are_read_or_refused_never_a_crash(name, data):
             same = [SegmentResult(unit.text, unit.text) for unit in document.units]
             assert document.render(same).encode("utf-8") == mutant, case
     assert read and (refused or name.endswith(".html")), (read, refused)
+
+
+# Pieces of C plural expressions, and of what is not one, for the Plural-Forms header.
+PLURAL_TOKENS = ("n", "1", "0", "2", "10", "100", "%", "==", "!=", ">", "<=", "&&", "||", "?", ":", "(", ")", "!",
+                 "/", "-", ">>", "**", "x", "__import__", "1e9", " ")  # fmt: skip
+PLURAL_COUNTS = ("0", "1", "2", "3", "6", "10", "11", "-1", "1000000000", "99999999999999999999", "x", "")
+
+
+def french_po_with_plural_header(header: str) -> bytes:
+    """A French catalog with one entry translated (so its own header is kept) and a plural message to do."""
+    return (
+        'msgid ""\nmsgstr ""\n"Language: fr\\n"\n"Content-Type: text/plain; charset=UTF-8\\n"\n'
+        f'"Plural-Forms: {header}\\n"\n\nmsgid "Save"\nmsgstr "Enregistrer"\n\n'
+        'msgid "%d file"\nmsgid_plural "%d files"\nmsgstr[0] ""\nmsgstr[1] ""\n'
+    ).encode()
+
+
+def test_a_catalogs_own_plural_forms_header_is_used_or_refused_never_a_crash():
+    # A catalog already in the target language keeps its Plural-Forms header, so both of its values
+    # come from the file: a billion forms, an expression that is not C, divides by zero, or gives a
+    # form past nplurals. The byte mutants above start from a template, whose header is replaced.
+    rng = random.Random(19)
+    french = resolve_language("fr")
+    read = refused = 0
+    for case in range(2000):
+        expression = "".join(rng.choice(PLURAL_TOKENS) for _ in range(rng.randint(0, 12)))
+        if case % 4 == 0:  # a quarter from a well-formed shape, so that some are read
+            expression = f"(n {rng.choice(('>', '!=', '%', '=='))} {rng.choice(('0', '1', '2'))})"
+        header = f"nplurals={rng.choice(PLURAL_COUNTS)}; plural={expression};"
+        try:
+            document = read_translatable("fr.po", french_po_with_plural_header(header), french)
+        except BadInputError as error:
+            assert "\n" not in str(error), (case, header, str(error))
+            refused += 1
+            continue
+        read += 1
+        rendered = document.render([SegmentResult(u.text, u.text.replace("file", "fichier")) for u in document.units])
+        count = document.catalog.num_plurals
+        assert "%d fichiers" in rendered and f"msgstr[{count - 1}]" in rendered, (case, header)
+        assert f"msgstr[{count}]" not in rendered, (case, header)
+    assert read and refused, (read, refused)

@@ -20,12 +20,12 @@ import datetime
 import gettext
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
-from babel.messages.pofile import PoFileError, read_po, write_po
+from babel.messages.pofile import PoFileError, PoFileParser, write_po
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.confidence import is_low
@@ -35,6 +35,51 @@ from llamadesk.app.translate.protection import FORMAT, PRINTF
 from llamadesk.app.translate.segment import SegmentResult
 
 WIDTH = 76  # Babel's and xgettext's default line width for msgid/msgstr strings
+# The most plural forms a catalog may declare. CLDR's languages need at most six (Arabic's).
+MAX_PLURAL_FORMS = 10
+_FIX_PLURALS = "fix the file's Plural-Forms header (or translate its .pot template)"
+
+
+class _PluralFormsOutOfRange(Exception):
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+class _BoundedCatalog(Catalog):
+    """Babel's Catalog, except that a Plural-Forms header's nplurals outside 1..MAX_PLURAL_FORMS
+    stops the reading the first time it is used.
+
+    Babel's reader gives every plural message a list of nplurals strings as it reads it, so a
+    file that says nplurals=1000000000 would take minutes and gigabytes for each one before any
+    check of ours could run; the header is only known once Babel has parsed it, so the check
+    sits where Babel asks for the number.
+    """
+
+    @property
+    def num_plurals(self) -> int:
+        count = Catalog.num_plurals.fget(self)
+        if not 1 <= count <= MAX_PLURAL_FORMS:
+            raise _PluralFormsOutOfRange(count)
+        return count
+
+
+def _read_po(data: bytes, name: str) -> Catalog:
+    """Babel's read_po (strict: abort_invalid) into a _BoundedCatalog; BadInputError for a file that is not one."""
+    catalog = _BoundedCatalog()
+    try:
+        PoFileParser(catalog, ignore_obsolete=False, abort_invalid=True).parse(io.BytesIO(data))
+        _ = catalog.num_plurals  # reading it checks it: a file without plural messages never had it read
+    except _PluralFormsOutOfRange as error:
+        raise BadInputError(
+            f"{name} declares nplurals={error.count}; a catalog has 1 to {MAX_PLURAL_FORMS}: {_FIX_PLURALS}"
+        ) from None
+    except (PoFileError, UnicodeDecodeError, LookupError, ValueError) as error:
+        # Babel's message may quote a msgid with newlines in it: one line, and not too long.
+        reason = " ".join(str(error).split())
+        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        raise BadInputError(f"{name} is not a valid gettext catalog: {reason}") from None
+    return catalog
 
 
 def babel_locale(language: Language) -> Locale:
@@ -130,18 +175,12 @@ def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = F
     """The untranslated messages of a .po/.pot as units; BadInputError for a file that is not one."""
     for placeholder, filled in TEMPLATE_HEADER_PLACEHOLDERS:
         data = data.replace(placeholder, filled, 1)
-    try:
-        catalog = read_po(io.BytesIO(data), abort_invalid=True)
-    except (PoFileError, UnicodeDecodeError, LookupError, ValueError) as error:
-        # Babel's message may quote a msgid with newlines in it: one line, and not too long.
-        reason = " ".join(str(error).split())
-        reason = reason if len(reason) <= 160 else reason[:157] + "..."
-        raise BadInputError(f"{name} is not a valid gettext catalog: {reason}") from None
+    catalog = _read_po(data, name)
     messages = [m for m in catalog if m.id]
     if not messages:
         raise BadInputError(f"{name} has no messages to translate")
     _retarget(catalog, name, target, messages)
-    form_of = gettext.c2py(catalog.plural_expr)  # the stdlib's reading of a C plural expression
+    form_of = plural_rule(catalog, name)
     singular_form = form_of(1)
     document = GettextFile(catalog, inflected_plurals=len({form_of(n) for n in range(2, 1000)}) > 1)
     for message in messages:
@@ -160,6 +199,33 @@ def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = F
             document.units.append(Unit(message.id, note))
             document.slots.append(_Slot(message, message.id, ()))
     return document
+
+
+def plural_rule(catalog: Catalog, name: str) -> Callable[[int], int]:
+    """The catalog's Plural-Forms rule as a function of n, once it is known to be usable.
+
+    A catalog already in the target language keeps its own header, which comes from the file
+    (its nplurals was bounded as it was read, _BoundedCatalog): its plural expression must parse
+    (the stdlib's gettext.c2py reads C's grammar, with its own limits on length and nesting) and
+    give a form below nplurals for every count a program shows (0..999 here, the same counts as
+    `inflected_plurals`). Otherwise BadInputError, before any translating: a rule that fails
+    later would lose the translations made by then.
+    """
+    count, expression = catalog.num_plurals, catalog.plural_expr
+    shown = expression if len(expression) <= 60 else expression[:57] + "..."
+    try:
+        form_of = gettext.c2py(expression)
+        forms = [form_of(n) for n in range(1000)]
+    except (ValueError, ArithmeticError, RecursionError, SyntaxError) as error:
+        reason = f"its plural expression {shown!r} cannot be used ({error})"
+        raise BadInputError(f"{name}: {reason}: {_FIX_PLURALS}") from None
+    wrong = next((n for n, form in enumerate(forms) if not 0 <= form < count), None)
+    if wrong is not None:
+        raise BadInputError(
+            f"{name}: its plural expression {shown!r} gives form {forms[wrong]} for n={wrong}, "
+            f"but nplurals={count}: {_FIX_PLURALS}"
+        )
+    return form_of
 
 
 def _translated(message: Message) -> bool:
