@@ -191,6 +191,9 @@ def test_translated_and_fuzzy_entries_are_left_alone_unless_asked():
 def test_a_catalog_in_another_language_is_refused():
     with pytest.raises(BadInputError, match="catalog for French"):
         read_translatable("fr.po", PO.encode(), resolve_language("de"))
+    # CLDR's root locale has no English name: the message names it by its code, not "None".
+    with pytest.raises(BadInputError, match=r"catalog for root \(Language: root\)"):
+        read_translatable("root.po", PO.replace("Language: fr", "Language: root").encode(), resolve_language("de"))
 
 
 def test_a_translated_catalog_without_a_language_header_keeps_its_plurals():

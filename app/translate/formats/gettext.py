@@ -250,7 +250,7 @@ def _retarget(catalog: Catalog, name: str, target: Language, messages: list[Mess
         return  # translated, with no Language header: taken to be in the language asked for, as it is
     if current is not None and translated:
         raise BadInputError(
-            f"{name} is a catalog for {current.english_name} (Language: {current}); "
+            f"{name} is a catalog for {current.english_name or current} (Language: {current}); "
             f"translate its template (.pot) into {target.name} instead"
         )
     model = Catalog(locale=locale)
