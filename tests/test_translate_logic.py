@@ -206,6 +206,10 @@ def test_glossary_file_format_and_errors(tmp_path):
         parse_glossary("a = b\njust words\n")
     with pytest.raises(BadInputError, match="no such file"):
         load_glossary(tmp_path / "missing.txt")
+    latin = tmp_path / "latin-1.txt"
+    latin.write_bytes("café = café\n".encode("latin-1"))
+    with pytest.raises(BadInputError, match=r"^--glossary .*latin-1.txt is not UTF-8 text; convert it to UTF-8"):
+        load_glossary(latin)
     assert terms_in("Open a Pull Request now", glossary) == {"pull request": "demande de fusion"}
     assert terms_in("branches are", glossary) == {}, "whole words only"
     assert missing_terms("Ouvrez une demande de fusion", {"pull request": "demande de fusion"}) == []

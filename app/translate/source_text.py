@@ -54,7 +54,7 @@ def _decoded(raw: bytes, name: str, max_bytes: int) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadInputError(f"{name} is not UTF-8 text; llamadesk translates text and Markdown files") from None
+        raise BadInputError(f"{name} is not UTF-8 text; convert it to UTF-8 first (e.g. with iconv)") from None
     # Newlines as Python's text mode reads them, which the segmenter expects.
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
