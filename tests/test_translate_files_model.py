@@ -138,6 +138,27 @@ def test_cli_srt_keeps_timing_and_lines(tmp_path):
     assert [s.content for s in after] != [s.content for s in before]
 
 
+def test_cli_a_cue_too_long_for_the_context_is_kept_and_the_rest_translated(tmp_path):
+    # A cue of 9,000 words is more than the model's context: it stays as it was, said on stderr,
+    # and the cues around it are translated (it once ended the job with exit 2, at every resume).
+    # The cue after it, whose prompt would carry it as context, is asked again without it.
+    wide = " ".join(["word"] * 9000) + "."
+    source = tmp_path / "wide.srt"
+    source.write_text(
+        f"1\n00:00:01,000 --> 00:00:02,000\nThe train leaves at noon.\n\n"
+        f"2\n00:00:03,000 --> 00:00:04,000\n{wide}\n\n"
+        f"3\n00:00:05,000 --> 00:00:06,000\nWhere is the station?\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "wide.fr.srt"
+    proc = run_cli("translate", "--to", "fr", str(source), "-o", str(out), *PINNED)
+    assert proc.returncode == 0, proc.stderr
+    assert "kept as it was" in proc.stderr and "Traceback" not in proc.stderr
+    after = list(srt.parse(out.read_text(encoding="utf-8")))
+    assert after[1].content == wide
+    assert after[0].content != "The train leaves at noon." and after[2].content != "Where is the station?"
+
+
 def test_a_page_keeps_its_markup(gemma_translator):
     finished = translate(gemma_translator, "page.html", PAGE.encode())
     assert structure(finished.text) == structure(PAGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError, PromptTooLong
 from llamadesk.app.translate import (
     ChunkDone,
     JobCancelled,
@@ -194,6 +194,42 @@ def test_an_empty_answer_after_the_retry_keeps_the_source_and_says_so():
     tr, _ = translator(["", ""])
     result = tr.translate("Hello world.", EN, FR)
     assert (result.translation, result.fallback) == ("Hello world.", "source-kept")
+
+
+def test_a_segment_too_long_for_the_context_is_kept_and_the_document_goes_on():
+    # The engine refuses a prompt longer than its context (PromptTooLong). One such segment (a table
+    # cell of thousands of tags, a subtitle cue of thousands of words) used to end the whole job,
+    # and every resume ended there again.
+    def reply(prompt):
+        if "WIDE" in segment_of(prompt):
+            raise PromptTooLong("the prompt is 9000 tokens but the context holds 4096; shorten it")
+        return upper_translation(prompt)
+
+    tr, _ = translator(reply)
+    wide = "WIDE " + "word " * 50 + "end."
+    result = tr.translate(wide, EN, FR)
+    assert (result.translation, result.fallback) == (wide, "source-kept")
+    assert result.problems == ("kept as it was: the prompt is 9000 tokens but the context holds 4096; shorten it",)
+    job = TranslationJob(tr, f"First one.\n\n{wide}\n\nLast one.\n", JobSettings(FR, EN))
+    finished = list(job.run())[-1]
+    assert isinstance(finished, JobFinished)
+    assert finished.text == f"FIRST ONE.\n\n{wide}\n\nLAST ONE.\n"
+    assert [r.fallback for r in finished.results] == [None, "source-kept", None]
+
+
+def test_a_prompt_too_long_with_its_context_is_asked_again_without_it():
+    # A long paragraph translated before, carried as context, can make the next prompt too long
+    # where the segment alone fits: asked again without the context, not kept in the source.
+    def reply(prompt):
+        text = prompt.text if prompt.kind == "completion" else str(prompt.messages)
+        if "LONG PARAGRAPH" in text:
+            raise PromptTooLong("the prompt is 5000 tokens but the context holds 4096; shorten it")
+        return upper_translation(prompt)
+
+    tr, generator = translator(reply)
+    result = tr.translate("Next one.", EN, FR, context=(("LONG PARAGRAPH ...", "LONG PARAGRAPH ..."),))
+    assert (result.translation, result.fallback, result.problems) == ("NEXT ONE.", None, ())
+    assert len(generator.prompts) == 2
 
 
 # -- glossary ------------------------------------------------------------------------------------------

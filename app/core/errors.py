@@ -19,6 +19,11 @@ class BadInputError(LlamadeskError):
     exit_code = 2
 
 
+class PromptTooLong(BadInputError):
+    """A prompt with more tokens than the context holds. Bad input for one request (exit 2, a 400
+    from the server); a document's translation keeps that one segment as it was and goes on."""
+
+
 class Interrupted(LlamadeskError):
     """The user pressed Ctrl-C during long work; exit code 130 like a shell."""
 

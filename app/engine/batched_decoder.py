@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import llama_cpp
 import numpy as np
 
-from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLong
 from llamadesk.app.engine.prefix_shelf import MAX_SHELVED_TOKENS
 from llamadesk.app.engine.prefix_shelf import WORTH_KEEPING as WORTH_SHELVING
 from llamadesk.app.engine.sequence_handle import LockstepMember, PieceCallback, SequenceHandle, SequenceResult
@@ -175,7 +175,7 @@ class BatchedDecoder:
         if not tokens:
             raise BadInputError("the prompt is empty (no tokens); give the model some text to continue")
         if len(tokens) >= self.n_ctx:
-            raise BadInputError(
+            raise PromptTooLong(
                 f"the prompt is {len(tokens)} tokens but the batched context holds {self.n_ctx}; shorten it"
             )
         handle = SequenceHandle()

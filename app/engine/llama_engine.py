@@ -20,7 +20,7 @@ import llama_cpp.llama_chat_format
 import numpy as np
 from gguf import GGMLQuantizationType
 
-from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLong
 from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits, is_adapter
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
@@ -349,7 +349,7 @@ class Engine:
             # llama.cpp has nothing to decode (llama-cpp-python asserts on it): nothing to answer.
             raise BadInputError("the prompt is empty (no tokens); give the model some text to continue")
         if len(prompt_tokens) >= n_ctx:
-            raise BadInputError(
+            raise PromptTooLong(
                 f"the prompt is {len(prompt_tokens)} tokens but the context holds {n_ctx}; "
                 "shorten it or load the model with a larger --ctx"
             )

@@ -15,6 +15,7 @@ restored as the required translation instead of the original text.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 MARKER_RE = re.compile(r"⟦(\d+)⟧")
@@ -180,14 +181,16 @@ def lost_spans(source: str, translation: str, terms: dict[str, str] | None = Non
     A quoted placeholder counts as its placeholder: its quotes are typography, which the target
     language may set otherwise (typography.py: “%(value)s” -> « %(value)s »).
     """
+    if translation == source:  # a segment kept as it was: nothing to count (and it may be huge)
+        return []
     lost = []
-    source_spans = [
+    source_spans = Counter(
         source[s + 1 : e - 1] if kind == "quoted-placeholder" else source[s:e]
         for s, e, kind in find_spans(source)
         if kind != "marker-lookalike"
-    ]
-    for original in dict.fromkeys(source_spans):
-        if translation.count(original) < source_spans.count(original):
+    )
+    for original, count in source_spans.items():
+        if translation.count(original) < count:
             lost.append(original)
     if source.strip() and (
         _edge(source, "lead") != _edge(translation, "lead") or _edge(source, "trail") != _edge(translation, "trail")

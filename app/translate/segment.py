@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from llamadesk.app.core.errors import PromptTooLong
 from llamadesk.app.translate.candidates import Candidate, candidate_samplings, choose
 from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
@@ -223,10 +224,25 @@ class SegmentTranslator:
         quotes and apostrophes (typography.py); a job decides it once for its whole document.
         """
         sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
-        if len(sentences) > 1:
-            result = self._translate_sentences(sentences, source, target, glossary, context, on_text, note)
+        started = time.perf_counter()
+        for given_context in (context, ()) if context else (context,):
+            try:
+                if len(sentences) > 1:
+                    result = self._translate_sentences(
+                        sentences, source, target, glossary, given_context, on_text, note
+                    )
+                else:
+                    result = self._translate(text, source, target, glossary, given_context, on_text, note)
+                break
+            except PromptTooLong as error:
+                # Too long for the context with the segments around it (a neighbour that is itself
+                # too long): again without them. Too long alone (a table cell of thousands of tags, a
+                # cue of thousands of words): kept as it was, since stopping the document here would
+                # stop it here again on every resume.
+                too_long = error
         else:
-            result = self._translate(text, source, target, glossary, context, on_text, note)
+            seconds = time.perf_counter() - started
+            return SegmentResult(text, text, seconds, 1, "source-kept", (f"kept as it was: {too_long}",))
         lost = lost_spans(result.source, result.translation)
         if lost:
             result = replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
