@@ -223,26 +223,7 @@ class SegmentTranslator:
         default: when `text` itself is typeset), the translation gets the target language's
         quotes and apostrophes (typography.py); a job decides it once for its whole document.
         """
-        sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
-        started = time.perf_counter()
-        for given_context in (context, ()) if context else (context,):
-            try:
-                if len(sentences) > 1:
-                    result = self._translate_sentences(
-                        sentences, source, target, glossary, given_context, on_text, note
-                    )
-                else:
-                    result = self._translate(text, source, target, glossary, given_context, on_text, note)
-                break
-            except PromptTooLong as error:
-                # Too long for the context with the segments around it (a neighbour that is itself
-                # too long): again without them. Too long alone (a table cell of thousands of tags, a
-                # cue of thousands of words): kept as it was, since stopping the document here would
-                # stop it here again on every resume.
-                too_long = error
-        else:
-            seconds = time.perf_counter() - started
-            return SegmentResult(text, text, seconds, 1, "source-kept", (f"kept as it was: {too_long}",))
+        result = self._translate_fitting(text, source, target, glossary, context, on_text, note)
         lost = lost_spans(result.source, result.translation)
         if lost:
             result = replace(result, problems=(*result.problems, "not kept: " + ", ".join(map(repr, lost))))
@@ -252,6 +233,34 @@ class SegmentTranslator:
                 translation = typeset(translation, target.code)
             result = replace(result, translation=translation)
         return result
+
+    def _translate_fitting(
+        self,
+        text: str,
+        source: Language,
+        target: Language,
+        glossary: dict[str, str] | None,
+        context: tuple[tuple[str, str], ...],
+        on_text: Callable[[str], None] | None,
+        note: str,
+    ) -> SegmentResult:
+        """`text` translated whole, or a sentence at a time where the strategy says so, within the context.
+
+        Too long for the model's context with the segments before it: asked again without them.
+        Too long alone (a table cell of thousands of tags, a cue of thousands of words): kept as it
+        was, since stopping the document here would stop it here again on every resume.
+        """
+        started = time.perf_counter()
+        sentences = split_sentences(text) if self.strategy.sentence_at_a_time else [text]
+        for given_context in (context, ()) if context else ((),):
+            try:
+                if len(sentences) > 1:
+                    return self._translate_sentences(sentences, source, target, glossary, given_context, on_text, note)
+                return self._translate(text, source, target, glossary, given_context, on_text, note)
+            except PromptTooLong as error:
+                too_long = error
+        seconds = time.perf_counter() - started
+        return SegmentResult(text, text, seconds, 1, "source-kept", (f"kept as it was: {too_long}",))
 
     def _translate_sentences(
         self,

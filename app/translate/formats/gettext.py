@@ -20,7 +20,7 @@ import datetime
 import gettext
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from babel import Locale, UnknownLocaleError
@@ -180,9 +180,9 @@ def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = F
     if not messages:
         raise BadInputError(f"{name} has no messages to translate")
     _retarget(catalog, name, target, messages)
-    form_of = plural_rule(catalog, name)
-    singular_form = form_of(1)
-    document = GettextFile(catalog, inflected_plurals=len({form_of(n) for n in range(2, 1000)}) > 1)
+    forms = plural_forms(catalog, name)
+    singular_form = forms[1]
+    document = GettextFile(catalog, inflected_plurals=len(set(forms[2:])) > 1)
     for message in messages:
         if _translated(message) and not retranslate:
             continue
@@ -201,15 +201,15 @@ def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = F
     return document
 
 
-def plural_rule(catalog: Catalog, name: str) -> Callable[[int], int]:
-    """The catalog's Plural-Forms rule as a function of n, once it is known to be usable.
+def plural_forms(catalog: Catalog, name: str) -> list[int]:
+    """The plural form of each count 0..999 by the catalog's Plural-Forms rule, once it is known to be usable.
 
     A catalog already in the target language keeps its own header, which comes from the file
     (its nplurals was bounded as it was read, _BoundedCatalog): its plural expression must parse
     (the stdlib's gettext.c2py reads C's grammar, with its own limits on length and nesting) and
-    give a form below nplurals for every count a program shows (0..999 here, the same counts as
-    `inflected_plurals`). Otherwise BadInputError, before any translating: a rule that fails
-    later would lose the translations made by then.
+    give a form below nplurals for every count a program shows (0..999 here). Otherwise
+    BadInputError, before any translating: a rule that fails later would lose the translations
+    made by then.
     """
     count, expression = catalog.num_plurals, catalog.plural_expr
     shown = expression if len(expression) <= 60 else expression[:57] + "..."
@@ -225,7 +225,7 @@ def plural_rule(catalog: Catalog, name: str) -> Callable[[int], int]:
             f"{name}: its plural expression {shown!r} gives form {forms[wrong]} for n={wrong}, "
             f"but nplurals={count}: {_FIX_PLURALS}"
         )
-    return form_of
+    return forms
 
 
 def _translated(message: Message) -> bool:
