@@ -6,12 +6,21 @@ The real page is GEMMA_TERMS.html from the gemma3-270m starter package (see test
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate import (
+    ChunkDone,
+    ChunkStarted,
+    JobFinished,
+    JobSettings,
+    SegmentTranslator,
+    choose_strategy,
+    resolve_language,
+)
 from llamadesk.app.translate.file_job import FileJob
 from llamadesk.app.translate.formats import read_translatable
 from llamadesk.app.translate.formats.html import read_html
@@ -81,6 +90,32 @@ def test_inline_markup_stays_inside_one_sentence_and_code_is_one_span():
 def test_model_text_cannot_become_markup():
     finished, _ = translate(b"<p>Less is more.</p>", lambda prompt: " a <b>bold</b> & claim\n")
     assert finished.text == "<p>a &lt;b&gt;bold&lt;/b&gt; &amp; claim</p>"
+
+
+def test_what_is_reported_shows_the_pages_markup_not_its_stand_ins():
+    # A model that drops every protected span: the notes name what was lost as the page has it.
+    def drop_markers(prompt):
+        return " " + re.sub(r"⟦\d+⟧", "", segment_of(prompt)).upper() + "\n"
+
+    page = b'<p>Click <b class="x">here</b> &amp; go.</p><p>Plain text.</p>'
+    generator = ScriptedGenerator(drop_markers)
+    document = read_translatable("page.html", page, FR)
+    assert "{{§1}}" in document.units[0].text  # the stand-ins are the units' own
+    events = list(FileJob(SegmentTranslator(generator, FEW_SHOT), document, JobSettings(FR, EN)).run())
+    finished = events[-1]
+    assert isinstance(finished, JobFinished)
+    started = [e.source for e in events if isinstance(e, ChunkStarted)]
+    done = [e.result for e in events if isinstance(e, ChunkDone)]
+    assert started[0] == 'Click <b class="x">here</b> &amp; go.'
+    for result in (*done, *finished.results):
+        shown = [result.source, result.translation, *result.problems, *result.confidence_reasons]
+        assert not any("§" in text for text in shown), shown
+    first = finished.results[0]
+    assert first.source == 'Click <b class="x">here</b> &amp; go.'
+    assert any("'<b class=\"x\">'" in problem for problem in first.problems), first.problems
+    assert done[0] == first and finished.results[1].translation == "PLAIN TEXT."
+    # The page itself is rendered from the units' own texts: every tag and entity where it was.
+    assert structure(finished.text) == structure(page.decode())
 
 
 @pytest.mark.parametrize(

@@ -70,3 +70,6 @@ class Units:
 
     def render(self, results):
         return "\n".join(r.translation for r in results)
+
+    def readable(self, index, text):
+        return text

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from llamadesk.app.translate.detection import detect_language
-from llamadesk.app.translate.events import ChunkText, JobFinished, JobStarted, TranslationEvent
+from llamadesk.app.translate.events import (
+    ChunkDone,
+    ChunkStarted,
+    ChunkText,
+    JobFinished,
+    JobStarted,
+    TranslationEvent,
+)
 from llamadesk.app.translate.job import JobSettings
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.parallel import ParallelTranslators
@@ -48,6 +55,14 @@ class TranslatableFile(Protocol):
 
     def render(self, results: Sequence[SegmentResult]) -> str:
         """The whole file with results[i] in place of units[i]."""
+        ...
+
+    def readable(self, index: int, text: str) -> str:
+        """A text about units[index] (its source, a translation, a problem) as the file writes it.
+
+        A format may put stand-ins of its own into a unit's text (a page's inline tags); what the
+        user reads in --json, notes and the UI shows what they stand for instead.
+        """
         ...
 
 
@@ -99,7 +114,7 @@ class FileJob:
             context = self._context(unit, before)
             return self._translate(translator, unit, source, target, context, stream, typography)
 
-        results = yield from translate_all(
+        events = translate_all(
             [LoopUnit(unit.key, unit.text) for unit in self.units],
             translate_one,
             translator=self.translator,
@@ -112,9 +127,44 @@ class FileJob:
             resume=self.resume,
             on_text=on_text,
         )
+        results = yield from self._readable_events(events)
         if results is None:
             return
-        yield JobFinished(self.document.render(results), tuple(results), time.perf_counter() - started)
+        shown = tuple(self._readable_result(i, result) for i, result in enumerate(results))
+        yield JobFinished(self.document.render(results), shown, time.perf_counter() - started)
+
+    def _readable_events(
+        self, events: Generator[TranslationEvent, None, list[SegmentResult] | None]
+    ) -> Generator[TranslationEvent, None, list[SegmentResult] | None]:
+        """`events` with each unit's texts as the file writes them; returns the loop's own results.
+
+        Only what is reported changes: the resume sidecar and render() keep the units' own texts.
+        """
+        try:
+            while True:
+                try:
+                    event = next(events)
+                except StopIteration as finished:
+                    return finished.value
+                if isinstance(event, ChunkStarted):
+                    event = replace(event, source=self.document.readable(event.index, event.source))
+                elif isinstance(event, ChunkDone):
+                    event = replace(event, result=self._readable_result(event.index, event.result))
+                yield event
+        finally:
+            events.close()
+
+    def _readable_result(self, index: int, result: SegmentResult) -> SegmentResult:
+        def shown(text: str) -> str:
+            return self.document.readable(index, text)
+
+        return replace(
+            result,
+            source=shown(result.source),
+            translation=shown(result.translation),
+            problems=tuple(map(shown, result.problems)),
+            confidence_reasons=tuple(map(shown, result.confidence_reasons)),
+        )
 
     def _chains(self) -> list[list[int]]:
         """Units that run one after the other with --parallel: a unit that follows another waits for

@@ -126,6 +126,10 @@ class GettextFile:
     # Arabic's), which one plural translation cannot serve; French's extra form is for millions.
     inflected_plurals: bool = False
 
+    def readable(self, index: int, text: str) -> str:
+        """Units here hold the file's own text: nothing to show otherwise."""
+        return text
+
     def render(self, results: Sequence[SegmentResult]) -> str:
         by_message: dict[int, list[tuple[_Slot, SegmentResult]]] = {}
         for slot, result in zip(self.slots, results, strict=True):

@@ -127,9 +127,27 @@ class _Run:
 class HtmlFile:
     pieces: list[str | _Tag | _Run]  # the whole document, in order
     units: list[Unit] = field(default_factory=list)
+    _runs: dict[int, _Run] | None = field(default=None, repr=False)  # unit index -> its run, for readable()
 
     def render(self, results: Sequence[SegmentResult]) -> str:
         return "".join(p if isinstance(p, str) else p.render(results) for p in self.pieces)
+
+    def readable(self, index: int, text: str) -> str:
+        """`text` about unit `index` with its stand-ins shown as the page's own markup (`{{§1}}` -> `<b>`)."""
+        if self._runs is None:  # built once: a page may have many thousand units
+            self._runs = {p.unit: p for p in self.pieces if isinstance(p, _Run)}
+        run = self._runs.get(index)
+        if run is None:  # an attribute value: no stand-ins
+            return text
+
+        def markup(match: re.Match[str]) -> str:
+            n = int(match.group(1))
+            if not 1 <= n <= len(run.kept):
+                return match.group(0)
+            kept = run.kept[n - 1]
+            return kept.raw if isinstance(kept, _Tag) else kept
+
+        return _STAND_IN.sub(markup, text)
 
 
 class _Tokens(HTMLParser):

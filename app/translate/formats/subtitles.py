@@ -62,6 +62,10 @@ class SubtitleFile:
     # model's reach; None for a unit of whole cues.
     dashes: list[str | None] = field(default_factory=list)
 
+    def readable(self, index: int, text: str) -> str:
+        """Units here hold the file's own text: nothing to show otherwise."""
+        return text
+
     def render(self, results: Sequence[SegmentResult]) -> str:
         new_texts: dict[int, list[str]] = {}  # cue index -> its translated lines
         dialogue_parts: dict[int, list[str]] = {}
