@@ -7,9 +7,9 @@ taken from git (`git archive`, so this needs the repository, not only an install
 a temporary folder and imported in a child process instead of the working tree's, through a
 `llamadesk` package of links to its app/, convert/ and quantize/ folders.
 
-Three systems translate every English message of both sets into French and Spanish, one segment
-at a time, greedily, with the same model file, one thread and a 2048-token context (the settings
-bench/translate.py used that day):
+Three systems translate every English message of both sets into French, German and Spanish (the
+languages of bench/translate.py, then and now), one segment at a time, with the same model file,
+one thread and a 2048-token context (the settings bench/translate.py used that day):
 - `filing-day`: the pipeline of commit 5c2b6d4 (fixed few-shot examples, one answer);
 - `default`: today's default pipeline;
 - `candidates`: today's `--candidates` (the greedy answer and 11 sampled ones, one kept), its
@@ -17,7 +17,7 @@ bench/translate.py used that day):
 chrF by sacrebleu (corpus level) against the human translations. Writes the "## translate vs
 filing day" section of bench/RESULTS.md.
 
-    .venv/bin/python bench/translate_filing_day.py [--langs fr,es] [--sets django,sphinx] [--limit N]
+    .venv/bin/python bench/translate_filing_day.py [--langs fr,de,es] [--sets django,sphinx] [--limit N] [--dump DIR]
 """
 
 from __future__ import annotations
@@ -114,10 +114,11 @@ def run_system(system: str, set_path: Path, args: argparse.Namespace, python_pat
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--langs", default="fr,es")
+    parser.add_argument("--langs", default="fr,de,es")  # bench/translate.py's languages
     parser.add_argument("--sets", default="django,sphinx")
     parser.add_argument("--limit", type=int, help="segments per set and language (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--dump", type=Path, help="keep every system's outputs and references in this folder")
     parser.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--set", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -139,6 +140,11 @@ def main() -> int:
         python_path = filing_day_package(folder)
         for set_name in args.sets.split(","):
             runs = {system: run_system(system, EVAL_SETS[set_name], args, python_path, folder) for system in SYSTEMS}
+            if args.dump:
+                args.dump.mkdir(parents=True, exist_ok=True)
+                for system, run in runs.items():
+                    text = json.dumps(run, ensure_ascii=False, indent=1)
+                    (args.dump / f"{system}-{set_name}.json").write_text(text, encoding="utf-8")
             for lang in langs:
                 base = None
                 for system in SYSTEMS:
@@ -161,11 +167,21 @@ def main() -> int:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     lines += [f"| {s} | {lang} | {sys_} | {n} | {c:.2f} | {d:+.2f} | {t:.2f} |" for s, lang, sys_, n, c, d, t in table]
-    met = all(d >= 5 for s, lang, sys_, n, c, d, t in table if sys_ == "candidates")
+    # The issue's goal is per evaluation set ("+5 on bench/translate.py and on a second set"): the
+    # mean over the set's languages, each pair shown above as well.
+    set_means = {}
+    for set_name in args.sets.split(","):
+        gains = [d for s, lang, sys_, n, c, d, t in table if s == set_name and sys_ == "candidates"]
+        set_means[set_name] = sum(gains) / len(gains)
+    lines += ["", "| set | `--candidates` over filing-day, mean over its languages |", "|---|---:|"]
+    lines += [f"| {name} | {mean:+.2f} |" for name, mean in set_means.items()]
+    met_sets = all(mean >= 5 for mean in set_means.values())
+    met_pairs = all(d >= 5 for s, lang, sys_, n, c, d, t in table if sys_ == "candidates")
     lines += [
         "",
-        f"Goal (#19: +5 chrF over the filing-day pipeline on both sets): {'met' if met else 'NOT met'} by "
-        f"`--candidates`. Whole run: {(time.perf_counter() - begun) / 60:.1f} min.",
+        f"Goal (#19: +5 chrF over the filing-day pipeline on both sets): {'met' if met_sets else 'NOT met'} by "
+        f"`--candidates` on each set's mean; {'met' if met_pairs else 'not met'} on every set and language pair. "
+        f"Whole run: {(time.perf_counter() - begun) / 60:.1f} min.",
         "",
         command_line("translate_filing_day.py", parser, args),
     ]
