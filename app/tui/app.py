@@ -68,10 +68,11 @@ class LlamadeskApp(App[None]):
     BINDINGS = [
         Binding("f1", "help", "Keys", show=True),
         # Priority: the text areas would otherwise take f5/f6 for themselves.
-        Binding("f6", "app.toggle_mode", "Chat / Translate", show=False, priority=True),
-        Binding("f5", "app.switch_mode('models')", "Models", show=False, priority=True),
+        Binding("f6", "app.toggle_mode", "Chat / Translate", priority=True),
+        Binding("f5", "app.switch_mode('models')", "Models", priority=True),
         Binding("question_mark", "help", "Keys", show=False),
-        Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
+        # Not in the footer (F1 and the palette list it; the README says it): room for the mode's own keys.
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(

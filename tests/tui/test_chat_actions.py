@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 from llamadesk.app.chat.store import Store
 from llamadesk.app.settings.user_config import Config, load_config
@@ -295,6 +297,20 @@ async def test_help_lists_every_key_and_the_palette_has_every_action(store):
                 and app.screen.reply is None
             ),
         )
+
+
+async def test_every_modes_footer_starts_with_the_keys_that_lead_elsewhere(store):
+    # Each mode has more keys than 80 columns show; the footer cuts from the right, so F1 (every
+    # key), F6 (chat or translation) and F5 (models) come first wherever the focus is.
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key, mode in (("f6", "translate"), ("f5", "models"), ("f6", "chat")):
+            shown = [k.key for k in app.screen.query_one(Footer).query(FooterKey)]
+            assert shown[:3] == ["f1", "f6", "f5"], shown
+            assert len(shown) > 4, "the mode's own keys follow"
+            await pilot.press(key)
+            await wait_until(pilot, lambda mode=mode: app.current_mode == mode, what=f"the {mode} mode")
+            await pilot.pause()
 
 
 async def test_the_theme_is_remembered_in_the_config(store):

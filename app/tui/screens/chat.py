@@ -16,7 +16,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Markdown
 from textual.widgets.markdown import MarkdownStream
 
@@ -40,6 +39,7 @@ from llamadesk.app.tui.engine_host import (
 from llamadesk.app.tui.frame_pacer import FramePacer
 from llamadesk.app.tui.screens.adapter_picker import AdapterPickerScreen
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
+from llamadesk.app.tui.screens.mode_screen import ModeScreen
 from llamadesk.app.tui.screens.model_picker import ModelPickerScreen
 from llamadesk.app.tui.screens.settings import SettingsScreen
 from llamadesk.app.tui.widgets.conversation_list import ConversationList
@@ -84,7 +84,7 @@ class _Reply:
         return "".join(self.parts)
 
 
-class ChatScreen(Screen):
+class ChatScreen(ModeScreen):
     """Talk with a local model; every action has a key and a command-palette entry."""
 
     CSS_PATH = Path(__file__).with_name("chat.tcss")

@@ -17,13 +17,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.tui.model_jobs import DEFAULT_CONVERT_TYPE, CancelToken, JobProgress
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
+from llamadesk.app.tui.screens.mode_screen import ModeScreen
 
 if TYPE_CHECKING:
     from llamadesk.app.library.catalog import LibraryEntry, Removal
@@ -116,7 +116,7 @@ class JobEnded(Message):
         self.job = job  # False: a delete, which runs beside a job
 
 
-class ModelsScreen(Screen):
+class ModelsScreen(ModeScreen):
     """Manage the local library; every action has a key and a command-palette entry."""
 
     CSS_PATH = Path(__file__).with_name("models.tcss")

@@ -18,7 +18,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Label, ProgressBar, Select, TextArea
 
 from llamadesk.app.chat.store import Store, StoredTranslation
@@ -50,6 +49,7 @@ from llamadesk.app.translate.segment import SegmentResult
 from llamadesk.app.translate.source_text import read_source_bytes, read_source_file
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
+from llamadesk.app.tui.screens.mode_screen import ModeScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
 from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 
@@ -67,7 +67,7 @@ class TranslationUpdate(Message):
         self.event = event
 
 
-class TranslateScreen(Screen):
+class TranslateScreen(ModeScreen):
     """Translate typed text or a file with the translation model."""
 
     CSS_PATH = Path(__file__).with_name("translate.tcss")
