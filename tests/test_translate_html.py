@@ -123,9 +123,10 @@ def test_what_is_reported_shows_the_pages_markup_not_its_stand_ins():
     [
         ("<p>Caf\u00e9</p>".encode("latin-1"), "not UTF-8"),
         (b'<meta charset="iso-8859-1"><p>Hello</p>', "declares charset iso-8859-1"),
+        (b"<html><body><script>x = 1</script><p>42</p><pre>code</pre></body></html>", "no text for people"),
     ],
 )
-def test_html_that_is_not_utf8_is_refused(tmp_path, content, message):
+def test_html_that_is_not_utf8_or_has_no_text_is_refused(tmp_path, content, message):
     with pytest.raises(BadInputError, match=message):
         read_translatable("page.html", content, FR)
     page = tmp_path / "page.html"

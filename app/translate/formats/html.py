@@ -194,7 +194,7 @@ class _Tokens(HTMLParser):
 
 
 def read_html(data: bytes, name: str) -> HtmlFile:
-    """The page's text for people as units; BadInputError for a page that is not UTF-8."""
+    """The page's text for people as units; BadInputError for a page that is not UTF-8 or has no such text."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -206,7 +206,10 @@ def read_html(data: bytes, name: str) -> HtmlFile:
     tokens = _Tokens(text)
     tokens.feed(text)
     tokens.close()
-    return _Builder(text, tokens.tokens).build()
+    document = _Builder(text, tokens.tokens).build()
+    if not document.units:  # as for an empty .srt or .po: say so rather than write a copy
+        raise BadInputError(f"{name} has no text for people to translate (scripts, styles, code and numbers are kept)")
+    return document
 
 
 class _Builder:
