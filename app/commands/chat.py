@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="random seed for sampling")
     parser.add_argument("--max-tokens", type=int, help="stop the reply after this many tokens")
     parser.add_argument("--stats", action="store_true", help="print speed and context use to stderr after each reply")
+    parser.add_argument(
+        "--prompt-lookup",
+        action="store_true",
+        help="greedy replies that quote the prompt (edits, corrections): guess the quoted tokens and check "
+        "several per step: the same reply, faster where it copies long runs; needs --temperature 0 --repeat-penalty 1",
+    )
     add_lora_option(parser)
     stored = parser.add_argument_group("stored conversations (shared with the app)")
     which = stored.add_mutually_exclusive_group()
@@ -211,6 +217,7 @@ def open_stored_chat(args: argparse.Namespace) -> StoredChat:
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.core.value_ranges import MAX_TOKENS, REPEAT_PENALTY, TEMPERATURE, TOP_P
     from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
+    from llamadesk.app.engine.token_sampler import is_plain_greedy
     from llamadesk.app.library.catalog import resolve_model
 
     if args.list:
@@ -242,7 +249,13 @@ def run(args: argparse.Namespace) -> int:
             repeat_penalty=settings.repeat_penalty,
             seed=args.seed,
             max_tokens=settings.max_tokens,
+            prompt_lookup=args.prompt_lookup,
         )
+        if args.prompt_lookup and not is_plain_greedy(sampling):
+            # Only a greedy pick can be checked against a guess; anything else would be ignored silently.
+            raise BadInputError(
+                "--prompt-lookup checks guesses against greedy decoding: give --temperature 0 --repeat-penalty 1 too"
+            )
         load = load_settings(args)
         if settings.context_length:  # --ctx, or the continued conversation's own context
             load = replace(load, n_ctx=settings.context_length)
