@@ -566,3 +566,43 @@ def test_a_parallel_server_counts_the_batched_decoders_context_in_a_models_need(
     weights = inspect_model(smollm2_path).tensor_bytes
     # The second context repeats the KV cache and buffers, never the weights.
     assert two - one == one - weights and one - weights > 2048 * 1024
+
+
+def test_serve_prompt_lookup_checks_guesses_on_greedy_replies_and_says_the_same(smollm2_path):
+    """`serve --prompt-lookup`: a real engine behind the pool; the greedy reply is the one a plain pool
+    gives, with most of its quote taken from checked guesses."""
+    from llamadesk.app.engine.llama_engine import Engine
+    from tests.conftest import PINNED_LOAD
+
+    quote = "Order 4471-B from Rufus Wainwright-Oduya ships on 2024-03-17 to 221B Baker Street, London NW1 6XE."
+    ask = [{"role": "user", "content": f"Repeat this sentence exactly, then say done:\n{quote}"}]
+    engines: list = []
+
+    def loader(path, settings):
+        engines.append(Engine.load(path, LoadSettings(n_ctx=1024, **PINNED_LOAD)))
+        return engines[-1]
+
+    async def reply(prompt_lookup: bool) -> tuple[str, int]:
+        pool = ModelPool({"m": smollm2_path}, LoadSettings(), 2, loader, lambda n: None, prompt_lookup=prompt_lookup)
+        pool.start()
+        try:
+            request = GenerationRequest("m", ask, sampling=Sampling(temperature=0.0, max_tokens=48))
+            job = pool.submit(request, asyncio.get_running_loop())
+            events = await drain(job)
+            return "".join(e.text for e in events if isinstance(e, TextPiece)), engines[-1]._token_loop.lookup.accepted
+        finally:
+            pool.close()
+
+    async def main():
+        return await reply(False), await reply(True)
+
+    (plain, plain_guessed), (looked_up, guessed) = asyncio.run(main())
+    assert looked_up == plain and "Rufus" in plain
+    assert plain_guessed == 0 and guessed >= 10
+
+
+def test_serve_prompt_lookup_is_refused_with_parallel():
+    proc = run_cli("serve", "--prompt-lookup", "--parallel", "2", "--port", "1")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "llamadesk: --prompt-lookup checks one reply's guesses at a time; leave out --parallel"
+    ]

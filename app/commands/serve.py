@@ -110,6 +110,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "little slower, and a reply's exact words may depend on what else is decoded beside it "
         "(default: 1, one reply at a time)",
     )
+    parser.add_argument(
+        "--prompt-lookup",
+        action="store_true",
+        help="greedy requests (temperature 0) that quote their input: guess the quoted tokens and check several "
+        "per step, the same reply, faster where it copies long runs (one reply at a time: not with --parallel)",
+    )
     add_load_options(parser)
     add_lora_option(parser)
     parser.set_defaults(handler=run)
@@ -219,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--queue-size must be between 1 and 10000")
     if not 1 <= args.parallel <= 64:
         raise BadInputError("--parallel must be between 1 and 64")
+    if args.prompt_lookup and args.parallel > 1:
+        raise BadInputError("--prompt-lookup checks one reply's guesses at a time; leave out --parallel")
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -243,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
         memory_budget=memory_budget,
         adapters=adapters,
         parallel=args.parallel,
+        prompt_lookup=args.prompt_lookup,
     )
     preload = next(iter(served), "smollm2") if args.preload else None
     app = build_app(config, pool, preload=preload)

@@ -232,8 +232,11 @@ class ModelPool:
         memory_needed: Callable[[Path, LoadSettings], int] = memory_before_load,
         adapters: tuple[tuple[str, float], ...] = (),
         parallel: int = 1,
+        prompt_lookup: bool = False,
     ):
         self._served = dict(served)  # names the operator gave with -m, with their files
+        # serve --prompt-lookup: asked of every single-stream reply; the engine uses it on greedy ones.
+        self._prompt_lookup = prompt_lookup
         self._load_settings = load_settings
         # serve --lora: LoRA adapters (file, scale) applied to the operator's -m models, not to
         # the library's others (an adapter fits the one base it was trained on).
@@ -454,10 +457,11 @@ class ModelPool:
         if batched:
             self._start_batched(job, engine, use_chat, started, load_seconds)
             return
+        sampling = replace(request.sampling, prompt_lookup=True) if self._prompt_lookup else request.sampling
         events = (
-            engine.stream_chat(request.messages, request.sampling)
+            engine.stream_chat(request.messages, sampling)
             if use_chat
-            else engine.stream_completion(request.prompt or "", request.sampling)
+            else engine.stream_completion(request.prompt or "", sampling)
         )
         finish, stats = self._forward(job, engine, events, StopScanner(request.stop))
         job.post(ReplyDone(finish, stats, load_seconds, time.perf_counter() - started))
