@@ -110,6 +110,23 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2 and "no such file" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "name, content",
+    [("code.md", "# 1.2\n\n```\nprint('hello world')\n```\n"), ("numbers.txt", "42 %s https://example.com/page\n")],
+)
+def test_cli_input_without_words_is_refused_before_the_model_loads(tmp_path, name, content):
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
+    out = tmp_path / f"out-{name}"
+    missing_model = str(tmp_path / "no-such-model.gguf")  # never reached: the input is refused first
+    for extra in ((), ("--from", "en")):
+        proc = run_cli("translate", "--to", "fr", *extra, str(source), "-o", str(out), "-m", missing_model)
+        assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+            "llamadesk: nothing to translate: the input has no words outside code, links and placeholders"
+        ], proc.stderr
+    assert not out.exists()
+
+
 def test_cli_glossary_is_enforced(tmp_path):
     glossary = tmp_path / "terms.txt"
     glossary.write_text("pull request = demande de fusion\n", encoding="utf-8")

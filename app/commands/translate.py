@@ -150,9 +150,11 @@ def run(args: argparse.Namespace) -> int:
     )
     from llamadesk.app.translate.candidates import MAX_CANDIDATES
     from llamadesk.app.translate.confidence import is_low
+    from llamadesk.app.translate.detection import has_words
     from llamadesk.app.translate.file_job import FileJob
     from llamadesk.app.translate.formats import format_of, read_translatable
     from llamadesk.app.translate.parallel import ParallelTranslators
+    from llamadesk.app.translate.segmentation import split_document, split_lines
     from llamadesk.app.translate.source_text import read_source_bytes
 
     if args.candidates and not 2 <= args.candidates <= MAX_CANDIDATES:
@@ -184,11 +186,15 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 0
-    else:
+    mode = "lines" if args.file == "-" or args.lines else "document"
+    if document is None:
         text = _read_input(args.file)
         if not text.strip():
             raise BadInputError("nothing to translate: the input is empty")
-    mode = "lines" if args.file == "-" or args.lines else "document"
+        pieces = split_lines(text) if mode == "lines" else split_document(text)
+        if not has_words(" ".join(piece.source for piece in pieces if piece.translatable)):
+            # as for an HTML page without text: said before the model loads, nothing written
+            raise BadInputError("nothing to translate: the input has no words outside code, links and placeholders")
     path = resolve_model(args.model)
 
     with contextlib.ExitStack() as stack:
