@@ -15,9 +15,9 @@ tokens kept, as a plain decode would have left it.
 How long a draft may be follows how the last ones fared (DraftLength). In a reply that quotes
 little, two-token matches are everywhere (". The", "of the") and what followed them is rarely
 what comes next: eight-token drafts from every match made a plain chat reply 0.55x as fast (1%
-of drafts kept, bench/RESULTS.md "prompt lookup"). Drafts start short, double while they are kept
-whole, fall back after a miss, and after a check that cost more time than it saved no guess is
-made for a while (longer after each such check in a row).
+of drafts kept, bench/RESULTS.md "prompt lookup"). Each draft is now as long as this machine's
+timings and the reply's share of right guesses make worth it, and after a check that cost more
+time than it saved no guess is made for a while (longer after each such check in a row).
 """
 
 from __future__ import annotations
