@@ -20,6 +20,7 @@ import numpy as np
 
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.engine.llama_log import use_default_log
+from llamadesk.app.engine.logits_row import logits_row
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def logits_alone_and_beside(
             batch.n_tokens = count
             if llama_cpp.llama_decode(context, batch) != 0:
                 raise LlamadeskError("llama_decode failed")
-            return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(context, row), shape=(n_vocab,)).copy()
+            return logits_row(context, row, n_vocab).copy()
 
         def run(company: int) -> np.ndarray:
             llama_cpp.llama_memory_clear(memory, True)

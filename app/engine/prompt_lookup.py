@@ -29,6 +29,7 @@ import llama_cpp
 import numpy as np
 
 from llamadesk.app.engine.context_cells import usable_context
+from llamadesk.app.engine.logits_row import logits_row
 
 NGRAM_SIZES = (3, 2)  # the longest match first: a 3-token match guesses better than a 2-token one
 MAX_DRAFT = 8
@@ -139,8 +140,7 @@ class LookupDecoder:
             self._batch = None
 
     def _argmax(self, index: int) -> int:
-        row = llama_cpp.llama_get_logits_ith(self._llama.ctx, index)
-        return int(np.ctypeslib.as_array(row, shape=(self._n_vocab,)).argmax())
+        return int(logits_row(self._llama.ctx, index, self._n_vocab).argmax())
 
     def generate(self) -> Iterator[int]:
         """Greedy tokens after what the context holds (its last token's logits must be current)."""

@@ -16,6 +16,7 @@ import llama_cpp
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.engine.logits_row import logits_row
 from llamadesk.app.engine.types import Sampling
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
@@ -83,8 +84,7 @@ class TokenSampler:
     def sample(self, context: llama_cpp.llama_context_p, index: int) -> int:
         """The next token from the logits of batch position `index` (accepted into the chain's state)."""
         if self._chain is None:
-            row = llama_cpp.llama_get_logits_ith(context, index)
-            return int(np.ctypeslib.as_array(row, shape=(self._n_vocab,)).argmax())
+            return int(logits_row(context, index, self._n_vocab).argmax())
         return llama_cpp.llama_sampler_sample(self._chain, context, index)
 
     def free(self) -> None:
@@ -107,8 +107,7 @@ def token_logprob(context: llama_cpp.llama_context_p, index: int, n_vocab: int, 
     its confidence), float32 0.8 ms. numpy sums pairwise, so the float32 total is good to ~1e-6,
     far below what a confidence threshold can tell apart.
     """
-    row = llama_cpp.llama_get_logits_ith(context, index)
-    logits = np.ctypeslib.as_array(row, shape=(n_vocab,))
+    logits = logits_row(context, index, n_vocab)
     peak = logits.max()
     shifted = logits - peak
     np.exp(shifted, out=shifted)
