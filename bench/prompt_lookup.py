@@ -1,11 +1,13 @@
 """Prompt-lookup decoding against plain greedy decoding, on the same engine, alternating runs.
 
-Two tasks where the reply repeats its input: a chat request that quotes a sentence full of names
-and numbers back (SmolLM2, the chat starter), and a translation of such sentences through the
-few-shot prompt the translator builds for base models (Gemma 3, the translation starter; names,
-numbers and dates carry over); and one where it does not (a plain question to SmolLM2), for what
-lookup costs when its guesses miss. Reports generation tokens/s (GenerationStats) with and without
-lookup, the share of drafted tokens kept, and whether the outputs are byte-identical.
+Three tasks where the reply repeats its input: a chat request that quotes a sentence full of names
+and numbers back (SmolLM2, the chat starter), a spelling correction of a paragraph (SmolLM2), and
+a translation of such sentences through the few-shot prompt the translator builds for base models
+(Gemma 3, the translation starter; names, numbers and dates carry over); and one where it does not
+(a plain question to SmolLM2), for what lookup costs when its guesses miss. Also the cost of one
+check of k tokens against a single decode, which decides whether guessing can pay. Reports
+generation tokens/s (GenerationStats) with and without lookup, the share of drafted tokens kept,
+and whether the outputs are byte-identical.
 
 Flash attention is llamadesk's own choice per model by default (`auto`: off on the CPU for
 SmolLM2, on for Gemma 3; section "flash attention"), as `llamadesk chat` runs them.

@@ -62,15 +62,18 @@ def prose_only(text: str) -> str:
     return re.sub(r"\s+", " ", " ".join(kept)).strip()
 
 
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more in a row
+
+
 def has_words(text: str) -> bool:
     """Whether `text` has a word of two letters or more outside placeholders, URLs, code and markup."""
-    return re.search(r"[^\W\d_]{2,}", prose_only(text)) is not None
+    return _WORD.search(prose_only(text)) is not None
 
 
 def detect_language(text: str) -> tuple[Language, float]:
     """The most likely language of `text` and its probability; BadInputError if nobody could tell."""
     sample = prose_only(text)[:SAMPLE_CHARS]
-    if not has_words(sample):
+    if not _WORD.search(sample):
         raise BadInputError("could not tell the source language (there are no words to go by); pass --from")
     code, confidence = _identifier().classify(sample)
     language = LANGUAGES.get(code)
