@@ -224,18 +224,40 @@ def test_resume_skips_the_entries_already_done(tmp_path):
         b"\xff\xfe garbage \x00\x01",
         b'msgid ""\nmsgstr ""\n',
         b'msgid ""\nmsgstr ""\n"Language: fr\\n"\n"Plural-Forms: nplurals=0; plural=0;\\n"\n\nmsgid "a"\nmsgstr "b"\n',
+        b'msgid "a"\nmsgstr ""\n\nmsgid "a"\nmsgstr "x"\n',
+        b'msgid ""\nmsgstr "Language: fr\\n"\n\nmsgid ""\nmsgstr "Language: de\\n"\n\nmsgid "a"\nmsgstr ""\n',
+        b'msgid "a"\nmsgstr[0] "x"\n',
+        b'msgid "a\\q"\nmsgstr ""\n',
+        b'msgid ""\nmsgstr "Content-Type: text/plain; charset=NO-SUCH-CHARSET\\n"\n\nmsgid "a"\nmsgstr ""\n',
+        b'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "caf\xe9"\nmsgstr ""\n',
     ],
-    ids=["unterminated", "binary", "no-messages", "no-plural-forms"],
+    # A message twice (the person's translation of one of them was lost), two headers, msgstr[n]
+    # without msgid_plural, an escape gettext does not know (it came back as "a\\q"): all once
+    # taken and written; an unknown charset; bytes that are not the charset the header names.
+    ids=[
+        "unterminated",
+        "binary",
+        "no-messages",
+        "no-plural-forms",
+        "duplicate",
+        "two-headers",
+        "plural-strings-without-plural",
+        "unknown-escape",
+        "unknown-charset",
+        "not-its-charset",
+    ],
 )
 def test_broken_catalogs_are_one_line_exit_2_and_nothing_written(tmp_path, content):
     po = tmp_path / "broken.po"
     po.write_bytes(content)
     out = tmp_path / "out.po"
-    proc = run_cli("translate", "--to", "fr", str(po), "-o", str(out))
+    # --from: refused for what the file is, not because two words do not tell their language
+    proc = run_cli("translate", "--from", "en", "--to", "fr", str(po), "-o", str(out))
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "source language" not in proc.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [po]
-    proc = run_cli("translate", "--to", "fr", str(po), "--update")
+    proc = run_cli("translate", "--from", "en", "--to", "fr", str(po), "--update")
     assert proc.returncode == 2 and po.read_bytes() == content
 
 
@@ -312,3 +334,70 @@ def test_a_complete_catalog_is_left_as_it_is_without_loading_a_model(tmp_path):
     proc = run_cli("translate", "--to", "fr", str(po), "--update", "-m", str(tmp_path / "no-such-model.gguf"))
     assert proc.returncode == 0 and "nothing to translate" in proc.stderr, proc.stderr
     assert po.read_bytes() == before
+
+
+WRITTEN_BY_A_PERSON = """# French translation of the PROJECTOR manual, VERSIONING chapter.
+# Copyright (C) 2019 Someone
+#
+msgid ""
+msgstr ""
+"Project-Id-Version: projector 1.0\\n"
+"PO-Revision-Date: 2019-02-01 10:00+0100\\n"
+"Language: fr\\n"
+"X-Generator: Poedit 3.0\\n"
+"Plural-Forms: nplurals=2; plural=(n > 1);\\n"
+"Content-Type: text/plain; charset=UTF-8\\n"
+"X-Poedit-Basepath: ..\\n"
+
+# A person's note.
+#. An extracted comment.
+#: src/main.c:10
+#, no-c-format
+msgid "Battery at 20% charge"
+msgstr "Batterie à 20 % de charge"
+
+#, c-format
+msgid "Open %s"
+msgstr ""
+
+#, fuzzy
+#| msgid "Open file"
+msgid "Open the file"
+msgstr "Ouvrir le fichier"
+
+msgctxt "menu"
+msgid "Close the window"
+msgstr ""
+
+#~ msgid "Old message"
+#~ msgstr "Vieux message"
+"""
+
+
+def test_a_person_s_catalog_comes_back_as_it_was_but_for_the_translations(tmp_path):
+    # Babel, which wrote catalogs before polib, rewrote "PROJECTOR" in the header comment, dropped
+    # the X- headers, added python-format beside no-c-format (msgfmt --check then failed on a file
+    # whose input passed) and wrote the #| line back as a comment ("# | msgid").
+    finished, _, _ = translate(WRITTEN_BY_A_PERSON.encode(), "fr", name="fr.po")
+    expected = WRITTEN_BY_A_PERSON.replace('msgid "Open %s"\nmsgstr ""', 'msgid "Open %s"\nmsgstr "OPEN %s"').replace(
+        'msgid "Close the window"\nmsgstr ""', 'msgid "Close the window"\nmsgstr "CLOSE THE WINDOW"'
+    )
+    revised = re.search(r"PO-Revision-Date: (.*)\\n", finished.text)
+    assert revised and revised.group(1) != "2019-02-01 10:00+0100", "the revision date is the translation's"
+    assert finished.text.replace(revised.group(1), "2019-02-01 10:00+0100") == expected
+    msgfmt_check(finished.text, tmp_path)
+
+
+def test_line_endings_and_charset_are_read_from_the_file(tmp_path):
+    template = (Path(__file__).parent / "data" / "translate" / "xgettext.pot").read_bytes()
+    crlf, _, _ = translate(template.replace(b"\n", b"\r\n"), "fr")
+    lf, _, _ = translate(template, "fr")
+    assert crlf.text.count("\r\n") == lf.text.count("\n") and "\n" not in crlf.text.replace("\r\n", "")
+    assert re.sub(r"PO-Revision-Date.*", "", crlf.text.replace("\r\n", "\n")) == re.sub(
+        r"PO-Revision-Date.*", "", lf.text
+    )
+    latin1 = PO.replace("charset=UTF-8", "charset=ISO-8859-1").replace("Close the window", "Close the café")
+    finished, _, _ = translate(latin1.encode("latin-1"), "fr", name="fr.po")
+    assert "charset=UTF-8" in finished.text and "ISO-8859-1" not in finished.text, "written as UTF-8, and says so"
+    assert parse(finished.text).get("Close the café").string == "CLOSE THE CAFÉ"
+    msgfmt_check(finished.text, tmp_path)

@@ -1,31 +1,43 @@
-"""gettext catalogs (.pot, .po) as units to translate, read and written with Babel.
+"""gettext catalogs (.pot, .po) as units to translate, read and written with polib.
 
-Babel's catalog keeps what a translator relies on (msgctxt, translator and extracted comments,
-references, flags, previous msgids, obsolete entries) and knows every language's plural forms
-from CLDR, so a .pot becomes a .po with the target's `Plural-Forms` header and as many msgstr[n]
-as that language has. Each untranslated message gives a unit for its msgid and one for its
-msgid_plural; the msgctxt goes to the model as a note. Entries already translated are left
-alone (fuzzy ones too: a person's draft) unless `retranslate`.
+polib keeps a catalog as its file has it: the header's comment and every header field (an
+`X-Generator` too), translator and extracted comments, references, flags exactly as written,
+previous msgids (`#|`) and obsolete entries (`#~`). Babel's catalog, which the first version used,
+rewrote all of those: it put the project's name in place of "PROJECT" inside the header comment's
+words ("PROJECTOR" became "projectorOR"), dropped headers it did not know and wrote placeholders
+for ones the file did not have, added `python-format` to every msgid with a %, so that an entry
+marked `no-c-format` then failed `msgfmt --check`, and wrote `#|` lines back as comments. Babel
+stays for what it alone knows: every language's plural forms from CLDR, which a .pot made into a
+.po needs for its `Plural-Forms` header.
+
+Each untranslated message gives a unit for its msgid and one for its msgid_plural; the msgctxt
+goes to the model as a note. Entries already translated are left alone (fuzzy ones too: a
+person's draft) unless `retranslate`.
 
 Before a translation is written it is checked as `msgfmt --check` would: the same c-format /
 python-format directives (in the same order unless named or numbered) and the same
 python-brace-format fields. A translation that fails is not written (the entry stays
 untranslated; better none than one that crashes the program at run time). Low confidence
 (confidence.py), and plural forms beyond the two the model was asked for, give `#, fuzzy`.
+
+What msgfmt refuses is refused here too, before anything is translated: a message twice, a
+second header, msgstr[n] without msgid_plural, an escape gettext does not know. The file is
+decoded by the charset its header names and written as UTF-8 (its header then says so), with the
+line endings it had.
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import gettext
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import polib
 from babel import Locale, UnknownLocaleError
-from babel.messages.catalog import Catalog, Message
-from babel.messages.pofile import PoFileError, PoFileParser, write_po
+from babel.messages.catalog import Catalog
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.confidence import is_low
@@ -34,52 +46,149 @@ from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.protection import FORMAT, PRINTF
 from llamadesk.app.translate.segment import SegmentResult
 
-WIDTH = 76  # Babel's and xgettext's default line width for msgid/msgstr strings
+WIDTH = 79  # GNU gettext's default page width, to which xgettext and msgmerge wrap strings
 # The most plural forms a catalog may declare. CLDR's languages need at most six (Arabic's).
 MAX_PLURAL_FORMS = 10
 _FIX_PLURALS = "fix the file's Plural-Forms header (or translate its .pot template)"
+# A catalog without a Plural-Forms header is read as gettext reads it: English's two forms.
+_DEFAULT_PLURALS = (2, "(n != 1)")
+# The escapes polib turns back into the same characters (and msgfmt knows); \a, octal and hex
+# escapes, which msgfmt also reads, would come back changed, so they are refused rather than lost.
+_KNOWN_ESCAPES = frozenset('\\"ntrvbf')
+_CHARSET = re.compile(rb"charset=([A-Za-z0-9._:-]+)")
+_ESCAPE = re.compile(r"\\(.?)")
 
 
-class _PluralFormsOutOfRange(Exception):
-    def __init__(self, count: int):
-        super().__init__(count)
-        self.count = count
+def _reason(error: Exception) -> str:
+    """An error's message as one line of reasonable length (polib's may quote a long msgid)."""
+    reason = " ".join(str(error).split())
+    return reason if len(reason) <= 160 else reason[:157] + "..."
 
 
-class _BoundedCatalog(Catalog):
-    """Babel's Catalog, except that a Plural-Forms header's nplurals outside 1..MAX_PLURAL_FORMS
-    stops the reading the first time it is used.
-
-    Babel's reader gives every plural message a list of nplurals strings as it reads it, so a
-    file that says nplurals=1000000000 would take minutes and gigabytes for each one before any
-    check of ours could run; the header is only known once Babel has parsed it, so the check
-    sits where Babel asks for the number.
-    """
-
-    @property
-    def num_plurals(self) -> int:
-        count = Catalog.num_plurals.fget(self)
-        if not 1 <= count <= MAX_PLURAL_FORMS:
-            raise _PluralFormsOutOfRange(count)
-        return count
-
-
-def _read_po(data: bytes, name: str) -> Catalog:
-    """Babel's read_po (strict: abort_invalid) into a _BoundedCatalog; BadInputError for a file that is not one."""
-    catalog = _BoundedCatalog()
+def _decode(data: bytes, name: str) -> tuple[str, str]:
+    """The catalog's text, decoded by the charset its header names, and its line ending."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    found = _CHARSET.search(data[:4096])  # the header comes first
+    charset = found.group(1).decode("ascii") if found else "utf-8"
+    if charset.upper() == "CHARSET":  # xgettext's placeholder in a fresh template
+        charset = "utf-8"
     try:
-        PoFileParser(catalog, ignore_obsolete=False, abort_invalid=True).parse(io.BytesIO(data))
-        _ = catalog.num_plurals  # reading it checks it: a file without plural messages never had it read
-    except _PluralFormsOutOfRange as error:
+        codecs.lookup(charset)
+    except LookupError:
         raise BadInputError(
-            f"{name} declares nplurals={error.count}; a catalog has 1 to {MAX_PLURAL_FORMS}: {_FIX_PLURALS}"
+            f"{name} declares charset={charset}, which Python does not know; convert it to UTF-8 (msgconv)"
         ) from None
-    except (PoFileError, UnicodeDecodeError, LookupError, ValueError) as error:
-        # Babel's message may quote a msgid with newlines in it: one line, and not too long.
-        reason = " ".join(str(error).split())
-        reason = reason if len(reason) <= 160 else reason[:157] + "..."
-        raise BadInputError(f"{name} is not a valid gettext catalog: {reason}") from None
+    try:
+        text = data.decode(charset)
+    except UnicodeDecodeError as error:
+        raise BadInputError(
+            f"{name} is not valid {charset} (its header's charset) at byte {error.start}; "
+            "fix its Content-Type header or convert the file (msgconv)"
+        ) from None
+    newline = "\r\n" if "\r\n" in text[:4096] else "\n"
+    return text.replace("\r\n", "\n"), newline
+
+
+def _check_escapes(text: str, name: str) -> None:
+    """BadInputError for an escape in a string that gettext does not know or polib would not keep."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        stripped = line.lstrip()
+        if stripped.startswith("#~") and not stripped.startswith("#~|"):
+            stripped = stripped[2:].lstrip()
+        if stripped.startswith("#"):
+            continue
+        first, last = stripped.find('"'), stripped.rfind('"')
+        if first == -1 or last <= first:
+            continue
+        for escape in _ESCAPE.finditer(stripped[first + 1 : last]):
+            if escape.group(1) not in _KNOWN_ESCAPES:
+                raise BadInputError(
+                    f"{name}, line {number}: the escape \\{escape.group(1)} in a string is not one "
+                    'llamadesk can keep (\\n \\t \\r \\" \\\\ \\v \\b \\f); write the character itself'
+                )
+
+
+def _parse(text: str, name: str) -> polib.POFile:
+    """polib's reading, strict where msgfmt is; BadInputError for a file that is not a catalog."""
+    if not text.endswith("\n"):
+        text += "\n"  # also keeps polib from taking a one-line text for a path to open
+    try:
+        catalog = polib.pofile(text, wrapwidth=WIDTH, check_for_duplicates=True)
+    except ValueError as error:  # polib: 'Entry "a" already exists'
+        raise BadInputError(
+            f"{name} has a message twice ({_reason(error)}); msgfmt refuses that too: keep one of them"
+        ) from None
+    except (OSError, UnicodeError, IndexError, KeyError) as error:
+        raise BadInputError(f"{name} is not a valid gettext catalog: {_reason(error)}") from None
+    for entry in catalog:
+        if entry.obsolete:
+            continue
+        if entry.msgid == "":
+            raise BadInputError(f'{name} has a second header entry (msgid ""); keep one header')
+        if entry.msgstr_plural and not entry.msgid_plural:
+            raise BadInputError(f"{name}: the message {_shown(entry.msgid)} has msgstr[n] but no msgid_plural")
+        if entry.msgid_plural and not entry.msgstr_plural and entry.msgstr:
+            raise BadInputError(
+                f"{name}: the message {_shown(entry.msgid)} has msgid_plural but a plain msgstr, not msgstr[n]"
+            )
     return catalog
+
+
+def _shown(msgid: str) -> str:
+    line = " ".join(msgid.split())
+    return repr(line if len(line) <= 60 else line[:57] + "...")
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How the file was written, beyond what polib keeps: it is written back the same way."""
+
+    newline: str
+    header_comment: bool
+    recoded: bool  # decoded from another charset than UTF-8 (written back as UTF-8)
+
+
+def _read_po(data: bytes, name: str) -> tuple[polib.POFile, _Layout]:
+    """The parsed catalog and how its file was laid out."""
+    text, newline = _decode(data, name)
+    _check_escapes(text, name)
+    catalog = _parse(text, name)
+    # Headers in the file's order (polib's own order moves the ones it knows to the front); the
+    # ones given to a template for its language come last.
+    catalog.ordered_metadata = lambda: list(catalog.metadata.items())
+    content_type = catalog.metadata.get("Content-Type", "")
+    recoded = "charset=" in content_type and not re.search(r"charset=utf-?8\b", content_type, re.IGNORECASE)
+    return catalog, _Layout(newline, text.lstrip().startswith("#"), recoded)
+
+
+def catalog_plurals(catalog: polib.POFile, name: str) -> tuple[int, str]:
+    """nplurals and the plural expression of the catalog's Plural-Forms header, nplurals bounded."""
+    header = catalog.metadata.get("Plural-Forms")
+    if header is None:
+        return _DEFAULT_PLURALS
+    count = re.search(r"nplurals\s*=\s*([^;\s]*)", header)
+    expression = re.search(r"plural\s*=\s*([^;]*)", header)
+    if count is None or expression is None or not count.group(1).isdigit():
+        shown = header if len(header) <= 60 else header[:57] + "..."
+        raise BadInputError(
+            f"{name}: its Plural-Forms header {shown!r} does not say nplurals=N; plural=...: {_FIX_PLURALS}"
+        )
+    number = int(count.group(1))
+    if not 1 <= number <= MAX_PLURAL_FORMS:
+        raise BadInputError(f"{name} declares nplurals={number}; a catalog has 1 to {MAX_PLURAL_FORMS}: {_FIX_PLURALS}")
+    return number, expression.group(1).strip()
+
+
+def catalog_locale(catalog: polib.POFile) -> Locale | None:
+    """The catalog's Language header as a Babel locale (None when it has none or names no language)."""
+    language = catalog.metadata.get("Language", "").strip()
+    if not language:
+        return None
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None
 
 
 def babel_locale(language: Language) -> Locale:
@@ -108,16 +217,19 @@ def format_directives(text: str, flags: set[str] | frozenset[str]) -> list[str]:
 
 @dataclass
 class _Slot:
-    """Where a unit's translation goes: message `message`, forms `forms` of its msgstr."""
+    """Where a unit's translation goes: entry `entry`, forms `forms` of its msgstr."""
 
-    message: Message
+    entry: polib.POEntry
     source: str
     forms: tuple[int, ...]  # () for a message without plural forms
 
 
 @dataclass
 class GettextFile:
-    catalog: Catalog
+    catalog: polib.POFile
+    nplurals: int
+    newline: str = "\n"
+    header_comment: bool = True  # whether the file starts with a comment
     units: list[Unit] = field(default_factory=list)
     slots: list[_Slot] = field(default_factory=list)
     # Messages whose translation failed the format check: left untranslated, told to the user.
@@ -131,91 +243,93 @@ class GettextFile:
         return text
 
     def render(self, results: Sequence[SegmentResult]) -> str:
-        by_message: dict[int, list[tuple[_Slot, SegmentResult]]] = {}
+        by_entry: dict[int, list[tuple[_Slot, SegmentResult]]] = {}
         for slot, result in zip(self.slots, results, strict=True):
-            by_message.setdefault(id(slot.message), []).append((slot, result))
-        for pairs in by_message.values():
-            self._fill(pairs)
-        out = io.BytesIO()
-        write_po(out, self.catalog, width=WIDTH, include_previous=True)
-        return out.getvalue().decode("utf-8")
+            by_entry.setdefault(id(slot.entry), []).append((slot, result))
+        filled = [self._fill(pairs) for pairs in by_entry.values()]
+        if any(filled) and "PO-Revision-Date" in self.catalog.metadata:
+            self.catalog.metadata["PO-Revision-Date"] = _now()
+        text = self.catalog.__unicode__()
+        if not self.header_comment and text.startswith("#\n"):
+            text = text[2:]  # polib writes an empty header comment as "#"; the file had none
+        return text.replace("\n", self.newline) if self.newline != "\n" else text
 
-    def _fill(self, pairs: list[tuple[_Slot, SegmentResult]]) -> None:
-        message = pairs[0][0].message
-        flags = set(message.flags)
+    def _fill(self, pairs: list[tuple[_Slot, SegmentResult]]) -> bool:
+        """Write one entry's translations; False when they failed the format check (left as it was)."""
+        entry = pairs[0][0].entry
+        flags = set(entry.flags)
         for slot, result in pairs:
             if format_directives(result.translation, flags) != format_directives(slot.source, flags):
-                self.rejected.append(message.id if isinstance(message.id, str) else message.id[0])
-                return  # the entry stays as it was: untranslated
+                self.rejected.append(entry.msgid)
+                return False
         fuzzy = any(is_low(result) for _, result in pairs)
-        if message.pluralizable:
-            forms = [""] * self.catalog.num_plurals
+        if entry.msgid_plural:
+            forms = {n: "" for n in range(self.nplurals)}
             for slot, result in pairs:
                 for n in slot.forms:
                     forms[n] = result.translation
-            message.string = tuple(forms)
+            entry.msgstr_plural = forms
             # The model gave one singular and one plural: a language with more everyday forms
             # (Russian's few/many, Arabic's) gets the plural in all of them, for a person to inflect.
             fuzzy = fuzzy or self.inflected_plurals
         else:
-            message.string = pairs[0][1].translation
+            entry.msgstr = pairs[0][1].translation
         if fuzzy:
-            message.flags.add("fuzzy")
+            if "fuzzy" not in entry.flags:
+                entry.flags.insert(0, "fuzzy")
         else:
-            message.flags.discard("fuzzy")
-            message.previous_id = []  # a fuzzy entry's old msgid no longer applies
+            entry.flags = [flag for flag in entry.flags if flag != "fuzzy"]
+            # a fuzzy entry's old msgid no longer applies
+            entry.previous_msgid = entry.previous_msgid_plural = entry.previous_msgctxt = None
+        return True
 
 
-# What xgettext writes into a template's header for the translator to fill in, which Babel's
-# strict reading takes for errors (int("INTEGER"), an unknown charset "CHARSET"). The header is
-# filled in for the target language anyway, so these become what a fresh catalog has.
-TEMPLATE_HEADER_PLACEHOLDERS = (
-    (b'"Plural-Forms: nplurals=INTEGER; plural=EXPRESSION;\\n"\n', b""),
-    (b"charset=CHARSET", b"charset=UTF-8"),
-)
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M%z")
 
 
 def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = False) -> GettextFile:
     """The untranslated messages of a .po/.pot as units; BadInputError for a file that is not one."""
-    for placeholder, filled in TEMPLATE_HEADER_PLACEHOLDERS:
-        data = data.replace(placeholder, filled, 1)
-    catalog = _read_po(data, name)
-    messages = [m for m in catalog if m.id]
-    if not messages:
+    catalog, layout = _read_po(data, name)
+    entries = [entry for entry in catalog if not entry.obsolete]
+    if not entries:
         raise BadInputError(f"{name} has no messages to translate")
-    _retarget(catalog, name, target, messages)
-    forms = plural_forms(catalog, name)
+    if layout.recoded:  # written back as UTF-8, so its header must say so
+        content_type = catalog.metadata["Content-Type"]
+        catalog.metadata["Content-Type"] = re.sub(r"charset=[^;\s]*", "charset=UTF-8", content_type)
+    _retarget(catalog, name, target, entries)
+    nplurals, expression = catalog_plurals(catalog, name)
+    forms = plural_forms(nplurals, expression, name)
     singular_form = forms[1]
-    document = GettextFile(catalog, inflected_plurals=len(set(forms[2:])) > 1)
-    for message in messages:
-        if _translated(message) and not retranslate:
+    document = GettextFile(
+        catalog, nplurals, layout.newline, layout.header_comment, inflected_plurals=len(set(forms[2:])) > 1
+    )
+    for entry in entries:
+        if _translated(entry) and not retranslate:
             continue
-        note = message.context or ""
-        if message.pluralizable:
-            singular, plural = message.id[0], message.id[1]
-            others = tuple(n for n in range(catalog.num_plurals) if n != singular_form)
-            if catalog.num_plurals > 1:
-                document.units.append(Unit(singular, note))
-                document.slots.append(_Slot(message, singular, (singular_form,)))
-            document.units.append(Unit(plural, note))
-            document.slots.append(_Slot(message, plural, others if catalog.num_plurals > 1 else (0,)))
+        note = entry.msgctxt or ""
+        if entry.msgid_plural:
+            others = tuple(n for n in range(nplurals) if n != singular_form)
+            if nplurals > 1:
+                document.units.append(Unit(entry.msgid, note))
+                document.slots.append(_Slot(entry, entry.msgid, (singular_form,)))
+            document.units.append(Unit(entry.msgid_plural, note))
+            document.slots.append(_Slot(entry, entry.msgid_plural, others if nplurals > 1 else (0,)))
         else:
-            document.units.append(Unit(message.id, note))
-            document.slots.append(_Slot(message, message.id, ()))
+            document.units.append(Unit(entry.msgid, note))
+            document.slots.append(_Slot(entry, entry.msgid, ()))
     return document
 
 
-def plural_forms(catalog: Catalog, name: str) -> list[int]:
-    """The plural form of each count 0..999 by the catalog's Plural-Forms rule, once it is known to be usable.
+def plural_forms(count: int, expression: str, name: str) -> list[int]:
+    """The plural form of each count 0..999 by a Plural-Forms rule, once it is known to be usable.
 
     A catalog already in the target language keeps its own header, which comes from the file
-    (its nplurals was bounded as it was read, _BoundedCatalog): its plural expression must parse
-    (the stdlib's gettext.c2py reads C's grammar, with its own limits on length and nesting) and
-    give a form below nplurals for every count a program shows (0..999 here). Otherwise
-    BadInputError, before any translating: a rule that fails later would lose the translations
-    made by then.
+    (its nplurals bounded by catalog_plurals): its plural expression must parse (the stdlib's
+    gettext.c2py reads C's grammar, with its own limits on length and nesting) and give a form
+    below nplurals for every count a program shows (0..999 here). Otherwise BadInputError,
+    before any translating: a rule that fails later would lose the translations made by then.
     """
-    count, expression = catalog.num_plurals, catalog.plural_expr
     shown = expression if len(expression) <= 60 else expression[:57] + "..."
     try:
         form_of = gettext.c2py(expression)
@@ -232,24 +346,25 @@ def plural_forms(catalog: Catalog, name: str) -> list[int]:
     return forms
 
 
-def _translated(message: Message) -> bool:
-    strings = message.string if isinstance(message.string, (list, tuple)) else (message.string,)
-    return all(strings)
+def _translated(entry: polib.POEntry) -> bool:
+    if entry.msgid_plural:
+        return bool(entry.msgstr_plural) and all(entry.msgstr_plural.values())
+    return bool(entry.msgstr)
 
 
-def _retarget(catalog: Catalog, name: str, target: Language, messages: list[Message]) -> None:
+def _retarget(catalog: polib.POFile, name: str, target: Language, entries: list[polib.POEntry]) -> None:
     """Make the catalog one for `target`: its Language and Plural-Forms headers.
 
     A catalog already in the target language keeps its headers (its translators may have
     chosen other plural rules), and so does a translated one that does not say its language; a
     template, or an untranslated catalog of the source language, is given the target's. A
-    catalog translated into another language is refused.
+    catalog translated into another language is refused. Every other header stays as it is.
     """
     locale = babel_locale(target)
-    current = catalog.locale
+    current = catalog_locale(catalog)
     if current is not None and (current.language, current.script) == (locale.language, locale.script):
         return
-    translated = any(_translated(m) for m in messages)
+    translated = any(_translated(entry) for entry in entries)
     if current is None and translated:
         return  # translated, with no Language header: taken to be in the language asked for, as it is
     if current is not None and translated:
@@ -257,16 +372,13 @@ def _retarget(catalog: Catalog, name: str, target: Language, messages: list[Mess
             f"{name} is a catalog for {current.english_name or current} (Language: {current}); "
             f"translate its template (.pot) into {target.name} instead"
         )
-    model = Catalog(locale=locale)
-    headers = {key: value for key, value in catalog.mime_headers}
-    headers["Language"] = str(locale)
-    headers["Plural-Forms"] = model.plural_forms
-    headers["Content-Type"] = "text/plain; charset=utf-8"
-    # Babel's setter parses these back: locale, plural rules, charset.
-    catalog.mime_headers = list(headers.items())
-    catalog.charset = "utf-8"
-    catalog.revision_date = datetime.datetime.now(datetime.timezone.utc)
-    catalog.fuzzy = False  # the header is filled in now (a template's header is marked fuzzy)
-    for message in messages:  # room for the target's number of plural forms
-        if message.pluralizable:
-            message.string = ("",) * catalog.num_plurals
+    metadata = catalog.metadata
+    metadata["Language"] = str(locale)
+    metadata["Plural-Forms"] = Catalog(locale=locale).plural_forms  # CLDR's rule, as Babel knows it
+    metadata["Content-Type"] = "text/plain; charset=UTF-8"
+    metadata["PO-Revision-Date"] = _now()
+    catalog.metadata_is_fuzzy = []  # the header is filled in now (a template's header is marked fuzzy)
+    nplurals, _ = catalog_plurals(catalog, name)
+    for entry in entries:  # room for the target's number of plural forms
+        if entry.msgid_plural:
+            entry.msgstr_plural = {n: "" for n in range(nplurals)}
