@@ -108,3 +108,28 @@ def test_broken_subtitles_are_refused_whole(tmp_path, name, content, message):
     proc = run_cli("translate", "--to", "fr", str(path), "-o", str(out))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [path]
+
+
+def drops_markup(prompt) -> str:
+    """A model that loses braces, angle brackets and backslashes (markers are all it keeps of markup)."""
+    return " " + re.sub(r"[{}<>\\]", "", segment_of(prompt)).upper() + "\n"
+
+
+def test_subtitle_markup_survives_a_model_that_drops_it():
+    # SSA override tags in SubRip, and WebVTT's karaoke timestamps and classes, were not protected:
+    # a model that dropped them lost the positioning and timing, silently.
+    srt_source = "1\n00:00:01,000 --> 00:00:03,000\n{\\an8}Where is the station?\n"
+    finished, _ = translate("cues.srt", srt_source.encode(), drops_markup)
+    assert "{\\an8}WHERE IS THE STATION?" in finished.text
+    vtt_source = "WEBVTT\n\n00:01.000 --> 00:04.000\nFish and <00:00:03.500>chips are <c.yellow>great</c>.\n"
+    finished, _ = translate("cues.vtt", vtt_source.encode(), drops_markup)
+    assert "FISH AND <00:00:03.500>CHIPS ARE <c.yellow>GREAT</c>." in finished.text
+
+
+def test_a_line_separator_inside_a_cue_is_a_character_not_a_line_end():
+    # str.splitlines ended a line at U+2028; the cue's two halves then came back glued ("THERE,MY").
+    source = "1\n00:00:01,000 --> 00:00:03,000\nHello there,\u2028my good friend.\n"
+    finished, _ = translate("cue.srt", source.encode())
+    cue = list(srt.parse(finished.text))[0]
+    assert "THERE,MY" not in cue.content and "MY GOOD FRIEND." in cue.content
+    assert timing_lines(finished.text) == timing_lines(source)

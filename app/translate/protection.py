@@ -47,7 +47,13 @@ SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("link-reference", r"\[[^\[\]\n]+\](?:\[\])?(?![(\[])"),
     ("autolink", r"<(?:https?|ftp|mailto):[^>\s]+>"),
     ("template-tag", r"\{\{.*?\}\}|\{%.*?%\}"),
-    ("html-tag", r"</?[A-Za-z][A-Za-z0-9-]*(?:\s+[^<>]*?)?/?>|<!--.*?-->|&(?:[a-z]+|#\d+|#x[0-9a-fA-F]+);"),
+    # HTML's tags, comments and entities; WebVTT's tags too: classes (<c.yellow>), voices (<v Ann>)
+    (
+        "html-tag",
+        r"</?[A-Za-z][A-Za-z0-9-]*(?:\.[\w-]+)*(?:\s+[^<>]*?)?/?>|<!--.*?-->|&(?:[a-z]+|#\d+|#x[0-9a-fA-F]+);",
+    ),
+    # Subtitle markup: WebVTT's karaoke timestamps (<00:00:03.500>), SubRip's SSA override tags ({\an8})
+    ("subtitle-tag", r"<(?:\d+:)?\d{2}:\d{2}\.\d{3}>|\{\\[^{}\n]*\}"),
     ("url", r"\b(?:https?|ftp)://[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|\bwww\.[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]"),
     ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
     # A placeholder in quotes (“%(value)s”) travels with its quotes: a small model given a marker

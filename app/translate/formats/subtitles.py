@@ -27,6 +27,7 @@ from llamadesk.app.translate.segment import SegmentResult
 
 MAX_CUES_PER_UNIT = 4
 # A cue that ends like this ends its sentence (closing quotes, brackets and tags aside).
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$")
 SENTENCE_END = re.compile(r"[.!?…♪。！？]['\"”’»)\]]*(?:</[a-z]+>)*\s*$", re.IGNORECASE)
 DIALOGUE_DASH = re.compile(r"^\s*[-–—]\s*(?=\S)")
 
@@ -161,7 +162,9 @@ def read_subtitles(data: bytes, name: str) -> SubtitleFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInputError(f"{name} is not UTF-8 text; convert it to UTF-8 first (e.g. with iconv)") from None
-    lines = text.splitlines(keepends=True)
+    # Lines end at CR LF, LF or CR only: str.splitlines also ends them at U+2028, U+0085 and form
+    # feeds, which a cue may hold as characters (its words then came back glued together).
+    lines = LINE.findall(text)
     document = SubtitleFile(lines)
     blocks = _blocks(lines)
     if kind == "vtt":
