@@ -160,12 +160,25 @@ def _checked_files(folder: Path) -> None:
     for name, what in (("tokenizer_config.json", "tokenizer config"), ("chat_template.json", "chat template")):
         if (folder / name).is_file():
             read_json_object(folder / name, what, max_bytes=MAX_TOKENIZER_BYTES)
+    # SpecialVocab's json.load fails on a byte-order mark, and it would say so of the wrong file.
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.json"):
+        path = folder / name
+        if path.is_file():
+            with path.open("rb") as file:
+                if file.read(3) == b"\xef\xbb\xbf":
+                    raise BadInputError(f"{path} starts with a UTF-8 byte-order mark; save it as UTF-8 without one")
     texts = [folder / "chat_template.jinja", folder / "merges.txt"]
     extra = folder / "additional_chat_templates"
     if extra.is_dir():
-        texts += sorted(extra.glob("*.jinja"))[: MAX_EXTRA_TEMPLATES + 1]
-        if len(texts) > 2 + MAX_EXTRA_TEMPLATES:
+        found = sorted(extra.glob("*.jinja"))[: MAX_EXTRA_TEMPLATES + 1]
+        if len(found) > MAX_EXTRA_TEMPLATES:
             raise BadInputError(f"{extra}: more than {MAX_EXTRA_TEMPLATES} chat templates; the folder is damaged")
+        # SpecialVocab opens every *.jinja there without asking what it is: a FIFO would block it
+        # forever, a link to /dev/zero read without end, a folder raise.
+        for template in found:
+            if not template.is_file():
+                raise BadInputError(f"{template} is not a regular file; remove it or put the template's text there")
+        texts += found
     for text in texts:
         if text.is_file() and text.stat().st_size > MAX_TOKENIZER_BYTES:
             raise BadInputError(f"{text}: larger than {format_bytes(MAX_TOKENIZER_BYTES)}; the file is damaged")

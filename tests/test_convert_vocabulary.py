@@ -4,6 +4,7 @@ by hand, tokenizer.model with sentencepiece's own protobuf classes), each change
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,34 @@ def test_files_gguf_reads_without_limits_are_checked_first(tmp_path):
     for i in range(MAX_EXTRA_TEMPLATES + 1):
         (extra / f"t{i}.jinja").write_text("x", encoding="utf-8")
     assert refused(folder) == f"{extra}: more than {MAX_EXTRA_TEMPLATES} chat templates; the folder is damaged"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_an_extra_chat_template_that_is_not_a_file_is_refused(tmp_path, kind):
+    # gguf's SpecialVocab opens every *.jinja there: a FIFO blocked the conversion forever, a link
+    # to /dev/zero read without end, a folder raised an internal error.
+    folder = bpe_folder(tmp_path)
+    (folder / "chat_template.jinja").write_text("{{ default }}", encoding="utf-8")
+    extra = folder / "additional_chat_templates"
+    extra.mkdir()
+    template = extra / "tool_use.jinja"
+    if kind == "fifo":
+        os.mkfifo(template)
+    elif kind == "device":
+        template.symlink_to("/dev/zero")
+    else:
+        template.mkdir()
+    assert refused(folder) == f"{template} is not a regular file; remove it or put the template's text there"
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer_config.json"])
+def test_a_byte_order_mark_is_named_in_the_file_that_has_it(tmp_path, name):
+    # gguf's json.load fails on it, and the message blamed the tokenizer files for config.json's.
+    folder = bpe_folder(tmp_path)
+    path = folder / name
+    body = path.read_bytes() if path.exists() else b'{"eos_token": "<|end|>"}'
+    path.write_bytes(b"\xef\xbb\xbf" + body)
+    assert refused(folder) == f"{path} starts with a UTF-8 byte-order mark; save it as UTF-8 without one"
 
 
 # --- SentencePiece (tokenizer.model) -------------------------------------------------------------
