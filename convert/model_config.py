@@ -166,11 +166,16 @@ def _object(value: Any, key: str, source: Path) -> dict[str, Any]:
     return value
 
 
+def _first_given(*values: Any) -> Any:
+    """The first value that is not None (None when all are)."""
+    return next((value for value in values if value is not None), None)
+
+
 def _local_rope_theta(config: dict[str, Any], source: Path) -> float | None:
     """The rope base of sliding-window layers: 5.x's rope_parameters.sliding_attention, or 4.x's key."""
     parameters = _object(config.get("rope_parameters"), "rope_parameters", source)
     sliding = _object(parameters.get("sliding_attention"), "rope_parameters.sliding_attention", source)
-    theta = sliding.get("rope_theta") or config.get("rope_local_base_freq")
+    theta = _first_given(sliding.get("rope_theta"), config.get("rope_local_base_freq"))
     return None if theta is None else float(FIELD_RANGES["rope_theta"].check(theta, f"{source}: local 'rope_theta'"))
 
 
@@ -185,7 +190,8 @@ def _rope_settings(config: dict[str, Any], source: Path) -> tuple[float, dict[st
     if "full_attention" in parameters:
         parameters = _object(parameters["full_attention"], "rope_parameters.full_attention", source)
     given = _object(config.get("rope_scaling"), "rope_scaling", source) or parameters
-    theta = config.get("rope_theta") or parameters.get("rope_theta") or 10000.0
+    # None is "not given"; a 0 is given, and refused by the range check (`or` took it for unset).
+    theta = _first_given(config.get("rope_theta"), parameters.get("rope_theta"), 10000.0)
     theta = FIELD_RANGES["rope_theta"].check(theta, f"{source}: 'rope_theta'")
     kind = given.get("rope_type") or given.get("type") or "default"
     if not isinstance(kind, str) or kind not in ROPE_SCALING_TYPES:

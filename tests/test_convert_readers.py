@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import struct
@@ -260,3 +261,30 @@ def test_hub_download_takes_one_weight_format_and_the_tokenizer():
         "pytorch_model.bin",
     ]
     assert looks_like_repo_id("HuggingFaceTB/SmolLM2-135M-Instruct") and not looks_like_repo_id("./model")
+
+
+@pytest.mark.parametrize(
+    "rope",
+    [
+        {"rope_theta": 0},
+        {"rope_theta": 0.0, "rope_parameters": {"rope_theta": 10000.0}},
+        {"rope_parameters": {"rope_theta": 0.0}},
+    ],
+)
+def test_a_rope_theta_of_zero_is_refused_not_taken_for_unset(tmp_path, rope):
+    # `config.get("rope_theta") or ... or 10000.0` wrote 10000 for a 0, and the file converted.
+    from transformers import LlamaConfig
+
+    from llamadesk.convert.model_config import read_hf_config
+
+    config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4).to_dict()
+    config.pop("rope_theta", None)
+    config.pop("rope_parameters", None)
+    config.update(rope, architectures=["LlamaForCausalLM"])
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(BadInputError, match="'rope_theta'"):
+        read_hf_config(tmp_path)
+    config.update({"rope_theta": 500000.0})
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    if "rope_parameters" not in rope:
+        assert read_hf_config(tmp_path).rope_theta == 500000.0
