@@ -1,7 +1,8 @@
 """The `llamadesk` command: one short module per subcommand under commands/.
 
-Exit codes are stable for scripts: 0 ok, 1 failure, 2 bad input, 130 interrupted. Whatever the
-user got wrong is printed as one line on stderr, never as a traceback.
+Exit codes are stable for scripts: 0 ok, 1 failure, 2 bad input, 130 interrupted (Ctrl-C), 143
+and 129 stopped by SIGTERM and SIGHUP. Whatever the user got wrong is printed as one line on
+stderr, never as a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import errno
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -54,6 +56,38 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it stops as it does for Ctrl-C.
+
+    Python's default for both is to die at once, which left a half-written `.part` file behind
+    whenever `timeout`, a service manager or a closed terminal stopped a conversion, a quantization
+    or a download. As a KeyboardInterrupt, every cleanup made for Ctrl-C runs for them too.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _stop_cleanly_on_termination() -> dict[int, object]:
+    """Turn SIGTERM and SIGHUP into Terminated where they have their default; the handlers replaced."""
+    replaced: dict[int, object] = {}
+    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
+        signum = getattr(signal, name, None)
+        # An ignored signal stays ignored (nohup sets SIGHUP so); main() may run in a thread in tests.
+        if signum is None or signal.getsignal(signum) != signal.SIG_DFL:
+            continue
+        try:
+            replaced[signum] = signal.signal(signum, _raise_terminated)
+        except ValueError:  # not the main thread
+            break
+    return replaced
+
+
 def _os_error_line(err: OSError) -> str:
     if err.errno == errno.ENOSPC:
         return f"the disk is full ({err.filename or 'while writing'}); free some space and try again"
@@ -63,6 +97,16 @@ def _os_error_line(err: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Commands only: the app (Textual) keeps its own handling of the terminal's signals.
+    replaced = _stop_cleanly_on_termination() if argv else {}
+    try:
+        return _run(argv)
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+
+
+def _run(argv: list[str]) -> int:
     try:
         if not argv:
             from llamadesk.app.tui.app import run_app  # Textual loads only when the app opens
@@ -77,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LlamadeskError as err:
         print(f"llamadesk: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated as stop:
+        print(f"\nllamadesk: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("\nllamadesk: interrupted", file=sys.stderr)
         return 130

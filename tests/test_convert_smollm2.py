@@ -91,7 +91,16 @@ def test_chat_template_and_special_tokens_carried_over(converted, smollm2_folder
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_conversion_exits_130_and_leaves_no_file(smollm2_folder, tmp_path):
+@pytest.mark.parametrize(
+    ("signal_name", "code", "said"),
+    [
+        ("SIGINT", 130, "llamadesk: interrupted"),
+        # `timeout`, a service manager, a closed terminal: these once left the .part file behind
+        ("SIGTERM", 143, "llamadesk: stopped by SIGTERM"),
+        ("SIGHUP", 129, "llamadesk: stopped by SIGHUP"),
+    ],
+)
+def test_ctrl_c_or_a_termination_during_conversion_leaves_no_file(smollm2_folder, tmp_path, signal_name, code, said):
     import os
     import signal
     import subprocess
@@ -110,7 +119,7 @@ def test_ctrl_c_during_conversion_exits_130_and_leaves_no_file(smollm2_folder, t
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".smollm2.gguf.*.part")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)  # wait until it is writing
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and err.strip().splitlines() == ["llamadesk: interrupted"]
+    assert process.returncode == code and err.strip().splitlines() == [said]
     assert list(tmp_path.iterdir()) == []
