@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 # llama.cpp's rpc-server listens here unless told otherwise; clients name the port in --rpc.
@@ -48,5 +49,11 @@ def run(args: argparse.Namespace) -> int:
             "use a trusted network only",
             file=sys.stderr,
         )
+    # serve() blocks in llama.cpp until the process ends, where a Python signal handler never
+    # runs: SIGTERM and SIGHUP end it at once, as by default (a server has nothing to clean up).
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
     serve(args.host, args.port, threads)
     return 0
