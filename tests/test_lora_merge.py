@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,12 @@ def test_merge_then_quantize_and_scale_zero_is_the_base(patterns, tmp_path):
     plain = convert_checkpoint(base, tmp_path / "base.gguf", "f32")
     assert np.abs(logits_with_adapters(zero, [], IDS) - logits_with_adapters(plain, [], IDS)).max() < 1e-5
     quantized = tmp_path / "q8.gguf"
-    result = run_cli("convert", str(base), "--lora", str(folder), "--quantize", "Q8_0", "-o", str(quantized))
+    # --verify checks the merged model (it once compared it with the base alone, and always failed)
+    result = run_cli(
+        "convert", str(base), "--lora", str(folder), "--quantize", "Q8_0", "--verify", "-o", str(quantized), "--json"
+    )
     assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verified"]
     expected = lora_adapters.peft_logits(base, folder, IDS)
     assert np.abs(logits_with_adapters(quantized, [], IDS) - expected).max() < 0.5
 
