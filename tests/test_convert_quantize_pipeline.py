@@ -47,6 +47,13 @@ def test_keep_leaves_the_intermediate_and_existing_output_needs_force(hf_folder,
     assert len(kept) == 1 and inspect_gguf(kept[0]).quantization in ("F16", "BF16", "ALL_F32")
     again = run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q4_0")
     assert again.returncode == 2 and "--force" in again.stderr
+    # -o naming the file --keep writes the unquantized model to: refused before converting (it
+    # once wrote the F16 file there, exit 2, and left it under the name asked for)
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    same = run_cli("convert", str(hf_folder), "-o", str(clash / kept[0].name), "--quantize", "Q4_0", "--keep")
+    assert same.returncode == 2 and "choose another -o" in same.stderr, same.stderr
+    assert list(clash.iterdir()) == []
 
 
 def test_unknown_quantize_type_lists_the_valid_ones(hf_folder, tmp_path):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llamadesk.app.core.atomic_file import check_writable_target
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import default_output as default_conversion_output
 from llamadesk.convert import plan_conversion, resolve_source, write_gguf
 from llamadesk.convert.source_location import looks_like_repo_id
@@ -64,6 +65,13 @@ def convert_checkpoint(
     check_writable_target(target, force)  # before minutes of conversion, not after
     if keep:
         intermediate = target.parent / converted_name.name
+        if intermediate.resolve() == target.resolve():
+            # The unquantized file would be written under the name asked for, and left there
+            # when quantizing refuses to overwrite its own input.
+            raise BadInputError(
+                f"{target} is the name --keep gives the unquantized file; choose another -o for the quantized one"
+            )
+        check_writable_target(intermediate, force)  # --keep never overwrites without --force either
     else:
         intermediate = target.with_name(f".{target.stem}.unquantized.gguf")
     try:
