@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.value_ranges import shown
 
 LLAMA3_SPLIT = (
@@ -33,6 +34,37 @@ GPT4O_SPLIT = (
     "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*"
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 )
+
+
+# Every name llama.cpp's vocabulary loader accepts in `tokenizer.ggml.pre` (llama-vocab.cpp of the
+# llama.cpp that llama-cpp-python 0.3.36 vendors; tests/test_convert_vocabulary.py reads that file and
+# checks this list against it). Any other name is a model llama.cpp refuses to load
+# ("unknown pre-tokenizer type"), so --pre-tokenizer is checked against it before converting.
+LLAMA_CPP_PRE_TOKENIZERS = frozenset(
+    """
+    a.x-4.0 afmoe bailingmoe bailingmoe2 bloom chameleon chatglm-bpe codeshell
+    cohere2moe command-r dbrx deepseek-coder deepseek-llm deepseek-r1-qwen
+    deepseek-v3 default exaone exaone-moe exaone4 f2llmv2 falcon falcon-h1
+    falcon3 gemma4 gigachat glm4 glm5 gpt-2 gpt-4o gpt3-finnish
+    granite-docling granite-embed-multi-311m granite-embed-multi-97m grok-2 hunyuan
+    hunyuan-dense hy_v4 jais jais-2 jina-de jina-es jina-v1-en jina-v2-code
+    jina-v2-de jina-v2-es jina-v5-nano joyai-llm kanana2 kimi-k2 kormo laguna
+    lfm2 llada-moe llama-bpe llama-v3 llama3 llama4 megrez mellum mellum2
+    midm-2.0 minerva-7b minicpm5 minimax-m2 modern-bert mpt olmo phi-2 pixtral
+    poro-chat qwen2 qwen35 refact roberta-bpe sarvam-moe seed-coder smaug-bpe
+    smollm solar-open spark2_5 stablelm2 starcoder superbpe talkie tekken
+    tiny_aya trillion ufakzeka viking whitespace youtu
+    """.split()
+)
+
+
+def check_pre_tokenizer_name(name: str) -> None:
+    """BadInputError unless llama.cpp knows `name` as a pre-tokenizer."""
+    if name not in LLAMA_CPP_PRE_TOKENIZERS:
+        raise BadInputError(
+            f"--pre-tokenizer {shown(name)} is not a pre-tokenizer llama.cpp knows "
+            "(llama3, qwen2, smollm, gpt-2, ...); a file written with it would not load"
+        )
 
 
 def _byte_level(use_regex: bool) -> tuple:

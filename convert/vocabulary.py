@@ -21,7 +21,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.convert.generation_config import fill_unset_special_ids
-from llamadesk.convert.pretokenizers import describe, known_names, llama_cpp_pre_tokenizer
+from llamadesk.convert.pretokenizers import check_pre_tokenizer_name, describe, known_names, llama_cpp_pre_tokenizer
 from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
 
 # The largest tokenizer.json files (Gemma's, 256k tokens) are ~35 MB.
@@ -322,6 +322,8 @@ def read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None = None)
     `n_vocab` is the model's vocabulary size, already checked against its embedding: every token id
     must be below it, and the token list is padded up to it.
     """
+    if pre_override is not None:
+        check_pre_tokenizer_name(pre_override)
     tokenizer_json = folder / "tokenizer.json"
     model: dict[str, Any] = {}
     if tokenizer_json.is_file():
@@ -331,6 +333,11 @@ def read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None = None)
         if model.get("type") == "BPE" and decoder.get("type") == "ByteLevel":
             return _bpe_vocabulary(folder, tokenizer, n_vocab, pre_override)
     if (folder / "tokenizer.model").is_file():
+        if pre_override is not None:  # a SentencePiece model splits text itself: the name would be ignored
+            raise BadInputError(
+                f"{folder}: --pre-tokenizer is for byte-level BPE tokenizers (tokenizer.json); "
+                "this one is SentencePiece (tokenizer.model): leave it out"
+            )
         return _sentencepiece_vocabulary(folder, n_vocab)
     if tokenizer_json.is_file():
         raise BadInputError(

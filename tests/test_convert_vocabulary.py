@@ -407,3 +407,28 @@ def test_a_tokenizer_model_config_without_added_tokens_changes_nothing(tmp_path)
     vocabulary = read_vocabulary(folder, N_VOCAB)
     assert vocabulary.types[:6] == [TokenType.UNKNOWN, CONTROL, CONTROL, NORMAL, NORMAL, NORMAL]
     assert vocabulary.special.add_special_token["bos"] is False  # the config's word over the default
+
+
+def test_pre_tokenizer_names_are_llama_cpps():
+    """Every name llama-vocab.cpp accepts in tokenizer.ggml.pre, and no other."""
+    import re
+
+    from llamadesk.convert.pretokenizers import KNOWN_PRE_TOKENIZERS, LLAMA_CPP_PRE_TOKENIZERS
+    from tests.fixtures.smollm2_f16 import llama_cpp_source
+
+    source = (llama_cpp_source() / "src" / "llama-vocab.cpp").read_text()
+    assert LLAMA_CPP_PRE_TOKENIZERS == set(re.findall(r'tokenizer_pre == "([^"]+)"', source))
+    assert set(KNOWN_PRE_TOKENIZERS.values()) <= LLAMA_CPP_PRE_TOKENIZERS
+
+
+def test_a_pre_tokenizer_override_must_be_one_llama_cpp_knows_and_fit_the_tokenizer(tmp_path):
+    # Any name was written (a file llama.cpp then refused to load: "unknown pre-tokenizer type"),
+    # and on a SentencePiece tokenizer the option was silently ignored.
+    (tmp_path / "bpe").mkdir()
+    (tmp_path / "spm").mkdir()
+    folder = bpe_folder(tmp_path / "bpe")
+    assert read_vocabulary(folder, N_VOCAB, "llama3").pre == "llama3"
+    assert refused(folder, pre_override="bogus").startswith('--pre-tokenizer "bogus" is not a pre-tokenizer llama.cpp')
+    assert "is not a pre-tokenizer" in refused(folder, pre_override="llama3\nx")
+    spm = sentencepiece_folder(tmp_path / "spm")
+    assert "--pre-tokenizer is for byte-level BPE tokenizers" in refused(spm, pre_override="llama3")
