@@ -91,12 +91,13 @@ def quant_type_names(include_aliases: bool = True) -> list[str]:
     return [q.name for q in QUANT_TYPES if include_aliases or q.alias_of is None]
 
 
-def find_quant_type(name: str) -> QuantType:
-    """The type called `name` (any case); an unknown name is refused with the list of valid ones."""
+def find_quant_type(name: str, auto_offered: bool = True) -> QuantType:
+    """The type called `name` (any case); an unknown name is refused with the list of valid ones.
+
+    `auto_offered`: whether the caller also takes 'auto' (quantize does), so the refusal says so.
+    """
     found = _BY_NAME.get(name.strip().upper())
     if found is None:
-        raise BadInputError(
-            f"unknown quantization type '{name}'; valid types: {', '.join(quant_type_names())} "
-            "(or 'auto' to pick the best that fits in memory)"
-        )
+        also = " (or 'auto' to pick the best that fits in memory)" if auto_offered else ""
+        raise BadInputError(f"unknown quantization type '{name}'; valid types: {', '.join(quant_type_names())}{also}")
     return _BY_NAME[found.alias_of] if found.alias_of else found

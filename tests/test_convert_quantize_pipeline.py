@@ -59,6 +59,22 @@ def test_keep_leaves_the_intermediate_and_existing_output_needs_force(hf_folder,
 def test_unknown_quantize_type_lists_the_valid_ones(hf_folder, tmp_path):
     result = run_cli("convert", str(hf_folder), "-o", str(tmp_path / "x.gguf"), "--quantize", "Q5_Z")
     assert result.returncode == 2 and "Q4_K_M" in result.stderr and "Traceback" not in result.stderr
+    assert "'auto'" not in result.stderr, "convert does not take auto: the list must not offer it"
+    assert not list(tmp_path.iterdir())
+
+
+def test_dry_run_with_quantize_says_what_both_steps_would_write(hf_folder, tmp_path):
+    # --dry-run once ignored --quantize and showed only an F16 file.
+    out = tmp_path / "smol-q4_k_m.gguf"
+    result = run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q4_K_M", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["quantize"] == {"type": "Q4_K_M", "output": str(out)}
+    assert plan["outtype"] in ("F16", "BF16", "F32") and Path(plan["output"]).parent == tmp_path
+    direct = run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q8_0", "--dry-run", "--json")
+    assert json.loads(direct.stdout)["outtype"] == "Q8_0" and "quantize" not in json.loads(direct.stdout)
+    text = run_cli("convert", str(hf_folder), "-o", str(out), "--quantize", "Q4_K_M", "--dry-run")
+    assert f"then quantize it to Q4_K_M: {out}" in text.stdout
     assert not list(tmp_path.iterdir())
 
 

@@ -88,12 +88,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _print_plan(plan: ConversionPlan, output: Path, as_json: bool) -> None:
+def _print_plan(
+    plan: ConversionPlan, output: Path, as_json: bool, quantized: tuple[str, Path, bool] | None = None
+) -> None:
+    """The plan as a table (or JSON); `quantized`: the type and file a quantization would make of
+    `output`, and whether `output` is kept (--keep)."""
     rows = [(t.name, "x".join(str(d) for d in reversed(t.shape)), t.qtype.name, t.source) for t in plan.tensors]
     if as_json:
+        then = {"quantize": {"type": quantized[0], "output": str(quantized[1])}} if quantized else {}
         print(
             json.dumps(
                 {
+                    **then,
                     "output": str(output),
                     "outtype": plan.bulk_type.name,
                     "parameters": plan.n_params,
@@ -113,6 +119,28 @@ def _print_plan(plan: ConversionPlan, output: Path, as_json: bool) -> None:
         f"tokenizer {plan.vocabulary.model}/{plan.vocabulary.pre} ({len(plan.vocabulary.tokens)} tokens)"
     )
     print(f"would write {output} ({plan.bulk_type.name}, about {format_bytes(plan.estimated_size)})")
+    if quantized:
+        kept = "kept" if quantized[2] else "then removed"
+        print(f"then quantize it to {quantized[0]}: {quantized[1]} (the {plan.bulk_type.name} file {kept})")
+
+
+def _dry_run_with_quantize(args: argparse.Namespace) -> int:
+    """--dry-run --quantize: the conversion's plan, and what quantizing would then write."""
+    from llamadesk.app.library.checkpoint_conversion import DIRECT_TYPES, check_convert_type
+    from llamadesk.quantize.quantize_model import default_output as default_quantized_output
+
+    qtype = check_convert_type(args.quantize)
+    name = args.source if looks_like_repo_id(args.source) else None
+    folder = resolve_source(args.source)
+    if qtype.name in DIRECT_TYPES:  # written by the converter directly, as the real run does
+        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], args.pre_tokenizer, name, _overlay(args))
+        _print_plan(plan, args.output or default_output(plan), args.json)
+        return 0
+    plan = plan_conversion(folder, "auto", args.pre_tokenizer, name, _overlay(args))
+    converted = default_output(plan)
+    target = args.output or default_quantized_output(converted, qtype)
+    _print_plan(plan, target.parent / converted.name, args.json, (qtype.name, target, args.keep))
+    return 0
 
 
 def _write_with_progress(plan: ConversionPlan, output: Path, force: bool, check) -> Path:
@@ -159,8 +187,8 @@ def run(args: argparse.Namespace) -> int:
         return run_adapter(args)
     if args.base:
         raise BadInputError("--base applies when SRC is a LoRA adapter folder (with adapter_config.json)")
-    if args.quantize and not args.dry_run:
-        return _run_with_quantize(args)
+    if args.quantize:
+        return _dry_run_with_quantize(args) if args.dry_run else _run_with_quantize(args)
     if args.keep or args.threads:
         raise BadInputError("--keep and --threads only apply with --quantize")
     name = args.source if looks_like_repo_id(args.source) else None  # a snapshot folder is named by its hash

@@ -25,7 +25,7 @@ DIRECT_TYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}
 
 def check_convert_type(quant_type: str) -> QuantType:
     """The quantization type for a conversion; BadInputError (listing the valid ones) otherwise."""
-    return find_quant_type(quant_type)
+    return find_quant_type(quant_type, auto_offered=False)
 
 
 def convert_checkpoint(
