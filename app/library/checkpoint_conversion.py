@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from llamadesk.app.core.atomic_file import check_writable_target
+from llamadesk.app.core.atomic_file import check_writable_target, hidden_name
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import default_output as default_conversion_output
 from llamadesk.convert import plan_conversion, resolve_source, write_gguf
@@ -73,7 +73,7 @@ def convert_checkpoint(
             )
         check_writable_target(intermediate, force)  # --keep never overwrites without --force either
     else:
-        intermediate = target.with_name(f".{target.stem}.unquantized.gguf")
+        intermediate = hidden_name(target, ".unquantized.gguf")
     try:
         write_gguf(plan, intermediate, force or not keep, convert_progress, check)
         quantize_gguf(intermediate, target, qtype, threads=threads, force=force, progress=quantize_progress)

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 from typing import Any, TextIO
 
+from llamadesk.app.core.atomic_file import hidden_name
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import parse_json_object
@@ -32,7 +33,7 @@ LINE_MAX_DEPTH = 4
 
 
 def sidecar_path(output: Path) -> Path:
-    return output.with_name(f".{output.name}.translation.jsonl")
+    return hidden_name(output, ".translation.jsonl")
 
 
 class ResumeLog:

@@ -1,0 +1,72 @@
+"""app/core/atomic_file.py: outputs written under a temporary name and renamed when complete."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from llamadesk.app.core.atomic_file import NAME_MAX, atomic_output, temporary_name
+from llamadesk.app.core.errors import BadInputError
+
+
+def write(path: Path, text: str, force: bool = False) -> None:
+    with atomic_output(path, force) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["a" * 250 + ".gguf", "é" * 125 + ".po", "x" * 255])
+def test_a_name_near_the_limit_is_written(tmp_path, name):
+    # The dot, process id and ".part" once pushed a valid 250-character name past the file
+    # system's 255 bytes: the write failed, naming a temporary file the user never chose.
+    target = tmp_path / name
+    assert len(os.fsencode(temporary_name(target).name)) <= NAME_MAX
+    write(target, "done")
+    assert target.read_text(encoding="utf-8") == "done" and list(tmp_path.iterdir()) == [target]
+
+
+def test_long_names_that_differ_only_at_the_end_get_different_temporary_names(tmp_path):
+    first, second = tmp_path / ("a" * 250 + "1.gguf"), tmp_path / ("a" * 250 + "2.gguf")
+    assert temporary_name(first) != temporary_name(second)
+    assert temporary_name(tmp_path / "short.gguf").name == f".short.gguf.{os.getpid()}.part"
+
+
+def test_an_interrupted_write_leaves_nothing(tmp_path):
+    target = tmp_path / ("b" * 252)
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as tmp:
+        tmp.write_text("half", encoding="utf-8")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_or_fifo_is_never_replaced_even_with_force(tmp_path):
+    # As root, `convert ... -o /dev/null --force` replaced the device node with a regular file.
+    with pytest.raises(BadInputError, match="is not a regular file"):
+        write(Path("/dev/null"), "x", force=True)
+    assert Path("/dev/null").is_char_device()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(BadInputError, match="is not a regular file"):
+        write(fifo, "x", force=True)
+    assert not fifo.is_file() and sorted(tmp_path.iterdir()) == [fifo]
+
+
+def test_an_existing_file_needs_force(tmp_path):
+    target = tmp_path / "out.txt"
+    write(target, "first")
+    with pytest.raises(BadInputError, match="pass --force"):
+        write(target, "second")
+    write(target, "second", force=True)
+    assert target.read_text(encoding="utf-8") == "second"
+
+
+def test_the_files_beside_an_output_fit_too(tmp_path):
+    from llamadesk.app.core.atomic_file import hidden_name
+    from llamadesk.app.translate.resume import sidecar_path
+
+    target = tmp_path / ("c" * 250 + ".po")
+    for beside in (hidden_name(target, ".unquantized.gguf"), sidecar_path(target)):
+        assert len(os.fsencode(beside.name)) <= NAME_MAX and beside.parent == tmp_path
+        beside.write_text("ok", encoding="utf-8")  # the file system takes the name
+    assert sidecar_path(tmp_path / "fr.po").name == ".fr.po.translation.jsonl", "short names as before"
