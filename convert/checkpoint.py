@@ -56,6 +56,14 @@ def _shards_from_index(index: Path) -> list[Path]:
     return files
 
 
+def _regular_files(files: list[Path]) -> list[Path]:
+    """`files` when each is a regular file; else BadInputError naming the one that is not (a folder, a FIFO)."""
+    for f in files:
+        if not f.is_file():
+            raise BadInputError(f"{f} is not a regular file, where a weight file is expected; remove or replace it")
+    return files
+
+
 def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[TensorSource]]]:
     for index_name, single_name, reader in HF_WEIGHT_FORMATS:
         if (folder / index_name).is_file():
@@ -64,7 +72,7 @@ def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[Te
             return [folder / single_name], reader
     loose = sorted(folder.glob("*.safetensors"))
     if loose:
-        return loose, read_safetensors
+        return _regular_files(loose), read_safetensors
     raise BadInputError(f"{folder}: no weights found (model.safetensors, pytorch_model.bin or their sharded index)")
 
 
@@ -79,7 +87,7 @@ def open_checkpoint(folder: Path) -> Checkpoint:
         return Checkpoint(folder, config, tensors, files)
     if meta_shard_files(folder) and (folder / "params.json").is_file():
         config = read_meta_params(folder)
-        files = meta_shard_files(folder)
+        files = _regular_files(meta_shard_files(folder))
         return Checkpoint(folder, config, read_meta_shards(files, config.n_embd), files)
     raise BadInputError(
         f"{folder}: not a checkpoint folder (expected config.json with weights, or consolidated.*.pth with params.json)"

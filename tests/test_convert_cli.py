@@ -243,3 +243,20 @@ def test_hub_repo_id_downloads_only_what_conversion_needs(checkpoints_root, tmp_
         missing = run_cli_process("convert", "someone/no-such-model", "-o", str(tmp_path / "x.gguf"), env=env)
     assert inspect_gguf(out).metadata["general.name"] == "tiny-llama3"
     assert_one_clear_line(missing, 2, "no such repo")
+
+
+@pytest.mark.parametrize(
+    ("source", "folder_named"),
+    [("llama2_spm", "model-00001.safetensors"), ("meta_2shards", "consolidated.02.pth")],
+)
+def test_a_folder_where_a_weight_file_is_expected_is_bad_input(checkpoints_root, tmp_path, source, folder_named):
+    # It was opened as a file: "Is a directory", exit 1.
+    folder = Path(shutil.copytree(build(source, checkpoints_root), tmp_path / "src"))
+    if source == "llama2_spm":
+        for weights in folder.glob("*.safetensors"):
+            weights.unlink()
+    (folder / folder_named).mkdir()
+    out = tmp_path / "out.gguf"
+    result = run_cli("convert", str(folder), "-o", str(out))
+    assert_one_clear_line(result, 2, f"{folder_named} is not a regular file, where a weight file is expected")
+    assert not out.exists()
