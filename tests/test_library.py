@@ -234,3 +234,37 @@ def test_record_made_model_keeps_one_record_per_file(tmp_path, monkeypatch):
     registry_path().write_text("{not json")
     with pytest.raises(LlamadeskError, match="library record .* is damaged"):
         load_registry()
+
+
+def test_a_made_model_is_recorded_by_its_full_path_and_rm_never_deletes_what_is_not_it(home, tmp_path):
+    # `convert -o tq.gguf` recorded "tq.gguf": from another folder, `models rm tq` deleted that
+    # folder's tq.gguf, a person's own file, and the model itself could no longer be found.
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    model = here / "tq.gguf"
+    model.write_bytes(tiny_gguf_bytes(tmp_path, "tq.gguf"))
+    env = {**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")}
+    record = "from pathlib import Path; from llamadesk.app.library.registry import record_made_model; "
+    record += "record_made_model(Path('tq.gguf'), {'checkpoint': '.'})"
+    done = subprocess.run([str(LLAMADESK.parent / "python"), "-c", record], cwd=here, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert listed(home)["tq"]["path"] == str(model) and listed(home)["tq"]["origin"]["checkpoint"] == str(here)
+
+    def rm_from(folder: Path) -> subprocess.CompletedProcess:
+        argv = [str(LLAMADESK), "models", "rm", "tq", "--yes"]
+        return subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True)
+
+    # A record an older version wrote without its folder: only the record goes, never a file.
+    registry = home / "data" / "library.json"
+    registry.write_text(registry.read_text().replace(json.dumps(str(model)), json.dumps("tq.gguf")))
+    notes = elsewhere / "tq.gguf"
+    notes.write_text("my notes")
+    done = rm_from(elsewhere)
+    assert done.returncode == 0 and "no files deleted" in done.stdout, done.stderr
+    assert notes.read_text() == "my notes" and model.exists() and "tq" not in listed(home)
+
+    # A record whose file is no longer a GGUF (replaced by something else): the same.
+    done = subprocess.run([str(LLAMADESK.parent / "python"), "-c", record], cwd=here, env=env, capture_output=True)
+    model.write_text("something else now")
+    assert rm_from(elsewhere).returncode == 0 and model.read_text() == "something else now"

@@ -445,7 +445,34 @@ def _plan_pulled_removal(registry: Registry, name: str) -> Removal:
     return Removal(name, (), text, apply)
 
 
+def _forget_made(first: Path, why: str) -> Removal:
+    """Removing a made model's record only: its file is not certain to be the one llamadesk wrote."""
+
+    def apply() -> list[Path]:
+        registry = load_registry()
+        registry.made = [m for m in registry.made if Path(m.path) != first]
+        save_registry(registry)
+        return []
+
+    return Removal(model_stem(first.name), (), f"forget {first} ({why}); no file is deleted", apply)
+
+
+def _is_gguf(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
 def _plan_local_removal(first: Path) -> Removal:
+    # Older versions recorded `convert -o x.gguf` as the relative "x.gguf": found from another
+    # folder it named another file (a person's own was deleted once). Nor is a file that is no
+    # longer a GGUF the model llamadesk wrote. Either way only the record goes.
+    if not first.is_absolute():
+        return _forget_made(first, "recorded without its folder, so which file it is is not known")
+    if first.exists() and not _is_gguf(first):
+        return _forget_made(first, "it is no longer a GGUF file, so not the model llamadesk wrote")
     files = [p for p in split_parts(first) if p.exists()]
     from llamadesk.quantize.evaluation import eval_file
 

@@ -154,7 +154,17 @@ def save_registry(registry: Registry) -> None:
 
 def record_made_model(path: Path, origin: dict[str, Any]) -> None:
     """Remember where a file that convert/ or quantize/ wrote came from (shown by `models`)."""
+    # Absolute: a relative path would name another file once `models` runs from another folder.
+    path = path.resolve()
+    origin = {key: _absolute_if_local(value) for key, value in origin.items()}
     registry = load_registry()
     registry.made = [m for m in registry.made if Path(m.path) != path]
     registry.made.append(MadeModel(path=str(path), origin=origin))
     save_registry(registry)
+
+
+def _absolute_if_local(value: Any) -> Any:
+    """A relative path to something that exists here (a checkpoint, an adapter), made absolute."""
+    if isinstance(value, str) and value and not Path(value).is_absolute() and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
