@@ -28,6 +28,7 @@ from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.gguf_naming import RepoFile
 from llamadesk.app.hub.cache import blob_name, cached_file, inside, link_snapshot, remember_ref, repo_storage
 from llamadesk.app.hub.errors import hub_errors
+from llamadesk.app.hub.http_client import use_time_limits
 from llamadesk.app.hub.repo import MAX_FILE_BYTES
 from llamadesk.app.library.starters import sha256_of
 
@@ -102,6 +103,7 @@ def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar 
     bytes were fetched)."""
     url = hf_hub_url(repo, file.path, revision=commit)
     with hub_errors(repo):
+        use_time_limits()
         meta = get_hf_file_metadata(url)
     if not meta.etag:
         raise LlamadeskError(f"the Hub gave no ETag for {file.path} in {repo}; try again later")

@@ -18,6 +18,7 @@ from llamadesk.app.core.gguf_naming import GGUFVariant, RepoFile, gguf_variants
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.app.hub.cache import check_commit
 from llamadesk.app.hub.errors import hub_errors
+from llamadesk.app.hub.http_client import use_time_limits
 
 # Files that make a repo a checkpoint llamadesk.convert can turn into a GGUF.
 CHECKPOINT_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
@@ -93,6 +94,7 @@ def list_repo(repo: str, revision: str | None = None) -> RepoListing:
     repo's folder are kept apart, never offered.
     """
     with hub_errors(repo):
+        use_time_limits()
         info = HfApi().model_info(repo, revision=revision, files_metadata=True)
     if not info.sha:
         raise BadInputError(f"the Hub gave no commit for {repo}; try again later")
@@ -156,6 +158,7 @@ def search_gguf_models(query: str, limit: int = SEARCH_LIMIT) -> list[HubModel]:
             "`llamadesk models` lists what is downloaded"
         )
     with hub_errors(query):
+        use_time_limits()
         found = HfApi().list_models(
             search=query.strip(),
             filter="gguf",
