@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from llamadesk.app.engine.quantize_request import REFUSED_MARKER
+
 MIB = 1024 * 1024
 
 TENSOR_LINE = re.compile(r"^\[\s*(?P<index>\d+)/\s*(?P<total>\d+)\]\s+(?P<name>\S+)")
@@ -23,6 +25,10 @@ NEEDS_IMATRIX_MARKERS = (
     "will require an imatrix",
     "Missing importance matrix",
 )
+# An importance matrix made for another model: its rows do not match this model's tensors.
+IMATRIX_MISMATCH_LINE = re.compile(r"imatrix size \d+ is different from tensor size \d+ for (?P<tensor>\S+)")
+# A type with no fallback for a tensor whose rows it cannot hold (llama-quant.cpp).
+NO_FALLBACK_LINE = re.compile(r"no tensor type fallback is defined for type (?P<type>\S+)")
 FALLBACK_LINE = re.compile(r"(?P<count>\d+) of (?P<total>\d+) tensor\(s\) required fallback")
 
 
@@ -45,6 +51,9 @@ class QuantizeReport:
     output_mib: float | None = None
     output_bits_per_weight: float | None = None
     failure: str | None = None
+    refused: str | None = None  # llama.cpp's loader refused the input, for this reason (nothing quantized)
+    imatrix_mismatch: str | None = None  # a tensor the importance matrix does not fit
+    no_fallback: str | None = None  # the type llama.cpp cannot make for some tensor of this model
     needs_imatrix: bool = False
     fallback_tensors: int = 0
     seconds: float | None = None  # time spent in llama_model_quantize itself
@@ -68,10 +77,16 @@ def read_line(report: QuantizeReport, line: str) -> TensorProgress | None:
         report.output_bits_per_weight = float(match["bpw"])
     elif match := MODEL_SIZE_LINE.search(line):
         report.input_mib = float(match["mib"])
+    elif line.startswith(REFUSED_MARKER):
+        report.refused = line.removeprefix(REFUSED_MARKER).strip()
     elif match := FAILURE_LINE.search(line):
         report.failure = match["reason"].strip()
     elif match := FALLBACK_LINE.search(line):
         report.fallback_tensors = int(match["count"])
+    if match := IMATRIX_MISMATCH_LINE.search(line):
+        report.imatrix_mismatch = match["tensor"]
+    if match := NO_FALLBACK_LINE.search(line):
+        report.no_fallback = match["type"]
     if any(marker in line for marker in NEEDS_IMATRIX_MARKERS):
         report.needs_imatrix = True
     return None

@@ -35,13 +35,28 @@ REQUANTIZE_WHY = (
 )
 
 
+# What a GGUF that is not a model says it is (general.type), and what to do with it instead.
+NOT_A_MODEL = {
+    "adapter": "a LoRA adapter, not a model; quantize the model it was trained on (the adapter is applied "
+    "to it as it is, with --lora)",
+    "imatrix": "an importance matrix, not a model; give it with --imatrix and the model as IN.gguf",
+}
+
+
 def quantized_types(path: Path) -> list[str]:
-    """The quantized ggml types among a GGUF's matrices (empty for an f32/f16/bf16 file)."""
+    """The quantized ggml types among a GGUF's matrices (empty for an f32/f16/bf16 file).
+
+    BadInputError for a GGUF that is not a model (an adapter, an importance matrix): llama.cpp's
+    quantizer said only "key not found" or "unknown model architecture", exit 1.
+    """
     # Imported here: the header reader needs numpy and gguf (~0.1 s), which quantize_gguf()
     # imports while the quantizer child starts rather than before.
     from llamadesk.app.core.gguf_file import open_header
 
     header = open_header(path)
+    kind = header.metadata.get("general.type")
+    if kind in NOT_A_MODEL:
+        raise BadInputError(f"{path} is {NOT_A_MODEL[kind]}")
     return sorted({t.ggml_type.name for t in header.tensors if t.ggml_type.name not in FLOAT_TYPES})
 
 
@@ -187,6 +202,20 @@ def _write_failure_reason(target: Path, partial: Path) -> str | None:
 def _failure(
     status: int, report: QuantizeReport, request: QuantizeRequest, target: Path, partial: Path
 ) -> LlamadeskError:
+    if report.refused is not None:
+        from llamadesk.app.core.gguf_file import ADVICE
+
+        return BadInputError(f"{request.input}: llama.cpp cannot load it: {report.refused}; {ADVICE}")
+    if report.imatrix_mismatch is not None:
+        return BadInputError(
+            f"the importance matrix {request.imatrix} was made for another model (its size for "
+            f"{report.imatrix_mismatch} does not match); make one for this model with `llamadesk imatrix`"
+        )
+    if report.no_fallback is not None:
+        return BadInputError(
+            f"llama.cpp cannot make {report.no_fallback.upper()} for this model (some tensors' rows do not "
+            "fit its blocks, and it has no fallback type); choose another type"
+        )
     if report.needs_imatrix:
         return BadInputError("this type needs an importance matrix for this model; pass --imatrix FILE")
     if (reason := _write_failure_reason(target, partial)) is not None:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llamadesk.app.core.gguf_file import open_header
@@ -179,3 +180,63 @@ def test_list_types(tmp_path):
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert "imatrix" in rows["IQ2_XXS"] and "imatrix" not in rows["Q4_K_M"]
     assert len(rows) == 38
+
+
+def _gguf_of_type(path: Path, kind: str) -> Path:
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(path, "llama")
+    writer.add_type(kind)
+    writer.add_tensor("x", np.zeros(4, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _imatrix_for_another_model(path: Path) -> Path:
+    from gguf import GGUFWriter
+
+    from llamadesk.app.core.imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
+
+    writer = GGUFWriter(path, "imatrix")
+    writer.add_type("imatrix")
+    for name in ("blk.0.attn_k.weight", "blk.0.attn_q.weight", "token_embd.weight"):
+        writer.add_tensor(name + SUMS_SUFFIX, np.ones(7, dtype=np.float32))
+        writer.add_tensor(name + COUNTS_SUFFIX, np.ones(1, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_what_llama_cpp_quantizes_but_cannot_use_is_bad_input(smollm2_f16_path, tmp_path):
+    # Each of these reached llama.cpp's quantizer: a model it could not load was quantized into a
+    # file no one could load (exit 0); an adapter, an importance matrix given as the model, an
+    # importance matrix of another model and a type without fallback failed with exit 1 and
+    # llama.cpp's words ("key not found", "unknown model architecture", ...).
+    from tests.gguf_samples import tiny_gguf_bytes
+
+    made = tmp_path / "made"
+    made.mkdir()
+    not_loadable = tmp_path / "incomplete.gguf"
+    not_loadable.write_bytes(tiny_gguf_bytes(made, "incomplete.gguf", file_type="F16"))
+    cases = {
+        "a tensor missing": ([str(not_loadable), "-t", "Q8_0"], "llama.cpp cannot load it: "),
+        "an adapter": ([str(_gguf_of_type(made / "a.gguf", "adapter")), "-t", "Q8_0"], "is a LoRA adapter"),
+        "an imatrix": ([str(_gguf_of_type(made / "i.gguf", "imatrix")), "-t", "Q8_0"], "is an importance matrix"),
+        "another model's imatrix": (
+            [str(smollm2_f16_path), "-t", "Q4_K_M", "--imatrix", str(_imatrix_for_another_model(made / "m.gguf"))],
+            "was made for another model",
+        ),
+        "no fallback": ([str(smollm2_f16_path), "-t", "Q1_0"], "llama.cpp cannot make Q1_0 for this model"),
+    }
+    out = tmp_path / "out"
+    out.mkdir()
+    for what, (args, expected) in cases.items():
+        result = run_cli("quantize", *args, "-o", str(out / "x.gguf"))
+        assert result.returncode == 2, (what, result.stderr)
+        assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, (what, result.stderr)
+        assert list(out.iterdir()) == [], what

@@ -26,7 +26,7 @@ import sys
 import time
 from types import ModuleType
 
-from llamadesk.app.engine.quantize_request import DONE_MARKER, QuantizeRequest
+from llamadesk.app.engine.quantize_request import DONE_MARKER, REFUSED_MARKER, QuantizeRequest
 
 
 def import_bindings_alone() -> ModuleType:
@@ -135,6 +135,16 @@ def run_quantize(request: QuantizeRequest) -> int:
     return int(status)
 
 
+def _loader_refusal(path: str) -> str | None:
+    """Why llama.cpp's loader refuses `path` (load_check.py), None if it loads; our log stays ours."""
+    from llamadesk.app.engine.load_check import llama_cpp_refusal
+
+    try:
+        return llama_cpp_refusal(path)
+    finally:
+        llama.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
 def main() -> int:
     # Ctrl-C reaches this process too (same process group): die at once instead of waiting for
     # the C call to return, as Python's KeyboardInterrupt would.
@@ -149,7 +159,15 @@ def main() -> int:
     # Empty when the parent's checks failed and it closed our stdin without asking for anything.
     for item in json.loads(sys.stdin.readline() or "[]"):
         started = time.perf_counter()
-        status = run_quantize(QuantizeRequest(**item))
+        request = QuantizeRequest(**item)
+        # What llama.cpp's loader refuses (a tensor missing or of the wrong shape) its quantizer
+        # takes: it wrote a file that no one could load, or died of SIGFPE on a zero dimension.
+        refusal = None if request.dry_run else _loader_refusal(request.input)
+        if refusal is not None:
+            print(f"{REFUSED_MARKER} {refusal}", flush=True)
+            status = 1
+        else:
+            status = run_quantize(request)
         print(f"{DONE_MARKER} {status} {time.perf_counter() - started:.6f}", flush=True)
     return status
 

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 
 # The child prints this, llama_model_quantize's status and its seconds, after each request.
 DONE_MARKER = "@@llamadesk-quantize-done"
+# ... and this, with llama.cpp's reason, before it when llama.cpp's loader refuses the input.
+REFUSED_MARKER = "@@llamadesk-quantize-refused"
 
 
 @dataclass(frozen=True)
