@@ -73,6 +73,14 @@ def test_bench_json_reports_both_tests():
     assert rows[2]["n_sequences"] == 2 and rows[2]["speed_pp"] > 0 and rows[2]["speed_tg"] > 0
 
 
+def test_bench_batched_line_with_a_context_of_one_token():
+    # `-p 0 -n 1` sizes the context, and with it the batch, to one token: the batched decoder's
+    # context then failed llama.cpp's assert (n_outputs_max) and the process aborted, exit 134.
+    result = run_cli("bench", "-m", "smollm2", "-p", "0", "-n", "1", "-r", "1", "--batched", "2", "--json")
+    assert result.returncode == 0, result.stderr[-500:]
+    assert [r["test"] for r in json.loads(result.stdout)] == ["tg1", "pp64+tg64x2"]
+
+
 def test_bench_depth_sizes_the_context_and_names_the_test():
     result = run_cli("bench", "-m", "smollm2", "-p", "0", "-n", "4", "-d", "300", "-r", "1", "--batched", "0", "--json")
     assert result.returncode == 0, result.stderr

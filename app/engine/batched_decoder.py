@@ -104,6 +104,10 @@ class BatchedDecoder:
     ):
         if n_sequences < 1:
             raise BadInputError("a batched decoder needs at least one sequence")
+        # llama.cpp reserves an output row per sequence it may hold, within the batch (a generation
+        # step decodes one token of every sequence at once): a smaller batch (bench's, sized to
+        # `-p 0 -n 1`) failed its assert n_outputs_max <= n_outputs_max and aborted the process.
+        n_batch = max(n_batch, n_sequences + SHELVES)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = n_batch
