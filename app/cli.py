@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from llamadesk.app.core.errors import LlamadeskError
 
@@ -37,6 +38,19 @@ COMMAND_MODULES = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line on stderr, as every other bad input is.
+
+    argparse prints its whole usage block and then the error (2 to 30 lines); the usage is one
+    `--help` away, and the line says so.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("llamadesk").strip()
+        helping = f"llamadesk {command} --help" if command else "llamadesk --help"
+        self.exit(2, f"llamadesk: {message}; see `{helping}`\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for `command` alone when it names a subcommand, else for all of them.
 
@@ -44,7 +58,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     huggingface_hub, ...), ~0.5 s in all, which a script running `llamadesk quantize` in a loop
     would pay every time for commands it never runs.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="llamadesk",
         description="Offline local LLMs: chat, translate, convert and quantize on your own machine.",
         epilog="Run `llamadesk COMMAND --help` for examples. With no command, opens the app.",

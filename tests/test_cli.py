@@ -198,3 +198,20 @@ def test_a_light_command_imports_only_what_it_uses():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["quantize", "x.gguf", "--memory", "-5GB"],
+            "argument --memory: expected one argument; see `llamadesk quantize --help`",
+        ),
+        (["convert", "a", "--outtype", "zz"], "invalid choice: 'zz'"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+        (["models", "rm"], "see `llamadesk models rm --help`"),
+    ],
+)
+def test_a_usage_error_is_one_line(argv, says):
+    # argparse printed its usage block and then the error: 2 to 30 lines for one mistake.
+    assert_one_clear_line(run_cli(*argv), 2, says)
