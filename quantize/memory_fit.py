@@ -126,13 +126,27 @@ def fit_table(
     return rows
 
 
+def auto_choice(rows: list[TypeFit], present_bytes: int) -> str | None:
+    """The best AUTO_LADDER type that fits and makes the model's weights smaller than `present_bytes`.
+
+    An already-quantized model (--allow-requantize) made no smaller gains nothing: from a Q4_1
+    file, Q8_0 "fitted" and was chosen, a larger file that rounds the rounded weights again.
+    """
+    by_name = {row.qtype: row for row in rows}
+    for name in AUTO_LADDER:
+        row = by_name.get(name)
+        if row is not None and row.fits and (row.weights_bytes is None or row.weights_bytes < present_bytes):
+            return name
+    return None
+
+
 def choose_fitting_type(model: Path, n_ctx: int | None, budget: int) -> QuantType:
     """The best type of AUTO_LADDER whose estimated memory fits `budget`; refuses if none does."""
     ladder = tuple(find_quant_type(name) for name in AUTO_LADDER)
     rows = fit_table(model, n_ctx, budget, ladder)
-    for row in rows:
-        if row.fits:
-            return find_quant_type(row.qtype)
+    chosen = auto_choice(rows, inspect_gguf(model).tensor_bytes)
+    if chosen is not None:
+        return find_quant_type(chosen)
     smallest = min((r for r in rows if r.memory_bytes is not None), key=lambda r: r.memory_bytes, default=None)
     need = f"; the smallest, {smallest.qtype}, needs {smallest.memory_bytes / 1e9:.2f} GB" if smallest else ""
     raise BadInputError(

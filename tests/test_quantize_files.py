@@ -182,12 +182,14 @@ def test_list_types(tmp_path):
     assert len(rows) == 38
 
 
-def _gguf_of_type(path: Path, kind: str) -> Path:
+def _gguf_of_type(path: Path, kind: str, tensors: dict[str, np.ndarray] | None = None) -> Path:
+    """A GGUF whose general.type is `kind` ("adapter", "imatrix"), holding `tensors`."""
     from gguf import GGUFWriter
 
-    writer = GGUFWriter(path, "llama")
+    writer = GGUFWriter(path, "imatrix" if kind == "imatrix" else "llama")
     writer.add_type(kind)
-    writer.add_tensor("x", np.zeros(4, dtype=np.float32))
+    for name, values in (tensors or {"x": np.zeros(4, dtype=np.float32)}).items():
+        writer.add_tensor(name, values)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -196,20 +198,14 @@ def _gguf_of_type(path: Path, kind: str) -> Path:
 
 
 def _imatrix_for_another_model(path: Path) -> Path:
-    from gguf import GGUFWriter
-
+    """Entries for SmolLM2's tensor names, of a size no SmolLM2 tensor has."""
     from llamadesk.app.core.imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
 
-    writer = GGUFWriter(path, "imatrix")
-    writer.add_type("imatrix")
+    entries = {}
     for name in ("blk.0.attn_k.weight", "blk.0.attn_q.weight", "token_embd.weight"):
-        writer.add_tensor(name + SUMS_SUFFIX, np.ones(7, dtype=np.float32))
-        writer.add_tensor(name + COUNTS_SUFFIX, np.ones(1, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+        entries[name + SUMS_SUFFIX] = np.ones(7, dtype=np.float32)
+        entries[name + COUNTS_SUFFIX] = np.ones(1, dtype=np.float32)
+    return _gguf_of_type(path, "imatrix", entries)
 
 
 def test_what_llama_cpp_quantizes_but_cannot_use_is_bad_input(smollm2_f16_path, tmp_path):

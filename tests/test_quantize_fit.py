@@ -78,3 +78,16 @@ def test_nothing_fits_is_one_clear_line(smollm2_f16_path, tmp_path):
     done = run_cli("quantize", str(smollm2_f16_path), "-t", "auto", "--memory", "50MB", "-o", str(tmp_path / "x.gguf"))
     assert done.returncode == 2 and "no quantization" in done.stderr and "--memory" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_never_picks_a_type_larger_than_an_already_quantized_model(smollm2_path):
+    # From the Q4_1 starter, with room for anything, auto chose Q8_0: a larger file that rounds the
+    # rounded weights again (quantize -t auto --allow-requantize).
+    from llamadesk.app.core.gguf_file import inspect_gguf
+
+    table = run_cli("fit", str(smollm2_path), "--memory", "8GB", "--json")
+    assert table.returncode == 0, table.stderr
+    report = json.loads(table.stdout)
+    rows = {r["qtype"]: r for r in report["types"]}
+    assert rows["Q8_0"]["fits"], "Q8_0 fits: only its size rules it out"
+    assert rows[report["auto_choice"]]["weights_bytes"] < inspect_gguf(smollm2_path).tensor_bytes
