@@ -218,6 +218,10 @@ def _failure(
         )
     if report.needs_imatrix:
         return BadInputError("this type needs an importance matrix for this model; pass --imatrix FILE")
+    if not partial.exists() and report.tensors_done == 0 and "iostream error" in (report.failure or ""):
+        # Nothing was written at all: the folder does not take new files (/proc, a read-only mount
+        # that os.access approves for root), which said "the disk is full" when it has no free space.
+        return BadInputError(f"no file can be created in {target.parent}; choose another -o")
     if (reason := _write_failure_reason(target, partial)) is not None:
         return LlamadeskError(reason)
     if status < 0:

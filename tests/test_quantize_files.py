@@ -236,3 +236,13 @@ def test_what_llama_cpp_quantizes_but_cannot_use_is_bad_input(smollm2_f16_path, 
         assert result.returncode == 2, (what, result.stderr)
         assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, (what, result.stderr)
         assert list(out.iterdir()) == [], what
+
+
+def test_a_folder_that_takes_no_files_is_not_called_a_full_disk(smollm2_f16_path):
+    # /proc passes os.access for root and has no free space: llama.cpp's failure to open the
+    # output was reported as "the disk is full", exit 1.
+    result = run_cli("quantize", str(smollm2_f16_path), "-t", "Q8_0", "-o", "/proc/llamadesk-test.gguf")
+    said = result.stderr
+    # not root: refused before quantizing, as a folder that is not writable
+    assert result.returncode == 2 and ("no file can be created in /proc" in said or "not writable" in said), said
+    assert "disk is full" not in said and len(said.strip().splitlines()) == 1
