@@ -183,18 +183,12 @@ def test_list_types(tmp_path):
 
 
 def _gguf_of_type(path: Path, kind: str, tensors: dict[str, np.ndarray] | None = None) -> Path:
-    """A GGUF whose general.type is `kind` ("adapter", "imatrix"), holding `tensors`."""
-    from gguf import GGUFWriter
+    """A small GGUF whose general.type is `kind` ("adapter", "imatrix"), with `tensors` besides."""
+    from gguf import GGUFValueType
 
-    writer = GGUFWriter(path, "imatrix" if kind == "imatrix" else "llama")
-    writer.add_type(kind)
-    for name, values in (tensors or {"x": np.zeros(4, dtype=np.float32)}).items():
-        writer.add_tensor(name, values)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    from tests.gguf_samples import TinyModel
+
+    return TinyModel(tensors=tensors or {}).set("general.type", kind, GGUFValueType.STRING).write(path)
 
 
 def _imatrix_for_another_model(path: Path) -> Path:
