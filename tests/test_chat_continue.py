@@ -113,3 +113,51 @@ def test_continuing_what_does_not_exist_is_one_clear_line(home):
     result = run_cli("chat", "--continue", "Hi", env=env)
     assert result.returncode == 2 and "no stored conversation" in result.stderr
     assert "prompt_cache_mb" in result.stderr  # the broken setting is named, and the chat does not depend on it
+
+
+def test_a_conversation_id_past_sqlites_integers_does_not_exist(home):
+    # It raised OverflowError in SQLite: an internal error, exit 1.
+    env = {"LLAMADESK_HOME": str(home)}
+    result = run_cli("chat", "--conversation", "99999999999999999999", "Hi", env=env)
+    assert_one_clear_line(result, 2, "conversation 99999999999999999999 does not exist")
+
+
+def test_a_prompt_or_system_prompt_that_is_not_utf8_is_bad_input(home, smollm2_path):
+    # Python keeps the bytes of a Latin-1 argument as lone surrogates; tokenizing raised
+    # UnicodeEncodeError, an internal error with exit 1.
+    env = {"LLAMADESK_HOME": str(home)}
+    for extra in (["caf\udce9"], ["--system", "caf\udce9", "Hi"]):
+        result = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, *extra, env=env)
+        assert_one_clear_line(result, 2, "bytes that are not UTF-8")
+
+
+def test_a_store_another_program_holds_locked_is_not_an_empty_one(home):
+    # The store went on in memory, empty, and the CLI then said "conversation 1 does not exist"
+    # (exit 2, after a notice: two lines) or listed nothing (exit 0).
+    import subprocess
+    import sys
+
+    from llamadesk.app.chat.store import ConversationSettings
+
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    store = stored(home)
+    store.new_conversation("kept", ConversationSettings())
+    store.close()
+    hold = (
+        "import sqlite3, sys, time; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "db.execute('PRAGMA locking_mode=EXCLUSIVE'); db.execute('BEGIN EXCLUSIVE'); "
+        "db.execute('SELECT count(*) FROM messages').fetchall(); print('locked', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(home / "data" / "conversations.sqlite3")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        env = {"LLAMADESK_HOME": str(home)}
+        for argv in (["chat", "--list"], ["chat", "--conversation", "1", "Hi"], ["chat", "--continue", "Hi"]):
+            assert_one_clear_line(run_cli(*argv, env=env), 1, "its conversations cannot be read now")
+    finally:
+        holder.kill()
+        holder.wait()
+    listed = run_cli("chat", "--list", env={"LLAMADESK_HOME": str(home)})
+    assert listed.returncode == 0 and "kept" in listed.stdout

@@ -270,3 +270,15 @@ def test_a_listing_shows_a_model_that_would_not_load(tmp_path):
     assert inspect_gguf(path, loadable=False).n_vocab == 6
     with pytest.raises(BadInputError, match="holds the token 'a' twice"):
         inspect_gguf(path)
+
+
+def test_a_fifo_named_like_a_model_is_refused_not_waited_on(tmp_path):
+    # Opening it blocked `info`, `chat -m` and `eval` until killed: a FIFO waits for a writer.
+    import os
+
+    from tests.conftest import assert_one_clear_line, run_cli
+
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    for argv in (["info", str(fifo)], ["chat", "-m", str(fifo), "Hi"]):
+        assert_one_clear_line(run_cli(*argv, timeout=60), 2, "is not a regular file")

@@ -148,7 +148,7 @@ def _primary_code(err: sqlite3.Error) -> int | None:
     return None if code is None else code & 0xFF
 
 
-def _print_notice(line: str) -> None:
+def print_notice(line: str) -> None:
     print(f"llamadesk: {line}", file=sys.stderr, flush=True)
 
 
@@ -168,12 +168,18 @@ class Store:
 
     def __init__(self, path: Path | str | None = None, on_notice: Callable[[str], None] | None = None):
         self.path = Path(path) if path is not None else default_store_path()
-        self.on_notice = on_notice or _print_notice
+        self.on_notice = on_notice or print_notice
         self.notices: list[str] = []
         self.not_saved: str | None = None
         self._in_memory = False
         self._fresh_memory = False  # in memory and started empty: nothing further to fall back to
         self._db = self._open()
+
+    @property
+    def file_unread(self) -> bool:
+        """Whether the store runs in memory, empty, although its file exists: the file's
+        conversations (locked by another program, unreadable) are not here to be read."""
+        return self._fresh_memory and self.path.exists()
 
     # -- opening and falling back -----------------------------------------------------------
 

@@ -33,6 +33,11 @@ def find_conversation(store: Store, conversation_id: int | None) -> Conversation
                 "there is no stored conversation to continue; start one in the app or with `llamadesk chat --save`"
             )
         return latest[0]
+    # SQLite's integers are 64-bit: a larger id is no conversation (it raised OverflowError)
+    if not 0 < conversation_id < 2**63:
+        raise BadInputError(
+            f"conversation {conversation_id} does not exist; `llamadesk chat --list` shows the stored ones"
+        )
     try:
         return store.conversation(conversation_id)
     except LlamadeskError:

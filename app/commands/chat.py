@@ -25,7 +25,7 @@ from llamadesk.app.commands.options import (
     load_settings,
     lora_settings,
 )
-from llamadesk.app.core.errors import BadInputError, Interrupted
+from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
 from llamadesk.app.settings.chat_defaults import (
     DEFAULT_REPEAT_PENALTY,
@@ -174,10 +174,29 @@ def conversation_settings(args: argparse.Namespace, stored: ConversationSettings
     return replace(base, **{name: value for name, value in flags.items() if value is not None})
 
 
-def list_conversations() -> int:
-    from llamadesk.app.chat.store import Store
+def open_store_to_read():
+    """The conversation store, for commands that read what it holds (--list, --continue, --conversation).
 
-    store = Store()
+    When the file cannot be read (another program holds it locked), the store goes on in memory,
+    empty: a reply could still be saved later, but "conversation 2 does not exist" or an empty
+    list would be false. So that is one line and exit 1 here, instead of the store's notice.
+    """
+    from llamadesk.app.chat.store import Store, print_notice
+
+    notices: list[str] = []
+    store = Store(on_notice=notices.append)
+    if store.file_unread:
+        reason = store.not_saved or f"the conversation store {store.path} cannot be read"
+        store.close()
+        raise LlamadeskError(f"{reason}; its conversations cannot be read now: try again once it is free")
+    store.on_notice = print_notice
+    for line in notices:
+        print_notice(line)
+    return store
+
+
+def list_conversations() -> int:
+    store = open_store_to_read()
     try:
         for conversation in store.conversations():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conversation.updated))
@@ -194,7 +213,7 @@ def open_stored_chat(args: argparse.Namespace) -> StoredChat:
     from llamadesk.app.chat.stored_chat import find_conversation
     from llamadesk.app.settings.user_config import load_config
 
-    store = Store()
+    store = Store() if args.save else open_store_to_read()
     cache = None
     if not args.no_prompt_cache:
         try:

@@ -103,6 +103,8 @@ def open_header(path: Path | str) -> GGUFHeader:
         raise BadInputError(f"{path}: no such file; give a path to a .gguf file or a model name")
     if path.is_dir():
         raise BadInputError(f"{path} is a folder, not a GGUF file")
+    if not path.is_file():  # opening a FIFO waits for a writer forever; a device never ends
+        raise BadInputError(f"{path} is not a regular file (a FIFO, socket or device), not a GGUF file")
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)

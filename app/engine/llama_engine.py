@@ -245,7 +245,15 @@ class Engine:
         return usable_context(self._llama)
 
     def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
-        return self._llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Python keeps bytes that are not UTF-8 (a Latin-1 argument, a JSON "\ud800") as lone
+            # surrogates, which no encoder takes: bad input, not an internal error.
+            raise BadInputError(
+                "the text holds bytes that are not UTF-8; give it as UTF-8 (iconv converts it)"
+            ) from None
+        return self._llama.tokenize(data, add_bos=add_bos, special=special)
 
     @property
     def has_chat_template(self) -> bool:
