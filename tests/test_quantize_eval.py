@@ -113,3 +113,14 @@ def test_eval_refuses_a_text_too_short(smollm2_path, tmp_path):
     done = run_cli("eval", str(smollm2_path), "--text", str(short))
     assert done.returncode == 2 and "needs at least 1024" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_chunk_size_past_the_trained_context_is_refused_before_loading(smollm2_path, tmp_path):
+    # --ctx 99999999999 allocated logits until the kernel killed the process (exit 137, nothing said).
+    from tests.conftest import assert_one_clear_line, run_cli
+
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
+    for ctx in ("99999999999", "8193", "0"):
+        result = run_cli("eval", str(smollm2_path), "--text", str(text), "--threads", "1", "--ctx", ctx)
+        assert_one_clear_line(result, 2, f"--ctx {ctx}: chunks for")

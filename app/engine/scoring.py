@@ -14,13 +14,32 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-from llamadesk.app.core.errors import LlamadeskError
-from llamadesk.app.core.gguf_file import inspect_gguf
+from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.engine.context_cells import usable_context
 from llamadesk.app.engine.llama_log import use_default_log
 
 PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
+
+
+def _check_chunk_size(summary: GGUFSummary, n_ctx: int, available_ram: int) -> None:
+    """BadInputError for a chunk size the model was not trained for, or whose logits do not fit.
+
+    Scoring keeps the logits of every position of a chunk (n_ctx x vocabulary floats): --ctx
+    99999999999 went on allocating until the kernel killed the process (exit 137, nothing said).
+    """
+    trained = summary.context_length
+    if n_ctx < 1 or (trained and n_ctx > trained):
+        limit = f"1 to {trained}, the context it was trained for" if trained else "at least 1"
+        raise BadInputError(f"--ctx {n_ctx}: chunks for {summary.path.name} are {limit}")
+    logits_bytes = n_ctx * max(summary.n_vocab, 1) * 4
+    if available_ram and logits_bytes > available_ram // 2:
+        raise BadInputError(
+            f"--ctx {n_ctx}: the logits of a chunk need {format_bytes(logits_bytes)}, more than half of the "
+            f"{format_bytes(available_ram)} of memory free; use a smaller --ctx (512 is llama-perplexity's)"
+        )
 
 
 class TokenScorer:
@@ -35,7 +54,9 @@ class TokenScorer:
     def load(cls, path: Path | str, n_ctx: int, n_threads: int | None = None) -> TokenScorer:
         """Load `path` for scoring chunks of up to `n_ctx` tokens."""
         summary = inspect_gguf(path)
-        threads = n_threads or machine_facts().physical_cores
+        machine = machine_facts()
+        _check_chunk_size(summary, n_ctx, machine.available_ram)
+        threads = n_threads or machine.physical_cores
         use_default_log()
         try:
             llama = llama_cpp.Llama(
