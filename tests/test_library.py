@@ -268,3 +268,15 @@ def test_a_made_model_is_recorded_by_its_full_path_and_rm_never_deletes_what_is_
     done = subprocess.run([str(LLAMADESK.parent / "python"), "-c", record], cwd=here, env=env, capture_output=True)
     model.write_text("something else now")
     assert rm_from(elsewhere).returncode == 0 and model.read_text() == "something else now"
+
+
+def test_an_unknown_name_lists_a_few_models_not_all(home, tmp_path):
+    # A folder of 10,000 files made the refusal one line of 50 KB.
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(30):
+        (many / f"m{i:02d}.gguf").write_bytes(tiny_gguf_bytes(tmp_path, f"m{i:02d}.gguf"))
+    assert cli(home, "models", "add", str(many)).returncode == 0
+    refused = cli(home, "models", "rm", "no-such-model", "--yes")
+    assert refused.returncode == 2 and "more (`llamadesk models`)" in refused.stderr
+    assert len(refused.stderr) < 1000 and len(refused.stderr.strip().splitlines()) == 1

@@ -392,6 +392,9 @@ def _forget_folder(folder: str) -> Removal:
     return Removal(folder, (), f"stop listing the models in {folder} (no files are deleted)", apply)
 
 
+MAX_NAMES_SHOWN = 20  # in a message: a folder of 10,000 files made it one 50 KB line
+
+
 def plan_removal(name: str) -> Removal:
     """How removing `name` would go; raises BadInputError for what llamadesk must not delete."""
     registry = load_registry()
@@ -400,7 +403,9 @@ def plan_removal(name: str) -> Removal:
         return _forget_folder(as_folder)
     candidates = {c.name: c for c in _candidates(registry)}
     if name not in candidates:
-        known = ", ".join(candidates)
+        shown_names = list(candidates)[:MAX_NAMES_SHOWN]
+        more = len(candidates) - len(shown_names)
+        known = ", ".join(shown_names) + (f" and {more} more (`llamadesk models`)" if more > 0 else "")
         raise BadInputError(f"no model named '{name}' in the library; models: {known}")
     candidate = candidates[name]
     if candidate.source == "starter":
