@@ -231,19 +231,16 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
     """Checkpoint to a quantized GGUF: convert/ then quantize/, one progress bar each."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from llamadesk.app.library.checkpoint_conversion import DIRECT_TYPES, check_convert_type, convert_checkpoint
+    from llamadesk.app.library.checkpoint_conversion import check_convert_type, convert_checkpoint
 
     qtype = check_convert_type(args.quantize)
     verified: list[str] = []
     check = None
     if args.verify:
 
-        def check(written: Path) -> None:
-            # The plan of what was written: its type (Q8_0 is written directly) and the adapters
-            # merged (--lora), else the merged model was compared with the base alone. `written`
-            # is a temporary name: not shown.
-            outtype = DIRECT_TYPES.get(qtype.name, "auto")
-            plan = plan_conversion(resolve_source(args.source), outtype, args.pre_tokenizer, None, _overlay(args))
+        def check(plan: ConversionPlan, written: Path) -> None:
+            # Against the plan that was written (Q8_0 directly, the adapters merged with --lora).
+            # `written` is a temporary name: not shown.
             shown = Path(args.output) if args.output else Path(f"{Path(args.source).name} (converted)")
             verified.append(_verify(plan, written, shown))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from llamadesk.app.core.atomic_file import check_writable_target, hidden_name
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.convert import ConversionPlan, plan_conversion, resolve_source, write_gguf
 from llamadesk.convert import default_output as default_conversion_output
-from llamadesk.convert import plan_conversion, resolve_source, write_gguf
 from llamadesk.convert.source_location import looks_like_repo_id
 from llamadesk.quantize.quant_types import QuantType, find_quant_type
 from llamadesk.quantize.quantize_model import ProgressCallback, quantize_gguf
@@ -28,6 +28,13 @@ def check_convert_type(quant_type: str) -> QuantType:
     return find_quant_type(quant_type, auto_offered=False)
 
 
+def _checking(
+    plan: ConversionPlan, check: Callable[[ConversionPlan, Path], None] | None
+) -> Callable[[Path], None] | None:
+    """write_gguf's check of the written file, given the plan it was written from."""
+    return None if check is None else lambda written: check(plan, written)
+
+
 def convert_checkpoint(
     source: str | Path,
     output: Path | None,
@@ -40,7 +47,7 @@ def convert_checkpoint(
     name: str | None = None,
     convert_progress: Callable[[int, int], None] | None = None,
     quantize_progress: ProgressCallback | None = None,
-    check: Callable[[Path], None] | None = None,
+    check: Callable[[ConversionPlan, Path], None] | None = None,
     tensor_overlay: Callable | None = None,
 ) -> tuple[Path, Path | None]:
     """Convert `source` (folder or Hub repo id) to a GGUF of `quant_type`.
@@ -48,8 +55,9 @@ def convert_checkpoint(
     Returns the output and, when `keep` is set and a second step ran, the kept intermediate.
     `name` (a Hub repo id) names the model when `source` is a downloaded snapshot folder.
     Without `output` the file goes into the library's models folder. `check` runs on the
-    converted (unquantized) file before it is used. `tensor_overlay` replaces the checkpoint's tensors
-    (merging LoRA adapters, see convert.lora.merge). Nothing half-written is left on any error.
+    converted (unquantized) file, with the plan it was written from, before it is used.
+    `tensor_overlay` replaces the checkpoint's tensors (merging LoRA adapters, see
+    convert.lora.merge). Nothing half-written is left on any error.
     """
     qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
     name = name or (str(source) if looks_like_repo_id(str(source)) else None)
@@ -57,7 +65,7 @@ def convert_checkpoint(
     if qtype.name in DIRECT_TYPES:
         plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name, tensor_overlay)
         target = output or default_conversion_output(plan)
-        return write_gguf(plan, target, force, convert_progress, check), None
+        return write_gguf(plan, target, force, convert_progress, _checking(plan, check)), None
 
     plan = plan_conversion(folder, "auto", pre_tokenizer, name, tensor_overlay)
     converted_name = default_conversion_output(plan)
@@ -75,7 +83,7 @@ def convert_checkpoint(
     else:
         intermediate = hidden_name(target, ".unquantized.gguf")
     try:
-        write_gguf(plan, intermediate, force or not keep, convert_progress, check)
+        write_gguf(plan, intermediate, force or not keep, convert_progress, _checking(plan, check))
         quantize_gguf(intermediate, target, qtype, threads=threads, force=force, progress=quantize_progress)
     finally:
         if not keep:

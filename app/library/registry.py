@@ -152,11 +152,17 @@ def save_registry(registry: Registry) -> None:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+# The origin fields that may name a local file or folder; the others are names ("base",
+# "quantized_from", a type), which a folder of the same name in the working directory must not turn
+# into a path.
+ORIGIN_PATHS = ("checkpoint", "adapter")
+
+
 def record_made_model(path: Path, origin: dict[str, Any]) -> None:
     """Remember where a file that convert/ or quantize/ wrote came from (shown by `models`)."""
     # Absolute: a relative path would name another file once `models` runs from another folder.
     path = path.resolve()
-    origin = {key: _absolute_if_local(value) for key, value in origin.items()}
+    origin = {key: _absolute_if_local(value) if key in ORIGIN_PATHS else value for key, value in origin.items()}
     registry = load_registry()
     registry.made = [m for m in registry.made if Path(m.path) != path]
     registry.made.append(MadeModel(path=str(path), origin=origin))
