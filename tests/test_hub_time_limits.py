@@ -68,3 +68,31 @@ def test_a_request_without_a_limit_gets_ours_and_one_with_a_limit_keeps_it():
     hook(limited)
     assert limited.extensions["timeout"]["read"] == 3.0
     client.close()
+
+
+def test_a_hub_whose_name_does_not_resolve_ends_at_once_not_after_retries(monkeypatch):
+    """No network: huggingface-hub's retries took 23 s to say so; the name lookup says it at once.
+
+    `.invalid` never resolves (RFC 2606), with or without a network.
+    """
+    from llamadesk.app.hub.repo import search_gguf_models
+
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://hub.llamadesk.invalid")
+    started = time.monotonic()
+    with pytest.raises(http_client.HostNotFound, match="hub.llamadesk.invalid: its name does not resolve") as error:
+        search_gguf_models("smollm2")
+    assert time.monotonic() - started < 10 and "\n" not in str(error.value)
+    assert "hub.llamadesk.invalid" not in http_client._RESOLVED_HOSTS
+
+
+def test_behind_a_proxy_the_name_is_left_to_the_proxy(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    request = httpx2.Request("GET", "https://hub.llamadesk.invalid/api/models")
+    http_client._require_resolvable_host(request)  # no lookup, no error: the proxy resolves names
+    monkeypatch.delenv("HTTPS_PROXY")
+    for proxy in ("https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    with pytest.raises(http_client.HostNotFound):
+        http_client._require_resolvable_host(request)
