@@ -156,6 +156,7 @@ def test_added_folder_is_listed_but_its_files_are_never_deleted(home, tmp_path):
         tiny_gguf_bytes(folder / "sub", f"Parted-Q8_0-0000{i}-of-00002.gguf", "Q8_0", split=(i, 2))
     shutil.copy(folder / "Mine-Q4_K_M.gguf", folder / "mmproj-Mine-F16.gguf")  # a projector, not a model
     (folder / "notes.txt").write_text("not a model")
+    (folder / "Fake-Q4_0.gguf").write_text("named like a model, and not one")  # not counted
 
     added = cli(home, "models", "add", str(folder))
     assert added.returncode == 0 and "2 GGUF model(s)" in added.stdout, added.stderr

@@ -138,6 +138,8 @@ def run_add(args: argparse.Namespace) -> int:
     state = "added" if new else "already in the library:"
     what = f"{APP_NAMES[app]}'s store" if app else "folder"
     print(f"{state} {what} {folder} ({count} GGUF model(s) in it)")
+    if count == 0:
+        print(f"note: {folder} holds no GGUF model yet; `llamadesk models` lists what is added", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_adapter import summarize_adapter
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.core.gguf_header import GGUF_MAGIC
 from llamadesk.app.core.gguf_naming import model_stem, split_parts
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
@@ -517,12 +518,21 @@ def add_folder(folder: str) -> tuple[Path, int, bool, str | None]:
             return resolved, count, False, app
         registry.stores.append(AddedStore(app, str(resolved)))
     else:
-        count = len(listable_ggufs(resolved, recursive=True))
+        # Counted by their first bytes, not their names: a `.gguf` that is not one is no model.
+        count = sum(_starts_as_gguf(found) for found in listable_ggufs(resolved, recursive=True))
         if str(resolved) in registry.folders:
             return resolved, count, False, None
         registry.folders.append(str(resolved))
     save_registry(registry)
     return resolved, count, True, app
+
+
+def _starts_as_gguf(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(GGUF_MAGIC)) == GGUF_MAGIC
+    except OSError:
+        return False
 
 
 def set_discovery(enabled: bool) -> list[OtherAppStore]:
