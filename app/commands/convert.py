@@ -126,20 +126,15 @@ def _print_plan(
 
 def _dry_run_with_quantize(args: argparse.Namespace) -> int:
     """--dry-run --quantize: the conversion's plan, and what quantizing would then write."""
-    from llamadesk.app.library.checkpoint_conversion import DIRECT_TYPES, check_convert_type
-    from llamadesk.quantize.quantize_model import default_output as default_quantized_output
+    from llamadesk.app.library.checkpoint_conversion import plan_steps
 
-    qtype = check_convert_type(args.quantize)
-    name = args.source if looks_like_repo_id(args.source) else None
-    folder = resolve_source(args.source)
-    if qtype.name in DIRECT_TYPES:  # written by the converter directly, as the real run does
-        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], args.pre_tokenizer, name, _overlay(args))
-        _print_plan(plan, args.output or default_output(plan), args.json)
-        return 0
-    plan = plan_conversion(folder, "auto", args.pre_tokenizer, name, _overlay(args))
-    converted = default_output(plan)
-    target = args.output or default_quantized_output(converted, qtype)
-    _print_plan(plan, target.parent / converted.name, args.json, (qtype.name, target, args.keep))
+    steps = plan_steps(
+        args.source, args.output, args.quantize, pre_tokenizer=args.pre_tokenizer, tensor_overlay=_overlay(args)
+    )
+    if steps.unquantized is None:  # written by the converter directly, as the real run does
+        _print_plan(steps.plan, steps.target, args.json)
+    else:
+        _print_plan(steps.plan, steps.unquantized, args.json, (steps.quant_type.name, steps.target, args.keep))
     return 0
 
 

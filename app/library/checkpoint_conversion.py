@@ -8,6 +8,7 @@ through an f16/bf16 intermediate, which is deleted afterwards unless the caller 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from llamadesk.app.core.atomic_file import check_writable_target, hidden_name
@@ -35,6 +36,38 @@ def _checking(
     return None if check is None else lambda written: check(plan, written)
 
 
+@dataclass(frozen=True)
+class ConversionSteps:
+    """What converting a checkpoint to a type will write, before anything is written."""
+
+    plan: ConversionPlan
+    quant_type: QuantType
+    target: Path  # the file asked for
+    unquantized: Path | None  # where --keep leaves the f16/bf16 file; None: convert/ writes the type itself
+
+
+def plan_steps(
+    source: str | Path,
+    output: Path | None,
+    quant_type: str | QuantType,
+    *,
+    pre_tokenizer: str | None = None,
+    name: str | None = None,
+    tensor_overlay: Callable | None = None,
+) -> ConversionSteps:
+    """The plan and file names of a conversion to `quant_type` (what --dry-run shows, and what runs)."""
+    qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
+    name = name or (str(source) if looks_like_repo_id(str(source)) else None)
+    folder = resolve_source(str(source))
+    if qtype.name in DIRECT_TYPES:
+        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name, tensor_overlay)
+        return ConversionSteps(plan, qtype, output or default_conversion_output(plan), None)
+    plan = plan_conversion(folder, "auto", pre_tokenizer, name, tensor_overlay)
+    converted_name = default_conversion_output(plan)
+    target = output or default_quantized_output(converted_name, qtype)
+    return ConversionSteps(plan, qtype, target, target.parent / converted_name.name)
+
+
 def convert_checkpoint(
     source: str | Path,
     output: Path | None,
@@ -59,20 +92,16 @@ def convert_checkpoint(
     `tensor_overlay` replaces the checkpoint's tensors (merging LoRA adapters, see
     convert.lora.merge). Nothing half-written is left on any error.
     """
-    qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
-    name = name or (str(source) if looks_like_repo_id(str(source)) else None)
-    folder = resolve_source(str(source))
-    if qtype.name in DIRECT_TYPES:
-        plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name, tensor_overlay)
-        target = output or default_conversion_output(plan)
+    steps = plan_steps(
+        source, output, quant_type, pre_tokenizer=pre_tokenizer, name=name, tensor_overlay=tensor_overlay
+    )
+    plan, target = steps.plan, steps.target
+    if steps.unquantized is None:
         return write_gguf(plan, target, force, convert_progress, _checking(plan, check)), None
 
-    plan = plan_conversion(folder, "auto", pre_tokenizer, name, tensor_overlay)
-    converted_name = default_conversion_output(plan)
-    target = output or default_quantized_output(converted_name, qtype)
     check_writable_target(target, force)  # before minutes of conversion, not after
     if keep:
-        intermediate = target.parent / converted_name.name
+        intermediate = steps.unquantized
         if intermediate.resolve() == target.resolve():
             # The unquantized file would be written under the name asked for, and left there
             # when quantizing refuses to overwrite its own input.
@@ -84,7 +113,7 @@ def convert_checkpoint(
         intermediate = hidden_name(target, ".unquantized.gguf")
     try:
         write_gguf(plan, intermediate, force or not keep, convert_progress, _checking(plan, check))
-        quantize_gguf(intermediate, target, qtype, threads=threads, force=force, progress=quantize_progress)
+        quantize_gguf(intermediate, target, steps.quant_type, threads=threads, force=force, progress=quantize_progress)
     finally:
         if not keep:
             intermediate.unlink(missing_ok=True)
