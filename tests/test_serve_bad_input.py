@@ -130,6 +130,35 @@ def test_an_invalid_schema_is_400(http):
     assert post(http, CHAT, body).status_code == 400
 
 
+def test_a_schema_whose_bounds_would_crash_llama_cpp_is_400_and_the_server_lives(http):
+    # maxLength 20000 became 20,000 nested groups; llama.cpp's grammar parser overflowed its stack.
+    for schema in ({"type": "string", "maxLength": 20000}, {"type": "string", "pattern": "^a{0,20000}$"}):
+        response = post(http, "/api/chat", {"model": MODEL, "messages": HI, "stream": False, "format": schema})
+        assert response.status_code == 400 and ("at most" in response.text or "0 to 500" in response.text)
+    bad_shape = {"type": "object", "properties": {"a": 5}}
+    body = {
+        "model": MODEL,
+        "messages": HI,
+        "response_format": {"type": "json_schema", "json_schema": {"schema": bad_shape}},
+    }
+    assert post(http, CHAT, body).status_code == 400
+    assert http.get("/health").status_code == 200
+
+
+def test_a_lone_surrogate_in_a_model_name_is_a_4xx_in_json(http):
+    for path in (CHAT, "/api/chat"):
+        response = http.post(path, content=b'{"model": "\\ud800", "messages": [{"role": "user", "content": "Hi"}]}')
+        assert response.status_code in (400, 404) and response.json()
+
+
+def test_unserved_fields_are_refused_not_ignored(http):
+    response = post(http, CHAT, {"model": MODEL, "messages": HI, "logit_bias": {"19556": -100}})
+    assert response.status_code == 400 and "logit_bias" in response.json()["error"]["message"]
+    with_image = [{"role": "user", "content": "Describe the picture.", "images": ["aGVsbG8="]}]
+    response = post(http, "/api/chat", {"model": MODEL, "messages": with_image, "stream": False})
+    assert response.status_code == 400 and "images" in response.json()["error"]
+
+
 def test_ollama_errors_are_in_ollama_shape(server, http):
     response = post(http, "/api/chat", {"model": MODEL, "messages": HI, "format": 5})
     assert response.status_code == 400 and "format" in response.json()["error"]
@@ -215,3 +244,10 @@ def test_a_non_loopback_bind_without_a_key_is_refused_with_one_line():
 def test_a_short_key_is_refused():
     result = run_cli_process("serve", "--api-key", "short", "--port", "1", timeout=60)
     assert result.returncode == 2 and "shorter" in result.stderr
+
+
+def test_a_key_that_is_not_ascii_is_refused_at_start():
+    result = run_cli_process(
+        "serve", "--port", "1", timeout=60, env={"LLAMADESK_API_KEY": "clé-très-secrète-0123456789"}
+    )
+    assert result.returncode == 2 and "printable ASCII" in result.stderr and result.stderr.count("\n") == 1

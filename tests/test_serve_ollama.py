@@ -96,3 +96,12 @@ def test_generate_on_a_base_model_continues_the_prompt_and_switching_back_works(
     assert reply.response.strip() and reply.done
     again = client.chat(model=MODEL, messages=ask("What is the capital of France?"), options=GREEDY)
     assert "Paris" in again.message.content
+
+
+def test_keep_alive_zero_unloads_the_model_and_an_empty_request_loads_it(client, server):
+    loaded = client.generate(model=MODEL)  # what `ollama run` sends first
+    assert loaded.done_reason == "load" and MODEL in httpx.get(f"{server.url}/health").json()["loaded"]
+    unloaded = client.generate(model=MODEL, keep_alive=0)  # what `ollama stop` sends
+    assert unloaded.done_reason == "unload" and httpx.get(f"{server.url}/health").json()["loaded"] == []
+    reply = client.chat(model=MODEL, messages=ask("What is the capital of France?"), options=GREEDY)
+    assert "Paris" in reply.message.content  # loaded again for the next request

@@ -51,6 +51,8 @@ def test_a_typeset_source_gets_french_quotes_unless_kept(http):
         ({"text": "Hi", "target": "fr", "glossary": ["x"]}, "glossary"),
         ({"text": "Hi", "target": "fr", "keep_quotes": "yes"}, "keep_quotes"),
         ({"text": "Hi", "target": "fr", "model": "../gemma.gguf"}, "does not exist"),
+        # Nothing to detect a language from: the advice names the API's field, not the CLI's --from.
+        ({"text": "12 345 %(n)s", "target": "fr"}, "give 'source'"),
     ],
 )
 def test_bad_translation_requests_are_4xx(http, body, needle):

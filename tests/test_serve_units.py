@@ -606,3 +606,140 @@ def test_serve_prompt_lookup_is_refused_with_parallel():
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "llamadesk: --prompt-lookup checks one reply's guesses at a time; leave out --parallel"
     ]
+
+
+# -- found by a hunt: strangers' requests that got a 500, a crash or the wrong effect --------------
+
+
+def test_a_huge_integer_is_a_number_out_of_range_not_an_overflow():
+    with pytest.raises(ApiError, match="between 0 and 2") as raised:
+        Fields({"temperature": 10**400}).number("temperature", 0, 2)
+    assert raised.value.status == 400
+    assert Fields({"temperature": 1}).number("temperature", 0, 2) == 1.0
+
+
+@pytest.mark.parametrize("role", [["user"], {"a": 1}, 5, None])
+def test_a_role_that_is_not_a_string_is_400(role):
+    with pytest.raises(ApiError, match=r"messages\[0\]\.role") as raised:
+        chat_messages([{"role": role, "content": "x"}])
+    assert raised.value.status == 400
+
+
+@pytest.mark.parametrize(("field", "value"), [("images", ["aGVsbG8="]), ("tool_calls", [{"id": "1"}])])
+def test_images_and_tool_calls_in_a_message_are_refused_not_dropped(field, value):
+    with pytest.raises(ApiError, match=field) as raised:
+        chat_messages([{"role": "user", "content": "What is in this picture?", field: value}])
+    assert raised.value.status == 400
+    assert chat_messages([{"role": "user", "content": "x", field: []}]) == [{"role": "user", "content": "x"}]
+
+
+def test_an_api_key_must_be_printable_ascii():
+    with pytest.raises(BadInputError, match="printable ASCII"):
+        check_exposure(ServerConfig(api_key="clé-très-secrète-0123456789"))
+    with pytest.raises(BadInputError, match="printable ASCII"):
+        check_exposure(ServerConfig(api_key="key-with-a\nnewline-0123456789"))
+
+
+def test_an_unload_request_closes_the_model_without_loading_one():
+    async def main():
+        loads: list = []
+        engines: list = []
+        pool = make_pool(queue_size=8, loads=loads, max_models=2)
+        loader = pool._loader
+        pool._loader = lambda path, settings: engines.append(loader(path, settings)) or engines[-1]
+        pool.start()
+        loop = asyncio.get_running_loop()
+        assert (await drain(pool.submit(GenerationRequest("a"), loop)))[-1].finish_reason == "load"
+        assert pool.status()["loaded"] == ["a"]
+        done = (await drain(pool.submit(GenerationRequest("b", unload=True), loop)))[-1]
+        assert done.finish_reason == "unload" and pool.status()["loaded"] == ["a"]  # b was not loaded for it
+        done = (await drain(pool.submit(GenerationRequest("a", unload=True), loop)))[-1]
+        assert done.finish_reason == "unload" and pool.status()["loaded"] == [] and engines[0].closed
+        assert [p.stem for p in loads] == ["a"]
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_keep_alive_zero_means_unload_and_a_bad_one_is_400():
+    from llamadesk.app.server.ollama_routes import _unloads
+
+    for value in (0, 0.0, "0", "0s", "0m", " 0ms "):
+        assert _unloads(Fields({"keep_alive": value})), value
+    for value in (None, -1, 300, "5m", "-1", "10s"):
+        assert not _unloads(Fields({"keep_alive": value} if value is not None else {})), value
+    for value in (True, [0], {"s": 0}, "x" * 100):
+        with pytest.raises(ApiError, match="keep_alive"):
+            _unloads(Fields({"keep_alive": value}))
+
+
+def test_a_forged_line_in_a_request_path_stays_on_its_own_line():
+    from llamadesk.app.server.request_log import _loggable
+
+    assert _loggable("/v1/models") == "/v1/models"
+    forged = _loggable("/x\n10.0.0.9 POST /v1/chat/completions 200 12ms")
+    assert "\n" not in forged and "\\n" in forged
+
+
+def test_schema_counts_are_bounded_before_a_grammar_is_made():
+    from llamadesk.app.engine.json_grammar import MAX_SCHEMA_COUNT, json_schema_grammar
+
+    for schema in (
+        {"type": "string", "maxLength": 20_000},  # 20,000 nested groups: llama.cpp's parser overflowed its stack
+        {"type": "string", "minLength": 10**8},  # a grammar of gigabytes
+        {"type": "array", "items": {"type": "integer"}, "maxItems": 20_000},
+        {"type": "object", "properties": {"a": {"type": "string", "maxLength": MAX_SCHEMA_COUNT + 1}}},
+        {"type": "string", "pattern": "^a{0,20000}$"},
+        {"type": "string", "minLength": -1},
+    ):
+        with pytest.raises(BadInputError, match="at most|must be 0 to"):
+            json_schema_grammar(schema)
+    assert "char" in json_schema_grammar({"type": "string", "maxLength": MAX_SCHEMA_COUNT})
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": [1]},
+        {"type": "object", "properties": {"a": 5}},
+        {"type": "array", "items": 5},
+        {"$ref": 5},
+        {"type": "string", "pattern": 5},
+        {"oneOf": [5]},
+        json.loads('{"type":"array","items":' * 400 + '{"type":"integer"}' + "}" * 400),
+    ],
+    ids=["properties-list", "property-int", "items-int", "ref-int", "pattern-int", "oneof-int", "deep"],
+)
+def test_a_schema_of_the_wrong_shape_is_bad_input(schema):
+    from llamadesk.app.engine.json_grammar import json_schema_grammar
+
+    with pytest.raises(BadInputError, match="JSON schema"):
+        json_schema_grammar(schema)
+
+
+def test_health_counts_the_job_held_until_the_decoder_has_room_as_queued():
+    release = threading.Event()
+
+    def blocked_work(engine, job, decoder):
+        release.wait(10)
+        return ReplyDone("stop", None, 0, 0)
+
+    async def main():
+        pool = ModelPool(
+            {"a": Path("a.gguf")}, LoadSettings(), 4, lambda p, s: BatchingEngine(), lambda n: None, parallel=2
+        )
+        pool.start()
+        loop = asyncio.get_running_loop()
+        jobs = [pool.submit(GenerationRequest("a", work=blocked_work), loop) for _ in range(4)]
+        for _ in range(200):  # two in flight, one held by the worker for room, one in the queue
+            if pool.status()["in_flight"] == 2 and pool._queue.qsize() == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.status()["in_flight"] == 2 and pool.status()["queued"] == 2
+        release.set()
+        for job in jobs:
+            assert isinstance((await drain(job))[-1], ReplyDone)
+        assert pool.status()["queued"] == 0
+        pool.close()
+
+    asyncio.run(main())

@@ -5,11 +5,18 @@ max_tokens cuts it short). The schema converter is llama-cpp-python's, the same 
 server uses; it lives here because only the engine imports llama_cpp. It never fetches a remote
 `$ref` (llama-cpp-python's converter refuses with allow_fetch=False), so a schema in a request
 cannot make the server open a URL.
+
+A schema comes from strangers, and the converter writes a bound like `maxLength: 20000` out as
+20,000 nested groups: llama.cpp's recursive grammar parser then overflows its stack (the server
+dies), and `minLength: 10**8` makes a grammar of gigabytes before llama.cpp sees it. So every
+count a schema may give (lengths, item and property counts, a pattern's `{m,n}`) is bounded
+before converting, and the grammar's nesting and size after.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from llama_cpp import llama_grammar
@@ -19,10 +26,98 @@ from llamadesk.app.core.errors import BadInputError
 # Any JSON object at the top level (what OpenAI's json_object and Ollama's "json" promise).
 JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
 
+# Counts a schema may set, and the largest accepted: each becomes up to that many nested groups.
+# 500 keeps llama.cpp's parser far from its stack's end (it failed from about 2,000 here) and
+# still allows a field of 500 characters or a list of 500 items.
+BOUNDED_COUNTS = (
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "minContains",
+    "maxContains",
+)
+MAX_SCHEMA_COUNT = 500
+MAX_GRAMMAR_NESTING = 1_000  # groups inside groups, in the grammar's text
+MAX_GRAMMAR_CHARS = 1 << 20  # 1 MiB of grammar: far past what any useful schema makes
+_PATTERN_REPEAT = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def _check_counts(node: Any, where: str = "schema") -> None:
+    """Every count in the schema is a small enough whole number; BadInputError naming the first that is not."""
+    stack = [(node, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        for key, value in item.items():
+            here = f"{path}.{key}"
+            if key in BOUNDED_COUNTS and isinstance(value, int | float) and not isinstance(value, bool):
+                if not 0 <= value <= MAX_SCHEMA_COUNT:
+                    raise BadInputError(
+                        f"the JSON schema's {here} is {value}; counts in a schema must be 0 to {MAX_SCHEMA_COUNT}"
+                    )
+            elif key == "pattern" and isinstance(value, str):
+                for repeat in _PATTERN_REPEAT.finditer(value):
+                    counts = [int(n) for n in repeat.groups() if n]
+                    if max(counts) > MAX_SCHEMA_COUNT:
+                        raise BadInputError(
+                            f"the JSON schema's {here} repeats {repeat.group(0)}; "
+                            f"a pattern may repeat at most {MAX_SCHEMA_COUNT} times"
+                        )
+            else:
+                stack.append((value, here))
+
+
+def _nesting(grammar: str) -> int:
+    """How deeply the grammar's groups nest, outside its quoted literals and character classes."""
+    depth = deepest = 0
+    quote = None  # '"' inside a literal, ']' inside a character class
+    escaped = False
+    for char in grammar:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote is not None:
+            if char == quote:
+                quote = None
+        elif char == '"':
+            quote = '"'
+        elif char == "[":
+            quote = "]"
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
+
 
 def json_schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar for replies that validate against `schema`."""
+    _check_counts(schema)
     try:
-        return llama_grammar.json_schema_to_gbnf(json.dumps(schema))
-    except (ValueError, KeyError, TypeError, AssertionError, NotImplementedError, RecursionError) as err:
+        grammar = llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,  # a field of the wrong kind: `properties: [1]`, `items: 5`
+        IndexError,
+        AssertionError,
+        NotImplementedError,
+        RecursionError,
+    ) as err:
         raise BadInputError(f"the JSON schema cannot be turned into a grammar ({type(err).__name__}: {err})") from err
+    if len(grammar) > MAX_GRAMMAR_CHARS or _nesting(grammar) > MAX_GRAMMAR_NESTING:
+        raise BadInputError(
+            "the JSON schema makes a grammar too large or too deeply nested for llama.cpp; "
+            "give it fewer or smaller bounds, or less nesting"
+        )
+    return grammar

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -31,7 +32,10 @@ from llamadesk.app.server.server_config import ServerConfig
 
 def error_response(request: Request, error: ApiError) -> Response:
     body = error.ollama_body() if is_ollama_path(request.url.path) else error.openai_body()
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
+    # ASCII-escaped: a message may quote the request (a model name), and a lone surrogate from
+    # its JSON ("\\ud800") cannot be encoded as UTF-8, which made the error itself a 500.
+    content = json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return Response(content, status_code=error.status, headers=error.headers, media_type="application/json")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

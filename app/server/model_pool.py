@@ -41,7 +41,8 @@ from llamadesk.app.server.stop_strings import StopScanner
 if TYPE_CHECKING:
     from llamadesk.app.server.batched_replies import BatchedReplies
 
-FinishReason = Literal["stop", "length"]
+# "load" and "unload": a job that only loaded or closed the model (Ollama's words for them).
+FinishReason = Literal["stop", "length", "load", "unload"]
 RETRY_AFTER_SECONDS = 2
 GONE_BEFORE_ITS_TURN = "the client went away before its turn"
 
@@ -66,12 +67,14 @@ class GenerationRequest:
     # calls decoded beside the replies in flight. Cancelling the job stops the engine as for a
     # reply, and calls what the work registered with Job.when_cancelled.
     work: Callable[[Any, Job, Any], ReplyEvent] | None = None
+    # With neither messages nor prompt: close the model instead of loading it (Ollama's keep_alive 0).
+    unload: bool = False
 
 
 @dataclass(frozen=True)
 class ReplyDone:
     finish_reason: FinishReason
-    stats: GenerationStats | None  # None for a load-only job
+    stats: GenerationStats | None  # None for a job that only loaded or closed the model
     load_seconds: float
     total_seconds: float
     result: dict[str, Any] | None = None  # what other work (a translation) produced, for the response
@@ -247,6 +250,7 @@ class ModelPool:
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()  # guards _current, _engine, _resident and _loaded across threads
         self._current: Job | None = None
+        self._waiting_for_room: Job | None = None  # a job the worker holds until the batched decoder has room
         self._engine = None  # the engine of the model in use (or last used)
         self._resident: str | None = None
         self._loaded: OrderedDict[str, Any] = OrderedDict()  # every model in memory, least recently used first
@@ -320,7 +324,7 @@ class ModelPool:
                 "model": self._resident,
                 "loaded": list(self._loaded),
                 "busy": self._current is not None or in_flight > 0,
-                "queued": self._queue.qsize(),
+                "queued": self._queue.qsize() + (self._waiting_for_room is not None),
             }
             if self._parallel > 1:
                 status["parallel"] = self._parallel
@@ -429,6 +433,20 @@ class ModelPool:
             self._engine, self._resident = engine, name
         return engine
 
+    def _unload(self, name: str) -> None:
+        """Close `name` if it is in memory, after the replies in flight on it; nothing if it is not."""
+        with self._lock:
+            engine = self._loaded.pop(name, None)
+            batch = self._batches.pop(name, None)
+            self._memory.pop(name, None)
+            if engine is not None and engine is self._engine:
+                self._engine, self._resident = None, None
+        if batch is not None:
+            batch.wait_until_idle()  # a model is never closed under a reply
+            batch.close()
+        if engine is not None:
+            engine.close()
+
     def _settings_for(self, name: str) -> LoadSettings:
         if name in self._adapted:
             return replace(self._load_settings, lora=self._adapters)
@@ -437,6 +455,10 @@ class ModelPool:
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
         request = job.request
+        if request.unload:
+            self._unload(request.model)
+            job.post(ReplyDone("unload", None, 0.0, time.perf_counter() - started))
+            return
         is_reply = request.work is None and (request.messages is not None or request.prompt is not None)
         batched = self._parallel > 1 and (is_reply or request.work is not None)
         # No wait for other models' replies here: a model kept in memory beside this one (--max-models,
@@ -451,7 +473,7 @@ class ModelPool:
             job.post(request.work(engine, job, None))
             return
         if not is_reply:
-            job.post(ReplyDone("stop", None, load_seconds, time.perf_counter() - started))
+            job.post(ReplyDone("load", None, load_seconds, time.perf_counter() - started))
             return
         use_chat = request.messages is not None and (request.prompt is None or engine.has_chat_template)
         if batched:
@@ -484,7 +506,7 @@ class ModelPool:
     def _start_batched(self, job: Job, engine, use_chat: bool, started: float, load_seconds: float) -> None:
         request = job.request
         batch = self._batch_for(request.model, engine)
-        batch.wait_for_room()
+        self._wait_for_room(batch, job)
         if job.cancelled.is_set():
             job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
             return
@@ -495,10 +517,20 @@ class ModelPool:
         )
         batch.start(job, tokens, request.sampling, request.stop, started, load_seconds)
 
+    def _wait_for_room(self, batch: BatchedReplies, job: Job) -> None:
+        """Hold `job` until the decoder has room, counted as queued meanwhile (/health)."""
+        with self._lock:
+            self._waiting_for_room = job
+        try:
+            batch.wait_for_room()
+        finally:
+            with self._lock:
+                self._waiting_for_room = None
+
     def _start_beside(self, job: Job, engine, work: Callable[[Any, Job, Any], ReplyEvent]) -> None:
         """Other work (a translation) on its own thread, its sequences in the model's batched decoder."""
         batch = self._batch_for(job.request.model, engine)
-        batch.wait_for_room()
+        self._wait_for_room(batch, job)
         if job.cancelled.is_set():
             job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
             return

@@ -8,6 +8,7 @@ with the status code.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
@@ -76,6 +77,27 @@ def _ollama_model(fields: Fields) -> str:
     return name.removesuffix(":latest") if name.endswith(":latest") else name
 
 
+_ZERO_DURATION = re.compile(r"0+(\.0*)?(ns|us|µs|ms|s|m|h)?")
+
+
+def _unloads(fields: Fields) -> bool:
+    """Whether `keep_alive` asks to free the model now (0, "0", "0s", "0m"...): what `ollama stop`
+    sends. Any other value is accepted and has no effect: models stay loaded until another needs
+    the room (--max-models, --memory-budget)."""
+    value = fields.raw("keep_alive")
+    if value is None:
+        return False
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | str)
+        or (isinstance(value, str) and len(value) > 32)
+    ):
+        raise ApiError(400, "'keep_alive' must be a duration such as \"5m\" or a number of seconds", param="keep_alive")
+    if isinstance(value, str):
+        return _ZERO_DURATION.fullmatch(value.strip()) is not None
+    return value == 0
+
+
 def _sampling(fields: Fields, max_tokens_limit: int) -> tuple[Sampling, tuple[str, ...]]:
     options = fields.object("options") or Fields({}, "options.")
     num_predict = options.integer("num_predict", -2, max_tokens_limit)
@@ -114,7 +136,7 @@ def _durations(done: ReplyDone) -> dict[str, Any]:
     stats = done.stats
     prompt_seconds = stats.time_to_first_token if stats else 0.0
     return {
-        "done_reason": done.finish_reason if stats is not None else "load",  # Ollama's word for a load-only request
+        "done_reason": done.finish_reason,
         "total_duration": int(done.total_seconds * ns),
         "load_duration": int(done.load_seconds * ns),
         "prompt_eval_count": done.prompt_tokens,
@@ -131,8 +153,8 @@ async def chat(request: Request) -> Response:
         raise ApiError(400, "'tools': tool calls are not served by llamadesk", param="tools")
     model = _ollama_model(fields)
     messages = chat_messages(fields.raw("messages")) if fields.raw("messages") != [] else []
-    if not messages:  # Ollama's "load the model" request: an empty conversation
-        return await _respond(request, fields, GenerationRequest(model=model), _chat_line)
+    if not messages:  # Ollama's "load the model" request (or, with keep_alive 0, "unload it"): an empty conversation
+        return await _respond(request, fields, GenerationRequest(model=model, unload=_unloads(fields)), _chat_line)
     sampling, stop = _sampling(fields, state.config.max_tokens)
     generation = GenerationRequest(model=model, messages=messages, sampling=sampling, stop=stop)
     return await _respond(request, fields, generation, _chat_line)
@@ -146,8 +168,8 @@ async def generate(request: Request) -> Response:
     model = _ollama_model(fields)
     prompt = fields.string("prompt") or ""
     system = fields.string("system")
-    if not prompt:  # Ollama's "load the model" request
-        return await _respond(request, fields, GenerationRequest(model=model), _generate_line)
+    if not prompt:  # Ollama's "load the model" request (or, with keep_alive 0, "unload it")
+        return await _respond(request, fields, GenerationRequest(model=model, unload=_unloads(fields)), _generate_line)
     sampling, stop = _sampling(fields, state.config.max_tokens)
     if fields.boolean("raw", False):
         generation = GenerationRequest(model=model, prompt=prompt, sampling=sampling, stop=stop)

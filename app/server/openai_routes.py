@@ -37,6 +37,7 @@ UNSERVED_FIELDS = {
     "functions": "function calls",
     "audio": "audio output",
     "prediction": "predicted outputs",
+    "logit_bias": "logit biases",
 }
 
 

@@ -80,8 +80,13 @@ class Fields:
         value = self._data.get(name)
         if value is None:
             return None
-        # bool is an int in Python; JSON's true is not a number.
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        # bool is an int in Python; JSON's true is not a number. An int is always finite, and one
+        # of 400 digits cannot even be asked (math.isfinite converts it to a float and overflows).
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
             raise self._bad(name, "a number")
         if not low <= value <= high:
             raise self._bad(name, f"between {low:g} and {high:g}")

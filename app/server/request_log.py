@@ -12,6 +12,12 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def _loggable(path: str) -> str:
+    """The path as one line of text: the decoded path of `/x%0A10.0.0.9 POST ...` holds a newline
+    that would forge a second log line (and comes before any API key is checked)."""
+    return path if path.isprintable() else ascii(path)[1:-1]
+
+
 class RequestLogMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -34,5 +40,5 @@ class RequestLogMiddleware:
         finally:
             client = scope.get("client") or ("-", 0)
             elapsed_ms = (time.perf_counter() - started) * 1000
-            line = f"{client[0]} {scope['method']} {scope['path']} {status or '-'} {elapsed_ms:.0f}ms"
+            line = f"{client[0]} {scope['method']} {_loggable(scope['path'])} {status or '-'} {elapsed_ms:.0f}ms"
             print(line, file=sys.stdout, flush=True)

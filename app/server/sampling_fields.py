@@ -49,6 +49,10 @@ def _content_text(content: Any, where: str) -> str:
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
+# Parts of a message llamadesk's text models cannot take (Ollama's images, either API's tool calls).
+UNSERVED_MESSAGE_FIELDS = {"images": "images", "tool_calls": "tool calls"}
+
+
 def chat_messages(value: Any) -> list[ChatMessage]:
     if not isinstance(value, list) or not value:
         raise ApiError(400, "'messages' must be a non-empty list of messages", param="messages")
@@ -60,9 +64,12 @@ def chat_messages(value: Any) -> list[ChatMessage]:
         if not isinstance(item, dict):
             raise ApiError(400, f"'{where}' must be an object with 'role' and 'content'", param=where)
         role = item.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             allowed = "system, developer, user, assistant (tools are not served)"
             raise ApiError(400, f"'{where}.role' must be one of {allowed}", param=where)
+        for unserved, what in UNSERVED_MESSAGE_FIELDS.items():
+            if item.get(unserved):  # a model that cannot see them must not answer as if it did
+                raise ApiError(400, f"'{where}.{unserved}': {what} are not served by llamadesk", param=where)
         messages.append({"role": ROLES[role], "content": _content_text(item.get("content"), f"{where}.content")})
     return messages
 

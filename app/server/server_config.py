@@ -45,6 +45,10 @@ def check_exposure(config: ServerConfig) -> str | None:
     """Refuse an unsafe setup (BadInputError); return a warning line for an insecure one the user chose."""
     if config.api_key is not None and len(config.api_key) < MIN_KEY_LENGTH:
         raise BadInputError(f"the API key is shorter than {MIN_KEY_LENGTH} characters; use a long random one")
+    if config.api_key is not None and not (config.api_key.isascii() and config.api_key.isprintable()):
+        # HTTP headers carry bytes, which clients send as ASCII (openai's refuses anything else): a
+        # key with other characters could never be matched, and every request would get 401.
+        raise BadInputError("the API key must be printable ASCII (letters, digits, punctuation); use a long random one")
     if is_loopback(config.host) or config.api_key is not None:
         return None
     if not config.insecure_no_auth:

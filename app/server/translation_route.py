@@ -91,6 +91,7 @@ def _translate(engine, job: Job, text: str, settings, decoder) -> ReplyEvent:
     room. Its translators stop only their own sequences when the job is cancelled.
     """
     from llamadesk.app.translate import JobCancelled, JobFinished, JobStarted, TranslationJob, translator_for
+    from llamadesk.app.translate.detection import SourceLanguageUnknown
     from llamadesk.app.translate.parallel import ParallelTranslators
 
     translator = translator_for(engine)
@@ -104,13 +105,16 @@ def _translate(engine, job: Job, text: str, settings, decoder) -> ReplyEvent:
     translation = TranslationJob(translator, text, settings, parallel=parallel)
     job.when_cancelled(translation.cancel)
     source = None
-    for event in translation.run():
-        if isinstance(event, JobStarted):
-            source = event.source
-        elif isinstance(event, JobCancelled):
-            return ReplyFailed(ApiError(499, "the translation was cancelled"))
-        elif isinstance(event, JobFinished):
-            return ReplyDone("stop", None, 0.0, event.seconds, result=_result(event, source, settings.target))
+    try:
+        for event in translation.run():
+            if isinstance(event, JobStarted):
+                source = event.source
+            elif isinstance(event, JobCancelled):
+                return ReplyFailed(ApiError(499, "the translation was cancelled"))
+            elif isinstance(event, JobFinished):
+                return ReplyDone("stop", None, 0.0, event.seconds, result=_result(event, source, settings.target))
+    except SourceLanguageUnknown as err:  # its advice names the CLI's flag; the API's field is 'source'
+        return ReplyFailed(ApiError(400, f"{err.reason}; give 'source'", param="source"))
     return ReplyFailed(ApiError(500, "the translation ended without a result"))
 
 

@@ -70,16 +70,24 @@ def has_words(text: str) -> bool:
     return _WORD.search(prose_only(text)) is not None
 
 
+class SourceLanguageUnknown(BadInputError):
+    """The detector could not name the source language; `reason` says why, without the CLI's advice."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}; pass --from")
+        self.reason = reason
+
+
 def detect_language(text: str) -> tuple[Language, float]:
     """The most likely language of `text` and its probability; BadInputError if nobody could tell."""
     sample = prose_only(text)[:SAMPLE_CHARS]
     if not _WORD.search(sample):
-        raise BadInputError("could not tell the source language (there are no words to go by); pass --from")
+        raise SourceLanguageUnknown("could not tell the source language (there are no words to go by)")
     code, confidence = _identifier().classify(sample)
     language = LANGUAGES.get(code)
     if language is None or confidence < MIN_CONFIDENCE:
-        raise BadInputError(
-            f"could not tell the source language with confidence (best guess {code}, {confidence:.0%}); pass --from"
+        raise SourceLanguageUnknown(
+            f"could not tell the source language with confidence (best guess {code}, {confidence:.0%})"
         )
     return language, confidence
 
