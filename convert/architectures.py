@@ -75,6 +75,13 @@ class Architecture:
     text_config: str | None = None
     text_prefixes: tuple[tuple[str, str], ...] = ()
     other_towers: tuple[str, ...] = ()
+    # What a config without `tie_word_embeddings` means, as transformers reads it: Gemma's configs
+    # as Google publishes them leave it out and tie (its config classes default to True).
+    ties_by_default: bool = False
+    # Whether a `sliding_window` in the config limits attention in the original, where llama.cpp's
+    # graph for this architecture has none: "always" when set (Mistral), "when used" when
+    # `use_sliding_window` says so (Qwen2/3). The converted model's context then stops at the window.
+    unrun_window: str | None = None
 
     def language_model_name(self, name: str) -> str | None:
         """A checkpoint tensor's name as the language model alone would have it; None for another tower's."""
@@ -96,13 +103,16 @@ class Architecture:
 LLAMA_HF = Architecture(
     gguf.MODEL_ARCH.LLAMA,
     transforms={T.ATTN_Q: "unpermute_query_rotary", T.ATTN_K: "unpermute_key_rotary"},
+    unrun_window="always",  # Mistral 7B v0.1: a 4,096-token window in a 32,768-token context
 )
 LLAMA_META = Architecture(gguf.MODEL_ARCH.LLAMA, rotary_pairs="interleaved")
 # Qwen2/2.5: LLaMA blocks with Q/K/V biases; llama.cpp's QWEN2 rotates halves (NEOX), as HF does,
 # so nothing is permuted.
-QWEN2 = Architecture(gguf.MODEL_ARCH.QWEN2, biases=frozenset({T.ATTN_Q, T.ATTN_K, T.ATTN_V}))
+QWEN2 = Architecture(gguf.MODEL_ARCH.QWEN2, biases=frozenset({T.ATTN_Q, T.ATTN_K, T.ATTN_V}), unrun_window="when used")
 # Qwen3: no biases, an RMS norm over each Q and K head before the rotation.
-QWEN3 = Architecture(gguf.MODEL_ARCH.QWEN3, required=(*LLAMA_TENSORS, T.ATTN_Q_NORM, T.ATTN_K_NORM))
+QWEN3 = Architecture(
+    gguf.MODEL_ARCH.QWEN3, required=(*LLAMA_TENSORS, T.ATTN_Q_NORM, T.ATTN_K_NORM), unrun_window="when used"
+)
 
 # Gemma 3 (text): sandwich norms (after attention and after the feed-forward too), Q/K norms, every
 # RMS norm stored as (w - 1), GELU(tanh), the embedding scaled by sqrt(n_embd), five sliding-window
@@ -140,6 +150,7 @@ GEMMA3 = Architecture(
     },
     scale_embedding=True,
     global_every=6,
+    ties_by_default=True,
 )
 
 # Gemma 2: Gemma 3's sandwich norms, (w - 1) norms, GELU(tanh) and embedding scale, without Q/K
@@ -164,6 +175,7 @@ GEMMA2 = Architecture(
     },
     scale_embedding=True,
     global_every=2,
+    ties_by_default=True,
 )
 
 # Phi-3 / Phi-3.5 mini / Phi-4-mini: LLaMA blocks with Q, K and V in one matrix (rows Q, then K, then V) and
@@ -171,6 +183,9 @@ GEMMA2 = Architecture(
 # so they are written as stored. It rotates halves (NEOX) as HF does: nothing is permuted. LongRoPE
 # comes as two computed factor tensors (plan.py). llama.cpp runs Phi-3 without its sliding window
 # (it only records the config's value, 0 where there is none); so does the reference forward pass.
+# Unlike Mistral's, the window does not cap the context here: Phi-3 4k's 2,047 tokens would halve
+# the 4,096 every llama.cpp program gives that model (past the window it attends to everything,
+# where transformers slides).
 # Phi-4-mini is the same row: it rotates 3/4 of each head (partial_rotary_factor 0.75; LongRoPE's
 # factors are one per rotated frequency) and ties its output to the embedding (no lm_head).
 PHI3 = Architecture(

@@ -13,7 +13,7 @@ from llamadesk.convert.rotary import longrope_attention_factor
 
 # GGUFWriter method -> the hyperparameter it records. Each writes "<arch>.<key>".
 HPARAM_WRITERS: dict[str, Callable[[ModelConfig, int, int], object]] = {
-    "add_context_length": lambda c, v, f: c.context_length,
+    "add_context_length": lambda c, v, f: c.gguf_context_length,
     "add_embedding_length": lambda c, v, f: c.n_embd,
     "add_block_count": lambda c, v, f: c.n_layer,
     "add_feed_forward_length": lambda c, v, f: f,

@@ -47,6 +47,27 @@ class ModelConfig:
     rope_theta_swa: float | None = None
     # The share of each head rotary embeddings turn (the rest passes through): 1.0 but for Phi-4-mini's 0.75.
     partial_rotary_factor: float = 1.0
+    # A window the original's attention slides in and llama.cpp's graph does not (Mistral's
+    # sliding_window): past it the two part, so the GGUF's context stops there.
+    unrun_window: int | None = None
+
+    @property
+    def gguf_context_length(self) -> int:
+        """The context the GGUF declares: the trained one, up to where llama.cpp computes what the original does."""
+        if self.unrun_window is not None and self.unrun_window < self.context_length:
+            return self.unrun_window
+        return self.context_length
+
+    @property
+    def context_note(self) -> str | None:
+        """Why the GGUF's context is shorter than the checkpoint's, for the user; None when it is not."""
+        if self.gguf_context_length == self.context_length:
+            return None
+        return (
+            f"the model attends to its last {self.gguf_context_length} tokens only (sliding_window) and "
+            f"llama.cpp's graph for it to all of them: its context is {self.gguf_context_length} "
+            f"(not {self.context_length}), where both compute the same"
+        )
 
     @property
     def rotary_dim(self) -> int:
@@ -310,6 +331,25 @@ def _family_values(
     return extra
 
 
+def _unrun_window(config: dict[str, Any], family: Architecture, n_layer: int, source: Path) -> int | None:
+    """The sliding window the original attends in and llama.cpp's graph for `family` ignores; None if none."""
+    if family.unrun_window is None or config.get("sliding_window") is None:
+        return None
+    if family.unrun_window == "when used":
+        used = config.get("use_sliding_window", False)
+        if type(used) is not bool:
+            raise BadInputError(f"{source}: 'use_sliding_window' must be true or false, not {shown(used)}")
+        layer_types = config.get("layer_types")
+        if isinstance(layer_types, list):
+            used = used and "sliding_attention" in layer_types
+        else:  # transformers: the layers from max_window_layers on slide
+            first = config.get("max_window_layers", n_layer)
+            used = used and not (type(first) is int and first >= n_layer)
+        if not used:
+            return None
+    return int(FIELD_RANGES["context_length"].check(config["sliding_window"], f"{source}: 'sliding_window'"))
+
+
 def read_hf_config(folder: Path) -> ModelConfig:
     """The hyperparameters in an HF folder's config.json; unknown architectures are refused."""
     path = folder / "config.json"
@@ -325,8 +365,9 @@ def read_hf_config(folder: Path) -> ModelConfig:
                 f"not {shown(text)}; the config is incomplete"
             )
         config = {**config, **text}
-    values = _pick(config, HF_CONFIG_KEYS, path)
-    _heads(values, HF_CONFIG_KEYS, path)
+    keys = {**HF_CONFIG_KEYS, "tie_embeddings": ("tie_word_embeddings", family.ties_by_default)}
+    values = _pick(config, keys, path)
+    _heads(values, keys, path)
     theta, scaling = _rope_settings(config, path)
     extra = _family_values(config, family, values, path)
     partial = _partial_rotary_factor(config, family, values["head_dim"], name, path)
@@ -347,6 +388,7 @@ def read_hf_config(folder: Path) -> ModelConfig:
         extra=extra,
         rope_theta_swa=_local_rope_theta(config, path) if family.global_every else None,
         partial_rotary_factor=partial,
+        unrun_window=_unrun_window(config, family, values["n_layer"], path),
         **values,
     )
 

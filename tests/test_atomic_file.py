@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.core.atomic_file import NAME_MAX, atomic_output, temporary_name
+from llamadesk.app.core.atomic_file import NAME_MAX, atomic_output, check_writable_target, temporary_name
 from llamadesk.app.core.errors import BadInputError
 
 
@@ -70,3 +70,12 @@ def test_the_files_beside_an_output_fit_too(tmp_path):
         assert len(os.fsencode(beside.name)) <= NAME_MAX and beside.parent == tmp_path
         beside.write_text("ok", encoding="utf-8")  # the file system takes the name
     assert sidecar_path(tmp_path / "fr.po").name == ".fr.po.translation.jsonl", "short names as before"
+
+
+def test_a_folder_or_device_is_named_before_force_is_suggested(tmp_path):
+    """Saying "pass --force" for a folder led to a second error: what --force cannot fix comes first."""
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BadInputError, match="is a folder"):
+        check_writable_target(tmp_path / "out", force=False)
+    with pytest.raises(BadInputError, match="not a regular file"):
+        check_writable_target(Path("/dev/null"), force=False)

@@ -153,6 +153,20 @@ REFUSED = {
         ),
         "llama.attention.head_count_kv (3) does not divide the 4 heads",
     ),
+    # llama.cpp makes every layer's tensors and cache from layer 0's counts and splits each layer
+    # by its own: both of these aborted a decode (GGML_ASSERT) after loading.
+    "head_count_kv-changes-in-layer-1": (
+        lambda m: m.set("llama.attention.head_count_kv", [1, 2], ARR, U32),
+        "llama.attention.head_count/llama.attention.head_count_kv are 2/2 in layer 1 but 2/1 in layer 0; "
+        "a llama model has the same in every layer",
+    ),
+    "heads-change-in-layer-1": (
+        lambda m: m.set("llama.attention.head_count", [2, 4], ARR, U32).set(
+            "llama.attention.head_count_kv", [1, 2], ARR, I32
+        ),
+        "llama.attention.head_count/llama.attention.head_count_kv are 4/2 in layer 1 but 2/1 in layer 0; "
+        "a llama model has the same in every layer",
+    ),
     "head_count_kv-without-heads": (
         lambda m: m.set("llama.attention.head_count", 0, U32),
         "llama.attention.head_count_kv is 1 but there are no attention heads",
@@ -283,8 +297,8 @@ def test_a_model_llama_cpp_would_abort_on_is_refused_with_one_line(tmp_path, cha
 
 ACCEPTED = {
     "unchanged": lambda m: None,
-    "per-layer-head-counts": lambda m: m.set("llama.attention.head_count", [2, 4], ARR, U32).set(
-        "llama.attention.head_count_kv", [1, 2], ARR, I32
+    "per-layer-head-counts-all-the-same": lambda m: m.set("llama.attention.head_count", [2, 2], ARR, U32).set(
+        "llama.attention.head_count_kv", [1, 1], ARR, I32
     ),
     "experts-in-groups": lambda m: (
         m.set("llama.expert_count", 8, U32)

@@ -224,6 +224,12 @@ def test_bad_adapters_are_refused_in_one_line_and_write_nothing(adapter, gemma_p
         ([], _edited_copy(folder, tmp_path, r=4), ("rank mismatch",)),
         ([], _renamed_copy(folder, tmp_path, "self_attn.q_proj", "attn.c_attn"), ("not a linear layer",)),
         ([], _edited_copy(folder, tmp_path / "d", use_dora=True), ("DoRA",)),
+        # Adapters that work only on the base peft changed for them: applied to the original, they
+        # gave another model (PiSSA: no top-1 token in common with peft's), and --verify passed.
+        ([], _edited_copy(folder, tmp_path / "pissa", init_lora_weights="pissa_niter_4"), ("path_initial_model",)),
+        ([], _edited_copy(folder, tmp_path / "olora", init_lora_weights="olora"), ("path_initial_model",)),
+        ([], _edited_copy(folder, tmp_path / "loftq", init_lora_weights="loftq"), ("path_initial_model",)),
+        ([], _edited_copy(folder, tmp_path / "bd", use_bdlora={"nblocks": 2}), ("block-diagonal",)),
         ([], _edited_copy(folder, tmp_path / "n", base_model_name_or_path="/nowhere/model"), ("--base",)),
         ([], _edited_copy(folder, tmp_path / "p", rank_pattern={"(a+)+$": 2}), ("rank_pattern",)),
     ]
@@ -305,3 +311,13 @@ def test_base_named_by_hub_repo_id_fetches_only_its_config(adapter, tmp_path):
         missing = run_cli_process("convert", str(named), "--base", "someone/no-such-model", "--dry-run", env=env)
     assert json.loads(result.stdout)["base"] == "someone/tiny-llama"
     _one_line(missing, "no such repo")
+
+
+def test_info_describes_an_adapter_instead_of_calling_it_damaged(adapter, tmp_path):
+    folder, _ = adapter("plain")
+    out = tmp_path / "adapter.gguf"
+    assert run_cli("convert", str(folder), "-o", str(out)).returncode == 0
+    shown = run_cli("info", str(out))
+    assert shown.returncode == 0 and "LoRA adapter for llama" in shown.stdout and "adapted weights" in shown.stdout
+    described = json.loads(run_cli("info", str(out), "--json").stdout)
+    assert described["type"] == "adapter" and described["architecture"] == "llama" and described["adapted_weights"] > 0

@@ -113,6 +113,7 @@ def _print_plan(
         )
         return
     print(format_table(("TENSOR", "SHAPE", "TYPE", "SOURCE"), rows))
+    _print_notes(plan)
     config = plan.checkpoint.config
     print(
         f"\n{config.architecture_name}: {plan.n_params:,} parameters, {config.n_layer} layers, "
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(plan, output, args.json)
         return 0
+    _print_notes(plan)
     verified: list[str] = []
     check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
     path = _write_with_progress(plan, output, args.force, check)
@@ -202,6 +204,13 @@ def run(args: argparse.Namespace) -> int:
     )  # `models` lists it, even outside the models folder
     _report(args, path, plan.bulk_type.name, plan.n_params, verified)
     return 0
+
+
+def _print_notes(plan: ConversionPlan) -> None:
+    """What the user should know about how the GGUF differs from the checkpoint (on stderr)."""
+    note = plan.checkpoint.config.context_note
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace, path: Path, qtype: str, n_params: int | None, verified: list[str]) -> None:
@@ -265,6 +274,7 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
             quantize_progress=quantize_step,
             check=check,
             tensor_overlay=_overlay(args),
+            planned=_print_notes,
         )
     origin = {"checkpoint": args.source, "outtype": qtype.name}
     if kept is not None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_file import ADVICE, check_model, open_header, summarize
+from llamadesk.app.core.gguf_adapter import is_adapter, summarize_adapter
+from llamadesk.app.core.gguf_file import ADVICE, check_model, open_header, plain_value, summarize
+from llamadesk.app.core.gguf_header import GGUFHeader
 from llamadesk.app.library.catalog import resolve_model
 
 EXAMPLES = """examples:
@@ -36,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
     header = open_header(path)
+    if is_adapter(header):  # a LoRA adapter is no model: checked and shown as what it is
+        return _show_adapter(args, path, header)
     summary = summarize(path, header)
     check_model(path, header, summary.architecture)  # what llama.cpp would crash on, first
     from llamadesk.app.engine.load_check import llama_cpp_refusal  # llama.cpp loads only for this
@@ -71,6 +76,40 @@ def run(args: argparse.Namespace) -> int:
         f"  {summary.name}: {summary.architecture}, {summary.size_label} parameters, {summary.quantization}, "
         f"{format_bytes(summary.file_size)}, context {summary.context_length}, {summary.n_layers} layers"
     )
+    _print_tensors_and_metadata(types, metadata)
+    return 0
+
+
+def _show_adapter(args: argparse.Namespace, path: Path, header: GGUFHeader) -> int:
+    adapter = summarize_adapter(path, header)  # its own checks: type, architecture, alpha, A/B pairs
+    types = dict(Counter(t.ggml_type.name for t in header.tensors))
+    metadata = {k: plain_value(v) for k, v in header.metadata.items()}
+    if args.json:
+        described = {
+            "path": str(path),
+            "file_size": header.file_size,
+            "type": "adapter",
+            "architecture": adapter.architecture,
+            "name": adapter.name,
+            "base_model": adapter.base_name,
+            "alpha": adapter.alpha,
+            "adapted_weights": adapter.n_weights,
+            "tensor_types": types,
+            "metadata": metadata,
+        }
+        print(json.dumps(described, indent=2, ensure_ascii=False))
+        return 0
+    base = f" of {adapter.base_name}" if adapter.base_name else ""
+    print(f"{path}")
+    print(
+        f"  {adapter.name}: LoRA adapter for {adapter.architecture}{base}, {adapter.n_weights} adapted weights, "
+        f"alpha {adapter.alpha:g}, {format_bytes(header.file_size)}"
+    )
+    _print_tensors_and_metadata(types, metadata)
+    return 0
+
+
+def _print_tensors_and_metadata(types: dict[str, int], metadata: dict) -> None:
     print("  tensors: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
     for key, value in metadata.items():
         text = str(value).replace("\n", "\\n")
@@ -78,4 +117,3 @@ def run(args: argparse.Namespace) -> int:
             text = text[:LONG_VALUE] + f"... ({len(text)} chars)"
         name = key.replace("\n", "\\n")  # a key from a damaged file may hold a newline
         print(f"  {name} = {text}")
-    return 0

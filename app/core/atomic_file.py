@@ -17,14 +17,17 @@ from llamadesk.app.core.errors import BadInputError
 
 
 def check_writable_target(path: Path, force: bool) -> None:
-    """Refuse an output path that exists (unless forced) or whose folder cannot be written."""
-    if path.exists() and not force:
-        raise BadInputError(f"{path} already exists; pass --force to overwrite it")
+    """Refuse an output path that exists (unless forced) or whose folder cannot be written.
+
+    What --force cannot help with is said first: "pass --force" for a folder led to a second error.
+    """
     if path.is_dir():
         raise BadInputError(f"{path} is a folder; give a file name for the output")
     if path.exists() and not path.is_file():
         # os.replace would put the output in place of a device or FIFO (as root, /dev/null itself)
         raise BadInputError(f"{path} is not a regular file (a device, FIFO or socket); give a file name for the output")
+    if path.exists() and not force:
+        raise BadInputError(f"{path} already exists; pass --force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise BadInputError(f"folder {parent} does not exist; create it or choose another output")

@@ -317,6 +317,14 @@ def check_hyperparameters(header: GGUFHeader, architecture: str) -> dict[str, in
             raise ModelRequirementError(
                 f"{key('attention.head_count_kv')} is {n_head_kv} but there are no attention heads"
             )
+        if il and architecture in SHAPED_ARCHITECTURES and (n_head, n_head_kv) != (sizes["H"], sizes["Hkv"]):
+            # These graphs make every layer's tensors with layer 0's head counts and then split
+            # each layer by its own: a count that changes aborts llama.cpp mid-decode (GGML_ASSERT).
+            raise ModelRequirementError(
+                f"{key('attention.head_count')}/{key('attention.head_count_kv')} are {n_head}/{n_head_kv} in "
+                f"layer {il} but {sizes['H']}/{sizes['Hkv']} in layer 0; "
+                f"a {architecture} model has the same in every layer"
+            )
         if il == 0:
             head_k = layer_value(meta, key("attention.key_length"), n_embd // n_head if n_head else 0)
             head_v = layer_value(meta, key("attention.value_length"), n_embd // n_head if n_head else 0)

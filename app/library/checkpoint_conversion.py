@@ -82,6 +82,7 @@ def convert_checkpoint(
     quantize_progress: ProgressCallback | None = None,
     check: Callable[[ConversionPlan, Path], None] | None = None,
     tensor_overlay: Callable | None = None,
+    planned: Callable[[ConversionPlan], None] | None = None,
 ) -> tuple[Path, Path | None]:
     """Convert `source` (folder or Hub repo id) to a GGUF of `quant_type`.
 
@@ -90,12 +91,15 @@ def convert_checkpoint(
     Without `output` the file goes into the library's models folder. `check` runs on the
     converted (unquantized) file, with the plan it was written from, before it is used.
     `tensor_overlay` replaces the checkpoint's tensors (merging LoRA adapters, see
-    convert.lora.merge). Nothing half-written is left on any error.
+    convert.lora.merge). `planned` sees the plan before anything is written (the CLI's notes).
+    Nothing half-written is left on any error.
     """
     steps = plan_steps(
         source, output, quant_type, pre_tokenizer=pre_tokenizer, name=name, tensor_overlay=tensor_overlay
     )
     plan, target = steps.plan, steps.target
+    if planned is not None:
+        planned(plan)
     if steps.unquantized is None:
         return write_gguf(plan, target, force, convert_progress, _checking(plan, check)), None
 

@@ -31,7 +31,16 @@ UNSUPPORTED_WHEN_SET: dict[str, tuple[object, str]] = {
     "target_parameters": (None, "adapters of raw parameters (target_parameters) are not linear-layer adapters"),
     "trainable_token_indices": (None, "adapters that train token embeddings (trainable_token_indices) change rows"),
     "fan_in_fan_out": (False, "fan_in_fan_out adapters are for GPT-2 style Conv1D layers, not LLaMA's"),
+    "use_bdlora": (None, "block-diagonal LoRA (use_bdlora) adapters have A and B of other shapes than LoRA's"),
+    "kasa_config": (None, "KaSA adapters (kasa_config) scale each rank with a vector llama.cpp does not apply"),
+    "use_qalora": (False, "QA-LoRA adapters (use_qalora) pool their inputs, which llama.cpp's LoRA does not"),
 }
+# init_lora_weights values whose adapters only work on a changed base: peft subtracts their
+# starting A and B from the base weights (PiSSA, OLoRA, CorDA, LoRA-GA) or replaces them with a
+# quantized residual (LoftQ), and a checkpoint of the original base gives a different model.
+# peft turns such an adapter into a plain LoRA of the original base when it saves it with
+# `path_initial_model_for_weight_conversion`.
+BASE_CHANGING_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,13 @@ def read_adapter_config(folder: Path) -> LoraConfig:
         value = raw.get(key, off)
         if value != off and value not in (None, [], False):
             raise BadInputError(f"{source}: {why}; llamadesk cannot convert it ({key} is {shown(value)})")
+    init = raw.get("init_lora_weights", True)
+    if isinstance(init, str) and init.lower().startswith(BASE_CHANGING_INITS):
+        raise BadInputError(
+            f"{source}: a {shown(init)} adapter (init_lora_weights) works only on the base peft changed "
+            "when it made it; save it with peft's save_pretrained(..., "
+            "path_initial_model_for_weight_conversion=...) to get a plain LoRA of the original base, and convert that"
+        )
     rslora = raw.get("use_rslora", False)
     if type(rslora) is not bool:
         raise BadInputError(f"{source}: 'use_rslora' must be true or false, not {shown(rslora)}")
