@@ -40,7 +40,7 @@ from llamadesk.app.tui.engine_host import EngineHost, EngineLoader, load_llama_e
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.help import HelpScreen
 from llamadesk.app.tui.screens.models import ModelsScreen
-from llamadesk.app.tui.screens.translate import TranslateScreen
+from llamadesk.app.tui.screens.translate import TRANSLATION_MODEL, TranslateScreen
 
 TRANSLATE_CONTEXT = 4096  # translation needs little; load.json's ctx wins when it sets one
 
@@ -51,6 +51,7 @@ MODE_SCREENS: dict[str, Callable[[LlamadeskApp], Screen]] = {
         app.store,
         app.host,
         replace(app.load_defaults, n_ctx=app.load_defaults.n_ctx or TRANSLATE_CONTEXT),
+        model=app.config.models.get("translate", TRANSLATION_MODEL),
         parallel=app.config.translate_parallel,
         remember_parallel=app.set_translate_parallel,
     ),
@@ -140,13 +141,16 @@ class LlamadeskApp(App[None]):
         return screen
 
     def set_default_model(self, mode: str, name: str) -> None:
-        """Make `name` the model `mode` opens with (saved in the config); a new chat uses it at once."""
+        """Make `name` the model `mode` opens with (saved in the config); a new chat or the next
+        translation uses it at once."""
         self.config = replace(self.config, models={**self.config.models, mode: name})
         if self._save_settings:
             save_config(self.config)
-        chat = self.mode_screens.get("chat")
-        if mode == "chat" and isinstance(chat, ChatScreen):
-            chat.defaults = replace(chat.defaults, model=name)
+        screen = self.mode_screens.get(mode)
+        if isinstance(screen, ChatScreen):
+            screen.defaults = replace(screen.defaults, model=name)
+        elif isinstance(screen, TranslateScreen):
+            screen.model = name
 
     def set_translate_parallel(self, segments: int | None) -> None:
         """Remember how many segments the translation screen keeps in flight (None: the machine's choice)."""
@@ -204,13 +208,16 @@ class LlamadeskApp(App[None]):
         that no title stands twice in the palette for two different things.
         """
         ours: dict[str, SystemCommand] = {}
-        for binding in [*screen.BINDINGS, *self.BINDINGS]:
+        # Each binding's action runs where its key would run it: the screen's on the screen, the
+        # app's on the app (the screen has no "help" or "quit" of its own).
+        bound = [(binding, screen) for binding in screen.BINDINGS] + [(binding, self) for binding in self.BINDINGS]
+        for binding, owner in bound:
             if not isinstance(binding, Binding) or not binding.description or binding.description in ours:
                 continue
             ours[binding.description] = SystemCommand(
                 binding.description,
                 f"key: {self.get_key_display(binding)}",
-                partial(screen.run_action, binding.action),
+                partial(self.run_action, binding.action, owner),
             )
         yield from ours.values()
         yield from (command for command in super().get_system_commands(screen) if command.title not in ours)

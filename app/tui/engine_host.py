@@ -194,6 +194,10 @@ class EngineHost:
         self._progress_posted = False
         self._reply_id = 0
         self._active_reply: int | None = None
+        # Chat replies asked for and not yet ended, and whether one holds the engine now. The engine's
+        # stop flag is shared with other work (a translation): only a chat reply may be stopped by it.
+        self._replies_unfinished = 0
+        self._replying = False
         self.info: ModelInfo | None = None
 
     # -- called from the UI thread ----------------------------------------------------------
@@ -203,17 +207,23 @@ class EngineHost:
         self._jobs.put(_Load(spec, settings, reply_to))
 
     def reply(self, request: ReplyRequest, reply_to: MessagePump) -> int:
-        """Queue a reply (any reply still streaming stops); returns the id its messages carry."""
+        """Queue a reply (any reply still streaming stops; other work goes on); returns the id its messages carry."""
         with self._lock:
             self._reply_id += 1
             self._active_reply = self._reply_id
             self._pending.clear()
             self._progress_posted = False
-            engine = self._engine
-        if engine is not None:
-            engine.request_stop()  # a reply still streaming ends; the new one clears the flag
-        self._jobs.put(_Reply(self._reply_id, request, reply_to))
-        return self._reply_id
+            self._replies_unfinished += 1
+            self._stop_chat_reply()  # a reply still streaming ends; the new one clears the flag
+            reply_id = self._reply_id
+        self._jobs.put(_Reply(reply_id, request, reply_to))
+        return reply_id
+
+    @property
+    def replying(self) -> bool:
+        """Whether a chat reply is queued or running: work asked for now waits for it."""
+        with self._lock:
+            return self._replies_unfinished > 0
 
     def run_with_model(
         self, spec: str, settings: LoadSettings, work: Callable[[ChatEngine], None], reply_to: MessagePump
@@ -230,17 +240,25 @@ class EngineHost:
         return text
 
     def stop(self) -> None:
-        """Stop the reply in progress at once (llama.cpp aborts mid-decode)."""
+        """Stop the chat reply in progress at once (llama.cpp aborts mid-decode); other work goes on."""
         with self._lock:
             self._active_reply = None
             self._pending.clear()
+            self._stop_chat_reply()
+
+    def _stop_chat_reply(self) -> None:
+        # Under the lock, so the host's thread cannot move on to a translation between the check
+        # and the stop. A stop that comes as a reply ends is harmless: every stream clears the flag.
+        if self._replying and self._engine is not None:
+            self._engine.request_stop()
+
+    def shutdown(self) -> None:
+        """Stop whatever runs (a reply or other work) and let the thread close the model and end."""
+        self.stop()
+        with self._lock:
             engine = self._engine
         if engine is not None:
             engine.request_stop()
-
-    def shutdown(self) -> None:
-        """Stop whatever runs and let the thread close the model and end."""
-        self.stop()
         self._jobs.put(_SHUTDOWN)
 
     # -- the host's thread ------------------------------------------------------------------
@@ -253,7 +271,7 @@ class EngineHost:
                     if isinstance(job, _Load):
                         self._ensure_loaded(job.spec, job.settings, job.reply_to)
                     elif isinstance(job, _Reply):
-                        self._answer(job)
+                        self._answer_in_turn(job)
                     elif isinstance(job, _Work):
                         job.work(self._ensure_loaded(job.spec, job.settings, job.reply_to))
                 except LlamadeskError as err:
@@ -290,6 +308,17 @@ class EngineHost:
     def _is_active(self, reply_id: int) -> bool:
         with self._lock:
             return self._active_reply == reply_id
+
+    def _answer_in_turn(self, job: _Reply) -> None:
+        """Answer `job`, marked as the chat reply that holds the engine (only it can be stopped)."""
+        with self._lock:
+            self._replying = True
+        try:
+            self._answer(job)
+        finally:
+            with self._lock:
+                self._replying = False
+                self._replies_unfinished -= 1
 
     def _answer(self, job: _Reply) -> None:
         request = job.request

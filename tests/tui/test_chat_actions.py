@@ -393,3 +393,81 @@ async def test_streaming_reuses_one_markdown_parser(store, monkeypatch):
         views = list(screen.query(MessageView))
         assert len(views) == 2 and views[-1].markdown.source == screen.messages[-1].content
     assert built == []
+
+
+async def test_an_export_never_replaces_another_conversations(store, tmp_path, monkeypatch):
+    # Ids come back after a delete or in a fresh store: conversation-ID.md may be another's export.
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path / "home"))
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "grocery list")
+        folder = tmp_path / "home" / "data" / "exports"
+        folder.mkdir(parents=True)
+        older = folder / f"conversation-{screen.conversation.id}.md"
+        older.write_text("# secret plan alpha\n")
+        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s")
+        assert older.read_text() == "# secret plan alpha\n"
+        written = [folder / f"conversation-{screen.conversation.id}-{n}.md" for n in (2, 3)]
+        assert all("Echo: grocery list" in path.read_text() for path in written)
+        assert [f"Exported to {path}" for path in written] == [
+            n.message for n in app._notifications if n.message.startswith("Exported")
+        ]
+
+
+async def test_an_export_folder_that_cannot_be_made_is_a_failed_export_not_a_crash(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    (tmp_path / "home" / "data" / "exports").write_text("a file where the folder goes")
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ask(pilot, "hello")
+        await pilot.press("ctrl+s")
+        await pilot.press("f9")
+        failed = [n for n in app._notifications if n.message.startswith("Export failed:")]
+        assert len(failed) == 2 and all(n.severity == "error" for n in failed)
+        assert isinstance(app.screen, ChatScreen)
+    assert app.crash is None
+
+
+async def test_the_palettes_keys_and_quit_run_the_apps_own_actions(store):
+    loader = FakeLoader()
+    app = make_app(store, loader)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ask(pilot, "hello")  # a model in memory, for Quit to close
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        await commands["Keys"].callback()
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), what="the chat screen")
+        await commands["Quit"].callback()
+        assert app.return_code == 0  # the app is on its way out
+        assert loader.engines and all(engine.closed for engine in loader.engines)
+
+
+async def test_a_long_conversation_shows_its_newest_messages_and_counts_the_rest(store):
+    conversation = store.new_conversation("long", Config().conversation_settings())
+    for n in range(40):
+        store.add_message(conversation.id, "user", f"question {n}")
+        store.add_message(conversation.id, "assistant", f"answer {n}")
+    app = make_app(store, FakeLoader(n_ctx=100_000))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        screen.open_conversation(conversation.id)
+
+        def shows_the_newest() -> bool:
+            hidden = len(screen.messages) - chat_module.MAX_SHOWN_MESSAGES
+            shown = [view.message_id for view in screen.query(MessageView)]
+            note = str(screen.query_one("#earlier").render())
+            return shown == [m.id for m in screen.messages[-chat_module.MAX_SHOWN_MESSAGES :]] and note.startswith(
+                f"{hidden} earlier messages are saved"
+            )
+
+        await wait_until(pilot, shows_the_newest, timeout=10, what="the newest 60 messages")
+        await pilot.press("ctrl+r")  # the last reply goes, a new one comes
+        await wait_until(pilot, lambda: screen.reply is None and len(screen.messages) == 80, what="the new reply")
+        await wait_until(pilot, shows_the_newest, timeout=10, what="60 messages after ctrl+r")
+        await pilot.press("ctrl+l")  # the last prompt and its reply go: two earlier ones come back
+        await wait_until(pilot, lambda: len(screen.messages) == 78, what="the prompt taken back")
+        await wait_until(pilot, shows_the_newest, timeout=10, what="60 messages after ctrl+l")
+        assert screen.query(MessageView).first().message_id == screen.messages[18].id

@@ -1,4 +1,5 @@
-"""The UI's plain parts, without a terminal: status text, code blocks, memory fit, the engine host."""
+"""The UI's plain parts, without a terminal: status text, code blocks, memory fit, printable text, the
+engine host."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from llamadesk.app.tui.engine_host import (
     ReplyRequest,
     ReplyStarted,
 )
-from llamadesk.app.tui.screens.chat import title_from_prompt
+from llamadesk.app.tui.printable import printable
+from llamadesk.app.tui.screens.chat import free_export_path, title_from_prompt
 from llamadesk.app.tui.widgets.status_bar import StatusFacts, context_gauge, status_text
 from tests.tui.fake_engine import FakeLoader
 from tests.tui.waiting import wait_until_sync
@@ -62,6 +64,23 @@ def test_code_blocks_are_found_fenced_indented_and_unclosed():
 def test_title_from_prompt_is_the_first_line_shortened():
     assert title_from_prompt("Hello\nmore") == "Hello"
     assert len(title_from_prompt("x" * 200)) == 48 and title_from_prompt("x" * 200).endswith("…")
+
+
+def test_control_characters_become_visible_stand_ins():
+    assert printable("a\x1b[2Jb") == "a^[[2Jb"
+    assert printable("\x1b]0;PWNED\x07 x") == "^[]0;PWNED^G x"
+    assert printable("del\x7f c1\x9b end") == "del^? c1\ufffd end"
+    # What a terminal does not act on stays: newlines, tabs, a Windows line end, any other text.
+    assert printable("line\r\nnext\tcol é ✓") == "line\nnext\tcol é ✓"
+    assert printable("lone\rcarriage") == "lone^Mcarriage"
+
+
+def test_an_export_name_is_never_one_already_taken(tmp_path):
+    assert free_export_path(tmp_path, 7, "md") == tmp_path / "conversation-7.md"
+    (tmp_path / "conversation-7.md").write_text("another conversation's")
+    (tmp_path / "conversation-7-2.md").symlink_to(tmp_path / "gone")  # a dangling link is taken too
+    assert free_export_path(tmp_path, 7, "md") == tmp_path / "conversation-7-3.md"
+    assert free_export_path(tmp_path, 7, "json") == tmp_path / "conversation-7.json"
 
 
 class Inbox:
@@ -146,6 +165,42 @@ def test_a_reply_stopped_before_it_began_still_says_done():
     assert inbox.done.wait(10)
     assert inbox.messages[-1].stopped and inbox.messages[-1].text == ""
     assert fake.engines[0].prompts == []  # nothing was generated
+    host.shutdown()
+    thread.join(10)
+
+
+def test_a_chat_reply_and_its_stop_leave_other_work_on_the_model_alone():
+    # A translation runs on the same engine: a prompt sent in chat, or Esc there, once stopped it.
+    loader = FakeLoader()
+    host, thread = run_host(loader)
+    inbox = Inbox()
+    working, release = threading.Event(), threading.Event()
+    stop_seen: list[bool] = []
+
+    def translate(engine) -> None:
+        working.set()
+        release.wait(10)
+        stop_seen.append(engine._stop.is_set())
+
+    host.run_with_model("fake", LoadSettings(), translate, inbox)
+    assert working.wait(10)
+    assert not host.replying
+    host.reply(request("hi"), inbox)
+    assert host.replying  # queued behind the work: the translation screen says it waits for it
+    host.stop()
+    release.set()
+    assert inbox.done.wait(10)
+    assert stop_seen == [False]
+    wait_until_sync(lambda: not host.replying, 10, "the reply to count as ended")
+    # A reply that streams is still stopped by the next one.
+    inbox.done.clear()
+    first = host.reply(request("a long one"), inbox)
+    wait_until_sync(lambda: any(isinstance(m, ReplyProgress) for m in inbox.messages), 10, "the reply to stream")
+    host.reply(request("hi"), inbox)
+    wait_until_sync(lambda: sum(isinstance(m, ReplyDone) for m in inbox.messages) == 3, 10, "both replies to end")
+    [stopped] = [m for m in inbox.messages if isinstance(m, ReplyDone) and m.reply_id == first]
+    assert stopped.stopped
+    assert inbox.messages[-1].text == "Echo: hi"
     host.shutdown()
     thread.join(10)
 

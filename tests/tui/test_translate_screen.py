@@ -15,9 +15,11 @@ from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
-from llamadesk.app.tui.screens.translate import TranslateScreen
+from llamadesk.app.tui.screens.translate import WAITING_FOR_CHAT, TranslateScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
 from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
+from tests.tui.chat_pilot import ask
+from tests.tui.fake_engine import FakeEngine
 from tests.tui.fake_translator import FRENCH, FakeTranslatingEngine, make_app
 from tests.tui.waiting import wait_until
 
@@ -371,3 +373,79 @@ async def test_the_segments_at_once_are_saved_in_the_config(store, config_file_r
         await answer_segments_at_once(pilot, screen, "3")
         assert screen.parallel == 3
     assert load_config().translate_parallel == 3
+
+
+class ChatAndTranslationLoader:
+    """The chat model (config's default) is a FakeEngine, any other a translating one; remembers what it loaded."""
+
+    def __init__(self, chat_delay: float = 0.0, translate_delay: float = 0.0) -> None:
+        self.chat_delay, self.translate_delay = chat_delay, translate_delay
+        self.specs: list[str] = []
+
+    def __call__(self, spec: str, settings):
+        self.specs.append(spec)
+        if spec == Config().models["chat"]:
+            return FakeEngine(spec, 512, self.chat_delay)
+        return FakeTranslatingEngine(self.translate_delay)
+
+
+def chat_and_translation_app(store, loader: ChatAndTranslationLoader, config: Config | None = None) -> LlamadeskApp:
+    config = config or Config(translate_parallel=1)
+    return LlamadeskApp(store=store, config=config, engine_loader=loader, save_settings=False)
+
+
+async def switch_to(pilot, screen_type):
+    await pilot.press("f6")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, screen_type), what=screen_type.__name__)
+    return pilot.app.screen
+
+
+async def test_a_chat_prompt_waits_for_a_running_translation_instead_of_stopping_it(store):
+    app = chat_and_translation_app(store, ChatAndTranslationLoader(translate_delay=0.03))
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "\n\n".join(f"Sentence number {n} is here." for n in range(16))
+        await pilot.press("ctrl+r")
+        bar = screen.query_one("#progress", ProgressBar)
+        await wait_until(pilot, lambda: bar.progress >= 1, timeout=30, what="a first segment")
+        chat = await switch_to(pilot, ChatScreen)
+        await ask(pilot, "hi", wait=False)
+        await switch_to(pilot, TranslateScreen)
+        await wait_until(pilot, lambda: not screen.running, timeout=60, what="the translation")
+        assert "done in" in str(screen.query_one("#status").render())
+        assert screen.translation.count("SENTENCE NUMBER") == 16
+        await wait_until(pilot, lambda: chat.reply is None, what="the chat reply, after it")
+        assert chat.messages[-1].content == "Echo: hi"
+
+
+async def test_a_translation_queued_behind_a_chat_reply_says_it_waits(store):
+    app = chat_and_translation_app(store, ChatAndTranslationLoader(chat_delay=0.002))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen), what="the chat screen")
+        chat = await ask(pilot, "tell a long story", wait=False)
+        await wait_until(pilot, lambda: chat.reply is not None and chat.reply.text, what="the reply to stream")
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "The station is near."
+        await pilot.press("ctrl+r")
+        assert str(screen.query_one("#status").render()) == WAITING_FOR_CHAT
+        await switch_to(pilot, ChatScreen)
+        await pilot.press("escape")  # as the line says
+        await switch_to(pilot, TranslateScreen)
+        await wait_until(pilot, lambda: not screen.running, timeout=30, what="the translation")
+        assert screen.translation == "THE STATION IS NEAR."
+
+
+async def test_the_default_translation_model_is_the_one_that_translates(store):
+    loader = ChatAndTranslationLoader()
+    config = Config(translate_parallel=1, models={**Config().models, "translate": "my-translator"})
+    app = chat_and_translation_app(store, loader, config)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        screen.query_one("#source", TextArea).text = "The station is near."
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running, what="the translation")
+        assert loader.specs[-1] == "my-translator"
+        app.set_default_model("translate", "other-translator")  # what t does in the model manager
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running, what="the next translation")
+        assert loader.specs[-1] == "other-translator"

@@ -7,6 +7,8 @@ SQL stays in the store.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from dataclasses import replace
 from functools import partial
@@ -16,7 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Label, Markdown
+from textual.widgets import Footer, Label
 from textual.widgets.markdown import MarkdownStream
 
 from llamadesk.app.chat.code_blocks import code_blocks
@@ -37,6 +39,7 @@ from llamadesk.app.tui.engine_host import (
     ReplyStarted,
 )
 from llamadesk.app.tui.frame_pacer import FramePacer
+from llamadesk.app.tui.printable import printable
 from llamadesk.app.tui.screens.adapter_picker import AdapterPickerScreen
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.mode_screen import ModeScreen
@@ -63,6 +66,19 @@ def sampling_for(settings: ConversationSettings) -> Sampling:
         repeat_penalty=settings.repeat_penalty,
         max_tokens=settings.max_tokens,
     )
+
+
+def free_export_path(folder: Path, conversation_id: int, suffix: str) -> Path:
+    """conversation-ID.SUFFIX in `folder`, or conversation-ID-2.SUFFIX, -3 … when that name is taken.
+
+    An export is never replaced: ids come back after a delete (SQLite reuses the highest) and start
+    again in a fresh store, so the file of that name may hold another conversation.
+    """
+    path, n = folder / f"conversation-{conversation_id}.{suffix}", 1
+    while os.path.lexists(path):  # lexists: a dangling link counts as taken too
+        n += 1
+        path = folder / f"conversation-{conversation_id}-{n}.{suffix}"
+    return path
 
 
 class _Reply:
@@ -131,6 +147,9 @@ class ChatScreen(ModeScreen):
         self.defaults = defaults
         self.conversation: Conversation | None = None
         self.messages: list[StoredMessage] = []
+        # The views on screen by message id. Kept here, not read back from the container: a removed
+        # view stays among its children until Textual has pruned it, and counting it hid one more.
+        self._shown: dict[int, MessageView] = {}
         self.reply: _Reply | None = None
         self.memory_start = 0
         self.facts = StatusFacts()
@@ -207,12 +226,9 @@ class ChatScreen(ModeScreen):
         self.conversation = conversation
         self.messages = self.store.messages(conversation.id) if conversation else []
         self.memory_start = 0
-        container = self.query_one("#messages", VerticalScroll)
-        container.remove_children()
-        container.mount_all(
-            MessageView(m.role, m.content, m.state == "interrupted", m.id) for m in self.messages[-MAX_SHOWN_MESSAGES:]
-        )
-        self._show_earlier_note()
+        self.query_one("#messages", VerticalScroll).remove_children()
+        self._shown = {}
+        self._show_newest()
         self.show_status(memory_start=0, context_tokens=0, cached_tokens=0, cache_from_disk=False)
         self.sub_title = conversation.title if conversation else "New conversation"
 
@@ -222,33 +238,46 @@ class ChatScreen(ModeScreen):
         note.update(f"{hidden} earlier messages are saved; export (ctrl+s) to read them all" if hidden else "")
         note.display = hidden > 0
 
-    def _views(self) -> list[MessageView]:
-        return list(self.query_one("#messages").query_children(MessageView))
+    def _new_view(self, message: StoredMessage, streaming: bool = False) -> MessageView:
+        view = MessageView(message.role, message.content, message.state == "interrupted" and not streaming, message.id)
+        self._shown[message.id] = view
+        return view
+
+    def _show_newest(self) -> None:
+        """Show exactly the newest MAX_SHOWN_MESSAGES messages and say how many are saved above them."""
+        window = self.messages[-MAX_SHOWN_MESSAGES:]
+        in_window = {m.id for m in window}
+        for message_id in [i for i in self._shown if i not in in_window]:
+            self._shown.pop(message_id).remove()
+        # The messages above the first one shown go on top: all of them in a conversation just
+        # opened, and those that come back into view when ctrl+r or ctrl+l took the newest away.
+        first = next((self._shown[m.id] for m in window if m.id in self._shown), None)
+        above = [self._new_view(m) for m in itertools.takewhile(lambda m: m.id not in self._shown, window)]
+        if above:
+            self.query_one("#messages", VerticalScroll).mount_all(above, before=first)
+        self._show_earlier_note()
 
     def _mount_message(self, message: StoredMessage, streaming: bool = False) -> MessageView:
         self.messages.append(message)
-        view = MessageView(message.role, message.content, message.state == "interrupted" and not streaming, message.id)
-        container = self.query_one("#messages", VerticalScroll)
-        container.mount(view)
-        views = self._views()
-        for old in views[: max(0, len(views) - MAX_SHOWN_MESSAGES)]:
-            old.remove()
-        self._show_earlier_note()
+        view = self._new_view(message, streaming)
+        self.query_one("#messages", VerticalScroll).mount(view)
+        self._show_newest()
         return view
 
     def _remove_last_message(self) -> StoredMessage:
+        """Delete the newest message; the caller then calls _show_newest (once, after all its changes)."""
         message = self.messages.pop()
         self.store.delete_message(message.id)
-        for view in self._views():
-            if view.message_id == message.id:
-                view.remove()
+        view = self._shown.pop(message.id, None)
+        if view is not None:
+            view.remove()
         return message
 
     def _mark_memory(self) -> None:
         """Dim what the model no longer sees; mark where its memory begins."""
         start_id = self.messages[self.memory_start].id if 0 < self.memory_start < len(self.messages) else None
         forgotten = {m.id for m in self.messages[: self.memory_start]}
-        for view in self._views():
+        for view in self._shown.values():
             view.set_memory(view.message_id in forgotten, view.message_id == start_id)
 
     # -- sending and streaming --------------------------------------------------------------
@@ -291,7 +320,7 @@ class ChatScreen(ModeScreen):
         message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
         view = self._mount_message(message, streaming=True)
         reply_id = self.host.reply(request, self)
-        self.reply = _Reply(reply_id, message, view, Markdown.get_stream(view.markdown))
+        self.reply = _Reply(reply_id, message, view, view.stream())
         self.reply.spoken_ids = [m.id for m in spoken]
         self.show_status(activity="replying")
 
@@ -375,7 +404,7 @@ class ChatScreen(ModeScreen):
         await reply.stream.stop()
         # One full render when the stream ends: streaming appends leave fences half-styled.
         if reply.view.is_attached:
-            await reply.view.markdown.update(text)
+            await reply.view.show(text)
 
     async def _finish_reply(self, reply: _Reply, text: str, interrupted: bool) -> None:
         self._settle_reply(reply, text, interrupted)
@@ -413,6 +442,7 @@ class ChatScreen(ModeScreen):
             self._remove_last_message()
         if self.messages and self.messages[-1].role == "user":
             self.start_reply()
+        self._show_newest()
 
     def action_edit_last(self) -> None:
         """Take the last prompt back into the prompt box (its reply goes), to edit and send again."""
@@ -421,8 +451,10 @@ class ChatScreen(ModeScreen):
         while self.messages and self.messages[-1].role == "assistant":
             self._remove_last_message()
         if not self.messages:
+            self._show_newest()
             return
         prompt = self._remove_last_message()
+        self._show_newest()
         box = self.query_one(PromptBox)
         box.text = prompt.content
         box.move_cursor(box.document.end)
@@ -470,7 +502,7 @@ class ChatScreen(ModeScreen):
                 self.sub_title = title
                 self.refresh_list()
 
-        self.app.push_screen(TextInputScreen("New title", conversation.title), renamed)
+        self.app.push_screen(TextInputScreen("New title", printable(conversation.title)), renamed)
 
     def action_delete(self) -> None:
         conversation = self.conversation
@@ -485,9 +517,10 @@ class ChatScreen(ModeScreen):
                     self.host.prompt_cache.forget(conversation.id)
                 self.show_conversation(None)
                 self.refresh_list()
-                self.notify(f"Deleted “{conversation.title}”")
+                self.notify(f"Deleted “{title}”", markup=False)
 
-        self.app.push_screen(ConfirmScreen(f"Delete “{conversation.title}” and all its messages?"), confirmed)
+        title = printable(conversation.title)  # the user's text: no markup, no control characters
+        self.app.push_screen(ConfirmScreen(f"Delete “{title}” and all its messages?"), confirmed)
 
     def apply_settings(self, settings: ConversationSettings) -> None:
         """Settings for this conversation (or the next new one); the model reloads if they need it."""
@@ -523,15 +556,16 @@ class ChatScreen(ModeScreen):
         if self.conversation is None:
             self.notify("Nothing to export yet", severity="warning")
             return
-        folder = data_dir() / "exports"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"conversation-{self.conversation.id}.{suffix}"
         try:
-            export_conversation(self.conversation, self.store.messages(self.conversation.id), path, force=True)
+            # Inside the try: a file where the folder should be is a failed export, not a crash.
+            folder = data_dir() / "exports"
+            folder.mkdir(exist_ok=True)
+            path = free_export_path(folder, self.conversation.id, suffix)
+            export_conversation(self.conversation, self.store.messages(self.conversation.id), path)
         except (LlamadeskError, OSError) as err:
-            self.notify(f"Export failed: {err}", severity="error")
+            self.notify(f"Export failed: {err}", severity="error", markup=False)
             return
-        self.notify(f"Exported to {path}")
+        self.notify(f"Exported to {path}", markup=False)
 
     def action_export_json(self) -> None:
         self.action_export("json")
@@ -556,7 +590,7 @@ class ChatScreen(ModeScreen):
 
     @on(EngineFailed)
     async def _failed(self, event: EngineFailed) -> None:
-        self.notify(event.error, severity="error", timeout=10)
+        self.notify(event.error, severity="error", timeout=10, markup=False)
         if self.reply is not None:
             await self._finish_reply(self.reply, self.reply.text, interrupted=True)
         self.show_status(activity="")

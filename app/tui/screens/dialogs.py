@@ -1,4 +1,8 @@
-"""Small modal dialogs: confirm a destructive action, or ask for one line of text."""
+"""Small modal dialogs: confirm a destructive action, or ask for one line of text.
+
+A question is drawn as plain text, never read as markup: it names the user's things (a title, a
+file, a model), and "[/x]" in one would end the app.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", id="no")
@@ -56,7 +60,7 @@ class TextInputScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             yield Input(self.value, id="answer")
 
     @on(Input.Submitted)

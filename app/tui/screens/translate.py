@@ -56,6 +56,7 @@ from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 DETECT = "auto"
 AUTOMATIC = "auto"  # segments at once chosen from the machine's memory
 TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
+WAITING_FOR_CHAT = "waiting for the chat reply to finish (esc in chat stops it)"
 LANGUAGE_OPTIONS = [(language.name, code) for code, language in sorted(LANGUAGES.items(), key=lambda kv: kv[1].name)]
 
 
@@ -138,7 +139,8 @@ class TranslateScreen(ModeScreen):
             yield TextArea(id="source", soft_wrap=True)
             yield ReviewTextArea(id="target", soft_wrap=True, read_only=True)
         yield ProgressBar(id="progress", show_eta=False)
-        yield Label("ctrl+r translates · F7 swaps · ctrl+o translates a file", id="status")
+        # Plain text: the lines it shows name files, models and errors, which markup would mangle.
+        yield Label("ctrl+r translates · F7 swaps · ctrl+o translates a file", id="status", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -223,6 +225,9 @@ class TranslateScreen(ModeScreen):
         self._shown_done = self._shown_rows = 0
         self._shown_partial = None
         self.query_one("#target", TextArea).text = ""
+        if self.host.replying:
+            # The model's one thread answers the chat first; without a word the screen looked stuck.
+            self.query_one("#status", Label).update(WAITING_FOR_CHAT)
         self.host.run_with_model(
             self.model, self.load_settings, lambda engine: self._run(engine, text, settings, document), self
         )
@@ -370,16 +375,16 @@ class TranslateScreen(ModeScreen):
             with atomic_output(path, force=False) as tmp:
                 tmp.write_text(text, encoding="utf-8")
         except (LlamadeskError, OSError) as err:
-            self.notify(f"Could not save {path}: {err}", severity="error")
+            self.notify(f"Could not save {path}: {err}", severity="error", markup=False)
             return False
-        self.notify(f"Saved {path}")
+        self.notify(f"Saved {path}", markup=False)
         return True
 
     @on(EngineFailed)
     def _failed(self, message: EngineFailed) -> None:
         self.running = False
         self.query_one("#status", Label).update(message.error)
-        self.notify(message.error, severity="error")
+        self.notify(message.error, severity="error", markup=False)
 
     @on(ModelLoading)
     def _loading(self, message: ModelLoading) -> None:
@@ -408,16 +413,17 @@ class TranslateScreen(ModeScreen):
                 self.notify(str(err), severity="error", markup=False)
                 return
             except OSError as err:
-                self.notify(f"Cannot read {path}: {err}", severity="error")
+                self.notify(f"Cannot read {path}: {err}", severity="error", markup=False)
                 return
             self.query_one("#source", TextArea).text = text
             out = path.with_name(f"{path.stem}.{self.target_code}{path.suffix}")
             try:
                 check_writable_target(out, False)
             except LlamadeskError as err:
-                self.notify(f"{err}; move it aside to translate {path.name} again", severity="error")
+                self.notify(f"{err}; move it aside to translate {path.name} again", severity="error", markup=False)
                 return
-            self.notify(f"Translating {path.name} into {out.name}")
+            # markup=False wherever a toast names a file: report[draft].txt is a name, not markup.
+            self.notify(f"Translating {path.name} into {out.name}", markup=False)
             self.start(text, output=out, document=document)
 
         self.app.push_screen(TextInputScreen("File to translate (saved beside it as NAME.LANG.ext)"), chosen)

@@ -13,12 +13,13 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from llamadesk.app.chat.store import StoredTranslation
+from llamadesk.app.tui.printable import printable
 
 PREVIEW = 40
 
 
 def _preview(text: str) -> str:
-    line = " ".join(text.split())
+    line = printable(" ".join(text.split()))
     return line if len(line) <= PREVIEW else line[: PREVIEW - 1] + "…"
 
 
@@ -42,6 +43,7 @@ class TranslationHistoryScreen(ModalScreen[StoredTranslation | None]):
                     for e in self.entries
                 ),
                 id="history",
+                markup=False,  # the texts are the user's: "[/x]" in one would end the app
             )
 
     @on(OptionList.OptionSelected)

@@ -1,4 +1,9 @@
-"""The conversation list: a search box over the titles, most recent first."""
+"""The conversation list: a search box over the titles, most recent first.
+
+Titles are the user's text (a prompt's start, a rename, `chat --save`): they are drawn as they are,
+never read as markup ("[/foo] hi" would end the app, "[@click=app.quit]" would run an action), and
+with their control characters shown, not sent to the terminal (printable.py).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from llamadesk.app.chat.store import Conversation
+from llamadesk.app.tui.printable import printable
 
 NEW_CONVERSATION_LABEL = "+ New conversation"
 
@@ -31,13 +37,13 @@ class ConversationList(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search titles", id="search")
-        yield OptionList(id="conversations")
+        yield OptionList(id="conversations", markup=False)
 
     def show(self, conversations: Sequence[Conversation], current: int | None) -> None:
         options = self.query_one(OptionList)
         options.clear_options()
         options.add_option(Option(NEW_CONVERSATION_LABEL, id="new"))
-        options.add_options(Option(c.title, id=str(c.id)) for c in conversations)
+        options.add_options(Option(printable(c.title), id=str(c.id)) for c in conversations)
         ids = ["new"] + [str(c.id) for c in conversations]
         key = str(current) if current is not None else "new"
         if key in ids:

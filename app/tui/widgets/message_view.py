@@ -1,4 +1,9 @@
-"""One message of the conversation: who said it, and what, as Markdown (code blocks included)."""
+"""One message of the conversation: who said it, and what, as Markdown (code blocks included).
+
+What is drawn has its control characters shown, not sent to the terminal (printable.py): the text
+is the user's or the model's, and an ESC in it would reach the terminal as it is. `content` keeps
+the text as it was, for copying.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Label, Markdown
+from textual.widgets.markdown import MarkdownStream
 
 from llamadesk.app.chat.code_blocks import code_blocks
+from llamadesk.app.tui.printable import printable
 
 
 @cache
@@ -32,6 +39,13 @@ ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
 MEMORY_START_TITLE = "the model remembers from here"
 
 
+class PrintableStream(MarkdownStream):
+    """Textual's Markdown stream, drawing each piece of a streaming reply as printable text."""
+
+    async def write(self, markdown_fragment: str) -> None:
+        await super().write(printable(markdown_fragment))
+
+
 class MessageView(Vertical, can_focus=True):
     """A message; focus it (tab) to copy it or its last code block."""
 
@@ -48,7 +62,7 @@ class MessageView(Vertical, can_focus=True):
         self._interrupted = interrupted
         # Made here, not in compose, so a reply can start streaming into it before it is mounted.
         self._label = Label(self._label_text(), classes="role")
-        self._markdown = Markdown(content, parser_factory=shared_markdown_parser)
+        self._markdown = Markdown(printable(content), parser_factory=shared_markdown_parser)
 
     def compose(self) -> ComposeResult:
         yield self._label
@@ -61,6 +75,17 @@ class MessageView(Vertical, can_focus=True):
     @property
     def markdown(self) -> Markdown:
         return self._markdown
+
+    def stream(self) -> MarkdownStream:
+        """A started stream that appends a reply to this message as it comes (Markdown.get_stream's kind)."""
+        stream = PrintableStream(self._markdown)
+        stream.start()
+        return stream
+
+    async def show(self, content: str) -> None:
+        """Draw `content` in full, as the message's text (a streamed reply's one final render)."""
+        self.content = content
+        await self._markdown.update(printable(content))
 
     def set_interrupted(self, interrupted: bool) -> None:
         self._interrupted = interrupted

@@ -59,5 +59,8 @@ def status_text(facts: StatusFacts) -> str:
 class StatusBar(Static):
     """Shows StatusFacts; the screen replaces them as things change."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(markup=False, **kwargs)  # plain text: a model's file name may hold "[...]"
+
     def show(self, facts: StatusFacts) -> None:
         self.update(status_text(facts))

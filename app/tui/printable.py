@@ -1,0 +1,19 @@
+"""Stored text made safe to draw: control characters are shown, never obeyed by the terminal.
+
+Titles and messages come from anywhere: a paste, `ls --color | llamadesk chat --save`, a model's
+reply. Textual hands an ESC in them to the terminal as it is, so a title could rename the
+terminal window (OSC 0) and a message could wipe the screen (ESC [2J). Every C0 and C1 control
+character but newline and tab is drawn as a stand-in instead: C0 and DEL in caret notation, as
+`cat -v` writes them (ESC is ^[), C1 as U+FFFD. Only what is drawn changes: the store, exports
+and copies keep the text as it was.
+"""
+
+from __future__ import annotations
+
+_STAND_INS = {code: f"^{chr(code ^ 0x40)}" for code in [*range(0x20), 0x7F] if chr(code) not in "\n\t"}
+_STAND_INS.update({code: "\ufffd" for code in range(0x80, 0xA0)})
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters as visible stand-ins; a Windows line end (CR LF) stays a line end."""
+    return text.replace("\r\n", "\n").translate(_STAND_INS)
