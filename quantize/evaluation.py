@@ -31,6 +31,9 @@ from llamadesk.app.core.json_file import read_json_object
 from llamadesk.quantize import quality_metrics as qm
 
 EVAL_SUFFIX = ".eval.json"
+# A chunk's second half is scored, less its last position (which predicts nothing): below 4 tokens
+# that leaves nothing to score.
+SHORTEST_CHUNK = 4
 ChunkProgress = Callable[[int, int], None]  # (chunks done, chunks in all)
 
 
@@ -59,8 +62,8 @@ class EvalResult:
 
 def chunk_starts(n_tokens: int, ctx: int) -> list[int]:
     """Where each non-overlapping chunk begins; refuses a text shorter than two chunks."""
-    if ctx < 4:
-        raise BadInputError(f"--ctx must be at least 4 tokens, not {ctx}")
+    if ctx < SHORTEST_CHUNK:
+        raise BadInputError(f"--ctx must be at least {SHORTEST_CHUNK} tokens, not {ctx}")
     if n_tokens < 2 * ctx:
         raise BadInputError(
             f"the text is {n_tokens} tokens but perplexity at --ctx {ctx} needs at least {2 * ctx} "
@@ -94,11 +97,11 @@ def evaluate(
     from llamadesk.app.engine.scoring import TokenScorer
 
     text = _read_text(text_file)
-    with TokenScorer.load(model, ctx, threads) as scorer:
+    with TokenScorer.load(model, ctx, threads, SHORTEST_CHUNK) as scorer:
         tokens = scorer.tokenize(text)
         starts = chunk_starts(len(tokens), ctx)
         bos = scorer.bos_token if scorer.adds_bos else None
-        base_scorer = TokenScorer.load(base, ctx, threads) if base is not None else None
+        base_scorer = TokenScorer.load(base, ctx, threads, SHORTEST_CHUNK) if base is not None else None
         try:
             if base_scorer is not None and base_scorer.tokenize(text) != tokens:
                 raise BadInputError(

@@ -19,6 +19,7 @@ from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.core.imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
+from llamadesk.app.core.value_ranges import THREADS
 
 
 def compute_imatrix(
@@ -36,9 +37,19 @@ def compute_imatrix(
     from llamadesk.app.core.machine import machine_facts
     from llamadesk.app.engine.activations import collect_activations
 
-    inspect_gguf(model)  # a bad file is refused before llama.cpp sees it
+    summary = inspect_gguf(model)  # a bad file is refused before llama.cpp sees it
     if ctx < 16:
         raise BadInputError(f"--ctx must be at least 16 tokens, not {ctx}")
+    # llama.cpp allocates the whole context up front: --ctx 1000000000 took the machine's memory
+    # until the kernel killed the process. Past the trained context a chunk says nothing anyway.
+    trained = summary.context_length
+    if trained and ctx > trained:
+        raise BadInputError(
+            f"--ctx {ctx}: chunks for {summary.path.name} are 16 to {trained} tokens, the context it was "
+            "trained for (512 is llama-imatrix's)"
+        )
+    # None is "choose"; 0 is refused, never taken for the default.
+    n_threads = machine_facts().physical_cores if threads is None else THREADS.check(threads, "--threads")
     if not text_file.is_file():
         raise BadInputError(f"{text_file}: no such text file; give a plain UTF-8 text")
     try:
@@ -46,7 +57,7 @@ def compute_imatrix(
     except UnicodeDecodeError as err:
         raise BadInputError(f"{text_file} is not UTF-8 text") from err
     with atomic_output(output, force) as tmp:
-        stats = collect_activations(model, text, ctx, threads or machine_facts().physical_cores, progress)
+        stats = collect_activations(model, text, ctx, n_threads, progress)
         writer = GGUFWriter(tmp, arch="imatrix")
         writer.add_type("imatrix")
         writer.add_array("imatrix.datasets", [text_file.name])

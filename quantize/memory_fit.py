@@ -91,7 +91,8 @@ def fit_table(
 ) -> list[TypeFit]:
     """Every type (or `qtypes`) with its size on this model, memory at `n_ctx` and whether it fits."""
     summary = inspect_gguf(model)
-    ctx = n_ctx or summary.context_length or 4096
+    # None is "the model's"; 0 is a mistake to refuse, as -5 is, not a request for the default.
+    ctx = n_ctx if n_ctx is not None else summary.context_length or 4096
     if ctx < 1:
         raise BadInputError(f"--ctx must be a positive number of tokens, not {ctx}")
     chosen = qtypes or tuple(q for q in QUANT_TYPES if q.alias_of is None)

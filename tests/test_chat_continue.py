@@ -110,9 +110,8 @@ def test_continuing_what_does_not_exist_is_one_clear_line(home):
     assert_one_clear_line(run_cli("chat", "--conversation", "42", "Hi", env=env), 2, "conversation 42 does not exist")
     (home / "config").mkdir(exist_ok=True)
     (home / "config" / "config.json").write_text(json.dumps({"prompt_cache_mb": -1}))
-    result = run_cli("chat", "--continue", "Hi", env=env)
-    assert result.returncode == 2 and "no stored conversation" in result.stderr
-    assert "prompt_cache_mb" in result.stderr  # the broken setting is named, and the chat does not depend on it
+    # A broken config.json stops the CLI first, as the README promises, naming the setting.
+    assert_one_clear_line(run_cli("chat", "--continue", "Hi", env=env), 2, "config.json", "prompt_cache_mb")
 
 
 def test_a_conversation_id_past_sqlites_integers_does_not_exist(home):
@@ -161,3 +160,117 @@ def test_a_store_another_program_holds_locked_is_not_an_empty_one(home):
         holder.wait()
     listed = run_cli("chat", "--list", env={"LLAMADESK_HOME": str(home)})
     assert listed.returncode == 0 and "kept" in listed.stdout
+
+
+def test_one_bad_config_value_stops_a_stored_chat_instead_of_caching_with_the_default(home, smollm2_path):
+    # config.json turns the cache off; with one unrelated bad value the chat printed a warning,
+    # then wrote the KV cache with the default 4 GiB budget, exit 0.
+    (home / "config").mkdir()
+    (home / "config" / "config.json").write_text(json.dumps({"prompt_cache_mb": 0, "temperature": 9}))
+    env = {"LLAMADESK_HOME": str(home)}
+    for stored_chat in (["--save"], ["--continue"]):
+        result = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, *stored_chat, "Hi", env=env)
+        assert_one_clear_line(result, 2, "config.json", "temperature must be a number from 0 to 2, not 9")
+    assert cache_files(home) == []
+
+
+def test_a_turn_refused_before_its_reply_leaves_no_question_and_no_empty_conversation(home, smollm2_path):
+    # A system prompt longer than --ctx (PromptTooLong): the question stayed stored without a reply
+    # (and went to the model again with every next question), in a conversation --save had just made.
+    env = {"LLAMADESK_HOME": str(home)}
+    long_system = "word " * 400
+    common = ("-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--ctx", "256", "--max-tokens", "4")
+    refused = run_cli("chat", *common, "--save", "--system", long_system, "Hi", env=env)
+    assert_one_clear_line(refused, 2, "the context holds 256")
+    store = stored(home)
+    assert store.conversations() == []
+    chat(home, smollm2_path, "--save", "Hello!", tokens=4)
+    [conversation] = store.conversations()
+    before = store.messages(conversation.id)
+    refused = run_cli("chat", *common, "--continue", "--system", long_system, "Hi again", env=env)
+    # (after a line saying which old messages the model would no longer have seen)
+    assert refused.returncode == 2 and "the context holds 256" in refused.stderr.splitlines()[-1]
+    assert store.messages(conversation.id) == before  # the conversation it had is kept, untouched
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "flag", "says"),
+    [
+        ("temperature", "hot", ("--temperature", "0"), 'temperature must be a number from 0 to 2, not "hot"'),
+        ("temperature", 50, ("--temperature", "0"), "temperature must be a number from 0 to 2, not 50"),
+        ("top_p", 5, ("--top-p", "0.9"), "top_p must be a number from 0 to 1, not 5"),
+        (
+            "max_tokens",
+            "abc",
+            ("--max-tokens", "4"),
+            'max_tokens must be a whole number from 1 to 2147483647, not "abc"',
+        ),
+        ("max_tokens", -5, ("--max-tokens", "4"), "max_tokens must be a whole number from 1"),
+    ],
+)
+def test_a_stored_setting_that_cannot_be_used_is_named_in_one_line(home, smollm2_path, column, value, flag, says):
+    # A damaged or hand-edited row: "hot" was an internal error (TypeError), 50 or -5 ran silently.
+    import sqlite3
+
+    chat(home, smollm2_path, "--save", "--no-prompt-cache", "Hello!", tokens=4)
+    raw = sqlite3.connect(home / "data" / "conversations.sqlite3", isolation_level=None)
+    raw.execute(f"UPDATE conversations SET {column} = ?", (value,))
+    raw.close()
+    env = {"LLAMADESK_HOME": str(home)}
+    # Without the flags the chat helper gives: the conversation's own settings apply.
+    result = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, "--continue", "--no-prompt-cache", "Hi", env=env)
+    assert_one_clear_line(result, 2, "conversation 1's stored settings", says, f"give {flag[0]}")
+    # A flag that replaces the bad setting for this chat lets it go on.
+    chat(home, smollm2_path, "--continue", "--no-prompt-cache", *flag, "Hi", tokens=4)
+
+
+def test_the_store_names_each_unusable_setting_and_stands_its_default_in(home):
+    import sqlite3
+
+    from llamadesk.app.chat.store import ConversationSettings
+    from llamadesk.app.settings.chat_defaults import DEFAULT_TEMPERATURE
+
+    (home / "data").mkdir()
+    store = stored(home)
+    good = store.new_conversation("good", ConversationSettings(temperature=0.5, context_length=128))
+    bad = store.new_conversation("bad", ConversationSettings(temperature=0.5))
+    raw = sqlite3.connect(home / "data" / "conversations.sqlite3", isolation_level=None)
+    raw.execute("UPDATE conversations SET temperature = 'hot', model = '' WHERE id = ?", (bad.id,))
+    raw.close()
+    assert store.conversation(good.id).setting_problems == ()
+    assert store.conversation(good.id).settings.context_length == 128  # what `chat --save --ctx 128` stores
+    read = store.conversation(bad.id)
+    assert [name for name, _ in read.setting_problems] == ["model", "temperature"]
+    assert read.settings.temperature == DEFAULT_TEMPERATURE and read.settings.model == "smollm2"
+    assert [c.title for c in store.conversations()] == ["bad", "good"]  # listing still works
+    store.close()
+
+
+def test_a_relative_model_or_adapter_path_is_stored_absolute(home, smollm2_path, tmp_path_factory, monkeypatch):
+    # `chat --save -m ./my.gguf` stored "./my.gguf": --continue from any other folder found no model.
+    from llamadesk.app.commands.options import lora_settings
+
+    folder = tmp_path_factory.mktemp("models")
+    (folder / "my.gguf").symlink_to(smollm2_path)
+    (folder / "style.gguf").write_bytes(b"")
+    monkeypatch.chdir(folder)
+    chat(home, Path("./my.gguf"), "--save", "--no-prompt-cache", "Hello!", tokens=4)
+    assert lora_settings(["./style.gguf:0.5"]) == ((str(folder / "style.gguf"), 0.5),)
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    store = stored(home)
+    assert store.conversation(1).settings.model == str(folder / "my.gguf")
+    store.close()
+    env = {"LLAMADESK_HOME": str(home)}
+    result = run_cli("chat", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "4", "--continue", "Hi", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_folder_in_place_of_the_store_is_named_as_what_is_wrong(home):
+    # It said "try again once it is free": waiting does not move a folder.
+    (home / "data" / "conversations.sqlite3").mkdir(parents=True)
+    env = {"LLAMADESK_HOME": str(home)}
+    for argv in (["chat", "--list"], ["chat", "--continue", "Hi"]):
+        result = run_cli(*argv, env=env)
+        assert_one_clear_line(result, 1, "a folder is in the place of the conversation store", "move it elsewhere")
+        assert "try again" not in result.stderr

@@ -81,6 +81,12 @@ def test_bench_batched_line_with_a_context_of_one_token():
     assert [r["test"] for r in json.loads(result.stdout)] == ["tg1", "pp64+tg64x2"]
 
 
+def test_bench_with_nothing_to_measure_is_refused():
+    # `-p 0 -n 0 --batched 0` printed an empty table, exit 0.
+    result = run_cli("bench", "-m", "smollm2", "-p", "0", "-n", "0", "--batched", "0", "--threads", "1")
+    assert_one_clear_line(result, 2, "nothing to measure")
+
+
 def test_bench_depth_sizes_the_context_and_names_the_test():
     result = run_cli("bench", "-m", "smollm2", "-p", "0", "-n", "4", "-d", "300", "-r", "1", "--batched", "0", "--json")
     assert result.returncode == 0, result.stderr
@@ -145,6 +151,12 @@ def test_context_larger_than_memory():
 
 def test_bad_option_values():
     assert_one_clear_line(run_cli("chat", "--temperature", "-1", "hi"), 2, "temperature")
+    # llama.cpp's seed is 32-bit: 2**32 wrapped to seed 0, and 4294967295 (what -1 becomes) means
+    # "random": a seed that looked fixed and did not reproduce.
+    for seed in ("4294967296", "4294967295", "-1"):
+        assert_one_clear_line(
+            run_cli("chat", "--seed", seed, "hi"), 2, f"--seed must be a whole number from 0 to 4294967294, not {seed}"
+        )
     assert run_cli("chat", "--ctx", "lots").returncode == 2  # argparse's own usage error
 
 

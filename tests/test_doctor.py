@@ -128,6 +128,26 @@ def test_doctor_shows_the_prompt_cache_its_budget_and_use(tmp_path) -> None:
     assert (cache["budget"], cache["used"], cache["files"]) == (5 * 1024**2, 0, 0)
 
 
+def test_a_bad_config_json_value_is_a_problem_not_a_default_shown_as_the_files(tmp_path) -> None:
+    # With {"prompt_cache_mb": 0, "temperature": 9} doctor said "no problems found" and showed the
+    # 4 GiB default as config.json's budget, while the file turns the cache off.
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.json").write_text('{"prompt_cache_mb": 0, "temperature": 9}')
+    (home / "data" / "prompt-cache").mkdir(parents=True)
+    (home / "data" / "prompt-cache" / "notes.kvc").write_bytes(b"not a cache file" * 64)
+    done = run_cli("doctor", "--json", env={"LLAMADESK_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    [problem] = [w for w in report["warnings"] if "config.json" in w["problem"]]
+    assert "temperature must be a number from 0 to 2, not 9" in problem["problem"] and "exit 2" in problem["fix"]
+    assert report["config_problem"] == problem["problem"]
+    # Something else named *.kvc in the cache's folder is not a cache file: it was counted as one.
+    assert (report["prompt_cache"]["used"], report["prompt_cache"]["files"]) == (0, 0)
+    text = run_cli("doctor", env={"LLAMADESK_HOME": str(home)}).stdout
+    assert "no problems found" not in text and "the default size: config.json has a problem" in text
+
+
 # -- a CUDA gaming laptop -------------------------------------------------------------------
 
 

@@ -124,3 +124,54 @@ def test_a_chunk_size_past_the_trained_context_is_refused_before_loading(smollm2
     for ctx in ("99999999999", "8193", "0"):
         result = run_cli("eval", str(smollm2_path), "--text", str(text), "--threads", "1", "--ctx", ctx)
         assert_one_clear_line(result, 2, f"--ctx {ctx}: chunks for")
+
+
+def test_chunk_sizes_too_small_name_the_real_lower_bound(smollm2_path, tmp_path):
+    # --ctx 0 said chunks may be "1 to 8192", and --ctx 1 was then refused with "at least 4".
+    from tests.conftest import assert_one_clear_line, run_cli
+
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
+    for ctx in ("0", "1", "3"):
+        result = run_cli("eval", str(smollm2_path), "--text", str(text), "--threads", "1", "--ctx", ctx)
+        assert_one_clear_line(result, 2, f"--ctx {ctx}: chunks for", "are 4 to 8192")
+
+
+def test_eval_and_imatrix_check_threads_as_chat_and_quantize_do(smollm2_path, tmp_path):
+    # 100000 overran ggml's thread table (segfault), 99999999999 aborted llama.cpp (bad_alloc), and
+    # 0 and -5 silently became the default. In subprocesses: a crash must not take pytest with it.
+    from tests.conftest import assert_one_clear_line, run_cli_process
+
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
+    output = tmp_path / "out.imatrix"
+    for command in (["eval"], ["imatrix", "-o", str(output)]):
+        for threads in ("100000", "99999999999", "0", "-5"):
+            result = run_cli_process(
+                *command, str(smollm2_path), "--text", str(text), "--ctx", "64", "--threads", threads
+            )
+            assert_one_clear_line(result, 2, f"--threads must be a whole number from 1 to 512, not {threads}")
+    assert not output.exists()
+
+
+def test_the_scorer_refuses_zero_threads_instead_of_choosing(smollm2_path):
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.engine.scoring import TokenScorer
+
+    with pytest.raises(BadInputError, match="--threads must be a whole number from 1 to 512, not 0"):
+        TokenScorer.load(smollm2_path, 64, 0)
+
+
+def test_imatrix_refuses_chunks_past_the_trained_context_before_loading(smollm2_path, tmp_path):
+    # --ctx 1000000000 reached llama.cpp, which allocated the context until the kernel killed the
+    # process (exit 137). 8193, one past SmolLM2's trained context, stands in for it here.
+    from tests.conftest import assert_one_clear_line, run_cli
+
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
+    output = tmp_path / "out.imatrix"
+    result = run_cli(
+        "imatrix", str(smollm2_path), "--text", str(text), "--ctx", "8193", "--threads", "1", "-o", str(output)
+    )
+    assert_one_clear_line(result, 2, "--ctx 8193: chunks for", "16 to 8192 tokens")
+    assert not output.exists()

@@ -91,3 +91,17 @@ def test_auto_never_picks_a_type_larger_than_an_already_quantized_model(smollm2_
     rows = {r["qtype"]: r for r in report["types"]}
     assert rows["Q8_0"]["fits"], "Q8_0 fits: only its size rules it out"
     assert rows[report["auto_choice"]]["weights_bytes"] < inspect_gguf(smollm2_path).tensor_bytes
+
+
+def test_a_context_of_zero_is_refused_not_taken_for_the_models(smollm2_path, tmp_path):
+    # `fit --ctx 0` showed the table at the model's trained context (exit 0) while --ctx -5 was
+    # refused; `quantize -t Q4_0 --ctx 0` let the --ctx that applies only with -t auto through.
+    from tests.conftest import assert_one_clear_line
+
+    for ctx in ("0", "-5"):
+        assert_one_clear_line(
+            run_cli("fit", str(smollm2_path), "--ctx", ctx), 2, f"--ctx must be a positive number of tokens, not {ctx}"
+        )
+    refused = run_cli("quantize", str(smollm2_path), "-t", "Q4_0", "--ctx", "0", "-o", str(tmp_path / "x.gguf"))
+    assert_one_clear_line(refused, 2, "--memory and --ctx only apply with -t auto")
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -199,3 +200,47 @@ def test_cli_refuses_a_candidate_count_out_of_range():
         proc = run_cli("translate", "--to", "es", "--candidates", count, input="Hello\n")
         assert proc.returncode == 2 and proc.stderr.startswith(f"llamadesk: --candidates {count}: give 2 to 32")
         assert proc.stderr.count("\n") == 1 and not proc.stdout
+
+
+def test_cli_context_comes_from_the_flag_then_load_json_then_the_default(tmp_path, gemma_path):
+    # The parser's default (--ctx 4096) counted as a flag, so load.json's "ctx" was never used.
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "load.json").write_text(json.dumps({"ctx": 64, "threads": 1}))
+    env = {"LLAMADESK_HOME": str(tmp_path)}
+    command = ("translate", "--to", "fr", "--from", "en", "-m", str(gemma_path), "--parallel", "1")
+    from_file = run_cli(*command, input="Where is the station?\n", env=env)
+    assert from_file.returncode == 0, from_file.stderr
+    assert "the context holds 64" in from_file.stderr  # the 130-token prompt does not fit 64
+    from_flag = run_cli(*command, "--ctx", "2048", input="Where is the station?\n", env=env)
+    assert from_flag.returncode == 0 and "the context holds" not in from_flag.stderr, from_flag.stderr
+
+
+def test_cli_resumes_only_with_the_same_model_file(tmp_path, gemma_path, monkeypatch):
+    # The sidecar named the model by general.name alone: a run interrupted with one quantization
+    # resumed with another file's model (same name), and the output mixed two models' segments.
+    from llamadesk.app.translate import ResumeLog
+
+    source = tmp_path / "notes.txt"
+    source.write_text("Where is the station?\n", encoding="utf-8")
+    out = tmp_path / "notes.fr.txt"
+    sidecar = tmp_path / ".notes.fr.txt.translation.jsonl"
+    same_model = tmp_path / "same-model.gguf"  # the same bytes under another path: another file
+    try:
+        os.link(gemma_path, same_model)
+    except OSError:  # another file system
+        shutil.copyfile(gemma_path, same_model)
+    monkeypatch.setattr(ResumeLog, "finish", ResumeLog.close)  # keep the sidecar as an interrupted run does
+
+    def translate(model) -> str:
+        command = ("translate", "--to", "fr", "--from", "en", str(source), "-o", str(out), "--force")
+        done = run_cli(*command, "-m", str(model), "--parallel", "1", *THREADS)
+        assert done.returncode == 0, done.stderr
+        return out.read_text(encoding="utf-8")
+
+    translate(gemma_path)
+    lines = sidecar.read_text(encoding="utf-8").splitlines()
+    entry = json.loads(lines[1])
+    lines[1] = json.dumps({"source": entry["source"], "translation": "MARKED AS RESUMED"})
+    sidecar.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert "MARKED AS RESUMED" in translate(gemma_path)  # the same file resumes
+    assert "MARKED AS RESUMED" not in translate(same_model)  # another file starts afresh

@@ -131,6 +131,16 @@ def read_header(data: bytes, file_size: int) -> CacheHeader | None:
     return CacheHeader(identity, conversation, n_tokens, n_state, digest)
 
 
+def _has_cache_header(path: Path, size: int) -> bool:
+    try:
+        # Non-blocking: a FIFO swapped in since the folder was listed must not hold the caller.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as file:
+            return read_header(file.read(HEADER.size), size) is not None
+    except OSError:
+        return False
+
+
 class PromptCache:
     """One folder of cache files within a byte budget, and the thread that writes them.
 
@@ -335,8 +345,10 @@ class PromptCache:
                 path.unlink()
 
     def usage(self) -> CacheUsage:
-        files = self._files()
-        return CacheUsage(self.folder, self.budget, sum(size for _, size, _ in files), len(files))
+        """The budget and what the cache files use: only files whose header is a cache file's count
+        (something else named *.kvc is not the cache's, and doctor counted it)."""
+        files = [(size, path) for _, size, path in self._files() if _has_cache_header(path, size)]
+        return CacheUsage(self.folder, self.budget, sum(size for size, _ in files), len(files))
 
     def close(self, timeout: float | None = None) -> None:
         """Finish the queued writes (up to `timeout`) and end the writer thread."""

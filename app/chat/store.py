@@ -29,9 +29,15 @@ from pathlib import Path
 from typing import Literal
 
 from llamadesk.app.chat.store_migrations import SCHEMA_VERSION, upgrade
-from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.paths import data_dir
-from llamadesk.app.settings.chat_defaults import DEFAULT_REPEAT_PENALTY
+from llamadesk.app.core.value_ranges import CONTEXT, MAX_TOKENS, REPEAT_PENALTY, TEMPERATURE, TOP_P, shown
+from llamadesk.app.settings.chat_defaults import (
+    DEFAULT_REPEAT_PENALTY,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+)
 
 STORE_FILE = "conversations.sqlite3"
 
@@ -81,6 +87,10 @@ class Conversation:
     settings: ConversationSettings
     created: float
     updated: float
+    # Stored settings that could not be used (a row damaged or edited by hand), as (setting, what is
+    # wrong with it); `settings` holds the default in each one's place. The CLI refuses them, as it
+    # refuses a bad config.json value; the app can go on with the defaults.
+    setting_problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,46 @@ def _adapters(text: object) -> tuple[tuple[str, float], ...]:
         isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and type(p[1]) in (int, float) for p in pairs
     )
     return tuple((p[0], float(p[1])) for p in pairs) if valid else ()
+
+
+def _stored_text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadInputError(f"{name} must be text, not {shown(value)}")
+    return value
+
+
+def _stored_model(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInputError(f"{name} must be a model name or a path, not {shown(value)}")
+    return value
+
+
+def _optional(check: Callable[[object, str], object]) -> Callable[[object, str], object]:
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def _stored_adapters(value: object, name: str) -> tuple[tuple[str, float], ...]:
+    adapters = _adapters(value)
+    if not adapters and value not in ("[]", None):  # a LoRA silently dropped would answer as another model
+        raise BadInputError(f"{name} must be a list of [path, scale] pairs, not {shown(value)}")
+    return adapters
+
+
+# Each stored setting's check and the value that stands in for it when the check fails. The ranges
+# are core/value_ranges', as for the flags and config.json: a row edited by hand or damaged must not
+# reach the sampler ("hot" as a temperature was an internal error) or run oddly (top_p 5).
+# context_length takes any context --ctx accepts: `chat --save --ctx 128` stores 128.
+STORED_SETTINGS: dict[str, tuple[Callable[[object, str], object], object]] = {
+    "model": (_stored_model, "smollm2"),
+    "system_prompt": (_stored_text, DEFAULT_SYSTEM_PROMPT),
+    "temperature": (TEMPERATURE.check, DEFAULT_TEMPERATURE),
+    "top_p": (TOP_P.check, DEFAULT_TOP_P),
+    "max_tokens": (_optional(MAX_TOKENS.check), None),
+    "context_length": (_optional(CONTEXT.check), None),
+    "repeat_penalty": (REPEAT_PENALTY.check, DEFAULT_REPEAT_PENALTY),
+    "adapters": (_stored_adapters, ()),
+}
+assert set(STORED_SETTINGS) == {f.name for f in fields(ConversationSettings)}, "every setting needs a check"
 
 
 def default_store_path() -> Path:
@@ -480,6 +530,14 @@ class Store:
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
-    values = {f.name: row[f.name] for f in fields(ConversationSettings)}
-    settings = ConversationSettings(**{**values, "adapters": _adapters(values["adapters"])})
-    return Conversation(row["id"], row["title"], settings, row["created"], row["updated"])
+    """A conversation as stored; each setting checked, a bad one replaced by its default and named."""
+    values: dict[str, object] = {}
+    problems: list[tuple[str, str]] = []
+    for name, (check, default) in STORED_SETTINGS.items():
+        try:
+            values[name] = check(row[name], name)
+        except BadInputError as err:
+            values[name] = default
+            problems.append((name, str(err)))
+    settings = ConversationSettings(**values)  # type: ignore[arg-type]
+    return Conversation(row["id"], row["title"], settings, row["created"], row["updated"], tuple(problems))

@@ -64,6 +64,7 @@ class StoredChat:
         self.settings = settings
         self.cache = cache
         self.restored_tokens = 0
+        self._started_here = False  # the conversation was created by this chat's first question
 
     def turns(self) -> list[ChatMessage]:
         """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
@@ -78,11 +79,18 @@ class StoredChat:
     def add_question(self, text: str) -> StoredMessage:
         if self.conversation is None:
             self.conversation = self.store.new_conversation(title_from_prompt(text), self.settings)
+            self._started_here = True
         return self.store.add_message(self.conversation.id, "user", text)
 
     def take_back(self, message: StoredMessage) -> None:
-        """A question the model could not take (its template refused it): as if it was never asked."""
+        """A question the model could not take (its template refused it, the prompt is longer than
+        the context): as if it was never asked. A conversation this question started goes with it,
+        so a failed `chat --save` leaves no empty conversation behind."""
         self.store.delete_message(message.id)
+        if self._started_here and self.conversation is not None and not self.store.messages(self.conversation.id):
+            self.store.delete(self.conversation.id)
+            self.conversation = None
+            self._started_here = False
 
     def before_reply(self, engine: object, prompt_tokens: Sequence[int]) -> int:
         """Load what the prompt cache holds of this prompt into the engine; the tokens it gave."""

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("-r must be at least 1, and -p, -n and -d 0 or more")
     if not 0 <= args.batched <= 64:
         raise BadInputError(f"--batched {args.batched}: give 0 (none) to 64 sequences")
+    if args.n_prompt == 0 and args.n_gen == 0 and not args.batched:
+        raise BadInputError("-p 0 -n 0 and no --batched leave nothing to measure; give -p or -n more than 0")
     settings = load_settings(args)
     if settings.n_ctx is None:  # llama-bench sizes the context to the test, and so do we
         settings = dataclasses.replace(settings, n_ctx=max(args.depth + args.n_prompt + args.n_gen, 1))

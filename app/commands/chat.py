@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from llamadesk.app.chat.context_fit import FittedPrompt, build_messages, fit_context
-from llamadesk.app.chat.store import ConversationSettings
+from llamadesk.app.chat.store import Conversation, ConversationSettings
 from llamadesk.app.chat.stored_chat import StoredChat
 from llamadesk.app.commands.options import (
     add_load_options,
@@ -150,6 +152,44 @@ def stream_reply(
     return "".join(parts), bool(pressed)
 
 
+# The flag that sets each conversation setting (to name in a message about a stored one).
+SETTING_FLAGS = {
+    "model": "-m",
+    "system_prompt": "--system",
+    "temperature": "--temperature",
+    "top_p": "--top-p",
+    "repeat_penalty": "--repeat-penalty",
+    "max_tokens": "--max-tokens",
+    "context_length": "--ctx",
+    "adapters": "--lora",
+}
+
+
+def stored_model(spec: str) -> str:
+    """What a conversation stores for -m: a library or starter name as given, a file as an
+    absolute path (`-m ./my.gguf` stored as given was another file, or none, from another folder)."""
+    from llamadesk.app.library.catalog import resolve_library_name
+
+    path = Path(spec).expanduser()
+    if not path.exists() or resolve_library_name(spec) is not None:  # a name wins, as in resolve_model
+        return spec
+    return os.path.abspath(path)
+
+
+def flag_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The conversation settings the flags give (None where a flag is not given)."""
+    return {
+        "model": None if args.model is None else stored_model(args.model),
+        "system_prompt": args.system,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "repeat_penalty": args.repeat_penalty,
+        "max_tokens": args.max_tokens,
+        "context_length": args.ctx,
+        "adapters": lora_settings(args.lora),
+    }
+
+
 def conversation_settings(args: argparse.Namespace, stored: ConversationSettings | None) -> ConversationSettings:
     """The flags over a continued conversation's own settings (or over the CLI's defaults)."""
     base = stored or ConversationSettings(
@@ -161,17 +201,20 @@ def conversation_settings(args: argparse.Namespace, stored: ConversationSettings
         max_tokens=None,
         context_length=None,
     )
-    flags = {
-        "model": args.model,
-        "system_prompt": args.system,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "repeat_penalty": args.repeat_penalty,
-        "max_tokens": args.max_tokens,
-        "context_length": args.ctx,
-        "adapters": lora_settings(args.lora),
-    }
+    flags = flag_settings(args)
     return replace(base, **{name: value for name, value in flags.items() if value is not None})
+
+
+def refuse_unusable_settings(conversation: Conversation, args: argparse.Namespace) -> None:
+    """BadInputError for a stored setting that cannot be used (a damaged or hand-edited row), unless
+    a flag replaces it for this chat: as a bad config.json value stops the CLI."""
+    given = {name for name, value in flag_settings(args).items() if value is not None}
+    for name, problem in conversation.setting_problems:
+        if name not in given:
+            raise BadInputError(
+                f"conversation {conversation.id}'s stored settings: {problem}; give {SETTING_FLAGS[name]} "
+                "for this chat, or set it again in the app"
+            )
 
 
 def open_store_to_read():
@@ -186,8 +229,14 @@ def open_store_to_read():
     notices: list[str] = []
     store = Store(on_notice=notices.append)
     if store.file_unread:
-        reason = store.not_saved or f"the conversation store {store.path} cannot be read"
         store.close()
+        if not store.path.is_file():  # waiting would not help: say what is in the way
+            what = "a folder" if store.path.is_dir() else "something that is not a file"
+            raise LlamadeskError(
+                f"{what} is in the place of the conversation store {store.path}; move it elsewhere "
+                "(a new store is then started there)"
+            )
+        reason = store.not_saved or f"the conversation store {store.path} cannot be read"
         raise LlamadeskError(f"{reason}; its conversations cannot be read now: try again once it is free")
     store.on_notice = print_notice
     for line in notices:
@@ -213,28 +262,29 @@ def open_stored_chat(args: argparse.Namespace) -> StoredChat:
     from llamadesk.app.chat.stored_chat import find_conversation
     from llamadesk.app.settings.user_config import load_config
 
-    store = Store() if args.save else open_store_to_read()
     cache = None
     if not args.no_prompt_cache:
-        try:
-            megabytes = load_config().prompt_cache_mb
-        except BadInputError as err:
-            print(f"llamadesk: {err} (the prompt cache keeps its default size)", file=sys.stderr)
-            megabytes = None
+        # A bad config.json stops here, as the README promises: going on with the default budget
+        # wrote KV caches for a user whose file says prompt_cache_mb 0.
+        megabytes = load_config().prompt_cache_mb
         folder = default_cache_folder()
         cache = PromptCache(folder, budget_from_megabytes(megabytes, folder))
+    store = Store() if args.save else open_store_to_read()
     try:
         if args.save:
             return StoredChat(store, None, conversation_settings(args, None), cache)
         conversation = find_conversation(store, None if args.continue_last else args.conversation)
+        refuse_unusable_settings(conversation, args)
     except BaseException:
         store.close()
+        if cache is not None:
+            cache.close()
         raise
     return StoredChat(store, conversation, conversation_settings(args, conversation.settings), cache)
 
 
 def run(args: argparse.Namespace) -> int:
-    from llamadesk.app.core.value_ranges import MAX_TOKENS, REPEAT_PENALTY, TEMPERATURE, TOP_P
+    from llamadesk.app.core.value_ranges import MAX_TOKENS, REPEAT_PENALTY, SEED, TEMPERATURE, TOP_P
     from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
     from llamadesk.app.engine.token_sampler import is_plain_greedy
     from llamadesk.app.library.catalog import resolve_model
@@ -247,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
         ("--top-p", args.top_p, TOP_P),
         ("--repeat-penalty", args.repeat_penalty, REPEAT_PENALTY),
         ("--max-tokens", args.max_tokens, MAX_TOKENS),
+        ("--seed", args.seed, SEED),
     ):
         if value is not None:
             value_range.check(value, flag)
@@ -343,8 +394,14 @@ def take_turn(
     except (BadInputError, Interrupted):
         chat.take_back(message)
         raise
-    restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
-    reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored)
+    try:
+        restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
+        reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored)
+    except BadInputError:
+        # Refused before a word of the reply (PromptTooLong: a system prompt longer than the
+        # context): a question stored without its reply would be sent again with every next one.
+        chat.take_back(message)
+        raise
     chat.add_reply(engine, reply, stopped)
     return reply, stopped, fitted.memory_start
 

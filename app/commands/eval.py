@@ -60,9 +60,12 @@ def _report(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.core.value_ranges import THREADS
     from llamadesk.app.library.catalog import resolve_model
     from llamadesk.quantize.evaluation import evaluate, save_evaluation
 
+    if args.threads is not None:  # as chat and quantize do: past ggml's thread table llama.cpp crashes
+        THREADS.check(args.threads, "--threads")
     model = resolve_model(args.model)
     base = resolve_model(args.base) if args.base else None
 

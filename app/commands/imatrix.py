@@ -35,9 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.core.value_ranges import THREADS
     from llamadesk.app.library.catalog import resolve_model
     from llamadesk.quantize.importance_matrix import compute_imatrix
 
+    if args.threads is not None:  # as chat and quantize do: past ggml's thread table llama.cpp crashes
+        THREADS.check(args.threads, "--threads")
     model = resolve_model(args.model)
     output = args.output or model.with_suffix(".imatrix")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,13 +19,14 @@ def add_model_option(parser: argparse.ArgumentParser, default: str = "smollm2") 
     )
 
 
-def add_load_options(parser: argparse.ArgumentParser) -> None:
+def add_load_options(parser: argparse.ArgumentParser, ctx_default: str = "the model's, capped by memory") -> None:
+    """The loading flags; `ctx_default` says in --help what --ctx is when it is not given."""
     # Here, not at the top: commands that load no model (quantize, fit, ...) use this module for
     # --json alone and should not pay for runtime_settings' imports (gguf, numpy).
     from llamadesk.app.core.memory_budget import KV_CACHE_TYPES
 
     group = parser.add_argument_group("loading (defaults fit this machine; see `llamadesk doctor`)")
-    group.add_argument("--ctx", type=int, help="context length in tokens (default: the model's, capped by memory)")
+    group.add_argument("--ctx", type=int, help=f"context length in tokens (default: {ctx_default})")
     group.add_argument(
         "--threads",
         type=int,
@@ -80,9 +82,12 @@ def lora_settings(texts: list[str] | None) -> tuple[tuple[str, float], ...] | No
 
     adapters = []
     for choice in map(parse_adapter_choice, texts):
-        # A name from `llamadesk models` works as well as a path (a path that exists wins).
-        found = None if choice.path.exists() else resolve_library_name(str(choice.path))
-        adapters.append((str(found or choice.path), choice.scale))
+        # A name from `llamadesk models` works as well as a path (a path that exists wins). A file
+        # is kept as an absolute path: a stored conversation is continued from other folders too.
+        if choice.path.exists():
+            adapters.append((os.path.abspath(choice.path), choice.scale))
+        else:
+            adapters.append((str(resolve_library_name(str(choice.path)) or choice.path), choice.scale))
     return tuple(adapters)
 
 

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         qtype = choose_fitting_type(input_path, args.ctx, budget)
         print(f"llamadesk: -t auto chose {qtype.name} (fits {format_bytes(budget)})", file=sys.stderr)
     else:
-        if args.memory or args.ctx:
+        if args.memory or args.ctx is not None:
             raise BadInputError("--memory and --ctx only apply with -t auto")
         qtype = find_quant_type(args.qtype)
     with _progress_bar() as bar:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamadesk.app.commands.options import add_load_options, add_lora_option, add_model_option, load_settings
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
+
+if TYPE_CHECKING:
+    from llamadesk.app.engine.types import LoadSettings
 
 EXAMPLES = """examples:
   echo "Where is the station?" | llamadesk translate --to fr
@@ -99,8 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="segments in flight at once, decoded together in one batch (default: 8 where memory allows, "
         "else 1); paragraphs then translate side by side, each seeing only its own earlier sentences",
     )
-    add_load_options(parser)
-    parser.set_defaults(handler=run, ctx=DEFAULT_CONTEXT)
+    add_load_options(parser, ctx_default=f"load.json's ctx, else {DEFAULT_CONTEXT}")
+    # No parser default for --ctx: it would count as a flag and win over load.json's ctx.
+    parser.set_defaults(handler=run)
 
 
 def _read_input(spec: str) -> str:
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         ResumeLog,
         TranslationJob,
         load_glossary,
+        model_identity,
         resolve_language,
         sidecar_path,
         translator_for,
@@ -198,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     path = resolve_model(args.model)
 
     with contextlib.ExitStack() as stack:
-        engine = stack.enter_context(Engine.load(path, load_settings(args)))
+        engine = stack.enter_context(Engine.load(path, load_settings_for_translating(args)))
         translator = translator_for(engine, args.prompt, candidates=args.candidates)
         strategy = translator.strategy
         settings = JobSettings(
@@ -225,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         resume = None
         if output is not None:
             resume_settings = {
-                "model": engine.summary.name,
+                **model_identity(engine),
                 "strategy": strategy.name,
                 "to": target.code,
                 "mode": kind or mode,
@@ -279,6 +286,12 @@ def run(args: argparse.Namespace) -> int:
     for msgid in getattr(document, "rejected", ()):
         print(f"llamadesk: note: {msgid[:60]!r} left untranslated: its placeholders did not survive", file=sys.stderr)
     return 0
+
+
+def load_settings_for_translating(args: argparse.Namespace) -> LoadSettings:
+    """--ctx over load.json's ctx over DEFAULT_CONTEXT (not the model's: chunks are sentence-sized)."""
+    load = load_settings(args)
+    return load if load.n_ctx is not None else dataclasses.replace(load, n_ctx=DEFAULT_CONTEXT)
 
 
 def _default_parallel(model: Path) -> int:

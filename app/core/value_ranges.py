@@ -76,6 +76,9 @@ TEMPERATURE = ValueRange(0, 2)
 TOP_P = ValueRange(0, 1)
 REPEAT_PENALTY = ValueRange(1, 2)
 MAX_TOKENS = ValueRange(1, INT32_MAX, whole=True)
+# llama.cpp's seed is a uint32: 2**32 wraps to 0, and 0xFFFFFFFF (LLAMA_DEFAULT_SEED, which -1
+# becomes) means "a random seed": a number that looks fixed but does not reproduce.
+SEED = ValueRange(0, UINT32_MAX - 1, whole=True)
 # A conversation needs room for its chat template, a question and a reply.
 CHAT_CONTEXT = ValueRange(256, UINT32_MAX, whole=True)
 

@@ -18,21 +18,22 @@ from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.machine import machine_facts
+from llamadesk.app.core.value_ranges import THREADS
 from llamadesk.app.engine.context_cells import usable_context
 from llamadesk.app.engine.llama_log import use_default_log
 
 PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
 
 
-def _check_chunk_size(summary: GGUFSummary, n_ctx: int, available_ram: int) -> None:
+def _check_chunk_size(summary: GGUFSummary, n_ctx: int, available_ram: int, shortest: int = 1) -> None:
     """BadInputError for a chunk size the model was not trained for, or whose logits do not fit.
 
     Scoring keeps the logits of every position of a chunk (n_ctx x vocabulary floats): --ctx
     99999999999 went on allocating until the kernel killed the process (exit 137, nothing said).
     """
     trained = summary.context_length
-    if n_ctx < 1 or (trained and n_ctx > trained):
-        limit = f"1 to {trained}, the context it was trained for" if trained else "at least 1"
+    if n_ctx < shortest or (trained and n_ctx > trained):
+        limit = f"{shortest} to {trained}, the context it was trained for" if trained else f"at least {shortest}"
         raise BadInputError(f"--ctx {n_ctx}: chunks for {summary.path.name} are {limit}")
     logits_bytes = n_ctx * max(summary.n_vocab, 1) * 4
     if available_ram and logits_bytes > available_ram // 2:
@@ -51,12 +52,13 @@ class TokenScorer:
         self._closed = False
 
     @classmethod
-    def load(cls, path: Path | str, n_ctx: int, n_threads: int | None = None) -> TokenScorer:
-        """Load `path` for scoring chunks of up to `n_ctx` tokens."""
+    def load(cls, path: Path | str, n_ctx: int, n_threads: int | None = None, shortest: int = 1) -> TokenScorer:
+        """Load `path` for scoring chunks of up to `n_ctx` tokens (`shortest` is the least its caller can use)."""
         summary = inspect_gguf(path)
         machine = machine_facts()
-        _check_chunk_size(summary, n_ctx, machine.available_ram)
-        threads = n_threads or machine.physical_cores
+        _check_chunk_size(summary, n_ctx, machine.available_ram, shortest)
+        # None is "choose"; 0 is a mistake to refuse, not a request for the default.
+        threads = machine.physical_cores if n_threads is None else THREADS.check(n_threads, "--threads")
         use_default_log()
         try:
             llama = llama_cpp.Llama(

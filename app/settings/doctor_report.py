@@ -72,6 +72,7 @@ class DoctorFacts:
     frozen: bool = False  # a single-file executable (PyInstaller): no pip to reinstall with
     rpc: bool = False  # the build has llama.cpp's RPC backend (--rpc, rpc-server)
     prompt_cache: CacheUsage | None = None  # conversations' KV caches on disk (chat/prompt_cache.py)
+    config_problem: str | None = None  # what is wrong with config.json (the CLI stops on it, the app warns)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,15 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
     warnings = find_warnings(facts, settings)
     if settings_error:
         warnings.insert(0, Finding(settings_error, "see the message above"))
+    if facts.config_problem:
+        warnings.insert(
+            0,
+            Finding(
+                facts.config_problem,
+                "fix that line of config.json; until then `chat --save/--continue` stop on it (exit 2) "
+                "and the app uses the defaults for all of config.json (the prompt cache's size too)",
+            ),
+        )
     return DoctorReport(
         {
             "python": {"version": facts.python_version, "executable": facts.python_executable},
@@ -268,6 +278,7 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
                 "used": facts.prompt_cache.used,
                 "files": facts.prompt_cache.files,
             },
+            "config_problem": facts.config_problem,
             "load_config": None
             if facts.load_config is None
             else {
@@ -346,7 +357,12 @@ def format_report(doctor: DoctorReport) -> str:
             (
                 "prompt cache",
                 f"{cache['path']} ({format_bytes(cache['used'])} of {format_bytes(cache['budget'])} in "
-                f"{cache['files']} files; config.json's prompt_cache_mb sets it)"
+                f"{cache['files']} files; "
+                + (
+                    "the default size: config.json has a problem, see warnings)"
+                    if report.get("config_problem")
+                    else "config.json's prompt_cache_mb sets it)"
+                )
                 if cache["budget"]
                 else "off (config.json's prompt_cache_mb is 0)",
             )
@@ -392,7 +408,13 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
     from llamadesk.app.engine.devices import backend_devices
     from llamadesk.app.engine.rpc import add_servers, parse_endpoints, rpc_supported
     from llamadesk.app.settings.load_config import load_config_path
+    from llamadesk.app.settings.user_config import load_config
 
+    try:
+        megabytes, config_problem = load_config().prompt_cache_mb, None
+    except LlamadeskError as err:
+        # A problem to report, not to stop on: doctor is where a user looks for what is wrong.
+        megabytes, config_problem = None, str(err)
     if requested.rpc_servers:  # their devices show up in the build's device list
         add_servers(parse_endpoints(requested.rpc_servers))
     folder = models_dir()
@@ -409,18 +431,14 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         load_config=load_config_path(),
         frozen=bool(getattr(sys, "frozen", False)),
         rpc=rpc_supported(),
-        prompt_cache=prompt_cache_usage(),
+        prompt_cache=prompt_cache_usage(megabytes),
+        config_problem=config_problem,
     )
 
 
-def prompt_cache_usage() -> CacheUsage:
-    """The prompt cache's folder, budget (config.json's, else sized from the free disk) and use."""
+def prompt_cache_usage(megabytes: int | None) -> CacheUsage:
+    """The prompt cache's folder, budget (config.json's `megabytes`, else sized from the free disk) and use."""
     from llamadesk.app.chat.prompt_cache import PromptCache, budget_from_megabytes, default_cache_folder
-    from llamadesk.app.settings.user_config import load_config
 
-    try:
-        megabytes = load_config().prompt_cache_mb
-    except LlamadeskError:
-        megabytes = None  # the app and the CLI say what is wrong with the file; the default applies meanwhile
     folder = default_cache_folder()
     return PromptCache(folder, budget_from_megabytes(megabytes, folder)).usage()

@@ -1,9 +1,10 @@
 """The sidecar that makes an interrupted translation resumable.
 
 Beside the output file, `.NAME.translation.jsonl` records every finished chunk as soon as it is
-done (one JSON line, flushed). A later run with the same languages, model and prompt skips the
-chunks it finds there; the sidecar is removed once the output is complete. A sidecar written
-for other settings is ignored and replaced, never mixed in.
+done (one JSON line, flushed). A later run with the same languages, model (the same file, by path,
+size and date, with the same LoRA adapters) and prompt skips the chunks it finds there; the
+sidecar is removed once the output is complete. A sidecar written for other settings is ignored
+and replaced, never mixed in.
 
 Every line is checked when the sidecar is read, not when its text is used: a line that is not a
 small JSON object with a text `source` and a text `translation` (cut short by a crash, or edited)
@@ -30,6 +31,18 @@ from llamadesk.app.core.json_file import parse_json_object
 SIDECAR_MAX_BYTES = 64 * 1024**2
 # {"settings": {"glossary": [["term", "translation"]]}} is as deep as a line goes.
 LINE_MAX_DEPTH = 4
+
+
+def model_identity(engine: Any) -> dict[str, Any]:
+    """What a sidecar records of the model translating: its file (path, size, date) and LoRA
+    adapters, as the prompt cache knows them. general.name alone let another quantization or
+    fine-tune of the same model resume this one's chunks, and the output mixed two models'."""
+    identity = engine.state_identity()
+    return {
+        "model": engine.summary.name,
+        "model_file": [identity["model"], identity["model_size"], identity["model_mtime_ns"]],
+        "adapters": identity["adapters"],
+    }
 
 
 def sidecar_path(output: Path) -> Path:

@@ -487,7 +487,14 @@ def test_a_rerun_with_a_damaged_sidecar_translates_the_damaged_segment_again(tmp
     source = tmp_path / "in.txt"
     source.write_text("Hello.\n\nGood morning.\n")
     output = tmp_path / "out.txt"
-    settings = {**SIDECAR_SETTINGS, "model": summarize(gemma_path, open_header(gemma_path)).name}
+    model_file = gemma_path.stat()
+    settings = {
+        **SIDECAR_SETTINGS,
+        "model": summarize(gemma_path, open_header(gemma_path)).name,
+        # The model by its file too (path, size, date), and its (no) adapters.
+        "model_file": [str(gemma_path.resolve()), model_file.st_size, model_file.st_mtime_ns],
+        "adapters": [],
+    }
     lines = [
         {"settings": settings},
         {"source": "Hello.", "translation": 5},

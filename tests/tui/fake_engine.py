@@ -39,6 +39,10 @@ class FakeEngine:
     def n_ctx(self) -> int:
         return self._n_ctx
 
+    def state_identity(self) -> dict[str, object]:
+        """What a translation's resume sidecar records of the model (Engine.state_identity's keys)."""
+        return {"model": f"/models/{self.summary.name}.gguf", "model_size": 1, "model_mtime_ns": 1, "adapters": []}
+
     def chat_prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         # One token per word plus a few for each message's template, like a real tokenizer's order of magnitude.
         return [0] * sum(len(m["content"].split()) + 4 for m in messages)

@@ -32,6 +32,10 @@ class FakeTranslatingEngine:
     def tokenize(self, text: str, add_bos: bool = True, special: bool = False) -> list[int]:
         return [ord(c) for c in text]
 
+    def state_identity(self) -> dict[str, object]:
+        """What a resume sidecar records of the model (Engine.state_identity's keys)."""
+        return {"model": "/models/fake-translator.gguf", "model_size": 1, "model_mtime_ns": 1, "adapters": []}
+
     def stream_tokens(self, tokens, sampling, *, shelve=False):
         self._stop.clear()
         prompt = "".join(map(chr, tokens))

@@ -471,3 +471,22 @@ async def test_a_long_conversation_shows_its_newest_messages_and_counts_the_rest
         await wait_until(pilot, lambda: len(screen.messages) == 78, what="the prompt taken back")
         await wait_until(pilot, shows_the_newest, timeout=10, what="60 messages after ctrl+l")
         assert screen.query(MessageView).first().message_id == screen.messages[18].id
+
+
+async def test_a_damaged_stored_setting_is_named_and_the_default_used(store, tmp_path):
+    import sqlite3
+
+    conversation = store.new_conversation("edited by hand", Config().conversation_settings())
+    store.add_message(conversation.id, "user", "Hello")
+    with sqlite3.connect(store.path) as db:  # a row damaged or edited outside the app
+        db.execute("UPDATE conversations SET temperature = 'hot' WHERE id = ?", (conversation.id,))
+    app = make_app(store, FakeLoader())
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        screen.open_conversation(conversation.id)
+        await wait_until(
+            pilot,
+            lambda: any("stored temperature" in n.message for n in app._notifications),
+            what="the notice naming the setting",
+        )
+        assert screen.settings.temperature == Config().conversation_settings().temperature

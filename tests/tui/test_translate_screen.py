@@ -7,6 +7,8 @@ tests/test_translate_*.py, and the real model in this screen by the last test.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from textual.widgets import Input, ProgressBar, Select, TextArea
 
@@ -230,6 +232,9 @@ async def test_a_stopped_file_keeps_its_sidecar_and_resumes_where_it_stopped(sto
         await wait_until(pilot, lambda: not screen.running, timeout=30, what="the stop")
         assert not out.exists() and sidecar_path(out).exists()
         assert "resume" in str(screen.query_one("#status").render())
+        # The model by its file, as the CLI records it: another file of the same name never resumes it.
+        recorded = json.loads(sidecar_path(out).read_text(encoding="utf-8").splitlines()[0])["settings"]
+        assert recorded["model_file"] == ["/models/fake-translator.gguf", 1, 1] and recorded["adapters"] == []
         kept = bar.progress
         asked.clear()
         slow_after_two[0] = False

@@ -231,6 +231,9 @@ class ChatScreen(ModeScreen):
         self._show_newest()
         self.show_status(memory_start=0, context_tokens=0, cached_tokens=0, cache_from_disk=False)
         self.sub_title = conversation.title if conversation else "New conversation"
+        for _, problem in conversation.setting_problems if conversation else ():
+            # A damaged or hand-edited row: the default is used, as for a bad config.json value.
+            self.notify(f"this conversation's stored {problem}; the default is used", severity="warning", markup=False)
 
     def _show_earlier_note(self) -> None:
         hidden = max(0, len(self.messages) - MAX_SHOWN_MESSAGES)

@@ -36,6 +36,7 @@ from llamadesk.app.translate import (
     TranslationEvent,
     TranslationJob,
     find_language,
+    model_identity,
     sidecar_path,
     translator_for,
 )
@@ -256,7 +257,7 @@ class TranslateScreen(ModeScreen):
             # translation of the same file resumes where it was, as the CLI's -o does.
             source = settings.source.code if settings.source else "detected"
             resume = {
-                "model": self._model_name,
+                **model_identity(engine),  # the same record as the CLI's: either resumes the other's file
                 "strategy": job.translator.strategy.name,
                 "to": settings.target.code,
                 "mode": (format_of(self.output_path) or settings.mode) if document is not None else settings.mode,
