@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,56 @@ def test_a_folder_or_device_is_named_before_force_is_suggested(tmp_path):
         check_writable_target(tmp_path / "out", force=False)
     with pytest.raises(BadInputError, match="not a regular file"):
         check_writable_target(Path("/dev/null"), force=False)
+
+
+def test_a_file_that_appears_during_the_write_is_not_replaced(tmp_path):
+    # Two quantizes to one -o both passed the check at the start; the later rename silently
+    # replaced the other's finished file.
+    target = tmp_path / "out.gguf"
+    with pytest.raises(BadInputError, match="already exists; pass --force"), atomic_output(target) as tmp:
+        tmp.write_text("mine", encoding="utf-8")
+        target.write_text("theirs", encoding="utf-8")
+    assert target.read_text(encoding="utf-8") == "theirs" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_forced_write_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    target = tmp_path / "out.gguf"
+    with atomic_output(target, force=True) as tmp:
+        tmp.write_text("mine", encoding="utf-8")
+        target.write_text("theirs", encoding="utf-8")
+    assert target.read_text(encoding="utf-8") == "mine" and list(tmp_path.iterdir()) == [target]
+
+
+def test_without_hard_links_the_name_is_checked_again_before_the_rename(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "out.gguf"
+    write(target, "first")
+    assert target.read_text(encoding="utf-8") == "first" and list(tmp_path.iterdir()) == [target]
+    second = tmp_path / "second.gguf"
+    with pytest.raises(BadInputError, match="already exists"), atomic_output(second) as tmp:
+        tmp.write_text("mine", encoding="utf-8")
+        second.write_text("theirs", encoding="utf-8")
+    assert second.read_text(encoding="utf-8") == "theirs" and sorted(tmp_path.iterdir()) == [target, second]
+
+
+def _ended_process_id() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("name", ["out.gguf", "a" * 250 + ".gguf"])
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path, name):
+    # A killed quantize left `.out.gguf.<pid>.part` (hundreds of MB) for good.
+    target = tmp_path / name
+    ours = temporary_name(target).name
+    dead = tmp_path / ours.replace(str(os.getpid()), str(_ended_process_id()))
+    running = tmp_path / ours.replace(str(os.getpid()), str(os.getppid()))
+    other = tmp_path / f".other.gguf.{_ended_process_id()}.part"  # another output's: not this write's business
+    for leftover in (dead, running, other):
+        leftover.write_text("half", encoding="utf-8")
+    write(target, "done")
+    assert sorted(tmp_path.iterdir()) == sorted([target, running, other])

@@ -8,7 +8,7 @@ import pytest
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.settings.input_fields import parse_settings, settings_fields
-from llamadesk.app.settings.user_config import Config, config_path, load_config, save_config
+from llamadesk.app.settings.user_config import Config, config_path, load_config, save_config, update_config
 
 
 def test_missing_file_gives_defaults_and_the_file_lives_under_llamadesk_home(tmp_path, llamadesk_home):
@@ -50,3 +50,31 @@ def test_settings_form_round_trip_and_errors():
     with pytest.raises(BadInputError, match="context length"):
         parse_settings({**fields, "context_length": "10"})
     assert parse_settings({**fields, "max_tokens": ""}).max_tokens is None
+
+
+def test_update_config_changes_only_the_given_settings_in_the_file_as_it_is_now(tmp_path):
+    # The app wrote back the file it read at start, whole: a hand edit made while it was open was
+    # reverted when the user set a default model, and every default was written out.
+    path = tmp_path / "config.json"
+    update_config({"theme": "nord"}, path)
+    assert json.loads(path.read_text()) == {"theme": "nord"}
+    path.write_text(json.dumps({"theme": "nord", "system_prompt": "Answer in French.", "models": {"chat": "mine"}}))
+    update_config({"models": {"translate": "gemma3-270m"}, "translate_parallel": 2}, path)
+    assert json.loads(path.read_text()) == {
+        "theme": "nord",
+        "system_prompt": "Answer in French.",
+        "models": {"chat": "mine", "translate": "gemma3-270m"},
+        "translate_parallel": 2,
+    }
+
+
+def test_update_config_leaves_a_broken_file_and_refuses_a_bad_value(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text('{"temperature": "hot"}')
+    with pytest.raises(BadInputError, match="temperature"):
+        update_config({"theme": "nord"}, path)
+    assert path.read_text() == '{"temperature": "hot"}'
+    path.write_text("{}")
+    with pytest.raises(BadInputError, match="translate_parallel"):
+        update_config({"translate_parallel": 0}, path)
+    assert path.read_text() == "{}"

@@ -8,6 +8,7 @@ import os
 import pty
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,37 @@ def test_an_unknown_name_lists_a_few_models_not_all(home, tmp_path):
     refused = cli(home, "models", "rm", "no-such-model", "--yes")
     assert refused.returncode == 2 and "more (`llamadesk models`)" in refused.stderr
     assert len(refused.stderr) < 1000 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_changes_made_at_once_to_the_library_record_are_all_kept(tmp_path):
+    # Four `models add` at once left three of the four folders: each read library.json, added its
+    # folder and wrote the file whole over the others' writes. Real processes, as the user ran them.
+    home = tmp_path / "home"
+    folders = [tmp_path / f"f{i}" for i in range(4)]
+    made = [tmp_path / f"made{i}" for i in range(4)]
+    script = (
+        "import sys, threading\n"
+        "from pathlib import Path\n"
+        "from llamadesk.app.library.catalog import add_folder\n"
+        "from llamadesk.app.library.registry import record_made_model\n"
+        "sys.stdin.readline()\n"  # all start together
+        "made = [Path(f'{sys.argv[2]}-{i}.gguf') for i in range(6)]\n"
+        "threads = [threading.Thread(target=record_made_model, args=(path, {})) for path in made]\n"
+        "add_folder(sys.argv[1])\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+    )
+    env = {**os.environ, "LLAMADESK_HOME": str(home)}
+    runs = []
+    for folder, output in zip(folders, made, strict=True):
+        folder.mkdir()
+        args = [sys.executable, "-c", script, str(folder), str(output)]
+        runs.append(subprocess.Popen(args, stdin=subprocess.PIPE, env=env, text=True))
+    for run in runs:
+        run.stdin.write("go\n")
+        run.stdin.flush()
+    assert all(run.wait(timeout=120) == 0 for run in runs)
+    record = json.loads((home / "data" / "library.json").read_text())
+    assert sorted(record["folders"]) == [str(f.resolve()) for f in folders]
+    expected = sorted(f"{m.resolve()}-{i}.gguf" for m in made for i in range(6))
+    assert sorted(m["path"] for m in record["made"]) == expected

@@ -93,6 +93,24 @@ def test_budget_zero_writes_nothing(tmp_path):
     assert cache.restore(engine, 1, list(engine.tokens)) == 0 and engine.restored is None
 
 
+def test_opening_the_cache_with_a_smaller_budget_removes_files_down_to_it(tmp_path):
+    # prompt_cache_mb 0 ("0 keeps nothing") after the cache held files left them on disk for good.
+    engine = BytesEngine(state_size=10_000)
+    earlier = PromptCache(tmp_path, budget=10**6)
+    for conversation in (1, 2, 3):
+        earlier.save(engine, conversation)
+        assert earlier.flush(10)
+        time.sleep(0.02)  # distinct modification times
+    (tmp_path / "notes.txt").write_text("not the cache's")
+    smaller = PromptCache(tmp_path, budget=int(2.5 * file_size(engine)))
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.kvc")) == ["c2", "c3"]  # 1 was least recently used
+    assert smaller.usage().used <= smaller.budget
+    looking = PromptCache(tmp_path, budget=0, trim=False)  # doctor reports; looking removes nothing
+    assert looking.usage().files == 2
+    PromptCache(tmp_path, budget=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_the_least_recently_used_file_goes_first_and_one_larger_than_the_budget_is_not_kept(tmp_path):
     engine = BytesEngine(state_size=10_000)
     cache = PromptCache(tmp_path, budget=int(2.5 * file_size(engine)))

@@ -14,7 +14,7 @@ removed), and the prompt is decoded as if there were no cache; nothing here rais
 What keeps it from getting in the way: the copy out of llama.cpp happens after the reply's last
 token was shown, and hashing and writing happen in a thread of their own. The files stay within a
 budget (by default a tenth of the free disk, at most 4 GiB; 0 writes nothing), the least recently
-used going first.
+used going first; a budget lowered since they were written is kept from when the cache is opened.
 
 The file: a fixed header (magic, identity digest, conversation id, token count, state size, payload
 digest), the tokens as little-endian int32, then llama.cpp's sequence state.
@@ -149,7 +149,7 @@ class PromptCache:
     disk does wrong: a cache that cannot work is a slower app, never a broken one.
     """
 
-    def __init__(self, folder: Path | None = None, budget: int | None = None):
+    def __init__(self, folder: Path | None = None, budget: int | None = None, *, trim: bool = True):
         self.folder = folder if folder is not None else default_cache_folder()
         self.budget = default_budget(self.folder) if budget is None else max(0, budget)
         self.problem: str | None = None  # the last thing that went wrong, for doctor and tests
@@ -157,6 +157,11 @@ class PromptCache:
         self._jobs: queue.Queue[tuple[Path, bytes, int, SequenceSnapshot] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Down to the budget at once: a budget lowered since the files were written (0 in config.json,
+        # "keeps nothing") removed none of them, and they stayed on disk unused. Not for a cache
+        # opened only to report on it (doctor, trim=False): looking removes nothing.
+        if trim:
+            self._evict(keep_free=0, writing=None)
 
     @property
     def enabled(self) -> bool:
@@ -327,7 +332,7 @@ class PromptCache:
                 found.append((status.st_mtime, status.st_size, Path(entry.path)))
         return sorted(found)
 
-    def _evict(self, keep_free: int, writing: Path) -> None:
+    def _evict(self, keep_free: int, writing: Path | None) -> None:
         """Remove the least recently used files until `keep_free` more bytes fit in the budget."""
         files = [f for f in self._files() if f[2] != writing]  # the file being replaced goes anyway
         used = sum(size for _, size, _ in files)

@@ -8,8 +8,10 @@ unless the caller says so.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,15 +61,114 @@ def temporary_name(path: Path) -> Path:
     return hidden_name(path, f".{os.getpid()}.part")
 
 
+# Where a file system has no hard links (FAT, some network and FUSE mounts) os.link says one of these.
+NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, getattr(errno, "ENOTSUP", -1), getattr(errno, "EOPNOTSUPP", -1)}
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path to write; on success rename it to `path`, on any error remove it."""
+    """Yield a temporary path to write; on success rename it to `path`, on any error remove it.
+
+    Unless forced, a file that appears under `path` while the temporary is written (a second run
+    with the same output) is never replaced: the finished file is published with a hard link,
+    which fails when the name exists, rather than checked for once at the start.
+    """
     check_writable_target(path, force)
+    remove_abandoned_temporaries(path)
     tmp = temporary_name(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _publish_new(tmp: Path, path: Path) -> None:
+    """Give the finished temporary the name `path`, which must not exist (BadInputError if it does)."""
+    exists = BadInputError(f"{path} already exists; pass --force to overwrite it")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise exists from None
+    except OSError as err:
+        if err.errno not in NO_HARD_LINKS:
+            raise
+        # No hard links here: check again just before the rename (a narrow window, not the whole write).
+        if path.exists() or path.is_symlink():
+            raise exists from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def remove_abandoned_temporaries(path: Path) -> None:
+    """Remove `.NAME.<pid>.part` files beside `path` that a process no longer running left.
+
+    A killed quantize or convert leaves its temporary behind (hundreds of MB, hidden); the next
+    write to the same name clears it. A temporary whose process still runs is another write in
+    progress, and stays.
+    """
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        match = PART_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        # The name must be this target's temporary for that pid (so a long name's shortened form too).
+        if pid == os.getpid() or hidden_name(path, f".{pid}.part").name != entry.name or process_running(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+
+
+PART_NAME = re.compile(r"\..*\.([0-9]{1,10})\.part", re.DOTALL)
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` runs on this machine; True when that cannot be told (never remove in doubt)."""
+    if os.name == "nt":
+        return True  # os.kill there would end the process, not ask about it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # PermissionError: it runs, as another user
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a hidden `.NAME.lock` beside it) for a read-modify-write.
+
+    Two processes that each read a file, change it and write it whole lose one change (four
+    `models add` at once kept three folders); done under this lock, the second reads what the first
+    wrote. Advisory (only llamadesk takes it), released when the process dies. Where there is no
+    fcntl (Windows), or the lock file cannot be made (a read-only folder, whose write fails anyway
+    and says so), the edit goes ahead unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(hidden_name(path, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

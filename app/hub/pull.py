@@ -30,7 +30,7 @@ from llamadesk.app.hub.repo import RepoListing, is_safe_repo_path, list_repo, pa
 from llamadesk.app.library.catalog import names_in_use
 from llamadesk.app.library.checkpoint_conversion import check_convert_type, convert_checkpoint
 from llamadesk.app.library.fit import memory_for_weights
-from llamadesk.app.library.registry import PulledModel, load_registry, record_made_model, save_registry
+from llamadesk.app.library.registry import PulledModel, editing_registry, load_registry, record_made_model
 from llamadesk.convert.source_location import files_to_download
 
 DEFAULT_REVISION = "main"
@@ -118,21 +118,20 @@ def _library_name(variant: GGUFVariant, repo: str) -> str:
 
 
 def _register(name: str, repo: str, revision: str, commit: str, variant: GGUFVariant, fetched: bool) -> None:
-    registry = load_registry()
-    earlier = registry.pulled_named(name)
-    registry.pulled = [p for p in registry.pulled if p.name != name]
-    registry.pulled.append(
-        PulledModel(
-            name=name,
-            repo=repo,
-            revision=revision,
-            commit=commit,
-            files=[f.path for f in variant.files],
-            quantization=variant.quantization,
-            downloaded=fetched or bool(earlier and earlier.downloaded),
+    with editing_registry() as registry:
+        earlier = registry.pulled_named(name)
+        registry.pulled = [p for p in registry.pulled if p.name != name]
+        registry.pulled.append(
+            PulledModel(
+                name=name,
+                repo=repo,
+                revision=revision,
+                commit=commit,
+                files=[f.path for f in variant.files],
+                quantization=variant.quantization,
+                downloaded=fetched or bool(earlier and earlier.downloaded),
+            )
         )
-    )
-    save_registry(registry)
 
 
 def _pull_offline(repo: str, choice: str | None, revision: str, machine: MachineFacts | None) -> PullResult:

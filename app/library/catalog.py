@@ -27,7 +27,7 @@ from llamadesk.app.core.paths import models_dir
 from llamadesk.app.library.fit import memory_fit
 from llamadesk.app.library.gguf_listing import listable_ggufs
 from llamadesk.app.library.other_apps import APP_NAMES, OtherAppStore, default_stores, detect_app, models_in
-from llamadesk.app.library.registry import AddedStore, Registry, load_registry, save_registry
+from llamadesk.app.library.registry import AddedStore, Registry, editing_registry, load_registry
 from llamadesk.app.library.starters import GEMMA_FILE, STARTER_MODELS, starter_path
 
 # GGUF keys that say where a model came from, most specific first (convert writes them).
@@ -384,10 +384,9 @@ class Removal:
 
 def _forget_folder(folder: str) -> Removal:
     def apply() -> list[Path]:
-        registry = load_registry()
-        registry.folders = [f for f in registry.folders if f != folder]
-        registry.stores = [s for s in registry.stores if s.path != folder]
-        save_registry(registry)
+        with editing_registry() as registry:
+            registry.folders = [f for f in registry.folders if f != folder]
+            registry.stores = [s for s in registry.stores if s.path != folder]
         return []
 
     return Removal(folder, (), f"stop listing the models in {folder} (no files are deleted)", apply)
@@ -439,9 +438,8 @@ def _plan_pulled_removal(registry: Registry, name: str) -> Removal:
 
     def apply() -> list[Path]:
         removed = remove_cached_files(pulled.repo, pulled.commit, pulled.files) if pulled.downloaded else []
-        current = load_registry()
-        current.pulled = [p for p in current.pulled if p.name != name]
-        save_registry(current)
+        with editing_registry() as current:
+            current.pulled = [p for p in current.pulled if p.name != name]
         return removed
 
     if pulled.downloaded:
@@ -455,9 +453,8 @@ def _forget_made(first: Path, why: str) -> Removal:
     """Removing a made model's record only: its file is not certain to be the one llamadesk wrote."""
 
     def apply() -> list[Path]:
-        registry = load_registry()
-        registry.made = [m for m in registry.made if Path(m.path) != first]
-        save_registry(registry)
+        with editing_registry() as registry:
+            registry.made = [m for m in registry.made if Path(m.path) != first]
         return []
 
     return Removal(model_stem(first.name), (), f"forget {first} ({why}); no file is deleted", apply)
@@ -489,9 +486,8 @@ def _plan_local_removal(first: Path) -> Removal:
     def apply() -> list[Path]:
         for path in files:
             path.unlink(missing_ok=True)
-        registry = load_registry()
-        registry.made = [m for m in registry.made if Path(m.path) != first]
-        save_registry(registry)
+        with editing_registry() as registry:
+            registry.made = [m for m in registry.made if Path(m.path) != first]
         return files
 
     return Removal(model_stem(first.name), tuple(files), f"delete {', '.join(str(f) for f in files)}", apply)
@@ -510,20 +506,21 @@ def add_folder(folder: str) -> tuple[Path, int, bool, str | None]:
     resolved = path.resolve()
     if resolved == models_dir().resolve():
         raise BadInputError(f"{folder} is llamadesk's own models folder; its models are listed already")
-    registry = load_registry()
     app = detect_app(resolved)
     if app is not None:
         count = sum(m.path is not None for m in models_in(OtherAppStore(app, resolved)))
-        if str(resolved) in [s.path for s in registry.stores]:
-            return resolved, count, False, app
-        registry.stores.append(AddedStore(app, str(resolved)))
     else:
         # Counted by their first bytes, not their names: a `.gguf` that is not one is no model.
         count = sum(_starts_as_gguf(found) for found in listable_ggufs(resolved, recursive=True))
-        if str(resolved) in registry.folders:
-            return resolved, count, False, None
-        registry.folders.append(str(resolved))
-    save_registry(registry)
+    with editing_registry() as registry:  # after the counting: the lock is held only for the edit
+        if app is not None:
+            if str(resolved) in [s.path for s in registry.stores]:
+                return resolved, count, False, app
+            registry.stores.append(AddedStore(app, str(resolved)))
+        else:
+            if str(resolved) in registry.folders:
+                return resolved, count, False, None
+            registry.folders.append(str(resolved))
     return resolved, count, True, app
 
 
@@ -537,9 +534,8 @@ def _starts_as_gguf(path: Path) -> bool:
 
 def set_discovery(enabled: bool) -> list[OtherAppStore]:
     """Turn the listing of other apps' stores found by themselves on or off; returns those found now."""
-    registry = load_registry()
-    registry.discover_other_apps = enabled
-    save_registry(registry)
+    with editing_registry() as registry:
+        registry.discover_other_apps = enabled
     return default_stores()
 
 

@@ -10,13 +10,15 @@ whole on every listing, and a user can read or fix it by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.atomic_file import atomic_output, locked
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.paths import data_dir
@@ -152,6 +154,22 @@ def save_registry(registry: Registry) -> None:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+@contextlib.contextmanager
+def editing_registry() -> Iterator[Registry]:
+    """The registry as saved, to change in place; saved on leaving the block (when it changed).
+
+    Every change to the registry goes through here: the file is locked from the read to the write,
+    so two commands changing it at once (`models add` in two terminals, a pull while a conversion
+    finishes) both keep their change. An error in the block saves nothing.
+    """
+    with locked(registry_path()):
+        registry = load_registry()
+        before = asdict(registry)
+        yield registry
+        if asdict(registry) != before:
+            save_registry(registry)
+
+
 # The origin fields that may name a local file or folder; the others are names ("base",
 # "quantized_from", a type), which a folder of the same name in the working directory must not turn
 # into a path.
@@ -163,10 +181,9 @@ def record_made_model(path: Path, origin: dict[str, Any]) -> None:
     # Absolute: a relative path would name another file once `models` runs from another folder.
     path = path.resolve()
     origin = {key: _absolute_if_local(value) if key in ORIGIN_PATHS else value for key, value in origin.items()}
-    registry = load_registry()
-    registry.made = [m for m in registry.made if Path(m.path) != path]
-    registry.made.append(MadeModel(path=str(path), origin=origin))
-    save_registry(registry)
+    with editing_registry() as registry:
+        registry.made = [m for m in registry.made if Path(m.path) != path]
+        registry.made.append(MadeModel(path=str(path), origin=origin))
 
 
 def _absolute_if_local(value: Any) -> Any:

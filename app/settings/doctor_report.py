@@ -441,4 +441,4 @@ def prompt_cache_usage(megabytes: int | None) -> CacheUsage:
     from llamadesk.app.chat.prompt_cache import PromptCache, budget_from_megabytes, default_cache_folder
 
     folder = default_cache_folder()
-    return PromptCache(folder, budget_from_megabytes(megabytes, folder)).usage()
+    return PromptCache(folder, budget_from_megabytes(megabytes, folder), trim=False).usage()

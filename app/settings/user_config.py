@@ -5,8 +5,9 @@ How models load on this machine (threads, context, KV cache type) is load.json's
 
 A missing file means every default; a key the file leaves out keeps its default, so files written
 by older versions keep working. Every value is checked for its type and range (core/value_ranges,
-as the flags and the settings form are) before anything uses it. The app writes the file back when
-the user changes a default (the theme, for instance), atomically.
+as the flags and the settings form are) before anything uses it. When the user changes a default
+in the app (the theme, for instance), update_config writes that one setting into the file as it is
+now, so an edit made by hand while the app was open stays.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.app.chat.store import ConversationSettings
-from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.atomic_file import atomic_output, locked
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.paths import config_dir
@@ -147,3 +148,29 @@ def save_config(config: Config, path: Path | None = None) -> None:
     path = path or config_path()
     with atomic_output(path, force=True) as tmp:
         tmp.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+
+
+def update_config(changes: dict[str, Any], path: Path | None = None) -> None:
+    """Set the given settings in the config file as it is now, leaving its other lines as they are.
+
+    The app once wrote back the whole file it read at start: a hand edit made while it was open was
+    reverted, and every default was written out. Here the file is read again under a lock (two app
+    windows), checked (a file broken meanwhile is a BadInputError and stays as it is), and only
+    `changes` are set; "models" is merged by mode ({"chat": NAME} leaves the translate model).
+    Raises OSError when the file cannot be written (a full disk).
+    """
+    path = path or config_path()
+    unknown = set(changes) - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}")
+    with locked(path):
+        load_config(path)  # the file as it is now must be sound before any of it is written back
+        exists = path.exists() or path.is_symlink()
+        data = read_json_object(path, "config", CONFIG_MAX_BYTES, CONFIG_MAX_DEPTH) if exists else {}
+        for key, value in changes.items():
+            if key == "models":
+                value = {**data.get("models", {}), **value}
+            CHECKS[key](value, key)  # a value the file must not hold is refused, not written
+            data[key] = value
+        with atomic_output(path, force=True) as tmp:
+            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -35,7 +35,7 @@ from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.settings.load_config import configured_load_settings
-from llamadesk.app.settings.user_config import Config, load_config, save_config
+from llamadesk.app.settings.user_config import Config, load_config, update_config
 from llamadesk.app.tui.engine_host import EngineHost, EngineLoader, load_llama_engine
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.screens.help import HelpScreen
@@ -144,8 +144,7 @@ class LlamadeskApp(App[None]):
         """Make `name` the model `mode` opens with (saved in the config); a new chat or the next
         translation uses it at once."""
         self.config = replace(self.config, models={**self.config.models, mode: name})
-        if self._save_settings:
-            save_config(self.config)
+        self._save_setting({"models": {mode: name}})
         screen = self.mode_screens.get(mode)
         if isinstance(screen, ChatScreen):
             screen.defaults = replace(screen.defaults, model=name)
@@ -155,8 +154,23 @@ class LlamadeskApp(App[None]):
     def set_translate_parallel(self, segments: int | None) -> None:
         """Remember how many segments the translation screen keeps in flight (None: the machine's choice)."""
         self.config = replace(self.config, translate_parallel=segments)
-        if self._save_settings:
-            save_config(self.config)
+        self._save_setting({"translate_parallel": segments})
+
+    def _save_setting(self, changes: dict[str, object]) -> None:
+        """Write `changes` into config.json (only them: a hand edit made meanwhile stays). A file that
+        cannot be written (a full disk, a read-only folder) is said in a notification, not a crash:
+        the setting still applies until the app closes."""
+        if not self._save_settings:
+            return
+        try:
+            update_config(changes)
+        except (OSError, LlamadeskError) as err:
+            self.notify(
+                f"could not save the setting in config.json ({err}); it applies until the app closes",
+                severity="warning",
+                timeout=NOTICE_TIMEOUT_S,
+                markup=False,
+            )
 
     def action_toggle_mode(self) -> None:
         """Switch between chat and translation (one key, both ways)."""
@@ -170,8 +184,7 @@ class LlamadeskApp(App[None]):
 
     def _remember_theme(self, theme) -> None:
         self.config = replace(self.config, theme=theme.name)
-        if self._save_settings:
-            save_config(self.config)
+        self._save_setting({"theme": theme.name})
 
     async def action_quit(self) -> None:
         self.shutdown_engine()

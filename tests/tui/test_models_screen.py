@@ -8,6 +8,7 @@ cache folder when it is imported, so a fresh process is the honest way to point 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -155,6 +156,38 @@ async def test_set_default_for_chat_and_translation_is_saved_and_used_by_a_new_c
         await wait_until(pilot, lambda: app.screen is chat, what="the chat screen")
         await pilot.press("f5")
         await wait_until(pilot, lambda: app.screen is screen, what="the same models screen again")
+
+
+@pytest.mark.asyncio
+async def test_setting_a_default_keeps_a_hand_edit_and_a_full_disk_is_a_notification(home, tmp_path, monkeypatch):
+    # The app wrote back the config.json it read at start (a hand edit made meanwhile was lost), and
+    # a config folder on a full disk ended the app with an ENOSPC traceback.
+    config = home / "config" / "config.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    app = make_app(tmp_path, save_settings=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = app.screen
+        screen = await open_models(pilot)
+        config.write_text(json.dumps({"system_prompt": "Answer in French."}))  # edited by hand meanwhile
+        await choose(pilot, screen, "Tiny-Q8_0")
+        await pilot.press("c")
+        await pilot.pause()
+        assert json.loads(config.read_text()) == {"system_prompt": "Answer in French.", "models": {"chat": "Tiny-Q8_0"}}
+
+        def disk_full(path, *args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+        monkeypatch.setattr("llamadesk.app.core.atomic_file.os.replace", disk_full)
+        await choose(pilot, screen, "smollm2")
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.is_running and chat.defaults.model == "smollm2"  # the setting applies all the same
+        said = [n.message for n in app._notifications]
+        assert any("could not save the setting" in line and "No space left" in line for line in said)
+        assert json.loads(config.read_text())["models"] == {"chat": "Tiny-Q8_0"}
+        app.theme = "nord" if app.theme != "nord" else "textual-dark"  # saving the theme says so too
+        await pilot.pause()
+        assert app.is_running
 
 
 async def ask_to_convert(pilot, source: Path, qtype: str) -> None:
