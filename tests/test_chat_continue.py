@@ -274,3 +274,125 @@ def test_a_folder_in_place_of_the_store_is_named_as_what_is_wrong(home):
         result = run_cli(*argv, env=env)
         assert_one_clear_line(result, 1, "a folder is in the place of the conversation store", "move it elsewhere")
         assert "try again" not in result.stderr
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_sigterm_or_sighup_mid_reply_stores_what_was_said_as_interrupted(home, smollm2_path, signal_name, code):
+    # Ctrl-C stored the partial reply; SIGTERM and SIGHUP stored the question alone.
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import LLAMADESK
+
+    process = subprocess.Popen(
+        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
+        + ["--max-tokens", "2000", "--save", "Write a very long story about a dragon."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LLAMADESK_HOME": str(home)},
+    )
+    said = b""
+    deadline = time.monotonic() + 120
+    while len(said) < 40 and time.monotonic() < deadline and process.poll() is None:
+        said += os.read(process.stdout.fileno(), 4096)  # the reply has started streaming
+    process.send_signal(getattr(signal, signal_name))
+    rest, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    store = stored(home)
+    [conversation] = store.conversations()
+    question, reply = store.messages(conversation.id)
+    store.close()
+    assert question.role == "user" and reply.role == "assistant" and reply.state == "interrupted"
+    assert len(reply.content) >= 30 and (said + rest).decode().startswith(reply.content)
+
+
+def _read_only_store(home: Path, folder: bool = True):
+    """A store holding conversation 1, made read-only (with its data folder, or the file alone)."""
+    import contextlib
+    import os
+
+    from llamadesk.app.chat.store import ConversationSettings
+    from tests.permissions import permissions_enforced
+
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    store = stored(home)
+    conversation = store.new_conversation("kept", ConversationSettings())
+    store.add_message(conversation.id, "user", "from before")
+    store.close()
+
+    @contextlib.contextmanager
+    def read_only():
+        target = home / "data" if folder else home / "data" / "conversations.sqlite3"
+        mode = target.stat().st_mode
+        os.chmod(target, 0o555 if folder else 0o444)
+        try:
+            with permissions_enforced():
+                yield
+        finally:
+            os.chmod(target, mode)
+
+    return read_only()
+
+
+def test_a_read_only_data_folder_still_lists_what_the_store_holds(home):
+    # SQLite could not make the WAL index there: the store started empty and `--list` said
+    # "cannot be read now: try again once it is free", as if another program held a lock.
+    with _read_only_store(home):
+        result = run_cli("chat", "--list", env={"LLAMADESK_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert "kept" in result.stdout and "try again" not in result.stderr
+
+
+def test_a_stored_reply_that_could_not_be_saved_is_exit_1_in_one_line(home, smollm2_path):
+    # `chat --continue` answered, kept the reply in memory, quit at once and exited 0: it was lost.
+    with _read_only_store(home, folder=False):
+        result = run_cli(
+            "chat",
+            "-m",
+            str(smollm2_path),
+            *PINNED_FLAGS,
+            *PINNED_SAMPLING_FLAGS,
+            "--max-tokens",
+            "4",
+            "--continue",
+            "Hi",
+            env={"LLAMADESK_HOME": str(home)},
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("llamadesk: the reply was not saved: ")
+    store = stored(home)
+    assert [m.content for m in store.messages(1)] == ["from before"]
+    store.close()
+
+
+def test_a_conversation_deleted_elsewhere_mid_reply_is_one_clear_line(home, smollm2_path, monkeypatch):
+    # The app deleted it (f8) while `chat --continue` replied: "internal error" (FOREIGN KEY failed).
+    from llamadesk.app.chat.store import ConversationSettings
+    from llamadesk.app.chat.stored_chat import StoredChat
+
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    store = stored(home)
+    conversation = store.new_conversation("going", ConversationSettings(model=str(smollm2_path)))
+    store.close()
+    before_reply = StoredChat.before_reply
+
+    def deleted_by_the_app(chat, engine, tokens):
+        other = stored(home)
+        other.delete(conversation.id)
+        other.close()
+        return before_reply(chat, engine, tokens)
+
+    monkeypatch.setattr(StoredChat, "before_reply", deleted_by_the_app)
+    result = run_cli(
+        "chat",
+        *PINNED_FLAGS,
+        *PINNED_SAMPLING_FLAGS,
+        "--max-tokens",
+        "4",
+        "--continue",
+        "Hi",
+        env={"LLAMADESK_HOME": str(home)},
+    )
+    assert_one_clear_line(result, 1, f"conversation {conversation.id} was deleted elsewhere")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import multiprocessing
 import os
 import sqlite3
 import threading
@@ -11,8 +12,9 @@ import time
 
 import pytest
 
+from llamadesk.app.chat import store as store_module
 from llamadesk.app.chat.export import export_conversation
-from llamadesk.app.chat.store import NOT_SAVED, ConversationSettings, Store
+from llamadesk.app.chat.store import NOT_SAVED, ConversationDeleted, ConversationSettings, Store
 from llamadesk.app.chat.store_migrations import MIGRATIONS, SCHEMA_VERSION, upgrade
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from tests.permissions import permissions_enforced
@@ -85,6 +87,54 @@ def test_a_failing_step_leaves_the_database_at_the_previous_version(tmp_path):
         upgrade(raw, 1)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
     assert "repeat_penalty" not in {row[1] for row in raw.execute("PRAGMA table_info(conversations)")}
+
+
+def test_an_upgrade_from_a_stale_version_skips_the_steps_another_process_ran(tmp_path):
+    raw = sqlite3.connect(tmp_path / "done.sqlite3", isolation_level=None)
+    upgrade(raw, 0)
+    upgrade(raw, 2)  # read version 2, then another process finished the upgrade: nothing runs twice
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def _open_at_once(path: str, barrier, results) -> None:
+    """One of several processes opening the same store together, as two windows on a first run."""
+    notices: list[str] = []
+    barrier.wait(timeout=30)
+    store = Store(path, on_notice=notices.append)
+    conversation = store.new_conversation(f"from {os.getpid()}", SETTINGS)
+    store.add_message(conversation.id, "user", "hello")
+    results.put((notices, store.not_saved))
+    store.close()
+
+
+@pytest.mark.parametrize("version", [0, 4])
+def test_processes_opening_a_new_or_old_store_at_once_neither_set_it_aside(tmp_path, version):
+    context = multiprocessing.get_context("fork")
+    for attempt in range(6):
+        path = tmp_path / f"at-once-{attempt}" / "c.sqlite3"
+        path.parent.mkdir()
+        if version:
+            raw = sqlite3.connect(path, isolation_level=None)
+            upgrade(raw, 0)
+            raw.execute("ALTER TABLE conversations DROP COLUMN adapters")
+            raw.execute(f"PRAGMA user_version = {version}")
+            raw.execute(
+                "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, created, updated)"
+                " VALUES ('old history', 'smollm2', '', 0.7, 0.95, 1, 1)"
+            )
+            raw.close()
+        barrier, results = context.Barrier(3), context.Queue()
+        openers = [context.Process(target=_open_at_once, args=(str(path), barrier, results)) for _ in range(3)]
+        for opener in openers:
+            opener.start()
+        outcomes = [results.get(timeout=60) for _ in openers]
+        for opener in openers:
+            opener.join(timeout=30)
+        assert outcomes == [([], None)] * 3, f"attempt {attempt}"
+        assert sorted(p.name for p in path.parent.iterdir() if "damaged" in p.name) == []
+        store = Store(path)
+        assert len(store.conversations()) == 3 + (1 if version else 0)
+        store.close()
 
 
 def test_a_store_from_a_newer_llamadesk_is_refused_with_a_clear_message(tmp_path):
@@ -367,9 +417,29 @@ def test_a_read_only_store_from_an_old_version_is_upgraded_in_memory(tmp_path):
     assert old.title == "from v1" and old.settings.repeat_penalty == 1.1 and old.settings.adapters == ()
     store.add_message(old.id, "user", "in memory")
     assert [m.content for m in store.messages(old.id)] == ["in memory"]
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+    with pytest.raises(ConversationDeleted):
         store.add_message(old.id + 1, "user", "to nowhere")  # the copy keeps its foreign keys
     assert path.read_bytes() == before
+
+
+def test_a_store_in_a_read_only_folder_is_read_into_memory_not_started_empty(tmp_path):
+    # SQLite cannot make the WAL index there: the copy through the read-write connection fails.
+    path = tmp_path / "data" / "c.sqlite3"
+    path.parent.mkdir()
+    store = Store(path)
+    kept = store.new_conversation("kept", SETTINGS)
+    store.add_message(kept.id, "user", "from before")
+    store.close()
+    os.chmod(path.parent, 0o555)
+    try:
+        with permissions_enforced():
+            store = Store(path, on_notice=lambda _line: None)
+            assert store.not_saved is not None and not store.file_unread and not store.locked_out
+            assert [m.content for m in store.messages(kept.id)] == ["from before"]
+            store.add_message(kept.id, "assistant", "in memory")
+            store.close()
+    finally:
+        os.chmod(path.parent, 0o755)
 
 
 def test_a_read_only_store_whose_copy_cannot_be_upgraded_starts_empty(tmp_path):
@@ -390,7 +460,7 @@ def test_a_read_only_store_whose_copy_cannot_be_upgraded_starts_empty(tmp_path):
 def test_a_message_for_a_missing_conversation_is_refused_and_leaves_no_transaction(store):
     conversation = store.new_conversation("here", SETTINGS)
     updated = store.conversation(conversation.id).updated
-    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(ConversationDeleted, match=f"conversation {conversation.id + 1} was deleted elsewhere"):
         store.add_message(conversation.id + 1, "user", "to nowhere")
     assert not store._db.in_transaction and store.not_saved is None
     assert store._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
@@ -399,10 +469,25 @@ def test_a_message_for_a_missing_conversation_is_refused_and_leaves_no_transacti
     assert [m.content for m in store.messages(conversation.id)] == ["here"]
 
 
+def test_a_conversation_deleted_by_another_process_refuses_its_next_message_with_a_clear_error(tmp_path):
+    path = tmp_path / "c.sqlite3"
+    store = Store(path)
+    conversation = store.new_conversation("open here", SETTINGS)
+    store.add_message(conversation.id, "user", "first")
+    other = Store(path)  # another window
+    other.delete(conversation.id)
+    other.close()
+    with pytest.raises(ConversationDeleted, match="deleted elsewhere"):
+        store.add_message(conversation.id, "assistant", "reply")
+    assert store.not_saved is None and store.conversations() == []
+    store.close()
+
+
 @pytest.fixture
 def short_lock_wait(monkeypatch):
     """Stores opened in the test wait 50 ms for a lock instead of SQLite's 5 s."""
     monkeypatch.setattr(sqlite3, "connect", functools.partial(sqlite3.connect, timeout=0.05))
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.05)
 
 
 def test_a_store_locked_by_another_writer_goes_on_in_memory_with_what_it_had(tmp_path, short_lock_wait):

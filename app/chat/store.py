@@ -55,6 +55,8 @@ UNWRITABLE_CODES = {
     sqlite3.SQLITE_FULL,
     sqlite3.SQLITE_CANTOPEN,
 }
+# Another program holds the file: waiting may help, and reading around its lock must not be tried.
+LOCK_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 # The columns this code reads and writes, per table: a file that lacks one is not our store.
 SCHEMA_COLUMNS = {
     "conversations": "id, title, model, system_prompt, temperature, top_p, max_tokens, context_length,"
@@ -62,6 +64,9 @@ SCHEMA_COLUMNS = {
     "messages": "id, conversation_id, role, content, state, created",
     "translations": "id, source_language, target_language, source, translation, model, created",
 }
+# How long opening or writing waits for another process (another window, `chat --save`) to finish
+# writing: SQLite's busy timeout.
+BUSY_TIMEOUT_S = 5.0
 NOT_SAVED = "conversations are not being saved; what you write now is kept until you quit"
 
 
@@ -189,6 +194,11 @@ def default_store_path() -> Path:
     return data_dir() / STORE_FILE
 
 
+class ConversationDeleted(LlamadeskError):
+    """A message for a conversation that is no longer stored: deleted in another window or program
+    while this one had it open."""
+
+
 class _Damaged(Exception):
     """The file opened, but it is not a sound store of ours."""
 
@@ -208,6 +218,36 @@ def _give_up_when_locked(status: int, _remaining: int, _total: int) -> None:
         raise sqlite3.OperationalError("the conversation store is locked by another program")
 
 
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting while another process holds the file: SQLite answers a busy lock here at
+    once, without its busy timeout, and two apps opening a new store at once would otherwise give up."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if _primary_code(err) not in LOCK_CODES or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _upgrade_checked(db: sqlite3.Connection, version: int) -> None:
+    """The schema upgrade from `version`; a step that fails is damage only if the version it
+    started from still stands (another process may have upgraded the store under us)."""
+    while True:
+        try:
+            upgrade(db, version)
+            return
+        except sqlite3.Error as err:
+            if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
+                raise
+            now = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if now <= version or now > SCHEMA_VERSION:
+                raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+            version = now
+
+
 class Store:
     """Conversations and their messages in one SQLite file (or in memory when it cannot be used).
 
@@ -221,6 +261,7 @@ class Store:
         self.on_notice = on_notice or print_notice
         self.notices: list[str] = []
         self.not_saved: str | None = None
+        self.locked_out = False  # not saving because another program holds the file locked
         self._in_memory = False
         self._fresh_memory = False  # in memory and started empty: nothing further to fall back to
         self._db = self._open()
@@ -245,12 +286,12 @@ class Store:
             )
         db = None
         try:
-            db = sqlite3.connect(self.path, isolation_level=None)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self._prepare(db)
             return db
         except sqlite3.Error as err:
             if _primary_code(err) in UNWRITABLE_CODES:
-                return self._unwritable_at_start(db, str(err))
+                return self._unwritable_at_start(db, str(err), _primary_code(err))
             damage = str(err)
         except _Damaged as err:
             damage = str(err)
@@ -263,7 +304,7 @@ class Store:
             db.close()
         try:
             aside = self._set_aside()
-            db = sqlite3.connect(self.path, isolation_level=None)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self._prepare(db)
         except (OSError, sqlite3.Error, _Damaged) as err:
             self.not_saved = f"the conversation store {self.path} is damaged ({damage}) and cannot be replaced ({err})"
@@ -294,18 +335,13 @@ class Store:
             )
         if version == SCHEMA_VERSION:
             self._check_schema(db)
-        db.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(db)
         # In WAL mode NORMAL never corrupts the file; a commit survives the app being killed
         # (only an OS crash can lose the last one), and commits stay sub-millisecond.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         if version < SCHEMA_VERSION:
-            try:
-                upgrade(db, version)
-            except sqlite3.Error as err:
-                if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
-                    raise
-                raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+            _upgrade_checked(db, version)
             self._check_schema(db)
         # Reading works on a read-only file; say so now rather than at the first message.
         db.execute("BEGIN")
@@ -325,27 +361,49 @@ class Store:
                     raise
                 raise _Damaged(f"its tables are not llamadesk's ({err})") from err
 
-    def _unwritable_at_start(self, db: sqlite3.Connection | None, reason: str) -> sqlite3.Connection:
+    def _unwritable_at_start(
+        self, db: sqlite3.Connection | None, reason: str, code: int | None = None
+    ) -> sqlite3.Connection:
         self.not_saved = f"the conversation store {self.path} cannot be written ({reason})"
+        self.locked_out = code in LOCK_CODES
         self._notice(f"{self.not_saved}; {NOT_SAVED}")
-        memory = self._memory(db)
+        memory = self._memory(db, read_only_copy=not self.locked_out)
         if db is not None:
             db.close()
         return memory
 
-    def _memory(self, source: sqlite3.Connection | None) -> sqlite3.Connection:
-        """An in-memory store holding what `source` holds (when it can be read), at the latest schema."""
+    def _memory(self, source: sqlite3.Connection | None, read_only_copy: bool = False) -> sqlite3.Connection:
+        """An in-memory store holding what `source` holds (when it can be read), at the latest schema.
+
+        With `read_only_copy`, a source that cannot be read (a read-only folder where SQLite cannot
+        make its WAL index, a full disk) is read again through a read-only connection to the file, so
+        its conversations are still there to read. Never for a locked file: `immutable` would read it
+        while another program writes it.
+        """
         self._in_memory = True
-        memory = sqlite3.connect(":memory:", isolation_level=None)
-        if source is not None:
+        sources: list[Callable[[], sqlite3.Connection]] = [] if source is None else [lambda: source]
+        if read_only_copy and self.path.is_file():
+            uri = self.path.absolute().as_uri()
+            sources += [
+                lambda: sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S),
+                # No WAL index can be made or read: the file as it is (a cleanly closed store holds it all).
+                lambda: sqlite3.connect(f"{uri}?immutable=1", uri=True),
+            ]
+        for open_source in sources:
+            memory = sqlite3.connect(":memory:", isolation_level=None)
+            opened = None
             try:
-                source.backup(memory, progress=_give_up_when_locked)
+                opened = open_source()
+                opened.backup(memory, progress=_give_up_when_locked)
                 upgrade(memory, int(memory.execute("PRAGMA user_version").fetchone()[0]))
                 memory.execute("PRAGMA foreign_keys=ON")
                 return memory
             except sqlite3.Error:
                 memory.close()
-                memory = sqlite3.connect(":memory:", isolation_level=None)
+            finally:
+                if opened is not None and opened is not source:
+                    opened.close()
+        memory = sqlite3.connect(":memory:", isolation_level=None)
         upgrade(memory, 0)
         # Started empty while the screen may still show conversations from the file: messages
         # must be accepted for conversations this copy never saw.
@@ -385,7 +443,10 @@ class Store:
             self._notice(f"{self.not_saved}; {NOT_SAVED}")
         previous = self._db
         # A file that fails is copied into memory; a copy that fails too is replaced by an empty one.
-        self._db = self._memory(None if self._in_memory else previous)
+        self._db = self._memory(
+            None if self._in_memory else previous,
+            read_only_copy=not self._in_memory and _primary_code(err) in UNWRITABLE_CODES - LOCK_CODES,
+        )
         with contextlib.suppress(sqlite3.Error):
             previous.close()
 
@@ -491,7 +552,15 @@ class Store:
                 raise
             return cursor
 
-        cursor = self._run(add)
+        try:
+            cursor = self._run(add)
+        except sqlite3.IntegrityError as err:
+            if "FOREIGN KEY" not in str(err):
+                raise
+            raise ConversationDeleted(
+                f"conversation {conversation_id} was deleted elsewhere (in another window or program); "
+                "this message was not saved"
+            ) from None
         return StoredMessage(int(cursor.lastrowid), conversation_id, role, content, state, now)
 
     def update_message(self, message: StoredMessage, content: str, state: MessageState) -> StoredMessage:

@@ -101,12 +101,18 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def upgrade(db: sqlite3.Connection, from_version: int) -> None:
-    """Run every step after `from_version`, each in its own transaction with its version bump."""
+    """Run every step after `from_version`, each in its own transaction with its version bump.
+
+    Each step takes the write lock first (BEGIN IMMEDIATE, waiting out the connection's busy
+    timeout) and reads the version again inside it: another process opening the same store may
+    have run the step meanwhile, and running it twice would fail ("table ... already exists").
+    """
     for number in range(from_version + 1, SCHEMA_VERSION + 1):
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")
         try:
-            MIGRATIONS[number - 1](db)
-            db.execute(f"PRAGMA user_version = {number}")
+            if int(db.execute("PRAGMA user_version").fetchone()[0]) < number:
+                MIGRATIONS[number - 1](db)
+                db.execute(f"PRAGMA user_version = {number}")
             db.execute("COMMIT")
         except BaseException:
             # A failed ROLLBACK (the disk filled up, say) must not hide why the step failed.

@@ -2,8 +2,9 @@
 
 The CLI and the app share the store and the prompt cache: a conversation started in one goes on in
 the other, and its KV cache, written after each reply, spares the next one reading it all again.
-Messages are stored as the app stores them: the question at once, the reply marked "interrupted"
-until it ends normally.
+The question is stored at once; the reply when it ends (not as it streams, as the app saves it),
+marked "interrupted" when Ctrl-C, SIGTERM or SIGHUP stopped it. A process killed outright
+(SIGKILL) keeps its question without the reply.
 """
 
 from __future__ import annotations
@@ -99,11 +100,11 @@ class StoredChat:
             self.restored_tokens = self.cache.restore(engine, self.conversation.id, prompt_tokens)
         return self.restored_tokens
 
-    def add_reply(self, engine: object, text: str, stopped: bool) -> None:
+    def add_reply(self, engine: object, text: str, stopped: bool, keep_cache: bool = True) -> None:
         """Store the reply as it ended, then queue the KV cache for writing (the reply is already shown)."""
         assert self.conversation is not None, "a reply follows a question"
         self.store.add_message(self.conversation.id, "assistant", text, "interrupted" if stopped else "complete")
-        if self.cache is not None:
+        if self.cache is not None and keep_cache:
             self.cache.save(engine, self.conversation.id)
 
     def close(self) -> None:

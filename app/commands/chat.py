@@ -134,10 +134,18 @@ def format_stats(stats: GenerationStats, restored: int = 0) -> str:
 
 
 def stream_reply(
-    engine, messages: list[ChatMessage], sampling: Sampling, show_stats: bool, restored: int = 0
+    engine,
+    messages: list[ChatMessage],
+    sampling: Sampling,
+    show_stats: bool,
+    restored: int = 0,
+    parts: list[str] | None = None,
 ) -> tuple[str, bool]:
-    """Print the reply as it streams; return its text and whether Ctrl-C stopped it."""
-    parts: list[str] = []
+    """Print the reply as it streams; return its text and whether Ctrl-C stopped it.
+
+    Each piece printed is also appended to `parts` (when given): a caller that SIGTERM or SIGHUP
+    stops mid-reply (cli.Terminated, raised out of here) still has what was said."""
+    parts = [] if parts is None else parts
     with ctrl_c_stops(engine) as pressed:
         for event in engine.stream_chat(messages, sampling):
             if isinstance(event, TextPiece):
@@ -220,9 +228,11 @@ def refuse_unusable_settings(conversation: Conversation, args: argparse.Namespac
 def open_store_to_read():
     """The conversation store, for commands that read what it holds (--list, --continue, --conversation).
 
-    When the file cannot be read (another program holds it locked), the store goes on in memory,
-    empty: a reply could still be saved later, but "conversation 2 does not exist" or an empty
-    list would be false. So that is one line and exit 1 here, instead of the store's notice.
+    A store that cannot be written (a read-only folder, a full disk) is read into memory and its
+    conversations listed and continued all the same. When the file cannot be read at all (another
+    program holds it locked, the disk fails), the store goes on in memory, empty: "conversation 2
+    does not exist" or an empty list would be false. So that is one line and exit 1 here, naming
+    the cause (waiting helps only a lock), instead of the store's notice.
     """
     from llamadesk.app.chat.store import Store, print_notice
 
@@ -237,7 +247,9 @@ def open_store_to_read():
                 "(a new store is then started there)"
             )
         reason = store.not_saved or f"the conversation store {store.path} cannot be read"
-        raise LlamadeskError(f"{reason}; its conversations cannot be read now: try again once it is free")
+        if store.locked_out:
+            raise LlamadeskError(f"{reason}; its conversations cannot be read now: try again once it is free")
+        raise LlamadeskError(f"{reason}; its conversations cannot be read either")
     store.on_notice = print_notice
     for line in notices:
         print_notice(line)
@@ -342,6 +354,9 @@ def run(args: argparse.Namespace) -> int:
                 _, stopped = stream_reply(engine, history, sampling, args.stats)
             else:
                 _, stopped, _ = take_turn(engine, settings.system_prompt, chat, prompt, sampling, args.stats, 0)
+                if chat.store.not_saved is not None:
+                    # Kept in memory only, and this command ends now: the reply is lost.
+                    raise LlamadeskError(f"the reply was not saved: {chat.store.not_saved}")
             if stopped:
                 raise Interrupted("stopped")
             return 0
@@ -394,13 +409,20 @@ def take_turn(
     except (BadInputError, Interrupted):
         chat.take_back(message)
         raise
+    said: list[str] = []
     try:
         restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
-        reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored)
+        reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored, said)
     except BadInputError:
         # Refused before a word of the reply (PromptTooLong: a system prompt longer than the
         # context): a question stored without its reply would be sent again with every next one.
         chat.take_back(message)
+        raise
+    except KeyboardInterrupt:
+        # SIGTERM or SIGHUP (cli.Terminated) mid-reply: what was said is stored, marked
+        # interrupted, as Ctrl-C stores it; the engine stopped mid-decode, so no KV cache is kept.
+        with contextlib.suppress(LlamadeskError):  # a store that fails now must not hide the signal
+            chat.add_reply(engine, "".join(said), stopped=True, keep_cache=False)
         raise
     chat.add_reply(engine, reply, stopped)
     return reply, stopped, fitted.memory_start

@@ -169,6 +169,27 @@ async def test_new_rename_search_open_and_delete_with_confirmation(store):
         assert screen.conversation is None
 
 
+async def test_a_conversation_deleted_in_another_window_is_said_and_the_prompt_kept(store):
+    app = make_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "first question")
+        other = Store(store.path)  # the second window deletes the conversation open here
+        other.delete(screen.conversation.id)
+        other.close()
+        box = screen.query_one(PromptBox)
+        box.focus()
+        box.text = "second question"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.conversation is None, what="the deleted conversation to close")
+        assert app.is_running and screen.reply is None and not screen.query(MessageView)
+        assert box.text == "second question"
+        notices = [n.message for n in app._notifications]
+        assert any("was deleted elsewhere" in n for n in notices), notices
+        await pilot.press("enter")  # sent again: into a new conversation
+        await wait_until(pilot, lambda: screen.reply is None and len(screen.messages) == 2, what="the reply")
+        assert [c.title for c in store.conversations()] == ["second question"]
+
+
 async def test_a_stored_conversation_reopens_with_interrupted_replies_marked(store):
     conversation = store.new_conversation("old one", Config().conversation_settings())
     store.add_message(conversation.id, "user", "question")

@@ -23,7 +23,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
-from llamadesk.app.chat.store import Conversation, ConversationSettings, Store, StoredMessage
+from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
 from llamadesk.app.chat.stored_chat import title_from_prompt
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
@@ -299,8 +299,25 @@ class ChatScreen(ModeScreen):
             self.conversation = self.store.new_conversation(title_from_prompt(text), self.defaults)
             self.sub_title = self.conversation.title
             self.refresh_list()
-        self._mount_message(self.store.add_message(self.conversation.id, "user", text))
+        try:
+            self._mount_message(self.store.add_message(self.conversation.id, "user", text))
+        except ConversationDeleted as err:
+            self._conversation_gone(err, text)
+            return
         self.start_reply()
+
+    def _conversation_gone(self, err: ConversationDeleted, unsent: str = "") -> None:
+        """The open conversation was deleted in another window: say so, start a new one, and give the
+        prompt that could not be stored back to the box, to send again there."""
+        self.notify(f"{err}; a new conversation is started", severity="warning", timeout=10, markup=False)
+        if self.conversation is not None and self.host.prompt_cache is not None:
+            self.host.prompt_cache.forget(self.conversation.id)
+        self.show_conversation(None)
+        self.refresh_list()
+        if unsent:
+            box = self.query_one(PromptBox)
+            box.text = unsent
+            box.move_cursor(box.document.end)
 
     def spoken(self) -> list[StoredMessage]:
         """The messages the model should see (a reply stopped before its first word is left out)."""
@@ -320,7 +337,11 @@ class ChatScreen(ModeScreen):
             conversation_id=self.conversation.id,
         )
         # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
-        message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
+        try:
+            message = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
+        except ConversationDeleted as err:
+            self._conversation_gone(err)
+            return
         view = self._mount_message(message, streaming=True)
         reply_id = self.host.reply(request, self)
         self.reply = _Reply(reply_id, message, view, view.stream())
