@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from llamadesk.app.core.atomic_file import NAME_MAX, atomic_output, check_writable_target, temporary_name
+from llamadesk.app.core.atomic_file import (
+    NAME_MAX,
+    atomic_output,
+    check_writable_target,
+    hidden_name,
+    temporary_name,
+)
 from llamadesk.app.core.errors import BadInputError
 
 
@@ -127,9 +133,9 @@ def _ended_process_id() -> int:
 def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path, name):
     # A killed quantize left `.out.gguf.<pid>.part` (hundreds of MB) for good.
     target = tmp_path / name
-    ours = temporary_name(target).name
-    dead = tmp_path / ours.replace(str(os.getpid()), str(_ended_process_id()))
-    running = tmp_path / ours.replace(str(os.getpid()), str(os.getppid()))
+    # Each as that process named it (a long name is shortened to fit its pid's digits).
+    dead = tmp_path / hidden_name(target, f".{_ended_process_id()}.part").name
+    running = tmp_path / hidden_name(target, f".{os.getppid()}.part").name
     other = tmp_path / f".other.gguf.{_ended_process_id()}.part"  # another output's: not this write's business
     for leftover in (dead, running, other):
         leftover.write_text("half", encoding="utf-8")

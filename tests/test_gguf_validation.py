@@ -108,13 +108,14 @@ def test_tensor_offset_outside_the_file_is_refused(tmp_path, smollm2_path):
 
 def test_summary_of_a_small_model(tmp_path):
     model = TinyModel().drop("general.name")
-    model.set("llama.attention.head_count_kv", [1, 2], ARR, U32)  # per layer: the largest is summarised
+    # Per layer, as an array (llama.cpp needs the same KV head count in every layer of a llama).
+    model.set("llama.attention.head_count_kv", [1, 1], ARR, U32)
     model.set("tokenizer.chat_template", "{{ messages }}", STR)
     model.set("tiny.numbers", list(range(9)), ARR, U32).set("tiny.strings", ["s"] * 9, ARR, STR)
     model.set("tiny.nan", float("nan"), F32)
     summary = inspect_gguf(model.write(tmp_path / "nameless.gguf"))
     assert summary.name == "nameless"  # no general.name: the file's name
-    assert (summary.n_layers, summary.n_embd, summary.n_head, summary.n_head_kv) == (2, 8, 2, 2)
+    assert (summary.n_layers, summary.n_embd, summary.n_head, summary.n_head_kv) == (2, 8, 2, 1)
     assert (summary.head_dim_k, summary.head_dim_v, summary.context_length, summary.n_vocab) == (4, 4, 256, 6)
     assert summary.has_chat_template and summary.quantization == "F32"
     # 6x8 + 8 outside the layers; 8 + 8x8 + 8x4 + 16x8 in layer 0 and 16x8 in layer 1, all f32.
@@ -124,7 +125,7 @@ def test_summary_of_a_small_model(tmp_path):
     meta = summary.metadata
     assert meta["tokenizer.ggml.tokens"] == ["<s>", "</s>", "a", "b", "ab", "c"]
     assert meta["tokenizer.ggml.token_type"] == [3, 3, 1, 1, 1, 1]
-    assert meta["llama.attention.head_count_kv"] == [1, 2]
+    assert meta["llama.attention.head_count_kv"] == [1, 1]
     assert (meta["tiny.numbers"], meta["tiny.strings"], meta["tiny.nan"]) == ("[9 numbers]", "[9 strings]", "nan")
     assert json.loads(json.dumps(meta)) == meta
 

@@ -317,12 +317,12 @@ def check_hyperparameters(header: GGUFHeader, architecture: str) -> dict[str, in
             raise ModelRequirementError(
                 f"{key('attention.head_count_kv')} is {n_head_kv} but there are no attention heads"
             )
-        if il and architecture in SHAPED_ARCHITECTURES and (n_head, n_head_kv) != (sizes["H"], sizes["Hkv"]):
-            # These graphs make every layer's tensors with layer 0's head counts and then split
-            # each layer by its own: a count that changes aborts llama.cpp mid-decode (GGML_ASSERT).
+        if il and architecture in SHAPED_ARCHITECTURES and n_head_kv != sizes["Hkv"]:
+            # These graphs make every layer's tensors and compute with layer 0's head counts, but
+            # size each layer's KV cache by its own KV head count: one that changes aborts
+            # llama.cpp mid-decode (GGML_ASSERT). A changing head_count alone is ignored there.
             raise ModelRequirementError(
-                f"{key('attention.head_count')}/{key('attention.head_count_kv')} are {n_head}/{n_head_kv} in "
-                f"layer {il} but {sizes['H']}/{sizes['Hkv']} in layer 0; "
+                f"{key('attention.head_count_kv')} is {n_head_kv} in layer {il} but {sizes['Hkv']} in layer 0; "
                 f"a {architecture} model has the same in every layer"
             )
         if il == 0:
