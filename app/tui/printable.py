@@ -17,3 +17,15 @@ _STAND_INS.update({code: "\ufffd" for code in range(0x80, 0xA0)})
 def printable(text: str) -> str:
     """`text` with its control characters as visible stand-ins; a Windows line end (CR LF) stays a line end."""
     return text.replace("\r\n", "\n").translate(_STAND_INS)
+
+
+# One character for one: the Unicode control pictures (ESC is U+241B), for text whose positions
+# matter (a TextArea's cursor and selection count characters of the text as it is).
+_PICTURES = {code: chr(0x2400 + code) for code in range(0x20) if chr(code) not in "\n\t"}
+_PICTURES.update({0x7F: "\u2421", **{code: "\ufffd" for code in range(0x80, 0xA0)}})
+
+
+def printable_in_place(text: str) -> str:
+    """`text` with each control character (but newline and tab) as one visible stand-in, so every
+    character stays where it was."""
+    return text.translate(_PICTURES)

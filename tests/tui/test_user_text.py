@@ -146,3 +146,26 @@ async def test_past_translations_are_listed_as_written(store):
         [line] = [line for line in drawn_lines(app.screen.query_one(OptionList)) if line.strip()]
         assert line.strip() == "en→fr  [/x] the [red]station  ⇒  [/x] la gare"
     assert app.crash is None
+
+
+async def test_text_panes_draw_control_characters_one_for_one_and_keep_the_text():
+    """The translation panes showed a stored translation's OSC 0 and ESC [2J to the terminal
+    (the window renamed, the screen wiped); each is drawn as a control picture in its place."""
+    from textual.app import App
+
+    from llamadesk.app.tui.widgets.plain_text_area import PlainTextArea
+    from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
+
+    text = "src \x1b]0;PWNED\x07 text \x1b[2J\tend"
+
+    class Panes(App[None]):
+        def compose(self):
+            yield PlainTextArea(text, id="source")
+            yield ReviewTextArea(text, id="target", read_only=True)
+
+    async with Panes().run_test() as pilot:
+        for pane in (pilot.app.query_one("#source", PlainTextArea), pilot.app.query_one("#target", ReviewTextArea)):
+            drawn = pane.get_line(0).plain
+            assert "\x1b" not in drawn and drawn.count("\u241b") == 2  # (Rich itself drops the BEL)
+            assert drawn.startswith("src \u241b]0;PWNED") and drawn.endswith("\u241b[2J\tend")
+            assert pane.text == text  # what is translated, copied or saved is unchanged

@@ -52,6 +52,7 @@ from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded,
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from llamadesk.app.tui.screens.mode_screen import ModeScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
+from llamadesk.app.tui.widgets.plain_text_area import PlainTextArea
 from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 
 DETECT = "auto"
@@ -137,7 +138,7 @@ class TranslateScreen(ModeScreen):
             yield Button("⇄", id="swap", tooltip="Swap languages (F7)")
             yield Select(LANGUAGE_OPTIONS, value=self.initial[1], allow_blank=False, id="target-language")
         with Horizontal(id="panes"):
-            yield TextArea(id="source", soft_wrap=True)
+            yield PlainTextArea(id="source", soft_wrap=True)
             yield ReviewTextArea(id="target", soft_wrap=True, read_only=True)
         yield ProgressBar(id="progress", show_eta=False)
         # Plain text: the lines it shows name files, models and errors, which markup would mangle.

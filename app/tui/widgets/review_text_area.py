@@ -18,11 +18,12 @@ import bisect
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual.widgets import TextArea
 from textual.widgets.text_area import Location
 
+from llamadesk.app.tui.widgets.plain_text_area import PlainTextArea
 
-class ReviewTextArea(TextArea):
+
+class ReviewTextArea(PlainTextArea):
     """A TextArea whose marked stretches of text are highlighted."""
 
     COMPONENT_CLASSES = {"review-text-area--low"}
