@@ -18,6 +18,10 @@ from pathlib import Path
 from llamadesk.app.core.errors import BadInputError
 
 
+def _already_exists(path: Path) -> BadInputError:
+    return BadInputError(f"{path} already exists; pass --force to overwrite it")
+
+
 def check_writable_target(path: Path, force: bool) -> None:
     """Refuse an output path that exists (unless forced) or whose folder cannot be written.
 
@@ -29,7 +33,7 @@ def check_writable_target(path: Path, force: bool) -> None:
         # os.replace would put the output in place of a device or FIFO (as root, /dev/null itself)
         raise BadInputError(f"{path} is not a regular file (a device, FIFO or socket); give a file name for the output")
     if path.exists() and not force:
-        raise BadInputError(f"{path} already exists; pass --force to overwrite it")
+        raise _already_exists(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise BadInputError(f"folder {parent} does not exist; create it or choose another output")
@@ -90,17 +94,16 @@ def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
 
 def _publish_new(tmp: Path, path: Path) -> None:
     """Give the finished temporary the name `path`, which must not exist (BadInputError if it does)."""
-    exists = BadInputError(f"{path} already exists; pass --force to overwrite it")
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise exists from None
+        raise _already_exists(path) from None
     except OSError as err:
         if err.errno not in NO_HARD_LINKS:
             raise
         # No hard links here: check again just before the rename (a narrow window, not the whole write).
         if path.exists() or path.is_symlink():
-            raise exists from None
+            raise _already_exists(path) from None
         os.replace(tmp, path)
         return
     tmp.unlink()
