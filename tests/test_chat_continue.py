@@ -308,6 +308,97 @@ def test_sigterm_or_sighup_mid_reply_stores_what_was_said_as_interrupted(home, s
     assert len(reply.content) >= 30 and (said + rest).decode().startswith(reply.content)
 
 
+def test_sigkill_mid_reply_keeps_what_was_said_a_second_before(home, smollm2_path):
+    # The CLI stored a reply only when it ended: a killed `chat --save` kept the question alone.
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import LLAMADESK
+
+    process = subprocess.Popen(
+        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
+        + ["--max-tokens", "2000", "--save", "Write a very long story about a dragon."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LLAMADESK_HOME": str(home)},
+    )
+    said = b""
+    deadline = time.monotonic() + 120
+    while len(said) < 40 and time.monotonic() < deadline and process.poll() is None:
+        said += os.read(process.stdout.fileno(), 4096)  # the reply has started streaming
+    time.sleep(2.5)  # past the store's save interval, twice
+    process.send_signal(signal.SIGKILL)
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL
+    store = stored(home)
+    [conversation] = store.conversations()
+    question, reply = store.messages(conversation.id)
+    store.close()
+    assert question.role == "user" and reply.role == "assistant" and reply.state == "interrupted"
+    assert len(reply.content) >= 40 and (said + rest).decode(errors="replace").startswith(reply.content)
+
+
+def test_a_signal_before_the_reply_begins_takes_the_question_back(home, smollm2_path, monkeypatch):
+    # SIGTERM while the prompt was fitted or the prompt cache read: the question stayed stored
+    # without a reply, and went to the model again (two questions in a row) with the next one.
+    from llamadesk.app.chat.stored_chat import StoredChat
+    from llamadesk.app.cli import Terminated
+
+    chat(home, smollm2_path, "--save", "Hello!", tokens=4)
+    store = stored(home)
+    [conversation] = store.conversations()
+    before = store.messages(conversation.id)
+
+    def terminated(chat, engine, tokens):
+        raise Terminated(15)
+
+    monkeypatch.setattr(StoredChat, "before_reply", terminated)
+    result = run_cli(
+        "chat",
+        "-m",
+        str(smollm2_path),
+        *PINNED_FLAGS,
+        *PINNED_SAMPLING_FLAGS,
+        "--max-tokens",
+        "4",
+        "--continue",
+        "Hi again",
+        env={"LLAMADESK_HOME": str(home)},
+    )
+    assert result.returncode == 143, result.stderr
+    assert store.messages(conversation.id) == before
+    store.close()
+
+
+def test_a_reply_is_stored_as_it_streams_and_complete_when_it_ends(home, smollm2_path, monkeypatch):
+    # What a SIGKILL would leave: the reply row, rewritten as it grows, "interrupted" until the end.
+    from llamadesk.app.chat import stored_chat
+    from llamadesk.app.chat.store import Store as StoreClass
+
+    monkeypatch.setattr(stored_chat, "SAVE_INTERVAL_S", 0.0)
+    seen: list[tuple[str, str]] = []
+    update = StoreClass.update_message
+
+    def recording(self, message, content, state):
+        seen.append((content, state))
+        return update(self, message, content, state)
+
+    monkeypatch.setattr(StoreClass, "update_message", recording)
+    result = chat(home, smollm2_path, "--save", "Name three colours.", tokens=12)
+    store = stored(home)
+    [conversation] = store.conversations()
+    question, reply = store.messages(conversation.id)
+    store.close()
+    assert reply.state == "complete" and reply.content and result.stdout.startswith(reply.content.strip()[:5])
+    growing = [content for content, state in seen if state == "interrupted"]
+    assert len(growing) >= 3 and all(
+        later.startswith(earlier) for earlier, later in zip(growing, growing[1:], strict=False)
+    )
+    assert seen[-1] == (reply.content, "complete")
+
+
 def _read_only_store(home: Path, folder: bool = True):
     """A store holding conversation 1, made read-only (with its data folder, or the file alone)."""
     import contextlib

@@ -570,6 +570,11 @@ class Store:
     def delete_message(self, message_id: int) -> None:
         self._execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
+    def has_message(self, message_id: int) -> bool:
+        """Whether the message is still stored (deleting its conversation elsewhere takes it too)."""
+        row = self._run(lambda db: db.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone())
+        return row is not None
+
     # -- translation history ----------------------------------------------------------------
 
     def add_translation(

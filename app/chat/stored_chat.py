@@ -2,21 +2,24 @@
 
 The CLI and the app share the store and the prompt cache: a conversation started in one goes on in
 the other, and its KV cache, written after each reply, spares the next one reading it all again.
-The question is stored at once; the reply when it ends (not as it streams, as the app saves it),
-marked "interrupted" when Ctrl-C, SIGTERM or SIGHUP stopped it. A process killed outright
-(SIGKILL) keeps its question without the reply.
+The question is stored at once; the reply as it streams, rewritten at most once a second (as the
+app saves it) and marked "interrupted" until it ends normally. So Ctrl-C, SIGTERM or SIGHUP keep
+what was said, and a process killed outright (SIGKILL) keeps what was said up to a second before.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from llamadesk.app.chat.prompt_cache import PromptCache
-from llamadesk.app.chat.store import Conversation, ConversationSettings, Store, StoredMessage
+from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage
 
 TITLE_LENGTH = 48
+# A streaming reply is rewritten in the store this often (the app's and the CLI's), so a killed process loses little.
+SAVE_INTERVAL_S = 1.0
 
 
 def title_from_prompt(prompt: str) -> str:
@@ -66,6 +69,8 @@ class StoredChat:
         self.cache = cache
         self.restored_tokens = 0
         self._started_here = False  # the conversation was created by this chat's first question
+        self._reply: StoredMessage | None = None  # the reply being streamed, stored as it grows
+        self._reply_saved_at = 0.0
 
     def turns(self) -> list[ChatMessage]:
         """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
@@ -85,8 +90,12 @@ class StoredChat:
 
     def take_back(self, message: StoredMessage) -> None:
         """A question the model could not take (its template refused it, the prompt is longer than
-        the context): as if it was never asked. A conversation this question started goes with it,
-        so a failed `chat --save` leaves no empty conversation behind."""
+        the context, the command was stopped before the reply began): as if it was never asked. A
+        conversation this question started goes with it, so a failed `chat --save` leaves no empty
+        conversation behind."""
+        if self._reply is not None:
+            self.store.delete_message(self._reply.id)
+            self._reply = None
         self.store.delete_message(message.id)
         if self._started_here and self.conversation is not None and not self.store.messages(self.conversation.id):
             self.store.delete(self.conversation.id)
@@ -100,10 +109,29 @@ class StoredChat:
             self.restored_tokens = self.cache.restore(engine, self.conversation.id, prompt_tokens)
         return self.restored_tokens
 
-    def add_reply(self, engine: object, text: str, stopped: bool, keep_cache: bool = True) -> None:
-        """Store the reply as it ended, then queue the KV cache for writing (the reply is already shown)."""
+    def start_reply(self) -> None:
+        """Store the reply before its first word (empty, "interrupted"), to be rewritten as it grows."""
         assert self.conversation is not None, "a reply follows a question"
-        self.store.add_message(self.conversation.id, "assistant", text, "interrupted" if stopped else "complete")
+        self._reply = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
+        self._reply_saved_at = time.monotonic()
+
+    def reply_grew(self, parts: Sequence[str]) -> None:
+        """The reply so far (its pieces): rewritten in the store when a second has passed since the last time."""
+        if self._reply is None or time.monotonic() - self._reply_saved_at < SAVE_INTERVAL_S:
+            return
+        self._reply = self.store.update_message(self._reply, "".join(parts), "interrupted")
+        self._reply_saved_at = time.monotonic()
+
+    def end_reply(self, engine: object, text: str, stopped: bool, keep_cache: bool = True) -> None:
+        """Store the reply as it ended, then queue the KV cache for writing (the reply is already shown)."""
+        assert self.conversation is not None and self._reply is not None, "start_reply came first"
+        reply, self._reply = self._reply, None
+        self.store.update_message(reply, text, "interrupted" if stopped else "complete")
+        if not self.store.has_message(reply.id):  # its conversation was deleted elsewhere meanwhile
+            raise ConversationDeleted(
+                f"conversation {self.conversation.id} was deleted elsewhere (in another window or program); "
+                "this message was not saved"
+            )
         if self.cache is not None and keep_cache:
             self.cache.save(engine, self.conversation.id)
 

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -140,11 +140,13 @@ def stream_reply(
     show_stats: bool,
     restored: int = 0,
     parts: list[str] | None = None,
+    grew: Callable[[list[str]], None] | None = None,
 ) -> tuple[str, bool]:
     """Print the reply as it streams; return its text and whether Ctrl-C stopped it.
 
     Each piece printed is also appended to `parts` (when given): a caller that SIGTERM or SIGHUP
-    stops mid-reply (cli.Terminated, raised out of here) still has what was said."""
+    stops mid-reply (cli.Terminated, raised out of here) still has what was said. `grew` is told
+    the pieces so far after each one (a stored chat saves them as they come)."""
     parts = [] if parts is None else parts
     with ctrl_c_stops(engine) as pressed:
         for event in engine.stream_chat(messages, sampling):
@@ -152,6 +154,8 @@ def stream_reply(
                 parts.append(event.text)
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
+                if grew is not None:
+                    grew(parts)
             else:
                 sys.stdout.write("\n")
                 sys.stdout.flush()
@@ -406,25 +410,27 @@ def take_turn(
     turns.append({"role": "user", "content": question})
     try:
         fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
-    except (BadInputError, Interrupted):
+        restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
+        chat.start_reply()
+    except (BadInputError, Interrupted, KeyboardInterrupt):
+        # Refused, or stopped (Ctrl-C, SIGTERM, SIGHUP) before a word of the reply: a question
+        # stored without its reply would be sent again with every next one.
         chat.take_back(message)
         raise
     said: list[str] = []
     try:
-        restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
-        reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored, said)
+        reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored, said, chat.reply_grew)
     except BadInputError:
-        # Refused before a word of the reply (PromptTooLong: a system prompt longer than the
-        # context): a question stored without its reply would be sent again with every next one.
+        # Refused before a word of the reply (PromptTooLong: a system prompt longer than the context).
         chat.take_back(message)
         raise
     except KeyboardInterrupt:
         # SIGTERM or SIGHUP (cli.Terminated) mid-reply: what was said is stored, marked
         # interrupted, as Ctrl-C stores it; the engine stopped mid-decode, so no KV cache is kept.
         with contextlib.suppress(LlamadeskError):  # a store that fails now must not hide the signal
-            chat.add_reply(engine, "".join(said), stopped=True, keep_cache=False)
+            chat.end_reply(engine, "".join(said), stopped=True, keep_cache=False)
         raise
-    chat.add_reply(engine, reply, stopped)
+    chat.end_reply(engine, reply, stopped)
     return reply, stopped, fitted.memory_start
 
 

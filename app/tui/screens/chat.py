@@ -24,7 +24,7 @@ from textual.widgets.markdown import MarkdownStream
 from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
-from llamadesk.app.chat.stored_chat import title_from_prompt
+from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, title_from_prompt
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
 from llamadesk.app.engine.types import GenerationStats, LoadSettings, Sampling
@@ -50,8 +50,6 @@ from llamadesk.app.tui.widgets.message_view import MessageView
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
 from llamadesk.app.tui.widgets.status_bar import StatusBar, StatusFacts
 
-# A streaming reply is written to the store at least this often, so a killed app loses little.
-SAVE_INTERVAL_S = 1.0
 # Only the newest messages are mounted: memory stays flat however long a conversation grows
 # (the store and the exports keep all of it).
 MAX_SHOWN_MESSAGES = 60
