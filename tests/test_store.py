@@ -442,6 +442,41 @@ def test_a_store_in_a_read_only_folder_is_read_into_memory_not_started_empty(tmp
         os.chmod(path.parent, 0o755)
 
 
+def test_a_read_only_folder_still_shows_what_a_killed_writer_left_in_the_wal(tmp_path):
+    # The `immutable` read of the file alone missed every message still in the WAL.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "data" / "c.sqlite3"
+    path.parent.mkdir()
+    store = Store(path)
+    kept = store.new_conversation("kept", SETTINGS)
+    store.close()
+    writer = (
+        "import os, sqlite3, sys\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        'db.execute("INSERT INTO messages (conversation_id, role, content, state, created)'
+        " VALUES (?, 'user', 'in the WAL', 'complete', 0)\", (int(sys.argv[2]),))\n"
+        "os._exit(0)  # killed: no checkpoint, the WAL stays\n"
+    )
+    subprocess.run([sys.executable, "-c", writer, str(path), str(kept.id)], check=True)
+    assert Path(f"{path}-wal").stat().st_size > 0
+    Path(f"{path}-shm").unlink()  # the index is SQLite's to rebuild (a copied or restored folder lacks it)
+    files = [path, Path(f"{path}-wal")]
+    for file in [*files, path.parent]:  # read-only throughout, as on a read-only disk or backup
+        os.chmod(file, 0o555 if file.is_dir() else 0o444)
+    try:
+        with permissions_enforced():
+            store = Store(path, on_notice=lambda _line: None)
+            assert store.not_saved is not None
+            assert [m.content for m in store.messages(kept.id)] == ["in the WAL"]
+            store.close()
+    finally:
+        for file in [path.parent, *files]:
+            os.chmod(file, 0o755 if file.is_dir() else 0o644)
+
+
 def test_a_read_only_store_whose_copy_cannot_be_upgraded_starts_empty(tmp_path):
     path = tmp_path / "c.sqlite3"
     # Step 3 adds this column again: the upgrade of the copy in memory fails.

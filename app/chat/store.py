@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -381,14 +383,22 @@ class Store:
         while another program writes it.
         """
         self._in_memory = True
+        with contextlib.ExitStack() as scratch:  # removes what _copy_with_wal copied
+            return self._memory_from(source, read_only_copy, scratch)
+
+    def _memory_from(
+        self, source: sqlite3.Connection | None, read_only_copy: bool, scratch: contextlib.ExitStack
+    ) -> sqlite3.Connection:
         sources: list[Callable[[], sqlite3.Connection]] = [] if source is None else [lambda: source]
         if read_only_copy and self.path.is_file():
             uri = self.path.absolute().as_uri()
-            sources += [
-                lambda: sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S),
-                # No WAL index can be made or read: the file as it is (a cleanly closed store holds it all).
-                lambda: sqlite3.connect(f"{uri}?immutable=1", uri=True),
-            ]
+            sources.append(lambda: sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S))
+            if Path(f"{self.path}-wal").is_file():
+                # Messages a killed writer left in the WAL, which `immutable` would not see: the file
+                # and its WAL copied where SQLite may make the index and replay them.
+                sources.append(lambda: self._copy_with_wal(scratch))
+            # No WAL index can be made or read: the file as it is (a cleanly closed store holds it all).
+            sources.append(lambda: sqlite3.connect(f"{uri}?immutable=1", uri=True))
         for open_source in sources:
             memory = sqlite3.connect(":memory:", isolation_level=None)
             opened = None
@@ -398,7 +408,7 @@ class Store:
                 upgrade(memory, int(memory.execute("PRAGMA user_version").fetchone()[0]))
                 memory.execute("PRAGMA foreign_keys=ON")
                 return memory
-            except sqlite3.Error:
+            except (sqlite3.Error, OSError):  # OSError: the copy of a WAL could not be made
                 memory.close()
             finally:
                 if opened is not None and opened is not source:
@@ -409,6 +419,12 @@ class Store:
         # must be accepted for conversations this copy never saw.
         self._fresh_memory = True
         return memory
+
+    def _copy_with_wal(self, scratch: contextlib.ExitStack) -> sqlite3.Connection:
+        copy = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="llamadesk-store-"))) / self.path.name
+        for suffix in ("", "-wal"):
+            shutil.copyfile(f"{self.path}{suffix}", f"{copy}{suffix}")
+        return sqlite3.connect(copy)
 
     def _set_aside(self) -> Path:
         """Rename the damaged file (and its WAL files, which belong to it) to a dated name."""
