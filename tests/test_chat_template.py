@@ -111,6 +111,16 @@ def refused(source: object, messages=QUESTION) -> str:
             "{% set n = namespace(l=[]) %}{% for i in range(1000) %}{% set n.l = n.l + ['x' * 8000000] %}{% endfor %}",
             "characters in all",
         ),
+        (  # partition() and split() make fresh copies: counted as items, they held GBs
+            "{% set s = 'y' ~ ('x' * 8000000) %}{% set n = namespace(l=[]) %}"
+            "{% for i in range(100000) %}{% set n.l = n.l + [s.partition('y')] %}{% endfor %}",
+            "characters in all",
+        ),
+        (
+            "{% set s = 'ab ' * 2700000 %}{% set n = namespace(l=[]) %}"
+            "{% for i in range(100000) %}{% set n.l = n.l + [s.split()] %}{% endfor %}",
+            "split made a value of 48,600,000 items",
+        ),
         ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nests or recurses too deeply"),
         ("{% if false %}never{% endif %}", "produced no text for this conversation"),
     ],

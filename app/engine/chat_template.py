@@ -11,7 +11,9 @@ hostile template cannot get around:
   every operation that can multiply a size is checked before it runs (`*`, `**`, string padding
   and widths, `replace`, `join`, `indent`, ...); every value made, the `~` operator and the output
   are capped at `size_limit` characters (8 MiB, or 4x the conversation for a longer one), and all
-  values made in one render together at 16x that, which bounds the memory a render can hold.
+  values made in one render together at 16x that (a list or tuple a call returns, like `s.split()`
+  or `s.partition()`, counted by its strings' characters and 16 per item), which bounds the memory
+  a render can hold.
   Jinja's sandbox already caps `range()` at 100,000 items.
 
 Every failure is one BadInputError line naming the model and the reason; `raise_exception(msg)`
@@ -86,6 +88,21 @@ def _size(value: object) -> int:
     return 0
 
 
+# What one item of a list a call returns counts for: its strings are fresh objects of ~50 bytes
+# each plus their characters, and a list prints ~16 characters per item (as _plan_format sizes it).
+ITEM_SIZE = 16
+
+
+def _made_size(value: object) -> int:
+    """What a call's result adds: a list or tuple counts its strings' characters and each item as
+    ITEM_SIZE, since a call makes them fresh (`s.split()` of 8 MB made 2.7 million strings, and
+    `s.partition()` a copy of the string, each counted as one item before)."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return ITEM_SIZE * len(value) + sum(len(item) for item in value if type(item) is str)  # type: ignore[arg-type]
+    return _size(value)
+
+
 class _IgnoreGenerationTags(jinja2.ext.Extension):
     """Transformers' `{% generation %}` tag (it marks the assistant's part for training): its body renders as is."""
 
@@ -149,8 +166,8 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
         """Limits for the next render: no value over `size_limit`, all of them together under 16x that."""
         self.size_limit, self.made = size_limit, 0
 
-    def check_size(self, value: Any, what: str) -> Any:
-        size = _size(value)
+    def check_size(self, value: Any, what: str, size: int | None = None) -> Any:
+        size = _size(value) if size is None else size
         if size > self.size_limit:
             raise TemplateLimit(f"{what} made a value of {size:,} items (the limit is {self.size_limit:,})")
         self.made += size
@@ -264,7 +281,7 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
                 __self._check_counts(f"str.{name}", args, kwargs)
             __self._plan_growth(name, subject, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        return __self.check_size(result, getattr(__obj, "__name__", "a call"))
+        return __self.check_size(result, getattr(__obj, "__name__", "a call"), _made_size(result))
 
     def _checked_filter(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         passes = getattr(function, "jinja_pass_arg", None)
@@ -276,7 +293,8 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             if name != "format":  # format's arguments are data; its width is in the format string
                 self._check_counts(f"the {name} filter", params, kwargs)
             self._plan_growth(name, subject, params, kwargs)
-            return self.check_size(function(*args, **kwargs), f"the {name} filter")
+            result = function(*args, **kwargs)
+            return self.check_size(result, f"the {name} filter", _made_size(result))
 
         return checked
 
