@@ -51,12 +51,15 @@ def quantized_types(path: Path) -> list[str]:
     """
     # Imported here: the header reader needs numpy and gguf (~0.1 s), which quantize_gguf()
     # imports while the quantizer child starts rather than before.
-    from llamadesk.app.core.gguf_file import open_header
+    from llamadesk.app.core.gguf_file import check_model, open_header, summarize
 
     header = open_header(path)
     kind = header.metadata.get("general.type")
     if kind in NOT_A_MODEL:
         raise BadInputError(f"{path} is {NOT_A_MODEL[kind]}")
+    # What every load checks: llama.cpp's quantizer aborted on some of these (a block count of 0,
+    # more experts used than there are) and wrote a useless file from others (a context length of 0).
+    check_model(path, header, summarize(path, header).architecture)
     return sorted({t.ggml_type.name for t in header.tensors if t.ggml_type.name not in FLOAT_TYPES})
 
 
@@ -254,6 +257,8 @@ def quantize_gguf(
     """
     input_path = Path(input)
     quant = qtype if isinstance(qtype, QuantType) else find_quant_type(qtype)
+    if output is None and not input_path.is_file():
+        check_input_gguf(input_path, allow_requantize)  # names what it is ('.' has no name to derive one from)
     target = Path(output) if output is not None else default_output(input_path, quant)
     if threads is not None:
         THREADS.check(threads, "--threads")  # past ggml's thread table llama.cpp crashes

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGUFValueType, GGUFWriter, LlamaFileType
+from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter, LlamaFileType
 
 
 def tiny_gguf_bytes(
@@ -86,6 +86,8 @@ class TinyModel:
     architecture: str = "llama"
     metadata: dict[str, tuple[Any, GGUFValueType, GGUFValueType | None]] = dataclasses.field(default_factory=dict)
     tensors: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # Tensors whose data is already in a ggml type (their bytes, as GGUFWriter's raw_dtype takes them).
+    raw_types: dict[str, GGMLQuantizationType] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         u32, f32, string, array = (
@@ -146,7 +148,7 @@ class TinyModel:
         for key, (value, vtype, item) in self.metadata.items():
             writer.add_key_value(key, value, vtype, sub_type=item)
         for name, data in self.tensors.items():
-            writer.add_tensor(name, data)
+            writer.add_tensor(name, data, raw_dtype=self.raw_types.get(name))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

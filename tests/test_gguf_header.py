@@ -297,3 +297,18 @@ def test_tensors_with_a_gap_between_them(tmp_path):
 def test_tensors_that_overlap(tmp_path):
     data = gguf(tensors=[tensor(b"a", (16,)), tensor(b"b", (4,), offset=32)], data=bytes(96))
     assert "tensor 'b' starts at data offset 32, not 64 where" in refusal(tmp_path, data)
+
+
+def test_every_tensor_type_llama_cpp_writes_is_known_to_the_reader():
+    # Q2_0 (42) was not in the gguf package: `quantize -t Q2_0` wrote a file every other command called damaged.
+    import re
+
+    from llamadesk.app.core.gguf_header import _tensor_type
+    from tests.fixtures.smollm2_f16 import llama_cpp_source
+
+    header = (llama_cpp_source() / "ggml" / "include" / "ggml.h").read_text()
+    enum = header[header.index("enum ggml_type {") : header.index("GGML_TYPE_COUNT")]
+    types = re.findall(r"^\s*GGML_TYPE_(\w+)\s*=\s*(\d+),", enum, re.MULTILINE)  # removed ones are comments
+    assert len(types) > 30
+    for name, value in types:
+        assert _tensor_type("t", int(value))[0].name == name

@@ -30,6 +30,19 @@ def test_tensor_data_is_byte_identical_to_llama_quantize(smollm2_f16_path, qtype
     assert header.metadata["general.file_type"] == open_header(reference).metadata["general.file_type"]
 
 
+@pytest.mark.parametrize("qtype", ["Q2_0", "Q1_0"])
+def test_the_newest_types_read_back_and_run(smollm2_f16_path, qtype, tmp_path):
+    # Q2_0's tensor type was unknown to the gguf package: every other command called the file damaged.
+    quantized = smollm2_quantized(smollm2_f16_path, qtype)
+    assert qtype in {t.ggml_type.name for t in open_header(quantized).tensors}
+    info = run_cli("info", str(quantized))
+    assert info.returncode == 0 and qtype in info.stdout, info.stderr
+    answer = run_cli(
+        "chat", "-m", str(quantized), "--threads", "1", "--temperature", "0", "--max-tokens", "2", "--ctx", "256", "Hi"
+    )
+    assert answer.returncode == 0, answer.stderr
+
+
 def test_sizes_shrink_with_bits(smollm2_f16_path):
     size = {q: smollm2_quantized(smollm2_f16_path, q).stat().st_size for q in COMMON_TYPES}
     k_ladder = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")

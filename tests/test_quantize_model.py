@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGMLQuantizationType
 
 import llamadesk.quantize.quantize_model as quantize_model
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
@@ -29,6 +29,7 @@ from llamadesk.quantize.quantize_model import (
     quantized_sizes,
     run_quantizer,
 )
+from tests.gguf_samples import TinyModel
 
 STAND_IN = f'''
 import json, os, signal, sys
@@ -67,16 +68,12 @@ def child(tmp_path, monkeypatch):
 
 
 def float_gguf(path: Path, quantized: bool = False) -> Path:
-    writer = GGUFWriter(path, "llama")
-    if quantized:  # two rows of one Q8_0 block each (32 values in 34 bytes)
-        writer.add_tensor("blk.0.ffn_up.weight", np.zeros((2, 34), np.uint8), raw_dtype=GGMLQuantizationType.Q8_0)
-    else:
-        writer.add_tensor("blk.0.ffn_up.weight", np.ones((2, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    """A tiny model every load check accepts (quantize_gguf runs them), f32 or with one Q8_0 matrix."""
+    if not quantized:
+        return TinyModel().write(path)
+    # two rows of one Q8_0 block each (32 values in 34 bytes)
+    extra = {"blk.0.extra.weight": np.zeros((2, 34), np.uint8)}
+    return TinyModel(tensors=extra, raw_types={"blk.0.extra.weight": GGMLQuantizationType.Q8_0}).write(path)
 
 
 def request(name: str = "in.gguf") -> QuantizeRequest:
@@ -106,6 +103,13 @@ def test_the_input_as_output_is_refused_before_anything_runs(tmp_path):
     with pytest.raises(BadInputError, match=r"the output .*m\.gguf is the input; choose another -o"):
         quantize_gguf(source, tmp_path / "." / "m.gguf", "Q8_0", force=True)
     assert source.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.gguf"]
+
+
+@pytest.mark.parametrize("given", [".", "/", ""])
+def test_a_folder_without_a_name_to_derive_the_output_from_is_named_as_a_folder(given):
+    # Path('.').with_name(...) raised ValueError: "internal error", exit 1.
+    with pytest.raises(BadInputError, match="is a folder, not a GGUF file"):
+        quantize_gguf(given, None, "Q4_0")
 
 
 def test_threads_past_ggmls_table_are_refused(tmp_path):

@@ -136,7 +136,7 @@ class ValueType:
 class TensorInfo:
     name: str
     shape: tuple[int, ...]  # ggml order: fastest-varying dimension first
-    ggml_type: GGMLQuantizationType
+    ggml_type: GGMLQuantizationType | NewerGGMLType
     data_offset: int  # absolute offset in the file
     n_elements: int
     n_bytes: int
@@ -254,11 +254,28 @@ def _alignment(metadata: dict[str, Any], types: dict[str, ValueType]) -> int:
     return alignment
 
 
-def _tensor_type(label: str, raw_type: int) -> tuple[GGMLQuantizationType, int, int]:
+@dataclass(frozen=True)
+class NewerGGMLType:
+    """A ggml tensor type llama.cpp makes that the gguf package in use does not know yet."""
+
+    name: str
+    value: int
+
+
+# ggml tensor types newer than the gguf package: value -> (name, values per block, bytes per
+# block), from llama.cpp's ggml.h and ggml-common.h. Without them `quantize -t Q2_0` wrote a file
+# every other command called damaged. block_q2_0: an f16 scale and 64 2-bit values.
+NEWER_GGML_TYPES = {42: ("Q2_0", 64, 2 + 64 // 4)}
+
+
+def _tensor_type(label: str, raw_type: int) -> tuple[GGMLQuantizationType | NewerGGMLType, int, int]:
     try:
         ggml_type = GGMLQuantizationType(raw_type)
         block, type_size = GGML_QUANT_SIZES[ggml_type]
     except (ValueError, KeyError) as err:
+        if raw_type in NEWER_GGML_TYPES:
+            name, block, type_size = NEWER_GGML_TYPES[raw_type]
+            return NewerGGMLType(name, raw_type), block, type_size
         raise GGUFFormatError(f"{label} has unknown type {raw_type}") from err
     return ggml_type, block, type_size
 

@@ -606,6 +606,16 @@ def chat(index: str, folder: str) -> None:
     _cli(["chat", "-m", str(path), *CHAT_FLAGS, "Say hello."], path)
 
 
+def quantize(index: str, folder: str) -> None:
+    """`llamadesk quantize` on a mutant; exits with its code (and must leave no output behind)."""
+    path = write_mutant(index, folder)
+    output = path.with_name(f"{path.stem}-Q8_0.gguf")
+    try:
+        _cli(["quantize", str(path), "-t", "Q8_0", "--allow-requantize", "--threads", "1", "-o", str(output)], path)
+    finally:
+        assert not output.exists(), "a refused quantize left its output"
+
+
 def load(index: str, folder: str) -> None:
     """Engine.load on a mutant (a LlamadeskError becomes the case's exit code)."""
     from llamadesk.app.engine.llama_engine import Engine

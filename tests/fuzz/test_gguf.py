@@ -23,6 +23,7 @@ PRELOAD = (
     "llamadesk.app.commands.info",
     "llamadesk.app.commands.chat",
     "llamadesk.app.commands.models",
+    "llamadesk.app.commands.quantize",
     "llamadesk.app.engine.llama_engine",
     "llamadesk.app.engine.load_check",
     "tests.fuzz.gguf_mutants",
@@ -119,6 +120,31 @@ def test_chat_answers_on_harmless_mutants_and_refuses_the_known_crashers(info_re
     assert "block_count is 0" in results["value-block_count-0"]["stderr"]
     assert "context_length is 4294967295" in results["value-context_length-max"]["stderr"]
     print(f"chat: {len(sample)} harmless mutants answered, {len(KNOWN_CRASHERS)} known crashers refused")
+
+
+# Mutants llama.cpp's quantizer aborted on (SIGABRT, exit 1) or quantized into a file nothing loads (exit 0).
+QUANTIZER_CRASHERS = (
+    "value-block_count-0",
+    "value-block_count-513",
+    "value-rope.scaling.type-bogus",
+    "value-expert_used-9-of-8",
+    "value-expert_count-2000",
+    "value-nextn_predict_layers-31",
+    "value-tokens-duplicate",
+)
+USELESS_QUANTIZED = ("value-context_length-0", "value-rms_epsilon-nan", "value-bos-out-of-vocabulary")
+
+
+def test_quantize_refuses_what_info_refuses_with_the_same_line(info_results, mutant_folder, tmp_path):
+    chosen = QUANTIZER_CRASHERS + USELESS_QUANTIZED
+    cases = [
+        call_case(name, "tests.fuzz.gguf_mutants:quantize", INDEX[name], str(mutant_folder), timeout=120)
+        for name in chosen
+    ]
+    results = run_cases(cases, tmp_path, preload=PRELOAD)
+    assert_all_refused(results, codes=(2,))
+    for name in chosen:
+        assert results[name]["stderr"].strip() == info_results[name]["stderr"].strip(), name
 
 
 def test_models_lists_a_folder_of_damaged_files_with_a_note_for_each(info_results, tmp_path, gemma_path, smollm2_path):
