@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -202,6 +203,22 @@ def _write_failure_reason(target: Path, partial: Path) -> str | None:
     return None
 
 
+# What ggml's abort handler adds after the reason: a backtrace through gdb, when gdb is there.
+_BACKTRACE_NOISE = re.compile(
+    r"^(\[Inferior |\[New LWP|\[Thread |#\d+ |0x[0-9a-f]+ in |Using host libthread_db|warning: )"
+)
+_CRASH_REASON = re.compile(r"GGML_ASSERT|GGML_ABORT|error|failed|terminate called|what\(\)", re.IGNORECASE)
+
+
+def _crash_detail(lines: list[str]) -> str:
+    """The line that says why llama.cpp aborted: the last naming an assertion or an error, not gdb's."""
+    meaningful = [line for line in lines if line.strip() and not _BACKTRACE_NOISE.match(line.strip())]
+    for line in reversed(meaningful):
+        if _CRASH_REASON.search(line):
+            return line.strip()
+    return meaningful[-1].strip() if meaningful else "no output"
+
+
 def _failure(
     status: int, report: QuantizeReport, request: QuantizeRequest, target: Path, partial: Path
 ) -> LlamadeskError:
@@ -232,7 +249,7 @@ def _failure(
             name = signal.Signals(-status).name
         except ValueError:
             name = f"signal {-status}"
-        detail = report.lines[-1] if report.lines else "no output"
+        detail = _crash_detail(report.lines)
         return LlamadeskError(f"llama.cpp's quantizer crashed ({name}) on {request.input}: {detail}")
     why = report.failure or (report.lines[-1] if report.lines else f"exit status {status}")
     return LlamadeskError(f"llama.cpp could not quantize {request.input}: {why}")

@@ -168,9 +168,23 @@ def test_a_finished_run_renames_the_output_into_place_and_reports_progress(tmp_p
             "llama.cpp's quantizer crashed (SIGKILL) on {input}: writing",
         ),
         ({"signal": signal.SIGSEGV}, "llama.cpp's quantizer crashed (SIGSEGV) on {input}: no output"),
+        (  # ggml's abort handler prints a backtrace through gdb after the reason
+            {
+                "lines": [
+                    "[ 1/ 2] output.weight",
+                    "/src/llama-model.cpp:123: GGML_ASSERT(n_layer > 0) failed",
+                    "[New LWP 4321]",
+                    "#0  0x00007f in __GI___wait4 ()",
+                    "[Inferior 1 (process 4320) detached]",
+                ],
+                "signal": signal.SIGABRT,
+            },
+            "llama.cpp's quantizer crashed (SIGABRT) on {input}: "
+            "/src/llama-model.cpp:123: GGML_ASSERT(n_layer > 0) failed",
+        ),
         ({"signal": 40}, "llama.cpp's quantizer crashed (signal 40) on {input}: no output"),  # a real-time signal
     ],
-    ids=["failure-line", "last-line", "nothing-said", "killed", "segfault", "unnamed-signal"],
+    ids=["failure-line", "last-line", "nothing-said", "killed", "segfault", "abort-backtrace", "unnamed-signal"],
 )
 def test_a_failed_run_is_one_line_and_leaves_nothing(tmp_path, child, step, message):
     source = float_gguf(tmp_path / "m.gguf")
