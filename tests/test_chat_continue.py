@@ -487,3 +487,94 @@ def test_a_conversation_deleted_elsewhere_mid_reply_is_one_clear_line(home, smol
         env={"LLAMADESK_HOME": str(home)},
     )
     assert_one_clear_line(result, 1, f"conversation {conversation.id} was deleted elsewhere")
+
+
+def test_a_title_from_piped_text_shows_its_control_characters_instead_of_obeying_them(home, smollm2_path):
+    # `cat untrusted.txt | llamadesk chat --save`, then `chat --list`: the title retitled the
+    # terminal (OSC 0) and cleared it (ESC [2J).
+    chat(home, smollm2_path, "--save", "\x1b]0;PWNED\x07\x1b[2J hello", tokens=2)
+    listed = run_cli("chat", "--list", env={"LLAMADESK_HOME": str(home)})
+    assert listed.returncode == 0 and "\x1b" not in listed.stdout and "\x07" not in listed.stdout
+    assert "^[]0;PWNED^G^[[2J hello" in listed.stdout
+
+
+def test_a_message_longer_than_the_context_says_the_model_sees_only_its_end(home, smollm2_path):
+    # The stored chat cut the question from its front without a word (the one-shot path refuses it).
+    question = "IMPORTANT: answer in French. " + "filler words here. " * 40 + "What is 2+2?"
+    result = chat(home, smollm2_path, "--save", "--ctx", "128", question, tokens=4)
+    assert "your message is longer than the context holds: the model sees only its end" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [None, "--system"])
+def test_text_that_is_not_utf8_is_one_line_before_anything_is_stored(home, smollm2_path, flag):
+    # The lone surrogate reached SQLite first: "internal error (UnicodeEncodeError ...)".
+    args = ("--system", "abc\udcff", "hi") if flag else ("abc\udcff",)
+    result = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, "--save", *args, env={"LLAMADESK_HOME": str(home)})
+    assert_one_clear_line(result, 2, "not UTF-8")
+    store = stored(home)
+    assert store.conversations() == []
+    store.close()
+
+
+def test_a_model_file_name_that_is_not_utf8_is_one_line(home, smollm2_path, tmp_path):
+    import os
+
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/mod\xe9le.gguf"))
+    os.symlink(smollm2_path, odd)
+    result = run_cli(
+        "chat", "-m", str(odd), *PINNED_FLAGS, "--max-tokens", "2", "hi", env={"LLAMADESK_HOME": str(home)}
+    )
+    assert_one_clear_line(result, 2, "not UTF-8")
+
+
+def test_a_reader_that_goes_away_keeps_what_was_said(home, smollm2_path):
+    # `chat --save ... | head -c 5`: exit 0 with an empty "interrupted" reply stored.
+    import os
+    import subprocess
+
+    from tests.conftest import LLAMADESK
+
+    process = subprocess.Popen(
+        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
+        + ["--max-tokens", "200", "--save", "Write a long story about a dragon."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LLAMADESK_HOME": str(home)},
+    )
+    first = os.read(process.stdout.fileno(), 5)
+    process.stdout.close()
+    process.communicate(timeout=120)
+    store = stored(home)
+    [conversation] = store.conversations()
+    question, reply = store.messages(conversation.id)
+    store.close()
+    assert reply.state == "interrupted" and reply.content.startswith(first.decode(errors="ignore"))
+    assert len(reply.content) >= len(first)
+
+
+def test_ctrl_c_while_the_question_is_read_takes_it_back(home, smollm2_path):
+    # The question stayed (with an empty reply the model never sees), so the next --continue read
+    # it again: the long read Ctrl-C had stopped.
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import LLAMADESK
+
+    long_question = "the quick brown fox jumps over the lazy dog. " * 600  # ~6,000 tokens: seconds to read
+    process = subprocess.Popen(
+        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
+        + ["--max-tokens", "4", "--save", long_question],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LLAMADESK_HOME": str(home)},
+    )
+    time.sleep(2.0)  # loaded and reading the prompt
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert out.strip() == b""  # stopped before the reply's first word
+    store = stored(home)
+    assert store.conversations() == []  # --save's conversation went with its only question
+    store.close()

@@ -58,3 +58,61 @@ def test_a_short_chat_keeps_every_turn(small_context_engine, monkeypatch, capsys
     assert repl(small_context_engine, "Be brief.", Sampling(temperature=0.0, max_tokens=8), show_stats=False) == 0
     assert seen == [2, 4]  # system + question, then system + question, reply, question
     assert "no longer sees" not in capsys.readouterr().err
+
+
+def test_in_a_terminal_a_long_line_and_a_paste_each_arrive_whole(smollm2_path, tmp_path):
+    # The terminal's own line mode cut a line at 4,095 characters without a word, and each line
+    # of a pasted text became a question of its own.
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    from llamadesk.app.chat.store import Store
+    from tests.conftest import LLAMADESK, PINNED_FLAGS
+    from tests.tui.tmux_terminal import TMUX
+    from tests.tui.waiting import wait_until_sync
+
+    assert shutil.which("tmux"), "tmux is needed for this test; install it (apt-get install tmux)"
+    home = tmp_path / "home"
+    session = f"repl-{os.getpid()}"
+    command = (
+        f"exec env LLAMADESK_HOME={home} {LLAMADESK} chat -m {smollm2_path} {' '.join(PINNED_FLAGS)} "
+        "--temperature 0 --max-tokens 2 --save"
+    )
+    subprocess.run([*TMUX, "new-session", "-d", "-s", session, "-x", "120", "-y", "30", command], check=True)
+    try:
+
+        def screen() -> str:
+            return subprocess.run([*TMUX, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+        def paste(text: str, bracketed: bool) -> None:
+            source = tmp_path / "buffer.txt"
+            source.write_text(text)
+            subprocess.run([*TMUX, "load-buffer", str(source)], check=True)
+            subprocess.run([*TMUX, "paste-buffer", *(["-p"] if bracketed else []), "-t", session], check=True)
+            time.sleep(0.5)
+            subprocess.run([*TMUX, "send-keys", "-t", session, "Enter"], check=True)
+
+        def stored_messages() -> list:
+            if not (home / "data" / "conversations.sqlite3").exists():
+                return []
+            store = Store(home / "data" / "conversations.sqlite3")
+            try:
+                return [m for c in store.conversations() for m in store.messages(c.id)]
+            finally:
+                store.close()
+
+        wait_until_sync(lambda: ">>>" in screen(), 120, "the prompt")  # (capture-pane drops trailing spaces)
+        long_line = "y" * 4500 + " END"  # past the terminal line mode's 4,095
+        paste(long_line, bracketed=False)
+        wait_until_sync(lambda: len([m for m in stored_messages() if m.state == "complete"]) == 2, 120, "a reply")
+        # The next prompt: readline turns bracketed paste on only while it reads a line.
+        wait_until_sync(lambda: screen().rstrip().splitlines()[-1] == ">>>", 60, "the next prompt")
+        time.sleep(0.5)
+        paste("Summarize this:\nThe cat sat on the mat.\nIt was happy.", bracketed=True)
+        wait_until_sync(lambda: len([m for m in stored_messages() if m.state == "complete"]) == 4, 120, "a reply")
+        questions = [m.content for m in stored_messages() if m.role == "user"]
+        assert questions == [long_line, "Summarize this:\nThe cat sat on the mat.\nIt was happy."]
+    finally:
+        subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)

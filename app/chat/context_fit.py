@@ -33,6 +33,16 @@ class FittedPrompt:
     prompt_tokens: int
     truncated_last: bool = False  # the newest message alone was too long and was cut from the front
 
+    @property
+    def cut_note(self) -> str | None:
+        """What to tell the user when the newest message was cut to fit (None when it was not)."""
+        if not self.truncated_last:
+            return None
+        return (
+            "your message is longer than the context holds: the model sees only its end "
+            "(a larger --ctx, or a shorter message, gives it all)"
+        )
+
 
 def build_messages(system_prompt: str, turns: Sequence[ChatMessage]) -> list[ChatMessage]:
     """The system prompt (when there is one) followed by the turns."""
@@ -112,4 +122,6 @@ def _truncate_newest(
         else:
             hi = mid - 1
     messages = messages_keeping(lo)
-    return FittedPrompt(messages, index, count_tokens(messages), truncated_last=True)
+    count = count_tokens(messages)
+    # Not even the system prompt fits: the engine refuses the prompt, so there is no cut to report.
+    return FittedPrompt(messages, index, count, truncated_last=count <= budget)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from llamadesk.app.chat.prompt_cache import PromptCache
 from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage
 
 TITLE_LENGTH = 48
@@ -23,8 +24,9 @@ SAVE_INTERVAL_S = 1.0
 
 
 def title_from_prompt(prompt: str) -> str:
-    """A conversation's first title: its first line, shortened (as the app names them)."""
-    line = prompt.strip().splitlines()[0] if prompt.strip() else "New conversation"
+    """A conversation's first title: its first line, shortened (as the app names them), with its
+    control characters shown (piped text's escape sequences would retitle or clear a terminal)."""
+    line = printable(prompt.strip().splitlines()[0]).strip() if prompt.strip() else "New conversation"
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
 
 

@@ -28,6 +28,7 @@ from llamadesk.app.commands.options import (
     lora_settings,
 )
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
+from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
 from llamadesk.app.settings.chat_defaults import (
     DEFAULT_REPEAT_PENALTY,
@@ -265,7 +266,8 @@ def list_conversations() -> int:
     try:
         for conversation in store.conversations():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(conversation.updated))
-            print(f"{conversation.id:>6}  {when}  {conversation.title}")
+            # A title is the first line of whatever was piped in: its control characters shown, not obeyed.
+            print(f"{conversation.id:>6}  {when}  {printable(conversation.title)}")
     finally:
         store.close()
     return 0
@@ -317,7 +319,10 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             value_range.check(value, flag)
-    prompt = " ".join(args.prompt)
+    prompt = check_utf8(" ".join(args.prompt), "the prompt")
+    for flag, value in (("--system", args.system), ("-m", args.model), *(("--lora", v) for v in args.lora or ())):
+        if value is not None:
+            check_utf8(value, flag)  # stored with the conversation: SQLite takes UTF-8 only
     interactive = not prompt and sys.stdin.isatty()
     if not prompt and not interactive:
         prompt = sys.stdin.read().strip()
@@ -372,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
 def describe(chat: StoredChat) -> str:
     if chat.conversation is None:
         return "new (stored when you send the first message)"
-    return f"{chat.conversation.id}: {chat.conversation.title}"
+    return f"{chat.conversation.id}: {printable(chat.conversation.title)}"
 
 
 def fit_turns(
@@ -390,7 +395,19 @@ def fit_turns(
         )
     if fitted.memory_start > memory_start:
         print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
+    if fitted.cut_note is not None:
+        print(f"({fitted.cut_note})", file=sys.stderr)
     return fitted
+
+
+def check_utf8(text: str, what: str) -> str:
+    """`text` as given, or BadInputError when it holds bytes that are not UTF-8 (argv and input()
+    keep them as lone surrogates, which neither SQLite nor llama.cpp can take)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInputError(f"{what} holds bytes that are not UTF-8; give it as UTF-8 (iconv converts it)") from None
+    return text
 
 
 def take_turn(
@@ -424,12 +441,21 @@ def take_turn(
         # Refused before a word of the reply (PromptTooLong: a system prompt longer than the context).
         chat.take_back(message)
         raise
-    except KeyboardInterrupt:
-        # SIGTERM or SIGHUP (cli.Terminated) mid-reply: what was said is stored, marked
-        # interrupted, as Ctrl-C stores it; the engine stopped mid-decode, so no KV cache is kept.
+    except (KeyboardInterrupt, OSError):
+        # SIGTERM or SIGHUP (cli.Terminated) mid-reply, or stdout gone (`| head`, a full disk):
+        # what was said is stored, marked interrupted, as Ctrl-C stores it; the engine stopped
+        # mid-decode, so no KV cache is kept. Nothing said: the question is taken back.
         with contextlib.suppress(LlamadeskError):  # a store that fails now must not hide the signal
-            chat.end_reply(engine, "".join(said), stopped=True, keep_cache=False)
+            if said:
+                chat.end_reply(engine, "".join(said), stopped=True, keep_cache=False)
+            else:
+                chat.take_back(message)
         raise
+    if stopped and not reply:
+        # Ctrl-C while the prompt was read: the question would be read again with every next one
+        # (the reason to press Ctrl-C was that reading it took too long).
+        chat.take_back(message)
+        return reply, stopped, memory_start
     chat.end_reply(engine, reply, stopped)
     return reply, stopped, fitted.memory_start
 
@@ -438,6 +464,14 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat:
     """An interactive chat. When it outgrows the context, the oldest turns are dropped from what the
     model sees (chat.context_fit, as in the app), so a long chat keeps answering instead of failing.
     With `chat`, every turn is stored in that conversation and its KV cache kept on disk."""
+    with contextlib.suppress(ImportError):  # not on every platform; input() works without it
+        # Line editing, and no 4,095-character limit: the terminal's own line mode cut a longer
+        # line without a word. A paste (readline's bracketed paste) arrives as one message.
+        import readline
+
+        # CPython turns readline's bracketed paste off; on, a pasted text with line breaks is one message.
+        readline.parse_and_bind("set enable-bracketed-paste on")
+
     print(f"Chatting with {engine.summary.name}. Ctrl-C stops a reply; Ctrl-D or /bye leaves.", file=sys.stderr)
     turns: list[ChatMessage] = []
     memory_start = 0
@@ -453,6 +487,11 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat:
         if line.strip() in ("/bye", "/exit", "/quit"):
             return 0
         if not line.strip():
+            continue
+        try:
+            check_utf8(line, "the message")
+        except BadInputError as err:
+            print(f"llamadesk: {err}", file=sys.stderr)
             continue
         try:
             if chat is not None:

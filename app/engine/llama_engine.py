@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import random
 import statistics
 import threading
@@ -105,6 +106,18 @@ def _chat_templates_left_to_llamadesk() -> Iterator[None]:
             module.Jinja2ChatFormatter = original
 
 
+def _require_utf8_name(path: Path) -> None:
+    """llama.cpp takes file names as UTF-8: one that is not (a Latin-1 name Python keeps as lone
+    surrogates) was an internal error when handed over."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInputError(
+            f"{os.fsencode(path)!r}: the file's name is not UTF-8, and llama.cpp opens files by UTF-8 names; "
+            "rename it (convmv converts names)"
+        ) from None
+
+
 def _apply_adapters(llama: llama_cpp.Llama, adapters: list[tuple[AdapterSummary, float]]) -> None:
     """Load LoRA adapters onto the model and set them, with their scales, on its context.
 
@@ -166,6 +179,8 @@ class Engine:
     def load(cls, path: Path | str, requested: LoadSettings = LoadSettings()) -> Engine:
         """Validate the GGUF (its chat template too), choose settings for this machine and load it."""
         path = Path(path)
+        for file in (path, *(Path(adapter) for adapter, _ in requested.lora)):
+            _require_utf8_name(file)
         header = open_header(path)
         if is_adapter(header):
             raise BadInputError(f"{path} is a LoRA adapter, not a model; apply it to its base with --lora")

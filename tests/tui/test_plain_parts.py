@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 from llamadesk.app.chat.code_blocks import code_blocks
+from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import LoadSettings, Sampling
 from llamadesk.app.tui.engine_host import (
     EngineHost,
@@ -15,7 +16,6 @@ from llamadesk.app.tui.engine_host import (
     ReplyRequest,
     ReplyStarted,
 )
-from llamadesk.app.tui.printable import printable
 from llamadesk.app.tui.screens.chat import free_export_path, title_from_prompt
 from llamadesk.app.tui.widgets.status_bar import StatusFacts, context_gauge, status_text
 from tests.tui.fake_engine import FakeLoader

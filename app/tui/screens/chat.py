@@ -27,6 +27,7 @@ from llamadesk.app.chat.store import Conversation, ConversationDeleted, Conversa
 from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, title_from_prompt
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
+from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import GenerationStats, LoadSettings, Sampling
 from llamadesk.app.tui.engine_host import (
     EngineFailed,
@@ -39,7 +40,6 @@ from llamadesk.app.tui.engine_host import (
     ReplyStarted,
 )
 from llamadesk.app.tui.frame_pacer import FramePacer
-from llamadesk.app.tui.printable import printable
 from llamadesk.app.tui.screens.adapter_picker import AdapterPickerScreen
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.mode_screen import ModeScreen
@@ -358,6 +358,8 @@ class ChatScreen(ModeScreen):
         start_id = reply.spoken_ids[start] if start < len(reply.spoken_ids) else None
         self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
         self._mark_memory()
+        if event.fitted.cut_note is not None:
+            self.notify(event.fitted.cut_note.replace("--ctx", "context (settings)"), severity="warning", timeout=10)
         self.show_status(
             context_tokens=event.fitted.prompt_tokens,
             n_ctx=event.n_ctx,

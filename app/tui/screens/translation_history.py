@@ -13,7 +13,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from llamadesk.app.chat.store import StoredTranslation
-from llamadesk.app.tui.printable import printable
+from llamadesk.app.core.printable import printable
 
 PREVIEW = 40
 

@@ -17,7 +17,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from llamadesk.app.chat.store import Conversation
-from llamadesk.app.tui.printable import printable
+from llamadesk.app.core.printable import printable
 
 NEW_CONVERSATION_LABEL = "+ New conversation"
 

@@ -17,7 +17,7 @@ from textual.widgets import Label, Markdown
 from textual.widgets.markdown import MarkdownStream
 
 from llamadesk.app.chat.code_blocks import code_blocks
-from llamadesk.app.tui.printable import printable
+from llamadesk.app.core.printable import printable
 
 
 @cache

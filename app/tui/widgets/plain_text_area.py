@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import TextArea
 
-from llamadesk.app.tui.printable import printable_in_place
+from llamadesk.app.core.printable import printable_in_place
 
 
 class PlainTextArea(TextArea):
