@@ -116,3 +116,50 @@ def test_in_a_terminal_a_long_line_and_a_paste_each_arrive_whole(smollm2_path, t
         assert questions == [long_line, "Summarize this:\nThe cat sat on the mat.\nIt was happy."]
     finally:
         subprocess.run([*TMUX, "kill-session", "-t", session], capture_output=True)
+
+
+def test_ctrl_c_while_a_long_message_is_fitted_stops_at_the_next_count():
+    # llama.cpp's tokenizer never looks at the stop: the Ctrl-C was recorded and forgotten, and the
+    # reply went on to the end (minutes for a 21 MB paste), exit 0.
+    import os
+    import signal
+
+    from llamadesk.app.commands.chat import fit_turns
+    from llamadesk.app.core.errors import Interrupted
+
+    class SlowTokenizer:
+        n_ctx = 256
+        counts = 0
+
+        def chat_prompt_tokens(self, messages):
+            self.counts += 1
+            if self.counts == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this count runs
+            return [0] * sum(len(m["content"]) for m in messages)
+
+        def request_stop(self):
+            pass
+
+    engine = SlowTokenizer()
+    turns = [{"role": "user", "content": "x" * 100_000}]
+    with pytest.raises(Interrupted):
+        fit_turns(engine, "", turns, Sampling(max_tokens=16), 0)
+    assert engine.counts == 2  # not one count more
+
+
+def test_a_message_stopped_before_its_reply_began_is_dropped(small_context_engine, monkeypatch, capsys):
+    # It stayed in the chat with an empty reply, and was read again before every next message.
+    import llamadesk.app.commands.chat as chat_command
+
+    lines = iter(["A very long message.", "hi", "/bye"])
+    monkeypatch.setattr(builtins, "input", lambda _prompt="": next(lines))
+    sent: list[list[str]] = []
+
+    def stream_reply(engine, messages, sampling, show_stats):
+        sent.append([m["content"] for m in messages])
+        return ("", True) if len(sent) == 1 else ("Hello!", False)  # Ctrl-C before the first word, then a reply
+
+    monkeypatch.setattr(chat_command, "stream_reply", stream_reply)
+    assert repl(small_context_engine, "Be brief.", Sampling(max_tokens=8), show_stats=False) == 0
+    assert sent == [["Be brief.", "A very long message."], ["Be brief.", "hi"]]
+    assert "that message is dropped" in capsys.readouterr().err

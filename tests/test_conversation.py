@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llamadesk.app.chat.context_fit import (
     DROP_SLACK_SHARE,
     TRUNCATION_MARK,
@@ -70,6 +72,30 @@ def test_a_single_message_longer_than_the_context_is_cut_from_the_front_not_refu
     assert fitted.messages[0]["content"] == "sys"
     kept = fitted.messages[-1]["content"]
     assert kept.startswith(TRUNCATION_MARK) and kept.endswith("what is this?")
+
+
+def test_cutting_a_huge_message_tokenizes_only_the_end_that_can_matter():
+    # The search tokenized the whole message each step: a 21 MB paste took minutes to fit.
+    huge = "word " * 2_000_000 + "what is this?"
+    seen: list[int] = []
+
+    def counting(messages) -> int:
+        seen.append(sum(len(m["content"]) for m in messages))
+        return count_words(messages)
+
+    fitted = fit_context("sys", [{"role": "user", "content": huge}], counting, n_ctx=512, max_tokens=64)
+    assert fitted.truncated_last and fitted.messages[-1]["content"].endswith("what is this?")
+    # Two counts of the whole conversation (is it too long; from which turn), then only its end.
+    assert len([n for n in seen if n > 100_000]) == 2
+
+
+def test_a_system_prompt_that_leaves_no_room_for_the_message_is_refused_not_answered():
+    # The message was cut to nothing and the model answered the system prompt alone.
+    from llamadesk.app.core.errors import PromptTooLong
+
+    system = " ".join(["rule"] * 446)  # 450 tokens of the 448 the context leaves beside a 64-token reply
+    with pytest.raises(PromptTooLong, match="leaves no room for your message"):
+        fit_context(system, [{"role": "user", "content": "What is the capital of France?"}], count_words, 512, 64)
 
 
 def test_reply_reserve_is_the_limit_capped_at_half_the_context():

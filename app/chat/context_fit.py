@@ -3,7 +3,8 @@
 Plain functions, tested without a terminal or a model. A conversation may grow past the model's
 context (n_ctx); then the oldest turns are dropped from what the model sees, the system prompt
 stays, and the caller learns the index of the first message the model still remembers, so the
-UI can mark it. Nothing here ever fails because a conversation is too long.
+UI can mark it. Nothing here fails because a conversation is too long; only a system prompt
+that leaves no room for the newest message is refused.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from llamadesk.app.core.errors import PromptTooLong
 from llamadesk.app.engine.types import ChatMessage
 
 # Tokens kept free for the reply when the conversation does not say how long replies may be.
@@ -20,6 +22,9 @@ DEFAULT_REPLY_RESERVE_SHARE = 0.25
 # re-evaluation instead of reusing the KV cache).
 DROP_SLACK_SHARE = 0.25
 TRUNCATION_MARK = "…"
+# Characters a token holds in ordinary text (about 4 in English): where the search for how much
+# of an over-long message fits starts.
+CHARS_PER_TOKEN_GUESS = 4
 
 TokenCounter = Callable[[Sequence[ChatMessage]], int]
 
@@ -99,11 +104,16 @@ def fit_context(
     used = tokens_from(start)
     if used <= budget:
         return FittedPrompt(build_messages(system_prompt, turns[start:]), start, used)
-    return _truncate_newest(system_prompt, turns[start:], start, count_tokens, budget)
+    return _truncate_newest(system_prompt, turns[start:], start, count_tokens, budget, n_ctx)
 
 
 def _truncate_newest(
-    system_prompt: str, turns: Sequence[ChatMessage], start: int, count_tokens: TokenCounter, budget: int
+    system_prompt: str,
+    turns: Sequence[ChatMessage],
+    start: int,
+    count_tokens: TokenCounter,
+    budget: int,
+    n_ctx: int,
 ) -> FittedPrompt:
     """The newest turn alone is too long: keep only it, cut from its front (its end is the question)."""
     last = turns[-1]
@@ -114,14 +124,28 @@ def _truncate_newest(
         kept = TRUNCATION_MARK + text[len(text) - n_chars :] if n_chars < len(text) else text
         return build_messages(system_prompt, [{"role": last["role"], "content": kept}])
 
-    lo, hi = 0, len(text)
+    def fits(n_chars: int) -> bool:
+        return count_tokens(messages_keeping(n_chars)) <= budget
+
+    # The search tokenizes only the end that can matter: the first length (from a few characters a
+    # token, doubling) that does not fit bounds it. Searching the whole text tokenized all of a
+    # 21 MB paste some 25 times, minutes before the first word.
+    lo, hi = 0, min(len(text), max(1, budget) * CHARS_PER_TOKEN_GUESS)
+    while hi < len(text) and fits(hi):
+        lo, hi = hi, min(len(text), hi * 2)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count_tokens(messages_keeping(mid)) <= budget:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1
+    if lo == 0:
+        # Nothing of the message fits beside the system prompt and the reply's room: answering the
+        # system prompt alone would be an answer to a question never seen.
+        raise PromptTooLong(
+            f"the system prompt leaves no room for your message: the context holds {n_ctx:,} tokens, "
+            f"{n_ctx - budget:,} of them kept for the reply; shorten the system prompt, or give a larger "
+            "context (--ctx)"
+        )
     messages = messages_keeping(lo)
-    count = count_tokens(messages)
-    # Not even the system prompt fits: the engine refuses the prompt, so there is no cut to report.
-    return FittedPrompt(messages, index, count, truncated_last=count <= budget)
+    return FittedPrompt(messages, index, count_tokens(messages), truncated_last=True)

@@ -320,9 +320,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             value_range.check(value, flag)
     prompt = check_utf8(" ".join(args.prompt), "the prompt")
-    for flag, value in (("--system", args.system), ("-m", args.model), *(("--lora", v) for v in args.lora or ())):
-        if value is not None:
-            check_utf8(value, flag)  # stored with the conversation: SQLite takes UTF-8 only
+    if args.system is not None:
+        check_utf8(args.system, "--system")  # stored with the conversation: SQLite takes UTF-8 only
+    for flag, value in (("-m", args.model), *(("--lora", v) for v in args.lora or ())):
+        if value is not None:  # a file name llama.cpp could not open either
+            check_utf8(value, flag, "rename the file to a UTF-8 name (convmv converts names)")
     interactive = not prompt and sys.stdin.isatty()
     if not prompt and not interactive:
         prompt = sys.stdin.read().strip()
@@ -384,15 +386,18 @@ def fit_turns(
     engine, system_prompt: str, turns: list[ChatMessage], sampling: Sampling, memory_start: int
 ) -> FittedPrompt:
     """What the model sees of the chat (chat.context_fit, as in the app); says when old turns were dropped."""
-    with ctrl_c_stops(engine):  # a template that renders for long stops on Ctrl-C too
-        fitted = fit_context(
-            system_prompt,
-            turns,
-            lambda messages: len(engine.chat_prompt_tokens(messages)),
-            engine.n_ctx,
-            sampling.max_tokens,
-            memory_start,
-        )
+    with ctrl_c_stops(engine) as pressed:  # a template that renders for long stops on Ctrl-C too
+
+        def count_tokens(messages: list[ChatMessage]) -> int:
+            # Tokenizing a long paste takes seconds, and llama.cpp's tokenizer never looks at the
+            # stop: Ctrl-C is heard between counts (it was lost, and the reply went on to the end).
+            if pressed:
+                raise Interrupted("stopped")
+            return len(engine.chat_prompt_tokens(messages))
+
+        fitted = fit_context(system_prompt, turns, count_tokens, engine.n_ctx, sampling.max_tokens, memory_start)
+        if pressed:
+            raise Interrupted("stopped")
     if fitted.memory_start > memory_start:
         print(f"(the model no longer sees the {fitted.memory_start} oldest messages)", file=sys.stderr)
     if fitted.cut_note is not None:
@@ -400,13 +405,13 @@ def fit_turns(
     return fitted
 
 
-def check_utf8(text: str, what: str) -> str:
+def check_utf8(text: str, what: str, advice: str = "give it as UTF-8 (iconv converts it)") -> str:
     """`text` as given, or BadInputError when it holds bytes that are not UTF-8 (argv and input()
     keep them as lone surrogates, which neither SQLite nor llama.cpp can take)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadInputError(f"{what} holds bytes that are not UTF-8; give it as UTF-8 (iconv converts it)") from None
+        raise BadInputError(f"{what} holds bytes that are not UTF-8; {advice}") from None
     return text
 
 
@@ -500,7 +505,12 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat:
             turns.append({"role": "user", "content": line})
             fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
             memory_start = fitted.memory_start
-            reply, _ = stream_reply(engine, fitted.messages, sampling, show_stats)
+            reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats)
+            if stopped and not reply:
+                # Ctrl-C while the message was read: kept, it would be read again before every next one.
+                turns.pop()
+                print("(stopped before the reply began: that message is dropped)", file=sys.stderr)
+                continue
         except (BadInputError, Interrupted) as err:
             # The model's chat template refused or failed on this turn (or Ctrl-C stopped it while
             # it rendered): nothing was said, so the turn is taken back and the chat goes on.
