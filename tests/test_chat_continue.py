@@ -578,3 +578,26 @@ def test_ctrl_c_while_the_question_is_read_takes_it_back(home, smollm2_path):
     store = stored(home)
     assert store.conversations() == []  # --save's conversation went with its only question
     store.close()
+
+
+def test_a_conversation_past_its_context_reads_only_the_new_turn_when_continued(home, smollm2_path):
+    # Each `--continue` started from the first message, dropped turns anew and read the whole
+    # window again (16-20 tokens from the prompt cache); the memory start is now stored.
+    import re
+
+    small = ("--ctx", "256")
+    chat(home, smollm2_path, *small, "--save", "Tell me about cats.", tokens=40)
+    reused_after_a_drop = []
+    dropped = False
+    for part in range(1, 7):
+        result = chat(home, smollm2_path, *small, "--continue", f"Tell me more, part {part}.", tokens=40)
+        cached = int(re.search(r"\((\d+) cached", result.stderr)[1])
+        if "no longer sees" in result.stderr:
+            dropped = True
+        elif dropped:
+            reused_after_a_drop.append(cached)
+    assert reused_after_a_drop and min(reused_after_a_drop) > 150, reused_after_a_drop
+    store = stored(home)
+    [conversation] = store.conversations()
+    assert conversation.memory_start_id is not None
+    store.close()

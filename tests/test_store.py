@@ -116,7 +116,8 @@ def test_processes_opening_a_new_or_old_store_at_once_neither_set_it_aside(tmp_p
         if version:
             raw = sqlite3.connect(path, isolation_level=None)
             upgrade(raw, 0)
-            raw.execute("ALTER TABLE conversations DROP COLUMN adapters")
+            for added_since in ("adapters", "memory_start_id"):  # by migrations 5 and 6
+                raw.execute(f"ALTER TABLE conversations DROP COLUMN {added_since}")
             raw.execute(f"PRAGMA user_version = {version}")
             raw.execute(
                 "INSERT INTO conversations (title, model, system_prompt, temperature, top_p, created, updated)"

@@ -62,7 +62,7 @@ LOCK_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 # The columns this code reads and writes, per table: a file that lacks one is not our store.
 SCHEMA_COLUMNS = {
     "conversations": "id, title, model, system_prompt, temperature, top_p, max_tokens, context_length,"
-    " repeat_penalty, adapters, created, updated",
+    " repeat_penalty, adapters, created, updated, memory_start_id",
     "messages": "id, conversation_id, role, content, state, created",
     "translations": "id, source_language, target_language, source, translation, model, created",
 }
@@ -98,6 +98,8 @@ class Conversation:
     # wrong with it); `settings` holds the default in each one's place. The CLI refuses them, as it
     # refuses a bad config.json value; the app can go on with the defaults.
     setting_problems: tuple[tuple[str, str], ...] = ()
+    # The id of the first message the model saw in the latest reply (None: from the first message).
+    memory_start_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -531,6 +533,10 @@ class Store:
             (*_settings_columns(settings), conversation_id),
         )
 
+    def set_memory_start(self, conversation_id: int, message_id: int | None) -> None:
+        """Remember where the model's memory began in the latest reply (None: at the first message)."""
+        self._execute("UPDATE conversations SET memory_start_id = ? WHERE id = ?", (message_id, conversation_id))
+
     def delete(self, conversation_id: int) -> None:
         self._execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
@@ -630,4 +636,9 @@ def _conversation(row: sqlite3.Row) -> Conversation:
             values[name] = default
             problems.append((name, str(err)))
     settings = ConversationSettings(**values)  # type: ignore[arg-type]
-    return Conversation(row["id"], row["title"], settings, row["created"], row["updated"], tuple(problems))
+    start = row["memory_start_id"]
+    # Only where the next reply starts reading; a damaged value starts it at the first message.
+    memory_start_id = start if type(start) is int else None
+    return Conversation(
+        row["id"], row["title"], settings, row["created"], row["updated"], tuple(problems), memory_start_id
+    )

@@ -97,6 +97,14 @@ def m005_conversation_adapters(db: sqlite3.Connection) -> None:
     _statements(db, "ALTER TABLE conversations ADD COLUMN adapters TEXT NOT NULL DEFAULT '[]';")
 
 
+@migration
+def m006_memory_start(db: sqlite3.Connection) -> None:
+    # The first message the model saw in the latest reply (a message id; NULL: the first). Reopened,
+    # a conversation longer than its context starts from there again, so its prompt cache matches:
+    # started from the first message, each reopening dropped turns anew and read the whole window.
+    _statements(db, "ALTER TABLE conversations ADD COLUMN memory_start_id INTEGER;")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

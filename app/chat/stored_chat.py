@@ -72,17 +72,31 @@ class StoredChat:
         self.restored_tokens = 0
         self._started_here = False  # the conversation was created by this chat's first question
         self._reply: StoredMessage | None = None  # the reply being streamed, stored as it grows
+        self._turn_ids: list[int] = []  # the stored id of each message turns() returned
         self._reply_saved_at = 0.0
 
     def turns(self) -> list[ChatMessage]:
         """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
         if self.conversation is None:
+            self._turn_ids = []
             return []
-        return [
-            {"role": m.role, "content": m.content}
-            for m in self.store.messages(self.conversation.id)
-            if m.content and m.role in ("user", "assistant")
-        ]
+        spoken = [m for m in self.store.messages(self.conversation.id) if m.content and m.role in ("user", "assistant")]
+        self._turn_ids = [m.id for m in spoken]
+        return [{"role": m.role, "content": m.content} for m in spoken]
+
+    def memory_start(self) -> int:
+        """Where in turns() the model's memory began in the latest reply (stored with the
+        conversation, so a reopened one reads the window its prompt cache holds; 0: the first)."""
+        if self.conversation is None:
+            return 0
+        start_id = self.store.conversation(self.conversation.id).memory_start_id
+        return self._turn_ids.index(start_id) if start_id in self._turn_ids else 0
+
+    def remember_memory_start(self, memory_start: int, question: StoredMessage) -> None:
+        """Store where the model's memory began for this reply (an index into turns() and the question)."""
+        assert self.conversation is not None, "a reply follows a question"
+        ids = [*self._turn_ids, question.id]
+        self.store.set_memory_start(self.conversation.id, ids[memory_start] if 0 < memory_start < len(ids) else None)
 
     def add_question(self, text: str) -> StoredMessage:
         if self.conversation is None:

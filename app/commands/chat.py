@@ -428,6 +428,8 @@ def take_turn(
     restoring what the prompt cache holds, both stored. Returns the reply, whether Ctrl-C stopped it,
     and where the model's memory now starts."""
     turns = chat.turns()
+    # Where the previous reply's memory began (stored: a one-shot --continue starts from there too).
+    memory_start = max(memory_start, chat.memory_start())
     message = chat.add_question(question)
     turns.append({"role": "user", "content": question})
     try:
@@ -462,6 +464,7 @@ def take_turn(
         chat.take_back(message)
         return reply, stopped, memory_start
     chat.end_reply(engine, reply, stopped)
+    chat.remember_memory_start(fitted.memory_start, message)
     return reply, stopped, fitted.memory_start
 
 

@@ -281,6 +281,17 @@ async def test_when_the_conversation_outgrows_the_context_the_ui_marks_where_mem
         seen = loader.engines[0].prompts[-1]
         assert seen[0]["role"] == "system"
         assert seen[1]["content"] == screen.messages[screen.memory_start].content
+        # Reopened, it starts from the same message: from the first, it dropped turns anew and
+        # read the whole window again instead of what the prompt cache holds.
+        start = screen.messages[screen.memory_start].id
+        assert store.conversation(earlier.id).memory_start_id == start
+        screen.open_conversation(None)
+        screen.open_conversation(earlier.id)
+        assert screen.messages[screen.memory_start].id == start
+        assert f"forgot {screen.memory_start} msgs" in str(screen.query_one(StatusBar).render())
+        await ask(pilot, "one more question")
+        assert loader.engines[-1].prompts[-1][1]["content"] == screen.messages[screen.memory_start].content
+        assert screen.messages[screen.memory_start].id >= start  # memory only moves forward
 
 
 async def test_help_lists_every_key_and_the_palette_has_every_action(store):

@@ -223,11 +223,15 @@ class ChatScreen(ModeScreen):
     def show_conversation(self, conversation: Conversation | None) -> None:
         self.conversation = conversation
         self.messages = self.store.messages(conversation.id) if conversation else []
-        self.memory_start = 0
+        # Where the latest reply's memory began: a long conversation reads the window its prompt
+        # cache holds again (from the first message, it dropped turns anew and read it all).
+        start_id = conversation.memory_start_id if conversation else None
+        self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
         self.query_one("#messages", VerticalScroll).remove_children()
         self._shown = {}
         self._show_newest()
-        self.show_status(memory_start=0, context_tokens=0, cached_tokens=0, cache_from_disk=False)
+        self._mark_memory()
+        self.show_status(memory_start=self.memory_start, context_tokens=0, cached_tokens=0, cache_from_disk=False)
         self.sub_title = conversation.title if conversation else "New conversation"
         for _, problem in conversation.setting_problems if conversation else ():
             # A damaged or hand-edited row: the default is used, as for a bad config.json value.
@@ -358,6 +362,8 @@ class ChatScreen(ModeScreen):
         start_id = reply.spoken_ids[start] if start < len(reply.spoken_ids) else None
         self.memory_start = next((i for i, m in enumerate(self.messages) if m.id == start_id), 0)
         self._mark_memory()
+        if self.conversation is not None:
+            self.store.set_memory_start(self.conversation.id, start_id if self.memory_start else None)
         if event.fitted.cut_note is not None:
             self.notify(event.fitted.cut_note.replace("--ctx", "context (settings)"), severity="warning", timeout=10)
         self.show_status(
