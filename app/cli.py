@@ -45,8 +45,11 @@ class OneLineParser(argparse.ArgumentParser):
     `--help` away, and the line says so.
     """
 
+    # The subcommand being parsed, for errors the top parser reports ("unrecognized arguments").
+    command: str | None = None
+
     def error(self, message: str) -> NoReturn:
-        command = self.prog.removeprefix("llamadesk").strip()
+        command = self.prog.removeprefix("llamadesk").strip() or self.command
         helping = f"llamadesk {command} --help" if command else "llamadesk --help"
         self.exit(2, f"llamadesk: {message}; see `{helping}`\n")
 
@@ -67,6 +70,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     names = [command] if command in COMMAND_MODULES else list(COMMAND_MODULES)
     for name in names:
         importlib.import_module(f"{__package__}.commands.{COMMAND_MODULES[name]}").register(sub)
+    # Flags are taken only as spelled: argparse's prefixes took llama-cli's `--prompt TEXT` for
+    # `--prompt-lookup`, and a flag added later would change what an old command line means.
+    parser.allow_abbrev = False
+    parser.command = command if command in COMMAND_MODULES else None
+    for command_parser in sub.choices.values():
+        command_parser.allow_abbrev = False
     return parser
 
 

@@ -436,7 +436,7 @@ def test_a_read_only_data_folder_still_lists_what_the_store_holds(home):
     assert "kept" in result.stdout and "try again" not in result.stderr
 
 
-def test_a_stored_reply_that_could_not_be_saved_is_exit_1_in_one_line(home, smollm2_path):
+def test_a_one_shot_chat_whose_reply_could_not_be_saved_is_refused_before_loading(home, smollm2_path):
     # `chat --continue` answered, kept the reply in memory, quit at once and exited 0: it was lost.
     with _read_only_store(home, folder=False):
         result = run_cli(
@@ -451,8 +451,8 @@ def test_a_stored_reply_that_could_not_be_saved_is_exit_1_in_one_line(home, smol
             "Hi",
             env={"LLAMADESK_HOME": str(home)},
         )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("llamadesk: the reply was not saved: ")
+    # Refused before the model is loaded: answering first lost minutes of work on a Pi.
+    assert_one_clear_line(result, 1, "cannot be written", "nothing was asked")
     store = stored(home)
     assert [m.content for m in store.messages(1)] == ["from before"]
     store.close()
@@ -601,3 +601,20 @@ def test_a_conversation_past_its_context_reads_only_the_new_turn_when_continued(
     [conversation] = store.conversations()
     assert conversation.memory_start_id is not None
     store.close()
+
+
+def test_a_new_cli_conversation_starts_from_config_json_as_in_the_app(home, smollm2_path):
+    # The CLI used its built-in defaults, and a bad config.json did not stop it (the README says both).
+    (home / "config").mkdir(exist_ok=True)
+    config = home / "config" / "config.json"
+    config.write_text(json.dumps({"system_prompt": "Always answer in French.", "temperature": 0, "max_tokens": 5}))
+    run = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, "--save", "hi", env={"LLAMADESK_HOME": str(home)})
+    assert run.returncode == 0, run.stderr
+    store = stored(home)
+    [conversation] = store.conversations()
+    settings = conversation.settings
+    assert (settings.system_prompt, settings.temperature, settings.max_tokens) == ("Always answer in French.", 0, 5)
+    store.close()
+    config.write_text(json.dumps({"temperature": 7}))
+    refused = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, "hi", env={"LLAMADESK_HOME": str(home)})
+    assert_one_clear_line(refused, 2, "temperature")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llamadesk.app.commands import info
-from tests.conftest import run_cli
+from tests.conftest import assert_one_clear_line, run_cli
 
 
 def test_an_unforeseen_error_is_one_line_and_exit_1(monkeypatch):
@@ -40,3 +40,9 @@ def test_llamadesk_debug_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("LLAMADESK_DEBUG", "1")
     with pytest.raises(KeyError):
         run_cli("info", "smollm2")
+
+
+def test_flags_are_taken_only_as_spelled():
+    # argparse's prefixes took llama-cli's `--prompt TEXT` for `--prompt-lookup`.
+    result = run_cli("chat", "--prompt", "hi")
+    assert_one_clear_line(result, 2, "unrecognized arguments: --prompt", "see `llamadesk chat --help`")

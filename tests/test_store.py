@@ -584,3 +584,16 @@ def test_translations_come_back_newest_first_up_to_the_limit(store):
     assert first.id < second.id < third.id and first.created <= third.created
     assert store.translations(limit=2) == [third, second]
     assert [t.translation for t in store.translations()] == ["Thank you", "Hallo", "Bonjour"]
+
+
+def test_rows_edited_by_hand_read_as_usable_values(store):
+    # `chat --list` crashed on a text `updated` (TypeError) and on 1e300 (OverflowError); a BLOB
+    # message reached the chat template, which was then blamed for it.
+    kept = store.new_conversation("kept", SETTINGS)
+    message = store.add_message(kept.id, "user", "hello")
+    store._execute("UPDATE conversations SET updated = 'abc', created = 1e300, title = 42 WHERE id = ?", (kept.id,))
+    store._execute("UPDATE messages SET content = X'68c3a9ff' WHERE id = ?", (message.id,))
+    [conversation] = store.conversations()
+    assert (conversation.title, conversation.created, conversation.updated) == ("42", 0.0, 0.0)
+    [read] = store.messages(kept.id)
+    assert read.content == "hé\ufffd"

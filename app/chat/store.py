@@ -550,7 +550,7 @@ class Store:
                 (conversation_id,),
             ).fetchall()
         )
-        return [StoredMessage(*row) for row in rows]
+        return [_message(*row) for row in rows]
 
     def add_message(
         self, conversation_id: int, role: Role, content: str, state: MessageState = "complete"
@@ -625,6 +625,41 @@ class Store:
         return [StoredTranslation(*row) for row in rows]
 
 
+# A time a row may hold: from 1970 to the year 5138 (time.localtime takes it on every platform).
+LATEST_TIME = 1e11
+
+
+def _text(value: object) -> str:
+    """A text column as text: a value edited in as bytes or a number is shown, not a crash later."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
+
+
+def _time(value: object) -> float:
+    """A time column as seconds since 1970 (0 when it holds no usable time)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= LATEST_TIME:
+        return float(value)
+    return 0.0
+
+
+def _message(
+    message_id: int, conversation_id: int, role: object, content: object, state: object, created: object
+) -> StoredMessage:
+    """A message as stored, each column made usable (rows edited by hand or damaged: `chat --list`
+    crashed on a text `updated`, and a BLOB message was blamed on the model's chat template)."""
+    return StoredMessage(
+        message_id,
+        conversation_id,
+        _text(role),  # type: ignore[arg-type]
+        _text(content),
+        state if state in ("complete", "interrupted") else "interrupted",  # type: ignore[arg-type]
+        _time(created),
+    )
+
+
 def _conversation(row: sqlite3.Row) -> Conversation:
     """A conversation as stored; each setting checked, a bad one replaced by its default and named."""
     values: dict[str, object] = {}
@@ -640,5 +675,11 @@ def _conversation(row: sqlite3.Row) -> Conversation:
     # Only where the next reply starts reading; a damaged value starts it at the first message.
     memory_start_id = start if type(start) is int else None
     return Conversation(
-        row["id"], row["title"], settings, row["created"], row["updated"], tuple(problems), memory_start_id
+        row["id"],
+        _text(row["title"]),
+        settings,
+        _time(row["created"]),
+        _time(row["updated"]),
+        tuple(problems),
+        memory_start_id,
     )

@@ -60,25 +60,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("prompt", nargs="*", help="what to ask (joined with spaces)")
     add_model_option(parser)
-    # None: the stored conversation's own setting when one is continued, else the default shown.
+    # None: the stored conversation's own setting when one is continued, else config.json's (a new
+    # conversation starts as in the app), else the default shown.
     parser.set_defaults(model=None)
     parser.add_argument(
         "--system",
-        help=f'system prompt (default: "{DEFAULT_SYSTEM_PROMPT}"; "" leaves it to the chat template)',
+        help=f'system prompt (default: config.json\'s, else "{DEFAULT_SYSTEM_PROMPT}"; "" leaves it to the '
+        "chat template)",
     )
     parser.add_argument(
         "--temperature",
         type=float,
-        help=f"0 is greedy and reproducible (default: {DEFAULT_TEMPERATURE})",
+        help=f"0 is greedy and reproducible (default: config.json's, else {DEFAULT_TEMPERATURE})",
     )
-    parser.add_argument("--top-p", type=float, help=f"nucleus sampling threshold (default: {DEFAULT_TOP_P})")
+    parser.add_argument(
+        "--top-p", type=float, help=f"nucleus sampling threshold (default: config.json's, else {DEFAULT_TOP_P})"
+    )
     parser.add_argument(
         "--repeat-penalty",
         type=float,
-        help=f"penalty for repeating recent tokens, 1 is none (default: {DEFAULT_REPEAT_PENALTY})",
+        help=f"penalty for repeating recent tokens, 1 is none (default: config.json's, else {DEFAULT_REPEAT_PENALTY})",
     )
     parser.add_argument("--seed", type=int, help="random seed for sampling")
-    parser.add_argument("--max-tokens", type=int, help="stop the reply after this many tokens")
+    parser.add_argument(
+        "--max-tokens", type=int, help="stop the reply after this many tokens (default: config.json's, else 1024)"
+    )
     parser.add_argument("--stats", action="store_true", help="print speed and context use to stderr after each reply")
     parser.add_argument(
         "--prompt-lookup",
@@ -204,16 +210,11 @@ def flag_settings(args: argparse.Namespace) -> dict[str, object]:
 
 
 def conversation_settings(args: argparse.Namespace, stored: ConversationSettings | None) -> ConversationSettings:
-    """The flags over a continued conversation's own settings (or over the CLI's defaults)."""
-    base = stored or ConversationSettings(
-        model="smollm2",
-        system_prompt=DEFAULT_SYSTEM_PROMPT,
-        temperature=DEFAULT_TEMPERATURE,
-        top_p=DEFAULT_TOP_P,
-        repeat_penalty=DEFAULT_REPEAT_PENALTY,
-        max_tokens=None,
-        context_length=None,
-    )
+    """The flags over a continued conversation's own settings (or over config.json's defaults for a
+    new conversation, as the app starts one; a bad config.json stops the command with its line)."""
+    from llamadesk.app.settings.user_config import load_config
+
+    base = stored or load_config().conversation_settings("chat")
     flags = flag_settings(args)
     return replace(base, **{name: value for name, value in flags.items() if value is not None})
 
@@ -230,8 +231,11 @@ def refuse_unusable_settings(conversation: Conversation, args: argparse.Namespac
             )
 
 
-def open_store_to_read():
+def open_store_to_read(refuse_unwritable: bool = False):
     """The conversation store, for commands that read what it holds (--list, --continue, --conversation).
+
+    `refuse_unwritable`: a store that cannot be written is one line and exit 1, before any model is
+    loaded (a one-shot command would answer and then lose the reply: minutes of work on a Pi).
 
     A store that cannot be written (a read-only folder, a full disk) is read into memory and its
     conversations listed and continued all the same. When the file cannot be read at all (another
@@ -255,6 +259,10 @@ def open_store_to_read():
         if store.locked_out:
             raise LlamadeskError(f"{reason}; its conversations cannot be read now: try again once it is free")
         raise LlamadeskError(f"{reason}; its conversations cannot be read either")
+    if refuse_unwritable and store.not_saved is not None:
+        store.close()
+        wait = "; try again once it is free" if store.locked_out else ""
+        raise LlamadeskError(f"{store.not_saved}; nothing was asked, since the reply could not be kept{wait}")
     store.on_notice = print_notice
     for line in notices:
         print_notice(line)
@@ -273,7 +281,7 @@ def list_conversations() -> int:
     return 0
 
 
-def open_stored_chat(args: argparse.Namespace) -> StoredChat:
+def open_stored_chat(args: argparse.Namespace, one_shot: bool = False) -> StoredChat:
     """The conversation --continue/--conversation names (or a new one for --save), with its prompt cache."""
     from llamadesk.app.chat.prompt_cache import PromptCache, budget_from_megabytes, default_cache_folder
     from llamadesk.app.chat.store import Store
@@ -287,7 +295,10 @@ def open_stored_chat(args: argparse.Namespace) -> StoredChat:
         megabytes = load_config().prompt_cache_mb
         folder = default_cache_folder()
         cache = PromptCache(folder, budget_from_megabytes(megabytes, folder))
-    store = Store() if args.save else open_store_to_read()
+    if args.save and not one_shot:
+        store = Store()  # the REPL goes on in memory when the file cannot be written; it says so
+    else:
+        store = open_store_to_read(refuse_unwritable=one_shot)
     try:
         if args.save:
             return StoredChat(store, None, conversation_settings(args, None), cache)
@@ -332,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError("nothing to answer: give a PROMPT or pipe text on stdin")
 
     stored = args.continue_last or args.conversation is not None or args.save
-    chat = open_stored_chat(args) if stored else None
+    chat = open_stored_chat(args, one_shot=not interactive) if stored else None
     try:
         settings = chat.settings if chat is not None else conversation_settings(args, None)
         path = resolve_model(settings.model)
