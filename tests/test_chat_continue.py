@@ -7,6 +7,7 @@ by path, pinned and greedy, so what it says is the same with the prompt cache an
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -618,3 +619,19 @@ def test_a_new_cli_conversation_starts_from_config_json_as_in_the_app(home, smol
     config.write_text(json.dumps({"temperature": 7}))
     refused = run_cli("chat", "-m", str(smollm2_path), *PINNED_FLAGS, "hi", env={"LLAMADESK_HOME": str(home)})
     assert_one_clear_line(refused, 2, "temperature")
+
+
+def test_a_stored_adapter_that_is_gone_is_named_and_lora_none_goes_on_without_it(home, smollm2_path):
+    # "no such file; give a path to a .gguf file", naming neither the conversation nor a way on.
+    chat(home, smollm2_path, "--save", "Hello!", tokens=2)
+    store = stored(home)
+    [conversation] = store.conversations()
+    store.update_settings(conversation.id, replace(conversation.settings, adapters=(("/nowhere/a.gguf", 1.0),)))
+    env = {"LLAMADESK_HOME": str(home)}
+    common = ("-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "2", "--continue")
+    refused = run_cli("chat", *common, "More?", env=env)
+    assert_one_clear_line(refused, 2, f"conversation {conversation.id} applies the LoRA adapter /nowhere/a.gguf")
+    assert run_cli("chat", *common, "--lora", "none", "More?", env=env).returncode == 0
+    both = run_cli("chat", *common, "--lora", "none", "--lora", "x.gguf", "More?", env=env)
+    assert_one_clear_line(both, 2, "--lora none means no adapter")
+    store.close()

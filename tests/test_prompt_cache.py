@@ -162,11 +162,27 @@ def test_saving_returns_before_the_file_is_written(tmp_path, monkeypatch):
 def test_forget_removes_a_deleted_conversations_files(tmp_path):
     cache = PromptCache(tmp_path, budget=10**6)
     cache.save(BytesEngine(), 1)
-    cache.save(BytesEngine(identity="other"), 1)
     cache.save(BytesEngine(), 11)
     assert cache.flush(10)
     cache.forget(1)
     assert [p.name.split("-")[0] for p in tmp_path.glob("*.kvc")] == ["c11"]
+
+
+def test_a_conversation_keeps_only_the_cache_of_the_model_and_settings_it_used_last(tmp_path):
+    # A file made under another identity (the model file changed, another KV type, an upgrade) can
+    # never be read again; it stayed until the budget filled, and doctor counted it.
+    cache = PromptCache(tmp_path, budget=10**6)
+    cache.save(BytesEngine(identity="before"), 1)
+    cache.save(BytesEngine(identity="before"), 11)
+    assert cache.flush(10)
+    cache.save(BytesEngine(identity="after"), 1)
+    assert cache.flush(10)
+    assert sorted(p.name for p in tmp_path.glob("*.kvc")) == sorted(
+        [
+            cache.path_for(1, identity_digest({"model": "after"})).name,
+            cache.path_for(11, identity_digest({"model": "before"})).name,
+        ]
+    )
 
 
 def test_headers_that_do_not_add_up_are_refused():

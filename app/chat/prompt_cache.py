@@ -309,6 +309,16 @@ class PromptCache:
             out.write(header)
             out.write(raw_tokens)
             out.write(state)
+        self._remove_stale(conversation_id, keep=path)
+
+    def _remove_stale(self, conversation_id: int, keep: Path) -> None:
+        """A conversation keeps one cache, for the model and settings it used last: files made under
+        another identity (the model file changed, another KV type, a llama.cpp upgrade) can never be
+        read again, and stayed until the budget filled."""
+        for stale in self.folder.glob(f"c{conversation_id}-*{SUFFIX}"):
+            if stale != keep:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     # -- the budget ---------------------------------------------------------------------------
 

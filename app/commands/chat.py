@@ -229,6 +229,13 @@ def refuse_unusable_settings(conversation: Conversation, args: argparse.Namespac
                 f"conversation {conversation.id}'s stored settings: {problem}; give {SETTING_FLAGS[name]} "
                 "for this chat, or set it again in the app"
             )
+    if "adapters" not in given:
+        for adapter, _ in conversation.settings.adapters:
+            if not Path(adapter).is_file():
+                raise BadInputError(
+                    f"conversation {conversation.id} applies the LoRA adapter {adapter}, which is gone; give "
+                    "--lora FILE for this chat, --lora none to go on without it, or set it again in the app"
+                )
 
 
 def open_store_to_read(refuse_unwritable: bool = False):

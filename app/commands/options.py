@@ -69,14 +69,21 @@ def add_lora_option(parser: argparse.ArgumentParser) -> None:
         "--lora",
         action="append",
         metavar="FILE[:SCALE]",
-        help="apply a GGUF LoRA adapter (a file, or its name in `llamadesk models`) at SCALE (default 1); repeatable",
+        help="apply a GGUF LoRA adapter (a file, or its name in `llamadesk models`) at SCALE (default 1); "
+        "repeatable; `--lora none`: none (a continued conversation's adapters too)",
     )
 
 
 def lora_settings(texts: list[str] | None) -> tuple[tuple[str, float], ...] | None:
-    """--lora FILE[:SCALE] flags as LoadSettings.lora; None when there are none."""
+    """--lora FILE[:SCALE] flags as LoadSettings.lora; None when there are none, () for `--lora none`."""
     if not texts:
         return None
+    from llamadesk.app.core.errors import BadInputError
+
+    if "none" in texts:
+        if len(texts) > 1:
+            raise BadInputError("--lora none means no adapter: give it alone, or name the adapters to apply")
+        return ()
     from llamadesk.app.library.catalog import resolve_library_name
     from llamadesk.convert.lora import parse_adapter_choice
 
