@@ -128,6 +128,20 @@ def test_doctor_shows_the_prompt_cache_its_budget_and_use(tmp_path) -> None:
     assert (cache["budget"], cache["used"], cache["files"]) == (5 * 1024**2, 0, 0)
 
 
+def test_a_prompt_cache_folder_that_cannot_be_written_is_a_warning(tmp_path) -> None:
+    # A file in the folder's place: every --continue read the whole conversation again, and doctor
+    # said "no problems found".
+    from llamadesk.app.chat.prompt_cache import CacheUsage
+
+    base = facts(fm.CUDA_LAPTOP, fm.LAPTOP_CPU_BUILD, (fm.CPU_DEVICE,), fm.LLAMA_8B)
+    blocked = tmp_path / "prompt-cache"
+    blocked.write_text("not a folder")
+    report = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(blocked, 4 * 1024**3, 0, 0)))
+    assert f"the prompt cache's folder {blocked} is not a folder" in format_report(report)
+    fine = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(tmp_path / "new", 4 * 1024**3, 0, 0)))
+    assert "prompt cache's folder" not in format_report(fine)
+
+
 def test_a_bad_config_json_value_is_a_problem_not_a_default_shown_as_the_files(tmp_path) -> None:
     # With {"prompt_cache_mb": 0, "temperature": 9} doctor said "no problems found" and showed the
     # 4 GiB default as config.json's budget, while the file turns the cache off.

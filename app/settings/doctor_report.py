@@ -6,6 +6,7 @@ Mac or a Raspberry Pi 5 as data; `gather_facts` reads the real machine and the r
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 import shutil
@@ -201,6 +202,27 @@ class DoctorReport:
     settings: ActiveSettings | None
 
 
+def _cache_folder_problem(cache: CacheUsage | None) -> Finding | None:
+    """A prompt cache that cannot be written fails quietly by design (a slower app, never a broken
+    one): doctor, whose job is saying why something is slow, names it."""
+    if cache is None or cache.budget <= 0:
+        return None
+    folder = cache.folder
+    existing = folder if folder.exists() else next((p for p in folder.parents if p.exists()), None)
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        problem = f"the prompt cache's folder {existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"the prompt cache's folder {existing} cannot be written"
+    else:
+        return None
+    return Finding(
+        f"{problem}: every continued conversation is read again in full",
+        "move or fix it (a folder you can write), or set config.json's prompt_cache_mb to 0 to say so",
+    )
+
+
 def build_report(facts: DoctorFacts) -> DoctorReport:
     """Diagnose `facts`: settings for the model, and every warning with its fix."""
     machine, build = facts.machine, facts.build
@@ -220,10 +242,13 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
             0,
             Finding(
                 facts.config_problem,
-                "fix that line of config.json; until then `chat --save/--continue` stop on it (exit 2) "
+                "fix that line of config.json; until then `chat` stops on it (exit 2) "
                 "and the app uses the defaults for all of config.json (the prompt cache's size too)",
             ),
         )
+    cache_problem = _cache_folder_problem(facts.prompt_cache)
+    if cache_problem is not None:
+        warnings.append(cache_problem)
     return DoctorReport(
         {
             "python": {"version": facts.python_version, "executable": facts.python_executable},
