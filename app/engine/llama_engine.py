@@ -37,6 +37,7 @@ from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.prefix_shelf import PrefixShelf
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
+from llamadesk.app.engine.special_text import prompt_tokens
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_loop import TokenLoop
 from llamadesk.app.engine.token_prefix import common_prefix
@@ -323,7 +324,8 @@ class Engine:
         prompt = self._chat_template.render(messages)
         # The template writes BOS itself when the model wants one; never add a second.
         bos = self._llama._model.token_bos()
-        tokens = self.tokenize(prompt, add_bos=False, special=True)
+        contents = [m["content"] for m in messages if isinstance(m.get("content"), str)]
+        tokens = prompt_tokens(prompt, contents, self.tokenize)
         if self._llama._model.add_bos_token() and bos != -1 and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
         self._last_tokenized = ([dict(message) for message in messages], list(tokens))  # copies: callers may mutate
