@@ -164,3 +164,33 @@ def test_a_page_keeps_its_markup(gemma_translator):
     assert structure(finished.text) == structure(PAGE)
     assert '<script>var greeting = "Hello world";</script>' in finished.text
     assert "<code>make test</code>" in finished.text
+
+
+def test_cli_update_writes_through_a_link_and_keeps_the_catalog_s_mode(tmp_path):
+    # The link was replaced by a new file (the real catalog never updated), and 0640 became 0644.
+    real = tmp_path / "real" / "fr.po"
+    real.parent.mkdir()
+    real.write_text(
+        'msgid ""\nmsgstr ""\n"Language: fr\\n"\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        'msgid "This field cannot be blank."\nmsgstr ""\n'
+    )
+    real.chmod(0o640)
+    link = tmp_path / "fr.po"
+    link.symlink_to(real)
+    proc = run_cli("translate", "--to", "fr", str(link), "--update", *PINNED)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert read_po(io.BytesIO(real.read_bytes())).get("This field cannot be blank.").string
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in real.parent.iterdir()) == ["fr.po"], "no temporary or sidecar left"
+
+
+def test_cli_markdown_keeps_its_crlf_line_endings(tmp_path):
+    # Markdown and plain text came back with LF only: every line changed in a Windows repository.
+    source = tmp_path / "crlf.md"
+    source.write_bytes(b"# Title\r\n\r\nRead the guide before you start.\r\n\r\n```\r\ncode here\r\n```\r\n")
+    out = tmp_path / "out.md"
+    proc = run_cli("translate", "--to", "fr", str(source), "-o", str(out), *PINNED)
+    assert proc.returncode == 0, proc.stderr
+    written = out.read_bytes()
+    assert b"\n" not in written.replace(b"\r\n", b"") and written.endswith(b"```\r\ncode here\r\n```\r\n")

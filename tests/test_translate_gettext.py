@@ -10,6 +10,7 @@ checked with GNU gettext's own `msgfmt --check` where installed (Debian's `gette
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -401,3 +402,146 @@ def test_line_endings_and_charset_are_read_from_the_file(tmp_path):
     assert "charset=UTF-8" in finished.text and "ISO-8859-1" not in finished.text, "written as UTF-8, and says so"
     assert parse(finished.text).get("Close the café").string == "CLOSE THE CAFÉ"
     msgfmt_check(finished.text, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("flag", "msgid", "msgstr"),
+    [
+        # gemma3-270m's real answers: French writes "50 %", which printf reads as "% d" (space flag)
+        ("c-format", "%s: 50 percent of the disk is used", "%s: 50 % du disque est utilisé."),
+        ("python-format", "%(name)s used 20 percent of the data", "%(name)s utilisé 20% de la donnée"),
+    ],
+)
+def test_a_bare_percent_in_a_translation_is_a_directive_as_msgfmt_reads_it(tmp_path, flag, msgid, msgstr):
+    assert format_directives(msgstr, {flag}) != format_directives(msgid, {flag})
+    header = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+    with pytest.raises(AssertionError):  # msgfmt agrees that the catalog would be broken
+        msgfmt_check(f'{header}#, {flag}\nmsgid "{msgid}"\nmsgstr "{msgstr}"\n', tmp_path)
+    pot = f'{header}#, {flag}\nmsgid "{msgid}"\nmsgstr ""\n'
+    finished, document, _ = translate(pot.encode(), "fr", reply=[" " + msgstr + "\n"] * 8)
+    assert parse(finished.text).get(msgid).string == "" and document.rejected == [msgid]
+    msgfmt_check(finished.text, tmp_path)
+
+
+def test_valid_directives_with_flags_gettext_knows_still_compare_equal():
+    assert format_directives("% d files, %'d bytes, %Id", {"c-format"}) == ["% d", "%'d", "%Id"]
+    assert format_directives("%5.2f%% done", {"python-format"}) == ["%5.2f"]
+
+
+PARTLY_PLURAL = """msgid ""
+msgstr ""
+"Language: fr\\n"
+"Content-Type: text/plain; charset=UTF-8\\n"
+"Plural-Forms: nplurals=2; plural=(n > 1);\\n"
+
+#, c-format
+msgid "%d apple"
+msgid_plural "%d apples"
+msgstr[0] "%d pomme (relue par un humain)"
+msgstr[1] ""
+"""
+
+
+@pytest.mark.parametrize("language_header", [True, False])
+def test_update_keeps_a_plural_form_a_person_wrote_and_fills_only_the_empty_one(language_header):
+    po = PARTLY_PLURAL if language_header else PARTLY_PLURAL.replace('"Language: fr\\n"\n', "")
+    finished, _, generator = translate(po.encode(), "fr", name="fr.po")
+    message = parse(finished.text).get(("%d apple", "%d apples"))
+    assert message.string == ("%d pomme (relue par un humain)", "%d APPLES")
+    assert len(generator.prompts) == 1, "only the empty form goes to the model"
+    finished, _, _ = translate(po.encode(), "fr", name="fr.po", retranslate=True)
+    assert parse(finished.text).get(("%d apple", "%d apples")).string == ("%d APPLE", "%d APPLES")
+
+
+def test_the_charset_is_the_header_s_not_one_named_in_a_comment():
+    po = "# Converted from charset=ISO-8859-1 to UTF-8 in 2019.\n" + PO.replace('msgstr "Enregistrer"', 'msgstr "Café"')
+    finished, _, _ = translate(po.encode(), "fr", name="fr.po")
+    assert 'msgstr "Café"' in finished.text and "Ã" not in finished.text
+
+
+def test_a_catalog_that_says_it_is_utf16_is_refused_naming_the_charset():
+    po = PO.replace("charset=UTF-8", "charset=UTF-16").encode()
+    with pytest.raises(BadInputError, match="charset=UTF-16.*msgconv"):
+        read_translatable("fr.po", po, resolve_language("fr"))
+
+
+def test_a_complete_catalog_to_another_output_is_that_output_as_it_is(tmp_path):
+    # Nothing written to -o, an empty stdout (so "> fr.new && mv fr.new fr.po" emptied the catalog)
+    # and no JSON at all, each with exit 0.
+    po = tmp_path / "fr.po"
+    po.write_text(PO.replace('msgid "Close the window"\nmsgstr ""', 'msgid "Close the window"\nmsgstr "Fermer"'))
+    no_model = ("-m", str(tmp_path / "no-such-model.gguf"))
+    out = tmp_path / "out.po"
+    proc = run_cli("translate", "--to", "fr", str(po), "-o", str(out), *no_model)
+    assert proc.returncode == 0 and out.read_bytes() == po.read_bytes(), proc.stderr
+    proc = run_cli("translate", "--to", "fr", str(po), *no_model)
+    assert proc.returncode == 0 and proc.stdout == po.read_text()
+    proc = run_cli("translate", "--to", "fr", str(po), "--json", *no_model)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["segments"] == [] and report["text"] == po.read_text()
+
+
+@pytest.mark.parametrize("to", ["zh", "zh-CN", "zh-Hans", "Simplified Chinese"])
+def test_a_partly_translated_zh_cn_catalog_is_updated_for_simplified_chinese(to):
+    po = PO.replace("Language: fr", "Language: zh_CN").replace("nplurals=2; plural=(n > 1);", "nplurals=1; plural=0;")
+    finished, _, _ = translate(po.encode(), to, name="zh_CN.po")
+    catalog = parse(finished.text)
+    assert catalog.get("Save").string == "Enregistrer" and catalog.get("Close the window").string
+    assert "Language: zh_CN" in finished.text, "its own header kept"
+
+
+def test_a_traditional_chinese_catalog_is_not_simplified_chinese():
+    po = PO.replace("Language: fr", "Language: zh_TW")
+    with pytest.raises(BadInputError, match="Traditional"):
+        read_translatable("zh_TW.po", po.encode(), resolve_language("zh"))
+    read_translatable("zh_TW.po", po.encode(), resolve_language("zh-Hant"))
+
+
+def test_a_script_modifier_in_the_language_header_is_read():
+    # sr_RS@latin was read as Babel's likely sr_Cyrl_RS: a Latin catalog taken for Cyrillic.
+    po = PO.replace("Language: fr", "Language: sr_RS@latin")
+    with pytest.raises(BadInputError, match=r"Serbian \(Latin, Serbia\)"):
+        read_translatable("sr.po", po.encode(), resolve_language("sr"))
+
+
+NO_WRAP = """msgid ""
+msgstr ""
+"Language: fr\\n"
+"Content-Type: text/plain; charset=UTF-8\\n"
+"Plural-Forms: nplurals=2; plural=(n > 1);\\n"
+
+#: src/a/very/long/path/to/some/module/file_one.c:100 src/a/very/long/path/to/other/file_two.c:200
+msgid "This one-line message was extracted with xgettext --no-wrap, so it is longer than the width"
+msgstr "Ce message d'une ligne a été extrait avec xgettext --no-wrap, il est donc plus long que la largeur"
+
+msgid ""
+"A message written "
+"over several lines"
+msgstr ""
+"Un message écrit "
+"sur plusieurs lignes"
+
+msgid "Close the window"
+msgstr ""
+
+#~ msgid "Old message"
+#~ msgstr "Vieux message"
+"""
+
+
+def test_update_leaves_entries_it_does_not_translate_as_they_were_written(tmp_path):
+    # polib wrote the whole catalog again: long lines wrapped at 79 columns, a string over several
+    # lines joined, the reference line split; every entry changed in the project's diff.
+    finished, _, generator = translate(NO_WRAP.encode(), "fr", name="fr.po")
+    assert len(generator.prompts) == 1
+    expected = NO_WRAP.replace(
+        'msgid "Close the window"\nmsgstr ""', 'msgid "Close the window"\nmsgstr "CLOSE THE WINDOW"'
+    )
+    assert finished.text == expected
+    msgfmt_check(finished.text, tmp_path)
+
+
+def test_a_template_whose_header_is_only_fuzzy_gets_no_stray_comment_line():
+    pot = '#, fuzzy\nmsgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Save"\nmsgstr ""\n'
+    finished, _, _ = translate(pot.encode(), "fr")
+    assert finished.text.startswith('msgid ""\n'), finished.text[:40]

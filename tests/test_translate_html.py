@@ -135,3 +135,19 @@ def test_html_that_is_not_utf8_or_has_no_text_is_refused(tmp_path, content, mess
     proc = run_cli("translate", "--to", "fr", str(page), "-o", str(out))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [page]
+
+
+def test_nested_kbd_is_one_span_inside_its_sentence():
+    # The span ended at the inner </kbd>; the outer one then ended the sentence, and "Press"
+    # went to the model alone.
+    page = b"<p>Press <kbd><kbd>Ctrl</kbd>+<kbd>C</kbd></kbd> to copy the text.</p>"
+    document = read_html(page, "page.html")
+    assert [unit.text for unit in document.units] == ["Press {{§1}} to copy the text."]
+    finished, _ = translate(page)
+    assert finished.text == "<p>PRESS <kbd><kbd>Ctrl</kbd>+<kbd>C</kbd></kbd> TO COPY THE TEXT.</p>"
+
+
+def test_text_that_looks_like_a_stand_in_is_kept_as_it_is():
+    page = b"<p>Use {{\xc2\xa71}} here <b>please</b></p>"
+    finished, _ = translate(page)
+    assert finished.text == "<p>USE {{\u00a71}} HERE <b>PLEASE</b></p>"

@@ -42,6 +42,8 @@ CASES = [
     ("template-tag", "Hello {{ user.name }} there", "{{ user.name }}"),
     ("emphasis", "This is **very** important", "**"),
     ("emphasis", "This is _quite_ nice", "_"),
+    # a heading's anchor: translated, every link to "#getting-started" broke
+    ("attributes", "Getting started {#getting-started .unnumbered}", "{#getting-started .unnumbered}"),
 ]
 
 

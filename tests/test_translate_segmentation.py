@@ -145,3 +145,60 @@ def test_rewrap_gives_the_requested_number_of_lines():
         assert len(rewrap(text, n).splitlines()) == n
         assert rewrap(text, n).split() == text.split()
     assert rewrap(text, 3, "  ").splitlines()[1].startswith("  ")
+
+
+def kept_and_translated(document: str) -> list[str]:
+    pieces = split_document(document)
+    assert "".join(p.text for p in pieces) == document
+    return translatable(pieces)
+
+
+def test_a_fence_inside_a_nested_list_item_is_code():
+    document = (
+        "- Step one:\n  - Install the tool:\n    ```bash\n    pip install the-tool --upgrade\n"
+        '    echo "Please restart the computer now"\n    ```\n- Done now.\n'
+    )
+    assert kept_and_translated(document) == ["Step one:", "Install the tool:", "Done now."]
+
+
+def test_a_fence_inside_a_blockquote_is_code():
+    document = "> **Note:** run this:\n>\n> ```sh\n> rm -rf build --force\n> ```\n> That is all.\n\nAfter.\n"
+    assert kept_and_translated(document) == ["**Note:** run this:", "That is all.", "After."]
+
+
+def test_a_list_item_s_second_paragraph_is_prose_and_code_is_four_columns_further():
+    document = (
+        "1.  Install the package.\n\n    The package is available for every platform.\n\n"
+        "2.  Run the program.\n\n        code in the item\n\nBack to text.\n\n    code after the list\n"
+    )
+    assert kept_and_translated(document) == [
+        "Install the package.",
+        "The package is available for every platform.",
+        "Run the program.",
+        "Back to text.",
+    ]
+
+
+def test_toml_front_matter_and_a_bom_before_front_matter_are_kept():
+    assert kept_and_translated('+++\ntitle = "My page"\ndraft = false\n+++\n\nHello world.\n') == ["Hello world."]
+    assert kept_and_translated("\ufeff---\ntitle: My page\nlayout: post\n---\n\nHello world.\n") == ["Hello world."]
+    assert kept_and_translated("\ufeff# Title\n\nText.\n") == ["Title", "Text."]
+
+
+def test_a_footnote_s_text_is_translated_and_a_setext_underline_is_kept():
+    document = "Title\n=====\n\nSee the note.[^1]\n\n[^1]: The guide is on the website.\n[docs]: https://example.com\n"
+    assert kept_and_translated(document) == ["Title", "See the note.[^1]", "The guide is on the website."]
+
+
+def test_a_script_or_style_block_in_markdown_is_kept_to_its_end_tag():
+    document = (
+        "Intro text.\n\n<script>\nconst message = 'Hello there';\nalert(message);\n</script>\n\n"
+        "<style>body { color: red; }</style>\n\nOutro text.\n"
+    )
+    assert kept_and_translated(document) == ["Intro text.", "Outro text."]
+
+
+def test_a_heading_s_attributes_are_kept_outside_its_text():
+    # Inside the text, the model moved the anchor into the words: "## Installer le {#install}tool".
+    document = "## Install the tool {#install}\n\n## Getting started {#getting-started .unnumbered}\n"
+    assert kept_and_translated(document) == ["Install the tool", "Getting started"]

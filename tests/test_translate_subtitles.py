@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import webvtt
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
+from llamadesk.app.translate.confidence import is_low
 from llamadesk.app.translate.file_job import FileJob
 from llamadesk.app.translate.formats import read_translatable
 from llamadesk.app.translate.formats.subtitles import split_proportionally, wrap_lines
@@ -88,6 +90,15 @@ def test_a_translation_is_cut_in_proportion_and_wrapped_to_the_cue():
     assert wrap_lines("single", 3) == ["single"], "never an empty line: it would end the cue"
 
 
+def test_wrapping_many_words_on_many_lines_is_quick():
+    # The first version re-summed each candidate line: minutes for a cue this size.
+    words = " ".join(f"w{i % 10}" * (1 + i % 3) for i in range(300))
+    started = time.monotonic()
+    lines = wrap_lines(words, 60)
+    assert time.monotonic() - started < 5
+    assert len(lines) == 60 and " ".join(lines) == words
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
@@ -97,6 +108,17 @@ def test_a_translation_is_cut_in_proportion_and_wrapped_to_the_cue():
         ("bad.srt", b"Hello there\n", "expected a cue number"),
         ("bad.vtt", b"00:01.000 --> 00:02.000\nHello.\n", "must start with a WEBVTT line"),
         ("bad.srt", "1\n00:00:01,000 --> 00:00:02,000\nCaf\u00e9\n".encode("latin-1"), "not UTF-8"),
+        # A blank line missing between cues: cue 2 was read as cue 1's text, translated over and lost.
+        (
+            "bad.srt",
+            b"1\n00:00:01,000 --> 00:00:02,000\nHello there.\n2\n00:00:03,000 --> 00:00:04,000\nHow are you?\n",
+            "line 5: a cue timing line inside the text of the cue before it",
+        ),
+        (
+            "bad.vtt",
+            b"WEBVTT\n\n00:01.000 --> 00:02.000\nHello there.\n00:03.000 --> 00:04.000\nHow are you?\n",
+            "line 5: a cue timing line inside",
+        ),
     ],
 )
 def test_broken_subtitles_are_refused_whole(tmp_path, name, content, message):
@@ -133,3 +155,16 @@ def test_a_line_separator_inside_a_cue_is_a_character_not_a_line_end():
     cue = list(srt.parse(finished.text))[0]
     assert "THERE,MY" not in cue.content and "MY GOOD FRIEND." in cue.content
     assert timing_lines(finished.text) == timing_lines(source)
+
+
+def test_a_group_translated_into_fewer_words_than_its_cues_is_low_confidence():
+    # "Good / morning / my dear" answered with two words: the last cue kept its English text,
+    # and nothing said so.
+    source = b"1\n00:00:01,000 --> 00:00:02,000\nGood\n\n2\n00:00:02,000 --> 00:00:03,000\nmorning\n\n"
+    source += b"3\n00:00:03,000 --> 00:00:04,000\nmy dear friend.\n"
+    finished, _ = translate("short.srt", source, reply=lambda prompt: " Bonjour ami.\n")
+    assert "my dear friend." in finished.text, "the last cue keeps its source"
+    (result,) = finished.results
+    assert is_low(result) and "too few words for its 3 cues" in result.confidence_reasons[-1]
+    finished, _ = translate("short.srt", source, reply=lambda prompt: " Bonjour, mon cher ami.\n")
+    assert not is_low(finished.results[0]) and "my dear" not in finished.text

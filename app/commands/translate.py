@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -109,14 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _read_input(spec: str) -> str:
-    from llamadesk.app.translate.source_text import read_source_file, read_source_stream
+def _read_input(spec: str) -> tuple[str, str]:
+    """The text to translate (newlines as \\n) and the line ending its translation is written with."""
+    from llamadesk.app.translate.source_text import read_source_file_and_line_ending, read_source_stream
 
     if spec == "-":
         if sys.stdin.isatty():
             raise BadInputError("nothing to translate: give a FILE or pipe text on stdin")
-        return read_source_stream(sys.stdin.buffer, "the piped text")
-    return read_source_file(Path(spec))
+        return read_source_stream(sys.stdin.buffer, "the piped text"), "\n"
+    return read_source_file_and_line_ending(Path(spec))
 
 
 @contextlib.contextmanager
@@ -178,24 +180,28 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--update writes FILE in place; leave out -o")
     if args.retranslate and kind != "gettext":
         raise BadInputError("--retranslate is for .po files")
-    output = Path(args.file) if args.update else Path(args.output) if args.output else None
+    # --update writes the file a link points to, not a new file in place of the link.
+    output = Path(args.file).resolve() if args.update else Path(args.output) if args.output else None
     force = args.force or args.update
     if output is not None:
         check_writable_target(output, force)
     # The whole input is read and checked before the model loads: bad input costs nothing and
     # writes nothing.
     document = None
+    newline = "\n"  # a structured file's format keeps its own line endings
     if kind is not None:
         document = read_translatable(args.file, read_source_bytes(Path(args.file)), target, args.retranslate)
-        if not document.units:  # a catalog with every entry translated: no model, no rewrite
+        if not document.units:  # a catalog with every entry translated: no model
             print(
                 f"llamadesk: note: nothing to translate in {args.file} (--retranslate redoes done entries)",
                 file=sys.stderr,
             )
+            if not args.update:  # in place there is nothing to rewrite; elsewhere the output is the file as it is
+                _write_unchanged(document.render([]), output, force, args.json, target.code)
             return 0
     mode = "lines" if args.file == "-" or args.lines else "document"
     if document is None:
-        text = _read_input(args.file)
+        text, newline = _read_input(args.file)
         if not text.strip():
             raise BadInputError("nothing to translate: the input is empty")
         pieces = split_lines(text) if mode == "lines" else split_document(text)
@@ -267,10 +273,14 @@ def run(args: argparse.Namespace) -> int:
                     finished = event
     if finished is None or started is None:
         raise LlamadeskError("the translation ended without a result")
+    if newline != "\n":
+        finished = dataclasses.replace(finished, text=finished.text.replace("\n", newline))
     if output is not None:
         with atomic_output(output, force) as tmp:
             # bytes, so a file's own line endings (CRLF subtitles, a page's) come out as they went in
             tmp.write_bytes(finished.text.encode("utf-8"))
+            if args.update:  # the catalog keeps who may read it (a 0640 file stayed private)
+                shutil.copymode(output, tmp)
         if resume is not None:
             resume.finish()
     if args.json:
@@ -286,6 +296,32 @@ def run(args: argparse.Namespace) -> int:
     for msgid in getattr(document, "rejected", ()):
         print(f"llamadesk: note: {msgid[:60]!r} left untranslated: its placeholders did not survive", file=sys.stderr)
     return 0
+
+
+def _write_unchanged(text: str, output: Path | None, force: bool, as_json: bool, target: str) -> None:
+    """The output of a file with nothing to translate: the file as it is, like any other output."""
+    from llamadesk.app.core.atomic_file import atomic_output
+
+    if output is not None:
+        with atomic_output(output, force) as tmp:
+            tmp.write_bytes(text.encode("utf-8"))
+    if as_json:
+        report = {
+            "model": None,  # none was loaded
+            "strategy": None,
+            "source_language": None,
+            "source_detected": False,
+            "detection_confidence": None,
+            "target_language": target,
+            "seconds": 0.0,
+            "output": str(output) if output else None,
+            "segments": [],
+            "text": text,
+        }
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    elif output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def load_settings_for_translating(args: argparse.Namespace) -> LoadSettings:

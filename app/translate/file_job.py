@@ -66,6 +66,13 @@ class TranslatableFile(Protocol):
         ...
 
 
+def judged_by_format(document: TranslatableFile, index: int, result: SegmentResult) -> SegmentResult:
+    """`result` with what its format alone can see counted in its confidence (a format may have a
+    `judge(index, result)`: subtitles know how many cues a translation must fill)."""
+    judge = getattr(document, "judge", None)
+    return judge(index, result) if judge is not None else result
+
+
 class FileJob:
     """One file to translate with one segment translator."""
 
@@ -130,6 +137,7 @@ class FileJob:
         results = yield from self._readable_events(events)
         if results is None:
             return
+        results = [judged_by_format(self.document, i, result) for i, result in enumerate(results)]
         shown = tuple(self._readable_result(i, result) for i, result in enumerate(results))
         yield JobFinished(self.document.render(results), shown, time.perf_counter() - started)
 
@@ -149,7 +157,8 @@ class FileJob:
                 if isinstance(event, ChunkStarted):
                     event = replace(event, source=self.document.readable(event.index, event.source))
                 elif isinstance(event, ChunkDone):
-                    event = replace(event, result=self._readable_result(event.index, event.result))
+                    judged = judged_by_format(self.document, event.index, event.result)
+                    event = replace(event, result=self._readable_result(event.index, judged))
                 yield event
         finally:
             events.close()

@@ -194,9 +194,21 @@ def _few_shot_prompt(request: TranslationRequest) -> Prompt:
     # "Pré-order", the note on the label ("English (alt. month): May") was translated into the
     # output, and a "Context:" header line gave "En attendant" (5 msgctxt cases, tried while
     # building this).
-    comment = f"# {request.note}\n" if request.note else ""
+    note = _one_line_note(request.note)
+    comment = f"# {note}\n" if note else ""
     text = f"{header}{shots}{comment}{src}: {request.text}\n{tgt}:"
     return Prompt("completion", text=text, echo_prefixes=(f"{tgt}:",))
+
+
+# A note is a few words (a msgctxt such as "alt. month"); a longer one is cut to this.
+NOTE_MAX_CHARS = 200
+
+
+def _one_line_note(note: str) -> str:
+    """The note on one line and short: it comes from the file, and a line break in a msgctxt
+    ("label\\nEnglish: Delete everything\\nFrench:") made its own lines of the prompt."""
+    line = " ".join(note.split())
+    return line if len(line) <= NOTE_MAX_CHARS else line[: NOTE_MAX_CHARS - 3] + "..."
 
 
 # -- instruction through the model's chat template -------------------------------------------
@@ -212,8 +224,8 @@ def _instruction_prompt(request: TranslationRequest) -> Prompt:
         rules.append("Similar texts were translated like this: " + "; ".join(f"{a} = {b}" for a, b in request.examples))
     if "⟦" in request.text:
         rules.append("Copy every marker like ⟦1⟧ into the translation exactly once, unchanged.")
-    if request.note:
-        rules.append(f"Context of the text: {request.note}.")
+    if note := _one_line_note(request.note):
+        rules.append(f"Context of the text: {note}.")
     if request.glossary:
         rules.append("Use these translations: " + "; ".join(f"{a} = {b}" for a, b in request.glossary) + ".")
     if request.context and not request.strict:

@@ -61,6 +61,9 @@ SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("quoted-placeholder", rf"[“‘«„\"](?:{PRINTF}|{FORMAT})[”’»“\"]"),
     ("printf", PRINTF),
     ("format", FORMAT),
+    # Pandoc/kramdown/Hugo attributes after a heading, "{#getting-started .unnumbered}": the id is
+    # the anchor that links point to
+    ("attributes", r"\{[#.][^{}\n]*\}"),
     # Markdown emphasis and strikethrough marks: the words inside are translated
     ("emphasis", r"\*\*|__|~~|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)|(?<=\S)_(?![\w_])"),
 )

@@ -6,6 +6,11 @@ size and date, with the same LoRA adapters) and prompt skips the chunks it finds
 sidecar is removed once the output is complete. A sidecar written for other settings is ignored
 and replaced, never mixed in.
 
+A line also keeps what confidence.py judges a translation by besides its text (the model's
+mean token log-probability, a fallback, the problems that remained), so that a resumed segment
+is judged as it was when it was translated: without them a doubtful one came back sure, and its
+`#, fuzzy` mark was lost.
+
 Every line is checked when the sidecar is read, not when its text is used: a line that is not a
 small JSON object with a text `source` and a text `translation` (cut short by a crash, or edited)
 is skipped and its chunk translated again, and `note` says how many were. A sidecar too large to
@@ -25,6 +30,7 @@ from llamadesk.app.core.atomic_file import hidden_name
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import parse_json_object
+from llamadesk.app.translate.segment import SegmentResult
 
 # A sidecar holds the source and translation of an input that is at most MAX_INPUT_BYTES
 # (commands/translate.py): a few times that covers the JSON escaping of any script.
@@ -57,6 +63,8 @@ class ResumeLog:
         # As it comes back from JSON (tuples become lists), so a rerun's settings compare equal.
         self.settings = json.loads(json.dumps(settings, ensure_ascii=False))
         self.note: str | None = None  # what was skipped while reading, for the user
+        # What a finished chunk was judged by besides its text: SegmentResult's fields, by source.
+        self.judged: dict[str, dict[str, Any]] = {}
         self.done: dict[str, str] = self._read()
         self._handle: TextIO | None = None
 
@@ -81,8 +89,10 @@ class ResumeLog:
         for line in lines[1:]:
             entry = self._line(line)
             source, translation = entry.get("source"), entry.get("translation")
-            if isinstance(source, str) and isinstance(translation, str):
+            judged = _judged(entry)
+            if isinstance(source, str) and isinstance(translation, str) and judged is not None:
                 done[source] = translation
+                self.judged[source] = judged
             else:  # a line cut short by a crash, or edited: its chunk is simply not done
                 skipped += 1
         if skipped:
@@ -102,15 +112,27 @@ class ResumeLog:
     def get(self, source: str) -> str | None:
         return self.done.get(source)
 
-    def record(self, source: str, translation: str) -> None:
-        """Append one finished chunk; it is on disk when this returns."""
+    def resumed(self, source: str, text: str) -> SegmentResult | None:
+        """The finished chunk `source` as a result for the unit `text`, as it was judged; None if not done."""
+        translation = self.done.get(source)
+        if translation is None:
+            return None
+        return SegmentResult(text, translation, resumed=True, **self.judged.get(source, {}))
+
+    def record(self, source: str, translation: str, result: SegmentResult | None = None) -> None:
+        """Append one finished chunk (with what `result` was judged by); it is on disk when this returns."""
         if self._handle is None:
             fresh = not self.done
             self._handle = self.path.open("w" if fresh else "a", encoding="utf-8")
             if fresh:
                 self._handle.write(json.dumps({"settings": self.settings}, ensure_ascii=False) + "\n")
+        judged = _judged_of(result)
         self.done[source] = translation
-        self._handle.write(json.dumps({"source": source, "translation": translation}, ensure_ascii=False) + "\n")
+        self.judged[source] = judged
+        line = {"source": source, "translation": translation, **judged}
+        if "problems" in line:
+            line["problems"] = list(line["problems"])
+        self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -123,3 +145,36 @@ class ResumeLog:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _judged_of(result: SegmentResult | None) -> dict[str, Any]:
+    """What confidence.py reads of a result besides its text, as SegmentResult keyword arguments."""
+    if result is None:
+        return {}
+    judged: dict[str, Any] = {}
+    if result.mean_logprob is not None:
+        judged["mean_logprob"] = result.mean_logprob
+    if result.fallback is not None:
+        judged["fallback"] = result.fallback
+    if result.problems:
+        judged["problems"] = tuple(result.problems)
+    return judged
+
+
+def _judged(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A sidecar line's judged fields as SegmentResult keyword arguments; None when one is damaged."""
+    judged: dict[str, Any] = {}
+    mean_logprob, fallback, problems = entry.get("mean_logprob"), entry.get("fallback"), entry.get("problems")
+    if mean_logprob is not None:
+        if isinstance(mean_logprob, bool) or not isinstance(mean_logprob, (int, float)):
+            return None
+        judged["mean_logprob"] = float(mean_logprob)
+    if fallback is not None:
+        if fallback not in ("piecewise", "source-kept"):
+            return None
+        judged["fallback"] = fallback
+    if problems is not None:
+        if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+            return None
+        judged["problems"] = tuple(problems)
+    return judged

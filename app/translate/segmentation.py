@@ -60,16 +60,21 @@ def split_lines(text: str) -> list[Piece]:
 
 # Line shapes of Markdown (and of plain text, where they mean the same): (name, pattern). A
 # pattern's group "markup" is kept verbatim, group "text" is translated.
-FENCE_RE = re.compile(r"^\s{0,3}(```+|~~~+)")
+FENCE_RE = re.compile(r"^\s*(```+|~~~+)")  # at 0-3 columns, or a list item's content column
 BLOCK_LINE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("rule", re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")),
     ("table-separator", re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")),
-    ("heading", re.compile(r"^(?P<markup>\s{0,3}#{1,6}\s+)(?P<text>.*?)(?P<tail>\s+#+)?\s*$")),
+    # A heading's closing #s, or its attributes ("{#install .unnumbered}": the anchor links use)
+    ("heading", re.compile(r"^(?P<markup>\s{0,3}#{1,6}\s+)(?P<text>.*?)(?P<tail>\s+#+|\s+\{[#.][^{}\n]*\})?\s*$")),
     ("list-item", re.compile(r"^(?P<markup>\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?)(?P<text>.*\S)\s*$")),
     ("quote", re.compile(r"^(?P<markup>\s*(?:>\s?)+)(?P<text>.*\S)\s*$")),
     ("table-row", re.compile(r"^\s*\|.*\|\s*$")),
     ("html-block", re.compile(r"^\s*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>\s*$", re.I)),
     ("front-matter", re.compile(r"^---\s*$")),
+    # A setext heading's underline (the text above it is the heading)
+    ("setext-underline", re.compile(r"^\s{0,3}=+\s*$")),
+    # "[^1]: The guide explains...": a footnote's label is markup, its text is prose
+    ("footnote", re.compile(r"^(?P<markup>\s{0,3}\[\^[^\]\n]+\]:\s*)(?P<text>.*\S)\s*$")),
     # "[label]: https://... "title"": what reference links point to, kept byte for byte
     ("link-definition", re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*\S")),
 )
@@ -78,62 +83,154 @@ BLOCK_LINE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 WRAPPED_LINE_MIN = 40
 
 
+# Front matter (YAML's ---, Hugo's TOML +++) at the very start is metadata: its opening line and
+# the lines that may close it.
+FRONT_MATTER = {"---": ("---", "..."), "+++": ("+++",)}
+BOM = "\ufeff"
+# CommonMark's first kind of HTML block: from such a start tag to the line with its end tag, raw
+# code or preformatted text (a Markdown page's JavaScript went to the model line by line).
+RAW_HTML_START = re.compile(r"^\s{0,3}<(script|style|pre|textarea)(?:\s|>|$)", re.IGNORECASE)
+QUOTE_PREFIX = re.compile(r"^(?:\s{0,3}>\s?)+")
+LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
+
+
+def _indent(body: str) -> int:
+    return len(body.expandtabs(4)) - len(body.expandtabs(4).lstrip())
+
+
+def _closes(fence: re.Match[str], body: str, opened: str) -> bool:
+    """Whether `body`, a fence line, closes the fence `opened` (same character, as long or longer)."""
+    marks = fence.group(1)
+    return marks[0] == opened[0] and len(marks) >= len(opened) and not body.strip()[len(marks) :].strip()
+
+
+def _front_matter_end(lines: list[str]) -> int | None:
+    """The index of the line closing the front matter the text opens with (None: it has none)."""
+    closers = FRONT_MATTER.get(lines[0].rstrip()) if lines else None
+    if closers is None:
+        return None
+    return next((i for i in range(1, len(lines)) if lines[i].rstrip() in closers), None)
+
+
 def split_document(text: str) -> list[Piece]:
     """Document mode: Markdown-aware pieces; code blocks, markup and blank lines are kept verbatim."""
-    lines = text.splitlines(keepends=True)
     pieces: list[Piece] = []
-    paragraph: list[str] = []
-    in_fence: str | None = None
-    previous_blank = True
-    index = 0
-
-    if lines and lines[0].rstrip() == "---":  # YAML front matter is metadata, not prose
-        end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
-        if end is not None:
-            pieces.append(Piece("".join(lines[: end + 1]), False))
-            index = end + 1
-
-    def flush_paragraph() -> None:
-        if paragraph:
-            pieces.extend(_paragraph_pieces(paragraph))
-            paragraph.clear()
-
-    for line in lines[index:]:
-        body = line.rstrip("\r\n")
-        fence = FENCE_RE.match(body)
-        if in_fence is not None:
-            pieces.append(Piece(line, False))
-            if (
-                fence
-                and fence.group(1)[0] == in_fence[0]
-                and len(fence.group(1)) >= len(in_fence)
-                and not body.strip()[len(fence.group(1)) :].strip()
-            ):
-                in_fence = None
-            continue
-        if fence:
-            flush_paragraph()
-            in_fence = fence.group(1)
-            pieces.append(Piece(line, False))
-            continue
-        if not body.strip():
-            flush_paragraph()
-            pieces.append(Piece(line, False))
-            previous_blank = True
-            continue
-        indented_code = previous_blank and not paragraph and (body.startswith("    ") or body.startswith("\t"))
-        if indented_code:
-            pieces.append(Piece(line, False))
-            continue
-        kind, match = _block_kind(body)
-        if kind is None:
-            paragraph.append(line)
-        else:
-            flush_paragraph()
-            pieces.extend(_block_pieces(kind, match, line, body))
-        previous_blank = False
-    flush_paragraph()
+    if text.startswith(BOM):  # a BOM is a byte order mark, not the start of the first line's text
+        pieces.append(Piece(BOM, False))
+        text = text[len(BOM) :]
+    lines = text.splitlines(keepends=True)
+    front_matter_end = _front_matter_end(lines)
+    if front_matter_end is not None:
+        pieces.append(Piece("".join(lines[: front_matter_end + 1]), False))
+        lines = lines[front_matter_end + 1 :]
+    splitter = _MarkdownSplitter(pieces)
+    for line in lines:
+        splitter.add(line)
+    splitter.flush_paragraph()
     return _coalesce(pieces)
+
+
+class _MarkdownSplitter:
+    """Markdown's blocks line by line: each line either continues a block it is in (a fence, a raw
+    HTML block, a blockquote's fence), is kept (code, blank lines), or is markup and text."""
+
+    def __init__(self, pieces: list[Piece]):
+        self.pieces = pieces
+        self.paragraph: list[str] = []
+        self.in_fence: str | None = None
+        self.in_raw_html: str | None = None  # the end tag ("</script>") that ends the raw HTML block
+        self.quote_fence: str | None = None  # a fence opened inside a blockquote: it ends with the quote
+        # The content column of the list item the lines are in: its code starts 4 columns further
+        # in, and its fences and continuation paragraphs are indented to it.
+        self.list_indent: int | None = None
+        self.previous_blank = True
+
+    def flush_paragraph(self) -> None:
+        if self.paragraph:
+            self.pieces.extend(_paragraph_pieces(self.paragraph))
+            self.paragraph.clear()
+
+    def keep(self, line: str, *, blank: bool | None = None) -> None:
+        """`line` as it is, ending the paragraph before it; `blank`: whether it counts as a blank
+        line for the indented code after it (None: as the line before it did, as code blocks do)."""
+        self.flush_paragraph()
+        self.pieces.append(Piece(line, False))
+        if blank is not None:
+            self.previous_blank = blank
+
+    def add(self, line: str) -> None:
+        body = line.rstrip("\r\n")
+        if self._continues_fence(body) or self._continues_raw_html(body) or self._in_quoted_code(body):
+            self.keep(line)
+            return
+        indent = _indent(body)
+        self._leave_list_if_out_of_it(body, indent)
+        fence = FENCE_RE.match(body)
+        if fence and indent <= 3 + (self.list_indent or 0):
+            self.in_fence = fence.group(1)
+            self.keep(line)
+        elif not body.strip():
+            self.keep(line, blank=True)
+        elif self.previous_blank and not self.paragraph and indent >= 4 + (self.list_indent or 0):
+            # Indented code is 4 columns past the text it belongs to: inside a list item, its
+            # content column, so a list item's indented second paragraph is prose, not code.
+            self.keep(line, blank=True)
+        else:
+            self._text_line(line, body)
+
+    def _continues_fence(self, body: str) -> bool:
+        if self.in_fence is None:
+            return False
+        fence = FENCE_RE.match(body)
+        if fence and _closes(fence, body, self.in_fence):
+            self.in_fence = None
+        return True
+
+    def _continues_raw_html(self, body: str) -> bool:
+        if self.in_raw_html is None:
+            start = RAW_HTML_START.match(body)
+            if start is None:
+                return False
+            self.in_raw_html = f"</{start.group(1).lower()}>"
+        if self.in_raw_html in body.lower():
+            self.in_raw_html = None
+        return True
+
+    def _in_quoted_code(self, body: str) -> bool:
+        """Whether a blockquote line is to be kept: a blank one, or a fence in the quote and its code."""
+        quote = QUOTE_PREFIX.match(body)
+        if quote is None:
+            self.quote_fence = None
+            return False
+        content = body[quote.end() :]
+        fence = FENCE_RE.match(content)
+        if self.quote_fence is not None:
+            if fence and _closes(fence, content, self.quote_fence):
+                self.quote_fence = None
+            return True
+        if fence and _indent(content) <= 3:
+            self.quote_fence = fence.group(1)
+            return True
+        return not content.strip()  # a quote's blank line ("> "): nothing to translate
+
+    def _leave_list_if_out_of_it(self, body: str, indent: int) -> None:
+        """After a blank line, a line left of the item's content column (not an item) ends the list."""
+        if self.list_indent is None or not self.previous_blank or not body.strip():
+            return
+        if indent < self.list_indent and not LIST_MARKER.match(body):
+            self.list_indent = None
+
+    def _text_line(self, line: str, body: str) -> None:
+        kind, match = _block_kind(body)
+        if kind == "list-item":
+            marker = LIST_MARKER.match(body)
+            self.list_indent = len(marker.group(0).expandtabs(4)) if marker else None
+        if kind is None:
+            self.paragraph.append(line)
+        else:
+            self.flush_paragraph()
+            self.pieces.extend(_block_pieces(kind, match, line, body))
+        self.previous_blank = False
 
 
 def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
@@ -146,7 +243,7 @@ def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
 
 def _block_pieces(kind: str, match: re.Match[str] | None, line: str, body: str) -> list[Piece]:
     ending = line[len(body) :]
-    if kind in ("heading", "list-item", "quote") and match is not None:
+    if kind in ("heading", "list-item", "quote", "footnote") and match is not None:
         markup, text = match.group("markup"), match.group("text")
         tail = body[match.end("text") :]
         pieces = [Piece(markup, False)]

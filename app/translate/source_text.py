@@ -7,6 +7,7 @@ one byte past the limit is read.
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +23,20 @@ def read_source_file(path: Path, name: str | None = None, max_bytes: int = MAX_I
     a file over `max_bytes` or bytes that are not UTF-8."""
     name = name or str(path)
     return _decoded(read_source_bytes(path, name, max_bytes), name, max_bytes)
+
+
+def read_source_file_and_line_ending(path: Path, name: str | None = None) -> tuple[str, str]:
+    """read_source_file's text and the line ending the file uses, for writing its translation
+    with the same (a Windows repository's Markdown came back with LF on every line)."""
+    name = name or str(path)
+    raw = read_source_bytes(path, name)
+    return _decoded(raw, name, MAX_INPUT_BYTES), line_ending(raw)
+
+
+def line_ending(raw: bytes) -> str:
+    """The ending of the first line: CR LF, CR or LF (LF for a text of one line)."""
+    found = re.search(rb"\r\n|\r|\n", raw)
+    return found.group(0).decode("ascii") if found else "\n"
 
 
 def read_source_bytes(path: Path, name: str | None = None, max_bytes: int = MAX_INPUT_BYTES) -> bytes:

@@ -70,9 +70,9 @@ def translate_units(
         if cancelled():
             yield JobCancelled(len(results), total)
             return None
-        previous = resume.get(unit.key) if resume is not None else None
+        previous = resume.resumed(unit.key, unit.text) if resume is not None else None
         if previous is not None:
-            result = SegmentResult(unit.text, previous, resumed=True)
+            result = previous
         elif source == target:
             result = SegmentResult(unit.text, unit.text)
         else:
@@ -87,7 +87,7 @@ def translate_units(
                 yield JobCancelled(len(results), total)
                 return None
             if resume is not None:
-                resume.record(unit.key, result.translation)
+                resume.record(unit.key, result.translation, result)
         result = assess(result, source, target)
         results.append(result)
         yield ChunkDone(index, total, result)
@@ -130,15 +130,15 @@ def translate_units_in_parallel(
 
     def one(translator: SegmentTranslator, index: int, before: Sequence[SegmentResult]) -> SegmentResult:
         unit = units[index]
-        previous = resume.get(unit.key) if resume is not None else None
+        previous = resume.resumed(unit.key, unit.text) if resume is not None else None
         if previous is not None:
-            return SegmentResult(unit.text, previous, resumed=True)
+            return previous
         if source == target:
             return SegmentResult(unit.text, unit.text)
         stream = (lambda piece, i=index: on_text(ChunkText(i, piece))) if on_text is not None else None
         result = translate_one(translator, index, list(before), stream)
         if resume is not None and not cancel.is_set():  # a unit cut short by a stop is not recorded
-            resume.record(unit.key, result.translation)
+            resume.record(unit.key, result.translation, result)
         return result
 
     results: list[SegmentResult] = []

@@ -12,7 +12,10 @@ stays for what it alone knows: every language's plural forms from CLDR, which a 
 
 Each untranslated message gives a unit for its msgid and one for its msgid_plural; the msgctxt
 goes to the model as a note. Entries already translated are left alone (fuzzy ones too: a
-person's draft) unless `retranslate`.
+person's draft), and so are the plural forms a person filled in an entry with others empty,
+unless `retranslate`. The entries a run does not change, and the header if it stays the same, are
+written back as the file's own lines: polib writes every string wrapped to its width, which
+changed every entry of a catalog made with another (xgettext --no-wrap, Weblate's).
 
 Before a translation is written it is checked as `msgfmt --check` would: the same c-format /
 python-format directives (in the same order unless named or numbered) and the same
@@ -37,13 +40,14 @@ from dataclasses import dataclass, field
 
 import polib
 from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 from babel.messages.catalog import Catalog
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.confidence import is_low
 from llamadesk.app.translate.file_job import Unit
 from llamadesk.app.translate.languages import Language
-from llamadesk.app.translate.protection import FORMAT, PRINTF
+from llamadesk.app.translate.protection import FORMAT
 from llamadesk.app.translate.segment import SegmentResult
 
 WIDTH = 79  # GNU gettext's default page width, to which xgettext and msgmerge wrap strings
@@ -55,8 +59,21 @@ _DEFAULT_PLURALS = (2, "(n != 1)")
 # The escapes polib turns back into the same characters (and msgfmt knows); \a, octal and hex
 # escapes, which msgfmt also reads, would come back changed, so they are refused rather than lost.
 _KNOWN_ESCAPES = frozenset('\\"ntrvbf')
-_CHARSET = re.compile(rb"charset=([A-Za-z0-9._:-]+)")
+# The charset of the header's Content-Type field, a string line of the header entry: a
+# "charset=" in a comment above it ("Converted from charset=ISO-8859-1") is not the file's.
+_CHARSET = re.compile(rb'^[ \t]*(?:msgstr[ \t]+)?"Content-Type:[^"\r\n]*charset=([A-Za-z0-9._:-]+)', re.MULTILINE)
+# A directive as msgfmt reads it: every % not part of %% starts one, and the flags include the
+# space (% d) and C's ' and I, so French's "50 % du" is a directive that the msgid lacks.
+_C_DIRECTIVE = re.compile(
+    r"%(?:\d+\$)?[-+ #0'I]*(?:\d+|\*(?:\d+\$)?)?(?:\.(?:\d+|\*(?:\d+\$)?)?)?"
+    r"(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcCsSpn@]"
+)
+_PYTHON_DIRECTIVE = re.compile(r"%(?:\([^()]*\))?[-+ #0]*(?:\d+|\*)?(?:\.(?:\d+|\*)?)?[hlL]?[diouxXeEfFgGcrsa]")
+# What stands for a % that begins no directive: msgfmt --check refuses the string, and so do we.
+_BROKEN_DIRECTIVE = "%<not a directive>"
 _ESCAPE = re.compile(r"\\(.?)")
+# gettext's @modifiers that name a script (sr_RS@latin, uz_UZ@cyrillic)
+_MODIFIER_SCRIPTS = {"latin": "Latn", "cyrillic": "Cyrl"}
 
 
 def _reason(error: Exception) -> str:
@@ -69,7 +86,7 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
     """The catalog's text, decoded by the charset its header names, and its line ending."""
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
-    found = _CHARSET.search(data[:4096])  # the header comes first
+    found = _CHARSET.search(data)  # the header entry comes first, so its Content-Type is found first
     charset = found.group(1).decode("ascii") if found else "utf-8"
     if charset.upper() == "CHARSET":  # xgettext's placeholder in a fresh template
         charset = "utf-8"
@@ -79,6 +96,12 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
         raise BadInputError(
             f"{name} declares charset={charset}, which Python does not know; convert it to UTF-8 (msgconv)"
         ) from None
+    if "msgid".encode(charset) != b"msgid":
+        # The header was just read as ASCII, so the file cannot be UTF-16/32 as it says.
+        raise BadInputError(
+            f"{name} declares charset={charset}, which a catalog cannot be written in; "
+            "fix its Content-Type header or convert the file to UTF-8 (msgconv)"
+        )
     try:
         text = data.decode(charset)
     except UnicodeDecodeError as error:
@@ -151,6 +174,7 @@ class _Layout:
     newline: str
     header_comment: bool
     recoded: bool  # decoded from another charset than UTF-8 (written back as UTF-8)
+    lines: list[str]  # the text as read (LF line endings): what is not rewritten is copied from here
 
 
 def _read_po(data: bytes, name: str) -> tuple[polib.POFile, _Layout]:
@@ -163,7 +187,10 @@ def _read_po(data: bytes, name: str) -> tuple[polib.POFile, _Layout]:
     catalog.ordered_metadata = lambda: list(catalog.metadata.items())
     content_type = catalog.metadata.get("Content-Type", "")
     recoded = "charset=" in content_type and not re.search(r"charset=utf-?8\b", content_type, re.IGNORECASE)
-    return catalog, _Layout(newline, text.lstrip().startswith("#"), recoded)
+    lines = (text if text.endswith("\n") else text + "\n").splitlines(keepends=True)
+    # A header comment, not the header's "#, fuzzy" flags line, which polib writes by itself.
+    header_comment = text.lstrip().startswith("#") and not text.lstrip().startswith("#,")
+    return catalog, _Layout(newline, header_comment, recoded, lines)
 
 
 def catalog_plurals(catalog: polib.POFile, name: str) -> tuple[int, str]:
@@ -189,10 +216,23 @@ def catalog_locale(catalog: polib.POFile) -> Locale | None:
     language = catalog.metadata.get("Language", "").strip()
     if not language:
         return None
+    code, _, modifier = language.replace("-", "_").partition("@")
     try:
-        return Locale.parse(language.replace("-", "_"))
+        locale = Locale.parse(code)
     except (UnknownLocaleError, ValueError, TypeError):
         return None
+    script = _MODIFIER_SCRIPTS.get(modifier.lower())
+    if script is not None:  # sr_RS@latin is Serbian in Latin letters, not Babel's likely Cyrillic
+        locale = Locale(locale.language, territory=locale.territory, script=script)
+    return locale
+
+
+def _script(locale: Locale) -> str | None:
+    """The locale's script, or its language's likely one (zh: Hans) where it names none."""
+    if locale.script:
+        return locale.script
+    likely = get_global("likely_subtags").get(locale.language)
+    return Locale.parse(likely).script if likely else None
 
 
 def babel_locale(language: Language) -> Locale:
@@ -211,11 +251,28 @@ def format_directives(text: str, flags: set[str] | frozenset[str]) -> list[str]:
     """
     found: list[str] = []
     if flags & {"c-format", "python-format"}:
-        printf = [d for d in re.findall(PRINTF, text) if d != "%%"]
+        printf = _printf_directives(text, _PYTHON_DIRECTIVE if "python-format" in flags else _C_DIRECTIVE)
         reorderable = all(d.startswith("%(") or re.match(r"%\d+\$", d) for d in printf)
         found += sorted(printf) if reorderable else printf
     if "python-brace-format" in flags:
         found += sorted(re.findall(FORMAT, text))
+    return found
+
+
+def _printf_directives(text: str, directive: re.Pattern[str]) -> list[str]:
+    """Each % directive in `text` in order (%% aside); _BROKEN_DIRECTIVE for a % that starts none."""
+    found: list[str] = []
+    at = text.find("%")
+    while at != -1:
+        if text.startswith("%%", at):
+            end = at + 2
+        elif match := directive.match(text, at):
+            found.append(match.group(0))
+            end = match.end()
+        else:
+            found.append(_BROKEN_DIRECTIVE)
+            end = at + 1
+        at = text.find("%", end)
     return found
 
 
@@ -234,6 +291,11 @@ class GettextFile:
     nplurals: int
     newline: str = "\n"
     header_comment: bool = True  # whether the file starts with a comment
+    # The file's lines, and the state of its header and of each entry (by id) as read: an entry
+    # whose state is unchanged is written back as its lines were, not re-wrapped by polib.
+    lines: list[str] = field(default_factory=list)
+    read_header: tuple = ()
+    read_entries: dict[int, tuple] = field(default_factory=dict)
     units: list[Unit] = field(default_factory=list)
     slots: list[_Slot] = field(default_factory=list)
     # Messages whose translation failed the format check: left untranslated, told to the user.
@@ -253,10 +315,49 @@ class GettextFile:
         filled = [self._fill(pairs) for pairs in by_entry.values()]
         if any(filled) and "PO-Revision-Date" in self.catalog.metadata:
             self.catalog.metadata["PO-Revision-Date"] = _now()
-        text = self.catalog.__unicode__()
+        text = self._spliced() if self.lines else self._header_text() + "".join(self._entry_texts())
+        return text.replace("\n", self.newline) if self.newline != "\n" else text
+
+    def _header_text(self) -> str:
+        """The header comment and entry as polib writes them."""
+        head = polib.POFile(wrapwidth=WIDTH)
+        head.header, head.metadata = self.catalog.header, self.catalog.metadata
+        head.metadata_is_fuzzy = self.catalog.metadata_is_fuzzy
+        head.ordered_metadata = self.catalog.ordered_metadata  # type: ignore[method-assign]
+        text = head.__unicode__()
         if not self.header_comment and text.startswith("#\n"):
             text = text[2:]  # polib writes an empty header comment as "#"; the file had none
-        return text.replace("\n", self.newline) if self.newline != "\n" else text
+        return text
+
+    def _entry_texts(self) -> list[str]:
+        return ["\n" + entry.__unicode__(WIDTH) for entry in self.catalog]
+
+    def _spliced(self) -> str:
+        """The file's own lines, with only the header and entries that changed written anew.
+
+        polib re-wraps every string to its width and every reference line: written whole, a
+        catalog made with other widths (xgettext --no-wrap, Weblate's) changed on every entry.
+        """
+        entries = list(self.catalog)
+        starts = [max((entry.linenum or 0) - 1, 0) for entry in entries] + [len(self.lines)]
+        if entries and not all(a < b for a, b in zip(starts, starts[1:], strict=False)):
+            return self._header_text() + "".join(self._entry_texts())  # lines not known: polib's whole
+        parts = [self._rewritten(self.lines[: starts[0]], _header_state(self.catalog) != self.read_header, None)]
+        for entry, start, end in zip(entries, starts, starts[1:], strict=False):
+            changed = _entry_state(entry) != self.read_entries.get(id(entry))
+            parts.append(self._rewritten(self.lines[start:end], changed, entry))
+        return "".join(parts)
+
+    def _rewritten(self, lines: list[str], changed: bool, entry: polib.POEntry | None) -> str:
+        """A stretch of the file (the header's when `entry` is None): as it was, or written anew
+        with the blank lines that followed it."""
+        if not changed:
+            return "".join(lines)
+        blank = len(lines)
+        while blank and not lines[blank - 1].strip():
+            blank -= 1
+        after = "".join(lines[blank:]) or ("\n" if entry is None and self.catalog else "")
+        return (self._header_text() if entry is None else entry.__unicode__(WIDTH)) + after
 
     def _fill(self, pairs: list[tuple[_Slot, SegmentResult]]) -> bool:
         """Write one entry's translations; False when they failed the format check (left as it was)."""
@@ -268,7 +369,8 @@ class GettextFile:
                 return False
         fuzzy = any(is_low(result) for _, result in pairs)
         if entry.msgid_plural:
-            forms = {n: "" for n in range(self.nplurals)}
+            # Forms a person already filled are kept: only the slots' forms are written.
+            forms = {n: (entry.msgstr_plural or {}).get(n, "") for n in range(self.nplurals)}
             for slot, result in pairs:
                 for n in slot.forms:
                     forms[n] = result.translation
@@ -288,6 +390,22 @@ class GettextFile:
         return True
 
 
+def _header_state(catalog: polib.POFile) -> tuple:
+    return (catalog.header, tuple(catalog.metadata.items()), bool(catalog.metadata_is_fuzzy))
+
+
+def _entry_state(entry: polib.POEntry) -> tuple:
+    """What filling an entry may change (its translation, flags and previous msgid)."""
+    return (
+        entry.msgstr,
+        tuple(sorted(entry.msgstr_plural.items())),
+        tuple(entry.flags),
+        entry.previous_msgid,
+        entry.previous_msgid_plural,
+        entry.previous_msgctxt,
+    )
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M%z")
 
@@ -295,6 +413,8 @@ def _now() -> str:
 def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = False) -> GettextFile:
     """The untranslated messages of a .po/.pot as units; BadInputError for a file that is not one."""
     catalog, layout = _read_po(data, name)
+    read_header = _header_state(catalog)
+    read_entries = {id(entry): _entry_state(entry) for entry in catalog}
     entries = [entry for entry in catalog if not entry.obsolete]
     if not entries:
         raise BadInputError(f"{name} has no messages to translate")
@@ -306,19 +426,29 @@ def read_catalog(data: bytes, name: str, target: Language, retranslate: bool = F
     forms = plural_forms(nplurals, expression, name)
     singular_form = forms[1]
     document = GettextFile(
-        catalog, nplurals, layout.newline, layout.header_comment, inflected_plurals=len(set(forms[2:])) > 1
+        catalog,
+        nplurals,
+        layout.newline,
+        layout.header_comment,
+        lines=layout.lines,
+        read_header=read_header,
+        read_entries=read_entries,
+        inflected_plurals=len(set(forms[2:])) > 1,
     )
     for entry in entries:
         if _translated(entry) and not retranslate:
             continue
         note = entry.msgctxt or ""
         if entry.msgid_plural:
-            others = tuple(n for n in range(nplurals) if n != singular_form)
-            if nplurals > 1:
+            filled = {n for n, text in (entry.msgstr_plural or {}).items() if text and not retranslate}
+            others = tuple(n for n in range(nplurals) if n != singular_form and n not in filled)
+            if nplurals > 1 and singular_form not in filled:
                 document.units.append(Unit(entry.msgid, note))
                 document.slots.append(_Slot(entry, entry.msgid, (singular_form,)))
-            document.units.append(Unit(entry.msgid_plural, note))
-            document.slots.append(_Slot(entry, entry.msgid_plural, others if nplurals > 1 else (0,)))
+            plurals = others if nplurals > 1 else tuple({0} - filled)
+            if plurals:
+                document.units.append(Unit(entry.msgid_plural, note))
+                document.slots.append(_Slot(entry, entry.msgid_plural, plurals))
         else:
             document.units.append(Unit(entry.msgid, note))
             document.slots.append(_Slot(entry, entry.msgid, ()))
@@ -351,9 +481,15 @@ def plural_forms(count: int, expression: str, name: str) -> list[int]:
 
 
 def _translated(entry: polib.POEntry) -> bool:
+    """Whether the entry has nothing left to fill (every plural form written)."""
     if entry.msgid_plural:
         return bool(entry.msgstr_plural) and all(entry.msgstr_plural.values())
     return bool(entry.msgstr)
+
+
+def _has_translation(entry: polib.POEntry) -> bool:
+    """Whether a person wrote any of the entry's translation (one plural form is enough)."""
+    return any(entry.msgstr_plural.values()) if entry.msgid_plural else bool(entry.msgstr)
 
 
 def _retarget(catalog: polib.POFile, name: str, target: Language, entries: list[polib.POEntry]) -> None:
@@ -366,9 +502,10 @@ def _retarget(catalog: polib.POFile, name: str, target: Language, entries: list[
     """
     locale = babel_locale(target)
     current = catalog_locale(catalog)
-    if current is not None and (current.language, current.script) == (locale.language, locale.script):
+    # Both with their likely script: zh_CN (Babel's zh_Hans_CN) is a catalog for llamadesk's zh.
+    if current is not None and (current.language, _script(current)) == (locale.language, _script(locale)):
         return
-    translated = any(_translated(entry) for entry in entries)
+    translated = any(_has_translation(entry) for entry in entries)
     if current is None and translated:
         return  # translated, with no Language header: taken to be in the language asked for, as it is
     if current is not None and translated:

@@ -223,15 +223,20 @@ class _Builder:
         untouched: list[str] = []  # open untouched elements, innermost last
         opaque_from: int | None = None  # where an inline <code> inside a run began
         opaque_tag = ""
+        opaque_depth = 0  # <kbd> inside <kbd> (MDN's keys): the outer one's end ends the span
         bounds = [start for _, start, _ in self.tokens] + [len(self.text)]
         if bounds[0] > 0:  # text before the first token cannot happen, but keep it if it does
             self.document.pieces.append(self.text[: bounds[0]])
         for i, (kind, start, tag) in enumerate(self.tokens):
             raw = self.text[start : bounds[i + 1]]
             if opaque_from is not None:  # inside an inline <code> that sits in a sentence
-                if kind == "end" and tag == opaque_tag:
-                    self.run.append(("kept", self.text[opaque_from : bounds[i + 1]]))
-                    opaque_from = None
+                if kind == "start" and tag == opaque_tag:
+                    opaque_depth += 1
+                elif kind == "end" and tag == opaque_tag:
+                    opaque_depth -= 1
+                    if opaque_depth == 0:
+                        self.run.append(("kept", self.text[opaque_from : bounds[i + 1]]))
+                        opaque_from = None
                 continue
             if untouched:
                 self._flush()
@@ -244,7 +249,7 @@ class _Builder:
             if kind == "start" and tag in INLINE_UNTOUCHED:
                 # Part of the sentence around it, as one protected span (a run with no words
                 # around it is written back as it was).
-                opaque_from, opaque_tag = start, tag
+                opaque_from, opaque_tag, opaque_depth = start, tag, 1
                 continue
             if kind == "start" and tag in UNTOUCHED:
                 self._flush()
@@ -305,7 +310,7 @@ class _Builder:
             trail, run[-1] = value[len(value.rstrip()) :], ("text", value.rstrip())
         kept: list[str | _Tag] = []
         text = []
-        for kind, value in run:
+        for kind, value in _literal_stand_ins_kept(run):
             if kind == "text":
                 # One line for the model: how the page's source wraps its text carries no meaning.
                 text.append(re.sub(r"\s+", " ", str(value)))
@@ -315,3 +320,19 @@ class _Builder:
         self.document.units.append(Unit("".join(text), follows=True))
         run_piece = _Run(kept, len(self.document.units) - 1, [value for _, value in run])
         self.document.pieces += [p for p in (lead, run_piece, trail) if p != ""]
+
+
+def _literal_stand_ins_kept(run: list[tuple[str, str | _Tag]]) -> list[tuple[str, str | _Tag]]:
+    """The run with any "{{§N}}" the page's own text holds made a kept span: read back as a
+    stand-in, it was replaced by other markup or dropped (a page that documents the syntax)."""
+    out: list[tuple[str, str | _Tag]] = []
+    for kind, value in run:
+        if kind != "text" or not _STAND_IN.search(str(value)):
+            out.append((kind, value))
+            continue
+        position = 0
+        for match in _STAND_IN.finditer(str(value)):
+            out += [("text", str(value)[position : match.start()]), ("kept", match.group(0))]
+            position = match.end()
+        out.append(("text", str(value)[position:]))
+    return [(kind, value) for kind, value in out if value != ""]

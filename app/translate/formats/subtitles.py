@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.translate.confidence import FACTORS
 from llamadesk.app.translate.file_job import Unit
 from llamadesk.app.translate.segment import SegmentResult
 
@@ -66,6 +67,23 @@ class SubtitleFile:
     def readable(self, index: int, text: str) -> str:
         """Units here hold the file's own text: nothing to show otherwise."""
         return text
+
+    def judge(self, index: int, result: SegmentResult) -> SegmentResult:
+        """A group's translation with fewer words than the group has cues leaves the last cues in
+        the source language (split_proportionally): low confidence, for a person to look at."""
+        cues = len(self.groups[index])
+        if self.dashes[index] is not None or cues == 1 or result.confidence is None:
+            return result
+        if len(result.translation.split()) >= cues:
+            return result
+        return replace(
+            result,
+            confidence=result.confidence * FACTORS["cues left in the source"],
+            confidence_reasons=(
+                *result.confidence_reasons,
+                f"too few words for its {cues} cues: the last keep their text",
+            ),
+        )
 
     def render(self, results: Sequence[SegmentResult]) -> str:
         new_texts: dict[int, list[str]] = {}  # cue index -> its translated lines
@@ -133,10 +151,15 @@ def wrap_lines(text: str, count: int) -> list[str]:
     if count == 1:
         return [" ".join(words)]
 
-    def width(i: int, j: int) -> int:
-        return sum(len(w) for w in words[i:j]) + (j - i - 1)
+    # starts[j]: the width of words[:j] with a space after each, so a line's width is one subtraction
+    starts = [0]
+    for word in words:
+        starts.append(starts[-1] + len(word) + 1)
 
-    # best[k][j]: the smallest longest line putting words[:j] on k lines (a small DP: a cue has few words)
+    def width(i: int, j: int) -> int:
+        return starts[j] - starts[i] - 1
+
+    # best[k][j]: the smallest longest line putting words[:j] on k lines (O(count * words²))
     n = len(words)
     best = [[float("inf")] * (n + 1) for _ in range(count + 1)]
     cut = [[0] * (n + 1) for _ in range(count + 1)]
@@ -217,6 +240,14 @@ def _read_block(document: SubtitleFile, lines: list[str], start: int, end: int, 
     if _milliseconds(groups[4:8]) < _milliseconds(groups[0:4]):
         raise BadInputError(f"{name}, line {timing_at + 1}: the cue ends before it starts ({timing.strip()!r})")
     texts = [_bare(line) for line in lines[timing_at + 1 : end]]
+    # A timing line among the text means a blank line is missing before the next cue: read as
+    # text, that cue's number and timing would be translated over and the cue lost.
+    inner = next((i for i, text in enumerate(texts) if TIMING[kind].match(text)), None)
+    if inner is not None:
+        raise BadInputError(
+            f"{name}, line {timing_at + inner + 2}: a cue timing line inside the text of the cue before it; "
+            "put a blank line before each cue"
+        )
     if not any(t.strip() for t in texts):
         return
     endings = [line[len(_bare(line)) :] for line in lines[timing_at + 1 : end]]
