@@ -359,3 +359,15 @@ def test_the_same_seeded_request_twice_gets_the_same_reply(smollm2_path, flash_a
         (first, cached_first), (second, cached_second) = reply(), reply()
     assert cached_first == 0 and cached_second > 64  # the second really came from the cache
     assert first == second and len(first) > 20
+
+
+def test_stats_of_a_reply_stopped_before_its_first_token_count_only_what_was_read():
+    # "prompt 1354 tokens ... 372.5 tok/s; first token 3635 ms" after Ctrl-C: 512 tokens had been read.
+    from llamadesk.app.commands.chat import format_stats
+    from llamadesk.app.engine.llama_engine import _stats
+
+    stats = _stats(
+        1354, 0, 0, started=0.0, first_token_at=None, finished=4.0, context_tokens=512, n_ctx=8192, reason="stopped"
+    )
+    assert stats.prompt_tokens_per_second == 128.0
+    assert "no first token" in format_stats(stats) and "first token 4000" not in format_stats(stats)

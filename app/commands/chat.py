@@ -132,10 +132,12 @@ def ctrl_c_stops(engine) -> Iterator[list[bool]]:
 
 def format_stats(stats: GenerationStats, restored: int = 0) -> str:
     from_disk = f", {restored} from the prompt cache" if restored else ""
+    # Stopped before it: the time shown would be the stop's, not a first token's.
+    first = f"first token {stats.time_to_first_token * 1000:.0f} ms" if stats.generated_tokens else "no first token"
     return (
         f"[{stats.generated_tokens} tokens, {stats.generated_tokens_per_second:.1f} tok/s; "
         f"prompt {stats.prompt_tokens} tokens ({stats.cached_prompt_tokens} cached{from_disk}), "
-        f"{stats.prompt_tokens_per_second:.1f} tok/s; first token {stats.time_to_first_token * 1000:.0f} ms; "
+        f"{stats.prompt_tokens_per_second:.1f} tok/s; {first}; "
         f"context {stats.context_tokens}/{stats.n_ctx}; {stats.stop_reason}]"
     )
 

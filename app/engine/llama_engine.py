@@ -539,7 +539,10 @@ def _stats(
     prompt_time = max(first - started, 1e-9)
     # The first token comes out of the prompt's decode; the rest are one decode each.
     gen_time = finished - first
-    evaluated = max(prompt_tokens - cached, 0)
+    # Stopped before the first token: only what reached the cache was read, not the whole prompt
+    # (counting all of it gave a prompt speed three times the real one).
+    read = prompt_tokens if first_token_at is not None else min(context_tokens, prompt_tokens)
+    evaluated = max(read - cached, 0)
     return GenerationStats(
         prompt_tokens=prompt_tokens,
         cached_prompt_tokens=cached,
