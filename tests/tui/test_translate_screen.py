@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.widgets import Input, ProgressBar, Select, TextArea
+from textual.widgets import Input, Label, ProgressBar, Select, TextArea
 
 from llamadesk.app.chat.store import Store
 from llamadesk.app.settings.user_config import Config
@@ -156,6 +156,25 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
         assert out.read_text(encoding="utf-8").startswith("# NOTES\n\nPARAGRAPH NUMBER 1 IS HERE.\n\n")
         [entry] = store.translations()  # the file's translation is in the history too
         assert entry.source == source.read_text(encoding="utf-8") and entry.translation.startswith("# NOTES")
+
+
+async def test_a_file_with_windows_line_endings_is_translated_with_them(store, tmp_path):
+    # The CLI kept CRLF; the app wrote the translation of a CRLF file with LF.
+    source = tmp_path / "notes.md"
+    text = "# Notes\n\n" + "".join(f"Paragraph number {n} is here.\n\n" for n in range(1, 6))
+    source.write_bytes(text.replace("\n", "\r\n").encode())
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        await open_translation(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+        pilot.app.screen.query_one(Input).value = str(source)
+        await pilot.press("enter")
+        out = tmp_path / "notes.fr.md"
+        status = pilot.app.screen.query_one("#status", Label)
+        await wait_until(pilot, lambda: out.exists(), timeout=30, what=f"the translated file ({status.render()})")
+        written = out.read_bytes()
+        assert written.startswith(b"# NOTES\r\n\r\nPARAGRAPH NUMBER 1 IS HERE.\r\n")
+        assert b"\n" not in written.replace(b"\r\n", b"")
 
 
 async def test_escape_stops_a_translation(store):
