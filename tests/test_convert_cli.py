@@ -179,6 +179,30 @@ def test_help_has_examples():
     assert result.returncode == 0 and "examples:" in result.stdout and "--verify" in result.stdout
 
 
+# How the help names each family of convert/architectures.py: a family added there fails the test
+# below until the help names it too.
+FAMILY_IN_HELP = {
+    "LlamaForCausalLM": "Llama 1/2/3.x",
+    "MistralForCausalLM": "Mistral",
+    "Qwen2ForCausalLM": "Qwen2/2.5",
+    "Qwen3ForCausalLM": "Qwen3",
+    "Phi3ForCausalLM": "Phi-3/3.5 mini and Phi-4-mini",
+    "Gemma2ForCausalLM": "Gemma 2",
+    "Gemma3ForCausalLM": "Gemma 3",
+    "Gemma3ForConditionalGeneration": "multimodal 4B-27B",
+}
+
+
+def test_help_names_every_family_and_says_the_tokenizer_packages_come_with_llamadesk():
+    from llamadesk.convert.architectures import HF_ARCHITECTURES
+
+    assert set(FAMILY_IN_HELP) == set(HF_ARCHITECTURES)
+    text = " ".join(run_cli("convert", "--help").stdout.split())  # the same words, however wrapped
+    for family in FAMILY_IN_HELP.values():
+        assert family in text
+    assert "both installed with llamadesk" in text and "not llamadesk dependencies" not in text
+
+
 def test_bad_outtype_is_refused():
     result = run_cli("convert", "x", "--outtype", "q4_0")
     assert result.returncode == 2 and "invalid choice" in result.stderr

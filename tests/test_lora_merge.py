@@ -128,3 +128,28 @@ def test_smollm2_merged_equals_peft(smollm2_path, tmp_path):
     assert result.returncode == 0, result.stderr
     ids = [1, 504, 3458, 282, 4649, 314, 2113, 30, 2, 216, 1326, 17, 1007]
     assert np.abs(logits_with_adapters(merged, [], ids) - lora_adapters.peft_logits(base, folder, ids)).max() < 1e-3
+
+
+def test_a_merged_model_is_named_and_recorded_apart_from_its_base(patterns, own_home):
+    """Into the library (no -o), a merge took the plain base's file name (a --force replaced the
+    base with the fine-tune), and through --quantize its record lost the adapters."""
+    folder, base = patterns
+    plain = run_cli("convert", str(base), "--quantize", "Q4_K_M", "--threads", "1", "--json")
+    assert plain.returncode == 0, plain.stderr
+    plain_path = Path(json.loads(plain.stdout)["path"])
+    merged = run_cli(
+        "convert", str(base), "--lora", f"{folder}:0.8", "--quantize", "Q4_K_M", "--threads", "1", "--keep", "--json"
+    )
+    assert merged.returncode == 0, merged.stderr
+    merged_path = Path(json.loads(merged.stdout)["path"])
+    stem = plain_path.name.removesuffix("-Q4_K_M.gguf")
+    assert merged_path == plain_path.with_name(f"{stem}+{folder.name}-Q4_K_M.gguf") and plain_path.is_file()
+    origins = {Path(e["path"]).name: e["origin"] for e in json.loads(run_cli("models", "--json").stdout)}
+    kept = [name for name in origins if name.startswith(f"{stem}+{folder.name}-") and name != merged_path.name]
+    assert len(kept) == 1  # the --keep intermediate, named as the merge too
+    for name in (merged_path.name, kept[0]):
+        assert origins[name]["merged"] == [f"{folder}:0.8"], origins[name]
+    assert "merged" not in origins[plain_path.name]
+    # Without --quantize the default name is the merge's as well.
+    planned = run_cli("convert", str(base), "--lora", str(folder), "--dry-run", "--json")
+    assert Path(json.loads(planned.stdout)["output"]).name.startswith(f"{stem}+{folder.name}-")

@@ -1,4 +1,5 @@
-"""Adapters at run time: `chat`/`translate --lora FILE[:SCALE]`, refused before loading when they do not fit."""
+"""Adapters at run time: `chat`/`translate`/`serve --lora FILE[:SCALE]`, applied wherever the model decodes
+(batched too), refused before loading when they do not fit."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from llamadesk.app.engine.types import LoadSettings, Sampling, TextPiece
 from llamadesk.convert.lora import plan_adapter, write_adapter
-from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli
+from tests.conftest import PINNED_FLAGS, PINNED_LOAD, PINNED_SAMPLING_FLAGS, run_cli
 from tests.fixtures import lora_adapters
 from tests.fixtures.smollm2_checkpoint import smollm2_hf_checkpoint
 
@@ -160,3 +162,63 @@ def test_serve_applies_adapters_to_its_m_models_only(adapters):
     _refused(wrong, "tiny_llama", "give the model it was trained on")
     alone = run_cli_process("serve", "--port", "1", "--lora", str(adapters["smollm2"]), timeout=60)
     _refused(alone, "-m")
+
+
+# -- the batched decoder's own context gets the adapters too ------------------------------------
+# llama.cpp applies adapters per context; the batched decoder makes its own, and without them set
+# there `translate` (at its default --parallel), `--candidates`, the app's translation screen and
+# `serve --parallel` answered as the bare base model while naming the adapter.
+
+GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, seed=0, max_tokens=12)
+COMPLETION_PROMPT = "The capital of France is"
+TO_TRANSLATE = "Good morning, my friend.\n"
+
+
+@pytest.fixture(scope="module")
+def tuned_engine(smollm2_path, adapters):
+    from llamadesk.app.engine.llama_engine import Engine
+
+    settings = LoadSettings(n_ctx=1024, lora=((str(adapters["smollm2"]), 1.5),), **PINNED_LOAD)
+    with Engine.load(smollm2_path, settings) as engine:
+        yield engine
+
+
+def _completion(engine, prompt: str) -> str:
+    return "".join(e.text for e in engine.stream_completion(prompt, GREEDY) if isinstance(e, TextPiece))
+
+
+def test_the_batched_decoder_answers_with_the_engines_adapter(tuned_engine, smollm2_engine):
+    tuned = _completion(tuned_engine, COMPLETION_PROMPT)
+    assert tuned != _completion(smollm2_engine, COMPLETION_PROMPT)  # the adapter changes the answer
+    with tuned_engine.batched_decoder(1, n_ctx=512) as decoder:
+        assert decoder.generate(tuned_engine.tokenize(COMPLETION_PROMPT), GREEDY).text == tuned
+
+
+def _translate(*extra: str):
+    common = ("translate", "--to", "fr", "--from", "en", "-m", "smollm2", *PINNED_FLAGS)
+    return run_cli(*common, *extra, input=TO_TRANSLATE)
+
+
+def test_translate_with_an_adapter_says_the_same_in_parallel_as_one_at_a_time(adapters):
+    adapter = ("--lora", f"{adapters['smollm2']}:1.5")
+    alone = _translate(*adapter, "--parallel", "1")
+    batched = _translate(*adapter, "--parallel", "2")
+    base = _translate("--parallel", "2")
+    assert alone.returncode == batched.returncode == base.returncode == 0, batched.stderr
+    assert batched.stdout == alone.stdout
+    assert base.stdout != batched.stdout  # the adapter was applied, not dropped
+
+
+def test_serve_parallel_replies_with_the_adapter(adapters):
+    import httpx
+
+    from tests.serve_process import serving
+
+    def reply(*args: str) -> str:
+        ask = {"model": "smollm2", "prompt": COMPLETION_PROMPT, "temperature": 0, "max_tokens": 8}
+        with serving("--lora", f"{adapters['smollm2']}:1.5", *args) as served:
+            answer = httpx.post(f"{served.openai_url}/completions", json=ask, timeout=120)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["choices"][0]["text"]
+
+    assert reply("--parallel", "2") == reply()

@@ -12,7 +12,7 @@ from llamadesk.app.commands.table import format_table
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.library.registry import record_made_model
-from llamadesk.convert import ConversionPlan, default_output, plan_conversion, resolve_source, write_gguf
+from llamadesk.convert import ConversionPlan, plan_conversion, resolve_source, write_gguf
 from llamadesk.convert.output_types import OUTTYPE_CHOICES
 from llamadesk.convert.source_location import looks_like_repo_id
 from llamadesk.convert.verify import VERIFY_CONTEXT, verify_against_source
@@ -41,8 +41,8 @@ f16/bf16 intermediate that is deleted afterwards unless --keep is given.
 --verify checks the new GGUF before it gets its final name (a failing file is not kept, exit 1):
   1. a multilingual sample (English, French, German, Chinese, Japanese, Russian, Arabic, code,
      emoji) tokenized by llama.cpp and by the source tokenizer run by its own library
-     (`tokenizers` for tokenizer.json, `sentencepiece` for tokenizer.model; not llamadesk
-     dependencies: it tells you to install the one it needs) must give identical ids;
+     (`tokenizers` for tokenizer.json, `sentencepiece` for tokenizer.model, both installed with
+     llamadesk) must give identical ids;
   2. llama.cpp's logits on a short prompt must match a plain numpy forward pass over the source
      checkpoint's own tensors (no torch needed; little memory; seconds on small models, minutes
      on 7B ones).
@@ -53,7 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "convert",
         help="convert a PyTorch/safetensors checkpoint to GGUF (no torch needed)",
-        description="Convert a LLaMA-family checkpoint (Llama 1/2/3.x, Mistral, SmolLM, TinyLlama) to GGUF.",
+        description=(
+            "Convert a checkpoint to GGUF: Llama 1/2/3.x, Mistral, SmolLM, TinyLlama, Qwen2/2.5, Qwen3,\n"
+            "Gemma 2, Gemma 3 (text, and the multimodal 4B-27B's text model), Phi-3/3.5 mini and Phi-4-mini."
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,7 +133,12 @@ def _dry_run_with_quantize(args: argparse.Namespace) -> int:
     from llamadesk.app.library.checkpoint_conversion import plan_steps
 
     steps = plan_steps(
-        args.source, args.output, args.quantize, pre_tokenizer=args.pre_tokenizer, tensor_overlay=_overlay(args)
+        args.source,
+        args.output,
+        args.quantize,
+        pre_tokenizer=args.pre_tokenizer,
+        tensor_overlay=_overlay(args),
+        merged=_merged_names(args),
     )
     if steps.unquantized is None:  # written by the converter directly, as the real run does
         _print_plan(steps.plan, steps.target, args.json)
@@ -176,6 +184,18 @@ def _overlay(args: argparse.Namespace):
     return adapter_overlay([parse_adapter_choice(text) for text in args.lora])
 
 
+def _merged_names(args: argparse.Namespace) -> list[str]:
+    """The --lora adapters' folder names, for the merged model's default file name."""
+    from llamadesk.convert.lora import parse_adapter_choice
+
+    return [parse_adapter_choice(text).path.resolve().name for text in args.lora or ()]
+
+
+def _origin(args: argparse.Namespace, **fields: str) -> dict[str, object]:
+    """The library record of a conversion: its checkpoint, and the adapters merged into it."""
+    return {"checkpoint": args.source, **fields, **({"merged": args.lora} if args.lora else {})}
+
+
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.commands.convert_adapter import is_adapter_folder, run_adapter
 
@@ -190,7 +210,9 @@ def run(args: argparse.Namespace) -> int:
     name = args.source if looks_like_repo_id(args.source) else None  # a snapshot folder is named by its hash
     folder = resolve_source(args.source)
     plan = plan_conversion(folder, args.outtype, args.pre_tokenizer, name, _overlay(args))
-    output = args.output or default_output(plan)
+    from llamadesk.app.library.checkpoint_conversion import conversion_output
+
+    output = args.output or conversion_output(plan, _merged_names(args))
     if args.dry_run:
         _print_plan(plan, output, args.json)
         return 0
@@ -198,10 +220,7 @@ def run(args: argparse.Namespace) -> int:
     verified: list[str] = []
     check = (lambda written: verified.append(_verify(plan, written, output))) if args.verify else None
     path = _write_with_progress(plan, output, args.force, check)
-    record_made_model(
-        path,
-        {"checkpoint": args.source, "outtype": plan.bulk_type.name, **({"merged": args.lora} if args.lora else {})},
-    )  # `models` lists it, even outside the models folder
+    record_made_model(path, _origin(args, outtype=plan.bulk_type.name))  # `models` lists it, even outside its folder
     _report(args, path, plan.bulk_type.name, plan.n_params, verified)
     return 0
 
@@ -274,11 +293,12 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
             quantize_progress=quantize_step,
             check=check,
             tensor_overlay=_overlay(args),
+            merged=_merged_names(args),
             planned=_print_notes,
         )
-    origin = {"checkpoint": args.source, "outtype": qtype.name}
+    origin = _origin(args, outtype=qtype.name)
     if kept is not None:
-        record_made_model(kept, {"checkpoint": args.source})
+        record_made_model(kept, _origin(args))
         origin["quantized_from"] = kept.name
     record_made_model(path, origin)
     _report(args, path, qtype.name, None, verified)

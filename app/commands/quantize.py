@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.commands.table import format_table
 from llamadesk.app.core.byte_sizes import format_bytes
+
+if TYPE_CHECKING:
+    from llamadesk.quantize.quant_types import QuantType
 
 EXAMPLES = """examples:
   llamadesk quantize model-f16.gguf -t Q4_K_M            # writes model-Q4_K_M.gguf beside it
   llamadesk quantize model-f16.gguf -t Q8_0 -o small.gguf --threads 4
   llamadesk quantize model-f16.gguf -t auto --memory 4GB # the best type that fits 4 GB at --ctx
   llamadesk quantize model-f16.gguf -t IQ2_XS --imatrix model.imatrix
+  llamadesk quantize tiny-llama-F16 -t Q8_0              # a library model: tiny-llama-Q8_0 joins the library
   llamadesk quantize --list-types
 
 Quantize from the f16/bf16/f32 original: a file that is already quantized is refused unless
@@ -34,9 +40,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", metavar="IN.gguf", nargs="?", help="the model to quantize (f16, bf16 or f32)")
+    parser.add_argument(
+        "input", metavar="IN.gguf", nargs="?", help="the model to quantize (f16, bf16 or f32): a file or a library name"
+    )
     parser.add_argument("-t", "--type", dest="qtype", help="quantization type (see --list-types), or 'auto'")
-    parser.add_argument("-o", "--output", type=Path, help="output file (default: IN's name with the type)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output file (default: IN's name with the type, beside a file; in the library for a library name)",
+    )
     parser.add_argument("--threads", type=int, help="threads for quantizing (default: all hardware threads)")
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     parser.add_argument("--allow-requantize", action="store_true", help="quantize a file that is already quantized")
@@ -96,6 +109,24 @@ def _progress_bar():
     )
 
 
+def _resolve_input(spec: str) -> tuple[Path, str | None]:
+    """The file IN means (a path, or a library name as every -m takes) and the library name, if it was one."""
+    from llamadesk.app.library.catalog import looks_like_path, resolve_library_name, resolve_model
+
+    named = None if looks_like_path(spec) else resolve_library_name(spec)
+    return (named, spec) if named is not None else (resolve_model(spec), None)
+
+
+def _library_output(name: str, qtype: QuantType) -> Path:
+    """Where a library model's quantized copy goes without -o: into the library's own folder under
+    its name, since its file may sit in a package, the Hub's cache or another app's store."""
+    from llamadesk.app.core.paths import models_dir
+    from llamadesk.quantize.quantize_model import default_output
+
+    file_stem = re.sub(r"[^\w.+-]", "-", name)  # REPO:QUANT and name:tag hold characters a file name should not
+    return default_output(models_dir() / f"{file_stem}.gguf", qtype)
+
+
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.core.errors import BadInputError
     from llamadesk.quantize.quant_types import find_quant_type
@@ -105,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return _list_types(args.json)
     if args.input is None or args.qtype is None:
         raise BadInputError("give the model and a type: llamadesk quantize IN.gguf -t Q4_K_M (or --list-types)")
-    input_path = Path(args.input)
+    input_path, library_name = _resolve_input(args.input)
     if args.qtype.lower() == "auto":
         # Only here: fitting reads the model's header (numpy, gguf), which quantizing itself does
         # while its child process starts.
@@ -118,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
         if args.memory or args.ctx is not None:
             raise BadInputError("--memory and --ctx only apply with -t auto")
         qtype = find_quant_type(args.qtype)
+    output = args.output
+    if output is None and library_name is not None:
+        output = _library_output(library_name, qtype)
     with _progress_bar() as bar:
         advance = None
         if bar is not None:
@@ -128,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
         output = quantize_gguf(
             input_path,
-            args.output,
+            output,
             qtype,
             threads=args.threads,
             force=args.force,

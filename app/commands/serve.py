@@ -8,9 +8,13 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llamadesk.app.commands.options import add_load_options, add_lora_option, load_settings
 from llamadesk.app.core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from llamadesk.app.core.gguf_file import GGUFHeader
 
 EXAMPLES = """examples:
   llamadesk serve                                   # smollm2 and the library on http://127.0.0.1:11435
@@ -136,20 +140,34 @@ def _served_models(specs: list[str]) -> dict[str, Path]:
 Adapters = tuple[tuple[str, float], ...]  # (file, scale), as LoadSettings.lora
 
 
-def _checked_adapters(served: dict[str, Path], adapters: Adapters) -> Adapters:
+def _checked_models(served: dict[str, Path]) -> dict[Path, GGUFHeader]:
+    """Each -m model's header, checked as a load checks it before the server listens: a file
+    that is not a model (an adapter, not GGUF) was served and answered every request with 400."""
+    from llamadesk.app.core.gguf_adapter import is_adapter
+    from llamadesk.app.core.gguf_file import check_model, open_header, summarize
+
+    headers = {}
+    for path in served.values():
+        header = open_header(path)
+        if is_adapter(header):
+            raise BadInputError(f"{path} is a LoRA adapter, not a model; serve its base with -m and add --lora {path}")
+        check_model(path, header, summarize(path, header).architecture)
+        headers[path] = header
+    return headers
+
+
+def _checked_adapters(headers: dict[Path, GGUFHeader], adapters: Adapters) -> Adapters:
     """--lora: the adapters for the -m models, each checked against every one of them before the
     server listens, so a wrong base is one line and exit 2 rather than an error on the first request."""
     if not adapters:
         return ()
-    if not served:
+    if not headers:
         raise BadInputError(
             "--lora applies to the models given with -m; add -m with the model the adapter was trained on"
         )
     from llamadesk.app.core.gguf_adapter import check_adapter_fits
-    from llamadesk.app.core.gguf_file import open_header
 
-    for path in served.values():
-        header = open_header(path)
+    for path, header in headers.items():
         for adapter, _ in adapters:
             check_adapter_fits(Path(adapter), path, header)
     return adapters
@@ -242,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"llamadesk: {warning}", file=sys.stderr)
     served = _served_models(args.models)
     settings = load_settings(args)
-    adapters = _checked_adapters(served, settings.lora)
+    adapters = _checked_adapters(_checked_models(served), settings.lora)
     pool = ModelPool(
         served,
         replace(settings, lora=()),
@@ -253,8 +271,9 @@ def run(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         prompt_lookup=args.prompt_lookup,
     )
-    preload = next(iter(served), "smollm2") if args.preload else None
-    app = build_app(config, pool, preload=preload)
+    if args.preload:  # ready (GET /health answers) only once the model is in memory
+        pool.preload(next(iter(served), "smollm2"))
+    app = build_app(config, pool)
     server = _GracefulServer(
         pool,
         uvicorn.Config(

@@ -34,6 +34,7 @@ import llama_cpp
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLong
+from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
 from llamadesk.app.engine.prefix_shelf import MAX_SHELVED_TOKENS
 from llamadesk.app.engine.prefix_shelf import WORTH_KEEPING as WORTH_SHELVING
 from llamadesk.app.engine.sequence_handle import LockstepMember, PieceCallback, SequenceHandle, SequenceResult
@@ -101,6 +102,7 @@ class BatchedDecoder:
         n_threads: int,
         kv_type: int,
         flash_attn: bool,
+        adapters: Sequence[LoadedAdapter] = (),
     ):
         if n_sequences < 1:
             raise BadInputError("a batched decoder needs at least one sequence")
@@ -127,6 +129,11 @@ class BatchedDecoder:
                 f"llama.cpp could not create a context for {n_sequences} sequences of {n_ctx} tokens; "
                 "try fewer sequences"
             )
+        # The engine's LoRA adapters: llama.cpp applies them per context, and without them here a
+        # batched run answered as the bare base model.
+        if not set_adapters_on_context(context, adapters):
+            llama_cpp.llama_free(context)
+            raise LlamadeskError("llama.cpp could not apply the adapters to the batched decoder's context")
         self._context = context
         self._memory = llama_cpp.llama_get_memory(context)
         self._vocab = llama_cpp.llama_model_get_vocab(model)

@@ -7,7 +7,6 @@ it, or the UI's single worker); only `request_stop` may be called from any threa
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
 import statistics
@@ -34,6 +33,7 @@ from llamadesk.app.engine.devices import backend_devices
 from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
+from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
 from llamadesk.app.engine.prefix_shelf import PrefixShelf
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
@@ -119,23 +119,23 @@ def _require_utf8_name(path: Path) -> None:
         ) from None
 
 
-def _apply_adapters(llama: llama_cpp.Llama, adapters: list[tuple[AdapterSummary, float]]) -> None:
+def _apply_adapters(llama: llama_cpp.Llama, adapters: list[tuple[AdapterSummary, float]]) -> list[LoadedAdapter]:
     """Load LoRA adapters onto the model and set them, with their scales, on its context.
 
-    llama.cpp owns them from then on: they are freed with the model.
+    llama.cpp owns them from then on: they are freed with the model. The handles come back for
+    the other contexts the engine makes (batched_decoder), which need them set too (lora_context.py).
     """
-    handles = []
-    for adapter, _ in adapters:
+    loaded: list[LoadedAdapter] = []
+    for adapter, scale in adapters:
         handle = llama_cpp.llama_adapter_lora_init(llama._model.model, str(adapter.path).encode("utf-8"))
         if not handle:
             llama.close()
             raise LlamadeskError(f"llama.cpp could not load the adapter {adapter.path}; convert it again")
-        handles.append(handle)
-    array = (llama_cpp.llama_adapter_lora_p_ctypes * len(handles))(*handles)
-    scales = (ctypes.c_float * len(handles))(*(scale for _, scale in adapters))
-    if llama_cpp.llama_set_adapters_lora(llama._ctx.ctx, array, len(handles), scales) != 0:
+        loaded.append((handle, scale))
+    if not set_adapters_on_context(llama._ctx.ctx, loaded):
         llama.close()
         raise LlamadeskError("llama.cpp could not apply the adapters to the model's context")
+    return loaded
 
 
 class Engine:
@@ -156,6 +156,7 @@ class Engine:
         self._busy = threading.Lock()
         self._closed = False
         self.adapters: list[tuple[AdapterSummary, float]] = []  # applied LoRA adapters and their scales
+        self._loaded_adapters: list[LoadedAdapter] = []  # the same, as llama.cpp handles for other contexts
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._token_loop = TokenLoop(llama)
         self._shelf = PrefixShelf(llama)
@@ -219,14 +220,19 @@ class Engine:
             refusal = llama_cpp_refusal(summary.path)  # the model, not the context: llama.cpp says why
             if refusal is not None:
                 raise BadInputError(f"{summary.path}: llama.cpp cannot load it: {refusal}; {ADVICE}") from err
+            if "llama_context" in str(err):  # the model loaded; its context did not (memory, most often)
+                raise LlamadeskError(
+                    f"llama.cpp loaded {summary.path} but could not create a context of {settings.n_ctx} tokens "
+                    "for it (too little memory for its buffers?); use a smaller --ctx"
+                ) from err
             raise LlamadeskError(
                 f"llama.cpp could not load {summary.path} ({err}); "
                 "check that it is a complete model for this llama.cpp version"
             ) from err
-        if adapters:
-            _apply_adapters(llama, adapters)
+        loaded = _apply_adapters(llama, adapters) if adapters else []
         engine = cls(llama, summary, settings, chat_template)
         engine.adapters = [(a, scale) for a, scale in adapters]
+        engine._loaded_adapters = loaded
         return engine
 
     def close(self) -> None:
@@ -460,7 +466,8 @@ class Engine:
         """A decoder advancing up to `n_sequences` sequences per llama_decode on this model (batched_decoder.py).
 
         It has its own context (`n_ctx` cells shared by all sequences; default: this engine's), so
-        it runs beside this engine's single stream; close() it to free that memory.
+        it runs beside this engine's single stream; close() it to free that memory. The engine's
+        LoRA adapters are set on that context too: llama.cpp applies them per context.
         """
         settings = self.settings
         return BatchedDecoder(
@@ -471,6 +478,7 @@ class Engine:
             n_threads=settings.n_threads,
             kv_type=ggml_type_id(settings.kv_cache_type),
             flash_attn=settings.flash_attn,
+            adapters=self._loaded_adapters,
         )
 
     # -- benchmark --------------------------------------------------------------------------

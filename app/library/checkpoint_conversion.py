@@ -7,7 +7,7 @@ through an f16/bf16 intermediate, which is deleted afterwards unless the caller 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,17 @@ def _checking(
     return None if check is None else lambda written: check(plan, written)
 
 
+def conversion_output(plan: ConversionPlan, merged: Sequence[str] = ()) -> Path:
+    """Where a conversion goes without -o: the library's models folder, under the model's name
+    with the names of the adapters merged into it (model+my-lora-F16.gguf). A merged fine-tune
+    took the plain base's name, so a --force replaced the base with it."""
+    path = default_conversion_output(plan)
+    if not merged:
+        return path
+    type_suffix = f"-{plan.bulk_type.name}.gguf"
+    return path.with_name(path.name.removesuffix(type_suffix) + "".join(f"+{name}" for name in merged) + type_suffix)
+
+
 @dataclass(frozen=True)
 class ConversionSteps:
     """What converting a checkpoint to a type will write, before anything is written."""
@@ -54,16 +65,20 @@ def plan_steps(
     pre_tokenizer: str | None = None,
     name: str | None = None,
     tensor_overlay: Callable | None = None,
+    merged: Sequence[str] = (),
 ) -> ConversionSteps:
-    """The plan and file names of a conversion to `quant_type` (what --dry-run shows, and what runs)."""
+    """The plan and file names of a conversion to `quant_type` (what --dry-run shows, and what runs).
+
+    `merged`: the names of the adapters `tensor_overlay` merges, for the default file name.
+    """
     qtype = quant_type if isinstance(quant_type, QuantType) else check_convert_type(quant_type)
     name = name or (str(source) if looks_like_repo_id(str(source)) else None)
     folder = resolve_source(str(source))
     if qtype.name in DIRECT_TYPES:
         plan = plan_conversion(folder, DIRECT_TYPES[qtype.name], pre_tokenizer, name, tensor_overlay)
-        return ConversionSteps(plan, qtype, output or default_conversion_output(plan), None)
+        return ConversionSteps(plan, qtype, output or conversion_output(plan, merged), None)
     plan = plan_conversion(folder, "auto", pre_tokenizer, name, tensor_overlay)
-    converted_name = default_conversion_output(plan)
+    converted_name = conversion_output(plan, merged)
     target = output or default_quantized_output(converted_name, qtype)
     return ConversionSteps(plan, qtype, target, target.parent / converted_name.name)
 
@@ -82,6 +97,7 @@ def convert_checkpoint(
     quantize_progress: ProgressCallback | None = None,
     check: Callable[[ConversionPlan, Path], None] | None = None,
     tensor_overlay: Callable | None = None,
+    merged: Sequence[str] = (),
     planned: Callable[[ConversionPlan], None] | None = None,
 ) -> tuple[Path, Path | None]:
     """Convert `source` (folder or Hub repo id) to a GGUF of `quant_type`.
@@ -91,11 +107,18 @@ def convert_checkpoint(
     Without `output` the file goes into the library's models folder. `check` runs on the
     converted (unquantized) file, with the plan it was written from, before it is used.
     `tensor_overlay` replaces the checkpoint's tensors (merging LoRA adapters, see
-    convert.lora.merge). `planned` sees the plan before anything is written (the CLI's notes).
+    convert.lora.merge), whose names `merged` gives for the default file name. `planned` sees the
+    plan before anything is written (the CLI's notes).
     Nothing half-written is left on any error.
     """
     steps = plan_steps(
-        source, output, quant_type, pre_tokenizer=pre_tokenizer, name=name, tensor_overlay=tensor_overlay
+        source,
+        output,
+        quant_type,
+        pre_tokenizer=pre_tokenizer,
+        name=name,
+        tensor_overlay=tensor_overlay,
+        merged=merged,
     )
     plan, target = steps.plan, steps.target
     if planned is not None:

@@ -7,7 +7,6 @@ server keeps serving.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -24,8 +23,7 @@ from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.server import ollama_routes, openai_routes, translation_route
 from llamadesk.app.server.api_errors import ApiError, is_ollama_path
 from llamadesk.app.server.auth import ApiKeyMiddleware
-from llamadesk.app.server.client_reply import ClientReply
-from llamadesk.app.server.model_pool import GenerationRequest, ModelPool
+from llamadesk.app.server.model_pool import ModelPool
 from llamadesk.app.server.request_log import RequestLogMiddleware
 from llamadesk.app.server.server_config import ServerConfig
 
@@ -62,13 +60,12 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", **request.app.state.pool.status()})
 
 
-def build_app(config: ServerConfig, pool: ModelPool, preload: str | None = None) -> Starlette:
+def build_app(config: ServerConfig, pool: ModelPool) -> Starlette:
+    """The app over `pool` (a model to preload is loaded by the pool before the server starts)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool.start()
-        if preload is not None:  # ready (GET /health answers) only once the model is in memory
-            reply = await ClientReply.start(_NoClient(), pool, GenerationRequest(model=preload))
-            await reply.collect()
         try:
             yield
         finally:
@@ -111,11 +108,3 @@ def build_app(config: ServerConfig, pool: ModelPool, preload: str | None = None)
     app.state.config = config
     app.state.pool = pool
     return app
-
-
-class _NoClient:
-    """The preload job has no HTTP client; it is never disconnected."""
-
-    async def receive(self) -> dict:
-        await asyncio.get_running_loop().create_future()  # never done: no message ever comes
-        raise AssertionError("unreachable")

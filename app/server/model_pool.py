@@ -274,6 +274,19 @@ class ModelPool:
     def start(self) -> None:
         self._thread.start()
 
+    def preload(self, name: str) -> None:
+        """Load `name` now, on the calling thread, before start(): `serve --preload`.
+
+        Before the server listens, so a model that cannot be loaded (not a model, larger than the
+        memory budget) is the operator's one line and exit 2; loaded inside the server's startup,
+        it was uvicorn's traceback and exit 3.
+        """
+        assert not self._thread.is_alive(), "preload before the worker starts"
+        try:
+            self._engine_for(name)
+        except ApiError as err:
+            raise BadInputError(err.message) from None
+
     def served_names(self) -> list[str]:
         return list(self._served)
 

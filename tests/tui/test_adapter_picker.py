@@ -29,6 +29,15 @@ def adapter_in_library(llamadesk_home):
     target.unlink(missing_ok=True)
 
 
+async def _open_picker(pilot):
+    """F10, then the picker's list once the library has been read into it."""
+    await pilot.press("f10")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, AdapterPickerScreen), what="the picker")
+    options = pilot.app.screen.query_one("#adapters")
+    await wait_until(pilot, lambda: options.option_count >= 1, timeout=30, what="the library to be read")
+    return options
+
+
 async def test_picking_an_adapter_reloads_with_it_shows_it_and_keeps_it(tmp_path, adapter_in_library):
     store = Store(tmp_path / "conversations.sqlite3")
     loader = FakeLoader()
@@ -36,11 +45,7 @@ async def test_picking_an_adapter_reloads_with_it_shows_it_and_keeps_it(tmp_path
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             screen = await ask(pilot, "hello")
-            await pilot.press("f10")
-            await wait_until(pilot, lambda: isinstance(pilot.app.screen, AdapterPickerScreen), what="the picker")
-            picker = pilot.app.screen
-            options = picker.query_one("#adapters")
-            await wait_until(pilot, lambda: options.option_count >= 1, timeout=30, what="the library to be read")
+            options = await _open_picker(pilot)
             labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
             index = next(i for i, label in enumerate(labels) if label.startswith("tiny-lora"))
             assert "for tiny_llama" in labels[index]
@@ -51,14 +56,27 @@ async def test_picking_an_adapter_reloads_with_it_shows_it_and_keeps_it(tmp_path
             await wait_until(pilot, lambda: "+ tiny-lora" in str(screen.query_one(StatusBar).render()))
             assert store.conversation(screen.conversation.id).settings.adapters == chosen
             # Unticking goes back to the model alone.
-            await pilot.press("f10")
-            await wait_until(pilot, lambda: isinstance(pilot.app.screen, AdapterPickerScreen), what="the picker")
-            options = pilot.app.screen.query_one("#adapters")
-            await wait_until(pilot, lambda: options.option_count >= 1, timeout=30, what="the library again")
+            options = await _open_picker(pilot)
             options.highlighted = index
             await pilot.press("space", "a")
             await wait_until(pilot, lambda: loader.settings[-1].lora == (), what="the reload without it")
             await wait_until(pilot, lambda: "+ tiny-lora" not in str(screen.query_one(StatusBar).render()))
             assert store.conversation(screen.conversation.id).settings.adapters == ()
+    finally:
+        store.close()
+
+
+async def test_the_first_space_ticks_the_first_row(tmp_path, adapter_in_library):
+    """The picker opened with no row highlighted: F10, Space, A closed it with nothing chosen."""
+    store = Store(tmp_path / "conversations.sqlite3")
+    loader = FakeLoader()
+    app = LlamadeskApp(store=store, config=Config(), engine_loader=loader, save_settings=False)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ask(pilot, "hello")
+            options = await _open_picker(pilot)
+            first = options.get_option_at_index(0).value
+            await pilot.press("space", "a")
+            await wait_until(pilot, lambda: loader.settings[-1].lora == ((first, 1.0),), what="the reload with it")
     finally:
         store.close()

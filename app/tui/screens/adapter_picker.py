@@ -66,6 +66,8 @@ class AdapterPickerScreen(ModalScreen["Adapters | None"]):
         self.query_one("#note", Label).update(
             note if chosen.option_count else f"{note}: make one with `llamadesk convert ADAPTER_DIR`."
         )
+        if chosen.option_count:
+            chosen.highlighted = 0  # a SelectionList starts with no row highlighted: Space ticked nothing
         chosen.focus()
 
     def action_apply(self) -> None:
