@@ -18,6 +18,7 @@ import gguf
 
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_requirements import duplicate_token, llama_cpp_token_texts
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.convert.generation_config import fill_unset_special_ids
@@ -32,11 +33,12 @@ MAX_EXTRA_TEMPLATES = 64
 # own converter accepts it the same way. Any other normalizer changes common text and is refused.
 ACCEPTED_BPE_NORMALIZERS = ({"type": "NFC"},)
 
-NORMAL, CONTROL, USER_DEFINED, UNUSED = (
+NORMAL, CONTROL, USER_DEFINED, UNUSED, BYTE = (
     gguf.TokenType.NORMAL,
     gguf.TokenType.CONTROL,
     gguf.TokenType.USER_DEFINED,
     gguf.TokenType.UNUSED,
+    gguf.TokenType.BYTE,
 )
 
 
@@ -65,6 +67,20 @@ class Vocabulary:
         self.special.add_to_gguf(writer, quiet=True)
 
 
+def _as_bytes(token: str | bytes) -> bytes:
+    return token.encode("utf-8") if isinstance(token, str) else token
+
+
+def _placeholder(token_id: int, taken: set[bytes]) -> str:
+    """A name for an id without a token that no real token has: a tokenizer may itself hold a
+    "[PAD5]", and llama.cpp refuses a vocabulary with a token twice."""
+    name, n = f"[PAD{token_id}]", 0
+    while name.encode() in taken:
+        n += 1
+        name = f"[PAD{token_id}_{n}]"
+    return name
+
+
 def _pad(tokens: list, types: list, scores: list | None, n_vocab: int, source: Path) -> None:
     """Fill the model's unused embedding rows with placeholder tokens, as llama.cpp expects."""
     if len(tokens) > n_vocab:
@@ -72,8 +88,9 @@ def _pad(tokens: list, types: list, scores: list | None, n_vocab: int, source: P
             f"{source}: the tokenizer has {len(tokens)} tokens but the model only {n_vocab}; "
             "they do not belong together"
         )
+    taken = set(map(_as_bytes, tokens)) if len(tokens) < n_vocab else set()
     for i in range(len(tokens), n_vocab):
-        tokens.append(f"[PAD{i}]")
+        tokens.append(_placeholder(i, taken))
         types.append(UNUSED)
         if scores is not None:
             scores.append(-1000.0)
@@ -254,6 +271,13 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
                 scores.append(-1000.0)
                 types.append(CONTROL if added.get("special") else USER_DEFINED)
     for token_id, added in _config_added_tokens(folder, len(tokens)).items():
+        piece = _as_bytes(tokens[token_id]).decode("utf-8", errors="replace")
+        if types[token_id] == BYTE and added["content"] != piece:
+            # llama.cpp then has no token for that byte and stops the program on text that needs it
+            raise BadInputError(
+                f"{folder / 'tokenizer_config.json'}: added token {token_id} ({shown(added['content'])}) replaces "
+                f"the byte piece {shown(piece)}, which llama.cpp needs; the tokenizer config is damaged"
+            )
         tokens[token_id] = added["content"].encode("utf-8")
         scores[token_id] = -1000.0
         types[token_id] = CONTROL if added.get("special") else USER_DEFINED
@@ -297,9 +321,10 @@ def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_o
     size = max(by_id) + 1
     tokens: list[str | bytes] = []
     types: list[int] = []
+    taken = {text.encode("utf-8") for text in by_id.values()} if len(by_id) < size else set()
     for token_id in range(size):
         if token_id not in by_id:
-            tokens.append(f"[PAD{token_id}]")
+            tokens.append(_placeholder(token_id, taken))
             types.append(UNUSED)
         elif token_id in added:
             tokens.append(by_id[token_id])
@@ -316,12 +341,35 @@ def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_o
     return Vocabulary("gpt2", pre, tokens, types, None, special, None, [path])
 
 
+def _check_llama_cpp_accepts(vocabulary: Vocabulary, folder: Path) -> None:
+    """Refuse a token list llama.cpp would refuse (or abort on), as `info` and `chat` would refuse
+    the GGUF: a converted file that nothing can load is no use to anyone."""
+    raw = [_as_bytes(token) for token in vocabulary.tokens]
+    texts = llama_cpp_token_texts(raw)
+    twice = duplicate_token(texts)
+    if twice is not None:
+        text, first, second = twice
+        cut = " (llama.cpp reads a token up to its first zero byte)" if b"\0" in raw[first] + raw[second] else ""
+        raise BadInputError(
+            f"{folder}: the tokenizer has the token {shown(text.decode('utf-8', errors='replace'))} twice, "
+            f"ids {first} and {second}{cut}; llama.cpp cannot load that, so tokenizer.json or "
+            "tokenizer_config.json is damaged"
+        )
+
+
 def read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None = None) -> Vocabulary:
     """The tokenizer in `folder`: tokenizer.json if it is byte-level BPE, else tokenizer.model.
 
     `n_vocab` is the model's vocabulary size, already checked against its embedding: every token id
-    must be below it, and the token list is padded up to it.
+    must be below it, and the token list is padded up to it. A token list llama.cpp would refuse
+    (a token twice, a missing byte token) is refused here, before anything is written.
     """
+    vocabulary = _read_vocabulary(folder, n_vocab, pre_override)
+    _check_llama_cpp_accepts(vocabulary, folder)
+    return vocabulary
+
+
+def _read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None) -> Vocabulary:
     if pre_override is not None:
         check_pre_tokenizer_name(pre_override)
     tokenizer_json = folder / "tokenizer.json"

@@ -121,6 +121,23 @@ def refused(source: object, messages=QUESTION) -> str:
             "{% for i in range(100000) %}{% set n.l = n.l + [s.split()] %}{% endfor %}",
             "split made a value of 48,600,000 items",
         ),
+        # One C call prints a container: a list of one 8 MB string 10,000 times is 80 KB, its text 80 GB.
+        ("{% set s = 'x' * 8000000 %}{{ [s] * 10000 }}", "printing a value would make more than"),
+        ("{% set s = 'x' * 8000000 %}{{ 'a' ~ ([s] * 1000) }}", "joining text would make more than"),
+        ("{% set s = 'x' * 8000000 %}{{ ([s] * 1000)|tojson }}", "tojson would make more than"),
+        ("{% set s = 'x' * 8000000 %}{{ ([s] * 1000)|string }}", "the string filter would make more than"),
+        ("{% set s = 'x' * 8000000 %}{{ [[s] * 1000]|join }}", "join would make more than"),
+        ("{% set s = 'x' * 8000000 %}{{ '%s' % ([s] * 1000,) }}", "a % format would make"),
+        ("{% set s = 'x' * 8000000 %}{{ '{}'.format({'k': [s] * 1000}) }}", "str.format would make"),
+        ("{% set s = 'x' * 8000000 %}{% set n = namespace(l=[s] * 1000) %}{{ n }}", "printing a value"),
+        ("{% set s = 'x' * 8000000 %}{{ ''.join(([s] * 1000)|map('string')) }}", "characters in all"),
+        ("{{ range(100000)|list|tojson(indent=99999) }}", "tojson was given an indent of 99,999"),
+        ("{{ range(100000)|list|tojson(indent=100) }}", "tojson would make more than"),
+        ("{{ ('%999999s' * 3000) % ((1,) * 3000) }}", "a % format would make 3,000,069,000"),
+        ("{{ ('{:999999}' * 3000).format(1) }}", "str.format would make 3,000,072,000"),
+        ("{{ ('%.99999f' * 3000) % ((1.0,) * 3000) }}", "a % format would make"),
+        ("{{ ('%*s' * 3000) % ((99999, 'x') * 3000) }}", "a % format would make"),
+        ("{{ [1]|pprint }}", "No filter named 'pprint'"),
         ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "nests or recurses too deeply"),
         ("{% if false %}never{% endif %}", "produced no text for this conversation"),
     ],
@@ -141,6 +158,27 @@ def test_raise_exception_shows_the_templates_own_message_and_what_helps():
     mistral = "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
     line = refused(mistral, QUESTION[1:])
     assert line.endswith("must alternate user/assistant/user/assistant/...; pick another model")
+
+
+def test_printing_containers_of_normal_size_still_works():
+    source = (
+        "{{ messages|tojson(indent=2) }}|{{ [1, 'a', {'k': (2, 3)}] }}|{{ 'x' ~ [1] }}|{{ '%s' % ([1],) }}"
+        "|{{ ['a', 'b']|map('upper')|join(',') }}|{{ ','.join(['a', 'b']|map('upper')) }}|{{ {'a': 1}.items() }}"
+    )
+    text = ChatTemplate(source, model="m").render(QUESTION)
+    assert text.endswith("|[1, 'a', {'k': (2, 3)}]|x[1]|[1]|A,B|A,B|dict_items([('a', 1)])")
+
+
+def test_control_characters_from_the_file_are_shown_not_sent_to_the_terminal():
+    evil_name = "\x1b]0;PWNED\x07\x1b[2JEvil"
+    source = "{{ raise_exception('\x1b]0;FROM-TEMPLATE\x07bye\nsecond line') }}"
+    with pytest.raises(BadInputError) as caught:
+        ChatTemplate(source, model=evil_name).render(QUESTION[1:])
+    line = str(caught.value)
+    assert line == (
+        "^[]0;PWNED^G^[[2JEvil's chat template refused this conversation: ^[]0;FROM-TEMPLATE^Gbye second line; "
+        "pick another model"
+    )
 
 
 @pytest.mark.parametrize(

@@ -49,8 +49,10 @@ def sentencepiece_folder(
     normalization: str = "identity",
     remove_extra_whitespaces: bool = False,
     bos_id: int = 1,
+    byte_piece: bool = False,
 ) -> Path:
-    """A LLaMA-style tokenizer.model: <unk> <s> </s>, three pieces (one user-defined), no normalization."""
+    """A LLaMA-style tokenizer.model: <unk> <s> </s>, three pieces (one user-defined), no normalization;
+    with `byte_piece`, the byte piece <0x41> as id 6."""
     proto = sentencepiece_model_pb2.ModelProto()
     piece_type = sentencepiece_model_pb2.ModelProto.SentencePiece
     for text, score, kind in [
@@ -60,6 +62,7 @@ def sentencepiece_folder(
         ("▁a", -1.0, piece_type.NORMAL),
         ("b", -2.0, piece_type.NORMAL),
         ("<x>", 0.0, piece_type.USER_DEFINED),
+        *([("<0x41>", 0.0, piece_type.BYTE)] if byte_piece else []),
     ]:
         proto.pieces.add(piece=text, score=score, type=kind)
     proto.trainer_spec.model_type = model_type
@@ -432,3 +435,57 @@ def test_a_pre_tokenizer_override_must_be_one_llama_cpp_knows_and_fit_the_tokeni
     assert "is not a pre-tokenizer" in refused(folder, pre_override="llama3\nx")
     spm = sentencepiece_folder(tmp_path / "spm")
     assert "--pre-tokenizer is for byte-level BPE tokenizers" in refused(spm, pre_override="llama3")
+
+
+# --- token lists llama.cpp refuses: refused before anything is written ----------------------------
+# `convert` wrote these with exit 0; `info` and `chat` then refused the file and llama.cpp's
+# quantizer aborted on it.
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (  # a fine-tune's tokenizer config naming id 4 "<s>", which id 1 already is
+            lambda tmp: (
+                sentencepiece_folder(tmp),
+                write_json(tmp / "tokenizer_config.json", {"added_tokens_decoder": {"4": {"content": "<s>"}}}),
+            ),
+            'the tokenizer has the token "<s>" twice, ids 1 and 4; llama.cpp cannot load that',
+        ),
+        (  # an added token filling the hole at id 4 with the text of id 0
+            lambda tmp: bpe_folder(tmp, added_tokens=[{"id": 4, "content": "a", "special": False}]),
+            'the tokenizer has the token "a" twice, ids 0 and 4; llama.cpp cannot load that',
+        ),
+        (  # llama.cpp reads "a\0x" as "a"
+            lambda tmp: bpe_folder(
+                tmp, model={"type": "BPE", "vocab": {"a": 0, "b": 1, "a\u0000x": 2}, "merges": ["a b"]}
+            ),
+            'the token "a" twice, ids 0 and 2 (llama.cpp reads a token up to its first zero byte)',
+        ),
+        (
+            lambda tmp: (
+                sentencepiece_folder(tmp, byte_piece=True),
+                write_json(tmp / "tokenizer_config.json", {"added_tokens_decoder": {"6": {"content": "<custom>"}}}),
+            ),
+            'added token 6 ("<custom>") replaces the byte piece "<0x41>", which llama.cpp needs',
+        ),
+    ],
+)
+def test_a_token_list_llama_cpp_refuses_is_refused_naming_the_token_and_ids(tmp_path, make, message):
+    make(tmp_path)
+    line = refused(tmp_path)
+    assert line.startswith(str(tmp_path)) and message in line, line
+
+
+def test_placeholders_never_take_the_text_of_a_real_token(tmp_path):
+    # id 4 is a hole and 6 and 7 are padding, while the tokenizer itself holds "[PAD4]" and "[PAD6]"
+    vocab = {"a": 0, "[PAD4]": 1, "[PAD6]": 2}
+    folder = bpe_folder(tmp_path, model={"type": "BPE", "vocab": vocab, "merges": ["a a"]})
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert vocabulary.tokens == ["a", "[PAD4]", "[PAD6]", "<|end|>", "[PAD4_1]", "<tool>", "[PAD6_1]", "[PAD7]"]
+
+
+def test_an_added_token_repeating_its_byte_piece_is_accepted(tmp_path):
+    folder = sentencepiece_folder(tmp_path, byte_piece=True)
+    write_json(folder / "tokenizer_config.json", {"added_tokens_decoder": {"6": {"content": "<0x41>"}}})
+    assert read_vocabulary(folder, N_VOCAB).tokens[6] == b"<0x41>"

@@ -8,13 +8,21 @@ tensor infos, padding to the alignment, tensor data.
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from gguf.constants import GGMLQuantizationType, GGUFValueType
 
-from llamadesk.app.core.gguf_header import GGUFFormatError, StringArray, ValueType, read_gguf_header
+from llamadesk.app.core.gguf_header import (
+    MAX_KEYS,
+    MAX_TENSORS,
+    GGUFFormatError,
+    StringArray,
+    ValueType,
+    read_gguf_header,
+)
 
 T = GGUFValueType
 F32 = GGMLQuantizationType.F32
@@ -151,10 +159,64 @@ def test_a_version_this_reader_does_not_know(tmp_path):
 
 
 def test_counts_the_file_cannot_hold(tmp_path):
-    data = b"GGUF" + struct.pack("<IQQ", 3, 2, 2**40)
+    data = b"GGUF" + struct.pack("<IQQ", 3, 2, 10_000)
     assert refusal(tmp_path, data) == (
-        "its header claims 2 tensors and 1099511627776 keys, more than its 24 bytes can hold (truncated or damaged)"
+        "its header claims 2 tensors and 10000 keys, more than its 24 bytes can hold (truncated or damaged)"
     )
+
+
+def sparse(tmp_path: Path, head: bytes, size: int) -> Path:
+    """A file of `size` bytes that is `head` and then a hole: the disk holds only the head."""
+    path = write(tmp_path, head)
+    with path.open("r+b") as handle:
+        handle.truncate(size)
+    return path
+
+
+def refused_fast(path: Path) -> str:
+    """The reader's refusal, which must come in well under a second whatever the file claims."""
+    started = time.monotonic()
+    with pytest.raises(GGUFFormatError) as err:
+        read_gguf_header(path)
+    assert time.monotonic() - started < 0.5
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("n_tensors", "n_kv"), [(0, 3_000_000), (2_000_000, 0), (MAX_TENSORS + 1, 3), (1, MAX_KEYS + 1)]
+)
+def test_counts_past_what_any_model_has_are_refused_before_reading(tmp_path, n_tensors, n_kv):
+    # Each count fits the file (a sparse one costs nothing): before, 3M keys took 59 s and 1.1 GB.
+    path = sparse(tmp_path, b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv), 200 * 1024**2)
+    assert refused_fast(path) == (
+        f"its header claims {n_tensors:,} tensors and {n_kv:,} keys; llamadesk reads at most 65,536 and 16,384 "
+        "(models have hundreds of tensors and dozens of keys)"
+    )
+
+
+def test_an_array_of_more_strings_than_any_vocabulary_is_refused_before_walking_it(tmp_path):
+    # 150 million empty strings: 1.2 GB, all of it a hole. Before: killed after 60 s at 1.6 GB.
+    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 2) + kv(b"v", T.ARRAY, strings(b"a", b"b"))
+    head += text(b"big") + struct.pack("<IIQ", T.ARRAY, T.STRING, 150_000_000)
+    assert refused_fast(sparse(tmp_path, head, len(head) + 8 * 150_000_000)) == (
+        "metadata 'big' claims 150,000,000 strings; llamadesk reads at most 4,194,304 in all "
+        "(the largest vocabularies have under a million)"
+    )
+
+
+def test_a_string_of_hundreds_of_megabytes_is_refused_before_it_is_copied(tmp_path):
+    # A general.name of 300 MB of zero bytes: `info` printed all of them, at 1.25 GB of memory.
+    head = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + text(b"general.name") + struct.pack("<IQ", T.STRING, 300 * 10**6)
+    assert refused_fast(sparse(tmp_path, head, len(head) + 300 * 10**6)) == (
+        "metadata 'general.name' takes the header's text past 256 MiB, which no model comes near"
+    )
+
+
+def test_the_largest_real_vocabulary_reads_well_within_the_limits():
+    from tests.fixtures.smollm2_f16 import llama_cpp_source
+
+    header = read_gguf_header(llama_cpp_source() / "models" / "ggml-vocab-gemma-4.gguf")
+    assert sum(len(v) for v in header.metadata.values() if isinstance(v, StringArray)) == 777_050
 
 
 def test_a_string_longer_than_the_file(tmp_path):

@@ -77,9 +77,10 @@ def test_summary_of_the_starter_model(smollm2_path):
         (lambda b: b[:40], "truncated"),
         (lambda b: b"GGUF" + struct.pack("<I", 99) + b[8:], "version 99"),
         (lambda b: b"NOPE" + b[4:], "not a GGUF file"),
-        (lambda b: b[:8] + struct.pack("<Q", 2**40) + b[16:], "more than its"),
+        (lambda b: b[:8] + struct.pack("<Q", 2**40) + b[16:], "1,099,511,627,776 tensors and"),
+        (lambda b: b[:8] + struct.pack("<Q", 60_000) + b[16:], "more than its"),
     ],
-    ids=["half", "header-only", "bad-version", "bad-magic", "absurd-tensor-count"],
+    ids=["half", "header-only", "bad-version", "bad-magic", "absurd-tensor-count", "tensor-count-past-the-file"],
 )
 def test_damaged_files_are_refused_with_one_line(tmp_path, damage, message):
     good = write_tiny_gguf(tmp_path / "good.gguf").read_bytes()

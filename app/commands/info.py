@@ -11,7 +11,7 @@ from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_adapter import is_adapter, summarize_adapter
-from llamadesk.app.core.gguf_file import ADVICE, check_model, open_header, plain_value, summarize
+from llamadesk.app.core.gguf_file import ADVICE, check_model, one_line, open_header, plain_value, summarize
 from llamadesk.app.core.gguf_header import GGUFHeader
 from llamadesk.app.library.catalog import resolve_model
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     refusal = llama_cpp_refusal(path)
     if refusal is not None:
-        raise BadInputError(f"{path}: llama.cpp cannot load it: {refusal}; {ADVICE}")
+        raise BadInputError(f"{one_line(str(path))}: llama.cpp cannot load it: {one_line(refusal)}; {ADVICE}")
     types = dict(Counter(t.ggml_type.name for t in header.tensors))
     metadata = summary.metadata
     if args.json:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"{path}")
+    print(one_line(str(path)))
     print(
         f"  {summary.name}: {summary.architecture}, {summary.size_label} parameters, {summary.quantization}, "
         f"{format_bytes(summary.file_size)}, context {summary.context_length}, {summary.n_layers} layers"
@@ -99,10 +99,11 @@ def _show_adapter(args: argparse.Namespace, path: Path, header: GGUFHeader) -> i
         }
         print(json.dumps(described, indent=2, ensure_ascii=False))
         return 0
-    base = f" of {adapter.base_name}" if adapter.base_name else ""
-    print(f"{path}")
+    base = f" of {one_line(adapter.base_name)}" if adapter.base_name else ""
+    print(one_line(str(path)))
     print(
-        f"  {adapter.name}: LoRA adapter for {adapter.architecture}{base}, {adapter.n_weights} adapted weights, "
+        f"  {one_line(adapter.name)}: LoRA adapter for {one_line(adapter.architecture)}{base}, "
+        f"{adapter.n_weights} adapted weights, "
         f"alpha {adapter.alpha:g}, {format_bytes(header.file_size)}"
     )
     _print_tensors_and_metadata(types, metadata)
@@ -112,8 +113,9 @@ def _show_adapter(args: argparse.Namespace, path: Path, header: GGUFHeader) -> i
 def _print_tensors_and_metadata(types: dict[str, int], metadata: dict) -> None:
     print("  tensors: " + ", ".join(f"{n} {t}" for t, n in sorted(types.items())))
     for key, value in metadata.items():
+        # Values and keys come from the file: shown on one line, their control characters as ^X
+        # (an ESC there would be obeyed by the terminal), a long one cut.
         text = str(value).replace("\n", "\\n")
         if len(text) > LONG_VALUE:
             text = text[:LONG_VALUE] + f"... ({len(text)} chars)"
-        name = key.replace("\n", "\\n")  # a key from a damaged file may hold a newline
-        print(f"  {name} = {text}")
+        print(f"  {one_line(key, LONG_VALUE)} = {one_line(text)}")

@@ -30,9 +30,24 @@ from llamadesk.app.core.gguf_requirements import (
     check_split,
     describe_range,
 )
+from llamadesk.app.core.printable import printable
 
 # Arrays longer than this are summarised instead of kept (the vocabulary has 50k+ entries).
 SHOWN_ARRAY_ITEMS = 8
+# general.name as shown: real names are a few words; a file may hold megabytes there.
+NAME_CHARS = 120
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Text from a file, or a file's name, fit for one line of a terminal: control characters as
+    ^X stand-ins (an ESC in general.name retitled the terminal and cleared the screen; a newline in
+    a file name forged a second message line), cut at `limit` characters."""
+    cut = text if limit is None or len(text) <= limit else text[:limit] + "..."
+    return printable(cut).replace("\n", "^J").replace("\t", "^I")
+
+
+def _shown(path: Path) -> str:
+    return one_line(str(path))
 
 
 @dataclass(frozen=True)
@@ -100,28 +115,29 @@ def open_header(path: Path | str) -> GGUFHeader:
     """Read a GGUF header, turning every way it can be wrong into one clear BadInputError."""
     path = Path(path)
     if not path.exists():
-        raise BadInputError(f"{path}: no such file; give a path to a .gguf file or a model name")
+        raise BadInputError(f"{_shown(path)}: no such file; give a path to a .gguf file or a model name")
     if path.is_dir():
-        raise BadInputError(f"{path} is a folder, not a GGUF file")
+        raise BadInputError(f"{_shown(path)} is a folder, not a GGUF file")
     if not path.is_file():  # opening a FIFO waits for a writer forever; a device never ends
-        raise BadInputError(f"{path} is not a regular file (a FIFO, socket or device), not a GGUF file")
+        raise BadInputError(f"{_shown(path)} is not a regular file (a FIFO, socket or device), not a GGUF file")
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)
     except OSError as err:
-        raise BadInputError(f"{path}: cannot read it ({err.strerror})") from err
+        raise BadInputError(f"{_shown(path)}: cannot read it ({err.strerror})") from err
     if magic != GGUF_MAGIC:
         raise BadInputError(
-            f"{path} is not a GGUF file (it does not start with 'GGUF'); convert checkpoints with `llamadesk convert`"
+            f"{_shown(path)} is not a GGUF file (it does not start with 'GGUF'); "
+            "convert checkpoints with `llamadesk convert`"
         )
     try:
         return read_gguf_header(path)
     except GGUFFormatError as err:
-        raise BadInputError(f"{path} is a damaged GGUF file: {err}; download or convert it again") from err
+        raise BadInputError(f"{_shown(path)} is a damaged GGUF file: {err}; download or convert it again") from err
 
 
 def _model_problem(path: Path, err: ModelRequirementError) -> BadInputError:
-    return BadInputError(f"{path}: {err}; {ADVICE}")
+    return BadInputError(f"{_shown(path)}: {err}; {ADVICE}")
 
 
 def _count(header: GGUFHeader, key: str, rule: KeyRule, default: int, layer0: bool = False) -> int:
@@ -168,12 +184,12 @@ def summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
 def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
     meta = header.metadata
     if not header.tensors:
-        raise BadInputError(f"{path} holds no tensors; it is not a model")
+        raise BadInputError(f"{_shown(path)} holds no tensors; it is not a model")
     arch = meta.get("general.architecture")
     if not isinstance(arch, str):
         vtype = header.value_types.get("general.architecture")
         what = f"is {vtype.with_article}, not a string" if vtype else "is missing"
-        raise BadInputError(f"{path}: general.architecture {what}; it is not a model llamadesk can run")
+        raise BadInputError(f"{_shown(path)}: general.architecture {what}; it is not a model llamadesk can run")
 
     def arch_int(suffix: str, default: int = 0, layer0: bool = False) -> int:
         return _count(header, f"{arch}.{suffix}", ARCH_KEYS[suffix], default, layer0)
@@ -189,7 +205,7 @@ def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
         path=path,
         file_size=header.file_size,
         architecture=arch,
-        name=name if isinstance(name, str) and name else path.stem,
+        name=one_line(name if isinstance(name, str) and name else path.stem, NAME_CHARS),
         parameters=sum(t.n_elements for t in header.tensors),
         quantization=_dominant_quantization(header),
         context_length=arch_int("context_length"),

@@ -36,6 +36,15 @@ MAX_STRING_BYTES = 1024**3
 MAX_ARRAY_ITEMS = 1024**3
 MAX_TENSOR_NAME_BYTES = 63  # GGML_MAX_NAME is 64, with the terminating zero
 INT64_MAX = 2**63 - 1
+# What llamadesk reads of one header at most. ggml's own limits above are checked only against
+# the file's size, which costs nothing in a sparse file: 4 KB on disk claimed 150 million strings
+# and took minutes and GBs to read, on every `models` listing. Real files stay far below: ~20-60
+# keys, hundreds of tensors (thousands in the largest MoE models), and llama.cpp's largest
+# vocabulary file (gemma-4) holds 777k strings and 14 MB of text.
+MAX_KEYS = 16_384
+MAX_TENSORS = 65_536
+MAX_STRINGS = 4 * 1024**2  # items of all string arrays together
+MAX_TEXT_BYTES = 256 * 1024**2  # bytes of all keys, strings and string arrays together
 _U64 = struct.Struct("<Q")
 
 _SCALAR_FORMATS = {
@@ -156,6 +165,15 @@ class GGUFHeader:
 class _Cursor:
     def __init__(self, buf: Any, size: int):
         self.buf, self.size, self.offs = buf, size, 0
+        # What the header may still hold (MAX_STRINGS, MAX_TEXT_BYTES), charged before it is read.
+        self.strings_left, self.text_bytes_left = MAX_STRINGS, MAX_TEXT_BYTES
+
+    def charge_text(self, n_bytes: int, what: str) -> None:
+        self.text_bytes_left -= n_bytes
+        if self.text_bytes_left < 0:
+            raise GGUFFormatError(
+                f"{what} takes the header's text past {MAX_TEXT_BYTES // 1024**2} MiB, which no model comes near"
+            )
 
     def need(self, n: int, what: str) -> None:
         if n < 0 or self.offs + n > self.size:
@@ -173,6 +191,7 @@ class _Cursor:
         if length > MAX_STRING_BYTES:
             raise GGUFFormatError(f"{what} claims a string of {length} bytes (at most {MAX_STRING_BYTES})")
         self.need(length, what)
+        self.charge_text(length, what)
         raw = bytes(self.buf[self.offs : self.offs + length])
         self.offs += length
         return raw
@@ -206,6 +225,12 @@ class _Cursor:
             raise GGUFFormatError(f"{what} claims {count} items, more than the file can hold (truncated or damaged)")
         vtype = ValueType(GGUFValueType.ARRAY, item_type)
         if item_type == GGUFValueType.STRING:
+            if count > self.strings_left:
+                raise GGUFFormatError(
+                    f"{what} claims {count:,} strings; llamadesk reads at most {MAX_STRINGS:,} in all "
+                    "(the largest vocabularies have under a million)"
+                )
+            self.strings_left -= count
             start, offs, size, buf = self.offs, self.offs, self.size, self.buf
             starts = array("Q")
             keep, length_at = starts.append, _U64.unpack_from
@@ -217,6 +242,7 @@ class _Cursor:
                 if offs > size:
                     break
             else:
+                self.charge_text(offs - start, what)  # its strings are read in one piece later
                 self.offs = offs
                 return StringArray(count, start, self.buf, starts, offs), vtype
             raise GGUFFormatError(f"it is truncated: the file ends inside {what} (byte {offs} of {size})")
@@ -290,6 +316,11 @@ def _read(buf: Any, size: int) -> GGUFHeader:
     if version not in SUPPORTED_VERSIONS:
         raise GGUFFormatError(f"GGUF version {version} is not supported (only 2 and 3)")
     n_tensors, n_kv = cur.unpack("QQ", "the counts")
+    if n_kv > MAX_KEYS or n_tensors > MAX_TENSORS:
+        raise GGUFFormatError(
+            f"its header claims {n_tensors:,} tensors and {n_kv:,} keys; llamadesk reads at most "
+            f"{MAX_TENSORS:,} and {MAX_KEYS:,} (models have hundreds of tensors and dozens of keys)"
+        )
     # Each entry takes some bytes; counts the file cannot hold mean a damaged header.
     if n_tensors * MIN_TENSOR_INFO_BYTES + n_kv * MIN_KV_BYTES > size:
         raise GGUFFormatError(

@@ -184,7 +184,9 @@ SHAPES: dict[str, Callable[[dict[str, int]], tuple[int, ...]]] = {
     "ffn_up_exps.weight": lambda p: (p["E"], p["F"], p["X"]),
     "ffn_down_exps.weight": lambda p: (p["F"], p["E"], p["X"]),
 }
-VECTOR_TYPES = frozenset({GGMLQuantizationType.F32, GGMLQuantizationType.I32})
+# F32 only: norms and biases go through ggml's element-wise ops, which abort on an I32 operand
+# (SIGABRT and a gdb backtrace at the first token, after info had called the file fine).
+VECTOR_TYPES = frozenset({GGMLQuantizationType.F32})
 NOT_WEIGHT_TYPES = frozenset(
     {
         GGMLQuantizationType.Q8_1,
@@ -369,26 +371,47 @@ def check_vocabulary(header: GGUFHeader) -> int:
         vtype = types["tokenizer.ggml.merges"]
         if vtype != ValueType(ARRAY, STR):
             raise ModelRequirementError(f"tokenizer.ggml.merges is {vtype.with_article}, not an array of strings")
-    # llama.cpp takes each token as a C string (up to its first zero byte) and renames an empty one.
-    texts = tokens.raw()
-    if not all(texts) or b"\0" in b"".join(texts):  # rare: checked in C first, a Python loop only if needed
-        texts = [text.partition(b"\0")[0] or f"[EMPTY_{i}]".encode() for i, text in enumerate(texts)]
+    texts = llama_cpp_token_texts(tokens.raw())
     vocabulary = set(texts)
     if len(vocabulary) != n_tokens:
-        seen: set[bytes] = set()
-        twice = next(text for text in texts if text in seen or seen.add(text))
+        twice, _, _ = duplicate_token(texts) or (b"", 0, 0)
         raise ModelRequirementError(f"tokenizer.ggml.tokens holds the token {shown(twice)} twice")
-    if model in BYTE_FALLBACK_TOKENIZERS:
-        for byte in range(256):
-            if f"<0x{byte:02X}>".encode() not in vocabulary and bytes([byte]) not in vocabulary:
-                raise ModelRequirementError(
-                    f"tokenizer.ggml.tokens has no token for the byte 0x{byte:02X}; llama.cpp stops the program "
-                    "on text that needs it"
-                )
+    byte = missing_byte_token(vocabulary) if model in BYTE_FALLBACK_TOKENIZERS else None
+    if byte is not None:
+        raise ModelRequirementError(
+            f"tokenizer.ggml.tokens has no token for the byte 0x{byte:02X}; llama.cpp stops the program "
+            "on text that needs it"
+        )
     for key in SPECIAL_TOKEN_KEYS:
         if key in meta and int(meta[key]) >= n_tokens:
             raise ModelRequirementError(f"{key} is {int(meta[key])}, not one of the {n_tokens} tokens")
     return n_tokens
+
+
+def llama_cpp_token_texts(texts: list[bytes]) -> list[bytes]:
+    """The tokens as llama.cpp reads them: each a C string (up to its first zero byte), an empty
+    one renamed [EMPTY_i]. `convert` checks its token list with these too."""
+    if all(texts) and b"\0" not in b"".join(texts):  # the common case, checked in C
+        return texts
+    return [text.partition(b"\0")[0] or f"[EMPTY_{i}]".encode() for i, text in enumerate(texts)]
+
+
+def duplicate_token(texts: list[bytes]) -> tuple[bytes, int, int] | None:
+    """The first token that appears twice and both its ids; llama.cpp aborts on such a vocabulary."""
+    first: dict[bytes, int] = {}
+    for token_id, text in enumerate(texts):
+        if first.setdefault(text, token_id) != token_id:
+            return text, first[text], token_id
+    return None
+
+
+def missing_byte_token(vocabulary: set[bytes]) -> int | None:
+    """A byte with no token (<0xNN> or the byte itself) in a byte-fallback vocabulary, if any:
+    llama.cpp stops the program on text that needs it."""
+    for byte in range(256):
+        if f"<0x{byte:02X}>".encode() not in vocabulary and bytes([byte]) not in vocabulary:
+            return byte
+    return None
 
 
 def check_tensor_shapes(architecture: str, sizes: dict[str, int], n_layers: int, tensors: list[TensorInfo]) -> None:

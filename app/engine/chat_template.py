@@ -15,6 +15,10 @@ hostile template cannot get around:
   or `s.partition()`, counted by its strings' characters and 16 per item), which bounds the memory
   a render can hold.
   Jinja's sandbox already caps `range()` at 100,000 items.
+- printing: a list may hold one 8 MB string 10,000 times for 80 KB, so whatever turns a container
+  into text (output, `~`, `%`, `format`, `tojson`, `string`, `join`, ...) first sizes the text it
+  would make (_printed_size) and refuses past the limit: that text is made by one C call, which
+  no deadline stops.
 
 Every failure is one BadInputError line naming the model and the reason; `raise_exception(msg)`
 (how Mistral or Gemma templates refuse a conversation) shows `msg` itself.
@@ -27,7 +31,7 @@ import json
 import operator
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Sequence, ValuesView
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +40,10 @@ import jinja2.ext
 import jinja2.nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 
 from llamadesk.app.core.errors import BadInputError, Interrupted
+from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.interruptible import Interruptible, Stopped
 
 TEMPLATE_KEY = "tokenizer.chat_template"
@@ -59,9 +65,18 @@ MAX_COUNT = 100_000
 MAX_INT_BITS = 4096
 # A width of 7 digits or more in a format string ("%1000000s", "{:>9999999}").
 _HUGE_WIDTH = re.compile(r"\d{7,}")
+# Any number in a format string may be a width or a precision ("%999999s", "{:.99999f}").
+_NUMBER = re.compile(r"\d+")
 _NESTED_FIELD = re.compile(r"\{[^{}]*\{")  # "{0:>{1}}": a width taken from the arguments
 # tojson's indent and separators are written once per line or item: real templates use "  " or ", ".
 MAX_SEPARATOR = 100
+# Filters that turn their value into text with one str() call (join, tojson and format are sized
+# by _plan_growth, which knows their arguments).
+_PRINTING_FILTERS = frozenset(
+    {"string", "e", "escape", "forceescape", "safe", "trim", "upper", "lower", "title", "capitalize",
+     "center", "indent", "wordwrap", "truncate", "replace", "striptags", "urlize", "wordcount",
+     "urlencode", "xmlattr"}
+)  # fmt: skip
 
 
 class TemplateLimit(Exception):
@@ -73,7 +88,9 @@ class TemplateRaised(Exception):
 
 
 def _one_line(text: object, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
+    # The name and raise_exception's message come from the file: an ESC in them would reach the
+    # terminal (set its title, clear the screen), so control characters are shown, not obeyed.
+    line = " ".join(printable(str(text)).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
@@ -101,6 +118,38 @@ def _made_size(value: object) -> int:
     if kind is list or kind is tuple:
         return ITEM_SIZE * len(value) + sum(len(item) for item in value if type(item) is str)  # type: ignore[arg-type]
     return _size(value)
+
+
+# What prints each of its items: a dict view prints as dict_items([...]).
+_SEQUENCES = (list, tuple, set, frozenset, KeysView, ValuesView, ItemsView)
+
+
+def _printed_size(value: object, budget: int, indent: int = 0, item_size: int = ITEM_SIZE) -> int:
+    """About the characters str(value) or json.dumps(value, indent=indent) writes, counted without
+    making them; counting stops once past `budget` (the caller refuses then).
+
+    Each item counts item_size, plus indent x its depth (json writes that before every item) and
+    its characters for a string. Escapes can write a string's characters up to 10x (a control
+    character as '\\x00'), which stays bounded; what must be caught is one string printed once per
+    reference, which only a walk of the items sees. Iterative, so a deeply nested list is sized
+    without recursing.
+    """
+    total = 0
+    pending = [(value, 0)]
+    while pending and total <= budget:
+        item, depth = pending.pop()
+        total += item_size + indent * depth
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, int):
+            total += item.bit_length() // 3  # decimal digits, give or take
+        elif isinstance(item, dict):
+            pending.extend((part, depth + 1) for pair in item.items() for part in pair)
+        elif isinstance(item, _SEQUENCES):
+            pending.extend((part, depth + 1) for part in item)
+        elif isinstance(item, Namespace):  # printed as <Namespace {its attributes}>
+            pending.append((item._Namespace__attrs, depth + 1))  # type: ignore[attr-defined]
+    return total
 
 
 class _IgnoreGenerationTags(jinja2.ext.Extension):
@@ -154,7 +203,12 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
         self.size_limit = MIN_SIZE_LIMIT
         self.made = 0  # characters and items made so far in this render
         self.filters["tojson"] = _tojson
+        # pprint indents nested items by their keys' widths, which no budget sizes simply; it is a
+        # debugging aid no chat template uses.
+        del self.filters["pprint"]
         self.filters = {name: self._checked_filter(name, f) for name, f in self.filters.items()}
+        # Every `{{ value }}` passes through finalize just before str() makes its text.
+        self.finalize = self.checked_output
         # Block bodies, macro and filter-block output are joined with environment.concat.
         self.concat = self.checked_join  # type: ignore[method-assign]
         del self.globals["lipsum"]  # random text of any length: no template needs it
@@ -179,12 +233,31 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
         if size > self.size_limit:
             raise TemplateLimit(f"{what} would make {size:,} characters (the limit is {self.size_limit:,})")
 
+    def check_printed(self, values: Any, what: str) -> None:
+        """Refuse before str() of `values` would make more than the limit: each is one C call."""
+        printed = 0
+        for value in values:
+            if type(value) is not str:  # a string prints as itself, and was checked when made
+                printed += _printed_size(value, self.size_limit - printed)
+                self.check_printed_size(printed, what)
+
+    def check_printed_size(self, printed: int, what: str) -> None:
+        # _printed_size stops counting past the limit: the text would be at least this long
+        if printed > self.size_limit:
+            raise TemplateLimit(f"{what} would make more than {self.size_limit:,} characters")
+
+    def checked_output(self, value: Any) -> Any:
+        if type(value) is not str:
+            self.check_printed((value,), "printing a value")
+        return value
+
     def checked_join(self, pieces: Any, separator: str = "") -> str:
         pieces = list(pieces)
         self.check_planned(sum(map(_size, pieces)) + len(separator) * max(0, len(pieces) - 1), "joining text")
         return self.check_size(separator.join(pieces), "joining text")
 
     def checked_str_join(self, values: Sequence[Any]) -> str:
+        self.check_printed(values, "joining text")
         return self.checked_join([str(v) for v in values])
 
     def _check_counts(self, what: str, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
@@ -198,11 +271,16 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             return
         if _HUGE_WIDTH.search(fmt):
             raise TemplateLimit(f"{what} asks for a width of millions of characters")
+        # Every placeholder may be as wide as the largest number in the string ("%999999s" x 3000).
+        width = max(map(int, _NUMBER.findall(fmt)), default=0)
         if (marker == "%" and "*" in fmt) or (marker == "{" and _NESTED_FIELD.search(fmt)):
             # the width comes from the values ("%*d", "{:>{}}"): no count in them may be huge
-            self._check_counts(what, [v for v in values if isinstance(v, int)], {})
-        # Any value may fill any placeholder; a list or a dict prints ~16 characters per item.
-        widest = max((_size(v) * (1 if isinstance(v, str) else 16) + 32 for v in values), default=0)
+            counts = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+            self._check_counts(what, counts, {})
+            width = max([width, *map(abs, counts)])
+        # Any value may fill any placeholder, sized by the text it prints (a list of one 8 MB
+        # string 1,000 times prints 8 GB).
+        widest = max((_printed_size(v, self.size_limit) for v in values), default=0) + width
         self.check_planned(len(fmt) + fmt.count(marker) * widest, what)
 
     def _plan_growth(self, name: str, subject: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
@@ -212,12 +290,14 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             count = (len(subject) + 1) if old == "" else subject.count(old)
             self.check_planned(len(subject) + count * max(0, len(new) - len(old)), "replace")
         elif name == "join" and isinstance(subject, str) and args and isinstance(args[0], list | tuple):
-            # sep.join(items); an iterator is left alone (counting would consume it): its items
-            # were each checked when they were made, and the result is checked after.
+            # sep.join(items): an iterator was made a list by the caller, so it is sized too
             self.check_planned(sum(map(_size, args[0])) + len(subject) * len(args[0]), "join")
         elif name == "join" and isinstance(subject, list | tuple):  # the join filter: items|join(sep)
             separator = args[0] if args and isinstance(args[0], str) else kwargs.get("d", "")
-            self.check_planned(sum(map(_size, subject)) + _size(separator) * len(subject), "join")
+            # each item is printed with str(): a list in it prints all of its own items
+            self.check_printed_size(
+                _printed_size(subject, self.size_limit, item_size=ITEM_SIZE + _size(separator)), "join"
+            )
         elif name == "indent" and isinstance(subject, str):
             width = args[0] if args else kwargs.get("width", 4)
             prefix = len(width) if isinstance(width, str) else int(width) if isinstance(width, int) else 4
@@ -237,9 +317,19 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             if isinstance(size, int):
                 self.check_planned(len(subject) + subject.count("\t") * size, "expandtabs")
         elif name == "tojson":
-            for option in (args[0] if args else kwargs.get("indent"), *(kwargs.get("separators") or ())):
+            indent = args[1] if len(args) > 1 else kwargs.get("indent")
+            separators = args[2] if len(args) > 2 else kwargs.get("separators")
+            for option in (indent, *(separators if isinstance(separators, list | tuple) else ())):
                 if isinstance(option, str) and len(option) > MAX_SEPARATOR:
                     raise TemplateLimit(f"tojson was given a separator of {len(option):,} characters")
+            if isinstance(indent, int) and indent > MAX_SEPARATOR:
+                raise TemplateLimit(f"tojson was given an indent of {indent:,} (real templates use 2 or 4)")
+            # json writes the indent once per level before every item: an int indent of 100 on
+            # 100,000 items made 2 GB in one call before.
+            width = len(indent) if isinstance(indent, str) else indent if isinstance(indent, int) else 0
+            between = sum(len(part) for part in separators if isinstance(part, str)) if separators else 0
+            printed = _printed_size(subject, self.size_limit, indent=width, item_size=ITEM_SIZE + between)
+            self.check_printed_size(printed, "tojson")
 
     # -- what the compiled template calls ------------------------------------------------------
 
@@ -279,6 +369,8 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
             name = getattr(__obj, "__name__", "")
             if name not in ("format", "format_map"):
                 __self._check_counts(f"str.{name}", args, kwargs)
+            if name == "join" and args and isinstance(args[0], Iterator):
+                args = (list(args[0]), *args[1:])  # str.join makes a list of it anyway; now it is sized
             __self._plan_growth(name, subject, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         return __self.check_size(result, getattr(__obj, "__name__", "a call"), _made_size(result))
@@ -290,8 +382,13 @@ class _BudgetedSandbox(ImmutableSandboxedEnvironment):
         @functools.wraps(function)  # keeps jinja_pass_arg, so Jinja passes what the filter expects
         def checked(*args: Any, **kwargs: Any) -> Any:
             subject, params = args[skip - 1] if len(args) >= skip else None, args[skip:]
+            if name == "join" and isinstance(subject, Iterator):  # items|map('string')|join
+                subject = list(subject)  # join makes a list of it anyway; now it is sized
+                args = (*args[: skip - 1], subject, *params)
             if name != "format":  # format's arguments are data; its width is in the format string
                 self._check_counts(f"the {name} filter", params, kwargs)
+            if name in _PRINTING_FILTERS:
+                self.check_printed((subject, *params, *kwargs.values()), f"the {name} filter")
             self._plan_growth(name, subject, params, kwargs)
             result = function(*args, **kwargs)
             return self.check_size(result, f"the {name} filter", _made_size(result))

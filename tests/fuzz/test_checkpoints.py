@@ -576,6 +576,17 @@ def _tokenizer_json_changes(tokenizer: dict) -> dict[str, dict | str]:
         "tokenizer-json/added-content-number": {**tokenizer, "added_tokens": [{**added, "content": 5}]},
         "tokenizer-json/added-special-text": {**tokenizer, "added_tokens": [{**added, "special": "yes"}]},
         "tokenizer-json/added-not-objects": {**tokenizer, "added_tokens": [5]},
+        # a token twice: convert wrote it (exit 0), then info refused it and llama.cpp's quantizer aborted
+        "tokenizer-json/added-repeats-a-vocab-token": {  # the vocabulary's last id, now an added token
+            **with_model(vocab={text: i for text, i in vocab.items() if i != max(vocab.values())}),
+            "added_tokens": [{**added, "id": max(vocab.values()), "content": first}],
+        },
+        "tokenizer-json/vocab-token-equal-up-to-a-zero-byte": with_model(  # llama.cpp reads "a\0x" as "a"
+            vocab={
+                (first + "\0x" if token_id == max(vocab.values()) else text): token_id
+                for text, token_id in vocab.items()
+            }
+        ),
         "tokenizer-json/merges-numbers": with_model(merges=[1, 2, 3]),
         "tokenizer-json/merges-mixed": with_model(merges=["a b", 5]),
         "tokenizer-json/merges-nested": with_model(merges=[[["a"]]]),
@@ -624,6 +635,13 @@ def test_hostile_tokenizers_are_refused(checkpoints_root, tmp_path):
         case_id: variant(spm, tmp_path, case_id, {"tokenizer.model": data})
         for case_id, data in _sentencepiece_changes(model).items()
     }
+    spm_config = json.loads((spm / "tokenizer_config.json").read_text())
+    folders["tokenizer-config/added-repeats-bos"] = variant(
+        spm,
+        tmp_path,
+        "tokenizer-config/added-repeats-bos",
+        {"tokenizer_config.json": {**spm_config, "added_tokens_decoder": {"5": {"content": "<s>", "special": True}}}},
+    )
     tokenizer_config = json.loads((llama3 / "tokenizer_config.json").read_text())
     folders |= {
         case_id: variant(llama3, tmp_path, case_id, {"tokenizer_config.json": content})

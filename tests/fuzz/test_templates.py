@@ -51,6 +51,10 @@ HOSTILE: dict[str, list[tuple[dict, str]]] = {
         ({"text": "{{ messages[0].update(role='x') }}"}, "SecurityError"),
     ],
     "raise_exception": [
+        (  # the file's text reaches the terminal with its control characters shown, not obeyed
+            {"text": "{{ raise_exception('\\x1b]0;FROM-TEMPLATE\\x07bye') }}"},
+            "refused this conversation: ^[]0;FROM-TEMPLATE^Gbye;",
+        ),
         (
             {
                 "text": "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
@@ -77,6 +81,10 @@ HOSTILE: dict[str, list[tuple[dict, str]]] = {
         ({"text": "{% set s = 'ab' * 50000 %}{{ s.replace('', s) }}"}, "replace would make"),
         ({"text": "{% set s = 'x' * 8000000 %}{{ ('{0}' * 200).format(s) }}"}, "str.format would make"),
         ({"text": "{{ messages | tojson(indent='x' * 8000000) }}"}, "tojson was given a separator"),
+        # one C call prints a container: these made 2-5 GB before the size was checked
+        ({"text": "{{ range(100000)|list|tojson(indent=99999) }}"}, "tojson was given an indent"),
+        ({"text": "{% set s = 'x' * 8000000 %}{{ [s] * 10000 }}"}, "printing a value would make more than"),
+        ({"text": "{{ ('%999999s' * 3000) % ((1,) * 3000) }}"}, "a % format would make"),
         (
             {"text": "{% set n = namespace(s='x') %}{% for i in range(64) %}{% set n.s = n.s ~ n.s %}{% endfor %}"},
             "joining text would make",
