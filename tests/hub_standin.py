@@ -29,7 +29,9 @@ import hashlib
 import json
 import re
 import socket
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -140,6 +142,9 @@ class HubStandin:
         self.requests: list[RecordedRequest] = []
         self._drops: dict[tuple[str, str], int] = {}
         self._stalls: dict[tuple[str, str], tuple[int, threading.Event, threading.Event]] = {}
+        # (methods, compiled regex on the path, handler(request handler, match, query)) tried before the
+        # normal routes, so a test can make any endpoint misbehave; a handler returning False passes.
+        self.overrides: list[tuple[tuple[str, ...], re.Pattern, Callable]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -192,7 +197,7 @@ class HubStandin:
         class Handler(_HubHandler):
             hub = standin
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -236,6 +241,14 @@ _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>
 _API_REPO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
 _API_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$")
 _API_PATHS = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)$")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up mid-answer (a size cap, a deadline, a stopped pull) is what
+        tests make happen; anything else is printed as the standard server does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _HubHandler(BaseHTTPRequestHandler):
@@ -285,6 +298,10 @@ class _HubHandler(BaseHTTPRequestHandler):
         )
         query = parse_qs(parts.query)
         path = parts.path
+        for methods, pattern, override in list(self.hub.overrides):
+            found = pattern.match(path)
+            if found and self.command in methods and override(self, found, query) is not False:
+                return
         if self.command == "GET" and path == "/api/models":
             return self._search(query)
         for pattern, method, handler in (

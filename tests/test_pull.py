@@ -232,7 +232,7 @@ def test_unsafe_file_names_from_the_server_are_never_used(env, hub, tmp_path):
     result = pull_json(env, "evil/Traversal-GGUF")
     assert result["name"] == "good-Q4_K_M"
     for spec in ("evil/Traversal-GGUF:../../evil-Q8_0.gguf", "evil/Traversal-GGUF:/etc/evil-Q8_0.gguf"):
-        assert "not a safe file name" in one_line_error(pull(env, spec), 2)
+        assert "neither a quantization nor a file name" in one_line_error(pull(env, spec), 2)
     only = one_line_error(pull(env, "evil/Only-Traversal-GGUF"), 2)
     assert "no GGUF files" in only and "unsafe" in only
     assert not [r for r in hub.requests if "evil-" in r.path]

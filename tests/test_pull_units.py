@@ -164,5 +164,45 @@ def test_choose_variant_for_this_machine():
     with pytest.raises(BadInputError, match="none of o/m's GGUF files fits"):
         choose_variant(listing, None, tiny)
     assert choose_variant(listing, "Q8_0", tiny).quantization == "Q8_0"  # asked for explicitly: allowed
-    with pytest.raises(BadInputError, match="not a safe file name"):
+    with pytest.raises(BadInputError, match="neither a quantization nor a file name"):
         choose_variant(listing, "../x-Q2_K.gguf", roomy)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "evil\u009b2J-Q4_K_M.gguf",  # C1 CSI: a terminal that honours it reads an escape
+        "a\u202e-Q4_K_M.gguf",  # right-to-left override: the name reads as another
+        "zero\u200bwidth-Q4_K_M.gguf",
+        "/".join(["a"] * 600) + "/M-Q4_K_M.gguf",  # every part short, the whole past what a cache path holds
+    ],
+)
+def test_names_that_print_as_something_else_or_cannot_be_made_are_unsafe(name):
+    assert not is_safe_repo_path(name)
+
+
+def test_a_255_byte_name_is_safe():
+    assert is_safe_repo_path("L" * 243 + "-Q4_K_M.gguf")
+
+
+def test_server_names_in_messages_show_invisible_characters():
+    from llamadesk.app.hub.repo import shown_name
+
+    assert shown_name("a\u202eb\u009bc") == '"a\\u202eb\\u009bc"'
+
+
+@pytest.mark.parametrize(
+    "endpoint, problem",
+    [
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("localhost:8080", "http:// or https://"),
+        ("https://", "names no host"),
+        ("https://hf-mirror.example", None),
+    ],
+)
+def test_hf_endpoint_values_huggingface_hub_cannot_use(endpoint, problem):
+    from llamadesk.app.hub import endpoint_problem
+
+    found = endpoint_problem(endpoint)
+    assert found is None if problem is None else problem in found

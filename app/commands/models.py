@@ -9,7 +9,8 @@ import sys
 from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.commands.table import format_table
 from llamadesk.app.core.byte_sizes import format_bytes
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.printable import printable
 from llamadesk.app.library.catalog import (
     LibraryEntry,
     add_folder,
@@ -95,7 +96,8 @@ def _row(e: LibraryEntry) -> tuple:
 def run_list(args: argparse.Namespace) -> int:
     entries, skipped = read_library(adapters=True)
     for model in skipped:  # a note each, on stderr: the list itself stays parseable
-        print(f"llamadesk: skipped {model.name}: {model.reason}", file=sys.stderr)
+        print(f"llamadesk: skipped {printable(model.name)}: {printable(model.reason)}", file=sys.stderr)
+    _note_unfinished_downloads()
     if args.json:
         print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
         return 0
@@ -111,6 +113,24 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note_unfinished_downloads() -> None:
+    """Say on stderr how much space stopped pulls hold, and how to finish or drop them."""
+    try:
+        from llamadesk.app.hub.unfinished import unfinished_downloads  # checks the Hub's settings first
+
+        found = unfinished_downloads()
+    except LlamadeskError:  # a bad HF_ENDPOINT: said where a pulled model is listed or pulled
+        return
+    if found is not None:
+        repos = ", ".join(printable(r) for r in found.repos[:5]) + (" ..." if len(found.repos) > 5 else "")
+        print(
+            f"note: {format_bytes(found.size)} of unfinished downloads in {found.folder} ({repos}); "
+            f"run the same `llamadesk pull` to finish them, or delete the *.llamadesk-partial files "
+            "there to free the space",
+            file=sys.stderr,
+        )
+
+
 def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise BadInputError("not asking on a non-interactive input; pass --yes to remove without asking")
@@ -123,11 +143,14 @@ def _confirm(question: str) -> bool:
 
 def run_rm(args: argparse.Namespace) -> int:
     removal = plan_removal(args.name)
-    if not args.yes and not _confirm(f"This will {removal.summary}. Continue?"):
+    if not args.yes and not _confirm(f"This will {printable(removal.summary)}. Continue?"):
         print("nothing removed", file=sys.stderr)
         return 1
     removed = removal.apply()
-    print(f"removed {removal.name}" + (f" ({len(removed)} file(s) deleted)" if removed else " (no files deleted)"))
+    print(
+        f"removed {printable(removal.name)}"
+        + (f" ({len(removed)} file(s) deleted)" if removed else " (no files deleted)")
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,8 +12,7 @@ from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.commands.table import format_table
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.machine import machine_facts
-from llamadesk.app.hub.errors import quiet_hub_logging
-from llamadesk.app.hub.pull import list_variants, pull_and_convert, pull_model
+from llamadesk.app.core.printable import printable
 from llamadesk.app.library.catalog import inspect_model
 from llamadesk.app.library.fit import memory_fit
 
@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: huggingface-hub reads HF_ENDPOINT at import, and a bad one must not break
+    # `llamadesk --help` (app/hub/__init__.py says it in one line when pull runs).
+    from llamadesk.app.hub.errors import quiet_hub_logging
+    from llamadesk.app.hub.pull import list_variants, pull_and_convert, pull_model
+
     quiet_hub_logging()
     if args.list:
         variants = list_variants(args.spec, args.revision)
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             rows = [
-                (v.label, format_bytes(v.size) if v.size is not None else "?", len(v.files), v.first.path)
+                (v.label, format_bytes(v.size) if v.size is not None else "?", len(v.files), printable(v.first.path))
                 for v in variants
             ]
             print(format_table(("QUANT", "SIZE", "PARTS", "FILE"), rows))
@@ -80,11 +85,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     state = "downloaded" if result.downloaded else "already downloaded"
     print(
-        f"{state} {result.repo} ({result.quantization or 'GGUF'}, {len(result.paths)} file(s)) as {result.name}",
+        f"{state} {result.repo} ({result.quantization or 'GGUF'}, {len(result.paths)} file(s)) "
+        f"as {printable(result.name)}",
         file=sys.stderr,
     )
     _warn_if_too_big(result.paths[0])
-    print(f"chat with it: llamadesk chat -m {result.name}")
+    # Quoted: a name from a file on the Hub may hold spaces or `&`, and pasted as it is it would run
+    # something else.
+    print(f"chat with it: llamadesk chat -m {printable(shlex.quote(result.name))}")
     return 0
 
 

@@ -7,8 +7,8 @@ import json
 
 from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.commands.table import format_table
-from llamadesk.app.hub.errors import quiet_hub_logging
-from llamadesk.app.hub.repo import SEARCH_LIMIT, search_gguf_models
+
+SHOWN_RESULTS = 20  # the default --limit: one screen of results
 
 EXAMPLES = """examples:
   llamadesk search smollm2
@@ -27,13 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("query", nargs="+", help="words to search for in repo names")
     parser.add_argument(
-        "--limit", type=int, default=SEARCH_LIMIT, help=f"at most this many results (default: {SEARCH_LIMIT})"
+        "--limit", type=int, default=SHOWN_RESULTS, help=f"at most this many results (default: {SHOWN_RESULTS})"
     )
     add_json_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.hub.errors import quiet_hub_logging  # here: see commands/pull.py
+    from llamadesk.app.hub.repo import search_gguf_models
+
     quiet_hub_logging()
     found = search_gguf_models(" ".join(args.query), limit=args.limit)
     if args.json:

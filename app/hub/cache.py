@@ -6,14 +6,20 @@ each snapshot file is a link to a blob named by its ETag (the sha256 for LFS fil
 Every name in those paths comes from a server or a file (an ETag, a commit, a file name, a
 revision), so every path is built through `inside`, which refuses one that would leave the repo's
 folder: huggingface-hub itself writes `blobs/<ETag>` wherever a hostile ETag with `../` points.
+
+A blob llamadesk downloaded and checked gets a mark beside it (`blobs/<hash>.llamadesk-downloaded`):
+whether `models rm` may delete a pulled model's files is what the cache says, not what one run of
+`pull` happened to transfer (a pull resumed after Ctrl-C moves only the last part's bytes).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 from huggingface_hub import constants, try_to_load_from_cache
@@ -22,8 +28,13 @@ from huggingface_hub.file_download import repo_folder_name
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_naming import RepoFile
 from llamadesk.app.core.value_ranges import shown
+from llamadesk.app.library.registry import is_revision
 
 COMMIT_ID = re.compile(r"[0-9a-f]{40}")
+DOWNLOADED_MARK = ".llamadesk-downloaded"
+# Why os.symlink may fail where a copy works (no symlinks on this file system or for this user);
+# anything else (a name too long, a full disk) fails the copy the same way and is reported as it is.
+NO_SYMLINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 # What the Hub sends as an ETag: a git blob's sha1 (plain files) or the sha256 (LFS files).
 HASH_ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -59,8 +70,7 @@ def check_commit(commit: object, repo: str) -> str:
 
 def check_revision(revision: str) -> str:
     """A branch, tag or commit name that can name a file under refs/ (branches may hold '/')."""
-    parts = revision.split("/")
-    if not revision or "\\" in revision or "\x00" in revision or any(p in ("", ".", "..") for p in parts):
+    if not is_revision(revision):
         raise BadInputError(f"{shown(revision)} is not a branch, tag or commit name")
     return revision
 
@@ -115,14 +125,32 @@ def link_snapshot(repo: str, commit: str, path: str, blob: Path) -> Path:
     storage = repo_storage(repo)
     pointer = inside(storage, "snapshots", check_commit(commit, repo), path)
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    link = pointer.with_name(pointer.name + ".llamadesk-link")
-    link.unlink(missing_ok=True)
+    # A short name of its own: the file's name plus a suffix would not fit where the name itself
+    # is near the 255-byte limit, and two pulls at once must not share it.
+    link = pointer.with_name(f".llamadesk-link-{uuid.uuid4().hex[:12]}")
     try:
         os.symlink(os.path.relpath(blob, pointer.parent), link)
-    except OSError:  # no symlinks here (Windows without developer mode): a copy, as huggingface-hub does
+    except OSError as err:  # no symlinks here (Windows without developer mode): a copy, as huggingface-hub does
+        if err.errno not in NO_SYMLINKS:
+            raise
         shutil.copyfile(blob, link)
     os.replace(link, pointer)
     return pointer
+
+
+def downloaded_mark(blob: Path) -> Path:
+    return blob.with_name(blob.name + DOWNLOADED_MARK)
+
+
+def mark_downloaded(blob: Path) -> None:
+    """Record that llamadesk downloaded and checked this blob (so `models rm` may delete it)."""
+    downloaded_mark(blob).touch()
+
+
+def downloaded_by_llamadesk(snapshot_file: Path) -> bool:
+    """Whether the blob behind a snapshot file is one llamadesk downloaded (see the module docstring)."""
+    blob = snapshot_file.resolve()
+    return blob.is_file() and downloaded_mark(blob).is_file()
 
 
 def cached_repo_files(repo: str, commit: str) -> list[RepoFile]:
@@ -138,7 +166,7 @@ def cached_repo_files(repo: str, commit: str) -> list[RepoFile]:
 
 
 def _links_to(storage: Path, blob: Path) -> list[Path]:
-    snapshots = storage / "snapshots"
+    snapshots = storage.resolve() / "snapshots"
     if not snapshots.is_dir():
         return []
     return [p for p in snapshots.rglob("*") if p.is_symlink() and p.resolve() == blob]
@@ -152,6 +180,9 @@ def remove_cached_files(repo: str, commit: str, paths: list[str]) -> list[Path]:
     only when no other snapshot still links to it.
     """
     storage = repo_storage(repo)
+    # Resolved, as the blob is: a cache reached through a link (~/.cache on another disk) must
+    # still count its own blobs as inside it.
+    real_storage = storage.resolve()
     removed: list[Path] = []
     for path in paths:
         pointer = inside(storage, "snapshots", check_commit(commit, repo), path)
@@ -160,8 +191,9 @@ def remove_cached_files(repo: str, commit: str, paths: list[str]) -> list[Path]:
         blob = pointer.resolve()
         pointer.unlink()
         removed.append(pointer)
-        if blob.is_file() and blob.is_relative_to(storage) and not _links_to(storage, blob):
+        if blob.is_file() and blob.is_relative_to(real_storage) and not _links_to(storage, blob):
             blob.unlink()
+            downloaded_mark(blob).unlink(missing_ok=True)
             removed.append(blob)
     _remove_empty_folders(storage / "snapshots" / commit, stop=storage)
     return removed

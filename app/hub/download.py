@@ -9,11 +9,17 @@ a partial file with a stable name beside the blob. Only a file whose sha256 matc
 renamed to the blob name and linked into the snapshot, so the cache layout stays huggingface-hub's
 own. What the server says is never a path: the blob's name comes from its ETag only when that is
 a hash (cache.blob_name), and its size must be one a file can have.
+
+The blob is named by the hash the listing gives (the LFS sha256, or the git blob id of a plain
+file), which is what the Hub's ETag is too: an existing blob of that name is that file. Naming it
+by the ETag alone let a proxy that sends one ETag for two files install one file as the other.
+Two pulls of one file at once take turns on a lock beside the blob; the second finds it done.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -23,16 +29,26 @@ from huggingface_hub import get_hf_file_metadata, hf_hub_url
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers, tqdm
 
+from llamadesk.app.core.atomic_file import locked
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.gguf_naming import RepoFile
-from llamadesk.app.hub.cache import blob_name, cached_file, inside, link_snapshot, remember_ref, repo_storage
+from llamadesk.app.hub.cache import (
+    blob_name,
+    cache_root,
+    cached_file,
+    inside,
+    link_snapshot,
+    mark_downloaded,
+    remember_ref,
+    repo_storage,
+)
 from llamadesk.app.hub.errors import hub_errors
 from llamadesk.app.hub.http_client import use_time_limits
-from llamadesk.app.hub.repo import MAX_FILE_BYTES
+from llamadesk.app.hub.repo import MAX_FILE_BYTES, listed_hash
+from llamadesk.app.hub.unfinished import PARTIAL_SUFFIX
 from llamadesk.app.library.starters import sha256_of
 
-PARTIAL_SUFFIX = ".llamadesk-partial"
 ProgressBar = type[tqdm]
 
 
@@ -111,45 +127,89 @@ def download_blob(repo: str, file: RepoFile, commit: str, progress: ProgressBar 
         raise BadInputError(
             f"the Hub gave {meta.size} bytes as the size of {file.path} in {repo}, which no model file has"
         )
-    blob = inside(repo_storage(repo), "blobs", blob_name(meta.etag))
-    if blob.is_file():
-        return blob, False
+    blob = inside(repo_storage(repo), "blobs", listed_hash(file) or blob_name(meta.etag))
     blob.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(blob)
-    size = meta.size if meta.size is not None else file.size
-    try:
-        with hub_errors(repo):
-            _fetch_bytes(meta.location, _headers_for(url, meta.location), partial, size, file.path, progress)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"download of {file.path} stopped; run the same `llamadesk pull` again to resume where it stopped"
-        ) from None
-    except OSError as err:
-        if err.errno in DISK_ERRORS:
-            partial.unlink(missing_ok=True)
-            raise _disk_error(err, file.path, blob.parent) from err
-        # huggingface-hub's size check ("Consistency check failed"): the bytes cannot be trusted.
-        partial.unlink(missing_ok=True)
-        raise LlamadeskError(
-            f"the download of {file.path} from {repo} came back incomplete ({err}); pull again"
-        ) from err
-    _verify(partial, file, repo)
-    partial.replace(blob)
+    with locked(_lock_place(repo, blob)):
+        if blob.is_file():  # already here, or another pull of the same file finished it meanwhile
+            return blob, False
+        size = meta.size if meta.size is not None else file.size
+        partial = partial_path(blob)
+        _download_checked(repo, file, meta.location, _headers_for(url, meta.location), partial, size, progress)
+        mark_downloaded(blob)  # first: a crash between the two must not leave our blob unmarked
+        partial.replace(blob)
     return blob, True
 
 
+def _lock_place(repo: str, blob: Path) -> Path:
+    """Where the lock on a blob's download lives: huggingface-hub's own `.locks/` folder, so that
+    blobs/ holds only blobs (and their partials)."""
+    folder = cache_root() / ".locks" / repo_storage(repo).name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / blob.name
+
+
+def _download_checked(
+    repo: str,
+    file: RepoFile,
+    location: str,
+    headers: dict[str, str],
+    partial: Path,
+    size: int | None,
+    progress: ProgressBar | None,
+) -> None:
+    """Fetch the rest of `file` into `partial` and check it; failures are one line each."""
+    try:
+        with hub_errors(repo):
+            _fetch_bytes(location, headers, partial, size, file.path, progress)
+    except KeyboardInterrupt as stop:
+        stopped = Interrupted(
+            f"download of {file.path} stopped; run the same `llamadesk pull` again to resume where it stopped"
+        )
+        signum = getattr(stop, "signum", None)  # SIGTERM, SIGHUP: exit 143, 129 as documented
+        if signum is not None:
+            stopped.exit_code = 128 + signum
+        raise stopped from None
+    except OSError as err:
+        if err.errno in DISK_ERRORS:
+            partial.unlink(missing_ok=True)
+            raise _disk_error(err, file.path, partial.parent) from err
+        # huggingface-hub's size check ("Consistency check failed"): the bytes cannot be trusted.
+        got = partial.stat().st_size if partial.exists() else 0
+        partial.unlink(missing_ok=True)
+        expected = f" where the Hub announced {size}" if size is not None else ""
+        raise LlamadeskError(
+            f"the download of {file.path} from {repo} came back with {got} bytes{expected}; "
+            "the partial download was removed; pull again"
+        ) from err
+    _verify(partial, file, repo)
+
+
 def _verify(partial: Path, file: RepoFile, repo: str) -> None:
-    if file.sha256 is None:
-        return  # not an LFS file: the Hub publishes no sha256 to compare with (size was checked)
-    print(f"checking the sha256 of {file.path}...", file=sys.stderr, flush=True)
-    actual = sha256_of(partial)
-    if actual != file.sha256.lower():
+    """The bytes must hash to what the listing says: the sha256 of an LFS file, the git blob id of
+    a plain one (a file stored in git, such as a checkpoint's tokenizer.json)."""
+    if file.sha256 is not None:
+        print(f"checking the sha256 of {file.path}...", file=sys.stderr, flush=True)
+        actual, expected = sha256_of(partial), file.sha256.lower()
+    elif (blob_id := listed_hash(file)) is not None:
+        actual, expected = git_blob_id(partial), blob_id
+    else:
+        return  # the listing gave no hash at all (size was checked)
+    if actual != expected:
         partial.unlink(missing_ok=True)
         raise LlamadeskError(
-            f"{file.path} from {repo} failed its checksum (got sha256 {actual[:12]}..., the Hub says "
-            f"{file.sha256[:12]}...); the download was removed; pull again, and if it fails again "
+            f"{file.path} from {repo} failed its checksum (got {actual[:12]}..., the Hub says "
+            f"{expected[:12]}...); the download was removed; pull again, and if it fails again "
             "the file on the Hub or a proxy on the way is damaged"
         )
+
+
+def git_blob_id(path: Path) -> str:
+    """The id git gives a file's bytes: sha1 of `blob SIZE\\0` and the bytes (what the Hub lists)."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as data:
+        while chunk := data.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fetch_file(

@@ -65,9 +65,24 @@ HUB_ERROR_MESSAGES: tuple[tuple[type[BaseException], type[LlamadeskError], str],
         "the Hub at {endpoint} did not answer in time; check your connection and pull again (downloads resume)",
     ),
     (
+        httpx2.UnsupportedProtocol,  # a redirect to file:// or another scheme: not the network's fault
+        LlamadeskError,
+        "the Hub at {endpoint} sent llamadesk to an address that is not http(s); check HF_ENDPOINT and your proxy",
+    ),
+    (
         httpx2.TransportError,
         LlamadeskError,
         "cannot reach the Hub at {endpoint}; check your connection, or set HF_HUB_OFFLINE=1 to use downloaded models",
+    ),
+    (
+        httpx2.TooManyRedirects,  # a RequestError, not a TransportError (a captive portal, a broken proxy)
+        LlamadeskError,
+        "the Hub at {endpoint} redirects in a loop; check HF_ENDPOINT and your proxy, or try again later",
+    ),
+    (
+        httpx2.RequestError,  # whatever else stops a request on the way
+        LlamadeskError,
+        "a request to the Hub at {endpoint} failed; check your connection and HF_ENDPOINT, and try again",
     ),
 )
 

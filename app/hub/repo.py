@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
 from huggingface_hub import HfApi, constants
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.hf_api import ModelInfo
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff, validate_repo_id
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_naming import GGUFVariant, RepoFile, gguf_variants
@@ -29,6 +31,25 @@ MAX_LISTED_FILES = 100_000
 # No model file is a petabyte; a size beyond this is a server that should not be trusted.
 MAX_FILE_BYTES = 2**50
 SHA256 = re.compile(r"[0-9a-f]{64}")
+GIT_BLOB_ID = re.compile(r"[0-9a-f]{40}")
+# A repo path longer than this cannot be made inside the cache (PATH_MAX is 4096 on Linux, and the
+# cache's own folders come first); real repos stay far below it.
+MAX_REPO_PATH_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class ListedFile(RepoFile):
+    """A RepoFile with the git blob id the listing gives, the only hash it has for a plain git file."""
+
+    blob_id: str | None = None
+
+
+def listed_hash(file: RepoFile) -> str | None:
+    """The hash the listing gives for a file's bytes (LFS sha256, else git blob id), lowercase; None if none."""
+    if file.sha256 is not None:
+        return file.sha256.lower()
+    blob_id = getattr(file, "blob_id", None)
+    return blob_id.lower() if isinstance(blob_id, str) and GIT_BLOB_ID.fullmatch(blob_id.lower()) else None
 
 
 @dataclass(frozen=True)
@@ -57,11 +78,22 @@ def is_safe_repo_path(path: str) -> bool:
     """
     if not path or "\\" in path or path.startswith("/") or ":" in path.split("/", 1)[0]:
         return False
-    # Control characters (a newline would split the one line an error is) and names no file
-    # system takes (255 bytes a name on most) are refused too.
-    if any(ord(c) < 32 or ord(c) == 127 for c in path) or any(len(p.encode()) > 255 for p in path.split("/")):
+    # Control characters (a newline would split the one line an error is; C1 controls and bidi
+    # overrides or zero-width characters make a name print as something else) and names no file
+    # system takes (255 bytes a name on most, a path past what the cache can hold) are refused too.
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in path):
+        return False
+    if len(path.encode()) > MAX_REPO_PATH_BYTES or any(len(p.encode()) > 255 for p in path.split("/")):
         return False
     return ".." not in path.split("/") and posixpath.normpath(path) == path
+
+
+def shown_name(value: object, limit: int = 60) -> str:
+    """A name from a server for a message: as `shown` writes it, with the C1 controls, bidi
+    overrides and zero-width characters JSON leaves as they are written as \\uXXXX (a U+202E
+    would make the rest of the line read backwards)."""
+    text = shown(value, limit)
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -111,7 +143,8 @@ def list_repo(repo: str, revision: str | None = None) -> RepoListing:
         sha256 = sibling.lfs.sha256 if sibling.lfs is not None else None
         size = sibling.lfs.size if sibling.lfs is not None else sibling.size
         _check_listed(repo, name, size, sha256)
-        safe.append(RepoFile(path=name, size=size, sha256=sha256))
+        blob_id = sibling.blob_id if isinstance(sibling.blob_id, str) else None
+        safe.append(ListedFile(path=name, size=size, sha256=sha256, blob_id=blob_id))
     return RepoListing(repo=repo, commit=commit, files=tuple(safe), unsafe_names=tuple(unsafe), gated=bool(info.gated))
 
 
@@ -159,13 +192,7 @@ def search_gguf_models(query: str, limit: int = SEARCH_LIMIT) -> list[HubModel]:
         )
     with hub_errors(query):
         use_time_limits()
-        found = HfApi().list_models(
-            search=query.strip(),
-            filter="gguf",
-            sort="downloads",
-            limit=limit,
-            expand=["downloads", "likes", "lastModified", "gated"],
-        )
+        found = _first_page_of_models(query.strip(), limit)
         return [
             HubModel(
                 repo=m.id,
@@ -175,8 +202,41 @@ def search_gguf_models(query: str, limit: int = SEARCH_LIMIT) -> list[HubModel]:
                 gated=bool(m.gated),
             )
             for m in found
-            if isinstance(m.id, str)  # a result without a repo id is no result
+            if _is_repo_id(m.id)  # a result without a valid repo id is no result (and may be an escape)
         ][:limit]
+
+
+def _first_page_of_models(query: str, limit: int) -> list[ModelInfo]:
+    """The first page of the Hub's model search, which holds up to `limit` results.
+
+    HfApi.list_models follows the answer's `Link: rel=next` for as long as the server sends one,
+    and stops only after `limit` results: a server answering empty pages that link on held
+    `search` forever. One page is all a search shows.
+    """
+    params = {
+        "search": query,
+        "filter": ["gguf"],
+        "sort": "downloads",
+        "limit": limit,
+        "expand": ["downloads", "likes", "lastModified", "gated"],
+    }
+    response = http_backoff("GET", f"{constants.ENDPOINT}/api/models", params=params, headers=build_hf_headers())
+    hf_raise_for_status(response)
+    items = response.json()
+    if not isinstance(items, list):
+        raise TypeError(f"a search answer is a list, not {type(items).__name__}")
+    return [ModelInfo(**{"siblings": None, **item}) for item in items]
+
+
+def _is_repo_id(value: object) -> bool:
+    """Whether a search result's id is one the Hub gives (which holds no escape or control character)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        validate_repo_id(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _count(value: object) -> int:

@@ -24,10 +24,11 @@ from llamadesk.app.core.gguf_header import GGUF_MAGIC
 from llamadesk.app.core.gguf_naming import model_stem, split_parts
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
+from llamadesk.app.core.printable import printable
 from llamadesk.app.library.fit import memory_fit
 from llamadesk.app.library.gguf_listing import listable_ggufs
 from llamadesk.app.library.other_apps import APP_NAMES, OtherAppStore, default_stores, detect_app, models_in
-from llamadesk.app.library.registry import AddedStore, Registry, editing_registry, load_registry
+from llamadesk.app.library.registry import AddedStore, PulledModel, Registry, editing_registry, load_registry
 from llamadesk.app.library.starters import GEMMA_FILE, STARTER_MODELS, starter_path
 
 # GGUF keys that say where a model came from, most specific first (convert writes them).
@@ -79,6 +80,9 @@ class Candidate:
     source: str
     origin: dict[str, Any]
     deletable: bool
+    # The pulled record a "hub" candidate stands for: its listed name may carry a prefix, so
+    # removal finds the record by this, not by name.
+    record: PulledModel | None = None
 
 
 def inspect_model(first: Path) -> GGUFSummary:
@@ -152,7 +156,7 @@ def _pulled_candidates(registry: Registry) -> list[Candidate]:
             return path
 
         origin = {"repo": pulled.repo, "revision": pulled.revision, "commit": pulled.commit, "files": pulled.files}
-        out.append(Candidate(pulled.name, locate, "hub", origin, deletable=pulled.downloaded))
+        out.append(Candidate(pulled.name, locate, "hub", origin, deletable=pulled.downloaded, record=pulled))
     return out
 
 
@@ -202,16 +206,33 @@ def _other_app_candidates(registry: Registry) -> list[Candidate]:
     return out
 
 
+# Where models come from, in order of precedence for names.
+CANDIDATE_PLACES: tuple[Callable[[Registry], list[Candidate]], ...] = (
+    lambda registry: _starter_candidates(),
+    lambda registry: _pulled_candidates(registry),
+    lambda registry: _made_candidates(registry),
+    lambda registry: _folder_candidates(registry),
+    lambda registry: _other_app_candidates(registry),
+)
+
+
 def _candidates(registry: Registry) -> list[Candidate]:
     """Every model in the library, in order of precedence for names: starters, pulled, made, folders,
     other apps' stores."""
-    return _unique_names(
-        _starter_candidates()
-        + _pulled_candidates(registry)
-        + _made_candidates(registry)
-        + _folder_candidates(registry)
-        + _other_app_candidates(registry)
-    )
+    return _unique_names([c for place in CANDIDATE_PLACES for c in place(registry)])
+
+
+def _named_early(registry: Registry, name: str) -> tuple[Candidate | None, list[Candidate]]:
+    """The candidate named exactly `name`, looking no further than needed: earlier places win a
+    name, so `-m smollm2` never walks the folders a user added (one of them may be slow, or
+    change while it is walked). Without one, every candidate, to look further in."""
+    found: list[Candidate] = []
+    for place in CANDIDATE_PLACES:
+        found += place(registry)
+        named = {c.name: c for c in _unique_names(found)}
+        if name in named:
+            return named[name], []
+    return None, _unique_names(found)
 
 
 def _unique_names(candidates: list[Candidate]) -> list[Candidate]:
@@ -327,15 +348,32 @@ def looks_like_path(spec: str) -> bool:
     return spec.endswith(".gguf") or "/" in spec or "\\" in spec or spec.startswith(".")
 
 
-def _pulled_by_repo(registry: Registry, spec: str) -> str | None:
-    """The name of a pulled model given as `REPO:QUANT` (or `REPO` when only one was pulled)."""
+def _pulled_by_repo(registry: Registry, spec: str) -> PulledModel | None:
+    """The pulled model given as `REPO:QUANT` (or `REPO` when only one was pulled); two that match
+    are refused, naming both."""
     repo, _, quant = spec.partition(":")
     matches = [
         p
         for p in registry.pulled
         if p.repo.lower() == repo.lower() and (not quant or (p.quantization or "").lower() == quant.lower())
     ]
-    return matches[0].name if len(matches) == 1 else None
+    if len(matches) > 1 and quant:
+        names = ", ".join(printable(p.name) for p in matches[:MAX_NAMES_SHOWN])
+        raise BadInputError(f"{spec} matches {len(matches)} pulled models: {names}; use a name")
+    return matches[0] if len(matches) == 1 else None
+
+
+def find_candidate(registry: Registry, spec: str) -> Candidate | None:
+    """The library model `spec` names: a name as listed, NAME for Ollama's NAME:latest, or
+    `REPO:QUANT` of a pulled model. Shared by `-m` and `models rm`, so both take the same names."""
+    early, everything = _named_early(registry, spec)
+    if early is not None:
+        return early
+    candidates = {c.name: c for c in everything}
+    if f"{spec}:latest" in candidates:  # Ollama's clients say `llama3.2` for `llama3.2:latest`
+        return candidates[f"{spec}:latest"]
+    pulled = _pulled_by_repo(registry, spec)
+    return next((c for c in candidates.values() if pulled is not None and c.record is pulled), None)
 
 
 def resolve_library_name(spec: str) -> Path | None:
@@ -344,15 +382,12 @@ def resolve_library_name(spec: str) -> Path | None:
     Never a path: the server resolves names from requests with this, so a request cannot name a
     file on the machine.
     """
-    registry = load_registry()
-    candidates = {c.name: c for c in _candidates(registry)}
-    if spec in candidates:
-        name: str | None = spec
-    elif f"{spec}:latest" in candidates:  # Ollama's clients say `llama3.2` for `llama3.2:latest`
-        name = f"{spec}:latest"
-    else:
-        name = _pulled_by_repo(registry, spec)
-    return candidates[name].locate() if name is not None else None
+    # Starters win their names, so they need no library record: a damaged library.json must not
+    # stop `doctor` or `chat -m smollm2`.
+    if spec in STARTER_MODELS:
+        return starter_path(spec)
+    found = find_candidate(load_registry(), spec)
+    return found.locate() if found is not None else None
 
 
 def resolve_model(spec: str) -> Path:
@@ -382,11 +417,17 @@ class Removal:
     apply: Callable[[], list[Path]]
 
 
+def _folder_key(folder: str) -> str:
+    """A folder as `models add` writes it (absolute, resolved), for entries written by hand too
+    (`/x/ggufs/`, `~/ggufs`, a relative path)."""
+    return str(Path(folder).expanduser().resolve())
+
+
 def _forget_folder(folder: str) -> Removal:
     def apply() -> list[Path]:
         with editing_registry() as registry:
-            registry.folders = [f for f in registry.folders if f != folder]
-            registry.stores = [s for s in registry.stores if s.path != folder]
+            registry.folders = [f for f in registry.folders if _folder_key(f) != folder]
+            registry.stores = [s for s in registry.stores if _folder_key(s.path) != folder]
         return []
 
     return Removal(folder, (), f"stop listing the models in {folder} (no files are deleted)", apply)
@@ -398,16 +439,17 @@ MAX_NAMES_SHOWN = 20  # in a message: a folder of 10,000 files made it one 50 KB
 def plan_removal(name: str) -> Removal:
     """How removing `name` would go; raises BadInputError for what llamadesk must not delete."""
     registry = load_registry()
-    as_folder = str(Path(name).expanduser().resolve()) if name not in STARTER_MODELS else None
-    if as_folder in registry.folders or as_folder in [s.path for s in registry.stores]:
+    as_folder = _folder_key(name) if name not in STARTER_MODELS else None
+    if as_folder in [_folder_key(f) for f in registry.folders + [s.path for s in registry.stores]]:
         return _forget_folder(as_folder)
-    candidates = {c.name: c for c in _candidates(registry)}
-    if name not in candidates:
-        shown_names = list(candidates)[:MAX_NAMES_SHOWN]
+    candidate = find_candidate(registry, name)
+    if candidate is None:
+        candidates = [c.name for c in _candidates(registry)]
+        shown_names = [printable(n) for n in candidates[:MAX_NAMES_SHOWN]]
         more = len(candidates) - len(shown_names)
         known = ", ".join(shown_names) + (f" and {more} more (`llamadesk models`)" if more > 0 else "")
-        raise BadInputError(f"no model named '{name}' in the library; models: {known}")
-    candidate = candidates[name]
+        raise BadInputError(f"no model named '{printable(name)}' in the library; models: {known}")
+    name = candidate.name
     if candidate.source == "starter":
         raise BadInputError(f"{name} is a starter model that ships with llamadesk; it cannot be removed")
     if candidate.source == "folder":
@@ -424,22 +466,22 @@ def plan_removal(name: str) -> Removal:
             f"remove it with {remove}, or stop listing the store with `llamadesk models rm {store}` "
             "(found by itself: `llamadesk models discover off`)"
         )
-    if candidate.source == "hub":
-        return _plan_pulled_removal(registry, name)
+    if candidate.source == "hub" and candidate.record is not None:
+        return _plan_pulled_removal(candidate.record, name)
     return _plan_local_removal(candidate.locate())
 
 
-def _plan_pulled_removal(registry: Registry, name: str) -> Removal:
+def _plan_pulled_removal(pulled: PulledModel, name: str) -> Removal:
     from llamadesk.app.hub.cache import cached_file, remove_cached_files  # see _pulled_candidates
 
-    pulled = registry.pulled_named(name)
-    assert pulled is not None
     paths = [p for f in pulled.files if (p := cached_file(pulled.repo, f, pulled.commit)) is not None]
 
     def apply() -> list[Path]:
         removed = remove_cached_files(pulled.repo, pulled.commit, pulled.files) if pulled.downloaded else []
         with editing_registry() as current:
-            current.pulled = [p for p in current.pulled if p.name != name]
+            # The record itself, not every record of its name: library.json edited by hand may
+            # give two the same name (listed as NAME and hub-NAME).
+            current.pulled = [p for p in current.pulled if p != pulled]
         return removed
 
     if pulled.downloaded:

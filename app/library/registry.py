@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -137,7 +138,27 @@ def _fields(record: Any, types: dict[str, tuple[type, ...]], where: str) -> dict
         raise BadInputError(f"{registry_path()}: {where}.files of {shown(record['name'])} must list file names")
     if "commit" in record and not COMMIT_ID.fullmatch(record["commit"]):
         raise BadInputError(f"{registry_path()}: {where}.commit of {shown(record['name'])} is not a commit id")
+    if "repo" in record and not is_repo_id(record["repo"]):
+        raise BadInputError(f"{registry_path()}: {where}.repo of {shown(record['name'])} is not a Hub repo id")
+    if "revision" in record and not is_revision(record["revision"]):
+        raise BadInputError(f"{registry_path()}: {where}.revision of {shown(record['name'])} is not a revision")
     return record
+
+
+# huggingface-hub's rule for repo ids (validate_repo_id), kept here so that reading the library
+# never imports huggingface-hub: OWNER/NAME or NAME of letters, digits, `-_.`, no `--` or `..`,
+# not starting or ending with `-` or `.`, 96 characters at most.
+REPO_ID = re.compile(r"(?:[\w][\w\-.]*[\w]/|[\w]/)?(?:[\w][\w\-.]*[\w]|[\w])")
+
+
+def is_repo_id(repo: str) -> bool:
+    return len(repo) <= 96 and REPO_ID.fullmatch(repo) is not None and "--" not in repo and ".." not in repo
+
+
+def is_revision(revision: str) -> bool:
+    """A branch, tag or commit name that can name a file under refs/ (branches may hold `/`)."""
+    parts = revision.split("/")
+    return bool(revision) and not any(c in revision for c in "\\\x00") and all(p not in ("", ".", "..") for p in parts)
 
 
 def _store(record: Any) -> dict[str, Any]:
@@ -150,7 +171,9 @@ def _store(record: Any) -> dict[str, Any]:
 def save_registry(registry: Registry) -> None:
     """Write the registry whole, atomically (a crash leaves the previous version)."""
     payload = {"schema_version": SCHEMA_VERSION, **asdict(registry)}
-    with atomic_output(registry_path(), force=True) as tmp:
+    # Through a link (library.json kept in a dotfiles repo) the file linked to is replaced, not the
+    # link: replacing the link left the linked file behind, silently no longer used.
+    with atomic_output(Path(os.path.realpath(registry_path())), force=True) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

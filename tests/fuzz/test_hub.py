@@ -150,7 +150,8 @@ def test_a_hostile_hub_never_gets_a_file_written_outside_the_cache(tmp_path, mon
         path = Path(json.loads(results[c["id"]]["stdout"])["path"])
         assert path.is_relative_to(hf_home) and path.resolve().is_relative_to(hf_home), (c["id"], path)
         assert path.read_bytes() == model
-    assert all(len(blob.name) in (40, 64) for blob in hf_home.rglob("blobs/*"))
+    # Blobs, and the marks saying llamadesk downloaded them (`<hash>.llamadesk-downloaded`).
+    assert all(len(blob.name.removesuffix(".llamadesk-downloaded")) in (40, 64) for blob in hf_home.rglob("blobs/*"))
     # Nothing outside HF_HOME and each case's home, nowhere the hostile names point.
     homes = {hf_home} | {scratch / c["id"] for c in ok + refused}
     outside = [p for p in scratch_files(scratch) - before if not any(p.is_relative_to(h) for h in homes)]
