@@ -174,6 +174,8 @@ class Engine:
         # fit it into the context, then streams that same conversation; templating and tokenizing
         # it twice would cost ~5 ms per 3,000 tokens of time to first token (more on a Pi).
         self._last_tokenized: tuple[list[ChatMessage], list[int]] | None = None
+        # Which message texts spell a special token (special_text.py), looked at once each.
+        self._spells_special: dict[str, bool] = {}
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -331,7 +333,7 @@ class Engine:
         # The template writes BOS itself when the model wants one; never add a second.
         bos = self._llama._model.token_bos()
         contents = [m["content"] for m in messages if isinstance(m.get("content"), str)]
-        tokens = prompt_tokens(prompt, contents, self.tokenize)
+        tokens = prompt_tokens(prompt, contents, self.tokenize, self._spells_special)
         if self._llama._model.add_bos_token() and bos != -1 and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
         self._last_tokenized = ([dict(message) for message in messages], list(tokens))  # copies: callers may mutate

@@ -25,10 +25,25 @@ def spells_special_token(text: str, tokenize: Tokenize) -> bool:
     return tokenize(text, add_bos=False, special=True) != tokenize(text, add_bos=False, special=False)
 
 
-def prompt_tokens(prompt: str, contents: Sequence[str], tokenize: Tokenize) -> list[int]:
+# Contents already looked at, per engine: a conversation's earlier messages come back with every
+# turn (and several times a turn while old turns are dropped), and looking tokenizes them twice.
+MEMO_LIMIT = 4096
+
+
+def prompt_tokens(
+    prompt: str, contents: Sequence[str], tokenize: Tokenize, memo: dict[str, bool] | None = None
+) -> list[int]:
     """The tokens of a rendered `prompt`, in which each of `contents` (the messages' texts, in
-    order) that spells a special token is tokenized as plain text."""
-    spelled = [content for content in contents if content and spells_special_token(content, tokenize)]
+    order) that spells a special token is tokenized as plain text. `memo` keeps the answers."""
+    memo = {} if memo is None else memo
+    spelled = []
+    for content in contents:
+        if content not in memo:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[content] = bool(content) and spells_special_token(content, tokenize)
+        if memo[content]:
+            spelled.append(content)
     if not spelled:
         return tokenize(prompt, add_bos=False, special=True)
     tokens: list[int] = []
