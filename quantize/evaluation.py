@@ -35,6 +35,8 @@ EVAL_SUFFIX = ".eval.json"
 # that leaves nothing to score.
 SHORTEST_CHUNK = 4
 ChunkProgress = Callable[[int, int], None]  # (chunks done, chunks in all)
+# Rows reduced at once: 16 x 262,144 float64 is 32 MiB per temporary for gemma3's vocabulary.
+ROW_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -112,13 +114,18 @@ def evaluate(
             for done, start in enumerate(starts, 1):
                 chunk = chunk_tokens(tokens, start, ctx, bos)
                 targets = np.array(tokens[start + span.start + 1 : start + span.stop + 1])
-                log_probs = qm.log_softmax(scorer.logits(chunk)[span])
-                nll.append(qm.token_negative_log_likelihoods(log_probs, targets))
-                if base_scorer is not None:
-                    base_log_probs = qm.log_softmax(base_scorer.logits(chunk)[span])
-                    base_nll.append(qm.token_negative_log_likelihoods(base_log_probs, targets))
-                    kld.append(qm.kl_divergences(base_log_probs, log_probs))
-                    same_top.append(qm.top1_matches(base_log_probs, log_probs))
+                logits = scorer.scored_logits(chunk, span)
+                base_logits = base_scorer.scored_logits(chunk, span) if base_scorer is not None else None
+                # A few rows at a time: float64 log-probabilities of every row at once were several
+                # arrays of 0.5 GB each for a 262k vocabulary.
+                for rows in row_blocks(len(targets)):
+                    log_probs = finite_log_probs(logits[rows], model)
+                    nll.append(qm.token_negative_log_likelihoods(log_probs, targets[rows]))
+                    if base_logits is not None:
+                        base_log_probs = finite_log_probs(base_logits[rows], base)
+                        base_nll.append(qm.token_negative_log_likelihoods(base_log_probs, targets[rows]))
+                        kld.append(qm.kl_divergences(base_log_probs, log_probs))
+                        same_top.append(qm.top1_matches(base_log_probs, log_probs))
                 if progress is not None:
                     progress(done, len(starts))
         finally:
@@ -149,6 +156,22 @@ def evaluate(
     )
 
 
+def row_blocks(n_rows: int, block: int = ROW_BLOCK) -> list[slice]:
+    """Consecutive slices of at most `block` rows covering `n_rows`."""
+    return [slice(first, min(first + block, n_rows)) for first in range(0, n_rows, block)]
+
+
+def finite_log_probs(logits: np.ndarray, model: Path | None) -> np.ndarray:
+    """log p of every token per row; BadInputError if the model's outputs are not numbers (NaN
+    weights): its perplexity was "nan", saved and printed as JSON that no parser reads."""
+    if not np.isfinite(logits).all():
+        raise BadInputError(
+            f"{model}: the model's outputs are not numbers (NaN or infinite); "
+            "the file is damaged, download or convert it again"
+        )
+    return qm.log_softmax(logits)
+
+
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise BadInputError(f"{path}: no such text file; give a plain UTF-8 text to evaluate on")
@@ -177,7 +200,12 @@ def saved_evaluations(model: Path) -> list[dict[str, Any]]:
     except BadInputError:
         return []  # a damaged sidecar hides its results, never the model
     results = data.get("results")
-    return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+    return [r for r in results if isinstance(r, dict) and _numbers_finite(r)] if isinstance(results, list) else []
+
+
+def _numbers_finite(entry: dict[str, Any]) -> bool:
+    """Python's json reads NaN and Infinity, which `models --json` then wrote out as invalid JSON."""
+    return all(math.isfinite(value) for value in entry.values() if isinstance(value, float))
 
 
 def save_evaluation(result: EvalResult) -> Path:
@@ -189,7 +217,10 @@ def save_evaluation(result: EvalResult) -> Path:
     ]
     target = eval_file(model)
     with atomic_output(target, force=True) as tmp:
-        tmp.write_text(json.dumps({"results": [*kept, result.to_json()]}, indent=2) + "\n", encoding="utf-8")
+        # allow_nan=False: NaN is not JSON; evaluate() refuses non-finite outputs, this guards the rule.
+        tmp.write_text(
+            json.dumps({"results": [*kept, result.to_json()]}, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
     return target
 
 

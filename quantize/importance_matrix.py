@@ -10,8 +10,10 @@ both `llamadesk quantize --imatrix` and llama.cpp's llama-quantize.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.core.imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
 from llamadesk.app.core.value_ranges import THREADS
+
+if TYPE_CHECKING:
+    from llamadesk.app.engine.activations import ActivationStats
 
 
 def compute_imatrix(
@@ -56,8 +61,10 @@ def compute_imatrix(
         text = text_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise BadInputError(f"{text_file} is not UTF-8 text") from err
+    refuse_an_input_as_output(output, model=model, text=text_file)
     with atomic_output(output, force) as tmp:
         stats = collect_activations(model, text, ctx, n_threads, progress)
+        check_finite(stats, model)
         writer = GGUFWriter(tmp, arch="imatrix")
         writer.add_type("imatrix")
         writer.add_array("imatrix.datasets", [text_file.name])
@@ -73,3 +80,22 @@ def compute_imatrix(
         writer.write_tensors_to_file()
         writer.close()
     return output
+
+
+def refuse_an_input_as_output(output: Path, **inputs: Path) -> None:
+    """-o naming the model or the text (also through a link) is refused even with --force, as
+    quantize does: the refusal said "pass --force", and --force replaced the model with the matrix."""
+    for role, path in inputs.items():
+        if output.exists() and path.exists() and os.path.samefile(output, path):
+            raise BadInputError(f"the output {output} is the {role}; choose another -o")
+
+
+def check_finite(stats: ActivationStats, model: Path) -> None:
+    """A model whose activations are not numbers (NaN weights) gives a matrix quantize refuses with
+    "recompute it", which cannot help: say what is wrong before writing it."""
+    for name, sums in stats.sums.items():
+        if not np.isfinite(sums).all():
+            raise BadInputError(
+                f"{model}: the inputs of {name} are not numbers (NaN or infinite) on this text; "
+                "the model file is damaged, download or convert it again"
+            )

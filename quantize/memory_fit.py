@@ -6,13 +6,15 @@ type come from llama.cpp's own dry run (quantize_model), so no type has to be ma
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_file import inspect_gguf
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.core.gguf_naming import split_parts
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.core.memory_budget import estimate_memory, ram_budget
 from llamadesk.quantize.quant_types import QUANT_TYPES, QuantType, find_quant_type
@@ -67,8 +69,8 @@ def parse_memory(text: str) -> int:
         amount = float(match[1]) * _MEMORY_UNITS[unit]
     except ValueError as err:
         raise BadInputError(f"cannot read '{text}' as an amount of memory; write it like 4GB") from err
-    if amount <= 0:
-        raise BadInputError(f"--memory must be more than zero, not '{text}'")
+    if amount < 1:  # checked before rounding down: '0.1B' was a budget of 0 bytes
+        raise BadInputError(f"--memory must be at least one byte, not '{text}'")
     return int(amount)
 
 
@@ -86,11 +88,23 @@ def default_budget() -> tuple[int, str]:
     return ram_budget(machine), "available RAM less a reserve for the system"
 
 
+def whole_model_summary(model: Path) -> GGUFSummary:
+    """inspect_gguf, with the parameters and tensor bytes of a split model's other parts added in:
+    the first part alone gave BITS/W and -t auto's "smaller than the present file" a third of them."""
+    summary = inspect_gguf(model)
+    others = [t for part in split_parts(Path(model))[1:] for t in open_header(part).tensors]
+    return dataclasses.replace(
+        summary,
+        parameters=summary.parameters + sum(t.n_elements for t in others),
+        tensor_bytes=summary.tensor_bytes + sum(t.n_bytes for t in others),
+    )
+
+
 def fit_table(
     model: Path, n_ctx: int | None, budget: int, qtypes: tuple[QuantType, ...] | None = None
 ) -> list[TypeFit]:
     """Every type (or `qtypes`) with its size on this model, memory at `n_ctx` and whether it fits."""
-    summary = inspect_gguf(model)
+    summary = whole_model_summary(model)
     # None is "the model's"; 0 is a mistake to refuse, as -5 is, not a request for the default.
     ctx = n_ctx if n_ctx is not None else summary.context_length or 4096
     if ctx < 1:
@@ -127,6 +141,12 @@ def fit_table(
     return rows
 
 
+# llama.cpp prints each type's size in MiB with two decimals (quantize_log), so a size is known to
+# +-0.005 MiB: a type is "smaller" only by more than that (Q8_0 of a Q8_0 file came out 358 bytes
+# smaller on SmolLM2 and was chosen again, an identical file).
+SIZE_RESOLUTION = 1024 * 1024 // 100
+
+
 def auto_choice(rows: list[TypeFit], present_bytes: int) -> str | None:
     """The best AUTO_LADDER type that fits and makes the model's weights smaller than `present_bytes`.
 
@@ -136,7 +156,8 @@ def auto_choice(rows: list[TypeFit], present_bytes: int) -> str | None:
     by_name = {row.qtype: row for row in rows}
     for name in AUTO_LADDER:
         row = by_name.get(name)
-        if row is not None and row.fits and (row.weights_bytes is None or row.weights_bytes < present_bytes):
+        smaller = row is not None and (row.weights_bytes is None or row.weights_bytes + SIZE_RESOLUTION < present_bytes)
+        if row is not None and row.fits and smaller:
             return name
     return None
 
@@ -145,7 +166,7 @@ def choose_fitting_type(model: Path, n_ctx: int | None, budget: int) -> QuantTyp
     """The best type of AUTO_LADDER whose estimated memory fits `budget`; refuses if none does."""
     ladder = tuple(find_quant_type(name) for name in AUTO_LADDER)
     rows = fit_table(model, n_ctx, budget, ladder)
-    chosen = auto_choice(rows, inspect_gguf(model).tensor_bytes)
+    chosen = auto_choice(rows, whole_model_summary(model).tensor_bytes)
     if chosen is not None:
         return find_quant_type(chosen)
     smallest = min((r for r in rows if r.memory_bytes is not None), key=lambda r: r.memory_bytes, default=None)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from llamadesk.app.engine.quantize_request import REFUSED_MARKER
-
 MIB = 1024 * 1024
 
 TENSOR_LINE = re.compile(r"^\[\s*(?P<index>\d+)/\s*(?P<total>\d+)\]\s+(?P<name>\S+)")
@@ -77,8 +75,6 @@ def read_line(report: QuantizeReport, line: str) -> TensorProgress | None:
         report.output_bits_per_weight = float(match["bpw"])
     elif match := MODEL_SIZE_LINE.search(line):
         report.input_mib = float(match["mib"])
-    elif line.startswith(REFUSED_MARKER):
-        report.refused = line.removeprefix(REFUSED_MARKER).strip()
     elif match := FAILURE_LINE.search(line):
         report.failure = match["reason"].strip()
     elif match := FALLBACK_LINE.search(line):

@@ -21,7 +21,7 @@ from pathlib import Path
 from llamadesk.app.core.atomic_file import atomic_output
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.value_ranges import THREADS
-from llamadesk.app.engine.quantize_request import DONE_MARKER, QuantizeRequest
+from llamadesk.app.engine.quantize_request import QuantizeRequest, done_marker, new_nonce, refused_marker
 from llamadesk.quantize.quant_types import FLOAT_TYPES, QuantType, find_quant_type
 from llamadesk.quantize.quantize_log import QuantizeReport, TensorProgress, read_line
 
@@ -65,8 +65,15 @@ def quantized_types(path: Path) -> list[str]:
 
 
 def default_output(input_path: Path, qtype: QuantType) -> Path:
-    """model-f16.gguf -> model-Q4_K_M.gguf beside it (a trailing -F16/-BF16/-F32 is replaced)."""
-    stem = input_path.stem
+    """model-f16.gguf -> model-Q4_K_M.gguf beside it (a trailing -F16/-BF16/-F32 is replaced).
+
+    A split model's first part (model-f16-00001-of-00003.gguf) gives model-Q4_K_M.gguf: the output
+    is one file, and a name claiming "part 1 of 3" sends tools looking for the other two.
+    """
+    from llamadesk.app.core.gguf_naming import SPLIT_PART  # imports gguf (~0.1 s): see quantized_types
+
+    split = SPLIT_PART.match(input_path.name)
+    stem = split["base"] if split else input_path.stem
     for suffix in (*FLOAT_TYPES, "f16", "bf16", "f32"):
         for sep in ("-", ".", "_"):
             if stem.endswith(sep + suffix):
@@ -107,6 +114,7 @@ class QuantizerProcess:
 
     def __init__(self) -> None:
         self._count = 0
+        self._nonce = new_nonce()
         self._child = subprocess.Popen(
             [sys.executable, "-m", WORKER_MODULE],
             stdin=subprocess.PIPE,
@@ -133,7 +141,8 @@ class QuantizerProcess:
         assert self._child.stdin is not None
         self._count = len(requests)
         try:
-            self._child.stdin.write(json.dumps([r.to_dict() for r in requests]) + "\n")
+            job = {"nonce": self._nonce, "requests": [r.to_dict() for r in requests]}
+            self._child.stdin.write(json.dumps(job) + "\n")
             self._child.stdin.close()
         except BrokenPipeError:
             pass  # the child died while starting; its exit status says so in results()
@@ -148,15 +157,19 @@ class QuantizerProcess:
         """
         child = self._child
         assert child.stdout is not None
+        done, refused = done_marker(self._nonce), refused_marker(self._nonce)
         results: list[tuple[int, QuantizeReport]] = []
         report = QuantizeReport()
         for line in child.stdout:
             line = line.rstrip("\n")
-            if line.startswith(DONE_MARKER):
-                _, status_text, seconds = line.split()
+            if line.startswith(done):
+                status_text, seconds = line.removeprefix(done).split()
                 report.seconds = float(seconds)
                 results.append((int(status_text), report))
                 report = QuantizeReport()
+                continue
+            if line.startswith(refused):
+                report.refused = line.removeprefix(refused).strip()
                 continue
             started = read_line(report, line)
             if started is not None and progress is not None:

@@ -30,7 +30,9 @@ def test_tensor_data_is_byte_identical_to_llama_quantize(smollm2_f16_path, qtype
     assert header.metadata["general.file_type"] == open_header(reference).metadata["general.file_type"]
 
 
-@pytest.mark.parametrize("qtype", ["Q2_0", "Q1_0"])
+# Not Q1_0: SmolLM2's 576-wide rows are not whole 128-weight Q1_0 blocks, and llama.cpp has no
+# fallback type for it (llama-quantize refuses it too).
+@pytest.mark.parametrize("qtype", ["Q2_0"])
 def test_the_newest_types_read_back_and_run(smollm2_f16_path, qtype, tmp_path):
     # Q2_0's tensor type was unknown to the gguf package: every other command called the file damaged.
     quantized = smollm2_quantized(smollm2_f16_path, qtype)

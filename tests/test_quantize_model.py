@@ -1,26 +1,19 @@
-"""quantize_gguf and its quantizer child, with a stand-in child that follows the real one's protocol.
-
-The real child (app/engine/llama_quantizer.py) reads one JSON line of requests and, for each,
-logs what llama.cpp says and then a `DONE_MARKER STATUS SECONDS` line. The stand-in does the same
-from a script of what to say, write and do (exit, or kill itself as a crash would), so what the
-parent makes of every outcome is tested in milliseconds; test_quantize_files.py runs llama.cpp.
+"""quantize_gguf and its quantizer child, with a stand-in child that follows the real one's protocol
+(tests/quantizer_standin.py), so what the parent makes of every outcome is tested in milliseconds;
+test_quantize_files.py runs llama.cpp.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections import namedtuple
-from pathlib import Path
 
-import numpy as np
 import pytest
-from gguf import GGMLQuantizationType
 
 import llamadesk.quantize.quantize_model as quantize_model
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
-from llamadesk.app.engine.quantize_request import DONE_MARKER, QuantizeRequest
+from llamadesk.app.engine.quantize_request import QuantizeRequest
 from llamadesk.quantize.quant_types import find_quant_type
 from llamadesk.quantize.quantize_log import MIB, TensorProgress
 from llamadesk.quantize.quantize_model import (
@@ -29,51 +22,13 @@ from llamadesk.quantize.quantize_model import (
     quantized_sizes,
     run_quantizer,
 )
-from tests.gguf_samples import TinyModel
-
-STAND_IN = f'''
-import json, os, signal, sys
-
-script = json.loads(os.environ["STAND_IN_SCRIPT"])
-if script.get("exit_at_once") is not None:
-    os._exit(script["exit_at_once"])  # before reading its requests, as a child that fails to start
-requests = json.loads(sys.stdin.readline() or "[]")
-for request, step in zip(requests, script["steps"]):
-    for line in step.get("lines", []):
-        print(line, flush=True)
-    if "write" in step:
-        with open(request["output"], "w") as out:
-            out.write(step["write"])
-    if "signal" in step:
-        os.kill(os.getpid(), step["signal"])
-    if "exit" in step:
-        sys.exit(step["exit"])
-    print("{DONE_MARKER}", step["status"], "0.25", flush=True)
-'''
+from tests.quantizer_standin import float_gguf, stand_in_child
 
 
 @pytest.fixture
 def child(tmp_path, monkeypatch):
-    """Sets the script the stand-in child follows: `child(steps=[...])` or `child(exit_at_once=N)`."""
-    folder = tmp_path / "stand-in"
-    folder.mkdir()
-    (folder / "stand_in_quantizer.py").write_text(STAND_IN)
-    monkeypatch.setenv("PYTHONPATH", str(folder))
-    monkeypatch.setattr(quantize_model, "WORKER_MODULE", "stand_in_quantizer")
-
-    def script(**what) -> None:
-        monkeypatch.setenv("STAND_IN_SCRIPT", json.dumps(what))
-
-    return script
-
-
-def float_gguf(path: Path, quantized: bool = False) -> Path:
-    """A tiny model every load check accepts (quantize_gguf runs them), f32 or with one Q8_0 matrix."""
-    if not quantized:
-        return TinyModel().write(path)
-    # two rows of one Q8_0 block each (32 values in 34 bytes)
-    extra = {"blk.0.extra.weight": np.zeros((2, 34), np.uint8)}
-    return TinyModel(tensors=extra, raw_types={"blk.0.extra.weight": GGMLQuantizationType.Q8_0}).write(path)
+    """The stand-in quantizer child; call it with the script it follows."""
+    return stand_in_child(tmp_path, monkeypatch)
 
 
 def request(name: str = "in.gguf") -> QuantizeRequest:

@@ -54,9 +54,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def check_context_fits(path, n_ctx: int, sized_by: tuple[str, ...]) -> None:
+    """Refuse a context whose memory (KV cache and llama.cpp's compute buffers) is not free.
+
+    The engine checks the KV cache alone; a model with a small one passed it with -p 100000000,
+    and llama.cpp's failure to create the context was reported as a damaged model, exit 1.
+    """
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.core.machine import machine_facts
+    from llamadesk.app.core.memory_budget import estimate_memory
+    from llamadesk.app.library.catalog import inspect_model
+
+    summary = inspect_model(path)  # a split model's weights are in all its parts
+    needed = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, n_ctx)
+    available = machine_facts().available_ram
+    if needed.total > available:
+        raise BadInputError(
+            f"a context of {n_ctx} tokens ({' + '.join(sized_by)}) needs about {format_bytes(needed.total)} for "
+            f"{summary.path.name} (KV cache {format_bytes(needed.kv_cache)}, compute "
+            f"{format_bytes(needed.compute)}), but only {format_bytes(available)} of memory is free; "
+            f"lower {' or '.join(sized_by)}"
+        )
+
+
+def whole_model_header(path):
+    """The first file's header with the tensors of a split model's other parts: the first part's
+    alone made the bandwidth limit's "weights per token" a fraction of the model's."""
+    from llamadesk.app.core.gguf_file import open_header
+    from llamadesk.app.core.gguf_naming import split_parts
+
+    header = open_header(path)
+    others = [t for part in split_parts(path)[1:] for t in open_header(part).tensors]
+    return dataclasses.replace(header, tensors=header.tensors + others)
+
+
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.core.errors import BadInputError
-    from llamadesk.app.core.gguf_file import open_header
     from llamadesk.app.core.memory_bandwidth import measure_read_bandwidth, weight_bytes_per_token
     from llamadesk.app.engine.batched_bench import measure_batched
     from llamadesk.app.engine.build_info import build_info
@@ -70,9 +103,12 @@ def run(args: argparse.Namespace) -> int:
     if args.n_prompt == 0 and args.n_gen == 0 and not args.batched:
         raise BadInputError("-p 0 -n 0 and no --batched leave nothing to measure; give -p or -n more than 0")
     settings = load_settings(args)
+    sized_by = ("--ctx",)
     if settings.n_ctx is None:  # llama-bench sizes the context to the test, and so do we
         settings = dataclasses.replace(settings, n_ctx=max(args.depth + args.n_prompt + args.n_gen, 1))
+        sized_by = ("-p", "-n", "-d")
     path = resolve_model(args.model)
+    check_context_fits(path, settings.n_ctx, sized_by)
     with Engine.load(path, settings) as engine:
         results = engine.bench(args.n_prompt, args.n_gen, args.repetitions, args.depth)
         summary, active = engine.summary, engine.settings
@@ -80,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         if args.batched:
             with engine.batched_decoder(args.batched, args.batched * (BATCHED_PROMPT + BATCHED_GEN)) as decoder:
                 batched = measure_batched(decoder, BATCHED_PROMPT, BATCHED_GEN)
-    weights = weight_bytes_per_token(open_header(path))
+    weights = weight_bytes_per_token(whole_model_header(path))
     bandwidth = measure_read_bandwidth(active.n_threads)
     limit = bandwidth / weights  # tokens/s if every weight were read at full speed and nothing else took time
     backend = build_info().backend
@@ -133,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in results
     ]
-    print(format_table(("MODEL", "SIZE", "PARAMS", "BACKEND", "THREADS", "FA", "TEST", "T/S"), rows))
+    if rows:  # -p 0 -n 0 --batched B measures the batched line alone: no table, not its header alone
+        print(format_table(("MODEL", "SIZE", "PARAMS", "BACKEND", "THREADS", "FA", "TEST", "T/S"), rows))
     for r in results:
         if r.test.startswith("tg"):
             print(

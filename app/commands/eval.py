@@ -77,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         saved = save_evaluation(result)
         print(f"llamadesk: saved to {saved}", file=sys.stderr)
-    print(json.dumps(result.to_json(), indent=2) if args.json else _report(result))
+    print(json.dumps(result.to_json(), indent=2, allow_nan=False) if args.json else _report(result))
     return 0

@@ -38,14 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llamadesk.app.core.gguf_file import inspect_gguf
     from llamadesk.app.library.catalog import resolve_model
-    from llamadesk.quantize.memory_fit import auto_choice, default_budget, fit_table, parse_memory
+    from llamadesk.quantize.memory_fit import auto_choice, default_budget, fit_table, parse_memory, whole_model_summary
 
     model = resolve_model(args.model)
     budget, source = (parse_memory(args.memory), "--memory") if args.memory else default_budget()
     rows = fit_table(model, args.ctx, budget)
-    best = auto_choice(rows, inspect_gguf(model).tensor_bytes)
+    best = auto_choice(rows, whole_model_summary(model).tensor_bytes)
     if args.json:
         print(
             json.dumps(

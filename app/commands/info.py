@@ -13,7 +13,8 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_adapter import is_adapter, summarize_adapter
 from llamadesk.app.core.gguf_file import ADVICE, check_model, one_line, open_header, plain_value, summarize
 from llamadesk.app.core.gguf_header import GGUFHeader
-from llamadesk.app.library.catalog import resolve_model
+from llamadesk.app.core.gguf_naming import split_parts
+from llamadesk.app.library.catalog import inspect_model, resolve_model
 
 EXAMPLES = """examples:
   llamadesk info SmolLM2-135M-Instruct.Q4_1.gguf
@@ -48,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     refusal = llama_cpp_refusal(path)
     if refusal is not None:
         raise BadInputError(f"{one_line(str(path))}: llama.cpp cannot load it: {one_line(refusal)}; {ADVICE}")
-    types = dict(Counter(t.ggml_type.name for t in header.tensors))
+    # A split model is described whole (its first part alone showed a third of it), as `models` does.
+    summary = inspect_model(path)
+    tensors = [t for part in split_parts(path)[1:] for t in open_header(part).tensors] + header.tensors
+    types = dict(Counter(t.ggml_type.name for t in tensors))
     metadata = summary.metadata
     if args.json:
         print(

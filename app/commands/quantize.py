@@ -170,13 +170,12 @@ def run(args: argparse.Namespace) -> int:
             imatrix=args.imatrix,
             progress=advance,
         )
+    from llamadesk.app.core.gguf_naming import split_parts
+
     size = output.stat().st_size
+    input_bytes = sum(part.stat().st_size for part in split_parts(input_path))  # a split model: all its parts
     if args.json:
-        print(
-            json.dumps(
-                {"output": str(output), "type": qtype.name, "bytes": size, "input_bytes": input_path.stat().st_size}
-            )
-        )
+        print(json.dumps({"output": str(output), "type": qtype.name, "bytes": size, "input_bytes": input_bytes}))
     else:
-        print(f"{output}  ({format_bytes(size)}, from {format_bytes(input_path.stat().st_size)})")
+        print(f"{output}  ({format_bytes(size)}, from {format_bytes(input_bytes)})")
     return 0

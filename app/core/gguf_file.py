@@ -235,6 +235,8 @@ def check_model(path: Path, header: GGUFHeader, architecture: str) -> None:
 
     A split model's other parts are read too (their tensors are part of the model).
     """
+    if header.metadata.get("general.type") == "imatrix":  # not "imatrix.context_length is missing"
+        raise BadInputError(f"{_shown(path)} is an importance matrix, not a model; give it to quantize with --imatrix")
     try:
         count = check_split(header)
         parts = split_parts(path) if count > 1 else [path]

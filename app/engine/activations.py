@@ -14,11 +14,15 @@ number. A llama.cpp whose tensor layout changed is refused with a clear error in
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import llama_cpp.llama_cpp as llama
 import numpy as np
@@ -94,7 +98,8 @@ class _Collector:
     def __init__(self, stats: ActivationStats):
         self.stats = stats
         self.layout_checked = False
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
+        self.signals: list[int] = []  # received while deferred (deferred_signals); stops the graph
 
     def _tensor(self, pointer: int) -> GGMLTensor:
         tensor = GGMLTensor.from_address(pointer)
@@ -122,6 +127,10 @@ class _Collector:
         return self._tensor(src0), activations, name
 
     def __call__(self, pointer: int, ask: bool, _user_data: ctypes.c_void_p) -> bool:
+        if self.error is not None or self.signals:
+            # Stop the graph: ggml computes a node we ask for, then stops when the call after it
+            # says False. (Declining every node instead would compute the rest of the decode.)
+            return ask
         try:
             wanted = self._wanted(pointer)
             if wanted is None:
@@ -129,7 +138,7 @@ class _Collector:
             if not ask:
                 self._add(*wanted, pointer)
             return True
-        except Exception as err:  # an exception must not cross into C; report it after decode
+        except BaseException as err:  # nothing may cross into C (ctypes prints and drops it); raised after decode
             self.error = err
             return False
 
@@ -154,6 +163,39 @@ class _Collector:
             stats.sums[name] = per_matrix.reshape(-1)
         stats.counts[name] = stats.counts.get(name, 0) + (ne[1] * ne[2] * ne[3]) // n_mat
         stats.matrices[name] = n_mat
+
+
+# Stopped by these, the program must stop (app.cli turns SIGTERM and SIGHUP into Terminated).
+STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def deferred_signals(received: list[int]) -> Iterator[None]:
+    """Record Ctrl-C, SIGTERM and SIGHUP in `received` instead of raising, and on leaving raise
+    what was received as the handlers replaced would have (KeyboardInterrupt, Terminated).
+
+    Why: during a decode nearly every Python bytecode runs in the eval callback, so a handler's
+    KeyboardInterrupt was raised there, and ctypes prints and drops an exception from a callback:
+    the run went on to the end and exited 0 whatever the user pressed. Only Python handlers are
+    replaced, in the main thread (the only one where Python runs them).
+    """
+    replaced: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOPPING_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                replaced[signum] = handler
+                signal.signal(signum, lambda number, _frame: received.append(number))
+
+    try:
+        yield
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+        if received:
+            signum = received[0]
+            received.clear()
+            replaced[signum](signum, None)
 
 
 def collect_activations(
@@ -211,7 +253,8 @@ def _collect(
                 if add_bos:
                     piece[0] = llama.llama_vocab_bos(vocab)
                 llama.llama_memory_clear(llama.llama_get_memory(context), True)
-                status = llama.llama_decode(context, _batch_with_all_outputs(batch, piece))
+                with deferred_signals(collector.signals):  # raises what came once the decode stops
+                    status = llama.llama_decode(context, _batch_with_all_outputs(batch, piece))
                 if collector.error is not None:
                     raise collector.error
                 if status != 0:

@@ -1,7 +1,8 @@
 """The one place in llamadesk that calls llama.cpp's quantizer (`llama_model_quantize`).
 
 It runs as its own process (`python -m llamadesk.app.engine.llama_quantizer`), started by
-quantize_model.py, and reads one line from stdin: a JSON list of requests to run one after another.
+quantize_model.py, and reads one line from stdin: a JSON object with the requests to run one after
+another and the nonce for its markers.
 Why a process and not a thread: llama_model_quantize is one blocking C call with no way to cancel
 it. In a thread, Ctrl-C could only abandon it while it keeps burning CPU and writing for minutes,
 and exiting Python under a running C thread can crash in llama.cpp's static
@@ -11,8 +12,9 @@ only this process, never the app. The cost is ~0.06 s of start-up, spent while t
 
 Everything llama.cpp logs (one line per tensor, warnings, the final sizes, errors) is written to
 stdout line by line; the parent reads it for progress and for the error message. After each
-request a line `DONE_MARKER STATUS SECONDS` gives llama_model_quantize's result (0 ok, 1 failed)
-and how long the call took; the exit status is the last one's.
+request a line `DONE_MARKER:NONCE STATUS SECONDS` gives llama_model_quantize's result (0 ok,
+1 failed) and how long the call took; the exit status is the last one's. The nonce comes with the
+requests (quantize_request.new_nonce says why the log cannot be trusted to not forge a marker).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 import time
 from types import ModuleType
 
-from llamadesk.app.engine.quantize_request import DONE_MARKER, REFUSED_MARKER, QuantizeRequest
+from llamadesk.app.engine.quantize_request import QuantizeRequest, done_marker, refused_marker
 
 
 def import_bindings_alone() -> ModuleType:
@@ -157,18 +159,20 @@ def main() -> int:
     llama.llama_backend_init()
     status = 0
     # Empty when the parent's checks failed and it closed our stdin without asking for anything.
-    for item in json.loads(sys.stdin.readline() or "[]"):
+    job = json.loads(sys.stdin.readline() or "{}")
+    nonce = job.get("nonce", "")
+    for item in job.get("requests", []):
         started = time.perf_counter()
         request = QuantizeRequest(**item)
         # What llama.cpp's loader refuses (a tensor missing or of the wrong shape) its quantizer
         # takes: it wrote a file that no one could load, or died of SIGFPE on a zero dimension.
         refusal = None if request.dry_run else _loader_refusal(request.input)
         if refusal is not None:
-            print(f"{REFUSED_MARKER} {refusal}", flush=True)
+            print(f"{refused_marker(nonce)}{refusal}", flush=True)
             status = 1
         else:
             status = run_quantize(request)
-        print(f"{DONE_MARKER} {status} {time.perf_counter() - started:.6f}", flush=True)
+        print(f"{done_marker(nonce)}{status} {time.perf_counter() - started:.6f}", flush=True)
     return status
 
 

@@ -1,9 +1,10 @@
-"""Scoring text with a model: the logits at every position, for perplexity and KL divergence.
+"""Scoring text with a model: the logits at the scored positions, for perplexity and KL divergence.
 
-Generation needs logits only for the last token; evaluation needs them for all of them, so this
-loads its own llama.cpp context with logits for every position (`logits_all`). Settings follow
-llama-perplexity's defaults (f16 KV cache, micro-batches of 512, flash attention) so the numbers
-llamadesk reports are comparable with llama.cpp's.
+Generation needs logits only for the last token; evaluation needs them for every scored position,
+so this loads its own llama.cpp context and asks for exactly those outputs, as llama-perplexity
+does (a chunk's logits at every position, n_ctx x vocabulary floats, were 512 MiB at --ctx 512 for
+gemma3's 262k tokens, and were copied). Settings follow llama-perplexity's defaults (f16 KV cache,
+micro-batches of 512, flash attention) so the numbers llamadesk reports are comparable with llama.cpp's.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class TokenScorer:
         self._llama = llama
         self.path = path
         self._closed = False
+        self._batch = llama_cpp.llama_batch_init(llama.n_ctx(), 0, 1)
 
     @classmethod
     def load(cls, path: Path | str, n_ctx: int, n_threads: int | None = None, shortest: int = 1) -> TokenScorer:
@@ -70,7 +72,6 @@ class TokenScorer:
                 n_threads_batch=threads,
                 n_gpu_layers=0,
                 flash_attn=True,
-                logits_all=True,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as err:
@@ -80,6 +81,7 @@ class TokenScorer:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            llama_cpp.llama_batch_free(self._batch)
             self._llama.close()
 
     def __enter__(self) -> TokenScorer:
@@ -105,11 +107,31 @@ class TokenScorer:
         """Tokens of `text` as llama-perplexity makes them: special tokens added, not parsed."""
         return self._llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
 
-    def logits(self, tokens: Sequence[int]) -> np.ndarray:
-        """Logits (len(tokens) x n_vocab, float32) at every position, from an empty KV cache."""
+    def scored_logits(self, tokens: Sequence[int], scored: slice) -> np.ndarray:
+        """Logits (one row per position in `scored`, n_vocab float32 each) from an empty KV cache.
+
+        Only those positions get an output. The array is a read-only view of llama.cpp's buffer,
+        valid until this scorer's next call: copying it would double the largest array eval holds.
+        """
         n_ctx = usable_context(self._llama)
         if len(tokens) > n_ctx:
             raise ValueError(f"{len(tokens)} tokens do not fit the scorer's context of {n_ctx}")
-        self._llama.reset()
-        self._llama.eval(list(tokens))
-        return np.array(self._llama.scores[: len(tokens)], dtype=np.float32, copy=True)
+        first, stop, step = scored.indices(len(tokens))
+        if step != 1 or stop <= first:
+            raise ValueError(f"scored positions must be a run of at least one, not {scored}")
+        batch = self._batch
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = first <= i < stop
+        batch.n_tokens = len(tokens)
+        context = self._llama.ctx
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        status = llama_cpp.llama_decode(context, batch)
+        if status != 0:
+            raise LlamadeskError(f"llama.cpp could not evaluate a chunk with {self.path} (status {status})")
+        rows = np.ctypeslib.as_array(llama_cpp.llama_get_logits(context), shape=(stop - first, self.n_vocab))
+        rows.flags.writeable = False
+        return rows
