@@ -167,6 +167,15 @@ def decode_sizes(monkeypatch) -> list[int]:
     return sizes
 
 
+def one_line_error(done: subprocess.CompletedProcess, code: int) -> str:
+    """The CLI failed with `code` and said why in one `llamadesk:` line (other lines, such as
+    progress, may come before it), without a traceback; that line."""
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("llamadesk:")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
 def assert_one_clear_line(result, code: int, *needles: str) -> None:
     """The project's rule for bad input: exit `code`, one `llamadesk: ...` line on stderr holding every
     needle, no traceback."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from gguf import GGUFReader, GGUFValueType, GGUFWriter
+from gguf import GGUFReader, GGUFWriter
+
+from tests.gguf_samples import copy_metadata
 
 
 def copy_gguf(source, target, extra_key: str | None = None, changed: dict | None = None):
@@ -11,12 +13,7 @@ def copy_gguf(source, target, extra_key: str | None = None, changed: dict | None
     `changed` (name -> function of its data) changed; returns `target`."""
     reader = GGUFReader(source)
     writer = GGUFWriter(target, reader.fields["general.architecture"].contents())
-    for field in reader.fields.values():
-        if field.name == "general.architecture" or field.name.startswith("GGUF."):
-            continue  # GGUFWriter writes these itself
-        value_type = field.types[0]
-        sub_type = field.types[-1] if value_type == GGUFValueType.ARRAY else None
-        writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
+    copy_metadata(reader, writer)
     if extra_key is not None:
         writer.add_uint32(extra_key, 1)
     for tensor in reader.tensors:

@@ -40,19 +40,24 @@ def tiny_gguf_bytes(
     return path.read_bytes()
 
 
-def split_gguf(source: Path, first_part: Path, max_tensors: int) -> list[Path]:
-    """Rewrite a real GGUF as a split model (what gguf-split / convert --split-max-tensors make):
-    part 1 carries the metadata, every part up to `max_tensors` tensors. Returns the parts in order."""
-    from gguf import GGUFReader, GGUFValueType
-
-    reader = GGUFReader(source)
-    writer = GGUFWriter(first_part, reader.fields["general.architecture"].contents(), split_max_tensors=max_tensors)
+def copy_metadata(reader, writer: GGUFWriter) -> None:
+    """Every key of a GGUFReader's file into a GGUFWriter, with its type (the writer adds its own)."""
     for field in reader.fields.values():
         if field.name == "general.architecture" or field.name.startswith("GGUF."):
             continue  # GGUFWriter writes these itself
         value_type = field.types[0]
         sub_type = field.types[-1] if value_type == GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
+
+
+def split_gguf(source: Path, first_part: Path, max_tensors: int) -> list[Path]:
+    """Rewrite a real GGUF as a split model (what gguf-split / convert --split-max-tensors make):
+    part 1 carries the metadata, every part up to `max_tensors` tensors. Returns the parts in order."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(source)
+    writer = GGUFWriter(first_part, reader.fields["general.architecture"].contents(), split_max_tensors=max_tensors)
+    copy_metadata(reader, writer)
     for tensor in reader.tensors:
         writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
     writer.write_header_to_file()

@@ -442,3 +442,12 @@ class _HubHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def pull_test_env(hub: HubStandin, tmp_path: Path, gemma_path: Path) -> dict[str, str]:
+    """A fresh llamadesk home and Hugging Face cache for one test, talking to the stand-in."""
+    home = tmp_path / "home"
+    (home / "data" / "models").mkdir(parents=True)
+    # The assembled starter Gemma is shared, not rebuilt per home (it takes a second and 250 MB).
+    (home / "data" / "models" / gemma_path.name).symlink_to(gemma_path)
+    return {**hub.env(tmp_path / "hf"), "LLAMADESK_HOME": str(home)}

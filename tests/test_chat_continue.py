@@ -46,6 +46,40 @@ def stored(home: Path) -> Store:
     return Store(home / "data" / "conversations.sqlite3")
 
 
+def saving_chat_process(home: Path, model: Path, question: str, tokens: int):
+    """`llamadesk chat --save QUESTION` in a process of its own (for signals and closed pipes)."""
+    import os
+    import subprocess
+
+    from tests.conftest import LLAMADESK
+
+    return subprocess.Popen(
+        [str(LLAMADESK), "chat", "-m", str(model), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
+        + ["--max-tokens", str(tokens), "--save", question],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LLAMADESK_HOME": str(home)},
+    )
+
+
+def continue_chat(home: Path, model: Path, question: str):
+    """`llamadesk chat --continue QUESTION`, pinned and greedy, a short reply."""
+    args = ("-m", str(model), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "4", "--continue", question)
+    return run_cli("chat", *args, env={"LLAMADESK_HOME": str(home)})
+
+
+def first_words(process, at_least: int = 40) -> bytes:
+    """What the process has printed once the reply has started streaming (at least `at_least` bytes)."""
+    import os
+    import time
+
+    said = b""
+    deadline = time.monotonic() + 120
+    while len(said) < at_least and time.monotonic() < deadline and process.poll() is None:
+        said += os.read(process.stdout.fileno(), 4096)
+    return said
+
+
 def test_continue_goes_on_from_the_cache_and_says_what_it_says_without_it(home, smollm2_path):
     first = [chat(home, smollm2_path, "--save", "Tell me three facts about Paris.") for _ in range(2)]
     assert first[0].stdout == first[1].stdout  # two identical conversations, 1 and 2
@@ -280,24 +314,10 @@ def test_a_folder_in_place_of_the_store_is_named_as_what_is_wrong(home):
 @pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
 def test_sigterm_or_sighup_mid_reply_stores_what_was_said_as_interrupted(home, smollm2_path, signal_name, code):
     # Ctrl-C stored the partial reply; SIGTERM and SIGHUP stored the question alone.
-    import os
     import signal
-    import subprocess
-    import time
 
-    from tests.conftest import LLAMADESK
-
-    process = subprocess.Popen(
-        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
-        + ["--max-tokens", "2000", "--save", "Write a very long story about a dragon."],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "LLAMADESK_HOME": str(home)},
-    )
-    said = b""
-    deadline = time.monotonic() + 120
-    while len(said) < 40 and time.monotonic() < deadline and process.poll() is None:
-        said += os.read(process.stdout.fileno(), 4096)  # the reply has started streaming
+    process = saving_chat_process(home, smollm2_path, "Write a very long story about a dragon.", 2000)
+    said = first_words(process)
     process.send_signal(getattr(signal, signal_name))
     rest, err = process.communicate(timeout=120)
     assert process.returncode == code, err
@@ -311,24 +331,11 @@ def test_sigterm_or_sighup_mid_reply_stores_what_was_said_as_interrupted(home, s
 
 def test_sigkill_mid_reply_keeps_what_was_said_a_second_before(home, smollm2_path):
     # The CLI stored a reply only when it ended: a killed `chat --save` kept the question alone.
-    import os
     import signal
-    import subprocess
     import time
 
-    from tests.conftest import LLAMADESK
-
-    process = subprocess.Popen(
-        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
-        + ["--max-tokens", "2000", "--save", "Write a very long story about a dragon."],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "LLAMADESK_HOME": str(home)},
-    )
-    said = b""
-    deadline = time.monotonic() + 120
-    while len(said) < 40 and time.monotonic() < deadline and process.poll() is None:
-        said += os.read(process.stdout.fileno(), 4096)  # the reply has started streaming
+    process = saving_chat_process(home, smollm2_path, "Write a very long story about a dragon.", 2000)
+    said = first_words(process)
     time.sleep(2.5)  # past the store's save interval, twice
     process.send_signal(signal.SIGKILL)
     rest, _ = process.communicate(timeout=120)
@@ -356,18 +363,7 @@ def test_a_signal_before_the_reply_begins_takes_the_question_back(home, smollm2_
         raise Terminated(15)
 
     monkeypatch.setattr(StoredChat, "before_reply", terminated)
-    result = run_cli(
-        "chat",
-        "-m",
-        str(smollm2_path),
-        *PINNED_FLAGS,
-        *PINNED_SAMPLING_FLAGS,
-        "--max-tokens",
-        "4",
-        "--continue",
-        "Hi again",
-        env={"LLAMADESK_HOME": str(home)},
-    )
+    result = continue_chat(home, smollm2_path, "Hi again")
     assert result.returncode == 143, result.stderr
     assert store.messages(conversation.id) == before
     store.close()
@@ -440,18 +436,7 @@ def test_a_read_only_data_folder_still_lists_what_the_store_holds(home):
 def test_a_one_shot_chat_whose_reply_could_not_be_saved_is_refused_before_loading(home, smollm2_path):
     # `chat --continue` answered, kept the reply in memory, quit at once and exited 0: it was lost.
     with _read_only_store(home, folder=False):
-        result = run_cli(
-            "chat",
-            "-m",
-            str(smollm2_path),
-            *PINNED_FLAGS,
-            *PINNED_SAMPLING_FLAGS,
-            "--max-tokens",
-            "4",
-            "--continue",
-            "Hi",
-            env={"LLAMADESK_HOME": str(home)},
-        )
+        result = continue_chat(home, smollm2_path, "Hi")
     # Refused before the model is loaded: answering first lost minutes of work on a Pi.
     assert_one_clear_line(result, 1, "cannot be written", "nothing was asked")
     store = stored(home)
@@ -531,17 +516,8 @@ def test_a_model_file_name_that_is_not_utf8_is_one_line(home, smollm2_path, tmp_
 def test_a_reader_that_goes_away_keeps_what_was_said(home, smollm2_path):
     # `chat --save ... | head -c 5`: exit 0 with an empty "interrupted" reply stored.
     import os
-    import subprocess
 
-    from tests.conftest import LLAMADESK
-
-    process = subprocess.Popen(
-        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
-        + ["--max-tokens", "200", "--save", "Write a long story about a dragon."],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "LLAMADESK_HOME": str(home)},
-    )
+    process = saving_chat_process(home, smollm2_path, "Write a long story about a dragon.", 200)
     first = os.read(process.stdout.fileno(), 5)
     process.stdout.close()
     process.communicate(timeout=120)
@@ -556,21 +532,11 @@ def test_a_reader_that_goes_away_keeps_what_was_said(home, smollm2_path):
 def test_ctrl_c_while_the_question_is_read_takes_it_back(home, smollm2_path):
     # The question stayed (with an empty reply the model never sees), so the next --continue read
     # it again: the long read Ctrl-C had stopped.
-    import os
     import signal
-    import subprocess
     import time
 
-    from tests.conftest import LLAMADESK
-
     long_question = "the quick brown fox jumps over the lazy dog. " * 600  # ~6,000 tokens: seconds to read
-    process = subprocess.Popen(
-        [str(LLAMADESK), "chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS]
-        + ["--max-tokens", "4", "--save", long_question],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "LLAMADESK_HOME": str(home)},
-    )
+    process = saving_chat_process(home, smollm2_path, long_question, 4)
     time.sleep(2.0)  # loaded and reading the prompt
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLAMADESK, run_cli_process
+from tests.conftest import LLAMADESK, one_line_error, run_cli_process
 from tests.gguf_samples import tiny_gguf_bytes
-from tests.hub_standin import HubStandin, StandinFile
+from tests.hub_standin import HubStandin, StandinFile, pull_test_env
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,7 @@ def hub():
 
 @pytest.fixture
 def env(hub, tmp_path, gemma_path) -> dict[str, str]:
-    home = tmp_path / "home"
-    (home / "data" / "models").mkdir(parents=True)
-    (home / "data" / "models" / gemma_path.name).symlink_to(gemma_path)
-    return {**hub.env(tmp_path / "hf"), "LLAMADESK_HOME": str(home)}
+    return pull_test_env(hub, tmp_path, gemma_path)
 
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -51,13 +48,6 @@ def pull_json(env: dict, *args: str) -> dict:
     done = cli(env, "pull", *args, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def one_line_error(done: subprocess.CompletedProcess, code: int) -> str:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.startswith("llamadesk:")]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    return lines[0]
 
 
 def blobs_of(env: dict, repo: str) -> list[Path]:

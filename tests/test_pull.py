@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLAMADESK, PINNED_FLAGS, PINNED_SAMPLING_FLAGS, run_cli_process
+from tests.conftest import LLAMADESK, PINNED_FLAGS, PINNED_SAMPLING_FLAGS, one_line_error, run_cli_process
 from tests.gguf_samples import split_gguf, tiny_gguf_bytes
-from tests.hub_standin import STANDIN_TOKEN, HubStandin, StandinFile
+from tests.hub_standin import STANDIN_TOKEN, HubStandin, StandinFile, pull_test_env
 
 QUANTS = ("Q2_K", "Q4_K_M", "Q8_0", "F16")
 SPLIT_REPO = "big/Split-Model-GGUF"
@@ -67,12 +67,7 @@ def hub(samples):
 
 @pytest.fixture
 def env(hub, tmp_path, gemma_path) -> dict[str, str]:
-    """A fresh llamadesk home and Hugging Face cache for each test, talking to the stand-in."""
-    home = tmp_path / "home"
-    (home / "data" / "models").mkdir(parents=True)
-    # The assembled starter Gemma is shared, not rebuilt per home (it takes a second and 250 MB).
-    (home / "data" / "models" / gemma_path.name).symlink_to(gemma_path)
-    return {**hub.env(tmp_path / "hf"), "LLAMADESK_HOME": str(home)}
+    return pull_test_env(hub, tmp_path, gemma_path)
 
 
 def pull(env: dict, *args: str, **extra) -> subprocess.CompletedProcess:
@@ -83,14 +78,6 @@ def pull_json(env: dict, *args: str) -> dict:
     done = pull(env, *args, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def one_line_error(done: subprocess.CompletedProcess, code: int) -> str:
-    """The CLI failed with `code` and said why in one line, without a traceback."""
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = [line for line in done.stderr.splitlines() if line.startswith("llamadesk:")]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    return lines[0]
 
 
 def cache_files(env: dict) -> list[Path]:
