@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -130,10 +132,15 @@ def _served_models(specs: list[str]) -> dict[str, Path]:
     from llamadesk.app.library.catalog import looks_like_path, resolve_model
 
     served: dict[str, Path] = {}
+    given: dict[str, str] = {}  # name -> the -m that claimed it, for the message below
     for spec in specs:
         path = resolve_model(spec)  # the operator may name files; requests never can
         name = Path(spec).name.removesuffix(".gguf") if looks_like_path(spec) else spec
-        served[name] = path
+        if name in served and served[name].resolve() != path.resolve():
+            # Keeping either would silently hide the other (and --preload loaded the second).
+            raise BadInputError(f"-m {given[name]} and -m {spec} would both be served as '{name}'; rename one file")
+        served.setdefault(name, path)
+        given.setdefault(name, spec)
     return served
 
 
@@ -187,6 +194,45 @@ def _memory_budget(text: str | None) -> int | None:
         return parse_memory_size(text)
     except ValueError as err:
         raise BadInputError(f"--memory-budget: {err}") from None
+
+
+def _bound_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address `host` names (as uvicorn would bind them), before a model is
+    loaded: a port in use or a host that is not here is one line and exit 2, where uvicorn found it
+    only after --preload and the "serving on" line, printed its own ERROR line and exited 3."""
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        message = f"--host {host}: no such address ({err.strerror}); give an IP address such as 127.0.0.1"
+        raise BadInputError(message) from None
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio does: the IPv4 address gets its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as err:
+        for sock in bound:
+            sock.close()
+        raise BadInputError(_bind_failure(host, port, err)) from None
+    return bound
+
+
+def _bind_failure(host: str, port: int, err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use (another server?); stop it or give another --port"
+    if err.errno == errno.EACCES:
+        return f"port {port} needs administrator rights; give --port 1024 or above"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host} is not an address of this machine; give one of its addresses, or 127.0.0.1"
+    return f"cannot listen on {host} port {port}: {err.strerror or err}"
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"  # IPv6 in brackets
 
 
 def _say_other_apps_stores() -> None:
@@ -271,6 +317,7 @@ def run(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         prompt_lookup=args.prompt_lookup,
     )
+    sockets = _bound_sockets(config.host, config.port)
     if args.preload:  # ready (GET /health answers) only once the model is in memory
         pool.preload(next(iter(served), "smollm2"))
     app = build_app(config, pool)
@@ -294,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         names += f" (memory budget {format_bytes(memory_budget)}, up to {max_models} models)"
     if args.parallel > 1:
         names += f", {args.parallel} replies at once"
-    print(f"llamadesk: serving {names} on http://{config.host}:{config.port} (Ctrl-C stops)", file=sys.stderr)
+    print(f"llamadesk: serving {names} on {_url(config.host, config.port)} (Ctrl-C stops)", file=sys.stderr)
     _say_other_apps_stores()
-    server.run()
+    server.run(sockets=sockets)
     return 0

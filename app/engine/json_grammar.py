@@ -11,17 +11,27 @@ A schema comes from strangers, and the converter writes a bound like `maxLength:
 dies), and `minLength: 10**8` makes a grammar of gigabytes before llama.cpp sees it. So every
 count a schema may give (lengths, item and property counts, a pattern's `{m,n}`) is bounded
 before converting, and the grammar's nesting and size after.
+
+The converter also drops some keywords without a word (`minimum`, `uniqueItems`, `not`, ...): the
+grammar would let through replies the schema forbids, so a schema that uses one is refused, as is
+a union with nothing in it (`enum: []`). And some schemas become GBNF llama.cpp cannot parse (an
+empty union, some patterns), which its parser reports by printing the whole grammar, request
+literals and all, on stderr: so the grammar is parsed once here, with stderr silenced.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from typing import Any
 
+import llama_cpp
 from llama_cpp import llama_grammar
 
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.engine.llama_log import use_default_log
 
 # Any JSON object at the top level (what OpenAI's json_object and Ollama's "json" promise).
 JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
@@ -42,6 +52,38 @@ BOUNDED_COUNTS = (
 MAX_SCHEMA_COUNT = 500
 MAX_GRAMMAR_NESTING = 1_000  # groups inside groups, in the grammar's text
 MAX_GRAMMAR_CHARS = 1 << 20  # 1 MiB of grammar: far past what any useful schema makes
+# Keywords llama-cpp-python's converter ignores: a reply could break any of them and still be
+# "valid", so a schema naming one is refused rather than half enforced.
+UNENFORCED_KEYWORDS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "uniqueItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "minProperties",
+    "maxProperties",
+    "patternProperties",
+    "propertyNames",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "not",
+    "if",
+    "then",
+    "else",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+)
+# Keywords whose value is a list of alternatives: an empty one allows nothing.
+UNION_KEYWORDS = ("enum", "anyOf", "oneOf", "type")
+# Where a schema holds more schemas (the converter's own walk): keyword -> named schemas, a list, or one.
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONES = ("items", "additionalProperties")
 _PATTERN_REPEAT = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
 
 
@@ -74,6 +116,41 @@ def _check_counts(node: Any, where: str = "schema") -> None:
                 stack.append((value, here))
 
 
+def _subschemas(node: dict[str, Any], path: str) -> list[tuple[Any, str]]:
+    """The schemas inside `node`, each with its path; property names are names, not keywords."""
+    found: list[tuple[Any, str]] = []
+    for key in _SCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            found.extend((child, f"{path}.{key}.{name}") for name, child in node[key].items())
+    for key in _SCHEMA_LISTS + _SCHEMA_ONES:
+        value = node.get(key)
+        if isinstance(value, list):
+            found.extend((child, f"{path}.{key}[{i}]") for i, child in enumerate(value))
+        elif isinstance(value, dict):
+            found.append((value, f"{path}.{key}"))
+    return found
+
+
+def _check_enforceable(schema: Any) -> None:
+    """Every keyword the schema uses is one the grammar enforces, and every union has a member;
+    BadInputError naming the first that is not."""
+    stack = [(schema, "schema")]
+    while stack:
+        node, path = stack.pop()
+        if not isinstance(node, dict):
+            continue  # the converter reports a schema of the wrong shape
+        for key in UNENFORCED_KEYWORDS:
+            if key in node:
+                raise BadInputError(
+                    f"the JSON schema's {path}.{key} cannot be enforced by llamadesk's grammar; "
+                    "leave it out and check that constraint on the reply yourself"
+                )
+        for key in UNION_KEYWORDS:
+            if node.get(key) == []:
+                raise BadInputError(f"the JSON schema's {path}.{key} is empty, so no value could follow it")
+        stack.extend(_subschemas(node, path))
+
+
 def _nesting(grammar: str) -> int:
     """How deeply the grammar's groups nest, outside its quoted literals and character classes."""
     depth = deepest = 0
@@ -99,9 +176,36 @@ def _nesting(grammar: str) -> int:
     return deepest
 
 
+# One check at a time: two interleaved would restore each other's /dev/null as stderr for good.
+_STDERR_SWAP = threading.Lock()
+
+
+def _llama_cpp_parses(grammar: str) -> bool:
+    """Whether llama.cpp's grammar parser accepts `grammar`. Asked here, with fd 2 on /dev/null,
+    because on failure it prints the whole grammar (request literals and all) to stderr with
+    fprintf, past the log callback llamadesk silences: the server's log got many lines per request.
+    A grammar needs no vocabulary to be parsed."""
+    use_default_log()  # its "failed to parse grammar" goes through the callback: no model may be loaded yet
+    with _STDERR_SWAP:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            sampler = llama_cpp.llama_sampler_init_grammar(None, grammar.encode("utf-8"), b"root")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
 def json_schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar for replies that validate against `schema`."""
     _check_counts(schema)
+    _check_enforceable(schema)
     try:
         grammar = llama_grammar.json_schema_to_gbnf(json.dumps(schema))
     except (
@@ -119,5 +223,9 @@ def json_schema_grammar(schema: dict[str, Any]) -> str:
         raise BadInputError(
             "the JSON schema makes a grammar too large or too deeply nested for llama.cpp; "
             "give it fewer or smaller bounds, or less nesting"
+        )
+    if not _llama_cpp_parses(grammar):  # after the size checks: a deep grammar overflows the parser's stack
+        raise BadInputError(
+            "the JSON schema makes a grammar llama.cpp cannot read (a `pattern` it cannot translate?); simplify it"
         )
     return grammar

@@ -78,7 +78,9 @@ def build_app(config: ServerConfig, pool: ModelPool) -> Starlette:
                 CORSMiddleware,
                 allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                # Any header: the openai JS SDK sends x-stainless-*, ollama-js User-Agent, and a
+                # preflight refusing one blocks the page. Safe, as the key is a header, not a cookie.
+                allow_headers=["*"],
             )
         )
     if config.api_key is not None:

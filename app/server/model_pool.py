@@ -385,7 +385,7 @@ class ModelPool:
                 break
             if job.cancelled.is_set():
                 # Its coroutine may still be waiting (a request that was not streaming): end it.
-                job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
+                job.post(ReplyFailed(self._why_not_started()))
                 continue
             with self._lock:
                 self._current = job
@@ -521,7 +521,7 @@ class ModelPool:
         batch = self._batch_for(request.model, engine)
         self._wait_for_room(batch, job)
         if job.cancelled.is_set():
-            job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
+            job.post(ReplyFailed(self._why_not_started()))
             return
         tokens = (
             engine.chat_prompt_tokens(request.messages)
@@ -529,6 +529,14 @@ class ModelPool:
             else engine.tokenize(request.prompt or "", add_bos=True, special=False)
         )
         batch.start(job, tokens, request.sampling, request.stop, started, load_seconds)
+
+    def _why_not_started(self) -> ApiError:
+        """The error for a cancelled job that never started: stop_all cancels the one the worker
+        holds (waiting for room, with --parallel), whose client is still there and must hear 503,
+        not 499 "went away"."""
+        if self._closing:
+            return ApiError(503, "the server is shutting down", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return ApiError(499, GONE_BEFORE_ITS_TURN)
 
     def _wait_for_room(self, batch: BatchedReplies, job: Job) -> None:
         """Hold `job` until the decoder has room, counted as queued meanwhile (/health)."""
@@ -545,7 +553,7 @@ class ModelPool:
         batch = self._batch_for(job.request.model, engine)
         self._wait_for_room(batch, job)
         if job.cancelled.is_set():
-            job.post(ReplyFailed(ApiError(499, GONE_BEFORE_ITS_TURN)))
+            job.post(ReplyFailed(self._why_not_started()))
             return
         batch.run_beside(job, lambda decoder: work(engine, job, decoder))
 

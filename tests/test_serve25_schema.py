@@ -1,0 +1,79 @@
+"""Structured output: a schema the grammar cannot honour is a 400 naming the keyword, never a reply
+that breaks it, and never llama.cpp's grammar dump (request literals and all) on the server's log."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.engine import json_grammar
+from llamadesk.app.engine.json_grammar import json_schema_grammar
+from tests.serve_process import MODEL, serving
+
+HI = [{"role": "user", "content": "Hi"}]
+BAD_PATTERN = {"type": "string", "pattern": "^hunter2\\$"}  # the converter writes GBNF llama.cpp cannot parse
+SECRET_SCHEMA = {"type": "object", "properties": {"password": {"const": "hunter2-SECRET"}, "x": {"enum": []}}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "where"),
+    [
+        ({"type": "integer", "minimum": 5, "maximum": 9}, "schema.minimum"),
+        ({"type": "number", "exclusiveMaximum": 3}, "schema.exclusiveMaximum"),
+        ({"type": "array", "items": {"type": "integer", "multipleOf": 2}}, "schema.items.multipleOf"),
+        ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, "schema.uniqueItems"),
+        ({"properties": {"a": {"not": {"type": "string"}}}}, "schema.properties.a.not"),
+        ({"$defs": {"n": {"type": "integer", "maximum": 3}}, "$ref": "#/$defs/n"}, "schema.$defs.n.maximum"),
+        ({"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}, "schema.anyOf[1].minimum"),
+    ],
+)
+def test_a_keyword_the_grammar_would_ignore_is_refused_by_name(schema, where):
+    with pytest.raises(BadInputError, match=re.escape(where) + " cannot be enforced"):
+        json_schema_grammar(schema)
+
+
+def test_keyword_names_used_as_property_names_or_constants_are_fine():
+    assert "minimum" in json_schema_grammar({"type": "object", "properties": {"minimum": {"type": "integer"}}})
+    assert "maximum" in json_schema_grammar({"const": {"maximum": 1}})
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"enum": []}, {"anyOf": []}, {"oneOf": []}, {"type": []}, SECRET_SCHEMA],
+    ids=["enum", "anyOf", "oneOf", "type", "nested"],
+)
+def test_an_empty_union_is_refused_before_llama_cpp_sees_it(schema):
+    with pytest.raises(BadInputError, match="is empty"):
+        json_schema_grammar(schema)
+
+
+def test_a_grammar_llama_cpp_cannot_parse_is_refused_without_a_word_on_stderr(monkeypatch, capfd):
+    # llama.cpp prints a grammar it cannot parse to stderr, past the log callback: request literals
+    # on the server's log. A trailing backslash in a pattern makes the converter write one; so does
+    # an empty union were it not refused by name first.
+    monkeypatch.setattr(json_grammar, "_check_enforceable", lambda schema: None)
+    for schema in ({"type": "string", "pattern": "^hunter2\\$"}, {"enum": []}):
+        with pytest.raises(BadInputError, match="llama.cpp cannot read"):
+            json_schema_grammar(schema)
+    assert capfd.readouterr().err == ""
+    assert "root ::=" in json_schema_grammar({"type": "string", "pattern": "^ab$"})
+
+
+@pytest.mark.slow
+def test_refused_schemas_are_400s_that_leave_the_log_one_line_each():
+    with serving("--threads", "1", "--max-tokens", "8") as served, httpx.Client(base_url=served.url) as http:
+        openai_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": SECRET_SCHEMA}}
+        bounded = {"type": "integer", "minimum": 5, "maximum": 9}
+        responses = [
+            http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI, "response_format": openai_format}),
+            http.post("/api/chat", json={"model": MODEL, "messages": HI, "stream": False, "format": SECRET_SCHEMA}),
+            http.post("/api/chat", json={"model": MODEL, "messages": HI, "stream": False, "format": bounded}),
+            http.post("/api/chat", json={"model": MODEL, "messages": HI, "stream": False, "format": BAD_PATTERN}),
+        ]
+        assert [r.status_code for r in responses] == [400, 400, 400, 400]
+        assert "minimum" in responses[2].json()["error"]
+        log = served.log_text()
+    assert "hunter2" not in log and "::=" not in log, log
