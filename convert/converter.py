@@ -17,9 +17,10 @@ from llamadesk.convert.gguf_metadata import add_metadata, model_name
 from llamadesk.convert.gguf_streaming import Progress, padded_bytes, stream_gguf
 from llamadesk.convert.output_types import FILE_TYPES, resolve_outtype
 from llamadesk.convert.plan import PlannedTensor, plan_tensors
+from llamadesk.convert.source_files import check_output_is_not_a_source, folder_files
 from llamadesk.convert.source_location import looks_like_repo_id, resolve_source
 from llamadesk.convert.tensor_source import TensorSource
-from llamadesk.convert.vocabulary import Vocabulary, read_vocabulary
+from llamadesk.convert.vocabulary import Vocabulary, check_byte_pieces, read_vocabulary
 
 
 @dataclass
@@ -32,6 +33,12 @@ class ConversionPlan:
     bulk_type: gguf.GGMLQuantizationType
     n_vocab: int
     n_ff: int
+
+    @property
+    def source_files(self) -> list[Path]:
+        """Every file the conversion reads: the checkpoint folder's and its weights (which may lie
+        elsewhere through links)."""
+        return folder_files(self.checkpoint.folder) + list(self.checkpoint.weight_files)
 
     @property
     def n_params(self) -> int:
@@ -88,6 +95,7 @@ def plan_conversion(
     # against the embedding's rows (bounded by the file's size) before anything that large is built.
     tensors = plan_tensors(checkpoint, bulk, n_vocab)
     vocabulary = read_vocabulary(folder, n_vocab, pre_tokenizer)
+    check_byte_pieces(vocabulary, folder)
     n_ff = config.n_ff or next(t.shape[0] for t in tensors if t.name == "blk.0.ffn_gate.weight")
     return ConversionPlan(checkpoint, vocabulary, tensors, bulk, n_vocab, n_ff)
 
@@ -109,6 +117,7 @@ def write_gguf(
     `check(path)` runs on the complete file before it gets its final name; if it raises, the file
     is removed, so a GGUF that fails verification never appears under `output`.
     """
+    check_output_is_not_a_source(output, plan.source_files)
     check_writable_target(output, force)
     writer = ArrayPackingWriter(None, gguf.MODEL_ARCH_NAMES[plan.checkpoint.config.architecture.gguf_arch])
     add_metadata(

@@ -18,7 +18,12 @@ import gguf
 
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_requirements import duplicate_token, llama_cpp_token_texts
+from llamadesk.app.core.gguf_requirements import (
+    BYTE_FALLBACK_TOKENIZERS,
+    duplicate_token,
+    llama_cpp_token_texts,
+    missing_byte_token,
+)
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.convert.generation_config import fill_unset_special_ids
@@ -32,6 +37,12 @@ MAX_EXTRA_TEMPLATES = 64
 # differ only on text that is not already NFC (decomposed accents, rare in practice); llama.cpp's
 # own converter accepts it the same way. Any other normalizer changes common text and is refused.
 ACCEPTED_BPE_NORMALIZERS = ({"type": "NFC"},)
+
+# The scores llama.cpp's converter gives SentencePiece rows without a piece, and added tokens.
+PLACEHOLDER_SCORE, ADDED_SCORE = -10000.0, -1000.0
+# Added tokens llama.cpp's converter writes as control tokens even where the tokenizer calls them
+# not special (DeepSeek-Coder's <pad>, Gemma's <mask>); see looks_special for the patterns.
+SPECIAL_LOOKING_TOKENS = ("<pad>", "<mask>", "<2mass>", "[@BOS@]")
 
 NORMAL, CONTROL, USER_DEFINED, UNUSED, BYTE = (
     gguf.TokenType.NORMAL,
@@ -93,7 +104,26 @@ def _pad(tokens: list, types: list, scores: list | None, n_vocab: int, source: P
         tokens.append(_placeholder(i, taken))
         types.append(UNUSED)
         if scores is not None:
-            scores.append(-1000.0)
+            scores.append(PLACEHOLDER_SCORE)
+
+
+def looks_special(text: str) -> bool:
+    """Whether llama.cpp's converter (does_token_look_special) makes an added token a control one
+    whatever its `special` flag: Qwen2.5 marks <|fim_prefix|> not special, Gemma <unused0>."""
+    return (
+        text in SPECIAL_LOOKING_TOKENS
+        or (text.startswith("<|") and text.endswith("|>"))
+        or (text.startswith("<｜") and text.endswith("｜>"))  # DeepSeek's full-width bars
+        or (text.startswith("<unused") and text.endswith(">"))
+    )
+
+
+def added_token_type(text: str, special: bool) -> tuple[str, int]:
+    """An added token's text and type as llama.cpp's converter writes them. A user-defined token is
+    matched in the raw text, so its "▁" (SentencePiece's space) is written as a space."""
+    if special or looks_special(text):
+        return text, CONTROL
+    return text.replace("\u2581", " "), USER_DEFINED
 
 
 def _is_text(value: Any) -> bool:
@@ -137,7 +167,7 @@ def _added_tokens(tokenizer: dict[str, Any], path: Path, n_vocab: int) -> list[d
     return added
 
 
-def _config_added_tokens(folder: Path, n_tokens: int) -> dict[int, dict[str, Any]]:
+def _config_added_tokens(folder: Path, n_vocab: int) -> dict[int, dict[str, Any]]:
     """tokenizer_config.json's `added_tokens_decoder` (id -> {content, special}), each entry checked.
 
     SentencePiece models such as Gemma's mark their chat markers (<start_of_turn>) as special here
@@ -155,16 +185,36 @@ def _config_added_tokens(folder: Path, n_tokens: int) -> dict[int, dict[str, Any
     for key, token in decoder.items():
         token_id = int(key) if key.isdecimal() and len(key) <= 10 else -1
         if not (
-            0 <= token_id < n_tokens
+            0 <= token_id < n_vocab
             and isinstance(token, dict)
             and _is_text(token.get("content"))
             and isinstance(token.get("special", False), bool)
         ):
             raise BadInputError(
-                f"{path}: added token {shown(key)}: {shown(token)} is not {{id below {n_tokens}: content, special}}; "
+                f"{path}: added token {shown(key)}: {shown(token)} is not {{id below {n_vocab}: content, special}}; "
                 "the tokenizer config is damaged or not for this model"
             )
         added[token_id] = token
+    return added
+
+
+def _json_added_tokens(folder: Path, n_vocab: int) -> dict[int, str]:
+    """added_tokens.json (content -> id), each entry checked, as id -> content.
+
+    Older Llama-2 and Mistral fine-tunes saved with a slow tokenizer name their new tokens
+    (<|im_start|>) only here; llama.cpp's converter and transformers read them as user-defined.
+    """
+    path = folder / "added_tokens.json"
+    if not path.is_file():
+        return {}
+    added = {}
+    for content, token_id in read_json_object(path, "added tokens", max_bytes=MAX_TOKENIZER_BYTES).items():
+        if not (_is_text(content) and type(token_id) is int and 0 <= token_id < n_vocab):
+            raise BadInputError(
+                f"{path}: added token {shown(content)}: {shown(token_id)} is not {{content: id below {n_vocab}}}; "
+                "the file is damaged or not for this model"
+            )
+        added[token_id] = content
     return added
 
 
@@ -233,6 +283,51 @@ def _special_vocab(folder: Path, n_vocab: int, merges: bool) -> gguf.SpecialVoca
     return special
 
 
+def _sentencepiece_added_tokens(folder: Path, n_pieces: int, n_vocab: int) -> dict[int, tuple[str, int]]:
+    """Tokens added on top of a SentencePiece model (id -> text, type), later files overriding
+    earlier ones as in llama.cpp's converter: tokenizer.json's past the pieces (fine-tunes add chat
+    markers this way), added_tokens.json's, then tokenizer_config.json's `added_tokens_decoder`
+    (where Gemma marks its chat markers special; its model file calls them ordinary pieces)."""
+    added: dict[int, tuple[str, int]] = {}
+    tokenizer_json = folder / "tokenizer.json"
+    if tokenizer_json.is_file():
+        tokenizer = read_json_object(tokenizer_json, "tokenizer", max_bytes=MAX_TOKENIZER_BYTES)
+        for token in _added_tokens(tokenizer, tokenizer_json, n_vocab):
+            if token["id"] >= n_pieces:
+                added[token["id"]] = added_token_type(token["content"], token.get("special", False))
+    for token_id, text in _json_added_tokens(folder, n_vocab).items():
+        added[token_id] = (text, USER_DEFINED)  # llama.cpp's converter applies no other rule to these
+    for token_id, token in _config_added_tokens(folder, n_vocab).items():
+        added[token_id] = added_token_type(token["content"], token.get("special", False))
+    return added
+
+
+def _check_byte_pieces_kept(tokens: list, types: list, added: dict[int, tuple[str, int]], folder: Path) -> None:
+    """Refuse an added token that takes a byte piece's id: llama.cpp then has no token for that
+    byte and stops the program on text that needs it."""
+    for token_id, (text, _) in sorted(added.items()):
+        if token_id < len(tokens) and types[token_id] == BYTE:
+            piece = _as_bytes(tokens[token_id]).decode("utf-8", errors="replace")
+            if text != piece:
+                raise BadInputError(
+                    f"{folder}: added token {token_id} ({shown(text)}) replaces the byte piece {shown(piece)}, "
+                    "which llama.cpp needs; added_tokens.json or tokenizer_config.json is damaged"
+                )
+
+
+def _place_added_tokens(tokens: list, types: list, scores: list, added: dict[int, tuple[str, int]]) -> None:
+    """Put the added tokens at their ids, extending the list past the model's pieces; ids between
+    them that nothing names get placeholders, as llama.cpp's converter gives them."""
+    end = max(added, default=-1) + 1
+    taken = set(map(_as_bytes, tokens)) | {text.encode("utf-8") for text, _ in added.values()}
+    for token_id in range(len(tokens), end):
+        tokens.append(_placeholder(token_id, taken))  # replaced below where an added token has the id
+        types.append(UNUSED)
+        scores.append(PLACEHOLDER_SCORE)
+    for token_id, (text, kind) in added.items():
+        tokens[token_id], types[token_id], scores[token_id] = text.encode("utf-8"), kind, ADDED_SCORE
+
+
 def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
     path = folder / "tokenizer.model"
     model = read_sentencepiece_model(path, max_pieces=n_vocab)
@@ -259,28 +354,9 @@ def _sentencepiece_vocabulary(folder: Path, n_vocab: int) -> Vocabulary:
             raise BadInputError(
                 f"{path}: its {kind} id {token_id} is not among its {len(tokens)} pieces; it is damaged"
             )
-    if (folder / "tokenizer.json").is_file():
-        # Tokens added on top of the SentencePiece model (fine-tunes add chat markers this way).
-        tokenizer_json = folder / "tokenizer.json"
-        tokenizer = read_json_object(tokenizer_json, "tokenizer", max_bytes=MAX_TOKENIZER_BYTES)
-        for added in sorted(_added_tokens(tokenizer, tokenizer_json, n_vocab), key=lambda a: a["id"]):
-            if added["id"] >= len(tokens):
-                if added["id"] != len(tokens):
-                    raise BadInputError(f"{tokenizer_json}: added token ids are not contiguous")
-                tokens.append(added["content"].encode("utf-8"))
-                scores.append(-1000.0)
-                types.append(CONTROL if added.get("special") else USER_DEFINED)
-    for token_id, added in _config_added_tokens(folder, len(tokens)).items():
-        piece = _as_bytes(tokens[token_id]).decode("utf-8", errors="replace")
-        if types[token_id] == BYTE and added["content"] != piece:
-            # llama.cpp then has no token for that byte and stops the program on text that needs it
-            raise BadInputError(
-                f"{folder / 'tokenizer_config.json'}: added token {token_id} ({shown(added['content'])}) replaces "
-                f"the byte piece {shown(piece)}, which llama.cpp needs; the tokenizer config is damaged"
-            )
-        tokens[token_id] = added["content"].encode("utf-8")
-        scores[token_id] = -1000.0
-        types[token_id] = CONTROL if added.get("special") else USER_DEFINED
+    added = _sentencepiece_added_tokens(folder, len(tokens), n_vocab)
+    _check_byte_pieces_kept(tokens, types, added, folder)
+    _place_added_tokens(tokens, types, scores, added)
     _pad(tokens, types, scores, n_vocab, path)
     special = _special_vocab(folder, len(tokens), merges=False)
     for kind, token_id in (("unk", model.unk_id), ("bos", model.bos_id), ("eos", model.eos_id), ("pad", model.pad_id)):
@@ -327,8 +403,9 @@ def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_o
             tokens.append(_placeholder(token_id, taken))
             types.append(UNUSED)
         elif token_id in added:
-            tokens.append(by_id[token_id])
-            types.append(CONTROL if added[token_id].get("special") else USER_DEFINED)
+            text, kind = added_token_type(by_id[token_id], added[token_id].get("special", False))
+            tokens.append(text)
+            types.append(kind)
         else:
             tokens.append(by_id[token_id])
             types.append(NORMAL)
@@ -357,12 +434,27 @@ def _check_llama_cpp_accepts(vocabulary: Vocabulary, folder: Path) -> None:
         )
 
 
+def check_byte_pieces(vocabulary: Vocabulary, folder: Path) -> None:
+    """Refuse a SentencePiece tokenizer without a piece for every byte (trained without byte
+    fallback), as `info` and `chat` refuse the GGUF: llama.cpp stops the program on text that
+    needs a missing one. Kept apart from read_vocabulary so small test tokenizers need no bytes."""
+    if vocabulary.model not in BYTE_FALLBACK_TOKENIZERS:
+        return
+    byte = missing_byte_token(set(llama_cpp_token_texts([_as_bytes(token) for token in vocabulary.tokens])))
+    if byte is not None:
+        raise BadInputError(
+            f"{folder / 'tokenizer.model'} has no piece for the byte 0x{byte:02X} (it was trained without "
+            "byte fallback); llama.cpp needs all 256 byte pieces and stops the program on text that needs "
+            "a missing one, so llamadesk cannot convert this tokenizer"
+        )
+
+
 def read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None = None) -> Vocabulary:
     """The tokenizer in `folder`: tokenizer.json if it is byte-level BPE, else tokenizer.model.
 
     `n_vocab` is the model's vocabulary size, already checked against its embedding: every token id
     must be below it, and the token list is padded up to it. A token list llama.cpp would refuse
-    (a token twice, a missing byte token) is refused here, before anything is written.
+    (a token twice) is refused here, before anything is written; check_byte_pieces checks the rest.
     """
     vocabulary = _read_vocabulary(folder, n_vocab, pre_override)
     _check_llama_cpp_accepts(vocabulary, folder)

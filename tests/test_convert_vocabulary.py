@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,18 @@ from gguf import GGUFReader, GGUFWriter, TokenType
 from sentencepiece import sentencepiece_model_pb2
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.convert.vocabulary import MAX_EXTRA_TEMPLATES, MAX_TOKENIZER_BYTES, Vocabulary, read_vocabulary
+from llamadesk.convert import convert_checkpoint
+from llamadesk.convert.vocabulary import (
+    MAX_EXTRA_TEMPLATES,
+    MAX_TOKENIZER_BYTES,
+    Vocabulary,
+    check_byte_pieces,
+    read_vocabulary,
+)
+from tests.conftest import run_cli
+from tests.fixtures.family_checkpoints import family_checkpoint
+from tests.fixtures.gguf_comparison import gguf_fields
+from tests.fixtures.reference_converter import reference_gguf
 
 NORMAL, CONTROL, USER_DEFINED, UNUSED = TokenType.NORMAL, TokenType.CONTROL, TokenType.USER_DEFINED, TokenType.UNUSED
 N_VOCAB = 8
@@ -310,7 +322,8 @@ def test_a_sentencepiece_tokenizer_padded_to_the_model(tmp_path):
     assert vocabulary.tokens == [b"<unk>", b"<s>", b"</s>", "▁a".encode(), b"b", b"<x>", "[PAD6]", "[PAD7]"]
     # A user-defined piece is written as an ordinary one (llama.cpp would match it in raw text).
     assert vocabulary.types == [TokenType.UNKNOWN, CONTROL, CONTROL, NORMAL, NORMAL, NORMAL, UNUSED, UNUSED]
-    assert vocabulary.scores == [0.0, 0.0, 0.0, -1.0, -2.0, 0.0, -1000.0, -1000.0]
+    # Rows without a piece score -10000, as llama.cpp's converter writes them.
+    assert vocabulary.scores == [0.0, 0.0, 0.0, -1.0, -2.0, 0.0, -10000.0, -10000.0]
     assert vocabulary.special.special_token_ids == {"unk": 0, "bos": 1, "eos": 2}
     assert vocabulary.special.add_special_token == {"bos": True, "eos": False}
     assert vocabulary.source_files == [folder / "tokenizer.model"]
@@ -327,7 +340,7 @@ def test_a_sentencepiece_tokenizer_padded_to_the_model(tmp_path):
 def test_tokens_added_on_top_of_a_sentencepiece_model(tmp_path):
     folder = sentencepiece_folder(tmp_path)
     added = [
-        {"id": 7, "content": "<|tool|>", "special": False},
+        {"id": 7, "content": "<tool>", "special": False},
         {"id": 6, "content": "<|im_end|>", "special": True},
         {"id": 1, "content": "<s>", "special": True},  # already a piece
     ]
@@ -336,7 +349,7 @@ def test_tokens_added_on_top_of_a_sentencepiece_model(tmp_path):
     config = {"added_tokens_decoder": {"5": {"content": "<start_of_turn>", "special": True}}}
     write_json(folder / "tokenizer_config.json", config)
     vocabulary = read_vocabulary(folder, N_VOCAB)
-    assert vocabulary.tokens[5:] == [b"<start_of_turn>", b"<|im_end|>", b"<|tool|>"]
+    assert vocabulary.tokens[5:] == [b"<start_of_turn>", b"<|im_end|>", b"<tool>"]
     assert vocabulary.types[5:] == [CONTROL, CONTROL, USER_DEFINED]
     assert vocabulary.scores[5:] == [-1000.0, -1000.0, -1000.0]
 
@@ -362,12 +375,6 @@ def test_tokens_added_on_top_of_a_sentencepiece_model(tmp_path):
         ),
         (
             lambda tmp: write_json(
-                sentencepiece_folder(tmp) / "tokenizer.json", {"added_tokens": [{"id": 7, "content": "<t>"}]}
-            ),
-            "tokenizer.json: added token ids are not contiguous",
-        ),
-        (
-            lambda tmp: write_json(
                 sentencepiece_folder(tmp) / "tokenizer_config.json", {"added_tokens_decoder": ["<t>"]}
             ),
             "tokenizer_config.json: 'added_tokens_decoder' must be an object, not [\"<t>\"]",
@@ -375,16 +382,16 @@ def test_tokens_added_on_top_of_a_sentencepiece_model(tmp_path):
         (
             lambda tmp: write_json(
                 sentencepiece_folder(tmp) / "tokenizer_config.json",
-                {"added_tokens_decoder": {"6": {"content": "<t>"}}},
+                {"added_tokens_decoder": {"8": {"content": "<t>"}}},
             ),
-            'tokenizer_config.json: added token "6": {"content": "<t>"} is not {id below 6: content, special}',
+            'tokenizer_config.json: added token "8": {"content": "<t>"} is not {id below 8: content, special}',
         ),
         (
             lambda tmp: write_json(
                 sentencepiece_folder(tmp) / "tokenizer_config.json",
                 {"added_tokens_decoder": {"0x1": {"content": "<t>"}}},
             ),
-            'added token "0x1": {"content": "<t>"} is not {id below 6: content, special}',
+            'added token "0x1": {"content": "<t>"} is not {id below 8: content, special}',
         ),
     ],
     ids=[
@@ -392,9 +399,8 @@ def test_tokens_added_on_top_of_a_sentencepiece_model(tmp_path):
         "normalizes",
         "collapses-whitespace",
         "bos-beyond-pieces",
-        "added-gap",
         "decoder-not-object",
-        "decoder-id-beyond-pieces",
+        "decoder-id-beyond-the-model",
         "decoder-id-not-decimal",
     ],
 )
@@ -489,3 +495,200 @@ def test_an_added_token_repeating_its_byte_piece_is_accepted(tmp_path):
     folder = sentencepiece_folder(tmp_path, byte_piece=True)
     write_json(folder / "tokenizer_config.json", {"added_tokens_decoder": {"6": {"content": "<0x41>"}}})
     assert read_vocabulary(folder, N_VOCAB).tokens[6] == b"<0x41>"
+
+
+# -- added tokens as llama.cpp's converter writes them: which are control tokens, the ones
+# SentencePiece fine-tunes name in added_tokens.json or past the model's pieces, and tokenizers
+# llama.cpp cannot run (no byte pieces); real checkpoints compared with convert_hf_to_gguf.py.
+
+NORMAL, CONTROL, USER_DEFINED, UNUSED = TokenType.NORMAL, TokenType.CONTROL, TokenType.USER_DEFINED, TokenType.UNUSED
+TOKENIZER_KEYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.scores")
+
+
+def test_non_special_tokens_that_look_special_are_control_tokens(tmp_path):
+    # Qwen2.5 marks <|fim_prefix|> "special": false; llama.cpp's converter still makes it a control
+    # token, so it is neither printed in replies nor matched in user text.
+    added = [
+        {"id": 3, "content": "<|fim_prefix|>", "special": False},
+        {"id": 4, "content": "<unused0>", "special": False},
+        {"id": 5, "content": "<tool_call>", "special": False},
+        {"id": 6, "content": "\u2581hello", "special": False},
+        {"id": 7, "content": "<｜end▁of▁sentence｜>", "special": False},
+    ]
+    vocabulary = read_vocabulary(bpe_folder(tmp_path, added_tokens=added), N_VOCAB)
+    assert vocabulary.tokens[3:] == ["<|fim_prefix|>", "<unused0>", "<tool_call>", " hello", "<｜end▁of▁sentence｜>"]
+    assert vocabulary.types[3:] == [CONTROL, CONTROL, USER_DEFINED, USER_DEFINED, CONTROL]
+
+
+def test_added_tokens_json_names_tokens_past_the_pieces(tmp_path):
+    folder = sentencepiece_folder(tmp_path)
+    write_json(folder / "added_tokens.json", {"<|im_start|>": 7})
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    # id 6 is a row nothing names; added_tokens.json's tokens are user-defined, as llama.cpp writes them.
+    assert vocabulary.tokens[6:] == ["[PAD6]", b"<|im_start|>"]
+    assert vocabulary.types[6:] == [UNUSED, USER_DEFINED]
+    assert vocabulary.scores[6:] == [-10000.0, -1000.0]
+
+
+def test_the_tokenizer_config_overrides_added_tokens_json(tmp_path):
+    folder = sentencepiece_folder(tmp_path)
+    write_json(folder / "added_tokens.json", {"<|im_start|>": 6, "<|im_end|>": 7})
+    write_json(
+        folder / "tokenizer_config.json", {"added_tokens_decoder": {"7": {"content": "<|im_end|>", "special": True}}}
+    )
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert vocabulary.tokens[6:] == [b"<|im_start|>", b"<|im_end|>"]
+    assert vocabulary.types[6:] == [USER_DEFINED, CONTROL]
+
+
+def test_the_tokenizer_config_may_name_ids_past_the_pieces(tmp_path):
+    # A ChatML fine-tune saved with a slow tokenizer: new rows named only in tokenizer_config.json.
+    folder = sentencepiece_folder(tmp_path)
+    decoder = {"7": {"content": "<|im_end|>", "special": True}, "6": {"content": "<|im_start|>", "special": True}}
+    write_json(folder / "tokenizer_config.json", {"added_tokens_decoder": decoder})
+    vocabulary = read_vocabulary(folder, N_VOCAB)
+    assert vocabulary.tokens[6:] == [b"<|im_start|>", b"<|im_end|>"]
+    assert vocabulary.types[6:] == [CONTROL, CONTROL]
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"<t>": 8}, 'added_tokens.json: added token "<t>": 8 is not {content: id below 8}'),
+        ({"<t>": "6"}, 'added_tokens.json: added token "<t>": "6" is not {content: id below 8}'),
+        ({"<t>": True}, 'added_tokens.json: added token "<t>": true is not {content: id below 8}'),
+    ],
+    ids=["beyond-the-model", "id-text", "id-bool"],
+)
+def test_a_damaged_added_tokens_json_is_refused(tmp_path, entries, message):
+    write_json(sentencepiece_folder(tmp_path) / "added_tokens.json", entries)
+    text = refused(tmp_path)
+    assert text.startswith(f"{tmp_path}/") and message in text
+
+
+def test_added_tokens_json_may_not_replace_a_byte_piece(tmp_path):
+    write_json(sentencepiece_folder(tmp_path, byte_piece=True) / "added_tokens.json", {"<custom>": 6})
+    assert 'added token 6 ("<custom>") replaces the byte piece "<0x41>", which llama.cpp needs' in refused(tmp_path)
+
+
+def test_a_sentencepiece_tokenizer_without_byte_pieces_is_refused(tmp_path):
+    # info and chat refuse such a GGUF (llama.cpp stops on text that needs a missing byte), so
+    # convert refuses it before writing, naming the tokenizer rather than the file it would write.
+    folder = sentencepiece_folder(tmp_path)
+    with pytest.raises(BadInputError) as err:
+        check_byte_pieces(read_vocabulary(folder, N_VOCAB), folder)
+    assert str(err.value).startswith(f"{folder / 'tokenizer.model'} has no piece for the byte 0x00 ")
+    byte_level = tmp_path / "bpe"
+    byte_level.mkdir()
+    bpe_folder(byte_level)
+    check_byte_pieces(read_vocabulary(byte_level, N_VOCAB), byte_level)  # byte-level BPE has all bytes by design
+
+
+# --- real checkpoints against llama.cpp's converter ------------------------------------------------
+
+
+def tokenizer_fields(path: Path) -> dict:
+    fields = gguf_fields(path)
+    return {key: fields[key] for key in TOKENIZER_KEYS if key in fields}
+
+
+def with_added_tokens(source: Path, folder: Path, added: list[str]) -> Path:
+    """A copy of a byte-level BPE checkpoint with `added` appended as non-special added tokens."""
+    shutil.copytree(source, folder)
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    first = max([*tokenizer["model"]["vocab"].values(), *(token["id"] for token in tokenizer["added_tokens"])]) + 1
+    for i, content in enumerate(added):
+        tokenizer["added_tokens"].append(
+            {
+                "id": first + i,
+                "content": content,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": False,
+            }
+        )
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_qwen_fim_tokens_are_typed_as_llama_cpp_types_them(tmp_path):
+    folder = with_added_tokens(
+        family_checkpoint("qwen2"), tmp_path / "qwen", ["<|fim_prefix|>", "<tool_call>", "<unused0>"]
+    )
+    ours = convert_checkpoint(folder, tmp_path / "ours.gguf", "f16", pre_tokenizer="qwen2")
+    assert tokenizer_fields(ours) == tokenizer_fields(reference_gguf(folder, "f16", "qwen2"))
+
+
+def llama2_with_new_rows(folder: Path, checkpoints_root: Path, new_rows: int = 3) -> Path:
+    """A Llama 2-style SentencePiece checkpoint with `new_rows` embedding rows past its pieces, as a
+    fine-tune that added chat tokens has."""
+    from transformers import AutoModelForCausalLM
+
+    from tests.fixtures.random_checkpoints import build
+
+    source = build("llama2_spm", checkpoints_root)
+    model = AutoModelForCausalLM.from_pretrained(source)
+    model.resize_token_embeddings(model.config.vocab_size + new_rows)
+    model.save_pretrained(folder)
+    for name in ("tokenizer.model", "tokenizer_config.json"):
+        shutil.copy(source / name, folder)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["added_tokens.json", "tokenizer_config.json"])
+def test_sentencepiece_added_tokens_are_written_as_llama_cpp_writes_them(where, checkpoints_root, tmp_path):
+    folder = llama2_with_new_rows(tmp_path / "spm", checkpoints_root)
+    n_pieces = json.loads((folder / "config.json").read_text())["vocab_size"] - 3
+    if where == "added_tokens.json":
+        write_json(folder / "added_tokens.json", {"<|im_start|>": n_pieces})
+    else:
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        config["added_tokens_decoder"] = {
+            str(n_pieces + i): {"content": text, "special": True}
+            for i, text in enumerate(["<|im_start|>", "<|im_end|>"])
+        }
+        write_json(folder / "tokenizer_config.json", config)
+    ours = convert_checkpoint(folder, tmp_path / "ours.gguf", "f16")
+    assert tokenizer_fields(ours) == tokenizer_fields(reference_gguf(folder, "f16"))
+    assert tokenizer_fields(ours)["tokenizer.ggml.tokens"][n_pieces] == "<|im_start|>"
+
+
+def test_a_checkpoint_whose_tokenizer_lacks_byte_pieces_is_refused_before_writing(tmp_path):
+    # Trained without byte fallback: llama.cpp would stop on text needing a missing byte, so `info`
+    # and `chat` refuse such a GGUF; convert used to write it anyway (and --verify then blamed its
+    # own temporary file).
+    import sentencepiece as spm
+    from transformers import LlamaForCausalLM
+
+    from tests.fixtures.random_checkpoints import CORPUS, _llama2_config, _save_model
+
+    folder = tmp_path / "nobyte"
+    folder.mkdir()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=120,
+        model_type="bpe",
+        byte_fallback=False,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        bos_id=1,
+        eos_id=2,
+        unk_id=0,
+        minloglevel=2,
+    )
+    n_pieces = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model")).get_piece_size()
+    _save_model(LlamaForCausalLM, _llama2_config(n_pieces), folder, seed=3)
+    output = tmp_path / "nobyte.gguf"
+    result = run_cli("convert", str(folder), "-o", str(output), "--verify")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"llamadesk: {folder / 'tokenizer.model'} has no piece for the byte 0x00 (it was trained without byte "
+        "fallback); llama.cpp needs all 256 byte pieces and stops the program on text that needs a missing one, "
+        "so llamadesk cannot convert this tokenizer"
+    ]
+    assert list(tmp_path.iterdir()) == [folder]

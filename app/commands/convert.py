@@ -184,6 +184,19 @@ def _overlay(args: argparse.Namespace):
     return adapter_overlay([parse_adapter_choice(text) for text in args.lora])
 
 
+def _check_output_spares_adapters(args: argparse.Namespace) -> None:
+    """Refuse an -o naming a --lora adapter's own file (the checkpoint's are checked where it is
+    written): --force replaces an old output, never an input."""
+    if not (args.lora and args.output):
+        return
+    from llamadesk.convert.lora import parse_adapter_choice
+    from llamadesk.convert.source_files import check_output_is_not_a_source, folder_files
+
+    for text in args.lora:
+        adapter = parse_adapter_choice(text).path
+        check_output_is_not_a_source(Path(args.output), folder_files(adapter) if adapter.is_dir() else [adapter])
+
+
 def _merged_names(args: argparse.Namespace) -> list[str]:
     """The --lora adapters' folder names, for the merged model's default file name."""
     from llamadesk.convert.lora import parse_adapter_choice
@@ -203,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         return run_adapter(args)
     if args.base:
         raise BadInputError("--base applies when SRC is a LoRA adapter folder (with adapter_config.json)")
+    _check_output_spares_adapters(args)
     if args.quantize:
         return _dry_run_with_quantize(args) if args.dry_run else _run_with_quantize(args)
     if args.keep or args.threads:
@@ -258,6 +272,12 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
 
     qtype = check_convert_type(args.quantize)
     verified: list[str] = []
+    planned: list[ConversionPlan] = []
+
+    def note_plan(plan: ConversionPlan) -> None:
+        planned.append(plan)  # for --json's "parameters"
+        _print_notes(plan)
+
     check = None
     if args.verify:
 
@@ -294,12 +314,12 @@ def _run_with_quantize(args: argparse.Namespace) -> int:
             check=check,
             tensor_overlay=_overlay(args),
             merged=_merged_names(args),
-            planned=_print_notes,
+            planned=note_plan,
         )
     origin = _origin(args, outtype=qtype.name)
     if kept is not None:
         record_made_model(kept, _origin(args))
         origin["quantized_from"] = kept.name
     record_made_model(path, origin)
-    _report(args, path, qtype.name, None, verified)
+    _report(args, path, qtype.name, planned[0].n_params if planned else None, verified)
     return 0

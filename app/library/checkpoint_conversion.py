@@ -15,6 +15,7 @@ from llamadesk.app.core.atomic_file import check_writable_target, hidden_name
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import ConversionPlan, plan_conversion, resolve_source, write_gguf
 from llamadesk.convert import default_output as default_conversion_output
+from llamadesk.convert.source_files import check_output_is_not_a_source
 from llamadesk.convert.source_location import looks_like_repo_id
 from llamadesk.quantize.quant_types import QuantType, find_quant_type
 from llamadesk.quantize.quantize_model import ProgressCallback, quantize_gguf
@@ -121,11 +122,18 @@ def convert_checkpoint(
         merged=merged,
     )
     plan, target = steps.plan, steps.target
+    if keep and steps.unquantized is None:
+        # Silently ignoring it left the user looking for a file that was never written.
+        raise BadInputError(
+            f"--keep keeps the unquantized file of a two-step conversion, but {steps.quant_type.name} is written "
+            "directly, so there is none; leave --keep out"
+        )
     if planned is not None:
         planned(plan)
     if steps.unquantized is None:
         return write_gguf(plan, target, force, convert_progress, _checking(plan, check)), None
 
+    check_output_is_not_a_source(target, plan.source_files)  # --force replaces old outputs, never the input
     check_writable_target(target, force)  # before minutes of conversion, not after
     if keep:
         intermediate = steps.unquantized

@@ -35,6 +35,8 @@ T = gguf.MODEL_TENSOR
 # (build_lora_mm in LLaMA, Qwen2, Qwen3, Phi-3, Gemma 2 and Gemma 3): the linear layers, Phi-3's
 # fused Q/K/V (ATTN_QKV) among them; its fused gate/up is an FFN_UP.
 ADAPTABLE = (T.ATTN_Q, T.ATTN_K, T.ATTN_V, T.ATTN_QKV, T.ATTN_OUT, T.FFN_GATE, T.FFN_UP, T.FFN_DOWN, T.OUTPUT)
+# The weight PEFT calls lm_head; a base with tied embeddings has none (llama.cpp reuses token_embd).
+TIED_OUTPUT = gguf.TENSOR_NAMES[T.OUTPUT] + ".weight"
 
 
 def weight_transform(kind: T, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
@@ -115,6 +117,15 @@ def _targets(folder: Path, config: LoraConfig, base: AdapterBase, pairs: list[Lo
             raise BadInputError(
                 f"{folder}: the adapter targets {pair.module}, which is not a linear layer of a "
                 f"{base.config.architecture_name} model; it was trained for another architecture"
+            )
+        if weight == TIED_OUTPUT and base.config.tie_embeddings:
+            # The adapter may well be this model's: PEFT adapts lm_head even where it is the
+            # embedding. llama.cpp has no output.weight to apply it to, and merging would need an
+            # untied output weight, which llamadesk does not write.
+            raise BadInputError(
+                f"{folder}: the adapter changes {pair.module}, which {base.name} ties to its embeddings; "
+                "llama.cpp cannot apply that and llamadesk cannot convert or merge it yet; retrain the "
+                "adapter without lm_head in target_modules"
             )
         if weight not in base.shapes:
             raise BadInputError(

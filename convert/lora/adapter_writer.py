@@ -18,6 +18,7 @@ from llamadesk.convert.gguf_array_packing import ArrayPackingWriter
 from llamadesk.convert.gguf_streaming import Progress, stream_gguf
 from llamadesk.convert.lora.adapter_plan import AdapterPlan
 from llamadesk.convert.output_types import FILE_TYPES
+from llamadesk.convert.source_files import check_output_is_not_a_source, folder_files
 
 
 def add_adapter_metadata(writer: gguf.GGUFWriter, plan: AdapterPlan) -> None:
@@ -49,6 +50,7 @@ def write_adapter(
 
     `check(path)` runs on the complete file before it gets its final name (--verify).
     """
+    check_output_is_not_a_source(output, folder_files(plan.folder) + plan.base.source_files)
     check_writable_target(output, force)
     writer = ArrayPackingWriter(None, plan.base.arch_name)
     add_adapter_metadata(writer, plan)

@@ -19,6 +19,7 @@ from llamadesk.convert.architectures import HF_ARCHITECTURES, supported_architec
 from llamadesk.convert.gguf_metadata import model_name
 from llamadesk.convert.model_config import ModelConfig, read_hf_config
 from llamadesk.convert.plan import expected_shapes
+from llamadesk.convert.source_files import folder_files
 from llamadesk.convert.source_location import looks_like_repo_id
 
 
@@ -33,6 +34,14 @@ class AdapterBase:
     shapes: dict[str, tuple[int, ...]]  # GGUF weight name -> numpy shape (rows, columns)
     repo_id: str | None = None
     folder: Path | None = None  # the checkpoint folder, when the base was given as one
+    gguf_file: Path | None = None  # the GGUF, when the base was given as one
+
+    @property
+    def source_files(self) -> list[Path]:
+        """The base's files an adapter conversion reads, which its output must not replace."""
+        if self.folder is not None:
+            return folder_files(self.folder)
+        return [self.gguf_file] if self.gguf_file is not None else []
 
     @property
     def arch_name(self) -> str:
@@ -104,7 +113,7 @@ def base_from_gguf(path: Path) -> AdapterBase:
         rope_theta=10000.0,
         tie_embeddings="output.weight" not in shapes,
     )
-    return AdapterBase(config, summary.name, summary.n_vocab, n_ff, shapes)
+    return AdapterBase(config, summary.name, summary.n_vocab, n_ff, shapes, gguf_file=path)
 
 
 def _hub_config(repo_id: str) -> Path:
