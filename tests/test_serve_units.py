@@ -717,24 +717,34 @@ def test_a_schema_of_the_wrong_shape_is_bad_input(schema):
         json_schema_grammar(schema)
 
 
-def test_health_counts_the_job_held_until_the_decoder_has_room_as_queued():
+async def held_jobs(count: int, until) -> tuple[ModelPool, list, threading.Event]:
+    """A pool of 2 sequences given `count` jobs that hold their sequence until the event is set;
+    returns once `until(pool, jobs)` is true (the worker holding the third for room, ...)."""
     release = threading.Event()
 
     def blocked_work(engine, job, decoder):
         release.wait(10)
         return ReplyDone("stop", None, 0, 0)
 
+    pool = ModelPool(
+        {"a": Path("a.gguf")}, LoadSettings(), 4, lambda p, s: BatchingEngine(), lambda n: None, parallel=2
+    )
+    pool.start()
+    loop = asyncio.get_running_loop()
+    jobs = [pool.submit(GenerationRequest("a", work=blocked_work), loop) for _ in range(count)]
+    for _ in range(200):
+        if until(pool, jobs):
+            break
+        await asyncio.sleep(0.01)
+    return pool, jobs, release
+
+
+def test_health_counts_the_job_held_until_the_decoder_has_room_as_queued():
     async def main():
-        pool = ModelPool(
-            {"a": Path("a.gguf")}, LoadSettings(), 4, lambda p, s: BatchingEngine(), lambda n: None, parallel=2
+        # two in flight, one held by the worker for room, one in the queue
+        pool, jobs, release = await held_jobs(
+            4, lambda pool, _: pool.status()["in_flight"] == 2 and pool._queue.qsize() == 1
         )
-        pool.start()
-        loop = asyncio.get_running_loop()
-        jobs = [pool.submit(GenerationRequest("a", work=blocked_work), loop) for _ in range(4)]
-        for _ in range(200):  # two in flight, one held by the worker for room, one in the queue
-            if pool.status()["in_flight"] == 2 and pool._queue.qsize() == 1:
-                break
-            await asyncio.sleep(0.01)
         assert pool.status()["in_flight"] == 2 and pool.status()["queued"] == 2
         release.set()
         for job in jobs:
@@ -750,23 +760,8 @@ def test_health_counts_the_job_held_until_the_decoder_has_room_as_queued():
 
 
 def test_the_job_waiting_for_room_at_shutdown_gets_503_not_499():
-    release = threading.Event()
-
-    def blocked_work(engine, job, decoder):
-        release.wait(10)
-        return ReplyDone("stop", None, 0, 0)
-
     async def main():
-        pool = ModelPool(
-            {"a": Path("a.gguf")}, LoadSettings(), 4, lambda p, s: BatchingEngine(), lambda n: None, parallel=2
-        )
-        pool.start()
-        loop = asyncio.get_running_loop()
-        jobs = [pool.submit(GenerationRequest("a", work=blocked_work), loop) for _ in range(3)]
-        for _ in range(200):  # two in flight, the third held by the worker until one ends
-            if pool.status()["in_flight"] == 2 and pool._waiting_for_room is not None:
-                break
-            await asyncio.sleep(0.01)
+        pool, jobs, release = await held_jobs(3, lambda pool, jobs: pool._waiting_for_room is jobs[2])
         assert pool._waiting_for_room is jobs[2]
         pool.stop_all()
         release.set()
@@ -780,23 +775,8 @@ def test_the_job_waiting_for_room_at_shutdown_gets_503_not_499():
 
 
 def test_a_job_whose_client_left_before_its_turn_is_still_499():
-    release = threading.Event()
-
-    def blocked_work(engine, job, decoder):
-        release.wait(10)
-        return ReplyDone("stop", None, 0, 0)
-
     async def main():
-        pool = ModelPool(
-            {"a": Path("a.gguf")}, LoadSettings(), 4, lambda p, s: BatchingEngine(), lambda n: None, parallel=2
-        )
-        pool.start()
-        loop = asyncio.get_running_loop()
-        jobs = [pool.submit(GenerationRequest("a", work=blocked_work), loop) for _ in range(3)]
-        for _ in range(200):
-            if pool._waiting_for_room is jobs[2]:
-                break
-            await asyncio.sleep(0.01)
+        pool, jobs, release = await held_jobs(3, lambda pool, jobs: pool._waiting_for_room is jobs[2])
         pool.cancel(jobs[2])
         release.set()
         failed = (await drain(jobs[2]))[-1]
