@@ -174,6 +174,14 @@ class _Work:
     settings: LoadSettings
     work: Callable[[ChatEngine], None]
     reply_to: MessagePump
+    stop: Callable[[], None] | None = None  # asks `work` to end soon (quitting the app)
+
+
+@dataclass(frozen=True)
+class _Forget:
+    """Remove a deleted conversation's prompt-cache files once the work queued before is done."""
+
+    conversation_id: int
 
 
 _SHUTDOWN = object()
@@ -199,6 +207,7 @@ class EngineHost:
         self._replies_unfinished = 0
         self._replying = False
         self.info: ModelInfo | None = None
+        self._work_stops: list[Callable[[], None]] = []  # of the work queued or running
 
     # -- called from the UI thread ----------------------------------------------------------
 
@@ -226,10 +235,30 @@ class EngineHost:
             return self._replies_unfinished > 0
 
     def run_with_model(
-        self, spec: str, settings: LoadSettings, work: Callable[[ChatEngine], None], reply_to: MessagePump
+        self,
+        spec: str,
+        settings: LoadSettings,
+        work: Callable[[ChatEngine], None],
+        reply_to: MessagePump,
+        stop: Callable[[], None] | None = None,
     ) -> None:
-        """Load `spec` if needed, then call `work(engine)` in the host's thread (it posts its own messages)."""
-        self._jobs.put(_Work(spec, settings, work, reply_to))
+        """Load `spec` if needed, then call `work(engine)` in the host's thread (it posts its own messages).
+
+        `stop` (thread-safe) asks the work to end soon; shutdown calls it, or the app would wait for it."""
+        if stop is not None:
+            with self._lock:
+                self._work_stops.append(stop)
+        self._jobs.put(_Work(spec, settings, work, reply_to, stop))
+
+    def forget_conversation(self, conversation_id: int) -> None:
+        """Remove a deleted conversation's prompt-cache files: now, and again after its reply.
+
+        A reply just stopped still ends in the host's thread and queues its cache write; removing
+        the files only now would leave that one (the conversation's tokens and KV) on disk."""
+        if self.prompt_cache is None:
+            return
+        self.prompt_cache.forget(conversation_id)
+        self._jobs.put(_Forget(conversation_id))
 
     def take_text(self) -> str:
         """Everything streamed since the last call (the UI calls it on ReplyProgress)."""
@@ -256,7 +285,9 @@ class EngineHost:
         """Stop whatever runs (a reply or other work) and let the thread close the model and end."""
         self.stop()
         with self._lock:
-            engine = self._engine
+            engine, work_stops = self._engine, list(self._work_stops)
+        for stop_work in work_stops:
+            stop_work()  # a translation ends at its next token, and the one queued never starts
         if engine is not None:
             engine.request_stop()
         self._jobs.put(_SHUTDOWN)
@@ -273,7 +304,9 @@ class EngineHost:
                     elif isinstance(job, _Reply):
                         self._answer_in_turn(job)
                     elif isinstance(job, _Work):
-                        job.work(self._ensure_loaded(job.spec, job.settings, job.reply_to))
+                        self._run_work(job)
+                    elif isinstance(job, _Forget):
+                        self._forget(job.conversation_id)
                 except LlamadeskError as err:
                     job.reply_to.post_message(EngineFailed(str(err)))  # type: ignore[attr-defined]
                 except Exception as err:  # noqa: BLE001 - one failed reply must not end the app
@@ -285,6 +318,20 @@ class EngineHost:
             if self.prompt_cache is not None:
                 # The last reply's cache file is being written: a moment more, then it is left.
                 self.prompt_cache.close(timeout=PROMPT_CACHE_CLOSE_TIMEOUT_S)
+
+    def _run_work(self, job: _Work) -> None:
+        try:
+            job.work(self._ensure_loaded(job.spec, job.settings, job.reply_to))
+        finally:
+            if job.stop is not None:
+                with self._lock:
+                    self._work_stops.remove(job.stop)
+
+    def _forget(self, conversation_id: int) -> None:
+        assert self.prompt_cache is not None  # only queued with a cache
+        # The write the stopped reply queued runs in the cache's own thread: wait for it first.
+        self.prompt_cache.flush(timeout=PROMPT_CACHE_CLOSE_TIMEOUT_S)
+        self.prompt_cache.forget(conversation_id)
 
     def _close(self) -> None:
         with self._lock:

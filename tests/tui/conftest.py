@@ -20,3 +20,13 @@ def terminals():
     yield opened
     for terminal in opened:
         terminal.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    """The app's conversation store in the test's own folder (a module may define its own)."""
+    from llamadesk.app.chat.store import Store
+
+    opened = Store(tmp_path / "conversations.sqlite3")
+    yield opened
+    opened.close()

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 from llamadesk.app.engine.types import GenerationDone, GenerationStats, TextPiece
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
+from llamadesk.app.tui.screens.translate import TranslateScreen
+from tests.tui.waiting import wait_until
 
 
 class FakeTranslatingEngine:
@@ -74,3 +76,10 @@ FRENCH = {
     "Where is the station?": "Où est la gare ?",
     "Perhaps the train leaves at noon.": "Le train part peut-être à midi.",
 }
+
+
+async def open_translation(pilot) -> TranslateScreen:
+    """Switch the app to translation (F6) and return that screen."""
+    await pilot.press("f6")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, TranslateScreen), what="the translation screen")
+    return pilot.app.screen

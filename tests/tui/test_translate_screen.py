@@ -12,7 +12,6 @@ import json
 import pytest
 from textual.widgets import Input, Label, ProgressBar, Select, TextArea
 
-from llamadesk.app.chat.store import Store
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.chat import ChatScreen
@@ -22,23 +21,15 @@ from llamadesk.app.tui.screens.translation_history import TranslationHistoryScre
 from llamadesk.app.tui.widgets.review_text_area import ReviewTextArea
 from tests.tui.chat_pilot import ask
 from tests.tui.fake_engine import FakeEngine
-from tests.tui.fake_translator import FRENCH, FakeTranslatingEngine, make_app
+from tests.tui.fake_translator import (
+    FRENCH,
+    FakeTranslatingEngine,
+    make_app,
+    open_translation,
+)
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "conversations.sqlite3")
-    yield opened
-    opened.close()
-
-
-async def open_translation(pilot) -> TranslateScreen:
-    await pilot.press("f6")
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, TranslateScreen), what="the translation screen")
-    return pilot.app.screen
 
 
 async def test_one_key_switches_between_chat_and_translation(store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +13,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, SelectionList
 from textual.widgets.selection_list import Selection
+
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.tui.screens.model_picker import library_failure
 
 if TYPE_CHECKING:
     from llamadesk.app.library.catalog import LibraryEntry
@@ -51,8 +55,17 @@ class AdapterPickerScreen(ModalScreen["Adapters | None"]):
     def _read_library(self) -> None:
         from llamadesk.app.library.catalog import list_adapters  # reads GGUF headers: off the UI thread
 
-        entries = list_adapters()
+        try:
+            entries = list_adapters()
+        except (LlamadeskError, OSError) as err:
+            # A damaged library record is the user's file to fix, not a reason to end the app.
+            self.app.call_from_thread(self._unreadable, library_failure(err))
+            return
         self.app.call_from_thread(self._show, entries)
+
+    def _unreadable(self, line: str) -> None:
+        self.query_one("#note", Label).update(Text(line))
+        self.notify(line, severity="error", markup=False)
 
     def _show(self, entries: list[LibraryEntry]) -> None:
         chosen = self.query_one(SelectionList)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from dataclasses import replace
 from functools import partial
@@ -55,6 +56,19 @@ from llamadesk.app.tui.widgets.status_bar import StatusBar, StatusFacts
 MAX_SHOWN_MESSAGES = 60
 MODEL_LOAD_DELAY_S = 0.2
 NARROW_WIDTH = 70
+# The engine's errors advise the CLI's flags; a conversation has settings (F3, F10) for the same.
+CLI_ADVICE_IN_CHAT = (
+    (re.compile(r"use --ctx (\d+) or less"), r"set the context length (F3) to \1 or less"),
+    (re.compile(r"a larger --ctx"), "a larger context length (F3)"),
+    (re.compile(r"with --lora\b"), "with F10 (LoRA adapters)"),
+)
+
+
+def in_chat_words(error: str) -> str:
+    """An engine error with its CLI advice put as what the chat screen offers."""
+    for cli_advice, chat_advice in CLI_ADVICE_IN_CHAT:
+        error = cli_advice.sub(chat_advice, error)
+    return error
 
 
 def sampling_for(settings: ConversationSettings) -> Sampling:
@@ -153,6 +167,7 @@ class ChatScreen(ModeScreen):
         self.facts = StatusFacts()
         self.last_stats: GenerationStats | None = None
         self.stopped_reply_id: int | None = None
+        self.loading_spec: str | None = None  # the model being loaded, until it is (or fails)
         # Streamed text is drawn as often as the UI can afford (see FramePacer); text that comes
         # between draws waits in the host's buffer.
         self.pacer = FramePacer()
@@ -179,7 +194,25 @@ class ChatScreen(ModeScreen):
         self.set_timer(MODEL_LOAD_DELAY_S, lambda: self.host.load(self.settings.model, self.load_settings, self))
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width < NARROW_WIDTH, "narrow")
+        narrow = self.size.width < NARROW_WIDTH
+        self.set_class(narrow, "narrow")
+        if narrow and not self._focus_in_list():
+            # A narrow terminal shows the list instead of the chat: a list brought up while the
+            # terminal was wide would otherwise hide the prompt the user is typing in.
+            self.remove_class("sidebar-shown")
+
+    def _focus_in_list(self) -> bool:
+        return self.focused is not None and self.query_one("#sidebar") in self.focused.ancestors_with_self
+
+    def _show_list(self, shown: bool) -> None:
+        """Show or hide the conversation list; in a narrow terminal it takes the chat's place."""
+        self.set_class(not shown, "sidebar-hidden")
+        self.set_class(shown, "sidebar-shown")
+
+    def _back_to_prompt(self) -> None:
+        if self.has_class("narrow"):
+            self._show_list(False)
+        self.query_one(PromptBox).focus()
 
     @property
     def settings(self) -> ConversationSettings:
@@ -212,7 +245,7 @@ class ChatScreen(ModeScreen):
     @on(ConversationList.Chosen)
     def _chosen(self, event: ConversationList.Chosen) -> None:
         self.open_conversation(event.conversation_id)
-        self.query_one(PromptBox).focus()
+        self._back_to_prompt()
 
     def open_conversation(self, conversation_id: int | None) -> None:
         """Show a stored conversation (None: a new, empty one) and load its model."""
@@ -231,7 +264,16 @@ class ChatScreen(ModeScreen):
         self._shown = {}
         self._show_newest()
         self._mark_memory()
-        self.show_status(memory_start=self.memory_start, context_tokens=0, cached_tokens=0, cache_from_disk=False)
+        # The last reply's speed and "stopped" were another conversation's; a load in progress is not.
+        self.show_status(
+            memory_start=self.memory_start,
+            context_tokens=0,
+            cached_tokens=0,
+            cache_from_disk=False,
+            tokens_per_second=None,
+            time_to_first_token=None,
+            activity=self.facts.activity if self.loading_spec is not None else "",
+        )
         self.sub_title = conversation.title if conversation else "New conversation"
         for _, problem in conversation.setting_problems if conversation else ():
             # A damaged or hand-edited row: the default is used, as for a bad config.json value.
@@ -312,8 +354,8 @@ class ChatScreen(ModeScreen):
         """The open conversation was deleted in another window: say so, start a new one, and give the
         prompt that could not be stored back to the box, to send again there."""
         self.notify(f"{err}; a new conversation is started", severity="warning", timeout=10, markup=False)
-        if self.conversation is not None and self.host.prompt_cache is not None:
-            self.host.prompt_cache.forget(self.conversation.id)
+        if self.conversation is not None:
+            self.host.forget_conversation(self.conversation.id)
         self.show_conversation(None)
         self.refresh_list()
         if unsent:
@@ -457,12 +499,12 @@ class ChatScreen(ModeScreen):
         """Esc: stop the reply at once, keeping what came."""
         if self.reply is not None:
             self._finish_reply_now()
-        elif self.focused is not None and self.focused.id == "search":
-            self.query_one(PromptBox).focus()
+        elif self._focus_in_list():
+            self._back_to_prompt()
 
     def action_new_conversation(self) -> None:
         self.open_conversation(None)
-        self.query_one(PromptBox).focus()
+        self._back_to_prompt()
 
     def action_regenerate(self) -> None:
         """Replace the last reply with a new one."""
@@ -510,14 +552,17 @@ class ChatScreen(ModeScreen):
         self.notify("Code block copied")
 
     def action_search(self) -> None:
-        self.remove_class("sidebar-hidden")
-        self.add_class("sidebar-shown")
+        self._show_list(True)
         self.query_one(ConversationList).focus_search()
 
     def action_toggle_sidebar(self) -> None:
-        shown = self.query_one("#sidebar").display
-        self.set_class(shown, "sidebar-hidden")
-        self.set_class(not shown, "sidebar-shown")
+        shown = not self.query_one("#sidebar").display
+        if not self.has_class("narrow"):
+            self._show_list(shown)
+        elif shown:
+            self.action_search()  # the chat is hidden now: the focus goes where the user can see it
+        else:
+            self._back_to_prompt()
 
     def action_rename(self) -> None:
         conversation = self.conversation
@@ -543,8 +588,7 @@ class ChatScreen(ModeScreen):
             if yes:
                 self._finish_reply_now()
                 self.store.delete(conversation.id)
-                if self.host.prompt_cache is not None:
-                    self.host.prompt_cache.forget(conversation.id)
+                self.host.forget_conversation(conversation.id)
                 self.show_conversation(None)
                 self.refresh_list()
                 self.notify(f"Deleted “{title}”", markup=False)
@@ -604,10 +648,12 @@ class ChatScreen(ModeScreen):
 
     @on(ModelLoading)
     def _loading(self, event: ModelLoading) -> None:
+        self.loading_spec = event.spec
         self.show_status(activity=f"loading {event.spec}…")
 
     @on(ModelLoaded)
     def _loaded(self, event: ModelLoaded) -> None:
+        self.loading_spec = None
         info = event.info
         self.show_status(
             activity="replying" if self.reply else "",
@@ -620,7 +666,27 @@ class ChatScreen(ModeScreen):
 
     @on(EngineFailed)
     async def _failed(self, event: EngineFailed) -> None:
-        self.notify(event.error, severity="error", timeout=10, markup=False)
-        if self.reply is not None:
+        self.notify(in_chat_words(event.error), severity="error", timeout=10, markup=False)
+        if self.reply is not None and self.reply.text:
             await self._finish_reply(self.reply, self.reply.text, interrupted=True)
+        elif self.reply is not None:
+            await self._drop_reply(self.reply)
+        if self.loading_spec is not None:
+            # The host closed the old model before trying this one: nothing is loaded now.
+            not_loaded = f"{Path(self.loading_spec).stem} (not loaded)"
+            self.show_status(model=not_loaded, adapters=(), backend=None, threads=None, n_ctx=None)
+            self.loading_spec = None
         self.show_status(activity="")
+
+    async def _drop_reply(self, reply: _Reply) -> None:
+        """Take back a reply that never got a word (its model failed): an empty "interrupted"
+        reply would say the model was stopped, and stay in the conversation for nothing."""
+        self.reply = None
+        self.pacer.pause()
+        await reply.stream.stop()
+        self.store.delete_message(reply.message.id)
+        self.messages = [m for m in self.messages if m.id != reply.message.id]
+        view = self._shown.pop(reply.message.id, None)
+        if view is not None:
+            await view.remove()
+        self._show_newest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,11 +14,19 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from llamadesk.app.core.byte_sizes import format_bytes
+from llamadesk.app.core.errors import LlamadeskError
 
 if TYPE_CHECKING:
     from llamadesk.app.library.catalog import LibraryEntry
 
 COLUMNS = ("Model", "Params", "Quant", "File", "Fits", "Chat")
+
+
+def library_failure(err: LlamadeskError | OSError) -> str:
+    """The one line a library that cannot be read leaves (a damaged library.json says how to fix it)."""
+    if isinstance(err, LlamadeskError):
+        return str(err)
+    return f"cannot read the library ({err.strerror or err})"
 
 
 def model_rows(entries: list[LibraryEntry]) -> list[tuple[str, ...]]:
@@ -60,8 +69,17 @@ class ModelPickerScreen(ModalScreen[str | None]):
         # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
         from llamadesk.app.library.catalog import list_models
 
-        rows = model_rows(list_models())
+        try:
+            rows = model_rows(list_models())
+        except (LlamadeskError, OSError) as err:
+            # A damaged library record is the user's file to fix, not a reason to end the app.
+            self.app.call_from_thread(self._unreadable, library_failure(err))
+            return
         self.app.call_from_thread(self._show, rows)
+
+    def _unreadable(self, line: str) -> None:
+        self.query_one("#note", Label).update(Text(line))
+        self.notify(line, severity="error", markup=False)
 
     def _show(self, rows: list[tuple[str, ...]]) -> None:
         table = self.query_one(DataTable)

@@ -24,6 +24,7 @@ from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.tui.model_jobs import DEFAULT_CONVERT_TYPE, CancelToken, JobProgress
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.mode_screen import ModeScreen
+from llamadesk.app.tui.screens.model_picker import library_failure
 
 if TYPE_CHECKING:
     from llamadesk.app.library.catalog import LibraryEntry, Removal
@@ -99,6 +100,14 @@ class LibraryRead(Message):
         self.skipped = skipped or []  # catalog.SkippedModel: files that could not be read, and why
 
 
+class LibraryUnreadable(Message):
+    """The library could not be read at all (a damaged library.json): one line for the user."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+
 class JobProgressed(Message):
     def __init__(self, progress: JobProgress) -> None:
         super().__init__()
@@ -170,8 +179,20 @@ class ModelsScreen(ModeScreen):
         # Imported here: reading GGUF headers pulls in gguf and numpy, which would slow the app's start.
         from llamadesk.app.library.catalog import read_library
 
-        entries, skipped = read_library()
+        try:
+            entries, skipped = read_library()
+        except (LlamadeskError, OSError) as err:
+            # A damaged library record is the user's file to fix, not a reason to end the app.
+            self.post_message(LibraryUnreadable(library_failure(err)))
+            return
         self.post_message(LibraryRead(entries, select, skipped))
+
+    @on(LibraryUnreadable)
+    def _show_unreadable(self, message: LibraryUnreadable) -> None:
+        self.entries = []
+        self.query_one(DataTable).clear()
+        self.query_one("#details", Static).update(Text(message.line))
+        self._say(message.line, failed=True)
 
     @on(LibraryRead)
     def _show_library(self, message: LibraryRead) -> None:

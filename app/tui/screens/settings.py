@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,8 +13,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from llamadesk.app.chat.store import ConversationSettings
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.settings.input_fields import SETTING_FIELDS, parse_settings, settings_fields
+
+
+def check_model_exists(spec: str) -> None:
+    """Refuse a model the library does not have, as `chat -m` does: saved, it would fail every reply.
+
+    Raises BadInputError naming the models there are (LlamadeskError for a damaged library record)."""
+    # Imported here: the library pulls in the GGUF reader, which the app's start does without.
+    from llamadesk.app.library.catalog import resolve_model
+
+    resolve_model(spec)
 
 
 class SettingsScreen(ModalScreen[ConversationSettings | None]):
@@ -44,9 +55,13 @@ class SettingsScreen(ModalScreen[ConversationSettings | None]):
     def action_save(self) -> None:
         fields = {f.name: self.query_one(f"#{f.name}", Input).value for f in SETTING_FIELDS}
         try:
-            self.dismiss(parse_settings(fields))
-        except BadInputError as err:
-            self.query_one("#error", Label).update(str(err))
+            settings = parse_settings(fields)
+            if settings.model != self.settings.model:
+                check_model_exists(settings.model)
+        except (LlamadeskError, OSError) as err:
+            self.query_one("#error", Label).update(Text(str(err)))
+            return
+        self.dismiss(settings)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

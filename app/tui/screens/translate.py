@@ -41,7 +41,7 @@ from llamadesk.app.translate import (
     translator_for,
 )
 from llamadesk.app.translate.confidence import is_low, low_confidence_spans
-from llamadesk.app.translate.detection import load_in_background
+from llamadesk.app.translate.detection import SourceLanguageUnknown, load_in_background
 from llamadesk.app.translate.file_job import FileJob, TranslatableFile
 from llamadesk.app.translate.formats import format_of, read_translatable
 from llamadesk.app.translate.languages import LANGUAGES
@@ -49,7 +49,7 @@ from llamadesk.app.translate.parallel import ParallelTranslators, default_parall
 from llamadesk.app.translate.segment import SegmentResult
 from llamadesk.app.translate.source_text import read_source_bytes, read_source_file_and_line_ending
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
-from llamadesk.app.tui.screens.dialogs import TextInputScreen
+from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.mode_screen import ModeScreen
 from llamadesk.app.tui.screens.translation_history import TranslationHistoryScreen
 from llamadesk.app.tui.widgets.plain_text_area import PlainTextArea
@@ -59,6 +59,9 @@ DETECT = "auto"
 AUTOMATIC = "auto"  # segments at once chosen from the machine's memory
 TRANSLATION_MODEL = "gemma3-270m"  # the starter made for this mode; the chat model stays for chat
 WAITING_FOR_CHAT = "waiting for the chat reply to finish (esc in chat stops it)"
+# The app's words for what the CLI's advice (--from, --force) would say.
+CHOOSE_SOURCE_LANGUAGE = "choose the source language in the picker on the left"
+SAVE_ELSEWHERE = "ctrl+s saves the translation, under another name or over it"
 LANGUAGE_OPTIONS = [(language.name, code) for code, language in sorted(LANGUAGES.items(), key=lambda kv: kv[1].name)]
 
 
@@ -233,7 +236,11 @@ class TranslateScreen(ModeScreen):
             # The model's one thread answers the chat first; without a word the screen looked stuck.
             self.query_one("#status", Label).update(WAITING_FOR_CHAT)
         self.host.run_with_model(
-            self.model, self.load_settings, lambda engine: self._run(engine, text, settings, document), self
+            self.model,
+            self.load_settings,
+            lambda engine: self._run(engine, text, settings, document),
+            self,
+            stop=self.action_stop,  # quitting the app stops the translation rather than wait for it
         )
 
     def _run(self, engine, text: str, settings: JobSettings, document: TranslatableFile | None = None) -> None:
@@ -276,6 +283,9 @@ class TranslateScreen(ModeScreen):
         try:
             for event in self.job.run(on_text=self._streamed):
                 self.post_message(TranslationUpdate(event))
+        except SourceLanguageUnknown as err:
+            # Its message ends with the CLI's advice (--from); here the choice is the source picker.
+            self.post_message(EngineFailed(f"{err.reason}; {CHOOSE_SOURCE_LANGUAGE}"))
         except LlamadeskError as err:
             self.post_message(EngineFailed(str(err)))
         finally:
@@ -374,10 +384,14 @@ class TranslateScreen(ModeScreen):
             self._shown_done = len(self._done)
         self._shown_partial = partial
 
-    def _write(self, path: Path, text: str) -> bool:
-        """Write `text` to `path` whole or not at all; an existing file is never overwritten."""
+    def _write(self, path: Path, text: str, replace: bool = False) -> bool:
+        """Write `text` to `path` whole or not at all; an existing file is replaced only if `replace`."""
+        if not replace and path.is_file():
+            # atomic_output's own line advises the CLI's --force; here ctrl+s asks before replacing.
+            self.notify(f"Could not save {path}: it already exists; {SAVE_ELSEWHERE}", severity="error", markup=False)
+            return False
         try:
-            with atomic_output(path, force=False) as tmp:
+            with atomic_output(path, force=replace) as tmp:
                 tmp.write_text(text, encoding="utf-8")
         except (LlamadeskError, OSError) as err:
             self.notify(f"Could not save {path}: {err}", severity="error", markup=False)
@@ -388,6 +402,9 @@ class TranslateScreen(ModeScreen):
     @on(EngineFailed)
     def _failed(self, message: EngineFailed) -> None:
         self.running = False
+        # Nothing was translated to the end: a bar left at its last value (100% of the previous
+        # translation, say) would tell otherwise.
+        self.query_one("#progress", ProgressBar).visible = False
         self.query_one("#status", Label).update(message.error)
         self.notify(message.error, severity="error", markup=False)
 
@@ -440,9 +457,22 @@ class TranslateScreen(ModeScreen):
             self.notify("Nothing translated yet", severity="warning")
             return
 
+        translation = self.translation
+
         def chosen(answer: str | None) -> None:
-            if answer:
-                self._write(Path(answer).expanduser(), self.translation)
+            if not answer:
+                return
+            path = Path(answer).expanduser()
+
+            def replace_if_asked(yes: bool | None) -> None:
+                if yes:
+                    self._write(path, translation, replace=True)
+
+            if path.is_file():
+                question = f"{path} exists. Replace it with the translation?"
+                self.app.push_screen(ConfirmScreen(question), replace_if_asked)
+            else:
+                self._write(path, translation)
 
         self.app.push_screen(TextInputScreen("Save the translation as"), chosen)
 

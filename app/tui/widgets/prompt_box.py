@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual import events
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import TextArea
 
 # ctrl+j is a plain line feed, which every terminal sends; shift+enter only some report.
@@ -21,6 +22,13 @@ class PromptBox(TextArea):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
+
+    def render_line(self, y: int) -> Strip:
+        if self.content_size.width < 1:
+            # Textual's TextArea raises wrapping its placeholder into zero columns, which a
+            # terminal a few columns wide leaves it: there is nothing to draw there anyway.
+            return Strip.blank(self.size.width, self.rich_style)
+        return super().render_line(y)
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":
