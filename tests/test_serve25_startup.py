@@ -13,18 +13,10 @@ import pytest
 
 from llamadesk.app.commands.serve import _served_models, _url
 from llamadesk.app.core.errors import BadInputError
-from tests.conftest import run_cli_process
+from tests.conftest import assert_one_clear_line, run_cli_process
 from tests.serve_process import free_port
 
 KEY = {"LLAMADESK_API_KEY": "test-key-0123456789abcdef"}  # a non-loopback --host needs one
-
-
-def _refused(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("llamadesk: ") and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def _serve(*args: str, env: dict | None = None):
@@ -38,7 +30,7 @@ def test_a_taken_port_is_refused_before_the_model_loads(smollm2_path):
         port = taken.getsockname()[1]
         # A preload the memory budget refuses: had the model been loaded first, that would be the message.
         result = _serve("--port", str(port), "-m", str(smollm2_path), "--preload", "--memory-budget", "1M")
-    _refused(result, f"port {port} on 127.0.0.1 is in use", "--port")
+    assert_one_clear_line(result, 2, f"port {port} on 127.0.0.1 is in use", "--port")
 
 
 @pytest.mark.parametrize(
@@ -46,7 +38,7 @@ def test_a_taken_port_is_refused_before_the_model_loads(smollm2_path):
     [("no-such-host.invalid", "no such address"), ("192.0.2.1", "not an address of this machine")],
 )
 def test_a_host_that_cannot_be_listened_on_is_one_line(host, needle):
-    _refused(_serve("--host", host, "--port", str(free_port()), env=KEY), f"--host {host}", needle)
+    assert_one_clear_line(_serve("--host", host, "--port", str(free_port()), env=KEY), 2, f"--host {host}", needle)
 
 
 def test_two_files_served_under_one_name_are_refused(tmp_path, smollm2_path):
@@ -57,7 +49,9 @@ def test_two_files_served_under_one_name_are_refused(tmp_path, smollm2_path):
     second.write_bytes(b"")  # refused before its header is read
     with pytest.raises(BadInputError, match=r"-m .*a/g\.gguf and -m .*b/g\.gguf would both be served as 'g'"):
         _served_models([str(first), str(second)])
-    _refused(_serve("--port", str(free_port()), "-m", str(first), "-m", str(second), "--preload"), "rename one")
+    assert_one_clear_line(
+        _serve("--port", str(free_port()), "-m", str(first), "-m", str(second), "--preload"), 2, "rename one"
+    )
 
 
 def test_one_file_named_twice_is_served_once(tmp_path, smollm2_path):

@@ -10,16 +10,8 @@ from pathlib import Path
 
 from gguf import GGUFWriter
 
-from tests.conftest import run_cli_process
+from tests.conftest import assert_one_clear_line, run_cli_process
 from tests.serve_process import free_port
-
-
-def _refused(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("llamadesk: ") and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def _serve(*args: str):
@@ -41,14 +33,14 @@ def _adapter_header(path: Path) -> Path:
 def test_a_file_that_is_not_gguf_is_refused_with_or_without_preload(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_text("{}")
-    _refused(_serve("-m", str(bad), "--preload"), "not a GGUF file")
-    _refused(_serve("-m", str(bad)), "not a GGUF file")
+    assert_one_clear_line(_serve("-m", str(bad), "--preload"), 2, "not a GGUF file")
+    assert_one_clear_line(_serve("-m", str(bad)), 2, "not a GGUF file")
 
 
 def test_an_adapter_given_as_a_model_is_refused_before_listening(tmp_path):
     adapter = _adapter_header(tmp_path / "my-lora.gguf")
-    _refused(_serve("-m", str(adapter)), "LoRA adapter, not a model", "--lora")
+    assert_one_clear_line(_serve("-m", str(adapter)), 2, "LoRA adapter, not a model", "--lora")
 
 
 def test_a_preloaded_model_larger_than_the_memory_budget_is_one_line(smollm2_path):
-    _refused(_serve("-m", str(smollm2_path), "--preload", "--memory-budget", "1M"), "memory budget")
+    assert_one_clear_line(_serve("-m", str(smollm2_path), "--preload", "--memory-budget", "1M"), 2, "memory budget")

@@ -25,13 +25,6 @@ from tests.tui.waiting import wait_until
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "conversations.sqlite3")
-    yield opened
-    opened.close()
-
-
 def make_app(store, loader=None, config=None, save_settings=False) -> LlamadeskApp:
     return LlamadeskApp(
         store=store, config=config or Config(), engine_loader=loader or FakeLoader(), save_settings=save_settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from llamadesk.app.chat.prompt_cache import PromptCache
-from llamadesk.app.chat.store import Store
 from llamadesk.app.engine.sequence_state import SequenceSnapshot
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
@@ -35,13 +34,6 @@ class CachingLoader(FakeLoader):
         engine = CachingFakeEngine(spec, settings.n_ctx or self.n_ctx, self.token_delay)
         self.engines.append(engine)
         return engine
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "conversations.sqlite3")
-    yield opened
-    opened.close()
 
 
 async def test_deleting_a_conversation_while_its_reply_streams_leaves_no_cache_file(store, tmp_path):

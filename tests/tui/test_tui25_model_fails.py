@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from llamadesk.app.chat.prompt_cache import PromptCache
-from llamadesk.app.chat.store import Store
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.engine.types import LoadSettings
 from llamadesk.app.settings.user_config import Config
@@ -29,13 +28,6 @@ class LoaderWithABrokenModel(FakeLoader):
         if spec == "broken":
             raise BadInputError("unknown model 'broken'; available: smollm2")
         return super().__call__(spec, settings)
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "conversations.sqlite3")
-    yield opened
-    opened.close()
 
 
 def status(screen) -> str:

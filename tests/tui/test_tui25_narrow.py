@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.chat.store import Store
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
@@ -12,13 +11,6 @@ from tests.tui.fake_engine import FakeLoader
 from tests.tui.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "conversations.sqlite3")
-    yield opened
-    opened.close()
 
 
 async def test_the_list_in_a_30_column_terminal_shows_instead_of_the_chat(store):

@@ -10,7 +10,6 @@ from textual.content import Content
 from textual.widgets import Input, Label, OptionList, TextArea
 from textual.widgets import Markdown as MarkdownWidget
 
-from llamadesk.app.chat.store import Store
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.translate import TranslateScreen
@@ -25,13 +24,6 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 MARKUP_TITLES = ["[/foo] hi", "[red]x", "[@click=app.quit]x[/]"]
 ESC = "\x1b"
-
-
-@pytest.fixture
-def store(tmp_path):
-    opened = Store(tmp_path / "conversations.sqlite3")
-    yield opened
-    opened.close()
 
 
 def make_app(store):
