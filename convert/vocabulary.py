@@ -203,18 +203,22 @@ def _json_added_tokens(folder: Path, n_vocab: int) -> dict[int, str]:
 
     Older Llama-2 and Mistral fine-tunes saved with a slow tokenizer name their new tokens
     (<|im_start|>) only here; llama.cpp's converter and transformers read them as user-defined.
+    An id past the model's rows is left out, as llama.cpp's converter leaves it (with a warning):
+    Llama 2 checkpoints (NousResearch's, WizardLM's and their fine-tunes) ship {"<pad>": 32000}
+    beside 32,000 rows, a token the model has no row for; refused, they converted no more.
     """
     path = folder / "added_tokens.json"
     if not path.is_file():
         return {}
     added = {}
     for content, token_id in read_json_object(path, "added tokens", max_bytes=MAX_TOKENIZER_BYTES).items():
-        if not (_is_text(content) and type(token_id) is int and 0 <= token_id < n_vocab):
+        if not (_is_text(content) and type(token_id) is int and token_id >= 0):
             raise BadInputError(
                 f"{path}: added token {shown(content)}: {shown(token_id)} is not {{content: id below {n_vocab}}}; "
                 "the file is damaged or not for this model"
             )
-        added[token_id] = content
+        if token_id < n_vocab:
+            added[token_id] = content
     return added
 
 

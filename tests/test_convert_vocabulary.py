@@ -554,16 +554,24 @@ def test_the_tokenizer_config_may_name_ids_past_the_pieces(tmp_path):
 @pytest.mark.parametrize(
     "entries, message",
     [
-        ({"<t>": 8}, 'added_tokens.json: added token "<t>": 8 is not {content: id below 8}'),
+        ({"<t>": -1}, 'added_tokens.json: added token "<t>": -1 is not {content: id below 8}'),
         ({"<t>": "6"}, 'added_tokens.json: added token "<t>": "6" is not {content: id below 8}'),
         ({"<t>": True}, 'added_tokens.json: added token "<t>": true is not {content: id below 8}'),
     ],
-    ids=["beyond-the-model", "id-text", "id-bool"],
+    ids=["id-negative", "id-text", "id-bool"],
 )
 def test_a_damaged_added_tokens_json_is_refused(tmp_path, entries, message):
     write_json(sentencepiece_folder(tmp_path) / "added_tokens.json", entries)
     text = refused(tmp_path)
     assert text.startswith(f"{tmp_path}/") and message in text
+
+
+def test_added_tokens_json_ids_past_the_model_are_left_out_as_llama_cpp_leaves_them(tmp_path):
+    # Llama 2 checkpoints ship {"<pad>": 32000} beside 32,000 rows: llama.cpp's converter ignores
+    # the id with a warning, and such checkpoints converted until this file was read.
+    write_json(sentencepiece_folder(tmp_path) / "added_tokens.json", {"<pad>": N_VOCAB, "<|im_start|>": 7})
+    vocabulary = read_vocabulary(tmp_path, N_VOCAB)
+    assert vocabulary.tokens[6:] == ["[PAD6]", b"<|im_start|>"] and len(vocabulary.tokens) == N_VOCAB
 
 
 def test_added_tokens_json_may_not_replace_a_byte_piece(tmp_path):
@@ -644,7 +652,8 @@ def test_sentencepiece_added_tokens_are_written_as_llama_cpp_writes_them(where, 
     folder = llama2_with_new_rows(tmp_path / "spm", checkpoints_root)
     n_pieces = json.loads((folder / "config.json").read_text())["vocab_size"] - 3
     if where == "added_tokens.json":
-        write_json(folder / "added_tokens.json", {"<|im_start|>": n_pieces})
+        # "<pad>" past the model's rows, as Llama 2 checkpoints ship it: llama.cpp leaves it out.
+        write_json(folder / "added_tokens.json", {"<|im_start|>": n_pieces, "<pad>": n_pieces + 3})
     else:
         config = json.loads((folder / "tokenizer_config.json").read_text())
         config["added_tokens_decoder"] = {

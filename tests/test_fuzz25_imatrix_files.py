@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.imatrix_file import read_imatrix
+from llamadesk.app.core.gguf_header import read_gguf_header
+from llamadesk.app.core.imatrix_file import entry_tensors, read_imatrix
 from tests.conftest import run_cli
 
 WEIGHT = "blk.0.attn_q.weight"
@@ -150,3 +151,62 @@ def test_quantize_refuses_a_damaged_matrix_before_writing_anything(smollm2_path,
         "compute one with `llamadesk imatrix`\n"
     )
     assert not list(tmp_path.glob("out*"))
+
+
+def moe_entries(layers: int, dense: int, width: int, experts: int, expert_ff: int, dense_ff: int) -> dict[str, tuple]:
+    """The entries llama-imatrix writes for a DeepSeek-style MoE model: (columns, experts) each."""
+    attention = {"attn_q_a": width, "attn_q_b": 1536, "attn_kv_a_mqa": width, "attn_kv_b": 512, "attn_output": 16384}
+    entries = {"output.weight": (width, 1)}
+    for layer in range(layers):
+        blk = f"blk.{layer}."
+        entries.update({f"{blk}{name}.weight": (columns, 1) for name, columns in attention.items()})
+        if layer < dense:
+            ffn = {"ffn_gate": (width, 1), "ffn_up": (width, 1), "ffn_down": (dense_ff, 1)}
+        else:
+            ffn = {
+                "ffn_gate_inp": (width, 1),
+                "ffn_gate_exps": (width, experts),
+                "ffn_up_exps": (width, experts),
+                "ffn_down_exps": (expert_ff, experts),
+                "ffn_gate_shexp": (width, 1),
+                "ffn_up_shexp": (width, 1),
+                "ffn_down_shexp": (expert_ff, 1),
+            }
+        entries.update({f"{blk}{name}.weight": shape for name, shape in ffn.items()})
+    return entries
+
+
+def sparse_matrix(path: Path, entries: dict[str, tuple]) -> Path:
+    """A GGUF importance matrix with these entries' shapes, its values a hole in a sparse file."""
+    writer = gguf.GGUFWriter(str(path), "imatrix")
+    writer.add_type("imatrix")
+    data_bytes = 0
+    for name, (columns, experts) in sorted(entries.items()):
+        for suffix, shape in ((".in_sum2", (experts, columns)), (".counts", (experts, 1))):
+            n_bytes = 4 * shape[0] * shape[1]
+            writer.add_tensor_info(name + suffix, shape, np.dtype(np.float32), n_bytes)
+            data_bytes += -(-n_bytes // 32) * 32
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    with path.open("r+b") as handle:
+        handle.truncate(-(-path.stat().st_size // 32) * 32 + data_bytes)
+    return path
+
+
+# The published matrices of the largest open models: DeepSeek V3/R1 (247 million values, 987 MB)
+# and Kimi K2 (384 experts, about 380 million values).
+LARGEST_MODELS = {
+    "DeepSeek V3": moe_entries(layers=61, dense=3, width=7168, experts=256, expert_ff=2048, dense_ff=18432),
+    "Kimi K2": moe_entries(layers=61, dense=1, width=7168, experts=384, expert_ff=2048, dense_ff=18432),
+}
+
+
+@pytest.mark.parametrize("model", LARGEST_MODELS)
+def test_the_largest_models_matrices_are_not_called_damaged(tmp_path, model):
+    # The header alone is checked here (reading a gigabyte of values is what quantize then does).
+    path = sparse_matrix(tmp_path / "big.imatrix", LARGEST_MODELS[model])
+    tensors = entry_tensors(path, read_gguf_header(path))
+    assert len(tensors) == 2 * len(LARGEST_MODELS[model])
+    assert sum(t.n_elements for t in tensors.values()) > 200_000_000  # past the old limit of 134 million

@@ -6,12 +6,18 @@ failed to create the context and llamadesk said "check that it is a complete mod
 
 from __future__ import annotations
 
+import dataclasses
+
 import llama_cpp
 import pytest
 
+from llamadesk.app.commands.bench import check_context_fits
+from llamadesk.app.core import machine
 from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.memory_budget import estimate_memory
 from llamadesk.app.engine.llama_engine import Engine
 from llamadesk.app.engine.types import LoadSettings
+from llamadesk.app.library.catalog import inspect_model
 from tests.conftest import assert_one_clear_line, run_cli
 from tests.gguf_samples import TinyModel
 
@@ -29,6 +35,19 @@ def test_bench_refuses_a_context_that_does_not_fit_in_memory(tmp_path, sizes, na
     model = TinyModel().write(tmp_path / "m.gguf")  # refused before llama.cpp would see it
     done = run_cli("bench", "-m", str(model), "--threads", "1", "-r", "1", "-n", "1", "--batched", "0", *sizes)
     assert_one_clear_line(done, 2, "tokens", "but only", "of memory is free", named)
+
+
+def test_a_context_that_fits_beside_weights_the_gpu_holds_is_not_refused(smollm2_path, monkeypatch):
+    # A CUDA machine with less free RAM than the model takes: its layers go to the GPU and chat
+    # runs it, but bench counted the weights as RAM and refused with "lower -p or -n".
+    summary = inspect_model(smollm2_path)
+    needed = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, 640)
+    free_ram = needed.total - summary.tensor_bytes // 2
+    real = machine.machine_facts
+    monkeypatch.setattr(
+        machine, "machine_facts", lambda *a, **k: dataclasses.replace(real(*a, **k), available_ram=free_ram)
+    )
+    check_context_fits(smollm2_path, 640, ("-p", "-n", "-d"))
 
 
 def test_a_context_llama_cpp_cannot_create_is_not_called_a_damaged_model(smollm2_path, monkeypatch):

@@ -161,6 +161,16 @@ def test_a_fence_inside_a_nested_list_item_is_code():
     assert kept_and_translated(document) == ["Step one:", "Install the tool:", "Done now."]
 
 
+def test_a_fence_indented_inside_code_does_not_close_it():
+    # A Markdown example of a list item's fence: its indented ``` is the example's text. Read as
+    # the closing fence, "Run it." went to the model and everything after was kept untranslated.
+    document = (
+        "To indent a fence:\n\n```markdown\n1. Install it:\n\n    ```sh\n    pip install tool\n    ```\n\n"
+        "2. Run it.\n```\n\nThe example shows the whole list.\n\n> ```\n>     ```\n> quoted code\n> ```\n\nDone.\n"
+    )
+    assert kept_and_translated(document) == ["To indent a fence:", "The example shows the whole list.", "Done."]
+
+
 def test_a_fence_inside_a_blockquote_is_code():
     document = "> **Note:** run this:\n>\n> ```sh\n> rm -rf build --force\n> ```\n> That is all.\n\nAfter.\n"
     assert kept_and_translated(document) == ["**Note:** run this:", "That is all.", "After."]

@@ -58,7 +58,10 @@ def check_context_fits(path, n_ctx: int, sized_by: tuple[str, ...]) -> None:
     """Refuse a context whose memory (KV cache and llama.cpp's compute buffers) is not free.
 
     The engine checks the KV cache alone; a model with a small one passed it with -p 100000000,
-    and llama.cpp's failure to create the context was reported as a damaged model, exit 1.
+    and llama.cpp's failure to create the context was reported as a damaged model, exit 1. The
+    weights are not counted: the engine places them (on the GPU where there is one: counted as
+    RAM, a model larger than the free RAM but not the GPU's was refused with "lower -p or -n") and
+    says itself when they do not fit.
     """
     from llamadesk.app.core.errors import BadInputError
     from llamadesk.app.core.machine import machine_facts
@@ -67,10 +70,11 @@ def check_context_fits(path, n_ctx: int, sized_by: tuple[str, ...]) -> None:
 
     summary = inspect_model(path)  # a split model's weights are in all its parts
     needed = estimate_memory(summary, summary.n_vocab, summary.tensor_bytes, n_ctx)
+    context_bytes = needed.total - needed.weights
     available = machine_facts().available_ram
-    if needed.total > available:
+    if context_bytes > available:
         raise BadInputError(
-            f"a context of {n_ctx} tokens ({' + '.join(sized_by)}) needs about {format_bytes(needed.total)} for "
+            f"a context of {n_ctx} tokens ({' + '.join(sized_by)}) needs about {format_bytes(context_bytes)} for "
             f"{summary.path.name} (KV cache {format_bytes(needed.kv_cache)}, compute "
             f"{format_bytes(needed.compute)}), but only {format_bytes(available)} of memory is free; "
             f"lower {' or '.join(sized_by)}"

@@ -110,10 +110,19 @@ def _progress_bar():
 
 
 def _resolve_input(spec: str) -> tuple[Path, str | None]:
-    """The file IN means (a path, or a library name as every -m takes) and the library name, if it was one."""
+    """The file IN means (a path, or a library name as every -m takes) and the library name, if it was one.
+
+    A file that exists under the path given is that file, without reading library.json (a damaged
+    one refused `quantize ./model.gguf`). Any other spec is a library name first: REPO:QUANT and
+    Ollama's hf.co/... names hold a '/', and taken for paths, their copy was written beside the
+    file, into Ollama's blobs folder or the Hub's cache, where no listing shows it.
+    """
     from llamadesk.app.library.catalog import looks_like_path, resolve_library_name, resolve_model
 
-    named = None if looks_like_path(spec) else resolve_library_name(spec)
+    given = Path(spec).expanduser()
+    if looks_like_path(spec) and given.exists():
+        return given, None
+    named = resolve_library_name(spec)
     return (named, spec) if named is not None else (resolve_model(spec), None)
 
 

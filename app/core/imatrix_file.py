@@ -30,12 +30,14 @@ from llamadesk.app.core.gguf_requirements import INTEGER_TYPES
 SUMS_SUFFIX = ".in_sum2"
 COUNTS_SUFFIX = ".counts"
 RECOMPUTE = "compute one with `llamadesk imatrix`"
-# An entry holds one value per column of a weight (times its experts): the widest models have
-# under a million (DeepSeek V3: 2,048 columns x 256 experts), and all entries together tens of
-# millions. A claim past these is a damaged file, refused before its values are read (a sparse
-# file claiming 500 million values took 7.85 GB).
+# An entry holds one value per input column of a weight, times its experts. The widest are the
+# expert FFNs of the largest MoE models (Kimi K2: 7,168 columns x 384 experts, 2.75 million), and
+# there all entries together reach hundreds of millions (DeepSeek V3/R1: 247 million, the 987 MB
+# matrices published for it; Kimi K2: about 380 million). A claim past these limits is a damaged
+# file, refused before its values are read (a sparse file claiming 500 million values in one entry
+# took 7.85 GB).
 MAX_ENTRY_VALUES = 16 * 1024**2
-MAX_TOTAL_VALUES = 128 * 1024**2
+MAX_TOTAL_VALUES = 1024 * 1024**2
 MAX_LEGACY_BYTES = MAX_TOTAL_VALUES * 4 + 64 * 1024**2  # the values, plus names and counts
 
 
@@ -64,7 +66,7 @@ def _damaged(path: Path, reason: str) -> BadInputError:
 def _check_size(path: Path, name: str, n_values: int, total: int) -> None:
     """Refuse an entry wider than any model's matrix before its values are read."""
     if n_values > MAX_ENTRY_VALUES:
-        raise _damaged(path, f"entry {shown(name)} claims {n_values:,} values; the widest models need under a million")
+        raise _damaged(path, f"entry {shown(name)} claims {n_values:,} values; the widest models need a few million")
     if total > MAX_TOTAL_VALUES:
         raise _damaged(path, f"its entries claim more than {MAX_TOTAL_VALUES:,} values in all")
 
@@ -76,13 +78,7 @@ def _read_gguf(path: Path) -> ImportanceMatrix:
         header = read_gguf_header(path)
     except GGUFFormatError as err:
         raise _damaged(path, str(err)) from None
-    tensors = {t.name: t for t in header.tensors if t.name.endswith((SUMS_SUFFIX, COUNTS_SUFFIX))}
-    total = 0
-    for tensor in tensors.values():
-        total += tensor.n_elements
-        _check_size(path, tensor.name, tensor.n_elements, total)
-        if tensor.ggml_type != GGMLQuantizationType.F32:
-            raise _damaged(path, f"tensor {shown(tensor.name)} is {tensor.ggml_type.name}, not F32")
+    tensors = entry_tensors(path, header)
     matrix = ImportanceMatrix(datasets=_datasets(path, header), chunk_count=_chunk_count(path, header))
     for name, sums_info in tensors.items():
         if not name.endswith(SUMS_SUFFIX):
@@ -94,6 +90,19 @@ def _read_gguf(path: Path) -> ImportanceMatrix:
         sums, counts = _f32_values(path, sums_info), _f32_values(path, counts_info)
         matrix.values[weight] = _normalise(sums, np.rint(counts))
     return matrix
+
+
+def entry_tensors(path: Path, header: GGUFHeader) -> dict[str, TensorInfo]:
+    """The matrix's NAME.in_sum2 and NAME.counts tensors by name, each checked (F32, no wider than
+    the largest models' entries) before a value is read."""
+    tensors = {t.name: t for t in header.tensors if t.name.endswith((SUMS_SUFFIX, COUNTS_SUFFIX))}
+    total = 0
+    for tensor in tensors.values():
+        total += tensor.n_elements
+        _check_size(path, tensor.name, tensor.n_elements, total)
+        if tensor.ggml_type != GGMLQuantizationType.F32:
+            raise _damaged(path, f"tensor {shown(tensor.name)} is {tensor.ggml_type.name}, not F32")
+    return tensors
 
 
 def _f32_values(path: Path, tensor: TensorInfo) -> np.ndarray:

@@ -98,10 +98,18 @@ def _indent(body: str) -> int:
     return len(body.expandtabs(4)) - len(body.expandtabs(4).lstrip())
 
 
-def _closes(fence: re.Match[str], body: str, opened: str) -> bool:
-    """Whether `body`, a fence line, closes the fence `opened` (same character, as long or longer)."""
+def _closes(fence: re.Match[str], body: str, opened: str, max_indent: int) -> bool:
+    """Whether `body`, a fence line, closes the fence `opened`: the same character, as long or
+    longer, nothing after it, and indented at most `max_indent` columns. A deeper one is the code's
+    own text (a Markdown example of a list item's fence): closing there, the code after it went to
+    the model and the rest of the document was kept as code, untranslated."""
     marks = fence.group(1)
-    return marks[0] == opened[0] and len(marks) >= len(opened) and not body.strip()[len(marks) :].strip()
+    return (
+        marks[0] == opened[0]
+        and len(marks) >= len(opened)
+        and not body.strip()[len(marks) :].strip()
+        and _indent(body) <= max_indent
+    )
 
 
 def _front_matter_end(lines: list[str]) -> int | None:
@@ -138,6 +146,7 @@ class _MarkdownSplitter:
         self.pieces = pieces
         self.paragraph: list[str] = []
         self.in_fence: str | None = None
+        self.fence_indent = 0  # how far the line closing in_fence may be indented (its container's)
         self.in_raw_html: str | None = None  # the end tag ("</script>") that ends the raw HTML block
         self.quote_fence: str | None = None  # a fence opened inside a blockquote: it ends with the quote
         # The content column of the list item the lines are in: its code starts 4 columns further
@@ -168,6 +177,7 @@ class _MarkdownSplitter:
         fence = FENCE_RE.match(body)
         if fence and indent <= 3 + (self.list_indent or 0):
             self.in_fence = fence.group(1)
+            self.fence_indent = 3 + (self.list_indent or 0)
             self.keep(line)
         elif not body.strip():
             self.keep(line, blank=True)
@@ -182,7 +192,7 @@ class _MarkdownSplitter:
         if self.in_fence is None:
             return False
         fence = FENCE_RE.match(body)
-        if fence and _closes(fence, body, self.in_fence):
+        if fence and _closes(fence, body, self.in_fence, self.fence_indent):
             self.in_fence = None
         return True
 
@@ -205,7 +215,7 @@ class _MarkdownSplitter:
         content = body[quote.end() :]
         fence = FENCE_RE.match(content)
         if self.quote_fence is not None:
-            if fence and _closes(fence, content, self.quote_fence):
+            if fence and _closes(fence, content, self.quote_fence, 3):
                 self.quote_fence = None
             return True
         if fence and _indent(content) <= 3:
