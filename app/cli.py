@@ -114,6 +114,11 @@ def _stop_cleanly_on_termination() -> dict[int, object]:
 def _os_error_line(err: OSError) -> str:
     if err.errno == errno.ENOSPC:
         return f"the disk is full ({err.filename or 'while writing'}); free some space and try again"
+    if err.errno == errno.EFBIG:  # a write to stdout, say, past `ulimit -f`: "File too large" alone
+        return (
+            f"a file grew past the largest this process may write (`ulimit -f`) or its file system holds "
+            f"({err.filename or 'while writing'}); raise the limit or write to another disk"
+        )
     where = f": {err.filename}" if err.filename else ""
     return f"{err.strerror or err}{where}"
 

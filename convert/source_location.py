@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from fnmatch import fnmatch
 from pathlib import Path
@@ -105,6 +106,10 @@ def _hub_failure(repo_id: str, err: Exception) -> Exception:
         return BadInputError(f"{repo_id}: {_first_line(err)}")
     if isinstance(err, HfHubHTTPError):
         return LlamadeskError(f"{repo_id}: the Hub answered with an error ({_first_line(err)}); try again later")
+    if isinstance(err, OSError) and err.errno is not None:
+        cache_problem = _cache_failure(repo_id, err, Path(constants.HF_HUB_CACHE))
+        if cache_problem is not None:
+            return cache_problem
     # huggingface-hub lets its HTTP client's connection errors through (httpx's, not OSError).
     if isinstance(err, OSError) or type(err).__module__.split(".")[0] in NETWORK_ERROR_MODULES:
         return LlamadeskError(f"{repo_id}: could not download ({_first_line(err)}); check the network and try again")
@@ -114,6 +119,32 @@ def _hub_failure(repo_id: str, err: Exception) -> Exception:
             f"({type(err).__name__}); check HF_ENDPOINT, or try again later"
         )
     return err
+
+
+# Why a download stopped on this machine's side, for errors that mean the cache cannot take it.
+CACHE_FULL = {
+    errno.ENOSPC: "the disk is full",
+    getattr(errno, "EDQUOT", -1): "your disk quota is used up",
+    errno.EFBIG: "a file grew past the largest this process may write (`ulimit -f`) or the file system holds",
+}
+CACHE_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _cache_failure(repo_id: str, err: OSError, cache: Path) -> LlamadeskError | None:
+    """The line for a download the cache could not take, or None: a full disk or a cache folder not
+    ours to write was "could not download (...); check the network", which never helps."""
+    if err.errno in CACHE_FULL:
+        return LlamadeskError(
+            f"{repo_id}: the download into {cache} stopped: {CACHE_FULL[err.errno]}; free some space "
+            "(or set HF_HOME to a folder on another disk) and try again"
+        )
+    if err.errno in CACHE_REFUSED:
+        where = f": {err.filename}" if err.filename else ""
+        return LlamadeskError(
+            f"{repo_id}: the Hugging Face cache {cache} cannot be written ({err.strerror}{where}); "
+            "make it writable (or set HF_HOME to another folder) and try again"
+        )
+    return None
 
 
 def _first_line(err: Exception) -> str:

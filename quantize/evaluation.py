@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.atomic_file import UnwritableFolder, atomic_output, check_writable_target
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.quantize import quality_metrics as qm
@@ -208,6 +208,16 @@ def _numbers_finite(entry: dict[str, Any]) -> bool:
     return all(math.isfinite(value) for value in entry.values() if isinstance(value, float))
 
 
+# What to do about a model whose folder takes no eval file (eval has no output to choose).
+PRINT_ONLY = UnwritableFolder("run eval without --save to have the result printed only")
+
+
+def check_can_save_evaluation(model: Path) -> None:
+    """Refuse --save before the scoring when the eval file cannot be written beside `model` (a
+    read-only folder, another app's store): refused after it, minutes of work were lost unprinted."""
+    check_writable_target(eval_file(model), force=True, unwritable=PRINT_ONLY)
+
+
 def save_evaluation(result: EvalResult) -> Path:
     """Add `result` to the model's eval file, replacing an earlier one on the same text, ctx and base."""
     model = Path(result.model)
@@ -216,7 +226,7 @@ def save_evaluation(result: EvalResult) -> Path:
         r for r in saved_evaluations(model) if (r.get("text_sha256"), r.get("ctx"), _base_name(r.get("base"))) != key
     ]
     target = eval_file(model)
-    with atomic_output(target, force=True) as tmp:
+    with atomic_output(target, force=True, unwritable=PRINT_ONLY) as tmp:
         # allow_nan=False: NaN is not JSON; evaluate() refuses non-finite outputs, this guards the rule.
         tmp.write_text(
             json.dumps({"results": [*kept, result.to_json()]}, indent=2, allow_nan=False) + "\n", encoding="utf-8"

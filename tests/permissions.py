@@ -78,3 +78,20 @@ def _check_enforced() -> None:
         except PermissionError:
             return
         raise AssertionError("a read-only file accepted a write: file permissions are not enforced here")
+
+
+_PR_CAPBSET_DROP = 24
+
+
+def drop_permission_overrides_at_exec() -> None:
+    """For subprocess's preexec_fn: file modes apply to the program the child runs, root too.
+
+    At exec a root process gets back every capability of its bounding set, whatever its effective
+    set was: the two overrides leave the bounding set (for this child only).
+    """
+    if os.geteuid() != 0 or sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")

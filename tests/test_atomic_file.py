@@ -12,12 +12,13 @@ import pytest
 
 from llamadesk.app.core.atomic_file import (
     NAME_MAX,
+    UnwritableFolder,
     atomic_output,
     check_writable_target,
     hidden_name,
     temporary_name,
 )
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 
 
 def write(path: Path, text: str, force: bool = False) -> None:
@@ -47,6 +48,71 @@ def test_an_interrupted_write_leaves_nothing(tmp_path):
         tmp.write_text("half", encoding="utf-8")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_names_the_output_and_keeps_the_previous_file(tmp_path):
+    # A write through a file object names no file: the CLI said "the disk is full (while writing)".
+    target = tmp_path / "out.po"
+    target.write_text("the good one", encoding="utf-8")
+    with pytest.raises(LlamadeskError) as err, atomic_output(target, force=True) as tmp:
+        tmp.write_text("half", encoding="utf-8")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(err.value) == f"the disk is full: {target} could not be written; free some space and try again"
+    assert target.read_text(encoding="utf-8") == "the good one" and list(tmp_path.iterdir()) == [target]
+
+
+# Run in a child: the limit is per process, and pytest must go on writing its own files.
+PAST_THE_FILE_SIZE_LIMIT = """
+import resource, sys
+from pathlib import Path
+from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.errors import LlamadeskError
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # Python ignores SIGXFSZ: writes fail with EFBIG
+try:
+    with atomic_output(Path(sys.argv[1]), force=True) as tmp:
+        tmp.write_bytes(b"x" * 10_000)
+except LlamadeskError as err:
+    print(err)
+"""
+
+
+def test_a_file_size_limit_names_the_output_and_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "model.gguf"
+    target.write_bytes(b"the good one")
+    done = subprocess.run(
+        [sys.executable, "-c", PAST_THE_FILE_SIZE_LIMIT, str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stderr == "" and done.stdout.strip() == (
+        f"{target} could not be written: it grew past the largest file this process may write (`ulimit -f`) "
+        "or its file system holds (FAT32: 4 GiB); raise the limit or write it to another disk"
+    )
+    assert target.read_bytes() == b"the good one" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_temporary_the_folder_refuses_is_the_folders_line_not_the_temporarys_name(tmp_path):
+    # os.access can say yes where the write then fails (ACLs, root without its override): the line
+    # named the hidden `.out.txt.PID.part` the user never chose.
+    own_folder = UnwritableFolder("do this", LlamadeskError)
+    with pytest.raises(LlamadeskError) as err, atomic_output(tmp_path / "out.txt", unwritable=own_folder) as tmp:
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
+    assert type(err.value) is LlamadeskError and str(err.value) == f"folder {tmp_path} is not writable; do this"
+
+
+def test_a_folder_made_in_the_outputs_place_during_the_write_is_named_not_the_temporary(tmp_path):
+    # The rename's error named the hidden `.out.txt.PID.part`: "Is a directory: .out.txt.123.part".
+    target = tmp_path / "out.txt"
+    with pytest.raises(BadInputError) as err, atomic_output(target, force=True) as tmp:
+        tmp.write_text("done", encoding="utf-8")
+        target.mkdir()
+    assert str(err.value) == f"{target} is a folder; give a file name for the output"
+    assert list(tmp_path.iterdir()) == [target] and list(target.iterdir()) == []
+
+
+def test_other_write_errors_pass_through_unchanged(tmp_path):
+    with pytest.raises(OSError) as err, atomic_output(tmp_path / "out.txt") as tmp:
+        tmp.write_text("half", encoding="utf-8")
+        raise OSError(errno.EIO, "Input/output error")
+    assert err.value.errno == errno.EIO and list(tmp_path.iterdir()) == []
 
 
 def test_a_device_or_fifo_is_never_replaced_even_with_force(tmp_path):

@@ -32,6 +32,52 @@ def test_running_out_of_memory_is_one_line_and_exit_1(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("command", [("models",), ()], ids=["a command", "the app"])
+def test_a_file_in_the_data_folders_place_is_one_line_saying_so(tmp_path, command):
+    # Every command and the app ended on "llamadesk: File exists: .../data".
+    (tmp_path / "data").write_text("not a folder")
+    result = run_cli(*command, env={"LLAMADESK_HOME": str(tmp_path)})
+    assert_one_clear_line(
+        result,
+        1,
+        f"{tmp_path / 'data'} is not a folder, and llamadesk keeps its data there; move it away "
+        "(or set LLAMADESK_HOME to another folder)",
+    )
+
+
+def test_a_data_folder_that_cannot_be_created_is_one_line_saying_so(tmp_path):
+    from tests.permissions import permissions_enforced
+
+    tmp_path.chmod(0o555)
+    try:
+        with permissions_enforced():
+            result = run_cli("models", env={"LLAMADESK_HOME": str(tmp_path)})
+    finally:
+        tmp_path.chmod(0o755)
+    assert_one_clear_line(
+        result,
+        1,
+        f"llamadesk cannot create its data folder {tmp_path / 'data'} (Permission denied); make it writable "
+        "(or set LLAMADESK_HOME to another folder)",
+    )
+
+
+def test_a_write_past_the_file_size_limit_is_one_line_saying_so(monkeypatch):
+    import errno
+
+    def too_large(_args):
+        raise OSError(errno.EFBIG, "File too large")  # what printing to a redirected stdout past `ulimit -f` gets
+
+    monkeypatch.setattr(info, "run", too_large)
+    result = run_cli("info", "smollm2")
+    assert_one_clear_line(
+        result,
+        1,
+        "a file grew past the largest this process may write (`ulimit -f`) or its file system holds "
+        "(while writing); raise the limit or write to another disk",
+    )
+
+
 def test_llamadesk_debug_shows_the_traceback(monkeypatch):
     def broken(_args):
         raise KeyError("surprise")

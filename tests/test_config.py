@@ -78,3 +78,19 @@ def test_update_config_leaves_a_broken_file_and_refuses_a_bad_value(tmp_path):
     with pytest.raises(BadInputError, match="translate_parallel"):
         update_config({"translate_parallel": 0}, path)
     assert path.read_text() == "{}"
+
+
+def test_a_setting_saved_through_a_linked_config_json_lands_in_the_linked_file(tmp_path):
+    # config.json kept in a dotfiles repo and linked into place: saving the theme replaced the link
+    # with a plain file, and the dotfiles copy was silently no longer read.
+    dotfiles = tmp_path / "dotfiles" / "config.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text('{"system_prompt": "Answer in French."}')
+    link = tmp_path / "config" / "config.json"
+    link.parent.mkdir()
+    link.symlink_to(dotfiles)
+    update_config({"theme": "nord"}, link)
+    save_config(load_config(link), link)
+    assert link.is_symlink() and link.resolve() == dotfiles
+    assert json.loads(dotfiles.read_text())["theme"] == "nord"
+    assert json.loads(dotfiles.read_text())["system_prompt"] == "Answer in French."

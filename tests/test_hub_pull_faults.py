@@ -284,3 +284,58 @@ def test_models_names_the_space_unfinished_downloads_hold(env):
     assert done.returncode == 0 and json.loads(done.stdout), done.stderr
     assert "note: 1.0 MiB of unfinished downloads" in done.stderr and "(t/Big-GGUF)" in done.stderr
     assert "*.llamadesk-partial" in done.stderr
+
+
+def test_a_cache_folder_that_refuses_the_download_says_so_not_that_the_download_came_back_short(env, hub, samples):
+    # A blobs folder of another user's (or on a read-only mount): the partial file could not be
+    # opened, and the line said the download "came back with 0 bytes ...; pull again".
+    from tests.permissions import drop_permission_overrides_at_exec
+
+    hub.add_repo("t/Tiny-GGUF", {"Tiny-Q4_K_M.gguf": samples["Q4_K_M"]})
+    cache = Path(env["HF_HOME"]) / "hub"
+    blobs = cache / "models--t--Tiny-GGUF" / "blobs"
+    blobs.mkdir(parents=True)
+    blobs.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [str(LLAMADESK), "pull", "t/Tiny-GGUF:Q4_K_M"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+            preexec_fn=drop_permission_overrides_at_exec,
+        )
+    finally:
+        blobs.chmod(0o755)
+    line = one_line_error(done, 1)
+    assert line.startswith(f"llamadesk: the Hugging Face cache {cache} cannot be written (Permission denied: {blobs}/")
+    assert line.endswith("; make it writable (or set HF_HOME to another folder) and pull again")
+    assert list(blobs.iterdir()) == [] and library(env).get("pulled", []) == []
+    assert pull_json(env, "t/Tiny-GGUF:Q4_K_M")["downloaded"] is True  # writable again: the pull goes through
+
+
+def test_a_download_past_the_file_size_limit_is_not_blamed_on_the_file_system(env, hub, samples):
+    # Under `ulimit -f` the line said "the file system ... cannot hold a file as large as ... (FAT32
+    # stops at 4 GiB)" and to free some space, on a disk with room and no FAT32 anywhere.
+    import resource
+
+    hub.add_repo("t/Big-GGUF", {"Big-Q4_K_M.gguf": samples["big"]})
+
+    def small_files_only() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024**2, 1024**2))
+
+    done = subprocess.run(
+        [str(LLAMADESK), "pull", "t/Big-GGUF:Q4_K_M"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        preexec_fn=small_files_only,
+    )
+    blobs = Path(env["HF_HOME"]) / "hub" / "models--t--Big-GGUF" / "blobs"
+    assert one_line_error(done, 1) == (
+        "llamadesk: Big-Q4_K_M.gguf grew past the largest file this process may write (`ulimit -f`) or the file "
+        f"system of {blobs} holds (FAT32 stops at 4 GiB); the partial download was removed; raise the limit "
+        "(or set HF_HOME to a folder on another disk) and pull again"
+    )
+    assert list(blobs.iterdir()) == []

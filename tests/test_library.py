@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLAMADESK, run_cli_process
+from tests.conftest import LLAMADESK, one_line_error, run_cli_process
 from tests.gguf_samples import tiny_gguf_bytes
 
 FIELDS = {
@@ -177,6 +177,55 @@ def test_added_folder_is_listed_but_its_files_are_never_deleted(home, tmp_path):
     assert (folder / "Mine-Q4_K_M.gguf").exists() and "Mine-Q4_K_M" not in listed(home)
 
 
+def test_a_library_json_that_cannot_grow_is_one_line_naming_it_and_the_record_stays(home, tmp_path):
+    # Under a file-size limit (a full disk's twin, for this process alone) `models add` said
+    # "File too large" and no more.
+    import resource
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    assert cli(home, "models", "add", str(first)).returncode == 0
+    record = home / "data" / "library.json"
+    before = record.read_bytes()
+
+    def no_file_may_grow() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    done = subprocess.run(
+        [str(LLAMADESK), "models", "add", str(second)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
+        preexec_fn=no_file_may_grow,
+    )
+    assert one_line_error(done, 1) == (
+        f"llamadesk: {record} could not be written: it grew past the largest file this process may write "
+        "(`ulimit -f`) or its file system holds (FAT32: 4 GiB); raise the limit or write it to another disk"
+    )
+    assert record.read_bytes() == before
+    assert sorted(p.name for p in record.parent.iterdir()) == [".library.json.lock", "library.json", "models"]
+    assert cli(home, "models", "add", str(second)).returncode == 0  # still usable once there is room
+
+
+def test_a_read_only_data_folder_says_what_to_do_about_it_not_to_choose_another_output(home, tmp_path):
+    # `models add` has no output to choose: the line said "choose another output" all the same.
+    from tests.conftest import run_cli
+    from tests.permissions import permissions_enforced
+
+    data = home / "data"
+    data.chmod(0o555)
+    try:
+        with permissions_enforced():
+            done = run_cli("models", "add", str(tmp_path), env={"LLAMADESK_HOME": str(home)})
+    finally:
+        data.chmod(0o755)
+    assert one_line_error(done, 1) == (  # not bad input: the environment fails (README, Robustness)
+        f"llamadesk: folder {data} is not writable; make it writable (or set LLAMADESK_HOME to another folder)"
+    )
+    assert not (data / "library.json").exists()
+
+
 def test_add_and_rm_refuse_bad_input(home, tmp_path):
     for args, words in (
         (("models", "add", str(tmp_path / "missing")), "no such folder"),
@@ -316,3 +365,23 @@ def test_changes_made_at_once_to_the_library_record_are_all_kept(tmp_path):
     assert sorted(record["folders"]) == [str(f.resolve()) for f in folders]
     expected = sorted(f"{m.resolve()}-{i}.gguf" for m in made for i in range(6))
     assert sorted(m["path"] for m in record["made"]) == expected
+
+
+def test_the_starter_gemma_is_not_put_together_on_a_disk_it_cannot_fit(tmp_path, monkeypatch):
+    # A small SD card: the first translation wrote until the disk was full, then said only that.
+    from collections import namedtuple
+
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.library import starters
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setenv("LLAMADESK_HOME", str(tmp_path))
+    monkeypatch.setattr(starters.shutil, "disk_usage", lambda _folder: usage(2 * 1024**3, 2 * 1024**3 - 2**20, 2**20))
+    with pytest.raises(LlamadeskError) as err:
+        starters.assemble_gemma()
+    models = tmp_path / "data" / "models"
+    assert str(err.value) == (
+        f"the starter model gemma3-270m is put together once in {models} and needs 241.4 MiB there, which has "
+        "1.0 MiB free; free some space (or set LLAMADESK_HOME to a folder on another disk)"
+    )
+    assert list(models.iterdir()) == []

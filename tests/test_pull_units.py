@@ -134,6 +134,81 @@ def test_too_little_disk_space_is_refused_before_downloading(tmp_path):
         _check_free_space(tmp_path, 10**18, "huge.gguf")
 
 
+# In a child: HF_HOME is read when huggingface-hub is imported, and the file-size limit is per process.
+REF_ON_A_FULL_DISK = """
+import resource, sys
+from llamadesk.app.hub.cache import cached_commit, remember_ref
+remember_ref("tiny/Tiny-GGUF", "main", "a" * 40)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))  # a disk with no room left
+try:
+    remember_ref("tiny/Tiny-GGUF", "main", "b" * 40)
+except Exception as err:
+    print(type(err).__name__)
+print(cached_commit("tiny/Tiny-GGUF", "main"))
+remember_ref("tiny/Tiny-GGUF", "main", "a" * 40)  # what the ref says already: nothing to write
+print("unchanged")
+"""
+
+
+def test_a_ref_that_cannot_be_written_keeps_the_commit_it_named(tmp_path):
+    # The ref was written in place: a pull that filled the disk left refs/main empty, and offline
+    # pulls of that repo then found nothing in the cache.
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", REF_ON_A_FULL_DISK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert done.stderr == "" and done.stdout.split() == ["LlamadeskError", "a" * 40, "unchanged"]
+    refs = tmp_path / "hf" / "hub" / "models--tiny--Tiny-GGUF" / "refs"
+    assert [p.name for p in refs.iterdir()] == ["main"]  # no temporary left beside it
+
+
+# In a child, as above; os.symlink refuses as it does on Windows without developer mode.
+COPY_ON_A_FULL_DISK = """
+import errno, os, resource, sys
+from pathlib import Path
+from llamadesk.app.hub.cache import link_snapshot, repo_storage
+
+def refused(*_args, **_kwargs):
+    raise OSError(errno.EPERM, "symbolic links are not allowed here")
+
+os.symlink = refused
+blob = repo_storage("tiny/Tiny-GGUF") / "blobs" / ("c" * 64)
+blob.parent.mkdir(parents=True)
+blob.write_bytes(b"GGUF" * 4096)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))  # room for a quarter of it
+try:
+    link_snapshot("tiny/Tiny-GGUF", "d" * 40, "Tiny-Q4_K_M.gguf", blob)
+except OSError as err:
+    print(err.errno == errno.EFBIG)
+"""
+
+
+def test_a_snapshot_copy_cut_short_leaves_nothing_behind(tmp_path):
+    # Where no symlink can be made the blob is copied into the snapshot: a copy cut short by a full
+    # disk stayed under its hidden name, as large as the disk had room for, never removed.
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", COPY_ON_A_FULL_DISK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert done.stderr == "" and done.stdout.split() == ["True"]
+    snapshot = tmp_path / "hf" / "hub" / "models--tiny--Tiny-GGUF" / "snapshots" / ("d" * 40)
+    assert list(snapshot.iterdir()) == []
+
+
 def test_the_token_never_goes_to_a_cdn(monkeypatch):
     from llamadesk.app.hub.download import _headers_for
 

@@ -107,6 +107,48 @@ def test_cli_eval_saves_json_beside_the_model_and_models_shows_it(smollm2_f16_pa
     assert "Cross-entropy is the loss the model was trained on" in help_text and "exponential" in help_text
 
 
+def test_eval_save_beside_a_model_in_a_read_only_folder_is_refused_before_scoring(smollm2_path, tmp_path):
+    # The evaluation ran (minutes on a big model), then --save failed with "choose another output",
+    # which eval has none of, and the result was never printed. The text is missing: a line about
+    # it would mean the scoring had started before --save was checked.
+    from tests.conftest import LLAMADESK, one_line_error
+    from tests.permissions import drop_permission_overrides_at_exec
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "model.gguf").symlink_to(smollm2_path)
+    store.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [str(LLAMADESK), "eval", str(store / "model.gguf"), "--text", str(tmp_path / "missing.txt"), "--save"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=drop_permission_overrides_at_exec,
+        )
+    finally:
+        store.chmod(0o755)
+    assert one_line_error(done, 2) == (
+        f"llamadesk: folder {store} is not writable; run eval without --save to have the result printed only"
+    )
+
+
+def test_an_evaluation_is_printed_before_a_save_that_fails(smollm2_path, tmp_path, monkeypatch):
+    import errno
+
+    from llamadesk.quantize import evaluation
+
+    result = evaluation.EvalResult(str(smollm2_path), "t.txt", "0" * 64, 128, 4, 252, 2.5, 12.18)
+
+    def disk_full_meanwhile(_result):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(evaluation, "evaluate", lambda *_args, **_kwargs: result)
+    monkeypatch.setattr(evaluation, "save_evaluation", disk_full_meanwhile)
+    done = run_cli("eval", str(smollm2_path), "--text", str(tmp_path / "t.txt"), "--json", "--save")
+    assert done.returncode == 1 and json.loads(done.stdout) == result.to_json()
+
+
 def test_eval_refuses_a_text_too_short(smollm2_path, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("Only a few words.")

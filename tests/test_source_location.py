@@ -2,7 +2,7 @@
 
 Downloads run in-process against the Hub stand-in (tests/hub_standin.py), so huggingface-hub raises
 its real exception types; failures the stand-in cannot produce (a server error, a refused
-connection, a full disk) are raised from the listing call by a fake.
+connection) are raised from the listing call by a fake, and a full disk from the download's.
 """
 
 from __future__ import annotations
@@ -208,13 +208,9 @@ def server_error() -> HfHubHTTPError:
             httpx2.ConnectError("[Errno 111] Connection refused"),
             "could not download ([Errno 111] Connection refused); check",
         ),
-        (
-            OSError(errno.ENOSPC, "No space left on device"),
-            "could not download ([Errno 28] No space left on device); check",
-        ),
         (TimeoutError(), "could not download (TimeoutError); check the network and try again"),
     ],
-    ids=["server error", "connection refused", "disk full", "timeout without a message"],
+    ids=["server error", "connection refused", "timeout without a message"],
 )
 def test_network_and_server_failures_are_one_line_and_not_the_users_fault(monkeypatch, error, expected):
     def failing(self, repo_id, revision=None, **kwargs):
@@ -224,6 +220,47 @@ def test_network_and_server_failures_are_one_line_and_not_the_users_fault(monkey
     with pytest.raises(LlamadeskError) as caught:
         download_repo("someone/tiny")
     assert one_line(caught, LlamadeskError).startswith(f"someone/tiny: {expected}")
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "stopped: the disk is full; free some space"),
+        (OSError(errno.EFBIG, "File too large"), "stopped: a file grew past the largest this process may write"),
+    ],
+    ids=["disk full", "file-size limit"],
+)
+def test_a_download_the_disk_cannot_hold_is_not_called_a_network_failure(hub, monkeypatch, error, expected):
+    # It said "could not download ([Errno 28] No space left on device); check the network and try again".
+    import huggingface_hub
+
+    def filling(*args, **kwargs):
+        raise error
+
+    hub.add_repo("someone/tiny", {"config.json": CONFIG, "model.safetensors": b"\0" * 8})
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", filling)
+    with pytest.raises(LlamadeskError) as caught:
+        download_repo("someone/tiny")
+    line = one_line(caught, LlamadeskError)
+    assert line.startswith(f"someone/tiny: the download into {constants.HF_HUB_CACHE} {expected}"), line
+    assert line.endswith("(or set HF_HOME to a folder on another disk) and try again")
+
+
+def test_a_cache_not_ours_to_write_is_said_with_what_to_do(hub, tmp_path):
+    from tests.permissions import permissions_enforced
+
+    hub.add_repo("someone/tiny", {"config.json": CONFIG, "model.safetensors": b"\0" * 8})
+    cache = Path(constants.HF_HUB_CACHE)
+    cache.mkdir(parents=True)
+    cache.chmod(0o555)
+    try:
+        with permissions_enforced(), pytest.raises(LlamadeskError) as caught:
+            download_repo("someone/tiny")
+    finally:
+        cache.chmod(0o755)
+    line = one_line(caught, LlamadeskError)
+    assert line.startswith(f"someone/tiny: the Hugging Face cache {cache} cannot be written (Permission denied: "), line
+    assert line.endswith("; make it writable (or set HF_HOME to another folder) and try again")
 
 
 def test_an_unforeseen_error_is_not_disguised_as_a_network_failure(monkeypatch):

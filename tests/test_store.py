@@ -597,3 +597,39 @@ def test_rows_edited_by_hand_read_as_usable_values(store):
     assert (conversation.title, conversation.created, conversation.updated) == ("42", 0.0, 0.0)
     [read] = store.messages(kept.id)
     assert read.content == "hé\ufffd"
+
+
+# In a child: the file-size limit is per process. It stands for the disk filling up under the store
+# (SQLite then fails as it does on a full disk); disk_usage is told the disk is full too, or not.
+STORE_FILLING_UP = """
+import json, resource, shutil, sys
+from collections import namedtuple
+from pathlib import Path
+from llamadesk.app.chat import store as store_module
+from llamadesk.app.chat.store import ConversationSettings, Store
+path, free = Path(sys.argv[1]), int(sys.argv[2])
+usage = namedtuple("usage", "total used free")
+store_module.shutil.disk_usage = lambda _folder: usage(10**9, 10**9 - free, free)
+store = Store(path, on_notice=lambda _line: None)
+conversation = store.new_conversation("filling", ConversationSettings())
+size = sum(p.stat().st_size for p in path.parent.iterdir())
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+for n in range(100):
+    store.add_message(conversation.id, "assistant", f"reply {n} " * 2000)
+print(json.dumps([store.not_saved, len(store.messages(conversation.id))]))
+"""
+
+
+@pytest.mark.parametrize("free, reason", [(0, "the disk is full"), (10**9, "disk I/O error")])
+def test_a_store_on_a_full_disk_says_the_disk_is_full(tmp_path, free, reason):
+    # On a full disk SQLite may say "disk I/O error" (the WAL index cannot grow), which reads as
+    # failing hardware; the line says what the user can do something about.
+    import subprocess
+    import sys
+
+    path = tmp_path / "conversations.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-c", STORE_FILLING_UP, str(path), str(free)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert json.loads(done.stdout) == [f"the conversation store {path} cannot be written any more ({reason})", 100]

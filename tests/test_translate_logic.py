@@ -95,6 +95,63 @@ def test_detector_loaded_in_background_is_loaded_once_for_every_thread(monkeypat
     assert detect_language("Ce champ est obligatoire. Veuillez saisir une adresse valide.")[0].code == "fr"
 
 
+def test_a_full_temporary_folder_is_one_line_naming_it_and_no_traceback_from_the_loader(tmp_path, monkeypatch):
+    # py3langid unpacks its model into a temporary file: with /tmp full, the background load
+    # printed a thread traceback and the translation then ended on "the disk is full (while writing)".
+    import errno
+    import tempfile
+    import threading
+
+    from py3langid.langid import LanguageIdentifier
+
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.translate import detection
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    failures = []
+    monkeypatch.setattr(LanguageIdentifier, "from_model_file", staticmethod(full_disk))
+    monkeypatch.setattr(detection, "_loaded_identifier", None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    detection.load_in_background()
+    for thread in threading.enumerate():
+        if thread.name == "language-detector-load":
+            thread.join(timeout=60)
+    assert failures == []
+    with pytest.raises(LlamadeskError) as err:
+        detection.reads_as_source("This field is required here.", EN, FR)
+    assert str(err.value) == (
+        f"the language detector could not unpack its model (about 70 MB) into the temporary folder {tmp_path} "
+        "(No space left on device); free some space there or set TMPDIR to a folder with room"
+    )
+
+
+def test_translate_with_no_writable_temporary_folder_is_one_line(gemma_path):
+    # A real process under a file-size limit of 0: no temporary folder takes even gettempdir's probe.
+    import resource
+    import subprocess
+
+    from tests.conftest import LLAMADESK, one_line_error
+
+    def no_file_may_grow() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    done = subprocess.run(
+        [str(LLAMADESK), "translate", "--from", "en", "--to", "fr", "-m", str(gemma_path), "--threads", "1"],
+        input="This field is required. Please enter a valid address.",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=no_file_may_grow,
+    )
+    assert one_line_error(done, 1) == (
+        "llamadesk: the language detector needs a temporary folder to unpack its model (about 70 MB) and none "
+        "can be written (TMPDIR, /tmp, /var/tmp); set TMPDIR to a folder with room"
+    )
+
+
 # -- output cleaning -------------------------------------------------------------------------------
 
 
@@ -402,6 +459,42 @@ def test_cancel_stops_and_resume_skips_what_was_done(tmp_path):
     assert events[0].resumed == 1 and len(gen.prompts) == 2
     assert events[-1].text == "ONE A\nTWO B\nTHREE C\n"
     assert events[-1].results[0].resumed
+
+
+# In a child: the file-size limit is per process (Python ignores SIGXFSZ, so writes fail with EFBIG).
+SIDECAR_PAST_THE_LIMIT = """
+import os, resource, sys
+from pathlib import Path
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.translate import ResumeLog
+sidecar = Path(sys.argv[1])
+log = ResumeLog(sidecar, {"to": "fr"})
+log.record("one a", "ONE A")
+resource.setrlimit(resource.RLIMIT_FSIZE, (sidecar.stat().st_size, resource.RLIM_INFINITY))
+try:
+    log.record("two b", "TWO B " * 1000)
+except LlamadeskError as err:
+    print(err)
+log.close()  # what a caller's cleanup may do next: no second error, here or at exit
+print(ResumeLog(sidecar, {"to": "fr"}).done)
+"""
+
+
+def test_a_sidecar_that_cannot_grow_is_one_line_naming_it_and_keeps_what_was_done(tmp_path):
+    # A translation to a full disk ended on "the disk is full (while writing)" or "File too large".
+    import subprocess
+    import sys
+
+    sidecar = tmp_path / ".out.md.translation.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", SIDECAR_PAST_THE_LIMIT, str(sidecar)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.splitlines() == [
+        f"{sidecar} could not be written: it grew past the largest file this process may write (`ulimit -f`) "
+        "or its file system holds (FAT32: 4 GiB); raise the limit or write it to another disk",
+        "{'one a': 'ONE A'}",  # a rerun resumes with what was done
+    ]
 
 
 def test_a_sidecar_for_other_settings_is_not_used(tmp_path):

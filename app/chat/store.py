@@ -57,6 +57,8 @@ UNWRITABLE_CODES = {
     sqlite3.SQLITE_FULL,
     sqlite3.SQLITE_CANTOPEN,
 }
+# Below this much free space a write error is the disk being full (SQLite's WAL index grows by 32 KiB).
+NEARLY_FULL_BYTES = 1024**2
 # Another program holds the file: waiting may help, and reading around its lock must not be tried.
 LOCK_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 # The columns this code reads and writes, per table: a file that lacks one is not our store.
@@ -295,7 +297,7 @@ class Store:
             return db
         except sqlite3.Error as err:
             if _primary_code(err) in UNWRITABLE_CODES:
-                return self._unwritable_at_start(db, str(err), _primary_code(err))
+                return self._unwritable_at_start(db, self._reason(err), _primary_code(err))
             damage = str(err)
         except _Damaged as err:
             damage = str(err)
@@ -364,6 +366,15 @@ class Store:
                 if _primary_code(err) in UNWRITABLE_CODES | DAMAGED_CODES:
                     raise
                 raise _Damaged(f"its tables are not llamadesk's ({err})") from err
+
+    def _reason(self, err: sqlite3.Error) -> str:
+        """SQLite's words for `err`, except that a full disk is called one: SQLite says "disk I/O
+        error" when it cannot grow the WAL index there, which reads as failing hardware."""
+        if _primary_code(err) in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL):
+            with contextlib.suppress(OSError):
+                if shutil.disk_usage(self.path.parent).free < NEARLY_FULL_BYTES:
+                    return "the disk is full"
+        return str(err)
 
     def _unwritable_at_start(
         self, db: sqlite3.Connection | None, reason: str, code: int | None = None
@@ -457,7 +468,7 @@ class Store:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
         if self.not_saved is None:
-            self.not_saved = f"the conversation store {self.path} cannot be written any more ({err})"
+            self.not_saved = f"the conversation store {self.path} cannot be written any more ({self._reason(err)})"
             self._notice(f"{self.not_saved}; {NOT_SAVED}")
         previous = self._db
         # A file that fails is copied into memory; a copy that fails too is replaced by an empty one.

@@ -62,20 +62,23 @@ def _report(result) -> str:
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.core.value_ranges import THREADS
     from llamadesk.app.library.catalog import resolve_model
-    from llamadesk.quantize.evaluation import evaluate, save_evaluation
+    from llamadesk.quantize.evaluation import check_can_save_evaluation, evaluate, save_evaluation
 
     if args.threads is not None:  # as chat and quantize do: past ggml's thread table llama.cpp crashes
         THREADS.check(args.threads, "--threads")
     model = resolve_model(args.model)
     base = resolve_model(args.base) if args.base else None
+    if args.save:
+        check_can_save_evaluation(model)
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
             print(f"\rscoring chunk {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     result = evaluate(model, args.text, args.ctx, base, args.threads, progress)
+    # Printed first: a save that fails all the same (the disk filled meanwhile) loses no result.
+    print(json.dumps(result.to_json(), indent=2, allow_nan=False) if args.json else _report(result), flush=True)
     if args.save:
         saved = save_evaluation(result)
         print(f"llamadesk: saved to {saved}", file=sys.stderr)
-    print(json.dumps(result.to_json(), indent=2, allow_nan=False) if args.json else _report(result))
     return 0

@@ -13,32 +13,51 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
+
+
+def _a_folder(path: Path) -> BadInputError:
+    return BadInputError(f"{path} is a folder; give a file name for the output")
 
 
 def _already_exists(path: Path) -> BadInputError:
     return BadInputError(f"{path} already exists; pass --force to overwrite it")
 
 
-def check_writable_target(path: Path, force: bool) -> None:
+@dataclass(frozen=True)
+class UnwritableFolder:
+    """What to say when an output's folder cannot be written: what to do about it, and whose the
+    folder is. One the user named is bad input (exit 2); one llamadesk keeps its own files in
+    (library.json, config.json, the Hub cache's refs) is a failing environment (exit 1), where
+    "choose another output" has nothing to choose."""
+
+    remedy: str
+    error: type[LlamadeskError] = BadInputError
+
+
+CHOOSE_ANOTHER_OUTPUT = UnwritableFolder("choose another output")
+
+
+def check_writable_target(path: Path, force: bool, unwritable: UnwritableFolder = CHOOSE_ANOTHER_OUTPUT) -> None:
     """Refuse an output path that exists (unless forced) or whose folder cannot be written.
 
     What --force cannot help with is said first: "pass --force" for a folder led to a second error.
     """
     if path.is_dir():
-        raise BadInputError(f"{path} is a folder; give a file name for the output")
+        raise _a_folder(path)
     if path.exists() and not path.is_file():
         # os.replace would put the output in place of a device or FIFO (as root, /dev/null itself)
         raise BadInputError(f"{path} is not a regular file (a device, FIFO or socket); give a file name for the output")
     if path.exists() and not force:
         raise _already_exists(path)
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = _folder_of(path)
     if not parent.is_dir():
-        raise BadInputError(f"folder {parent} does not exist; create it or choose another output")
+        raise unwritable.error(f"folder {parent} does not exist; create it or {unwritable.remedy}")
     if not os.access(parent, os.W_OK):
-        raise BadInputError(f"folder {parent} is not writable; choose another output")
+        raise unwritable.error(f"folder {parent} is not writable; {unwritable.remedy}")
 
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
@@ -70,14 +89,17 @@ NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, getattr(errno, "ENOTSUP", -1), getatt
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: Path, force: bool = False, unwritable: UnwritableFolder = CHOOSE_ANOTHER_OUTPUT
+) -> Iterator[Path]:
     """Yield a temporary path to write; on success rename it to `path`, on any error remove it.
 
     Unless forced, a file that appears under `path` while the temporary is written (a second run
     with the same output) is never replaced: the finished file is published with a hard link,
-    which fails when the name exists, rather than checked for once at the start.
+    which fails when the name exists, rather than checked for once at the start. `unwritable`
+    says what to do about a folder that cannot be written.
     """
-    check_writable_target(path, force)
+    check_writable_target(path, force, unwritable)
     remove_abandoned_temporaries(path)
     tmp = temporary_name(path)
     try:
@@ -86,10 +108,53 @@ def atomic_output(path: Path, force: bool = False) -> Iterator[Path]:
             os.replace(tmp, path)
         else:
             _publish_new(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(err, OSError):
+            said = no_room_error(err, path) or _folder_refused(err, tmp, unwritable) or _folder_in_place(err, path)
+            if said is not None:
+                raise said from None
         raise
+
+
+def _folder_refused(err: OSError, tmp: Path, unwritable: UnwritableFolder) -> LlamadeskError | None:
+    """check_writable_target's line when the temporary could not be made although os.access said
+    it could (ACLs, root without its override): the bare error named the hidden temporary."""
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and err.filename is not None:
+        if os.fspath(err.filename) == os.fspath(tmp):
+            return unwritable.error(f"folder {_folder_of(tmp)} is not writable; {unwritable.remedy}")
+    return None
+
+
+def _folder_in_place(err: OSError, path: Path) -> BadInputError | None:
+    """check_writable_target's line for a folder made under `path` while the output was written:
+    the rename's error named the hidden temporary."""
+    if err.errno == errno.EISDIR and path.is_dir():
+        return _a_folder(path)
+    return None
+
+
+def _folder_of(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def no_room_error(err: OSError, path: Path) -> LlamadeskError | None:
+    """One line naming `path` when `err` says the file did not fit where it was written; else None.
+
+    A write through a file object names no file: a full disk under convert, translate -o or
+    library.json said "the disk is full (while writing)", and a file-size limit "File too large".
+    """
+    if err.errno == errno.ENOSPC:
+        return LlamadeskError(f"the disk is full: {path} could not be written; free some space and try again")
+    if err.errno == getattr(errno, "EDQUOT", None):
+        return LlamadeskError(f"your disk quota is used up: {path} could not be written; free some space and try again")
+    if err.errno == errno.EFBIG:
+        return LlamadeskError(
+            f"{path} could not be written: it grew past the largest file this process may write (`ulimit -f`) "
+            "or its file system holds (FAT32: 4 GiB); raise the limit or write it to another disk"
+        )
+    return None
 
 
 def _publish_new(tmp: Path, path: Path) -> None:

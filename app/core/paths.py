@@ -11,27 +11,45 @@ from pathlib import Path
 
 import platformdirs
 
+from llamadesk.app.core.atomic_file import UnwritableFolder
+from llamadesk.app.core.errors import LlamadeskError
+
 HOME_ENV = "LLAMADESK_HOME"
+# A data or config folder that cannot be written: the environment fails, no output to choose.
+HOME_NOT_WRITABLE = UnwritableFolder(f"make it writable (or set {HOME_ENV} to another folder)", LlamadeskError)
 
 
 def data_dir() -> Path:
     """The folder for models, the conversation store and other data; created on demand."""
     home = os.environ.get(HOME_ENV)
-    path = Path(home) / "data" if home else Path(platformdirs.user_data_dir("llamadesk"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made_folder(Path(home) / "data" if home else Path(platformdirs.user_data_dir("llamadesk")), "data")
 
 
 def config_dir() -> Path:
     """The folder for the config file; created on demand."""
     home = os.environ.get(HOME_ENV)
-    path = Path(home) / "config" if home else Path(platformdirs.user_config_dir("llamadesk"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made_folder(Path(home) / "config" if home else Path(platformdirs.user_config_dir("llamadesk")), "config")
 
 
 def models_dir() -> Path:
     """The folder where llamadesk puts models it makes (starter assembly, conversions)."""
-    path = data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    return _made_folder(data_dir() / "models", "models")
+
+
+def _made_folder(path: Path, what: str) -> Path:
+    """`path`, created if it is not there; LlamadeskError saying what is in the way if it cannot be.
+
+    A file in the folder's place made every command (and the app) end on "File exists: PATH".
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise LlamadeskError(
+            f"{path} is not a folder, and llamadesk keeps its {what} there; move it away "
+            f"(or set {HOME_ENV} to another folder)"
+        ) from None
+    except OSError as err:
+        raise LlamadeskError(
+            f"llamadesk cannot create its {what} folder {path} ({err.strerror or err}); {HOME_NOT_WRITABLE.remedy}"
+        ) from None
     return path

@@ -14,6 +14,7 @@ whether `models rm` may delete a pulled model's files is what the cache says, no
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -25,7 +26,8 @@ from pathlib import Path
 from huggingface_hub import constants, try_to_load_from_cache
 from huggingface_hub.file_download import repo_folder_name
 
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.atomic_file import UnwritableFolder, atomic_output
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.gguf_naming import RepoFile
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.app.library.registry import is_revision
@@ -35,6 +37,7 @@ DOWNLOADED_MARK = ".llamadesk-downloaded"
 # Why os.symlink may fail where a copy works (no symlinks on this file system or for this user);
 # anything else (a name too long, a full disk) fails the copy the same way and is reported as it is.
 NO_SYMLINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+CACHE_NOT_WRITABLE = UnwritableFolder("make it writable (or set HF_HOME to another folder)", LlamadeskError)
 # What the Hub sends as an ETag: a git blob's sha1 (plain files) or the sha256 (LFS files).
 HASH_ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -109,11 +112,15 @@ def remember_ref(repo: str, revision: str, commit: str) -> None:
     We download by commit (so every part of a model comes from the same commit), which leaves the
     ref unwritten; writing it lets offline mode find the files by branch name too.
     """
-    if revision == commit:
-        return
+    if revision == commit or cached_commit(repo, revision) == commit:
+        return  # nothing to write: a pull of what a read-only cache holds needs no change to it
     ref = inside(repo_storage(repo), "refs", check_revision(revision))
     ref.parent.mkdir(parents=True, exist_ok=True)
-    ref.write_text(check_commit(commit, repo))
+    # Whole or not at all: written in place, a full disk (a model just filled it) left the ref
+    # empty, and offline pulls of every file of that branch found nothing in the cache.
+    commit = check_commit(commit, repo)
+    with atomic_output(ref, force=True, unwritable=CACHE_NOT_WRITABLE) as tmp:
+        tmp.write_text(commit)
 
 
 def link_snapshot(repo: str, commit: str, path: str, blob: Path) -> Path:
@@ -129,12 +136,19 @@ def link_snapshot(repo: str, commit: str, path: str, blob: Path) -> Path:
     # is near the 255-byte limit, and two pulls at once must not share it.
     link = pointer.with_name(f".llamadesk-link-{uuid.uuid4().hex[:12]}")
     try:
-        os.symlink(os.path.relpath(blob, pointer.parent), link)
-    except OSError as err:  # no symlinks here (Windows without developer mode): a copy, as huggingface-hub does
-        if err.errno not in NO_SYMLINKS:
-            raise
-        shutil.copyfile(blob, link)
-    os.replace(link, pointer)
+        try:
+            os.symlink(os.path.relpath(blob, pointer.parent), link)
+        except OSError as err:  # no symlinks here (Windows without developer mode): a copy, as huggingface-hub does
+            if err.errno not in NO_SYMLINKS:
+                raise
+            shutil.copyfile(blob, link)
+        os.replace(link, pointer)
+    except BaseException:
+        # A copy cut short by a full disk is as large as the disk had room for, under a name no
+        # later pull would ever look for again.
+        with contextlib.suppress(OSError):
+            os.unlink(link)
+        raise
     return pointer
 
 

@@ -18,10 +18,12 @@ Two pulls of one file at once take turns on a lock beside the blob; the second f
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -70,14 +72,40 @@ def _check_free_space(folder: Path, needed: int, name: str) -> None:
 DISK_ERRORS = {
     errno.ENOSPC: "the disk filled up while downloading {name} into {folder}",
     errno.EDQUOT: "your disk quota ran out while downloading {name} into {folder}",
-    errno.EFBIG: "the file system of {folder} cannot hold a file as large as {name} (FAT32 stops at 4 GiB)",
+    # Not only a file system's limit: `ulimit -f` gives the same error on any disk.
+    errno.EFBIG: (
+        "{name} grew past the largest file this process may write (`ulimit -f`) or the file system of "
+        "{folder} holds (FAT32 stops at 4 GiB)"
+    ),
 }
+
+
+# Write errors that mean the cache is not ours to write: another user's, or on a read-only mount.
+CACHE_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+@contextlib.contextmanager
+def cache_writable() -> Iterator[None]:
+    """Inside this block, a cache folder that refuses a write is one line saying what to do: the
+    bare error named one file in it, and a partial download it refused read as a short download
+    ("came back with 0 bytes ...; pull again", which never helps)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in CACHE_REFUSED:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        raise LlamadeskError(
+            f"the Hugging Face cache {cache_root()} cannot be written ({err.strerror}{where}); "
+            "make it writable (or set HF_HOME to another folder) and pull again"
+        ) from None
 
 
 def _disk_error(err: OSError, name: str, folder: Path) -> LlamadeskError:
     reason = DISK_ERRORS[err.errno].format(name=name, folder=folder)
+    remedy = "raise the limit" if err.errno == errno.EFBIG else "free some space"
     return LlamadeskError(
-        f"{reason}; the partial download was removed; free some space (or set HF_HOME "
+        f"{reason}; the partial download was removed; {remedy} (or set HF_HOME "
         "to a folder on another disk) and pull again"
     )
 
@@ -173,6 +201,8 @@ def _download_checked(
         if err.errno in DISK_ERRORS:
             partial.unlink(missing_ok=True)
             raise _disk_error(err, file.path, partial.parent) from err
+        if err.errno in CACHE_REFUSED:
+            raise  # the partial could not be written at all: cache_writable says so
         # huggingface-hub's size check ("Consistency check failed"): the bytes cannot be trusted.
         got = partial.stat().st_size if partial.exists() else 0
         partial.unlink(missing_ok=True)
@@ -220,11 +250,12 @@ def fetch_file(
     Returns (path, whether llamadesk downloaded the bytes). `progress` is a tqdm class for the
     progress bar (the terminal UI passes one that posts messages); None: huggingface-hub's own.
     """
-    cached = cached_file(repo, file.path, commit)
-    if cached is not None:
+    with cache_writable():
+        cached = cached_file(repo, file.path, commit)
+        if cached is not None:
+            remember_ref(repo, revision, commit)
+            return cached, False
+        blob, fetched = download_blob(repo, file, commit, progress)
+        path = link_snapshot(repo, commit, file.path, blob)
         remember_ref(repo, revision, commit)
-        return cached, False
-    blob, fetched = download_blob(repo, file, commit, progress)
-    path = link_snapshot(repo, commit, file.path, blob)
-    remember_ref(repo, revision, commit)
-    return path, fetched
+        return path, fetched

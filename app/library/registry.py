@@ -22,7 +22,7 @@ from typing import Any
 from llamadesk.app.core.atomic_file import atomic_output, locked
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.json_file import read_json_object
-from llamadesk.app.core.paths import data_dir
+from llamadesk.app.core.paths import HOME_NOT_WRITABLE, data_dir
 from llamadesk.app.core.value_ranges import shown
 
 REGISTRY_FILE = "library.json"
@@ -173,7 +173,7 @@ def save_registry(registry: Registry) -> None:
     payload = {"schema_version": SCHEMA_VERSION, **asdict(registry)}
     # Through a link (library.json kept in a dotfiles repo) the file linked to is replaced, not the
     # link: replacing the link left the linked file behind, silently no longer used.
-    with atomic_output(Path(os.path.realpath(registry_path())), force=True) as tmp:
+    with atomic_output(Path(os.path.realpath(registry_path())), force=True, unwritable=HOME_NOT_WRITABLE) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

