@@ -101,6 +101,7 @@ def run_translate(
     kv_type: str = "f16",
     flash_attn: str = "on",
     language: str = "fr",
+    reproducible: bool = True,
 ) -> tuple[float, list[str]]:
     started = time.perf_counter()
     out = subprocess.run(
@@ -108,6 +109,7 @@ def run_translate(
             str(LLAMADESK), "translate", "--to", language, "--from", "en", str(document), "--json", "-m", model,
             "--threads", str(threads), "--batch", "512", "--kv-type", kv_type, "--gpu-layers", "0",
             "--flash-attn", flash_attn, "--parallel", str(parallel),
+            "--reproducible" if reproducible else "--no-reproducible",
         ],
         check=True,
         capture_output=True,

@@ -72,6 +72,12 @@ def main() -> int:
     parser.add_argument("--model", default="gemma3-270m")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument(
+        "--no-reproducible",
+        dest="reproducible",
+        action="store_false",
+        help="both runs with translate --no-reproducible (llama.cpp's fastest kernel per batch)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     begun = time.perf_counter()
@@ -82,8 +88,12 @@ def main() -> int:
             document = Path(scratch) / f"{eval_set}-{language}.txt"
             document.write_text("\n\n".join(r["source"].strip() for r in rows) + "\n", encoding="utf-8")
             references = [r["reference"] for r in rows]
-            _, one = run_translate(document, args.model, args.threads, 1, language=language)
-            _, eight = run_translate(document, args.model, args.threads, 8, language=language)
+            _, one = run_translate(
+                document, args.model, args.threads, 1, language=language, reproducible=args.reproducible
+            )
+            _, eight = run_translate(
+                document, args.model, args.threads, 8, language=language, reproducible=args.reproducible
+            )
             if not len(one) == len(eight) == len(references):
                 answers = f"{len(one)} / {len(eight)} answers"
                 raise SystemExit(f"{eval_set} {language}: {len(references)} paragraphs, {answers}")
@@ -98,7 +108,9 @@ def main() -> int:
     identical = sum(s for *_, s in rows_out)
     lines = [
         f"`llamadesk translate` with `--parallel 1` and `--parallel 8`, model `{args.model}`, {args.threads} "
-        "thread(s), batch 512, f16 cache, flash attention, one run each, on every document the evaluation "
+        f"thread(s), batch 512, f16 cache, flash attention, "
+        f"{'batch-invariant decoding (the default)' if args.reproducible else '`--no-reproducible`'}, "
+        "one run each, on every document the evaluation "
         "sets make (each set's messages into one language, one paragraph per message, human references). "
         "chrF by sacrebleu (corpus).",
         "",

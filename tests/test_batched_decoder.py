@@ -144,3 +144,40 @@ def test_the_same_seeded_request_twice_gets_the_same_reply(smollm2_engine, smoll
     first, second = smollm2_decoder.generate(prompt, sampling), smollm2_decoder.generate(prompt, sampling)
     assert first.stats.cached_prompt_tokens < second.stats.cached_prompt_tokens == len(prompt) - 1
     assert first.text == second.text and len(first.text) > 20
+
+
+def test_a_stream_per_sequence_continues_a_prefix_copied_from_another_stream(smollm2_engine):
+    """The batch-invariant decoder's streams: a prompt whose prefix a busy slot holds gets it by
+    copying that slot's stream (llama.cpp copies whole streams; the copy is trimmed), with its
+    cells where they were, so it continues as the original did. (That its tokens then come out
+    bit-identical to decoding alone needs the engine's batch-invariant kernels too, a setting of
+    the whole process: tests/test_translate_parallel.py checks it through the CLI.)"""
+    from llamadesk.app.engine.batched_decoder import BatchedDecoder
+    from llamadesk.app.engine.llama_engine import ggml_type_id
+
+    def streams_decoder(n_sequences: int) -> BatchedDecoder:
+        return BatchedDecoder(
+            smollm2_engine._llama._model.model,
+            n_sequences=n_sequences,
+            n_ctx=256,
+            n_batch=512,
+            n_threads=1,
+            kv_type=ggml_type_id("f16"),
+            flash_attn=True,
+            batch_invariant=True,
+        )
+
+    prompt = smollm2_engine.tokenize("The three primary colors are red, yellow and blue. The capital of France is")
+    longer = smollm2_engine.tokenize(
+        "The three primary colors are red, yellow and blue. The capital of France is Paris, and Germany's"
+    )
+    with streams_decoder(2) as decoder:
+        assert decoder.n_ctx == 256  # each sequence's own stream, not a share of one cache
+        first = decoder.generate(prompt, GREEDY)
+        busy = decoder.submit(longer, Sampling(temperature=0.0, max_tokens=100), ignore_end=True)
+        again = decoder.generate(prompt, GREEDY)  # slot 0 is busy: its stream is copied into slot 1
+        busy.result(timeout=120)
+    assert again.stats.cached_prompt_tokens == len(prompt) - 1
+    assert first.text.strip() and again.text[:12] == first.text[:12]
+    with streams_decoder(1) as decoder, pytest.raises(BadInputError):
+        decoder.submit(smollm2_engine.tokenize("word " * 300), GREEDY)  # past its stream: refused, not cut

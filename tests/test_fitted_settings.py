@@ -249,6 +249,38 @@ def test_a_model_with_sliding_window_layers_keeps_flash_attention_on_the_cpu() -
         assert not has_sliding_window(odd)
 
 
+def test_batch_invariant_decoding_reads_prompts_below_the_attention_tile_with_flash_attention_on() -> None:
+    """translate's reproducible decoding (batch_invariance.py): on the CPU it takes the fused
+    kernel (each query on its own) and prompt steps of 63 rows; not on a GPU (other kernels), not
+    when flash attention was turned off by request, and nothing changes for other loads."""
+    from llamadesk.app.engine.batch_invariance import UNTILED_ROWS
+
+    roomy = machine(32)
+    invariant = choose_settings(fm.LLAMA_8B, roomy, None, LoadSettings(batch_invariant=True))
+    assert invariant.batch_invariant and invariant.flash_attn and invariant.n_batch == UNTILED_ROWS == 63
+    assert "batch-invariant" in invariant.reasons["flash_attn"] and "batch_invariant" in invariant.reasons
+    plain = choose_settings(fm.LLAMA_8B, roomy, None, LoadSettings())
+    assert not plain.batch_invariant and not plain.flash_attn and plain.n_batch == 512
+    asked_off = choose_settings(fm.LLAMA_8B, roomy, None, LoadSettings(batch_invariant=True, flash_attn=False))
+    assert not asked_off.batch_invariant and asked_off.n_batch == 512
+    gpu = OffloadTarget("NVIDIA RTX 4090", 24 * GIB)
+    on_gpu = choose_settings(fm.LLAMA_8B, roomy, gpu, LoadSettings(batch_invariant=True))
+    assert on_gpu.n_gpu_layers and not on_gpu.batch_invariant and on_gpu.n_batch == 512
+
+
+def test_weights_stay_unrepacked_only_inside_the_block() -> None:
+    import llama_cpp
+
+    from llamadesk.app.engine.batch_invariance import weights_not_repacked
+
+    defaults = llama_cpp.llama_cpp.llama_model_default_params
+    with pytest.raises(RuntimeError), weights_not_repacked():
+        assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
+        raise RuntimeError("a load that fails")
+    assert llama_cpp.llama_cpp.llama_model_default_params is defaults
+    assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
 def test_the_starters_get_flash_attention_by_their_attention(smollm2_path, gemma_path) -> None:
     from llamadesk.app.core.gguf_file import inspect_gguf
 

@@ -139,9 +139,7 @@ def test_cli_parallel_lines_come_back_translated_in_order_and_the_same_every_run
     """The real chat starter, 4 lines in flight: each output line is its own input's translation.
 
     The workers decode in lockstep, so a second run gives the same bytes whatever the threads'
-    timing. It is not compared with --parallel 1: llama.cpp rounds a token decoded beside others
-    a little differently (test_batched_decoder.py checks identity where the batches are the
-    same; bench/RESULTS.md "batched" measures the rest).
+    timing (the next test compares it with --parallel 1).
     """
     # Placeholders are protected spans: the translator keeps each in its own line, whatever the model does.
     lines = ["{room} is on the left.", "The train leaves at {time}.", "I paid for {count} tickets.", "Call {name}."]
@@ -155,6 +153,38 @@ def test_cli_parallel_lines_come_back_translated_in_order_and_the_same_every_run
     assert out != lines  # translated, not copied
     again = run_cli(*common, "--parallel", "4", input="\n".join(lines) + "\n")
     assert again.returncode == 0 and again.stdout == proc.stdout
+
+
+# Messages of the kind bench/parallel_chrf.py translates: before batch-invariant decoding, a third
+# of such paragraphs came out differently with --parallel 8 than with --parallel 1.
+MESSAGES = [
+    "Select a valid choice. That choice is not one of the available choices.",
+    "Ensure this value has at most %(limit_value)d characters.",
+    "Enter a valid email address.",
+    "The password is too similar to the username.",
+    "Your session has expired, please log in again.",
+    "Are you sure you want to delete the selected items?",
+    "This field is required.",
+    "Change history of the page",
+    "Please correct the duplicate values below.",
+    "The two password fields didn't match.",
+    "Recent actions by other users",
+    "Directory indexes are not allowed here.",
+]
+
+
+def test_cli_parallel_gives_what_parallel_1_gives():
+    """translate's default decoding is batch-invariant on the CPU (engine/batch_invariance.py):
+    each paragraph comes out byte for byte as it does one at a time; --no-reproducible is still
+    there for llama.cpp's fastest kernels."""
+    document = "\n\n".join(MESSAGES) + "\n"
+    common = ("translate", "--to", "fr", "--from", "en", "-m", "smollm2", *PINNED_FLAGS)
+    one = run_cli(*common, "--parallel", "1", input=document)
+    eight = run_cli(*common, "--parallel", "8", input=document)
+    assert one.returncode == eight.returncode == 0, one.stderr + eight.stderr
+    assert one.stdout == eight.stdout and one.stdout.count("\n\n") == len(MESSAGES) - 1
+    fast = run_cli(*common, "--parallel", "8", "--no-reproducible", input=document)
+    assert fast.returncode == 0 and fast.stdout.count("\n\n") == len(MESSAGES) - 1
 
 
 def test_cli_without_memory_for_the_decoder_translates_one_at_a_time_unless_parallel_was_asked(monkeypatch):

@@ -105,6 +105,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="segments in flight at once, decoded together in one batch (default: 8 where memory allows, "
         "else 1); paragraphs then translate side by side, each seeing only its own earlier sentences",
     )
+    parser.add_argument(
+        "--reproducible",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on the CPU, decode with llama.cpp kernels whose result for a token does not depend on what else "
+        "is in its batch (flash attention on), so --parallel N gives what --parallel 1 gives (default; "
+        "--no-reproducible lets llama.cpp pick its fastest kernel per batch, and paragraphs may then differ "
+        "at near ties)",
+    )
     add_load_options(parser, ctx_default=f"load.json's ctx, else {DEFAULT_CONTEXT}")
     # No parser default for --ctx: it would count as a flag and win over load.json's ctx.
     parser.set_defaults(handler=run)
@@ -326,7 +335,7 @@ def _write_unchanged(text: str, output: Path | None, force: bool, as_json: bool,
 
 def load_settings_for_translating(args: argparse.Namespace) -> LoadSettings:
     """--ctx over load.json's ctx over DEFAULT_CONTEXT (not the model's: chunks are sentence-sized)."""
-    load = load_settings(args)
+    load = dataclasses.replace(load_settings(args), batch_invariant=args.reproducible)
     return load if load.n_ctx is not None else dataclasses.replace(load, n_ctx=DEFAULT_CONTEXT)
 
 

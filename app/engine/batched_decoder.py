@@ -14,6 +14,11 @@ whatever all callers have in flight. The KV cache is unified across slots: a new
 starts like a sequence already in the cache (the same few-shot examples, the same conversation)
 gets that prefix by reference (llama_memory_seq_cp) and decodes only the rest.
 
+A `batch_invariant` decoder (on an engine loaded so, batch_invariance.py) gives each slot a KV
+stream of its own instead, n_ctx cells each, and reads prompts UNTILED_ROWS tokens a step: its
+sequences then come out as decoding each alone would give them. A prefix is taken from another
+slot by copying that slot's stream (llama.cpp copies whole streams), then trimming it.
+
 Which tokens share a batch changes what llama.cpp computes for each of them (its CPU kernels
 take other paths, and round differently, for a token decoded beside others), so a run whose
 batches follow the callers' timing is not repeatable. Callers that want the same output from
@@ -34,6 +39,7 @@ import llama_cpp
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLong
+from llamadesk.app.engine.batch_invariance import UNTILED_ROWS
 from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
 from llamadesk.app.engine.prefix_shelf import MAX_SHELVED_TOKENS
 from llamadesk.app.engine.prefix_shelf import WORTH_KEEPING as WORTH_SHELVING
@@ -103,6 +109,7 @@ class BatchedDecoder:
         kv_type: int,
         flash_attn: bool,
         adapters: Sequence[LoadedAdapter] = (),
+        batch_invariant: bool = False,
     ):
         if n_sequences < 1:
             raise BadInputError("a batched decoder needs at least one sequence")
@@ -111,7 +118,8 @@ class BatchedDecoder:
         # `-p 0 -n 1`) failed its assert n_outputs_max <= n_outputs_max and aborted the process.
         n_batch = max(n_batch, n_sequences + SHELVES)
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx
+        # llama.cpp divides n_ctx between the streams when each sequence has its own.
+        params.n_ctx = n_ctx * (n_sequences + SHELVES) if batch_invariant else n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_sequences + SHELVES
@@ -120,7 +128,9 @@ class BatchedDecoder:
         params.flash_attn_type = (
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
-        params.kv_unified = True  # slots share prefixes by reference, and any slot may use the whole context
+        # Unified: slots share prefixes by reference, and any slot may use the whole context.
+        # Batch-invariant: a stream per sequence, so that its cells sit as they would alone.
+        params.kv_unified = not batch_invariant
         params.swa_full = False  # as llama.cpp's own tools: a sliding-window layer keeps only its window
         params.no_perf = True
         context = llama_cpp.llama_init_from_model(model, params)
@@ -140,7 +150,8 @@ class BatchedDecoder:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._n_swa = llama_cpp.llama_model_n_swa(model)
         self.n_sequences = n_sequences
-        self.n_ctx = llama_cpp.llama_n_ctx(context)
+        self.batch_invariant = batch_invariant
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(context)  # what one sequence may use
         self.n_batch = n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._tokens_view = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))
@@ -387,7 +398,7 @@ class BatchedDecoder:
                 self._shelve(slot, keep=0)
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                 if common > 0:
-                    llama_cpp.llama_memory_seq_cp(self._memory, source, slot, 0, common)
+                    self._copy_prefix(source, slot, common)
             self._slot_tokens[slot] = request.tokens[:common]
             sampling = request.sampling
             budget = sampling.max_tokens if sampling.max_tokens is not None else self.n_ctx
@@ -424,9 +435,22 @@ class BatchedDecoder:
             return  # a sliding window already dropped the start: no prefix of it can be continued
         shelf = min(self._shelf_used, key=self._shelf_used.__getitem__)  # the least recently used
         llama_cpp.llama_memory_seq_rm(self._memory, shelf, -1, -1)
-        llama_cpp.llama_memory_seq_cp(self._memory, slot, shelf, 0, len(held))
+        self._copy_prefix(slot, shelf, len(held))
         self._slot_tokens[shelf] = list(held)
         self._shelf_used[shelf] = self._admissions
+
+    def _copy_prefix(self, source: int, target: int, length: int) -> None:
+        """(Lock held.) Give the empty sequence `target` the first `length` cells of `source`.
+
+        In a unified cache the cells are shared, nothing is copied. With a stream per sequence,
+        llama.cpp copies only whole streams (at the next decode), so the copy is trimmed after:
+        the cells keep their places, as the batch-invariant decoder needs.
+        """
+        if not self.batch_invariant:
+            llama_cpp.llama_memory_seq_cp(self._memory, source, target, 0, length)
+            return
+        llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self._memory, target, length, -1)
 
     def _prefix_coming(self, tokens: list[int], cached: int) -> bool:
         """Whether a sequence still reading its prompt will soon hold much more of `tokens` than the cache.
@@ -469,12 +493,20 @@ class BatchedDecoder:
         n = 0
         generating = [s for s in self._active.values() if not s.prefilling]
         prefilling = [s for s in self._active.values() if s.prefilling]
+        in_order = generating + prefilling
+        if self.batch_invariant:
+            # With a stream per sequence, llama.cpp puts streams in one weight pass (ubatch) only
+            # as a run of increasing ids in batch order; in admission order a step of 8 made up
+            # to 8 passes, and batching bought nothing.
+            in_order.sort(key=lambda s: s.slot)
         consumed: list[tuple[_Sequence, int]] = []
-        for sequence in generating + prefilling:
+        for sequence in in_order:
             room = self.n_batch - n
             if room <= 0:
                 break
             take = min(room, len(sequence.pending))
+            if self.batch_invariant:  # below flash attention's tiled kernel (batch_invariance.py)
+                take = min(take, UNTILED_ROWS)
             if sequence.prefilling and take == len(sequence.pending) > 1:
                 # The prompt's last token goes alone to a later step, as in token_loop.decode_prompt:
                 # a repeated request, whose prompt the cache holds, decodes only that token again.

@@ -26,6 +26,7 @@ from llamadesk.app.core.memory_budget import (
     vram_reserve,
 )
 from llamadesk.app.core.value_ranges import THREADS
+from llamadesk.app.engine.batch_invariance import UNTILED_ROWS
 from llamadesk.app.engine.devices import BackendDevice
 from llamadesk.app.engine.types import ActiveSettings, LoadSettings
 
@@ -194,11 +195,13 @@ def _attention_candidates(
     head, so when that would cut the context short the kernel goes back on (and with it the q8_0
     cache fallback, which needs it). A model with sliding-window layers keeps it: most of its
     layers attend to a short window, and there the fused kernel measured faster (Gemma 3 270M,
-    4-7% at every depth). On a GPU the fused kernel is the fast path.
+    4-7% at every depth). On a GPU the fused kernel is the fast path. Batch-invariant decoding
+    needs it too: its kernel computes each query on its own, where the plain path's products
+    take other routes for other numbers of queries (batch_invariance.py).
     """
     if requested.flash_attn is not None:
         attention = [requested.flash_attn]
-    elif quantized_kv or not cpu_only or sliding_window:
+    elif quantized_kv or not cpu_only or sliding_window or requested.batch_invariant:
         attention = [True]
     else:
         attention = [False, True]
@@ -261,6 +264,8 @@ def choose_settings(
         reasons["flash_attn"] = "requested"
     elif flash_attn and cpu_only and quantized_kv:
         reasons["flash_attn"] = "a quantized KV cache needs it"
+    elif flash_attn and cpu_only and requested.batch_invariant:
+        reasons["flash_attn"] = "batch-invariant decoding needs its kernel, which computes each query on its own"
     elif flash_attn and cpu_only and sliding_window:
         reasons["flash_attn"] = "most of this model's layers attend to a short window, where the fused kernel is faster"
     elif flash_attn and cpu_only:
@@ -309,6 +314,11 @@ def choose_settings(
     reasons["use_mmap"] = "the OS pages weights in on demand and shares them" if use_mmap else "requested off"
     reasons["use_mlock"] = "requested" if requested.use_mlock else "off unless asked (pins the whole model in RAM)"
     n_batch = max(1, min(requested.n_batch, n_ctx))
+    # Not on a GPU (other kernels), nor with flash attention turned off by request (batch_invariance.py).
+    batch_invariant = requested.batch_invariant and gpu_layers == 0 and flash_attn
+    if batch_invariant:  # prompts read in steps below flash attention's tiled kernel (batch_invariance.py)
+        n_batch = min(n_batch, UNTILED_ROWS)
+        reasons["batch_invariant"] = "a token's result does not depend on what shares its batch"
     return ActiveSettings(
         n_ctx=n_ctx,
         n_threads=n_threads,
@@ -319,4 +329,5 @@ def choose_settings(
         kv_cache_type=kv_type,
         use_mmap=use_mmap,
         use_mlock=requested.use_mlock,
+        batch_invariant=batch_invariant,
     )

@@ -24,6 +24,7 @@ from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLo
 from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits, is_adapter
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.engine.batch_invariance import disable_tiled_products, weights_not_repacked
 from llamadesk.app.engine.batched_decoder import BatchedDecoder
 from llamadesk.app.engine.build_info import build_info
 from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
@@ -201,8 +202,11 @@ class Engine:
         settings = choose_settings(summary, machine, current_offload_target(machine), requested)
         kv_type = ggml_type_id(settings.kv_cache_type)
         use_default_log()
+        if settings.batch_invariant:
+            disable_tiled_products()
+        repacking = weights_not_repacked() if settings.batch_invariant else contextlib.nullcontext()
         try:
-            with _chat_templates_left_to_llamadesk():
+            with _chat_templates_left_to_llamadesk(), repacking:
                 llama = llama_cpp.Llama(
                     model_path=str(summary.path),
                     n_ctx=settings.n_ctx,
@@ -332,8 +336,16 @@ class Engine:
         prompt = self._chat_template.render(messages)
         # The template writes BOS itself when the model wants one; never add a second.
         bos = self._llama._model.token_bos()
-        contents = [m["content"] for m in messages if isinstance(m.get("content"), str)]
-        tokens = prompt_tokens(prompt, contents, self.tokenize, self._spells_special)
+        texts = [i for i, m in enumerate(messages) if isinstance(m.get("content"), str)]  # messages with text
+        contents = [messages[i]["content"] for i in texts]
+
+        def render_replaced(replaced: dict[int, str]) -> str:
+            changed = [dict(m) for m in messages]
+            for index, text in replaced.items():
+                changed[texts[index]]["content"] = text
+            return self._chat_template.render(changed)
+
+        tokens = prompt_tokens(prompt, contents, self.tokenize, self._spells_special, render_replaced)
         if self._llama._model.add_bos_token() and bos != -1 and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
         self._last_tokenized = ([dict(message) for message in messages], list(tokens))  # copies: callers may mutate
@@ -470,17 +482,23 @@ class Engine:
         It has its own context (`n_ctx` cells shared by all sequences; default: this engine's), so
         it runs beside this engine's single stream; close() it to free that memory. The engine's
         LoRA adapters are set on that context too: llama.cpp applies them per context.
+
+        An engine loaded batch-invariant gets a decoder whose sequences come out as this engine's
+        single stream would give them: each sequence has a stream of `n_ctx` cells of its own
+        (default: this engine's context, so a prompt fits there when it fits here).
         """
         settings = self.settings
         return BatchedDecoder(
             self._llama._model.model,
             n_sequences=n_sequences,
             n_ctx=n_ctx if n_ctx is not None else settings.n_ctx,
-            n_batch=settings.n_batch,
+            # batch-invariant: each sequence reads at most n_batch prompt tokens a step, all of them at once
+            n_batch=settings.n_batch * n_sequences if settings.batch_invariant else settings.n_batch,
             n_threads=settings.n_threads,
             kv_type=ggml_type_id(settings.kv_cache_type),
             flash_attn=settings.flash_attn,
             adapters=self._loaded_adapters,
+            batch_invariant=settings.batch_invariant,
         )
 
     # -- benchmark --------------------------------------------------------------------------

@@ -31,6 +31,9 @@ class LoadSettings:
     rpc_servers: str | None = None  # "host:port[,host:port]": llama.cpp RPC servers to offload to
     # LoRA adapters (GGUF) applied at run time, each with its scale (1 as trained, 0 off).
     lora: tuple[tuple[str, float], ...] = ()
+    # On the CPU: kernels whose result for a token does not depend on what else shares its batch,
+    # so a batched decoder (translate --parallel) gives what decoding alone gives (batch_invariance.py).
+    batch_invariant: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class ActiveSettings:
     kv_cache_type: str = "f16"
     use_mmap: bool = True
     use_mlock: bool = False
+    batch_invariant: bool = False  # see LoadSettings.batch_invariant
 
 
 @dataclass(frozen=True)

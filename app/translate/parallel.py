@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # the engine (llama.cpp, numpy) loads only when a model does,
 # More segments in flight read the weights once for more tokens; past ~8 llama-batched-bench
 # shows little more to gain on small machines, while each adds a worker and KV cells.
 MAX_PARALLEL = 8
+# Cells one segment's model call may use: its prompt (instructions and examples, the previous
+# chunk and its translation), its chunk and its answer fit in job.py's PROMPT_RESERVE_TOKENS plus
+# four of its MAX_CHUNK_TOKENS (chunk_budget's rule), 896.
+SEGMENT_CELLS = 1024
 
 
 def default_parallel(available_memory: int, model_size: int) -> int:
@@ -153,6 +157,10 @@ class ParallelTranslators:
     ):
         """`examples` and `candidates` as SegmentTranslator takes them (translate --candidates)."""
         self.shared = shared_decoder is not None
+        if n_ctx is None and engine.settings.batch_invariant:
+            # A stream per segment in flight: as much as one segment's prompt and answer need (the
+            # job's own rule, chunk_budget), not the whole engine context n times over.
+            n_ctx = min(engine.settings.n_ctx, SEGMENT_CELLS)
         self.decoder = shared_decoder if self.shared else engine.batched_decoder(n, n_ctx)
         self.stopped = threading.Event()
         self.translators = [
