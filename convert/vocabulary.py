@@ -171,7 +171,9 @@ def _config_added_tokens(folder: Path, n_vocab: int) -> dict[int, dict[str, Any]
     """tokenizer_config.json's `added_tokens_decoder` (id -> {content, special}), each entry checked.
 
     SentencePiece models such as Gemma's mark their chat markers (<start_of_turn>) as special here
-    only; the model file itself calls them ordinary pieces.
+    only; the model file itself calls them ordinary pieces. An id past the model's rows is left
+    out, as llama.cpp's converter leaves it (with a warning): Llama 2 fine-tunes saved by newer
+    transformers list their <pad> 32000 here beside 32,000 rows.
     """
     path = folder / "tokenizer_config.json"
     if not path.is_file():
@@ -185,16 +187,17 @@ def _config_added_tokens(folder: Path, n_vocab: int) -> dict[int, dict[str, Any]
     for key, token in decoder.items():
         token_id = int(key) if key.isdecimal() and len(key) <= 10 else -1
         if not (
-            0 <= token_id < n_vocab
+            0 <= token_id
             and isinstance(token, dict)
             and _is_text(token.get("content"))
             and isinstance(token.get("special", False), bool)
         ):
             raise BadInputError(
-                f"{path}: added token {shown(key)}: {shown(token)} is not {{id below {n_vocab}: content, special}}; "
+                f"{path}: added token {shown(key)}: {shown(token)} is not {{id: content, special}}; "
                 "the tokenizer config is damaged or not for this model"
             )
-        added[token_id] = token
+        if token_id < n_vocab:
+            added[token_id] = token
     return added
 
 
@@ -214,7 +217,7 @@ def _json_added_tokens(folder: Path, n_vocab: int) -> dict[int, str]:
     for content, token_id in read_json_object(path, "added tokens", max_bytes=MAX_TOKENIZER_BYTES).items():
         if not (_is_text(content) and type(token_id) is int and token_id >= 0):
             raise BadInputError(
-                f"{path}: added token {shown(content)}: {shown(token_id)} is not {{content: id below {n_vocab}}}; "
+                f"{path}: added token {shown(content)}: {shown(token_id)} is not {{content: id}}; "
                 "the file is damaged or not for this model"
             )
         if token_id < n_vocab:
