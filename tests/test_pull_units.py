@@ -150,20 +150,20 @@ print("unchanged")
 """
 
 
-def test_a_ref_that_cannot_be_written_keeps_the_commit_it_named(tmp_path):
-    # The ref was written in place: a pull that filled the disk left refs/main empty, and offline
-    # pulls of that repo then found nothing in the cache.
+def run_in_child(script: str, hf_home):
+    """`script` in a fresh interpreter (its file-size limit stays there), with HF_HOME at `hf_home`."""
     import os
     import subprocess
     import sys
 
-    done = subprocess.run(
-        [sys.executable, "-c", REF_ON_A_FULL_DISK],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "HF_HOME": str(tmp_path / "hf")},
-    )
+    env = {**os.environ, "HF_HOME": str(hf_home)}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_a_ref_that_cannot_be_written_keeps_the_commit_it_named(tmp_path):
+    # The ref was written in place: a pull that filled the disk left refs/main empty, and offline
+    # pulls of that repo then found nothing in the cache.
+    done = run_in_child(REF_ON_A_FULL_DISK, tmp_path / "hf")
     assert done.stderr == "" and done.stdout.split() == ["LlamadeskError", "a" * 40, "unchanged"]
     refs = tmp_path / "hf" / "hub" / "models--tiny--Tiny-GGUF" / "refs"
     assert [p.name for p in refs.iterdir()] == ["main"]  # no temporary left beside it
@@ -193,17 +193,7 @@ except OSError as err:
 def test_a_snapshot_copy_cut_short_leaves_nothing_behind(tmp_path):
     # Where no symlink can be made the blob is copied into the snapshot: a copy cut short by a full
     # disk stayed under its hidden name, as large as the disk had room for, never removed.
-    import os
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", COPY_ON_A_FULL_DISK],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "HF_HOME": str(tmp_path / "hf")},
-    )
+    done = run_in_child(COPY_ON_A_FULL_DISK, tmp_path / "hf")
     assert done.stderr == "" and done.stdout.split() == ["True"]
     snapshot = tmp_path / "hf" / "hub" / "models--tiny--Tiny-GGUF" / "snapshots" / ("d" * 40)
     assert list(snapshot.iterdir()) == []
