@@ -261,10 +261,12 @@ def main() -> None:
         ]
     lines += [
         "Both runs put the same prompts to the model (a segment's context is the segment before it in its "
-        "own paragraph, whatever --parallel; tests/test_translate_parallel.py checks it). Paragraphs differ "
-        "where llama.cpp's CPU kernels round a token decoded beside others differently from one decoded "
-        "alone (matrix-matrix against matrix-vector paths), which flips near-ties in greedy decoding; "
-        "tests/test_batched_decoder.py shows one sequence at a time matching the engine exactly.",
+        "own paragraph, whatever --parallel; tests/test_translate_parallel.py checks it), and `translate` "
+        "decodes batch-invariant on the CPU (engine/batch_invariance.py: a token's arithmetic is the same "
+        "alone and beside others), so the answers are the same too. With `--no-reproducible` (llama.cpp's "
+        "fastest kernel per batch) paragraphs differ where those kernels round a token decoded beside "
+        "others differently from one decoded alone, which flips near-ties in greedy decoding "
+        '(bench/RESULTS.md "parallel chrF").',
         "",
         "Why the document gains less than llama-batched-bench's sequences: its segments are a sentence each, "
         "with a prompt of fixed examples that the sequential run keeps in the cache from one segment to the "
