@@ -476,7 +476,9 @@ class Engine:
 
     # -- several sequences at once ------------------------------------------------------------
 
-    def batched_decoder(self, n_sequences: int, n_ctx: int | None = None) -> BatchedDecoder:
+    def batched_decoder(
+        self, n_sequences: int, n_ctx: int | None = None, cells_per_sequence: int | None = None
+    ) -> BatchedDecoder:
         """A decoder advancing up to `n_sequences` sequences per llama_decode on this model (batched_decoder.py).
 
         It has its own context (`n_ctx` cells shared by all sequences; default: this engine's), so
@@ -484,14 +486,18 @@ class Engine:
         LoRA adapters are set on that context too: llama.cpp applies them per context.
 
         An engine loaded batch-invariant gets a decoder whose sequences come out as this engine's
-        single stream would give them: each sequence has a stream of `n_ctx` cells of its own
-        (default: this engine's context, so a prompt fits there when it fits here).
+        single stream would give them: each sequence has a stream of its own, of
+        `cells_per_sequence` cells (what one of the caller's sequences needs) or `n_ctx`, whichever
+        is smaller (default: this engine's context, so a prompt fits there when it fits here).
         """
         settings = self.settings
+        cells = n_ctx if n_ctx is not None else settings.n_ctx
+        if settings.batch_invariant and cells_per_sequence is not None:
+            cells = min(cells, cells_per_sequence)
         return BatchedDecoder(
             self._llama._model.model,
             n_sequences=n_sequences,
-            n_ctx=n_ctx if n_ctx is not None else settings.n_ctx,
+            n_ctx=cells,
             # batch-invariant: each sequence reads at most n_batch prompt tokens a step, all of them at once
             n_batch=settings.n_batch * n_sequences if settings.batch_invariant else settings.n_batch,
             n_threads=settings.n_threads,

@@ -157,11 +157,12 @@ class ParallelTranslators:
     ):
         """`examples` and `candidates` as SegmentTranslator takes them (translate --candidates)."""
         self.shared = shared_decoder is not None
-        if n_ctx is None and engine.settings.batch_invariant:
-            # A stream per segment in flight: as much as one segment's prompt and answer need (the
-            # job's own rule, chunk_budget), not the whole engine context n times over.
-            n_ctx = min(engine.settings.n_ctx, SEGMENT_CELLS)
-        self.decoder = shared_decoder if self.shared else engine.batched_decoder(n, n_ctx)
+        # With a stream per segment in flight (batch-invariant decoding), each gets what one
+        # segment's prompt and answer need (the job's own rule, chunk_budget), not the whole
+        # engine context n times over.
+        self.decoder = (
+            shared_decoder if self.shared else engine.batched_decoder(n, n_ctx, cells_per_sequence=SEGMENT_CELLS)
+        )
         self.stopped = threading.Event()
         self.translators = [
             SegmentTranslator(

@@ -77,7 +77,7 @@ async def test_without_memory_for_the_batched_decoder_a_document_translates_one_
     from llamadesk.app.core.errors import LlamadeskError
 
     class NoRoomForBatches(FakeTranslatingEngine):
-        def batched_decoder(self, n_sequences, n_ctx=None):
+        def batched_decoder(self, n_sequences, n_ctx=None, cells_per_sequence=None):
             raise LlamadeskError(f"llama.cpp could not create a context for {n_sequences} sequences")
 
     app = LlamadeskApp(
