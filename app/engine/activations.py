@@ -28,7 +28,7 @@ import llama_cpp.llama_cpp as llama
 import numpy as np
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
-from llamadesk.app.engine.llama_log import log_sent_to
+from llamadesk.app.engine.llama_log import use_default_log
 
 GGML_MAX_DIMS = 4
 GGML_MAX_OP_PARAMS = 64
@@ -210,8 +210,11 @@ def collect_activations(
     stats = ActivationStats(chunk_size=n_ctx)
     collector = _Collector(stats)
     callback = llama.ggml_backend_sched_eval_callback(collector)
-    with log_sent_to(lambda _text: None):  # its load report (the high-level Llama class hides it; we bypass that)
-        return _collect(Path(model_path), text, n_ctx, n_threads, progress, stats, collector, callback)
+    # Its load report is dropped as every load's is (the high-level Llama class hides it; we bypass
+    # that class), and by llama_log's default sink, which runs no Python: a sink in Python dropped a
+    # Ctrl-C that came during the load (see llama_log).
+    use_default_log()
+    return _collect(Path(model_path), text, n_ctx, n_threads, progress, stats, collector, callback)
 
 
 def _collect(

@@ -22,16 +22,17 @@ import llama_cpp.llama_cpp as llama
 LOG_ENV = "LLAMADESK_LLAMA_LOG"
 
 
-def _drop(_level: int, _text: bytes, _data: ctypes.c_void_p) -> None:
-    pass
-
-
 def _to_stderr(_level: int, text: bytes, _data: ctypes.c_void_p) -> None:
     sys.stderr.write(text.decode("utf-8", errors="replace"))
 
 
 # Module globals: llama.cpp keeps the pointers, so the ctypes objects must live as long as the process.
-_DROP = llama.llama_log_callback(_drop)
+# The log is dropped by a builtin that takes any three arguments and runs no Python code (the slice
+# it makes is thrown away). With a Python function there, llama.cpp's few hundred lines per model
+# load ran Python inside its callback, so Ctrl-C or SIGTERM during a load was raised there, where
+# ctypes prints the exception as "ignored" and drops it: the command loaded on and ran to the end.
+# With no Python in the callback, the signal is raised as soon as the load returns to Python.
+_DROP = llama.llama_log_callback(slice)
 _TO_STDERR = llama.llama_log_callback(_to_stderr)
 
 
