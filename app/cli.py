@@ -96,9 +96,32 @@ def _raise_terminated(signum: int, _frame: object) -> None:
     raise Terminated(signum)
 
 
+class _CtrlC:
+    """Python's own Ctrl-C handler that also remembers that Ctrl-C came.
+
+    numpy's compiled part turns a KeyboardInterrupt raised while it is being imported into an
+    ImportError ("PyCapsule_Import could not import module datetime") with nothing of the interrupt
+    left in it; without this record a Ctrl-C in a command's first tenth of a second was reported
+    as an internal error, several lines of numpy's advice included.
+    """
+
+    seen = False
+
+    @classmethod
+    def handle(cls, signum: int, frame: object) -> None:
+        cls.seen = True
+        signal.default_int_handler(signum, frame)
+
+
 def _stop_cleanly_on_termination() -> dict[int, object]:
-    """Turn SIGTERM and SIGHUP into Terminated where they have their default; the handlers replaced."""
+    """Turn SIGTERM and SIGHUP into Terminated where they have their default, and let Ctrl-C be
+    remembered (_CtrlC); the handlers replaced."""
     replaced: dict[int, object] = {}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        try:
+            replaced[signal.SIGINT] = signal.signal(signal.SIGINT, _CtrlC.handle)
+        except ValueError:  # not the main thread
+            return replaced
     for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
         signum = getattr(signal, name, None)
         # An ignored signal stays ignored (nohup sets SIGHUP so); main() may run in a thread in tests.
@@ -164,6 +187,9 @@ def _run(argv: list[str]) -> int:
         print("llamadesk: ran out of memory; close other programs or use a smaller model", file=sys.stderr)
         return 1
     except Exception as err:
+        if isinstance(err, ImportError) and _CtrlC.seen:  # numpy's disguise of Ctrl-C (_CtrlC)
+            print("\nllamadesk: interrupted", file=sys.stderr)
+            return 130
         # Every reader checks its input first; this is the net under what none of them foresaw, so
         # a user still gets one line and exit 1, not a traceback. LLAMADESK_DEBUG=1 shows it.
         if os.environ.get("LLAMADESK_DEBUG"):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from llamadesk.app.commands import info
@@ -92,3 +95,37 @@ def test_flags_are_taken_only_as_spelled():
     # argparse's prefixes took llama-cli's `--prompt TEXT` for `--prompt-lookup`.
     result = run_cli("chat", "--prompt", "hi")
     assert_one_clear_line(result, 2, "unrecognized arguments: --prompt", "see `llamadesk chat --help`")
+
+
+# A command that gets Ctrl-C while numpy is being imported: numpy's compiled part turns the
+# KeyboardInterrupt into an ImportError with nothing of the interrupt left in it.
+NUMPY_S_CTRL_C = """
+import argparse, os, signal, sys
+from llamadesk.app import cli
+
+def command(args):
+    try:
+        if sys.argv[1] == "ctrl-c":
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10**7):
+                pass
+    except KeyboardInterrupt:
+        pass
+    raise ImportError("PyCapsule_Import could not import module datetime")
+
+class Parser:
+    def parse_args(self, argv):
+        return argparse.Namespace(command="x", handler=command)
+
+cli.build_parser = lambda prog: Parser()
+sys.exit(cli.main(["x"]))
+"""
+
+
+@pytest.mark.parametrize("case", ["ctrl-c", "no-ctrl-c"])
+def test_ctrl_c_that_numpy_turned_into_an_import_error_is_an_interrupt(case):
+    done = subprocess.run([sys.executable, "-c", NUMPY_S_CTRL_C, case], capture_output=True, text=True, timeout=60)
+    if case == "ctrl-c":  # was: "internal error (ImportError: ...); please report it"
+        assert (done.returncode, done.stderr) == (130, "\nllamadesk: interrupted\n")
+    else:  # an import that fails of itself is still the internal-error line
+        assert done.returncode == 1 and done.stderr.startswith("llamadesk: internal error (ImportError")
