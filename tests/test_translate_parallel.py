@@ -183,8 +183,20 @@ def test_cli_parallel_gives_what_parallel_1_gives():
     eight = run_cli(*common, "--parallel", "8", input=document)
     assert one.returncode == eight.returncode == 0, one.stderr + eight.stderr
     assert one.stdout == eight.stdout and one.stdout.count("\n\n") == len(MESSAGES) - 1
+    assert "--flash-attn off" not in one.stderr + eight.stderr
     fast = run_cli(*common, "--parallel", "8", "--no-reproducible", input=document)
     assert fast.returncode == 0 and fast.stdout.count("\n\n") == len(MESSAGES) - 1
+    assert "--flash-attn off" not in fast.stderr  # asked for: nothing to say
+
+
+def test_cli_says_when_flash_attention_off_keeps_parallel_from_being_reproducible():
+    flags = [f if f != "on" else "off" for f in PINNED_FLAGS]  # --flash-attn off
+    common = ("translate", "--to", "fr", "--from", "en", "-m", "smollm2", *flags)
+    parallel = run_cli(*common, "--parallel", "2", input="Good morning.\nThank you.\n")
+    assert parallel.returncode == 0 and len(parallel.stdout.splitlines()) == 2
+    assert "note: with --flash-attn off, --parallel can give other translations" in parallel.stderr
+    one = run_cli(*common, "--parallel", "1", input="Good morning.\n")
+    assert one.returncode == 0 and "--flash-attn off" not in one.stderr
 
 
 def test_cli_without_memory_for_the_decoder_translates_one_at_a_time_unless_parallel_was_asked(monkeypatch):

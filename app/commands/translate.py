@@ -227,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
             target=target, source=source, mode=mode, glossary=glossary, typography=not args.keep_quotes
         )
         n_parallel = args.parallel if args.parallel is not None else _default_parallel(path)
+        if n_parallel > 1 and args.reproducible and engine.settings.n_gpu_layers == 0:
+            _note_if_not_reproducible(engine.settings)
         parallel = None
         if n_parallel > 1:  # the workers' translators prompt as the main one does (examples, candidates)
             try:
@@ -337,6 +339,16 @@ def load_settings_for_translating(args: argparse.Namespace) -> LoadSettings:
     """--ctx over load.json's ctx over DEFAULT_CONTEXT (not the model's: chunks are sentence-sized)."""
     load = dataclasses.replace(load_settings(args), batch_invariant=args.reproducible)
     return load if load.n_ctx is not None else dataclasses.replace(load, n_ctx=DEFAULT_CONTEXT)
+
+
+def _note_if_not_reproducible(settings) -> None:
+    """On the CPU only flash attention off (asked for) keeps decoding from being batch-invariant."""
+    if not settings.batch_invariant:
+        print(
+            "llamadesk: note: with --flash-attn off, --parallel can give other translations than "
+            "--parallel 1 where two words are nearly tied (reproducible decoding needs flash attention)",
+            file=sys.stderr,
+        )
 
 
 def _default_parallel(model: Path) -> int:
