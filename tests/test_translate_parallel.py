@@ -129,6 +129,15 @@ def test_cancel_stops_every_worker_and_keeps_what_came_in_order():
     assert len(parallel.prompts) < 30
 
 
+def test_a_segments_stream_holds_what_the_job_lets_one_model_call_use():
+    """SEGMENT_CELLS restates job.py's chunk_budget rule (its prompt reserve plus four chunks): a
+    smaller stream would end long segments with "context" where --parallel 1 does not."""
+    from llamadesk.app.translate.job import MAX_CHUNK_TOKENS, PROMPT_RESERVE_TOKENS
+    from llamadesk.app.translate.parallel import SEGMENT_CELLS
+
+    assert SEGMENT_CELLS >= PROMPT_RESERVE_TOKENS + 4 * MAX_CHUNK_TOKENS
+
+
 def test_the_default_keeps_one_segment_in_flight_where_memory_is_short():
     gib = 1 << 30
     assert default_parallel(available_memory=8 * gib, model_size=gib // 4) == 8

@@ -17,7 +17,7 @@ from llamadesk.app.commands.options import add_load_options, add_lora_option, ad
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 
 if TYPE_CHECKING:
-    from llamadesk.app.engine.types import LoadSettings
+    from llamadesk.app.engine.types import ActiveSettings, LoadSettings
 
 EXAMPLES = """examples:
   echo "Where is the station?" | llamadesk translate --to fr
@@ -341,7 +341,7 @@ def load_settings_for_translating(args: argparse.Namespace) -> LoadSettings:
     return load if load.n_ctx is not None else dataclasses.replace(load, n_ctx=DEFAULT_CONTEXT)
 
 
-def _note_if_not_reproducible(settings) -> None:
+def _note_if_not_reproducible(settings: ActiveSettings) -> None:
     """On the CPU only flash attention off (asked for) keeps decoding from being batch-invariant."""
     if not settings.batch_invariant:
         print(

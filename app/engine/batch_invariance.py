@@ -27,7 +27,7 @@ several sequences never does; so runs can part at a near-tie there. And on a GPU
 holds (other kernels), so it applies to CPU runs only.
 
 What it costs (llama-batched-bench, gemma3-270m, 1 thread, this machine; bench/RESULTS.md
-"parallel chrF"): prompt reading 15-20% slower, generation of one sequence 0-7% slower, of
+"parallel chrF"): prompt reading 15-25% slower, generation of one sequence 0-7% slower, of
 eight within noise (separate streams attend over their own cells only).
 """
 
