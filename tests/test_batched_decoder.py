@@ -181,3 +181,104 @@ def test_a_stream_per_sequence_continues_a_prefix_copied_from_another_stream(smo
     assert first.text.strip() and again.text[:12] == first.text[:12]
     with streams_decoder(1) as decoder, pytest.raises(BadInputError):
         decoder.submit(smollm2_engine.tokenize("word " * 300), GREEDY)  # past its stream: refused, not cut
+
+
+def _streams_decoder(engine, n_sequences: int, output_tile: int = 1):
+    """A decoder with a KV stream per sequence, as `translate` makes on a batch-invariant engine."""
+    from llamadesk.app.engine.batched_decoder import BatchedDecoder
+    from llamadesk.app.engine.llama_engine import ggml_type_id
+
+    return BatchedDecoder(
+        engine._llama._model.model,
+        n_sequences=n_sequences,
+        n_ctx=256,
+        n_batch=512,
+        n_threads=1,
+        kv_type=ggml_type_id("f16"),
+        flash_attn=True,
+        batch_invariant=True,
+        output_tile=output_tile,
+    )
+
+
+def _record_steps(monkeypatch) -> list[tuple[list[int], int]]:
+    """Every llama_decode from here on: the sequence id of each token, and how many logits rows it asked."""
+    import llama_cpp
+
+    steps: list[tuple[list[int], int]] = []
+    decode = llama_cpp.llama_decode
+
+    def recorded(context, batch):
+        n = batch.n_tokens
+        steps.append(([batch.seq_id[i][0] for i in range(n)], sum(1 for i in range(n) if batch.logits[i])))
+        return decode(context, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recorded)
+    return steps
+
+
+def _run(decoder, engine, prompts: list[str], lengths: list[int]) -> list[str]:
+    with decoder.starting_together():
+        handles = [
+            decoder.submit(engine.tokenize(p), Sampling(temperature=0.0, max_tokens=n), ignore_end=True)
+            for p, n in zip(prompts, lengths, strict=True)
+        ]
+    return [h.result(timeout=120).text for h in handles]
+
+
+def test_sequences_left_in_flight_move_to_the_first_slots_and_go_on_as_before(smollm2_engine, monkeypatch):
+    """With a stream per sequence, llama.cpp takes sequences in one weight pass only as a run of
+    consecutive ids; when those in slots 0 and 2 end, the one in slot 3 moves to slot 0 (its
+    stream copied) and says what it says when nothing moves it."""
+    prompts = ["The capital of France is", "Once upon a time, there was a", "def fibonacci(n):", "Water boils at"]
+    lengths = [2, 24, 2, 24]
+    with _streams_decoder(smollm2_engine, 4) as decoder:
+        alone = [_run(decoder, smollm2_engine, [p], [n])[0] for p, n in zip(prompts, lengths, strict=True)]
+        steps = _record_steps(monkeypatch)
+        together = _run(decoder, smollm2_engine, prompts, lengths)
+    assert together == alone
+    assert all(len(set(ids)) == 4 for ids, _ in steps[:2])  # all four at first ...
+    later = [sorted(set(ids)) for ids, _ in steps[3:]]
+    assert later and all(ids == [0, 1] for ids in later)  # ... then the two left, in slots 0 and 1
+
+
+def test_a_step_sampling_five_sequences_computes_eight_logits_rows_on_fillers(smollm2_engine, monkeypatch):
+    """On kernels that take logits rows four at a time (engine/output_tiles.py), a step that
+    samples five sequences asks for eight rows: the first token of a prompt being read, then filler
+    tokens on the free slots after the run, which leave those slots as they were."""
+    import llama_cpp
+
+    prompts = [f"Write a short poem about the number {i}:" for i in range(5)]
+    lengths = [8] * 5
+    with _streams_decoder(smollm2_engine, 8, output_tile=1) as plain:
+        expected = _run(plain, smollm2_engine, prompts, lengths)
+    with _streams_decoder(smollm2_engine, 8, output_tile=4) as decoder:
+        late: list[str] = []
+        late_prompt = smollm2_engine.tokenize("The three primary colors are red, yellow and blue. Name them again:")
+
+        def submit_late(piece) -> bool:
+            if not late:  # while the five generate, a sixth arrives with a prompt to read
+                late.append("submitted")
+                decoder.submit(late_prompt, Sampling(temperature=0.0, max_tokens=4))
+            return False
+
+        steps = _record_steps(monkeypatch)
+        with decoder.starting_together():
+            handles = [
+                decoder.submit(
+                    smollm2_engine.tokenize(p),
+                    Sampling(temperature=0.0, max_tokens=n),
+                    submit_late if i == 0 else None,
+                    ignore_end=True,
+                )
+                for i, (p, n) in enumerate(zip(prompts, lengths, strict=True))
+            ]
+        assert [h.result(timeout=120).text for h in handles] == expected
+        held = [llama_cpp.llama_memory_seq_pos_max(decoder._memory, slot) for slot in range(6, 10)]
+    sampling_five = [(ids, rows) for ids, rows in steps if len(set(ids)) == 8 and rows == 8]
+    assert sampling_five, "no step padded its five logits rows to eight"
+    # Fillers are one token each on slots 5-7, or 6-7 when the sixth's prompt gives a row.
+    with_prompt = [ids for ids, _ in sampling_five if ids.count(5) > 1]
+    assert with_prompt, "the sixth sequence's prompt row was not used for a logits row"
+    assert all(ids.count(6) == 1 and ids.count(7) == 1 for ids, _ in sampling_five)
+    assert held == [-1, -1, -1, -1] and not decoder._fillers  # what the fillers decoded was removed

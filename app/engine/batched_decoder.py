@@ -17,7 +17,10 @@ gets that prefix by reference (llama_memory_seq_cp) and decodes only the rest.
 A `batch_invariant` decoder (on an engine loaded so, batch_invariance.py) gives each slot a KV
 stream of its own instead, n_ctx cells each, and reads prompts UNTILED_ROWS tokens a step: its
 sequences then come out as decoding each alone would give them. A prefix is taken from another
-slot by copying that slot's stream (llama.cpp copies whole streams), then trimming it.
+slot by copying that slot's stream (llama.cpp copies whole streams), then trimming it. Such a
+decoder keeps the sequences in flight in slots 0..k-1 (llama.cpp puts streams in one weight pass
+only as a run of consecutive ids) and, where the output product takes logits rows in tiles
+(output_tiles.py), asks for whole tiles, with filler tokens on the free slots if need be.
 
 Which tokens share a batch changes what llama.cpp computes for each of them (its CPU kernels
 take other paths, and round differently, for a token decoded beside others), so a run whose
@@ -41,6 +44,7 @@ import numpy as np
 from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLong
 from llamadesk.app.engine.batch_invariance import UNTILED_ROWS
 from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
+from llamadesk.app.engine.output_tiles import padded_rows
 from llamadesk.app.engine.prefix_shelf import MAX_SHELVED_TOKENS
 from llamadesk.app.engine.prefix_shelf import WORTH_KEEPING as WORTH_SHELVING
 from llamadesk.app.engine.sequence_handle import LockstepMember, PieceCallback, SequenceHandle, SequenceResult
@@ -110,7 +114,9 @@ class BatchedDecoder:
         flash_attn: bool,
         adapters: Sequence[LoadedAdapter] = (),
         batch_invariant: bool = False,
+        output_tile: int = 1,
     ):
+        """`output_tile`: logits rows the model's output product takes per sweep (output_tiles.py)."""
         if n_sequences < 1:
             raise BadInputError("a batched decoder needs at least one sequence")
         # llama.cpp reserves an output row per sequence it may hold, within the batch (a generation
@@ -153,6 +159,9 @@ class BatchedDecoder:
         self.batch_invariant = batch_invariant
         self.n_ctx = llama_cpp.llama_n_ctx_seq(context)  # what one sequence may use
         self.n_batch = n_batch
+        self.output_tile = output_tile
+        # Tokens decoded only to round a step's logits rows up to whole tiles: (sequence id, position).
+        self._fillers: list[tuple[int, int]] = []
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._tokens_view = np.ctypeslib.as_array(self._batch.token, shape=(n_batch,))
         self._positions_view = np.ctypeslib.as_array(self._batch.pos, shape=(n_batch,))
@@ -308,6 +317,8 @@ class BatchedDecoder:
                         continue
                     self._end_cancelled()
                     self._admit()
+                    if self.batch_invariant:
+                        self._compact()
                 self._step()
         except BaseException as error:  # a decoder failure must reach every waiting caller, not vanish
             with self._lock:
@@ -414,6 +425,27 @@ class BatchedDecoder:
                 admitted=self._admissions,
             )
 
+    def _compact(self) -> None:
+        """(Lock held.) Move sequences so that those in flight hold slots 0..k-1, with no gaps.
+
+        With a stream per sequence, llama.cpp puts sequences in one weight pass only as a run of
+        consecutive ids: once some have ended (the end of a document, where no new work takes their
+        slots), 0, 1, 3 and 5 made three passes a step where 0, 1, 2, 3 make one. A move is a stream
+        copy (the cells keep their places, so the sequence decodes on exactly as before); the slot
+        it leaves keeps its cells as a cached prefix, like any free slot.
+        """
+        k = len(self._active)
+        movers = sorted(slot for slot in self._active if slot >= k)
+        gaps = [slot for slot in range(k) if slot not in self._active]
+        for source, target in zip(movers, gaps, strict=True):
+            self._shelve(target, keep=0)
+            llama_cpp.llama_memory_seq_rm(self._memory, target, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
+            self._slot_tokens[target] = list(self._slot_tokens[source])
+            sequence = self._active.pop(source)
+            sequence.slot = target
+            self._active[target] = sequence
+
     def _shelve(self, slot: int, keep: int) -> None:
         """(Lock held.) Before a free slot's cells past `keep` are given up, keep them on a shelf
         when they hold a long prefix that no other slot or shelf holds.
@@ -500,6 +532,7 @@ class BatchedDecoder:
             # to 8 passes, and batching bought nothing.
             in_order.sort(key=lambda s: s.slot)
         consumed: list[tuple[_Sequence, int]] = []
+        firsts: list[int] = []  # each sequence's first row: with a stream each, the first weight pass
         for sequence in in_order:
             room = self.n_batch - n
             if room <= 0:
@@ -512,6 +545,7 @@ class BatchedDecoder:
                 # a repeated request, whose prompt the cache holds, decodes only that token again.
                 take -= 1
             chunk = sequence.pending[:take]
+            firsts.append(n)
             self._tokens_view[n : n + take] = chunk
             self._positions_view[n : n + take] = np.arange(sequence.position, sequence.position + take)
             self._logits_view[n : n + take] = 0
@@ -524,9 +558,11 @@ class BatchedDecoder:
             n += take
         if n == 0:
             return
-        self._batch.n_tokens = n
+        self._batch.n_tokens = self._fill_output_tiles(firsts, n)
         status = llama_cpp.llama_decode(self._context, self._batch)
+        self._remove_fillers()
         if status == 1 and self._drop_idle_caches():
+            self._batch.n_tokens = n
             status = llama_cpp.llama_decode(self._context, self._batch)
         if status == 2 or self._stop.is_set():
             with self._lock:
@@ -552,6 +588,48 @@ class BatchedDecoder:
                 self._advance(sequence, row, now)
             except Exception as error:  # the caller's on_piece failed: that sequence ends, the others go on
                 self._finish(sequence, "stopped", error)
+
+    def _fill_output_tiles(self, firsts: list[int], n: int) -> int:
+        """Ask for logits rows the step does not need, up to whole output tiles; the batch's new size.
+
+        A step that samples five to seven sequences costs more than one that samples eight on
+        kernels that take rows four at a time (output_tiles.py). The extra rows are first taken
+        from tokens already in the batch's first weight pass (a prompt's next token: its logits are
+        computed and ignored), then, with a stream per sequence, from filler tokens on the free
+        ids right after the run of sequences in flight, removed again after the step.
+        """
+        first_pass = firsts if self.batch_invariant else range(n)
+        wanted = sum(1 for i in first_pass if self._logits_view[i])
+        missing = padded_rows(wanted, self.output_tile) - wanted
+        for i in first_pass:
+            if missing == 0:
+                return n
+            if not self._logits_view[i]:
+                self._logits_view[i] = 1
+                missing -= 1
+        if not self.batch_invariant or missing == 0 or len(firsts) < len(self._active):
+            return n  # (a batch too small for every sequence in flight would leave a gap before the fillers)
+        # _compact made the run 0..k-1, so ids k, k+1, ... extend it (a shelf's too: the filler
+        # goes after what it holds and leaves with the step).
+        for slot in range(len(self._active), len(self._slot_tokens)):
+            if missing == 0 or n >= self.n_batch:
+                break
+            position = llama_cpp.llama_memory_seq_pos_max(self._memory, slot) + 1
+            if position + 1 >= self.n_ctx:
+                break  # no room in that stream: the run ends here
+            self._tokens_view[n] = 0
+            self._positions_view[n] = position
+            self._logits_view[n] = 1
+            self._seq_ids[n][0] = slot
+            self._fillers.append((slot, position))
+            n += 1
+            missing -= 1
+        return n
+
+    def _remove_fillers(self) -> None:
+        for slot, position in self._fillers:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot, position, -1)
+        self._fillers.clear()
 
     def _give_way(self) -> None:
         """The sequences in flight together outgrew the shared cache (llama.cpp placed none of the

@@ -35,6 +35,7 @@ from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings,
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
+from llamadesk.app.engine.output_tiles import output_matrix_type, output_row_tile
 from llamadesk.app.engine.prefix_shelf import PrefixShelf
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
@@ -158,6 +159,7 @@ class Engine:
         self._closed = False
         self.adapters: list[tuple[AdapterSummary, float]] = []  # applied LoRA adapters and their scales
         self._loaded_adapters: list[LoadedAdapter] = []  # the same, as llama.cpp handles for other contexts
+        self.output_tile = 1  # logits rows the output product takes per sweep (output_tiles.py)
         self._stop.install(self._llama._ctx.ctx)  # a long prompt stops mid-decode
         self._token_loop = TokenLoop(llama)
         self._shelf = PrefixShelf(llama)
@@ -237,6 +239,11 @@ class Engine:
             ) from err
         loaded = _apply_adapters(llama, adapters) if adapters else []
         engine = cls(llama, summary, settings, chat_template)
+        engine.output_tile = output_row_tile(
+            output_matrix_type(header),
+            build_info().cpu_features,
+            output_on_cpu=settings.n_gpu_layers == 0 or build_info().backend == "CPU",
+        )
         engine.adapters = [(a, scale) for a, scale in adapters]
         engine._loaded_adapters = loaded
         return engine
@@ -505,6 +512,7 @@ class Engine:
             flash_attn=settings.flash_attn,
             adapters=self._loaded_adapters,
             batch_invariant=settings.batch_invariant,
+            output_tile=self.output_tile,
         )
 
     # -- benchmark --------------------------------------------------------------------------
