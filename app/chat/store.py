@@ -59,6 +59,7 @@ UNWRITABLE_CODES = {
 }
 # Below this much free space a write error is the disk being full (SQLite's WAL index grows by 32 KiB).
 NEARLY_FULL_BYTES = 1024**2
+DISK_FULL = "the disk is full"
 # Another program holds the file: waiting may help, and reading around its lock must not be tried.
 LOCK_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 # The columns this code reads and writes, per table: a file that lacks one is not our store.
@@ -268,6 +269,7 @@ class Store:
         self.notices: list[str] = []
         self.not_saved: str | None = None
         self.locked_out = False  # not saving because another program holds the file locked
+        self.disk_full = False  # not saving because the disk is full
         self._in_memory = False
         self._fresh_memory = False  # in memory and started empty: nothing further to fall back to
         self._db = self._open()
@@ -373,14 +375,14 @@ class Store:
         if _primary_code(err) in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL):
             with contextlib.suppress(OSError):
                 if shutil.disk_usage(self.path.parent).free < NEARLY_FULL_BYTES:
-                    return "the disk is full"
+                    return DISK_FULL
         return str(err)
 
     def _unwritable_at_start(
         self, db: sqlite3.Connection | None, reason: str, code: int | None = None
     ) -> sqlite3.Connection:
         self.not_saved = f"the conversation store {self.path} cannot be written ({reason})"
-        self.locked_out = code in LOCK_CODES
+        self.locked_out, self.disk_full = code in LOCK_CODES, reason == DISK_FULL
         self._notice(f"{self.not_saved}; {NOT_SAVED}")
         memory = self._memory(db, read_only_copy=not self.locked_out)
         if db is not None:
@@ -468,7 +470,9 @@ class Store:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
         if self.not_saved is None:
-            self.not_saved = f"the conversation store {self.path} cannot be written any more ({self._reason(err)})"
+            reason = self._reason(err)
+            self.not_saved = f"the conversation store {self.path} cannot be written any more ({reason})"
+            self.locked_out, self.disk_full = _primary_code(err) in LOCK_CODES, reason == DISK_FULL
             self._notice(f"{self.not_saved}; {NOT_SAVED}")
         previous = self._db
         # A file that fails is copied into memory; a copy that fails too is replaced by an empty one.

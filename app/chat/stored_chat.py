@@ -5,6 +5,8 @@ the other, and its KV cache, written after each reply, spares the next one readi
 The question is stored at once; the reply as it streams, rewritten at most once a second (as the
 app saves it) and marked "interrupted" until it ends normally. So Ctrl-C, SIGTERM or SIGHUP keep
 what was said, and a process killed outright (SIGKILL) keeps what was said up to a second before.
+When the store stops saving partway through a turn (a full disk), the rest of the turn goes on in
+memory and `what_the_file_kept` says how much of it the file holds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import time
 from collections.abc import Sequence
 
 from llamadesk.app.chat.prompt_cache import PromptCache
-from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
+from llamadesk.app.chat.store import (
+    Conversation,
+    ConversationDeleted,
+    ConversationSettings,
+    MessageState,
+    Store,
+    StoredMessage,
+)
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage
@@ -74,6 +83,11 @@ class StoredChat:
         self._reply: StoredMessage | None = None  # the reply being streamed, stored as it grows
         self._turn_ids: list[int] = []  # the stored id of each message turns() returned
         self._reply_saved_at = 0.0
+        # What the store's file holds of the latest turn (the store may stop saving partway):
+        # whether the question reached it, and the reply's text and state as last written there.
+        self._question_in_file = False
+        self._reply_in_file: tuple[str, MessageState] | None = None
+        self._reply_said = ""
 
     def turns(self) -> list[ChatMessage]:
         """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
@@ -102,7 +116,9 @@ class StoredChat:
         if self.conversation is None:
             self.conversation = self.store.new_conversation(title_from_prompt(text), self.settings)
             self._started_here = True
-        return self.store.add_message(self.conversation.id, "user", text)
+        message = self.store.add_message(self.conversation.id, "user", text)
+        self._question_in_file, self._reply_in_file, self._reply_said = self._saving(), None, ""
+        return message
 
     def take_back(self, message: StoredMessage) -> None:
         """A question the model could not take (its template refused it, the prompt is longer than
@@ -130,6 +146,7 @@ class StoredChat:
         assert self.conversation is not None, "a reply follows a question"
         self._reply = self.store.add_message(self.conversation.id, "assistant", "", "interrupted")
         self._reply_saved_at = time.monotonic()
+        self._kept_in_file(self._reply)
 
     def reply_grew(self, parts: Sequence[str]) -> None:
         """The reply so far (its pieces): rewritten in the store when a second has passed since the last time."""
@@ -137,12 +154,14 @@ class StoredChat:
             return
         self._reply = self.store.update_message(self._reply, "".join(parts), "interrupted")
         self._reply_saved_at = time.monotonic()
+        self._kept_in_file(self._reply)
 
     def end_reply(self, engine: object, text: str, stopped: bool, keep_cache: bool = True) -> None:
         """Store the reply as it ended, then queue the KV cache for writing (the reply is already shown)."""
         assert self.conversation is not None and self._reply is not None, "start_reply came first"
         reply, self._reply = self._reply, None
-        self.store.update_message(reply, text, "interrupted" if stopped else "complete")
+        self._reply_said = text
+        self._kept_in_file(self.store.update_message(reply, text, "interrupted" if stopped else "complete"))
         if not self.store.has_message(reply.id):  # its conversation was deleted elsewhere meanwhile
             raise ConversationDeleted(
                 f"conversation {self.conversation.id} was deleted elsewhere (in another window or program); "
@@ -150,6 +169,37 @@ class StoredChat:
             )
         if self.cache is not None and keep_cache:
             self.cache.save(engine, self.conversation.id)
+
+    def _saving(self) -> bool:
+        """Whether the store's writes still reach its file (after one fails, they go to memory)."""
+        return self.store.not_saved is None
+
+    def _kept_in_file(self, reply: StoredMessage) -> None:
+        if self._saving():
+            self._reply_in_file = (reply.content, reply.state)
+
+    def what_the_file_kept(self) -> str:
+        """One line for a turn during which the store stopped saving (`store.not_saved` is set): why,
+        what its file holds of the question and the reply (the rest was only in memory), what to do."""
+        if not self._question_in_file:
+            kept = "neither the question nor any of the reply was saved"
+        elif self._reply_in_file is None or not self._reply_in_file[0]:
+            kept = "the question was saved but none of the reply"
+        elif self._reply_in_file == (self._reply_said, "complete"):
+            kept = "the question and the reply were saved"
+        else:
+            saved = self._reply_in_file[0]
+            kept = (
+                f"the reply was saved up to where it stopped ({len(saved)} of {len(self._reply_said)} characters,"
+                " marked interrupted)"
+            )
+        if self.store.disk_full:
+            remedy = "free some space on the disk before you go on"
+        elif self.store.locked_out:
+            remedy = "another program held it locked: go on once it is free"
+        else:
+            remedy = "make it writable before you go on"
+        return f"{self.store.not_saved}; {kept}; {remedy}"
 
     def close(self) -> None:
         """Wait for the cache file being written, then close the store."""

@@ -308,6 +308,10 @@ def open_stored_chat(args: argparse.Namespace, one_shot: bool = False) -> Stored
         store = Store()  # the REPL goes on in memory when the file cannot be written; it says so
     else:
         store = open_store_to_read(refuse_unwritable=one_shot)
+    if one_shot:
+        # A store that stops saving partway is told at the end, with what it kept (run()): its
+        # notice, "what you write now is kept until you quit", is not true of a command that ends.
+        store.on_notice = lambda _line: None
     try:
         if args.save:
             return StoredChat(store, None, conversation_settings(args, None), cache)
@@ -384,10 +388,16 @@ def run(args: argparse.Namespace) -> int:
                 history = build_messages(settings.system_prompt, question)
                 _, stopped = stream_reply(engine, history, sampling, args.stats)
             else:
-                _, stopped, _ = take_turn(engine, settings.system_prompt, chat, prompt, sampling, args.stats, 0)
+                try:
+                    _, stopped, _ = take_turn(engine, settings.system_prompt, chat, prompt, sampling, args.stats, 0)
+                except BaseException:
+                    if chat.store.not_saved is not None:  # said before what stopped the turn
+                        print(f"llamadesk: {chat.what_the_file_kept()}", file=sys.stderr)
+                    raise
                 if chat.store.not_saved is not None:
-                    # Kept in memory only, and this command ends now: the reply is lost.
-                    raise LlamadeskError(f"the reply was not saved: {chat.store.not_saved}")
+                    # The store stopped saving partway: what it did not keep was in memory only,
+                    # and this command ends now.
+                    raise LlamadeskError(chat.what_the_file_kept())
             if stopped:
                 raise Interrupted("stopped")
             return 0
