@@ -7,6 +7,7 @@ by path, pinned and greedy, so what it says is the same with the prompt cache an
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -601,3 +602,91 @@ def test_a_stored_adapter_that_is_gone_is_named_and_lora_none_goes_on_without_it
     both = run_cli("chat", *common, "--lora", "none", "--lora", "x.gguf", "More?", env=env)
     assert_one_clear_line(both, 2, "--lora none means no adapter")
     store.close()
+
+
+# In a child: the file-size limit is per process. It stands for the disk filling up under the store
+# at one point of the turn (as in test_store.py's STORE_FILLING_UP); disk_usage says the disk is full.
+CHAT_ON_A_DISK_FILLING_UP = """
+import json, resource, sys
+from collections import namedtuple
+from pathlib import Path
+from llamadesk.app import cli
+from llamadesk.app.chat import store as store_module, stored_chat
+from llamadesk.app.chat.stored_chat import StoredChat
+data, when, argv = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+usage = namedtuple("usage", "total used free")
+store_module.shutil.disk_usage = lambda _folder: usage(10**9, 10**9, 0)
+stored_chat.SAVE_INTERVAL_S = 0.0  # the reply is rewritten with every piece
+
+
+def fill_the_disk():
+    # SQLite appends every change to the store's WAL: no write may go past its end now (EFBIG).
+    wal = data / "conversations.sqlite3-wal"
+    resource.setrlimit(resource.RLIMIT_FSIZE, (wal.stat().st_size if wal.exists() else 0, resource.RLIM_INFINITY))
+
+
+def wrap(name, before=False, after_saves=0):
+    original, saves = getattr(StoredChat, name), []
+
+    def wrapped(self, *args, **kwargs):
+        if before:
+            fill_the_disk()
+        result = original(self, *args, **kwargs)
+        saves.append(1)
+        if not before and len(saves) == after_saves:
+            fill_the_disk()
+        return result
+
+    setattr(StoredChat, name, wrapped)
+
+
+if when == "before the question":
+    wrap("add_question", before=True)
+elif when == "before the reply":
+    wrap("start_reply", after_saves=1)
+else:
+    wrap("reply_grew", after_saves=3)
+sys.exit(cli.main(argv))
+"""
+
+
+@pytest.mark.parametrize(
+    ("when", "says"),
+    [
+        ("before the question", "neither the question nor any of the reply was saved"),
+        ("before the reply", "the question was saved but none of the reply"),
+        ("mid-reply", "the reply was saved up to where it stopped"),
+    ],
+)
+def test_a_disk_that_fills_during_a_one_shot_chat_says_what_was_saved(home, smollm2_path, when, says):
+    # It said "the reply was not saved" also when the part streamed before the disk filled was
+    # stored (marked interrupted), and the store's notice ("kept until you quit") came first.
+    import subprocess
+    import sys
+
+    chat(home, smollm2_path, "--save", "Hello!", tokens=4)
+    argv = ["chat", "-m", str(smollm2_path), *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "24"]
+    argv += ["--continue", "Tell me a story about a dragon."]
+    data = home / "data"
+    done = subprocess.run(
+        [sys.executable, "-c", CHAT_ON_A_DISK_FILLING_UP, str(data), when, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LLAMADESK_HOME": str(home)},
+    )
+    assert_one_clear_line(done, 1, f"{data / 'conversations.sqlite3'} cannot be written", says, "free some space")
+    store = stored(home)
+    hello, answer, *turn = store.messages(1)
+    store.close()
+    assert (hello.content, answer.state) == ("Hello!", "complete")
+    if when == "before the question":
+        assert turn == []
+        return
+    question, reply = turn
+    assert question.content == "Tell me a story about a dragon." and reply.state == "interrupted"
+    if when == "before the reply":
+        assert reply.content == ""
+    else:  # what was saved before the disk filled: the start of what was said, not all of it
+        assert reply.content and done.stdout.startswith(reply.content) and len(reply.content) < len(done.stdout)
+        assert f"{len(reply.content)} of {len(done.stdout.rstrip())} characters" in done.stderr

@@ -102,6 +102,49 @@ def test_repo_quant_that_two_pulled_models_share_is_refused_by_name(home, tmp_pa
     assert done.returncode == 2 and "matches 2 pulled models: L-1B-Q4_K_M, L-3B-Q4_K_M" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("read_only", ["snapshots and blobs", "blobs"])
+def test_rm_in_a_read_only_cache_names_what_it_cannot_delete_and_removes_nothing(home, tmp_path, read_only):
+    # It ended on a bare "Permission denied: PATH"; with blobs/ alone read-only, the snapshot's link
+    # was gone by then: the model could not be run any more, and its blob stayed.
+    import subprocess
+
+    from tests.conftest import LLAMADESK, one_line_error
+    from tests.permissions import drop_permission_overrides_at_exec
+
+    pulled = cached_pull(home, tmp_path, "Tiny-Q4_K_M", "t/Tiny-GGUF", "Tiny-Q4_K_M.gguf")
+    record = write_library(home, pulled=[pulled])
+    before = record.read_bytes()
+    storage = home / "hf" / "hub" / "models--t--Tiny-GGUF"
+    pointer = storage / "snapshots" / pulled["commit"] / "Tiny-Q4_K_M.gguf"
+    blob = pointer.resolve()
+    cache_files = sorted(storage.rglob("*"))
+    refusing = blob.parent if read_only == "blobs" else pointer.parent
+    folders = [blob.parent] + ([pointer.parent, pointer.parent.parent] if read_only != "blobs" else [])
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [str(LLAMADESK), "models", "rm", "Tiny-Q4_K_M", "--yes"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"},
+            preexec_fn=drop_permission_overrides_at_exec,
+        )
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    # An environment that fails, not bad input (README, Robustness): exit 1.
+    undeletable = blob if read_only == "blobs" else pointer
+    assert one_line_error(done, 1) == (
+        f"llamadesk: {undeletable} cannot be deleted: folder {refusing} is not writable (a read-only Hugging Face "
+        "cache, or another user's); nothing was removed: make it writable, or remove the model as the user who owns it"
+    )
+    assert sorted(storage.rglob("*")) == cache_files and pointer.read_bytes() == blob.read_bytes()
+    assert record.read_bytes() == before
+    assert "Tiny-Q4_K_M" in listed(home)
+
+
 @pytest.mark.parametrize(
     "field, value, why",
     [

@@ -37,6 +37,8 @@ DOWNLOADED_MARK = ".llamadesk-downloaded"
 # Why os.symlink may fail where a copy works (no symlinks on this file system or for this user);
 # anything else (a name too long, a full disk) fails the copy the same way and is reported as it is.
 NO_SYMLINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+# Write errors that mean the cache is not ours to write: another user's, or on a read-only mount.
+CACHE_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
 CACHE_NOT_WRITABLE = UnwritableFolder("make it writable (or set HF_HOME to another folder)", LlamadeskError)
 # What the Hub sends as an ETag: a git blob's sha1 (plain files) or the sha256 (LFS files).
 HASH_ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -191,29 +193,71 @@ def remove_cached_files(repo: str, commit: str, paths: list[str]) -> list[Path]:
 
     Not huggingface-hub's delete_revisions: it removes a whole revision, which would also take
     other quantizations of the same commit that the user pulled separately. A blob is removed
-    only when no other snapshot still links to it.
+    only when no other snapshot still links to it. A folder that would refuse a deletion (a
+    read-only cache, another user's) is found before anything goes: LlamadeskError, nothing removed.
     """
     storage = repo_storage(repo)
     # Resolved, as the blob is: a cache reached through a link (~/.cache on another disk) must
     # still count its own blobs as inside it.
     real_storage = storage.resolve()
-    removed: list[Path] = []
+    pointers = []
     for path in paths:
         pointer = inside(storage, "snapshots", check_commit(commit, repo), path)
-        if not pointer.is_symlink() and not pointer.exists():
-            continue
+        if pointer.is_symlink() or pointer.exists():
+            pointers.append(pointer)
+    # A link removed and its blob refused left a model that could neither run nor be removed again.
+    leaving = {_as_link(p) for p in pointers}
+    for pointer in pointers:
+        _refuse_undeletable(pointer)
         blob = pointer.resolve()
-        pointer.unlink()
-        removed.append(pointer)
+        if blob.is_file() and blob.is_relative_to(real_storage) and set(_links_to(storage, blob)) <= leaving:
+            _refuse_undeletable(blob)
+    removed: list[Path] = []
+    for pointer in pointers:
+        blob = pointer.resolve()
+        _delete(pointer, removed)
         if blob.is_file() and blob.is_relative_to(real_storage) and not _links_to(storage, blob):
-            blob.unlink()
+            _delete(blob, removed)
             downloaded_mark(blob).unlink(missing_ok=True)
-            removed.append(blob)
     _remove_empty_folders(storage / "snapshots" / commit, stop=storage)
     return removed
 
 
+def _as_link(path: Path) -> Path:
+    """A link's own path with its folder resolved, as _links_to finds it."""
+    return path.parent.resolve() / path.name
+
+
+def _undeletable(path: Path, removed: list[Path] | None = None) -> LlamadeskError:
+    done = f"{len(removed)} file(s) before it were removed" if removed else "nothing was removed"
+    return LlamadeskError(
+        f"{path} cannot be deleted: folder {path.parent} is not writable (a read-only Hugging Face cache, or "
+        f"another user's); {done}: make it writable, or remove the model as the user who owns it"
+    )
+
+
+def _refuse_undeletable(path: Path) -> None:
+    """LlamadeskError unless `path` may be deleted: its folder must be writable and searchable."""
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise _undeletable(path)
+
+
+def _delete(path: Path, removed: list[Path]) -> None:
+    """Delete `path` and add it to `removed`; a folder that refuses is one line all the same,
+    where os.access did not see it coming (root without its override, a mount changed meanwhile)."""
+    try:
+        path.unlink()
+    except OSError as err:
+        if err.errno in CACHE_REFUSED:
+            raise _undeletable(path, removed) from None
+        raise
+    removed.append(path)
+
+
 def _remove_empty_folders(folder: Path, stop: Path) -> None:
     while folder != stop and folder.is_dir() and not any(folder.iterdir()):
-        os.rmdir(folder)
+        try:
+            os.rmdir(folder)
+        except OSError:  # an empty folder left (snapshots/ read-only) harms nothing; the files are gone
+            return
         folder = folder.parent

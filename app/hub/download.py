@@ -36,6 +36,7 @@ from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.gguf_naming import RepoFile
 from llamadesk.app.hub.cache import (
+    CACHE_REFUSED,
     blob_name,
     cache_root,
     cached_file,
@@ -78,10 +79,6 @@ DISK_ERRORS = {
         "{folder} holds (FAT32 stops at 4 GiB)"
     ),
 }
-
-
-# Write errors that mean the cache is not ours to write: another user's, or on a read-only mount.
-CACHE_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 @contextlib.contextmanager
