@@ -83,8 +83,26 @@ def test_inline_markup_stays_inside_one_sentence_and_code_is_one_span():
     assert "<pre>Keep   this\n  text</pre>" in out and "<!-- a comment -->" in out
     assert "<p>FISH &amp; CHIPS</p>" in out
     assert "<p><code>ls()</code> LISTS THE FILES.</p>" in out, "code first in a sentence is still part of it"
-    assert out.startswith('<!DOCTYPE html>\n<html lang="en">\n<head>')
+    assert out.startswith('<!DOCTYPE html>\n<html lang="fr">\n<head>'), "the page is in French now"
     assert structure(out) == structure(PAGE)
+
+
+def test_the_root_lang_says_the_target_language_and_inner_ones_stay():
+    # A translated page kept <html lang="en">: screen readers read the French in English, and
+    # browsers offered to translate it back from English.
+    page = (
+        "<!DOCTYPE html>\n<html\n  xml:lang='en-US' LANG=en dir=ltr data-lang=\"en\">\n"
+        '<p>The French say <span lang="fr">bonjour</span> and <i lang=de>hallo</i>.</p>\n</html>\n'
+    )
+    finished, _ = translate(page.encode())
+    assert finished.text == (
+        "<!DOCTYPE html>\n<html\n  xml:lang='fr' LANG=fr dir=ltr data-lang=\"en\">\n"
+        '<p>THE FRENCH SAY <span lang="fr">BONJOUR</span> AND <i lang=de>HALLO</i>.</p>\n</html>\n'
+    )
+    # A page without a lang gets none; one that names the target already (a region of it) keeps it.
+    assert translate(b"<html><p>Good morning.</p></html>")[0].text == "<html><p>GOOD MORNING.</p></html>"
+    canadian = b'<html lang="fr-CA"><p>Good morning.</p></html>'
+    assert translate(canadian)[0].text == '<html lang="fr-CA"><p>GOOD MORNING.</p></html>'
 
 
 def test_model_text_cannot_become_markup():

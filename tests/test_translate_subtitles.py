@@ -168,3 +168,17 @@ def test_a_group_translated_into_fewer_words_than_its_cues_is_low_confidence():
     assert is_low(result) and "too few words for its 3 cues" in result.confidence_reasons[-1]
     finished, _ = translate("short.srt", source, reply=lambda prompt: " Bonjour, mon cher ami.\n")
     assert not is_low(finished.results[0]) and "my dear" not in finished.text
+
+
+def test_a_vtt_headers_language_line_says_the_target_language_and_nothing_else_changes():
+    # YouTube's captions carry "Language: en" in the header; the French file still said en.
+    header = "WEBVTT\r\nKind: captions\r\nLanguage: en\r\n\r\n"
+    cues = "NOTE\r\nLanguage: en\r\n\r\n00:00.000 --> 00:01.000\r\nLanguage: en is what it said.\r\n"
+    finished, _ = translate("captions.vtt", (header + cues).encode())
+    assert finished.text == "WEBVTT\r\nKind: captions\r\nLanguage: fr\r\n\r\n" + cues.replace(
+        "Language: en is what it said.", "LANGUAGE: EN IS WHAT IT SAID."
+    )
+    assert webvtt.from_buffer(io.StringIO(finished.text)).captions[0].text == "LANGUAGE: EN IS WHAT IT SAID."
+    # Already the target's (a region of it): kept as written.
+    canadian = "WEBVTT\nLanguage: fr-CA\n\n00:00.000 --> 00:01.000\nHello.\n"
+    assert translate("captions.vtt", canadian.encode())[0].text.startswith("WEBVTT\nLanguage: fr-CA\n\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-from llamadesk.app.translate.formats.html import TRANSLATED_ATTRIBUTES
+from llamadesk.app.translate.formats.html import LANGUAGE_ATTRIBUTES, TRANSLATED_ATTRIBUTES
 
 
 def django_catalog() -> Path:
@@ -82,7 +82,12 @@ class Structure(HTMLParser):
         self.raw_text_in: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        kept = [(k, v) for k, v in attrs if k not in TRANSLATED_ATTRIBUTES]
+        # Translated: the attributes for people, and the root's language (the target's now).
+        kept = [
+            (k, v)
+            for k, v in attrs
+            if k not in TRANSLATED_ATTRIBUTES and not (tag == "html" and k in LANGUAGE_ATTRIBUTES)
+        ]
         self.items.append(("start", tag, kept))
         self.raw_text_in.append(tag)
 

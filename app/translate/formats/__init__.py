@@ -39,9 +39,9 @@ def read_translatable(path: str | Path, data: bytes, target: Language, retransla
     if kind == "subtitles":
         from llamadesk.app.translate.formats.subtitles import read_subtitles
 
-        return read_subtitles(data, name)
+        return read_subtitles(data, name, target)
     if kind == "html":
         from llamadesk.app.translate.formats.html import read_html
 
-        return read_html(data, name)
+        return read_html(data, name, target)
     raise ValueError(f"not a structured format: {name}")

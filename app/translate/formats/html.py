@@ -11,19 +11,22 @@ as one unit, so a sentence with a link in it is translated as one sentence; the 
 and inline <code>/<kbd> elements become protected spans (stand-ins the translator keeps, put
 back byte for byte). Block tags, <br> and comments end a run. Attribute values meant for people
 (alt, title, placeholder, aria-label) are units of their own. Scripts, styles, <pre>, <code>,
-<textarea>, <svg> and <math> are not touched.
+<textarea>, <svg> and <math> are not touched. The root <html> element's lang (and xml:lang) is
+given the target language's code, which the page is in once translated; a `lang` on an inner
+element marks a passage in another language and stays.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.file_job import Unit
+from llamadesk.app.translate.languages import Language, find_language
 from llamadesk.app.translate.segment import SegmentResult
 
 # Elements whose content is never translated; the tag names are lower-cased by the tokenizer.
@@ -60,6 +63,8 @@ INLINE = frozenset(
 INLINE_UNTOUCHED = frozenset({"code", "kbd", "samp", "var"})
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 TRANSLATED_ATTRIBUTES = frozenset({"alt", "title", "placeholder", "aria-label"})
+# On the root <html> element: the page's language, which translating changes.
+LANGUAGE_ATTRIBUTES = frozenset({"lang", "xml:lang"})
 
 # One attribute in a start tag, consumed left to right so a value is never mistaken for a name.
 _ATTRIBUTE = re.compile(r"""\s*([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
@@ -193,8 +198,9 @@ class _Tokens(HTMLParser):
         self._add("other")
 
 
-def read_html(data: bytes, name: str) -> HtmlFile:
-    """The page's text for people as units; BadInputError for a page that is not UTF-8 or has no such text."""
+def read_html(data: bytes, name: str, target: Language | None = None) -> HtmlFile:
+    """The page's text for people as units, its root's lang saying `target` (None: as it is);
+    BadInputError for a page that is not UTF-8 or has no such text."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -206,16 +212,19 @@ def read_html(data: bytes, name: str) -> HtmlFile:
     tokens = _Tokens(text)
     tokens.feed(text)
     tokens.close()
-    document = _Builder(text, tokens.tokens).build()
+    document = _Builder(text, tokens.tokens, target).build()
     if not document.units:  # as for an empty .srt or .po: say so rather than write a copy
         raise BadInputError(f"{name} has no text for people to translate (scripts, styles, code and numbers are kept)")
     return document
 
 
 class _Builder:
-    def __init__(self, text: str, tokens: list[tuple[str, int, str]]):
+    def __init__(self, text: str, tokens: list[tuple[str, int, str]], target: Language | None):
         self.text = text
         self.tokens = tokens
+        # What the root <html>'s lang is to say: the first <html> start tag's, then None (None from
+        # the start: as it is).
+        self.root_language = target
         self.document = HtmlFile([])
         self.run: list[tuple[str, str | _Tag]] = []  # ("text", raw) or ("kept", raw/tag)
 
@@ -261,6 +270,8 @@ class _Builder:
                 self.run.append(("kept", self._tag(raw) if kind != "end" else raw))
             else:  # block tags, <br>, comments, declarations: the run ends here
                 self._flush()
+                if kind in ("start", "startend") and tag == "html" and self.root_language is not None:
+                    raw, self.root_language = _in_language(raw, self.root_language), None
                 self.document.pieces.append(self._tag(raw) if kind in ("start", "startend") else raw)
         if opaque_from is not None:  # an inline <code> never closed: kept as it is
             self.run.append(("kept", self.text[opaque_from:]))
@@ -269,19 +280,8 @@ class _Builder:
 
     def _tag(self, raw: str) -> str | _Tag:
         """A start tag, as a _Tag if it has attribute values to translate."""
-        name = re.match(r"<[^\s/>]+", raw)
-        if name is None:
-            return raw
-        attributes, position = [], name.end()
-        while True:
-            match = _ATTRIBUTE.match(raw, position)
-            if not match or match.end() == position:
-                slash = re.match(r"\s*/", raw[position:])
-                if slash:  # a stray "/" between attributes
-                    position += slash.end()
-                    continue
-                break
-            position = match.end()
+        attributes = []
+        for match in _attributes(raw):
             value = match.group(2)
             if match.group(1).lower() in TRANSLATED_ATTRIBUTES and value:
                 quote = value[0] if value[0] in "\"'" else ""
@@ -320,6 +320,42 @@ class _Builder:
         self.document.units.append(Unit("".join(text), follows=True))
         run_piece = _Run(kept, len(self.document.units) - 1, [value for _, value in run])
         self.document.pieces += [p for p in (lead, run_piece, trail) if p != ""]
+
+
+def _attributes(raw: str) -> Iterator[re.Match[str]]:
+    """Each attribute of a start tag's raw text, left to right (group 1 its name, 2 its raw value)."""
+    name = re.match(r"<[^\s/>]+", raw)
+    if name is None:
+        return
+    position = name.end()
+    while True:
+        match = _ATTRIBUTE.match(raw, position)
+        if not match or match.end() == position:
+            slash = re.match(r"\s*/", raw[position:])
+            if slash:  # a stray "/" between attributes
+                position += slash.end()
+                continue
+            return
+        position = match.end()
+        yield match
+
+
+def _in_language(raw: str, target: Language) -> str:
+    """The root's start tag with its lang and xml:lang values saying `target`, in the same quotes;
+    every other byte as it was. A value that names the language already (fr-CA for fr) stays."""
+    out, position = [], 0
+    for match in _attributes(raw):
+        value = match.group(2)
+        if match.group(1).lower() not in LANGUAGE_ATTRIBUTES or value is None:
+            continue
+        quoted = len(value) >= 2 and value[0] in "\"'" and value[-1] == value[0]
+        if find_language(html.unescape(value[1:-1] if quoted else value)) == target:
+            continue
+        quote = value[0] if quoted else ""
+        out += [raw[position : match.start(2)], quote, target.code, quote]
+        position = match.end(2)
+    out.append(raw[position:])
+    return "".join(out)
 
 
 def _literal_stand_ins_kept(run: list[tuple[str, str | _Tag]]) -> list[tuple[str, str | _Tag]]:

@@ -13,6 +13,9 @@ MAX_CUES_PER_UNIT), each group is translated as one text with the previous group
 and the translation is cut back into the cues in proportion to their source length, at word
 boundaries, then wrapped to each cue's original number of lines with the longest line as short
 as possible. Dialogue cues ("- Hi." / "- Hello.") keep one line per speaker.
+
+A WebVTT header may say the file's language (`Language: en`, as YouTube's files do): that line is
+given the target language's code. SRT has no header.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.confidence import FACTORS
 from llamadesk.app.translate.file_job import Unit
+from llamadesk.app.translate.languages import Language, find_language
 from llamadesk.app.translate.segment import SegmentResult
 
 MAX_CUES_PER_UNIT = 4
@@ -31,6 +35,8 @@ MAX_CUES_PER_UNIT = 4
 LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$")
 SENTENCE_END = re.compile(r"[.!?…♪。！？]['\"”’»)\]]*(?:</[a-z]+>)*\s*$", re.IGNORECASE)
 DIALOGUE_DASH = re.compile(r"^\s*[-–—]\s*(?=\S)")
+# A WebVTT header's language line: the key with what precedes the value, the value, what follows.
+HEADER_LANGUAGE = re.compile(r"^(Language[ \t]*:[ \t]*)(\S.*?)([ \t]*)$", re.IGNORECASE)
 
 _TIME_SRT = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})"
 _TIME_VTT = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
@@ -178,8 +184,9 @@ def wrap_lines(text: str, count: int) -> list[str]:
     return lines[::-1]
 
 
-def read_subtitles(data: bytes, name: str) -> SubtitleFile:
-    """An .srt or .vtt file's cues as units; BadInputError (naming the line) for a broken file."""
+def read_subtitles(data: bytes, name: str, target: Language | None = None) -> SubtitleFile:
+    """An .srt or .vtt file's cues as units, a .vtt header's Language line saying `target` (None: as
+    it is); BadInputError (naming the line) for a broken file."""
     kind = "vtt" if name.lower().endswith(".vtt") else "srt"
     try:
         text = data.decode("utf-8")
@@ -193,13 +200,24 @@ def read_subtitles(data: bytes, name: str) -> SubtitleFile:
     if kind == "vtt":
         if not blocks or not re.match(r"^\ufeff?WEBVTT(?:[ \t].*)?$", _bare(lines[blocks[0][0]])):
             raise BadInputError(f"{name} is not a WebVTT file: it must start with a WEBVTT line")
-        blocks = blocks[1:]  # the header block is kept as it is
+        if target is not None:
+            _retarget_header(document.lines, *blocks[0], target)
+        blocks = blocks[1:]  # the header block is kept as it is, its language aside
     for start, end in blocks:
         _read_block(document, lines, start, end, kind, name)
     if not document.cues:
         raise BadInputError(f"{name} has no subtitles to translate")
     _group(document)
     return document
+
+
+def _retarget_header(lines: list[str], start: int, end: int, target: Language) -> None:
+    """The header's `Language:` lines given `target`'s code, every other byte kept (line endings
+    too); a value that names the language already (fr-CA for fr) stays."""
+    for i in range(start + 1, end):
+        match = HEADER_LANGUAGE.match(_bare(lines[i]))
+        if match and find_language(match.group(2)) != target:
+            lines[i] = match.group(1) + target.code + match.group(3) + lines[i][len(_bare(lines[i])) :]
 
 
 def _bare(line: str) -> str:
