@@ -521,6 +521,19 @@ def test_segment_of_helper_reads_the_last_source_line():
     assert segment_of(Prompt("completion", text="English: a\nFrench: b\n\nEnglish: c d\nFrench:")) == "c d"
 
 
+def test_the_pieces_around_spans_are_asked_for_together():
+    """The fallback's pieces are independent, so they go to the model in one generate_all call
+    (a batched model then decodes them side by side)."""
+    replies = [" Bonjour ⟦1⟧, vous avez messages.\n", " Bonjour ⟦1⟧, messages.\n"]
+    replies += [" Bonjour\n", " , vous avez\n", " nouveaux\n"]  # the three pieces
+    tr, generator = translator(replies)
+    asked: list[int] = []
+    generate_all = generator.generate_all
+    generator.generate_all = lambda prompts, budgets: asked.append(len(prompts)) or generate_all(prompts, budgets)
+    result = tr.translate("Hello %s, you have %d new messages", EN, FR)
+    assert result.fallback == "piecewise" and asked == [3]
+
+
 def test_a_segment_copied_twice_is_translated_around_its_spans():
     replies = [" Invalid value ⟦1⟧ given\n", " Invalid value ⟦1⟧ given\n", " Valeur invalide\n", " donnée\n"]
     tr, _ = translator(replies)

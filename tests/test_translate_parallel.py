@@ -265,6 +265,23 @@ def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, decod
     assert max(decode_sizes) >= 4 and decode_sizes.count(4) >= 3, "the four answers' tokens shared llama_decode calls"
 
 
+def test_independent_prompts_decode_side_by_side_and_say_what_each_says_alone(smollm2_engine, decode_sizes):
+    """generate_all (a segment's pieces around its spans): the prompts go to the batched decoder
+    together, one llama_decode carrying the next token of each, and each answer is the one the
+    prompt gets on its own."""
+    from llamadesk.app.translate.generation import EngineGenerator
+    from llamadesk.app.translate.parallel import BatchedGenerator
+
+    texts = ["Where is the train station?", "The file is too large", "Save your changes"]
+    prompts = [FEW_SHOT.build(TranslationRequest(text, EN, FR)) for text in texts]
+    alone = [EngineGenerator(smollm2_engine).generate(prompt, 24) for prompt in prompts]
+    with smollm2_engine.batched_decoder(4, n_ctx=1024) as decoder:
+        decode_sizes.clear()
+        together = BatchedGenerator(smollm2_engine, decoder, threading.Event()).generate_all(prompts, [24] * 3)
+    assert together == alone and all(together)
+    assert decode_sizes.count(3) >= 3, "the three answers' tokens shared llama_decode calls"
+
+
 def test_translators_on_a_shared_decoder_stop_only_their_own_sequences(smollm2_engine):
     """serve --parallel: a translation's workers share the decoder with other clients' replies. A
     cancelled translation ends its own sequences; the reply beside it runs on to its length, and

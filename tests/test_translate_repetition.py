@@ -68,3 +68,43 @@ def test_when_both_answers_loop_the_loop_is_cut_and_reported():
         "first try: repeats 'soit' 41 times",
         "retry: repeats 'soit' 41 times",
     ]
+
+
+def _pieces(text: str, size: int = 4):
+    from llamadesk.app.engine.types import TextPiece
+
+    return [TextPiece(text[i : i + size], -0.1, 1) for i in range(0, len(text), size)]
+
+
+def test_an_answer_ends_as_soon_as_it_loops_where_the_source_does_not():
+    from llamadesk.app.translate.generation import AnswerLine
+
+    fed = 0
+    line = AnswerLine(answer_to=SOURCE)
+    for piece in _pieces(" " + LOOP + "\n"):
+        fed += 1
+        if line.feed(piece):
+            break
+    assert line.text.strip().startswith("Veuillez soit soit")
+    assert runaway_repetition(SOURCE, line.text) is not None  # the segment still sees the loop ...
+    assert line.text.count("soit") <= REPEATS + 2 and fed < len(_pieces(" " + LOOP + "\n")) // 3  # ... cut short
+    # Without the source, or where the source has the same run itself, it runs to the end of its line.
+    for unchecked in (AnswerLine(), AnswerLine(answer_to="soit " * 10)):
+        assert not any(unchecked.feed(piece) for piece in _pieces(" " + LOOP))
+
+
+def test_the_engine_stops_a_looping_answer_early(smollm2_engine):
+    """Through the real engine: a prompt that makes SmolLM2 repeat itself, with a translation's
+    source that does not, stops after a few repetitions instead of its 120-token budget."""
+    from llamadesk.app.translate.generation import EngineGenerator
+    from llamadesk.app.translate.prompts import Prompt
+
+    text = "French: soit, soit, soit, soit, soit, soit,"
+    generator = EngineGenerator(smollm2_engine)
+    unbounded: list[str] = []
+    looped = generator.generate(Prompt("completion", text=text), max_tokens=120, on_text=unbounded.append)
+    assert runaway_repetition(SOURCE, looped) is not None and len(unbounded) == 120  # the budget, all of it
+    cut: list[str] = []
+    answer = generator.generate(Prompt("completion", text=text, answer_to=SOURCE), max_tokens=120, on_text=cut.append)
+    assert runaway_repetition(SOURCE, answer) is not None and looped.startswith(answer)
+    assert len(cut) <= 3 * (REPEATS + 1)  # " so", "it", "," a repetition: cut at the sixth, not the fortieth

@@ -39,6 +39,9 @@ class ScriptedGenerator:
             on_text(out)
         return out
 
+    def generate_all(self, prompts, max_tokens) -> list[str]:
+        return [self.generate(prompt, n) for prompt, n in zip(prompts, max_tokens, strict=True)]
+
     def generate_samples(self, prompt: Prompt, max_tokens: int, samplings) -> list[tuple[str, float | None]]:
         """Sampled answers: `samples(prompt, sampling)` when the test gives it, else the scripted reply."""
         self.sampled.append((prompt, list(samplings)))

@@ -101,28 +101,46 @@ class BatchedGenerator(EngineGenerator):
         raise GenerationStopped()
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text: Callable[[str], None] | None = None) -> str:
-        answer = AnswerLine(on_text)  # fed in the decoder's thread
-        self._decode(self.prompt_tokens(prompt), [(self.answer_sampling(max_tokens), answer)])
+        answer = AnswerLine(on_text, prompt.answer_to)  # fed in the decoder's thread
+        self._decode([(self.prompt_tokens(prompt), self.answer_sampling(max_tokens), answer)])
         self.last_mean_logprob = answer.mean_logprob
         return answer.text
+
+    def generate_all(self, prompts: Sequence[Prompt], max_tokens: Sequence[int]) -> list[str]:
+        """All in flight at once (a segment's pieces around its protected spans): one weight pass a
+        step for all of them, where one after another each made its own steps at the end of a run."""
+        answers = [AnswerLine(None, prompt.answer_to) for prompt in prompts]
+        self._decode(
+            [
+                (self.prompt_tokens(prompt), self.answer_sampling(n), answer)
+                for prompt, n, answer in zip(prompts, max_tokens, answers, strict=True)
+            ]
+        )
+        return [answer.text for answer in answers]
 
     def generate_samples(
         self, prompt: Prompt, max_tokens: int, samplings: Sequence[Sampling]
     ) -> list[tuple[str, float | None]]:
         """All in flight at once: the decoder reads the prompt once and decodes the answers side by side."""
-        answers = [(self.answer_sampling(max_tokens, sampling), AnswerLine()) for sampling in samplings]
-        self._decode(self.prompt_tokens(prompt), answers)
-        return [(answer.text, answer.mean_logprob) for _, answer in answers]
+        tokens = self.prompt_tokens(prompt)
+        answers = [AnswerLine(None, prompt.answer_to) for _ in samplings]
+        self._decode(
+            [
+                (tokens, self.answer_sampling(max_tokens, sampling), answer)
+                for sampling, answer in zip(samplings, answers, strict=True)
+            ]
+        )
+        return [(answer.text, answer.mean_logprob) for answer in answers]
 
-    def _decode(self, tokens: list[int], answers: list[tuple[Sampling, AnswerLine]]) -> None:
-        """Submit one sequence per (sampling, answer) after `tokens`, together, and wait for all of them."""
+    def _decode(self, requests: list[tuple[list[int], Sampling, AnswerLine]]) -> None:
+        """Submit one sequence per (prompt tokens, sampling, answer), together, and wait for all of them."""
         with self._calling:
             if self._stopped.is_set():
                 raise GenerationStopped()
             with self.decoder.starting_together():  # admitted in one step, whatever the threads do
                 self._handles = [
                     self.decoder.submit(tokens, sampling, answer.feed, member=self.member)
-                    for sampling, answer in answers
+                    for tokens, sampling, answer in requests
                 ]
         try:
             results = [handle.result() for handle in self._handles]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from llamadesk.app.core.errors import BadInputError
@@ -56,6 +56,9 @@ class Prompt:
     special_tokens: bool = False
     # Text the model may echo before the translation (a label like "French:"), removed if present.
     echo_prefixes: tuple[str, ...] = ()
+    # The text asked to be translated: an answer caught in a loop this text does not have ends
+    # there (repetition.py) instead of running on to its token budget.
+    answer_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,10 +141,12 @@ class PromptStrategy:
 
     def build(self, request: TranslationRequest) -> Prompt:
         if self.dedicated is not None:
-            return _dedicated_prompt(self.dedicated, request)
-        if self.name == "instruction":
-            return _instruction_prompt(request)
-        return _few_shot_prompt(request)
+            prompt = _dedicated_prompt(self.dedicated, request)
+        elif self.name == "instruction":
+            prompt = _instruction_prompt(request)
+        else:
+            prompt = _few_shot_prompt(request)
+        return replace(prompt, answer_to=request.text)
 
 
 def strategy_names() -> list[str]:

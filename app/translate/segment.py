@@ -178,6 +178,15 @@ class SegmentTranslator:
         self.last_mean_logprob = getattr(self.generator, "last_mean_logprob", None)
         return _answer_text(raw, prompt, request)
 
+    def _ask_all(self, requests: list[TranslationRequest]) -> list[str]:
+        """_ask for several independent requests, through the generator's generate_all."""
+        if not requests:
+            return []
+        prompts = [self.strategy.build(request) for request in requests]
+        raws = self.generator.generate_all(prompts, [self._budget(request) for request in requests])
+        answered = zip(raws, prompts, requests, strict=True)
+        return [_answer_text(raw, prompt, request) for raw, prompt, request in answered]
+
     def _problems(self, protected: ProtectedText, output: str, required: dict[str, str]) -> list[str]:
         problems = []
         if not output:
@@ -395,12 +404,16 @@ class SegmentTranslator:
                 text, protected.restore(output), time.perf_counter() - started, attempts, None, tuple(problems)
             )
         if protected.spans:
+            pieces = list(piecewise_parts(protected))
+            wordy = [i for i, (part, kind) in enumerate(pieces) if kind and re.search(r"[^\W\d_]", part)]
+            # The parts are independent: asked all at once (a batched model decodes them side by side).
+            answers = self._ask_all([TranslationRequest(pieces[i][0].strip(), source, target) for i in wordy])
+            translations = dict(zip(wordy, answers, strict=True))
             parts = []
-            for part, translatable in piecewise_parts(protected):
-                if translatable and re.search(r"[^\W\d_]", part):
+            for i, (part, _) in enumerate(pieces):
+                if i in translations:
                     core = part.strip()
-                    request = TranslationRequest(core, source, target)
-                    translated = self._ask(request, None) or core
+                    translated = translations[i] or core
                     if re.search(r"[⟦⟧]", translated):
                         translated = core  # a part must not invent spans of its own
                     parts.append(part[: len(part) - len(part.lstrip())] + translated + part[len(part.rstrip()) :])
