@@ -242,14 +242,14 @@ def test_sequences_left_in_flight_move_to_the_first_slots_and_go_on_as_before(sm
     assert later and all(ids == [0, 1] for ids in later)  # ... then the two left, in slots 0 and 1
 
 
-def test_a_step_sampling_five_sequences_computes_eight_logits_rows_on_fillers(smollm2_engine, monkeypatch):
+def test_a_step_sampling_six_sequences_computes_eight_logits_rows_on_fillers(smollm2_engine, monkeypatch):
     """On kernels that take logits rows four at a time (engine/output_tiles.py), a step that
-    samples five sequences asks for eight rows: the first token of a prompt being read, then filler
+    samples six sequences asks for eight rows: the first token of a prompt being read, then filler
     tokens on the free slots after the run, which leave those slots as they were."""
     import llama_cpp
 
-    prompts = [f"Write a short poem about the number {i}:" for i in range(5)]
-    lengths = [8] * 5
+    prompts = [f"Write a short poem about the number {i}:" for i in range(6)]
+    lengths = [8] * 6
     with _streams_decoder(smollm2_engine, 8, output_tile=1) as plain:
         expected = _run(plain, smollm2_engine, prompts, lengths)
     with _streams_decoder(smollm2_engine, 8, output_tile=4) as decoder:
@@ -257,7 +257,7 @@ def test_a_step_sampling_five_sequences_computes_eight_logits_rows_on_fillers(sm
         late_prompt = smollm2_engine.tokenize("The three primary colors are red, yellow and blue. Name them again:")
 
         def submit_late(piece) -> bool:
-            if not late:  # while the five generate, a sixth arrives with a prompt to read
+            if not late:  # while the six generate, a seventh arrives with a prompt to read
                 late.append("submitted")
                 decoder.submit(late_prompt, Sampling(temperature=0.0, max_tokens=4))
             return False
@@ -274,11 +274,11 @@ def test_a_step_sampling_five_sequences_computes_eight_logits_rows_on_fillers(sm
                 for i, (p, n) in enumerate(zip(prompts, lengths, strict=True))
             ]
         assert [h.result(timeout=120).text for h in handles] == expected
-        held = [llama_cpp.llama_memory_seq_pos_max(decoder._memory, slot) for slot in range(6, 10)]
-    sampling_five = [(ids, rows) for ids, rows in steps if len(set(ids)) == 8 and rows == 8]
-    assert sampling_five, "no step padded its five logits rows to eight"
-    # Fillers are one token each on slots 5-7, or 6-7 when the sixth's prompt gives a row.
-    with_prompt = [ids for ids, _ in sampling_five if ids.count(5) > 1]
-    assert with_prompt, "the sixth sequence's prompt row was not used for a logits row"
-    assert all(ids.count(6) == 1 and ids.count(7) == 1 for ids, _ in sampling_five)
-    assert held == [-1, -1, -1, -1] and not decoder._fillers  # what the fillers decoded was removed
+        held = [llama_cpp.llama_memory_seq_pos_max(decoder._memory, slot) for slot in range(7, 10)]
+    sampling_six = [(ids, rows) for ids, rows in steps if len(set(ids)) == 8 and rows == 8]
+    assert sampling_six, "no step padded its six logits rows to eight"
+    # Fillers are one token each on slots 6-7, or 7 when the seventh's prompt gives a row.
+    with_prompt = [ids for ids, _ in sampling_six if ids.count(6) > 1]
+    assert with_prompt, "the seventh sequence's prompt row was not used for a logits row"
+    assert all(ids.count(7) == 1 for ids, _ in sampling_six)
+    assert held == [-1, -1, -1] and not decoder._fillers  # what the fillers decoded was removed
