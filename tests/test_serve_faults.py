@@ -5,7 +5,6 @@ Loopback only, every loop bounded.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -96,26 +95,40 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_waiting_are_served(se
             assert [f.result(timeout=120).status_code for f in waiting] == [200] * QUEUE_SIZE
 
 
-def test_sigterm_during_a_stream_ends_the_stream_and_exits_0():
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_sigterm_during_a_reply_tells_the_openai_client_it_is_incomplete_and_exits_0(stream):
     with serving() as served:
-        events: list[str] = []
-        reading = threading.Event()
+        seen: list = []  # the chunks (or the whole reply), then the error the client raised
 
-        def stream() -> None:
-            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=LONG, timeout=120) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data:"):
-                        events.append(line.removeprefix("data:").strip())
-                        reading.set()
+        def ask() -> None:
+            with openai.OpenAI(base_url=served.openai_url, api_key="x", max_retries=0, timeout=120) as client:
+                try:
+                    reply = client.chat.completions.create(
+                        model=MODEL, messages=LONG["messages"], max_tokens=2000, temperature=0, stream=stream
+                    )
+                    seen.extend(reply if stream else [reply])
+                except openai.APIError as err:
+                    seen.append(err)
 
-        reader = threading.Thread(target=stream)
+        reader = threading.Thread(target=ask)
         reader.start()
-        assert reading.wait(60)
+        if stream:
+            wait_until(lambda: len(seen) >= 3, timeout=60)  # the role chunk, then text: it is mid-reply
+        else:
+            wait_until(lambda: health(served)["busy"], timeout=60)
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=30) == 0
         reader.join(30)
-        assert events[-1] == "[DONE]"  # the client got a well-formed end, not a cut connection
-        assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+        assert not reader.is_alive()
+        # Not a reply that looks whole: the client raises, saying why and that a retry may work.
+        error = seen[-1]
+        assert isinstance(error, openai.APIError), seen[-1]
+        assert error.body["message"] == "the server shut down before the reply was complete"
+        if stream:
+            assert seen[1:-1] and all(chunk.choices[0].finish_reason is None for chunk in seen[:-1])
+        else:
+            assert isinstance(error, openai.APIStatusError) and error.status_code == 503
+            assert int(error.response.headers["retry-after"]) > 0
 
 
 def test_a_memory_budget_serves_what_fits_and_refuses_what_does_not_with_a_clear_error():

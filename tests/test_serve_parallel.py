@@ -5,7 +5,7 @@ Which replies share a llama_decode changes llama.cpp's arithmetic a little (benc
 overlapped (the server's in_flight count), each is whole and well-formed, each keeps its own
 grammar, stop strings and token budget, a client that leaves frees only its own sequence, another
 model waits for the replies in flight unless both are kept in memory, and SIGTERM ends every
-stream cleanly.
+stream with an error its client raises (a reply cut short is never taken for a whole one).
 """
 
 from __future__ import annotations
@@ -292,43 +292,55 @@ def test_a_model_kept_beside_the_first_answers_while_the_first_still_streams(smo
         assert long.events[-1] == "[DONE]"
 
 
-def test_sigterm_during_parallel_streams_and_a_translation_ends_each_and_exits_0():
+def test_sigterm_during_parallel_streams_and_a_translation_tells_each_client_it_is_incomplete():
     with serving(*PARALLEL) as served:
-        long = {
-            "model": MODEL,
-            "messages": [SYSTEM, {"role": "user", "content": "Write a very long essay about the sea."}],
-            "max_tokens": 2000,
-            "stream": True,
-        }
-        streams: list[list[str]] = [[], []]
+        ask = [SYSTEM, {"role": "user", "content": "Write a very long essay about the sea."}]
+        streams: list[list] = [[], []]  # each: the chunks, then the error its client raised
 
-        def stream(events: list[str]) -> None:
-            with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=long, timeout=120) as r:
-                for line in r.iter_lines():
-                    if line.startswith("data:"):
-                        events.append(line.removeprefix("data:").strip())
+        def openai_stream(seen: list) -> None:
+            with openai_client(served) as client:
+                try:
+                    seen.extend(client.chat.completions.create(model=MODEL, messages=ask, max_tokens=2000, stream=True))
+                except openai.APIError as err:
+                    seen.append(err)
+
+        def ollama_stream(seen: list) -> None:
+            client = ollama.Client(host=served.url, timeout=120)
+            try:
+                seen.extend(client.chat(model=MODEL, messages=ask, options={"num_predict": 2000}, stream=True))
+            except ollama.ResponseError as err:
+                seen.append(err)
 
         translated: list[httpx.Response] = []
 
         def translate() -> None:
             translated.append(httpx.post(f"{served.url}/v1/translations", json=TRANSLATION, timeout=120))
 
-        readers = [threading.Thread(target=stream, args=(events,)) for events in streams]
-        readers.append(threading.Thread(target=translate))
+        readers = [
+            threading.Thread(target=openai_stream, args=(streams[0],)),
+            threading.Thread(target=ollama_stream, args=(streams[1],)),
+            threading.Thread(target=translate),
+        ]
         for reader in readers:
             reader.start()
-        wait_until(lambda: all(len(events) >= 2 for events in streams), timeout=60)
+        wait_until(lambda: all(len(seen) >= 3 for seen in streams), timeout=60)
         wait_until(lambda: health(served)["in_flight"] == 3, timeout=60)  # the translation too
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(timeout=30) == 0
         for reader in readers:
             reader.join(30)
-        for events in streams:
-            assert events[-1] == "[DONE]"  # each client got a well-formed end, not a cut connection
-            assert json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
-        # Its segments were stopped with the replies: an answer saying so, not a cut connection.
+            assert not reader.is_alive()
+        # Each client raises rather than taking the text so far for a whole reply.
+        cut = "the server shut down before the reply was complete"
+        from_openai, from_ollama = streams
+        assert isinstance(from_openai[-1], openai.APIError) and from_openai[-1].body["message"] == cut
+        assert all(chunk.choices[0].finish_reason is None for chunk in from_openai[:-1])
+        assert isinstance(from_ollama[-1], ollama.ResponseError) and from_ollama[-1].error == cut
+        assert not any(part.done for part in from_ollama[:-1])
+        # Its segments were stopped with the replies: a 503 saying so, not a cut connection.
         [response] = translated
-        assert response.status_code == 499 and "cancelled" in response.json()["error"]["message"]
+        assert response.status_code == 503 and int(response.headers["retry-after"]) > 0
+        assert response.json()["error"]["message"] == "the server shut down before the translation was complete"
 
 
 def test_parallel_must_be_a_sensible_count():

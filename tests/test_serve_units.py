@@ -14,7 +14,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.engine.types import GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.auth import bearer_token
-from llamadesk.app.server.model_pool import GenerationRequest, Job, ModelPool, ReplyDone, ReplyFailed
+from llamadesk.app.server.model_pool import GenerationRequest, Job, ModelPool, ReplyDone, ReplyFailed, reply_end
 from llamadesk.app.server.reply_stream import SSE_DONE, TextEvents, sse_event
 from llamadesk.app.server.request_fields import Fields
 from llamadesk.app.server.sampling_fields import chat_messages, llama_seed
@@ -782,5 +782,113 @@ def test_a_job_whose_client_left_before_its_turn_is_still_499():
         failed = (await drain(jobs[2]))[-1]
         assert isinstance(failed, ReplyFailed) and failed.error.status == 499
         pool.close()
+
+    asyncio.run(main())
+
+
+# -- a reply cut short by shutting down ends with 503, not as a whole reply ---------------------
+# (a client that went away keeps its ReplyDone: nobody reads it).
+
+
+class PieceDecoder:
+    """What BatchedReplies needs of a BatchedDecoder: each sequence, on a thread of its own, gets a
+    piece every 10 ms until its budget ("length"), its on_piece asks to end it ("end", as the real
+    decoder says then), or it is cancelled or stopped ("stopped")."""
+
+    n_sequences = 2
+    failed = False
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self.closed = False
+
+    def submit(self, tokens, sampling, on_piece):
+        from llamadesk.app.engine.sequence_handle import SequenceHandle, SequenceResult
+
+        handle = SequenceHandle()
+
+        def run():
+            count, reason = 0, "length"
+            while count < sampling.max_tokens:
+                if handle.cancel_requested or self._stop.is_set():
+                    reason = "stopped"
+                    break
+                time.sleep(0.01)
+                count += 1
+                if on_piece(TextPiece("x")):
+                    reason = "end"
+                    break
+            stats = GenerationStats(len(tokens), 0, count, 0.0, 0.0, 0.0, len(tokens) + count, 100, reason)
+            handle.set_outcome(SequenceResult([], stats))
+
+        threading.Thread(target=run, daemon=True).start()
+        return handle
+
+    def cancel(self, handle):
+        handle.cancel_requested = True
+
+    def request_stop(self):
+        self._stop.set()
+
+    def close(self):
+        self._stop.set()
+        self.closed = True
+
+
+class PieceBatchingEngine(SlowEngine):
+    def chat_prompt_tokens(self, messages):
+        return [1, 2, 3]
+
+    def batched_decoder(self, n_sequences):
+        return PieceDecoder()
+
+
+@pytest.mark.parametrize("parallel", [1, 2], ids=["one-reply", "parallel"])
+@pytest.mark.parametrize("ended_by", ["shutdown", "client-gone"])
+def test_a_reply_cut_short_by_shutdown_ends_with_503_and_one_whose_client_left_ends_done(parallel, ended_by):
+    async def main():
+        served = {"a": Path("a.gguf")}
+        pool = ModelPool(
+            served, LoadSettings(), 4, lambda p, s: PieceBatchingEngine(), lambda n: None, parallel=parallel
+        )
+        pool.start()
+        ask = [{"role": "user", "content": "hi"}]
+        job = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=1000)), asyncio.get_running_loop())
+        first = await asyncio.wait_for(job.next_events(), 10)  # it streams: text reached the client
+        assert isinstance(first[0], TextPiece)
+        if ended_by == "shutdown":
+            pool.stop_all()
+        else:
+            pool.cancel(job)
+        events = first + await drain(job)
+        assert all(isinstance(e, TextPiece) for e in events[:-1]) and len(events) < 1000
+        last = events[-1]
+        if ended_by == "shutdown":
+            assert isinstance(last, ReplyFailed), last
+            assert last.error.status == 503 and last.error.headers.get("Retry-After")
+            assert last.error.message == "the server shut down before the reply was complete"
+        else:
+            assert isinstance(last, ReplyDone) and last.finish_reason == "stop"
+        pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_reply_that_was_whole_when_the_server_shut_down_still_ends_done():
+    async def main():
+        job = Job(GenerationRequest("a"), asyncio.get_running_loop())
+        job.shut_down = True
+        job.cancel()
+
+        def stats(reason):
+            return GenerationStats(3, 0, 5, 0.0, 0.0, 0.0, 8, 100, reason)
+
+        # At its stop string (which stops the engine too), at its end, at its budget: whole.
+        assert isinstance(reply_end(job, stats("stopped"), True, False, 0.0, 0.0), ReplyDone)
+        assert isinstance(reply_end(job, stats("end"), False, False, 0.0, 0.0), ReplyDone)
+        assert reply_end(job, stats("length"), False, False, 0.0, 0.0).finish_reason == "length"
+        # Stopped by the cancel, or text made after it dropped: cut short.
+        assert isinstance(reply_end(job, stats("stopped"), False, False, 0.0, 0.0), ReplyFailed)
+        assert isinstance(reply_end(job, stats("end"), False, True, 0.0, 0.0), ReplyFailed)
 
     asyncio.run(main())

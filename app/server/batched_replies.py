@@ -14,12 +14,11 @@ in the same batches, so a long document does not hold up everyone else's replies
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from llamadesk.app.engine.types import GenerationStats, Sampling, TextPiece
-from llamadesk.app.server.model_pool import FinishReason, Job, ReplyDone, ReplyEvent, ReplyFailed, api_error_for
+from llamadesk.app.engine.types import Sampling, TextPiece
+from llamadesk.app.server.model_pool import Job, ReplyEvent, ReplyFailed, api_error_for, reply_end
 from llamadesk.app.server.stop_strings import StopScanner
 
 if TYPE_CHECKING:  # the decoder (llama.cpp, numpy) loads with the engine, in the server process only
@@ -57,10 +56,12 @@ class BatchedReplies:
         """
         scanner = StopScanner(stop)
         hit_stop = False
+        dropped = False  # a piece came after the cancel and was not sent: the reply is cut short
 
         def on_piece(piece: TextPiece) -> bool:
-            nonlocal hit_stop
+            nonlocal hit_stop, dropped
             if job.cancelled.is_set():
+                dropped = True  # the decoder ends it as "end" then: only this says it was cut
                 return True
             text, hit_stop = scanner.feed(piece.text)
             if text:
@@ -82,7 +83,7 @@ class BatchedReplies:
                 tail = scanner.flush()
                 if tail:
                     job.post(TextPiece(tail))
-            job.post(ReplyDone(_finish_reason(stats, hit_stop), stats, load_seconds, time.perf_counter() - began))
+            job.post(reply_end(job, stats, hit_stop, dropped, load_seconds, began))
 
         # Not under _changed: the decoder may call on_done with its own lock held, which then
         # takes _changed; holding _changed while taking the decoder's lock could deadlock.
@@ -161,7 +162,3 @@ class BatchedReplies:
         for thread in beside:
             thread.join(timeout)
         self._decoder.close()
-
-
-def _finish_reason(stats: GenerationStats, hit_stop: bool) -> FinishReason:
-    return "length" if stats.stop_reason in ("length", "context") and not hit_stop else "stop"

@@ -10,7 +10,9 @@ memory (the least recently used is closed first to make room; see memory_plan) o
 room for them.
 
 A job is cancelled when its client goes away: the worker sets the engine's stop flag (read by
-llama.cpp between graph nodes), so the model is free again within a token or so.
+llama.cpp between graph nodes), so the model is free again within a token or so. Shutting down
+(SIGTERM, Ctrl-C) cancels every job the same way, but its client is still there and must not take
+the text that came for a whole reply: a reply cut short by shutdown ends with a 503 (reply_end).
 
 With `parallel` > 1 (`serve --parallel N`), replies are decoded together instead: the worker
 prepares each job's prompt and hands it to the model's batched decoder (batched_replies.py), then
@@ -45,6 +47,13 @@ if TYPE_CHECKING:
 FinishReason = Literal["stop", "length", "load", "unload"]
 RETRY_AFTER_SECONDS = 2
 GONE_BEFORE_ITS_TURN = "the client went away before its turn"
+SHUTTING_DOWN = "the server is shutting down"
+SHUT_DOWN_MID_REPLY = "the server shut down before the reply was complete"
+
+
+def shutdown_error(message: str = SHUTTING_DOWN) -> ApiError:
+    """503 with Retry-After: the request may succeed against the server once it is back."""
+    return ApiError(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,10 @@ class Job:
     def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
         self.request = request
         self.cancelled = threading.Event()
+        # Set by stop_all before it cancels the job: the client is still there, and a reply cut
+        # short must reach it as a failure, not as a whole reply (reply_end). Set before
+        # `cancelled`, so whoever sees the cancel sees this too.
+        self.shut_down = False
         self.finished = False  # set on the loop when the last event was read
         self._loop = loop
         self._lock = threading.Lock()  # guards _posted and _waiter between the worker and the loop
@@ -307,7 +320,7 @@ class ModelPool:
 
     def submit(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> Job:
         if self._closing:
-            raise ApiError(503, "the server is shutting down", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise shutdown_error()
         job = Job(request, loop)
         try:
             self._queue.put_nowait(job)
@@ -348,17 +361,20 @@ class ModelPool:
             return status
 
     def stop_all(self) -> None:
-        """Shutting down: stop the reply in progress (its client gets what came, then the end of the
-        stream), fail the waiting ones with 503 and accept no more. Does not wait."""
+        """Shutting down: stop the replies in progress (each client gets what came, then a 503
+        saying the reply is incomplete), fail the waiting ones with 503 and accept no more. Does
+        not wait."""
         self._closing = True
         with self._lock:
             current = self._current
         if current is not None:
+            current.shut_down = True
             self.cancel(current)
         with self._lock:
             batches = list(self._batches.values())
         for batch in batches:
             for job in batch.in_flight_jobs():
+                job.shut_down = True
                 self.cancel(job)
         while True:
             try:
@@ -366,8 +382,9 @@ class ModelPool:
             except queue.Empty:
                 break
             if job is not None:
+                job.shut_down = True
                 job.cancel()
-                job.post(ReplyFailed(ApiError(503, "the server is shutting down")))
+                job.post(ReplyFailed(shutdown_error()))
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop everything (stop_all), wait for the worker, and free the model."""
@@ -389,6 +406,14 @@ class ModelPool:
                 continue
             with self._lock:
                 self._current = job
+            if self._closing:
+                # Taken from the queue as stop_all emptied it, after stop_all looked for the
+                # current job (it sets _closing first): it must not start a reply now.
+                job.shut_down = True
+                job.post(ReplyFailed(shutdown_error()))
+                with self._lock:
+                    self._current = None
+                continue
             try:
                 self._run(job)
             except Exception as err:  # the worker must survive anything one request does
@@ -498,8 +523,8 @@ class ModelPool:
             if use_chat
             else engine.stream_completion(request.prompt or "", sampling)
         )
-        finish, stats = self._forward(job, engine, events, StopScanner(request.stop))
-        job.post(ReplyDone(finish, stats, load_seconds, time.perf_counter() - started))
+        stats, hit_stop, dropped = self._forward(job, engine, events, StopScanner(request.stop))
+        job.post(reply_end(job, stats, hit_stop, dropped, load_seconds, started))
 
     def _batch_for(self, name: str, engine) -> BatchedReplies:
         with self._lock:
@@ -535,7 +560,7 @@ class ModelPool:
         holds (waiting for room, with --parallel), whose client is still there and must hear 503,
         not 499 "went away"."""
         if self._closing:
-            return ApiError(503, "the server is shutting down", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return shutdown_error()
         return ApiError(499, GONE_BEFORE_ITS_TURN)
 
     def _wait_for_room(self, batch: BatchedReplies, job: Job) -> None:
@@ -557,16 +582,16 @@ class ModelPool:
             return
         batch.run_beside(job, lambda decoder: work(engine, job, decoder))
 
-    def _forward(
-        self, job: Job, engine, events: Iterator, scanner: StopScanner
-    ) -> tuple[FinishReason, GenerationStats]:
-        """Pass the engine's text to the job until it ends, hits a stop sequence or is cancelled.
+    def _forward(self, job: Job, engine, events: Iterator, scanner: StopScanner) -> tuple[GenerationStats, bool, bool]:
+        """Pass the engine's text to the job until it ends, hits a stop sequence or is cancelled;
+        returns the stats, whether a stop sequence ended it, and whether text was dropped for a cancel.
 
         On a stop sequence or a cancel the engine is stopped and read to its end, so its stats (the
         usage counts) still arrive and the KV cache is left consistent for the next reply.
         """
         stopping = False
         hit_stop = False
+        dropped = False
         stats: GenerationStats | None = None
         try:
             for event in events:
@@ -575,7 +600,9 @@ class ModelPool:
                     stopping = True
                 if isinstance(event, GenerationDone):
                     stats = event.stats
-                elif isinstance(event, TextPiece) and not stopping:
+                elif isinstance(event, TextPiece) and stopping:
+                    dropped = dropped or not hit_stop
+                elif isinstance(event, TextPiece):
                     text, hit_stop = scanner.feed(event.text)
                     if text:
                         job.post(TextPiece(text))
@@ -590,5 +617,24 @@ class ModelPool:
                 job.post(TextPiece(tail))
         if stats is None:
             raise LlamadeskError("the engine ended a reply without its stats")
-        finish: FinishReason = "length" if stats.stop_reason in ("length", "context") and not hit_stop else "stop"
-        return finish, stats
+        return stats, hit_stop, dropped
+
+
+def finish_reason(stats: GenerationStats, hit_stop: bool) -> FinishReason:
+    return "length" if stats.stop_reason in ("length", "context") and not hit_stop else "stop"
+
+
+def reply_end(
+    job: Job, stats: GenerationStats, hit_stop: bool, dropped: bool, load_seconds: float, began: float
+) -> ReplyEvent:
+    """The last event of a reply: ReplyDone, or a 503 when shutting down cut it short.
+
+    A reply is cut short when the engine stopped it ("stopped": not at a stop sequence, which
+    stops it too) or when text it made after the cancel was dropped. Cut short for a client that
+    went away it still ends as done: nobody reads it. `began` is when the worker took the job
+    (perf_counter) and `load_seconds` what loading the model took of it.
+    """
+    cut = not hit_stop and (dropped or stats.stop_reason == "stopped")
+    if cut and job.shut_down:
+        return ReplyFailed(shutdown_error(SHUT_DOWN_MID_REPLY))
+    return ReplyDone(finish_reason(stats, hit_stop), stats, load_seconds, time.perf_counter() - began)

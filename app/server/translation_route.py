@@ -23,7 +23,14 @@ from starlette.responses import JSONResponse, Response
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply
-from llamadesk.app.server.model_pool import GenerationRequest, Job, ReplyDone, ReplyEvent, ReplyFailed
+from llamadesk.app.server.model_pool import (
+    GenerationRequest,
+    Job,
+    ReplyDone,
+    ReplyEvent,
+    ReplyFailed,
+    shutdown_error,
+)
 from llamadesk.app.server.request_fields import Fields, read_json_object
 from llamadesk.app.server.sampling_fields import MAX_MODEL_NAME
 
@@ -110,6 +117,8 @@ def _translate(engine, job: Job, text: str, settings, decoder) -> ReplyEvent:
             if isinstance(event, JobStarted):
                 source = event.source
             elif isinstance(event, JobCancelled):
+                if job.shut_down:  # its client is still there: a retry after the restart may succeed
+                    return ReplyFailed(shutdown_error("the server shut down before the translation was complete"))
                 return ReplyFailed(ApiError(499, "the translation was cancelled"))
             elif isinstance(event, JobFinished):
                 return ReplyDone("stop", None, 0.0, event.seconds, result=_result(event, source, settings.target))
