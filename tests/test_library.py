@@ -129,6 +129,39 @@ def test_rm_deletes_a_made_model_after_asking(home, tmp_path):
     assert "Tiny-Q4_K_M" not in listed(home)
 
 
+@pytest.mark.parametrize("where", ["models folder", "output folder"])
+def test_rm_of_a_made_model_in_a_read_only_folder_names_it_and_removes_nothing(home, tmp_path, where):
+    # It ended on a bare "Permission denied: PATH", naming neither the folder nor what to do.
+    from tests.permissions import drop_permission_overrides_at_exec
+
+    folder = home / "data" / "models" if where == "models folder" else tmp_path / "out"  # `convert -o`
+    folder.mkdir(exist_ok=True)
+    made = folder / "Tiny-Q4_K_M.gguf"
+    made.write_bytes(tiny_gguf_bytes(tmp_path, "Tiny-Q4_K_M.gguf"))
+    (folder / "Tiny-Q4_K_M.gguf.eval.json").write_text(json.dumps({"results": []}))
+    record = home / "data" / "library.json"
+    record.write_text(json.dumps({"schema_version": 1, "made": [{"path": str(made), "origin": {}}]}))
+    before = {p: p.read_bytes() for p in (record, *folder.glob("Tiny-*"))}
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [str(LLAMADESK), "models", "rm", "Tiny-Q4_K_M", "--yes"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
+            preexec_fn=drop_permission_overrides_at_exec,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert one_line_error(done, 1) == (
+        f"llamadesk: {made} cannot be deleted: folder {folder} is not writable (read-only, or another user's); "
+        "nothing was removed: make it writable, or remove the model as the user who owns it"
+    )
+    assert {p: p.read_bytes() for p in (record, *folder.glob("Tiny-*"))} == before
+    assert listed(home)["Tiny-Q4_K_M"]["path"] == str(made)
+
+
 def rm_on_a_terminal(home: Path, name: str, answer: str) -> subprocess.CompletedProcess:
     """`models rm NAME` with a terminal on stdin, answering its question."""
     controller, terminal = pty.openpty()

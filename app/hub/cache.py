@@ -28,6 +28,7 @@ from huggingface_hub.file_download import repo_folder_name
 
 from llamadesk.app.core.atomic_file import UnwritableFolder, atomic_output
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.file_removal import FOLDER_REFUSED, delete_file, refuse_undeletable
 from llamadesk.app.core.gguf_naming import RepoFile
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.app.library.registry import is_revision
@@ -38,7 +39,9 @@ DOWNLOADED_MARK = ".llamadesk-downloaded"
 # anything else (a name too long, a full disk) fails the copy the same way and is reported as it is.
 NO_SYMLINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 # Write errors that mean the cache is not ours to write: another user's, or on a read-only mount.
-CACHE_REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
+CACHE_REFUSED = FOLDER_REFUSED
+# What a cache folder that refuses a deletion probably is, in `models rm`'s one line.
+CACHE_FOLDER_IS = "a read-only Hugging Face cache, or another user's"
 CACHE_NOT_WRITABLE = UnwritableFolder("make it writable (or set HF_HOME to another folder)", LlamadeskError)
 # What the Hub sends as an ETag: a git blob's sha1 (plain files) or the sha256 (LFS files).
 HASH_ETAG = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -208,16 +211,16 @@ def remove_cached_files(repo: str, commit: str, paths: list[str]) -> list[Path]:
     # A link removed and its blob refused left a model that could neither run nor be removed again.
     leaving = {_as_link(p) for p in pointers}
     for pointer in pointers:
-        _refuse_undeletable(pointer)
+        refuse_undeletable(pointer, CACHE_FOLDER_IS)
         blob = pointer.resolve()
         if blob.is_file() and blob.is_relative_to(real_storage) and set(_links_to(storage, blob)) <= leaving:
-            _refuse_undeletable(blob)
+            refuse_undeletable(blob, CACHE_FOLDER_IS)
     removed: list[Path] = []
     for pointer in pointers:
         blob = pointer.resolve()
-        _delete(pointer, removed)
+        delete_file(pointer, removed, CACHE_FOLDER_IS)
         if blob.is_file() and blob.is_relative_to(real_storage) and not _links_to(storage, blob):
-            _delete(blob, removed)
+            delete_file(blob, removed, CACHE_FOLDER_IS)
             downloaded_mark(blob).unlink(missing_ok=True)
     _remove_empty_folders(storage / "snapshots" / commit, stop=storage)
     return removed
@@ -226,32 +229,6 @@ def remove_cached_files(repo: str, commit: str, paths: list[str]) -> list[Path]:
 def _as_link(path: Path) -> Path:
     """A link's own path with its folder resolved, as _links_to finds it."""
     return path.parent.resolve() / path.name
-
-
-def _undeletable(path: Path, removed: list[Path] | None = None) -> LlamadeskError:
-    done = f"{len(removed)} file(s) before it were removed" if removed else "nothing was removed"
-    return LlamadeskError(
-        f"{path} cannot be deleted: folder {path.parent} is not writable (a read-only Hugging Face cache, or "
-        f"another user's); {done}: make it writable, or remove the model as the user who owns it"
-    )
-
-
-def _refuse_undeletable(path: Path) -> None:
-    """LlamadeskError unless `path` may be deleted: its folder must be writable and searchable."""
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise _undeletable(path)
-
-
-def _delete(path: Path, removed: list[Path]) -> None:
-    """Delete `path` and add it to `removed`; a folder that refuses is one line all the same,
-    where os.access did not see it coming (root without its override, a mount changed meanwhile)."""
-    try:
-        path.unlink()
-    except OSError as err:
-        if err.errno in CACHE_REFUSED:
-            raise _undeletable(path, removed) from None
-        raise
-    removed.append(path)
 
 
 def _remove_empty_folders(folder: Path, stop: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.file_removal import delete_files
 from llamadesk.app.core.gguf_adapter import summarize_adapter
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
 from llamadesk.app.core.gguf_header import GGUF_MAGIC
@@ -526,11 +527,11 @@ def _plan_local_removal(first: Path) -> Removal:
         files.append(sidecar)
 
     def apply() -> list[Path]:
-        for path in files:
-            path.unlink(missing_ok=True)
+        # Every folder checked first: one that refuses leaves the files and the record as they were.
+        removed = delete_files(files, "read-only, or another user's")
         with editing_registry() as registry:
             registry.made = [m for m in registry.made if Path(m.path) != first]
-        return files
+        return removed
 
     return Removal(model_stem(first.name), tuple(files), f"delete {', '.join(str(f) for f in files)}", apply)
 
