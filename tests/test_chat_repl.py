@@ -163,3 +163,34 @@ def test_a_message_stopped_before_its_reply_began_is_dropped(small_context_engin
     assert repl(small_context_engine, "Be brief.", Sampling(max_tokens=8), show_stats=False) == 0
     assert sent == [["Be brief.", "A very long message."], ["Be brief.", "hi"]]
     assert "that message is dropped" in capsys.readouterr().err
+
+
+def test_a_turn_another_llamadesk_is_taking_is_one_line_and_the_chat_goes_on(
+    small_context_engine, monkeypatch, capsys, tmp_path
+):
+    from llamadesk.app.chat.store import ConversationSettings, Store
+    from llamadesk.app.chat.stored_chat import StoredChat
+    from llamadesk.app.chat.turn_lock import claim_turn
+
+    store = Store(tmp_path / "conversations.sqlite3")
+    conversation = store.new_conversation("held", ConversationSettings())
+    other = Store(store.path)  # `chat --continue` in another process, mid-reply
+    held = claim_turn(other, conversation.id)
+
+    def answers():
+        yield "Hi!"  # refused: the other's turn
+        held.release()
+        yield "Hi again!"
+        yield "/bye"
+
+    lines = answers()
+    monkeypatch.setattr(builtins, "input", lambda _prompt="": next(lines))
+    chat = StoredChat(store, conversation, conversation.settings, None)
+    try:
+        assert repl(small_context_engine, "Be brief.", Sampling(temperature=0.0, max_tokens=4), False, chat) == 0
+        messages = store.messages(conversation.id)
+    finally:
+        chat.close()
+        other.close()
+    assert f"llamadesk: conversation {conversation.id} is taking a turn in another llamadesk" in capsys.readouterr().err
+    assert [(m.role, m.content) for m in messages][0] == ("user", "Hi again!") and len(messages) == 2

@@ -6,7 +6,8 @@ The question is stored at once; the reply as it streams, rewritten at most once 
 app saves it) and marked "interrupted" until it ends normally. So Ctrl-C, SIGTERM or SIGHUP keep
 what was said, and a process killed outright (SIGKILL) keeps what was said up to a second before.
 When the store stops saving partway through a turn (a full disk), the rest of the turn goes on in
-memory and `what_the_file_kept` says how much of it the file holds.
+memory and `what_the_file_kept` says how much of it the file holds. A turn holds its conversation's
+lock (turn_lock.py), so another llamadesk cannot take one there at the same time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from llamadesk.app.chat.store import (
     Store,
     StoredMessage,
 )
+from llamadesk.app.chat.turn_lock import TurnLock, claim_turn
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage
@@ -88,6 +90,19 @@ class StoredChat:
         self._question_in_file = False
         self._reply_in_file: tuple[str, MessageState] | None = None
         self._reply_said = ""
+        self._turn: TurnLock | None = None  # this conversation's turn, while one is taken
+
+    def claim_turn(self) -> None:
+        """Hold the conversation's turn from now until release_turn (already held: nothing);
+        TurnTaken when another llamadesk is taking one. A new conversation is claimed as its first
+        question creates it."""
+        if self.conversation is not None and self._turn is None:
+            self._turn = claim_turn(self.store, self.conversation.id)
+
+    def release_turn(self) -> None:
+        if self._turn is not None:
+            self._turn.release()
+            self._turn = None
 
     def turns(self) -> list[ChatMessage]:
         """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
@@ -116,6 +131,7 @@ class StoredChat:
         if self.conversation is None:
             self.conversation = self.store.new_conversation(title_from_prompt(text), self.settings)
             self._started_here = True
+            self.claim_turn()  # before its first message: `chat --continue` may pick it up at once
         message = self.store.add_message(self.conversation.id, "user", text)
         self._question_in_file, self._reply_in_file, self._reply_said = self._saving(), None, ""
         return message
@@ -203,6 +219,7 @@ class StoredChat:
 
     def close(self) -> None:
         """Wait for the cache file being written, then close the store."""
+        self.release_turn()
         if self.cache is not None:
             self.cache.close()
         self.store.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 from llamadesk.app.chat.context_fit import FittedPrompt, build_messages, fit_context
 from llamadesk.app.chat.store import Conversation, ConversationSettings
 from llamadesk.app.chat.stored_chat import StoredChat
+from llamadesk.app.chat.turn_lock import TurnTaken
 from llamadesk.app.commands.options import (
     add_load_options,
     add_lora_option,
@@ -317,12 +318,17 @@ def open_stored_chat(args: argparse.Namespace, one_shot: bool = False) -> Stored
             return StoredChat(store, None, conversation_settings(args, None), cache)
         conversation = find_conversation(store, None if args.continue_last else args.conversation)
         refuse_unusable_settings(conversation, args)
+        chat = StoredChat(store, conversation, conversation_settings(args, conversation.settings), cache)
+        if one_shot:
+            # Another llamadesk taking a turn there is said now, before minutes of loading a model
+            # on a Pi; the REPL claims each turn as it is taken (take_turn).
+            chat.claim_turn()
     except BaseException:
         store.close()
         if cache is not None:
             cache.close()
         raise
-    return StoredChat(store, conversation, conversation_settings(args, conversation.settings), cache)
+    return chat
 
 
 def run(args: argparse.Namespace) -> int:
@@ -456,46 +462,53 @@ def take_turn(
 ) -> tuple[str, bool, int]:
     """One question and its reply in a stored conversation: fitted into the context, answered after
     restoring what the prompt cache holds, both stored. Returns the reply, whether Ctrl-C stopped it,
-    and where the model's memory now starts."""
-    turns = chat.turns()
-    # Where the previous reply's memory began (stored: a one-shot --continue starts from there too).
-    memory_start = max(memory_start, chat.memory_start())
-    message = chat.add_question(question)
-    turns.append({"role": "user", "content": question})
+    and where the model's memory now starts. The conversation's turn is held throughout (TurnTaken
+    at once when another llamadesk is taking one there)."""
+    chat.claim_turn()
     try:
-        fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
-        restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
-        chat.start_reply()
-    except (BadInputError, Interrupted, KeyboardInterrupt):
-        # Refused, or stopped (Ctrl-C, SIGTERM, SIGHUP) before a word of the reply: a question
-        # stored without its reply would be sent again with every next one.
-        chat.take_back(message)
-        raise
-    said: list[str] = []
-    try:
-        reply, stopped = stream_reply(engine, fitted.messages, sampling, show_stats, restored, said, chat.reply_grew)
-    except BadInputError:
-        # Refused before a word of the reply (PromptTooLong: a system prompt longer than the context).
-        chat.take_back(message)
-        raise
-    except (KeyboardInterrupt, OSError):
-        # SIGTERM or SIGHUP (cli.Terminated) mid-reply, or stdout gone (`| head`, a full disk):
-        # what was said is stored, marked interrupted, as Ctrl-C stores it; the engine stopped
-        # mid-decode, so no KV cache is kept. Nothing said: the question is taken back.
-        with contextlib.suppress(LlamadeskError):  # a store that fails now must not hide the signal
-            if said:
-                chat.end_reply(engine, "".join(said), stopped=True, keep_cache=False)
-            else:
-                chat.take_back(message)
-        raise
-    if stopped and not reply:
-        # Ctrl-C while the prompt was read: the question would be read again with every next one
-        # (the reason to press Ctrl-C was that reading it took too long).
-        chat.take_back(message)
-        return reply, stopped, memory_start
-    chat.end_reply(engine, reply, stopped)
-    chat.remember_memory_start(fitted.memory_start, message)
-    return reply, stopped, fitted.memory_start
+        turns = chat.turns()
+        # Where the previous reply's memory began (stored: a one-shot --continue starts from there too).
+        memory_start = max(memory_start, chat.memory_start())
+        message = chat.add_question(question)
+        turns.append({"role": "user", "content": question})
+        try:
+            fitted = fit_turns(engine, system_prompt, turns, sampling, memory_start)
+            restored = chat.before_reply(engine, engine.chat_prompt_tokens(fitted.messages))
+            chat.start_reply()
+        except (BadInputError, Interrupted, KeyboardInterrupt):
+            # Refused, or stopped (Ctrl-C, SIGTERM, SIGHUP) before a word of the reply: a question
+            # stored without its reply would be sent again with every next one.
+            chat.take_back(message)
+            raise
+        said: list[str] = []
+        try:
+            reply, stopped = stream_reply(
+                engine, fitted.messages, sampling, show_stats, restored, said, chat.reply_grew
+            )
+        except BadInputError:
+            # Refused before a word of the reply (PromptTooLong: a system prompt longer than the context).
+            chat.take_back(message)
+            raise
+        except (KeyboardInterrupt, OSError):
+            # SIGTERM or SIGHUP (cli.Terminated) mid-reply, or stdout gone (`| head`, a full disk):
+            # what was said is stored, marked interrupted, as Ctrl-C stores it; the engine stopped
+            # mid-decode, so no KV cache is kept. Nothing said: the question is taken back.
+            with contextlib.suppress(LlamadeskError):  # a store that fails now must not hide the signal
+                if said:
+                    chat.end_reply(engine, "".join(said), stopped=True, keep_cache=False)
+                else:
+                    chat.take_back(message)
+            raise
+        if stopped and not reply:
+            # Ctrl-C while the prompt was read: the question would be read again with every next one
+            # (the reason to press Ctrl-C was that reading it took too long).
+            chat.take_back(message)
+            return reply, stopped, memory_start
+        chat.end_reply(engine, reply, stopped)
+        chat.remember_memory_start(fitted.memory_start, message)
+        return reply, stopped, fitted.memory_start
+    finally:
+        chat.release_turn()
 
 
 def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat: StoredChat | None = None) -> int:
@@ -544,9 +557,10 @@ def repl(engine, system_prompt: str, sampling: Sampling, show_stats: bool, chat:
                 turns.pop()
                 print("(stopped before the reply began: that message is dropped)", file=sys.stderr)
                 continue
-        except (BadInputError, Interrupted) as err:
+        except (BadInputError, Interrupted, TurnTaken) as err:
             # The model's chat template refused or failed on this turn (or Ctrl-C stopped it while
-            # it rendered): nothing was said, so the turn is taken back and the chat goes on.
+            # it rendered), or another llamadesk is taking a turn in this conversation: nothing was
+            # said, so the turn is taken back and the chat goes on.
             if chat is None:
                 turns.pop()
             print(f"llamadesk: {err}", file=sys.stderr)

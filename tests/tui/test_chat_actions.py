@@ -183,6 +183,66 @@ async def test_a_conversation_deleted_in_another_window_is_said_and_the_prompt_k
         assert [c.title for c in store.conversations()] == ["second question"]
 
 
+async def test_a_turn_another_llamadesk_is_taking_here_is_said_and_the_prompt_kept(store):
+    from llamadesk.app.chat.turn_lock import claim_turn
+
+    app = make_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "first question")
+        before = store.messages(screen.conversation.id)
+        other = Store(store.path)  # `chat --continue` in another process, mid-reply
+        held = claim_turn(other, screen.conversation.id)
+        try:
+            box = screen.query_one(PromptBox)
+            box.focus()
+            box.text = "second question"
+            await pilot.press("enter")
+            await pilot.pause()
+            notices = [n.message for n in app._notifications]
+            assert any(
+                f"conversation {screen.conversation.id} is taking a turn in another llamadesk" in n for n in notices
+            )
+            assert box.text == "second question" and screen.reply is None
+            assert store.messages(screen.conversation.id) == before == screen.messages
+            await pilot.press("ctrl+r")  # regenerating is a turn too: the last reply stays
+            await pilot.pause()
+            assert store.messages(screen.conversation.id) == before and screen.reply is None
+        finally:
+            held.release()
+            other.close()
+        await pilot.press("enter")  # its turn is over: sent
+        await wait_until(pilot, lambda: screen.reply is None and len(screen.messages) == 4, what="the reply")
+        assert texts(screen)[-1] == ("assistant", "Echo: second question", "complete")
+
+
+async def test_turns_taken_elsewhere_meanwhile_are_shown_and_sent_before_the_next_reply(store):
+    loader = FakeLoader()
+    app = make_app(store, loader)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "first question")
+        other = Store(store.path)  # `chat --continue` went on with this conversation
+        other.add_message(screen.conversation.id, "user", "a question from the CLI")
+        other.add_message(screen.conversation.id, "assistant", "the CLI's reply")
+        other.close()
+        await ask(pilot, "second question")
+        assert [content for _, content, _ in texts(screen)] == [
+            "first question",
+            "Echo: first question",
+            "a question from the CLI",
+            "the CLI's reply",
+            "second question",
+            "Echo: second question",
+        ]
+        assert [(m.role, m.content) for m in store.messages(screen.conversation.id)] == [
+            (role, content) for role, content, _ in texts(screen)
+        ]
+        # The model was asked about the stored history, not the one this window had shown.
+        assert [m["content"] for m in loader.engines[-1].prompts[-1] if m["role"] != "system"] == [
+            content for _, content, _ in texts(screen)[:-1]
+        ]
+        assert [v.content for v in screen.query(MessageView)][2:4] == ["a question from the CLI", "the CLI's reply"]
+
+
 async def test_a_stored_conversation_reopens_with_interrupted_replies_marked(store):
     conversation = store.new_conversation("old one", Config().conversation_settings())
     store.add_message(conversation.id, "user", "question")

@@ -7,6 +7,7 @@ SQL stays in the store.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -26,6 +27,7 @@ from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
 from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, title_from_prompt
+from llamadesk.app.chat.turn_lock import TurnLock, TurnTaken, claim_turn
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
 from llamadesk.app.core.printable import printable
@@ -163,6 +165,9 @@ class ChatScreen(ModeScreen):
         # view stays among its children until Textual has pruned it, and counting it hid one more.
         self._shown: dict[int, MessageView] = {}
         self.reply: _Reply | None = None
+        # The open conversation's turn, held from storing a question until its reply is stored,
+        # so that another llamadesk (`chat --continue`) cannot take one there meanwhile.
+        self._turn: TurnLock | None = None
         self.memory_start = 0
         self.facts = StatusFacts()
         self.last_stats: GenerationStats | None = None
@@ -343,6 +348,9 @@ class ChatScreen(ModeScreen):
             self.conversation = self.store.new_conversation(title_from_prompt(text), self.defaults)
             self.sub_title = self.conversation.title
             self.refresh_list()
+        if not self._claim_turn():
+            self._give_back(text)
+            return
         try:
             self._mount_message(self.store.add_message(self.conversation.id, "user", text))
         except ConversationDeleted as err:
@@ -354,14 +362,42 @@ class ChatScreen(ModeScreen):
         """The open conversation was deleted in another window: say so, start a new one, and give the
         prompt that could not be stored back to the box, to send again there."""
         self.notify(f"{err}; a new conversation is started", severity="warning", timeout=10, markup=False)
+        self._release_turn()
         if self.conversation is not None:
             self.host.forget_conversation(self.conversation.id)
         self.show_conversation(None)
         self.refresh_list()
         if unsent:
-            box = self.query_one(PromptBox)
-            box.text = unsent
-            box.move_cursor(box.document.end)
+            self._give_back(unsent)
+
+    def _give_back(self, unsent: str) -> None:
+        """Put a prompt that was not sent back in the box, to send again."""
+        box = self.query_one(PromptBox)
+        box.text = unsent
+        box.move_cursor(box.document.end)
+
+    def _claim_turn(self) -> bool:
+        """Hold the open conversation's turn for a reply; False, said in a notice, when another
+        llamadesk is taking one there. Messages stored since they were shown here (the CLI went
+        on with this conversation meanwhile) are shown first, so the reply answers what is stored."""
+        if self.conversation is None or self._turn is not None:
+            return True
+        try:
+            self._turn = claim_turn(self.store, self.conversation.id)
+        except TurnTaken as err:
+            self.notify(str(err), severity="warning", timeout=10, markup=False)
+            return False
+        if self.store.messages(self.conversation.id) != self.messages:
+            # Deleted meanwhile: storing the question says so (ConversationDeleted), as before.
+            with contextlib.suppress(LlamadeskError):
+                self.show_conversation(self.store.conversation(self.conversation.id))
+                self.notify("this conversation went on in another llamadesk: its new messages are shown")
+        return True
+
+    def _release_turn(self) -> None:
+        if self._turn is not None:
+            self._turn.release()
+            self._turn = None
 
     def spoken(self) -> list[StoredMessage]:
         """The messages the model should see (a reply stopped before its first word is left out)."""
@@ -369,6 +405,8 @@ class ChatScreen(ModeScreen):
 
     def start_reply(self) -> None:
         assert self.conversation is not None
+        if not self._claim_turn():
+            return
         spoken = self.spoken()
         request = ReplyRequest(
             model=self.settings.model,
@@ -467,7 +505,10 @@ class ChatScreen(ModeScreen):
         """Save the reply as it ended and label it; at once, so nothing sees it half-finished."""
         self.reply = None
         self.pacer.pause()
-        stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
+        try:
+            stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
+        finally:
+            self._release_turn()  # the reply's end is stored: another llamadesk may take a turn
         self.messages = [stored if m.id == stored.id else m for m in self.messages]
         reply.view.content = text
         reply.view.set_interrupted(interrupted)
@@ -510,10 +551,14 @@ class ChatScreen(ModeScreen):
         """Replace the last reply with a new one."""
         if self.reply is not None or not self.messages or self.conversation is None:
             return
-        if self.messages[-1].role == "assistant":
+        if not self._claim_turn():  # before the last reply goes: that is part of the turn
+            return
+        if self.messages and self.messages[-1].role == "assistant":
             self._remove_last_message()
         if self.messages and self.messages[-1].role == "user":
             self.start_reply()
+        else:
+            self._release_turn()
         self._show_newest()
 
     def action_edit_last(self) -> None:
@@ -684,7 +729,10 @@ class ChatScreen(ModeScreen):
         self.reply = None
         self.pacer.pause()
         await reply.stream.stop()
-        self.store.delete_message(reply.message.id)
+        try:
+            self.store.delete_message(reply.message.id)
+        finally:
+            self._release_turn()
         self.messages = [m for m in self.messages if m.id != reply.message.id]
         view = self._shown.pop(reply.message.id, None)
         if view is not None:
