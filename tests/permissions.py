@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -95,3 +96,10 @@ def drop_permission_overrides_at_exec() -> None:
     for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
         if libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def run_bound_by_file_modes(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a command for whom file modes apply, root too (drop_permission_overrides_at_exec); its output as text."""
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=env, preexec_fn=drop_permission_overrides_at_exec
+    )

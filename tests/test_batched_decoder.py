@@ -152,26 +152,11 @@ def test_a_stream_per_sequence_continues_a_prefix_copied_from_another_stream(smo
     cells where they were, so it continues as the original did. (That its tokens then come out
     bit-identical to decoding alone needs the engine's batch-invariant kernels too, a setting of
     the whole process: tests/test_translate_parallel.py checks it through the CLI.)"""
-    from llamadesk.app.engine.batched_decoder import BatchedDecoder
-    from llamadesk.app.engine.llama_engine import ggml_type_id
-
-    def streams_decoder(n_sequences: int) -> BatchedDecoder:
-        return BatchedDecoder(
-            smollm2_engine._llama._model.model,
-            n_sequences=n_sequences,
-            n_ctx=256,
-            n_batch=512,
-            n_threads=1,
-            kv_type=ggml_type_id("f16"),
-            flash_attn=True,
-            batch_invariant=True,
-        )
-
     prompt = smollm2_engine.tokenize("The three primary colors are red, yellow and blue. The capital of France is")
     longer = smollm2_engine.tokenize(
         "The three primary colors are red, yellow and blue. The capital of France is Paris, and Germany's"
     )
-    with streams_decoder(2) as decoder:
+    with _streams_decoder(smollm2_engine, 2) as decoder:
         assert decoder.n_ctx == 256  # each sequence's own stream, not a share of one cache
         first = decoder.generate(prompt, GREEDY)
         busy = decoder.submit(longer, Sampling(temperature=0.0, max_tokens=100), ignore_end=True)
@@ -179,7 +164,7 @@ def test_a_stream_per_sequence_continues_a_prefix_copied_from_another_stream(smo
         busy.result(timeout=120)
     assert again.stats.cached_prompt_tokens == len(prompt) - 1
     assert first.text.strip() and again.text[:12] == first.text[:12]
-    with streams_decoder(1) as decoder, pytest.raises(BadInputError):
+    with _streams_decoder(smollm2_engine, 1) as decoder, pytest.raises(BadInputError):
         decoder.submit(smollm2_engine.tokenize("word " * 300), GREEDY)  # past its stream: refused, not cut
 
 

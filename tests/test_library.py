@@ -132,7 +132,7 @@ def test_rm_deletes_a_made_model_after_asking(home, tmp_path):
 @pytest.mark.parametrize("where", ["models folder", "output folder"])
 def test_rm_of_a_made_model_in_a_read_only_folder_names_it_and_removes_nothing(home, tmp_path, where):
     # It ended on a bare "Permission denied: PATH", naming neither the folder nor what to do.
-    from tests.permissions import drop_permission_overrides_at_exec
+    from tests.permissions import run_bound_by_file_modes
 
     folder = home / "data" / "models" if where == "models folder" else tmp_path / "out"  # `convert -o`
     folder.mkdir(exist_ok=True)
@@ -144,13 +144,9 @@ def test_rm_of_a_made_model_in_a_read_only_folder_names_it_and_removes_nothing(h
     before = {p: p.read_bytes() for p in (record, *folder.glob("Tiny-*"))}
     folder.chmod(0o555)
     try:
-        done = subprocess.run(
+        done = run_bound_by_file_modes(
             [str(LLAMADESK), "models", "rm", "Tiny-Q4_K_M", "--yes"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
-            preexec_fn=drop_permission_overrides_at_exec,
+            {**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
         )
     finally:
         folder.chmod(0o755)

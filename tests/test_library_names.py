@@ -106,10 +106,9 @@ def test_repo_quant_that_two_pulled_models_share_is_refused_by_name(home, tmp_pa
 def test_rm_in_a_read_only_cache_names_what_it_cannot_delete_and_removes_nothing(home, tmp_path, read_only):
     # It ended on a bare "Permission denied: PATH"; with blobs/ alone read-only, the snapshot's link
     # was gone by then: the model could not be run any more, and its blob stayed.
-    import subprocess
 
     from tests.conftest import LLAMADESK, one_line_error
-    from tests.permissions import drop_permission_overrides_at_exec
+    from tests.permissions import run_bound_by_file_modes
 
     pulled = cached_pull(home, tmp_path, "Tiny-Q4_K_M", "t/Tiny-GGUF", "Tiny-Q4_K_M.gguf")
     record = write_library(home, pulled=[pulled])
@@ -123,13 +122,9 @@ def test_rm_in_a_read_only_cache_names_what_it_cannot_delete_and_removes_nothing
     for folder in folders:
         folder.chmod(0o555)
     try:
-        done = subprocess.run(
+        done = run_bound_by_file_modes(
             [str(LLAMADESK), "models", "rm", "Tiny-Q4_K_M", "--yes"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"},
-            preexec_fn=drop_permission_overrides_at_exec,
+            {**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"},
         )
     finally:
         for folder in folders:
