@@ -592,7 +592,7 @@ class BatchedDecoder:
     def _fill_output_tiles(self, firsts: list[int], n: int) -> int:
         """Ask for logits rows the step does not need, up to whole output tiles; the batch's new size.
 
-        A step that samples five to seven sequences costs more than one that samples eight on
+        A step that samples six or seven sequences costs more than one that samples eight on
         kernels that take rows four at a time (output_tiles.py). The extra rows are first taken
         from tokens already in the batch's first weight pass (a prompt's next token: its logits are
         computed and ignored), then, with a stream per sequence, from filler tokens on the free
