@@ -35,6 +35,7 @@ from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings,
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
+from llamadesk.app.engine.omp_pool import release_worker_threads
 from llamadesk.app.engine.output_tiles import output_matrix_type, output_row_tile
 from llamadesk.app.engine.prefix_shelf import PrefixShelf
 from llamadesk.app.engine.rpc import add_servers, parse_endpoints
@@ -412,12 +413,15 @@ class Engine:
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
+        """One use of the model at a time; after it, this thread lets go of llama.cpp's OpenMP
+        workers, which would otherwise slow other threads' decodes (omp_pool.py)."""
         if not self._busy.acquire(blocking=False):
             raise LlamadeskError("the model is busy with another reply; stop that one first")
         try:
             yield
         finally:
             self._busy.release()
+            release_worker_threads()
 
     def _generate(self, prompt_tokens: list[int], sampling: Sampling, n_ctx: int) -> Iterator[StreamEvent]:
         self._stop.clear()
