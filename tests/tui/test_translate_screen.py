@@ -73,6 +73,31 @@ async def test_a_segment_shows_word_by_word_as_it_streams(store):
         assert screen.translation == "ONE TWO THREE FOUR FIVE SIX."
 
 
+async def test_a_fast_stream_wakes_the_screen_a_few_times_a_second_not_per_token(store):
+    """Each wake-up is the UI thread's work, taken from llama.cpp's threads on a small machine: a
+    segment streaming 80 words as fast as it can reaches the pane in a few updates, complete."""
+    from llamadesk.app.translate.events import ChunkText
+
+    words = " ".join(f"word{i}" for i in range(80)) + "."
+    async with make_app(store, delay=0.004).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        wakes: list[float] = []
+        post = screen.post_message
+        screen.post_message = lambda message: (
+            (  # type: ignore[method-assign]
+                wakes.append(1.0) if isinstance(getattr(message, "event", None), ChunkText) else None
+            )
+            or post(message)
+        )
+        screen.query_one("#source-language", Select).value = "en"
+        screen.query_one("#source", TextArea).text = words
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: not screen.running, what="the end")
+    assert screen.translation == words.upper()
+    pieces = len(words.split())  # the fake engine streams a word a piece, 4 ms apart
+    assert 1 <= len(wakes) < pieces / 4, (len(wakes), pieces)
+
+
 async def test_without_memory_for_the_batched_decoder_a_document_translates_one_segment_at_a_time(store):
     from llamadesk.app.core.errors import LlamadeskError
 

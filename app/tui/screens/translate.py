@@ -10,6 +10,7 @@ a job for the engine's thread (EngineHost.run_with_model) and shows the events t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +63,12 @@ WAITING_FOR_CHAT = "waiting for the chat reply to finish (esc in chat stops it)"
 # The app's words for what the CLI's advice (--from, --force) would say.
 CHOOSE_SOURCE_LANGUAGE = "choose the source language in the picker on the left"
 SAVE_ELSEWHERE = "ctrl+s saves the translation, under another name or over it"
+# The pane shows a streaming segment's new text at most this often (as often as a chat reply is
+# redrawn). Each wake-up is the UI thread's work, which on a small machine takes a CPU from
+# llama.cpp's threads while they wait for each other at every operation: bench/tui_translate.py's
+# document one segment at a time on 2 threads took 21.8 s woken for every token, 18.9 s every 0.1 s,
+# 17.7 s every 0.25 s and 15.8 s never (bench/RESULTS.md "tui translate").
+STREAM_REDRAW_S = 0.25
 LANGUAGE_OPTIONS = [(language.name, code) for code, language in sorted(LANGUAGES.items(), key=lambda kv: kv[1].name)]
 
 
@@ -122,6 +129,7 @@ class TranslateScreen(ModeScreen):
         # many lines, then the segment on show as far as it has streamed (None: no line for it).
         self._shown_done = self._shown_rows = 0
         self._shown_partial: str | None = None
+        self._woken_at = 0.0  # when _streamed last woke the screen (time.monotonic)
         self.translation = ""
         self.output_path: Path | None = None
         self._output_newline = "\n"  # the line ending of the file being translated, for its translation
@@ -294,11 +302,16 @@ class TranslateScreen(ModeScreen):
 
     def _streamed(self, piece: ChunkText) -> None:
         """From the thread translating segment `piece.index`: keep its text, and wake the screen only
-        when that segment is the one on show (the next in the document). With several in flight,
-        a message and a redraw per token of every segment would take the CPU and the GIL from the
-        model for text no one sees yet; the others show when their turn comes (ChunkDone)."""
+        when that segment is the one on show (the next in the document), at most every
+        STREAM_REDRAW_S. With several in flight, a message and a redraw per token of every segment
+        would take the CPU and the GIL from the model for text no one sees yet; the others show
+        when their turn comes (ChunkDone), and the screen reads what has streamed when it wakes."""
         self._partials[piece.index] = self._partials.get(piece.index, "") + piece.text
-        if piece.index == len(self._done):  # read across threads: at worst one redraw late or spare
+        if piece.index != len(self._done):  # read across threads: at worst one redraw late or spare
+            return
+        now = time.monotonic()
+        if now - self._woken_at >= STREAM_REDRAW_S:
+            self._woken_at = now
             self.post_message(TranslationUpdate(piece))
 
     def action_stop(self) -> None:
