@@ -108,3 +108,23 @@ def test_the_engine_stops_a_looping_answer_early(smollm2_engine):
     answer = generator.generate(Prompt("completion", text=text, answer_to=SOURCE), max_tokens=120, on_text=cut.append)
     assert runaway_repetition(SOURCE, answer) is not None and looped.startswith(answer)
     assert len(cut) <= 3 * (REPEATS + 1)  # " so", "it", "," a repetition: cut at the sixth, not the fortieth
+
+
+def test_the_streaming_watch_says_what_the_whole_search_says_after_every_piece():
+    """LoopWatch searches only when a new piece could end a loop; on random streams, loops and
+    near-loops included, it agrees with runaway_repetition on the whole text at every piece, up to
+    the first loop (where an answer stops)."""
+    from llamadesk.app.translate.repetition import LoopWatch
+
+    rng = random.Random(11)
+    units = ["soit ", "ab", "x", ", step", "的", "⟦1⟧ ", "very ", "1", "-"]
+    for trial in range(300):
+        source = rng.choice(["", SOURCE, "very " * 8, "ab" * 10])
+        text, watch = "", LoopWatch(source)
+        for _ in range(60):
+            unit = rng.choice(units)
+            text += unit * rng.choice([1, 1, 2, 3, 5]) if rng.random() < 0.7 else "".join(rng.sample("abc def", 3))
+            found = watch.loops(text)
+            assert found == (runaway_repetition(source, text) is not None), (trial, source, text)
+            if found:
+                break

@@ -12,7 +12,7 @@ from typing import Protocol
 from llamadesk.app.core.errors import Interrupted
 from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
 from llamadesk.app.translate.prompts import Prompt
-from llamadesk.app.translate.repetition import runaway_repetition
+from llamadesk.app.translate.repetition import LoopWatch
 
 # Greedy: the same input gives the same translation, and small models translate best greedily.
 GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=0)
@@ -80,7 +80,7 @@ class AnswerLine:
 
     def __init__(self, on_text: Callable[[str], None] | None = None, answer_to: str | None = None) -> None:
         self.on_text = on_text
-        self.answer_to = answer_to
+        self._loop = LoopWatch(answer_to) if answer_to is not None else None
         self.line = LineEnd()
         self.logprob = 0.0
         self.tokens = 0
@@ -94,7 +94,7 @@ class AnswerLine:
             self.tokens += piece.tokens
         if self.line.feed(piece.text):
             return True
-        return self.answer_to is not None and runaway_repetition(self.answer_to, self.line.text) is not None
+        return self._loop is not None and self._loop.loops(self.line.text)
 
     @property
     def text(self) -> str:
