@@ -203,3 +203,21 @@ def test_a_sequence_that_fills_the_context_ends_with_reason_context(engine):
         stats = handle.result(timeout=60).stats
     assert stats.stop_reason == "context"
     assert stats.prompt_tokens + stats.generated_tokens == 256 and stats.context_tokens == 255
+
+
+def test_a_prefix_that_came_back_keeps_its_shelf_over_prompts_nobody_shares(engine):
+    # A strict retry's prefix (here `header`) returns now and then; between two returns, prompts
+    # whose text no other prompt shares are given up too. Least-recently-used alone would push
+    # the header off both shelves; it stays because a second prompt already started with it.
+    header = tokens(1000, 100)
+    with engine.batched_decoder(1, n_ctx=512) as decoder:
+        decoder.generate(header + tokens(7000, 10), GREEDY)
+        assert decoder.generate(header + tokens(7100, 10), GREEDY).stats.cached_prompt_tokens == 100
+        for start in (3000, 4000, 5000):  # each gives up the slot's last prompt to a shelf
+            assert decoder.generate(tokens(start, 100), GREEDY).stats.cached_prompt_tokens == 0
+        back = decoder.generate(header + tokens(7200, 10), GREEDY)
+        assert back.stats.cached_prompt_tokens == 100
+        # Unshared prompts still use the other shelf: the last one given up (for the header's
+        # return) comes back too, the one before it does not.
+        assert decoder.generate(tokens(5000, 100) + tokens(8000, 5), GREEDY).stats.cached_prompt_tokens == 100
+        assert decoder.generate(tokens(4000, 100) + tokens(8000, 5), GREEDY).stats.cached_prompt_tokens == 0

@@ -175,6 +175,10 @@ class BatchedDecoder:
         # Slots 0..n_sequences-1 decode; the ids after them are shelves that only hold a prefix.
         self._slot_tokens: list[list[int]] = [[] for _ in range(n_sequences + SHELVES)]
         self._shelf_used = dict.fromkeys(range(n_sequences, n_sequences + SHELVES), 0)  # last use, for LRU
+        # How many of each slot's first tokens a second prompt has already started with: a prefix
+        # that has come back once (few-shot examples, a strict retry's header) is worth a shelf more
+        # than one prompt's own text, which no later prompt shares.
+        self._shared: list[int] = [0] * (n_sequences + SHELVES)
         self._active: dict[int, _Sequence] = {}
         self._queue: list[_Request] = []
         self._members = 0  # lockstep callers not yet left (join_lockstep)
@@ -354,6 +358,7 @@ class BatchedDecoder:
         self._queue.clear()
         llama_cpp.llama_memory_clear(self._memory, True)
         self._slot_tokens = [[] for _ in self._slot_tokens]
+        self._shared = [0] * len(self._slot_tokens)
         self._stop.clear()
 
     def _end_cancelled(self) -> None:
@@ -410,7 +415,9 @@ class BatchedDecoder:
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                 if common > 0:
                     self._copy_prefix(source, slot, common)
+                    self._shared[source] = max(self._shared[source], common)
             self._slot_tokens[slot] = request.tokens[:common]
+            self._shared[slot] = common
             sampling = request.sampling
             budget = sampling.max_tokens if sampling.max_tokens is not None else self.n_ctx
             self._queue.pop(0)
@@ -442,6 +449,7 @@ class BatchedDecoder:
             llama_cpp.llama_memory_seq_rm(self._memory, target, -1, -1)
             llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
             self._slot_tokens[target] = list(self._slot_tokens[source])
+            self._shared[target] = self._shared[source]
             sequence = self._active.pop(source)
             sequence.slot = target
             self._active[target] = sequence
@@ -460,16 +468,37 @@ class BatchedDecoder:
         held = self._slot_tokens[slot]
         if not self._shelf_used or len(held) > MAX_SHELVED_TOKENS:
             return
-        others = (common_prefix(tokens, held) for other, tokens in enumerate(self._slot_tokens) if other != slot)
-        if len(held) - max([keep, *others]) < WORTH_SHELVING:
+        elsewhere = max([keep, self._held_elsewhere(slot)])
+        if len(held) - elsewhere < WORTH_SHELVING:
             return
         if self._n_swa > 0 and llama_cpp.llama_memory_seq_pos_min(self._memory, slot) != 0:
             return  # a sliding window already dropped the start: no prefix of it can be continued
-        shelf = min(self._shelf_used, key=self._shelf_used.__getitem__)  # the least recently used
+        shelf = self._shelf_for(proven=self._shared[slot] - elsewhere >= WORTH_SHELVING)
+        if shelf is None:
+            return
         llama_cpp.llama_memory_seq_rm(self._memory, shelf, -1, -1)
         self._copy_prefix(slot, shelf, len(held))
         self._slot_tokens[shelf] = list(held)
+        self._shared[shelf] = self._shared[slot]
         self._shelf_used[shelf] = self._admissions
+
+    def _held_elsewhere(self, slot: int) -> int:
+        """(Lock held.) The longest start of `slot`'s cells that another slot or shelf also holds."""
+        held = self._slot_tokens[slot]
+        return max(common_prefix(tokens, held) for other, tokens in enumerate(self._slot_tokens) if other != slot)
+
+    def _shelf_for(self, proven: bool) -> int | None:
+        """(Lock held.) The shelf a prefix goes to: the least recently used of those whose prefix has
+        not come back (a prompt's own text), or, for a prefix that has, of all; None: keep it off.
+
+        With least-recently-used alone, a document's long segments pushed the strict retry's
+        prefix off the shelves between two retries (measured: the next retry read 159 tokens
+        again), though no prompt ever came back to theirs.
+        """
+        shelves = list(self._shelf_used)
+        unproven = [s for s in shelves if self._shared[s] - self._held_elsewhere(s) < WORTH_SHELVING]
+        pool = unproven or (shelves if proven else [])
+        return min(pool, key=self._shelf_used.__getitem__) if pool else None
 
     def _copy_prefix(self, source: int, target: int, length: int) -> None:
         """(Lock held.) Give the empty sequence `target` the first `length` cells of `source`.
@@ -648,6 +677,7 @@ class BatchedDecoder:
             victim = max(self._active.values(), key=lambda s: s.position)
         llama_cpp.llama_memory_seq_rm(self._memory, victim.slot, -1, -1)
         self._slot_tokens[victim.slot] = []
+        self._shared[victim.slot] = 0
         with self._lock:
             self._cache_full = True
             if victim.prefilling:
@@ -664,6 +694,7 @@ class BatchedDecoder:
             if slot not in self._active and held:
                 llama_cpp.llama_memory_seq_rm(self._memory, slot, -1, -1)
                 self._slot_tokens[slot] = []
+                self._shared[slot] = 0
                 dropped = True
         return dropped
 
