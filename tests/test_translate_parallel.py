@@ -20,7 +20,7 @@ from llamadesk.app.translate import (
     resolve_language,
 )
 from llamadesk.app.translate.file_job import FileJob, Unit
-from llamadesk.app.translate.parallel import default_parallel
+from llamadesk.app.translate.parallel import TAIL_CHAINS_PER_WORKER, default_parallel, work_order
 from llamadesk.app.translate.prompts import TranslationRequest
 from tests.conftest import PINNED_FLAGS, run_cli
 from tests.translate_fakes import ScriptedGenerator, Units, segment_of, upper_translation
@@ -71,6 +71,31 @@ def test_results_come_in_document_order_whatever_finishes_first():
     sequential, _ = run_text("\n".join(lines) + "\n", None, mode="lines")
     assert events[-1].text == sequential[-1].text
     assert len({id(g) for g in parallel.generators if g.prompts}) > 1, "the work was shared among workers"
+
+
+def test_chains_start_in_document_order_except_the_last_stretch_longest_first():
+    chains = [[i] for i in range(20)]
+    lengths = {i: (i * 7) % 11 for i in range(20)}  # 0, 7, 3, 10, 6, ...: no order of their own
+    ordered = work_order(chains, lambda chain: lengths[chain[0]], workers=2)
+    tail = 20 - TAIL_CHAINS_PER_WORKER * 2
+    assert ordered[:tail] == chains[:tail]
+    last = [chain[0] for chain in ordered[tail:]]
+    assert sorted(last) == list(range(tail, 20))
+    assert [lengths[i] for i in last] == sorted((lengths[i] for i in last), reverse=True)
+    ties = [i for i in last if lengths[i] == lengths[last[0]]]
+    assert ties == sorted(ties)  # equal lengths keep the document's order
+    assert work_order(chains, lambda chain: lengths[chain[0]], workers=1) == chains  # one at a time: as written
+
+
+def test_the_last_paragraphs_start_longest_first_and_come_out_in_order():
+    short, long = "Short line here.", "This line is much longer than the short ones around it, by far."
+    lines = [short] * 4 + [short, long, short, long]  # two workers: all but the first two are the tail
+    parallel = ScriptedParallel(2)
+    events, _ = run_text("\n".join(lines) + "\n", parallel, mode="lines")
+    started = [e.index for e in events if type(e).__name__ == "ChunkStarted"]
+    assert set(started[:2]) == {0, 1} and set(started[2:4]) == {5, 7}  # the long two open the tail
+    assert [e.index for e in events if isinstance(e, ChunkDone)] == list(range(8))
+    assert events[-1].text == "\n".join(line.upper() for line in lines) + "\n"
 
 
 def test_a_paragraph_sees_only_its_own_earlier_chunks_as_context():

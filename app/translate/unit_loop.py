@@ -143,7 +143,10 @@ def translate_units_in_parallel(
 
     results: list[SegmentResult] = []
     finished: dict[int, SegmentResult] = {}
-    for event in run_chains(chains, translators, one, cancel):
+    def cost(chain: Sequence[int]) -> int:  # what a chain will ask of the model, roughly
+        return sum(len(units[i].text) for i in chain if needs_model(units[i]))
+
+    for event in run_chains(chains, translators, one, cancel, cost):
         if isinstance(event, Stopped) or cancel.is_set():
             yield JobCancelled(len(results), total)
             return None
