@@ -8,7 +8,11 @@
 2. `llamadesk translate` of a 40-paragraph document (Django messages with French human
    translations, bench/data/translate_eval.jsonl) with --parallel 8 against --parallel 1: wall
    time, chrF of each against the references, and how many paragraphs come out identical.
-3. The same document into other languages (--other-languages, German and Spanish by default, with
+3. llama-batched-bench on the document's own shape: each sequence the new prompt tokens and the
+   generated tokens of an average model call of the `--parallel 1` run (counted by wrapping
+   llama_decode in a probe process), 1 and 8 sequences: what batching gives this work in llama.cpp's
+   own loop, where every sequence starts together and all their prompts share one batch.
+4. The same document into other languages (--other-languages, German and Spanish by default, with
    Django's own translations as references), --parallel 1 and 8 once each: whether batching's chrF
    difference leans one way or lands either side of zero.
 
@@ -119,6 +123,69 @@ def run_translate(
     return seconds, [segment["translation"] for segment in json.loads(out.stdout)["segments"]]
 
 
+# Runs `llamadesk translate` in this process with every llama_decode's batch size written to the
+# file named by the first argument: the document's shape, for llama-batched-bench to replay.
+SHAPE_PROBE = """
+import json, sys
+import llama_cpp, llama_cpp.llama_cpp as raw
+sizes, decode = [], raw.llama_decode
+def counting(context, batch):
+    sizes.append(batch.n_tokens)
+    return decode(context, batch)
+raw.llama_decode = llama_cpp.llama_decode = counting
+from llamadesk.app.cli import main
+out, sys.argv = sys.argv[1], ["llamadesk", *sys.argv[2:]]
+try:
+    main()
+finally:
+    open(out, "w").write(json.dumps(sizes))
+"""
+
+
+def document_shape(document: Path, model: str, threads: int) -> tuple[float, float, int]:
+    """(new prompt tokens, generated tokens) of an average model call of `translate --parallel 1`, and
+    the number of calls. The first call is left out of the prompt average: it reads the few-shot
+    examples every later call finds in the cache. A call's prompt is a run of batches of several
+    tokens and its last token alone (token_loop.decode_prompt); each later single token is generated."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes_file = Path(tmp) / "sizes.json"
+        subprocess.run(
+            [
+                sys.executable, "-c", SHAPE_PROBE, str(sizes_file), "translate", "--to", "fr", "--from", "en",
+                str(document), "-o", str(Path(tmp) / "out.md"), "-m", model, "--threads", str(threads),
+                "--batch", "512", "--kv-type", "f16", "--gpu-layers", "0", "--flash-attn", "on", "--parallel", "1",
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        sizes = json.loads(sizes_file.read_text())
+    calls: list[list[int]] = []  # per call: its prompt batches, then its single tokens
+    for i, size in enumerate(sizes):
+        if size > 1 and (i == 0 or sizes[i - 1] == 1):
+            calls.append([])
+        if calls:
+            calls[-1].append(size)
+    prompt = [sum(s for s in call if s > 1) + 1 for call in calls[1:]]  # + the prompt's last token
+    generated = [sum(1 for s in call if s == 1) - 1 for call in calls]
+    return statistics.fmean(prompt), statistics.fmean(generated), len(calls)
+
+
+def run_reference_shape(bench_bin: Path, model_path: Path, threads: int, npp: int, ntg: int) -> dict[int, float]:
+    """llama-batched-bench's total tokens/s (prompt and generation, S) at 1 and 8 sequences of `npp` + `ntg`."""
+    out = subprocess.run(
+        [
+            str(bench_bin), "-m", str(model_path), "-t", str(threads), "-c", str(8 * (npp + ntg) + 256),
+            "-b", str(N_BATCH), "-ub", str(N_BATCH), "-fa", "on", "-kvu", "-ngl", "0",
+            "-npp", str(npp), "-ntg", str(ntg), "-npl", "1,8", "--output-format", "jsonl",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (out.stdout + out.stderr).splitlines() if line.startswith("{")]
+    return {row["pl"]: row["speed"] for row in rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gemma3-270m")
@@ -166,6 +233,14 @@ def main() -> None:
                 seconds, outputs[parallel] = run_translate(document, args.model, args.threads, parallel)
                 timings[parallel].append(seconds)
             print(f"translate round {round_no + 1}/{args.translate_rounds} done", file=sys.stderr)
+        npp, ntg, n_calls = document_shape(document, args.model, args.threads)
+        shape_speeds: dict[int, list[float]] = {1: [], 8: []}
+        for _ in range(args.rounds):
+            for n, speed in run_reference_shape(
+                bench_bin, model_path, args.threads, round(npp), max(1, round(ntg))
+            ).items():
+                shape_speeds[n].append(speed)
+        shape_gain = statistics.fmean(shape_speeds[8]) / statistics.fmean(shape_speeds[1])
         # Lockstep makes a run repeatable: a second --parallel 8 run must give the same paragraphs.
         _, repeat = run_translate(document, args.model, args.threads, 8)
         spread = [int(v) for v in args.spread.split(",") if v.strip()]
@@ -216,6 +291,14 @@ def main() -> None:
         f"Speed-up {speedup:.2f}x (goal: llama-batched-bench's own 8-sequence gain, "
         f"{statistics.fmean(theirs[8]) / statistics.fmean(theirs[1]):.2f}x here); chrF difference "
         f"{chrf[8] - chrf[1]:+.2f} (goal: within 0.5); {same} of {len(references)} paragraphs identical.",
+        "",
+        f"llama-batched-bench on the document's own shape: the `--parallel 1` run made {n_calls} model calls "
+        f"(segments, retries, pieces) of {npp:.1f} new prompt tokens (after the first call's few-shot examples) "
+        f"and {ntg:.1f} generated tokens on average; `-npp {round(npp)} -ntg {max(1, round(ntg))}` gives "
+        f"{statistics.fmean(shape_speeds[1]):.1f} tokens/s (prompt and generation, S) with 1 sequence and "
+        f"{statistics.fmean(shape_speeds[8]):.1f} with 8: **{shape_gain:.2f}x**, what batching gives this work "
+        "in llama.cpp's own loop, where all eight sequences start together, read their prompts in one batch "
+        f"and generate as many tokens each. The translation's speed-up is {speedup / shape_gain:.2f} of it.",
         "",
         f"Repeatability: a second `--parallel 8` run gave {repeated} of {len(references)} paragraphs identical "
         "(the workers decode in lockstep, so batches follow the work, not the threads' timing).",
