@@ -93,6 +93,21 @@ def test_an_answer_ends_as_soon_as_it_loops_where_the_source_does_not():
         assert not any(unchecked.feed(piece) for piece in _pieces(" " + LOOP))
 
 
+def test_a_loop_that_imitates_markers_ends_when_the_segment_would_call_it_one():
+    # A model looping while it imitates the protection markers writes ", ⟦step⟧" and ", ⟦step⟧⟧" by
+    # turns; the segment's check reads the answer after repair_markers has dropped those brackets.
+    from llamadesk.app.translate.generation import AnswerLine
+    from llamadesk.app.translate.segment import repair_markers
+
+    source = "Ensure this value is a multiple of step size ⟦1⟧, starting from ⟦2⟧."
+    stream = " Stellen Sie sicher, dass ⟦1⟧ mit ⟦step size⟧" + ", ⟦step⟧, ⟦step⟧⟧" * 10
+    line = AnswerLine(answer_to=source)
+    assert any(line.feed(piece) for piece in _pieces(stream))
+    assert line.text.count("step⟧") <= REPEATS + 1
+    repetition = runaway_repetition(source, repair_markers(source, line.text))
+    assert repetition is not None and repetition.count == REPEATS
+
+
 def test_the_engine_stops_a_looping_answer_early(smollm2_engine):
     """Through the real engine: a prompt that makes SmolLM2 repeat itself, with a translation's
     source that does not, stops after a few repetitions instead of its 120-token budget."""
@@ -113,11 +128,14 @@ def test_the_engine_stops_a_looping_answer_early(smollm2_engine):
 def test_the_streaming_watch_says_what_the_whole_search_says_after_every_piece():
     """LoopWatch searches only when a new piece could end a loop; on random streams, loops and
     near-loops included, it agrees with runaway_repetition on the whole text at every piece, up to
-    the first loop (where an answer stops)."""
+    the first loop (where an answer stops), both read without the markers' brackets."""
     from llamadesk.app.translate.repetition import LoopWatch
 
+    def plain(text: str) -> str:
+        return text.replace("⟦", "").replace("⟧", "")
+
     rng = random.Random(11)
-    units = ["soit ", "ab", "x", ", step", "的", "⟦1⟧ ", "very ", "1", "-"]
+    units = ["soit ", "ab", "x", ", step", "的", "⟦1⟧ ", "very ", "1", "-", ", ⟦step⟧", ", ⟦step⟧⟧"]
     for trial in range(300):
         source = rng.choice(["", SOURCE, "very " * 8, "ab" * 10])
         text, watch = "", LoopWatch(source)
@@ -125,6 +143,6 @@ def test_the_streaming_watch_says_what_the_whole_search_says_after_every_piece()
             unit = rng.choice(units)
             text += unit * rng.choice([1, 1, 2, 3, 5]) if rng.random() < 0.7 else "".join(rng.sample("abc def", 3))
             found = watch.loops(text)
-            assert found == (runaway_repetition(source, text) is not None), (trial, source, text)
+            assert found == (runaway_repetition(plain(source), plain(text)) is not None), (trial, source, text)
             if found:
                 break

@@ -16,6 +16,7 @@ REPEATS = 6  # back-to-back occurrences of one unit that make a loop; real text 
 MAX_UNIT = 20  # characters in the longest unit looked for
 _RUN = re.compile(r"(.{1," + str(MAX_UNIT) + r"}?)\1{" + str(REPEATS - 1) + ",}", re.DOTALL)
 _LETTER = re.compile(r"[^\W\d_]")
+_NO_BRACKETS = str.maketrans("", "", "⟦⟧")  # protection.py's marker brackets
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,20 @@ class LoopWatch:
     length L, end there, so the REPEATS - 1 units before its end equal the ones L characters
     earlier. Only when that holds somewhere in the new characters is the whole text searched; the
     answer is the whole search's, always.
+
+    Both texts are read without the protection markers' brackets (⟦ ⟧), as the segment's own
+    check reads an answer once repair_markers has dropped the brackets of markers the source does
+    not have. A small model looping while it imitates markers writes ", ⟦step⟧" and ", ⟦step⟧⟧" by
+    turns, which broke the run of identical units: a German segment's answer and its retry each ran
+    to 9-10 repeats (75-80 tokens) before the watch saw what the segment then called a loop.
     """
 
     def __init__(self, source: str) -> None:
-        self.source = source
+        self.source = source.translate(_NO_BRACKETS)
         self._checked = 0  # characters already known not to end a loop
 
     def loops(self, text: str) -> bool:
+        text = text.translate(_NO_BRACKETS)  # a growing text stays a growing text without them
         start, self._checked = self._checked, len(text)
         if not any(_period_ends_at(text, end) for end in range(start + 1, len(text) + 1)):
             return False
