@@ -143,6 +143,7 @@ def translate_units_in_parallel(
 
     results: list[SegmentResult] = []
     finished: dict[int, SegmentResult] = {}
+
     def cost(chain: Sequence[int]) -> int:  # what a chain will ask of the model, roughly
         return sum(len(units[i].text) for i in chain if needs_model(units[i]))
 
