@@ -64,29 +64,27 @@ def run_ours(model_path: Path, threads: int) -> dict[int, float]:
     return speeds
 
 
-def run_reference(bench_bin: Path, model_path: Path, threads: int) -> dict[int, float]:
+def batched_bench_rows(
+    bench_bin: Path, model_path: Path, threads: int, n_ctx: int, npp: int, ntg: int, counts: tuple[int, ...]
+) -> dict[int, dict]:
+    """llama-batched-bench's row per sequence count, with this script's batch, flash attention and unified cache."""
     out = subprocess.run(
         [
-            str(bench_bin),
-            "-m", str(model_path),
-            "-t", str(threads),
-            "-c", str(N_CTX),
-            "-b", str(N_BATCH),
-            "-ub", str(N_BATCH),
-            "-fa", "on",
-            "-kvu",
-            "-ngl", "0",
-            "-npp", str(PROMPT_TOKENS),
-            "-ntg", str(GEN_TOKENS),
-            "-npl", ",".join(map(str, PARALLEL)),
-            "--output-format", "jsonl",
+            str(bench_bin), "-m", str(model_path), "-t", str(threads), "-c", str(n_ctx),
+            "-b", str(N_BATCH), "-ub", str(N_BATCH), "-fa", "on", "-kvu", "-ngl", "0",
+            "-npp", str(npp), "-ntg", str(ntg), "-npl", ",".join(map(str, counts)), "--output-format", "jsonl",
         ],
         check=True,
         capture_output=True,
         text=True,
     )  # fmt: skip
     rows = [json.loads(line) for line in (out.stdout + out.stderr).splitlines() if line.startswith("{")]
-    return {row["pl"]: row["speed_tg"] for row in rows}
+    return {row["pl"]: row for row in rows}
+
+
+def run_reference(bench_bin: Path, model_path: Path, threads: int) -> dict[int, float]:
+    rows = batched_bench_rows(bench_bin, model_path, threads, N_CTX, PROMPT_TOKENS, GEN_TOKENS, PARALLEL)
+    return {n: row["speed_tg"] for n, row in rows.items()}
 
 
 def translation_document(segments: int, language: str = "fr") -> tuple[str, list[str]]:
@@ -172,18 +170,8 @@ def document_shape(document: Path, model: str, threads: int) -> tuple[float, flo
 
 def run_reference_shape(bench_bin: Path, model_path: Path, threads: int, npp: int, ntg: int) -> dict[int, float]:
     """llama-batched-bench's total tokens/s (prompt and generation, S) at 1 and 8 sequences of `npp` + `ntg`."""
-    out = subprocess.run(
-        [
-            str(bench_bin), "-m", str(model_path), "-t", str(threads), "-c", str(8 * (npp + ntg) + 256),
-            "-b", str(N_BATCH), "-ub", str(N_BATCH), "-fa", "on", "-kvu", "-ngl", "0",
-            "-npp", str(npp), "-ntg", str(ntg), "-npl", "1,8", "--output-format", "jsonl",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    rows = [json.loads(line) for line in (out.stdout + out.stderr).splitlines() if line.startswith("{")]
-    return {row["pl"]: row["speed"] for row in rows}
+    rows = batched_bench_rows(bench_bin, model_path, threads, 8 * (npp + ntg) + 256, npp, ntg, (1, 8))
+    return {n: row["speed"] for n, row in rows.items()}
 
 
 def main() -> None:
