@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import sacrebleu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import LLAMADESK, REPO, llama_tools_bin  # noqa: E402
+from engine import REPO, llama_tools_bin  # noqa: E402
 from results_file import update_section  # noqa: E402
 
 PARALLEL = (1, 4, 8)
@@ -65,18 +67,34 @@ def run_ours(model_path: Path, threads: int) -> dict[int, float]:
 
 
 def batched_bench_rows(
-    bench_bin: Path, model_path: Path, threads: int, n_ctx: int, npp: int, ntg: int, counts: tuple[int, ...]
+    bench_bin: Path,
+    model_path: Path,
+    threads: int,
+    n_ctx: int,
+    npp: int,
+    ntg: int,
+    counts: tuple[int, ...],
+    invariant: bool = False,
 ) -> dict[int, dict]:
-    """llama-batched-bench's row per sequence count, with this script's batch, flash attention and unified cache."""
+    """llama-batched-bench's row per sequence count, with this script's batch, flash attention and unified cache.
+
+    `invariant`: with the kernels `translate` decodes on by default (engine/batch_invariance.py):
+    weights not repacked, tiled K-quant products off, at most UNTILED_ROWS tokens a weight pass.
+    """
+    from llamadesk.app.engine.batch_invariance import UNTILED_ROWS
+
+    batch = UNTILED_ROWS if invariant else N_BATCH
     out = subprocess.run(
         [
             str(bench_bin), "-m", str(model_path), "-t", str(threads), "-c", str(n_ctx),
-            "-b", str(N_BATCH), "-ub", str(N_BATCH), "-fa", "on", "-kvu", "-ngl", "0",
+            "-b", str(batch), "-ub", str(batch), "-fa", "on", "-kvu", "-ngl", "0",
             "-npp", str(npp), "-ntg", str(ntg), "-npl", ",".join(map(str, counts)), "--output-format", "jsonl",
+            *(["--no-repack"] if invariant else []),
         ],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "GGML_CPU_TILED_MM": "0"} if invariant else None,
     )  # fmt: skip
     rows = [json.loads(line) for line in (out.stdout + out.stderr).splitlines() if line.startswith("{")]
     return {row["pl"]: row for row in rows}
@@ -95,6 +113,39 @@ def translation_document(segments: int, language: str = "fr") -> tuple[str, list
     return "\n\n".join(r["source"] for r in rows) + "\n", [r["reference"] for r in rows]
 
 
+# Runs `llamadesk translate` in this process (arguments after the first) and writes to the file named
+# by the first argument every llama_decode's batch size and the seconds spent inside them: the
+# document's shape, for llama-batched-bench to replay, and the time in model calls apart from
+# the start (imports, model load) that both --parallel runs pay alike.
+TRANSLATE_PROBE = """
+import json, sys, time
+import llama_cpp, llama_cpp.llama_cpp as raw
+sizes, spent, decode = [], [0.0], raw.llama_decode
+def counting(context, batch):
+    sizes.append(batch.n_tokens)
+    started = time.perf_counter()
+    try:
+        return decode(context, batch)
+    finally:
+        spent[0] += time.perf_counter() - started
+raw.llama_decode = llama_cpp.llama_decode = counting
+from llamadesk.app.cli import main
+out, sys.argv = sys.argv[1], ["llamadesk", *sys.argv[2:]]
+try:
+    main()
+finally:
+    open(out, "w").write(json.dumps({"sizes": sizes, "decode_seconds": spent[0]}))
+"""
+
+
+@dataclass
+class TranslateRun:
+    seconds: float  # wall time of the command, the model load included
+    translations: list[str]
+    decode_seconds: float  # inside llama_decode
+    batch_sizes: list[int]  # of every llama_decode, in order
+
+
 def run_translate(
     document: Path,
     model: str,
@@ -104,59 +155,38 @@ def run_translate(
     flash_attn: str = "on",
     language: str = "fr",
     reproducible: bool = True,
-) -> tuple[float, list[str]]:
-    started = time.perf_counter()
-    out = subprocess.run(
-        [
-            str(LLAMADESK), "translate", "--to", language, "--from", "en", str(document), "--json", "-m", model,
-            "--threads", str(threads), "--batch", "512", "--kv-type", kv_type, "--gpu-layers", "0",
-            "--flash-attn", flash_attn, "--parallel", str(parallel),
-            "--reproducible" if reproducible else "--no-reproducible",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
-    return seconds, [segment["translation"] for segment in json.loads(out.stdout)["segments"]]
-
-
-# Runs `llamadesk translate` in this process with every llama_decode's batch size written to the
-# file named by the first argument: the document's shape, for llama-batched-bench to replay.
-SHAPE_PROBE = """
-import json, sys
-import llama_cpp, llama_cpp.llama_cpp as raw
-sizes, decode = [], raw.llama_decode
-def counting(context, batch):
-    sizes.append(batch.n_tokens)
-    return decode(context, batch)
-raw.llama_decode = llama_cpp.llama_decode = counting
-from llamadesk.app.cli import main
-out, sys.argv = sys.argv[1], ["llamadesk", *sys.argv[2:]]
-try:
-    main()
-finally:
-    open(out, "w").write(json.dumps(sizes))
-"""
-
-
-def document_shape(document: Path, model: str, threads: int) -> tuple[float, float, int]:
-    """(new prompt tokens, generated tokens) of an average model call of `translate --parallel 1`, and
-    the number of calls. The first call is left out of the prompt average: it reads the few-shot
-    examples every later call finds in the cache. A call's prompt is a run of batches of several
-    tokens and its last token alone (token_loop.decode_prompt); each later single token is generated."""
+) -> TranslateRun:
     with tempfile.TemporaryDirectory() as tmp:
-        sizes_file = Path(tmp) / "sizes.json"
-        subprocess.run(
+        probe_file = Path(tmp) / "probe.json"
+        started = time.perf_counter()
+        out = subprocess.run(
             [
-                sys.executable, "-c", SHAPE_PROBE, str(sizes_file), "translate", "--to", "fr", "--from", "en",
-                str(document), "-o", str(Path(tmp) / "out.md"), "-m", model, "--threads", str(threads),
-                "--batch", "512", "--kv-type", "f16", "--gpu-layers", "0", "--flash-attn", "on", "--parallel", "1",
+                sys.executable, "-c", TRANSLATE_PROBE, str(probe_file),
+                "translate", "--to", language, "--from", "en", str(document), "--json", "-m", model,
+                "--threads", str(threads), "--batch", "512", "--kv-type", kv_type, "--gpu-layers", "0",
+                "--flash-attn", flash_attn, "--parallel", str(parallel),
+                "--reproducible" if reproducible else "--no-reproducible",
             ],
             check=True,
             capture_output=True,
+            text=True,
         )  # fmt: skip
-        sizes = json.loads(sizes_file.read_text())
+        seconds = time.perf_counter() - started
+        probe = json.loads(probe_file.read_text())
+    return TranslateRun(
+        seconds,
+        [segment["translation"] for segment in json.loads(out.stdout)["segments"]],
+        probe["decode_seconds"],
+        probe["sizes"],
+    )
+
+
+def document_shape(sizes: list[int]) -> tuple[float, float, int]:
+    """(new prompt tokens, generated tokens) of an average model call of a `translate --parallel 1` run
+    whose llama_decode batch sizes are `sizes`, and the number of calls. The first call is left out of
+    the prompt average: it reads the few-shot examples every later call finds in the cache. A call's
+    prompt is a run of batches of several tokens and its last token alone (token_loop.decode_prompt);
+    each later single token is generated."""
     calls: list[list[int]] = []  # per call: its prompt batches, then its single tokens
     for i, size in enumerate(sizes):
         if size > 1 and (i == 0 or sizes[i - 1] == 1):
@@ -168,9 +198,11 @@ def document_shape(document: Path, model: str, threads: int) -> tuple[float, flo
     return statistics.fmean(prompt), statistics.fmean(generated), len(calls)
 
 
-def run_reference_shape(bench_bin: Path, model_path: Path, threads: int, npp: int, ntg: int) -> dict[int, float]:
+def run_reference_shape(
+    bench_bin: Path, model_path: Path, threads: int, npp: int, ntg: int, invariant: bool
+) -> dict[int, float]:
     """llama-batched-bench's total tokens/s (prompt and generation, S) at 1 and 8 sequences of `npp` + `ntg`."""
-    rows = batched_bench_rows(bench_bin, model_path, threads, 8 * (npp + ntg) + 256, npp, ntg, (1, 8))
+    rows = batched_bench_rows(bench_bin, model_path, threads, 8 * (npp + ntg) + 256, npp, ntg, (1, 8), invariant)
     return {n: row["speed"] for n, row in rows.items()}
 
 
@@ -195,6 +227,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
+    from llamadesk.app.engine.batch_invariance import UNTILED_ROWS
     from llamadesk.app.library.catalog import resolve_model
 
     model_path = resolve_model(args.model)
@@ -211,35 +244,40 @@ def main() -> None:
         print(ours, theirs)
         return
     text, references = translation_document(args.segments)
-    timings: dict[int, list[float]] = {1: [], 8: []}
+    runs: dict[int, list[TranslateRun]] = {1: [], 8: []}
     outputs: dict[int, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         document = Path(tmp) / "document.md"
         document.write_text(text)
         for round_no in range(args.translate_rounds):
             for parallel in (1, 8):
-                seconds, outputs[parallel] = run_translate(document, args.model, args.threads, parallel)
-                timings[parallel].append(seconds)
+                runs[parallel].append(run_translate(document, args.model, args.threads, parallel))
+                outputs[parallel] = runs[parallel][-1].translations
             print(f"translate round {round_no + 1}/{args.translate_rounds} done", file=sys.stderr)
-        npp, ntg, n_calls = document_shape(document, args.model, args.threads)
-        shape_speeds: dict[int, list[float]] = {1: [], 8: []}
+        npp, ntg, n_calls = document_shape(runs[1][0].batch_sizes)
+        # Each round: llama.cpp's default kernels, then the batch-invariant ones translate decodes on.
+        shape_speeds: dict[bool, dict[int, list[float]]] = {False: {1: [], 8: []}, True: {1: [], 8: []}}
         for _ in range(args.rounds):
-            for n, speed in run_reference_shape(
-                bench_bin, model_path, args.threads, round(npp), max(1, round(ntg))
-            ).items():
-                shape_speeds[n].append(speed)
-        shape_gain = statistics.fmean(shape_speeds[8]) / statistics.fmean(shape_speeds[1])
+            for invariant in (False, True):
+                for n, speed in run_reference_shape(
+                    bench_bin, model_path, args.threads, round(npp), max(1, round(ntg)), invariant
+                ).items():
+                    shape_speeds[invariant][n].append(speed)
+        shape_gain = {
+            invariant: statistics.fmean(speeds[8]) / statistics.fmean(speeds[1])
+            for invariant, speeds in shape_speeds.items()
+        }
         # Lockstep makes a run repeatable: a second --parallel 8 run must give the same paragraphs.
-        _, repeat = run_translate(document, args.model, args.threads, 8)
+        repeat = run_translate(document, args.model, args.threads, 8).translations
         spread = [int(v) for v in args.spread.split(",") if v.strip()]
         for parallel in spread:
-            _, outputs[parallel] = run_translate(document, args.model, args.threads, parallel)
+            outputs[parallel] = run_translate(document, args.model, args.threads, parallel).translations
         # One segment at a time again, with settings that are as exact as the default or more.
         equivalents = {
-            setting: run_translate(document, args.model, args.threads, 1, *setting)[1]
+            setting: run_translate(document, args.model, args.threads, 1, *setting).translations
             for setting in (("f16", "off"), ("f32", "off"))
         }
-        others: dict[str, dict[int, tuple[float, list[str]]]] = {}
+        others: dict[str, dict[int, TranslateRun]] = {}
         for language in [v.strip() for v in args.other_languages.split(",") if v.strip()]:
             others[language] = {
                 parallel: run_translate(document, args.model, args.threads, parallel, language=language)
@@ -262,31 +300,54 @@ def main() -> None:
     for n in PARALLEL:
         a, b = statistics.fmean(ours[n]), statistics.fmean(theirs[n])
         lines.append(f"| {n} | {a:.1f} | {b:.1f} | {a / b:.3f} |")
-    speedup = statistics.fmean(timings[1]) / statistics.fmean(timings[8])
+    wall = {p: statistics.fmean(run.seconds for run in runs[p]) for p in runs}
+    in_calls = {p: statistics.fmean(run.decode_seconds for run in runs[p]) for p in runs}
+    speedup, calls_speedup = wall[1] / wall[8], in_calls[1] / in_calls[8]
+    default_gain, invariant_gain = shape_gain[False], shape_gain[True]
     lines += [
         "",
         "Goal: ratio >= 0.95 at each count. llamadesk samples greedily and detokenizes every sequence; "
         "llama-batched-bench samples nothing.",
         "",
         f"`llamadesk translate --to fr` of a {args.segments}-paragraph document (Django messages; French references), "
-        f"{args.translate_rounds} round(s), wall time including the model load:",
+        f"{args.translate_rounds} round(s); wall time including the start (imports, model load), and the time "
+        "inside llama_decode alone:",
         "",
-        "| --parallel | seconds | chrF |",
-        "|---|---|---|",
-        f"| 1 | {statistics.fmean(timings[1]):.1f} | {chrf[1]:.2f} |",
-        f"| 8 | {statistics.fmean(timings[8]):.1f} | {chrf[8]:.2f} |",
+        "| --parallel | seconds | in model calls | chrF |",
+        "|---|---|---|---|",
+        f"| 1 | {wall[1]:.1f} | {in_calls[1]:.1f} | {chrf[1]:.2f} |",
+        f"| 8 | {wall[8]:.1f} | {in_calls[8]:.1f} | {chrf[8]:.2f} |",
         "",
-        f"Speed-up {speedup:.2f}x (goal: llama-batched-bench's own 8-sequence gain, "
-        f"{statistics.fmean(theirs[8]) / statistics.fmean(theirs[1]):.2f}x here); chrF difference "
-        f"{chrf[8] - chrf[1]:+.2f} (goal: within 0.5); {same} of {len(references)} paragraphs identical.",
+        f"Speed-up {speedup:.2f}x in wall time, {calls_speedup:.2f}x in model calls (goal: llama-batched-bench's "
+        f"own 8-sequence gain, {statistics.fmean(theirs[8]) / statistics.fmean(theirs[1]):.2f}x here); chrF "
+        f"difference {chrf[8] - chrf[1]:+.2f} (goal: within 0.5); {same} of {len(references)} paragraphs identical.",
         "",
         f"llama-batched-bench on the document's own shape: the `--parallel 1` run made {n_calls} model calls "
         f"(segments, retries, pieces) of {npp:.1f} new prompt tokens (after the first call's few-shot examples) "
-        f"and {ntg:.1f} generated tokens on average; `-npp {round(npp)} -ntg {max(1, round(ntg))}` gives "
-        f"{statistics.fmean(shape_speeds[1]):.1f} tokens/s (prompt and generation, S) with 1 sequence and "
-        f"{statistics.fmean(shape_speeds[8]):.1f} with 8: **{shape_gain:.2f}x**, what batching gives this work "
-        "in llama.cpp's own loop, where all eight sequences start together, read their prompts in one batch "
-        f"and generate as many tokens each. The translation's speed-up is {speedup / shape_gain:.2f} of it.",
+        f"and {ntg:.1f} generated tokens on average; `-npp {round(npp)} -ntg {max(1, round(ntg))}` "
+        "(prompt and generation tokens/s, S, 1 and 8 sequences; llama.cpp's loop starts all eight together "
+        "and reads their prompts in one batch):",
+        "",
+        "| kernels | 1 sequence | 8 | gain | translation's gain / it: wall, model calls |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {label} | {statistics.fmean(shape_speeds[invariant][1]):.1f} | "
+            f"{statistics.fmean(shape_speeds[invariant][8]):.1f} | **{shape_gain[invariant]:.2f}x** | "
+            f"{speedup / shape_gain[invariant]:.2f}, {calls_speedup / shape_gain[invariant]:.2f} |"
+            for invariant, label in (
+                (False, "llama.cpp's defaults (weights repacked, tiled products)"),
+                (
+                    True,
+                    f"batch-invariant, as translate decodes (`--no-repack`, `GGML_CPU_TILED_MM=0`, "
+                    f"batch {UNTILED_ROWS})",
+                ),
+            )
+        ),
+        "",
+        f"Batch-invariant kernels give each token the same arithmetic alone and in company (so `--parallel 8` "
+        f"gives `--parallel 1`'s paragraphs), at the price of the products llama.cpp speeds up for larger "
+        f"batches: on this work they take batching's gain in llama.cpp's own loop from {default_gain:.2f}x to "
+        f"{invariant_gain:.2f}x.",
         "",
         f"Repeatability: a second `--parallel 8` run gave {repeated} of {len(references)} paragraphs identical "
         "(the workers decode in lockstep, so batches follow the work, not the threads' timing).",
@@ -314,9 +375,10 @@ def main() -> None:
             "|---|---|---|---|---|---|",
         ]
         differences = [chrf[8] - chrf[1]]
-        for language, runs in others.items():
+        for language, language_runs in others.items():
             language_references = translation_document(args.segments, language)[1]
-            (s1, out1), (s8, out8) = runs[1], runs[8]
+            s1, s8 = language_runs[1].seconds, language_runs[8].seconds
+            out1, out8 = language_runs[1].translations, language_runs[8].translations
             c1, c8 = (sacrebleu.corpus_chrf(out, [language_references]).score for out in (out1, out8))
             differences.append(c8 - c1)
             same_here = sum(a == b for a, b in zip(out1, out8, strict=True))
@@ -339,11 +401,14 @@ def main() -> None:
         "others differently from one decoded alone, which flips near-ties in greedy decoding "
         '(bench/RESULTS.md "parallel chrF").',
         "",
-        "Why the document gains less than llama-batched-bench's sequences: its segments are a sentence each, "
-        "with a prompt of fixed examples that the sequential run keeps in the cache from one segment to the "
-        "next (and the batched one shares between slots), so each costs a few dozen new prompt tokens and a "
-        "short reply. Batching multiplies the reply's tokens/s, not the prompt's (already a batch), where "
-        "llama-batched-bench's sequences are 64 prompt and 64 generated tokens with nothing shared.",
+        "Why the document gains less than llama-batched-bench's 64 + 64 sequences: its segments are a sentence "
+        "each, with a prompt of fixed examples that the sequential run keeps in the cache from one segment to "
+        "the next (and the batched one shares between slots), so each model call reads a few dozen new prompt "
+        "tokens and writes a short reply; batching multiplies a reply's tokens/s more than a prompt's. On that "
+        "shape, with the kernels translate decodes on, llama.cpp's own loop gains the batch-invariant row's "
+        "figure; the translation's segments end at different times, so each new one reads its prompt in a step "
+        "of its own where llama.cpp's loop reads all eight together, and the wall time adds the start (imports, "
+        "model load) that batching cannot shorten.",
         "",
         f"Command: `.venv/bin/python bench/batched.py --model {args.model} --threads {args.threads} "
         f"--rounds {args.rounds} --segments {args.segments} --translate-rounds {args.translate_rounds} "

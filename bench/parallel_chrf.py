@@ -88,12 +88,12 @@ def main() -> int:
             document = Path(scratch) / f"{eval_set}-{language}.txt"
             document.write_text("\n\n".join(r["source"].strip() for r in rows) + "\n", encoding="utf-8")
             references = [r["reference"] for r in rows]
-            _, one = run_translate(
+            one = run_translate(
                 document, args.model, args.threads, 1, language=language, reproducible=args.reproducible
-            )
-            _, eight = run_translate(
+            ).translations
+            eight = run_translate(
                 document, args.model, args.threads, 8, language=language, reproducible=args.reproducible
-            )
+            ).translations
             if not len(one) == len(eight) == len(references):
                 answers = f"{len(one)} / {len(eight)} answers"
                 raise SystemExit(f"{eval_set} {language}: {len(references)} paragraphs, {answers}")
