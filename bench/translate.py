@@ -89,7 +89,9 @@ def pipelines(engine) -> dict[str, SegmentTranslator]:
     return {
         "llamadesk": default,
         "llamadesk-nearest-examples": SegmentTranslator(default.generator, default.strategy, corpus),
-        "llamadesk-candidates": SegmentTranslator(default.generator, default.strategy, candidates=DEFAULT_CANDIDATES),
+        "llamadesk-candidates": SegmentTranslator(
+            default.generator, default.strategy, candidates=DEFAULT_CANDIDATES, candidate_examples=corpus
+        ),
     }
 
 
@@ -192,8 +194,9 @@ def render(table, details, args, machine, seconds: float) -> str:
         "`llamadesk` is the translate pipeline (four fixed example sentences, one answer: the default);",
         "`llamadesk-nearest-examples` adds the three sentences of the shipped example corpus nearest to",
         "each segment (Django's contrib catalogs without the core catalog's messages);",
-        f"`llamadesk-candidates` is `--candidates`: the default's answer and {DEFAULT_CANDIDATES - 1} sampled from",
-        "the same prompt, one kept (fewer problems, then the target language, then chrF consensus).",
+        f"`llamadesk-candidates` is `--candidates`: {DEFAULT_CANDIDATES} answers, the default's and others sampled",
+        "from its prompt or answering the prompt with the nearest examples too (candidates.candidate_split),",
+        "one kept (fewer problems, then the target language, then chrF consensus).",
         '"kept" = share of segments keeping every placeholder.',
         "",
         f"Machine: {machine.physical_cores} physical cores, {platform.machine()}, shared with other jobs; llama.cpp on "

@@ -12,7 +12,7 @@ languages of bench/translate.py, then and now), one segment at a time, with the 
 one thread and a 2048-token context (the settings bench/translate.py used that day):
 - `filing-day`: the pipeline of commit 5c2b6d4 (fixed few-shot examples, one answer);
 - `default`: today's default pipeline;
-- `candidates`: today's `--candidates` (the greedy answer and 11 sampled ones, one kept), its
+- `candidates`: today's `--candidates` (20 answers of two prompts, one kept: candidates.py), its
   candidates decoded side by side on a batched decoder of 8 slots as `translate` does by default.
 chrF by sacrebleu (corpus level) against the human translations. Writes the "## translate vs
 filing day" section of bench/RESULTS.md.
@@ -160,8 +160,9 @@ def main() -> int:
         "language, BSD-3-Clause; `sphinx`: Sphinx 9.0's, BSD-2-Clause). `filing-day` is the pipeline of commit "
         f"{FILING_DAY_COMMIT} (2026-11-28 17:36 UTC), the last before issue #19 was filed, run from its own code; "
         "`default` and `candidates` are today's default pipeline and `--candidates` (the greedy answer and "
-        "11 sampled from the same prompt, one kept; decoded side by side on a batched decoder of 8 slots, one "
-        "segment at a time). chrF by sacrebleu (corpus).",
+        "11 sampled from the same prompt, and the greedy answer and 7 sampled from the prompt that also shows "
+        "the shipped corpus's sentences nearest the segment, one of the 20 kept; decoded side by side on a "
+        "batched decoder of 8 slots, one segment at a time). chrF by sacrebleu (corpus).",
         "",
         "| set | lang | system | segments | chrF | over filing-day | s/segment |",
         "|---|---|---|---:|---:|---:|---:|",

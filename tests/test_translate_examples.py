@@ -87,6 +87,36 @@ def test_the_translator_samples_more_answers_of_the_same_prompt_and_keeps_the_co
     assert not generator.sampled and result.translation == "Passe mot changer"
 
 
+def test_some_candidates_answer_the_prompt_with_the_nearest_examples():
+    """With a corpus for the candidates, 2 of 5 answer a second prompt that shows the corpus's
+    nearest sentences (greedy first, then sampled), and the consensus can keep one of them."""
+    from llamadesk.app.translate.generation import GREEDY
+
+    def sampled(prompt, sampling):
+        if "Le mot de passe est trop court" in prompt.text:  # the second prompt's answers agree
+            return " Modifier le mot de passe\n"
+        return {1: " Changer mot passe\n", 2: " Change my password\n"}[sampling.seed]
+
+    generator = ScriptedGenerator(lambda prompt: " Passe mot changer\n")
+    generator.samples = sampled
+    translator = SegmentTranslator(generator, FEW_SHOT, candidates=5, candidate_examples=ExampleCorpus(ROWS))
+    result = translator.translate("Change my password", EN, FR)
+    (usual, usual_samplings), (near, near_samplings) = generator.sampled
+    assert usual == generator.prompts[0] and "Le mot de passe est trop court" not in usual.text
+    assert [s.seed for s in usual_samplings] == [1, 2]
+    assert "Le mot de passe est trop court" in near.text
+    assert near.text.splitlines()[-2:] == usual.text.splitlines()[-2:]  # the same segment asked
+    assert near_samplings[0] == GREEDY and [s.seed for s in near_samplings[1:]] == [1]
+    assert result.translation == "Modifier le mot de passe"
+    # A segment no corpus sentence is near: all five answer the usual prompt.
+    generator = ScriptedGenerator(lambda prompt: " Bonjour\n")
+    SegmentTranslator(generator, FEW_SHOT, candidates=5, candidate_examples=ExampleCorpus(ROWS)).translate(
+        "Good morning", EN, FR
+    )
+    ((_, samplings),) = generator.sampled
+    assert [s.seed for s in samplings] == [1, 2, 3, 4]
+
+
 def test_nearest_examples_come_after_the_fixed_ones():
     generator = ScriptedGenerator(lambda prompt: " Modifier mon mot de passe\n")
     SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS)).translate("Change my password", EN, FR)

@@ -267,8 +267,11 @@ def test_the_workers_prompt_as_the_main_translator_does(smollm2_engine):
     with ParallelTranslators(smollm2_engine, FEW_SHOT, 2, n_ctx=512, examples=corpus, candidates=5) as parallel:
         assert len(parallel.translators) == 2
         assert all(t.examples is corpus and t.candidates == 5 for t in parallel.translators)
+        # Some candidates answer the prompt with the shipped corpus's nearest examples (candidate_split).
+        assert all(t.candidate_examples is corpus for t in parallel.translators)
     with ParallelTranslators(smollm2_engine, FEW_SHOT, 2, n_ctx=512) as plain:
         assert all(t.examples is None and not t.candidates for t in plain.translators)
+        assert all(t.candidate_examples is None for t in plain.translators)
 
 
 def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, decode_sizes):

@@ -86,9 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         const=DEFAULT_CANDIDATES,
         default=0,
         metavar="N",
-        help=f"N answers per segment (default {DEFAULT_CANDIDATES}): the greedy one and N-1 sampled ones; keep the "
-        "one the others agree with most. Better translations from a small model, at several times the time "
-        "(bench/RESULTS.md 'translate vs filing day')",
+        help=f"N answers per segment (default {DEFAULT_CANDIDATES}): greedy and sampled ones, some of them to a prompt "
+        "that also shows the shipped corpus's sentences nearest the segment; keep the one the others agree with "
+        "most. Better translations from a small model, at several times the time (bench/RESULTS.md 'translate vs "
+        "filing day')",
     )
     parser.add_argument(
         "--keep-quotes",

@@ -1,7 +1,7 @@
 """Choosing one translation among several candidates of the same segment.
 
-The candidates are the greedy answer and answers sampled from the same prompt at temperature
-(`candidate_samplings`): a small model's greedy answer is often not its best one, and sampled
+The candidates are greedy answers and answers sampled at temperature (`candidate_samplings`),
+of two prompts (below): a small model's greedy answer is often not its best one, and sampled
 answers err in different places. The choice, in order: fewer problems (empty, a copy, a lost
 span, a broken link); not reading as the source language (the small model's most common failure
 is leaving half a sentence in English); then consensus, the candidate closest on average to the
@@ -9,11 +9,16 @@ others by character n-gram F-score (the chrF formula: a translation that the oth
 nearly agree with is rarely the odd one out, "minimum Bayes risk" selection), with the model's
 own mean token probability of it breaking near-ties.
 
-Why sampling and not prompt variants (the first version asked three prompts: with the nearest
-examples of the shipped corpus, with the fixed examples, with both): on all 40 messages of both
-evaluation sets, English to French and Spanish with gemma3-270m, twelve candidates gained +2.7 to
-+7.3 chrF over the pipeline of the day issue #19 was filed, where the three prompts went from -1.4
-to +4.3 (bench/RESULTS.md "translate vs filing day").
+Two prompts (`candidate_split`): most candidates answer the segment's usual prompt, the rest a
+prompt that also shows the sentences of the shipped corpus nearest to the segment
+(nearest_examples.py), greedy first in each. The nearest examples alone lost chrF on most sets,
+and more samples of one prompt stopped helping at twelve (sixteen: no better), but answers of the
+second prompt err in other places than those of the first, and the consensus over both found
+better ones: on all messages of both evaluation sets into French, German and Spanish with
+gemma3-270m, twelve of the usual prompt and eight of the second gained +1.3 chrF on Django's
+messages and +2.8 on Sphinx's over twelve of the usual prompt alone, for about 40% more time
+(bench/RESULTS.md "translate vs filing day"). The first version of this module asked three
+prompts for one greedy answer each, with the consensus of three: -1.4 to +4.3.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ CHAR_ORDER = 6  # n-gram lengths 1..6, as chrF
 BETA = 2.0  # recall weighs twice precision, as chrF
 PROBABILITY_WEIGHT = 0.1  # how much the model's own mean token probability counts beside consensus
 
-# translate --candidates without a count: the best mean gain on the evaluation sets (+4.2 chrF over
-# greedy, against +3.1 at 8 and +4.1 at 16; bench/RESULTS.md "translate sample count"); each
-# candidate costs about one more answer's generation (the prompt is read once).
-DEFAULT_CANDIDATES = 12
+# translate --candidates without a count: twelve answers of the usual prompt (the best of 8, 12 and
+# 16 of it alone: +4.2 chrF over greedy, bench/RESULTS.md "translate sample count") and eight of
+# the prompt with the nearest examples; each candidate costs about one more answer's generation
+# (each prompt is read once).
+DEFAULT_CANDIDATES = 20
+# The share of the candidates that answer the prompt with the nearest examples (8 of 20).
+NEAREST_SHARE = 0.4
 MAX_CANDIDATES = 32
 # Sampling for the candidates after the greedy one: min-p keeps only tokens within 1/20 of the
 # likeliest (no nonsense tails), the temperature spreads the rest; top-k and top-p off, as
@@ -82,6 +90,13 @@ def choose(candidates: list[Candidate]) -> int:
         return consensus + (PROBABILITY_WEIGHT * math.exp(logprob) if logprob is not None else 0.0)
 
     return max(pool, key=merit)
+
+
+def candidate_split(n: int) -> tuple[int, int]:
+    """How many of `n` candidates answer the usual prompt and how many the one with the nearest examples
+    (each at least one, greedy first, when n >= 2)."""
+    nearest = min(max(round(n * NEAREST_SHARE), 1), n - 1) if n >= 2 else 0
+    return n - nearest, nearest
 
 
 def candidate_samplings(n: int) -> list[Sampling]:

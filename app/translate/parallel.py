@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from llamadesk.app.engine.types import Sampling
 from llamadesk.app.translate.generation import GREEDY, AnswerLine, EngineGenerator, GenerationStopped
-from llamadesk.app.translate.nearest_examples import ExampleCorpus
+from llamadesk.app.translate.nearest_examples import ExampleCorpus, shipped_corpus
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
 
@@ -184,7 +184,11 @@ class ParallelTranslators:
         self.stopped = threading.Event()
         self.translators = [
             SegmentTranslator(
-                BatchedGenerator(engine, self.decoder, self.stopped, shared=self.shared), strategy, examples, candidates
+                BatchedGenerator(engine, self.decoder, self.stopped, shared=self.shared),
+                strategy,
+                examples,
+                candidates,
+                shipped_corpus() if candidates > 1 else None,
             )
             for _ in range(n)
         ]

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from llamadesk.app.core.errors import PromptTooLong
-from llamadesk.app.translate.candidates import Candidate, candidate_samplings, choose
+from llamadesk.app.translate.candidates import Candidate, candidate_samplings, candidate_split, choose
 from llamadesk.app.translate.detection import reads_as_source
-from llamadesk.app.translate.generation import EngineGenerator, ModelGenerator
+from llamadesk.app.translate.generation import GREEDY, EngineGenerator, ModelGenerator
 from llamadesk.app.translate.glossary import missing_terms, terms_in
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
@@ -153,7 +153,9 @@ class SegmentTranslator:
 
     With `examples`, each segment's prompt also shows the corpus sentences nearest to it
     (nearest_examples.py). With `candidates` (a count above 1), the greedy answer is joined by
-    `candidates - 1` answers sampled from the same prompt, and candidates.choose keeps one (`_choose`).
+    answers sampled from the same prompt and, with `candidate_examples`, by answers to the prompt
+    that also shows that corpus's sentences nearest to the segment (candidates.candidate_split);
+    candidates.choose keeps one (`_choose`).
     """
 
     def __init__(
@@ -162,11 +164,13 @@ class SegmentTranslator:
         strategy: PromptStrategy,
         examples: ExampleCorpus | None = None,
         candidates: int = 0,
+        candidate_examples: ExampleCorpus | None = None,
     ):
         self.generator = generator
         self.strategy = strategy
         self.examples = examples
         self.candidates = candidates
+        self.candidate_examples = candidate_examples
         self.last_mean_logprob: float | None = None  # of the last model answer, where the model reports it
 
     def _budget(self, request: TranslationRequest) -> int:
@@ -354,18 +358,27 @@ class SegmentTranslator:
         required: dict[str, str],
         first: tuple[str, float | None, list[str]],
     ) -> tuple[str, float | None, list[str]]:
-        """The best of `first` (the greedy answer to `request`) and answers sampled from the same prompt.
+        """The best of `first` (the greedy answer to `request`), answers sampled from the same prompt,
+        and answers to the prompt with the nearest examples of `candidate_examples` (greedy, then sampled).
 
         candidates.choose picks one. Returns the chosen text, its mean token log-probability (for
         the confidence score) and its problems.
         """
-        prompt = self.strategy.build(request)
+        usual, nearest = candidate_split(self.candidates)
+        near = ()
+        if self.candidate_examples is not None and not request.examples:  # (with examples, the prompt has them)
+            near = tuple(self.candidate_examples.nearest(request.text, request.source.code, request.target.code))
+        if not near:  # no sentence of the corpus is near this one: all from the usual prompt
+            usual, nearest = self.candidates, 0
+        asked = [(request, candidate_samplings(usual))]
+        if nearest:
+            asked.append((replace(request, examples=near), [GREEDY, *candidate_samplings(nearest)]))
         answers = [first]
-        for raw, logprob in self.generator.generate_samples(
-            prompt, self._budget(request), candidate_samplings(self.candidates)
-        ):
-            text = _answer_text(raw, prompt, request)
-            answers.append((text, logprob, self._problems(protected, text, required)))
+        for asked_request, samplings in asked:
+            prompt = self.strategy.build(asked_request)
+            for raw, logprob in self.generator.generate_samples(prompt, self._budget(asked_request), samplings):
+                text = _answer_text(raw, prompt, asked_request)
+                answers.append((text, logprob, self._problems(protected, text, required)))
         candidates = [
             Candidate(
                 text,
@@ -446,8 +459,10 @@ def translator_for(engine, prompt: str = "auto", examples: bool = False, candida
     `examples`: nearest examples from the shipped corpus in each prompt (off: with gemma3-270m on
     bench/translate.py, bench/RESULTS.md "translate-candidates", they lost chrF on three of four
     sets and languages); `candidates`: that many answers per segment, the greedy one and sampled
-    ones, one kept (SegmentTranslator; `translate --candidates`).
+    ones, some of them to the prompt with the shipped corpus's nearest examples, one kept
+    (SegmentTranslator; `translate --candidates`).
     """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
     corpus = shipped_corpus() if examples else None
-    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates)
+    candidate_corpus = shipped_corpus() if candidates > 1 else None
+    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates, candidate_corpus)
