@@ -1,12 +1,14 @@
 """How many candidates `translate --candidates` should ask for: chrF against the count.
 
-`--candidates N` keeps one of N answers per segment: the greedy one and N-1 sampled from the same
-prompt (app/translate/candidates.py). More answers give the consensus more to agree on, and each
-costs about one more reply's generation. This runs the real pipeline (SegmentTranslator with
-`candidates=N`, its candidates decoded side by side on a batched decoder of 8 slots, as
-`llamadesk translate` does where `--parallel` is above 1) on every message of both evaluation sets
-of bench/translate.py, for each count, with gemma3-270m on one thread. The seeds are fixed, so the
-first N-1 samples are the same draws at every count (up to llama.cpp's rounding in a batch).
+`--candidates N` keeps one of N answers per segment: greedy and sampled ones, most of them to the
+usual prompt and the rest to a prompt that also shows the shipped corpus's nearest sentences
+(app/translate/candidates.py `candidate_split`; until 2026-12-05 all N answered the usual prompt).
+More answers give the consensus more to agree on, and each costs about one more reply's generation.
+This runs the real pipeline (SegmentTranslator with `candidates=N`, its candidates decoded side by
+side on a batched decoder of 8 slots, as `llamadesk translate` does where `--parallel` is above 1)
+on every message of both evaluation sets of bench/translate.py, for each count, with gemma3-270m on
+one thread. The seeds are fixed, so each prompt's samples are the same draws at every count that
+gives it as many (up to llama.cpp's rounding in a batch).
 
 Writes the "## translate sample count" section of bench/RESULTS.md.
 
