@@ -7,11 +7,13 @@
    theirs, ours, ...) so a shared machine's noise hits both; the ratio is ours / theirs.
 2. `llamadesk translate` of a 40-paragraph document (Django messages with French human
    translations, bench/data/translate_eval.jsonl) with --parallel 8 against --parallel 1: wall
-   time, chrF of each against the references, and how many paragraphs come out identical.
+   time and the time inside llama_decode (a probe wraps it in the translate process), chrF of each
+   against the references, and how many paragraphs come out identical.
 3. llama-batched-bench on the document's own shape: each sequence the new prompt tokens and the
-   generated tokens of an average model call of the `--parallel 1` run (counted by wrapping
-   llama_decode in a probe process), 1 and 8 sequences: what batching gives this work in llama.cpp's
-   own loop, where every sequence starts together and all their prompts share one batch.
+   generated tokens of an average model call of the `--parallel 1` run (its llama_decode batch
+   sizes, from the same probe), 1 and 8 sequences: what batching gives this work in llama.cpp's
+   own loop, where every sequence starts together and all their prompts share one batch; once with
+   llama.cpp's default kernels and once with the batch-invariant ones `translate` decodes on.
 4. The same document into other languages (--other-languages, German and Spanish by default, with
    Django's own translations as references), --parallel 1 and 8 once each: whether batching's chrF
    difference leans one way or lands either side of zero.

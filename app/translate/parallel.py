@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from llamadesk.app.engine.types import Sampling
 from llamadesk.app.translate.generation import GREEDY, AnswerLine, EngineGenerator, GenerationStopped
-from llamadesk.app.translate.nearest_examples import ExampleCorpus, shipped_corpus
+from llamadesk.app.translate.nearest_examples import ExampleCorpus
 from llamadesk.app.translate.prompts import Prompt, PromptStrategy
-from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator
+from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator, corpus_for_candidates
 
 if TYPE_CHECKING:  # the engine (llama.cpp, numpy) loads only when a model does, not with the app
     from llamadesk.app.engine.sequence_handle import LockstepMember, SequenceHandle
@@ -188,7 +188,7 @@ class ParallelTranslators:
                 strategy,
                 examples,
                 candidates,
-                shipped_corpus() if candidates > 1 else None,
+                corpus_for_candidates(candidates),
             )
             for _ in range(n)
         ]

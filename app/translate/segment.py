@@ -464,5 +464,9 @@ def translator_for(engine, prompt: str = "auto", examples: bool = False, candida
     """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
     corpus = shipped_corpus() if examples else None
-    candidate_corpus = shipped_corpus() if candidates > 1 else None
-    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates, candidate_corpus)
+    return SegmentTranslator(EngineGenerator(engine), strategy, corpus, candidates, corpus_for_candidates(candidates))
+
+
+def corpus_for_candidates(candidates: int) -> ExampleCorpus | None:
+    """The corpus whose nearest sentences a share of `candidates` answers is asked with (candidate_split)."""
+    return shipped_corpus() if candidates > 1 else None
