@@ -195,7 +195,7 @@ def render(table, details, args, machine, seconds: float) -> str:
         "`llamadesk-nearest-examples` adds the three sentences of the shipped example corpus nearest to",
         "each segment (Django's contrib catalogs without the core catalog's messages);",
         f"`llamadesk-candidates` is `--candidates`: {DEFAULT_CANDIDATES} answers, the default's and others sampled",
-        "from its prompt or answering the prompt with the nearest examples too (candidates.candidate_split),",
+        "from its prompt or answering prompts with the 3 or 5 nearest examples too (candidates.CANDIDATE_PROMPTS),",
         "one kept (fewer problems, then the target language, then chrF consensus).",
         '"kept" = share of segments keeping every placeholder.',
         "",

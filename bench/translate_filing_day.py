@@ -9,7 +9,8 @@ a temporary folder and imported in a child process instead of the working tree's
 
 Three systems translate every English message of both sets into French, German and Spanish (the
 languages of bench/translate.py, then and now), one segment at a time, with the same model file,
-one thread and a 2048-token context (the settings bench/translate.py used that day):
+one thread and a 2048-token context (the settings bench/translate.py used that day; today's
+pipelines with the batch-invariant kernels `translate` decodes on by default):
 - `filing-day`: the pipeline of commit 5c2b6d4 (fixed few-shot examples, one answer);
 - `default`: today's default pipeline;
 - `candidates`: today's `--candidates` (20 answers of two prompts, one kept: candidates.py), its
@@ -23,6 +24,7 @@ filing day" section of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -74,7 +76,13 @@ def translate_child(system: str, set_path: Path, langs: list[str], limit: int | 
     rows = [json.loads(line) for line in set_path.read_text(encoding="utf-8").splitlines()]
     english = resolve_language("en")
     results = {}
-    with Engine.load(starter_path("gemma3-270m"), LoadSettings(n_ctx=2048, n_threads=1)) as engine:
+    settings = LoadSettings(n_ctx=2048, n_threads=1)
+    if system != "filing-day":
+        # As `translate` loads by default (--reproducible): batch-invariant kernels. Without them
+        # a sampled candidate's tokens depend on what shared its batches before, so the same
+        # segment drew other candidates from run to run (4 of 12 French segments chose another).
+        settings = dataclasses.replace(settings, batch_invariant=True)
+    with Engine.load(starter_path("gemma3-270m"), settings) as engine:
         translator = translator_for(engine)
         if system == "candidates":
             from llamadesk.app.translate.candidates import DEFAULT_CANDIDATES
@@ -160,9 +168,10 @@ def main() -> int:
         "language, BSD-3-Clause; `sphinx`: Sphinx 9.0's, BSD-2-Clause). `filing-day` is the pipeline of commit "
         f"{FILING_DAY_COMMIT} (2026-11-28 17:36 UTC), the last before issue #19 was filed, run from its own code; "
         "`default` and `candidates` are today's default pipeline and `--candidates` (the greedy answer and "
-        "11 sampled from the same prompt, and the greedy answer and 7 sampled from the prompt that also shows "
-        "the shipped corpus's sentences nearest the segment, one of the 20 kept; decoded side by side on a "
-        "batched decoder of 8 slots, one segment at a time). chrF by sacrebleu (corpus).",
+        "7 sampled from the same prompt, and the greedy answer and 5 sampled from each of two prompts that also "
+        "show the shipped corpus's 3 and 5 sentences nearest the segment, one of the 20 kept; decoded side by "
+        "side on a batched decoder of 8 slots, one segment at a time; both today's pipelines with the "
+        "batch-invariant kernels `translate` uses by default). chrF by sacrebleu (corpus).",
         "",
         "| set | lang | system | segments | chrF | over filing-day | s/segment |",
         "|---|---|---|---:|---:|---:|---:|",

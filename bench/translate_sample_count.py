@@ -1,8 +1,9 @@
 """How many candidates `translate --candidates` should ask for: chrF against the count.
 
 `--candidates N` keeps one of N answers per segment: greedy and sampled ones, most of them to the
-usual prompt and the rest to a prompt that also shows the shipped corpus's nearest sentences
-(app/translate/candidates.py `candidate_split`; until 2026-12-05 all N answered the usual prompt).
+usual prompt and the rest to prompts that also show the shipped corpus's three or five nearest
+sentences (app/translate/candidates.py `CANDIDATE_PROMPTS`; until 2026-12-05 all N answered the
+usual prompt).
 More answers give the consensus more to agree on, and each costs about one more reply's generation.
 This runs the real pipeline (SegmentTranslator with `candidates=N`, its candidates decoded side by
 side on a batched decoder of 8 slots, as `llamadesk translate` does where `--parallel` is above 1)
@@ -58,7 +59,10 @@ def main() -> int:
     english = resolve_language("en")
     begun = time.perf_counter()
     scores: dict[tuple[str, str, int], tuple[float, float]] = {}  # (set, lang, count) -> (chrF, s/segment)
-    with Engine.load(starter_path("gemma3-270m"), LoadSettings(n_ctx=2048, n_threads=1)) as engine:
+    # batch_invariant as `translate` loads by default: otherwise a sampled candidate depends on what
+    # shared its batches before (bench/translate_filing_day.py says more).
+    settings = LoadSettings(n_ctx=2048, n_threads=1, batch_invariant=True)
+    with Engine.load(starter_path("gemma3-270m"), settings) as engine:
         strategy = translator_for(engine).strategy
         for count in counts:
             with ParallelTranslators(engine, strategy, SLOTS, candidates=count) as parallel:

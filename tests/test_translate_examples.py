@@ -88,8 +88,10 @@ def test_the_translator_samples_more_answers_of_the_same_prompt_and_keeps_the_co
 
 
 def test_some_candidates_answer_the_prompt_with_the_nearest_examples():
-    """With a corpus for the candidates, 2 of 5 answer a second prompt that shows the corpus's
-    nearest sentences (greedy first, then sampled), and the consensus can keep one of them."""
+    """With a corpus for the candidates, 3 of 5 answer a second prompt that shows the corpus's
+    nearest sentences (greedy first, then sampled), and the consensus can keep one of them. Only
+    two sentences of this corpus are near, so the third prompt (five examples) would be the second
+    again: its candidate goes to the second, with a further seed."""
     from llamadesk.app.translate.generation import GREEDY
 
     def sampled(prompt, sampling):
@@ -102,11 +104,12 @@ def test_some_candidates_answer_the_prompt_with_the_nearest_examples():
     translator = SegmentTranslator(generator, FEW_SHOT, candidates=5, candidate_examples=ExampleCorpus(ROWS))
     result = translator.translate("Change my password", EN, FR)
     (usual, usual_samplings), (near, near_samplings) = generator.sampled
+    assert generator.sample_sets == [2]  # both prompts' answers asked at once (decoded side by side)
     assert usual == generator.prompts[0] and "Le mot de passe est trop court" not in usual.text
-    assert [s.seed for s in usual_samplings] == [1, 2]
+    assert [s.seed for s in usual_samplings] == [1]
     assert "Le mot de passe est trop court" in near.text
     assert near.text.splitlines()[-2:] == usual.text.splitlines()[-2:]  # the same segment asked
-    assert near_samplings[0] == GREEDY and [s.seed for s in near_samplings[1:]] == [1]
+    assert near_samplings[0] == GREEDY and [s.seed for s in near_samplings[1:]] == [1, 2]
     assert result.translation == "Modifier le mot de passe"
     # A segment no corpus sentence is near: all five answer the usual prompt.
     generator = ScriptedGenerator(lambda prompt: " Bonjour\n")
@@ -117,8 +120,45 @@ def test_some_candidates_answer_the_prompt_with_the_nearest_examples():
     assert [s.seed for s in samplings] == [1, 2, 3, 4]
 
 
+def test_twenty_candidates_answer_three_prompts_with_none_three_and_five_nearest_examples():
+    """--candidates 20 with a corpus of many near sentences: 8 answer the usual prompt (its greedy
+    answer and 7 sampled), 6 a prompt with the three nearest sentences, 6 one with the five
+    nearest (greedy, then 5 sampled each), all asked at once."""
+    from llamadesk.app.translate.candidates import candidate_split
+    from llamadesk.app.translate.generation import GREEDY
+
+    near_rows = [
+        {"en": f"The password {word} is too short", "fr": f"Le mot de passe {word} est trop court"}
+        for word in ("one", "two", "three", "four", "five", "six")
+    ]
+    generator = ScriptedGenerator(lambda prompt: " Modifier mon mot de passe\n")
+    translator = SegmentTranslator(generator, FEW_SHOT, candidates=20, candidate_examples=ExampleCorpus(near_rows))
+    assert translator.translate("Change my password", EN, FR).translation == "Modifier mon mot de passe"
+    assert candidate_split(20) == [8, 6, 6] and generator.sample_sets == [3]
+    (usual, usual_samplings), (three, three_samplings), (five, five_samplings) = generator.sampled
+    assert [
+        usual.text.count("Le mot de passe"),
+        three.text.count("Le mot de passe"),
+        five.text.count("Le mot de passe"),
+    ] == [0, 3, 5]
+    assert [s.seed for s in usual_samplings] == [1, 2, 3, 4, 5, 6, 7]
+    for samplings in (three_samplings, five_samplings):
+        assert samplings[0] == GREEDY and [s.seed for s in samplings[1:]] == [1, 2, 3, 4, 5]
+
+
 def test_nearest_examples_come_after_the_fixed_ones():
     generator = ScriptedGenerator(lambda prompt: " Modifier mon mot de passe\n")
     SegmentTranslator(generator, FEW_SHOT, ExampleCorpus(ROWS)).translate("Change my password", EN, FR)
     text = generator.prompts[0].text
     assert text.index("Save changes") < text.index("Change password") < text.index("Change my password")
+
+
+def test_the_candidates_split_over_the_prompts_adds_up_and_favours_the_usual_prompt():
+    from llamadesk.app.translate.candidates import CANDIDATE_PROMPTS, MAX_CANDIDATES, candidate_split
+
+    assert candidate_split(2) == [1, 1, 0] and candidate_split(3) == [1, 1, 1]
+    for n in range(2, MAX_CANDIDATES + 1):
+        counts = candidate_split(n)
+        assert len(counts) == len(CANDIDATE_PROMPTS) and sum(counts) == n, (n, counts)
+        assert counts[0] == max(counts) and counts[0] >= 1, (n, counts)
+        assert all(c >= 1 for c in counts) or n < len(CANDIDATE_PROMPTS), (n, counts)

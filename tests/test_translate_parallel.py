@@ -293,6 +293,29 @@ def test_sampled_candidates_decode_side_by_side_and_repeat(smollm2_engine, decod
     assert max(decode_sizes) >= 4 and decode_sizes.count(4) >= 3, "the four answers' tokens shared llama_decode calls"
 
 
+def test_the_samples_of_several_prompts_decode_side_by_side(smollm2_engine, decode_sizes):
+    """generate_sample_sets (translate --candidates asks two prompts): every answer of both prompts
+    goes to the decoder at once, so one llama_decode carries the next token of each, and each
+    prompt gets its own answers back (its greedy one the same as asked alone)."""
+    from llamadesk.app.translate.candidates import candidate_samplings
+    from llamadesk.app.translate.generation import GREEDY, EngineGenerator
+    from llamadesk.app.translate.parallel import BatchedGenerator
+
+    texts = ["Where is the train station?", "Save your changes"]
+    prompts = [FEW_SHOT.build(TranslationRequest(text, EN, FR)) for text in texts]
+    alone = [EngineGenerator(smollm2_engine).generate(prompt, 24) for prompt in prompts]
+    samplings = [GREEDY, *candidate_samplings(3)]
+    with smollm2_engine.batched_decoder(8, n_ctx=1024) as decoder:
+        decode_sizes.clear()
+        sets = BatchedGenerator(smollm2_engine, decoder, threading.Event()).generate_sample_sets(
+            [(prompt, 24, samplings) for prompt in prompts]
+        )
+    assert [len(answers) for answers in sets] == [3, 3]
+    assert [answers[0][0] for answers in sets] == alone and all(alone)
+    assert all(text and logprob is not None for answers in sets for text, logprob in answers)
+    assert decode_sizes.count(6) >= 3, "the six answers' tokens (three per prompt) shared llama_decode calls"
+
+
 def test_independent_prompts_decode_side_by_side_and_say_what_each_says_alone(smollm2_engine, decode_sizes):
     """generate_all (a segment's pieces around its spans): the prompts go to the batched decoder
     together, one llama_decode carrying the next token of each, and each answer is the one the

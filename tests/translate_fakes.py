@@ -29,6 +29,7 @@ class ScriptedGenerator:
         self.stop_after: int | None = None  # raise GenerationStopped on this call number
         self.samples: Callable[[Prompt, object], str] | None = None  # sampled answers (generate_samples)
         self.sampled: list[tuple[Prompt, list]] = []  # each generate_samples call: its prompt and samplings
+        self.sample_sets: list[int] = []  # each generate_sample_sets call: how many prompts it asked at once
 
     def generate(self, prompt: Prompt, max_tokens: int, on_text=None) -> str:
         self.prompts.append(prompt)
@@ -52,6 +53,10 @@ class ScriptedGenerator:
             else:
                 answers.append((self.generate(prompt, max_tokens), None))
         return answers
+
+    def generate_sample_sets(self, asks) -> list[list[tuple[str, float | None]]]:
+        self.sample_sets.append(len(asks))
+        return [self.generate_samples(prompt, max_tokens, samplings) for prompt, max_tokens, samplings in asks]
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

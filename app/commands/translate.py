@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   llamadesk translate --to de index.html -o index.de.html      (text and alt/title/placeholder only)
   llamadesk translate --to Spanish messages.txt --glossary terms.txt --json
   llamadesk translate --to fr -m ./Tower-7B.Q4_K_M.gguf notes.md     (prompt chosen from the model)
-  llamadesk translate --to es --candidates notes.md               (12 answers per segment, one kept: slower, better)
+  llamadesk translate --to es --candidates notes.md               (20 answers per segment, one kept: slower, better)
 
 Piped text is translated line by line: the N-th output line is the translation of the N-th input
 line, blank lines kept. A FILE keeps its structure (Markdown headings, lists, tables, code
@@ -86,10 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         const=DEFAULT_CANDIDATES,
         default=0,
         metavar="N",
-        help=f"N answers per segment (default {DEFAULT_CANDIDATES}): greedy and sampled ones, some of them to a prompt "
-        "that also shows the shipped corpus's sentences nearest the segment; keep the one the others agree with "
-        "most. Better translations from a small model, at several times the time (bench/RESULTS.md 'translate vs "
-        "filing day')",
+        help=f"N answers per segment (default {DEFAULT_CANDIDATES}): greedy and sampled ones, some of them to prompts "
+        "that also show the shipped corpus's three or five sentences nearest the segment; keep the one the others "
+        "agree with most. Better translations from a small model, at several times the time (bench/RESULTS.md "
+        "'translate vs filing day')",
     )
     parser.add_argument(
         "--keep-quotes",

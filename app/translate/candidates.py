@@ -1,7 +1,7 @@
 """Choosing one translation among several candidates of the same segment.
 
 The candidates are greedy answers and answers sampled at temperature (`candidate_samplings`),
-of two prompts (below): a small model's greedy answer is often not its best one, and sampled
+of three prompts (below): a small model's greedy answer is often not its best one, and sampled
 answers err in different places. The choice, in order: fewer problems (empty, a copy, a lost
 span, a broken link); not reading as the source language (the small model's most common failure
 is leaving half a sentence in English); then consensus, the candidate closest on average to the
@@ -9,16 +9,22 @@ others by character n-gram F-score (the chrF formula: a translation that the oth
 nearly agree with is rarely the odd one out, "minimum Bayes risk" selection), with the model's
 own mean token probability of it breaking near-ties.
 
-Two prompts (`candidate_split`): most candidates answer the segment's usual prompt, the rest a
-prompt that also shows the sentences of the shipped corpus nearest to the segment
-(nearest_examples.py), greedy first in each. The nearest examples alone lost chrF on most sets,
-and more samples of one prompt stopped helping at twelve (sixteen: no better), but answers of the
-second prompt err in other places than those of the first, and the consensus over both found
-better ones: on all messages of both evaluation sets into French, German and Spanish with
-gemma3-270m, twelve of the usual prompt and eight of the second gained +1.3 chrF on Django's
-messages and +2.8 on Sphinx's over twelve of the usual prompt alone, for about 40% more time
-(bench/RESULTS.md "translate vs filing day"). The first version of this module asked three
-prompts for one greedy answer each, with the consensus of three: -1.4 to +4.3.
+Three prompts (`CANDIDATE_PROMPTS`, `candidate_split`): the segment's usual prompt, and two that
+also show the sentences of the shipped corpus nearest to the segment (nearest_examples.py), three
+and five of them; greedy first in each. The nearest examples alone lost chrF on most sets, and
+more samples of one prompt stopped helping at twelve (sixteen: no better), but answers of other
+prompts err in other places than those of the first, and the consensus over them all finds better
+ones. On all messages of both evaluation sets into French, German and Spanish with gemma3-270m
+(bench/RESULTS.md "translate vs filing day"): twelve answers of the usual prompt and eight of the
+three-example prompt gained +1.3 chrF on Django's messages and +2.8 on Sphinx's over twelve of the
+usual prompt alone; splitting the same twenty over three prompts (8, 6, 6) gained a further +0.8
+on Django's and +0.7 on Sphinx's (a sweep over the same answers; 12 + 8 + 8 did only +0.1 better
+than 8 + 6 + 6 on Django, for 40% more time). With 8, 6, 6: +5.4 (Django) and +7.9 (Sphinx) over
+the pipeline of the day issue #19 was filed. Where the corpus has fewer sentences near the
+segment, a prompt that would show the same examples as one before it is not asked twice: its
+candidates go to that one, with further seeds.
+The first version of this module asked three prompts for one greedy answer each, with the
+consensus of three: -1.4 to +4.3.
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ CHAR_ORDER = 6  # n-gram lengths 1..6, as chrF
 BETA = 2.0  # recall weighs twice precision, as chrF
 PROBABILITY_WEIGHT = 0.1  # how much the model's own mean token probability counts beside consensus
 
-# translate --candidates without a count: twelve answers of the usual prompt (the best of 8, 12 and
-# 16 of it alone: +4.2 chrF over greedy, bench/RESULTS.md "translate sample count") and eight of
-# the prompt with the nearest examples; each candidate costs about one more answer's generation
-# (each prompt is read once).
+# translate --candidates without a count: twenty answers, eight of the usual prompt (twelve alone
+# were the best of 8, 12 and 16: +4.2 chrF over greedy, bench/RESULTS.md "translate sample count")
+# and six of each prompt with nearest examples; each candidate costs about one more answer's
+# generation (each prompt is read once).
 DEFAULT_CANDIDATES = 20
-# The share of the candidates that answer the prompt with the nearest examples (8 of 20).
-NEAREST_SHARE = 0.4
+# The prompts the candidates answer, as (how many of the corpus's sentences nearest the segment it
+# shows, its share of the candidates); the first is the usual prompt.
+CANDIDATE_PROMPTS = ((0, 0.4), (3, 0.3), (5, 0.3))
 MAX_CANDIDATES = 32
 # Sampling for the candidates after the greedy one: min-p keeps only tokens within 1/20 of the
 # likeliest (no nonsense tails), the temperature spreads the rest; top-k and top-p off, as
@@ -92,11 +99,16 @@ def choose(candidates: list[Candidate]) -> int:
     return max(pool, key=merit)
 
 
-def candidate_split(n: int) -> tuple[int, int]:
-    """How many of `n` candidates answer the usual prompt and how many the one with the nearest examples
-    (each at least one, greedy first, when n >= 2)."""
-    nearest = min(max(round(n * NEAREST_SHARE), 1), n - 1) if n >= 2 else 0
-    return n - nearest, nearest
+def candidate_split(n: int) -> list[int]:
+    """How many of `n` candidates answer each prompt of CANDIDATE_PROMPTS (the shares of `n`, rounded
+    by largest remainder, earlier prompts first on ties): 20 gives 8, 6, 6; 3 gives one each; 2
+    gives the usual prompt and the first with examples one each."""
+    exact = [n * share for _, share in CANDIDATE_PROMPTS]
+    counts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: (counts[i] - exact[i], i))
+    for i in by_remainder[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 def candidate_samplings(n: int) -> list[Sampling]:

@@ -35,6 +35,12 @@ class ModelGenerator(Protocol):
         """One answer to `prompt` per sampling (its first line of content, its mean token log-probability)."""
         ...
 
+    def generate_sample_sets(
+        self, asks: Sequence[tuple[Prompt, int, Sequence[Sampling]]]
+    ) -> list[list[tuple[str, float | None]]]:
+        """generate_samples for each (prompt, max_tokens, samplings), all in flight together where the model batches."""
+        ...
+
     def generate_all(self, prompts: Sequence[Prompt], max_tokens: Sequence[int]) -> list[str]:
         """generate() for each of several independent prompts (side by side where the model batches)."""
         ...
@@ -158,6 +164,12 @@ class EngineGenerator:
             text = self._generate(tokens, self.answer_sampling(max_tokens, sampling), answer)
             answers.append((text, self.last_mean_logprob))
         return answers
+
+    def generate_sample_sets(
+        self, asks: Sequence[tuple[Prompt, int, Sequence[Sampling]]]
+    ) -> list[list[tuple[str, float | None]]]:
+        """One prompt after another on the engine's single stream."""
+        return [self.generate_samples(prompt, max_tokens, samplings) for prompt, max_tokens, samplings in asks]
 
     def _generate(self, tokens: list[int], sampling: Sampling, answer: AnswerLine) -> str:
         self.last_mean_logprob = None

@@ -122,15 +122,26 @@ class BatchedGenerator(EngineGenerator):
         self, prompt: Prompt, max_tokens: int, samplings: Sequence[Sampling]
     ) -> list[tuple[str, float | None]]:
         """All in flight at once: the decoder reads the prompt once and decodes the answers side by side."""
-        tokens = self.prompt_tokens(prompt)
-        answers = [AnswerLine(None, prompt.answer_to) for _ in samplings]
-        self._decode(
-            [
+        return self.generate_sample_sets([(prompt, max_tokens, samplings)])[0]
+
+    def generate_sample_sets(
+        self, asks: Sequence[tuple[Prompt, int, Sequence[Sampling]]]
+    ) -> list[list[tuple[str, float | None]]]:
+        """Every answer of every prompt submitted together: a slot freed by one prompt's answer takes
+        the next prompt's at once, where prompt after prompt each ran a last step or two of few
+        sequences (translate --candidates asks two prompts)."""
+        requests, answer_sets = [], []
+        for prompt, max_tokens, samplings in asks:
+            tokens = self.prompt_tokens(prompt)
+            answers = [AnswerLine(None, prompt.answer_to) for _ in samplings]
+            requests += [
                 (tokens, self.answer_sampling(max_tokens, sampling), answer)
                 for sampling, answer in zip(samplings, answers, strict=True)
             ]
-        )
-        return [(answer.text, answer.mean_logprob) for answer in answers]
+            answer_sets.append(answers)
+        if requests:
+            self._decode(requests)
+        return [[(answer.text, answer.mean_logprob) for answer in answers] for answers in answer_sets]
 
     def _decode(self, requests: list[tuple[list[int], Sampling, AnswerLine]]) -> None:
         """Submit one sequence per (prompt tokens, sampling, answer), together, and wait for all of them."""

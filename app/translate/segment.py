@@ -21,7 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from llamadesk.app.core.errors import PromptTooLong
-from llamadesk.app.translate.candidates import Candidate, candidate_samplings, candidate_split, choose
+from llamadesk.app.translate.candidates import (
+    CANDIDATE_PROMPTS,
+    Candidate,
+    candidate_samplings,
+    candidate_split,
+    choose,
+)
 from llamadesk.app.translate.detection import reads_as_source
 from llamadesk.app.translate.generation import GREEDY, EngineGenerator, ModelGenerator
 from llamadesk.app.translate.glossary import missing_terms, terms_in
@@ -153,8 +159,8 @@ class SegmentTranslator:
 
     With `examples`, each segment's prompt also shows the corpus sentences nearest to it
     (nearest_examples.py). With `candidates` (a count above 1), the greedy answer is joined by
-    answers sampled from the same prompt and, with `candidate_examples`, by answers to the prompt
-    that also shows that corpus's sentences nearest to the segment (candidates.candidate_split);
+    answers sampled from the same prompt and, with `candidate_examples`, by answers to prompts that
+    also show that corpus's sentences nearest to the segment (candidates.CANDIDATE_PROMPTS);
     candidates.choose keeps one (`_choose`).
     """
 
@@ -359,24 +365,37 @@ class SegmentTranslator:
         first: tuple[str, float | None, list[str]],
     ) -> tuple[str, float | None, list[str]]:
         """The best of `first` (the greedy answer to `request`), answers sampled from the same prompt,
-        and answers to the prompt with the nearest examples of `candidate_examples` (greedy, then sampled).
+        and answers to the prompts that also show the nearest examples of `candidate_examples`
+        (greedy, then sampled; candidates.CANDIDATE_PROMPTS), all asked at once.
 
         candidates.choose picks one. Returns the chosen text, its mean token log-probability (for
         the confidence score) and its problems.
         """
-        usual, nearest = candidate_split(self.candidates)
-        near = ()
-        if self.candidate_examples is not None and not request.examples:  # (with examples, the prompt has them)
-            near = tuple(self.candidate_examples.nearest(request.text, request.source.code, request.target.code))
-        if not near:  # no sentence of the corpus is near this one: all from the usual prompt
-            usual, nearest = self.candidates, 0
-        asked = [(request, candidate_samplings(usual))]
-        if nearest:
-            asked.append((replace(request, examples=near), [GREEDY, *candidate_samplings(nearest)]))
+        counts: dict[tuple[tuple[str, str], ...], int] = {}  # the examples a prompt shows -> its candidates
+        for (nearest, _), count in zip(CANDIDATE_PROMPTS, candidate_split(self.candidates), strict=True):
+            if not count:
+                continue
+            examples: tuple[tuple[str, str], ...] = ()
+            # (With examples, the usual prompt already has them: all candidates answer it.)
+            if nearest and self.candidate_examples is not None and not request.examples:
+                codes = (request.source.code, request.target.code)
+                examples = tuple(self.candidate_examples.nearest(request.text, *codes, k=nearest))
+            # Fewer sentences near the segment than the prompt would show: the same prompt as an
+            # earlier one (or the usual, with none), which takes these candidates with further seeds.
+            counts[examples] = counts.get(examples, 0) + count
+        asked = [
+            (replace(request, examples=examples), [GREEDY, *candidate_samplings(count)])
+            if examples
+            else (request, candidate_samplings(count))  # its greedy answer is `first`
+            for examples, count in counts.items()
+        ]
+        prompts = [self.strategy.build(asked_request) for asked_request, _ in asked]
+        sample_sets = self.generator.generate_sample_sets(
+            [(prompt, self._budget(r), samplings) for prompt, (r, samplings) in zip(prompts, asked, strict=True)]
+        )
         answers = [first]
-        for asked_request, samplings in asked:
-            prompt = self.strategy.build(asked_request)
-            for raw, logprob in self.generator.generate_samples(prompt, self._budget(asked_request), samplings):
+        for prompt, (asked_request, _), samples in zip(prompts, asked, sample_sets, strict=True):
+            for raw, logprob in samples:
                 text = _answer_text(raw, prompt, asked_request)
                 answers.append((text, logprob, self._problems(protected, text, required)))
         candidates = [
@@ -468,5 +487,5 @@ def translator_for(engine, prompt: str = "auto", examples: bool = False, candida
 
 
 def corpus_for_candidates(candidates: int) -> ExampleCorpus | None:
-    """The corpus whose nearest sentences a share of `candidates` answers is asked with (candidate_split)."""
+    """The corpus whose nearest sentences some of `candidates` are asked with (candidates.CANDIDATE_PROMPTS)."""
     return shipped_corpus() if candidates > 1 else None
