@@ -88,11 +88,11 @@ def test_a_pot_becomes_a_french_po_that_msgfmt_accepts(gemma_translator, tmp_pat
                 if quoted in string:
                     assert f"«\u00a0{quoted}\u00a0»" in string, (source, string)
     assert sum(bool(m.string if not m.pluralizable else all(m.string)) for m in messages.values()) >= 3
-    if shutil.which("msgfmt"):
-        po = tmp_path / "fr.po"
-        po.write_text(finished.text, encoding="utf-8")
-        proc = subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(po)], capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+    assert shutil.which("msgfmt"), "GNU gettext's msgfmt is not installed (apt-get install gettext)"
+    po = tmp_path / "fr.po"
+    po.write_text(finished.text, encoding="utf-8")
+    proc = subprocess.run(["msgfmt", "--check", "-o", "/dev/null", str(po)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     assert all(r.confidence is not None for r in finished.results)
     # The engine reports the model's token probabilities: every model-made segment has its mean.
     made = [r for r in finished.results if r.fallback is None and r.translation != r.source]
