@@ -2,8 +2,9 @@
 
 Tokens: the source tokenizer is run by its own library (`tokenizers` for tokenizer.json,
 `sentencepiece` for tokenizer.model): those are the definitions llama.cpp's tokenizer must match,
-so they are the reference. They are not llamadesk dependencies; --verify says how to install the
-one it needs. Logits: llama.cpp's on the GGUF against reference_forward's numpy forward pass over
+so they are the reference. Both install with llamadesk; should one be missing, --verify says how
+to install it. Besides sample texts, each added token of a tokenizer.json is checked on its own
+(`added_token_texts`). Logits: llama.cpp's on the GGUF against reference_forward's numpy forward pass over
 the source checkpoint's own tensors.
 """
 
@@ -67,6 +68,29 @@ def source_tokenizer(folder: Path, tokenizer_model: str):
     processor = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
     bos = processor.bos_id()
     return lambda text: ([bos] if bos >= 0 else []) + processor.encode(text)
+
+
+# Added tokens checked at most (Llama 3 has 256, its reserved ones included); each is one short text.
+MAX_ADDED_TOKEN_TEXTS = 512
+
+
+def added_token_texts(folder: Path, tokenizer_model: str) -> tuple[str, ...]:
+    """A text per added token of a tokenizer.json (chat markers, tool tokens), between two words as a
+    chat template puts them: the GGUF must split each out as one token, as the source does.
+
+    Their token types decide that in llama.cpp (a special token typed as an ordinary one comes out
+    as its pieces), and the plain samples never hold one. Left out: tokens whose match also eats
+    the spaces beside them or needs word boundaries (lstrip, rstrip, single_word), rules llama.cpp
+    keeps only for a few models of its own; and SentencePiece sources, whose reference library
+    does not parse added tokens in text at all.
+    """
+    if tokenizer_model != "gpt2":
+        return ()
+    tokenizers = _require("tokenizers", "tokenizers", "tokenizer.json")
+    tok = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    added = [token for _, token in sorted(tok.get_added_tokens_decoder().items())]
+    plain = [token.content for token in added if not (token.lstrip or token.rstrip or token.single_word)]
+    return tuple(f"Hello{content}world" for content in plain[:MAX_ADDED_TOKEN_TEXTS] if content.strip())
 
 
 def token_mismatches(folder: Path, tokenizer_model: str, gguf_tokenize, texts=SAMPLE_TEXTS) -> list[TokenMismatch]:
@@ -137,11 +161,13 @@ def verify_against_source(
     gguf_tokenize: Callable[[str], list[int]],
     gguf_logits: Callable[[list[int]], np.ndarray],
 ) -> str:
-    """Check a written GGUF (through its tokenizer and logits functions) against the plan's source.
+    """Check a written GGUF (through its tokenizer, which parses special tokens in text as a chat
+    template's rendering does, and its logits function) against the plan's source.
 
     Returns a one-line summary; raises LlamadeskError naming the first difference otherwise.
     """
-    mismatches = token_mismatches(plan.checkpoint.folder, plan.vocabulary.model, gguf_tokenize)
+    folder, model = plan.checkpoint.folder, plan.vocabulary.model
+    mismatches = token_mismatches(folder, model, gguf_tokenize, SAMPLE_TEXTS + added_token_texts(folder, model))
     if mismatches:
         first = mismatches[0]
         at = next(

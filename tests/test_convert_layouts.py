@@ -182,3 +182,19 @@ def test_auto_outtype_keeps_the_checkpoints_16_bit_type_and_license_is_recorded(
     assert types["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32
     fields = {f.name: f.contents() for f in reader.fields.values() if f.name.startswith("general.")}
     assert fields["general.license"] == "apache-2.0" and fields["general.file_type"] == gguf.LlamaFileType.MOSTLY_BF16
+
+
+def test_verify_asks_for_the_added_tokens_it_can_compare(tmp_path):
+    """added_token_texts: one text per added token of a tokenizer.json, except those whose match
+    also takes the spaces beside them (rules llama.cpp keeps only for a few models); none for a
+    SentencePiece source, whose reference library does not parse added tokens in text."""
+    from tokenizers import AddedToken, Tokenizer, models
+
+    from llamadesk.convert.verify import added_token_texts
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.add_special_tokens([AddedToken("<|start|>"), AddedToken("<|end|>", rstrip=True)])
+    tokenizer.add_tokens([AddedToken("<tool>"), AddedToken("word", single_word=True)])
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    assert added_token_texts(tmp_path, "gpt2") == ("Hello<|start|>world", "Hello<tool>world")
+    assert added_token_texts(tmp_path, "llama") == ()

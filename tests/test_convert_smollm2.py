@@ -123,3 +123,29 @@ def test_ctrl_c_or_a_termination_during_conversion_leaves_no_file(smollm2_folder
     _, err = process.communicate(timeout=120)
     assert process.returncode == code and err.strip().splitlines() == [said]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_verify_checks_each_added_token_and_catches_one_typed_as_text(smollm2_folder, converted, tmp_path):
+    """convert --verify puts each of tokenizer.json's added tokens (SmolLM2's chat markers) between
+    two words and asks the GGUF to split it out as the source does: a file whose <|im_start|> is
+    typed as ordinary text comes out in pieces there and is caught."""
+    import gguf
+
+    from llamadesk.app.engine.llama_engine import Engine
+    from llamadesk.app.engine.types import LoadSettings
+    from llamadesk.convert.converter import plan_conversion, write_gguf
+    from llamadesk.convert.verify import VERIFY_CONTEXT, added_token_texts, token_mismatches
+
+    texts = added_token_texts(smollm2_folder, "gpt2")
+    assert "Hello<|im_start|>world" in texts and "Hello<|im_end|>world" in texts
+
+    def mismatched(path: Path) -> list[str]:
+        with Engine.load(path, LoadSettings(n_ctx=VERIFY_CONTEXT)) as engine:
+            found = token_mismatches(smollm2_folder, "gpt2", lambda t: engine.tokenize(t, special=True), texts)
+        return [mismatch.text for mismatch in found]
+
+    assert mismatched(converted["f16"]) == []
+    plan = plan_conversion(smollm2_folder, "f16")
+    plan.vocabulary.types[plan.vocabulary.tokens.index("<|im_start|>")] = gguf.TokenType.NORMAL
+    assert mismatched(write_gguf(plan, tmp_path / "typed-as-text.gguf")) == ["Hello<|im_start|>world"]

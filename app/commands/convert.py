@@ -170,7 +170,7 @@ def _verify(plan: ConversionPlan, written: Path, final_name: Path) -> str:
         print("verifying against the source checkpoint...", file=sys.stderr)
     with Engine.load(written, LoadSettings(n_ctx=VERIFY_CONTEXT)) as engine:
         return verify_against_source(
-            plan, final_name.name, lambda t: engine.tokenize(t, add_bos=True), engine.position_logits
+            plan, final_name.name, lambda t: engine.tokenize(t, add_bos=True, special=True), engine.position_logits
         )
 
 
