@@ -13,7 +13,7 @@ one thread and a 2048-token context (the settings bench/translate.py used that d
 pipelines with the batch-invariant kernels `translate` decodes on by default):
 - `filing-day`: the pipeline of commit 5c2b6d4 (fixed few-shot examples, one answer);
 - `default`: today's default pipeline;
-- `candidates`: today's `--candidates` (20 answers of two prompts, one kept: candidates.py), its
+- `candidates`: today's `--candidates` (20 answers of three prompts, one kept: candidates.py), its
   candidates decoded side by side on a batched decoder of 8 slots as `translate` does by default.
 chrF by sacrebleu (corpus level) against the human translations. Writes the "## translate vs
 filing day" section of bench/RESULTS.md.

@@ -129,7 +129,7 @@ class BatchedGenerator(EngineGenerator):
     ) -> list[list[tuple[str, float | None]]]:
         """Every answer of every prompt submitted together: a slot freed by one prompt's answer takes
         the next prompt's at once, where prompt after prompt each ran a last step or two of few
-        sequences (translate --candidates asks two prompts)."""
+        sequences (translate --candidates asks three prompts)."""
         requests, answer_sets = [], []
         for prompt, max_tokens, samplings in asks:
             tokens = self.prompt_tokens(prompt)
