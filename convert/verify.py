@@ -4,8 +4,8 @@ Tokens: the source tokenizer is run by its own library (`tokenizers` for tokeniz
 `sentencepiece` for tokenizer.model): those are the definitions llama.cpp's tokenizer must match,
 so they are the reference. Both install with llamadesk; should one be missing, --verify says how
 to install it. Besides sample texts, each added token of a tokenizer.json is checked on its own
-(`added_token_texts`). Logits: llama.cpp's on the GGUF against reference_forward's numpy forward pass over
-the source checkpoint's own tensors.
+(`added_token_texts`). Logits: llama.cpp's on the GGUF against reference_forward's numpy forward
+pass over the source checkpoint's own tensors.
 """
 
 from __future__ import annotations

@@ -179,9 +179,10 @@ def test_cli_ctrl_c_keeps_finished_segments_and_the_next_run_resumes(tmp_path):
 
 
 def test_cli_candidates_keep_one_answer_per_line_and_repeat():
-    """--candidates 4 (two answers of the usual prompt and two of the one with the shipped corpus's
-    nearest examples, greedy then sampled, one kept) on the real model: one Spanish line per input
-    line, and the same answer on a second run (the samples' seeds are fixed)."""
+    """--candidates 4 (two answers of the usual prompt and one of each prompt with the shipped
+    corpus's 3 and 5 nearest examples, or two of one where both would show the same, greedy then
+    sampled, one kept) on the real model: one Spanish line per input line, and the same answer on a
+    second run (the samples' seeds are fixed)."""
     command = ("translate", "--to", "es", "--from", "en", "--candidates", "4", *THREADS)
     args = (*command, "--parallel", "2")
     first = run_cli(*args, input="Change my password.\n")

@@ -478,7 +478,7 @@ def translator_for(engine, prompt: str = "auto", examples: bool = False, candida
     `examples`: nearest examples from the shipped corpus in each prompt (off: with gemma3-270m on
     bench/translate.py, bench/RESULTS.md "translate-candidates", they lost chrF on three of four
     sets and languages); `candidates`: that many answers per segment, the greedy one and sampled
-    ones, some of them to the prompt with the shipped corpus's nearest examples, one kept
+    ones, some of them to prompts with the shipped corpus's nearest examples, one kept
     (SegmentTranslator; `translate --candidates`).
     """
     strategy = choose_strategy(engine.summary.metadata, engine.has_chat_template, prompt)
