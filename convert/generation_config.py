@@ -16,6 +16,7 @@ from pathlib import Path
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.value_ranges import shown
+from llamadesk.convert.optional_files import optional_file
 
 MAX_GENERATION_CONFIG_BYTES = 1024**2  # real ones are a few hundred bytes
 SPECIAL_KINDS = ("bos", "eos", "pad")
@@ -36,7 +37,7 @@ def _ids(value: object, key: str, path: Path, n_tokens: int) -> list[int]:
 def generation_token_ids(folder: Path, n_tokens: int) -> dict[str, list[int]]:
     """kind ("bos", "eos", "pad") -> the ids generation_config.json gives it; {} without that file."""
     path = folder / "generation_config.json"
-    if not path.is_file():
+    if not optional_file(path):
         return {}
     config = read_json_object(path, "generation config", max_bytes=MAX_GENERATION_CONFIG_BYTES)
     found = {}

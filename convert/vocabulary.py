@@ -27,6 +27,7 @@ from llamadesk.app.core.gguf_requirements import (
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.value_ranges import shown
 from llamadesk.convert.generation_config import fill_unset_special_ids
+from llamadesk.convert.optional_files import optional_file
 from llamadesk.convert.pretokenizers import check_pre_tokenizer_name, describe, known_names, llama_cpp_pre_tokenizer
 from llamadesk.convert.sentencepiece_model import read_sentencepiece_model
 
@@ -176,7 +177,7 @@ def _config_added_tokens(folder: Path, n_vocab: int) -> dict[int, dict[str, Any]
     transformers list their <pad> 32000 here beside 32,000 rows.
     """
     path = folder / "tokenizer_config.json"
-    if not path.is_file():
+    if not optional_file(path):
         return {}
     decoder = read_json_object(path, "tokenizer config", max_bytes=MAX_TOKENIZER_BYTES).get("added_tokens_decoder")
     if decoder is None:
@@ -211,7 +212,7 @@ def _json_added_tokens(folder: Path, n_vocab: int) -> dict[int, str]:
     beside 32,000 rows, a token the model has no row for; refused, they converted no more.
     """
     path = folder / "added_tokens.json"
-    if not path.is_file():
+    if not optional_file(path):
         return {}
     added = {}
     for content, token_id in read_json_object(path, "added tokens", max_bytes=MAX_TOKENIZER_BYTES).items():
@@ -232,7 +233,7 @@ def _checked_files(folder: Path) -> None:
     tokenizer.json were already read through read_json_object.
     """
     for name, what in (("tokenizer_config.json", "tokenizer config"), ("chat_template.json", "chat template")):
-        if (folder / name).is_file():
+        if optional_file(folder / name):
             read_json_object(folder / name, what, max_bytes=MAX_TOKENIZER_BYTES)
     # SpecialVocab's json.load fails on a byte-order mark, and it would say so of the wrong file.
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.json"):
@@ -254,7 +255,7 @@ def _checked_files(folder: Path) -> None:
                 raise BadInputError(f"{template} is not a regular file; remove it or put the template's text there")
         texts += found
     for text in texts:
-        if text.is_file() and text.stat().st_size > MAX_TOKENIZER_BYTES:
+        if optional_file(text) and text.stat().st_size > MAX_TOKENIZER_BYTES:
             raise BadInputError(f"{text}: larger than {format_bytes(MAX_TOKENIZER_BYTES)}; the file is damaged")
 
 
@@ -397,6 +398,11 @@ def _bpe_vocabulary(folder: Path, tokenizer: dict[str, Any], n_vocab: int, pre_o
                 f"{path}: token {shown(text)} has id {shown(token_id)}, not one of the model's {n_vocab} rows; "
                 "the tokenizer is damaged or not for this model"
             )
+        if token_id in by_id:  # one of them would be lost: the model could never read or write it
+            raise BadInputError(
+                f"{path}: tokens {shown(by_id[token_id])} and {shown(text)} both have id {token_id}; "
+                "the tokenizer is damaged"
+            )
         by_id[token_id] = text
     added = {a["id"]: a for a in _added_tokens(tokenizer, path, n_vocab)}
     for token_id, a in added.items():
@@ -473,13 +479,13 @@ def _read_vocabulary(folder: Path, n_vocab: int, pre_override: str | None) -> Vo
         check_pre_tokenizer_name(pre_override)
     tokenizer_json = folder / "tokenizer.json"
     model: dict[str, Any] = {}
-    if tokenizer_json.is_file():
+    if optional_file(tokenizer_json):
         tokenizer = read_json_object(tokenizer_json, "tokenizer", max_bytes=MAX_TOKENIZER_BYTES)
         model = _section(tokenizer, "model", tokenizer_json)
         decoder = _section(tokenizer, "decoder", tokenizer_json)
         if model.get("type") == "BPE" and decoder.get("type") == "ByteLevel":
             return _bpe_vocabulary(folder, tokenizer, n_vocab, pre_override)
-    if (folder / "tokenizer.model").is_file():
+    if optional_file(folder / "tokenizer.model"):
         if pre_override is not None:  # a SentencePiece model splits text itself: the name would be ignored
             raise BadInputError(
                 f"{folder}: --pre-tokenizer is for byte-level BPE tokenizers (tokenizer.json); "

@@ -200,12 +200,49 @@ def saved_evaluations(model: Path) -> list[dict[str, Any]]:
     except BadInputError:
         return []  # a damaged sidecar hides its results, never the model
     results = data.get("results")
-    return [r for r in results if isinstance(r, dict) and _numbers_finite(r)] if isinstance(results, list) else []
+    if not isinstance(results, list):
+        return []
+    return [kept for kept in map(_well_formed, results) if kept is not None]
 
 
-def _numbers_finite(entry: dict[str, Any]) -> bool:
-    """Python's json reads NaN and Infinity, which `models --json` then wrote out as invalid JSON."""
-    return all(math.isfinite(value) for value in entry.values() if isinstance(value, float))
+# What each field of a saved EvalResult must be: a sidecar missing "ctx" or with "perplexity": "x"
+# stopped the whole `models` listing (KeyError, a format error) in the line that shows it.
+_TEXT, _COUNT, _NUMBER = (str,), (int,), (int, float)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": _TEXT,
+    "text": _TEXT,
+    "text_sha256": _TEXT,
+    "ctx": _COUNT,
+    "chunks": _COUNT,
+    "scored_tokens": _COUNT,
+    "cross_entropy": _NUMBER,
+    "perplexity": _NUMBER,
+    "base": _TEXT,
+    "base_perplexity": _NUMBER,
+    "kld_mean": _NUMBER,
+    "kld_p99": _NUMBER,
+    "kld_max": _NUMBER,
+    "top1_agreement": _NUMBER,
+}
+_SHOWN_FIELDS = ("perplexity", "ctx")  # what summary_line needs
+
+
+def _well_formed(entry: Any) -> dict[str, Any] | None:
+    """`entry`'s EvalResult fields if it has those summary_line shows and each field has its type
+    (a number finite: Python's json reads NaN and Infinity, which `models --json` then wrote out
+    as invalid JSON), else None: not shown. Other keys are left out."""
+    if not isinstance(entry, dict) or any(entry.get(name) is None for name in _SHOWN_FIELDS):
+        return None
+    kept: dict[str, Any] = {}
+    for name, types in _FIELD_TYPES.items():
+        value = entry.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if name in entry:
+            kept[name] = value
+    return kept
 
 
 # What to do about a model whose folder takes no eval file (eval has no output to choose).

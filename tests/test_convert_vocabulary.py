@@ -162,6 +162,10 @@ def test_an_unknown_pre_tokenizer_needs_a_name_given(tmp_path):
             {"model": {"type": "BPE", "vocab": {"a": 0, "\ud800": 1}, "merges": ["a b"]}},
             "has id 1, not one of the model's 8 rows",
         ),
+        (  # "(" was lost: the converted model could never read or write it
+            {"model": {"type": "BPE", "vocab": {"a": 0, "(": 1, ")": 1}, "merges": ["a b"]}},
+            'tokens "(" and ")" both have id 1; the tokenizer is damaged',
+        ),
         ({"added_tokens": {"id": 3}}, "'added_tokens' must be a list, not {\"id\": 3}; the tokenizer is damaged"),
         (
             {"added_tokens": [{"id": 8, "content": "<|end|>"}]},
@@ -185,6 +189,7 @@ def test_an_unknown_pre_tokenizer_needs_a_name_given(tmp_path):
         "id-beyond-model",
         "id-not-number",
         "token-not-text",
+        "two-tokens-one-id",
         "added-not-list",
         "added-id-beyond-model",
         "added-special-not-bool",
@@ -248,6 +253,27 @@ def test_special_tokens_and_templates_are_checked(tmp_path, files, message):
     for name, value in files.items():
         write_json(tmp_path / name, value)
     assert refused(tmp_path).endswith(message)
+
+
+@pytest.mark.parametrize("name", ["tokenizer_config.json", "generation_config.json", "chat_template.jinja"])
+@pytest.mark.parametrize("what", ["folder", "fifo", "broken-link", "link-to-itself", "link-to-a-device"])
+def test_an_optional_tokenizer_file_that_is_not_a_file_is_refused_not_skipped(tmp_path, name, what):
+    # A folder named tokenizer_config.json converted without the chat template, saying nothing.
+    folder = bpe_folder(tmp_path)
+    path = folder / name
+    if what == "folder":
+        path.mkdir()
+    elif what == "fifo":
+        os.mkfifo(path)
+    elif what == "broken-link":
+        path.symlink_to(folder / "gone.json")
+    elif what == "link-to-itself":
+        path.symlink_to(path)
+    else:
+        path.symlink_to("/dev/zero")
+    assert refused(folder) == (
+        f"{path} is not a regular file (a folder, FIFO, device or broken link); put the file there or remove it"
+    )
 
 
 def test_named_chat_templates_and_generation_config_ids(tmp_path):

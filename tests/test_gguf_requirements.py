@@ -173,6 +173,24 @@ REFUSED = {
         lambda m: m.set("llama.rope.dimension_count", 5, U32),
         "llama.rope.dimension_count is larger than the head size (4)",
     ),
+    "rope.dimension_count-odd": (  # ggml's rope asserts an even width (gemma3 aborted at the first token)
+        lambda m: TinyModel(architecture="gemma3").set("gemma3.rope.dimension_count", 3, U32),
+        "gemma3.rope.dimension_count is 3; rotary embedding turns pairs of dimensions, so it must be even",
+    ),
+    "rope-narrower-than-the-head": (  # qwen2's graph asserts rope spans the head
+        lambda m: TinyModel(architecture="qwen2").set("qwen2.rope.dimension_count", 2, U32),
+        "qwen2.rope.dimension_count is 2 but the head size is 4; a qwen2 model turns the whole head",
+    ),
+    "key-and-value-head-sizes-differ": (
+        lambda m: TinyModel(architecture="qwen2")
+        .set("qwen2.attention.key_length", 4, U32)
+        .set("qwen2.attention.value_length", 2, U32),
+        "qwen2.attention.key_length (4) and value_length (2) differ; a qwen2 model has one head size",
+    ),
+    "rms_epsilon-negative": (  # ggml's norm kernels assert eps >= 0
+        lambda m: m.set("llama.attention.layer_norm_rms_epsilon", -1.0, F32),
+        "llama.attention.layer_norm_rms_epsilon is -1.0; it must be at least 0",
+    ),
     # The vocabulary.
     "tokenizer-missing": (
         lambda m: m.drop("tokenizer.ggml.model"),
@@ -256,7 +274,9 @@ REFUSED = {
         "tensor 'blk.0.ffn_down.weight' has shape [8, 16] but the hyperparameters say [16, 8]",
     ),
     "key_length-does-not-match-attn_q": (  # with key_length, heads need not divide the embedding
-        lambda m: m.set("llama.attention.head_count", 3, U32).set("llama.attention.key_length", 4, U32),
+        lambda m: m.set("llama.attention.head_count", 3, U32)
+        .set("llama.attention.key_length", 4, U32)
+        .set("llama.attention.value_length", 4, U32),
         "tensor 'blk.0.attn_q.weight' has shape [8, 8] but the hyperparameters say [8, 12]",
     ),
     "norm-f16": (
@@ -325,6 +345,12 @@ def test_a_model_llama_cpp_can_load_is_accepted(tmp_path, change):
     model = change(model) or model
     summary = inspect_gguf(model.write(tmp_path / "tiny.gguf"))
     assert summary.architecture == "llama" and summary.n_layers == 2
+
+
+def test_a_rope_narrower_than_the_head_is_accepted_where_llama_cpp_allows_it(tmp_path):
+    """Phi-3's graph turns only the first rope.dimension_count dimensions (Phi-4 mini: 3/4 of them)."""
+    model = TinyModel(architecture="phi3").set("phi3.rope.dimension_count", 2, U32)
+    assert inspect_gguf(model.write(tmp_path / "tiny.gguf")).architecture == "phi3"
 
 
 def test_shapes_are_left_to_llama_cpp_for_other_architectures(tmp_path):

@@ -414,3 +414,48 @@ def test_the_starter_gemma_is_not_put_together_on_a_disk_it_cannot_fit(tmp_path,
         "1.0 MiB free; free some space (or set LLAMADESK_HOME to a folder on another disk)"
     )
     assert list(models.iterdir()) == []
+
+
+def test_a_file_named_like_a_split_part_is_one_model_and_rm_leaves_its_neighbours(home, tmp_path):
+    # `convert -o notes-00001-of-00002.gguf` wrote one file; `models` counted a stranger's
+    # notes-00002-of-00002.gguf as its second part, and `models rm notes` deleted it.
+    env = {**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")}
+    python = str(LLAMADESK.parent / "python")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    single = folder / "notes-00001-of-00002.gguf"
+    single.write_bytes(tiny_gguf_bytes(tmp_path, single.name))
+    neighbour = folder / "notes-00002-of-00002.gguf"
+    neighbour.write_text("my notes, not a model")
+    # A real split model beside it: both its parts are the model's, and go with it.
+    split = [folder / f"two-0000{i}-of-00002.gguf" for i in (1, 2)]
+    for i, part in enumerate(split, start=1):
+        part.write_bytes(tiny_gguf_bytes(tmp_path, part.name, split=(i, 2)))
+    record = "from pathlib import Path; from llamadesk.app.library.registry import record_made_model; "
+    record += f"record_made_model(Path({str(single)!r}), {{}}); record_made_model(Path({str(split[0])!r}), {{}})"
+    assert subprocess.run([python, "-c", record], env=env, capture_output=True).returncode == 0
+
+    models = listed(home)
+    assert models["notes"]["parts"] == 1 and models["notes"]["file_size"] == single.stat().st_size
+    assert models["two"]["parts"] == 2 and models["two"]["file_size"] == sum(p.stat().st_size for p in split)
+
+    done = cli(home, "models", "rm", "notes", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert not single.exists() and neighbour.read_text() == "my notes, not a model"
+    # A second part whose header names another split is not deleted either.
+    split[1].write_bytes(tiny_gguf_bytes(tmp_path, split[1].name, split=(2, 3)))
+    done = cli(home, "models", "rm", "two", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert not split[0].exists() and split[1].exists()
+
+
+def test_a_damaged_eval_sidecar_in_an_added_folder_hides_its_results_not_the_listing(home, tmp_path):
+    # {"results": [{"perplexity": 12.5}]} made `models` exit 1 (KeyError: 'ctx') for every model.
+    folder = tmp_path / "side"
+    folder.mkdir()
+    (folder / "m.gguf").write_bytes(tiny_gguf_bytes(tmp_path, "m.gguf"))
+    (folder / "m.gguf.eval.json").write_text('{"results": [{"perplexity": 12.5}, {"perplexity": "x", "ctx": 64}]}')
+    assert cli(home, "models", "add", str(folder)).returncode == 0
+    table = cli(home, "models")
+    assert table.returncode == 0 and "m " in table.stdout and "PPL" not in table.stdout, table.stderr
+    assert listed(home)["m"]["eval_results"] == []

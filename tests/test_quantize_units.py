@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 
@@ -143,17 +144,29 @@ def test_legacy_imatrix_is_normalised_like_llama_quantize(tmp_path):
         b"[" * 100_000,  # nested past any parser's recursion
         b"\xff\xfe not utf-8",
         b'{"results": "not a list"}',
-        b'{"results": [1, "two", {"kept": true}]}',
+        b'{"results": [1, "two", {"kept": true}, {"perplexity": 12.5, "ctx": 64, "other": [1]}]}',
+        # each made `models` stop (KeyError, format errors) in the line that shows the result
+        b'{"results": [{"perplexity": 12.5}, {"perplexity": "x", "ctx": 64}, {"perplexity": [1], "ctx": 64}]}',
+        b'{"results": [{"perplexity": 12.5, "ctx": "x"}, {"perplexity": 1, "ctx": 8, "kld_mean": "high"}]}',
+        b'{"results": [{"perplexity": true, "ctx": 64}, {"perplexity": 1, "ctx": 64, "base": 5}]}',
         b"[]",
     ],
 )
 def test_a_damaged_eval_sidecar_hides_its_results_never_the_model(tmp_path, content):
-    from llamadesk.quantize.evaluation import eval_file, saved_evaluations
+    from llamadesk.quantize.evaluation import eval_file, saved_evaluations, summary_line
 
     model = tmp_path / "m.gguf"
     eval_file(model).write_bytes(content)
-    expected = [{"kept": True}] if b"kept" in content else []
+    expected = [{"perplexity": 12.5, "ctx": 64}] if b"kept" in content else []
     assert saved_evaluations(model) == expected
+    for result in saved_evaluations(model):
+        assert summary_line(result) == "PPL 12.50 @64"
+
+
+def test_every_field_of_an_evaluation_is_checked_when_read_back():
+    from llamadesk.quantize.evaluation import _FIELD_TYPES, EvalResult
+
+    assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(EvalResult)}
 
 
 def test_a_huge_eval_sidecar_is_not_read(tmp_path):

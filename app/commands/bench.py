@@ -84,11 +84,10 @@ def check_context_fits(path, n_ctx: int, sized_by: tuple[str, ...]) -> None:
 def whole_model_header(path):
     """The first file's header with the tensors of a split model's other parts: the first part's
     alone made the bandwidth limit's "weights per token" a fraction of the model's."""
-    from llamadesk.app.core.gguf_file import open_header
-    from llamadesk.app.core.gguf_naming import split_parts
+    from llamadesk.app.core.gguf_file import model_parts, open_header
 
     header = open_header(path)
-    others = [t for part in split_parts(path)[1:] for t in open_header(part).tensors]
+    others = [t for part in model_parts(path, header.metadata)[1:] for t in open_header(part).tensors]
     return dataclasses.replace(header, tensors=header.tensors + others)
 
 

@@ -11,9 +11,8 @@ from llamadesk.app.commands.options import add_json_option
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_adapter import is_adapter, summarize_adapter
-from llamadesk.app.core.gguf_file import ADVICE, check_model, one_line, open_header, plain_value, summarize
+from llamadesk.app.core.gguf_file import ADVICE, check_model, model_parts, one_line, open_header, plain_value, summarize
 from llamadesk.app.core.gguf_header import GGUFHeader
-from llamadesk.app.core.gguf_naming import split_parts
 from llamadesk.app.library.catalog import inspect_model, resolve_model
 
 EXAMPLES = """examples:
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"{one_line(str(path))}: llama.cpp cannot load it: {one_line(refusal)}; {ADVICE}")
     # A split model is described whole (its first part alone showed a third of it), as `models` does.
     summary = inspect_model(path)
-    tensors = [t for part in split_parts(path)[1:] for t in open_header(part).tensors] + header.tensors
+    tensors = [t for part in model_parts(path, header.metadata)[1:] for t in open_header(part).tensors] + header.tensors
     types = dict(Counter(t.ggml_type.name for t in tensors))
     metadata = summary.metadata
     if args.json:

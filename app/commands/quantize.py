@@ -179,10 +179,11 @@ def run(args: argparse.Namespace) -> int:
             imatrix=args.imatrix,
             progress=advance,
         )
-    from llamadesk.app.core.gguf_naming import split_parts
+    from llamadesk.app.core.gguf_file import model_parts, open_header
 
     size = output.stat().st_size
-    input_bytes = sum(part.stat().st_size for part in split_parts(input_path))  # a split model: all its parts
+    parts = model_parts(input_path, open_header(input_path).metadata)
+    input_bytes = sum(part.stat().st_size for part in parts)  # a split model: all its parts
     if args.json:
         print(json.dumps({"output": str(output), "type": qtype.name, "bytes": size, "input_bytes": input_bytes}))
     else:

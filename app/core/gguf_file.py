@@ -230,6 +230,19 @@ def _vocabulary_size(tokens: Any) -> int:
     return len(tokens) if isinstance(tokens, list) else 0
 
 
+def model_parts(path: Path, metadata: dict[str, Any]) -> list[Path]:
+    """The files of the model whose first file is `path` and whose metadata is `metadata`: the
+    split parts when the file itself says it is split (split.count) and they are named as such,
+    else the file alone. A name like `notes-00001-of-00002.gguf` does not make a split model: a
+    single file so named listed a stranger's `notes-00002-of-00002.gguf` as its second part, and
+    `models rm` deleted it."""
+    count = metadata.get("split.count", 1)
+    if not isinstance(count, int) or count < 2:
+        return [path]
+    parts = split_parts(path)
+    return parts if len(parts) == count else [path]
+
+
 def check_model(path: Path, header: GGUFHeader, architecture: str) -> None:
     """Refuse, with one line naming the key, a model llama.cpp would abort on or cannot load.
 

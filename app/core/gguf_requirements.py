@@ -88,8 +88,9 @@ ARCH_KEYS: dict[str, KeyRule] = {
     "attention.head_count_kv": KeyRule((U32,), 0, MAX_HEADS, per_layer=True),
     "attention.key_length": KeyRule((U32,), 1, MAX_WIDTH),
     "attention.value_length": KeyRule((U32,), 1, MAX_WIDTH),
-    "attention.layer_norm_rms_epsilon": KeyRule((F32,)),
-    "attention.layer_norm_epsilon": KeyRule((F32,)),
+    # ggml's norm kernels assert eps >= 0 (an abort at the first token)
+    "attention.layer_norm_rms_epsilon": KeyRule((F32,), 0),
+    "attention.layer_norm_epsilon": KeyRule((F32,), 0),
     "attention.sliding_window": KeyRule((U32,)),
     "attention.causal": KeyRule((BOOL,)),
     "rope.dimension_count": KeyRule((U32,), 0, MAX_WIDTH),
@@ -200,6 +201,20 @@ NOT_WEIGHT_TYPES = frozenset(
 )
 OUTSIDE_LAYERS = frozenset({"token_embd.weight", "output.weight", "output_norm.weight"})  # no "blk.N." prefix
 SHAPED_ARCHITECTURES = frozenset({"llama", "mistral3", "smollm3", "granite", "gemma3"})
+# Architectures whose graph asserts that rotary embedding spans the whole head and that keys and
+# values have one head size (GGML_ASSERT(n_embd_head == n_rot) and == n_embd_head_k in
+# src/models/<arch>.cpp, read for llama.cpp 0.3.36): another rope.dimension_count or key_length
+# loads, then aborts the process at the first token.
+ROPE_SPANS_HEAD_ARCHITECTURES = frozenset(
+    {
+        "apertus", "arcee", "arctic", "baichuan", "chameleon", "codeshell", "cogvlm", "cohere2moe", "dbrx",
+        "deci", "deepseek", "dots1", "dream", "exaone", "falcon", "granite", "grok", "grovemoe", "hunyuan-moe",
+        "internlm2", "jais2", "llada", "llada-moe", "llama", "llama4", "maincoder", "mellum", "minimax-01",
+        "minimax-m2", "minimax-m3", "mistral3", "nemotron", "olmo", "olmo2", "olmoe", "orion", "paddleocr",
+        "plamo", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe", "qwen3vl", "qwen3vlmoe", "rnd1",
+        "smallthinker", "smollm3", "starcoder2", "xverse",
+    }
+)  # fmt: skip
 LAYER_TENSOR = re.compile(r"^blk\.(?P<layer>\d+)\.(?P<kind>.+)$")
 
 ADVICE = "the file is damaged or not a model llamadesk can run"
@@ -226,10 +241,8 @@ def _check_value(key: str, rule: KeyRule, value: Any, n_layers: int | None) -> N
         if rule.choices and value not in rule.choices:
             raise ModelRequirementError(f"{key} is {shown(value)}, not one of {', '.join(rule.choices)}")
         return
-    elif isinstance(value, float):
-        if not np.isfinite(value):
-            raise ModelRequirementError(f"{key} is {value}, not a finite number")
-        return
+    elif isinstance(value, float) and not np.isfinite(value):
+        raise ModelRequirementError(f"{key} is {value}, not a finite number")
     else:
         values = [value]
     for v in values:
@@ -333,9 +346,30 @@ def check_hyperparameters(header: GGUFHeader, architecture: str) -> dict[str, in
             sizes.update(
                 H=n_head, Hkv=n_head_kv, Dk=head_k, Dv=head_v, F=layer_value(meta, key("feed_forward_length"), 0)
             )
-    if sizes["H"] and layer_value(meta, key("rope.dimension_count"), 0) > sizes["Dk"]:
-        raise ModelRequirementError(f"{key('rope.dimension_count')} is larger than the head size ({sizes['Dk']})")
+    check_rope(meta, architecture, sizes)
     return sizes
+
+
+def check_rope(meta: dict[str, Any], architecture: str, sizes: dict[str, int]) -> None:
+    """The rotary embedding's width against the head sizes, as ggml's rope and the graphs assert."""
+    rope_key = f"{architecture}.rope.dimension_count"
+    n_rot = layer_value(meta, rope_key, sizes["Dk"])
+    if sizes["H"] and n_rot > sizes["Dk"]:
+        raise ModelRequirementError(f"{rope_key} is larger than the head size ({sizes['Dk']})")
+    if rope_key in meta and n_rot % 2:
+        raise ModelRequirementError(
+            f"{rope_key} is {n_rot}; rotary embedding turns pairs of dimensions, so it must be even"
+        )
+    if architecture in ROPE_SPANS_HEAD_ARCHITECTURES and sizes["H"]:
+        if sizes["Dk"] != sizes["Dv"]:
+            raise ModelRequirementError(
+                f"{architecture}.attention.key_length ({sizes['Dk']}) and value_length ({sizes['Dv']}) differ; "
+                f"a {architecture} model has one head size"
+            )
+        if n_rot != sizes["Dk"]:
+            raise ModelRequirementError(
+                f"{rope_key} is {n_rot} but the head size is {sizes['Dk']}; a {architecture} model turns the whole head"
+            )
 
 
 def check_vocabulary(header: GGUFHeader) -> int:

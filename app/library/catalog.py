@@ -20,9 +20,9 @@ from typing import Any
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.file_removal import delete_files
 from llamadesk.app.core.gguf_adapter import summarize_adapter
-from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, model_parts, open_header
 from llamadesk.app.core.gguf_header import GGUF_MAGIC
-from llamadesk.app.core.gguf_naming import model_stem, split_parts
+from llamadesk.app.core.gguf_naming import model_stem
 from llamadesk.app.core.machine import MachineFacts, machine_facts
 from llamadesk.app.core.paths import models_dir
 from llamadesk.app.core.printable import printable
@@ -92,7 +92,7 @@ def inspect_model(first: Path) -> GGUFSummary:
     Only what the listing shows is checked here (a file that cannot run is refused when it loads).
     """
     summary = inspect_gguf(first, loadable=False)
-    parts = split_parts(first)
+    parts = model_parts(first, summary.metadata)
     if len(parts) == 1:
         return summary
     tensors = [t for part in parts[1:] for t in open_header(part).tensors]
@@ -296,7 +296,7 @@ def _entry(candidate: Candidate, machine: MachineFacts) -> LibraryEntry:
         memory_needed=fit.needed,
         memory_reserved=fit.reserve,
         memory_available=fit.available,
-        parts=len(split_parts(path)),
+        parts=len(model_parts(path, summary.metadata)),
     )
 
 
@@ -511,6 +511,24 @@ def _is_gguf(path: Path) -> bool:
         return False
 
 
+def _parts_to_delete(first: Path) -> list[Path]:
+    """`first` and the other parts of the split model it starts, each only if its own header says
+    it is that part of that many: a file merely named like a part is someone else's."""
+    try:
+        parts = model_parts(first, open_header(first).metadata)
+    except BadInputError:  # damaged since llamadesk wrote it: that file alone
+        return [first]
+    confirmed = [first]
+    for number, part in enumerate(parts[1:], start=1):
+        try:
+            metadata = open_header(part).metadata
+        except BadInputError:
+            continue
+        if metadata.get("split.no") == number and metadata.get("split.count") == len(parts):
+            confirmed.append(part)
+    return confirmed
+
+
 def _plan_local_removal(first: Path) -> Removal:
     # Older versions recorded `convert -o x.gguf` as the relative "x.gguf": found from another
     # folder it named another file (a person's own was deleted once). Nor is a file that is no
@@ -519,7 +537,7 @@ def _plan_local_removal(first: Path) -> Removal:
         return _forget_made(first, "recorded without its folder, so which file it is is not known")
     if first.exists() and not _is_gguf(first):
         return _forget_made(first, "it is no longer a GGUF file, so not the model llamadesk wrote")
-    files = [p for p in split_parts(first) if p.exists()]
+    files = [p for p in _parts_to_delete(first) if p.exists()]
     from llamadesk.quantize.evaluation import eval_file
 
     sidecar = eval_file(first)
@@ -595,6 +613,5 @@ __all__ = [
     "set_discovery",
     "other_app_stores",
     "inspect_model",
-    "split_parts",
     "read_eval_results",
 ]

@@ -379,6 +379,7 @@ def _range_mutants() -> list[Mutant]:
         ("rope.dimension_count-0", REFUSE, lambda lay: lay.set("llama.rope.dimension_count", U32, 0)),
         ("rope.dimension_count-65", REFUSE, lambda lay: lay.set("llama.rope.dimension_count", U32, 65)),
         ("rope.dimension_count-32", REFUSE, lambda lay: lay.set("llama.rope.dimension_count", U32, 32)),
+        ("rope.dimension_count-63", REFUSE, lambda lay: lay.set("llama.rope.dimension_count", U32, 63)),
         ("rope.scaling.type-bogus", REFUSE, lambda lay: lay.set("llama.rope.scaling.type", STR, "bogus")),
         ("rope.scaling.type-none", ACCEPT, lambda lay: lay.set("llama.rope.scaling.type", STR, "none")),
         ("rope.freq_base-10000", ACCEPT, lambda lay: lay.set("llama.rope.freq_base", F32, 10000.0)),
@@ -386,6 +387,8 @@ def _range_mutants() -> list[Mutant]:
         ("rms_epsilon-nan", REFUSE, lambda lay: lay.set("llama.attention.layer_norm_rms_epsilon", F32, float("nan"))),
         ("rms_epsilon-missing", REFUSE, lambda lay: lay.drop("llama.attention.layer_norm_rms_epsilon")),
         ("rms_epsilon-1e-6", ACCEPT, lambda lay: lay.set("llama.attention.layer_norm_rms_epsilon", F32, 1e-6)),
+        ("rms_epsilon-negative", REFUSE, lambda lay: lay.set("llama.attention.layer_norm_rms_epsilon", F32, -1.0)),
+        ("rms_epsilon-0", ACCEPT, lambda lay: lay.set("llama.attention.layer_norm_rms_epsilon", F32, 0.0)),
         ("expert_count-8", REFUSE, lambda lay: lay.set("llama.expert_count", U32, 8)),
         (
             "expert_used-9-of-8",

@@ -29,8 +29,8 @@ PRELOAD = (
     "tests.fuzz.gguf_mutants",
 )
 INDEX = {m.id: i for i, m in enumerate(MUTANTS)}
-# The two that crashed before: llama.cpp aborted on the first, the second was a traceback.
-KNOWN_CRASHERS = ("value-block_count-0", "value-context_length-max")
+# Those that crashed before: llama.cpp aborted on the first and third (GGML_ASSERT), the second was a traceback.
+KNOWN_CRASHERS = ("value-block_count-0", "value-context_length-max", "value-rms_epsilon-negative")
 CHAT_SAMPLE = 60
 LOAD_SAMPLE = 20
 
@@ -119,6 +119,7 @@ def test_chat_answers_on_harmless_mutants_and_refuses_the_known_crashers(info_re
     assert_all_refused({name: results[name] for name in KNOWN_CRASHERS}, codes=(2,))
     assert "block_count is 0" in results["value-block_count-0"]["stderr"]
     assert "context_length is 4294967295" in results["value-context_length-max"]["stderr"]
+    assert "layer_norm_rms_epsilon is -1.0; it must be at least 0" in results["value-rms_epsilon-negative"]["stderr"]
     print(f"chat: {len(sample)} harmless mutants answered, {len(KNOWN_CRASHERS)} known crashers refused")
 
 
@@ -132,7 +133,12 @@ QUANTIZER_CRASHERS = (
     "value-nextn_predict_layers-31",
     "value-tokens-duplicate",
 )
-USELESS_QUANTIZED = ("value-context_length-0", "value-rms_epsilon-nan", "value-bos-out-of-vocabulary")
+USELESS_QUANTIZED = (
+    "value-context_length-0",
+    "value-rms_epsilon-nan",
+    "value-rms_epsilon-negative",
+    "value-bos-out-of-vocabulary",
+)
 
 
 def test_quantize_refuses_what_info_refuses_with_the_same_line(info_results, mutant_folder, tmp_path):
