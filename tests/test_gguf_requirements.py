@@ -182,9 +182,11 @@ REFUSED = {
         "qwen2.rope.dimension_count is 2 but the head size is 4; a qwen2 model turns the whole head",
     ),
     "key-and-value-head-sizes-differ": (
-        lambda m: TinyModel(architecture="qwen2")
-        .set("qwen2.attention.key_length", 4, U32)
-        .set("qwen2.attention.value_length", 2, U32),
+        lambda m: (
+            TinyModel(architecture="qwen2")
+            .set("qwen2.attention.key_length", 4, U32)
+            .set("qwen2.attention.value_length", 2, U32)
+        ),
         "qwen2.attention.key_length (4) and value_length (2) differ; a qwen2 model has one head size",
     ),
     "rms_epsilon-negative": (  # ggml's norm kernels assert eps >= 0
@@ -274,9 +276,11 @@ REFUSED = {
         "tensor 'blk.0.ffn_down.weight' has shape [8, 16] but the hyperparameters say [16, 8]",
     ),
     "key_length-does-not-match-attn_q": (  # with key_length, heads need not divide the embedding
-        lambda m: m.set("llama.attention.head_count", 3, U32)
-        .set("llama.attention.key_length", 4, U32)
-        .set("llama.attention.value_length", 4, U32),
+        lambda m: (
+            m.set("llama.attention.head_count", 3, U32)
+            .set("llama.attention.key_length", 4, U32)
+            .set("llama.attention.value_length", 4, U32)
+        ),
         "tensor 'blk.0.attn_q.weight' has shape [8, 8] but the hyperparameters say [8, 12]",
     ),
     "norm-f16": (
