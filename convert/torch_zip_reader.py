@@ -226,6 +226,8 @@ def read_torch_zip(path: Path) -> list[TensorSource]:
 
     tensors = []
     for name, tensor in found:
+        if tensor.storage.dtype == "F64":  # a float tensor, so maybe a weight: skipped, it was "missing"
+            raise BadInputError(f"{path}: tensor {name} is F64; llamadesk converts F32, F16 and BF16 checkpoints")
         if tensor.storage.dtype not in NUMPY_DTYPES:
             continue  # integer/bool buffers (position ids, masks) are never LLaMA weights
         locate(tensor.storage)  # a truncated file is reported now, not halfway through writing

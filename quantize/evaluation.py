@@ -27,6 +27,7 @@ import numpy as np
 
 from llamadesk.app.core.atomic_file import UnwritableFolder, atomic_output, check_writable_target
 from llamadesk.app.core.errors import BadInputError
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.quantize import quality_metrics as qm
 
@@ -87,18 +88,32 @@ def scored_span(ctx: int) -> slice:
     return slice(ctx // 2, ctx - 1)
 
 
+DEFAULT_CHUNK = 512  # llama-perplexity's and llama-imatrix's
+
+
+def default_chunk_size(summary: GGUFSummary) -> int:
+    """512 tokens, as llama.cpp's tools, or the model's trained context where that is shorter: a
+    model trained for 256 tokens was refused for a --ctx 512 nobody had given."""
+    trained = summary.context_length
+    return min(DEFAULT_CHUNK, trained) if trained else DEFAULT_CHUNK
+
+
 def evaluate(
     model: Path,
     text_file: Path,
-    ctx: int = 512,
+    ctx: int | None = None,
     base: Path | None = None,
     threads: int | None = None,
     progress: ChunkProgress | None = None,
 ) -> EvalResult:
-    """Perplexity of `model` on the text in `text_file`, and with `base` its KL divergence to it."""
+    """Perplexity of `model` on the text in `text_file`, and with `base` its KL divergence to it.
+
+    `ctx`: tokens per chunk; None for default_chunk_size's."""
     from llamadesk.app.engine.scoring import TokenScorer
 
     text = _read_text(text_file)
+    if ctx is None:
+        ctx = default_chunk_size(inspect_gguf(model))
     with TokenScorer.load(model, ctx, threads, SHORTEST_CHUNK) as scorer:
         tokens = scorer.tokenize(text)
         starts = chunk_starts(len(tokens), ctx)
@@ -174,7 +189,8 @@ def finite_log_probs(logits: np.ndarray, model: Path | None) -> np.ndarray:
 
 def _read_text(path: Path) -> str:
     if not path.is_file():
-        raise BadInputError(f"{path}: no such text file; give a plain UTF-8 text to evaluate on")
+        what = "not a regular file" if os.path.lexists(path) else "no such text file"
+        raise BadInputError(f"{path}: {what}; give a plain UTF-8 text to evaluate on")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

@@ -22,6 +22,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import inspect_gguf
 from llamadesk.app.core.imatrix_file import COUNTS_SUFFIX, SUMS_SUFFIX
 from llamadesk.app.core.value_ranges import THREADS
+from llamadesk.quantize.evaluation import default_chunk_size
 
 if TYPE_CHECKING:
     from llamadesk.app.engine.activations import ActivationStats
@@ -31,23 +32,32 @@ def compute_imatrix(
     model: Path,
     text_file: Path,
     output: Path,
-    ctx: int = 512,
+    ctx: int | None = None,
     threads: int | None = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Run `model` over the text and write its importance matrix to `output` (atomically)."""
+    """Run `model` over the text and write its importance matrix to `output` (atomically).
+
+    `ctx`: tokens per chunk; None for evaluation.default_chunk_size's."""
     from gguf import GGUFWriter
 
     from llamadesk.app.core.machine import machine_facts
     from llamadesk.app.engine.activations import collect_activations
 
     summary = inspect_gguf(model)  # a bad file is refused before llama.cpp sees it
+    trained = summary.context_length
+    if trained and trained < 16:
+        raise BadInputError(
+            f"{summary.path.name} was trained for a context of {trained} tokens; an importance matrix needs "
+            "chunks of at least 16"
+        )
+    if ctx is None:
+        ctx = default_chunk_size(summary)
     if ctx < 16:
         raise BadInputError(f"--ctx must be at least 16 tokens, not {ctx}")
     # llama.cpp allocates the whole context up front: --ctx 1000000000 took the machine's memory
     # until the kernel killed the process. Past the trained context a chunk says nothing anyway.
-    trained = summary.context_length
     if trained and ctx > trained:
         raise BadInputError(
             f"--ctx {ctx}: chunks for {summary.path.name} are 16 to {trained} tokens, the context it was "
@@ -56,7 +66,8 @@ def compute_imatrix(
     # None is "choose"; 0 is refused, never taken for the default.
     n_threads = machine_facts().physical_cores if threads is None else THREADS.check(threads, "--threads")
     if not text_file.is_file():
-        raise BadInputError(f"{text_file}: no such text file; give a plain UTF-8 text")
+        what = "not a regular file" if os.path.lexists(text_file) else "no such text file"
+        raise BadInputError(f"{text_file}: {what}; give a plain UTF-8 text")
     try:
         text = text_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

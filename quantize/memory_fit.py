@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, open_header
-from llamadesk.app.core.gguf_naming import split_parts
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, model_parts, open_header
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.core.memory_budget import estimate_memory, ram_budget
 from llamadesk.quantize.quant_types import QUANT_TYPES, QuantType, find_quant_type
@@ -92,7 +92,7 @@ def whole_model_summary(model: Path) -> GGUFSummary:
     """inspect_gguf, with the parameters and tensor bytes of a split model's other parts added in:
     the first part alone gave BITS/W and -t auto's "smaller than the present file" a third of them."""
     summary = inspect_gguf(model)
-    others = [t for part in split_parts(Path(model))[1:] for t in open_header(part).tensors]
+    others = [t for part in model_parts(Path(model), summary.metadata)[1:] for t in open_header(part).tensors]
     return dataclasses.replace(
         summary,
         parameters=summary.parameters + sum(t.n_elements for t in others),
@@ -170,8 +170,8 @@ def choose_fitting_type(model: Path, n_ctx: int | None, budget: int) -> QuantTyp
     if chosen is not None:
         return find_quant_type(chosen)
     smallest = min((r for r in rows if r.memory_bytes is not None), key=lambda r: r.memory_bytes, default=None)
-    need = f"; the smallest, {smallest.qtype}, needs {smallest.memory_bytes / 1e9:.2f} GB" if smallest else ""
+    need = f"; the smallest, {smallest.qtype}, needs {format_bytes(smallest.memory_bytes)}" if smallest else ""
     raise BadInputError(
-        f"no quantization of {model.name} fits in {budget / 1e9:.2f} GB at this context{need}; "
+        f"no quantization of {model.name} fits in {format_bytes(budget)} at this context{need}; "
         "use a smaller --ctx, a larger --memory, or a smaller model"
     )

@@ -24,3 +24,19 @@ def copy_gguf(source, target, extra_key: str | None = None, changed: dict | None
     writer.write_tensors_to_file()
     writer.close()
     return target
+
+
+def copy_with_key(source, target, key: str, vtype, value):
+    """A byte copy of the GGUF `source` with one metadata key set (added or replaced), its tensor
+    data as it was (the header is re-encoded and padded to the file's alignment)."""
+    from tests.fuzz.gguf_mutants import _parse
+
+    raw = open(source, "rb").read()
+    layout = _parse(raw, len(raw))
+    data = raw[len(raw) - layout.data_size :]
+    layout.set(key, vtype, value)
+    head = layout.encode()
+    padding = -len(head) % layout.alignment
+    with open(target, "wb") as f:
+        f.write(head + b"\0" * padding + data)
+    return target

@@ -208,6 +208,14 @@ def test_bad_outtype_is_refused():
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
+def test_an_empty_source_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("convert", "", "-o", str(tmp_path / "x.gguf"))
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "llamadesk: SRC is empty; give a checkpoint folder or a Hub repo id (owner/name)"
+    )
+
+
 def test_refusal_is_a_bad_input_error():
     from llamadesk.convert.torch_zip_reader import UnsafePickleError
 

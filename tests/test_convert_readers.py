@@ -121,6 +121,17 @@ def test_torch_zip_reads_views_strides_and_nested_dicts(tmp_path):
         assert np.array_equal(to_float32(t.read(), t.dtype), _as_numpy(state["model"][name]))
 
 
+def test_a_float64_tensor_in_a_pickle_is_named_not_called_missing(tmp_path):
+    # It was skipped like an integer buffer, and convert then said the weights had no such tensor.
+    torch.save({"up.weight": torch.randn(4, 4).double(), "ids": torch.arange(3)}, tmp_path / "c.pth")
+    with pytest.raises(BadInputError) as err:
+        read_torch_zip(tmp_path / "c.pth")
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'c.pth'}: tensor up.weight is F64; llamadesk converts F32, F16 and BF16 checkpoints"
+    )
+
+
 class RunsCode:
     def __init__(self, call, argument):
         self.call, self.argument = call, argument

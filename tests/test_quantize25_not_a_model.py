@@ -1,4 +1,4 @@
-"""An importance matrix given where a model is expected is named as one, by every command.
+"""An importance matrix or a LoRA adapter given where a model is expected is named as one, by every command.
 
 info, eval, fit, bench and imatrix said "imatrix.context_length is missing; the file is damaged or
 not a model", about a file llamadesk itself wrote; quantize already named it.
@@ -42,3 +42,37 @@ def imatrix_file(tmp_path):
 def test_an_importance_matrix_is_not_called_a_damaged_model(imatrix_file, command):
     args = [a.format(m=imatrix_file, t=imatrix_file.with_name("t.txt")) for a in command]
     assert_one_clear_line(run_cli(*args), 2, "is an importance matrix, not a model", "--imatrix")
+
+
+@pytest.fixture
+def adapter_file(tmp_path):
+    path = tmp_path / "a.gguf"
+    writer = GGUFWriter(path, arch="llama")  # as convert writes an adapter
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 16.0)
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.ones((4, 8), dtype=np.float32))
+    writer.add_tensor("blk.0.attn_q.weight.lora_b", np.ones((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    (tmp_path / "t.txt").write_text("some text " * 50, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "{m}", "--text", "{t}", "--threads", "1"],
+        ["eval", "{s}", "--base", "{m}", "--text", "{t}", "--threads", "1", "--ctx", "16"],
+        ["fit", "{m}", "--memory", "1GB"],
+        ["bench", "-m", "{m}", "--threads", "1", "-r", "1", "-p", "8", "-n", "1", "--batched", "0"],
+        ["imatrix", "{m}", "--text", "{t}", "--threads", "1", "-o", "{m}.out"],
+    ],
+    ids=["eval", "eval-base", "fit", "bench", "imatrix"],
+)
+def test_a_lora_adapter_is_not_called_a_damaged_model(adapter_file, smollm2_path, command):
+    # fit, eval and imatrix said "llama.context_length is missing; the file is damaged".
+    args = [a.format(m=adapter_file, t=adapter_file.with_name("t.txt"), s=smollm2_path) for a in command]
+    assert_one_clear_line(run_cli(*args), 2, "is a LoRA adapter, not a model")

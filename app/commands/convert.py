@@ -212,6 +212,8 @@ def _origin(args: argparse.Namespace, **fields: str) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.commands.convert_adapter import is_adapter_folder, run_adapter
 
+    if not args.source.strip():  # Path("") is ".": an empty name converted the current folder
+        raise BadInputError("SRC is empty; give a checkpoint folder or a Hub repo id (owner/name)")
     if is_adapter_folder(args.source):
         return run_adapter(args)
     if args.base:

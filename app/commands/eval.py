@@ -34,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="a .gguf file, or a model name from `llamadesk models`")
     parser.add_argument("--text", type=Path, required=True, metavar="FILE", help="plain UTF-8 text to score")
-    parser.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default: 512, as llama-perplexity)")
+    parser.add_argument(
+        "--ctx",
+        type=int,
+        help="tokens per chunk (default: 512, as llama-perplexity, or the model's context if shorter)",
+    )
     parser.add_argument("--base", metavar="BASE", help="the unquantized model to compare with (KL divergence)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: one per physical core)")
     parser.add_argument("--save", action="store_true", help="save the result beside the model (MODEL.gguf.eval.json)")

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.quantize.memory_fit import auto_choice, default_budget, fit_table, parse_memory, whole_model_summary
 
     model = resolve_model(args.model)
-    budget, source = (parse_memory(args.memory), "--memory") if args.memory else default_budget()
+    budget, source = (parse_memory(args.memory), "--memory") if args.memory is not None else default_budget()
     rows = fit_table(model, args.ctx, budget)
     best = auto_choice(rows, whole_model_summary(model).tensor_bytes)
     if args.json:

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("model", metavar="MODEL", help="the unquantized model (f16/bf16/f32 GGUF) or a model name")
     parser.add_argument("--text", type=Path, required=True, metavar="FILE", help="plain UTF-8 text to run")
     parser.add_argument("-o", "--output", type=Path, help="output file (default: MODEL's name with .imatrix)")
-    parser.add_argument("--ctx", type=int, default=512, help="tokens per chunk (default: 512, as llama-imatrix)")
+    parser.add_argument(
+        "--ctx", type=int, help="tokens per chunk (default: 512, as llama-imatrix, or the model's context if shorter)"
+    )
     parser.add_argument("--threads", type=int, help="CPU threads (default: one per physical core)")
     parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     parser.set_defaults(handler=run)

@@ -151,11 +151,11 @@ def run(args: argparse.Namespace) -> int:
         # while its child process starts.
         from llamadesk.quantize.memory_fit import choose_fitting_type, default_budget, parse_memory
 
-        budget = parse_memory(args.memory) if args.memory else default_budget()[0]
+        budget = parse_memory(args.memory) if args.memory is not None else default_budget()[0]
         qtype = choose_fitting_type(input_path, args.ctx, budget)
         print(f"llamadesk: -t auto chose {qtype.name} (fits {format_bytes(budget)})", file=sys.stderr)
     else:
-        if args.memory or args.ctx is not None:
+        if args.memory is not None or args.ctx is not None:
             raise BadInputError("--memory and --ctx only apply with -t auto")
         qtype = find_quant_type(args.qtype)
     output = args.output

@@ -243,13 +243,26 @@ def model_parts(path: Path, metadata: dict[str, Any]) -> list[Path]:
     return parts if len(parts) == count else [path]
 
 
+# What a GGUF that is not a model says it is (general.type): said as such, not as the model keys
+# it lacks ("imatrix.context_length is missing; the file is damaged").
+NOT_A_MODEL = {
+    "imatrix": "an importance matrix, not a model; give it to quantize with --imatrix",
+    "adapter": "a LoRA adapter, not a model; give the model it was trained on (chat and serve apply it with --lora)",
+}
+
+
+def refuse_what_is_not_a_model(path: Path, header: GGUFHeader) -> None:
+    kind = header.metadata.get("general.type")
+    if kind in NOT_A_MODEL:
+        raise BadInputError(f"{_shown(path)} is {NOT_A_MODEL[kind]}")
+
+
 def check_model(path: Path, header: GGUFHeader, architecture: str) -> None:
     """Refuse, with one line naming the key, a model llama.cpp would abort on or cannot load.
 
     A split model's other parts are read too (their tensors are part of the model).
     """
-    if header.metadata.get("general.type") == "imatrix":  # not "imatrix.context_length is missing"
-        raise BadInputError(f"{_shown(path)} is an importance matrix, not a model; give it to quantize with --imatrix")
+    refuse_what_is_not_a_model(path, header)
     try:
         count = check_split(header)
         parts = split_parts(path) if count > 1 else [path]
@@ -271,6 +284,8 @@ def inspect_gguf(path: Path | str, loadable: bool = True) -> GGUFSummary:
     """
     path = Path(path)
     header = open_header(path)
+    if loadable:
+        refuse_what_is_not_a_model(path, header)
     summary = summarize(path, header)
     if loadable:
         check_model(path, header, summary.architecture)

@@ -33,6 +33,11 @@ def _check_chunk_size(summary: GGUFSummary, n_ctx: int, available_ram: int, shor
     99999999999 went on allocating until the kernel killed the process (exit 137, nothing said).
     """
     trained = summary.context_length
+    if trained and trained < shortest:
+        raise BadInputError(
+            f"{summary.path.name} was trained for a context of {trained} tokens; scoring needs chunks of at least "
+            f"{shortest}, so it cannot score this model"
+        )
     if n_ctx < shortest or (trained and n_ctx > trained):
         limit = f"{shortest} to {trained}, the context it was trained for" if trained else f"at least {shortest}"
         raise BadInputError(f"--ctx {n_ctx}: chunks for {summary.path.name} are {limit}")

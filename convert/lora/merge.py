@@ -44,7 +44,9 @@ def parse_adapter_choice(text: str) -> AdapterChoice:
         except ValueError:
             pass  # "C:\\..." or a name with a colon: the whole text is the path
     if not math.isfinite(scale) or abs(scale) > MAX_SCALE:
-        raise BadInputError(f"{shown(text)}: the adapter scale must be a number from -{MAX_SCALE:g} to {MAX_SCALE:g}")
+        raise BadInputError(
+            f"--lora {shown(text)}: the adapter scale must be a number from -{MAX_SCALE:g} to {MAX_SCALE:g}"
+        )
     return AdapterChoice(Path(path).expanduser(), scale)
 
 
