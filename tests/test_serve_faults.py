@@ -95,6 +95,29 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_waiting_are_served(se
             assert [f.result(timeout=120).status_code for f in waiting] == [200] * QUEUE_SIZE
 
 
+def test_clients_that_leave_the_queue_free_their_places_for_others(server):
+    # A waiting request whose client left kept its place until the worker reached it: QUEUE_SIZE
+    # such requests made every other client get 503 "busy" for as long as the reply in progress ran.
+    with httpx.Client(timeout=120) as http, http.stream("POST", f"{server.url}/v1/chat/completions", json=LONG) as r:
+        statuses: list[int] = []
+
+        def leave_then_ask() -> None:
+            for _ in range(QUEUE_SIZE):  # each waits a second in the queue and hangs up
+                with pytest.raises(httpx.ReadTimeout):
+                    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+                    httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=1)
+            wait_until(lambda: health(server)["queued"] == 0, timeout=5)
+            assert health(server)["busy"]  # the long reply still runs
+            with ThreadPoolExecutor(1) as pool:
+                asked = pool.submit(short_reply, server)
+                wait_until(lambda: health(server)["queued"] == 1, timeout=10)
+                r.close()  # the long reply's client leaves too: the one waiting is served
+                statuses.append(asked.result(timeout=120).status_code)
+
+        read_some_events(r, 2, then=leave_then_ask)
+    assert statuses == [200]
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
 def test_sigterm_during_a_reply_tells_the_openai_client_it_is_incomplete_and_exits_0(stream):
     with serving() as served:

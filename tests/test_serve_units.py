@@ -717,6 +717,30 @@ def test_a_schema_of_the_wrong_shape_is_bad_input(schema):
         json_schema_grammar(schema)
 
 
+def test_a_client_that_leaves_the_queue_frees_its_place_at_once():
+    # Its job stayed in the queue until the worker took it: with --queue-size 1, one request that
+    # queued and left made every other client get 503 "busy" until the reply in progress ended.
+    async def main():
+        pool = make_pool(queue_size=1)
+        pool.start()
+        loop = asyncio.get_running_loop()
+        ask = [{"role": "user", "content": "hi"}]
+        running = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=300)), loop)
+        await asyncio.wait_for(running.next_event(), 10)  # on the worker: the queue is empty
+        left = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=1)), loop)
+        assert pool.status()["queued"] == 1
+        pool.cancel(left)
+        assert pool.status()["queued"] == 0
+        failed = await asyncio.wait_for(left.next_event(), 1)  # told now, not when the reply ends
+        assert isinstance(failed, ReplyFailed) and failed.error.status == 499
+        after = pool.submit(GenerationRequest("a", ask, sampling=Sampling(max_tokens=1)), loop)
+        pool.cancel(running)
+        assert isinstance((await drain(after))[-1], ReplyDone)
+        pool.close()
+
+    asyncio.run(main())
+
+
 async def held_jobs(count: int, until) -> tuple[ModelPool, list, threading.Event]:
     """A pool of 2 sequences given `count` jobs that hold their sequence until the event is set;
     returns once `until(pool, jobs)` is true (the worker holding the third for room, ...)."""
@@ -757,6 +781,23 @@ def test_health_counts_the_job_held_until_the_decoder_has_room_as_queued():
 
 # -- shutting down with --parallel: the job the worker holds while the decoder is full --------
 # is told 503 "shutting down" (as the queued ones are), not 499 "the client went away".
+
+
+def test_the_job_held_for_room_takes_a_place_in_the_queue():
+    # With --parallel 2 --queue-size 1, a full decoder, one job held for room and one in the queue
+    # made queue-size + 1 requests waiting.
+    async def main():
+        pool, jobs, release = await held_jobs(3, lambda pool, jobs: pool._waiting_for_room is jobs[2])
+        pool._queue.maxsize = 1  # 2 in flight, 1 held: the queue of 1 is full
+        with pytest.raises(ApiError) as raised:
+            pool.submit(GenerationRequest("a", work=lambda engine, job, decoder: None), asyncio.get_running_loop())
+        assert raised.value.status == 503
+        release.set()
+        for job in jobs:
+            assert isinstance((await drain(job))[-1], ReplyDone)
+        pool.close()
+
+    asyncio.run(main())
 
 
 def test_the_job_waiting_for_room_at_shutdown_gets_503_not_499():

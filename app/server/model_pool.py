@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import queue
 import threading
 import time
 from collections import OrderedDict, deque
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, GenerationDone, GenerationStats, LoadSettings, Sampling, TextPiece
 from llamadesk.app.server.api_errors import ApiError
+from llamadesk.app.server.job_queue import JobQueue, QueueFull
 from llamadesk.app.server.memory_plan import memory_before_load, memory_when_loaded, models_to_close, too_large_message
 from llamadesk.app.server.stop_strings import StopScanner
 
@@ -260,7 +260,7 @@ class ModelPool:
         self._adapters = adapters
         self._loader = loader
         self._library_path = library_path
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._queue: JobQueue[Job | None] = JobQueue(queue_size)
         self._lock = threading.Lock()  # guards _current, _engine, _resident and _loaded across threads
         self._current: Job | None = None
         self._waiting_for_room: Job | None = None  # a job the worker holds until the batched decoder has room
@@ -323,8 +323,11 @@ class ModelPool:
             raise shutdown_error()
         job = Job(request, loop)
         try:
-            self._queue.put_nowait(job)
-        except queue.Full:
+            # A job the worker holds until the batched decoder has room waits too (--parallel).
+            with self._lock:
+                held = self._waiting_for_room is not None
+            self._queue.put_nowait(job, also_waiting=held)
+        except QueueFull:
             raise ApiError(
                 503,
                 f"the server is busy: {self._queue.maxsize} requests are already waiting for the model; retry shortly",
@@ -336,6 +339,9 @@ class ModelPool:
         """The client is gone: drop the job if it waits, stop the engine if it runs (or its
         sequence, when it is decoded with others)."""
         job.cancel()
+        if self._queue.remove(job):  # it leaves the line now: its place is free for the next request
+            job.post(ReplyFailed(self._why_not_started()))
+            return
         with self._lock:
             if self._current is job and self._engine is not None:
                 self._engine.request_stop()
@@ -376,11 +382,7 @@ class ModelPool:
             for job in batch.in_flight_jobs():
                 job.shut_down = True
                 self.cancel(job)
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
+        for job in self._queue.drain():
             if job is not None:
                 job.shut_down = True
                 job.cancel()
