@@ -198,10 +198,19 @@ def test_cli_candidates_keep_one_answer_per_line_and_repeat():
 
 
 def test_cli_refuses_a_candidate_count_out_of_range():
-    for count in ("1", "33"):
+    for count in ("0", "1", "33"):  # 0 quietly turned candidates off
         proc = run_cli("translate", "--to", "es", "--candidates", count, input="Hello\n")
         assert proc.returncode == 2 and proc.stderr.startswith(f"llamadesk: --candidates {count}: give 2 to 32")
         assert proc.stderr.count("\n") == 1 and not proc.stdout
+
+
+def test_a_file_name_after_candidates_is_told_to_come_first(tmp_path):
+    # The help's own example, `--candidates notes.md`, said only "invalid int value: 'notes.md'".
+    notes = tmp_path / "notes.md"
+    notes.write_text("Good morning.\n", encoding="utf-8")
+    proc = run_cli("translate", "--to", "es", "--candidates", str(notes))
+    assert proc.returncode == 2 and f"{str(notes)!r} is not a number of answers; give the file first" in proc.stderr
+    assert "llamadesk translate notes.md --to es --candidates " in run_cli("translate", "--help").stdout
 
 
 def test_cli_context_comes_from_the_flag_then_load_json_then_the_default(tmp_path, gemma_path):

@@ -28,7 +28,7 @@ EXAMPLES = """examples:
   llamadesk translate --to de index.html -o index.de.html      (text and alt/title/placeholder only)
   llamadesk translate --to Spanish messages.txt --glossary terms.txt --json
   llamadesk translate --to fr -m ./Tower-7B.Q4_K_M.gguf notes.md     (prompt chosen from the model)
-  llamadesk translate --to es --candidates notes.md               (20 answers per segment, one kept: slower, better)
+  llamadesk translate notes.md --to es --candidates               (20 answers per segment, one kept: slower, better)
 
 Piped text is translated line by line: the N-th output line is the translation of the N-th input
 line, blank lines kept. A FILE keeps its structure (Markdown headings, lists, tables, code
@@ -82,9 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--candidates",
         nargs="?",
-        type=int,
+        type=_candidate_count,
         const=DEFAULT_CANDIDATES,
-        default=0,
         metavar="N",
         help=f"N answers per segment (default {DEFAULT_CANDIDATES}): greedy and sampled ones, some of them to prompts "
         "that also show the shipped corpus's three or five sentences nearest the segment; keep the one the others "
@@ -118,6 +117,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_load_options(parser, ctx_default=f"load.json's ctx, else {DEFAULT_CONTEXT}")
     # No parser default for --ctx: it would count as a flag and win over load.json's ctx.
     parser.set_defaults(handler=run)
+
+
+def _candidate_count(text: str) -> int:
+    """--candidates' N: argparse takes the word after the flag as it, so `--candidates notes.md`
+    meant N = notes.md; said so, with the order that works."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of answers; give the file first (translate FILE --to LANG --candidates) "
+            "or a number after it (--candidates 20 FILE)"
+        ) from None
 
 
 def _read_input(spec: str) -> tuple[str, str]:
@@ -176,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.translate.segmentation import split_document, split_lines
     from llamadesk.app.translate.source_text import read_source_bytes
 
-    if args.candidates and not 2 <= args.candidates <= MAX_CANDIDATES:
+    if args.candidates is None:
+        args.candidates = 0  # off
+    elif not 2 <= args.candidates <= MAX_CANDIDATES:
         raise BadInputError(f"--candidates {args.candidates}: give 2 to {MAX_CANDIDATES} answers per segment")
     if args.parallel is not None and not 1 <= args.parallel <= 64:
         raise BadInputError(f"--parallel {args.parallel}: give 1 to 64 segments in flight")

@@ -68,7 +68,7 @@ def translate_units(
     results: list[SegmentResult] = []
     for index, unit in enumerate(units):
         if cancelled():
-            yield JobCancelled(len(results), total)
+            yield JobCancelled(_kept(units, resume, results), total)
             return None
         previous = resume.resumed(unit.key, unit.text) if resume is not None else None
         if previous is not None:
@@ -81,10 +81,10 @@ def translate_units(
             try:
                 result = translate_one(index, results, stream)
             except GenerationStopped:
-                yield JobCancelled(len(results), total)
+                yield JobCancelled(_kept(units, resume, results), total)
                 return None
             if cancelled():  # the stop came as the unit ended: it may be cut short
-                yield JobCancelled(len(results), total)
+                yield JobCancelled(_kept(units, resume, results), total)
                 return None
             if resume is not None:
                 resume.record(unit.key, result.translation, result)
@@ -92,6 +92,15 @@ def translate_units(
         results.append(result)
         yield ChunkDone(index, total, result)
     return results
+
+
+def _kept(units: Sequence[LoopUnit], resume: ResumeLog | None, results: Sequence[SegmentResult]) -> int:
+    """How many units a stopped run leaves done: those in the resume sidecar, wherever they are in
+    the document (with --parallel, units past the first unfinished one too: counting only the run
+    from the start said "0 of 40 kept" of a sidecar holding four), else the run from the start."""
+    if resume is None:
+        return len(results)
+    return sum(1 for unit in units if resume.get(unit.key) is not None)
 
 
 # translate_one(translator, index, results before it in its chain, stream) -> the unit's result:
@@ -149,7 +158,7 @@ def translate_units_in_parallel(
 
     for event in run_chains(chains, translators, one, cancel, cost):
         if isinstance(event, Stopped) or cancel.is_set():
-            yield JobCancelled(len(results), total)
+            yield JobCancelled(_kept(units, resume, results), total)
             return None
         if isinstance(event, Started):
             if needs_model(units[event.index]):
@@ -160,7 +169,7 @@ def translate_units_in_parallel(
             results.append(assess(finished.pop(len(results)), source, target))
             yield ChunkDone(len(results) - 1, total, results[-1])
     if len(results) < total:  # cancelled as the last units ended
-        yield JobCancelled(len(results), total)
+        yield JobCancelled(_kept(units, resume, results), total)
         return None
     return results
 
