@@ -48,7 +48,9 @@ def test_a_typeset_source_gets_french_quotes_unless_kept(http):
         ({"text": "", "target": "fr"}, "text"),
         ({"text": "Hi"}, "target"),
         ({"text": "Hi", "target": "fr", "mode": "pages"}, "mode"),
-        ({"text": "Hi", "target": "fr", "glossary": ["x"]}, "glossary"),
+        ({"text": "Hi", "target": "fr", "glossary": ["x"]}, "'glossary' must be an object mapping terms"),
+        ({"text": "Hi", "target": "fr", "glossary": {"cat": 5}}, "'glossary' term 'cat' must map to text, not int"),
+        ({"text": "Hi", "target": "fr", "glossary": {"cat": " "}}, "'glossary' term 'cat' and its translation must"),
         ({"text": "Hi", "target": "fr", "keep_quotes": "yes"}, "keep_quotes"),
         ({"text": "Hi", "target": "fr", "model": "../gemma.gguf"}, "does not exist"),
         # Nothing to detect a language from: the advice names the API's field, not the CLI's --from.

@@ -89,6 +89,13 @@ def test_cli_translates_piped_lines_in_place():
     assert lines[0] != "Good morning."
 
 
+def test_cli_output_dash_is_stdout_as_input_dash_is_stdin(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it wrote a file named "-" here
+    proc = run_cli("translate", "--to", "fr", "--from", "en", "-o", "-", *THREADS, input="Good morning.\n")
+    assert proc.returncode == 0 and proc.stdout.strip() and proc.stdout != "Good morning.\n", proc.stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_cli_json_detects_the_source_and_times_segments():
     proc = run_cli("translate", "--to", "es", "--json", *THREADS, input="This field is required.\n")
     assert proc.returncode == 0, proc.stderr

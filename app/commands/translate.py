@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--from", dest="source", metavar="LANG", help="source language (default: detected from the text)"
     )
     add_model_option(parser, default="gemma3-270m")
-    parser.add_argument("-o", "--output", metavar="OUT", help="write the translation to OUT (default: stdout)")
+    parser.add_argument("-o", "--output", metavar="OUT", help="write the translation to OUT (default, or -: stdout)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.add_argument(
         "--glossary", metavar="G", help="file of 'term = translation' lines the translation must follow"
@@ -199,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
     kind = format_of(args.file) if args.file != "-" and not args.lines else None
     if args.update and (kind != "gettext" or not args.file.lower().endswith(".po")):
         raise BadInputError("--update writes a .po file in place; give a .po FILE (or use -o OUT)")
+    if args.output == "-":  # as FILE's "-" is stdin (it wrote a file named "-")
+        args.output = None
     if args.update and args.output:
         raise BadInputError("--update writes FILE in place; leave out -o")
     if args.retranslate and kind != "gettext":

@@ -54,12 +54,18 @@ def _glossary(fields: Fields) -> dict[str, str] | None:
     value = fields.raw("glossary")
     if value is None:
         return None
-    if (
-        not isinstance(value, dict)
-        or len(value) > MAX_GLOSSARY_TERMS
-        or not all(isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip() for k, v in value.items())
-    ):
-        raise ApiError(400, f"'glossary' must map at most {MAX_GLOSSARY_TERMS} terms to their translations")
+    if not isinstance(value, dict):
+        raise ApiError(
+            400, '\'glossary\' must be an object mapping terms to their translations, like {"station": "gare"}'
+        )
+    if len(value) > MAX_GLOSSARY_TERMS:
+        raise ApiError(400, f"'glossary' has {len(value)} terms; it may map at most {MAX_GLOSSARY_TERMS}")
+    for term, translation in value.items():
+        if not isinstance(translation, str):
+            kind = type(translation).__name__
+            raise ApiError(400, f"'glossary' term {term[:80]!r} must map to text, not {kind}")
+        if not (term.strip() and translation.strip()):
+            raise ApiError(400, f"'glossary' term {term[:80]!r} and its translation must not be empty")
     return dict(value)
 
 
