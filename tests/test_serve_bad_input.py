@@ -175,6 +175,18 @@ def test_unknown_paths_and_methods_are_4xx_in_json(http):
     assert "error" in http.get("/v1/nothing").json()
 
 
+def test_show_and_retrieve_refuse_what_names_no_model(http):
+    for body in ({}, {"model": 5}, {"model": ""}, {"name": ["x"]}, {"model": "x" * 300}):
+        response = post(http, "/api/show", body)
+        assert response.status_code == 400 and (
+            "'model'" in response.json()["error"] or "'name'" in response.json()["error"]
+        ), body
+    for name in ("no-such-model", "../etc/passwd", "%2e%2e%2fx"):
+        response = post(http, "/api/show", {"model": name})
+        assert response.status_code == 404, name
+        assert http.get(f"/v1/models/{name}").status_code == 404, name
+
+
 def test_no_cors_headers_unless_asked(http):
     response = http.get("/v1/models", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in response.headers
@@ -188,7 +200,7 @@ def test_fuzzed_request_bodies_never_get_a_500(http):
             "response_format", "max_completion_tokens", "stream_options", "prompt", "options", "format"]  # fmt: skip
     statuses = []
     for _ in range(150):
-        path = rng.choice([CHAT, "/v1/completions", "/api/chat", "/api/generate"])
+        path = rng.choice([CHAT, "/v1/completions", "/api/chat", "/api/generate", "/api/show"])
         body: dict = {"model": MODEL, "messages": HI, "prompt": "Hi", "max_tokens": 2, "options": {"num_predict": 2}}
         for _ in range(rng.randint(1, 4)):
             key = rng.choice(keys)

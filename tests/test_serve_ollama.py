@@ -38,6 +38,20 @@ def test_list_shows_the_model_with_its_details(client):
     assert models[MODEL].details.quantization_level == "Q4_1"
 
 
+def test_show_gives_the_template_and_context_and_ps_the_models_in_memory(client):
+    # oterm and `ollama show` ask these; they were 404.
+    shown = client.show(MODEL)
+    assert shown.details.format == "gguf" and shown.details.quantization_level == "Q4_1"
+    assert "im_start" in shown.template  # SmolLM2's chat template
+    assert shown.modelinfo["llama.context_length"] == 8192 and shown.modelinfo["general.architecture"] == "llama"
+    assert client.show(f"{MODEL}:latest").template == shown.template
+    client.chat(model=MODEL, messages=ask("Hi"), options={"num_predict": 1})
+    assert MODEL in [m.model for m in client.ps().models]
+    with pytest.raises(ollama.ResponseError) as err:
+        client.show("no-such-model")
+    assert err.value.status_code == 404
+
+
 def test_version_answers(server):
     assert httpx.get(f"{server.url}/api/version").json()["version"]
 

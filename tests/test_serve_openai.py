@@ -40,6 +40,12 @@ def test_models_lists_the_served_model(client):
     assert MODEL in [m.id for m in client.models.list().data]
 
 
+def test_a_model_is_retrieved_by_its_id(client):
+    assert client.models.retrieve(MODEL).id == MODEL  # it was 404
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
 def test_chat_answers_and_counts_usage(client):
     reply = client.chat.completions.create(
         model=MODEL, messages=ask("What is the capital of France?"), temperature=0, max_tokens=30

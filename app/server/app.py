@@ -88,11 +88,14 @@ def build_app(config: ServerConfig, pool: ModelPool) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", openai_routes.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai_routes.retrieve_model, methods=["GET"]),
         Route("/v1/chat/completions", openai_routes.chat_completions, methods=["POST"]),
         Route("/v1/completions", openai_routes.completions, methods=["POST"]),
         Route("/v1/translations", translation_route.translations, methods=["POST"]),
         Route("/api/version", ollama_routes.version, methods=["GET"]),
         Route("/api/tags", ollama_routes.tags, methods=["GET"]),
+        Route("/api/show", ollama_routes.show, methods=["POST"]),
+        Route("/api/ps", ollama_routes.running, methods=["GET"]),
         Route("/api/chat", ollama_routes.chat, methods=["POST"]),
         Route("/api/generate", ollama_routes.generate, methods=["POST"]),
     ]

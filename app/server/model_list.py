@@ -1,4 +1,5 @@
-"""What the server can run, for GET /v1/models and /api/tags: the library plus the operator's -m models."""
+"""What the server can run, for GET /v1/models and /api/tags: the library plus the operator's -m models;
+and one of them in detail, for GET /v1/models/{id} and /api/show."""
 
 from __future__ import annotations
 
@@ -52,3 +53,31 @@ def _mtime(path: Path) -> int:
 async def listed_models(pool: ModelPool) -> list[ListedModel]:
     """Reads every model's header: off the event loop."""
     return await anyio.to_thread.run_sync(_listed, pool)
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    listed: ListedModel
+    parameters: int
+    context_length: int
+    chat_template: str  # "" for a base model
+
+
+def _details(pool: ModelPool, name: str) -> ModelDetails:
+    from llamadesk.app.library.catalog import inspect_model
+
+    path = pool.model_path(name)  # 404 for a name nothing serves
+    summary = inspect_model(Path(path))
+    template = summary.metadata.get("tokenizer.chat_template")
+    listed = ListedModel(
+        name, summary.file_size, _mtime(path), summary.architecture, summary.size_label, summary.quantization
+    )
+    return ModelDetails(
+        listed, summary.parameters, summary.context_length, template if isinstance(template, str) else ""
+    )
+
+
+async def model_details(pool: ModelPool, name: str) -> ModelDetails:
+    """One model the server can run, by a name a client gave (ApiError 404 if none); reads its header
+    off the event loop."""
+    return await anyio.to_thread.run_sync(_details, pool, name)

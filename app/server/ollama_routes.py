@@ -1,4 +1,5 @@
-"""The subset of Ollama's API that its clients use: /api/tags, /api/chat, /api/generate, /api/version.
+"""The subset of Ollama's API that its clients use: /api/tags, /api/show, /api/ps, /api/chat,
+/api/generate, /api/version.
 
 Ollama streams by default, as one JSON object per line (NDJSON), and reports durations in
 nanoseconds. Errors are `{"error": "..."}`, which the `ollama` package raises as ResponseError
@@ -20,11 +21,12 @@ from starlette.responses import JSONResponse, Response
 from llamadesk.app.engine.types import ChatMessage, Sampling
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply, first_event_or_error
-from llamadesk.app.server.model_list import listed_models
+from llamadesk.app.server.model_list import ListedModel, listed_models, model_details
 from llamadesk.app.server.model_pool import GenerationRequest, ReplyDone, ReplyFailed
 from llamadesk.app.server.reply_stream import ndjson_lines, ndjson_response
 from llamadesk.app.server.request_fields import Fields, read_json_object
 from llamadesk.app.server.sampling_fields import (
+    MAX_MODEL_NAME,
     SEED_RANGE,
     any_json_object_grammar,
     chat_messages,
@@ -45,30 +47,78 @@ async def version(request: Request) -> Response:
     return JSONResponse({"version": OLLAMA_API_VERSION})
 
 
+def _model_entry(m: ListedModel) -> dict[str, Any]:
+    """A model as /api/tags and /api/ps list it."""
+    # Ollama's digest is its blob's sha256; hashing every GGUF per listing would read gigabytes,
+    # so this one identifies the file by name, size and time instead (stable while it is unchanged).
+    digest = hashlib.sha256(f"{m.name}\0{m.size}\0{m.modified}".encode()).hexdigest()
+    return {
+        "name": m.name,
+        "model": m.name,
+        "modified_at": _time(m.modified),
+        "size": m.size,
+        "digest": digest,
+        "details": _details_of(m),
+    }
+
+
+def _details_of(m: ListedModel) -> dict[str, Any]:
+    return {
+        "parent_model": "",
+        "format": "gguf",
+        "family": m.family,
+        "families": [m.family],
+        "parameter_size": m.parameter_size,
+        "quantization_level": m.quantization,
+    }
+
+
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 async def tags(request: Request) -> Response:
-    models = []
-    for m in await listed_models(request.app.state.pool):
-        # Ollama's digest is its blob's sha256; hashing every GGUF per listing would read gigabytes,
-        # so this one identifies the file by name, size and time instead (stable while it is unchanged).
-        digest = hashlib.sha256(f"{m.name}\0{m.size}\0{m.modified}".encode()).hexdigest()
-        models.append(
-            {
-                "name": m.name,
-                "model": m.name,
-                "modified_at": datetime.fromtimestamp(m.modified, timezone.utc).isoformat().replace("+00:00", "Z"),
-                "size": m.size,
-                "digest": digest,
-                "details": {
-                    "parent_model": "",
-                    "format": "gguf",
-                    "family": m.family,
-                    "families": [m.family],
-                    "parameter_size": m.parameter_size,
-                    "quantization_level": m.quantization,
-                },
-            }
-        )
+    return JSONResponse({"models": [_model_entry(m) for m in await listed_models(request.app.state.pool)]})
+
+
+async def running(request: Request) -> Response:
+    """GET /api/ps: the models in memory now (`ollama ps`). They stay until another needs the room,
+    so each is said to expire a day from now."""
+    pool = request.app.state.pool
+    loaded = set(pool.status()["loaded"])
+    expires = _time(datetime.now(timezone.utc).timestamp() + 24 * 3600)
+    models = [
+        {**_model_entry(m), "expires_at": expires, "size_vram": 0}
+        for m in await listed_models(pool)
+        if m.name in loaded
+    ]
     return JSONResponse({"models": models})
+
+
+async def show(request: Request) -> Response:
+    """POST /api/show: a model's details, its chat template and context length (`ollama show`;
+    chat clients ask it before the first message)."""
+    fields = Fields(await read_json_object(request, request.app.state.config.max_body_bytes))
+    name = fields.string("model", max_length=MAX_MODEL_NAME) or fields.string("name", max_length=MAX_MODEL_NAME)
+    if not name:
+        raise ApiError(400, "'model' must name a model; GET /api/tags lists them", param="model")
+    found = await model_details(request.app.state.pool, name.removesuffix(":latest"))
+    family = found.listed.family
+    return JSONResponse(
+        {
+            "modelfile": "",
+            "parameters": "",
+            "template": found.chat_template,
+            "details": _details_of(found.listed),
+            "model_info": {
+                "general.architecture": family,
+                "general.parameter_count": found.parameters,
+                f"{family}.context_length": found.context_length,
+            },
+            "capabilities": ["completion"],
+            "modified_at": _time(found.listed.modified),
+        }
+    )
 
 
 def _ollama_model(fields: Fields) -> str:
