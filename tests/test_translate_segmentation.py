@@ -171,6 +171,22 @@ def test_a_fence_indented_inside_code_does_not_close_it():
     assert kept_and_translated(document) == ["To indent a fence:", "The example shows the whole list.", "Done."]
 
 
+def test_display_math_is_kept_out_of_the_model():
+    # The model rewrote E = mc^2 as E = m²: LaTeX is not text to translate.
+    document = (
+        "The energy is:\n\n$$\nE = mc^2\n$$\n\n$$a^2 + b^2 = c^2$$\n\nThat is all.\n\n"
+        "$$ costs nothing here, no closer follows\n\nA paragraph that ends in $$\n"
+    )
+    assert kept_and_translated(document) == [
+        "The energy is:",
+        "That is all.",
+        "$$ costs nothing here, no closer follows",
+        "A paragraph that ends in $$",
+    ]
+    code = "```\n$$\n```\n\nText after.\n\n$$\nx\n$$\n"  # inside a fence, $$ is the code's
+    assert kept_and_translated(code) == ["Text after."]
+
+
 def test_a_fence_inside_a_blockquote_is_code():
     document = "> **Note:** run this:\n>\n> ```sh\n> rm -rf build --force\n> ```\n> That is all.\n\nAfter.\n"
     assert kept_and_translated(document) == ["**Note:** run this:", "That is all.", "After."]

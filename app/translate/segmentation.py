@@ -120,6 +120,25 @@ def _front_matter_end(lines: list[str]) -> int | None:
     return next((i for i in range(1, len(lines)) if lines[i].rstrip() in closers), None)
 
 
+def _display_math_end(lines: list[str], start: int) -> int | None:
+    """Where a display math block opened at `start` ends: the first line (that one or a later one)
+    ending with `$$`, before any blank line, when `start` starts with `$$`; None otherwise. Sent to
+    the model, `E = mc^2` came back as `E = m²`; an opener with no closer after it is left as text
+    (it may be a price)."""
+    opener = lines[start].strip()
+    if not opener.startswith("$$"):
+        return None
+    if len(opener) > 2 and opener.endswith("$$"):
+        return start
+    for end in range(start + 1, len(lines)):
+        body = lines[end].strip()
+        if not body:  # display math has no blank line (it ends a paragraph, and so the block)
+            return None
+        if body.endswith("$$"):
+            return end
+    return None
+
+
 def split_document(text: str) -> list[Piece]:
     """Document mode: Markdown-aware pieces; code blocks, markup and blank lines are kept verbatim."""
     pieces: list[Piece] = []
@@ -132,8 +151,18 @@ def split_document(text: str) -> list[Piece]:
         pieces.append(Piece("".join(lines[: front_matter_end + 1]), False))
         lines = lines[front_matter_end + 1 :]
     splitter = _MarkdownSplitter(pieces)
-    for line in lines:
-        splitter.add(line)
+    index = 0
+    while index < len(lines):
+        math_end = (
+            _display_math_end(lines, index) if splitter.in_fence is None and splitter.in_raw_html is None else None
+        )
+        if math_end is None:
+            splitter.add(lines[index])
+            index += 1
+            continue
+        for line in lines[index : math_end + 1]:
+            splitter.keep(line, blank=True)
+        index = math_end + 1
     splitter.flush_paragraph()
     return _coalesce(pieces)
 
