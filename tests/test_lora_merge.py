@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.convert import convert_checkpoint
 from llamadesk.convert.lora import plan_adapter, write_adapter
 from tests.conftest import run_cli
@@ -153,3 +154,14 @@ def test_a_merged_model_is_named_and_recorded_apart_from_its_base(patterns, own_
     # Without --quantize the default name is the merge's as well.
     planned = run_cli("convert", str(base), "--lora", str(folder), "--dry-run", "--json")
     assert Path(json.loads(planned.stdout)["output"]).name.startswith(f"{stem}+{folder.name}-")
+
+
+@pytest.mark.parametrize("scale", ["nan", "inf", "-1e308", "1001"])
+def test_a_scale_out_of_range_names_the_adapter_and_the_scale(scale, tmp_path):
+    # The line began with a stray quote and an elided path, and did not say which part was wrong.
+    from llamadesk.convert.lora.merge import parse_adapter_choice
+
+    folder = tmp_path / "a very long folder name for an adapter that a person trained last week"
+    with pytest.raises(BadInputError) as err:
+        parse_adapter_choice(f"{folder}:{scale}")
+    assert str(err.value) == f'--lora {folder}: the adapter scale "{scale}" must be a number from -1000 to 1000'

@@ -45,7 +45,7 @@ def parse_adapter_choice(text: str) -> AdapterChoice:
             pass  # "C:\\..." or a name with a colon: the whole text is the path
     if not math.isfinite(scale) or abs(scale) > MAX_SCALE:
         raise BadInputError(
-            f"--lora {shown(text)}: the adapter scale must be a number from -{MAX_SCALE:g} to {MAX_SCALE:g}"
+            f"--lora {path}: the adapter scale {shown(tail)} must be a number from -{MAX_SCALE:g} to {MAX_SCALE:g}"
         )
     return AdapterChoice(Path(path).expanduser(), scale)
 
