@@ -3,6 +3,8 @@ with a scripted model (fast); the real model is in test_translate_model.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llamadesk.app.core.errors import BadInputError, PromptTooLong
@@ -495,6 +497,17 @@ def test_a_sidecar_that_cannot_grow_is_one_line_naming_it_and_keeps_what_was_don
         "or its file system holds (FAT32: 4 GiB); raise the limit or write it to another disk",
         "{'one a': 'ONE A'}",  # a rerun resumes with what was done
     ]
+
+
+def test_a_sidecar_in_a_folder_that_takes_no_file_is_one_line_naming_it(tmp_path):
+    # /proc takes no new file: a bare "No such file or directory" and exit 1.
+    sidecar = Path("/proc/.out.txt.translation.jsonl")
+    with pytest.raises(BadInputError) as err:
+        ResumeLog(sidecar, {"to": "fr"}).record("one a", "UN A")
+    assert str(err.value) == (
+        f"cannot write the resume sidecar {sidecar} beside the output (No such file or directory); "
+        "give -o a file in a folder you can write to"
+    )
 
 
 def test_a_sidecar_for_other_settings_is_not_used(tmp_path):

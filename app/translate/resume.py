@@ -134,9 +134,14 @@ class ResumeLog:
                 self.close()
             # A full disk stops the translation here, first: say which file, not "while writing".
             no_room = no_room_error(err, self.path)
-            if no_room is None:
-                raise
-            raise no_room from None
+            if no_room is not None:
+                raise no_room from None
+            # A folder that takes no new file (/proc, a read-only mount): it was a bare "No such
+            # file or directory" and exit 1, naming only the sidecar.
+            raise BadInputError(
+                f"cannot write the resume sidecar {self.path} beside the output ({err.strerror or err}); "
+                "give -o a file in a folder you can write to"
+            ) from None
         self.done[source] = translation
         self.judged[source] = judged
 
