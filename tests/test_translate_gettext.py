@@ -310,6 +310,147 @@ def test_a_bad_plural_header_at_the_cli_is_one_line_exit_2_and_nothing_written(t
     assert not out.exists() and sorted(tmp_path.iterdir()) == [po]
 
 
+# Catalogs GNU msgfmt refuses that polib read on, each then translated and written back changed
+# (a msgid that lost its last letter, a #| line dropped, a msgid without msgstr filled in): the
+# file, and where and what the refusal says.
+MSGFMT_REFUSES = {
+    "a msgid without its closing quote": ('msgid "Hello\nmsgstr ""\n', "line 1: a string without its closing quote"),
+    "a #| msgid without its closing quote": (
+        'msgid "Hello"\nmsgstr ""\n\n#| msgid "x\n',
+        "line 4: a string without its closing quote",
+    ),
+    "an obsolete msgstr without its closing quote": (
+        'msgid "a"\nmsgstr ""\n\n#~ msgid "x"\n#~ msgstr "y\n',
+        "line 5: a string without its closing quote",
+    ),
+    "an escaped closing quote": ('msgid "Hello\\"\nmsgstr ""\n', "line 1: a string without its closing quote"),
+    "the file ends in a string": ('msgid "a"\nmsgstr "b', "line 2: a string without its closing quote"),
+    "msgstr[5] after msgstr[0]": (
+        'msgid "file"\nmsgid_plural "files"\nmsgstr[0] "Datei"\nmsgstr[5] "Dateien"\n',
+        "line 4: msgstr[5] where msgstr[1] should come",
+    ),
+    "msgstr[2] after msgstr[0]": (
+        'msgid "file"\nmsgid_plural "files"\nmsgstr[0] "Datei"\nmsgstr[2] "Dateien"\n',
+        "line 4: msgstr[2] where msgstr[1] should come",
+    ),
+    "msgstr[0] twice": (
+        'msgid "file"\nmsgid_plural "files"\nmsgstr[0] "Datei"\nmsgstr[0] "Dateien"\n',
+        "line 4: msgstr[0] where msgstr[1] should come",
+    ),
+    "plural forms from msgstr[1]": (
+        'msgid "file"\nmsgid_plural "files"\nmsgstr[1] "Datei"\nmsgstr[2] "Dateien"\n',
+        "line 3: msgstr[1] where msgstr[0] should come",
+    ),
+    "a msgid without msgstr": ('msgid "Hello"\nmsgstr "Hallo"\n\nmsgid "Bye"\n', "line 4: a msgid without a msgstr"),
+    "an obsolete msgid without msgstr": ('msgid "a"\nmsgstr ""\n\n#~ msgid "x"\n', "line 4: a msgid without a msgstr"),
+    "msgid_plural with a plain msgstr": (
+        'msgid "file"\nmsgid_plural "files"\nmsgstr ""\n',
+        "line 3: msgstr after msgid_plural, where msgstr[n] should come",
+    ),
+    "msgctxt without msgid": ('msgid "a"\nmsgstr ""\n\nmsgctxt "menu"\n', "line 4: the file ends after msgctxt"),
+    "msgctxt before msgstr": ('msgctxt "menu"\nmsgstr "x"\n', "line 2: msgstr after msgctxt, where msgid should come"),
+    "a comment inside a message": ('msgid "a"\n# note\nmsgstr "b"\n', "line 1: a msgid without a msgstr"),
+    "#| msgctxt after #| msgid": (
+        '#| msgid "x"\n#| msgctxt "c"\nmsgid "a"\nmsgstr "b"\n',
+        "line 2: #| msgctxt after #| msgid",
+    ),
+    "#| msgid_plural alone": ('#| msgid_plural "xs"\nmsgid "a"\nmsgstr "b"\n', "line 1: #| msgid_plural where"),
+    "a #| msgid continued without #|": (
+        '#| msgid "x"\n"y"\nmsgid "a"\nmsgstr "b"\n',
+        "line 2: a string continuing #| msgid of line 1",
+    ),
+    "#| lines with no message": ('msgid "a"\nmsgstr ""\n\n#| msgid "x"\n', "line 4: the file ends after #| msgid"),
+    "a message partly obsolete": (
+        'msgid "a"\nmsgstr ""\n\n#~ msgid "x"\nmsgstr "y"\n',
+        "line 5: a message with lines marked obsolete (#~) and lines not (it starts on line 4)",
+    ),
+    "a msgid without quotes": ('msgid Hello\nmsgstr ""\n', "line 1: msgid is followed by 'Hello', not a quoted string"),
+    "a word after the string": ('msgid "a\\\\"b\nmsgstr ""\n', "line 1: 'b' after a string's closing quote"),
+    "a keyword msgfmt does not know": ('msgid "a"\nmsgtxt ""\n', "line 2: msgtxt is not a keyword of a message"),
+    "a #| msgstr": ('#| msgstr "x"\nmsgid "a"\nmsgstr "b"\n', "line 1: #| msgstr is not a keyword of a message"),
+    "an unknown escape in a #| line": ('#| msgid "x\\q"\nmsgid "a"\nmsgstr "b"\n', "line 1: the escape \\q"),
+    "EOT in a string": ('msgid "a\x04b"\nmsgstr ""\n', "line 1: a string holds the control character EOT"),
+    # msgfmt reads the msgid into the reference line above it, and then a msgstr without msgid
+    "a comment ending in a backslash": (
+        '#: src/main.c:12 \\\nmsgid "a"\nmsgstr ""\n',
+        "line 1: a comment that ends in a backslash, which makes gettext read line 2 as part of the comment",
+    ),
+}
+
+
+def msgfmt_refuses(text: str, tmp_path: Path) -> None:
+    assert shutil.which("msgfmt"), "GNU gettext's msgfmt is not installed (apt-get install gettext)"
+    po = tmp_path / "refused.po"
+    po.write_text(text, encoding="utf-8")
+    proc = subprocess.run(["msgfmt", "--check-format", "-o", "/dev/null", str(po)], capture_output=True)
+    assert proc.returncode != 0, "msgfmt --check-format reads it"
+
+
+@pytest.mark.parametrize("case", MSGFMT_REFUSES, ids=list(MSGFMT_REFUSES))
+def test_what_msgfmt_refuses_is_refused_naming_the_line(case, tmp_path):
+    text, says = MSGFMT_REFUSES[case]
+    msgfmt_refuses(text, tmp_path)
+    with pytest.raises(BadInputError, match=re.escape(f"messages.po, {says}")) as refused:
+        read_translatable("messages.po", text.encode(), resolve_language("de"))
+    assert "\n" not in str(refused.value)
+
+
+def test_an_eleventh_plural_form_is_refused_not_read_as_the_second():
+    # polib reads one digit of the index: msgstr[10] replaced msgstr[1], a form gettext shows.
+    text = 'msgid "file"\nmsgid_plural "files"\n' + "".join(f'msgstr[{n}] "{n}"\n' for n in range(11))
+    with pytest.raises(BadInputError, match=re.escape("fr.po, line 13: msgstr[10]: a message has at most 10")):
+        read_translatable("fr.po", text.encode(), resolve_language("fr"))
+
+
+FRENCH_HEADER = PO[: PO.index('msgid "Save"')]
+# Their neighbours that msgfmt reads: each is read, its lines come back as they were, and what is
+# written passes `msgfmt --check`.
+MSGFMT_READS = {
+    "#| msgctxt, msgid and msgid_plural": '#, fuzzy\n#| msgctxt "c"\n#| msgid "x"\n#| msgid_plural "xs"\n'
+    'msgid "a"\nmsgid_plural "as"\nmsgstr[0] "un a"\nmsgstr[1] "des a"\n',
+    "a #| msgid continued on a #| line": '#, fuzzy\n#| msgid "x"\n#| "y"\nmsgid "a"\nmsgstr "b"\n',
+    "#| msgid before msgctxt": '#, fuzzy\n#| msgid "x"\nmsgctxt "c"\nmsgid "a"\nmsgstr "b"\n',
+    "obsolete messages with #~|": '#~| msgid "x"\n#~ msgid "old"\n#~ msgstr "vieux"\n\n#~ msgid "y"\n#~ msgstr ""\n',
+    "a blank line inside a message": 'msgid "a"\n\nmsgstr "b"\n',
+    "a msgstr continued": 'msgid "ab"\nmsgstr "a"\n"b"\n',
+    "indented keywords": '  msgid "a"\n\tmsgstr "b"\n',
+    "a comment ending in a backslash above a comment": '# C:\\\\temp\\\n#: main.c:1\nmsgid "a"\nmsgstr "b"\n',
+}
+
+
+@pytest.mark.parametrize("case", MSGFMT_READS, ids=list(MSGFMT_READS))
+def test_neighbours_msgfmt_reads_are_read_and_kept(case, tmp_path):
+    text = FRENCH_HEADER + MSGFMT_READS[case] + '\nmsgid "Close"\nmsgstr ""\n'
+    msgfmt_check(text, tmp_path)
+    finished, _, _ = translate(text.encode(), "fr", name="fr.po")
+    assert finished.text == text.replace('msgid "Close"\nmsgstr ""', 'msgid "Close"\nmsgstr "CLOSE"')
+    msgfmt_check(finished.text, tmp_path)
+
+
+# The reported ones: each was read, and its output written (or "nothing to translate" said).
+REPORTED = (
+    "a msgid without its closing quote",
+    "a #| msgid without its closing quote",
+    "msgstr[5] after msgstr[0]",
+    "a msgid without msgstr",
+)
+
+
+@pytest.mark.parametrize("case", REPORTED)
+def test_a_catalog_msgfmt_refuses_at_the_cli_is_one_line_naming_it_exit_2_and_nothing_written(case, tmp_path):
+    text, says = MSGFMT_REFUSES[case]
+    po = tmp_path / "q.po"
+    po.write_text(text, encoding="utf-8")
+    out = tmp_path / "q.de.po"
+    proc = run_cli("translate", "--from", "en", "--to", "de", str(po), "-o", str(out), "--force")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert proc.stderr.startswith(f"llamadesk: q.po, {says}")
+    assert not out.exists() and sorted(tmp_path.iterdir()) == [po]
+    proc = run_cli("translate", "--from", "en", "--to", "de", str(po), "--update")
+    assert proc.returncode == 2 and po.read_text(encoding="utf-8") == text
+
+
 def test_update_and_retranslate_are_for_po_files(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("Hello.\n")

@@ -6,7 +6,10 @@ run in this process; seeds are fixed, so every run feeds the same bytes.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,34 @@ def test_a_catalogs_own_plural_forms_header_is_used_or_refused_never_a_crash():
         assert "%d fichiers" in rendered and f"msgstr[{count - 1}]" in rendered, (case, header)
         assert f"msgstr[{count}]" not in rendered, (case, header)
     assert read and refused, (read, refused)
+
+
+# What `msgfmt --check-format` says of a translation already in a catalog; the reader leaves those
+# as they are (it checks the translations it writes), so a file it reads may still have them.
+TRANSLATION_CHECKS = ("format specification", "do not both begin with", "do not both end with", "number of format")
+
+
+def test_a_broken_template_read_is_one_msgfmt_reads(tmp_path):
+    # polib read on where msgfmt stops (a string without its closing quote, a msgid without msgstr,
+    # msgstr[5] after msgstr[0]...), and the catalog came back changed: the reader follows msgfmt's
+    # grammar, so no mutant it reads is one that GNU msgfmt refuses to parse.
+    assert shutil.which("msgfmt"), "GNU gettext's msgfmt is not installed (apt-get install gettext)"
+    french = resolve_language("fr")
+    po = tmp_path / "mutant.po"
+    read = 0
+    for case, mutant in enumerate(mutants(POT, seed=len("messages.pot"))):
+        try:
+            read_translatable("messages.pot", mutant, french)
+        except BadInputError:
+            continue
+        read += 1
+        po.write_bytes(mutant)
+        proc = subprocess.run(["msgfmt", "--check-format", "-o", os.devnull, str(po)], capture_output=True)
+        errors = [
+            line
+            for line in proc.stderr.decode("utf-8", "replace").splitlines()
+            if line.startswith(str(po)) and "warning:" not in line
+        ]
+        ok = proc.returncode == 0 or (errors and all(any(c in line for c in TRANSLATION_CHECKS) for line in errors))
+        assert ok, (case, proc.stderr)
+    assert read, "some mutants are read"

@@ -23,10 +23,14 @@ python-brace-format fields. A translation that fails is not written (the entry s
 untranslated; better none than one that crashes the program at run time). Low confidence
 (confidence.py), and plural forms beyond the two the model was asked for, give `#, fuzzy`.
 
-What msgfmt refuses is refused here too, before anything is translated: a message twice, a
-second header, msgstr[n] without msgid_plural, an escape gettext does not know. The file is
-decoded by the charset its header names and written as UTF-8 (its header then says so), with the
-line endings it had.
+What msgfmt refuses is refused here too, before anything is translated (polib read on past most
+of it, and the file came back changed): a line that cannot be where it is in a message (a msgid
+with no msgstr, msgstr[n] without msgid_plural, a comment inside a message, #| lines out of
+order, a message partly marked #~), a string without its closing quote (in #| and #~ lines too),
+plural forms not numbered 0, 1, 2..., a comment ending in a backslash (msgfmt reads the next line
+into it), a message twice, a second header, an escape gettext does not know. So is an eleventh
+plural form, which polib reads as msgstr[1]. The file is decoded by the charset its header names
+and written as UTF-8 (its header then says so), with the line endings it had.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ import codecs
 import datetime
 import gettext
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import polib
 from babel import Locale, UnknownLocaleError
@@ -59,6 +64,29 @@ _DEFAULT_PLURALS = (2, "(n != 1)")
 # The escapes polib turns back into the same characters (and msgfmt knows); \a, octal and hex
 # escapes, which msgfmt also reads, would come back changed, so they are refused rather than lost.
 _KNOWN_ESCAPES = frozenset('\\"ntrvbf')
+# A catalog's lines as msgfmt reads them: each keyword with its quoted string on the same line (as
+# polib reads them), between the whitespace msgfmt skips; "#|" keywords are a previous msgid's.
+_BLANKS = " \t\r\f\v"
+_KEYWORDS = ("msgctxt", "msgid", "msgid_plural", "msgstr")
+_PREVIOUS_KEYWORDS = ("msgctxt", "msgid", "msgid_plural")
+_WORD = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_INDEX = re.compile(r"[ \t]*\[[ \t]*([0-9]{1,9})[ \t]*\]")  # longer: no catalog has that many forms
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+# msgfmt's grammar of a message, as what may follow each keyword (None: the start of a message):
+#   [#| [msgctxt] msgid [msgid_plural]]  [msgctxt] msgid  (msgstr | msgid_plural msgstr[0] msgstr[1]...)
+# each keyword with its string and any strings that continue it. Comments come between messages.
+_FOLLOWS: dict[str | None, tuple[str, ...]] = {
+    None: ("#| msgctxt", "#| msgid", "msgctxt", "msgid"),
+    "#| msgctxt": ("#| msgid",),
+    "#| msgid": ("#| msgid_plural", "msgctxt", "msgid"),
+    "#| msgid_plural": ("msgctxt", "msgid"),
+    "msgctxt": ("msgid",),
+    "msgid": ("msgstr", "msgid_plural"),
+    "msgid_plural": ("msgstr[]",),
+    "msgstr": (),
+    "msgstr[]": ("msgstr[]",),
+}
+_COMPLETE = frozenset({"msgstr", "msgstr[]"})  # a message may end after these
 # The charset of the header's Content-Type field, a string line of the header entry: a
 # "charset=" in a comment above it ("Converted from charset=ISO-8859-1") is not the file's.
 _CHARSET = re.compile(rb'^[ \t]*(?:msgstr[ \t]+)?"Content-Type:[^"\r\n]*charset=([A-Za-z0-9._:-]+)', re.MULTILINE)
@@ -113,23 +141,144 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
     return text.replace("\r\n", "\n"), newline
 
 
-def _check_escapes(text: str, name: str) -> None:
-    """BadInputError for an escape in a string that gettext does not know or polib would not keep."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        stripped = line.lstrip()
-        if stripped.startswith("#~") and not stripped.startswith("#~|"):
-            stripped = stripped[2:].lstrip()
-        if stripped.startswith("#"):
+class _Token(NamedTuple):
+    """One line of a catalog as msgfmt's grammar sees it: a keyword with its string, a string that
+    continues the one above, or a comment."""
+
+    kind: str  # "msgid", "msgstr[]", "string", "comment"...; "#| msgid", "#| string" on a #| line
+    line: int
+    obsolete: bool  # written after "#~"
+    index: int = 0  # of msgstr[index]
+
+
+def _lex(text: str, name: str, newline: str) -> Iterator[_Token]:
+    """The catalog's lines as tokens; BadInputError for a line that is not a keyword with one string,
+    a string, a comment or blank. Lines are split as polib splits them, so both read the same ones.
+
+    msgfmt joins a line that ends in a backslash to the next (where lines end in \n alone), which
+    polib does not: a comment that ends in one would take the next line into it.
+    """
+    joined = 0  # the line of a comment that ends in a backslash, if the line before this is one
+    for number, line in enumerate(text.splitlines(), start=1):
+        rest = line.strip(_BLANKS)
+        obsolete = previous = False
+        if rest.startswith("#~"):  # an obsolete entry's line; "#~|" a previous msgid of one
+            obsolete, previous = True, rest.startswith("#~|")
+            rest = rest[3 if previous else 2 :].lstrip(_BLANKS)
+        if rest.startswith("#|") and not previous:
+            previous, rest = True, rest[2:].lstrip(_BLANKS)
+        if not rest:
+            joined = 0
             continue
-        first, last = stripped.find('"'), stripped.rfind('"')
-        if first == -1 or last <= first:
+        if rest.startswith("#"):
+            joined = number if newline == "\n" and line.endswith("\\") else 0
+            yield _Token("comment", number, obsolete)
             continue
-        for escape in _ESCAPE.finditer(stripped[first + 1 : last]):
-            if escape.group(1) not in _KNOWN_ESCAPES:
+        if joined:
+            raise BadInputError(
+                f"{name}, line {joined}: a comment that ends in a backslash, which makes gettext read line "
+                f"{number} as part of the comment; remove the backslash"
+            )
+        prefix = "#| " if previous else ""
+        keyword, index = "string", 0
+        if word := _WORD.match(rest):
+            keyword, rest = word.group(), rest[word.end() :]
+            keywords = _PREVIOUS_KEYWORDS if previous else _KEYWORDS
+            if keyword not in keywords:
+                listed = ", ".join(prefix + each for each in keywords)
                 raise BadInputError(
-                    f"{name}, line {number}: the escape \\{escape.group(1)} in a string is not one "
-                    'llamadesk can keep (\\n \\t \\r \\" \\\\ \\v \\b \\f); write the character itself'
+                    f"{name}, line {number}: {prefix}{keyword} is not a keyword of a message ({listed})"
                 )
+            if keyword == "msgstr" and (bracket := _INDEX.match(rest)):
+                keyword, index, rest = "msgstr[]", int(bracket.group(1)), rest[bracket.end() :]
+            rest = rest.lstrip(_BLANKS)
+        string = _STRING.match(rest)
+        if string is None:
+            if rest.startswith('"'):
+                raise BadInputError(
+                    f'{name}, line {number}: a string without its closing quote; end it with " on the same line'
+                )
+            if keyword != "string":
+                shown = keyword.replace("[]", f"[{index}]")
+                raise BadInputError(
+                    f"{name}, line {number}: {prefix}{shown} is followed by {rest[:20]!r}, not a quoted string"
+                )
+            raise BadInputError(f"{name}, line {number}: {rest[:20]!r} is not a keyword, a quoted string or a comment")
+        if rest[string.end() :].strip(_BLANKS):
+            shown = rest[string.end() :].strip(_BLANKS)[:20]
+            raise BadInputError(
+                f"{name}, line {number}: {shown!r} after a string's closing quote; a line holds one string"
+            )
+        body = string.group()[1:-1]
+        unknown = next((e.group(1) for e in _ESCAPE.finditer(body) if e.group(1) not in _KNOWN_ESCAPES), None)
+        if unknown is not None:
+            raise BadInputError(
+                f"{name}, line {number}: the escape \\{unknown} in a string is not one "
+                'llamadesk can keep (\\n \\t \\r \\" \\\\ \\v \\b \\f); write the character itself'
+            )
+        if "\x04" in body:
+            raise BadInputError(
+                f"{name}, line {number}: a string holds the control character EOT (\\x04), which gettext "
+                "uses to join msgctxt and msgid; remove it"
+            )
+        yield _Token(prefix + keyword, number, obsolete, index)
+
+
+def _check_messages(tokens: Iterable[_Token], name: str) -> None:
+    """BadInputError where the tokens do not make messages as msgfmt's grammar has them (_FOLLOWS)."""
+    part: str | None = None  # the last keyword of the message being read; None between messages
+    at = first = _Token("comment", 0, False)  # that keyword's token, and the message's first
+    for token in tokens:
+        if token.kind.endswith("string"):  # continues the string of the keyword above
+            if part is None or part.startswith("#|") != token.kind.startswith("#|"):
+                raise BadInputError(_out_of_place(name, token, part, at))
+        else:
+            if part in _COMPLETE and token.kind not in _FOLLOWS[part]:
+                part = None  # the message is complete: this token starts the next one
+            if part is None and token.kind == "comment":
+                continue
+            if token.kind not in _FOLLOWS[part]:
+                raise BadInputError(_out_of_place(name, token, part, at))
+            if token.kind == "msgstr[]":
+                expected = at.index + 1 if part == "msgstr[]" else 0
+                if token.index != expected:
+                    raise BadInputError(
+                        f"{name}, line {token.line}: msgstr[{token.index}] where msgstr[{expected}] should come; "
+                        "number a message's plural forms 0, 1, 2... in order"
+                    )
+                if token.index >= MAX_PLURAL_FORMS:
+                    raise BadInputError(
+                        f"{name}, line {token.line}: msgstr[{token.index}]: a message has at most "
+                        f"{MAX_PLURAL_FORMS} plural forms (msgstr[0] to msgstr[{MAX_PLURAL_FORMS - 1}])"
+                    )
+            if part is None:
+                first = token
+            part, at = token.kind, token
+        if token.obsolete != first.obsolete:
+            raise BadInputError(
+                f"{name}, line {token.line}: a message with lines marked obsolete (#~) and lines not "
+                f"(it starts on line {first.line}); mark all of its lines #~ or none"
+            )
+    if part is not None and part not in _COMPLETE:
+        raise BadInputError(_out_of_place(name, None, part, at))
+
+
+def _out_of_place(name: str, token: _Token | None, part: str | None, at: _Token) -> str:
+    """The message for a token (None: the file's end) that cannot follow `part`, the keyword on `at`."""
+    if part == "msgid" and (token is None or token.kind != "msgstr[]"):
+        return f'{name}, line {at.line}: a msgid without a msgstr after it; add msgstr ""'
+    if part == "msgid_plural" and (token is None or token.kind != "msgstr"):
+        return f'{name}, line {at.line}: a msgid_plural without msgstr[0] after it; add msgstr[0] "", msgstr[1] ""'
+    if token is None:
+        return f"{name}, line {at.line}: the file ends after {part}, where {' or '.join(_FOLLOWS[part])} should follow"
+    found = {"comment": "a comment", "string": "a string", "#| string": "a #| string"}.get(token.kind, token.kind)
+    found = found.replace("[]", f"[{token.index}]")
+    if part is None:
+        return f"{name}, line {token.line}: {found} where a message should start (with msgctxt, msgid or #| lines)"
+    if token.kind.endswith("string"):
+        return f"{name}, line {token.line}: {found} continuing {part} of line {at.line}; mark both #| or neither"
+    expected = " or ".join(_FOLLOWS[part]).replace("[]", "[n]")
+    return f"{name}, line {token.line}: {found} after {part.replace('[]', '[n]')}, where {expected} should come"
 
 
 def _parse(text: str, name: str) -> polib.POFile:
@@ -153,12 +302,6 @@ def _parse(text: str, name: str) -> polib.POFile:
         seen.add((entry.msgctxt, entry.msgid))
         if entry.msgid == "":
             raise BadInputError(f'{name} has a second header entry (msgid ""); keep one header')
-        if entry.msgstr_plural and not entry.msgid_plural:
-            raise BadInputError(f"{name}: the message {_shown(entry.msgid)} has msgstr[n] but no msgid_plural")
-        if entry.msgid_plural and not entry.msgstr_plural and entry.msgstr:
-            raise BadInputError(
-                f"{name}: the message {_shown(entry.msgid)} has msgid_plural but a plain msgstr, not msgstr[n]"
-            )
     return catalog
 
 
@@ -180,7 +323,7 @@ class _Layout:
 def _read_po(data: bytes, name: str) -> tuple[polib.POFile, _Layout]:
     """The parsed catalog and how its file was laid out."""
     text, newline = _decode(data, name)
-    _check_escapes(text, name)
+    _check_messages(_lex(text, name, newline), name)
     catalog = _parse(text, name)
     # Headers in the file's order (polib's own order moves the ones it knows to the front); the
     # ones given to a template for its language come last.
