@@ -164,6 +164,29 @@ def test_empty_piped_prompt():
     assert_one_clear_line(run_cli("chat", input=""), 2, "nothing to answer")
 
 
+def test_endless_or_undecodable_piped_prompts_are_refused_without_reading_them_all(tmp_path):
+    # `chat < /dev/zero` read until the kernel killed it at 21 GB. A memory limit keeps a return of
+    # that from taking the machine with it: the refusal needs far less.
+    import resource
+    import subprocess
+
+    from tests.conftest import LLAMADESK
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
+
+    env = {"LLAMADESK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    with open("/dev/zero", "rb") as zeros:
+        done = subprocess.run(
+            [str(LLAMADESK), "chat", "--threads", "1"],
+            stdin=zeros, capture_output=True, text=True, timeout=120, preexec_fn=limited, env=env,
+        )  # fmt: skip
+    assert_one_clear_line(done, 2, "the piped prompt is larger than 8.0 MiB")
+    done = subprocess.run([str(LLAMADESK), "chat"], input=b"\xff\xfe hi", capture_output=True, timeout=120, env=env)
+    done = subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+    assert_one_clear_line(done, 2, "the piped prompt is not UTF-8 text")
+
+
 def test_package_installs_under_one_namespace():
     import importlib.util
 

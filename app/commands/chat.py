@@ -28,6 +28,7 @@ from llamadesk.app.commands.options import (
     load_settings,
     lora_settings,
 )
+from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
@@ -331,6 +332,25 @@ def open_stored_chat(args: argparse.Namespace, one_shot: bool = False) -> Stored
     return chat
 
 
+# More than any model's context holds (about two million tokens): `chat < /dev/zero` read on until
+# the kernel killed the process, at 21 GB, deaf to SIGTERM meanwhile.
+MAX_PIPED_PROMPT_BYTES = 8 * 1024**2
+
+
+def _piped_prompt() -> str:
+    """The prompt piped on stdin, read to its end or to the limit, whichever is first."""
+    raw = sys.stdin.buffer.read(MAX_PIPED_PROMPT_BYTES + 1)
+    if len(raw) > MAX_PIPED_PROMPT_BYTES:
+        raise BadInputError(
+            f"the piped prompt is larger than {format_bytes(MAX_PIPED_PROMPT_BYTES)}, more than any model's "
+            "context holds; pipe less"
+        )
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadInputError("the piped prompt is not UTF-8 text; convert it to UTF-8 first (e.g. with iconv)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from llamadesk.app.core.value_ranges import MAX_TOKENS, REPEAT_PENALTY, SEED, TEMPERATURE, TOP_P
     from llamadesk.app.engine.llama_engine import Engine  # loads llama.cpp: only when a model is needed
@@ -357,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
             check_utf8(value, flag, "rename the file to a UTF-8 name (convmv converts names)")
     interactive = not prompt and sys.stdin.isatty()
     if not prompt and not interactive:
-        prompt = sys.stdin.read().strip()
+        prompt = _piped_prompt()
         if not prompt:
             raise BadInputError("nothing to answer: give a PROMPT or pipe text on stdin")
 
