@@ -183,6 +183,51 @@ async def test_a_conversation_deleted_in_another_window_is_said_and_the_prompt_k
         assert [c.title for c in store.conversations()] == ["second question"]
 
 
+async def test_a_reply_whose_conversation_is_deleted_elsewhere_stops_and_says_it_was_not_saved(store, monkeypatch):
+    # The reply streamed on and ended as if saved; neither it nor its question was in the store.
+    monkeypatch.setattr(chat_module, "SAVE_INTERVAL_S", 0.05)
+    loader = FakeLoader(token_delay=0.002)
+    app = make_app(store, loader)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "tell a long story", wait=False)
+        reply_id = screen.reply.message.id
+        await wait_until(pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)))
+        other = Store(store.path)
+        other.delete(screen.conversation.id)
+        other.close()
+        await wait_until(pilot, lambda: screen.reply is None, what="the reply to stop")
+        await wait_until(pilot, lambda: loader.engines[0]._stop.is_set(), what="the engine to be told to stop")
+        notices = [n.message for n in app._notifications]
+        assert any("was deleted elsewhere" in n and "this reply was not saved" in n for n in notices), notices
+        assert store.conversations() == []
+
+
+async def test_a_conversation_replying_in_another_llamadesk_is_not_deleted_under_it(store):
+    from llamadesk.app.chat.turn_lock import claim_turn
+
+    app = make_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "first question")
+        conversation_id = screen.conversation.id
+        other = Store(store.path)  # `chat --continue` or another window, mid-reply
+        held = claim_turn(other, conversation_id)
+        try:
+            await pilot.press("f8")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await pilot.pause()
+            notices = [n.message for n in app._notifications]
+            assert any("is replying in another llamadesk" in n for n in notices), notices
+            assert [c.id for c in store.conversations()] == [conversation_id]
+        finally:
+            held.release()
+            other.close()
+        await pilot.press("f8")  # its turn is over: deleted
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: store.conversations() == [], what="the deletion")
+
+
 async def test_a_turn_another_llamadesk_is_taking_here_is_said_and_the_prompt_kept(store):
     from llamadesk.app.chat.turn_lock import claim_turn
 

@@ -482,6 +482,8 @@ class ChatScreen(ModeScreen):
         if reply.written_at - reply.saved_at >= SAVE_INTERVAL_S:
             reply.message = self.store.update_message(reply.message, reply.text, "interrupted")
             reply.saved_at = time.monotonic()
+            if not self.store.has_message(reply.message.id):  # deleted elsewhere: stop, and say so
+                self._finish_reply_now()
 
     @on(ReplyDone)
     async def _reply_done(self, event: ReplyDone) -> None:
@@ -507,6 +509,16 @@ class ChatScreen(ModeScreen):
         self.pacer.pause()
         try:
             stored = self.store.update_message(reply.message, text, "interrupted" if interrupted else "complete")
+            if not self.store.has_message(stored.id):
+                # Its conversation was deleted in another window meanwhile: the reply stays on screen
+                # (to copy), and the next prompt starts a new conversation (_conversation_gone).
+                self.notify(
+                    f"conversation {reply.message.conversation_id} was deleted elsewhere (in another window "
+                    "or program); this reply was not saved",
+                    severity="warning",
+                    timeout=10,
+                    markup=False,
+                )
         finally:
             self._release_turn()  # the reply's end is stored: another llamadesk may take a turn
         self.messages = [stored if m.id == stored.id else m for m in self.messages]
@@ -632,7 +644,20 @@ class ChatScreen(ModeScreen):
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self._finish_reply_now()
-                self.store.delete(conversation.id)
+                try:  # not while another window or `chat --continue` replies there: its reply would be lost
+                    turn = claim_turn(self.store, conversation.id)
+                except TurnTaken:
+                    self.notify(
+                        f"“{title}” is replying in another llamadesk; stop it there or let it finish, then delete",
+                        severity="warning",
+                        timeout=10,
+                        markup=False,
+                    )
+                    return
+                try:
+                    self.store.delete(conversation.id)
+                finally:
+                    turn.release()
                 self.host.forget_conversation(conversation.id)
                 self.show_conversation(None)
                 self.refresh_list()
