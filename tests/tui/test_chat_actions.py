@@ -556,6 +556,8 @@ async def test_an_export_folder_that_cannot_be_made_is_a_failed_export_not_a_cra
         await pilot.press("f9")
         failed = [n for n in app._notifications if n.message.startswith("Export failed:")]
         assert len(failed) == 2 and all(n.severity == "error" for n in failed)
+        exports = tmp_path / "home" / "data" / "exports"  # what is wrong and what to do, not "[Errno 17]"
+        assert failed[0].message == f"Export failed: {exports} is a file, where exports go in a folder; move it away"
         assert isinstance(app.screen, ChatScreen)
     assert app.crash is None
 

@@ -700,14 +700,24 @@ class ChatScreen(ModeScreen):
         if self.conversation is None:
             self.notify("Nothing to export yet", severity="warning")
             return
+        folder = data_dir() / "exports"
         try:
             # Inside the try: a file where the folder should be is a failed export, not a crash.
-            folder = data_dir() / "exports"
+            if folder.exists() and not folder.is_dir():
+                raise LlamadeskError(f"{folder} is a file, where exports go in a folder; move it away")
             folder.mkdir(exist_ok=True)
             path = free_export_path(folder, self.conversation.id, suffix)
             export_conversation(self.conversation, self.store.messages(self.conversation.id), path)
-        except (LlamadeskError, OSError) as err:
+        except LlamadeskError as err:
             self.notify(f"Export failed: {err}", severity="error", markup=False)
+            return
+        except OSError as err:
+            self.notify(
+                f"Export failed: {folder} cannot be written ({err.strerror or err}); free some space or fix its "
+                "permissions",
+                severity="error",
+                markup=False,
+            )
             return
         self.notify(f"Exported to {path}", markup=False)
 
