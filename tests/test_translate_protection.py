@@ -44,6 +44,9 @@ CASES = [
     ("emphasis", "This is _quite_ nice", "_"),
     # a heading's anchor: translated, every link to "#getting-started" broke
     ("attributes", "Getting started {#getting-started .unnumbered}", "{#getting-started .unnumbered}"),
+    # a table cell's escaped pipe: the model dropped the backslash, and the table gained a column
+    ("markdown-escape", r"| either a \| b | yes |", r"\|"),
+    ("markdown-escape", r"Two \*stars\* here", r"\*"),
 ]
 
 
@@ -56,6 +59,10 @@ def test_every_kind_of_span_is_hidden_and_restored(kind, text, span):
     # A translation that moves the markers around still restores every span.
     moved = " ".join(reversed(protected.text.split(" ")))
     assert span in protected.restore(moved)
+
+
+def test_a_backslash_before_a_letter_is_not_an_escape():
+    assert find_spans(r"Save it in C:\Users\me first") == []
 
 
 def test_plain_words_and_percentages_are_not_spans():

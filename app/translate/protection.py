@@ -37,6 +37,9 @@ LINK_CLOSE = r"\]\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)|\]\[[^\]\n]+\
 SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     # text that already looks like one of our markers must not be mistaken for one
     ("marker-lookalike", r"⟦[^⟧\n]*⟧"),
+    # A Markdown backslash escape ("\|" in a table cell, "\*" that is not emphasis): the model
+    # dropped the backslash, and the table gained a column
+    ("markdown-escape", r"\\[!-/:-@\[-`{-~]"),
     ("inline-code", r"``(?:[^`\n]|`(?!`))+``|`[^`\n]+`"),
     # A Markdown link or image is cut into what opens its text ("[", "![") and what closes it with
     # its target ("](url)", "][ref]"): the text between is translated, and the link's syntax is
