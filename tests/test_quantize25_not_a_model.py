@@ -13,19 +13,30 @@ from gguf import GGUFWriter
 from tests.conftest import assert_one_clear_line, run_cli
 
 
-@pytest.fixture
-def imatrix_file(tmp_path):
-    path = tmp_path / "m.imatrix"
-    writer = GGUFWriter(path, arch="imatrix")  # as quantize/importance_matrix.py writes one
-    writer.add_type("imatrix")
-    writer.add_tensor("blk.0.attn_q.weight.in_sum2", np.ones((1, 8), dtype=np.float32))
-    writer.add_tensor("blk.0.attn_q.weight.counts", np.ones((1, 1), dtype=np.float32))
+def not_a_model(path, arch: str, kind: str, tensors: dict[str, tuple[int, int]], **strings_and_floats):
+    """A GGUF of `kind` (general.type) with the given keys and tensors of ones, and a text beside it."""
+    writer = GGUFWriter(path, arch=arch)
+    writer.add_type(kind)
+    for key, value in strings_and_floats.items():
+        key = key.replace("__", ".")
+        if isinstance(value, str):
+            writer.add_string(key, value)
+        else:
+            writer.add_float32(key, value)
+    for name, shape in tensors.items():
+        writer.add_tensor(name, np.ones(shape, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    (tmp_path / "t.txt").write_text("some text " * 50, encoding="utf-8")
+    (path.parent / "t.txt").write_text("some text " * 50, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def imatrix_file(tmp_path):  # as quantize/importance_matrix.py writes one
+    tensors = {"blk.0.attn_q.weight.in_sum2": (1, 8), "blk.0.attn_q.weight.counts": (1, 1)}
+    return not_a_model(tmp_path / "m.imatrix", "imatrix", "imatrix", tensors)
 
 
 @pytest.mark.parametrize(
@@ -45,20 +56,11 @@ def test_an_importance_matrix_is_not_called_a_damaged_model(imatrix_file, comman
 
 
 @pytest.fixture
-def adapter_file(tmp_path):
-    path = tmp_path / "a.gguf"
-    writer = GGUFWriter(path, arch="llama")  # as convert writes an adapter
-    writer.add_type("adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", 16.0)
-    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.ones((4, 8), dtype=np.float32))
-    writer.add_tensor("blk.0.attn_q.weight.lora_b", np.ones((8, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    (tmp_path / "t.txt").write_text("some text " * 50, encoding="utf-8")
-    return path
+def adapter_file(tmp_path):  # as convert writes an adapter
+    tensors = {"blk.0.attn_q.weight.lora_a": (4, 8), "blk.0.attn_q.weight.lora_b": (8, 4)}
+    return not_a_model(
+        tmp_path / "a.gguf", "llama", "adapter", tensors, adapter__type="lora", adapter__lora__alpha=16.0
+    )
 
 
 @pytest.mark.parametrize(
