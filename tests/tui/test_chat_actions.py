@@ -59,17 +59,23 @@ async def test_ctrl_j_adds_a_line_instead_of_sending(store):
         assert box.text == ""
 
 
+async def long_reply_partly_saved(pilot, store) -> ChatScreen:
+    """Start a long reply and return once what came of it so far is saved (marked interrupted)."""
+    screen = await ask(pilot, "tell a long story", wait=False)
+    reply_id = screen.reply.message.id
+    await wait_until(
+        pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)), what="a partial save"
+    )
+    return screen
+
+
 async def test_escape_stops_at_once_and_keeps_what_came_marked_interrupted(store, monkeypatch):
     monkeypatch.setattr(chat_module, "SAVE_INTERVAL_S", 0.05)
     loader = FakeLoader(token_delay=0.002)
     app = make_app(store, loader)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await ask(pilot, "tell a long story", wait=False)
-        reply_id = screen.reply.message.id
         # While it streams, what came so far is already saved (marked interrupted) for a crash.
-        await wait_until(
-            pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)), what="a partial save"
-        )
+        screen = await long_reply_partly_saved(pilot, store)
         await pilot.press("escape")
         assert screen.reply is None  # stopped at once, not after the model finished
         await wait_until(pilot, lambda: screen.messages[-1].state == "interrupted" and screen.messages[-1].content)
@@ -189,9 +195,7 @@ async def test_a_reply_whose_conversation_is_deleted_elsewhere_stops_and_says_it
     loader = FakeLoader(token_delay=0.002)
     app = make_app(store, loader)
     async with app.run_test(size=(100, 30)) as pilot:
-        screen = await ask(pilot, "tell a long story", wait=False)
-        reply_id = screen.reply.message.id
-        await wait_until(pilot, lambda: any(m.id == reply_id and m.content for m in store.messages(1)))
+        screen = await long_reply_partly_saved(pilot, store)
         other = Store(store.path)
         other.delete(screen.conversation.id)
         other.close()
