@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from gguf.constants import GGUFValueType
+
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import open_header
 from llamadesk.app.core.gguf_header import GGUFHeader
+from llamadesk.app.core.gguf_requirements import NOT_WEIGHT_TYPES
 from llamadesk.app.core.value_ranges import shown
 
 HALVES = (".lora_a", ".lora_b")
@@ -58,6 +61,10 @@ def summarize_adapter(path: Path, header: GGUFHeader | None = None) -> AdapterSu
     alpha = meta.get("adapter.lora.alpha", 0.0)
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
         raise BadInputError(f"{path}: adapter.lora.alpha is {shown(alpha)}, not a number; convert it again")
+    alpha_type = header.value_types.get("adapter.lora.alpha")
+    if alpha_type is not None and alpha_type.kind != GGUFValueType.FLOAT32:
+        # llama.cpp reads it as a float32 only, and aborts on any other type (GGML_ASSERT)
+        raise BadInputError(f"{path}: adapter.lora.alpha is {alpha_type.with_article}, not a float32; convert it again")
     pairs: dict[str, set[str]] = {}
     for tensor in header.tensors:
         half = next((h for h in HALVES if tensor.name.endswith(h)), None)
@@ -65,6 +72,12 @@ def summarize_adapter(path: Path, header: GGUFHeader | None = None) -> AdapterSu
             continue  # llama.cpp skips norms an adapter may carry; anything else it refuses itself
         if len(tensor.shape) != 2:
             raise BadInputError(f"{path}: {tensor.name} is not a matrix; the adapter is damaged")
+        if tensor.ggml_type in NOT_WEIGHT_TYPES:  # llama.cpp's product on them crashes (a segfault)
+            raise BadInputError(
+                f"{path}: {tensor.name} is {tensor.ggml_type.name}, which is not a weight type; convert it again"
+            )
+        if 0 in tensor.shape:  # a rank of 0 aborts llama.cpp (GGML_ASSERT)
+            raise BadInputError(f"{path}: {tensor.name} has no rows or columns; the adapter is damaged")
         pairs.setdefault(tensor.name[: -len(half)], set()).add(half)
     for weight, halves in pairs.items():
         if len(halves) != 2:
@@ -123,8 +136,18 @@ def check_adapter_fits(adapter_path: Path, model_path: Path, model: GGUFHeader) 
                 f"{adapter_path}: adapts {weight}, which {model_path.name} does not have{made_for}; "
                 "give the model it was trained on"
             )
+        if len(shapes[weight]) != 2:  # a norm or a bias: llama.cpp adapts matrices only
+            raise BadInputError(
+                f"{adapter_path}: adapts {weight}, which is not a matrix in {model_path.name}; the adapter is "
+                "damaged or not for this model"
+            )
+        if a_shape[1] != b_shape[0]:
+            raise BadInputError(
+                f"{adapter_path}: {weight}'s lora_a has rank {a_shape[1]} but its lora_b {b_shape[0]}; "
+                "the adapter is damaged"
+            )
         n_in, n_out = shapes[weight][0], shapes[weight][1]
-        if a_shape[0] != n_in or b_shape[1] != n_out or a_shape[1] != b_shape[0]:
+        if a_shape[0] != n_in or b_shape[1] != n_out:
             raise BadInputError(
                 f"{adapter_path}: {weight} is {b_shape[1]}x{a_shape[0]} in the adapter but {n_out}x{n_in} in "
                 f"{model_path.name}{made_for}; give the model it was trained on"

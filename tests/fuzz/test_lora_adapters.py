@@ -230,3 +230,84 @@ def test_mutated_gguf_adapters_are_refused_by_chat(plain, tmp_path):
     )
     assert_all_refused(results, codes=(0, 2))
     report_outcomes(results)
+
+
+def rewritten_adapter(source: Path, target: Path, keys=None, tensors=None, extra=()) -> Path:
+    """A copy of the GGUF adapter `source` with some keys ((value, type) by name) and tensors (a
+    function of the data by name) changed, and `extra` tensors added."""
+    import gguf
+
+    reader = gguf.GGUFReader(source)
+    writer = gguf.GGUFWriter(target, reader.fields["general.architecture"].contents())
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        value, value_type = (keys or {}).get(key, (field.contents(), field.types[0]))
+        writer.add_key_value(key, value, value_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, (tensors or {}).get(tensor.name, lambda d: d)(np.array(tensor.data)))
+    for name, data in extra:
+        writer.add_tensor(name, data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target
+
+
+def test_adapters_that_crashed_llama_cpp_are_refused_by_chat_in_one_line(plain, tmp_path):
+    """Each passed llamadesk's checks and then killed the process (a segfault on an integer or
+    float64 tensor, GGML_ASSERT on an alpha that is not a float32 or a rank of 0), or was a
+    traceback (a pair on a norm), or said "64x64 in the adapter but 64x64" (ranks that differ)."""
+    import gguf
+
+    from llamadesk.convert import convert_checkpoint
+    from llamadesk.convert.lora import plan_adapter, write_adapter
+
+    base = convert_checkpoint(lora_adapters.base_folder("tiny_llama"), tmp_path / "base.gguf", "f16")
+    adapter = write_adapter(plan_adapter(plain, None, "f16"), tmp_path / "adapter.gguf")
+    q, kinds = "blk.0.attn_q.weight", gguf.GGUFValueType
+    crafted = {
+        "i8-tensor": ({"tensors": {q + ".lora_b": lambda d: d.astype(np.int8)}}, "is I8, which is not a weight type"),
+        "f64-tensor": (
+            {"tensors": {q + ".lora_b": lambda d: d.astype(np.float64)}},
+            "is F64, which is not a weight type",
+        ),
+        "alpha-uint32": ({"keys": {"adapter.lora.alpha": (16, kinds.UINT32)}}, "is a uint32, not a float32"),
+        "alpha-float64": ({"keys": {"adapter.lora.alpha": (16.0, kinds.FLOAT64)}}, "is a float64, not a float32"),
+        "rank-0": (
+            {
+                "tensors": {
+                    q + ".lora_a": lambda d: np.zeros((0, d.shape[1]), d.dtype),
+                    q + ".lora_b": lambda d: np.zeros((d.shape[0], 0), d.dtype),
+                }
+            },
+            "has no rows or columns",
+        ),
+        "pair-on-a-norm": (
+            {
+                "extra": [
+                    ("blk.0.attn_norm.weight.lora_a", np.zeros((8, 1), np.float16)),
+                    ("blk.0.attn_norm.weight.lora_b", np.zeros((64, 8), np.float16)),
+                ]
+            },
+            "adapts blk.0.attn_norm.weight, which is not a matrix",
+        ),
+        "ranks-differ": (
+            {"tensors": {q + ".lora_b": lambda d: np.zeros((d.shape[0], d.shape[1] // 2), d.dtype)}},
+            "lora_a has rank",
+        ),
+    }
+    cases = []
+    for case_id, (change, _) in crafted.items():
+        path = rewritten_adapter(adapter, tmp_path / f"{case_id}.gguf", **change)
+        chat = ("chat", "-m", base, "--lora", path, "--max-tokens", "2", "--threads", "1", "--temperature", "0", "hi")
+        cases.append(cli_case(case_id, *chat, env=ENV))
+    results = run_cases(
+        cases,
+        tmp_path,
+        preload=("llamadesk.app.cli", "llamadesk.app.commands.chat", "llamadesk.app.engine.llama_engine"),
+    )
+    assert_all_refused(results, codes=(2,))
+    for case_id, (_, message) in crafted.items():
+        assert message in results[case_id]["stderr"], (case_id, results[case_id]["stderr"])
