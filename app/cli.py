@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.printable import printable
 
 # Every subcommand and the module under commands/ that defines it, in the order --help lists them.
 COMMAND_MODULES = {
@@ -170,7 +171,9 @@ def _run(argv: list[str]) -> int:
             return 2
         return int(args.handler(args) or 0)
     except LlamadeskError as err:
-        print(f"llamadesk: {err}", file=sys.stderr)
+        # Messages quote names from strangers' files (another app's model names, GGUF metadata):
+        # their control characters are shown, never sent to the terminal as escape sequences.
+        print(f"llamadesk: {printable(str(err))}", file=sys.stderr)
         return err.exit_code
     except Terminated as stop:
         print(f"\nllamadesk: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
@@ -181,7 +184,7 @@ def _run(argv: list[str]) -> int:
     except BrokenPipeError:
         return 0  # `llamadesk ... | head` closed our stdout: not an error
     except OSError as err:
-        print(f"llamadesk: {_os_error_line(err)}", file=sys.stderr)
+        print(f"llamadesk: {printable(_os_error_line(err))}", file=sys.stderr)
         return 1
     except MemoryError:
         print("llamadesk: ran out of memory; close other programs or use a smaller model", file=sys.stderr)

@@ -160,6 +160,14 @@ def test_bad_option_values():
     assert run_cli("chat", "--ctx", "lots").returncode == 2  # argparse's own usage error
 
 
+def test_control_characters_in_a_message_are_shown_not_sent_to_the_terminal():
+    # A model name from another app's store, quoted in "unknown model ...; available: ...", set the
+    # terminal's title (ESC ] 0 ; ... BEL).
+    done = run_cli("chat", "-m", "evil\x1b]0;pwned\x07x", "hi")
+    assert done.returncode == 2 and "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "evil^[]0;pwned^Gx" in done.stderr
+
+
 def test_empty_piped_prompt():
     assert_one_clear_line(run_cli("chat", input=""), 2, "nothing to answer")
 

@@ -180,6 +180,10 @@ def test_a_damaged_store_lists_the_good_models_and_says_why_it_skips_the_rest(ll
     assert "good:latest" in [m["name"] for m in json.loads(done.stdout)]
     skipped = [line for line in done.stderr.splitlines() if line.startswith("llamadesk: skipped bad:")]
     assert len(skipped) == len(bad), done.stderr
+    # Asked for by name, one of them is bad input, as a file that is not a GGUF is (it was exit 1).
+    env = {"LLAMADESK_HOME": str(llamadesk_home), "HOME": str(user), "OLLAMA_MODELS": ""}
+    asked = run_cli("chat", "-m", "bad:truncated", "--threads", "1", "hi", env=env)
+    assert asked.returncode == 2 and "the download is unfinished or damaged" in asked.stderr, asked.stderr
 
 
 def test_ollama_models_resolve_by_name_and_by_ollama_s_latest_alias(llamadesk_home, tmp_path, monkeypatch):

@@ -133,7 +133,7 @@ def _apply_adapters(llama: llama_cpp.Llama, adapters: list[tuple[AdapterSummary,
         handle = llama_cpp.llama_adapter_lora_init(llama._model.model, str(adapter.path).encode("utf-8"))
         if not handle:
             llama.close()
-            raise LlamadeskError(f"llama.cpp could not load the adapter {adapter.path}; convert it again")
+            raise BadInputError(f"llama.cpp could not load the adapter {adapter.path}; convert it again")
         loaded.append((handle, scale))
     if not set_adapters_on_context(llama._ctx.ctx, loaded):
         llama.close()

@@ -199,8 +199,8 @@ def _other_app_candidates(registry: Registry) -> list[Candidate]:
         for model in models_in(store):
 
             def locate(m=model) -> Path:
-                if m.path is None:  # the store's file is wrong: skipped with this reason
-                    raise LlamadeskError(m.problem or "cannot be used")
+                if m.path is None:  # the store's file is wrong: skipped with this reason (bad input, exit 2)
+                    raise BadInputError(m.problem or "cannot be used")
                 return m.path
 
             out.append(Candidate(model.name, locate, store.app, model.origin, deletable=False))
