@@ -214,3 +214,17 @@ def test_serve_answers_ollama_clients_with_the_user_s_ollama_models(user_home):
         assert reply.message.content and reply.done_reason in ("stop", "length")
         started = served.log_text()  # the operator is told which other apps' models are exposed
         assert "also serving the models of Ollama (" in started and "LM Studio (" in started, started
+
+
+def test_adding_a_store_counts_only_the_models_that_are_ggufs(llamadesk_home, tmp_path):
+    # "5 GGUF model(s)" of a store whose fifth blob was text, listed as skipped.
+    from tests.gguf_samples import tiny_gguf_bytes
+
+    user = tmp_path / "user"
+    store = tmp_path / "elsewhere" / "models"
+    model = write_blob(store, tiny_gguf_bytes(tmp_path, "t.gguf"))
+    text = write_blob(store, b"not a model at all")
+    write_manifest(store, "registry.ollama.ai/library/real/latest", ollama_manifest(store, model))
+    write_manifest(store, "registry.ollama.ai/library/text/latest", ollama_manifest(store, text))
+    added = cli(llamadesk_home, user, "models", "add", str(store))
+    assert added.returncode == 0 and "(1 GGUF model(s) in it)" in added.stdout, added.stdout + added.stderr

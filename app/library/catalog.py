@@ -568,10 +568,10 @@ def add_folder(folder: str) -> tuple[Path, int, bool, str | None]:
     if resolved == models_dir().resolve():
         raise BadInputError(f"{folder} is llamadesk's own models folder; its models are listed already")
     app = detect_app(resolved)
+    # Counted by their first bytes, not their names: a `.gguf` (or a blob) that is not one is no model.
     if app is not None:
-        count = sum(m.path is not None for m in models_in(OtherAppStore(app, resolved)))
+        count = sum(m.path is not None and _starts_as_gguf(m.path) for m in models_in(OtherAppStore(app, resolved)))
     else:
-        # Counted by their first bytes, not their names: a `.gguf` that is not one is no model.
         count = sum(_starts_as_gguf(found) for found in listable_ggufs(resolved, recursive=True))
     with editing_registry() as registry:  # after the counting: the lock is held only for the edit
         if app is not None:
