@@ -156,6 +156,14 @@ def test_a_merged_model_is_named_and_recorded_apart_from_its_base(patterns, own_
     assert Path(json.loads(planned.stdout)["output"]).name.startswith(f"{stem}+{folder.name}-")
 
 
+def test_an_empty_lora_is_refused_not_taken_for_the_current_folder():
+    from llamadesk.convert.lora.merge import parse_adapter_choice
+
+    for text in ("", " "):
+        with pytest.raises(BadInputError, match="--lora is empty"):
+            parse_adapter_choice(text)
+
+
 @pytest.mark.parametrize("scale", ["nan", "inf", "-1e308", "1001"])
 def test_a_scale_out_of_range_names_the_adapter_and_the_scale(scale, tmp_path):
     # The line began with a stray quote and an elided path, and did not say which part was wrong.

@@ -107,6 +107,9 @@ def test_wrapping_many_words_on_many_lines_is_quick():
         ("bad.srt", b"1\n00:00:61,000 --> 00:01:02,000\nHello.\n", "bad timestamp"),
         ("bad.srt", b"Hello there\n", "expected a cue number"),
         ("bad.vtt", b"00:01.000 --> 00:02.000\nHello.\n", "must start with a WEBVTT line"),
+        # Digits that are not ASCII (full width, Arabic-Indic) were read as times and cue numbers.
+        ("bad.srt", "1\n\uff10\uff10:00:01,000 --> 00:00:02,000\nHello.\n".encode(), "bad timestamp"),
+        ("bad.srt", "\u0661\n00:00:01,000 --> 00:00:02,000\nHello.\n".encode(), "expected a cue number"),
         ("bad.srt", "1\n00:00:01,000 --> 00:00:02,000\nCaf\u00e9\n".encode("latin-1"), "not UTF-8"),
         # A blank line missing between cues: cue 2 was read as cue 1's text, translated over and lost.
         (
@@ -182,3 +185,13 @@ def test_a_vtt_headers_language_line_says_the_target_language_and_nothing_else_c
     # Already the target's (a region of it): kept as written.
     canadian = "WEBVTT\nLanguage: fr-CA\n\n00:00.000 --> 00:01.000\nHello.\n"
     assert translate("captions.vtt", canadian.encode())[0].text.startswith("WEBVTT\nLanguage: fr-CA\n\n")
+
+
+def test_an_output_named_as_another_format_is_refused_before_the_model_loads(tmp_path):
+    # `a.srt -o a.vtt` wrote SubRip into a .vtt; `-o ""` wrote to stdout.
+    source = tmp_path / "a.srt"
+    source.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello there.\n", encoding="utf-8")
+    proc = run_cli("translate", "--to", "fr", "--from", "en", str(source), "-o", str(tmp_path / "a.vtt"))
+    assert proc.returncode == 2 and "name the output a.srt" in proc.stderr and not (tmp_path / "a.vtt").exists()
+    proc = run_cli("translate", "--to", "fr", "--from", "en", str(source), "-o", "")
+    assert proc.returncode == 2 and "-o is empty" in proc.stderr and not proc.stdout

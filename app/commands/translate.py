@@ -119,6 +119,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _check_output_format(source: str, output: str | None, kind: str | None) -> None:
+    """Refuse an output named as another format than the file's: the output is written in the
+    format read (`a.srt -o a.vtt` wrote SubRip into a .vtt that players then refused)."""
+    from llamadesk.app.translate.formats import format_of
+
+    if kind is None or output is None or format_of(output) is None:
+        return
+    source_suffix, output_suffix = Path(source).suffix.lower(), Path(output).suffix.lower()
+    if format_of(output) != kind or (kind == "subtitles" and source_suffix != output_suffix):
+        raise BadInputError(
+            f"{output} is named as a {output_suffix} file but {source} is {source_suffix}, and the translation "
+            f"keeps the format it reads; name the output {Path(output).with_suffix(source_suffix).name}"
+        )
+
+
 def _candidate_count(text: str) -> int:
     """--candidates' N: argparse takes the word after the flag as it, so `--candidates notes.md`
     meant N = notes.md; said so, with the order that works."""
@@ -201,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--update writes a .po file in place; give a .po FILE (or use -o OUT)")
     if args.output == "-":  # as FILE's "-" is stdin (it wrote a file named "-")
         args.output = None
+    elif args.output is not None and not args.output.strip():  # it wrote to stdout
+        raise BadInputError("-o is empty; give an output file name, or leave -o out for stdout")
+    _check_output_format(args.file, args.output, kind)
     if args.update and args.output:
         raise BadInputError("--update writes FILE in place; leave out -o")
     if args.retranslate and kind != "gettext":

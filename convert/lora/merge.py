@@ -35,6 +35,8 @@ class AdapterChoice:
 
 def parse_adapter_choice(text: str) -> AdapterChoice:
     """PATH or PATH:SCALE (a path may itself contain ':', so only a number after the last one is a scale)."""
+    if not text.strip():  # Path("") is ".": it said the current folder "is a folder"
+        raise BadInputError("--lora is empty; give an adapter's .gguf file (or its folder to convert)")
     path, scale = text, 1.0
     head, sep, tail = text.rpartition(":")
     if sep and head:

@@ -38,8 +38,10 @@ DIALOGUE_DASH = re.compile(r"^\s*[-–—]\s*(?=\S)")
 # A WebVTT header's language line: the key with what precedes the value, the value, what follows.
 HEADER_LANGUAGE = re.compile(r"^(Language[ \t]*:[ \t]*)(\S.*?)([ \t]*)$", re.IGNORECASE)
 
-_TIME_SRT = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})"
-_TIME_VTT = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
+# ASCII digits only: Python's \d also matches "００" (full width) and "١" (Arabic-Indic), which no
+# player reads as a time or a cue number.
+_TIME_SRT = r"([0-9]+):([0-5][0-9]):([0-5][0-9])[,.]([0-9]{3})"
+_TIME_VTT = r"(?:([0-9]+):)?([0-5][0-9]):([0-5][0-9])\.([0-9]{3})"
 TIMING = {
     "srt": re.compile(rf"^\s*{_TIME_SRT}\s*-->\s*{_TIME_SRT}(?:\s.*)?$"),
     "vtt": re.compile(rf"^{_TIME_VTT}[ \t]+-->[ \t]+{_TIME_VTT}(?:[ \t].*)?$"),
@@ -245,7 +247,7 @@ def _read_block(document: SubtitleFile, lines: list[str], start: int, end: int, 
         return  # comments and styling: kept untouched
     timing_at = start
     if "-->" not in first:  # an index (.srt) or a cue identifier (.vtt) comes first
-        if kind == "srt" and not first.strip().isdigit():
+        if kind == "srt" and not (first.strip().isascii() and first.strip().isdigit()):
             raise BadInputError(f"{name}, line {start + 1}: expected a cue number or timing, found {first[:40]!r}")
         timing_at = start + 1
     if timing_at >= end:
