@@ -40,6 +40,14 @@ def tiny_gguf_bytes(
     return path.read_bytes()
 
 
+def write_out(writer: GGUFWriter) -> None:
+    """Write everything added to `writer` (header, metadata, tensors) and close it."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def copy_metadata(reader, writer: GGUFWriter) -> None:
     """Every key of a GGUFReader's file into a GGUFWriter, with its type (the writer adds its own)."""
     for field in reader.fields.values():

@@ -16,7 +16,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import format_parameter_count, inspect_gguf, plain_value
 from llamadesk.app.core.gguf_header import read_gguf_header
 from llamadesk.app.core.gguf_requirements import ADVICE
-from tests.gguf_samples import TinyModel
+from tests.gguf_samples import TinyModel, write_out
 
 U32, I32, F32, STR, ARR = (
     GGUFValueType.UINT32,
@@ -38,10 +38,7 @@ def write_tiny_gguf(path: Path) -> Path:
     writer.add_token_list(["<s>", "a", "b", "ünïcödé", "日本"])
     writer.add_tensor("token_embd.weight", np.arange(40, dtype=np.float32).reshape(5, 8))
     writer.add_tensor("output_norm.weight", np.ones(8, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_out(writer)
     return path
 
 

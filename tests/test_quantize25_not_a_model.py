@@ -11,6 +11,7 @@ import pytest
 from gguf import GGUFWriter
 
 from tests.conftest import assert_one_clear_line, run_cli
+from tests.gguf_samples import write_out
 
 
 def not_a_model(path, arch: str, kind: str, tensors: dict[str, tuple[int, int]], **strings_and_floats):
@@ -25,10 +26,7 @@ def not_a_model(path, arch: str, kind: str, tensors: dict[str, tuple[int, int]],
             writer.add_float32(key, value)
     for name, shape in tensors.items():
         writer.add_tensor(name, np.ones(shape, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_out(writer)
     (path.parent / "t.txt").write_text("some text " * 50, encoding="utf-8")
     return path
 

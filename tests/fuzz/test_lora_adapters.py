@@ -22,6 +22,7 @@ import pytest
 from tests.fixtures import lora_adapters
 from tests.fuzz.checkpoint_files import ENV, hostile_safetensors_files, mutants, report_outcomes, safetensors_bytes
 from tests.fuzz.harness import assert_all_refused, cli_case, run_cases
+from tests.gguf_samples import write_out
 
 pytestmark = pytest.mark.slow
 
@@ -248,10 +249,7 @@ def rewritten_adapter(source: Path, target: Path, keys=None, tensors=None, extra
         writer.add_tensor(tensor.name, (tensors or {}).get(tensor.name, lambda d: d)(np.array(tensor.data)))
     for name, data in extra:
         writer.add_tensor(name, data)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_out(writer)
     return target
 
 
