@@ -164,12 +164,25 @@ def test_a_stopped_parallel_run_counts_every_unit_its_sidecar_keeps(tmp_path):
     # counted only the run from the start: "0 of 40 segments are kept".
     from llamadesk.app.translate.resume import ResumeLog
 
-    parallel = ScriptedParallel(3, delay=lambda prompt: 1.5 if "Unit zero" in segment_of(prompt) else 0.01)
+    def delay(prompt) -> float:  # the first unit is answered only once the run is stopped
+        if "Unit zero" in segment_of(prompt):
+            parallel.stopped.wait(60)
+            return 0.0
+        return 0.01
+
+    parallel = ScriptedParallel(3, delay=delay)
     main = SegmentTranslator(ScriptedGenerator(upper_translation), FEW_SHOT)
     units = [Unit("Unit zero is slow to translate.")] + [Unit(f"Unit {n} is quick to translate.") for n in range(1, 12)]
     resume = ResumeLog(tmp_path / "sidecar.jsonl", {"to": "fr"})
     job = FileJob(main, Units(units), JobSettings(FR, EN), resume, parallel)
-    threading.Timer(0.5, job.cancel).start()
+
+    def stop_once_two_are_kept() -> None:  # by what is done, not by the clock: a busy machine is slow
+        deadline = time.monotonic() + 60
+        while len(resume.done) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        job.cancel()
+
+    threading.Thread(target=stop_once_two_are_kept, daemon=True).start()
     events = list(job.run())
     cancelled = events[-1]
     assert isinstance(cancelled, JobCancelled) and not any(isinstance(e, ChunkDone) for e in events)

@@ -31,9 +31,7 @@ def _listed(pool: ModelPool) -> list[ListedModel]:
             summary = inspect_model(Path(path))
         except Exception:  # a file that went away is left out, not a 500 for the whole list
             continue
-        out[name] = ListedModel(
-            name, summary.file_size, _mtime(path), summary.architecture, summary.size_label, summary.quantization
-        )
+        out[name] = _listed_from(name, path, summary)
     for entry in list_models():
         if entry.name not in out:
             out[entry.name] = ListedModel(
@@ -41,6 +39,13 @@ def _listed(pool: ModelPool) -> list[ListedModel]:
                 entry.quantization,
             )  # fmt: skip
     return list(out.values())
+
+
+def _listed_from(name: str, path: Path, summary) -> ListedModel:
+    """A model listed by `name`, from its file's summary (inspect_model's)."""
+    return ListedModel(
+        name, summary.file_size, _mtime(path), summary.architecture, summary.size_label, summary.quantization
+    )
 
 
 def _mtime(path: Path) -> int:
@@ -69,11 +74,11 @@ def _details(pool: ModelPool, name: str) -> ModelDetails:
     path = pool.model_path(name)  # 404 for a name nothing serves
     summary = inspect_model(Path(path))
     template = summary.metadata.get("tokenizer.chat_template")
-    listed = ListedModel(
-        name, summary.file_size, _mtime(path), summary.architecture, summary.size_label, summary.quantization
-    )
     return ModelDetails(
-        listed, summary.parameters, summary.context_length, template if isinstance(template, str) else ""
+        _listed_from(name, path, summary),
+        summary.parameters,
+        summary.context_length,
+        template if isinstance(template, str) else "",
     )
 
 

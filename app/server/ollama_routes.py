@@ -18,6 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.engine.types import ChatMessage, Sampling
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply, first_event_or_error
@@ -85,13 +86,14 @@ async def running(request: Request) -> Response:
     """GET /api/ps: the models in memory now (`ollama ps`). They stay until another needs the room,
     so each is said to expire a day from now."""
     pool = request.app.state.pool
-    loaded = set(pool.status()["loaded"])
     expires = _time(datetime.now(timezone.utc).timestamp() + 24 * 3600)
-    models = [
-        {**_model_entry(m), "expires_at": expires, "size_vram": 0}
-        for m in await listed_models(pool)
-        if m.name in loaded
-    ]
+    models = []
+    for name in pool.status()["loaded"]:  # their headers alone, not the whole library's
+        try:
+            found = await model_details(pool, name)
+        except (LlamadeskError, OSError):  # its file went away since it was loaded: left out, as /api/tags does
+            continue
+        models.append({**_model_entry(found.listed), "expires_at": expires, "size_vram": 0})
     return JSONResponse({"models": models})
 
 

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from llamadesk.app.engine.types import Sampling
 from llamadesk.app.server.api_errors import ApiError
 from llamadesk.app.server.client_reply import ClientReply, first_event_or_error
-from llamadesk.app.server.model_list import listed_models, model_details
+from llamadesk.app.server.model_list import ListedModel, listed_models, model_details
 from llamadesk.app.server.model_pool import GenerationRequest, ReplyDone, ReplyFailed
 from llamadesk.app.server.reply_stream import TextEvents, event_stream_response, openai_events
 from llamadesk.app.server.request_fields import Fields, read_json_object
@@ -42,18 +42,19 @@ UNSERVED_FIELDS = {
 }
 
 
+def _model_object(m: ListedModel) -> dict[str, Any]:
+    return {"id": m.name, "object": "model", "created": m.modified, "owned_by": "llamadesk"}
+
+
 async def list_models(request: Request) -> Response:
     models = await listed_models(request.app.state.pool)
-    data = [{"id": m.name, "object": "model", "created": m.modified, "owned_by": "llamadesk"} for m in models]
-    return JSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": [_model_object(m) for m in models]})
 
 
 async def retrieve_model(request: Request) -> Response:
     """GET /v1/models/{id}: what `client.models.retrieve(id)` reads."""
     found = await model_details(request.app.state.pool, request.path_params["model"])
-    return JSONResponse(
-        {"id": found.listed.name, "object": "model", "created": found.listed.modified, "owned_by": "llamadesk"}
-    )
+    return JSONResponse(_model_object(found.listed))
 
 
 def _refuse_unserved(fields: Fields) -> None:
