@@ -686,3 +686,13 @@ def test_a_template_whose_header_is_only_fuzzy_gets_no_stray_comment_line():
     pot = '#, fuzzy\nmsgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Save"\nmsgstr ""\n'
     finished, _, _ = translate(pot.encode(), "fr")
     assert finished.text.startswith('msgid ""\n'), finished.text[:40]
+
+
+def test_filling_a_message_keeps_its_forms_past_nplurals():
+    # msgfmt accepts a third form under nplurals=2 (the header may be what is wrong); filling the
+    # empty second form dropped the third, a person's text lost without a word.
+    po = PARTLY_PLURAL.replace('msgstr[1] ""', 'msgstr[1] ""\nmsgstr[2] "%d pommes (forme 3)"')
+    finished, _, _ = translate(po.encode(), "fr", name="fr.po")
+    assert 'msgstr[2] "%d pommes (forme 3)"' in finished.text
+    assert 'msgstr[1] "%d APPLES"' in finished.text
+    assert finished.text.index("msgstr[1]") < finished.text.index("msgstr[2]")

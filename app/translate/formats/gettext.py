@@ -512,12 +512,13 @@ class GettextFile:
                 return False
         fuzzy = any(is_low(result) for _, result in pairs)
         if entry.msgid_plural:
-            # Forms a person already filled are kept: only the slots' forms are written.
-            forms = {n: (entry.msgstr_plural or {}).get(n, "") for n in range(self.nplurals)}
+            # Forms a person already filled are kept: only the slots' forms are written. So are
+            # forms past nplurals (msgfmt accepts them; the header may be the one that is wrong).
+            forms = {n: "" for n in range(self.nplurals)} | dict(entry.msgstr_plural or {})
             for slot, result in pairs:
                 for n in slot.forms:
                     forms[n] = result.translation
-            entry.msgstr_plural = forms
+            entry.msgstr_plural = dict(sorted(forms.items()))
             # The model gave one singular and one plural: a language with more everyday forms
             # (Russian's few/many, Arabic's) gets the plural in all of them, for a person to inflect.
             fuzzy = fuzzy or self.inflected_plurals
