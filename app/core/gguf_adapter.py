@@ -1,9 +1,11 @@
-"""A GGUF LoRA adapter checked against the model it is about to be applied to, from headers alone.
+"""A GGUF LoRA adapter checked against the model it is about to be applied to.
 
 llama.cpp checks an adapter only as it loads it, after the model, and some mismatches it does not
 catch at all (an adapter for another fine-tune of the same shapes, another vocabulary). Here the
 adapter's architecture, the base widths it records, and every lora_a/lora_b shape are compared
-with the model's header first, so `chat --lora` refuses a wrong adapter in one line.
+with the model's header first, so `chat --lora` refuses a wrong adapter in one line. Its weights'
+values are read too (an adapter is small beside its model): a NaN or infinity in them, which
+llama.cpp applies without a word, turns every reply into nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from gguf.constants import GGUFValueType
+import numpy as np
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
+from gguf.quants import dequantize
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import open_header
@@ -21,6 +25,11 @@ from llamadesk.app.core.gguf_requirements import NOT_WEIGHT_TYPES
 from llamadesk.app.core.value_ranges import shown
 
 HALVES = (".lora_a", ".lora_b")
+# peft's lora_alpha is a small number (8 to a few hundred); one past this makes alpha / rank
+# overflow the weights into infinities, so it is a damaged file, not a trained adapter.
+MAX_ALPHA = 1e6
+# How much of a tensor is read at once when its values are checked.
+_CHUNK_BYTES = 1 << 22
 # Base widths a llamadesk adapter records (under the architecture's prefix), and what they mean.
 RECORDED_WIDTHS = {
     "embedding_length": "embedding width",
@@ -61,6 +70,11 @@ def summarize_adapter(path: Path, header: GGUFHeader | None = None) -> AdapterSu
     alpha = meta.get("adapter.lora.alpha", 0.0)
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
         raise BadInputError(f"{path}: adapter.lora.alpha is {shown(alpha)}, not a number; convert it again")
+    if alpha > MAX_ALPHA:
+        raise BadInputError(
+            f"{path}: adapter.lora.alpha is {alpha:g}, far above any trained adapter's (at most {MAX_ALPHA:g}); "
+            "the adapter is damaged: convert it again"
+        )
     alpha_type = header.value_types.get("adapter.lora.alpha")
     if alpha_type is not None and alpha_type.kind != GGUFValueType.FLOAT32:
         # llama.cpp reads it as a float32 only, and aborts on any other type (GGML_ASSERT)
@@ -152,4 +166,26 @@ def check_adapter_fits(adapter_path: Path, model_path: Path, model: GGUFHeader) 
                 f"{adapter_path}: {weight} is {b_shape[1]}x{a_shape[0]} in the adapter but {n_out}x{n_in} in "
                 f"{model_path.name}{made_for}; give the model it was trained on"
             )
+    check_adapter_values(adapter_path, header)
     return adapter
+
+
+def check_adapter_values(path: Path, header: GGUFHeader) -> None:
+    """BadInputError naming the first lora_a/lora_b tensor that holds a NaN or an infinity."""
+    for tensor in header.tensors:
+        if not tensor.name.endswith(HALVES) or not isinstance(tensor.ggml_type, GGMLQuantizationType):
+            continue
+        qtype = tensor.ggml_type
+        block_bytes = GGML_QUANT_SIZES[qtype][1]
+        chunk = max(block_bytes, _CHUNK_BYTES // block_bytes * block_bytes)
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=tensor.data_offset, shape=(tensor.n_bytes,))
+        for start in range(0, tensor.n_bytes, chunk):
+            try:
+                values = dequantize(np.asarray(data[start : start + chunk]), qtype)
+            except NotImplementedError:
+                break  # a type gguf cannot read back; llama.cpp's own checks are what is left
+            if not np.isfinite(values).all():
+                raise BadInputError(
+                    f"{path}: {tensor.name} holds NaN or infinite values, which would make every reply empty; "
+                    "the adapter is damaged: convert it again"
+                )

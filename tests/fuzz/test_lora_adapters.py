@@ -309,3 +309,74 @@ def test_adapters_that_crashed_llama_cpp_are_refused_by_chat_in_one_line(plain, 
     assert_all_refused(results, codes=(2,))
     for case_id, (_, message) in crafted.items():
         assert message in results[case_id]["stderr"], (case_id, results[case_id]["stderr"])
+
+
+def _with_value(value):
+    def change(data):
+        data = data.copy()
+        data.flat[data.size // 2] = value
+        return data
+
+    return change
+
+
+def test_adapters_whose_values_empty_every_reply_are_refused_by_chat_in_one_line(plain, tmp_path):
+    """A NaN or an infinity in one lora tensor, or an alpha that overflows alpha / rank, passed every
+    check, and llama.cpp applied them: each reply came out empty, exit 0."""
+    import gguf
+
+    from llamadesk.convert import convert_checkpoint
+    from llamadesk.convert.lora import plan_adapter, write_adapter
+
+    base = convert_checkpoint(lora_adapters.base_folder("tiny_llama"), tmp_path / "base.gguf", "f16")
+    adapter = write_adapter(plan_adapter(plain, None, "f16"), tmp_path / "adapter.gguf")
+    q, v = "blk.0.attn_q.weight", "blk.1.attn_v.weight"
+    crafted = {
+        "nan-in-lora-b": ({"tensors": {q + ".lora_b": _with_value(np.nan)}}, f"{q}.lora_b holds NaN or infinite"),
+        "inf-in-lora-a": ({"tensors": {v + ".lora_a": _with_value(np.inf)}}, f"{v}.lora_a holds NaN or infinite"),
+        "alpha-1e38": (
+            {"keys": {"adapter.lora.alpha": (1e38, gguf.GGUFValueType.FLOAT32)}},
+            "adapter.lora.alpha is 1e+38, far above",
+        ),
+    }
+    cases = []
+    for case_id, (change, _) in crafted.items():
+        path = rewritten_adapter(adapter, tmp_path / f"{case_id}.gguf", **change)
+        chat = ("chat", "-m", base, "--lora", path, "--max-tokens", "2", "--threads", "1", "--temperature", "0", "hi")
+        cases.append(cli_case(case_id, *chat, env=ENV))
+    results = run_cases(
+        cases,
+        tmp_path,
+        preload=("llamadesk.app.cli", "llamadesk.app.commands.chat", "llamadesk.app.engine.llama_engine"),
+    )
+    assert_all_refused(results, codes=(2,))
+    for case_id, (_, message) in crafted.items():
+        assert message in results[case_id]["stderr"], (case_id, results[case_id]["stderr"])
+
+
+def test_a_q8_0_adapter_is_read_for_its_values_too(tmp_path):
+    """The values check reads quantized adapters through gguf's dequantizer: a clean Q8_0 pair passes,
+    one whose block scale is NaN is named."""
+    import gguf
+
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.core.gguf_adapter import check_adapter_values
+    from llamadesk.app.core.gguf_file import open_header
+
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((64, 64)).astype(np.float32)
+    packed = gguf.quants.quantize(weights, gguf.GGMLQuantizationType.Q8_0)
+    for damaged in (False, True):
+        data = packed.copy()
+        if damaged:
+            data[3, 34:36] = np.frombuffer(np.float16(np.nan).tobytes(), np.uint8)  # block scale of row 3
+        writer = gguf.GGUFWriter(tmp_path / f"{damaged}.gguf", "llama")
+        writer.add_tensor("blk.0.attn_q.weight.lora_a", data, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        writer.add_tensor("blk.0.attn_q.weight.lora_b", data, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        write_out(writer)
+        path = tmp_path / f"{damaged}.gguf"
+        if damaged:
+            with pytest.raises(BadInputError, match="attn_q.weight.lora_a holds NaN"):
+                check_adapter_values(path, open_header(path))
+        else:
+            check_adapter_values(path, open_header(path))
