@@ -85,6 +85,8 @@ def test_continue_goes_on_from_the_cache_and_says_what_it_says_without_it(home, 
     first = [chat(home, smollm2_path, "--save", "Tell me three facts about Paris.") for _ in range(2)]
     assert first[0].stdout == first[1].stdout  # two identical conversations, 1 and 2
     assert len(cache_files(home)) == 2
+    # A stored conversation goes on later: its context is the model's, not one sized for this reply.
+    assert "/8192;" in first[0].stderr, first[0].stderr
     with_cache = chat(home, smollm2_path, "--conversation", "1", "And about Lyon?")
     without = chat(home, smollm2_path, "--conversation", "2", "--no-prompt-cache", "And about Lyon?")
     assert with_cache.stdout == without.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -23,6 +24,30 @@ def test_chat_reads_a_piped_prompt_and_prints_stats():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "tok/s" in result.stderr and "context" in result.stderr
+
+
+def _stats_context(stderr: str) -> tuple[int, int]:
+    used, n_ctx = re.search(r"context (\d+)/(\d+);", stderr).groups()
+    return int(used), int(n_ctx)
+
+
+def test_a_one_shot_reply_gets_a_context_sized_for_it_and_says_the_same():
+    """chat PROMPT holds only its prompt and reply: the context is sized for them (less KV cache to
+    allocate, a shorter V cache to read per token) and the reply is the one the full context gives."""
+    question = ("Write a long story about a dragon who learns to cook.",)
+    flags = (*PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--stats", "--max-tokens", "300")
+    sized = run_cli("chat", *flags, *question)
+    full = run_cli("chat", *flags, "--ctx", "8192", *question)
+    assert sized.returncode == 0 and full.returncode == 0, sized.stderr + full.stderr
+    used, n_ctx = _stats_context(sized.stderr)
+    assert n_ctx % 256 == 0 and used <= n_ctx < 8192 and "300 tokens" in sized.stderr, sized.stderr
+    assert _stats_context(full.stderr) == (used, 8192)
+    assert sized.stdout == full.stdout, "the same 300-token reply in either context"
+    # A long piped prompt: room for all of it and the reply (every token covers a byte or more).
+    long_text = "Summarize in one word: " + "the quick brown fox jumps over the lazy dog. " * 150
+    piped = run_cli("chat", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--stats", "--max-tokens", "4", input=long_text)
+    used, n_ctx = _stats_context(piped.stderr)
+    assert piped.returncode == 0 and used > 1500 and used + 4 <= n_ctx < 8192, piped.stderr
 
 
 def test_models_lists_both_starters_as_json():

@@ -304,6 +304,24 @@ def test_plenty_of_memory_keeps_f16_and_the_trained_context() -> None:
     assert settings.reasons["n_ctx"] == "the model's trained context"
 
 
+@pytest.mark.parametrize(("ceiling", "n_ctx"), [(1, 256), (256, 256), (257, 512), (1300, 1536), (4096, 4096)])
+def test_a_one_shot_reply_gets_the_context_it_needs_in_steps_of_256(ceiling, n_ctx) -> None:
+    settings = choose_settings(fm.LLAMA_13B, machine(48), None, LoadSettings(context_ceiling=ceiling))
+    assert settings.n_ctx == n_ctx
+    expected = "the model's trained context" if n_ctx == 4096 else "enough for this one reply"
+    assert settings.reasons["n_ctx"].startswith(expected)
+
+
+def test_a_one_shot_ceiling_never_raises_the_context_nor_overrides_ctx_or_memory() -> None:
+    assert choose_settings(fm.LLAMA_13B, machine(48), None, LoadSettings(context_ceiling=10**6)).n_ctx == 4096
+    requested = choose_settings(fm.LLAMA_13B, machine(48), None, LoadSettings(n_ctx=2048, context_ceiling=300))
+    assert (requested.n_ctx, requested.reasons["n_ctx"]) == (2048, "requested")
+    tight = choose_settings(fm.LLAMA_8B, machine(6.5), None, LoadSettings())
+    assert tight.reasons["n_ctx"].startswith("capped by free memory")
+    capped = choose_settings(fm.LLAMA_8B, machine(6.5), None, LoadSettings(context_ceiling=10**6))
+    assert capped.n_ctx == tight.n_ctx
+
+
 def test_a_requested_context_that_cannot_fit_is_refused_with_one_that_can() -> None:
     facts = machine(8)
     with pytest.raises(BadInputError, match=r"use --ctx (\d+) or less") as err:

@@ -31,7 +31,7 @@ from llamadesk.app.commands.options import (
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.printable import printable
-from llamadesk.app.engine.types import ChatMessage, GenerationStats, Sampling, TextPiece
+from llamadesk.app.engine.types import ChatMessage, GenerationStats, OneReply, Sampling, TextPiece
 from llamadesk.app.settings.chat_defaults import (
     DEFAULT_REPEAT_PENALTY,
     DEFAULT_SYSTEM_PROMPT,
@@ -112,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="neither read nor write the conversation's KV cache on disk (config.json: prompt_cache_mb)",
     )
-    add_load_options(parser)
+    add_load_options(parser, ctx_default="the model's, capped by memory; for one PROMPT not stored: enough for it")
     parser.set_defaults(handler=run)
 
 
@@ -404,14 +404,17 @@ def run(args: argparse.Namespace) -> int:
             load = replace(load, n_ctx=settings.context_length)
         if settings.adapters:  # --lora, or the adapters the continued conversation was using
             load = replace(load, lora=settings.adapters)
-        with Engine.load(path, load) as engine:
+        one_reply = None
+        if chat is None and not interactive:  # this reply is all the context will ever hold
+            question: list[ChatMessage] = [{"role": "user", "content": prompt}]
+            history = build_messages(settings.system_prompt, question)
+            one_reply = OneReply(tuple(history), settings.max_tokens) if settings.max_tokens else None
+        with Engine.load(path, load, one_reply) as engine:
             if interactive:
                 if chat is not None:
                     print(f"Conversation {describe(chat)}.", file=sys.stderr)
                 return repl(engine, settings.system_prompt, sampling, args.stats, chat)
             if chat is None:
-                question: list[ChatMessage] = [{"role": "user", "content": prompt}]
-                history = build_messages(settings.system_prompt, question)
                 _, stopped = stream_reply(engine, history, sampling, args.stats)
             else:
                 try:

@@ -241,6 +241,11 @@ def choose_settings(
 
     trained = summary.context_length or 4096
     wanted = requested.n_ctx if requested.n_ctx is not None else min(trained, DEFAULT_CONTEXT_CAP)
+    enough = None  # the context a known amount of work needs, when that is less than the default
+    if requested.n_ctx is None and requested.context_ceiling is not None:
+        steps = -(-max(requested.context_ceiling, MIN_CONTEXT) // CONTEXT_STEP)
+        if steps * CONTEXT_STEP < wanted:
+            enough = wanted = steps * CONTEXT_STEP
     if requested.n_ctx is not None and requested.n_ctx < 1:
         raise BadInputError(f"--ctx must be a positive number of tokens, not {requested.n_ctx}")
     cpu_only = target is None or requested.n_gpu_layers == 0
@@ -294,6 +299,8 @@ def choose_settings(
                 f"of {kv_type} KV cache but only {free_text} of memory is free; use --ctx {limit} or less"
             )
         n_ctx, reasons["n_ctx"] = requested.n_ctx, "requested"
+    elif limit >= wanted and enough is not None:
+        n_ctx, reasons["n_ctx"] = wanted, "enough for this one reply: its prompt and --max-tokens"
     elif limit >= wanted:
         n_ctx = wanted
         reasons["n_ctx"] = (

@@ -13,6 +13,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
@@ -52,6 +53,7 @@ from llamadesk.app.engine.types import (
     GenerationDone,
     GenerationStats,
     LoadSettings,
+    OneReply,
     Sampling,
     StopReason,
     StreamEvent,
@@ -60,6 +62,10 @@ from llamadesk.app.engine.types import (
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
+# A one-shot reply's context is bounded by its rendered prompt's bytes: every token covers at
+# least one byte (a special token its whole text), plus BOS and a SentencePiece leading space;
+# the rest of the slack leaves prompt lookup's guesses room past the last token.
+ONE_REPLY_SLACK = 64
 
 
 def ggml_type_id(name: str) -> int:
@@ -184,8 +190,13 @@ class Engine:
     # -- loading ----------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path | str, requested: LoadSettings = LoadSettings()) -> Engine:
-        """Validate the GGUF (its chat template too), choose settings for this machine and load it."""
+    def load(
+        cls, path: Path | str, requested: LoadSettings = LoadSettings(), one_reply: OneReply | None = None
+    ) -> Engine:
+        """Validate the GGUF (its chat template too), choose settings for this machine and load it.
+
+        `one_reply`: the load is for that reply alone, so the context (unless --ctx gives one) is
+        sized for it rather than for a conversation (fitted_settings: context_ceiling)."""
         path = Path(path)
         for file in (path, *(Path(adapter) for adapter, _ in requested.lora)):
             _require_utf8_name(file)
@@ -198,6 +209,10 @@ class Engine:
         # Checked (and compiled) before llama.cpp spends seconds loading the weights.
         source = header.metadata.get(TEMPLATE_KEY)
         chat_template = ChatTemplate(source, model=summary.name) if source not in (None, "") else None
+        if one_reply is not None and chat_template is not None and requested.n_ctx is None:
+            rendered = chat_template.render(list(one_reply.messages))
+            ceiling = len(rendered.encode("utf-8")) + ONE_REPLY_SLACK + one_reply.max_tokens
+            requested = replace(requested, context_ceiling=ceiling)
         if requested.rpc_servers:
             add_servers(parse_endpoints(requested.rpc_servers))
         # Watching the CPUs takes 0.2 s and only chooses the thread count: skipped when it is given.

@@ -34,6 +34,18 @@ class LoadSettings:
     # On the CPU: kernels whose result for a token does not depend on what else shares its batch,
     # so a batched decoder (translate --parallel) gives what decoding alone gives (batch_invariance.py).
     batch_invariant: bool = False
+    # The most tokens this engine will ever hold (a one-shot reply: its prompt and --max-tokens),
+    # when known: a chosen context is no larger. Less KV cache to allocate and touch, and without
+    # flash attention a shorter transposed V cache to stride through per token. --ctx still wins.
+    context_ceiling: int | None = None
+
+
+@dataclass(frozen=True)
+class OneReply:
+    """The only work a load is for: one reply of at most `max_tokens` to `messages` (chat PROMPT)."""
+
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
 
 
 @dataclass(frozen=True)
