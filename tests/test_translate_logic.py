@@ -18,6 +18,7 @@ from llamadesk.app.translate import (
     SegmentTranslator,
     TranslationJob,
     choose_strategy,
+    existing_mode,
     find_language,
     parse_glossary,
     resolve_language,
@@ -508,6 +509,37 @@ def test_a_sidecar_in_a_folder_that_takes_no_file_is_one_line_naming_it(tmp_path
         f"cannot write the resume sidecar {sidecar} beside the output (No such file or directory); "
         "give -o a file in a folder you can write to"
     )
+
+
+def test_a_link_in_the_sidecar_s_place_is_refused_and_its_target_kept(tmp_path):
+    # The link was followed: its target (a stranger's notes) was emptied and filled with JSON.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    sidecar = tmp_path / ".out.md.translation.jsonl"
+    sidecar.symlink_to(notes)
+    with pytest.raises(BadInputError, match="is a symbolic link in the way of the resume sidecar; remove it"):
+        ResumeLog(sidecar, {"to": "fr"})
+    # A link put there after the sidecar was read is not written through either.
+    sidecar.unlink()
+    log = ResumeLog(sidecar, {"to": "fr"})
+    sidecar.symlink_to(notes)
+    with pytest.raises(BadInputError, match="cannot write the resume sidecar"):
+        log.record("one a", "UN A")
+    assert notes.read_text() == "my notes\n" and sidecar.is_symlink()
+
+
+def test_a_sidecar_is_as_private_as_the_file_it_stands_beside(tmp_path):
+    # With --update, a 0600 catalog's messages went into a 0644 sidecar.
+    for mode in (0o600, 0o640):
+        sidecar = tmp_path / f"{mode:o}.jsonl"
+        log = ResumeLog(sidecar, {"to": "fr"}, mode)
+        log.record("one a", "UN A")
+        log.close()
+        assert sidecar.stat().st_mode & 0o777 == mode
+    catalog = tmp_path / "fr.po"
+    catalog.write_text("")
+    catalog.chmod(0o600)
+    assert existing_mode(catalog) == 0o600 and existing_mode(tmp_path / "missing.po") is None
 
 
 def test_a_sidecar_for_other_settings_is_not_used(tmp_path):

@@ -187,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         JobStarted,
         ResumeLog,
         TranslationJob,
+        existing_mode,
         load_glossary,
         model_identity,
         resolve_language,
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
                 resume_settings["candidates"] = args.candidates
             if args.keep_quotes:
                 resume_settings["keep_quotes"] = True
-            resume = job.resume = ResumeLog(sidecar_path(output), resume_settings)
+            resume = job.resume = ResumeLog(sidecar_path(output), resume_settings, existing_mode(output))
             if resume.note:
                 print(f"llamadesk: note: {resume.note}", file=sys.stderr)
         finished: JobFinished | None = None

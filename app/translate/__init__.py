@@ -33,7 +33,7 @@ from llamadesk.app.translate.glossary import load_glossary, parse_glossary
 from llamadesk.app.translate.job import JobSettings, TranslationJob
 from llamadesk.app.translate.languages import Language, find_language, resolve_language
 from llamadesk.app.translate.prompts import PromptStrategy, choose_strategy
-from llamadesk.app.translate.resume import ResumeLog, model_identity, sidecar_path
+from llamadesk.app.translate.resume import ResumeLog, existing_mode, model_identity, sidecar_path
 from llamadesk.app.translate.segment import SegmentResult, SegmentTranslator, translator_for
 
 __all__ = [
@@ -61,5 +61,6 @@ __all__ = [
     "parse_glossary",
     "resolve_language",
     "sidecar_path",
+    "existing_mode",
     "translator_for",
 ]

@@ -55,11 +55,22 @@ def sidecar_path(output: Path) -> Path:
     return hidden_name(output, ".translation.jsonl")
 
 
+def existing_mode(path: Path) -> int | None:
+    """The permission bits of the file at `path` (through a link, as --update writes); None if there is none."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
 class ResumeLog:
     """Finished chunks by source text, persisted line by line."""
 
-    def __init__(self, path: Path, settings: dict[str, Any]):
+    def __init__(self, path: Path, settings: dict[str, Any], mode: int | None = None):
+        """`mode`: the permission bits of the file the sidecar stands beside, when it exists (a
+        private catalog's sidecar, which holds its messages, is as private)."""
         self.path = path
+        self.mode = mode
         # As it comes back from JSON (tuples become lists), so a rerun's settings compare equal.
         self.settings = json.loads(json.dumps(settings, ensure_ascii=False))
         self.note: str | None = None  # what was skipped while reading, for the user
@@ -71,9 +82,11 @@ class ResumeLog:
     def _read(self) -> dict[str, str]:
         done: dict[str, str] = {}
         try:
-            info = os.stat(self.path)
+            info = os.lstat(self.path)
         except FileNotFoundError:
             return done
+        if stat.S_ISLNK(info.st_mode):  # writing would go through it, into whatever it points to
+            raise BadInputError(f"{self.path} is a symbolic link in the way of the resume sidecar; remove it")
         if not stat.S_ISREG(info.st_mode):
             raise BadInputError(f"{self.path} is in the way of the resume sidecar (it is not a file); remove it")
         if info.st_size > SIDECAR_MAX_BYTES:
@@ -81,7 +94,7 @@ class ResumeLog:
                 f"the resume sidecar {self.path} is {format_bytes(info.st_size)}, larger than any this "
                 "translation could write; delete it to start over"
             )
-        with self.path.open("rb") as handle:
+        with open(os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as handle:
             lines = handle.read(SIDECAR_MAX_BYTES).splitlines()
         if not lines or self._line(lines[0]).get("settings") != self.settings:
             return done  # another translation's, or damaged from the first line: replaced, not mixed in
@@ -149,7 +162,16 @@ class ResumeLog:
         """Write `line` after the settings line, which a fresh sidecar starts with."""
         if self._handle is None:
             fresh = not self.done
-            self._handle = self.path.open("w" if fresh else "a", encoding="utf-8")
+            # Never through a link put there since it was read (O_NOFOLLOW: ELOOP, said as unwritable).
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if fresh else os.O_APPEND)
+            descriptor = os.open(self.path, flags, 0o666 if self.mode is None else self.mode)
+            try:
+                if self.mode is not None:
+                    os.fchmod(descriptor, self.mode)
+                self._handle = open(descriptor, "w", encoding="utf-8")
+            except BaseException:
+                os.close(descriptor)
+                raise
             if fresh:
                 self._handle.write(json.dumps({"settings": self.settings}, ensure_ascii=False) + "\n")
         self._handle.write(line)

@@ -36,6 +36,7 @@ from llamadesk.app.translate import (
     ResumeLog,
     TranslationEvent,
     TranslationJob,
+    existing_mode,
     find_language,
     model_identity,
     sidecar_path,
@@ -282,7 +283,8 @@ class TranslateScreen(ModeScreen):
                 "from": source,
                 "glossary": [],
             }
-            job.resume = self._resume = ResumeLog(sidecar_path(self.output_path), resume)
+            sidecar = sidecar_path(self.output_path)
+            job.resume = self._resume = ResumeLog(sidecar, resume, existing_mode(self.output_path))
             if self._resume.note:
                 self.notify(self._resume.note, severity="warning", markup=False)  # thread-safe
         self.job = job
