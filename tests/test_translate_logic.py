@@ -25,6 +25,7 @@ from llamadesk.app.translate import (
 )
 from llamadesk.app.translate.confidence import assess
 from llamadesk.app.translate.detection import detect_language
+from llamadesk.app.translate.generation import LineEnd
 from llamadesk.app.translate.glossary import load_glossary, missing_terms, terms_in
 from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
 from llamadesk.app.translate.prompts import Prompt, TranslationRequest
@@ -166,6 +167,21 @@ def test_clean_output_removes_echo_quotes_and_commentary():
     assert clean_output('"Bonjour."', prompt, '"Hello."') == '"Bonjour."', "quotes the source had stay"
     assert clean_output("Here is the translation:\n\nFrench: Bonjour.", prompt, "Hello.") == "Bonjour."
     assert clean_output("\n\n", prompt, "Hello.") == ""
+
+
+def test_an_answer_ending_in_a_colon_is_the_answer_when_the_source_ends_in_one():
+    # "Example:" came back as "Example" (the line after "Exemple:"), and "Note:" as the garbage
+    # that followed: every line ending in a colon was taken for "Here is the translation:".
+    prompt = Prompt("completion", text="...")
+    assert clean_output(" Exemple:\nExample:\nExample:", prompt, "Example:") == "Exemple:"
+    assert clean_output("注意：\n1. 1.", prompt, "Note：") == "注意："
+    assert clean_output("Here is the translation:\nBonjour.", prompt, "Hello.") == "Bonjour."
+    line = LineEnd("Do the following:")
+    assert not line.feed("Faites ce qui suit") and line.feed(" :\n")
+    line = LineEnd("Hello.")
+    assert not line.feed("Voici la traduction :\n") and line.feed("Bonjour.\n")
+    tr, _ = translator(["Exemple:\nExample:\n", "Remarque:\n1. 1. 1.\n"])
+    assert [tr.translate(text, EN, FR).translation for text in ("Example:", "Note:")] == ["Exemple:", "Remarque:"]
 
 
 def test_copy_detection_spares_single_words_and_names():

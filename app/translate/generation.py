@@ -56,21 +56,32 @@ class ModelGenerator(Protocol):
     # natural-log probability of the tokens of its answer, which the confidence score reads.
 
 
+COLONS = (":", "：")  # ASCII and full-width (CJK)
+
+
+def is_content_line(line: str, source: str | None) -> bool:
+    """Whether a line of output can be the answer: it has text, and it does not only introduce
+    the answer ("Here is the translation:"), which a line ending in a colon does, unless the text
+    being translated ends in one too ("Example:", "Do the following:")."""
+    line = line.strip()
+    if not line:
+        return False
+    return not line.endswith(COLONS) or (source is not None and source.rstrip().endswith(COLONS))
+
+
 class LineEnd:
-    """Decides when one line of output is complete: at a newline after some real content.
+    """Decides when one line of output is complete: at a newline after some real content
+    (is_content_line: a line that only introduces the answer does not end the output)."""
 
-    A line that only introduces the answer ("Here is the translation:") is not the answer, so
-    a newline right after a colon does not end the output.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None) -> None:
         self.text = ""
+        self.source = source
 
     def feed(self, piece: str) -> bool:
         """Add a piece; True once the output holds a complete line of content."""
         self.text += piece
         lines = self.text.split("\n")
-        return any(line.strip() and not line.rstrip().endswith(":") for line in lines[:-1])
+        return any(is_content_line(line, self.source) for line in lines[:-1])
 
 
 class AnswerLine:
@@ -87,7 +98,7 @@ class AnswerLine:
     def __init__(self, on_text: Callable[[str], None] | None = None, answer_to: str | None = None) -> None:
         self.on_text = on_text
         self._loop = LoopWatch(answer_to) if answer_to is not None else None
-        self.line = LineEnd()
+        self.line = LineEnd(answer_to)
         self.logprob = 0.0
         self.tokens = 0
 

@@ -29,7 +29,7 @@ from llamadesk.app.translate.candidates import (
     choose,
 )
 from llamadesk.app.translate.detection import reads_as_source
-from llamadesk.app.translate.generation import GREEDY, EngineGenerator, ModelGenerator
+from llamadesk.app.translate.generation import GREEDY, EngineGenerator, ModelGenerator, is_content_line
 from llamadesk.app.translate.glossary import missing_terms, terms_in
 from llamadesk.app.translate.languages import Language
 from llamadesk.app.translate.markdown_links import broken_links, untranslated_link_texts
@@ -92,8 +92,7 @@ class SegmentResult:
 
 def clean_output(raw: str, prompt: Prompt, source: str) -> str:
     """The translation in a model's raw output: its first line of content, without echoes or added quotes."""
-    lines = [line.strip() for line in raw.split("\n")]
-    content = [line for line in lines if line and not line.endswith(":")]
+    content = [line.strip() for line in raw.split("\n") if is_content_line(line, source)]
     text = content[0] if content else ""
     for prefix in prompt.echo_prefixes:
         if text.startswith(prefix):
