@@ -28,6 +28,7 @@ from llamadesk.app.commands.options import (
     load_settings,
     lora_settings,
 )
+from llamadesk.app.commands.signal_wake import signals_wake
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.printable import printable
@@ -127,7 +128,8 @@ def ctrl_c_stops(engine) -> Iterator[list[bool]]:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        yield pressed
+        with signals_wake(engine.request_stop):  # mid-decode, not after it (a long prompt's step)
+            yield pressed
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llamadesk.app.commands.options import add_load_options, add_lora_option, add_model_option, load_settings
+from llamadesk.app.commands.signal_wake import signals_wake
 from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 
 if TYPE_CHECKING:
@@ -162,7 +163,8 @@ def ctrl_c_cancels(job) -> Iterator[None]:
     """While the job runs, Ctrl-C cancels it cleanly (the model stops mid-chunk)."""
     previous = signal.signal(signal.SIGINT, lambda _s, _f: job.cancel())
     try:
-        yield
+        with signals_wake(job.cancel):  # mid-decode, not after it (a long segment's prompt step)
+            yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
