@@ -132,3 +132,24 @@ def test_nesting_check_agrees_with_a_recursive_walk_on_random_json():
 def test_parse_names_the_source_and_what_it_is():
     with pytest.raises(BadInputError, match=r"^x\.safetensors: the safetensors header must be a JSON object"):
         parse_json_object("[]", "x.safetensors", "safetensors header")
+
+
+@pytest.mark.parametrize(
+    "escaped", [r"Be brief.\ud800", r"\udfff", r"x\udc00\ud800y", r"\ud83d", r"\uDBFF tail"], ids=str
+)
+def test_half_a_character_is_refused_wherever_it_is(tmp_path, escaped):
+    # A lone surrogate passed every check, then crashed chat, the app and doctor as it was
+    # printed, stored in SQLite or tokenized (UnicodeEncodeError, an internal error).
+    for document in (f'{{"system_prompt": "{escaped}"}}', f'{{"a": [1, {{"{escaped}": 2}}]}}'):
+        path = tmp_path / "config.json"
+        path.write_text(document)
+        with pytest.raises(BadInputError, match=r"without its pair \(half a character"):
+            read_json_object(path, "config")
+
+
+def test_whole_characters_and_escaped_backslashes_are_text(tmp_path):
+    assert parse_json_object(r'{"a": "\ud83d\ude00", "b": "\\ud800", "c": "\u00e9"}', "x", "config") == {
+        "a": "😀",
+        "b": "\\ud800",
+        "c": "é",
+    }

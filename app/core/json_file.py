@@ -59,7 +59,35 @@ def parse_json_object(text: str, source: str, what: str, max_depth: int = DEFAUL
         raise BadInputError(
             f"{source}: the {what} must be a JSON object, not {type(data).__name__}; the file is damaged"
         )
+    if _SURROGATE_ESCAPE.search(text) and holds_lone_surrogate(data):
+        raise BadInputError(
+            f"{source}: the {what} holds a \\uD800-\\uDFFF escape without its pair (half a character, "
+            "which no text can hold); the file is damaged"
+        )
     return data
+
+
+# JSON may spell half of a UTF-16 pair alone ("\ud800"); Python reads it as a lone surrogate, a
+# str that cannot be encoded, which fails far from here (printing it, storing it in SQLite,
+# tokenizing it). Looked for only when the text has such an escape at all.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def holds_lone_surrogate(value: Any) -> bool:
+    """Whether any string (or key) in a parsed JSON value is not encodable text."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def read_json_object(

@@ -211,6 +211,7 @@ def json_variants(valid: dict, fields: dict[str, list]) -> dict[str, bytes]:
         "huge-whitespace": b" " * (3 * 1024**2) + b"{}",
         "huge-string": json.dumps({"theme": "x" * (2 * 1024**2)}).encode(),
         "invalid-utf8": b'{"theme": "\xff\xfe\xfd"}',
+        "lone-surrogate": b'{"system_prompt": "Be brief.\\ud800", "theme": "x\\udfff"}',
         "utf16": json.dumps(valid).encode("utf-16"),
         "not-json": b"{not json",
         "empty": b"",
