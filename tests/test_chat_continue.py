@@ -692,3 +692,49 @@ def test_a_disk_that_fills_during_a_one_shot_chat_says_what_was_saved(home, smol
     else:  # what was saved before the disk filled: the start of what was said, not all of it
         assert reply.content and done.stdout.startswith(reply.content) and len(reply.content) < len(done.stdout)
         assert f"{len(reply.content)} of {len(done.stdout.rstrip())} characters" in done.stderr
+
+
+ALTERNATING_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' -%}{{ '<|im_start|>system\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- else -%}"
+    "{%- if (m['role'] == 'user') != ((loop.index0 - (1 if messages[0]['role'] == 'system' else 0)) % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+
+def test_a_question_left_without_a_reply_does_not_stop_the_conversation(home, smollm2_path, tmp_path):
+    """A process killed while it read a long question (SIGKILL: nothing can take it back) leaves it
+    stored with an empty reply, or with none. Sent on with the next question, that made two
+    questions in a row, which a template that wants turns to alternate (Gemma's, Mistral's) refuses:
+    the conversation could never be continued. It is left out with its empty reply."""
+    from gguf import GGUFValueType
+
+    from llamadesk.app.chat.stored_chat import answered
+    from tests.gguf_copy import copy_with_key
+
+    model = copy_with_key(
+        smollm2_path,
+        tmp_path / "alternating.gguf",
+        "tokenizer.chat_template",
+        GGUFValueType.STRING,
+        ALTERNATING_TEMPLATE,
+    )
+    chat(home, model, "--save", "What is the capital of France?")
+    store = stored(home)
+    store.add_message(1, "user", "Summarize this long text: ...")
+    store.add_message(1, "assistant", "", "interrupted")  # killed while the question was read
+    follow_up = chat(home, model, "--continue", "And of Spain?")
+    assert follow_up.stdout.strip()
+    store.add_message(1, "user", "A question whose reply was never stored")  # killed before it was
+    assert chat(home, model, "--continue", "And of Italy?").stdout.strip()
+    messages = store.messages(1)
+    told = answered(messages)
+    assert [m.role for m in told] == ["user", "assistant"] * 3
+    assert "Summarize" not in " ".join(m.content for m in told) and len(messages) == 9
+    store.close()

@@ -34,6 +34,20 @@ TITLE_LENGTH = 48
 SAVE_INTERVAL_S = 1.0
 
 
+def answered(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """What a model is told of stored messages: the questions and replies with text, each question
+    with its reply right after it. A question whose reply was stopped before its first word, or
+    never stored (the process killed first), is left out with that reply: sent on, it put two
+    questions in a row, which chat templates that want turns to alternate refuse (Gemma's,
+    Mistral's), so the conversation could never go on."""
+    spoken = [m for m in messages if m.content and m.role in ("user", "assistant")]
+    return [
+        m
+        for i, m in enumerate(spoken)
+        if m.role != "user" or (i + 1 < len(spoken) and spoken[i + 1].role == "assistant")
+    ]
+
+
 def title_from_prompt(prompt: str) -> str:
     """A conversation's first title: its first line, shortened (as the app names them), with its
     control characters shown (piped text's escape sequences would retitle or clear a terminal)."""
@@ -105,11 +119,11 @@ class StoredChat:
             self._turn = None
 
     def turns(self) -> list[ChatMessage]:
-        """What the model is told of the conversation so far (a reply stopped before its first word is left out)."""
+        """What the model is told of the conversation so far (answered: the answered questions and their replies)."""
         if self.conversation is None:
             self._turn_ids = []
             return []
-        spoken = [m for m in self.store.messages(self.conversation.id) if m.content and m.role in ("user", "assistant")]
+        spoken = answered(self.store.messages(self.conversation.id))
         self._turn_ids = [m.id for m in spoken]
         return [{"role": m.role, "content": m.content} for m in spoken]
 

@@ -379,6 +379,11 @@ async def test_when_the_conversation_outgrows_the_context_the_ui_marks_where_mem
         assert len(marked) == 1 and marked[0].border_title == MEMORY_START_TITLE
         assert marked[0].message_id == screen.messages[screen.memory_start].id
         assert f"forgot {screen.memory_start} msgs" in str(screen.query_one(StatusBar).render())
+        # Questions left without a reply are not sent: turns alternate, as templates like Gemma's demand.
+        for prompt in loader.engines[0].prompts:
+            roles = [m["role"] for m in prompt[1:]]
+            assert roles == ["user", "assistant"] * (len(roles) // 2) + ["user"], roles
+            assert not any(m["content"].startswith("old question") for m in prompt)
         # The model saw only the kept turns, after the system prompt.
         seen = loader.engines[0].prompts[-1]
         assert seen[0]["role"] == "system"

@@ -26,7 +26,7 @@ from textual.widgets.markdown import MarkdownStream
 from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
-from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, title_from_prompt
+from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, answered, title_from_prompt
 from llamadesk.app.chat.turn_lock import TurnLock, TurnTaken, claim_turn
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
@@ -400,14 +400,16 @@ class ChatScreen(ModeScreen):
             self._turn = None
 
     def spoken(self) -> list[StoredMessage]:
-        """The messages the model should see (a reply stopped before its first word is left out)."""
-        return [m for m in self.messages if m.content]
+        """The messages the model should see: the answered ones (stored_chat.answered) and the
+        question being asked, the last message."""
+        return [*answered(self.messages[:-1]), self.messages[-1]] if self.messages else []
 
     def start_reply(self) -> None:
         assert self.conversation is not None
         if not self._claim_turn():
             return
         spoken = self.spoken()
+        forgotten = {m.id for m in self.messages[: self.memory_start]}
         request = ReplyRequest(
             model=self.settings.model,
             load=self.load_settings,
@@ -415,7 +417,7 @@ class ChatScreen(ModeScreen):
             turns=tuple({"role": m.role, "content": m.content} for m in spoken),
             sampling=sampling_for(self.settings),
             # fit_context counts in spoken messages; self.memory_start counts all of them.
-            keep_from=sum(1 for m in self.messages[: self.memory_start] if m.content),
+            keep_from=sum(1 for m in spoken if m.id in forgotten),
             conversation_id=self.conversation.id,
         )
         # Stored at once as "interrupted": if the app dies mid-reply, that is what it was.
