@@ -158,6 +158,8 @@ def test_raise_exception_shows_the_templates_own_message_and_what_helps():
     mistral = "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
     line = refused(mistral, QUESTION[1:])
     assert line.endswith("must alternate user/assistant/user/assistant/...; pick another model")
+    # With a system prompt in the conversation too, the hint is not about it: emptying it does not help.
+    assert refused(mistral).endswith("must alternate user/assistant/user/assistant/...; pick another model")
 
 
 def test_printing_containers_of_normal_size_still_works():

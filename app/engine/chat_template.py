@@ -485,7 +485,8 @@ class ChatTemplate:
                 ) from None
             raise Interrupted("stopped") from None
         except TemplateRaised as err:
-            hint = refused_hint or "pick another model"
+            # The system-prompt hint only where the template's own words are about it (not "roles must alternate").
+            hint = refused_hint if refused_hint and "system" in str(err).lower() else "pick another model"
             raise BadInputError(f"{self.model}'s chat template refused this conversation: {err}; {hint}") from None
         except TemplateLimit as err:
             raise BadInputError(f"{failed}: {err}; pick another model") from None
