@@ -62,6 +62,19 @@ def test_memory_start_stays_put_while_the_conversation_still_fits_then_jumps():
     assert third.prompt_tokens <= n_ctx - 50
 
 
+def test_a_larger_context_gives_back_the_turns_a_smaller_one_dropped():
+    # `chat --continue --ctx 4096` on a conversation that outgrew --ctx 256: the stored memory
+    # start kept the first turns out though all of them fit, and nothing said so.
+    turns = conversation(20)
+    small = fit_context("", turns, count_words, n_ctx=400, max_tokens=50)
+    assert small.memory_start > 0
+    large = fit_context("", turns, count_words, n_ctx=4000, max_tokens=50, keep_from=small.memory_start)
+    assert large.memory_start == 0 and large.messages == turns
+    counted = []
+    fit_context("", conversation(200), lambda m: counted.append(m) or count_words(m), 400, 50, keep_from=10)
+    assert all(len(m) < 400 for m in counted), "a conversation that cannot fit whole is not tokenized whole"
+
+
 def test_a_single_message_longer_than_the_context_is_cut_from_the_front_not_refused():
     huge = " ".join(f"w{i}" for i in range(5000)) + " what is this?"
     turns = conversation(3) + [{"role": "user", "content": huge}]

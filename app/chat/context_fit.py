@@ -25,6 +25,9 @@ TRUNCATION_MARK = "…"
 # Characters a token holds in ordinary text (about 4 in English): where the search for how much
 # of an over-long message fits starts.
 CHARS_PER_TOKEN_GUESS = 4
+# Far more characters than any text's tokens hold: a conversation longer than this many per token
+# of the budget cannot fit whole, so it is not tokenized whole to find out.
+CHARS_PER_TOKEN_MOST = 16
 
 TokenCounter = Callable[[Sequence[ChatMessage]], int]
 
@@ -78,12 +81,19 @@ def fit_context(
     """Drop the oldest turns until the prompt leaves room for the reply.
 
     `keep_from` is the memory start of the previous reply; it is kept while it still fits (the
-    model's memory only moves forward, and in jumps, so the KV cache is reused between turns).
+    model's memory only moves forward, and in jumps, so the KV cache is reused between turns),
+    unless the whole conversation fits again: the context grew (a larger --ctx on a conversation
+    that had outgrown a smaller one), and the turns dropped then are the model's again.
     """
     budget = n_ctx - reply_reserve(n_ctx, max_tokens)
 
     def tokens_from(start: int) -> int:
         return count_tokens(build_messages(system_prompt, turns[start:]))
+
+    if keep_from > 0 and sum(len(turn["content"]) for turn in turns) <= budget * CHARS_PER_TOKEN_MOST:
+        used = tokens_from(0)
+        if used <= budget:
+            return FittedPrompt(build_messages(system_prompt, turns), 0, used)
 
     starts = [s for s in turn_starts(turns) if s >= keep_from] or [turn_starts(turns)[-1]]
     first = starts[0]
