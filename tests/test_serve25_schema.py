@@ -77,3 +77,28 @@ def test_refused_schemas_are_400s_that_leave_the_log_one_line_each():
         assert "minimum" in responses[2].json()["error"]
         log = served.log_text()
     assert "hunter2" not in log and "::=" not in log, log
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^(a{0,10}b?){0,50}$", "^(a?b?){0,50}$", "^((a{0,80}){0,80})$", "^(a*)*$", "^(a|b?)+$", "^(?<n>a?)*$"],
+)
+def test_a_pattern_repeating_what_can_match_nothing_is_refused(pattern):
+    # Each token took llama.cpp's grammar tens of seconds (25 s for the first), in a C call no stop reaches.
+    with pytest.raises(BadInputError, match="repeats a part that can match nothing"):
+        json_schema_grammar({"type": "object", "properties": {"code": {"type": "string", "pattern": pattern}}})
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^(ab?){0,50}$", "^([a-z]{1,10} ?){0,20}$", "^(a{1,10}){1,500}$", "^[a-z]*$", "^((x)?y?)?$", "^(ab){2}$"],
+)
+def test_patterns_whose_repeated_parts_always_match_something_are_kept(pattern):
+    assert "root ::=" in json_schema_grammar({"type": "string", "pattern": pattern})
+
+
+def test_refs_that_only_name_each_other_are_said_as_such():
+    schema = {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+    with pytest.raises(BadInputError, match=r"\$ref #/\$defs/b leads nowhere") as err:
+        json_schema_grammar(schema)
+    assert "KeyError" not in str(err.value)

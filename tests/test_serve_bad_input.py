@@ -84,6 +84,12 @@ def test_a_body_that_is_not_a_json_object_is_400(http, body):
         ({"model": MODEL, "messages": HI, "stop": [1]}, "stop"),
         ({"model": MODEL, "messages": HI, "n": 3}, "n"),
         ({"model": MODEL, "messages": HI, "tools": [{"type": "function"}]}, "tools"),
+        ({"model": MODEL, "messages": HI, "tool_choice": "required"}, "tool_choice"),
+        (
+            {"model": MODEL, "messages": HI, "tool_choice": {"type": "function", "function": {"name": "f"}}},
+            "tool_choice",
+        ),
+        ({"model": MODEL, "messages": HI, "function_call": {"name": "f"}}, "function_call"),
         ({"model": MODEL, "messages": HI, "response_format": {"type": "xml"}}, "response_format"),
         ({"model": MODEL, "messages": HI, "response_format": {"type": "json_schema"}}, "json_schema"),
     ],
@@ -149,6 +155,50 @@ def test_a_lone_surrogate_in_a_model_name_is_a_4xx_in_json(http):
     for path in (CHAT, "/api/chat"):
         response = http.post(path, content=b'{"model": "\\ud800", "messages": [{"role": "user", "content": "Hi"}]}')
         assert response.status_code in (400, 404) and response.json()
+
+
+def test_half_a_character_anywhere_in_a_request_is_400_not_500(http):
+    # In a schema's pattern it reached the grammar check's encode(): a 500 and a traceback.
+    schema = {"type": "string", "pattern": "^PLACEHOLDER$"}
+    openai_body = {"model": MODEL, "messages": HI, "max_tokens": 3}
+    openai_body["response_format"] = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    ollama_body = {"model": MODEL, "messages": HI, "stream": False, "format": schema}
+    for path, body in ((CHAT, openai_body), ("/api/chat", ollama_body)):
+        raw = json.dumps(body).replace("PLACEHOLDER", "\\ud800").encode()
+        response = post(http, path, raw)
+        assert response.status_code == 400, response.text
+        assert "without its pair" in response.text
+
+
+def test_structured_output_that_would_hold_the_model_for_minutes_is_400(http):
+    # (a{0,10}b?){0,50}: llama.cpp's grammar took 25 s a token in a C call no stop reaches; a client
+    # that left did not free the model, and every other request waited.
+    for schema in (
+        {"type": "string", "pattern": "^(a{0,10}b?){0,50}$"},
+        {"type": "string", "pattern": "^((a{0,80}){0,80})$"},
+    ):
+        response = post(http, "/api/chat", {"model": MODEL, "messages": HI, "stream": False, "format": schema})
+        assert response.status_code == 400 and "can match nothing" in response.json()["error"], response.text
+
+
+def test_keep_alive_is_checked_whatever_the_request_asks(http):
+    for path, body in (
+        ("/api/chat", {"model": MODEL, "messages": HI, "keep_alive": [1], "stream": False}),
+        ("/api/generate", {"model": MODEL, "prompt": "hi", "keep_alive": {"x": 1}, "stream": False}),
+    ):
+        response = post(http, path, body)
+        assert response.status_code == 400 and "keep_alive" in response.json()["error"], response.text
+
+
+def test_an_unknown_model_under_the_ollama_api_points_at_its_listing(http):
+    response = post(http, "/api/chat", {"model": "llama3.2:1b", "messages": HI})
+    assert response.status_code == 404 and "/api/tags" in response.json()["error"]
+
+
+def test_a_number_too_long_for_python_is_said_in_a_client_s_words(http):
+    raw = b'{"model": "' + MODEL.encode() + b'", "messages": [], "max_tokens": 1' + b"0" * 5000 + b"}"
+    message = post(http, CHAT, raw).json()["error"]["message"]
+    assert "thousands of digits" in message and "sys.set_int_max_str_digits" not in message
 
 
 def test_unserved_fields_are_refused_not_ignored(http):

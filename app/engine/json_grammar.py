@@ -112,8 +112,50 @@ def _check_counts(node: Any, where: str = "schema") -> None:
                             f"the JSON schema's {here} repeats {repeat.group(0)}; "
                             f"a pattern may repeat at most {MAX_SCHEMA_COUNT} times"
                         )
+                if _repeats_what_can_be_empty(value):
+                    raise BadInputError(
+                        f"the JSON schema's {here} repeats a part that can match nothing (as in (a?b?){{0,50}}): "
+                        "llama.cpp's grammar then weighs every way of sharing the text among the repeats, "
+                        "minutes per token; make each repeated part match at least one character"
+                    )
             else:
                 stack.append((value, here))
+
+
+def _repeats_what_can_be_empty(pattern: str) -> bool:
+    """Whether `pattern` repeats (more than once) a part that can match the empty string.
+
+    llama.cpp's grammar sampler keeps one parse stack per way the text so far can be matched;
+    `(a{0,10}b?){0,50}` matches "aaa" in thousands of ways, and each token took it 25 s here
+    (`(ab?){0,50}`, whose part is never empty, 0.02 s), in a C call no stop flag reaches: one
+    request held the server's model for every client. Python's own regex parser measures the
+    parts (re._parser: the width of each repeated subpattern, which `re` itself relies on); a
+    pattern it cannot read (JavaScript-only syntax) is left to the converter, as before.
+    """
+    python_syntax = re.sub(r"\(\?<(?![=!])", "(?P<", pattern)  # JavaScript's named groups: (?<name>...)
+    try:
+        parsed = re._parser.parse(python_syntax)  # type: ignore[attr-defined]
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return False
+    pending: list[Any] = [parsed]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, re._parser.SubPattern):  # type: ignore[attr-defined]
+            pending.extend(node.data)
+        elif isinstance(node, tuple | list):
+            if len(node) == 2 and node[0] in _REPEATS:
+                low, high, part = node[1]
+                if high > 1 and part.getwidth()[0] == 0:
+                    return True
+            pending.extend(item for item in node if isinstance(item, tuple | list | re._parser.SubPattern))  # type: ignore[attr-defined]
+    return False
+
+
+_REPEATS = tuple(
+    getattr(re._constants, name)  # type: ignore[attr-defined]
+    for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+    if hasattr(re._constants, name)  # type: ignore[attr-defined]
+)
 
 
 def _subschemas(node: dict[str, Any], path: str) -> list[tuple[Any, str]]:
@@ -202,6 +244,16 @@ def _llama_cpp_parses(grammar: str) -> bool:
     return True
 
 
+def _converter_failure(err: Exception) -> str:
+    """What the converter's exception means, in the schema's terms (not Python's)."""
+    if isinstance(err, KeyError) and str(err.args[0] if err.args else "").startswith("#"):
+        return f"its $ref {err.args[0]} leads nowhere (a missing definition, or $refs that only name each other)"
+    if isinstance(err, RecursionError):
+        return "it refers to itself too deeply"
+    text = str(err) or type(err).__name__
+    return text if len(text) <= 200 else text[:200].rsplit(" ", 1)[0] + " ..."
+
+
 def json_schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar for replies that validate against `schema`."""
     _check_counts(schema)
@@ -218,7 +270,7 @@ def json_schema_grammar(schema: dict[str, Any]) -> str:
         NotImplementedError,
         RecursionError,
     ) as err:
-        raise BadInputError(f"the JSON schema cannot be turned into a grammar ({type(err).__name__}: {err})") from err
+        raise BadInputError(f"the JSON schema cannot be turned into a grammar: {_converter_failure(err)}") from err
     if len(grammar) > MAX_GRAMMAR_CHARS or _nesting(grammar) > MAX_GRAMMAR_NESTING:
         raise BadInputError(
             "the JSON schema makes a grammar too large or too deeply nested for llama.cpp; "

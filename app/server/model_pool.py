@@ -313,7 +313,9 @@ class ModelPool:
         path = self._library_path(name)
         if path is None:
             raise ApiError(
-                404, f"the model '{name}' does not exist here; GET /v1/models lists them", code="model_not_found"
+                404,
+                f"the model '{name}' does not exist here; GET /v1/models (Ollama: /api/tags) lists them",
+                code="model_not_found",
             )
         self._served.setdefault(name, path)  # the library's answer stays valid while we run
         return path

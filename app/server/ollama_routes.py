@@ -204,9 +204,10 @@ async def chat(request: Request) -> Response:
     if fields.raw("tools"):  # the ollama package always sends "tools": []
         raise ApiError(400, "'tools': tool calls are not served by llamadesk", param="tools")
     model = _ollama_model(fields)
+    unload = _unloads(fields)  # checked whatever the request asks (a bad value with messages passed)
     messages = chat_messages(fields.raw("messages")) if fields.raw("messages") != [] else []
     if not messages:  # Ollama's "load the model" request (or, with keep_alive 0, "unload it"): an empty conversation
-        return await _respond(request, fields, GenerationRequest(model=model, unload=_unloads(fields)), _chat_line)
+        return await _respond(request, fields, GenerationRequest(model=model, unload=unload), _chat_line)
     sampling, stop = _sampling(fields, state.config.max_tokens)
     generation = GenerationRequest(model=model, messages=messages, sampling=sampling, stop=stop)
     return await _respond(request, fields, generation, _chat_line)
@@ -220,8 +221,9 @@ async def generate(request: Request) -> Response:
     model = _ollama_model(fields)
     prompt = fields.string("prompt") or ""
     system = fields.string("system")
+    unload = _unloads(fields)
     if not prompt:  # Ollama's "load the model" request (or, with keep_alive 0, "unload it")
-        return await _respond(request, fields, GenerationRequest(model=model, unload=_unloads(fields)), _generate_line)
+        return await _respond(request, fields, GenerationRequest(model=model, unload=unload), _generate_line)
     sampling, stop = _sampling(fields, state.config.max_tokens)
     if fields.boolean("raw", False):
         generation = GenerationRequest(model=model, prompt=prompt, sampling=sampling, stop=stop)

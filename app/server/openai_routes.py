@@ -61,6 +61,11 @@ def _refuse_unserved(fields: Fields) -> None:
     for name, what in UNSERVED_FIELDS.items():
         if fields.present(name):
             raise ApiError(400, f"'{name}': {what} are not served by llamadesk", param=name)
+    # Without tools, "none" and "auto" ask for a plain reply, which is what comes; anything else
+    # ("required", a named function) asks for a call that would not come.
+    for name in ("tool_choice", "function_call"):
+        if fields.present(name) and fields.raw(name) not in ("none", "auto"):
+            raise ApiError(400, f"'{name}': tool and function calls are not served by llamadesk", param=name)
     if fields.boolean("logprobs", False) or fields.present("top_logprobs"):
         raise ApiError(400, "'logprobs' are not served by llamadesk", param="logprobs")
     fields.integer("n", 1, 1)  # only one choice: the message says which values are allowed

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from llamadesk.app.core.json_file import holds_lone_surrogate
 from llamadesk.app.server.api_errors import ApiError
 
 
@@ -34,10 +35,22 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     try:
         value = json.loads(b"".join(chunks))
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        raise ApiError(400, f"the request body is not valid JSON ({str(err)[:120]})") from None
+        raise ApiError(400, f"the request body is not valid JSON ({_parse_error(err)})") from None
     if not isinstance(value, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    if holds_lone_surrogate(value):  # fails wherever it is used as text (a schema's pattern: a 500)
+        raise ApiError(
+            400, "the request body holds a \\uD800-\\uDFFF escape without its pair (half a character), not text"
+        )
     return value
+
+
+def _parse_error(err: Exception) -> str:
+    """What is wrong with a body json.loads refused, in a client's terms and whole words."""
+    text = str(err)
+    if "integer string conversion" in text:  # Python's own advice (sys.set_int_max_str_digits) is not the client's
+        return "a number in it has thousands of digits"
+    return text if len(text) <= 120 else text[:120].rsplit(" ", 1)[0] + " ..."
 
 
 class Fields:
