@@ -9,8 +9,8 @@ state "interrupted" and its text is rewritten as it grows; only when it ends nor
 become "complete". So if the app dies mid-reply, what was saved is already marked interrupted.
 
 The store never takes the app down with it. A damaged file (not a database, corrupt pages, a
-schema that is not ours) is kept aside under a dated name, never deleted, and a fresh store is
-started. A store that cannot be written (a read-only file or folder, a full disk, a folder in its
+schema or tables that are not ours) is kept aside under a dated name, never deleted, and a fresh
+store is started. A store that cannot be written (a read-only file or folder, a full disk, a folder in its
 place) is copied into memory: the conversation goes on and is kept until the app quits. Either
 way one line says so, through `on_notice` (the app shows it; by default it goes to stderr).
 """
@@ -25,10 +25,10 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from llamadesk.app.chat.store_migrations import SCHEMA_VERSION, upgrade
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
@@ -72,6 +72,10 @@ SCHEMA_COLUMNS = {
 # How long opening or writing waits for another process (another window, `chat --save`) to finish
 # writing: SQLite's busy timeout.
 BUSY_TIMEOUT_S = 5.0
+# Opening a damaged store that other llamadesks replace meanwhile: how many files to look at.
+OPEN_TRIES = 5
+# The identity (st_dev, st_ino) of a file that is no longer at the store's path, whichever it was.
+MOVED = (-1, -1)
 NOT_SAVED = "conversations are not being saved; what you write now is kept until you quit"
 
 
@@ -225,6 +229,50 @@ def _give_up_when_locked(status: int, _remaining: int, _total: int) -> None:
         raise sqlite3.OperationalError("the conversation store is locked by another program")
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` now, as (st_dev, st_ino); None when there is none to look at."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+@contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock (flock) on `folder` itself, released when the process dies.
+
+    The folder, not a lock file beside the store: nothing is left behind, and there is no name in
+    which a link to a file elsewhere could be put. Where it cannot be locked (no fcntl, a file
+    system without locks) the step goes ahead unlocked, as core/atomic_file.locked does.
+    """
+    fd = None
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _decode_text(value: bytes) -> str:
+    """A TEXT value as text, with a byte that is not UTF-8 read as U+FFFD. SQLite stores TEXT as
+    given and its checks never look inside: one such byte in a title (an edit by hand, a flipped bit)
+    made every read of the list fail, so no conversation could be opened. Shown, it can be fixed."""
+    return value.decode("utf-8", errors="replace")
+
+
+def _connect(target: Path | str, **options: Any) -> sqlite3.Connection:
+    """A connection as the store reads through it (every one, the in-memory copies included)."""
+    db = sqlite3.connect(target, **options)
+    db.text_factory = _decode_text
+    return db
+
+
 def _switch_to_wal(db: sqlite3.Connection) -> None:
     """WAL mode, waiting while another process holds the file: SQLite answers a busy lock here at
     once, without its busy timeout, and two apps opening a new store at once would otherwise give up."""
@@ -287,42 +335,65 @@ class Store:
         self.on_notice(line)
 
     def _open(self) -> sqlite3.Connection:
-        if self.path.exists() and not self.path.is_file():
-            # SQLite would take a folder for an unopenable file, and wait forever on a FIFO.
-            return self._unwritable_at_start(
-                None, "a folder is in its place" if self.path.is_dir() else "it is not a file"
-            )
-        db = None
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-            self._prepare(db)
-            return db
-        except sqlite3.Error as err:
-            if _primary_code(err) in UNWRITABLE_CODES:
-                return self._unwritable_at_start(db, self._reason(err), _primary_code(err))
-            damage = str(err)
-        except _Damaged as err:
-            damage = str(err)
-        except BaseException:
+        for _ in range(OPEN_TRIES):
+            if self.path.exists() and not self.path.is_file():
+                # SQLite would take a folder for an unopenable file, and wait forever on a FIFO.
+                return self._unwritable_at_start(
+                    None, "a folder is in its place" if self.path.is_dir() else "it is not a file"
+                )
+            db, checked = None, None
+            try:
+                db, checked = self._connect_identified()
+                self._prepare(db)
+                return db
+            except sqlite3.Error as err:
+                if _primary_code(err) in UNWRITABLE_CODES and not self._moved(checked):
+                    return self._unwritable_at_start(db, self._reason(err), _primary_code(err))
+                damage = str(err)
+            except _Damaged as err:
+                damage = str(err)
+            except BaseException:
+                if db is not None:
+                    db.close()
+                raise
+            # Damaged: keep it aside (the user may want to recover it) and start afresh. Or set
+            # aside by another llamadesk as it was checked here (SQLite reads "disk I/O error" when
+            # the WAL files go): then _set_aside finds another file there and renames nothing.
             if db is not None:
                 db.close()
-            raise
-        # Damaged: keep it aside (the user may want to recover it) and start afresh.
-        if db is not None:
-            db.close()
-        try:
-            aside = self._set_aside()
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-            self._prepare(db)
-        except (OSError, sqlite3.Error, _Damaged) as err:
-            self.not_saved = f"the conversation store {self.path} is damaged ({damage}) and cannot be replaced ({err})"
-            self._notice(f"{self.not_saved}; {NOT_SAVED}")
-            return self._memory(None)
-        self._notice(
-            f"the conversation store {self.path} was damaged ({damage}); it is kept as {aside.name} "
-            "and a fresh one was started"
-        )
-        return db
+            try:
+                aside = self._set_aside(checked)
+                if aside is None:
+                    # Not the file found damaged any more: another llamadesk that found it so too
+                    # has set it aside (and says so). The one there now is opened as any other.
+                    continue
+                db = _connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                self._prepare(db)
+            except (OSError, sqlite3.Error, _Damaged) as err:
+                return self._unreplaceable(damage, str(err))
+            self._notice(
+                f"the conversation store {self.path} was damaged ({damage}); it is kept as {aside.name} "
+                "and a fresh one was started"
+            )
+            return db
+        return self._unreplaceable(damage, "it was replaced each time it was checked")
+
+    def _connect_identified(self) -> tuple[sqlite3.Connection, tuple[int, int] | None]:
+        """A connection to the file at the store's path, and which file that is: MOVED when the
+        path changed as SQLite opened it, so which one it has is not known."""
+        before = _identity(self.path)
+        db = _connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        opened = _identity(self.path)
+        return db, opened if before in (None, opened) else MOVED
+
+    def _moved(self, opened: tuple[int, int] | None) -> bool:
+        """Whether the file opened (as _connect_identified says) is no longer at the store's path."""
+        return opened is not None and _identity(self.path) != opened
+
+    def _unreplaceable(self, damage: str, why: str) -> sqlite3.Connection:
+        self.not_saved = f"the conversation store {self.path} is damaged ({damage}) and cannot be replaced ({why})"
+        self._notice(f"{self.not_saved}; {NOT_SAVED}")
+        return self._memory(None)
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         """Check the file, then set it up: WAL, the schema upgrade, and a write probe.
@@ -336,6 +407,7 @@ class Store:
             found = " ".join(line for line in check.splitlines() if not line.startswith("***"))
             raise _Damaged(f"SQLite's check found: {' '.join(found.split())[:200]}")
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        self._check_tables(db, version)
         if version > SCHEMA_VERSION:
             raise LlamadeskError(
                 f"the conversation store {self.path} was written by a newer llamadesk "
@@ -358,6 +430,26 @@ class Store:
         finally:
             if db.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
                 db.execute("ROLLBACK")
+
+    @staticmethod
+    def _check_tables(db: sqlite3.Connection, version: int) -> None:
+        """A database holding tables that are not llamadesk's is not ours, and kept aside as it is:
+        another program's (a browser's history, say) had ours added beside its own and was switched
+        to WAL, and with a high user_version it was called a newer llamadesk's, which no upgrade makes it.
+
+        A newer llamadesk may have added tables of its own, so a file that is newer still counts
+        as ours when it holds every table of ours too.
+        """
+        tables = {
+            name
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")  # SQLite's own (sqlite_sequence, sqlite_stat1)
+        }
+        others = sorted(tables - set(SCHEMA_COLUMNS))
+        if others and (version <= SCHEMA_VERSION or not set(SCHEMA_COLUMNS) <= tables):
+            named = " ".join(", ".join(others).split())  # one line: a table's name may hold a line break
+            named = named if len(named) <= 100 else named[:97] + "..."
+            raise _Damaged(f"its tables are not llamadesk's (it holds {named})")
 
     @staticmethod
     def _check_schema(db: sqlite3.Connection) -> None:
@@ -407,15 +499,15 @@ class Store:
         sources: list[Callable[[], sqlite3.Connection]] = [] if source is None else [lambda: source]
         if read_only_copy and self.path.is_file():
             uri = self.path.absolute().as_uri()
-            sources.append(lambda: sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S))
+            sources.append(lambda: _connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S))
             if Path(f"{self.path}-wal").is_file():
                 # Messages a killed writer left in the WAL, which `immutable` would not see: the file
                 # and its WAL copied where SQLite may make the index and replay them.
                 sources.append(lambda: self._copy_with_wal(scratch))
             # No WAL index can be made or read: the file as it is (a cleanly closed store holds it all).
-            sources.append(lambda: sqlite3.connect(f"{uri}?immutable=1", uri=True))
+            sources.append(lambda: _connect(f"{uri}?immutable=1", uri=True))
         for open_source in sources:
-            memory = sqlite3.connect(":memory:", isolation_level=None)
+            memory = _connect(":memory:", isolation_level=None)
             opened = None
             try:
                 opened = open_source()
@@ -428,7 +520,7 @@ class Store:
             finally:
                 if opened is not None and opened is not source:
                     opened.close()
-        memory = sqlite3.connect(":memory:", isolation_level=None)
+        memory = _connect(":memory:", isolation_level=None)
         upgrade(memory, 0)
         # Started empty while the screen may still show conversations from the file: messages
         # must be accepted for conversations this copy never saw.
@@ -439,20 +531,31 @@ class Store:
         copy = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="llamadesk-store-"))) / self.path.name
         for suffix in ("", "-wal"):
             shutil.copyfile(f"{self.path}{suffix}", f"{copy}{suffix}")
-        return sqlite3.connect(copy)
+        return _connect(copy)
 
-    def _set_aside(self) -> Path:
-        """Rename the damaged file (and its WAL files, which belong to it) to a dated name."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        aside, n = self.path.with_name(f"{self.path.stem}.damaged-{stamp}{self.path.suffix}"), 2
-        while any(Path(f"{aside}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
-            aside, n = self.path.with_name(f"{self.path.stem}.damaged-{stamp}-{n}{self.path.suffix}"), n + 1
-        # The WAL files first: a WAL left beside a fresh file would be replayed into it.
-        for suffix in ("-wal", "-shm", ""):
-            source = Path(f"{self.path}{suffix}")
-            if source.exists() or source.is_symlink():
-                os.rename(source, f"{aside}{suffix}")
-        return aside
+    def _set_aside(self, damaged: tuple[int, int] | None) -> Path | None:
+        """Rename the damaged file (and its WAL files, which belong to it) to a dated name, if it is
+        still the file at the store's path (`damaged`: its st_dev and st_ino); None, renaming
+        nothing, if it is not.
+
+        Several llamadesks opening a damaged store at once each find it damaged. Renaming whatever
+        was at the path, one set aside the fresh store another had just started, with that one's
+        new conversations written into the file set aside. So the file is compared with the one
+        found damaged, and the comparison and the renames are one step, under a lock on the folder.
+        """
+        with _folder_locked(self.path.parent):
+            if damaged is None or _identity(self.path) != damaged:
+                return None
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside, n = self.path.with_name(f"{self.path.stem}.damaged-{stamp}{self.path.suffix}"), 2
+            while any(Path(f"{aside}{suffix}").exists() for suffix in ("", "-wal", "-shm")):
+                aside, n = self.path.with_name(f"{self.path.stem}.damaged-{stamp}-{n}{self.path.suffix}"), n + 1
+            # The WAL files first: a WAL left beside a fresh file would be replayed into it.
+            for suffix in ("-wal", "-shm", ""):
+                source = Path(f"{self.path}{suffix}")
+                if source.exists() or source.is_symlink():
+                    os.rename(source, f"{aside}{suffix}")
+            return aside
 
     def _run(self, action: Callable[[sqlite3.Connection], object]):
         """`action` on the database; when the file fails under it, on an in-memory copy instead."""

@@ -17,12 +17,20 @@ look like a hang; the line says what to do instead.
 Where there is no fcntl (Windows) or the file cannot be made or locked (a file system without
 locks), the turn goes ahead unlocked, as core/atomic_file.locked does; a store kept in memory
 needs none (nothing of it is shared).
+
+Something else in the lock file's place (a symbolic link, a FIFO, a folder, a file with other
+links or more than a pid in it) was never put there by llamadesk, and is never written: through a
+link, the pid went into the start of whatever file it pointed to, and a FIFO failed with "Illegal
+seek". The turn is refused in one line that names it: unlike a file system without locks, it has
+a remedy (remove it), and going on unlocked would leave the conversation unguarded for good.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 
 from llamadesk.app.chat.store import Store
@@ -35,6 +43,16 @@ MAX_TRIES = 50  # locks of a file its holder removed meanwhile, before giving up
 
 class TurnTaken(LlamadeskError):
     """Another llamadesk (or another window of this one) is taking a turn in the conversation."""
+
+
+class TurnLockNotOurs(TurnTaken):
+    """Something llamadesk did not make is in the turn lock's place. A TurnTaken, so that every
+    caller refuses the turn with this line as it does when another llamadesk holds it."""
+
+
+# What opening the lock file says when the name holds a symbolic link (O_NOFOLLOW), a folder, or a
+# socket (ENXIO): not our file, rather than no file.
+NOT_A_FILE_ERRORS = {errno.ELOOP, errno.EISDIR, errno.ENXIO, getattr(errno, "EMLINK", -1), getattr(errno, "EFTYPE", -1)}
 
 
 def turn_lock_path(store_path: Path, conversation_id: int) -> Path:
@@ -83,9 +101,15 @@ def claim_turn(store: Store, conversation_id: int) -> TurnLock:
     path = turn_lock_path(store.path, conversation_id)
     for _ in range(MAX_TRIES):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
+            # Never through a link; a FIFO opens at once instead of waiting for a writer.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as err:
+            if err.errno in NOT_A_FILE_ERRORS:
+                raise _not_ours(conversation_id, path) from None
             return TurnLock()
+        if not _is_a_lock_file(fd):
+            os.close(fd)
+            raise _not_ours(conversation_id, path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -107,6 +131,21 @@ def _taken(conversation_id: int, pid: int | None) -> TurnTaken:
     return TurnTaken(
         f"conversation {conversation_id} is taking a turn in {who}; wait for it to finish, or continue another "
         "conversation"
+    )
+
+
+def _is_a_lock_file(fd: int) -> bool:
+    """Whether `fd` is a file such as claim_turn makes: regular, with no other name (a hard link to
+    a file elsewhere would have it written), and no longer than a pid. No name at all is fine: its
+    holder removed it as it was opened, which claim_turn notices once it is locked."""
+    found = os.fstat(fd)
+    return stat.S_ISREG(found.st_mode) and found.st_nlink <= 1 and found.st_size <= PID_BYTES
+
+
+def _not_ours(conversation_id: int, path: Path) -> TurnLockNotOurs:
+    return TurnLockNotOurs(
+        f"conversation {conversation_id}'s turn lock {path} is not a file llamadesk made (a link, a FIFO or "
+        "another file is in its place); remove it, then try again"
     )
 
 
