@@ -16,6 +16,7 @@ from llamadesk.app.core.atomic_file import (
     atomic_output,
     check_writable_target,
     hidden_name,
+    locked,
     temporary_name,
 )
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
@@ -207,3 +208,19 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path, name)
         leftover.write_text("half", encoding="utf-8")
     write(target, "done")
     assert sorted(tmp_path.iterdir()) == sorted([target, running, other])
+
+
+def test_the_edit_lock_never_makes_or_opens_a_file_through_a_link(tmp_path):
+    # A dangling link in the lock's place had its target created (anywhere the link pointed).
+    library = tmp_path / "library.json"
+    target = tmp_path / "elsewhere" / "made.txt"
+    target.parent.mkdir()
+    hidden_name(library, ".lock").symlink_to(target)
+    with locked(library):
+        library.write_text("{}")
+    assert not target.exists() and library.read_text() == "{}"
+    os.mkfifo(tmp_path / "fifo")
+    fifo_lock = hidden_name(tmp_path / "fifo", ".lock")
+    os.mkfifo(fifo_lock)
+    with locked(tmp_path / "fifo"):  # opened at once, never waiting for a writer
+        pass

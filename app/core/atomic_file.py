@@ -231,7 +231,8 @@ def locked(path: Path) -> Iterator[None]:
         yield
         return
     try:
-        fd = os.open(hidden_name(path, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        # Never through a link (a dangling one had its target created); a FIFO opens at once.
+        fd = os.open(hidden_name(path, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError:
         yield
         return
