@@ -513,8 +513,12 @@ class GettextFile:
         fuzzy = any(is_low(result) for _, result in pairs)
         if entry.msgid_plural:
             # Forms a person already filled are kept: only the slots' forms are written. So are
-            # forms past nplurals (msgfmt accepts them; the header may be the one that is wrong).
-            forms = {n: "" for n in range(self.nplurals)} | dict(entry.msgstr_plural or {})
+            # filled forms past nplurals (msgfmt accepts them; the header may be the one that is
+            # wrong); empty ones there go.
+            existing = entry.msgstr_plural or {}
+            forms = {n: "" for n in range(self.nplurals)} | {
+                n: text for n, text in existing.items() if n < self.nplurals or text
+            }
             for slot, result in pairs:
                 for n in slot.forms:
                     forms[n] = result.translation
