@@ -25,6 +25,7 @@ from llamadesk.app.core.errors import BadInputError, LlamadeskError, PromptTooLo
 from llamadesk.app.core.gguf_adapter import AdapterSummary, check_adapter_fits, is_adapter
 from llamadesk.app.core.gguf_file import ADVICE, GGUFSummary, check_model, open_header, summarize
 from llamadesk.app.core.machine import MachineFacts, machine_facts
+from llamadesk.app.core.rpc_endpoints import parse_endpoints
 from llamadesk.app.engine.batch_invariance import disable_tiled_products, weights_not_repacked
 from llamadesk.app.engine.batched_decoder import BatchedDecoder
 from llamadesk.app.engine.build_info import build_info
@@ -39,7 +40,7 @@ from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_con
 from llamadesk.app.engine.omp_pool import release_worker_threads
 from llamadesk.app.engine.output_tiles import output_matrix_type, output_row_tile
 from llamadesk.app.engine.prefix_shelf import PrefixShelf
-from llamadesk.app.engine.rpc import add_servers, parse_endpoints
+from llamadesk.app.engine.rpc import add_servers
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.special_text import prompt_tokens
 from llamadesk.app.engine.stop_flag import StopFlag

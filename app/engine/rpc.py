@@ -21,11 +21,11 @@ import struct
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import llama_cpp
 
-from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import LlamadeskError
+from llamadesk.app.core.rpc_endpoints import Endpoint
 from llamadesk.app.engine.devices import _libggml
 
 # The wire format of the RPC protocol in the bundled llama.cpp (ggml-rpc.cpp, protocol 7.x):
@@ -42,27 +42,6 @@ REBUILD_HINT = (
 
 _registered: set[str] = set()  # endpoints already added: adding twice would duplicate devices
 _lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_endpoints(text: str) -> list[Endpoint]:
-    """'host:port[,host:port]' -> endpoints; BadInputError names the part that is wrong."""
-    endpoints = []
-    for part in (p.strip() for p in text.split(",")):
-        host, sep, port = part.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise BadInputError(f"--rpc wants host:port[,host:port], and {part!r} is not host:port")
-        endpoints.append(Endpoint(host, int(port)))
-    return endpoints
 
 
 def rpc_supported() -> bool:
@@ -125,7 +104,8 @@ def add_servers(endpoints: Sequence[Endpoint]) -> None:
         return
     if not rpc_supported():
         raise LlamadeskError(
-            f"--rpc needs a llama.cpp build with the RPC backend, and this one has none; {REBUILD_HINT}"
+            "RPC servers (--rpc, or load.json's rpc) need a llama.cpp build with the RPC backend, and this one "
+            f"has none; {REBUILD_HINT}"
         )
     add_server = _rpc_function("ggml_backend_rpc_add_server", ctypes.c_void_p, [ctypes.c_char_p])
     lib = _libggml()

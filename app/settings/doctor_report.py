@@ -429,9 +429,10 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
     """Read this machine and this build."""
     from llamadesk.app.core.machine import machine_facts
     from llamadesk.app.core.paths import models_dir
+    from llamadesk.app.core.rpc_endpoints import parse_endpoints
     from llamadesk.app.engine.build_info import build_info
     from llamadesk.app.engine.devices import backend_devices
-    from llamadesk.app.engine.rpc import add_servers, parse_endpoints, rpc_supported
+    from llamadesk.app.engine.rpc import add_servers, rpc_supported
     from llamadesk.app.settings.load_config import load_config_path
     from llamadesk.app.settings.user_config import load_config
 

@@ -20,6 +20,7 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.app.core.memory_budget import KV_CACHE_TYPES
 from llamadesk.app.core.paths import config_dir
+from llamadesk.app.core.rpc_endpoints import parse_endpoints
 from llamadesk.app.core.value_ranges import BATCH, CONTEXT, GPU_LAYERS, THREADS, shown
 from llamadesk.app.engine.types import LoadSettings
 
@@ -44,6 +45,7 @@ def _kv_type(value: object, name: str) -> str:
 def _servers(value: object, name: str) -> str:
     if not isinstance(value, str) or len(value) > 4096:
         raise BadInputError(f'{name} must be text like "host:50052,host2:50052", not {shown(value)}')
+    parse_endpoints(value, name)  # said here, naming the file, not later as if --rpc had been given
     return value
 
 

@@ -252,7 +252,7 @@ LOAD_FIELDS = {
     "mmap": ["yes", 1, [], {}],
     "mlock": ["no", 0, [], {}],
     "batch": ["hot", [], {}, True, 0, -1, 2**40, 256.5],
-    "rpc": [5, [], {}, True, "x" * 5000],
+    "rpc": [5, [], {}, True, "x" * 5000, "myhost", "host:0", "host:99999", ""],
 }
 
 
