@@ -8,6 +8,7 @@ whatever the small model writes.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -194,3 +195,20 @@ def test_cli_markdown_keeps_its_crlf_line_endings(tmp_path):
     assert proc.returncode == 0, proc.stderr
     written = out.read_bytes()
     assert b"\n" not in written.replace(b"\r\n", b"") and written.endswith(b"```\r\ncode here\r\n```\r\n")
+
+
+def test_cli_plain_text_translates_indented_paragraphs_and_markdown_keeps_them_as_code(tmp_path):
+    # A .txt letter's indented paragraphs came out in English with exit 0: read as Markdown's
+    # indented code. Mixed line endings come back as they were, code bytes included.
+    letter = b"Meeting notes\r\n\n\tThe budget was approved by everyone today.\n\tNext meeting is on Monday morning.\n"
+    sources = {}
+    for name in ("notes.txt", "notes.md"):
+        source = tmp_path / name
+        source.write_bytes(letter)
+        proc = run_cli("translate", "--to", "fr", str(source), "--json", *PINNED)
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads(proc.stdout)
+        sources[name] = [segment["source"] for segment in report["segments"]]
+        assert report["text"].startswith(report["text"].split("\r\n")[0] + "\r\n\n"), "the CRLF then LF kept"
+    assert any("budget was approved" in s for s in sources["notes.txt"]), sources
+    assert not any("budget" in s for s in sources["notes.md"]), "Markdown: indented code is kept"

@@ -35,13 +35,27 @@ CASES = [
     ("link-target", "Read [the guide](https://example.com/guide) now", "](https://example.com/guide)"),
     ("link-target", 'Read [the guide](guide.md "Title") now', '](guide.md "Title")'),
     ("link-target", "Read [the guide][ref] now", "][ref]"),
+    # every title and destination form CommonMark allows (each went to the model as text)
+    ("link-target", "Read [our FAQ](faq.md 'Frequently asked') now", "](faq.md 'Frequently asked')"),
+    ("link-target", "Read [the PDF](<docs/a b.pdf>) now", "](<docs/a b.pdf>)"),
+    (
+        "link-target",
+        "Read [the blog](https://example.com/blog (Our blog)) now",
+        "](https://example.com/blog (Our blog))",
+    ),
     ("link-reference", "See [CONTRIBUTING] first", "[CONTRIBUTING]"),
     ("autolink", "Go to <https://example.com> now", "<https://example.com>"),
+    ("autolink", "Write to <mail@example.com> now", "<mail@example.com>"),
+    ("autolink", "Join <irc://irc.example.org/help> now", "<irc://irc.example.org/help>"),
     ("html-tag", "This is <b>bold</b> text", "<b>"),
     ("html-tag", "Fish &amp; chips", "&amp;"),
     ("template-tag", "Hello {{ user.name }} there", "{{ user.name }}"),
     ("emphasis", "This is **very** important", "**"),
     ("emphasis", "This is _quite_ nice", "_"),
+    ("emphasis", "This is ***strong emphasis*** here", "***"),
+    ("emphasis", "This is ___strong emphasis___ here", "___"),
+    # a code span may run over a line break (a paragraph's lines given to the model as one)
+    ("inline-code", "Then run `make\n   install` as root", "`make\n   install`"),
     # a heading's anchor: translated, every link to "#getting-started" broke
     ("attributes", "Getting started {#getting-started .unnumbered}", "{#getting-started .unnumbered}"),
     # a table cell's escaped pipe: the model dropped the backslash, and the table gained a column
@@ -59,6 +73,18 @@ def test_every_kind_of_span_is_hidden_and_restored(kind, text, span):
     # A translation that moves the markers around still restores every span.
     moved = " ".join(reversed(protected.text.split(" ")))
     assert span in protected.restore(moved)
+
+
+def test_every_link_form_is_checked_to_still_be_a_link():
+    source = "See [our FAQ](faq.md 'Asked'), [the PDF](<a b.pdf>) and [the blog](blog.md (Our blog))."
+    assert broken_links(source, source.replace("our FAQ", "notre FAQ")) == []
+    for target in ("](faq.md 'Asked')", "](<a b.pdf>)", "](blog.md (Our blog))"):
+        broken = source.replace(target, target.replace("](", "] ("))
+        assert broken_links(source, broken) == [f"link broken: […{target}"], target
+
+
+def test_a_code_span_does_not_run_over_a_blank_line():
+    assert find_spans("Use `a\n\nb` here") == []
 
 
 def test_a_backslash_before_a_letter_is_not_an_escape():

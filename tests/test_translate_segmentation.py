@@ -228,3 +228,32 @@ def test_a_heading_s_attributes_are_kept_outside_its_text():
     # Inside the text, the model moved the anchor into the words: "## Installer le {#install}tool".
     document = "## Install the tool {#install}\n\n## Getting started {#getting-started .unnumbered}\n"
     assert kept_and_translated(document) == ["Install the tool", "Getting started"]
+
+
+def test_html_blocks_that_run_to_an_end_marker_are_kept_whole():
+    # CommonMark's HTML blocks 2-5 (a comment, <?...?>, <!DECLARATION>, CDATA) hide or hold no prose.
+    document = (
+        "<?php\necho 'Hello there';\n?>\n<!DOCTYPE html>\n\n<![CDATA[\nSome raw data here\n]]>\n\n"
+        "<!--\nA hidden note\n-->\nShown.\n\n<pre>\nKeep this as it is\n</pre>\n"
+    )
+    assert kept_and_translated(document) == ["Shown."]
+
+
+def test_rewrap_keeps_a_span_with_line_breaks_whole_and_the_line_endings():
+    span = '<img src="a.png"\n     alt="A picture">'
+    out = rewrap(f"one two three {span} four five six seven eight", 4, "  ", "\r\n", [span])
+    assert span in out and len(out.splitlines()) == 4
+    assert out.replace(span, "").count("\r\n") == 2 and "\r\n  " in out
+
+
+def test_pieces_join_back_whatever_the_line_endings():
+    structures = (
+        DOC,
+        "Key | Meaning\n--- | ---\nEsc | Closes\n\n> - Item\n> ### Heading\n\nPlease read\n[the\nguide](x.md) now.\n",
+        '<img src="a"\n  alt="b">\n\n<!-- a\nsecret -->\nText\\\nmore.\n',
+    )
+    for document in structures:
+        for ending in ("\n", "\r\n", "\r"):
+            text = document.replace("\n", ending)
+            pieces = kept_and_translated(text)
+            assert not [piece for piece in pieces if "\r" in piece], pieces

@@ -147,15 +147,15 @@ def _candidate_count(text: str) -> int:
         ) from None
 
 
-def _read_input(spec: str) -> tuple[str, str]:
-    """The text to translate (newlines as \\n) and the line ending its translation is written with."""
-    from llamadesk.app.translate.source_text import read_source_file_and_line_ending, read_source_stream
+def _read_input(spec: str) -> str:
+    """The text to translate: a file's with its own line endings (kept in the translation), piped text's as \\n."""
+    from llamadesk.app.translate.source_text import read_source_stream, read_source_text
 
     if spec == "-":
         if sys.stdin.isatty():
             raise BadInputError("nothing to translate: give a FILE or pipe text on stdin")
-        return read_source_stream(sys.stdin.buffer, "the piped text"), "\n"
-    return read_source_file_and_line_ending(Path(spec))
+        return read_source_stream(sys.stdin.buffer, "the piped text")
+    return read_source_text(Path(spec))
 
 
 @contextlib.contextmanager
@@ -234,7 +234,6 @@ def run(args: argparse.Namespace) -> int:
     # The whole input is read and checked before the model loads: bad input costs nothing and
     # writes nothing.
     document = None
-    newline = "\n"  # a structured file's format keeps its own line endings
     if kind is not None:
         document = read_translatable(args.file, read_source_bytes(Path(args.file)), target, args.retranslate)
         if not document.units:  # a catalog with every entry translated: no model
@@ -246,11 +245,12 @@ def run(args: argparse.Namespace) -> int:
                 _write_unchanged(document.render([]), output, force, args.json, target.code)
             return 0
     mode = "lines" if args.file == "-" or args.lines else "document"
+    markdown = not args.file.lower().endswith(".txt")  # a plain text file's indented lines are prose
     if document is None:
-        text, newline = _read_input(args.file)
+        text = _read_input(args.file)
         if not text.strip():
             raise BadInputError("nothing to translate: the input is empty")
-        pieces = split_lines(text) if mode == "lines" else split_document(text)
+        pieces = split_lines(text) if mode == "lines" else split_document(text, indented_code=markdown)
         if not has_words(" ".join(piece.source for piece in pieces if piece.translatable)):
             # as for an HTML page without text: said before the model loads, nothing written
             raise BadInputError("nothing to translate: the input has no words outside code, links and placeholders")
@@ -261,7 +261,12 @@ def run(args: argparse.Namespace) -> int:
         translator = translator_for(engine, args.prompt, candidates=args.candidates)
         strategy = translator.strategy
         settings = JobSettings(
-            target=target, source=source, mode=mode, glossary=glossary, typography=not args.keep_quotes
+            target=target,
+            source=source,
+            mode=mode,
+            markdown=markdown,
+            glossary=glossary,
+            typography=not args.keep_quotes,
         )
         n_parallel = args.parallel if args.parallel is not None else _default_parallel(path)
         if n_parallel > 1 and args.reproducible and engine.settings.n_gpu_layers == 0:
@@ -321,8 +326,6 @@ def run(args: argparse.Namespace) -> int:
                     finished = event
     if finished is None or started is None:
         raise LlamadeskError("the translation ended without a result")
-    if newline != "\n":
-        finished = dataclasses.replace(finished, text=finished.text.replace("\n", newline))
     if output is not None:
         with atomic_output(output, force) as tmp:
             # bytes, so a file's own line endings (CRLF subtitles, a page's) come out as they went in

@@ -43,6 +43,9 @@ class JobSettings:
     target: Language
     source: Language | None = None  # None: detect it
     mode: Literal["document", "lines"] = "document"
+    # A document is read as Markdown (lines indented 4 columns after a blank line are code); a
+    # plain .txt file is not: there they are a letter's indented paragraphs, to be translated.
+    markdown: bool = True
     glossary: dict[str, str] | None = None
     max_chunk_tokens: int = MAX_CHUNK_TOKENS
     context_chunks: int = CONTEXT_CHUNKS
@@ -77,7 +80,9 @@ class TranslationJob:
         self.parallel = parallel
         self.settings = settings
         self.resume = resume
-        self.pieces: list[Piece] = split_lines(text) if settings.mode == "lines" else split_document(text)
+        self.pieces: list[Piece] = (
+            split_lines(text) if settings.mode == "lines" else split_document(text, indented_code=settings.markdown)
+        )
         generator = translator.generator
         budget = chunk_budget(generator.context_size, settings.max_chunk_tokens)
         self.chunks: list[Chunk] = pack_chunks(self.pieces, budget, generator.count_tokens)

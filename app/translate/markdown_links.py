@@ -13,10 +13,20 @@ from __future__ import annotations
 
 import re
 
-# [text](target), ![alt](src "title"), [text][ref]; a link text may hold one level of brackets.
+# An inline link's target as CommonMark allows it: a destination, either <in angle brackets> (it
+# may hold spaces) or without spaces (with balanced parentheses, one level deep), then optionally
+# a title in "double quotes", 'single quotes' or (parentheses). Each of these forms was sent to the
+# model as text and came back broken, so protection.py hides every one of them.
+_DESTINATION = r"<[^<>\n]*>|(?:[^()\s]|\([^()\s]*\))+"
+_TITLE = r"\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)"
+INLINE_TARGET = rf"\((?:{_DESTINATION})(?:\s+(?:{_TITLE}))?\)"
+REFERENCE_TARGET = r"\[[^\]\n]+\]"
+
+# [text](target), ![alt](src "title"), [text][ref]; a link text may hold one level of brackets, and
+# line breaks (a paragraph wrapped in the middle of a link is still one link).
 LINK = re.compile(
-    r"(?P<open>!?\[)(?P<text>(?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]"
-    r"(?P<target>\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)|\[[^\]\n]+\])"
+    r"(?P<open>!?\[)(?P<text>(?:[^\[\]]|\[[^\[\]]*\])*)\]"
+    rf"(?P<target>{INLINE_TARGET}|{REFERENCE_TARGET})"
 )
 _REAL_WORD = re.compile(r"[^\W\d_]{3,}")
 

@@ -18,6 +18,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from llamadesk.app.translate.markdown_links import INLINE_TARGET, REFERENCE_TARGET
+
 MARKER_RE = re.compile(r"⟦(\d+)⟧")
 
 # printf: Python's %(name)s, POSIX positional %1$d, plain %s / %-5.2f / %lld / %@ and %%
@@ -29,8 +31,15 @@ PRINTF = (
 # str.format / ICU / i18next: {0}, {name}, {0:.2f}, {user.name}, {}, ${name}
 FORMAT = r"\$?\{[A-Za-z0-9_.\[\]]*(?:[!:][^{}\s]*)?\}"
 
-# The end of a Markdown link's text and its target: "](url)", "](url "title")", "][ref]".
-LINK_CLOSE = r"\]\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)|\]\[[^\]\n]+\]"
+# The end of a Markdown link's text and its target: "](url)", "](url "title")", "](<a b.pdf>)",
+# "][ref]" (markdown_links.py has every form CommonMark allows).
+LINK_CLOSE = rf"\]{INLINE_TARGET}|\]{REFERENCE_TARGET}"
+# Markdown's autolinks: <scheme:anything without spaces> and <an@e-mail.address>; the e-mail
+# pattern alone kept the address but the model dropped the angle brackets, and the link.
+AUTOLINK = (
+    r"<[A-Za-z][A-Za-z0-9+.-]{1,31}:[^<>\s]*>"
+    r"|<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?>"
+)
 
 # (kind, pattern), tried in this order at each position: the first kind that matches there wins,
 # so the longer, more specific shapes come first. Knowledge as data: a new kind of span is a row.
@@ -40,15 +49,17 @@ SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     # A Markdown backslash escape ("\|" in a table cell, "\*" that is not emphasis): the model
     # dropped the backslash, and the table gained a column
     ("markdown-escape", r"\\[!-/:-@\[-`{-~]"),
-    ("inline-code", r"``(?:[^`\n]|`(?!`))+``|`[^`\n]+`"),
+    # A code span may run over a line break (not a blank line): a paragraph is cut into lines
+    # only outside one, and the span is kept with its line break, byte for byte.
+    ("inline-code", r"``(?:[^`\n]|`(?!`)|\n(?![ \t]*\n))+``|`(?:[^`\n]|\n(?![ \t]*\n))+`"),
     # A Markdown link or image is cut into what opens its text ("[", "![") and what closes it with
     # its target ("](url)", "][ref]"): the text between is translated, and the link's syntax is
     # two markers the model cannot put a space into ("[the docs] (url)" is no longer a link).
-    ("link-open", rf"!?\[(?=(?:[^\[\]\n]|\[[^\[\]\n]*\])+(?:{LINK_CLOSE}))"),
+    ("link-open", rf"!?\[(?=(?:[^\[\]]|\[[^\[\]]*\])+(?:{LINK_CLOSE}))"),
     ("link-target", LINK_CLOSE),
     # A shortcut reference "[label]" (or "[label][]") is the label its definition is found by: kept.
     ("link-reference", r"\[[^\[\]\n]+\](?:\[\])?(?![(\[])"),
-    ("autolink", r"<(?:https?|ftp|mailto):[^>\s]+>"),
+    ("autolink", AUTOLINK),
     ("template-tag", r"\{\{.*?\}\}|\{%.*?%\}"),
     # HTML's tags, comments and entities; WebVTT's tags too: classes (<c.yellow>), voices (<v Ann>)
     (
@@ -67,8 +78,9 @@ SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     # Pandoc/kramdown/Hugo attributes after a heading, "{#getting-started .unnumbered}": the id is
     # the anchor that links point to
     ("attributes", r"\{[#.][^{}\n]*\}"),
-    # Markdown emphasis and strikethrough marks: the words inside are translated
-    ("emphasis", r"\*\*|__|~~|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)|(?<=\S)_(?![\w_])"),
+    # Markdown emphasis and strikethrough marks: the words inside are translated. Runs of three
+    # (strong and emphasis at once) first: "***" was cut into "**" and a lone "*" that went to the model.
+    ("emphasis", r"\*\*\*|\*\*|___|__|~~|(?<![\w*])\*(?=\S)|(?<=\S)\*(?![\w*])|(?<![\w_])_(?=\S)|(?<=\S)_(?![\w_])"),
 )
 
 _SCANNER = re.compile("|".join(f"(?P<k{i}>{pattern})" for i, (_, pattern) in enumerate(SPAN_PATTERNS)), re.DOTALL)

@@ -14,6 +14,9 @@ import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from llamadesk.app.translate.markdown_blocks import opened_html_block, opens_table
+from llamadesk.app.translate.paragraph_lines import line_groups, one_line, only_markup, spans_over_breaks
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -21,23 +24,35 @@ class Piece:
 
     text: str  # exactly as in the input: joining every piece's text gives the input back
     translatable: bool
-    # A hard-wrapped paragraph is translated as one text, then re-wrapped to as many lines.
+    # A hard-wrapped paragraph (or lines a link or a code span runs over) is translated as one
+    # text, then re-wrapped to as many lines.
     wrapped: bool = False
 
     @property
     def source(self) -> str:
         """What the model is given: a wrapped paragraph's lines joined into one line."""
-        return " ".join(line.strip() for line in self.text.splitlines()) if self.wrapped else self.text
+        return one_line(self.text) if self.wrapped else self.text
 
     @property
     def n_lines(self) -> int:
-        return self.text.count("\n") + 1
+        return len(self.text.splitlines()) or 1
 
     @property
     def indent(self) -> str:
         """The indentation of the wrapped lines after the first."""
         lines = self.text.splitlines()
         return re.match(r"\s*", lines[1]).group(0) if len(lines) > 1 else ""  # type: ignore[union-attr]
+
+    @property
+    def line_break(self) -> str:
+        """The line ending its lines have in the input (a wrapped paragraph of a CRLF file keeps CRLF)."""
+        found = re.search(r"\r\n|\r|\n", self.text)
+        return found.group(0) if found else "\n"
+
+    def rewrapped(self, translation: str) -> str:
+        """A wrapped piece's translation on as many lines as the piece, with its indentation and line
+        endings; a protected span with line breaks of its own (an HTML tag, a code span) stays whole."""
+        return rewrap(translation, self.n_lines, self.indent, self.line_break, spans_over_breaks(self.text))
 
 
 def split_lines(text: str) -> list[Piece]:
@@ -87,9 +102,6 @@ WRAPPED_LINE_MIN = 40
 # the lines that may close it.
 FRONT_MATTER = {"---": ("---", "..."), "+++": ("+++",)}
 BOM = "\ufeff"
-# CommonMark's first kind of HTML block: from such a start tag to the line with its end tag, raw
-# code or preformatted text (a Markdown page's JavaScript went to the model line by line).
-RAW_HTML_START = re.compile(r"^\s{0,3}<(script|style|pre|textarea)(?:\s|>|$)", re.IGNORECASE)
 QUOTE_PREFIX = re.compile(r"^(?:\s{0,3}>\s?)+")
 LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
 
@@ -139,8 +151,13 @@ def _display_math_end(lines: list[str], start: int) -> int | None:
     return None
 
 
-def split_document(text: str) -> list[Piece]:
-    """Document mode: Markdown-aware pieces; code blocks, markup and blank lines are kept verbatim."""
+def split_document(text: str, *, indented_code: bool = True) -> list[Piece]:
+    """Document mode: Markdown-aware pieces; code blocks, markup and blank lines are kept verbatim.
+
+    `indented_code`: whether lines indented 4 columns after a blank line are code, as in Markdown;
+    not in a plain text file, where they are a letter's indented paragraphs (which were silently
+    left untranslated): those are translated, their indentation kept.
+    """
     pieces: list[Piece] = []
     if text.startswith(BOM):  # a BOM is a byte order mark, not the start of the first line's text
         pieces.append(Piece(BOM, False))
@@ -150,7 +167,7 @@ def split_document(text: str) -> list[Piece]:
     if front_matter_end is not None:
         pieces.append(Piece("".join(lines[: front_matter_end + 1]), False))
         lines = lines[front_matter_end + 1 :]
-    splitter = _MarkdownSplitter(pieces)
+    splitter = _MarkdownSplitter(pieces, indented_code)
     index = 0
     while index < len(lines):
         math_end = (
@@ -171,12 +188,16 @@ class _MarkdownSplitter:
     """Markdown's blocks line by line: each line either continues a block it is in (a fence, a raw
     HTML block, a blockquote's fence), is kept (code, blank lines), or is markup and text."""
 
-    def __init__(self, pieces: list[Piece]):
+    def __init__(self, pieces: list[Piece], indented_code: bool = True):
         self.pieces = pieces
+        self.indented_code = indented_code
         self.paragraph: list[str] = []
         self.in_fence: str | None = None
         self.fence_indent = 0  # how far the line closing in_fence may be indented (its container's)
-        self.in_raw_html: str | None = None  # the end tag ("</script>") that ends the raw HTML block
+        self.in_raw_html: re.Pattern[str] | None = None  # what ends the raw HTML block ("-->", "</script>")
+        # A GFM table's rows run from its delimiter row to a blank line or another block.
+        self.in_table = False
+        self.previous_row: str | None = None  # the line before, when it was a table row ("| a | b |")
         self.quote_fence: str | None = None  # a fence opened inside a blockquote: it ends with the quote
         # The content column of the list item the lines are in: its code starts 4 columns further
         # in, and its fences and continuation paragraphs are indented to it.
@@ -193,6 +214,7 @@ class _MarkdownSplitter:
         line for the indented code after it (None: as the line before it did, as code blocks do)."""
         self.flush_paragraph()
         self.pieces.append(Piece(line, False))
+        self.in_table, self.previous_row = False, None  # a blank line, code or HTML ends a table
         if blank is not None:
             self.previous_blank = blank
 
@@ -210,7 +232,9 @@ class _MarkdownSplitter:
             self.keep(line)
         elif not body.strip():
             self.keep(line, blank=True)
-        elif self.previous_blank and not self.paragraph and indent >= 4 + (self.list_indent or 0):
+        elif (
+            self.indented_code and self.previous_blank and not self.paragraph and indent >= 4 + (self.list_indent or 0)
+        ):
             # Indented code is 4 columns past the text it belongs to: inside a list item, its
             # content column, so a list item's indented second paragraph is prose, not code.
             self.keep(line, blank=True)
@@ -226,12 +250,13 @@ class _MarkdownSplitter:
         return True
 
     def _continues_raw_html(self, body: str) -> bool:
+        searched_from = 0
         if self.in_raw_html is None:
-            start = RAW_HTML_START.match(body)
-            if start is None:
+            opened = opened_html_block(body)
+            if opened is None:
                 return False
-            self.in_raw_html = f"</{start.group(1).lower()}>"
-        if self.in_raw_html in body.lower():
+            self.in_raw_html, searched_from = opened
+        if self.in_raw_html.search(body, searched_from):
             self.in_raw_html = None
         return True
 
@@ -261,6 +286,13 @@ class _MarkdownSplitter:
 
     def _text_line(self, line: str, body: str) -> None:
         kind, match = _block_kind(body)
+        if self.in_table and kind is None:
+            kind = "table-row"  # a GFM row needs no pipe at either end, nor any pipe at all
+        elif self.in_table and kind not in ("table-row", "table-separator"):
+            self.in_table = False  # another block (a heading, a quote, a list) ends the table
+        elif kind == "table-separator" and not self.in_table:
+            self._open_table(body)
+        self.previous_row = body if kind == "table-row" else None
         if kind == "list-item":
             marker = LIST_MARKER.match(body)
             self.list_indent = len(marker.group(0).expandtabs(4)) if marker else None
@@ -271,6 +303,19 @@ class _MarkdownSplitter:
             self.pieces.extend(_block_pieces(kind, match, line, body))
         self.previous_blank = False
 
+    def _open_table(self, delimiter: str) -> None:
+        """A delimiter row under a header row (the paragraph's last line, or a row with outer pipes)
+        starts a table: the header's cells are translated one by one, not as a line of prose."""
+        header_line = self.paragraph[-1] if self.paragraph else None
+        header = header_line.rstrip("\r\n") if header_line is not None else self.previous_row
+        if header is None or not opens_table(header, delimiter):
+            return
+        if header_line is not None:
+            self.paragraph.pop()
+            self.flush_paragraph()
+            self.pieces.extend(_block_pieces("table-row", None, header_line, header))
+        self.in_table = True
+
 
 def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
     for kind, pattern in BLOCK_LINE_PATTERNS:
@@ -280,22 +325,37 @@ def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
     return None, None
 
 
+# Blocks that hold other blocks: what follows a quote's ">" or a list item's marker is read as a
+# line of its own ("> - item", "- > quote", "> ### heading"), so its markup is kept too.
+CONTAINERS = ("list-item", "quote")
+
+
 def _block_pieces(kind: str, match: re.Match[str] | None, line: str, body: str) -> list[Piece]:
-    ending = line[len(body) :]
+    return [*_shape_pieces(kind, match, body), Piece(line[len(body) :], False)]
+
+
+def _shape_pieces(kind: str, match: re.Match[str] | None, body: str) -> list[Piece]:
+    """A line of a known shape (without its line ending): its markup kept, its text translated."""
     if kind in ("heading", "list-item", "quote", "footnote") and match is not None:
         markup, text = match.group("markup"), match.group("text")
         tail = body[match.end("text") :]
-        pieces = [Piece(markup, False)]
-        pieces += _translatable_with_edges(text)
-        return [*pieces, Piece(tail + ending, False)]
+        inner = _contents_pieces(text) if kind in CONTAINERS else _translatable_with_edges(text)
+        return [Piece(markup, False), *inner, Piece(tail, False)]
     if kind == "table-row":
-        return [*_table_cells(body), Piece(ending, False)]
-    return [Piece(line, False)]
+        return _table_cells(body)
+    return [Piece(body, False)]
+
+
+def _contents_pieces(text: str) -> list[Piece]:
+    """What a container's marker is followed by: a block of its own, or text."""
+    kind, match = _block_kind(text)
+    return _translatable_with_edges(text) if kind is None else _shape_pieces(kind, match, text)
 
 
 def _table_cells(body: str) -> list[Piece]:
     pieces: list[Piece] = []
-    # Split at pipes that are not escaped and not inside inline code.
+    # Split at every pipe that is not escaped, even one inside a code span: GFM splits a row before
+    # it reads code spans (markdown_blocks.cells), and a pipe in a cell's code is written "\|".
     for part in re.split(r"((?<!\\)\|)", body):
         if part == "|" or not part.strip():
             pieces.append(Piece(part, False))
@@ -304,20 +364,25 @@ def _table_cells(body: str) -> list[Piece]:
     return pieces
 
 
-def _translatable_with_edges(text: str) -> list[Piece]:
-    """Whitespace around a translatable text is markup too (table cell padding, indentation)."""
+def _translatable_with_edges(text: str, wrapped: bool = False) -> list[Piece]:
+    """Whitespace around a translatable text is markup too (table cell padding, indentation), and so
+    is a backslash that ends it: a hard line break, which the model dropped (an odd run of
+    backslashes; an even one is escaped backslashes)."""
     core = text.strip()
+    if (len(core) - len(core.rstrip("\\"))) % 2:
+        core = core[:-1].rstrip()
     if not core:
         return [Piece(text, False)]
     start = text.index(core)
-    pieces = [Piece(text[:start], False), Piece(core, True), Piece(text[start + len(core) :], False)]
+    pieces = [Piece(text[:start], False), Piece(core, True, wrapped), Piece(text[start + len(core) :], False)]
     return [p for p in pieces if p.text]
 
 
 def _paragraph_pieces(lines: list[str]) -> list[Piece]:
+    """A paragraph wrapped for width is one text; else each line is, but lines that a link, a code
+    span or an HTML tag runs over are one (paragraph_lines.py), and lines that hold nothing but HTML
+    tags are kept as they are."""
     bodies = [line.rstrip("\r\n") for line in lines]
-    endings = [line[len(body) :] for line, body in zip(lines, bodies, strict=False)]
-    indent = re.match(r"\s*", bodies[0]).group(0)  # type: ignore[union-attr]
     wrapped = (
         len(bodies) > 1
         and all(len(b.strip()) >= WRAPPED_LINE_MIN for b in bodies[:-1])
@@ -326,15 +391,16 @@ def _paragraph_pieces(lines: list[str]) -> list[Piece]:
             for b in bodies[:-1]  # Markdown hard breaks are meant
         )
     )
-    if wrapped and all(b.startswith(indent) for b in bodies):
-        inner = "".join(lines)[len(indent) :].rstrip("\r\n")
-        return [
-            p for p in (Piece(indent, False), Piece(inner, True, wrapped=True), Piece(endings[-1], False)) if p.text
-        ]
+    groups = [lines] if wrapped else line_groups(lines)
     pieces: list[Piece] = []
-    for body, ending in zip(bodies, endings, strict=False):
-        pieces.extend(_translatable_with_edges(body))
-        pieces.append(Piece(ending, False))
+    for group in groups:
+        text = "".join(group)
+        body = text.rstrip("\r\n")
+        if only_markup(body):
+            pieces.append(Piece(text, False))
+            continue
+        pieces.extend(_translatable_with_edges(body, wrapped=len(group) > 1))
+        pieces.append(Piece(text[len(body) :], False))
     return [p for p in pieces if p.text]
 
 
@@ -351,8 +417,26 @@ def _coalesce(pieces: Iterable[Piece]) -> list[Piece]:
     return merged
 
 
-def rewrap(text: str, n_lines: int, indent: str = "") -> str:
-    """`text` on exactly `n_lines` lines of similar width (a wrapped paragraph stays wrapped)."""
+def rewrap(text: str, n_lines: int, indent: str = "", newline: str = "\n", whole: Iterable[str] = ()) -> str:
+    """`text` on exactly `n_lines` lines of similar width (a wrapped paragraph stays wrapped).
+
+    Each of `whole` (spans with line breaks of their own) found in `text` is kept as it is, its
+    lines counted among the `n_lines`.
+    """
+    stand_ins: dict[str, str] = {}
+    for span in whole:
+        if span in text:  # wrapped as a word without spaces, then put back
+            stand_in = f"\x00{len(stand_ins)}\x00"
+            text = text.replace(span, stand_in, 1)
+            stand_ins[stand_in] = span
+            n_lines -= len(span.splitlines()) - 1
+    wrapped = _rewrap(text, n_lines, indent, newline)
+    for stand_in, span in stand_ins.items():
+        wrapped = wrapped.replace(stand_in, span)
+    return wrapped
+
+
+def _rewrap(text: str, n_lines: int, indent: str, newline: str) -> str:
     words = text.split()
     if n_lines <= 1 or len(words) <= 1:
         return text
@@ -371,7 +455,7 @@ def rewrap(text: str, n_lines: int, indent: str = "") -> str:
             break
         half = len(parts) // 2
         lines[longest : longest + 1] = [" ".join(parts[:half]), " ".join(parts[half:])]
-    return ("\n" + indent).join(lines)
+    return (newline + indent).join(lines)
 
 
 # -- sentences ------------------------------------------------------------------------------
@@ -485,5 +569,5 @@ def assemble(pieces: list[Piece], chunks: list[Chunk], translations: list[str]) 
             out.append(piece.text)
             continue
         text = "".join(by_piece[index])
-        out.append(rewrap(text, piece.n_lines, piece.indent) if piece.wrapped else text)
+        out.append(piece.rewrapped(text) if piece.wrapped else text)
     return "".join(out)

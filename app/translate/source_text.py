@@ -7,7 +7,6 @@ one byte past the limit is read.
 
 from __future__ import annotations
 
-import re
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -25,18 +24,16 @@ def read_source_file(path: Path, name: str | None = None, max_bytes: int = MAX_I
     return _decoded(read_source_bytes(path, name, max_bytes), name, max_bytes)
 
 
-def read_source_file_and_line_ending(path: Path, name: str | None = None) -> tuple[str, str]:
-    """read_source_file's text and the line ending the file uses, for writing its translation
-    with the same (a Windows repository's Markdown came back with LF on every line)."""
+def read_source_text(path: Path, name: str | None = None) -> str:
+    """The UTF-8 text of `path` with its line endings as they are.
+
+    The segmenter keeps every line ending in place, so a translation has the file's own, mixed
+    ones included. Converting to the first line's ending instead changed the bytes of code (a
+    fenced block of CRLF lines in an LF file came back LF, a lone CR in a code line became a line
+    break), and a Windows repository's Markdown had come back LF before that.
+    """
     name = name or str(path)
-    raw = read_source_bytes(path, name)
-    return _decoded(raw, name, MAX_INPUT_BYTES), line_ending(raw)
-
-
-def line_ending(raw: bytes) -> str:
-    """The ending of the first line: CR LF, CR or LF (LF for a text of one line)."""
-    found = re.search(rb"\r\n|\r|\n", raw)
-    return found.group(0).decode("ascii") if found else "\n"
+    return _decoded(read_source_bytes(path, name), name, MAX_INPUT_BYTES, keep_line_endings=True)
 
 
 def read_source_bytes(path: Path, name: str | None = None, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
@@ -63,14 +60,16 @@ def read_source_stream(stream: BinaryIO, name: str, max_bytes: int = MAX_INPUT_B
     return _decoded(stream.read(max_bytes + 1), name, max_bytes)
 
 
-def _decoded(raw: bytes, name: str, max_bytes: int) -> str:
+def _decoded(raw: bytes, name: str, max_bytes: int, keep_line_endings: bool = False) -> str:
     if len(raw) > max_bytes:
         raise _too_large(name, max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInputError(f"{name} is not UTF-8 text; convert it to UTF-8 first (e.g. with iconv)") from None
-    # Newlines as Python's text mode reads them, which the segmenter expects.
+    if keep_line_endings:
+        return text
+    # Newlines as Python's text mode reads them (a glossary's, piped lines' ends).
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -49,7 +49,7 @@ from llamadesk.app.translate.formats import format_of, read_translatable
 from llamadesk.app.translate.languages import LANGUAGES
 from llamadesk.app.translate.parallel import ParallelTranslators, default_parallel_for
 from llamadesk.app.translate.segment import SegmentResult
-from llamadesk.app.translate.source_text import read_source_bytes, read_source_file_and_line_ending
+from llamadesk.app.translate.source_text import read_source_bytes, read_source_text
 from llamadesk.app.tui.engine_host import EngineFailed, EngineHost, ModelLoaded, ModelLoading
 from llamadesk.app.tui.screens.dialogs import ConfirmScreen, TextInputScreen
 from llamadesk.app.tui.screens.mode_screen import ModeScreen
@@ -133,7 +133,6 @@ class TranslateScreen(ModeScreen):
         self._woken_at = 0.0  # when _streamed last woke the screen (time.monotonic)
         self.translation = ""
         self.output_path: Path | None = None
-        self._output_newline = "\n"  # the line ending of the file being translated, for its translation
         self.running = False
         self._route = ""
         self._detected: str | None = None
@@ -232,9 +231,10 @@ class TranslateScreen(ModeScreen):
             return
         target = find_language(self.target_code)
         source = None if self.source_code == DETECT else find_language(self.source_code)
-        settings = JobSettings(target=target, source=source)  # type: ignore[arg-type]
+        # A .txt file's indented lines are prose, not Markdown's code (pasted text is read as Markdown).
+        markdown = output is None or output.suffix.lower() != ".txt"
+        settings = JobSettings(target=target, source=source, markdown=markdown)  # type: ignore[arg-type]
         self.running, self.output_path, self.job, self._resume = True, output, None, None
-        self._output_newline = "\n"
         self._source_text = text
         self._stop_requested.clear()
         self._done, self._partials = [], {}
@@ -359,8 +359,7 @@ class TranslateScreen(ModeScreen):
                 + (f"; {low} low-confidence segment(s) to review" if low else "")
             )
             if self.output_path is not None:
-                written = event.text.replace("\n", self._output_newline) if self._output_newline != "\n" else event.text
-                if self._write(self.output_path, written) and self._resume is not None:
+                if self._write(self.output_path, event.text) and self._resume is not None:
                     self._resume.finish()
             # A file's translation is history too: its text comes back with F8 like a typed one.
             self.store.add_translation(*self._languages, self._source_text, event.text, self._model_name)
@@ -439,14 +438,13 @@ class TranslateScreen(ModeScreen):
                 return
             path = Path(answer).expanduser()
             document = None
-            newline = "\n"  # a structured file's format keeps its own line endings
             try:
                 if format_of(path) is not None:  # a catalog, subtitles, a page: translated as that format
                     data = read_source_bytes(path)
                     document = read_translatable(path, data, find_language(self.target_code))  # type: ignore[arg-type]
                     text = data.decode("utf-8")  # the reader has checked it is UTF-8
                 else:
-                    text, newline = read_source_file_and_line_ending(path)
+                    text = read_source_text(path)  # its own line endings, kept in the translation
             except LlamadeskError as err:
                 self.notify(str(err), severity="error", markup=False)
                 return
@@ -463,7 +461,6 @@ class TranslateScreen(ModeScreen):
             # markup=False wherever a toast names a file: report[draft].txt is a name, not markup.
             self.notify(f"Translating {path.name} into {out.name}", markup=False)
             self.start(text, output=out, document=document)
-            self._output_newline = newline  # a CRLF file's translation is written with CRLF, as the CLI's
 
         self.app.push_screen(TextInputScreen("File to translate (saved beside it as NAME.LANG.ext)"), chosen)
 
