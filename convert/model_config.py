@@ -291,7 +291,18 @@ def _architecture_name(config: dict[str, Any], source: Path) -> str:
     names = config.get("architectures") or []
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise BadInputError(f"{source}: 'architectures' must be a list of names, not {shown(names)}")
-    name = names[0] if names else config.get("model_type", "unknown")
+    if not names:
+        # Transformers picks the class from model_type when `architectures` is missing; the
+        # class is what says which converter applies, so say which one to write in.
+        model_type = config.get("model_type")
+        family = model_type.split("_")[0] if isinstance(model_type, str) and model_type else None
+        classes = [c for c in HF_ARCHITECTURES if family and c.lower().startswith(family)]
+        example = classes[0] if classes else "LlamaForCausalLM"
+        raise BadInputError(
+            f"{source} names no architecture (model_type {_label(model_type)}); add the model's class, as in "
+            f'"architectures": ["{example}"], then convert again'
+        )
+    name = names[0]
     if not isinstance(name, str) or name not in HF_ARCHITECTURES:
         raise BadInputError(
             f"{source}: architecture {_label(name)} is not supported; llamadesk converts {supported_architectures()}"

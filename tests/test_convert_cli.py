@@ -84,6 +84,17 @@ def test_config_with_a_missing_key(llama2, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("architectures", [None, []])
+def test_a_config_naming_no_architecture_says_which_to_add(llama2, tmp_path, architectures):
+    # It said "architecture llama is not supported" of a plain Llama checkpoint (its model_type).
+    _edit_config(llama2, architectures=architectures)
+    result = run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf"))
+    assert_one_clear_line(
+        result, 2, "names no architecture (model_type llama)", '"architectures": ["LlamaForCausalLM"]'
+    )
+
+
+@pytest.mark.slow
 def test_tensor_shape_disagreeing_with_config(llama2, tmp_path):
     _edit_config(llama2, intermediate_size=128)
     result = run_cli("convert", str(llama2), "-o", str(tmp_path / "o.gguf"))
