@@ -195,3 +195,14 @@ def test_an_output_named_as_another_format_is_refused_before_the_model_loads(tmp
     assert proc.returncode == 2 and "name the output a.srt" in proc.stderr and not (tmp_path / "a.vtt").exists()
     proc = run_cli("translate", "--to", "fr", "--from", "en", str(source), "-o", "")
     assert proc.returncode == 2 and "-o is empty" in proc.stderr and not proc.stdout
+
+
+def test_text_is_not_written_into_a_file_named_as_a_structured_format(tmp_path):
+    # `notes.md -o notes.po` wrote Markdown into a .po; piped text `-o piped.srt` plain text into a .srt.
+    source = tmp_path / "notes.md"
+    source.write_text("# Notes\n\nHello there.\n", encoding="utf-8")
+    for output, says in (("notes.po", "name the output notes.md"), ("notes.html", "name the output notes.md")):
+        proc = run_cli("translate", "--to", "fr", "--from", "en", str(source), "-o", str(tmp_path / output))
+        assert proc.returncode == 2 and says in proc.stderr and not (tmp_path / output).exists(), proc.stderr
+    proc = run_cli("translate", "--to", "fr", "--from", "en", "-o", str(tmp_path / "piped.srt"), input="Hello.\n")
+    assert proc.returncode == 2 and "the piped text is text" in proc.stderr and "piped.txt" in proc.stderr

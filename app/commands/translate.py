@@ -125,9 +125,16 @@ def _check_output_format(source: str, output: str | None, kind: str | None) -> N
     format read (`a.srt -o a.vtt` wrote SubRip into a .vtt that players then refused)."""
     from llamadesk.app.translate.formats import format_of
 
-    if kind is None or output is None or format_of(output) is None:
+    if output is None or format_of(output) is None:
         return
     source_suffix, output_suffix = Path(source).suffix.lower(), Path(output).suffix.lower()
+    if kind is None:  # text (Markdown, plain): written as text into a .po, .srt or .html
+        read = "the piped text" if source == "-" else source
+        like = source_suffix if source_suffix and source != "-" else ".txt"
+        raise BadInputError(
+            f"{output} is named as a {output_suffix} file but {read} is text, and the translation keeps the "
+            f"format it reads; name the output {Path(output).with_suffix(like).name}"
+        )
     if format_of(output) != kind or (kind == "subtitles" and source_suffix != output_suffix):
         raise BadInputError(
             f"{output} is named as a {output_suffix} file but {source} is {source_suffix}, and the translation "
