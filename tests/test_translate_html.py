@@ -169,3 +169,26 @@ def test_text_that_looks_like_a_stand_in_is_kept_as_it_is():
     page = b"<p>Use {{\xc2\xa71}} here <b>please</b></p>"
     finished, _ = translate(page)
     assert finished.text == "<p>USE {{\u00a71}} HERE <b>PLEASE</b></p>"
+
+
+def test_what_the_page_marks_translate_no_is_kept_as_written():
+    # HTML's translate="no" was ignored: a product name and a sentence to keep were translated.
+    page = (
+        b'<html lang="en"><body>\n<p>Welcome to our shop.</p>\n<p translate="no">Acme Widget Deluxe</p>\n'
+        b'<p>Buy <span translate="NO">Acme Widget</span> today.</p>\n'
+        b'<div translate=no><p>Keep this sentence.</p><img alt="Our logo"></div>\n'
+        b'<img translate="no" alt="The brand mark" src="a.png">\n<img alt="A picture" src="b.png">\n</body></html>\n'
+    )
+    finished, generator = translate(page)
+    text = finished.text
+    for kept in (
+        '<p translate="no">Acme Widget Deluxe</p>',
+        '<span translate="NO">Acme Widget</span>',
+        '<div translate=no><p>Keep this sentence.</p><img alt="Our logo"></div>',
+        '<img translate="no" alt="The brand mark" src="a.png">',
+    ):
+        assert kept in text, text
+    assert "WELCOME TO OUR SHOP." in text and "BUY <span" in text and "TODAY." in text
+    assert 'alt="A PICTURE"' in text
+    given = " ".join(segment_of(prompt) for prompt in generator.prompts)
+    assert "Acme" not in given and "Keep this" not in given and "brand" not in given and "logo" not in given

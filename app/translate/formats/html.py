@@ -11,7 +11,9 @@ as one unit, so a sentence with a link in it is translated as one sentence; the 
 and inline <code>/<kbd> elements become protected spans (stand-ins the translator keeps, put
 back byte for byte). Block tags, <br> and comments end a run. Attribute values meant for people
 (alt, title, placeholder, aria-label) are units of their own. Scripts, styles, <pre>, <code>,
-<textarea>, <svg> and <math> are not touched. The root <html> element's lang (and xml:lang) is
+<textarea>, <svg> and <math> are not touched, nor is any element marked translate="no" (HTML's
+own mark for a name, a product, a sentence to keep as written: its text and its attributes),
+which inside a sentence is one protected span of it. The root <html> element's lang (and xml:lang) is
 given the target language's code, which the page is in once translated; a `lang` on an inner
 element marks a passage in another language and stays.
 """
@@ -255,6 +257,17 @@ class _Builder:
                 elif kind == "end" and tag == untouched[-1]:
                     untouched.pop()
                 continue
+            if kind in ("start", "startend") and _marked_not_to_translate(raw):
+                if kind == "start" and tag in INLINE:  # in a sentence: the whole element is one kept span
+                    opaque_from, opaque_tag, opaque_depth = start, tag, 1
+                elif kind == "start" and tag not in VOID:  # a block: left as it is, to its end
+                    self._flush()
+                    self.document.pieces.append(raw)
+                    untouched.append(tag)
+                else:  # an element without content (<img translate="no" alt="...">): its attributes kept
+                    self._flush()
+                    self.document.pieces.append(raw)
+                continue
             if kind == "start" and tag in INLINE_UNTOUCHED:
                 # Part of the sentence around it, as one protected span (a run with no words
                 # around it is written back as it was).
@@ -320,6 +333,15 @@ class _Builder:
         self.document.units.append(Unit("".join(text), follows=True))
         run_piece = _Run(kept, len(self.document.units) - 1, [value for _, value in run])
         self.document.pieces += [p for p in (lead, run_piece, trail) if p != ""]
+
+
+def _marked_not_to_translate(raw: str) -> bool:
+    """Whether a start tag says translate="no" (any case, quoted or not)."""
+    for match in _attributes(raw):
+        value = match.group(2) or ""
+        if match.group(1).lower() == "translate" and html.unescape(value.strip("\"'")).strip().lower() == "no":
+            return True
+    return False
 
 
 def _attributes(raw: str) -> Iterator[re.Match[str]]:
