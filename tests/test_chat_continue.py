@@ -142,6 +142,11 @@ def test_budget_zero_and_no_prompt_cache_write_nothing(home, smollm2_path):
     assert len(cache_files(home)) == 1
 
 
+def test_list_with_a_question_says_it_answers_nothing(home):
+    result = run_cli("chat", "--list", "what is this", env={"LLAMADESK_HOME": str(home)})
+    assert_one_clear_line(result, 2, "--list lists the stored conversations and answers nothing")
+
+
 def test_continuing_what_does_not_exist_is_one_clear_line(home):
     env = {"LLAMADESK_HOME": str(home)}
     assert_one_clear_line(run_cli("chat", "--continue", "Hi", env=env), 2, "no stored conversation")

@@ -60,7 +60,7 @@ def test_a_data_folder_that_cannot_be_created_is_one_line_saying_so(tmp_path):
     assert_one_clear_line(
         result,
         1,
-        f"llamadesk cannot create its data folder {tmp_path / 'data'} (Permission denied); make it writable "
+        f"cannot create llamadesk's data folder {tmp_path / 'data'} (Permission denied); make it writable "
         "(or set LLAMADESK_HOME to another folder)",
     )
 

@@ -113,11 +113,27 @@ def test_doctor_shows_the_prompt_cache_its_budget_and_use(tmp_path) -> None:
 
     base = facts(fm.CUDA_LAPTOP, fm.LAPTOP_CPU_BUILD, (fm.CPU_DEVICE,), fm.LLAMA_8B)
     folder = tmp_path / "prompt-cache"
-    used = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(folder, 4 * 1024**3, 300 * 1024**2, 3)))
-    assert used.data["prompt_cache"] == {"path": str(folder), "budget": 4 * 1024**3, "used": 300 * 1024**2, "files": 3}
-    assert f"prompt cache      {folder} (300.0 MiB of 4.0 GiB in 3 files" in format_report(used)
-    off = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(folder, 0, 0, 0)))
+    usage = CacheUsage(folder, 4 * 1024**3, 300 * 1024**2, 3)
+    used = build_report(dataclasses.replace(base, prompt_cache=usage, prompt_cache_mb=4096))
+    assert used.data["prompt_cache"] == {
+        "path": str(folder),
+        "budget": 4 * 1024**3,
+        "budget_from": "config.json",
+        "used": 300 * 1024**2,
+        "files": 3,
+    }
+    assert (
+        f"prompt cache      {folder} (300.0 MiB of 4.0 GiB in 3 files; config.json's prompt_cache_mb"
+        in format_report(used)
+    )
+    sized = format_report(build_report(dataclasses.replace(base, prompt_cache=usage)))
+    assert "in 3 files; a tenth of the free disk, at most 4 GiB" in sized, sized
+    off = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(folder, 0, 0, 0), prompt_cache_mb=0))
     assert "prompt cache      off (config.json's prompt_cache_mb is 0)" in format_report(off)
+    # With no config.json, a budget of 0 is a full disk, which was called config.json's doing.
+    full = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(folder, 0, 0, 0), disk_free=0))
+    assert "prompt cache      off (its disk has no free space)" in format_report(full)
+    assert "has 0 B free: conversations are kept in memory only" in problems(full)
     # On this machine: sized from the free disk unless config.json says otherwise.
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
@@ -301,3 +317,32 @@ def test_a_gpu_too_full_for_one_layer_is_reported_unless_the_user_chose_zero() -
         )
     )
     assert chosen.data["warnings"] == []
+
+
+def test_doctor_names_a_cache_link_to_nothing_and_a_models_folder_it_cannot_make(tmp_path) -> None:
+    from llamadesk.app.chat.prompt_cache import CacheUsage
+
+    base = facts(fm.CUDA_LAPTOP, fm.LAPTOP_CPU_BUILD, (fm.CPU_DEVICE,), fm.LLAMA_8B)
+    link = tmp_path / "prompt-cache"
+    link.symlink_to(tmp_path / "nowhere" / "x")  # "0 B of 4.0 GiB" and "no problems found"; nothing was ever written
+    report = build_report(dataclasses.replace(base, prompt_cache=CacheUsage(link, 4 * 1024**3, 0, 0)))
+    assert f"{link} is a link to nothing" in problems(report)
+    unmade = build_report(dataclasses.replace(base, models_dir_problem="cannot create llamadesk's models folder X"))
+    assert problems(unmade).startswith("cannot create llamadesk's models folder X")
+
+
+@pytest.mark.slow
+def test_doctor_on_a_read_only_data_folder_reports_instead_of_stopping(tmp_path) -> None:
+    # It ended on "llamadesk cannot create its models folder" (exit 1) with no report at all.
+    from tests.permissions import permissions_enforced
+
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    (home / "data").chmod(0o555)
+    try:
+        with permissions_enforced():
+            done = run_cli("doctor", "--json", env={"LLAMADESK_HOME": str(home)})
+    finally:
+        (home / "data").chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert any("models folder" in w["problem"] for w in json.loads(done.stdout)["warnings"])

@@ -360,6 +360,8 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.library.catalog import resolve_model
 
     if args.list:
+        if args.prompt:  # `chat --list what is this` listed and dropped the question without a word
+            raise BadInputError("--list lists the stored conversations and answers nothing: leave out the PROMPT")
         return list_conversations()
     # The same ranges as config.json and the app's settings form.
     for flag, value, value_range in (

@@ -50,6 +50,6 @@ def _made_folder(path: Path, what: str) -> Path:
         ) from None
     except OSError as err:
         raise LlamadeskError(
-            f"llamadesk cannot create its {what} folder {path} ({err.strerror or err}); {HOME_NOT_WRITABLE.remedy}"
+            f"cannot create llamadesk's {what} folder {path} ({err.strerror or err}); {HOME_NOT_WRITABLE.remedy}"
         ) from None
     return path

@@ -73,6 +73,9 @@ class DoctorFacts:
     frozen: bool = False  # a single-file executable (PyInstaller): no pip to reinstall with
     rpc: bool = False  # the build has llama.cpp's RPC backend (--rpc, rpc-server)
     prompt_cache: CacheUsage | None = None  # conversations' KV caches on disk (chat/prompt_cache.py)
+    # config.json's prompt_cache_mb, when it sets one (None: the cache is sized from the free disk)
+    prompt_cache_mb: int | None = None
+    models_dir_problem: str | None = None  # why the models folder cannot be made (a read-only data folder)
     config_problem: str | None = None  # what is wrong with config.json (the CLI stops on it, the app warns)
 
 
@@ -202,12 +205,22 @@ class DoctorReport:
     settings: ActiveSettings | None
 
 
+# Less free space than this where llamadesk keeps its data is a problem doctor names.
+LOW_DISK_BYTES = 64 * 1024**2
+
+
 def _cache_folder_problem(cache: CacheUsage | None) -> Finding | None:
     """A prompt cache that cannot be written fails quietly by design (a slower app, never a broken
     one): doctor, whose job is saying why something is slow, names it."""
     if cache is None or cache.budget <= 0:
         return None
     folder = cache.folder
+    if folder.is_symlink() and not folder.exists():  # dangling or looping: nothing is ever written
+        return Finding(
+            f"the prompt cache's folder {folder} is a link to nothing: every continued conversation is read "
+            "again in full",
+            "remove the link (llamadesk makes the folder) or point it at a folder you can write",
+        )
     existing = folder if folder.exists() else next((p for p in folder.parents if p.exists()), None)
     if existing is None:
         return None
@@ -249,6 +262,16 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
     cache_problem = _cache_folder_problem(facts.prompt_cache)
     if cache_problem is not None:
         warnings.append(cache_problem)
+    if facts.disk_free < LOW_DISK_BYTES:
+        warnings.append(
+            Finding(
+                f"the disk holding {facts.models_dir} has {format_bytes(facts.disk_free)} free: conversations are "
+                "kept in memory only, and downloads, conversions and the prompt cache fail",
+                "free some space there (or set LLAMADESK_HOME to a folder on another disk)",
+            )
+        )
+    if facts.models_dir_problem:
+        warnings.insert(0, Finding(facts.models_dir_problem, "until then, commands that need the folder stop on it"))
     return DoctorReport(
         {
             "python": {"version": facts.python_version, "executable": facts.python_executable},
@@ -300,6 +323,7 @@ def build_report(facts: DoctorFacts) -> DoctorReport:
             else {
                 "path": str(facts.prompt_cache.folder),
                 "budget": facts.prompt_cache.budget,
+                "budget_from": "free disk" if facts.prompt_cache_mb is None else "config.json",
                 "used": facts.prompt_cache.used,
                 "files": facts.prompt_cache.files,
             },
@@ -387,9 +411,13 @@ def format_report(doctor: DoctorReport) -> str:
                     "the default size: config.json has a problem, see warnings)"
                     if report.get("config_problem")
                     else "config.json's prompt_cache_mb sets it)"
+                    if cache["budget_from"] == "config.json"
+                    else "a tenth of the free disk, at most 4 GiB; config.json's prompt_cache_mb sets another)"
                 )
                 if cache["budget"]
-                else "off (config.json's prompt_cache_mb is 0)",
+                else "off (config.json's prompt_cache_mb is 0)"
+                if cache["budget_from"] == "config.json"
+                else "off (its disk has no free space)",
             )
         )
     if report["load_config"] is not None:
@@ -428,7 +456,7 @@ def format_report(doctor: DoctorReport) -> str:
 def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettings()) -> DoctorFacts:
     """Read this machine and this build."""
     from llamadesk.app.core.machine import machine_facts
-    from llamadesk.app.core.paths import models_dir
+    from llamadesk.app.core.paths import data_dir, models_dir
     from llamadesk.app.core.rpc_endpoints import parse_endpoints
     from llamadesk.app.engine.build_info import build_info
     from llamadesk.app.engine.devices import backend_devices
@@ -443,7 +471,11 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         megabytes, config_problem = None, str(err)
     if requested.rpc_servers:  # their devices show up in the build's device list
         add_servers(parse_endpoints(requested.rpc_servers))
-    folder = models_dir()
+    try:
+        folder, folder_problem = models_dir(), None
+    except LlamadeskError as err:  # doctor reports what stops other commands; it does not stop on it
+        folder, folder_problem = data_dir() / "models", str(err)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder.anchor or Path("/"))
     return DoctorFacts(
         python_version=platform.python_version(),
         python_executable=sys.executable,
@@ -451,13 +483,15 @@ def gather_facts(model: GGUFSummary | None, requested: LoadSettings = LoadSettin
         devices=backend_devices(),
         machine=machine_facts(measure_busy=True),
         models_dir=folder,
-        disk_free=shutil.disk_usage(folder).free,
+        disk_free=shutil.disk_usage(existing).free,
         model=model,
         requested=requested,
         load_config=load_config_path(),
         frozen=bool(getattr(sys, "frozen", False)),
         rpc=rpc_supported(),
         prompt_cache=prompt_cache_usage(megabytes),
+        prompt_cache_mb=megabytes,
+        models_dir_problem=folder_problem,
         config_problem=config_problem,
     )
 

@@ -232,6 +232,24 @@ async def test_a_conversation_replying_in_another_llamadesk_is_not_deleted_under
         await wait_until(pilot, lambda: store.conversations() == [], what="the deletion")
 
 
+async def test_a_link_in_the_turn_lock_s_place_is_named_when_deleting(store, tmp_path):
+    from llamadesk.app.chat.turn_lock import turn_lock_path
+
+    app = make_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "first question")
+        lock = turn_lock_path(store.path, screen.conversation.id)
+        lock.unlink(missing_ok=True)
+        lock.symlink_to(tmp_path / "victim.txt")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await pilot.pause()
+        notices = [n.message for n in app._notifications]
+        assert any("is not a file llamadesk made" in n and "remove it" in n for n in notices), notices
+        assert not (tmp_path / "victim.txt").exists() and store.conversations()
+
+
 async def test_a_turn_another_llamadesk_is_taking_here_is_said_and_the_prompt_kept(store):
     from llamadesk.app.chat.turn_lock import claim_turn
 

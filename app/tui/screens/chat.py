@@ -27,7 +27,7 @@ from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
 from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, answered, title_from_prompt
-from llamadesk.app.chat.turn_lock import TurnLock, TurnTaken, claim_turn
+from llamadesk.app.chat.turn_lock import TurnLock, TurnLockNotOurs, TurnTaken, claim_turn
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
 from llamadesk.app.core.printable import printable
@@ -648,13 +648,13 @@ class ChatScreen(ModeScreen):
                 self._finish_reply_now()
                 try:  # not while another window or `chat --continue` replies there: its reply would be lost
                     turn = claim_turn(self.store, conversation.id)
-                except TurnTaken:
-                    self.notify(
-                        f"“{title}” is replying in another llamadesk; stop it there or let it finish, then delete",
-                        severity="warning",
-                        timeout=10,
-                        markup=False,
+                except TurnTaken as err:
+                    said = (
+                        str(err)  # something not llamadesk's in the lock's place: its own line says what to do
+                        if isinstance(err, TurnLockNotOurs)
+                        else f"“{title}” is replying in another llamadesk; stop it there or let it finish, then delete"
                     )
+                    self.notify(said, severity="warning", timeout=10, markup=False)
                     return
                 try:
                     self.store.delete(conversation.id)
