@@ -158,9 +158,9 @@ def test_an_unknown_pre_tokenizer_needs_a_name_given(tmp_path):
             {"model": {"type": "BPE", "vocab": {"a": 0, "b": "1"}, "merges": ["a b"]}},
             'token "b" has id "1", not one of the model\'s 8 rows',
         ),
-        (  # JSON can escape a lone surrogate, which UTF-8 (and so a GGUF) cannot hold
+        (  # JSON can escape a lone surrogate, which UTF-8 (and so a GGUF) cannot hold: the JSON reader refuses it
             {"model": {"type": "BPE", "vocab": {"a": 0, "\ud800": 1}, "merges": ["a b"]}},
-            "has id 1, not one of the model's 8 rows",
+            "escape without its pair (half a character",
         ),
         (  # "(" was lost: the converted model could never read or write it
             {"model": {"type": "BPE", "vocab": {"a": 0, "(": 1, ")": 1}, "merges": ["a b"]}},
@@ -239,7 +239,7 @@ def test_a_folder_without_a_tokenizer(tmp_path):
         ),
         (
             {"tokenizer.json": bpe_tokenizer(model={"type": "BPE", "vocab": {"a": 0}, "merges": ["a \ud800"]})},
-            "the tokenizer's merges are not all text; tokenizer.json is damaged",
+            "escape without its pair (half a character, which no text can hold); the file is damaged",
         ),
         (
             {"tokenizer_config.json": {"chat_template": ["{{ messages }}"]}},

@@ -125,7 +125,9 @@ def test_a_conversation_saved_with_an_adapter_continues_with_it(adapters, monkey
     monkeypatch.setattr(
         Engine,
         "load",
-        classmethod(lambda cls, path, settings: loaded.append(settings) or real_load(cls, path, settings)),
+        classmethod(
+            lambda cls, path, settings, *rest: loaded.append(settings) or real_load(cls, path, settings, *rest)
+        ),
     )
     continued = run_cli("chat", "--continue", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "8", PROMPT)
     assert continued.returncode == 0, continued.stderr
