@@ -56,3 +56,25 @@ def test_a_remote_ref_is_refused_not_fetched():
 def test_an_invalid_grammar_is_bad_input(smollm2_engine):
     with pytest.raises(BadInputError, match="GBNF"):
         reply(smollm2_engine, "hi", Sampling(max_tokens=5, grammar="root ::= ("))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "full_match"),
+    [
+        (r"^\d{4}-\d{2}-\d{2}$", r"\d{4}-\d{2}-\d{2}"),
+        (r"^v\d{1,2}\.\d{1,2}\.\d{1,2}$", r"v\d{1,2}\.\d{1,2}\.\d{1,2}"),
+        (r"[A-Z]{2}\s\d{3}", r"[A-Z]{2}\s\d{3}"),  # unanchored: anchored around a group
+    ],
+)
+def test_patterns_with_regex_escapes_constrain_the_reply(smollm2_engine, pattern, full_match):
+    # `\d`, `\.` and `\s` went into the grammar as they were, which llama.cpp refused (a 400 for
+    # the commonest patterns: dates, versions, codes); an unanchored one the converter refused.
+    import re
+
+    schema = {"type": "object", "properties": {"value": {"type": "string", "pattern": pattern}}, "required": ["value"]}
+    text = reply(
+        smollm2_engine,
+        "Give a value as JSON.",
+        Sampling(temperature=0.0, max_tokens=60, grammar=json_schema_grammar(schema)),
+    )
+    assert re.fullmatch(full_match, json.loads(text)["value"]), text

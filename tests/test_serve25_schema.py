@@ -14,7 +14,7 @@ from llamadesk.app.engine.json_grammar import json_schema_grammar
 from tests.serve_process import MODEL, serving
 
 HI = [{"role": "user", "content": "Hi"}]
-BAD_PATTERN = {"type": "string", "pattern": "^hunter2\\$"}  # the converter writes GBNF llama.cpp cannot parse
+BAD_PATTERN = {"type": "string", "pattern": "^hunter2\\b$"}  # the converter writes GBNF llama.cpp cannot parse
 SECRET_SCHEMA = {"type": "object", "properties": {"password": {"const": "hunter2-SECRET"}, "x": {"enum": []}}}
 
 
@@ -52,10 +52,10 @@ def test_an_empty_union_is_refused_before_llama_cpp_sees_it(schema):
 
 def test_a_grammar_llama_cpp_cannot_parse_is_refused_without_a_word_on_stderr(monkeypatch, capfd):
     # llama.cpp prints a grammar it cannot parse to stderr, past the log callback: request literals
-    # on the server's log. A trailing backslash in a pattern makes the converter write one; so does
+    # on the server's log. A word boundary (\\b) in a pattern makes the converter write one; so does
     # an empty union were it not refused by name first.
     monkeypatch.setattr(json_grammar, "_check_enforceable", lambda schema: None)
-    for schema in ({"type": "string", "pattern": "^hunter2\\$"}, {"enum": []}):
+    for schema in (BAD_PATTERN, {"enum": []}):
         with pytest.raises(BadInputError, match="llama.cpp cannot read"):
             json_schema_grammar(schema)
     assert capfd.readouterr().err == ""
@@ -102,3 +102,29 @@ def test_refs_that_only_name_each_other_are_said_as_such():
     with pytest.raises(BadInputError, match=r"\$ref #/\$defs/b leads nowhere") as err:
         json_schema_grammar(schema)
     assert "KeyError" not in str(err.value)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("pattern", ["^a]$", "^[]a]+$", "^a}$", "^a{$", "^x{2,}y]$"])
+def test_a_bracket_or_brace_that_closes_nothing_is_a_literal_not_a_hang(pattern):
+    # llama-cpp-python's converter looped for ever on a stray "]" or "}", holding a server thread at 100% CPU.
+    assert "root ::=" in json_schema_grammar({"type": "string", "pattern": pattern})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "spelled"),
+    [
+        (r"^\d{3}-\d{4}$", "^[0-9]{3}-[0-9]{4}$"),
+        (r"^[\w.-]+@[\w-]+\.[a-z]{2,}$", r"^[a-zA-Z0-9_.-]+@[a-zA-Z0-9_-]+[\x2E][a-z]{2,}$"),
+        (r"^\S+$", r"^[^ \t\n\r\x0B\x0C]+$"),
+        (r"^[\d\-]+$", r"^[0-9\x2D]+$"),
+        (r"^\(\d\)$", r"^\([0-9]\)$"),
+        (r"\d+", "^([0-9]+)$"),
+        (r"^abc", "^(abc)$"),
+    ],
+)
+def test_regex_escapes_are_spelled_as_the_grammar_reads_them(pattern, spelled):
+    from llamadesk.app.engine.json_grammar import _pattern_for_converter
+
+    assert _pattern_for_converter(pattern) == spelled
+    assert "root ::=" in json_schema_grammar({"type": "string", "pattern": pattern})

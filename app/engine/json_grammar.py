@@ -254,12 +254,109 @@ def _converter_failure(err: Exception) -> str:
     return text if len(text) <= 200 else text[:200].rsplit(" ", 1)[0] + " ..."
 
 
+# The converter copies a pattern's escapes into the grammar as they are, and GBNF knows only \t
+# \n \r \\ \" \[ \] \xHH \uHHHH: `^\d{3}$` or `^a\.b$` made a grammar llama.cpp refused, so
+# the most common patterns (dates, codes, versions) could not be asked for. Such escapes are
+# spelled out first, as the classes and characters they stand for.
+_SHORTHAND_CLASSES = {"d": "0-9", "w": "a-zA-Z0-9_", "s": " \\t\\n\\r\\x0B\\x0C"}
+_KNOWN_TO_GBNF = set("tnr\\xu")  # escapes the grammar reads as the regex means them
+_CONVERTER_UNESCAPES = set("+?(){}*|[]")  # what the converter itself turns back into a character
+
+
+def _gbnf_character(character: str) -> str:
+    code = ord(character)
+    return f"\\x{code:02X}" if code < 0x100 else f"\\u{code:04X}" if code < 0x10000 else f"\\U{code:08X}"
+
+
+def _pattern_for_converter(pattern: str) -> str:
+    """`pattern` with the escapes GBNF cannot read spelled out (\\d, \\w, \\s and their negations
+    outside a class, \\f, \\v, an escaped punctuation mark); what is unknown (\\b, \\1) stays, for
+    the converter or llama.cpp to refuse as before. An unanchored pattern (JSON Schema's patterns
+    match anywhere in the string) is anchored around a group: every string the grammar then allows
+    still matches it, where the converter refused it ("Pattern must start with ^")."""
+    starts = pattern.startswith("^")
+    trailing_backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+    ends = pattern.endswith("$") and trailing_backslashes % 2 == 0 and len(pattern) > int(starts)
+    if not (starts and ends):
+        pattern = "^(" + pattern[int(starts) : len(pattern) - int(ends)] + ")$"
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        character = pattern[i]
+        if character == "\\" and i + 1 < len(pattern):
+            escaped = pattern[i + 1]
+            i += 2
+            if escaped in _SHORTHAND_CLASSES:
+                body = _SHORTHAND_CLASSES[escaped]
+                out.append(body if in_class else f"[{body}]")
+            elif escaped.lower() in _SHORTHAND_CLASSES and escaped.isupper() and not in_class:
+                out.append(f"[^{_SHORTHAND_CLASSES[escaped.lower()]}]")
+            elif escaped in "fv":
+                out.append(_gbnf_character("\f" if escaped == "f" else "\v"))
+            elif escaped.isalnum() or escaped in _KNOWN_TO_GBNF or (in_class and escaped in "[]"):
+                out.append("\\" + escaped)
+            elif in_class:
+                out.append(_gbnf_character(escaped))
+            elif escaped in _CONVERTER_UNESCAPES:
+                out.append("\\" + escaped)
+            else:  # `\.`, `\-`, `\/`: the character itself, as a class of one
+                out.append(f"[{_gbnf_character(escaped)}]")
+            continue
+        if character == "[" and not in_class:
+            in_class = True
+            out.append(character)
+            # A "]" right after "[" or "[^" is a member of the class, not its end (escaped: the
+            # converter would end the class there).
+            for lead in ("^", "]"):
+                if pattern.startswith(lead, i + 1):
+                    out.append("\\]" if lead == "]" else lead)
+                    i += 1
+        elif character == "]" and in_class:
+            in_class = False
+            out.append(character)
+        elif not in_class and character == "{" and (quantifier := _QUANTIFIER.match(pattern, i)):
+            out.append(quantifier.group(0))
+            i = quantifier.end()
+            continue
+        elif not in_class and character in "]{}":
+            # A literal bracket or brace (as regexes read one that opens or closes nothing): the
+            # converter, given it bare, looped for ever on it (`^a]$`), holding a server thread.
+            out.append("\\" + character)
+        else:
+            out.append(character)
+        i += 1
+    return "".join(out)
+
+
+_QUANTIFIER = re.compile(r"\{\d+(?:,\d*)?\}")
+
+
+def _converter_schema(node: Any) -> Any:
+    """A copy of the schema whose patterns are spelled for the converter (_pattern_for_converter)."""
+    if not isinstance(node, dict):
+        return node
+    copy = dict(node)
+    if isinstance(copy.get("pattern"), str):
+        copy["pattern"] = _pattern_for_converter(copy["pattern"])
+    for key in _SCHEMA_MAPS:
+        if isinstance(copy.get(key), dict):
+            copy[key] = {name: _converter_schema(child) for name, child in copy[key].items()}
+    for key in _SCHEMA_LISTS + _SCHEMA_ONES:
+        value = copy.get(key)
+        if isinstance(value, list):
+            copy[key] = [_converter_schema(child) for child in value]
+        elif isinstance(value, dict):
+            copy[key] = _converter_schema(value)
+    return copy
+
+
 def json_schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar for replies that validate against `schema`."""
     _check_counts(schema)
     _check_enforceable(schema)
     try:
-        grammar = llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+        grammar = llama_grammar.json_schema_to_gbnf(json.dumps(_converter_schema(schema)))
     except (
         ValueError,
         KeyError,

@@ -10,12 +10,14 @@ into chunks that fit a token budget, one model call per chunk.
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from llamadesk.app.translate.markdown_blocks import opened_html_block, opens_table
-from llamadesk.app.translate.paragraph_lines import line_groups, one_line, only_markup, spans_over_breaks
+from llamadesk.app.translate.markdown_containers import Container, read_line
+from llamadesk.app.translate.paragraph_lines import Line, line_groups, one_line, only_markup, spans_over_breaks
+from llamadesk.app.translate.paragraph_lines import free_breaks, unit_text
+from llamadesk.app.translate.rewrapping import rewrap
 
 
 @dataclass(frozen=True)
@@ -25,34 +27,27 @@ class Piece:
     text: str  # exactly as in the input: joining every piece's text gives the input back
     translatable: bool
     # A hard-wrapped paragraph (or lines a link or a code span runs over) is translated as one
-    # text, then re-wrapped to as many lines.
-    wrapped: bool = False
+    # text, then re-wrapped to as many lines: its line breaks, each a line's ending with the next
+    # line's markup and indentation ("\r\n> "), in order.
+    breaks: tuple[str, ...] = ()
+
+    @property
+    def wrapped(self) -> bool:
+        return bool(self.breaks)
 
     @property
     def source(self) -> str:
         """What the model is given: a wrapped paragraph's lines joined into one line."""
-        return one_line(self.text) if self.wrapped else self.text
-
-    @property
-    def n_lines(self) -> int:
-        return len(self.text.splitlines()) or 1
-
-    @property
-    def indent(self) -> str:
-        """The indentation of the wrapped lines after the first."""
-        lines = self.text.splitlines()
-        return re.match(r"\s*", lines[1]).group(0) if len(lines) > 1 else ""  # type: ignore[union-attr]
-
-    @property
-    def line_break(self) -> str:
-        """The line ending its lines have in the input (a wrapped paragraph of a CRLF file keeps CRLF)."""
-        found = re.search(r"\r\n|\r|\n", self.text)
-        return found.group(0) if found else "\n"
+        return one_line(self.text, self.breaks) if self.wrapped else self.text
 
     def rewrapped(self, translation: str) -> str:
-        """A wrapped piece's translation on as many lines as the piece, with its indentation and line
-        endings; a protected span with line breaks of its own (an HTML tag, a code span) stays whole."""
-        return rewrap(translation, self.n_lines, self.indent, self.line_break, spans_over_breaks(self.text))
+        """A wrapped piece's translation on as many lines as the piece, each line break as it was; a
+        protected span with line breaks of its own (an HTML tag, a code span) stays whole. A
+        translation that is the source (a same-language copy) gives the piece back byte for byte."""
+        if translation == self.source:
+            return self.text
+        kept = [self.text[start:end] for start, end in free_breaks(self.text, self.breaks)]
+        return rewrap(translation, kept, spans_over_breaks(self.text))
 
 
 def split_lines(text: str) -> list[Piece]:
@@ -73,26 +68,34 @@ def split_lines(text: str) -> list[Piece]:
     return _coalesce(pieces)
 
 
-# Line shapes of Markdown (and of plain text, where they mean the same): (name, pattern). A
-# pattern's group "markup" is kept verbatim, group "text" is translated.
-FENCE_RE = re.compile(r"^\s*(```+|~~~+)")  # at 0-3 columns, or a list item's content column
+# Line shapes of Markdown (and of plain text, where they mean the same), read on a line's content
+# (what its quote and list markers leave, markdown_containers.py): (name, pattern). A pattern's
+# group "markup" is kept verbatim, the rest of the line is translated. Each pattern matches in time
+# linear in the line: `(?P<text>.*?)(?P<tail>\s+#+)?\s*$` took 33 s on a heading with 30,000 spaces
+# in it (each start of `.*?` scanned the whole run), so the text after the markup is cut in code.
+#
+# A backtick fence's info string holds no backtick: "```ls``` lists the files" is a paragraph that
+# starts with a code span (taken for a fence, it kept the rest of the document untranslated).
+FENCE_RE = re.compile(r"^[ \t]*(`{3,}(?=[^`]*$)|~{3,})")
 BLOCK_LINE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("rule", re.compile(r"^\s{0,3}([-*_])(?:\s*\1){2,}\s*$")),
-    ("table-separator", re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")),
-    # A heading's closing #s, or its attributes ("{#install .unnumbered}": the anchor links use)
-    ("heading", re.compile(r"^(?P<markup>\s{0,3}#{1,6}\s+)(?P<text>.*?)(?P<tail>\s+#+|\s+\{[#.][^{}\n]*\})?\s*$")),
-    ("list-item", re.compile(r"^(?P<markup>\s*(?:[-*+]|\d{1,9}[.)])\s+(?:\[[ xX]\]\s+)?)(?P<text>.*\S)\s*$")),
-    ("quote", re.compile(r"^(?P<markup>\s*(?:>\s?)+)(?P<text>.*\S)\s*$")),
-    ("table-row", re.compile(r"^\s*\|.*\|\s*$")),
-    ("html-block", re.compile(r"^\s*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>\s*$", re.I)),
-    ("front-matter", re.compile(r"^---\s*$")),
+    ("rule", re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")),
+    ("table-separator", re.compile(r"^[ \t]*(?:\|[ \t]*)?:?-{2,}:?[ \t]*(?:\|[ \t]*:?-{2,}:?[ \t]*)*(?:\|[ \t]*)?$")),
+    # The text after the markup is the heading's, but for its closing #s or its attributes
+    # ("{#install .unnumbered}": the anchor links use): `_heading_tail`.
+    ("heading", re.compile(r"^(?P<markup> {0,3}#{1,6})(?=[ \t]|$)")),
+    ("table-row", re.compile(r"^[ \t]*\|.*\|[ \t]*$")),
+    # An HTML block's line: kept when it is only tags, its text translated (tags protected) if not
+    ("html-block", re.compile(r"^[ \t]*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>[ \t]*$", re.I)),
+    ("front-matter", re.compile(r"^---[ \t]*$")),
     # A setext heading's underline (the text above it is the heading)
-    ("setext-underline", re.compile(r"^\s{0,3}=+\s*$")),
+    ("setext-underline", re.compile(r"^ {0,3}=+[ \t]*$")),
     # "[^1]: The guide explains...": a footnote's label is markup, its text is prose
-    ("footnote", re.compile(r"^(?P<markup>\s{0,3}\[\^[^\]\n]+\]:\s*)(?P<text>.*\S)\s*$")),
+    ("footnote", re.compile(r"^(?P<markup> {0,3}\[\^[^\]\n]+\]:)")),
     # "[label]: https://... "title"": what reference links point to, kept byte for byte
-    ("link-definition", re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*\S")),
+    ("link-definition", re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S")),
 )
+# A heading's closing #s or attributes, once the text after them is stripped of its spaces
+_HEADING_ATTRIBUTES = re.compile(r"\{[#.][^{}\n]*\}")
 # A paragraph whose lines (all but the last) are at least this long was wrapped for width, so it
 # is one text; shorter lines (addresses, verses, lists without markers) are kept line by line.
 WRAPPED_LINE_MIN = 40
@@ -102,25 +105,24 @@ WRAPPED_LINE_MIN = 40
 # the lines that may close it.
 FRONT_MATTER = {"---": ("---", "..."), "+++": ("+++",)}
 BOM = "\ufeff"
-QUOTE_PREFIX = re.compile(r"^(?:\s{0,3}>\s?)+")
-LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
 
 
 def _indent(body: str) -> int:
     return len(body.expandtabs(4)) - len(body.expandtabs(4).lstrip())
 
 
-def _closes(fence: re.Match[str], body: str, opened: str, max_indent: int) -> bool:
-    """Whether `body`, a fence line, closes the fence `opened`: the same character, as long or
-    longer, nothing after it, and indented at most `max_indent` columns. A deeper one is the code's
-    own text (a Markdown example of a list item's fence): closing there, the code after it went to
-    the model and the rest of the document was kept as code, untranslated."""
+def _closes(fence: re.Match[str], body: str, opened: str) -> bool:
+    """Whether `body`, a fence line (a line's content, inside its containers), closes the fence
+    `opened`: the same character, as long or longer, nothing after it, and indented at most 3
+    columns. A deeper one is the code's own text (a Markdown example of a list item's fence):
+    closing there, the code after it went to the model and the rest of the document was kept as
+    code, untranslated."""
     marks = fence.group(1)
     return (
         marks[0] == opened[0]
         and len(marks) >= len(opened)
         and not body.strip()[len(marks) :].strip()
-        and _indent(body) <= max_indent
+        and _indent(body) <= 3
     )
 
 
@@ -185,29 +187,26 @@ def split_document(text: str, *, indented_code: bool = True) -> list[Piece]:
 
 
 class _MarkdownSplitter:
-    """Markdown's blocks line by line: each line either continues a block it is in (a fence, a raw
-    HTML block, a blockquote's fence), is kept (code, blank lines), or is markup and text."""
+    """Markdown's blocks line by line. Each line is first read for the containers it is in (quotes,
+    list items: their markup is kept), then its content either continues a block it is in (a fence,
+    a raw HTML block), is kept (code, blank lines), or is markup and text."""
 
     def __init__(self, pieces: list[Piece], indented_code: bool = True):
         self.pieces = pieces
         self.indented_code = indented_code
-        self.paragraph: list[str] = []
+        self.containers: list[Container] = []
+        self.paragraph: list[Line] = []
         self.in_fence: str | None = None
-        self.fence_indent = 0  # how far the line closing in_fence may be indented (its container's)
         self.in_raw_html: re.Pattern[str] | None = None  # what ends the raw HTML block ("-->", "</script>")
         # A GFM table's rows run from its delimiter row to a blank line or another block.
         self.in_table = False
         self.previous_row: str | None = None  # the line before, when it was a table row ("| a | b |")
-        self.quote_fence: str | None = None  # a fence opened inside a blockquote: it ends with the quote
-        # The content column of the list item the lines are in: its code starts 4 columns further
-        # in, and its fences and continuation paragraphs are indented to it.
-        self.list_indent: int | None = None
         self.previous_blank = True
 
     def flush_paragraph(self) -> None:
         if self.paragraph:
             self.pieces.extend(_paragraph_pieces(self.paragraph))
-            self.paragraph.clear()
+            self.paragraph = []
 
     def keep(self, line: str, *, blank: bool | None = None) -> None:
         """`line` as it is, ending the paragraph before it; `blank`: whether it counts as a blank
@@ -220,100 +219,90 @@ class _MarkdownSplitter:
 
     def add(self, line: str) -> None:
         body = line.rstrip("\r\n")
-        if self._continues_fence(body) or self._continues_raw_html(body) or self._in_quoted_code(body):
+        ending = line[len(body) :]
+        read = read_line(self.containers, body, paragraph_open=bool(self.paragraph))
+        all_matched = read.matched == len(self.containers)
+        if all_matched and (self.in_fence is not None or self.in_raw_html is not None) and not read.opened:
+            self._continue_code(body[read.content_start :])
             self.keep(line)
             return
-        indent = _indent(body)
-        self._leave_list_if_out_of_it(body, indent)
-        fence = FENCE_RE.match(body)
-        if fence and indent <= 3 + (self.list_indent or 0):
+        content = body[read.content_start :]
+        if not all_matched and not read.opened and self.paragraph and self._continues_paragraph(content):
+            # A lazy continuation line: the paragraph goes on, in the containers it is in
+            self.paragraph.append(Line(body[: read.content_start], content, ending))
+            self.previous_blank = False
+            return
+        if not all_matched or read.opened:  # containers closed or opened end the blocks inside them
+            self.flush_paragraph()
+            self.in_fence, self.in_raw_html = None, None
+            self.in_table, self.previous_row = False, None
+            self.containers = [*self.containers[: read.matched], *read.opened]
+        self._content_line(line, body[: read.content_start], content, ending)
+
+    def _continue_code(self, content: str) -> None:
+        """A line inside a fence or a raw HTML block: whether it ends it."""
+        if self.in_fence is not None:
+            fence = FENCE_RE.match(content)
+            if fence and _closes(fence, content, self.in_fence):
+                self.in_fence = None
+        elif self.in_raw_html is not None and self.in_raw_html.search(content):
+            self.in_raw_html = None
+
+    def _continues_paragraph(self, content: str) -> bool:
+        """Whether `content`, on a line that leaves the paragraph's containers, is its text still."""
+        return (
+            bool(content.strip())
+            and FENCE_RE.match(content) is None
+            and opened_html_block(content) is None
+            and _block_kind(content)[0] is None
+        )
+
+    def _content_line(self, line: str, prefix: str, content: str, ending: str) -> None:
+        fence = FENCE_RE.match(content)
+        opened_html = opened_html_block(content)
+        if fence and _indent(content) <= 3:
             self.in_fence = fence.group(1)
-            self.fence_indent = 3 + (self.list_indent or 0)
             self.keep(line)
-        elif not body.strip():
+        elif opened_html is not None:
+            end, searched_from = opened_html
+            self.in_raw_html = None if end.search(content, searched_from) else end
+            self.keep(line)
+        elif not content.strip():
             self.keep(line, blank=True)
-        elif (
-            self.indented_code and self.previous_blank and not self.paragraph and indent >= 4 + (self.list_indent or 0)
-        ):
+        elif self.indented_code and self.previous_blank and not self.paragraph and _indent(content) >= 4:
             # Indented code is 4 columns past the text it belongs to: inside a list item, its
             # content column, so a list item's indented second paragraph is prose, not code.
             self.keep(line, blank=True)
         else:
-            self._text_line(line, body)
+            self._text_line(Line(prefix, content, ending))
 
-    def _continues_fence(self, body: str) -> bool:
-        if self.in_fence is None:
-            return False
-        fence = FENCE_RE.match(body)
-        if fence and _closes(fence, body, self.in_fence, self.fence_indent):
-            self.in_fence = None
-        return True
-
-    def _continues_raw_html(self, body: str) -> bool:
-        searched_from = 0
-        if self.in_raw_html is None:
-            opened = opened_html_block(body)
-            if opened is None:
-                return False
-            self.in_raw_html, searched_from = opened
-        if self.in_raw_html.search(body, searched_from):
-            self.in_raw_html = None
-        return True
-
-    def _in_quoted_code(self, body: str) -> bool:
-        """Whether a blockquote line is to be kept: a blank one, or a fence in the quote and its code."""
-        quote = QUOTE_PREFIX.match(body)
-        if quote is None:
-            self.quote_fence = None
-            return False
-        content = body[quote.end() :]
-        fence = FENCE_RE.match(content)
-        if self.quote_fence is not None:
-            if fence and _closes(fence, content, self.quote_fence, 3):
-                self.quote_fence = None
-            return True
-        if fence and _indent(content) <= 3:
-            self.quote_fence = fence.group(1)
-            return True
-        return not content.strip()  # a quote's blank line ("> "): nothing to translate
-
-    def _leave_list_if_out_of_it(self, body: str, indent: int) -> None:
-        """After a blank line, a line left of the item's content column (not an item) ends the list."""
-        if self.list_indent is None or not self.previous_blank or not body.strip():
-            return
-        if indent < self.list_indent and not LIST_MARKER.match(body):
-            self.list_indent = None
-
-    def _text_line(self, line: str, body: str) -> None:
-        kind, match = _block_kind(body)
+    def _text_line(self, line: Line) -> None:
+        kind, match = _block_kind(line.text)
         if self.in_table and kind is None:
             kind = "table-row"  # a GFM row needs no pipe at either end, nor any pipe at all
         elif self.in_table and kind not in ("table-row", "table-separator"):
             self.in_table = False  # another block (a heading, a quote, a list) ends the table
         elif kind == "table-separator" and not self.in_table:
-            self._open_table(body)
-        self.previous_row = body if kind == "table-row" else None
-        if kind == "list-item":
-            marker = LIST_MARKER.match(body)
-            self.list_indent = len(marker.group(0).expandtabs(4)) if marker else None
+            self._open_table(line.text)
+        self.previous_row = line.text if kind == "table-row" else None
         if kind is None:
             self.paragraph.append(line)
         else:
             self.flush_paragraph()
-            self.pieces.extend(_block_pieces(kind, match, line, body))
+            self.pieces.extend(_block_pieces(kind, match, line))
         self.previous_blank = False
 
     def _open_table(self, delimiter: str) -> None:
         """A delimiter row under a header row (the paragraph's last line, or a row with outer pipes)
         starts a table: the header's cells are translated one by one, not as a line of prose."""
         header_line = self.paragraph[-1] if self.paragraph else None
-        header = header_line.rstrip("\r\n") if header_line is not None else self.previous_row
+        header = header_line.text if header_line is not None else self.previous_row
         if header is None or not opens_table(header, delimiter):
             return
         if header_line is not None:
             self.paragraph.pop()
             self.flush_paragraph()
-            self.pieces.extend(_block_pieces("table-row", None, header_line, header))
+            self.pieces.extend(_block_pieces("table-row", None, header_line))
         self.in_table = True
 
 
@@ -325,31 +314,37 @@ def _block_kind(body: str) -> tuple[str | None, re.Match[str] | None]:
     return None, None
 
 
-# Blocks that hold other blocks: what follows a quote's ">" or a list item's marker is read as a
-# line of its own ("> - item", "- > quote", "> ### heading"), so its markup is kept too.
-CONTAINERS = ("list-item", "quote")
-
-
-def _block_pieces(kind: str, match: re.Match[str] | None, line: str, body: str) -> list[Piece]:
-    return [*_shape_pieces(kind, match, body), Piece(line[len(body) :], False)]
+def _block_pieces(kind: str, match: re.Match[str] | None, line: Line) -> list[Piece]:
+    return [Piece(line.prefix, False), *_shape_pieces(kind, match, line.text), Piece(line.ending, False)]
 
 
 def _shape_pieces(kind: str, match: re.Match[str] | None, body: str) -> list[Piece]:
     """A line of a known shape (without its line ending): its markup kept, its text translated."""
-    if kind in ("heading", "list-item", "quote", "footnote") and match is not None:
-        markup, text = match.group("markup"), match.group("text")
-        tail = body[match.end("text") :]
-        inner = _contents_pieces(text) if kind in CONTAINERS else _translatable_with_edges(text)
-        return [Piece(markup, False), *inner, Piece(tail, False)]
+    if kind in ("heading", "footnote") and match is not None:
+        text = body[match.end() :]
+        tail = _heading_tail(text) if kind == "heading" else ""
+        text = text[: len(text) - len(tail)]
+        return [Piece(match.group("markup"), False), *_translatable_with_edges(text), Piece(tail, False)]
     if kind == "table-row":
         return _table_cells(body)
+    if kind == "html-block" and not only_markup(body):
+        return _translatable_with_edges(body)  # "<p>Text</p>": its tags are protected, its text translated
     return [Piece(body, False)]
 
 
-def _contents_pieces(text: str) -> list[Piece]:
-    """What a container's marker is followed by: a block of its own, or text."""
-    kind, match = _block_kind(text)
-    return _translatable_with_edges(text) if kind is None else _shape_pieces(kind, match, text)
+def _heading_tail(text: str) -> str:
+    """What ends a heading's text and is kept: its closing #s or its attributes, with the spaces
+    before and after them ("" when it has neither)."""
+    core = text.rstrip(" \t")
+    if core.endswith("}"):
+        opening = core.rfind("{")
+        if opening > 0 and core[opening - 1] in " \t" and _HEADING_ATTRIBUTES.fullmatch(core, opening):
+            return text[len(core[:opening].rstrip(" \t")) :]
+    if core.endswith("#"):
+        before = core.rstrip("#")
+        if not before or before[-1] in " \t":
+            return text[len(before.rstrip(" \t")) :]
+    return text[len(core) :]
 
 
 def _table_cells(body: str) -> list[Piece]:
@@ -364,7 +359,7 @@ def _table_cells(body: str) -> list[Piece]:
     return pieces
 
 
-def _translatable_with_edges(text: str, wrapped: bool = False) -> list[Piece]:
+def _translatable_with_edges(text: str, breaks: tuple[str, ...] = ()) -> list[Piece]:
     """Whitespace around a translatable text is markup too (table cell padding, indentation), and so
     is a backslash that ends it: a hard line break, which the model dropped (an odd run of
     backslashes; an even one is escaped backslashes)."""
@@ -374,15 +369,15 @@ def _translatable_with_edges(text: str, wrapped: bool = False) -> list[Piece]:
     if not core:
         return [Piece(text, False)]
     start = text.index(core)
-    pieces = [Piece(text[:start], False), Piece(core, True, wrapped), Piece(text[start + len(core) :], False)]
+    pieces = [Piece(text[:start], False), Piece(core, True, breaks), Piece(text[start + len(core) :], False)]
     return [p for p in pieces if p.text]
 
 
-def _paragraph_pieces(lines: list[str]) -> list[Piece]:
+def _paragraph_pieces(lines: list[Line]) -> list[Piece]:
     """A paragraph wrapped for width is one text; else each line is, but lines that a link, a code
     span or an HTML tag runs over are one (paragraph_lines.py), and lines that hold nothing but HTML
-    tags are kept as they are."""
-    bodies = [line.rstrip("\r\n") for line in lines]
+    tags are kept as they are. The markup before the first line and the last line's ending are kept."""
+    bodies = [line.text for line in lines]
     wrapped = (
         len(bodies) > 1
         and all(len(b.strip()) >= WRAPPED_LINE_MIN for b in bodies[:-1])
@@ -394,13 +389,13 @@ def _paragraph_pieces(lines: list[str]) -> list[Piece]:
     groups = [lines] if wrapped else line_groups(lines)
     pieces: list[Piece] = []
     for group in groups:
-        text = "".join(group)
-        body = text.rstrip("\r\n")
-        if only_markup(body):
+        text, breaks = unit_text(group)
+        pieces.append(Piece(group[0].prefix, False))
+        if only_markup(text):
             pieces.append(Piece(text, False))
-            continue
-        pieces.extend(_translatable_with_edges(body, wrapped=len(group) > 1))
-        pieces.append(Piece(text[len(body) :], False))
+        else:
+            pieces.extend(_translatable_with_edges(text, breaks))
+        pieces.append(Piece(group[-1].ending, False))
     return [p for p in pieces if p.text]
 
 
@@ -415,47 +410,6 @@ def _coalesce(pieces: Iterable[Piece]) -> list[Piece]:
         else:
             merged.append(piece)
     return merged
-
-
-def rewrap(text: str, n_lines: int, indent: str = "", newline: str = "\n", whole: Iterable[str] = ()) -> str:
-    """`text` on exactly `n_lines` lines of similar width (a wrapped paragraph stays wrapped).
-
-    Each of `whole` (spans with line breaks of their own) found in `text` is kept as it is, its
-    lines counted among the `n_lines`.
-    """
-    stand_ins: dict[str, str] = {}
-    for span in whole:
-        if span in text:  # wrapped as a word without spaces, then put back
-            stand_in = f"\x00{len(stand_ins)}\x00"
-            text = text.replace(span, stand_in, 1)
-            stand_ins[stand_in] = span
-            n_lines -= len(span.splitlines()) - 1
-    wrapped = _rewrap(text, n_lines, indent, newline)
-    for stand_in, span in stand_ins.items():
-        wrapped = wrapped.replace(stand_in, span)
-    return wrapped
-
-
-def _rewrap(text: str, n_lines: int, indent: str, newline: str) -> str:
-    words = text.split()
-    if n_lines <= 1 or len(words) <= 1:
-        return text
-    n_lines = min(n_lines, len(words))
-    width = max(1, -(-len(text) // n_lines))
-    while True:
-        lines = textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
-        if len(lines) <= n_lines:
-            break
-        width += 1
-    # textwrap may give fewer lines than asked; split the longest until the count is right.
-    while len(lines) < n_lines:
-        longest = max(range(len(lines)), key=lambda i: len(lines[i]))
-        parts = lines[longest].split()
-        if len(parts) < 2:
-            break
-        half = len(parts) // 2
-        lines[longest : longest + 1] = [" ".join(parts[:half]), " ".join(parts[half:])]
-    return (newline + indent).join(lines)
 
 
 # -- sentences ------------------------------------------------------------------------------
