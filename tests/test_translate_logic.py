@@ -3,6 +3,7 @@ with a scripted model (fast); the real model is in test_translate_model.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -542,6 +543,17 @@ def test_a_link_in_the_sidecar_s_place_is_refused_and_its_target_kept(tmp_path):
     with pytest.raises(BadInputError, match="cannot write the resume sidecar"):
         log.record("one a", "UN A")
     assert notes.read_text() == "my notes\n" and sidecar.is_symlink()
+    # Nor a hard link: O_TRUNC emptied the other name's file (a sidecar of other settings is started afresh).
+    sidecar.unlink()
+    os.link(notes, sidecar)
+    with pytest.raises(BadInputError, match="is a hard link in the way of the resume sidecar"):
+        ResumeLog(sidecar, {"to": "fr"})
+    sidecar.unlink()
+    log = ResumeLog(sidecar, {"to": "fr"})
+    os.link(notes, sidecar)
+    with pytest.raises(BadInputError, match="hard link"):
+        log.record("one a", "UN A")
+    assert notes.read_text() == "my notes\n"
 
 
 def test_a_sidecar_is_as_private_as_the_file_it_stands_beside(tmp_path):

@@ -89,6 +89,8 @@ class ResumeLog:
             raise BadInputError(f"{self.path} is a symbolic link in the way of the resume sidecar; remove it")
         if not stat.S_ISREG(info.st_mode):
             raise BadInputError(f"{self.path} is in the way of the resume sidecar (it is not a file); remove it")
+        if info.st_nlink > 1:  # another name of some file: truncating it emptied that file too
+            raise BadInputError(f"{self.path} is a hard link in the way of the resume sidecar; remove it")
         if info.st_size > SIDECAR_MAX_BYTES:
             raise BadInputError(
                 f"the resume sidecar {self.path} is {format_bytes(info.st_size)}, larger than any this "
@@ -163,9 +165,14 @@ class ResumeLog:
         if self._handle is None:
             fresh = not self.done
             # Never through a link put there since it was read (O_NOFOLLOW: ELOOP, said as unwritable).
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if fresh else os.O_APPEND)
+            # Emptied only once it is known to be no other file's name (ftruncate below, not O_TRUNC).
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_APPEND
             descriptor = os.open(self.path, flags, 0o666 if self.mode is None else self.mode)
             try:
+                if os.fstat(descriptor).st_nlink > 1:  # linked since it was read: never written through
+                    raise BadInputError(f"{self.path} is a hard link in the way of the resume sidecar; remove it")
+                if fresh:
+                    os.ftruncate(descriptor, 0)
                 if self.mode is not None:
                     os.fchmod(descriptor, self.mode)
                 self._handle = open(descriptor, "w", encoding="utf-8")

@@ -203,6 +203,12 @@ async def test_escape_stops_a_translation(store):
         await wait_until(
             pilot, lambda: screen.query_one("#progress", ProgressBar).progress >= 1, timeout=30, what="a first chunk"
         )
+        # F7 mid-way swapped the panes under the running job: the source gave way to half a translation.
+        source_before = screen.query_one("#source", TextArea).text
+        await pilot.press("f7")
+        await pilot.pause()
+        assert screen.query_one("#source", TextArea).text == source_before and screen.running
+        assert any("A translation is running" in n.message for n in pilot.app._notifications)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not screen.running, timeout=30, what="the stop")
         assert "stopped after" in str(screen.query_one("#status").render())
@@ -296,6 +302,8 @@ async def test_an_existing_translation_is_never_overwritten(store, tmp_path):
         await pilot.pause()
         assert not screen.running
         assert (tmp_path / "notes.fr.md").read_text(encoding="utf-8") == "mine"
+        said = [n.message for n in pilot.app._notifications]
+        assert any("already exists; move it aside" in n for n in said) and not any("--force" in n for n in said)
         # Saving a result over an existing file is refused too.
         screen.translation = "NEW"
         assert not screen._write(tmp_path / "notes.fr.md", "NEW")
@@ -489,3 +497,20 @@ async def test_the_default_translation_model_is_the_one_that_translates(store):
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: not screen.running, what="the next translation")
         assert loader.specs[-1] == "other-translator"
+
+
+async def test_a_fifo_is_refused_without_freezing_the_app(store, tmp_path):
+    # Opening a FIFO waited for a writer on the UI thread: no key worked until someone wrote to it.
+    import os
+
+    fifo = tmp_path / "notes.txt"
+    os.mkfifo(fifo)
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        screen = await open_translation(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+        pilot.app.screen.query_one(Input).value = str(fifo)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not screen.running
+        assert any("is not a file (a FIFO" in n.message for n in pilot.app._notifications)

@@ -9,6 +9,7 @@ a job for the engine's thread (EngineHost.run_with_model) and shows the events t
 
 from __future__ import annotations
 
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -180,6 +181,9 @@ class TranslateScreen(ModeScreen):
 
     def action_swap(self) -> None:
         """Swap the languages (a detected source becomes the detected language) and the texts."""
+        if self.running:  # it swapped the panes under a running job: the source gave way to half a translation
+            self.notify("A translation is running; Esc stops it", severity="warning")
+            return
         source, target = self.source_code, self.target_code
         if source == DETECT:
             source = self._detected or "en"
@@ -438,6 +442,10 @@ class TranslateScreen(ModeScreen):
                 return
             path = Path(answer).expanduser()
             document = None
+            refusal = _not_a_file(path)
+            if refusal is not None:  # a FIFO's open waits for a writer, on the UI thread: the app froze
+                self.notify(refusal, severity="error", markup=False)
+                return
             try:
                 if format_of(path) is not None:  # a catalog, subtitles, a page: translated as that format
                     data = read_source_bytes(path)
@@ -453,6 +461,13 @@ class TranslateScreen(ModeScreen):
                 return
             self.query_one("#source", TextArea).text = text
             out = path.with_name(f"{path.stem}.{self.target_code}{path.suffix}")
+            if out.exists() or out.is_symlink():  # the checker's line advises the CLI's --force
+                self.notify(
+                    f"{out} already exists; move it aside to translate {path.name} again",
+                    severity="error",
+                    markup=False,
+                )
+                return
             try:
                 check_writable_target(out, False)
             except LlamadeskError as err:
@@ -506,3 +521,15 @@ class TranslateScreen(ModeScreen):
             return
         self.app.copy_to_clipboard(text)
         self.notify("Translation copied")
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why the app does not open `path` (a FIFO, a device, a socket); None for a file, or for what
+    the reader will name itself (missing, a folder)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return f"{path} is not a file (a FIFO, a device or a socket); the app translates files: save it to one first"
