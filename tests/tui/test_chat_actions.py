@@ -232,6 +232,38 @@ async def test_a_conversation_replying_in_another_llamadesk_is_not_deleted_under
         await wait_until(pilot, lambda: store.conversations() == [], what="the deletion")
 
 
+async def test_editing_the_last_prompt_waits_for_a_turn_another_llamadesk_is_taking(store):
+    # ctrl+l took no turn: it deleted the last question and reply from the middle of a
+    # conversation another window was replying in.
+    from llamadesk.app.chat.turn_lock import claim_turn
+
+    app = make_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "first question")
+        conversation_id = screen.conversation.id
+        other = Store(store.path)
+        held = claim_turn(other, conversation_id)
+        try:
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            assert len(store.messages(conversation_id)) == 2 and len(screen.messages) == 2
+            assert any("another llamadesk" in n.message for n in app._notifications)
+            # Meanwhile the other window adds a turn: once its turn is over, ctrl+l shows it and takes nothing back.
+            other.add_message(conversation_id, "user", "second question")
+            other.add_message(conversation_id, "assistant", "second reply")
+        finally:
+            held.release()
+            other.close()
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert [m.content for m in screen.messages][-1] == "second reply"
+        assert len(store.messages(conversation_id)) == 4
+        await pilot.press("ctrl+l")  # now it is what it shows: the last prompt comes back to edit
+        await pilot.pause()
+        assert len(store.messages(conversation_id)) == 2
+        assert screen.query_one(PromptBox).text == "second question"
+
+
 async def test_a_link_in_the_turn_lock_s_place_is_named_when_deleting(store, tmp_path):
     from llamadesk.app.chat.turn_lock import turn_lock_path
 

@@ -579,12 +579,22 @@ class ChatScreen(ModeScreen):
         """Take the last prompt back into the prompt box (its reply goes), to edit and send again."""
         if self.reply is not None or self.conversation is None:
             return
-        while self.messages and self.messages[-1].role == "assistant":
-            self._remove_last_message()
-        if not self.messages:
-            self._show_newest()
+        shown = [m.id for m in self.messages]
+        # Under the conversation's turn, as regenerate and delete: without it, ctrl+l deleted a turn
+        # from the middle of a conversation another llamadesk was replying in.
+        if not self._claim_turn():
             return
-        prompt = self._remove_last_message()
+        try:
+            if [m.id for m in self.messages] != shown:
+                return  # it went on elsewhere: its new messages are shown (and said), nothing taken back
+            while self.messages and self.messages[-1].role == "assistant":
+                self._remove_last_message()
+            if not self.messages:
+                self._show_newest()
+                return
+            prompt = self._remove_last_message()
+        finally:
+            self._release_turn()
         self._show_newest()
         box = self.query_one(PromptBox)
         box.text = prompt.content
