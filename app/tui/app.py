@@ -16,7 +16,10 @@ on stderr; the traceback goes to crash.log in the data folder.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -99,6 +102,7 @@ class LlamadeskApp(App[None]):
             prompt_cache = PromptCache(folder, budget_from_megabytes(self.config.prompt_cache_mb, folder))
         self.host = EngineHost(engine_loader, prompt_cache)
         self.crash: BaseException | None = None
+        self.stopped_by: int | None = None  # SIGTERM or SIGHUP, when one ended the app
         self._engine_thread_done = threading.Event()
         self.mode_screens: dict[str, Screen] = {}  # the screens the modes have built so far
         if self.config.theme in self.available_themes:
@@ -125,6 +129,14 @@ class LlamadeskApp(App[None]):
         self.notify(line, severity="warning", timeout=NOTICE_TIMEOUT_S, markup=False)
 
     def on_mount(self) -> None:
+        # SIGTERM and SIGHUP end the app as ctrl+q does: without this their default killed the
+        # process at once, leaving the terminal in the app's screen with mouse reporting on.
+        loop = asyncio.get_running_loop()
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+                    loop.add_signal_handler(signum, self._stop_by_signal, signum)
         for line in [*self.startup_notices, *self.store.notices]:
             self.show_notice(line)
         self.store.on_notice = self.show_notice
@@ -134,6 +146,10 @@ class LlamadeskApp(App[None]):
         self.run_worker(self._serve_engine, thread=True, name="engine", group="engine")
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.switch_mode("chat")
+
+    def _stop_by_signal(self, signum: int) -> None:
+        self.stopped_by = signum
+        self.exit()
 
     def _build_mode(self, mode: str) -> Screen:
         screen = MODE_SCREENS[mode](self)
@@ -253,6 +269,9 @@ def run_app(app: LlamadeskApp | None = None, headless: bool = False) -> int:
     report = io.StringIO()
     app.error_console = Console(file=report, width=120, color_system=None, markup=False, highlight=False)
     app.run(headless=headless)
+    if app.stopped_by is not None and app.crash is None:
+        print(f"llamadesk: stopped by {signal.Signals(app.stopped_by).name}", file=sys.stderr)
+        return 128 + app.stopped_by
     if app.crash is None and not app.return_code:
         return 0
     if isinstance(app.crash, LlamadeskError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,19 @@ def test_kill_9_mid_reply_keeps_every_message_and_marks_the_partial_reply(tmux_h
     again.type("capital")
     again.send("Enter")
     tab_until_shown(again, "Assistant · interrupted")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_termination_signal_ends_the_app_as_ctrl_q_does(tmux_home, terminals, signum):
+    # Their default killed the app at once: the terminal stayed in its screen, mouse reporting on
+    # and the cursor hidden, and the shell's prompt was drawn over it.
+    terminal = Terminal(tmux_home)
+    terminals.append(terminal)
+    terminal.start(in_shell=True)
+    assert terminal.display("#{alternate_on}") == "1"
+    shell = terminal.pid()
+    app = int(subprocess.run(["pgrep", "-P", str(shell)], capture_output=True, text=True).stdout.split()[0])
+    os.kill(app, signum)
+    screen = terminal.wait_for("exit=", timeout=30)
+    assert f"exit={128 + signum}" in screen and f"stopped by {signal.Signals(signum).name}" in screen, screen
+    assert terminal.display("#{alternate_on} #{mouse_any_flag} #{cursor_flag}") == "0 0 1"

@@ -27,8 +27,12 @@ class Terminal:
         self.name = f"llamadesk-test-{uuid.uuid4().hex[:8]}"
         self.width, self.height = width, height
 
-    def start(self) -> None:
+    def start(self, in_shell: bool = False) -> None:
+        """Open the app; `in_shell`: under a shell that stays after it ends (to see what it left
+        on the terminal, and its exit status)."""
         command = f"exec env LLAMADESK_HOME={self.home} {LLAMADESK}"
+        if in_shell:
+            command = f"env LLAMADESK_HOME={self.home} {LLAMADESK}; echo exit=$?; exec sleep 600"
         new_session = [
             *TMUX,
             "new-session",
@@ -66,6 +70,11 @@ class Terminal:
     def pid(self) -> int:
         out = subprocess.run([*TMUX, "display", "-p", "-t", self.name, "#{pane_pid}"], capture_output=True, text=True)
         return int(out.stdout.strip())
+
+    def display(self, what: str) -> str:
+        """A tmux format's value for the pane (#{alternate_on}: whether it shows an app's screen)."""
+        out = subprocess.run([*TMUX, "display", "-p", "-t", self.name, what], capture_output=True, text=True)
+        return out.stdout.strip()
 
     def running(self) -> bool:
         return subprocess.run([*TMUX, "has-session", "-t", self.name], capture_output=True).returncode == 0
