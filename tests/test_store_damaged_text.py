@@ -84,3 +84,17 @@ def test_chat_list_shows_a_title_that_is_not_utf8_instead_of_an_internal_error(t
     result = run_cli("chat", "--list", env={"LLAMADESK_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert READ_BACK in result.stdout and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("x'68656c6c6f'", "hello"), ("x'ff00ff'", "\ufffd\x00\ufffd"), ("42", "42")]
+)
+def test_a_title_stored_as_bytes_or_a_number_is_still_listed_and_found(tmp_path, value, shown):
+    # `WHERE title LIKE ?` matched no BLOB: the conversation vanished from --list and --continue.
+    path = tmp_path / "c.sqlite3"
+    conversation_id = _store_with_one_conversation(path)
+    _damage(path, f"UPDATE conversations SET title = {value}")
+    store = Store(path)
+    assert [(c.id, c.title) for c in store.conversations()] == [(conversation_id, shown)]
+    assert [c.id for c in store.conversations(shown[:1])] == [conversation_id]
+    store.close()

@@ -616,8 +616,12 @@ class Store:
     def conversations(self, title_contains: str = "") -> list[Conversation]:
         """Conversations, most recently active first; only those whose title contains the text."""
         pattern = "%" + title_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # As text whatever it holds: a title edited in as bytes (a BLOB) or NULL matched no pattern,
+        # so the conversation vanished from the list and from --continue.
         rows = self._rows(
-            "SELECT * FROM conversations WHERE title LIKE ? ESCAPE '\\' ORDER BY updated DESC, id DESC", (pattern,)
+            "SELECT * FROM conversations WHERE COALESCE(CAST(title AS TEXT), '') LIKE ? ESCAPE '\\' "
+            "ORDER BY updated DESC, id DESC",
+            (pattern,),
         )
         return [_conversation(row) for row in rows]
 
