@@ -206,3 +206,16 @@ def test_text_is_not_written_into_a_file_named_as_a_structured_format(tmp_path):
         assert proc.returncode == 2 and says in proc.stderr and not (tmp_path / output).exists(), proc.stderr
     proc = run_cli("translate", "--to", "fr", "--from", "en", "-o", str(tmp_path / "piped.srt"), input="Hello.\n")
     assert proc.returncode == 2 and "the piped text is text" in proc.stderr and "piped.txt" in proc.stderr
+
+
+def test_a_file_read_as_lines_may_be_written_under_its_own_kind_of_name(tmp_path):
+    # `--lines x.po -o y.po` was refused with "name the output y.po", the name it had just refused.
+    source = tmp_path / "x.po"
+    source.write_text('msgid "Hello"\nmsgstr ""\n', encoding="utf-8")
+    proc = run_cli("translate", "--to", "fr", "--from", "en", "--lines", str(source), "-o", str(tmp_path / "y.srt"))
+    assert proc.returncode == 2 and "name the output y.po" in proc.stderr
+    # The check comes before the model loads: a model that does not exist shows it passed.
+    proc = run_cli(
+        "translate", "--to", "fr", "--from", "en", "--lines", str(source), "-o", str(tmp_path / "y.po"), "-m", "nope"
+    )
+    assert "is named as a" not in proc.stderr, proc.stderr

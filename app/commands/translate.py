@@ -128,6 +128,8 @@ def _check_output_format(source: str, output: str | None, kind: str | None) -> N
     if output is None or format_of(output) is None:
         return
     source_suffix, output_suffix = Path(source).suffix.lower(), Path(output).suffix.lower()
+    if kind is None and source_suffix == output_suffix:
+        return  # `--lines x.po -o y.po`: the file read as lines, written as lines, named as it was
     if kind is None:  # text (Markdown, plain): written as text into a .po, .srt or .html
         read = "the piped text" if source == "-" else source
         like = source_suffix if source_suffix and source != "-" else ".txt"
