@@ -192,3 +192,20 @@ def test_what_the_page_marks_translate_no_is_kept_as_written():
     assert 'alt="A PICTURE"' in text
     given = " ".join(segment_of(prompt) for prompt in generator.prompts)
     assert "Acme" not in given and "Keep this" not in given and "brand" not in given and "logo" not in given
+
+
+def test_a_translate_no_element_without_its_end_tag_ends_where_html_ends_it():
+    # Waiting for a </p> or </li> the page left out kept the rest of it from the model, and a list of
+    # them "had no text for people to translate".
+    page = (
+        b'<html><body>\n<p>Welcome to the shop.</p>\n<p translate="no">LlamaDesk Pro\n'
+        b"<p>Open the settings window.</p>\n"
+        b'<ul><li translate="no">LlamaDesk Pro<li>Save your changes before leaving.</ul>\n'
+        b"<p>Close the window.<script>var x = 1;</script> Then go home.\n</body></html>\n"
+    )
+    finished, generator = translate(page)
+    text = finished.text
+    assert '<p translate="no">LlamaDesk Pro\n<p>OPEN THE SETTINGS WINDOW.</p>' in text, text
+    assert '<li translate="no">LlamaDesk Pro<li>SAVE YOUR CHANGES BEFORE LEAVING.</ul>' in text, text
+    assert "<script>var x = 1;</script>" in text and "THEN GO HOME." in text
+    assert "LlamaDesk" not in " ".join(segment_of(prompt) for prompt in generator.prompts)

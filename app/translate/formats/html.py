@@ -232,6 +232,7 @@ class _Builder:
 
     def build(self) -> HtmlFile:
         untouched: list[str] = []  # open untouched elements, innermost last
+        implied_end = False  # the outermost is a translate="no" element whose end tag HTML lets go
         opaque_from: int | None = None  # where an inline <code> inside a run began
         opaque_tag = ""
         opaque_depth = 0  # <kbd> inside <kbd> (MDN's keys): the outer one's end ends the span
@@ -249,6 +250,8 @@ class _Builder:
                         self.run.append(("kept", self.text[opaque_from : bounds[i + 1]]))
                         opaque_from = None
                 continue
+            if untouched and implied_end and len(untouched) == 1 and _closes(untouched[0], kind, tag):
+                untouched.pop()  # ended as HTML ends it without its end tag; this token is the page's again
             if untouched:
                 self._flush()
                 self.document.pieces.append(raw)
@@ -264,6 +267,7 @@ class _Builder:
                     self._flush()
                     self.document.pieces.append(raw)
                     untouched.append(tag)
+                    implied_end = tag in IMPLIED_ENDS
                 else:  # an element without content (<img translate="no" alt="...">): its attributes kept
                     self._flush()
                     self.document.pieces.append(raw)
@@ -277,6 +281,7 @@ class _Builder:
                 self._flush()
                 self.document.pieces.append(self._tag(raw))
                 untouched.append(tag)
+                implied_end = False  # <pre>, <script>...: ended by their end tag only
             elif kind in ("data", "entity"):
                 self.run.append(("text" if kind == "data" else "kept", raw))
             elif kind in ("start", "startend", "end") and tag in INLINE:
@@ -333,6 +338,38 @@ class _Builder:
         self.document.units.append(Unit("".join(text), follows=True))
         run_piece = _Run(kept, len(self.document.units) - 1, [value for _, value in run])
         self.document.pieces += [p for p in (lead, run_piece, trail) if p != ""]
+
+
+# Elements whose end tag HTML lets a page leave out: the start tags and the end tags (of what
+# holds them) that end one. A translate="no" <p> or <li> without its end tag kept the rest of the
+# page from the model (and a list of them "had no text for people to translate").
+_CLOSE_P = frozenset(
+    "address article aside blockquote details dialog div dl fieldset figcaption figure footer form "
+    "h1 h2 h3 h4 h5 h6 header hgroup hr main menu nav ol p pre section table ul".split()
+)
+_HOLDERS = frozenset({"body", "html"})
+IMPLIED_ENDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "p": (_CLOSE_P, _HOLDERS | {"div", "section", "article", "aside", "blockquote", "li", "td", "th", "dd", "main"}),
+    "li": (frozenset({"li"}), _HOLDERS | {"ul", "ol", "menu"}),
+    "dt": (frozenset({"dt", "dd"}), _HOLDERS | {"dl"}),
+    "dd": (frozenset({"dt", "dd"}), _HOLDERS | {"dl"}),
+    "td": (
+        frozenset({"td", "th", "tr", "tbody", "thead", "tfoot"}),
+        _HOLDERS | {"tr", "table", "tbody", "thead", "tfoot"},
+    ),
+    "th": (
+        frozenset({"td", "th", "tr", "tbody", "thead", "tfoot"}),
+        _HOLDERS | {"tr", "table", "tbody", "thead", "tfoot"},
+    ),
+    "tr": (frozenset({"tr", "tbody", "thead", "tfoot"}), _HOLDERS | {"table", "tbody", "thead", "tfoot"}),
+    "option": (frozenset({"option", "optgroup"}), _HOLDERS | {"select", "datalist", "optgroup"}),
+}
+
+
+def _closes(element: str, kind: str, tag: str) -> bool:
+    """Whether a `kind` token of `tag` ends an open `element` whose end tag may be left out."""
+    starts, ends = IMPLIED_ENDS[element]
+    return (kind in ("start", "startend") and tag in starts) or (kind == "end" and tag in ends)
 
 
 def _marked_not_to_translate(raw: str) -> bool:
