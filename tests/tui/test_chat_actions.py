@@ -232,6 +232,28 @@ async def test_a_conversation_replying_in_another_llamadesk_is_not_deleted_under
         await wait_until(pilot, lambda: store.conversations() == [], what="the deletion")
 
 
+async def test_a_conversation_deleted_elsewhere_whose_id_was_given_again_is_not_written_into(store):
+    # SQLite gives a deleted conversation's id to the next one: the question went into that other
+    # conversation, and the reply read its messages.
+    app = make_app(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await ask(pilot, "about the owl")
+        owl = screen.conversation.id
+        other = Store(store.path)
+        other.delete(owl)
+        cherries = other.new_conversation("Cherries are red", screen.conversation.settings)
+        other.add_message(cherries.id, "user", "Cherries are red")
+        other.close()
+        assert cherries.id == owl  # the id is the same; the conversation is not
+        box = screen.query_one(PromptBox)
+        box.text = "What did I say about the owl?"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert [m.content for m in store.messages(owl)] == ["Cherries are red"]
+        assert any("was deleted elsewhere" in n.message for n in app._notifications)
+        assert box.text == "What did I say about the owl?" and screen.conversation is None
+
+
 async def test_editing_the_last_prompt_waits_for_a_turn_another_llamadesk_is_taking(store):
     # ctrl+l took no turn: it deleted the last question and reply from the middle of a
     # conversation another window was replying in.

@@ -387,6 +387,17 @@ class ChatScreen(ModeScreen):
         except TurnTaken as err:
             self.notify(str(err), severity="warning", timeout=10, markup=False)
             return False
+        with contextlib.suppress(LlamadeskError):  # deleted outright: storing the question says so
+            if self.store.conversation(self.conversation.id).created != self.conversation.created:
+                # Deleted here and its id given to a conversation started since (SQLite reuses the
+                # highest id): the question went into that other conversation, and its reply read it.
+                self._conversation_gone(
+                    ConversationDeleted(
+                        f"conversation {self.conversation.id} was deleted elsewhere (in another window or "
+                        "program); this message was not saved"
+                    )
+                )
+                return False
         if self.store.messages(self.conversation.id) != self.messages:
             # Deleted meanwhile: storing the question says so (ConversationDeleted), as before.
             with contextlib.suppress(LlamadeskError):
