@@ -6,7 +6,6 @@ type come from llama.cpp's own dry run (quantize_model), so no type has to be ma
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, model_parts, open_header
+from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.core.memory_budget import estimate_memory, ram_budget
 from llamadesk.quantize.quant_types import QUANT_TYPES, QuantType, find_quant_type
@@ -91,13 +90,7 @@ def default_budget() -> tuple[int, str]:
 def whole_model_summary(model: Path) -> GGUFSummary:
     """inspect_gguf, with the parameters and tensor bytes of a split model's other parts added in:
     the first part alone gave BITS/W and -t auto's "smaller than the present file" a third of them."""
-    summary = inspect_gguf(model)
-    others = [t for part in model_parts(Path(model), summary.metadata)[1:] for t in open_header(part).tensors]
-    return dataclasses.replace(
-        summary,
-        parameters=summary.parameters + sum(t.n_elements for t in others),
-        tensor_bytes=summary.tensor_bytes + sum(t.n_bytes for t in others),
-    )
+    return inspect_gguf(model)  # summarize counts a split model's every part
 
 
 def fit_table(

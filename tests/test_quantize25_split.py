@@ -33,7 +33,7 @@ def whole_and_split(tmp_path):
     whole = TinyModel().write(tmp_path / "whole.gguf")
     TinyModel().write(tmp_path / "tiny.gguf", split_max_tensors=3)
     first = tmp_path / "tiny-00001-of-00003.gguf"
-    assert first.exists() and inspect_gguf(first).parameters < inspect_gguf(whole).parameters
+    assert first.exists() and len(open_header(first).tensors) < len(open_header(whole).tensors)  # part 1 holds some
     return whole, first
 
 

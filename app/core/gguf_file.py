@@ -8,6 +8,7 @@ info` and the memory estimates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -174,11 +175,27 @@ def _dominant_quantization(header: GGUFHeader) -> str:
 
 
 def summarize(path: Path, header: GGUFHeader) -> GGUFSummary:
-    """The summary of an already-read header; every value it uses is type and range checked."""
+    """The summary of an already-read header; every value it uses is type and range checked.
+
+    A split model is summarized whole: its parameters, tensor bytes and file size count every part
+    (model_parts). Part 1 alone sized a 61 GiB model as 8 GiB, so chat loaded it on a 22 GiB machine
+    that refused the same model in one file, and bench showed half its size."""
     try:
-        return _summarize(path, header)
+        summary = _summarize(path, header)
     except ModelRequirementError as err:
         raise _model_problem(path, err) from err
+    parts = model_parts(path, summary.metadata)
+    if len(parts) == 1:
+        return summary
+    others = [t for part in parts[1:] for t in open_header(part).tensors]
+    return dataclasses.replace(
+        summary,
+        parameters=summary.parameters + sum(t.n_elements for t in others),
+        tensor_bytes=summary.tensor_bytes + sum(t.n_bytes for t in others),
+        repeating_tensor_bytes=summary.repeating_tensor_bytes
+        + sum(t.n_bytes for t in others if t.name.startswith("blk.")),
+        file_size=sum(part.stat().st_size for part in parts),
+    )
 
 
 def _summarize(path: Path, header: GGUFHeader) -> GGUFSummary:

@@ -91,17 +91,7 @@ def inspect_model(first: Path) -> GGUFSummary:
 
     Only what the listing shows is checked here (a file that cannot run is refused when it loads).
     """
-    summary = inspect_gguf(first, loadable=False)
-    parts = model_parts(first, summary.metadata)
-    if len(parts) == 1:
-        return summary
-    tensors = [t for part in parts[1:] for t in open_header(part).tensors]
-    return dataclasses.replace(
-        summary,
-        parameters=summary.parameters + sum(t.n_elements for t in tensors),
-        tensor_bytes=summary.tensor_bytes + sum(t.n_bytes for t in tensors),
-        file_size=sum(p.stat().st_size for p in parts),
-    )
+    return inspect_gguf(first, loadable=False)  # summarize counts a split model's every part
 
 
 def describe_origin(entry: LibraryEntry) -> str:
