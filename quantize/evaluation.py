@@ -124,6 +124,13 @@ def evaluate(
                 raise BadInputError(
                     f"{base} tokenizes the text differently from {model}; compare only quantizations of the same model"
                 )
+            if base_scorer is not None and base_scorer.n_vocab != scorer.n_vocab:
+                # The same tokens, yet distributions over vocabularies of other sizes (padding tokens
+                # added): they cannot be compared position by position (it was an internal error).
+                raise BadInputError(
+                    f"{base} has a vocabulary of {base_scorer.n_vocab} tokens and {model} one of {scorer.n_vocab}; "
+                    "compare only quantizations of the same model"
+                )
             nll, base_nll, kld, same_top = [], [], [], []
             span = scored_span(ctx)
             for done, start in enumerate(starts, 1):

@@ -217,3 +217,40 @@ def test_imatrix_refuses_chunks_past_the_trained_context_before_loading(smollm2_
     )
     assert_one_clear_line(result, 2, "--ctx 8193: chunks for", "16 to 8192 tokens")
     assert not output.exists()
+
+
+def test_a_base_with_a_vocabulary_of_another_size_is_refused_in_one_line(smollm2_path, tmp_path):
+    # The same tokens for the text, 64 padding tokens more: the logits' shapes differed and numpy
+    # raised (an internal error, exit 1).
+    import numpy as np
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+
+    reader = GGUFReader(smollm2_path)
+    padded = tmp_path / "padded.gguf"
+    writer = GGUFWriter(padded, "llama")
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue
+        kind, value = field.types[0], field.contents()
+        if field.name == "tokenizer.ggml.tokens":
+            value = value + [f"<pad_{i}>" for i in range(64)]
+        elif field.name == "tokenizer.ggml.token_type":
+            value = value + [3] * 64
+        sub = field.types[-1] if kind == GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, value, kind, sub_type=sub)
+    for tensor in reader.tensors:
+        data = np.array(tensor.data)
+        if tensor.name == "token_embd.weight":
+            data = np.concatenate([data, np.zeros((64, data.shape[1]), data.dtype)])
+        writer.add_tensor(tensor.name, data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 80)
+    done = run_cli(
+        "eval", str(smollm2_path), "--text", str(text), "--ctx", "64", "--threads", "1", "--base", str(padded)
+    )
+    assert done.returncode == 2, done.stderr
+    assert "has a vocabulary of 49216 tokens" in done.stderr and len(done.stderr.strip().splitlines()) == 1
