@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.json_file import read_json_object
 from llamadesk.quantize import quality_metrics as qm
+
+if TYPE_CHECKING:  # the engine (llama.cpp) loads only when a model is scored
+    from llamadesk.app.engine.stop_flag import StopFlag
 
 EVAL_SUFFIX = ".eval.json"
 # A chunk's second half is scored, less its last position (which predicts nothing): below 4 tokens
@@ -105,20 +108,22 @@ def evaluate(
     base: Path | None = None,
     threads: int | None = None,
     progress: ChunkProgress | None = None,
+    stop: StopFlag | None = None,
 ) -> EvalResult:
     """Perplexity of `model` on the text in `text_file`, and with `base` its KL divergence to it.
 
-    `ctx`: tokens per chunk; None for default_chunk_size's."""
+    `ctx`: tokens per chunk; None for default_chunk_size's. `stop`, once set, ends a chunk's decode
+    where it is (Interrupted): one chunk of 8,192 tokens is one llama_decode of a minute or more."""
     from llamadesk.app.engine.scoring import TokenScorer
 
     text = _read_text(text_file)
     if ctx is None:
         ctx = default_chunk_size(inspect_gguf(model))
-    with TokenScorer.load(model, ctx, threads, SHORTEST_CHUNK) as scorer:
+    with TokenScorer.load(model, ctx, threads, SHORTEST_CHUNK, stop) as scorer:
         tokens = scorer.tokenize(text)
         starts = chunk_starts(len(tokens), ctx)
         bos = scorer.bos_token if scorer.adds_bos else None
-        base_scorer = TokenScorer.load(base, ctx, threads, SHORTEST_CHUNK) if base is not None else None
+        base_scorer = TokenScorer.load(base, ctx, threads, SHORTEST_CHUNK, stop) if base is not None else None
         try:
             if base_scorer is not None and base_scorer.tokenize(text) != tokens:
                 raise BadInputError(

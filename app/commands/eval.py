@@ -79,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"\rscoring chunk {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    result = evaluate(model, args.text, args.ctx, base, args.threads, progress)
+    from llamadesk.app.commands.signal_wake import signals_wake
+    from llamadesk.app.engine.stop_flag import StopFlag
+
+    stop = StopFlag()  # Ctrl-C mid-chunk: the chunk's decode stops where it is, not a minute later
+    with signals_wake(stop.set):
+        result = evaluate(model, args.text, args.ctx, base, args.threads, progress, stop)
     # Printed first: a save that fails all the same (the disk filled meanwhile) loses no result.
     print(json.dumps(result.to_json(), indent=2, allow_nan=False) if args.json else _report(result), flush=True)
     if args.save:

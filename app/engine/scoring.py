@@ -16,12 +16,13 @@ import llama_cpp
 import numpy as np
 
 from llamadesk.app.core.byte_sizes import format_bytes
-from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.errors import BadInputError, Interrupted, LlamadeskError
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.core.value_ranges import THREADS
 from llamadesk.app.engine.context_cells import usable_context
 from llamadesk.app.engine.llama_log import use_default_log
+from llamadesk.app.engine.stop_flag import StopFlag
 
 PERPLEXITY_UBATCH = 512  # llama-perplexity's default n_ubatch
 
@@ -52,14 +53,19 @@ def _check_chunk_size(summary: GGUFSummary, n_ctx: int, available_ram: int, shor
 class TokenScorer:
     """A model loaded to return the logits of every position of a token sequence."""
 
-    def __init__(self, llama: llama_cpp.Llama, path: Path):
+    def __init__(self, llama: llama_cpp.Llama, path: Path, stop: StopFlag | None = None):
         self._llama = llama
         self.path = path
         self._closed = False
         self._batch = llama_cpp.llama_batch_init(llama.n_ctx(), 0, 1)
+        self._stop = stop
+        if stop is not None:  # llama.cpp reads it between graph nodes: a chunk's decode stops mid-way
+            stop.install(llama.ctx)
 
     @classmethod
-    def load(cls, path: Path | str, n_ctx: int, n_threads: int | None = None, shortest: int = 1) -> TokenScorer:
+    def load(
+        cls, path: Path | str, n_ctx: int, n_threads: int | None = None, shortest: int = 1, stop: StopFlag | None = None
+    ) -> TokenScorer:
         """Load `path` for scoring chunks of up to `n_ctx` tokens (`shortest` is the least its caller can use)."""
         summary = inspect_gguf(path)
         machine = machine_facts()
@@ -81,7 +87,7 @@ class TokenScorer:
             )
         except (ValueError, RuntimeError) as err:
             raise LlamadeskError(f"llama.cpp could not load {summary.path} ({err})") from err
-        return cls(llama, summary.path)
+        return cls(llama, summary.path, stop)
 
     def close(self) -> None:
         if not self._closed:
@@ -135,6 +141,8 @@ class TokenScorer:
         context = self._llama.ctx
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
         status = llama_cpp.llama_decode(context, batch)
+        if status != 0 and self._stop is not None and self._stop.is_set():
+            raise Interrupted("stopped")
         if status != 0:
             raise LlamadeskError(f"llama.cpp could not evaluate a chunk with {self.path} (status {status})")
         rows = np.ctypeslib.as_array(llama_cpp.llama_get_logits(context), shape=(stop - first, self.n_vocab))
