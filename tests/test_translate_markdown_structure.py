@@ -209,3 +209,170 @@ def test_in_plain_text_indented_paragraphs_are_translated_with_their_indentation
     assert "    code stays" in "".join(
         p.text for p in split_document("Text.\n\n    code stays\n") if not p.translatable
     )
+
+
+# -- containers: what a list item's or a quote's markers hold is read as at the top level ----------
+
+
+INSTALL = (
+    "# Install\n\n1. ```sh\n   pip install requests\n   ```\n2. Open the settings window.\n\n"
+    "The weather is nice today.\n\n## Usage\n\nSave your changes before leaving.\n"
+)
+
+
+def test_a_fence_opened_on_a_list_item_s_line_is_kept_and_closes_with_the_item():
+    # The code went to the model, and the item's closing ``` opened a "fence" to the end of the file.
+    out, given = translate(INSTALL)
+    assert out == (
+        "# INSTALL\n\n1. ```sh\n   pip install requests\n   ```\n2. OPEN THE SETTINGS WINDOW.\n\n"
+        "THE WEATHER IS NICE TODAY.\n\n## USAGE\n\nSAVE YOUR CHANGES BEFORE LEAVING.\n"
+    )
+    assert given == [
+        "Install",
+        "Open the settings window.",
+        "The weather is nice today.",
+        "Usage",
+        "Save your changes before leaving.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "- ~~~\n  code stays here\n  ~~~\n",
+        "> - ```\n>   code stays here\n>   ```\n",
+        "- > ```\n  > code stays here\n  > ```\n",
+        "- <!-- a comment\n  code stays here -->\n",
+        "> ```\n> code stays here\n> ```\n",
+    ],
+)
+def test_a_fence_or_html_block_after_list_or_quote_markers_is_kept(block):
+    out, given = translate(f"Before it.\n\n{block}- Open it.\n\nAfter it.\n")
+    assert out == f"BEFORE IT.\n\n{block}- OPEN IT.\n\nAFTER IT.\n"
+    assert given == ["Before it.", "Open it.", "After it."]
+
+
+def test_a_fence_ends_where_its_quote_or_list_item_ends():
+    # CommonMark: a container that ends closes the code in it; the text after is translated.
+    out, _ = translate("> ```\n> code\nNot quoted.\n\n- ```\n  code\nNot in the item.\n")
+    assert out == "> ```\n> code\nNOT QUOTED.\n\n- ```\n  code\nNOT IN THE ITEM.\n"
+
+
+def test_a_paragraph_that_starts_with_a_code_span_is_no_fence():
+    # A backtick fence's info string holds no backtick: this was a "fence" to the end of the file.
+    out, given = translate("```ls``` lists the files in the current folder.\n\nMore text.\n")
+    assert out == "```ls``` LISTS THE FILES IN THE CURRENT FOLDER.\n\nMORE TEXT.\n"
+    assert given == ["⟦1⟧ lists the files in the current folder.", "More text."]
+
+
+def test_a_link_or_code_span_over_a_line_break_in_a_list_item_or_quote_stays_whole():
+    document = (
+        "- Read [the installation\n  guide](https://example.com/install) before you start.\n"
+        "- Run `make\n  install` in the folder.\n\n"
+        "> Please read [the whole\n> manual](https://example.com/m) first, it helps.\n"
+    )
+    out, given = translate(document)
+    assert out == (
+        "- READ [THE INSTALLATION\n  GUIDE](https://example.com/install) BEFORE YOU START.\n"
+        "- RUN `make\n  install` IN THE FOLDER.\n\n"
+        "> PLEASE READ [THE WHOLE\n> MANUAL](https://example.com/m) FIRST, IT HELPS.\n"
+    )
+    assert given == [
+        "Read ⟦1⟧the installation guide⟦2⟧ before you start.",
+        "Run ⟦1⟧ in the folder.",
+        "Please read ⟦1⟧the whole manual⟦2⟧ first, it helps.",
+    ]
+
+
+def test_a_hard_wrapped_list_item_or_quote_is_one_text():
+    document = (
+        "- The installer checks every dependency before it\n  starts copying the files to your disk.\n"
+        "> A quotation long enough to be wrapped by its editor\nover a lazy line that has no marker of its own\n"
+        "> and a marked one.\n"
+    )
+    out, given = translate(document)
+    assert given == [
+        "The installer checks every dependency before it starts copying the files to your disk.",
+        "A quotation long enough to be wrapped by its editor over a lazy line that has no marker of its own "
+        "and a marked one.",
+    ]
+    lines = out.splitlines()  # each line break as it was: the item's indentation, no ">", then "> "
+    assert len(lines) == 5 and lines[0].startswith("- THE ") and lines[1].startswith("  ") and lines[1][2] != " "
+    assert lines[2].startswith("> A ") and lines[3][0] not in " >" and lines[4].startswith("> ")
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            "> Key | Action\n> --- | ---\n> Esc | Closes the window\n",
+            "> KEY | ACTION\n> --- | ---\n> ESC | CLOSES THE WINDOW\n",
+        ),
+        (
+            "- Key | Action\n  --- | ---\n  Esc | Closes the window\n",
+            "- KEY | ACTION\n  --- | ---\n  ESC | CLOSES THE WINDOW\n",
+        ),
+    ],
+)
+def test_a_table_without_outer_pipes_in_a_quote_or_list_item_is_translated_cell_by_cell(table, expected):
+    out, given = translate(table)
+    assert out == expected
+    assert given == ["Key", "Action", "Esc", "Closes the window"]
+
+
+def test_one_line_html_blocks_have_their_text_translated_and_tags_kept():
+    document = (
+        '<p align="center">The fastest way to read your files.</p>\n\n<details>\n<summary>Click here</summary>\n\n'
+        '<div>The weather is nice today.</div>\n</details>\n\n<p align="center"><img src="logo.png"></p>\n'
+    )
+    out, given = translate(document)
+    assert out == (
+        '<p align="center">THE FASTEST WAY TO READ YOUR FILES.</p>\n\n<details>\n<summary>CLICK HERE</summary>\n\n'
+        '<div>THE WEATHER IS NICE TODAY.</div>\n</details>\n\n<p align="center"><img src="logo.png"></p>\n'
+    )
+    assert given == [
+        "⟦1⟧The fastest way to read your files.⟦2⟧",
+        "⟦1⟧Click here⟦2⟧",
+        "⟦1⟧The weather is nice today.⟦2⟧",
+    ]
+
+
+# -- re-wrapping --------------------------------------------------------------------------------
+
+
+def test_a_same_language_copy_of_a_wrapped_paragraph_is_byte_exact():
+    document = (
+        "Le programme lit le fichier de configuration au démarrage \r\nle programme lit vite le fichier -"
+        " puis il ouvre\r\n> la fenêtre principale et affiche la liste des fichiers.\n"
+        "> Une citation assez longue pour être coupée en deux lignes\n>   par un éditeur de texte.\n"
+    )
+    generator = ScriptedGenerator(lambda prompt: " " + segment_of(prompt) + "\n")  # the model copies
+    job = TranslationJob(SegmentTranslator(generator, FEW_SHOT), document, JobSettings(target=FR, source=EN))
+    assert list(job.run())[-1].text == document
+
+
+def test_each_re_wrapped_line_keeps_its_own_line_ending():
+    document = (
+        "A paragraph that is long enough to be wrapped by the editor\r\n"
+        "so that it runs over three lines of text in the file\n"
+        "and ends here.\r\n"
+    )
+    out, _ = translate(document)
+    assert re.findall(r"\r\n|\n", out) == ["\r\n", "\n", "\r\n"]  # all three were "\r\n"
+    assert out.split() == document.upper().split()
+
+
+def test_whitespace_runs_in_a_heading_or_tag_are_read_as_before():
+    spaces = " " * 500
+    document = f"# Title{spaces}end{spaces}##\n\n<div{spaces}x\n\n## Setup{spaces}{{#setup}}\n"
+    out, given = translate(document, markup_given=True)  # "<div x" is no tag: text
+    assert out.startswith("# TITLE") and f"END{spaces}##\n\n<DIV" in out  # the closing #s are kept
+    assert out.endswith(f"X\n\n## SETUP{spaces}{{#setup}}\n")  # and the attributes
+    assert given[0].split() == ["Title", "end"] and given[2] == "Setup"
+
+
+def test_a_number_that_starts_a_wrapped_line_does_not_start_a_list():
+    # CommonMark: only a list that starts with 1. (and holds something) interrupts a paragraph.
+    out, given = translate("The second version was released in the spring of\n2024. It is the current one.\n")
+    assert " ".join(given) == "The second version was released in the spring of 2024. It is the current one."
+    assert out.count("\n") == 2

@@ -7,7 +7,14 @@ import time
 import pytest
 
 from llamadesk.app.translate.markdown_links import broken_links
-from llamadesk.app.translate.protection import find_spans, lost_spans, missing_markers, piecewise_parts, protect
+from llamadesk.app.translate.protection import (
+    find_spans,
+    lost_spans,
+    missing_markers,
+    piecewise_parts,
+    protect,
+    restore_markers,
+)
 
 CASES = [
     # (kind, text, the span that must be protected)
@@ -176,3 +183,19 @@ def test_link_patterns_stay_linear_on_hostile_text(text):
     protect(text)
     broken_links(text, text)
     assert time.perf_counter() - started < 5  # ~0.3 s here; a backtracking pattern would take minutes
+
+
+def test_a_code_span_closes_with_a_backtick_run_of_its_own_length():
+    # "```grep x``` here" was protected as "```grep x``" and left a lone backtick to the model.
+    protected = protect("Use ```grep x``` here, ``a ` b`` there and ``` c`` d``` too; `` alone.")
+    assert [span.original for span in protected.spans] == ["```grep x```", "``a ` b``", "``` c`` d```"]
+    assert protected.text == "Use ⟦1⟧ here, ⟦2⟧ there and ⟦3⟧ too; `` alone."
+
+
+@pytest.mark.timeout(20)
+def test_openers_that_nothing_closes_take_linear_time():
+    # each unclosed "<!--", "{{" or "⟦" was scanned to the end of the text: minutes at 200 KB
+    for opener in ("<!--", "{{", "⟦", "a."):
+        text = opener * 50_000
+        protected = protect(text)
+        assert restore_markers(protected.text, protected.spans) == text

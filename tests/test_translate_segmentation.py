@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import time
+
+import pytest
+
+from llamadesk.app.translate.protection import protect
+from llamadesk.app.translate.rewrapping import rewrap
 from llamadesk.app.translate.segmentation import (
     assemble,
     pack_chunks,
-    rewrap,
     split_document,
     split_lines,
     split_sentences,
@@ -142,9 +148,9 @@ def test_a_sentence_too_long_is_cut_at_clauses_then_words():
 def test_rewrap_gives_the_requested_number_of_lines():
     text = "one two three four five six seven eight nine ten eleven twelve"
     for n in (1, 2, 3, 5):
-        assert len(rewrap(text, n).splitlines()) == n
-        assert rewrap(text, n).split() == text.split()
-    assert rewrap(text, 3, "  ").splitlines()[1].startswith("  ")
+        assert len(rewrap(text, ["\n"] * (n - 1)).splitlines()) == n
+        assert rewrap(text, ["\n"] * (n - 1)).split() == text.split()
+    assert rewrap(text, ["\n  ", "\n  "]).splitlines()[1].startswith("  ")
 
 
 def kept_and_translated(document: str) -> list[str]:
@@ -241,7 +247,7 @@ def test_html_blocks_that_run_to_an_end_marker_are_kept_whole():
 
 def test_rewrap_keeps_a_span_with_line_breaks_whole_and_the_line_endings():
     span = '<img src="a.png"\n     alt="A picture">'
-    out = rewrap(f"one two three {span} four five six seven eight", 4, "  ", "\r\n", [span])
+    out = rewrap(f"one two three {span} four five six seven eight", ["\r\n  "] * 2, [span])
     assert span in out and len(out.splitlines()) == 4
     assert out.replace(span, "").count("\r\n") == 2 and "\r\n  " in out
 
@@ -257,3 +263,51 @@ def test_pieces_join_back_whatever_the_line_endings():
             text = document.replace("\n", ending)
             pieces = kept_and_translated(text)
             assert not [piece for piece in pieces if "\r" in piece], pieces
+
+
+# Each of these took time quadratic in its run of spaces (33 s for a heading with 30,000 spaces,
+# 69 s for "<div" and 30,000): a pattern tried every split of the run against every length after it.
+LONG_RUN_DOCUMENTS = {
+    "heading": "# Title{run}end\n\nSome text.\n",
+    "html tag": "<div{run}x\n\nSome text.\n",
+    "table delimiter": "Some text\n---{run}x\n",
+    "list item": "-{run}\n\nSome text.\n",
+    "footnote": "[^1]:{run}\n\nSome text.\n",
+    "wrapped paragraph": "A line long enough to be wrapped for width by an editor{run}\nand the next line.\n",
+    "abbreviations": "Some text, e.g. A{run}\n",
+}
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("shape", sorted(LONG_RUN_DOCUMENTS))
+def test_a_long_run_of_spaces_splits_in_linear_time(shape):
+    document = LONG_RUN_DOCUMENTS[shape]
+
+    def split_and_protect(size: int) -> float:
+        text = document.format(run=" " * size) if shape != "abbreviations" else "e.g. A " * (size // 7)
+        started = time.perf_counter()
+        pieces = split_document(text)
+        for piece in pieces:
+            protect(piece.source)
+            split_sentences(piece.source)
+        assert "".join(piece.text for piece in pieces) == text
+        return time.perf_counter() - started
+
+    small, large = split_and_protect(20_000), split_and_protect(200_000)  # minutes each, before
+    assert large < 30 * max(small, 0.001)  # ten times the text, about ten times the time
+
+
+def test_rewrap_never_starts_a_line_with_block_markup():
+    # Cut before "-", "le fichier - puis il ouvre" made a list item of "- puis il ouvre".
+    text = "le programme lit vite le fichier de configuration au démarrage - puis il ouvre la fenêtre "
+    text += "principale > et # affiche 1. la liste + des fichiers * récents"
+    for n_lines in range(2, 9):
+        lines = rewrap(text, ["\n"] * (n_lines - 1)).split("\n")
+        assert " ".join(lines).split() == text.split()
+        assert not [line for line in lines[1:] if re.match(r"[-+*>#]\s|\d+[.)]\s|>", line)], lines
+    assert rewrap("un - deux", ["\n"]) == "un -\ndeux"  # no word to move down: the marker goes up
+
+
+def test_rewrap_puts_each_line_break_back_as_it_was():
+    out = rewrap("one two three four five six", ["\r\n> ", "\n>   "])
+    assert out == "one two\r\n> three four\n>   five six"

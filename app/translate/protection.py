@@ -44,14 +44,18 @@ AUTOLINK = (
 # (kind, pattern), tried in this order at each position: the first kind that matches there wins,
 # so the longer, more specific shapes come first. Knowledge as data: a new kind of span is a row.
 SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
+    # Every pattern here takes time linear in the text: an opener it cannot close ("<!--", "{{",
+    # "⟦") is scanned only up to the next opener of its kind, not to the end of the text each time.
     # text that already looks like one of our markers must not be mistaken for one
-    ("marker-lookalike", r"⟦[^⟧\n]*⟧"),
+    ("marker-lookalike", r"⟦[^⟦⟧\n]*⟧"),
     # A Markdown backslash escape ("\|" in a table cell, "\*" that is not emphasis): the model
     # dropped the backslash, and the table gained a column
     ("markdown-escape", r"\\[!-/:-@\[-`{-~]"),
-    # A code span may run over a line break (not a blank line): a paragraph is cut into lines
-    # only outside one, and the span is kept with its line break, byte for byte.
-    ("inline-code", r"``(?:[^`\n]|`(?!`)|\n(?![ \t]*\n))+``|`(?:[^`\n]|\n(?![ \t]*\n))+`"),
+    # A code span opens and closes with backtick runs of one length ("```grep x``` here": a run of
+    # two inside is the code's); a run that no run of its length closes is literal backticks. It
+    # may run over a line break (not a blank line): a paragraph is cut into lines only outside
+    # one, and the span is kept with its line break, byte for byte.
+    ("inline-code", r"(?<!`)(?P<ticks>`+)(?!`)(?:[^`\n]|\n(?![ \t]*\n)|(?!(?P=ticks)(?!`))(?>`+))+?(?P=ticks)(?!`)"),
     # A Markdown link or image is cut into what opens its text ("[", "![") and what closes it with
     # its target ("](url)", "][ref]"): the text between is translated, and the link's syntax is
     # two markers the model cannot put a space into ("[the docs] (url)" is no longer a link).
@@ -60,16 +64,18 @@ SPAN_PATTERNS: tuple[tuple[str, str], ...] = (
     # A shortcut reference "[label]" (or "[label][]") is the label its definition is found by: kept.
     ("link-reference", r"\[[^\[\]\n]+\](?:\[\])?(?![(\[])"),
     ("autolink", AUTOLINK),
-    ("template-tag", r"\{\{.*?\}\}|\{%.*?%\}"),
-    # HTML's tags, comments and entities; WebVTT's tags too: classes (<c.yellow>), voices (<v Ann>)
+    ("template-tag", r"\{\{(?:(?!\{\{).)*?\}\}|\{%(?:(?!\{%).)*?%\}"),
+    # HTML's tags, comments and entities; WebVTT's tags too: classes (<c.yellow>), voices (<v Ann>).
+    # A tag's attributes are one greedy run up to its ">": `(?:\s+[^<>]*?)?` tried every split of a
+    # long run of spaces against every length after it (69 s for "<div" and 30,000 spaces).
     (
         "html-tag",
-        r"</?[A-Za-z][A-Za-z0-9-]*(?:\.[\w-]+)*(?:\s+[^<>]*?)?/?>|<!--.*?-->|&(?:[a-z]+|#\d+|#x[0-9a-fA-F]+);",
+        r"</?[A-Za-z][A-Za-z0-9-]*(?:\.[\w-]+)*(?:\s[^<>]*)?/?>|<!--(?:(?!<!--).)*?-->|&(?:[a-z]+|#\d+|#x[0-9a-fA-F]+);",
     ),
     # Subtitle markup: WebVTT's karaoke timestamps (<00:00:03.500>), SubRip's SSA override tags ({\an8})
     ("subtitle-tag", r"<(?:\d+:)?\d{2}:\d{2}\.\d{3}>|\{\\[^{}\n]*\}"),
     ("url", r"\b(?:https?|ftp)://[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|\bwww\.[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]"),
-    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    ("email", r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
     # A placeholder in quotes (“%(value)s”) travels with its quotes: a small model given a marker
     # between quotes tends to copy the whole sentence or drop the marker.
     ("quoted-placeholder", rf"[“‘«„\"](?:{PRINTF}|{FORMAT})[”’»“\"]"),

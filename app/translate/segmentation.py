@@ -15,8 +15,15 @@ from dataclasses import dataclass
 
 from llamadesk.app.translate.markdown_blocks import opened_html_block, opens_table
 from llamadesk.app.translate.markdown_containers import Container, read_line
-from llamadesk.app.translate.paragraph_lines import Line, line_groups, one_line, only_markup, spans_over_breaks
-from llamadesk.app.translate.paragraph_lines import free_breaks, unit_text
+from llamadesk.app.translate.paragraph_lines import (
+    Line,
+    free_breaks,
+    line_groups,
+    one_line,
+    only_markup,
+    spans_over_breaks,
+    unit_text,
+)
 from llamadesk.app.translate.rewrapping import rewrap
 
 
@@ -85,7 +92,10 @@ BLOCK_LINE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("heading", re.compile(r"^(?P<markup> {0,3}#{1,6})(?=[ \t]|$)")),
     ("table-row", re.compile(r"^[ \t]*\|.*\|[ \t]*$")),
     # An HTML block's line: kept when it is only tags, its text translated (tags protected) if not
-    ("html-block", re.compile(r"^[ \t]*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>[ \t]*$", re.I)),
+    (
+        "html-block",
+        re.compile(r"^[ \t]*<(?:!--|/?(?:div|p|table|tr|td|th|details|summary|br|hr|img)\b).*>[ \t]*$", re.I),
+    ),
     ("front-matter", re.compile(r"^---[ \t]*$")),
     # A setext heading's underline (the text above it is the heading)
     ("setext-underline", re.compile(r"^ {0,3}=+[ \t]*$")),
@@ -220,9 +230,10 @@ class _MarkdownSplitter:
     def add(self, line: str) -> None:
         body = line.rstrip("\r\n")
         ending = line[len(body) :]
-        read = read_line(self.containers, body, paragraph_open=bool(self.paragraph))
+        in_code = self.in_fence is not None or self.in_raw_html is not None
+        read = read_line(self.containers, body, paragraph_open=bool(self.paragraph), code_open=in_code)
         all_matched = read.matched == len(self.containers)
-        if all_matched and (self.in_fence is not None or self.in_raw_html is not None) and not read.opened:
+        if all_matched and in_code:
             self._continue_code(body[read.content_start :])
             self.keep(line)
             return
@@ -429,10 +440,11 @@ def split_sentences(text: str) -> list[str]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         before = text[start : match.start()].rstrip("\"'”’)]")
-        last_word = re.search(r"(\S+)\.$", before)
-        if last_word and (
-            last_word.group(1).casefold().strip("(") in ABBREVIATIONS or re.fullmatch(r"[A-Z]", last_word.group(1))
-        ):
+        # The word before the period, read from the end: a search of the whole text before it grew
+        # with each abbreviation passed ("e.g. A e.g. A ..." took time quadratic in its length).
+        last_word = before.rsplit(None, 1)[-1] if before.strip() else ""
+        word = last_word[:-1] if last_word.endswith(".") and len(last_word) > 1 else ""
+        if word and (word.casefold().strip("(") in ABBREVIATIONS or re.fullmatch(r"[A-Z]", word)):
             continue
         sentences.append(text[start : match.end()])
         start = match.end()
