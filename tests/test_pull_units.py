@@ -33,6 +33,9 @@ MB = 1024**2
         ("Q4_K_M-model.gguf", "Q4_K_M"),
         ("model.gguf", None),
         ("model-Q4_K_MX.gguf", None),  # not a quantization llama.cpp knows
+        ("SmolLM2-135M-Instruct-Q6_K_L.gguf", "Q6_K_L"),  # bartowski's: was read as Q6_K
+        ("SmolLM2-135M-Instruct-Q4_K_L.gguf", "Q4_K_L"),  # was no quantization at all
+        ("SmolLM2-135M-Instruct-Q5_K_L.gguf", "Q5_K_L"),
     ],
 )
 def test_quantization_in_name(name, quant):

@@ -21,7 +21,10 @@ SPLIT_PART = re.compile(r"^(?P<base>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gg
 # for their own mixes (unsloth's "UD-Q4_K_XL", older "Q4_K_XL"). Longest first, so Q4_K_M is
 # not read as Q4_K.
 _KNOWN_QUANTS = {t.name.removeprefix("MOSTLY_") for t in LlamaFileType if t.name != "GUESSED"}
+# Bartowski's "_L" mixes (Q8_0 embeddings and output over the base type): Q6_K_L was read as Q6_K,
+# so `pull REPO:Q6_K` found two files, and Q4_K_L / Q5_K_L had no quantization at all.
 _KNOWN_QUANTS |= {"Q2_K_L", "Q3_K_XL", "Q4_K_XL", "Q5_K_XL", "Q6_K_XL", "Q8_K_XL", "IQ4_NL", "MXFP4"}
+_KNOWN_QUANTS |= {"Q4_K_L", "Q5_K_L", "Q6_K_L"}
 _QUANT_PATTERN = re.compile(
     r"(?<![A-Z0-9])(" + "|".join(sorted(map(re.escape, _KNOWN_QUANTS), key=len, reverse=True)) + r")(?![A-Z0-9])",
     re.IGNORECASE,
@@ -32,14 +35,17 @@ _QUANT_PATTERN = re.compile(
 # difference a chat user can see, and exist on the Hub mainly as input for quantizing.
 QUALITY_ORDER = (
     "Q8_0",
+    "Q6_K_L",
     "Q6_K",
     "Q6_K_XL",
     "Q5_K_XL",
+    "Q5_K_L",
     "Q5_K_M",
     "Q5_K_S",
     "Q5_1",
     "Q5_0",
     "Q4_K_XL",
+    "Q4_K_L",
     "Q4_K_M",
     "Q4_K_S",
     "IQ4_XS",
