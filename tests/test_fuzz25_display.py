@@ -41,6 +41,15 @@ def test_info_shows_control_characters_from_the_file_instead_of_sending_them(tmp
     assert "  general.license = MIT^[[2J\\nmore" in lines
 
 
+def test_a_direction_override_in_a_name_is_shown_not_obeyed(tmp_path):
+    # U+202E printed the rest of `info`'s line backwards (the hub's listing already showed it).
+    path = starter_copy(tmp_path / "rlo.gguf", general__name="Smol\u202egnp.exe\u2066x\u2069")
+    done = run_cli("info", str(path))
+    assert done.returncode == 0, done.stderr
+    assert not any(c in done.stdout for c in "\u202e\u2066\u2069")
+    assert "Smol\ufffdgnp.exe\ufffdx\ufffd" in done.stdout
+
+
 def test_a_huge_name_is_cut_in_the_summary(tmp_path):
     path = starter_copy(tmp_path / "long.gguf", general__name="\0" * 100_000)
     name = inspect_gguf(path).name

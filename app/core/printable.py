@@ -12,6 +12,11 @@ from __future__ import annotations
 
 _STAND_INS = {code: f"^{chr(code ^ 0x40)}" for code in [*range(0x20), 0x7F] if chr(code) not in "\n\t"}
 _STAND_INS.update({code: "\ufffd" for code in range(0x80, 0xA0)})
+# Unicode's explicit direction overrides and isolates reorder what follows them on the line (a
+# model name holding U+202E printed the rest of `info`'s line backwards); right-to-left text
+# needs none of them, its direction is in its letters.
+BIDI_CONTROLS = [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_STAND_INS.update({code: "\ufffd" for code in BIDI_CONTROLS})
 
 
 def printable(text: str) -> str:
@@ -22,7 +27,7 @@ def printable(text: str) -> str:
 # One character for one: the Unicode control pictures (ESC is U+241B), for text whose positions
 # matter (a TextArea's cursor and selection count characters of the text as it is).
 _PICTURES = {code: chr(0x2400 + code) for code in range(0x20) if chr(code) not in "\n\t"}
-_PICTURES.update({0x7F: "\u2421", **{code: "\ufffd" for code in range(0x80, 0xA0)}})
+_PICTURES.update({0x7F: "\u2421", **{code: "\ufffd" for code in [*range(0x80, 0xA0), *BIDI_CONTROLS]}})
 
 
 def printable_in_place(text: str) -> str:
