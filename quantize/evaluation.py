@@ -29,6 +29,7 @@ from llamadesk.app.core.atomic_file import UnwritableFolder, atomic_output, chec
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.json_file import read_json_object
+from llamadesk.app.core.paths import other_apps_store
 from llamadesk.quantize import quality_metrics as qm
 
 if TYPE_CHECKING:  # the engine (llama.cpp) loads only when a model is scored
@@ -280,6 +281,9 @@ PRINT_ONLY = UnwritableFolder("run eval without --save to have the result printe
 def check_can_save_evaluation(model: Path) -> None:
     """Refuse --save before the scoring when the eval file cannot be written beside `model` (a
     read-only folder, another app's store): refused after it, minutes of work were lost unprinted."""
+    store = other_apps_store(model)
+    if store is not None:
+        raise BadInputError(f"{model} is in {store}'s store, where llamadesk writes nothing; leave out --save")
     check_writable_target(eval_file(model), force=True, unwritable=PRINT_ONLY)
 
 

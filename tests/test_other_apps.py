@@ -228,3 +228,16 @@ def test_adding_a_store_counts_only_the_models_that_are_ggufs(llamadesk_home, tm
     write_manifest(store, "registry.ollama.ai/library/text/latest", ollama_manifest(store, text))
     added = cli(llamadesk_home, user, "models", "add", str(store))
     assert added.returncode == 0 and "(1 GGUF model(s) in it)" in added.stdout, added.stdout + added.stderr
+
+
+def test_eval_and_imatrix_write_nothing_into_ollama_s_store(user_home, llamadesk_home, tmp_path):
+    # eval --save and imatrix wrote MODEL.eval.json and MODEL.imatrix beside the blob, in Ollama's folder.
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 100)
+    blobs = user_home / ".ollama" / "models" / "blobs"
+    before = sorted(p.name for p in blobs.iterdir())
+    saved = cli(llamadesk_home, user_home, "eval", OLLAMA_NAME, "--text", str(text), "--ctx", "64", "--save")
+    assert saved.returncode == 2 and "in Ollama's store, where llamadesk writes nothing" in saved.stderr
+    matrix = cli(llamadesk_home, user_home, "imatrix", OLLAMA_NAME, "--text", str(text), "--ctx", "64")
+    assert matrix.returncode == 2 and "give -o FILE" in matrix.stderr
+    assert sorted(p.name for p in blobs.iterdir()) == before

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from llamadesk.app.core.errors import BadInputError
+    from llamadesk.app.core.paths import other_apps_store
     from llamadesk.app.core.value_ranges import THREADS
     from llamadesk.app.library.catalog import resolve_model
     from llamadesk.quantize.importance_matrix import compute_imatrix
@@ -44,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:  # as chat and quantize do: past ggml's thread table llama.cpp crashes
         THREADS.check(args.threads, "--threads")
     model = resolve_model(args.model)
+    store = other_apps_store(model)
+    if args.output is None and store is not None:  # beside the blob is the other app's folder
+        raise BadInputError(f"{model} is in {store}'s store, where llamadesk writes nothing; give -o FILE")
     output = args.output or model.with_suffix(".imatrix")
 
     def progress(done: int, total: int) -> None:

@@ -7,6 +7,7 @@ The platform's usual folders (platformdirs), unless LLAMADESK_HOME points both s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -53,3 +54,16 @@ def _made_folder(path: Path, what: str) -> Path:
             f"cannot create llamadesk's {what} folder {path} ({err.strerror or err}); {HOME_NOT_WRITABLE.remedy}"
         ) from None
     return path
+
+
+_OLLAMA_BLOB = re.compile(r"sha256-[0-9a-f]{64}")
+
+
+def other_apps_store(path: Path) -> str | None:
+    """The app whose content-addressed store holds `path` ("Ollama" for a blob), else None.
+
+    Nothing may be written there: a file beside a blob (an eval sidecar, an imatrix) is one the
+    other app does not know, in a folder it owns and prunes."""
+    if path.parent.name == "blobs" and _OLLAMA_BLOB.fullmatch(path.name):
+        return "Ollama"
+    return None
