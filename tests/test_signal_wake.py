@@ -98,3 +98,28 @@ def test_ctrl_c_during_a_prompt_step_aborts_the_step(smollm2_engine, monkeypatch
     # The engine answers normally afterwards.
     reply = list(smollm2_engine.stream_chat([{"role": "user", "content": "Hi"}], Sampling(temperature=0, max_tokens=4)))
     assert reply[-1].stats.stop_reason in ("length", "end") and any(isinstance(e, TextPiece) for e in reply)
+
+
+def test_a_stop_during_an_eval_chunk_ends_its_decode(smollm2_path, tmp_path):
+    """eval reads a chunk in one llama_decode (4,096 tokens: 33 s to stop here): the scorers'
+    stop flag, which Ctrl-C's watcher sets, ends it where it is."""
+    from llamadesk.app.core.errors import Interrupted
+    from llamadesk.app.engine.stop_flag import StopFlag
+    from llamadesk.quantize.evaluation import evaluate
+
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog, and then it rests. " * 290)  # two chunks
+    stop = StopFlag()
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        evaluate(smollm2_path, text, 2048, threads=1, stop=stop)
+    except Interrupted:
+        stopped_after = time.monotonic() - started
+    else:
+        raise AssertionError("the evaluation ran to its end")
+    finally:
+        timer.cancel()
+    # Not a timing test: the whole of one 2,048-token decode takes several times this on this machine.
+    assert stop.is_set() and stopped_after < 30
