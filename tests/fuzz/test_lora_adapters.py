@@ -296,6 +296,12 @@ def test_adapters_that_crashed_llama_cpp_are_refused_by_chat_in_one_line(plain, 
             "lora_a has rank",
         ),
     }
+    assert_chat_refuses_each(crafted, adapter, base, tmp_path)
+
+
+def assert_chat_refuses_each(crafted: dict, adapter: Path, base: Path, tmp_path: Path) -> None:
+    """`chat --lora` with each crafted copy of `adapter` (case -> (rewritten_adapter's changes, the
+    words its one line must hold)), each in a child: exit 2 and that line."""
     cases = []
     for case_id, (change, _) in crafted.items():
         path = rewritten_adapter(adapter, tmp_path / f"{case_id}.gguf", **change)
@@ -339,19 +345,7 @@ def test_adapters_whose_values_empty_every_reply_are_refused_by_chat_in_one_line
             "adapter.lora.alpha is 1e+38, far above",
         ),
     }
-    cases = []
-    for case_id, (change, _) in crafted.items():
-        path = rewritten_adapter(adapter, tmp_path / f"{case_id}.gguf", **change)
-        chat = ("chat", "-m", base, "--lora", path, "--max-tokens", "2", "--threads", "1", "--temperature", "0", "hi")
-        cases.append(cli_case(case_id, *chat, env=ENV))
-    results = run_cases(
-        cases,
-        tmp_path,
-        preload=("llamadesk.app.cli", "llamadesk.app.commands.chat", "llamadesk.app.engine.llama_engine"),
-    )
-    assert_all_refused(results, codes=(2,))
-    for case_id, (_, message) in crafted.items():
-        assert message in results[case_id]["stderr"], (case_id, results[case_id]["stderr"])
+    assert_chat_refuses_each(crafted, adapter, base, tmp_path)
 
 
 def test_a_q8_0_adapter_is_read_for_its_values_too(tmp_path):

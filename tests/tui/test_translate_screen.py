@@ -32,6 +32,14 @@ from tests.tui.waiting import wait_until
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 
+async def open_file(pilot, path) -> None:
+    """ctrl+o, the file's path in the dialog, enter: what a user does to translate a file."""
+    await pilot.press("ctrl+o")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
+    pilot.app.screen.query_one(Input).value = str(path)
+    await pilot.press("enter")
+
+
 async def test_one_key_switches_between_chat_and_translation(store):
     async with make_app(store).run_test() as pilot:
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, ChatScreen), what="the chat screen")
@@ -155,10 +163,7 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
     )
     async with make_app(store, delay=0.05).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
-        pilot.app.screen.query_one(Input).value = str(source)
-        await pilot.press("enter")
+        await open_file(pilot, source)
         bar = screen.query_one("#progress", ProgressBar)
         await wait_until(
             pilot,
@@ -181,10 +186,7 @@ async def test_a_file_with_windows_line_endings_is_translated_with_them(store, t
     source.write_bytes(text.replace("\n", "\r\n").encode())
     async with make_app(store).run_test(size=(120, 30)) as pilot:
         await open_translation(pilot)
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
-        pilot.app.screen.query_one(Input).value = str(source)
-        await pilot.press("enter")
+        await open_file(pilot, source)
         out = tmp_path / "notes.fr.md"
         status = pilot.app.screen.query_one("#status", Label)
         await wait_until(pilot, lambda: out.exists(), timeout=30, what=f"the translated file ({status.render()})")
@@ -295,10 +297,7 @@ async def test_an_existing_translation_is_never_overwritten(store, tmp_path):
     (tmp_path / "notes.fr.md").write_text("mine", encoding="utf-8")
     async with make_app(store).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
-        pilot.app.screen.query_one(Input).value = str(source)
-        await pilot.press("enter")
+        await open_file(pilot, source)
         await pilot.pause()
         assert not screen.running
         assert (tmp_path / "notes.fr.md").read_text(encoding="utf-8") == "mine"
@@ -320,10 +319,7 @@ async def test_a_subtitle_file_is_translated_as_subtitles(store, tmp_path):
     )
     async with make_app(store).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
-        pilot.app.screen.query_one(Input).value = str(source)
-        await pilot.press("enter")
+        await open_file(pilot, source)
         out = tmp_path / "scene.fr.srt"
         await wait_until(pilot, lambda: out.exists(), timeout=30, what="the translated subtitles")
         assert screen.query_one("#progress", ProgressBar).total == 2, "two sentences: the second spans two cues"
@@ -341,10 +337,7 @@ async def test_a_broken_subtitle_file_is_refused_with_its_line(store, tmp_path):
     source.write_text("1\n00:00:01,000 --> soon\nHello.\n", encoding="utf-8")
     async with make_app(store).run_test(size=(120, 30), notifications=True) as pilot:
         screen = await open_translation(pilot)
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
-        pilot.app.screen.query_one(Input).value = str(source)
-        await pilot.press("enter")
+        await open_file(pilot, source)
         await wait_until(pilot, lambda: pilot.app.screen is screen, what="the dialog closed")
         await pilot.pause()
         assert not screen.running and not (tmp_path / "broken.fr.srt").exists()
@@ -507,10 +500,7 @@ async def test_a_fifo_is_refused_without_freezing_the_app(store, tmp_path):
     os.mkfifo(fifo)
     async with make_app(store).run_test(size=(120, 30)) as pilot:
         screen = await open_translation(pilot)
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the file dialog")
-        pilot.app.screen.query_one(Input).value = str(fifo)
-        await pilot.press("enter")
+        await open_file(pilot, fifo)
         await pilot.pause()
         assert not screen.running
         assert any("is not a file (a FIFO" in n.message for n in pilot.app._notifications)
