@@ -254,3 +254,16 @@ def test_a_base_with_a_vocabulary_of_another_size_is_refused_in_one_line(smollm2
     )
     assert done.returncode == 2, done.stderr
     assert "has a vocabulary of 49216 tokens" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_eval_and_imatrix_refuse_weights_the_free_memory_cannot_hold(smollm2_path, monkeypatch):
+    # chat refused a model larger than the free memory; eval and imatrix loaded it and paged for
+    # minutes (a 61 GiB model on 22 GiB), deaf to Ctrl-C.
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.core.machine import MachineFacts
+    from llamadesk.app.engine import scoring
+
+    tight = MachineFacts(physical_cores=2, logical_cores=2, total_ram=1 << 30, available_ram=400 << 20)
+    monkeypatch.setattr(scoring, "machine_facts", lambda: tight)
+    with pytest.raises(LlamadeskError, match="needs .* of RAM for its weights"):
+        scoring.TokenScorer.load(smollm2_path, 512, 1)

@@ -133,6 +133,13 @@ def _weights_do_not_fit(summary: GGUFSummary, machine: MachineFacts, placement: 
     )
 
 
+def check_weights_fit_in_ram(summary: GGUFSummary, machine: MachineFacts) -> None:
+    """LlamadeskError, as chat's, when the model's weights alone (all on the CPU) leave no RAM free."""
+    placement = _place(summary, machine, None, 0)
+    if placement.ram_left <= 0:
+        raise _weights_do_not_fit(summary, machine, placement)
+
+
 def choose_gpu_layers(
     summary: GGUFSummary, machine: MachineFacts, target: OffloadTarget | None, planned_ctx: int, kv_type: str
 ) -> tuple[int, str]:

@@ -21,6 +21,7 @@ from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf
 from llamadesk.app.core.machine import machine_facts
 from llamadesk.app.core.value_ranges import THREADS
 from llamadesk.app.engine.context_cells import usable_context
+from llamadesk.app.engine.fitted_settings import check_weights_fit_in_ram
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.stop_flag import StopFlag
 
@@ -70,6 +71,9 @@ class TokenScorer:
         summary = inspect_gguf(path)
         machine = machine_facts()
         _check_chunk_size(summary, n_ctx, machine.available_ram, shortest)
+        # As chat refuses it: weights past the free memory only page in and out (eval ran for minutes
+        # on a 61 GiB model with 22 GiB free, deaf to Ctrl-C).
+        check_weights_fit_in_ram(summary, machine)
         # None is "choose"; 0 is a mistake to refuse, not a request for the default.
         threads = machine.physical_cores if n_threads is None else THREADS.check(n_threads, "--threads")
         use_default_log()
