@@ -9,7 +9,7 @@ import time
 import pytest
 
 from llamadesk.app.core.errors import BadInputError
-from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece
+from llamadesk.app.engine.types import GenerationDone, Sampling, TextPiece, generation_rate
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 from llamadesk.app.settings.chat_defaults import DEFAULT_SYSTEM_PROMPT
 from tests.conftest import PINNED_LOAD
@@ -53,14 +53,25 @@ def test_stats_are_present_and_plausible(smollm2_engine):
     # a busy machine is slow, not wrong).
     assert 0 < stats.time_to_first_token <= wall
     assert stats.generated_tokens_per_second > 0 and stats.prompt_tokens_per_second > 0
-    generation_time = (stats.generated_tokens - 1) / stats.generated_tokens_per_second
+    # The tokens decoded after the first: every shown one but the last, and the last too when the
+    # model ended the reply (its decode picked the end token).
+    decoded = stats.generated_tokens - (0 if stats.stop_reason == "end" else 1)
+    generation_time = decoded / stats.generated_tokens_per_second
     assert stats.time_to_first_token + generation_time == pytest.approx(wall, rel=0.2, abs=0.05)
     evaluated = stats.prompt_tokens - stats.cached_prompt_tokens
     assert evaluated / stats.prompt_tokens_per_second <= stats.time_to_first_token + 1e-6
-    # Every prompt token and every generated token but the last sits in the KV cache.
-    assert stats.context_tokens in (prompt_tokens + stats.generated_tokens - 1, prompt_tokens + stats.generated_tokens)
+    assert stats.context_tokens == prompt_tokens + decoded  # what the cache holds: the prompt and those
     assert stats.n_ctx == smollm2_engine.n_ctx
     assert text.strip()
+
+
+@pytest.mark.parametrize(
+    ("generated", "ended_on_eog", "rate"),
+    [(51, True, 51.0), (51, False, 50.0), (1, True, 1.0), (1, False, 0.0), (0, True, 0.0), (2, False, 1.0)],
+)
+def test_the_generation_rate_counts_each_decode_after_the_first_token(generated, ended_on_eog, rate):
+    assert generation_rate(generated, ended_on_eog, 1.0) == rate
+    assert generation_rate(generated, ended_on_eog, 0.0) == 0.0  # no time measured: no rate, no error
 
 
 def test_max_tokens_ends_with_length(smollm2_engine):
@@ -367,7 +378,16 @@ def test_stats_of_a_reply_stopped_before_its_first_token_count_only_what_was_rea
     from llamadesk.app.engine.llama_engine import _stats
 
     stats = _stats(
-        1354, 0, 0, started=0.0, first_token_at=None, finished=4.0, context_tokens=512, n_ctx=8192, reason="stopped"
+        1354,
+        0,
+        0,
+        started=0.0,
+        first_token_at=None,
+        finished=4.0,
+        context_tokens=512,
+        n_ctx=8192,
+        reason="stopped",
+        ended_on_eog=False,
     )
     assert stats.prompt_tokens_per_second == 128.0
     assert "no first token" in format_stats(stats) and "first token 4000" not in format_stats(stats)

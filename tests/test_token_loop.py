@@ -44,14 +44,22 @@ def engine_text(engine, prompt: str, sampling: Sampling) -> str:
     [
         Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, seed=0, max_tokens=20),
         Sampling(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1, seed=11, max_tokens=20),
+        Sampling(temperature=0.0, repeat_penalty=1.3, seed=0, max_tokens=20),  # penalized_greedy.py, not the chain
     ],
-    ids=["greedy", "seeded"],
+    ids=["greedy", "seeded", "greedy-penalized"],
 )
 def test_the_engine_says_what_llama_generate_says(smollm2_engine, sampling):
     for prompt in PROMPTS:  # the third reuses the first's cached prefix on both paths
         expected = reference_tokens(smollm2_engine, prompt, sampling, 20)
         text = smollm2_engine._llama.detokenize(expected).decode("utf-8", errors="ignore")
         assert engine_text(smollm2_engine, prompt, sampling) == text
+
+
+def test_the_penalty_changes_what_greedy_decoding_says(smollm2_engine):
+    """So that the greedy-penalized case above compares two paths that apply it."""
+    plain = Sampling(temperature=0.0, seed=0, max_tokens=20)
+    penalized = Sampling(temperature=0.0, repeat_penalty=1.3, seed=0, max_tokens=20)
+    assert any(engine_text(smollm2_engine, p, plain) != engine_text(smollm2_engine, p, penalized) for p in PROMPTS)
 
 
 def test_the_reusable_prefix_leaves_at_least_one_token_to_decode(smollm2_engine):

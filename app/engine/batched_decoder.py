@@ -51,7 +51,7 @@ from llamadesk.app.engine.sequence_handle import LockstepMember, PieceCallback, 
 from llamadesk.app.engine.stop_flag import StopFlag
 from llamadesk.app.engine.token_prefix import common_prefix
 from llamadesk.app.engine.token_sampler import TokenSampler, TokenText, token_logprob
-from llamadesk.app.engine.types import GenerationStats, Sampling, StopReason, TextPiece
+from llamadesk.app.engine.types import GenerationStats, Sampling, StopReason, TextPiece, generation_rate
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 
 # Shared prompt tokens that make a new sequence wait a step for another to read them: decoding 32
@@ -91,6 +91,7 @@ class _Sequence:
     generated: int = 0
     admitted: int = 0  # the how-manieth admission this was (the newest gives way when the cache is full)
     first_token_at: float | None = None
+    ended_on_eog: bool = False
     pending_logprob: float = 0.0
     pending_tokens: int = 0
 
@@ -705,6 +706,7 @@ class BatchedDecoder:
             sequence.first_token_at = now
         token = sequence.sampler.sample(self._context, row)
         if not request.ignore_end and llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            sequence.ended_on_eog = True
             self._finish(sequence, "end")
             return
         sequence.generated += 1
@@ -745,6 +747,7 @@ class BatchedDecoder:
             reason,
             sequence.position,
             self.n_ctx,
+            sequence.ended_on_eog,
         )
         sequence.request.handle.set_outcome(SequenceResult(sequence.pieces, stats), error)
 
@@ -757,6 +760,7 @@ def _stats(
     reason: StopReason,
     context_tokens: int,
     n_ctx: int,
+    ended_on_eog: bool,
 ) -> GenerationStats:
     finished = time.perf_counter()
     first = first_token_at if first_token_at is not None else finished
@@ -768,7 +772,7 @@ def _stats(
         generated_tokens=generated,
         time_to_first_token=first - request.submitted,
         prompt_tokens_per_second=(len(request.tokens) - cached) / prompt_time,
-        generated_tokens_per_second=(generated - 1) / gen_time if generated > 1 and gen_time > 0 else 0.0,
+        generated_tokens_per_second=generation_rate(generated, ended_on_eog, gen_time),
         context_tokens=context_tokens,
         n_ctx=n_ctx,
         stop_reason=reason,

@@ -59,6 +59,7 @@ from llamadesk.app.engine.types import (
     StopReason,
     StreamEvent,
     TextPiece,
+    generation_rate,
 )
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 
@@ -449,6 +450,7 @@ class Engine:
         first_token_at: float | None = None
         generated = 0
         reason: StopReason = "end"
+        ended_on_eog = False
         budget = sampling.max_tokens if sampling.max_tokens is not None else n_ctx
         pending_logprob, pending_tokens = 0.0, 0  # for tokens not yet shown as text (a split character)
         token_text, vocab, stop = self._token_text, self._vocab, self._stop
@@ -473,6 +475,7 @@ class Engine:
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    ended_on_eog = True
                     break
                 generated += 1
                 if sampling.logprobs:
@@ -497,7 +500,16 @@ class Engine:
         finished = time.perf_counter()
         yield GenerationDone(
             _stats(
-                len(prompt_tokens), cached, generated, started, first_token_at, finished, llama.n_tokens, n_ctx, reason
+                len(prompt_tokens),
+                cached,
+                generated,
+                started,
+                first_token_at,
+                finished,
+                llama.n_tokens,
+                n_ctx,
+                reason,
+                ended_on_eog,
             )
         )
 
@@ -596,6 +608,7 @@ def _stats(
     context_tokens: int,
     n_ctx: int,
     reason: StopReason,
+    ended_on_eog: bool,
 ) -> GenerationStats:
     first = first_token_at if first_token_at is not None else finished
     prompt_time = max(first - started, 1e-9)
@@ -611,7 +624,7 @@ def _stats(
         generated_tokens=generated,
         time_to_first_token=first - started,
         prompt_tokens_per_second=evaluated / prompt_time,
-        generated_tokens_per_second=(generated - 1) / gen_time if generated > 1 and gen_time > 0 else 0.0,
+        generated_tokens_per_second=generation_rate(generated, ended_on_eog, gen_time),
         context_tokens=context_tokens,
         n_ctx=n_ctx,
         stop_reason=reason,

@@ -17,6 +17,7 @@ import numpy as np
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.engine.logits_row import logits_row
+from llamadesk.app.engine.penalized_greedy import PenalizedGreedy
 from llamadesk.app.engine.types import Sampling
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
@@ -45,7 +46,12 @@ class TokenSampler:
     def __init__(self, vocab: llama_cpp.llama_vocab_p, n_vocab: int, sampling: Sampling):
         self._n_vocab = n_vocab
         self._chain: llama_cpp.llama_sampler_p | None = None
+        self._penalized: PenalizedGreedy | None = None
         if is_plain_greedy(sampling):
+            return
+        if sampling.temperature == 0.0 and sampling.grammar is None:
+            # Penalties then greedy, without the chain's copy of the whole vocabulary per token.
+            self._penalized = PenalizedGreedy(sampling.repeat_penalty, PENALTY_LAST_N)
             return
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
@@ -83,9 +89,12 @@ class TokenSampler:
 
     def sample(self, context: llama_cpp.llama_context_p, index: int) -> int:
         """The next token from the logits of batch position `index` (accepted into the chain's state)."""
-        if self._chain is None:
-            return int(logits_row(context, index, self._n_vocab).argmax())
-        return llama_cpp.llama_sampler_sample(self._chain, context, index)
+        if self._chain is not None:
+            return llama_cpp.llama_sampler_sample(self._chain, context, index)
+        row = logits_row(context, index, self._n_vocab)
+        if self._penalized is not None:
+            return self._penalized.pick(row)
+        return int(row.argmax())
 
     def free(self) -> None:
         if self._chain is not None:
