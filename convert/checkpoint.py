@@ -1,13 +1,15 @@
 """Find a checkpoint's weight files in a folder and open them, whichever layout it uses.
 
 Hugging Face folders: model.safetensors, sharded safetensors with model.safetensors.index.json,
-pytorch_model.bin and its sharded index. Meta folders: consolidated.NN.pth with params.json.
+pytorch_model.bin and its sharded index, taken in the order transformers' from_pretrained takes
+them, so the GGUF holds the weights transformers would load from the same folder. Meta folders:
+consolidated.NN.pth with params.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llamadesk.app.core.errors import BadInputError
@@ -19,10 +21,23 @@ from llamadesk.convert.safetensors_reader import read_safetensors
 from llamadesk.convert.tensor_source import TensorSource
 from llamadesk.convert.torch_zip_reader import read_torch_zip
 
-# (index file, single file, reader), in order of preference: safetensors never run code.
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """One Hugging Face weight format: its single file, its shard index, and how to read either."""
+
+    single: str
+    index: str
+    read: Callable[[Path], list[TensorSource]]
+
+
+# transformers' order for a local folder (modeling_utils._get_resolved_checkpoint_files, 5.x):
+# model.safetensors, its index, pytorch_model.bin, its index; the first that is a file wins and
+# the rest are never opened. Any other order converts different weights than the model the
+# checkpoint is checked against when a leftover lies beside the real file.
 HF_WEIGHT_FORMATS = (
-    ("model.safetensors.index.json", "model.safetensors", read_safetensors),
-    ("pytorch_model.bin.index.json", "pytorch_model.bin", read_torch_zip),
+    WeightFormat("model.safetensors", "model.safetensors.index.json", read_safetensors),
+    WeightFormat("pytorch_model.bin", "pytorch_model.bin.index.json", read_torch_zip),
 )
 
 
@@ -34,6 +49,7 @@ class Checkpoint:
     config: ModelConfig
     tensors: list[TensorSource]
     weight_files: list[Path]
+    notes: list[str] = field(default_factory=list)  # what the user should know about the files read
 
 
 def _shards_from_index(index: Path) -> list[Path]:
@@ -64,15 +80,27 @@ def _regular_files(files: list[Path]) -> list[Path]:
     return files
 
 
-def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[TensorSource]]]:
-    for index_name, single_name, reader in HF_WEIGHT_FORMATS:
-        if (folder / index_name).is_file():
-            return _shards_from_index(folder / index_name), reader
-        if (folder / single_name).is_file():
-            return [folder / single_name], reader
+def _ignored_index_note(folder: Path, weights: WeightFormat) -> str:
+    """The line for a folder holding both a format's single file and its shard index: which is
+    read, and that the other is not (one of them is likely a leftover of an earlier save)."""
+    return (
+        f"{folder} holds both {weights.single} and {weights.index}: converting {weights.single}, "
+        f"which transformers loads, and ignoring the index and its shards; remove whichever is a stale leftover"
+    )
+
+
+def _hf_weight_files(folder: Path) -> tuple[list[Path], Callable[[Path], list[TensorSource]], list[str]]:
+    """The weight files to read, their reader, and notes on files left unread."""
+    for weights in HF_WEIGHT_FORMATS:
+        index = folder / weights.index
+        if (folder / weights.single).is_file():
+            notes = [_ignored_index_note(folder, weights)] if index.is_file() else []
+            return [folder / weights.single], weights.read, notes
+        if index.is_file():
+            return _shards_from_index(index), weights.read, []
     loose = sorted(folder.glob("*.safetensors"))
     if loose:
-        return _regular_files(loose), read_safetensors
+        return _regular_files(loose), read_safetensors, []
     raise BadInputError(f"{folder}: no weights found (model.safetensors, pytorch_model.bin or their sharded index)")
 
 
@@ -82,9 +110,9 @@ def open_checkpoint(folder: Path) -> Checkpoint:
         raise BadInputError(f"{folder}: not a folder; give a checkpoint folder or a Hub repo id")
     if (folder / "config.json").is_file():
         config = read_hf_config(folder)
-        files, reader = _hf_weight_files(folder)
+        files, reader, notes = _hf_weight_files(folder)
         tensors = [t for f in files for t in reader(f)]
-        return Checkpoint(folder, config, tensors, files)
+        return Checkpoint(folder, config, tensors, files, notes)
     if meta_shard_files(folder) and (folder / "params.json").is_file():
         config = read_meta_params(folder)
         files = _regular_files(meta_shard_files(folder))

@@ -30,7 +30,8 @@ TOKENIZER_AND_CONFIG = (
     "chat_template.json",
 )
 # Weight formats by preference (safetensors cannot run code and are memory-mapped); only the
-# first one the repo has is downloaded.
+# first one the repo has is downloaded. The first pattern of a Hugging Face format is its single
+# file: where the repo has it, it alone is downloaded, as it alone is read (convert/checkpoint.py).
 WEIGHT_PATTERNS = (
     ("model.safetensors", "model-*.safetensors", "model.safetensors.index.json"),
     ("pytorch_model.bin", "pytorch_model-*.bin", "pytorch_model.bin.index.json"),
@@ -57,6 +58,8 @@ def files_to_download(repo_files: list[str]) -> list[str]:
     for patterns in WEIGHT_PATTERNS:
         # fnmatch's "*" matches "/" too: a listed "model-x/../../y.safetensors" is not a shard.
         weights = [f for f in repo_files if "/" not in f and any(fnmatch(f, p) for p in patterns)]
+        if patterns[0] in weights:  # shards beside the single file would be downloaded and never read
+            return wanted + [patterns[0]]
         if weights:
             return wanted + weights
     return wanted

@@ -242,10 +242,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_notes(plan: ConversionPlan) -> None:
-    """What the user should know about how the GGUF differs from the checkpoint (on stderr)."""
-    note = plan.checkpoint.config.context_note
-    if note is not None:
-        print(f"note: {note}", file=sys.stderr)
+    """What the user should know about the files read and how the GGUF differs from the checkpoint (on stderr)."""
+    notes = [*plan.checkpoint.notes, plan.checkpoint.config.context_note]
+    for note in notes:
+        if note is not None:
+            print(f"note: {note}", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace, path: Path, qtype: str, n_params: int | None, verified: list[str]) -> None:
