@@ -206,6 +206,27 @@ def test_added_folder_is_listed_but_its_files_are_never_deleted(home, tmp_path):
     assert (folder / "Mine-Q4_K_M.gguf").exists() and "Mine-Q4_K_M" not in listed(home)
 
 
+def test_a_folder_and_its_subfolder_both_added_list_each_file_once(home, tmp_path):
+    # Each GGUF of the subfolder was listed twice, the second time as sub-NAME (in the app's picker too).
+    folder, linked = tmp_path / "ggufs", tmp_path / "linked"
+    (folder / "sub").mkdir(parents=True)
+    linked.mkdir()
+    tiny_gguf_bytes(folder / "sub", "Mine-Q4_K_M.gguf")
+    tiny_gguf_bytes(folder, "Top-Q8_0.gguf", "Q8_0")
+    (linked / "Same-Q4_K_M.gguf").symlink_to(folder / "sub" / "Mine-Q4_K_M.gguf")  # the same file again
+    for added in (folder, folder / "sub", linked):
+        assert cli(home, "models", "add", str(added)).returncode == 0
+    models = listed(home)
+    assert sorted(name for name, m in models.items() if m["source"] == "folder") == ["Mine-Q4_K_M", "Top-Q8_0"]
+    assert models["Mine-Q4_K_M"]["origin"] == {"folder": str(folder.resolve())}
+    assert cli(home, "models").stdout.count("Mine-Q4_K_M") == 1
+
+    assert cli(home, "models", "rm", str(folder), "--yes").returncode == 0  # the subfolder is still added
+    models = listed(home)
+    assert models["Mine-Q4_K_M"]["origin"] == {"folder": str((folder / "sub").resolve())}
+    assert "Top-Q8_0" not in models and "Same-Q4_K_M" not in models
+
+
 def test_a_library_json_that_cannot_grow_is_one_line_naming_it_and_the_record_stays(home, tmp_path):
     # Under a file-size limit (a full disk's twin, for this process alone) `models add` said
     # "File too large" and no more.
@@ -235,6 +256,73 @@ def test_a_library_json_that_cannot_grow_is_one_line_naming_it_and_the_record_st
     assert record.read_bytes() == before
     assert sorted(p.name for p in record.parent.iterdir()) == [".library.json.lock", "library.json", "models"]
     assert cli(home, "models", "add", str(second)).returncode == 0  # still usable once there is room
+
+
+def made_model_with_sidecar(home: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Tiny-Q8_0 in the models folder with its eval sidecar and its record: (model, sidecar, record)."""
+    made = home / "data" / "models" / "Tiny-Q8_0.gguf"
+    made.write_bytes(tiny_gguf_bytes(tmp_path, "Tiny-Q8_0.gguf", "Q8_0"))
+    sidecar = made.with_name("Tiny-Q8_0.gguf.eval.json")
+    sidecar.write_text(json.dumps({"results": []}))
+    record = home / "data" / "library.json"
+    made_record = {"path": str(made), "origin": {"checkpoint": "/ckpt/Tiny"}}
+    record.write_text(json.dumps({"schema_version": 1, "made": [made_record]}))
+    return made, sidecar, record
+
+
+def test_rm_on_a_full_disk_deletes_nothing_and_the_model_stays(home, tmp_path):
+    # The files went first, then library.json could not be written: its record named files that were gone.
+    import resource
+
+    made, sidecar, record = made_model_with_sidecar(home, tmp_path)
+    before = {p: p.read_bytes() for p in (made, sidecar, record)}
+
+    def no_file_may_grow() -> None:  # a full disk's twin, for this process alone
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    done = subprocess.run(
+        [str(LLAMADESK), "models", "rm", "Tiny-Q8_0", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
+        preexec_fn=no_file_may_grow,
+    )
+    assert one_line_error(done, 1) == (
+        f"llamadesk: Tiny-Q8_0 was not removed and nothing was deleted: {record} could not be written: it grew "
+        "past the largest file this process may write (`ulimit -f`) or its file system holds (FAT32: 4 GiB); "
+        "raise the limit or write it to another disk"
+    )
+    assert {p: p.read_bytes() for p in before} == before
+    assert listed(home)["Tiny-Q8_0"]["origin"] == {"checkpoint": "/ckpt/Tiny"}
+    assert cli(home, "models", "rm", "Tiny-Q8_0", "--yes").returncode == 0  # once there is room
+    assert not made.exists() and not sidecar.exists() and "Tiny-Q8_0" not in listed(home)
+
+
+def test_a_file_rm_cannot_delete_once_the_record_is_written_is_named(home, tmp_path, monkeypatch):
+    import errno
+
+    from llamadesk.app.core.errors import LlamadeskError
+    from llamadesk.app.library.catalog import plan_removal
+    from llamadesk.app.library.registry import load_registry
+
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+    made, sidecar, _ = made_model_with_sidecar(home, tmp_path)
+    unlink = Path.unlink
+
+    def busy_model_file(path: Path, *args, **kwargs) -> None:  # as a file another process holds on some systems
+        if path == made:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(path))
+        unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", busy_model_file)
+    with pytest.raises(LlamadeskError) as err:
+        plan_removal("Tiny-Q8_0").apply()
+    assert str(err.value) == (
+        f"Tiny-Q8_0 is no longer in the library, but 1 of its files could not be deleted: {made} "
+        f"({os.strerror(errno.EBUSY)}); delete it yourself"
+    )
+    assert made.exists() and not sidecar.exists() and load_registry().made == []
 
 
 def test_a_read_only_data_folder_says_what_to_do_about_it_not_to_choose_another_output(home, tmp_path):

@@ -256,6 +256,28 @@ def test_checkpoint_repo_is_offered_for_conversion(env):
     assert "unknown quantization type" in one_line_error(pull(env, "org/Checkpoint", "--convert", "Q9_Z"), 2)
 
 
+@pytest.mark.parametrize(
+    "quant, refusal",
+    [
+        ("IQ2_XS", "IQ2_XS needs an importance matrix"),
+        ("iq1_s", "IQ1_S needs an importance matrix"),
+        ("Q2_K_S", "Q2_K_S needs an importance matrix"),
+        ("Q9_Z", "unknown quantization type 'Q9_Z'"),
+        ("auto", "unknown quantization type 'auto'"),
+    ],
+)
+def test_convert_to_a_type_pull_cannot_make_is_refused_before_downloading(env, hub, quant, refusal):
+    # An importance-matrix type was refused by the quantizer only after the whole checkpoint had
+    # come down and been converted.
+    before = len(hub.requests)
+    line = one_line_error(pull(env, "org/Checkpoint", "--convert", quant), 2)
+    assert refusal in line
+    if "importance matrix" in refusal:
+        assert "--convert F16" in line and "`llamadesk imatrix Checkpoint-F16 --text FILE" in line
+        assert f"`llamadesk quantize Checkpoint-F16 -t {quant.upper()} --imatrix Checkpoint-F16.imatrix`" in line
+    assert len(hub.requests) == before and cache_files(env) == []
+
+
 def test_list_shows_variants_without_downloading(env, hub):
     before = len(hub.file_requests("Split-Q4_K_M-00001-of-00003.gguf"))
     done = pull(env, SPLIT_REPO, "--list", "--json")

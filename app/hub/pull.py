@@ -39,6 +39,7 @@ from llamadesk.app.library.checkpoint_conversion import check_convert_type, conv
 from llamadesk.app.library.fit import memory_for_weights
 from llamadesk.app.library.registry import PulledModel, editing_registry, load_registry, record_made_model
 from llamadesk.convert.source_location import files_to_download
+from llamadesk.quantize.quant_types import QuantType
 
 DEFAULT_REVISION = "main"
 
@@ -262,10 +263,25 @@ def _cached_variants(repo: str, revision: str) -> list[GGUFVariant]:
     return variants
 
 
+def _check_pull_convert_type(quant_type: str, repo: str) -> QuantType:
+    """The type `pull --convert` can make without an importance matrix; refused before any download,
+    since quantizing refused such a type only after the whole checkpoint came down and was converted."""
+    quant = check_convert_type(quant_type)
+    if quant.needs_imatrix:
+        f16_model = f"{repo.rsplit('/', 1)[-1]}-F16"
+        raise BadInputError(
+            f"{quant.name} needs an importance matrix, which pull --convert cannot make; pull with --convert F16, "
+            f"then run `llamadesk imatrix {f16_model} --text FILE -o {f16_model}.imatrix` and "
+            f"`llamadesk quantize {f16_model} -t {quant.name} --imatrix {f16_model}.imatrix` "
+            "(`llamadesk quantize --help` explains)"
+        )
+    return quant
+
+
 def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, force: bool = False) -> Path:
     """Download a repo's checkpoint (checked like any pull) and convert it to a GGUF in the library."""
-    quant = check_convert_type(quant_type)
     request = parse_pull_spec(spec)
+    quant = _check_pull_convert_type(quant_type, request.repo)
     revision = check_revision(revision or DEFAULT_REVISION)
     output = models_dir() / f"{request.repo.rsplit('/', 1)[-1]}-{quant.name}.gguf"
     if output.exists() and not force:

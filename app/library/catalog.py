@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
-from llamadesk.app.core.file_removal import delete_files
+from llamadesk.app.core.file_removal import delete_files, refuse_undeletable
 from llamadesk.app.core.gguf_adapter import summarize_adapter
 from llamadesk.app.core.gguf_file import GGUFSummary, inspect_gguf, model_parts, open_header
 from llamadesk.app.core.gguf_header import GGUF_MAGIC
@@ -29,7 +29,14 @@ from llamadesk.app.core.printable import printable
 from llamadesk.app.library.fit import memory_fit
 from llamadesk.app.library.gguf_listing import listable_ggufs
 from llamadesk.app.library.other_apps import APP_NAMES, OtherAppStore, default_stores, detect_app, models_in
-from llamadesk.app.library.registry import AddedStore, PulledModel, Registry, editing_registry, load_registry
+from llamadesk.app.library.registry import (
+    AddedStore,
+    PulledModel,
+    Registry,
+    editing_registry,
+    load_registry,
+    registry_path,
+)
 from llamadesk.app.library.starters import GEMMA_FILE, STARTER_MODELS, starter_path
 
 # GGUF keys that say where a model came from, most specific first (convert writes them).
@@ -162,12 +169,21 @@ def _made_candidates(registry: Registry) -> list[Candidate]:
 
 
 def _folder_candidates(registry: Registry) -> list[Candidate]:
-    return [
-        Candidate(model_stem(path.name), lambda p=path: p, "folder", {"folder": folder}, deletable=False)
-        for folder in registry.folders
-        if Path(folder).is_dir()
-        for path in listable_ggufs(Path(folder), recursive=True)
-    ]
+    """The GGUFs of the added folders, each file once: a folder and its subfolder both added (or a
+    link to a file in another added folder) listed the same model twice, the second as FOLDER-NAME."""
+    seen: set[Path] = set()
+    out = []
+    for folder in registry.folders:
+        if not Path(folder).is_dir():
+            continue
+        for path in listable_ggufs(Path(folder), recursive=True):
+            file = path.resolve()
+            if file in seen:
+                continue
+            seen.add(file)
+            origin = {"folder": folder}
+            out.append(Candidate(model_stem(path.name), lambda p=path: p, "folder", origin, deletable=False))
+    return out
 
 
 def other_app_stores(registry: Registry) -> list[OtherAppStore]:
@@ -462,18 +478,81 @@ def plan_removal(name: str) -> Removal:
     return _plan_local_removal(candidate.locate())
 
 
+# What a folder of llamadesk's models that refuses a deletion probably is, in `models rm`'s line.
+MADE_FOLDER_IS = "read-only, or another user's"
+
+
+def _forget_then_delete(
+    name: str, forget: Callable[[Registry], None], deletions: list[tuple[Path, Callable[[], list[Path]]]]
+) -> list[Path]:
+    """Write the library record without the model, then run `deletions` (each file with the call that
+    deletes it). Deleting first left, on a full disk, a record naming files that were gone; now a
+    record that cannot be written leaves the model whole."""
+    try:
+        with editing_registry() as registry:
+            forget(registry)
+    except LlamadeskError as err:
+        error = BadInputError if isinstance(err, BadInputError) else LlamadeskError
+        raise error(f"{name} was not removed and nothing was deleted: {err}") from None
+    except OSError as err:
+        raise LlamadeskError(
+            f"{name} was not removed and nothing was deleted: {registry_path()} could not be written "
+            f"({err.strerror or err})"
+        ) from None
+    return _delete_each(name, deletions)
+
+
+def _delete_each(name: str, deletions: list[tuple[Path, Callable[[], list[Path]]]]) -> list[Path]:
+    """Run every deletion, each on its own: once the record is gone nothing leads to a file left
+    behind, so every one that could not be deleted is named, and the others still go."""
+    removed: list[Path] = []
+    left: list[str] = []
+    for path, delete in deletions:
+        try:
+            removed += delete()
+        except OSError as err:
+            left.append(f"{path} ({err.strerror or err})")
+        except LlamadeskError:  # a folder that os.access said could be written refused after all
+            left.append(f"{path} (its folder refused the deletion)")
+    if left:
+        shown_left = ", ".join(printable(line) for line in left[:MAX_NAMES_SHOWN])
+        raise LlamadeskError(
+            f"{name} is no longer in the library, but {len(left)} of its files could not be deleted: "
+            f"{shown_left}; delete {'it' if len(left) == 1 else 'them'} yourself"
+        )
+    return removed
+
+
+def _refuse_undeletable_cache_files(snapshot_files: list[Path]) -> None:
+    """Before the record changes: a cache folder that refuses a deletion leaves the model whole.
+    A blob's folder is checked even where another snapshot still links to the blob (which then
+    stays): refusing that rare case is safe, and remove_cached_files checks exactly again."""
+    from llamadesk.app.hub.cache import CACHE_FOLDER_IS  # see _pulled_candidates
+
+    for snapshot_file in snapshot_files:
+        refuse_undeletable(snapshot_file, CACHE_FOLDER_IS)
+        refuse_undeletable(snapshot_file.resolve(), CACHE_FOLDER_IS)
+
+
 def _plan_pulled_removal(pulled: PulledModel, name: str) -> Removal:
     from llamadesk.app.hub.cache import cached_file, remove_cached_files  # see _pulled_candidates
 
-    paths = [p for f in pulled.files if (p := cached_file(pulled.repo, f, pulled.commit)) is not None]
+    located = [(f, p) for f in pulled.files if (p := cached_file(pulled.repo, f, pulled.commit)) is not None]
+    paths = [p for _, p in located]
+
+    def forget(registry: Registry) -> None:
+        # The record itself, not every record of its name: library.json edited by hand may
+        # give two the same name (listed as NAME and hub-NAME).
+        registry.pulled = [p for p in registry.pulled if p != pulled]
 
     def apply() -> list[Path]:
-        removed = remove_cached_files(pulled.repo, pulled.commit, pulled.files) if pulled.downloaded else []
-        with editing_registry() as current:
-            # The record itself, not every record of its name: library.json edited by hand may
-            # give two the same name (listed as NAME and hub-NAME).
-            current.pulled = [p for p in current.pulled if p != pulled]
-        return removed
+        if not pulled.downloaded:
+            return _forget_then_delete(name, forget, [])
+        _refuse_undeletable_cache_files(paths)
+        deletions = [
+            (path, lambda f=file: remove_cached_files(pulled.repo, pulled.commit, [f])) for file, path in located
+        ]
+        return _forget_then_delete(name, forget, deletions)
 
     if pulled.downloaded:
         text = f"delete {name} ({pulled.repo}, {len(paths)} file(s)) from the Hugging Face cache"
@@ -534,12 +613,16 @@ def _plan_local_removal(first: Path) -> Removal:
     if sidecar.exists():
         files.append(sidecar)
 
+    def forget(registry: Registry) -> None:
+        registry.made = [m for m in registry.made if Path(m.path) != first]
+
     def apply() -> list[Path]:
+        present = [f for f in files if f.is_symlink() or f.exists()]
         # Every folder checked first: one that refuses leaves the files and the record as they were.
-        removed = delete_files(files, "read-only, or another user's")
-        with editing_registry() as registry:
-            registry.made = [m for m in registry.made if Path(m.path) != first]
-        return removed
+        for file in present:
+            refuse_undeletable(file, MADE_FOLDER_IS)
+        deletions = [(file, lambda f=file: delete_files([f], MADE_FOLDER_IS)) for file in present]
+        return _forget_then_delete(model_stem(first.name), forget, deletions)
 
     return Removal(model_stem(first.name), tuple(files), f"delete {', '.join(str(f) for f in files)}", apply)
 
