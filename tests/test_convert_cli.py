@@ -214,6 +214,16 @@ def test_help_names_every_family_and_says_the_tokenizer_packages_come_with_llama
     assert "both installed with llamadesk" in text and "not llamadesk dependencies" not in text
 
 
+@pytest.mark.parametrize("qtype", ["IQ2_XS", "iq1_s", "Q2_K_S"])
+def test_a_type_that_needs_an_importance_matrix_is_refused_before_converting(llama2, tmp_path, qtype):
+    """It converted the whole checkpoint first, then the quantizer refused: minutes for nothing."""
+    out = tmp_path / "o.gguf"
+    result = run_cli("convert", str(llama2), "-o", str(out), "--quantize", qtype)
+    assert_one_clear_line(result, 2, "needs an importance matrix")
+    assert "--quantize F16" in result.stderr and "--imatrix" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["llama2"]  # nothing written, not even an intermediate
+
+
 def test_bad_outtype_is_refused():
     result = run_cli("convert", "x", "--outtype", "q4_0")
     assert result.returncode == 2 and "invalid choice" in result.stderr

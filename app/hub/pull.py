@@ -266,16 +266,17 @@ def _cached_variants(repo: str, revision: str) -> list[GGUFVariant]:
 def _check_pull_convert_type(quant_type: str, repo: str) -> QuantType:
     """The type `pull --convert` can make without an importance matrix; refused before any download,
     since quantizing refused such a type only after the whole checkpoint came down and was converted."""
-    quant = check_convert_type(quant_type)
-    if quant.needs_imatrix:
-        f16_model = f"{repo.rsplit('/', 1)[-1]}-F16"
-        raise BadInputError(
+    f16_model = f"{repo.rsplit('/', 1)[-1]}-F16"
+
+    def advice(quant: QuantType) -> str:
+        return (
             f"{quant.name} needs an importance matrix, which pull --convert cannot make; pull with --convert F16, "
             f"then run `llamadesk imatrix {f16_model} --text FILE -o {f16_model}.imatrix` and "
             f"`llamadesk quantize {f16_model} -t {quant.name} --imatrix {f16_model}.imatrix` "
             "(`llamadesk quantize --help` explains)"
         )
-    return quant
+
+    return check_convert_type(quant_type, advice)
 
 
 def pull_and_convert(spec: str, quant_type: str, revision: str | None = None, force: bool = False) -> Path:

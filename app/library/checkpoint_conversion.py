@@ -25,9 +25,26 @@ from llamadesk.quantize.quantize_model import default_output as default_quantize
 DIRECT_TYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}
 
 
-def check_convert_type(quant_type: str) -> QuantType:
-    """The quantization type for a conversion; BadInputError (listing the valid ones) otherwise."""
-    return find_quant_type(quant_type, auto_offered=False)
+def check_convert_type(quant_type: str, imatrix_advice: Callable[[QuantType], str] | None = None) -> QuantType:
+    """The quantization type for a conversion; BadInputError (listing the valid ones) otherwise.
+
+    A type that needs an importance matrix is refused here, before anything is read or written:
+    a conversion has no matrix to give it, and the quantizer refused it only after the whole
+    checkpoint had been converted (minutes, and gigabytes written). `imatrix_advice` gives the
+    caller's own line saying what to do instead.
+    """
+    quant = find_quant_type(quant_type, auto_offered=False)
+    if quant.needs_imatrix:
+        raise BadInputError(
+            imatrix_advice(quant)
+            if imatrix_advice is not None
+            else (
+                f"{quant.name} needs an importance matrix, which a conversion cannot make; convert with "
+                f"--quantize F16, then run `llamadesk imatrix MODEL-F16.gguf --text FILE -o MODEL.imatrix` and "
+                f"`llamadesk quantize MODEL-F16.gguf -t {quant.name} --imatrix MODEL.imatrix`"
+            )
+        )
+    return quant
 
 
 def _checking(
