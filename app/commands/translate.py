@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     from llamadesk.app.translate.confidence import is_low
     from llamadesk.app.translate.detection import has_words
     from llamadesk.app.translate.file_job import FileJob
-    from llamadesk.app.translate.formats import format_of, read_translatable
+    from llamadesk.app.translate.formats import format_of, read_translatable, reads_as_markdown
     from llamadesk.app.translate.parallel import ParallelTranslators
     from llamadesk.app.translate.segmentation import split_document, split_lines
     from llamadesk.app.translate.source_text import read_source_bytes
@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
                 _write_unchanged(document.render([]), output, force, args.json, target.code)
             return 0
     mode = "lines" if args.file == "-" or args.lines else "document"
-    markdown = not args.file.lower().endswith(".txt")  # a plain text file's indented lines are prose
+    markdown = reads_as_markdown(args.file)  # a plain text file's indented lines are prose
     if document is None:
         text = _read_input(args.file)
         if not text.strip():

@@ -179,6 +179,21 @@ async def test_translate_a_file_with_a_progress_bar(store, tmp_path):
         assert entry.source == source.read_text(encoding="utf-8") and entry.translation.startswith("# NOTES")
 
 
+@pytest.mark.parametrize(("name", "translated_name"), [("notes", "notes.fr"), ("notes.txt", "notes.fr.txt")])
+async def test_a_plain_text_file_has_its_indented_paragraphs_translated(store, tmp_path, name, translated_name):
+    # A file without an extension was read as Markdown in the app (as `translate` read it): its
+    # indented paragraph was taken for code and left untranslated.
+    source = tmp_path / name
+    source.write_text("Dear team,\n\n    this indented paragraph is a letter's.\n", encoding="utf-8")
+    async with make_app(store).run_test(size=(120, 30)) as pilot:
+        await open_translation(pilot)
+        await open_file(pilot, source)
+        out = tmp_path / translated_name
+        status = pilot.app.screen.query_one("#status", Label)
+        await wait_until(pilot, lambda: out.exists(), timeout=30, what=f"the translated file ({status.render()})")
+        assert "THIS INDENTED PARAGRAPH IS A LETTER'S." in out.read_text(encoding="utf-8")
+
+
 async def test_a_file_with_windows_line_endings_is_translated_with_them(store, tmp_path):
     # The CLI kept CRLF; the app wrote the translation of a CRLF file with LF.
     source = tmp_path / "notes.md"

@@ -23,9 +23,20 @@ FORMAT_OF_EXTENSION = {
 }
 
 
+# Text files read as plain text rather than Markdown (JobSettings.markdown): a .txt file, and one
+# without an extension (notes, LICENSE), whose indented paragraphs are a letter's, not code to keep.
+PLAIN_TEXT_EXTENSIONS = frozenset({".txt", ""})
+
+
 def format_of(path: str | Path) -> str | None:
     """The format of a file by its extension, or None for text and Markdown."""
     return FORMAT_OF_EXTENSION.get(Path(path).suffix.lower())
+
+
+def reads_as_markdown(path: str | Path) -> bool:
+    """Whether a text file (one `format_of` gives None for) is read as Markdown: any but a .txt file
+    and one without an extension, which are plain text."""
+    return Path(path).suffix.lower() not in PLAIN_TEXT_EXTENSIONS
 
 
 def read_translatable(path: str | Path, data: bytes, target: Language, retranslate: bool = False) -> TranslatableFile:

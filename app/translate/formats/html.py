@@ -13,9 +13,11 @@ back byte for byte). Block tags, <br> and comments end a run. Attribute values m
 (alt, title, placeholder, aria-label) are units of their own. Scripts, styles, <pre>, <code>,
 <textarea>, <svg> and <math> are not touched, nor is any element marked translate="no" (HTML's
 own mark for a name, a product, a sentence to keep as written: its text and its attributes),
-which inside a sentence is one protected span of it. The root <html> element's lang (and xml:lang) is
-given the target language's code, which the page is in once translated; a `lang` on an inner
-element marks a passage in another language and stays.
+which inside a sentence is one protected span of it, but for an element inside it marked
+translate="yes", translated again with what it holds (HTML's translate is inherited, and an
+element's own value wins); where the page leaves out an end tag, these end where HTML ends them.
+The root <html> element's lang (and xml:lang) is given the target language's code, which the page
+is in once translated; a `lang` on an inner element marks a passage in another language and stays.
 """
 
 from __future__ import annotations
@@ -220,6 +222,38 @@ def read_html(data: bytes, name: str, target: Language | None = None) -> HtmlFil
     return document
 
 
+@dataclass
+class _Region:
+    """An open element whose content is not translated as the page's text around it is.
+
+    "kept": a block kept as written (<pre>, a translate="no" <div>); "span": an element inside a
+    sentence kept as one protected span of it (inline <code>, a translate="no" <span>); "yes": an
+    element marked translate="yes" inside a translate="no" one, translated again as HTML says.
+    """
+
+    kind: str
+    tag: str
+    # Whether an element inside marked translate="yes" is translated again: in a translate="no"
+    # element, but never in <pre>, <code>, <script>..., which are left alone whatever they say.
+    reopens: bool = False
+    span_from: int | None = None  # a "span": where its bytes not yet in the run begin (None: an outer span's)
+    depth: int = 1  # open elements of its tag, itself included (a <div> in a kept <div>)
+    holders: list[str] = field(default_factory=list)  # a list open in a list item: its <li> are not ours
+
+    def ended_without_end_tag_by(self, kind: str, tag: str) -> bool:
+        """Whether a `kind` token of `tag` ends this element as HTML ends one whose end tag is left out."""
+        return self.tag in IMPLIED_ENDS and self.depth == 1 and not self.holders and _closes(self.tag, kind, tag)
+
+    def count(self, kind: str, tag: str) -> None:
+        """Keep track of what the token opens or closes inside this element."""
+        if kind == "start" and tag in _NESTED_HOLDERS.get(self.tag, ()):
+            self.holders.append(tag)
+        elif kind == "end" and tag in self.holders:  # ends what it holds too (a <tbody> left open)
+            del self.holders[len(self.holders) - 1 - self.holders[::-1].index(tag) :]
+        elif tag == self.tag and not self.holders and kind in ("start", "end"):
+            self.depth += 1 if kind == "start" else -1
+
+
 class _Builder:
     def __init__(self, text: str, tokens: list[tuple[str, int, str]], target: Language | None):
         self.text = text
@@ -229,72 +263,119 @@ class _Builder:
         self.root_language = target
         self.document = HtmlFile([])
         self.run: list[tuple[str, str | _Tag]] = []  # ("text", raw) or ("kept", raw/tag)
+        self.regions: list[_Region] = []  # open elements not translated as the page's text, innermost last
 
     def build(self) -> HtmlFile:
-        untouched: list[str] = []  # open untouched elements, innermost last
-        implied_end = False  # the outermost is a translate="no" element whose end tag HTML lets go
-        opaque_from: int | None = None  # where an inline <code> inside a run began
-        opaque_tag = ""
-        opaque_depth = 0  # <kbd> inside <kbd> (MDN's keys): the outer one's end ends the span
         bounds = [start for _, start, _ in self.tokens] + [len(self.text)]
         if bounds[0] > 0:  # text before the first token cannot happen, but keep it if it does
             self.document.pieces.append(self.text[: bounds[0]])
         for i, (kind, start, tag) in enumerate(self.tokens):
             raw = self.text[start : bounds[i + 1]]
-            if opaque_from is not None:  # inside an inline <code> that sits in a sentence
-                if kind == "start" and tag == opaque_tag:
-                    opaque_depth += 1
-                elif kind == "end" and tag == opaque_tag:
-                    opaque_depth -= 1
-                    if opaque_depth == 0:
-                        self.run.append(("kept", self.text[opaque_from : bounds[i + 1]]))
-                        opaque_from = None
+            self._end_regions_closed_by(kind, tag, start)
+            for region in self.regions:
+                region.count(kind, tag)
+            ended = next((n for n, region in enumerate(self.regions) if region.depth == 0), None)
+            if ended is not None:  # this is its end tag (and it ends whatever it still holds open)
+                self._end_regions(ended + 1, start)
+                self._end_region(raw, bounds[i + 1])
                 continue
-            if untouched and implied_end and len(untouched) == 1 and _closes(untouched[0], kind, tag):
-                untouched.pop()  # ended as HTML ends it without its end tag; this token is the page's again
-            if untouched:
-                self._flush()
-                self.document.pieces.append(raw)
-                if kind == "start" and tag == untouched[-1]:
-                    untouched.append(tag)
-                elif kind == "end" and tag == untouched[-1]:
-                    untouched.pop()
-                continue
-            if kind in ("start", "startend") and _marked_not_to_translate(raw):
-                if kind == "start" and tag in INLINE:  # in a sentence: the whole element is one kept span
-                    opaque_from, opaque_tag, opaque_depth = start, tag, 1
-                elif kind == "start" and tag not in VOID:  # a block: left as it is, to its end
-                    self._flush()
-                    self.document.pieces.append(raw)
-                    untouched.append(tag)
-                    implied_end = tag in IMPLIED_ENDS
-                else:  # an element without content (<img translate="no" alt="...">): its attributes kept
-                    self._flush()
-                    self.document.pieces.append(raw)
-                continue
-            if kind == "start" and tag in INLINE_UNTOUCHED:
-                # Part of the sentence around it, as one protected span (a run with no words
-                # around it is written back as it was).
-                opaque_from, opaque_tag, opaque_depth = start, tag, 1
-                continue
-            if kind == "start" and tag in UNTOUCHED:
-                self._flush()
-                self.document.pieces.append(self._tag(raw))
-                untouched.append(tag)
-                implied_end = False  # <pre>, <script>...: ended by their end tag only
-            elif kind in ("data", "entity"):
-                self.run.append(("text" if kind == "data" else "kept", raw))
-            elif kind in ("start", "startend", "end") and tag in INLINE:
-                self.run.append(("kept", self._tag(raw) if kind != "end" else raw))
-            else:  # block tags, <br>, comments, declarations: the run ends here
-                self._flush()
-                if kind in ("start", "startend") and tag == "html" and self.root_language is not None:
-                    raw, self.root_language = _in_language(raw, self.root_language), None
-                self.document.pieces.append(self._tag(raw) if kind in ("start", "startend") else raw)
-        if opaque_from is not None:  # an inline <code> never closed: kept as it is
-            self.run.append(("kept", self.text[opaque_from:]))
+            region = self.regions[-1] if self.regions else None
+            if region is None or region.kind == "yes":
+                self._page_token(kind, start, tag, raw)
+            elif region.kind == "kept":
+                self._kept_token(region, kind, tag, raw)
+            else:
+                self._span_token(region, kind, start, tag, raw, bounds[i + 1])
+        self._end_regions(0, len(self.text))  # elements never closed (an inline <code>): kept as they are
         self._flush()
         return self.document
+
+    def _page_token(self, kind: str, start: int, tag: str, raw: str) -> None:
+        """A token of the page's own text: a run goes on or ends, an untouched element begins."""
+        if kind in ("start", "startend") and _translate_mark(raw) == "no":
+            if kind == "start" and tag in INLINE:  # in a sentence: the whole element is one kept span
+                self.regions.append(_Region("span", tag, reopens=True, span_from=start))
+            elif kind == "start" and tag not in VOID:  # a block: left as it is, to its end
+                self._flush()
+                self.document.pieces.append(raw)
+                self.regions.append(_Region("kept", tag, reopens=True))
+            else:  # an element without content (<img translate="no" alt="...">): its attributes kept
+                self._flush()
+                self.document.pieces.append(raw)
+            return
+        if kind == "start" and tag in INLINE_UNTOUCHED:
+            # Part of the sentence around it, as one protected span (a run with no words
+            # around it is written back as it was).
+            self.regions.append(_Region("span", tag, span_from=start))
+        elif kind == "start" and tag in UNTOUCHED:  # <pre>, <script>...: ended by their end tag only
+            self._flush()
+            self.document.pieces.append(self._tag(raw))
+            self.regions.append(_Region("kept", tag))
+        elif kind in ("data", "entity"):
+            self.run.append(("text" if kind == "data" else "kept", raw))
+        elif kind in ("start", "startend", "end") and tag in INLINE:
+            self.run.append(("kept", self._tag(raw) if kind != "end" else raw))
+        else:  # block tags, <br>, comments, declarations: the run ends here
+            self._flush()
+            if kind in ("start", "startend") and tag == "html" and self.root_language is not None:
+                raw, self.root_language = _in_language(raw, self.root_language), None
+            self.document.pieces.append(self._tag(raw) if kind in ("start", "startend") else raw)
+
+    def _kept_token(self, region: _Region, kind: str, tag: str, raw: str) -> None:
+        """A token inside a block kept as written: as it is, unless it begins an element to translate."""
+        if _translated_again(region, kind, tag, raw):
+            self.document.pieces.append(self._tag(raw))  # its own attributes are translated too
+            if kind == "start" and tag not in VOID:
+                self.regions.append(_Region("yes", tag))
+            return
+        self.document.pieces.append(raw)
+        if region.reopens and kind == "start" and tag in UNTOUCHED:  # kept even where a tag inside says yes
+            self.regions.append(_Region("kept", tag))
+
+    def _span_token(self, region: _Region, kind: str, start: int, tag: str, raw: str, end: int) -> None:
+        """A token inside an element kept as a span of its sentence: part of the span, unless it
+        begins an element to translate, which then is part of the sentence."""
+        if _translated_again(region, kind, tag, raw):
+            self._keep_span_so_far(region, start)
+            self.run.append(("kept", self._tag(raw)))
+            if kind == "start" and tag not in VOID:
+                self.regions.append(_Region("yes", tag))
+            else:
+                region.span_from = end
+        elif region.reopens and kind == "start" and tag in UNTOUCHED:  # kept even where a tag inside says yes
+            self.regions.append(_Region("span", tag))  # its bytes are the outer span's
+
+    def _keep_span_so_far(self, region: _Region, end: int) -> None:
+        """The span's bytes up to `end` not yet in the run become a kept span of it."""
+        if region.span_from is not None and region.span_from < end:
+            self.run.append(("kept", self.text[region.span_from : end]))
+        region.span_from = None
+
+    def _end_regions_closed_by(self, kind: str, tag: str, start: int) -> None:
+        """End the outermost region that the token ends without its end tag (a <li> ends the open
+        translate="no" <li>), and every region inside it, before the token."""
+        closed = next((n for n, region in enumerate(self.regions) if region.ended_without_end_tag_by(kind, tag)), None)
+        if closed is not None:
+            self._end_regions(closed, start)
+
+    def _end_regions(self, outermost: int, at: int) -> None:
+        """End the regions from `outermost` in, innermost first, without an end tag, at offset `at`."""
+        while len(self.regions) > outermost:
+            self._end_region("", at)
+
+    def _end_region(self, end_tag: str, at: int) -> None:
+        """End the innermost region with `end_tag` (empty when the page leaves it out), which ends at `at`."""
+        region = self.regions.pop()
+        outer = self.regions[-1] if self.regions else None
+        if region.kind == "span":
+            self._keep_span_so_far(region, at)
+        elif region.kind == "yes" and outer is not None and outer.kind == "span":
+            # translated inside a sentence: the sentence goes on, the outer span from here
+            self.run += [("kept", end_tag)] if end_tag else []
+            outer.span_from = at
+        else:  # a kept block, or one translated inside it (its text a unit of its own)
+            self._flush()
+            self.document.pieces += [end_tag] if end_tag else []
 
     def _tag(self, raw: str) -> str | _Tag:
         """A start tag, as a _Tag if it has attribute values to translate."""
@@ -344,25 +425,36 @@ class _Builder:
 # holds them) that end one. A translate="no" <p> or <li> without its end tag kept the rest of the
 # page from the model (and a list of them "had no text for people to translate").
 _CLOSE_P = frozenset(
-    "address article aside blockquote details dialog div dl fieldset figcaption figure footer form "
-    "h1 h2 h3 h4 h5 h6 header hgroup hr main menu nav ol p pre section table ul".split()
+    "address article aside blockquote center dd details dialog dir div dl dt fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr li listing main menu nav ol p plaintext pre search "
+    "section summary table ul xmp".split()
 )
 _HOLDERS = frozenset({"body", "html"})
+# In a table, what ends a cell ends what is open in it too (a <p> or <li> without its end tag).
+_CELL_STARTS = frozenset({"caption", "td", "th", "tr", "tbody", "thead", "tfoot"})
+_CELL_ENDS = _CELL_STARTS | {"table"}
 IMPLIED_ENDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "p": (_CLOSE_P, _HOLDERS | {"div", "section", "article", "aside", "blockquote", "li", "td", "th", "dd", "main"}),
-    "li": (frozenset({"li"}), _HOLDERS | {"ul", "ol", "menu"}),
-    "dt": (frozenset({"dt", "dd"}), _HOLDERS | {"dl"}),
-    "dd": (frozenset({"dt", "dd"}), _HOLDERS | {"dl"}),
-    "td": (
-        frozenset({"td", "th", "tr", "tbody", "thead", "tfoot"}),
-        _HOLDERS | {"tr", "table", "tbody", "thead", "tfoot"},
+    "p": (
+        _CLOSE_P | _CELL_STARTS,
+        _HOLDERS | _CELL_ENDS | {"div", "section", "article", "aside", "blockquote", "li", "dd", "main"},
     ),
-    "th": (
-        frozenset({"td", "th", "tr", "tbody", "thead", "tfoot"}),
-        _HOLDERS | {"tr", "table", "tbody", "thead", "tfoot"},
-    ),
+    "li": (frozenset({"li"}) | _CELL_STARTS, _HOLDERS | _CELL_ENDS | {"ul", "ol", "menu"}),
+    "dt": (frozenset({"dt", "dd"}) | _CELL_STARTS, _HOLDERS | _CELL_ENDS | {"dl"}),
+    "dd": (frozenset({"dt", "dd"}) | _CELL_STARTS, _HOLDERS | _CELL_ENDS | {"dl"}),
+    "td": (_CELL_STARTS - {"caption"}, _HOLDERS | (_CELL_ENDS - {"caption", "td", "th"})),
+    "th": (_CELL_STARTS - {"caption"}, _HOLDERS | (_CELL_ENDS - {"caption", "td", "th"})),
     "tr": (frozenset({"tr", "tbody", "thead", "tfoot"}), _HOLDERS | {"table", "tbody", "thead", "tfoot"}),
     "option": (frozenset({"option", "optgroup"}), _HOLDERS | {"select", "datalist", "optgroup"}),
+}
+# What such an element may hold that has elements of its own kind (a list in a list item, a table
+# in a cell): while one is open inside, a <li> or </ul> is the inner one's, not the outer's end.
+_NESTED_HOLDERS = {
+    "li": frozenset({"ul", "ol", "menu", "table"}),
+    "dt": frozenset({"dl", "table"}),
+    "dd": frozenset({"dl", "table"}),
+    "td": frozenset({"table"}),
+    "th": frozenset({"table"}),
+    "tr": frozenset({"table"}),
 }
 
 
@@ -372,13 +464,21 @@ def _closes(element: str, kind: str, tag: str) -> bool:
     return (kind in ("start", "startend") and tag in starts) or (kind == "end" and tag in ends)
 
 
-def _marked_not_to_translate(raw: str) -> bool:
-    """Whether a start tag says translate="no" (any case, quoted or not)."""
+def _translated_again(region: _Region, kind: str, tag: str, raw: str) -> bool:
+    """Whether a token inside `region` begins an element marked translate="yes" that is translated
+    (HTML's translate is inherited, and an element's own value wins; <pre> and <code> stay kept)."""
+    return region.reopens and kind in ("start", "startend") and tag not in UNTOUCHED and _translate_mark(raw) == "yes"
+
+
+def _translate_mark(raw: str) -> str | None:
+    """What a start tag's translate attribute says: "no", "yes" (also an empty value, as HTML
+    reads it) or None (no such attribute, or a value HTML ignores: the element inherits)."""
     for match in _attributes(raw):
-        value = match.group(2) or ""
-        if match.group(1).lower() == "translate" and html.unescape(value.strip("\"'")).strip().lower() == "no":
-            return True
-    return False
+        if match.group(1).lower() != "translate":
+            continue
+        value = html.unescape((match.group(2) or "").strip("\"'")).strip().lower()
+        return value if value in ("yes", "no") else "yes" if value == "" else None
+    return None
 
 
 def _attributes(raw: str) -> Iterator[re.Match[str]]:

@@ -46,7 +46,7 @@ from llamadesk.app.translate import (
 from llamadesk.app.translate.confidence import is_low, low_confidence_spans
 from llamadesk.app.translate.detection import SourceLanguageUnknown, load_in_background
 from llamadesk.app.translate.file_job import FileJob, TranslatableFile
-from llamadesk.app.translate.formats import format_of, read_translatable
+from llamadesk.app.translate.formats import format_of, read_translatable, reads_as_markdown
 from llamadesk.app.translate.languages import LANGUAGES
 from llamadesk.app.translate.parallel import ParallelTranslators, default_parallel_for
 from llamadesk.app.translate.segment import SegmentResult
@@ -228,15 +228,18 @@ class TranslateScreen(ModeScreen):
             return
         self.start(text, output=None)
 
-    def start(self, text: str, output: Path | None, document: TranslatableFile | None = None) -> None:
-        """Translate `text`, or `document` (a catalog, subtitles, a page read from `text`'s file) if given."""
+    def start(
+        self, text: str, output: Path | None, document: TranslatableFile | None = None, markdown: bool = True
+    ) -> None:
+        """Translate `text`, or `document` (a catalog, subtitles, a page read from `text`'s file) if given.
+
+        `markdown`: read the text as Markdown (pasted text is); a plain text file's indented lines
+        are prose, not code to keep (formats.reads_as_markdown decides from the file's name)."""
         if self.running:
             self.notify("A translation is running; Esc stops it", severity="warning")
             return
         target = find_language(self.target_code)
         source = None if self.source_code == DETECT else find_language(self.source_code)
-        # A .txt file's indented lines are prose, not Markdown's code (pasted text is read as Markdown).
-        markdown = output is None or output.suffix.lower() != ".txt"
         settings = JobSettings(target=target, source=source, markdown=markdown)  # type: ignore[arg-type]
         self.running, self.output_path, self.job, self._resume = True, output, None, None
         self._source_text = text
@@ -475,7 +478,7 @@ class TranslateScreen(ModeScreen):
                 return
             # markup=False wherever a toast names a file: report[draft].txt is a name, not markup.
             self.notify(f"Translating {path.name} into {out.name}", markup=False)
-            self.start(text, output=out, document=document)
+            self.start(text, output=out, document=document, markdown=reads_as_markdown(path))
 
         self.app.push_screen(TextInputScreen("File to translate (saved beside it as NAME.LANG.ext)"), chosen)
 
