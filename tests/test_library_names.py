@@ -254,3 +254,15 @@ def test_a_starter_runs_with_a_damaged_library_record(home):
     assert done.returncode == 0, done.stderr
     refused = cli(home, "models")
     assert refused.returncode == 1 and "fix or delete it" in refused.stderr
+
+
+def test_rm_of_a_pulled_model_deletes_its_saved_evaluations_too(home, tmp_path):
+    """`eval --save` writes MODEL.gguf.eval.json beside the snapshot's file; rm left it, and with it
+    the snapshot's folder and a result for a model no longer there."""
+    pulled = cached_pull(home, tmp_path, "Tiny-Q4_K_M", "t/Tiny-GGUF", "Tiny-Q4_K_M.gguf")
+    write_library(home, pulled=[pulled])
+    snapshot = home / "hf" / "hub" / "models--t--Tiny-GGUF" / "snapshots" / pulled["commit"]
+    (snapshot / "Tiny-Q4_K_M.gguf.eval.json").write_text("[]")
+    done = cli(home, "models", "rm", "Tiny-Q4_K_M", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert not snapshot.exists()

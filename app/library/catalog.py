@@ -534,8 +534,15 @@ def _refuse_undeletable_cache_files(snapshot_files: list[Path]) -> None:
         refuse_undeletable(snapshot_file.resolve(), CACHE_FOLDER_IS)
 
 
+def _eval_files(models: list[Path]) -> list[Path]:
+    """The saved evaluations (quantize's MODEL.gguf.eval.json) that exist beside these model files."""
+    from llamadesk.quantize.evaluation import eval_file
+
+    return [sidecar for model in models if (sidecar := eval_file(model)).is_file()]
+
+
 def _plan_pulled_removal(pulled: PulledModel, name: str) -> Removal:
-    from llamadesk.app.hub.cache import cached_file, remove_cached_files  # see _pulled_candidates
+    from llamadesk.app.hub.cache import CACHE_FOLDER_IS, cached_file, remove_cached_files  # see _pulled_candidates
 
     located = [(f, p) for f in pulled.files if (p := cached_file(pulled.repo, f, pulled.commit)) is not None]
     paths = [p for _, p in located]
@@ -549,10 +556,13 @@ def _plan_pulled_removal(pulled: PulledModel, name: str) -> Removal:
         if not pulled.downloaded:
             return _forget_then_delete(name, forget, [])
         _refuse_undeletable_cache_files(paths)
+        # `eval --save`'s results beside a snapshot's file go with it: left, they kept the
+        # snapshot's folder (and a stale result for a model no longer there) in the cache.
+        sidecars = [(sidecar, lambda f=sidecar: delete_files([f], CACHE_FOLDER_IS)) for sidecar in _eval_files(paths)]
         deletions = [
             (path, lambda f=file: remove_cached_files(pulled.repo, pulled.commit, [f])) for file, path in located
         ]
-        return _forget_then_delete(name, forget, deletions)
+        return _forget_then_delete(name, forget, sidecars + deletions)
 
     if pulled.downloaded:
         text = f"delete {name} ({pulled.repo}, {len(paths)} file(s)) from the Hugging Face cache"
