@@ -30,6 +30,9 @@ from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage
 
 TITLE_LENGTH = 48
+# A title given by hand (F2): room for more than a prompt's first words, and still a few lines in the
+# conversation list (a 100,000-character one made the list and the status line unusable).
+GIVEN_TITLE_LENGTH = 100
 # A streaming reply is rewritten in the store this often (the app's and the CLI's), so a killed process loses little.
 SAVE_INTERVAL_S = 1.0
 
@@ -51,8 +54,23 @@ def answered(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
 def title_from_prompt(prompt: str) -> str:
     """A conversation's first title: its first line, shortened (as the app names them), with its
     control characters shown (piped text's escape sequences would retitle or clear a terminal)."""
-    line = printable(prompt.strip().splitlines()[0]).strip() if prompt.strip() else "New conversation"
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
+    return shortened(first_line_shown(prompt) or "New conversation", TITLE_LENGTH)
+
+
+def given_title(text: str) -> str:
+    """A title typed or pasted by hand (F2), made as title_from_prompt makes one, but at most
+    GIVEN_TITLE_LENGTH characters; "" when it has no text."""
+    return shortened(first_line_shown(text), GIVEN_TITLE_LENGTH)
+
+
+def first_line_shown(text: str) -> str:
+    """The first line of `text` that has any, stripped, with its control characters shown."""
+    return printable(text.strip().splitlines()[0]).strip() if text.strip() else ""
+
+
+def shortened(line: str, length: int) -> str:
+    """`line` when it has at most `length` characters, else its start and "…" in `length`."""
+    return line if len(line) <= length else line[: length - 1] + "…"
 
 
 def find_conversation(store: Store, conversation_id: int | None) -> Conversation:

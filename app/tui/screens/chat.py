@@ -26,7 +26,13 @@ from textual.widgets.markdown import MarkdownStream
 from llamadesk.app.chat.code_blocks import code_blocks
 from llamadesk.app.chat.export import export_conversation
 from llamadesk.app.chat.store import Conversation, ConversationDeleted, ConversationSettings, Store, StoredMessage
-from llamadesk.app.chat.stored_chat import SAVE_INTERVAL_S, answered, title_from_prompt
+from llamadesk.app.chat.stored_chat import (
+    GIVEN_TITLE_LENGTH,
+    SAVE_INTERVAL_S,
+    answered,
+    given_title,
+    title_from_prompt,
+)
 from llamadesk.app.chat.turn_lock import TurnLock, TurnLockNotOurs, TurnTaken, claim_turn
 from llamadesk.app.core.errors import LlamadeskError
 from llamadesk.app.core.paths import data_dir
@@ -120,7 +126,10 @@ class ChatScreen(ModeScreen):
     CSS_PATH = Path(__file__).with_name("chat.tcss")
     # Descriptions double as command-palette titles (see LlamadeskApp.get_system_commands).
     BINDINGS = [
-        Binding("ctrl+n", "new_conversation", "New"),
+        # Priority: the app runs it as the key comes, before the keys after it reach the prompt box.
+        # Otherwise it bubbles up from the box a widget at a time while the box goes on, and a
+        # prompt typed right after ctrl+n went into the old conversation, its reply then stopped.
+        Binding("ctrl+n", "new_conversation", "New", priority=True),
         Binding("escape", "stop", "Stop reply", priority=True),
         Binding("ctrl+r", "regenerate", "Regenerate"),
         Binding("ctrl+l", "edit_last", "Edit last prompt"),
@@ -217,7 +226,8 @@ class ChatScreen(ModeScreen):
     def _back_to_prompt(self) -> None:
         if self.has_class("narrow"):
             self._show_list(False)
-        self.query_one(PromptBox).focus()
+        # At once, not as focus() does it (later, by message): keys already typed go where the focus is.
+        self.set_focus(self.query_one(PromptBox))
 
     @property
     def settings(self) -> ConversationSettings:
@@ -650,14 +660,19 @@ class ChatScreen(ModeScreen):
             self.notify("Send a prompt first: a new conversation has no title yet", severity="warning")
             return
 
-        def renamed(title: str | None) -> None:
+        def renamed(answer: str | None) -> None:
+            # The dialog already took one line of at most GIVEN_TITLE_LENGTH characters, control
+            # characters shown; given_title makes sure of it, as title_from_prompt does for a prompt.
+            title = given_title(answer or "")
             if title:
                 self.store.rename(conversation.id, title)
                 self.conversation = replace(conversation, title=title)
                 self.sub_title = title
                 self.refresh_list()
 
-        self.app.push_screen(TextInputScreen("New title", printable(conversation.title)), renamed)
+        question = f"New title (at most {GIVEN_TITLE_LENGTH} characters)"
+        dialog = TextInputScreen(question, printable(conversation.title), max_length=GIVEN_TITLE_LENGTH)
+        self.app.push_screen(dialog, renamed)
 
     def action_delete(self) -> None:
         conversation = self.conversation
