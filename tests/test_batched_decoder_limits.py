@@ -221,3 +221,36 @@ def test_a_prefix_that_came_back_keeps_its_shelf_over_prompts_nobody_shares(engi
         # return) comes back too, the one before it does not.
         assert decoder.generate(tokens(5000, 100) + tokens(8000, 5), GREEDY).stats.cached_prompt_tokens == 100
         assert decoder.generate(tokens(4000, 100) + tokens(8000, 5), GREEDY).stats.cached_prompt_tokens == 0
+
+
+def _failing_outcomes(monkeypatch):
+    """Make every sequence's outcome fail to be made, as a bug in the decoder's bookkeeping would."""
+    from llamadesk.app.engine import batched_decoder
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("stats went wrong")
+
+    monkeypatch.setattr(batched_decoder, "_stats", boom)
+
+
+def test_a_failure_while_ending_a_sequence_reaches_its_caller(engine, monkeypatch):
+    """The sequence was taken out of the active ones before its outcome was made: a failure there
+    reached no one, and its caller (a translation's worker) waited forever."""
+    with engine.batched_decoder(1, n_ctx=256) as decoder:
+        _failing_outcomes(monkeypatch)
+        handle = decoder.submit(tokens(1000, 4), GREEDY)
+        with pytest.raises(LlamadeskError, match="batched decoding failed: stats went wrong"):
+            handle.result(timeout=60)
+
+
+def test_a_failure_while_ending_a_cancelled_queued_request_reaches_its_caller(engine, monkeypatch):
+    with engine.batched_decoder(1, n_ctx=512) as decoder:
+        long = Sampling(**{**GREEDY.__dict__, "max_tokens": 200})
+        with decoder.starting_together():
+            running = decoder.submit(tokens(1000, 4), long)
+            queued = decoder.submit(tokens(2000, 4), GREEDY)  # one slot: it waits for the first
+        _failing_outcomes(monkeypatch)
+        decoder.cancel(queued)
+        for handle in (queued, running):
+            with pytest.raises(LlamadeskError, match="batched decoding failed: stats went wrong"):
+                handle.result(timeout=60)

@@ -365,14 +365,14 @@ class BatchedDecoder:
     def _end_cancelled(self) -> None:
         """(Lock held.) Sequences whose caller cancelled them end "stopped"; their cached tokens stay."""
         for request in [r for r in self._queue if r.handle.cancel_requested]:
+            self._end_unstarted(request)  # before it leaves the queue, as _admit_queued does
             self._queue.remove(request)
-            self._end_unstarted(request)
         for sequence in [s for s in self._active.values() if s.request.handle.cancel_requested]:
             self._finish(sequence, "stopped")
 
     def _end_unstarted(self, request: _Request) -> None:
         """A queued request ends "stopped" with nothing decoded."""
-        request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx)))
+        request.handle.set_outcome(SequenceResult([], _stats(request, 0, 0, None, "stopped", 0, self.n_ctx, False)))
 
     def _admit(self) -> None:
         """(Lock held.) Queued requests into free slots, each starting from the longest cached prefix."""
@@ -733,12 +733,12 @@ class BatchedDecoder:
             sequence.pending = [token]
 
     def _finish(self, sequence: _Sequence, reason: StopReason, error: BaseException | None = None) -> None:
+        # Its outcome is made while it is still among the active ones: a failure on the way
+        # reaches its caller through _run's handler, where a sequence already taken out of
+        # _active was in neither list and its caller waited forever (a translation's worker
+        # held `translate` until the test's 600 s timeout).
         sequence.sampler.free()
         sequence.utf8.flush()
-        with self._lock:
-            self._active.pop(sequence.slot, None)
-            self._cache_full = False  # its cells are free for a sequence that gave way
-            self._lock.notify_all()
         stats = _stats(
             sequence.request,
             sequence.cached,
@@ -749,6 +749,10 @@ class BatchedDecoder:
             self.n_ctx,
             sequence.ended_on_eog,
         )
+        with self._lock:
+            self._active.pop(sequence.slot, None)
+            self._cache_full = False  # its cells are free for a sequence that gave way
+            self._lock.notify_all()
         sequence.request.handle.set_outcome(SequenceResult(sequence.pieces, stats), error)
 
 
