@@ -66,11 +66,14 @@ INLINE = frozenset(
 # Untouched elements that may still sit inside a sentence: the whole element is one protected span.
 INLINE_UNTOUCHED = frozenset({"code", "kbd", "samp", "var"})
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+# Foreign elements: inside them a "/>" closes an element, as in XML.
+FOREIGN = frozenset({"svg", "math"})
 TRANSLATED_ATTRIBUTES = frozenset({"alt", "title", "placeholder", "aria-label"})
 # On the root <html> element: the page's language, which translating changes.
 LANGUAGE_ATTRIBUTES = frozenset({"lang", "xml:lang"})
 
 # One attribute in a start tag, consumed left to right so a value is never mistaken for a name.
+_COMMENT_END = re.compile(r"--!?>")
 _ATTRIBUTE = re.compile(r"""\s*([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 _STAND_IN = re.compile(r"\{\{§(\d+)\}\}")  # protected as a template tag; "§" keeps it apart from real templates
 _WORDS = re.compile(r"[^\W\d_]")
@@ -166,18 +169,31 @@ class _Tokens(HTMLParser):
         super().__init__(convert_charrefs=False)
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.tokens: list[tuple[str, int, str]] = []
+        self._foreign = 0  # open <svg> and <math>, where a "/>" does close an element
 
     def _add(self, kind: str, tag: str = "") -> None:
         line, column = self.getpos()
         self.tokens.append((kind, self.line_starts[line - 1] + column, tag))
 
     def handle_starttag(self, tag, attrs):
+        if tag in FOREIGN:
+            self._foreign += 1
         self._add("start", tag)
 
     def handle_startendtag(self, tag, attrs):
-        self._add("startend", tag)
+        if tag in VOID or tag in FOREIGN or self._foreign:
+            self._add("startend", tag)
+            return
+        # HTML ignores the "/" of any other element: <script/> and <pre/> open a script and a
+        # <pre> that run to their end tags, <div translate="no"/> a kept <div>. Read as empty
+        # elements, their content was sent to the model (a script's code came back translated).
+        self._add("start", tag)
+        if tag in self.CDATA_CONTENT_ELEMENTS:
+            self.set_cdata_mode(tag)  # what html.parser does after a start tag without the slash
 
     def handle_endtag(self, tag):
+        if tag in FOREIGN and self._foreign:
+            self._foreign -= 1
         self._add("end", tag)
 
     def handle_data(self, data):
@@ -188,6 +204,22 @@ class _Tokens(HTMLParser):
 
     def handle_charref(self, name):
         self._add("entity")
+
+    def parse_comment(self, i, report=True):
+        # HTML's comments where html.parser's differ: "<!-->" and "<!--->" are whole (empty)
+        # comments, and "--!>" ends one as "-->" does. html.parser read on to the next "-->", or
+        # sent "<!-->" and the text after it to the model as text.
+        for empty in ("<!-->", "<!--->"):
+            if self.rawdata.startswith(empty, i):
+                if report:
+                    self.handle_comment("")
+                return i + len(empty)
+        end = _COMMENT_END.search(self.rawdata, i + 4)
+        if end is None:
+            return -1
+        if report:
+            self.handle_comment(self.rawdata[i + 4 : end.start()])
+        return end.end()
 
     def handle_comment(self, data):
         self._add("other")
@@ -215,7 +247,15 @@ def read_html(data: bytes, name: str, target: Language | None = None) -> HtmlFil
         raise BadInputError(f"{name} declares charset {charset}; convert it to UTF-8 first (and its <meta charset>)")
     tokens = _Tokens(text)
     tokens.feed(text)
-    tokens.close()
+    unfinished = tokens.rawdata  # what html.parser holds back at the end: an open tag or comment
+    if unfinished.startswith("<"):
+        # The page ends inside a tag or a comment. HTML drops such a tag and runs such a comment
+        # to the end of the file: nothing readers see. html.parser's close() instead turned it into
+        # text (a hidden draft in an unclosed <!-- went to the model and came back visible), and
+        # took time quadratic in its length (a page of 250,000 "<!--" did not finish in minutes).
+        tokens.tokens.append(("other", len(text) - len(unfinished), ""))
+    else:
+        tokens.close()
     document = _Builder(text, tokens.tokens, target).build()
     if not document.units:  # as for an empty .srt or .po: say so rather than write a copy
         raise BadInputError(f"{name} has no text for people to translate (scripts, styles, code and numbers are kept)")
@@ -476,9 +516,19 @@ def _translate_mark(raw: str) -> str | None:
     for match in _attributes(raw):
         if match.group(1).lower() != "translate":
             continue
-        value = html.unescape((match.group(2) or "").strip("\"'")).strip().lower()
+        value = html.unescape(_unquoted(match.group(2) or ""))
+        # HTML compares the value as it is, ignoring only ASCII case: " no " and "'no'" are
+        # values it does not know, so the element inherits (they were read as "no").
+        value = value.lower() if value.isascii() else value
         return value if value in ("yes", "no") else "yes" if value == "" else None
     return None
+
+
+def _unquoted(raw_value: str) -> str:
+    """An attribute's value as written, without the one pair of quotes around it (if any)."""
+    if len(raw_value) >= 2 and raw_value[0] == raw_value[-1] and raw_value[0] in "\"'":
+        return raw_value[1:-1]
+    return raw_value
 
 
 def _attributes(raw: str) -> Iterator[re.Match[str]]:
