@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.formats.html import read_html
 from tests.test_html_translate_yes import translated
 
@@ -88,3 +89,24 @@ def test_comments_end_where_html_ends_them(comment):
     assert text == page.replace("Hello world.", "HELLO WORLD.").replace("after a comment.", "AFTER A COMMENT.").replace(
         "Visible", "VISIBLE"
     )
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        '<div translate="no"><div translate="yes">' * 12_000 + "Hello world.",
+        '<ul><li translate="no">' + "<ul>" * 100_000 + "Hello" + "</b>" * 100_000,
+    ],
+    ids=["translate-regions", "lists-in-a-kept-item"],
+)
+def test_a_page_nesting_thousands_deep_is_refused_at_once(page):
+    # Each token looked at every open region: 69 s for the first page, 83 s for the second.
+    started = time.perf_counter()
+    with pytest.raises(BadInputError, match="nests more than 512"):
+        read_html(page.encode(), "deep.html")
+    assert time.perf_counter() - started < 60  # well under a second now
+
+
+def test_a_page_nesting_a_few_hundred_deep_is_read():
+    page = '<div translate="no"><div translate="yes">' * 200 + "Hello world." + "</div></div>" * 200
+    assert units(page) == ["Hello world."]

@@ -256,10 +256,26 @@ def read_html(data: bytes, name: str, target: Language | None = None) -> HtmlFil
         tokens.tokens.append(("other", len(text) - len(unfinished), ""))
     else:
         tokens.close()
-    document = _Builder(text, tokens.tokens, target).build()
+    try:
+        document = _Builder(text, tokens.tokens, target).build()
+    except _NestedTooDeep as err:
+        raise BadInputError(
+            f"{name} nests more than {MAX_NESTING} {err} inside each other, which no page needs; "
+            "check that it is the page you meant to translate"
+        ) from None
     if not document.units:  # as for an empty .srt or .po: say so rather than write a copy
         raise BadInputError(f"{name} has no text for people to translate (scripts, styles, code and numbers are kept)")
     return document
+
+
+# How deep kept and translate-marked elements (and lists or tables inside a kept one) may nest.
+# Each token looks at every one open, so a page nesting them by the thousand took minutes (12,000
+# <div translate="no"><div translate="yes"> pairs: 69 s); real pages nest a handful.
+MAX_NESTING = 512
+
+
+class _NestedTooDeep(Exception):
+    """A page nesting more than MAX_NESTING of what the reader keeps track of."""
 
 
 @dataclass
@@ -288,6 +304,8 @@ class _Region:
         """Keep track of what the token opens or closes inside this element."""
         if kind == "start" and tag in _NESTED_HOLDERS.get(self.tag, ()):
             self.holders.append(tag)
+            if len(self.holders) > MAX_NESTING:
+                raise _NestedTooDeep(f"<{tag}>")
         elif kind == "end" and tag in self.holders:  # ends what it holds too (a <tbody> left open)
             del self.holders[len(self.holders) - 1 - self.holders[::-1].index(tag) :]
         elif tag == self.tag and not self.holders and kind in ("start", "end"):
@@ -311,6 +329,8 @@ class _Builder:
             self.document.pieces.append(self.text[: bounds[0]])
         for i, (kind, start, tag) in enumerate(self.tokens):
             raw = self.text[start : bounds[i + 1]]
+            if len(self.regions) > MAX_NESTING:
+                raise _NestedTooDeep("elements marked translate or kept as written")
             self._end_regions_closed_by(kind, tag, start)
             for region in self.regions:
                 region.count(kind, tag)
