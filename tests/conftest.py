@@ -80,10 +80,12 @@ def smollm2_engine(smollm2_path):
 
 
 def run_cli_process(
-    *args: str, input: str | None = None, timeout: float = 300, env: dict | None = None
+    *args: str, input: str | None = None, timeout: float = 300, env: dict | None = None, full_disk: bool = False
 ) -> subprocess.CompletedProcess:
     """Run the installed `llamadesk` console script as a user would: for exit codes, signals,
-    packaging, and anything that needs a fresh process (huggingface-hub reads HF_* at import)."""
+    packaging, and anything that needs a fresh process (huggingface-hub reads HF_* at import).
+
+    `full_disk`: no file may grow in that process (RLIMIT_FSIZE 0), a full disk's twin for it alone."""
     return subprocess.run(
         [str(LLAMADESK), *args],
         input=input,
@@ -91,7 +93,14 @@ def run_cli_process(
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        preexec_fn=_no_file_may_grow if full_disk else None,
     )
+
+
+def _no_file_may_grow() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
 
 class _Output(io.TextIOWrapper):

@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
-from llamadesk.app.translate.file_job import FileJob
-from llamadesk.app.translate.formats import read_translatable
+from llamadesk.app.translate import choose_strategy, resolve_language
 from llamadesk.app.translate.formats.html import read_html
 from llamadesk.app.translate.segment import SegmentResult
-from tests.translate_fakes import ScriptedGenerator, segment_of, upper_translation
+from tests.translate_fakes import translated_html
 
 EN, FR = resolve_language("en"), resolve_language("fr")
 FEW_SHOT = choose_strategy({}, has_chat_template=False)
-
-
-def translated(page: str) -> tuple[str, list[str]]:
-    """The page as the scripted model (upper case) translates it, and the texts it was given."""
-    generator = ScriptedGenerator(upper_translation)
-    document = read_translatable("page.html", page.encode(), FR)
-    finished = list(FileJob(SegmentTranslator(generator, FEW_SHOT), document, JobSettings(FR, EN)).run())[-1]
-    assert isinstance(finished, JobFinished)
-    return finished.text, [segment_of(prompt) for prompt in generator.prompts]
 
 
 def test_an_element_marked_yes_inside_one_marked_no_is_translated():
@@ -34,7 +23,7 @@ def test_an_element_marked_yes_inside_one_marked_no_is_translated():
         '<div translate="no"><p>Acme Widget Deluxe</p><p translate="yes">Welcome to our shop.</p>'
         '<img translate="yes" alt="Our logo"><img alt="The brand mark"></div>'
     )
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert text == (
         '<div translate="no"><p>Acme Widget Deluxe</p><p translate="yes">WELCOME TO OUR SHOP.</p>'
         '<img translate="yes" alt="OUR LOGO"><img alt="The brand mark"></div>'
@@ -44,7 +33,7 @@ def test_an_element_marked_yes_inside_one_marked_no_is_translated():
 
 def test_inside_a_sentence_the_yes_part_of_a_kept_span_is_translated_with_the_sentence():
     page = '<p>Buy <span translate="no">Acme <em translate="yes">blue widget</em> Deluxe</span> today.</p>'
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert text == '<p>BUY <span translate="no">Acme <em translate="yes">BLUE WIDGET</em> Deluxe</span> TODAY.</p>'
     assert len(given) == 1 and "blue widget" in given[0] and "Acme" not in given[0], given
 
@@ -54,7 +43,7 @@ def test_what_a_yes_element_holds_may_say_no_again():
         '<div translate="no">Kept <p translate="yes">Use the <span translate="no">Acme</span> tool '
         "<b>now</b>.<pre>keep   this</pre></p> kept too</div>"
     )
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert text == (
         '<div translate="no">Kept <p translate="yes">USE THE <span translate="no">Acme</span> TOOL '
         "<b>NOW</b>.<pre>keep   this</pre></p> kept too</div>"
@@ -99,7 +88,7 @@ def test_what_a_yes_element_holds_may_say_no_again():
     ],
 )
 def test_a_yes_element_ends_where_html_ends_it_without_its_end_tag(page, expected):
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert text == expected
     assert not any("Acme" in g for g in given), given
 
@@ -108,7 +97,7 @@ def test_an_empty_translate_value_means_yes_and_an_unknown_one_inherits():
     page = (
         '<div translate="no"><p translate="">Open it.</p><p translate>Close it.</p><p translate="maybe">Acme</p></div>'
     )
-    text, _ = translated(page)
+    text, _ = translated_html(page)
     assert text == (
         '<div translate="no"><p translate="">OPEN IT.</p><p translate>CLOSE IT.</p><p translate="maybe">Acme</p></div>'
     )
@@ -128,7 +117,7 @@ def test_a_list_inside_a_kept_item_does_not_end_it():
     # The nested list's first <li> ended the translate="no" item: its other items and the item's
     # tail went to the model.
     page = '<ul><li translate="no">Acme<ul><li>Acme Pro<li>Acme Lite</ul>Acme Max<li>Save your work.</ul>'
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert text == '<ul><li translate="no">Acme<ul><li>Acme Pro<li>Acme Lite</ul>Acme Max<li>SAVE YOUR WORK.</ul>'
     assert given == ["Save your work."]
 
@@ -140,7 +129,7 @@ def test_the_next_cell_ends_a_paragraph_left_open_in_a_cell():
         '<table><tr><td><p translate="no">Acme<td>Open the window.</table>'
         '<table><tr translate="no"><td><p translate="yes">Close it.<td>Acme Pro</table>'
     )
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert text == (
         '<table><tr><td><p translate="no">Acme<td>OPEN THE WINDOW.</table>'
         '<table><tr translate="no"><td><p translate="yes">CLOSE IT.<td>Acme Pro</table>'

@@ -48,8 +48,9 @@ def home(tmp_path, gemma_path) -> Path:
     return home
 
 
-def cli(home: Path, *args: str, input: str | None = None):
-    return run_cli_process(*args, input=input, env={"LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")})
+def cli(home: Path, *args: str, input: str | None = None, full_disk: bool = False):
+    env = {"LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")}
+    return run_cli_process(*args, input=input, env=env, full_disk=full_disk)
 
 
 def listed(home: Path) -> dict[str, dict]:
@@ -230,25 +231,13 @@ def test_a_folder_and_its_subfolder_both_added_list_each_file_once(home, tmp_pat
 def test_a_library_json_that_cannot_grow_is_one_line_naming_it_and_the_record_stays(home, tmp_path):
     # Under a file-size limit (a full disk's twin, for this process alone) `models add` said
     # "File too large" and no more.
-    import resource
-
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     assert cli(home, "models", "add", str(first)).returncode == 0
     record = home / "data" / "library.json"
     before = record.read_bytes()
 
-    def no_file_may_grow() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-    done = subprocess.run(
-        [str(LLAMADESK), "models", "add", str(second)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
-        preexec_fn=no_file_may_grow,
-    )
+    done = cli(home, "models", "add", str(second), full_disk=True)
     assert one_line_error(done, 1) == (
         f"llamadesk: {record} could not be written: it grew past the largest file this process may write "
         "(`ulimit -f`) or its file system holds (FAT32: 4 GiB); raise the limit or write it to another disk"
@@ -272,22 +261,9 @@ def made_model_with_sidecar(home: Path, tmp_path: Path) -> tuple[Path, Path, Pat
 
 def test_rm_on_a_full_disk_deletes_nothing_and_the_model_stays(home, tmp_path):
     # The files went first, then library.json could not be written: its record named files that were gone.
-    import resource
-
     made, sidecar, record = made_model_with_sidecar(home, tmp_path)
     before = {p: p.read_bytes() for p in (made, sidecar, record)}
-
-    def no_file_may_grow() -> None:  # a full disk's twin, for this process alone
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-    done = subprocess.run(
-        [str(LLAMADESK), "models", "rm", "Tiny-Q8_0", "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf")},
-        preexec_fn=no_file_may_grow,
-    )
+    done = cli(home, "models", "rm", "Tiny-Q8_0", "--yes", full_disk=True)
     assert one_line_error(done, 1) == (
         f"llamadesk: Tiny-Q8_0 was not removed and nothing was deleted: {record} could not be written: it grew "
         "past the largest file this process may write (`ulimit -f`) or its file system holds (FAT32: 4 GiB); "

@@ -24,9 +24,9 @@ def home(tmp_path, gemma_path) -> Path:
     return home
 
 
-def cli(home: Path, *args: str, **extra: str):
+def cli(home: Path, *args: str, full_disk: bool = False, **extra: str):
     env = {"LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1", **extra}
-    return run_cli_process(*args, env=env)
+    return run_cli_process(*args, env=env, full_disk=full_disk)
 
 
 def listed(home: Path) -> dict[str, dict]:
@@ -142,27 +142,13 @@ def test_rm_in_a_read_only_cache_names_what_it_cannot_delete_and_removes_nothing
 
 def test_rm_of_a_pulled_model_on_a_full_disk_deletes_nothing_and_the_model_stays(home, tmp_path):
     # The cache's files went first, then library.json could not be written: its record named files that were gone.
-    import resource
-    import subprocess
-
-    from tests.conftest import LLAMADESK, one_line_error
+    from tests.conftest import one_line_error
 
     record = write_library(home, pulled=[cached_pull(home, tmp_path, "Tiny-Q4_K_M", "t/Tiny-GGUF", "Tiny-Q4_K_M.gguf")])
     before = record.read_bytes()
     storage = home / "hf" / "hub" / "models--t--Tiny-GGUF"
     cache_files = {p: p.read_bytes() for p in storage.rglob("*") if p.is_file()}
-
-    def no_file_may_grow() -> None:  # a full disk's twin, for this process alone
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-    done = subprocess.run(
-        [str(LLAMADESK), "models", "rm", "Tiny-Q4_K_M", "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "LLAMADESK_HOME": str(home), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"},
-        preexec_fn=no_file_may_grow,
-    )
+    done = cli(home, "models", "rm", "Tiny-Q4_K_M", "--yes", full_disk=True)
     assert one_line_error(done, 1).startswith(
         f"llamadesk: Tiny-Q4_K_M was not removed and nothing was deleted: {record} could not be written: "
     )

@@ -10,7 +10,7 @@ import pytest
 
 from llamadesk.app.core.errors import BadInputError
 from llamadesk.app.translate.formats.html import read_html
-from tests.test_html_translate_yes import translated
+from tests.translate_fakes import translated_html
 
 
 def units(page: str) -> list[str]:
@@ -33,7 +33,7 @@ SCRIPT = 'if (a < b && c) { document.write("<p>Loading the page</p>"); }'
 def test_a_slash_on_a_non_void_start_tag_is_ignored_as_browsers_ignore_it(page):
     # <script/> was read as an empty script: the code after it went to the model ("if" came back
     # "si") and was escaped, and the script no longer ran.
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert given == ["Hello world.", "Thank you."]
     assert text == page.replace("Hello world.", "HELLO WORLD.").replace("Thank you.", "THANK YOU.")
 
@@ -48,14 +48,14 @@ def test_a_slash_closes_an_element_inside_svg_as_in_xml():
 def test_a_page_that_ends_inside_a_comment_keeps_it_hidden():
     # The hidden draft went to the model and came back as visible, escaped text.
     page = "<p>Hello world.</p>\n<!-- <p>Secret draft: prices rise next week.</p>\n"
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert given == ["Hello world."]
     assert text == page.replace("Hello world.", "HELLO WORLD.")
 
 
 def test_a_page_that_ends_inside_a_tag_keeps_it_as_written():
     page = '<p>Hello world.</p><a href="x'
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert given == ["Hello world."] and text == page.replace("Hello world.", "HELLO WORLD.")
 
 
@@ -84,7 +84,7 @@ def test_comments_end_where_html_ends_them(comment):
     # "<!-->" went to the model with the text after it (and came back escaped); after "--!>"
     # the page read on as a comment to the next "-->", keeping the paragraph after it.
     page = f"<p>Hello world.</p>{comment}<p>Visible after a comment.</p><!-- real -->"
-    text, given = translated(page)
+    text, given = translated_html(page)
     assert given == ["Hello world.", "Visible after a comment."]
     assert text == page.replace("Hello world.", "HELLO WORLD.").replace("after a comment.", "AFTER A COMMENT.").replace(
         "Visible", "VISIBLE"

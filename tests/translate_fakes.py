@@ -81,3 +81,18 @@ class Units:
 
     def readable(self, index, text):
         return text
+
+
+def translated_html(page: str) -> tuple[str, list[str]]:
+    """An HTML page as the scripted model (upper case) translates it into French, and the texts it was given."""
+    from llamadesk.app.translate import JobFinished, JobSettings, SegmentTranslator, choose_strategy, resolve_language
+    from llamadesk.app.translate.file_job import FileJob
+    from llamadesk.app.translate.formats import read_translatable
+
+    english, french = resolve_language("en"), resolve_language("fr")
+    generator = ScriptedGenerator(upper_translation)
+    document = read_translatable("page.html", page.encode(), french)
+    strategy = choose_strategy({}, has_chat_template=False)
+    finished = list(FileJob(SegmentTranslator(generator, strategy), document, JobSettings(french, english)).run())[-1]
+    assert isinstance(finished, JobFinished)
+    return finished.text, [segment_of(prompt) for prompt in generator.prompts]
