@@ -110,3 +110,16 @@ def test_a_page_nesting_thousands_deep_is_refused_at_once(page):
 def test_a_page_nesting_a_few_hundred_deep_is_read():
     page = '<div translate="no"><div translate="yes">' * 200 + "Hello world." + "</div></div>" * 200
     assert units(page) == ["Hello world."]
+
+
+@pytest.mark.parametrize("part", ["<td>", "<tr>", "<th>", "<tbody>", "</td>"])
+def test_a_table_part_outside_a_table_ends_nothing(part):
+    # HTML ignores it there; it ended a translate="no" paragraph, and the kept text after it was sent.
+    page = f'<p translate="no">Keep this text.{part}Still kept text here.</p><p>Translated.</p>'
+    text, given = translated_html(page)
+    assert given == ["Translated."] and text == page.replace("Translated.", "TRANSLATED.")
+
+
+def test_cells_inside_a_table_still_end_what_html_ends():
+    page = '<table><tr><td><p translate="no">Kept in a cell.<td>Next cell is translated.</table>'
+    assert units(page) == ["Next cell is translated."]

@@ -74,6 +74,8 @@ LANGUAGE_ATTRIBUTES = frozenset({"lang", "xml:lang"})
 
 # One attribute in a start tag, consumed left to right so a value is never mistaken for a name.
 _COMMENT_END = re.compile(r"--!?>")
+# A table's parts, which HTML ignores outside a <table>.
+_TABLE_PARTS = frozenset({"caption", "col", "colgroup", "td", "th", "tr", "tbody", "thead", "tfoot"})
 _ATTRIBUTE = re.compile(r"""\s*([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 _STAND_IN = re.compile(r"\{\{§(\d+)\}\}")  # protected as a template tag; "§" keeps it apart from real templates
 _WORDS = re.compile(r"[^\W\d_]")
@@ -170,6 +172,7 @@ class _Tokens(HTMLParser):
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.tokens: list[tuple[str, int, str]] = []
         self._foreign = 0  # open <svg> and <math>, where a "/>" does close an element
+        self._tables = 0  # open <table>s: outside one, HTML ignores a table's parts
 
     def _add(self, kind: str, tag: str = "") -> None:
         line, column = self.getpos()
@@ -178,6 +181,13 @@ class _Tokens(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag in FOREIGN:
             self._foreign += 1
+        elif tag == "table":
+            self._tables += 1
+        elif tag in _TABLE_PARTS and not self._tables and not self._foreign:
+            # Ignored by HTML outside a table: kept as written, and it ends no element (a <td> in a
+            # <p translate="no"> ended the paragraph, and the kept text after it went to the model).
+            self._add("other")
+            return
         self._add("start", tag)
 
     def handle_startendtag(self, tag, attrs):
@@ -194,6 +204,11 @@ class _Tokens(HTMLParser):
     def handle_endtag(self, tag):
         if tag in FOREIGN and self._foreign:
             self._foreign -= 1
+        elif tag == "table" and self._tables:
+            self._tables -= 1
+        elif tag in _TABLE_PARTS and not self._tables and not self._foreign:
+            self._add("other")
+            return
         self._add("end", tag)
 
     def handle_data(self, data):
