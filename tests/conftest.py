@@ -152,6 +152,23 @@ def checkpoints_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("random-checkpoints")
 
 
+@pytest.fixture
+def own_home(tmp_path, monkeypatch) -> Path:
+    """A library of this test's own: its conversions land in (and are recorded by) it, not the session's.
+    Modules that convert ask for it in `pytestmark = pytest.mark.usefixtures("own_home")`."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LLAMADESK_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def llama2(checkpoints_root, tmp_path) -> Path:
+    """A private copy of the Llama 2 checkpoint (one model.safetensors) that a test may damage or add to."""
+    from tests.fixtures.random_checkpoints import build
+
+    return Path(shutil.copytree(build("llama2_spm", checkpoints_root), tmp_path / "llama2"))
+
+
 @pytest.fixture(scope="session")
 def smollm2_f16_path(smollm2_path) -> Path:
     """SmolLM2 as an unquantized f16 GGUF (the input quantization starts from)."""

@@ -15,19 +15,8 @@ from llamadesk.convert import plan_conversion, write_gguf
 from tests.conftest import assert_one_clear_line, run_cli, run_cli_process
 from tests.fixtures.random_checkpoints import build
 
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path, monkeypatch) -> Path:
-    """Each test's conversions land in (and are recorded by) its own library, not the session's."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("LLAMADESK_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def llama2(checkpoints_root, tmp_path) -> Path:
-    """A private copy of the Llama 2 checkpoint that a test may damage."""
-    return Path(shutil.copytree(build("llama2_spm", checkpoints_root), tmp_path / "llama2"))
+# Each test converts into a library of its own (conftest.own_home), not the session's.
+pytestmark = pytest.mark.usefixtures("own_home")
 
 
 def _edit_config(folder: Path, **changes) -> None:

@@ -21,19 +21,8 @@ from tests.conftest import run_cli
 from tests.fixtures.gguf_comparison import gguf_tensors
 from tests.fixtures.random_checkpoints import build
 
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path, monkeypatch) -> Path:
-    """Each test's conversions are recorded in its own library, not the session's."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("LLAMADESK_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def llama2(checkpoints_root, tmp_path) -> Path:
-    """A private copy of the Llama 2 checkpoint (one model.safetensors) that a test may add files to."""
-    return Path(shutil.copytree(build("llama2_spm", checkpoints_root), tmp_path / "llama2"))
+# Each test converts into a library of its own (conftest.own_home), not the session's.
+pytestmark = pytest.mark.usefixtures("own_home")
 
 
 def _retrained(folder: Path):

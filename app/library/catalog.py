@@ -616,12 +616,7 @@ def _plan_local_removal(first: Path) -> Removal:
         return _forget_made(first, "recorded without its folder, so which file it is is not known")
     if first.exists() and not _is_gguf(first):
         return _forget_made(first, "it is no longer a GGUF file, so not the model llamadesk wrote")
-    files = [p for p in _parts_to_delete(first) if p.exists()]
-    from llamadesk.quantize.evaluation import eval_file
-
-    sidecar = eval_file(first)
-    if sidecar.exists():
-        files.append(sidecar)
+    files = [p for p in _parts_to_delete(first) if p.exists()] + _eval_files([first])
 
     def forget(registry: Registry) -> None:
         registry.made = [m for m in registry.made if Path(m.path) != first]

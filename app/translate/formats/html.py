@@ -458,8 +458,8 @@ class _Builder:
         for match in _attributes(raw):
             value = match.group(2)
             if match.group(1).lower() in TRANSLATED_ATTRIBUTES and value:
-                quote = value[0] if value[0] in "\"'" else ""
-                inner = value[1:-1] if quote else value
+                inner = _unquoted(value)
+                quote = value[0] if len(inner) != len(value) else ""
                 plain = html.unescape(inner)
                 if _WORDS.search(plain):
                     self.document.units.append(Unit(" ".join(plain.split())))
