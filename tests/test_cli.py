@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 
+from llamadesk.app.engine.fitted_settings import reply_context
+from llamadesk.app.engine.llama_engine import ONE_REPLY_SLACK
 from tests.conftest import PINNED_FLAGS, PINNED_SAMPLING_FLAGS, assert_one_clear_line, run_cli
 
 
@@ -32,15 +34,20 @@ def _stats_context(stderr: str) -> tuple[int, int]:
 
 
 def test_a_one_shot_reply_gets_a_context_sized_for_it_and_says_the_same():
-    """chat PROMPT holds only its prompt and reply: the context is sized for them (less KV cache to
-    allocate, a shorter V cache to read per token) and the reply is the one the full context gives."""
+    """chat PROMPT holds only its prompt and reply: the context is sized for them, counted in the
+    model's tokens (less KV cache to allocate, a shorter V cache to read per token without flash
+    attention, the CPU's default) and the reply is the one the full context gives."""
     question = ("Write a long story about a dragon who learns to cook.",)
-    flags = (*PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--stats", "--max-tokens", "300")
+    flags = (*PINNED_FLAGS, "--flash-attn", "off", *PINNED_SAMPLING_FLAGS, "--stats", "--max-tokens", "300")
     sized = run_cli("chat", *flags, *question)
     full = run_cli("chat", *flags, "--ctx", "8192", *question)
     assert sized.returncode == 0 and full.returncode == 0, sized.stderr + full.stderr
     used, n_ctx = _stats_context(sized.stderr)
-    assert n_ctx % 256 == 0 and used <= n_ctx < 8192 and "300 tokens" in sized.stderr, sized.stderr
+    prompt = int(re.search(r"prompt (\d+) tokens", sized.stderr).group(1))
+    # The prompt's tokens, prompt lookup's slack and the reply, in steps of 256: 512 cells here,
+    # where the rendered prompt's bytes (the bound before the vocabulary is loaded) gave 768.
+    assert n_ctx == reply_context(prompt + ONE_REPLY_SLACK + 300) == 512, sized.stderr
+    assert used <= n_ctx and "300 tokens" in sized.stderr, sized.stderr
     assert _stats_context(full.stderr) == (used, 8192)
     assert sized.stdout == full.stdout, "the same 300-token reply in either context"
     # A long piped prompt: room for all of it and the reply (every token covers a byte or more).

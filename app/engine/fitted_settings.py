@@ -42,6 +42,7 @@ BUSY_ROUNDING = 0.25
 CONTEXT_STEP = 256
 ALL_LAYERS = 999  # llama.cpp clamps to the model's layer count (+ the output layer)
 
+ONE_REPLY_REASON = "enough for this one reply"  # how a context sized by context_ceiling is explained
 CPU_FLASH_ATTN_REASON = "off on the CPU: llama.cpp's fused kernel generates slower as the conversation grows"
 
 # Tried, in order, when the default type would cut the context short: q8_0 halves the cache at a
@@ -189,6 +190,11 @@ def has_sliding_window(summary: GGUFSummary) -> bool:
     return isinstance(window, int) and not isinstance(window, bool) and window > 0
 
 
+def reply_context(tokens: int) -> int:
+    """The context for one reply of at most `tokens` in all: whole steps of CONTEXT_STEP cells."""
+    return -(-max(tokens, MIN_CONTEXT) // CONTEXT_STEP) * CONTEXT_STEP
+
+
 def _attention_candidates(
     requested: LoadSettings, cpu_only: bool, quantized_kv: bool, sliding_window: bool
 ) -> list[tuple[bool, str]]:
@@ -250,9 +256,8 @@ def choose_settings(
     wanted = requested.n_ctx if requested.n_ctx is not None else min(trained, DEFAULT_CONTEXT_CAP)
     enough = None  # the context a known amount of work needs, when that is less than the default
     if requested.n_ctx is None and requested.context_ceiling is not None:
-        steps = -(-max(requested.context_ceiling, MIN_CONTEXT) // CONTEXT_STEP)
-        if steps * CONTEXT_STEP < wanted:
-            enough = wanted = steps * CONTEXT_STEP
+        if reply_context(requested.context_ceiling) < wanted:
+            enough = wanted = reply_context(requested.context_ceiling)
     if requested.n_ctx is not None and requested.n_ctx < 1:
         raise BadInputError(f"--ctx must be a positive number of tokens, not {requested.n_ctx}")
     cpu_only = target is None or requested.n_gpu_layers == 0
@@ -307,7 +312,7 @@ def choose_settings(
             )
         n_ctx, reasons["n_ctx"] = requested.n_ctx, "requested"
     elif limit >= wanted and enough is not None:
-        n_ctx, reasons["n_ctx"] = wanted, "enough for this one reply: its prompt and --max-tokens"
+        n_ctx, reasons["n_ctx"] = wanted, f"{ONE_REPLY_REASON}: its prompt and --max-tokens"
     elif limit >= wanted:
         n_ctx = wanted
         reasons["n_ctx"] = (

@@ -33,13 +33,20 @@ from llamadesk.app.engine.chat_template import TEMPLATE_KEY, ChatTemplate
 from llamadesk.app.engine.context_cells import usable_context
 from llamadesk.app.engine.continuation_score import continuation_logprobs
 from llamadesk.app.engine.devices import backend_devices
-from llamadesk.app.engine.fitted_settings import OffloadTarget, choose_settings, offload_target
+from llamadesk.app.engine.fitted_settings import (
+    ONE_REPLY_REASON,
+    OffloadTarget,
+    choose_settings,
+    offload_target,
+    reply_context,
+)
 from llamadesk.app.engine.llama_log import use_default_log
 from llamadesk.app.engine.load_check import llama_cpp_refusal
 from llamadesk.app.engine.lora_context import LoadedAdapter, set_adapters_on_context
 from llamadesk.app.engine.omp_pool import release_worker_threads
 from llamadesk.app.engine.output_tiles import output_matrix_type, output_row_tile
 from llamadesk.app.engine.prefix_shelf import PrefixShelf
+from llamadesk.app.engine.reply_context import context_sized_by
 from llamadesk.app.engine.rpc import add_servers
 from llamadesk.app.engine.sequence_state import SequenceSnapshot, capture, restore, state_identity
 from llamadesk.app.engine.special_text import prompt_tokens
@@ -64,9 +71,10 @@ from llamadesk.app.engine.types import (
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
-# A one-shot reply's context is bounded by its rendered prompt's bytes: every token covers at
-# least one byte (a special token its whole text), plus BOS and a SentencePiece leading space;
-# the rest of the slack leaves prompt lookup's guesses room past the last token.
+# Before the model loads, a one-shot reply's context is bounded by its rendered prompt's bytes:
+# every token covers at least one byte (a special token its whole text), plus BOS and a
+# SentencePiece leading space. Once the vocabulary is loaded the prompt's tokens are counted
+# (reply_context.py) and the same slack leaves prompt lookup's guesses room past the last token.
 ONE_REPLY_SLACK = 64
 
 
@@ -149,6 +157,56 @@ def _apply_adapters(llama: llama_cpp.Llama, adapters: list[tuple[AdapterSummary,
     return loaded
 
 
+def _set_template_tokens(chat_template: ChatTemplate, model: llama_cpp._internals.LlamaModel) -> None:
+    """The template's bos_token and eos_token, as the model spells them."""
+    eos, bos = model.token_eos(), model.token_bos()
+    chat_template.set_special_tokens(
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+    )
+
+
+def _chat_tokens(
+    chat_template: ChatTemplate,
+    messages: Sequence[ChatMessage],
+    tokenize,
+    spells_special: dict[str, bool],
+    model: llama_cpp._internals.LlamaModel,
+) -> list[int]:
+    """The tokens the model sees for `messages`: the template's markup as special tokens, the
+    messages' own text as text (special_text.py), BOS first where the model wants one."""
+    prompt = chat_template.render(messages)
+    texts = [i for i, m in enumerate(messages) if isinstance(m.get("content"), str)]  # messages with text
+    contents = [messages[i]["content"] for i in texts]
+
+    def render_replaced(replaced: dict[int, str]) -> str:
+        changed = [dict(m) for m in messages]
+        for index, text in replaced.items():
+            changed[texts[index]]["content"] = text
+        return chat_template.render(changed)
+
+    tokens = prompt_tokens(prompt, contents, tokenize, spells_special, render_replaced)
+    # The template writes BOS itself when the model wants one; never add a second.
+    bos = model.token_bos()
+    if model.add_bos_token() and bos != -1 and (not tokens or tokens[0] != bos):
+        tokens.insert(0, bos)
+    return tokens
+
+
+def _one_reply_cells(chat_template: ChatTemplate, one_reply: OneReply):
+    """cells_for (reply_context.py): the context one reply needs, its prompt counted in the model's tokens."""
+
+    def cells_for(model: llama_cpp._internals.LlamaModel) -> int:
+        def tokenize(text: str, add_bos: bool = True, special: bool = False) -> list[int]:
+            return model.tokenize(text.encode("utf-8"), add_bos, special)
+
+        _set_template_tokens(chat_template, model)
+        tokens = _chat_tokens(chat_template, one_reply.messages, tokenize, {}, model)
+        return reply_context(len(tokens) + ONE_REPLY_SLACK + one_reply.max_tokens)
+
+    return cells_for
+
+
 class Engine:
     """A loaded model that streams replies, stops on request and reports what it costs."""
 
@@ -176,12 +234,7 @@ class Engine:
         self._token_text = TokenText(self._vocab)  # llama.detokenize([token]), without its per-call setup
         self._chat_template = chat_template
         if chat_template is not None:
-            model = llama._model
-            eos, bos = model.token_eos(), model.token_bos()
-            chat_template.set_special_tokens(
-                bos_token=model.token_get_text(bos) if bos != -1 else "",
-                eos_token=model.token_get_text(eos) if eos != -1 else "",
-            )
+            _set_template_tokens(chat_template, llama._model)
         # The last conversation tokenized and its tokens: the UI counts a conversation's tokens to
         # fit it into the context, then streams that same conversation; templating and tokenizing
         # it twice would cost ~5 ms per 3,000 tokens of time to first token (more on a Pi).
@@ -225,8 +278,14 @@ class Engine:
         if settings.batch_invariant:
             disable_tiled_products()
         repacking = weights_not_repacked() if settings.batch_invariant else contextlib.nullcontext()
+        one_reply_sized = settings.reasons.get("n_ctx", "").startswith(ONE_REPLY_REASON)
+        sizing = (
+            context_sized_by(_one_reply_cells(chat_template, one_reply))
+            if one_reply_sized and chat_template is not None and one_reply is not None
+            else contextlib.nullcontext([])
+        )
         try:
-            with _chat_templates_left_to_llamadesk(), repacking:
+            with _chat_templates_left_to_llamadesk(), repacking, sizing as sized:
                 llama = llama_cpp.Llama(
                     model_path=str(summary.path),
                     n_ctx=settings.n_ctx,
@@ -255,6 +314,14 @@ class Engine:
                 f"llama.cpp could not load {summary.path} ({err}); "
                 "check that it is a complete model for this llama.cpp version"
             ) from err
+        if sized and sized[0] < settings.n_ctx:
+            n_tokens = sized[0]
+            settings = replace(
+                settings,
+                n_ctx=n_tokens,
+                n_batch=min(settings.n_batch, n_tokens),
+                reasons={**settings.reasons, "n_ctx": f"{ONE_REPLY_REASON}: its prompt's tokens and --max-tokens"},
+            )
         loaded = _apply_adapters(llama, adapters) if adapters else []
         engine = cls(llama, summary, settings, chat_template)
         engine.output_tile = output_row_tile(
@@ -358,21 +425,7 @@ class Engine:
         last = self._last_tokenized  # read once: callers on other threads (serve --parallel) replace it
         if last is not None and last[0] == list(messages):
             return list(last[1])
-        prompt = self._chat_template.render(messages)
-        # The template writes BOS itself when the model wants one; never add a second.
-        bos = self._llama._model.token_bos()
-        texts = [i for i, m in enumerate(messages) if isinstance(m.get("content"), str)]  # messages with text
-        contents = [messages[i]["content"] for i in texts]
-
-        def render_replaced(replaced: dict[int, str]) -> str:
-            changed = [dict(m) for m in messages]
-            for index, text in replaced.items():
-                changed[texts[index]]["content"] = text
-            return self._chat_template.render(changed)
-
-        tokens = prompt_tokens(prompt, contents, self.tokenize, self._spells_special, render_replaced)
-        if self._llama._model.add_bos_token() and bos != -1 and (not tokens or tokens[0] != bos):
-            tokens.insert(0, bos)
+        tokens = _chat_tokens(self._chat_template, messages, self.tokenize, self._spells_special, self._llama._model)
         self._last_tokenized = ([dict(message) for message in messages], list(tokens))  # copies: callers may mutate
         return tokens
 
