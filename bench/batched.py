@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -414,7 +415,7 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python bench/batched.py --model {args.model} --threads {args.threads} "
         f"--rounds {args.rounds} --segments {args.segments} --translate-rounds {args.translate_rounds} "
-        f"--spread {args.spread} --other-languages {args.other_languages}`",
+        f"--spread {shlex.quote(args.spread)} --other-languages {shlex.quote(args.other_languages)}`",
     ]
     update_section("batched", "\n".join(lines))
     print("\n".join(lines))
