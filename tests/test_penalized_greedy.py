@@ -10,6 +10,9 @@ import pytest
 
 from llamadesk.app.engine.penalized_greedy import PenalizedGreedy
 
+# numpy's overflow warnings would reach the user's terminal: none may come from a pick.
+pytestmark = pytest.mark.filterwarnings("error")
+
 
 class LlamaCppChain:
     """llama.cpp's own penalties + greedy samplers, applied to a row without a model or context."""
@@ -39,7 +42,7 @@ def rows(rng: np.random.Generator, n_vocab: int, count: int):
     """Logit rows with what the arithmetic can trip on: ties, zeros of both signs, negatives, inf, NaN."""
     for _ in range(count):
         row = rng.normal(0.0, 3.0, n_vocab).astype(np.float32)
-        kind = rng.integers(6)
+        kind = rng.integers(7)
         if kind == 0:  # a few tied maxima
             row[rng.choice(n_vocab, 3, replace=False)] = row.max() + 1
         elif kind == 1:  # coarse values: many ties after the penalty
@@ -50,6 +53,9 @@ def rows(rng: np.random.Generator, n_vocab: int, count: int):
             row = -np.abs(row)
         elif kind == 4:  # a broken model's NaN, sometimes in first place (llama.cpp then never moves)
             row[rng.choice([0, rng.integers(n_vocab)])] = np.nan
+        elif kind == 5:  # near float32's limits: a penalty can overflow them to infinity, or not quite
+            big = np.float32(np.finfo(np.float32).max)
+            row[rng.choice(n_vocab, 6, replace=False)] = [big, -big, big * 0.95, -big * 0.95, big * 0.5, -big * 0.6]
         yield row
 
 
@@ -68,6 +74,21 @@ def test_each_pick_is_llama_cpps(penalty, last_n):
             assert np.array_equal(row, before, equal_nan=True)  # the row is put back as it was
             assert picks[-1] == theirs.pick(row)
         assert picks != [int(r.argmax()) for r in rows(np.random.default_rng(int(penalty * 10) + last_n), n_vocab, 300)]
+    finally:
+        theirs.free()
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.5])
+def test_a_penalty_that_overflows_float32_makes_infinity_as_llama_cpp_does(penalty):
+    """Token 1 was picked, then comes back at 3/4 of float32's largest value: divided by 0.5 it is
+    infinite in C and beats token 0 at the largest finite value (a value kept finite would tie,
+    and the tie goes to token 0)."""
+    big = np.finfo(np.float32).max
+    ours, theirs = PenalizedGreedy(penalty, 64), LlamaCppChain(2, penalty, 64)
+    try:
+        for row in ([0.0, 1.0], [big, big * np.float32(0.75)], [-big, -big * np.float32(0.75)]):
+            row = np.array(row, dtype=np.float32)
+            assert ours.pick(row) == theirs.pick(row)
     finally:
         theirs.free()
 

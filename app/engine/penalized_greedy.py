@@ -18,9 +18,14 @@ keeps them.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
+
+# A double at or past this rounds to infinity as a float32: float32's largest value plus half of its
+# last step (a tie rounds to even, which is infinity there).
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
 
 
 def first_highest(row: np.ndarray) -> int:
@@ -58,9 +63,31 @@ class PenalizedGreedy:
         return best
 
     def _penalized_argmax(self, row: np.ndarray) -> int:
+        penalty = float(self._penalty)
+        if penalty <= 0.0:  # 0 (Ollama allows it) divides by zero: numpy's IEEE arithmetic, as in C
+            return self._penalized_argmax_ieee(row)
+        # Each of the few penalized entries changed in place in Python floats, the row scanned once
+        # and put back. Right after a decode numpy's machinery is out of the CPU's caches, and its
+        # gather, where and scatter cost more than these few dozen float operations (about 50 us of
+        # the ~170 between two tokens of a chat reply, bench/RESULTS.md "chat path"). A product or
+        # quotient of two float32 values computed in double precision and rounded once to float32
+        # is the correctly rounded float32 result, the one llama.cpp's float arithmetic gives.
+        kept = [(token, row.item(token)) for token in self._counts]
+        for token, logit in kept:
+            value = logit * penalty if logit <= 0 else logit / penalty
+            if abs(value) >= FLOAT32_OVERFLOW:  # infinite as C's float arithmetic makes it, without numpy's warning
+                value = math.copysign(math.inf, value)
+            row[token] = value
+        try:
+            return first_highest(row)
+        finally:
+            for token, logit in kept:
+                row[token] = logit
+
+    def _penalized_argmax_ieee(self, row: np.ndarray) -> int:
         ids = np.fromiter(self._counts, dtype=np.intp, count=len(self._counts))
         kept = row[ids]
-        with np.errstate(divide="ignore", invalid="ignore"):  # a penalty of 0 (Ollama allows it): inf, NaN, as in C
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf, NaN, as in C
             penalized = np.where(kept <= 0, kept * self._penalty, kept / self._penalty)
         # Written into the row and put back, rather than argmax over a copy of the whole row:
         # the row is llama.cpp's output buffer, which nothing reads until this returns.
