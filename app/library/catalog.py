@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamadesk.app.core.byte_sizes import format_bytes
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
 from llamadesk.app.core.file_removal import delete_files, refuse_undeletable
 from llamadesk.app.core.gguf_adapter import summarize_adapter
@@ -34,6 +35,7 @@ from llamadesk.app.library.registry import (
     PulledModel,
     Registry,
     editing_registry,
+    is_repo_id,
     load_registry,
     registry_path,
 )
@@ -475,7 +477,8 @@ def plan_removal(name: str) -> Removal:
         )
     if candidate.source == "hub" and candidate.record is not None:
         return _plan_pulled_removal(candidate.record, name)
-    return _plan_local_removal(candidate.locate())
+    first = candidate.locate()
+    return _plan_local_removal(first, _checkpoint_left_unused(registry, first, candidate.origin))
 
 
 # What a folder of llamadesk's models that refuses a deletion probably is, in `models rm`'s line.
@@ -608,7 +611,53 @@ def _parts_to_delete(first: Path) -> list[Path]:
     return confirmed
 
 
-def _plan_local_removal(first: Path) -> Removal:
+@dataclass(frozen=True)
+class _PulledCheckpoint:
+    """The checkpoint `pull --convert` downloaded into the Hugging Face cache for a model it made."""
+
+    repo: str
+    commit: str
+    files: tuple[tuple[str, Path], ...]  # (the file's path in the repo, its snapshot path)
+
+    def describe(self) -> str:
+        size = sum(path.resolve().stat().st_size for _, path in self.files if path.exists())
+        return (
+            f"the checkpoint it was made from ({self.repo}, {len(self.files)} file(s), {format_bytes(size)}) "
+            "from the Hugging Face cache"
+        )
+
+    def deletions(self) -> list[tuple[Path, Callable[[], list[Path]]]]:
+        from llamadesk.app.hub.cache import remove_cached_files  # see _pulled_candidates
+
+        return [(path, lambda f=name: remove_cached_files(self.repo, self.commit, [f])) for name, path in self.files]
+
+
+def _checkpoint_left_unused(registry: Registry, made: Path, origin: dict[str, Any]) -> _PulledCheckpoint | None:
+    """The checkpoint `pull --convert` downloaded to make `made`, when no other library model was
+    made from it: gigabytes that only a second conversion would read, which nothing else led the
+    user to once the model is gone. Only the files llamadesk downloaded (the cache's marks, as for
+    a pulled model), never those of a model pulled from the same commit. None when there is none."""
+    from llamadesk.app.hub.cache import COMMIT_ID, cached_file, cached_repo_files, downloaded_by_llamadesk
+
+    repo, commit = origin.get("checkpoint"), origin.get("commit")
+    if not (isinstance(repo, str) and is_repo_id(repo) and isinstance(commit, str) and COMMIT_ID.fullmatch(commit)):
+        return None  # made from a local checkpoint (a path), or a record written by hand
+    made_from_it = [m for m in registry.made if (m.origin.get("checkpoint"), m.origin.get("commit")) == (repo, commit)]
+    if any(Path(m.path) != made for m in made_from_it):
+        return None
+    pulled = {f for p in registry.pulled if (p.repo, p.commit) == (repo, commit) for f in p.files}
+    files = []
+    try:
+        for repo_file in cached_repo_files(repo, commit):
+            path = cached_file(repo, repo_file.path, commit)
+            if repo_file.path not in pulled and path is not None and downloaded_by_llamadesk(path):
+                files.append((repo_file.path, path))
+    except (LlamadeskError, OSError):  # a cache that cannot be read: the model still goes, the files stay
+        return None
+    return _PulledCheckpoint(repo, commit, tuple(files)) if files else None
+
+
+def _plan_local_removal(first: Path, checkpoint: _PulledCheckpoint | None = None) -> Removal:
     # Older versions recorded `convert -o x.gguf` as the relative "x.gguf": found from another
     # folder it named another file (a person's own was deleted once). Nor is a file that is no
     # longer a GGUF the model llamadesk wrote. Either way only the record goes.
@@ -617,6 +666,7 @@ def _plan_local_removal(first: Path) -> Removal:
     if first.exists() and not _is_gguf(first):
         return _forget_made(first, "it is no longer a GGUF file, so not the model llamadesk wrote")
     files = [p for p in _parts_to_delete(first) if p.exists()] + _eval_files([first])
+    cached = [path for _, path in checkpoint.files] if checkpoint is not None else []
 
     def forget(registry: Registry) -> None:
         registry.made = [m for m in registry.made if Path(m.path) != first]
@@ -626,10 +676,16 @@ def _plan_local_removal(first: Path) -> Removal:
         # Every folder checked first: one that refuses leaves the files and the record as they were.
         for file in present:
             refuse_undeletable(file, MADE_FOLDER_IS)
+        _refuse_undeletable_cache_files(cached)
         deletions = [(file, lambda f=file: delete_files([f], MADE_FOLDER_IS)) for file in present]
+        if checkpoint is not None:
+            deletions += checkpoint.deletions()
         return _forget_then_delete(model_stem(first.name), forget, deletions)
 
-    return Removal(model_stem(first.name), tuple(files), f"delete {', '.join(str(f) for f in files)}", apply)
+    summary = f"delete {', '.join(str(f) for f in files)}"
+    if checkpoint is not None:
+        summary += f", and {checkpoint.describe()}"
+    return Removal(model_stem(first.name), tuple(files + cached), summary, apply)
 
 
 def add_folder(folder: str) -> tuple[Path, int, bool, str | None]:
