@@ -10,12 +10,14 @@ What is translated: runs of text with the inline markup inside them (<b>, <a>, <
 as one unit, so a sentence with a link in it is translated as one sentence; the markup, entities
 and inline <code>/<kbd> elements become protected spans (stand-ins the translator keeps, put
 back byte for byte). Block tags, <br> and comments end a run. Attribute values meant for people
-(alt, title, placeholder, aria-label) are units of their own. Scripts, styles, <pre>, <code>,
-<textarea>, <svg> and <math> are not touched, nor is any element marked translate="no" (HTML's
+(alt, title, placeholder, aria-label) are units of their own. Scripts, styles, <pre>, <xmp>,
+<code>, <textarea>, <svg> and <math> are not touched, nor is any element marked translate="no" (HTML's
 own mark for a name, a product, a sentence to keep as written: its text and its attributes),
 which inside a sentence is one protected span of it, but for an element inside it marked
 translate="yes", translated again with what it holds (HTML's translate is inherited, and an
-element's own value wins); where the page leaves out an end tag, these end where HTML ends them.
+element's own value wins); where the page leaves out an end tag, these end where HTML ends them
+(_OpenElements: HTML's stack of open elements, as far as what a tag ends; a </ul> ends the <p>
+left open in the list, a </div> with no <div> open ends nothing).
 The root <html> element's lang (and xml:lang) is given the target language's code, which the page
 is in once translated; a `lang` on an inner element marks a passage in another language and stays.
 """
@@ -34,7 +36,9 @@ from llamadesk.app.translate.languages import Language, find_language
 from llamadesk.app.translate.segment import SegmentResult
 
 # Elements whose content is never translated; the tag names are lower-cased by the tokenizer.
-UNTOUCHED = frozenset({"script", "style", "pre", "code", "kbd", "samp", "var", "textarea", "svg", "math", "template"})
+UNTOUCHED = frozenset(
+    {"script", "style", "pre", "xmp", "code", "kbd", "samp", "var", "textarea", "svg", "math", "template"}
+)
 # Inline elements that may sit inside a sentence: they do not end a run of text.
 INLINE = frozenset(
     {
@@ -166,6 +170,11 @@ class HtmlFile:
 
 class _Tokens(HTMLParser):
     """(kind, start offset, tag) of every token; each runs to where the next one starts."""
+
+    # Text to their end tag, as HTML reads them; html.parser knows only script and style, and read
+    # an <xmp>'s example markup as the page's (its text went to the model), a "</div>" in a
+    # <textarea> as an end tag.
+    CDATA_CONTENT_ELEMENTS = ("script", "style", "xmp", "textarea")
 
     def __init__(self, text: str):
         super().__init__(convert_charrefs=False)
@@ -310,10 +319,16 @@ class _Region:
     span_from: int | None = None  # a "span": where its bytes not yet in the run begin (None: an outer span's)
     depth: int = 1  # open elements of its tag, itself included (a <div> in a kept <div>)
     holders: list[str] = field(default_factory=list)  # a list open in a list item: its <li> are not ours
+    opened_at: int = -1  # its position among the open elements (_OpenElements)
 
-    def ended_without_end_tag_by(self, kind: str, tag: str) -> bool:
-        """Whether a `kind` token of `tag` ends this element as HTML ends one whose end tag is left out."""
-        return self.tag in IMPLIED_ENDS and self.depth == 1 and not self.holders and _closes(self.tag, kind, tag)
+    def ended_by(self, kind: str, tag: str, ends_from: int, reopened_up_to: int) -> bool:
+        """Whether a `kind` token of `tag`, which ends the open elements from position `ends_from`
+        in, ends this one without its end tag; `reopened_up_to`: the innermost open cell's position."""
+        if ends_from > self.opened_at or (kind == "end" and tag == self.tag and ends_from == self.opened_at):
+            return False  # still open, or this is its own end tag, which `depth` counts
+        # An unclosed <span> ends with its paragraph; an unclosed <b>, HTML opens again after it
+        # (a copy, translate="no" and all), but not past the end of a table cell.
+        return self.tag not in FORMATTING or ends_from <= reopened_up_to < self.opened_at
 
     def count(self, kind: str, tag: str) -> None:
         """Keep track of what the token opens or closes inside this element."""
@@ -337,6 +352,7 @@ class _Builder:
         self.document = HtmlFile([])
         self.run: list[tuple[str, str | _Tag]] = []  # ("text", raw) or ("kept", raw/tag)
         self.regions: list[_Region] = []  # open elements not translated as the page's text, innermost last
+        self.open_elements = _OpenElements()
 
     def build(self) -> HtmlFile:
         bounds = [start for _, start, _ in self.tokens] + [len(self.text)]
@@ -346,7 +362,9 @@ class _Builder:
             raw = self.text[start : bounds[i + 1]]
             if len(self.regions) > MAX_NESTING:
                 raise _NestedTooDeep("elements marked translate or kept as written")
-            self._end_regions_closed_by(kind, tag, start)
+            ends_from = self.open_elements.ended_by(kind, tag)
+            self._end_regions_closed_by(kind, tag, start, ends_from)
+            self.open_elements.update(kind, tag, ends_from)
             for region in self.regions:
                 region.count(kind, tag)
             ended = next((n for n, region in enumerate(self.regions) if region.depth == 0), None)
@@ -369,11 +387,11 @@ class _Builder:
         """A token of the page's own text: a run goes on or ends, an untouched element begins."""
         if kind in ("start", "startend") and _translate_mark(raw) == "no":
             if kind == "start" and tag in INLINE:  # in a sentence: the whole element is one kept span
-                self.regions.append(_Region("span", tag, reopens=True, span_from=start))
+                self._open_region(_Region("span", tag, reopens=True, span_from=start))
             elif kind == "start" and tag not in VOID:  # a block: left as it is, to its end
                 self._flush()
                 self.document.pieces.append(raw)
-                self.regions.append(_Region("kept", tag, reopens=True))
+                self._open_region(_Region("kept", tag, reopens=True))
             else:  # an element without content (<img translate="no" alt="...">): its attributes kept
                 self._flush()
                 self.document.pieces.append(raw)
@@ -381,11 +399,11 @@ class _Builder:
         if kind == "start" and tag in INLINE_UNTOUCHED:
             # Part of the sentence around it, as one protected span (a run with no words
             # around it is written back as it was).
-            self.regions.append(_Region("span", tag, span_from=start))
+            self._open_region(_Region("span", tag, span_from=start))
         elif kind == "start" and tag in UNTOUCHED:  # <pre>, <script>...: ended by their end tag only
             self._flush()
             self.document.pieces.append(self._tag(raw))
-            self.regions.append(_Region("kept", tag))
+            self._open_region(_Region("kept", tag))
         elif kind in ("data", "entity"):
             self.run.append(("text" if kind == "data" else "kept", raw))
         elif kind in ("start", "startend", "end") and tag in INLINE:
@@ -401,11 +419,11 @@ class _Builder:
         if _translated_again(region, kind, tag, raw):
             self.document.pieces.append(self._tag(raw))  # its own attributes are translated too
             if kind == "start" and tag not in VOID:
-                self.regions.append(_Region("yes", tag))
+                self._open_region(_Region("yes", tag))
             return
         self.document.pieces.append(raw)
         if region.reopens and kind == "start" and tag in UNTOUCHED:  # kept even where a tag inside says yes
-            self.regions.append(_Region("kept", tag))
+            self._open_region(_Region("kept", tag))
 
     def _span_token(self, region: _Region, kind: str, start: int, tag: str, raw: str, end: int) -> None:
         """A token inside an element kept as a span of its sentence: part of the span, unless it
@@ -414,11 +432,11 @@ class _Builder:
             self._keep_span_so_far(region, start)
             self.run.append(("kept", self._tag(raw)))
             if kind == "start" and tag not in VOID:
-                self.regions.append(_Region("yes", tag))
+                self._open_region(_Region("yes", tag))
             else:
                 region.span_from = end
         elif region.reopens and kind == "start" and tag in UNTOUCHED:  # kept even where a tag inside says yes
-            self.regions.append(_Region("span", tag))  # its bytes are the outer span's
+            self._open_region(_Region("span", tag))  # its bytes are the outer span's
 
     def _keep_span_so_far(self, region: _Region, end: int) -> None:
         """The span's bytes up to `end` not yet in the run become a kept span of it."""
@@ -426,12 +444,24 @@ class _Builder:
             self.run.append(("kept", self.text[region.span_from : end]))
         region.span_from = None
 
-    def _end_regions_closed_by(self, kind: str, tag: str, start: int) -> None:
+    def _end_regions_closed_by(self, kind: str, tag: str, start: int, ends_from: int | None) -> None:
         """End the outermost region that the token ends without its end tag (a <li> ends the open
-        translate="no" <li>), and every region inside it, before the token."""
-        closed = next((n for n, region in enumerate(self.regions) if region.ended_without_end_tag_by(kind, tag)), None)
+        translate="no" <li>, a </ul> the <p> left open in it), and every region inside it, before
+        the token; `ends_from`: where the open elements the token ends begin (None: it ends none)."""
+        if ends_from is None:
+            return
+        reopened_up_to = self.open_elements.innermost(_REOPENED_NOT_PAST)
+        closed = next(
+            (n for n, region in enumerate(self.regions) if region.ended_by(kind, tag, ends_from, reopened_up_to)),
+            None,
+        )
         if closed is not None:
             self._end_regions(closed, start)
+
+    def _open_region(self, region: _Region) -> None:
+        """`region` begins with the start tag just read, the innermost open element."""
+        region.opened_at = len(self.open_elements) - 1
+        self.regions.append(region)
 
     def _end_regions(self, outermost: int, at: int) -> None:
         """End the regions from `outermost` in, innermost first, without an end tag, at offset `at`."""
@@ -496,30 +526,31 @@ class _Builder:
         self.document.pieces += [p for p in (lead, run_piece, trail) if p != ""]
 
 
-# Elements whose end tag HTML lets a page leave out: the start tags and the end tags (of what
-# holds them) that end one. A translate="no" <p> or <li> without its end tag kept the rest of the
-# page from the model (and a list of them "had no text for people to translate").
+# Elements whose end tag HTML lets a page leave out, and the start tags that end one (an end tag
+# ends it when it ends an element around it: see _OpenElements). A translate="no" <p> or <li>
+# without its end tag kept the rest of the page from the model (and a list of them "had no text
+# for people to translate").
 _CLOSE_P = frozenset(
     "address article aside blockquote center dd details dialog dir div dl dt fieldset figcaption figure "
     "footer form h1 h2 h3 h4 h5 h6 header hgroup hr li listing main menu nav ol p plaintext pre search "
     "section summary table ul xmp".split()
 )
-_HOLDERS = frozenset({"body", "html"})
 # In a table, what ends a cell ends what is open in it too (a <p> or <li> without its end tag).
 _CELL_STARTS = frozenset({"caption", "td", "th", "tr", "tbody", "thead", "tfoot"})
-_CELL_ENDS = _CELL_STARTS | {"table"}
-IMPLIED_ENDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "p": (
-        _CLOSE_P | _CELL_STARTS,
-        _HOLDERS | _CELL_ENDS | {"div", "section", "article", "aside", "blockquote", "li", "dd", "main"},
-    ),
-    "li": (frozenset({"li"}) | _CELL_STARTS, _HOLDERS | _CELL_ENDS | {"ul", "ol", "menu"}),
-    "dt": (frozenset({"dt", "dd"}) | _CELL_STARTS, _HOLDERS | _CELL_ENDS | {"dl"}),
-    "dd": (frozenset({"dt", "dd"}) | _CELL_STARTS, _HOLDERS | _CELL_ENDS | {"dl"}),
-    "td": (_CELL_STARTS - {"caption"}, _HOLDERS | (_CELL_ENDS - {"caption", "td", "th"})),
-    "th": (_CELL_STARTS - {"caption"}, _HOLDERS | (_CELL_ENDS - {"caption", "td", "th"})),
-    "tr": (frozenset({"tr", "tbody", "thead", "tfoot"}), _HOLDERS | {"table", "tbody", "thead", "tfoot"}),
-    "option": (frozenset({"option", "optgroup"}), _HOLDERS | {"select", "datalist", "optgroup"}),
+_SECTION_STARTS = frozenset({"caption", "tbody", "thead", "tfoot"})
+IMPLIED_ENDS: dict[str, frozenset[str]] = {
+    "p": _CLOSE_P | _CELL_STARTS,
+    "li": frozenset({"li"}) | _CELL_STARTS,
+    "dt": frozenset({"dt", "dd"}) | _CELL_STARTS,
+    "dd": frozenset({"dt", "dd"}) | _CELL_STARTS,
+    "td": _CELL_STARTS - {"caption"},
+    "th": _CELL_STARTS - {"caption"},
+    "tr": _SECTION_STARTS | {"tr"},
+    "tbody": _SECTION_STARTS,
+    "thead": _SECTION_STARTS,
+    "tfoot": _SECTION_STARTS,
+    "option": frozenset({"option", "optgroup"}),
+    "optgroup": frozenset({"optgroup"}),
 }
 # What such an element may hold that has elements of its own kind (a list in a list item, a table
 # in a cell): while one is open inside, a <li> or </ul> is the inner one's, not the outer's end.
@@ -530,13 +561,106 @@ _NESTED_HOLDERS = {
     "td": frozenset({"table"}),
     "th": frozenset({"table"}),
     "tr": frozenset({"table"}),
+    "tbody": frozenset({"table"}),
+    "thead": frozenset({"table"}),
+    "tfoot": frozenset({"table"}),
 }
+# HTML's special elements: an end tag of another element (a </span>) ends nothing outside one.
+_SPECIAL = frozenset(
+    "address applet area article aside base basefont bgsound blockquote body br button caption center col "
+    "colgroup dd details dir div dl dt embed fieldset figcaption figure footer form frame frameset h1 h2 h3 "
+    "h4 h5 h6 head header hgroup hr html iframe img input keygen li link listing main marquee menu meta nav "
+    "noembed noframes noscript object ol p param plaintext pre script search section select source style "
+    "summary table tbody td template textarea tfoot th thead title tr track ul wbr xmp "
+    "foreignobject desc mi mo mn ms mtext annotation-xml".split()
+)
+# HTML's scopes: where a tag looks for the open element it ends, from the innermost out, and where
+# it stops looking (an end tag in a table cell does not end a <div> around the table: HTML ignores it).
+_SCOPE = frozenset({"applet", "caption", "html", "table", "td", "th", "marquee", "object", "template"})
+_TABLE_SCOPE = frozenset({"html", "table", "template"})
+# A <li>, <dt> or <dd> ends the open one unless a block other than a <div> is open inside it (a
+# list in a list item: the <li> is the inner list's own).
+_ITEM_SCOPE = _SPECIAL - {"address", "div", "p"}
+_SCOPE_OF = {
+    "p": _SCOPE | {"button"},
+    "li": _ITEM_SCOPE,
+    "dt": _ITEM_SCOPE,
+    "dd": _ITEM_SCOPE,
+    **dict.fromkeys(_CELL_STARTS | {"table"}, _TABLE_SCOPE),
+    "option": _SCOPE | {"select", "datalist"},
+    "optgroup": _SCOPE | {"select", "datalist"},
+}
+_END_TAG_SCOPE_OF = {**_SCOPE_OF, "li": _SCOPE | {"ol", "ul"}, "dt": _SCOPE, "dd": _SCOPE}
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+# HTML keeps <body> and <html> open to the page's end, whatever end tags say.
+_HOLDERS = frozenset({"body", "html"})
+_CLOSED_BY_START = {
+    start: frozenset(element for element, starts in IMPLIED_ENDS.items() if start in starts)
+    for start in frozenset().union(*IMPLIED_ENDS.values())
+}
+# Formatting elements: where the text goes on after a block that ended them, HTML opens a copy
+# (with the same attributes), except past the end of a cell, a caption, a template or an object.
+FORMATTING = frozenset(
+    {"a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"}
+)
+_REOPENED_NOT_PAST = frozenset({"td", "th", "caption", "template", "applet", "object", "marquee"})
 
 
-def _closes(element: str, kind: str, tag: str) -> bool:
-    """Whether a `kind` token of `tag` ends an open `element` whose end tag may be left out."""
-    starts, ends = IMPLIED_ENDS[element]
-    return (kind in ("start", "startend") and tag in starts) or (kind == "end" and tag in ends)
+class _OpenElements:
+    """HTML's stack of open elements, as far as it tells what a tag ends: the elements it ends
+    without their end tags (a </ul> ends the <li> and <p> open in the list), or none when HTML
+    ignores it (a </div> with no <div> open). Each tag's positions are indexed, and those of the
+    large groups scopes look for, so that a page nesting thousands deep is read in linear time."""
+
+    def __init__(self) -> None:
+        self.tags: list[str] = []
+        # tag, or group of tags -> where one is open, innermost last
+        self._positions: dict[str | frozenset[str], list[int]] = {group: [] for group in (_SPECIAL, _ITEM_SCOPE)}
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def innermost(self, tags: frozenset[str]) -> int:
+        """The position of the innermost open element of one of `tags`; -1 when none is open."""
+        if tags in self._positions:
+            return self._positions[tags][-1] if self._positions[tags] else -1
+        return max((self._positions[tag][-1] for tag in tags if self._positions.get(tag)), default=-1)
+
+    def ended_by(self, kind: str, tag: str) -> int | None:
+        """Where the open elements a `kind` token of `tag` ends begin (it ends every one from there
+        in), or None when it ends none."""
+        if kind in ("start", "startend"):
+            found = [
+                self._in_scope(frozenset({element}), _SCOPE_OF[element]) for element in _CLOSED_BY_START.get(tag, ())
+            ]
+            if tag in _HEADINGS and self.tags and self.tags[-1] in _HEADINGS:  # <h2> right in an <h1>
+                found.append(len(self.tags) - 1)
+            return min((position for position in found if position is not None), default=None)
+        if kind != "end" or tag in _HOLDERS:
+            return None
+        if tag not in _SPECIAL:  # a </span> or </b> looks no further than the innermost block
+            return self._in_scope(frozenset({tag}), _SPECIAL)
+        # any heading's end tag ends the open heading, as </h1> ends an <h3>
+        return self._in_scope(_HEADINGS if tag in _HEADINGS else frozenset({tag}), _END_TAG_SCOPE_OF.get(tag, _SCOPE))
+
+    def update(self, kind: str, tag: str, ends_from: int | None) -> None:
+        """After a `kind` token of `tag` that ends the open elements from `ends_from` in (None: none)."""
+        while ends_from is not None and len(self.tags) > ends_from:
+            for key in self._keys(self.tags.pop()):
+                self._positions[key].pop()
+        if kind == "start" and tag not in VOID:
+            for key in self._keys(tag):
+                self._positions.setdefault(key, []).append(len(self.tags))
+            self.tags.append(tag)
+
+    def _keys(self, tag: str) -> list[str | frozenset[str]]:
+        """Where an open `tag` is indexed: under its name and its groups."""
+        return [tag] + [group for group in (_SPECIAL, _ITEM_SCOPE) if tag in group]
+
+    def _in_scope(self, tags: frozenset[str], scope: frozenset[str]) -> int | None:
+        """The innermost open element of `tags`, unless an element of `scope` is open inside it."""
+        found = self.innermost(tags)
+        return found if found >= 0 and self.innermost(scope) <= found else None
 
 
 def _translated_again(region: _Region, kind: str, tag: str, raw: str) -> bool:
