@@ -243,10 +243,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_notes(plan: ConversionPlan) -> None:
     """What the user should know about the files read and how the GGUF differs from the checkpoint (on stderr)."""
-    notes = [*plan.checkpoint.notes, plan.checkpoint.config.context_note]
-    for note in notes:
-        if note is not None:
-            print(f"note: {note}", file=sys.stderr)
+    from llamadesk.app.library.checkpoint_conversion import conversion_notes  # as the functions above do
+
+    for note in conversion_notes(plan):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace, path: Path, qtype: str, n_params: int | None, verified: list[str]) -> None:

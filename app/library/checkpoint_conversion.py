@@ -101,6 +101,12 @@ def plan_steps(
     return ConversionSteps(plan, qtype, target, target.parent / converted_name.name)
 
 
+def conversion_notes(plan: ConversionPlan) -> list[str]:
+    """What the user should know about a conversion: files in the folder left unread, and how the
+    GGUF's context differs from the checkpoint's (the CLI's `note:` lines, the app's notes)."""
+    return [note for note in (*plan.checkpoint.notes, plan.checkpoint.config.context_note) if note]
+
+
 def convert_checkpoint(
     source: str | Path,
     output: Path | None,

@@ -101,9 +101,10 @@ def pull(spec: str, report: Report, cancel: CancelToken) -> PullResult:
     return pull_model(spec, progress=download_bar_class(report, cancel))
 
 
-def convert(source: str, quant_type: str, report: Report, cancel: CancelToken) -> Path:
-    """Convert a local checkpoint folder to a `quant_type` GGUF in the library; returns its path."""
-    from llamadesk.app.library.checkpoint_conversion import check_convert_type, convert_checkpoint
+def convert(source: str, quant_type: str, report: Report, cancel: CancelToken) -> tuple[Path, list[str]]:
+    """Convert a local checkpoint folder to a `quant_type` GGUF in the library; returns its path and
+    the notes the CLI prints (a stale shard index left unread, the context the GGUF records)."""
+    from llamadesk.app.library.checkpoint_conversion import check_convert_type, conversion_notes, convert_checkpoint
     from llamadesk.app.library.registry import record_made_model
 
     folder = Path(source.strip()).expanduser()
@@ -119,10 +120,18 @@ def convert(source: str, quant_type: str, report: Report, cancel: CancelToken) -
         report(JobProgress(f"quantizing to {qtype.name}", step.index - 1, step.total))
         cancel.check("quantization")
 
+    notes: list[str] = []
     report(JobProgress(f"reading {folder.name}"))
-    path, _ = convert_checkpoint(folder, None, qtype, convert_progress=converting, quantize_progress=quantizing)
+    path, _ = convert_checkpoint(
+        folder,
+        None,
+        qtype,
+        convert_progress=converting,
+        quantize_progress=quantizing,
+        planned=lambda plan: notes.extend(conversion_notes(plan)),
+    )
     record_made_model(path, {"checkpoint": str(folder.resolve()), "outtype": qtype.name})
-    return path
+    return path, notes
 
 
 __all__ = ["JobProgress", "CancelToken", "download_bar_class", "pull", "convert", "DEFAULT_CONVERT_TYPE"]

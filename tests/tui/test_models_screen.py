@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -288,6 +289,24 @@ def test_pull_shows_progress_cancels_resumes_and_reports_errors_in_one_line(hub,
     assert missing["failed"] and "no repo tiny/No-Such-GGUF" in missing["line"] and "\n" not in missing["line"], missing
     assert bad["failed"] and "\n" not in bad["line"] and bad["line"], bad
     assert bad["library"] == resumed["library"]
+
+
+@pytest.mark.asyncio
+async def test_a_conversion_shows_the_notes_the_cli_prints(home, tmp_path, checkpoints_root):  # noqa: F811
+    """A folder holding model.safetensors and a leftover shard index: the app converts the single
+    file, as the CLI does, and says so (the CLI's `note:` line), rather than nothing."""
+    source = tmp_path / "with-index"
+    shutil.copytree(build("llama2_spm", checkpoints_root), source)
+    (source / "model.safetensors.index.json").write_text('{"weight_map": {}}')
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_models(pilot)
+        await ask_to_convert(pilot, source, "Q8_0")
+        await wait_until(pilot, lambda: screen.job is None, timeout=90, what="the conversion")
+        line = str(screen.query_one("#job-line").render())
+        assert "converted into" in line and "note:" in line and "model.safetensors.index.json" in line, line
+        said = [n.message for n in app._notifications]
+        assert any("ignoring the index and its shards" in note for note in said), said
 
 
 @pytest.mark.asyncio

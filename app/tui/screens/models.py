@@ -335,11 +335,16 @@ class ModelsScreen(ModeScreen):
         from llamadesk.app.tui.model_jobs import convert
 
         try:
-            path = convert(folder, qtype, self._report, token)
+            path, notes = convert(folder, qtype, self._report, token)
         except Exception as err:  # noqa: BLE001 (any failure ends the job with one line; see job_failure)
             self.post_message(JobEnded(job_failure("conversion", err), failed=True))
         else:
-            self.post_message(JobEnded(f"converted into {path}", select=model_stem(path.name)))
+            # The CLI's `note:` lines (an index left unread beside model.safetensors: which weights
+            # went in), kept where the user can read them whole; the job line shortens them.
+            for note in notes:
+                self.app.call_from_thread(self.notify, note, severity="warning", markup=False, timeout=30)
+            said = "".join(f"; note: {note}" for note in notes)
+            self.post_message(JobEnded(f"converted into {path}{said}", select=model_stem(path.name)))
 
     def _report(self, progress: JobProgress) -> None:
         self.post_message(JobProgressed(progress))  # from the job's thread; post_message is thread-safe
