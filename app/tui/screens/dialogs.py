@@ -9,6 +9,7 @@ the dialog says so (Textual's Input refused such a paste whole, without a word).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from textual import events, on
@@ -54,6 +55,15 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 FIRST_LINE_NOTE = "Only the first line of the pasted text was kept"
+# The line breaks a paste or a stored title holds: a terminal's. str.splitlines also splits at
+# U+2028, U+2029, U+0085 and the C0 separators, which a file name may hold: a pasted path was cut
+# there (and those in the kept line are shown, or are ordinary characters of it).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def text_lines(text: str) -> list[str]:
+    """`text` split at its line breaks (a trailing one ends the last line; it does not begin another)."""
+    return LINE_BREAK.split(text.rstrip("\r\n")) if text else []
 
 
 def cut_note(max_length: int) -> str:
@@ -97,7 +107,7 @@ class LineInput(Input):
     def _on_paste(self, event: events.Paste) -> None:
         event.prevent_default()  # Input's own handler would insert the first line a second time
         event.stop()
-        lines = [line for line in event.text.splitlines() if line.strip()]  # the first with text, as titles take it
+        lines = [line for line in text_lines(event.text) if line.strip()]  # the first with text, as titles take it
         if not lines:
             return
         if len(lines) > 1:
@@ -109,7 +119,7 @@ class LineInput(Input):
 def one_line_within(value: str, max_length: int) -> tuple[str, str]:
     """`value` as LineInput takes it (its first line, control characters shown, at most
     `max_length` characters; 0: any), and a note saying what was left out ("": nothing)."""
-    lines = value.splitlines() or [""]
+    lines = text_lines(value) or [""]
     line, note = lines[0], ("Only its first line is kept" if len(lines) > 1 else "")
     if max_length and len(line) > max_length:
         line, note = line[:max_length], cut_note(max_length)
