@@ -57,6 +57,19 @@ def test_a_one_shot_reply_gets_a_context_sized_for_it_and_says_the_same():
     assert piped.returncode == 0 and used > 1500 and used + 4 <= n_ctx < 8192, piped.stderr
 
 
+def test_a_reply_cut_short_by_a_full_context_says_so():
+    """Exit 0 and the reply's text either way; without a note (and without --stats) a reply that
+    ran out of context read as one that was complete."""
+    flags = (*PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--ctx", "256", "--max-tokens", "1000")
+    cut = run_cli("chat", *flags, "Write a long story about a dragon who learns to cook.")
+    assert cut.returncode == 0 and cut.stdout.strip(), cut.stderr
+    assert cut.stderr.strip() == (
+        "llamadesk: note: the reply stopped where the context (256 tokens) is full; a larger --ctx gives it room"
+    )
+    whole = run_cli("chat", *PINNED_FLAGS, *PINNED_SAMPLING_FLAGS, "--max-tokens", "8", "Say hello.")
+    assert whole.returncode == 0 and whole.stderr == "", whole.stderr
+
+
 def test_models_lists_both_starters_as_json():
     result = run_cli("models", "--json")
     assert result.returncode == 0, result.stderr

@@ -53,6 +53,31 @@ def test_text_that_spells_special_tokens_is_counted_as_the_text_it_is_read_as(sm
         assert isinstance(done, GenerationDone) and done.stats.stop_reason in ("length", "end")
 
 
+# A template that renders differently each time (as Jinja's `random` or `strftime_now` to the
+# second make one): the user's message, then nothing or 150 words, by chance.
+COIN_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "(' the cat' * ([0, 150]|random)) + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def test_the_reply_reads_the_tokens_its_context_was_sized_for(smollm2_path, tmp_path):
+    """Counted once, used once: a second render 150 words longer than the one counted filled the
+    context and cut the reply short (exit 0, nothing said without --stats)."""
+    from gguf import GGUFValueType
+
+    from tests.gguf_copy import copy_with_key
+
+    coin = copy_with_key(smollm2_path, tmp_path / "coin.gguf", TEMPLATE_KEY, GGUFValueType.STRING, COIN_TEMPLATE)
+    messages = [{"role": "user", "content": "Repeat after me: the cat"}]
+    for _ in range(8):  # each load is a new draw: the old code met a longer second render half the time
+        with _load_for(coin, messages, 300) as engine:
+            counted = engine.chat_prompt_tokens(messages)
+            assert engine.chat_prompt_tokens(messages) == counted  # the same tokens every time they are asked for
+            assert engine.n_ctx == reply_context(len(counted) + ONE_REPLY_SLACK + 300)
+
+
 def test_without_a_one_shot_reply_or_with_ctx_the_context_is_not_resized(smollm2_path):
     with Engine.load(smollm2_path, LoadSettings(n_ctx=1024, **PINNED_LOAD), one_reply=OneReply(tuple(COUNT), 8)) as e:
         assert e.n_ctx == 1024 and e.settings.reasons["n_ctx"] == "requested"

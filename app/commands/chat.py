@@ -174,6 +174,12 @@ def stream_reply(
                 sys.stdout.flush()
                 if show_stats:
                     print(format_stats(event.stats, restored), file=sys.stderr)
+                if event.stats.stop_reason == "context":  # cut short: without --stats nothing said so
+                    print(
+                        f"llamadesk: note: the reply stopped where the context ({event.stats.n_ctx} tokens) is full; "
+                        "a larger --ctx gives it room",
+                        file=sys.stderr,
+                    )
     return "".join(parts), bool(pressed)
 
 

@@ -193,18 +193,24 @@ def _chat_tokens(
     return tokens
 
 
-def _one_reply_cells(chat_template: ChatTemplate, one_reply: OneReply):
-    """cells_for (reply_context.py): the context one reply needs, its prompt counted in the model's tokens."""
+class _OneReplySizing:
+    """cells_for (reply_context.py): the context one reply needs, its prompt counted in the model's
+    tokens. The tokens counted are kept for the reply itself (`tokens`): a template that renders
+    differently each time (Jinja's `random`, `strftime_now` to the second) rendered longer for the
+    reply than for the count, and the reply stopped at a context sized for the shorter render."""
 
-    def cells_for(model: llama_cpp._internals.LlamaModel) -> int:
+    def __init__(self, chat_template: ChatTemplate, one_reply: OneReply):
+        self._chat_template = chat_template
+        self._one_reply = one_reply
+        self.tokens: list[int] | None = None
+
+    def __call__(self, model: llama_cpp._internals.LlamaModel) -> int:
         def tokenize(text: str, add_bos: bool = True, special: bool = False) -> list[int]:
             return model.tokenize(text.encode("utf-8"), add_bos, special)
 
-        _set_template_tokens(chat_template, model)
-        tokens = _chat_tokens(chat_template, one_reply.messages, tokenize, {}, model)
-        return reply_context(len(tokens) + ONE_REPLY_SLACK + one_reply.max_tokens)
-
-    return cells_for
+        _set_template_tokens(self._chat_template, model)
+        self.tokens = _chat_tokens(self._chat_template, self._one_reply.messages, tokenize, {}, model)
+        return reply_context(len(self.tokens) + ONE_REPLY_SLACK + self._one_reply.max_tokens)
 
 
 class Engine:
@@ -279,16 +285,22 @@ class Engine:
             disable_tiled_products()
         repacking = weights_not_repacked() if settings.batch_invariant else contextlib.nullcontext()
         one_reply_sized = settings.reasons.get("n_ctx", "").startswith(ONE_REPLY_REASON)
-        sizing = (
-            context_sized_by(_one_reply_cells(chat_template, one_reply))
-            if one_reply_sized and chat_template is not None and one_reply is not None
-            else contextlib.nullcontext([])
-        )
+        sizer = None
+        if one_reply_sized and chat_template is not None and one_reply is not None:
+            sizer = _OneReplySizing(chat_template, one_reply)
+        sizing, asked_cells = contextlib.nullcontext([]), settings.n_ctx
+        if sizer is not None:
+            # Asked for what a conversation would get in this memory, and cut to the count once the
+            # vocabulary is there. The bytes bound alone falls short only when the prompt changes
+            # between two renders (see _OneReplySizing), and the count must win then.
+            unbounded = replace(requested, context_ceiling=None)
+            asked_cells = choose_settings(summary, machine, current_offload_target(machine), unbounded).n_ctx
+            sizing = context_sized_by(sizer)
         try:
-            with _chat_templates_left_to_llamadesk(), repacking, sizing as sized:
+            with _chat_templates_left_to_llamadesk(), repacking, sizing:
                 llama = llama_cpp.Llama(
                     model_path=str(summary.path),
-                    n_ctx=settings.n_ctx,
+                    n_ctx=asked_cells,
                     n_batch=settings.n_batch,
                     n_ubatch=settings.n_batch,
                     n_threads=settings.n_threads,
@@ -314,8 +326,8 @@ class Engine:
                 f"llama.cpp could not load {summary.path} ({err}); "
                 "check that it is a complete model for this llama.cpp version"
             ) from err
-        if sized and sized[0] < settings.n_ctx:
-            n_tokens = sized[0]
+        if sizer is not None and llama.n_ctx() != settings.n_ctx:  # the count's size, as llama.cpp made it
+            n_tokens = llama.n_ctx()
             settings = replace(
                 settings,
                 n_ctx=n_tokens,
@@ -324,6 +336,9 @@ class Engine:
             )
         loaded = _apply_adapters(llama, adapters) if adapters else []
         engine = cls(llama, summary, settings, chat_template)
+        if sizer is not None and sizer.tokens is not None and one_reply is not None:
+            # The reply reads the very tokens its context was sized for (see _OneReplySizing).
+            engine._last_tokenized = ([dict(message) for message in one_reply.messages], list(sizer.tokens))
         engine.output_tile = output_row_tile(
             output_matrix_type(header),
             build_info().cpu_features,
