@@ -113,3 +113,50 @@ def test_xmp_is_raw_text_kept_as_written(xmp):
     text, given = translated_html(page)
     assert given == ["Hello world.", "Thank you."]
     assert text == page.replace("Hello world.", "HELLO WORLD.").replace("Thank you.", "THANK YOU.")
+
+
+# --- end tags HTML ignores, and quirks mode (a second adversarial round; expectations html5lib's) ---
+
+
+@pytest.mark.parametrize(
+    ("page", "sent"),
+    [
+        # A </div> in a table cell does not end a <div> around the table: the kept text after it stays.
+        (
+            '<!DOCTYPE html><div translate="no"><table><tr><td>cell</div>secret five</td></tr></table>'
+            "kept six</div><p>hello</p>",
+            ["hello"],
+        ),
+        (
+            '<!DOCTYPE html><section translate="no"><table><tr><td>a</td></tr></section><tr><td>secret three</td>'
+            "</tr></table></section><p>hello</p>",
+            ["hello"],
+        ),
+        # ... nor does one between a table's rows: the <div> goes on to the page's end.
+        (
+            '<!DOCTYPE html><p>intro</p><div translate="no"><table><tr><td>cell</td></tr></div>secret two</table>'
+            "<p>kept too</p>",
+            ["intro"],
+        ),
+        # A </span> with a <div> open inside the span ends nothing (the span goes on).
+        (
+            '<!DOCTYPE html><p>intro</p><span translate="no"><div>x</span>kept</div></span><p>hello</p>',
+            ["intro", "hello"],
+        ),
+    ],
+)
+def test_an_end_tag_html_ignores_ends_no_kept_element(page, sent):
+    text, given = translated_html(page)
+    assert given == sent
+    assert "SECRET" not in text and "KEPT" not in text
+
+
+def test_without_a_doctype_a_table_stays_in_the_kept_paragraph_it_is_in():
+    """Quirks mode (no doctype: a fragment, an old page): a <table> does not end a <p>."""
+    page = '<p translate="no">secret one<table><tr><td>cell two</td></tr></table><p>three</p>'
+    assert translated_html(page)[1] == ["three"]
+    assert translated_html("<!DOCTYPE html>" + page)[1] == ["cell two", "three"]
+    old = '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">'
+    assert translated_html(old + page)[1] == ["three"]
+    with_system_id = old[:-1] + ' "http://www.w3.org/TR/html4/loose.dtd">'
+    assert translated_html(with_system_id + page)[1] == ["cell two", "three"]

@@ -182,12 +182,15 @@ class _Tokens(HTMLParser):
         self.tokens: list[tuple[str, int, str]] = []
         self._foreign = 0  # open <svg> and <math>, where a "/>" does close an element
         self._tables = 0  # open <table>s: outside one, HTML ignores a table's parts
+        self.doctype: str | None = None  # the page's <!DOCTYPE ...>, when it comes before any element
+        self._elements_seen = False
 
     def _add(self, kind: str, tag: str = "") -> None:
         line, column = self.getpos()
         self.tokens.append((kind, self.line_starts[line - 1] + column, tag))
 
     def handle_starttag(self, tag, attrs):
+        self._elements_seen = True
         if tag in FOREIGN:
             self._foreign += 1
         elif tag == "table":
@@ -249,6 +252,8 @@ class _Tokens(HTMLParser):
         self._add("other")
 
     def handle_decl(self, decl):
+        if not self._elements_seen and self.doctype is None and decl[:7].lower() == "doctype":
+            self.doctype = decl
         self._add("other")
 
     def handle_pi(self, data):
@@ -281,7 +286,7 @@ def read_html(data: bytes, name: str, target: Language | None = None) -> HtmlFil
     else:
         tokens.close()
     try:
-        document = _Builder(text, tokens.tokens, target).build()
+        document = _Builder(text, tokens.tokens, target, quirks=in_quirks_mode(tokens.doctype)).build()
     except _NestedTooDeep as err:
         raise BadInputError(
             f"{name} nests more than {MAX_NESTING} {err} inside each other, which no page needs; "
@@ -343,7 +348,7 @@ class _Region:
 
 
 class _Builder:
-    def __init__(self, text: str, tokens: list[tuple[str, int, str]], target: Language | None):
+    def __init__(self, text: str, tokens: list[tuple[str, int, str]], target: Language | None, quirks: bool = False):
         self.text = text
         self.tokens = tokens
         # What the root <html>'s lang is to say: the first <html> start tag's, then None (None from
@@ -352,7 +357,7 @@ class _Builder:
         self.document = HtmlFile([])
         self.run: list[tuple[str, str | _Tag]] = []  # ("text", raw) or ("kept", raw/tag)
         self.regions: list[_Region] = []  # open elements not translated as the page's text, innermost last
-        self.open_elements = _OpenElements()
+        self.open_elements = _OpenElements(quirks)
 
     def build(self) -> HtmlFile:
         bounds = [start for _, start, _ in self.tokens] + [len(self.text)]
@@ -365,8 +370,14 @@ class _Builder:
             ends_from = self.open_elements.ended_by(kind, tag)
             self._end_regions_closed_by(kind, tag, start, ends_from)
             self.open_elements.update(kind, tag, ends_from)
+            # An end tag HTML ignores (a </div> in a table cell, for a <div> around the table) ends
+            # nothing: counted, it ended a kept <div> and sent the rest of it to the model. A <b> or
+            # <a> is the exception: HTML opens it again after the block that ended it (see
+            # _Region.ended_by), so its own end tag still ends it where the stack has let it go.
+            ignored = kind == "end" and ends_from is None
             for region in self.regions:
-                region.count(kind, tag)
+                if not ignored or region.tag in FORMATTING:
+                    region.count(kind, tag)
             ended = next((n for n, region in enumerate(self.regions) if region.depth == 0), None)
             if ended is not None:  # this is its end tag (and it ends whatever it still holds open)
                 self._end_regions(ended + 1, start)
@@ -612,7 +623,8 @@ class _OpenElements:
     ignores it (a </div> with no <div> open). Each tag's positions are indexed, and those of the
     large groups scopes look for, so that a page nesting thousands deep is read in linear time."""
 
-    def __init__(self) -> None:
+    def __init__(self, quirks: bool = False) -> None:
+        self.quirks = quirks  # a page in quirks mode: a <table> does not end the <p> it is in
         self.tags: list[str] = []
         # tag, or group of tags -> where one is open, innermost last
         self._positions: dict[str | frozenset[str], list[int]] = {group: [] for group in (_SPECIAL, _ITEM_SCOPE)}
@@ -630,9 +642,10 @@ class _OpenElements:
         """Where the open elements a `kind` token of `tag` ends begin (it ends every one from there
         in), or None when it ends none."""
         if kind in ("start", "startend"):
-            found = [
-                self._in_scope(frozenset({element}), _SCOPE_OF[element]) for element in _CLOSED_BY_START.get(tag, ())
-            ]
+            closed = _CLOSED_BY_START.get(tag, frozenset())
+            if self.quirks and tag == "table":
+                closed = closed - {"p"}
+            found = [self._in_scope(frozenset({element}), _SCOPE_OF[element]) for element in closed]
             if tag in _HEADINGS and self.tags and self.tags[-1] in _HEADINGS:  # <h2> right in an <h1>
                 found.append(len(self.tags) - 1)
             return min((position for position in found if position is not None), default=None)
@@ -661,6 +674,47 @@ class _OpenElements:
         """The innermost open element of `tags`, unless an element of `scope` is open inside it."""
         found = self.innermost(tags)
         return found if found >= 0 and self.innermost(scope) <= found else None
+
+
+# Public identifiers of the old doctypes that put a page in quirks mode (HTML's list, the common part;
+# compared in lower case, as prefixes), and those that do only without a system identifier.
+_QUIRKS_PUBLIC = (
+    "-//w3c//dtd html 3",
+    "-//w3c//dtd html 4.0 transitional//",
+    "-//w3c//dtd html 4.0 frameset//",
+    "-//w3c//dtd w3 html//",
+    "-//w3o//dtd w3 html",
+    "-//ietf//dtd html",
+    "-//netscape comm. corp.//dtd",
+    "-//microsoft//dtd internet explorer",
+    "-//webtechs//dtd mozilla html",
+    "-//softquad",
+    "-//sq//dtd html",
+    "-//spyglass//dtd html",
+    "-//o'reilly and associates//dtd html",
+    "-//metrius//dtd metrius presentational//",
+    "-//advasoft ltd//dtd html",
+    "-//as//dtd html",
+)
+_QUIRKS_WITHOUT_SYSTEM_ID = ("-//w3c//dtd html 4.01 transitional//", "-//w3c//dtd html 4.01 frameset//")
+_DOCTYPE = re.compile(
+    r"""doctype\s+(\S+)(?:\s+public\s*(["'])(.*?)\2(?:\s*(["'])(.*?)\4)?)?""", re.IGNORECASE | re.DOTALL
+)
+
+
+def in_quirks_mode(doctype: str | None) -> bool:
+    """Whether a browser reads the page in quirks mode: no doctype (a fragment, an old page), or an
+    old one. It changes what ends what: there a <table> does not end the <p> it is in, so a table
+    inside a <p translate="no"> is kept with it."""
+    if doctype is None:
+        return True
+    found = _DOCTYPE.match(doctype.strip())
+    if found is None or found.group(1).lower() != "html":
+        return True
+    public, system = (found.group(3) or "").lower(), found.group(5)
+    if public.startswith(_QUIRKS_PUBLIC) or public in ("html", "-/w3c/dtd html 4.0 transitional/en"):
+        return True
+    return system is None and public.startswith(_QUIRKS_WITHOUT_SYSTEM_ID)
 
 
 def _translated_again(region: _Region, kind: str, tag: str, raw: str) -> bool:
