@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textual import events
+
 from llamadesk.app.tui.screens.chat import ChatScreen
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
 from tests.tui.waiting import wait_until
@@ -25,3 +27,11 @@ async def ask(pilot, text: str, wait: bool = True) -> ChatScreen:
 
 def texts(screen: ChatScreen) -> list[tuple[str, str, str]]:
     return [(m.role, m.content, m.state) for m in screen.messages]
+
+
+def typed_at_once(app, *keys: str) -> None:
+    """Queue `keys` as a terminal delivers a burst of them: all before the app handles the first
+    (Pilot.press waits for each key to be handled, so it never shows the race)."""
+    for key in keys:
+        character = {"space": " ", "enter": "\r"}.get(key, key if len(key) == 1 else None)
+        app.post_message(events.Key(key, character))

@@ -9,12 +9,11 @@ after it: Enter's prompt was sent first, and ctrl+n's new conversation then stop
 from __future__ import annotations
 
 import pytest
-from textual import events
 
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.widgets.prompt_box import PromptBox
-from tests.tui.chat_pilot import ask, texts
+from tests.tui.chat_pilot import ask, texts, typed_at_once
 from tests.tui.fake_engine import FakeLoader
 from tests.tui.waiting import wait_until
 
@@ -28,14 +27,6 @@ def make_app(store) -> LlamadeskApp:
 def sent(store, prompt: str) -> bool:
     """`prompt` is stored, in whichever conversation."""
     return any(m.content == prompt for c in store.conversations() for m in store.messages(c.id))
-
-
-def typed_at_once(app: LlamadeskApp, *keys: str) -> None:
-    """Queue `keys` as a terminal delivers a burst of them: all before the app handles the first
-    (Pilot.press waits for each key to be handled, so it never shows the race)."""
-    for key in keys:
-        character = {"space": " ", "enter": "\r"}.get(key, key if len(key) == 1 else None)
-        app.post_message(events.Key(key, character))
 
 
 async def test_a_prompt_typed_right_after_ctrl_n_goes_into_the_new_conversation_and_its_reply_ends(store):

@@ -7,6 +7,7 @@ SQL stays in the store.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -20,6 +21,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Footer, Label
 from textual.widgets.markdown import MarkdownStream
 
@@ -64,6 +66,9 @@ from llamadesk.app.tui.widgets.status_bar import StatusBar, StatusFacts
 MAX_SHOWN_MESSAGES = 60
 MODEL_LOAD_DELAY_S = 0.2
 NARROW_WIDTH = 70
+# How long a key bound here waits for the keys typed before it to be handled (see
+# ChatScreen.keys_before_handled): only a UI stalled that long runs its action out of order.
+KEYS_BEFORE_WAIT_S = 5.0
 # The engine's errors advise the CLI's flags; a conversation has settings (F3, F10) for the same.
 CLI_ADVICE_IN_CHAT = (
     (re.compile(r"use --ctx (\d+) or less"), r"set the context length (F3) to \1 or less"),
@@ -131,15 +136,20 @@ class ChatScreen(ModeScreen):
         # prompt typed right after ctrl+n went into the old conversation, its reply then stopped.
         Binding("ctrl+n", "new_conversation", "New", priority=True),
         Binding("escape", "stop", "Stop reply", priority=True),
-        Binding("ctrl+r", "regenerate", "Regenerate"),
-        Binding("ctrl+l", "edit_last", "Edit last prompt"),
+        # The same for these, whose actions also wait for the keys typed before them (see
+        # keys_before_handled): typed after ctrl+l, text went into the box before the last prompt
+        # replaced it; after F2, F3, F8 or ctrl+g, into the prompt box, not the dialog. No widget
+        # here uses these keys, and a dialog on top gets them: a screen's priority keys are its
+        # own only while it is the screen on top.
+        Binding("ctrl+r", "regenerate", "Regenerate", priority=True),
+        Binding("ctrl+l", "edit_last", "Edit last prompt", priority=True),
         Binding("ctrl+o", "copy_reply", "Copy reply"),
         Binding("ctrl+b", "copy_code", "Copy code block"),
         Binding("ctrl+f", "search", "Search conversations"),
-        Binding("f2", "rename", "Rename"),
-        Binding("f8", "delete", "Delete"),
-        Binding("f3", "settings", "Conversation settings"),
-        Binding("ctrl+g", "pick_model", "Pick model"),
+        Binding("f2", "rename", "Rename", priority=True),
+        Binding("f8", "delete", "Delete", priority=True),
+        Binding("f3", "settings", "Conversation settings", priority=True),
+        Binding("ctrl+g", "pick_model", "Pick model", priority=True),
         Binding("f10", "pick_adapters", "LoRA adapters", show=False),
         Binding("ctrl+s", "export", "Export to Markdown"),
         Binding("f9", "export_json", "Export to JSON", show=False),
@@ -582,8 +592,41 @@ class ChatScreen(ModeScreen):
         self.open_conversation(None)
         self._back_to_prompt()
 
-    def action_regenerate(self) -> None:
+    async def keys_before_handled(self) -> None:
+        """Return once the keys typed before the one being handled have had their effect here.
+
+        A priority binding's action runs in the app's task as its key comes, and the keys typed
+        after it wait in the app's queue until it returns. The keys typed before it may still be in
+        the focused widget's queue, and what they send up (the prompt box's Submitted) on its way to
+        this screen: run at once, ctrl+l took back the prompt before, and Enter then sent it joined
+        to the text typed before ctrl+l.
+        """
+        handled = asyncio.Event()
+        self._after_queued(self.focused or self, handled)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handled.wait(), KEYS_BEFORE_WAIT_S)
+
+    def _after_queued(self, node: Widget, handled: asyncio.Event) -> None:
+        """Set `handled` once `node`, then each node above it up to this screen, has handled what it
+        has queued. Twice at each: a node handling a key may queue a message on itself (Submitted)
+        that goes up only when the node handles it."""
+
+        def up() -> None:
+            if node is self or node.parent is None:
+                handled.set()
+            else:
+                self._after_queued(node.parent, handled)
+
+        def behind_its_own() -> None:
+            if not node.call_later(up):
+                up()
+
+        if not node.call_later(behind_its_own):
+            up()  # a node that closed holds nothing more
+
+    async def action_regenerate(self) -> None:
         """Replace the last reply with a new one."""
+        await self.keys_before_handled()
         if self.reply is not None or not self.messages or self.conversation is None:
             return
         if not self._claim_turn():  # before the last reply goes: that is part of the turn
@@ -596,8 +639,9 @@ class ChatScreen(ModeScreen):
             self._release_turn()
         self._show_newest()
 
-    def action_edit_last(self) -> None:
+    async def action_edit_last(self) -> None:
         """Take the last prompt back into the prompt box (its reply goes), to edit and send again."""
+        await self.keys_before_handled()
         if self.reply is not None or self.conversation is None:
             return
         shown = [m.id for m in self.messages]
@@ -654,7 +698,8 @@ class ChatScreen(ModeScreen):
         else:
             self._back_to_prompt()
 
-    def action_rename(self) -> None:
+    async def action_rename(self) -> None:
+        await self.keys_before_handled()
         conversation = self.conversation
         if conversation is None:
             self.notify("Send a prompt first: a new conversation has no title yet", severity="warning")
@@ -672,9 +717,12 @@ class ChatScreen(ModeScreen):
 
         question = f"New title (at most {GIVEN_TITLE_LENGTH} characters)"
         dialog = TextInputScreen(question, printable(conversation.title), max_length=GIVEN_TITLE_LENGTH)
-        self.app.push_screen(dialog, renamed)
+        # Awaited, as the other dialogs: once it is mounted, its field has the focus, and the keys
+        # typed after F2 (held until this returns) go there.
+        await self.app.push_screen(dialog, renamed)
 
-    def action_delete(self) -> None:
+    async def action_delete(self) -> None:
+        await self.keys_before_handled()
         conversation = self.conversation
         if conversation is None:
             return
@@ -702,7 +750,7 @@ class ChatScreen(ModeScreen):
                 self.notify(f"Deleted “{title}”", markup=False)
 
         title = printable(conversation.title)  # the user's text: no markup, no control characters
-        self.app.push_screen(ConfirmScreen(f"Delete “{title}” and all its messages?"), confirmed)
+        await self.app.push_screen(ConfirmScreen(f"Delete “{title}” and all its messages?"), confirmed)
 
     def apply_settings(self, settings: ConversationSettings) -> None:
         """Settings for this conversation (or the next new one); the model reloads if they need it."""
@@ -713,19 +761,23 @@ class ChatScreen(ModeScreen):
             self.conversation = replace(self.conversation, settings=settings)
         self.host.load(settings.model, self.load_settings, self)
 
-    def action_settings(self) -> None:
+    async def action_settings(self) -> None:
+        await self.keys_before_handled()
+
         def saved(settings: ConversationSettings | None) -> None:
             if settings is not None:  # the form does not show adapters: they stay as they were
                 self.apply_settings(replace(settings, adapters=self.settings.adapters))
 
-        self.app.push_screen(SettingsScreen(self.settings), saved)
+        await self.app.push_screen(SettingsScreen(self.settings), saved)
 
-    def action_pick_model(self) -> None:
+    async def action_pick_model(self) -> None:
+        await self.keys_before_handled()
+
         def picked(model: str | None) -> None:
             if model is not None and model != self.settings.model:
                 self.apply_settings(replace(self.settings, model=model))
 
-        self.app.push_screen(ModelPickerScreen(self.settings.model), picked)
+        await self.app.push_screen(ModelPickerScreen(self.settings.model), picked)
 
     def action_pick_adapters(self) -> None:
         def picked(adapters: tuple[tuple[str, float], ...] | None) -> None:
