@@ -12,6 +12,7 @@ lock (turn_lock.py), so another llamadesk cannot take one there at the same time
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -63,9 +64,14 @@ def given_title(text: str) -> str:
     return shortened(first_line_shown(text), GIVEN_TITLE_LENGTH)
 
 
+# A terminal's line breaks. str.splitlines also breaks at U+2028, U+2029 and U+0085: a title pasted
+# into F2 with one was shown whole in the dialog (which splits at these only) and saved cut.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def first_line_shown(text: str) -> str:
     """The first line of `text` that has any, stripped, with its control characters shown."""
-    return printable(text.strip().splitlines()[0]).strip() if text.strip() else ""
+    return printable(LINE_BREAK.split(text.strip())[0]).strip() if text.strip() else ""
 
 
 def shortened(line: str, length: int) -> str:

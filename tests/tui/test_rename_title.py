@@ -123,6 +123,22 @@ async def test_a_blank_title_keeps_the_old_one(store):
         assert [c.title for c in store.conversations()] == ["hello"]
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029"])
+async def test_a_pasted_title_is_saved_as_the_dialog_shows_it(store, separator):
+    """The dialog splits a paste at a terminal's line breaks only; the title saved was cut again at
+    U+2028 and U+2029, which it had shown as part of the line."""
+    async with make_app(store).run_test(size=(80, 24)) as pilot:
+        screen = await ask(pilot, "hello")
+        answer = await open_rename(pilot)
+        await pilot.press("ctrl+u")
+        await paste(pilot, f"Title{separator}Two")
+        shown = answer.value
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pilot.app.screen is screen, what="the dialog to close")
+        assert shown == f"Title{separator}Two" and [c.title for c in store.conversations()] == [shown]
+
+
 def test_a_given_title_is_made_as_a_prompt_s_title_with_more_room():
     assert given_title("  first line\x1b[2J  \nsecond") == "first line^[[2J"
     assert given_title("a" * GIVEN_TITLE_LENGTH) == "a" * GIVEN_TITLE_LENGTH
