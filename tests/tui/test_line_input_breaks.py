@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from textual import events
 from textual.app import App
-from textual.widgets import Input, Label
+from textual.widgets import Input
 
 from llamadesk.app.tui.screens.dialogs import FIRST_LINE_NOTE, TextInputScreen, one_line_within, text_lines
+from tests.tui.dialog_pilot import note, paste
 
 
 class AskApp(App):
@@ -21,16 +21,6 @@ class AskApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(TextInputScreen("File to translate:", self.value), self.answers.append)
-
-
-async def paste(pilot, text: str) -> None:
-    pilot.app.post_message(events.Paste(text))
-    await pilot.pause()
-
-
-def note(pilot) -> str:
-    shown = [label for label in pilot.app.screen.query("#note").results(Label) if label.display]
-    return str(shown[0].render()) if shown else ""
 
 
 @pytest.mark.asyncio

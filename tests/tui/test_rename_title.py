@@ -5,14 +5,14 @@ was stored and sent to the terminal."""
 from __future__ import annotations
 
 import pytest
-from textual import events
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Input, OptionList
 
 from llamadesk.app.chat.stored_chat import GIVEN_TITLE_LENGTH, TITLE_LENGTH, given_title, title_from_prompt
 from llamadesk.app.settings.user_config import Config
 from llamadesk.app.tui.app import LlamadeskApp
 from llamadesk.app.tui.screens.dialogs import TextInputScreen
 from tests.tui.chat_pilot import ask
+from tests.tui.dialog_pilot import note, paste
 from tests.tui.fake_engine import FakeLoader
 from tests.tui.waiting import wait_until
 
@@ -27,18 +27,6 @@ async def open_rename(pilot) -> Input:
     await pilot.press("f2")
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, TextInputScreen), what="the rename dialog")
     return pilot.app.screen.query_one(Input)
-
-
-async def paste(pilot, text: str) -> None:
-    """As a terminal's bracketed paste reaches the app: to the focused widget."""
-    pilot.app.post_message(events.Paste(text))
-    await pilot.pause()
-
-
-def note(pilot) -> str:
-    """What the dialog says below the answer ("": nothing)."""
-    shown = [label for label in pilot.app.screen.query("#note").results(Label) if label.display]
-    return str(shown[0].render()) if shown else ""
 
 
 def listed_titles(screen) -> list[str]:
