@@ -35,7 +35,7 @@ class AdapterPickerScreen(ModalScreen["Adapters | None"]):
     """
 
     CSS_PATH = Path(__file__).with_name("model_picker.tcss")
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("a", "apply", "Apply")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", priority=True), Binding("a", "apply", "Apply")]
 
     def __init__(self, current: Adapters) -> None:
         super().__init__()

@@ -27,9 +27,11 @@ class ConfirmScreen(ModalScreen[bool]):
     """Yes or no; Enter/y confirms, Esc/n cancels."""
 
     CSS_PATH = Path(__file__).with_name("dialogs.tcss")
+    # Priority, as every dialog's closing key: the dialog is gone before the next key is looked at,
+    # so keys typed in the same burst reach the screen below instead of the closing dialog.
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
+        Binding("y", "answer(True)", "Yes", priority=True),
+        Binding("n,escape", "answer(False)", "No", priority=True),
     ]
 
     def __init__(self, question: str) -> None:
@@ -131,7 +133,7 @@ class TextInputScreen(ModalScreen[str | None]):
     most characters the answer may have: the value given is cut to it, saying so."""
 
     CSS_PATH = Path(__file__).with_name("dialogs.tcss")
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", priority=True)]
 
     def __init__(self, question: str, value: str = "", max_length: int = 0) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ def keys_text(rows: list[tuple[str, str]]) -> str:
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("help.tcss")
-    BINDINGS = [Binding("escape,f1,question_mark,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,f1,question_mark,q", "dismiss", "Close", priority=True)]
 
     def __init__(self, rows: list[tuple[str, str]]) -> None:
         super().__init__()

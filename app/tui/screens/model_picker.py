@@ -48,7 +48,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
     """Lists the library (read in a thread: a starter may need assembling); Enter picks."""
 
     CSS_PATH = Path(__file__).with_name("model_picker.tcss")
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", priority=True)]
 
     def __init__(self, current: str) -> None:
         super().__init__()

@@ -33,7 +33,7 @@ class SettingsScreen(ModalScreen[ConversationSettings | None]):
     CSS_PATH = Path(__file__).with_name("settings.tcss")
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
     def __init__(self, settings: ConversationSettings) -> None:

@@ -25,7 +25,7 @@ def _preview(text: str) -> str:
 
 class TranslationHistoryScreen(ModalScreen[StoredTranslation | None]):
     CSS_PATH = Path(__file__).with_name("dialogs.tcss")
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", priority=True)]
 
     def __init__(self, entries: list[StoredTranslation]) -> None:
         super().__init__()
