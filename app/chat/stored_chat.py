@@ -12,7 +12,6 @@ lock (turn_lock.py), so another llamadesk cannot take one there at the same time
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 
@@ -27,6 +26,7 @@ from llamadesk.app.chat.store import (
 )
 from llamadesk.app.chat.turn_lock import TurnLock, claim_turn
 from llamadesk.app.core.errors import BadInputError, LlamadeskError
+from llamadesk.app.core.line_breaks import text_lines
 from llamadesk.app.core.printable import printable
 from llamadesk.app.engine.types import ChatMessage
 
@@ -64,14 +64,9 @@ def given_title(text: str) -> str:
     return shortened(first_line_shown(text), GIVEN_TITLE_LENGTH)
 
 
-# A terminal's line breaks. str.splitlines also breaks at U+2028, U+2029 and U+0085: a title pasted
-# into F2 with one was shown whole in the dialog (which splits at these only) and saved cut.
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
 def first_line_shown(text: str) -> str:
     """The first line of `text` that has any, stripped, with its control characters shown."""
-    return printable(LINE_BREAK.split(text.strip())[0]).strip() if text.strip() else ""
+    return printable(text_lines(text.strip())[0]).strip() if text.strip() else ""
 
 
 def shortened(line: str, length: int) -> str:

@@ -71,9 +71,10 @@ from llamadesk.app.engine.types import (
 from llamadesk.app.engine.utf8_stream import Utf8Stream
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's "pick a random seed"
-# Before the model loads, a one-shot reply's context is bounded by its rendered prompt's bytes:
-# every token covers at least one byte (a special token its whole text), plus BOS and a
-# SentencePiece leading space. Once the vocabulary is loaded the prompt's tokens are counted
+# Before the model loads, a one-shot reply's context is bounded by its rendered prompt's bytes
+# (every token covers at least one byte, a special token its whole text, plus BOS and a
+# SentencePiece leading space): that bound decides whether the reply gets a context of its own and
+# the settings chosen for it. Once the vocabulary is loaded the prompt's tokens are counted
 # (reply_context.py) and the same slack leaves prompt lookup's guesses room past the last token.
 ONE_REPLY_SLACK = 64
 
@@ -278,7 +279,8 @@ class Engine:
             add_servers(parse_endpoints(requested.rpc_servers))
         # Watching the CPUs takes 0.2 s and only chooses the thread count: skipped when it is given.
         machine = machine_facts(measure_busy=requested.n_threads is None)
-        settings = choose_settings(summary, machine, current_offload_target(machine), requested)
+        target = current_offload_target(machine)  # asks the backend's devices: once, for both choices below
+        settings = choose_settings(summary, machine, target, requested)
         kv_type = ggml_type_id(settings.kv_cache_type)
         use_default_log()
         if settings.batch_invariant:
@@ -294,7 +296,7 @@ class Engine:
             # vocabulary is there. The bytes bound alone falls short only when the prompt changes
             # between two renders (see _OneReplySizing), and the count must win then.
             unbounded = replace(requested, context_ceiling=None)
-            asked_cells = choose_settings(summary, machine, current_offload_target(machine), unbounded).n_ctx
+            asked_cells = choose_settings(summary, machine, target, unbounded).n_ctx
             sizing = context_sized_by(sizer)
         try:
             with _chat_templates_left_to_llamadesk(), repacking, sizing:

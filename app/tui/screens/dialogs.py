@@ -9,7 +9,6 @@ the dialog says so (Textual's Input refused such a paste whole, without a word).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from textual import events, on
@@ -20,6 +19,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from llamadesk.app.core.line_breaks import text_lines
 from llamadesk.app.core.printable import printable_in_place
 
 
@@ -57,15 +57,6 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 FIRST_LINE_NOTE = "Only the first line of the pasted text was kept"
-# The line breaks a paste or a stored title holds: a terminal's. str.splitlines also splits at
-# U+2028, U+2029, U+0085 and the C0 separators, which a file name may hold: a pasted path was cut
-# there (and those in the kept line are shown, or are ordinary characters of it).
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def text_lines(text: str) -> list[str]:
-    """`text` split at its line breaks (a trailing one ends the last line; it does not begin another)."""
-    return LINE_BREAK.split(text.rstrip("\r\n")) if text else []
 
 
 def cut_note(max_length: int) -> str:
